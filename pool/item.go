@@ -1,0 +1,130 @@
+package pool
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/validate"
+)
+
+// MaxPayloadBytes is the largest payload an item may carry. A dialer keeps
+// what it needs to place the call there (a phone number, a display name), not
+// documents; the limit keeps dispatch rows small.
+const MaxPayloadBytes = 64 << 10
+
+// Item is one contact in one pool. The JSON form has the API's field names;
+// the bookkeeping fields (ID, PoolUUID, Token, LeaseExpiresAt) are not
+// marshalled.
+type Item struct {
+	// ID is assigned by the store when the item is added. It grows with
+	// insertion and is never reused, so it is the item's insertion order and
+	// (with Token) names one dispatch of one item unambiguously.
+	ID       int64     `json:"-"`
+	PoolUUID uuid.UUID `json:"-"`
+
+	ContactUUID uuid.UUID `json:"contact_uuid"`
+	Status      Status    `json:"status"`
+	// Priority orders a Parallel pool (higher first); FIFO and LIFO keep it
+	// but ignore it.
+	Priority int `json:"priority"`
+	// Attempts counts dispatches that were not given back with Release.
+	Attempts int `json:"attempts"`
+	// RetryCount counts failed attempts, lease expiries included.
+	RetryCount  int        `json:"retry_count"`
+	StartedAt   *time.Time `json:"started_at"`
+	CompletedAt *time.Time `json:"completed_at"`
+	FailedAt    *time.Time `json:"failed_at"`
+	NextRetryAt *time.Time `json:"next_retry_at"`
+	// Notes is the note of the latest settlement (or skip).
+	Notes   string          `json:"notes"`
+	AddedAt time.Time       `json:"added_at"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+
+	// Token is the fencing token of the latest dispatch: it grows by one on
+	// every dispatch, and only a lease presenting the current one may settle
+	// the item.
+	Token int64 `json:"-"`
+	// LeaseExpiresAt is when the current lease ends; zero unless in flight.
+	LeaseExpiresAt time.Time `json:"-"`
+}
+
+// Due reports whether it may be dispatched at now: it is Pending, or
+// Retrying or Scheduled with NextRetryAt at or before now.
+func (it Item) Due(now time.Time) bool {
+	switch it.Status {
+	case StatusPending:
+		return true
+	case StatusRetrying, StatusScheduled:
+		return it.NextRetryAt != nil && !it.NextRetryAt.After(now)
+	}
+	return false
+}
+
+// NewItem is a contact to add to a pool.
+type NewItem struct {
+	// ContactUUID names the contact; the host owns contacts, poolq keeps only
+	// this id. Required (not the nil UUID).
+	ContactUUID uuid.UUID `json:"contact_uuid"`
+	// Priority orders Parallel pools, higher first. Defaults to 0.
+	Priority int `json:"priority,omitempty"`
+	// Payload is opaque JSON handed back at dispatch (a phone number, a
+	// name). Optional; at most [MaxPayloadBytes].
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// Item returns the Pending item n describes, added to pool at now.
+func (n NewItem) Item(pool uuid.UUID, now time.Time) Item {
+	return Item{
+		PoolUUID:    pool,
+		ContactUUID: n.ContactUUID,
+		Status:      StatusPending,
+		Priority:    n.Priority,
+		AddedAt:     now.UTC(),
+		Payload:     n.Payload,
+	}
+}
+
+// PrepareItems validates a batch and folds duplicates: the first occurrence
+// of a contact wins (its priority and payload), later ones are dropped. A
+// batch must hold at least one item. Failures name the index:
+// "items[3].contact_uuid" (nil UUID), "items[5].payload" (not JSON, or too
+// large). Any failure rejects the whole batch.
+func PrepareItems(items []NewItem) ([]NewItem, error) {
+	var v validate.Validator
+	if len(items) == 0 {
+		v.Add("items", validate.RuleRequired, "at least one item is required")
+		return nil, v.Err()
+	}
+	seen := make(map[uuid.UUID]struct{}, len(items))
+	out := make([]NewItem, 0, len(items))
+	for i, n := range items {
+		v.Check(n.ContactUUID != uuid.Nil, fmt.Sprintf("items[%d].contact_uuid", i),
+			validate.RuleRequired, "is required (not the nil UUID)")
+		if len(n.Payload) > 0 {
+			field := fmt.Sprintf("items[%d].payload", i)
+			if v.Check(len(n.Payload) <= MaxPayloadBytes, field, validate.RuleLength,
+				fmt.Sprintf("must be at most %d bytes (got %d)", MaxPayloadBytes, len(n.Payload))) {
+				v.Check(json.Valid(n.Payload), field, validate.RuleFormat, "must be valid JSON")
+			}
+		}
+		if _, dup := seen[n.ContactUUID]; dup {
+			continue
+		}
+		seen[n.ContactUUID] = struct{}{}
+		out = append(out, n)
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AddResult reports a batch add: ContactsAdded new items, ContactsSkipped
+// contacts already in the pool. Duplicates inside the batch are folded
+// before counting, so the two add up to the number of distinct contacts.
+type AddResult struct {
+	ContactsAdded   int `json:"contacts_added"`
+	ContactsSkipped int `json:"contacts_skipped"`
+}

@@ -1,0 +1,107 @@
+package pool
+
+import "github.com/poolq/poolq/validate"
+
+// Paging defaults and limits.
+const (
+	DefaultPoolsPerPage = 15  // per_page of a pool listing when none is given
+	DefaultItemsPerPage = 25  // per_page of an item listing when none is given
+	MaxPerPage          = 100 // largest per_page; larger values are rejected
+)
+
+// Page is one page of a listing, in the API's shape. Pages are 1-based;
+// LastPage is at least 1, even when Total is 0.
+type Page[T any] struct {
+	CurrentPage int `json:"current_page"`
+	LastPage    int `json:"last_page"`
+	PerPage     int `json:"per_page"`
+	Total       int `json:"total"`
+	Data        []T `json:"data"`
+}
+
+// NewPage assembles a page from its data and the total number of rows.
+// Data is never nil, so it marshals as [] rather than null.
+func NewPage[T any](page, perPage, total int, data []T) Page[T] {
+	if data == nil {
+		data = []T{}
+	}
+	last := (total + perPage - 1) / perPage
+	if last < 1 {
+		last = 1
+	}
+	return Page[T]{CurrentPage: page, LastPage: last, PerPage: perPage, Total: total, Data: data}
+}
+
+// PoolPage is a page of pools.
+type PoolPage = Page[Pool]
+
+// ItemPage is a page of items.
+type ItemPage = Page[Item]
+
+// PoolQuery selects a page of pools, ordered by creation (oldest first, ties
+// broken by UUID) so pages are stable.
+type PoolQuery struct {
+	// Page is the 1-based page number. Defaults to 1.
+	Page int `json:"page,omitempty"`
+	// PerPage is the page size, 1–100. Defaults to 15.
+	PerPage int `json:"per_page,omitempty"`
+	// Type keeps only pools of this type (any case). Empty keeps all.
+	Type Type `json:"type,omitempty"`
+	// IsActive keeps only active (true) or inactive (false) pools. Nil keeps
+	// all.
+	IsActive *bool `json:"is_active,omitempty"`
+	// Search keeps pools whose name or description contains it,
+	// case-insensitively (Unicode simple folding). Empty keeps all.
+	Search string `json:"search,omitempty"`
+}
+
+// Normalize validates q and returns it with defaults applied and Type made
+// canonical.
+func (q PoolQuery) Normalize() (PoolQuery, error) {
+	var v validate.Validator
+	q.Page, q.PerPage = pageDefaults(&v, q.Page, q.PerPage, DefaultPoolsPerPage)
+	if q.Type != "" {
+		t, ok := ParseType(string(q.Type))
+		v.OneOf("type", string(q.Type), ok, typeNames()...)
+		q.Type = t
+	}
+	return q, v.Err()
+}
+
+// ItemQuery selects a page of a pool's items in insertion order.
+type ItemQuery struct {
+	// Status keeps only items in this status (any case). Empty keeps all.
+	Status Status `json:"status,omitempty"`
+	// Page is the 1-based page number. Defaults to 1.
+	Page int `json:"page,omitempty"`
+	// PerPage is the page size, 1–100. Defaults to 25.
+	PerPage int `json:"per_page,omitempty"`
+}
+
+// Normalize validates q and returns it with defaults applied and Status made
+// canonical.
+func (q ItemQuery) Normalize() (ItemQuery, error) {
+	var v validate.Validator
+	q.Page, q.PerPage = pageDefaults(&v, q.Page, q.PerPage, DefaultItemsPerPage)
+	if q.Status != "" {
+		s, ok := ParseStatus(string(q.Status))
+		v.OneOf("status", string(q.Status), ok, statusNames()...)
+		q.Status = s
+	}
+	return q, v.Err()
+}
+
+// Offset returns the number of rows before page.
+func Offset(page, perPage int) int { return (page - 1) * perPage }
+
+func pageDefaults(v *validate.Validator, page, perPage, def int) (int, int) {
+	if page == 0 {
+		page = 1
+	}
+	if perPage == 0 {
+		perPage = def
+	}
+	v.IntMin("page", page, 1)
+	v.IntRange("per_page", perPage, 1, MaxPerPage)
+	return page, perPage
+}

@@ -1,0 +1,116 @@
+// Package store is poolq's persistence contract: the [Store] and [Tx]
+// interfaces that the queue package programs against, and the sentinel
+// errors every implementation returns.
+//
+// A store holds no policy. It persists the pools and items that the pool and
+// queue packages decide, answers the queries dispatch needs (the next due
+// items in a pool's order, the number in flight, the leases that ended), and
+// keeps the per-status counts of every pool in step with its items.
+//
+// Implementations live in sub-packages (store/sqlite); store/storetest is the
+// conformance suite every implementation must pass.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+)
+
+var (
+	// ErrNotFound is returned when a pool or item does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is returned when a write would break a uniqueness rule
+	// (a pool UUID that already exists).
+	ErrConflict = errors.New("conflict")
+	// ErrSchemaTooNew is returned by Open when the database was written by a
+	// newer poolq whose schema this code does not know.
+	ErrSchemaTooNew = errors.New("database schema is newer than this poolq")
+	// ErrReadOnly is returned when a write is attempted in a [Store.Read]
+	// transaction.
+	ErrReadOnly = errors.New("write in a read-only transaction")
+)
+
+// Store runs transactions. Implementations are safe for concurrent use.
+type Store interface {
+	// Read runs fn in a read-only transaction that sees one consistent
+	// snapshot. Writes inside it fail with [ErrReadOnly].
+	Read(ctx context.Context, fn func(Tx) error) error
+	// Write runs fn in a write transaction, exclusive among writers, and
+	// commits it when fn returns nil; any error rolls it back, leaving the
+	// database as it was. The change is durable (to the store's durability
+	// setting) when Write returns nil.
+	Write(ctx context.Context, fn func(Tx) error) error
+	// Close releases the store's resources. Calls after Close fail.
+	Close() error
+}
+
+// Tx is the set of operations of one transaction. A Tx is valid only inside
+// the function it was passed to, and is not safe for concurrent use.
+//
+// Times are stored with nanosecond precision and returned in UTC.
+type Tx interface {
+	// InsertPool stores a new pool (ContactsCount is ignored). A pool with the
+	// same UUID gets [ErrConflict].
+	InsertPool(ctx context.Context, p pool.Pool) error
+	// Pool returns one pool with its ContactsCount, or [ErrNotFound].
+	Pool(ctx context.Context, id uuid.UUID) (pool.Pool, error)
+	// UpdatePool stores every setting of p (name, description, type, caps,
+	// is_active, updated_at; never created_at), or returns [ErrNotFound].
+	UpdatePool(ctx context.Context, p pool.Pool) error
+	// DeletePool removes a pool and all its items, or returns [ErrNotFound].
+	DeletePool(ctx context.Context, id uuid.UUID) error
+	// Pools returns one page of pools matching q, ordered by CreatedAt then
+	// UUID, and the number of pools matching q on all pages. q must be
+	// normalized ([pool.PoolQuery.Normalize]).
+	Pools(ctx context.Context, q pool.PoolQuery) ([]pool.Pool, int, error)
+	// StatusCounts returns the number of items of a pool in each status,
+	// every status present, or [ErrNotFound]. O(1) in the number of items.
+	StatusCounts(ctx context.Context, id uuid.UUID) (map[pool.Status]int, error)
+
+	// InsertItems adds items to a pool in the order given, assigning each
+	// new one an ID larger than any before. An item whose contact is already
+	// in the pool is left out. It returns the number added, or
+	// [ErrNotFound] for an unknown pool.
+	InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.Item) (added int, err error)
+	// CopyItems copies every item of pool src into pool dst, in insertion
+	// order, as Pending items with their contact, priority and payload, added
+	// at now; attempts and history are not copied. It returns the number
+	// copied.
+	CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) (int, error)
+	// Item returns the item of a contact in a pool, or [ErrNotFound].
+	Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, error)
+	// ItemByID returns an item by its ID, or [ErrNotFound].
+	ItemByID(ctx context.Context, id int64) (pool.Item, error)
+	// UpdateItem stores every mutable field of it (status, priority,
+	// attempts, retry count, timestamps, notes, token, lease expiry), found
+	// by it.ID, or returns [ErrNotFound].
+	UpdateItem(ctx context.Context, it pool.Item) error
+	// DeleteItem removes an item by its ID, or returns [ErrNotFound].
+	DeleteItem(ctx context.Context, id int64) error
+	// Items returns one page of a pool's items matching q in insertion
+	// order, and the number matching on all pages. q must be normalized.
+	Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) ([]pool.Item, int, error)
+
+	// InFlight returns the number of a pool's items in flight (Processing or
+	// In_Call). O(1) in the number of items.
+	InFlight(ctx context.Context, poolID uuid.UUID) (int, error)
+	// Due returns up to limit items of a pool that are due at now (see
+	// [pool.Item.Due]) in the order of typ: FIFO by ID ascending, LIFO by ID
+	// descending, Parallel by priority descending then ID ascending. The
+	// cost is an index seek plus the rows returned, whatever the number of
+	// items, including items waiting for a future retry time. Only in a
+	// write transaction (it may reorganize the due set).
+	Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time.Time, limit int) ([]pool.Item, error)
+	// Expired returns up to limit in-flight items of a pool whose lease ended
+	// at or before now, earliest first.
+	Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limit int) ([]pool.Item, error)
+	// NextWake returns the earliest time after which something in the pool
+	// may change by itself: the earliest NextRetryAt of a Retrying or
+	// Scheduled item, or the earliest lease expiry of an in-flight one. ok is
+	// false when there is none.
+	NextWake(ctx context.Context, poolID uuid.UUID) (t time.Time, ok bool, err error)
+}

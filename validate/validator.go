@@ -1,0 +1,116 @@
+package validate
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Validator collects field failures. The zero value is ready to use; a
+// Validator is not safe for concurrent use.
+//
+//	var v validate.Validator
+//	v.Length("name", p.Name, 3, 255)
+//	v.IntRange("max_parallel_items", n, 1, 100)
+//	return v.Err()
+type Validator struct {
+	errs Errors
+}
+
+// Add records a failure of rule on field.
+func (v *Validator) Add(field, rule, message string) {
+	v.errs = append(v.errs, FieldError{Field: field, Rule: rule, Message: message})
+}
+
+// Merge records every failure of err (an [Errors] or a [FieldError]) with
+// prefix put before each field name ("items[2]." + "payload"). Any other
+// non-nil error is recorded as a failure of field prefix with rule "format".
+func (v *Validator) Merge(prefix string, err error) {
+	switch e := err.(type) {
+	case nil:
+	case Errors:
+		for _, f := range e {
+			f.Field = prefix + f.Field
+			v.errs = append(v.errs, f)
+		}
+	case FieldError:
+		e.Field = prefix + e.Field
+		v.errs = append(v.errs, e)
+	default:
+		v.Add(strings.TrimSuffix(prefix, "."), RuleFormat, err.Error())
+	}
+}
+
+// Required fails field when s is empty after trimming white space.
+// It reports whether s passed.
+func (v *Validator) Required(field, s string) bool {
+	if strings.TrimSpace(s) == "" {
+		v.Add(field, RuleRequired, "is required")
+		return false
+	}
+	return true
+}
+
+// Length fails field when s is not between min and max characters long,
+// counted in Unicode code points (runes), not bytes. A string that is not
+// valid UTF-8 fails with rule "format". It reports whether s passed.
+func (v *Validator) Length(field, s string, min, max int) bool {
+	if !utf8.ValidString(s) {
+		v.Add(field, RuleFormat, "must be valid UTF-8")
+		return false
+	}
+	if n := utf8.RuneCountInString(s); n < min || n > max {
+		v.Add(field, RuleLength, fmt.Sprintf("must be between %d and %d characters (got %d)", min, max, n))
+		return false
+	}
+	return true
+}
+
+// IntRange fails field when n is outside [min, max]. It reports whether n
+// passed.
+func (v *Validator) IntRange(field string, n, min, max int) bool {
+	if n < min || n > max {
+		v.Add(field, RuleRange, fmt.Sprintf("must be between %d and %d (got %d)", min, max, n))
+		return false
+	}
+	return true
+}
+
+// IntMin fails field when n is less than min. It reports whether n passed.
+func (v *Validator) IntMin(field string, n, min int) bool {
+	if n < min {
+		v.Add(field, RuleRange, fmt.Sprintf("must be at least %d (got %d)", min, n))
+		return false
+	}
+	return true
+}
+
+// OneOf fails field when ok is false, with a message listing allowed. The
+// caller decides membership (case folding, canonical forms); OneOf only
+// reports. It reports ok.
+func (v *Validator) OneOf(field, got string, ok bool, allowed ...string) bool {
+	if !ok {
+		v.Add(field, RuleEnum, fmt.Sprintf("must be one of %s (got %q)", strings.Join(allowed, ", "), got))
+	}
+	return ok
+}
+
+// Check fails field with rule and message when ok is false. It reports ok.
+func (v *Validator) Check(ok bool, field, rule, message string) bool {
+	if !ok {
+		v.Add(field, rule, message)
+	}
+	return ok
+}
+
+// Errors returns the failures collected so far (nil when there are none).
+func (v *Validator) Errors() Errors { return v.errs }
+
+// Err returns the collected failures as an error, or nil when there are none.
+// The returned error is an [Errors] value.
+func (v *Validator) Err() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return v.errs
+}
