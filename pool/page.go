@@ -20,11 +20,13 @@ type Page[T any] struct {
 }
 
 // NewPage assembles a page from its data and the total number of rows.
-// Data is never nil, so it marshals as [] rather than null.
+// Data is never nil, so it marshals as [] rather than null. A perPage below
+// 1 (a query that skipped Normalize) counts as 1.
 func NewPage[T any](page, perPage, total int, data []T) Page[T] {
 	if data == nil {
 		data = []T{}
 	}
+	perPage = max(perPage, 1)
 	last := (total + perPage - 1) / perPage
 	if last < 1 {
 		last = 1

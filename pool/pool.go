@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,8 +53,14 @@ func (p Pool) Cap() int {
 }
 
 // Ceiling returns how many times an item of p may be dispatched:
-// MaxRetries + 1.
-func (p Pool) Ceiling() int { return p.MaxRetries + 1 }
+// MaxRetries + 1, saturating at math.MaxInt (max_retries has no upper
+// bound).
+func (p Pool) Ceiling() int {
+	if p.MaxRetries == math.MaxInt {
+		return math.MaxInt
+	}
+	return p.MaxRetries + 1
+}
 
 // Detail is one pool with the number of its items in each status. Every
 // status is present in StatusCounts, zeros included, and the counts sum to

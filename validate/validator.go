@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -22,28 +23,40 @@ func (v *Validator) Add(field, rule, message string) {
 	v.errs = append(v.errs, FieldError{Field: field, Rule: rule, Message: message})
 }
 
-// Merge records every failure of err (an [Errors] or a [FieldError]) with
-// prefix put before each field name ("items[2]." + "payload"). Any other
-// non-nil error is recorded as a failure of field prefix with rule "format".
+// Merge records every failure of err (an [Errors] or a [FieldError],
+// possibly wrapped) with prefix put before each field name ("items[2]." +
+// "payload"). Any other non-nil error is recorded as a failure of field
+// prefix with rule "format".
 func (v *Validator) Merge(prefix string, err error) {
-	switch e := err.(type) {
-	case nil:
-	case Errors:
-		for _, f := range e {
-			f.Field = prefix + f.Field
-			v.errs = append(v.errs, f)
-		}
-	case FieldError:
-		e.Field = prefix + e.Field
-		v.errs = append(v.errs, e)
+	if err == nil {
+		return
+	}
+	var es Errors
+	var fe FieldError
+	var pfe *FieldError
+	switch {
+	case errors.As(err, &es):
+	case errors.As(err, &fe):
+		es = Errors{fe}
+	case errors.As(err, &pfe) && pfe != nil:
+		es = Errors{*pfe}
 	default:
 		v.Add(strings.TrimSuffix(prefix, "."), RuleFormat, err.Error())
+		return
+	}
+	for _, f := range es {
+		f.Field = prefix + f.Field
+		v.errs = append(v.errs, f)
 	}
 }
 
-// Required fails field when s is empty after trimming white space.
-// It reports whether s passed.
+// Required fails field when s is empty after trimming white space, or is
+// not valid UTF-8 (rule "format"). It reports whether s passed.
 func (v *Validator) Required(field, s string) bool {
+	if !utf8.ValidString(s) {
+		v.Add(field, RuleFormat, "must be valid UTF-8")
+		return false
+	}
 	if strings.TrimSpace(s) == "" {
 		v.Add(field, RuleRequired, "is required")
 		return false

@@ -1,0 +1,657 @@
+package pool_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/poolq/poolq/pool"
+)
+
+const retryDelay = time.Hour
+
+var (
+	// now is when the machine tests act; earlier is a time in the past.
+	now     = t0.Add(time.Hour)
+	earlier = t0.Add(10 * time.Minute)
+	expires = now.Add(10 * time.Minute)
+	// elsewhere is a zone that is not UTC, to check every stored time is.
+	elsewhere = time.FixedZone("UTC+9", 9*3600)
+)
+
+// poolWithRetries returns the default pool with max_retries set.
+func poolWithRetries(n int) pool.Pool {
+	p := defaultPool()
+	p.MaxRetries = n
+	return p
+}
+
+// itemIn returns a consistent item in status s, as the state machine would
+// have left it: in flight items hold a lease, retried ones have failed once.
+func itemIn(s pool.Status) pool.Item {
+	started := earlier
+	it := pool.Item{
+		ID: 42, PoolUUID: poolID, ContactUUID: contactA, Priority: 3,
+		AddedAt: t0, Payload: json.RawMessage(`{"phone":"+1555"}`),
+		Status: s,
+	}
+	switch s {
+	case pool.StatusPending:
+	case pool.StatusProcessing, pool.StatusInCall:
+		it.Attempts, it.Token = 1, 1
+		it.StartedAt = &started
+		it.LeaseExpiresAt = now.Add(5 * time.Minute)
+	case pool.StatusRetrying, pool.StatusScheduled:
+		next := now.Add(-time.Minute)
+		it.Attempts, it.RetryCount, it.Token = 1, 1, 1
+		it.StartedAt, it.NextRetryAt = &started, &next
+		it.Notes = "busy"
+	case pool.StatusCompleted:
+		done := earlier.Add(time.Minute)
+		it.Attempts, it.Token = 1, 1
+		it.StartedAt, it.CompletedAt = &started, &done
+		it.Notes = "answered"
+	case pool.StatusFailed:
+		failed := earlier.Add(time.Minute)
+		it.Attempts, it.RetryCount, it.Token = 4, 4, 4
+		it.StartedAt, it.FailedAt = &started, &failed
+		it.Notes = "no answer"
+	case pool.StatusSkipped:
+		it.Notes = "opted out"
+	}
+	return it
+}
+
+// inFlight returns an item in status s (Processing or In_Call) on its
+// attempts-th dispatch, having failed every earlier one.
+func inFlight(s pool.Status, attempts int) pool.Item {
+	it := itemIn(s)
+	it.Attempts, it.RetryCount, it.Token = attempts, attempts-1, int64(attempts)
+	return it
+}
+
+// notInFlight lists the statuses an in-flight-only operation rejects.
+var notInFlight = []pool.Status{
+	pool.StatusPending, pool.StatusRetrying, pool.StatusScheduled,
+	pool.StatusCompleted, pool.StatusFailed, pool.StatusSkipped,
+}
+
+// requireRejected checks that op refuses every status of from with
+// wantErr and returns the item unchanged.
+func requireRejected(t *testing.T, from []pool.Status, wantErr error, op func(pool.Item) (pool.Item, error)) {
+	t.Helper()
+	for _, s := range from {
+		in := itemIn(s)
+		out, err := op(in)
+		require.ErrorIs(t, err, wantErr, "from %s", s)
+		require.Equal(t, itemIn(s), out, "a refused operation changes nothing (from %s)", s)
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name       string
+		in         pool.Item
+		maxRetries int
+		want       func(it *pool.Item) // applied to a copy of in
+		wantOK     bool
+	}{
+		{
+			name: "OKFirstDispatch", in: itemIn(pool.StatusPending), maxRetries: 3, wantOK: true,
+			want: func(it *pool.Item) {
+				it.Status, it.Attempts, it.Token = pool.StatusProcessing, 1, 1
+				it.StartedAt = &now
+				it.LeaseExpiresAt = expires
+			},
+		},
+		{
+			name: "OKRetryKeepsStartedAt", in: itemIn(pool.StatusRetrying), maxRetries: 3, wantOK: true,
+			want: func(it *pool.Item) {
+				it.Status, it.Attempts, it.Token = pool.StatusProcessing, 2, 2
+				it.NextRetryAt = nil
+				it.LeaseExpiresAt = expires
+			},
+		},
+		{
+			name: "OKScheduled", in: itemIn(pool.StatusScheduled), maxRetries: 3, wantOK: true,
+			want: func(it *pool.Item) {
+				it.Status, it.Attempts, it.Token = pool.StatusProcessing, 2, 2
+				it.NextRetryAt = nil
+				it.LeaseExpiresAt = expires
+			},
+		},
+		{
+			name: "OKLastAttempt", in: withAttempts(itemIn(pool.StatusRetrying), 3), maxRetries: 3, wantOK: true,
+			want: func(it *pool.Item) {
+				it.Status, it.Attempts, it.Token = pool.StatusProcessing, 4, 4
+				it.NextRetryAt = nil
+				it.LeaseExpiresAt = expires
+			},
+		},
+		{
+			name: "OKMaxRetriesZeroFirstAttempt", in: itemIn(pool.StatusPending), maxRetries: 0, wantOK: true,
+			want: func(it *pool.Item) {
+				it.Status, it.Attempts, it.Token = pool.StatusProcessing, 1, 1
+				it.StartedAt = &now
+				it.LeaseExpiresAt = expires
+			},
+		},
+		{
+			name: "FailedAtCeiling", in: withAttempts(itemIn(pool.StatusRetrying), 4), maxRetries: 3, wantOK: false,
+			want: func(it *pool.Item) {
+				it.Status = pool.StatusFailed
+				it.FailedAt = &now
+				it.NextRetryAt = nil
+				it.Notes = pool.NoteCeiling
+			},
+		},
+		{
+			name: "FailedCeilingLowered", in: withAttempts(itemIn(pool.StatusScheduled), 2), maxRetries: 1, wantOK: false,
+			want: func(it *pool.Item) {
+				it.Status = pool.StatusFailed
+				it.FailedAt = &now
+				it.NextRetryAt = nil
+				it.Notes = pool.NoteCeiling
+			},
+		},
+		{
+			name: "FailedAboveCeiling", in: withAttempts(itemIn(pool.StatusRetrying), 5), maxRetries: 0, wantOK: false,
+			want: func(it *pool.Item) {
+				it.Status = pool.StatusFailed
+				it.FailedAt = &now
+				it.NextRetryAt = nil
+				it.Notes = pool.NoteCeiling
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			want := tt.in
+			tt.want(&want)
+			got, ok := pool.Dispatch(tt.in, poolWithRetries(tt.maxRetries), now, expires)
+			require.Equal(t, tt.wantOK, ok)
+			require.Equal(t, want, got)
+			require.LessOrEqual(t, got.Attempts, max(tt.in.Attempts, tt.maxRetries+1))
+			require.Equal(t, tt.in.RetryCount, got.RetryCount, "dispatch is not a failure")
+		})
+	}
+
+	t.Run("OKTimesInUTC", func(t *testing.T) {
+		t.Parallel()
+		got, ok := pool.Dispatch(itemIn(pool.StatusPending), poolWithRetries(3), now.In(elsewhere), expires.In(elsewhere))
+		require.True(t, ok)
+		require.Equal(t, now, *got.StartedAt)
+		require.Equal(t, time.UTC, got.StartedAt.Location())
+		require.Equal(t, expires, got.LeaseExpiresAt)
+		require.Equal(t, time.UTC, got.LeaseExpiresAt.Location())
+
+		failed, ok := pool.Dispatch(withAttempts(itemIn(pool.StatusRetrying), 9), poolWithRetries(3), now.In(elsewhere), expires)
+		require.False(t, ok)
+		require.Equal(t, time.UTC, failed.FailedAt.Location())
+	})
+
+	t.Run("OKTokenGrowsOnEveryDispatch", func(t *testing.T) {
+		t.Parallel()
+		p := poolWithRetries(5)
+		it := itemIn(pool.StatusPending)
+		for i := 1; i <= 6; i++ {
+			var ok bool
+			it, ok = pool.Dispatch(it, p, now, expires)
+			require.True(t, ok)
+			require.Equal(t, int64(i), it.Token)
+			require.Equal(t, i, it.Attempts)
+			require.Equal(t, now, *it.StartedAt, "started_at is the first dispatch's")
+			var err error
+			it, err = pool.Fail(it, p, now, pool.Failure{RetryAt: now}, retryDelay)
+			require.NoError(t, err)
+		}
+		require.Equal(t, pool.StatusFailed, it.Status, "six attempts with max_retries 5")
+	})
+}
+
+func withAttempts(it pool.Item, n int) pool.Item {
+	it.Attempts, it.RetryCount, it.Token = n, n, int64(n)
+	return it
+}
+
+func TestMarkInCall(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OKFromProcessing", func(t *testing.T) {
+		t.Parallel()
+		in := itemIn(pool.StatusProcessing)
+		got, err := pool.MarkInCall(in)
+		require.NoError(t, err)
+		want := in
+		want.Status = pool.StatusInCall
+		require.Equal(t, want, got)
+	})
+
+	t.Run("OKInCallStays", func(t *testing.T) {
+		t.Parallel()
+		in := itemIn(pool.StatusInCall)
+		got, err := pool.MarkInCall(in)
+		require.NoError(t, err)
+		require.Equal(t, in, got)
+	})
+
+	t.Run("ErrWrongStatus", func(t *testing.T) {
+		t.Parallel()
+		requireRejected(t, notInFlight, pool.ErrWrongStatus, pool.MarkInCall)
+	})
+}
+
+func TestExtend(t *testing.T) {
+	t.Parallel()
+
+	later := now.Add(time.Hour)
+	for _, s := range []pool.Status{pool.StatusProcessing, pool.StatusInCall} {
+		t.Run("OK"+string(s), func(t *testing.T) {
+			t.Parallel()
+			in := itemIn(s)
+			got, err := pool.Extend(in, later.In(elsewhere))
+			require.NoError(t, err)
+			want := in
+			want.LeaseExpiresAt = later
+			require.Equal(t, want, got)
+			require.Equal(t, time.UTC, got.LeaseExpiresAt.Location())
+		})
+	}
+
+	t.Run("ErrWrongStatus", func(t *testing.T) {
+		t.Parallel()
+		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
+			return pool.Extend(it, later)
+		})
+	})
+}
+
+func TestComplete(t *testing.T) {
+	t.Parallel()
+
+	for _, s := range []pool.Status{pool.StatusProcessing, pool.StatusInCall} {
+		t.Run("OK"+string(s), func(t *testing.T) {
+			t.Parallel()
+			in := inFlight(s, 2)
+			got, err := pool.Complete(in, now.In(elsewhere), "answered")
+			require.NoError(t, err)
+			want := in
+			want.Status = pool.StatusCompleted
+			want.CompletedAt = &now
+			want.Notes = "answered"
+			want.LeaseExpiresAt = time.Time{}
+			require.Equal(t, want, got)
+			require.Equal(t, time.UTC, got.CompletedAt.Location())
+			require.True(t, got.Status.Terminal())
+		})
+	}
+
+	t.Run("ErrWrongStatus", func(t *testing.T) {
+		t.Parallel()
+		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
+			return pool.Complete(it, now, "answered")
+		})
+	})
+}
+
+func TestFail(t *testing.T) {
+	t.Parallel()
+
+	retryAt := now.Add(24 * time.Hour)
+	retryAtElsewhere := retryAt.In(elsewhere)
+	retryingAt := now.Add(retryDelay)
+
+	tests := []struct {
+		name       string
+		in         pool.Item
+		maxRetries int
+		f          pool.Failure
+		want       func(it *pool.Item)
+	}{
+		{
+			name: "RetryingAfterDelay", in: inFlight(pool.StatusProcessing, 1), maxRetries: 3,
+			f: pool.Failure{Note: "busy"},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount, it.Notes = pool.StatusRetrying, 1, "busy"
+				it.NextRetryAt = &retryingAt
+			},
+		},
+		{
+			name: "RetryingFromInCall", in: inFlight(pool.StatusInCall, 2), maxRetries: 3,
+			f: pool.Failure{Note: "hung up"},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount, it.Notes = pool.StatusRetrying, 2, "hung up"
+				it.NextRetryAt = &retryingAt
+			},
+		},
+		{
+			name: "ScheduledAtRetryAt", in: inFlight(pool.StatusProcessing, 1), maxRetries: 3,
+			f: pool.Failure{RetryAt: retryAtElsewhere, Note: "call back tomorrow"},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount, it.Notes = pool.StatusScheduled, 1, "call back tomorrow"
+				it.NextRetryAt = &retryAt
+			},
+		},
+		{
+			name: "FinalFails", in: inFlight(pool.StatusProcessing, 1), maxRetries: 3,
+			f: pool.Failure{Final: true, Note: "wrong number"},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 1, "wrong number"
+				it.FailedAt = &now
+			},
+		},
+		{
+			name: "FinalWinsOverRetryAt", in: inFlight(pool.StatusInCall, 1), maxRetries: 3,
+			f: pool.Failure{Final: true, RetryAt: retryAt, Note: "do not call"},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 1, "do not call"
+				it.FailedAt = &now
+			},
+		},
+		{
+			name: "OneAttemptLeftRetries", in: inFlight(pool.StatusProcessing, 3), maxRetries: 3,
+			f: pool.Failure{},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount = pool.StatusRetrying, 3
+				it.NextRetryAt = &retryingAt
+			},
+		},
+		{
+			name: "LastAttemptFails", in: inFlight(pool.StatusProcessing, 4), maxRetries: 3,
+			f: pool.Failure{Note: "busy"},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 4, "busy"
+				it.FailedAt = &now
+			},
+		},
+		{
+			name: "LastAttemptIgnoresRetryAt", in: inFlight(pool.StatusProcessing, 4), maxRetries: 3,
+			f: pool.Failure{RetryAt: retryAt},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 4, ""
+				it.FailedAt = &now
+			},
+		},
+		{
+			name: "MaxRetriesZeroFailsFirstAttempt", in: inFlight(pool.StatusProcessing, 1), maxRetries: 0,
+			f: pool.Failure{Note: "busy"},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 1, "busy"
+				it.FailedAt = &now
+			},
+		},
+		{
+			name: "CeilingLoweredWhileInFlight", in: inFlight(pool.StatusInCall, 3), maxRetries: 1,
+			f: pool.Failure{},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount = pool.StatusFailed, 3
+				it.FailedAt = &now
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			want := tt.in
+			want.LeaseExpiresAt = time.Time{}
+			tt.want(&want)
+			got, err := pool.Fail(tt.in, poolWithRetries(tt.maxRetries), now.In(elsewhere), tt.f, retryDelay)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+			require.Equal(t, tt.in.RetryCount+1, got.RetryCount)
+			require.Equal(t, tt.in.Attempts, got.Attempts, "a failure does not count a new attempt")
+			require.Equal(t, tt.in.Token, got.Token)
+			for _, ts := range []*time.Time{got.NextRetryAt, got.FailedAt} {
+				if ts != nil {
+					require.Equal(t, time.UTC, ts.Location())
+				}
+			}
+		})
+	}
+
+	t.Run("ErrWrongStatus", func(t *testing.T) {
+		t.Parallel()
+		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
+			return pool.Fail(it, poolWithRetries(3), now, pool.Failure{Note: "x"}, retryDelay)
+		})
+	})
+}
+
+func TestExpire(t *testing.T) {
+	t.Parallel()
+
+	retryingAt := now.Add(retryDelay)
+
+	t.Run("OKRetrying", func(t *testing.T) {
+		t.Parallel()
+		in := inFlight(pool.StatusInCall, 1)
+		got, err := pool.Expire(in, poolWithRetries(3), now, retryDelay)
+		require.NoError(t, err)
+		want := in
+		want.Status, want.RetryCount, want.Notes = pool.StatusRetrying, 1, pool.NoteExpired
+		want.NextRetryAt = &retryingAt
+		want.LeaseExpiresAt = time.Time{}
+		require.Equal(t, want, got)
+	})
+
+	t.Run("OKLastAttemptFails", func(t *testing.T) {
+		t.Parallel()
+		in := inFlight(pool.StatusProcessing, 2)
+		got, err := pool.Expire(in, poolWithRetries(1), now, retryDelay)
+		require.NoError(t, err)
+		want := in
+		want.Status, want.RetryCount, want.Notes = pool.StatusFailed, 2, pool.NoteExpired
+		want.FailedAt = &now
+		want.LeaseExpiresAt = time.Time{}
+		require.Equal(t, want, got)
+	})
+
+	t.Run("ErrWrongStatus", func(t *testing.T) {
+		t.Parallel()
+		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
+			return pool.Expire(it, poolWithRetries(3), now, retryDelay)
+		})
+	})
+}
+
+func TestRelease(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OKFirstAttemptBackToPending", func(t *testing.T) {
+		t.Parallel()
+		in := inFlight(pool.StatusProcessing, 1)
+		got, err := pool.Release(in, now)
+		require.NoError(t, err)
+		want := in
+		want.Status, want.Attempts = pool.StatusPending, 0
+		want.StartedAt, want.NextRetryAt = nil, nil
+		want.LeaseExpiresAt = time.Time{}
+		require.Equal(t, want, got)
+		require.Equal(t, in.Token, got.Token, "the token stays, so the released lease cannot settle a later dispatch")
+		require.True(t, got.Due(now))
+	})
+
+	t.Run("OKFromInCall", func(t *testing.T) {
+		t.Parallel()
+		got, err := pool.Release(inFlight(pool.StatusInCall, 1), now)
+		require.NoError(t, err)
+		require.Equal(t, pool.StatusPending, got.Status)
+		require.Zero(t, got.Attempts)
+	})
+
+	t.Run("OKFailedBeforeRetryingDueNow", func(t *testing.T) {
+		t.Parallel()
+		in := inFlight(pool.StatusInCall, 3) // two failures before
+		got, err := pool.Release(in, now.In(elsewhere))
+		require.NoError(t, err)
+		want := in
+		want.Status, want.Attempts = pool.StatusRetrying, 2
+		want.NextRetryAt = &now
+		want.LeaseExpiresAt = time.Time{}
+		require.Equal(t, want, got)
+		require.Equal(t, time.UTC, got.NextRetryAt.Location())
+		require.Equal(t, 2, got.RetryCount)
+		require.NotNil(t, got.StartedAt, "earlier attempts keep started_at")
+		require.True(t, got.Due(now), "due again at once")
+	})
+
+	t.Run("OKReleaseThenDispatchGetsNewToken", func(t *testing.T) {
+		t.Parallel()
+		p := poolWithRetries(0)
+		it, ok := pool.Dispatch(itemIn(pool.StatusPending), p, now, expires)
+		require.True(t, ok)
+		it, err := pool.Release(it, now)
+		require.NoError(t, err)
+		it, ok = pool.Dispatch(it, p, now, expires)
+		require.True(t, ok, "a released attempt does not count against the ceiling")
+		require.Equal(t, 1, it.Attempts)
+		require.Equal(t, int64(2), it.Token)
+	})
+
+	t.Run("ErrWrongStatus", func(t *testing.T) {
+		t.Parallel()
+		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
+			return pool.Release(it, now)
+		})
+	})
+}
+
+func TestSkip(t *testing.T) {
+	t.Parallel()
+
+	for _, s := range []pool.Status{pool.StatusPending, pool.StatusRetrying, pool.StatusScheduled} {
+		t.Run("OK"+string(s), func(t *testing.T) {
+			t.Parallel()
+			in := itemIn(s)
+			got, err := pool.Skip(in, "opted out")
+			require.NoError(t, err)
+			want := in
+			want.Status = pool.StatusSkipped
+			want.NextRetryAt = nil
+			want.Notes = "opted out"
+			require.Equal(t, want, got)
+		})
+	}
+
+	t.Run("ErrInFlight", func(t *testing.T) {
+		t.Parallel()
+		inFlightStatuses := []pool.Status{pool.StatusProcessing, pool.StatusInCall}
+		requireRejected(t, inFlightStatuses, pool.ErrInFlight, func(it pool.Item) (pool.Item, error) {
+			_, err := pool.Skip(it, "x")
+			require.NotErrorIs(t, err, pool.ErrWrongStatus)
+			return pool.Skip(it, "x")
+		})
+	})
+
+	t.Run("ErrWrongStatus", func(t *testing.T) {
+		t.Parallel()
+		terminal := []pool.Status{pool.StatusCompleted, pool.StatusFailed, pool.StatusSkipped}
+		requireRejected(t, terminal, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
+			_, err := pool.Skip(it, "x")
+			require.NotErrorIs(t, err, pool.ErrInFlight)
+			return pool.Skip(it, "x")
+		})
+	})
+}
+
+func TestRequeue(t *testing.T) {
+	t.Parallel()
+
+	for _, s := range []pool.Status{pool.StatusCompleted, pool.StatusFailed, pool.StatusSkipped} {
+		t.Run("OK"+string(s), func(t *testing.T) {
+			t.Parallel()
+			in := itemIn(s)
+			got, err := pool.Requeue(in)
+			require.NoError(t, err)
+			want := pool.Item{
+				// kept: identity, priority, payload, insertion place, token
+				ID: in.ID, PoolUUID: in.PoolUUID, ContactUUID: in.ContactUUID,
+				Priority: in.Priority, Payload: in.Payload, AddedAt: in.AddedAt, Token: in.Token,
+				// reset
+				Status: pool.StatusPending,
+			}
+			require.Equal(t, want, got)
+			require.True(t, got.Due(now))
+		})
+	}
+
+	t.Run("OKRequeuedItemHasFullCeilingAgain", func(t *testing.T) {
+		t.Parallel()
+		p := poolWithRetries(1)
+		it, err := pool.Requeue(itemIn(pool.StatusFailed))
+		require.NoError(t, err)
+		for i := 0; i < p.Ceiling(); i++ {
+			var ok bool
+			it, ok = pool.Dispatch(it, p, now, expires)
+			require.True(t, ok)
+			it, err = pool.Fail(it, p, now, pool.Failure{RetryAt: now}, retryDelay)
+			require.NoError(t, err)
+		}
+		require.Equal(t, pool.StatusFailed, it.Status)
+		require.Equal(t, int64(itemIn(pool.StatusFailed).Token)+2, it.Token, "the token keeps growing across a requeue")
+	})
+
+	t.Run("ErrInFlight", func(t *testing.T) {
+		t.Parallel()
+		requireRejected(t, []pool.Status{pool.StatusProcessing, pool.StatusInCall}, pool.ErrInFlight, pool.Requeue)
+	})
+
+	t.Run("ErrWrongStatus", func(t *testing.T) {
+		t.Parallel()
+		waiting := []pool.Status{pool.StatusPending, pool.StatusRetrying, pool.StatusScheduled}
+		requireRejected(t, waiting, pool.ErrWrongStatus, pool.Requeue)
+	})
+}
+
+func TestSetPriority(t *testing.T) {
+	t.Parallel()
+
+	for _, s := range notInFlight {
+		t.Run("OK"+string(s), func(t *testing.T) {
+			t.Parallel()
+			in := itemIn(s)
+			for _, prio := range []int{-5, 0, 100} {
+				got, err := pool.SetPriority(in, prio)
+				require.NoError(t, err)
+				want := in
+				want.Priority = prio
+				require.Equal(t, want, got)
+			}
+		})
+	}
+
+	t.Run("ErrInFlight", func(t *testing.T) {
+		t.Parallel()
+		requireRejected(t, []pool.Status{pool.StatusProcessing, pool.StatusInCall}, pool.ErrInFlight,
+			func(it pool.Item) (pool.Item, error) { return pool.SetPriority(it, 99) })
+	})
+}
+
+func TestRemovable(t *testing.T) {
+	t.Parallel()
+
+	for _, s := range pool.Statuses() {
+		err := pool.Removable(itemIn(s))
+		if s.InFlight() {
+			require.ErrorIs(t, err, pool.ErrInFlight, "%s", s)
+		} else {
+			require.NoError(t, err, "%s", s)
+		}
+	}
+}
+
+func TestMachine_ErrorsWrapOperation(t *testing.T) {
+	t.Parallel()
+
+	_, err := pool.Complete(itemIn(pool.StatusPending), now, "")
+	require.ErrorIs(t, err, pool.ErrWrongStatus)
+	require.Contains(t, err.Error(), "complete")
+	require.Contains(t, err.Error(), "Pending")
+	require.False(t, errors.Is(err, pool.ErrInFlight))
+}
