@@ -42,7 +42,9 @@ type Store interface {
 	// Write runs fn in a write transaction, exclusive among writers, and
 	// commits it when fn returns nil; any error rolls it back, leaving the
 	// database as it was. The change is durable (to the store's durability
-	// setting) when Write returns nil.
+	// setting) when Write returns nil. When a Tx method fails, fn must
+	// return (an error) rather than go on: some databases abort the whole
+	// transaction on a failed statement.
 	Write(ctx context.Context, fn func(Tx) error) error
 	// Close releases the store's resources. Calls after Close fail.
 	Close() error
@@ -51,7 +53,9 @@ type Store interface {
 // Tx is the set of operations of one transaction. A Tx is valid only inside
 // the function it was passed to, and is not safe for concurrent use.
 //
-// Times are stored with nanosecond precision and returned in UTC.
+// Times are stored with nanosecond precision and returned in UTC; a store
+// may refuse times outside the years 1678–2261. Every method that takes a
+// pool id returns [ErrNotFound] for an unknown pool.
 type Tx interface {
 	// InsertPool stores a new pool (ContactsCount is ignored). A pool with the
 	// same UUID gets [ErrConflict].
@@ -73,13 +77,13 @@ type Tx interface {
 
 	// InsertItems adds items to a pool in the order given, assigning each
 	// new one an ID larger than any before. An item whose contact is already
-	// in the pool is left out. It returns the number added, or
-	// [ErrNotFound] for an unknown pool.
+	// in the pool, or earlier in items, is left out (the first wins). It
+	// returns the number added.
 	InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.Item) (added int, err error)
 	// CopyItems copies every item of pool src into pool dst, in insertion
 	// order, as Pending items with their contact, priority and payload, added
-	// at now; attempts and history are not copied. It returns the number
-	// copied.
+	// at now; attempts and history are not copied. Contacts already in dst
+	// are skipped. It returns the number copied.
 	CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) (int, error)
 	// Item returns the item of a contact in a pool, or [ErrNotFound].
 	Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, error)
@@ -108,9 +112,11 @@ type Tx interface {
 	// Expired returns up to limit in-flight items of a pool whose lease ended
 	// at or before now, earliest first.
 	Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limit int) ([]pool.Item, error)
-	// NextWake returns the earliest time after which something in the pool
-	// may change by itself: the earliest NextRetryAt of a Retrying or
-	// Scheduled item, or the earliest lease expiry of an in-flight one. ok is
-	// false when there is none.
+	// NextWake returns the earliest time at which something in the pool may
+	// change by itself: the earliest NextRetryAt of a Retrying or Scheduled
+	// item that no Due call has found due yet, or the earliest lease expiry
+	// of an in-flight one. ok is false when there is none. Items that Due
+	// already found due are left out, so that a waiter blocked on a full pool
+	// sleeps until a lease ends rather than waking at once.
 	NextWake(ctx context.Context, poolID uuid.UUID) (t time.Time, ok bool, err error)
 }

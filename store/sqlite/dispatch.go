@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+)
+
+const (
+	inFlightSQL = `SELECT coalesce(sum(n), 0) FROM pool_counts
+WHERE pool_id = ? AND status IN ('Processing', 'In_Call')`
+
+	// promoteSQL moves the Retrying and Scheduled items whose time came into
+	// the due set: a range seek on items_retry, touching only those items.
+	promoteSQL = `UPDATE items SET ready = 1
+WHERE pool_id = ? AND ready = 0 AND status IN ('Retrying', 'Scheduled') AND next_retry_at <= ?`
+
+	// dueWhere selects the due set of a pool. The second condition only
+	// matters when now goes back in time: an item promoted at a later now
+	// is not due at an earlier one.
+	dueWhere = `WHERE i.pool_id = ? AND i.ready = 1 AND (i.status = 'Pending' OR i.next_retry_at <= ?)`
+
+	// The due items in each order, each an index walk: items_ready
+	// ascending (FIFO) or descending (LIFO), items_ready_priority
+	// (Parallel).
+	dueFIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id LIMIT ?`
+	dueLIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id DESC LIMIT ?`
+	dueParallelSQL = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.priority DESC, i.id LIMIT ?`
+
+	// expiredSQL walks items_lease from its start.
+	expiredSQL = `SELECT ` + itemCols + ` FROM items i
+WHERE i.pool_id = ? AND i.status IN ('Processing', 'In_Call') AND i.lease_expires_at <= ?
+ORDER BY i.lease_expires_at, i.id LIMIT ?`
+
+	// nextWakeSQL takes the first entries of items_retry and items_lease:
+	// two seeks.
+	nextWakeSQL = `SELECT min(t) FROM (
+    SELECT min(next_retry_at) AS t FROM items
+    WHERE pool_id = ?1 AND ready = 0 AND status IN ('Retrying', 'Scheduled')
+    UNION ALL
+    SELECT min(lease_expires_at) FROM items
+    WHERE pool_id = ?1 AND status IN ('Processing', 'In_Call')
+)`
+)
+
+// InFlight returns the number of a pool's items in flight, from
+// pool_counts. O(1) in the number of items.
+func (t *txn) InFlight(ctx context.Context, poolID uuid.UUID) (int, error) {
+	const op = "in flight"
+	k, err := t.poolKey(ctx, poolID)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	var n int
+	return n, wrap(op, t.queryRow(ctx, []any{&n}, inFlightSQL, k))
+}
+
+// Due promotes the Retrying and Scheduled items of a pool whose time came,
+// then returns up to limit due items in the order of typ. O(log n + p + r)
+// for p items promoted and r returned, whatever the number of items
+// waiting.
+func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time.Time, limit int) ([]pool.Item, error) {
+	const op = "due"
+	if err := t.writable(op); err != nil {
+		return nil, err
+	}
+	var query string
+	switch typ {
+	case pool.FIFO:
+		query = dueFIFOSQL
+	case pool.LIFO:
+		query = dueLIFOSQL
+	case pool.Parallel:
+		query = dueParallelSQL
+	default:
+		return nil, fmt.Errorf("sqlite: %s: unknown pool type %q", op, typ)
+	}
+	k, err := t.poolKey(ctx, poolID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	at, err := nanos(now)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if limit <= 0 {
+		return []pool.Item{}, nil
+	}
+	if _, err := t.exec(ctx, promoteSQL, k, at); err != nil {
+		return nil, wrap(op+": promote", err)
+	}
+	rows, err := t.query(ctx, query, k, at, limit)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := scanItems(rows, poolID, min(limit, 64))
+	return out, wrap(op, err)
+}
+
+// Expired returns up to limit in-flight items of a pool whose lease ended
+// at or before now, earliest first. O(log n + r) for r returned.
+func (t *txn) Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limit int) ([]pool.Item, error) {
+	const op = "expired"
+	k, err := t.poolKey(ctx, poolID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	at, err := nanos(now)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if limit <= 0 {
+		return []pool.Item{}, nil
+	}
+	rows, err := t.query(ctx, expiredSQL, k, at, limit)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := scanItems(rows, poolID, min(limit, 64))
+	return out, wrap(op, err)
+}
+
+// NextWake returns the earliest retry time or lease expiry of a pool.
+// O(log n).
+//
+// Retrying and Scheduled items that a Due has already found due are left
+// out: their time has come, and they change only when dispatched, which a
+// settled lease or a raised cap announces. Counting their past retry times
+// would make a caller that waits at capacity wake at once, again and again.
+func (t *txn) NextWake(ctx context.Context, poolID uuid.UUID) (time.Time, bool, error) {
+	const op = "next wake"
+	k, err := t.poolKey(ctx, poolID)
+	if err != nil {
+		return time.Time{}, false, wrap(op, err)
+	}
+	var n sql.NullInt64
+	if err := t.queryRow(ctx, []any{&n}, nextWakeSQL, k); err != nil {
+		return time.Time{}, false, wrap(op, err)
+	}
+	if !n.Valid {
+		return time.Time{}, false, nil
+	}
+	return fromNanos(n.Int64), true, nil
+}

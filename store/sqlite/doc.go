@@ -1,0 +1,81 @@
+// Package sqlite is the [store.Store] of poolq on SQLite, through
+// database/sql and modernc.org/sqlite (pure Go, no cgo).
+//
+//	st, err := sqlite.Open(ctx, "dialer.db", sqlite.Options{})
+//	if err != nil { … }
+//	defer st.Close()
+//
+// # Durability
+//
+// [Options.Durability] chooses what a successful Write guarantees:
+//
+//   - [Normal], the default (PRAGMA synchronous=NORMAL): a committed change
+//     survives a crash or kill of the process. The write-ahead log is synced
+//     at checkpoints rather than at every commit, so the last commits may be
+//     lost if the machine loses power or the operating system crashes. The
+//     database stays consistent either way.
+//   - [Full] (PRAGMA synchronous=FULL): every commit is synced to disk before
+//     Write returns, so a committed change also survives a power loss. It
+//     costs one fsync per Write; batching operations into one Write (the
+//     queue's group commit) shares it.
+//
+// # Concurrency
+//
+// A file database is in WAL mode: readers do not block the writer nor the
+// writer the readers. SQLite allows one writer at a time, so every Write
+// goes through a single connection and starts with BEGIN IMMEDIATE, taking
+// the file's write lock at once rather than failing later on lock upgrade;
+// writes of the process queue for that connection, and a write of another
+// process on the same file waits for the lock up to [Options.BusyTimeout].
+// Read transactions run on a small pool of read-only connections
+// (query_only) and each sees one snapshot. Foreign keys are enforced and
+// temporary data (statement journals) stays in memory. All of these are set
+// in the DSN of every connection, not with a one-off PRAGMA, except the
+// journal mode, which is a property of the file and is set once, after the
+// schema version check.
+//
+// Every statement but the pool listing (whose filters vary) is prepared
+// once per connection and reused by the transactions that follow, so a
+// dispatch transaction parses no SQL.
+//
+// # Schema
+//
+// The schema is embedded (migrations/NNNN_name.sql) and applied in order in
+// one transaction at Open, each version recorded in the schema_version
+// table. A file whose recorded version is higher than this code knows is
+// refused with [store.ErrSchemaTooNew] and left untouched.
+//
+// The tables are STRICT, with CHECK constraints repeating the validation
+// rules of the pool package (name length, the type and status spellings,
+// the ranges of max_parallel_items and max_retries, JSON payloads):
+//
+//   - pools: one row per pool, with an internal integer key that the other
+//     tables refer to, so their indexes stay small;
+//   - items: one row per item, id INTEGER PRIMARY KEY AUTOINCREMENT (never
+//     reused), unique per (pool, contact); an internal ready flag marks the
+//     due set, with one partial index per dispatch order;
+//   - pool_counts: the number of items of each pool in each status, kept by
+//     triggers, so status counts, contacts_count and the number in flight
+//     are O(1).
+//
+// UUIDs (pool and contact) are stored as 16-byte BLOBs, their raw bytes, so
+// BLOB order is UUID order. Times are INTEGER nanoseconds since the Unix
+// epoch, NULL when not set (a nil pointer, a zero lease expiry), and are
+// read back in UTC; times before 1678 or after 11 April 2262 cannot be stored.
+// Payloads are TEXT holding JSON, NULL when empty. A pool's name and
+// description are also kept case-folded (Unicode simple folding, in Go) in
+// a search column, which pool searches match with instr(), not LIKE: no
+// wildcards, and case folding beyond ASCII.
+//
+// # Caveats
+//
+//   - The path ":memory:" ([MemoryPath]) opens a private in-memory database
+//     on a single connection, for tests: reads and writes share it, so a
+//     Read inside a Write (or the reverse) deadlocks, and the data is gone
+//     at Close.
+//   - Call Read or Write inside another call only on a file store, and never
+//     Write inside Write: the writer connection is held by the outer call.
+//   - The file must be on a local file system: WAL needs shared memory
+//     between the processes using it, which network file systems do not
+//     provide.
+package sqlite

@@ -1,0 +1,42 @@
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/poolq/poolq/store"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// ErrClosed is returned by [Store.Read], [Store.Write] and [Store.Close]
+// after Close.
+var ErrClosed = errors.New("sqlite: store is closed")
+
+// translate maps driver errors to the store's sentinels, by result code:
+// a missing row is [store.ErrNotFound], a uniqueness violation
+// [store.ErrConflict] (still wrapping the driver's error). Other errors are
+// returned as they are. It is the one place that inspects driver errors.
+func translate(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return fmt.Errorf("%w: %w", store.ErrConflict, err)
+		}
+	}
+	return err
+}
+
+// wrap translates err and prefixes it with the operation: "sqlite: op: …".
+// It returns nil for a nil err.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, translate(err))
+}

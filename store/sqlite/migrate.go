@@ -1,0 +1,147 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/poolq/poolq/store"
+)
+
+// migrationFiles holds the schema, one numbered file per version:
+// migrations/0001_init.sql, migrations/0002_….sql, applied in order.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migration is one schema version.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations is the schema's history, loaded once.
+var migrations, migrationsErr = loadMigrations(migrationFiles, "migrations")
+
+// latestVersion is the highest schema version this code knows.
+func latestVersion() int { return len(migrations) }
+
+// loadMigrations reads the files "NNNN_name.sql" of dir, which must number
+// 1, 2, 3, … without gaps or repeats.
+func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, dir) // sorted by name
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	var out []migration
+	for _, e := range entries {
+		if e.IsDir() || path.Ext(e.Name()) != ".sql" {
+			continue
+		}
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name is not NNNN_name.sql", e.Name())
+		}
+		if v != len(out)+1 {
+			return nil, fmt.Errorf("migration %s: version %d, want %d", e.Name(), v, len(out)+1)
+		}
+		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no migrations in %s", dir)
+	}
+	return out, nil
+}
+
+const (
+	versionTableExistsSQL = `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'`
+	createVersionTableSQL = `CREATE TABLE schema_version (
+    version    INTEGER PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+) STRICT`
+	currentVersionSQL = `SELECT coalesce(max(version), 0) FROM schema_version`
+	recordVersionSQL  = `INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`
+)
+
+// migrate brings db's schema to the latest version in one write
+// transaction: either every missing migration is applied and recorded in
+// schema_version, or none. A database whose version is newer than this code
+// knows is left untouched, with an error wrapping [store.ErrSchemaTooNew].
+func migrate(ctx context.Context, db *sql.DB) (err error) {
+	if migrationsErr != nil {
+		return migrationsErr
+	}
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one migrator at a time
+	if err != nil {
+		return migrateErr("begin", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	current, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return err
+	}
+	latest := latestVersion()
+	if current > latest {
+		return fmt.Errorf("migrate: schema version %d, this poolq knows up to %d: %w",
+			current, latest, store.ErrSchemaTooNew)
+	}
+	if current == latest {
+		return migrateErr("commit", tx.Commit())
+	}
+	if current == 0 {
+		if _, err := tx.ExecContext(ctx, createVersionTableSQL); err != nil {
+			return migrateErr("create schema_version", err)
+		}
+	}
+	for _, m := range migrations[current:] {
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return migrateErr(m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, recordVersionSQL, m.version, time.Now().UnixNano()); err != nil {
+			return migrateErr(m.name, err)
+		}
+	}
+	return migrateErr("commit", tx.Commit())
+}
+
+// schemaVersion returns the version recorded in schema_version, 0 for a
+// database without one (a new file).
+func schemaVersion(ctx context.Context, tx *sql.Tx) (int, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, versionTableExistsSQL).Scan(&n); err != nil {
+		return 0, migrateErr("read schema version", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var v int
+	if err := tx.QueryRowContext(ctx, currentVersionSQL).Scan(&v); err != nil {
+		return 0, migrateErr("read schema version", err)
+	}
+	return v, nil
+}
+
+// migrateErr translates err and prefixes it with "migrate: step: ", or
+// returns nil for a nil err. The caller adds the database's name.
+func migrateErr(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("migrate: %s: %w", step, translate(err))
+}

@@ -1,0 +1,145 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
+	"github.com/stretchr/testify/require"
+)
+
+// versionRow is one row of schema_version.
+type versionRow struct {
+	Version   int
+	AppliedAt int64
+}
+
+// versions reads schema_version of the file at path, with a plain
+// connection (no poolq involved).
+func versions(t *testing.T, path string) []versionRow {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	require.NoError(t, err)
+	defer db.Close()
+	rows, err := db.Query(`SELECT version, applied_at FROM schema_version ORDER BY version`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []versionRow
+	for rows.Next() {
+		var r versionRow
+		require.NoError(t, rows.Scan(&r.Version, &r.AppliedAt))
+		out = append(out, r)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func TestOpen_Migrations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	latest := sqlite.LatestVersion()
+	require.Equal(t, countMigrationFiles(t), latest)
+
+	t.Run("NewFileGetsLatest", func(t *testing.T) {
+		t.Parallel()
+		st, path := MustOpenFile(t, sqlite.Options{})
+		require.NoError(t, st.Close())
+		rows := versions(t, path)
+		require.Len(t, rows, latest)
+		for i, r := range rows {
+			require.Equal(t, i+1, r.Version)
+			require.NotZero(t, r.AppliedAt)
+		}
+	})
+
+	t.Run("ReopenAppliesNothingKeepsData", func(t *testing.T) {
+		t.Parallel()
+		st, path := MustOpenFile(t, sqlite.Options{})
+		p := insertPool(t, st, 10)
+		require.NoError(t, st.Close())
+		before := versions(t, path)
+
+		for _, d := range []sqlite.Durability{sqlite.Normal, sqlite.Full} {
+			st, err := sqlite.Open(ctx, path, sqlite.Options{Durability: d})
+			require.NoError(t, err)
+			require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+				got, err := tx.Pool(ctx, p.UUID)
+				require.Equal(t, 10, got.ContactsCount)
+				return err
+			}))
+			require.NoError(t, st.Close())
+		}
+		require.Equal(t, before, versions(t, path))
+	})
+
+	t.Run("ErrSchemaTooNew", func(t *testing.T) {
+		t.Parallel()
+		st, path := MustOpenFile(t, sqlite.Options{})
+		insertPool(t, st, 3)
+		require.NoError(t, st.Close())
+
+		db, err := sql.Open("sqlite", "file:"+path)
+		require.NoError(t, err)
+		_, err = db.Exec(`INSERT INTO schema_version (version, applied_at) VALUES (?, 1)`, latest+1)
+		require.NoError(t, err)
+		require.NoError(t, db.Close())
+		before := versions(t, path)
+		bytesBefore, err := os.ReadFile(path)
+		require.NoError(t, err)
+
+		for _, opts := range []sqlite.Options{{}, {Durability: sqlite.Full}} {
+			st, err = sqlite.Open(ctx, path, opts)
+			require.ErrorIs(t, err, store.ErrSchemaTooNew)
+			require.Nil(t, st)
+			require.ErrorContains(t, err, fmt.Sprintf("schema version %d", latest+1))
+			require.ErrorContains(t, err, fmt.Sprintf("knows up to %d", latest))
+		}
+
+		require.Equal(t, before, versions(t, path))
+		bytesAfter, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Equal(t, bytesBefore, bytesAfter, "the file is unchanged")
+	})
+
+	t.Run("MemoryGetsLatest", func(t *testing.T) {
+		t.Parallel()
+		st := MustOpen(t)
+		w, _ := sqlite.DBs(st)
+		var v int
+		require.NoError(t, w.QueryRow(`SELECT max(version) FROM schema_version`).Scan(&v))
+		require.Equal(t, latest, v)
+	})
+
+	t.Run("ConcurrentOpens", func(t *testing.T) {
+		t.Parallel()
+		// Two processes opening a new file at once: one migrates, the other
+		// finds the work done.
+		path := filepath.Join(t.TempDir(), "race.db")
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				st, err := sqlite.Open(ctx, path, sqlite.Options{})
+				if err == nil {
+					err = st.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range 4 {
+			require.NoError(t, <-errs)
+		}
+		require.Len(t, versions(t, path), latest)
+	})
+}
+
+func countMigrationFiles(t *testing.T) int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	require.NoError(t, err)
+	return len(files)
+}

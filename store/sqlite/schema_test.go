@@ -1,0 +1,315 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
+	"github.com/stretchr/testify/require"
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// pragmas reads the settings of one connection.
+func pragmas(t *testing.T, conn *sql.Conn) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, name := range []string{"journal_mode", "foreign_keys", "synchronous", "busy_timeout", "query_only", "temp_store"} {
+		var v string
+		require.NoError(t, conn.QueryRowContext(context.Background(), "PRAGMA "+name).Scan(&v), name)
+		out[name] = v
+	}
+	return out
+}
+
+// allConns returns n connections of db held at once, so that each is a
+// different one, released when t ends.
+func allConns(t *testing.T, db *sql.DB, n int) []*sql.Conn {
+	t.Helper()
+	out := make([]*sql.Conn, n)
+	for i := range out {
+		c, err := db.Conn(context.Background())
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		out[i] = c
+	}
+	return out
+}
+
+func TestOpen_Pragmas(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		opts        sqlite.Options
+		synchronous string
+		busy        string
+	}{
+		{sqlite.Options{}, "1", "5000"},
+		{sqlite.Options{Durability: sqlite.Normal, BusyTimeout: 1500 * time.Millisecond}, "1", "1500"},
+		{sqlite.Options{Durability: sqlite.Full}, "2", "5000"},
+	} {
+		st, _ := MustOpenFile(t, tc.opts)
+		w, r := sqlite.DBs(st)
+		require.NotSame(t, w, r)
+		want := map[string]string{
+			"journal_mode": "wal",
+			"foreign_keys": "1",
+			"synchronous":  tc.synchronous,
+			"busy_timeout": tc.busy,
+			"query_only":   "0",
+			"temp_store":   "2",
+		}
+		require.Equal(t, 1, w.Stats().MaxOpenConnections, "one writer")
+		for _, c := range allConns(t, w, 1) {
+			require.Equal(t, want, pragmas(t, c), "writer, %v", tc.opts.Durability)
+		}
+		want["query_only"] = "1"
+		readers := r.Stats().MaxOpenConnections
+		require.Greater(t, readers, 1, "a pool of readers")
+		for i, c := range allConns(t, r, readers) {
+			require.Equal(t, want, pragmas(t, c), "reader %d, %v", i, tc.opts.Durability)
+		}
+	}
+
+	st := MustOpen(t)
+	w, r := sqlite.DBs(st)
+	require.Same(t, w, r, ":memory: has one connection for all")
+	require.Equal(t, 1, w.Stats().MaxOpenConnections)
+	got := pragmas(t, allConns(t, w, 1)[0])
+	require.Equal(t, "memory", got["journal_mode"])
+	require.Equal(t, "1", got["foreign_keys"])
+	require.Equal(t, "0", got["query_only"])
+}
+
+// rawRow is the columns of a row inserted with raw SQL.
+type rawRow map[string]any
+
+func (r rawRow) with(col string, v any) rawRow {
+	out := rawRow{}
+	for k, x := range r {
+		out[k] = x
+	}
+	out[col] = v
+	return out
+}
+
+func rawInsert(db *sql.DB, table string, row rawRow) error {
+	cols := make([]string, 0, len(row))
+	marks := make([]string, 0, len(row))
+	args := make([]any, 0, len(row))
+	for c, v := range row {
+		cols = append(cols, c)
+		marks = append(marks, "?")
+		args = append(args, v)
+	}
+	_, err := db.Exec(`INSERT INTO `+table+` (`+strings.Join(cols, ", ")+`) VALUES (`+strings.Join(marks, ", ")+`)`, args...)
+	return err
+}
+
+// requireCode requires err to be an SQLite error with result code code.
+func requireCode(t *testing.T, code int, err error, msg string) {
+	t.Helper()
+	var se *msqlite.Error
+	require.True(t, errors.As(err, &se), "%s: %v is not a driver error", msg, err)
+	require.Equal(t, code, se.Code(), "%s: %v", msg, err)
+}
+
+func TestSchema_Checks(t *testing.T) {
+	t.Parallel()
+	st := MustOpen(t)
+	db, _ := sqlite.DBs(st)
+
+	id := uuid.New()
+	goodPool := rawRow{
+		"uuid": id[:], "name": "abc", "description": "d", "type": "FIFO", "max_parallel_items": 1,
+		"max_retries": 0, "is_active": 1, "created_at": 0, "updated_at": 0, "search": "",
+	}
+	newUUID := func() []byte { u := uuid.New(); return u[:] }
+	require.NoError(t, rawInsert(db, "pools", goodPool))
+	for name, row := range map[string]rawRow{
+		"Name3Runes":          goodPool.with("name", "日本語"),
+		"Name255Runes":        goodPool.with("name", strings.Repeat("é", 255)),
+		"MaxParallelItems100": goodPool.with("max_parallel_items", 100),
+		"Type LIFO":           goodPool.with("type", "LIFO"),
+		"TypeParallel":        goodPool.with("type", "Parallel"),
+		"MaxRetriesLarge":     goodPool.with("max_retries", 1<<40),
+	} {
+		require.NoError(t, rawInsert(db, "pools", row.with("uuid", newUUID())), name)
+	}
+	for name, row := range map[string]rawRow{
+		"Name2Chars":          goodPool.with("name", "ab"),
+		"Name2Runes6Bytes":    goodPool.with("name", "日本"),
+		"Name256Runes":        goodPool.with("name", strings.Repeat("é", 256)),
+		"BlankDescription":    goodPool.with("description", " \t\n"),
+		"TypeLowercase":       goodPool.with("type", "fifo"),
+		"TypeUnknown":         goodPool.with("type", "Random"),
+		"MaxParallelItems0":   goodPool.with("max_parallel_items", 0),
+		"MaxParallelItems101": goodPool.with("max_parallel_items", 101),
+		"MaxRetriesNegative":  goodPool.with("max_retries", -1),
+		"IsActive2":           goodPool.with("is_active", 2),
+		"UUID15Bytes":         goodPool.with("uuid", make([]byte, 15)),
+	} {
+		requireCode(t, sqlite3.SQLITE_CONSTRAINT_CHECK, rawInsert(db, "pools", row.with("uuid", pick(row, newUUID()))), name)
+	}
+	requireCode(t, sqlite3.SQLITE_CONSTRAINT_DATATYPE,
+		rawInsert(db, "pools", goodPool.with("uuid", newUUID()).with("max_retries", "three")), "StrictInteger")
+	requireCode(t, sqlite3.SQLITE_CONSTRAINT_DATATYPE,
+		rawInsert(db, "pools", goodPool.with("uuid", uuid.NewString())), "StrictBlob")
+
+	var poolKey int64
+	require.NoError(t, db.QueryRow(`SELECT id FROM pools WHERE uuid = ?`, id[:]).Scan(&poolKey))
+	goodItem := rawRow{
+		"pool_id": poolKey, "contact_uuid": newUUID(), "status": "Pending", "priority": 0, "attempts": 0,
+		"retry_count": 0, "notes": "", "added_at": 0, "token": 0, "ready": 1,
+	}
+	for name, row := range map[string]rawRow{
+		"Baseline":         goodItem,
+		"RetryingNotReady": goodItem.with("status", "Retrying").with("ready", 0),
+		"RetryingReady":    goodItem.with("status", "Scheduled").with("ready", 1),
+		"InCall":           goodItem.with("status", "In_Call").with("ready", 0),
+		"Payload":          goodItem.with("payload", `{"a": [1, null]}`),
+		"PayloadNull":      goodItem.with("payload", nil),
+	} {
+		require.NoError(t, rawInsert(db, "items", row.with("contact_uuid", newUUID())), name)
+	}
+	for name, row := range map[string]rawRow{
+		"StatusWithSpace":    goodItem.with("status", "In Call").with("ready", 0),
+		"StatusLowercase":    goodItem.with("status", "pending"),
+		"AttemptsNegative":   goodItem.with("attempts", -1),
+		"RetryCountNegative": goodItem.with("retry_count", -1),
+		"PayloadNotJSON":     goodItem.with("payload", `{"a":`),
+		"PendingNotReady":    goodItem.with("ready", 0),
+		"CompletedReady":     goodItem.with("status", "Completed"),
+		"ProcessingReady":    goodItem.with("status", "Processing"),
+		"Ready2":             goodItem.with("status", "Retrying").with("ready", 2),
+		"Contact17Bytes":     goodItem.with("contact_uuid", make([]byte, 17)),
+		"TokenNegative":      goodItem.with("token", -1),
+	} {
+		requireCode(t, sqlite3.SQLITE_CONSTRAINT_CHECK, rawInsert(db, "items", row.with("contact_uuid", pick(row, newUUID()))), name)
+	}
+	requireCode(t, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY,
+		rawInsert(db, "items", goodItem.with("contact_uuid", newUUID()).with("pool_id", poolKey+1000)), "UnknownPool")
+	dup := newUUID()
+	require.NoError(t, rawInsert(db, "items", goodItem.with("contact_uuid", dup)))
+	requireCode(t, sqlite3.SQLITE_CONSTRAINT_UNIQUE, rawInsert(db, "items", goodItem.with("contact_uuid", dup)), "SameContact")
+}
+
+// pick keeps a deliberately bad uuid column of row, else returns fresh.
+func pick(row rawRow, fresh []byte) any {
+	for _, col := range []string{"uuid", "contact_uuid"} {
+		if b, ok := row[col].([]byte); ok && len(b) != 16 {
+			return b
+		}
+	}
+	return fresh
+}
+
+// TestSchema_QueryPlans checks that the dispatch queries are index seeks:
+// no scan of items, no sort.
+func TestSchema_QueryPlans(t *testing.T) {
+	t.Parallel()
+	st, _ := MustOpenFile(t, sqlite.Options{})
+	insertPool(t, st, 100)
+	w, _ := sqlite.DBs(st)
+	for _, tc := range []struct {
+		name    string
+		query   string
+		args    []any
+		indexes []string
+	}{
+		{"Promote", sqlite.PromoteSQL, []any{1, 2}, []string{"items_retry"}},
+		{"DueFIFO", sqlite.DueFIFOSQL, []any{1, 2, 3}, []string{"items_ready"}},
+		{"DueLIFO", sqlite.DueLIFOSQL, []any{1, 2, 3}, []string{"items_ready"}},
+		{"DueParallel", sqlite.DueParallelSQL, []any{1, 2, 3}, []string{"items_ready_priority"}},
+		{"Expired", sqlite.ExpiredSQL, []any{1, 2, 3}, []string{"items_lease"}},
+		{"NextWake", sqlite.NextWakeSQL, []any{1}, []string{"items_retry", "items_lease"}},
+		{"InFlight", sqlite.InFlightSQL, []any{1}, []string{"PRIMARY KEY"}},
+		{"Items", sqlite.ItemsSQL, []any{1, 2, 3}, []string{"items_pool"}},
+		{"ItemsByStatus", sqlite.ItemsStatusSQL, []any{1, "Pending", 2, 3}, []string{"items_pool_status"}},
+		{"Item", sqlite.ItemSQL, []any{1, []byte("0123456789abcdef")}, []string{"sqlite_autoindex_items_1"}},
+	} {
+		rows, err := w.Query("EXPLAIN QUERY PLAN "+tc.query, tc.args...)
+		require.NoError(t, err, tc.name)
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+			plan = append(plan, detail)
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+
+		var used []string
+		for _, line := range plan {
+			require.NotRegexp(t, `^SCAN (items|i|pools|p)\b`, line, "%s: %q", tc.name, plan)
+			require.NotContains(t, line, "TEMP B-TREE", "%s: %q", tc.name, plan)
+			for _, marker := range []string{"USING INDEX ", "USING COVERING INDEX ", "USING "} {
+				if _, rest, ok := strings.Cut(line, marker); ok && strings.HasPrefix(line, "SEARCH") {
+					name, _, _ := strings.Cut(rest, " (")
+					used = append(used, name)
+					break
+				}
+			}
+		}
+		require.Equal(t, tc.indexes, used, "%s: %q", tc.name, plan)
+	}
+}
+
+// TestSchema_ReadyFlag follows the internal due set: ready is 1 for a
+// Pending item, 0 for a Retrying or Scheduled one until Due promotes it at
+// its time, 0 for any other status.
+func TestSchema_ReadyFlag(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := MustOpen(t)
+	p := insertPool(t, st, 1)
+	db, _ := sqlite.DBs(st)
+	var it pool.Item
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		items, _, err := tx.Items(ctx, p.UUID, pool.ItemQuery{Page: 1, PerPage: 1})
+		it = items[0]
+		return err
+	}))
+	ready := func() int {
+		var r int
+		require.NoError(t, db.QueryRow(`SELECT ready FROM items WHERE id = ?`, it.ID).Scan(&r))
+		return r
+	}
+	update := func(mod func(*pool.Item)) {
+		mod(&it)
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it) }))
+	}
+	due := func(now time.Time) {
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			_, err := tx.Due(ctx, p.UUID, pool.FIFO, now, 10)
+			return err
+		}))
+	}
+	retryAt := testT0.Add(time.Hour)
+
+	require.Equal(t, 1, ready(), "Pending")
+	for _, s := range []pool.Status{pool.StatusRetrying, pool.StatusScheduled} {
+		update(func(it *pool.Item) { it.Status = s; it.NextRetryAt = &retryAt })
+		require.Equal(t, 0, ready(), "%s", s)
+		due(retryAt.Add(-1))
+		require.Equal(t, 0, ready(), "%s before its time", s)
+		due(retryAt)
+		require.Equal(t, 1, ready(), "%s promoted", s)
+		update(func(it *pool.Item) { it.Priority++ })
+		require.Equal(t, 0, ready(), "%s updated: promoted again by the next Due", s)
+	}
+	for _, s := range []pool.Status{pool.StatusProcessing, pool.StatusInCall, pool.StatusCompleted, pool.StatusFailed, pool.StatusSkipped} {
+		update(func(it *pool.Item) { it.Status = s; it.NextRetryAt = &retryAt })
+		due(retryAt.Add(time.Hour))
+		require.Equal(t, 0, ready(), "%s", s)
+	}
+	update(func(it *pool.Item) { it.Status = pool.StatusPending; it.NextRetryAt = nil })
+	require.Equal(t, 1, ready(), "Pending again")
+}

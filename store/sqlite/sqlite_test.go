@@ -1,0 +1,362 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
+	"github.com/poolq/poolq/store/storetest"
+	"github.com/stretchr/testify/require"
+)
+
+// MustOpen opens a fresh in-memory store, closed when tb ends.
+func MustOpen(tb testing.TB) *sqlite.Store {
+	tb.Helper()
+	st, err := sqlite.Open(context.Background(), sqlite.MemoryPath, sqlite.Options{})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { st.Close() })
+	return st
+}
+
+// MustOpenFile opens a store on a new file in a temporary directory,
+// closed when tb ends, and returns it with the file's path.
+func MustOpenFile(tb testing.TB, opts sqlite.Options) (*sqlite.Store, string) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "poolq.db")
+	st, err := sqlite.Open(context.Background(), path, opts)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { st.Close() })
+	return st, path
+}
+
+var testT0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// insertPool stores a new FIFO pool with n Pending items.
+func insertPool(tb testing.TB, st store.Store, n ...int) pool.Pool {
+	tb.Helper()
+	ctx := context.Background()
+	p := pool.Pool{
+		UUID: uuid.New(), Name: "test pool", Description: "test", Type: pool.FIFO,
+		MaxParallelItems: 10, MaxRetries: 3, IsActive: true, CreatedAt: testT0, UpdatedAt: testT0,
+	}
+	require.NoError(tb, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertPool(ctx, p); err != nil {
+			return err
+		}
+		if len(n) == 0 {
+			return nil
+		}
+		_, err := tx.InsertItems(ctx, p.UUID, pendingItems(n[0]))
+		return err
+	}))
+	return p
+}
+
+func pendingItems(n int) []pool.Item {
+	out := make([]pool.Item, n)
+	for i := range out {
+		out[i] = pool.Item{ContactUUID: uuid.New(), Status: pool.StatusPending, AddedAt: testT0}
+	}
+	return out
+}
+
+func poolExists(tb testing.TB, st store.Store, id uuid.UUID) bool {
+	tb.Helper()
+	err := st.Read(context.Background(), func(tx store.Tx) error {
+		_, err := tx.Pool(context.Background(), id)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	require.NoError(tb, err)
+	return true
+}
+
+func TestStore_Conformance(t *testing.T) {
+	t.Run("Memory", func(t *testing.T) {
+		t.Parallel()
+		storetest.Run(t, func(t *testing.T) store.Store { return MustOpen(t) })
+	})
+	t.Run("File", func(t *testing.T) {
+		t.Parallel()
+		storetest.Run(t, func(t *testing.T) store.Store {
+			st, _ := MustOpenFile(t, sqlite.Options{})
+			return st
+		})
+	})
+}
+
+func TestOpen_Options(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, opts := range map[string]sqlite.Options{
+		"UnknownDurability":   {Durability: 7},
+		"NegativeDurability":  {Durability: -1},
+		"NegativeBusyTimeout": {BusyTimeout: -time.Second},
+	} {
+		path := filepath.Join(t.TempDir(), "x.db")
+		_, err := sqlite.Open(ctx, path, opts)
+		require.Error(t, err, name)
+		_, err = os.Stat(path)
+		require.ErrorIs(t, err, os.ErrNotExist, "%s: no file is created", name)
+	}
+	_, err := sqlite.Open(ctx, "", sqlite.Options{})
+	require.Error(t, err, "empty path")
+}
+
+func TestOpen_PathWithURICharacters(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "a b?c=d#e%20f.db")
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	require.NoError(t, err)
+	insertPool(t, st)
+	require.NoError(t, st.Close())
+	_, err = os.Stat(path)
+	require.NoError(t, err, "the file has exactly the name given")
+}
+
+func TestDurability_String(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "Normal", sqlite.Normal.String())
+	require.Equal(t, "Full", sqlite.Full.String())
+	require.Equal(t, "Durability(9)", sqlite.Durability(9).String())
+}
+
+func TestStore_Write(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("RollbackOnPanic", func(t *testing.T) {
+		t.Parallel()
+		st, _ := MustOpenFile(t, sqlite.Options{})
+		id := uuid.New()
+		require.PanicsWithValue(t, "boom", func() {
+			st.Write(ctx, func(tx store.Tx) error {
+				p := insertPoolParams(id)
+				require.NoError(t, tx.InsertPool(ctx, p))
+				panic("boom")
+			})
+		})
+		require.False(t, poolExists(t, st, id))
+		insertPool(t, st) // the writer is free again
+	})
+
+	t.Run("RollbackOnCancel", func(t *testing.T) {
+		t.Parallel()
+		st, _ := MustOpenFile(t, sqlite.Options{})
+		id := uuid.New()
+		cctx, cancel := context.WithCancel(ctx)
+		err := st.Write(cctx, func(tx store.Tx) error {
+			require.NoError(t, tx.InsertPool(cctx, insertPoolParams(id)))
+			cancel()
+			return nil
+		})
+		require.ErrorIs(t, err, context.Canceled)
+		require.False(t, poolExists(t, st, id))
+		insertPool(t, st)
+	})
+
+	t.Run("CanceledBeforeStart", func(t *testing.T) {
+		t.Parallel()
+		st := MustOpen(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		called := false
+		err := st.Write(cctx, func(store.Tx) error { called = true; return nil })
+		require.ErrorIs(t, err, context.Canceled)
+		require.False(t, called)
+	})
+
+	t.Run("FailedStatementKeepsTransaction", func(t *testing.T) {
+		t.Parallel()
+		// A statement that fails (here a conflict) undoes only itself: fn
+		// may handle the error and go on.
+		st := MustOpen(t)
+		p := insertPool(t, st)
+		other := uuid.New()
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			if err := tx.InsertPool(ctx, insertPoolParams(p.UUID)); !errors.Is(err, store.ErrConflict) {
+				return err
+			}
+			return tx.InsertPool(ctx, insertPoolParams(other))
+		}))
+		require.True(t, poolExists(t, st, other))
+	})
+}
+
+func insertPoolParams(id uuid.UUID) pool.Pool {
+	return pool.Pool{
+		UUID: id, Name: "test pool", Description: "test", Type: pool.FIFO,
+		MaxParallelItems: 10, MaxRetries: 3, IsActive: true, CreatedAt: testT0, UpdatedAt: testT0,
+	}
+}
+
+func TestStore_Close(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": first(MustOpenFile(t, sqlite.Options{}))} {
+		require.NoError(t, st.Close(), name)
+		require.ErrorIs(t, st.Write(ctx, func(store.Tx) error { return nil }), sqlite.ErrClosed, name)
+		require.ErrorIs(t, st.Read(ctx, func(store.Tx) error { return nil }), sqlite.ErrClosed, name)
+		require.ErrorIs(t, st.Close(), sqlite.ErrClosed, name)
+	}
+}
+
+func first[T, U any](t T, _ U) T { return t }
+
+// TestTx_UnknownPool covers the methods whose contract does not name
+// ErrNotFound: this store returns it for an unknown pool all the same.
+func TestTx_UnknownPool(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := MustOpen(t)
+	p := insertPool(t, st, 1)
+	unknown := uuid.New()
+	calls := map[string]func(tx store.Tx) error{
+		"Items": func(tx store.Tx) error {
+			_, _, err := tx.Items(ctx, unknown, pool.ItemQuery{Page: 1, PerPage: 10})
+			return err
+		},
+		"InFlight": func(tx store.Tx) error { _, err := tx.InFlight(ctx, unknown); return err },
+		"Due": func(tx store.Tx) error {
+			_, err := tx.Due(ctx, unknown, pool.FIFO, testT0, 1)
+			return err
+		},
+		"Expired": func(tx store.Tx) error {
+			_, err := tx.Expired(ctx, unknown, testT0, 1)
+			return err
+		},
+		"NextWake":       func(tx store.Tx) error { _, _, err := tx.NextWake(ctx, unknown); return err },
+		"CopyItems/Src":  func(tx store.Tx) error { _, err := tx.CopyItems(ctx, unknown, p.UUID, testT0); return err },
+		"CopyItems/Dst":  func(tx store.Tx) error { _, err := tx.CopyItems(ctx, p.UUID, unknown, testT0); return err },
+		"Item/KnownPool": func(tx store.Tx) error { _, err := tx.Item(ctx, p.UUID, unknown); return err },
+	}
+	for name, call := range calls {
+		require.ErrorIs(t, st.Write(ctx, call), store.ErrNotFound, name)
+	}
+}
+
+func TestTx_BadArguments(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := MustOpen(t)
+	p := insertPool(t, st, 1)
+	for name, call := range map[string]func(tx store.Tx) error{
+		"DueUnknownType": func(tx store.Tx) error {
+			_, err := tx.Due(ctx, p.UUID, "Random", testT0, 1)
+			return err
+		},
+		"TimeBefore1678": func(tx store.Tx) error {
+			_, err := tx.InsertItems(ctx, p.UUID, []pool.Item{{ContactUUID: uuid.New(), Status: pool.StatusPending}})
+			return err
+		},
+		"TimeAfter2262": func(tx store.Tx) error {
+			bad := insertPoolParams(uuid.New())
+			bad.CreatedAt = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+			return tx.InsertPool(ctx, bad)
+		},
+		"PoolsNotNormalized": func(tx store.Tx) error {
+			_, _, err := tx.Pools(ctx, pool.PoolQuery{})
+			return err
+		},
+		"ItemsNotNormalized": func(tx store.Tx) error {
+			_, _, err := tx.Items(ctx, p.UUID, pool.ItemQuery{})
+			return err
+		},
+	} {
+		require.Error(t, st.Write(ctx, call), name)
+	}
+	for _, limit := range []int{0, -1} {
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			due, err := tx.Due(ctx, p.UUID, pool.FIFO, testT0, limit)
+			require.Empty(t, due, "Due limit %d", limit)
+			if err != nil {
+				return err
+			}
+			exp, err := tx.Expired(ctx, p.UUID, testT0, limit)
+			require.Empty(t, exp, "Expired limit %d", limit)
+			return err
+		}))
+	}
+}
+
+// TestTx_InsertItemsBatches crosses the batch boundaries of InsertItems:
+// repeated contacts within a batch and across batches are skipped, IDs
+// follow the order given.
+func TestTx_InsertItemsBatches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, n := range []int{1, 2, 63, 64, 65, 129, 1000} {
+		st := MustOpen(t)
+		p := insertPool(t, st)
+		items := pendingItems(n)
+		// Repeat the first contact at the end and one in the middle.
+		items = append(items, items[0], items[n/2])
+		var added int
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) (err error) {
+			added, err = tx.InsertItems(ctx, p.UUID, items)
+			return err
+		}))
+		require.Equal(t, n, added, "n=%d", n)
+		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+			got, total, err := tx.Items(ctx, p.UUID, pool.ItemQuery{Page: 1, PerPage: 100})
+			require.Equal(t, n, total)
+			for i, it := range got {
+				require.Equal(t, items[i].ContactUUID, it.ContactUUID, "n=%d item %d", n, i)
+			}
+			return err
+		}))
+	}
+}
+
+// TestTx_NextWakeAfterDue: a retry time that has come counts until a Due
+// sees the item due; from then on the item waits for a dispatch, not for a
+// time, and NextWake looks further.
+func TestTx_NextWakeAfterDue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := MustOpen(t)
+	p := insertPool(t, st)
+	early, late := testT0.Add(time.Hour), testT0.Add(3*time.Hour)
+	items := pendingItems(2)
+	for i, at := range []time.Time{early, late} {
+		items[i].Status = pool.StatusRetrying
+		items[i].NextRetryAt = &at
+		items[i].Attempts, items[i].RetryCount = 1, 1
+	}
+	wake := func() time.Time {
+		var w time.Time
+		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+			var ok bool
+			var err error
+			w, ok, err = tx.NextWake(ctx, p.UUID)
+			require.True(t, ok)
+			return err
+		}))
+		return w
+	}
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		_, err := tx.InsertItems(ctx, p.UUID, items)
+		return err
+	}))
+	require.Equal(t, early, wake())
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		_, err := tx.Due(ctx, p.UUID, pool.FIFO, early.Add(-1), 10)
+		return err
+	}))
+	require.Equal(t, early, wake(), "not due yet")
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		due, err := tx.Due(ctx, p.UUID, pool.FIFO, early.Add(time.Minute), 10)
+		require.Len(t, due, 1)
+		return err
+	}))
+	require.Equal(t, late, wake(), "the due item is left out")
+}

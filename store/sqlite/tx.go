@@ -1,0 +1,183 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/store"
+)
+
+// txn is a [store.Tx] on one database/sql transaction.
+type txn struct {
+	tx       *sql.Tx
+	h        *handle
+	readOnly bool
+	stmts    map[string]*sql.Stmt // statements bound to tx, by query
+	pools    map[uuid.UUID]int64  // internal pool ids seen in this transaction
+}
+
+var _ store.Tx = (*txn)(nil)
+
+func newTxn(tx *sql.Tx, h *handle, readOnly bool) *txn {
+	return &txn{tx: tx, h: h, readOnly: readOnly}
+}
+
+// stmt returns query as a statement of this transaction: the one prepared
+// at Open when there is one (prepared once per connection, then reused),
+// else one prepared now for the rest of the transaction.
+func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := t.stmts[query]; ok {
+		return s, nil
+	}
+	var s *sql.Stmt
+	if ps, ok := t.h.stmts[query]; ok {
+		s = t.tx.StmtContext(ctx, ps)
+	} else {
+		var err error
+		if s, err = t.tx.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+	}
+	if t.stmts == nil {
+		t.stmts = make(map[string]*sql.Stmt)
+	}
+	t.stmts[query] = s
+	return s, nil
+}
+
+func (t *txn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+func (t *txn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+// queryRow runs a query returning at most one row and scans it into dest;
+// no row is [store.ErrNotFound] (through translate).
+func (t *txn) queryRow(ctx context.Context, dest []any, query string, args ...any) error {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	return s.QueryRowContext(ctx, args...).Scan(dest...)
+}
+
+// writable returns an error wrapping [store.ErrReadOnly] in a read
+// transaction.
+func (t *txn) writable(op string) error {
+	if t.readOnly {
+		return fmt.Errorf("sqlite: %s: %w", op, store.ErrReadOnly)
+	}
+	return nil
+}
+
+const poolKeySQL = `SELECT id FROM pools WHERE uuid = ?`
+
+// poolKey returns the internal id of pool id, or [store.ErrNotFound].
+// Within a transaction a pool keeps its id, so it is looked up once.
+func (t *txn) poolKey(ctx context.Context, id uuid.UUID) (int64, error) {
+	if k, ok := t.pools[id]; ok {
+		return k, nil
+	}
+	var k int64
+	if err := t.queryRow(ctx, []any{&k}, poolKeySQL, blob(id)); err != nil {
+		return 0, translate(err)
+	}
+	t.rememberPool(id, k)
+	return k, nil
+}
+
+func (t *txn) rememberPool(id uuid.UUID, k int64) {
+	if t.pools == nil {
+		t.pools = make(map[uuid.UUID]int64)
+	}
+	t.pools[id] = k
+}
+
+// readQueries are the statements of read transactions, prepared at Open.
+func readQueries() []string {
+	return []string{
+		poolKeySQL, poolSQL, statusCountsSQL,
+		itemSQL, itemByIDSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
+		inFlightSQL, expiredSQL, nextWakeSQL,
+	}
+}
+
+// writeQueries are the statements of write transactions, prepared at Open:
+// the read ones and the writes.
+func writeQueries() []string {
+	qs := append(readQueries(),
+		insertPoolSQL, updatePoolSQL, deletePoolSQL,
+		copyItemsSQL, updateItemSQL, deleteItemSQL,
+		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
+	)
+	for _, n := range insertSizes {
+		qs = append(qs, insertItemsSQL[n])
+	}
+	return qs
+}
+
+// blob returns the 16 bytes of id, as stored. (uuid.UUID's own
+// driver.Valuer would store its text form.)
+func blob(id uuid.UUID) []byte { return id[:] }
+
+// The times an int64 of unix nanoseconds can hold: years 1677 to 2262.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanos returns t as unix nanoseconds, or an error when t is out of the
+// range they can hold.
+func nanos(t time.Time) (int64, error) {
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, fmt.Errorf("time %v out of range (%v to %v)", t, minTime.UTC(), maxTime.UTC())
+	}
+	return t.UnixNano(), nil
+}
+
+// nullNanos returns *t as unix nanoseconds, or nil (NULL) for a nil t.
+func nullNanos(t *time.Time) (any, error) {
+	if t == nil {
+		return nil, nil
+	}
+	return nanos(*t)
+}
+
+// zeroNullNanos returns t as unix nanoseconds, or nil (NULL) for a zero t.
+func zeroNullNanos(t time.Time) (any, error) {
+	if t.IsZero() {
+		return nil, nil
+	}
+	return nanos(t)
+}
+
+// fromNanos returns the UTC time of n unix nanoseconds.
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// fromNullNanos returns the UTC time of n, or nil for NULL.
+func fromNullNanos(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromNanos(n.Int64)
+	return &t
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}

@@ -1,0 +1,379 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+func dispatchTests() []test {
+	return []test{
+		{"InFlight/OK", testInFlight},
+		{"Due/Orders", testDueOrders},
+		{"Due/ParallelEqualPriorities", testDueParallelTies},
+		{"Due/Limit", testDueLimit},
+		{"Due/OnlyWaitingItems", testDueOnlyWaiting},
+		{"Due/RetriedKeepTheirPlace", testDueRetriedKeepPlace},
+		{"Due/Promotion", testDuePromotion},
+		{"Due/PromotedThenUpdated", testDuePromotedThenUpdated},
+		{"Due/NowGoesBack", testDueNowGoesBack},
+		{"Due/OtherPools", testDueOtherPools},
+		{"Due/FullItems", testDueFullItems},
+		{"Expired/OK", testExpired},
+		{"NextWake/OK", testNextWake},
+	}
+}
+
+// due runs Due in a write transaction.
+func (b *bundle) due(id uuid.UUID, typ pool.Type, now time.Time, limit int) []pool.Item {
+	b.t.Helper()
+	var out []pool.Item
+	b.write(func(tx store.Tx) (err error) {
+		out, err = tx.Due(b.ctx, id, typ, now, limit)
+		return err
+	})
+	return out
+}
+
+// dueIDs returns the IDs of the due items.
+func (b *bundle) dueIDs(id uuid.UUID, typ pool.Type, now time.Time, limit int) []int64 {
+	b.t.Helper()
+	return ids(b.due(id, typ, now, limit))
+}
+
+// set changes items[i] with mod and stores it.
+func (b *bundle) set(items []pool.Item, i int, mod func(*pool.Item)) {
+	b.t.Helper()
+	mod(&items[i])
+	b.update(items[i])
+}
+
+func retrying(at time.Time) func(*pool.Item) {
+	return func(it *pool.Item) {
+		it.Status = pool.StatusRetrying
+		it.Attempts, it.RetryCount = 1, 1
+		it.NextRetryAt = &at
+	}
+}
+
+func scheduled(at time.Time) func(*pool.Item) {
+	return func(it *pool.Item) {
+		it.Status = pool.StatusScheduled
+		it.Attempts, it.RetryCount = 1, 1
+		it.NextRetryAt = &at
+	}
+}
+
+func inFlight(status pool.Status, lease time.Time) func(*pool.Item) {
+	return func(it *pool.Item) {
+		it.Status = status
+		it.Attempts++
+		it.Token++
+		it.NextRetryAt = nil
+		it.LeaseExpiresAt = lease
+	}
+}
+
+func status(s pool.Status) func(*pool.Item) {
+	return func(it *pool.Item) { it.Status = s; it.NextRetryAt = nil; it.LeaseExpiresAt = time.Time{} }
+}
+
+func reversed(s []int64) []int64 {
+	out := slices.Clone(s)
+	slices.Reverse(out)
+	return out
+}
+
+func testInFlight(t *testing.T, b *bundle) {
+	p, other := b.insertPool(), b.insertPool()
+	items := b.insertItems(p.UUID, pending(6))
+	o := b.insertItems(other.UUID, pending(1))
+	b.set(o, 0, inFlight(pool.StatusProcessing, at(time.Hour)))
+	count := func() int {
+		var n int
+		b.read(func(tx store.Tx) (err error) {
+			n, err = tx.InFlight(b.ctx, p.UUID)
+			return err
+		})
+		return n
+	}
+	require.Zero(t, count())
+	b.set(items, 0, inFlight(pool.StatusProcessing, at(time.Hour)))
+	b.set(items, 1, inFlight(pool.StatusInCall, at(time.Hour)))
+	b.set(items, 2, retrying(at(time.Hour)))
+	b.set(items, 3, status(pool.StatusCompleted))
+	require.Equal(t, 2, count())
+	b.set(items, 1, status(pool.StatusFailed))
+	require.Equal(t, 1, count())
+}
+
+func testDueOrders(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := pending(6)
+	for i, pr := range []int{0, 5, -1, 10, 5, 3} {
+		items[i].Priority = pr
+	}
+	items = b.insertItems(p.UUID, items)
+	all := ids(items)
+	now := at(time.Hour)
+
+	require.Equal(t, all, b.dueIDs(p.UUID, pool.FIFO, now, 100), "FIFO: oldest first, priority ignored")
+	require.Equal(t, reversed(all), b.dueIDs(p.UUID, pool.LIFO, now, 100), "LIFO: newest first, priority ignored")
+	require.Equal(t,
+		[]int64{items[3].ID, items[1].ID, items[4].ID, items[5].ID, items[0].ID, items[2].ID},
+		b.dueIDs(p.UUID, pool.Parallel, now, 100), "Parallel: highest priority first, then oldest")
+}
+
+func testDueParallelTies(t *testing.T, b *bundle) {
+	p := b.insertPool(func(p *pool.Pool) { p.Type = pool.Parallel })
+	items := b.insertItems(p.UUID, pending(5)) // all priority 0
+	require.Equal(t, ids(items), b.dueIDs(p.UUID, pool.Parallel, t0, 10))
+
+	b.set(items, 3, func(it *pool.Item) { it.Priority = 1 })
+	b.set(items, 4, func(it *pool.Item) { it.Priority = 1 })
+	require.Equal(t,
+		[]int64{items[3].ID, items[4].ID, items[0].ID, items[1].ID, items[2].ID},
+		b.dueIDs(p.UUID, pool.Parallel, t0, 10))
+}
+
+func testDueLimit(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := pending(5)
+	items[4].Priority = 9
+	items = b.insertItems(p.UUID, items)
+	now := at(time.Minute)
+	require.Equal(t, ids(items[:2]), b.dueIDs(p.UUID, pool.FIFO, now, 2))
+	require.Equal(t, []int64{items[4].ID, items[3].ID}, b.dueIDs(p.UUID, pool.LIFO, now, 2))
+	require.Equal(t, []int64{items[4].ID}, b.dueIDs(p.UUID, pool.Parallel, now, 1))
+	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, now, 1))
+	require.Empty(t, b.dueIDs(p.UUID, pool.FIFO, now, 0))
+}
+
+func testDueOnlyWaiting(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(8))
+	b.set(items, 1, inFlight(pool.StatusProcessing, at(-time.Hour))) // lease over: still not due
+	b.set(items, 2, inFlight(pool.StatusInCall, at(time.Hour)))
+	b.set(items, 3, status(pool.StatusCompleted))
+	b.set(items, 4, status(pool.StatusFailed))
+	b.set(items, 5, status(pool.StatusSkipped))
+	b.set(items, 6, retrying(at(2*time.Hour)))
+	b.set(items, 7, scheduled(at(2*time.Hour)))
+	now := at(time.Hour)
+	for _, typ := range pool.Types() {
+		require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, typ, now, 10), "%s", typ)
+	}
+	// A terminal item with a stale retry time is not due either.
+	b.set(items, 3, func(it *pool.Item) { it.NextRetryAt = ptr(at(0)) })
+	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, now, 10))
+}
+
+func testDueRetriedKeepPlace(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := pending(4)
+	items[1].Priority = 5
+	items = b.insertItems(p.UUID, items)
+	retryAt := at(time.Hour)
+	b.set(items, 1, retrying(retryAt))
+	all := ids(items)
+	without := []int64{all[0], all[2], all[3]}
+	before := retryAt.Add(-time.Nanosecond)
+
+	require.Equal(t, without, b.dueIDs(p.UUID, pool.FIFO, before, 10))
+	require.Equal(t, reversed(without), b.dueIDs(p.UUID, pool.LIFO, before, 10))
+	require.Equal(t, without, b.dueIDs(p.UUID, pool.Parallel, before, 10))
+
+	require.Equal(t, all, b.dueIDs(p.UUID, pool.FIFO, retryAt, 10))
+	require.Equal(t, reversed(all), b.dueIDs(p.UUID, pool.LIFO, retryAt, 10))
+	require.Equal(t, []int64{all[1], all[0], all[2], all[3]}, b.dueIDs(p.UUID, pool.Parallel, retryAt, 10))
+	require.Equal(t, all[:2], b.dueIDs(p.UUID, pool.FIFO, retryAt, 2))
+}
+
+func testDuePromotion(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(4))
+	b.set(items, 0, scheduled(at(3*time.Hour)))
+	b.set(items, 1, retrying(at(time.Hour)))
+	b.set(items, 2, scheduled(at(2*time.Hour)))
+	b.set(items, 3, status(pool.StatusCompleted))
+
+	require.Empty(t, b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 10), "not before next_retry_at")
+	require.Equal(t, []int64{items[1].ID}, b.dueIDs(p.UUID, pool.FIFO, at(time.Hour), 10), "at next_retry_at")
+	require.Equal(t, []int64{items[1].ID}, b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour-1), 10))
+	require.Equal(t, []int64{items[1].ID, items[2].ID}, b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour+1), 10))
+	require.Equal(t, ids(items[:3]), b.dueIDs(p.UUID, pool.FIFO, at(100*time.Hour), 10))
+
+	// Due changes no item.
+	for _, it := range items {
+		require.Equal(t, it, b.item(it.ID))
+	}
+}
+
+func testDuePromotedThenUpdated(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(2))
+	b.set(items, 0, retrying(at(time.Hour)))
+	b.set(items, 1, status(pool.StatusCompleted))
+	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, at(time.Hour), 10))
+
+	// An update that keeps the status and the retry time keeps it due.
+	b.set(items, 0, func(it *pool.Item) { it.Priority = 7 })
+	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.Parallel, at(time.Hour), 10))
+
+	// Dispatched: no longer due.
+	b.set(items, 0, inFlight(pool.StatusProcessing, at(2*time.Hour)))
+	require.Empty(t, b.dueIDs(p.UUID, pool.FIFO, at(time.Hour), 10))
+
+	// Failed again, with a later retry time: due only from then.
+	b.set(items, 0, retrying(at(3*time.Hour)))
+	require.Empty(t, b.dueIDs(p.UUID, pool.FIFO, at(3*time.Hour-1), 10))
+	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, at(3*time.Hour), 10))
+
+	// Rescheduled later while due: not due until the new time.
+	b.set(items, 0, scheduled(at(5*time.Hour)))
+	require.Empty(t, b.dueIDs(p.UUID, pool.FIFO, at(4*time.Hour), 10))
+
+	// Released (back to Pending): due at once.
+	b.set(items, 0, status(pool.StatusPending))
+	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, at(4*time.Hour), 10))
+
+	// Requeued from a terminal status.
+	b.set(items, 1, status(pool.StatusPending))
+	require.Equal(t, ids(items), b.dueIDs(p.UUID, pool.FIFO, at(0), 10))
+}
+
+func testDueNowGoesBack(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(2))
+	b.set(items, 0, retrying(at(time.Hour)))
+	require.Equal(t, ids(items), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour), 10))
+	require.Equal(t, ids(items[1:]), b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 10),
+		"an item is due at now, whatever Due saw before")
+}
+
+func testDueOtherPools(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	inQ := b.insertItems(q.UUID, pending(2))
+	inP := b.insertItems(p.UUID, pending(2))
+	b.set(inQ, 0, retrying(at(0)))
+	for _, typ := range pool.Types() {
+		got := b.due(p.UUID, typ, at(time.Hour), 10)
+		require.Len(t, got, 2)
+		for _, it := range got {
+			require.Equal(t, p.UUID, it.PoolUUID)
+		}
+	}
+	require.ElementsMatch(t, ids(inP), b.dueIDs(p.UUID, pool.LIFO, at(time.Hour), 10))
+	require.Equal(t, ids(inQ), b.dueIDs(q.UUID, pool.FIFO, at(time.Hour), 10))
+}
+
+func testDueFullItems(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := fullItems()
+	items[4].Status = pool.StatusScheduled // was Completed
+	items[4].NextRetryAt = ptr(at(time.Minute))
+	items = b.insertItems(p.UUID, items)
+	got := b.due(p.UUID, pool.FIFO, at(time.Hour), 10)
+	require.Equal(t, []pool.Item{items[0], items[1], items[4]}, got, "every field, as ItemByID returns it")
+	got = b.due(p.UUID, pool.FIFO, at(3*time.Hour), 10)
+	require.Equal(t, []pool.Item{items[0], items[1], items[3], items[4]}, got)
+}
+
+func testExpired(t *testing.T, b *bundle) {
+	p, other := b.insertPool(), b.insertPool()
+	items := b.insertItems(p.UUID, pending(6))
+	o := b.insertItems(other.UUID, pending(1))
+	b.set(o, 0, inFlight(pool.StatusProcessing, at(0)))
+	b.set(items, 0, inFlight(pool.StatusProcessing, at(3*time.Minute)))
+	b.set(items, 1, inFlight(pool.StatusInCall, at(time.Minute)))
+	b.set(items, 2, inFlight(pool.StatusProcessing, at(2*time.Minute)))
+	b.set(items, 3, inFlight(pool.StatusProcessing, at(time.Hour)))
+	b.set(items, 4, retrying(at(0)))
+	b.set(items, 5, status(pool.StatusCompleted))
+
+	expired := func(now time.Time, limit int) []pool.Item {
+		var out []pool.Item
+		b.read(func(tx store.Tx) (err error) {
+			out, err = tx.Expired(b.ctx, p.UUID, now, limit)
+			return err
+		})
+		return out
+	}
+	require.Empty(t, expired(at(time.Minute-1), 10))
+	require.Equal(t, []pool.Item{items[1]}, expired(at(time.Minute), 10), "a lease ending at now has ended")
+	require.Equal(t, []pool.Item{items[1], items[2], items[0]}, expired(at(30*time.Minute), 10), "earliest first")
+	require.Equal(t, []pool.Item{items[1], items[2]}, expired(at(30*time.Minute), 2))
+	require.Len(t, expired(at(100*time.Hour), 10), 4)
+
+	// A settled item has no lease.
+	b.set(items, 1, status(pool.StatusCompleted))
+	require.Equal(t, []pool.Item{items[2], items[0]}, expired(at(30*time.Minute), 10))
+	// An extended lease moves.
+	b.set(items, 2, func(it *pool.Item) { it.LeaseExpiresAt = at(4 * time.Minute) })
+	require.Equal(t, []pool.Item{items[0], items[2]}, expired(at(30*time.Minute), 10))
+}
+
+// testNextWake checks NextWake in states that no Due has seen. Whether an
+// item that Due has already found due still counts is not fixed by the
+// contract (the sqlite store leaves it out, so that a caller waiting at
+// capacity does not wake at once in a loop).
+func testNextWake(t *testing.T, b *bundle) {
+	p, other := b.insertPool(), b.insertPool()
+	items := b.insertItems(p.UUID, pending(7))
+	o := b.insertItems(other.UUID, pending(2))
+	b.set(o, 0, retrying(at(-time.Hour)))
+	b.set(o, 1, inFlight(pool.StatusProcessing, at(-time.Hour)))
+
+	wake := func() (time.Time, bool) {
+		var w time.Time
+		var ok bool
+		b.read(func(tx store.Tx) (err error) {
+			w, ok, err = tx.NextWake(b.ctx, p.UUID)
+			return err
+		})
+		return w, ok
+	}
+	requireWake := func(want time.Time, msg string) {
+		t.Helper()
+		w, ok := wake()
+		require.True(t, ok, msg)
+		require.Equal(t, want, w, msg)
+	}
+
+	_, ok := wake()
+	require.False(t, ok, "only Pending items")
+	b.set(items, 5, status(pool.StatusCompleted))
+	b.set(items, 6, func(it *pool.Item) { // terminal, with leftovers
+		it.Status = pool.StatusFailed
+		it.NextRetryAt = ptr(at(-time.Hour))
+	})
+	_, ok = wake()
+	require.False(t, ok, "Pending and terminal items")
+
+	b.set(items, 0, retrying(at(5*time.Hour)))
+	requireWake(at(5*time.Hour), "a retry time")
+	b.set(items, 1, scheduled(at(3*time.Hour)))
+	requireWake(at(3*time.Hour), "the earliest retry time")
+	b.set(items, 2, inFlight(pool.StatusProcessing, at(4*time.Hour)))
+	requireWake(at(3*time.Hour), "a later lease")
+	b.set(items, 3, inFlight(pool.StatusInCall, at(time.Hour)))
+	requireWake(at(time.Hour), "an earlier lease")
+
+	b.set(items, 3, status(pool.StatusCompleted))
+	requireWake(at(3*time.Hour), "the lease settled")
+	b.set(items, 1, inFlight(pool.StatusProcessing, at(6*time.Hour)))
+	requireWake(at(4*time.Hour), "the earliest retry dispatched")
+	b.set(items, 2, status(pool.StatusCompleted))
+	requireWake(at(5*time.Hour), "")
+	b.set(items, 0, inFlight(pool.StatusProcessing, at(7*time.Hour)))
+	requireWake(at(6*time.Hour), "")
+	b.set(items, 0, status(pool.StatusCompleted))
+	b.set(items, 1, status(pool.StatusSkipped))
+	_, ok = wake()
+	require.False(t, ok, "nothing left to wait for")
+}

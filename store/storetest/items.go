@@ -1,0 +1,385 @@
+package storetest
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+func itemTests() []test {
+	return []test{
+		{"InsertItems/RoundTrip", testInsertItemsRoundTrip},
+		{"InsertItems/SkipsExisting", testInsertItemsSkipsExisting},
+		{"InsertItems/IDsNeverReused", testInsertItemsIDsNeverReused},
+		{"InsertItems/ContactInTwoPools", testInsertItemsTwoPools},
+		{"InsertItems/ErrNotFound", testInsertItemsNotFound},
+		{"CopyItems/OK", testCopyItems},
+		{"CopyItems/Empty", testCopyItemsEmpty},
+		{"Item/ErrNotFound", testItemNotFound},
+		{"ItemByID/OK", testItemByID},
+		{"ItemByID/ErrNotFound", testItemByIDNotFound},
+		{"UpdateItem/RoundTrip", testUpdateItemRoundTrip},
+		{"UpdateItem/ErrNotFound", testUpdateItemNotFound},
+		{"DeleteItem/OK", testDeleteItem},
+		{"DeleteItem/ErrNotFound", testDeleteItemNotFound},
+		{"Items/Paging", testItemsPaging},
+		{"Items/StatusFilter", testItemsStatusFilter},
+	}
+}
+
+// utc returns it with every time in UTC, as a store returns it.
+func utc(it pool.Item) pool.Item {
+	conv := func(t *time.Time) *time.Time {
+		if t == nil {
+			return nil
+		}
+		u := t.UTC()
+		return &u
+	}
+	it.StartedAt = conv(it.StartedAt)
+	it.CompletedAt = conv(it.CompletedAt)
+	it.FailedAt = conv(it.FailedAt)
+	it.NextRetryAt = conv(it.NextRetryAt)
+	it.AddedAt = it.AddedAt.UTC()
+	if !it.LeaseExpiresAt.IsZero() {
+		it.LeaseExpiresAt = it.LeaseExpiresAt.UTC()
+	}
+	return it
+}
+
+// fullItems returns items using every field, in several statuses, with
+// times in another zone.
+func fullItems() []pool.Item {
+	tokyo := time.FixedZone("Tokyo", 9*3600)
+	tt := func(d time.Duration) *time.Time { v := at(d).In(tokyo); return &v }
+	return []pool.Item{
+		{
+			ContactUUID: uuid.New(), Status: pool.StatusPending, Priority: -7,
+			AddedAt: at(1).In(tokyo),
+			Payload: json.RawMessage(`{"phone": "+33 1 23 45 67 89", "n": [1, 2.5e3], "name": "Zoë"}`),
+		},
+		{ContactUUID: uuid.New(), Status: pool.StatusPending, Priority: 1 << 50, AddedAt: at(2)},
+		{
+			ContactUUID: uuid.New(), Status: pool.StatusProcessing, Priority: 3, Attempts: 2, RetryCount: 1,
+			StartedAt: tt(time.Minute), NextRetryAt: nil, Notes: "first try: busy",
+			AddedAt: at(3), Token: 2, LeaseExpiresAt: at(time.Hour).In(tokyo), Payload: json.RawMessage(`"+1 555"`),
+		},
+		{
+			ContactUUID: uuid.New(), Status: pool.StatusRetrying, Attempts: 1, RetryCount: 1,
+			StartedAt: tt(time.Minute), NextRetryAt: tt(2 * time.Hour), Notes: "no answer",
+			AddedAt: at(4), Token: 1, Payload: json.RawMessage(`null`),
+		},
+		{
+			ContactUUID: uuid.New(), Status: pool.StatusCompleted, Attempts: 1,
+			StartedAt: tt(time.Second), CompletedAt: tt(2 * time.Second), Notes: "answered ✓",
+			AddedAt: at(5), Token: 1, Payload: json.RawMessage(`[]`),
+		},
+		{
+			ContactUUID: uuid.New(), Status: pool.StatusFailed, Attempts: 4, RetryCount: 4,
+			StartedAt: tt(time.Second), FailedAt: tt(3 * time.Second), Notes: pool.NoteCeiling,
+			AddedAt: at(6), Token: 9,
+		},
+	}
+}
+
+func testInsertItemsRoundTrip(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	want := fullItems()
+	got := b.insertItems(p.UUID, want)
+	require.Equal(t, 6, b.getPool(p.UUID).ContactsCount)
+	for i := range want {
+		if i > 0 {
+			require.Greater(t, got[i].ID, got[i-1].ID, "IDs grow in the order given")
+		}
+		w := utc(want[i])
+		w.ID = got[i].ID
+		w.PoolUUID = p.UUID
+		requireJSON(t, w.Payload, got[i].Payload)
+		w.Payload = got[i].Payload
+		require.Equal(t, w, got[i], "item %d", i)
+	}
+	require.Equal(t, got, b.allItems(p.UUID, ""))
+}
+
+func testInsertItemsSkipsExisting(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	first := b.insertItems(p.UUID, pending(2))
+
+	again := pending(3)
+	again[0].ContactUUID = first[1].ContactUUID
+	again[0].Priority = 99
+	again[2].ContactUUID = first[0].ContactUUID
+	var added int
+	b.write(func(tx store.Tx) (err error) {
+		added, err = tx.InsertItems(b.ctx, p.UUID, again)
+		return err
+	})
+	require.Equal(t, 1, added)
+
+	all := b.allItems(p.UUID, "")
+	require.Len(t, all, 3)
+	require.Equal(t, first, all[:2], "existing items are left as they were")
+	require.Equal(t, again[1].ContactUUID, all[2].ContactUUID)
+	require.Greater(t, all[2].ID, first[1].ID)
+	require.Equal(t, 3, b.getPool(p.UUID).ContactsCount)
+}
+
+func testInsertItemsIDsNeverReused(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	last := items[2].ID
+	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, last) })
+	next := b.insertItems(p.UUID, pending(1))
+	require.Greater(t, next[0].ID, last, "the newest item's ID is not reused after its deletion")
+
+	b.write(func(tx store.Tx) error { return tx.DeletePool(b.ctx, p.UUID) })
+	q := b.insertPool()
+	more := b.insertItems(q.UUID, pending(1))
+	require.Greater(t, more[0].ID, next[0].ID, "nor after its pool's deletion")
+}
+
+func testInsertItemsTwoPools(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	items := pending(2)
+	inP := b.insertItems(p.UUID, items)
+	inQ := b.insertItems(q.UUID, items)
+	for i := range items {
+		require.NotEqual(t, inP[i].ID, inQ[i].ID)
+		require.Equal(t, p.UUID, inP[i].PoolUUID)
+		require.Equal(t, q.UUID, inQ[i].PoolUUID)
+	}
+}
+
+func testInsertItemsNotFound(t *testing.T, b *bundle) {
+	b.insertPool()
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		_, err := tx.InsertItems(b.ctx, uuid.New(), pending(1))
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testCopyItems(t *testing.T, b *bundle) {
+	src := b.insertPool()
+	dst := b.insertPool()
+	srcItems := b.insertItems(src.UUID, fullItems())
+	now := at(24*time.Hour + 5)
+
+	var n int
+	b.write(func(tx store.Tx) (err error) {
+		n, err = tx.CopyItems(b.ctx, src.UUID, dst.UUID, now.In(time.FixedZone("x", -3600)))
+		return err
+	})
+	require.Equal(t, len(srcItems), n)
+
+	copies := b.allItems(dst.UUID, "")
+	require.Len(t, copies, len(srcItems))
+	for i, c := range copies {
+		s := srcItems[i]
+		if i > 0 {
+			require.Greater(t, c.ID, copies[i-1].ID, "copies keep the source's order")
+		}
+		require.NotEqual(t, s.ID, c.ID)
+		require.Equal(t, dst.UUID, c.PoolUUID)
+		require.Equal(t, s.ContactUUID, c.ContactUUID)
+		require.Equal(t, s.Priority, c.Priority)
+		requireJSON(t, s.Payload, c.Payload)
+		require.Equal(t, pool.StatusPending, c.Status)
+		require.Zero(t, c.Attempts)
+		require.Zero(t, c.RetryCount)
+		require.Nil(t, c.StartedAt)
+		require.Nil(t, c.CompletedAt)
+		require.Nil(t, c.FailedAt)
+		require.Nil(t, c.NextRetryAt)
+		require.Empty(t, c.Notes)
+		require.Equal(t, now, c.AddedAt)
+		require.True(t, c.LeaseExpiresAt.IsZero())
+	}
+	require.Equal(t, srcItems, b.allItems(src.UUID, ""), "the source is unchanged")
+	require.Equal(t, len(srcItems), b.getPool(dst.UUID).ContactsCount)
+	var counts map[pool.Status]int
+	b.read(func(tx store.Tx) (err error) {
+		counts, err = tx.StatusCounts(b.ctx, dst.UUID)
+		return err
+	})
+	require.Equal(t, len(srcItems), counts[pool.StatusPending])
+}
+
+func testCopyItemsEmpty(t *testing.T, b *bundle) {
+	src, dst := b.insertPool(), b.insertPool()
+	b.write(func(tx store.Tx) error {
+		n, err := tx.CopyItems(b.ctx, src.UUID, dst.UUID, t0)
+		require.Zero(t, n)
+		return err
+	})
+	require.Empty(t, b.allItems(dst.UUID, ""))
+}
+
+func testItemNotFound(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	inQ := b.insertItems(q.UUID, pending(1))[0]
+	for name, args := range map[string][2]uuid.UUID{
+		"UnknownContact":    {p.UUID, uuid.New()},
+		"ContactOfAnother":  {p.UUID, inQ.ContactUUID},
+		"UnknownPool":       {uuid.New(), inQ.ContactUUID},
+		"UnknownPoolAndAll": {uuid.New(), uuid.New()},
+	} {
+		err := b.st.Read(b.ctx, func(tx store.Tx) error {
+			_, err := tx.Item(b.ctx, args[0], args[1])
+			return err
+		})
+		require.ErrorIs(t, err, store.ErrNotFound, name)
+	}
+}
+
+func testItemByID(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, fullItems())
+	for _, it := range items {
+		require.Equal(t, it, b.item(it.ID))
+	}
+}
+
+func testItemByIDNotFound(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(2))
+	for _, id := range []int64{0, -1, items[1].ID + 1000} {
+		err := b.st.Read(b.ctx, func(tx store.Tx) error {
+			_, err := tx.ItemByID(b.ctx, id)
+			return err
+		})
+		require.ErrorIs(t, err, store.ErrNotFound, "id %d", id)
+	}
+}
+
+func testUpdateItemRoundTrip(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, fullItems())
+	neighbours := items[1:]
+	it := items[0]
+
+	// Set every mutable field.
+	want := it
+	want.Status = pool.StatusInCall
+	want.Priority = -1 << 40
+	want.Attempts = 3
+	want.RetryCount = 2
+	want.StartedAt = ptr(at(time.Hour + 1))
+	want.CompletedAt = ptr(at(2*time.Hour + 2))
+	want.FailedAt = ptr(at(3*time.Hour + 3))
+	want.NextRetryAt = ptr(at(4*time.Hour + 4))
+	want.Notes = "called — ok"
+	want.Token = 1 << 33
+	want.LeaseExpiresAt = at(5*time.Hour + 5)
+	b.update(want)
+	require.Equal(t, want, b.item(it.ID))
+
+	// And clear them.
+	want.Status = pool.StatusScheduled
+	want.Priority = 0
+	want.Attempts, want.RetryCount = 0, 0
+	want.StartedAt, want.CompletedAt, want.FailedAt = nil, nil, nil
+	want.NextRetryAt = ptr(at(6 * time.Hour).In(time.FixedZone("y", 5*3600+1800)))
+	want.Notes = ""
+	want.Token = 0
+	want.LeaseExpiresAt = time.Time{}
+	b.update(want)
+	require.Equal(t, utc(want), b.item(it.ID))
+
+	for _, n := range neighbours {
+		require.Equal(t, n, b.item(n.ID), "other items are unchanged")
+	}
+}
+
+func testUpdateItemNotFound(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	it := b.insertItems(p.UUID, pending(1))[0]
+	it.ID += 1000
+	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItem(b.ctx, it) })
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testDeleteItem(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, items[1].ID) })
+
+	err := b.st.Read(b.ctx, func(tx store.Tx) error {
+		_, err := tx.ItemByID(b.ctx, items[1].ID)
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrNotFound)
+	err = b.st.Read(b.ctx, func(tx store.Tx) error {
+		_, err := tx.Item(b.ctx, p.UUID, items[1].ContactUUID)
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.Equal(t, []pool.Item{items[0], items[2]}, b.allItems(p.UUID, ""))
+	require.Equal(t, 2, b.getPool(p.UUID).ContactsCount)
+
+	// The contact may be added again, as a new item.
+	again := b.insertItems(p.UUID, []pool.Item{items[1]})[0]
+	require.Greater(t, again.ID, items[2].ID)
+}
+
+func testDeleteItemNotFound(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	it := b.insertItems(p.UUID, pending(1))[0]
+	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, it.ID) })
+	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.DeleteItem(b.ctx, it.ID) })
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testItemsPaging(t *testing.T, b *bundle) {
+	p, other := b.insertPool(), b.insertPool()
+	want := b.insertItems(p.UUID, pending(57))
+	b.insertItems(other.UUID, pending(5))
+
+	var got []pool.Item
+	for page, size := range []int{25, 25, 7, 0} {
+		b.read(func(tx store.Tx) error {
+			items, total, err := tx.Items(b.ctx, p.UUID, pool.ItemQuery{Page: page + 1, PerPage: 25})
+			require.Len(t, items, size, "page %d", page+1)
+			require.Equal(t, 57, total)
+			got = append(got, items...)
+			return err
+		})
+	}
+	require.Equal(t, want, got)
+}
+
+func testItemsStatusFilter(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(12))
+	statuses := pool.Statuses()
+	want := make(map[pool.Status][]pool.Item)
+	for i := range items {
+		items[i].Status = statuses[i%len(statuses)]
+		if i%3 == 0 {
+			items[i].Status = pool.StatusFailed
+		}
+		b.update(items[i])
+		want[items[i].Status] = append(want[items[i].Status], items[i])
+	}
+	for _, s := range statuses {
+		got := b.allItems(p.UUID, s)
+		if len(want[s]) == 0 {
+			require.Empty(t, got, "status %s", s)
+			continue
+		}
+		require.Equal(t, want[s], got, "status %s", s)
+		b.read(func(tx store.Tx) error {
+			page, total, err := tx.Items(b.ctx, p.UUID, pool.ItemQuery{Status: s, Page: 1, PerPage: 1})
+			if err == nil {
+				require.Equal(t, len(want[s]), total)
+				require.Equal(t, want[s][:1], page)
+			}
+			return err
+		})
+	}
+}

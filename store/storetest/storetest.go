@@ -1,0 +1,235 @@
+// Package storetest is the conformance suite of poolq's persistence
+// contract: every [store.Store] implementation runs [Run] from its own tests
+// and must pass it unchanged.
+//
+//	func TestStore(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store { return MustOpen(t) })
+//	}
+//
+// The suite checks what the doc comments of package store promise, method
+// by method: round trips of every field (times in UTC to the nanosecond),
+// the sentinel errors, paging and filters, the dispatch orders and the due
+// set, the per-status counts against a recount after random operations,
+// read-only and rolled-back transactions. It checks nothing an
+// implementation may choose freely (error texts, the encoding of UUIDs).
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+// Run runs the conformance suite as subtests of t. open must return a new,
+// empty store for each call, closed by a t.Cleanup it registers; subtests
+// call it from parallel goroutines.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	groups := []struct {
+		name  string
+		tests []test
+	}{
+		{"Pools", poolTests()},
+		{"Items", itemTests()},
+		{"Dispatch", dispatchTests()},
+		{"Transactions", txTests()},
+		{"Counts", countTests()},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					tc.fn(t, setup(t, open))
+				})
+			}
+		})
+	}
+}
+
+// test is one subtest of the suite.
+type test struct {
+	name string
+	fn   func(t *testing.T, b *bundle)
+}
+
+// bundle is what every subtest gets: a fresh store and helpers bound to t.
+type bundle struct {
+	t   *testing.T
+	st  store.Store
+	ctx context.Context
+}
+
+func setup(t *testing.T, open func(t *testing.T) store.Store) *bundle {
+	return &bundle{t: t, st: open(t), ctx: context.Background()}
+}
+
+// t0 is the suite's reference time: nanoseconds set, in UTC.
+var t0 = time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC)
+
+// at returns t0 + d.
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }
+
+// write runs fn in a write transaction and requires it to succeed.
+func (b *bundle) write(fn func(tx store.Tx) error) {
+	b.t.Helper()
+	require.NoError(b.t, b.st.Write(b.ctx, fn))
+}
+
+// read runs fn in a read transaction and requires it to succeed.
+func (b *bundle) read(fn func(tx store.Tx) error) {
+	b.t.Helper()
+	require.NoError(b.t, b.st.Read(b.ctx, fn))
+}
+
+// newPool returns a valid pool that is not stored yet, changed by mods.
+func newPool(mods ...func(*pool.Pool)) pool.Pool {
+	p := pool.Pool{
+		UUID:             uuid.New(),
+		Name:             "Pool " + uuid.NewString()[:8],
+		Description:      "A test pool",
+		Type:             pool.FIFO,
+		MaxParallelItems: 10,
+		MaxRetries:       3,
+		IsActive:         true,
+		CreatedAt:        t0,
+		UpdatedAt:        t0,
+	}
+	for _, m := range mods {
+		m(&p)
+	}
+	return p
+}
+
+// insertPool stores a new pool changed by mods and returns it.
+func (b *bundle) insertPool(mods ...func(*pool.Pool)) pool.Pool {
+	b.t.Helper()
+	p := newPool(mods...)
+	b.write(func(tx store.Tx) error { return tx.InsertPool(b.ctx, p) })
+	return p
+}
+
+// getPool reads a pool.
+func (b *bundle) getPool(id uuid.UUID) pool.Pool {
+	b.t.Helper()
+	var p pool.Pool
+	b.read(func(tx store.Tx) (err error) {
+		p, err = tx.Pool(b.ctx, id)
+		return err
+	})
+	return p
+}
+
+// pending returns n Pending items with new contacts, added at t0 + i ns.
+func pending(n int) []pool.Item {
+	out := make([]pool.Item, n)
+	for i := range out {
+		out[i] = pool.Item{
+			ContactUUID: uuid.New(),
+			Status:      pool.StatusPending,
+			AddedAt:     at(time.Duration(i)),
+		}
+	}
+	return out
+}
+
+// insertItems stores items in pool id and returns them as stored, in
+// insertion order (IDs assigned).
+func (b *bundle) insertItems(id uuid.UUID, items []pool.Item) []pool.Item {
+	b.t.Helper()
+	var added int
+	b.write(func(tx store.Tx) (err error) {
+		added, err = tx.InsertItems(b.ctx, id, items)
+		return err
+	})
+	require.Equal(b.t, len(items), added, "InsertItems added")
+	out := make([]pool.Item, len(items))
+	b.read(func(tx store.Tx) error {
+		for i, it := range items {
+			got, err := tx.Item(b.ctx, id, it.ContactUUID)
+			if err != nil {
+				return err
+			}
+			out[i] = got
+		}
+		return nil
+	})
+	return out
+}
+
+// item reads an item by ID.
+func (b *bundle) item(id int64) pool.Item {
+	b.t.Helper()
+	var it pool.Item
+	b.read(func(tx store.Tx) (err error) {
+		it, err = tx.ItemByID(b.ctx, id)
+		return err
+	})
+	return it
+}
+
+// update stores it.
+func (b *bundle) update(it pool.Item) {
+	b.t.Helper()
+	b.write(func(tx store.Tx) error { return tx.UpdateItem(b.ctx, it) })
+}
+
+// allItems lists every item of a pool, all pages, optionally of one status.
+func (b *bundle) allItems(id uuid.UUID, status pool.Status) []pool.Item {
+	b.t.Helper()
+	var out []pool.Item
+	b.read(func(tx store.Tx) error {
+		var err error
+		out, err = listAll(b.ctx, tx, id, status)
+		return err
+	})
+	return out
+}
+
+// listAll pages through a pool's items 100 at a time.
+func listAll(ctx context.Context, tx store.Tx, id uuid.UUID, status pool.Status) ([]pool.Item, error) {
+	var out []pool.Item
+	for page := 1; ; page++ {
+		got, total, err := tx.Items(ctx, id, pool.ItemQuery{Status: status, Page: page, PerPage: pool.MaxPerPage})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+		if len(got) < pool.MaxPerPage {
+			if total != len(out) {
+				return nil, fmt.Errorf("items total %d, listed %d", total, len(out))
+			}
+			return out, nil
+		}
+	}
+}
+
+// ids returns the IDs of items.
+func ids(items []pool.Item) []int64 {
+	out := make([]int64, len(items))
+	for i, it := range items {
+		out[i] = it.ID
+	}
+	return out
+}
+
+// requireJSON requires two payloads to hold the same bytes, nil and empty
+// alike.
+func requireJSON(t *testing.T, want, got json.RawMessage) {
+	t.Helper()
+	if len(want) == 0 {
+		require.Empty(t, got)
+		return
+	}
+	require.Equal(t, string(want), string(got))
+}

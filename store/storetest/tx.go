@@ -1,0 +1,241 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+func txTests() []test {
+	return []test{
+		{"Read/ErrReadOnly", testReadOnly},
+		{"Write/RollbackOnError", testWriteRollback},
+		{"Write/SeesItsOwnWrites", testWriteSeesOwnWrites},
+		{"Concurrent", testConcurrent},
+	}
+}
+
+// snapshot is everything the suite can read about some pools.
+type snapshot struct {
+	pools  []pool.Pool
+	items  [][]pool.Item
+	counts []map[pool.Status]int
+}
+
+func (b *bundle) snapshot(ps ...pool.Pool) snapshot {
+	b.t.Helper()
+	var s snapshot
+	for _, p := range ps {
+		s.pools = append(s.pools, b.getPool(p.UUID))
+		s.items = append(s.items, b.allItems(p.UUID, ""))
+		b.read(func(tx store.Tx) error {
+			c, err := tx.StatusCounts(b.ctx, p.UUID)
+			s.counts = append(s.counts, c)
+			return err
+		})
+	}
+	return s
+}
+
+func testReadOnly(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	before := b.snapshot(p, q)
+
+	changed := items[0]
+	changed.Status = pool.StatusCompleted
+	renamed := p
+	renamed.Name = "Renamed"
+	writes := map[string]func(tx store.Tx) error{
+		"InsertPool": func(tx store.Tx) error { return tx.InsertPool(b.ctx, newPool()) },
+		"UpdatePool": func(tx store.Tx) error { return tx.UpdatePool(b.ctx, renamed) },
+		"DeletePool": func(tx store.Tx) error { return tx.DeletePool(b.ctx, q.UUID) },
+		"InsertItems": func(tx store.Tx) error {
+			_, err := tx.InsertItems(b.ctx, p.UUID, pending(1))
+			return err
+		},
+		"CopyItems": func(tx store.Tx) error {
+			_, err := tx.CopyItems(b.ctx, p.UUID, q.UUID, t0)
+			return err
+		},
+		"UpdateItem": func(tx store.Tx) error { return tx.UpdateItem(b.ctx, changed) },
+		"DeleteItem": func(tx store.Tx) error { return tx.DeleteItem(b.ctx, items[1].ID) },
+		"Due": func(tx store.Tx) error {
+			_, err := tx.Due(b.ctx, p.UUID, pool.FIFO, t0, 10)
+			return err
+		},
+	}
+	for name, w := range writes {
+		err := b.st.Read(b.ctx, w)
+		require.ErrorIs(t, err, store.ErrReadOnly, name)
+		// The transaction is still usable for reads after the refusal.
+		err = b.st.Read(b.ctx, func(tx store.Tx) error {
+			if err := w(tx); !errors.Is(err, store.ErrReadOnly) {
+				return fmt.Errorf("%s: %v, want ErrReadOnly", name, err)
+			}
+			_, err := tx.Pool(b.ctx, p.UUID)
+			return err
+		})
+		require.NoError(t, err)
+	}
+	require.Equal(t, before, b.snapshot(p, q), "nothing changed")
+}
+
+func testWriteRollback(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	b.set(items, 2, retrying(at(time.Hour)))
+	before := b.snapshot(p, q)
+
+	fresh := newPool()
+	boom := errors.New("boom")
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		if err := tx.InsertPool(b.ctx, fresh); err != nil {
+			return err
+		}
+		if _, err := tx.InsertItems(b.ctx, fresh.UUID, pending(5)); err != nil {
+			return err
+		}
+		if _, err := tx.InsertItems(b.ctx, p.UUID, pending(2)); err != nil {
+			return err
+		}
+		if _, err := tx.CopyItems(b.ctx, p.UUID, q.UUID, t0); err != nil {
+			return err
+		}
+		renamed := p
+		renamed.Name = "Renamed"
+		if err := tx.UpdatePool(b.ctx, renamed); err != nil {
+			return err
+		}
+		done := items[0]
+		done.Status = pool.StatusCompleted
+		if err := tx.UpdateItem(b.ctx, done); err != nil {
+			return err
+		}
+		if err := tx.DeleteItem(b.ctx, items[1].ID); err != nil {
+			return err
+		}
+		if _, err := tx.Due(b.ctx, p.UUID, pool.FIFO, at(2*time.Hour), 10); err != nil {
+			return err
+		}
+		if err := tx.DeletePool(b.ctx, q.UUID); err != nil {
+			return err
+		}
+		return fmt.Errorf("after all that: %w", boom)
+	})
+	require.ErrorIs(t, err, boom, "Write returns fn's error")
+
+	err = b.st.Read(b.ctx, func(tx store.Tx) error {
+		_, err := tx.Pool(b.ctx, fresh.UUID)
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrNotFound, "the new pool is not there")
+	require.Equal(t, before, b.snapshot(p, q), "nothing changed")
+	// Not even the due set: the retried item is due only at its time.
+	require.Equal(t, ids(items[:2]), b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 10))
+}
+
+func testWriteSeesOwnWrites(t *testing.T, b *bundle) {
+	p := newPool()
+	b.write(func(tx store.Tx) error {
+		require.NoError(t, tx.InsertPool(b.ctx, p))
+		n, err := tx.InsertItems(b.ctx, p.UUID, pending(3))
+		require.NoError(t, err)
+		require.Equal(t, 3, n)
+		got, err := tx.Pool(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, 3, got.ContactsCount)
+		due, err := tx.Due(b.ctx, p.UUID, pool.FIFO, t0, 10)
+		require.NoError(t, err)
+		require.Len(t, due, 3)
+		due[0].Status = pool.StatusProcessing
+		require.NoError(t, tx.UpdateItem(b.ctx, due[0]))
+		n, err = tx.InFlight(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		return nil
+	})
+	require.Equal(t, 3, b.getPool(p.UUID).ContactsCount)
+}
+
+// testConcurrent runs writers and readers at once; every write must land
+// and every read must see a consistent pool.
+func testConcurrent(t *testing.T, b *bundle) {
+	const writers, readers, writes = 4, 4, 10
+	p := b.insertPool()
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+readers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < writes; i++ {
+				err := b.st.Write(ctx, func(tx store.Tx) error {
+					if _, err := tx.InsertItems(ctx, p.UUID, pending(2)); err != nil {
+						return err
+					}
+					due, err := tx.Due(ctx, p.UUID, pool.FIFO, t0, 1)
+					if err != nil || len(due) == 0 {
+						return err
+					}
+					due[0].Status = pool.StatusCompleted
+					return tx.UpdateItem(ctx, due[0])
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var rg sync.WaitGroup
+	for r := 0; r < readers; r++ {
+		rg.Add(1)
+		go func() {
+			defer rg.Done()
+			for ctx.Err() == nil {
+				err := b.st.Read(ctx, func(tx store.Tx) error {
+					got, err := tx.Pool(ctx, p.UUID)
+					if err != nil {
+						return err
+					}
+					counts, err := tx.StatusCounts(ctx, p.UUID)
+					if err != nil {
+						return err
+					}
+					if sum := counts[pool.StatusPending] + counts[pool.StatusCompleted]; sum != got.ContactsCount {
+						return fmt.Errorf("counts %v do not add up to %d", counts, got.ContactsCount)
+					}
+					if got.ContactsCount != 2*counts[pool.StatusCompleted] {
+						return fmt.Errorf("saw half a write: %v", counts)
+					}
+					return nil
+				})
+				if err != nil && ctx.Err() == nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	cancel()
+	rg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got := b.getPool(p.UUID)
+	require.Equal(t, writers*writes*2, got.ContactsCount)
+	require.Len(t, b.allItems(p.UUID, pool.StatusCompleted), writers*writes)
+}
