@@ -1,0 +1,43 @@
+// Package queue is the engine users hold: it manages pools and their items
+// and dispatches them, composing the domain rules of package pool with a
+// [store.Store].
+//
+//	st, _ := sqlite.Open(ctx, "dialer.db", sqlite.Options{})
+//	eng, _ := queue.New(st, queue.Options{})
+//	defer eng.Close()
+//
+//	p, _ := eng.CreatePool(ctx, pool.CreateParams{Name: "VIP", Description: "Hot leads"})
+//	eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: contact})
+//	l, _ := eng.Dequeue(ctx, p.UUID) // blocks until an item is due and the cap allows
+//	eng.Complete(ctx, l, "answered")
+//
+// # Dispatch
+//
+// Due items go out in the pool's order: FIFO oldest first, LIFO newest
+// first, Parallel highest priority then oldest. FIFO and LIFO pools have at
+// most one item in flight; Parallel pools at most max_parallel_items. The cap
+// is checked and the item claimed in one write transaction, so it holds for
+// any number of goroutines and for several processes sharing one SQLite file.
+//
+// Every dispatch returns a [Lease] carrying a fencing token. Settling calls
+// ([Engine.Complete], [Engine.Fail], [Engine.Release], [Engine.Extend],
+// [Engine.MarkInCall]) must present the item's current token: a stale lease
+// (settled already, expired, or superseded by a later dispatch) gets
+// [ErrLeaseLost] and changes nothing. Delivery is at-least-once: an item whose
+// holder vanishes comes back when its lease expires, counted as a failed
+// attempt.
+//
+// # Expiry
+//
+// A lease that reaches its deadline is lost at once: no settlement is
+// accepted for it after ExpiresAt, even before the engine has written the
+// expiry down. The engine applies expiries itself, in the write transaction
+// of every dispatch and settlement on the pool, before capacity is computed;
+// a blocked [Engine.Dequeue] wakes up at the earliest lease deadline to do
+// so. Until then, a pool's status counts may still show the item in flight.
+//
+// # Concurrency
+//
+// An [Engine] is safe for concurrent use. Every method that changes state has
+// written the change to the store before it returns.
+package queue

@@ -1,0 +1,30 @@
+package queue
+
+import (
+	"errors"
+
+	"github.com/poolq/poolq/pool"
+)
+
+var (
+	// ErrEmpty is returned by TryDequeue and DequeueN when no item of the
+	// pool is due.
+	ErrEmpty = errors.New("queue: no item is due")
+	// ErrAtCapacity is returned by TryDequeue and DequeueN when items are
+	// due but the pool already has as many in flight as its cap allows.
+	ErrAtCapacity = errors.New("queue: pool is at capacity")
+	// ErrLeaseLost is returned by Complete, Fail, Release, Extend and
+	// MarkInCall when the lease is no longer the item's current one: it was
+	// settled, it expired, or the item was dispatched again since.
+	ErrLeaseLost = errors.New("queue: lease lost")
+	// ErrInFlight is returned by Skip, Requeue, Remove, SetPriority and
+	// DeletePool when an item they would touch is in flight. It is
+	// [pool.ErrInFlight].
+	ErrInFlight = pool.ErrInFlight
+	// ErrWrongStatus is returned by Skip (item finished) and Requeue (item
+	// not finished). It is [pool.ErrWrongStatus].
+	ErrWrongStatus = pool.ErrWrongStatus
+	// ErrClosed is returned by every method called after Close, and by a
+	// Dequeue blocked when Close was called.
+	ErrClosed = errors.New("queue: engine closed")
+)

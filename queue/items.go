@@ -1,0 +1,197 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+)
+
+// Add puts contacts into a pool as Pending items, in the order given, in one
+// transaction: all or nothing. Duplicates inside the batch are folded (the
+// first occurrence wins); contacts already in the pool are skipped and
+// counted. Errors: [validate.Errors] naming the index of every bad item (nil
+// UUID, payload that is not JSON or larger than [pool.MaxPayloadBytes]; an
+// empty batch), [store.ErrNotFound] for an unknown pool; on any error
+// nothing is written. Blocked Dequeues on the pool wake up.
+func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewItem) (pool.AddResult, error) {
+	if err := checkID("uuid", poolID); err != nil {
+		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
+	}
+	batch, err := pool.PrepareItems(items)
+	if err != nil {
+		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
+	}
+	now := e.now()
+	rows := make([]pool.Item, len(batch))
+	for i, n := range batch {
+		rows[i] = n.Item(poolID, now)
+	}
+	var added int
+	err = e.write(ctx, func(tx store.Tx) error {
+		var err error
+		added, err = tx.InsertItems(ctx, poolID, rows)
+		return err
+	})
+	if err != nil {
+		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
+	}
+	if added > 0 {
+		e.notify(poolID)
+	}
+	return pool.AddResult{ContactsAdded: added, ContactsSkipped: len(rows) - added}, nil
+}
+
+// Items returns one page of a pool's items in insertion order, filtered by
+// status. Page defaults to 1, PerPage to 25 (at most 100). Errors:
+// [validate.Errors] for a bad query, [store.ErrNotFound] for an unknown
+// pool.
+func (e *Engine) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) (pool.ItemPage, error) {
+	if err := checkID("uuid", poolID); err != nil {
+		return pool.ItemPage{}, fmt.Errorf("list items: %w", err)
+	}
+	q, err := q.Normalize()
+	if err != nil {
+		return pool.ItemPage{}, fmt.Errorf("list items: %w", err)
+	}
+	var page pool.ItemPage
+	err = e.read(ctx, func(tx store.Tx) error {
+		if _, err := tx.Pool(ctx, poolID); err != nil {
+			return err
+		}
+		data, total, err := tx.Items(ctx, poolID, q)
+		page = pool.NewPage(q.Page, q.PerPage, total, data)
+		return err
+	})
+	if err != nil {
+		return pool.ItemPage{}, fmt.Errorf("list items: %w", err)
+	}
+	return page, nil
+}
+
+// Item returns the item of a contact in a pool. Errors: [store.ErrNotFound].
+func (e *Engine) Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, error) {
+	if err := checkIDs(poolID, contact); err != nil {
+		return pool.Item{}, fmt.Errorf("get item: %w", err)
+	}
+	var it pool.Item
+	err := e.read(ctx, func(tx store.Tx) error {
+		var err error
+		it, err = tx.Item(ctx, poolID, contact)
+		return err
+	})
+	if err != nil {
+		return pool.Item{}, fmt.Errorf("get item: %w", err)
+	}
+	return it, nil
+}
+
+// Skip withdraws a waiting item: it becomes Skipped (terminal) with note.
+// Errors: [ErrInFlight], [ErrWrongStatus] for a finished item,
+// [store.ErrNotFound].
+func (e *Engine) Skip(ctx context.Context, poolID, contact uuid.UUID, note string) (pool.Item, error) {
+	it, err := e.changeItem(ctx, poolID, contact, func(it pool.Item) (pool.Item, error) {
+		return pool.Skip(it, note)
+	})
+	if err != nil {
+		return pool.Item{}, fmt.Errorf("skip item: %w", err)
+	}
+	return it, nil
+}
+
+// Requeue puts a finished item (Completed, Failed or Skipped) back to
+// Pending with attempts, retry count and history reset, in its original
+// insertion place. Errors: [ErrInFlight], [ErrWrongStatus] for an item that
+// is waiting, [store.ErrNotFound].
+func (e *Engine) Requeue(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, error) {
+	it, err := e.changeItem(ctx, poolID, contact, pool.Requeue)
+	if err != nil {
+		return pool.Item{}, fmt.Errorf("requeue item: %w", err)
+	}
+	e.notify(poolID)
+	return it, nil
+}
+
+// SetPriority changes the priority of an item that is not in flight.
+// Errors: [ErrInFlight], [store.ErrNotFound].
+func (e *Engine) SetPriority(ctx context.Context, poolID, contact uuid.UUID, priority int) (pool.Item, error) {
+	it, err := e.changeItem(ctx, poolID, contact, func(it pool.Item) (pool.Item, error) {
+		return pool.SetPriority(it, priority)
+	})
+	if err != nil {
+		return pool.Item{}, fmt.Errorf("set priority: %w", err)
+	}
+	return it, nil
+}
+
+// Remove deletes the items of the given contacts from a pool, in one
+// transaction, and returns how many it deleted. Contacts not in the pool are
+// ignored, so a retried Remove is harmless. If any of the items is in flight
+// nothing is deleted and the error is [ErrInFlight]. Errors also:
+// [store.ErrNotFound] for an unknown pool, [validate.Errors] for nil UUIDs.
+func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) (int, error) {
+	if err := checkIDs(poolID, contacts...); err != nil {
+		return 0, fmt.Errorf("remove items: %w", err)
+	}
+	var n int
+	err := e.write(ctx, func(tx store.Tx) error {
+		p, err := tx.Pool(ctx, poolID)
+		if err != nil {
+			return err
+		}
+		if _, err := e.reclaim(ctx, tx, p, e.now()); err != nil {
+			return err
+		}
+		for _, c := range contacts {
+			it, err := tx.Item(ctx, poolID, c)
+			if isNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := pool.Removable(it); err != nil {
+				return err
+			}
+			if err := tx.DeleteItem(ctx, it.ID); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("remove items: %w", err)
+	}
+	return n, nil
+}
+
+// changeItem applies fn to one item in a write transaction, after applying
+// the pool's expired leases (so an item whose holder vanished is no longer
+// in flight).
+func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn func(pool.Item) (pool.Item, error)) (pool.Item, error) {
+	if err := checkIDs(poolID, contact); err != nil {
+		return pool.Item{}, err
+	}
+	var out pool.Item
+	err := e.write(ctx, func(tx store.Tx) error {
+		p, err := tx.Pool(ctx, poolID)
+		if err != nil {
+			return err
+		}
+		if _, err := e.reclaim(ctx, tx, p, e.now()); err != nil {
+			return err
+		}
+		it, err := tx.Item(ctx, poolID, contact)
+		if err != nil {
+			return err
+		}
+		if out, err = fn(it); err != nil {
+			return err
+		}
+		return tx.UpdateItem(ctx, out)
+	})
+	return out, err
+}

@@ -1,0 +1,327 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
+	"github.com/stretchr/testify/require"
+)
+
+// realEngine is an engine on the real clock, for the runner's timers.
+func realEngine(t *testing.T, opts queue.Options) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	eng, err := queue.New(st, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	return &testBundle{ctx: ctx, eng: eng, st: st}
+}
+
+// recorder collects a Work run's events.
+type recorder struct {
+	mu     sync.Mutex
+	events []queue.Event
+	cond   func([]queue.Event) bool
+	done   chan struct{}
+}
+
+func newRecorder(cond func([]queue.Event) bool) *recorder {
+	return &recorder{cond: cond, done: make(chan struct{})}
+}
+
+func (r *recorder) on(ev queue.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+	if r.cond != nil && r.cond(r.events) {
+		r.cond = nil
+		close(r.done)
+	}
+}
+
+func (r *recorder) count(k queue.EventKind) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, ev := range r.events {
+		if ev.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+func settledN(n int) func([]queue.Event) bool {
+	return func(evs []queue.Event) bool {
+		k := 0
+		for _, ev := range evs {
+			if ev.Kind != queue.EventDispatched {
+				k++
+			}
+		}
+		return k >= n
+	}
+}
+
+// checkNoLeak waits for the goroutine count to come back to before.
+func checkNoLeak(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestEngine_Work(t *testing.T) {
+	// Not parallel: it counts goroutines.
+
+	t.Run("Outcomes", func(t *testing.T) {
+		b := realEngine(t, queue.Options{RetryDelay: time.Hour})
+		p := b.pool(t, pool.Parallel, 4, 3)
+		ids := b.add(t, p.UUID, 5)
+		before := runtime.NumGoroutine() // the store's own goroutines are running already
+		retryAt := time.Now().Add(2 * time.Hour).UTC().Round(0)
+		outcome := map[uuid.UUID]error{
+			ids[0]: nil,
+			ids[1]: errors.New("busy"),
+			ids[2]: queue.RetryAt(retryAt, errors.New("call back")),
+			ids[3]: queue.Final(errors.New("wrong number")),
+		}
+		rec := newRecorder(settledN(5))
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- b.eng.Work(ctx, func(ctx context.Context, l *queue.Lease) error {
+				if l.ContactUUID == ids[4] {
+					panic("boom")
+				}
+				return outcome[l.ContactUUID]
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 3, OnEvent: rec.on})
+		}()
+		<-rec.done
+		cancel()
+		require.NoError(t, <-errc)
+
+		require.Equal(t, pool.StatusCompleted, b.item(t, p.UUID, ids[0]).Status)
+		busy := b.item(t, p.UUID, ids[1])
+		require.Equal(t, pool.StatusRetrying, busy.Status)
+		require.Equal(t, "busy", busy.Notes)
+		cb := b.item(t, p.UUID, ids[2])
+		require.Equal(t, pool.StatusScheduled, cb.Status)
+		require.Equal(t, retryAt, *cb.NextRetryAt)
+		require.Equal(t, "call back", cb.Notes)
+		wrong := b.item(t, p.UUID, ids[3])
+		require.Equal(t, pool.StatusFailed, wrong.Status)
+		require.Equal(t, "wrong number", wrong.Notes)
+		panicked := b.item(t, p.UUID, ids[4])
+		require.Equal(t, pool.StatusRetrying, panicked.Status)
+		require.Equal(t, "panic: boom", panicked.Notes)
+
+		require.Equal(t, 5, rec.count(queue.EventDispatched))
+		require.Equal(t, 1, rec.count(queue.EventCompleted))
+		require.Equal(t, 3, rec.count(queue.EventRetried))
+		require.Equal(t, 1, rec.count(queue.EventFailed))
+		checkNoLeak(t, before)
+	})
+
+	t.Run("HeartbeatKeepsLongCall", func(t *testing.T) {
+		b := realEngine(t, queue.Options{LeaseTimeout: 150 * time.Millisecond})
+		p := b.pool(t, pool.FIFO, 1, 3)
+		ids := b.add(t, p.UUID, 1)
+		before := runtime.NumGoroutine() // the store's own goroutines are running already
+		rec := newRecorder(settledN(1))
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- b.eng.Work(ctx, func(ctx context.Context, l *queue.Lease) error {
+				select { // three lease timeouts
+				case <-time.After(450 * time.Millisecond):
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: 30 * time.Millisecond, OnEvent: rec.on})
+		}()
+		<-rec.done
+		cancel()
+		require.NoError(t, <-errc)
+		it := b.item(t, p.UUID, ids[0])
+		require.Equal(t, pool.StatusCompleted, it.Status)
+		require.Equal(t, 1, it.Attempts)
+		require.Zero(t, rec.count(queue.EventExpired))
+		checkNoLeak(t, before)
+	})
+
+	t.Run("LeaseLostCancelsHandler", func(t *testing.T) {
+		b := realEngine(t, queue.Options{LeaseTimeout: 50 * time.Millisecond})
+		p := b.pool(t, pool.FIFO, 1, 3)
+		ids := b.add(t, p.UUID, 1)
+		rec := newRecorder(func(evs []queue.Event) bool { return len(evs) >= 2 })
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		cancelled := make(chan struct{})
+		go func() {
+			errc <- b.eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
+				<-hctx.Done() // a hung handler: heartbeats slower than the lease
+				close(cancelled)
+				return hctx.Err()
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: 200 * time.Millisecond, OnEvent: rec.on})
+		}()
+		<-rec.done
+		<-cancelled
+		cancel()
+		require.NoError(t, <-errc)
+		require.Equal(t, 1, rec.count(queue.EventExpired))
+		it := b.item(t, p.UUID, ids[0])
+		require.Equal(t, 1, it.RetryCount, "the expiry counts as a failed attempt")
+		require.Equal(t, pool.NoteExpired, it.Notes)
+	})
+
+	t.Run("ShutdownReleasesAfterGrace", func(t *testing.T) {
+		b := realEngine(t, queue.Options{})
+		p := b.pool(t, pool.Parallel, 2, 3)
+		ids := b.add(t, p.UUID, 3)
+		before := runtime.NumGoroutine() // the store's own goroutines are running already
+		started := make(chan struct{}, 3)
+		rec := newRecorder(nil)
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- b.eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
+				started <- struct{}{}
+				<-hctx.Done() // ignores shutdown until its context is cancelled
+				return hctx.Err()
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 3, Grace: 100 * time.Millisecond, OnEvent: rec.on})
+		}()
+		<-started
+		<-started
+		start := time.Now()
+		cancel()
+		require.NoError(t, <-errc)
+		require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond, "waited the grace period")
+		require.Equal(t, 2, rec.count(queue.EventReleased))
+		for _, id := range ids {
+			it := b.item(t, p.UUID, id)
+			require.Equal(t, pool.StatusPending, it.Status, "released items are due again")
+			require.Zero(t, it.Attempts, "a release is not an attempt")
+		}
+		checkNoLeak(t, before)
+	})
+
+	t.Run("ShutdownWaitsForHandlers", func(t *testing.T) {
+		b := realEngine(t, queue.Options{})
+		p := b.pool(t, pool.FIFO, 1, 3)
+		ids := b.add(t, p.UUID, 2)
+		started := make(chan struct{})
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- b.eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
+				close(started)
+				time.Sleep(50 * time.Millisecond) // finishes within the grace period
+				return nil
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: 5 * time.Second})
+		}()
+		<-started
+		cancel()
+		require.NoError(t, <-errc)
+		require.Equal(t, pool.StatusCompleted, b.item(t, p.UUID, ids[0]).Status)
+		require.Equal(t, pool.StatusPending, b.item(t, p.UUID, ids[1]).Status, "no new dispatch after shutdown")
+	})
+
+	t.Run("SeveralPools", func(t *testing.T) {
+		b := realEngine(t, queue.Options{})
+		p1 := b.pool(t, pool.FIFO, 1, 3)
+		p2 := b.pool(t, pool.LIFO, 1, 3)
+		b.add(t, p1.UUID, 20)
+		b.add(t, p2.UUID, 20)
+		var mu sync.Mutex
+		var order []uuid.UUID
+		rec := newRecorder(settledN(40))
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- b.eng.Work(ctx, func(ctx context.Context, l *queue.Lease) error {
+				mu.Lock()
+				order = append(order, l.PoolUUID)
+				mu.Unlock()
+				return nil
+			}, queue.WorkOptions{Pools: []uuid.UUID{p1.UUID, p2.UUID, p1.UUID}, OnEvent: rec.on})
+		}()
+		<-rec.done
+		cancel()
+		require.NoError(t, <-errc)
+		// One worker alternates between the pools: neither waits for the other to drain.
+		first := map[uuid.UUID]int{}
+		for _, id := range order[:10] {
+			first[id]++
+		}
+		require.Equal(t, 5, first[p1.UUID], order[:10])
+		require.Equal(t, 5, first[p2.UUID])
+	})
+
+	t.Run("EngineClosed", func(t *testing.T) {
+		b := realEngine(t, queue.Options{PollInterval: 10 * time.Millisecond})
+		p := b.pool(t, pool.FIFO, 1, 3)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error { return nil },
+				queue.WorkOptions{Pools: []uuid.UUID{p.UUID}})
+		}()
+		time.Sleep(20 * time.Millisecond)
+		require.NoError(t, b.eng.Close())
+		require.ErrorIs(t, <-errc, queue.ErrClosed)
+	})
+
+	t.Run("ErrInvalid", func(t *testing.T) {
+		b := realEngine(t, queue.Options{})
+		err := b.eng.Work(b.ctx, nil, queue.WorkOptions{Workers: -1, Grace: -1, Pools: []uuid.UUID{uuid.Nil}})
+		require.ElementsMatch(t, []string{"handler", "pools[0]", "workers", "grace"}, fieldsOf(t, err))
+		err = b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error { return nil }, queue.WorkOptions{})
+		require.Equal(t, []string{"pools"}, fieldsOf(t, err))
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		b := realEngine(t, queue.Options{})
+		err := b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error { return nil },
+			queue.WorkOptions{Pools: []uuid.UUID{uuid.New()}})
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+}
+
+func TestFailureOf(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		err  error
+		want queue.Failure
+	}{
+		{"Plain", errors.New("busy"), queue.Failure{Note: "busy"}},
+		{"RetryAt", queue.RetryAt(at, errors.New("later")), queue.Failure{RetryAt: at, Note: "later"}},
+		{"RetryAtNil", queue.RetryAt(at, nil), queue.Failure{RetryAt: at, Note: "retry at 2026-05-01T12:00:00Z"}},
+		{"Final", queue.Final(errors.New("wrong number")), queue.Failure{Final: true, Note: "wrong number"}},
+		{"Wrapped", errors.Join(queue.Final(errors.New("x"))), queue.Failure{Final: true, Note: "x"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			require.Equal(t, c.want, queue.FailureOf(c.err))
+		})
+	}
+}
