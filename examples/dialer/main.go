@@ -1,0 +1,363 @@
+// Command dialer is poolq embedded in a (simulated) outbound dialer.
+//
+// It opens or creates an SQLite file, makes a FIFO, a LIFO and a Parallel
+// pool, adds contacts with priorities and a JSON payload (the phone number),
+// and dials them through queue.Engine.Work: calls are answered, busy, not
+// answered (both retried) or wrong numbers (failed for good), with short
+// random durations. It prints live progress per pool and ends with the status
+// counts and the throughput.
+//
+// Run it twice: the second run finds the pools and contacts in the file
+// (contact UUIDs derive from the seed) and resumes instead of duplicating
+// them.
+//
+//	go run ./examples/dialer                 # poolq-dialer.db, 3000 contacts
+//	go run ./examples/dialer -contacts 300 -workers 8 -seed 7 -db /tmp/d.db
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/sqlite"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "dialer:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	db       string
+	contacts int
+	workers  int
+	seed     uint64
+	timeout  time.Duration
+}
+
+func parse(args []string, out io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("dialer", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.db, "db", "poolq-dialer.db", "SQLite file (created if missing)")
+	fs.IntVar(&c.contacts, "contacts", 3000, "contacts to load, split over the three pools")
+	fs.IntVar(&c.workers, "workers", 16, "dialer goroutines")
+	fs.Uint64Var(&c.seed, "seed", 1, "seed of the contacts and of the simulated call outcomes")
+	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.contacts < 3 {
+		return c, fmt.Errorf("-contacts must be at least 3 (got %d)", c.contacts)
+	}
+	if c.workers < 1 {
+		return c, fmt.Errorf("-workers must be at least 1 (got %d)", c.workers)
+	}
+	return c, nil
+}
+
+// The pools the dialer keeps, by name.
+var pools = []struct {
+	name string
+	typ  pool.Type
+}{
+	{"Renewals (FIFO)", pool.FIFO},
+	{"Hot leads (LIFO)", pool.LIFO},
+	{"Campaign blast (Parallel)", pool.Parallel},
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	cfg, err := parse(args, out)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+
+	st, err := sqlite.Open(ctx, cfg.db, sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	eng, err := queue.New(st, queue.Options{
+		LeaseTimeout: 30 * time.Second,
+		RetryDelay:   150 * time.Millisecond, // a real dialer waits hours; the demo waits a blink
+	})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	ids, err := setupPools(ctx, eng, cfg, out)
+	if err != nil {
+		return err
+	}
+
+	var (
+		mu     sync.Mutex
+		rng    = rand.New(rand.NewPCG(cfg.seed, 0xd1a1))
+		calls  atomic.Int64
+		byKind sync.Map // queue.EventKind -> *atomic.Int64
+	)
+	outcome := func() (float64, time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		return rng.Float64(), time.Duration(1+rng.IntN(6)) * time.Millisecond
+	}
+	dial := func(ctx context.Context, l *queue.Lease) error {
+		calls.Add(1)
+		roll, ring := outcome()
+		if err := sleep(ctx, ring); err != nil {
+			return err
+		}
+		switch {
+		case roll < 0.05:
+			return queue.Final(errors.New("wrong number"))
+		case roll < 0.20:
+			return errors.New("busy")
+		case roll < 0.35:
+			return queue.RetryAt(time.Now().Add(300*time.Millisecond), errors.New("no answer, call back later"))
+		}
+		if err := eng.MarkInCall(ctx, l); err != nil {
+			return err
+		}
+		return sleep(ctx, 2*ring) // talking
+	}
+	onEvent := func(ev queue.Event) {
+		v, _ := byKind.LoadOrStore(ev.Kind, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+	}
+
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	workErr := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		workErr <- eng.Work(workCtx, dial, queue.WorkOptions{
+			Pools: ids, Workers: cfg.workers, Grace: 5 * time.Second, OnEvent: onEvent,
+		})
+	}()
+
+	prog := newProgress(out)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var details []pool.Detail
+	for {
+		details, err = snapshot(ctx, eng, ids)
+		if err != nil {
+			return err
+		}
+		prog.draw(details)
+		if allDone(details) {
+			break
+		}
+		select {
+		case <-tick.C:
+		case err := <-workErr:
+			return fmt.Errorf("work stopped early: %v", err)
+		case <-ctx.Done():
+			stopWork()
+			<-workErr
+			return fmt.Errorf("not finished: %w", ctx.Err())
+		}
+	}
+	stopWork()
+	if err := <-workErr; err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	prog.finish()
+	report(out, details, calls.Load(), elapsed, &byKind)
+	return nil
+}
+
+// setupPools finds the three pools by name, creating those that are missing,
+// and adds this seed's contacts to them (contacts already there are skipped).
+func setupPools(ctx context.Context, eng *queue.Engine, cfg config, out io.Writer) ([]uuid.UUID, error) {
+	ids := make([]uuid.UUID, len(pools))
+	ns := uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "poolq-dialer/%d", cfg.seed))
+	rng := rand.New(rand.NewPCG(cfg.seed, 42))
+	for i, spec := range pools {
+		p, err := findPool(ctx, eng, spec.name)
+		if err != nil {
+			return nil, err
+		}
+		if p == nil {
+			np, err := eng.CreatePool(ctx, pool.CreateParams{
+				Name: spec.name, Description: "created by examples/dialer", Type: spec.typ,
+				MaxParallelItems: new(12), MaxRetries: new(2),
+			})
+			if err != nil {
+				return nil, err
+			}
+			p = &np
+		}
+		ids[i] = p.UUID
+
+		n := cfg.contacts / len(pools)
+		if i < cfg.contacts%len(pools) {
+			n++
+		}
+		batch := make([]pool.NewItem, n)
+		for k := range batch {
+			c := uuid.NewSHA1(ns, fmt.Appendf(nil, "%d/%d", i, k))
+			batch[k] = pool.NewItem{
+				ContactUUID: c,
+				Priority:    rng.IntN(10),
+				Payload:     fmt.Appendf(nil, `{"phone":"+1555%07d"}`, rng.IntN(10_000_000)),
+			}
+		}
+		res, err := eng.Add(ctx, p.UUID, batch...)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "%-26s %-8s contacts added %5d, already there %5d\n", spec.name, spec.typ, res.ContactsAdded, res.ContactsSkipped)
+	}
+	return ids, nil
+}
+
+func findPool(ctx context.Context, eng *queue.Engine, name string) (*pool.Pool, error) {
+	for page := 1; ; page++ {
+		pg, err := eng.Pools(ctx, pool.PoolQuery{Search: name, Page: page, PerPage: 100})
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pg.Data {
+			if p.Name == name {
+				return &p, nil
+			}
+		}
+		if page >= pg.LastPage {
+			return nil, nil
+		}
+	}
+}
+
+func snapshot(ctx context.Context, eng *queue.Engine, ids []uuid.UUID) ([]pool.Detail, error) {
+	out := make([]pool.Detail, len(ids))
+	for i, id := range ids {
+		d, err := eng.Pool(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+func finished(d pool.Detail) int {
+	return d.StatusCounts[pool.StatusCompleted] + d.StatusCounts[pool.StatusFailed] + d.StatusCounts[pool.StatusSkipped]
+}
+
+func allDone(ds []pool.Detail) bool {
+	for _, d := range ds {
+		if finished(d) != d.ContactsCount {
+			return false
+		}
+	}
+	return true
+}
+
+// progress draws one bar per pool, redrawn in place on a terminal and
+// printed once a second otherwise.
+type progress struct {
+	out   io.Writer
+	tty   bool
+	lines int
+	last  time.Time
+}
+
+func newProgress(out io.Writer) *progress {
+	tty := false
+	if f, ok := out.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progress{out: out, tty: tty}
+}
+
+func (p *progress) draw(ds []pool.Detail) {
+	if !p.tty && time.Since(p.last) < time.Second && !allDone(ds) {
+		return
+	}
+	p.last = time.Now()
+	var b strings.Builder
+	if p.tty && p.lines > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", p.lines)
+	}
+	for _, d := range ds {
+		done := finished(d)
+		const width = 30
+		fill := 0
+		if d.ContactsCount > 0 {
+			fill = done * width / d.ContactsCount
+		}
+		c := d.StatusCounts
+		fmt.Fprintf(&b, "%-26s [%s%s] %5d/%-5d in call %2d  waiting retry %4d\x1b[K\n",
+			d.Name, strings.Repeat("#", fill), strings.Repeat(".", width-fill), done, d.ContactsCount,
+			c[pool.StatusProcessing]+c[pool.StatusInCall], c[pool.StatusRetrying]+c[pool.StatusScheduled])
+	}
+	out := b.String()
+	if !p.tty {
+		out = strings.ReplaceAll(out, "\x1b[K", "")
+	}
+	fmt.Fprint(p.out, out)
+	p.lines = len(ds)
+}
+
+func (p *progress) finish() { fmt.Fprintln(p.out) }
+
+func report(out io.Writer, ds []pool.Detail, calls int64, elapsed time.Duration, byKind *sync.Map) {
+	cols := []pool.Status{pool.StatusCompleted, pool.StatusFailed, pool.StatusSkipped,
+		pool.StatusPending, pool.StatusRetrying, pool.StatusScheduled, pool.StatusProcessing, pool.StatusInCall}
+	fmt.Fprintf(out, "%-26s %-8s", "pool", "type")
+	for _, s := range cols {
+		fmt.Fprintf(out, " %10s", s)
+	}
+	fmt.Fprintln(out)
+	for _, d := range ds {
+		fmt.Fprintf(out, "%-26s %-8s", d.Name, d.Type)
+		for _, s := range cols {
+			fmt.Fprintf(out, " %10d", d.StatusCounts[s])
+		}
+		fmt.Fprintln(out)
+	}
+	count := func(k queue.EventKind) int64 {
+		if v, ok := byKind.Load(k); ok {
+			return v.(*atomic.Int64).Load()
+		}
+		return 0
+	}
+	fmt.Fprintf(out, "\n%d calls in %v: %.0f calls/s (completed %d, retried %d, failed %d, lost %d)\n",
+		calls, elapsed.Round(time.Millisecond), float64(calls)/elapsed.Seconds(),
+		count(queue.EventCompleted), count(queue.EventRetried), count(queue.EventFailed), count(queue.EventExpired))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

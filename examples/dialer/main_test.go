@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/sqlite"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "dialer.db")
+	args := []string{"-db", db, "-contacts", "90", "-workers", "4", "-seed", "3"}
+
+	var out bytes.Buffer
+	require.NoError(t, run(ctx, args, &out))
+	require.Regexp(t, `Renewals \(FIFO\)\s+FIFO\s+contacts added\s+30, already there\s+0`, out.String())
+	require.Regexp(t, `\d+ calls in .*calls/s`, out.String())
+
+	// Every contact ended in a terminal status, and the table says so.
+	st, err := sqlite.Open(ctx, db, sqlite.Options{})
+	require.NoError(t, err)
+	eng, err := queue.New(st, queue.Options{})
+	require.NoError(t, err)
+	pg, err := eng.Pools(ctx, pool.PoolQuery{})
+	require.NoError(t, err)
+	require.Equal(t, 3, pg.Total)
+	for _, p := range pg.Data {
+		d, err := eng.Pool(ctx, p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, 30, d.ContactsCount)
+		done := d.StatusCounts[pool.StatusCompleted] + d.StatusCounts[pool.StatusFailed]
+		require.Equal(t, 30, done, "%s: %v", p.Name, d.StatusCounts)
+		row := regexp.MustCompile(regexp.QuoteMeta(p.Name) + `\s+` + string(p.Type) + `\s+(\d+)\s+(\d+)`).FindStringSubmatch(out.String())
+		require.NotNil(t, row, "summary row of %s", p.Name)
+		require.Equal(t, strconv.Itoa(d.StatusCounts[pool.StatusCompleted]), row[1])
+		require.Equal(t, strconv.Itoa(d.StatusCounts[pool.StatusFailed]), row[2])
+	}
+	require.NoError(t, eng.Close())
+	require.NoError(t, st.Close())
+
+	// A second run resumes: the same pools, no contact added twice.
+	out.Reset()
+	require.NoError(t, run(ctx, args, &out))
+	require.Regexp(t, `Renewals \(FIFO\)\s+FIFO\s+contacts added\s+0, already there\s+30`, out.String())
+	require.Regexp(t, `0 calls in`, out.String())
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	_, err := parse([]string{"-contacts", "2"}, &out)
+	require.ErrorContains(t, err, "-contacts")
+	_, err = parse([]string{"-workers", "0"}, &out)
+	require.ErrorContains(t, err, "-workers")
+	_, err = parse([]string{"-nope"}, &out)
+	require.Error(t, err)
+	c, err := parse(nil, &out)
+	require.NoError(t, err)
+	require.Equal(t, "poolq-dialer.db", c.db)
+	require.Equal(t, 3000, c.contacts)
+}
