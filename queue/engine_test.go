@@ -105,7 +105,11 @@ func (b *testBundle) counts(t *testing.T, p uuid.UUID) map[pool.Status]int {
 	return d.StatusCounts
 }
 
-func fieldsOf(t *testing.T, err error) []string {
+// fieldsOf returns the failing fields of a validation error.
+func fieldsOf(t interface {
+	require.TestingT
+	Helper()
+}, err error) []string {
 	t.Helper()
 	require.ErrorIs(t, err, validate.ErrInvalid)
 	var fe validate.Errors
