@@ -149,6 +149,11 @@ func (e *Engine) settle(ctx context.Context, op string, l *Lease, fn func(pool.I
 			_, err := e.reclaim(ctx, tx, p, now)
 			return err
 		}
+		// The pool's other expired leases go too, as in every write on it:
+		// a settlement on a busy pool keeps its counts current.
+		if _, err := e.reclaim(ctx, tx, p, now); err != nil {
+			return err
+		}
 		if out, err = fn(it, p, now); err != nil {
 			return err
 		}

@@ -200,6 +200,9 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		return nil
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: a normal shutdown with nothing to wait for
+		}
 		return fmt.Errorf("work: %w", err)
 	}
 	r := &runner{e: e, h: h, opts: opts, pools: pools, log: opts.Logger, jobs: map[*job]struct{}{}}

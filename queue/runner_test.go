@@ -325,3 +325,16 @@ func TestFailureOf(t *testing.T) {
 		})
 	}
 }
+
+func TestEngine_Work_ContextDoneAtStart(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{})
+	p := b.pool(t, pool.FIFO, 1, 3)
+	ids := b.add(t, p.UUID, 1)
+	ctx, cancel := context.WithCancel(b.ctx)
+	cancel()
+	err := b.eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil },
+		queue.WorkOptions{Pools: []uuid.UUID{p.UUID}})
+	require.NoError(t, err, "a context that ended first is a normal shutdown")
+	require.Equal(t, pool.StatusPending, b.item(t, p.UUID, ids[0]).Status, "nothing dispatched")
+}

@@ -279,9 +279,19 @@ func (s *Store) Read(ctx context.Context, fn func(store.Tx) error) error {
 	t := newTxn(tx, s.r, true)
 	defer tx.Rollback() // a read transaction has nothing to commit
 	if err := fn(t); err != nil {
-		return err
+		return withCtx(ctx, err)
 	}
 	return nil
+}
+
+// withCtx makes an error that happened because ctx ended match ctx's error:
+// database/sql then reports only "statement is closed" or sql.ErrTxDone.
+// The original error is kept in the chain too.
+func withCtx(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%w)", cerr, err)
+	}
+	return err
 }
 
 // Write runs fn in a write transaction (see [store.Store.Write]). Writes
@@ -308,7 +318,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) (err error) 
 	if err := fn(t); err != nil {
 		done = true
 		tx.Rollback()
-		return err
+		return withCtx(ctx, err)
 	}
 	done = true
 	// database/sql rolls back by itself once ctx ends, and Commit may then
@@ -318,7 +328,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) (err error) 
 		return wrap("commit", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return wrap("commit", err)
+		return withCtx(ctx, wrap("commit", err))
 	}
 	return nil
 }

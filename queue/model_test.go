@@ -1,0 +1,1060 @@
+package queue_test
+
+// TestEngine_Model is a rapid state machine: random sequences of every
+// dispatch and item operation run against a real Engine (over a fresh
+// in-memory SQLite store per run, with a fake clock) and against a plain
+// in-memory model written from the doc comments of package queue and
+// pool/machine.go. After every action the whole state of the pool it used is
+// compared with the model (every pool at the start and end of a run): each
+// item's status, attempts, retry count, priority, fencing token, timestamps
+// and notes, in insertion order across pages, and the pool's settings,
+// contacts_count and status counts. Each dequeue must return exactly the
+// model's items (and error), within the cap and the ceiling.
+//
+// On failure rapid prints the minimal failing sequence (every action logs
+// what it did) and the seed to replay it (-rapid.seed=… or
+// -rapid.failfile=…); -rapid.v logs the seed of every run as it starts.
+//
+// The default run (100 random runs of ~2 × 30 actions) takes ~10 s, under
+// -race ~40 s on 2 cores (modernc SQLite is slow under the race detector).
+// Longer runs:
+//
+//	go test -race -run 'TestEngine_Model' ./queue -rapid.checks=2000 -rapid.steps=300
+//	RAPID_CHECKS=2000 RAPID_STEPS=300 go test -run TestEngine_Model ./queue
+//
+// (-rapid.steps is rapid's average number of actions per Repeat; each run
+// calls Repeat twice, carrying the state over, so a run makes about twice
+// that many actions.)
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+)
+
+const (
+	modelLeaseTimeout = 10 * time.Second // queue.Options.LeaseTimeout in the fake timeline
+	modelRetryDelay   = 25 * time.Second // queue.Options.RetryDelay in the fake timeline
+	modelContacts     = 12               // contact universe, small so Add hits duplicates
+	modelMaxHeld      = 24               // leases the test keeps (stale ones included)
+	modelRepeats      = 2                // t.Repeat calls per run
+)
+
+// modelEpoch starts the fake timeline, with nanoseconds to check that they
+// survive the store.
+var modelEpoch = time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
+
+// modelClock is the fake clock injected as queue.Options.Now.
+type modelClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *modelClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *modelClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// modelItem is the model of one item. Zero times mean "null".
+type modelItem struct {
+	contact   uuid.UUID
+	cidx      int   // index in the contact universe
+	seq       int   // insertion order in the model
+	id        int64 // the store's id, learned from the first listing
+	status    pool.Status
+	priority  int
+	attempts  int
+	retries   int
+	token     int64
+	nextRetry time.Time
+	leaseExp  time.Time
+	started   time.Time
+	completed time.Time
+	failed    time.Time
+	addedAt   time.Time
+	notes     string
+}
+
+func (it *modelItem) due(now time.Time) bool {
+	switch it.status {
+	case pool.StatusPending:
+		return true
+	case pool.StatusRetrying, pool.StatusScheduled:
+		return !it.nextRetry.IsZero() && !it.nextRetry.After(now)
+	}
+	return false
+}
+
+func (it *modelItem) inFlight() bool {
+	return it.status == pool.StatusProcessing || it.status == pool.StatusInCall
+}
+
+func (it *modelItem) terminal() bool {
+	return it.status == pool.StatusCompleted || it.status == pool.StatusFailed || it.status == pool.StatusSkipped
+}
+
+func (it *modelItem) waiting() bool {
+	return it.status == pool.StatusPending || it.status == pool.StatusRetrying || it.status == pool.StatusScheduled
+}
+
+// modelPool is the model of one pool and its items in insertion order.
+type modelPool struct {
+	idx        int
+	id         uuid.UUID
+	typ        pool.Type
+	maxPar     int
+	maxRetries int
+	items      []*modelItem
+}
+
+func (p *modelPool) capacity() int {
+	if p.typ == pool.Parallel {
+		return p.maxPar
+	}
+	return 1
+}
+
+func (p *modelPool) ceiling() int { return p.maxRetries + 1 }
+
+func (p *modelPool) find(c uuid.UUID) *modelItem {
+	for _, it := range p.items {
+		if it.contact == c {
+			return it
+		}
+	}
+	return nil
+}
+
+func (p *modelPool) inFlight() int {
+	n := 0
+	for _, it := range p.items {
+		if it.inFlight() {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *modelPool) counts() map[pool.Status]int {
+	m := pool.ZeroCounts()
+	for _, it := range p.items {
+		m[it.status]++
+	}
+	return m
+}
+
+// dueOrdered returns the due items in the pool's dispatch order.
+func (p *modelPool) dueOrdered(now time.Time) []*modelItem {
+	var due []*modelItem
+	for _, it := range p.items {
+		if it.due(now) {
+			due = append(due, it)
+		}
+	}
+	sort.SliceStable(due, func(i, j int) bool {
+		a, b := due[i], due[j]
+		switch p.typ {
+		case pool.LIFO:
+			return a.seq > b.seq
+		case pool.Parallel:
+			if a.priority != b.priority {
+				return a.priority > b.priority
+			}
+		}
+		return a.seq < b.seq
+	})
+	return due
+}
+
+// fail is pool.Fail, written out again for the model.
+func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note string) {
+	it.retries++
+	it.notes = note
+	it.leaseExp = time.Time{}
+	switch {
+	case final || it.attempts >= p.ceiling():
+		it.status = pool.StatusFailed
+		it.failed = now
+		it.nextRetry = time.Time{}
+	case !retryAt.IsZero():
+		it.status = pool.StatusScheduled
+		it.nextRetry = retryAt
+	default:
+		it.status = pool.StatusRetrying
+		it.nextRetry = now.Add(modelRetryDelay)
+	}
+}
+
+func (p *modelPool) expired(it *modelItem, now time.Time) bool {
+	return it.inFlight() && !it.leaseExp.After(now)
+}
+
+// expireAll applies every expired lease of the pool as a failed attempt.
+func (p *modelPool) expireAll(now time.Time) {
+	for _, it := range p.items {
+		if p.expired(it, now) {
+			p.fail(it, now, time.Time{}, false, pool.NoteExpired)
+		}
+	}
+}
+
+// statusAfterExpiry is the status it would have once the pool's expired
+// leases are applied at now.
+func (p *modelPool) statusAfterExpiry(it *modelItem, now time.Time) pool.Status {
+	if !p.expired(it, now) {
+		return it.status
+	}
+	if it.attempts >= p.ceiling() {
+		return pool.StatusFailed
+	}
+	return pool.StatusRetrying
+}
+
+// dequeue is Engine.DequeueN on the model.
+func (p *modelPool) dequeue(now time.Time, n int) ([]*modelItem, error) {
+	p.expireAll(now)
+	room := min(n, p.capacity()-p.inFlight())
+	due := p.dueOrdered(now)
+	if room <= 0 {
+		if len(due) > 0 {
+			return nil, queue.ErrAtCapacity
+		}
+		return nil, queue.ErrEmpty
+	}
+	var out []*modelItem
+	for _, it := range due {
+		if len(out) == room {
+			break
+		}
+		if it.attempts >= p.ceiling() {
+			it.status = pool.StatusFailed
+			it.failed = now
+			it.nextRetry = time.Time{}
+			it.notes = pool.NoteCeiling
+			continue
+		}
+		it.status = pool.StatusProcessing
+		it.attempts++
+		if it.started.IsZero() {
+			it.started = now
+		}
+		it.nextRetry = time.Time{}
+		it.token++
+		it.leaseExp = now.Add(modelLeaseTimeout)
+		out = append(out, it)
+	}
+	if len(out) == 0 {
+		return nil, queue.ErrEmpty
+	}
+	return out, nil
+}
+
+// heldLease is a lease the test holds, current or stale.
+type heldLease struct {
+	l  *queue.Lease
+	p  *modelPool
+	it *modelItem // the model item it was issued for
+}
+
+// current reports whether the model says the lease is the item's current
+// one: the item is still in the pool, in flight, with the lease's token.
+func (h *heldLease) current() bool {
+	return slices.Contains(h.p.items, h.it) && h.it.inFlight() && h.it.token == h.l.Token
+}
+
+type modelMachine struct {
+	ctx      context.Context
+	eng      *queue.Engine
+	clock    *modelClock
+	perPage  int
+	contacts []uuid.UUID
+	pools    []*modelPool
+	held     []*heldLease
+	seq      int
+
+	// Bookkeeping for the invariants that do not use the model.
+	prev          map[*modelPool]map[int64]observed // items at the previous check of each pool
+	touched       *modelPool                        // the pool the last action used; nil: all may have changed
+	skipCheck     bool                              // the last action did not call the engine
+	requeued      map[int64]bool                    // ids the last action requeued (terminal may change)
+	reprioritized map[int64]bool                    // ids whose priority the last action set
+	dispatched    map[*modelPool]bool               // pools the last action dispatched from
+}
+
+func (m *modelMachine) now() time.Time { return m.clock.Now() }
+
+func modelPayload(cidx int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"contact":%d}`, cidx))
+}
+
+func TestEngine_Model(t *testing.T) {
+	t.Parallel()
+	rapid.Check(t, func(t *rapid.T) {
+		ctx := context.Background()
+		st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{})
+		require.NoError(t, err, "open :memory: store")
+		t.Cleanup(func() { _ = st.Close() })
+		clk := &modelClock{t: modelEpoch}
+		eng, err := queue.New(st, queue.Options{
+			Now:          clk.Now,
+			LeaseTimeout: modelLeaseTimeout,
+			RetryDelay:   modelRetryDelay,
+			PollInterval: time.Hour, // never blocks: Dequeue is not used here
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = eng.Close() })
+
+		m := &modelMachine{
+			ctx:           ctx,
+			eng:           eng,
+			clock:         clk,
+			perPage:       rapid.SampledFrom([]int{5, 100, 100}).Draw(t, "per_page"),
+			prev:          map[*modelPool]map[int64]observed{},
+			requeued:      map[int64]bool{},
+			reprioritized: map[int64]bool{},
+			dispatched:    map[*modelPool]bool{},
+		}
+		for range modelContacts {
+			m.contacts = append(m.contacts, uuid.New())
+		}
+		npools := rapid.IntRange(1, 3).Draw(t, "pools")
+		for i := range npools {
+			typ := rapid.SampledFrom(pool.Types()).Draw(t, "type")
+			maxPar := rapid.IntRange(1, 4).Draw(t, "max_parallel_items")
+			maxRetries := rapid.IntRange(0, 3).Draw(t, "max_retries")
+			p, err := eng.CreatePool(ctx, pool.CreateParams{
+				Name:             fmt.Sprintf("model pool %d", i),
+				Description:      "rapid model",
+				Type:             typ,
+				MaxParallelItems: &maxPar,
+				MaxRetries:       &maxRetries,
+			})
+			require.NoError(t, err, "create pool")
+			m.pools = append(m.pools, &modelPool{idx: i, id: p.UUID, typ: typ, maxPar: maxPar, maxRetries: maxRetries})
+			t.Logf("pool %d: %s cap=%d max_retries=%d", i, typ, maxPar, maxRetries)
+		}
+
+		actions := map[string]func(*rapid.T){
+			"":            m.check,
+			"Add":         m.add,
+			"TryDequeue":  func(t *rapid.T) { m.dequeue(t, false) },
+			"DequeueN":    func(t *rapid.T) { m.dequeue(t, true) },
+			"Complete":    func(t *rapid.T) { m.settle(t, "complete") },
+			"Fail":        func(t *rapid.T) { m.settle(t, "fail") },
+			"Release":     func(t *rapid.T) { m.settle(t, "release") },
+			"Extend":      func(t *rapid.T) { m.settle(t, "extend") },
+			"MarkInCall":  func(t *rapid.T) { m.settle(t, "markInCall") },
+			"Skip":        m.skip,
+			"Requeue":     m.requeue,
+			"SetPriority": m.setPriority,
+			"Remove":      m.remove,
+			"UpdatePool":  m.updatePool,
+			"Tick":        m.tick,
+			"Jump":        m.jump,
+			"ToDeadline":  m.toDeadline,
+			"Rewind":      m.rewind,
+		}
+		for range modelRepeats {
+			t.Repeat(actions)
+		}
+		m.check(t) // every pool, at the end
+		m.checkStatusFilter(t)
+	})
+}
+
+// ---- drawing ------------------------------------------------------------
+
+func (m *modelMachine) drawPool(t *rapid.T) *modelPool {
+	p := m.pools[rapid.IntRange(0, len(m.pools)-1).Draw(t, "pool")]
+	m.touched = p
+	return p
+}
+
+func (m *modelMachine) drawContact(t *rapid.T) int {
+	return rapid.IntRange(0, modelContacts-1).Draw(t, "contact")
+}
+
+// drawLease picks a held lease, current ones more often than stale ones.
+func (m *modelMachine) drawLease(t *rapid.T) *heldLease {
+	if len(m.held) == 0 {
+		t.Skip("no lease held")
+	}
+	var cur []*heldLease
+	for _, h := range m.held {
+		if h.current() {
+			cur = append(cur, h)
+		}
+	}
+	if len(cur) > 0 && rapid.IntRange(0, 3).Draw(t, "stale?") > 0 {
+		return cur[rapid.IntRange(0, len(cur)-1).Draw(t, "current lease")]
+	}
+	return m.held[rapid.IntRange(0, len(m.held)-1).Draw(t, "any lease")]
+}
+
+func (m *modelMachine) hold(h *heldLease) {
+	m.held = append(m.held, h)
+	if len(m.held) > modelMaxHeld {
+		m.held = m.held[1:]
+	}
+}
+
+// ---- actions ------------------------------------------------------------
+
+func (m *modelMachine) add(t *rapid.T) {
+	p := m.drawPool(t)
+	k := rapid.IntRange(1, 5).Draw(t, "batch size")
+	batch := make([]pool.NewItem, k)
+	for i := range batch {
+		c := m.drawContact(t)
+		batch[i] = pool.NewItem{
+			ContactUUID: m.contacts[c],
+			Priority:    rapid.IntRange(-1, 2).Draw(t, "priority"),
+			Payload:     modelPayload(c),
+		}
+	}
+	res, err := m.eng.Add(m.ctx, p.id, batch...)
+
+	now := m.now()
+	var want pool.AddResult
+	seen := map[uuid.UUID]bool{}
+	for _, n := range batch {
+		if seen[n.ContactUUID] {
+			continue // folded: the first occurrence wins
+		}
+		seen[n.ContactUUID] = true
+		if p.find(n.ContactUUID) != nil {
+			want.ContactsSkipped++
+			continue
+		}
+		m.seq++
+		p.items = append(p.items, &modelItem{
+			contact:  n.ContactUUID,
+			cidx:     slices.Index(m.contacts, n.ContactUUID),
+			seq:      m.seq,
+			status:   pool.StatusPending,
+			priority: n.Priority,
+			addedAt:  now,
+		})
+		want.ContactsAdded++
+	}
+	t.Logf("Add pool=%d %s → %+v err=%v", p.idx, m.describeBatch(batch), res, err)
+	require.NoError(t, err, "Add")
+	require.Equal(t, want, res, "Add result (added/skipped)")
+}
+
+func (m *modelMachine) describeBatch(b []pool.NewItem) string {
+	var parts []string
+	for _, n := range b {
+		parts = append(parts, fmt.Sprintf("c%d/p%d", slices.Index(m.contacts, n.ContactUUID), n.Priority))
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func (m *modelMachine) dequeue(t *rapid.T, many bool) {
+	p := m.drawPool(t)
+	n := 1
+	var (
+		leases []*queue.Lease
+		err    error
+	)
+	if many {
+		n = rapid.IntRange(1, 5).Draw(t, "n")
+		leases, err = m.eng.DequeueN(m.ctx, p.id, n)
+	} else {
+		var l *queue.Lease
+		l, err = m.eng.TryDequeue(m.ctx, p.id)
+		if l != nil {
+			leases = []*queue.Lease{l}
+		}
+	}
+	now := m.now()
+	want, wantErr := p.dequeue(now, n)
+	var got []string
+	for _, l := range leases {
+		got = append(got, fmt.Sprintf("c%d#%d", slices.Index(m.contacts, l.ContactUUID), l.Attempt))
+	}
+	var exp []string
+	for _, it := range want {
+		exp = append(exp, fmt.Sprintf("c%d#%d", it.cidx, it.attempts))
+	}
+	t.Logf("Dequeue pool=%d (%s) n=%d at +%v → %v err=%v (model %v err=%v)",
+		p.idx, p.typ, n, now.Sub(modelEpoch), got, err, exp, wantErr)
+	if wantErr != nil {
+		require.ErrorIs(t, err, wantErr, "dequeue error")
+		require.Empty(t, leases, "leases returned with an error")
+		return
+	}
+	require.NoError(t, err, "dequeue")
+	require.Equal(t, exp, got, "dequeued items (contact#attempt) in order")
+	for i, l := range leases {
+		it := want[i]
+		require.Equal(t, p.id, l.PoolUUID, "lease pool")
+		require.Equal(t, it.contact, l.ContactUUID, "lease contact")
+		if it.id != 0 {
+			require.Equal(t, it.id, l.ItemID, "lease item id")
+		}
+		require.Equal(t, it.token, l.Token, "lease token of c%d", it.cidx)
+		require.Equal(t, it.attempts, l.Attempt, "lease attempt")
+		require.LessOrEqual(t, l.Attempt, p.ceiling(), "dispatched beyond the ceiling")
+		require.True(t, l.ExpiresAt.Equal(now.Add(modelLeaseTimeout)), "lease expiry %v, want now+LeaseTimeout %v", l.ExpiresAt, now.Add(modelLeaseTimeout))
+		require.Equal(t, pool.StatusProcessing, l.Item.Status, "lease item status")
+		require.Equal(t, l.ContactUUID, l.Item.ContactUUID, "lease item contact")
+		require.JSONEq(t, string(modelPayload(it.cidx)), string(l.Item.Payload), "payload handed back at dispatch")
+		m.hold(&heldLease{l: l, p: p, it: it})
+	}
+	m.dispatched[p] = true // the check below verifies the cap on the store's counts
+}
+
+func (m *modelMachine) settle(t *rapid.T, op string) {
+	h := m.drawLease(t)
+	p, it := h.p, h.it
+	m.touched = p
+	var (
+		failure queue.Failure
+		extend  time.Duration
+		note    string
+	)
+	switch op {
+	case "complete":
+		note = rapid.SampledFrom([]string{"answered", "", "voicemail"}).Draw(t, "note")
+	case "fail":
+		note = rapid.SampledFrom([]string{"busy", "", "no answer"}).Draw(t, "note")
+		failure.Note = note
+		switch rapid.SampledFrom([]string{"default", "future", "past", "final"}).Draw(t, "failure") {
+		case "future":
+			failure.RetryAt = m.now().Add(time.Duration(rapid.IntRange(1, 40).Draw(t, "retry in s")) * time.Second)
+		case "past":
+			failure.RetryAt = m.now().Add(-time.Duration(rapid.IntRange(0, 20).Draw(t, "retry ago s")) * time.Second)
+		case "final":
+			failure.Final = true
+		}
+	case "extend":
+		extend = rapid.SampledFrom([]time.Duration{time.Second, 5 * time.Second, modelLeaseTimeout, 30 * time.Second}).Draw(t, "extend by")
+	}
+
+	// A lease is a plain value: settling a copy that went through JSON (a
+	// webhook, another process) must work the same.
+	l := h.l
+	if rapid.IntRange(0, 3).Draw(t, "via JSON") == 0 {
+		b, err := json.Marshal(h.l)
+		require.NoError(t, err)
+		l = new(queue.Lease)
+		require.NoError(t, json.Unmarshal(b, l))
+	}
+
+	current := h.current()
+	var err error
+	switch op {
+	case "complete":
+		err = m.eng.Complete(m.ctx, l, note)
+	case "fail":
+		err = m.eng.Fail(m.ctx, l, failure)
+	case "release":
+		err = m.eng.Release(m.ctx, l)
+	case "extend":
+		err = m.eng.Extend(m.ctx, l, extend)
+		h.l.ExpiresAt = l.ExpiresAt
+	case "markInCall":
+		err = m.eng.MarkInCall(m.ctx, l)
+	}
+	now := m.now()
+	t.Logf("%s pool=%d c%d token=%d (current=%v, item %s token=%d exp=+%v) at +%v fail=%+v extend=%v → err=%v",
+		op, p.idx, it.cidx, h.l.Token, current, it.status, it.token, it.leaseExp.Sub(modelEpoch), now.Sub(modelEpoch), failure, extend, err)
+
+	switch {
+	case !current:
+		// The model is left as it is: the check after this action proves
+		// that the stale lease changed nothing in the store.
+		require.ErrorIs(t, err, queue.ErrLeaseLost, "%s with a stale lease", op)
+	case !it.leaseExp.After(now):
+		require.ErrorIs(t, err, queue.ErrLeaseLost, "%s with a lease past its deadline", op)
+		p.expireAll(now)
+	default:
+		require.NoError(t, err, op)
+		p.expireAll(now) // every settlement applies the pool's other expired leases first
+		switch op {
+		case "complete":
+			it.status = pool.StatusCompleted
+			it.completed = now
+			it.notes = note
+			it.leaseExp = time.Time{}
+		case "fail":
+			retryAt := failure.RetryAt
+			if !retryAt.IsZero() {
+				retryAt = retryAt.UTC()
+			}
+			p.fail(it, now, retryAt, failure.Final, note)
+		case "release":
+			it.attempts--
+			if it.attempts == 0 {
+				it.started = time.Time{}
+			}
+			it.leaseExp = time.Time{}
+			if it.retries == 0 {
+				it.status = pool.StatusPending
+				it.nextRetry = time.Time{}
+			} else {
+				it.status = pool.StatusRetrying
+				it.nextRetry = now
+			}
+		case "extend":
+			it.leaseExp = now.Add(extend)
+			require.True(t, h.l.ExpiresAt.Equal(it.leaseExp), "Extend must update the lease's ExpiresAt: got %v want %v", h.l.ExpiresAt, it.leaseExp)
+		case "markInCall":
+			it.status = pool.StatusInCall
+			require.Equal(t, pool.StatusInCall, l.Item.Status, "MarkInCall must update the lease's item")
+		}
+	}
+}
+
+// itemOp runs Skip, Requeue or SetPriority, which first apply the pool's
+// expired leases and roll everything back on error.
+func (m *modelMachine) itemOp(t *rapid.T, name string,
+	call func(p *modelPool, c uuid.UUID) (pool.Item, error),
+	decide func(p *modelPool, it *modelItem, st pool.Status) error,
+	apply func(it *modelItem),
+) {
+	p := m.drawPool(t)
+	c := m.drawContact(t)
+	got, err := call(p, m.contacts[c])
+	now := m.now()
+	it := p.find(m.contacts[c])
+	var want error
+	if it == nil {
+		want = store.ErrNotFound
+	} else {
+		want = decide(p, it, p.statusAfterExpiry(it, now))
+	}
+	t.Logf("%s pool=%d c%d at +%v → err=%v (model err=%v)", name, p.idx, c, now.Sub(modelEpoch), err, want)
+	if want != nil {
+		// Everything rolls back, the expiries applied first included:
+		// the model stays as it is and the next check proves it.
+		require.ErrorIs(t, err, want, name)
+		return
+	}
+	require.NoError(t, err, name)
+	p.expireAll(now)
+	apply(it)
+	m.requireItem(t, got, it, name+" result")
+}
+
+func (m *modelMachine) skip(t *rapid.T) {
+	note := rapid.SampledFrom([]string{"dnc", ""}).Draw(t, "note")
+	m.itemOp(t, "Skip",
+		func(p *modelPool, c uuid.UUID) (pool.Item, error) { return m.eng.Skip(m.ctx, p.id, c, note) },
+		func(p *modelPool, it *modelItem, st pool.Status) error {
+			switch {
+			case st == pool.StatusProcessing || st == pool.StatusInCall:
+				return queue.ErrInFlight
+			case st == pool.StatusCompleted || st == pool.StatusFailed || st == pool.StatusSkipped:
+				return queue.ErrWrongStatus
+			}
+			return nil
+		},
+		func(it *modelItem) {
+			it.status = pool.StatusSkipped
+			it.nextRetry = time.Time{}
+			it.notes = note
+		})
+}
+
+func (m *modelMachine) requeue(t *rapid.T) {
+	m.itemOp(t, "Requeue",
+		func(p *modelPool, c uuid.UUID) (pool.Item, error) { return m.eng.Requeue(m.ctx, p.id, c) },
+		func(p *modelPool, it *modelItem, st pool.Status) error {
+			switch {
+			case st == pool.StatusProcessing || st == pool.StatusInCall:
+				return queue.ErrInFlight
+			case st == pool.StatusPending || st == pool.StatusRetrying || st == pool.StatusScheduled:
+				return queue.ErrWrongStatus
+			}
+			return nil
+		},
+		func(it *modelItem) {
+			m.requeued[it.id] = true
+			it.status = pool.StatusPending
+			it.attempts, it.retries = 0, 0
+			it.started, it.completed, it.failed, it.nextRetry = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+			it.notes = ""
+		})
+}
+
+func (m *modelMachine) setPriority(t *rapid.T) {
+	prio := rapid.IntRange(-1, 2).Draw(t, "priority")
+	m.itemOp(t, "SetPriority",
+		func(p *modelPool, c uuid.UUID) (pool.Item, error) { return m.eng.SetPriority(m.ctx, p.id, c, prio) },
+		func(p *modelPool, it *modelItem, st pool.Status) error {
+			if st == pool.StatusProcessing || st == pool.StatusInCall {
+				return queue.ErrInFlight
+			}
+			return nil
+		},
+		func(it *modelItem) {
+			m.reprioritized[it.id] = true
+			it.priority = prio
+		})
+}
+
+func (m *modelMachine) remove(t *rapid.T) {
+	p := m.drawPool(t)
+	k := rapid.IntRange(1, 3).Draw(t, "remove count")
+	var cs []uuid.UUID
+	var idx []int
+	for range k {
+		c := m.drawContact(t)
+		idx = append(idx, c)
+		cs = append(cs, m.contacts[c])
+	}
+	n, err := m.eng.Remove(m.ctx, p.id, cs...)
+	now := m.now()
+	var want error
+	for _, c := range cs {
+		if it := p.find(c); it != nil {
+			if st := p.statusAfterExpiry(it, now); st == pool.StatusProcessing || st == pool.StatusInCall {
+				want = queue.ErrInFlight
+			}
+		}
+	}
+	t.Logf("Remove pool=%d c%v at +%v → n=%d err=%v (model err=%v)", p.idx, idx, now.Sub(modelEpoch), n, err, want)
+	if want != nil {
+		require.ErrorIs(t, err, want, "Remove") // and nothing removed: the next check proves it
+		return
+	}
+	require.NoError(t, err, "Remove")
+	p.expireAll(now)
+	removed := 0
+	for _, c := range cs {
+		if it := p.find(c); it != nil {
+			p.items = slices.DeleteFunc(p.items, func(x *modelItem) bool { return x == it })
+			removed++
+		}
+	}
+	require.Equal(t, removed, n, "Remove count")
+}
+
+func (m *modelMachine) updatePool(t *rapid.T) {
+	p := m.drawPool(t)
+	var u pool.UpdateParams
+	if rapid.Bool().Draw(t, "change type") {
+		typ := rapid.SampledFrom(pool.Types()).Draw(t, "type")
+		if rapid.Bool().Draw(t, "lower case") {
+			typ = pool.Type(strings.ToLower(string(typ)))
+		}
+		u.Type = &typ
+	}
+	if rapid.Bool().Draw(t, "change cap") {
+		u.MaxParallelItems = pqPtr(rapid.IntRange(1, 4).Draw(t, "max_parallel_items"))
+	}
+	if rapid.Bool().Draw(t, "change retries") {
+		u.MaxRetries = pqPtr(rapid.IntRange(0, 3).Draw(t, "max_retries"))
+	}
+	got, err := m.eng.UpdatePool(m.ctx, p.id, u)
+	t.Logf("UpdatePool pool=%d type=%v cap=%v retries=%v → err=%v",
+		p.idx, derefOr(u.Type, "-"), derefOr(u.MaxParallelItems, -1), derefOr(u.MaxRetries, -1), err)
+	require.NoError(t, err, "UpdatePool")
+	if u.Type != nil {
+		p.typ, _ = pool.ParseType(string(*u.Type))
+	}
+	if u.MaxParallelItems != nil {
+		p.maxPar = *u.MaxParallelItems
+	}
+	if u.MaxRetries != nil {
+		p.maxRetries = *u.MaxRetries
+	}
+	require.Equal(t, p.typ, got.Type, "UpdatePool result type")
+	require.Equal(t, p.maxPar, got.MaxParallelItems, "UpdatePool result max_parallel_items")
+	require.Equal(t, p.maxRetries, got.MaxRetries, "UpdatePool result max_retries")
+	require.Equal(t, len(p.items), got.ContactsCount, "UpdatePool result contacts_count")
+}
+
+func derefOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func (m *modelMachine) tick(t *rapid.T) {
+	d := rapid.SampledFrom([]time.Duration{time.Nanosecond, time.Second, 2 * time.Second, 3 * time.Second, 5 * time.Second}).Draw(t, "tick")
+	m.clock.set(m.now().Add(d))
+	m.skipCheck = true
+	t.Logf("Tick %v → +%v", d, m.now().Sub(modelEpoch))
+}
+
+func (m *modelMachine) jump(t *rapid.T) {
+	d := rapid.SampledFrom([]time.Duration{
+		modelLeaseTimeout, modelLeaseTimeout + time.Second, modelRetryDelay, modelRetryDelay + time.Second, 40 * time.Second, 2 * time.Minute,
+	}).Draw(t, "jump")
+	m.clock.set(m.now().Add(d))
+	m.skipCheck = true
+	t.Logf("Jump %v → +%v", d, m.now().Sub(modelEpoch))
+}
+
+// rewind moves the clock back a little, as a wall clock stepped by NTP, or
+// another process with a skewed clock sharing the file, would: "due" and
+// "expired" are read against whatever now is.
+func (m *modelMachine) rewind(t *rapid.T) {
+	d := rapid.SampledFrom([]time.Duration{time.Nanosecond, time.Second, 3 * time.Second, 12 * time.Second}).Draw(t, "rewind")
+	m.clock.set(m.now().Add(-d))
+	m.skipCheck = true
+	t.Logf("Rewind %v → +%v", d, m.now().Sub(modelEpoch))
+}
+
+// toDeadline moves the clock exactly onto (or 1ns before) a future lease
+// deadline or retry time: the boundaries where "due" and "expired" flip.
+func (m *modelMachine) toDeadline(t *rapid.T) {
+	now := m.now()
+	var ts []time.Time
+	for _, p := range m.pools {
+		for _, it := range p.items {
+			for _, x := range []time.Time{it.leaseExp, it.nextRetry} {
+				if !x.IsZero() && x.After(now) {
+					ts = append(ts, x)
+				}
+			}
+		}
+	}
+	if len(ts) == 0 {
+		t.Skip("no future deadline")
+	}
+	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	to := ts[rapid.IntRange(0, len(ts)-1).Draw(t, "deadline")]
+	if rapid.Bool().Draw(t, "just before") && to.Add(-time.Nanosecond).After(now) {
+		to = to.Add(-time.Nanosecond)
+	}
+	m.clock.set(to)
+	m.skipCheck = true
+	t.Logf("ToDeadline → +%v", to.Sub(modelEpoch))
+}
+
+// ---- checks -------------------------------------------------------------
+
+// itemKey renders every field of an item that the engine may change.
+func itemKey(it pool.Item) string {
+	ts := func(p *time.Time) string {
+		if p == nil {
+			return "nil"
+		}
+		return p.UTC().Format(time.RFC3339Nano)
+	}
+	exp := "zero"
+	if !it.LeaseExpiresAt.IsZero() {
+		exp = it.LeaseExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("id=%d contact=%s status=%s prio=%d attempts=%d retries=%d token=%d started=%s completed=%s failed=%s next=%s lease=%s notes=%q added=%s",
+		it.ID, it.ContactUUID, it.Status, it.Priority, it.Attempts, it.RetryCount, it.Token,
+		ts(it.StartedAt), ts(it.CompletedAt), ts(it.FailedAt), ts(it.NextRetryAt), exp, it.Notes,
+		it.AddedAt.UTC().Format(time.RFC3339Nano))
+}
+
+func sameTime(got *time.Time, want time.Time) bool {
+	if want.IsZero() {
+		return got == nil
+	}
+	return got != nil && got.Equal(want)
+}
+
+func fmtModelTime(x time.Time) string {
+	if x.IsZero() {
+		return "nil"
+	}
+	return "+" + x.Sub(modelEpoch).String()
+}
+
+func fmtTimePtr(x *time.Time) string {
+	if x == nil {
+		return "nil"
+	}
+	return fmtModelTime(*x)
+}
+
+// requireItem compares an item read from the engine with its model.
+func (m *modelMachine) requireItem(t *rapid.T, got pool.Item, want *modelItem, where string) {
+	ctx := fmt.Sprintf("%s: item c%d (%s)", where, want.cidx, itemKey(got))
+	require.Equal(t, want.contact, got.ContactUUID, "%s: contact", ctx)
+	require.Equal(t, want.status, got.Status, "%s: status", ctx)
+	require.Equal(t, want.attempts, got.Attempts, "%s: attempts", ctx)
+	require.Equal(t, want.retries, got.RetryCount, "%s: retry_count", ctx)
+	require.Equal(t, want.priority, got.Priority, "%s: priority", ctx)
+	require.Equal(t, want.token, got.Token, "%s: fencing token", ctx)
+	require.Equal(t, want.notes, got.Notes, "%s: notes", ctx)
+	require.True(t, sameTime(got.NextRetryAt, want.nextRetry), "%s: next_retry_at %s, want %s", ctx, fmtTimePtr(got.NextRetryAt), fmtModelTime(want.nextRetry))
+	require.True(t, sameTime(got.StartedAt, want.started), "%s: started_at %s, want %s", ctx, fmtTimePtr(got.StartedAt), fmtModelTime(want.started))
+	require.True(t, sameTime(got.CompletedAt, want.completed), "%s: completed_at %s, want %s", ctx, fmtTimePtr(got.CompletedAt), fmtModelTime(want.completed))
+	require.True(t, sameTime(got.FailedAt, want.failed), "%s: failed_at %s, want %s", ctx, fmtTimePtr(got.FailedAt), fmtModelTime(want.failed))
+	require.True(t, got.LeaseExpiresAt.Equal(want.leaseExp), "%s: lease expiry %s, want %s", ctx, fmtModelTime(got.LeaseExpiresAt), fmtModelTime(want.leaseExp))
+	require.True(t, got.AddedAt.Equal(want.addedAt), "%s: added_at %s, want %s", ctx, fmtModelTime(got.AddedAt), fmtModelTime(want.addedAt))
+	if want.id != 0 {
+		require.Equal(t, want.id, got.ID, "%s: id", ctx)
+	}
+}
+
+// observed is an item as the previous check saw it.
+type observed struct {
+	key    string
+	status pool.Status
+}
+
+// check runs after every action: the engine's state equals the model's, and
+// the invariants that need no model hold. It reads the pool the action used,
+// none after a clock move (which changes nothing by itself), every pool at
+// the start and the end of a run. An action on one pool that changed another
+// would still be caught at that pool's next check, since the model never
+// applies the change.
+func (m *modelMachine) check(t *rapid.T) {
+	pools := m.pools
+	switch {
+	case m.skipCheck:
+		pools = nil
+	case m.touched != nil:
+		pools = []*modelPool{m.touched}
+	}
+	for _, p := range pools {
+		items := allItems(m.ctx, t, m.eng, p.id, m.perPage)
+		require.Len(t, items, len(p.items), "pool %d: number of items", p.idx)
+		now := map[int64]observed{}
+		for i, got := range items {
+			want := p.items[i]
+			if i > 0 {
+				require.Greater(t, got.ID, items[i-1].ID, "pool %d: items listed in insertion (id) order", p.idx)
+			}
+			require.Equal(t, p.id, got.PoolUUID, "pool %d: item pool", p.idx)
+			m.requireItem(t, got, want, fmt.Sprintf("pool %d", p.idx))
+			if want.id == 0 {
+				want.id = got.ID
+			}
+
+			// Terminal is final, whatever the model says: only Requeue
+			// revives an item, only SetPriority retouches its priority.
+			key := itemKey(got)
+			if prev, ok := m.prev[p][got.ID]; ok && prev.status.Terminal() && !m.requeued[got.ID] {
+				if m.reprioritized[got.ID] {
+					require.Equal(t, stripPriority(prev.key), stripPriority(key), "terminal item changed (other than its priority)")
+				} else {
+					require.Equal(t, prev.key, key, "terminal item changed without Requeue")
+				}
+			}
+			now[got.ID] = observed{key: key, status: got.Status}
+		}
+		m.prev[p] = now
+
+		d, err := m.eng.Pool(m.ctx, p.id)
+		require.NoError(t, err, "get pool")
+		require.Equal(t, p.typ, d.Type, "pool %d: type", p.idx)
+		require.Equal(t, p.maxPar, d.MaxParallelItems, "pool %d: max_parallel_items", p.idx)
+		require.Equal(t, p.maxRetries, d.MaxRetries, "pool %d: max_retries", p.idx)
+		require.Equal(t, len(p.items), d.ContactsCount, "pool %d: contacts_count", p.idx)
+		require.Equal(t, p.counts(), d.StatusCounts, "pool %d: status_counts", p.idx)
+		require.Equal(t, countStatuses(items), d.StatusCounts, "pool %d: status_counts vs a recount of the items", p.idx)
+		if m.dispatched[p] {
+			// The cap holds at dispatch time, on the store's own counts
+			// (nothing ran between the dispatch and this check).
+			inFlight := d.StatusCounts[pool.StatusProcessing] + d.StatusCounts[pool.StatusInCall]
+			require.LessOrEqual(t, inFlight, d.Cap(), "pool %d: in flight after a dispatch exceeds the cap", p.idx)
+		}
+		sum := 0
+		for _, n := range d.StatusCounts {
+			sum += n
+		}
+		require.Equal(t, d.ContactsCount, sum, "pool %d: status_counts sum to contacts_count", p.idx)
+	}
+	m.touched, m.skipCheck = nil, false
+	m.requeued = map[int64]bool{}
+	m.reprioritized = map[int64]bool{}
+	m.dispatched = map[*modelPool]bool{}
+}
+
+// checkStatusFilter lists every pool's items filtered by each status (the
+// status spelled in lower case, which must be accepted) and compares them
+// with the model's, in insertion order.
+func (m *modelMachine) checkStatusFilter(t *rapid.T) {
+	for _, p := range m.pools {
+		for _, st := range pool.Statuses() {
+			pg, err := m.eng.Items(m.ctx, p.id, pool.ItemQuery{Status: pool.Status(strings.ToLower(string(st))), PerPage: 100})
+			require.NoError(t, err, "list %s items", st)
+			var want []uuid.UUID
+			for _, it := range p.items {
+				if it.status == st {
+					want = append(want, it.contact)
+				}
+			}
+			var got []uuid.UUID
+			for _, it := range pg.Data {
+				require.Equal(t, st, it.Status, "pool %d: filtered listing by %s", p.idx, st)
+				got = append(got, it.ContactUUID)
+			}
+			require.Equal(t, want, got, "pool %d: items in status %s, in insertion order", p.idx, st)
+			require.Equal(t, len(want), pg.Total, "pool %d: total of status %s", p.idx, st)
+		}
+	}
+}
+
+func stripPriority(key string) string {
+	f := strings.Fields(key)
+	out := f[:0]
+	for _, x := range f {
+		if !strings.HasPrefix(x, "prio=") {
+			out = append(out, x)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// TestEngine_SettleAppliesPoolExpiries pins a sentence of queue/doc.go
+// ("# Expiry"): the engine applies a pool's expired leases "in the write
+// transaction of every dispatch and settlement on the pool". A Complete of
+// one lease while another lease of the same pool has expired must therefore
+// leave the expired item Retrying (a failed attempt), not Processing.
+func TestEngine_SettleAppliesPoolExpiries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	clk := &modelClock{t: modelEpoch}
+	eng := openEngine(t, st, queue.Options{Now: clk.Now, LeaseTimeout: modelLeaseTimeout, RetryDelay: modelRetryDelay})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "expiry", Description: "doc", Type: pool.Parallel, MaxParallelItems: pqPtr(2)})
+	require.NoError(t, err)
+	a, b := uuid.New(), uuid.New()
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: a}, pool.NewItem{ContactUUID: b})
+	require.NoError(t, err)
+	la, err := eng.TryDequeue(ctx, p.UUID) // a, lease ends at +10s
+	require.NoError(t, err)
+	require.Equal(t, a, la.ContactUUID)
+	clk.set(modelEpoch.Add(5 * time.Second))
+	lb, err := eng.TryDequeue(ctx, p.UUID) // b, lease ends at +15s
+	require.NoError(t, err)
+	require.Equal(t, b, lb.ContactUUID)
+
+	clk.set(modelEpoch.Add(12 * time.Second)) // a's lease is over, b's is not
+	require.NoError(t, eng.Complete(ctx, lb, "answered"))
+
+	it, err := eng.Item(ctx, p.UUID, a)
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusRetrying, it.Status, "a's lease expired before the settlement of b on the same pool")
+	require.Equal(t, 1, it.RetryCount)
+	d, err := eng.Pool(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Zero(t, d.StatusCounts[pool.StatusProcessing], "status counts after a settlement on the pool")
+}
