@@ -101,6 +101,13 @@ type Tx interface {
 	// Expired returns up to limit in-flight items of a pool whose lease ended
 	// at or before now, earliest first.
 	Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limit int) ([]pool.Item, error)
+	// Savepoint runs fn inside a nested transaction: when fn returns an
+	// error, what fn wrote is undone, the rest of the transaction stays, and
+	// the error is returned. Group commit runs each caller's operation in
+	// one, so that one caller's failure does not undo the others'. Only in
+	// a write transaction; savepoints do not nest.
+	Savepoint(ctx context.Context, fn func(Tx) error) error
+
 	// NextWake returns the earliest time at which something in the pool may
 	// change by itself: the earliest NextRetryAt of a Retrying or Scheduled
 	// item that no Due call has found due yet, or the earliest lease expiry

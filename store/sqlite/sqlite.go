@@ -321,6 +321,10 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) (err error) 
 		return withCtx(ctx, err)
 	}
 	done = true
+	if t.broken != nil {
+		tx.Rollback()
+		return t.broken
+	}
 	// database/sql rolls back by itself once ctx ends, and Commit may then
 	// say only sql.ErrTxDone: report the context's error instead.
 	if err := ctx.Err(); err != nil {

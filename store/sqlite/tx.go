@@ -18,6 +18,9 @@ type txn struct {
 	readOnly bool
 	stmts    map[string]*sql.Stmt // statements bound to tx, by query
 	pools    map[uuid.UUID]int64  // internal pool ids seen in this transaction
+
+	inSavepoint bool  // a Savepoint is running
+	broken      error // a savepoint could not be undone: the transaction must not commit
 }
 
 var _ store.Tx = (*txn)(nil)
@@ -180,4 +183,49 @@ func fromNullNanos(n sql.NullInt64) *time.Time {
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface {
 	Scan(dest ...any) error
+}
+
+const (
+	savepointSQL   = `SAVEPOINT poolq_op`
+	releaseSQL     = `RELEASE poolq_op`
+	rollbackToSQL  = `ROLLBACK TO poolq_op`
+	errNestedSP    = "savepoints do not nest"
+	errBrokenTxMsg = "sqlite: transaction unusable after a failed savepoint rollback"
+)
+
+// Savepoint runs fn in a savepoint (see [store.Tx.Savepoint]). If undoing
+// fn's writes fails, the whole transaction is marked broken, and Write rolls
+// it back.
+func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
+	const op = "savepoint"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if t.inSavepoint {
+		return fmt.Errorf("sqlite: %s: %s", op, errNestedSP)
+	}
+	if _, err := t.tx.ExecContext(ctx, savepointSQL); err != nil {
+		return wrap(op, err)
+	}
+	t.inSavepoint = true
+	ferr := fn(t)
+	t.inSavepoint = false
+	if ferr == nil {
+		if _, err := t.tx.ExecContext(ctx, releaseSQL); err != nil {
+			t.broken = wrap(op, err)
+			return t.broken
+		}
+		return nil
+	}
+	// Undo fn's writes; the pool keys it may have cached go with them.
+	t.pools = nil
+	if _, err := t.tx.ExecContext(ctx, rollbackToSQL); err != nil {
+		t.broken = fmt.Errorf("%s: %w", errBrokenTxMsg, err)
+		return t.broken
+	}
+	if _, err := t.tx.ExecContext(ctx, releaseSQL); err != nil {
+		t.broken = fmt.Errorf("%s: %w", errBrokenTxMsg, err)
+		return t.broken
+	}
+	return ferr
 }

@@ -19,7 +19,61 @@ func txTests() []test {
 		{"Write/RollbackOnError", testWriteRollback},
 		{"Write/SeesItsOwnWrites", testWriteSeesOwnWrites},
 		{"Concurrent", testConcurrent},
+		{"Savepoint/UndoesOnlyItsOwn", testSavepoint},
 	}
+}
+
+// testSavepoint checks that a failing savepoint undoes its own writes, and
+// only those, while the transaction goes on and commits the rest.
+func testSavepoint(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	boom := errors.New("boom")
+	var kept, undone pool.Item
+	b.write(func(tx store.Tx) error {
+		kept = items[0]
+		kept.Status, kept.Attempts, kept.Token = pool.StatusProcessing, 1, 1
+		kept.LeaseExpiresAt = at(time.Minute)
+		require.NoError(t, tx.Savepoint(b.ctx, func(tx store.Tx) error { return tx.UpdateItem(b.ctx, kept) }))
+
+		err := tx.Savepoint(b.ctx, func(tx store.Tx) error {
+			undone = items[1]
+			undone.Status = pool.StatusSkipped
+			if err := tx.UpdateItem(b.ctx, undone); err != nil {
+				return err
+			}
+			if _, err := tx.InsertItems(b.ctx, p.UUID, pending(2)); err != nil {
+				return err
+			}
+			if err := tx.DeletePool(b.ctx, p.UUID); err != nil {
+				return err
+			}
+			return boom
+		})
+		require.ErrorIs(t, err, boom)
+
+		// The transaction goes on: the pool is still there for the next write.
+		_, err = tx.InsertItems(b.ctx, p.UUID, pending(1))
+		return err
+	})
+	require.Equal(t, kept, b.item(kept.ID))
+	require.Equal(t, items[1], b.item(items[1].ID))
+	all := b.allItems(p.UUID, "")
+	require.Len(t, all, 4, "3 items, plus the one inserted after the failed savepoint")
+	var counts map[pool.Status]int
+	b.read(func(tx store.Tx) error {
+		var err error
+		counts, err = tx.StatusCounts(b.ctx, p.UUID)
+		return err
+	})
+	require.Equal(t, 3, counts[pool.StatusPending])
+	require.Equal(t, 1, counts[pool.StatusProcessing])
+	require.Zero(t, counts[pool.StatusSkipped])
+
+	err := b.st.Read(b.ctx, func(tx store.Tx) error {
+		return tx.Savepoint(b.ctx, func(store.Tx) error { return nil })
+	})
+	require.ErrorIs(t, err, store.ErrReadOnly)
 }
 
 // snapshot is everything the suite can read about some pools.
