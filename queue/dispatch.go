@@ -133,7 +133,7 @@ func (e *Engine) dequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease
 		outcome error // ErrEmpty or ErrAtCapacity, decided inside, returned after commit
 		changed bool  // expiries or ceiling failures were written
 	)
-	err := e.write(ctx, func(tx store.Tx) error {
+	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
 		leases, outcome, changed = nil, nil, false
 		p, err := tx.Pool(ctx, poolID)
 		if err != nil {

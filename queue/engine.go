@@ -18,6 +18,7 @@ import (
 type Engine struct {
 	st   store.Store
 	opts Options
+	gc   committer
 
 	mu      sync.Mutex
 	waiters map[uuid.UUID]chan struct{} // closed to wake Dequeues blocked on a pool
@@ -38,6 +39,7 @@ func New(st store.Store, opts Options) (*Engine, error) {
 	return &Engine{
 		st:      st,
 		opts:    opts,
+		gc:      committer{st: st, maxBatch: opts.MaxBatch},
 		waiters: make(map[uuid.UUID]chan struct{}),
 		closed:  make(chan struct{}),
 	}, nil
@@ -95,11 +97,17 @@ func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) error {
 	return e.st.Read(ctx, fn)
 }
 
-func (e *Engine) write(ctx context.Context, fn func(store.Tx) error) error {
+// write runs fn through group commit: in a write transaction shared with
+// the concurrent callers' operations (see committer). fn must use the ctx
+// it is given, which is not cancelled.
+func (e *Engine) write(ctx context.Context, fn func(context.Context, store.Tx) error) error {
 	if e.isClosed() {
 		return ErrClosed
 	}
-	return e.st.Write(ctx, fn)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return e.gc.write(ctx, fn)
 }
 
 // checkID rejects the nil UUID as a pool id with a field error.

@@ -125,7 +125,7 @@ func (e *Engine) settle(ctx context.Context, op string, l *Lease, fn func(pool.I
 		out  pool.Item
 		lost bool
 	)
-	err := e.write(ctx, func(tx store.Tx) error {
+	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
 		lost = false
 		it, err := tx.ItemByID(ctx, l.ItemID)
 		if isNotFound(err) {

@@ -31,6 +31,10 @@ type Options struct {
 	PollInterval time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// MaxBatch is how many concurrent callers' write operations group
+	// commit runs in one transaction at most; 1 turns group commit off (one
+	// transaction per call). Defaults to DefaultMaxBatch (256).
+	MaxBatch int
 }
 
 func (o Options) withDefaults() Options {
@@ -46,6 +50,9 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
 	return o
 }
 
@@ -56,6 +63,9 @@ func (o Options) validate() error {
 	}
 	if o.RetryDelay < 0 {
 		errs = append(errs, fmt.Errorf("RetryDelay must not be negative (got %v)", o.RetryDelay))
+	}
+	if o.MaxBatch < 0 {
+		errs = append(errs, fmt.Errorf("MaxBatch must not be negative (got %d)", o.MaxBatch))
 	}
 	if o.PollInterval < 0 {
 		errs = append(errs, fmt.Errorf("PollInterval must not be negative (got %v)", o.PollInterval))

@@ -22,7 +22,7 @@ func (e *Engine) CreatePool(ctx context.Context, p pool.CreateParams) (pool.Pool
 	if err != nil {
 		return pool.Pool{}, fmt.Errorf("create pool: %w", err)
 	}
-	if err := e.write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, np) }); err != nil {
+	if err := e.write(ctx, func(ctx context.Context, tx store.Tx) error { return tx.InsertPool(ctx, np) }); err != nil {
 		return pool.Pool{}, fmt.Errorf("create pool: %w", err)
 	}
 	return np, nil
@@ -43,7 +43,7 @@ func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdatePara
 		return pool.Pool{}, fmt.Errorf("update pool: %w", err)
 	}
 	var out pool.Pool
-	err := e.write(ctx, func(tx store.Tx) error {
+	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
 		p, err := tx.Pool(ctx, id)
 		if err != nil {
 			return err
@@ -118,7 +118,7 @@ func (e *Engine) DeletePool(ctx context.Context, id uuid.UUID) error {
 	if err := checkID("uuid", id); err != nil {
 		return fmt.Errorf("delete pool: %w", err)
 	}
-	err := e.write(ctx, func(tx store.Tx) error {
+	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
 		p, err := tx.Pool(ctx, id)
 		if err != nil {
 			return err
@@ -159,7 +159,7 @@ func (e *Engine) DuplicatePool(ctx context.Context, id uuid.UUID, d pool.Duplica
 		return pool.Duplicated{}, fmt.Errorf("duplicate pool: %w", err)
 	}
 	var out pool.Duplicated
-	err = e.write(ctx, func(tx store.Tx) error {
+	err = e.write(ctx, func(ctx context.Context, tx store.Tx) error {
 		src, err := tx.Pool(ctx, id)
 		if err != nil {
 			return err

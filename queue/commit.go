@@ -1,0 +1,135 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/poolq/poolq/store"
+)
+
+// DefaultMaxBatch is how many callers' operations one group-commit
+// transaction takes at most, unless Options.MaxBatch says otherwise.
+const DefaultMaxBatch = 256
+
+// committer implements group commit: the write operations of concurrent
+// callers are gathered and run in one write transaction, each in a
+// savepoint of its own, so they share one commit (and, at Full durability,
+// one fsync) while each still succeeds or fails alone.
+//
+// It needs no goroutine of its own. The first caller to find the committer
+// idle leads: it takes every operation queued so far (up to maxBatch, its
+// own first), runs them in one transaction, hands each its result, and
+// passes the lead to the oldest operation still queued, if any. So a caller
+// waits at most for the transaction under way plus its own, and operations
+// run in arrival order, each seeing the writes of those before it: the
+// result is the one of running them one at a time.
+type committer struct {
+	st       store.Store
+	maxBatch int
+
+	mu    sync.Mutex
+	queue []*op
+	busy  bool // a leader is running a batch
+}
+
+// op is one caller's write operation.
+type op struct {
+	ctx   context.Context
+	fn    func(context.Context, store.Tx) error
+	err   error
+	lead  bool          // set before ready is closed: run the next batch
+	ready chan struct{} // closed once: done, or your turn to lead
+}
+
+// write runs fn in a write transaction shared with other callers. fn gets
+// a context that is not cancelled: once an operation has started it
+// completes (cancelling one statement could abort the whole shared
+// transaction), and its result is returned even if ctx ended meanwhile. An
+// operation whose ctx ended before it started is not run.
+func (c *committer) write(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+	o := &op{ctx: ctx, fn: fn, ready: make(chan struct{})}
+	c.mu.Lock()
+	c.queue = append(c.queue, o)
+	if c.busy {
+		c.mu.Unlock()
+		<-o.ready
+		if !o.lead {
+			return o.err
+		}
+	} else {
+		c.busy = true
+		c.mu.Unlock()
+	}
+	c.lead(o)
+	return o.err
+}
+
+// lead runs one batch, which starts with self, and passes the lead on.
+func (c *committer) lead(self *op) {
+	c.mu.Lock()
+	n := min(len(c.queue), c.maxBatch)
+	batch := make([]*op, n)
+	copy(batch, c.queue)
+	c.queue = c.queue[n:]
+	c.mu.Unlock()
+
+	c.run(batch)
+
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		next := c.queue[0]
+		next.lead = true
+		close(next.ready)
+	} else {
+		c.busy = false
+		c.queue = nil
+	}
+	c.mu.Unlock()
+	for _, o := range batch {
+		if o != self {
+			close(o.ready)
+		}
+	}
+}
+
+// run executes a batch in one transaction. A lone operation runs as the
+// whole transaction; several run each in a savepoint. If the transaction
+// fails as a whole, every operation that had succeeded gets its error.
+func (c *committer) run(batch []*op) {
+	ctx := context.WithoutCancel(batch[0].ctx)
+	if len(batch) == 1 {
+		o := batch[0]
+		if o.err = o.ctx.Err(); o.err == nil {
+			o.err = c.st.Write(ctx, func(tx store.Tx) error { return call(ctx, o.fn, tx) })
+		}
+		return
+	}
+	err := c.st.Write(ctx, func(tx store.Tx) error {
+		for _, o := range batch {
+			if o.err = o.ctx.Err(); o.err != nil {
+				continue
+			}
+			o.err = tx.Savepoint(ctx, func(tx store.Tx) error { return call(ctx, o.fn, tx) })
+		}
+		return nil
+	})
+	if err != nil {
+		for _, o := range batch {
+			if o.err == nil {
+				o.err = err
+			}
+		}
+	}
+}
+
+// call runs fn, turning a panic into an error so that one operation cannot
+// take down the leader (and with it every caller waiting on the batch).
+func call(ctx context.Context, fn func(context.Context, store.Tx) error, tx store.Tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("queue: operation panicked: %v", v)
+		}
+	}()
+	return fn(ctx, tx)
+}
