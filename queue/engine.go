@@ -133,3 +133,26 @@ func checkIDs(poolID uuid.UUID, contacts ...uuid.UUID) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// Stats are counters of an Engine's write path since New. Operations /
+// Transactions is the average size of a group-commit batch.
+type Stats struct {
+	// Transactions is the number of write transactions run (a batch whose
+	// run was redone with savepoints counts once).
+	Transactions uint64
+	// Operations is the number of write operations (dispatches,
+	// settlements, adds, pool changes) run in them.
+	Operations uint64
+	// Reruns is the number of batches run a second time, with a savepoint
+	// per operation, because an operation in them failed.
+	Reruns uint64
+}
+
+// Stats returns the engine's counters. It is safe to call at any time.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		Transactions: e.gc.transactions.Load(),
+		Operations:   e.gc.operations.Load(),
+		Reruns:       e.gc.reruns.Load(),
+	}
+}

@@ -137,6 +137,7 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 	}
 	var n int
 	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
+		n = 0
 		p, err := tx.Pool(ctx, poolID)
 		if err != nil {
 			return err

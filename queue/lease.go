@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -117,7 +118,7 @@ func (e *Engine) Release(ctx context.Context, l *Lease) error {
 // settle checks that l is the item's current lease and applies fn in one
 // write transaction. A lease past its deadline is lost: its expiry is written
 // (a failed attempt) and ErrLeaseLost returned.
-func (e *Engine) settle(ctx context.Context, op string, l *Lease, fn func(pool.Item, pool.Pool, time.Time) (pool.Item, error)) (pool.Item, error) {
+func (e *Engine) settle(ctx context.Context, op string, l *Lease, fn settleFunc) (pool.Item, error) {
 	if err := checkLease(l); err != nil {
 		return pool.Item{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -126,38 +127,9 @@ func (e *Engine) settle(ctx context.Context, op string, l *Lease, fn func(pool.I
 		lost bool
 	)
 	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
-		lost = false
-		it, err := tx.ItemByID(ctx, l.ItemID)
-		if isNotFound(err) {
-			lost = true
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if it.PoolUUID != l.PoolUUID || !it.Status.InFlight() || it.Token != l.Token {
-			lost = true
-			return nil
-		}
-		p, err := tx.Pool(ctx, it.PoolUUID)
-		if err != nil {
-			return err
-		}
-		now := e.now()
-		if !it.LeaseExpiresAt.After(now) {
-			lost = true
-			_, err := e.reclaim(ctx, tx, p, now)
-			return err
-		}
-		// The pool's other expired leases go too, as in every write on it:
-		// a settlement on a busy pool keeps its counts current.
-		if _, err := e.reclaim(ctx, tx, p, now); err != nil {
-			return err
-		}
-		if out, err = fn(it, p, now); err != nil {
-			return err
-		}
-		return tx.UpdateItem(ctx, out)
+		var err error
+		out, lost, err = e.settleTx(ctx, tx, l, fn, nil)
+		return err
 	})
 	if err != nil {
 		return pool.Item{}, fmt.Errorf("%s: %w", op, err)
@@ -167,6 +139,126 @@ func (e *Engine) settle(ctx context.Context, op string, l *Lease, fn func(pool.I
 		return pool.Item{}, fmt.Errorf("%s: %w", op, ErrLeaseLost)
 	}
 	return out, nil
+}
+
+// settleFunc is what a settlement does to a leased item.
+type settleFunc func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error)
+
+// settleTx is settle inside a write transaction. It reports lost, with no
+// error, when l is not the item's current lease. seen, when not nil, holds
+// the pools whose expired leases this transaction has already applied (and
+// their rows); settleTx adds to it.
+func (e *Engine) settleTx(ctx context.Context, tx store.Tx, l *Lease, fn settleFunc, seen map[uuid.UUID]pool.Pool) (out pool.Item, lost bool, err error) {
+	it, err := tx.ItemByID(ctx, l.ItemID)
+	if isNotFound(err) {
+		return pool.Item{}, true, nil
+	}
+	if err != nil {
+		return pool.Item{}, false, err
+	}
+	if it.PoolUUID != l.PoolUUID || !it.Status.InFlight() || it.Token != l.Token {
+		return pool.Item{}, true, nil
+	}
+	now := e.now()
+	p, ok := seen[it.PoolUUID]
+	if !ok {
+		if p, err = tx.Pool(ctx, it.PoolUUID); err != nil {
+			return pool.Item{}, false, err
+		}
+		// The pool's expired leases go first, as in every write on it: a
+		// settlement on a busy pool keeps its counts current. A lease past
+		// its deadline is among them, and lost.
+		if _, err := e.reclaim(ctx, tx, p, now); err != nil {
+			return pool.Item{}, false, err
+		}
+		if seen != nil {
+			seen[it.PoolUUID] = p
+		}
+	}
+	if !it.LeaseExpiresAt.After(now) {
+		if ok { // reclaimed at an earlier now: apply this expiry alone
+			exp, err := pool.Expire(it, p, now, e.opts.RetryDelay)
+			if err != nil {
+				return pool.Item{}, false, err
+			}
+			return pool.Item{}, true, tx.UpdateItem(ctx, exp)
+		}
+		return pool.Item{}, true, nil
+	}
+	if out, err = fn(it, p, now); err != nil {
+		return pool.Item{}, false, err
+	}
+	return out, false, tx.UpdateItem(ctx, out)
+}
+
+// Outcome is how one leased item ends, for [Engine.Settle].
+type Outcome struct {
+	Lease *Lease
+	// Failure, when not nil, fails the attempt as [Engine.Fail] does; nil
+	// completes the item as [Engine.Complete] does.
+	Failure *Failure
+	// Note is the note of a completion (a failure carries its own).
+	Note string
+}
+
+// Settle completes or fails many leases in one write transaction: the batch
+// path, for a dialer that claims with [Engine.DequeueN] and reports results
+// in bulk. Each outcome is applied as [Engine.Complete] or [Engine.Fail]
+// would apply it, in order; results[i] is nil or wraps [ErrLeaseLost] for
+// outs[i], and a lost lease does not stop the others. err is for the call as
+// a whole: a nil or malformed lease ([validate.Errors] naming its index), or
+// a store failure; then nothing is written and results is nil.
+func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, err error) {
+	var v validate.Validator
+	v.Check(len(outs) > 0, "outcomes", validate.RuleRequired, "at least one outcome is required")
+	for i, o := range outs {
+		if err := checkLease(o.Lease); err != nil {
+			var fe validate.Errors
+			if errors.As(err, &fe) {
+				for _, f := range fe {
+					v.Add(fmt.Sprintf("outcomes[%d].%s", i, f.Field), f.Rule, f.Message)
+				}
+			}
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, fmt.Errorf("settle: %w", err)
+	}
+	results = make([]error, len(outs))
+	err = e.write(ctx, func(ctx context.Context, tx store.Tx) error {
+		seen := make(map[uuid.UUID]pool.Pool, 1)
+		for i, o := range outs {
+			fn := func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
+				return pool.Complete(it, now, o.Note)
+			}
+			if o.Failure != nil {
+				f := *o.Failure
+				fn = func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error) {
+					return pool.Fail(it, p, now, f, e.opts.RetryDelay)
+				}
+			}
+			_, lost, err := e.settleTx(ctx, tx, o.Lease, fn, seen)
+			if err != nil {
+				return fmt.Errorf("outcomes[%d]: %w", i, err)
+			}
+			results[i] = nil
+			if lost {
+				results[i] = fmt.Errorf("settle: outcomes[%d]: %w", i, ErrLeaseLost)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("settle: %w", err)
+	}
+	notified := make(map[uuid.UUID]bool, 1)
+	for _, o := range outs {
+		if !notified[o.Lease.PoolUUID] {
+			notified[o.Lease.PoolUUID] = true
+			e.notify(o.Lease.PoolUUID)
+		}
+	}
+	return results, nil
 }
 
 func checkLease(l *Lease) error {
