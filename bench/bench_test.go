@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -115,117 +114,6 @@ func BenchmarkPool(b *testing.B) {
 		}
 		perSecond(b, b.N)
 	})
-}
-
-// BenchmarkAdd measures bulk Add: one call, one transaction per batch.
-func BenchmarkAdd(b *testing.B) {
-	ctx := context.Background()
-	for _, n := range []int{1_000, 10_000} {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			eng, _ := open(b, sqlite.Normal)
-			p := mustPool(b, eng, pool.FIFO)
-			items := make([]pool.NewItem, n)
-			b.ReportAllocs()
-			for b.Loop() {
-				b.StopTimer()
-				for k := range items {
-					items[k] = pool.NewItem{ContactUUID: uuid.New(), Priority: k % 10}
-				}
-				b.StartTimer()
-				if _, err := eng.Add(ctx, p.UUID, items...); err != nil {
-					b.Fatal(err)
-				}
-			}
-			perSecond(b, b.N*n)
-		})
-	}
-}
-
-// BenchmarkCycle measures one worker's dispatch cycle, TryDequeue then
-// Complete (two write transactions per item), on a FIFO pool.
-func BenchmarkCycle(b *testing.B) {
-	ctx := context.Background()
-	for _, d := range []sqlite.Durability{sqlite.Normal, sqlite.Full} {
-		b.Run(d.String(), func(b *testing.B) {
-			eng, _ := open(b, d)
-			p := mustPool(b, eng, pool.FIFO)
-			fill(b, eng, p.UUID, 10_000)
-			left := 10_000
-			b.ReportAllocs()
-			for b.Loop() {
-				if left == 0 {
-					b.StopTimer()
-					fill(b, eng, p.UUID, 10_000)
-					left = 10_000
-					b.StartTimer()
-				}
-				l, err := eng.TryDequeue(ctx, p.UUID)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := eng.Complete(ctx, l, ""); err != nil {
-					b.Fatal(err)
-				}
-				left--
-			}
-			perSecond(b, b.N)
-		})
-	}
-}
-
-// BenchmarkClaim proves that claiming the next item is an index seek: the
-// cost of TryDequeue + Complete on a pool of 10k items is the cost on a pool
-// of 1M, and stays so when half of the items (the oldest, which FIFO meets
-// first) wait for a retry time in the future. Compare ns/op across the
-// sizes of one type.
-func BenchmarkClaim(b *testing.B) {
-	ctx := context.Background()
-	sizes := []int{10_000, 1_000_000}
-	if testing.Short() {
-		sizes = []int{10_000, 100_000}
-	}
-	for _, typ := range []pool.Type{pool.FIFO, pool.LIFO, pool.Parallel} {
-		for _, n := range sizes {
-			for _, delayed := range []bool{false, true} {
-				name := fmt.Sprintf("%s/items=%d", typ, n)
-				if delayed {
-					name += "/half-delayed"
-				}
-				b.Run(name, func(b *testing.B) {
-					eng, st := open(b, sqlite.Normal)
-					p := mustPool(b, eng, typ)
-					if delayed {
-						addDelayed(b, st, p.UUID, n/2)
-						fill(b, eng, p.UUID, n/2)
-					} else {
-						fill(b, eng, p.UUID, n)
-					}
-					due := n
-					if delayed {
-						due = n / 2
-					}
-					b.ReportAllocs()
-					for b.Loop() {
-						if due == 0 { // keep the size: top up outside the timer
-							b.StopTimer()
-							fill(b, eng, p.UUID, 1_000)
-							due = 1_000
-							b.StartTimer()
-						}
-						l, err := eng.TryDequeue(ctx, p.UUID)
-						if err != nil {
-							b.Fatal(err)
-						}
-						if err := eng.Complete(ctx, l, ""); err != nil {
-							b.Fatal(err)
-						}
-						due--
-					}
-					perSecond(b, b.N)
-				})
-			}
-		}
-	}
 }
 
 // addDelayed writes n Retrying items due in a year straight through the
