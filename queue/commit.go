@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 )
 
@@ -29,6 +32,7 @@ const DefaultMaxBatch = 256
 type committer struct {
 	st       store.Store
 	maxBatch int
+	now      func() time.Time // the engine's clock, read once per transaction
 
 	mu    sync.Mutex
 	queue []*op
@@ -41,7 +45,7 @@ type committer struct {
 // op is one caller's write operation.
 type op struct {
 	ctx   context.Context
-	fn    func(context.Context, store.Tx) error
+	fn    func(context.Context, *wtx) error
 	err   error
 	lead  bool          // set before ready is closed: run the next batch
 	ready chan struct{} // closed once: done, or your turn to lead
@@ -52,7 +56,7 @@ type op struct {
 // completes (cancelling one statement could abort the whole shared
 // transaction), and its result is returned even if ctx ended meanwhile. An
 // operation whose ctx ended before it started is not run.
-func (c *committer) write(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+func (c *committer) write(ctx context.Context, fn func(context.Context, *wtx) error) error {
 	o := &op{ctx: ctx, fn: fn, ready: make(chan struct{})}
 	c.mu.Lock()
 	c.queue = append(c.queue, o)
@@ -113,16 +117,17 @@ func (c *committer) run(batch []*op) {
 	if len(batch) == 1 {
 		o := batch[0]
 		if o.err = o.ctx.Err(); o.err == nil {
-			o.err = c.st.Write(ctx, func(tx store.Tx) error { return call(ctx, o.fn, tx) })
+			o.err = c.st.Write(ctx, func(tx store.Tx) error { return call(ctx, o.fn, c.begin(tx)) })
 		}
 		return
 	}
 	err := c.st.Write(ctx, func(tx store.Tx) error {
+		w := c.begin(tx)
 		for _, o := range batch {
 			if o.err = o.ctx.Err(); o.err != nil {
 				continue
 			}
-			if o.err = call(ctx, o.fn, tx); o.err != nil {
+			if o.err = call(ctx, o.fn, w); o.err != nil {
 				return errRerun
 			}
 		}
@@ -131,11 +136,14 @@ func (c *committer) run(batch []*op) {
 	if errors.Is(err, errRerun) {
 		c.reruns.Add(1)
 		err = c.st.Write(ctx, func(tx store.Tx) error {
+			now := c.now()
 			for _, o := range batch {
 				if o.err = o.ctx.Err(); o.err != nil {
 					continue
 				}
-				o.err = tx.Savepoint(ctx, func(tx store.Tx) error { return call(ctx, o.fn, tx) })
+				// A wtx of its own: what the operation caches goes with
+				// its savepoint if that is undone.
+				o.err = tx.Savepoint(ctx, func(tx store.Tx) error { return call(ctx, o.fn, newWtx(tx, now)) })
 			}
 			return nil
 		})
@@ -149,13 +157,32 @@ func (c *committer) run(batch []*op) {
 	}
 }
 
+func (c *committer) begin(tx store.Tx) *wtx { return newWtx(tx, c.now()) }
+
+// wtx is a write transaction as operations see it: the store's, with the
+// time of the transaction and what it has learnt so far. Every operation of
+// a batch runs at the same instant, read when the batch starts, so after
+// all its callers called: no settlement called after its lease's deadline
+// can be judged before it.
+type wtx struct {
+	store.Tx
+	now time.Time
+	// ready holds the pools whose expired leases have been applied at now
+	// in this transaction, with their rows as of then (kept current by the
+	// operations that change a pool). At one instant a lease expires once,
+	// so later operations on the pool skip the pool read and the reclaim.
+	ready map[uuid.UUID]pool.Pool
+}
+
+func newWtx(tx store.Tx, now time.Time) *wtx { return &wtx{Tx: tx, now: now} }
+
 // errRerun rolls back a batch run without savepoints in which an operation
 // failed, so that it runs again with them.
 var errRerun = errors.New("queue: rerun the batch with savepoints")
 
 // call runs fn, turning a panic into an error so that one operation cannot
 // take down the leader (and with it every caller waiting on the batch).
-func call(ctx context.Context, fn func(context.Context, store.Tx) error, tx store.Tx) (err error) {
+func call(ctx context.Context, fn func(context.Context, *wtx) error, tx *wtx) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("queue: operation panicked: %v", v)

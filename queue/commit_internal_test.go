@@ -152,7 +152,7 @@ func TestGroupCommit_PanicIsOneCallersError(t *testing.T) {
 	wg.Go(func() { _, errs[0] = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}) })
 	<-g.entered
 	wg.Go(func() {
-		errs[1] = eng.write(ctx, func(context.Context, store.Tx) error { panic("boom") })
+		errs[1] = eng.write(ctx, func(context.Context, *wtx) error { panic("boom") })
 	})
 	require.Eventually(t, func() bool { return eng.gc.queued() == 1 }, 5*time.Second, time.Millisecond)
 	wg.Go(func() { _, errs[2] = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}) })
@@ -160,7 +160,7 @@ func TestGroupCommit_PanicIsOneCallersError(t *testing.T) {
 	undone := uuid.New()
 	var halfErr error
 	wg.Go(func() {
-		halfErr = eng.write(ctx, func(ctx context.Context, tx store.Tx) error {
+		halfErr = eng.write(ctx, func(ctx context.Context, tx *wtx) error {
 			it := pool.NewItem{ContactUUID: undone}.Item(p.UUID, eng.now())
 			if _, err := tx.InsertItems(ctx, p.UUID, []pool.Item{it}); err != nil {
 				return err
@@ -228,9 +228,9 @@ func TestGroupCommit_MaxBatch(t *testing.T) {
 // itself fails, every operation in it gets the error.
 func TestGroupCommit_FailedCommit(t *testing.T) {
 	boom := errors.New("disk on fire")
-	c := &committer{st: failingStore{err: boom}, maxBatch: 8}
+	c := &committer{st: failingStore{err: boom}, maxBatch: 8, now: time.Now}
 	var ran atomic.Int32
-	err := c.write(context.Background(), func(context.Context, store.Tx) error { ran.Add(1); return nil })
+	err := c.write(context.Background(), func(context.Context, *wtx) error { ran.Add(1); return nil })
 	require.ErrorIs(t, err, boom)
 	require.Equal(t, int32(0), ran.Load(), "the failing store ran nothing")
 }

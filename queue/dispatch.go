@@ -133,17 +133,13 @@ func (e *Engine) dequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease
 		outcome error // ErrEmpty or ErrAtCapacity, decided inside, returned after commit
 		changed bool  // expiries or ceiling failures were written
 	)
-	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		leases, outcome, changed = nil, nil, false
-		p, err := tx.Pool(ctx, poolID)
+		p, reclaimed, err := e.poolAt(ctx, tx, poolID)
 		if err != nil {
 			return err
 		}
-		now := e.now()
-		reclaimed, err := e.reclaim(ctx, tx, p, now)
-		if err != nil {
-			return err
-		}
+		now := tx.now
 		changed = reclaimed > 0
 		inFlight, err := tx.InFlight(ctx, poolID)
 		if err != nil {
@@ -168,16 +164,17 @@ func (e *Engine) dequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease
 			if err != nil {
 				return err
 			}
-			for _, it := range due {
+			for i, it := range due {
 				out, ok := pool.Dispatch(it, p, now, expires)
-				if err := tx.UpdateItem(ctx, out); err != nil {
-					return err
-				}
+				due[i] = out
 				if !ok {
 					changed = true // failed at the ceiling instead
 					continue
 				}
 				leases = append(leases, newLease(out))
+			}
+			if err := tx.UpdateItems(ctx, due...); err != nil {
+				return err
 			}
 			if len(due) < want {
 				break
@@ -198,6 +195,28 @@ func (e *Engine) dequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease
 		return nil, outcome
 	}
 	return leases, nil
+}
+
+// poolAt returns a pool as of tx.now with its expired leases applied
+// (each a failed attempt), and how many it applied. It reads the pool and
+// reclaims once per transaction; later calls get the row from tx.
+func (e *Engine) poolAt(ctx context.Context, tx *wtx, id uuid.UUID) (pool.Pool, int, error) {
+	if p, ok := tx.ready[id]; ok {
+		return p, 0, nil
+	}
+	p, err := tx.Pool(ctx, id)
+	if err != nil {
+		return pool.Pool{}, 0, err
+	}
+	n, err := e.reclaim(ctx, tx, p, tx.now)
+	if err != nil {
+		return pool.Pool{}, 0, err
+	}
+	if tx.ready == nil {
+		tx.ready = make(map[uuid.UUID]pool.Pool, 1)
+	}
+	tx.ready[id] = p
+	return p, n, nil
 }
 
 // reclaim applies every expired lease of p at now, each as a failed attempt,

@@ -36,13 +36,14 @@ func New(st store.Store, opts Options) (*Engine, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("queue: new engine: %w", err)
 	}
-	return &Engine{
+	e := &Engine{
 		st:      st,
 		opts:    opts,
-		gc:      committer{st: st, maxBatch: opts.MaxBatch},
 		waiters: make(map[uuid.UUID]chan struct{}),
 		closed:  make(chan struct{}),
-	}, nil
+	}
+	e.gc = committer{st: st, maxBatch: opts.MaxBatch, now: e.now}
+	return e, nil
 }
 
 // Close stops the engine: blocked Dequeues return ErrClosed, and so does
@@ -100,7 +101,7 @@ func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) error {
 // write runs fn through group commit: in a write transaction shared with
 // the concurrent callers' operations (see committer). fn must use the ctx
 // it is given, which is not cancelled.
-func (e *Engine) write(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+func (e *Engine) write(ctx context.Context, fn func(context.Context, *wtx) error) error {
 	if e.isClosed() {
 		return ErrClosed
 	}

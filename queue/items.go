@@ -30,7 +30,7 @@ func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewIte
 		rows[i] = n.Item(poolID, now)
 	}
 	var added int
-	err = e.write(ctx, func(ctx context.Context, tx store.Tx) error {
+	err = e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		var err error
 		added, err = tx.InsertItems(ctx, poolID, rows)
 		return err
@@ -136,13 +136,9 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 		return 0, fmt.Errorf("remove items: %w", err)
 	}
 	var n int
-	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		n = 0
-		p, err := tx.Pool(ctx, poolID)
-		if err != nil {
-			return err
-		}
-		if _, err := e.reclaim(ctx, tx, p, e.now()); err != nil {
+		if _, _, err := e.poolAt(ctx, tx, poolID); err != nil {
 			return err
 		}
 		for _, c := range contacts {
@@ -177,12 +173,8 @@ func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn f
 		return pool.Item{}, err
 	}
 	var out pool.Item
-	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
-		p, err := tx.Pool(ctx, poolID)
-		if err != nil {
-			return err
-		}
-		if _, err := e.reclaim(ctx, tx, p, e.now()); err != nil {
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
+		if _, _, err := e.poolAt(ctx, tx, poolID); err != nil {
 			return err
 		}
 		it, err := tx.Item(ctx, poolID, contact)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
-	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
 
@@ -126,10 +125,12 @@ func (e *Engine) settle(ctx context.Context, op string, l *Lease, fn settleFunc)
 		out  pool.Item
 		lost bool
 	)
-	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		var err error
-		out, lost, err = e.settleTx(ctx, tx, l, fn, nil)
-		return err
+		if out, lost, err = e.settleTx(ctx, tx, l, fn); err != nil || lost {
+			return err
+		}
+		return tx.UpdateItem(ctx, out)
 	})
 	if err != nil {
 		return pool.Item{}, fmt.Errorf("%s: %w", op, err)
@@ -144,11 +145,11 @@ func (e *Engine) settle(ctx context.Context, op string, l *Lease, fn settleFunc)
 // settleFunc is what a settlement does to a leased item.
 type settleFunc func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error)
 
-// settleTx is settle inside a write transaction. It reports lost, with no
-// error, when l is not the item's current lease. seen, when not nil, holds
-// the pools whose expired leases this transaction has already applied (and
-// their rows); settleTx adds to it.
-func (e *Engine) settleTx(ctx context.Context, tx store.Tx, l *Lease, fn settleFunc, seen map[uuid.UUID]pool.Pool) (out pool.Item, lost bool, err error) {
+// settleTx is settle inside a write transaction, at tx.now. It reports
+// lost, with no error, when l is not the item's current lease; a lease past
+// its deadline is lost, its expiry applied with the pool's others (see
+// poolAt).
+func (e *Engine) settleTx(ctx context.Context, tx *wtx, l *Lease, fn settleFunc) (out pool.Item, lost bool, err error) {
 	it, err := tx.ItemByID(ctx, l.ItemID)
 	if isNotFound(err) {
 		return pool.Item{}, true, nil
@@ -156,39 +157,35 @@ func (e *Engine) settleTx(ctx context.Context, tx store.Tx, l *Lease, fn settleF
 	if err != nil {
 		return pool.Item{}, false, err
 	}
-	if it.PoolUUID != l.PoolUUID || !it.Status.InFlight() || it.Token != l.Token {
+	return e.settleItem(ctx, tx, it, l, fn)
+}
+
+// settleItem is settleTx for the item it, as read in this transaction. The
+// pool's expired leases go first, as in every write on it (a settlement on
+// a busy pool keeps its counts current), then it is written with fn applied
+// unless l is not its current lease.
+func (e *Engine) settleItem(ctx context.Context, tx *wtx, it pool.Item, l *Lease, fn settleFunc) (out pool.Item, lost bool, err error) {
+	if !current(it, l) {
 		return pool.Item{}, true, nil
 	}
-	now := e.now()
-	p, ok := seen[it.PoolUUID]
-	if !ok {
-		if p, err = tx.Pool(ctx, it.PoolUUID); err != nil {
-			return pool.Item{}, false, err
-		}
-		// The pool's expired leases go first, as in every write on it: a
-		// settlement on a busy pool keeps its counts current. A lease past
-		// its deadline is among them, and lost.
-		if _, err := e.reclaim(ctx, tx, p, now); err != nil {
-			return pool.Item{}, false, err
-		}
-		if seen != nil {
-			seen[it.PoolUUID] = p
-		}
-	}
-	if !it.LeaseExpiresAt.After(now) {
-		if ok { // reclaimed at an earlier now: apply this expiry alone
-			exp, err := pool.Expire(it, p, now, e.opts.RetryDelay)
-			if err != nil {
-				return pool.Item{}, false, err
-			}
-			return pool.Item{}, true, tx.UpdateItem(ctx, exp)
-		}
-		return pool.Item{}, true, nil
-	}
-	if out, err = fn(it, p, now); err != nil {
+	p, _, err := e.poolAt(ctx, tx, it.PoolUUID)
+	if err != nil {
 		return pool.Item{}, false, err
 	}
-	return out, false, tx.UpdateItem(ctx, out)
+	if !it.LeaseExpiresAt.After(tx.now) {
+		// The reclaim in poolAt applied this expiry, or did so before it
+		// read the item; either way the lease is lost.
+		return pool.Item{}, true, nil
+	}
+	if out, err = fn(it, p, tx.now); err != nil {
+		return pool.Item{}, false, err
+	}
+	return out, false, nil
+}
+
+// current reports whether l is the current lease of it.
+func current(it pool.Item, l *Lease) bool {
+	return it.PoolUUID == l.PoolUUID && it.Status.InFlight() && it.Token == l.Token
 }
 
 // Outcome is how one leased item ends, for [Engine.Settle].
@@ -225,9 +222,28 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 		return nil, fmt.Errorf("settle: %w", err)
 	}
 	results = make([]error, len(outs))
-	err = e.write(ctx, func(ctx context.Context, tx store.Tx) error {
-		seen := make(map[uuid.UUID]pool.Pool, 1)
+	ids := make([]int64, len(outs))
+	for i, o := range outs {
+		ids[i] = o.Lease.ItemID
+	}
+	err = e.write(ctx, func(ctx context.Context, tx *wtx) error {
+		found, err := tx.ItemsByID(ctx, ids)
+		if err != nil {
+			return err
+		}
+		// The items as this call leaves them: an outcome sees the ones
+		// before it (a lease settled twice is lost the second time).
+		items := make(map[int64]pool.Item, len(found))
+		for _, it := range found {
+			items[it.ID] = it
+		}
+		writes := make([]int64, 0, len(outs))
 		for i, o := range outs {
+			results[i] = fmt.Errorf("settle: outcomes[%d]: %w", i, ErrLeaseLost)
+			it, ok := items[o.Lease.ItemID]
+			if !ok {
+				continue
+			}
 			fn := func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
 				return pool.Complete(it, now, o.Note)
 			}
@@ -237,16 +253,21 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 					return pool.Fail(it, p, now, f, e.opts.RetryDelay)
 				}
 			}
-			_, lost, err := e.settleTx(ctx, tx, o.Lease, fn, seen)
+			out, lost, err := e.settleItem(ctx, tx, it, o.Lease, fn)
 			if err != nil {
 				return fmt.Errorf("outcomes[%d]: %w", i, err)
 			}
-			results[i] = nil
-			if lost {
-				results[i] = fmt.Errorf("settle: outcomes[%d]: %w", i, ErrLeaseLost)
+			if !lost {
+				results[i] = nil
+				items[out.ID] = out
+				writes = append(writes, out.ID)
 			}
 		}
-		return nil
+		rows := make([]pool.Item, len(writes))
+		for i, id := range writes {
+			rows[i] = items[id]
+		}
+		return tx.UpdateItems(ctx, rows...)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("settle: %w", err)

@@ -22,7 +22,7 @@ func (e *Engine) CreatePool(ctx context.Context, p pool.CreateParams) (pool.Pool
 	if err != nil {
 		return pool.Pool{}, fmt.Errorf("create pool: %w", err)
 	}
-	if err := e.write(ctx, func(ctx context.Context, tx store.Tx) error { return tx.InsertPool(ctx, np) }); err != nil {
+	if err := e.write(ctx, func(ctx context.Context, tx *wtx) error { return tx.InsertPool(ctx, np) }); err != nil {
 		return pool.Pool{}, fmt.Errorf("create pool: %w", err)
 	}
 	return np, nil
@@ -43,7 +43,7 @@ func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdatePara
 		return pool.Pool{}, fmt.Errorf("update pool: %w", err)
 	}
 	var out pool.Pool
-	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		p, err := tx.Pool(ctx, id)
 		if err != nil {
 			return err
@@ -53,9 +53,15 @@ func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdatePara
 			out = p
 			return err
 		}
-		np.UpdatedAt = e.now()
+		np.UpdatedAt = tx.now
 		out = np
-		return tx.UpdatePool(ctx, np)
+		if err := tx.UpdatePool(ctx, np); err != nil {
+			return err
+		}
+		if _, ok := tx.ready[id]; ok {
+			tx.ready[id] = np // later operations of the batch see the new settings
+		}
+		return nil
 	})
 	if err != nil {
 		return pool.Pool{}, fmt.Errorf("update pool: %w", err)
@@ -118,12 +124,8 @@ func (e *Engine) DeletePool(ctx context.Context, id uuid.UUID) error {
 	if err := checkID("uuid", id); err != nil {
 		return fmt.Errorf("delete pool: %w", err)
 	}
-	err := e.write(ctx, func(ctx context.Context, tx store.Tx) error {
-		p, err := tx.Pool(ctx, id)
-		if err != nil {
-			return err
-		}
-		if _, err := e.reclaim(ctx, tx, p, e.now()); err != nil {
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
+		if _, _, err := e.poolAt(ctx, tx, id); err != nil {
 			return err
 		}
 		n, err := tx.InFlight(ctx, id)
@@ -133,6 +135,7 @@ func (e *Engine) DeletePool(ctx context.Context, id uuid.UUID) error {
 		if n > 0 {
 			return ErrInFlight
 		}
+		delete(tx.ready, id)
 		return tx.DeletePool(ctx, id)
 	})
 	if err != nil {
@@ -159,12 +162,12 @@ func (e *Engine) DuplicatePool(ctx context.Context, id uuid.UUID, d pool.Duplica
 		return pool.Duplicated{}, fmt.Errorf("duplicate pool: %w", err)
 	}
 	var out pool.Duplicated
-	err = e.write(ctx, func(ctx context.Context, tx store.Tx) error {
+	err = e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		src, err := tx.Pool(ctx, id)
 		if err != nil {
 			return err
 		}
-		now := e.now()
+		now := tx.now
 		mp, mr, active := src.MaxParallelItems, src.MaxRetries, src.IsActive
 		np, err := pool.New(newID, pool.CreateParams{
 			Name:             d.CopyName(src.Name),

@@ -82,6 +82,13 @@ type Tx interface {
 	// attempts, retry count, timestamps, notes, token, lease expiry), found
 	// by it.ID, or returns [ErrNotFound].
 	UpdateItem(ctx context.Context, it pool.Item) error
+	// UpdateItems is UpdateItem for many items, with fewer statements: the
+	// batch path of dispatch and settlement. If an item is not found it
+	// returns [ErrNotFound] (and the transaction must not commit).
+	UpdateItems(ctx context.Context, items ...pool.Item) error
+	// ItemsByID returns the items with the given IDs, those that exist, in
+	// no particular order.
+	ItemsByID(ctx context.Context, ids []int64) ([]pool.Item, error)
 	// DeleteItem removes an item by its ID, or returns [ErrNotFound].
 	DeleteItem(ctx context.Context, id int64) error
 	// Items returns one page of a pool's items matching q in insertion

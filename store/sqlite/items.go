@@ -3,12 +3,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
 )
 
 // itemCols are the columns scanned by scanItem.
@@ -23,12 +25,33 @@ const stateCols = `status, priority, attempts, retry_count, started_at, complete
 // itemParams is the number of parameters of one row of an items INSERT.
 const itemParams = 16
 
-// insertSizes are the row counts of the INSERT statements of InsertItems,
-// largest first, ending with 1: a batch is cut greedily into statements of
-// these sizes, all prepared at Open. Sharing a statement's fixed costs
-// among 64 rows makes a bulk add about a third faster than one row per
-// statement, and stays far below SQLite's limit of 32766 parameters.
-var insertSizes = []int{64, 8, 1}
+// insertSizes are the row counts of the multi-row statements of InsertItems
+// and UpdateItems, largest first, ending with 1: a batch is cut greedily
+// into statements of these sizes (binary: any count below 128 takes at most
+// 7), all prepared at Open. Sharing a statement's fixed costs among 64 rows
+// makes a bulk add about a third faster than one row per statement, and
+// stays far below SQLite's limit of 32766 parameters.
+var insertSizes = []int{64, 32, 16, 8, 4, 2, 1}
+
+// updateItemsSQL maps each of insertSizes to a statement updating that many
+// items, found by ID, from a VALUES list: one statement for many rows, so a
+// batch pays the statement's fixed costs once.
+var updateItemsSQL = func() map[int]string {
+	row := "(" + strings.Repeat("?, ", stateParams) + "?)"
+	m := make(map[int]string, len(insertSizes))
+	for _, n := range insertSizes {
+		m[n] = `UPDATE items SET status = v.column1, priority = v.column2, attempts = v.column3,
+    retry_count = v.column4, started_at = v.column5, completed_at = v.column6, failed_at = v.column7,
+    next_retry_at = v.column8, notes = v.column9, token = v.column10, lease_expires_at = v.column11,
+    ready = v.column12
+FROM (VALUES ` + strings.Repeat(row+", ", n-1) + row + `) AS v
+WHERE items.id = v.column13`
+	}
+	return m
+}()
+
+// stateParams is the number of values appendState appends.
+const stateParams = 12
 
 // insertItemsSQL maps each of insertSizes to its statement.
 var insertItemsSQL = func() map[int]string {
@@ -62,6 +85,11 @@ WHERE id = ?`
 
 	deleteItemSQL = `DELETE FROM items WHERE id = ?`
 
+	// itemsByIDSQL takes the IDs as a JSON array: one statement for any
+	// number of them, each a rowid seek.
+	itemsByIDSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
+WHERE i.id IN (SELECT value FROM json_each(?))`
+
 	itemsSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = ?
 ORDER BY i.id LIMIT ? OFFSET ?`
 
@@ -89,13 +117,7 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 	args := make([]any, 0, insertSizes[0]*itemParams)
 	added := 0
 	for start := 0; start < len(items); {
-		size := 1
-		for _, n := range insertSizes {
-			if n <= len(items)-start {
-				size = n
-				break
-			}
-		}
+		size := chunk(len(items) - start)
 		args = args[:0]
 		for i, it := range items[start : start+size] {
 			at, err := nanos(it.AddedAt)
@@ -194,6 +216,82 @@ func (t *txn) UpdateItem(ctx context.Context, it pool.Item) error {
 	}
 	res, err := t.exec(ctx, updateItemSQL, append(args, it.ID)...)
 	return wrap(op, affected(res, err))
+}
+
+// UpdateItems stores the mutable fields of items with as few statements as
+// the sizes of insertSizes allow. O(m log n) for m items.
+func (t *txn) UpdateItems(ctx context.Context, items ...pool.Item) error {
+	const op = "update items"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if len(items) == 1 {
+		return t.UpdateItem(ctx, items[0])
+	}
+	args := make([]any, 0, min(len(items), insertSizes[0])*(stateParams+1))
+	for start := 0; start < len(items); {
+		size := chunk(len(items) - start)
+		args = args[:0]
+		for i, it := range items[start : start+size] {
+			var err error
+			if args, err = appendState(args, it); err != nil {
+				return wrap(fmt.Sprintf("%s: item %d", op, start+i), err)
+			}
+			args = append(args, it.ID)
+		}
+		res, err := t.exec(ctx, updateItemsSQL[size], args...)
+		if err != nil {
+			return wrap(op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return wrap(op, err)
+		}
+		if int(n) != size {
+			return fmt.Errorf("sqlite: %s: %d of %d items found: %w", op, n, size, store.ErrNotFound)
+		}
+		start += size
+	}
+	return nil
+}
+
+// chunk returns the largest of insertSizes that is at most left (left ≥ 1).
+func chunk(left int) int {
+	for _, n := range insertSizes {
+		if n <= left {
+			return n
+		}
+	}
+	return 1
+}
+
+// ItemsByID returns the items with the given IDs that exist, in no
+// particular order. O(m log n).
+func (t *txn) ItemsByID(ctx context.Context, ids []int64) ([]pool.Item, error) {
+	const op = "items by id"
+	if len(ids) == 0 {
+		return []pool.Item{}, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(ctx, itemsByIDSQL, string(list))
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	out := make([]pool.Item, 0, len(ids))
+	for rows.Next() {
+		var poolID uuid.UUID
+		it, err := scanItem(rows, uuid.Nil, &poolID)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		it.PoolUUID = poolID
+		out = append(out, it)
+	}
+	return out, wrap(op, rows.Err())
 }
 
 // DeleteItem removes an item by its ID. O(log n).

@@ -114,7 +114,7 @@ func (t *txn) rememberPool(id uuid.UUID, k int64) {
 func readQueries() []string {
 	return []string{
 		poolKeySQL, poolSQL, statusCountsSQL,
-		itemSQL, itemByIDSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
+		itemSQL, itemByIDSQL, itemsByIDSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
 		inFlightSQL, expiredSQL, nextWakeSQL,
 	}
 }
@@ -128,7 +128,7 @@ func writeQueries() []string {
 		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
 	)
 	for _, n := range insertSizes {
-		qs = append(qs, insertItemsSQL[n])
+		qs = append(qs, insertItemsSQL[n], updateItemsSQL[n])
 	}
 	return qs
 }

@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"cmp"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,6 +28,9 @@ func itemTests() []test {
 		{"ItemByID/ErrNotFound", testItemByIDNotFound},
 		{"UpdateItem/RoundTrip", testUpdateItemRoundTrip},
 		{"UpdateItem/ErrNotFound", testUpdateItemNotFound},
+		{"UpdateItems/Many", testUpdateItemsMany},
+		{"UpdateItems/ErrNotFound", testUpdateItemsNotFound},
+		{"ItemsByID", testItemsByID},
 		{"DeleteItem/OK", testDeleteItem},
 		{"DeleteItem/ErrNotFound", testDeleteItemNotFound},
 		{"Items/Paging", testItemsPaging},
@@ -382,4 +388,75 @@ func testItemsStatusFilter(t *testing.T, b *bundle) {
 			return err
 		})
 	}
+}
+
+// testUpdateItemsMany updates batches of sizes around the store's statement
+// sizes (1, 2, 8, 9, 64, 65, 150): every item gets its own values, and the
+// items left out keep theirs.
+func testUpdateItemsMany(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(160))
+	for _, n := range []int{1, 2, 8, 9, 64, 65, 150} {
+		batch := slices.Clone(items[:n])
+		for i := range batch {
+			batch[i].Status = pool.StatusProcessing
+			batch[i].Attempts = n
+			batch[i].Token = int64(1000*n + i)
+			batch[i].LeaseExpiresAt = at(time.Duration(n) * time.Minute)
+			batch[i].Notes = fmt.Sprintf("batch %d item %d", n, i)
+		}
+		b.write(func(tx store.Tx) error { return tx.UpdateItems(b.ctx, batch...) })
+		for i, it := range batch {
+			require.Equal(t, it, b.item(it.ID), "batch of %d, item %d", n, i)
+		}
+		for _, it := range items[n:] {
+			require.Equal(t, pool.StatusPending, b.item(it.ID).Status, "batch of %d left item %d alone", n, it.ID)
+		}
+	}
+	var counts map[pool.Status]int
+	b.read(func(tx store.Tx) error {
+		var err error
+		counts, err = tx.StatusCounts(b.ctx, p.UUID)
+		return err
+	})
+	require.Equal(t, 150, counts[pool.StatusProcessing], "the status counts follow")
+	require.Equal(t, 10, counts[pool.StatusPending])
+}
+
+// testUpdateItemsNotFound checks that a batch naming a missing item fails
+// with ErrNotFound and, the transaction rolled back, changes nothing.
+func testUpdateItemsNotFound(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(10))
+	batch := slices.Clone(items)
+	for i := range batch {
+		batch[i].Notes = "changed"
+	}
+	batch[7].ID += 1000
+	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItems(b.ctx, batch...) })
+	require.ErrorIs(t, err, store.ErrNotFound)
+	for _, it := range items {
+		require.Equal(t, it, b.item(it.ID))
+	}
+}
+
+func testItemsByID(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, fullItems())
+	var got []pool.Item
+	ids := []int64{items[2].ID, items[0].ID, items[0].ID + 100_000, items[1].ID}
+	err := b.st.Read(b.ctx, func(tx store.Tx) error {
+		var err error
+		got, err = tx.ItemsByID(b.ctx, ids)
+		return err
+	})
+	require.NoError(t, err)
+	slices.SortFunc(got, func(x, y pool.Item) int { return cmp.Compare(x.ID, y.ID) })
+	require.Equal(t, []pool.Item{items[0], items[1], items[2]}, got, "every field, the missing ID left out")
+	err = b.st.Read(b.ctx, func(tx store.Tx) error {
+		got, err = tx.ItemsByID(b.ctx, nil)
+		return err
+	})
+	require.NoError(t, err)
+	require.Empty(t, got)
 }
