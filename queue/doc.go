@@ -36,8 +36,22 @@
 // a blocked [Engine.Dequeue] wakes up at the earliest lease deadline to do
 // so. Until then, a pool's status counts may still show the item in flight.
 //
-// # Concurrency
+// # Concurrency and group commit
 //
 // An [Engine] is safe for concurrent use. Every method that changes state has
 // written the change to the store before it returns.
+//
+// Writes go through group commit: the operations that callers start while a
+// write transaction is running wait, and the next transaction runs all of
+// them (up to [Options.MaxBatch]) in arrival order, so they share its
+// statements' fixed costs and its commit (at Full durability, one fsync). A
+// caller waits at most for the transaction under way and its own. Each
+// operation succeeds or fails alone: if one fails, the batch is rolled back
+// and run again with a savepoint per operation. The operations of one
+// transaction run at one instant, read when it starts. [Engine.Stats]
+// shows how many operations the transactions carried.
+//
+// For bulk work, [Engine.DequeueN] claims up to n items and [Engine.Settle]
+// completes or fails many leases, each in one transaction with multi-row
+// statements.
 package queue
