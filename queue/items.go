@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
@@ -25,15 +26,24 @@ func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewIte
 		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
 	}
 	now := e.now()
-	rows := make([]pool.Item, len(batch))
-	for i, n := range batch {
-		rows[i] = n.Item(poolID, now)
-	}
 	var added int
 	err = e.write(ctx, func(ctx context.Context, tx *wtx) error {
-		var err error
-		added, err = tx.InsertItems(ctx, poolID, rows)
-		return err
+		// Rows are made and inserted a chunk at a time, so a batch of a
+		// million contacts holds a chunk of rows in memory, not a million.
+		added = 0
+		rows := make([]pool.Item, 0, min(len(batch), addChunk))
+		for chunk := range slices.Chunk(batch, addChunk) {
+			rows = rows[:0]
+			for _, n := range chunk {
+				rows = append(rows, n.Item(poolID, now))
+			}
+			n, err := tx.InsertItems(ctx, poolID, rows)
+			if err != nil {
+				return err
+			}
+			added += n
+		}
+		return nil
 	})
 	if err != nil {
 		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
@@ -41,8 +51,11 @@ func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewIte
 	if added > 0 {
 		e.notify(poolID)
 	}
-	return pool.AddResult{ContactsAdded: added, ContactsSkipped: len(rows) - added}, nil
+	return pool.AddResult{ContactsAdded: added, ContactsSkipped: len(batch) - added}, nil
 }
+
+// addChunk is how many rows Add makes and hands to the store at a time.
+const addChunk = 4096
 
 // Items returns one page of a pool's items in insertion order, filtered by
 // status. Page defaults to 1, PerPage to 25 (at most 100). Errors:
