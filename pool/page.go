@@ -93,6 +93,10 @@ func (q ItemQuery) Normalize() (ItemQuery, error) {
 	return q, v.Err()
 }
 
+// MaxPage is the largest page number a query accepts, so that the offset
+// of a page (page-1)*per_page can never overflow.
+const MaxPage = 1<<31 - 1
+
 // Offset returns the number of rows before page.
 func Offset(page, perPage int) int { return (page - 1) * perPage }
 
@@ -103,7 +107,7 @@ func pageDefaults(v *validate.Validator, page, perPage, def int) (int, int) {
 	if perPage == 0 {
 		perPage = def
 	}
-	v.IntMin("page", page, 1)
+	v.IntRange("page", page, 1, MaxPage)
 	v.IntRange("per_page", perPage, 1, MaxPerPage)
 	return page, perPage
 }

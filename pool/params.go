@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"strings"
+
 	"github.com/poolq/poolq/validate"
 )
 
@@ -20,15 +22,15 @@ type CreateParams struct {
 
 // Validate checks every field and returns a [validate.Errors] listing all
 // the failing ones, or nil:
-//   - name: required, 3–255 characters (runes);
-//   - description: required (not blank);
+//   - name: required, 3–255 characters (runes), no NUL;
+//   - description: required (not blank), no NUL;
 //   - type: FIFO, LIFO or Parallel in any case, or empty for the default;
 //   - max_parallel_items: 1–100 when given;
 //   - max_retries: ≥ 0 when given.
 func (p CreateParams) Validate() error {
 	var v validate.Validator
 	checkName(&v, p.Name)
-	v.Required("description", p.Description)
+	checkDescription(&v, p.Description)
 	if p.Type != "" {
 		checkType(&v, p.Type)
 	}
@@ -61,7 +63,7 @@ func (u UpdateParams) Validate() error {
 		checkName(&v, *u.Name)
 	}
 	if u.Description != nil {
-		v.Required("description", *u.Description)
+		checkDescription(&v, *u.Description)
 	}
 	if u.Type != nil {
 		checkType(&v, *u.Type)
@@ -144,9 +146,22 @@ type Duplicated struct {
 }
 
 func checkName(v *validate.Validator, name string) {
-	if v.Required("name", name) {
-		v.Length("name", name, MinNameLen, MaxNameLen)
+	if v.Required("name", name) && v.Length("name", name, MinNameLen, MaxNameLen) {
+		noNUL(v, "name", name)
 	}
+}
+
+func checkDescription(v *validate.Validator, d string) {
+	if v.Required("description", d) {
+		noNUL(v, "description", d)
+	}
+}
+
+// noNUL rejects a NUL character: SQL text functions (and many clients)
+// take it for the end of the string, so "abc\x00" would be stored as one
+// thing and measured as another.
+func noNUL(v *validate.Validator, field, s string) {
+	v.Check(!strings.ContainsRune(s, 0), field, validate.RuleFormat, "must not contain NUL characters")
 }
 
 func checkType(v *validate.Validator, t Type) {

@@ -21,13 +21,14 @@ import (
 
 var (
 	blankRune = rapid.RuneFrom([]rune(" \t\n\r\v\f\u0085\u00a0\u2003\u3000"))
-	// textRune mixes ASCII, multi-byte scripts, 4-byte emoji and any rune.
+	// textRune mixes ASCII, multi-byte scripts, 4-byte emoji and any rune
+	// but NUL (which names and descriptions may not contain).
 	textRune = rapid.OneOf(
 		rapid.RuneFrom([]rune("abcdefghijklmnopqrstuvwxyzABCXYZ0129 -_.,()")),
 		rapid.RuneFrom(nil, unicode.Han, unicode.Cyrillic, unicode.Hiragana, unicode.Arabic),
 		rapid.RuneFrom([]rune("🚀😀🔥⭐👍é")),
 		blankRune,
-		rapid.Rune(),
+		rapid.Rune().Filter(func(r rune) bool { return r != 0 }),
 	)
 	nonBlankRune = textRune.Filter(func(r rune) bool { return !unicode.IsSpace(r) })
 

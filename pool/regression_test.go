@@ -71,3 +71,39 @@ func TestNewPage_NonPositivePerPage(t *testing.T) {
 		}, "perPage %d", perPage)
 	}
 }
+
+// A NUL in a name passed validation, then SQLite's length() (which stops at
+// NUL) made the store's CHECK reject the row: a 500 instead of a 422.
+// Reproduction: CreateParams{Name: "abc\x00", Description: "d"}.
+func TestValidate_NUL(t *testing.T) {
+	t.Parallel()
+
+	for _, p := range []pool.CreateParams{
+		{Name: "abc\x00", Description: "d"},
+		{Name: "\x00\x00\x00", Description: "d"},
+		{Name: "abc", Description: "\x00 leading"},
+	} {
+		err := p.Validate()
+		require.ErrorIs(t, err, validate.ErrInvalid, "%q", p)
+		var fe validate.Errors
+		require.ErrorAs(t, err, &fe)
+		require.Equal(t, validate.RuleFormat, fe[0].Rule, "%q", p)
+	}
+	require.Error(t, pool.UpdateParams{Name: ptr("ab\x00c")}.Validate())
+	require.Error(t, pool.UpdateParams{Description: ptr("x\x00")}.Validate())
+}
+
+// pool.Offset overflowed for a huge page: page 2^62 with 15 per page
+// wrapped around to a small offset and listed the first rows under that
+// page number.
+func TestQuery_PageTooLarge(t *testing.T) {
+	t.Parallel()
+
+	_, err := pool.PoolQuery{Page: 1 << 62}.Normalize()
+	require.ErrorIs(t, err, validate.ErrInvalid)
+	_, err = pool.ItemQuery{Page: pool.MaxPage + 1}.Normalize()
+	require.ErrorIs(t, err, validate.ErrInvalid)
+	q, err := pool.ItemQuery{Page: pool.MaxPage, PerPage: pool.MaxPerPage}.Normalize()
+	require.NoError(t, err)
+	require.Positive(t, pool.Offset(q.Page, q.PerPage), "the largest page's offset does not overflow")
+}
