@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/stretchr/testify/require"
+)
+
+func TestAddContacts(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.Parallel, 10)
+		path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+		c1, c2, c3 := uuid.New(), uuid.New(), uuid.New()
+
+		res := b.do("POST", path, map[string]any{"contact_uuids": []uuid.UUID{c1, c2, c1}, "priority": 7})
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		require.Equal(t, "Contacts added successfully", res.Env.Message)
+		require.Equal(t, map[string]any{"contacts_added": 2.0, "contacts_skipped": 0.0}, dataMap(t, res),
+			"duplicates inside the batch are folded")
+
+		// Upper case UUIDs are the same contacts: skipped.
+		res = b.do("POST", path, `{"contact_uuids": ["`+strings.ToUpper(c2.String())+`", "`+c3.String()+`"]}`)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		require.Equal(t, pool.AddResult{ContactsAdded: 1, ContactsSkipped: 1}, data[pool.AddResult](t, res))
+
+		items := b.snapshot().Items[p.UUID]
+		require.Len(t, items, 3)
+		for i, want := range []struct {
+			c        uuid.UUID
+			priority int
+		}{{c1, 7}, {c2, 7}, {c3, 0}} {
+			require.Equal(t, want.c, items[i].ContactUUID)
+			require.Equal(t, want.priority, items[i].Priority, "priority defaults to 0")
+			require.Equal(t, pool.StatusPending, items[i].Status)
+		}
+	})
+
+	t.Run("ErrValidationNothingWritten", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		b.addContacts(p.UUID, 1, 0)
+		path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+		good := uuid.NewString()
+		b.unchanged(func() {
+			requireInvalid(t, b.do("POST", path, `{"contact_uuids": []}`), "contact_uuids")
+			requireInvalid(t, b.do("POST", path, `{"priority": 3}`), "contact_uuids")
+			// One bad UUID fails the batch: the good one before it is not added.
+			res := b.do("POST", path, `{"contact_uuids": ["`+good+`", "nope", "`+uuid.Nil.String()+`"]}`)
+			requireInvalid(t, res, "contact_uuids[1]", "contact_uuids[2]")
+			many := make([]string, MaxContactsPerRequest+1)
+			for i := range many {
+				many[i] = uuid.NewString()
+			}
+			requireInvalid(t, b.do("POST", path, map[string]any{"contact_uuids": many}), "contact_uuids")
+		})
+	})
+
+	t.Run("ErrManyBadUUIDsListedUpToALimit", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		bad := make([]string, 30)
+		for i := range bad {
+			bad[i] = fmt.Sprint(i)
+		}
+		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/contacts", map[string]any{"contact_uuids": bad})
+		requireInvalid(t, res, "contact_uuids[0]", "contact_uuids[19]")
+		require.NotContains(t, res.Env.Error.Details, "contact_uuids[20]")
+		require.Contains(t, res.Env.Error.Details, "10 more invalid UUIDs not listed")
+	})
+
+	t.Run("ErrMalformed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+		c := uuid.NewString()
+		b.unchanged(func() {
+			requireError(t, b.do("POST", path, `{"contact_uuids": "`+c+`"}`), http.StatusBadRequest, CodeInvalidType)
+			requireError(t, b.do("POST", path, `{"contact_uuids": [1]}`), http.StatusBadRequest, CodeInvalidType)
+			requireError(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"], "priority": "high"}`), http.StatusBadRequest, CodeInvalidType)
+			requireError(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"], "payload": {}}`), http.StatusBadRequest, CodeUnknownField)
+			requireError(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"]`), http.StatusBadRequest, CodeInvalidJSON)
+			requireError(t, b.do("POST", path, `{"contact_uuids": ["`+strings.Repeat("a", MaxBodyBytes)+`"]}`),
+				http.StatusRequestEntityTooLarge, CodePayloadTooLarge)
+		})
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.unchanged(func() {
+			res := b.do("POST", "/api/v1/pools/"+uuid.NewString()+"/contacts", map[string]any{"contact_uuids": []uuid.UUID{uuid.New()}})
+			requireError(t, res, http.StatusNotFound, CodeNotFound)
+		})
+	})
+}
+
+func TestListContacts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Renewals", pool.Parallel, 10)
+	cs := b.addContacts(p.UUID, 5, 0)
+	path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+	// Two items go in flight: contacts 0 and 1.
+	for range 2 {
+		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+	}
+
+	list := func(query string) pool.ItemPage {
+		t.Helper()
+		res := b.do("GET", path+query, nil)
+		require.Equal(t, http.StatusOK, res.Status, "%s: %s", query, res.Body)
+		require.Equal(t, "Contacts retrieved successfully", res.Env.Message)
+		return data[pool.ItemPage](t, res)
+	}
+	contacts := func(pg pool.ItemPage) []uuid.UUID {
+		var out []uuid.UUID
+		for _, it := range pg.Data {
+			out = append(out, it.ContactUUID)
+		}
+		return out
+	}
+
+	t.Run("OK", func(t *testing.T) {
+		pg := list("")
+		require.Equal(t, 1, pg.CurrentPage)
+		require.Equal(t, 1, pg.LastPage)
+		require.Equal(t, pool.DefaultItemsPerPage, pg.PerPage)
+		require.Equal(t, 5, pg.Total)
+		require.Equal(t, cs, contacts(pg), "insertion order")
+
+		res := b.do("GET", path, nil)
+		item := dataMap(t, res)["data"].([]any)[0].(map[string]any)
+		keys := make([]string, 0, len(item))
+		for k := range item {
+			keys = append(keys, k)
+		}
+		require.ElementsMatch(t, []string{"contact_uuid", "status", "priority", "attempts", "retry_count",
+			"started_at", "completed_at", "failed_at", "next_retry_at", "notes", "added_at"}, keys)
+		require.Equal(t, "Processing", item["status"])
+	})
+	t.Run("OKPages", func(t *testing.T) {
+		pg := list("?page=2&per_page=2")
+		require.Equal(t, pool.ItemPage{CurrentPage: 2, LastPage: 3, PerPage: 2, Total: 5, Data: pg.Data}, pg)
+		require.Equal(t, cs[2:4], contacts(pg))
+	})
+	t.Run("OKStatus", func(t *testing.T) {
+		require.Equal(t, cs[:2], contacts(list("?status=processing")), "any case")
+		require.Equal(t, cs[2:], contacts(list("?status=Pending")))
+		pg := list("?status=In_Call")
+		require.Equal(t, 0, pg.Total)
+		require.Empty(t, pg.Data)
+	})
+	t.Run("ErrValidation", func(t *testing.T) {
+		requireInvalid(t, b.do("GET", path+"?status=Done", nil), "status")
+		requireInvalid(t, b.do("GET", path+"?per_page=1000", nil), "per_page")
+		requireInvalid(t, b.do("GET", path+"?page=-2", nil), "page")
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		requireError(t, b.do("GET", "/api/v1/pools/"+uuid.NewString()+"/contacts", nil), http.StatusNotFound, CodeNotFound)
+	})
+}

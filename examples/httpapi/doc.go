@@ -1,0 +1,120 @@
+// Command httpapi serves the contact-pool REST API over poolq: the paths,
+// bodies, envelopes and status codes of the public API that poolq's model
+// comes from, answered by a queue.Engine on an embedded SQLite file, plus
+// dispatch endpoints for a dialer that talks HTTP. The JSON it sends is
+// poolq's own types marshalled as they are (pool.Pool, pool.Detail,
+// pool.Page, pool.Item, pool.AddResult, pool.Duplicated, queue.Lease): no
+// translation layer.
+//
+//	go run ./examples/httpapi [-addr 127.0.0.1:8080] [-db poolq-httpapi.db] [-token T]
+//
+// It prints the address, the token and a sample curl, and shuts down
+// gracefully on SIGINT or SIGTERM: it stops accepting connections, ends the
+// dispatches waiting for an item (they answer 204), and waits up to 10 s for
+// the requests in progress before closing the engine and the database.
+//
+// # Authentication
+//
+// Every request needs "Authorization: Bearer <token>". The token is -token,
+// else $POOLQ_TOKEN, else a random one printed at start. It is compared in
+// constant time. A missing or wrong token gets 401 with a WWW-Authenticate
+// header, before routing (an unknown path without a token is 401 too).
+//
+// # Endpoints
+//
+// Pools (the API's pages; [pool.Pool] fields, status names and limits):
+//
+//	POST   /api/v1/pools                     201 "Pool created successfully", data: pool; Location header
+//	GET    /api/v1/pools                     200 page of pools; ?page= ?per_page= (≤100, default 15) ?search= ?type= ?is_active=
+//	GET    /api/v1/pools/{uuid}              200 pool + status_counts (every status) + campaigns (always [])
+//	PUT    /api/v1/pools/{uuid}              200 "Pool updated successfully"; partial: only the fields sent change
+//	DELETE /api/v1/pools/{uuid}              200 "Pool deleted successfully", data: null; 409 while an item is in flight
+//	POST   /api/v1/pools/{uuid}/duplicate    201 pool + contacts_copied; body optional: {"name", "copy_contacts"}
+//	POST   /api/v1/pools/{uuid}/contacts     200 {"contacts_added", "contacts_skipped"}; body {"contact_uuids": [...], "priority": 0}
+//	GET    /api/v1/pools/{uuid}/contacts     200 page of items in insertion order; ?page= ?per_page= (≤100, default 25) ?status=
+//
+// Dispatch, for a dialer that talks HTTP:
+//
+//	POST /api/v1/pools/{uuid}/dispatch[?wait=5s]          claim the next due item
+//	POST /api/v1/pools/{uuid}/contacts/{contact}/in-call  {"token", "item_id"}                               → the lease, status In_Call
+//	POST /api/v1/pools/{uuid}/contacts/{contact}/extend   {"token", "item_id", "seconds"}                    → the lease, new expires_at
+//	POST /api/v1/pools/{uuid}/contacts/{contact}/complete {"token", "item_id", "note"?}                      → the item, Completed
+//	POST /api/v1/pools/{uuid}/contacts/{contact}/fail     {"token", "item_id", "note"?, "retry_at"?, "final"?} → the item, Retrying, Scheduled or Failed
+//	POST /api/v1/pools/{uuid}/contacts/{contact}/release  {"token", "item_id"}                               → the item, due again, attempt not counted
+//
+// A claim answers 200 "Item dispatched" with a [queue.Lease] as data:
+// pool_uuid, contact_uuid, item_id, token, attempt, expires_at and the item
+// (with its payload). The settle endpoints take the lease back: pool and
+// contact in the path, token and item_id in the body. The token
+// is a fencing token, not a secret (the bearer token is the access control):
+// a settlement that presents a token which is no longer the item's current
+// one (settled already, expired, or the item was dispatched again) gets 409
+// LEASE_LOST and changes nothing. item_id is required: a token counts the
+// dispatches of one item, so only with the item_id can a settlement tell a
+// claim of the current item from one of an item since removed (the contact
+// then added again, a new item whose tokens start over).
+//
+// retry_at is an RFC 3339 time at most 366 days ahead (the item becomes
+// Scheduled for it); without it a failure is retried after the engine's
+// retry delay (Retrying); "final": true fails the item for good and may not
+// be combined with retry_at. Notes are at most 1000 characters.
+//
+// Decisions for a claim that gets nothing:
+//
+//   - Nothing is due: 204 No Content, no body. The dialer has nothing to
+//     do until contacts are added or retries come due.
+//   - Items are due but the pool's in-flight cap is reached (1 for FIFO and
+//     LIFO, max_parallel_items for Parallel): 429 with code AT_CAPACITY.
+//     It is the API's status for "slow down, try again later"; 409 stays
+//     for requests that conflict with an item's state. The dialer should
+//     settle a lease (or wait) before claiming again.
+//   - ?wait= (a Go duration like "5s", or whole seconds; at most 30s) makes
+//     the claim wait for an item (long polling) instead of answering 204 or
+//     429 at once; when the wait runs out, one last try decides between 200,
+//     204 and 429. A claim whose client disconnects before the answer gives
+//     its lease back (Release: attempt not counted).
+//
+// # Responses
+//
+// Success: {"success": true, "message": "...", "data": ...}. Pages are
+// {"current_page", "last_page", "per_page", "total", "data": [...]}.
+// Timestamps are RFC 3339 in UTC (with fractional seconds).
+//
+// Errors: {"success": false, "message": "...", "error": {"code", "details",
+// "field"}}, field only on 422. The codes (error.code):
+//
+//	400 INVALID_JSON        empty body (where one is required), malformed JSON, not an object, data after it
+//	400 INVALID_TYPE        a field holds the wrong JSON type ("max_retries": "3")
+//	400 UNKNOWN_FIELD       a field the endpoint does not take (names match exactly, case included)
+//	401 UNAUTHORIZED        missing or wrong bearer token
+//	404 NOT_FOUND           unknown pool, or contact not in the pool (a malformed UUID in the path names none)
+//	404 ROUTE_NOT_FOUND     no such endpoint
+//	405 METHOD_NOT_ALLOWED  the path exists, not with this method (Allow header)
+//	409 IN_FLIGHT           deleting a pool while one of its items is in flight
+//	409 LEASE_LOST          settling with a token that is no longer current
+//	413 PAYLOAD_TOO_LARGE   a body over 1 MiB
+//	422 VALIDATION_ERROR    field rules: field is the first failing field, details lists every one
+//	429 AT_CAPACITY         claim on a pool whose in-flight cap is reached
+//	500 INTERNAL_ERROR      anything else (logged, details not shown)
+//	503 SERVICE_UNAVAILABLE the server is shutting down
+//
+// Validation comes from poolq itself (pool.CreateParams.Validate and the
+// like): a 422 names fields by their JSON names, and lists all of them in
+// details ("name: must be between 3 and 255 characters; type: must be one of
+// FIFO, LIFO, Parallel"). Query parameters are validated the same way
+// (?per_page=500 is a 422 on per_page).
+//
+// A request that fails writes nothing: bodies are decoded and validated
+// before the engine is called, and every engine call is one transaction.
+//
+// # Caveats
+//
+//   - Items carry the contact's UUID only; the API's name, phone_number and
+//     email belong to the host's contact records, not to poolq.
+//   - campaigns is always empty: poolq does not model campaigns yet.
+//   - page is at most 2147483647 (a 422 beyond): the engine computes a page's
+//     offset without an overflow check.
+//   - A pool name holding a NUL character is refused here with a 422: the
+//     pool package counts it as a character but SQLite's length() stops at
+//     it, so the store's CHECK would reject the row with a 500.
+package main

@@ -1,0 +1,481 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCreatePool(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		res := b.do("POST", "/api/v1/pools", `{"name": "VIP customers", "description": "High-value leads, push first",
+			"type": "parallel", "max_parallel_items": 20, "max_retries": 0, "is_active": false}`)
+		require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+		require.Equal(t, "Pool created successfully", res.Env.Message)
+		p := data[pool.Pool](t, res)
+		require.Equal(t, "/api/v1/pools/"+p.UUID.String(), res.Header.Get("Location"))
+		require.Equal(t, 7, int(p.UUID.Version()), "UUIDv7")
+		require.Equal(t, "VIP customers", p.Name)
+		require.Equal(t, "High-value leads, push first", p.Description)
+		require.Equal(t, pool.Parallel, p.Type, "type is stored canonical")
+		require.Equal(t, 20, p.MaxParallelItems)
+		require.Equal(t, 0, p.MaxRetries, "a given zero is kept")
+		require.False(t, p.IsActive)
+		require.Equal(t, 0, p.ContactsCount)
+		require.Equal(t, b.clock.Now(), p.CreatedAt)
+		require.Equal(t, p.CreatedAt, p.UpdatedAt)
+
+		d, err := b.eng.Pool(context.Background(), p.UUID)
+		require.NoError(t, err, "the pool is stored")
+		require.Equal(t, p, d.Pool)
+	})
+
+	t.Run("OKDefaults", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		res := b.do("POST", "/api/v1/pools", `{"name": "Ünïcödé", "description": "d"}`)
+		require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+		p := data[pool.Pool](t, res)
+		require.Equal(t, pool.FIFO, p.Type)
+		require.Equal(t, pool.DefaultMaxParallelItems, p.MaxParallelItems)
+		require.Equal(t, pool.DefaultMaxRetries, p.MaxRetries)
+		require.True(t, p.IsActive)
+	})
+
+	t.Run("OKNullIsAbsent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		res := b.do("POST", "/api/v1/pools", `{"name": "abc", "description": "d", "type": null, "max_retries": null}`)
+		require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+		p := data[pool.Pool](t, res)
+		require.Equal(t, pool.FIFO, p.Type)
+		require.Equal(t, pool.DefaultMaxRetries, p.MaxRetries)
+	})
+
+	t.Run("ErrValidationListsEveryField", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.unchanged(func() {
+			res := b.do("POST", "/api/v1/pools", `{"name": "ab", "description": "  ", "type": "Random",
+				"max_parallel_items": 101, "max_retries": -1}`)
+			requireInvalid(t, res, "name", "description", "type", "max_parallel_items", "max_retries")
+			require.Equal(t, "The given data was invalid", res.Env.Message)
+		})
+	})
+
+	t.Run("ErrValidationOneField", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		tests := map[string]struct {
+			body  string
+			field string
+		}{
+			"MissingName":        {`{"description": "d"}`, "name"},
+			"NameTooLong":        {`{"name": "` + strings.Repeat("é", 256) + `", "description": "d"}`, "name"},
+			"NameNUL":            {`{"name": "ab\u0000cd", "description": "d"}`, "name"},
+			"MissingDescription": {`{"name": "abc"}`, "description"},
+			"ZeroParallel":       {`{"name": "abc", "description": "d", "max_parallel_items": 0}`, "max_parallel_items"},
+			"TypeWithSpace":      {`{"name": "abc", "description": "d", "type": "FIFO "}`, "type"},
+		}
+		for name, tt := range tests {
+			t.Run(name, func(t *testing.T) {
+				b.unchanged(func() {
+					res := b.do("POST", "/api/v1/pools", tt.body)
+					requireInvalid(t, res, tt.field)
+				})
+			})
+		}
+	})
+
+	t.Run("OKNameOf255Characters", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		res := b.do("POST", "/api/v1/pools", `{"name": "`+strings.Repeat("é", 255)+`", "description": "d"}`)
+		require.Equal(t, http.StatusCreated, res.Status, "runes, not bytes: %s", res.Body)
+	})
+
+	t.Run("ErrMalformed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		tests := map[string]struct {
+			body string
+			code string
+		}{
+			"Empty":          {``, CodeInvalidJSON},
+			"Syntax":         {`{"name": "abc",`, CodeInvalidJSON},
+			"NotAnObject":    {`["abc"]`, CodeInvalidJSON},
+			"Null":           {`null`, CodeInvalidJSON},
+			"TrailingData":   {`{"name": "abc", "description": "d"} {}`, CodeInvalidJSON},
+			"WrongTypeInt":   {`{"name": "abc", "description": "d", "max_retries": "3"}`, CodeInvalidType},
+			"WrongTypeFloat": {`{"name": "abc", "description": "d", "max_retries": 2.5}`, CodeInvalidType},
+			"WrongTypeBool":  {`{"name": "abc", "description": "d", "is_active": "yes"}`, CodeInvalidType},
+			"WrongTypeEnum":  {`{"name": "abc", "description": "d", "type": 1}`, CodeInvalidType},
+			"WrongTypeName":  {`{"name": 123, "description": "d"}`, CodeInvalidType},
+			"Overflow":       {`{"name": "abc", "description": "d", "max_retries": 99999999999999999999}`, CodeInvalidType},
+			"UnknownField":   {`{"name": "abc", "description": "d", "colour": "red"}`, CodeUnknownField},
+			"FieldCase":      {`{"Name": "abc", "description": "d"}`, CodeUnknownField},
+			"ReadOnlyField":  {`{"name": "abc", "description": "d", "contacts_count": 5}`, CodeUnknownField},
+		}
+		for name, tt := range tests {
+			t.Run(name, func(t *testing.T) {
+				b.unchanged(func() {
+					res := b.do("POST", "/api/v1/pools", tt.body)
+					requireError(t, res, http.StatusBadRequest, tt.code)
+				})
+			})
+		}
+		res := b.do("POST", "/api/v1/pools", `{"name": "abc", "description": "d", "max_retries": "3"}`)
+		require.Contains(t, res.Env.Error.Details, "max_retries must be an integer, not string")
+		res = b.do("POST", "/api/v1/pools", `{"name": "abc", "description": "d", "colour": "red"}`)
+		require.Contains(t, res.Env.Error.Details, `unknown field "colour"`)
+	})
+
+	t.Run("ErrTooLarge", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.unchanged(func() {
+			body := `{"name": "abc", "description": "` + strings.Repeat("x", MaxBodyBytes) + `"}`
+			res := b.do("POST", "/api/v1/pools", body)
+			requireError(t, res, http.StatusRequestEntityTooLarge, CodePayloadTooLarge)
+		})
+		// Just under the limit is read (and then validated, here fine).
+		body := `{"name": "abc", "description": "` + strings.Repeat("x", MaxBodyBytes-40) + `"}`
+		require.Less(t, len(body), MaxBodyBytes)
+		res := b.do("POST", "/api/v1/pools", body)
+		require.Equal(t, http.StatusCreated, res.Status, "body: %.200s", res.Body)
+	})
+}
+
+func TestUpdatePool(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OKPartial", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 10)
+		b.clock.Advance(time.Minute)
+
+		res := b.do("PUT", "/api/v1/pools/"+p.UUID.String(), `{"max_parallel_items": 20, "type": "Parallel"}`)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		require.Equal(t, "Pool updated successfully", res.Env.Message)
+		got := data[pool.Pool](t, res)
+		want := p
+		want.MaxParallelItems, want.Type, want.UpdatedAt = 20, pool.Parallel, p.CreatedAt.Add(time.Minute)
+		require.Equal(t, want, got, "only the given fields change")
+
+		d, err := b.eng.Pool(context.Background(), p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, want, d.Pool, "stored")
+	})
+
+	t.Run("OKEveryField", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.Parallel, 10)
+		res := b.do("PUT", "/api/v1/pools/"+p.UUID.String(), `{"name": "New name", "description": "New d",
+			"type": "lifo", "max_parallel_items": 1, "max_retries": 0, "is_active": false}`)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		got := data[pool.Pool](t, res)
+		require.Equal(t, "New name", got.Name)
+		require.Equal(t, "New d", got.Description)
+		require.Equal(t, pool.LIFO, got.Type)
+		require.Equal(t, 1, got.MaxParallelItems)
+		require.Equal(t, 0, got.MaxRetries)
+		require.False(t, got.IsActive)
+	})
+
+	t.Run("OKEmptyObjectChangesNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 10)
+		b.clock.Advance(time.Minute)
+		b.unchanged(func() {
+			res := b.do("PUT", "/api/v1/pools/"+p.UUID.String(), `{}`)
+			require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+			require.Equal(t, p, data[pool.Pool](t, res))
+		})
+	})
+
+	t.Run("ErrValidation", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 10)
+		b.clock.Advance(time.Minute)
+		b.unchanged(func() {
+			// A valid field beside invalid ones is not applied either.
+			res := b.do("PUT", "/api/v1/pools/"+p.UUID.String(),
+				`{"is_active": false, "name": "x", "type": "", "max_parallel_items": 0, "description": ""}`)
+			requireInvalid(t, res, "name", "description", "type", "max_parallel_items")
+		})
+	})
+
+	t.Run("ErrMalformed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 10)
+		path := "/api/v1/pools/" + p.UUID.String()
+		b.unchanged(func() {
+			requireError(t, b.do("PUT", path, `{"is_active": 0}`), http.StatusBadRequest, CodeInvalidType)
+			requireError(t, b.do("PUT", path, `{"uuid": "`+uuid.NewString()+`"}`), http.StatusBadRequest, CodeUnknownField)
+			requireError(t, b.do("PUT", path, `{"name": "abc"`), http.StatusBadRequest, CodeInvalidJSON)
+			requireError(t, b.do("PUT", path, ``), http.StatusBadRequest, CodeInvalidJSON)
+			requireError(t, b.do("PUT", path, `{"name": "`+strings.Repeat("n", MaxBodyBytes)+`"}`),
+				http.StatusRequestEntityTooLarge, CodePayloadTooLarge)
+		})
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.createPool("Renewals", pool.FIFO, 10)
+		b.unchanged(func() {
+			res := b.do("PUT", "/api/v1/pools/"+uuid.NewString(), `{"name": "abcd"}`)
+			requireError(t, res, http.StatusNotFound, CodeNotFound)
+			require.Equal(t, "Pool not found", res.Env.Message)
+			requireError(t, b.do("PUT", "/api/v1/pools/not-a-uuid", `{"name": "abcd"}`), http.StatusNotFound, CodeNotFound)
+			requireError(t, b.do("PUT", "/api/v1/pools/"+uuid.Nil.String(), `{"name": "abcd"}`), http.StatusNotFound, CodeNotFound)
+		})
+	})
+}
+
+func TestGetPool(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.Parallel, 10)
+		b.addContacts(p.UUID, 3, 0)
+		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+
+		res = b.do("GET", "/api/v1/pools/"+p.UUID.String(), nil)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		m := dataMap(t, res)
+		require.Equal(t, []any{}, m["campaigns"], "campaigns is an empty list, not null")
+		require.Equal(t, map[string]any{
+			"Pending": 2.0, "Processing": 1.0, "In_Call": 0.0, "Retrying": 0.0,
+			"Scheduled": 0.0, "Completed": 0.0, "Failed": 0.0, "Skipped": 0.0,
+		}, m["status_counts"], "every status, zeros included")
+		require.Equal(t, 3.0, m["contacts_count"])
+		d := data[pool.Detail](t, res)
+		want := p
+		want.ContactsCount = 3
+		require.Equal(t, want, d.Pool)
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		requireError(t, b.do("GET", "/api/v1/pools/"+uuid.NewString(), nil), http.StatusNotFound, CodeNotFound)
+		requireError(t, b.do("GET", "/api/v1/pools/xyz", nil), http.StatusNotFound, CodeNotFound)
+	})
+}
+
+func TestListPools(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var all []pool.Pool
+	for i, spec := range []struct {
+		name, desc string
+		typ        pool.Type
+		active     bool
+	}{
+		{"VIP customers", "High-value leads", pool.FIFO, true},
+		{"Renewals", "Contracts ending this month", pool.LIFO, true},
+		{"Cold leads", "bought list, vip maybe", pool.Parallel, false},
+		{"Ünïcode Öne", "ÉCOLE", pool.FIFO, false},
+	} {
+		res := b.do("POST", "/api/v1/pools", map[string]any{
+			"name": spec.name, "description": spec.desc, "type": spec.typ, "is_active": spec.active,
+		})
+		require.Equal(t, http.StatusCreated, res.Status, "pool %d: %s", i, res.Body)
+		all = append(all, data[pool.Pool](t, res))
+		b.clock.Advance(time.Second) // distinct created_at: a stable order
+	}
+
+	list := func(query string) pool.PoolPage {
+		t.Helper()
+		res := b.do("GET", "/api/v1/pools"+query, nil)
+		require.Equal(t, http.StatusOK, res.Status, "%s: %s", query, res.Body)
+		require.Equal(t, "Pools retrieved successfully", res.Env.Message)
+		return data[pool.PoolPage](t, res)
+	}
+	names := func(pg pool.PoolPage) []string {
+		var out []string
+		for _, p := range pg.Data {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+
+	t.Run("OKDefaults", func(t *testing.T) {
+		pg := list("")
+		require.Equal(t, pool.PoolPage{CurrentPage: 1, LastPage: 1, PerPage: 15, Total: 4, Data: all}, pg)
+	})
+	t.Run("OKPages", func(t *testing.T) {
+		require.Equal(t, pool.PoolPage{CurrentPage: 1, LastPage: 2, PerPage: 3, Total: 4, Data: all[:3]}, list("?per_page=3"))
+		require.Equal(t, pool.PoolPage{CurrentPage: 2, LastPage: 2, PerPage: 3, Total: 4, Data: all[3:]}, list("?page=2&per_page=3"))
+		pg := list("?page=3&per_page=3")
+		require.Equal(t, 4, pg.Total)
+		require.Empty(t, pg.Data)
+	})
+	t.Run("OKEmptyPageMarshalsAsList", func(t *testing.T) {
+		res := b.do("GET", "/api/v1/pools?search=nothing-matches", nil)
+		require.Equal(t, []any{}, dataMap(t, res)["data"])
+	})
+	t.Run("OKSearch", func(t *testing.T) {
+		require.Equal(t, []string{"VIP customers", "Cold leads"}, names(list("?search=VIP")), "name or description, any case")
+		require.Equal(t, []string{"Ünïcode Öne"}, names(list("?search=%C3%A9cole")), "Unicode case folding")
+	})
+	t.Run("OKFilters", func(t *testing.T) {
+		require.Equal(t, []string{"VIP customers", "Ünïcode Öne"}, names(list("?type=fifo")))
+		require.Equal(t, []string{"Cold leads", "Ünïcode Öne"}, names(list("?is_active=false")))
+		require.Equal(t, []string{"VIP customers"}, names(list("?is_active=1&type=FIFO")))
+		require.Equal(t, []string{"Cold leads"}, names(list("?is_active=false&type=Parallel&search=LEADS")))
+	})
+	t.Run("ErrValidation", func(t *testing.T) {
+		tests := map[string]struct {
+			query string
+			field string
+		}{
+			"PageZero":        {"?page=0", "page"},
+			"PageNotInt":      {"?page=two", "page"},
+			"PageHuge":        {"?page=4611686018427387904", "page"},
+			"PageOverflow":    {"?page=99999999999999999999", "page"},
+			"PerPageTooBig":   {"?per_page=101", "per_page"},
+			"PerPageNegative": {"?per_page=-1", "per_page"},
+			"Type":            {"?type=Random", "type"},
+			"IsActive":        {"?is_active=maybe", "is_active"},
+		}
+		for name, tt := range tests {
+			t.Run(name, func(t *testing.T) {
+				requireInvalid(t, b.do("GET", "/api/v1/pools"+tt.query, nil), tt.field)
+			})
+		}
+		requireInvalid(t, b.do("GET", "/api/v1/pools?per_page=500&type=x", nil), "per_page", "type")
+	})
+}
+
+func TestDeletePool(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		keep := b.createPool("Keep", pool.FIFO, 1)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		b.addContacts(p.UUID, 2, 0)
+		res := b.do("DELETE", "/api/v1/pools/"+p.UUID.String(), nil)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		require.Equal(t, "Pool deleted successfully", res.Env.Message)
+		require.Equal(t, "null", string(res.Env.Data))
+
+		requireError(t, b.do("GET", "/api/v1/pools/"+p.UUID.String(), nil), http.StatusNotFound, CodeNotFound)
+		requireError(t, b.do("DELETE", "/api/v1/pools/"+p.UUID.String(), nil), http.StatusNotFound, CodeNotFound)
+		require.Equal(t, []pool.Detail{{Pool: keep, StatusCounts: pool.ZeroCounts()}}, b.snapshot().Pools)
+	})
+
+	t.Run("ErrInFlight", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		c := b.addContacts(p.UUID, 2, 0)
+		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		b.unchanged(func() {
+			res := b.do("DELETE", "/api/v1/pools/"+p.UUID.String(), nil)
+			requireError(t, res, http.StatusConflict, CodeInFlight)
+		})
+		// Once the item is settled, the pool goes.
+		l := data[queue.Lease](t, res)
+		res = b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/contacts/"+c[0].String()+"/complete", map[string]any{"token": l.Token, "item_id": l.ItemID})
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		require.Equal(t, http.StatusOK, b.do("DELETE", "/api/v1/pools/"+p.UUID.String(), nil).Status)
+	})
+}
+
+func TestDuplicatePool(t *testing.T) {
+	t.Parallel()
+
+	setupSource := func(t *testing.T) (*testBundle, pool.Pool, []uuid.UUID) {
+		b := setup(t)
+		p := b.createPool("Renewals", pool.Parallel, 5)
+		low := b.addContacts(p.UUID, 2, 1)
+		high := b.addContacts(p.UUID, 1, 9)
+		// One item of the source is attempted: the copy starts afresh.
+		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		return b, p, append(low, high...)
+	}
+
+	t.Run("OKDefaults", func(t *testing.T) {
+		t.Parallel()
+		b, src, cs := setupSource(t)
+		res := b.do("POST", "/api/v1/pools/"+src.UUID.String()+"/duplicate", nil)
+		require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+		require.Equal(t, "Pool duplicated successfully", res.Env.Message)
+		m := dataMap(t, res)
+		require.Equal(t, 3.0, m["contacts_copied"])
+		d := data[pool.Duplicated](t, res)
+		require.Equal(t, "/api/v1/pools/"+d.UUID.String(), res.Header.Get("Location"))
+		require.NotEqual(t, src.UUID, d.UUID)
+		require.Equal(t, "Renewals (copy)", d.Name)
+		require.Equal(t, src.Description, d.Description)
+		require.Equal(t, src.Type, d.Type)
+		require.Equal(t, src.MaxParallelItems, d.MaxParallelItems)
+		require.Equal(t, 3, d.ContactsCount)
+
+		items := b.snapshot().Items[d.UUID]
+		require.Len(t, items, 3)
+		for i, it := range items {
+			require.Equal(t, cs[i], it.ContactUUID, "insertion order kept")
+			require.Equal(t, pool.StatusPending, it.Status, "every copy Pending")
+			require.Equal(t, 0, it.Attempts)
+		}
+		require.Equal(t, 9, items[2].Priority)
+	})
+
+	t.Run("OKNameNoContacts", func(t *testing.T) {
+		t.Parallel()
+		b, src, _ := setupSource(t)
+		res := b.do("POST", "/api/v1/pools/"+src.UUID.String()+"/duplicate", `{"name": "Renewals 2", "copy_contacts": false}`)
+		require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+		d := data[pool.Duplicated](t, res)
+		require.Equal(t, "Renewals 2", d.Name)
+		require.Equal(t, 0, d.ContactsCopied)
+		require.Equal(t, 0, d.ContactsCount)
+	})
+
+	t.Run("OKEmptyObject", func(t *testing.T) {
+		t.Parallel()
+		b, src, _ := setupSource(t)
+		res := b.do("POST", "/api/v1/pools/"+src.UUID.String()+"/duplicate", `{}`)
+		require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+		require.Equal(t, 3, data[pool.Duplicated](t, res).ContactsCopied)
+	})
+
+	t.Run("Err", func(t *testing.T) {
+		t.Parallel()
+		b, src, _ := setupSource(t)
+		path := "/api/v1/pools/" + src.UUID.String() + "/duplicate"
+		b.unchanged(func() {
+			requireInvalid(t, b.do("POST", path, `{"name": "x"}`), "name")
+			requireError(t, b.do("POST", path, `{"copy_contacts": "no"}`), http.StatusBadRequest, CodeInvalidType)
+			requireError(t, b.do("POST", path, `{"copy": false}`), http.StatusBadRequest, CodeUnknownField)
+			requireError(t, b.do("POST", path, `[]`), http.StatusBadRequest, CodeInvalidJSON)
+			requireError(t, b.do("POST", "/api/v1/pools/"+uuid.NewString()+"/duplicate", nil), http.StatusNotFound, CodeNotFound)
+		})
+	})
+}

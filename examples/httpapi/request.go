@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/validate"
+)
+
+// MaxBodyBytes is the largest request body accepted; a larger one gets 413.
+const MaxBodyBytes = 1 << 20
+
+// decode reads a JSON object from the body of r into dst, a pointer to a
+// struct whose json tags name every accepted field. It reads at most
+// MaxBodyBytes (413 beyond) and rejects with 400: an empty body (unless
+// allowEmpty, which leaves dst as it is), malformed JSON, anything but an
+// object, data after the object, a field dst does not have (matched exactly,
+// not case-insensitively as encoding/json would), and a value of the wrong
+// JSON type. A JSON null counts as an absent field.
+func decode(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge,
+				Message: "Request body too large", Details: fmt.Sprintf("the body must not exceed %d bytes", MaxBodyBytes)}
+		}
+		return badRequest(CodeInvalidJSON, "could not read the request body")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return nil
+		}
+		return badRequest(CodeInvalidJSON, "the request body is empty; send a JSON object")
+	}
+
+	// First pass: one JSON object and nothing after it, with known keys only.
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return badRequest(CodeInvalidJSON, fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, syn))
+		case errors.As(err, &typ):
+			return badRequest(CodeInvalidJSON, "the body must be a JSON object, not "+typ.Value)
+		default:
+			return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
+		}
+	}
+	if raw == nil {
+		return badRequest(CodeInvalidJSON, "the body must be a JSON object, not null")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest(CodeInvalidJSON, fmt.Sprintf("unexpected data after the JSON object at byte %d", dec.InputOffset()))
+	}
+	known := jsonFields(dst)
+	var unknown []string
+	for k := range raw {
+		if !slices.Contains(known, k) {
+			unknown = append(unknown, strconv.Quote(k))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		accepted := "this endpoint takes no fields"
+		if len(known) > 0 {
+			accepted = "accepted: " + strings.Join(known, ", ")
+		}
+		return badRequest(CodeUnknownField, fmt.Sprintf("unknown field %s; %s", strings.Join(unknown, ", "), accepted))
+	}
+
+	// Second pass: into dst, with the types checked.
+	dec = json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) {
+			field := typ.Field
+			if field == "" {
+				field = "a field"
+			}
+			return badRequest(CodeInvalidType, fmt.Sprintf("%s must be %s, not %s", field, jsonKind(typ.Type), typ.Value))
+		}
+		return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
+	}
+	return nil
+}
+
+// jsonFields returns the JSON names of the fields of the struct dst points
+// to, in declaration order, with the fields of untagged embedded structs
+// promoted as encoding/json does.
+func jsonFields(dst any) []string {
+	return structFields(reflect.TypeOf(dst).Elem())
+}
+
+func structFields(t reflect.Type) []string {
+	out := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			out = append(out, structFields(f.Type)...)
+			continue
+		}
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// jsonKind names the JSON type that decodes into t, for error messages.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "an object"
+	}
+}
+
+// pathPool returns the pool UUID of the path. A malformed UUID names no pool:
+// 404, like an unknown one.
+func pathPool(r *http.Request) (uuid.UUID, error) {
+	id, ok := parseUUID(r.PathValue("uuid"))
+	if !ok {
+		return uuid.Nil, poolNotFound()
+	}
+	return id, nil
+}
+
+// pathContact returns the pool and contact UUIDs of the path, 404 for a
+// malformed one.
+func pathContact(r *http.Request) (poolID, contact uuid.UUID, err error) {
+	if poolID, err = pathPool(r); err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
+	contact, ok := parseUUID(r.PathValue("contact"))
+	if !ok {
+		return uuid.Nil, uuid.Nil, contactNotFound()
+	}
+	return poolID, contact, nil
+}
+
+// parseUUID accepts only the canonical 36-character form (any case) and not
+// the nil UUID.
+func parseUUID(s string) (uuid.UUID, bool) {
+	if len(s) != 36 {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(s)
+	if err != nil || id == uuid.Nil {
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+// queryParams reads query parameters, collecting every failure in v.
+// An absent or empty parameter is "not given".
+type queryParams struct {
+	q url.Values
+	v validate.Validator
+}
+
+func newQuery(r *http.Request) *queryParams { return &queryParams{q: r.URL.Query()} }
+
+// MaxPage is the largest page number accepted. The engine computes a page's
+// offset as (page-1)*per_page without an overflow check, and a wrapped,
+// negative offset would list the first rows under a huge page number.
+const MaxPage = 1<<31 - 1
+
+// page reads the page and per_page parameters. Zero means not given: the
+// engine applies its defaults, and checks the upper bound of per_page
+// itself (a validate.Errors, so a 422 like this one's).
+func (p *queryParams) page() (page, perPage int) {
+	return p.int("page", MaxPage), p.int("per_page", 0)
+}
+
+// int reads an integer parameter that must be at least 1 when given, and at
+// most hi unless hi is 0.
+func (p *queryParams) int(name string, hi int) int {
+	s := p.q.Get(name)
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		p.v.Add(name, validate.RuleFormat, fmt.Sprintf("must be an integer (got %q)", s))
+		return 0
+	}
+	ok := p.v.IntMin(name, n, 1)
+	if ok && hi > 0 {
+		ok = p.v.IntRange(name, n, 1, hi)
+	}
+	if !ok {
+		return 0
+	}
+	return n
+}
+
+// bool reads a boolean parameter (true/false, 1/0); nil when not given.
+func (p *queryParams) bool(name string) *bool {
+	s := p.q.Get(name)
+	if s == "" {
+		return nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		p.v.Add(name, validate.RuleFormat, fmt.Sprintf("must be true or false (got %q)", s))
+		return nil
+	}
+	return &b
+}
+
+func (p *queryParams) err() error {
+	if fe := p.v.Errors(); len(fe) > 0 {
+		return invalid(fe)
+	}
+	return nil
+}
+
+// noNUL fails field when s holds a NUL character. The pool package counts
+// NUL as a character, but SQLite's length() stops at the first one, so the
+// store's CHECK on a name would refuse a name that validation accepted (a 500
+// instead of a 422). NUL has no business in a name anyway.
+func noNUL(v *validate.Validator, field string, s *string) {
+	if s != nil && strings.ContainsRune(*s, 0) {
+		v.Add(field, validate.RuleFormat, "must not contain NUL characters")
+	}
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/validate"
+)
+
+// Machine codes of the error envelope (error.code). They are stable: a client
+// may switch on them.
+const (
+	CodeUnauthorized     = "UNAUTHORIZED"        // 401: missing or wrong bearer token
+	CodeInvalidJSON      = "INVALID_JSON"        // 400: empty body, malformed JSON, not an object, trailing data
+	CodeInvalidType      = "INVALID_TYPE"        // 400: a field holds the wrong JSON type
+	CodeUnknownField     = "UNKNOWN_FIELD"       // 400: a field the endpoint does not take
+	CodeNotFound         = "NOT_FOUND"           // 404: no such pool, or contact in the pool (or a malformed UUID in the path)
+	CodeRouteNotFound    = "ROUTE_NOT_FOUND"     // 404: no such endpoint
+	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"  // 405: the path exists, the method does not
+	CodeInFlight         = "IN_FLIGHT"           // 409: an item of the pool is in flight
+	CodeLeaseLost        = "LEASE_LOST"          // 409: the lease was settled, expired or superseded
+	CodePayloadTooLarge  = "PAYLOAD_TOO_LARGE"   // 413: the body exceeds MaxBodyBytes
+	CodeValidation       = "VALIDATION_ERROR"    // 422: one or more fields fail their rules
+	CodeAtCapacity       = "AT_CAPACITY"         // 429: items are due but the pool's in-flight cap is reached
+	CodeInternal         = "INTERNAL_ERROR"      // 500: anything else (logged, not shown)
+	CodeUnavailable      = "SERVICE_UNAVAILABLE" // 503: the engine is closed or the request was cancelled
+)
+
+// successEnvelope is the body of every 2xx response.
+type successEnvelope struct {
+	Success bool   `json:"success"`
+	Message string `json:"message"`
+	Data    any    `json:"data"`
+}
+
+// errorEnvelope is the body of every error response.
+type errorEnvelope struct {
+	Success bool      `json:"success"`
+	Message string    `json:"message"`
+	Error   errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Details string `json:"details"`
+	// Field is the first failing field, on 422 only (details lists them
+	// all).
+	Field string `json:"field,omitempty"`
+}
+
+// apiError is an error that knows its HTTP response. Handlers return it for
+// request problems they find themselves; errors of the engine are mapped by
+// errorFor.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	Details string
+	Fields  validate.Errors // 422 only
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Details }
+
+// badRequest is a 400 with code and details.
+func badRequest(code, details string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: code, Message: "Malformed request", Details: details}
+}
+
+// poolNotFound is the 404 of an unknown pool.
+func poolNotFound() *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "Pool not found",
+		Details: "no pool has this UUID"}
+}
+
+// contactNotFound is the 404 of a contact that is not in the pool.
+func contactNotFound() *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "Contact not found in pool",
+		Details: "the pool has no item for this contact UUID"}
+}
+
+// unauthorized is the 401 of a missing or wrong bearer token.
+func unauthorized(details string) *apiError {
+	return &apiError{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Unauthenticated",
+		Details: details}
+}
+
+// invalid is the 422 of fe: field names the first failure, details lists
+// them all.
+func invalid(fe validate.Errors) *apiError {
+	msgs := make([]string, len(fe))
+	for i, f := range fe {
+		msgs[i] = f.Error()
+	}
+	return &apiError{Status: http.StatusUnprocessableEntity, Code: CodeValidation,
+		Message: "The given data was invalid", Details: strings.Join(msgs, "; "), Fields: fe}
+}
+
+// errorFor maps an error to its response. Unexpected errors become a 500
+// whose details say nothing; the second result reports whether the error
+// deserves a log line.
+func errorFor(err error) (*apiError, bool) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae, false
+	}
+	var fe validate.Errors
+	if errors.As(err, &fe) && len(fe) > 0 {
+		return invalid(fe), false
+	}
+	var one validate.FieldError
+	if errors.As(err, &one) {
+		return invalid(validate.Errors{one}), false
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return poolNotFound(), false
+	case errors.Is(err, queue.ErrLeaseLost):
+		return &apiError{Status: http.StatusConflict, Code: CodeLeaseLost, Message: "Lease lost",
+			Details: "the lease was settled, expired, or the item was dispatched again"}, false
+	case errors.Is(err, queue.ErrAtCapacity):
+		return &apiError{Status: http.StatusTooManyRequests, Code: CodeAtCapacity, Message: "Pool is at capacity",
+			Details: "items are due but the pool has as many in flight as its cap allows; settle a lease, or claim with ?wait="}, false
+	case errors.Is(err, queue.ErrInFlight):
+		return &apiError{Status: http.StatusConflict, Code: CodeInFlight, Message: "Items are in flight",
+			Details: "an item of the pool is being attempted (Processing or In_Call); settle or release it first"}, false
+	case errors.Is(err, queue.ErrClosed):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "Service unavailable",
+			Details: "the server is shutting down"}, false
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "Service unavailable",
+			Details: "the request was cancelled"}, false
+	}
+	return &apiError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "Internal server error",
+		Details: "the error was logged"}, true
+}
+
+// writeJSON writes v as the response body with status. HTML characters are
+// not escaped: the body is JSON for API clients, not markup.
+func (s *server) writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		s.log.Error("httpapi: encode response", "err", err)
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"success":false,"message":"Internal server error","error":{"code":"INTERNAL_ERROR","details":"the error was logged"}}` + "\n")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// ok writes a success envelope.
+func (s *server) ok(w http.ResponseWriter, status int, message string, data any) {
+	s.writeJSON(w, status, successEnvelope{Success: true, Message: message, Data: data})
+}
+
+// writeError writes the error envelope of err.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ae, log := errorFor(err)
+	if log {
+		s.log.Error("httpapi: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	body := errorBody{Code: ae.Code, Details: ae.Details}
+	if len(ae.Fields) > 0 {
+		body.Field = ae.Fields[0].Field
+	}
+	if ae.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="poolq"`)
+	}
+	s.writeJSON(w, ae.Status, errorEnvelope{Success: false, Message: ae.Message, Error: body})
+}

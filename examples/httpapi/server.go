@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/poolq/poolq/queue"
+)
+
+// server is the contact-pool REST API over a queue.Engine. It is an
+// http.Handler, safe for concurrent use.
+type server struct {
+	eng   *queue.Engine
+	token [sha256.Size]byte // SHA-256 of the accepted bearer token
+	open  bool              // false when no token was given: every request gets 401
+	mux   *http.ServeMux
+	log   *slog.Logger
+
+	// stopping is done once stopWaiting is called: waiting claims return.
+	stopping context.Context
+	stop     context.CancelFunc
+}
+
+// newServer returns the API over eng, accepting the bearer token. An empty
+// token refuses every request with 401 (the server fails closed). The caller
+// keeps ownership of eng. Errors it does not show a client (500s) go to
+// log, or nowhere when log is nil.
+func newServer(eng *queue.Engine, token string, log *slog.Logger) *server {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &server{
+		eng:   eng,
+		token: sha256.Sum256([]byte(token)),
+		open:  token != "",
+		mux:   http.NewServeMux(),
+		log:   log,
+	}
+	s.stopping, s.stop = context.WithCancel(context.Background())
+
+	s.handle("POST /api/v1/pools", s.createPool)
+	s.handle("GET /api/v1/pools", s.listPools)
+	s.handle("GET /api/v1/pools/{uuid}", s.getPool)
+	s.handle("PUT /api/v1/pools/{uuid}", s.updatePool)
+	s.handle("DELETE /api/v1/pools/{uuid}", s.deletePool)
+	s.handle("POST /api/v1/pools/{uuid}/duplicate", s.duplicatePool)
+	s.handle("POST /api/v1/pools/{uuid}/contacts", s.addContacts)
+	s.handle("GET /api/v1/pools/{uuid}/contacts", s.listContacts)
+
+	s.handle("POST /api/v1/pools/{uuid}/dispatch", s.dispatch)
+	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/in-call", s.inCall)
+	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/extend", s.extend)
+	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/complete", s.complete)
+	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/fail", s.fail)
+	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/release", s.release)
+	return s
+}
+
+// handle registers h, whose returned error becomes the error envelope.
+func (s *server) handle(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// stopWaiting makes the claims waiting for an item (?wait=) give up at once,
+// as if their wait had run out, and every later claim not wait. Register it
+// with http.Server.RegisterOnShutdown, so that a shutdown does not wait for
+// them.
+func (s *server) stopWaiting() { s.stop() }
+
+// ServeHTTP authenticates the request, then routes it. Unknown paths and
+// methods get the error envelope too (404; 405 with Allow).
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := s.authenticate(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		// Let the mux decide between 404 and 405 (and compute Allow), then
+		// answer in the envelope instead of its plain text.
+		rec := &headerRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			allow := rec.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, &apiError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+				Message: "Method not allowed", Details: r.Method + " is not allowed here; allowed: " + allow})
+			return
+		}
+		s.writeError(w, r, &apiError{Status: http.StatusNotFound, Code: CodeRouteNotFound,
+			Message: "Route not found", Details: "no endpoint " + r.Method + " " + r.URL.Path})
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// authenticate checks the bearer token in constant time: the SHA-256 of the
+// presented token is compared with the accepted one's, so neither its
+// contents nor its length leak through timing.
+func (s *server) authenticate(r *http.Request) error {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return unauthorized("missing Authorization: Bearer <token> header")
+	}
+	scheme, token, _ := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	got := sha256.Sum256([]byte(token))
+	match := subtle.ConstantTimeCompare(got[:], s.token[:]) == 1
+	if !strings.EqualFold(scheme, "Bearer") || token == "" || !s.open || !match {
+		return unauthorized("invalid bearer token")
+	}
+	return nil
+}
+
+// headerRecorder captures the status and headers of the mux's own 404 and
+// 405 handlers, dropping their plain-text bodies.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(status int)      { h.status = status }

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/stretchr/testify/require"
+)
+
+// routes lists one request per endpoint, with a body the endpoint accepts.
+func routes(poolID, contact uuid.UUID) []struct{ method, path, body string } {
+	p := "/api/v1/pools/" + poolID.String()
+	c := p + "/contacts/" + contact.String()
+	return []struct{ method, path, body string }{
+		{"POST", "/api/v1/pools", `{"name": "abc", "description": "d"}`},
+		{"GET", "/api/v1/pools", ``},
+		{"GET", p, ``},
+		{"PUT", p, `{"name": "abcd"}`},
+		{"DELETE", p, ``},
+		{"POST", p + "/duplicate", `{}`},
+		{"POST", p + "/contacts", `{"contact_uuids": ["` + uuid.NewString() + `"]}`},
+		{"GET", p + "/contacts", ``},
+		{"POST", p + "/dispatch", ``},
+		{"POST", c + "/in-call", `{"token": 1, "item_id": 1}`},
+		{"POST", c + "/extend", `{"token": 1, "item_id": 1, "seconds": 60}`},
+		{"POST", c + "/complete", `{"token": 1, "item_id": 1}`},
+		{"POST", c + "/fail", `{"token": 1, "item_id": 1}`},
+		{"POST", c + "/release", `{"token": 1, "item_id": 1}`},
+	}
+}
+
+func TestServer_Auth(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ErrUnauthorizedEveryEndpoint", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		c := b.addContacts(p.UUID, 1, 0)
+		b.claim(p.UUID)
+		for _, auth := range []string{
+			"",                               // missing
+			"Bearer wrong",                   // wrong token
+			"Bearer " + testToken + "x",      // a longer one
+			"Bearer " + testToken[:5],        // a prefix
+			"Bearer",                         // no token
+			"Bearer ",                        // empty token
+			"Basic " + testToken,             // wrong scheme
+			testToken,                        // no scheme
+			"Token " + testToken,             // another scheme
+			"Bearer " + testToken + " extra", // two words
+		} {
+			b.unchanged(func() {
+				for _, r := range append(routes(p.UUID, c[0]), struct{ method, path, body string }{"GET", "/nowhere", ""}) {
+					var body any
+					if r.body != "" {
+						body = r.body
+					}
+					res := b.doAuth(r.method, r.path, body, auth)
+					requireError(t, res, http.StatusUnauthorized, CodeUnauthorized)
+					require.Equal(t, "Unauthenticated", res.Env.Message)
+					require.Equal(t, `Bearer realm="poolq"`, res.Header.Get("WWW-Authenticate"))
+				}
+			})
+		}
+	})
+
+	t.Run("OKEveryEndpoint", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		c := b.addContacts(p.UUID, 1, 0)
+		for _, r := range routes(p.UUID, c[0]) {
+			if r.method == "DELETE" {
+				continue // below, last
+			}
+			var body any
+			if r.body != "" {
+				body = r.body
+			}
+			// The scheme is case-insensitive (RFC 9110). The settle endpoints
+			// answer 409 (nothing is claimed): what matters is that the
+			// request got through to its handler.
+			res := b.doAuth(r.method, r.path, body, "bearer "+testToken)
+			require.NotEqual(t, http.StatusUnauthorized, res.Status, "%s %s: %s", r.method, r.path, res.Body)
+			if res.Status >= 300 {
+				require.Equal(t, CodeLeaseLost, res.Env.Error.Code, "%s %s: %s", r.method, r.path, res.Body)
+			}
+		}
+		res := b.do("DELETE", "/api/v1/pools/"+p.UUID.String(), nil)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+	})
+
+	t.Run("ErrNoTokenFailsClosed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.srv = newServer(b.eng, "", nil)
+		b.unchanged(func() {
+			for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer x"} {
+				res := b.doAuth("POST", "/api/v1/pools", `{"name": "abc", "description": "d"}`, auth)
+				requireError(t, res, http.StatusUnauthorized, CodeUnauthorized)
+			}
+		})
+	})
+}
+
+func TestServer_Routing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Renewals", pool.FIFO, 1)
+
+	t.Run("ErrRouteNotFound", func(t *testing.T) {
+		for _, path := range []string{"/", "/api/v1", "/api/v2/pools", "/api/v1/pools/" + p.UUID.String() + "/nothing"} {
+			res := b.do("GET", path, nil)
+			requireError(t, res, http.StatusNotFound, CodeRouteNotFound)
+			require.Equal(t, "Route not found", res.Env.Message)
+		}
+	})
+
+	t.Run("ErrMethodNotAllowed", func(t *testing.T) {
+		b.unchanged(func() {
+			res := b.do("PATCH", "/api/v1/pools/"+p.UUID.String(), `{"name": "abcd"}`)
+			requireError(t, res, http.StatusMethodNotAllowed, CodeMethodNotAllowed)
+			require.Equal(t, "DELETE, GET, HEAD, PUT", res.Header.Get("Allow"))
+			res = b.do("DELETE", "/api/v1/pools", nil)
+			requireError(t, res, http.StatusMethodNotAllowed, CodeMethodNotAllowed)
+			res = b.do("GET", "/api/v1/pools/"+p.UUID.String()+"/contacts/"+uuid.NewString()+"/complete", nil)
+			requireError(t, res, http.StatusMethodNotAllowed, CodeMethodNotAllowed)
+			require.Equal(t, "POST", res.Header.Get("Allow"))
+		})
+	})
+
+	t.Run("OKHeaders", func(t *testing.T) {
+		res := b.do("GET", "/api/v1/pools", nil)
+		require.Equal(t, "nosniff", res.Header.Get("X-Content-Type-Options"))
+		require.Equal(t, "no-store", res.Header.Get("Cache-Control"))
+		require.Contains(t, string(res.Body), `"success":true`)
+	})
+}
+
+func TestErrorFor(t *testing.T) {
+	t.Parallel()
+	// An error nobody mapped is a 500 that shows nothing of it.
+	ae, log := errorFor(errTest("secret internals"))
+	require.True(t, log)
+	require.Equal(t, http.StatusInternalServerError, ae.Status)
+	require.Equal(t, CodeInternal, ae.Code)
+	require.NotContains(t, ae.Details, "secret")
+}
+
+type errTest string
+
+func (e errTest) Error() string { return string(e) }
