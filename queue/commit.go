@@ -26,9 +26,15 @@ const DefaultMaxBatch = 256
 // idle leads: it takes every operation queued so far (up to maxBatch, its
 // own first), runs them in one transaction, hands each its result, and
 // passes the lead to the oldest operation still queued, if any. So a caller
-// waits at most for the transaction under way plus its own, and operations
-// run in arrival order, each seeing the writes of those before it: the
-// result is the one of running them one at a time.
+// waits at most for the transaction under way plus its own.
+//
+// Operations run in arrival order, each seeing the writes of those before
+// it, except that operations of one kind that can be combined (the dequeues
+// of a pool, the settlements) run together, as one call with one read and
+// one write, at the place of the first of them. Every operation of a batch
+// was waiting at the same time, so any order among them is one in which
+// the calls could have run one at a time: the result is always that of
+// some one-at-a-time run.
 type committer struct {
 	st       store.Store
 	maxBatch int
@@ -49,6 +55,20 @@ type op struct {
 	err   error
 	lead  bool          // set before ready is closed: run the next batch
 	ready chan struct{} // closed once: done, or your turn to lead
+
+	// combine, when set, can run this operation together with the other
+	// operations of its batch that have the same key, in one call: the
+	// dequeues of one pool, the settlements. The call must have the effect
+	// of running their fns one after the other in the order given.
+	combine *combiner
+	req     any  // the operation's request and results, for combine.run
+	ran     bool // run already, as part of a combined call (in run only)
+}
+
+// combiner runs several operations of one kind as one.
+type combiner struct {
+	key any // comparable: operations with equal keys combine
+	run func(ctx context.Context, tx *wtx, reqs []any) error
 }
 
 // write runs fn in a write transaction shared with other callers. fn gets
@@ -57,7 +77,23 @@ type op struct {
 // transaction), and its result is returned even if ctx ended meanwhile. An
 // operation whose ctx ended before it started is not run.
 func (c *committer) write(ctx context.Context, fn func(context.Context, *wtx) error) error {
-	o := &op{ctx: ctx, fn: fn, ready: make(chan struct{})}
+	return c.submit(&op{ctx: ctx, fn: fn})
+}
+
+// writeCombined is write for an operation that may run combined with
+// others of the same key (see op.combine): alone it runs as
+// cb.run(ctx, tx, []any{req}).
+func (c *committer) writeCombined(ctx context.Context, cb *combiner, req any) error {
+	return c.submit(&op{
+		ctx:     ctx,
+		fn:      func(ctx context.Context, tx *wtx) error { return cb.run(ctx, tx, []any{req}) },
+		combine: cb,
+		req:     req,
+	})
+}
+
+func (c *committer) submit(o *op) error {
+	o.ready = make(chan struct{})
 	c.mu.Lock()
 	c.queue = append(c.queue, o)
 	if c.busy {
@@ -103,11 +139,11 @@ func (c *committer) lead(self *op) {
 }
 
 // run executes a batch in one transaction. A lone operation runs as the
-// whole transaction. Several run one after the other with no savepoint, the
-// common case where all succeed costing no more statements than the
-// operations themselves; if one fails, that transaction is rolled back
-// and the batch runs again with each operation in a savepoint, so that the
-// failure undoes only its own writes. (Operations are re-runnable: each sets
+// whole transaction. Several run one after the other (combinable ones
+// combined) with no savepoint, the common case where all succeed costing no
+// more statements than the operations themselves; if one fails, that
+// transaction is rolled back and the batch runs again with each operation
+// alone in a savepoint, so that the failure undoes only its own writes. (Operations are re-runnable: each sets
 // its results afresh when it runs.) If a transaction fails as a whole,
 // every operation that had succeeded in it gets the error.
 func (c *committer) run(batch []*op) {
@@ -124,15 +160,40 @@ func (c *committer) run(batch []*op) {
 	err := c.st.Write(ctx, func(tx store.Tx) error {
 		w := c.begin(tx)
 		for _, o := range batch {
-			if o.err = o.ctx.Err(); o.err != nil {
+			o.err = o.ctx.Err()
+		}
+		for i, o := range batch {
+			if o.err != nil || o.ran {
 				continue
 			}
-			if o.err = call(ctx, o.fn, w); o.err != nil {
+			if o.combine == nil {
+				if o.err = call(ctx, o.fn, w); o.err != nil {
+					return errRerun
+				}
+				continue
+			}
+			// o and the later operations of its kind run here, as one.
+			group := []*op{o}
+			for _, later := range batch[i+1:] {
+				if later.err == nil && !later.ran && later.combine != nil && later.combine.key == o.combine.key {
+					group = append(group, later)
+				}
+			}
+			reqs := make([]any, len(group))
+			for k, g := range group {
+				g.ran = true
+				reqs[k] = g.req
+			}
+			if err := callCombined(ctx, o.combine, w, reqs); err != nil {
+				o.err = err
 				return errRerun
 			}
 		}
 		return nil
 	})
+	for _, o := range batch {
+		o.ran = false
+	}
 	if errors.Is(err, errRerun) {
 		c.reruns.Add(1)
 		err = c.st.Write(ctx, func(tx store.Tx) error {
@@ -179,6 +240,16 @@ func newWtx(tx store.Tx, now time.Time) *wtx { return &wtx{Tx: tx, now: now} }
 // errRerun rolls back a batch run without savepoints in which an operation
 // failed, so that it runs again with them.
 var errRerun = errors.New("queue: rerun the batch with savepoints")
+
+// callCombined is call for a combined run.
+func callCombined(ctx context.Context, cb *combiner, tx *wtx, reqs []any) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("queue: operation panicked: %v", v)
+		}
+	}()
+	return cb.run(ctx, tx, reqs)
+}
 
 // call runs fn, turning a panic into an error so that one operation cannot
 // take down the leader (and with it every caller waiting on the batch).

@@ -241,3 +241,87 @@ type failingStore struct {
 }
 
 func (f failingStore) Write(context.Context, func(store.Tx) error) error { return f.err }
+
+// TestGroupCommit_Combined queues dequeues and settlements of one pool
+// behind a held transaction: they run combined (one claim, one settle), and
+// each gets what it would have got alone, in arrival order.
+func TestGroupCommit_Combined(t *testing.T) {
+	ctx := context.Background()
+	eng, g := newGated(t)
+	p, err := eng.CreatePool(ctx, pool.CreateParams{
+		Name: "combined", Description: "group commit", Type: pool.Parallel, MaxParallelItems: ptrTo(5),
+	})
+	require.NoError(t, err)
+	contacts := make([]uuid.UUID, 8)
+	items := make([]pool.NewItem, len(contacts))
+	for i := range contacts {
+		contacts[i] = uuid.New()
+		items[i] = pool.NewItem{ContactUUID: contacts[i]}
+	}
+	_, err = eng.Add(ctx, p.UUID, items...)
+	require.NoError(t, err)
+	held, err := eng.DequeueN(ctx, p.UUID, 2) // contacts 0 and 1 in flight
+	require.NoError(t, err)
+	before := eng.Stats()
+
+	g.arm()
+	var wg sync.WaitGroup
+	var leadErr error
+	wg.Go(func() { _, leadErr = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}) })
+	<-g.entered
+	queued := 0
+	enqueue := func(f func()) {
+		wg.Go(f)
+		queued++
+		require.Eventually(t, func() bool { return eng.gc.queued() == queued }, 5*time.Second, time.Millisecond)
+	}
+	// Combined operations run at the place of the first of their kind: the
+	// three dequeues first (room 3: contacts 2 and 3 to the first, 4 to the
+	// second, ErrAtCapacity to the third), then the four settlements. All
+	// were waiting at once, so this is an order one-at-a-time calls could
+	// have run in.
+	var first, second []*Lease
+	var third error
+	var firstErr, secondErr error
+	enqueue(func() { first, firstErr = eng.DequeueN(ctx, p.UUID, 2) })
+	enqueue(func() { second, secondErr = eng.DequeueN(ctx, p.UUID, 1) })
+	var c0, c0again, inCall, c1 error
+	enqueue(func() { c0 = eng.Complete(ctx, held[0], "first") })
+	enqueue(func() { _, third = eng.TryDequeue(ctx, p.UUID) })
+	enqueue(func() { c0again = eng.Complete(ctx, held[0], "again") })
+	l1 := *held[1]
+	enqueue(func() { inCall = eng.MarkInCall(ctx, &l1) })
+	enqueue(func() { c1 = eng.Complete(ctx, held[1], "after in call") })
+	close(g.release)
+	wg.Wait()
+
+	require.NoError(t, leadErr)
+	require.NoError(t, firstErr)
+	require.NoError(t, secondErr)
+	require.Equal(t, []uuid.UUID{contacts[2], contacts[3]}, []uuid.UUID{first[0].ContactUUID, first[1].ContactUUID})
+	require.Equal(t, contacts[4], second[0].ContactUUID)
+	require.ErrorIs(t, third, ErrAtCapacity)
+	require.NoError(t, c0)
+	require.ErrorIs(t, c0again, ErrLeaseLost, "a lease settled twice in one batch is lost the second time")
+	require.NoError(t, inCall)
+	require.NoError(t, c1, "MarkInCall then Complete of one lease in one batch both apply")
+
+	after := eng.Stats()
+	require.Equal(t, before.Transactions+2, after.Transactions, "the leader alone, then one batch")
+	require.Zero(t, after.Reruns-before.Reruns)
+	it, err := eng.Item(ctx, p.UUID, contacts[0])
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusCompleted, it.Status)
+	require.Equal(t, "first", it.Notes)
+	it, err = eng.Item(ctx, p.UUID, contacts[1])
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusCompleted, it.Status)
+	require.Equal(t, "after in call", it.Notes)
+	d, err := eng.Pool(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, 3, d.StatusCounts[pool.StatusProcessing])
+	require.Equal(t, 2, d.StatusCounts[pool.StatusCompleted])
+	require.Equal(t, 4, d.StatusCounts[pool.StatusPending])
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -123,78 +123,125 @@ func (e *Engine) waitFor(ctx context.Context, poolID uuid.UUID) (time.Duration, 
 	return wait, nil
 }
 
-// dequeue claims up to n items in one write transaction.
+// dequeue claims up to n items in one write transaction. Concurrent
+// dequeues of one pool that share a group-commit batch are claimed together
+// (see claim).
 func (e *Engine) dequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease, error) {
 	if err := checkID("uuid", poolID); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
-	var (
-		leases  []*Lease
-		outcome error // ErrEmpty or ErrAtCapacity, decided inside, returned after commit
-		changed bool  // expiries or ceiling failures were written
-	)
-	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
-		leases, outcome, changed = nil, nil, false
-		p, reclaimed, err := e.poolAt(ctx, tx, poolID)
+	if e.isClosed() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := &claimReq{n: n}
+	cb := &combiner{key: claimKey{poolID}, run: func(ctx context.Context, tx *wtx, reqs []any) error {
+		return e.claim(ctx, tx, poolID, reqs)
+	}}
+	if err := e.gc.writeCombined(ctx, cb, r); err != nil {
+		return nil, fmt.Errorf("dequeue: %w", err)
+	}
+	if r.changed {
+		e.notify(poolID) // expiries freed slots and may have made items due
+	}
+	if r.outcome != nil {
+		return nil, r.outcome
+	}
+	return r.leases, nil
+}
+
+// claimKey is the group-commit key of the dequeues of a pool.
+type claimKey struct{ pool uuid.UUID }
+
+// claimReq is one dequeue: n wanted, and its results.
+type claimReq struct {
+	n       int
+	leases  []*Lease
+	outcome error // ErrEmpty or ErrAtCapacity, decided inside, returned after commit
+	changed bool  // expiries or ceiling failures were written
+}
+
+// claim runs the dequeues reqs (each a *claimReq) of one pool as if one
+// after the other, in order, with one read of the due set and one write:
+// it claims as many items as they want together (within the pool's room),
+// in the pool's order, and hands them out in order; a dequeue left with
+// nothing gets ErrAtCapacity when the room is used up and items are still
+// due, ErrEmpty otherwise, as it would have alone.
+func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []any) error {
+	total := 0
+	for _, r := range reqs {
+		r := r.(*claimReq)
+		r.leases, r.outcome, r.changed = nil, nil, false
+		total += r.n
+	}
+	p, reclaimed, err := e.poolAt(ctx, tx, poolID)
+	if err != nil {
+		return err
+	}
+	now := tx.now
+	changed := reclaimed > 0
+	inFlight, err := tx.InFlight(ctx, poolID)
+	if err != nil {
+		return err
+	}
+	room := max(p.Cap()-inFlight, 0)
+	want := min(total, room)
+	expires := now.Add(e.opts.LeaseTimeout)
+	leases := make([]*Lease, 0, want)
+	for len(leases) < want {
+		n := want - len(leases)
+		due, err := tx.Due(ctx, poolID, p.Type, now, n)
 		if err != nil {
 			return err
 		}
-		now := tx.now
-		changed = reclaimed > 0
-		inFlight, err := tx.InFlight(ctx, poolID)
-		if err != nil {
+		for i, it := range due {
+			out, ok := pool.Dispatch(it, p, now, expires)
+			due[i] = out
+			if !ok {
+				changed = true // failed at the ceiling instead
+				continue
+			}
+			leases = append(leases, newLease(out))
+		}
+		if err := tx.UpdateItems(ctx, due...); err != nil {
 			return err
 		}
-		room := min(n, p.Cap()-inFlight)
-		if room <= 0 {
+		if len(due) < n {
+			break
+		}
+	}
+	// A dequeue left with nothing met an empty due set while there was
+	// room (fewer claimed than wanted: ErrEmpty), or a full pool: then it
+	// is ErrAtCapacity if items are still due (read once, if needed).
+	full := len(leases) == want
+	var atCapacity *bool
+	for _, r := range reqs {
+		r := r.(*claimReq)
+		r.changed = changed
+		k := min(r.n, len(leases))
+		r.leases, leases = leases[:k:k], leases[k:]
+		if k > 0 {
+			continue
+		}
+		r.outcome = ErrEmpty
+		if !full {
+			continue
+		}
+		if atCapacity == nil {
 			due, err := tx.Due(ctx, poolID, p.Type, now, 1)
 			if err != nil {
 				return err
 			}
-			outcome = ErrEmpty
-			if len(due) > 0 {
-				outcome = ErrAtCapacity
-			}
-			return nil
+			v := len(due) > 0
+			atCapacity = &v
 		}
-		expires := now.Add(e.opts.LeaseTimeout)
-		for len(leases) < room {
-			want := room - len(leases)
-			due, err := tx.Due(ctx, poolID, p.Type, now, want)
-			if err != nil {
-				return err
-			}
-			for i, it := range due {
-				out, ok := pool.Dispatch(it, p, now, expires)
-				due[i] = out
-				if !ok {
-					changed = true // failed at the ceiling instead
-					continue
-				}
-				leases = append(leases, newLease(out))
-			}
-			if err := tx.UpdateItems(ctx, due...); err != nil {
-				return err
-			}
-			if len(due) < want {
-				break
-			}
+		if *atCapacity {
+			r.outcome = ErrAtCapacity
 		}
-		if len(leases) == 0 {
-			outcome = ErrEmpty
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dequeue: %w", err)
 	}
-	if changed {
-		e.notify(poolID) // expiries freed slots and may have made items due
-	}
-	if outcome != nil {
-		return nil, outcome
-	}
-	return leases, nil
+	return nil
 }
 
 // poolAt returns a pool as of tx.now with its expired leases applied

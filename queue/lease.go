@@ -121,46 +121,112 @@ func (e *Engine) settle(ctx context.Context, op string, l *Lease, fn settleFunc)
 	if err := checkLease(l); err != nil {
 		return pool.Item{}, fmt.Errorf("%s: %w", op, err)
 	}
-	var (
-		out  pool.Item
-		lost bool
-	)
-	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
-		var err error
-		if out, lost, err = e.settleTx(ctx, tx, l, fn); err != nil || lost {
-			return err
-		}
-		return tx.UpdateItem(ctx, out)
-	})
-	if err != nil {
+	r := &settleReq{l: l, fn: fn}
+	if err := e.writeSettle(ctx, r); err != nil {
 		return pool.Item{}, fmt.Errorf("%s: %w", op, err)
 	}
 	e.notify(l.PoolUUID) // a slot freed or an item became due (expiries included)
-	if lost {
+	if r.lost {
 		return pool.Item{}, fmt.Errorf("%s: %w", op, ErrLeaseLost)
 	}
-	return out, nil
+	return r.out, nil
+}
+
+// settleReq is one settlement and its result.
+type settleReq struct {
+	l    *Lease
+	fn   settleFunc
+	out  pool.Item
+	lost bool
+}
+
+// settleKey is the group-commit key of settlements: all of a batch's
+// settlements run as one (see settleAll).
+type settleKey struct{}
+
+// writeSettle runs req (a *settleReq, or a []*settleReq for Settle)
+// through group commit, combined with the batch's other settlements.
+func (e *Engine) writeSettle(ctx context.Context, req any) error {
+	if e.isClosed() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return e.gc.writeCombined(ctx, &combiner{key: settleKey{}, run: e.settleAll}, req)
+}
+
+// settleAll runs settlements (each req a *settleReq or a []*settleReq) as
+// if one after the other, in order, with one read of their items and one
+// write: each sees the items as the ones before it left them, so a lease
+// settled twice is lost the second time, and a MarkInCall then a Complete
+// of one lease both apply.
+func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
+	var list []*settleReq
+	for _, r := range reqs {
+		switch r := r.(type) {
+		case *settleReq:
+			list = append(list, r)
+		case []*settleReq:
+			list = append(list, r...)
+		}
+	}
+	ids := make([]int64, len(list))
+	for i, r := range list {
+		r.out, r.lost = pool.Item{}, true
+		ids[i] = r.l.ItemID
+	}
+	var found []pool.Item
+	if len(ids) == 1 {
+		it, err := tx.ItemByID(ctx, ids[0])
+		if err != nil && !isNotFound(err) {
+			return err
+		}
+		if err == nil {
+			found = []pool.Item{it}
+		}
+	} else {
+		var err error
+		if found, err = tx.ItemsByID(ctx, ids); err != nil {
+			return err
+		}
+	}
+	items := make(map[int64]pool.Item, len(found))
+	for _, it := range found {
+		items[it.ID] = it
+	}
+	var writes []int64 // items to write, each once, in first-settled order
+	written := make(map[int64]bool, len(list))
+	for _, r := range list {
+		it, ok := items[r.l.ItemID]
+		if !ok {
+			continue
+		}
+		out, lost, err := e.settleItem(ctx, tx, it, r.l, r.fn)
+		if err != nil {
+			return err
+		}
+		if lost {
+			continue
+		}
+		r.out, r.lost = out, false
+		items[out.ID] = out
+		if !written[out.ID] {
+			written[out.ID] = true
+			writes = append(writes, out.ID)
+		}
+	}
+	rows := make([]pool.Item, len(writes))
+	for i, id := range writes {
+		rows[i] = items[id]
+	}
+	return tx.UpdateItems(ctx, rows...)
 }
 
 // settleFunc is what a settlement does to a leased item.
 type settleFunc func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error)
 
-// settleTx is settle inside a write transaction, at tx.now. It reports
-// lost, with no error, when l is not the item's current lease; a lease past
-// its deadline is lost, its expiry applied with the pool's others (see
-// poolAt).
-func (e *Engine) settleTx(ctx context.Context, tx *wtx, l *Lease, fn settleFunc) (out pool.Item, lost bool, err error) {
-	it, err := tx.ItemByID(ctx, l.ItemID)
-	if isNotFound(err) {
-		return pool.Item{}, true, nil
-	}
-	if err != nil {
-		return pool.Item{}, false, err
-	}
-	return e.settleItem(ctx, tx, it, l, fn)
-}
-
-// settleItem is settleTx for the item it, as read in this transaction. The
+// settleItem settles the item it, as read in this transaction, at tx.now. The
 // pool's expired leases go first, as in every write on it (a settlement on
 // a busy pool keeps its counts current), then it is written with fn applied
 // unless l is not its current lease.
@@ -221,56 +287,27 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("settle: %w", err)
 	}
-	results = make([]error, len(outs))
-	ids := make([]int64, len(outs))
+	reqs := make([]*settleReq, len(outs))
 	for i, o := range outs {
-		ids[i] = o.Lease.ItemID
+		fn := func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
+			return pool.Complete(it, now, o.Note)
+		}
+		if o.Failure != nil {
+			f := *o.Failure
+			fn = func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error) {
+				return pool.Fail(it, p, now, f, e.opts.RetryDelay)
+			}
+		}
+		reqs[i] = &settleReq{l: o.Lease, fn: fn}
 	}
-	err = e.write(ctx, func(ctx context.Context, tx *wtx) error {
-		found, err := tx.ItemsByID(ctx, ids)
-		if err != nil {
-			return err
-		}
-		// The items as this call leaves them: an outcome sees the ones
-		// before it (a lease settled twice is lost the second time).
-		items := make(map[int64]pool.Item, len(found))
-		for _, it := range found {
-			items[it.ID] = it
-		}
-		writes := make([]int64, 0, len(outs))
-		for i, o := range outs {
-			results[i] = fmt.Errorf("settle: outcomes[%d]: %w", i, ErrLeaseLost)
-			it, ok := items[o.Lease.ItemID]
-			if !ok {
-				continue
-			}
-			fn := func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
-				return pool.Complete(it, now, o.Note)
-			}
-			if o.Failure != nil {
-				f := *o.Failure
-				fn = func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error) {
-					return pool.Fail(it, p, now, f, e.opts.RetryDelay)
-				}
-			}
-			out, lost, err := e.settleItem(ctx, tx, it, o.Lease, fn)
-			if err != nil {
-				return fmt.Errorf("outcomes[%d]: %w", i, err)
-			}
-			if !lost {
-				results[i] = nil
-				items[out.ID] = out
-				writes = append(writes, out.ID)
-			}
-		}
-		rows := make([]pool.Item, len(writes))
-		for i, id := range writes {
-			rows[i] = items[id]
-		}
-		return tx.UpdateItems(ctx, rows...)
-	})
-	if err != nil {
+	if err := e.writeSettle(ctx, reqs); err != nil {
 		return nil, fmt.Errorf("settle: %w", err)
+	}
+	results = make([]error, len(outs))
+	for i, r := range reqs {
+		if r.lost {
+			results[i] = fmt.Errorf("settle: outcomes[%d]: %w", i, ErrLeaseLost)
+		}
 	}
 	notified := make(map[uuid.UUID]bool, 1)
 	for _, o := range outs {
