@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -55,7 +56,8 @@ type config struct {
 	batch     int           // jobs per call in bulk enqueue (and to pre-fill the drain)
 	workers   int           // handlers for drain and latency
 	samples   int           // latency samples
-	gap       time.Duration // idle time between latency samples
+	gap       time.Duration // least idle time before a latency sample
+	jitter    time.Duration // random extra idle time before a latency sample, uniform in [0, jitter)
 	timeout   time.Duration // upper bound of one workload run
 	tmpDir    string        // where the fresh files go
 	fileCount atomic.Int64
@@ -75,7 +77,12 @@ type workload struct {
 }
 
 var workloads = []workload{
-	{"enqueue", func(c *config) string { return fmt.Sprintf("enqueue one at a time (%s jobs), items/s", num(c.n)) }, runEnqueueOne},
+	{"enqueue", func(c *config) string {
+		return fmt.Sprintf("enqueue one at a time, 1 goroutine (%s jobs), items/s", num(c.n))
+	}, runEnqueueOne},
+	{"enqueue-concurrent", func(c *config) string {
+		return fmt.Sprintf("enqueue one at a time, %d goroutines (%s jobs), items/s", c.workers, num(c.n))
+	}, runEnqueueConcurrent},
 	{"bulk", func(c *config) string {
 		return fmt.Sprintf("bulk enqueue (%s jobs, %s per call), items/s", num(c.bulkN), num(c.batch))
 	}, runBulk},
@@ -110,6 +117,45 @@ func runEnqueueOne(ctx context.Context, p peer, c *config) (result, error) {
 		}
 	}
 	el := time.Since(start)
+	if err := checkStored(ctx, s, c.n); err != nil {
+		return result{}, err
+	}
+	return result{rate: float64(c.n) / el.Seconds()}, nil
+}
+
+// runEnqueueConcurrent adds n jobs from c.workers goroutines, one call
+// (one job) each: what a service does when many requests each enqueue a job.
+func runEnqueueConcurrent(ctx context.Context, p peer, c *config) (result, error) {
+	s, err := fresh(ctx, p, c)
+	if err != nil {
+		return result{}, err
+	}
+	defer s.Close()
+	var (
+		next atomic.Int64
+		errs firstErr
+		wg   sync.WaitGroup
+	)
+	start := time.Now()
+	for range c.workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= c.n || errs.get() != nil {
+					return
+				}
+				if err := s.Enqueue(ctx, i); err != nil {
+					errs.set(fmt.Errorf("enqueue %d: %w", i, err))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if err := errs.get(); err != nil {
+		return result{}, err
+	}
 	if err := checkStored(ctx, s, c.n); err != nil {
 		return result{}, err
 	}
@@ -218,6 +264,11 @@ func (t *tally) check() error {
 	return nil
 }
 
+// settlePoll is how often waitSettled looks at the completion count. It
+// only polls once every job has started (drain) or between latency samples,
+// so it adds at most this much to a measured drain time.
+const settlePoll = 500 * time.Microsecond
+
 // waitSettled polls s.Settled until it reaches n.
 func waitSettled(ctx context.Context, s system, n int) error {
 	for {
@@ -237,7 +288,7 @@ func waitSettled(ctx context.Context, s system, n int) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for completions (%d of %d): %w", k, n, ctx.Err())
-		case <-time.After(100 * time.Microsecond):
+		case <-time.After(settlePoll):
 		}
 	}
 }
@@ -309,9 +360,15 @@ func runDrain(ctx context.Context, p peer, c *config) (result, error) {
 }
 
 // runLatency starts the workers on an empty queue, then, one job at a time:
-// waits c.gap (the workers are idle), enqueues a job, and measures from
-// just before the enqueue call until its handler starts; then waits until
-// the job's completion is recorded.
+// waits c.gap plus a random part of c.jitter (the workers are idle),
+// enqueues a job, and measures from just before the enqueue call until its
+// handler starts. The random wait puts the enqueues at random points of any
+// polling period a queue has (River fetches every 20 ms); a fixed wait would
+// lock them to one phase of it. The waits are the same sequence for every
+// system (a fixed seed). It does not wait
+// for each completion to be recorded before the next sample — River records
+// completions in batches up to 250 ms apart, which would make the run
+// minutes long — but it waits for all of them at the end.
 func runLatency(ctx context.Context, p peer, c *config) (result, error) {
 	s, err := fresh(ctx, p, c)
 	if err != nil {
@@ -331,8 +388,13 @@ func runLatency(ctx context.Context, p peer, c *config) (result, error) {
 	}
 	time.Sleep(100 * time.Millisecond) // let every worker settle into its idle wait
 	lat := make([]time.Duration, 0, c.samples)
+	rnd := rand.New(rand.NewPCG(1, 2))
 	for i := range c.samples {
-		time.Sleep(c.gap)
+		wait := c.gap
+		if c.jitter > 0 {
+			wait += time.Duration(rnd.Int64N(int64(c.jitter)))
+		}
+		time.Sleep(wait)
 		t0 := time.Now()
 		if err := s.Enqueue(wctx, i); err != nil {
 			s.Stop(context.Background())
@@ -349,10 +411,10 @@ func runLatency(ctx context.Context, p peer, c *config) (result, error) {
 			return result{}, fmt.Errorf("latency: job %d not started before the timeout", i)
 		}
 		lat = append(lat, startedAt[i].Sub(t0))
-		if err := waitSettled(wctx, s, i+1); err != nil {
-			s.Stop(context.Background())
-			return result{}, err
-		}
+	}
+	if err := waitSettled(wctx, s, c.samples); err != nil {
+		s.Stop(context.Background())
+		return result{}, err
 	}
 	if err := finish(ctx, s, t, c.samples); err != nil {
 		return result{}, err
