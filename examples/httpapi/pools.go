@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/poolq/poolq/pool"
-	"github.com/poolq/poolq/validate"
 )
 
 // poolDetail is the data of GET /api/v1/pools/{uuid}: the pool, its
@@ -20,10 +19,7 @@ func (s *server) createPool(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in, false); err != nil {
 		return err
 	}
-	var v validate.Validator
-	v.Merge("", in.Validate())
-	noNUL(&v, "name", &in.Name)
-	if err := v.Err(); err != nil {
+	if err := in.Validate(); err != nil {
 		return err
 	}
 	p, err := s.eng.CreatePool(r.Context(), in)
@@ -83,10 +79,7 @@ func (s *server) updatePool(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in, false); err != nil {
 		return err
 	}
-	var v validate.Validator
-	v.Merge("", in.Validate())
-	noNUL(&v, "name", in.Name)
-	if err := v.Err(); err != nil {
+	if err := in.Validate(); err != nil {
 		return err
 	}
 	p, err := s.eng.UpdatePool(r.Context(), id, in)
@@ -121,10 +114,7 @@ func (s *server) duplicatePool(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in, true); err != nil {
 		return err
 	}
-	var v validate.Validator
-	v.Merge("", in.Validate())
-	noNUL(&v, "name", in.Name)
-	if err := v.Err(); err != nil {
+	if err := in.Validate(); err != nil {
 		return err
 	}
 	d, err := s.eng.DuplicatePool(r.Context(), id, in)

@@ -246,13 +246,3 @@ func (p *queryParams) err() error {
 	}
 	return nil
 }
-
-// noNUL fails field when s holds a NUL character. The pool package counts
-// NUL as a character, but SQLite's length() stops at the first one, so the
-// store's CHECK on a name would refuse a name that validation accepted (a 500
-// instead of a 422). NUL has no business in a name anyway.
-func noNUL(v *validate.Validator, field string, s *string) {
-	if s != nil && strings.ContainsRune(*s, 0) {
-		v.Add(field, validate.RuleFormat, "must not contain NUL characters")
-	}
-}
