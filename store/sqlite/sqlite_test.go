@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -101,6 +102,7 @@ func TestOpen_Options(t *testing.T) {
 		"UnknownDurability":   {Durability: 7},
 		"NegativeDurability":  {Durability: -1},
 		"NegativeBusyTimeout": {BusyTimeout: -time.Second},
+		"NegativeCache":       {CacheMiB: -1},
 	} {
 		path := filepath.Join(t.TempDir(), "x.db")
 		_, err := sqlite.Open(ctx, path, opts)
@@ -359,4 +361,55 @@ func TestTx_NextWakeAfterDue(t *testing.T) {
 		return err
 	}))
 	require.Equal(t, late, wake(), "the due item is left out")
+}
+
+// TestOpen_CacheAndCheckpoint checks the page caches, and that the
+// write-ahead log is checkpointed by the Store's goroutine rather than by
+// commits. The proof is the log's size: the same commits are written in two
+// halves with a pause between. With the goroutine, the log is copied back
+// during the pause and the second half restarts it from its beginning: it
+// ends the size of the second half's frames. Without (and below SQLite's
+// own threshold), it holds both halves.
+func TestOpen_CacheAndCheckpoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pragma := func(db *sql.DB, name string) int {
+		var n int
+		require.NoError(t, db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&n))
+		return n
+	}
+	// walGrowth writes twice the same commits with a pause between and
+	// returns the log's size after the first half and after the second.
+	walGrowth := func(st *sqlite.Store, path string) (half, full int64) {
+		p := insertPool(t, st)
+		write := func() int64 {
+			for range 20 {
+				require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+					_, err := tx.InsertItems(ctx, p.UUID, pendingItems(20))
+					return err
+				}))
+			}
+			fi, err := os.Stat(path + "-wal")
+			require.NoError(t, err)
+			return fi.Size()
+		}
+		half = write()
+		time.Sleep(200 * time.Millisecond)
+		return half, write()
+	}
+
+	on, onPath := MustOpenFile(t, sqlite.Options{CacheMiB: 8, CheckpointInterval: 20 * time.Millisecond})
+	w, r := sqlite.DBs(on)
+	require.Equal(t, -8*1024, pragma(w, "cache_size"))
+	require.Equal(t, -2*1024, pragma(r, "cache_size"), "readers: a quarter, at least 2 MiB")
+	require.Equal(t, 20000, pragma(w, "wal_autocheckpoint"))
+	_, onFull := walGrowth(on, onPath)
+
+	off, offPath := MustOpenFile(t, sqlite.Options{CheckpointInterval: -1})
+	w, _ = sqlite.DBs(off)
+	require.Equal(t, 1000, pragma(w, "wal_autocheckpoint"), "no goroutine: SQLite's own threshold")
+	require.Equal(t, -sqlite.DefaultCacheMiB*1024, pragma(w, "cache_size"))
+	offHalf, offFull := walGrowth(off, offPath)
+	require.Greater(t, offFull, offHalf+offHalf/2, "without the goroutine the log keeps both halves")
+	require.Less(t, onFull, offFull-offHalf/2, "with it, the second half restarted the log")
 }
