@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -174,6 +175,10 @@ func (o WorkOptions) validate(h Handler) error {
 // long call is never handed to a second worker; if the lease is lost anyway
 // (EventExpired), the handler's context is cancelled and its result ignored.
 //
+// Idle workers do not all poll: one of them at a time looks for items, with
+// one DequeueN for as many leases as there are idle workers, and hands the
+// others over, so an Add wakes one goroutine and costs one claim.
+//
 // Work returns [validate.Errors] for bad options, [store.ErrNotFound] when a
 // pool does not exist at the start, and [ErrClosed] when the engine is closed
 // while it runs (items in hand are then left to expire). Close the engine
@@ -205,7 +210,10 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		}
 		return fmt.Errorf("work: %w", err)
 	}
-	r := &runner{e: e, h: h, opts: opts, pools: pools, log: opts.Logger, jobs: map[*job]struct{}{}}
+	r := &runner{
+		e: e, h: h, opts: opts, pools: pools, log: opts.Logger, jobs: map[*job]struct{}{},
+		seek: make(chan struct{}, 1), handoff: make(chan *Lease, 2*opts.Workers),
+	}
 	var wg sync.WaitGroup
 	for i := range opts.Workers {
 		wg.Add(1)
@@ -231,6 +239,7 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		r.abandonAll(context.WithoutCancel(ctx))
 		<-done
 	}
+	r.releaseHandedOff(context.WithoutCancel(ctx))
 	if e.isClosed() {
 		return fmt.Errorf("work: %w", ErrClosed)
 	}
@@ -247,6 +256,10 @@ type runner struct {
 
 	mu   sync.Mutex
 	jobs map[*job]struct{} // handlers running now
+
+	seek    chan struct{} // capacity 1: held by the idle worker looking for items
+	handoff chan *Lease   // leases the seeker claimed for other idle workers
+	idle    atomic.Int32  // workers waiting for a lease
 }
 
 // job is one running handler. state moves once from running to settling
@@ -281,14 +294,47 @@ func (j *job) claim(s jobState) bool {
 	return true
 }
 
+// worker runs handlers until ctx ends. At most one idle worker at a time —
+// the seeker — looks for items; it claims as many as there are idle workers
+// (one DequeueN) and hands the others over. So an Add wakes one goroutine
+// and costs one claim, not a claim attempt per idle worker.
 func (r *runner) worker(ctx context.Context, n int) {
 	next := n % len(r.pools) // workers start on different pools
 	for {
-		l, i, err := r.next(ctx, next)
-		if err != nil {
-			return // ctx ended or the engine closed
+		var l *Lease
+		select {
+		case l = <-r.handoff: // leases claimed for idle workers come first
+		default:
 		}
-		next = (i + 1) % len(r.pools)
+		if l == nil {
+			r.idle.Add(1)
+			select {
+			case l = <-r.handoff:
+				r.idle.Add(-1)
+			case r.seek <- struct{}{}:
+				r.idle.Add(-1)
+				ls, i, err := r.next(ctx, next, int(r.idle.Load())+1)
+				<-r.seek
+				if err != nil {
+					return // ctx ended or the engine closed
+				}
+				next = (i + 1) % len(r.pools)
+				l = ls[0]
+				for _, x := range ls[1:] {
+					select {
+					case r.handoff <- x:
+					default: // cannot happen with the buffer's size; never strand a lease
+						r.release(context.WithoutCancel(ctx), x, 0)
+					}
+				}
+			case <-ctx.Done():
+				r.idle.Add(-1)
+				return
+			case <-r.e.closed:
+				r.idle.Add(-1)
+				return
+			}
+		}
 		if ctx.Err() != nil { // shutting down: do not start new work
 			r.release(context.WithoutCancel(ctx), l, 0)
 			return
@@ -297,10 +343,23 @@ func (r *runner) worker(ctx context.Context, n int) {
 	}
 }
 
-// next returns a lease from the first pool, starting at index from, that has
-// a due item and room, waiting for one when none has. It returns an error
-// only when ctx ends or the engine is closed.
-func (r *runner) next(ctx context.Context, from int) (*Lease, int, error) {
+// releaseHandedOff releases the leases claimed for workers that stopped
+// before taking them.
+func (r *runner) releaseHandedOff(ctx context.Context) {
+	for {
+		select {
+		case l := <-r.handoff:
+			r.release(ctx, l, 0)
+		default:
+			return
+		}
+	}
+}
+
+// next returns up to n leases from the first pool, starting at index from,
+// that has a due item and room, waiting for one when none has. It returns
+// an error only when ctx ends or the engine is closed.
+func (r *runner) next(ctx context.Context, from, n int) ([]*Lease, int, error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -316,10 +375,10 @@ func (r *runner) next(ctx context.Context, from int) (*Lease, int, error) {
 		wait := r.e.opts.PollInterval
 		for k := range r.pools {
 			i := (from + k) % len(r.pools)
-			l, err := r.e.TryDequeue(ctx, r.pools[i])
+			ls, err := r.e.DequeueN(ctx, r.pools[i], n)
 			switch {
 			case err == nil:
-				return l, i, nil
+				return ls, i, nil
 			case errors.Is(err, ErrEmpty), errors.Is(err, ErrAtCapacity):
 				if w, err := r.e.waitFor(ctx, r.pools[i]); err == nil {
 					wait = min(wait, w)

@@ -338,3 +338,67 @@ func TestEngine_Work_ContextDoneAtStart(t *testing.T) {
 	require.NoError(t, err, "a context that ended first is a normal shutdown")
 	require.Equal(t, pool.StatusPending, b.item(t, p.UUID, ids[0]).Status, "nothing dispatched")
 }
+
+// TestEngine_Work_OneClaimPerAdd checks that idle workers do not stampede:
+// with 16 workers idle on an empty pool, adding one item costs one claim
+// (the seeker's), not a claim attempt by each woken worker, and a burst of
+// items is claimed for several idle workers at once and handed over.
+func TestEngine_Work_OneClaimPerAdd(t *testing.T) {
+	b := realEngine(t, queue.Options{PollInterval: time.Hour})
+	p, err := b.eng.CreatePool(b.ctx, pool.CreateParams{
+		Name: "idle", Description: "no stampede", Type: pool.Parallel, MaxParallelItems: new(100),
+	})
+	require.NoError(t, err)
+	started := make(chan uuid.UUID, 64)
+	release := make(chan struct{})
+	h := func(ctx context.Context, l *queue.Lease) error {
+		started <- l.ContactUUID
+		<-release
+		return nil
+	}
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 16}) }()
+	defer func() {
+		close(release)
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	settle := func() queue.Stats { // the workers are idle and the seeker waiting
+		var s queue.Stats
+		require.Eventually(t, func() bool {
+			a := b.eng.Stats()
+			time.Sleep(50 * time.Millisecond)
+			s = b.eng.Stats()
+			return a == s
+		}, 5*time.Second, time.Millisecond)
+		return s
+	}
+
+	before := settle()
+	_, err = b.eng.Add(b.ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	<-started
+	after := settle()
+	// The Add, the seeker's claim, and the next seeker's look that finds
+	// nothing: 3. Before the seeker, each of the 16 woken workers tried.
+	require.LessOrEqual(t, after.Operations-before.Operations, uint64(4), "operations for one Add")
+
+	// Ten items at once: the seeker claims for the idle workers and hands
+	// the leases over, in a few claims.
+	batch := make([]pool.NewItem, 10)
+	for i := range batch {
+		batch[i] = pool.NewItem{ContactUUID: uuid.New()}
+	}
+	_, err = b.eng.Add(b.ctx, p.UUID, batch...)
+	require.NoError(t, err)
+	for range batch {
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the burst did not reach the idle workers")
+		}
+	}
+	last := settle()
+	require.LessOrEqual(t, last.Operations-after.Operations, uint64(6), "operations for a burst of 10")
+}
