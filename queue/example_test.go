@@ -214,3 +214,40 @@ func ExampleEngine_Work() {
 	// work: <nil>
 	// 4 dispatched, 3 completed, 1 failed
 }
+
+// The batch path: claim many items in one transaction, report their results
+// in another.
+func ExampleEngine_Settle() {
+	ctx := context.Background()
+	eng, done := exampleEngine(queue.Options{})
+	defer done()
+
+	p, _ := eng.CreatePool(ctx, pool.CreateParams{Name: "Blast", Description: "bulk", Type: pool.Parallel})
+	items := make([]pool.NewItem, 5)
+	for i := range items {
+		items[i] = pool.NewItem{ContactUUID: contact(i)}
+	}
+	_, _ = eng.Add(ctx, p.UUID, items...)
+
+	ls, _ := eng.DequeueN(ctx, p.UUID, 3)
+	fmt.Println("claimed", len(ls))
+	results, err := eng.Settle(ctx,
+		queue.Outcome{Lease: ls[0], Note: "answered"},
+		queue.Outcome{Lease: ls[1], Failure: &queue.Failure{Note: "busy"}},
+		queue.Outcome{Lease: ls[2], Failure: &queue.Failure{Final: true, Note: "wrong number"}},
+		queue.Outcome{Lease: ls[0], Note: "twice"}, // already settled above
+	)
+	fmt.Println(err, results[:3], errors.Is(results[3], queue.ErrLeaseLost))
+
+	d, _ := eng.Pool(ctx, p.UUID)
+	for _, s := range []pool.Status{pool.StatusCompleted, pool.StatusRetrying, pool.StatusFailed, pool.StatusPending} {
+		fmt.Println(s, d.StatusCounts[s])
+	}
+	// Output:
+	// claimed 3
+	// <nil> [<nil> <nil> <nil>] true
+	// Completed 1
+	// Retrying 1
+	// Failed 1
+	// Pending 2
+}
