@@ -34,9 +34,20 @@
 // journal mode, which is a property of the file and is set once, after the
 // schema version check.
 //
+// Each connection has a bounded page cache ([Options.CacheMiB], 32 MiB for
+// the writer by default, a quarter for each reader), so memory does not
+// grow with the number of items while the upper levels of the indexes stay
+// cached. The write-ahead log is copied back into the database file by a
+// goroutine of the Store ([Options.CheckpointInterval], every 100 ms, PASSIVE
+// checkpoints on a connection of its own) rather than by whichever commit
+// crosses SQLite's threshold, which would otherwise wait milliseconds for
+// it; SQLite's own checkpoint stays as a backstop at 20000 pages.
+//
 // Every statement but the pool listing (whose filters vary) is prepared
 // once per connection and reused by the transactions that follow, so a
-// dispatch transaction parses no SQL.
+// dispatch transaction parses no SQL. Batches of items are written with
+// multi-row statements (INSERT … VALUES, UPDATE … FROM (VALUES …)) in
+// chunks of 64, 32, … 1 rows, and read by ID through json_each.
 //
 // # Schema
 //
