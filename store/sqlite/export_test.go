@@ -11,6 +11,11 @@ var LatestVersion = latestVersion
 // one for :memory:), for tests that look under the Store.
 func DBs(s *Store) (w, r *sql.DB) { return s.w.db, s.r.db }
 
+// WriterConn returns the writer's held connection of a file store (nil for
+// :memory:): the writer pool's only connection, which it never gives back.
+// Use it only between Writes.
+func WriterConn(s *Store) *sql.Conn { return s.wc }
+
 // Queries of the dispatch path, for EXPLAIN QUERY PLAN tests.
 const (
 	PromoteSQL     = promoteSQL

@@ -66,9 +66,7 @@ func TestOpen_Pragmas(t *testing.T) {
 			"temp_store":   "2",
 		}
 		require.Equal(t, 1, w.Stats().MaxOpenConnections, "one writer")
-		for _, c := range allConns(t, w, 1) {
-			require.Equal(t, want, pragmas(t, c), "writer, %v", tc.opts.Durability)
-		}
+		require.Equal(t, want, pragmas(t, sqlite.WriterConn(st)), "writer, %v", tc.opts.Durability)
 		want["query_only"] = "1"
 		readers := r.Stats().MaxOpenConnections
 		require.Greater(t, readers, 1, "a pool of readers")
@@ -216,7 +214,7 @@ func TestSchema_QueryPlans(t *testing.T) {
 	t.Parallel()
 	st, _ := MustOpenFile(t, sqlite.Options{})
 	insertPool(t, st, 100)
-	w, _ := sqlite.DBs(st)
+	w := sqlite.WriterConn(st)
 	for _, tc := range []struct {
 		name    string
 		query   string
@@ -234,7 +232,7 @@ func TestSchema_QueryPlans(t *testing.T) {
 		{"ItemsByStatus", sqlite.ItemsStatusSQL, []any{1, "Pending", 2, 3}, []string{"items_pool_status"}},
 		{"Item", sqlite.ItemSQL, []any{1, []byte("0123456789abcdef")}, []string{"sqlite_autoindex_items_1"}},
 	} {
-		rows, err := w.Query("EXPLAIN QUERY PLAN "+tc.query, tc.args...)
+		rows, err := w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+tc.query, tc.args...)
 		require.NoError(t, err, tc.name)
 		var plan []string
 		for rows.Next() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -126,6 +127,14 @@ type Store struct {
 	r      *handle       // the readers: a small pool; w itself for :memory:
 	cp     *checkpointer // nil for :memory: or when turned off
 	closed atomic.Bool
+
+	// On a file store the writer's one connection is held for the Store's
+	// life, and Write runs BEGIN IMMEDIATE … COMMIT on it itself, with w's
+	// statements prepared on it: database/sql's Tx would start a goroutine
+	// per transaction and per result set to watch the context, and rebind
+	// every prepared statement to each transaction.
+	wc  *sql.Conn
+	wmu sync.Mutex // one Write at a time on wc
 }
 
 var _ store.Store = (*Store)(nil)
@@ -173,7 +182,7 @@ func openMemory(ctx context.Context, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", MemoryPath, err)
 	}
-	h, err := prepare(ctx, db, writeQueries())
+	h, err := prepare(ctx, db, db, writeQueries())
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", MemoryPath, err)
@@ -210,15 +219,22 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(readConns)
 	r.SetMaxIdleConns(readConns)
-	wh, err := prepare(ctx, w, writeQueries())
+	wc, err := w.Conn(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
 	}
-	rh, err := prepare(ctx, r, readQueries())
+	wh, err := prepare(ctx, w, wc, writeQueries())
 	if err != nil {
+		wc.Close()
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
 	}
-	st := &Store{w: wh, r: rh}
+	rh, err := prepare(ctx, r, r, readQueries())
+	if err != nil {
+		wh.closeStmts()
+		wc.Close()
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
+	}
+	st := &Store{w: wh, r: rh, wc: wc}
 	if opts.CheckpointInterval > 0 {
 		c, err := sql.Open("sqlite", name+"?"+strings.Join(basePragmas(opts, 2), "&"))
 		if err != nil {
@@ -286,14 +302,17 @@ func setWAL(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// prepare prepares queries on db, once, so that transactions reuse them.
-func prepare(ctx context.Context, db *sql.DB, queries []string) (*handle, error) {
+// prepare prepares queries on on (db itself, or a connection of db),
+// once, so that transactions reuse them.
+func prepare(ctx context.Context, db *sql.DB, on interface {
+	PrepareContext(context.Context, string) (*sql.Stmt, error)
+}, queries []string) (*handle, error) {
 	h := &handle{db: db, stmts: make(map[string]*sql.Stmt, len(queries))}
 	for _, q := range queries {
 		if _, ok := h.stmts[q]; ok {
 			continue
 		}
-		s, err := db.PrepareContext(ctx, q)
+		s, err := on.PrepareContext(ctx, q)
 		if err != nil {
 			h.closeStmts()
 			return nil, fmt.Errorf("prepare %q: %w", q, translate(err))
@@ -349,6 +368,9 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) (err error) 
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	if s.wc != nil {
+		return s.writeConn(ctx, fn)
+	}
 	tx, err := s.w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return wrap("begin write", err)
@@ -382,11 +404,63 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) (err error) 
 	return nil
 }
 
+// writeConn is Write on the held writer connection of a file store.
+func (s *Store) writeConn(ctx context.Context, fn func(store.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return wrap("begin write", err)
+	}
+	if _, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return withCtx(ctx, wrap("begin write", err))
+	}
+	// ROLLBACK and COMMIT run whatever ctx does meanwhile. A ROLLBACK with
+	// no transaction left (SQLite ends one by itself on some errors) fails
+	// harmlessly.
+	bg := context.WithoutCancel(ctx)
+	rollback := func() { _, _ = s.wc.ExecContext(bg, "ROLLBACK") }
+	t := newConnTxn(s.wc, s.w)
+	done := false
+	defer func() {
+		t.close()
+		if !done {
+			rollback() // fn panicked; the panic goes on
+		}
+	}()
+	if err := fn(t); err != nil {
+		done = true
+		rollback()
+		return withCtx(ctx, err)
+	}
+	done = true
+	if t.broken != nil {
+		rollback()
+		return t.broken
+	}
+	if err := ctx.Err(); err != nil {
+		rollback()
+		return wrap("commit", err)
+	}
+	if _, err := s.wc.ExecContext(bg, "COMMIT"); err != nil {
+		rollback() // a COMMIT that failed (SQLITE_BUSY, say) may leave the transaction open
+		return wrap("commit", err)
+	}
+	return nil
+}
+
 // Close closes the database. Read, Write and Close fail with [ErrClosed]
-// afterwards. Close does not wait for transactions under way: one that
-// holds its connection still commits or rolls back, one waiting for a
-// connection fails. Call it once the Reads and Writes have returned.
+// afterwards. Close waits for a Write under way on a file store to commit
+// or roll back; it does not wait for Reads: one that holds its connection
+// finishes, one waiting for a connection fails. Call it once the Reads and
+// Writes have returned.
 func (s *Store) Close() error {
+	if s.wc != nil {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
 	if s.closed.Swap(true) {
 		return ErrClosed
 	}
@@ -395,6 +469,9 @@ func (s *Store) Close() error {
 		err = s.cp.close()
 	}
 	s.w.closeStmts()
+	if s.wc != nil {
+		err = errors.Join(err, s.wc.Close())
+	}
 	err = errors.Join(err, s.w.db.Close())
 	if s.r != s.w {
 		s.r.closeStmts()

@@ -373,7 +373,9 @@ func TestTx_NextWakeAfterDue(t *testing.T) {
 func TestOpen_CacheAndCheckpoint(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pragma := func(db *sql.DB, name string) int {
+	pragma := func(db interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}, name string) int {
 		var n int
 		require.NoError(t, db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&n))
 		return n
@@ -399,14 +401,15 @@ func TestOpen_CacheAndCheckpoint(t *testing.T) {
 	}
 
 	on, onPath := MustOpenFile(t, sqlite.Options{CacheMiB: 8, CheckpointInterval: 20 * time.Millisecond})
-	w, r := sqlite.DBs(on)
+	w := sqlite.WriterConn(on)
+	_, r := sqlite.DBs(on)
 	require.Equal(t, -8*1024, pragma(w, "cache_size"))
 	require.Equal(t, -2*1024, pragma(r, "cache_size"), "readers: a quarter, at least 2 MiB")
 	require.Equal(t, 20000, pragma(w, "wal_autocheckpoint"))
 	_, onFull := walGrowth(on, onPath)
 
 	off, offPath := MustOpenFile(t, sqlite.Options{CheckpointInterval: -1})
-	w, _ = sqlite.DBs(off)
+	w = sqlite.WriterConn(off)
 	require.Equal(t, 1000, pragma(w, "wal_autocheckpoint"), "no goroutine: SQLite's own threshold")
 	require.Equal(t, -sqlite.DefaultCacheMiB*1024, pragma(w, "cache_size"))
 	offHalf, offFull := walGrowth(off, offPath)

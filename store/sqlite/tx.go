@@ -13,20 +13,45 @@ import (
 
 // txn is a [store.Tx] on one database/sql transaction.
 type txn struct {
-	tx       *sql.Tx
+	tx       querier
+	stx      *sql.Tx // tx as a *sql.Tx, nil on the held writer connection
 	h        *handle
 	readOnly bool
 	stmts    map[string]*sql.Stmt // statements bound to tx, by query
 	pools    map[uuid.UUID]int64  // internal pool ids seen in this transaction
 
-	inSavepoint bool  // a Savepoint is running
-	broken      error // a savepoint could not be undone: the transaction must not commit
+	adhoc       []*sql.Stmt // statements prepared on the held connection by this txn, closed at its end
+	inSavepoint bool        // a Savepoint is running
+	broken      error       // a savepoint could not be undone: the transaction must not commit
 }
 
 var _ store.Tx = (*txn)(nil)
 
+// querier is what a txn runs statements on: a *sql.Tx, or the writer's
+// held *sql.Conn inside a BEGIN … COMMIT of its own.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
 func newTxn(tx *sql.Tx, h *handle, readOnly bool) *txn {
-	return &txn{tx: tx, h: h, readOnly: readOnly}
+	return &txn{tx: tx, stx: tx, h: h, readOnly: readOnly}
+}
+
+// newConnTxn is a txn on the held writer connection c, whose statements in
+// h were prepared on c itself and are used as they are.
+func newConnTxn(c *sql.Conn, h *handle) *txn {
+	return &txn{tx: c, h: h}
+}
+
+// close closes the statements this txn prepared on the held connection.
+func (t *txn) close() {
+	for _, s := range t.adhoc {
+		s.Close()
+	}
+	t.adhoc = nil
 }
 
 // stmt returns query as a statement of this transaction: the one prepared
@@ -38,11 +63,17 @@ func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	}
 	var s *sql.Stmt
 	if ps, ok := t.h.stmts[query]; ok {
-		s = t.tx.StmtContext(ctx, ps)
+		if t.stx == nil {
+			return ps, nil // prepared on this very connection
+		}
+		s = t.stx.StmtContext(ctx, ps)
 	} else {
 		var err error
 		if s, err = t.tx.PrepareContext(ctx, query); err != nil {
 			return nil, err
+		}
+		if t.stx == nil {
+			t.adhoc = append(t.adhoc, s) // a connection's statement outlives the transaction
 		}
 	}
 	if t.stmts == nil {
