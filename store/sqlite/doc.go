@@ -27,6 +27,10 @@
 // the file's write lock at once rather than failing later on lock upgrade;
 // writes of the process queue for that connection, and a write of another
 // process on the same file waits for the lock up to [Options.BusyTimeout].
+// The writer's connection is held by the Store for its life and the Store
+// runs BEGIN IMMEDIATE … COMMIT on it itself, with its statements prepared
+// on it once: database/sql's Tx would cost a goroutine per transaction and
+// per result set, and a rebinding of every statement.
 // Read transactions run on a small pool of read-only connections
 // (query_only) and each sees one snapshot. Foreign keys are enforced and
 // temporary data (statement journals) stays in memory. All of these are set
