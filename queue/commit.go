@@ -272,13 +272,8 @@ func newWtx(tx store.Tx, now time.Time) *wtx { return &wtx{Tx: tx, now: now} }
 var errRerun = errors.New("queue: rerun the batch with savepoints")
 
 // callCombined is call for a combined run.
-func callCombined(ctx context.Context, cb *combiner, tx *wtx, reqs []any) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("queue: operation panicked: %v", v)
-		}
-	}()
-	return cb.run(ctx, tx, reqs)
+func callCombined(ctx context.Context, cb *combiner, tx *wtx, reqs []any) error {
+	return call(ctx, func(ctx context.Context, tx *wtx) error { return cb.run(ctx, tx, reqs) }, tx)
 }
 
 // call runs fn, turning a panic into an error so that one operation cannot

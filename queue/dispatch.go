@@ -130,17 +130,11 @@ func (e *Engine) dequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease
 	if err := checkID("uuid", poolID); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
-	if e.isClosed() {
-		return nil, ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	r := &claimReq{n: n}
 	cb := &combiner{key: claimKey{poolID}, run: func(ctx context.Context, tx *wtx, reqs []any) error {
 		return e.claim(ctx, tx, poolID, reqs)
 	}}
-	if err := e.gc.writeCombined(ctx, cb, r); err != nil {
+	if err := e.writeCombined(ctx, cb, r); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
 	if r.changed {

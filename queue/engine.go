@@ -102,13 +102,27 @@ func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) error {
 // the concurrent callers' operations (see committer). fn must use the ctx
 // it is given, which is not cancelled.
 func (e *Engine) write(ctx context.Context, fn func(context.Context, *wtx) error) error {
-	if e.isClosed() {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
+	if err := e.writable(ctx); err != nil {
 		return err
 	}
 	return e.gc.write(ctx, fn)
+}
+
+// writeCombined is write for an operation that group commit may combine
+// with others of its kind (see combiner).
+func (e *Engine) writeCombined(ctx context.Context, cb *combiner, req any) error {
+	if err := e.writable(ctx); err != nil {
+		return err
+	}
+	return e.gc.writeCombined(ctx, cb, req)
+}
+
+// writable returns ErrClosed after Close, or ctx's error once it ended.
+func (e *Engine) writable(ctx context.Context) error {
+	if e.isClosed() {
+		return ErrClosed
+	}
+	return ctx.Err()
 }
 
 // checkID rejects the nil UUID as a pool id with a field error.

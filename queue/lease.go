@@ -80,10 +80,22 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 // Complete settles a leased item as Completed with note. Errors:
 // [ErrLeaseLost].
 func (e *Engine) Complete(ctx context.Context, l *Lease, note string) error {
-	_, err := e.settle(ctx, "complete", l, func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
-		return pool.Complete(it, now, note)
-	})
+	_, err := e.settle(ctx, "complete", l, completeWith(note))
 	return err
+}
+
+// completeWith is the settlement of Complete.
+func completeWith(note string) settleFunc {
+	return func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
+		return pool.Complete(it, now, note)
+	}
+}
+
+// failWith is the settlement of Fail.
+func (e *Engine) failWith(f Failure) settleFunc {
+	return func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error) {
+		return pool.Fail(it, p, now, f, e.opts.RetryDelay)
+	}
 }
 
 // Fail settles a leased item after a failed attempt. With attempts left
@@ -99,9 +111,7 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, f Failure) error {
 // fail is Fail returning the item as settled, so the runner can tell a retry
 // from a final failure.
 func (e *Engine) fail(ctx context.Context, l *Lease, f Failure) (pool.Item, error) {
-	return e.settle(ctx, "fail", l, func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error) {
-		return pool.Fail(it, p, now, f, e.opts.RetryDelay)
-	})
+	return e.settle(ctx, "fail", l, e.failWith(f))
 }
 
 // Release gives a leased item back unattempted: the attempt is not counted
@@ -147,13 +157,7 @@ type settleKey struct{}
 // writeSettle runs req (a *settleReq, or a []*settleReq for Settle)
 // through group commit, combined with the batch's other settlements.
 func (e *Engine) writeSettle(ctx context.Context, req any) error {
-	if e.isClosed() {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return e.gc.writeCombined(ctx, &combiner{key: settleKey{}, run: e.settleAll}, req)
+	return e.writeCombined(ctx, &combiner{key: settleKey{}, run: e.settleAll}, req)
 }
 
 // settleAll runs settlements (each req a *settleReq or a []*settleReq) as
@@ -289,14 +293,9 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 	}
 	reqs := make([]*settleReq, len(outs))
 	for i, o := range outs {
-		fn := func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
-			return pool.Complete(it, now, o.Note)
-		}
+		fn := completeWith(o.Note)
 		if o.Failure != nil {
-			f := *o.Failure
-			fn = func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error) {
-				return pool.Fail(it, p, now, f, e.opts.RetryDelay)
-			}
+			fn = e.failWith(*o.Failure)
 		}
 		reqs[i] = &settleReq{l: o.Lease, fn: fn}
 	}

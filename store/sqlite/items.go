@@ -114,31 +114,15 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 	if err != nil {
 		return 0, wrap(op, err)
 	}
-	args := make([]any, 0, insertSizes[0]*itemParams)
-	added := 0
-	for start := 0; start < len(items); {
-		size := chunk(len(items) - start)
-		args = args[:0]
-		for i, it := range items[start : start+size] {
-			at, err := nanos(it.AddedAt)
-			if err != nil {
-				return 0, wrap(fmt.Sprintf("%s: item %d", op, start+i), err)
-			}
-			args = append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload))
-			if args, err = appendState(args, it); err != nil {
-				return 0, wrap(fmt.Sprintf("%s: item %d", op, start+i), err)
-			}
-		}
-		res, err := t.exec(ctx, insertItemsSQL[size], args...)
+	added, err := t.execChunks(ctx, op, items, insertItemsSQL, func(args []any, it pool.Item) ([]any, error) {
+		at, err := nanos(it.AddedAt)
 		if err != nil {
-			return 0, wrap(op, err)
+			return nil, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return 0, wrap(op, err)
-		}
-		added += int(n)
-		start += size
+		return appendState(append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload)), it)
+	})
+	if err != nil {
+		return 0, err
 	}
 	return added, nil
 }
@@ -228,31 +212,47 @@ func (t *txn) UpdateItems(ctx context.Context, items ...pool.Item) error {
 	if len(items) == 1 {
 		return t.UpdateItem(ctx, items[0])
 	}
-	args := make([]any, 0, min(len(items), insertSizes[0])*(stateParams+1))
+	n, err := t.execChunks(ctx, op, items, updateItemsSQL, func(args []any, it pool.Item) ([]any, error) {
+		args, err := appendState(args, it)
+		return append(args, it.ID), err
+	})
+	if err != nil {
+		return err
+	}
+	if n != len(items) {
+		return fmt.Errorf("sqlite: %s: %d of %d items found: %w", op, n, len(items), store.ErrNotFound)
+	}
+	return nil
+}
+
+// execChunks runs, for items cut into chunks of insertSizes, the statement
+// of each chunk's size from stmts, with the arguments row appends for each
+// item, and returns the number of rows the statements affected.
+func (t *txn) execChunks(ctx context.Context, op string, items []pool.Item, stmts map[int]string,
+	row func(args []any, it pool.Item) ([]any, error)) (int, error) {
+	args := make([]any, 0, min(len(items), insertSizes[0])*itemParams) // itemParams: the widest row
+	affected := 0
 	for start := 0; start < len(items); {
 		size := chunk(len(items) - start)
 		args = args[:0]
 		for i, it := range items[start : start+size] {
 			var err error
-			if args, err = appendState(args, it); err != nil {
-				return wrap(fmt.Sprintf("%s: item %d", op, start+i), err)
+			if args, err = row(args, it); err != nil {
+				return 0, wrap(fmt.Sprintf("%s: item %d", op, start+i), err)
 			}
-			args = append(args, it.ID)
 		}
-		res, err := t.exec(ctx, updateItemsSQL[size], args...)
+		res, err := t.exec(ctx, stmts[size], args...)
 		if err != nil {
-			return wrap(op, err)
+			return 0, wrap(op, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return wrap(op, err)
+			return 0, wrap(op, err)
 		}
-		if int(n) != size {
-			return fmt.Errorf("sqlite: %s: %d of %d items found: %w", op, n, size, store.ErrNotFound)
-		}
+		affected += int(n)
 		start += size
 	}
-	return nil
+	return affected, nil
 }
 
 // chunk returns the largest of insertSizes that is at most left (left ≥ 1).
