@@ -190,16 +190,17 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 		if err != nil {
 			return err
 		}
+		changes := make([]store.Change, len(due))
 		for i, it := range due {
 			out, ok := pool.Dispatch(it, p, now, expires)
-			due[i] = out
+			changes[i] = store.Change{From: it.Status, Item: out}
 			if !ok {
 				changed = true // failed at the ceiling instead
 				continue
 			}
 			leases = append(leases, newLease(out))
 		}
-		if err := tx.UpdateItems(ctx, due...); err != nil {
+		if err := tx.UpdateItems(ctx, changes...); err != nil {
 			return err
 		}
 		if len(due) < n {
@@ -274,7 +275,7 @@ func (e *Engine) reclaim(ctx context.Context, tx store.Tx, p pool.Pool, now time
 			if err != nil {
 				return total, err
 			}
-			if err := tx.UpdateItem(ctx, out); err != nil {
+			if err := tx.UpdateItem(ctx, it.Status, out); err != nil {
 				return total, err
 			}
 		}

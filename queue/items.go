@@ -197,7 +197,7 @@ func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn f
 		if out, err = fn(it); err != nil {
 			return err
 		}
-		return tx.UpdateItem(ctx, out)
+		return tx.UpdateItem(ctx, it.Status, out)
 	})
 	return out, err
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
 
@@ -196,8 +197,10 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 		}
 	}
 	items := make(map[int64]pool.Item, len(found))
+	from := make(map[int64]pool.Status, len(found)) // as read: what the writes change from
 	for _, it := range found {
 		items[it.ID] = it
+		from[it.ID] = it.Status
 	}
 	var writes []int64 // items to write, each once, in first-settled order
 	written := make(map[int64]bool, len(list))
@@ -220,11 +223,11 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 			writes = append(writes, out.ID)
 		}
 	}
-	rows := make([]pool.Item, len(writes))
+	changes := make([]store.Change, len(writes))
 	for i, id := range writes {
-		rows[i] = items[id]
+		changes[i] = store.Change{From: from[id], Item: items[id]}
 	}
-	return tx.UpdateItems(ctx, rows...)
+	return tx.UpdateItems(ctx, changes...)
 }
 
 // settleFunc is what a settlement does to a leased item.

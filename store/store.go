@@ -39,6 +39,13 @@ type Store interface {
 	Close() error
 }
 
+// Change is one write of an item for [Tx.UpdateItems]: Item as it is to
+// be stored, and From, the status the caller read it in.
+type Change struct {
+	From pool.Status
+	Item pool.Item
+}
+
 // Tx is the set of operations of one transaction. A Tx is valid only inside
 // the function it was passed to, and is not safe for concurrent use.
 //
@@ -80,12 +87,16 @@ type Tx interface {
 	ItemByID(ctx context.Context, id int64) (pool.Item, error)
 	// UpdateItem stores every mutable field of it (status, priority,
 	// attempts, retry count, timestamps, notes, token, lease expiry), found
-	// by it.ID, or returns [ErrNotFound].
-	UpdateItem(ctx context.Context, it pool.Item) error
+	// by it.ID in pool it.PoolUUID, if its status is still from (the status
+	// the caller read it in); else it returns [ErrNotFound] and writes
+	// nothing. The per-status counts follow the change from from to
+	// it.Status.
+	UpdateItem(ctx context.Context, from pool.Status, it pool.Item) error
 	// UpdateItems is UpdateItem for many items, with fewer statements: the
-	// batch path of dispatch and settlement. If an item is not found it
-	// returns [ErrNotFound] (and the transaction must not commit).
-	UpdateItems(ctx context.Context, items ...pool.Item) error
+	// batch path of dispatch and settlement. If an item is not found in
+	// its From status it returns [ErrNotFound] (and the transaction must
+	// not commit).
+	UpdateItems(ctx context.Context, changes ...Change) error
 	// ItemsByID returns the items with the given IDs, those that exist, in
 	// no particular order.
 	ItemsByID(ctx context.Context, ids []int64) ([]pool.Item, error)

@@ -49,8 +49,9 @@ func TestStore_ConcurrentFile(t *testing.T) {
 							return err
 						}
 						for _, it := range due {
+							from := it.Status
 							it.Status = pool.StatusCompleted
-							if err := tx.UpdateItem(ctx, it); err != nil {
+							if err := tx.UpdateItem(ctx, from, it); err != nil {
 								return err
 							}
 						}

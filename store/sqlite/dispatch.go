@@ -55,6 +55,12 @@ func (t *txn) InFlight(ctx context.Context, poolID uuid.UUID) (int, error) {
 	if err != nil {
 		return 0, wrap(op, err)
 	}
+	if st := t.states[k]; st != nil {
+		return st.inFlight, nil
+	}
+	if err := t.flushCounts(ctx); err != nil {
+		return 0, wrap(op, err)
+	}
 	var n int
 	return n, wrap(op, t.queryRow(ctx, []any{&n}, inFlightSQL, k))
 }
@@ -90,8 +96,11 @@ func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time
 	if limit <= 0 {
 		return []pool.Item{}, nil
 	}
-	if _, err := t.exec(ctx, promoteSQL, k, at); err != nil {
-		return nil, wrap(op+": promote", err)
+	if t.retryBy(k, at) {
+		if _, err := t.exec(ctx, promoteSQL, k, at); err != nil {
+			return nil, wrap(op+": promote", err)
+		}
+		t.promoted(k, at)
 	}
 	rows, err := t.query(ctx, query, k, at, limit)
 	if err != nil {
@@ -113,7 +122,7 @@ func (t *txn) Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limi
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	if limit <= 0 {
+	if limit <= 0 || !t.expiredBy(k, at) {
 		return []pool.Item{}, nil
 	}
 	rows, err := t.query(ctx, expiredSQL, k, at, limit)

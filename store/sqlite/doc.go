@@ -69,9 +69,22 @@
 //   - items: one row per item, id INTEGER PRIMARY KEY AUTOINCREMENT (never
 //     reused), unique per (pool, contact); an internal ready flag marks the
 //     due set, with one partial index per dispatch order;
-//   - pool_counts: the number of items of each pool in each status, kept by
-//     triggers, so status counts, contacts_count and the number in flight
-//     are O(1).
+//   - pool_counts: the number of items of each pool in each status, so
+//     status counts, contacts_count and the number in flight are O(1). The
+//     store keeps them itself, not triggers: every item write names the
+//     status it leaves (UpdateItem refuses the write if the item is no
+//     longer in it), a write transaction adds the changes up in memory and
+//     writes the sums once, before it commits or reads a count. A batch
+//     moving a hundred items from Pending to Processing updates two counts
+//     once instead of two hundred times.
+//
+// A write transaction that reads a pool learns, in the same statement, the
+// number of its items in flight, its earliest lease expiry and its earliest
+// retry time outside the due set, and keeps them current as it writes
+// items: InFlight then costs no statement, Expired none while no lease has
+// ended, and Due skips the promotion UPDATE while no retry time has come.
+// A claim is three statements (pool, due items, update) plus the counts at
+// commit.
 //
 // UUIDs (pool and contact) are stored as 16-byte BLOBs, their raw bytes, so
 // BLOB order is UUID order. Times are INTEGER nanoseconds since the Unix

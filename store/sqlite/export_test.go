@@ -16,6 +16,9 @@ func DBs(s *Store) (w, r *sql.DB) { return s.w.db, s.r.db }
 // Use it only between Writes.
 func WriterConn(s *Store) *sql.Conn { return s.wc }
 
+// UpdateItemsSQL is the statement of UpdateItems for two items.
+var UpdateItemsSQL = updateItemsSQL[2]
+
 // Queries of the dispatch path, for EXPLAIN QUERY PLAN tests.
 const (
 	PromoteSQL     = promoteSQL
@@ -28,4 +31,6 @@ const (
 	ItemsSQL       = itemsSQL
 	ItemsStatusSQL = itemsByStatusSQL
 	ItemSQL        = itemSQL
+	PoolStateSQL   = poolStateSQL
+	UpdateItemSQL  = updateItemSQL
 )

@@ -34,10 +34,12 @@ const itemParams = 16
 var insertSizes = []int{64, 32, 16, 8, 4, 2, 1}
 
 // updateItemsSQL maps each of insertSizes to a statement updating that many
-// items, found by ID, from a VALUES list: one statement for many rows, so a
-// batch pays the statement's fixed costs once.
+// items, found by ID, pool and status, from a VALUES list: one statement for
+// many rows, so a batch pays the statement's fixed costs once. The unary +
+// keeps pool and status out of the choice of index: without it SQLite
+// seeks items_pool_status rather than the rowid.
 var updateItemsSQL = func() map[int]string {
-	row := "(" + strings.Repeat("?, ", stateParams) + "?)"
+	row := "(" + strings.Repeat("?, ", stateParams+2) + "?)"
 	m := make(map[int]string, len(insertSizes))
 	for _, n := range insertSizes {
 		m[n] = `UPDATE items SET status = v.column1, priority = v.column2, attempts = v.column3,
@@ -45,7 +47,7 @@ var updateItemsSQL = func() map[int]string {
     next_retry_at = v.column8, notes = v.column9, token = v.column10, lease_expires_at = v.column11,
     ready = v.column12
 FROM (VALUES ` + strings.Repeat(row+", ", n-1) + row + `) AS v
-WHERE items.id = v.column13`
+WHERE items.id = v.column13 AND +items.pool_id = v.column14 AND +items.status = v.column15`
 	}
 	return m
 }()
@@ -77,13 +79,13 @@ ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 	itemByIDSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id WHERE i.id = ?`
 
 	// updateItemSQL sets ready from the status: a Pending item is due, a
-	// Retrying or Scheduled one waits for Due to promote it.
+	// Retrying or Scheduled one waits for Promote.
 	updateItemSQL = `UPDATE items SET status = ?, priority = ?, attempts = ?, retry_count = ?,
     started_at = ?, completed_at = ?, failed_at = ?, next_retry_at = ?, notes = ?, token = ?,
     lease_expires_at = ?, ready = ?
-WHERE id = ?`
+WHERE id = ? AND +pool_id = ? AND +status = ?`
 
-	deleteItemSQL = `DELETE FROM items WHERE id = ?`
+	deleteItemSQL = `DELETE FROM items WHERE id = ? RETURNING pool_id, status`
 
 	// itemsByIDSQL takes the IDs as a JSON array: one statement for any
 	// number of them, each a rowid seek.
@@ -114,15 +116,30 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 	if err != nil {
 		return 0, wrap(op, err)
 	}
-	added, err := t.execChunks(ctx, op, items, insertItemsSQL, func(args []any, it pool.Item) ([]any, error) {
-		at, err := nanos(it.AddedAt)
-		if err != nil {
-			return nil, err
+	// The statements run over runs of one status, so that the rows each
+	// adds are counted in that status.
+	added := 0
+	for start := 0; start < len(items); {
+		end := start + 1
+		for end < len(items) && items[end].Status == items[start].Status {
+			end++
 		}
-		return appendState(append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload)), it)
-	})
-	if err != nil {
-		return 0, err
+		n, err := execChunks(ctx, t, op, start, items[start:end], insertItemsSQL, func(args []any, _ int, it pool.Item) ([]any, error) {
+			at, err := nanos(it.AddedAt)
+			if err != nil {
+				return nil, err
+			}
+			return appendState(append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload)), it)
+		})
+		if err != nil {
+			return 0, err
+		}
+		t.count(k, items[start].Status, n)
+		for _, it := range items[start:end] { // those added among them, and maybe more
+			t.noteItem(k, it)
+		}
+		added += n
+		start = end
 	}
 	return added, nil
 }
@@ -154,6 +171,7 @@ func (t *txn) CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) 
 	if err != nil {
 		return 0, wrap(op, err)
 	}
+	t.count(dk, pool.StatusPending, int(n))
 	return int(n), nil
 }
 
@@ -188,48 +206,74 @@ func (t *txn) ItemByID(ctx context.Context, id int64) (pool.Item, error) {
 	return it, nil
 }
 
-// UpdateItem stores the mutable fields of it. O(log n).
-func (t *txn) UpdateItem(ctx context.Context, it pool.Item) error {
+// UpdateItem stores the mutable fields of it if it is in status from.
+// O(log n).
+func (t *txn) UpdateItem(ctx context.Context, from pool.Status, it pool.Item) error {
 	const op = "update item"
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	args, err := appendState(make([]any, 0, 13), it)
+	k, err := t.poolKey(ctx, it.PoolUUID)
 	if err != nil {
 		return wrap(op, err)
 	}
-	res, err := t.exec(ctx, updateItemSQL, append(args, it.ID)...)
-	return wrap(op, affected(res, err))
+	args, err := appendState(make([]any, 0, stateParams+3), it)
+	if err != nil {
+		return wrap(op, err)
+	}
+	res, err := t.exec(ctx, updateItemSQL, append(args, it.ID, k, string(from))...)
+	if err := affected(res, err); err != nil {
+		return wrap(op, err)
+	}
+	t.count(k, from, -1)
+	t.count(k, it.Status, 1)
+	t.noteItem(k, it)
+	return nil
 }
 
 // UpdateItems stores the mutable fields of items with as few statements as
 // the sizes of insertSizes allow. O(m log n) for m items.
-func (t *txn) UpdateItems(ctx context.Context, items ...pool.Item) error {
+func (t *txn) UpdateItems(ctx context.Context, changes ...store.Change) error {
 	const op = "update items"
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if len(items) == 1 {
-		return t.UpdateItem(ctx, items[0])
+	if len(changes) == 1 {
+		return t.UpdateItem(ctx, changes[0].From, changes[0].Item)
 	}
-	n, err := t.execChunks(ctx, op, items, updateItemsSQL, func(args []any, it pool.Item) ([]any, error) {
-		args, err := appendState(args, it)
-		return append(args, it.ID), err
+	keys := make([]int64, len(changes))
+	for i, c := range changes {
+		k, err := t.poolKey(ctx, c.Item.PoolUUID)
+		if err != nil {
+			return wrap(fmt.Sprintf("%s: item %d", op, i), err)
+		}
+		keys[i] = k
+	}
+	n, err := execChunks(ctx, t, op, 0, changes, updateItemsSQL, func(args []any, i int, c store.Change) ([]any, error) {
+		args, err := appendState(args, c.Item)
+		return append(args, c.Item.ID, keys[i], string(c.From)), err
 	})
 	if err != nil {
 		return err
 	}
-	if n != len(items) {
-		return fmt.Errorf("sqlite: %s: %d of %d items found: %w", op, n, len(items), store.ErrNotFound)
+	if n != len(changes) {
+		return fmt.Errorf("sqlite: %s: %d of %d items found in the status given: %w", op, n, len(changes), store.ErrNotFound)
+	}
+	for i, c := range changes {
+		t.count(keys[i], c.From, -1)
+		t.count(keys[i], c.Item.Status, 1)
+		t.noteItem(keys[i], c.Item)
 	}
 	return nil
 }
 
 // execChunks runs, for items cut into chunks of insertSizes, the statement
 // of each chunk's size from stmts, with the arguments row appends for each
-// item, and returns the number of rows the statements affected.
-func (t *txn) execChunks(ctx context.Context, op string, items []pool.Item, stmts map[int]string,
-	row func(args []any, it pool.Item) ([]any, error)) (int, error) {
+// item (given its index in items), and returns the number of rows the
+// statements affected. first is the index of items[0] in the caller's
+// list, for errors.
+func execChunks[T any](ctx context.Context, t *txn, op string, first int, items []T, stmts map[int]string,
+	row func(args []any, i int, it T) ([]any, error)) (int, error) {
 	args := make([]any, 0, min(len(items), insertSizes[0])*itemParams) // itemParams: the widest row
 	affected := 0
 	for start := 0; start < len(items); {
@@ -237,8 +281,8 @@ func (t *txn) execChunks(ctx context.Context, op string, items []pool.Item, stmt
 		args = args[:0]
 		for i, it := range items[start : start+size] {
 			var err error
-			if args, err = row(args, it); err != nil {
-				return 0, wrap(fmt.Sprintf("%s: item %d", op, start+i), err)
+			if args, err = row(args, start+i, it); err != nil {
+				return 0, wrap(fmt.Sprintf("%s: item %d", op, first+start+i), err)
 			}
 		}
 		res, err := t.exec(ctx, stmts[size], args...)
@@ -300,8 +344,13 @@ func (t *txn) DeleteItem(ctx context.Context, id int64) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	res, err := t.exec(ctx, deleteItemSQL, id)
-	return wrap(op, affected(res, err))
+	var k int64
+	var status string
+	if err := t.queryRow(ctx, []any{&k, &status}, deleteItemSQL, id); err != nil {
+		return wrap(op, err)
+	}
+	t.count(k, pool.Status(status), -1)
+	return nil
 }
 
 // Items returns one page of a pool's items in insertion order and the
@@ -314,6 +363,9 @@ func (t *txn) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) ([]
 	}
 	k, err := t.poolKey(ctx, poolID)
 	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	if err := t.flushCounts(ctx); err != nil {
 		return nil, 0, wrap(op, err)
 	}
 	var total int

@@ -57,8 +57,16 @@ func (t *txn) InsertPool(ctx context.Context, p pool.Pool) error {
 	return nil
 }
 
-// Pool returns one pool with its ContactsCount. O(log n).
+// Pool returns one pool with its ContactsCount. O(log n). In a write
+// transaction it learns the pool's dispatch state too (see state.go).
 func (t *txn) Pool(ctx context.Context, id uuid.UUID) (pool.Pool, error) {
+	if !t.readOnly {
+		p, err := t.poolWithState(ctx, id)
+		return p, wrap("pool", err)
+	}
+	if err := t.flushCounts(ctx); err != nil {
+		return pool.Pool{}, wrap("pool", err)
+	}
 	s, err := t.stmt(ctx, poolSQL)
 	if err != nil {
 		return pool.Pool{}, wrap("pool", err)
@@ -93,7 +101,13 @@ func (t *txn) DeletePool(ctx context.Context, id uuid.UUID) error {
 	if err := t.writable(op); err != nil {
 		return err
 	}
+	k, err := t.poolKey(ctx, id)
+	if err != nil {
+		return wrap(op, err)
+	}
 	delete(t.pools, id)
+	delete(t.states, k)
+	t.forgetCounts(k) // they go with the pool
 	res, err := t.exec(ctx, deletePoolSQL, blob(id))
 	return wrap(op, affected(res, err))
 }
@@ -124,6 +138,9 @@ func (t *txn) Pools(ctx context.Context, q pool.PoolQuery) ([]pool.Pool, int, er
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 
+	if err := t.flushCounts(ctx); err != nil {
+		return nil, 0, wrap(op, err)
+	}
 	var total int
 	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM pools p`+cond, args...).Scan(&total); err != nil {
 		return nil, 0, wrap(op, err)
@@ -157,6 +174,9 @@ func (t *txn) StatusCounts(ctx context.Context, id uuid.UUID) (map[pool.Status]i
 	if err != nil {
 		return nil, wrap(op, err)
 	}
+	if err := t.flushCounts(ctx); err != nil {
+		return nil, wrap(op, err)
+	}
 	rows, err := t.query(ctx, statusCountsSQL, k)
 	if err != nil {
 		return nil, wrap(op, err)
@@ -174,9 +194,9 @@ func (t *txn) StatusCounts(ctx context.Context, id uuid.UUID) (map[pool.Status]i
 	return out, wrap(op, rows.Err())
 }
 
-// scanPool scans the columns of poolCols, returning the pool and its
-// internal id.
-func scanPool(s scanner) (pool.Pool, int64, error) {
+// scanPool scans the columns of poolCols, then extra, returning the pool
+// and its internal id.
+func scanPool(s scanner, extra ...any) (pool.Pool, int64, error) {
 	var (
 		p                pool.Pool
 		k                int64
@@ -184,8 +204,8 @@ func scanPool(s scanner) (pool.Pool, int64, error) {
 		created, updated int64
 		contacts         *int64
 	)
-	err := s.Scan(&k, &p.UUID, &p.Name, &p.Description, &typ, &p.MaxParallelItems, &p.MaxRetries,
-		&p.IsActive, &created, &updated, &contacts)
+	err := s.Scan(append([]any{&k, &p.UUID, &p.Name, &p.Description, &typ, &p.MaxParallelItems, &p.MaxRetries,
+		&p.IsActive, &created, &updated, &contacts}, extra...)...)
 	if err != nil {
 		return pool.Pool{}, 0, err
 	}

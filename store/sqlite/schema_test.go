@@ -231,6 +231,10 @@ func TestSchema_QueryPlans(t *testing.T) {
 		{"Items", sqlite.ItemsSQL, []any{1, 2, 3}, []string{"items_pool"}},
 		{"ItemsByStatus", sqlite.ItemsStatusSQL, []any{1, "Pending", 2, 3}, []string{"items_pool_status"}},
 		{"Item", sqlite.ItemSQL, []any{1, []byte("0123456789abcdef")}, []string{"sqlite_autoindex_items_1"}},
+		{"PoolState", sqlite.PoolStateSQL, []any{[]byte("0123456789abcdef")},
+			[]string{"sqlite_autoindex_pools_1", "PRIMARY KEY", "PRIMARY KEY", "items_lease", "items_retry"}},
+		{"UpdateItem", sqlite.UpdateItemSQL, make([]any, 15), []string{"INTEGER PRIMARY KEY"}},
+		{"UpdateItems", sqlite.UpdateItemsSQL, make([]any, 30), []string{"INTEGER PRIMARY KEY"}},
 	} {
 		rows, err := w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+tc.query, tc.args...)
 		require.NoError(t, err, tc.name)
@@ -281,8 +285,9 @@ func TestSchema_ReadyFlag(t *testing.T) {
 		return r
 	}
 	update := func(mod func(*pool.Item)) {
+		from := it.Status
 		mod(&it)
-		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it) }))
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, from, it) }))
 	}
 	due := func(now time.Time) {
 		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {

@@ -388,6 +388,9 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) (err error) 
 		return withCtx(ctx, err)
 	}
 	done = true
+	if t.broken == nil {
+		t.broken = t.flushCounts(ctx)
+	}
 	if t.broken != nil {
 		tx.Rollback()
 		return t.broken
@@ -436,9 +439,12 @@ func (s *Store) writeConn(ctx context.Context, fn func(store.Tx) error) error {
 		return withCtx(ctx, err)
 	}
 	done = true
+	if t.broken == nil {
+		t.broken = t.flushCounts(ctx)
+	}
 	if t.broken != nil {
 		rollback()
-		return t.broken
+		return withCtx(ctx, t.broken)
 	}
 	if err := ctx.Err(); err != nil {
 		rollback()

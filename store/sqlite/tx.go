@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"math"
 	"time"
 
@@ -23,6 +24,9 @@ type txn struct {
 	adhoc       []*sql.Stmt // statements prepared on the held connection by this txn, closed at its end
 	inSavepoint bool        // a Savepoint is running
 	broken      error       // a savepoint could not be undone: the transaction must not commit
+
+	deltas map[countKey]int     // count changes not yet in pool_counts (see counts.go)
+	states map[int64]*poolState // what this transaction knows of pools' items (see state.go)
 }
 
 var _ store.Tx = (*txn)(nil)
@@ -146,7 +150,7 @@ func readQueries() []string {
 	return []string{
 		poolKeySQL, poolSQL, statusCountsSQL,
 		itemSQL, itemByIDSQL, itemsByIDSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
-		inFlightSQL, expiredSQL, nextWakeSQL,
+		inFlightSQL, expiredSQL, nextWakeSQL, poolStateSQL,
 	}
 }
 
@@ -159,7 +163,7 @@ func writeQueries() []string {
 		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
 	)
 	for _, n := range insertSizes {
-		qs = append(qs, insertItemsSQL[n], updateItemsSQL[n])
+		qs = append(qs, insertItemsSQL[n], updateItemsSQL[n], updateCountsSQL[n])
 	}
 	return qs
 }
@@ -238,6 +242,7 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	if _, err := t.tx.ExecContext(ctx, savepointSQL); err != nil {
 		return wrap(op, err)
 	}
+	deltas := maps.Clone(t.deltas) // what a rollback to the savepoint leaves pending
 	t.inSavepoint = true
 	ferr := fn(t)
 	t.inSavepoint = false
@@ -248,8 +253,12 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 		}
 		return nil
 	}
-	// Undo fn's writes; the pool keys it may have cached go with them.
+	// Undo fn's writes; the pool keys it may have cached go with them, and
+	// the counts are back to pending what they were (fn may have written
+	// some of its own and earlier ones: the rollback undoes that too).
 	t.pools = nil
+	t.states = nil
+	t.deltas = deltas
 	if _, err := t.tx.ExecContext(ctx, rollbackToSQL); err != nil {
 		t.broken = fmt.Errorf("%s: %w", errBrokenTxMsg, err)
 		return t.broken

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -129,7 +128,9 @@ func (m *countsModel) updateItem(rt *rapid.T) {
 	c := rapid.SampledFrom(cs).Draw(rt, "contact")
 	it := randomItem(rt, c)
 	it.ID = m.items[0][c].ID
-	m.write(rt, func(tx store.Tx) error { return tx.UpdateItem(m.b.ctx, it) })
+	it.PoolUUID = m.p.UUID
+	from := m.items[0][c].Status
+	m.write(rt, func(tx store.Tx) error { return tx.UpdateItem(m.b.ctx, from, it) })
 	m.items[0][c] = it
 }
 
@@ -190,17 +191,7 @@ func (m *countsModel) due(rt *rapid.T) {
 			want = append(want, it)
 		}
 	}
-	slices.SortFunc(want, func(x, y pool.Item) int {
-		switch typ {
-		case pool.LIFO:
-			return cmp.Compare(y.ID, x.ID)
-		case pool.Parallel:
-			if c := cmp.Compare(y.Priority, x.Priority); c != 0 {
-				return c
-			}
-		}
-		return cmp.Compare(x.ID, y.ID)
-	})
+	slices.SortFunc(want, dueOrder(typ))
 	want = want[:min(limit, len(want))]
 
 	var got []pool.Item

@@ -28,6 +28,7 @@ func itemTests() []test {
 		{"ItemByID/ErrNotFound", testItemByIDNotFound},
 		{"UpdateItem/RoundTrip", testUpdateItemRoundTrip},
 		{"UpdateItem/ErrNotFound", testUpdateItemNotFound},
+		{"UpdateItem/StaleStatus", testUpdateItemStale},
 		{"UpdateItems/Many", testUpdateItemsMany},
 		{"UpdateItems/ErrNotFound", testUpdateItemsNotFound},
 		{"ItemsByID", testItemsByID},
@@ -306,7 +307,7 @@ func testUpdateItemNotFound(t *testing.T, b *bundle) {
 	p := b.insertPool()
 	it := b.insertItems(p.UUID, pending(1))[0]
 	it.ID += 1000
-	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItem(b.ctx, it) })
+	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItem(b.ctx, it.Status, it) })
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
@@ -405,7 +406,11 @@ func testUpdateItemsMany(t *testing.T, b *bundle) {
 			batch[i].LeaseExpiresAt = at(time.Duration(n) * time.Minute)
 			batch[i].Notes = fmt.Sprintf("batch %d item %d", n, i)
 		}
-		b.write(func(tx store.Tx) error { return tx.UpdateItems(b.ctx, batch...) })
+		cs := make([]store.Change, n)
+		for i, it := range batch {
+			cs[i] = store.Change{From: b.item(it.ID).Status, Item: it}
+		}
+		b.write(func(tx store.Tx) error { return tx.UpdateItems(b.ctx, cs...) })
 		for i, it := range batch {
 			require.Equal(t, it, b.item(it.ID), "batch of %d, item %d", n, i)
 		}
@@ -433,7 +438,11 @@ func testUpdateItemsNotFound(t *testing.T, b *bundle) {
 		batch[i].Notes = "changed"
 	}
 	batch[7].ID += 1000
-	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItems(b.ctx, batch...) })
+	cs := make([]store.Change, len(batch))
+	for i, it := range batch {
+		cs[i] = store.Change{From: pool.StatusPending, Item: it}
+	}
+	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItems(b.ctx, cs...) })
 	require.ErrorIs(t, err, store.ErrNotFound)
 	for _, it := range items {
 		require.Equal(t, it, b.item(it.ID))
@@ -459,4 +468,39 @@ func testItemsByID(t *testing.T, b *bundle) {
 	})
 	require.NoError(t, err)
 	require.Empty(t, got)
+}
+
+// testUpdateItemStale checks that a write naming a status the item is no
+// longer in, or another pool, is refused with ErrNotFound and writes
+// nothing, counts included: a caller acting on a stale read cannot undo
+// another's change or skew the counts.
+func testUpdateItemStale(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	b.set(items, 0, status(pool.StatusCompleted))
+	before := b.snapshot(p, q)
+
+	done := items[0]
+	done.Status, done.Notes = pool.StatusFailed, "stale"
+	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItem(b.ctx, pool.StatusPending, done) })
+	require.ErrorIs(t, err, store.ErrNotFound, "the item is Completed, not Pending")
+
+	moved := items[1]
+	moved.PoolUUID, moved.Status = q.UUID, pool.StatusSkipped
+	err = b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItem(b.ctx, pool.StatusPending, moved) })
+	require.ErrorIs(t, err, store.ErrNotFound, "the item is in another pool")
+
+	batch := []store.Change{
+		{From: pool.StatusPending, Item: withStatus(items[2], pool.StatusSkipped)},
+		{From: pool.StatusPending, Item: withStatus(items[0], pool.StatusSkipped)}, // Completed
+	}
+	err = b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItems(b.ctx, batch...) })
+	require.ErrorIs(t, err, store.ErrNotFound, "one stale item fails the batch")
+
+	require.Equal(t, before, b.snapshot(p, q), "nothing changed")
+}
+
+func withStatus(it pool.Item, s pool.Status) pool.Item {
+	it.Status = s
+	return it
 }

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Dispatch", dispatchTests()},
 		{"Transactions", txTests()},
 		{"Counts", countTests()},
+		{"State", stateTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -178,10 +179,11 @@ func (b *bundle) item(id int64) pool.Item {
 	return it
 }
 
-// update stores it.
+// update stores it, from the status it is in.
 func (b *bundle) update(it pool.Item) {
 	b.t.Helper()
-	b.write(func(tx store.Tx) error { return tx.UpdateItem(b.ctx, it) })
+	from := b.item(it.ID).Status
+	b.write(func(tx store.Tx) error { return tx.UpdateItem(b.ctx, from, it) })
 }
 
 // allItems lists every item of a pool, all pages, optionally of one status.

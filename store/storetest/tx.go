@@ -34,12 +34,12 @@ func testSavepoint(t *testing.T, b *bundle) {
 		kept = items[0]
 		kept.Status, kept.Attempts, kept.Token = pool.StatusProcessing, 1, 1
 		kept.LeaseExpiresAt = at(time.Minute)
-		require.NoError(t, tx.Savepoint(b.ctx, func(tx store.Tx) error { return tx.UpdateItem(b.ctx, kept) }))
+		require.NoError(t, tx.Savepoint(b.ctx, func(tx store.Tx) error { return tx.UpdateItem(b.ctx, items[0].Status, kept) }))
 
 		err := tx.Savepoint(b.ctx, func(tx store.Tx) error {
 			undone = items[1]
 			undone.Status = pool.StatusSkipped
-			if err := tx.UpdateItem(b.ctx, undone); err != nil {
+			if err := tx.UpdateItem(b.ctx, items[1].Status, undone); err != nil {
 				return err
 			}
 			if _, err := tx.InsertItems(b.ctx, p.UUID, pending(2)); err != nil {
@@ -119,7 +119,7 @@ func testReadOnly(t *testing.T, b *bundle) {
 			_, err := tx.CopyItems(b.ctx, p.UUID, q.UUID, t0)
 			return err
 		},
-		"UpdateItem": func(tx store.Tx) error { return tx.UpdateItem(b.ctx, changed) },
+		"UpdateItem": func(tx store.Tx) error { return tx.UpdateItem(b.ctx, items[0].Status, changed) },
 		"DeleteItem": func(tx store.Tx) error { return tx.DeleteItem(b.ctx, items[1].ID) },
 		"Due": func(tx store.Tx) error {
 			_, err := tx.Due(b.ctx, p.UUID, pool.FIFO, t0, 10)
@@ -170,7 +170,7 @@ func testWriteRollback(t *testing.T, b *bundle) {
 		}
 		done := items[0]
 		done.Status = pool.StatusCompleted
-		if err := tx.UpdateItem(b.ctx, done); err != nil {
+		if err := tx.UpdateItem(b.ctx, items[0].Status, done); err != nil {
 			return err
 		}
 		if err := tx.DeleteItem(b.ctx, items[1].ID); err != nil {
@@ -209,8 +209,9 @@ func testWriteSeesOwnWrites(t *testing.T, b *bundle) {
 		due, err := tx.Due(b.ctx, p.UUID, pool.FIFO, t0, 10)
 		require.NoError(t, err)
 		require.Len(t, due, 3)
-		due[0].Status = pool.StatusProcessing
-		require.NoError(t, tx.UpdateItem(b.ctx, due[0]))
+		claimed := due[0]
+		claimed.Status = pool.StatusProcessing
+		require.NoError(t, tx.UpdateItem(b.ctx, due[0].Status, claimed))
 		n, err = tx.InFlight(b.ctx, p.UUID)
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
@@ -242,8 +243,9 @@ func testConcurrent(t *testing.T, b *bundle) {
 					if err != nil || len(due) == 0 {
 						return err
 					}
-					due[0].Status = pool.StatusCompleted
-					return tx.UpdateItem(ctx, due[0])
+					done := due[0]
+					done.Status = pool.StatusCompleted
+					return tx.UpdateItem(ctx, due[0].Status, done)
 				})
 				if err != nil {
 					errs <- err
