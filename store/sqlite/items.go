@@ -27,11 +27,13 @@ const itemParams = 16
 
 // insertSizes are the row counts of the multi-row statements of InsertItems
 // and UpdateItems, largest first, ending with 1: a batch is cut greedily
-// into statements of these sizes (binary: any count below 128 takes at most
-// 7), all prepared at Open. Sharing a statement's fixed costs among 64 rows
-// makes a bulk add about a third faster than one row per statement, and
-// stays far below SQLite's limit of 32766 parameters.
-var insertSizes = []int{64, 32, 16, 8, 4, 2, 1}
+// into statements of these sizes, all prepared at Open. Every size up to 16
+// is there, so that the small batches of group commit (a few claims or
+// settlements a transaction) take one statement: 5 % more items/s with 16
+// workers than powers of two alone. Sharing a statement's fixed costs among
+// 64 rows makes a bulk add about a third faster than one row per
+// statement, and stays far below SQLite's limit of 32766 parameters.
+var insertSizes = []int{64, 32, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}
 
 // updateItemsSQL maps each of insertSizes to a statement updating that many
 // items, found by ID, pool and status, from a VALUES list: one statement for
@@ -66,6 +68,30 @@ ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 	}
 	return m
 }()
+
+// insertNewItemsSQL maps each of insertSizes to a statement inserting that
+// many new items (see isNew): five values a row, the state being the
+// literals of a new item. An Add binds a third of the values it would with
+// insertItemsSQL, and builds as few.
+var insertNewItemsSQL = func() map[int]string {
+	const row = "(?, ?, ?, ?, ?, 'Pending', 0, 0, '', 0, 1)"
+	m := make(map[int]string, len(insertSizes))
+	for _, n := range insertSizes {
+		m[n] = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, priority,
+    status, attempts, retry_count, notes, token, ready)
+VALUES ` + strings.Repeat(row+", ", n-1) + row + `
+ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
+	}
+	return m
+}()
+
+// isNew reports whether it is in the state of a new item: Pending, never
+// attempted, no times but AddedAt, no notes, token or lease.
+func isNew(it pool.Item) bool {
+	return it.Status == pool.StatusPending && it.Attempts == 0 && it.RetryCount == 0 &&
+		it.StartedAt == nil && it.CompletedAt == nil && it.FailedAt == nil && it.NextRetryAt == nil &&
+		it.Notes == "" && it.Token == 0 && it.LeaseExpiresAt.IsZero()
+}
 
 const (
 	copyItemsSQL = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, status, priority,
@@ -117,20 +143,34 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 		return 0, wrap(op, err)
 	}
 	// The statements run over runs of one status, so that the rows each
-	// adds are counted in that status.
+	// adds are counted in that status, and of new items or not, which take
+	// the narrow statements.
 	added := 0
 	for start := 0; start < len(items); {
 		end := start + 1
-		for end < len(items) && items[end].Status == items[start].Status {
+		fresh := isNew(items[start])
+		for end < len(items) && items[end].Status == items[start].Status && isNew(items[end]) == fresh {
 			end++
 		}
-		n, err := execChunks(ctx, t, op, start, items[start:end], insertItemsSQL, func(args []any, _ int, it pool.Item) ([]any, error) {
-			at, err := nanos(it.AddedAt)
-			if err != nil {
-				return nil, err
-			}
-			return appendState(append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload)), it)
-		})
+		var n int
+		var err error
+		if fresh {
+			n, err = execChunks(ctx, t, op, start, items[start:end], insertNewItemsSQL, func(args []any, _ int, it pool.Item) ([]any, error) {
+				at, err := nanos(it.AddedAt)
+				if err != nil {
+					return nil, err
+				}
+				return append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload), it.Priority), nil
+			})
+		} else {
+			n, err = execChunks(ctx, t, op, start, items[start:end], insertItemsSQL, func(args []any, _ int, it pool.Item) ([]any, error) {
+				at, err := nanos(it.AddedAt)
+				if err != nil {
+					return nil, err
+				}
+				return appendState(append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload)), it)
+			})
+		}
 		if err != nil {
 			return 0, err
 		}

@@ -163,7 +163,7 @@ func writeQueries() []string {
 		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
 	)
 	for _, n := range insertSizes {
-		qs = append(qs, insertItemsSQL[n], updateItemsSQL[n], updateCountsSQL[n])
+		qs = append(qs, insertItemsSQL[n], insertNewItemsSQL[n], updateItemsSQL[n], updateCountsSQL[n])
 	}
 	return qs
 }
