@@ -248,8 +248,8 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 
 // dsnParams returns the DSN query of a connection. Pragmas go in the DSN so
 // that every connection a pool opens gets them. temp_store(memory) keeps
-// statement journals in memory: every INSERT of items has one (its trigger
-// and foreign key may abort it halfway), and in a temporary file they cost
+// statement journals in memory: every INSERT of items has one (its
+// uniqueness check and foreign key may abort it halfway), and in a temporary file they cost
 // a write system call per page, several times the insert itself.
 func dsnParams(opts Options, readOnly bool) string {
 	if readOnly {
