@@ -152,25 +152,18 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 		for end < len(items) && items[end].Status == items[start].Status && isNew(items[end]) == fresh {
 			end++
 		}
-		var n int
-		var err error
+		stmts, state := insertItemsSQL, appendState
 		if fresh {
-			n, err = execChunks(ctx, t, op, start, items[start:end], insertNewItemsSQL, func(args []any, _ int, it pool.Item) ([]any, error) {
-				at, err := nanos(it.AddedAt)
-				if err != nil {
-					return nil, err
-				}
-				return append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload), it.Priority), nil
-			})
-		} else {
-			n, err = execChunks(ctx, t, op, start, items[start:end], insertItemsSQL, func(args []any, _ int, it pool.Item) ([]any, error) {
-				at, err := nanos(it.AddedAt)
-				if err != nil {
-					return nil, err
-				}
-				return appendState(append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload)), it)
-			})
+			stmts = insertNewItemsSQL
+			state = func(args []any, it pool.Item) ([]any, error) { return append(args, it.Priority), nil }
 		}
+		n, err := execChunks(ctx, t, op, start, items[start:end], stmts, func(args []any, _ int, it pool.Item) ([]any, error) {
+			at, err := nanos(it.AddedAt)
+			if err != nil {
+				return nil, err
+			}
+			return state(append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload)), it)
+		})
 		if err != nil {
 			return 0, err
 		}
