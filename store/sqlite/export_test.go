@@ -34,3 +34,11 @@ const (
 	PoolStateSQL   = poolStateSQL
 	UpdateItemSQL  = updateItemSQL
 )
+
+// Statements of the write path, for EXPLAIN tests.
+var (
+	InsertItemsSQL    = insertItemsSQL[2]
+	InsertNewItemsSQL = insertNewItemsSQL[2]
+	InsertPoolSQL     = insertPoolSQL
+	UpdatePoolSQL     = updatePoolSQL
+)

@@ -117,7 +117,24 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 			return migrateErr(m.name, err)
 		}
 	}
+	if err := bumpSchemaCookie(ctx, tx); err != nil {
+		return err
+	}
 	return migrateErr("commit", tx.Commit())
+}
+
+// bumpSchemaCookie adds one to the schema cookie (PRAGMA schema_version,
+// SQLite's own counter, not poolq's version), so that every connection,
+// this one included, parses the schema again before its next statement. DDL
+// bumps it by itself; a migration that edits sqlite_schema directly (0003)
+// does not, and needs this step of SQLite's documented procedure.
+func bumpSchemaCookie(ctx context.Context, tx *sql.Tx) error {
+	var cookie int64
+	if err := tx.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&cookie); err != nil {
+		return migrateErr("read schema cookie", err)
+	}
+	_, err := tx.ExecContext(ctx, "PRAGMA schema_version = "+strconv.FormatInt(cookie+1, 10))
+	return migrateErr("bump schema cookie", err)
 }
 
 // schemaVersion returns the version recorded in schema_version, 0 for a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/sqlite"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -315,4 +317,53 @@ func TestSchema_ReadyFlag(t *testing.T) {
 	}
 	update(func(it *pool.Item) { it.Status = pool.StatusPending; it.NextRetryAt = nil })
 	require.Equal(t, 1, ready(), "Pending again")
+}
+
+// TestSchema_NoInListChecks compiles every statement that writes items,
+// pools or counts, on the writer's own connection (the one that migrated
+// the file) and on a fresh one, and fails if a constraint it checks is an
+// IN list of three or more values: SQLite evaluates one by building a
+// temporary B-tree of the list, once for every row written. The check on
+// items.status was a sixth of the cost of a dispatch before migration 0003
+// wrote it as ORs.
+func TestSchema_NoInListChecks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, path := MustOpenFile(t, sqlite.Options{})
+	fresh, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer fresh.Close()
+	writes := map[string]string{
+		"InsertItems":    sqlite.InsertItemsSQL,
+		"InsertNewItems": sqlite.InsertNewItemsSQL,
+		"UpdateItem":     sqlite.UpdateItemSQL,
+		"UpdateItems":    sqlite.UpdateItemsSQL,
+		"InsertPool":     sqlite.InsertPoolSQL,
+		"UpdatePool":     sqlite.UpdatePoolSQL,
+		"InsertCounts":   `INSERT INTO pool_counts (pool_id, status, n) VALUES (1, 'Failed', 0)`,
+	}
+	inList := regexp.MustCompile(`IN \('[^']*', '[^']*', '`)
+	conns := map[string]interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}{"writer": sqlite.WriterConn(st), "fresh": fresh}
+	for cname, conn := range conns {
+		for name, query := range writes {
+			rows, err := conn.QueryContext(ctx, "EXPLAIN "+query, make([]any, strings.Count(query, "?"))...)
+			require.NoError(t, err, "%s on %s", name, cname)
+			var checks []string
+			for rows.Next() {
+				var addr, p1, p2, p3, p5 int64
+				var opcode, p4, comment sql.NullString
+				require.NoError(t, rows.Scan(&addr, &opcode, &p1, &p2, &p3, &p4, &p5, &comment))
+				if opcode.String == "Halt" && p2 == 2 { // OE_Abort: a constraint
+					checks = append(checks, p4.String)
+				}
+			}
+			require.NoError(t, rows.Err())
+			require.NotEmpty(t, checks, "%s on %s: no constraint found, the test reads EXPLAIN wrong", name, cname)
+			for _, c := range checks {
+				assert.NotRegexp(t, inList, c, "%s on %s", name, cname)
+			}
+		}
+	}
 }
