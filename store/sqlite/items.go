@@ -62,7 +62,7 @@ var insertItemsSQL = func() map[int]string {
 	row := "(" + strings.Repeat("?, ", itemParams-1) + "?)"
 	m := make(map[int]string, len(insertSizes))
 	for _, n := range insertSizes {
-		m[n] = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, ` + stateCols + `)
+		m[n] = `INSERT OR FAIL INTO items (pool_id, contact_uuid, added_at, payload, ` + stateCols + `)
 VALUES ` + strings.Repeat(row+", ", n-1) + row + `
 ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 	}
@@ -77,7 +77,7 @@ var insertNewItemsSQL = func() map[int]string {
 	const row = "(?, ?, ?, ?, ?, 'Pending', 0, 0, '', 0, 1)"
 	m := make(map[int]string, len(insertSizes))
 	for _, n := range insertSizes {
-		m[n] = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, priority,
+		m[n] = `INSERT OR FAIL INTO items (pool_id, contact_uuid, added_at, payload, priority,
     status, attempts, retry_count, notes, token, ready)
 VALUES ` + strings.Repeat(row+", ", n-1) + row + `
 ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
@@ -137,6 +137,14 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 	const op = "insert items"
 	if err := t.writable(op); err != nil {
 		return 0, err
+	}
+	// The schema has no JSON check on payloads (it would make SQLite keep a
+	// statement journal for every batch, see migration 0003): the check is
+	// here, before anything is written.
+	for i, it := range items {
+		if len(it.Payload) > 0 && !json.Valid(it.Payload) {
+			return 0, fmt.Errorf("sqlite: %s: item %d: payload is not valid JSON", op, i)
+		}
 	}
 	k, err := t.poolKey(ctx, poolID)
 	if err != nil {

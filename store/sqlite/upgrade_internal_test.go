@@ -16,8 +16,8 @@ import (
 // the triggers kept, to the latest version, where the store keeps them: the
 // counts carry over, the item triggers are gone (a write is counted once,
 // not twice), and writes after the upgrade keep the counts equal to a
-// recount. On the way, 0003 rewrites the enum checks in place: the file
-// passes integrity_check after it.
+// recount. On the way, 0003 rewrites constraints in place: the file passes
+// integrity_check after it.
 //
 // Not parallel: it narrows the package's migrations to the first while it
 // writes the old file (parallel tests start after it has put them back).
@@ -61,7 +61,8 @@ func TestMigrate_CountsWithoutTriggers(t *testing.T) {
 	require.Equal(t, []string{"pools_counts_init"}, triggers)
 
 	// Migration 0003 edited the tables' text in place: the file is sound,
-	// its rows satisfy the constraints, and none is an IN list any more.
+	// its rows satisfy the constraints, none is an IN list any more, the
+	// JSON check is gone and the foreign key of items is deferred.
 	var check string
 	require.NoError(t, st.wc.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check))
 	require.Equal(t, "ok", check)
@@ -69,6 +70,10 @@ func TestMigrate_CountsWithoutTriggers(t *testing.T) {
 	require.NoError(t, st.wc.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema
 WHERE type = 'table' AND (sql LIKE '%status IN (%' OR sql LIKE '%type IN (%')`).Scan(&inLists))
 	require.Zero(t, inLists)
+	var items string
+	require.NoError(t, st.wc.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'items'`).Scan(&items))
+	require.Contains(t, items, "DEFERRABLE INITIALLY DEFERRED")
+	require.NotContains(t, items, "json_valid")
 
 	counts := func() map[pool.Status]int {
 		var out map[pool.Status]int

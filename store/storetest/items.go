@@ -21,6 +21,7 @@ func itemTests() []test {
 		{"InsertItems/IDsNeverReused", testInsertItemsIDsNeverReused},
 		{"InsertItems/ContactInTwoPools", testInsertItemsTwoPools},
 		{"InsertItems/ErrNotFound", testInsertItemsNotFound},
+		{"InsertItems/PayloadNotJSON", testInsertItemsPayloadNotJSON},
 		{"CopyItems/OK", testCopyItems},
 		{"CopyItems/Empty", testCopyItemsEmpty},
 		{"Item/ErrNotFound", testItemNotFound},
@@ -169,6 +170,26 @@ func testInsertItemsNotFound(t *testing.T, b *bundle) {
 		return err
 	})
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// testInsertItemsPayloadNotJSON hands InsertItems a batch whose 71st item
+// (past a first chunk of 64) has a payload that is not JSON: the call fails,
+// naming the item, and the pool stays empty.
+func testInsertItemsPayloadNotJSON(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := pending(80)
+	for i := range items {
+		items[i].Payload = json.RawMessage(`{"phone":"+15550100"}`)
+	}
+	items[70].Payload = json.RawMessage(`{"phone":`)
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		_, err := tx.InsertItems(b.ctx, p.UUID, items)
+		return err
+	})
+	require.ErrorContains(t, err, "item 70")
+	require.ErrorContains(t, err, "JSON")
+	require.Empty(t, b.allItems(p.UUID, ""))
+	require.Zero(t, b.getPool(p.UUID).ContactsCount)
 }
 
 func testCopyItems(t *testing.T, b *bundle) {
