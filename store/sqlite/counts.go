@@ -58,7 +58,7 @@ func (t *txn) forgetCounts(k int64) {
 var updateCountsSQL = func() map[int]string {
 	m := make(map[int]string, len(insertSizes))
 	for _, n := range insertSizes {
-		m[n] = `UPDATE pool_counts SET n = n + v.column3
+		m[n] = `UPDATE OR FAIL pool_counts SET n = n + v.column3
 FROM (VALUES ` + strings.Repeat("(?, ?, ?), ", n-1) + `(?, ?, ?)) AS v
 WHERE pool_counts.pool_id = v.column1 AND pool_counts.status = v.column2`
 	}

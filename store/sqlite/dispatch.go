@@ -16,7 +16,7 @@ WHERE pool_id = ? AND status IN ('Processing', 'In_Call')`
 
 	// promoteSQL moves the Retrying and Scheduled items whose time came into
 	// the due set: a range seek on items_retry, touching only those items.
-	promoteSQL = `UPDATE items SET ready = 1
+	promoteSQL = `UPDATE OR FAIL items SET ready = 1
 WHERE pool_id = ? AND ready = 0 AND status IN ('Retrying', 'Scheduled') AND next_retry_at <= ?`
 
 	// dueWhere selects the due set of a pool. The second condition only

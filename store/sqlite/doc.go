@@ -51,7 +51,12 @@
 // once per connection and reused by the transactions that follow, so a
 // dispatch transaction parses no SQL. Batches of items are written with
 // multi-row statements (INSERT … VALUES, UPDATE … FROM (VALUES …)) in
-// chunks of 64, 32, … 1 rows, and read by ID through json_each.
+// chunks of 64, 32, … 1 rows, and read by ID through json_each. The
+// writes say OR FAIL: a statement that fails keeps the rows it wrote before
+// the failure, which is safe because a failed Tx call ends its transaction
+// or savepoint, rolled back as a whole (see [store.Store.Write]), and it
+// spares SQLite a statement journal, a copy of every page the statement
+// touches kept to undo it alone.
 //
 // # Schema
 //

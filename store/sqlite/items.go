@@ -44,7 +44,7 @@ var updateItemsSQL = func() map[int]string {
 	row := "(" + strings.Repeat("?, ", stateParams+2) + "?)"
 	m := make(map[int]string, len(insertSizes))
 	for _, n := range insertSizes {
-		m[n] = `UPDATE items SET status = v.column1, priority = v.column2, attempts = v.column3,
+		m[n] = `UPDATE OR FAIL items SET status = v.column1, priority = v.column2, attempts = v.column3,
     retry_count = v.column4, started_at = v.column5, completed_at = v.column6, failed_at = v.column7,
     next_retry_at = v.column8, notes = v.column9, token = v.column10, lease_expires_at = v.column11,
     ready = v.column12
@@ -106,7 +106,7 @@ ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 
 	// updateItemSQL sets ready from the status: a Pending item is due, a
 	// Retrying or Scheduled one waits for Promote.
-	updateItemSQL = `UPDATE items SET status = ?, priority = ?, attempts = ?, retry_count = ?,
+	updateItemSQL = `UPDATE OR FAIL items SET status = ?, priority = ?, attempts = ?, retry_count = ?,
     started_at = ?, completed_at = ?, failed_at = ?, next_retry_at = ?, notes = ?, token = ?,
     lease_expires_at = ?, ready = ?
 WHERE id = ? AND +pool_id = ? AND +status = ?`
