@@ -5,7 +5,9 @@
 // Throughput benchmarks (Pool, Add, Cycle) report items/s with
 // b.ReportMetric besides ns/op, and ops/tx where group commit shares
 // transactions; latency benchmarks (Claim, Wake) report p50-µs and p99-µs;
-// Memory reports heap-MiB and rss-MiB. -short uses 100k items where the
+// Memory reports heap-MiB and rss-MiB. Ceiling runs the Serial and
+// Batch100 cycles in raw SQL, on a minimal jobs table and on poolq's own
+// file, to show how much of a cycle's cost is the engine's. -short uses 100k items where the
 // full run uses 1M. The latest results, with the commands and the machine
 // that produced them, are in RESULTS.md beside this file; the comparison
 // with other SQLite job queues is the separate module bench/peers.
