@@ -204,6 +204,7 @@ func ceilingLoop(b *testing.B, conn *sql.Conn, batch int, claimSQL, ackSQL strin
 		claimCounts, ackCounts = prepare(counts[0]), prepare(counts[1])
 	}
 	ids := make([]int64, 0, batch)
+	var vals, ptrs []any // a claimed row, scanned
 	rounds := batches(b.N, batch)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -214,14 +215,16 @@ func ceilingLoop(b *testing.B, conn *sql.Conn, batch int, claimSQL, ackSQL strin
 		if err != nil {
 			b.Fatal(err)
 		}
-		cols, err := rows.Columns()
-		if err != nil {
-			b.Fatal(err)
-		}
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for k := range vals {
-			ptrs[k] = &vals[k]
+		if ptrs == nil { // once: the columns of claimSQL do not change
+			cols, err := rows.Columns()
+			if err != nil {
+				b.Fatal(err)
+			}
+			vals = make([]any, len(cols))
+			ptrs = make([]any, len(cols))
+			for k := range vals {
+				ptrs[k] = &vals[k]
+			}
 		}
 		ids = ids[:0]
 		for rows.Next() {

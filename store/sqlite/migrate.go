@@ -124,10 +124,12 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 }
 
 // bumpSchemaCookie adds one to the schema cookie (PRAGMA schema_version,
-// SQLite's own counter, not poolq's version), so that every connection,
-// this one included, parses the schema again before its next statement. DDL
-// bumps it by itself; a migration that edits sqlite_schema directly (0003)
-// does not, and needs this step of SQLite's documented procedure.
+// SQLite's own counter, not poolq's version), so that the other
+// connections to the file parse the schema again before their next
+// statement. DDL bumps it by itself; a migration that edits sqlite_schema
+// directly (0003) does not, and needs this step of SQLite's documented
+// procedure. (The migrating connection re-parses through the migration's
+// own PRAGMA writable_schema = RESET.)
 func bumpSchemaCookie(ctx context.Context, tx *sql.Tx) error {
 	var cookie int64
 	if err := tx.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&cookie); err != nil {
