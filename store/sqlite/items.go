@@ -221,14 +221,17 @@ func (t *txn) Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, e
 	const op = "item"
 	k, err := t.poolKey(ctx, poolID)
 	if err != nil {
-		return pool.Item{}, wrap(op, err)
+		return pool.Item{}, wrap(fmt.Sprintf("%s: pool %s", op, poolID), err)
 	}
 	s, err := t.stmt(ctx, itemSQL)
 	if err != nil {
 		return pool.Item{}, wrap(op, err)
 	}
 	it, err := scanItem(s.QueryRowContext(ctx, k, blob(contact)), poolID)
-	return it, wrap(op, err)
+	if err != nil {
+		return pool.Item{}, wrap(fmt.Sprintf("%s: contact %s in pool %s", op, contact, poolID), err)
+	}
+	return it, nil
 }
 
 // ItemByID returns an item by its ID. O(log n).

@@ -246,6 +246,25 @@ func TestTx_UnknownPool(t *testing.T) {
 	}
 }
 
+// TestTx_ItemNotFoundSays checks that an item not found says which was
+// missing, the pool or the contact in it: both are ErrNotFound, and a
+// caller answering a user (a REST API's 404) can tell them apart by text.
+func TestTx_ItemNotFoundSays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := MustOpen(t)
+	p := insertPool(t, st, 1)
+	contact, other := uuid.New(), uuid.New()
+	err := st.Read(ctx, func(tx store.Tx) error { _, err := tx.Item(ctx, other, contact); return err })
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.ErrorContains(t, err, "pool "+other.String()+": not found")
+	require.NotContains(t, err.Error(), contact.String())
+
+	err = st.Read(ctx, func(tx store.Tx) error { _, err := tx.Item(ctx, p.UUID, contact); return err })
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.ErrorContains(t, err, "contact "+contact.String()+" in pool "+p.UUID.String()+": not found")
+}
+
 func TestTx_BadArguments(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
