@@ -221,7 +221,7 @@ func (t *txn) Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, e
 	const op = "item"
 	k, err := t.poolKey(ctx, poolID)
 	if err != nil {
-		return pool.Item{}, wrap(fmt.Sprintf("%s: pool %s", op, poolID), err)
+		return pool.Item{}, wrap(op, err)
 	}
 	s, err := t.stmt(ctx, itemSQL)
 	if err != nil {

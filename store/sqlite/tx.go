@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -124,15 +125,19 @@ func (t *txn) writable(op string) error {
 
 const poolKeySQL = `SELECT id FROM pools WHERE uuid = ?`
 
-// poolKey returns the internal id of pool id, or [store.ErrNotFound].
-// Within a transaction a pool keeps its id, so it is looked up once.
+// poolKey returns the internal id of pool id, or [store.ErrNotFound]
+// naming the pool. Within a transaction a pool keeps its id, so it is
+// looked up once.
 func (t *txn) poolKey(ctx context.Context, id uuid.UUID) (int64, error) {
 	if k, ok := t.pools[id]; ok {
 		return k, nil
 	}
 	var k int64
 	if err := t.queryRow(ctx, []any{&k}, poolKeySQL, blob(id)); err != nil {
-		return 0, translate(err)
+		if err = translate(err); errors.Is(err, store.ErrNotFound) {
+			return 0, fmt.Errorf("pool %s: %w", id, err)
+		}
+		return 0, err
 	}
 	t.rememberPool(id, k)
 	return k, nil
