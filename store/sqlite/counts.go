@@ -24,7 +24,8 @@ type countKey struct {
 	status pool.Status
 }
 
-// count adds d to the pending change of the count of pool k in status s.
+// count adds d to the pending change of the count of pool k in status s,
+// and to the pool's state if the transaction has one.
 func (t *txn) count(k int64, s pool.Status, d int) {
 	if d == 0 {
 		return
@@ -32,8 +33,15 @@ func (t *txn) count(k int64, s pool.Status, d int) {
 	if t.deltas == nil {
 		t.deltas = make(map[countKey]int, 4)
 	}
-	if st := t.states[k]; st != nil && s.InFlight() {
-		st.inFlight += d
+	if st := t.states[k]; st == nil {
+		t.markStale(k)
+	} else {
+		st.p.ContactsCount += d
+		if s.InFlight() {
+			if st.inFlight += d; st.inFlight == 0 {
+				st.hasExpiry = false // no lease left to end
+			}
+		}
 	}
 	key := countKey{k, s}
 	if n := t.deltas[key] + d; n != 0 {

@@ -100,7 +100,9 @@ func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time
 		if _, err := t.exec(ctx, promoteSQL, k, at); err != nil {
 			return nil, wrap(op+": promote", err)
 		}
-		t.promoted(k, at)
+		if err := t.refreshRetry(ctx, k); err != nil {
+			return nil, wrap(op+": promote", err)
+		}
 	}
 	rows, err := t.query(ctx, query, k, at, limit)
 	if err != nil {
@@ -130,7 +132,16 @@ func (t *txn) Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limi
 		return nil, wrap(op, err)
 	}
 	out, err := scanItems(rows, poolID, min(limit, 64))
-	return out, wrap(op, err)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if len(out) == 0 {
+		// The bound said a lease may have ended by now, and none has.
+		if err := t.refreshExpiry(ctx, k); err != nil {
+			return nil, wrap(op, err)
+		}
+	}
+	return out, nil
 }
 
 // NextWake returns the earliest retry time or lease expiry of a pool.

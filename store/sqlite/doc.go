@@ -94,7 +94,12 @@
 // items: InFlight then costs no statement, Expired none while no lease has
 // ended, and Due skips the promotion UPDATE while no retry time has come.
 // A claim is three statements (pool, due items, update) plus the counts at
-// commit.
+// commit. What a committed write transaction knew of its pools is kept for
+// the next ones, so that the pool read too is usually skipped: every write
+// transaction first reads PRAGMA data_version, and starts from nothing if
+// another connection (in this process or another) has committed since.
+// The cache assumes that every write by this Store's writer connection
+// goes through [Store.Write].
 //
 // UUIDs (pool and contact) are stored as 16-byte BLOBs, their raw bytes, so
 // BLOB order is UUID order. Times are INTEGER nanoseconds since the Unix

@@ -91,7 +91,11 @@ func (t *txn) UpdatePool(ctx context.Context, p pool.Pool) error {
 	}
 	res, err := t.exec(ctx, updatePoolSQL, p.Name, p.Description, string(p.Type),
 		p.MaxParallelItems, p.MaxRetries, p.IsActive, updated, searchText(p), blob(p.UUID))
-	return wrap(op, affected(res, err))
+	if err := affected(res, err); err != nil {
+		return wrap(op, err)
+	}
+	t.forgetPool(p.UUID) // the next Pool reads the row as written
+	return nil
 }
 
 // DeletePool removes a pool, its items and its counts. O(m log n) for m
@@ -105,8 +109,8 @@ func (t *txn) DeletePool(ctx context.Context, id uuid.UUID) error {
 	if err != nil {
 		return wrap(op, err)
 	}
+	t.forgetPool(id)
 	delete(t.pools, id)
-	delete(t.states, k)
 	t.forgetCounts(k) // they go with the pool
 	res, err := t.exec(ctx, deletePoolSQL, blob(id))
 	return wrap(op, affected(res, err))

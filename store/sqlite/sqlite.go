@@ -134,7 +134,9 @@ type Store struct {
 	// per transaction and per result set to watch the context, and rebind
 	// every prepared statement to each transaction.
 	wc  *sql.Conn
-	wmu sync.Mutex // one Write at a time on wc
+	wmu sync.Mutex // one Write at a time (on wc for a file store)
+
+	cache poolCache // pools as the last write transaction left them, under wmu (see cache.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -371,6 +373,11 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) (err error) 
 	if s.wc != nil {
 		return s.writeConn(ctx, fn)
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	tx, err := s.w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return wrap("begin write", err)
@@ -378,12 +385,20 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) (err error) 
 	done := false
 	defer func() {
 		if !done {
+			s.cache.reset()
 			tx.Rollback() // fn panicked; the panic goes on
 		}
 	}()
 	t := newTxn(tx, s.w, false)
+	if err := s.cache.begin(ctx, t); err != nil {
+		done = true
+		s.cache.reset()
+		tx.Rollback()
+		return withCtx(ctx, wrap("begin write", err))
+	}
 	if err := fn(t); err != nil {
 		done = true
+		s.cache.reset()
 		tx.Rollback()
 		return withCtx(ctx, err)
 	}
@@ -392,18 +407,22 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) (err error) 
 		t.broken = t.flushCounts(ctx)
 	}
 	if t.broken != nil {
+		s.cache.reset()
 		tx.Rollback()
 		return t.broken
 	}
 	// database/sql rolls back by itself once ctx ends, and Commit may then
 	// say only sql.ErrTxDone: report the context's error instead.
 	if err := ctx.Err(); err != nil {
+		s.cache.reset()
 		tx.Rollback()
 		return wrap("commit", err)
 	}
 	if err := tx.Commit(); err != nil {
+		s.cache.reset()
 		return withCtx(ctx, wrap("commit", err))
 	}
+	s.cache.commit(t)
 	return nil
 }
 
@@ -424,7 +443,10 @@ func (s *Store) writeConn(ctx context.Context, fn func(store.Tx) error) error {
 	// no transaction left (SQLite ends one by itself on some errors) fails
 	// harmlessly.
 	bg := context.WithoutCancel(ctx)
-	rollback := func() { _, _ = s.wc.ExecContext(bg, "ROLLBACK") }
+	rollback := func() {
+		s.cache.reset()
+		_, _ = s.wc.ExecContext(bg, "ROLLBACK")
+	}
 	t := newConnTxn(s.wc, s.w)
 	done := false
 	defer func() {
@@ -433,6 +455,11 @@ func (s *Store) writeConn(ctx context.Context, fn func(store.Tx) error) error {
 			rollback() // fn panicked; the panic goes on
 		}
 	}()
+	if err := s.cache.begin(ctx, t); err != nil {
+		done = true
+		rollback()
+		return withCtx(ctx, wrap("begin write", err))
+	}
 	if err := fn(t); err != nil {
 		done = true
 		rollback()
@@ -454,19 +481,17 @@ func (s *Store) writeConn(ctx context.Context, fn func(store.Tx) error) error {
 		rollback() // a COMMIT that failed (SQLITE_BUSY, say) may leave the transaction open
 		return wrap("commit", err)
 	}
+	s.cache.commit(t)
 	return nil
 }
 
 // Close closes the database. Read, Write and Close fail with [ErrClosed]
-// afterwards. Close waits for a Write under way on a file store to commit
-// or roll back; it does not wait for Reads: one that holds its connection
+// afterwards. Close waits for a Write under way to commit or roll back; it does not wait for Reads: one that holds its connection
 // finishes, one waiting for a connection fails. Call it once the Reads and
 // Writes have returned.
 func (s *Store) Close() error {
-	if s.wc != nil {
-		s.wmu.Lock()
-		defer s.wmu.Unlock()
-	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if s.closed.Swap(true) {
 		return ErrClosed
 	}

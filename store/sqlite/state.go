@@ -16,14 +16,21 @@ import (
 // Expired without one when no lease has ended, and Due skips the promotion
 // UPDATE when no retry time has come. Nothing else writes while a write
 // transaction is open (SQLite has one writer), so what it learnt stays
-// true; a savepoint rolled back forgets all of it.
+// true; a savepoint rolled back forgets all of it. What a committed
+// transaction knew is kept for the next ones (see cache.go).
 //
 // The two times are lower bounds: an item that leaves flight or is
 // promoted leaves them as they were, and a lower bound only ever costs a
-// statement that finds nothing.
+// statement that finds nothing. When one is found stale (Expired finds no
+// lease ended by its bound, or Due has promoted everything due), it is
+// read again exactly, so that a bound carried over from an earlier
+// transaction does not cost a statement in every later one.
 
-// poolState is what a write transaction knows of a pool's items.
+// poolState is what a write transaction knows of a pool.
 type poolState struct {
+	k int64     // the pool's internal id
+	p pool.Pool // its row and ContactsCount, as of now in the transaction
+	// inFlight is the number of its items in flight.
 	inFlight int
 	// expiry is at or before the earliest lease end of an in-flight item;
 	// hasExpiry is false when there is none.
@@ -48,10 +55,24 @@ const poolStateSQL = `SELECT ` + poolCols + `,
      WHERE i.pool_id = p.id AND i.ready = 0 AND i.status IN ('Retrying', 'Scheduled'))
 FROM pools p WHERE p.uuid = ?`
 
-// poolWithState reads a pool and its dispatch state, and keeps the state
-// for the rest of the transaction. Pending count changes are written
-// first, so that both the counts and the state are exact.
+// poolWithState returns a pool, and keeps its dispatch state for the rest
+// of the transaction: the state this transaction already has, or the one
+// an earlier transaction left in the cache if nothing has changed the pool
+// since, or else both read from the database. Pending count changes are
+// written before that read, so that both the counts and the state are
+// exact.
 func (t *txn) poolWithState(ctx context.Context, id uuid.UUID) (pool.Pool, error) {
+	if k, ok := t.pools[id]; ok {
+		if st := t.states[k]; st != nil {
+			return st.p, nil
+		}
+	}
+	if c := t.cached(id); c != nil {
+		st := *c
+		t.rememberPool(id, st.k)
+		t.setState(&st)
+		return st.p, nil
+	}
 	if err := t.flushCounts(ctx); err != nil {
 		return pool.Pool{}, err
 	}
@@ -63,26 +84,46 @@ func (t *txn) poolWithState(ctx context.Context, id uuid.UUID) (pool.Pool, error
 		st            poolState
 		expiry, retry sql.NullInt64
 	)
-	p, k, err := scanPool(s.QueryRowContext(ctx, blob(id)), &st.inFlight, &expiry, &retry)
+	st.p, st.k, err = scanPool(s.QueryRowContext(ctx, blob(id)), &st.inFlight, &expiry, &retry)
 	if err != nil {
 		return pool.Pool{}, err
 	}
 	st.expiry, st.hasExpiry = expiry.Int64, expiry.Valid
 	st.retry, st.hasRetry = retry.Int64, retry.Valid
-	t.rememberPool(id, k)
+	t.rememberPool(id, st.k)
+	t.setState(&st)
+	return st.p, nil
+}
+
+func (t *txn) setState(st *poolState) {
 	if t.states == nil {
 		t.states = make(map[int64]*poolState, 1)
 	}
-	t.states[k] = &st
-	return p, nil
+	t.states[st.k] = st
+}
+
+// forgetPool drops what this transaction and the cache know of pool id,
+// whose row it changes.
+func (t *txn) forgetPool(id uuid.UUID) {
+	if k, ok := t.pools[id]; ok {
+		delete(t.states, k)
+		t.markStale(k)
+	}
+	if t.cache != nil {
+		if c := t.cache.pools[id]; c != nil {
+			t.markStale(c.k)
+		}
+	}
 }
 
 // noteItem updates the state of pool k, if known, for an item written as
 // it: a lease it holds or a retry time it waits for may now be the
-// earliest. (Counts of items in flight follow in count.)
+// earliest. (Counts of items in flight follow in count.) A pool with no
+// state here is marked stale in the cache.
 func (t *txn) noteItem(k int64, it pool.Item) {
 	st := t.states[k]
 	if st == nil {
+		t.markStale(k)
 		return
 	}
 	if it.Status.InFlight() && !it.LeaseExpiresAt.IsZero() {
@@ -114,13 +155,41 @@ func (t *txn) retryBy(k int64, at int64) bool {
 	return st == nil || (st.hasRetry && st.retry <= at)
 }
 
-// promoted records that every item of pool k due by at is in the due set:
-// those left outside wait for a later time.
-func (t *txn) promoted(k int64, at int64) {
-	if st := t.states[k]; st != nil && at < maxNanos {
-		st.retry, st.hasRetry = at+1, true
+const (
+	// leaseBoundSQL and retryBoundSQL read the two bounds of a pool's state
+	// exactly: one seek each, on items_lease and items_retry.
+	leaseBoundSQL = `SELECT min(lease_expires_at) FROM items
+WHERE pool_id = ? AND status IN ('Processing', 'In_Call')`
+	retryBoundSQL = `SELECT min(next_retry_at) FROM items
+WHERE pool_id = ? AND ready = 0 AND status IN ('Retrying', 'Scheduled')`
+)
+
+// refreshExpiry reads the lease bound of pool k again, if the pool has a
+// state: Expired found it stale.
+func (t *txn) refreshExpiry(ctx context.Context, k int64) error {
+	st := t.states[k]
+	if st == nil {
+		return nil
 	}
+	var n sql.NullInt64
+	if err := t.queryRow(ctx, []any{&n}, leaseBoundSQL, k); err != nil {
+		return err
+	}
+	st.expiry, st.hasExpiry = n.Int64, n.Valid
+	return nil
 }
 
-// maxNanos is the largest time in nanoseconds.
-const maxNanos = int64(^uint64(0) >> 1)
+// refreshRetry reads the retry bound of pool k again, if the pool has a
+// state: every item due by now has just been promoted.
+func (t *txn) refreshRetry(ctx context.Context, k int64) error {
+	st := t.states[k]
+	if st == nil {
+		return nil
+	}
+	var n sql.NullInt64
+	if err := t.queryRow(ctx, []any{&n}, retryBoundSQL, k); err != nil {
+		return err
+	}
+	st.retry, st.hasRetry = n.Int64, n.Valid
+	return nil
+}

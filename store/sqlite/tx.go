@@ -27,7 +27,9 @@ type txn struct {
 	broken      error       // a savepoint could not be undone: the transaction must not commit
 
 	deltas map[countKey]int     // count changes not yet in pool_counts (see counts.go)
-	states map[int64]*poolState // what this transaction knows of pools' items (see state.go)
+	states map[int64]*poolState // what this transaction knows of pools (see state.go)
+	cache  *poolCache           // what earlier transactions knew, nil if none (see cache.go)
+	stale  map[int64]bool       // pools written here whose cached state is out of date
 }
 
 var _ store.Tx = (*txn)(nil)
@@ -166,6 +168,7 @@ func writeQueries() []string {
 		insertPoolSQL, updatePoolSQL, deletePoolSQL,
 		copyItemsSQL, updateItemSQL, deleteItemSQL,
 		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
+		leaseBoundSQL, retryBoundSQL, dataVersionSQL,
 	)
 	for _, n := range insertSizes {
 		qs = append(qs, insertItemsSQL[n], insertNewItemsSQL[n], updateItemsSQL[n], updateCountsSQL[n])
@@ -261,6 +264,11 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	// Undo fn's writes; the pool keys it may have cached go with them, and
 	// the counts are back to pending what they were (fn may have written
 	// some of its own and earlier ones: the rollback undoes that too).
+	for k := range t.states {
+		// Its state had writes from before the savepoint that the cache
+		// has not: once the state is forgotten, the cache must not stand in.
+		t.markStale(k)
+	}
 	t.pools = nil
 	t.states = nil
 	t.deltas = deltas

@@ -1,0 +1,236 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests below check that a write transaction sees a pool as it is,
+// whatever an earlier one left in the Store's cache of pools (cache.go):
+// each first lets a write transaction read the pool, so that its state is
+// cached, then changes the pool in a way the cache cannot have seen, then
+// reads it in a write transaction again.
+
+// poolView is what a write transaction sees of a pool: its row, and the
+// dispatch state the cache keeps.
+type poolView struct {
+	cap, contacts, inFlight int
+	leased                  []uuid.UUID // in flight with a lease ended by testT0 + a day
+	due                     []uuid.UUID // due at testT0 + a day, FIFO order
+}
+
+func viewPool(t *testing.T, st store.Store, id uuid.UUID) poolView {
+	t.Helper()
+	ctx := context.Background()
+	var v poolView
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		p, err := tx.Pool(ctx, id)
+		if err != nil {
+			return err
+		}
+		v.cap, v.contacts = p.MaxParallelItems, p.ContactsCount
+		if v.inFlight, err = tx.InFlight(ctx, id); err != nil {
+			return err
+		}
+		later := testT0.Add(24 * time.Hour)
+		expired, err := tx.Expired(ctx, id, later, 100)
+		if err != nil {
+			return err
+		}
+		for _, it := range expired {
+			v.leased = append(v.leased, it.ContactUUID)
+		}
+		due, err := tx.Due(ctx, id, pool.FIFO, later, 100)
+		for _, it := range due {
+			v.due = append(v.due, it.ContactUUID)
+		}
+		return err
+	}))
+	return v
+}
+
+// poolItems returns a pool's items in insertion order.
+func poolItems(t *testing.T, st store.Store, id uuid.UUID) []pool.Item {
+	t.Helper()
+	ctx := context.Background()
+	var items []pool.Item
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		items, _, err = tx.Items(ctx, id, pool.ItemQuery{Page: 1, PerPage: 100})
+		return err
+	}))
+	return items
+}
+
+// claimed is it dispatched at testT0 with a lease of an hour.
+func claimed(it pool.Item) pool.Item {
+	it.Status, it.Attempts, it.Token = pool.StatusProcessing, it.Attempts+1, it.Token+1
+	it.StartedAt, it.LeaseExpiresAt = &testT0, testT0.Add(time.Hour)
+	return it
+}
+
+// retrying is it waiting for a retry a minute after testT0.
+func retrying(it pool.Item) pool.Item {
+	at := testT0.Add(time.Minute)
+	it.Status, it.RetryCount, it.NextRetryAt = pool.StatusRetrying, it.RetryCount+1, &at
+	return it
+}
+
+func contacts(items ...pool.Item) []uuid.UUID {
+	out := make([]uuid.UUID, len(items))
+	for i, it := range items {
+		out[i] = it.ContactUUID
+	}
+	return out
+}
+
+func TestCache_AnotherStoreWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, path := MustOpenFile(t, sqlite.Options{})
+	b, err := sqlite.Open(ctx, path, sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+
+	p := insertPool(t, a, 3)
+	items := poolItems(t, a, p.UUID)
+	require.Equal(t, poolView{cap: 10, contacts: 3, due: contacts(items...)}, viewPool(t, a, p.UUID))
+
+	// b changes the cap, claims one item, puts another to wait for a retry
+	// and adds a fourth: a must see all of it.
+	p.MaxParallelItems = 7
+	require.NoError(t, b.Write(ctx, func(tx store.Tx) error {
+		if err := tx.UpdatePool(ctx, p); err != nil {
+			return err
+		}
+		if err := tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0])); err != nil {
+			return err
+		}
+		if err := tx.UpdateItem(ctx, pool.StatusPending, retrying(items[1])); err != nil {
+			return err
+		}
+		_, err := tx.InsertItems(ctx, p.UUID, pendingItems(1))
+		return err
+	}))
+	items = poolItems(t, a, p.UUID)
+	require.Equal(t, poolView{
+		cap: 7, contacts: 4, inFlight: 1,
+		leased: contacts(items[0]),
+		due:    contacts(items[1:]...),
+	}, viewPool(t, a, p.UUID))
+
+	// And the other way round.
+	require.NoError(t, a.Write(ctx, func(tx store.Tx) error {
+		return tx.UpdateItem(ctx, pool.StatusPending, claimed(items[2]))
+	}))
+	require.Equal(t, 2, viewPool(t, b, p.UUID).inFlight)
+}
+
+func TestCache_WritesBeforeThePoolIsRead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	file, _ := MustOpenFile(t, sqlite.Options{})
+	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": file} {
+		t.Run(name, func(t *testing.T) {
+			p := insertPool(t, st, 3)
+			items := poolItems(t, st, p.UUID)
+			viewPool(t, st, p.UUID)
+
+			// Transactions that write the pool's items or row without
+			// reading the pool first.
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+				return tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0]))
+			}))
+			require.Equal(t, poolView{cap: 10, contacts: 3, inFlight: 1,
+				leased: contacts(items[0]), due: contacts(items[1:]...)}, viewPool(t, st, p.UUID))
+
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.DeleteItem(ctx, items[2].ID) }))
+			require.Equal(t, poolView{cap: 10, contacts: 2, inFlight: 1,
+				leased: contacts(items[0]), due: contacts(items[1])}, viewPool(t, st, p.UUID))
+
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+				return tx.UpdateItem(ctx, pool.StatusPending, retrying(items[1]))
+			}))
+			require.Equal(t, poolView{cap: 10, contacts: 2, inFlight: 1,
+				leased: contacts(items[0]), due: contacts(items[1])}, viewPool(t, st, p.UUID))
+
+			p.MaxParallelItems = 5
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdatePool(ctx, p) }))
+			require.Equal(t, 5, viewPool(t, st, p.UUID).cap)
+
+			// A pool read, then its row written, then read again in one
+			// transaction.
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, p.UUID); err != nil {
+					return err
+				}
+				p.MaxParallelItems = 6
+				if err := tx.UpdatePool(ctx, p); err != nil {
+					return err
+				}
+				got, err := tx.Pool(ctx, p.UUID)
+				require.Equal(t, 6, got.MaxParallelItems)
+				return err
+			}))
+			require.Equal(t, 6, viewPool(t, st, p.UUID).cap)
+		})
+	}
+}
+
+func TestCache_Rollbacks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	file, _ := MustOpenFile(t, sqlite.Options{})
+	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": file} {
+		t.Run(name, func(t *testing.T) {
+			p := insertPool(t, st, 3)
+			items := poolItems(t, st, p.UUID)
+			before := viewPool(t, st, p.UUID)
+			errUndo := errors.New("undo")
+
+			// A transaction that rolls back leaves nothing behind.
+			err := st.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, p.UUID); err != nil {
+					return err
+				}
+				if err := tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0])); err != nil {
+					return err
+				}
+				_, err := tx.InsertItems(ctx, p.UUID, pendingItems(2))
+				return errors.Join(err, errUndo)
+			})
+			require.ErrorIs(t, err, errUndo)
+			require.Equal(t, before, viewPool(t, st, p.UUID))
+
+			// A write before a savepoint that is rolled back stays.
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, p.UUID); err != nil {
+					return err
+				}
+				if err := tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0])); err != nil {
+					return err
+				}
+				err := tx.Savepoint(ctx, func(tx store.Tx) error {
+					if err := tx.UpdateItem(ctx, pool.StatusPending, claimed(items[1])); err != nil {
+						return err
+					}
+					return errUndo
+				})
+				if !errors.Is(err, errUndo) {
+					return err
+				}
+				return nil
+			}))
+			require.Equal(t, poolView{cap: 10, contacts: 3, inFlight: 1,
+				leased: contacts(items[0]), due: contacts(items[1:]...)}, viewPool(t, st, p.UUID))
+		})
+	}
+}
