@@ -20,9 +20,11 @@ import (
 //   - another connection, in this process or another one: every Write
 //     starts by reading PRAGMA data_version, which changes whenever another
 //     connection has committed, and empties the cache when it has;
-//   - the transaction itself, before it read the pool: each write to a pool
-//     the transaction has no state for marks the pool stale, and a stale
-//     pool is read from the database and dropped from the cache at commit;
+//   - the transaction itself: a write to a pool's items takes the cached
+//     state over and keeps it current (see state.go), a write the state
+//     cannot follow (the pool's row, or items of a pool not cached) marks
+//     the pool stale, and a stale pool is read from the database and
+//     dropped from the cache at commit;
 //   - a rollback: a savepoint rolled back marks every pool the transaction
 //     knew stale, and a transaction that does not commit empties the cache.
 //
@@ -39,8 +41,9 @@ const dataVersionSQL = `PRAGMA data_version`
 // poolCache is the pools' states as the last committed write transaction
 // left them.
 type poolCache struct {
-	version int64 // PRAGMA data_version when the states were left
-	pools   map[uuid.UUID]*poolState
+	version int64                // PRAGMA data_version when the states were left
+	states  map[int64]*poolState // by the pools' internal ids
+	keys    map[uuid.UUID]int64  // the internal id of each pool in states
 }
 
 // begin checks, inside a write transaction t that has just begun, that no
@@ -52,7 +55,7 @@ func (c *poolCache) begin(ctx context.Context, t *txn) error {
 		return err
 	}
 	if v != c.version {
-		clear(c.pools)
+		c.reset()
 		c.version = v
 	}
 	t.cache = c
@@ -63,41 +66,71 @@ func (c *poolCache) begin(ctx context.Context, t *txn) error {
 // it wrote without knowing them are dropped, the ones it knows replace
 // what was there.
 func (c *poolCache) commit(t *txn) {
-	if len(t.stale) > 0 {
-		for id, st := range c.pools {
-			if t.stale[st.k] {
-				delete(c.pools, id)
-			}
+	for k := range t.stale {
+		if st := c.states[k]; st != nil {
+			delete(c.keys, st.p.UUID)
+			delete(c.states, k)
 		}
 	}
-	if len(c.pools)+len(t.states) > maxCachedPools {
-		clear(c.pools)
+	if len(c.states)+len(t.states) > maxCachedPools {
+		c.reset()
 	}
-	if c.pools == nil {
-		c.pools = make(map[uuid.UUID]*poolState, len(t.states))
+	if c.states == nil {
+		c.states = make(map[int64]*poolState, len(t.states))
+		c.keys = make(map[uuid.UUID]int64, len(t.states))
 	}
-	for _, st := range t.states {
-		c.pools[st.p.UUID] = st // t is over: nothing changes st any more
+	for k, st := range t.states { // t is over: nothing changes st any more
+		if old := c.states[k]; old != nil && old.p.UUID != st.p.UUID {
+			delete(c.keys, old.p.UUID)
+		}
+		if old, ok := c.keys[st.p.UUID]; ok && old != k {
+			delete(c.states, old)
+		}
+		c.states[k], c.keys[st.p.UUID] = st, k
 	}
 }
 
-// reset empties the cache: a transaction did not commit.
-func (c *poolCache) reset() { clear(c.pools) }
+// reset empties the cache: a transaction did not commit, or another
+// connection wrote.
+func (c *poolCache) reset() {
+	clear(c.states)
+	clear(c.keys)
+}
 
-// cached returns the cache's state of pool id, if t may use it: t has not
-// written the pool without knowing it.
-func (t *txn) cached(id uuid.UUID) *poolState {
-	if t.cache == nil {
+// state returns t's state of pool k: the one t has, else the cache's if t
+// may use it (t has not written the pool without knowing it), which t
+// adopts from then on; else nil.
+func (t *txn) state(k int64) *poolState {
+	if st := t.states[k]; st != nil {
+		return st
+	}
+	if t.cache == nil || t.stale[k] {
 		return nil
 	}
-	st := t.cache.pools[id]
-	if st == nil || t.stale[st.k] {
+	c := t.cache.states[k]
+	if c == nil {
 		return nil
 	}
-	if k, ok := t.pools[id]; ok && k != st.k {
+	st := *c
+	t.rememberPool(st.p.UUID, k)
+	t.setState(&st)
+	return &st
+}
+
+// stateByID is state for a pool known by its UUID, nil if t has no state
+// for it.
+func (t *txn) stateByID(id uuid.UUID) *poolState {
+	k, ok := t.pools[id]
+	if !ok && t.cache != nil {
+		k, ok = t.cache.keys[id]
+	}
+	if !ok {
 		return nil
 	}
-	return st
+	if st := t.state(k); st != nil && st.p.UUID == id {
+		return st
+	}
+	return nil
 }
 
 // markStale records that t wrote pool k without knowing its state: the

@@ -234,3 +234,43 @@ func TestCache_Rollbacks(t *testing.T) {
 		})
 	}
 }
+
+func TestCache_PoolDeletedAndItsIDReused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	file, _ := MustOpenFile(t, sqlite.Options{})
+	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": file} {
+		t.Run(name, func(t *testing.T) {
+			a := insertPool(t, st, 2) // the last pool: its internal id is the largest
+			viewPool(t, st, a.UUID)
+			b := insertPoolParams(uuid.New())
+			b.MaxParallelItems = 4
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, a.UUID); err != nil {
+					return err
+				}
+				if err := tx.DeletePool(ctx, a.UUID); err != nil {
+					return err
+				}
+				// SQLite gives b the id a had.
+				if err := tx.InsertPool(ctx, b); err != nil {
+					return err
+				}
+				if _, err := tx.Pool(ctx, b.UUID); err != nil {
+					return err
+				}
+				_, err := tx.Pool(ctx, a.UUID)
+				require.ErrorIs(t, err, store.ErrNotFound, "a, in the transaction that deleted it")
+				return nil
+			}))
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+				_, err := tx.Pool(ctx, a.UUID)
+				require.ErrorIs(t, err, store.ErrNotFound, "a, after")
+				got, err := tx.Pool(ctx, b.UUID)
+				require.Equal(t, 4, got.MaxParallelItems)
+				require.Zero(t, got.ContactsCount)
+				return err
+			}))
+		})
+	}
+}

@@ -25,7 +25,9 @@ type countKey struct {
 }
 
 // count adds d to the pending change of the count of pool k in status s,
-// and to the pool's state if the transaction has one.
+// and to the pool's state if the transaction has one or can take the
+// cache's (with no state in either, the pool is read from the database
+// when it is next needed).
 func (t *txn) count(k int64, s pool.Status, d int) {
 	if d == 0 {
 		return
@@ -33,9 +35,7 @@ func (t *txn) count(k int64, s pool.Status, d int) {
 	if t.deltas == nil {
 		t.deltas = make(map[countKey]int, 4)
 	}
-	if st := t.states[k]; st == nil {
-		t.markStale(k)
-	} else {
+	if st := t.state(k); st != nil {
 		st.p.ContactsCount += d
 		if s.InFlight() {
 			if st.inFlight += d; st.inFlight == 0 {

@@ -55,7 +55,7 @@ func (t *txn) InFlight(ctx context.Context, poolID uuid.UUID) (int, error) {
 	if err != nil {
 		return 0, wrap(op, err)
 	}
-	if st := t.states[k]; st != nil {
+	if st := t.state(k); st != nil {
 		return st.inFlight, nil
 	}
 	if err := t.flushCounts(ctx); err != nil {

@@ -62,15 +62,7 @@ FROM pools p WHERE p.uuid = ?`
 // written before that read, so that both the counts and the state are
 // exact.
 func (t *txn) poolWithState(ctx context.Context, id uuid.UUID) (pool.Pool, error) {
-	if k, ok := t.pools[id]; ok {
-		if st := t.states[k]; st != nil {
-			return st.p, nil
-		}
-	}
-	if c := t.cached(id); c != nil {
-		st := *c
-		t.rememberPool(id, st.k)
-		t.setState(&st)
+	if st := t.stateByID(id); st != nil {
 		return st.p, nil
 	}
 	if err := t.flushCounts(ctx); err != nil {
@@ -110,20 +102,18 @@ func (t *txn) forgetPool(id uuid.UUID) {
 		t.markStale(k)
 	}
 	if t.cache != nil {
-		if c := t.cache.pools[id]; c != nil {
-			t.markStale(c.k)
+		if k, ok := t.cache.keys[id]; ok {
+			t.markStale(k)
 		}
 	}
 }
 
 // noteItem updates the state of pool k, if known, for an item written as
 // it: a lease it holds or a retry time it waits for may now be the
-// earliest. (Counts of items in flight follow in count.) A pool with no
-// state here is marked stale in the cache.
+// earliest. (Counts of items in flight follow in count.)
 func (t *txn) noteItem(k int64, it pool.Item) {
-	st := t.states[k]
+	st := t.state(k)
 	if st == nil {
-		t.markStale(k)
 		return
 	}
 	if it.Status.InFlight() && !it.LeaseExpiresAt.IsZero() {
@@ -143,7 +133,7 @@ func (t *txn) noteItem(k int64, it pool.Item) {
 // expiredBy reports whether pool k may hold a lease that ended at or
 // before at: true unless the state says otherwise.
 func (t *txn) expiredBy(k int64, at int64) bool {
-	st := t.states[k]
+	st := t.state(k)
 	return st == nil || (st.hasExpiry && st.expiry <= at)
 }
 
@@ -151,7 +141,7 @@ func (t *txn) expiredBy(k int64, at int64) bool {
 // whose retry time is at or before at: true unless the state says
 // otherwise.
 func (t *txn) retryBy(k int64, at int64) bool {
-	st := t.states[k]
+	st := t.state(k)
 	return st == nil || (st.hasRetry && st.retry <= at)
 }
 
