@@ -92,6 +92,15 @@ func contacts(items ...pool.Item) []uuid.UUID {
 	return out
 }
 
+// eachStore runs fn on a fresh in-memory store and on a fresh file store:
+// both keep the cache.
+func eachStore(t *testing.T, fn func(t *testing.T, st *sqlite.Store)) {
+	file, _ := MustOpenFile(t, sqlite.Options{})
+	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": file} {
+		t.Run(name, func(t *testing.T) { fn(t, st) })
+	}
+}
+
 func TestCache_AnotherStoreWrites(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -137,140 +146,132 @@ func TestCache_AnotherStoreWrites(t *testing.T) {
 func TestCache_WritesBeforeThePoolIsRead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	file, _ := MustOpenFile(t, sqlite.Options{})
-	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": file} {
-		t.Run(name, func(t *testing.T) {
-			p := insertPool(t, st, 3)
-			items := poolItems(t, st, p.UUID)
-			viewPool(t, st, p.UUID)
+	eachStore(t, func(t *testing.T, st *sqlite.Store) {
+		p := insertPool(t, st, 3)
+		items := poolItems(t, st, p.UUID)
+		viewPool(t, st, p.UUID)
 
-			// Transactions that write the pool's items or row without
-			// reading the pool first.
-			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
-				return tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0]))
-			}))
-			require.Equal(t, poolView{cap: 10, contacts: 3, inFlight: 1,
-				leased: contacts(items[0]), due: contacts(items[1:]...)}, viewPool(t, st, p.UUID))
+		// Transactions that write the pool's items or row without
+		// reading the pool first: the items' writes take the cached
+		// state over, the row's drops it.
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			return tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0]))
+		}))
+		require.Equal(t, poolView{cap: 10, contacts: 3, inFlight: 1,
+			leased: contacts(items[0]), due: contacts(items[1:]...)}, viewPool(t, st, p.UUID))
 
-			require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.DeleteItem(ctx, items[2].ID) }))
-			require.Equal(t, poolView{cap: 10, contacts: 2, inFlight: 1,
-				leased: contacts(items[0]), due: contacts(items[1])}, viewPool(t, st, p.UUID))
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.DeleteItem(ctx, items[2].ID) }))
+		require.Equal(t, poolView{cap: 10, contacts: 2, inFlight: 1,
+			leased: contacts(items[0]), due: contacts(items[1])}, viewPool(t, st, p.UUID))
 
-			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
-				return tx.UpdateItem(ctx, pool.StatusPending, retrying(items[1]))
-			}))
-			require.Equal(t, poolView{cap: 10, contacts: 2, inFlight: 1,
-				leased: contacts(items[0]), due: contacts(items[1])}, viewPool(t, st, p.UUID))
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			return tx.UpdateItem(ctx, pool.StatusPending, retrying(items[1]))
+		}))
+		require.Equal(t, poolView{cap: 10, contacts: 2, inFlight: 1,
+			leased: contacts(items[0]), due: contacts(items[1])}, viewPool(t, st, p.UUID))
 
-			p.MaxParallelItems = 5
-			require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdatePool(ctx, p) }))
-			require.Equal(t, 5, viewPool(t, st, p.UUID).cap)
+		p.MaxParallelItems = 5
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdatePool(ctx, p) }))
+		require.Equal(t, 5, viewPool(t, st, p.UUID).cap)
 
-			// A pool read, then its row written, then read again in one
-			// transaction.
-			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, p.UUID); err != nil {
-					return err
-				}
-				p.MaxParallelItems = 6
-				if err := tx.UpdatePool(ctx, p); err != nil {
-					return err
-				}
-				got, err := tx.Pool(ctx, p.UUID)
-				require.Equal(t, 6, got.MaxParallelItems)
+		// A pool read, then its row written, then read again in one
+		// transaction.
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, p.UUID); err != nil {
 				return err
-			}))
-			require.Equal(t, 6, viewPool(t, st, p.UUID).cap)
-		})
-	}
+			}
+			p.MaxParallelItems = 6
+			if err := tx.UpdatePool(ctx, p); err != nil {
+				return err
+			}
+			got, err := tx.Pool(ctx, p.UUID)
+			require.Equal(t, 6, got.MaxParallelItems)
+			return err
+		}))
+		require.Equal(t, 6, viewPool(t, st, p.UUID).cap)
+	})
 }
 
 func TestCache_Rollbacks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	file, _ := MustOpenFile(t, sqlite.Options{})
-	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": file} {
-		t.Run(name, func(t *testing.T) {
-			p := insertPool(t, st, 3)
-			items := poolItems(t, st, p.UUID)
-			before := viewPool(t, st, p.UUID)
-			errUndo := errors.New("undo")
+	eachStore(t, func(t *testing.T, st *sqlite.Store) {
+		p := insertPool(t, st, 3)
+		items := poolItems(t, st, p.UUID)
+		before := viewPool(t, st, p.UUID)
+		errUndo := errors.New("undo")
 
-			// A transaction that rolls back leaves nothing behind.
-			err := st.Write(ctx, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, p.UUID); err != nil {
-					return err
-				}
-				if err := tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0])); err != nil {
-					return err
-				}
-				_, err := tx.InsertItems(ctx, p.UUID, pendingItems(2))
-				return errors.Join(err, errUndo)
-			})
-			require.ErrorIs(t, err, errUndo)
-			require.Equal(t, before, viewPool(t, st, p.UUID))
-
-			// A write before a savepoint that is rolled back stays.
-			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, p.UUID); err != nil {
-					return err
-				}
-				if err := tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0])); err != nil {
-					return err
-				}
-				err := tx.Savepoint(ctx, func(tx store.Tx) error {
-					if err := tx.UpdateItem(ctx, pool.StatusPending, claimed(items[1])); err != nil {
-						return err
-					}
-					return errUndo
-				})
-				if !errors.Is(err, errUndo) {
-					return err
-				}
-				return nil
-			}))
-			require.Equal(t, poolView{cap: 10, contacts: 3, inFlight: 1,
-				leased: contacts(items[0]), due: contacts(items[1:]...)}, viewPool(t, st, p.UUID))
+		// A transaction that rolls back leaves nothing behind.
+		err := st.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, p.UUID); err != nil {
+				return err
+			}
+			if err := tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0])); err != nil {
+				return err
+			}
+			_, err := tx.InsertItems(ctx, p.UUID, pendingItems(2))
+			return errors.Join(err, errUndo)
 		})
-	}
+		require.ErrorIs(t, err, errUndo)
+		require.Equal(t, before, viewPool(t, st, p.UUID))
+
+		// A write before a savepoint that is rolled back stays.
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, p.UUID); err != nil {
+				return err
+			}
+			if err := tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0])); err != nil {
+				return err
+			}
+			err := tx.Savepoint(ctx, func(tx store.Tx) error {
+				if err := tx.UpdateItem(ctx, pool.StatusPending, claimed(items[1])); err != nil {
+					return err
+				}
+				return errUndo
+			})
+			if !errors.Is(err, errUndo) {
+				return err
+			}
+			return nil
+		}))
+		require.Equal(t, poolView{cap: 10, contacts: 3, inFlight: 1,
+			leased: contacts(items[0]), due: contacts(items[1:]...)}, viewPool(t, st, p.UUID))
+	})
 }
 
 func TestCache_PoolDeletedAndItsIDReused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	file, _ := MustOpenFile(t, sqlite.Options{})
-	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": file} {
-		t.Run(name, func(t *testing.T) {
-			a := insertPool(t, st, 2) // the last pool: its internal id is the largest
-			viewPool(t, st, a.UUID)
-			b := insertPoolParams(uuid.New())
-			b.MaxParallelItems = 4
-			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, a.UUID); err != nil {
-					return err
-				}
-				if err := tx.DeletePool(ctx, a.UUID); err != nil {
-					return err
-				}
-				// SQLite gives b the id a had.
-				if err := tx.InsertPool(ctx, b); err != nil {
-					return err
-				}
-				if _, err := tx.Pool(ctx, b.UUID); err != nil {
-					return err
-				}
-				_, err := tx.Pool(ctx, a.UUID)
-				require.ErrorIs(t, err, store.ErrNotFound, "a, in the transaction that deleted it")
-				return nil
-			}))
-			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
-				_, err := tx.Pool(ctx, a.UUID)
-				require.ErrorIs(t, err, store.ErrNotFound, "a, after")
-				got, err := tx.Pool(ctx, b.UUID)
-				require.Equal(t, 4, got.MaxParallelItems)
-				require.Zero(t, got.ContactsCount)
+	eachStore(t, func(t *testing.T, st *sqlite.Store) {
+		a := insertPool(t, st, 2) // the last pool: its internal id is the largest
+		viewPool(t, st, a.UUID)
+		b := insertPoolParams(uuid.New())
+		b.MaxParallelItems = 4
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, a.UUID); err != nil {
 				return err
-			}))
-		})
-	}
+			}
+			if err := tx.DeletePool(ctx, a.UUID); err != nil {
+				return err
+			}
+			// SQLite gives b the id a had.
+			if err := tx.InsertPool(ctx, b); err != nil {
+				return err
+			}
+			if _, err := tx.Pool(ctx, b.UUID); err != nil {
+				return err
+			}
+			_, err := tx.Pool(ctx, a.UUID)
+			require.ErrorIs(t, err, store.ErrNotFound, "a, in the transaction that deleted it")
+			return nil
+		}))
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			_, err := tx.Pool(ctx, a.UUID)
+			require.ErrorIs(t, err, store.ErrNotFound, "a, after")
+			got, err := tx.Pool(ctx, b.UUID)
+			require.Equal(t, 4, got.MaxParallelItems)
+			require.Zero(t, got.ContactsCount)
+			return err
+		}))
+	})
 }
