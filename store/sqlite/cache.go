@@ -21,10 +21,9 @@ import (
 //     starts by reading PRAGMA data_version, which changes whenever another
 //     connection has committed, and empties the cache when it has;
 //   - the transaction itself: a write to a pool's items takes the cached
-//     state over and keeps it current (see state.go), a write the state
-//     cannot follow (the pool's row, or items of a pool not cached) marks
-//     the pool stale, and a stale pool is read from the database and
-//     dropped from the cache at commit;
+//     state over and keeps it current (see state.go); a write to the
+//     pool's row marks the pool stale, and a stale pool is read from the
+//     database and dropped from the cache at commit;
 //   - a rollback: a savepoint rolled back marks every pool the transaction
 //     knew stale, and a transaction that does not commit empties the cache.
 //
