@@ -717,3 +717,52 @@ func TestEngine_DequeueCanceledMidTransaction(t *testing.T) {
 	}
 	t.Logf("%d leases, %d cancellations", leased, canceled)
 }
+
+// TestEngine_TwoStoresShareTheCap pins, step by step, what
+// TestEngine_ConcurrentTwoStores checks under load: two engines on their
+// own stores over one file (two processes) share a pool's cap and settings.
+// Each engine's store keeps the pool between its transactions, so each step
+// checks that what the other one committed meanwhile is seen. (Under load,
+// a store that missed the other's writes tends to starve itself, counting
+// leases long settled, rather than exceed the cap: with the store's
+// data_version check taken out, the load test still passed and this one
+// failed at its first step.)
+func TestEngine_TwoStoresShareTheCap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	opts := queue.Options{LeaseTimeout: time.Minute}
+	a := openEngine(t, openFileStore(t, path), opts)
+	b := openEngine(t, openFileStore(t, path), opts)
+	p, err := a.CreatePool(ctx, pool.CreateParams{Name: "shared", Description: "two processes",
+		Type: pool.Parallel, MaxParallelItems: pqPtr(2)})
+	require.NoError(t, err)
+	items := make([]pool.NewItem, 5)
+	for i := range items {
+		items[i] = pool.NewItem{ContactUUID: uuid.New()}
+	}
+	_, err = a.Add(ctx, p.UUID, items...)
+	require.NoError(t, err)
+
+	la, err := a.TryDequeue(ctx, p.UUID) // a now knows the pool: one in flight
+	require.NoError(t, err)
+	_, err = b.TryDequeue(ctx, p.UUID) // two in flight: the cap
+	require.NoError(t, err)
+	_, err = a.TryDequeue(ctx, p.UUID)
+	require.ErrorIs(t, err, queue.ErrAtCapacity, "a must see b's lease")
+
+	_, err = b.UpdatePool(ctx, p.UUID, pool.UpdateParams{MaxParallelItems: pqPtr(3)})
+	require.NoError(t, err)
+	_, err = a.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err, "a must see the cap b raised")
+	_, err = a.TryDequeue(ctx, p.UUID)
+	require.ErrorIs(t, err, queue.ErrAtCapacity)
+
+	require.NoError(t, b.Complete(ctx, la, "answered")) // b settles a's lease
+	_, err = a.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err, "a must see the slot b freed")
+	d, err := b.Pool(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, 3, d.StatusCounts[pool.StatusProcessing])
+	require.Equal(t, 1, d.StatusCounts[pool.StatusCompleted])
+}
