@@ -32,6 +32,13 @@ func translate(err error) error {
 	return err
 }
 
+// isBusy reports whether err is SQLITE_BUSY (or one of its extended
+// codes): another connection holds a lock this one needs.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 // wrap translates err and prefixes it with the operation: "sqlite: op: …".
 // It returns nil for a nil err.
 func wrap(op string, err error) error {

@@ -1,9 +1,13 @@
 package sqlite
 
 import (
+	"context"
+	"database/sql"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -62,4 +66,61 @@ func TestEscapePath(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, "/tmp/a b/c.db", escapePath("/tmp/a b/c.db"))
 	require.Equal(t, "/tmp/a%3Fb%23c%25d.db", escapePath("/tmp/a?b#c%d.db"))
+}
+
+// TestSetWAL_WaitsForAWriter: switching a file to WAL while another
+// connection holds the write lock fails at once with SQLITE_BUSY, without
+// SQLite's busy handler (it would risk a deadlock); setWAL must wait for
+// the lock like the busy handler would, up to its timeout. (Two processes
+// opening a new file at once met this in about one Open in a hundred.)
+func TestSetWAL_WaitsForAWriter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// locked returns a connection pool on a new file in rollback-journal
+	// mode, and a connection of another pool holding the file's write lock.
+	locked := func(t *testing.T) (*sql.DB, *sql.Conn) {
+		path := filepath.Join(t.TempDir(), "wal.db")
+		open := func() *sql.DB {
+			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+			require.NoError(t, err)
+			db.SetMaxOpenConns(1)
+			t.Cleanup(func() { db.Close() })
+			return db
+		}
+		other, db := open(), open()
+		_, err := other.ExecContext(ctx, `CREATE TABLE t (x)`)
+		require.NoError(t, err)
+		c, err := other.Conn(ctx)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		_, err = c.ExecContext(ctx, `BEGIN IMMEDIATE`)
+		require.NoError(t, err)
+		_, err = db.ExecContext(ctx, `PRAGMA journal_mode = WAL`)
+		require.True(t, isBusy(err), "SQLite itself does not wait: %v", err)
+		return db, c
+	}
+
+	t.Run("Waits", func(t *testing.T) {
+		t.Parallel()
+		db, c := locked(t)
+		released := make(chan struct{})
+		go func() {
+			defer close(released)
+			time.Sleep(100 * time.Millisecond)
+			_, _ = c.ExecContext(ctx, `COMMIT`)
+		}()
+		start := time.Now()
+		require.NoError(t, setWAL(ctx, db, 5*time.Second))
+		require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "setWAL returned before the writer let go")
+		<-released
+	})
+
+	t.Run("GivesUp", func(t *testing.T) {
+		t.Parallel()
+		db, _ := locked(t)
+		start := time.Now()
+		err := setWAL(ctx, db, 100*time.Millisecond)
+		require.True(t, isBusy(err), "%v", err)
+		require.Less(t, time.Since(start), 2*time.Second)
+	})
 }

@@ -212,7 +212,7 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	// WAL is a property of the file, not of a connection: it is set once,
 	// on the writer, after migrate has checked that the file is one this
 	// code may change.
-	if err := setWAL(ctx, w); err != nil {
+	if err := setWAL(ctx, w, opts.BusyTimeout); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w)
 	}
 	r, err := sql.Open("sqlite", name+"?"+dsnParams(opts, true))
@@ -293,15 +293,32 @@ func escapePath(path string) string {
 	return b.String()
 }
 
-func setWAL(ctx context.Context, db *sql.DB) error {
-	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
-		return fmt.Errorf("set WAL mode: %w", translate(err))
+// setWAL puts the file in WAL mode. Switching a new file to WAL takes an
+// exclusive lock, and SQLite does not wait for it through the busy handler
+// when another connection (a process opening the same new file) holds a
+// lock it would otherwise deadlock with: it fails at once with
+// SQLITE_BUSY. So setWAL itself tries again, with a growing pause, for up
+// to timeout (the busy timeout), as the busy handler would have.
+func setWAL(ctx context.Context, db *sql.DB, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		var mode string
+		err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		if err == nil {
+			if !strings.EqualFold(mode, "wal") {
+				return fmt.Errorf("set WAL mode: journal mode is %q", mode)
+			}
+			return nil
+		}
+		if !isBusy(err) || time.Now().Add(pause).After(deadline) {
+			return fmt.Errorf("set WAL mode: %w", translate(err))
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return fmt.Errorf("set WAL mode: %w (%w)", ctx.Err(), err)
+		}
 	}
-	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("set WAL mode: journal mode is %q", mode)
-	}
-	return nil
 }
 
 // prepare prepares queries on on (db itself, or a connection of db),
