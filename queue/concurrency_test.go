@@ -683,11 +683,7 @@ func TestEngine_DequeueCanceledMidTransaction(t *testing.T) {
 		Name: "cancel", Description: "mid-transaction", Type: pool.Parallel, MaxParallelItems: pqPtr(100),
 	})
 	require.NoError(t, err)
-	batch := make([]pool.NewItem, 500)
-	for i := range batch {
-		batch[i] = pool.NewItem{ContactUUID: uuid.New()}
-	}
-	_, err = eng.Add(ctx, p.UUID, batch...)
+	_, err = eng.Add(ctx, p.UUID, newItems(500)...)
 	require.NoError(t, err)
 	// Timeouts spread over twice the time a Dequeue takes here, so that
 	// many of them end it inside its transaction.
@@ -737,11 +733,7 @@ func TestEngine_TwoStoresShareTheCap(t *testing.T) {
 	p, err := a.CreatePool(ctx, pool.CreateParams{Name: "shared", Description: "two processes",
 		Type: pool.Parallel, MaxParallelItems: pqPtr(2)})
 	require.NoError(t, err)
-	items := make([]pool.NewItem, 5)
-	for i := range items {
-		items[i] = pool.NewItem{ContactUUID: uuid.New()}
-	}
-	_, err = a.Add(ctx, p.UUID, items...)
+	_, err = a.Add(ctx, p.UUID, newItems(5)...)
 	require.NoError(t, err)
 
 	la, err := a.TryDequeue(ctx, p.UUID) // a now knows the pool: one in flight

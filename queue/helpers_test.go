@@ -62,6 +62,15 @@ func allItems(ctx context.Context, t require.TestingT, eng *queue.Engine, poolID
 	}
 }
 
+// newItems returns n items for new random contacts, priority 0.
+func newItems(n int) []pool.NewItem {
+	items := make([]pool.NewItem, n)
+	for i := range items {
+		items[i] = pool.NewItem{ContactUUID: uuid.New()}
+	}
+	return items
+}
+
 // countStatuses recounts statuses from a list of items, every status present.
 func countStatuses(items []pool.Item) map[pool.Status]int {
 	m := pool.ZeroCounts()
