@@ -15,16 +15,18 @@
 //
 // # Items and their statuses
 //
-// An [Item] is one contact in one pool. Its [Status] moves through the state
-// machine implemented by [Dispatch], [MarkInCall], [Complete], [Fail],
-// [Expire], [Release], [Skip] and [Requeue]:
+// An [Item] is one contact in one pool. Its [Status] moves through a state
+// machine of pure methods that return the item as it becomes and persist
+// nothing ([Item.Dispatched], [Item.InCall], [Item.Completed],
+// [Item.Failed], [Item.Expired], [Item.Released], [Item.Skipped],
+// [Item.Requeued]); package queue persists their results:
 //
-//	Pending ─dispatch→ Processing ─MarkInCall→ In_Call
-//	in flight ─Complete→ Completed
-//	in flight ─Fail, attempts left→ Retrying (or Scheduled at a named time)
-//	in flight ─Fail, no attempts left or final→ Failed
-//	in flight ─Release→ Pending (or Retrying if it failed before), attempt not counted
-//	waiting ─Skip→ Skipped;  terminal ─Requeue→ Pending
+//	Pending ─Dispatched→ Processing ─InCall→ In_Call
+//	in flight ─Completed→ Completed
+//	in flight ─Failed, attempts left→ Retrying (or Scheduled at a named time)
+//	in flight ─Failed, no attempts left or final→ Failed
+//	in flight ─Released→ Pending (or Retrying if it failed before), attempt not counted
+//	waiting ─Skipped→ Skipped;  terminal ─Requeued→ Pending
 //
 // An item may be dispatched at most [Pool.Ceiling] = max_retries + 1 times.
 package pool

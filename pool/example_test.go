@@ -87,27 +87,27 @@ func ExampleDuplicateParams_CopyName() {
 }
 
 // An item's life: dispatched, failed and retried, then completed.
-func ExampleDispatch() {
+func ExampleItem_Dispatched() {
 	one := 1
 	p, _ := pool.New(uuid.New(), pool.CreateParams{Name: "VIP customers", Description: "d", MaxRetries: &one}, time.Now())
 	now := time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
 	it := pool.NewItem{ContactUUID: uuid.New()}.Item(p.UUID, now)
 
-	it, _ = pool.Dispatch(it, p, now, now.Add(10*time.Minute))
+	it, _ = it.Dispatched(p, now, now.Add(10*time.Minute))
 	fmt.Println(it.Status, it.Attempts, it.Token)
 
-	it, _ = pool.Fail(it, p, now, pool.Failure{Note: "busy"}, time.Hour)
+	it, _ = it.Failed(p, now, pool.Failure{Note: "busy"}, time.Hour)
 	fmt.Println(it.Status, it.NextRetryAt.Format(time.Kitchen), it.Due(now))
 
 	now = now.Add(time.Hour)
-	it, _ = pool.Dispatch(it, p, now, now.Add(10*time.Minute))
-	it, _ = pool.MarkInCall(it)
+	it, _ = it.Dispatched(p, now, now.Add(10*time.Minute))
+	it, _ = it.InCall()
 	fmt.Println(it.Status, it.Attempts, it.Token)
 
-	it, _ = pool.Complete(it, now, "answered")
+	it, _ = it.Completed(now, "answered")
 	fmt.Println(it.Status, it.RetryCount, it.Notes)
 
-	_, err := pool.Skip(it, "too late")
+	_, err := it.Skipped("too late")
 	fmt.Println(errors.Is(err, pool.ErrWrongStatus))
 	// Output:
 	// Processing 1 1

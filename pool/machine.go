@@ -36,14 +36,15 @@ type Failure struct {
 	Note string
 }
 
-// Dispatch hands a due item out at now with a lease ending at expires. When
-// the item's attempts already reach p's ceiling (the pool's max_retries was
-// lowered after it failed), it is not dispatched: it becomes Failed and ok is
-// false. Otherwise it becomes Processing with Attempts+1, StartedAt set on
-// its first dispatch, a new fencing token, and ok is true.
+// Dispatched returns the item handed out at now with a lease ending at
+// expires. When the item's attempts already reach p's ceiling (the pool's
+// max_retries was lowered after it failed), it is not dispatched: it is
+// returned Failed and ok is false. Otherwise it is Processing with
+// Attempts+1, StartedAt set on its first dispatch, a new fencing token, and
+// ok is true.
 //
-// The caller must pass a waiting item that is due at now.
-func Dispatch(it Item, p Pool, now, expires time.Time) (out Item, ok bool) {
+// it must be a waiting item that is due at now.
+func (it Item) Dispatched(p Pool, now, expires time.Time) (out Item, ok bool) {
 	now = now.UTC()
 	if it.Attempts >= p.Ceiling() {
 		it.Status = StatusFailed
@@ -63,9 +64,9 @@ func Dispatch(it Item, p Pool, now, expires time.Time) (out Item, ok bool) {
 	return it, true
 }
 
-// MarkInCall records that the call of an in-flight item connected:
-// Processing becomes In_Call; In_Call stays as it is.
-func MarkInCall(it Item) (Item, error) {
+// InCall returns the in-flight item with its call connected: Processing
+// becomes In_Call; In_Call stays as it is.
+func (it Item) InCall() (Item, error) {
 	if !it.Status.InFlight() {
 		return it, fmt.Errorf("mark in call: %s: %w", it.Status, ErrWrongStatus)
 	}
@@ -73,8 +74,8 @@ func MarkInCall(it Item) (Item, error) {
 	return it, nil
 }
 
-// Extend moves the lease of an in-flight item to end at expires.
-func Extend(it Item, expires time.Time) (Item, error) {
+// Extended returns the in-flight item with its lease ending at expires.
+func (it Item) Extended(expires time.Time) (Item, error) {
 	if !it.Status.InFlight() {
 		return it, fmt.Errorf("extend: %s: %w", it.Status, ErrWrongStatus)
 	}
@@ -82,8 +83,9 @@ func Extend(it Item, expires time.Time) (Item, error) {
 	return it, nil
 }
 
-// Complete settles an in-flight item as Completed at now with note.
-func Complete(it Item, now time.Time, note string) (Item, error) {
+// Completed returns the in-flight item settled as Completed at now with
+// note.
+func (it Item) Completed(now time.Time, note string) (Item, error) {
 	if !it.Status.InFlight() {
 		return it, fmt.Errorf("complete: %s: %w", it.Status, ErrWrongStatus)
 	}
@@ -95,11 +97,11 @@ func Complete(it Item, now time.Time, note string) (Item, error) {
 	return it, nil
 }
 
-// Fail settles an in-flight item after a failed attempt at now. RetryCount
-// grows by one. The item becomes Failed when f.Final is set or its attempts
-// reach p's ceiling; otherwise Scheduled at f.RetryAt when given, else
-// Retrying at now + retryDelay.
-func Fail(it Item, p Pool, now time.Time, f Failure, retryDelay time.Duration) (Item, error) {
+// Failed returns the in-flight item settled after a failed attempt at now.
+// RetryCount grows by one. The item becomes Failed when f.Final is set or
+// its attempts reach p's ceiling; otherwise Scheduled at f.RetryAt when
+// given, else Retrying at now + retryDelay.
+func (it Item) Failed(p Pool, now time.Time, f Failure, retryDelay time.Duration) (Item, error) {
 	if !it.Status.InFlight() {
 		return it, fmt.Errorf("fail: %s: %w", it.Status, ErrWrongStatus)
 	}
@@ -124,17 +126,18 @@ func Fail(it Item, p Pool, now time.Time, f Failure, retryDelay time.Duration) (
 	return it, nil
 }
 
-// Expire settles an in-flight item whose lease ended without a settlement:
-// it counts as a failed attempt ([Fail] with the note "lease expired").
-func Expire(it Item, p Pool, now time.Time, retryDelay time.Duration) (Item, error) {
-	return Fail(it, p, now, Failure{Note: NoteExpired}, retryDelay)
+// Expired returns the in-flight item settled after its lease ended
+// without a settlement: it counts as a failed attempt ([Item.Failed] with
+// the note "lease expired").
+func (it Item) Expired(p Pool, now time.Time, retryDelay time.Duration) (Item, error) {
+	return it.Failed(p, now, Failure{Note: NoteExpired}, retryDelay)
 }
 
-// Release gives an in-flight item back unattempted: the attempt is not
-// counted, and the item is due again at once, as Pending, or as Retrying
-// (NextRetryAt = now) if it has failed before. The fencing token stays, so
-// the released lease cannot settle a later dispatch.
-func Release(it Item, now time.Time) (Item, error) {
+// Released returns the in-flight item given back unattempted: the attempt
+// is not counted, and the item is due again at once, as Pending, or as
+// Retrying (NextRetryAt = now) if it has failed before. The fencing token
+// stays, so the released lease cannot settle a later dispatch.
+func (it Item) Released(now time.Time) (Item, error) {
 	if !it.Status.InFlight() {
 		return it, fmt.Errorf("release: %s: %w", it.Status, ErrWrongStatus)
 	}
@@ -154,9 +157,9 @@ func Release(it Item, now time.Time) (Item, error) {
 	return it, nil
 }
 
-// Skip withdraws a waiting item: it becomes Skipped with note. An item in
-// flight gets [ErrInFlight]; a finished one [ErrWrongStatus].
-func Skip(it Item, note string) (Item, error) {
+// Skipped returns the waiting item withdrawn: Skipped, with note. An item
+// in flight gets [ErrInFlight]; a finished one [ErrWrongStatus].
+func (it Item) Skipped(note string) (Item, error) {
 	switch {
 	case it.Status.InFlight():
 		return it, ErrInFlight
@@ -169,11 +172,11 @@ func Skip(it Item, note string) (Item, error) {
 	return it, nil
 }
 
-// Requeue revives a finished item (lead recycling): it becomes Pending with
-// attempts, retry count, timestamps and notes reset; its priority, payload
-// and insertion place stay. An item in flight gets [ErrInFlight]; a waiting
-// one [ErrWrongStatus].
-func Requeue(it Item) (Item, error) {
+// Requeued returns the finished item revived (lead recycling): Pending,
+// with attempts, retry count, timestamps and notes reset; its priority,
+// payload and insertion place stay. An item in flight gets [ErrInFlight]; a
+// waiting one [ErrWrongStatus].
+func (it Item) Requeued() (Item, error) {
 	switch {
 	case it.Status.InFlight():
 		return it, ErrInFlight
@@ -188,8 +191,9 @@ func Requeue(it Item) (Item, error) {
 	return it, nil
 }
 
-// SetPriority changes the priority of an item that is not in flight.
-func SetPriority(it Item, priority int) (Item, error) {
+// WithPriority returns the item, which must not be in flight, with a new
+// priority.
+func (it Item) WithPriority(priority int) (Item, error) {
 	if it.Status.InFlight() {
 		return it, ErrInFlight
 	}
@@ -198,7 +202,7 @@ func SetPriority(it Item, priority int) (Item, error) {
 }
 
 // Removable returns [ErrInFlight] for an item in flight, nil otherwise.
-func Removable(it Item) error {
+func (it Item) Removable() error {
 	if it.Status.InFlight() {
 		return ErrInFlight
 	}

@@ -91,7 +91,7 @@ func requireRejected(t *testing.T, from []pool.Status, wantErr error, op func(po
 	}
 }
 
-func TestDispatch(t *testing.T) {
+func TestItem_Dispatched(t *testing.T) {
 	t.Parallel()
 
 	tests := []struct {
@@ -174,7 +174,7 @@ func TestDispatch(t *testing.T) {
 			t.Parallel()
 			want := tt.in
 			tt.want(&want)
-			got, ok := pool.Dispatch(tt.in, poolWithRetries(tt.maxRetries), now, expires)
+			got, ok := tt.in.Dispatched(poolWithRetries(tt.maxRetries), now, expires)
 			require.Equal(t, tt.wantOK, ok)
 			require.Equal(t, want, got)
 			require.LessOrEqual(t, got.Attempts, max(tt.in.Attempts, tt.maxRetries+1))
@@ -184,14 +184,14 @@ func TestDispatch(t *testing.T) {
 
 	t.Run("OKTimesInUTC", func(t *testing.T) {
 		t.Parallel()
-		got, ok := pool.Dispatch(itemIn(pool.StatusPending), poolWithRetries(3), now.In(elsewhere), expires.In(elsewhere))
+		got, ok := itemIn(pool.StatusPending).Dispatched(poolWithRetries(3), now.In(elsewhere), expires.In(elsewhere))
 		require.True(t, ok)
 		require.Equal(t, now, *got.StartedAt)
 		require.Equal(t, time.UTC, got.StartedAt.Location())
 		require.Equal(t, expires, got.LeaseExpiresAt)
 		require.Equal(t, time.UTC, got.LeaseExpiresAt.Location())
 
-		failed, ok := pool.Dispatch(withAttempts(itemIn(pool.StatusRetrying), 9), poolWithRetries(3), now.In(elsewhere), expires)
+		failed, ok := withAttempts(itemIn(pool.StatusRetrying), 9).Dispatched(poolWithRetries(3), now.In(elsewhere), expires)
 		require.False(t, ok)
 		require.Equal(t, time.UTC, failed.FailedAt.Location())
 	})
@@ -202,13 +202,13 @@ func TestDispatch(t *testing.T) {
 		it := itemIn(pool.StatusPending)
 		for i := 1; i <= 6; i++ {
 			var ok bool
-			it, ok = pool.Dispatch(it, p, now, expires)
+			it, ok = it.Dispatched(p, now, expires)
 			require.True(t, ok)
 			require.Equal(t, int64(i), it.Token)
 			require.Equal(t, i, it.Attempts)
 			require.Equal(t, now, *it.StartedAt, "started_at is the first dispatch's")
 			var err error
-			it, err = pool.Fail(it, p, now, pool.Failure{RetryAt: now}, retryDelay)
+			it, err = it.Failed(p, now, pool.Failure{RetryAt: now}, retryDelay)
 			require.NoError(t, err)
 		}
 		require.Equal(t, pool.StatusFailed, it.Status, "six attempts with max_retries 5")
@@ -220,13 +220,13 @@ func withAttempts(it pool.Item, n int) pool.Item {
 	return it
 }
 
-func TestMarkInCall(t *testing.T) {
+func TestItem_InCall(t *testing.T) {
 	t.Parallel()
 
 	t.Run("OKFromProcessing", func(t *testing.T) {
 		t.Parallel()
 		in := itemIn(pool.StatusProcessing)
-		got, err := pool.MarkInCall(in)
+		got, err := in.InCall()
 		require.NoError(t, err)
 		want := in
 		want.Status = pool.StatusInCall
@@ -236,18 +236,18 @@ func TestMarkInCall(t *testing.T) {
 	t.Run("OKInCallStays", func(t *testing.T) {
 		t.Parallel()
 		in := itemIn(pool.StatusInCall)
-		got, err := pool.MarkInCall(in)
+		got, err := in.InCall()
 		require.NoError(t, err)
 		require.Equal(t, in, got)
 	})
 
 	t.Run("ErrWrongStatus", func(t *testing.T) {
 		t.Parallel()
-		requireRejected(t, notInFlight, pool.ErrWrongStatus, pool.MarkInCall)
+		requireRejected(t, notInFlight, pool.ErrWrongStatus, pool.Item.InCall)
 	})
 }
 
-func TestExtend(t *testing.T) {
+func TestItem_Extended(t *testing.T) {
 	t.Parallel()
 
 	later := now.Add(time.Hour)
@@ -255,7 +255,7 @@ func TestExtend(t *testing.T) {
 		t.Run("OK"+string(s), func(t *testing.T) {
 			t.Parallel()
 			in := itemIn(s)
-			got, err := pool.Extend(in, later.In(elsewhere))
+			got, err := in.Extended(later.In(elsewhere))
 			require.NoError(t, err)
 			want := in
 			want.LeaseExpiresAt = later
@@ -267,19 +267,19 @@ func TestExtend(t *testing.T) {
 	t.Run("ErrWrongStatus", func(t *testing.T) {
 		t.Parallel()
 		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
-			return pool.Extend(it, later)
+			return it.Extended(later)
 		})
 	})
 }
 
-func TestComplete(t *testing.T) {
+func TestItem_Completed(t *testing.T) {
 	t.Parallel()
 
 	for _, s := range []pool.Status{pool.StatusProcessing, pool.StatusInCall} {
 		t.Run("OK"+string(s), func(t *testing.T) {
 			t.Parallel()
 			in := inFlight(s, 2)
-			got, err := pool.Complete(in, now.In(elsewhere), "answered")
+			got, err := in.Completed(now.In(elsewhere), "answered")
 			require.NoError(t, err)
 			want := in
 			want.Status = pool.StatusCompleted
@@ -295,12 +295,12 @@ func TestComplete(t *testing.T) {
 	t.Run("ErrWrongStatus", func(t *testing.T) {
 		t.Parallel()
 		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
-			return pool.Complete(it, now, "answered")
+			return it.Completed(now, "answered")
 		})
 	})
 }
 
-func TestFail(t *testing.T) {
+func TestItem_Failed(t *testing.T) {
 	t.Parallel()
 
 	retryAt := now.Add(24 * time.Hour)
@@ -401,7 +401,7 @@ func TestFail(t *testing.T) {
 			want := tt.in
 			want.LeaseExpiresAt = time.Time{}
 			tt.want(&want)
-			got, err := pool.Fail(tt.in, poolWithRetries(tt.maxRetries), now.In(elsewhere), tt.f, retryDelay)
+			got, err := tt.in.Failed(poolWithRetries(tt.maxRetries), now.In(elsewhere), tt.f, retryDelay)
 			require.NoError(t, err)
 			require.Equal(t, want, got)
 			require.Equal(t, tt.in.RetryCount+1, got.RetryCount)
@@ -418,12 +418,12 @@ func TestFail(t *testing.T) {
 	t.Run("ErrWrongStatus", func(t *testing.T) {
 		t.Parallel()
 		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
-			return pool.Fail(it, poolWithRetries(3), now, pool.Failure{Note: "x"}, retryDelay)
+			return it.Failed(poolWithRetries(3), now, pool.Failure{Note: "x"}, retryDelay)
 		})
 	})
 }
 
-func TestExpire(t *testing.T) {
+func TestItem_Expired(t *testing.T) {
 	t.Parallel()
 
 	retryingAt := now.Add(retryDelay)
@@ -431,7 +431,7 @@ func TestExpire(t *testing.T) {
 	t.Run("OKRetrying", func(t *testing.T) {
 		t.Parallel()
 		in := inFlight(pool.StatusInCall, 1)
-		got, err := pool.Expire(in, poolWithRetries(3), now, retryDelay)
+		got, err := in.Expired(poolWithRetries(3), now, retryDelay)
 		require.NoError(t, err)
 		want := in
 		want.Status, want.RetryCount, want.Notes = pool.StatusRetrying, 1, pool.NoteExpired
@@ -443,7 +443,7 @@ func TestExpire(t *testing.T) {
 	t.Run("OKLastAttemptFails", func(t *testing.T) {
 		t.Parallel()
 		in := inFlight(pool.StatusProcessing, 2)
-		got, err := pool.Expire(in, poolWithRetries(1), now, retryDelay)
+		got, err := in.Expired(poolWithRetries(1), now, retryDelay)
 		require.NoError(t, err)
 		want := in
 		want.Status, want.RetryCount, want.Notes = pool.StatusFailed, 2, pool.NoteExpired
@@ -455,18 +455,18 @@ func TestExpire(t *testing.T) {
 	t.Run("ErrWrongStatus", func(t *testing.T) {
 		t.Parallel()
 		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
-			return pool.Expire(it, poolWithRetries(3), now, retryDelay)
+			return it.Expired(poolWithRetries(3), now, retryDelay)
 		})
 	})
 }
 
-func TestRelease(t *testing.T) {
+func TestItem_Released(t *testing.T) {
 	t.Parallel()
 
 	t.Run("OKFirstAttemptBackToPending", func(t *testing.T) {
 		t.Parallel()
 		in := inFlight(pool.StatusProcessing, 1)
-		got, err := pool.Release(in, now)
+		got, err := in.Released(now)
 		require.NoError(t, err)
 		want := in
 		want.Status, want.Attempts = pool.StatusPending, 0
@@ -479,7 +479,7 @@ func TestRelease(t *testing.T) {
 
 	t.Run("OKFromInCall", func(t *testing.T) {
 		t.Parallel()
-		got, err := pool.Release(inFlight(pool.StatusInCall, 1), now)
+		got, err := inFlight(pool.StatusInCall, 1).Released(now)
 		require.NoError(t, err)
 		require.Equal(t, pool.StatusPending, got.Status)
 		require.Zero(t, got.Attempts)
@@ -488,7 +488,7 @@ func TestRelease(t *testing.T) {
 	t.Run("OKFailedBeforeRetryingDueNow", func(t *testing.T) {
 		t.Parallel()
 		in := inFlight(pool.StatusInCall, 3) // two failures before
-		got, err := pool.Release(in, now.In(elsewhere))
+		got, err := in.Released(now.In(elsewhere))
 		require.NoError(t, err)
 		want := in
 		want.Status, want.Attempts = pool.StatusRetrying, 2
@@ -504,11 +504,11 @@ func TestRelease(t *testing.T) {
 	t.Run("OKReleaseThenDispatchGetsNewToken", func(t *testing.T) {
 		t.Parallel()
 		p := poolWithRetries(0)
-		it, ok := pool.Dispatch(itemIn(pool.StatusPending), p, now, expires)
+		it, ok := itemIn(pool.StatusPending).Dispatched(p, now, expires)
 		require.True(t, ok)
-		it, err := pool.Release(it, now)
+		it, err := it.Released(now)
 		require.NoError(t, err)
-		it, ok = pool.Dispatch(it, p, now, expires)
+		it, ok = it.Dispatched(p, now, expires)
 		require.True(t, ok, "a released attempt does not count against the ceiling")
 		require.Equal(t, 1, it.Attempts)
 		require.Equal(t, int64(2), it.Token)
@@ -517,19 +517,19 @@ func TestRelease(t *testing.T) {
 	t.Run("ErrWrongStatus", func(t *testing.T) {
 		t.Parallel()
 		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
-			return pool.Release(it, now)
+			return it.Released(now)
 		})
 	})
 }
 
-func TestSkip(t *testing.T) {
+func TestItem_Skipped(t *testing.T) {
 	t.Parallel()
 
 	for _, s := range []pool.Status{pool.StatusPending, pool.StatusRetrying, pool.StatusScheduled} {
 		t.Run("OK"+string(s), func(t *testing.T) {
 			t.Parallel()
 			in := itemIn(s)
-			got, err := pool.Skip(in, "opted out")
+			got, err := in.Skipped("opted out")
 			require.NoError(t, err)
 			want := in
 			want.Status = pool.StatusSkipped
@@ -543,9 +543,9 @@ func TestSkip(t *testing.T) {
 		t.Parallel()
 		inFlightStatuses := []pool.Status{pool.StatusProcessing, pool.StatusInCall}
 		requireRejected(t, inFlightStatuses, pool.ErrInFlight, func(it pool.Item) (pool.Item, error) {
-			_, err := pool.Skip(it, "x")
+			_, err := it.Skipped("x")
 			require.NotErrorIs(t, err, pool.ErrWrongStatus)
-			return pool.Skip(it, "x")
+			return it.Skipped("x")
 		})
 	})
 
@@ -553,21 +553,21 @@ func TestSkip(t *testing.T) {
 		t.Parallel()
 		terminal := []pool.Status{pool.StatusCompleted, pool.StatusFailed, pool.StatusSkipped}
 		requireRejected(t, terminal, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
-			_, err := pool.Skip(it, "x")
+			_, err := it.Skipped("x")
 			require.NotErrorIs(t, err, pool.ErrInFlight)
-			return pool.Skip(it, "x")
+			return it.Skipped("x")
 		})
 	})
 }
 
-func TestRequeue(t *testing.T) {
+func TestItem_Requeued(t *testing.T) {
 	t.Parallel()
 
 	for _, s := range []pool.Status{pool.StatusCompleted, pool.StatusFailed, pool.StatusSkipped} {
 		t.Run("OK"+string(s), func(t *testing.T) {
 			t.Parallel()
 			in := itemIn(s)
-			got, err := pool.Requeue(in)
+			got, err := in.Requeued()
 			require.NoError(t, err)
 			want := pool.Item{
 				// kept: identity, priority, payload, insertion place, token
@@ -584,13 +584,13 @@ func TestRequeue(t *testing.T) {
 	t.Run("OKRequeuedItemHasFullCeilingAgain", func(t *testing.T) {
 		t.Parallel()
 		p := poolWithRetries(1)
-		it, err := pool.Requeue(itemIn(pool.StatusFailed))
+		it, err := itemIn(pool.StatusFailed).Requeued()
 		require.NoError(t, err)
 		for i := 0; i < p.Ceiling(); i++ {
 			var ok bool
-			it, ok = pool.Dispatch(it, p, now, expires)
+			it, ok = it.Dispatched(p, now, expires)
 			require.True(t, ok)
-			it, err = pool.Fail(it, p, now, pool.Failure{RetryAt: now}, retryDelay)
+			it, err = it.Failed(p, now, pool.Failure{RetryAt: now}, retryDelay)
 			require.NoError(t, err)
 		}
 		require.Equal(t, pool.StatusFailed, it.Status)
@@ -599,17 +599,17 @@ func TestRequeue(t *testing.T) {
 
 	t.Run("ErrInFlight", func(t *testing.T) {
 		t.Parallel()
-		requireRejected(t, []pool.Status{pool.StatusProcessing, pool.StatusInCall}, pool.ErrInFlight, pool.Requeue)
+		requireRejected(t, []pool.Status{pool.StatusProcessing, pool.StatusInCall}, pool.ErrInFlight, pool.Item.Requeued)
 	})
 
 	t.Run("ErrWrongStatus", func(t *testing.T) {
 		t.Parallel()
 		waiting := []pool.Status{pool.StatusPending, pool.StatusRetrying, pool.StatusScheduled}
-		requireRejected(t, waiting, pool.ErrWrongStatus, pool.Requeue)
+		requireRejected(t, waiting, pool.ErrWrongStatus, pool.Item.Requeued)
 	})
 }
 
-func TestSetPriority(t *testing.T) {
+func TestItem_WithPriority(t *testing.T) {
 	t.Parallel()
 
 	for _, s := range notInFlight {
@@ -617,7 +617,7 @@ func TestSetPriority(t *testing.T) {
 			t.Parallel()
 			in := itemIn(s)
 			for _, prio := range []int{-5, 0, 100} {
-				got, err := pool.SetPriority(in, prio)
+				got, err := in.WithPriority(prio)
 				require.NoError(t, err)
 				want := in
 				want.Priority = prio
@@ -629,15 +629,15 @@ func TestSetPriority(t *testing.T) {
 	t.Run("ErrInFlight", func(t *testing.T) {
 		t.Parallel()
 		requireRejected(t, []pool.Status{pool.StatusProcessing, pool.StatusInCall}, pool.ErrInFlight,
-			func(it pool.Item) (pool.Item, error) { return pool.SetPriority(it, 99) })
+			func(it pool.Item) (pool.Item, error) { return it.WithPriority(99) })
 	})
 }
 
-func TestRemovable(t *testing.T) {
+func TestItem_Removable(t *testing.T) {
 	t.Parallel()
 
 	for _, s := range pool.Statuses() {
-		err := pool.Removable(itemIn(s))
+		err := itemIn(s).Removable()
 		if s.InFlight() {
 			require.ErrorIs(t, err, pool.ErrInFlight, "%s", s)
 		} else {
@@ -649,7 +649,7 @@ func TestRemovable(t *testing.T) {
 func TestMachine_ErrorsWrapOperation(t *testing.T) {
 	t.Parallel()
 
-	_, err := pool.Complete(itemIn(pool.StatusPending), now, "")
+	_, err := itemIn(pool.StatusPending).Completed(now, "")
 	require.ErrorIs(t, err, pool.ErrWrongStatus)
 	require.Contains(t, err.Error(), "complete")
 	require.Contains(t, err.Error(), "Pending")

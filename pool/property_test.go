@@ -261,7 +261,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				if !it.Due(clock) {
 					t.Skip("not due")
 				}
-				out, ok := pool.Dispatch(it, p, clock, clock.Add(10*time.Minute))
+				out, ok := it.Dispatched(p, clock, clock.Add(10*time.Minute))
 				if ok {
 					require.Less(t, it.Attempts, p.Ceiling())
 					require.Equal(t, pool.StatusProcessing, out.Status)
@@ -276,7 +276,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				set("dispatch", out)
 			},
 			"markInCall": func(t *rapid.T) {
-				out, err := pool.MarkInCall(it)
+				out, err := it.InCall()
 				if !it.Status.InFlight() {
 					refused(out, err, pool.ErrWrongStatus)
 					return
@@ -286,7 +286,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				set("markInCall", out)
 			},
 			"extend": func(t *rapid.T) {
-				out, err := pool.Extend(it, clock.Add(time.Minute+duration("extend")))
+				out, err := it.Extended(clock.Add(time.Minute + duration("extend")))
 				if !it.Status.InFlight() {
 					refused(out, err, pool.ErrWrongStatus)
 					return
@@ -296,7 +296,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				set("extend", out)
 			},
 			"complete": func(t *rapid.T) {
-				out, err := pool.Complete(it, clock, "answered")
+				out, err := it.Completed(clock, "answered")
 				if !it.Status.InFlight() {
 					refused(out, err, pool.ErrWrongStatus)
 					return
@@ -310,7 +310,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				if rapid.Bool().Draw(t, "retry_at") {
 					f.RetryAt = clock.Add(duration("retry_in"))
 				}
-				out, err := pool.Fail(it, p, clock, f, retryDelay)
+				out, err := it.Failed(p, clock, f, retryDelay)
 				if !it.Status.InFlight() {
 					refused(out, err, pool.ErrWrongStatus)
 					return
@@ -330,7 +330,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				set("fail", out)
 			},
 			"expire": func(t *rapid.T) {
-				out, err := pool.Expire(it, p, clock, retryDelay)
+				out, err := it.Expired(p, clock, retryDelay)
 				if !it.Status.InFlight() {
 					refused(out, err, pool.ErrWrongStatus)
 					return
@@ -345,7 +345,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				set("expire", out)
 			},
 			"release": func(t *rapid.T) {
-				out, err := pool.Release(it, clock)
+				out, err := it.Released(clock)
 				if !it.Status.InFlight() {
 					refused(out, err, pool.ErrWrongStatus)
 					return
@@ -361,7 +361,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				set("release", out)
 			},
 			"skip": func(t *rapid.T) {
-				out, err := pool.Skip(it, "withdrawn")
+				out, err := it.Skipped("withdrawn")
 				switch {
 				case it.Status.InFlight():
 					refused(out, err, pool.ErrInFlight)
@@ -374,7 +374,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				}
 			},
 			"requeue": func(t *rapid.T) {
-				out, err := pool.Requeue(it)
+				out, err := it.Requeued()
 				switch {
 				case it.Status.InFlight():
 					refused(out, err, pool.ErrInFlight)
@@ -389,7 +389,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 			},
 			"setPriority": func(t *rapid.T) {
 				prio := rapid.IntRange(-10, 10).Draw(t, "priority")
-				out, err := pool.SetPriority(it, prio)
+				out, err := it.WithPriority(prio)
 				if it.Status.InFlight() {
 					refused(out, err, pool.ErrInFlight)
 					return

@@ -192,7 +192,7 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 		}
 		changes := make([]store.Change, len(due))
 		for i, it := range due {
-			out, ok := pool.Dispatch(it, p, now, expires)
+			out, ok := it.Dispatched(p, now, expires)
 			changes[i] = store.Change{From: it.Status, Item: out}
 			if !ok {
 				changed = true // failed at the ceiling instead
@@ -271,7 +271,7 @@ func (e *Engine) reclaim(ctx context.Context, tx store.Tx, p pool.Pool, now time
 			return total, err
 		}
 		for _, it := range expired {
-			out, err := pool.Expire(it, p, now, e.opts.RetryDelay)
+			out, err := it.Expired(p, now, e.opts.RetryDelay)
 			if err != nil {
 				return total, err
 			}

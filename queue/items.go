@@ -106,7 +106,7 @@ func (e *Engine) Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item
 // [store.ErrNotFound].
 func (e *Engine) Skip(ctx context.Context, poolID, contact uuid.UUID, note string) (pool.Item, error) {
 	it, err := e.changeItem(ctx, poolID, contact, func(it pool.Item) (pool.Item, error) {
-		return pool.Skip(it, note)
+		return it.Skipped(note)
 	})
 	if err != nil {
 		return pool.Item{}, fmt.Errorf("skip item: %w", err)
@@ -119,7 +119,7 @@ func (e *Engine) Skip(ctx context.Context, poolID, contact uuid.UUID, note strin
 // insertion place. Errors: [ErrInFlight], [ErrWrongStatus] for an item that
 // is waiting, [store.ErrNotFound].
 func (e *Engine) Requeue(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, error) {
-	it, err := e.changeItem(ctx, poolID, contact, pool.Requeue)
+	it, err := e.changeItem(ctx, poolID, contact, pool.Item.Requeued)
 	if err != nil {
 		return pool.Item{}, fmt.Errorf("requeue item: %w", err)
 	}
@@ -131,7 +131,7 @@ func (e *Engine) Requeue(ctx context.Context, poolID, contact uuid.UUID) (pool.I
 // Errors: [ErrInFlight], [store.ErrNotFound].
 func (e *Engine) SetPriority(ctx context.Context, poolID, contact uuid.UUID, priority int) (pool.Item, error) {
 	it, err := e.changeItem(ctx, poolID, contact, func(it pool.Item) (pool.Item, error) {
-		return pool.SetPriority(it, priority)
+		return it.WithPriority(priority)
 	})
 	if err != nil {
 		return pool.Item{}, fmt.Errorf("set priority: %w", err)
@@ -162,7 +162,7 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 			if err != nil {
 				return err
 			}
-			if err := pool.Removable(it); err != nil {
+			if err := it.Removable(); err != nil {
 				return err
 			}
 			if err := tx.DeleteItem(ctx, it.ID); err != nil {

@@ -51,7 +51,7 @@ type Failure = pool.Failure
 // Errors: [ErrLeaseLost].
 func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 	it, err := e.settle(ctx, "mark in call", l, func(it pool.Item, _ pool.Pool, _ time.Time) (pool.Item, error) {
-		return pool.MarkInCall(it)
+		return it.InCall()
 	})
 	if err == nil {
 		l.Item = it
@@ -69,7 +69,7 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 		return fmt.Errorf("extend: %w", err)
 	}
 	it, err := e.settle(ctx, "extend", l, func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
-		return pool.Extend(it, now.Add(d))
+		return it.Extended(now.Add(d))
 	})
 	if err == nil {
 		l.ExpiresAt = it.LeaseExpiresAt
@@ -88,14 +88,14 @@ func (e *Engine) Complete(ctx context.Context, l *Lease, note string) error {
 // completeWith is the settlement of Complete.
 func completeWith(note string) settleFunc {
 	return func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
-		return pool.Complete(it, now, note)
+		return it.Completed(now, note)
 	}
 }
 
 // failWith is the settlement of Fail.
 func (e *Engine) failWith(f Failure) settleFunc {
 	return func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error) {
-		return pool.Fail(it, p, now, f, e.opts.RetryDelay)
+		return it.Failed(p, now, f, e.opts.RetryDelay)
 	}
 }
 
@@ -120,7 +120,7 @@ func (e *Engine) fail(ctx context.Context, l *Lease, f Failure) (pool.Item, erro
 // before), in its insertion place. Errors: [ErrLeaseLost].
 func (e *Engine) Release(ctx context.Context, l *Lease) error {
 	_, err := e.settle(ctx, "release", l, func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
-		return pool.Release(it, now)
+		return it.Released(now)
 	})
 	return err
 }

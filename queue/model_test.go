@@ -187,7 +187,7 @@ func (p *modelPool) dueOrdered(now time.Time) []*modelItem {
 	return due
 }
 
-// fail is pool.Fail, written out again for the model.
+// fail is pool.Item.Failed, written out again for the model.
 func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note string) {
 	it.retries++
 	it.notes = note
