@@ -21,6 +21,9 @@ var (
 	// ErrReadOnly is returned when a write is attempted in a [Store.Read]
 	// transaction.
 	ErrReadOnly = errors.New("write in a read-only transaction")
+	// ErrClosed is returned by [Store.Read] and [Store.Write] after
+	// [Store.Close].
+	ErrClosed = errors.New("store closed")
 )
 
 // Store runs transactions. Implementations are safe for concurrent use.
@@ -35,7 +38,9 @@ type Store interface {
 	// return (an error) rather than go on: some databases abort the whole
 	// transaction on a failed statement.
 	Write(ctx context.Context, fn func(Tx) error) error
-	// Close releases the store's resources. Calls after Close fail.
+	// Close releases the store's resources. Read and Write return an error
+	// wrapping [ErrClosed] once it has been called. Close may be called
+	// again: the second and later calls do nothing and return nil.
 	Close() error
 }
 

@@ -7,12 +7,13 @@ import (
 )
 
 // Reading a pool with its dispatch state is the first statement of nearly
-// every write transaction, and it seeks four indexes: for a serial pool
-// dispatched one item at a time it was a seventh of the whole cycle. So
-// what a committed write transaction knew of its pools (their rows,
+// every write transaction, and it seeks four indexes: a large share of a
+// serial pool's cycle, where each transaction dispatches or settles one
+// item (bench/RESULTS.md has the numbers). So what a committed write
+// transaction knew of its pools (their rows,
 // ContactsCount and dispatch state, kept exact by its own writes) is kept
-// for the next ones, in a poolCache that only Write touches, under the
-// Store's write lock.
+// for the next ones, in a poolCache that only Write touches, while it holds
+// the writer's turn (Store.turn).
 //
 // A cached pool is exact as long as nothing else has written since the
 // transaction that left it. Three things can:
@@ -28,7 +29,8 @@ import (
 //     knew stale, and a transaction that does not commit empties the cache.
 //
 // The database stays the one source of truth: the cache only saves reading
-// again what the writer connection itself wrote.
+// again what the writer connection itself wrote. Check mode
+// (Options.CheckCache, cachecheck.go) compares the two at every commit.
 
 // maxCachedPools bounds the cache: past it, it starts empty again.
 const maxCachedPools = 4096
@@ -61,9 +63,10 @@ func (c *poolCache) begin(ctx context.Context, t *txn) error {
 	return nil
 }
 
-// commit keeps what committed transaction t knew of its pools: the pools
-// it wrote without knowing them are dropped, the ones it knows replace
-// what was there.
+// commit keeps what transaction t knew of its pools, once t has written
+// everything and is about to commit (a commit that fails resets the
+// cache): the pools it wrote without knowing them are dropped, the ones it
+// knows replace what was there.
 func (c *poolCache) commit(t *txn) {
 	for k := range t.stale {
 		if st := c.states[k]; st != nil {

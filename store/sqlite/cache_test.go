@@ -95,7 +95,7 @@ func contacts(items ...pool.Item) []uuid.UUID {
 // eachStore runs fn on a fresh in-memory store and on a fresh file store:
 // both keep the cache.
 func eachStore(t *testing.T, fn func(t *testing.T, st *sqlite.Store)) {
-	file, _ := MustOpenFile(t, sqlite.Options{})
+	file, _ := MustOpenFile(t, checked)
 	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": file} {
 		t.Run(name, func(t *testing.T) { fn(t, st) })
 	}
@@ -104,8 +104,8 @@ func eachStore(t *testing.T, fn func(t *testing.T, st *sqlite.Store)) {
 func TestCache_AnotherStoreWrites(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, path := MustOpenFile(t, sqlite.Options{})
-	b, err := sqlite.Open(ctx, path, sqlite.Options{})
+	a, path := MustOpenFile(t, checked)
+	b, err := sqlite.Open(ctx, path, checked)
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 
@@ -274,4 +274,102 @@ func TestCache_PoolDeletedAndItsIDReused(t *testing.T) {
 			return err
 		}))
 	})
+}
+
+// TestCache_CheckMode changes a cached pool behind the Store's back, on its
+// own writer connection (whose writes the cache does not watch), and
+// checks that the next Write in check mode fails on the difference, names
+// the pool, the field and both values, leaves the Store usable, and lets
+// through what a lower bound allows.
+func TestCache_CheckMode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	leaseAt, retryAt := testT0.Add(time.Hour), testT0.Add(time.Minute)
+	// setup stores a pool with a leased item, an item in flight without a
+	// lease, one waiting for a retry and a Pending one; before runs on the
+	// connection before the pool is cached.
+	setup := func(t *testing.T, st *sqlite.Store, before string) pool.Pool {
+		p := insertPool(t, st)
+		items := pendingItems(4)
+		items[0].Status, items[0].Attempts, items[0].Token, items[0].LeaseExpiresAt = pool.StatusProcessing, 1, 1, leaseAt
+		items[1].Status, items[1].Attempts, items[1].Token = pool.StatusInCall, 1, 1
+		items[2].Status, items[2].Attempts, items[2].RetryCount, items[2].NextRetryAt = pool.StatusRetrying, 1, 1, &retryAt
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			_, err := tx.InsertItems(ctx, p.UUID, items)
+			return err
+		}))
+		raw(t, st, before)
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err }))
+		require.Equal(t, 1, sqlite.CachedPools(st))
+		return p
+	}
+	for _, tc := range []struct {
+		name, before, after string
+		want                string // "" when the check must let it through
+	}{
+		{"Row", "", `UPDATE pools SET max_parallel_items = 3`, "MaxParallelItems: cached 10, database 3"},
+		{"ContactsCount", "", `UPDATE pool_counts SET n = n + 1 WHERE status = 'Completed'`, "ContactsCount: cached 4, database 5"},
+		{"InFlight", "", `UPDATE pool_counts SET n = n - 1 WHERE status = 'In_Call'`, "inFlight: cached 2, database 1"},
+		{"Deleted", "", `DELETE FROM pools`, "cached, but not in the database"},
+		{"ExpiryEarlier", "", `UPDATE items SET lease_expires_at = lease_expires_at - 1 WHERE status = 'Processing'`,
+			"expiry (a lower bound): cached 2025-06-01T13:00:00Z, database 2025-06-01T12:59:59.999999999Z"},
+		{"ExpiryAppears", `UPDATE items SET lease_expires_at = NULL`,
+			`UPDATE items SET lease_expires_at = 0 WHERE status = 'In_Call'`,
+			"expiry (a lower bound): cached none, database 1970-01-01T00:00:00Z"},
+		{"RetryEarlier", "", `UPDATE items SET next_retry_at = next_retry_at - 60000000000 WHERE status = 'Retrying'`,
+			"retry (a lower bound): cached 2025-06-01T12:01:00Z, database 2025-06-01T12:00:00Z"},
+		{"RetryAppears", `UPDATE items SET ready = 1 WHERE status = 'Retrying'`,
+			`UPDATE items SET ready = 0 WHERE status = 'Retrying'`,
+			"retry (a lower bound): cached none, database 2025-06-01T12:01:00Z"},
+		{"ExpiryLater", "", `UPDATE items SET lease_expires_at = lease_expires_at + 1`, ""},
+		{"ExpiryGone", "", `UPDATE items SET lease_expires_at = NULL`, ""},
+		{"RetryGone", "", `UPDATE items SET ready = 1 WHERE status = 'Retrying'`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			eachStore(t, func(t *testing.T, st *sqlite.Store) {
+				p := setup(t, st, tc.before)
+				raw(t, st, tc.after)
+				err := st.Write(ctx, func(store.Tx) error { return nil }) // checks the cached pools all the same
+				if tc.want == "" {
+					require.NoError(t, err)
+					return
+				}
+				require.ErrorIs(t, err, sqlite.ErrCacheMismatch)
+				require.ErrorContains(t, err, "pool "+p.UUID.String())
+				require.ErrorContains(t, err, tc.want)
+				require.Zero(t, sqlite.CachedPools(st), "the cache is emptied")
+				err = st.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
+				if tc.name == "Deleted" {
+					require.ErrorIs(t, err, store.ErrNotFound, "the next Write reads the pool again")
+				} else {
+					require.NoError(t, err, "the next Write reads the pool again")
+				}
+			})
+		})
+	}
+
+	t.Run("Off", func(t *testing.T) {
+		t.Parallel()
+		st, err := sqlite.Open(ctx, sqlite.MemoryPath, sqlite.Options{})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		p := setup(t, st, "")
+		raw(t, st, `UPDATE pools SET max_parallel_items = 3`)
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			got, err := tx.Pool(ctx, p.UUID)
+			require.Equal(t, 10, got.MaxParallelItems, "the cache assumes no such write")
+			return err
+		}))
+	})
+}
+
+// raw runs query, if any, on the Store's writer connection, between Writes.
+func raw(t *testing.T, st *sqlite.Store, query string) {
+	t.Helper()
+	if query == "" {
+		return
+	}
+	_, err := sqlite.WriterConn(st).ExecContext(context.Background(), query)
+	require.NoError(t, err)
 }

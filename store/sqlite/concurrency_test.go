@@ -25,8 +25,8 @@ func TestStore_ConcurrentFile(t *testing.T) {
 		writes  = 15
 	)
 	ctx := context.Background()
-	a, path := MustOpenFile(t, sqlite.Options{})
-	b, err := sqlite.Open(ctx, path, sqlite.Options{Durability: sqlite.Full})
+	a, path := MustOpenFile(t, checked)
+	b, err := sqlite.Open(ctx, path, sqlite.Options{Durability: sqlite.Full, CheckCache: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	p := insertPool(t, a)
@@ -115,7 +115,7 @@ func TestStore_ConcurrentFile(t *testing.T) {
 func TestStore_ReadSnapshot(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, _ := MustOpenFile(t, sqlite.Options{})
+	st, _ := MustOpenFile(t, checked)
 	p := insertPool(t, st, 5)
 
 	count := func(tx store.Tx) int {

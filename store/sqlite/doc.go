@@ -30,7 +30,8 @@
 // The writer's connection is held by the Store for its life and the Store
 // runs BEGIN IMMEDIATE … COMMIT on it itself, with its statements prepared
 // on it once: database/sql's Tx would cost a goroutine per transaction and
-// per result set, and a rebinding of every statement.
+// per result set, and a rebinding of every statement. A Write waiting for
+// its turn leaves when its context ends.
 // Read transactions run on a small pool of read-only connections
 // (query_only) and each sees one snapshot. Foreign keys are enforced (the
 // one from items to pools at COMMIT) and temporary data stays in memory. All of these are set
@@ -99,7 +100,9 @@
 // transaction first reads PRAGMA data_version, and starts from nothing if
 // another connection (in this process or another) has committed since.
 // The cache assumes that every write by this Store's writer connection
-// goes through [Store.Write].
+// goes through [Store.Write]. [Options.CheckCache] turns on a check mode,
+// for tests, in which every Write compares the cache with the database
+// before it commits and fails with [ErrCacheMismatch] on a difference.
 //
 // UUIDs (pool and contact) are stored as 16-byte BLOBs, their raw bytes, so
 // BLOB order is UUID order. Times are INTEGER nanoseconds since the Unix
@@ -113,9 +116,11 @@
 // # Caveats
 //
 //   - The path ":memory:" ([MemoryPath]) opens a private in-memory database
-//     on a single connection, for tests: reads and writes share it, so a
-//     Read inside a Write (or the reverse) deadlocks, and the data is gone
-//     at Close.
+//     on a single connection, for tests. Writes run on it as on a file's
+//     writer; Reads run on it too, in turn with the Writes (one at a time,
+//     a Read in a transaction that it rolls back), so a Read inside a Write
+//     (or the reverse) waits for itself until its context ends. The data is
+//     gone at Close.
 //   - Call Read or Write inside another call only on a file store, and never
 //     Write inside Write: the writer connection is held by the outer call.
 //   - The file must be on a local file system: WAL needs shared memory

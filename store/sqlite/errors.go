@@ -10,9 +10,12 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// ErrClosed is returned by [Store.Read], [Store.Write] and [Store.Close]
-// after Close.
-var ErrClosed = errors.New("sqlite: store is closed")
+// ErrCacheMismatch is wrapped by the error of a Write in check mode
+// ([Options.CheckCache]) when the state the Store keeps of a pool between
+// write transactions differs from the database: a bug of the Store, or a
+// write on the Store's own writer connection that did not go through
+// [Store.Write]. The error names the pool, the field and both values.
+var ErrCacheMismatch = errors.New("cached pool state differs from the database")
 
 // translate maps driver errors to the store's sentinels, by result code:
 // a missing row is [store.ErrNotFound], a uniqueness violation

@@ -7,14 +7,29 @@ import "database/sql"
 // LatestVersion is latestVersion.
 var LatestVersion = latestVersion
 
-// DBs returns the writer's and the readers' database pools of s (the same
-// one for :memory:), for tests that look under the Store.
-func DBs(s *Store) (w, r *sql.DB) { return s.w.db, s.r.db }
+// DBs returns the writer's and the readers' database pools of s (r is nil
+// for :memory:), for tests that look under the Store. The writer's pool has
+// no connection to give: its only one is held by the Store (WriterConn).
+func DBs(s *Store) (w, r *sql.DB) {
+	if s.r == nil {
+		return s.w.db, nil
+	}
+	return s.w.db, s.r.db
+}
 
-// WriterConn returns the writer's held connection of a file store (nil for
-// :memory:): the writer pool's only connection, which it never gives back.
-// Use it only between Writes.
+// WriterConn returns the writer's held connection: the writer pool's only
+// connection, which it never gives back, and the only connection of an
+// in-memory database. Use it only between Reads and Writes.
 func WriterConn(s *Store) *sql.Conn { return s.wc }
+
+// FullCheckpoints returns the number of rounds of the checkpointer of s
+// (a file store's, with CheckpointInterval > 0) that left the whole log
+// copied into the database.
+func FullCheckpoints(s *Store) int64 { return s.cp.full.Load() }
+
+// CachedPools returns the number of pools in the cache of s. Use it only
+// between Writes.
+func CachedPools(s *Store) int { return len(s.cache.states) }
 
 // UpdateItemsSQL is the statement of UpdateItems for two items.
 var UpdateItemsSQL = updateItemsSQL[2]

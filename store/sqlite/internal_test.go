@@ -103,23 +103,31 @@ func TestSetWAL_WaitsForAWriter(t *testing.T) {
 	t.Run("Waits", func(t *testing.T) {
 		t.Parallel()
 		db, c := locked(t)
-		released := make(chan struct{})
+		// The writer lets go once setWAL has met its lock: setWAL must then
+		// try again and succeed.
+		met := make(chan struct{})
+		released := make(chan error, 1)
 		go func() {
-			defer close(released)
-			time.Sleep(100 * time.Millisecond)
-			_, _ = c.ExecContext(ctx, `COMMIT`)
+			<-met
+			_, err := c.ExecContext(ctx, `COMMIT`)
+			released <- err
 		}()
-		start := time.Now()
-		require.NoError(t, setWAL(ctx, db, 5*time.Second))
-		require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "setWAL returned before the writer let go")
-		<-released
+		tries := 0
+		err := setWAL(ctx, db, 5*time.Second, func() {
+			if tries++; tries == 1 {
+				close(met)
+			}
+		})
+		require.Positive(t, tries, "setWAL met the writer's lock")
+		require.NoError(t, err)
+		require.NoError(t, <-released)
 	})
 
 	t.Run("GivesUp", func(t *testing.T) {
 		t.Parallel()
 		db, _ := locked(t)
 		start := time.Now()
-		err := setWAL(ctx, db, 100*time.Millisecond)
+		err := setWAL(ctx, db, 100*time.Millisecond, nil)
 		require.True(t, isBusy(err), "%v", err)
 		require.Less(t, time.Since(start), 2*time.Second)
 	})

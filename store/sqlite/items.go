@@ -29,10 +29,9 @@ const itemParams = 16
 // and UpdateItems, largest first, ending with 1: a batch is cut greedily
 // into statements of these sizes, all prepared at Open. Every size up to 16
 // is there, so that the small batches of group commit (a few claims or
-// settlements a transaction) take one statement: 5 % more items/s with 16
-// workers than powers of two alone. Sharing a statement's fixed costs among
-// 64 rows makes a bulk add about a third faster than one row per
-// statement, and stays far below SQLite's limit of 32766 parameters.
+// settlements a transaction) take one statement rather than several.
+// Batches of 64 rows share a statement's fixed costs in a bulk add, and
+// stay far below SQLite's limit of 32766 parameters.
 var insertSizes = []int{64, 32, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}
 
 // updateItemsSQL maps each of insertSizes to a statement updating that many

@@ -109,9 +109,8 @@ func TestOpen_Migrations(t *testing.T) {
 	t.Run("MemoryGetsLatest", func(t *testing.T) {
 		t.Parallel()
 		st := MustOpen(t)
-		w, _ := sqlite.DBs(st)
 		var v int
-		require.NoError(t, w.QueryRow(`SELECT max(version) FROM schema_version`).Scan(&v))
+		require.NoError(t, sqlite.WriterConn(st).QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v))
 		require.Equal(t, latest, v)
 	})
 

@@ -79,9 +79,10 @@ func TestOpen_Pragmas(t *testing.T) {
 
 	st := MustOpen(t)
 	w, r := sqlite.DBs(st)
-	require.Same(t, w, r, ":memory: has one connection for all")
+	require.Nil(t, r, ":memory: has one connection for all")
 	require.Equal(t, 1, w.Stats().MaxOpenConnections)
-	got := pragmas(t, allConns(t, w, 1)[0])
+	require.Equal(t, 1, w.Stats().InUse, "held by the Store")
+	got := pragmas(t, sqlite.WriterConn(st))
 	require.Equal(t, "memory", got["journal_mode"])
 	require.Equal(t, "1", got["foreign_keys"])
 	require.Equal(t, "0", got["query_only"])
@@ -99,7 +100,12 @@ func (r rawRow) with(col string, v any) rawRow {
 	return out
 }
 
-func rawInsert(db *sql.DB, table string, row rawRow) error {
+// execer is a *sql.DB or a *sql.Conn.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func rawInsert(db execer, table string, row rawRow) error {
 	cols := make([]string, 0, len(row))
 	marks := make([]string, 0, len(row))
 	args := make([]any, 0, len(row))
@@ -108,7 +114,7 @@ func rawInsert(db *sql.DB, table string, row rawRow) error {
 		marks = append(marks, "?")
 		args = append(args, v)
 	}
-	_, err := db.Exec(`INSERT INTO `+table+` (`+strings.Join(cols, ", ")+`) VALUES (`+strings.Join(marks, ", ")+`)`, args...)
+	_, err := db.ExecContext(context.Background(), `INSERT INTO `+table+` (`+strings.Join(cols, ", ")+`) VALUES (`+strings.Join(marks, ", ")+`)`, args...)
 	return err
 }
 
@@ -123,7 +129,7 @@ func requireCode(t *testing.T, code int, err error, msg string) {
 func TestSchema_Checks(t *testing.T) {
 	t.Parallel()
 	st := MustOpen(t)
-	db, _ := sqlite.DBs(st)
+	db := sqlite.WriterConn(st) // the database's only connection
 
 	id := uuid.New()
 	goodPool := rawRow{
@@ -163,7 +169,7 @@ func TestSchema_Checks(t *testing.T) {
 		rawInsert(db, "pools", goodPool.with("uuid", uuid.NewString())), "StrictBlob")
 
 	var poolKey int64
-	require.NoError(t, db.QueryRow(`SELECT id FROM pools WHERE uuid = ?`, id[:]).Scan(&poolKey))
+	require.NoError(t, db.QueryRowContext(context.Background(), `SELECT id FROM pools WHERE uuid = ?`, id[:]).Scan(&poolKey))
 	goodItem := rawRow{
 		"pool_id": poolKey, "contact_uuid": newUUID(), "status": "Pending", "priority": 0, "attempts": 0,
 		"retry_count": 0, "notes": "", "added_at": 0, "token": 0, "ready": 1,
@@ -284,7 +290,7 @@ func TestSchema_ReadyFlag(t *testing.T) {
 	ctx := context.Background()
 	st := MustOpen(t)
 	p := insertPool(t, st, 1)
-	db, _ := sqlite.DBs(st)
+	db := sqlite.WriterConn(st) // the database's only connection, used between Writes
 	var it pool.Item
 	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
 		items, _, err := tx.Items(ctx, p.UUID, pool.ItemQuery{Page: 1, PerPage: 1})
@@ -293,7 +299,7 @@ func TestSchema_ReadyFlag(t *testing.T) {
 	}))
 	ready := func() int {
 		var r int
-		require.NoError(t, db.QueryRow(`SELECT ready FROM items WHERE id = ?`, it.ID).Scan(&r))
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT ready FROM items WHERE id = ?`, it.ID).Scan(&r))
 		return r
 	}
 	update := func(mod func(*pool.Item)) {

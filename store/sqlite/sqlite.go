@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +84,18 @@ type Options struct {
 	// SQLite checkpoints in the commit that crosses 1000 pages, as it does
 	// by default. Defaults to DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
+	// CheckCache turns on check mode for the state of pools that the Store
+	// keeps between write transactions (see the package documentation):
+	// every Write, before it commits and after its count changes are
+	// written, reads again from the database the state of every pool that
+	// stays in that cache, and compares it with the kept one: the pool's
+	// row and ContactsCount, the number of its items in flight, and the
+	// lower bounds of its earliest lease expiry and retry time. On a
+	// difference the Write rolls back and returns an error wrapping
+	// [ErrCacheMismatch] that names the pool, the field and both values.
+	// It costs a query per cached pool at every commit: it is meant for
+	// tests. Defaults to false.
+	CheckCache bool
 }
 
 // DefaultCacheMiB is the writer's page cache when [Options.CacheMiB] is
@@ -123,20 +134,25 @@ func (o Options) validate() error {
 // number of processes, or a private in-memory database. A Store is safe for
 // concurrent use.
 type Store struct {
-	w      *handle       // the writer: one connection, BEGIN IMMEDIATE
-	r      *handle       // the readers: a small pool; w itself for :memory:
-	cp     *checkpointer // nil for :memory: or when turned off
-	closed atomic.Bool
+	// The writer's one connection is held for the Store's life, and Write
+	// runs BEGIN IMMEDIATE … COMMIT on it itself, with w's statements
+	// prepared on it: database/sql's Tx would start a goroutine per
+	// transaction and per result set to watch the context, and rebind
+	// every prepared statement to each transaction. An in-memory database
+	// lives on that connection alone, so its Reads run on it too.
+	wc *sql.Conn
+	w  *handle // the writer's pool and the statements prepared on wc
+	r  *handle // the readers: a small pool; nil for :memory:
 
-	// On a file store the writer's one connection is held for the Store's
-	// life, and Write runs BEGIN IMMEDIATE … COMMIT on it itself, with w's
-	// statements prepared on it: database/sql's Tx would start a goroutine
-	// per transaction and per result set to watch the context, and rebind
-	// every prepared statement to each transaction.
-	wc  *sql.Conn
-	wmu sync.Mutex // one Write at a time (on wc for a file store)
+	cp         *checkpointer // nil for :memory: or when turned off
+	checkCache bool          // Options.CheckCache
 
-	cache poolCache // pools as the last write transaction left them, under wmu (see cache.go)
+	// turn is held (a value in it) by whoever uses wc: the Write under way,
+	// a Read of an in-memory store, Close. A channel rather than a mutex,
+	// so that a caller waiting for its turn leaves when its context ends.
+	turn   chan struct{}
+	closed atomic.Bool // set by Close, under turn
+	cache  poolCache   // pools as the last write transaction left them, under turn (see cache.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -154,7 +170,8 @@ type handle struct {
 // returns an error wrapping [store.ErrSchemaTooNew].
 //
 // A file store is in WAL mode, writes through one connection with BEGIN
-// IMMEDIATE and reads through a pool of read-only connections.
+// IMMEDIATE and reads through a pool of read-only connections. An in-memory
+// store reads and writes on its one connection, in turn.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
@@ -169,9 +186,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return openFile(ctx, path, opts)
 }
 
+func newStore(wc *sql.Conn, w, r *handle, opts Options) *Store {
+	return &Store{wc: wc, w: w, r: r, checkCache: opts.CheckCache, turn: make(chan struct{}, 1)}
+}
+
 func openMemory(ctx context.Context, opts Options) (*Store, error) {
 	// One connection holds the whole database: it must never be closed
-	// while the Store lives, hence no idle or lifetime limit.
+	// while the Store lives, hence no idle or lifetime limit (it goes back
+	// to the pool between migrate and holdWriter).
 	db, err := sql.Open("sqlite", MemoryPath+"?"+dsnParams(opts, false))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -184,12 +206,27 @@ func openMemory(ctx context.Context, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", MemoryPath, err)
 	}
-	h, err := prepare(ctx, db, db, writeQueries())
+	wc, wh, err := holdWriter(ctx, db)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", MemoryPath, err)
 	}
-	return &Store{w: h, r: h}, nil
+	return newStore(wc, wh, nil, opts), nil
+}
+
+// holdWriter takes the one connection of the writer's pool db out for the
+// Store's life, and prepares the write statements on it.
+func holdWriter(ctx context.Context, db *sql.DB) (*sql.Conn, *handle, error) {
+	wc, err := db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := prepare(ctx, db, wc, writeQueries())
+	if err != nil {
+		wc.Close()
+		return nil, nil, err
+	}
+	return wc, h, nil
 }
 
 func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
@@ -212,7 +249,7 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	// WAL is a property of the file, not of a connection: it is set once,
 	// on the writer, after migrate has checked that the file is one this
 	// code may change.
-	if err := setWAL(ctx, w, opts.BusyTimeout); err != nil {
+	if err := setWAL(ctx, w, opts.BusyTimeout, nil); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w)
 	}
 	r, err := sql.Open("sqlite", name+"?"+dsnParams(opts, true))
@@ -221,13 +258,8 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(readConns)
 	r.SetMaxIdleConns(readConns)
-	wc, err := w.Conn(ctx)
+	wc, wh, err := holdWriter(ctx, w)
 	if err != nil {
-		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
-	}
-	wh, err := prepare(ctx, w, wc, writeQueries())
-	if err != nil {
-		wc.Close()
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
 	}
 	rh, err := prepare(ctx, r, r, readQueries())
@@ -236,11 +268,12 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 		wc.Close()
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
 	}
-	st := &Store{w: wh, r: rh, wc: wc}
+	st := newStore(wc, wh, rh, opts)
 	if opts.CheckpointInterval > 0 {
 		c, err := sql.Open("sqlite", name+"?"+strings.Join(basePragmas(opts, 2), "&"))
 		if err != nil {
-			return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
+			st.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 		}
 		c.SetMaxOpenConns(1)
 		st.cp = startCheckpointer(c, opts.CheckpointInterval)
@@ -298,8 +331,10 @@ func escapePath(path string) string {
 // when another connection (a process opening the same new file) holds a
 // lock it would otherwise deadlock with: it fails at once with
 // SQLITE_BUSY. So setWAL itself tries again, with a growing pause, for up
-// to timeout (the busy timeout), as the busy handler would have.
-func setWAL(ctx context.Context, db *sql.DB, timeout time.Duration) error {
+// to timeout (the busy timeout), as the busy handler would have. onBusy,
+// if not nil, is called at every try that meets the lock, before the pause
+// (tests wait for it).
+func setWAL(ctx context.Context, db *sql.DB, timeout time.Duration, onBusy func()) error {
 	deadline := time.Now().Add(timeout)
 	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
 		var mode string
@@ -312,6 +347,9 @@ func setWAL(ctx context.Context, db *sql.DB, timeout time.Duration) error {
 		}
 		if !isBusy(err) || time.Now().Add(pause).After(deadline) {
 			return fmt.Errorf("set WAL mode: %w", translate(err))
+		}
+		if onBusy != nil {
+			onBusy()
 		}
 		select {
 		case <-time.After(pause):
@@ -350,17 +388,46 @@ func (h *handle) closeStmts() {
 // Read runs fn in a read-only transaction (see [store.Store.Read]). On a
 // file store it runs on one of the read connections, concurrently with
 // other reads and with the writer, and sees the database as of its first
-// query.
+// query. On an in-memory store it runs on the one connection, in turn with
+// the Writes (BEGIN … ROLLBACK), and waits for its turn as a Write does.
 func (s *Store) Read(ctx context.Context, fn func(store.Tx) error) error {
+	if s.r == nil {
+		return s.readOnWriter(ctx, fn)
+	}
 	if s.closed.Load() {
-		return ErrClosed
+		return closedErr("read")
 	}
 	tx, err := s.r.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
+		if s.closed.Load() { // Close ran meanwhile
+			return fmt.Errorf("%w (%w)", closedErr("read"), err)
+		}
 		return wrap("begin read", err)
 	}
-	t := newTxn(tx, s.r, true)
+	t := newReadTxn(tx, s.r)
 	defer tx.Rollback() // a read transaction has nothing to commit
+	if err := fn(t); err != nil {
+		return withCtx(ctx, err)
+	}
+	return nil
+}
+
+// readOnWriter is Read on the writer's held connection, the only one of an
+// in-memory database. Tx methods that write refuse to run (ErrReadOnly),
+// and the ROLLBACK at the end undoes anything else.
+func (s *Store) readOnWriter(ctx context.Context, fn func(store.Tx) error) error {
+	if err := s.takeTurn(ctx, "read"); err != nil {
+		return err
+	}
+	defer s.endTurn()
+	if _, err := s.wc.ExecContext(ctx, "BEGIN"); err != nil {
+		return withCtx(ctx, wrap("begin read", err))
+	}
+	t := newConnTxn(s.wc, s.w, true)
+	defer func() { // whatever happens in fn, a panic included
+		t.close()
+		s.rollback(ctx)
+	}()
 	if err := fn(t); err != nil {
 		return withCtx(ctx, err)
 	}
@@ -377,151 +444,120 @@ func withCtx(ctx context.Context, err error) error {
 	return err
 }
 
-// Write runs fn in a write transaction (see [store.Store.Write]). Writes
-// are serialized: one runs at a time in the process, and BEGIN IMMEDIATE
-// takes the file's write lock at the start, waiting up to the busy timeout
-// for another process. The transaction is rolled back when fn returns an
-// error, when fn panics (the panic then continues), and when ctx ends
-// before the commit.
-func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) (err error) {
+// closedErr is the error of operation op after Close.
+func closedErr(op string) error {
+	return fmt.Errorf("sqlite: %s: %w", op, store.ErrClosed)
+}
+
+// takeTurn waits for the turn to use the writer's connection, for
+// operation op ("read" or "write"). It returns an error, without the turn,
+// when the Store is closed or ctx ends first. On success the caller must
+// call endTurn.
+func (s *Store) takeTurn(ctx context.Context, op string) error {
 	if s.closed.Load() {
-		return ErrClosed
+		return closedErr(op)
 	}
-	if s.wc != nil {
-		return s.writeConn(ctx, fn)
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		return wrap("begin "+op, ctx.Err())
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	if s.closed.Load() {
-		return ErrClosed
+		s.endTurn()
+		return closedErr(op)
 	}
-	tx, err := s.w.db.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap("begin write", err)
+	if err := ctx.Err(); err != nil { // the select picks at random when both are ready
+		s.endTurn()
+		return wrap("begin "+op, err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			s.cache.reset()
-			tx.Rollback() // fn panicked; the panic goes on
-		}
-	}()
-	t := newTxn(tx, s.w, false)
-	if err := s.cache.begin(ctx, t); err != nil {
-		done = true
-		s.cache.reset()
-		tx.Rollback()
-		return withCtx(ctx, wrap("begin write", err))
-	}
-	if err := fn(t); err != nil {
-		done = true
-		s.cache.reset()
-		tx.Rollback()
-		return withCtx(ctx, err)
-	}
-	done = true
-	if t.broken == nil {
-		t.broken = t.flushCounts(ctx)
-	}
-	if t.broken != nil {
-		s.cache.reset()
-		tx.Rollback()
-		return t.broken
-	}
-	// database/sql rolls back by itself once ctx ends, and Commit may then
-	// say only sql.ErrTxDone: report the context's error instead.
-	if err := ctx.Err(); err != nil {
-		s.cache.reset()
-		tx.Rollback()
-		return wrap("commit", err)
-	}
-	if err := tx.Commit(); err != nil {
-		s.cache.reset()
-		return withCtx(ctx, wrap("commit", err))
-	}
-	s.cache.commit(t)
 	return nil
 }
 
-// writeConn is Write on the held writer connection of a file store.
-func (s *Store) writeConn(ctx context.Context, fn func(store.Tx) error) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.closed.Load() {
-		return ErrClosed
+func (s *Store) endTurn() { <-s.turn }
+
+// rollback ends the transaction on the writer's connection, whatever ctx
+// does meanwhile. With no transaction left (SQLite ends one by itself on
+// some errors, a failed COMMIT may or may not), it fails harmlessly.
+func (s *Store) rollback(ctx context.Context) {
+	_, _ = s.wc.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+}
+
+// Write runs fn in a write transaction (see [store.Store.Write]). Writes
+// are serialized: one runs at a time in the process, on the writer's
+// connection, and BEGIN IMMEDIATE takes the file's write lock at the start,
+// waiting up to the busy timeout for another process. A Write waiting for
+// its turn returns when ctx ends. The transaction is rolled back when fn
+// returns an error, when fn panics (the panic then continues), and when
+// ctx ends before the commit.
+func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
+	if err := s.takeTurn(ctx, "write"); err != nil {
+		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return wrap("begin write", err)
-	}
+	defer s.endTurn()
 	if _, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return withCtx(ctx, wrap("begin write", err))
 	}
-	// ROLLBACK and COMMIT run whatever ctx does meanwhile. A ROLLBACK with
-	// no transaction left (SQLite ends one by itself on some errors) fails
-	// harmlessly.
-	bg := context.WithoutCancel(ctx)
-	rollback := func() {
-		s.cache.reset()
-		_, _ = s.wc.ExecContext(bg, "ROLLBACK")
-	}
-	t := newConnTxn(s.wc, s.w)
-	done := false
-	defer func() {
+	t := newConnTxn(s.wc, s.w, false)
+	committed := false
+	defer func() { // on every way out, a panic of fn included
 		t.close()
-		if !done {
-			rollback() // fn panicked; the panic goes on
+		if !committed {
+			s.cache.reset() // it may hold states of this transaction (see below)
+			s.rollback(ctx)
 		}
 	}()
 	if err := s.cache.begin(ctx, t); err != nil {
-		done = true
-		rollback()
 		return withCtx(ctx, wrap("begin write", err))
 	}
 	if err := fn(t); err != nil {
-		done = true
-		rollback()
 		return withCtx(ctx, err)
 	}
-	done = true
-	if t.broken == nil {
-		t.broken = t.flushCounts(ctx)
-	}
 	if t.broken != nil {
-		rollback()
 		return withCtx(ctx, t.broken)
 	}
-	if err := ctx.Err(); err != nil {
-		rollback()
-		return wrap("commit", err)
+	if err := t.flushCounts(ctx); err != nil {
+		return withCtx(ctx, err)
 	}
-	if _, err := s.wc.ExecContext(bg, "COMMIT"); err != nil {
-		rollback() // a COMMIT that failed (SQLITE_BUSY, say) may leave the transaction open
-		return wrap("commit", err)
-	}
+	// The cache takes t's states before COMMIT, so that check mode
+	// compares with the database exactly what the cache goes on with; the
+	// deferred reset drops them if the commit does not happen.
 	s.cache.commit(t)
+	if s.checkCache {
+		if err := s.cache.check(ctx, t); err != nil {
+			return withCtx(ctx, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return wrap("commit", err)
+	}
+	if _, err := s.wc.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+		// A COMMIT that failed (SQLITE_BUSY, say) may leave the
+		// transaction open: the deferred ROLLBACK ends it.
+		return wrap("commit", err)
+	}
+	committed = true
 	return nil
 }
 
-// Close closes the database. Read, Write and Close fail with [ErrClosed]
-// afterwards. Close waits for a Write under way to commit or roll back; it does not wait for Reads: one that holds its connection
-// finishes, one waiting for a connection fails. Call it once the Reads and
-// Writes have returned.
+// Close closes the database. Read and Write return an error wrapping
+// [store.ErrClosed] afterwards; a second Close does nothing and returns
+// nil. Close waits for the Write under way (and on an in-memory store the
+// Read) to commit or roll back; it does not wait for the Reads of a file
+// store: one that holds its connection finishes, one waiting for a
+// connection fails. Call it once the Reads and Writes have returned.
 func (s *Store) Close() error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	s.turn <- struct{}{}
+	defer s.endTurn()
 	if s.closed.Swap(true) {
-		return ErrClosed
+		return nil
 	}
 	var err error
 	if s.cp != nil {
 		err = s.cp.close()
 	}
 	s.w.closeStmts()
-	if s.wc != nil {
-		err = errors.Join(err, s.wc.Close())
-	}
-	err = errors.Join(err, s.w.db.Close())
-	if s.r != s.w {
+	err = errors.Join(err, s.wc.Close(), s.w.db.Close())
+	if s.r != nil {
 		s.r.closeStmts()
 		err = errors.Join(err, s.r.db.Close())
 	}

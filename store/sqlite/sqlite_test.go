@@ -17,10 +17,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// MustOpen opens a fresh in-memory store, closed when tb ends.
+// checked are the options of the tests' stores: check mode on, so that a
+// wrong cached pool state fails the Write that left it.
+var checked = sqlite.Options{CheckCache: true}
+
+// MustOpen opens a fresh in-memory store in check mode, closed when tb
+// ends.
 func MustOpen(tb testing.TB) *sqlite.Store {
 	tb.Helper()
-	st, err := sqlite.Open(context.Background(), sqlite.MemoryPath, sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), sqlite.MemoryPath, checked)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { st.Close() })
 	return st
@@ -89,7 +94,7 @@ func TestStore_Conformance(t *testing.T) {
 	t.Run("File", func(t *testing.T) {
 		t.Parallel()
 		storetest.Run(t, func(t *testing.T) store.Store {
-			st, _ := MustOpenFile(t, sqlite.Options{})
+			st, _ := MustOpenFile(t, checked)
 			return st
 		})
 	})
@@ -138,60 +143,138 @@ func TestStore_Write(t *testing.T) {
 
 	t.Run("RollbackOnPanic", func(t *testing.T) {
 		t.Parallel()
-		st, _ := MustOpenFile(t, sqlite.Options{})
-		id := uuid.New()
-		require.PanicsWithValue(t, "boom", func() {
-			st.Write(ctx, func(tx store.Tx) error {
-				p := insertPoolParams(id)
-				require.NoError(t, tx.InsertPool(ctx, p))
-				panic("boom")
+		eachStore(t, func(t *testing.T, st *sqlite.Store) {
+			p := insertPool(t, st, 2)
+			items := poolItems(t, st, p.UUID)
+			viewPool(t, st, p.UUID)
+			require.Equal(t, 1, sqlite.CachedPools(st))
+			id := uuid.New()
+			require.PanicsWithValue(t, "boom", func() {
+				st.Write(ctx, func(tx store.Tx) error {
+					require.NoError(t, tx.InsertPool(ctx, insertPoolParams(id)))
+					require.NoError(t, tx.UpdateItem(ctx, pool.StatusPending, claimed(items[0])))
+					panic("boom")
+				})
 			})
+			require.Zero(t, sqlite.CachedPools(st), "the cache is emptied")
+			require.False(t, poolExists(t, st, id))
+			require.Equal(t, poolView{cap: 10, contacts: 2, due: contacts(items...)}, viewPool(t, st, p.UUID),
+				"the writer is free again, and the claim undone")
 		})
-		require.False(t, poolExists(t, st, id))
-		insertPool(t, st) // the writer is free again
+	})
+
+	t.Run("PanicInRead", func(t *testing.T) {
+		t.Parallel()
+		eachStore(t, func(t *testing.T, st *sqlite.Store) {
+			p := insertPool(t, st, 1)
+			require.PanicsWithValue(t, "boom", func() {
+				st.Read(ctx, func(tx store.Tx) error {
+					_, err := tx.Pool(ctx, p.UUID)
+					require.NoError(t, err)
+					panic("boom")
+				})
+			})
+			require.True(t, poolExists(t, st, p.UUID), "reads go on")
+			insertPool(t, st) // and so do writes
+		})
 	})
 
 	t.Run("RollbackOnCancel", func(t *testing.T) {
 		t.Parallel()
-		st, _ := MustOpenFile(t, sqlite.Options{})
-		id := uuid.New()
-		cctx, cancel := context.WithCancel(ctx)
-		err := st.Write(cctx, func(tx store.Tx) error {
-			require.NoError(t, tx.InsertPool(cctx, insertPoolParams(id)))
-			cancel()
-			return nil
+		eachStore(t, func(t *testing.T, st *sqlite.Store) {
+			id := uuid.New()
+			cctx, cancel := context.WithCancel(ctx)
+			err := st.Write(cctx, func(tx store.Tx) error {
+				require.NoError(t, tx.InsertPool(cctx, insertPoolParams(id)))
+				cancel()
+				return nil
+			})
+			require.ErrorIs(t, err, context.Canceled)
+			require.False(t, poolExists(t, st, id))
+			insertPool(t, st)
 		})
-		require.ErrorIs(t, err, context.Canceled)
-		require.False(t, poolExists(t, st, id))
-		insertPool(t, st)
 	})
 
 	t.Run("CanceledBeforeStart", func(t *testing.T) {
 		t.Parallel()
-		st := MustOpen(t)
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		called := false
-		err := st.Write(cctx, func(store.Tx) error { called = true; return nil })
-		require.ErrorIs(t, err, context.Canceled)
-		require.False(t, called)
+		eachStore(t, func(t *testing.T, st *sqlite.Store) {
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			called := false
+			err := st.Write(cctx, func(store.Tx) error { called = true; return nil })
+			require.ErrorIs(t, err, context.Canceled)
+			require.False(t, called)
+		})
+	})
+
+	// A Write waiting for its turn behind another leaves when its context
+	// ends: the first one holds the writer until the second has returned.
+	// On an in-memory store a Read waits for its turn the same way.
+	t.Run("WaitEndsWithContext", func(t *testing.T) {
+		t.Parallel()
+		eachStore(t, func(t *testing.T, st *sqlite.Store) {
+			holding, release := make(chan struct{}), make(chan struct{})
+			first := make(chan error, 1)
+			go func() {
+				first <- st.Write(ctx, func(store.Tx) error {
+					close(holding)
+					<-release
+					return nil
+				})
+			}()
+			<-holding
+			wait := func(call func(context.Context, func(store.Tx) error) error) error {
+				cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+				defer cancel()
+				return call(cctx, func(store.Tx) error { return errors.New("ran") })
+			}
+			require.ErrorIs(t, wait(st.Write), context.DeadlineExceeded)
+			if _, r := sqlite.DBs(st); r == nil {
+				require.ErrorIs(t, wait(st.Read), context.DeadlineExceeded)
+			}
+			close(release)
+			require.NoError(t, <-first)
+			insertPool(t, st)
+		})
 	})
 
 	t.Run("FailedStatementKeepsTransaction", func(t *testing.T) {
 		t.Parallel()
 		// A statement that fails (here a conflict) undoes only itself: fn
 		// may handle the error and go on.
-		st := MustOpen(t)
-		p := insertPool(t, st)
-		other := uuid.New()
-		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
-			if err := tx.InsertPool(ctx, insertPoolParams(p.UUID)); !errors.Is(err, store.ErrConflict) {
-				return err
-			}
-			return tx.InsertPool(ctx, insertPoolParams(other))
-		}))
-		require.True(t, poolExists(t, st, other))
+		eachStore(t, func(t *testing.T, st *sqlite.Store) {
+			p := insertPool(t, st)
+			other := uuid.New()
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+				if err := tx.InsertPool(ctx, insertPoolParams(p.UUID)); !errors.Is(err, store.ErrConflict) {
+					return err
+				}
+				return tx.InsertPool(ctx, insertPoolParams(other))
+			}))
+			require.True(t, poolExists(t, st, other))
+		})
 	})
+}
+
+// TestStore_ReadMemory: an in-memory store's Read runs on its one
+// connection in a transaction of its own, which sees the committed writes
+// and leaves nothing behind, even when fn wrote through another way than
+// the Tx.
+func TestStore_ReadMemory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := MustOpen(t)
+	p := insertPool(t, st, 2)
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		got, err := tx.Pool(ctx, p.UUID)
+		require.Equal(t, 2, got.ContactsCount)
+		if err != nil {
+			return err
+		}
+		_, err = sqlite.WriterConn(st).ExecContext(ctx, `DELETE FROM items`)
+		return err
+	}))
+	require.Equal(t, 2, len(poolItems(t, st, p.UUID)), "rolled back")
 }
 
 func insertPoolParams(id uuid.UUID) pool.Pool {
@@ -204,15 +287,49 @@ func insertPoolParams(id uuid.UUID) pool.Pool {
 func TestStore_Close(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": first(MustOpenFile(t, sqlite.Options{}))} {
-		require.NoError(t, st.Close(), name)
-		require.ErrorIs(t, st.Write(ctx, func(store.Tx) error { return nil }), sqlite.ErrClosed, name)
-		require.ErrorIs(t, st.Read(ctx, func(store.Tx) error { return nil }), sqlite.ErrClosed, name)
-		require.ErrorIs(t, st.Close(), sqlite.ErrClosed, name)
-	}
+	eachStore(t, func(t *testing.T, st *sqlite.Store) {
+		insertPool(t, st, 1)
+		require.NoError(t, st.Close())
+		called := false
+		fn := func(store.Tx) error { called = true; return nil }
+		require.ErrorIs(t, st.Write(ctx, fn), store.ErrClosed)
+		require.ErrorIs(t, st.Read(ctx, fn), store.ErrClosed)
+		require.False(t, called)
+		require.NoError(t, st.Close(), "a second Close")
+	})
 }
 
-func first[T, U any](t T, _ U) T { return t }
+// TestStore_CloseWaitsForWrite: a Close called while a Write is under way
+// waits for it, and the Write commits; the Writes that come after get
+// ErrClosed.
+func TestStore_CloseWaitsForWrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, path := MustOpenFile(t, checked) // its cleanup closes it again
+	p := insertPool(t, st)
+	holding, release := make(chan struct{}), make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() {
+		wrote <- st.Write(ctx, func(tx store.Tx) error {
+			close(holding)
+			<-release
+			_, err := tx.InsertItems(ctx, p.UUID, pendingItems(1))
+			return err
+		})
+	}()
+	<-holding
+	closed := make(chan error, 1)
+	go func() { closed <- st.Close() }()
+	close(release)
+	require.NoError(t, <-wrote)
+	require.NoError(t, <-closed)
+	require.ErrorIs(t, st.Write(ctx, func(store.Tx) error { return nil }), store.ErrClosed)
+
+	again, err := sqlite.Open(ctx, path, checked)
+	require.NoError(t, err)
+	t.Cleanup(func() { again.Close() })
+	require.Len(t, poolItems(t, again, p.UUID), 1, "the Write committed")
+}
 
 // TestTx_UnknownPool covers the methods whose contract does not name
 // ErrNotFound: this store returns it for an unknown pool all the same.
@@ -385,10 +502,11 @@ func TestTx_NextWakeAfterDue(t *testing.T) {
 // TestOpen_CacheAndCheckpoint checks the page caches, and that the
 // write-ahead log is checkpointed by the Store's goroutine rather than by
 // commits. The proof is the log's size: the same commits are written in two
-// halves with a pause between. With the goroutine, the log is copied back
-// during the pause and the second half restarts it from its beginning: it
-// ends the size of the second half's frames. Without (and below SQLite's
-// own threshold), it holds both halves.
+// halves. With the goroutine, the test waits between them for a round of it
+// that started after the first half and copied the whole log back; the
+// second half then restarts the log from its beginning, and it ends the
+// size of the second half's frames. Without (and below SQLite's own
+// threshold), it holds both halves.
 func TestOpen_CacheAndCheckpoint(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -399,9 +517,10 @@ func TestOpen_CacheAndCheckpoint(t *testing.T) {
 		require.NoError(t, db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&n))
 		return n
 	}
-	// walGrowth writes twice the same commits with a pause between and
-	// returns the log's size after the first half and after the second.
-	walGrowth := func(st *sqlite.Store, path string) (half, full int64) {
+	// walGrowth writes twice the same commits, calling between() in
+	// between, and returns the log's size after the first half and after
+	// the second.
+	walGrowth := func(st *sqlite.Store, path string, between func()) (half, full int64) {
 		p := insertPool(t, st)
 		write := func() int64 {
 			for range 20 {
@@ -415,7 +534,7 @@ func TestOpen_CacheAndCheckpoint(t *testing.T) {
 			return fi.Size()
 		}
 		half = write()
-		time.Sleep(200 * time.Millisecond)
+		between()
 		return half, write()
 	}
 
@@ -425,13 +544,18 @@ func TestOpen_CacheAndCheckpoint(t *testing.T) {
 	require.Equal(t, -8*1024, pragma(w, "cache_size"))
 	require.Equal(t, -2*1024, pragma(r, "cache_size"), "readers: a quarter, at least 2 MiB")
 	require.Equal(t, 20000, pragma(w, "wal_autocheckpoint"))
-	_, onFull := walGrowth(on, onPath)
+	_, onFull := walGrowth(on, onPath, func() {
+		// Rounds run one after another: the second full round from now
+		// started after the first half.
+		n := sqlite.FullCheckpoints(on)
+		require.Eventually(t, func() bool { return sqlite.FullCheckpoints(on) >= n+2 }, 10*time.Second, time.Millisecond)
+	})
 
 	off, offPath := MustOpenFile(t, sqlite.Options{CheckpointInterval: -1})
 	w = sqlite.WriterConn(off)
 	require.Equal(t, 1000, pragma(w, "wal_autocheckpoint"), "no goroutine: SQLite's own threshold")
 	require.Equal(t, -sqlite.DefaultCacheMiB*1024, pragma(w, "cache_size"))
-	offHalf, offFull := walGrowth(off, offPath)
+	offHalf, offFull := walGrowth(off, offPath, func() {}) // nothing to wait for
 	require.Greater(t, offFull, offHalf+offHalf/2, "without the goroutine the log keeps both halves")
 	require.Less(t, onFull, offFull-offHalf/2, "with it, the second half restarted the log")
 }

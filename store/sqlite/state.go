@@ -32,28 +32,50 @@ type poolState struct {
 	p pool.Pool // its row and ContactsCount, as of now in the transaction
 	// inFlight is the number of its items in flight.
 	inFlight int
-	// expiry is at or before the earliest lease end of an in-flight item;
-	// hasExpiry is false when there is none.
+	// expiry is at or before the earliest lease end of an in-flight item.
+	// hasExpiry is false only when there is none (it may be true when
+	// there is none, a stale bound).
 	expiry    int64
 	hasExpiry bool
 	// retry is at or before the earliest retry time of a Retrying or
-	// Scheduled item outside the due set; hasRetry is false when there is
-	// none.
+	// Scheduled item outside the due set. hasRetry is false only when
+	// there is none (it may be true when there is none, a stale bound).
 	retry    int64
 	hasRetry bool
 }
 
-// poolStateSQL is poolSQL with the dispatch state after the pool's
-// columns: four index seeks (pools by uuid, pool_counts, items_lease,
+// poolStateFrom reads pools with their dispatch state after the pool's
+// columns: for one pool, four index seeks (pools, pool_counts, items_lease,
 // items_retry).
-const poolStateSQL = `SELECT ` + poolCols + `,
+const poolStateFrom = `SELECT ` + poolCols + `,
     (SELECT coalesce(sum(c.n), 0) FROM pool_counts c
      WHERE c.pool_id = p.id AND c.status IN ('Processing', 'In_Call')),
     (SELECT min(i.lease_expires_at) FROM items i
      WHERE i.pool_id = p.id AND i.status IN ('Processing', 'In_Call')),
     (SELECT min(i.next_retry_at) FROM items i
      WHERE i.pool_id = p.id AND i.ready = 0 AND i.status IN ('Retrying', 'Scheduled'))
-FROM pools p WHERE p.uuid = ?`
+FROM pools p`
+
+const (
+	// poolStateSQL reads a pool and its dispatch state by UUID.
+	poolStateSQL = poolStateFrom + ` WHERE p.uuid = ?`
+	// poolStateByKeySQL reads them by internal id (check mode, see
+	// cachecheck.go).
+	poolStateByKeySQL = poolStateFrom + ` WHERE p.id = ?`
+)
+
+// scanPoolState scans a row of poolStateFrom. Its bounds are exact.
+func scanPoolState(s scanner) (poolState, error) {
+	var (
+		st            poolState
+		expiry, retry sql.NullInt64
+		err           error
+	)
+	st.p, st.k, err = scanPool(s, &st.inFlight, &expiry, &retry)
+	st.expiry, st.hasExpiry = expiry.Int64, expiry.Valid
+	st.retry, st.hasRetry = retry.Int64, retry.Valid
+	return st, err
+}
 
 // poolWithState returns a pool, and keeps its dispatch state for the rest
 // of the transaction: the state this transaction already has, or the one
@@ -72,16 +94,10 @@ func (t *txn) poolWithState(ctx context.Context, id uuid.UUID) (pool.Pool, error
 	if err != nil {
 		return pool.Pool{}, err
 	}
-	var (
-		st            poolState
-		expiry, retry sql.NullInt64
-	)
-	st.p, st.k, err = scanPool(s.QueryRowContext(ctx, blob(id)), &st.inFlight, &expiry, &retry)
+	st, err := scanPoolState(s.QueryRowContext(ctx, blob(id)))
 	if err != nil {
 		return pool.Pool{}, err
 	}
-	st.expiry, st.hasExpiry = expiry.Int64, expiry.Valid
-	st.retry, st.hasRetry = retry.Int64, retry.Valid
 	t.rememberPool(id, st.k)
 	t.setState(&st)
 	return st.p, nil

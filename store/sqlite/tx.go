@@ -13,7 +13,9 @@ import (
 	"github.com/poolq/poolq/store"
 )
 
-// txn is a [store.Tx] on one database/sql transaction.
+// txn is a [store.Tx] on one transaction: a database/sql transaction of
+// a file store's readers, or a BEGIN … COMMIT (or ROLLBACK) of the Store's
+// own on the writer's held connection.
 type txn struct {
 	tx       querier
 	stx      *sql.Tx // tx as a *sql.Tx, nil on the held writer connection
@@ -43,14 +45,16 @@ type querier interface {
 	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
-func newTxn(tx *sql.Tx, h *handle, readOnly bool) *txn {
-	return &txn{tx: tx, stx: tx, h: h, readOnly: readOnly}
+// newReadTxn is a read-only txn on tx, a transaction of the pool of h,
+// whose statements it binds to tx as it needs them.
+func newReadTxn(tx *sql.Tx, h *handle) *txn {
+	return &txn{tx: tx, stx: tx, h: h, readOnly: true}
 }
 
 // newConnTxn is a txn on the held writer connection c, whose statements in
 // h were prepared on c itself and are used as they are.
-func newConnTxn(c *sql.Conn, h *handle) *txn {
-	return &txn{tx: c, h: h}
+func newConnTxn(c *sql.Conn, h *handle, readOnly bool) *txn {
+	return &txn{tx: c, h: h, readOnly: readOnly}
 }
 
 // close closes the statements this txn prepared on the held connection.
@@ -168,7 +172,7 @@ func writeQueries() []string {
 		insertPoolSQL, updatePoolSQL, deletePoolSQL,
 		copyItemsSQL, updateItemSQL, deleteItemSQL,
 		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
-		leaseBoundSQL, retryBoundSQL, dataVersionSQL,
+		leaseBoundSQL, retryBoundSQL, dataVersionSQL, poolStateByKeySQL,
 	)
 	for _, n := range insertSizes {
 		qs = append(qs, insertItemsSQL[n], insertNewItemsSQL[n], updateItemsSQL[n], updateCountsSQL[n])

@@ -10,7 +10,7 @@
 // by method: round trips of every field (times in UTC to the nanosecond),
 // the sentinel errors, paging and filters, the dispatch orders and the due
 // set, the per-status counts against a recount after random operations,
-// read-only and rolled-back transactions. It checks nothing an
+// read-only and rolled-back transactions, Close. It checks nothing an
 // implementation may choose freely (error texts, the encoding of UUIDs).
 package storetest
 
@@ -28,8 +28,9 @@ import (
 )
 
 // Run runs the conformance suite as subtests of t. open must return a new,
-// empty store for each call, closed by a t.Cleanup it registers; subtests
-// call it from parallel goroutines.
+// empty store for each call, closed by a t.Cleanup it registers (which
+// closes again the stores a subtest closed itself); subtests call it from
+// parallel goroutines.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	groups := []struct {
 		name  string
@@ -41,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Transactions", txTests()},
 		{"Counts", countTests()},
 		{"State", stateTests()},
+		{"Close", closeTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
