@@ -100,7 +100,8 @@ func (it Item) Completed(now time.Time, note string) (Item, error) {
 // Failed returns the in-flight item settled after a failed attempt at now.
 // RetryCount grows by one. The item becomes Failed when f.Final is set or
 // its attempts reach p's ceiling; otherwise Scheduled at f.RetryAt when
-// given, else Retrying at now + retryDelay.
+// given (a RetryAt before now is now: due at once), else Retrying at now +
+// retryDelay.
 func (it Item) Failed(p Pool, now time.Time, f Failure, retryDelay time.Duration) (Item, error) {
 	if !it.Status.InFlight() {
 		return it, fmt.Errorf("fail: %s: %w", it.Status, ErrWrongStatus)
@@ -116,6 +117,9 @@ func (it Item) Failed(p Pool, now time.Time, f Failure, retryDelay time.Duration
 		it.NextRetryAt = nil
 	case !f.RetryAt.IsZero():
 		at := f.RetryAt.UTC()
+		if at.Before(now) {
+			at = now
+		}
 		it.Status = StatusScheduled
 		it.NextRetryAt = &at
 	default:

@@ -339,6 +339,14 @@ func TestItem_Failed(t *testing.T) {
 			},
 		},
 		{
+			name: "ScheduledInThePastIsNow", in: inFlight(pool.StatusProcessing, 1), maxRetries: 3,
+			f: pool.Failure{RetryAt: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), Note: "asap"},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount, it.Notes = pool.StatusScheduled, 1, "asap"
+				it.NextRetryAt = &now
+			},
+		},
+		{
 			name: "FinalFails", in: inFlight(pool.StatusProcessing, 1), maxRetries: 3,
 			f: pool.Failure{Final: true, Note: "wrong number"},
 			want: func(it *pool.Item) {

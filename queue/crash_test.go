@@ -70,7 +70,7 @@ func TestCrashChild(t *testing.T) {
 	require.NoError(t, err)
 	poolID, err := uuid.Parse(os.Getenv(crashEnvPool))
 	require.NoError(t, err)
-	st, err := sqlite.Open(ctx, os.Getenv(crashEnvDB), sqlite.Options{}) // default durability: Normal
+	st, err := sqlite.Open(ctx, os.Getenv(crashEnvDB), sqlite.Options{CheckCache: true}) // default durability: Normal
 	require.NoError(t, err)
 	eng, err := queue.New(st, queue.Options{
 		LeaseTimeout: crashLease,
@@ -115,7 +115,7 @@ func TestCrashChild(t *testing.T) {
 			}
 		}
 		if len(held) < crashCap {
-			ls, err := eng.DequeueN(ctx, poolID, 1+rng.IntN(3))
+			ls, err := queue.TryDequeueN(ctx, eng, poolID, 1+rng.IntN(3))
 			if err != nil && !isOneOf(err, queue.ErrEmpty, queue.ErrAtCapacity) {
 				require.NoError(t, err, "dequeue")
 			}
@@ -215,7 +215,7 @@ func crashIntegrity(t *testing.T, path string) {
 // crashOpen opens the file with an engine whose clock is time.Now() + *offset.
 func crashOpen(t *testing.T, path string, offset *time.Duration) (*sqlite.Store, *queue.Engine) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{CheckCache: true})
 	require.NoError(t, err, "reopen %s after the kill", path)
 	eng, err := queue.New(st, queue.Options{
 		LeaseTimeout: crashLease,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue/internal/groupcommit"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
@@ -26,62 +27,65 @@ const reclaimBatch = 64
 // Failed and the next one is tried. Cost: an index seek, whatever the number
 // of items.
 func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
-	ls, err := e.dequeue(ctx, poolID, 1)
+	ls, err := e.tryDequeue(ctx, poolID, 1)
 	if err != nil {
 		return nil, err
 	}
 	return ls[0], nil
 }
 
-// DequeueN claims up to n due items of a pool in one transaction, as many as
-// the cap allows, in the pool's order. It never returns an empty slice: when
-// it can claim nothing it returns [ErrEmpty] or [ErrAtCapacity] like
-// [Engine.TryDequeue]. n must be at least 1.
+// Dequeue claims the next due item of a pool, waiting until one is due and
+// the cap allows. It wakes on every change made through this Engine that can
+// let it through (an Add, a settlement that frees a slot or makes an item
+// due, a raised cap, a Requeue, the pool's deletion), at the next retry time
+// or lease deadline of the pool, and at the latest every PollInterval (for
+// changes made by another process). It returns ctx's error when ctx ends
+// first, and [ErrClosed] when the engine is closed; in both cases no lease is
+// held. Errors also: [store.ErrNotFound].
+func (e *Engine) Dequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
+	ls, err := e.dequeueWait(ctx, poolID, 1)
+	if err != nil {
+		return nil, err
+	}
+	return ls[0], nil
+}
+
+// DequeueN is [Engine.Dequeue] for up to n items, claimed in one
+// transaction in the pool's order, as many as are due and the cap allows:
+// it waits until it can claim at least one, then returns them all. It never
+// returns an empty slice. n must be at least 1; a pool never has more than
+// [pool.MaxParallelItems] (100) items in flight, so a larger n claims as
+// many as 100 would.
 func (e *Engine) DequeueN(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease, error) {
 	var v validate.Validator
 	v.IntMin("n", n, 1)
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
-	return e.dequeue(ctx, poolID, n)
+	return e.dequeueWait(ctx, poolID, n)
 }
 
-// Dequeue claims the next due item of a pool, waiting until one is due and
-// the cap allows. It wakes on every change made through this Engine that can
-// let it through (an Add, a settled lease, a raised cap or a type change), at
-// the next retry time or lease deadline of the pool, and at the latest every
-// PollInterval (for changes made by another process). It returns ctx's error
-// when ctx ends first, and [ErrClosed] when the engine is closed; in both
-// cases no lease is held. Errors also: [store.ErrNotFound].
-func (e *Engine) Dequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
-	ls, err := e.DequeueWait(ctx, poolID, 1)
-	if err != nil {
-		return nil, err
-	}
-	return ls[0], nil
-}
-
-// DequeueWait is [Engine.DequeueN] that waits like [Engine.Dequeue] until it
-// can claim at least one item.
-func (e *Engine) DequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease, error) {
-	var v validate.Validator
-	v.IntMin("n", n, 1)
-	if err := v.Err(); err != nil {
+// dequeueWait claims up to n items of a pool, waiting until it can claim
+// one.
+func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease, error) {
+	if err := checkID("uuid", poolID); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
+	wake := make(chan struct{}, 1)
+	defer e.wake.subscribe(wake, poolID)() // before the first look, so no wake-up is missed
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
+	var floor backoff
 	for {
-		wake := e.signal(poolID) // taken before trying, so no wake-up is missed
-		ls, err := e.dequeue(ctx, poolID, n)
+		ls, err := e.tryDequeue(ctx, poolID, n)
 		if !errors.Is(err, ErrEmpty) && !errors.Is(err, ErrAtCapacity) {
 			return ls, err
 		}
-		wait, err := e.waitFor(ctx, poolID)
+		wait, err := e.pause(ctx, poolID, &floor)
 		if err != nil {
 			return nil, err
 		}
@@ -101,9 +105,10 @@ func (e *Engine) DequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 	}
 }
 
-// waitFor returns how long a blocked Dequeue may sleep: until the pool's next
-// retry time or lease deadline, at most PollInterval.
-func (e *Engine) waitFor(ctx context.Context, poolID uuid.UUID) (time.Duration, error) {
+// pause returns how long a Dequeue that found nothing may sleep: until the
+// pool's next retry time or lease deadline (just past it), at most
+// PollInterval, with floor under deadlines already past (see backoff).
+func (e *Engine) pause(ctx context.Context, poolID uuid.UUID, floor *backoff) (time.Duration, error) {
 	var next time.Time
 	var ok bool
 	err := e.read(ctx, func(tx store.Tx) error {
@@ -114,31 +119,49 @@ func (e *Engine) waitFor(ctx context.Context, poolID uuid.UUID) (time.Duration, 
 	if err != nil {
 		return 0, fmt.Errorf("dequeue: %w", err)
 	}
-	wait := e.opts.PollInterval
-	if ok {
-		if d := next.Sub(e.now()); d < wait {
-			wait = max(d, 0) + time.Millisecond // past the deadline, not at it
-		}
+	if !ok {
+		floor.reset()
+		return e.opts.PollInterval, nil
 	}
-	return wait, nil
+	return floor.pause(next.Sub(e.now()), e.opts.PollInterval), nil
 }
 
-// dequeue claims up to n items in one write transaction. Concurrent
-// dequeues of one pool that share a group-commit batch are claimed together
-// (see claim).
-func (e *Engine) dequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease, error) {
+// backoff is the floor under a blocked Dequeue's sleeps. A next-wake time
+// that is already past when read is usually a race (an item came due
+// between the look and the read) and is met a millisecond later; but a
+// store whose bound is wrong would answer the same past time forever, and
+// turn the wait into a write every millisecond. So each past deadline in a
+// row doubles the pause, up to the poll interval.
+type backoff struct{ last time.Duration }
+
+// pause returns how long to sleep for a deadline d from now, at most poll.
+func (b *backoff) pause(d, poll time.Duration) time.Duration {
+	if d > 0 {
+		b.last = 0
+		return min(d+time.Millisecond, poll) // just past the deadline, not at it
+	}
+	b.last = min(max(2*b.last, time.Millisecond), poll)
+	return b.last
+}
+
+func (b *backoff) reset() { b.last = 0 }
+
+// tryDequeue claims up to n items in one write transaction, without
+// waiting. Concurrent dequeues of one pool that share a group-commit batch
+// are claimed together (see claim).
+func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease, error) {
 	if err := checkID("uuid", poolID); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
-	r := &claimReq{n: n}
-	cb := &combiner{key: claimKey{poolID}, run: func(ctx context.Context, tx *wtx, reqs []any) error {
+	r := &claimReq{n: min(n, pool.MaxParallelItems)}
+	cb := &groupcommit.Combiner{Key: claimKey{poolID}, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
 		return e.claim(ctx, tx, poolID, reqs)
 	}}
 	if err := e.writeCombined(ctx, cb, r); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
-	if r.changed {
-		e.notify(poolID) // expiries freed slots and may have made items due
+	if r.freed {
+		e.wake.notify(poolID) // expired leases freed slots
 	}
 	if r.outcome != nil {
 		return nil, r.outcome
@@ -149,12 +172,13 @@ func (e *Engine) dequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease
 // claimKey is the group-commit key of the dequeues of a pool.
 type claimKey struct{ pool uuid.UUID }
 
-// claimReq is one dequeue: n wanted, and its results.
+// claimReq is one dequeue: n wanted (at most pool.MaxParallelItems, so
+// that the sum of a batch's cannot overflow), and its results.
 type claimReq struct {
 	n       int
 	leases  []*Lease
 	outcome error // ErrEmpty or ErrAtCapacity, decided inside, returned after commit
-	changed bool  // expiries or ceiling failures were written
+	freed   bool  // expired leases were applied: slots freed
 }
 
 // claim runs the dequeues reqs (each a *claimReq) of one pool as if one
@@ -167,15 +191,14 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	total := 0
 	for _, r := range reqs {
 		r := r.(*claimReq)
-		r.leases, r.outcome, r.changed = nil, nil, false
+		r.leases, r.outcome, r.freed = nil, nil, false
 		total += r.n
 	}
-	p, reclaimed, err := e.poolAt(ctx, tx, poolID)
+	p, reclaimed, err := e.poolNow(ctx, tx, poolID)
 	if err != nil {
 		return err
 	}
-	now := tx.now
-	changed := reclaimed > 0
+	now := tx.Now
 	inFlight, err := tx.InFlight(ctx, poolID)
 	if err != nil {
 		return err
@@ -195,8 +218,7 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 			out, ok := it.Dispatched(p, now, expires)
 			changes[i] = store.Change{From: it.Status, Item: out}
 			if !ok {
-				changed = true // failed at the ceiling instead
-				continue
+				continue // failed at the ceiling instead
 			}
 			leases = append(leases, newLease(out))
 		}
@@ -214,7 +236,7 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	var atCapacity *bool
 	for _, r := range reqs {
 		r := r.(*claimReq)
-		r.changed = changed
+		r.freed = reclaimed > 0
 		k := min(r.n, len(leases))
 		r.leases, leases = leases[:k:k], leases[k:]
 		if k > 0 {
@@ -239,25 +261,19 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	return nil
 }
 
-// poolAt returns a pool as of tx.now with its expired leases applied
-// (each a failed attempt), and how many it applied. It reads the pool and
-// reclaims once per transaction; later calls get the row from tx.
-func (e *Engine) poolAt(ctx context.Context, tx *wtx, id uuid.UUID) (pool.Pool, int, error) {
-	if p, ok := tx.ready[id]; ok {
-		return p, 0, nil
-	}
+// poolNow returns a pool as of tx.Now with its expired leases applied
+// (each a failed attempt), and how many it applied. Every write on a pool's
+// items goes through it, so that a settlement or a skip on a busy pool
+// keeps its counts current too.
+func (e *Engine) poolNow(ctx context.Context, tx *wtx, id uuid.UUID) (pool.Pool, int, error) {
 	p, err := tx.Pool(ctx, id)
 	if err != nil {
 		return pool.Pool{}, 0, err
 	}
-	n, err := e.reclaim(ctx, tx, p, tx.now)
+	n, err := e.reclaim(ctx, tx, p, tx.Now)
 	if err != nil {
 		return pool.Pool{}, 0, err
 	}
-	if tx.ready == nil {
-		tx.ready = make(map[uuid.UUID]pool.Pool, 1)
-	}
-	tx.ready[id] = p
 	return p, n, nil
 }
 

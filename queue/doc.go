@@ -44,14 +44,34 @@
 // Writes go through group commit: the operations that callers start while a
 // write transaction is running wait, and the next transaction runs all of
 // them (up to [Options.MaxBatch]) in arrival order, so they share its
-// statements' fixed costs and its commit (at Full durability, one fsync). A
-// caller waits at most for the transaction under way and its own. Each
-// operation succeeds or fails alone: if one fails, the batch is rolled back
-// and run again with a savepoint per operation. The operations of one
-// transaction run at one instant, read when it starts. [Engine.Stats]
-// shows how many operations the transactions carried.
+// statements' fixed costs and its commit (at Full durability, one fsync).
+// One goroutine of the engine runs the transactions, while there are any to
+// run. Each operation succeeds or fails alone: if one fails, the batch is
+// rolled back and run again with a savepoint per operation. The operations
+// of one transaction run at one instant, read when it starts.
+// [Engine.Stats] shows how many operations the transactions carried.
 //
-// For bulk work, [Engine.DequeueN] claims up to n items and [Engine.Settle]
-// completes or fails many leases, each in one transaction with multi-row
-// statements.
+// A caller whose context ends while its operation waits for a transaction
+// gets the context's error at once, and its operation never runs. Once an
+// operation has started it runs to the end, whatever its context does
+// (cancelling one statement could abort the transaction it shares), and its
+// caller gets its result. A panic in a write, the store's included, is an
+// error for the operations of that transaction, and the next one runs as
+// usual.
+//
+// # Dequeue variants
+//
+// [Engine.Dequeue] waits for one item; [Engine.DequeueN] waits for at least
+// one and claims up to n in one transaction, for a dialer that works in
+// batches (settled with [Engine.Settle], many leases in one transaction);
+// [Engine.TryDequeue] does not wait, and says why it has nothing:
+// [ErrEmpty] or [ErrAtCapacity]. [Engine.Work] runs the loop for you.
+//
+// # Bounds
+//
+// Durations and times are bounded so that a mistaken value is an error of
+// the call that made it: LeaseTimeout and Extend at most [MaxLeaseTimeout],
+// RetryDelay and a Failure's RetryAt at most [MaxRetryDelay] ahead; a
+// RetryAt in the past is due at once. A DequeueN for more than a pool's
+// largest cap claims as many as the cap allows.
 package queue

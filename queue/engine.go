@@ -8,22 +8,23 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/queue/internal/groupcommit"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
 
 // Engine manages pools and dispatches their items over a [store.Store]. It
 // is safe for concurrent use. The store is the only copy of every state
-// change; the engine keeps nothing in memory but wake-up channels.
+// change; the engine keeps nothing in memory but the operations waiting for
+// a transaction and the wake-up channels of blocked Dequeues.
 type Engine struct {
 	st   store.Store
 	opts Options
-	gc   committer
+	gc   *groupcommit.Committer
+	wake wakeups
 
-	mu      sync.Mutex
-	waiters map[uuid.UUID]chan struct{} // closed to wake Dequeues blocked on a pool
-	closed  chan struct{}
-	once    sync.Once
+	closed chan struct{}
+	once   sync.Once
 }
 
 // New returns an Engine over st. The caller keeps ownership of st: Close does
@@ -36,20 +37,18 @@ func New(st store.Store, opts Options) (*Engine, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("queue: new engine: %w", err)
 	}
-	e := &Engine{
-		st:      st,
-		opts:    opts,
-		waiters: make(map[uuid.UUID]chan struct{}),
-		closed:  make(chan struct{}),
-	}
-	e.gc = committer{st: st, maxBatch: opts.MaxBatch, now: e.now}
+	e := &Engine{st: st, opts: opts, closed: make(chan struct{})}
+	e.gc = groupcommit.New(st, groupcommit.Options{MaxBatch: opts.MaxBatch, Now: e.now})
 	return e, nil
 }
 
 // Close stops the engine: blocked Dequeues return ErrClosed, and so does
-// every later call. It does not close the store. Close is idempotent.
+// every later call. It waits for the writes already under way to end, so
+// the store may be closed once it returns; it does not close the store.
+// Close is safe to call more than once and from several goroutines.
 func (e *Engine) Close() error {
 	e.once.Do(func() { close(e.closed) })
+	e.gc.Close()
 	return nil
 }
 
@@ -65,32 +64,11 @@ func (e *Engine) isClosed() bool {
 // now reads the clock in UTC, without the monotonic reading.
 func (e *Engine) now() time.Time { return e.opts.Now().UTC().Round(0) }
 
-// signal returns the channel that the next notify(id) closes.
-func (e *Engine) signal(id uuid.UUID) <-chan struct{} {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ch, ok := e.waiters[id]
-	if !ok {
-		ch = make(chan struct{})
-		e.waiters[id] = ch
-	}
-	return ch
-}
+// wtx is a write transaction as the engine's operations see it: the
+// store's, and the instant it runs at.
+type wtx = groupcommit.Tx
 
-// notify wakes every Dequeue blocked on pool id.
-func (e *Engine) notify(id uuid.UUID) {
-	e.mu.Lock()
-	ch, ok := e.waiters[id]
-	if ok {
-		delete(e.waiters, id)
-	}
-	e.mu.Unlock()
-	if ok {
-		close(ch)
-	}
-}
-
-// read and write run fn in a transaction after checking the engine is open.
+// read runs fn in a read transaction after checking the engine is open.
 func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) error {
 	if e.isClosed() {
 		return ErrClosed
@@ -98,31 +76,31 @@ func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) error {
 	return e.st.Read(ctx, fn)
 }
 
-// write runs fn through group commit: in a write transaction shared with
-// the concurrent callers' operations (see committer). fn must use the ctx
-// it is given, which is not cancelled.
+// write runs fn through group commit, in a write transaction shared with
+// the concurrent callers' operations (see package groupcommit). fn must
+// use the ctx it is given, which is not cancelled.
 func (e *Engine) write(ctx context.Context, fn func(context.Context, *wtx) error) error {
-	if err := e.writable(ctx); err != nil {
-		return err
-	}
-	return e.gc.write(ctx, fn)
-}
-
-// writeCombined is write for an operation that group commit may combine
-// with others of its kind (see combiner).
-func (e *Engine) writeCombined(ctx context.Context, cb *combiner, req any) error {
-	if err := e.writable(ctx); err != nil {
-		return err
-	}
-	return e.gc.writeCombined(ctx, cb, req)
-}
-
-// writable returns ErrClosed after Close, or ctx's error once it ended.
-func (e *Engine) writable(ctx context.Context) error {
 	if e.isClosed() {
 		return ErrClosed
 	}
-	return ctx.Err()
+	return closedErr(e.gc.Write(ctx, fn))
+}
+
+// writeCombined is write for an operation that group commit may combine
+// with the others of cb.Key.
+func (e *Engine) writeCombined(ctx context.Context, cb *groupcommit.Combiner, req any) error {
+	if e.isClosed() {
+		return ErrClosed
+	}
+	return closedErr(e.gc.WriteCombined(ctx, cb, req))
+}
+
+// closedErr is err, with group commit's ErrClosed as the engine's.
+func closedErr(err error) error {
+	if errors.Is(err, groupcommit.ErrClosed) {
+		return ErrClosed
+	}
+	return err
 }
 
 // checkID rejects the nil UUID as a pool id with a field error.
@@ -156,7 +134,8 @@ type Stats struct {
 	// run was redone with savepoints counts once).
 	Transactions uint64
 	// Operations is the number of write operations (dispatches,
-	// settlements, adds, pool changes) run in them.
+	// settlements, adds, pool changes) run in them. An operation whose
+	// caller left before it started is not run, and not counted.
 	Operations uint64
 	// Reruns is the number of batches run a second time, with a savepoint
 	// per operation, because an operation in them failed.
@@ -165,9 +144,6 @@ type Stats struct {
 
 // Stats returns the engine's counters. It is safe to call at any time.
 func (e *Engine) Stats() Stats {
-	return Stats{
-		Transactions: e.gc.transactions.Load(),
-		Operations:   e.gc.operations.Load(),
-		Reruns:       e.gc.reruns.Load(),
-	}
+	s := e.gc.Stats()
+	return Stats{Transactions: s.Transactions, Operations: s.Operations, Reruns: s.Reruns}
 }

@@ -52,7 +52,7 @@ const (
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{})
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	c := newClock()
@@ -119,7 +119,7 @@ func fieldsOf(t interface {
 
 func TestNew(t *testing.T) {
 	t.Parallel()
-	st, err := sqlite.Open(context.Background(), ":memory:", sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), ":memory:", sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	defer st.Close()
 
@@ -461,7 +461,7 @@ func TestEngine_Cap(t *testing.T) {
 			require.NoError(t, err)
 			_, err = b.eng.TryDequeue(b.ctx, p.UUID)
 			require.ErrorIs(t, err, queue.ErrAtCapacity, typ)
-			_, err = b.eng.DequeueN(b.ctx, p.UUID, 5)
+			_, err = queue.TryDequeueN(b.ctx, b.eng, p.UUID, 5)
 			require.ErrorIs(t, err, queue.ErrAtCapacity, typ)
 		}
 	})

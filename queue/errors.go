@@ -7,11 +7,10 @@ import (
 )
 
 var (
-	// ErrEmpty is returned by TryDequeue and DequeueN when no item of the
-	// pool is due.
+	// ErrEmpty is returned by TryDequeue when no item of the pool is due.
 	ErrEmpty = errors.New("queue: no item is due")
-	// ErrAtCapacity is returned by TryDequeue and DequeueN when items are
-	// due but the pool already has as many in flight as its cap allows.
+	// ErrAtCapacity is returned by TryDequeue when items are due but the
+	// pool already has as many in flight as its cap allows.
 	ErrAtCapacity = errors.New("queue: pool is at capacity")
 	// ErrLeaseLost is returned by Complete, Fail, Release, Extend and
 	// MarkInCall when the lease is no longer the item's current one: it was

@@ -29,7 +29,7 @@ func openFileStore(t testing.TB, path string) *sqlite.Store {
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "poolq.db")
 	}
-	st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{CheckCache: true})
 	require.NoError(t, err, "open sqlite store %s", path)
 	t.Cleanup(func() { _ = st.Close() })
 	return st

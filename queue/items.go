@@ -49,7 +49,7 @@ func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewIte
 		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
 	}
 	if added > 0 {
-		e.notify(poolID)
+		e.wake.notify(poolID)
 	}
 	return pool.AddResult{ContactsAdded: added, ContactsSkipped: len(batch) - added}, nil
 }
@@ -123,7 +123,7 @@ func (e *Engine) Requeue(ctx context.Context, poolID, contact uuid.UUID) (pool.I
 	if err != nil {
 		return pool.Item{}, fmt.Errorf("requeue item: %w", err)
 	}
-	e.notify(poolID)
+	e.wake.notify(poolID)
 	return it, nil
 }
 
@@ -151,7 +151,7 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 	var n int
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		n = 0
-		if _, _, err := e.poolAt(ctx, tx, poolID); err != nil {
+		if _, _, err := e.poolNow(ctx, tx, poolID); err != nil {
 			return err
 		}
 		for _, c := range contacts {
@@ -187,7 +187,7 @@ func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn f
 	}
 	var out pool.Item
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
-		if _, _, err := e.poolAt(ctx, tx, poolID); err != nil {
+		if _, _, err := e.poolNow(ctx, tx, poolID); err != nil {
 			return err
 		}
 		it, err := tx.Item(ctx, poolID, contact)

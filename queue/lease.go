@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue/internal/groupcommit"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
@@ -59,12 +60,14 @@ func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 	return err
 }
 
-// Extend moves the end of a lease to now + d (d > 0) and updates
-// l.ExpiresAt. Errors: [ErrLeaseLost], [validate.Errors] for d ≤ 0. Do not
-// Extend a *Lease that another goroutine reads at the same time; copy it.
+// Extend moves the end of a lease to now + d and updates l.ExpiresAt. d
+// must be positive and at most [MaxLeaseTimeout]. Errors: [ErrLeaseLost],
+// [validate.Errors] for a bad d. Do not Extend a *Lease that another
+// goroutine reads at the same time; copy it.
 func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 	var v validate.Validator
-	v.Check(d > 0, "duration", validate.RuleRange, fmt.Sprintf("must be positive (got %v)", d))
+	v.Check(d > 0 && d <= MaxLeaseTimeout, "duration", validate.RuleRange,
+		fmt.Sprintf("must be positive and at most %v (got %v)", MaxLeaseTimeout, d))
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("extend: %w", err)
 	}
@@ -103,7 +106,9 @@ func (e *Engine) failWith(f Failure) settleFunc {
 // (fewer than max_retries + 1 dispatches) it becomes Retrying, due at now +
 // RetryDelay, or Scheduled at f.RetryAt when given; with none left, or when
 // f.Final is set, it becomes Failed. The pool's current max_retries decides.
-// Errors: [ErrLeaseLost].
+// f.RetryAt may be at most [MaxRetryDelay] after now; one in the past is
+// due at once. Errors: [ErrLeaseLost], [validate.Errors] for a RetryAt too
+// far ahead.
 func (e *Engine) Fail(ctx context.Context, l *Lease, f Failure) error {
 	_, err := e.fail(ctx, l, f)
 	return err
@@ -112,7 +117,20 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, f Failure) error {
 // fail is Fail returning the item as settled, so the runner can tell a retry
 // from a final failure.
 func (e *Engine) fail(ctx context.Context, l *Lease, f Failure) (pool.Item, error) {
+	var v validate.Validator
+	e.checkFailure(&v, "", f)
+	if err := v.Err(); err != nil {
+		return pool.Item{}, fmt.Errorf("fail: %w", err)
+	}
 	return e.settle(ctx, "fail", l, e.failWith(f))
+}
+
+// checkFailure adds to v the error of a RetryAt too far ahead, as field
+// prefix + "retry_at".
+func (e *Engine) checkFailure(v *validate.Validator, prefix string, f Failure) {
+	limit := e.now().Add(MaxRetryDelay)
+	v.Check(!f.RetryAt.After(limit), prefix+"retry_at", validate.RuleRange,
+		fmt.Sprintf("must be at most %v from now (got %s)", MaxRetryDelay, f.RetryAt.UTC().Format(time.RFC3339)))
 }
 
 // Release gives a leased item back unattempted: the attempt is not counted
@@ -136,7 +154,9 @@ func (e *Engine) settle(ctx context.Context, op string, l *Lease, fn settleFunc)
 	if err := e.writeSettle(ctx, r); err != nil {
 		return pool.Item{}, fmt.Errorf("%s: %w", op, err)
 	}
-	e.notify(l.PoolUUID) // a slot freed or an item became due (expiries included)
+	if r.freed {
+		e.wake.notify(l.PoolUUID)
+	}
 	if r.lost {
 		return pool.Item{}, fmt.Errorf("%s: %w", op, ErrLeaseLost)
 	}
@@ -149,6 +169,9 @@ type settleReq struct {
 	fn   settleFunc
 	out  pool.Item
 	lost bool
+	// freed is set when the settlement freed a slot of the pool or made an
+	// item due: the item left flight, or expired leases were applied.
+	freed bool
 }
 
 // settleKey is the group-commit key of settlements: all of a batch's
@@ -158,7 +181,7 @@ type settleKey struct{}
 // writeSettle runs req (a *settleReq, or a []*settleReq for Settle)
 // through group commit, combined with the batch's other settlements.
 func (e *Engine) writeSettle(ctx context.Context, req any) error {
-	return e.writeCombined(ctx, &combiner{key: settleKey{}, run: e.settleAll}, req)
+	return e.writeCombined(ctx, &groupcommit.Combiner{Key: settleKey{}, Run: e.settleAll}, req)
 }
 
 // settleAll runs settlements (each req a *settleReq or a []*settleReq) as
@@ -178,7 +201,7 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 	}
 	ids := make([]int64, len(list))
 	for i, r := range list {
-		r.out, r.lost = pool.Item{}, true
+		r.out, r.lost, r.freed = pool.Item{}, true, false
 		ids[i] = r.l.ItemID
 	}
 	var found []pool.Item
@@ -209,14 +232,16 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 		if !ok {
 			continue
 		}
-		out, lost, err := e.settleItem(ctx, tx, it, r.l, r.fn)
+		out, lost, reclaimed, err := e.settleItem(ctx, tx, it, r.l, r.fn)
 		if err != nil {
 			return err
 		}
+		r.freed = reclaimed > 0
 		if lost {
 			continue
 		}
 		r.out, r.lost = out, false
+		r.freed = r.freed || !out.Status.InFlight()
 		items[out.ID] = out
 		if !written[out.ID] {
 			written[out.ID] = true
@@ -233,27 +258,27 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 // settleFunc is what a settlement does to a leased item.
 type settleFunc func(it pool.Item, p pool.Pool, now time.Time) (pool.Item, error)
 
-// settleItem settles the item it, as read in this transaction, at tx.now. The
-// pool's expired leases go first, as in every write on it (a settlement on
-// a busy pool keeps its counts current), then it is written with fn applied
-// unless l is not its current lease.
-func (e *Engine) settleItem(ctx context.Context, tx *wtx, it pool.Item, l *Lease, fn settleFunc) (out pool.Item, lost bool, err error) {
+// settleItem settles the item it, as read in this transaction, at tx.Now.
+// The pool's expired leases go first, as in every write on it (reclaimed
+// says how many), then it is written with fn applied unless l is not its
+// current lease.
+func (e *Engine) settleItem(ctx context.Context, tx *wtx, it pool.Item, l *Lease, fn settleFunc) (out pool.Item, lost bool, reclaimed int, err error) {
 	if !current(it, l) {
-		return pool.Item{}, true, nil
+		return pool.Item{}, true, 0, nil
 	}
-	p, _, err := e.poolAt(ctx, tx, it.PoolUUID)
+	p, reclaimed, err := e.poolNow(ctx, tx, it.PoolUUID)
 	if err != nil {
-		return pool.Item{}, false, err
+		return pool.Item{}, false, 0, err
 	}
-	if !it.LeaseExpiresAt.After(tx.now) {
-		// The reclaim in poolAt applied this expiry, or did so before it
-		// read the item; either way the lease is lost.
-		return pool.Item{}, true, nil
+	if !it.LeaseExpiresAt.After(tx.Now) {
+		// The reclaim in poolNow applied this expiry, or an earlier one in
+		// this transaction did; either way the lease is lost.
+		return pool.Item{}, true, reclaimed, nil
 	}
-	if out, err = fn(it, p, tx.now); err != nil {
-		return pool.Item{}, false, err
+	if out, err = fn(it, p, tx.Now); err != nil {
+		return pool.Item{}, false, reclaimed, err
 	}
-	return out, false, nil
+	return out, false, reclaimed, nil
 }
 
 // current reports whether l is the current lease of it.
@@ -282,13 +307,17 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 	var v validate.Validator
 	v.Check(len(outs) > 0, "outcomes", validate.RuleRequired, "at least one outcome is required")
 	for i, o := range outs {
+		prefix := fmt.Sprintf("outcomes[%d].", i)
 		if err := checkLease(o.Lease); err != nil {
 			var fe validate.Errors
 			if errors.As(err, &fe) {
 				for _, f := range fe {
-					v.Add(fmt.Sprintf("outcomes[%d].%s", i, f.Field), f.Rule, f.Message)
+					v.Add(prefix+f.Field, f.Rule, f.Message)
 				}
 			}
+		}
+		if o.Failure != nil {
+			e.checkFailure(&v, prefix, *o.Failure)
 		}
 	}
 	if err := v.Err(); err != nil {
@@ -306,16 +335,14 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 		return nil, fmt.Errorf("settle: %w", err)
 	}
 	results = make([]error, len(outs))
+	notified := make(map[uuid.UUID]bool, 1)
 	for i, r := range reqs {
 		if r.lost {
 			results[i] = fmt.Errorf("settle: outcomes[%d]: %w", i, ErrLeaseLost)
 		}
-	}
-	notified := make(map[uuid.UUID]bool, 1)
-	for _, o := range outs {
-		if !notified[o.Lease.PoolUUID] {
-			notified[o.Lease.PoolUUID] = true
-			e.notify(o.Lease.PoolUUID)
+		if r.freed && !notified[r.l.PoolUUID] {
+			notified[r.l.PoolUUID] = true
+			e.wake.notify(r.l.PoolUUID)
 		}
 	}
 	return results, nil

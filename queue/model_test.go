@@ -30,10 +30,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,6 +203,9 @@ func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note
 	case !retryAt.IsZero():
 		it.status = pool.StatusScheduled
 		it.nextRetry = retryAt
+		if retryAt.Before(now) {
+			it.nextRetry = now // a time past is due at once
+		}
 	default:
 		it.status = pool.StatusRetrying
 		it.nextRetry = now.Add(modelRetryDelay)
@@ -231,7 +237,7 @@ func (p *modelPool) statusAfterExpiry(it *modelItem, now time.Time) pool.Status 
 	return pool.StatusRetrying
 }
 
-// dequeue is Engine.DequeueN on the model.
+// dequeue is a claim without waiting (TryDequeue, or TryDequeueN) on the model.
 func (p *modelPool) dequeue(now time.Time, n int) ([]*modelItem, error) {
 	p.expireAll(now)
 	room := min(n, p.capacity()-p.inFlight())
@@ -310,11 +316,37 @@ func modelPayload(cidx int) json.RawMessage {
 
 func TestEngine_Model(t *testing.T) {
 	t.Parallel()
+	// The same machine on both kinds of store: the in-memory one, and a
+	// file with its pool of readers beside the writer.
+	t.Run("Memory", func(t *testing.T) {
+		t.Parallel()
+		modelCheck(t, func() string { return sqlite.MemoryPath })
+	})
+	t.Run("File", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		var runs atomic.Int64
+		modelCheck(t, func() string { return filepath.Join(dir, fmt.Sprintf("model-%d.db", runs.Add(1))) })
+	})
+}
+
+// modelCheck runs the model against a fresh store at path() per run, in
+// check mode: every commit compares the store's cached pool states with
+// the database.
+func modelCheck(t *testing.T, path func() string) {
 	rapid.Check(t, func(t *rapid.T) {
 		ctx := context.Background()
-		st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{})
-		require.NoError(t, err, "open :memory: store")
-		t.Cleanup(func() { _ = st.Close() })
+		p := path()
+		st, err := sqlite.Open(ctx, p, sqlite.Options{CheckCache: true})
+		require.NoError(t, err, "open store %s", p)
+		t.Cleanup(func() {
+			_ = st.Close()
+			if p != sqlite.MemoryPath {
+				_ = os.Remove(p)
+				_ = os.Remove(p + "-wal")
+				_ = os.Remove(p + "-shm")
+			}
+		})
 		clk := &modelClock{t: modelEpoch}
 		eng, err := queue.New(st, queue.Options{
 			Now:          clk.Now,
@@ -480,7 +512,7 @@ func (m *modelMachine) dequeue(t *rapid.T, many bool) {
 	)
 	if many {
 		n = rapid.IntRange(1, 5).Draw(t, "n")
-		leases, err = m.eng.DequeueN(m.ctx, p.id, n)
+		leases, err = queue.TryDequeueN(m.ctx, m.eng, p.id, n)
 	} else {
 		var l *queue.Lease
 		l, err = m.eng.TryDequeue(m.ctx, p.id)
@@ -1029,7 +1061,7 @@ func stripPriority(key string) string {
 func TestEngine_SettleAppliesPoolExpiries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{})
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	clk := &modelClock{t: modelEpoch}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/poolq/poolq/queue/internal/groupcommit"
 )
 
 // Defaults of [Options].
@@ -11,18 +13,34 @@ const (
 	DefaultLeaseTimeout = 10 * time.Minute
 	DefaultRetryDelay   = time.Hour
 	DefaultPollInterval = time.Second
+	// DefaultMaxBatch is how many callers' operations one group-commit
+	// transaction takes at most.
+	DefaultMaxBatch = groupcommit.DefaultMaxBatch
+)
+
+// Bounds of the durations and times the engine accepts. They keep every
+// time it computes far inside what a store can hold (years 1678 to 2261),
+// so that a mistaken value is a field error of the call that made it, not
+// a store error that would fail the other operations of its transaction.
+const (
+	// MaxLeaseTimeout bounds Options.LeaseTimeout and Extend's duration: a
+	// week.
+	MaxLeaseTimeout = 7 * 24 * time.Hour
+	// MaxRetryDelay bounds Options.RetryDelay and how far after now a
+	// Failure's RetryAt may be: 366 days.
+	MaxRetryDelay = 366 * 24 * time.Hour
 )
 
 // Options configures an [Engine]. The zero value of every field means its
 // default.
 type Options struct {
 	// LeaseTimeout is how long a dispatched item stays leased before it is
-	// taken back as a failed attempt, unless extended. Defaults to
-	// DefaultLeaseTimeout (10 minutes).
+	// taken back as a failed attempt, unless extended. At most
+	// MaxLeaseTimeout. Defaults to DefaultLeaseTimeout (10 minutes).
 	LeaseTimeout time.Duration
 	// RetryDelay is how long a failed item waits before it is due again
-	// when the failure names no retry time. Defaults to DefaultRetryDelay
-	// (1 hour).
+	// when the failure names no retry time. At most MaxRetryDelay.
+	// Defaults to DefaultRetryDelay (1 hour).
 	RetryDelay time.Duration
 	// PollInterval bounds how long a blocked Dequeue sleeps without a
 	// wake-up. Wake-ups cover every change made through this Engine; the
@@ -58,11 +76,11 @@ func (o Options) withDefaults() Options {
 
 func (o Options) validate() error {
 	var errs []error
-	if o.LeaseTimeout < 0 {
-		errs = append(errs, fmt.Errorf("LeaseTimeout must not be negative (got %v)", o.LeaseTimeout))
+	if o.LeaseTimeout < 0 || o.LeaseTimeout > MaxLeaseTimeout {
+		errs = append(errs, fmt.Errorf("LeaseTimeout must be between 0 and %v (got %v)", MaxLeaseTimeout, o.LeaseTimeout))
 	}
-	if o.RetryDelay < 0 {
-		errs = append(errs, fmt.Errorf("RetryDelay must not be negative (got %v)", o.RetryDelay))
+	if o.RetryDelay < 0 || o.RetryDelay > MaxRetryDelay {
+		errs = append(errs, fmt.Errorf("RetryDelay must be between 0 and %v (got %v)", MaxRetryDelay, o.RetryDelay))
 	}
 	if o.MaxBatch < 0 {
 		errs = append(errs, fmt.Errorf("MaxBatch must not be negative (got %d)", o.MaxBatch))

@@ -43,7 +43,9 @@ func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdatePara
 		return pool.Pool{}, fmt.Errorf("update pool: %w", err)
 	}
 	var out pool.Pool
+	var raised bool // the cap went up
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
+		raised = false
 		p, err := tx.Pool(ctx, id)
 		if err != nil {
 			return err
@@ -53,20 +55,17 @@ func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdatePara
 			out = p
 			return err
 		}
-		np.UpdatedAt = tx.now
+		np.UpdatedAt = tx.Now
 		out = np
-		if err := tx.UpdatePool(ctx, np); err != nil {
-			return err
-		}
-		if _, ok := tx.ready[id]; ok {
-			tx.ready[id] = np // later operations of the batch see the new settings
-		}
-		return nil
+		raised = np.Cap() > p.Cap()
+		return tx.UpdatePool(ctx, np)
 	})
 	if err != nil {
 		return pool.Pool{}, fmt.Errorf("update pool: %w", err)
 	}
-	e.notify(id) // a raised cap or a new order may let a blocked Dequeue through
+	if raised {
+		e.wake.notify(id) // a blocked Dequeue may go through now
+	}
 	return out, nil
 }
 
@@ -125,7 +124,7 @@ func (e *Engine) DeletePool(ctx context.Context, id uuid.UUID) error {
 		return fmt.Errorf("delete pool: %w", err)
 	}
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
-		if _, _, err := e.poolAt(ctx, tx, id); err != nil {
+		if _, _, err := e.poolNow(ctx, tx, id); err != nil {
 			return err
 		}
 		n, err := tx.InFlight(ctx, id)
@@ -135,13 +134,12 @@ func (e *Engine) DeletePool(ctx context.Context, id uuid.UUID) error {
 		if n > 0 {
 			return ErrInFlight
 		}
-		delete(tx.ready, id)
 		return tx.DeletePool(ctx, id)
 	})
 	if err != nil {
 		return fmt.Errorf("delete pool: %w", err)
 	}
-	e.notify(id)
+	e.wake.notify(id) // its blocked Dequeues learn that it is gone
 	return nil
 }
 
@@ -167,7 +165,7 @@ func (e *Engine) DuplicatePool(ctx context.Context, id uuid.UUID, d pool.Duplica
 		if err != nil {
 			return err
 		}
-		now := tx.now
+		now := tx.Now
 		mp, mr, active := src.MaxParallelItems, src.MaxRetries, src.IsActive
 		np, err := pool.New(newID, pool.CreateParams{
 			Name:             d.CopyName(src.Name),

@@ -108,7 +108,7 @@ func TestEngine_PoolProperties(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "prop.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	st, err := sqlite.Open(ctx, path, sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	defer st.Close()
 	c := newClock()

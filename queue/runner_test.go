@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,10 +18,14 @@ import (
 )
 
 // realEngine is an engine on the real clock, for the runner's timers.
-func realEngine(t *testing.T, opts queue.Options) *testBundle {
+func realEngine(t interface {
+	require.TestingT
+	Helper()
+	Cleanup(func())
+}, opts queue.Options) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{})
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	eng, err := queue.New(st, opts)
@@ -169,28 +174,34 @@ func TestEngine_Work(t *testing.T) {
 	})
 
 	t.Run("LeaseLostCancelsHandler", func(t *testing.T) {
-		b := realEngine(t, queue.Options{LeaseTimeout: 50 * time.Millisecond})
+		b := realEngine(t, queue.Options{LeaseTimeout: time.Second})
 		p := b.pool(t, pool.FIFO, 1, 3)
 		ids := b.add(t, p.UUID, 1)
 		rec := newRecorder(func(evs []queue.Event) bool { return len(evs) >= 2 })
 		ctx, cancel := context.WithCancel(b.ctx)
 		errc := make(chan error, 1)
+		leased := make(chan queue.Lease, 1)
 		cancelled := make(chan struct{})
 		go func() {
 			errc <- b.eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
-				<-hctx.Done() // a hung handler: heartbeats slower than the lease
+				leased <- *l
+				<-hctx.Done() // a hung handler: only the lost lease stops it
 				close(cancelled)
 				return hctx.Err()
-			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: 200 * time.Millisecond, OnEvent: rec.on})
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: 20 * time.Millisecond, OnEvent: rec.on})
 		}()
+		// The lease is settled elsewhere (a webhook, an operator): the next
+		// heartbeat finds it lost and cancels the handler.
+		l := <-leased
+		require.NoError(t, b.eng.Fail(b.ctx, &l, queue.Failure{Note: "settled elsewhere"}))
 		<-rec.done
 		<-cancelled
 		cancel()
 		require.NoError(t, <-errc)
 		require.Equal(t, 1, rec.count(queue.EventExpired))
 		it := b.item(t, p.UUID, ids[0])
-		require.Equal(t, 1, it.RetryCount, "the expiry counts as a failed attempt")
-		require.Equal(t, pool.NoteExpired, it.Notes)
+		require.Equal(t, 1, it.RetryCount, "settled once, by the other party")
+		require.Equal(t, "settled elsewhere", it.Notes, "the handler's result is ignored")
 	})
 
 	t.Run("ShutdownReleasesAfterGrace", func(t *testing.T) {
@@ -284,7 +295,8 @@ func TestEngine_Work(t *testing.T) {
 			errc <- b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error { return nil },
 				queue.WorkOptions{Pools: []uuid.UUID{p.UUID}})
 		}()
-		time.Sleep(20 * time.Millisecond)
+		require.Eventually(t, func() bool { return queue.Waiting(b.eng, p.UUID) == 1 }, 5*time.Second, time.Millisecond,
+			"Work is waiting for items")
 		require.NoError(t, b.eng.Close())
 		require.ErrorIs(t, <-errc, queue.ErrClosed)
 	})
@@ -340,9 +352,9 @@ func TestEngine_Work_ContextDoneAtStart(t *testing.T) {
 }
 
 // TestEngine_Work_OneClaimPerAdd checks that idle workers do not stampede:
-// with 16 workers idle on an empty pool, adding one item costs one claim
-// (the seeker's), not a claim attempt by each woken worker, and a burst of
-// items is claimed for several idle workers at once and handed over.
+// with 16 workers idle on an empty pool, adding one item costs one claim,
+// not a claim attempt by each idle worker, and a burst of items is claimed
+// for several idle workers at once.
 func TestEngine_Work_OneClaimPerAdd(t *testing.T) {
 	b := realEngine(t, queue.Options{PollInterval: time.Hour})
 	p, err := b.eng.CreatePool(b.ctx, pool.CreateParams{
@@ -364,41 +376,123 @@ func TestEngine_Work_OneClaimPerAdd(t *testing.T) {
 		cancel()
 		require.NoError(t, <-done)
 	}()
-	settle := func() queue.Stats { // the workers are idle and the seeker waiting
-		var s queue.Stats
-		require.Eventually(t, func() bool {
-			a := b.eng.Stats()
-			time.Sleep(50 * time.Millisecond)
-			s = b.eng.Stats()
-			return a == s
-		}, 5*time.Second, time.Millisecond)
-		return s
-	}
-
-	before := settle()
-	_, err = b.eng.Add(b.ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
-	require.NoError(t, err)
-	<-started
-	after := settle()
-	// The Add, the seeker's claim, and the next seeker's look that finds
-	// nothing: 3. Before the seeker, each of the 16 woken workers tried.
-	require.LessOrEqual(t, after.Operations-before.Operations, uint64(4), "operations for one Add")
-
-	// Ten items at once: the seeker claims for the idle workers and hands
-	// the leases over, in a few claims.
-	batch := make([]pool.NewItem, 10)
-	for i := range batch {
-		batch[i] = pool.NewItem{ContactUUID: uuid.New()}
-	}
-	_, err = b.eng.Add(b.ctx, p.UUID, batch...)
-	require.NoError(t, err)
-	for range batch {
-		select {
-		case <-started:
-		case <-time.After(5 * time.Second):
-			t.Fatal("the burst did not reach the idle workers")
+	await := func(n int) {
+		for range n {
+			select {
+			case <-started:
+			case <-time.After(5 * time.Second):
+				t.Fatal("an added item did not reach an idle worker")
+			}
 		}
 	}
-	last := settle()
-	require.LessOrEqual(t, last.Operations-after.Operations, uint64(6), "operations for a burst of 10")
+
+	// Between one handler's start and the next: the look that found the
+	// pool empty after the first claim, the Add, the claim, and at most one
+	// look more (a wake-up racing the claim). With every idle worker
+	// looking for itself it was one look each.
+	_, err = b.eng.Add(b.ctx, p.UUID, newItems(1)...)
+	require.NoError(t, err)
+	await(1)
+	for i := range 5 {
+		before := b.eng.Stats().Operations
+		_, err = b.eng.Add(b.ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		await(1)
+		require.LessOrEqual(t, b.eng.Stats().Operations-before, uint64(4), "operations for Add %d", i+2)
+	}
+
+	// Ten items at once reach ten idle workers in a claim or two.
+	before := b.eng.Stats().Operations
+	_, err = b.eng.Add(b.ctx, p.UUID, newItems(10)...)
+	require.NoError(t, err)
+	await(10)
+	require.LessOrEqual(t, b.eng.Stats().Operations-before, uint64(5), "operations for a burst of 10")
+}
+
+// TestEngine_Work_EveryClaimedLeaseHasAWorker: with N workers and N due
+// items, N handlers run — none of the claimed leases waits without a
+// worker — even when the items arrive while others run.
+func TestEngine_Work_EveryClaimedLeaseHasAWorker(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{PollInterval: time.Hour})
+	p := b.pool(t, pool.Parallel, 10, 3)
+	running := make(chan uuid.UUID, 8)
+	release := make(chan struct{})
+	h := func(ctx context.Context, l *queue.Lease) error {
+		running <- l.ContactUUID
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 3}) }()
+	defer func() {
+		close(release)
+		cancel()
+		require.NoError(t, <-done)
+	}()
+
+	b.add(t, p.UUID, 1)
+	<-running
+	b.add(t, p.UUID, 2)
+	for i := range 2 {
+		select {
+		case <-running:
+		case <-time.After(3 * time.Second):
+			t.Fatalf("handler %d of 3 never started; in flight: %d", i+2, b.counts(t, p.UUID)[pool.StatusProcessing])
+		}
+	}
+	require.Equal(t, 3, b.counts(t, p.UUID)[pool.StatusProcessing])
+}
+
+// TestEngine_Work_LongCallsRunOnce: calls three times longer than the
+// lease, with the heartbeat on, are never handed to a second worker, and
+// no handler starts on a lease that has ended.
+func TestEngine_Work_LongCallsRunOnce(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{LeaseTimeout: 300 * time.Millisecond, RetryDelay: 10 * time.Millisecond})
+	p := b.pool(t, pool.Parallel, 10, 3)
+	ids := b.add(t, p.UUID, 1)
+	var mu sync.Mutex
+	calls := map[uuid.UUID]int{}
+	var expiredAtStart atomic.Int32
+	h := func(ctx context.Context, l *queue.Lease) error {
+		if !time.Now().Before(l.ExpiresAt) {
+			expiredAtStart.Add(1)
+		}
+		mu.Lock()
+		calls[l.ContactUUID]++
+		mu.Unlock()
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	rec := newRecorder(settledN(3))
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 3, OnEvent: rec.on})
+	}()
+	require.Eventually(t, func() bool { return rec.count(queue.EventDispatched) == 1 }, 3*time.Second, time.Millisecond)
+	ids = append(ids, b.add(t, p.UUID, 2)...)
+	select {
+	case <-rec.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("three calls did not end")
+	}
+	cancel()
+	require.NoError(t, <-done)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		require.Equal(t, 1, calls[id], "calls of contact %s", id)
+		require.Equal(t, pool.StatusCompleted, b.item(t, p.UUID, id).Status)
+	}
+	require.Zero(t, expiredAtStart.Load(), "handlers started on an ended lease")
+	require.Zero(t, rec.count(queue.EventExpired))
 }

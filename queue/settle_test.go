@@ -160,13 +160,19 @@ func batchWorker(ctx context.Context, h *ccHarness, id int, eng *queue.Engine, p
 			leases []*queue.Lease
 			err    error
 		)
-		if rng.IntN(2) == 0 {
+		switch rng.IntN(3) {
+		case 0:
 			var l *queue.Lease
 			if l, err = eng.Dequeue(ctx, poolID); err == nil {
 				leases = []*queue.Lease{l}
 			}
-		} else {
+		case 1:
 			leases, err = eng.DequeueN(ctx, poolID, 1+rng.IntN(4))
+		default:
+			var l *queue.Lease
+			if l, err = eng.TryDequeue(ctx, poolID); err == nil {
+				leases = []*queue.Lease{l}
+			}
 		}
 		switch {
 		case ctx.Err() != nil:

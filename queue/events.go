@@ -1,0 +1,38 @@
+package queue
+
+import (
+	"time"
+
+	"github.com/poolq/poolq/pool"
+)
+
+// EventKind names what happened to a leased item in [Engine.Work].
+type EventKind string
+
+// The events of Work.
+const (
+	EventDispatched EventKind = "dispatched" // an item was leased and handed to the handler
+	EventCompleted  EventKind = "completed"  // the handler returned nil; the item is Completed
+	EventRetried    EventKind = "retried"    // the handler failed; the item will be tried again (Retrying or Scheduled)
+	EventFailed     EventKind = "failed"     // the handler failed; the item is Failed for good
+	EventExpired    EventKind = "expired"    // the lease was lost before or while the handler ran (it expired or was settled elsewhere)
+	EventReleased   EventKind = "released"   // the item was given back at shutdown, attempt not counted
+	EventError      EventKind = "error"      // the engine could not dispatch or settle; Err says why
+)
+
+// Event reports one step of [Engine.Work] to WorkOptions.OnEvent.
+type Event struct {
+	Kind EventKind
+	// Lease is the lease concerned (zero for an EventError while
+	// dispatching).
+	Lease Lease
+	// Item is the item after the event, when the engine returned it
+	// (retried, failed).
+	Item pool.Item
+	// Err is the handler's error (retried, failed), or the engine's
+	// (error, expired).
+	Err error
+	// Elapsed is how long the handler ran (completed, retried, failed,
+	// expired, released).
+	Elapsed time.Duration
+}

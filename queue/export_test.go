@@ -1,0 +1,35 @@
+package queue
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+)
+
+// Hooks for the external tests: observable conditions to wait on instead
+// of sleeping, and the claim without waiting that DequeueN's callers do
+// not have.
+
+// Queued returns how many write operations wait for a transaction.
+func Queued(e *Engine) int { return e.gc.Queued() }
+
+// Waiting returns how many waiters (Dequeues, Work's producers) are
+// subscribed to pool id.
+func Waiting(e *Engine, id uuid.UUID) int {
+	n, _ := e.wake.waiting(id)
+	return n
+}
+
+// WaitingPools returns how many pools have waiters subscribed.
+func WaitingPools(e *Engine) int {
+	_, n := e.wake.waiting(uuid.Nil)
+	return n
+}
+
+// TryDequeueN claims up to n items without waiting.
+func TryDequeueN(ctx context.Context, e *Engine, id uuid.UUID, n int) ([]*Lease, error) {
+	return e.tryDequeue(ctx, id, n)
+}
+
+// FailureOf is failureOf.
+func FailureOf(err error) Failure { return failureOf(err) }

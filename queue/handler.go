@@ -1,0 +1,70 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Handler processes one leased item for [Engine.Work]. Its result settles
+// the item: nil completes it; an error fails it with the error's text as the
+// note — retried after the engine's RetryDelay, or at the time carried by
+// [RetryAt], or failed for good when wrapped by [Final] — and a panic fails it
+// with the panic recorded in the note. The handler may call
+// [Engine.MarkInCall] on the lease; it must not settle the lease itself
+// (Complete, Fail, Release), and it must return soon after ctx is done.
+type Handler func(ctx context.Context, l *Lease) error
+
+type retryAtError struct {
+	at  time.Time
+	err error
+}
+
+func (e *retryAtError) Error() string {
+	if e.err == nil {
+		return "retry at " + e.at.UTC().Format(time.RFC3339)
+	}
+	return e.err.Error()
+}
+
+func (e *retryAtError) Unwrap() error { return e.err }
+
+// RetryAt returns an error that, returned by a [Handler], fails the attempt
+// and schedules the next one at t (status Scheduled) instead of after the
+// engine's RetryDelay. err, which may be nil, is the note. The pool's retry
+// ceiling still applies: with no attempts left the item fails for good. A t
+// further than [MaxRetryDelay] ahead is an error of the settlement: the
+// attempt is then left to expire.
+func RetryAt(t time.Time, err error) error { return &retryAtError{at: t, err: err} }
+
+type finalError struct{ err error }
+
+func (e *finalError) Error() string {
+	if e.err == nil {
+		return "final failure"
+	}
+	return e.err.Error()
+}
+
+func (e *finalError) Unwrap() error { return e.err }
+
+// Final returns an error that, returned by a [Handler], fails the item for
+// good (status Failed) whatever attempts are left: a wrong number, an
+// opt-out. err is the note.
+func Final(err error) error { return &finalError{err: err} }
+
+// failureOf maps a handler's error to the [Failure] Work records: its text
+// as the note, the time of a [RetryAt] and the finality of a [Final] found
+// anywhere in its chain.
+func failureOf(err error) Failure {
+	f := Failure{Note: err.Error()}
+	var ra *retryAtError
+	if errors.As(err, &ra) {
+		f.RetryAt = ra.at
+	}
+	var fe *finalError
+	if errors.As(err, &fe) {
+		f.Final = true
+	}
+	return f
+}

@@ -1,0 +1,417 @@
+// Package groupcommit runs the write operations of concurrent callers in
+// shared transactions, so that they share one commit (and, at Full
+// durability, one fsync) while each still succeeds or fails alone.
+//
+// Callers hand their operations to a [Committer] and wait for their
+// results. One goroutine of the Committer, started when the first operation
+// arrives and gone once none is left, takes the waiting operations (up to
+// MaxBatch) and runs them in one write transaction, in arrival order. It is
+// the only goroutine that runs operations, so the order of the write path is
+// the order of its loop, and no caller ever runs another caller's
+// operation.
+//
+// What the Committer guarantees, and its tests check:
+//
+//   - A caller whose context ends while its operation waits returns the
+//     context's error at once, and its operation never runs. Once an
+//     operation has started it runs to the end (cancelling one statement
+//     could abort the shared transaction), and its caller gets its result.
+//   - Every caller gets an answer: an operation's panic is its own error;
+//     a panic out of the store itself fails every operation of that
+//     transaction, and the next transaction runs as usual.
+//   - A transaction's operations run one after the other, each seeing the
+//     writes of those before it, at one instant ([Tx.Now]) read when the
+//     transaction starts. If one fails, the transaction is rolled back and
+//     run again with each operation in a savepoint of its own, so that the
+//     failure undoes only its own writes.
+//   - Operations of one kind may run combined ([Combiner]): the dequeues
+//     of a pool, the settlements of leases. Every operation of a batch was
+//     waiting at the same time, so any order among them is one in which
+//     the calls could have run one at a time.
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/poolq/poolq/store"
+)
+
+// ErrClosed is returned for operations submitted after [Committer.Close].
+var ErrClosed = errors.New("groupcommit: closed")
+
+// Tx is a write transaction as operations see it: the store's, and the
+// instant the transaction runs at, read once when it starts, after every
+// one of its callers called (so no settlement made after a lease's deadline
+// can be judged before it).
+type Tx struct {
+	store.Tx
+	Now time.Time
+}
+
+// Func is one caller's operation. It gets a context that is never
+// cancelled (the caller's values, without its deadline), and must return
+// an error rather than go on when a Tx method fails. It may run more than
+// once (a batch run again with savepoints): it must set its results afresh
+// each time.
+type Func func(ctx context.Context, tx *Tx) error
+
+// Combiner runs several operations of one kind as one call: Run gets the
+// requests of every waiting operation with an equal Key, in arrival order,
+// and must have the effect of running them one after the other. Key must
+// be comparable.
+type Combiner struct {
+	Key any
+	Run func(ctx context.Context, tx *Tx, reqs []any) error
+}
+
+// DefaultMaxBatch is how many operations one transaction takes at most
+// unless Options.MaxBatch says otherwise.
+const DefaultMaxBatch = 256
+
+// Options configures a [Committer].
+type Options struct {
+	// MaxBatch is how many operations one transaction takes at most; 1
+	// runs one transaction per operation. Defaults to DefaultMaxBatch.
+	MaxBatch int
+	// Now is the clock, read once per transaction. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Stats are a Committer's counters.
+type Stats struct {
+	Transactions uint64 // write transactions run (a batch run again counts once)
+	Operations   uint64 // operations run in them
+	Reruns       uint64 // batches run a second time, with savepoints
+}
+
+// Committer gathers the operations of concurrent callers into shared write
+// transactions on a store. It is safe for concurrent use.
+//
+// Invariant: running is true exactly while the goroutine of loop is
+// running; every operation in queue is either taken by that goroutine
+// before it stops, or abandoned by its caller. So an operation never waits
+// with nobody to run it.
+type Committer struct {
+	st       store.Store
+	maxBatch int
+	now      func() time.Time
+
+	mu      sync.Mutex
+	queue   []*op
+	running bool
+	closed  bool
+	loops   sync.WaitGroup
+
+	transactions, operations, reruns atomic.Uint64
+}
+
+// New returns a Committer over st.
+func New(st store.Store, opts Options) *Committer {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Committer{st: st, maxBatch: opts.MaxBatch, now: opts.Now}
+}
+
+// The states of an op. Only the Committer moves one from waiting to
+// started, only its caller from waiting to abandoned; the first to move
+// it decides.
+const (
+	waiting int32 = iota
+	started
+	abandoned
+)
+
+// op is one caller's operation.
+type op struct {
+	ctx     context.Context
+	fn      Func
+	combine *Combiner // nil: runs alone
+	req     any       // the request passed to combine.Run
+
+	state atomic.Int32
+	err   error         // the result, set before done is closed
+	done  chan struct{} // closed once the op is over (or was never run)
+	ran   bool          // ran in a combined call in this run (loop goroutine only)
+}
+
+// start moves o from waiting to started and reports whether o is started:
+// false when its caller abandoned it.
+func (o *op) start() bool {
+	return o.state.CompareAndSwap(waiting, started) || o.state.Load() == started
+}
+
+// Write runs fn in a write transaction shared with other callers and
+// returns its result. It returns ctx's error, without running fn, when ctx
+// ends before fn starts.
+func (c *Committer) Write(ctx context.Context, fn Func) error {
+	return c.submit(&op{ctx: ctx, fn: fn})
+}
+
+// WriteCombined is Write for an operation that may run combined with the
+// other waiting operations of cb.Key: alone it runs as cb.Run(ctx, tx,
+// []any{req}).
+func (c *Committer) WriteCombined(ctx context.Context, cb *Combiner, req any) error {
+	return c.submit(&op{
+		ctx:     ctx,
+		fn:      func(ctx context.Context, tx *Tx) error { return cb.Run(ctx, tx, []any{req}) },
+		combine: cb,
+		req:     req,
+	})
+}
+
+func (c *Committer) submit(o *op) error {
+	if err := o.ctx.Err(); err != nil {
+		return err
+	}
+	o.done = make(chan struct{})
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.queue = append(c.queue, o)
+	if !c.running {
+		c.running = true
+		c.loops.Add(1)
+		go c.loop()
+	}
+	c.mu.Unlock()
+
+	select {
+	case <-o.done:
+		return o.err
+	case <-o.ctx.Done():
+	}
+	if o.state.CompareAndSwap(waiting, abandoned) {
+		return o.ctx.Err()
+	}
+	<-o.done // it has started: it runs to the end and its result stands
+	return o.err
+}
+
+// Close makes every later Write return ErrClosed, and waits until the
+// operations submitted before it have run.
+func (c *Committer) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.loops.Wait()
+}
+
+// Queued returns how many operations wait for a transaction (not counting
+// those of the transaction under way).
+func (c *Committer) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}
+
+// Stats returns the counters.
+func (c *Committer) Stats() Stats {
+	return Stats{
+		Transactions: c.transactions.Load(),
+		Operations:   c.operations.Load(),
+		Reruns:       c.reruns.Load(),
+	}
+}
+
+// loop runs batches until the queue is empty.
+func (c *Committer) loop() {
+	defer c.loops.Done()
+	for {
+		batch := c.take()
+		if batch == nil {
+			return
+		}
+		c.run(batch)
+	}
+}
+
+// take returns the next batch, or nil, and then running is false, when
+// there is none. It first yields the processor while operations keep
+// arriving (at most gatherRounds times): callers that the previous batch
+// just released are about to submit their next operations, and a yield
+// lets them join this transaction instead of waiting for the next one.
+func (c *Committer) take() []*op {
+	n := c.Queued()
+	for range gatherRounds {
+		if n >= c.maxBatch {
+			break
+		}
+		runtime.Gosched()
+		m := c.Queued()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		c.running = false
+		c.queue = nil
+		return nil
+	}
+	n = min(len(c.queue), c.maxBatch)
+	batch := make([]*op, n)
+	copy(batch, c.queue)
+	clear(c.queue[:n]) // the array outlives the batch: let the ops go
+	c.queue = c.queue[n:]
+	return batch
+}
+
+// gatherRounds bounds the yields of take.
+const gatherRounds = 4
+
+// run executes a batch in one transaction and releases every caller in it,
+// whatever happens.
+func (c *Committer) run(batch []*op) {
+	defer func() {
+		if v := recover(); v != nil {
+			// Out of the store itself (an operation's own panic is its
+			// error, see call): the transaction did not commit.
+			err := fmt.Errorf("groupcommit: write transaction panicked: %v", v)
+			for _, o := range batch {
+				o.err = err
+			}
+		}
+		n := 0
+		for _, o := range batch {
+			if o.state.Load() == started {
+				n++
+			}
+			close(o.done)
+		}
+		c.operations.Add(uint64(n))
+	}()
+
+	live := 0
+	for _, o := range batch {
+		if o.state.Load() == waiting {
+			live++
+		}
+	}
+	if live == 0 {
+		return // every caller left: nothing to run
+	}
+	c.transactions.Add(1)
+	var err error
+	if live == 1 {
+		err = c.runAlone(batch)
+	} else {
+		err = c.runBatch(batch)
+	}
+	if err != nil {
+		// The transaction as a whole failed: nothing of it stands, and the
+		// operations it did not reach did not run.
+		for _, o := range batch {
+			if o.err == nil {
+				o.err = err
+			}
+		}
+	}
+}
+
+// runAlone runs the one operation of batch whose caller waits as the whole
+// transaction: no savepoint, and its failure rolls back only itself.
+func (c *Committer) runAlone(batch []*op) error {
+	return c.st.Write(context.Background(), func(stx store.Tx) error {
+		tx := &Tx{Tx: stx, Now: c.now()}
+		for _, o := range batch {
+			if o.start() {
+				o.err = call(o, o.fn, tx)
+				return o.err
+			}
+		}
+		return nil
+	})
+}
+
+// runBatch runs batch in one transaction, first without savepoints (see
+// runAll), and again with one per operation if an operation failed.
+func (c *Committer) runBatch(batch []*op) error {
+	ctx := context.Background()
+	err := c.st.Write(ctx, func(stx store.Tx) error {
+		return c.runAll(&Tx{Tx: stx, Now: c.now()}, batch)
+	})
+	if errors.Is(err, errRerun) {
+		c.reruns.Add(1)
+		err = c.st.Write(ctx, func(stx store.Tx) error {
+			now := c.now()
+			for _, o := range batch {
+				if !o.start() {
+					continue
+				}
+				o.err = stx.Savepoint(ctx, func(stx store.Tx) error {
+					return call(o, o.fn, &Tx{Tx: stx, Now: now})
+				})
+			}
+			return nil
+		})
+	}
+	return err
+}
+
+// errRerun rolls back a batch run without savepoints in which an operation
+// failed, so that it runs again with them.
+var errRerun = errors.New("groupcommit: rerun the batch with savepoints")
+
+// runAll runs the batch's operations one after the other, with no
+// savepoint: the common case where all succeed costs no more statements
+// than the operations themselves. The operations that can be combined run
+// together at the place of the first of them. It returns errRerun as soon
+// as one fails.
+func (c *Committer) runAll(tx *Tx, batch []*op) error {
+	for _, o := range batch {
+		o.err, o.ran = nil, false
+	}
+	for i, o := range batch {
+		if o.ran || !o.start() {
+			continue
+		}
+		if o.combine == nil {
+			if o.err = call(o, o.fn, tx); o.err != nil {
+				return errRerun
+			}
+			continue
+		}
+		group := []*op{o}
+		for _, later := range batch[i+1:] {
+			if !later.ran && later.combine != nil && later.combine.Key == o.combine.Key && later.start() {
+				group = append(group, later)
+			}
+		}
+		reqs := make([]any, len(group))
+		for k, g := range group {
+			g.ran = true
+			reqs[k] = g.req
+		}
+		run := func(ctx context.Context, tx *Tx) error { return o.combine.Run(ctx, tx, reqs) }
+		if err := call(o, run, tx); err != nil {
+			o.err = err
+			return errRerun
+		}
+	}
+	return nil
+}
+
+// call runs fn for o, with o's context values and no cancellation, turning
+// a panic into an error so that one operation cannot take down the others.
+func call(o *op, fn Func, tx *Tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("groupcommit: operation panicked: %v", v)
+		}
+	}()
+	return fn(context.WithoutCancel(o.ctx), tx)
+}

@@ -1,0 +1,463 @@
+package groupcommit_test
+
+// Tests of the Committer alone, on a real store: operations are inserts
+// and reads of pools, so that what ran, in which transaction and in which
+// order, can be read back from the database.
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue/internal/groupcommit"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
+	"github.com/stretchr/testify/require"
+)
+
+// heldStore wraps a store: its next Write, once armed, waits before it
+// starts until released, or panics.
+type heldStore struct {
+	store.Store
+
+	mu      sync.Mutex
+	hold    chan struct{}
+	entered chan struct{}
+	panics  bool
+	fails   error // every Write returns it without running
+}
+
+func (s *heldStore) holdNext() (entered <-chan struct{}, release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hold, s.entered = make(chan struct{}), make(chan struct{})
+	h := s.hold
+	var once sync.Once
+	return s.entered, func() { once.Do(func() { close(h) }) }
+}
+
+func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	s.mu.Lock()
+	hold, entered, panics, fails := s.hold, s.entered, s.panics, s.fails
+	s.hold, s.entered, s.panics = nil, nil, false
+	s.mu.Unlock()
+	if hold != nil {
+		close(entered)
+		<-hold
+	}
+	if panics {
+		panic("the store panicked")
+	}
+	if fails != nil {
+		return fails
+	}
+	return s.Store.Write(ctx, fn)
+}
+
+type bundle struct {
+	ctx context.Context
+	st  *heldStore
+	c   *groupcommit.Committer
+}
+
+func setup(t *testing.T, opts groupcommit.Options) *bundle {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.MemoryPath, sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	h := &heldStore{Store: st}
+	c := groupcommit.New(h, opts)
+	t.Cleanup(c.Close)
+	return &bundle{ctx: ctx, st: h, c: c}
+}
+
+// insert is an operation that stores a new pool with id.
+func insert(id uuid.UUID) groupcommit.Func {
+	return func(ctx context.Context, tx *groupcommit.Tx) error {
+		return tx.InsertPool(ctx, pool.Pool{
+			UUID: id, Name: "pool " + id.String()[:8], Description: "group commit",
+			Type: pool.FIFO, MaxParallelItems: 1, IsActive: true, CreatedAt: tx.Now, UpdatedAt: tx.Now,
+		})
+	}
+}
+
+// exists reports whether pool id is in the database.
+func (b *bundle) exists(t *testing.T, id uuid.UUID) bool {
+	t.Helper()
+	err := b.st.Read(b.ctx, func(tx store.Tx) error { _, err := tx.Pool(b.ctx, id); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	require.NoError(t, err)
+	return true
+}
+
+// queue starts f on a goroutine and waits until the committer has one
+// more operation waiting.
+func (b *bundle) queue(t *testing.T, wg *sync.WaitGroup, f func()) {
+	t.Helper()
+	n := b.c.Queued()
+	wg.Go(f)
+	require.Eventually(t, func() bool { return b.c.Queued() == n+1 }, 5*time.Second, time.Millisecond)
+}
+
+// hold starts a Write of a new pool whose transaction waits until the
+// returned release; the operations queued meanwhile form the next batch.
+func (b *bundle) hold(t *testing.T, wg *sync.WaitGroup) (release func()) {
+	t.Helper()
+	entered, release := b.st.holdNext()
+	wg.Go(func() { require.NoError(t, b.c.Write(b.ctx, insert(uuid.New()))) })
+	<-entered
+	return release
+}
+
+func TestCommitter_Write(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OneTransactionInArrivalOrder", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, groupcommit.Options{})
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		before := b.c.Stats()
+
+		a, failed, cancelled, z := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+		var errA, errSees, errFailed, errCancelled, errZ error
+		var sawA bool
+		var nowA, nowZ time.Time
+		b.queue(t, &wg, func() {
+			errA = b.c.Write(b.ctx, func(ctx context.Context, tx *groupcommit.Tx) error {
+				nowA = tx.Now
+				return insert(a)(ctx, tx)
+			})
+		})
+		b.queue(t, &wg, func() {
+			errSees = b.c.Write(b.ctx, func(ctx context.Context, tx *groupcommit.Tx) error {
+				_, err := tx.Pool(ctx, a)
+				sawA = err == nil
+				return nil
+			})
+		})
+		b.queue(t, &wg, func() {
+			errFailed = b.c.Write(b.ctx, func(ctx context.Context, tx *groupcommit.Tx) error {
+				if err := insert(failed)(ctx, tx); err != nil {
+					return err
+				}
+				return errors.New("changed my mind")
+			})
+		})
+		cctx, cancel := context.WithCancel(b.ctx)
+		var ranCancelled atomic.Bool
+		b.queue(t, &wg, func() {
+			errCancelled = b.c.Write(cctx, func(ctx context.Context, tx *groupcommit.Tx) error {
+				ranCancelled.Store(true)
+				return insert(cancelled)(ctx, tx)
+			})
+		})
+		b.queue(t, &wg, func() {
+			errZ = b.c.Write(b.ctx, func(ctx context.Context, tx *groupcommit.Tx) error {
+				nowZ = tx.Now
+				return insert(z)(ctx, tx)
+			})
+		})
+		cancel()
+		release()
+		wg.Wait()
+
+		require.NoError(t, errA)
+		require.NoError(t, errSees)
+		require.True(t, sawA, "a later operation sees an earlier one's write")
+		require.ErrorContains(t, errFailed, "changed my mind")
+		require.ErrorIs(t, errCancelled, context.Canceled)
+		require.False(t, ranCancelled.Load(), "an operation whose caller left never runs")
+		require.NoError(t, errZ)
+		require.True(t, nowA.Equal(nowZ), "one instant for the whole transaction")
+		require.True(t, b.exists(t, a))
+		require.False(t, b.exists(t, failed), "the failed operation's insert was undone")
+		require.False(t, b.exists(t, cancelled))
+		require.True(t, b.exists(t, z))
+
+		after := b.c.Stats()
+		require.Equal(t, before.Transactions+1, after.Transactions, "the queued operations shared one transaction")
+		require.Equal(t, before.Reruns+1, after.Reruns, "the failure made the batch run again with savepoints")
+		// The held operation is counted when it ends, then four: the one
+		// that never ran is not counted.
+		require.Equal(t, before.Operations+5, after.Operations)
+	})
+
+	t.Run("CallerLeavesAtItsDeadline", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, groupcommit.Options{})
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		defer release()
+		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Millisecond)
+		defer cancel()
+		id := uuid.New()
+		start := time.Now()
+		err := b.c.Write(ctx, insert(id))
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Less(t, time.Since(start), time.Second)
+		release()
+		wg.Wait()
+		require.NoError(t, b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error { return nil }))
+		require.False(t, b.exists(t, id), "never run")
+	})
+
+	t.Run("StartedRunsToTheEnd", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, groupcommit.Options{})
+		ctx, cancel := context.WithCancel(b.ctx)
+		id := uuid.New()
+		err := b.c.Write(ctx, func(opCtx context.Context, tx *groupcommit.Tx) error {
+			cancel() // the caller's context ends while the operation runs
+			require.NoError(t, opCtx.Err(), "the operation's context is not cancelled")
+			return insert(id)(opCtx, tx)
+		})
+		require.NoError(t, err, "a started operation's result stands")
+		require.True(t, b.exists(t, id))
+	})
+
+	t.Run("DoneContextNeverQueued", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, groupcommit.Options{})
+		ctx, cancel := context.WithCancel(b.ctx)
+		cancel()
+		require.ErrorIs(t, b.c.Write(ctx, insert(uuid.New())), context.Canceled)
+		require.Zero(t, b.c.Stats().Transactions)
+	})
+}
+
+func TestCommitter_Panics(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OperationPanicIsItsError", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, groupcommit.Options{})
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		x, y := uuid.New(), uuid.New()
+		var errX, errPanic, errY error
+		b.queue(t, &wg, func() { errX = b.c.Write(b.ctx, insert(x)) })
+		b.queue(t, &wg, func() {
+			errPanic = b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error { panic("boom") })
+		})
+		b.queue(t, &wg, func() { errY = b.c.Write(b.ctx, insert(y)) })
+		release()
+		wg.Wait()
+		require.NoError(t, errX)
+		require.ErrorContains(t, errPanic, "boom")
+		require.NoError(t, errY)
+		require.True(t, b.exists(t, x))
+		require.True(t, b.exists(t, y))
+	})
+
+	t.Run("StorePanicFailsTheBatch", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, groupcommit.Options{})
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+		errs := make([]error, len(ids))
+		for i, id := range ids {
+			b.queue(t, &wg, func() { errs[i] = b.c.Write(b.ctx, insert(id)) })
+		}
+		b.st.mu.Lock()
+		b.st.panics = true
+		b.st.mu.Unlock()
+		release()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the callers of a batch whose store panicked were never released")
+		}
+		for i, err := range errs {
+			require.ErrorContains(t, err, "panicked", "operation %d", i)
+			require.False(t, b.exists(t, ids[i]))
+		}
+		id := uuid.New()
+		require.NoError(t, b.c.Write(b.ctx, insert(id)), "the next write works")
+		require.True(t, b.exists(t, id))
+	})
+}
+
+func TestCommitter_FailedTransaction(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{})
+	boom := errors.New("disk on fire")
+	b.st.fails = boom
+	var ran atomic.Bool
+	err := b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error { ran.Store(true); return nil })
+	require.ErrorIs(t, err, boom)
+	require.False(t, ran.Load())
+}
+
+func TestCommitter_MaxBatch(t *testing.T) {
+	t.Parallel()
+	for _, maxBatch := range []int{1, 3} {
+		b := setup(t, groupcommit.Options{MaxBatch: maxBatch})
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		before := b.c.Stats()
+		for range 7 {
+			b.queue(t, &wg, func() { require.NoError(t, b.c.Write(b.ctx, insert(uuid.New()))) })
+		}
+		release()
+		wg.Wait()
+		after := b.c.Stats()
+		require.Equal(t, uint64((7+maxBatch-1)/maxBatch), after.Transactions-before.Transactions, "MaxBatch %d", maxBatch)
+		require.Equal(t, uint64(8), after.Operations-before.Operations, "MaxBatch %d: the held one (counted when it ends) and seven", maxBatch)
+	}
+}
+
+// TestCommitter_Combined: the waiting operations of one key run as one
+// call, at the place of the first of them, with their requests in arrival
+// order; other operations run at their own places.
+func TestCommitter_Combined(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{})
+	var mu sync.Mutex
+	var log []string
+	record := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		log = append(log, s)
+	}
+	combiner := func(key string) *groupcommit.Combiner {
+		return &groupcommit.Combiner{Key: key, Run: func(_ context.Context, _ *groupcommit.Tx, reqs []any) error {
+			s := key + ":"
+			for _, r := range reqs {
+				s += r.(string)
+			}
+			record(s)
+			return nil
+		}}
+	}
+	plain := func(s string) groupcommit.Func {
+		return func(context.Context, *groupcommit.Tx) error { record(s); return nil }
+	}
+	var wg sync.WaitGroup
+	release := b.hold(t, &wg)
+	for _, step := range []func() error{
+		func() error { return b.c.WriteCombined(b.ctx, combiner("a"), "1") },
+		func() error { return b.c.Write(b.ctx, plain("p")) },
+		func() error { return b.c.WriteCombined(b.ctx, combiner("b"), "1") },
+		func() error { return b.c.WriteCombined(b.ctx, combiner("a"), "2") },
+		func() error { return b.c.WriteCombined(b.ctx, combiner("b"), "2") },
+		func() error { return b.c.WriteCombined(b.ctx, combiner("a"), "3") },
+	} {
+		b.queue(t, &wg, func() { require.NoError(t, step()) })
+	}
+	release()
+	wg.Wait()
+	require.Equal(t, []string{"a:123", "p", "b:12"}, log)
+
+	// Alone, a combinable operation runs as a call with its one request.
+	log = nil
+	require.NoError(t, b.c.WriteCombined(b.ctx, combiner("a"), "9"))
+	require.Equal(t, []string{"a:9"}, log)
+}
+
+func TestCommitter_Close(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{})
+	var wg sync.WaitGroup
+	release := b.hold(t, &wg)
+	id := uuid.New()
+	var queuedErr error
+	b.queue(t, &wg, func() { queuedErr = b.c.Write(b.ctx, insert(id)) })
+	closed := make(chan struct{})
+	go func() { b.c.Close(); close(closed) }()
+	require.Eventually(t, func() bool {
+		// Until Close has begun, this write waits behind the held one, and
+		// leaves (never run) at its deadline.
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Millisecond)
+		defer cancel()
+		return errors.Is(b.c.Write(ctx, insert(uuid.New())), groupcommit.ErrClosed)
+	}, 5*time.Second, time.Millisecond, "writes after Close")
+	select {
+	case <-closed:
+		t.Fatal("Close returned while operations were waiting")
+	default:
+	}
+	release()
+	<-closed
+	wg.Wait()
+	require.NoError(t, queuedErr, "an operation submitted before Close runs")
+	require.True(t, b.exists(t, id))
+	b.c.Close() // twice is fine
+}
+
+// TestCommitter_Stress: many callers, some leaving early, none sleeping.
+// An operation has run (its pool exists) exactly when its caller got nil.
+func TestCommitter_Stress(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{MaxBatch: 16})
+	const callers, each = 16, 60
+	type result struct {
+		id  uuid.UUID
+		err error
+	}
+	results := make(chan result, callers*each)
+	var wg sync.WaitGroup
+	for w := range callers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for range each {
+				id := uuid.New()
+				ctx, cancel := b.ctx, context.CancelFunc(func() {})
+				switch rng.IntN(4) {
+				case 0:
+					ctx, cancel = context.WithTimeout(b.ctx, time.Duration(rng.IntN(300))*time.Microsecond)
+				case 1:
+					var c context.CancelFunc
+					ctx, c = context.WithCancel(b.ctx)
+					time.AfterFunc(time.Duration(rng.IntN(200))*time.Microsecond, c)
+					cancel = c
+				}
+				fn := insert(id)
+				if rng.IntN(10) == 0 {
+					fn = func(ctx context.Context, tx *groupcommit.Tx) error {
+						if err := insert(id)(ctx, tx); err != nil {
+							return err
+						}
+						return errors.New("fails after writing")
+					}
+				}
+				results <- result{id, b.c.Write(ctx, fn)}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	close(results)
+	var ok, left, failed int
+	for r := range results {
+		switch {
+		case r.err == nil:
+			ok++
+			require.True(t, b.exists(t, r.id), "an operation that returned nil is committed")
+		case errors.Is(r.err, context.Canceled), errors.Is(r.err, context.DeadlineExceeded):
+			left++
+			require.False(t, b.exists(t, r.id), "an operation whose caller left never ran")
+		default:
+			failed++
+			require.ErrorContains(t, r.err, "fails after writing")
+			require.False(t, b.exists(t, r.id), "a failed operation's writes are undone")
+		}
+	}
+	s := b.c.Stats()
+	t.Logf("%d committed, %d left, %d failed; %d operations in %d transactions, %d reruns", ok, left, failed, s.Operations, s.Transactions, s.Reruns)
+	require.Equal(t, uint64(ok+failed), s.Operations, "operations run")
+	require.Positive(t, left, "no caller left early: the test did not test that")
+	require.Less(t, s.Transactions, s.Operations, "no transaction was shared")
+}

@@ -1,0 +1,534 @@
+package queue_test
+
+// Regression tests for the defects found in the machinery between the
+// domain and SQL (the runner's hand-off, group commit, wake-ups, bounds),
+// each through the public API, with a wrapping store.Store where the test
+// must hold or break a write.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+// heldStore wraps a store: once armed, its next Write waits before it
+// starts until released (hold), or panics (panicNext).
+type heldStore struct {
+	store.Store
+
+	mu      sync.Mutex
+	hold    chan struct{} // the next Write waits until it is closed
+	entered chan struct{} // closed when that Write is waiting
+	panics  bool          // the next Write panics
+
+	staleWake atomic.Bool // NextWake answers an hour in the past
+}
+
+// holdNext makes the next Write wait until the returned release is called,
+// and returns a channel closed once that Write is waiting.
+func (s *heldStore) holdNext() (entered <-chan struct{}, release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hold, s.entered = make(chan struct{}), make(chan struct{})
+	h := s.hold
+	var once sync.Once
+	return s.entered, func() { once.Do(func() { close(h) }) }
+}
+
+func (s *heldStore) panicNext() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.panics = true
+}
+
+func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	s.mu.Lock()
+	hold, entered, panics := s.hold, s.entered, s.panics
+	s.hold, s.entered, s.panics = nil, nil, false
+	s.mu.Unlock()
+	if hold != nil {
+		close(entered)
+		<-hold
+	}
+	if panics {
+		panic("heldStore: a write panicked")
+	}
+	return s.Store.Write(ctx, fn)
+}
+
+func (s *heldStore) Read(ctx context.Context, fn func(store.Tx) error) error {
+	if !s.staleWake.Load() {
+		return s.Store.Read(ctx, fn)
+	}
+	return s.Store.Read(ctx, func(tx store.Tx) error { return fn(staleWakeTx{tx}) })
+}
+
+// staleWakeTx says something in the pool changes an hour ago: a bound that
+// is wrong, never caught up by a Dequeue that finds nothing.
+type staleWakeTx struct{ store.Tx }
+
+func (staleWakeTx) NextWake(context.Context, uuid.UUID) (time.Time, bool, error) {
+	return time.Now().Add(-time.Hour), true, nil
+}
+
+type heldBundle struct {
+	ctx  context.Context
+	path string
+	st   *heldStore
+	eng  *queue.Engine
+}
+
+// heldEngine returns an engine on the real clock over a heldStore on a
+// fresh file.
+func heldEngine(t *testing.T, opts queue.Options) *heldBundle {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "held.db")
+	st := &heldStore{Store: openFileStore(t, path)}
+	eng, err := queue.New(st, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	return &heldBundle{ctx: context.Background(), path: path, st: st, eng: eng}
+}
+
+func (b *heldBundle) pool(t *testing.T, typ pool.Type, maxParallel int) pool.Pool {
+	t.Helper()
+	p, err := b.eng.CreatePool(b.ctx, pool.CreateParams{
+		Name: "machinery", Description: "machinery tests", Type: typ, MaxParallelItems: &maxParallel,
+	})
+	require.NoError(t, err)
+	return p
+}
+
+// TestEngine_WritePanicReleasesEveryone: a panic out of the store's Write
+// gives every operation of its batch an error, never hangs them, and the
+// next write works.
+func TestEngine_WritePanicReleasesEveryone(t *testing.T) {
+	t.Parallel()
+	b := heldEngine(t, queue.Options{})
+	p := b.pool(t, pool.Parallel, 10)
+	_, err := b.eng.Add(b.ctx, p.UUID, newItems(3)...)
+	require.NoError(t, err)
+
+	// A transaction held open, operations queued behind it, and the
+	// transaction that runs them panics.
+	entered, release := b.st.holdNext()
+	errs := make(chan error, 8)
+	call := func(f func() error) {
+		go func() {
+			defer func() {
+				if v := recover(); v != nil {
+					errs <- fmt.Errorf("the caller panicked: %v", v)
+				}
+			}()
+			errs <- f()
+		}()
+	}
+	call(func() error { _, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...); return err })
+	<-entered
+	for range 3 {
+		call(func() error { _, err := b.eng.TryDequeue(b.ctx, p.UUID); return err })
+	}
+	require.Eventually(t, func() bool { return queue.Queued(b.eng) == 3 }, 5*time.Second, time.Millisecond)
+	b.st.panicNext()
+	release()
+
+	require.NoError(t, <-errs, "the held Add ran before the panic")
+	for i := range 3 {
+		select {
+		case err := <-errs:
+			require.Error(t, err, "operation %d of the batch that panicked", i)
+			require.NotContains(t, err.Error(), "the caller panicked", "a store's panic is an error, not a panic in the caller")
+		case <-time.After(5 * time.Second):
+			t.Fatalf("operation %d of the batch that panicked never returned", i)
+		}
+	}
+	// Nothing of the panicked batch was written; the next write works.
+	d, err := b.eng.Pool(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, 0, d.StatusCounts[pool.StatusProcessing])
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	l, err := b.eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err, "a write after the panic")
+	require.NoError(t, b.eng.Complete(ctx, l, "after the panic"))
+}
+
+// TestEngine_QueuedCallerLeavesAtItsDeadline: an operation waiting behind
+// another caller's transaction, or behind another process's lock on the
+// file, returns its context's error as soon as its context ends, and is
+// never run.
+func TestEngine_QueuedCallerLeavesAtItsDeadline(t *testing.T) {
+	t.Parallel()
+
+	t.Run("BehindATransaction", func(t *testing.T) {
+		t.Parallel()
+		b := heldEngine(t, queue.Options{})
+		p := b.pool(t, pool.FIFO, 1)
+		_, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		entered, release := b.st.holdNext()
+		defer release()
+		time.AfterFunc(3*time.Second, release) // a regression fails below rather than hang
+		addDone := make(chan error, 1)
+		go func() { _, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...); addDone <- err }()
+		<-entered
+
+		ctx, cancel := context.WithTimeout(b.ctx, 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err = b.eng.TryDequeue(ctx, p.UUID)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Less(t, time.Since(start), time.Second, "held until the other transaction ended")
+
+		release()
+		require.NoError(t, <-addDone)
+		d, err := b.eng.Pool(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, 0, d.StatusCounts[pool.StatusProcessing], "the abandoned dequeue never ran")
+	})
+
+	t.Run("BehindAnotherProcess", func(t *testing.T) {
+		t.Parallel()
+		b := heldEngine(t, queue.Options{})
+		p := b.pool(t, pool.FIFO, 1)
+		_, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+
+		// Another process's write lock, held on its own connection.
+		other, err := sql.Open("sqlite", b.path)
+		require.NoError(t, err)
+		defer other.Close()
+		conn, err := other.Conn(b.ctx)
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = conn.ExecContext(b.ctx, "BEGIN IMMEDIATE")
+		require.NoError(t, err)
+		locked := true
+		defer func() {
+			if locked {
+				conn.ExecContext(b.ctx, "ROLLBACK")
+			}
+		}()
+
+		ctx, cancel := context.WithTimeout(b.ctx, 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err = b.eng.TryDequeue(ctx, p.UUID)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Less(t, time.Since(start), time.Second, "held for the busy timeout")
+
+		_, err = conn.ExecContext(b.ctx, "ROLLBACK")
+		require.NoError(t, err)
+		locked = false
+		l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+		require.NoError(t, err, "once the lock is gone")
+		require.Equal(t, 1, l.Attempt, "the abandoned dequeue never ran")
+	})
+}
+
+// TestEngine_WaitersOfUnknownPools: a Dequeue on a pool that does not
+// exist, or no longer does, leaves nothing behind.
+func TestEngine_WaitersOfUnknownPools(t *testing.T) {
+	t.Parallel()
+	b := heldEngine(t, queue.Options{})
+	for range 100 {
+		_, err := b.eng.Dequeue(b.ctx, uuid.New())
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = b.eng.DequeueN(b.ctx, uuid.New(), 3)
+		require.ErrorIs(t, err, store.ErrNotFound)
+	}
+	p := b.pool(t, pool.FIFO, 1)
+	errc := make(chan error, 1)
+	go func() { _, err := b.eng.Dequeue(b.ctx, p.UUID); errc <- err }()
+	require.Eventually(t, func() bool { return queue.Waiting(b.eng, p.UUID) == 1 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, b.eng.DeletePool(b.ctx, p.UUID))
+	require.ErrorIs(t, <-errc, store.ErrNotFound, "the blocked Dequeue learns that its pool is gone")
+	require.Equal(t, 0, queue.WaitingPools(b.eng), "no waiter entry is left")
+}
+
+// TestEngine_WakeOnlyWhenSomethingCanGo: a Dequeue blocked on a full pool
+// is not woken by writes that free no slot and make nothing due (Extend,
+// MarkInCall, a lost lease's settlement, a skip, a new priority); a
+// Complete wakes it and it claims.
+func TestEngine_WakeOnlyWhenSomethingCanGo(t *testing.T) {
+	t.Parallel()
+	b := heldEngine(t, queue.Options{PollInterval: time.Hour, LeaseTimeout: time.Hour})
+	p := b.pool(t, pool.FIFO, 1)
+	items := newItems(3)
+	_, err := b.eng.Add(b.ctx, p.UUID, items...)
+	require.NoError(t, err)
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	stale := *l
+	stale.Token++ // a lease that is not the item's
+
+	type result struct {
+		l   *queue.Lease
+		err error
+	}
+	got := make(chan result, 1)
+	before := b.eng.Stats().Operations
+	go func() {
+		l, err := b.eng.Dequeue(b.ctx, p.UUID)
+		got <- result{l, err}
+	}()
+	// Blocked: subscribed, and its first look (one operation) done.
+	require.Eventually(t, func() bool {
+		return queue.Waiting(b.eng, p.UUID) == 1 && b.eng.Stats().Operations == before+1
+	}, 5*time.Second, time.Millisecond)
+	before++
+
+	quiet := []func() error{
+		func() error { return b.eng.Extend(b.ctx, l, time.Hour) },
+		func() error { return b.eng.MarkInCall(b.ctx, l) },
+		func() error { return b.eng.Extend(b.ctx, l, time.Hour) },
+		func() error {
+			if err := b.eng.Complete(b.ctx, &stale, ""); !errors.Is(err, queue.ErrLeaseLost) {
+				return fmt.Errorf("stale complete: %v", err)
+			}
+			return nil
+		},
+		func() error { _, err := b.eng.SetPriority(b.ctx, p.UUID, items[2].ContactUUID, 7); return err },
+		func() error { _, err := b.eng.Skip(b.ctx, p.UUID, items[2].ContactUUID, "not today"); return err },
+	}
+	for i, f := range quiet {
+		require.NoError(t, f(), "write %d", i)
+	}
+	require.NoError(t, b.eng.Complete(b.ctx, l, "done"))
+	next := <-got
+	require.NoError(t, next.err)
+	require.Equal(t, items[1].ContactUUID, next.l.ContactUUID)
+	// The quiet writes, the Complete and the one claim that follows it:
+	// every dequeue attempt beyond that was a needless wake-up.
+	require.Equal(t, uint64(len(quiet)+2), b.eng.Stats().Operations-before,
+		"operations between the waiter blocking and its claim")
+}
+
+// TestEngine_StaleWakeBoundHasAFloor: a store whose next-wake time is
+// wrong (in the past, never caught up) does not turn a blocked Dequeue into
+// a write every millisecond.
+func TestEngine_StaleWakeBoundHasAFloor(t *testing.T) {
+	t.Parallel()
+	b := heldEngine(t, queue.Options{PollInterval: time.Second})
+	p := b.pool(t, pool.FIFO, 1)
+	b.st.staleWake.Store(true)
+	before := b.eng.Stats().Operations
+	ctx, cancel := context.WithTimeout(b.ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err := b.eng.Dequeue(ctx, p.UUID)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	tries := b.eng.Stats().Operations - before
+	require.GreaterOrEqual(t, tries, uint64(2), "it does look again at the (wrong) wake time")
+	require.LessOrEqual(t, tries, uint64(20), "dequeue attempts in 500 ms with a wake time always past")
+}
+
+// TestEngine_Bounds: durations and times beyond what a store can hold are
+// rejected at the API with a field error, before anything is written.
+func TestEngine_Bounds(t *testing.T) {
+	t.Parallel()
+	const forever = time.Duration(math.MaxInt64)
+
+	t.Run("Options", func(t *testing.T) {
+		t.Parallel()
+		st := openFileStore(t, "")
+		for _, opts := range []queue.Options{
+			{LeaseTimeout: forever},
+			{RetryDelay: forever},
+			{LeaseTimeout: queue.MaxLeaseTimeout + time.Nanosecond},
+			{RetryDelay: queue.MaxRetryDelay + time.Nanosecond},
+		} {
+			_, err := queue.New(st, opts)
+			require.Error(t, err, "%+v", opts)
+		}
+		eng, err := queue.New(st, queue.Options{LeaseTimeout: queue.MaxLeaseTimeout, RetryDelay: queue.MaxRetryDelay})
+		require.NoError(t, err, "the bounds themselves")
+		eng.Close()
+	})
+
+	t.Run("HeartbeatBelowLease", func(t *testing.T) {
+		t.Parallel()
+		b := heldEngine(t, queue.Options{LeaseTimeout: time.Second})
+		p := b.pool(t, pool.FIFO, 1)
+		for _, hb := range []time.Duration{time.Second, 2 * time.Second} {
+			ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second) // a regression runs, then returns nil
+			defer cancel()
+			err := b.eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil },
+				queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: hb})
+			require.Equal(t, []string{"heartbeat"}, fieldsOf(t, err), "heartbeat %v with a 1 s lease", hb)
+		}
+	})
+
+	t.Run("ExtendAndFail", func(t *testing.T) {
+		t.Parallel()
+		b := heldEngine(t, queue.Options{})
+		p := b.pool(t, pool.FIFO, 1)
+		ids := newItems(1)
+		_, err := b.eng.Add(b.ctx, p.UUID, ids...)
+		require.NoError(t, err)
+		l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+		require.NoError(t, err)
+		exp := l.ExpiresAt
+
+		require.Equal(t, []string{"duration"}, fieldsOf(t, b.eng.Extend(b.ctx, l, forever)))
+		require.Equal(t, []string{"duration"}, fieldsOf(t, b.eng.Extend(b.ctx, l, queue.MaxLeaseTimeout+time.Nanosecond)))
+		far := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+		require.Equal(t, []string{"retry_at"}, fieldsOf(t, b.eng.Fail(b.ctx, l, queue.Failure{RetryAt: far})))
+		res, err := b.eng.Settle(b.ctx, queue.Outcome{Lease: l, Failure: &queue.Failure{RetryAt: far}})
+		require.Nil(t, res)
+		require.Equal(t, []string{"outcomes[0].retry_at"}, fieldsOf(t, err))
+
+		it, err := b.eng.Item(b.ctx, p.UUID, ids[0].ContactUUID)
+		require.NoError(t, err)
+		require.Equal(t, pool.StatusProcessing, it.Status, "nothing was written")
+		require.True(t, exp.Equal(it.LeaseExpiresAt), "nothing was written")
+		require.Equal(t, exp, l.ExpiresAt, "the lease is unchanged")
+
+		// A retry time in the past, however far, is due now.
+		require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{RetryAt: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)}))
+		l, err = b.eng.TryDequeue(b.ctx, p.UUID)
+		require.NoError(t, err, "an item failed with a retry time long past is due")
+		require.Equal(t, 2, l.Attempt)
+	})
+
+	t.Run("DequeueNCountsCombined", func(t *testing.T) {
+		t.Parallel()
+		b := heldEngine(t, queue.Options{})
+		p := b.pool(t, pool.Parallel, 100)
+		_, err := b.eng.Add(b.ctx, p.UUID, newItems(150)...)
+		require.NoError(t, err)
+		// Two claims of MaxInt items each, queued behind one transaction
+		// so that they run combined: their sum overflows an int.
+		entered, release := b.st.holdNext()
+		addDone := make(chan error, 1)
+		go func() { _, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...); addDone <- err }()
+		<-entered
+		before := b.eng.Stats()
+		type result struct {
+			n   int
+			err error
+		}
+		results := make(chan result, 2)
+		for range 2 {
+			go func() {
+				ls, err := queue.TryDequeueN(b.ctx, b.eng, p.UUID, math.MaxInt)
+				results <- result{len(ls), err}
+			}()
+		}
+		require.Eventually(t, func() bool { return queue.Queued(b.eng) == 2 }, 5*time.Second, time.Millisecond)
+		release()
+		require.NoError(t, <-addDone)
+		total := 0
+		for range 2 {
+			r := <-results
+			if r.err != nil {
+				require.ErrorIs(t, r.err, queue.ErrAtCapacity)
+			}
+			total += r.n
+		}
+		require.Equal(t, 100, total, "the two claims together fill the cap")
+		after := b.eng.Stats()
+		require.Equal(t, before.Transactions+1, after.Transactions, "the claims ran in one transaction")
+		require.Equal(t, before.Reruns, after.Reruns, "no operation of the batch failed")
+	})
+}
+
+// queueBehind starts f on a goroutine and waits until group commit has one
+// more operation waiting (behind a held transaction).
+func (b *heldBundle) queueBehind(t *testing.T, wg *sync.WaitGroup, f func()) {
+	t.Helper()
+	n := queue.Queued(b.eng)
+	wg.Go(f)
+	require.Eventually(t, func() bool { return queue.Queued(b.eng) == n+1 }, 5*time.Second, time.Millisecond)
+}
+
+// TestEngine_BatchedCallsAsOneAtATime queues dequeues, a cancelled add,
+// settlements of one lease twice and a MarkInCall then Complete behind a
+// held transaction: they share one transaction (the dequeues of the pool
+// claimed together, the settlements together), and each gets what it would
+// have got alone in some one-at-a-time order. (When an operation of a batch
+// fails, the batch runs again one operation at a time, in arrival order:
+// package groupcommit's tests cover that.)
+func TestEngine_BatchedCallsAsOneAtATime(t *testing.T) {
+	t.Parallel()
+	b := heldEngine(t, queue.Options{})
+	p := b.pool(t, pool.Parallel, 5)
+	items := newItems(8)
+	_, err := b.eng.Add(b.ctx, p.UUID, items...)
+	require.NoError(t, err)
+	held, err := b.eng.DequeueN(b.ctx, p.UUID, 2) // items 0 and 1 in flight
+	require.NoError(t, err)
+
+	entered, release := b.st.holdNext()
+	var wg sync.WaitGroup
+	var leadErr error
+	wg.Go(func() { _, leadErr = b.eng.Add(b.ctx, p.UUID, newItems(1)...) })
+	<-entered
+	before := b.eng.Stats()
+
+	// Combined operations run at the place of the first of their kind: the
+	// three dequeues first (room 3: items 2 and 3 to the first, 4 to the
+	// second, ErrAtCapacity to the third), then the settlements. All were
+	// waiting at once, so this is an order one-at-a-time calls could have
+	// run in.
+	defer release() // a failure below must not leave the callers waiting
+	var first, second []*queue.Lease
+	var firstErr, secondErr, third error
+	var c0, c0again, inCall, c1 error
+	cctx, cancel := context.WithCancel(b.ctx)
+	cancelledItem := newItems(1)
+	cancelled := make(chan error, 1)
+	b.queueBehind(t, &wg, func() { first, firstErr = queue.TryDequeueN(b.ctx, b.eng, p.UUID, 2) })
+	b.queueBehind(t, &wg, func() { second, secondErr = b.eng.DequeueN(b.ctx, p.UUID, 1) })
+	b.queueBehind(t, &wg, func() { c0 = b.eng.Complete(b.ctx, held[0], "first") })
+	b.queueBehind(t, &wg, func() { _, third = b.eng.TryDequeue(b.ctx, p.UUID) })
+	b.queueBehind(t, &wg, func() { _, err := b.eng.Add(cctx, p.UUID, cancelledItem...); cancelled <- err })
+	b.queueBehind(t, &wg, func() { c0again = b.eng.Complete(b.ctx, held[0], "again") })
+	l1 := *held[1]
+	b.queueBehind(t, &wg, func() { inCall = b.eng.MarkInCall(b.ctx, &l1) })
+	b.queueBehind(t, &wg, func() { c1 = b.eng.Complete(b.ctx, held[1], "after in call") })
+	cancel()
+	require.ErrorIs(t, <-cancelled, context.Canceled, "a caller whose context ends while it waits leaves at once")
+	release()
+	wg.Wait()
+
+	require.NoError(t, leadErr)
+	require.NoError(t, firstErr)
+	require.NoError(t, secondErr)
+	require.Equal(t, []uuid.UUID{items[2].ContactUUID, items[3].ContactUUID}, []uuid.UUID{first[0].ContactUUID, first[1].ContactUUID})
+	require.Equal(t, items[4].ContactUUID, second[0].ContactUUID)
+	require.ErrorIs(t, third, queue.ErrAtCapacity)
+	require.NoError(t, c0)
+	require.ErrorIs(t, c0again, queue.ErrLeaseLost, "a lease settled twice in one batch is lost the second time")
+	require.NoError(t, inCall)
+	require.NoError(t, c1, "MarkInCall then Complete of one lease in one batch both apply")
+
+	after := b.eng.Stats()
+	require.Equal(t, before.Transactions+1, after.Transactions, "one transaction for the batch")
+	require.Equal(t, before.Reruns, after.Reruns, "no operation failed")
+	_, err = b.eng.Item(b.ctx, p.UUID, cancelledItem[0].ContactUUID)
+	require.ErrorIs(t, err, store.ErrNotFound, "the cancelled Add wrote nothing")
+	for i, note := range []string{"first", "after in call"} {
+		it, err := b.eng.Item(b.ctx, p.UUID, items[i].ContactUUID)
+		require.NoError(t, err)
+		require.Equal(t, pool.StatusCompleted, it.Status)
+		require.Equal(t, note, it.Notes)
+	}
+	d, err := b.eng.Pool(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, 3, d.StatusCounts[pool.StatusProcessing])
+	require.Equal(t, 2, d.StatusCounts[pool.StatusCompleted])
+	require.Equal(t, 4, d.StatusCounts[pool.StatusPending])
+}
