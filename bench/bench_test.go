@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -158,11 +159,14 @@ func BenchmarkWake(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		res := make(chan result, 1)
+		before := eng.Stats().Operations
 		go func() {
 			l, err := eng.Dequeue(ctx, p.UUID)
 			res <- result{time.Now(), l, err}
 		}()
-		time.Sleep(200 * time.Microsecond) // let it block
+		for eng.Stats().Operations == before {
+			runtime.Gosched() // until its first look, after which a wake-up cannot be missed
+		}
 		start := time.Now()
 		if _, err := eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}); err != nil {
 			b.Fatal(err)
@@ -176,7 +180,7 @@ func BenchmarkWake(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// No items/s here: each iteration sleeps to let Dequeue block first, so
-	// a rate would measure the sleep.
+	// No items/s here: each iteration waits for Dequeue to block first, so
+	// a rate would measure the wait.
 	reportPercentiles(b, lat)
 }

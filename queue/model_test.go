@@ -2,7 +2,8 @@ package queue_test
 
 // TestEngine_Model is a rapid state machine: random sequences of every
 // dispatch and item operation run against a real Engine (over a fresh
-// in-memory SQLite store per run, with a fake clock) and against a plain
+// SQLite store per run, in memory and on a file, in check mode, with a fake
+// clock) and against a plain
 // in-memory model written from the doc comments of package queue and
 // pool/machine.go. After every action the whole state of the pool it used is
 // compared with the model (every pool at the start and end of a run): each
@@ -15,8 +16,9 @@ package queue_test
 // what it did) and the seed to replay it (-rapid.seed=… or
 // -rapid.failfile=…); -rapid.v logs the seed of every run as it starts.
 //
-// The default run (100 random runs of ~2 × 30 actions) takes ~10 s, under
-// -race ~40 s on 2 cores (modernc SQLite is slow under the race detector).
+// The default run (100 random runs of ~2 × 30 actions, on each kind of
+// store) takes ~10 s, under -race ~80 s on 2 cores (modernc SQLite is slow
+// under the race detector).
 // Longer runs:
 //
 //	go test -race -run 'TestEngine_Model' ./queue -rapid.checks=2000 -rapid.steps=300

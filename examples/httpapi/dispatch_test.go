@@ -192,6 +192,16 @@ func TestDispatch_Wait(t *testing.T) {
 		}()
 		return ch
 	}
+	// claimBlocked is claimAsync that returns once the claim is blocked in
+	// the engine: its first look at the pool (one write operation) is done,
+	// and it waits for a wake-up.
+	claimBlocked := func(b *testBundle, poolID uuid.UUID, query string) <-chan response {
+		before := b.eng.Stats().Operations
+		ch := claimAsync(b, poolID, query)
+		require.Eventually(b.t, func() bool { return b.eng.Stats().Operations > before }, 5*time.Second, time.Millisecond,
+			"the claim never looked at the pool")
+		return ch
+	}
 	within := func(t *testing.T, ch <-chan response, d time.Duration) response {
 		t.Helper()
 		select {
@@ -207,8 +217,7 @@ func TestDispatch_Wait(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		p := b.createPool("Renewals", pool.FIFO, 1)
-		ch := claimAsync(b, p.UUID, "?wait=20s")
-		time.Sleep(50 * time.Millisecond)
+		ch := claimBlocked(b, p.UUID, "?wait=20s")
 		cs := b.addContacts(p.UUID, 1, 0)
 		res := within(t, ch, 5*time.Second)
 		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
@@ -221,8 +230,7 @@ func TestDispatch_Wait(t *testing.T) {
 		p := b.createPool("Renewals", pool.FIFO, 1)
 		cs := b.addContacts(p.UUID, 2, 0)
 		l := b.claim(p.UUID)
-		ch := claimAsync(b, p.UUID, "?wait=20")
-		time.Sleep(50 * time.Millisecond)
+		ch := claimBlocked(b, p.UUID, "?wait=20")
 		require.Equal(t, http.StatusOK, b.settle(l, "complete", map[string]any{"token": l.Token}).Status)
 		res := within(t, ch, 5*time.Second)
 		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
@@ -250,8 +258,7 @@ func TestDispatch_Wait(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		p := b.createPool("Renewals", pool.FIFO, 1)
-		ch := claimAsync(b, p.UUID, "?wait=30s")
-		time.Sleep(50 * time.Millisecond)
+		ch := claimBlocked(b, p.UUID, "?wait=30s")
 		b.srv.stopWaiting()
 		res := within(t, ch, 5*time.Second)
 		require.Equal(t, http.StatusNoContent, res.Status, "a shutdown ends the wait")
