@@ -234,6 +234,9 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	// is ErrAtCapacity if items are still due (read once, if needed).
 	full := len(leases) == want
 	var atCapacity *bool
+	if reclaimed > 0 {
+		signal(tx, poolID) // expired leases freed slots
+	}
 	for _, r := range reqs {
 		r := r.(*claimReq)
 		r.freed = reclaimed > 0

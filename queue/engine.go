@@ -23,8 +23,9 @@ type Engine struct {
 	gc   *groupcommit.Committer
 	wake wakeups
 
-	closed chan struct{}
-	once   sync.Once
+	closed  chan struct{}
+	once    sync.Once
+	unwatch func() // stops the store's Watcher, if it has one
 }
 
 // New returns an Engine over st. The caller keeps ownership of st: Close does
@@ -37,8 +38,11 @@ func New(st store.Store, opts Options) (*Engine, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("queue: new engine: %w", err)
 	}
-	e := &Engine{st: st, opts: opts, closed: make(chan struct{})}
+	e := &Engine{st: st, opts: opts, closed: make(chan struct{}), unwatch: func() {}}
 	e.gc = groupcommit.New(st, groupcommit.Options{MaxBatch: opts.MaxBatch, Now: e.now})
+	if w, ok := st.(store.Watcher); ok {
+		e.unwatch = w.Watch(e.wake.notify) // other processes' signals wake this one's Dequeues
+	}
 	return e, nil
 }
 
@@ -47,9 +51,22 @@ func New(st store.Store, opts Options) (*Engine, error) {
 // the store may be closed once it returns; it does not close the store.
 // Close is safe to call more than once and from several goroutines.
 func (e *Engine) Close() error {
-	e.once.Do(func() { close(e.closed) })
+	e.once.Do(func() {
+		close(e.closed)
+		e.unwatch()
+	})
 	e.gc.Close()
 	return nil
+}
+
+// signal tells the other processes sharing the store, if it can, that the
+// write transaction tx may let a Dequeue blocked on pool id through (see
+// [store.Signaler]). The engine's own Dequeues are woken after the commit,
+// by wake.notify.
+func signal(tx *wtx, id uuid.UUID) {
+	if s, ok := tx.Tx.(store.Signaler); ok {
+		s.Signal(id)
+	}
 }
 
 func (e *Engine) isClosed() bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
@@ -36,7 +37,7 @@ func openFileStore(t testing.TB, path string) *sqlite.Store {
 }
 
 // openEngine returns an engine over st, closed when the test ends.
-func openEngine(t testing.TB, st *sqlite.Store, opts queue.Options) *queue.Engine {
+func openEngine(t testing.TB, st store.Store, opts queue.Options) *queue.Engine {
 	t.Helper()
 	eng, err := queue.New(st, opts)
 	require.NoError(t, err, "queue.New")

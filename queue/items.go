@@ -43,6 +43,9 @@ func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewIte
 			}
 			added += n
 		}
+		if added > 0 {
+			signal(tx, poolID)
+		}
 		return nil
 	})
 	if err != nil {
@@ -107,7 +110,7 @@ func (e *Engine) Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item
 func (e *Engine) Skip(ctx context.Context, poolID, contact uuid.UUID, note string) (pool.Item, error) {
 	it, err := e.changeItem(ctx, poolID, contact, func(it pool.Item) (pool.Item, error) {
 		return it.Skipped(note)
-	})
+	}, false)
 	if err != nil {
 		return pool.Item{}, fmt.Errorf("skip item: %w", err)
 	}
@@ -119,7 +122,7 @@ func (e *Engine) Skip(ctx context.Context, poolID, contact uuid.UUID, note strin
 // insertion place. Errors: [ErrInFlight], [ErrWrongStatus] for an item that
 // is waiting, [store.ErrNotFound].
 func (e *Engine) Requeue(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, error) {
-	it, err := e.changeItem(ctx, poolID, contact, pool.Item.Requeued)
+	it, err := e.changeItem(ctx, poolID, contact, pool.Item.Requeued, true)
 	if err != nil {
 		return pool.Item{}, fmt.Errorf("requeue item: %w", err)
 	}
@@ -132,7 +135,7 @@ func (e *Engine) Requeue(ctx context.Context, poolID, contact uuid.UUID) (pool.I
 func (e *Engine) SetPriority(ctx context.Context, poolID, contact uuid.UUID, priority int) (pool.Item, error) {
 	it, err := e.changeItem(ctx, poolID, contact, func(it pool.Item) (pool.Item, error) {
 		return it.WithPriority(priority)
-	})
+	}, false)
 	if err != nil {
 		return pool.Item{}, fmt.Errorf("set priority: %w", err)
 	}
@@ -180,8 +183,9 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 
 // changeItem applies fn to one item in a write transaction, after applying
 // the pool's expired leases (so an item whose holder vanished is no longer
-// in flight).
-func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn func(pool.Item) (pool.Item, error)) (pool.Item, error) {
+// in flight). due says that fn makes the item due: the pool's waiters in
+// other processes are signalled.
+func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn func(pool.Item) (pool.Item, error), due bool) (pool.Item, error) {
 	if err := checkIDs(poolID, contact); err != nil {
 		return pool.Item{}, err
 	}
@@ -196,6 +200,9 @@ func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn f
 		}
 		if out, err = fn(it); err != nil {
 			return err
+		}
+		if due {
+			signal(tx, poolID)
 		}
 		return tx.UpdateItem(ctx, it.Status, out)
 	})

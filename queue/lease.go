@@ -252,6 +252,13 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 	for i, id := range writes {
 		changes[i] = store.Change{From: from[id], Item: items[id]}
 	}
+	signalled := make(map[uuid.UUID]bool, 1)
+	for _, r := range list {
+		if r.freed && !signalled[r.l.PoolUUID] {
+			signalled[r.l.PoolUUID] = true
+			signal(tx, r.l.PoolUUID)
+		}
+	}
 	return tx.UpdateItems(ctx, changes...)
 }
 

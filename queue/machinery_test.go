@@ -532,3 +532,129 @@ func TestEngine_BatchedCallsAsOneAtATime(t *testing.T) {
 	require.Equal(t, 2, d.StatusCounts[pool.StatusCompleted])
 	require.Equal(t, 4, d.StatusCounts[pool.StatusPending])
 }
+
+// bus carries the signals of the stores that share it, as a database's
+// LISTEN/NOTIFY would: delivered after the signalling transaction commits.
+type bus struct {
+	mu       sync.Mutex
+	watchers map[int]func(uuid.UUID)
+	next     int
+}
+
+// signalStore is a store whose transactions can signal (store.Signaler)
+// and which watches the bus (store.Watcher).
+type signalStore struct {
+	store.Store
+	bus *bus
+}
+
+type signalTx struct {
+	store.Tx
+	pending *[]uuid.UUID
+}
+
+func (t signalTx) Signal(id uuid.UUID) { *t.pending = append(*t.pending, id) }
+
+func (t signalTx) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
+	mark := len(*t.pending)
+	err := t.Tx.Savepoint(ctx, func(tx store.Tx) error { return fn(signalTx{tx, t.pending}) })
+	if err != nil {
+		*t.pending = (*t.pending)[:mark] // rolled back with the savepoint
+	}
+	return err
+}
+
+func (s *signalStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	var pending []uuid.UUID
+	err := s.Store.Write(ctx, func(tx store.Tx) error {
+		pending = pending[:0]
+		return fn(signalTx{tx, &pending})
+	})
+	if err == nil {
+		s.bus.mu.Lock()
+		fns := make([]func(uuid.UUID), 0, len(s.bus.watchers))
+		for _, fn := range s.bus.watchers {
+			fns = append(fns, fn)
+		}
+		s.bus.mu.Unlock()
+		for _, id := range pending {
+			for _, fn := range fns {
+				fn(id)
+			}
+		}
+	}
+	return err
+}
+
+func (s *signalStore) Watch(fn func(uuid.UUID)) func() {
+	s.bus.mu.Lock()
+	defer s.bus.mu.Unlock()
+	if s.bus.watchers == nil {
+		s.bus.watchers = map[int]func(uuid.UUID){}
+	}
+	k := s.bus.next
+	s.bus.next++
+	s.bus.watchers[k] = fn
+	return func() {
+		s.bus.mu.Lock()
+		defer s.bus.mu.Unlock()
+		delete(s.bus.watchers, k)
+	}
+}
+
+// TestEngine_SignalsWakeOtherProcesses: two engines on one file, each with
+// its own store, whose stores carry signals between them. A Dequeue blocked
+// in one (with an hour's poll) is woken by the other's Add, by its
+// Complete freeing the slot, and by its raising the cap.
+func TestEngine_SignalsWakeOtherProcesses(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	b := &bus{}
+	opts := queue.Options{PollInterval: time.Hour}
+	a := openEngine(t, &signalStore{Store: openFileStore(t, path), bus: b}, opts)
+	other := openEngine(t, &signalStore{Store: openFileStore(t, path), bus: b}, opts)
+	ctx := context.Background()
+	p, err := a.CreatePool(ctx, pool.CreateParams{Name: "shared", Description: "two processes", Type: pool.Parallel, MaxParallelItems: pqPtr(1)})
+	require.NoError(t, err)
+
+	blocked := func() <-chan *queue.Lease {
+		got := make(chan *queue.Lease, 1)
+		before := other.Stats().Operations
+		go func() {
+			l, err := other.Dequeue(ctx, p.UUID)
+			if err != nil {
+				l = nil
+			}
+			got <- l
+		}()
+		require.Eventually(t, func() bool { return other.Stats().Operations > before }, 5*time.Second, time.Millisecond)
+		return got
+	}
+	await := func(got <-chan *queue.Lease, what string) *queue.Lease {
+		select {
+		case l := <-got:
+			require.NotNil(t, l, what)
+			return l
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the other engine's Dequeue was not woken by %s", what)
+			return nil
+		}
+	}
+
+	got := blocked()
+	_, err = a.Add(ctx, p.UUID, newItems(2)...)
+	require.NoError(t, err)
+	held := await(got, "an Add")
+
+	got = blocked() // the pool is full (cap 1)
+	_, err = a.UpdatePool(ctx, p.UUID, pool.UpdateParams{MaxParallelItems: pqPtr(2)})
+	require.NoError(t, err)
+	second := await(got, "a raised cap")
+
+	_, err = a.Add(ctx, p.UUID, newItems(1)...)
+	require.NoError(t, err)
+	got = blocked() // full again (cap 2)
+	require.NoError(t, a.Complete(ctx, held, "done"))
+	await(got, "a Complete that freed a slot")
+	require.NoError(t, other.Complete(ctx, second, "done"))
+}

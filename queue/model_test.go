@@ -318,37 +318,45 @@ func modelPayload(cidx int) json.RawMessage {
 
 func TestEngine_Model(t *testing.T) {
 	t.Parallel()
-	// The same machine on both kinds of store: the in-memory one, and a
-	// file with its pool of readers beside the writer.
+	// The same machine on both kinds of SQLite store: the in-memory one,
+	// and a file with its pool of readers beside the writer.
 	t.Run("Memory", func(t *testing.T) {
 		t.Parallel()
-		modelCheck(t, func() string { return sqlite.MemoryPath })
+		modelCheck(t, func(t *rapid.T) store.Store { return openModelStore(t, sqlite.MemoryPath) })
 	})
 	t.Run("File", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		var runs atomic.Int64
-		modelCheck(t, func() string { return filepath.Join(dir, fmt.Sprintf("model-%d.db", runs.Add(1))) })
+		modelCheck(t, func(t *rapid.T) store.Store {
+			return openModelStore(t, filepath.Join(dir, fmt.Sprintf("model-%d.db", runs.Add(1))))
+		})
 	})
 }
 
-// modelCheck runs the model against a fresh store at path() per run, in
-// check mode: every commit compares the store's cached pool states with
-// the database.
-func modelCheck(t *testing.T, path func() string) {
+// openModelStore opens a fresh SQLite store at path for one run of the
+// model, in check mode: every commit compares the store's cached pool
+// states with the database. It is removed when the run ends.
+func openModelStore(t *rapid.T, path string) store.Store {
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{CheckCache: true})
+	require.NoError(t, err, "open store %s", path)
+	t.Cleanup(func() {
+		_ = st.Close()
+		if path != sqlite.MemoryPath {
+			_ = os.Remove(path)
+			_ = os.Remove(path + "-wal")
+			_ = os.Remove(path + "-shm")
+		}
+	})
+	return st
+}
+
+// modelCheck runs the model against a fresh, empty store from open per
+// run (closed by a Cleanup that open registers).
+func modelCheck(t *testing.T, open func(t *rapid.T) store.Store) {
 	rapid.Check(t, func(t *rapid.T) {
 		ctx := context.Background()
-		p := path()
-		st, err := sqlite.Open(ctx, p, sqlite.Options{CheckCache: true})
-		require.NoError(t, err, "open store %s", p)
-		t.Cleanup(func() {
-			_ = st.Close()
-			if p != sqlite.MemoryPath {
-				_ = os.Remove(p)
-				_ = os.Remove(p + "-wal")
-				_ = os.Remove(p + "-shm")
-			}
-		})
+		st := open(t)
 		clk := &modelClock{t: modelEpoch}
 		eng, err := queue.New(st, queue.Options{
 			Now:          clk.Now,

@@ -58,6 +58,9 @@ func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdatePara
 		np.UpdatedAt = tx.Now
 		out = np
 		raised = np.Cap() > p.Cap()
+		if raised {
+			signal(tx, id)
+		}
 		return tx.UpdatePool(ctx, np)
 	})
 	if err != nil {
@@ -134,6 +137,7 @@ func (e *Engine) DeletePool(ctx context.Context, id uuid.UUID) error {
 		if n > 0 {
 			return ErrInFlight
 		}
+		signal(tx, id)
 		return tx.DeletePool(ctx, id)
 	})
 	if err != nil {

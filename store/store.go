@@ -44,6 +44,26 @@ type Store interface {
 	Close() error
 }
 
+// Signaler may be implemented by the [Tx] of a store that several
+// processes share, to wake the dequeues blocked in the others. The engine
+// calls Signal inside a write transaction that may let a blocked dequeue of
+// the pool through: an item became due, a slot was freed, the cap was
+// raised, the pool was deleted. The signal is delivered to the [Watcher]s
+// of every process sharing the store (this one included) once the
+// transaction commits, and never if it rolls back.
+type Signaler interface {
+	Signal(poolID uuid.UUID)
+}
+
+// Watcher may be implemented by a [Store] that several processes share:
+// Watch calls fn with the pool of every committed [Signaler] signal, from
+// any process, until stop is called. fn must be quick and safe for
+// concurrent use. Signals may be lost (a dropped connection, say): blocked
+// dequeues also poll.
+type Watcher interface {
+	Watch(fn func(poolID uuid.UUID)) (stop func())
+}
+
 // Change is one write of an item for [Tx.UpdateItems]: Item as it is to
 // be stored, and From, the status the caller read it in.
 type Change struct {
