@@ -1,0 +1,179 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+)
+
+const (
+	inFlightSQL = `SELECT c.processing + c.in_call FROM pool_counts c WHERE c.pool_id = $1`
+
+	// promoteSQL moves the Retrying and Scheduled items whose time came into
+	// the due set: a range seek on items_retry, touching only those items.
+	promoteSQL = `UPDATE items SET ready = true
+WHERE pool_id = $1 AND NOT ready AND status IN ('Retrying', 'Scheduled') AND next_retry_at <= $2`
+
+	// dueWhere selects the due set of a pool. The second condition only
+	// matters when now goes back in time: an item promoted at a later now
+	// is not due at an earlier one.
+	dueWhere = `WHERE i.pool_id = $1 AND i.ready AND (i.status = 'Pending' OR i.next_retry_at <= $2)`
+
+	// The due items in each order, each an index walk: items_ready
+	// ascending (FIFO) or descending (LIFO), items_ready_priority
+	// (Parallel).
+	dueFIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id LIMIT $3`
+	dueLIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id DESC LIMIT $3`
+	dueParallelSQL = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.priority DESC, i.id LIMIT $3`
+
+	// expiredSQL walks items_lease from its start.
+	expiredSQL = `SELECT ` + itemCols + ` FROM items i
+WHERE i.pool_id = $1 AND i.status IN ('Processing', 'In_Call') AND i.lease_expires_at <= $2
+ORDER BY i.lease_expires_at, i.id LIMIT $3`
+
+	// nextWakeSQL takes the first entries of items_retry and items_lease:
+	// two seeks.
+	nextWakeSQL = `SELECT least(
+    (SELECT min(next_retry_at) FROM items
+     WHERE pool_id = $1 AND NOT ready AND status IN ('Retrying', 'Scheduled')),
+    (SELECT min(lease_expires_at) FROM items
+     WHERE pool_id = $1 AND status IN ('Processing', 'In_Call')))`
+)
+
+// InFlight returns the number of a pool's items in flight, from
+// pool_counts (or, in a write transaction, the pool's state). O(1) in the
+// number of items.
+func (t *txn) InFlight(ctx context.Context, poolID uuid.UUID) (int, error) {
+	const op = "in flight"
+	if !t.readOnly {
+		st, err := t.pool(ctx, poolID)
+		if err != nil {
+			return 0, wrap(op, err)
+		}
+		return int(st.n.inFlight()), nil
+	}
+	k, err := t.key(ctx, poolID)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	var n int
+	if err := t.queryRow(ctx, []any{&n}, inFlightSQL, k); err != nil {
+		return 0, wrap(op, notFoundPool(poolID, err))
+	}
+	return n, nil
+}
+
+// Due promotes the Retrying and Scheduled items of a pool whose time came,
+// then returns up to limit due items in the order of typ. O(log n + p + r)
+// for p items promoted and r returned, whatever the number of items
+// waiting.
+func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time.Time, limit int) ([]pool.Item, error) {
+	const op = "due"
+	if err := t.writable(op); err != nil {
+		return nil, err
+	}
+	var query string
+	switch typ {
+	case pool.FIFO:
+		query = dueFIFOSQL
+	case pool.LIFO:
+		query = dueLIFOSQL
+	case pool.Parallel:
+		query = dueParallelSQL
+	default:
+		return nil, fmt.Errorf("postgres: %s: unknown pool type %q", op, typ)
+	}
+	st, err := t.pool(ctx, poolID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	at, err := nanos(now)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if limit <= 0 {
+		return []pool.Item{}, nil
+	}
+	if st.hasRetry && st.retry <= at {
+		if _, err := t.exec(ctx, promoteSQL, st.k, at); err != nil {
+			return nil, wrap(op+": promote", err)
+		}
+		if err := t.refreshBound(ctx, st, retryBoundSQL, &st.retry, &st.hasRetry); err != nil {
+			return nil, wrap(op+": promote", err)
+		}
+	}
+	rows, err := t.query(ctx, query, st.k, at, limit)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := t.scanItems(rows, poolID, limit)
+	return out, wrap(op, err)
+}
+
+// Expired returns up to limit in-flight items of a pool whose lease ended
+// at or before now, earliest first. O(log n + r) for r returned.
+func (t *txn) Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limit int) ([]pool.Item, error) {
+	const op = "expired"
+	at, err := nanos(now)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	var (
+		k  int64
+		st *poolState
+	)
+	if t.readOnly {
+		if k, err = t.key(ctx, poolID); err != nil {
+			return nil, wrap(op, err)
+		}
+	} else {
+		if st, err = t.pool(ctx, poolID); err != nil {
+			return nil, wrap(op, err)
+		}
+		k = st.k
+	}
+	if limit <= 0 || (st != nil && !(st.hasExpiry && st.expiry <= at)) {
+		return []pool.Item{}, nil
+	}
+	rows, err := t.query(ctx, expiredSQL, k, at, limit)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := t.scanItems(rows, poolID, limit)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if len(out) == 0 && st != nil {
+		// The bound said a lease may have ended by now, and none has.
+		if err := t.refreshBound(ctx, st, leaseBoundSQL, &st.expiry, &st.hasExpiry); err != nil {
+			return nil, wrap(op, err)
+		}
+	}
+	return out, nil
+}
+
+// NextWake returns the earliest retry time or lease expiry of a pool.
+// O(log n).
+//
+// Retrying and Scheduled items that a Due has already found due are left
+// out: their time has come, and they change only when dispatched, which a
+// settled lease or a raised cap announces. Counting their past retry times
+// would make a caller that waits at capacity wake at once, again and again.
+func (t *txn) NextWake(ctx context.Context, poolID uuid.UUID) (time.Time, bool, error) {
+	const op = "next wake"
+	k, err := t.key(ctx, poolID)
+	if err != nil {
+		return time.Time{}, false, wrap(op, err)
+	}
+	var n *int64
+	if err := t.queryRow(ctx, []any{&n}, nextWakeSQL, k); err != nil {
+		return time.Time{}, false, wrap(op, err)
+	}
+	if n == nil {
+		return time.Time{}, false, nil
+	}
+	return fromNanos(*n), true, nil
+}

@@ -1,0 +1,54 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/poolq/poolq/store"
+)
+
+// SQLSTATE codes the store acts on.
+const (
+	codeUniqueViolation      = "23505"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+)
+
+// translate maps driver errors to the store's sentinels, by SQLSTATE: a
+// missing row is [store.ErrNotFound], a uniqueness violation
+// [store.ErrConflict] (still wrapping the driver's error). Other errors are
+// returned as they are. It is the one place that inspects driver errors,
+// with retryable.
+func translate(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == codeUniqueViolation {
+		return fmt.Errorf("%w: %w", store.ErrConflict, err)
+	}
+	return err
+}
+
+// retryable reports whether err ends a transaction that may succeed if run
+// again from the start: a serialization failure or a deadlock.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == codeSerializationFailure || pe.Code == codeDeadlockDetected)
+}
+
+// errRestart ends a write transaction that must take a pool's lock out of
+// order (below a lock it holds) and found it taken: it runs again, taking
+// every lock it needed in order first.
+var errRestart = errors.New("postgres: a pool lock is taken out of order: restart the transaction")
+
+// wrap translates err and prefixes it with the operation: "postgres: op:
+// …". It returns nil for a nil err.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("postgres: %s: %w", op, translate(err))
+}

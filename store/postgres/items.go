@@ -1,0 +1,541 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+)
+
+// itemCols are the columns scanned by scanItem.
+const itemCols = `i.id, i.contact_uuid, i.status, i.priority, i.attempts, i.retry_count,
+    i.started_at, i.completed_at, i.failed_at, i.next_retry_at, i.notes, i.added_at, i.payload,
+    i.token, i.lease_expires_at`
+
+const (
+	// insertItemsSQL inserts items from arrays, one element per item, in
+	// the order of the arrays (so the IDs follow it), skipping contacts
+	// already in the pool and the repeats of one (the first wins), and
+	// returns how many it added in each status. $1 is the pool.
+	insertItemsSQL = `WITH ins AS (
+    INSERT INTO items (pool_id, contact_uuid, added_at, payload, priority, status, attempts, retry_count,
+        started_at, completed_at, failed_at, next_retry_at, notes, token, lease_expires_at, ready)
+    SELECT $1, v.c, v.a, v.p, v.pr, v.s, v.at, v.rc, v.sa, v.ca, v.fa, v.nr, v.n, v.tk, v.le, v.s = 'Pending'
+    FROM unnest($2::uuid[], $3::bigint[], $4::bytea[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
+        $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bigint[], $15::bigint[])
+        WITH ORDINALITY AS v (c, a, p, pr, s, at, rc, sa, ca, fa, nr, n, tk, le, ord)
+    ORDER BY v.ord
+    ON CONFLICT (pool_id, contact_uuid) DO NOTHING
+    RETURNING status
+)
+SELECT status, count(*) FROM ins GROUP BY status`
+
+	// insertNewItemsSQL is insertItemsSQL for new items (see isNew): four
+	// arrays, the state being the literals of a new item.
+	insertNewItemsSQL = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, priority, status, attempts,
+    retry_count, notes, token, ready)
+SELECT $1, v.c, v.a, v.p, v.pr, 'Pending', 0, 0, '', 0, true
+FROM unnest($2::uuid[], $3::bigint[], $4::bytea[], $5::bigint[]) WITH ORDINALITY AS v (c, a, p, pr, ord)
+ORDER BY v.ord
+ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
+
+	copyItemsSQL = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, status, priority,
+    attempts, retry_count, notes, token, ready)
+SELECT $1, i.contact_uuid, $2, i.payload, 'Pending', i.priority, 0, 0, '', 0, true
+FROM items i WHERE i.pool_id = $3 ORDER BY i.id
+ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
+
+	itemSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = $1 AND i.contact_uuid = $2`
+
+	itemsByIDSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
+WHERE i.id = ANY($1::bigint[])`
+
+	// poolsOfItemsSQL finds the pools of items, to lock them before the
+	// items are read.
+	poolsOfItemsSQL = `SELECT DISTINCT p.id, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
+WHERE i.id = ANY($1::bigint[])`
+
+	// updateItemSQL sets ready from the status: a Pending item is due, a
+	// Retrying or Scheduled one waits for Due to promote it.
+	updateItemSQL = `UPDATE items SET status = $1, priority = $2, attempts = $3, retry_count = $4,
+    started_at = $5, completed_at = $6, failed_at = $7, next_retry_at = $8, notes = $9, token = $10,
+    lease_expires_at = $11, ready = $1 = 'Pending'
+WHERE id = $12 AND pool_id = $13 AND status = $14`
+
+	// updateItemsSQL is updateItemSQL for many items, from arrays.
+	updateItemsSQL = `UPDATE items i SET status = v.s, priority = v.pr, attempts = v.at, retry_count = v.rc,
+    started_at = v.sa, completed_at = v.ca, failed_at = v.fa, next_retry_at = v.nr, notes = v.n,
+    token = v.tk, lease_expires_at = v.le, ready = v.s = 'Pending'
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+    $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[])
+    AS v (id, pool_id, f, s, pr, at, rc, sa, ca, fa, nr, n, tk, le)
+WHERE i.id = v.id AND i.pool_id = v.pool_id AND i.status = v.f`
+
+	deleteItemSQL = `DELETE FROM items WHERE id = $1 AND pool_id = $2 RETURNING status`
+
+	itemsSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = $1
+ORDER BY i.id LIMIT $2 OFFSET $3`
+
+	itemsByStatusSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = $1 AND i.status = $2
+ORDER BY i.id LIMIT $3 OFFSET $4`
+)
+
+// isNew reports whether it is in the state of a new item: Pending, never
+// attempted, no times but AddedAt, no notes, token or lease.
+func isNew(it pool.Item) bool {
+	return it.Status == pool.StatusPending && it.Attempts == 0 && it.RetryCount == 0 &&
+		it.StartedAt == nil && it.CompletedAt == nil && it.FailedAt == nil && it.NextRetryAt == nil &&
+		it.Notes == "" && it.Token == 0 && it.LeaseExpiresAt.IsZero()
+}
+
+// stateArrays are the arrays of items' mutable fields, one element per
+// item, as insertItemsSQL and updateItemsSQL take them.
+type stateArrays struct {
+	status                      []string
+	priority, attempts, retries []int64
+	started, completed, failed  []*int64
+	next, lease                 []*int64
+	notes                       []string
+	token                       []int64
+}
+
+func (a *stateArrays) add(it pool.Item) error {
+	var times [4]*int64
+	for i, p := range []*time.Time{it.StartedAt, it.CompletedAt, it.FailedAt, it.NextRetryAt} {
+		v, err := nullNanos(p)
+		if err != nil {
+			return err
+		}
+		times[i] = v
+	}
+	lease, err := zeroNullNanos(it.LeaseExpiresAt)
+	if err != nil {
+		return err
+	}
+	a.status = append(a.status, string(it.Status))
+	a.priority = append(a.priority, int64(it.Priority))
+	a.attempts = append(a.attempts, int64(it.Attempts))
+	a.retries = append(a.retries, int64(it.RetryCount))
+	a.started = append(a.started, times[0])
+	a.completed = append(a.completed, times[1])
+	a.failed = append(a.failed, times[2])
+	a.next = append(a.next, times[3])
+	a.notes = append(a.notes, it.Notes)
+	a.token = append(a.token, it.Token)
+	a.lease = append(a.lease, lease)
+	return nil
+}
+
+// args returns the arrays in the order of the statements' parameters.
+func (a *stateArrays) args() []any {
+	return []any{a.status, a.priority, a.attempts, a.retries, a.started, a.completed, a.failed,
+		a.next, a.notes, a.token, a.lease}
+}
+
+// payloadArg returns a payload as stored: bytea, or NULL when empty.
+func payloadArg(p []byte) []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	return p
+}
+
+// InsertItems adds items to a pool in one statement that skips contacts
+// already in the pool (and a contact's repeats in items, the first
+// winning). It stores every field of each item but ID and PoolUUID.
+// O(m log n) for m items.
+func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.Item) (int, error) {
+	const op = "insert items"
+	if err := t.writable(op); err != nil {
+		return 0, err
+	}
+	for i, it := range items {
+		if len(it.Payload) > 0 && !json.Valid(it.Payload) {
+			return 0, fmt.Errorf("postgres: %s: item %d: payload is not valid JSON", op, i)
+		}
+	}
+	st, err := t.pool(ctx, poolID)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	if len(items) == 0 {
+		return 0, nil
+	}
+	contacts := make([]uuid.UUID, len(items))
+	added := make([]int64, len(items))
+	payloads := make([][]byte, len(items))
+	fresh := true
+	for i, it := range items {
+		at, err := nanos(it.AddedAt)
+		if err != nil {
+			return 0, wrap(fmt.Sprintf("%s: item %d", op, i), err)
+		}
+		contacts[i], added[i], payloads[i] = it.ContactUUID, at, payloadArg(it.Payload)
+		fresh = fresh && isNew(it)
+	}
+	n := 0
+	if fresh {
+		priorities := make([]int64, len(items))
+		for i, it := range items {
+			priorities[i] = int64(it.Priority)
+		}
+		tag, err := t.exec(ctx, insertNewItemsSQL, st.k, contacts, added, payloads, priorities)
+		if err != nil {
+			return 0, wrap(op, err)
+		}
+		n = int(tag.RowsAffected())
+		t.count(st, pool.StatusPending, n)
+	} else {
+		var a stateArrays
+		for i, it := range items {
+			if err := a.add(it); err != nil {
+				return 0, wrap(fmt.Sprintf("%s: item %d", op, i), err)
+			}
+		}
+		args := []any{st.k, contacts, added, payloads, a.priority, a.status, a.attempts, a.retries,
+			a.started, a.completed, a.failed, a.next, a.notes, a.token, a.lease}
+		rows, err := t.query(ctx, insertItemsSQL, args...)
+		if err != nil {
+			return 0, wrap(op, err)
+		}
+		var status string
+		var c int
+		_, err = pgx.ForEachRow(rows, []any{&status, &c}, func() error {
+			t.count(st, pool.Status(status), c)
+			n += c
+			return nil
+		})
+		if err != nil {
+			t.noteErr(err)
+			return 0, wrap(op, err)
+		}
+	}
+	for _, it := range items { // those added among them, and maybe more: bounds may be low
+		noteItem(st, it)
+	}
+	return n, nil
+}
+
+// CopyItems copies a pool's items into another as new Pending items, in
+// one statement. O(m log n) for m items.
+func (t *txn) CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) (int, error) {
+	const op = "copy items"
+	if err := t.writable(op); err != nil {
+		return 0, err
+	}
+	at, err := nanos(now)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	ss, err := t.pool(ctx, src)
+	if err != nil {
+		return 0, wrap(op+": source", err)
+	}
+	ds, err := t.pool(ctx, dst)
+	if err != nil {
+		return 0, wrap(op+": destination", err)
+	}
+	tag, err := t.exec(ctx, copyItemsSQL, ds.k, at, ss.k)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	n := int(tag.RowsAffected())
+	t.count(ds, pool.StatusPending, n)
+	return n, nil
+}
+
+// Item returns the item of a contact in a pool. O(log n).
+func (t *txn) Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, error) {
+	const op = "item"
+	k, err := t.key(ctx, poolID)
+	if err != nil {
+		return pool.Item{}, wrap(op, err)
+	}
+	it, err := scanItem(t.tx.QueryRow(ctx, itemSQL, k, contact), poolID)
+	t.noteErr(err)
+	if err != nil {
+		return pool.Item{}, wrap(fmt.Sprintf("%s: contact %s in pool %s", op, contact, poolID), err)
+	}
+	return it, nil
+}
+
+// lockPoolsOfItems locks, in a write transaction, the pools of the items
+// with the given IDs, in the order of their keys, before the items are
+// read: an item changes only under its pool's lock.
+func (t *txn) lockPoolsOfItems(ctx context.Context, ids []int64) error {
+	if t.readOnly {
+		return nil
+	}
+	rows, err := t.query(ctx, poolsOfItemsSQL, ids)
+	if err != nil {
+		return err
+	}
+	var locks []lockedPool
+	var l lockedPool
+	if _, err := pgx.ForEachRow(rows, []any{&l.k, &l.id}, func() error {
+		locks = append(locks, l)
+		return nil
+	}); err != nil {
+		t.noteErr(err)
+		return err
+	}
+	slices.SortFunc(locks, func(a, b lockedPool) int { return cmp.Compare(t.lockKey(a.k), t.lockKey(b.k)) })
+	for _, l := range locks {
+		if _, err := t.pool(ctx, l.id); err != nil && translate(err) != store.ErrNotFound {
+			return err
+		}
+	}
+	return nil
+}
+
+// ItemByID returns an item by its ID. O(log n).
+func (t *txn) ItemByID(ctx context.Context, id int64) (pool.Item, error) {
+	const op = "item by id"
+	items, err := t.ItemsByID(ctx, []int64{id})
+	if err != nil {
+		return pool.Item{}, err
+	}
+	if len(items) == 0 {
+		return pool.Item{}, fmt.Errorf("postgres: %s: item %d: %w", op, id, store.ErrNotFound)
+	}
+	return items[0], nil
+}
+
+// ItemsByID returns the items with the given IDs that exist, in no
+// particular order. O(m log n).
+func (t *txn) ItemsByID(ctx context.Context, ids []int64) ([]pool.Item, error) {
+	const op = "items by id"
+	if len(ids) == 0 {
+		return []pool.Item{}, nil
+	}
+	if err := t.lockPoolsOfItems(ctx, ids); err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(ctx, itemsByIDSQL, ids)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	out := make([]pool.Item, 0, len(ids))
+	for rows.Next() {
+		var poolID uuid.UUID
+		it, err := scanItem(rows, uuid.Nil, &poolID)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		it.PoolUUID = poolID
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		t.noteErr(err)
+		return nil, wrap(op, err)
+	}
+	return out, nil
+}
+
+// UpdateItem stores the mutable fields of it if it is in status from.
+// O(log n).
+func (t *txn) UpdateItem(ctx context.Context, from pool.Status, it pool.Item) error {
+	const op = "update item"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	st, err := t.pool(ctx, it.PoolUUID)
+	if err != nil {
+		return wrap(op, err)
+	}
+	var a stateArrays
+	if err := a.add(it); err != nil {
+		return wrap(op, err)
+	}
+	tag, err := t.exec(ctx, updateItemSQL, a.status[0], a.priority[0], a.attempts[0], a.retries[0],
+		a.started[0], a.completed[0], a.failed[0], a.next[0], a.notes[0], a.token[0], a.lease[0],
+		it.ID, st.k, string(from))
+	if err != nil {
+		return wrap(op, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: %s: item %d in pool %s in status %s: %w", op, it.ID, it.PoolUUID, from, store.ErrNotFound)
+	}
+	t.count(st, from, -1)
+	t.count(st, it.Status, 1)
+	noteItem(st, it)
+	return nil
+}
+
+// UpdateItems stores the mutable fields of items in one statement. O(m log
+// n) for m items.
+func (t *txn) UpdateItems(ctx context.Context, changes ...store.Change) error {
+	const op = "update items"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	switch len(changes) {
+	case 0:
+		return nil
+	case 1:
+		return t.UpdateItem(ctx, changes[0].From, changes[0].Item)
+	}
+	states := make([]*poolState, len(changes))
+	for i, c := range changes {
+		st, err := t.pool(ctx, c.Item.PoolUUID)
+		if err != nil {
+			return wrap(fmt.Sprintf("%s: item %d", op, i), err)
+		}
+		states[i] = st
+	}
+	ids := make([]int64, len(changes))
+	keys := make([]int64, len(changes))
+	from := make([]string, len(changes))
+	var a stateArrays
+	for i, c := range changes {
+		ids[i], keys[i], from[i] = c.Item.ID, states[i].k, string(c.From)
+		if err := a.add(c.Item); err != nil {
+			return wrap(fmt.Sprintf("%s: item %d", op, i), err)
+		}
+	}
+	tag, err := t.exec(ctx, updateItemsSQL, append([]any{ids, keys, from}, a.args()...)...)
+	if err != nil {
+		return wrap(op, err)
+	}
+	if n := int(tag.RowsAffected()); n != len(changes) {
+		return fmt.Errorf("postgres: %s: %d of %d items found in the status given: %w", op, n, len(changes), store.ErrNotFound)
+	}
+	for i, c := range changes {
+		t.count(states[i], c.From, -1)
+		t.count(states[i], c.Item.Status, 1)
+		noteItem(states[i], c.Item)
+	}
+	return nil
+}
+
+// DeleteItem removes an item by its ID. O(log n).
+func (t *txn) DeleteItem(ctx context.Context, id int64) error {
+	const op = "delete item"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if err := t.lockPoolsOfItems(ctx, []int64{id}); err != nil {
+		return wrap(op, err)
+	}
+	var poolID uuid.UUID
+	if err := t.queryRow(ctx, []any{&poolID}, `SELECT p.uuid FROM items i JOIN pools p ON p.id = i.pool_id WHERE i.id = $1`, id); err != nil {
+		return wrap(fmt.Sprintf("%s: item %d", op, id), err)
+	}
+	st, err := t.pool(ctx, poolID)
+	if err != nil {
+		return wrap(op, err)
+	}
+	var status string
+	if err := t.queryRow(ctx, []any{&status}, deleteItemSQL, id, st.k); err != nil {
+		return wrap(fmt.Sprintf("%s: item %d", op, id), err)
+	}
+	t.count(st, pool.Status(status), -1)
+	return nil
+}
+
+// Items returns one page of a pool's items in insertion order and the
+// number matching. O(log n + offset + per_page); the total comes from
+// pool_counts, O(1).
+func (t *txn) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) ([]pool.Item, int, error) {
+	const op = "items"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("postgres: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	var (
+		k int64
+		c counts
+	)
+	if t.readOnly {
+		var err error
+		if k, err = t.key(ctx, poolID); err != nil {
+			return nil, 0, wrap(op, err)
+		}
+		if err := t.queryRow(ctx, []any{&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7]}, statusCountsSQL, k); err != nil {
+			return nil, 0, wrap(op, notFoundPool(poolID, err))
+		}
+	} else {
+		st, err := t.pool(ctx, poolID)
+		if err != nil {
+			return nil, 0, wrap(op, err)
+		}
+		k, c = st.k, st.n
+	}
+	var (
+		total int
+		rows  pgx.Rows
+		err   error
+	)
+	offset := pool.Offset(q.Page, q.PerPage)
+	if q.Status == "" {
+		total = int(c.sum())
+		rows, err = t.query(ctx, itemsSQL, k, q.PerPage, offset)
+	} else {
+		if i := statusIndex(q.Status); i >= 0 {
+			total = int(c[i])
+		}
+		rows, err = t.query(ctx, itemsByStatusSQL, k, string(q.Status), q.PerPage, offset)
+	}
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	out, err := t.scanItems(rows, poolID, q.PerPage)
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	return out, total, nil
+}
+
+// scanItem scans the columns of itemCols, then extra, into an item of pool
+// poolID.
+func scanItem(s pgx.Row, poolID uuid.UUID, extra ...any) (pool.Item, error) {
+	var (
+		it                                          pool.Item
+		status                                      string
+		added                                       int64
+		started, completed, failed, next, leaseEnds *int64
+		payload                                     []byte
+	)
+	dest := append([]any{&it.ID, &it.ContactUUID, &status, &it.Priority, &it.Attempts, &it.RetryCount,
+		&started, &completed, &failed, &next, &it.Notes, &added, &payload, &it.Token, &leaseEnds}, extra...)
+	if err := s.Scan(dest...); err != nil {
+		return pool.Item{}, err
+	}
+	it.PoolUUID = poolID
+	it.Status = pool.Status(status)
+	it.StartedAt = fromNullNanos(started)
+	it.CompletedAt = fromNullNanos(completed)
+	it.FailedAt = fromNullNanos(failed)
+	it.NextRetryAt = fromNullNanos(next)
+	it.AddedAt = fromNanos(added)
+	if payload != nil {
+		it.Payload = payload
+	}
+	if leaseEnds != nil {
+		it.LeaseExpiresAt = fromNanos(*leaseEnds)
+	}
+	return it, nil
+}
+
+// scanItems scans and closes rows.
+func (t *txn) scanItems(rows pgx.Rows, poolID uuid.UUID, capHint int) ([]pool.Item, error) {
+	defer rows.Close()
+	out := make([]pool.Item, 0, min(capHint, 128))
+	for rows.Next() {
+		it, err := scanItem(rows, poolID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	err := rows.Err()
+	t.noteErr(err)
+	return out, err
+}

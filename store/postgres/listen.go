@@ -1,0 +1,164 @@
+package postgres
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// The listener carries the signals of every process's write transactions
+// (NOTIFY on the schema's channel, sent with the commit, see txn.Signal) to
+// the functions registered with Watch.
+//
+// One goroutine per Store runs it, while at least one function is
+// registered: it holds a connection of its own (outside the pool), LISTENs,
+// and calls every function with the pool of each notification. When the
+// connection fails (the server restarted, the backend was terminated) it
+// connects again, with a growing pause of at most reconnectMax; signals
+// sent meanwhile are lost, which the blocked dequeues' poll covers.
+//
+// Invariant: running is true exactly while the goroutine runs; it is
+// started by the Watch that registers the first function and stopped (and
+// waited for) by the stop that removes the last one, or by Close.
+type listener struct {
+	s *Store
+
+	mu      sync.Mutex
+	fns     map[int]func(uuid.UUID)
+	next    int
+	running bool
+	closed  bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// reconnectMax bounds the pause between two attempts to connect again.
+const reconnectMax = 2 * time.Second
+
+func (l *listener) init(s *Store) { l.s = s }
+
+// Watch calls fn with the pool of every committed signal of any process
+// sharing the store's schema (this one included), until stop is called
+// (see [store.Watcher]). fn must be quick and safe for concurrent use: it
+// runs on the listener's goroutine. Signals may be lost while the
+// listener's connection is down. After Close, Watch registers nothing.
+func (s *Store) Watch(fn func(poolID uuid.UUID)) (stop func()) {
+	l := &s.lis
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return func() {}
+	}
+	if l.fns == nil {
+		l.fns = make(map[int]func(uuid.UUID))
+	}
+	id := l.next
+	l.next++
+	l.fns[id] = fn
+	if !l.running {
+		l.start()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			delete(l.fns, id)
+			var done chan struct{}
+			if len(l.fns) == 0 && l.running {
+				done = l.stop()
+			}
+			l.mu.Unlock()
+			if done != nil {
+				<-done
+			}
+		})
+	}
+}
+
+// start starts the goroutine; l.mu is held.
+func (l *listener) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.running, l.cancel, l.done = true, cancel, make(chan struct{})
+	go l.run(ctx, l.done)
+}
+
+// stop stops the goroutine and returns the channel closed when it is gone;
+// l.mu is held.
+func (l *listener) stop() chan struct{} {
+	l.running = false
+	l.cancel()
+	return l.done
+}
+
+// close stops the listener for good (Store.Close).
+func (l *listener) close() {
+	l.mu.Lock()
+	l.closed = true
+	var done chan struct{}
+	if l.running {
+		done = l.stop()
+	}
+	l.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// run listens until ctx ends, connecting again after every failure.
+func (l *listener) run(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	pause := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		_ = l.listen(ctx)
+		if time.Since(start) > time.Minute {
+			pause = 10 * time.Millisecond // it had been up: try again at once
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, reconnectMax)
+	}
+}
+
+// listenerAppName is the application_name of the listener's connection,
+// so that it can be told apart in pg_stat_activity.
+func (l *listener) appName() string { return "poolq listener " + l.s.opts.Schema }
+
+// listen runs one connection: LISTEN, then deliver notifications until the
+// connection fails or ctx ends.
+func (l *listener) listen(ctx context.Context) error {
+	cfg := l.s.connCfg.Copy()
+	cfg.RuntimeParams["application_name"] = l.appName()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.s.channel}.Sanitize()); err != nil {
+		return err
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		id, err := uuid.Parse(n.Payload)
+		if err != nil {
+			continue // not poolq's
+		}
+		l.mu.Lock()
+		fns := make([]func(uuid.UUID), 0, len(l.fns))
+		for _, fn := range l.fns {
+			fns = append(fns, fn)
+		}
+		l.mu.Unlock()
+		for _, fn := range fns {
+			fn(id)
+		}
+	}
+}

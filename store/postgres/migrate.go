@@ -1,0 +1,147 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/store"
+)
+
+// migrationFiles holds the schema, one numbered file per version:
+// migrations/0001_init.sql, migrations/0002_….sql, applied in order.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migration is one schema version.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations is the schema's history, loaded once.
+var migrations, migrationsErr = loadMigrations(migrationFiles, "migrations")
+
+// latestVersion is the highest schema version this code knows.
+func latestVersion() int { return len(migrations) }
+
+// loadMigrations reads the files "NNNN_name.sql" of dir, which must number
+// 1, 2, 3, … without gaps or repeats.
+func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, dir) // sorted by name
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	var out []migration
+	for _, e := range entries {
+		if e.IsDir() || path.Ext(e.Name()) != ".sql" {
+			continue
+		}
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name is not NNNN_name.sql", e.Name())
+		}
+		if v != len(out)+1 {
+			return nil, fmt.Errorf("migration %s: version %d, want %d", e.Name(), v, len(out)+1)
+		}
+		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no migrations in %s", dir)
+	}
+	return out, nil
+}
+
+const (
+	// migrateLockSQL takes the schema's migration lock: an advisory lock
+	// with two int keys, a space apart from the bigint keys of pool locks.
+	migrateLockSQL        = `SELECT pg_advisory_xact_lock($1::int, 0)`
+	versionTableExistsSQL = `SELECT to_regclass(format('%I.schema_version', $1::text)) IS NOT NULL`
+	createVersionTableSQL = `CREATE TABLE schema_version (
+    version    integer PRIMARY KEY,
+    applied_at bigint  NOT NULL
+)`
+	currentVersionSQL = `SELECT coalesce(max(version), 0) FROM schema_version`
+	recordVersionSQL  = `INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)`
+)
+
+// migrate brings the schema to the latest version in one transaction,
+// creating it if needed, on a connection of its own, under the schema's
+// migration lock: several processes opening the store at once wait for
+// each other, and the first migrates. Either every missing migration is
+// applied and recorded in schema_version, or none. A schema whose version
+// is newer than this code knows is left untouched, with an error wrapping
+// [store.ErrSchemaTooNew].
+func migrate(ctx context.Context, cfg *pgx.ConnConfig, schema string, lockNS int64) (err error) {
+	if migrationsErr != nil {
+		return migrationsErr
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("migrate: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if _, err := tx.Exec(ctx, migrateLockSQL, int32(lockNS)); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, versionTableExistsSQL, schema).Scan(&exists); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	current := 0
+	if exists {
+		if err := tx.QueryRow(ctx, currentVersionSQL).Scan(&current); err != nil {
+			return fmt.Errorf("migrate: read schema version: %w", err)
+		}
+	}
+	latest := latestVersion()
+	if current > latest {
+		return fmt.Errorf("migrate: schema version %d, this poolq knows up to %d: %w",
+			current, latest, store.ErrSchemaTooNew)
+	}
+	if current == latest {
+		return tx.Commit(ctx)
+	}
+	if current == 0 {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return fmt.Errorf("migrate: create schema: %w", err)
+		}
+		if _, err := tx.Exec(ctx, createVersionTableSQL); err != nil {
+			return fmt.Errorf("migrate: create schema_version: %w", err)
+		}
+	}
+	for _, m := range migrations[current:] {
+		if _, err := tx.Exec(ctx, m.sql); err != nil {
+			return fmt.Errorf("migrate: %s: %w", m.name, err)
+		}
+		if _, err := tx.Exec(ctx, recordVersionSQL, m.version, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("migrate: %s: %w", m.name, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}

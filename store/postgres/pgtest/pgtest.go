@@ -1,0 +1,106 @@
+// Package pgtest opens PostgreSQL stores for tests and benchmarks: each in
+// a schema of its own, with a random name, dropped when the test ends, so
+// that tests leave the server as they found it.
+//
+// The server is named by the environment variable POOLQ_TEST_POSTGRES (a
+// PostgreSQL URL); without it, [URL] skips the test with a message naming
+// the variable.
+//
+//	func TestX(t *testing.T) {
+//		url := pgtest.URL(t) // skips without POOLQ_TEST_POSTGRES
+//		st := pgtest.Open(t, url, postgres.Options{})
+//		…
+//	}
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/store/postgres"
+)
+
+// EnvURL is the environment variable holding the test server's URL, e.g.
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
+const EnvURL = "POOLQ_TEST_POSTGRES"
+
+// TB is what the helpers need of a test: *testing.T, *testing.B and
+// *rapid.T all have it.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Fatalf(format string, args ...any)
+}
+
+// Skipper is a TB that can skip.
+type Skipper interface {
+	TB
+	Skipf(format string, args ...any)
+}
+
+// URL returns the test server's URL, or skips the test when EnvURL is not
+// set.
+func URL(t Skipper) string {
+	t.Helper()
+	url := os.Getenv(EnvURL)
+	if url == "" {
+		t.Skipf("PostgreSQL tests need %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", EnvURL)
+	}
+	return url
+}
+
+// Schema returns a new random schema name ("poolq_test_…") and drops the
+// schema, if it was created, when the test ends.
+func Schema(t TB, url string) string {
+	t.Helper()
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	schema := "poolq_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { Drop(t, url, schema) })
+	return schema
+}
+
+// Drop drops a schema and everything in it.
+func Drop(t TB, url, schema string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("pgtest: drop schema %s: %v", schema, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		t.Fatalf("pgtest: drop schema %s: %v", schema, err)
+	}
+}
+
+// Open opens a store in a new schema (opts.Schema is replaced) with at
+// most 4 connections unless opts says otherwise, closed and dropped when
+// the test ends.
+func Open(t TB, url string, opts postgres.Options) *postgres.Store {
+	t.Helper()
+	opts.Schema = Schema(t, url)
+	return OpenSchema(t, url, opts)
+}
+
+// OpenSchema opens a store in opts.Schema (another store on the same
+// schema, as another process would), closed when the test ends.
+func OpenSchema(t TB, url string, opts postgres.Options) *postgres.Store {
+	t.Helper()
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 4
+	}
+	st, err := postgres.Open(context.Background(), url, opts)
+	if err != nil {
+		t.Fatalf("pgtest: open store in schema %s: %v", opts.Schema, err)
+		return nil
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}

@@ -1,0 +1,380 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/poolq/poolq/store"
+)
+
+// DefaultSchema is the schema of the tables when [Options.Schema] is empty.
+const DefaultSchema = "poolq"
+
+// DefaultMaxConns is the size of the Store's pool of connections when
+// [Options.MaxConns] is zero and the URL names none (pool_max_conns).
+const DefaultMaxConns = 8
+
+// DefaultMaxRetries is how many times Write runs a transaction again after
+// a serialization failure, a deadlock or a lock taken out of order, when
+// [Options.MaxRetries] is zero.
+const DefaultMaxRetries = 20
+
+// Durability says when a committed transaction is safe from loss. It is the
+// session's synchronous_commit.
+type Durability int
+
+// The durability levels.
+const (
+	// Normal (synchronous_commit = off): Write returns once the commit is
+	// in the server's memory, before its write-ahead log record is flushed
+	// to disk. A committed change survives a crash of the process that
+	// wrote it (the server has it); a crash of the database server or of
+	// its machine may lose the commits of the last moments (at most three
+	// times wal_writer_delay, 600 ms by default). The database is never
+	// corrupted and never keeps half a transaction. It is the default, as
+	// Normal is the SQLite store's.
+	Normal Durability = iota
+	// Full (synchronous_commit = on): Write returns once the commit is
+	// flushed to disk (and to the synchronous standbys, if the server has
+	// any): a committed change survives a power loss too, at the cost of a
+	// flush per commit, which group commit shares between the operations
+	// of a transaction.
+	Full
+)
+
+// String returns "Normal" or "Full".
+func (d Durability) String() string {
+	switch d {
+	case Normal:
+		return "Normal"
+	case Full:
+		return "Full"
+	}
+	return fmt.Sprintf("Durability(%d)", int(d))
+}
+
+// synchronousCommit returns the value of synchronous_commit for d.
+func (d Durability) synchronousCommit() string {
+	if d == Full {
+		return "on"
+	}
+	return "off"
+}
+
+// Locking is how a write transaction takes the lock of a pool (see the
+// package documentation). Both serialize the writes of a pool in the
+// database; they differ only in cost.
+type Locking int
+
+// The ways of locking a pool.
+const (
+	// AdvisoryLock takes a transaction-level advisory lock keyed by the
+	// schema and the pool's internal id (pg_advisory_xact_lock): a lock in
+	// the server's shared memory only, nothing written. It is the default.
+	AdvisoryLock Locking = iota
+	// RowLock locks the pool's row (SELECT … FOR NO KEY UPDATE), which
+	// marks the row, a write to its page and the write-ahead log in every
+	// transaction.
+	RowLock
+)
+
+// String returns "AdvisoryLock" or "RowLock".
+func (l Locking) String() string {
+	switch l {
+	case AdvisoryLock:
+		return "AdvisoryLock"
+	case RowLock:
+		return "RowLock"
+	}
+	return fmt.Sprintf("Locking(%d)", int(l))
+}
+
+// Options configures [Open]. The zero value is ready to use.
+type Options struct {
+	// Schema is the PostgreSQL schema that holds poolq's tables, created
+	// by Open if it does not exist, so that several poolq instances (and
+	// tests) can share one database. It must be a plain identifier:
+	// lower-case letters, digits and underscores, not starting with a
+	// digit, at most 63 bytes. Every Store opened on the same database and
+	// schema shares the same pools. Defaults to [DefaultSchema] ("poolq").
+	Schema string
+	// Durability says when a commit is safe from loss: [Normal] or [Full].
+	// Defaults to Normal.
+	Durability Durability
+	// MaxConns is the size of the pool of connections (pgxpool's
+	// MaxConns), which Reads and Writes share; the listener of
+	// [Store.Watch] has a connection of its own. Must not be negative.
+	// Defaults to the URL's pool_max_conns if it has one, else
+	// [DefaultMaxConns].
+	MaxConns int
+	// MaxRetries bounds how many times Write runs its function again
+	// after a serialization failure, a deadlock, or a pool lock it must
+	// take out of order (see the package documentation). Must not be
+	// negative. Defaults to [DefaultMaxRetries].
+	MaxRetries int
+	// Locking is how write transactions lock a pool: [AdvisoryLock] or
+	// [RowLock]. Defaults to AdvisoryLock.
+	Locking Locking
+}
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func (o Options) withDefaults() Options {
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if o.MaxRetries == 0 {
+		o.MaxRetries = DefaultMaxRetries
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if !schemaName.MatchString(o.Schema) {
+		errs = append(errs, fmt.Errorf("schema %q is not a plain identifier (lower-case letters, digits, underscores; at most 63)", o.Schema))
+	}
+	switch o.Durability {
+	case Normal, Full:
+	default:
+		errs = append(errs, fmt.Errorf("unknown durability %v", o.Durability))
+	}
+	switch o.Locking {
+	case AdvisoryLock, RowLock:
+	default:
+		errs = append(errs, fmt.Errorf("unknown locking %v", o.Locking))
+	}
+	if o.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("negative MaxConns %d", o.MaxConns))
+	}
+	if o.MaxRetries < 0 {
+		errs = append(errs, fmt.Errorf("negative MaxRetries %d", o.MaxRetries))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("postgres: options: %w", err)
+	}
+	return nil
+}
+
+// Store is a [store.Store] on one schema of a PostgreSQL database, shared by
+// any number of processes. It implements [store.Watcher], and its write
+// transactions implement [store.Signaler]. A Store is safe for concurrent
+// use.
+type Store struct {
+	pool    *pgxpool.Pool
+	connCfg *pgx.ConnConfig // for the listener's own connection
+	opts    Options
+	lockNS  int64  // the schema's part of advisory lock keys (see lockKey)
+	channel string // the NOTIFY channel of the schema
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	lis       listener // see listen.go
+
+	stats struct {
+		commits, retries atomic.Uint64
+	}
+}
+
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Watcher = (*Store)(nil)
+)
+
+// Open connects to the database at url (a PostgreSQL URL or key=value
+// connection string, as pgx takes it), creates the schema if needed and
+// brings its tables to the latest version this code knows. Migrations run
+// in one transaction under an advisory lock of the schema, so several
+// processes opening at once migrate it once. A schema written by a newer
+// poolq is not touched: Open returns an error wrapping
+// [store.ErrSchemaTooNew].
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = int32(opts.MaxConns)
+	} else if !hasParam(url, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	rp := cfg.ConnConfig.RuntimeParams
+	rp["search_path"] = opts.Schema
+	rp["synchronous_commit"] = opts.Durability.synchronousCommit()
+	rp["timezone"] = "UTC"
+	if rp["application_name"] == "" {
+		rp["application_name"] = "poolq"
+	}
+	s := &Store{
+		connCfg: cfg.ConnConfig.Copy(),
+		opts:    opts,
+		lockNS:  schemaHash(opts.Schema),
+		channel: "poolq_" + opts.Schema,
+	}
+	if err := migrate(ctx, cfg.ConnConfig, opts.Schema, s.lockNS); err != nil {
+		return nil, fmt.Errorf("postgres: open schema %s: %w", opts.Schema, err)
+	}
+	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	s.lis.init(s)
+	return s, nil
+}
+
+// hasParam reports whether a connection string names param.
+func hasParam(url, param string) bool {
+	return regexp.MustCompile(`(^|[?&\s])` + param + `=`).MatchString(url)
+}
+
+// schemaHash is the high half of the advisory lock keys of a schema: its
+// name hashed to 31 bits, so that poolq instances in other schemas of the
+// database take other locks.
+func schemaHash(schema string) int64 {
+	h := fnv.New32a()
+	h.Write([]byte("poolq:" + schema))
+	return int64(h.Sum32() & 0x7fffffff)
+}
+
+// Schema returns the schema the Store's tables are in.
+func (s *Store) Schema() string { return s.opts.Schema }
+
+// Stats are counters of a Store since Open.
+type Stats struct {
+	// Commits is the number of write transactions committed.
+	Commits uint64
+	// Retries is the number of write transactions run again after a
+	// serialization failure, a deadlock or a pool lock taken out of order.
+	Retries uint64
+}
+
+// Stats returns the Store's counters. It is safe to call at any time.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.stats.commits.Load(), Retries: s.stats.retries.Load()}
+}
+
+// closedErr is the error of operation op after Close.
+func closedErr(op string) error {
+	return fmt.Errorf("postgres: %s: %w", op, store.ErrClosed)
+}
+
+// Read runs fn in a read-only transaction (see [store.Store.Read]) at
+// REPEATABLE READ: every statement sees the snapshot of the first one.
+func (s *Store) Read(ctx context.Context, fn func(store.Tx) error) error {
+	if s.closed.Load() {
+		return closedErr("read")
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		if s.closed.Load() {
+			return fmt.Errorf("%w (%w)", closedErr("read"), err)
+		}
+		return wrap("begin read", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // nothing to commit
+	return fn(newTxn(s, tx, true))
+}
+
+// Write runs fn in a write transaction (see [store.Store.Write]) at READ
+// COMMITTED, in which every pool fn touches is locked first (see the
+// package documentation). The transaction is rolled back when fn returns
+// an error or panics, and run again from the start, fn included, after a
+// serialization failure, a deadlock, or a pool lock it had to take out of
+// order and could not, up to [Options.MaxRetries] times: fn must set its
+// results afresh on every run.
+func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
+	var prelock []lockedPool
+	for attempt := 0; ; attempt++ {
+		if s.closed.Load() {
+			return closedErr("write")
+		}
+		t, err := s.writeOnce(ctx, fn, prelock)
+		if t == nil || t.retry == nil || attempt >= s.opts.MaxRetries {
+			if t != nil && t.retry != nil && err == nil {
+				err = t.retry
+			}
+			return err
+		}
+		s.stats.retries.Add(1)
+		prelock = t.lockSet()
+		if !t.restart { // a serialization failure or deadlock: let the other go on
+			pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+			select {
+			case <-time.After(pause):
+			case <-ctx.Done():
+				return fmt.Errorf("postgres: write: %w (after %w)", ctx.Err(), t.retry)
+			}
+		}
+	}
+}
+
+// writeOnce runs fn in one write transaction. It returns the txn, whose
+// retry field says whether the transaction must run again.
+func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock []lockedPool) (*txn, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		if s.closed.Load() {
+			return nil, fmt.Errorf("%w (%w)", closedErr("write"), err)
+		}
+		return nil, wrap("begin write", err)
+	}
+	t := newTxn(s, tx, false)
+	committed := false
+	defer func() { // on every way out, a panic of fn included
+		if !committed {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if err := t.prelock(ctx, prelock); err != nil {
+		return t, err
+	}
+	ferr := fn(t)
+	if t.retry != nil {
+		return t, ferr
+	}
+	if ferr != nil {
+		return t, ferr
+	}
+	if t.broken != nil {
+		return t, t.broken
+	}
+	if err := t.beforeCommit(ctx); err != nil {
+		return t, err
+	}
+	if err := ctx.Err(); err != nil {
+		return t, wrap("commit", err)
+	}
+	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+		t.noteErr(err)
+		return t, wrap("commit", err)
+	}
+	committed = true
+	s.stats.commits.Add(1)
+	return t, nil
+}
+
+// Close closes the Store's connections and stops its listener. Read and
+// Write return an error wrapping [store.ErrClosed] afterwards; a second
+// Close does nothing and returns nil. Close waits for the transactions
+// under way to end.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.lis.close()
+		s.pool.Close()
+	})
+	return nil
+}

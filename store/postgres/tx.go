@@ -1,0 +1,456 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/poolq/poolq/store"
+)
+
+// txn is a [store.Tx] (and a [store.Signaler]) on one pgx transaction.
+//
+// In a write transaction every method that names a pool first locks it
+// (lockPool): from then until the commit no other transaction writes the
+// pool's row, its counts or its items, so what this one reads of them stays
+// true, and the pool's state (poolState) is kept in memory for the rest of
+// the transaction. Nothing is kept once it ends.
+type txn struct {
+	s        *Store
+	tx       pgx.Tx
+	readOnly bool
+
+	keys   map[uuid.UUID]int64      // internal ids of the pools seen (read transactions)
+	locked map[uuid.UUID]int64      // the pools whose lock is held, by UUID: their internal id
+	maxKey int64                    // the largest lock key held, -1 for none
+	states map[uuid.UUID]*poolState // what this transaction knows of pools (see state.go)
+	deltas map[int64]*counts        // count changes not yet in pool_counts, by pool id
+	signal map[uuid.UUID]bool       // the pools to NOTIFY at commit
+
+	inSavepoint bool
+	broken      error // a savepoint could not be undone: the transaction must not commit
+
+	// retry is set when the transaction must run again: a statement met a
+	// serialization failure or a deadlock, or (restart) a pool lock out of
+	// order was taken. wanted is the lock it could not take.
+	retry   error
+	restart bool
+	wanted  []lockedPool
+}
+
+var (
+	_ store.Tx       = (*txn)(nil)
+	_ store.Signaler = (*txn)(nil)
+)
+
+// lockedPool is a pool lock: the pool's UUID and internal id.
+type lockedPool struct {
+	id uuid.UUID
+	k  int64
+}
+
+func newTxn(s *Store, tx pgx.Tx, readOnly bool) *txn {
+	return &txn{s: s, tx: tx, readOnly: readOnly, maxKey: -1}
+}
+
+// noteErr records err if it asks for the transaction to run again. A
+// savepoint may swallow the error of its function (group commit gives it
+// to one caller): the mark stays, and Write runs everything again.
+func (t *txn) noteErr(err error) {
+	if err != nil && t.retry == nil && retryable(err) {
+		t.retry = err
+	}
+}
+
+func (t *txn) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := t.tx.Exec(ctx, sql, args...)
+	t.noteErr(err)
+	return tag, err
+}
+
+func (t *txn) query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := t.tx.Query(ctx, sql, args...)
+	t.noteErr(err)
+	return rows, err
+}
+
+// queryRow runs a query returning at most one row and scans it into dest;
+// no row is pgx.ErrNoRows ([store.ErrNotFound] through translate).
+func (t *txn) queryRow(ctx context.Context, dest []any, sql string, args ...any) error {
+	err := t.tx.QueryRow(ctx, sql, args...).Scan(dest...)
+	t.noteErr(err)
+	return err
+}
+
+// writable returns an error wrapping [store.ErrReadOnly] in a read
+// transaction.
+func (t *txn) writable(op string) error {
+	if t.readOnly {
+		return fmt.Errorf("postgres: %s: %w", op, store.ErrReadOnly)
+	}
+	return nil
+}
+
+// lockKey returns the key of the lock of pool k: the advisory lock's key
+// (the schema's hash above the id's low 32 bits), or the id itself for a
+// row lock. Locks are taken in the order of their keys.
+func (t *txn) lockKey(k int64) int64 {
+	if t.s.opts.Locking == RowLock {
+		return k
+	}
+	return t.s.lockNS<<32 | k&math.MaxUint32
+}
+
+const keySQL = `SELECT id FROM pools WHERE uuid = $1`
+
+// key returns the internal id of pool id, or [store.ErrNotFound] naming
+// the pool. In a write transaction it locks the pool (see pool).
+func (t *txn) key(ctx context.Context, id uuid.UUID) (int64, error) {
+	if !t.readOnly {
+		st, err := t.pool(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		return st.k, nil
+	}
+	if k, ok := t.keys[id]; ok {
+		return k, nil
+	}
+	var k int64
+	if err := t.queryRow(ctx, []any{&k}, keySQL, id); err != nil {
+		return 0, notFoundPool(id, err)
+	}
+	if t.keys == nil {
+		t.keys = make(map[uuid.UUID]int64)
+	}
+	t.keys[id] = k
+	return k, nil
+}
+
+// notFoundPool names the pool in a not-found error.
+func notFoundPool(id uuid.UUID, err error) error {
+	if err = translate(err); err == store.ErrNotFound {
+		return fmt.Errorf("pool %s: %w", id, err)
+	}
+	return err
+}
+
+// The statements that lock a pool by UUID and return its id. $2 is the
+// largest lock key the transaction holds: a lock above it is waited for,
+// one below only tried (see lockPool).
+const (
+	advisoryKeyExpr = `($3::bigint << 32 | p.id & 4294967295)`
+	lockAdvisorySQL = `SELECT p.id, CASE WHEN ` + advisoryKeyExpr + ` > $2
+        THEN (SELECT true FROM pg_advisory_xact_lock(` + advisoryKeyExpr + `))
+        ELSE pg_try_advisory_xact_lock(` + advisoryKeyExpr + `) END
+FROM pools p WHERE p.uuid = $1`
+	// The row lock waits only for a pool above the largest held; when it
+	// finds no row, lockRowTrySQL tells a missing pool from one below.
+	lockRowSQL    = `SELECT id, true FROM pools WHERE uuid = $1 AND id > $2 FOR NO KEY UPDATE`
+	lockRowTrySQL = `SELECT p.id, EXISTS (SELECT FROM pools l WHERE l.id = p.id FOR NO KEY UPDATE SKIP LOCKED)
+FROM pools p WHERE p.uuid = $1`
+)
+
+// pool returns the state of pool id in a write transaction, locking the
+// pool first if this transaction does not hold its lock yet, or
+// [store.ErrNotFound].
+//
+// Locks are taken in the order of their keys, so that two transactions
+// never wait for each other: a lock above every one held is waited for;
+// one below is only tried, and when another transaction holds it, the
+// transaction is marked to run again (errRestart), taking every lock it
+// needed in order from the start.
+func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
+	if st := t.states[id]; st != nil {
+		return st, nil
+	}
+	if t.retry != nil {
+		return nil, t.retry
+	}
+	var (
+		k     int64
+		ok    bool
+		found bool // the lock statement found the pool
+	)
+	b := &pgx.Batch{}
+	if t.s.opts.Locking == RowLock {
+		b.Queue(lockRowSQL, id, t.maxKey)
+	} else {
+		b.Queue(lockAdvisorySQL, id, t.maxKey, t.s.lockNS)
+	}
+	b.Queue(poolStateSQL, id)
+	br := t.tx.SendBatch(ctx, b)
+	err := br.QueryRow().Scan(&k, &ok)
+	if err == nil {
+		found = true
+	} else if !errorsIsNoRows(err) {
+		t.noteErr(err)
+		br.Close()
+		return nil, wrap("lock pool", err)
+	}
+	var st *poolState
+	var s poolState
+	err = br.QueryRow().Scan(s.dest()...)
+	if err == nil {
+		s.finish()
+		st = &s
+	} else if !errorsIsNoRows(err) {
+		t.noteErr(err)
+		br.Close()
+		return nil, wrap("read pool", err)
+	}
+	if err := br.Close(); err != nil {
+		t.noteErr(err)
+		return nil, wrap("lock pool", err)
+	}
+	if !found {
+		if t.s.opts.Locking != RowLock {
+			return nil, notFoundPool(id, pgx.ErrNoRows)
+		}
+		// No row above the largest held lock: a missing pool, or one below.
+		if err := t.queryRow(ctx, []any{&k, &ok}, lockRowTrySQL, id); err != nil {
+			return nil, notFoundPool(id, err)
+		}
+		st = nil // read before the lock
+	}
+	if !ok {
+		t.restart = true
+		t.retry = errRestart
+		t.wanted = append(t.wanted, lockedPool{id, k})
+		return nil, errRestart
+	}
+	if t.locked == nil {
+		t.locked = make(map[uuid.UUID]int64)
+	}
+	t.locked[id] = k
+	t.maxKey = max(t.maxKey, t.lockKey(k))
+	if st == nil {
+		s, err := t.readState(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		st = s
+	}
+	if st.k != k {
+		// The pool was deleted and made again under the same UUID between
+		// the lock and the read: run again, to lock the new one.
+		t.restart = true
+		t.retry = errRestart
+		return nil, errRestart
+	}
+	t.addPending(st)
+	t.setState(st)
+	return st, nil
+}
+
+func errorsIsNoRows(err error) bool { return translate(err) == store.ErrNotFound }
+
+// readState reads the state of a pool whose lock is held.
+func (t *txn) readState(ctx context.Context, id uuid.UUID) (*poolState, error) {
+	var st poolState
+	err := t.tx.QueryRow(ctx, poolStateSQL, id).Scan(st.dest()...)
+	t.noteErr(err)
+	if err != nil {
+		return nil, notFoundPool(id, err)
+	}
+	st.finish()
+	return &st, nil
+}
+
+func (t *txn) setState(st *poolState) {
+	if t.states == nil {
+		t.states = make(map[uuid.UUID]*poolState, 1)
+	}
+	t.states[st.p.UUID] = st
+}
+
+// lockSet returns the locks this transaction held or wanted, for the next
+// run to take first, in order.
+func (t *txn) lockSet() []lockedPool {
+	out := slices.Clone(t.wanted)
+	for id, k := range t.locked {
+		out = append(out, lockedPool{id, k})
+	}
+	slices.SortFunc(out, func(a, b lockedPool) int { return cmp.Compare(t.lockKey(a.k), t.lockKey(b.k)) })
+	return slices.CompactFunc(out, func(a, b lockedPool) bool { return a.k == b.k })
+}
+
+// prelock takes the locks of a previous run in order, each waited for.
+// The pools' states are read when they are first used.
+func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
+	if len(locks) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, l := range locks {
+		if t.s.opts.Locking == RowLock {
+			b.Queue(`SELECT FROM pools WHERE id = $1 FOR NO KEY UPDATE`, l.k)
+		} else {
+			b.Queue(`SELECT pg_advisory_xact_lock($1)`, t.lockKey(l.k))
+		}
+	}
+	err := t.tx.SendBatch(ctx, b).Close()
+	t.noteErr(err)
+	if err != nil {
+		return wrap("lock pools", err)
+	}
+	t.locked = make(map[uuid.UUID]int64, len(locks))
+	for _, l := range locks {
+		t.locked[l.id] = l.k
+		t.maxKey = max(t.maxKey, t.lockKey(l.k))
+	}
+	return nil
+}
+
+// Signal asks every process watching the store to wake the dequeues of
+// pool id once this transaction commits (see [store.Signaler]): a NOTIFY
+// sent with the commit. A savepoint rolled back forgets the signals given
+// inside it.
+func (t *txn) Signal(id uuid.UUID) {
+	if t.readOnly {
+		return
+	}
+	if t.signal == nil {
+		t.signal = make(map[uuid.UUID]bool, 1)
+	}
+	t.signal[id] = true
+}
+
+const notifySQL = `SELECT pg_notify($1, x) FROM unnest($2::text[]) x`
+
+// beforeCommit writes the pending count changes and the notifications, in
+// one round trip.
+func (t *txn) beforeCommit(ctx context.Context) error {
+	b := &pgx.Batch{}
+	t.queueCounts(b)
+	if len(t.signal) > 0 {
+		ids := make([]string, 0, len(t.signal))
+		for id := range t.signal {
+			ids = append(ids, id.String())
+		}
+		slices.Sort(ids)
+		b.Queue(notifySQL, t.s.channel, ids)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	err := t.tx.SendBatch(ctx, b).Close()
+	t.noteErr(err)
+	if err != nil {
+		return wrap("commit", err)
+	}
+	clear(t.deltas)
+	return nil
+}
+
+const (
+	savepointSQL  = `SAVEPOINT poolq_op`
+	releaseSQL    = `RELEASE SAVEPOINT poolq_op`
+	rollbackToSQL = `ROLLBACK TO SAVEPOINT poolq_op`
+)
+
+// Savepoint runs fn in a savepoint (see [store.Tx.Savepoint]). If undoing
+// fn's writes fails, the whole transaction is marked broken, and Write rolls
+// it back.
+func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
+	const op = "savepoint"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	if t.inSavepoint {
+		return fmt.Errorf("postgres: %s: savepoints do not nest", op)
+	}
+	if t.retry != nil {
+		return t.retry
+	}
+	if _, err := t.exec(ctx, savepointSQL); err != nil {
+		return wrap(op, err)
+	}
+	// What a rollback to the savepoint brings back: pending counts, the
+	// signals, and the locks (those taken inside are released with it).
+	deltas := make(map[int64]*counts, len(t.deltas))
+	for k, c := range t.deltas {
+		cc := *c
+		deltas[k] = &cc
+	}
+	signals := maps.Clone(t.signal)
+	locked, maxKey := maps.Clone(t.locked), t.maxKey
+	t.inSavepoint = true
+	ferr := fn(t)
+	t.inSavepoint = false
+	if ferr == nil && t.retry == nil {
+		if _, err := t.exec(ctx, releaseSQL); err != nil {
+			t.broken = wrap(op, err)
+			return t.broken
+		}
+		return nil
+	}
+	// Undo fn's writes; the states go with them (they are read again,
+	// with the pending counts added), and the rest comes back as it was.
+	t.states = nil
+	t.deltas, t.signal, t.locked, t.maxKey = deltas, signals, locked, maxKey
+	if _, err := t.exec(ctx, rollbackToSQL); err != nil {
+		t.broken = fmt.Errorf("postgres: transaction unusable after a failed savepoint rollback: %w", err)
+		return t.broken
+	}
+	if _, err := t.exec(ctx, releaseSQL); err != nil {
+		t.broken = fmt.Errorf("postgres: transaction unusable after a failed savepoint rollback: %w", err)
+		return t.broken
+	}
+	if ferr == nil {
+		ferr = t.retry
+	}
+	return ferr
+}
+
+// The times an int64 of unix nanoseconds can hold: years 1677 to 2262.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanos returns t as unix nanoseconds, or an error when t is out of the
+// range they can hold.
+func nanos(t time.Time) (int64, error) {
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, fmt.Errorf("time %v out of range (%v to %v)", t, minTime.UTC(), maxTime.UTC())
+	}
+	return t.UnixNano(), nil
+}
+
+// nullNanos returns *t as unix nanoseconds, or nil (NULL) for a nil t.
+func nullNanos(t *time.Time) (*int64, error) {
+	if t == nil {
+		return nil, nil
+	}
+	n, err := nanos(*t)
+	return &n, err
+}
+
+// zeroNullNanos returns t as unix nanoseconds, or nil (NULL) for a zero t.
+func zeroNullNanos(t time.Time) (*int64, error) {
+	if t.IsZero() {
+		return nil, nil
+	}
+	n, err := nanos(t)
+	return &n, err
+}
+
+// fromNanos returns the UTC time of n unix nanoseconds.
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// fromNullNanos returns the UTC time of n, or nil for NULL.
+func fromNullNanos(n *int64) *time.Time {
+	if n == nil {
+		return nil
+	}
+	t := fromNanos(*n)
+	return &t
+}
