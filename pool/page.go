@@ -52,7 +52,7 @@ type PoolQuery struct {
 	// IsActive keeps only active (true) or inactive (false) pools. Nil keeps
 	// all.
 	IsActive *bool `json:"is_active,omitempty"`
-	// Search keeps pools whose name or description contains it,
+	// Search keeps pools whose name, description or type contains it,
 	// case-insensitively (Unicode simple folding). Empty keeps all.
 	Search string `json:"search,omitempty"`
 }

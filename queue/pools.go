@@ -99,7 +99,7 @@ func (e *Engine) Pool(ctx context.Context, id uuid.UUID) (pool.Detail, error) {
 }
 
 // Pools returns one page of pools, oldest first, filtered by q (type,
-// active flag, case-insensitive search in name and description). Page
+// active flag, case-insensitive search in name, description and type). Page
 // defaults to 1, PerPage to 15 (at most 100). Errors: [validate.Errors] for a
 // bad query.
 func (e *Engine) Pools(ctx context.Context, q pool.PoolQuery) (pool.PoolPage, error) {

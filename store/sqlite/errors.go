@@ -17,9 +17,16 @@ import (
 // [Store.Write]. The error names the pool, the field and both values.
 var ErrCacheMismatch = errors.New("cached pool state differs from the database")
 
+// ErrCorrupt is wrapped by the errors of a damaged database file: the
+// report of [Store.Check] or of Open's [Options.QuickCheck], and the error
+// of any operation that reads a damaged page (its transaction is rolled
+// back; the rest of the file stays readable and writable).
+var ErrCorrupt = errors.New("database file is damaged")
+
 // translate maps driver errors to the store's sentinels, by result code:
 // a missing row is [store.ErrNotFound], a uniqueness violation
-// [store.ErrConflict] (still wrapping the driver's error). Other errors are
+// [store.ErrConflict], a damaged page or file [ErrCorrupt] (still wrapping
+// the driver's error). Other errors are
 // returned as they are. It is the one place that inspects driver errors.
 func translate(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
@@ -30,6 +37,10 @@ func translate(err error) error {
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
 			return fmt.Errorf("%w: %w", store.ErrConflict, err)
+		}
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+			return fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
 	}
 	return err

@@ -134,8 +134,10 @@ func (t *txn) Pools(ctx context.Context, q pool.PoolQuery) ([]pool.Pool, int, er
 		args = append(args, *q.IsActive)
 	}
 	if q.Search != "" {
-		where = append(where, "instr(p.search, ?) > 0")
-		args = append(args, foldCase(q.Search))
+		// The type is ASCII: upper() folds it as foldCase does.
+		where = append(where, "(instr(p.search, ?) > 0 OR instr(upper(p.type), ?) > 0)")
+		folded := foldCase(q.Search)
+		args = append(args, folded, folded)
 	}
 	cond := ""
 	if len(where) > 0 {
@@ -222,8 +224,8 @@ func scanPool(s scanner, extra ...any) (pool.Pool, int64, error) {
 	return p, k, nil
 }
 
-// searchText is what a pool search looks in: name and description,
-// case-folded.
+// searchText is what a pool search looks in, besides the type: name and
+// description, case-folded.
 func searchText(p pool.Pool) string {
 	return foldCase(p.Name + "\n" + p.Description)
 }

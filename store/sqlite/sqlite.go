@@ -67,23 +67,29 @@ type Options struct {
 	// Defaults to Normal.
 	Durability Durability
 	// BusyTimeout is how long a connection waits for a lock that another
-	// process holds on the same file before failing; it must not be
-	// negative, and is rounded up to whole milliseconds. Defaults to
+	// process holds on the same file before failing; 0 to
+	// [MaxBusyTimeout], rounded up to whole milliseconds. Defaults to
 	// [DefaultBusyTimeout].
 	BusyTimeout time.Duration
 	// CacheMiB is the page cache of the writer connection, in MiB (each
 	// reader connection has a quarter of it, at least 2). It bounds the
 	// store's memory whatever the number of items, and is what keeps a
 	// pool of a million items as fast to dispatch as one of ten thousand:
-	// the indexes' upper levels stay in memory. Must not be negative.
+	// the indexes' upper levels stay in memory. 0 to [MaxCacheMiB].
 	// Defaults to DefaultCacheMiB.
 	CacheMiB int
 	// CheckpointInterval is how often a goroutine of the Store copies the
 	// write-ahead log back into the database file (see checkpoint.go), so
 	// that no commit waits for a checkpoint. Negative: no goroutine, and
 	// SQLite checkpoints in the commit that crosses 1000 pages, as it does
-	// by default. Defaults to DefaultCheckpointInterval.
+	// by default. At most [MaxCheckpointInterval]. Defaults to
+	// DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
+	// QuickCheck runs SQLite's quick_check on the file at Open (the
+	// structure of every page, in time linear in the file's size, without
+	// the index-content checks of [Store.Check]) and fails Open with an
+	// error wrapping [ErrCorrupt] if it finds damage. Defaults to false.
+	QuickCheck bool
 	// CheckCache turns on check mode for the state of pools that the Store
 	// keeps between write transactions (see the package documentation):
 	// every Write, before it commits and after its count changes are
@@ -101,6 +107,14 @@ type Options struct {
 // DefaultCacheMiB is the writer's page cache when [Options.CacheMiB] is
 // zero.
 const DefaultCacheMiB = 32
+
+// Upper bounds of [Options]: values past them are mistakes, refused by
+// Open rather than passed on to SQLite.
+const (
+	MaxBusyTimeout        = time.Hour
+	MaxCacheMiB           = 64 << 10 // 64 GiB
+	MaxCheckpointInterval = time.Hour
+)
 
 func (o Options) withDefaults() Options {
 	if o.BusyTimeout == 0 {
@@ -121,11 +135,14 @@ func (o Options) validate() error {
 	default:
 		return fmt.Errorf("sqlite: unknown durability %v", o.Durability)
 	}
-	if o.BusyTimeout < 0 {
-		return fmt.Errorf("sqlite: negative busy timeout %v", o.BusyTimeout)
+	if o.BusyTimeout < 0 || o.BusyTimeout > MaxBusyTimeout {
+		return fmt.Errorf("sqlite: busy timeout %v out of range (0 to %v)", o.BusyTimeout, MaxBusyTimeout)
 	}
-	if o.CacheMiB < 0 {
-		return fmt.Errorf("sqlite: negative cache size %d MiB", o.CacheMiB)
+	if o.CacheMiB < 0 || o.CacheMiB > MaxCacheMiB {
+		return fmt.Errorf("sqlite: cache size %d MiB out of range (0 to %d)", o.CacheMiB, MaxCacheMiB)
+	}
+	if o.CheckpointInterval > MaxCheckpointInterval {
+		return fmt.Errorf("sqlite: checkpoint interval %v above %v", o.CheckpointInterval, MaxCheckpointInterval)
 	}
 	return nil
 }
@@ -242,6 +259,11 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 			db.Close()
 		}
 		return nil, err
+	}
+	if opts.QuickCheck {
+		if err := check(ctx, w, "quick_check"); err != nil {
+			return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w)
+		}
 	}
 	if err := migrate(ctx, w); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w)
@@ -565,4 +587,54 @@ func (s *Store) Close() error {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
+}
+
+// Check runs SQLite's integrity_check on the database: every page, every
+// index against its table. It returns nil for a sound file, and an error
+// wrapping [ErrCorrupt] with SQLite's report (its first lines) otherwise.
+// Its cost is linear in the size of the file, and it holds a read
+// transaction meanwhile: run it from an operator's command, not on a hot
+// path. Writers go on while it runs.
+func (s *Store) Check(ctx context.Context) error {
+	if s.closed.Load() {
+		return closedErr("check")
+	}
+	if s.r == nil { // :memory:: the one connection, in turn
+		if err := s.takeTurn(ctx, "check"); err != nil {
+			return err
+		}
+		defer s.endTurn()
+		return check(ctx, s.wc, "integrity_check")
+	}
+	return check(ctx, s.r.db, "integrity_check")
+}
+
+// checkReportLines bounds the lines of a damage report kept in the error.
+const checkReportLines = 20
+
+// check runs PRAGMA pragma (integrity_check or quick_check) on q and turns
+// a report of damage into an error wrapping ErrCorrupt.
+func check(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, pragma string) error {
+	rows, err := q.QueryContext(ctx, fmt.Sprintf("PRAGMA %s(%d)", pragma, checkReportLines))
+	if err != nil {
+		return wrap(pragma, err)
+	}
+	defer rows.Close()
+	var report []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return wrap(pragma, err)
+		}
+		report = append(report, line)
+	}
+	if err := rows.Err(); err != nil {
+		return wrap(pragma, err)
+	}
+	if len(report) == 1 && report[0] == "ok" {
+		return nil
+	}
+	return fmt.Errorf("sqlite: %s: %w: %s", pragma, ErrCorrupt, strings.Join(report, "; "))
 }

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -108,6 +109,9 @@ func TestOpen_Options(t *testing.T) {
 		"NegativeDurability":  {Durability: -1},
 		"NegativeBusyTimeout": {BusyTimeout: -time.Second},
 		"NegativeCache":       {CacheMiB: -1},
+		"HugeBusyTimeout":     {BusyTimeout: sqlite.MaxBusyTimeout + time.Millisecond},
+		"HugeCache":           {CacheMiB: sqlite.MaxCacheMiB + 1},
+		"HugeCheckpoints":     {CheckpointInterval: sqlite.MaxCheckpointInterval + time.Millisecond},
 	} {
 		path := filepath.Join(t.TempDir(), "x.db")
 		_, err := sqlite.Open(ctx, path, opts)
@@ -117,6 +121,61 @@ func TestOpen_Options(t *testing.T) {
 	}
 	_, err := sqlite.Open(ctx, "", sqlite.Options{})
 	require.Error(t, err, "empty path")
+}
+
+// TestStore_Check damages a file (the middle of its pages overwritten, as
+// a disk or a copy gone wrong would) and checks that Check and Open's
+// QuickCheck report it as ErrCorrupt, while a sound file passes both.
+func TestStore_Check(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, path := MustOpenFile(t, sqlite.Options{})
+	p := insertPool(t, st, 2000)
+	require.NoError(t, st.Check(ctx), "a sound file")
+	require.NoError(t, st.Close())
+
+	sound, err := sqlite.Open(ctx, path, sqlite.Options{QuickCheck: true})
+	require.NoError(t, err, "a sound file passes the quick check")
+	require.NoError(t, sound.Close())
+
+	mem := MustOpen(t)
+	require.NoError(t, mem.Check(ctx), "an in-memory store")
+
+	// Damage, in their middle, the pages of the second half of the file:
+	// items and their indexes, not the schema and version table that Open
+	// reads first.
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	info, err := f.Stat()
+	require.NoError(t, err)
+	const pageSize = 4096
+	require.Greater(t, info.Size(), int64(8*pageSize), "the file has pages to damage")
+	junk := bytes.Repeat([]byte{0xA5}, 64)
+	for off := info.Size() / 2 / pageSize * pageSize; off+pageSize <= info.Size(); off += pageSize {
+		_, err := f.WriteAt(junk, off+pageSize/2)
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+
+	_, err = sqlite.Open(ctx, path, sqlite.Options{QuickCheck: true})
+	require.ErrorIs(t, err, sqlite.ErrCorrupt, "Open with the quick check")
+
+	damaged, err := sqlite.Open(ctx, path, sqlite.Options{})
+	require.NoError(t, err, "without the check, Open does not read the damaged pages")
+	defer damaged.Close()
+	err = damaged.Check(ctx)
+	require.ErrorIs(t, err, sqlite.ErrCorrupt)
+	t.Logf("report: %v", err)
+	// An operation that reads a damaged page fails with ErrCorrupt too.
+	err = damaged.Read(ctx, func(tx store.Tx) error {
+		for page := 1; page <= 20; page++ {
+			if _, _, err := tx.Items(ctx, p.UUID, pool.ItemQuery{Page: page, PerPage: 100}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, sqlite.ErrCorrupt, "a read of every item meets the damaged pages")
 }
 
 func TestOpen_PathWithURICharacters(t *testing.T) {

@@ -267,6 +267,7 @@ func testPoolsSearch(t *testing.T, b *bundle) {
 	greek := b.insertPool(func(p *pool.Pool) {
 		p.Name = "ΣΊΣΥΦΟΣ"
 		p.Description = "Στρασβούργο"
+		p.Type = pool.Parallel
 		p.CreatedAt = at(4)
 	})
 
@@ -280,8 +281,11 @@ func testPoolsSearch(t *testing.T, b *bundle) {
 		{"lille", []pool.Pool{ecole}},
 		{"vip", []pool.Pool{vip}},
 		{"HIGH-VALUE", []pool.Pool{vip}},
-		{"customers\nhigh", []pool.Pool{vip}}, // name, newline, description
-		{"e", []pool.Pool{ecole, vip, under}},
+		{"customers\nhigh", []pool.Pool{vip}},        // name, newline, description
+		{"e", []pool.Pool{ecole, vip, under, greek}}, // greek by its type, Parallel
+		{"fifo", []pool.Pool{ecole, vip, under}},     // the type, any case
+		{"PARALLEL", []pool.Pool{greek}},
+		{"allel", []pool.Pool{greek}},
 		{"_", []pool.Pool{under}},
 		{"%", []pool.Pool{under}},
 		{"a%b", nil},
