@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/validate"
@@ -31,7 +32,9 @@ type Item struct {
 	Priority int `json:"priority"`
 	// Attempts counts dispatches that were not given back with Release.
 	Attempts int `json:"attempts"`
-	// RetryCount counts failed attempts, lease expiries included.
+	// RetryCount counts the retries that failed attempts (lease expiries
+	// included) scheduled: a failure that ends the item does not count, so
+	// it never exceeds the pool's max_retries (or the ceiling in force).
 	RetryCount  int        `json:"retry_count"`
 	StartedAt   *time.Time `json:"started_at"`
 	CompletedAt *time.Time `json:"completed_at"`
@@ -90,7 +93,8 @@ func (n NewItem) Item(pool uuid.UUID, now time.Time) Item {
 // of a contact wins (its priority and payload), later ones are dropped. A
 // batch must hold at least one item. Failures name the index:
 // "items[3].contact_uuid" (nil UUID), "items[5].payload" (not JSON, or too
-// large). Any failure rejects the whole batch.
+// large, or not valid UTF-8: JSON text is UTF-8). Any failure rejects the
+// whole batch.
 func PrepareItems(items []NewItem) ([]NewItem, error) {
 	var v validate.Validator
 	if len(items) == 0 {
@@ -105,7 +109,8 @@ func PrepareItems(items []NewItem) ([]NewItem, error) {
 		if len(n.Payload) > 0 {
 			field := fmt.Sprintf("items[%d].payload", i)
 			if v.Check(len(n.Payload) <= MaxPayloadBytes, field, validate.RuleLength,
-				fmt.Sprintf("must be at most %d bytes (got %d)", MaxPayloadBytes, len(n.Payload))) {
+				fmt.Sprintf("must be at most %d bytes (got %d)", MaxPayloadBytes, len(n.Payload))) &&
+				v.Check(utf8.Valid(n.Payload), field, validate.RuleFormat, "must be valid UTF-8") {
 				v.Check(json.Valid(n.Payload), field, validate.RuleFormat, "must be valid JSON")
 			}
 		}

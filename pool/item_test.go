@@ -79,6 +79,11 @@ func TestPrepareItems(t *testing.T) {
 			wantErr: map[string]string{"items[2].payload": validate.RuleFormat},
 		},
 		{
+			name:    "ErrPayloadInvalidUTF8",
+			in:      []pool.NewItem{{ContactUUID: contactA, Payload: json.RawMessage("{\"name\":\"\xff\"}")}},
+			wantErr: map[string]string{"items[0].payload": validate.RuleFormat},
+		},
+		{
 			name:    "ErrPayloadBlank",
 			in:      []pool.NewItem{{ContactUUID: contactA, Payload: json.RawMessage(`  `)}},
 			wantErr: map[string]string{"items[0].payload": validate.RuleFormat},

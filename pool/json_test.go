@@ -372,6 +372,20 @@ func TestCreateParams_UnmarshalJSON(t *testing.T) {
 		require.Equal(t, pool.Parallel, p.Type)
 	})
 
+	// An absent (or null) type is the default; a type given as "" is the
+	// error it is in an update.
+	t.Run("ErrTypeGivenEmpty", func(t *testing.T) {
+		t.Parallel()
+		var p pool.CreateParams
+		require.NoError(t, json.Unmarshal([]byte(`{"name":"VIP customers","description":"leads","type":""}`), &p))
+		require.Equal(t, []string{"type"}, fieldSet(t, p.Validate()))
+		var u pool.UpdateParams
+		require.NoError(t, json.Unmarshal([]byte(`{"type":""}`), &u))
+		require.Equal(t, fieldSet(t, u.Validate()), fieldSet(t, p.Validate()), "the same error as an update's")
+		_, err := pool.New(poolID, p, t0)
+		require.Equal(t, []string{"type"}, fieldSet(t, err))
+	})
+
 	t.Run("ErrWrongTypes", func(t *testing.T) {
 		t.Parallel()
 		for _, body := range []string{

@@ -18,6 +18,10 @@ var (
 	ErrWrongStatus = errors.New("operation not allowed in the item's status")
 )
 
+// MaxNoteLen is the longest note an item may carry (a settlement's, a
+// skip's), in characters (runes).
+const MaxNoteLen = 1000
+
 // Notes the state machine writes itself.
 const (
 	NoteCeiling = "retry ceiling reached"
@@ -98,16 +102,15 @@ func (it Item) Completed(now time.Time, note string) (Item, error) {
 }
 
 // Failed returns the in-flight item settled after a failed attempt at now.
-// RetryCount grows by one. The item becomes Failed when f.Final is set or
-// its attempts reach p's ceiling; otherwise Scheduled at f.RetryAt when
-// given (a RetryAt before now is now: due at once), else Retrying at now +
-// retryDelay.
+// The item becomes Failed when f.Final is set or its attempts reach p's
+// ceiling; otherwise Scheduled at f.RetryAt when given (a RetryAt before now
+// is now: due at once), else Retrying at now + retryDelay, and its
+// RetryCount grows by one.
 func (it Item) Failed(p Pool, now time.Time, f Failure, retryDelay time.Duration) (Item, error) {
 	if !it.Status.InFlight() {
 		return it, fmt.Errorf("fail: %s: %w", it.Status, ErrWrongStatus)
 	}
 	now = now.UTC()
-	it.RetryCount++
 	it.Notes = f.Note
 	it.LeaseExpiresAt = time.Time{}
 	switch {
@@ -122,10 +125,12 @@ func (it Item) Failed(p Pool, now time.Time, f Failure, retryDelay time.Duration
 		}
 		it.Status = StatusScheduled
 		it.NextRetryAt = &at
+		it.RetryCount++
 	default:
 		at := now.Add(retryDelay)
 		it.Status = StatusRetrying
 		it.NextRetryAt = &at
+		it.RetryCount++
 	}
 	return it, nil
 }

@@ -350,7 +350,7 @@ func TestItem_Failed(t *testing.T) {
 			name: "FinalFails", in: inFlight(pool.StatusProcessing, 1), maxRetries: 3,
 			f: pool.Failure{Final: true, Note: "wrong number"},
 			want: func(it *pool.Item) {
-				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 1, "wrong number"
+				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 0, "wrong number"
 				it.FailedAt = &now
 			},
 		},
@@ -358,7 +358,7 @@ func TestItem_Failed(t *testing.T) {
 			name: "FinalWinsOverRetryAt", in: inFlight(pool.StatusInCall, 1), maxRetries: 3,
 			f: pool.Failure{Final: true, RetryAt: retryAt, Note: "do not call"},
 			want: func(it *pool.Item) {
-				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 1, "do not call"
+				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 0, "do not call"
 				it.FailedAt = &now
 			},
 		},
@@ -374,7 +374,7 @@ func TestItem_Failed(t *testing.T) {
 			name: "LastAttemptFails", in: inFlight(pool.StatusProcessing, 4), maxRetries: 3,
 			f: pool.Failure{Note: "busy"},
 			want: func(it *pool.Item) {
-				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 4, "busy"
+				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 3, "busy"
 				it.FailedAt = &now
 			},
 		},
@@ -382,7 +382,7 @@ func TestItem_Failed(t *testing.T) {
 			name: "LastAttemptIgnoresRetryAt", in: inFlight(pool.StatusProcessing, 4), maxRetries: 3,
 			f: pool.Failure{RetryAt: retryAt},
 			want: func(it *pool.Item) {
-				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 4, ""
+				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 3, ""
 				it.FailedAt = &now
 			},
 		},
@@ -390,7 +390,7 @@ func TestItem_Failed(t *testing.T) {
 			name: "MaxRetriesZeroFailsFirstAttempt", in: inFlight(pool.StatusProcessing, 1), maxRetries: 0,
 			f: pool.Failure{Note: "busy"},
 			want: func(it *pool.Item) {
-				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 1, "busy"
+				it.Status, it.RetryCount, it.Notes = pool.StatusFailed, 0, "busy"
 				it.FailedAt = &now
 			},
 		},
@@ -398,7 +398,7 @@ func TestItem_Failed(t *testing.T) {
 			name: "CeilingLoweredWhileInFlight", in: inFlight(pool.StatusInCall, 3), maxRetries: 1,
 			f: pool.Failure{},
 			want: func(it *pool.Item) {
-				it.Status, it.RetryCount = pool.StatusFailed, 3
+				it.Status, it.RetryCount = pool.StatusFailed, 2
 				it.FailedAt = &now
 			},
 		},
@@ -412,7 +412,11 @@ func TestItem_Failed(t *testing.T) {
 			got, err := tt.in.Failed(poolWithRetries(tt.maxRetries), now.In(elsewhere), tt.f, retryDelay)
 			require.NoError(t, err)
 			require.Equal(t, want, got)
-			require.Equal(t, tt.in.RetryCount+1, got.RetryCount)
+			if got.Status == pool.StatusFailed {
+				require.Equal(t, tt.in.RetryCount, got.RetryCount, "a failure that ends the item schedules no retry")
+			} else {
+				require.Equal(t, tt.in.RetryCount+1, got.RetryCount)
+			}
 			require.Equal(t, tt.in.Attempts, got.Attempts, "a failure does not count a new attempt")
 			require.Equal(t, tt.in.Token, got.Token)
 			for _, ts := range []*time.Time{got.NextRetryAt, got.FailedAt} {
@@ -454,7 +458,7 @@ func TestItem_Expired(t *testing.T) {
 		got, err := in.Expired(poolWithRetries(1), now, retryDelay)
 		require.NoError(t, err)
 		want := in
-		want.Status, want.RetryCount, want.Notes = pool.StatusFailed, 2, pool.NoteExpired
+		want.Status, want.RetryCount, want.Notes = pool.StatusFailed, 1, pool.NoteExpired
 		want.FailedAt = &now
 		want.LeaseExpiresAt = time.Time{}
 		require.Equal(t, want, got)

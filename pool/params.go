@@ -1,7 +1,9 @@
 package pool
 
 import (
+	"encoding/json"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/poolq/poolq/validate"
 )
@@ -18,17 +20,58 @@ type CreateParams struct {
 	MaxParallelItems *int   `json:"max_parallel_items,omitempty"`
 	MaxRetries       *int   `json:"max_retries,omitempty"`
 	IsActive         *bool  `json:"is_active,omitempty"`
+
+	// emptyType records a JSON "type": "" (see UnmarshalJSON).
+	emptyType bool
+}
+
+// UnmarshalJSON decodes the JSON form. A "type" given as the empty string
+// is kept apart from an absent one, so that Validate refuses it as an
+// update does: only an absent type means the default.
+func (p *CreateParams) UnmarshalJSON(b []byte) error {
+	type plain CreateParams // without this method
+	var aux struct {
+		plain
+		Type *Type `json:"type"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*p = CreateParams(aux.plain)
+	if aux.Type != nil {
+		p.Type = *aux.Type
+		p.emptyType = *aux.Type == ""
+	}
+	return nil
+}
+
+// trimmed returns p with name and description trimmed of surrounding
+// white space.
+func (p CreateParams) trimmed() CreateParams {
+	p.Name = strings.TrimSpace(p.Name)
+	p.Description = strings.TrimSpace(p.Description)
+	return p
 }
 
 // Validate checks every field and returns a [validate.Errors] listing all
 // the failing ones, or nil:
-//   - name: required, 3–255 characters (runes), no NUL;
-//   - description: required (not blank), no NUL;
-//   - type: FIFO, LIFO or Parallel in any case, or empty for the default;
+//   - name: required, 3–255 characters (runes);
+//   - description: required (not blank), at most [MaxDescriptionLen]
+//     characters;
+//   - type: FIFO, LIFO or Parallel in any case, or empty for the default
+//     (in JSON, a type given as "" is an error, as in an update);
 //   - max_parallel_items: 1–100 when given;
 //   - max_retries: ≥ 0 when given.
+//
+// Name and description are trimmed of surrounding white space first, as
+// the API does: "  VIP " is the 3-character name "VIP". Text must be valid
+// UTF-8 without NUL characters.
 func (p CreateParams) Validate() error {
+	p = p.trimmed()
 	var v validate.Validator
+	if p.emptyType {
+		checkType(&v, "")
+	}
 	checkName(&v, p.Name)
 	checkDescription(&v, p.Description)
 	if p.Type != "" {
@@ -56,8 +99,10 @@ type UpdateParams struct {
 
 // Validate checks every given field with the rules of
 // [CreateParams.Validate] (a given description may not be blank, a given
-// type may not be empty) and returns a [validate.Errors] or nil.
+// type may not be empty; name and description are trimmed first) and
+// returns a [validate.Errors] or nil.
 func (u UpdateParams) Validate() error {
+	u = u.trimmed()
 	var v validate.Validator
 	if u.Name != nil {
 		checkName(&v, *u.Name)
@@ -77,6 +122,20 @@ func (u UpdateParams) Validate() error {
 	return v.Err()
 }
 
+// trimmed returns u with a given name and description trimmed of
+// surrounding white space.
+func (u UpdateParams) trimmed() UpdateParams {
+	if u.Name != nil {
+		s := strings.TrimSpace(*u.Name)
+		u.Name = &s
+	}
+	if u.Description != nil {
+		s := strings.TrimSpace(*u.Description)
+		u.Description = &s
+	}
+	return u
+}
+
 // Apply validates u and returns p with the given fields changed. changed
 // reports whether any value differs from p's; the caller moves UpdatedAt
 // only then (an update that changes nothing is not a modification).
@@ -84,6 +143,7 @@ func (u UpdateParams) Apply(p Pool) (out Pool, changed bool, err error) {
 	if err := u.Validate(); err != nil {
 		return p, false, err
 	}
+	u = u.trimmed()
 	out = p
 	if u.Name != nil {
 		out.Name = *u.Name
@@ -107,7 +167,9 @@ func (u UpdateParams) Apply(p Pool) (out Pool, changed bool, err error) {
 }
 
 // DuplicateParams describes a copy of a pool. A nil Name means the source's
-// name + " (copy)" (cut to 255 characters); a nil CopyContacts means true.
+// name + " (copy)" (the name cut so that the whole fits 255 characters); a
+// nil CopyContacts means true. A given name is trimmed of surrounding white
+// space.
 type DuplicateParams struct {
 	Name         *string `json:"name,omitempty"`
 	CopyContacts *bool   `json:"copy_contacts,omitempty"`
@@ -117,22 +179,26 @@ type DuplicateParams struct {
 func (d DuplicateParams) Validate() error {
 	var v validate.Validator
 	if d.Name != nil {
-		checkName(&v, *d.Name)
+		checkName(&v, strings.TrimSpace(*d.Name))
 	}
 	return v.Err()
 }
 
+// copySuffix marks the default name of a copy.
+const copySuffix = " (copy)"
+
 // CopyName returns the name of a copy of a pool named src: d.Name when
-// given, else src + " (copy)", cut to [MaxNameLen] runes.
+// given (trimmed), else src + " (copy)", with src cut so that the whole
+// fits [MaxNameLen] runes: the marker always shows.
 func (d DuplicateParams) CopyName(src string) string {
 	if d.Name != nil {
-		return *d.Name
+		return strings.TrimSpace(*d.Name)
 	}
-	r := []rune(src + " (copy)")
-	if len(r) > MaxNameLen {
-		r = r[:MaxNameLen]
+	r := []rune(src)
+	if keep := MaxNameLen - utf8.RuneCountInString(copySuffix); len(r) > keep {
+		r = r[:keep]
 	}
-	return string(r)
+	return string(r) + copySuffix
 }
 
 // Copies reports whether the items are copied too (default true).
@@ -147,21 +213,14 @@ type Duplicated struct {
 
 func checkName(v *validate.Validator, name string) {
 	if v.Required("name", name) && v.Length("name", name, MinNameLen, MaxNameLen) {
-		noNUL(v, "name", name)
+		v.Text("name", name, 0)
 	}
 }
 
 func checkDescription(v *validate.Validator, d string) {
 	if v.Required("description", d) {
-		noNUL(v, "description", d)
+		v.Text("description", d, MaxDescriptionLen)
 	}
-}
-
-// noNUL rejects a NUL character: SQL text functions (and many clients)
-// take it for the end of the string, so "abc\x00" would be stored as one
-// thing and measured as another.
-func noNUL(v *validate.Validator, field, s string) {
-	v.Check(!strings.ContainsRune(s, 0), field, validate.RuleFormat, "must not contain NUL characters")
 }
 
 func checkType(v *validate.Validator, t Type) {

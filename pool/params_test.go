@@ -183,9 +183,10 @@ func TestDuplicateParams_CopyName(t *testing.T) {
 		{"OKDefaultSuffix", pool.DuplicateParams{}, "VIP customers", "VIP customers (copy)"},
 		{"OKDefaultSuffixMultiByte", pool.DuplicateParams{}, "日本語", "日本語 (copy)"},
 		{"OKDefaultFitsExactly", pool.DuplicateParams{}, strings.Repeat("a", 248), strings.Repeat("a", 248) + " (copy)"},
-		{"OKDefaultCutTo255", pool.DuplicateParams{}, long250, long250 + " (cop"},
-		{"OKDefaultCut255MultiByte", pool.DuplicateParams{}, long255MB, long255MB},
+		{"OKDefaultCutTo255", pool.DuplicateParams{}, long250, long250[:248] + " (copy)"},
+		{"OKDefaultCut255MultiByte", pool.DuplicateParams{}, long255MB, strings.Repeat("語", 248) + " (copy)"},
 		{"OKGivenName", pool.DuplicateParams{Name: ptr("Second wave")}, "VIP customers", "Second wave"},
+		{"OKGivenNameTrimmed", pool.DuplicateParams{Name: ptr("  Second wave ")}, "VIP customers", "Second wave"},
 		{"OKGivenNameSameAsSource", pool.DuplicateParams{Name: ptr("VIP customers")}, "VIP customers", "VIP customers"},
 	}
 	for _, tt := range tests {
@@ -205,7 +206,8 @@ func TestDuplicateParams_CopyName(t *testing.T) {
 		for n := pool.MinNameLen; n <= pool.MaxNameLen; n++ {
 			src := strings.Repeat("ж", n)
 			got := pool.DuplicateParams{}.CopyName(src)
-			require.True(t, strings.HasPrefix(src+" (copy)", got), "length %d", n)
+			require.True(t, strings.HasSuffix(got, " (copy)"), "length %d: the marker shows", n)
+			require.True(t, strings.HasPrefix(src, strings.TrimSuffix(got, " (copy)")), "length %d", n)
 			require.Equal(t, min(n+len(" (copy)"), pool.MaxNameLen), utf8.RuneCountInString(got), "length %d", n)
 			require.NoError(t, pool.DuplicateParams{Name: ptr(got)}.Validate(), "length %d", n)
 		}

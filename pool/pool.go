@@ -9,8 +9,9 @@ import (
 
 // Limits and defaults of a pool, from the contact-pool API.
 const (
-	MinNameLen = 3   // shortest name, in characters (runes)
-	MaxNameLen = 255 // longest name, in characters (runes)
+	MinNameLen        = 3    // shortest name, in characters (runes)
+	MaxNameLen        = 255  // longest name, in characters (runes)
+	MaxDescriptionLen = 4000 // longest description, in characters (runes)
 
 	DefaultType             = FIFO // type when none is given
 	DefaultMaxParallelItems = 10   // max_parallel_items when none is given
@@ -86,6 +87,7 @@ func New(id uuid.UUID, p CreateParams, now time.Time) (Pool, error) {
 	if err := p.Validate(); err != nil {
 		return Pool{}, err
 	}
+	p = p.trimmed()
 	now = now.UTC()
 	out := Pool{
 		UUID:             id,

@@ -62,9 +62,19 @@ var createCases = []struct {
 	{name: "ErrDescriptionBlank", edit: func(p *pool.CreateParams) { p.Description = " \t\n " }, wantErr: map[string]string{"description": validate.RuleRequired}},
 	{name: "OKDescriptionOneCharacter", edit: func(p *pool.CreateParams) { p.Description = "x" }, want: func(p *pool.Pool) { p.Description = "x" }},
 	{
-		name: "OKDescriptionKeptAsGiven",
-		edit: func(p *pool.CreateParams) { p.Description = "  padded  " },
-		want: func(p *pool.Pool) { p.Description = "  padded  " },
+		name: "OKDescriptionTrimmed",
+		edit: func(p *pool.CreateParams) { p.Description = "  padded\n " },
+		want: func(p *pool.Pool) { p.Description = "padded" },
+	},
+	{
+		name: "OKNameTrimmed",
+		edit: func(p *pool.CreateParams) { p.Name = "\t VIP  " },
+		want: func(p *pool.Pool) { p.Name = "VIP" },
+	},
+	{
+		name: "OKDescriptionAtMax",
+		edit: func(p *pool.CreateParams) { p.Description = strings.Repeat("d", pool.MaxDescriptionLen) },
+		want: func(p *pool.Pool) { p.Description = strings.Repeat("d", pool.MaxDescriptionLen) },
 	},
 
 	// type

@@ -32,8 +32,12 @@ var (
 	)
 	nonBlankRune = textRune.Filter(func(r rune) bool { return !unicode.IsSpace(r) })
 
+	// Names are trimmed of surrounding white space before they are counted.
 	genValidName = rapid.StringOfN(textRune, pool.MinNameLen, pool.MaxNameLen, -1).
-			Filter(func(s string) bool { return strings.TrimSpace(s) != "" })
+			Filter(func(s string) bool {
+			n := utf8.RuneCountInString(strings.TrimSpace(s))
+			return n >= pool.MinNameLen && n <= pool.MaxNameLen
+		})
 	genValidDescription = rapid.StringOfN(textRune, 1, 80, -1).
 				Filter(func(s string) bool { return strings.TrimSpace(s) != "" })
 
@@ -119,7 +123,7 @@ func TestNew_PropertyValidParams(t *testing.T) {
 		require.NoError(t, err)
 
 		want := pool.Pool{
-			UUID: id, Name: p.Name, Description: p.Description,
+			UUID: id, Name: strings.TrimSpace(p.Name), Description: strings.TrimSpace(p.Description),
 			Type: pool.FIFO, MaxParallelItems: 10, MaxRetries: 3, IsActive: true,
 			CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
 		}
@@ -316,14 +320,15 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 					return
 				}
 				require.NoError(t, err)
-				retries++
 				switch {
 				case f.Final || it.Attempts >= p.Ceiling():
 					require.Equal(t, pool.StatusFailed, out.Status)
 				case !f.RetryAt.IsZero():
+					retries++
 					require.Equal(t, pool.StatusScheduled, out.Status)
 					require.True(t, out.NextRetryAt.Equal(f.RetryAt))
 				default:
+					retries++
 					require.Equal(t, pool.StatusRetrying, out.Status)
 					require.True(t, out.NextRetryAt.Equal(clock.Add(retryDelay)))
 				}
@@ -336,10 +341,10 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 					return
 				}
 				require.NoError(t, err)
-				retries++
 				if it.Attempts >= p.Ceiling() {
 					require.Equal(t, pool.StatusFailed, out.Status)
 				} else {
+					retries++
 					require.Equal(t, pool.StatusRetrying, out.Status)
 				}
 				set("expire", out)
@@ -419,6 +424,9 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				require.Equal(t, retries, it.RetryCount, "retry_count")
 				require.GreaterOrEqual(t, it.RetryCount, 0)
 				require.LessOrEqual(t, it.RetryCount, it.Attempts, "retry_count ≤ attempts")
+				if !ceilingChanges {
+					require.LessOrEqual(t, it.RetryCount, p.MaxRetries, "retry_count ≤ max_retries")
+				}
 				require.LessOrEqual(t, it.Attempts, maxCeiling, "attempts ≤ ceiling")
 				if !ceilingChanges {
 					require.LessOrEqual(t, it.Attempts, p.Ceiling(), "attempts ≤ ceiling")

@@ -583,7 +583,7 @@ func TestEngine_Lease(t *testing.T) {
 		require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
 		it = b.item(t, p.UUID, ids[0])
 		require.Equal(t, pool.StatusFailed, it.Status)
-		require.Equal(t, 2, it.RetryCount)
+		require.Equal(t, 1, it.RetryCount, "the last failure schedules no retry: max_retries 1")
 		require.Equal(t, b.clock.Now(), *it.FailedAt)
 	})
 

@@ -3,7 +3,11 @@ package queue
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/poolq/poolq/pool"
 )
 
 // Handler processes one leased item for [Engine.Work]. Its result settles
@@ -54,10 +58,10 @@ func (e *finalError) Unwrap() error { return e.err }
 func Final(err error) error { return &finalError{err: err} }
 
 // failureOf maps a handler's error to the [Failure] Work records: its text
-// as the note, the time of a [RetryAt] and the finality of a [Final] found
-// anywhere in its chain.
+// as the note (made a valid note: see noteOf), the time of a [RetryAt] and
+// the finality of a [Final] found anywhere in its chain.
 func failureOf(err error) Failure {
-	f := Failure{Note: err.Error()}
+	f := Failure{Note: noteOf(err.Error())}
 	var ra *retryAtError
 	if errors.As(err, &ra) {
 		f.RetryAt = ra.at
@@ -67,4 +71,17 @@ func failureOf(err error) Failure {
 		f.Final = true
 	}
 	return f
+}
+
+// noteOf makes s a note the engine accepts, so that a handler's error text
+// can never make its settlement fail (and the attempt wait for its lease to
+// expire): invalid UTF-8 becomes U+FFFD, NUL characters are dropped, and
+// the text is cut to pool.MaxNoteLen characters.
+func noteOf(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "")
+	if utf8.RuneCountInString(s) > pool.MaxNoteLen {
+		s = string([]rune(s)[:pool.MaxNoteLen])
+	}
+	return s
 }

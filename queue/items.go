@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/validate"
 )
 
 // Add puts contacts into a pool as Pending items, in the order given, in one
@@ -106,8 +107,14 @@ func (e *Engine) Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item
 
 // Skip withdraws a waiting item: it becomes Skipped (terminal) with note.
 // Errors: [ErrInFlight], [ErrWrongStatus] for a finished item,
-// [store.ErrNotFound].
+// [store.ErrNotFound], [validate.Errors] for a note that is not valid UTF-8,
+// holds NUL or is longer than [pool.MaxNoteLen].
 func (e *Engine) Skip(ctx context.Context, poolID, contact uuid.UUID, note string) (pool.Item, error) {
+	var v validate.Validator
+	v.Text("note", note, pool.MaxNoteLen)
+	if err := v.Err(); err != nil {
+		return pool.Item{}, fmt.Errorf("skip item: %w", err)
+	}
 	it, err := e.changeItem(ctx, poolID, contact, func(it pool.Item) (pool.Item, error) {
 		return it.Skipped(note)
 	}, false)
@@ -146,8 +153,14 @@ func (e *Engine) SetPriority(ctx context.Context, poolID, contact uuid.UUID, pri
 // transaction, and returns how many it deleted. Contacts not in the pool are
 // ignored, so a retried Remove is harmless. If any of the items is in flight
 // nothing is deleted and the error is [ErrInFlight]. Errors also:
-// [store.ErrNotFound] for an unknown pool, [validate.Errors] for nil UUIDs.
+// [store.ErrNotFound] for an unknown pool, [validate.Errors] for nil UUIDs
+// or no contact at all.
 func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) (int, error) {
+	if len(contacts) == 0 {
+		var v validate.Validator
+		v.Add("contact_uuids", validate.RuleRequired, "at least one contact is required")
+		return 0, fmt.Errorf("remove items: %w", v.Err())
+	}
 	if err := checkIDs(poolID, contacts...); err != nil {
 		return 0, fmt.Errorf("remove items: %w", err)
 	}

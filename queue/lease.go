@@ -81,10 +81,20 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 	return err
 }
 
-// Complete settles a leased item as Completed with note. Errors:
-// [ErrLeaseLost].
+// Complete settles a leased item as Completed with note. On success
+// l.Item is the item as settled. Errors: [ErrLeaseLost], [validate.Errors]
+// for a note that is not valid UTF-8, holds NUL or is longer than
+// [pool.MaxNoteLen].
 func (e *Engine) Complete(ctx context.Context, l *Lease, note string) error {
-	_, err := e.settle(ctx, "complete", l, completeWith(note))
+	var v validate.Validator
+	v.Text("note", note, pool.MaxNoteLen)
+	if err := v.Err(); err != nil {
+		return fmt.Errorf("complete: %w", err)
+	}
+	it, err := e.settle(ctx, "complete", l, completeWith(note))
+	if err == nil {
+		l.Item = it
+	}
 	return err
 }
 
@@ -107,10 +117,14 @@ func (e *Engine) failWith(f Failure) settleFunc {
 // RetryDelay, or Scheduled at f.RetryAt when given; with none left, or when
 // f.Final is set, it becomes Failed. The pool's current max_retries decides.
 // f.RetryAt may be at most [MaxRetryDelay] after now; one in the past is
-// due at once. Errors: [ErrLeaseLost], [validate.Errors] for a RetryAt too
-// far ahead.
+// due at once. On success l.Item is the item as settled. Errors:
+// [ErrLeaseLost], [validate.Errors] for a RetryAt too far ahead or a bad
+// note (as for Complete).
 func (e *Engine) Fail(ctx context.Context, l *Lease, f Failure) error {
-	_, err := e.fail(ctx, l, f)
+	it, err := e.fail(ctx, l, f)
+	if err == nil {
+		l.Item = it
+	}
 	return err
 }
 
@@ -125,9 +139,10 @@ func (e *Engine) fail(ctx context.Context, l *Lease, f Failure) (pool.Item, erro
 	return e.settle(ctx, "fail", l, e.failWith(f))
 }
 
-// checkFailure adds to v the error of a RetryAt too far ahead, as field
-// prefix + "retry_at".
+// checkFailure adds to v the errors of a RetryAt too far ahead and of a bad
+// note, as fields prefix + "retry_at" and prefix + "note".
 func (e *Engine) checkFailure(v *validate.Validator, prefix string, f Failure) {
+	v.Text(prefix+"note", f.Note, pool.MaxNoteLen)
 	limit := e.now().Add(MaxRetryDelay)
 	v.Check(!f.RetryAt.After(limit), prefix+"retry_at", validate.RuleRange,
 		fmt.Sprintf("must be at most %v from now (got %s)", MaxRetryDelay, f.RetryAt.UTC().Format(time.RFC3339)))
@@ -135,11 +150,15 @@ func (e *Engine) checkFailure(v *validate.Validator, prefix string, f Failure) {
 
 // Release gives a leased item back unattempted: the attempt is not counted
 // and the item is due again at once (Pending, or Retrying if it failed
-// before), in its insertion place. Errors: [ErrLeaseLost].
+// before), in its insertion place. On success l.Item is the item as
+// released. Errors: [ErrLeaseLost].
 func (e *Engine) Release(ctx context.Context, l *Lease) error {
-	_, err := e.settle(ctx, "release", l, func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
+	it, err := e.settle(ctx, "release", l, func(it pool.Item, _ pool.Pool, now time.Time) (pool.Item, error) {
 		return it.Released(now)
 	})
+	if err == nil {
+		l.Item = it
+	}
 	return err
 }
 
@@ -289,8 +308,12 @@ func (e *Engine) settleItem(ctx context.Context, tx *wtx, it pool.Item, l *Lease
 }
 
 // current reports whether l is the current lease of it.
+// Every field that names the dispatch must match: a lease whose pool or
+// contact is not the item's (a webhook that paired the wrong contact with a
+// lease) settles nothing.
 func current(it pool.Item, l *Lease) bool {
-	return it.PoolUUID == l.PoolUUID && it.Status.InFlight() && it.Token == l.Token
+	return it.PoolUUID == l.PoolUUID && it.ContactUUID == l.ContactUUID &&
+		it.Status.InFlight() && it.Token == l.Token
 }
 
 // Outcome is how one leased item ends, for [Engine.Settle].
@@ -324,7 +347,9 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 			}
 		}
 		if o.Failure != nil {
-			e.checkFailure(&v, prefix, *o.Failure)
+			e.checkFailure(&v, prefix+"failure.", *o.Failure)
+		} else {
+			v.Text(prefix+"note", o.Note, pool.MaxNoteLen)
 		}
 	}
 	if err := v.Err(); err != nil {

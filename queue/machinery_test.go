@@ -388,7 +388,7 @@ func TestEngine_Bounds(t *testing.T) {
 		require.Equal(t, []string{"retry_at"}, fieldsOf(t, b.eng.Fail(b.ctx, l, queue.Failure{RetryAt: far})))
 		res, err := b.eng.Settle(b.ctx, queue.Outcome{Lease: l, Failure: &queue.Failure{RetryAt: far}})
 		require.Nil(t, res)
-		require.Equal(t, []string{"outcomes[0].retry_at"}, fieldsOf(t, err))
+		require.Equal(t, []string{"outcomes[0].failure.retry_at"}, fieldsOf(t, err))
 
 		it, err := b.eng.Item(b.ctx, p.UUID, ids[0].ContactUUID)
 		require.NoError(t, err)

@@ -194,7 +194,6 @@ func (p *modelPool) dueOrdered(now time.Time) []*modelItem {
 
 // fail is pool.Item.Failed, written out again for the model.
 func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note string) {
-	it.retries++
 	it.notes = note
 	it.leaseExp = time.Time{}
 	switch {
@@ -203,12 +202,14 @@ func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note
 		it.failed = now
 		it.nextRetry = time.Time{}
 	case !retryAt.IsZero():
+		it.retries++
 		it.status = pool.StatusScheduled
 		it.nextRetry = retryAt
 		if retryAt.Before(now) {
 			it.nextRetry = now // a time past is due at once
 		}
 	default:
+		it.retries++
 		it.status = pool.StatusRetrying
 		it.nextRetry = now.Add(modelRetryDelay)
 	}

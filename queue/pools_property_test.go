@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
@@ -61,7 +62,10 @@ var (
 		rapid.RuneFrom([]rune("🚀😀é")),
 	)
 	propName = rapid.StringOfN(propRune, pool.MinNameLen, pool.MaxNameLen, -1).
-			Filter(func(s string) bool { return strings.TrimSpace(s) != "" })
+			Filter(func(s string) bool { // valid once trimmed, as the name rule counts it
+			n := utf8.RuneCountInString(strings.TrimSpace(s))
+			return n >= pool.MinNameLen && n <= pool.MaxNameLen
+		})
 	propDesc = rapid.StringOfN(propRune, 1, 60, -1).
 			Filter(func(s string) bool { return strings.TrimSpace(s) != "" })
 	propValidCreate = rapid.Custom(func(t *rapid.T) pool.CreateParams {

@@ -79,6 +79,28 @@ func (v *Validator) Length(field, s string, min, max int) bool {
 	return true
 }
 
+// Text fails field, with rule "format", when s is not valid UTF-8 or holds
+// a NUL character (SQL text functions, and many clients, take NUL for the
+// end of a string, so "ab\x00c" would be stored as one thing and read as
+// another), and with rule "length" when it is longer than max characters
+// (runes); max 0 means no limit. It reports whether s passed. Every
+// free-text field that enters poolq goes through it.
+func (v *Validator) Text(field, s string, max int) bool {
+	switch {
+	case !utf8.ValidString(s):
+		v.Add(field, RuleFormat, "must be valid UTF-8")
+		return false
+	case strings.IndexByte(s, 0) >= 0:
+		v.Add(field, RuleFormat, "must not contain NUL characters")
+		return false
+	}
+	if n := utf8.RuneCountInString(s); max > 0 && n > max {
+		v.Add(field, RuleLength, fmt.Sprintf("must be at most %d characters (got %d)", max, n))
+		return false
+	}
+	return true
+}
+
 // IntRange fails field when n is outside [min, max]. It reports whether n
 // passed.
 func (v *Validator) IntRange(field string, n, min, max int) bool {

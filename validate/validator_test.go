@@ -64,6 +64,38 @@ func TestValidator_Required(t *testing.T) {
 	}
 }
 
+func TestValidator_Text(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		max      int
+		rule     string // "" when the value passes
+		message  string
+	}{
+		{"OKEmpty", "", 10, "", ""},
+		{"OKAtMax", strings.Repeat("日", 10), 10, "", ""},
+		{"OKNoLimit", strings.Repeat("a", 100_000), 0, "", ""},
+		{"OKNewlinesAndTabs", "line one\n\tline two", 0, "", ""},
+		{"ErrTooLong", strings.Repeat("日", 11), 10, validate.RuleLength, "must be at most 10 characters (got 11)"},
+		{"ErrInvalidUTF8", "busy \xff", 10, validate.RuleFormat, "must be valid UTF-8"},
+		{"ErrNUL", "bu\x00sy", 10, validate.RuleFormat, "must not contain NUL characters"},
+		{"ErrNULAtEnd", "busy\x00", 0, validate.RuleFormat, "must not contain NUL characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ok, errs := ruleOf(func(v *validate.Validator) bool { return v.Text("note", tt.in, tt.max) })
+			require.Equal(t, tt.rule == "", ok)
+			if tt.rule == "" {
+				require.Empty(t, errs)
+				return
+			}
+			fe := requireOneFailure(t, errs, "note", tt.rule)
+			require.Equal(t, tt.message, fe.Message)
+		})
+	}
+}
+
 func TestValidator_Length(t *testing.T) {
 	t.Parallel()
 

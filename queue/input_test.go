@@ -1,0 +1,131 @@
+package queue_test
+
+// Input hygiene at the engine's API: text that enters poolq is valid UTF-8
+// without NUL and within its length; a lease settles only the item of its
+// own pool and contact; a failed call writes nothing.
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/stretchr/testify/require"
+)
+
+func TestEngine_NotesAreText(t *testing.T) {
+	t.Parallel()
+	bad := map[string]string{
+		"InvalidUTF8": "busy \xff",
+		"NUL":         "bu\x00sy",
+		"TooLong":     strings.Repeat("n", pool.MaxNoteLen+1),
+	}
+	for name, note := range bad {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			p := b.pool(t, pool.Parallel, 10, 3)
+			ids := b.add(t, p.UUID, 2)
+			l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+			require.NoError(t, err)
+
+			require.Equal(t, []string{"note"}, fieldsOf(t, b.eng.Complete(b.ctx, l, note)))
+			require.Equal(t, []string{"note"}, fieldsOf(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: note})))
+			_, err = b.eng.Settle(b.ctx, queue.Outcome{Lease: l, Note: note})
+			require.Equal(t, []string{"outcomes[0].note"}, fieldsOf(t, err))
+			_, err = b.eng.Settle(b.ctx, queue.Outcome{Lease: l, Failure: &queue.Failure{Note: note}})
+			require.Equal(t, []string{"outcomes[0].failure.note"}, fieldsOf(t, err))
+			_, err = b.eng.Skip(b.ctx, p.UUID, ids[1], note)
+			require.Equal(t, []string{"note"}, fieldsOf(t, err))
+
+			// Nothing was written: the lease still settles, the other item waits.
+			require.Equal(t, pool.StatusProcessing, b.item(t, p.UUID, l.ContactUUID).Status)
+			require.Equal(t, pool.StatusPending, b.item(t, p.UUID, ids[1]).Status)
+			require.NoError(t, b.eng.Complete(b.ctx, l, strings.Repeat("n", pool.MaxNoteLen)), "a note at the limit")
+		})
+	}
+}
+
+// TestEngine_LeaseNamesItsItem: a lease whose contact or pool is not its
+// item's settles nothing, as a webhook that paired the wrong contact with a
+// lease must not settle someone else's call.
+func TestEngine_LeaseNamesItsItem(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.Parallel, 10, 3)
+	other := b.pool(t, pool.Parallel, 10, 3)
+	ids := b.add(t, p.UUID, 2)
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+
+	wrongContact := *l
+	wrongContact.ContactUUID = ids[1]
+	wrongPool := *l
+	wrongPool.PoolUUID = other.UUID
+	for name, bad := range map[string]queue.Lease{"Contact": wrongContact, "Pool": wrongPool} {
+		require.ErrorIs(t, b.eng.Complete(b.ctx, &bad, ""), queue.ErrLeaseLost, name)
+		require.ErrorIs(t, b.eng.Fail(b.ctx, &bad, queue.Failure{Final: true}), queue.ErrLeaseLost, name)
+		require.ErrorIs(t, b.eng.Release(b.ctx, &bad), queue.ErrLeaseLost, name)
+		require.ErrorIs(t, b.eng.MarkInCall(b.ctx, &bad), queue.ErrLeaseLost, name)
+		res, err := b.eng.Settle(b.ctx, queue.Outcome{Lease: &bad})
+		require.NoError(t, err)
+		require.ErrorIs(t, res[0], queue.ErrLeaseLost, name)
+	}
+	it := b.item(t, p.UUID, ids[0])
+	require.Equal(t, pool.StatusProcessing, it.Status, "settled by nothing")
+	require.Equal(t, pool.StatusPending, b.item(t, p.UUID, ids[1]).Status)
+	require.NoError(t, b.eng.Complete(b.ctx, l, "the right lease"))
+}
+
+// TestEngine_SettlementsReturnTheItem: Complete, Fail and Release leave the
+// settled item in the lease, as MarkInCall and Extend do.
+func TestEngine_SettlementsReturnTheItem(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.Parallel, 10, 3)
+	b.add(t, p.UUID, 3)
+	ls, err := b.eng.DequeueN(b.ctx, p.UUID, 3)
+	require.NoError(t, err)
+
+	require.NoError(t, b.eng.Complete(b.ctx, ls[0], "answered"))
+	require.NoError(t, b.eng.Fail(b.ctx, ls[1], queue.Failure{Note: "busy"}))
+	require.NoError(t, b.eng.Release(b.ctx, ls[2]))
+	for i, want := range []pool.Status{pool.StatusCompleted, pool.StatusRetrying, pool.StatusPending} {
+		require.Equal(t, want, ls[i].Item.Status, "lease %d", i)
+		require.Equal(t, b.item(t, p.UUID, ls[i].ContactUUID), ls[i].Item, "lease %d: the item as stored", i)
+	}
+}
+
+func TestEngine_RemoveNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.FIFO, 1, 3)
+	b.add(t, p.UUID, 1)
+	n, err := b.eng.Remove(b.ctx, p.UUID)
+	require.Equal(t, []string{"contact_uuids"}, fieldsOf(t, err))
+	require.Zero(t, n)
+	require.Equal(t, 1, b.counts(t, p.UUID)[pool.StatusPending])
+}
+
+// TestFailureOf_NotesAlwaysSettle: whatever a handler's error says, the
+// note Work records is one the engine accepts.
+func TestFailureOf_NotesAlwaysSettle(t *testing.T) {
+	t.Parallel()
+	for name, text := range map[string]string{
+		"InvalidUTF8": "busy \xff\xfe",
+		"NUL":         "no\x00answer",
+		"Long":        strings.Repeat("é", 3*pool.MaxNoteLen),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := queue.FailureOf(errors.New(text))
+			b := setup(t)
+			p := b.pool(t, pool.FIFO, 1, 3)
+			b.add(t, p.UUID, 1)
+			l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+			require.NoError(t, err)
+			require.NoError(t, b.eng.Fail(b.ctx, l, f), "the note of %q", text[:min(len(text), 20)])
+		})
+	}
+}
