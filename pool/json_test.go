@@ -135,6 +135,41 @@ func TestPool_MarshalJSON(t *testing.T) {
 	})
 }
 
+// TestTimestamp: every time in JSON has the reference's form, whole seconds
+// and Z, fixed width, whatever the nanoseconds and the zone of the value.
+func TestTimestamp(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2024, 1, 2, 4, 4, 5, 987654321, time.FixedZone("X", 3600))
+	const want = `"2024-01-02T03:04:05Z"`
+
+	p := defaultPool()
+	p.CreatedAt, p.UpdatedAt = at, at
+	it := pool.Item{ContactUUID: poolID, Status: pool.StatusFailed, AddedAt: at, StartedAt: &at, FailedAt: &at, NextRetryAt: &at, CompletedAt: &at}
+	for name, v := range map[string]any{
+		"Pool":       p,
+		"Detail":     pool.Detail{Pool: p, StatusCounts: pool.ZeroCounts()},
+		"Duplicated": pool.Duplicated{Pool: p, ContactsCopied: 3},
+		"Item":       it,
+		"Page":       pool.NewPage(1, 15, 1, []pool.Pool{p}),
+	} {
+		b, err := json.Marshal(v)
+		require.NoError(t, err, name)
+		require.NotContains(t, string(b), "987", "%s: no fraction of a second: %s", name, b)
+		require.Contains(t, string(b), want, name)
+	}
+	b, err := json.Marshal(pool.Timestamp(at))
+	require.NoError(t, err)
+	require.Equal(t, want, string(b))
+	var back pool.Timestamp
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.True(t, at.Truncate(time.Second).Equal(time.Time(back)))
+	var item pool.Item
+	b, err = json.Marshal(it)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &item), "an item's JSON reads back")
+	require.True(t, item.AddedAt.Equal(at.Truncate(time.Second)))
+}
+
 func TestDetail_MarshalJSON(t *testing.T) {
 	t.Parallel()
 

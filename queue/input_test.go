@@ -5,9 +5,11 @@ package queue_test
 // own pool and contact; a failed call writes nothing.
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
@@ -128,4 +130,25 @@ func TestFailureOf_NotesAlwaysSettle(t *testing.T) {
 			require.NoError(t, b.eng.Fail(b.ctx, l, f), "the note of %q", text[:min(len(text), 20)])
 		})
 	}
+}
+
+// TestLease_JSON: a lease marshalled (to be kept with a call and settled
+// from a webhook) writes its expiry as the API writes times, and read back
+// it settles the item.
+func TestLease_JSON(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.clock.Advance(123456789) // nanoseconds in every time
+	p := b.pool(t, pool.FIFO, 1, 3)
+	b.add(t, p.UUID, 1)
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	raw, err := json.Marshal(l)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(raw, &m))
+	require.Equal(t, l.ExpiresAt.UTC().Truncate(time.Second).Format(time.RFC3339), m["expires_at"])
+	var back queue.Lease
+	require.NoError(t, json.Unmarshal(raw, &back))
+	require.NoError(t, b.eng.Complete(b.ctx, &back, "settled from JSON"))
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,6 +30,16 @@ type Lease struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// Item is the item as dispatched, with its payload.
 	Item pool.Item `json:"item"`
+}
+
+// MarshalJSON writes the lease with ExpiresAt as a [pool.Timestamp] (whole
+// seconds, rounded down), like every time of the API.
+func (l Lease) MarshalJSON() ([]byte, error) {
+	type plain Lease // without this method
+	return json.Marshal(struct {
+		plain
+		ExpiresAt pool.Timestamp `json:"expires_at"`
+	}{plain(l), pool.Timestamp(l.ExpiresAt)})
 }
 
 func newLease(it pool.Item) *Lease {

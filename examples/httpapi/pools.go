@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/poolq/poolq/pool"
@@ -10,7 +11,16 @@ import (
 // status_counts, and campaigns, always empty until poolq models campaigns.
 type poolDetail struct {
 	pool.Detail
-	Campaigns []struct{} `json:"campaigns"`
+}
+
+// MarshalJSON writes the detail's object with "campaigns": [] added. (The
+// embedded Detail's own MarshalJSON would otherwise stand for the whole.)
+func (d poolDetail) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(d.Detail)
+	if err != nil {
+		return nil, err
+	}
+	return append(b[:len(b)-1], `,"campaigns":[]}`...), nil
 }
 
 // createPool: POST /api/v1/pools, body pool.CreateParams.
@@ -64,7 +74,7 @@ func (s *server) getPool(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.ok(w, http.StatusOK, "Pool retrieved successfully", poolDetail{Detail: d, Campaigns: []struct{}{}})
+	s.ok(w, http.StatusOK, "Pool retrieved successfully", poolDetail{Detail: d})
 	return nil
 }
 

@@ -1,0 +1,159 @@
+package queue_test
+
+// The engine's tests on the PostgreSQL store: the rapid model (on one store,
+// and on three stores of one schema taking turns, as three nodes would),
+// the concurrency cap test over three engines each with its own pool of
+// connections, and the wake-up of a Dequeue blocked in one engine by
+// another's Add, through LISTEN/NOTIFY, before and after the listener's
+// connection is killed. They need POOLQ_TEST_POSTGRES (see package
+// store/postgres/pgtest) and skip without it. postgres_kill_test.go kills
+// one of three processes dialling one database.
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+)
+
+func TestPostgres_Model(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	t.Run("OneStore", func(t *testing.T) {
+		t.Parallel()
+		modelCheck(t, func(t *rapid.T) store.Store {
+			return pgtest.Open(t, url, postgres.Options{MaxConns: 2})
+		})
+	})
+	// Three stores on one schema, each with its own connections, take
+	// turns at every transaction: what one committed, the next must see,
+	// as three nodes would.
+	t.Run("ThreeStores", func(t *testing.T) {
+		t.Parallel()
+		modelCheck(t, func(t *rapid.T) store.Store {
+			first := pgtest.Open(t, url, postgres.Options{MaxConns: 2})
+			opts := postgres.Options{Schema: first.Schema(), MaxConns: 2}
+			return &turnStore{stores: []store.Store{first, pgtest.OpenSchema(t, url, opts), pgtest.OpenSchema(t, url, opts)}}
+		})
+	})
+}
+
+// turnStore runs each transaction on the next of its stores in turn.
+type turnStore struct {
+	stores []store.Store
+	next   atomic.Uint64
+}
+
+func (s *turnStore) pick() store.Store { return s.stores[s.next.Add(1)%uint64(len(s.stores))] }
+
+func (s *turnStore) Read(ctx context.Context, fn func(store.Tx) error) error {
+	return s.pick().Read(ctx, fn)
+}
+
+func (s *turnStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	return s.pick().Write(ctx, fn)
+}
+
+func (s *turnStore) Close() error { return nil } // each store is closed by its own cleanup
+
+// pgEngines opens n engines, each on its own store (its own pool of
+// connections) on one new schema.
+func pgEngines(t *testing.T, url string, n int, opts queue.Options) ([]*queue.Engine, []*postgres.Store) {
+	t.Helper()
+	first := pgtest.Open(t, url, postgres.Options{})
+	stores := []*postgres.Store{first}
+	for len(stores) < n {
+		stores = append(stores, pgtest.OpenSchema(t, url, postgres.Options{Schema: first.Schema()}))
+	}
+	engines := make([]*queue.Engine, n)
+	for i, st := range stores {
+		engines[i] = openEngine(t, st, opts)
+	}
+	return engines, stores
+}
+
+// TestPostgres_ConcurrentThreeEngines runs the cap test over three engines,
+// each on its own store and connections, on one schema: the cap, the
+// ceiling and the fencing hold across them because every claim locks the
+// pool in the database.
+func TestPostgres_ConcurrentThreeEngines(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	engines, _ := pgEngines(t, url, 3, queue.Options{
+		LeaseTimeout: time.Minute,      // no lease expires during the run
+		RetryDelay:   time.Millisecond, // failed items come back at once
+		PollInterval: 20 * time.Millisecond,
+	})
+	ccRun(t, engines, 18, 5, 2, 150)
+}
+
+// TestPostgres_WakeAcrossEngines blocks a Dequeue in one engine (with an
+// hour's poll) and wakes it with another engine's Add, through
+// LISTEN/NOTIFY; then kills the listener's connection and checks that it
+// connects again by itself and wakes the next Dequeue too.
+func TestPostgres_WakeAcrossEngines(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	engines, stores := pgEngines(t, url, 2, queue.Options{PollInterval: time.Hour})
+	waiter, adder := engines[0], engines[1]
+	p, err := adder.CreatePool(ctx, pool.CreateParams{Name: "wake", Description: "across engines", Type: pool.Parallel})
+	require.NoError(t, err)
+
+	listening := func() bool { // a listener of the schema listens
+		conn, err := pgx.Connect(ctx, url)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		var n int
+		err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE application_name = $1 AND state = 'idle' AND query LIKE 'LISTEN %'`,
+			"poolq listener "+stores[0].Schema()).Scan(&n)
+		return err == nil && n == 2 // one per store
+	}
+	wake := func(what string) {
+		t.Helper()
+		got := make(chan ccResult, 1)
+		go func() {
+			l, err := waiter.Dequeue(ctx, p.UUID)
+			got <- ccResult{l, err, time.Now()}
+		}()
+		require.Eventually(t, func() bool { return queue.Waiting(waiter, p.UUID) == 1 }, 5*time.Second, time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // the Dequeue has looked and sleeps
+		t0 := time.Now()
+		_, err := adder.Add(ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		select {
+		case r := <-got:
+			require.NoError(t, r.err)
+			d := r.at.Sub(t0)
+			t.Logf("%s: woken %v after the other engine's Add", what, d)
+			require.Less(t, d, time.Second, "%s: the Dequeue took %v to wake", what, d)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the Dequeue was not woken by the other engine's Add", what)
+		}
+	}
+	require.Eventually(t, listening, 10*time.Second, 5*time.Millisecond, "the listeners listen")
+	wake("listening")
+
+	// Kill every listener connection of the schema, and wait for them to
+	// be back.
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var killed int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE application_name = $1) k`, "poolq listener "+stores[0].Schema()).Scan(&killed)
+	require.NoError(t, err)
+	require.Equal(t, 2, killed, "each store has its listener")
+	require.Eventually(t, listening, 10*time.Second, 5*time.Millisecond, "the listeners connect again")
+	wake("after the listener's connection was killed")
+}
