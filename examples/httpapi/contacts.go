@@ -49,8 +49,7 @@ func (s *server) addContacts(w http.ResponseWriter, r *http.Request) error {
 			c, ok := parseUUID(raw)
 			if !ok {
 				if bad++; bad <= maxListedErrors {
-					v.Add(fmt.Sprintf("contact_uuids[%d]", i), validate.RuleFormat,
-						fmt.Sprintf("must be a UUID like xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, not the nil UUID (got %q)", raw))
+					v.Add(fmt.Sprintf("contact_uuids[%d]", i), validate.RuleFormat, uuidProblem(raw))
 				}
 				continue
 			}
@@ -88,6 +87,6 @@ func (s *server) listContacts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.ok(w, http.StatusOK, "Contacts retrieved successfully", pg)
+	s.ok(w, http.StatusOK, "Pool contacts retrieved successfully", pg)
 	return nil
 }

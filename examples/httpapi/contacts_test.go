@@ -57,6 +57,10 @@ func TestAddContacts(t *testing.T) {
 			// One bad UUID fails the batch: the good one before it is not added.
 			res := b.do("POST", path, `{"contact_uuids": ["`+good+`", "nope", "`+uuid.Nil.String()+`"]}`)
 			requireInvalid(t, res, "contact_uuids[1]", "contact_uuids[2]")
+			// Each message says what is wrong with that value.
+			require.Contains(t, res.Env.Error.Details, `contact_uuids[1]: must be a UUID like xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (got "nope");`)
+			require.Contains(t, res.Env.Error.Details, "contact_uuids[2]: must not be the nil UUID")
+			require.NotContains(t, res.Env.Error.Details, `nil UUID (got "nope")`)
 			many := make([]string, MaxContactsPerRequest+1)
 			for i := range many {
 				many[i] = uuid.NewString()
@@ -86,10 +90,13 @@ func TestAddContacts(t *testing.T) {
 		path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
 		c := uuid.NewString()
 		b.unchanged(func() {
-			requireError(t, b.do("POST", path, `{"contact_uuids": "`+c+`"}`), http.StatusBadRequest, CodeInvalidType)
-			requireError(t, b.do("POST", path, `{"contact_uuids": [1]}`), http.StatusBadRequest, CodeInvalidType)
-			requireError(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"], "priority": "high"}`), http.StatusBadRequest, CodeInvalidType)
-			requireError(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"], "payload": {}}`), http.StatusBadRequest, CodeUnknownField)
+			// A wrong JSON type or an unknown field is a 422 naming it, like
+			// any rule, so that a form can show it.
+			requireInvalid(t, b.do("POST", path, `{"contact_uuids": "`+c+`"}`), "contact_uuids")
+			requireInvalid(t, b.do("POST", path, `{"contact_uuids": [1]}`), "contact_uuids")
+			requireInvalid(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"], "priority": "high"}`), "priority")
+			requireInvalid(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"], "payload": {}}`), "payload")
+			requireInvalid(t, b.do("POST", path, `{"contact_uuids": 1, "priority": "high", "colour": 2}`), "colour")
 			requireError(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"]`), http.StatusBadRequest, CodeInvalidJSON)
 			requireError(t, b.do("POST", path, `{"contact_uuids": ["`+strings.Repeat("a", MaxBodyBytes)+`"]}`),
 				http.StatusRequestEntityTooLarge, CodePayloadTooLarge)
@@ -122,7 +129,7 @@ func TestListContacts(t *testing.T) {
 		t.Helper()
 		res := b.do("GET", path+query, nil)
 		require.Equal(t, http.StatusOK, res.Status, "%s: %s", query, res.Body)
-		require.Equal(t, "Contacts retrieved successfully", res.Env.Message)
+		require.Equal(t, "Pool contacts retrieved successfully", res.Env.Message)
 		return data[pool.ItemPage](t, res)
 	}
 	contacts := func(pg pool.ItemPage) []uuid.UUID {

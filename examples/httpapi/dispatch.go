@@ -25,7 +25,7 @@ const (
 )
 
 // dispatch: POST /api/v1/pools/{uuid}/dispatch?wait=. 200 with a
-// queue.Lease; 204 when nothing is due; 429 AT_CAPACITY when items are due
+// queue.Lease; 204 when nothing is due; 409 AT_CAPACITY when items are due
 // but the pool's in-flight cap is reached. The body may only be empty or {}.
 func (s *server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathPool(r)
@@ -62,7 +62,7 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if err != nil {
-		return err // ErrAtCapacity is a 429
+		return err // ErrAtCapacity is a 409
 	}
 	if ctx.Err() != nil {
 		// The client left: nobody will settle this lease. Give it back now

@@ -120,7 +120,7 @@ func TestDispatch(t *testing.T) {
 		require.Equal(t, http.StatusNoContent, b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil).Status)
 	})
 
-	t.Run("ErrAtCapacityIs429", func(t *testing.T) {
+	t.Run("ErrAtCapacityIs409", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		serial := b.createPool("Serial", pool.FIFO, 10)
@@ -132,10 +132,10 @@ func TestDispatch(t *testing.T) {
 		b.claim(par.UUID)
 		b.unchanged(func() {
 			res := b.do("POST", "/api/v1/pools/"+serial.UUID.String()+"/dispatch", nil)
-			requireError(t, res, http.StatusTooManyRequests, CodeAtCapacity)
+			requireError(t, res, http.StatusConflict, CodeAtCapacity)
 			require.Equal(t, "Pool is at capacity", res.Env.Message)
 			res = b.do("POST", "/api/v1/pools/"+par.UUID.String()+"/dispatch", nil)
-			requireError(t, res, http.StatusTooManyRequests, CodeAtCapacity)
+			requireError(t, res, http.StatusConflict, CodeAtCapacity)
 		})
 	})
 
@@ -151,7 +151,7 @@ func TestDispatch(t *testing.T) {
 			requireInvalid(t, b.do("POST", path+"?wait=31s", nil), "wait")
 			requireInvalid(t, b.do("POST", path+"?wait=-1", nil), "wait")
 			requireInvalid(t, b.do("POST", path+"?wait=soon", nil), "wait")
-			requireError(t, b.do("POST", path, `{"n": 2}`), http.StatusBadRequest, CodeUnknownField)
+			requireInvalid(t, b.do("POST", path, `{"n": 2}`), "n")
 			requireError(t, b.do("POST", path, `{`), http.StatusBadRequest, CodeInvalidJSON)
 			requireError(t, b.do("GET", path, nil), http.StatusMethodNotAllowed, CodeMethodNotAllowed)
 		})
@@ -251,7 +251,7 @@ func TestDispatch_Wait(t *testing.T) {
 		require.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "it waited")
 
 		res = within(t, claimAsync(b, full.UUID, "?wait=200ms"), 5*time.Second)
-		requireError(t, res, http.StatusTooManyRequests, CodeAtCapacity)
+		requireError(t, res, http.StatusConflict, CodeAtCapacity)
 	})
 
 	t.Run("OKStopWaiting", func(t *testing.T) {
@@ -520,12 +520,12 @@ func TestSettle(t *testing.T) {
 			name, action, body, code string
 			status                   int
 		}{
-			{"TokenString", "complete", `{"token": "1"}`, CodeInvalidType, http.StatusBadRequest},
-			{"ItemIDString", "complete", `{"token": 1, "item_id": "1"}`, CodeInvalidType, http.StatusBadRequest},
-			{"FinalString", "fail", `{"token": 1, "final": "yes"}`, CodeInvalidType, http.StatusBadRequest},
-			{"SecondsFloat", "extend", `{"token": 1, "seconds": 1.5}`, CodeInvalidType, http.StatusBadRequest},
-			{"NoteOnRelease", "release", `{"token": 1, "note": "x"}`, CodeUnknownField, http.StatusBadRequest},
-			{"WholeLease", "complete", `{"token": 1, "attempt": 1}`, CodeUnknownField, http.StatusBadRequest},
+			{"TokenString", "complete", `{"token": "1"}`, CodeValidation, http.StatusUnprocessableEntity},
+			{"ItemIDString", "complete", `{"token": 1, "item_id": "1"}`, CodeValidation, http.StatusUnprocessableEntity},
+			{"FinalString", "fail", `{"token": 1, "final": "yes"}`, CodeValidation, http.StatusUnprocessableEntity},
+			{"SecondsFloat", "extend", `{"token": 1, "seconds": 1.5}`, CodeValidation, http.StatusUnprocessableEntity},
+			{"NoteOnRelease", "release", `{"token": 1, "note": "x"}`, CodeValidation, http.StatusUnprocessableEntity},
+			{"WholeLease", "complete", `{"token": 1, "attempt": 1}`, CodeValidation, http.StatusUnprocessableEntity},
 			{"Empty", "in-call", ``, CodeInvalidJSON, http.StatusBadRequest},
 			{"Syntax", "fail", `{"token": 1,}`, CodeInvalidJSON, http.StatusBadRequest},
 			{"TooLarge", "complete", `{"token": 1, "note": "` + strings.Repeat("n", MaxBodyBytes) + `"}`, CodePayloadTooLarge, http.StatusRequestEntityTooLarge},

@@ -17,8 +17,10 @@
 //
 // Every request needs "Authorization: Bearer <token>". The token is -token,
 // else $POOLQ_TOKEN, else a random one printed at start. It is compared in
-// constant time. A missing or wrong token gets 401 with a WWW-Authenticate
-// header, before routing (an unknown path without a token is 401 too).
+// constant time. A request without a token gets 401 MISSING_AUTH_TOKEN, one
+// with another token (or another scheme) 401 INVALID_AUTH_TOKEN, both with
+// a WWW-Authenticate header, before routing (an unknown path without a
+// token is 401 too).
 //
 // # Endpoints
 //
@@ -64,37 +66,47 @@
 //   - Nothing is due: 204 No Content, no body. The dialer has nothing to
 //     do until contacts are added or retries come due.
 //   - Items are due but the pool's in-flight cap is reached (1 for FIFO and
-//     LIFO, max_parallel_items for Parallel): 429 with code AT_CAPACITY.
-//     It is the API's status for "slow down, try again later"; 409 stays
-//     for requests that conflict with an item's state. The dialer should
-//     settle a lease (or wait) before claiming again.
+//     LIFO, max_parallel_items for Parallel): 409 Conflict with code
+//     AT_CAPACITY: the claim conflicts with the pool's state, and will go
+//     through once a lease is settled. Not 429, which a generic client
+//     takes for rate limiting and retries on its own schedule; no
+//     Retry-After, since when a slot frees depends on the dialer's own
+//     settlements. The dialer should settle a lease (or claim with ?wait=)
+//     before claiming again.
 //   - ?wait= (a Go duration like "5s", or whole seconds; at most 30s) makes
 //     the claim wait for an item (long polling) instead of answering 204 or
-//     429 at once; when the wait runs out, one last try decides between 200,
-//     204 and 429. A claim whose client disconnects before the answer gives
+//     409 at once; when the wait runs out, one last try decides between 200,
+//     204 and 409. A claim whose client disconnects before the answer gives
 //     its lease back (Release: attempt not counted).
 //
 // # Responses
 //
 // Success: {"success": true, "message": "...", "data": ...}. Pages are
 // {"current_page", "last_page", "per_page", "total", "data": [...]}.
-// Timestamps are RFC 3339 in UTC (with fractional seconds).
+// Timestamps are the reference's: UTC, whole seconds, "2023-11-07T05:31:56Z".
+//
+// A create or update of a pool may send back the object it read (GET, edit,
+// PUT): the resource's read-only fields (uuid, contacts_count, created_at,
+// updated_at, status_counts, campaigns) are accepted and ignored. Any other
+// field the endpoint does not take is a 422 naming it (names match exactly,
+// case included): a typo ("max_retry") is an error, not silently dropped.
 //
 // Errors: {"success": false, "message": "...", "error": {"code", "details",
 // "field"}}, field only on 422. The codes (error.code):
 //
 //	400 INVALID_JSON        empty body (where one is required), malformed JSON, not an object, data after it
-//	400 INVALID_TYPE        a field holds the wrong JSON type ("max_retries": "3")
-//	400 UNKNOWN_FIELD       a field the endpoint does not take (names match exactly, case included)
-//	401 UNAUTHORIZED        missing or wrong bearer token
+//	401 MISSING_AUTH_TOKEN  no bearer token
+//	401 INVALID_AUTH_TOKEN  a bearer token that is not the accepted one
 //	404 NOT_FOUND           unknown pool, or contact not in the pool (a malformed UUID in the path names none)
-//	404 ROUTE_NOT_FOUND     no such endpoint
+//	404 ROUTE_NOT_FOUND     no such endpoint (a path that is not clean, "//pools", included: no redirect)
 //	405 METHOD_NOT_ALLOWED  the path exists, not with this method (Allow header)
 //	409 IN_FLIGHT           deleting a pool while one of its items is in flight
 //	409 LEASE_LOST          settling with a token that is no longer current
+//	409 AT_CAPACITY         claim on a pool whose in-flight cap is reached
 //	413 PAYLOAD_TOO_LARGE   a body over 1 MiB
-//	422 VALIDATION_ERROR    field rules: field is the first failing field, details lists every one
-//	429 AT_CAPACITY         claim on a pool whose in-flight cap is reached
+//	422 VALIDATION_ERROR    field rules, a value of the wrong JSON type ("max_retries": "3", rule "type"),
+//	                        a field the endpoint does not take (rule "unknown"): field is the first
+//	                        failing field, details lists every one
 //	500 INTERNAL_ERROR      anything else (logged, details not shown)
 //	503 SERVICE_UNAVAILABLE the server is shutting down
 //
@@ -114,7 +126,6 @@
 //   - campaigns is always empty: poolq does not model campaigns yet.
 //   - page is at most 2147483647 (a 422 beyond): the engine computes a page's
 //     offset without an overflow check.
-//   - A pool name holding a NUL character is refused here with a 422: the
-//     pool package counts it as a character but SQLite's length() stops at
-//     it, so the store's CHECK would reject the row with a 500.
+//   - Text holding a NUL character or invalid UTF-8 is refused with a 422
+//     (package validate's Text rule), as every text entering poolq is.
 package main

@@ -376,7 +376,7 @@ func TestServe_ReferenceCurls(t *testing.T) {
 	status, got = send(t, req)
 	require.Equal(t, http.StatusUnauthorized, status, "body: %v", got)
 	require.Equal(t, false, got["success"])
-	require.Equal(t, CodeUnauthorized, got["error"].(map[string]any)["code"])
+	require.Equal(t, CodeInvalidAuthToken, got["error"].(map[string]any)["code"])
 }
 
 // TestServe_BannerCurlAndShutdown starts the program, replays the sample

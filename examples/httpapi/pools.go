@@ -23,10 +23,15 @@ func (d poolDetail) MarshalJSON() ([]byte, error) {
 	return append(b[:len(b)-1], `,"campaigns":[]}`...), nil
 }
 
+// readOnlyPool are the fields of a pool (and its detail) that a client
+// reads but cannot set: a create or update that sends them back (GET, edit,
+// PUT) has them ignored.
+var readOnlyPool = []string{"uuid", "contacts_count", "created_at", "updated_at", "status_counts", "campaigns"}
+
 // createPool: POST /api/v1/pools, body pool.CreateParams.
 func (s *server) createPool(w http.ResponseWriter, r *http.Request) error {
 	var in pool.CreateParams
-	if err := decode(w, r, &in, false); err != nil {
+	if err := decode(w, r, &in, false, readOnlyPool...); err != nil {
 		return err
 	}
 	if err := in.Validate(); err != nil {
@@ -86,7 +91,7 @@ func (s *server) updatePool(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in pool.UpdateParams
-	if err := decode(w, r, &in, false); err != nil {
+	if err := decode(w, r, &in, false, readOnlyPool...); err != nil {
 		return err
 	}
 	if err := in.Validate(); err != nil {

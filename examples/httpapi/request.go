@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -22,12 +23,18 @@ const MaxBodyBytes = 1 << 20
 
 // decode reads a JSON object from the body of r into dst, a pointer to a
 // struct whose json tags name every accepted field. It reads at most
-// MaxBodyBytes (413 beyond) and rejects with 400: an empty body (unless
-// allowEmpty, which leaves dst as it is), malformed JSON, anything but an
-// object, data after the object, a field dst does not have (matched exactly,
-// not case-insensitively as encoding/json would), and a value of the wrong
-// JSON type. A JSON null counts as an absent field.
-func decode(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool) error {
+// MaxBodyBytes (413 beyond) and rejects with 400 what is not one JSON
+// object: an empty body (unless allowEmpty, which leaves dst as it is),
+// malformed JSON, anything but an object, data after the object. A JSON
+// null counts as an absent field.
+//
+// Field problems are a 422 like every rule, naming each field, so that a
+// form can show them: a field dst does not have (matched exactly, not
+// case-insensitively as encoding/json would), and a value of the wrong
+// JSON type ("max_retries": "3"). The fields named in readOnly are the
+// resource's own read-only fields (uuid, created_at…): accepted and
+// ignored, so that a client may send back what it read.
+func decode(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool, readOnly ...string) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -65,48 +72,72 @@ func decode(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool) er
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest(CodeInvalidJSON, fmt.Sprintf("unexpected data after the JSON object at byte %d", dec.InputOffset()))
 	}
-	known := jsonFields(dst)
-	var unknown []string
-	for k := range raw {
-		if !slices.Contains(known, k) {
-			unknown = append(unknown, strconv.Quote(k))
+	fields := jsonFields(dst)
+	known := make([]string, len(fields))
+	types := make(map[string]reflect.Type, len(fields))
+	for i, f := range fields {
+		known[i], types[f.name] = f.name, f.typ
+	}
+	var v validate.Validator
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		switch {
+		case slices.Contains(known, k):
+		case slices.Contains(readOnly, k):
+			delete(raw, k)
+		default:
+			accepted := "this endpoint takes no fields"
+			if len(known) > 0 {
+				accepted = "accepted: " + strings.Join(known, ", ")
+			}
+			v.Add(k, RuleUnknown, "is not a field of this request; "+accepted)
 		}
 	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		accepted := "this endpoint takes no fields"
-		if len(known) > 0 {
-			accepted = "accepted: " + strings.Join(known, ", ")
-		}
-		return badRequest(CodeUnknownField, fmt.Sprintf("unknown field %s; %s", strings.Join(unknown, ", "), accepted))
+	if err := v.Err(); err != nil {
+		return err
 	}
 
-	// Second pass: into dst, with the types checked.
-	dec = json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) {
-			field := typ.Field
-			if field == "" {
-				field = "a field"
+	// Second pass: each field on its own, so that every field of the wrong
+	// type is named; then the whole object into dst, through its own
+	// UnmarshalJSON if it has one (unknown keys left are read-only ones).
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		if err := json.Unmarshal(raw[k], reflect.New(types[k]).Interface()); err != nil {
+			var typ *json.UnmarshalTypeError
+			if !errors.As(err, &typ) {
+				return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
 			}
-			return badRequest(CodeInvalidType, fmt.Sprintf("%s must be %s, not %s", field, jsonKind(typ.Type), typ.Value))
+			v.Add(k, RuleType, fmt.Sprintf("must be %s, not %s", jsonKind(types[k]), typ.Value))
 		}
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, dst); err != nil {
 		return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
 	}
 	return nil
 }
 
-// jsonFields returns the JSON names of the fields of the struct dst points
-// to, in declaration order, with the fields of untagged embedded structs
-// promoted as encoding/json does.
-func jsonFields(dst any) []string {
+// Rules of the request's fields, beside those of package validate.
+const (
+	RuleUnknown = "unknown" // the request does not take this field
+	RuleType    = "type"    // the value has the wrong JSON type
+)
+
+// jsonField is a field of a request struct: its JSON name and Go type.
+type jsonField struct {
+	name string
+	typ  reflect.Type
+}
+
+// jsonFields returns the fields of the struct dst points to, in
+// declaration order, with the fields of untagged embedded structs promoted
+// as encoding/json does.
+func jsonFields(dst any) []jsonField {
 	return structFields(reflect.TypeOf(dst).Elem())
 }
 
-func structFields(t reflect.Type) []string {
-	out := make([]string, 0, t.NumField())
+func structFields(t reflect.Type) []jsonField {
+	out := make([]jsonField, 0, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -120,7 +151,7 @@ func structFields(t reflect.Type) []string {
 		if name == "" {
 			name = f.Name
 		}
-		out = append(out, name)
+		out = append(out, jsonField{name, f.Type})
 	}
 	return out
 }
@@ -168,6 +199,14 @@ func pathContact(r *http.Request) (poolID, contact uuid.UUID, err error) {
 		return uuid.Nil, uuid.Nil, contactNotFound()
 	}
 	return poolID, contact, nil
+}
+
+// uuidProblem says what is wrong with s, which parseUUID refused.
+func uuidProblem(s string) string {
+	if id, err := uuid.Parse(s); err == nil && len(s) == 36 && id == uuid.Nil {
+		return "must not be the nil UUID"
+	}
+	return fmt.Sprintf("must be a UUID like xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (got %q)", s)
 }
 
 // parseUUID accepts only the canonical 36-character form (any case) and not

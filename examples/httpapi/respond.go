@@ -16,18 +16,17 @@ import (
 // Machine codes of the error envelope (error.code). They are stable: a client
 // may switch on them.
 const (
-	CodeUnauthorized     = "UNAUTHORIZED"        // 401: missing or wrong bearer token
+	CodeMissingAuthToken = "MISSING_AUTH_TOKEN"  // 401: no bearer token
+	CodeInvalidAuthToken = "INVALID_AUTH_TOKEN"  // 401: a token that is not the accepted one
 	CodeInvalidJSON      = "INVALID_JSON"        // 400: empty body, malformed JSON, not an object, trailing data
-	CodeInvalidType      = "INVALID_TYPE"        // 400: a field holds the wrong JSON type
-	CodeUnknownField     = "UNKNOWN_FIELD"       // 400: a field the endpoint does not take
 	CodeNotFound         = "NOT_FOUND"           // 404: no such pool, or contact in the pool (or a malformed UUID in the path)
 	CodeRouteNotFound    = "ROUTE_NOT_FOUND"     // 404: no such endpoint
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"  // 405: the path exists, the method does not
 	CodeInFlight         = "IN_FLIGHT"           // 409: an item of the pool is in flight
 	CodeLeaseLost        = "LEASE_LOST"          // 409: the lease was settled, expired or superseded
+	CodeAtCapacity       = "AT_CAPACITY"         // 409: items are due but the pool's in-flight cap is reached
 	CodePayloadTooLarge  = "PAYLOAD_TOO_LARGE"   // 413: the body exceeds MaxBodyBytes
-	CodeValidation       = "VALIDATION_ERROR"    // 422: one or more fields fail their rules
-	CodeAtCapacity       = "AT_CAPACITY"         // 429: items are due but the pool's in-flight cap is reached
+	CodeValidation       = "VALIDATION_ERROR"    // 422: fields fail their rules, hold the wrong JSON type, or are unknown
 	CodeInternal         = "INTERNAL_ERROR"      // 500: anything else (logged, not shown)
 	CodeUnavailable      = "SERVICE_UNAVAILABLE" // 503: the engine is closed or the request was cancelled
 )
@@ -84,10 +83,10 @@ func contactNotFound() *apiError {
 		Details: "the pool has no item for this contact UUID"}
 }
 
-// unauthorized is the 401 of a missing or wrong bearer token.
-func unauthorized(details string) *apiError {
-	return &apiError{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "Unauthenticated",
-		Details: details}
+// unauthorized is the 401 of a missing (CodeMissingAuthToken) or wrong
+// (CodeInvalidAuthToken) bearer token.
+func unauthorized(code, details string) *apiError {
+	return &apiError{Status: http.StatusUnauthorized, Code: code, Message: "Unauthenticated", Details: details}
 }
 
 // invalid is the 422 of fe: field names the first failure, details lists
@@ -124,7 +123,7 @@ func errorFor(err error) (*apiError, bool) {
 		return &apiError{Status: http.StatusConflict, Code: CodeLeaseLost, Message: "Lease lost",
 			Details: "the lease was settled, expired, or the item was dispatched again"}, false
 	case errors.Is(err, queue.ErrAtCapacity):
-		return &apiError{Status: http.StatusTooManyRequests, Code: CodeAtCapacity, Message: "Pool is at capacity",
+		return &apiError{Status: http.StatusConflict, Code: CodeAtCapacity, Message: "Pool is at capacity",
 			Details: "items are due but the pool has as many in flight as its cap allows; settle a lease, or claim with ?wait="}, false
 	case errors.Is(err, queue.ErrInFlight):
 		return &apiError{Status: http.StatusConflict, Code: CodeInFlight, Message: "Items are in flight",

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/poolq/poolq/queue"
@@ -83,6 +84,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if p := r.URL.Path; p != cleanPath(p) {
+		// The mux would redirect to the clean path, in HTML: an API
+		// client gets its 404 in the envelope instead.
+		s.writeError(w, r, &apiError{Status: http.StatusNotFound, Code: CodeRouteNotFound,
+			Message: "Route not found", Details: "no endpoint " + r.Method + " " + p})
+		return
+	}
 	if h, pattern := s.mux.Handler(r); pattern == "" {
 		// Let the mux decide between 404 and 405 (and compute Allow), then
 		// answer in the envelope instead of its plain text.
@@ -106,16 +114,16 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // presented token is compared with the accepted one's, so neither its
 // contents nor its length leak through timing.
 func (s *server) authenticate(r *http.Request) error {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return unauthorized("missing Authorization: Bearer <token> header")
-	}
+	h := strings.TrimSpace(r.Header.Get("Authorization"))
 	scheme, token, _ := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
+	if h == "" || (strings.EqualFold(scheme, "Bearer") && token == "") {
+		return unauthorized(CodeMissingAuthToken, "missing Authorization: Bearer <token> header")
+	}
 	got := sha256.Sum256([]byte(token))
 	match := subtle.ConstantTimeCompare(got[:], s.token[:]) == 1
-	if !strings.EqualFold(scheme, "Bearer") || token == "" || !s.open || !match {
-		return unauthorized("invalid bearer token")
+	if !strings.EqualFold(scheme, "Bearer") || !s.open || !match {
+		return unauthorized(CodeInvalidAuthToken, "invalid bearer token")
 	}
 	return nil
 }
@@ -130,3 +138,16 @@ type headerRecorder struct {
 func (h *headerRecorder) Header() http.Header         { return h.header }
 func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerRecorder) WriteHeader(status int)      { h.status = status }
+
+// cleanPath is p with "//", "/./" and "/../" resolved, as ServeMux cleans
+// it (a trailing slash kept).
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}

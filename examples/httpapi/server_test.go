@@ -40,17 +40,19 @@ func TestServer_Auth(t *testing.T) {
 		p := b.createPool("Renewals", pool.FIFO, 1)
 		c := b.addContacts(p.UUID, 1, 0)
 		b.claim(p.UUID)
-		for _, auth := range []string{
-			"",                               // missing
-			"Bearer wrong",                   // wrong token
-			"Bearer " + testToken + "x",      // a longer one
-			"Bearer " + testToken[:5],        // a prefix
-			"Bearer",                         // no token
-			"Bearer ",                        // empty token
-			"Basic " + testToken,             // wrong scheme
-			testToken,                        // no scheme
-			"Token " + testToken,             // another scheme
-			"Bearer " + testToken + " extra", // two words
+		// The API's error codes: MISSING_AUTH_TOKEN when no token is sent,
+		// INVALID_AUTH_TOKEN when one is, but not the accepted one.
+		for auth, code := range map[string]string{
+			"":                               CodeMissingAuthToken, // no header
+			"Bearer":                         CodeMissingAuthToken, // no token
+			"Bearer ":                        CodeMissingAuthToken, // empty token
+			"Bearer wrong":                   CodeInvalidAuthToken, // wrong token
+			"Bearer " + testToken + "x":      CodeInvalidAuthToken, // a longer one
+			"Bearer " + testToken[:5]:        CodeInvalidAuthToken, // a prefix
+			"Basic " + testToken:             CodeInvalidAuthToken, // wrong scheme
+			testToken:                        CodeInvalidAuthToken, // no scheme
+			"Token " + testToken:             CodeInvalidAuthToken, // another scheme
+			"Bearer " + testToken + " extra": CodeInvalidAuthToken, // two words
 		} {
 			b.unchanged(func() {
 				for _, r := range append(routes(p.UUID, c[0]), struct{ method, path, body string }{"GET", "/nowhere", ""}) {
@@ -59,7 +61,7 @@ func TestServer_Auth(t *testing.T) {
 						body = r.body
 					}
 					res := b.doAuth(r.method, r.path, body, auth)
-					requireError(t, res, http.StatusUnauthorized, CodeUnauthorized)
+					requireError(t, res, http.StatusUnauthorized, code)
 					require.Equal(t, "Unauthenticated", res.Env.Message)
 					require.Equal(t, `Bearer realm="poolq"`, res.Header.Get("WWW-Authenticate"))
 				}
@@ -98,9 +100,12 @@ func TestServer_Auth(t *testing.T) {
 		b := setup(t)
 		b.srv = newServer(b.eng, "", nil)
 		b.unchanged(func() {
-			for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer x"} {
+			for auth, code := range map[string]string{
+				"": CodeMissingAuthToken, "Bearer": CodeMissingAuthToken, "Bearer ": CodeMissingAuthToken,
+				"Bearer x": CodeInvalidAuthToken,
+			} {
 				res := b.doAuth("POST", "/api/v1/pools", `{"name": "abc", "description": "d"}`, auth)
-				requireError(t, res, http.StatusUnauthorized, CodeUnauthorized)
+				requireError(t, res, http.StatusUnauthorized, code)
 			}
 		})
 	})
@@ -112,10 +117,14 @@ func TestServer_Routing(t *testing.T) {
 	p := b.createPool("Renewals", pool.FIFO, 1)
 
 	t.Run("ErrRouteNotFound", func(t *testing.T) {
-		for _, path := range []string{"/", "/api/v1", "/api/v2/pools", "/api/v1/pools/" + p.UUID.String() + "/nothing"} {
+		for _, path := range []string{"/", "/api/v1", "/api/v2/pools", "/api/v1/pools/" + p.UUID.String() + "/nothing",
+			// Paths the mux would redirect, in HTML, to their clean form.
+			"//api/v1/pools", "/api//v1/pools", "/api/v1/./pools", "/api/v1/x/../pools",
+		} {
 			res := b.do("GET", path, nil)
 			requireError(t, res, http.StatusNotFound, CodeRouteNotFound)
 			require.Equal(t, "Route not found", res.Env.Message)
+			require.Empty(t, res.Header.Get("Location"), path)
 		}
 	})
 
