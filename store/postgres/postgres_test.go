@@ -1,7 +1,16 @@
 package postgres_test
 
 import (
+	"context"
+	"errors"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/pool"
+	"github.com/stretchr/testify/require"
 
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
@@ -21,4 +30,206 @@ func TestStore(t *testing.T) {
 			})
 		})
 	}
+}
+
+func newTestPool(name string) pool.Pool {
+	now := time.Now().UTC()
+	return pool.Pool{UUID: uuid.New(), Name: name, Description: "test", Type: pool.Parallel,
+		MaxParallelItems: 10, MaxRetries: 3, IsActive: true, CreatedAt: now, UpdatedAt: now}
+}
+
+// TestOpen_Concurrent opens one new schema from several goroutines at once:
+// the migrations run once, under the schema's lock, and every store works.
+func TestOpen_Concurrent(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	schema := pgtest.Schema(t, url)
+	var wg sync.WaitGroup
+	stores := make([]*postgres.Store, 6)
+	errs := make([]error, len(stores))
+	for i := range stores {
+		wg.Go(func() {
+			stores[i], errs[i] = postgres.Open(context.Background(), url, postgres.Options{Schema: schema, MaxConns: 2})
+		})
+	}
+	wg.Wait()
+	for i, st := range stores {
+		require.NoError(t, errs[i], "open %d", i)
+		defer st.Close()
+	}
+	ctx := context.Background()
+	p := newTestPool("concurrent open")
+	require.NoError(t, stores[0].Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+	require.NoError(t, stores[5].Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err }))
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var versions int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".schema_version").Scan(&versions))
+	require.Equal(t, 1, versions, "each migration recorded once")
+}
+
+// TestOpen_SchemaTooNew refuses a schema whose version is above the code's.
+func TestOpen_SchemaTooNew(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{})
+	schema := st.Schema()
+	require.NoError(t, st.Close())
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "INSERT INTO "+schema+".schema_version VALUES (999, 0)")
+	require.NoError(t, err)
+	_, err = postgres.Open(ctx, url, postgres.Options{Schema: schema})
+	require.ErrorIs(t, err, store.ErrSchemaTooNew)
+}
+
+func TestOpen_Options(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	for _, o := range []postgres.Options{{Schema: "Bad-Name"}, {Schema: "1abc"}, {Durability: 7}, {Locking: 9}, {MaxConns: -1}, {MaxRetries: -1}} {
+		_, err := postgres.Open(ctx, url, o)
+		require.Error(t, err, "%+v", o)
+	}
+	for _, d := range []postgres.Durability{postgres.Normal, postgres.Full} {
+		st := pgtest.Open(t, url, postgres.Options{Durability: d})
+		var got string
+		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+			return postgres.QueryRow(ctx, tx, "SHOW synchronous_commit", &got)
+		}))
+		want := map[postgres.Durability]string{postgres.Normal: "off", postgres.Full: "on"}[d]
+		require.Equal(t, want, got, "synchronous_commit at %v", d)
+	}
+}
+
+// TestWrite_LocksOutOfOrder has two transactions lock two pools in
+// opposite orders. The one that must take a lock below one it holds only
+// tries it, and runs again taking both in order: no deadlock, no error,
+// and no wait for the server's deadlock detection (a second).
+func TestWrite_LocksOutOfOrder(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	a := pgtest.Open(t, url, postgres.Options{})
+	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
+	lo, hi := newTestPool("low"), newTestPool("high")
+	require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, lo) }))
+	require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, hi) })) // a larger id
+
+	holdsHi, bHoldsLo := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	start := time.Now()
+	var wg sync.WaitGroup
+	var errA, errB error
+	wg.Go(func() {
+		errA = a.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, hi.UUID); err != nil {
+				return err
+			}
+			once.Do(func() { close(holdsHi); <-bHoldsLo })
+			_, err := tx.Pool(ctx, lo.UUID) // below hi: tried, taken by b: run again
+			return err
+		})
+	})
+	wg.Go(func() {
+		<-holdsHi
+		errB = b.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, lo.UUID); err != nil {
+				return err
+			}
+			close(bHoldsLo)
+			_, err := tx.Pool(ctx, hi.UUID) // above lo: waits for a
+			return err
+		})
+	})
+	wg.Wait()
+	require.NoError(t, errA)
+	require.NoError(t, errB)
+	require.Less(t, time.Since(start), 900*time.Millisecond, "a deadlock was left to the server to find")
+	require.Equal(t, uint64(1), a.Stats().Retries, "a ran again once")
+	require.Zero(t, b.Stats().Retries)
+}
+
+// TestWatch delivers the signals of committed transactions, from any store
+// on the schema, and not those of transactions or savepoints rolled back.
+func TestWatch(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	a := pgtest.Open(t, url, postgres.Options{})
+	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
+	got := make(chan uuid.UUID, 16)
+	stop := a.Watch(func(id uuid.UUID) { got <- id })
+	defer stop()
+	p := newTestPool("watched")
+	require.NoError(t, b.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+	signal := func(tx store.Tx, id uuid.UUID) { tx.(store.Signaler).Signal(id) }
+
+	// The listener may not listen yet: signal until one arrives.
+	require.Eventually(t, func() bool {
+		require.NoError(t, b.Write(ctx, func(tx store.Tx) error { signal(tx, p.UUID); return nil }))
+		select {
+		case id := <-got:
+			return id == p.UUID
+		case <-time.After(20 * time.Millisecond):
+			return false
+		}
+	}, 10*time.Second, time.Millisecond)
+	for len(got) > 0 {
+		<-got
+	}
+
+	rolledBack, undone, kept := uuid.New(), uuid.New(), uuid.New()
+	boom := errors.New("boom")
+	require.ErrorIs(t, b.Write(ctx, func(tx store.Tx) error { signal(tx, rolledBack); return boom }), boom)
+	require.NoError(t, b.Write(ctx, func(tx store.Tx) error {
+		require.ErrorIs(t, tx.Savepoint(ctx, func(tx store.Tx) error { signal(tx, undone); return boom }), boom)
+		return tx.Savepoint(ctx, func(tx store.Tx) error { signal(tx, kept); return nil })
+	}))
+	select {
+	case id := <-got:
+		require.Equal(t, kept, id, "only the committed signal arrives")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the committed signal did not arrive")
+	}
+	select {
+	case id := <-got:
+		t.Fatalf("a second signal arrived: %s", id)
+	case <-time.After(100 * time.Millisecond):
+	}
+	stop()
+	stop() // idempotent
+}
+
+// TestWrite_LockKey checks that the lock a write transaction holds on a
+// pool is the one the store orders its locks by (and that reading a pool
+// in a write transaction takes it at all).
+func TestWrite_LockKey(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{})
+	p := newTestPool("locked")
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var k int64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT id FROM "+st.Schema()+".pools WHERE uuid = $1", p.UUID).Scan(&k))
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		if _, err := tx.Pool(ctx, p.UUID); err != nil {
+			return err
+		}
+		var keys []int64
+		rows, err := conn.Query(ctx, `SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+WHERE locktype = 'advisory' AND objsubid = 1 AND granted AND pid <> pg_backend_pid()`)
+		require.NoError(t, err)
+		keys, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		require.NoError(t, err)
+		require.Contains(t, keys, postgres.LockKey(st, k), "the pool's advisory lock")
+		return nil
+	}))
 }

@@ -146,7 +146,7 @@ func notFoundPool(id uuid.UUID, err error) error {
 // largest lock key the transaction holds: a lock above it is waited for,
 // one below only tried (see lockPool).
 const (
-	advisoryKeyExpr = `($3::bigint << 32 | p.id & 4294967295)`
+	advisoryKeyExpr = `(($3::bigint << 32) | (p.id & 4294967295))`
 	lockAdvisorySQL = `SELECT p.id, CASE WHEN ` + advisoryKeyExpr + ` > $2
         THEN (SELECT true FROM pg_advisory_xact_lock(` + advisoryKeyExpr + `))
         ELSE pg_try_advisory_xact_lock(` + advisoryKeyExpr + `) END
