@@ -17,11 +17,11 @@ import (
 
 // Limits of the dispatch endpoints.
 const (
-	MaxWait        = 30 * time.Second     // longest ?wait= of a claim
-	MaxExtend      = 24 * time.Hour       // longest extension of a lease ("seconds" ≤ 86400)
-	MaxNoteLen     = 1000                 // longest note, in characters
-	MaxRetryAhead  = 366 * 24 * time.Hour // latest retry_at, from now
-	releaseTimeout = 5 * time.Second      // to give back the lease of a client that left
+	MaxWait        = 30 * time.Second    // longest ?wait= of a claim
+	MaxExtend      = 24 * time.Hour      // longest extension of a lease ("seconds" ≤ 86400)
+	MaxNoteLen     = pool.MaxNoteLen     // longest note, in characters
+	MaxRetryAhead  = queue.MaxRetryDelay // latest retry_at, from now
+	releaseTimeout = 5 * time.Second     // to give back the lease of a client that left
 )
 
 // dispatch: POST /api/v1/pools/{uuid}/dispatch?wait=. 200 with a
@@ -174,7 +174,7 @@ func (s *server) complete(w http.ResponseWriter, r *http.Request) error {
 	if err := s.eng.Complete(r.Context(), l, in.Note); err != nil {
 		return err
 	}
-	s.ok(w, http.StatusOK, "Item completed successfully", s.itemAfter(r.Context(), l))
+	s.ok(w, http.StatusOK, "Item completed successfully", l.Item)
 	return nil
 }
 
@@ -195,7 +195,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request) error {
 	if err := s.eng.Fail(r.Context(), l, f); err != nil {
 		return err
 	}
-	s.ok(w, http.StatusOK, "Failure recorded successfully", s.itemAfter(r.Context(), l))
+	s.ok(w, http.StatusOK, "Failure recorded successfully", l.Item)
 	return nil
 }
 
@@ -210,7 +210,7 @@ func (s *server) release(w http.ResponseWriter, r *http.Request) error {
 	if err := s.eng.Release(r.Context(), l); err != nil {
 		return err
 	}
-	s.ok(w, http.StatusOK, "Item released successfully", s.itemAfter(r.Context(), l))
+	s.ok(w, http.StatusOK, "Item released successfully", l.Item)
 	return nil
 }
 
@@ -286,7 +286,7 @@ func (in *leaseRef) check(v *validate.Validator) {
 
 func (in *completeRequest) check(v *validate.Validator) {
 	in.leaseRef.check(v)
-	v.Length("note", in.Note, 0, MaxNoteLen)
+	v.Text("note", in.Note, MaxNoteLen)
 }
 
 func (in *extendRequest) check(v *validate.Validator) {
@@ -296,7 +296,7 @@ func (in *extendRequest) check(v *validate.Validator) {
 
 func (in *failRequest) check(v *validate.Validator) {
 	in.leaseRef.check(v)
-	v.Length("note", in.Note, 0, MaxNoteLen)
+	v.Text("note", in.Note, MaxNoteLen)
 	if in.RetryAt == "" {
 		return
 	}
@@ -310,20 +310,4 @@ func (in *failRequest) check(v *validate.Validator) {
 	case t.Unix() <= 0 || t.After(time.Now().Add(MaxRetryAhead)):
 		v.Add("retry_at", validate.RuleRange, "must be after 1970 and at most 366 days from now")
 	}
-}
-
-// itemAfter reads the item a settled lease held, for the response, as it is
-// just after the settlement (a later claim may already have taken it
-// again): the engine's Complete, Fail and Release do not return it. Nil when
-// it is gone.
-func (s *server) itemAfter(ctx context.Context, l *queue.Lease) *pool.Item {
-	it, err := s.eng.Item(ctx, l.PoolUUID, l.ContactUUID)
-	if err != nil || it.ID != l.ItemID {
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("httpapi: read an item after settling it",
-				"pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
-		}
-		return nil
-	}
-	return &it
 }
