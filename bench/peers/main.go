@@ -42,7 +42,16 @@ func main() {
 	flag.DurationVar(&riverFetchPollInterval, "river-fetch-poll", riverFetchPollInterval, "River Config.FetchPollInterval")
 	flag.BoolVar(&riverPollOnly, "river-poll-only", riverPollOnly, "River Config.PollOnly (no insert notifications)")
 	flag.IntVar(&backliteMaxConns, "backlite-max-conns", backliteMaxConns, "backlite's sql.DB SetMaxOpenConns (0: unlimited)")
+	postgresMode := flag.Bool("postgres", false, "run poolq and River on PostgreSQL (-pg) instead of the SQLite systems")
+	flag.StringVar(&pgURL, "pg", os.Getenv("POOLQ_TEST_POSTGRES"), "PostgreSQL URL for -postgres (each run in a fresh schema, dropped after)")
 	flag.Parse()
+	if *postgresMode {
+		if pgURL == "" {
+			fmt.Fprintln(os.Stderr, "peers: -postgres needs -pg or POOLQ_TEST_POSTGRES")
+			os.Exit(2)
+		}
+		peers, basePeer = pgPeers, poolqPGPeer.name
+	}
 
 	if err := run(c, *runs, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
@@ -115,7 +124,7 @@ func selection(only string) ([]peer, []workload, error) {
 		f = strings.ToLower(strings.TrimSpace(f))
 		found := false
 		for _, p := range peers {
-			if strings.ToLower(p.name) == f {
+			if strings.EqualFold(p.name, f) {
 				ps, found = append(ps, p), true
 			}
 		}

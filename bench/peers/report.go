@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,22 +11,55 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
+
+// basePeer is the system the others are compared with: poolq, or
+// poolq-pg with -postgres.
+var basePeer = poolqPeer.name
+
+// pgServer returns the PostgreSQL server's version, for the report.
+func pgServer() string {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return "version unknown"
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
+		return "version unknown"
+	}
+	return "PostgreSQL " + v
+}
 
 // report prints the machine, the versions and the one table.
 func report(w io.Writer, c *config, runs int, ps []peer, ws []workload, results map[string]map[string][]result, took time.Duration) {
-	fmt.Fprintf(w, "# poolq and peer job queues on SQLite\n\n")
+	onPostgres := basePeer != poolqPeer.name
+	if onPostgres {
+		fmt.Fprintf(w, "# poolq and River on PostgreSQL\n\n")
+	} else {
+		fmt.Fprintf(w, "# poolq and peer job queues on SQLite\n\n")
+	}
 	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- machine: %s/%s, runtime.NumCPU()=%d, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
 	fmt.Fprintf(w, "- Go: %s\n", runtime.Version())
 	fmt.Fprintf(w, "- modules: %s\n", strings.Join(versions(), ", "))
 	fmt.Fprintf(w, "- command: `%s` (median of %d runs, %s in all)\n",
 		strings.TrimSpace("cd bench/peers && go run . "+strings.Join(os.Args[1:], " ")), runs, took.Round(time.Second))
-	fmt.Fprintf(w, "- every system: a fresh SQLite file per run (modernc.org/sqlite), WAL, synchronous=NORMAL, busy timeout 5 s; no-op jobs carrying {\"i\":n}\n")
-	fmt.Fprintf(w, "- poolq: default sqlite.Options and queue.Options (group commit), one Parallel pool, cap 100; workers: %s\n", poolqWorkers())
-	fmt.Fprintf(w, "- River: riversqlite, one open connection, FetchCooldown %s, FetchPollInterval %s (riverbench's values), PollOnly %t, queue MaxWorkers = workers\n",
-		riverFetchCooldown, riverFetchPollInterval, riverPollOnly)
-	fmt.Fprintf(w, "- backlite: README setup, max open conns %s, NumWorkers = workers, no retention, no task timeout\n\n", conns(backliteMaxConns))
+	if onPostgres {
+		fmt.Fprintf(w, "- every system: a fresh schema per run on one PostgreSQL server (%s), synchronous_commit off; no-op jobs carrying {\"i\":n}\n", pgServer())
+		fmt.Fprintf(w, "- poolq-pg: store/postgres with default options (8 connections, advisory pool locks), default queue.Options (group commit), one Parallel pool, cap 100; workers: %s\n", poolqWorkers())
+		fmt.Fprintf(w, "- River-pg: riverpgxv5 on a pgxpool with pgx's default size, FetchCooldown %s, FetchPollInterval %s (riverbench's values), PollOnly %t, queue MaxWorkers = workers\n\n",
+			riverFetchCooldown, riverFetchPollInterval, riverPollOnly)
+	} else {
+		fmt.Fprintf(w, "- every system: a fresh SQLite file per run (modernc.org/sqlite), WAL, synchronous=NORMAL, busy timeout 5 s; no-op jobs carrying {\"i\":n}\n")
+		fmt.Fprintf(w, "- poolq: default sqlite.Options and queue.Options (group commit), one Parallel pool, cap 100; workers: %s\n", poolqWorkers())
+		fmt.Fprintf(w, "- River: riversqlite, one open connection, FetchCooldown %s, FetchPollInterval %s (riverbench's values), PollOnly %t, queue MaxWorkers = workers\n",
+			riverFetchCooldown, riverFetchPollInterval, riverPollOnly)
+		fmt.Fprintf(w, "- backlite: README setup, max open conns %s, NumWorkers = workers, no retention, no task timeout\n\n", conns(backliteMaxConns))
+	}
 
 	fmt.Fprintf(w, "| workload |")
 	for _, p := range ps {
@@ -33,14 +67,14 @@ func report(w io.Writer, c *config, runs int, ps []peer, ws []workload, results 
 	}
 	var others []peer
 	for _, p := range ps {
-		if p.name != poolqPeer.name {
+		if p.name != basePeer {
 			others = append(others, p)
 		}
 	}
 	hasPoolq := len(others) < len(ps)
 	if hasPoolq {
 		for _, p := range others {
-			fmt.Fprintf(w, " poolq vs %s |", p.name)
+			fmt.Fprintf(w, " %s vs %s |", basePeer, p.name)
 		}
 	}
 	fmt.Fprintf(w, "\n|---|")
@@ -64,7 +98,7 @@ func report(w io.Writer, c *config, runs int, ps []peer, ws []workload, results 
 			}
 		}
 		if hasPoolq {
-			base, ok := val(poolqPeer.name)
+			base, ok := val(basePeer)
 			for _, p := range others {
 				v, ok2 := val(p.name)
 				switch {

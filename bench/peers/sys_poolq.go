@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 
@@ -28,7 +29,7 @@ var poolqPeer = peer{name: "poolq", open: openPoolq}
 var poolqDrain = "work"
 
 type poolqSystem struct {
-	st      *sqlite.Store
+	st      io.Closer // the store (and, on PostgreSQL, its schema)
 	eng     *queue.Engine
 	pool    uuid.UUID
 	workers int

@@ -215,6 +215,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	rp["search_path"] = opts.Schema
 	rp["synchronous_commit"] = opts.Durability.synchronousCommit()
 	rp["timezone"] = "UTC"
+	for k, v := range planner {
+		rp[k] = v
+	}
 	if rp["application_name"] == "" {
 		rp["application_name"] = "poolq"
 	}
@@ -233,6 +236,22 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	s.lis.init(s)
 	return s, nil
+}
+
+// planner are the planner settings of the store's connections. Every
+// statement of the store is written to be an index seek or walk (the cost
+// must not grow with the pool), but the planner picks plans by the table's
+// statistics, and right after a bulk add (before autovacuum analyzes the
+// table) it may estimate a pool's due set at a few rows and scan and sort
+// all of it, or update a batch through a hash join over every item. These
+// settings do not forbid those plans (there is one when no index serves):
+// they make the planner take the index whenever it can.
+var planner = map[string]string{
+	"enable_seqscan":    "off",
+	"enable_bitmapscan": "off",
+	"enable_sort":       "off",
+	"enable_hashjoin":   "off",
+	"enable_mergejoin":  "off",
 }
 
 // hasParam reports whether a connection string names param.

@@ -233,3 +233,12 @@ WHERE locktype = 'advisory' AND objsubid = 1 AND granted AND pid <> pg_backend_p
 		return nil
 	}))
 }
+
+// pendingItems returns n new Pending items of new contacts.
+func pendingItems(n int) []pool.Item {
+	out := make([]pool.Item, n)
+	for i := range out {
+		out[i] = pool.Item{ContactUUID: uuid.New(), Status: pool.StatusPending, AddedAt: time.Now().UTC()}
+	}
+	return out
+}

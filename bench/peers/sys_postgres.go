@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+// The PostgreSQL systems (-postgres): poolq on store/postgres and River on
+// its pgx driver (riverpgxv5), on one server, each run in a fresh schema
+// of its own, dropped at Close. The server is -pg, by default
+// $POOLQ_TEST_POSTGRES.
+var (
+	pgURL    string
+	pgPeers  = []peer{poolqPGPeer, riverPGPeer}
+	pgSchema = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return "peers_" + hex.EncodeToString(b[:])
+	}
+)
+
+// poolqPGPeer is poolq on PostgreSQL as a user would wire it:
+// postgres.Open with the default options (synchronous_commit off, 8
+// connections, advisory pool locks), queue.New with the default options,
+// one Parallel pool with the largest cap (100), and the same workers as
+// the SQLite poolq.
+var poolqPGPeer = peer{name: "poolq-pg", open: openPoolqPG}
+
+// riverPGPeer is River with riverpgxv5 on a pgxpool of its own (pgx's
+// default size), configured as the SQLite River is (riverbench's fetch
+// settings), with synchronous_commit off like poolq's default.
+var riverPGPeer = peer{name: "River-pg", open: openRiverPG}
+
+// schemaCloser closes a store, then drops its schema.
+type schemaCloser struct {
+	close  func()
+	schema string
+}
+
+func (c schemaCloser) Close() error {
+	c.close()
+	return dropSchema(c.schema)
+}
+
+func dropSchema(schema string) error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	return err
+}
+
+func openPoolqPG(ctx context.Context, _ string, workers int) (system, error) {
+	schema := pgSchema()
+	st, err := postgres.Open(ctx, pgURL, postgres.Options{Schema: schema})
+	if err != nil {
+		_ = dropSchema(schema)
+		return nil, err
+	}
+	closer := schemaCloser{close: func() { st.Close() }, schema: schema}
+	eng, err := queue.New(st, queue.Options{})
+	if err != nil {
+		closer.Close()
+		return nil, err
+	}
+	capacity := pool.MaxParallelItems
+	p, err := eng.CreatePool(ctx, pool.CreateParams{
+		Name: "peers benchmark", Description: "bench/peers", Type: pool.Parallel, MaxParallelItems: &capacity,
+	})
+	if err != nil {
+		eng.Close()
+		closer.Close()
+		return nil, err
+	}
+	return &poolqSystem{st: closer, eng: eng, pool: p.UUID, workers: workers}, nil
+}
+
+type riverPGSystem struct {
+	db     *pgxpool.Pool
+	schema string
+	client *river.Client[pgx.Tx]
+	worker *riverWorker
+
+	settled     atomic.Int64
+	errs        firstErr
+	started     bool
+	unsubscribe func()
+	subDone     chan struct{}
+}
+
+func openRiverPG(ctx context.Context, _ string, workers int) (system, error) {
+	schema := pgSchema()
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return nil, err
+	}
+	_, err = conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize())
+	conn.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(pgURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	db, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (system, error) {
+		db.Close()
+		return nil, errors.Join(err, dropSchema(schema))
+	}
+	driver := riverpgxv5.New(db)
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Schema: schema})
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fail(fmt.Errorf("migrate: %w", err))
+	}
+	w := &riverWorker{}
+	workersReg := river.NewWorkers()
+	river.AddWorker(workersReg, w)
+	client, err := river.NewClient(driver, &river.Config{
+		FetchCooldown:     riverFetchCooldown,
+		FetchPollInterval: riverFetchPollInterval,
+		PollOnly:          riverPollOnly,
+		Schema:            schema,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: workers}},
+		Workers:           workersReg,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return &riverPGSystem{db: db, schema: schema, client: client, worker: w}, nil
+}
+
+func (s *riverPGSystem) Enqueue(ctx context.Context, i int) error {
+	_, err := s.client.Insert(ctx, riverArgs{I: i}, nil)
+	return err
+}
+
+func (s *riverPGSystem) EnqueueBatch(ctx context.Context, first, n int) error {
+	params := make([]river.InsertManyParams, n)
+	for k := range params {
+		params[k] = river.InsertManyParams{Args: riverArgs{I: first + k}}
+	}
+	res, err := s.client.InsertMany(ctx, params)
+	if err != nil {
+		return err
+	}
+	if len(res) != n {
+		return fmt.Errorf("inserted %d of %d", len(res), n)
+	}
+	return nil
+}
+
+func (s *riverPGSystem) Start(ctx context.Context, onStart func(i int)) error {
+	s.worker.onStart.Store(&onStart)
+	events, cancel := s.client.SubscribeConfig(&river.SubscribeConfig{
+		ChanSize: 100_000,
+		Kinds:    []river.EventKind{river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled, river.EventKindJobSnoozed},
+	})
+	s.unsubscribe = cancel
+	s.subDone = make(chan struct{})
+	go func() {
+		defer close(s.subDone)
+		for ev := range events {
+			if ev.Kind == river.EventKindJobCompleted {
+				s.settled.Add(1)
+				continue
+			}
+			s.errs.set(fmt.Errorf("river: job %d: event %s", ev.Job.ID, ev.Kind))
+		}
+	}()
+	if err := s.client.Start(ctx); err != nil {
+		return err
+	}
+	s.started = true
+	return nil
+}
+
+func (s *riverPGSystem) Settled(context.Context) (int, error) { return int(s.settled.Load()), nil }
+
+func (s *riverPGSystem) Stop(ctx context.Context) error {
+	if !s.started {
+		return errNotStarted
+	}
+	s.started = false
+	err := s.client.Stop(ctx)
+	s.unsubscribe()
+	<-s.subDone
+	return err
+}
+
+func (s *riverPGSystem) Counts(ctx context.Context) (int, int, error) {
+	var unfinished, completed int
+	err := s.db.QueryRow(ctx,
+		`SELECT count(*) FILTER (WHERE state <> 'completed'), count(*) FILTER (WHERE state = 'completed') FROM river_job`).
+		Scan(&unfinished, &completed)
+	return unfinished, completed, err
+}
+
+func (s *riverPGSystem) Err() error { return s.errs.get() }
+
+func (s *riverPGSystem) Close() error {
+	if s.started {
+		s.Stop(context.Background())
+	}
+	s.db.Close()
+	return dropSchema(s.schema)
+}

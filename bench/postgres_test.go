@@ -1,0 +1,315 @@
+package bench
+
+// Benchmarks on the PostgreSQL store (store/postgres), each in a schema of
+// its own: the dispatch cycle (16 workers; DequeueN(100) + Settle), adds,
+// and the wake-up of a Dequeue by another engine's Add. They need
+// POOLQ_TEST_POSTGRES (see store/postgres/pgtest) and skip without it:
+//
+//	POOLQ_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//	    go test -run '^$' -bench Postgres -benchtime 20000x ./bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+)
+
+// pgOpen returns n engines, each on its own store (its own pool of
+// connections, as n nodes would have) on one new schema.
+func pgOpen(b *testing.B, n int, opts postgres.Options, qopts queue.Options) []*queue.Engine {
+	b.Helper()
+	url := pgtest.URL(b)
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 8
+	}
+	first := pgtest.Open(b, url, opts)
+	opts.Schema = first.Schema()
+	engines := make([]*queue.Engine, n)
+	for i := range engines {
+		st := first
+		if i > 0 {
+			st = pgtest.OpenSchema(b, url, opts)
+		}
+		eng, err := queue.New(st, qopts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { eng.Close() })
+		engines[i] = eng
+	}
+	return engines
+}
+
+var pgDurabilities = []postgres.Durability{postgres.Normal, postgres.Full}
+
+// BenchmarkPostgresCycle measures the dispatch cycle on PostgreSQL in
+// items/s (all engines together):
+//
+//   - Workers16: 16 goroutines per engine, Dequeue then Complete, on a
+//     Parallel pool with a cap of 100; Engines=3 runs three engines (three
+//     nodes, 48 goroutines) on the same pool; NoGroupCommit turns group
+//     commit off (MaxBatch 1); RowLock locks the pool's row rather than an
+//     advisory lock;
+//   - Batch100: one goroutine per engine, DequeueN(100) then one Settle of
+//     what it got.
+//
+// b.N is the number of items; the pool is filled outside the timer.
+func BenchmarkPostgresCycle(b *testing.B) {
+	type variant struct {
+		name    string
+		engines int
+		opts    postgres.Options
+		qopts   queue.Options
+	}
+	var workers []variant
+	for _, d := range pgDurabilities {
+		workers = append(workers,
+			variant{"Engines=1/" + d.String(), 1, postgres.Options{Durability: d}, queue.Options{}},
+			variant{"Engines=3/" + d.String(), 3, postgres.Options{Durability: d}, queue.Options{}},
+			variant{"Engines=1/NoGroupCommit/" + d.String(), 1, postgres.Options{Durability: d}, queue.Options{MaxBatch: 1}},
+			variant{"Engines=1/RowLock/" + d.String(), 1, postgres.Options{Durability: d, Locking: postgres.RowLock}, queue.Options{}},
+			variant{"Engines=3/RowLock/" + d.String(), 3, postgres.Options{Durability: d, Locking: postgres.RowLock}, queue.Options{}},
+		)
+	}
+	for _, v := range workers {
+		b.Run("Workers16/"+v.name, func(b *testing.B) {
+			engines := pgOpen(b, v.engines, v.opts, v.qopts)
+			p := mustPool(b, engines[0], pool.Parallel)
+			fill(b, engines[0], p.UUID, b.N)
+			before := stats(engines)
+			b.ReportAllocs()
+			b.ResetTimer()
+			runCycle(b, engines, 16, func(ctx context.Context, eng *queue.Engine) (int, error) {
+				l, err := eng.Dequeue(ctx, p.UUID)
+				if err != nil {
+					return 0, err
+				}
+				return 1, eng.Complete(ctx, l, "")
+			})
+			perSecond(b, b.N)
+			reportBatching(b, before, stats(engines))
+		})
+	}
+	for _, d := range pgDurabilities {
+		for _, n := range []int{1, 3} {
+			b.Run(fmt.Sprintf("Batch100/Engines=%d/%s", n, d), func(b *testing.B) {
+				engines := pgOpen(b, n, postgres.Options{Durability: d}, queue.Options{})
+				p := mustPool(b, engines[0], pool.Parallel) // cap 100
+				fill(b, engines[0], p.UUID, b.N)
+				b.ReportAllocs()
+				b.ResetTimer()
+				runCycle(b, engines, 1, func(ctx context.Context, eng *queue.Engine) (int, error) {
+					ls, err := eng.DequeueN(ctx, p.UUID, 100)
+					if err != nil {
+						return 0, err
+					}
+					outs := make([]queue.Outcome, len(ls))
+					for i, l := range ls {
+						outs[i] = queue.Outcome{Lease: l}
+					}
+					results, err := eng.Settle(ctx, outs...)
+					if err != nil {
+						return 0, err
+					}
+					return len(ls), errors.Join(results...)
+				})
+				perSecond(b, b.N)
+			})
+		}
+	}
+}
+
+// stats sums the engines' write statistics.
+func stats(engines []*queue.Engine) queue.Stats {
+	var s queue.Stats
+	for _, e := range engines {
+		es := e.Stats()
+		s.Transactions += es.Transactions
+		s.Operations += es.Operations
+	}
+	return s
+}
+
+// runCycle runs workers goroutines per engine, each calling step until b.N
+// items are done (step returns how many it settled).
+func runCycle(b *testing.B, engines []*queue.Engine, workers int, step func(context.Context, *queue.Engine) (int, error)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var done atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	for _, eng := range engines {
+		for range workers {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					n, err := step(ctx, eng)
+					if ctx.Err() != nil {
+						return
+					}
+					if err != nil {
+						failed.Store(err)
+						cancel()
+						return
+					}
+					if done.Add(int64(n)) >= int64(b.N) {
+						cancel()
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	if n := done.Load(); n != int64(b.N) {
+		b.Fatalf("%d items settled, want %d", n, b.N)
+	}
+}
+
+// BenchmarkPostgresAdd measures adding items on PostgreSQL, in items/s:
+//
+//   - Bulk/n=…: one Add call of n items (one transaction);
+//   - Single16: Add calls of one item each from 16 goroutines (group
+//     commit shares their transactions).
+func BenchmarkPostgresAdd(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("Bulk/n=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			eng := pgOpen(b, 1, postgres.Options{}, queue.Options{})[0]
+			p := mustPool(b, eng, pool.FIFO)
+			items := make([]pool.NewItem, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				for k := range items {
+					items[k] = pool.NewItem{ContactUUID: uuid.New(), Priority: k % 10}
+				}
+				b.StartTimer()
+				res, err := eng.Add(ctx, p.UUID, items...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.ContactsAdded != n {
+					b.Fatalf("added %d, want %d", res.ContactsAdded, n)
+				}
+			}
+			perSecond(b, b.N*n)
+		})
+	}
+	for _, d := range pgDurabilities {
+		b.Run("Single16/"+d.String(), func(b *testing.B) {
+			eng := pgOpen(b, 1, postgres.Options{Durability: d}, queue.Options{})[0]
+			p := mustPool(b, eng, pool.FIFO)
+			contacts := make([]uuid.UUID, b.N)
+			for i := range contacts {
+				contacts[i] = uuid.New()
+			}
+			before := eng.Stats()
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			runCycle(b, []*queue.Engine{eng}, 16, func(ctx context.Context, eng *queue.Engine) (int, error) {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					<-ctx.Done()
+					return 0, nil
+				}
+				_, err := eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: contacts[i]})
+				return 1, err
+			})
+			perSecond(b, b.N)
+			reportBatching(b, before, eng.Stats())
+		})
+	}
+}
+
+// BenchmarkPostgresWake measures how long a Dequeue blocked in one engine
+// takes to return after an Add made through another engine (another node:
+// its own store and connections), woken by LISTEN/NOTIFY, with an hour's
+// poll (p50/p99 reported).
+func BenchmarkPostgresWake(b *testing.B) {
+	ctx := context.Background()
+	engines := pgOpen(b, 2, postgres.Options{}, queue.Options{PollInterval: time.Hour})
+	waiter, adder := engines[0], engines[1]
+	p := mustPool(b, adder, pool.FIFO)
+	type result struct {
+		at  time.Time
+		l   *queue.Lease
+		err error
+	}
+	// One wake-up: a Dequeue blocked in waiter, then an Add through adder.
+	wake := func() time.Duration {
+		res := make(chan result, 1)
+		before := waiter.Stats().Operations
+		go func() {
+			l, err := waiter.Dequeue(ctx, p.UUID)
+			res <- result{time.Now(), l, err}
+		}()
+		for waiter.Stats().Operations == before {
+			time.Sleep(50 * time.Microsecond) // until its first look, after which a wake-up cannot be missed
+		}
+		time.Sleep(time.Millisecond) // and it sleeps
+		start := time.Now()
+		if _, err := adder.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}); err != nil {
+			b.Fatal(err)
+		}
+		var r result
+		select {
+		case r = <-res:
+		case <-time.After(10 * time.Second):
+			b.Fatal("the Dequeue was not woken within 10 s")
+		}
+		if r.err != nil {
+			b.Fatal(r.err)
+		}
+		if err := waiter.Complete(ctx, r.l, ""); err != nil {
+			b.Fatal(err)
+		}
+		return r.at.Sub(start)
+	}
+	// The listener connects in the background: add until a blocked
+	// Dequeue returns, then settle what was added meanwhile.
+	warm, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	go func() {
+		for warm.Err() == nil {
+			if _, err := adder.Add(warm, p.UUID, pool.NewItem{ContactUUID: uuid.New()}); err != nil && warm.Err() == nil {
+				b.Error(err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	l, err := waiter.Dequeue(warm, p.UUID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the listener is up: the Dequeue came back
+	cancel()
+	for ; err == nil; l, err = waiter.TryDequeue(ctx, p.UUID) {
+		if err := waiter.Complete(ctx, l, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if !errors.Is(err, queue.ErrEmpty) {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		lat = append(lat, wake())
+	}
+	reportPercentiles(b, lat)
+}
