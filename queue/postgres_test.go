@@ -122,12 +122,15 @@ WHERE application_name = $1 AND state = 'idle' AND query LIKE 'LISTEN %'`,
 	wake := func(what string) {
 		t.Helper()
 		got := make(chan ccResult, 1)
+		before := waiter.Stats().Operations
 		go func() {
 			l, err := waiter.Dequeue(ctx, p.UUID)
 			got <- ccResult{l, err, time.Now()}
 		}()
-		require.Eventually(t, func() bool { return queue.Waiting(waiter, p.UUID) == 1 }, 5*time.Second, time.Millisecond)
-		time.Sleep(20 * time.Millisecond) // the Dequeue has looked and sleeps
+		// Its first look is done: from then on only a wake-up (or the
+		// hour's poll) brings it back.
+		require.Eventually(t, func() bool { return waiter.Stats().Operations > before }, 5*time.Second, time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 		t0 := time.Now()
 		_, err := adder.Add(ctx, p.UUID, newItems(1)...)
 		require.NoError(t, err)
