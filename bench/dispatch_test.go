@@ -142,6 +142,8 @@ func reportBatching(b *testing.B, before, after queue.Stats) {
 // BenchmarkAdd measures adding items, in items/s:
 //
 //   - Bulk/n=…: one Add call of n items (one transaction);
+//   - BulkContacts: one Add of 100k items with contact fields (indexed
+//     for search too).
 //   - Single16: Add calls of one item each from 16 goroutines (group
 //     commit shares their transactions).
 //
@@ -175,6 +177,31 @@ func BenchmarkAdd(b *testing.B) {
 			perSecond(b, b.N*n)
 		})
 	}
+	// Bulk adds of items with contact fields (name, phone, email, zone),
+	// which the store also indexes for search.
+	b.Run("BulkContacts/n=100000", func(b *testing.B) {
+		ctx := context.Background()
+		eng, _ := open(b, sqlite.Normal)
+		p := mustPool(b, eng, pool.FIFO)
+		const n = 100_000
+		items := make([]pool.NewItem, n)
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			for k := range items {
+				items[k] = contactItem(k)
+			}
+			b.StartTimer()
+			res, err := eng.Add(ctx, p.UUID, items...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if res.ContactsAdded != n {
+				b.Fatalf("added %d, want %d", res.ContactsAdded, n)
+			}
+		}
+		perSecond(b, b.N*n)
+	})
 	b.Run("Single16", func(b *testing.B) {
 		ctx := context.Background()
 		eng, _ := open(b, sqlite.Normal)

@@ -26,7 +26,11 @@ type Item struct {
 	PoolUUID uuid.UUID `json:"-"`
 
 	ContactUUID uuid.UUID `json:"contact_uuid"`
-	Status      Status    `json:"status"`
+	// Contact is the contact's name, phone number, email and time zone, as
+	// they were when it was added (JSON: name, phone_number, email,
+	// timezone, null when unknown).
+	Contact
+	Status Status `json:"status"`
 	// Priority orders a Parallel pool (higher first); FIFO and LIFO keep it
 	// but ignore it.
 	Priority int `json:"priority"`
@@ -67,9 +71,12 @@ func (it Item) Due(now time.Time) bool {
 
 // NewItem is a contact to add to a pool.
 type NewItem struct {
-	// ContactUUID names the contact; the host owns contacts, poolq keeps only
-	// this id. Required (not the nil UUID).
+	// ContactUUID names the contact; the host owns contacts. Required (not
+	// the nil UUID).
 	ContactUUID uuid.UUID `json:"contact_uuid"`
+	// Contact is a copy of the contact's fields that the item keeps:
+	// optional, validated (see [Contact]).
+	Contact
 	// Priority orders Parallel pools, higher first. Defaults to 0.
 	Priority int `json:"priority,omitempty"`
 	// Payload is opaque JSON handed back at dispatch (a phone number, a
@@ -82,6 +89,7 @@ func (n NewItem) Item(pool uuid.UUID, now time.Time) Item {
 	return Item{
 		PoolUUID:    pool,
 		ContactUUID: n.ContactUUID,
+		Contact:     n.Contact,
 		Status:      StatusPending,
 		Priority:    n.Priority,
 		AddedAt:     now.UTC(),
@@ -90,9 +98,10 @@ func (n NewItem) Item(pool uuid.UUID, now time.Time) Item {
 }
 
 // PrepareItems validates a batch and folds duplicates: the first occurrence
-// of a contact wins (its priority and payload), later ones are dropped. A
-// batch must hold at least one item. Failures name the index:
-// "items[3].contact_uuid" (nil UUID), "items[5].payload" (not JSON, or too
+// of a contact wins (its priority, contact fields and payload), later ones
+// are dropped. A batch must hold at least one item. Failures name the
+// index: "items[3].contact_uuid" (nil UUID), "items[4].phone_number" (see
+// [Contact]), "items[5].payload" (not JSON, or too
 // large, or not valid UTF-8: JSON text is UTF-8). Any failure rejects the
 // whole batch.
 func PrepareItems(items []NewItem) ([]NewItem, error) {
@@ -106,6 +115,7 @@ func PrepareItems(items []NewItem) ([]NewItem, error) {
 	for i, n := range items {
 		v.Check(n.ContactUUID != uuid.Nil, fmt.Sprintf("items[%d].contact_uuid", i),
 			validate.RuleRequired, "is required (not the nil UUID)")
+		n.Contact.check(&v, fmt.Sprintf("items[%d].", i))
 		if len(n.Payload) > 0 {
 			field := fmt.Sprintf("items[%d].payload", i)
 			if v.Check(len(n.Payload) <= MaxPayloadBytes, field, validate.RuleLength,

@@ -31,6 +31,14 @@ func timestamp(t *time.Time) *Timestamp {
 	return &ts
 }
 
+// nullable returns &s, or nil (JSON null) for "".
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 // The JSON forms. Each embeds its type without methods (so that its other
 // fields keep their tags) and shadows the time fields with Timestamps:
 // encoding/json takes the shallower of two fields with one name.
@@ -44,6 +52,11 @@ type (
 	plainItem Item
 	itemJSON  struct {
 		plainItem
+		// The contact's fields are always there, null when unknown.
+		Name        *string    `json:"name"`
+		PhoneNumber *string    `json:"phone_number"`
+		Email       *string    `json:"email"`
+		TimeZone    *string    `json:"timezone"`
 		StartedAt   *Timestamp `json:"started_at"`
 		CompletedAt *Timestamp `json:"completed_at"`
 		FailedAt    *Timestamp `json:"failed_at"`
@@ -79,6 +92,10 @@ func (d Duplicated) MarshalJSON() ([]byte, error) {
 func (it Item) MarshalJSON() ([]byte, error) {
 	return json.Marshal(itemJSON{
 		plainItem:   plainItem(it),
+		Name:        nullable(it.Name),
+		PhoneNumber: nullable(it.PhoneNumber),
+		Email:       nullable(it.Email),
+		TimeZone:    nullable(it.TimeZone),
 		StartedAt:   timestamp(it.StartedAt),
 		CompletedAt: timestamp(it.CompletedAt),
 		FailedAt:    timestamp(it.FailedAt),

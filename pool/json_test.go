@@ -21,15 +21,15 @@ var (
 		"is_active", "contacts_count", "created_at", "updated_at")
 	apiPageKeys      = sorted("current_page", "last_page", "per_page", "total", "data")
 	apiAddResultKeys = sorted("contacts_added", "contacts_skipped")
-	// apiItemKeys is the API's item listing. name, phone_number and email
-	// belong to the contact, which the host owns (DESIGN.md "Items"), so an
-	// Item does not carry them.
+	// apiItemKeys is the API's item listing, the contact's name,
+	// phone_number and email included (DESIGN.md "Campaigns and contact
+	// rules": items carry their contact's fields as the API shows them).
 	apiItemKeys = sorted("contact_uuid", "name", "phone_number", "email", "status", "priority",
 		"retry_count", "started_at", "completed_at", "failed_at", "next_retry_at", "notes", "added_at")
-	// designItemKeys is DESIGN.md's item: the API's minus the contact's own
-	// fields, plus attempts and the optional payload.
-	designItemKeys = sorted("contact_uuid", "payload", "priority", "status", "attempts", "retry_count",
-		"started_at", "completed_at", "failed_at", "next_retry_at", "notes", "added_at")
+	// designItemKeys is DESIGN.md's item: the API's, plus the contact's
+	// time zone, attempts and the optional payload.
+	designItemKeys = sorted("contact_uuid", "name", "phone_number", "email", "timezone", "payload", "priority",
+		"status", "attempts", "retry_count", "started_at", "completed_at", "failed_at", "next_retry_at", "notes", "added_at")
 )
 
 // createResponse is the create page's response, verbatim.
@@ -221,8 +221,8 @@ func TestItem_MarshalJSON(t *testing.T) {
 		keys := jsonKeys(t, item())
 		require.Equal(t, remove(designItemKeys, "payload"), keys)
 		for _, k := range keys {
-			require.True(t, slices.Contains(apiItemKeys, k) || k == "attempts",
-				"%q is neither an API item field nor DESIGN.md's attempts", k)
+			require.True(t, slices.Contains(apiItemKeys, k) || k == "attempts" || k == "timezone",
+				"%q is neither an API item field nor DESIGN.md's attempts or timezone", k)
 		}
 	})
 
@@ -239,6 +239,10 @@ func TestItem_MarshalJSON(t *testing.T) {
 		require.NoError(t, err)
 		require.JSONEq(t, `{
 			"contact_uuid": "0b8f5a3e-3f6e-4c1b-9a7d-2a1b3c4d5e6f",
+			"name": null,
+			"phone_number": null,
+			"email": null,
+			"timezone": null,
 			"status": "Pending",
 			"priority": 5,
 			"attempts": 0,
@@ -261,10 +265,15 @@ func TestItem_MarshalJSON(t *testing.T) {
 		it.StartedAt, it.FailedAt = &started, &failed
 		it.Notes = "busy"
 		it.Payload = json.RawMessage(`{"phone":"+15551234567"}`)
+		it.Contact = pool.Contact{Name: "Ada Lovelace", PhoneNumber: "+15551234567", Email: "ada@example.com", TimeZone: "Europe/London"}
 		b, err := json.Marshal(it)
 		require.NoError(t, err)
 		require.JSONEq(t, `{
 			"contact_uuid": "0b8f5a3e-3f6e-4c1b-9a7d-2a1b3c4d5e6f",
+			"name": "Ada Lovelace",
+			"phone_number": "+15551234567",
+			"email": "ada@example.com",
+			"timezone": "Europe/London",
 			"status": "Failed",
 			"priority": 5,
 			"attempts": 2,

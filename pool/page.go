@@ -1,6 +1,11 @@
 package pool
 
-import "github.com/poolq/poolq/validate"
+import (
+	"strings"
+	"unicode"
+
+	"github.com/poolq/poolq/validate"
+)
 
 // Paging defaults and limits.
 const (
@@ -74,6 +79,14 @@ func (q PoolQuery) Normalize() (PoolQuery, error) {
 type ItemQuery struct {
 	// Status keeps only items in this status (any case). Empty keeps all.
 	Status Status `json:"status,omitempty"`
+	// Search keeps items where every word of it but the last is a word of
+	// the contact's name, email or phone number, and the last begins one,
+	// as in a type-ahead box ("ada love" finds "Ada Lovelace"; "+1555"
+	// finds "+15551234567"; "example" finds "ada@example.com"), case and
+	// diacritics aside; a search without letters or digits matches
+	// nothing. At most [MaxSearchLen] characters, no control characters.
+	// Empty keeps all.
+	Search string `json:"search,omitempty"`
 	// Page is the 1-based page number. Defaults to 1.
 	Page int `json:"page,omitempty"`
 	// PerPage is the page size, 1–100. Defaults to 25.
@@ -85,6 +98,10 @@ type ItemQuery struct {
 func (q ItemQuery) Normalize() (ItemQuery, error) {
 	var v validate.Validator
 	q.Page, q.PerPage = pageDefaults(&v, q.Page, q.PerPage, DefaultItemsPerPage)
+	if v.Text("search", q.Search, MaxSearchLen) {
+		v.Check(!strings.ContainsFunc(q.Search, unicode.IsControl), "search", validate.RuleFormat,
+			"must not contain control characters")
+	}
 	if q.Status != "" {
 		s, ok := ParseStatus(string(q.Status))
 		v.OneOf("status", string(q.Status), ok, statusNames()...)
@@ -92,6 +109,9 @@ func (q ItemQuery) Normalize() (ItemQuery, error) {
 	}
 	return q, v.Err()
 }
+
+// MaxSearchLen is the longest search of an item listing, in characters.
+const MaxSearchLen = 255
 
 // MaxPage is the largest page number a query accepts, so that the offset
 // of a page (page-1)*per_page can never overflow.

@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -74,6 +75,11 @@ func TestItemQuery_Normalize(t *testing.T) {
 		{name: "OKStatusUpperCase", q: pool.ItemQuery{Status: "PENDING"}, want: pool.ItemQuery{Page: 1, PerPage: 25, Status: pool.StatusPending}},
 		{name: "ErrStatusUnknown", q: pool.ItemQuery{Status: "Done"}, wantErr: map[string]string{"status": validate.RuleEnum}},
 		{name: "ErrStatusWithoutUnderscore", q: pool.ItemQuery{Status: "InCall"}, wantErr: map[string]string{"status": validate.RuleEnum}},
+		{name: "OKSearch", q: pool.ItemQuery{Search: "Zoë Ñ"}, want: pool.ItemQuery{Page: 1, PerPage: 25, Search: "Zoë Ñ"}},
+		{name: "OKSearchAtMax", q: pool.ItemQuery{Search: strings.Repeat("é", pool.MaxSearchLen)}, want: pool.ItemQuery{Page: 1, PerPage: 25, Search: strings.Repeat("é", pool.MaxSearchLen)}},
+		{name: "ErrSearchTooLong", q: pool.ItemQuery{Search: strings.Repeat("é", pool.MaxSearchLen+1)}, wantErr: map[string]string{"search": validate.RuleLength}},
+		{name: "ErrSearchNewline", q: pool.ItemQuery{Search: "Ada\nLovelace"}, wantErr: map[string]string{"search": validate.RuleFormat}},
+		{name: "ErrSearchInvalidUTF8", q: pool.ItemQuery{Search: "Ada\xff"}, wantErr: map[string]string{"search": validate.RuleFormat}},
 		{
 			name:    "ErrEveryFieldAtOnce",
 			q:       pool.ItemQuery{Page: -1, PerPage: 101, Status: "nope"},

@@ -12,12 +12,15 @@ import (
 )
 
 // Add puts contacts into a pool as Pending items, in the order given, in one
-// transaction: all or nothing. Duplicates inside the batch are folded (the
-// first occurrence wins); contacts already in the pool are skipped and
-// counted. Errors: [validate.Errors] naming the index of every bad item (nil
-// UUID, payload that is not JSON or larger than [pool.MaxPayloadBytes]; an
-// empty batch), [store.ErrNotFound] for an unknown pool; on any error
-// nothing is written. Blocked Dequeues on the pool wake up.
+// transaction: all or nothing. Each item keeps the contact's fields it is
+// given ([pool.Contact]: name, phone number, email, time zone). Duplicates
+// inside the batch are folded (the first occurrence wins); contacts already
+// in the pool are skipped and counted, and keep the fields they were first
+// added with. Errors: [validate.Errors] naming the index of every bad item
+// (nil UUID, a contact field that breaks its rule, payload that is not JSON
+// or larger than [pool.MaxPayloadBytes]; an empty batch),
+// [store.ErrNotFound] for an unknown pool; on any error nothing is written.
+// Blocked Dequeues on the pool wake up.
 func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewItem) (pool.AddResult, error) {
 	if err := checkID("uuid", poolID); err != nil {
 		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
@@ -62,7 +65,10 @@ func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewIte
 const addChunk = 4096
 
 // Items returns one page of a pool's items in insertion order, filtered by
-// status. Page defaults to 1, PerPage to 25 (at most 100). Errors:
+// status and by a search over the contacts' name, email and phone number
+// (type-ahead words: see [pool.ItemQuery].Search; a full-text index, so
+// the cost grows with the matches, not the pool). Page defaults to 1, PerPage to 25 (at most 100).
+// Errors:
 // [validate.Errors] for a bad query, [store.ErrNotFound] for an unknown
 // pool.
 func (e *Engine) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) (pool.ItemPage, error) {

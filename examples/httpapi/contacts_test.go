@@ -154,8 +154,9 @@ func TestListContacts(t *testing.T) {
 		for k := range item {
 			keys = append(keys, k)
 		}
-		require.ElementsMatch(t, []string{"contact_uuid", "status", "priority", "attempts", "retry_count",
-			"started_at", "completed_at", "failed_at", "next_retry_at", "notes", "added_at"}, keys)
+		require.ElementsMatch(t, []string{"contact_uuid", "name", "phone_number", "email", "timezone", "status", "priority",
+			"attempts", "retry_count", "started_at", "completed_at", "failed_at", "next_retry_at", "notes", "added_at"}, keys)
+		require.Nil(t, item["name"], "a contact added by UUID alone has no name")
 		require.Equal(t, "Processing", item["status"])
 	})
 	t.Run("OKPages", func(t *testing.T) {
@@ -177,5 +178,77 @@ func TestListContacts(t *testing.T) {
 	})
 	t.Run("ErrNotFound", func(t *testing.T) {
 		requireError(t, b.do("GET", "/api/v1/pools/"+uuid.NewString()+"/contacts", nil), http.StatusNotFound, CodeNotFound)
+	})
+}
+
+// TestContacts_Fields: contacts added with their fields (poolq's
+// "contacts" body) are listed with name, phone_number, email and timezone,
+// searchable with ?search= over name, email and phone, and validated field
+// by field.
+func TestContacts_Fields(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Renewals", pool.Parallel, 10)
+	path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+	ada, grace, plain := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	res := b.do("POST", path, `{"contact_uuids": ["`+plain+`"], "priority": 1, "contacts": [
+		{"contact_uuid": "`+ada+`", "name": "Ada Lovelace", "phone_number": "+15551234567",
+		 "email": "ada@example.com", "timezone": "Europe/London", "priority": 5, "payload": {"crm": 42}},
+		{"contact_uuid": "`+grace+`", "name": "Grace Hopper", "email": "grace@navy.mil"}]}`)
+	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+	require.Equal(t, pool.AddResult{ContactsAdded: 3}, data[pool.AddResult](t, res))
+
+	list := func(query string) []map[string]any {
+		res := b.do("GET", path+query, nil)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		require.Equal(t, "Pool contacts retrieved successfully", res.Env.Message)
+		var out []map[string]any
+		for _, it := range dataMap(t, res)["data"].([]any) {
+			out = append(out, it.(map[string]any))
+		}
+		return out
+	}
+	all := list("")
+	require.Len(t, all, 3)
+	require.Equal(t, plain, all[0]["contact_uuid"])
+	require.Equal(t, float64(1), all[0]["priority"])
+	require.Equal(t, map[string]any{"name": "Ada Lovelace", "phone_number": "+15551234567", "email": "ada@example.com",
+		"timezone": "Europe/London", "priority": float64(5)},
+		map[string]any{"name": all[1]["name"], "phone_number": all[1]["phone_number"], "email": all[1]["email"],
+			"timezone": all[1]["timezone"], "priority": all[1]["priority"]})
+	require.Equal(t, float64(1), all[2]["priority"], "the request's priority by default")
+	require.Nil(t, all[2]["phone_number"])
+
+	for query, want := range map[string][]string{
+		"?search=lovelace":      {ada},
+		"?search=NAVY":          {grace},
+		"?search=%2B1555":       {ada},
+		"?search=e":             {ada}, // words beginning so: example
+		"?search=grace%20hop":   {grace},
+		"?search=nobody":        nil,
+		"?search=e&status=Done": nil, // a 422, below
+	} {
+		if query == "?search=e&status=Done" {
+			continue
+		}
+		var got []string
+		for _, it := range list(query) {
+			got = append(got, it["contact_uuid"].(string))
+		}
+		require.Equal(t, want, got, query)
+	}
+	requireInvalid(t, b.do("GET", path+"?search=a%0Ab", nil), "search")
+	requireInvalid(t, b.do("GET", path+"?search="+strings.Repeat("x", pool.MaxSearchLen+1), nil), "search")
+
+	b.unchanged(func() {
+		res := b.do("POST", path, `{"contacts": [
+			{"contact_uuid": "`+uuid.NewString()+`", "phone_number": "555-1234", "email": "nope", "timezone": "Mars/Base"},
+			{"contact_uuid": "nope", "name": "`+strings.Repeat("n", pool.MaxContactNameLen+1)+`"},
+			{"contact_uuid": "`+uuid.NewString()+`", "colour": "red"}]}`)
+		requireInvalid(t, res, "contacts[1].contact_uuid", "contacts[2].colour") // what the request itself gets wrong, first
+		res = b.do("POST", path, `{"contacts": [
+			{"contact_uuid": "`+uuid.NewString()+`", "phone_number": "555-1234", "email": "nope", "timezone": "Mars/Base"},
+			{"contact_uuid": "`+uuid.NewString()+`", "name": "`+strings.Repeat("n", pool.MaxContactNameLen+1)+`"}]}`)
+		requireInvalid(t, res, "contacts[0].phone_number", "contacts[0].email", "contacts[0].timezone", "contacts[1].name")
 	})
 }

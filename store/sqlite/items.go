@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
@@ -16,14 +17,15 @@ import (
 // itemCols are the columns scanned by scanItem.
 const itemCols = `i.id, i.contact_uuid, i.status, i.priority, i.attempts, i.retry_count,
     i.started_at, i.completed_at, i.failed_at, i.next_retry_at, i.notes, i.added_at, i.payload,
-    i.token, i.lease_expires_at`
+    i.token, i.lease_expires_at, i.name, i.phone_number, i.email, i.timezone`
 
 // stateCols are an item's mutable columns, in the order of appendState.
 const stateCols = `status, priority, attempts, retry_count, started_at, completed_at, failed_at,
     next_retry_at, notes, token, lease_expires_at, ready`
 
-// itemParams is the number of parameters of one row of an items INSERT.
-const itemParams = 16
+// itemParams is the number of parameters of one row of an items INSERT:
+// pool, contact, added_at, payload, the four contact fields, the state.
+const itemParams = 20
 
 // insertSizes are the row counts of the multi-row statements of InsertItems
 // and UpdateItems, largest first, ending with 1: a batch is cut greedily
@@ -61,7 +63,8 @@ var insertItemsSQL = func() map[int]string {
 	row := "(" + strings.Repeat("?, ", itemParams-1) + "?)"
 	m := make(map[int]string, len(insertSizes))
 	for _, n := range insertSizes {
-		m[n] = `INSERT OR FAIL INTO items (pool_id, contact_uuid, added_at, payload, ` + stateCols + `)
+		m[n] = `INSERT OR FAIL INTO items (pool_id, contact_uuid, added_at, payload,
+    name, phone_number, email, timezone, ` + stateCols + `)
 VALUES ` + strings.Repeat(row+", ", n-1) + row + `
 ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 	}
@@ -84,6 +87,20 @@ ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 	return m
 }()
 
+// insertNewContactItemsSQL is insertNewItemsSQL for new items with contact
+// fields: nine values a row. Items without any take the narrower one.
+var insertNewContactItemsSQL = func() map[int]string {
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'Pending', 0, 0, '', 0, 1)"
+	m := make(map[int]string, len(insertSizes))
+	for _, n := range insertSizes {
+		m[n] = `INSERT OR FAIL INTO items (pool_id, contact_uuid, added_at, payload, priority,
+    name, phone_number, email, timezone, status, attempts, retry_count, notes, token, ready)
+VALUES ` + strings.Repeat(row+", ", n-1) + row + `
+ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
+	}
+	return m
+}()
+
 // isNew reports whether it is in the state of a new item: Pending, never
 // attempted, no times but AddedAt, no notes, token or lease.
 func isNew(it pool.Item) bool {
@@ -94,10 +111,23 @@ func isNew(it pool.Item) bool {
 
 const (
 	copyItemsSQL = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, status, priority,
-    attempts, retry_count, notes, token, ready)
-SELECT ?, i.contact_uuid, ?, i.payload, 'Pending', i.priority, 0, 0, '', 0, 1
+    attempts, retry_count, notes, token, ready, name, phone_number, email, timezone)
+SELECT ?, i.contact_uuid, ?, i.payload, 'Pending', i.priority, 0, 0, '', 0, 1,
+    i.name, i.phone_number, i.email, i.timezone
 FROM items i WHERE i.pool_id = ? ORDER BY i.id
 ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
+
+	// lastItemIDSQL is the largest item id ever given (AUTOINCREMENT keeps
+	// it in sqlite_sequence): the items inserted after reading it have
+	// larger ids.
+	lastItemIDSQL = `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'items'), 0)`
+
+	// indexContactsSQL adds to item_search the items of a pool with an id
+	// above ? that have contact fields: those just inserted. A range seek
+	// on items_pool.
+	indexContactsSQL = `INSERT INTO item_search (rowid, body)
+SELECT i.id, concat_ws(char(10), i.name, i.email, i.phone_number) FROM items i
+WHERE i.pool_id = ? AND i.id > ? AND (i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL)`
 
 	itemSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = ? AND i.contact_uuid = ?`
 
@@ -149,27 +179,48 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 	if err != nil {
 		return 0, wrap(op, err)
 	}
+	// The items with contact fields are indexed for search after they are
+	// inserted: those with an id above the largest before.
+	var before int64 = -1
+	for _, it := range items {
+		if !it.Contact.IsZero() {
+			if err := t.queryRow(ctx, []any{&before}, lastItemIDSQL); err != nil {
+				return 0, wrap(op, err)
+			}
+			break
+		}
+	}
 	// The statements run over runs of one status, so that the rows each
-	// adds are counted in that status, and of new items or not, which take
-	// the narrow statements.
+	// adds are counted in that status, and of new items (with contact
+	// fields or not) or not, which take the narrow statements.
 	added := 0
 	for start := 0; start < len(items); {
 		end := start + 1
-		fresh := isNew(items[start])
-		for end < len(items) && items[end].Status == items[start].Status && isNew(items[end]) == fresh {
+		kind := insertKind(items[start])
+		for end < len(items) && items[end].Status == items[start].Status && insertKind(items[end]) == kind {
 			end++
 		}
-		stmts, state := insertItemsSQL, appendState
-		if fresh {
+		var stmts map[int]string
+		var tail func(args []any, it pool.Item) ([]any, error)
+		switch kind {
+		case insertNew:
 			stmts = insertNewItemsSQL
-			state = func(args []any, it pool.Item) ([]any, error) { return append(args, it.Priority), nil }
+			tail = func(args []any, it pool.Item) ([]any, error) { return append(args, it.Priority), nil }
+		case insertNewContact:
+			stmts = insertNewContactItemsSQL
+			tail = func(args []any, it pool.Item) ([]any, error) {
+				return appendContact(append(args, it.Priority), it.Contact), nil
+			}
+		default:
+			stmts = insertItemsSQL
+			tail = func(args []any, it pool.Item) ([]any, error) { return appendState(appendContact(args, it.Contact), it) }
 		}
 		n, err := execChunks(ctx, t, op, start, items[start:end], stmts, func(args []any, _ int, it pool.Item) ([]any, error) {
 			at, err := nanos(it.AddedAt)
 			if err != nil {
 				return nil, err
 			}
-			return state(append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload)), it)
+			return tail(append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload)), it)
 		})
 		if err != nil {
 			return 0, err
@@ -181,7 +232,43 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 		added += n
 		start = end
 	}
+	if before >= 0 && added > 0 {
+		if _, err := t.exec(ctx, indexContactsSQL, k, before); err != nil {
+			return 0, wrap(op+": search index", err)
+		}
+	}
 	return added, nil
+}
+
+// The statements InsertItems chooses from for an item.
+const (
+	insertNew        = iota // a new item without contact fields: insertNewItemsSQL
+	insertNewContact        // a new item with contact fields: insertNewContactItemsSQL
+	insertFull              // any other: insertItemsSQL
+)
+
+func insertKind(it pool.Item) int {
+	switch {
+	case !isNew(it):
+		return insertFull
+	case it.Contact.IsZero():
+		return insertNew
+	default:
+		return insertNewContact
+	}
+}
+
+// appendContact appends the four contact fields, NULL for empty ones.
+func appendContact(args []any, c pool.Contact) []any {
+	return append(args, nullText(c.Name), nullText(c.PhoneNumber), nullText(c.Email), nullText(c.TimeZone))
+}
+
+// nullText returns s, or nil (NULL) for "".
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // CopyItems copies a pool's items into another as new Pending items, in
@@ -203,6 +290,10 @@ func (t *txn) CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) 
 	if err != nil {
 		return 0, wrap(op, err)
 	}
+	var before int64
+	if err := t.queryRow(ctx, []any{&before}, lastItemIDSQL); err != nil {
+		return 0, wrap(op, err)
+	}
 	res, err := t.exec(ctx, copyItemsSQL, dk, at, sk)
 	if err != nil {
 		return 0, wrap(op, err)
@@ -212,6 +303,11 @@ func (t *txn) CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) 
 		return 0, wrap(op, err)
 	}
 	t.count(dk, pool.StatusPending, int(n))
+	if n > 0 {
+		if _, err := t.exec(ctx, indexContactsSQL, dk, before); err != nil {
+			return 0, wrap(op+": search index", err)
+		}
+	}
 	return int(n), nil
 }
 
@@ -408,6 +504,9 @@ func (t *txn) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) ([]
 	if err != nil {
 		return nil, 0, wrap(op, err)
 	}
+	if q.Search != "" {
+		return t.searchItems(ctx, k, poolID, q)
+	}
 	if err := t.flushCounts(ctx); err != nil {
 		return nil, 0, wrap(op, err)
 	}
@@ -475,14 +574,17 @@ func scanItem(s scanner, poolID uuid.UUID, extra ...any) (pool.Item, error) {
 		added                                       int64
 		started, completed, failed, next, leaseEnds sql.NullInt64
 		payload                                     []byte
+		name, phone, email, zone                    sql.NullString
 	)
 	dest := append([]any{&it.ID, &it.ContactUUID, &status, &it.Priority, &it.Attempts, &it.RetryCount,
-		&started, &completed, &failed, &next, &it.Notes, &added, &payload, &it.Token, &leaseEnds}, extra...)
+		&started, &completed, &failed, &next, &it.Notes, &added, &payload, &it.Token, &leaseEnds,
+		&name, &phone, &email, &zone}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return pool.Item{}, err
 	}
 	it.PoolUUID = poolID
 	it.Status = pool.Status(status)
+	it.Contact = pool.Contact{Name: name.String, PhoneNumber: phone.String, Email: email.String, TimeZone: zone.String}
 	it.StartedAt = fromNullNanos(started)
 	it.CompletedAt = fromNullNanos(completed)
 	it.FailedAt = fromNullNanos(failed)
@@ -509,4 +611,57 @@ func scanItems(rows *sql.Rows, poolID uuid.UUID, capHint int) ([]pool.Item, erro
 		out = append(out, it)
 	}
 	return out, rows.Err()
+}
+
+// searchItems is Items with a search over the contacts' fields, in
+// item_search: every word of the search but the last must be a word of the
+// item's contact name, email or phone number, and the last must begin one
+// (words of letters and digits; case and diacritics aside), as a type-ahead
+// box expects. Whole words are seeks in the full-text index, so the cost
+// grows with the items that match, not with the pool; only the last word,
+// a prefix, reads the whole list of the words it begins. A search without
+// letters or digits matches nothing.
+func (t *txn) searchItems(ctx context.Context, k int64, poolID uuid.UUID, q pool.ItemQuery) ([]pool.Item, int, error) {
+	const op = "search items"
+	match := ftsQuery(q.Search)
+	if match == "" {
+		return []pool.Item{}, 0, nil
+	}
+	cond := "i.pool_id = ? AND i.id IN (SELECT rowid FROM item_search WHERE item_search MATCH ?)"
+	args := []any{k, match}
+	if q.Status != "" {
+		cond += " AND i.status = ?"
+		args = append(args, string(q.Status))
+	}
+	var total int
+	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM items i WHERE `+cond, args...).Scan(&total); err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+itemCols+` FROM items i WHERE `+cond+` ORDER BY i.id LIMIT ? OFFSET ?`,
+		append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	out, err := scanItems(rows, poolID, q.PerPage)
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	return out, total, nil
+}
+
+// ftsQuery turns a search into an FTS5 query: its words (runs of letters,
+// digits and marks, as the unicode61 tokenizer cuts them) all required,
+// the last as a prefix: "ada@Exam" → "ada" AND "Exam"*. "" when the search
+// has no word.
+func ftsQuery(search string) string {
+	words := strings.FieldsFunc(search, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r)
+	})
+	if len(words) == 0 {
+		return ""
+	}
+	for i, w := range words {
+		words[i] = `"` + w + `"` // a word holds no quote: no escaping
+	}
+	return strings.Join(words, " AND ") + "*"
 }

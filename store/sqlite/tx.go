@@ -170,12 +170,12 @@ func readQueries() []string {
 func writeQueries() []string {
 	qs := append(readQueries(),
 		insertPoolSQL, updatePoolSQL, deletePoolSQL,
-		copyItemsSQL, updateItemSQL, deleteItemSQL,
+		copyItemsSQL, updateItemSQL, deleteItemSQL, lastItemIDSQL, indexContactsSQL,
 		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
 		leaseBoundSQL, retryBoundSQL, dataVersionSQL, poolStateByKeySQL,
 	)
 	for _, n := range insertSizes {
-		qs = append(qs, insertItemsSQL[n], insertNewItemsSQL[n], updateItemsSQL[n], updateCountsSQL[n])
+		qs = append(qs, insertItemsSQL[n], insertNewItemsSQL[n], insertNewContactItemsSQL[n], updateItemsSQL[n], updateCountsSQL[n])
 	}
 	return qs
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,15 +25,18 @@ import (
 func TestMigrate_CountsWithoutTriggers(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v1.db")
+	// Version 1, written as its code did: plain statements, counts by
+	// triggers. (Not through Open: today's statements do not prepare on
+	// an old schema.)
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	db.SetMaxOpenConns(1)
 	all := migrations
 	migrations = all[:1]
-	st, err := Open(ctx, path, Options{})
+	err = migrate(ctx, db)
 	migrations = all
 	require.NoError(t, err)
-
-	// Version 1, written as its code did: plain statements, counts by triggers.
 	poolID := uuid.New()
-	db := st.wc // the writer's only connection, between Writes
 	_, err = db.ExecContext(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
     is_active, created_at, updated_at, search) VALUES (?, 'old pool', 'x', 'FIFO', 10, 3, 1, 0, 0, 'old pool')`, poolID[:])
 	require.NoError(t, err)
@@ -44,9 +48,9 @@ func TestMigrate_CountsWithoutTriggers(t *testing.T) {
 	}
 	_, err = db.ExecContext(ctx, `UPDATE items SET status = 'Completed', ready = 0 WHERE id IN (1, 2)`)
 	require.NoError(t, err)
-	require.NoError(t, st.Close())
+	require.NoError(t, db.Close())
 
-	st, err = Open(ctx, path, Options{})
+	st, err := Open(ctx, path, Options{})
 	require.NoError(t, err)
 	defer st.Close()
 	var triggers []string
@@ -58,7 +62,7 @@ func TestMigrate_CountsWithoutTriggers(t *testing.T) {
 		triggers = append(triggers, name)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []string{"pools_counts_init"}, triggers)
+	require.Equal(t, []string{"items_search_delete", "pools_counts_init"}, triggers)
 
 	// Migration 0003 edited the tables' text in place: the file is sound,
 	// its rows satisfy the constraints, none is an IN list any more, the
@@ -110,4 +114,25 @@ WHERE type = 'table' AND (sql LIKE '%status IN (%' OR sql LIKE '%type IN (%')`).
 	}))
 	want[pool.StatusPending], want[pool.StatusProcessing], want[pool.StatusCompleted] = 3, 1, 1
 	require.Equal(t, want, counts())
+
+	// 0004: the old items have no contact fields; a new one has, and the
+	// search finds it.
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		_, err := tx.InsertItems(ctx, poolID, []pool.Item{{ContactUUID: uuid.New(), Status: pool.StatusPending,
+			AddedAt: time.Unix(0, 11), Contact: pool.Contact{Name: "Ada Lovelace", PhoneNumber: "+15551234567"}}})
+		return err
+	}))
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		all, _, err := tx.Items(ctx, poolID, pool.ItemQuery{Page: 1, PerPage: 100})
+		require.NoError(t, err)
+		require.Len(t, all, 6)
+		for _, it := range all[:5] {
+			require.True(t, it.Contact.IsZero(), "an item from before 0004")
+		}
+		found, total, err := tx.Items(ctx, poolID, pool.ItemQuery{Search: "lovelace", Page: 1, PerPage: 10})
+		require.NoError(t, err)
+		require.Equal(t, 1, total)
+		require.Equal(t, "Ada Lovelace", found[0].Name)
+		return nil
+	}))
 }

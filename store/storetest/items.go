@@ -37,6 +37,10 @@ func itemTests() []test {
 		{"DeleteItem/ErrNotFound", testDeleteItemNotFound},
 		{"Items/Paging", testItemsPaging},
 		{"Items/StatusFilter", testItemsStatusFilter},
+		{"Items/Search", testItemsSearch},
+		{"Items/SearchFollowsWrites", testItemsSearchFollowsWrites},
+		{"InsertItems/SkipKeepsContact", testInsertItemsSkipKeepsContact},
+		{"CopyItems/Contacts", testCopyItemsContacts},
 	}
 }
 
@@ -70,6 +74,7 @@ func fullItems() []pool.Item {
 			ContactUUID: uuid.New(), Status: pool.StatusPending, Priority: -7,
 			AddedAt: at(1).In(tokyo),
 			Payload: json.RawMessage(`{"phone": "+33 1 23 45 67 89", "n": [1, 2.5e3], "name": "Zoë"}`),
+			Contact: pool.Contact{Name: "Zoë Ñúñez", PhoneNumber: "+33123456789", Email: "zoe@example.fr", TimeZone: "Europe/Paris"},
 		},
 		{ContactUUID: uuid.New(), Status: pool.StatusPending, Priority: 1 << 50, AddedAt: at(2)},
 		{
@@ -81,6 +86,7 @@ func fullItems() []pool.Item {
 			ContactUUID: uuid.New(), Status: pool.StatusRetrying, Attempts: 1, RetryCount: 1,
 			StartedAt: tt(time.Minute), NextRetryAt: tt(2 * time.Hour), Notes: "no answer",
 			AddedAt: at(4), Token: 1, Payload: json.RawMessage(`null`),
+			Contact: pool.Contact{PhoneNumber: "+15551234567", TimeZone: "America/New_York"},
 		},
 		{
 			ContactUUID: uuid.New(), Status: pool.StatusCompleted, Attempts: 1,
