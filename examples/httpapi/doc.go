@@ -33,7 +33,18 @@
 //	DELETE /api/v1/pools/{uuid}              200 "Pool deleted successfully", data: null; 409 while an item is in flight
 //	POST   /api/v1/pools/{uuid}/duplicate    201 pool + contacts_copied; body optional: {"name", "copy_contacts"}
 //	POST   /api/v1/pools/{uuid}/contacts     200 {"contacts_added", "contacts_skipped"}; body {"contact_uuids": [...], "priority": 0}
-//	GET    /api/v1/pools/{uuid}/contacts     200 page of items in insertion order; ?page= ?per_page= (≤100, default 25) ?status=
+//	                                         and/or "contacts": [{"contact_uuid", "name", "phone_number", "email", "timezone", "priority", "payload"}]
+//	GET    /api/v1/pools/{uuid}/contacts     200 page of items in insertion order; ?page= ?per_page= (≤100, default 25) ?status= ?search=
+//
+// The API adds contacts by UUID (contact_uuids, one priority for all);
+// poolq also takes "contacts", each with the contact's fields that the item
+// keeps and shows (name, phone_number, email, timezone: optional, validated
+// as pool.Contact says: an E.164 number, an IANA zone), its own priority and
+// payload. Both lists may be given: one transaction adds them all, at most
+// 10,000. A field error names the list's index ("contacts[2].phone_number").
+// ?search= keeps the items whose contact's name, email or phone has every
+// word of the search (the last one as a beginning: "ada love" finds Ada
+// Lovelace, "+1555" finds +15551234567), case and diacritics aside.
 //
 // Dispatch, for a dialer that talks HTTP:
 //
@@ -121,8 +132,6 @@
 //
 // # Caveats
 //
-//   - Items carry the contact's UUID only; the API's name, phone_number and
-//     email belong to the host's contact records, not to poolq.
 //   - campaigns is always empty: poolq does not model campaigns yet.
 //   - page is at most 2147483647 (a 422 beyond): the engine computes a page's
 //     offset without an overflow check.
