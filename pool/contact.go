@@ -105,6 +105,10 @@ func isEmail(s string) bool {
 	return true
 }
 
+// ValidTimeZone reports whether name is an IANA time zone poolq accepts:
+// one of the zone database it embeds, "Local" (the host's) excepted.
+func ValidTimeZone(name string) bool { return validZone(name) }
+
 // validZone reports whether name is an IANA zone of the embedded database.
 // Loading a zone reads and parses its data: the answers are kept, there
 // are a few hundred zone names.

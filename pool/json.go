@@ -72,12 +72,17 @@ func (p Pool) json() poolJSON {
 // MarshalJSON writes the API's pool object, times as [Timestamp]s.
 func (p Pool) MarshalJSON() ([]byte, error) { return json.Marshal(p.json()) }
 
-// MarshalJSON writes the pool object with status_counts.
+// MarshalJSON writes the pool object with status_counts and campaigns
+// (never null).
 func (d Detail) MarshalJSON() ([]byte, error) {
+	if d.Campaigns == nil {
+		d.Campaigns = []CampaignRef{}
+	}
 	return json.Marshal(struct {
 		poolJSON
 		StatusCounts map[Status]int `json:"status_counts"`
-	}{d.Pool.json(), d.StatusCounts})
+		Campaigns    []CampaignRef  `json:"campaigns"`
+	}{d.Pool.json(), d.StatusCounts, d.Campaigns})
 }
 
 // MarshalJSON writes the pool object with contacts_copied.

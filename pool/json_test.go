@@ -179,10 +179,19 @@ func TestDetail_MarshalJSON(t *testing.T) {
 	d := pool.Detail{Pool: defaultPool(), StatusCounts: counts}
 	d.ContactsCount = 3
 
-	// status_counts sits next to the pool's fields, not under a "pool" key.
-	require.Equal(t, sorted(slices.Concat(apiPoolKeys, []string{"status_counts"})...), jsonKeys(t, d))
-
+	// status_counts and campaigns sit next to the pool's fields, not under
+	// a "pool" key (the API's detail: "adds status_counts and campaigns").
+	require.Equal(t, sorted(slices.Concat(apiPoolKeys, []string{"status_counts", "campaigns"})...), jsonKeys(t, d))
 	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"campaigns":[]`, "never null")
+	d.Campaigns = []pool.CampaignRef{{UUID: poolID, Name: "Spring", Status: "In Process"}}
+	b, err = json.Marshal(d)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"campaigns":[{"uuid":"3c90c3cc-0d44-4b50-8888-8dd25736052a","name":"Spring","status":"In Process"}]`)
+	d.Campaigns = nil
+
+	b, err = json.Marshal(d)
 	require.NoError(t, err)
 	var m struct {
 		ContactsCount int            `json:"contacts_count"`

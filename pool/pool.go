@@ -69,6 +69,16 @@ func (p Pool) Ceiling() int {
 type Detail struct {
 	Pool
 	StatusCounts map[Status]int `json:"status_counts"`
+	// Campaigns are the campaigns the pool is attached to, oldest first.
+	Campaigns []CampaignRef `json:"campaigns"`
+}
+
+// CampaignRef names a campaign a pool is attached to, in the pool's
+// detail. Status is one of package campaign's statuses ("In Process"…).
+type CampaignRef struct {
+	UUID   uuid.UUID `json:"uuid"`
+	Name   string    `json:"name"`
+	Status string    `json:"status"`
 }
 
 // ZeroCounts returns a map with every status at zero.

@@ -1,27 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/poolq/poolq/pool"
 )
-
-// poolDetail is the data of GET /api/v1/pools/{uuid}: the pool, its
-// status_counts, and campaigns, always empty until poolq models campaigns.
-type poolDetail struct {
-	pool.Detail
-}
-
-// MarshalJSON writes the detail's object with "campaigns": [] added. (The
-// embedded Detail's own MarshalJSON would otherwise stand for the whole.)
-func (d poolDetail) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal(d.Detail)
-	if err != nil {
-		return nil, err
-	}
-	return append(b[:len(b)-1], `,"campaigns":[]}`...), nil
-}
 
 // readOnlyPool are the fields of a pool (and its detail) that a client
 // reads but cannot set: a create or update that sends them back (GET, edit,
@@ -79,7 +62,7 @@ func (s *server) getPool(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.ok(w, http.StatusOK, "Pool retrieved successfully", poolDetail{Detail: d})
+	s.ok(w, http.StatusOK, "Pool retrieved successfully", d)
 	return nil
 }
 

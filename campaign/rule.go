@@ -1,0 +1,305 @@
+package campaign
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/validate"
+)
+
+// RuleType says what a rule's attempts are: calls, or one-shot texts.
+type RuleType string
+
+// The rule types.
+const (
+	Call RuleType = "call"
+	Text RuleType = "text"
+)
+
+// RuleTypes returns every rule type, in the API's order.
+func RuleTypes() []RuleType { return []RuleType{Call, Text} }
+
+// ParseRuleType returns the canonical RuleType for s, in any case.
+func ParseRuleType(s string) (RuleType, bool) {
+	for _, t := range RuleTypes() {
+		if strings.EqualFold(s, string(t)) {
+			return t, true
+		}
+	}
+	return RuleType(s), false
+}
+
+// Valid reports whether t is a canonical rule type.
+func (t RuleType) Valid() bool { return t == Call || t == Text }
+
+// String returns t as written.
+func (t RuleType) String() string { return string(t) }
+
+// Limits and defaults of a rule, from the API.
+const (
+	DefaultRuleType             = Call
+	DefaultMaxCallsPerDay       = 3
+	DefaultMaxTotalCalls        = 10
+	DefaultRetryIntervalMinutes = 120
+	DefaultStartTime            = Clock(9 * 60)  // 09:00
+	DefaultEndTime              = Clock(18 * 60) // 18:00
+	DefaultDNCCheck             = true
+	DefaultRemoveOnOptOut       = true
+
+	// MaxRetryIntervalMinutes bounds retry_interval_minutes: 366 days, as
+	// the engine bounds a retry time.
+	MaxRetryIntervalMinutes = 366 * 24 * 60
+	// MaxEscalationTypeLen and MaxEscalationTargetLen bound the escalation
+	// fields, in characters.
+	MaxEscalationTypeLen   = 255
+	MaxEscalationTargetLen = 1000
+)
+
+// Rule is a contact rule: how the items of the pools of a campaign that
+// uses it are dialled. It marshals to the API's JSON field names; the
+// fields a text rule clears are null.
+type Rule struct {
+	UUID uuid.UUID `json:"uuid"`
+	Name string    `json:"name"`
+	Type RuleType  `json:"type"`
+	// MaxCallsPerDay caps an item's attempts per calendar day in the
+	// contact's time zone.
+	MaxCallsPerDay int `json:"max_calls_per_day"`
+	// MaxTotalCalls caps an item's attempts in all: the ceiling of the
+	// items it governs, in place of their pool's max_retries + 1.
+	MaxTotalCalls int `json:"max_total_calls"`
+	// RetryIntervalMinutes is the delay before a failed attempt's retry
+	// (nil for a text rule).
+	RetryIntervalMinutes *int `json:"retry_interval_minutes"`
+	// StartTime and EndTime are the daily calling window, [start, end), in
+	// the contact's local time (EndTime nil for a text rule: no end).
+	StartTime Clock  `json:"start_time"`
+	EndTime   *Clock `json:"end_time"`
+	// DNCCheck skips contacts on the do-not-call list.
+	DNCCheck bool `json:"dnc_check"`
+	// RemoveOnOptOut removes an opted-out contact from the active items.
+	RemoveOnOptOut bool `json:"remove_on_opt_out"`
+	// EscalationAfterFailedAttempts records an escalation when an item's
+	// failed attempts reach it (0 disables; nil for a text rule).
+	EscalationAfterFailedAttempts *int    `json:"escalation_after_failed_attempts"`
+	EscalationType                *string `json:"escalation_type"`
+	EscalationTarget              *string `json:"escalation_target"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Ceiling returns how many times an item the rule governs may be
+// dispatched: MaxTotalCalls.
+func (r Rule) Ceiling() int { return r.MaxTotalCalls }
+
+// RetryDelay returns the delay before a failed attempt's retry, and false
+// when the rule has none (a text rule: it never retries, its ceiling being
+// one attempt).
+func (r Rule) RetryDelay() (time.Duration, bool) {
+	if r.RetryIntervalMinutes == nil {
+		return 0, false
+	}
+	return time.Duration(*r.RetryIntervalMinutes) * time.Minute, true
+}
+
+// MarshalJSON writes the API's rule object, times of day "HH:MM:SS" and
+// timestamps as [pool.Timestamp]s.
+func (r Rule) MarshalJSON() ([]byte, error) {
+	type plain Rule // without this method
+	return json.Marshal(struct {
+		plain
+		CreatedAt pool.Timestamp `json:"created_at"`
+		UpdatedAt pool.Timestamp `json:"updated_at"`
+	}{plain(r), pool.Timestamp(r.CreatedAt), pool.Timestamp(r.UpdatedAt)})
+}
+
+// CreateRuleParams describes a new rule. Name is required; nil fields take
+// the defaults of the rule's type. Times of day are "HH:MM" (24 hours;
+// "HH:MM:SS" with zero seconds is accepted too).
+type CreateRuleParams struct {
+	Name                          string   `json:"name"`
+	Type                          RuleType `json:"type,omitempty"`
+	MaxCallsPerDay                *int     `json:"max_calls_per_day,omitempty"`
+	MaxTotalCalls                 *int     `json:"max_total_calls,omitempty"`
+	RetryIntervalMinutes          *int     `json:"retry_interval_minutes,omitempty"`
+	StartTime                     *string  `json:"start_time,omitempty"`
+	EndTime                       *string  `json:"end_time,omitempty"`
+	DNCCheck                      *bool    `json:"dnc_check,omitempty"`
+	RemoveOnOptOut                *bool    `json:"remove_on_opt_out,omitempty"`
+	EscalationAfterFailedAttempts *int     `json:"escalation_after_failed_attempts,omitempty"`
+	EscalationType                *string  `json:"escalation_type,omitempty"`
+	EscalationTarget              *string  `json:"escalation_target,omitempty"`
+}
+
+// UpdateRuleParams changes some fields of a rule: nil fields are left as
+// they are, given ones follow the rules of [CreateRuleParams]. An update
+// is not retroactive: items already waiting keep their retry times.
+type UpdateRuleParams struct {
+	Name                          *string   `json:"name,omitempty"`
+	Type                          *RuleType `json:"type,omitempty"`
+	MaxCallsPerDay                *int      `json:"max_calls_per_day,omitempty"`
+	MaxTotalCalls                 *int      `json:"max_total_calls,omitempty"`
+	RetryIntervalMinutes          *int      `json:"retry_interval_minutes,omitempty"`
+	StartTime                     *string   `json:"start_time,omitempty"`
+	EndTime                       *string   `json:"end_time,omitempty"`
+	DNCCheck                      *bool     `json:"dnc_check,omitempty"`
+	RemoveOnOptOut                *bool     `json:"remove_on_opt_out,omitempty"`
+	EscalationAfterFailedAttempts *int      `json:"escalation_after_failed_attempts,omitempty"`
+	EscalationType                *string   `json:"escalation_type,omitempty"`
+	EscalationTarget              *string   `json:"escalation_target,omitempty"`
+}
+
+// NewRule validates p and returns the rule it describes, with the
+// defaults of its type applied, the given id, and CreatedAt = UpdatedAt =
+// now. On failure it returns a [validate.Errors] listing every failing
+// field. A text rule's caps are forced to 1 and its retry interval, end
+// time and escalation fields cleared, whatever p says.
+func NewRule(id uuid.UUID, p CreateRuleParams, now time.Time) (Rule, error) {
+	now = now.UTC()
+	r := Rule{UUID: id, Type: DefaultRuleType, CreatedAt: now, UpdatedAt: now}
+	r.applyDefaults()
+	u := UpdateRuleParams{
+		Name: &p.Name, MaxCallsPerDay: p.MaxCallsPerDay, MaxTotalCalls: p.MaxTotalCalls,
+		RetryIntervalMinutes: p.RetryIntervalMinutes, StartTime: p.StartTime, EndTime: p.EndTime,
+		DNCCheck: p.DNCCheck, RemoveOnOptOut: p.RemoveOnOptOut,
+		EscalationAfterFailedAttempts: p.EscalationAfterFailedAttempts,
+		EscalationType:                p.EscalationType, EscalationTarget: p.EscalationTarget,
+	}
+	if p.Type != "" {
+		u.Type = &p.Type
+	}
+	out, _, err := u.Apply(r)
+	if err != nil {
+		return Rule{}, err
+	}
+	out.UpdatedAt = now
+	return out, nil
+}
+
+// applyDefaults sets r's settings to the defaults of a call rule.
+func (r *Rule) applyDefaults() {
+	r.MaxCallsPerDay, r.MaxTotalCalls = DefaultMaxCallsPerDay, DefaultMaxTotalCalls
+	r.RetryIntervalMinutes = ptr(DefaultRetryIntervalMinutes)
+	r.StartTime, r.EndTime = DefaultStartTime, ptr(DefaultEndTime)
+	r.DNCCheck, r.RemoveOnOptOut = DefaultDNCCheck, DefaultRemoveOnOptOut
+	r.EscalationAfterFailedAttempts = ptr(0)
+	r.EscalationType, r.EscalationTarget = nil, nil
+}
+
+// Apply validates u against r and returns r with the given fields changed.
+// A rule that becomes (or stays) a text rule gets the text coercion; one
+// that becomes a call rule gets the call defaults for the fields a text
+// rule had cleared, unless u gives them. changed reports whether a value
+// differs from r's (the caller moves UpdatedAt only then). On failure it
+// returns a [validate.Errors] listing every failing field, and r.
+func (u UpdateRuleParams) Apply(r Rule) (out Rule, changed bool, err error) {
+	var v validate.Validator
+	out = r
+	if u.Name != nil {
+		name := strings.TrimSpace(*u.Name)
+		if v.Required("name", name) && v.Length("name", name, pool.MinNameLen, pool.MaxNameLen) {
+			v.Text("name", name, 0)
+		}
+		out.Name = name
+	}
+	if u.Type != nil {
+		t, ok := ParseRuleType(string(*u.Type))
+		v.OneOf("type", string(*u.Type), ok, "call", "text")
+		if ok && t == Call && out.Type == Text {
+			// The fields a text rule cleared get the call defaults.
+			created, updated := out.CreatedAt, out.UpdatedAt
+			id, name := out.UUID, out.Name
+			dnc, optOut, start := out.DNCCheck, out.RemoveOnOptOut, out.StartTime
+			out.applyDefaults()
+			out.UUID, out.Name, out.CreatedAt, out.UpdatedAt = id, name, created, updated
+			out.DNCCheck, out.RemoveOnOptOut, out.StartTime = dnc, optOut, start
+		}
+		if ok {
+			out.Type = t
+		}
+	}
+	text := out.Type == Text
+	// A text rule ignores what it forces: those fields are not checked.
+	if u.MaxCallsPerDay != nil && !text && v.IntMin("max_calls_per_day", *u.MaxCallsPerDay, 1) {
+		out.MaxCallsPerDay = *u.MaxCallsPerDay
+	}
+	if u.MaxTotalCalls != nil && !text && v.IntMin("max_total_calls", *u.MaxTotalCalls, 1) {
+		out.MaxTotalCalls = *u.MaxTotalCalls
+	}
+	if u.RetryIntervalMinutes != nil && !text &&
+		v.IntRange("retry_interval_minutes", *u.RetryIntervalMinutes, 1, MaxRetryIntervalMinutes) {
+		out.RetryIntervalMinutes = ptr(*u.RetryIntervalMinutes)
+	}
+	if u.StartTime != nil {
+		if c, err := ParseClock(*u.StartTime); err != nil {
+			v.Add("start_time", validate.RuleFormat, err.Error())
+		} else {
+			out.StartTime = c
+		}
+	}
+	if u.EndTime != nil && !text {
+		if c, err := ParseClock(*u.EndTime); err != nil {
+			v.Add("end_time", validate.RuleFormat, err.Error())
+		} else {
+			out.EndTime = ptr(c)
+		}
+	}
+	if u.DNCCheck != nil {
+		out.DNCCheck = *u.DNCCheck
+	}
+	if u.RemoveOnOptOut != nil {
+		out.RemoveOnOptOut = *u.RemoveOnOptOut
+	}
+	if u.EscalationAfterFailedAttempts != nil && !text &&
+		v.IntMin("escalation_after_failed_attempts", *u.EscalationAfterFailedAttempts, 0) {
+		out.EscalationAfterFailedAttempts = ptr(*u.EscalationAfterFailedAttempts)
+	}
+	if u.EscalationType != nil && !text && v.Text("escalation_type", *u.EscalationType, MaxEscalationTypeLen) {
+		out.EscalationType = nullable(*u.EscalationType)
+	}
+	if u.EscalationTarget != nil && !text && v.Text("escalation_target", *u.EscalationTarget, MaxEscalationTargetLen) {
+		out.EscalationTarget = nullable(*u.EscalationTarget)
+	}
+	if text {
+		out.MaxCallsPerDay, out.MaxTotalCalls = 1, 1
+		out.RetryIntervalMinutes, out.EndTime = nil, nil
+		out.EscalationAfterFailedAttempts, out.EscalationType, out.EscalationTarget = nil, nil, nil
+	} else if out.EndTime != nil && *out.EndTime <= out.StartTime {
+		// No overnight windows: a window that crosses midnight is two
+		// days' worth of hours, and its day cap ambiguous.
+		v.Add("end_time", validate.RuleRange,
+			fmt.Sprintf("must be after start_time %s (got %s): windows do not cross midnight", out.StartTime, *out.EndTime))
+	}
+	if err := v.Err(); err != nil {
+		return r, false, err
+	}
+	return out, !sameRule(out, r), nil
+}
+
+// Validate checks p as NewRule would, without a rule.
+func (p CreateRuleParams) Validate() error {
+	_, err := NewRule(uuid.Nil, p, time.Time{})
+	return err
+}
+
+// sameRule reports whether a and b hold the same values.
+func sameRule(a, b Rule) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// nullable returns &s, or nil for "".
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

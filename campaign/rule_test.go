@@ -1,0 +1,217 @@
+package campaign_test
+
+import (
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/validate"
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	ruleID = uuid.MustParse("7a1e7c2e-5b1f-4c7e-9a0b-1c2d3e4f5a6b")
+	t0     = time.Date(2023, 11, 7, 5, 31, 56, 0, time.UTC)
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// fields returns the failing fields of err with their rules, sorted.
+func fields(t *testing.T, err error) []string {
+	t.Helper()
+	require.ErrorIs(t, err, validate.ErrInvalid)
+	var es validate.Errors
+	require.True(t, errors.As(err, &es))
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.Field + ":" + e.Rule
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestClock(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]campaign.Clock{"00:00": 0, "09:00": 540, "23:59": 1439, "18:30:00": 1110} {
+		got, err := campaign.ParseClock(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "9:00", "24:00", "12:60", "12:5", "12:30:01", "1230", "ab:cd", "+1:00", "12:+5", "12:00:00:00", "-1:00"} {
+		_, err := campaign.ParseClock(in)
+		require.Error(t, err, "%q", in)
+	}
+	b, err := json.Marshal(campaign.Clock(545))
+	require.NoError(t, err)
+	require.Equal(t, `"09:05:00"`, string(b))
+	var c campaign.Clock
+	require.NoError(t, json.Unmarshal([]byte(`"09:05"`), &c))
+	require.Equal(t, campaign.Clock(545), c)
+}
+
+func TestNewRule(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OKCallDefaults", func(t *testing.T) {
+		t.Parallel()
+		r, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "  Standard  "}, t0)
+		require.NoError(t, err)
+		require.Equal(t, campaign.Rule{
+			UUID: ruleID, Name: "Standard", Type: campaign.Call, MaxCallsPerDay: 3, MaxTotalCalls: 10,
+			RetryIntervalMinutes: ptr(120), StartTime: 540, EndTime: ptr(campaign.Clock(1080)),
+			DNCCheck: true, RemoveOnOptOut: true, EscalationAfterFailedAttempts: ptr(0),
+			CreatedAt: t0, UpdatedAt: t0,
+		}, r)
+		require.Equal(t, 10, r.Ceiling())
+		d, ok := r.RetryDelay()
+		require.True(t, ok)
+		require.Equal(t, 2*time.Hour, d)
+	})
+
+	t.Run("OKEveryField", func(t *testing.T) {
+		t.Parallel()
+		r, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{
+			Name: "Evenings", Type: "CALL", MaxCallsPerDay: ptr(2), MaxTotalCalls: ptr(6),
+			RetryIntervalMinutes: ptr(30), StartTime: ptr("17:00"), EndTime: ptr("20:30:00"),
+			DNCCheck: ptr(false), RemoveOnOptOut: ptr(false), EscalationAfterFailedAttempts: ptr(4),
+			EscalationType: ptr("email"), EscalationTarget: ptr("ops@example.com"),
+		}, t0)
+		require.NoError(t, err)
+		require.Equal(t, campaign.Rule{
+			UUID: ruleID, Name: "Evenings", Type: campaign.Call, MaxCallsPerDay: 2, MaxTotalCalls: 6,
+			RetryIntervalMinutes: ptr(30), StartTime: 1020, EndTime: ptr(campaign.Clock(1230)),
+			EscalationAfterFailedAttempts: ptr(4), EscalationType: ptr("email"), EscalationTarget: ptr("ops@example.com"),
+			CreatedAt: t0, UpdatedAt: t0,
+		}, r)
+	})
+
+	// A text rule is one-shot: caps 1, no retry interval, no end time, no
+	// escalation, whatever the payload says (and the forced fields are not
+	// checked).
+	t.Run("OKTextCoercion", func(t *testing.T) {
+		t.Parallel()
+		r, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{
+			Name: "Reminder", Type: "text", MaxCallsPerDay: ptr(-4), MaxTotalCalls: ptr(99),
+			RetryIntervalMinutes: ptr(0), StartTime: ptr("10:00"), EndTime: ptr("nonsense"),
+			EscalationAfterFailedAttempts: ptr(3), EscalationType: ptr("sms"), EscalationTarget: ptr("x"),
+		}, t0)
+		require.NoError(t, err)
+		require.Equal(t, campaign.Rule{
+			UUID: ruleID, Name: "Reminder", Type: campaign.Text, MaxCallsPerDay: 1, MaxTotalCalls: 1,
+			StartTime: 600, DNCCheck: true, RemoveOnOptOut: true, CreatedAt: t0, UpdatedAt: t0,
+		}, r)
+		_, ok := r.RetryDelay()
+		require.False(t, ok)
+		require.Equal(t, 1, r.Ceiling())
+		b, err := json.Marshal(r)
+		require.NoError(t, err)
+		require.JSONEq(t, `{"uuid":"7a1e7c2e-5b1f-4c7e-9a0b-1c2d3e4f5a6b","name":"Reminder","type":"text",
+			"max_calls_per_day":1,"max_total_calls":1,"retry_interval_minutes":null,"start_time":"10:00:00",
+			"end_time":null,"dnc_check":true,"remove_on_opt_out":true,"escalation_after_failed_attempts":null,
+			"escalation_type":null,"escalation_target":null,
+			"created_at":"2023-11-07T05:31:56Z","updated_at":"2023-11-07T05:31:56Z"}`, string(b))
+	})
+
+	t.Run("ErrEveryFieldAtOnce", func(t *testing.T) {
+		t.Parallel()
+		_, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{
+			Name: "ab", Type: "voice", MaxCallsPerDay: ptr(0), MaxTotalCalls: ptr(0),
+			RetryIntervalMinutes: ptr(0), StartTime: ptr("9am"), EndTime: ptr("25:00"),
+			EscalationAfterFailedAttempts: ptr(-1), EscalationType: ptr(strings.Repeat("t", 256)),
+			EscalationTarget: ptr("x\x00"),
+		}, t0)
+		require.Equal(t, []string{
+			"end_time:format", "escalation_after_failed_attempts:range", "escalation_target:format",
+			"escalation_type:length", "max_calls_per_day:range", "max_total_calls:range", "name:length",
+			"retry_interval_minutes:range", "start_time:format", "type:enum",
+		}, fields(t, err))
+	})
+
+	t.Run("ErrWindow", func(t *testing.T) {
+		t.Parallel()
+		for _, w := range [][2]string{{"18:00", "09:00"}, {"09:00", "09:00"}, {"22:00", "02:00"}} {
+			_, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Nights", StartTime: &w[0], EndTime: &w[1]}, t0)
+			require.Equal(t, []string{"end_time:range"}, fields(t, err), "%v: no empty or overnight window", w)
+		}
+		_, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Late", StartTime: ptr("19:00")}, t0)
+		require.Equal(t, []string{"end_time:range"}, fields(t, err), "a start after the default end")
+	})
+
+	t.Run("ErrRetryIntervalBound", func(t *testing.T) {
+		t.Parallel()
+		_, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Slow", RetryIntervalMinutes: ptr(campaign.MaxRetryIntervalMinutes + 1)}, t0)
+		require.Equal(t, []string{"retry_interval_minutes:range"}, fields(t, err))
+	})
+}
+
+func TestUpdateRuleParams_Apply(t *testing.T) {
+	t.Parallel()
+	call, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Standard", EscalationType: ptr("email")}, t0)
+	require.NoError(t, err)
+
+	t.Run("OKPartial", func(t *testing.T) {
+		t.Parallel()
+		out, changed, err := campaign.UpdateRuleParams{MaxTotalCalls: ptr(4), StartTime: ptr("08:30")}.Apply(call)
+		require.NoError(t, err)
+		require.True(t, changed)
+		want := call
+		want.MaxTotalCalls, want.StartTime = 4, 510
+		require.Equal(t, want, out)
+	})
+
+	t.Run("OKNoChange", func(t *testing.T) {
+		t.Parallel()
+		out, changed, err := campaign.UpdateRuleParams{MaxTotalCalls: ptr(10), Name: ptr("Standard")}.Apply(call)
+		require.NoError(t, err)
+		require.False(t, changed)
+		require.Equal(t, call, out)
+	})
+
+	t.Run("OKBecomesText", func(t *testing.T) {
+		t.Parallel()
+		out, _, err := campaign.UpdateRuleParams{Type: ptr(campaign.Text), MaxTotalCalls: ptr(8)}.Apply(call)
+		require.NoError(t, err)
+		require.Equal(t, campaign.Text, out.Type)
+		require.Equal(t, 1, out.MaxTotalCalls)
+		require.Equal(t, 1, out.MaxCallsPerDay)
+		require.Nil(t, out.RetryIntervalMinutes)
+		require.Nil(t, out.EndTime)
+		require.Nil(t, out.EscalationType)
+		require.Nil(t, out.EscalationAfterFailedAttempts)
+
+		// A text rule stays one-shot whatever an update says.
+		again, _, err := campaign.UpdateRuleParams{MaxTotalCalls: ptr(5), EndTime: ptr("20:00")}.Apply(out)
+		require.NoError(t, err)
+		require.Equal(t, 1, again.MaxTotalCalls)
+		require.Nil(t, again.EndTime)
+
+		// Back to call: the cleared fields get the call defaults.
+		back, _, err := campaign.UpdateRuleParams{Type: ptr(campaign.Call)}.Apply(out)
+		require.NoError(t, err)
+		require.Equal(t, 10, back.MaxTotalCalls)
+		require.Equal(t, 3, back.MaxCallsPerDay)
+		require.Equal(t, ptr(120), back.RetryIntervalMinutes)
+		require.Equal(t, ptr(campaign.Clock(1080)), back.EndTime)
+		require.Equal(t, ptr(0), back.EscalationAfterFailedAttempts)
+	})
+
+	t.Run("ErrLeavesRule", func(t *testing.T) {
+		t.Parallel()
+		out, changed, err := campaign.UpdateRuleParams{Name: ptr(" "), EndTime: ptr("08:00")}.Apply(call)
+		require.Equal(t, []string{"end_time:range", "name:required"}, fields(t, err))
+		require.False(t, changed)
+		require.Equal(t, call, out)
+	})
+
+	t.Run("OKEscalationCleared", func(t *testing.T) {
+		t.Parallel()
+		out, _, err := campaign.UpdateRuleParams{EscalationType: ptr("")}.Apply(call)
+		require.NoError(t, err)
+		require.Nil(t, out.EscalationType)
+	})
+}
