@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 )
 
@@ -154,6 +155,55 @@ type Tx interface {
 	// one, so that one caller's failure does not undo the others'. Only in
 	// a write transaction; savepoints do not nest.
 	Savepoint(ctx context.Context, fn func(Tx) error) error
+
+	// Rules (package campaign). Every method that takes a rule id returns
+	// [ErrNotFound] for an unknown rule.
+
+	// InsertRule stores a new rule; a rule with the same UUID gets
+	// [ErrConflict].
+	InsertRule(ctx context.Context, r campaign.Rule) error
+	// Rule returns one rule.
+	Rule(ctx context.Context, id uuid.UUID) (campaign.Rule, error)
+	// UpdateRule stores every setting of r (not CreatedAt).
+	UpdateRule(ctx context.Context, r campaign.Rule) error
+	// DeleteRule removes a rule. The caller makes sure no campaign uses it.
+	DeleteRule(ctx context.Context, id uuid.UUID) error
+	// Rules returns one page of rules matching q (normalized), ordered by
+	// CreatedAt then UUID, and the number matching on all pages. Search
+	// finds a case-insensitive substring of the name, escalation type or
+	// escalation target.
+	Rules(ctx context.Context, q campaign.RuleQuery) ([]campaign.Rule, int, error)
+
+	// Campaigns. Every method that takes a campaign id returns
+	// [ErrNotFound] for an unknown campaign.
+
+	// InsertCampaign stores a new campaign (PoolUUIDs is ignored: see
+	// AttachPool); a campaign with the same UUID gets [ErrConflict], an
+	// unknown rule [ErrNotFound].
+	InsertCampaign(ctx context.Context, c campaign.Campaign) error
+	// Campaign returns one campaign, with PoolUUIDs in attachment order.
+	Campaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error)
+	// UpdateCampaign stores c's name, status, rule, time zone and
+	// UpdatedAt; an unknown rule is [ErrNotFound].
+	UpdateCampaign(ctx context.Context, c campaign.Campaign) error
+	// DeleteCampaign removes a campaign and detaches its pools.
+	DeleteCampaign(ctx context.Context, id uuid.UUID) error
+	// Campaigns returns one page of campaigns matching q (normalized),
+	// ordered by CreatedAt then UUID, with their PoolUUIDs, and the number
+	// matching on all pages. Search finds a case-insensitive substring of
+	// the name.
+	Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error)
+	// AttachPool attaches pool poolID to campaign id, after the pools
+	// attached before. attached is false when it was attached already.
+	// An unknown pool is [ErrNotFound].
+	AttachPool(ctx context.Context, id, poolID uuid.UUID) (attached bool, err error)
+	// DetachPool detaches pool poolID from campaign id. detached is false
+	// when it was not attached. An unknown pool is [ErrNotFound].
+	DetachPool(ctx context.Context, id, poolID uuid.UUID) (detached bool, err error)
+	// PoolCampaigns returns the campaigns pool poolID is attached to,
+	// ordered by CreatedAt then UUID, without their PoolUUIDs. An index
+	// seek: dispatch asks it of every pool it claims from.
+	PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.Campaign, error)
 
 	// NextWake returns the earliest time at which something in the pool may
 	// change by itself: the earliest NextRetryAt of a Retrying or Scheduled

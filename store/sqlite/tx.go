@@ -161,7 +161,7 @@ func readQueries() []string {
 	return []string{
 		poolKeySQL, poolSQL, statusCountsSQL,
 		itemSQL, itemByIDSQL, itemsByIDSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
-		inFlightSQL, expiredSQL, nextWakeSQL, poolStateSQL,
+		inFlightSQL, expiredSQL, nextWakeSQL, poolStateSQL, poolCampaignsSQL, ruleSQL, campaignSQL, campaignPoolsSQL,
 	}
 }
 

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Dispatch", dispatchTests()},
 		{"Transactions", txTests()},
 		{"Counts", countTests()},
+		{"Campaigns", campaignTests()},
 		{"State", stateTests()},
 		{"Close", closeTests()},
 	}

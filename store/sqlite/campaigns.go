@@ -1,0 +1,514 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+)
+
+// ruleCols are the columns scanned by scanRule.
+const ruleCols = `r.uuid, r.name, r.type, r.max_calls_per_day, r.max_total_calls, r.retry_interval_minutes,
+    r.start_time, r.end_time, r.dnc_check, r.remove_on_opt_out, r.escalation_after, r.escalation_type,
+    r.escalation_target, r.created_at, r.updated_at`
+
+// campaignCols are the columns scanned by scanCampaign.
+const campaignCols = `c.id, c.uuid, c.name, c.status, (SELECT r.uuid FROM rules r WHERE r.id = c.rule_id),
+    c.timezone, c.created_at, c.updated_at`
+
+const (
+	insertRuleSQL = `INSERT INTO rules (uuid, name, type, max_calls_per_day, max_total_calls,
+    retry_interval_minutes, start_time, end_time, dnc_check, remove_on_opt_out, escalation_after,
+    escalation_type, escalation_target, created_at, updated_at, search)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	updateRuleSQL = `UPDATE rules SET name = ?, type = ?, max_calls_per_day = ?, max_total_calls = ?,
+    retry_interval_minutes = ?, start_time = ?, end_time = ?, dnc_check = ?, remove_on_opt_out = ?,
+    escalation_after = ?, escalation_type = ?, escalation_target = ?, updated_at = ?, search = ?
+WHERE uuid = ?`
+
+	ruleSQL       = `SELECT ` + ruleCols + ` FROM rules r WHERE r.uuid = ?`
+	deleteRuleSQL = `DELETE FROM rules WHERE uuid = ?`
+	ruleKeySQL    = `SELECT id FROM rules WHERE uuid = ?`
+
+	insertCampaignSQL = `INSERT INTO campaigns (uuid, name, status, rule_id, timezone, created_at, updated_at, search)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+	updateCampaignSQL = `UPDATE campaigns SET name = ?, status = ?, rule_id = ?, timezone = ?, updated_at = ?, search = ?
+WHERE uuid = ?`
+
+	campaignSQL       = `SELECT ` + campaignCols + ` FROM campaigns c WHERE c.uuid = ?`
+	deleteCampaignSQL = `DELETE FROM campaigns WHERE uuid = ?`
+	campaignKeySQL    = `SELECT id FROM campaigns WHERE uuid = ?`
+
+	// campaignPoolsSQL lists the pools of a campaign in attachment order.
+	campaignPoolsSQL = `SELECT p.uuid FROM campaign_pools cp JOIN pools p ON p.id = cp.pool_id
+WHERE cp.campaign_id = ? ORDER BY cp.seq`
+
+	attachPoolSQL = `INSERT INTO campaign_pools (campaign_id, pool_id, seq)
+VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM campaign_pools WHERE campaign_id = ?1))
+ON CONFLICT DO NOTHING`
+
+	detachPoolSQL = `DELETE FROM campaign_pools WHERE campaign_id = ? AND pool_id = ?`
+
+	// poolCampaignsSQL is a seek on campaign_pools_pool: nothing to read
+	// for a pool attached to no campaign.
+	poolCampaignsSQL = `SELECT ` + campaignCols + ` FROM campaign_pools cp JOIN campaigns c ON c.id = cp.campaign_id
+WHERE cp.pool_id = ? ORDER BY c.created_at, c.uuid`
+)
+
+// InsertRule stores a new rule. O(log n).
+func (t *txn) InsertRule(ctx context.Context, r campaign.Rule) error {
+	const op = "insert rule"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	created, err := nanos(r.CreatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	updated, err := nanos(r.UpdatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	args := append([]any{blob(r.UUID)}, ruleSettings(r)...)
+	_, err = t.exec(ctx, insertRuleSQL, append(args, created, updated, ruleSearchText(r))...)
+	return wrap(op, err)
+}
+
+// ruleSettings returns the settings of r, name to escalation_target, in
+// the order of the columns of insertRuleSQL and updateRuleSQL.
+func ruleSettings(r campaign.Rule) []any {
+	var end any
+	if r.EndTime != nil {
+		end = int(*r.EndTime)
+	}
+	return []any{r.Name, string(r.Type), r.MaxCallsPerDay, r.MaxTotalCalls, nullInt(r.RetryIntervalMinutes),
+		int(r.StartTime), end, r.DNCCheck, r.RemoveOnOptOut, nullInt(r.EscalationAfterFailedAttempts),
+		nullString(r.EscalationType), nullString(r.EscalationTarget)}
+}
+
+// ruleSearchText is what a rule search looks in: name, escalation type and
+// target, case-folded.
+func ruleSearchText(r campaign.Rule) string {
+	deref := func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	}
+	return foldCase(r.Name + "\n" + deref(r.EscalationType) + "\n" + deref(r.EscalationTarget))
+}
+
+// Rule returns one rule. O(log n).
+func (t *txn) Rule(ctx context.Context, id uuid.UUID) (campaign.Rule, error) {
+	const op = "rule"
+	s, err := t.stmt(ctx, ruleSQL)
+	if err != nil {
+		return campaign.Rule{}, wrap(op, err)
+	}
+	r, err := scanRule(s.QueryRowContext(ctx, blob(id)))
+	if err != nil {
+		return campaign.Rule{}, wrap(fmt.Sprintf("%s %s", op, id), err)
+	}
+	return r, nil
+}
+
+// UpdateRule stores the settings of r. O(log n).
+func (t *txn) UpdateRule(ctx context.Context, r campaign.Rule) error {
+	const op = "update rule"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	updated, err := nanos(r.UpdatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	res, err := t.exec(ctx, updateRuleSQL, append(ruleSettings(r), updated, ruleSearchText(r), blob(r.UUID))...)
+	return wrap(fmt.Sprintf("%s %s", op, r.UUID), affected(res, err))
+}
+
+// DeleteRule removes a rule. O(log n).
+func (t *txn) DeleteRule(ctx context.Context, id uuid.UUID) error {
+	const op = "delete rule"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	res, err := t.exec(ctx, deleteRuleSQL, blob(id))
+	return wrap(fmt.Sprintf("%s %s", op, id), affected(res, err))
+}
+
+// Rules returns one page of rules and their number; the total counts every
+// match.
+func (t *txn) Rules(ctx context.Context, q campaign.RuleQuery) ([]campaign.Rule, int, error) {
+	const op = "rules"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("sqlite: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	var where []string
+	var args []any
+	if q.Type != "" {
+		where = append(where, "r.type = ?")
+		args = append(args, string(q.Type))
+	}
+	if q.Search != "" {
+		where = append(where, "instr(r.search, ?) > 0")
+		args = append(args, foldCase(q.Search))
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM rules r`+cond, args...).Scan(&total); err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+ruleCols+` FROM rules r`+cond+` ORDER BY r.created_at, r.uuid LIMIT ? OFFSET ?`,
+		append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	defer rows.Close()
+	out := make([]campaign.Rule, 0, q.PerPage)
+	for rows.Next() {
+		r, err := scanRule(rows)
+		if err != nil {
+			return nil, 0, wrap(op, err)
+		}
+		out = append(out, r)
+	}
+	return out, total, wrap(op, rows.Err())
+}
+
+func scanRule(s scanner) (campaign.Rule, error) {
+	var (
+		r                       campaign.Rule
+		typ                     string
+		retry, end, escalation  sql.NullInt64
+		escType, escTarget      sql.NullString
+		start, created, updated int64
+		dnc, optOut             bool
+	)
+	err := s.Scan(&r.UUID, &r.Name, &typ, &r.MaxCallsPerDay, &r.MaxTotalCalls, &retry, &start, &end,
+		&dnc, &optOut, &escalation, &escType, &escTarget, &created, &updated)
+	if err != nil {
+		return campaign.Rule{}, err
+	}
+	r.Type = campaign.RuleType(typ)
+	r.RetryIntervalMinutes = intPtr(retry)
+	r.StartTime = campaign.Clock(start)
+	if end.Valid {
+		c := campaign.Clock(end.Int64)
+		r.EndTime = &c
+	}
+	r.DNCCheck, r.RemoveOnOptOut = dnc, optOut
+	r.EscalationAfterFailedAttempts = intPtr(escalation)
+	r.EscalationType, r.EscalationTarget = stringPtr(escType), stringPtr(escTarget)
+	r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return r, nil
+}
+
+// ruleKey returns the internal id of rule id, or ErrNotFound naming it.
+func (t *txn) ruleKey(ctx context.Context, id uuid.UUID) (int64, error) {
+	var k int64
+	if err := t.queryRow(ctx, []any{&k}, ruleKeySQL, blob(id)); err != nil {
+		if err = translate(err); errors.Is(err, store.ErrNotFound) {
+			return 0, fmt.Errorf("rule %s: %w", id, err)
+		}
+		return 0, err
+	}
+	return k, nil
+}
+
+// campaignKey returns the internal id of campaign id, or ErrNotFound
+// naming it.
+func (t *txn) campaignKey(ctx context.Context, id uuid.UUID) (int64, error) {
+	var k int64
+	if err := t.queryRow(ctx, []any{&k}, campaignKeySQL, blob(id)); err != nil {
+		if err = translate(err); errors.Is(err, store.ErrNotFound) {
+			return 0, fmt.Errorf("campaign %s: %w", id, err)
+		}
+		return 0, err
+	}
+	return k, nil
+}
+
+// campaignRule returns the internal id of c's rule, nil (NULL) for none.
+func (t *txn) campaignRule(ctx context.Context, c campaign.Campaign) (any, error) {
+	if c.RuleUUID == nil {
+		return nil, nil
+	}
+	return t.ruleKey(ctx, *c.RuleUUID)
+}
+
+// InsertCampaign stores a new campaign. O(log n).
+func (t *txn) InsertCampaign(ctx context.Context, c campaign.Campaign) error {
+	const op = "insert campaign"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	rule, err := t.campaignRule(ctx, c)
+	if err != nil {
+		return wrap(op, err)
+	}
+	created, err := nanos(c.CreatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	updated, err := nanos(c.UpdatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	_, err = t.exec(ctx, insertCampaignSQL, blob(c.UUID), c.Name, string(c.Status), rule, c.TimeZone,
+		created, updated, foldCase(c.Name))
+	return wrap(op, err)
+}
+
+// Campaign returns one campaign with its pools. O(log n + its pools).
+func (t *txn) Campaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error) {
+	const op = "campaign"
+	s, err := t.stmt(ctx, campaignSQL)
+	if err != nil {
+		return campaign.Campaign{}, wrap(op, err)
+	}
+	c, k, err := scanCampaign(s.QueryRowContext(ctx, blob(id)))
+	if err != nil {
+		return campaign.Campaign{}, wrap(fmt.Sprintf("%s %s", op, id), err)
+	}
+	if c.PoolUUIDs, err = t.campaignPools(ctx, k); err != nil {
+		return campaign.Campaign{}, wrap(op, err)
+	}
+	return c, nil
+}
+
+// campaignPools lists the pools of campaign k in attachment order.
+func (t *txn) campaignPools(ctx context.Context, k int64) ([]uuid.UUID, error) {
+	rows, err := t.query(ctx, campaignPoolsSQL, k)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// UpdateCampaign stores c's settings. O(log n).
+func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
+	const op = "update campaign"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	rule, err := t.campaignRule(ctx, c)
+	if err != nil {
+		return wrap(op, err)
+	}
+	updated, err := nanos(c.UpdatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	res, err := t.exec(ctx, updateCampaignSQL, c.Name, string(c.Status), rule, c.TimeZone, updated,
+		foldCase(c.Name), blob(c.UUID))
+	return wrap(fmt.Sprintf("%s %s", op, c.UUID), affected(res, err))
+}
+
+// DeleteCampaign removes a campaign; its attachments go with it.
+func (t *txn) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
+	const op = "delete campaign"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	res, err := t.exec(ctx, deleteCampaignSQL, blob(id))
+	return wrap(fmt.Sprintf("%s %s", op, id), affected(res, err))
+}
+
+// Campaigns returns one page of campaigns with their pools, and their
+// number.
+func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error) {
+	const op = "campaigns"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("sqlite: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	var where []string
+	var args []any
+	if q.Status != "" {
+		where = append(where, "c.status = ?")
+		args = append(args, string(q.Status))
+	}
+	if q.Search != "" {
+		where = append(where, "instr(c.search, ?) > 0")
+		args = append(args, foldCase(q.Search))
+	}
+	if q.RuleUUID != nil {
+		where = append(where, "c.rule_id = (SELECT id FROM rules WHERE uuid = ?)")
+		args = append(args, blob(*q.RuleUUID))
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM campaigns c`+cond, args...).Scan(&total); err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+campaignCols+` FROM campaigns c`+cond+` ORDER BY c.created_at, c.uuid LIMIT ? OFFSET ?`,
+		append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	out, keys, err := scanCampaigns(rows, q.PerPage)
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	for i := range out {
+		if out[i].PoolUUIDs, err = t.campaignPools(ctx, keys[i]); err != nil {
+			return nil, 0, wrap(op, err)
+		}
+	}
+	return out, total, nil
+}
+
+// AttachPool attaches a pool to a campaign, after its other pools.
+func (t *txn) AttachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
+	const op = "attach pool"
+	if err := t.writable(op); err != nil {
+		return false, err
+	}
+	ck, pk, err := t.campaignAndPool(ctx, id, poolID)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	res, err := t.exec(ctx, attachPoolSQL, ck, pk)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, wrap(op, err)
+}
+
+// DetachPool detaches a pool from a campaign.
+func (t *txn) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
+	const op = "detach pool"
+	if err := t.writable(op); err != nil {
+		return false, err
+	}
+	ck, pk, err := t.campaignAndPool(ctx, id, poolID)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	res, err := t.exec(ctx, detachPoolSQL, ck, pk)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, wrap(op, err)
+}
+
+func (t *txn) campaignAndPool(ctx context.Context, id, poolID uuid.UUID) (int64, int64, error) {
+	ck, err := t.campaignKey(ctx, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	pk, err := t.poolKey(ctx, poolID)
+	if err != nil {
+		return 0, 0, err
+	}
+	return ck, pk, nil
+}
+
+// PoolCampaigns returns the campaigns a pool is attached to, without their
+// pools. A seek on campaign_pools_pool.
+func (t *txn) PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.Campaign, error) {
+	const op = "pool campaigns"
+	k, err := t.poolKey(ctx, poolID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(ctx, poolCampaignsSQL, k)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, _, err := scanCampaigns(rows, 1)
+	return out, wrap(op, err)
+}
+
+// scanCampaigns scans and closes rows of campaignCols, with their keys.
+func scanCampaigns(rows *sql.Rows, capHint int) ([]campaign.Campaign, []int64, error) {
+	defer rows.Close()
+	out := make([]campaign.Campaign, 0, capHint)
+	var keys []int64
+	for rows.Next() {
+		c, k, err := scanCampaign(rows)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, c)
+		keys = append(keys, k)
+	}
+	return out, keys, rows.Err()
+}
+
+func scanCampaign(s scanner) (campaign.Campaign, int64, error) {
+	var (
+		c                campaign.Campaign
+		k                int64
+		status           string
+		rule             []byte
+		created, updated int64
+	)
+	if err := s.Scan(&k, &c.UUID, &c.Name, &status, &rule, &c.TimeZone, &created, &updated); err != nil {
+		return campaign.Campaign{}, 0, err
+	}
+	c.Status = campaign.Status(status)
+	if rule != nil {
+		id, err := uuid.FromBytes(rule)
+		if err != nil {
+			return campaign.Campaign{}, 0, err
+		}
+		c.RuleUUID = &id
+	}
+	c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return c, k, nil
+}
+
+func nullInt(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func nullString(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func intPtr(n sql.NullInt64) *int {
+	if !n.Valid {
+		return nil
+	}
+	v := int(n.Int64)
+	return &v
+}
+
+func stringPtr(s sql.NullString) *string {
+	if !s.Valid {
+		return nil
+	}
+	v := s.String
+	return &v
+}

@@ -1,0 +1,353 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+func campaignTests() []test {
+	return []test{
+		{"Rules/RoundTrip", testRulesRoundTrip},
+		{"Rules/ErrNotFound", testRulesNotFound},
+		{"Rules/List", testRulesList},
+		{"Campaigns/RoundTrip", testCampaignsRoundTrip},
+		{"Campaigns/ErrNotFound", testCampaignsNotFound},
+		{"Campaigns/AttachDetach", testCampaignsAttach},
+		{"Campaigns/DeleteDetaches", testCampaignsDeleteDetaches},
+		{"Campaigns/List", testCampaignsList},
+	}
+}
+
+// fullRules returns a call rule using every field and a text rule.
+func fullRules() []campaign.Rule {
+	tokyo := time.FixedZone("Tokyo", 9*3600)
+	end := campaign.Clock(20*60 + 30)
+	return []campaign.Rule{
+		{
+			UUID: uuid.New(), Name: "Évenings ✓", Type: campaign.Call, MaxCallsPerDay: 2, MaxTotalCalls: 7,
+			RetryIntervalMinutes: ptr(45), StartTime: 17 * 60, EndTime: &end, DNCCheck: true, RemoveOnOptOut: false,
+			EscalationAfterFailedAttempts: ptr(3), EscalationType: ptr("email"), EscalationTarget: ptr("ops@example.com"),
+			CreatedAt: at(1).In(tokyo), UpdatedAt: at(2),
+		},
+		{
+			UUID: uuid.New(), Name: "Reminder", Type: campaign.Text, MaxCallsPerDay: 1, MaxTotalCalls: 1,
+			StartTime: 0, DNCCheck: false, RemoveOnOptOut: true, CreatedAt: at(3), UpdatedAt: at(3),
+		},
+	}
+}
+
+func utcRule(r campaign.Rule) campaign.Rule {
+	r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+	return r
+}
+
+func (b *bundle) insertRule(r campaign.Rule) campaign.Rule {
+	b.t.Helper()
+	b.write(func(tx store.Tx) error { return tx.InsertRule(b.ctx, r) })
+	return utcRule(r)
+}
+
+func (b *bundle) getRule(id uuid.UUID) campaign.Rule {
+	b.t.Helper()
+	var r campaign.Rule
+	b.read(func(tx store.Tx) (err error) { r, err = tx.Rule(b.ctx, id); return err })
+	return r
+}
+
+func testRulesRoundTrip(t *testing.T, b *bundle) {
+	for _, r := range fullRules() {
+		want := b.insertRule(r)
+		require.Equal(t, want, b.getRule(r.UUID))
+	}
+	r := fullRules()[0]
+	b.insertRule(r)
+	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.InsertRule(b.ctx, r) })
+	require.ErrorIs(t, err, store.ErrConflict)
+
+	// An update stores every setting, not the creation time.
+	r.Name, r.MaxTotalCalls, r.EndTime, r.EscalationType, r.RetryIntervalMinutes = "Mornings", 2, nil, nil, nil
+	r.StartTime, r.DNCCheck = 8*60, false
+	r.CreatedAt, r.UpdatedAt = at(100), at(200)
+	b.write(func(tx store.Tx) error { return tx.UpdateRule(b.ctx, r) })
+	want := utcRule(r)
+	want.CreatedAt = fullRules()[0].CreatedAt.UTC()
+	got := b.getRule(r.UUID)
+	want.CreatedAt = got.CreatedAt // the first insert's, kept
+	require.Equal(t, want, got)
+	require.True(t, got.CreatedAt.Equal(at(1)))
+
+	b.write(func(tx store.Tx) error { return tx.DeleteRule(b.ctx, r.UUID) })
+	err = b.st.Read(b.ctx, func(tx store.Tx) error { _, err := tx.Rule(b.ctx, r.UUID); return err })
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testRulesNotFound(t *testing.T, b *bundle) {
+	id := uuid.New()
+	r := fullRules()[0]
+	r.UUID = id
+	for name, fn := range map[string]func(tx store.Tx) error{
+		"Rule":       func(tx store.Tx) error { _, err := tx.Rule(b.ctx, id); return err },
+		"UpdateRule": func(tx store.Tx) error { return tx.UpdateRule(b.ctx, r) },
+		"DeleteRule": func(tx store.Tx) error { return tx.DeleteRule(b.ctx, id) },
+	} {
+		require.ErrorIs(t, b.st.Write(b.ctx, fn), store.ErrNotFound, name)
+	}
+}
+
+func (b *bundle) listRules(q campaign.RuleQuery) ([]uuid.UUID, int) {
+	b.t.Helper()
+	q, err := q.Normalize()
+	require.NoError(b.t, err)
+	var out []uuid.UUID
+	var total int
+	b.read(func(tx store.Tx) error {
+		rs, n, err := tx.Rules(b.ctx, q)
+		for _, r := range rs {
+			out = append(out, r.UUID)
+		}
+		total = n
+		return err
+	})
+	return out, total
+}
+
+func testRulesList(t *testing.T, b *bundle) {
+	rs := fullRules()
+	a := b.insertRule(rs[0]) // at(1)
+	text := b.insertRule(rs[1])
+	c := campaign.Rule{UUID: uuid.New(), Name: "Callbacks", Type: campaign.Call, MaxCallsPerDay: 1, MaxTotalCalls: 1,
+		EscalationTarget: ptr("Team ÉCOLE"), CreatedAt: at(2), UpdatedAt: at(2)}
+	b.insertRule(c)
+
+	got, total := b.listRules(campaign.RuleQuery{})
+	require.Equal(t, []uuid.UUID{a.UUID, c.UUID, text.UUID}, got, "oldest first")
+	require.Equal(t, 3, total)
+	got, total = b.listRules(campaign.RuleQuery{Type: "TEXT"})
+	require.Equal(t, []uuid.UUID{text.UUID}, got)
+	require.Equal(t, 1, total)
+	for search, want := range map[string][]uuid.UUID{
+		"évenings": {a.UUID},         // name, another case
+		"EMAIL":    {a.UUID},         // escalation type
+		"@example": {a.UUID},         // escalation target
+		"école":    {c.UUID},         //
+		"e":        {a.UUID, c.UUID}, // (text has "Reminder")
+		"nothing":  nil,
+	} {
+		got, total := b.listRules(campaign.RuleQuery{Search: search})
+		if search == "e" {
+			want = []uuid.UUID{a.UUID, c.UUID, text.UUID}
+		}
+		require.Equal(t, want, got, search)
+		require.Equal(t, len(want), total, search)
+	}
+	got, total = b.listRules(campaign.RuleQuery{Page: 2, PerPage: 2})
+	require.Equal(t, []uuid.UUID{text.UUID}, got)
+	require.Equal(t, 3, total)
+}
+
+func newCampaign(rule *uuid.UUID, mods ...func(*campaign.Campaign)) campaign.Campaign {
+	c := campaign.Campaign{UUID: uuid.New(), Name: "Campaign " + uuid.NewString()[:8], Status: campaign.Draft,
+		RuleUUID: rule, TimeZone: "Europe/Paris", CreatedAt: t0, UpdatedAt: t0}
+	for _, m := range mods {
+		m(&c)
+	}
+	return c
+}
+
+func (b *bundle) insertCampaign(c campaign.Campaign) campaign.Campaign {
+	b.t.Helper()
+	b.write(func(tx store.Tx) error { return tx.InsertCampaign(b.ctx, c) })
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	c.PoolUUIDs = []uuid.UUID{}
+	return c
+}
+
+func (b *bundle) getCampaign(id uuid.UUID) campaign.Campaign {
+	b.t.Helper()
+	var c campaign.Campaign
+	b.read(func(tx store.Tx) (err error) { c, err = tx.Campaign(b.ctx, id); return err })
+	return c
+}
+
+func testCampaignsRoundTrip(t *testing.T, b *bundle) {
+	r := b.insertRule(fullRules()[0])
+	with := b.insertCampaign(newCampaign(&r.UUID))
+	without := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.TimeZone = "" }))
+	require.Equal(t, with, b.getCampaign(with.UUID))
+	require.Equal(t, without, b.getCampaign(without.UUID))
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		return tx.InsertCampaign(b.ctx, newCampaign(nil, func(c *campaign.Campaign) { c.UUID = with.UUID }))
+	})
+	require.ErrorIs(t, err, store.ErrConflict)
+
+	// An update stores name, status, rule and time zone.
+	other := b.insertRule(fullRules()[1])
+	with.Name, with.Status, with.RuleUUID, with.TimeZone, with.UpdatedAt = "Renamed", campaign.InProcess, &other.UUID, "Asia/Kolkata", at(9)
+	b.write(func(tx store.Tx) error { return tx.UpdateCampaign(b.ctx, with) })
+	require.Equal(t, with, b.getCampaign(with.UUID))
+	with.RuleUUID = nil
+	b.write(func(tx store.Tx) error { return tx.UpdateCampaign(b.ctx, with) })
+	require.Nil(t, b.getCampaign(with.UUID).RuleUUID, "the rule taken away")
+}
+
+func testCampaignsNotFound(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	known := b.insertCampaign(newCampaign(nil))
+	unknownRule := uuid.New()
+	id := uuid.New()
+	for name, fn := range map[string]func(tx store.Tx) error{
+		"Campaign": func(tx store.Tx) error { _, err := tx.Campaign(b.ctx, id); return err },
+		"UpdateCampaign": func(tx store.Tx) error {
+			return tx.UpdateCampaign(b.ctx, newCampaign(nil, func(c *campaign.Campaign) { c.UUID = id }))
+		},
+		"DeleteCampaign": func(tx store.Tx) error { return tx.DeleteCampaign(b.ctx, id) },
+		"AttachUnknownCampaign": func(tx store.Tx) error {
+			_, err := tx.AttachPool(b.ctx, id, p.UUID)
+			return err
+		},
+		"AttachUnknownPool": func(tx store.Tx) error { _, err := tx.AttachPool(b.ctx, known.UUID, uuid.New()); return err },
+		"DetachUnknownPool": func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, known.UUID, uuid.New()); return err },
+		"PoolCampaigns":     func(tx store.Tx) error { _, err := tx.PoolCampaigns(b.ctx, uuid.New()); return err },
+		"InsertWithUnknownRule": func(tx store.Tx) error {
+			return tx.InsertCampaign(b.ctx, newCampaign(&unknownRule))
+		},
+		"UpdateWithUnknownRule": func(tx store.Tx) error {
+			c := known
+			c.RuleUUID = &unknownRule
+			return tx.UpdateCampaign(b.ctx, c)
+		},
+	} {
+		err := b.st.Write(b.ctx, fn)
+		require.ErrorIs(t, err, store.ErrNotFound, name)
+	}
+	require.Equal(t, known, b.getCampaign(known.UUID), "unchanged")
+}
+
+func (b *bundle) poolCampaigns(id uuid.UUID) []uuid.UUID {
+	b.t.Helper()
+	var out []uuid.UUID
+	b.read(func(tx store.Tx) error {
+		cs, err := tx.PoolCampaigns(b.ctx, id)
+		for _, c := range cs {
+			require.Empty(b.t, c.PoolUUIDs, "PoolCampaigns leaves PoolUUIDs out")
+			out = append(out, c.UUID)
+		}
+		return err
+	})
+	return out
+}
+
+func testCampaignsAttach(t *testing.T, b *bundle) {
+	p1, p2, p3 := b.insertPool(), b.insertPool(), b.insertPool()
+	c := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(1) }))
+	d := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(2) }))
+	attach := func(c campaign.Campaign, p pool.Pool) bool {
+		var ok bool
+		b.write(func(tx store.Tx) (err error) { ok, err = tx.AttachPool(b.ctx, c.UUID, p.UUID); return err })
+		return ok
+	}
+	detach := func(c campaign.Campaign, p pool.Pool) bool {
+		var ok bool
+		b.write(func(tx store.Tx) (err error) { ok, err = tx.DetachPool(b.ctx, c.UUID, p.UUID); return err })
+		return ok
+	}
+	require.True(t, attach(c, p2))
+	require.True(t, attach(c, p1))
+	require.False(t, attach(c, p2), "attached already")
+	require.True(t, attach(c, p3))
+	require.True(t, attach(d, p1))
+	require.Equal(t, []uuid.UUID{p2.UUID, p1.UUID, p3.UUID}, b.getCampaign(c.UUID).PoolUUIDs, "in attachment order")
+	require.Equal(t, []uuid.UUID{c.UUID, d.UUID}, b.poolCampaigns(p1.UUID), "oldest first")
+	require.Empty(t, b.poolCampaigns(b.insertPool().UUID), "a pool of no campaign")
+
+	require.True(t, detach(c, p1))
+	require.False(t, detach(c, p1), "detached already")
+	require.Equal(t, []uuid.UUID{p2.UUID, p3.UUID}, b.getCampaign(c.UUID).PoolUUIDs)
+	require.Equal(t, []uuid.UUID{d.UUID}, b.poolCampaigns(p1.UUID))
+	require.True(t, attach(c, p1))
+	require.Equal(t, []uuid.UUID{p2.UUID, p3.UUID, p1.UUID}, b.getCampaign(c.UUID).PoolUUIDs, "attached again: last")
+}
+
+func testCampaignsDeleteDetaches(t *testing.T, b *bundle) {
+	p1, p2 := b.insertPool(), b.insertPool()
+	c := b.insertCampaign(newCampaign(nil))
+	d := b.insertCampaign(newCampaign(nil))
+	b.write(func(tx store.Tx) error {
+		for _, pair := range [][2]uuid.UUID{{c.UUID, p1.UUID}, {c.UUID, p2.UUID}, {d.UUID, p1.UUID}} {
+			if _, err := tx.AttachPool(b.ctx, pair[0], pair[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	b.write(func(tx store.Tx) error { return tx.DeleteCampaign(b.ctx, c.UUID) })
+	require.Equal(t, []uuid.UUID{d.UUID}, b.poolCampaigns(p1.UUID))
+	require.Empty(t, b.poolCampaigns(p2.UUID))
+	err := b.st.Read(b.ctx, func(tx store.Tx) error { _, err := tx.Campaign(b.ctx, c.UUID); return err })
+	require.True(t, errors.Is(err, store.ErrNotFound))
+
+	b.write(func(tx store.Tx) error { return tx.DeletePool(b.ctx, p1.UUID) })
+	require.Empty(t, b.getCampaign(d.UUID).PoolUUIDs, "a deleted pool is detached")
+}
+
+func (b *bundle) listCampaigns(q campaign.Query) ([]campaign.Campaign, int) {
+	b.t.Helper()
+	q, err := q.Normalize()
+	require.NoError(b.t, err)
+	var out []campaign.Campaign
+	var total int
+	b.read(func(tx store.Tx) (err error) {
+		out, total, err = tx.Campaigns(b.ctx, q)
+		return err
+	})
+	return out, total
+}
+
+func campaignIDs(cs []campaign.Campaign) []uuid.UUID {
+	var out []uuid.UUID
+	for _, c := range cs {
+		out = append(out, c.UUID)
+	}
+	return out
+}
+
+func testCampaignsList(t *testing.T, b *bundle) {
+	r := b.insertRule(fullRules()[0])
+	p := b.insertPool()
+	spring := b.insertCampaign(newCampaign(&r.UUID, func(c *campaign.Campaign) { c.Name = "Spring Drive"; c.CreatedAt = at(1) }))
+	autumn := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) {
+		c.Name, c.Status, c.CreatedAt = "Autumn drive", campaign.InProcess, at(2)
+	}))
+	école := b.insertCampaign(newCampaign(&r.UUID, func(c *campaign.Campaign) { c.Name = "ÉCOLE"; c.CreatedAt = at(3) }))
+	b.write(func(tx store.Tx) error { _, err := tx.AttachPool(b.ctx, autumn.UUID, p.UUID); return err })
+
+	all, total := b.listCampaigns(campaign.Query{})
+	require.Equal(t, []uuid.UUID{spring.UUID, autumn.UUID, école.UUID}, campaignIDs(all))
+	require.Equal(t, 3, total)
+	require.Equal(t, []uuid.UUID{p.UUID}, all[1].PoolUUIDs, "with their pools")
+	require.Equal(t, []uuid.UUID{}, all[0].PoolUUIDs)
+
+	got, total := b.listCampaigns(campaign.Query{Status: "active"})
+	require.Equal(t, []uuid.UUID{autumn.UUID}, campaignIDs(got))
+	require.Equal(t, 1, total)
+	got, _ = b.listCampaigns(campaign.Query{Search: "DRIVE"})
+	require.Equal(t, []uuid.UUID{spring.UUID, autumn.UUID}, campaignIDs(got))
+	got, _ = b.listCampaigns(campaign.Query{Search: "école"})
+	require.Equal(t, []uuid.UUID{école.UUID}, campaignIDs(got))
+	got, total = b.listCampaigns(campaign.Query{RuleUUID: &r.UUID})
+	require.Equal(t, []uuid.UUID{spring.UUID, école.UUID}, campaignIDs(got))
+	require.Equal(t, 2, total)
+	got, total = b.listCampaigns(campaign.Query{RuleUUID: ptr(uuid.New())})
+	require.Empty(t, got)
+	require.Zero(t, total)
+	got, total = b.listCampaigns(campaign.Query{Page: 2, PerPage: 2})
+	require.Equal(t, []uuid.UUID{école.UUID}, campaignIDs(got))
+	require.Equal(t, 3, total)
+}
