@@ -93,14 +93,14 @@ func ExampleItem_Dispatched() {
 	now := time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
 	it := pool.NewItem{ContactUUID: uuid.New()}.Item(p.UUID, now)
 
-	it, _ = it.Dispatched(p, now, now.Add(10*time.Minute))
+	it, _ = it.Dispatched(p.Ceiling(), now, now.Add(10*time.Minute))
 	fmt.Println(it.Status, it.Attempts, it.Token)
 
-	it, _ = it.Failed(p, now, pool.Failure{Note: "busy"}, time.Hour)
+	it, _ = it.Failed(p.Ceiling(), now, pool.Failure{Note: "busy"}, time.Hour)
 	fmt.Println(it.Status, it.NextRetryAt.Format(time.Kitchen), it.Due(now))
 
 	now = now.Add(time.Hour)
-	it, _ = it.Dispatched(p, now, now.Add(10*time.Minute))
+	it, _ = it.Dispatched(p.Ceiling(), now, now.Add(10*time.Minute))
 	it, _ = it.InCall()
 	fmt.Println(it.Status, it.Attempts, it.Token)
 

@@ -41,16 +41,17 @@ type Failure struct {
 }
 
 // Dispatched returns the item handed out at now with a lease ending at
-// expires. When the item's attempts already reach p's ceiling (the pool's
-// max_retries was lowered after it failed), it is not dispatched: it is
-// returned Failed and ok is false. Otherwise it is Processing with
-// Attempts+1, StartedAt set on its first dispatch, a new fencing token, and
-// ok is true.
+// expires. ceiling is how many attempts the item may have in all: its
+// pool's [Pool.Ceiling], or the governing rule's max_total_calls. When the
+// item's attempts already reach it (it was lowered after the item failed),
+// the item is not dispatched: it is returned Failed and ok is false.
+// Otherwise it is Processing with Attempts+1, StartedAt set on its first
+// dispatch, a new fencing token, and ok is true.
 //
 // it must be a waiting item that is due at now.
-func (it Item) Dispatched(p Pool, now, expires time.Time) (out Item, ok bool) {
+func (it Item) Dispatched(ceiling int, now, expires time.Time) (out Item, ok bool) {
 	now = now.UTC()
-	if it.Attempts >= p.Ceiling() {
+	if it.Attempts >= ceiling {
 		it.Status = StatusFailed
 		it.FailedAt = &now
 		it.NextRetryAt = nil
@@ -102,11 +103,11 @@ func (it Item) Completed(now time.Time, note string) (Item, error) {
 }
 
 // Failed returns the in-flight item settled after a failed attempt at now.
-// The item becomes Failed when f.Final is set or its attempts reach p's
-// ceiling; otherwise Scheduled at f.RetryAt when given (a RetryAt before now
+// The item becomes Failed when f.Final is set or its attempts reach ceiling
+// (as for [Item.Dispatched]); otherwise Scheduled at f.RetryAt when given (a RetryAt before now
 // is now: due at once), else Retrying at now + retryDelay, and its
 // RetryCount grows by one.
-func (it Item) Failed(p Pool, now time.Time, f Failure, retryDelay time.Duration) (Item, error) {
+func (it Item) Failed(ceiling int, now time.Time, f Failure, retryDelay time.Duration) (Item, error) {
 	if !it.Status.InFlight() {
 		return it, fmt.Errorf("fail: %s: %w", it.Status, ErrWrongStatus)
 	}
@@ -114,7 +115,7 @@ func (it Item) Failed(p Pool, now time.Time, f Failure, retryDelay time.Duration
 	it.Notes = f.Note
 	it.LeaseExpiresAt = time.Time{}
 	switch {
-	case f.Final || it.Attempts >= p.Ceiling():
+	case f.Final || it.Attempts >= ceiling:
 		it.Status = StatusFailed
 		it.FailedAt = &now
 		it.NextRetryAt = nil
@@ -138,8 +139,8 @@ func (it Item) Failed(p Pool, now time.Time, f Failure, retryDelay time.Duration
 // Expired returns the in-flight item settled after its lease ended
 // without a settlement: it counts as a failed attempt ([Item.Failed] with
 // the note "lease expired").
-func (it Item) Expired(p Pool, now time.Time, retryDelay time.Duration) (Item, error) {
-	return it.Failed(p, now, Failure{Note: NoteExpired}, retryDelay)
+func (it Item) Expired(ceiling int, now time.Time, retryDelay time.Duration) (Item, error) {
+	return it.Failed(ceiling, now, Failure{Note: NoteExpired}, retryDelay)
 }
 
 // Released returns the in-flight item given back unattempted: the attempt

@@ -174,7 +174,7 @@ func TestItem_Dispatched(t *testing.T) {
 			t.Parallel()
 			want := tt.in
 			tt.want(&want)
-			got, ok := tt.in.Dispatched(poolWithRetries(tt.maxRetries), now, expires)
+			got, ok := tt.in.Dispatched(poolWithRetries(tt.maxRetries).Ceiling(), now, expires)
 			require.Equal(t, tt.wantOK, ok)
 			require.Equal(t, want, got)
 			require.LessOrEqual(t, got.Attempts, max(tt.in.Attempts, tt.maxRetries+1))
@@ -184,14 +184,14 @@ func TestItem_Dispatched(t *testing.T) {
 
 	t.Run("OKTimesInUTC", func(t *testing.T) {
 		t.Parallel()
-		got, ok := itemIn(pool.StatusPending).Dispatched(poolWithRetries(3), now.In(elsewhere), expires.In(elsewhere))
+		got, ok := itemIn(pool.StatusPending).Dispatched(poolWithRetries(3).Ceiling(), now.In(elsewhere), expires.In(elsewhere))
 		require.True(t, ok)
 		require.Equal(t, now, *got.StartedAt)
 		require.Equal(t, time.UTC, got.StartedAt.Location())
 		require.Equal(t, expires, got.LeaseExpiresAt)
 		require.Equal(t, time.UTC, got.LeaseExpiresAt.Location())
 
-		failed, ok := withAttempts(itemIn(pool.StatusRetrying), 9).Dispatched(poolWithRetries(3), now.In(elsewhere), expires)
+		failed, ok := withAttempts(itemIn(pool.StatusRetrying), 9).Dispatched(poolWithRetries(3).Ceiling(), now.In(elsewhere), expires)
 		require.False(t, ok)
 		require.Equal(t, time.UTC, failed.FailedAt.Location())
 	})
@@ -202,13 +202,13 @@ func TestItem_Dispatched(t *testing.T) {
 		it := itemIn(pool.StatusPending)
 		for i := 1; i <= 6; i++ {
 			var ok bool
-			it, ok = it.Dispatched(p, now, expires)
+			it, ok = it.Dispatched(p.Ceiling(), now, expires)
 			require.True(t, ok)
 			require.Equal(t, int64(i), it.Token)
 			require.Equal(t, i, it.Attempts)
 			require.Equal(t, now, *it.StartedAt, "started_at is the first dispatch's")
 			var err error
-			it, err = it.Failed(p, now, pool.Failure{RetryAt: now}, retryDelay)
+			it, err = it.Failed(p.Ceiling(), now, pool.Failure{RetryAt: now}, retryDelay)
 			require.NoError(t, err)
 		}
 		require.Equal(t, pool.StatusFailed, it.Status, "six attempts with max_retries 5")
@@ -409,7 +409,7 @@ func TestItem_Failed(t *testing.T) {
 			want := tt.in
 			want.LeaseExpiresAt = time.Time{}
 			tt.want(&want)
-			got, err := tt.in.Failed(poolWithRetries(tt.maxRetries), now.In(elsewhere), tt.f, retryDelay)
+			got, err := tt.in.Failed(poolWithRetries(tt.maxRetries).Ceiling(), now.In(elsewhere), tt.f, retryDelay)
 			require.NoError(t, err)
 			require.Equal(t, want, got)
 			if got.Status == pool.StatusFailed {
@@ -430,7 +430,7 @@ func TestItem_Failed(t *testing.T) {
 	t.Run("ErrWrongStatus", func(t *testing.T) {
 		t.Parallel()
 		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
-			return it.Failed(poolWithRetries(3), now, pool.Failure{Note: "x"}, retryDelay)
+			return it.Failed(poolWithRetries(3).Ceiling(), now, pool.Failure{Note: "x"}, retryDelay)
 		})
 	})
 }
@@ -443,7 +443,7 @@ func TestItem_Expired(t *testing.T) {
 	t.Run("OKRetrying", func(t *testing.T) {
 		t.Parallel()
 		in := inFlight(pool.StatusInCall, 1)
-		got, err := in.Expired(poolWithRetries(3), now, retryDelay)
+		got, err := in.Expired(poolWithRetries(3).Ceiling(), now, retryDelay)
 		require.NoError(t, err)
 		want := in
 		want.Status, want.RetryCount, want.Notes = pool.StatusRetrying, 1, pool.NoteExpired
@@ -455,7 +455,7 @@ func TestItem_Expired(t *testing.T) {
 	t.Run("OKLastAttemptFails", func(t *testing.T) {
 		t.Parallel()
 		in := inFlight(pool.StatusProcessing, 2)
-		got, err := in.Expired(poolWithRetries(1), now, retryDelay)
+		got, err := in.Expired(poolWithRetries(1).Ceiling(), now, retryDelay)
 		require.NoError(t, err)
 		want := in
 		want.Status, want.RetryCount, want.Notes = pool.StatusFailed, 1, pool.NoteExpired
@@ -467,7 +467,7 @@ func TestItem_Expired(t *testing.T) {
 	t.Run("ErrWrongStatus", func(t *testing.T) {
 		t.Parallel()
 		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
-			return it.Expired(poolWithRetries(3), now, retryDelay)
+			return it.Expired(poolWithRetries(3).Ceiling(), now, retryDelay)
 		})
 	})
 }
@@ -516,11 +516,11 @@ func TestItem_Released(t *testing.T) {
 	t.Run("OKReleaseThenDispatchGetsNewToken", func(t *testing.T) {
 		t.Parallel()
 		p := poolWithRetries(0)
-		it, ok := itemIn(pool.StatusPending).Dispatched(p, now, expires)
+		it, ok := itemIn(pool.StatusPending).Dispatched(p.Ceiling(), now, expires)
 		require.True(t, ok)
 		it, err := it.Released(now)
 		require.NoError(t, err)
-		it, ok = it.Dispatched(p, now, expires)
+		it, ok = it.Dispatched(p.Ceiling(), now, expires)
 		require.True(t, ok, "a released attempt does not count against the ceiling")
 		require.Equal(t, 1, it.Attempts)
 		require.Equal(t, int64(2), it.Token)
@@ -600,9 +600,9 @@ func TestItem_Requeued(t *testing.T) {
 		require.NoError(t, err)
 		for i := 0; i < p.Ceiling(); i++ {
 			var ok bool
-			it, ok = it.Dispatched(p, now, expires)
+			it, ok = it.Dispatched(p.Ceiling(), now, expires)
 			require.True(t, ok)
-			it, err = it.Failed(p, now, pool.Failure{RetryAt: now}, retryDelay)
+			it, err = it.Failed(p.Ceiling(), now, pool.Failure{RetryAt: now}, retryDelay)
 			require.NoError(t, err)
 		}
 		require.Equal(t, pool.StatusFailed, it.Status)

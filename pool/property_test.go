@@ -265,7 +265,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				if !it.Due(clock) {
 					t.Skip("not due")
 				}
-				out, ok := it.Dispatched(p, clock, clock.Add(10*time.Minute))
+				out, ok := it.Dispatched(p.Ceiling(), clock, clock.Add(10*time.Minute))
 				if ok {
 					require.Less(t, it.Attempts, p.Ceiling())
 					require.Equal(t, pool.StatusProcessing, out.Status)
@@ -314,7 +314,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				if rapid.Bool().Draw(t, "retry_at") {
 					f.RetryAt = clock.Add(duration("retry_in"))
 				}
-				out, err := it.Failed(p, clock, f, retryDelay)
+				out, err := it.Failed(p.Ceiling(), clock, f, retryDelay)
 				if !it.Status.InFlight() {
 					refused(out, err, pool.ErrWrongStatus)
 					return
@@ -335,7 +335,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 				set("fail", out)
 			},
 			"expire": func(t *rapid.T) {
-				out, err := it.Expired(p, clock, retryDelay)
+				out, err := it.Expired(p.Ceiling(), clock, retryDelay)
 				if !it.Status.InFlight() {
 					refused(out, err, pool.ErrWrongStatus)
 					return

@@ -38,11 +38,11 @@ func TestPool_Ceiling_MaxRetriesOverflow(t *testing.T) {
 		require.GreaterOrEqual(t, p.Ceiling(), p.MaxRetries, "max_retries %d", retries)
 
 		it := pool.NewItem{ContactUUID: contactA}.Item(p.UUID, t0)
-		it, ok := it.Dispatched(p, t0, t0.Add(time.Minute))
+		it, ok := it.Dispatched(p.Ceiling(), t0, t0.Add(time.Minute))
 		require.True(t, ok, "a fresh item is dispatched (max_retries %d)", retries)
 		require.Equal(t, pool.StatusProcessing, it.Status)
 
-		it, err = it.Failed(p, t0, pool.Failure{Note: "busy"}, time.Hour)
+		it, err = it.Failed(p.Ceiling(), t0, pool.Failure{Note: "busy"}, time.Hour)
 		require.NoError(t, err)
 		require.Equal(t, pool.StatusRetrying, it.Status, "attempts are left (max_retries %d)", retries)
 	}

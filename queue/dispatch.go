@@ -19,12 +19,14 @@ const reclaimBatch = 64
 // TryDequeue claims the next due item of a pool without waiting. It returns
 // [ErrEmpty] when nothing is due, [ErrAtCapacity] when items are due but the
 // pool's cap is reached (1 for FIFO and LIFO, max_parallel_items for
-// Parallel), [store.ErrNotFound] for an unknown pool.
+// Parallel), [ErrHeld] when the pool's campaigns hold it (it is attached to
+// campaigns, none In Process), [store.ErrNotFound] for an unknown pool.
 //
 // In the same write transaction it first applies the pool's expired leases
 // (each a failed attempt), then checks the cap, then takes due items in the
-// pool's order; a due item whose attempts already reach the ceiling becomes
-// Failed and the next one is tried. Cost: an index seek, whatever the number
+// pool's order; a due item whose attempts already reach the ceiling (the
+// governing rule's max_total_calls, else the pool's max_retries + 1)
+// becomes Failed and the next one is tried. Cost: an index seek, whatever the number
 // of items.
 func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
 	ls, err := e.tryDequeue(ctx, poolID, 1)
@@ -82,7 +84,7 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 	var floor backoff
 	for {
 		ls, err := e.tryDequeue(ctx, poolID, n)
-		if !errors.Is(err, ErrEmpty) && !errors.Is(err, ErrAtCapacity) {
+		if !isNothing(err) {
 			return ls, err
 		}
 		wait, err := e.pause(ctx, poolID, &floor)
@@ -177,7 +179,7 @@ type claimKey struct{ pool uuid.UUID }
 type claimReq struct {
 	n       int
 	leases  []*Lease
-	outcome error // ErrEmpty or ErrAtCapacity, decided inside, returned after commit
+	outcome error // ErrEmpty, ErrAtCapacity or ErrHeld, decided inside, returned after commit
 	freed   bool  // expired leases were applied: slots freed
 }
 
@@ -198,6 +200,16 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	if err != nil {
 		return err
 	}
+	if reclaimed > 0 {
+		signal(tx, poolID) // expired leases freed slots
+	}
+	if p.held {
+		for _, r := range reqs {
+			r := r.(*claimReq)
+			r.outcome, r.freed = ErrHeld, reclaimed > 0
+		}
+		return nil
+	}
 	now := tx.Now
 	inFlight, err := tx.InFlight(ctx, poolID)
 	if err != nil {
@@ -215,7 +227,7 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 		}
 		changes := make([]store.Change, len(due))
 		for i, it := range due {
-			out, ok := it.Dispatched(p, now, expires)
+			out, ok := it.Dispatched(p.ceiling, now, expires)
 			changes[i] = store.Change{From: it.Status, Item: out}
 			if !ok {
 				continue // failed at the ceiling instead
@@ -234,9 +246,6 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	// is ErrAtCapacity if items are still due (read once, if needed).
 	full := len(leases) == want
 	var atCapacity *bool
-	if reclaimed > 0 {
-		signal(tx, poolID) // expired leases freed slots
-	}
 	for _, r := range reqs {
 		r := r.(*claimReq)
 		r.freed = reclaimed > 0
@@ -264,43 +273,8 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	return nil
 }
 
-// poolNow returns a pool as of tx.Now with its expired leases applied
-// (each a failed attempt), and how many it applied. Every write on a pool's
-// items goes through it, so that a settlement or a skip on a busy pool
-// keeps its counts current too.
-func (e *Engine) poolNow(ctx context.Context, tx *wtx, id uuid.UUID) (pool.Pool, int, error) {
-	p, err := tx.Pool(ctx, id)
-	if err != nil {
-		return pool.Pool{}, 0, err
-	}
-	n, err := e.reclaim(ctx, tx, p, tx.Now)
-	if err != nil {
-		return pool.Pool{}, 0, err
-	}
-	return p, n, nil
-}
-
-// reclaim applies every expired lease of p at now, each as a failed attempt,
-// and returns how many it applied.
-func (e *Engine) reclaim(ctx context.Context, tx store.Tx, p pool.Pool, now time.Time) (int, error) {
-	total := 0
-	for {
-		expired, err := tx.Expired(ctx, p.UUID, now, reclaimBatch)
-		if err != nil {
-			return total, err
-		}
-		for _, it := range expired {
-			out, err := it.Expired(p, now, e.opts.RetryDelay)
-			if err != nil {
-				return total, err
-			}
-			if err := tx.UpdateItem(ctx, it.Status, out); err != nil {
-				return total, err
-			}
-		}
-		total += len(expired)
-		if len(expired) < reclaimBatch {
-			return total, nil
-		}
-	}
+// isNothing reports whether err is a claim's "nothing to give now": no
+// item due, the pool full, or the pool held by its campaigns.
+func isNothing(err error) bool {
+	return errors.Is(err, ErrEmpty) || errors.Is(err, ErrAtCapacity) || errors.Is(err, ErrHeld)
 }

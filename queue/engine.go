@@ -26,6 +26,9 @@ type Engine struct {
 	closed  chan struct{}
 	once    sync.Once
 	unwatch func() // stops the store's Watcher, if it has one
+
+	turnsMu sync.Mutex
+	turns   map[uuid.UUID]int // per campaign: the pool DequeueCampaign tries first
 }
 
 // New returns an Engine over st. The caller keeps ownership of st: Close does

@@ -12,6 +12,10 @@ var (
 	// ErrAtCapacity is returned by TryDequeue when items are due but the
 	// pool already has as many in flight as its cap allows.
 	ErrAtCapacity = errors.New("queue: pool is at capacity")
+	// ErrHeld is returned by TryDequeue when the pool is attached to
+	// campaigns none of which is In Process: they hold it. Dequeue waits
+	// instead, until one starts or resumes (or the pool is detached).
+	ErrHeld = errors.New("queue: the pool's campaigns hold it (none is In Process)")
 	// ErrLeaseLost is returned by Complete, Fail, Release, Extend and
 	// MarkInCall when the lease is no longer the item's current one: it was
 	// settled, it expired, or the item was dispatched again since.

@@ -73,8 +73,8 @@ func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdatePara
 }
 
 // Pool returns one pool with the number of its items in each status (every
-// status present, zeros included; they sum to ContactsCount). Errors:
-// [store.ErrNotFound].
+// status present, zeros included; they sum to ContactsCount) and the
+// campaigns it is attached to. Errors: [store.ErrNotFound].
 func (e *Engine) Pool(ctx context.Context, id uuid.UUID) (pool.Detail, error) {
 	if err := checkID("uuid", id); err != nil {
 		return pool.Detail{}, fmt.Errorf("get pool: %w", err)
@@ -89,7 +89,15 @@ func (e *Engine) Pool(ctx context.Context, id uuid.UUID) (pool.Detail, error) {
 		if err != nil {
 			return err
 		}
-		d = pool.Detail{Pool: p, StatusCounts: counts}
+		cs, err := tx.PoolCampaigns(ctx, id)
+		if err != nil {
+			return err
+		}
+		refs := make([]pool.CampaignRef, len(cs))
+		for i, c := range cs {
+			refs[i] = pool.CampaignRef{UUID: c.UUID, Name: c.Name, Status: string(c.Status)}
+		}
+		d = pool.Detail{Pool: p, StatusCounts: counts, Campaigns: refs}
 		return nil
 	})
 	if err != nil {

@@ -22,10 +22,15 @@ const MaxWorkers = 10_000
 
 // WorkOptions configures [Engine.Work]. Zero fields take their defaults.
 type WorkOptions struct {
-	// Pools are the pools to work on; at least one. Claims go to them in
-	// turn (round robin), so a busy pool does not starve the others; each
-	// pool's own order and cap still hold.
+	// Pools are the pools to work on. Claims go to them in turn (round
+	// robin), so a busy pool does not starve the others; each pool's own
+	// order and cap still hold.
 	Pools []uuid.UUID
+	// Campaigns are campaigns whose pools to work on too, as they are
+	// attached at each claim; a campaign's pools are claimed from while it
+	// is In Process (see [Engine.DequeueCampaign]). Pools and Campaigns
+	// together name at least one.
+	Campaigns []uuid.UUID
 	// Workers is how many handlers run at most at once, 1 to MaxWorkers.
 	// Defaults to 1.
 	Workers int
@@ -67,9 +72,12 @@ func (o WorkOptions) withDefaults(lease time.Duration) WorkOptions {
 func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 	var v validate.Validator
 	v.Check(h != nil, "handler", validate.RuleRequired, "is required")
-	v.Check(len(o.Pools) > 0, "pools", validate.RuleRequired, "at least one pool is required")
+	v.Check(len(o.Pools)+len(o.Campaigns) > 0, "pools", validate.RuleRequired, "at least one pool or campaign is required")
 	for i, id := range o.Pools {
 		v.Check(id != uuid.Nil, fmt.Sprintf("pools[%d]", i), validate.RuleRequired, "is required (not the nil UUID)")
+	}
+	for i, id := range o.Campaigns {
+		v.Check(id != uuid.Nil, fmt.Sprintf("campaigns[%d]", i), validate.RuleRequired, "is required (not the nil UUID)")
 	}
 	v.IntRange("workers", o.Workers, 1, MaxWorkers)
 	v.Check(o.Grace >= 0, "grace", validate.RuleRange, "must not be negative")
@@ -102,18 +110,16 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	if err := opts.validate(h, e.opts.LeaseTimeout); err != nil {
 		return fmt.Errorf("work: %w", err)
 	}
-	pools := make([]uuid.UUID, 0, len(opts.Pools))
-	seen := map[uuid.UUID]bool{}
-	for _, id := range opts.Pools {
-		if !seen[id] {
-			seen[id] = true
-			pools = append(pools, id)
-		}
-	}
+	pools := distinct(opts.Pools)
 	err := e.read(ctx, func(tx store.Tx) error {
 		for _, id := range pools {
 			if _, err := tx.Pool(ctx, id); err != nil {
 				return fmt.Errorf("pool %s: %w", id, err)
+			}
+		}
+		for _, id := range opts.Campaigns {
+			if _, err := tx.Campaign(ctx, id); err != nil {
+				return fmt.Errorf("campaign %s: %w", id, err)
 			}
 		}
 		return nil
@@ -127,6 +133,7 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	r := &runner{
 		e: e, h: h, opts: opts, pools: pools, log: opts.Logger,
 		jobs: map[*job]struct{}{}, ended: make(chan struct{}, 1), floors: make([]backoff, len(pools)),
+		campaigns: distinct(opts.Campaigns), own: pools,
 	}
 	if err := r.produce(ctx); err != nil { // the engine was closed
 		r.abandonAll(context.WithoutCancel(ctx))
@@ -169,15 +176,68 @@ type runner struct {
 	handlers sync.WaitGroup    // the jobs' goroutines
 
 	// Used by produce alone.
-	next   int       // the pool whose turn it is to be claimed from first
-	floors []backoff // per pool: the floor under sleeps (see backoff)
+	own       []uuid.UUID // opts.Pools, without repeats
+	campaigns []uuid.UUID // opts.Campaigns, without repeats
+	next      int         // the pool whose turn it is to be claimed from first
+	floors    []backoff   // per pool: the floor under sleeps (see backoff)
+}
+
+// distinct returns ids without repeats, in order.
+func distinct(ids []uuid.UUID) []uuid.UUID {
+	out := make([]uuid.UUID, 0, len(ids))
+	seen := map[uuid.UUID]bool{}
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// refresh sets r.pools to the pools of opts.Pools and those of the
+// campaigns of opts.Campaigns In Process now, and reports whether they
+// changed. A campaign deleted since is left out.
+func (r *runner) refresh(ctx context.Context) (bool, error) {
+	if len(r.campaigns) == 0 {
+		return false, nil
+	}
+	pools := append([]uuid.UUID{}, r.own...)
+	err := r.e.read(ctx, func(tx store.Tx) error {
+		for _, id := range r.campaigns {
+			c, err := tx.Campaign(ctx, id)
+			if isNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if c.Status.Dispatches() {
+				pools = append(pools, c.PoolUUIDs...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	pools = distinct(pools)
+	if sameIDs(pools, r.pools) {
+		return false, nil
+	}
+	r.pools, r.floors, r.next = pools, make([]backoff, len(pools)), 0
+	return true, nil
 }
 
 // produce claims leases for the free workers and starts a job for each,
 // until ctx ends (it returns nil) or the engine is closed ([ErrClosed]).
 func (r *runner) produce(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
-	defer r.e.wake.subscribe(wake, r.pools...)() // before the first look, so no wake-up is missed
+	// Subscribed before the first look, so no wake-up is missed: to the
+	// pools, and to the campaigns (a start, an attach).
+	subscribe := func() func() { return r.e.wake.subscribe(wake, append(append([]uuid.UUID{}, r.pools...), r.campaigns...)...) }
+	unsubscribe := subscribe()
+	defer func() { unsubscribe() }()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -191,6 +251,19 @@ func (r *runner) produce(ctx context.Context) error {
 			case <-r.e.closed:
 				return ErrClosed
 			}
+		}
+		if changed, err := r.refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrClosed) {
+				return err
+			}
+			r.log.Error("poolq: read the campaigns' pools", "err", err)
+			r.opts.OnEvent(Event{Kind: EventError, Err: err})
+		} else if changed {
+			unsubscribe()
+			unsubscribe = subscribe()
 		}
 		leases, err := r.claim(ctx, free)
 		if err == nil && ctx.Err() != nil {
@@ -246,7 +319,7 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 			if len(leases) == n {
 				return leases, nil
 			}
-		case errors.Is(err, ErrEmpty), errors.Is(err, ErrAtCapacity):
+		case isNothing(err):
 		case errors.Is(err, ErrClosed):
 			return leases, err
 		case ctx.Err() != nil:

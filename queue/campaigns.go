@@ -1,0 +1,534 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/validate"
+)
+
+// CreateRule validates p, applies the defaults of its type (a text rule is
+// one-shot: see [campaign.NewRule]) and stores a new rule. Errors:
+// [validate.Errors] listing every failing field; nothing is written then.
+func (e *Engine) CreateRule(ctx context.Context, p campaign.CreateRuleParams) (campaign.Rule, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return campaign.Rule{}, fmt.Errorf("create rule: %w", err)
+	}
+	r, err := campaign.NewRule(id, p, e.now())
+	if err != nil {
+		return campaign.Rule{}, fmt.Errorf("create rule: %w", err)
+	}
+	if err := e.write(ctx, func(ctx context.Context, tx *wtx) error { return tx.InsertRule(ctx, r) }); err != nil {
+		return campaign.Rule{}, fmt.Errorf("create rule: %w", err)
+	}
+	return r, nil
+}
+
+// UpdateRule changes the given fields of a rule ([campaign.UpdateRuleParams])
+// and returns it. It is not retroactive: items already Retrying or
+// Scheduled keep their times; later decisions use the new values (a
+// lowered max_total_calls fails, at their next dispatch, the items that
+// already reached it). Errors: [validate.Errors], [store.ErrNotFound].
+func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.UpdateRuleParams) (campaign.Rule, error) {
+	if err := checkID("uuid", id); err != nil {
+		return campaign.Rule{}, fmt.Errorf("update rule: %w", err)
+	}
+	var out campaign.Rule
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
+		r, err := tx.Rule(ctx, id)
+		if err != nil {
+			return err
+		}
+		nr, changed, err := u.Apply(r)
+		if err != nil || !changed {
+			out = r
+			return err
+		}
+		nr.UpdatedAt = tx.Now
+		out = nr
+		return tx.UpdateRule(ctx, nr)
+	})
+	if err != nil {
+		return campaign.Rule{}, fmt.Errorf("update rule: %w", err)
+	}
+	return out, nil
+}
+
+// Rule returns one rule. Errors: [store.ErrNotFound].
+func (e *Engine) Rule(ctx context.Context, id uuid.UUID) (campaign.Rule, error) {
+	if err := checkID("uuid", id); err != nil {
+		return campaign.Rule{}, fmt.Errorf("get rule: %w", err)
+	}
+	var r campaign.Rule
+	err := e.read(ctx, func(tx store.Tx) (err error) { r, err = tx.Rule(ctx, id); return err })
+	if err != nil {
+		return campaign.Rule{}, fmt.Errorf("get rule: %w", err)
+	}
+	return r, nil
+}
+
+// Rules returns one page of rules, oldest first, filtered by type and by a
+// case-insensitive search in name, escalation type and target. Page
+// defaults to 1, PerPage to 15 (at most 100). Errors: [validate.Errors].
+func (e *Engine) Rules(ctx context.Context, q campaign.RuleQuery) (campaign.RulePage, error) {
+	q, err := q.Normalize()
+	if err != nil {
+		return campaign.RulePage{}, fmt.Errorf("list rules: %w", err)
+	}
+	var page campaign.RulePage
+	err = e.read(ctx, func(tx store.Tx) error {
+		data, total, err := tx.Rules(ctx, q)
+		page = pool.NewPage(q.Page, q.PerPage, total, data)
+		return err
+	})
+	if err != nil {
+		return campaign.RulePage{}, fmt.Errorf("list rules: %w", err)
+	}
+	return page, nil
+}
+
+// DeleteRule removes a rule. It is refused with [campaign.ErrConflict]
+// while a campaign uses it. Errors: [store.ErrNotFound].
+func (e *Engine) DeleteRule(ctx context.Context, id uuid.UUID) error {
+	if err := checkID("uuid", id); err != nil {
+		return fmt.Errorf("delete rule: %w", err)
+	}
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
+		if _, err := tx.Rule(ctx, id); err != nil {
+			return err
+		}
+		_, n, err := tx.Campaigns(ctx, campaign.Query{Page: 1, PerPage: 1, RuleUUID: &id})
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("rule %s is the rule of %d campaigns: %w", id, n, campaign.ErrConflict)
+		}
+		return tx.DeleteRule(ctx, id)
+	})
+	if err != nil {
+		return fmt.Errorf("delete rule: %w", err)
+	}
+	return nil
+}
+
+// CreateCampaign validates p and stores a new campaign, a Draft. Its pools
+// are attached with [Engine.AttachPools]. Errors: [validate.Errors],
+// [store.ErrNotFound] for an unknown rule.
+func (e *Engine) CreateCampaign(ctx context.Context, p campaign.CreateParams) (campaign.Campaign, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return campaign.Campaign{}, fmt.Errorf("create campaign: %w", err)
+	}
+	c, err := campaign.New(id, p, e.now())
+	if err != nil {
+		return campaign.Campaign{}, fmt.Errorf("create campaign: %w", err)
+	}
+	if err := e.write(ctx, func(ctx context.Context, tx *wtx) error { return tx.InsertCampaign(ctx, c) }); err != nil {
+		return campaign.Campaign{}, fmt.Errorf("create campaign: %w", err)
+	}
+	c.PoolUUIDs = []uuid.UUID{}
+	return c, nil
+}
+
+// UpdateCampaign changes a campaign's name or default time zone. Errors:
+// [validate.Errors], [store.ErrNotFound].
+func (e *Engine) UpdateCampaign(ctx context.Context, id uuid.UUID, u campaign.UpdateParams) (campaign.Campaign, error) {
+	out, err := e.changeCampaign(ctx, id, func(_ context.Context, _ *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
+		return u.Apply(c)
+	})
+	if err != nil {
+		return campaign.Campaign{}, fmt.Errorf("update campaign: %w", err)
+	}
+	return out, nil
+}
+
+// Campaign returns one campaign with its pools. Errors:
+// [store.ErrNotFound].
+func (e *Engine) Campaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error) {
+	if err := checkID("uuid", id); err != nil {
+		return campaign.Campaign{}, fmt.Errorf("get campaign: %w", err)
+	}
+	var c campaign.Campaign
+	err := e.read(ctx, func(tx store.Tx) (err error) { c, err = tx.Campaign(ctx, id); return err })
+	if err != nil {
+		return campaign.Campaign{}, fmt.Errorf("get campaign: %w", err)
+	}
+	return c, nil
+}
+
+// Campaigns returns one page of campaigns, oldest first, filtered by
+// status, rule and a case-insensitive search in the name. Errors:
+// [validate.Errors].
+func (e *Engine) Campaigns(ctx context.Context, q campaign.Query) (campaign.Page, error) {
+	q, err := q.Normalize()
+	if err != nil {
+		return campaign.Page{}, fmt.Errorf("list campaigns: %w", err)
+	}
+	var page campaign.Page
+	err = e.read(ctx, func(tx store.Tx) error {
+		data, total, err := tx.Campaigns(ctx, q)
+		page = pool.NewPage(q.Page, q.PerPage, total, data)
+		return err
+	})
+	if err != nil {
+		return campaign.Page{}, fmt.Errorf("list campaigns: %w", err)
+	}
+	return page, nil
+}
+
+// DeleteCampaign removes a campaign and detaches its pools. It is refused
+// with [campaign.ErrConflict] while the campaign is In Process or Paused
+// (complete it first). Errors: [store.ErrNotFound].
+func (e *Engine) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
+	if err := checkID("uuid", id); err != nil {
+		return fmt.Errorf("delete campaign: %w", err)
+	}
+	var pools []uuid.UUID
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
+		c, err := tx.Campaign(ctx, id)
+		if err != nil {
+			return err
+		}
+		if c.Status.Governs() {
+			return fmt.Errorf("campaign %s is %s: %w", id, c.Status, campaign.ErrConflict)
+		}
+		pools = c.PoolUUIDs
+		for _, p := range pools {
+			signal(tx, p) // a pool it held may be free now
+		}
+		return tx.DeleteCampaign(ctx, id)
+	})
+	if err != nil {
+		return fmt.Errorf("delete campaign: %w", err)
+	}
+	e.wakePools(pools...)
+	return nil
+}
+
+// StartCampaign moves a Draft campaign In Process: its pools are dialled,
+// under its rule. It is refused with [campaign.ErrConflict] when another
+// campaign In Process or Paused has one of its pools, and with
+// [campaign.ErrWrongStatus] from another status. Errors also:
+// [store.ErrNotFound].
+func (e *Engine) StartCampaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error) {
+	return e.transition(ctx, id, campaign.Start)
+}
+
+// PauseCampaign moves a campaign In Process to Paused: its pools are held
+// (no new dispatch; items in flight finish) and stay its own.
+func (e *Engine) PauseCampaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error) {
+	return e.transition(ctx, id, campaign.Pause)
+}
+
+// ResumeCampaign moves a Paused campaign back In Process.
+func (e *Engine) ResumeCampaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error) {
+	return e.transition(ctx, id, campaign.Resume)
+}
+
+// CompleteCampaign moves a campaign In Process or Paused to Completed: it
+// no longer governs its pools, which stay held while attached to it.
+func (e *Engine) CompleteCampaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error) {
+	return e.transition(ctx, id, campaign.Complete)
+}
+
+// ArchiveCampaign moves a Completed campaign to Archived.
+func (e *Engine) ArchiveCampaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error) {
+	return e.transition(ctx, id, campaign.Archive)
+}
+
+// transition applies action a to campaign id, checking that a campaign
+// about to govern its pools is the only one to.
+func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action) (campaign.Campaign, error) {
+	out, err := e.changeCampaign(ctx, id, func(ctx context.Context, tx *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
+		to, err := c.Status.After(a)
+		if err != nil {
+			return c, false, err
+		}
+		if to.Governs() {
+			for _, p := range c.PoolUUIDs {
+				if err := e.checkFree(ctx, tx, p, c.UUID); err != nil {
+					return c, false, err
+				}
+			}
+		}
+		c.Status = to
+		if to.Dispatches() {
+			for _, p := range c.PoolUUIDs {
+				signal(tx, p)
+			}
+		}
+		return c, true, nil
+	})
+	if err != nil {
+		return campaign.Campaign{}, fmt.Errorf("%s campaign: %w", a, err)
+	}
+	if out.Status.Dispatches() {
+		e.wakePools(out.PoolUUIDs...)
+		e.wake.notify(id)
+	}
+	return out, nil
+}
+
+// checkFree returns campaign.ErrConflict when a campaign other than self
+// governs pool p.
+func (e *Engine) checkFree(ctx context.Context, tx *wtx, p, self uuid.UUID) error {
+	cs, err := tx.PoolCampaigns(ctx, p)
+	if err != nil {
+		return err
+	}
+	for _, other := range cs {
+		if other.UUID != self && other.Status.Governs() {
+			return fmt.Errorf("pool %s is governed by campaign %s (%s): %w", p, other.UUID, other.Status, campaign.ErrConflict)
+		}
+	}
+	return nil
+}
+
+// AssignRule assigns a rule to a campaign, or replaces its rule. A running
+// campaign's pools take the new rule's ceiling and retry interval for
+// their later decisions. Errors: [store.ErrNotFound] for the campaign or
+// the rule.
+func (e *Engine) AssignRule(ctx context.Context, id, ruleID uuid.UUID) (campaign.Campaign, error) {
+	if err := checkID("rule_uuid", ruleID); err != nil {
+		return campaign.Campaign{}, fmt.Errorf("assign rule: %w", err)
+	}
+	out, err := e.changeCampaign(ctx, id, func(ctx context.Context, tx *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
+		if _, err := tx.Rule(ctx, ruleID); err != nil {
+			return c, false, err
+		}
+		changed := c.RuleUUID == nil || *c.RuleUUID != ruleID
+		c.RuleUUID = &ruleID
+		return c, changed, nil
+	})
+	if err != nil {
+		return campaign.Campaign{}, fmt.Errorf("assign rule: %w", err)
+	}
+	return out, nil
+}
+
+// changeCampaign applies fn to a campaign in a write transaction and
+// stores it when fn reports a change (UpdatedAt then moves).
+func (e *Engine) changeCampaign(ctx context.Context, id uuid.UUID,
+	fn func(context.Context, *wtx, campaign.Campaign) (campaign.Campaign, bool, error)) (campaign.Campaign, error) {
+	if err := checkID("uuid", id); err != nil {
+		return campaign.Campaign{}, err
+	}
+	var out campaign.Campaign
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
+		c, err := tx.Campaign(ctx, id)
+		if err != nil {
+			return err
+		}
+		nc, changed, err := fn(ctx, tx, c)
+		if err != nil || !changed {
+			out = c
+			return err
+		}
+		nc.UpdatedAt = tx.Now
+		out = nc
+		return tx.UpdateCampaign(ctx, nc)
+	})
+	return out, err
+}
+
+// AttachPools attaches pools to a campaign, after those it has. It is
+// additive and idempotent: pools attached already are skipped, UUIDs that
+// name no pool are reported in the result's PoolUUIDsNotFound (the call
+// does not fail for them). An inactive pool cannot be attached
+// ([validate.Errors] naming its index in pools); a pool governed by another
+// campaign cannot be attached to one In Process or Paused
+// ([campaign.ErrConflict]). On any error nothing is attached. Errors also:
+// [store.ErrNotFound] for the campaign.
+func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UUID) (campaign.AttachResult, error) {
+	var v validate.Validator
+	v.Check(id != uuid.Nil, "uuid", validate.RuleRequired, "is required (not the nil UUID)")
+	v.Check(len(pools) > 0, "pool_uuids", validate.RuleRequired, "at least one pool is required")
+	for i, p := range pools {
+		v.Check(p != uuid.Nil, fmt.Sprintf("pool_uuids[%d]", i), validate.RuleRequired, "is required (not the nil UUID)")
+	}
+	if err := v.Err(); err != nil {
+		return campaign.AttachResult{}, fmt.Errorf("attach pools: %w", err)
+	}
+	var res campaign.AttachResult
+	var attached []uuid.UUID
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
+		res, attached = campaign.AttachResult{PoolUUIDsNotFound: []uuid.UUID{}}, nil
+		c, err := tx.Campaign(ctx, id)
+		if err != nil {
+			return err
+		}
+		var v validate.Validator
+		seen := map[uuid.UUID]bool{}
+		for i, p := range pools {
+			if seen[p] {
+				continue // folded
+			}
+			seen[p] = true
+			pl, err := tx.Pool(ctx, p)
+			if isNotFound(err) {
+				res.PoolUUIDsNotFound = append(res.PoolUUIDsNotFound, p)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if !pl.IsActive {
+				v.Add(fmt.Sprintf("pool_uuids[%d]", i), "active", fmt.Sprintf("pool %s is inactive: it cannot be attached", p))
+				continue
+			}
+			if c.Status.Governs() {
+				if err := e.checkFree(ctx, tx, p, c.UUID); err != nil {
+					return err
+				}
+			}
+			ok, err := tx.AttachPool(ctx, id, p)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				res.PoolsSkipped++
+				continue
+			}
+			res.PoolsAttached++
+			attached = append(attached, p)
+			signal(tx, p)
+		}
+		return v.Err()
+	})
+	if err != nil {
+		return campaign.AttachResult{}, fmt.Errorf("attach pools: %w", err)
+	}
+	e.wakePools(attached...)
+	e.wake.notify(id) // a DequeueCampaign waiting for pools
+	return res, nil
+}
+
+// DetachPool detaches a pool from a campaign and reports whether it was
+// attached. A pool attached to no campaign any more dispatches under its
+// own settings again. Errors: [store.ErrNotFound] for the campaign or the
+// pool.
+func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
+	if err := checkIDs(id, poolID); err != nil {
+		return false, fmt.Errorf("detach pool: %w", err)
+	}
+	var detached bool
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) (err error) {
+		detached, err = tx.DetachPool(ctx, id, poolID)
+		if err == nil && detached {
+			signal(tx, poolID)
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("detach pool: %w", err)
+	}
+	if detached {
+		e.wakePools(poolID)
+	}
+	return detached, nil
+}
+
+// wakePools wakes the Dequeues blocked on the pools.
+func (e *Engine) wakePools(pools ...uuid.UUID) {
+	for _, p := range pools {
+		e.wake.notify(p)
+	}
+}
+
+// DequeueCampaign claims the next due item of a campaign In Process,
+// taking its pools in turn (each pool's order and cap hold), so that a big
+// pool does not starve a small one. It waits like [Engine.Dequeue] until an
+// item is due, the campaign In Process and a cap allows. Errors:
+// [store.ErrNotFound] for an unknown campaign, ctx's error, [ErrClosed].
+func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, error) {
+	if err := checkID("uuid", id); err != nil {
+		return nil, fmt.Errorf("dequeue campaign: %w", err)
+	}
+	wake := make(chan struct{}, 1)
+	unsubscribe := e.wake.subscribe(wake, id)
+	defer func() { unsubscribe() }()
+	var subscribed []uuid.UUID
+	floors := map[uuid.UUID]*backoff{}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		c, err := e.Campaign(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !sameIDs(subscribed, c.PoolUUIDs) {
+			unsubscribe()
+			unsubscribe = e.wake.subscribe(wake, append([]uuid.UUID{id}, c.PoolUUIDs...)...)
+			subscribed = c.PoolUUIDs
+		}
+		wait := e.opts.PollInterval
+		if c.Status.Dispatches() && len(c.PoolUUIDs) > 0 {
+			start := e.turn(id, len(c.PoolUUIDs))
+			for k := range c.PoolUUIDs {
+				i := (start + k) % len(c.PoolUUIDs)
+				p := c.PoolUUIDs[i]
+				ls, err := e.tryDequeue(ctx, p, 1)
+				if err == nil {
+					e.setTurn(id, i+1)
+					return ls[0], nil
+				}
+				if !isNothing(err) && !errors.Is(err, store.ErrNotFound) { // a pool deleted meanwhile
+					return nil, fmt.Errorf("dequeue campaign: %w", err)
+				}
+				if floors[p] == nil {
+					floors[p] = &backoff{}
+				}
+				if w, err := e.pause(ctx, p, floors[p]); err == nil {
+					wait = min(wait, w)
+				}
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("dequeue campaign: %w", ctx.Err())
+		case <-e.closed:
+			return nil, fmt.Errorf("dequeue campaign: %w", ErrClosed)
+		}
+	}
+}
+
+// turn returns the index of the pool of campaign id whose turn it is to be
+// claimed from first, of n; setTurn moves it. The turns are a hint for
+// fairness, kept in memory: a new engine starts at the first pool.
+func (e *Engine) turn(id uuid.UUID, n int) int {
+	e.turnsMu.Lock()
+	defer e.turnsMu.Unlock()
+	return e.turns[id] % n
+}
+
+func (e *Engine) setTurn(id uuid.UUID, next int) {
+	e.turnsMu.Lock()
+	defer e.turnsMu.Unlock()
+	if e.turns == nil {
+		e.turns = map[uuid.UUID]int{}
+	}
+	e.turns[id] = next
+}
+
+func sameIDs(a, b []uuid.UUID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

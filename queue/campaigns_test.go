@@ -1,0 +1,338 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+func (b *testBundle) rule(t *testing.T, p campaign.CreateRuleParams) campaign.Rule {
+	t.Helper()
+	if p.Name == "" {
+		p.Name = "Test rule"
+	}
+	r, err := b.eng.CreateRule(b.ctx, p)
+	require.NoError(t, err)
+	return r
+}
+
+// campaignOf creates a campaign with the rule (none for uuid.Nil) and the
+// pools attached.
+func (b *testBundle) campaignOf(t *testing.T, rule uuid.UUID, pools ...uuid.UUID) campaign.Campaign {
+	t.Helper()
+	params := campaign.CreateParams{Name: "Test campaign"}
+	if rule != uuid.Nil {
+		params.RuleUUID = &rule
+	}
+	c, err := b.eng.CreateCampaign(b.ctx, params)
+	require.NoError(t, err)
+	if len(pools) > 0 {
+		res, err := b.eng.AttachPools(b.ctx, c.UUID, pools...)
+		require.NoError(t, err)
+		require.Equal(t, len(pools), res.PoolsAttached)
+	}
+	c, err = b.eng.Campaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	return c
+}
+
+// TestEngine_RuleCeilingPrecedence: under a running campaign with a rule,
+// an item's ceiling is max_total_calls attempts and its retry delay the
+// rule's interval; detached, the pool's own settings apply again.
+func TestEngine_RuleCeilingPrecedence(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.FIFO, 1, 0) // alone: one attempt
+	ids := b.add(t, p.UUID, 2)
+	r := b.rule(t, campaign.CreateRuleParams{MaxTotalCalls: new(3), RetryIntervalMinutes: new(7)})
+	c := b.campaignOf(t, r.UUID, p.UUID)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+
+	for attempt := 1; attempt <= 3; attempt++ {
+		l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+		require.NoError(t, err, "attempt %d", attempt)
+		require.Equal(t, ids[0], l.ContactUUID)
+		require.Equal(t, attempt, l.Attempt)
+		require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "busy"}))
+		if attempt < 3 {
+			require.Equal(t, pool.StatusRetrying, l.Item.Status)
+			require.Equal(t, b.clock.Now().Add(7*time.Minute), *l.Item.NextRetryAt, "the rule's retry interval")
+			b.clock.Advance(7 * time.Minute)
+		} else {
+			require.Equal(t, pool.StatusFailed, l.Item.Status, "the rule's ceiling: 3 attempts")
+			require.Equal(t, 2, l.Item.RetryCount)
+		}
+	}
+
+	// Lowering the rule's ceiling fails, at dispatch, an item that reached it.
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "busy"}))
+	_, err = b.eng.UpdateRule(b.ctx, r.UUID, campaign.UpdateRuleParams{MaxTotalCalls: new(1)})
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusRetrying, b.item(t, p.UUID, ids[1]).Status, "not retroactive")
+	b.clock.Advance(7 * time.Minute)
+	_, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.ErrorIs(t, err, queue.ErrEmpty)
+	require.Equal(t, pool.StatusFailed, b.item(t, p.UUID, ids[1]).Status)
+}
+
+// TestEngine_CampaignHoldsItsPools: a pool attached to campaigns is
+// dialled only while one of them is In Process.
+func TestEngine_CampaignHoldsItsPools(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.Parallel, 5, 3)
+	b.add(t, p.UUID, 4)
+	c := b.campaignOf(t, uuid.Nil, p.UUID)
+
+	_, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.ErrorIs(t, err, queue.ErrHeld, "a Draft holds its pools")
+	_, err = b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err, "In Process: dialled")
+	_, err = b.eng.PauseCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.ErrorIs(t, err, queue.ErrHeld, "Paused")
+	require.NoError(t, b.eng.Complete(b.ctx, l, "an item in flight finishes"))
+	_, err = b.eng.ResumeCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.CompleteCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.ErrorIs(t, err, queue.ErrHeld, "Completed: held while attached")
+	detached, err := b.eng.DetachPool(b.ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+	require.True(t, detached)
+	_, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err, "attached to none: its own settings")
+
+	// Wrong transitions.
+	_, err = b.eng.ResumeCampaign(b.ctx, c.UUID)
+	require.ErrorIs(t, err, campaign.ErrWrongStatus)
+	_, err = b.eng.ArchiveCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.StartCampaign(b.ctx, c.UUID)
+	require.ErrorIs(t, err, campaign.ErrWrongStatus)
+}
+
+// TestEngine_OneGoverningCampaignPerPool: a pool has at most one campaign
+// In Process or Paused.
+func TestEngine_OneGoverningCampaignPerPool(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	shared := b.pool(t, pool.FIFO, 1, 3)
+	other := b.pool(t, pool.FIFO, 1, 3)
+	a := b.campaignOf(t, uuid.Nil, shared.UUID)
+	c := b.campaignOf(t, uuid.Nil, other.UUID, shared.UUID) // a Draft may share
+	_, err := b.eng.StartCampaign(b.ctx, a.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.StartCampaign(b.ctx, c.UUID)
+	require.ErrorIs(t, err, campaign.ErrConflict)
+	got, err := b.eng.Campaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	require.Equal(t, campaign.Draft, got.Status, "refused: nothing changed")
+
+	// Nor can a running campaign take a governed pool.
+	d := b.campaignOf(t, uuid.Nil, other.UUID)
+	_, err = b.eng.StartCampaign(b.ctx, d.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.AttachPools(b.ctx, d.UUID, shared.UUID)
+	require.ErrorIs(t, err, campaign.ErrConflict)
+	_, err = b.eng.PauseCampaign(b.ctx, a.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.AttachPools(b.ctx, d.UUID, shared.UUID)
+	require.ErrorIs(t, err, campaign.ErrConflict, "Paused still governs")
+	_, err = b.eng.CompleteCampaign(b.ctx, a.UUID)
+	require.NoError(t, err)
+	res, err := b.eng.AttachPools(b.ctx, d.UUID, shared.UUID)
+	require.NoError(t, err, "completed: the pool is free")
+	require.Equal(t, 1, res.PoolsAttached)
+}
+
+func TestEngine_AttachPools(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p1, p2 := b.pool(t, pool.FIFO, 1, 3), b.pool(t, pool.FIFO, 1, 3)
+	inactive := b.pool(t, pool.FIFO, 1, 3)
+	_, err := b.eng.UpdatePool(b.ctx, inactive.UUID, pool.UpdateParams{IsActive: new(false)})
+	require.NoError(t, err)
+	c := b.campaignOf(t, uuid.Nil, p1.UUID)
+	unknown := uuid.New()
+
+	res, err := b.eng.AttachPools(b.ctx, c.UUID, p1.UUID, p2.UUID, unknown, p2.UUID)
+	require.NoError(t, err)
+	require.Equal(t, campaign.AttachResult{PoolsAttached: 1, PoolsSkipped: 1, PoolUUIDsNotFound: []uuid.UUID{unknown}}, res)
+	got, err := b.eng.Campaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	require.Equal(t, []uuid.UUID{p1.UUID, p2.UUID}, got.PoolUUIDs)
+
+	_, err = b.eng.AttachPools(b.ctx, c.UUID, p1.UUID, inactive.UUID)
+	require.Equal(t, []string{"pool_uuids[1]"}, fieldsOf(t, err), "an inactive pool cannot be attached")
+	_, err = b.eng.AttachPools(b.ctx, c.UUID)
+	require.Equal(t, []string{"pool_uuids"}, fieldsOf(t, err))
+	_, err = b.eng.AttachPools(b.ctx, uuid.New(), p1.UUID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	d, err := b.eng.Pool(b.ctx, p2.UUID)
+	require.NoError(t, err)
+	require.Equal(t, []pool.CampaignRef{{UUID: c.UUID, Name: "Test campaign", Status: "Draft"}}, d.Campaigns)
+}
+
+func TestEngine_DeleteRulesAndCampaigns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.FIFO, 1, 3)
+	r := b.rule(t, campaign.CreateRuleParams{})
+	c := b.campaignOf(t, r.UUID, p.UUID)
+	require.ErrorIs(t, b.eng.DeleteRule(b.ctx, r.UUID), campaign.ErrConflict, "in use")
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	require.ErrorIs(t, b.eng.DeleteCampaign(b.ctx, c.UUID), campaign.ErrConflict, "running")
+	_, err = b.eng.CompleteCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.DeleteCampaign(b.ctx, c.UUID))
+	d, err := b.eng.Pool(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.Empty(t, d.Campaigns, "detached with the campaign")
+	require.NoError(t, b.eng.DeleteRule(b.ctx, r.UUID))
+	_, err = b.eng.Rule(b.ctx, r.UUID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.ErrorIs(t, b.eng.DeleteRule(b.ctx, r.UUID), store.ErrNotFound)
+}
+
+func TestEngine_AssignRule(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.FIFO, 1, 3)
+	ids := b.add(t, p.UUID, 1)
+	one := b.rule(t, campaign.CreateRuleParams{Type: campaign.Text}) // one shot
+	c := b.campaignOf(t, uuid.Nil, p.UUID)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	got, err := b.eng.AssignRule(b.ctx, c.UUID, one.UUID)
+	require.NoError(t, err)
+	require.Equal(t, &one.UUID, got.RuleUUID)
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+	require.Equal(t, pool.StatusFailed, b.item(t, p.UUID, ids[0]).Status, "a text rule: one attempt")
+
+	// Replaced: the new rule decides from then on.
+	more := b.rule(t, campaign.CreateRuleParams{MaxTotalCalls: new(5)})
+	_, err = b.eng.AssignRule(b.ctx, c.UUID, more.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.Requeue(b.ctx, p.UUID, ids[0])
+	require.NoError(t, err)
+	l, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "busy"}))
+	require.Equal(t, pool.StatusRetrying, b.item(t, p.UUID, ids[0]).Status)
+
+	_, err = b.eng.AssignRule(b.ctx, c.UUID, uuid.New())
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// TestEngine_DequeueWakesAtStart: a Dequeue blocked on a held pool
+// returns once its campaign starts.
+func TestEngine_DequeueWakesAtStart(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{PollInterval: time.Hour})
+	p := b.pool(t, pool.FIFO, 1, 3)
+	b.add(t, p.UUID, 1)
+	c := b.campaignOf(t, uuid.Nil, p.UUID)
+	before := b.eng.Stats().Operations
+	got := make(chan error, 1)
+	go func() { _, err := b.eng.Dequeue(b.ctx, p.UUID); got <- err }()
+	require.Eventually(t, func() bool { return b.eng.Stats().Operations > before }, 5*time.Second, time.Millisecond)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Dequeue was not woken by the campaign's start")
+	}
+}
+
+// TestEngine_DequeueCampaign: a campaign's pools are taken in turn, so the
+// one item of a small pool goes out within the first claims, whatever the
+// size of the other pool.
+func TestEngine_DequeueCampaign(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{PollInterval: time.Hour})
+	big := b.pool(t, pool.Parallel, 100, 3)
+	small := b.pool(t, pool.Parallel, 100, 3)
+	_, err := b.eng.Add(b.ctx, big.UUID, newItems(20_000)...)
+	require.NoError(t, err)
+	only := b.add(t, small.UUID, 1)
+	c := b.campaignOf(t, uuid.Nil, big.UUID, small.UUID)
+
+	ctx, cancel := context.WithTimeout(b.ctx, 50*time.Millisecond)
+	_, err = b.eng.DequeueCampaign(ctx, c.UUID)
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a Draft's pools are not dialled")
+
+	_, err = b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	claims := 0
+	for {
+		l, err := b.eng.DequeueCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		claims++
+		if l.ContactUUID == only[0] {
+			break
+		}
+		require.Less(t, claims, 3, "the small pool's item waits behind the big pool")
+	}
+	_, err = b.eng.DequeueCampaign(b.ctx, uuid.New())
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// TestEngine_WorkOnCampaign: Work on a campaign dials the pools it has
+// while it is In Process, including pools attached while it runs.
+func TestEngine_WorkOnCampaign(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{PollInterval: time.Hour})
+	p1, p2 := b.pool(t, pool.Parallel, 10, 3), b.pool(t, pool.Parallel, 10, 3)
+	b.add(t, p1.UUID, 3)
+	b.add(t, p2.UUID, 2)
+	c := b.campaignOf(t, uuid.Nil, p1.UUID)
+	rec := newRecorder(settledN(5))
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil },
+			queue.WorkOptions{Campaigns: []uuid.UUID{c.UUID}, Workers: 2, OnEvent: rec.on})
+	}()
+	// Nothing until the campaign starts.
+	require.Never(t, func() bool { return rec.count(queue.EventDispatched) > 0 }, 100*time.Millisecond, 10*time.Millisecond)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return rec.count(queue.EventCompleted) == 3 }, 5*time.Second, time.Millisecond)
+	_, err = b.eng.AttachPools(b.ctx, c.UUID, p2.UUID)
+	require.NoError(t, err)
+	select {
+	case <-rec.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pool attached while the campaign ran was not dialled")
+	}
+	cancel()
+	require.NoError(t, <-done)
+	err = b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error { return nil },
+		queue.WorkOptions{Campaigns: []uuid.UUID{uuid.New()}})
+	require.True(t, errors.Is(err, store.ErrNotFound))
+}

@@ -1,0 +1,109 @@
+package queue
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+)
+
+// governed is a pool as a write operation sees it at tx.Now: its row, and
+// what governs the dispatch of its items.
+//
+// A pool attached to no campaign dispatches under its own settings. One
+// attached to campaigns dispatches only while one of them is In Process,
+// and is held otherwise. The governing campaign (In Process or Paused: at
+// most one, the engine sees to it) lends the pool its rule: the rule's
+// max_total_calls is the ceiling of the items' attempts, and its retry
+// interval the delay of their retries.
+type governed struct {
+	pool.Pool
+	ceiling  int               // attempts an item may have in all
+	retry    time.Duration     // delay of a retry a failure schedules without a time
+	held     bool              // attached to campaigns, none In Process
+	campaign *campaign.Campaign // the governing campaign, nil if none
+	rule     *campaign.Rule     // its rule, nil if none
+}
+
+// govern reads what governs p: its campaigns (a seek that finds nothing
+// for a pool of none) and the governing one's rule.
+func (e *Engine) govern(ctx context.Context, tx store.Tx, p pool.Pool) (governed, error) {
+	g := governed{Pool: p, ceiling: p.Ceiling(), retry: e.opts.RetryDelay}
+	cs, err := tx.PoolCampaigns(ctx, p.UUID)
+	if err != nil || len(cs) == 0 {
+		return g, err
+	}
+	g.held = true
+	for i := range cs {
+		if cs[i].Status.Governs() {
+			g.campaign = &cs[i]
+			break
+		}
+	}
+	if g.campaign == nil {
+		return g, nil
+	}
+	g.held = !g.campaign.Status.Dispatches()
+	if g.campaign.RuleUUID == nil {
+		return g, nil
+	}
+	r, err := tx.Rule(ctx, *g.campaign.RuleUUID)
+	if err != nil {
+		return g, err
+	}
+	g.rule = &r
+	g.ceiling = r.Ceiling()
+	if d, ok := r.RetryDelay(); ok {
+		g.retry = d
+	}
+	return g, nil
+}
+
+// poolNow returns pool id as of tx.Now, governed, with its expired leases
+// applied (each a failed attempt, under the pool's ceiling and retry
+// delay), and how many it applied. Every write on a pool's items goes
+// through it, so that a settlement or a skip on a busy pool keeps its
+// counts current too.
+func (e *Engine) poolNow(ctx context.Context, tx *wtx, id uuid.UUID) (governed, int, error) {
+	p, err := tx.Pool(ctx, id)
+	if err != nil {
+		return governed{}, 0, err
+	}
+	g, err := e.govern(ctx, tx, p)
+	if err != nil {
+		return governed{}, 0, err
+	}
+	n, err := e.reclaim(ctx, tx, g, tx.Now)
+	if err != nil {
+		return governed{}, 0, err
+	}
+	return g, n, nil
+}
+
+// reclaim applies every expired lease of g at now, each as a failed
+// attempt, and returns how many it applied.
+func (e *Engine) reclaim(ctx context.Context, tx store.Tx, g governed, now time.Time) (int, error) {
+	total := 0
+	for {
+		expired, err := tx.Expired(ctx, g.UUID, now, reclaimBatch)
+		if err != nil {
+			return total, err
+		}
+		for _, it := range expired {
+			out, err := it.Expired(g.ceiling, now, g.retry)
+			if err != nil {
+				return total, err
+			}
+			if err := tx.UpdateItem(ctx, it.Status, out); err != nil {
+				return total, err
+			}
+		}
+		total += len(expired)
+		if len(expired) < reclaimBatch {
+			return total, nil
+		}
+	}
+}
