@@ -21,9 +21,9 @@ import (
 // interval the delay of their retries.
 type governed struct {
 	pool.Pool
-	ceiling  int               // attempts an item may have in all
-	retry    time.Duration     // delay of a retry a failure schedules without a time
-	held     bool              // attached to campaigns, none In Process
+	ceiling  int                // attempts an item may have in all
+	retry    time.Duration      // delay of a retry a failure schedules without a time
+	held     bool               // attached to campaigns, none In Process
 	campaign *campaign.Campaign // the governing campaign, nil if none
 	rule     *campaign.Rule     // its rule, nil if none
 }

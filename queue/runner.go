@@ -235,7 +235,9 @@ func (r *runner) produce(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	// Subscribed before the first look, so no wake-up is missed: to the
 	// pools, and to the campaigns (a start, an attach).
-	subscribe := func() func() { return r.e.wake.subscribe(wake, append(append([]uuid.UUID{}, r.pools...), r.campaigns...)...) }
+	subscribe := func() func() {
+		return r.e.wake.subscribe(wake, append(append([]uuid.UUID{}, r.pools...), r.campaigns...)...)
+	}
 	unsubscribe := subscribe()
 	defer func() { unsubscribe() }()
 	timer := time.NewTimer(time.Hour)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,28 +18,34 @@ import (
 // itemCols are the columns scanned by scanItem.
 const itemCols = `i.id, i.contact_uuid, i.status, i.priority, i.attempts, i.retry_count,
     i.started_at, i.completed_at, i.failed_at, i.next_retry_at, i.notes, i.added_at, i.payload,
-    i.token, i.lease_expires_at`
+    i.token, i.lease_expires_at, i.name, i.phone_number, i.email, i.timezone`
 
 const (
 	// insertItemsSQL inserts items from arrays, one element per item, in
 	// the order of the arrays (so the IDs follow it), skipping contacts
-	// already in the pool and the repeats of one (the first wins), and
-	// returns how many it added in each status. $1 is the pool.
+	// already in the pool and the repeats of one (the first wins: a contact
+	// added again keeps its fields), and returns how many it added in each
+	// status. $1 is the pool; $16 to $19 the contact fields, NULL when
+	// empty; $20 the tsvector literals of their words (see search.go).
 	insertItemsSQL = `WITH ins AS (
     INSERT INTO items (pool_id, contact_uuid, added_at, payload, priority, status, attempts, retry_count,
-        started_at, completed_at, failed_at, next_retry_at, notes, token, lease_expires_at, ready)
-    SELECT $1, v.c, v.a, v.p, v.pr, v.s, v.at, v.rc, v.sa, v.ca, v.fa, v.nr, v.n, v.tk, v.le, v.s = 'Pending'
+        started_at, completed_at, failed_at, next_retry_at, notes, token, lease_expires_at, ready,
+        name, phone_number, email, timezone, search)
+    SELECT $1, v.c, v.a, v.p, v.pr, v.s, v.at, v.rc, v.sa, v.ca, v.fa, v.nr, v.n, v.tk, v.le, v.s = 'Pending',
+        v.nm, v.ph, v.em, v.tz, v.sv::tsvector
     FROM unnest($2::uuid[], $3::bigint[], $4::bytea[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
-        $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bigint[], $15::bigint[])
-        WITH ORDINALITY AS v (c, a, p, pr, s, at, rc, sa, ca, fa, nr, n, tk, le, ord)
+        $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bigint[], $15::bigint[],
+        $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])
+        WITH ORDINALITY AS v (c, a, p, pr, s, at, rc, sa, ca, fa, nr, n, tk, le, nm, ph, em, tz, sv, ord)
     ORDER BY v.ord
     ON CONFLICT (pool_id, contact_uuid) DO NOTHING
     RETURNING status
 )
 SELECT status, count(*) FROM ins GROUP BY status`
 
-	// insertNewItemsSQL is insertItemsSQL for new items (see isNew): four
-	// arrays, the state being the literals of a new item.
+	// insertNewItemsSQL is insertItemsSQL for new items (see isNew)
+	// without contact fields: four arrays, the state being the literals of
+	// a new item.
 	insertNewItemsSQL = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, priority, status, attempts,
     retry_count, notes, token, ready)
 SELECT $1, v.c, v.a, v.p, v.pr, 'Pending', 0, 0, '', 0, true
@@ -46,9 +53,25 @@ FROM unnest($2::uuid[], $3::bigint[], $4::bytea[], $5::bigint[]) WITH ORDINALITY
 ORDER BY v.ord
 ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 
+	// insertNewContactItemsSQL is insertNewItemsSQL for new items with
+	// contact fields: nine arrays.
+	insertNewContactItemsSQL = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, priority, status,
+    attempts, retry_count, notes, token, ready, name, phone_number, email, timezone, search)
+SELECT $1, v.c, v.a, v.p, v.pr, 'Pending', 0, 0, '', 0, true, v.nm, v.ph, v.em, v.tz, v.sv::tsvector
+FROM unnest($2::uuid[], $3::bigint[], $4::bytea[], $5::bigint[], $6::text[], $7::text[], $8::text[],
+    $9::text[], $10::text[]) WITH ORDINALITY AS v (c, a, p, pr, nm, ph, em, tz, sv, ord)
+ORDER BY v.ord
+ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
+
+	// copyItemsSQL copies the items of pool $3 into pool $1 with their
+	// contact fields. The lexemes of their words name their pool (see
+	// search.go): $4 replaces the source's prefix, $5 characters long.
 	copyItemsSQL = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, status, priority,
-    attempts, retry_count, notes, token, ready)
-SELECT $1, i.contact_uuid, $2, i.payload, 'Pending', i.priority, 0, 0, '', 0, true
+    attempts, retry_count, notes, token, ready, name, phone_number, email, timezone, search)
+SELECT $1, i.contact_uuid, $2, i.payload, 'Pending', i.priority, 0, 0, '', 0, true,
+    i.name, i.phone_number, i.email, i.timezone,
+    CASE WHEN i.search IS NOT NULL THEN array_to_tsvector(ARRAY(
+        SELECT $4::text || substr(l, $5::int + 1) FROM unnest(tsvector_to_array(i.search)) l)) END
 FROM items i WHERE i.pool_id = $3 ORDER BY i.id
 ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 
@@ -139,6 +162,33 @@ func (a *stateArrays) args() []any {
 		a.next, a.notes, a.token, a.lease}
 }
 
+// contactArrays are the arrays of items' contact fields and the tsvector
+// literals of their words, one element per item, NULL for an empty one.
+type contactArrays struct {
+	name, phone, email, zone, search []*string
+}
+
+func (c *contactArrays) add(k int64, ct pool.Contact) {
+	c.name = append(c.name, nullText(ct.Name))
+	c.phone = append(c.phone, nullText(ct.PhoneNumber))
+	c.email = append(c.email, nullText(ct.Email))
+	c.zone = append(c.zone, nullText(ct.TimeZone))
+	c.search = append(c.search, contactLexemes(k, ct))
+}
+
+// args returns the arrays in the order of the statements' parameters.
+func (c *contactArrays) args() []any {
+	return []any{c.name, c.phone, c.email, c.zone, c.search}
+}
+
+// nullText returns &s, or nil (NULL) for "": an unknown contact field.
+func nullText(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 // payloadArg returns a payload as stored: bytea, or NULL when empty.
 func payloadArg(p []byte) []byte {
 	if len(p) == 0 {
@@ -171,7 +221,7 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 	contacts := make([]uuid.UUID, len(items))
 	added := make([]int64, len(items))
 	payloads := make([][]byte, len(items))
-	fresh := true
+	fresh, anyContact := true, false
 	for i, it := range items {
 		at, err := nanos(it.AddedAt)
 		if err != nil {
@@ -179,6 +229,13 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 		}
 		contacts[i], added[i], payloads[i] = it.ContactUUID, at, payloadArg(it.Payload)
 		fresh = fresh && isNew(it)
+		anyContact = anyContact || !it.Contact.IsZero()
+	}
+	var c contactArrays
+	if anyContact || !fresh {
+		for _, it := range items {
+			c.add(st.k, it.Contact)
+		}
 	}
 	n := 0
 	if fresh {
@@ -186,7 +243,11 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 		for i, it := range items {
 			priorities[i] = int64(it.Priority)
 		}
-		tag, err := t.exec(ctx, insertNewItemsSQL, st.k, contacts, added, payloads, priorities)
+		sql, args := insertNewItemsSQL, []any{st.k, contacts, added, payloads, priorities}
+		if anyContact {
+			sql, args = insertNewContactItemsSQL, append(args, c.args()...)
+		}
+		tag, err := t.exec(ctx, sql, args...)
 		if err != nil {
 			return 0, wrap(op, err)
 		}
@@ -199,8 +260,8 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 				return 0, wrap(fmt.Sprintf("%s: item %d", op, i), err)
 			}
 		}
-		args := []any{st.k, contacts, added, payloads, a.priority, a.status, a.attempts, a.retries,
-			a.started, a.completed, a.failed, a.next, a.notes, a.token, a.lease}
+		args := append([]any{st.k, contacts, added, payloads, a.priority, a.status, a.attempts, a.retries,
+			a.started, a.completed, a.failed, a.next, a.notes, a.token, a.lease}, c.args()...)
 		rows, err := t.query(ctx, insertItemsSQL, args...)
 		if err != nil {
 			return 0, wrap(op, err)
@@ -242,7 +303,8 @@ func (t *txn) CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) 
 	if err != nil {
 		return 0, wrap(op+": destination", err)
 	}
-	tag, err := t.exec(ctx, copyItemsSQL, ds.k, at, ss.k)
+	srcPrefix, dstPrefix := strconv.FormatInt(ss.k, 10)+"/", strconv.FormatInt(ds.k, 10)+"/"
+	tag, err := t.exec(ctx, copyItemsSQL, ds.k, at, ss.k, dstPrefix, len(srcPrefix))
 	if err != nil {
 		return 0, wrap(op, err)
 	}
@@ -468,6 +530,9 @@ func (t *txn) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) ([]
 		}
 		k, c = st.k, st.n
 	}
+	if q.Search != "" {
+		return t.searchItems(ctx, k, poolID, q)
+	}
 	var (
 		total int
 		rows  pgx.Rows
@@ -502,14 +567,17 @@ func scanItem(s pgx.Row, poolID uuid.UUID, extra ...any) (pool.Item, error) {
 		added                                       int64
 		started, completed, failed, next, leaseEnds *int64
 		payload                                     []byte
+		name, phone, email, zone                    *string
 	)
 	dest := append([]any{&it.ID, &it.ContactUUID, &status, &it.Priority, &it.Attempts, &it.RetryCount,
-		&started, &completed, &failed, &next, &it.Notes, &added, &payload, &it.Token, &leaseEnds}, extra...)
+		&started, &completed, &failed, &next, &it.Notes, &added, &payload, &it.Token, &leaseEnds,
+		&name, &phone, &email, &zone}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return pool.Item{}, err
 	}
 	it.PoolUUID = poolID
 	it.Status = pool.Status(status)
+	it.Contact = pool.Contact{Name: deref(name), PhoneNumber: deref(phone), Email: deref(email), TimeZone: deref(zone)}
 	it.StartedAt = fromNullNanos(started)
 	it.CompletedAt = fromNullNanos(completed)
 	it.FailedAt = fromNullNanos(failed)
@@ -522,6 +590,14 @@ func scanItem(s pgx.Row, poolID uuid.UUID, extra ...any) (pool.Item, error) {
 		it.LeaseExpiresAt = fromNanos(*leaseEnds)
 	}
 	return it, nil
+}
+
+// deref returns *s, or "" for NULL.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // scanItems scans and closes rows.
