@@ -387,7 +387,8 @@ func (r *runner) abandonAll(ctx context.Context) {
 			continue
 		}
 		j.cancel()
-		r.release(ctx, &j.lease, time.Since(j.start))
+		l := j.lease // a copy: Release writes the settled item in it, and the heartbeat reads j.lease
+		r.release(ctx, &l, time.Since(j.start))
 	}
 }
 
