@@ -28,7 +28,7 @@
 //
 //	POST   /api/v1/pools                     201 "Pool created successfully", data: pool; Location header
 //	GET    /api/v1/pools                     200 page of pools; ?page= ?per_page= (≤100, default 15) ?search= ?type= ?is_active=
-//	GET    /api/v1/pools/{uuid}              200 pool + status_counts (every status) + campaigns (always [])
+//	GET    /api/v1/pools/{uuid}              200 pool + status_counts (every status) + campaigns ([{uuid, name, status}])
 //	PUT    /api/v1/pools/{uuid}              200 "Pool updated successfully"; partial: only the fields sent change
 //	DELETE /api/v1/pools/{uuid}              200 "Pool deleted successfully", data: null; 409 while an item is in flight
 //	POST   /api/v1/pools/{uuid}/duplicate    201 pool + contacts_copied; body optional: {"name", "copy_contacts"}
@@ -90,6 +90,39 @@
 //     204 and 409. A claim whose client disconnects before the answer gives
 //     its lease back (Release: attempt not counted).
 //
+// Rules and campaigns (the API's /rules and /campaigns; [campaign.Rule] and
+// [campaign.Campaign] fields, defaults and limits):
+//
+//	POST   /api/v1/rules                       201 "Rule created successfully", data: rule; Location header
+//	GET    /api/v1/rules                       200 page of rules, oldest first; ?page= ?per_page= (≤100, default 15) ?search= ?type=
+//	GET    /api/v1/rules/{uuid}                200 the rule
+//	PUT    /api/v1/rules/{uuid}                200 "Rule updated successfully"; partial, not retroactive
+//	DELETE /api/v1/rules/{uuid}                200 data: null; 409 CONFLICT while a campaign has the rule
+//	POST   /api/v1/campaigns                   201 a Draft; body {"name", "rule_uuid"?, "timezone"?}
+//	GET    /api/v1/campaigns                   200 page of campaigns; ?page= ?per_page= ?search= ?status= ("Active" is In Process) ?rule_uuid=
+//	GET    /api/v1/campaigns/{uuid}            200 the campaign, with its pool_uuids
+//	PUT    /api/v1/campaigns/{uuid}            200 {"name"?, "timezone"?}; the status and the rule have their own endpoints
+//	DELETE /api/v1/campaigns/{uuid}            200 data: null; 409 CONFLICT while In Process or Paused
+//	POST   /api/v1/campaigns/{uuid}/start      200 "Campaign is In Process"; also pause, resume, complete, archive
+//	POST   /api/v1/campaigns/{uuid}/pools      200 {"pools_attached", "pools_skipped", "pool_uuids_not_found"}; body {"pool_uuids": [...]}
+//	DELETE /api/v1/campaigns/{uuid}/pools/{p}  200 {"campaign_uuid", "pool_uuid", "detached"}
+//	PUT    /api/v1/campaigns/{uuid}/rule       200 "Rule assigned to campaign", data: campaign_uuid and the rule's fields
+//
+// Dispatch follows the campaign: a pool attached to a campaign is dialled
+// only while that campaign is In Process. A claim on a pool whose campaigns
+// are all Draft, Paused, Completed or Archived is a 409 POOL_HELD (items in
+// flight still settle). While its campaign runs, the campaign's rule
+// governs the pool: max_total_calls is the ceiling of an item's attempts
+// (instead of the pool's max_retries + 1), retry_interval_minutes the
+// delay of a retry. A pool has at most one running or paused campaign:
+// starting a second one over it is a 409 CONFLICT. An action the status
+// does not allow (pause a Draft) is a 409 WRONG_STATUS; attaching an
+// inactive pool is a 422 on pool_uuids[i]; unknown pools are reported in
+// pool_uuids_not_found, not an error. Attach is additive and idempotent.
+// The dialer claims with the pool dispatch endpoint above; there is no
+// campaign-wide claim over HTTP (queue.Engine.DequeueCampaign is the
+// library's).
+//
 // # Responses
 //
 // Success: {"success": true, "message": "...", "data": ...}. Pages are
@@ -114,6 +147,9 @@
 //	409 IN_FLIGHT           deleting a pool while one of its items is in flight
 //	409 LEASE_LOST          settling with a token that is no longer current
 //	409 AT_CAPACITY         claim on a pool whose in-flight cap is reached
+//	409 POOL_HELD           claim on a pool whose campaigns are not In Process
+//	409 WRONG_STATUS        a campaign action its status does not allow
+//	409 CONFLICT            another campaign governs the pool; deleting a rule in use or a running campaign
 //	413 PAYLOAD_TOO_LARGE   a body over 1 MiB
 //	422 VALIDATION_ERROR    field rules, a value of the wrong JSON type ("max_retries": "3", rule "type"),
 //	                        a field the endpoint does not take (rule "unknown"): field is the first
@@ -132,7 +168,6 @@
 //
 // # Caveats
 //
-//   - campaigns is always empty: poolq does not model campaigns yet.
 //   - page is at most 2147483647 (a 422 beyond): the engine computes a page's
 //     offset without an overflow check.
 //   - Text holding a NUL character or invalid UTF-8 is refused with a 422

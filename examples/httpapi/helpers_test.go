@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store/sqlite"
@@ -211,8 +212,10 @@ func (b *testBundle) addContacts(poolID uuid.UUID, n, priority int) []uuid.UUID 
 // snapshot is everything the API can show: every pool's detail and every
 // item, read through the engine.
 type snapshot struct {
-	Pools []pool.Detail
-	Items map[uuid.UUID][]pool.Item
+	Pools     []pool.Detail
+	Items     map[uuid.UUID][]pool.Item
+	Rules     []campaign.Rule
+	Campaigns []campaign.Campaign
 }
 
 // snapshot reads the whole database, to compare before and after a request
@@ -233,6 +236,14 @@ func (b *testBundle) snapshot() snapshot {
 		require.Less(b.t, ip.Total, pool.MaxPerPage, "snapshot reads one page")
 		s.Items[p.UUID] = ip.Data
 	}
+	rp, err := b.eng.Rules(ctx, campaign.RuleQuery{PerPage: pool.MaxPerPage})
+	require.NoError(b.t, err)
+	require.Less(b.t, rp.Total, pool.MaxPerPage, "snapshot reads one page")
+	s.Rules = rp.Data
+	cp, err := b.eng.Campaigns(ctx, campaign.Query{PerPage: pool.MaxPerPage})
+	require.NoError(b.t, err)
+	require.Less(b.t, cp.Total, pool.MaxPerPage, "snapshot reads one page")
+	s.Campaigns = cp.Data
 	return s
 }
 

@@ -433,7 +433,7 @@ func TestDeletePool(t *testing.T) {
 
 		requireError(t, b.do("GET", "/api/v1/pools/"+p.UUID.String(), nil), http.StatusNotFound, CodeNotFound)
 		requireError(t, b.do("DELETE", "/api/v1/pools/"+p.UUID.String(), nil), http.StatusNotFound, CodeNotFound)
-		require.Equal(t, []pool.Detail{{Pool: keep, StatusCounts: pool.ZeroCounts()}}, b.snapshot().Pools)
+		require.Equal(t, []pool.Detail{{Pool: keep, StatusCounts: pool.ZeroCounts(), Campaigns: []pool.CampaignRef{}}}, b.snapshot().Pools)
 	})
 
 	t.Run("ErrInFlight", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
@@ -25,6 +26,9 @@ const (
 	CodeInFlight         = "IN_FLIGHT"           // 409: an item of the pool is in flight
 	CodeLeaseLost        = "LEASE_LOST"          // 409: the lease was settled, expired or superseded
 	CodeAtCapacity       = "AT_CAPACITY"         // 409: items are due but the pool's in-flight cap is reached
+	CodePoolHeld         = "POOL_HELD"           // 409: the pool's campaign does not dispatch now (Draft, Paused, Completed, Archived)
+	CodeWrongStatus      = "WRONG_STATUS"        // 409: a campaign action its status does not allow
+	CodeConflict         = "CONFLICT"            // 409: another campaign governs the pool, or a campaign uses the rule
 	CodePayloadTooLarge  = "PAYLOAD_TOO_LARGE"   // 413: the body exceeds MaxBodyBytes
 	CodeValidation       = "VALIDATION_ERROR"    // 422: fields fail their rules, hold the wrong JSON type, or are unknown
 	CodeInternal         = "INTERNAL_ERROR"      // 500: anything else (logged, not shown)
@@ -128,6 +132,15 @@ func errorFor(err error) (*apiError, bool) {
 	case errors.Is(err, queue.ErrInFlight):
 		return &apiError{Status: http.StatusConflict, Code: CodeInFlight, Message: "Items are in flight",
 			Details: "an item of the pool is being attempted (Processing or In_Call); settle or release it first"}, false
+	case errors.Is(err, queue.ErrHeld):
+		return &apiError{Status: http.StatusConflict, Code: CodePoolHeld, Message: "Pool is held by its campaign",
+			Details: "the pool is attached to a campaign that is not In Process; start or resume the campaign, or detach the pool"}, false
+	case errors.Is(err, campaign.ErrWrongStatus):
+		return &apiError{Status: http.StatusConflict, Code: CodeWrongStatus, Message: "Not allowed in the campaign's status",
+			Details: err.Error()}, false
+	case errors.Is(err, campaign.ErrConflict):
+		return &apiError{Status: http.StatusConflict, Code: CodeConflict, Message: "Conflict",
+			Details: err.Error()}, false
 	case errors.Is(err, queue.ErrClosed):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "Service unavailable",
 			Details: "the server is shutting down"}, false

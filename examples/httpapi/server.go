@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/queue"
 )
 
@@ -59,6 +60,24 @@ func newServer(eng *queue.Engine, token string, log *slog.Logger) *server {
 	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/complete", s.complete)
 	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/fail", s.fail)
 	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/release", s.release)
+
+	s.handle("POST /api/v1/rules", s.createRule)
+	s.handle("GET /api/v1/rules", s.listRules)
+	s.handle("GET /api/v1/rules/{uuid}", s.getRule)
+	s.handle("PUT /api/v1/rules/{uuid}", s.updateRule)
+	s.handle("DELETE /api/v1/rules/{uuid}", s.deleteRule)
+
+	s.handle("POST /api/v1/campaigns", s.createCampaign)
+	s.handle("GET /api/v1/campaigns", s.listCampaigns)
+	s.handle("GET /api/v1/campaigns/{uuid}", s.getCampaign)
+	s.handle("PUT /api/v1/campaigns/{uuid}", s.updateCampaign)
+	s.handle("DELETE /api/v1/campaigns/{uuid}", s.deleteCampaign)
+	for _, a := range []campaign.Action{campaign.Start, campaign.Pause, campaign.Resume, campaign.Complete, campaign.Archive} {
+		s.handle("POST /api/v1/campaigns/{uuid}/"+string(a), s.campaignAction(a))
+	}
+	s.handle("POST /api/v1/campaigns/{uuid}/pools", s.attachPools)
+	s.handle("DELETE /api/v1/campaigns/{uuid}/pools/{pool}", s.detachPool)
+	s.handle("PUT /api/v1/campaigns/{uuid}/rule", s.assignRule)
 	return s
 }
 
