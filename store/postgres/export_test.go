@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/store"
 )
 
@@ -14,3 +15,17 @@ func QueryRow(ctx context.Context, tx store.Tx, sql string, dest ...any) error {
 // LockKey returns the key of the lock a write transaction of st takes on the
 // pool with internal id k.
 func LockKey(st *Store, k int64) int64 { return (&txn{s: st}).lockKey(k) }
+
+// LatestVersion is the schema version Open migrates to.
+func LatestVersion() int { return latestVersion() }
+
+// MigrateTo creates schema at version target, as an older poolq would
+// have left it.
+func MigrateTo(ctx context.Context, url, schema string, target int) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return err
+	}
+	cfg.RuntimeParams["search_path"] = schema
+	return migrateTo(ctx, cfg, schema, schemaHash(schema), target)
+}

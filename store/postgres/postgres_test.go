@@ -66,7 +66,7 @@ func TestOpen_Concurrent(t *testing.T) {
 	defer conn.Close(ctx)
 	var versions int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".schema_version").Scan(&versions))
-	require.Equal(t, 1, versions, "each migration recorded once")
+	require.Equal(t, postgres.LatestVersion(), versions, "each migration recorded once")
 }
 
 // TestOpen_SchemaTooNew refuses a schema whose version is above the code's.
