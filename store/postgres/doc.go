@@ -83,7 +83,11 @@
 // after a bulk add, before autovacuum has analyzed the table, the planner
 // would otherwise estimate a pool's due set at a few rows and scan and
 // sort all of it at every claim. The settings make the planner take an
-// index whenever there is one; they do not forbid other plans.
+// index whenever there is one; they do not forbid other plans. JIT
+// compilation is off: the settings work by adding a huge constant to the
+// estimated cost of the plans they discourage, which would otherwise make
+// the server compile such statements (a pool listing with a search, say)
+// to machine code first, some 100 ms for a statement that runs in one.
 //
 // # Search
 //

@@ -246,12 +246,20 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // all of it, or update a batch through a hash join over every item. These
 // settings do not forbid those plans (there is one when no index serves):
 // they make the planner take the index whenever it can.
+//
+// They do so by adding a huge constant to the estimated cost of a plan that
+// uses them anyway (a pool listing's scan of the pools, a sort of search
+// matches), which would make the server compile every such statement to
+// machine code first (JIT, for plans estimated above jit_above_cost): some
+// 100 ms for a statement that runs in one. JIT is off: no statement of the
+// store runs long enough to gain from it.
 var planner = map[string]string{
 	"enable_seqscan":    "off",
 	"enable_bitmapscan": "off",
 	"enable_sort":       "off",
 	"enable_hashjoin":   "off",
 	"enable_mergejoin":  "off",
+	"jit":               "off",
 }
 
 // hasParam reports whether a connection string names param.

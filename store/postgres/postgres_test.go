@@ -102,6 +102,10 @@ func TestOpen_Options(t *testing.T) {
 		}))
 		want := map[postgres.Durability]string{postgres.Normal: "off", postgres.Full: "on"}[d]
 		require.Equal(t, want, got, "synchronous_commit at %v", d)
+		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+			return postgres.QueryRow(ctx, tx, "SHOW jit", &got)
+		}))
+		require.Equal(t, "off", got, "jit")
 	}
 }
 
