@@ -469,27 +469,9 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 			unsubscribe = e.wake.subscribe(wake, append([]uuid.UUID{id}, c.PoolUUIDs...)...)
 			subscribed = c.PoolUUIDs
 		}
-		wait := e.opts.PollInterval
-		if c.Status.Dispatches() && len(c.PoolUUIDs) > 0 {
-			start := e.turn(id, len(c.PoolUUIDs))
-			for k := range c.PoolUUIDs {
-				i := (start + k) % len(c.PoolUUIDs)
-				p := c.PoolUUIDs[i]
-				ls, err := e.tryDequeue(ctx, p, 1)
-				if err == nil {
-					e.setTurn(id, i+1)
-					return ls[0], nil
-				}
-				if !isNothing(err) && !errors.Is(err, store.ErrNotFound) { // a pool deleted meanwhile
-					return nil, fmt.Errorf("dequeue campaign: %w", err)
-				}
-				if floors[p] == nil {
-					floors[p] = &backoff{}
-				}
-				if w, err := e.pause(ctx, p, floors[p]); err == nil {
-					wait = min(wait, w)
-				}
-			}
+		l, wait, err := e.campaignPass(ctx, c, floors)
+		if l != nil || err != nil {
+			return l, err
 		}
 		timer.Reset(wait)
 		select {
@@ -501,6 +483,39 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 			return nil, fmt.Errorf("dequeue campaign: %w", ErrClosed)
 		}
 	}
+}
+
+// campaignPass is one look of DequeueCampaign at campaign c: it tries c's
+// pools once each, from the one whose turn it is, and returns the first
+// lease it gets, or nil and how long to wait before the next look (until
+// an item may be due, floors pacing each pool's retries). It gets nothing
+// from a campaign that is not In Process, and touches none of its pools
+// then.
+func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors map[uuid.UUID]*backoff) (*Lease, time.Duration, error) {
+	wait := e.opts.PollInterval
+	if !c.Status.Dispatches() || len(c.PoolUUIDs) == 0 {
+		return nil, wait, nil
+	}
+	start := e.turn(c.UUID, len(c.PoolUUIDs))
+	for k := range c.PoolUUIDs {
+		i := (start + k) % len(c.PoolUUIDs)
+		p := c.PoolUUIDs[i]
+		ls, err := e.tryDequeue(ctx, p, 1)
+		if err == nil {
+			e.setTurn(c.UUID, i+1)
+			return ls[0], 0, nil
+		}
+		if !isNothing(err) && !errors.Is(err, store.ErrNotFound) { // a pool deleted meanwhile
+			return nil, 0, fmt.Errorf("dequeue campaign: %w", err)
+		}
+		if floors[p] == nil {
+			floors[p] = &backoff{}
+		}
+		if w, err := e.pause(ctx, p, floors[p]); err == nil {
+			wait = min(wait, w)
+		}
+	}
+	return nil, wait, nil
 }
 
 // turn returns the index of the pool of campaign id whose turn it is to be

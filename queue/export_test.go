@@ -31,5 +31,19 @@ func TryDequeueN(ctx context.Context, e *Engine, id uuid.UUID, n int) ([]*Lease,
 	return e.tryDequeue(ctx, id, n)
 }
 
+// TryDequeueCampaign is one look of DequeueCampaign: the first lease its
+// pass over the campaign's pools gets, or ErrEmpty.
+func TryDequeueCampaign(ctx context.Context, e *Engine, id uuid.UUID) (*Lease, error) {
+	c, err := e.Campaign(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	l, _, err := e.campaignPass(ctx, c, map[uuid.UUID]*backoff{})
+	if l == nil && err == nil {
+		err = ErrEmpty
+	}
+	return l, err
+}
+
 // FailureOf is failureOf.
 func FailureOf(err error) Failure { return failureOf(err) }

@@ -32,6 +32,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,6 +126,7 @@ func (it *modelItem) waiting() bool {
 
 // modelPool is the model of one pool and its items in insertion order.
 type modelPool struct {
+	m          *modelMachine // for the campaigns that govern it
 	idx        int
 	id         uuid.UUID
 	typ        pool.Type
@@ -140,7 +142,23 @@ func (p *modelPool) capacity() int {
 	return 1
 }
 
-func (p *modelPool) ceiling() int { return p.maxRetries + 1 }
+// ceiling is the attempts an item may have: the governing campaign's
+// rule's max_total_calls, else the pool's max_retries + 1.
+func (p *modelPool) ceiling() int {
+	if r := p.rule(); r != nil {
+		return r.ceiling
+	}
+	return p.maxRetries + 1
+}
+
+// retryDelay is the delay of a retry a failure schedules without a time:
+// the governing rule's interval, else the engine's RetryDelay.
+func (p *modelPool) retryDelay() time.Duration {
+	if r := p.rule(); r != nil && r.retryMin > 0 {
+		return time.Duration(r.retryMin) * time.Minute
+	}
+	return modelRetryDelay
+}
 
 func (p *modelPool) find(c uuid.UUID) *modelItem {
 	for _, it := range p.items {
@@ -211,7 +229,7 @@ func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note
 	default:
 		it.retries++
 		it.status = pool.StatusRetrying
-		it.nextRetry = now.Add(modelRetryDelay)
+		it.nextRetry = now.Add(p.retryDelay())
 	}
 }
 
@@ -243,6 +261,9 @@ func (p *modelPool) statusAfterExpiry(it *modelItem, now time.Time) pool.Status 
 // dequeue is a claim without waiting (TryDequeue, or TryDequeueN) on the model.
 func (p *modelPool) dequeue(now time.Time, n int) ([]*modelItem, error) {
 	p.expireAll(now)
+	if p.held() {
+		return nil, queue.ErrHeld
+	}
 	room := min(n, p.capacity()-p.inFlight())
 	due := p.dueOrdered(now)
 	if room <= 0 {
@@ -301,6 +322,9 @@ type modelMachine struct {
 	pools    []*modelPool
 	held     []*heldLease
 	seq      int
+
+	rules     []*modelRule
+	campaigns []*modelCampaign
 
 	// Bookkeeping for the invariants that do not use the model.
 	prev          map[*modelPool]map[int64]observed // items at the previous check of each pool
@@ -394,10 +418,11 @@ func modelCheck(t *testing.T, open func(t *rapid.T) store.Store) {
 				MaxRetries:       &maxRetries,
 			})
 			require.NoError(t, err, "create pool")
-			m.pools = append(m.pools, &modelPool{idx: i, id: p.UUID, typ: typ, maxPar: maxPar, maxRetries: maxRetries})
+			m.pools = append(m.pools, &modelPool{m: m, idx: i, id: p.UUID, typ: typ, maxPar: maxPar, maxRetries: maxRetries})
 			t.Logf("pool %d: %s cap=%d max_retries=%d", i, typ, maxPar, maxRetries)
 		}
 
+		m.setupCampaigns(t)
 		actions := map[string]func(*rapid.T){
 			"":            m.check,
 			"Add":         m.add,
@@ -418,6 +443,7 @@ func modelCheck(t *testing.T, open func(t *rapid.T) store.Store) {
 			"ToDeadline":  m.toDeadline,
 			"Rewind":      m.rewind,
 		}
+		maps.Copy(actions, m.campaignActions())
 		for range modelRepeats {
 			t.Repeat(actions)
 		}
@@ -1008,6 +1034,7 @@ func (m *modelMachine) check(t *rapid.T) {
 		require.Equal(t, p.maxPar, d.MaxParallelItems, "pool %d: max_parallel_items", p.idx)
 		require.Equal(t, p.maxRetries, d.MaxRetries, "pool %d: max_retries", p.idx)
 		require.Equal(t, len(p.items), d.ContactsCount, "pool %d: contacts_count", p.idx)
+		require.ElementsMatch(t, p.campaignRefs(), d.Campaigns, "pool %d: campaigns", p.idx)
 		require.Equal(t, p.counts(), d.StatusCounts, "pool %d: status_counts", p.idx)
 		require.Equal(t, countStatuses(items), d.StatusCounts, "pool %d: status_counts vs a recount of the items", p.idx)
 		if m.dispatched[p] {
