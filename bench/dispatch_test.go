@@ -34,22 +34,10 @@ var durabilities = []sqlite.Durability{sqlite.Normal, sqlite.Full}
 func BenchmarkCycle(b *testing.B) {
 	for _, d := range durabilities {
 		b.Run("Serial/"+d.String(), func(b *testing.B) {
-			ctx := context.Background()
 			eng, _ := open(b, d)
 			p := mustPool(b, eng, pool.FIFO)
 			fill(b, eng, p.UUID, b.N)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				l, err := eng.TryDequeue(ctx, p.UUID)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := eng.Complete(ctx, l, ""); err != nil {
-					b.Fatal(err)
-				}
-			}
-			perSecond(b, b.N)
+			cycleSerial(b, eng, p.UUID)
 		})
 	}
 	for _, d := range durabilities {
@@ -57,45 +45,7 @@ func BenchmarkCycle(b *testing.B) {
 			eng, _ := open(b, d)
 			p := mustPool(b, eng, pool.Parallel)
 			fill(b, eng, p.UUID, b.N)
-			before := eng.Stats()
-			b.ReportAllocs()
-			b.ResetTimer()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var done atomic.Int64
-			var wg sync.WaitGroup
-			var failed atomic.Value
-			for range 16 {
-				wg.Go(func() {
-					for {
-						l, err := eng.Dequeue(ctx, p.UUID)
-						if ctx.Err() != nil {
-							return
-						}
-						if err == nil {
-							err = eng.Complete(ctx, l, "")
-						}
-						if err != nil {
-							failed.Store(err)
-							cancel()
-							return
-						}
-						if done.Add(1) == int64(b.N) {
-							cancel()
-						}
-					}
-				})
-			}
-			wg.Wait()
-			b.StopTimer()
-			if err, _ := failed.Load().(error); err != nil {
-				b.Fatal(err)
-			}
-			if n := done.Load(); n != int64(b.N) {
-				b.Fatalf("%d items completed, want %d", n, b.N)
-			}
-			perSecond(b, b.N)
-			reportBatching(b, before, eng.Stats())
+			cycleWorkers(b, eng, 16, func(ctx context.Context) (*queue.Lease, error) { return eng.Dequeue(ctx, p.UUID) })
 		})
 	}
 	for _, d := range durabilities {
@@ -128,6 +78,68 @@ func BenchmarkCycle(b *testing.B) {
 			perSecond(b, b.N)
 		})
 	}
+}
+
+// cycleSerial times b.N cycles of TryDequeue then Complete on pool id, from
+// one goroutine, and reports items/s.
+func cycleSerial(b *testing.B, eng *queue.Engine, id uuid.UUID) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		l, err := eng.TryDequeue(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := eng.Complete(ctx, l, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perSecond(b, b.N)
+}
+
+// cycleWorkers times b.N cycles of claim then Complete from n goroutines,
+// and reports items/s and ops/tx.
+func cycleWorkers(b *testing.B, eng *queue.Engine, n int, claim func(context.Context) (*queue.Lease, error)) {
+	before := eng.Stats()
+	b.ReportAllocs()
+	b.ResetTimer()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range n {
+		wg.Go(func() {
+			for {
+				l, err := claim(ctx)
+				if ctx.Err() != nil {
+					return
+				}
+				if err == nil {
+					err = eng.Complete(ctx, l, "")
+				}
+				if err != nil {
+					failed.Store(err)
+					cancel()
+					return
+				}
+				if done.Add(1) == int64(b.N) {
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	if n := done.Load(); n != int64(b.N) {
+		b.Fatalf("%d items completed, want %d", n, b.N)
+	}
+	perSecond(b, b.N)
+	reportBatching(b, before, eng.Stats())
 }
 
 // reportBatching reports the operations per write transaction between two

@@ -2,10 +2,17 @@
 //
 // It opens or creates an SQLite file, makes a FIFO, a LIFO and a Parallel
 // pool, adds contacts with priorities and a JSON payload (the phone number),
-// and dials them through queue.Engine.Work: calls are answered, busy, not
-// answered (both retried) or wrong numbers (failed for good), with short
-// random durations. It prints live progress per pool and ends with the status
-// counts and the throughput.
+// attaches the pools to a campaign whose contact rule allows two calls per
+// contact (the pools' own max_retries 2 would allow three: the rule's
+// ceiling takes precedence), starts the campaign, and dials its pools
+// through queue.Engine.Work: calls are answered, busy, not answered (both
+// retried) or wrong numbers (failed for good), with short random
+// durations. It prints live progress per pool and ends with the status
+// counts, the most calls any contact got, and the throughput.
+//
+// The rule's retry interval is in minutes, the API's unit; the demo runs in
+// seconds, so its handler names each callback's time itself
+// (queue.RetryAt), which the rule's ceiling still caps.
 //
 // Run it twice: the second run finds the pools and contacts in the file
 // (contact UUIDs derive from the seed) and resumes instead of duplicating
@@ -30,6 +37,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store/sqlite"
@@ -109,6 +117,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	camp, err := setupCampaign(ctx, eng, ids, out)
+	if err != nil {
+		return err
+	}
 
 	var (
 		mu     sync.Mutex
@@ -131,7 +143,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		case roll < 0.05:
 			return queue.Final(errors.New("wrong number"))
 		case roll < 0.20:
-			return errors.New("busy")
+			return queue.RetryAt(time.Now().Add(150*time.Millisecond), errors.New("busy"))
 		case roll < 0.35:
 			return queue.RetryAt(time.Now().Add(300*time.Millisecond), errors.New("no answer, call back later"))
 		}
@@ -151,7 +163,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	start := time.Now()
 	go func() {
 		workErr <- eng.Work(workCtx, dial, queue.WorkOptions{
-			Pools: ids, Workers: cfg.workers, Grace: 5 * time.Second, OnEvent: onEvent,
+			Campaigns: []uuid.UUID{camp}, Workers: cfg.workers, Grace: 5 * time.Second, OnEvent: onEvent,
 		})
 	}()
 
@@ -184,8 +196,92 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	elapsed := time.Since(start)
 	prog.finish()
+	most, err := mostAttempts(ctx, eng, ids)
+	if err != nil {
+		return err
+	}
 	report(out, details, calls.Load(), elapsed, &byKind)
+	fmt.Fprintf(out, "most calls to one contact: %d (the rule's max_total_calls: %d)\n", most, ruleCalls)
 	return nil
+}
+
+// The campaign and its rule, by name.
+const (
+	campaignName = "Dialer demo"
+	ruleName     = "Two calls a contact"
+	ruleCalls    = 2 // max_total_calls: below the pools' max_retries + 1
+)
+
+// setupCampaign finds the campaign (creating it, with its rule, if
+// missing), attaches the pools (idempotent) and starts it (or resumes it),
+// and returns its UUID.
+func setupCampaign(ctx context.Context, eng *queue.Engine, pools []uuid.UUID, out io.Writer) (uuid.UUID, error) {
+	rules, err := eng.Rules(ctx, campaign.RuleQuery{Search: ruleName})
+	if err != nil {
+		return uuid.Nil, err
+	}
+	var rule campaign.Rule
+	if len(rules.Data) > 0 {
+		rule = rules.Data[0]
+	} else if rule, err = eng.CreateRule(ctx, campaign.CreateRuleParams{
+		// The whole day (windows do not cross midnight), so that the demo
+		// dials whenever it is run.
+		Name: ruleName, MaxTotalCalls: new(ruleCalls), StartTime: new("00:00"), EndTime: new("23:59"),
+	}); err != nil {
+		return uuid.Nil, err
+	}
+	cs, err := eng.Campaigns(ctx, campaign.Query{Search: campaignName})
+	if err != nil {
+		return uuid.Nil, err
+	}
+	var c campaign.Campaign
+	if len(cs.Data) > 0 {
+		c = cs.Data[0]
+	} else if c, err = eng.CreateCampaign(ctx, campaign.CreateParams{Name: campaignName, RuleUUID: &rule.UUID}); err != nil {
+		return uuid.Nil, err
+	}
+	if _, err := eng.AttachPools(ctx, c.UUID, pools...); err != nil {
+		return uuid.Nil, err
+	}
+	switch c.Status {
+	case campaign.Draft:
+		c, err = eng.StartCampaign(ctx, c.UUID)
+	case campaign.Paused:
+		c, err = eng.ResumeCampaign(ctx, c.UUID)
+	}
+	if err != nil {
+		return uuid.Nil, err
+	}
+	fmt.Fprintf(out, "campaign %q is %s, rule %q: at most %d calls per contact, %s–%s\n",
+		c.Name, c.Status, rule.Name, rule.MaxTotalCalls, rule.StartTime, clockOrNone(rule.EndTime))
+	return c.UUID, nil
+}
+
+func clockOrNone(c *campaign.Clock) string {
+	if c == nil {
+		return "no end"
+	}
+	return c.String()
+}
+
+// mostAttempts returns the most attempts any item of the pools had.
+func mostAttempts(ctx context.Context, eng *queue.Engine, ids []uuid.UUID) (int, error) {
+	most := 0
+	for _, id := range ids {
+		for page := 1; ; page++ {
+			pg, err := eng.Items(ctx, id, pool.ItemQuery{Page: page, PerPage: pool.MaxPerPage})
+			if err != nil {
+				return 0, err
+			}
+			for _, it := range pg.Data {
+				most = max(most, it.Attempts)
+			}
+			if page >= pg.LastPage {
+				break
+			}
+		}
+	}
+	return most, nil
 }
 
 // setupPools finds the three pools by name, creating those that are missing,

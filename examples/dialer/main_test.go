@@ -24,6 +24,10 @@ func TestRun(t *testing.T) {
 	require.NoError(t, run(ctx, args, &out))
 	require.Regexp(t, `Renewals \(FIFO\)\s+FIFO\s+contacts added\s+30, already there\s+0`, out.String())
 	require.Regexp(t, `\d+ calls in .*calls/s`, out.String())
+	require.Contains(t, out.String(), `campaign "Dialer demo" is In Process, rule "Two calls a contact": at most 2 calls per contact`)
+	most := regexp.MustCompile(`most calls to one contact: (\d)`).FindStringSubmatch(out.String())
+	require.NotNil(t, most, "output: %s", out.String())
+	require.Contains(t, []string{"1", "2"}, most[1], "the rule's ceiling (2) holds, not the pools' (3)")
 
 	// Every contact ended in a terminal status, and the table says so.
 	st, err := sqlite.Open(ctx, db, sqlite.Options{})
@@ -52,6 +56,7 @@ func TestRun(t *testing.T) {
 	require.NoError(t, run(ctx, args, &out))
 	require.Regexp(t, `Renewals \(FIFO\)\s+FIFO\s+contacts added\s+0, already there\s+30`, out.String())
 	require.Regexp(t, `0 calls in`, out.String())
+	require.Contains(t, out.String(), `campaign "Dialer demo" is In Process`)
 }
 
 func TestParse(t *testing.T) {
