@@ -55,6 +55,17 @@
 // again, taking every lock it needed in order first. A group-commit batch
 // touching several pools therefore never deadlocks with another node's.
 //
+// Campaigns have locks of their own (advisory, whatever [Options.Locking]
+// says), taken by every method of a write transaction that names a
+// campaign (Campaign, UpdateCampaign, DeleteCampaign, AttachPool,
+// DetachPool), and ordered before every pool's. With the pools' locks,
+// which PoolCampaigns and AttachPool take too, they make the engine's
+// check that a pool has at most one governing campaign hold across nodes:
+// two nodes starting campaigns that share a pool, or one starting a
+// campaign while another attaches a pool to it or to a running campaign,
+// run one after the other, and the second sees what the first committed
+// (see campaigns.go).
+//
 // Serialization failures and deadlocks (SQLSTATE 40001, 40P01: an
 // application sharing the tables, say) and the lock-order restarts are
 // retried inside Write, up to [Options.MaxRetries] times, invisible to
@@ -170,7 +181,8 @@
 // transaction that other nodes wait for: version 2 (contacts on items)
 // adds nullable columns, which rewrites no row, and builds the index of
 // the contacts' words, which reads the items table once (seconds for
-// millions of items) while writes to it wait.
+// millions of items) while writes to it wait; version 3 (rules, campaigns,
+// the pools attached to them) adds tables.
 //
 // # Caveats
 //

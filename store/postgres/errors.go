@@ -12,6 +12,7 @@ import (
 // SQLSTATE codes the store acts on.
 const (
 	codeUniqueViolation      = "23505"
+	codeForeignKeyViolation  = "23503"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
 )
@@ -30,6 +31,14 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %w", store.ErrConflict, err)
 	}
 	return err
+}
+
+// foreignKeyViolation reports whether err is a foreign key's refusal: a
+// rule deleted while another transaction gives it to a campaign, or the
+// other way round.
+func foreignKeyViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == codeForeignKeyViolation
 }
 
 // retryable reports whether err ends a transaction that may succeed if run

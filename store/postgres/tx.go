@@ -29,7 +29,8 @@ type txn struct {
 
 	keys   map[uuid.UUID]int64      // internal ids of the pools seen (read transactions)
 	locked map[uuid.UUID]int64      // the pools whose lock is held, by UUID: their internal id
-	maxKey int64                    // the largest lock key held, -1 for none
+	clocks map[uuid.UUID]int64      // the campaigns whose lock is held (see campaigns.go)
+	maxKey int64                    // the largest lock order key held, noLock for none
 	states map[uuid.UUID]*poolState // what this transaction knows of pools (see state.go)
 	deltas map[int64]*counts        // count changes not yet in pool_counts, by pool id
 	signal map[uuid.UUID]bool       // the pools to NOTIFY at commit
@@ -50,14 +51,19 @@ var (
 	_ store.Signaler = (*txn)(nil)
 )
 
-// lockedPool is a pool lock: the pool's UUID and internal id.
+// lockedPool is a lock of a write transaction: a pool's, or (campaign) a
+// campaign's; its UUID and internal id.
 type lockedPool struct {
-	id uuid.UUID
-	k  int64
+	id       uuid.UUID
+	k        int64
+	campaign bool
 }
 
+// noLock is the order key of no lock: below every lock's.
+const noLock = math.MinInt64
+
 func newTxn(s *Store, tx pgx.Tx, readOnly bool) *txn {
-	return &txn{s: s, tx: tx, readOnly: readOnly, maxKey: -1}
+	return &txn{s: s, tx: tx, readOnly: readOnly, maxKey: noLock}
 }
 
 // noteErr records err if it asks for the transaction to run again. A
@@ -98,9 +104,18 @@ func (t *txn) writable(op string) error {
 	return nil
 }
 
+// orderKey returns the key that orders lock l among the others a
+// transaction takes: lockKey for a pool, campaignOrderKey for a campaign.
+func (t *txn) orderKey(l lockedPool) int64 {
+	if l.campaign {
+		return campaignOrderKey(l.k)
+	}
+	return t.lockKey(l.k)
+}
+
 // lockKey returns the key of the lock of pool k: the advisory lock's key
 // (the schema's hash above the id's low 32 bits), or the id itself for a
-// row lock. Locks are taken in the order of their keys.
+// row lock. Locks are taken in the order of their keys (see orderKey).
 func (t *txn) lockKey(k int64) int64 {
 	if t.s.opts.Locking == RowLock {
 		return k
@@ -223,7 +238,7 @@ func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
 	if !ok {
 		t.restart = true
 		t.retry = errRestart
-		t.wanted = append(t.wanted, lockedPool{id, k})
+		t.wanted = append(t.wanted, lockedPool{id: id, k: k})
 		return nil, errRestart
 	}
 	if t.locked == nil {
@@ -276,10 +291,13 @@ func (t *txn) setState(st *poolState) {
 func (t *txn) lockSet() []lockedPool {
 	out := slices.Clone(t.wanted)
 	for id, k := range t.locked {
-		out = append(out, lockedPool{id, k})
+		out = append(out, lockedPool{id: id, k: k})
 	}
-	slices.SortFunc(out, func(a, b lockedPool) int { return cmp.Compare(t.lockKey(a.k), t.lockKey(b.k)) })
-	return slices.CompactFunc(out, func(a, b lockedPool) bool { return a.k == b.k })
+	for id, k := range t.clocks {
+		out = append(out, lockedPool{id: id, k: k, campaign: true})
+	}
+	slices.SortFunc(out, func(a, b lockedPool) int { return cmp.Compare(t.orderKey(a), t.orderKey(b)) })
+	return slices.CompactFunc(out, func(a, b lockedPool) bool { return a.k == b.k && a.campaign == b.campaign })
 }
 
 // prelock takes the locks of a previous run in order, each waited for.
@@ -290,9 +308,12 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 	}
 	b := &pgx.Batch{}
 	for _, l := range locks {
-		if t.s.opts.Locking == RowLock {
+		switch {
+		case l.campaign:
+			b.Queue(`SELECT pg_advisory_xact_lock($1::int, $2::int)`, int32(t.s.lockNS), campaignLockID(l.k))
+		case t.s.opts.Locking == RowLock:
 			b.Queue(`SELECT FROM pools WHERE id = $1 FOR NO KEY UPDATE`, l.k)
-		} else {
+		default:
 			b.Queue(`SELECT pg_advisory_xact_lock($1)`, t.lockKey(l.k))
 		}
 	}
@@ -303,8 +324,15 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 	}
 	t.locked = make(map[uuid.UUID]int64, len(locks))
 	for _, l := range locks {
-		t.locked[l.id] = l.k
-		t.maxKey = max(t.maxKey, t.lockKey(l.k))
+		if l.campaign {
+			if t.clocks == nil {
+				t.clocks = make(map[uuid.UUID]int64)
+			}
+			t.clocks[l.id] = l.k
+		} else {
+			t.locked[l.id] = l.k
+		}
+		t.maxKey = max(t.maxKey, t.orderKey(l))
 	}
 	return nil
 }
@@ -381,7 +409,7 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 		deltas[k] = &cc
 	}
 	signals := maps.Clone(t.signal)
-	locked, maxKey := maps.Clone(t.locked), t.maxKey
+	locked, clocks, maxKey := maps.Clone(t.locked), maps.Clone(t.clocks), t.maxKey
 	t.inSavepoint = true
 	ferr := fn(t)
 	t.inSavepoint = false
@@ -395,7 +423,7 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	// Undo fn's writes; the states go with them (they are read again,
 	// with the pending counts added), and the rest comes back as it was.
 	t.states = nil
-	t.deltas, t.signal, t.locked, t.maxKey = deltas, signals, locked, maxKey
+	t.deltas, t.signal, t.locked, t.clocks, t.maxKey = deltas, signals, locked, clocks, maxKey
 	if _, err := t.exec(ctx, rollbackToSQL); err != nil {
 		t.broken = fmt.Errorf("postgres: transaction unusable after a failed savepoint rollback: %w", err)
 		return t.broken

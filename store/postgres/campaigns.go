@@ -1,0 +1,602 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+)
+
+// Campaigns and the pools they govern, across nodes.
+//
+// A pool has at most one governing campaign (In Process or Paused). The
+// engine checks it inside the write transaction that would break it:
+// starting or resuming a campaign reads, for each of its pools, the
+// pool's campaigns (PoolCampaigns); attaching a pool to a governing
+// campaign does the same for that pool. On one node SQLite runs writes one
+// at a time; here two nodes may run them at once, and two locks make the
+// checks hold:
+//
+//   - Every method that names a pool in a write transaction takes the
+//     pool's lock first (see txn.pool), PoolCampaigns and AttachPool
+//     included, and the lock is held until the transaction ends. Two
+//     transactions that check or attach the same pool run one after the
+//     other, and the second's PoolCampaigns, a statement of its own after
+//     the lock (READ COMMITTED), sees what the first committed: a
+//     campaign it started, a pool it attached.
+//   - Every method that names a campaign in a write transaction (Campaign,
+//     UpdateCampaign, DeleteCampaign, AttachPool, DetachPool) takes the
+//     campaign's lock first, held until the transaction ends, so the pools
+//     a transaction read of a campaign stay its pools until it commits.
+//     Without it, one node could start a campaign whose pools it read
+//     while another attached a pool to it (unchecked, the campaign being a
+//     Draft then): the new pool would escape the start's check.
+//
+// A campaign's lock is a transaction-level advisory lock with two keys, the
+// schema's hash and the campaign's id (a key space apart from the pools'),
+// whatever Options.Locking says. Campaign locks come before every pool lock
+// in the order locks are taken (campaignOrderKey): a transaction that holds
+// a pool's lock only tries a campaign's, and runs again, taking its locks
+// in order, if another transaction holds it (see txn.pool).
+//
+// Dispatch reads a pool's campaigns and their rule under the pool's lock,
+// without a campaign's: a campaign paused, completed or given another rule
+// by a transaction that does not lock the pool applies from the next claim
+// that starts after it commits.
+
+// campaignOrderKey returns the order key of the lock of campaign k: below
+// every pool's (pool keys are not negative) and above noLock.
+func campaignOrderKey(k int64) int64 { return math.MinInt64 + k }
+
+// campaignLockID returns the second key of the advisory lock of campaign
+// k: its id folded into 1 … 2³¹-1 (0 is the schema's migration lock). Two
+// campaigns 2³¹-1 ids apart share a lock: they wait for each other,
+// nothing worse.
+func campaignLockID(k int64) int32 { return int32(k%math.MaxInt32 + 1) }
+
+// ruleCols are the columns scanned by scanRule.
+const ruleCols = `r.uuid, r.name, r.type, r.max_calls_per_day, r.max_total_calls, r.retry_interval_minutes,
+    r.start_time, r.end_time, r.dnc_check, r.remove_on_opt_out, r.escalation_after, r.escalation_type,
+    r.escalation_target, r.created_at, r.updated_at`
+
+// campaignCols are the columns scanned by scanCampaign; the pools are left
+// to campaignPoolsCol.
+const campaignCols = `c.id, c.uuid, c.name, c.status, (SELECT r.uuid FROM rules r WHERE r.id = c.rule_id),
+    c.timezone, c.created_at, c.updated_at`
+
+// campaignPoolsCol is the UUIDs of campaign c's pools in attachment order:
+// a walk of campaign_pools_seq.
+const campaignPoolsCol = `ARRAY(SELECT p.uuid FROM campaign_pools cp JOIN pools p ON p.id = cp.pool_id
+    WHERE cp.campaign_id = c.id ORDER BY cp.seq)`
+
+const (
+	insertRuleSQL = `INSERT INTO rules (uuid, name, type, max_calls_per_day, max_total_calls,
+    retry_interval_minutes, start_time, end_time, dnc_check, remove_on_opt_out, escalation_after,
+    escalation_type, escalation_target, created_at, updated_at, search)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+
+	updateRuleSQL = `UPDATE rules SET name = $2, type = $3, max_calls_per_day = $4, max_total_calls = $5,
+    retry_interval_minutes = $6, start_time = $7, end_time = $8, dnc_check = $9, remove_on_opt_out = $10,
+    escalation_after = $11, escalation_type = $12, escalation_target = $13, updated_at = $14, search = $15
+WHERE uuid = $1`
+
+	ruleSQL       = `SELECT ` + ruleCols + ` FROM rules r WHERE r.uuid = $1`
+	deleteRuleSQL = `DELETE FROM rules WHERE uuid = $1`
+	ruleKeySQL    = `SELECT id FROM rules WHERE uuid = $1`
+
+	insertCampaignSQL = `INSERT INTO campaigns (uuid, name, status, rule_id, timezone, created_at, updated_at, search)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+	updateCampaignSQL = `UPDATE campaigns SET name = $2, status = $3, rule_id = $4, timezone = $5,
+    updated_at = $6, search = $7
+WHERE id = $1`
+
+	campaignByUUIDSQL = `SELECT ` + campaignCols + `, ` + campaignPoolsCol + ` FROM campaigns c WHERE c.uuid = $1`
+	campaignByIDSQL   = `SELECT ` + campaignCols + `, ` + campaignPoolsCol + ` FROM campaigns c WHERE c.id = $1`
+	deleteCampaignSQL = `DELETE FROM campaigns WHERE id = $1`
+
+	// lockCampaignSQL finds a campaign and takes its lock: waited for when
+	// its order key is above the largest held ($2), only tried when not.
+	// $3 is math.MinInt64 (see campaignOrderKey), $4 the schema's hash;
+	// the second key is campaignLockID's.
+	lockCampaignSQL = `SELECT c.id, CASE WHEN c.id + $3::bigint > $2::bigint
+        THEN (SELECT true FROM pg_advisory_xact_lock($4::int, (c.id % 2147483647 + 1)::int))
+        ELSE pg_try_advisory_xact_lock($4::int, (c.id % 2147483647 + 1)::int) END
+FROM campaigns c WHERE c.uuid = $1`
+
+	// attachPoolSQL appends a pool to a campaign's: seq after the last,
+	// which no other transaction changes meanwhile (the campaign's lock).
+	attachPoolSQL = `INSERT INTO campaign_pools (campaign_id, pool_id, seq)
+VALUES ($1, $2, (SELECT coalesce(max(seq), 0) + 1 FROM campaign_pools WHERE campaign_id = $1))
+ON CONFLICT DO NOTHING`
+
+	detachPoolSQL = `DELETE FROM campaign_pools WHERE campaign_id = $1 AND pool_id = $2`
+
+	// poolCampaignsSQL is a seek on campaign_pools_pool: nothing to read
+	// for a pool attached to no campaign.
+	poolCampaignsSQL = `SELECT ` + campaignCols + ` FROM campaign_pools cp JOIN campaigns c ON c.id = cp.campaign_id
+WHERE cp.pool_id = $1 ORDER BY c.created_at, c.uuid`
+)
+
+// InsertRule stores a new rule. O(log n).
+func (t *txn) InsertRule(ctx context.Context, r campaign.Rule) error {
+	const op = "insert rule"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	created, err := nanos(r.CreatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	updated, err := nanos(r.UpdatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	args := append([]any{r.UUID}, ruleSettings(r)...)
+	_, err = t.exec(ctx, insertRuleSQL, append(args, created, updated, ruleSearchText(r))...)
+	return wrap(op, err)
+}
+
+// ruleSettings returns the settings of r, name to escalation_target, in
+// the order of the columns of insertRuleSQL and updateRuleSQL.
+func ruleSettings(r campaign.Rule) []any {
+	var end *int32
+	if r.EndTime != nil {
+		e := int32(*r.EndTime)
+		end = &e
+	}
+	return []any{r.Name, string(r.Type), int64(r.MaxCallsPerDay), int64(r.MaxTotalCalls), r.RetryIntervalMinutes,
+		int32(r.StartTime), end, r.DNCCheck, r.RemoveOnOptOut, r.EscalationAfterFailedAttempts,
+		r.EscalationType, r.EscalationTarget}
+}
+
+// ruleSearchText is what a rule search looks in: name, escalation type and
+// target, case-folded.
+func ruleSearchText(r campaign.Rule) string {
+	deref := func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	}
+	return foldCase(r.Name + "\n" + deref(r.EscalationType) + "\n" + deref(r.EscalationTarget))
+}
+
+// Rule returns one rule. O(log n).
+func (t *txn) Rule(ctx context.Context, id uuid.UUID) (campaign.Rule, error) {
+	const op = "rule"
+	r, err := scanRule(t.tx.QueryRow(ctx, ruleSQL, id))
+	t.noteErr(err)
+	if err != nil {
+		return campaign.Rule{}, wrap(fmt.Sprintf("%s %s", op, id), err)
+	}
+	return r, nil
+}
+
+// UpdateRule stores the settings of r. O(log n).
+func (t *txn) UpdateRule(ctx context.Context, r campaign.Rule) error {
+	const op = "update rule"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	updated, err := nanos(r.UpdatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	args := append([]any{r.UUID}, ruleSettings(r)...)
+	tag, err := t.exec(ctx, updateRuleSQL, append(args, updated, ruleSearchText(r))...)
+	return wrap(fmt.Sprintf("%s %s", op, r.UUID), affected(tag.RowsAffected(), err))
+}
+
+// DeleteRule removes a rule. O(log n). A campaign that another transaction
+// gave the rule meanwhile makes it fail with an error wrapping
+// [campaign.ErrConflict] (the foreign key of campaigns.rule_id).
+func (t *txn) DeleteRule(ctx context.Context, id uuid.UUID) error {
+	op := fmt.Sprintf("delete rule %s", id)
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	tag, err := t.exec(ctx, deleteRuleSQL, id)
+	if foreignKeyViolation(err) {
+		return fmt.Errorf("postgres: %s: a campaign uses it: %w (%w)", op, campaign.ErrConflict, err)
+	}
+	return wrap(op, affected(tag.RowsAffected(), err))
+}
+
+// affected turns a statement that touched no row into [store.ErrNotFound].
+func affected(n int64, err error) error {
+	if err == nil && n == 0 {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// Rules returns one page of rules and their number. The page costs
+// O(log n + offset + per_page) without a filter; a filter or search reads
+// every rule.
+func (t *txn) Rules(ctx context.Context, q campaign.RuleQuery) ([]campaign.Rule, int, error) {
+	const op = "rules"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("postgres: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	var where []string
+	var args []any
+	if q.Type != "" {
+		args = append(args, string(q.Type))
+		where = append(where, fmt.Sprintf("r.type = $%d", len(args)))
+	}
+	if q.Search != "" {
+		args = append(args, foldCase(q.Search))
+		where = append(where, fmt.Sprintf("strpos(r.search, $%d) > 0", len(args)))
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := t.queryRow(ctx, []any{&total}, `SELECT count(*) FROM rules r`+cond, args...); err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	n := len(args)
+	rows, err := t.query(ctx, `SELECT `+ruleCols+` FROM rules r`+cond+
+		fmt.Sprintf(` ORDER BY r.created_at, r.uuid LIMIT $%d OFFSET $%d`, n+1, n+2),
+		append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	defer rows.Close()
+	out := make([]campaign.Rule, 0, q.PerPage)
+	for rows.Next() {
+		r, err := scanRule(rows)
+		if err != nil {
+			return nil, 0, wrap(op, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.noteErr(err)
+		return nil, 0, wrap(op, err)
+	}
+	return out, total, nil
+}
+
+func scanRule(s pgx.Row) (campaign.Rule, error) {
+	var (
+		r                   campaign.Rule
+		typ                 string
+		start               int32
+		end                 *int32
+		perDay, total       int64
+		created, updated    int64
+		retry, escalation   *int
+		escType, escTarget  *string
+		dnc, removeOnOptOut bool
+	)
+	err := s.Scan(&r.UUID, &r.Name, &typ, &perDay, &total, &retry, &start, &end,
+		&dnc, &removeOnOptOut, &escalation, &escType, &escTarget, &created, &updated)
+	if err != nil {
+		return campaign.Rule{}, err
+	}
+	r.Type = campaign.RuleType(typ)
+	r.MaxCallsPerDay, r.MaxTotalCalls = int(perDay), int(total)
+	r.RetryIntervalMinutes = retry
+	r.StartTime = campaign.Clock(start)
+	if end != nil {
+		c := campaign.Clock(*end)
+		r.EndTime = &c
+	}
+	r.DNCCheck, r.RemoveOnOptOut = dnc, removeOnOptOut
+	r.EscalationAfterFailedAttempts = escalation
+	r.EscalationType, r.EscalationTarget = escType, escTarget
+	r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return r, nil
+}
+
+// campaignRule returns the internal id of c's rule, nil (NULL) for none,
+// or ErrNotFound naming the rule.
+func (t *txn) campaignRule(ctx context.Context, c campaign.Campaign) (*int64, error) {
+	if c.RuleUUID == nil {
+		return nil, nil
+	}
+	var k int64
+	if err := t.queryRow(ctx, []any{&k}, ruleKeySQL, *c.RuleUUID); err != nil {
+		if err = translate(err); errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("rule %s: %w", *c.RuleUUID, err)
+		}
+		return nil, err
+	}
+	return &k, nil
+}
+
+// ruleGone translates the error of a statement that gave a campaign a rule
+// that another transaction deleted meanwhile (the foreign key):
+// [store.ErrNotFound], as an unknown rule.
+func ruleGone(c campaign.Campaign, err error) error {
+	if foreignKeyViolation(err) {
+		return fmt.Errorf("rule %s: %w (%w)", *c.RuleUUID, store.ErrNotFound, err)
+	}
+	return err
+}
+
+// lockCampaign takes, in a write transaction, the lock of campaign id if
+// this transaction does not hold it yet (see the comment at the top of this
+// file), and returns its internal id, or [store.ErrNotFound]. Like
+// txn.pool, a lock below one held is only tried; when another transaction
+// holds it the transaction is marked to run again, taking its locks in
+// order.
+func (t *txn) lockCampaign(ctx context.Context, id uuid.UUID) (int64, error) {
+	if k, ok := t.clocks[id]; ok {
+		return k, nil
+	}
+	if t.retry != nil {
+		return 0, t.retry
+	}
+	var k int64
+	var ok bool
+	if err := t.queryRow(ctx, []any{&k, &ok}, lockCampaignSQL, id, t.maxKey, int64(math.MinInt64), int32(t.s.lockNS)); err != nil {
+		return 0, notFoundCampaign(id, err)
+	}
+	if !ok {
+		t.restart = true
+		t.retry = errRestart
+		t.wanted = append(t.wanted, lockedPool{id: id, k: k, campaign: true})
+		return 0, errRestart
+	}
+	if t.clocks == nil {
+		t.clocks = make(map[uuid.UUID]int64, 1)
+	}
+	t.clocks[id] = k
+	t.maxKey = max(t.maxKey, campaignOrderKey(k))
+	return k, nil
+}
+
+// notFoundCampaign names the campaign in a not-found error.
+func notFoundCampaign(id uuid.UUID, err error) error {
+	if err = translate(err); err == store.ErrNotFound {
+		return fmt.Errorf("campaign %s: %w", id, err)
+	}
+	return err
+}
+
+// InsertCampaign stores a new campaign. O(log n). The new campaign is seen
+// by no other transaction until this one commits, so it is not locked.
+func (t *txn) InsertCampaign(ctx context.Context, c campaign.Campaign) error {
+	const op = "insert campaign"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	rule, err := t.campaignRule(ctx, c)
+	if err != nil {
+		return wrap(op, err)
+	}
+	created, err := nanos(c.CreatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	updated, err := nanos(c.UpdatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	_, err = t.exec(ctx, insertCampaignSQL, c.UUID, c.Name, string(c.Status), rule, c.TimeZone,
+		created, updated, foldCase(c.Name))
+	return wrap(op, ruleGone(c, err))
+}
+
+// Campaign returns one campaign with its pools, locking it in a write
+// transaction. O(log n + its pools).
+func (t *txn) Campaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error) {
+	op := fmt.Sprintf("campaign %s", id)
+	row := func() pgx.Row { return t.tx.QueryRow(ctx, campaignByUUIDSQL, id) }
+	if !t.readOnly {
+		k, err := t.lockCampaign(ctx, id)
+		if err != nil {
+			return campaign.Campaign{}, wrap(op, err)
+		}
+		// Read after the lock, by the id locked.
+		row = func() pgx.Row { return t.tx.QueryRow(ctx, campaignByIDSQL, k) }
+	}
+	var c campaign.Campaign
+	_, err := scanCampaign(row(), &c, &c.PoolUUIDs)
+	t.noteErr(err)
+	if err != nil {
+		return campaign.Campaign{}, wrap(op, err)
+	}
+	return c, nil
+}
+
+// UpdateCampaign stores c's settings, locking it. O(log n).
+func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
+	op := fmt.Sprintf("update campaign %s", c.UUID)
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	k, err := t.lockCampaign(ctx, c.UUID)
+	if err != nil {
+		return wrap(op, err)
+	}
+	rule, err := t.campaignRule(ctx, c)
+	if err != nil {
+		return wrap(op, err)
+	}
+	updated, err := nanos(c.UpdatedAt)
+	if err != nil {
+		return wrap(op, err)
+	}
+	tag, err := t.exec(ctx, updateCampaignSQL, k, c.Name, string(c.Status), rule, c.TimeZone, updated, foldCase(c.Name))
+	return wrap(op, affected(tag.RowsAffected(), ruleGone(c, err)))
+}
+
+// DeleteCampaign removes a campaign, locking it; its attachments go with
+// it.
+func (t *txn) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
+	op := fmt.Sprintf("delete campaign %s", id)
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	k, err := t.lockCampaign(ctx, id)
+	if err != nil {
+		return wrap(op, err)
+	}
+	tag, err := t.exec(ctx, deleteCampaignSQL, k)
+	return wrap(op, affected(tag.RowsAffected(), err))
+}
+
+// Campaigns returns one page of campaigns with their pools, and their
+// number. The page costs O(log n + offset + per_page) plus the pools
+// without a filter; a filter or search reads every campaign.
+func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error) {
+	const op = "campaigns"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("postgres: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	var where []string
+	var args []any
+	if q.Status != "" {
+		args = append(args, string(q.Status))
+		where = append(where, fmt.Sprintf("c.status = $%d", len(args)))
+	}
+	if q.Search != "" {
+		args = append(args, foldCase(q.Search))
+		where = append(where, fmt.Sprintf("strpos(c.search, $%d) > 0", len(args)))
+	}
+	if q.RuleUUID != nil {
+		args = append(args, *q.RuleUUID)
+		where = append(where, fmt.Sprintf("c.rule_id = (SELECT id FROM rules WHERE uuid = $%d)", len(args)))
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := t.queryRow(ctx, []any{&total}, `SELECT count(*) FROM campaigns c`+cond, args...); err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	n := len(args)
+	rows, err := t.query(ctx, `SELECT `+campaignCols+`, `+campaignPoolsCol+` FROM campaigns c`+cond+
+		fmt.Sprintf(` ORDER BY c.created_at, c.uuid LIMIT $%d OFFSET $%d`, n+1, n+2),
+		append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	out, err := t.scanCampaigns(rows, q.PerPage, true)
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	return out, total, nil
+}
+
+// AttachPool attaches a pool to a campaign, after its other pools, locking
+// both. O(log n).
+func (t *txn) AttachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
+	const op = "attach pool"
+	if err := t.writable(op); err != nil {
+		return false, err
+	}
+	ck, pk, err := t.campaignAndPool(ctx, id, poolID)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	tag, err := t.exec(ctx, attachPoolSQL, ck, pk)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// DetachPool detaches a pool from a campaign, locking both. O(log n).
+func (t *txn) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
+	const op = "detach pool"
+	if err := t.writable(op); err != nil {
+		return false, err
+	}
+	ck, pk, err := t.campaignAndPool(ctx, id, poolID)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	tag, err := t.exec(ctx, detachPoolSQL, ck, pk)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// campaignAndPool locks a campaign, then a pool (in the order of their
+// locks), and returns their internal ids.
+func (t *txn) campaignAndPool(ctx context.Context, id, poolID uuid.UUID) (int64, int64, error) {
+	ck, err := t.lockCampaign(ctx, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	pk, err := t.key(ctx, poolID)
+	if err != nil {
+		return 0, 0, err
+	}
+	return ck, pk, nil
+}
+
+// PoolCampaigns returns the campaigns a pool is attached to, without their
+// pools: a seek on campaign_pools_pool. In a write transaction it takes
+// the pool's lock first (the engine's check of a pool's governing campaign
+// relies on it), not the campaigns'.
+func (t *txn) PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.Campaign, error) {
+	const op = "pool campaigns"
+	k, err := t.key(ctx, poolID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(ctx, poolCampaignsSQL, k)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := t.scanCampaigns(rows, 1, false)
+	return out, wrap(op, err)
+}
+
+// scanCampaigns scans and closes rows of campaignCols, followed by
+// campaignPoolsCol when withPools.
+func (t *txn) scanCampaigns(rows pgx.Rows, capHint int, withPools bool) ([]campaign.Campaign, error) {
+	defer rows.Close()
+	out := make([]campaign.Campaign, 0, capHint)
+	for rows.Next() {
+		var c campaign.Campaign
+		var err error
+		if withPools {
+			_, err = scanCampaign(rows, &c, &c.PoolUUIDs)
+		} else {
+			_, err = scanCampaign(rows, &c)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	err := rows.Err()
+	t.noteErr(err)
+	return out, err
+}
+
+// scanCampaign scans the columns of campaignCols into c, then extra, and
+// returns the campaign's internal id.
+func scanCampaign(s pgx.Row, c *campaign.Campaign, extra ...any) (int64, error) {
+	var (
+		k                int64
+		status           string
+		rule             *uuid.UUID
+		created, updated int64
+	)
+	dest := append([]any{&k, &c.UUID, &c.Name, &status, &rule, &c.TimeZone, &created, &updated}, extra...)
+	if err := s.Scan(dest...); err != nil {
+		return 0, err
+	}
+	c.Status = campaign.Status(status)
+	c.RuleUUID = rule
+	c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return k, nil
+}

@@ -1,0 +1,314 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// The engine keeps at most one governing campaign per pool by checking,
+// inside the write transaction that starts a campaign or attaches a pool to
+// a governing one, the campaigns of each pool concerned (queue's
+// transition, AttachPools and checkFree). These tests run the engine's
+// steps on two stores of one schema, as two nodes, with the interleavings
+// that would break the rule if the store did not serialize them.
+
+// errHeld is the conflict of the tests' check.
+var errHeld = errors.New("pool governed by another campaign")
+
+// checkFree is the engine's check: no campaign but self governs pool p.
+func checkFree(ctx context.Context, tx store.Tx, p, self uuid.UUID) error {
+	cs, err := tx.PoolCampaigns(ctx, p)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if c.UUID != self && c.Status.Governs() {
+			return fmt.Errorf("pool %s: campaign %s: %w", p, c.UUID, errHeld)
+		}
+	}
+	return nil
+}
+
+// start is the engine's StartCampaign: read the campaign and its pools,
+// check each pool, store the new status. pause, when not nil, is called
+// after the campaign is read and before the pools are checked.
+func start(ctx context.Context, tx store.Tx, id uuid.UUID, pause func()) error {
+	c, err := tx.Campaign(ctx, id)
+	if err != nil {
+		return err
+	}
+	if pause != nil {
+		pause()
+	}
+	for _, p := range c.PoolUUIDs {
+		if err := checkFree(ctx, tx, p, c.UUID); err != nil {
+			return err
+		}
+	}
+	c.Status = campaign.InProcess
+	return tx.UpdateCampaign(ctx, c)
+}
+
+// attach is the engine's AttachPools for one pool: read the campaign,
+// the pool, check the pool if the campaign governs, attach.
+func attach(ctx context.Context, tx store.Tx, id, p uuid.UUID) error {
+	c, err := tx.Campaign(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Pool(ctx, p); err != nil {
+		return err
+	}
+	if c.Status.Governs() {
+		if err := checkFree(ctx, tx, p, c.UUID); err != nil {
+			return err
+		}
+	}
+	_, err = tx.AttachPool(ctx, id, p)
+	return err
+}
+
+// governing returns the governing campaigns of each pool.
+func governing(t *testing.T, st store.Store, pools ...uuid.UUID) map[uuid.UUID][]uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	out := map[uuid.UUID][]uuid.UUID{}
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		for _, p := range pools {
+			cs, err := tx.PoolCampaigns(ctx, p)
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				if c.Status.Governs() {
+					out[p] = append(out[p], c.UUID)
+				}
+			}
+		}
+		return nil
+	}))
+	return out
+}
+
+type campaignFixture struct {
+	a, b  *postgres.Store
+	pools []uuid.UUID
+}
+
+// TestCampaigns runs each interleaving with each way of locking a pool.
+func TestCampaigns(t *testing.T) {
+	url := pgtest.URL(t)
+	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
+		for name, fn := range map[string]func(*testing.T, func(*testing.T, int) *campaignFixture){
+			"AttachWhileStarting":  testAttachWhileStarting,
+			"StartBothSharingPool": testStartBothSharingAPool,
+			"StartWhileAttaching":  testStartWhileAttaching,
+			"LocksOutOfOrder":      testCampaignLocksOutOfOrder,
+		} {
+			t.Run(l.String()+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				fn(t, func(t *testing.T, n int) *campaignFixture { return newCampaignFixture(t, url, l, n) })
+			})
+		}
+	}
+}
+
+// newCampaignFixture opens two stores on one schema, with n pools.
+func newCampaignFixture(t *testing.T, url string, l postgres.Locking, n int) *campaignFixture {
+	ctx := context.Background()
+	a := pgtest.Open(t, url, postgres.Options{Locking: l})
+	f := &campaignFixture{a: a, b: pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l})}
+	for i := range n {
+		p := newTestPool(fmt.Sprintf("pool %d", i))
+		require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+		f.pools = append(f.pools, p.UUID)
+	}
+	return f
+}
+
+// campaign stores a campaign in status s with these pools.
+func (f *campaignFixture) campaign(t *testing.T, s campaign.Status, pools ...uuid.UUID) uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	c := campaign.Campaign{UUID: uuid.New(), Name: "campaign", Status: s, CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, f.a.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertCampaign(ctx, c); err != nil {
+			return err
+		}
+		for _, p := range pools {
+			if _, err := tx.AttachPool(ctx, c.UUID, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	return c.UUID
+}
+
+// runPaused runs first on store a until it calls its pause, then second on
+// store b, checks that second waits for first, and lets first go on. It
+// returns both errors.
+func (f *campaignFixture) runPaused(t *testing.T, first func(tx store.Tx, pause func()) error, second func(tx store.Tx) error) (error, error) {
+	t.Helper()
+	ctx := context.Background()
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var errA, errB error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		errA = f.a.Write(ctx, func(tx store.Tx) error {
+			return first(tx, func() { once.Do(func() { close(paused); <-resume }) })
+		})
+	})
+	<-paused
+	done := make(chan struct{})
+	wg.Go(func() {
+		defer close(done)
+		errB = f.b.Write(ctx, second)
+	})
+	select {
+	case <-done:
+		t.Errorf("the second transaction did not wait for the first (error %v)", errB)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(resume)
+	wg.Wait()
+	return errA, errB
+}
+
+// testAttachWhileStarting: one node starts a Draft campaign
+// (reading its pools) while another attaches to it a pool that a third
+// campaign governs. The attach waits for the start (the campaign's lock),
+// then sees the campaign running and refuses the pool.
+func testAttachWhileStarting(t *testing.T, fixture func(*testing.T, int) *campaignFixture) {
+	ctx := context.Background()
+	f := fixture(t, 2)
+	p1, p2 := f.pools[0], f.pools[1]
+	c1 := f.campaign(t, campaign.Draft, p1)
+	c3 := f.campaign(t, campaign.InProcess, p2)
+
+	errStart, errAttach := f.runPaused(t,
+		func(tx store.Tx, pause func()) error { return start(ctx, tx, c1, pause) },
+		func(tx store.Tx) error { return attach(ctx, tx, c1, p2) })
+	require.NoError(t, errStart)
+	require.ErrorIs(t, errAttach, errHeld)
+	require.Equal(t, map[uuid.UUID][]uuid.UUID{p1: {c1}, p2: {c3}}, governing(t, f.a, p1, p2))
+}
+
+// testStartBothSharingAPool: two nodes start two campaigns that
+// share a pool. The second's check of the pool waits for the first (the
+// pool's lock), then sees the first campaign running.
+func testStartBothSharingAPool(t *testing.T, fixture func(*testing.T, int) *campaignFixture) {
+	ctx := context.Background()
+	f := fixture(t, 1)
+	p := f.pools[0]
+	c1 := f.campaign(t, campaign.Draft, p)
+	c2 := f.campaign(t, campaign.Draft, p)
+
+	errA, errB := f.runPaused(t,
+		func(tx store.Tx, pause func()) error {
+			c, err := tx.Campaign(ctx, c1)
+			if err != nil {
+				return err
+			}
+			if err := checkFree(ctx, tx, p, c1); err != nil {
+				return err
+			}
+			pause() // holding the pool's lock, before the status is stored
+			c.Status = campaign.InProcess
+			return tx.UpdateCampaign(ctx, c)
+		},
+		func(tx store.Tx) error { return start(ctx, tx, c2, nil) })
+	require.NoError(t, errA)
+	require.ErrorIs(t, errB, errHeld)
+	require.Equal(t, map[uuid.UUID][]uuid.UUID{p: {c1}}, governing(t, f.a, p))
+}
+
+// testStartWhileAttaching: one node attaches a pool to a
+// running campaign while another starts a campaign that has the pool. The
+// start's check of the pool waits for the attach, then sees it.
+func testStartWhileAttaching(t *testing.T, fixture func(*testing.T, int) *campaignFixture) {
+	ctx := context.Background()
+	f := fixture(t, 1)
+	p := f.pools[0]
+	running := f.campaign(t, campaign.InProcess)
+	draft := f.campaign(t, campaign.Draft, p)
+
+	errAttach, errStart := f.runPaused(t,
+		func(tx store.Tx, pause func()) error {
+			if err := attach(ctx, tx, running, p); err != nil {
+				return err
+			}
+			pause() // attached, holding the pool's lock
+			return nil
+		},
+		func(tx store.Tx) error { return start(ctx, tx, draft, nil) })
+	require.NoError(t, errAttach)
+	require.ErrorIs(t, errStart, errHeld)
+	require.Equal(t, map[uuid.UUID][]uuid.UUID{p: {running}}, governing(t, f.a, p))
+}
+
+// testCampaignLocksOutOfOrder: a transaction that holds a pool's lock and
+// then needs a campaign's (below every pool's in the order of locks) held
+// by another transaction, which waits for the pool, runs again taking both
+// in order: no deadlock, no error, no wait for the server's deadlock
+// detection.
+func testCampaignLocksOutOfOrder(t *testing.T, fixture func(*testing.T, int) *campaignFixture) {
+	ctx := context.Background()
+	f := fixture(t, 1)
+	p := f.pools[0]
+	c := f.campaign(t, campaign.Draft)
+	startAt := time.Now()
+	errA, errB := f.runPaused(t,
+		func(tx store.Tx, pause func()) error {
+			if _, err := tx.Pool(ctx, p); err != nil {
+				return err
+			}
+			pause() // b takes the campaign's lock, then waits for the pool's
+			time.Sleep(50 * time.Millisecond)
+			_, err := tx.Campaign(ctx, c) // held by b: tried, run again
+			return err
+		},
+		func(tx store.Tx) error { return attach(ctx, tx, c, p) })
+	require.NoError(t, errA)
+	require.NoError(t, errB)
+	require.Less(t, time.Since(startAt), 900*time.Millisecond+300*time.Millisecond, "a deadlock was left to the server to find")
+	require.Equal(t, uint64(1), f.a.Stats().Retries, "a ran again once")
+	require.Zero(t, f.b.Stats().Retries)
+}
+
+// TestDeleteRule_InUse: a rule that a campaign uses (another node gave it
+// the rule after the engine's check) is not deleted: the foreign key
+// refuses it, as campaign.ErrConflict.
+func TestDeleteRule_InUse(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{})
+	now := time.Now().UTC()
+	r := campaign.Rule{UUID: uuid.New(), Name: "rule", Type: campaign.Call, MaxCallsPerDay: 1, MaxTotalCalls: 1,
+		CreatedAt: now, UpdatedAt: now}
+	c := campaign.Campaign{UUID: uuid.New(), Name: "campaign", Status: campaign.Draft, RuleUUID: &r.UUID,
+		CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertRule(ctx, r); err != nil {
+			return err
+		}
+		return tx.InsertCampaign(ctx, c)
+	}))
+	err := st.Write(ctx, func(tx store.Tx) error { return tx.DeleteRule(ctx, r.UUID) })
+	require.ErrorIs(t, err, campaign.ErrConflict)
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error { _, err := tx.Rule(ctx, r.UUID); return err }))
+}
