@@ -104,40 +104,13 @@ func cycleWorkers(b *testing.B, eng *queue.Engine, n int, claim func(context.Con
 	before := eng.Stats()
 	b.ReportAllocs()
 	b.ResetTimer()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var done atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	for range n {
-		wg.Go(func() {
-			for {
-				l, err := claim(ctx)
-				if ctx.Err() != nil {
-					return
-				}
-				if err == nil {
-					err = eng.Complete(ctx, l, "")
-				}
-				if err != nil {
-					failed.Store(err)
-					cancel()
-					return
-				}
-				if done.Add(1) == int64(b.N) {
-					cancel()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	if err, _ := failed.Load().(error); err != nil {
-		b.Fatal(err)
-	}
-	if n := done.Load(); n != int64(b.N) {
-		b.Fatalf("%d items completed, want %d", n, b.N)
-	}
+	runCycle(b, []*queue.Engine{eng}, n, func(ctx context.Context, eng *queue.Engine) (int, error) {
+		l, err := claim(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return 1, eng.Complete(ctx, l, "")
+	})
 	perSecond(b, b.N)
 	reportBatching(b, before, eng.Stats())
 }
