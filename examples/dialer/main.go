@@ -20,6 +20,7 @@
 //
 //	go run ./examples/dialer                 # poolq-dialer.db, 3000 contacts
 //	go run ./examples/dialer -contacts 300 -workers 8 -seed 7 -db /tmp/d.db
+//	go run ./examples/dialer -db 'postgres://user:pw@host:5432/calls?schema=dialer'   # on PostgreSQL
 package main
 
 import (
@@ -38,9 +39,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/examples/internal/opendb"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
-	"github.com/poolq/poolq/store/sqlite"
 )
 
 func main() {
@@ -64,7 +65,7 @@ func parse(args []string, out io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("dialer", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&c.db, "db", "poolq-dialer.db", "SQLite file (created if missing)")
+	fs.StringVar(&c.db, "db", "poolq-dialer.db", "SQLite file (created if missing), or a PostgreSQL URL postgres://…")
 	fs.IntVar(&c.contacts, "contacts", 3000, "contacts to load, split over the three pools")
 	fs.IntVar(&c.workers, "workers", 16, "dialer goroutines")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the contacts and of the simulated call outcomes")
@@ -99,7 +100,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 
-	st, err := sqlite.Open(ctx, cfg.db, sqlite.Options{})
+	st, err := opendb.Open(ctx, cfg.db)
 	if err != nil {
 		return err
 	}

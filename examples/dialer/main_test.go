@@ -6,18 +6,37 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/poolq/poolq/examples/internal/opendb"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
-	"github.com/poolq/poolq/store/sqlite"
+	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
 
 func TestRun(t *testing.T) {
 	t.Parallel()
+	testRun(t, filepath.Join(t.TempDir(), "dialer.db"))
+}
+
+// TestRun_Postgres is TestRun on PostgreSQL (POOLQ_TEST_POSTGRES), in a
+// schema of its own.
+func TestRun_Postgres(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	testRun(t, url+sep+"schema="+pgtest.Schema(t, url))
+}
+
+// testRun runs the dialer twice on db: every contact ends, the rule's
+// ceiling holds, the second run resumes.
+func testRun(t *testing.T, db string) {
 	ctx := context.Background()
-	db := filepath.Join(t.TempDir(), "dialer.db")
 	args := []string{"-db", db, "-contacts", "90", "-workers", "4", "-seed", "3"}
 
 	var out bytes.Buffer
@@ -30,7 +49,7 @@ func TestRun(t *testing.T) {
 	require.Contains(t, []string{"1", "2"}, most[1], "the rule's ceiling (2) holds, not the pools' (3)")
 
 	// Every contact ended in a terminal status, and the table says so.
-	st, err := sqlite.Open(ctx, db, sqlite.Options{})
+	st, err := opendb.Open(ctx, db)
 	require.NoError(t, err)
 	eng, err := queue.New(st, queue.Options{})
 	require.NoError(t, err)

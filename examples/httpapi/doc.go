@@ -1,12 +1,18 @@
 // Command httpapi serves the contact-pool REST API over poolq: the paths,
 // bodies, envelopes and status codes of the public API that poolq's model
-// comes from, answered by a queue.Engine on an embedded SQLite file, plus
+// comes from, answered by a queue.Engine on an embedded SQLite file (or PostgreSQL), plus
 // dispatch endpoints for a dialer that talks HTTP. The JSON it sends is
 // poolq's own types marshalled as they are (pool.Pool, pool.Detail,
 // pool.Page, pool.Item, pool.AddResult, pool.Duplicated, queue.Lease): no
 // translation layer.
 //
 //	go run ./examples/httpapi [-addr 127.0.0.1:8080] [-db poolq-httpapi.db] [-token T]
+//	go run ./examples/httpapi -db 'postgres://user:pw@host:5432/calls?schema=poolq'
+//
+// -db is an SQLite file (created if missing) or a PostgreSQL URL, whose
+// "schema" parameter names the schema of poolq's tables (several API
+// servers on one database and schema share the pools, and wake each
+// other's waiting claims).
 //
 // It prints the address, the token and a sample curl, and shuts down
 // gracefully on SIGINT or SIGTERM: it stops accepting connections, ends the

@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/poolq/poolq/examples/internal/opendb"
 	"github.com/poolq/poolq/queue"
-	"github.com/poolq/poolq/store/sqlite"
 )
 
 // shutdownGrace is how long a shutdown waits for requests in progress.
@@ -54,7 +54,7 @@ func parse(args []string, out io.Writer, getenv func(string) string) (config, er
 	fs := flag.NewFlagSet("httpapi", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
-	fs.StringVar(&c.db, "db", "poolq-httpapi.db", "SQLite file (created if missing)")
+	fs.StringVar(&c.db, "db", "poolq-httpapi.db", "SQLite file (created if missing), or a PostgreSQL URL postgres://…")
 	fs.StringVar(&c.token, "token", "", "bearer token clients must send (default: $POOLQ_TOKEN, else a random one)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := sqlite.Open(ctx, cfg.db, sqlite.Options{})
+	st, err := opendb.Open(ctx, cfg.db)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 // banner prints where the server listens, the token and a sample curl (the
 // reference page's create request).
 func banner(out io.Writer, cfg config, base string) {
-	fmt.Fprintf(out, "poolq httpapi listening on %s (database %s)\n", base, cfg.db)
+	fmt.Fprintf(out, "poolq httpapi listening on %s (database %s)\n", base, opendb.Describe(cfg.db))
 	auth := "Bearer " + cfg.token
 	switch cfg.tokenFrom {
 	case "env":
