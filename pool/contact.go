@@ -3,10 +3,6 @@ package pool
 import (
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
-	_ "time/tzdata" // time zones from the binary, not the host: the same answers everywhere
 
 	"github.com/poolq/poolq/validate"
 )
@@ -109,27 +105,12 @@ func isEmail(s string) bool {
 // one of the zone database it embeds, "Local" (the host's) excepted.
 func ValidTimeZone(name string) bool { return validZone(name) }
 
-// validZone reports whether name is an IANA zone of the embedded database.
-// Loading a zone reads and parses its data: the answers are kept, there
-// are a few hundred zone names.
+// validZone reports whether name is a zone [LoadZone] loads: validation
+// and the calling-window arithmetic read one database, the embedded one,
+// so a zone accepted here is never one the arithmetic cannot load. LoadZone
+// keeps the zones it loads (only valid names, so at most the database's
+// ~600); an unknown name costs a map lookup and is not kept.
 func validZone(name string) bool {
-	if v, ok := zones.Load(name); ok {
-		return v.(bool)
-	}
-	_, err := time.LoadLocation(name)
-	ok := err == nil && name != "Local"
-	if zoneCount.Load() < maxZoneCache { // unknown names are not worth keeping forever
-		zones.Store(name, ok)
-		zoneCount.Add(1)
-	}
-	return ok
+	_, err := LoadZone(name)
+	return err == nil
 }
-
-var (
-	zones     sync.Map // zone name → valid
-	zoneCount atomic.Int32
-)
-
-// maxZoneCache bounds the names validZone keeps (the IANA database has
-// about 600).
-const maxZoneCache = 2048
