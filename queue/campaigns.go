@@ -252,6 +252,9 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 		if err != nil {
 			return c, false, err
 		}
+		if err := lockPools(ctx, tx, c.PoolUUIDs); err != nil {
+			return c, false, err
+		}
 		if to.Governs() {
 			for _, p := range c.PoolUUIDs {
 				if err := e.checkFree(ctx, tx, p, c.UUID); err != nil {
@@ -275,6 +278,21 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 		e.wake.notify(id)
 	}
 	return out, nil
+}
+
+// lockPools reads the pools of a campaign in a write transaction, which
+// on a store that several nodes share locks them (see store.Tx.Pool): a
+// claim on one of them that read the campaign's former state commits
+// before this transaction does, so that once a pause, a completion or a
+// new rule is committed, no dispatch under the old state follows it. A
+// pool deleted meanwhile is skipped.
+func lockPools(ctx context.Context, tx *wtx, pools []uuid.UUID) error {
+	for _, p := range pools {
+		if _, err := tx.Pool(ctx, p); err != nil && !isNotFound(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkFree returns campaign.ErrConflict when a campaign other than self
@@ -302,6 +320,9 @@ func (e *Engine) AssignRule(ctx context.Context, id, ruleID uuid.UUID) (campaign
 	}
 	out, err := e.changeCampaign(ctx, id, func(ctx context.Context, tx *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
 		if _, err := tx.Rule(ctx, ruleID); err != nil {
+			return c, false, err
+		}
+		if err := lockPools(ctx, tx, c.PoolUUIDs); err != nil {
 			return c, false, err
 		}
 		changed := c.RuleUUID == nil || *c.RuleUUID != ruleID

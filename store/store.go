@@ -78,6 +78,13 @@ type Change struct {
 // Times are stored with nanosecond precision and returned in UTC; a store
 // may refuse times outside the years 1678–2261. Every method that takes a
 // pool id returns [ErrNotFound] for an unknown pool.
+//
+// In a write transaction, the first method that names a pool serializes
+// the transaction with every other write transaction that names it: what
+// the transaction reads of the pool afterwards (its items, its campaigns)
+// is what the last of those committed, and none of them commits until
+// this one ends. A store whose writes are all serial (SQLite) has this for
+// free; a store shared by several nodes locks the pool.
 type Tx interface {
 	// InsertPool stores a new pool (ContactsCount is ignored). A pool with the
 	// same UUID gets [ErrConflict].
