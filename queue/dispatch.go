@@ -196,7 +196,11 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 		r.leases, r.outcome, r.freed = nil, nil, false
 		total += r.n
 	}
-	p, reclaimed, err := e.poolNow(ctx, tx, poolID)
+	pl, reclaimed, err := e.poolNow(ctx, tx, poolID)
+	if err != nil {
+		return err
+	}
+	p, err := e.govern(ctx, tx, pl)
 	if err != nil {
 		return err
 	}

@@ -62,35 +62,40 @@ func (e *Engine) govern(ctx context.Context, tx store.Tx, p pool.Pool) (governed
 	return g, nil
 }
 
-// poolNow returns pool id as of tx.Now, governed, with its expired leases
-// applied (each a failed attempt, under the pool's ceiling and retry
-// delay), and how many it applied. Every write on a pool's items goes
+// poolNow returns pool id as of tx.Now with its expired leases applied
+// (each a failed attempt, under the ceiling and retry delay that govern
+// the pool), and how many it applied. Every write on a pool's items goes
 // through it, so that a settlement or a skip on a busy pool keeps its
-// counts current too.
-func (e *Engine) poolNow(ctx context.Context, tx *wtx, id uuid.UUID) (governed, int, error) {
+// counts current too. What governs the pool is read only when a lease has
+// expired: a write that needs it otherwise calls govern itself.
+func (e *Engine) poolNow(ctx context.Context, tx *wtx, id uuid.UUID) (pool.Pool, int, error) {
 	p, err := tx.Pool(ctx, id)
 	if err != nil {
-		return governed{}, 0, err
+		return pool.Pool{}, 0, err
 	}
-	g, err := e.govern(ctx, tx, p)
+	n, err := e.reclaim(ctx, tx, p, tx.Now)
 	if err != nil {
-		return governed{}, 0, err
+		return pool.Pool{}, 0, err
 	}
-	n, err := e.reclaim(ctx, tx, g, tx.Now)
-	if err != nil {
-		return governed{}, 0, err
-	}
-	return g, n, nil
+	return p, n, nil
 }
 
-// reclaim applies every expired lease of g at now, each as a failed
+// reclaim applies every expired lease of p at now, each as a failed
 // attempt, and returns how many it applied.
-func (e *Engine) reclaim(ctx context.Context, tx store.Tx, g governed, now time.Time) (int, error) {
+func (e *Engine) reclaim(ctx context.Context, tx store.Tx, p pool.Pool, now time.Time) (int, error) {
 	total := 0
+	var g *governed // read at the first expired lease
 	for {
-		expired, err := tx.Expired(ctx, g.UUID, now, reclaimBatch)
+		expired, err := tx.Expired(ctx, p.UUID, now, reclaimBatch)
 		if err != nil {
 			return total, err
+		}
+		if len(expired) > 0 && g == nil {
+			gv, err := e.govern(ctx, tx, p)
+			if err != nil {
+				return total, err
+			}
+			g = &gv
 		}
 		for _, it := range expired {
 			out, err := it.Expired(g.ceiling, now, g.retry)

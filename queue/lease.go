@@ -62,7 +62,7 @@ type Failure = pool.Failure
 // becomes In_Call (In_Call stays). On success l.Item.Status is updated.
 // Errors: [ErrLeaseLost].
 func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
-	it, err := e.settle(ctx, "mark in call", l, func(it pool.Item, _ governed, _ time.Time) (pool.Item, error) {
+	it, err := e.settle(ctx, "mark in call", l, func(it pool.Item, _ governor, _ time.Time) (pool.Item, error) {
 		return it.InCall()
 	})
 	if err == nil {
@@ -82,7 +82,7 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("extend: %w", err)
 	}
-	it, err := e.settle(ctx, "extend", l, func(it pool.Item, _ governed, now time.Time) (pool.Item, error) {
+	it, err := e.settle(ctx, "extend", l, func(it pool.Item, _ governor, now time.Time) (pool.Item, error) {
 		return it.Extended(now.Add(d))
 	})
 	if err == nil {
@@ -111,14 +111,18 @@ func (e *Engine) Complete(ctx context.Context, l *Lease, note string) error {
 
 // completeWith is the settlement of Complete.
 func completeWith(note string) settleFunc {
-	return func(it pool.Item, _ governed, now time.Time) (pool.Item, error) {
+	return func(it pool.Item, _ governor, now time.Time) (pool.Item, error) {
 		return it.Completed(now, note)
 	}
 }
 
 // failWith is the settlement of Fail.
 func (e *Engine) failWith(f Failure) settleFunc {
-	return func(it pool.Item, g governed, now time.Time) (pool.Item, error) {
+	return func(it pool.Item, gov governor, now time.Time) (pool.Item, error) {
+		g, err := gov()
+		if err != nil {
+			return pool.Item{}, err
+		}
 		return it.Failed(g.ceiling, now, f, g.retry)
 	}
 }
@@ -164,7 +168,7 @@ func (e *Engine) checkFailure(v *validate.Validator, prefix string, f Failure) {
 // before), in its insertion place. On success l.Item is the item as
 // released. Errors: [ErrLeaseLost].
 func (e *Engine) Release(ctx context.Context, l *Lease) error {
-	it, err := e.settle(ctx, "release", l, func(it pool.Item, _ governed, now time.Time) (pool.Item, error) {
+	it, err := e.settle(ctx, "release", l, func(it pool.Item, _ governor, now time.Time) (pool.Item, error) {
 		return it.Released(now)
 	})
 	if err == nil {
@@ -292,9 +296,12 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 	return tx.UpdateItems(ctx, changes...)
 }
 
-// settleFunc is what a settlement does to a leased item of the governed
-// pool g.
-type settleFunc func(it pool.Item, g governed, now time.Time) (pool.Item, error)
+// settleFunc is what a settlement does to a leased item; gov reads what
+// governs its pool, for the settlements that depend on it (a failure).
+type settleFunc func(it pool.Item, gov governor, now time.Time) (pool.Item, error)
+
+// governor reads what governs a pool in the settlement's transaction.
+type governor func() (governed, error)
 
 // settleItem settles the item it, as read in this transaction, at tx.Now.
 // The pool's expired leases go first, as in every write on it (reclaimed
@@ -313,7 +320,8 @@ func (e *Engine) settleItem(ctx context.Context, tx *wtx, it pool.Item, l *Lease
 		// this transaction did; either way the lease is lost.
 		return pool.Item{}, true, reclaimed, nil
 	}
-	if out, err = fn(it, p, tx.Now); err != nil {
+	gov := func() (governed, error) { return e.govern(ctx, tx, p) }
+	if out, err = fn(it, gov, tx.Now); err != nil {
 		return pool.Item{}, false, reclaimed, err
 	}
 	return out, false, reclaimed, nil
