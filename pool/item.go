@@ -55,6 +55,14 @@ type Item struct {
 	Token int64 `json:"-"`
 	// LeaseExpiresAt is when the current lease ends; zero unless in flight.
 	LeaseExpiresAt time.Time `json:"-"`
+
+	// CallDay and CallsToday count the attempts of the item's latest
+	// calling day, for a rule's max_calls_per_day: CallDay is that day's
+	// date in the contact's zone (days since 1970-01-01, see
+	// campaign.LocalDay), CallsToday the dispatches on it that were not
+	// given back. Zero for an item never dispatched under a rule.
+	CallDay    int32 `json:"-"`
+	CallsToday int   `json:"-"`
 }
 
 // Due reports whether it may be dispatched at now: it is Pending, or

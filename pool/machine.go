@@ -153,6 +153,9 @@ func (it Item) Released(now time.Time) (Item, error) {
 	}
 	now = now.UTC()
 	it.Attempts--
+	if it.CallsToday > 0 {
+		it.CallsToday-- // the day's count gives the attempt back too
+	}
 	if it.Attempts == 0 {
 		it.StartedAt = nil
 	}
@@ -184,7 +187,10 @@ func (it Item) Skipped(note string) (Item, error) {
 
 // Requeued returns the finished item revived (lead recycling): Pending,
 // with attempts, retry count, timestamps and notes reset; its priority,
-// payload and insertion place stay. An item in flight gets [ErrInFlight]; a
+// payload and insertion place stay, and so does the count of its latest
+// calling day (CallDay, CallsToday): a contact called up to a rule's
+// max_calls_per_day today is not called again today because its item was
+// requeued. An item in flight gets [ErrInFlight]; a
 // waiting one [ErrWrongStatus].
 func (it Item) Requeued() (Item, error) {
 	switch {
@@ -198,6 +204,23 @@ func (it Item) Requeued() (Item, error) {
 	it.RetryCount = 0
 	it.StartedAt, it.CompletedAt, it.FailedAt, it.NextRetryAt = nil, nil, nil, nil
 	it.Notes = ""
+	return it, nil
+}
+
+// Postponed returns the waiting item Scheduled for until, when a rule
+// does not let it be attempted before (outside its calling window, or over
+// its day's cap). Its attempts, retry count and notes stay. An item in
+// flight gets [ErrInFlight]; a finished one [ErrWrongStatus].
+func (it Item) Postponed(until time.Time) (Item, error) {
+	switch {
+	case it.Status.InFlight():
+		return it, ErrInFlight
+	case !it.Status.Waiting():
+		return it, fmt.Errorf("postpone: %s: %w", it.Status, ErrWrongStatus)
+	}
+	until = until.UTC()
+	it.Status = StatusScheduled
+	it.NextRetryAt = &until
 	return it, nil
 }
 

@@ -526,10 +526,56 @@ func TestItem_Released(t *testing.T) {
 		require.Equal(t, int64(2), it.Token)
 	})
 
+	t.Run("OKGivesTheDaysCallBack", func(t *testing.T) {
+		t.Parallel()
+		in := inFlight(pool.StatusProcessing, 1)
+		in.CallDay, in.CallsToday = 20_500, 2
+		got, err := in.Released(now)
+		require.NoError(t, err)
+		require.Equal(t, int32(20_500), got.CallDay)
+		require.Equal(t, 1, got.CallsToday, "a released attempt does not count against the day's cap")
+		in.CallsToday = 0 // dispatched before the rule counted calls
+		got, err = in.Released(now)
+		require.NoError(t, err)
+		require.Zero(t, got.CallsToday, "never below zero")
+	})
+
 	t.Run("ErrWrongStatus", func(t *testing.T) {
 		t.Parallel()
 		requireRejected(t, notInFlight, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
 			return it.Released(now)
+		})
+	})
+}
+
+func TestItem_Postponed(t *testing.T) {
+	t.Parallel()
+	until := now.Add(9 * time.Hour)
+	for _, s := range []pool.Status{pool.StatusPending, pool.StatusRetrying, pool.StatusScheduled} {
+		t.Run("OK"+string(s), func(t *testing.T) {
+			t.Parallel()
+			in := itemIn(s)
+			got, err := in.Postponed(until.In(elsewhere))
+			require.NoError(t, err)
+			want := in
+			want.Status = pool.StatusScheduled
+			want.NextRetryAt = &until
+			require.Equal(t, want, got)
+			require.Equal(t, time.UTC, got.NextRetryAt.Location())
+			require.False(t, got.Due(until.Add(-time.Nanosecond)))
+			require.True(t, got.Due(until))
+		})
+	}
+	t.Run("ErrInFlight", func(t *testing.T) {
+		t.Parallel()
+		requireRejected(t, []pool.Status{pool.StatusProcessing, pool.StatusInCall}, pool.ErrInFlight, func(it pool.Item) (pool.Item, error) {
+			return it.Postponed(until)
+		})
+	})
+	t.Run("ErrWrongStatus", func(t *testing.T) {
+		t.Parallel()
+		requireRejected(t, []pool.Status{pool.StatusCompleted, pool.StatusFailed, pool.StatusSkipped}, pool.ErrWrongStatus, func(it pool.Item) (pool.Item, error) {
+			return it.Postponed(until)
 		})
 	})
 }
@@ -579,12 +625,15 @@ func TestItem_Requeued(t *testing.T) {
 		t.Run("OK"+string(s), func(t *testing.T) {
 			t.Parallel()
 			in := itemIn(s)
+			in.CallDay, in.CallsToday = 20_500, 3
 			got, err := in.Requeued()
 			require.NoError(t, err)
 			want := pool.Item{
-				// kept: identity, priority, payload, insertion place, token
+				// kept: identity, priority, payload, insertion place, token,
+				// and the day's count of calls
 				ID: in.ID, PoolUUID: in.PoolUUID, ContactUUID: in.ContactUUID,
 				Priority: in.Priority, Payload: in.Payload, AddedAt: in.AddedAt, Token: in.Token,
+				CallDay: 20_500, CallsToday: 3,
 				// reset
 				Status: pool.StatusPending,
 			}

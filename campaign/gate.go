@@ -1,0 +1,69 @@
+package campaign
+
+import (
+	"time"
+
+	"github.com/poolq/poolq/pool"
+)
+
+// Gate is what a rule asks of the attempts of one item: that each start
+// inside the rule's calling window, and that no more than PerDay start on
+// one calendar day, both in Loc, the contact's zone. Its methods are pure:
+// the caller passes the time.
+//
+// An item's count of the day is CallDay and CallsToday (see [pool.Item]):
+// the count of CallDay only, so a day other than CallDay starts at zero.
+type Gate struct {
+	Window Window
+	PerDay int
+	Loc    *time.Location
+}
+
+// Gate returns r's gate for a contact in loc: its window and its
+// max_calls_per_day.
+func (r Rule) Gate(loc *time.Location) Gate {
+	return Gate{Window: r.Window(), PerDay: r.MaxCallsPerDay, Loc: loc}
+}
+
+// Earliest returns the earliest instant at or after t at which g lets it
+// be attempted: inside the window, on a day whose cap it has not reached.
+// It is t itself when t is such an instant.
+func (g Gate) Earliest(it pool.Item, t time.Time) time.Time {
+	at := g.Window.NextAllowed(t, g.Loc)
+	if it.CallsToday >= g.PerDay && LocalDay(at, g.Loc) == it.CallDay {
+		at = g.Window.NextDayStart(at, g.Loc) // a later date: its count is zero
+	}
+	return at
+}
+
+// Admit decides the dispatch at now of the due item it. When g lets it be
+// attempted now, ok is true and out is it with the attempt counted on
+// now's day (CallDay, CallsToday); otherwise ok is false, out is it
+// unchanged, and at is the earliest instant it may be (see Earliest).
+func (g Gate) Admit(it pool.Item, now time.Time) (out pool.Item, at time.Time, ok bool) {
+	at = g.Earliest(it, now)
+	if at.After(now) {
+		return it, at, false
+	}
+	if day := LocalDay(now, g.Loc); it.CallDay != day {
+		it.CallDay, it.CallsToday = day, 0
+	}
+	it.CallsToday++
+	return it, now, true
+}
+
+// Retry moves the retry of an item a failure just settled: when it is
+// Retrying or Scheduled for an instant g does not allow (outside the
+// window, or on a day whose cap it has reached), it becomes Scheduled for
+// the earliest one that g allows. Any other item is returned as it is.
+func (g Gate) Retry(it pool.Item) pool.Item {
+	if it.NextRetryAt == nil || (it.Status != pool.StatusRetrying && it.Status != pool.StatusScheduled) {
+		return it
+	}
+	if at := g.Earliest(it, *it.NextRetryAt); at.After(*it.NextRetryAt) {
+		at = at.UTC()
+		it.Status = pool.StatusScheduled
+		it.NextRetryAt = &at
+	}
+	return it
+}
