@@ -119,7 +119,8 @@ type Tx interface {
 	// ItemByID returns an item by its ID, or [ErrNotFound].
 	ItemByID(ctx context.Context, id int64) (pool.Item, error)
 	// UpdateItem stores every mutable field of it (status, priority,
-	// attempts, retry count, timestamps, notes, token, lease expiry), found
+	// attempts, retry count, timestamps, notes, token, lease expiry, call
+	// day and calls today), found
 	// by it.ID in pool it.PoolUUID, if its status is still from (the status
 	// the caller read it in); else it returns [ErrNotFound] and writes
 	// nothing. The per-status counts follow the change from from to
@@ -211,6 +212,41 @@ type Tx interface {
 	// ordered by CreatedAt then UUID, without their PoolUUIDs. An index
 	// seek: dispatch asks it of every pool it claims from.
 	PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.Campaign, error)
+
+	// ContactItems returns the items of contact in every pool, ordered by
+	// pool (its internal order) then ID. An index seek: there is one item
+	// of a contact per pool at most.
+	ContactItems(ctx context.Context, contact uuid.UUID) ([]pool.Item, error)
+
+	// AddDNC puts contacts on the do-not-call list, added at at; those on
+	// it already keep their entry. It returns how many it added.
+	AddDNC(ctx context.Context, at time.Time, contacts ...uuid.UUID) (added int, err error)
+	// RemoveDNC takes contacts off the do-not-call list and returns how
+	// many were on it.
+	RemoveDNC(ctx context.Context, contacts ...uuid.UUID) (removed int, err error)
+	// OnDNC returns which of contacts are on the do-not-call list (a set;
+	// those not on it are absent). One statement for all: dispatch asks it
+	// of every batch it claims under a rule with dnc_check.
+	OnDNC(ctx context.Context, contacts ...uuid.UUID) (map[uuid.UUID]bool, error)
+	// DNC returns a page of the do-not-call list, oldest entry first (ties
+	// by contact UUID), and its length. q must be normalized.
+	DNC(ctx context.Context, q campaign.DNCQuery) ([]campaign.DNCEntry, int, error)
+
+	// OptOut records that contact opted out at at, and reports whether it
+	// had not before (an opt-out is kept; there is no opting back in here).
+	OptOut(ctx context.Context, contact uuid.UUID, at time.Time) (added bool, err error)
+	// OptedOut returns which of contacts have opted out (a set, as OnDNC).
+	OptedOut(ctx context.Context, contacts ...uuid.UUID) (map[uuid.UUID]bool, error)
+
+	// InsertEscalation records e (its ID is assigned: larger than any
+	// before, never reused) unless an escalation of item e.ItemID exists
+	// already; it reports whether it recorded one, and returns e with its
+	// ID. Escalations outlive their items.
+	InsertEscalation(ctx context.Context, e campaign.Escalation) (campaign.Escalation, bool, error)
+	// Escalations returns escalations in ID order, those with an ID above
+	// q.After, at most q.Limit, of pool q.PoolUUID when it is set. q must
+	// be normalized.
+	Escalations(ctx context.Context, q campaign.EscalationQuery) ([]campaign.Escalation, error)
 
 	// NextWake returns the earliest time at which something in the pool may
 	// change by itself: the earliest NextRetryAt of a Retrying or Scheduled

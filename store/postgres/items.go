@@ -18,7 +18,7 @@ import (
 // itemCols are the columns scanned by scanItem.
 const itemCols = `i.id, i.contact_uuid, i.status, i.priority, i.attempts, i.retry_count,
     i.started_at, i.completed_at, i.failed_at, i.next_retry_at, i.notes, i.added_at, i.payload,
-    i.token, i.lease_expires_at, i.name, i.phone_number, i.email, i.timezone`
+    i.token, i.lease_expires_at, i.name, i.phone_number, i.email, i.timezone, i.call_day, i.calls_today`
 
 const (
 	// insertItemsSQL inserts items from arrays, one element per item, in
@@ -26,17 +26,18 @@ const (
 	// already in the pool and the repeats of one (the first wins: a contact
 	// added again keeps its fields), and returns how many it added in each
 	// status. $1 is the pool; $16 to $19 the contact fields, NULL when
-	// empty; $20 the tsvector literals of their words (see search.go).
+	// empty; $20 the tsvector literals of their words (see search.go); $21
+	// and $22 the calling day and its calls.
 	insertItemsSQL = `WITH ins AS (
     INSERT INTO items (pool_id, contact_uuid, added_at, payload, priority, status, attempts, retry_count,
         started_at, completed_at, failed_at, next_retry_at, notes, token, lease_expires_at, ready,
-        name, phone_number, email, timezone, search)
+        name, phone_number, email, timezone, search, call_day, calls_today)
     SELECT $1, v.c, v.a, v.p, v.pr, v.s, v.at, v.rc, v.sa, v.ca, v.fa, v.nr, v.n, v.tk, v.le, v.s = 'Pending',
-        v.nm, v.ph, v.em, v.tz, v.sv::tsvector
+        v.nm, v.ph, v.em, v.tz, v.sv::tsvector, v.cd, v.ct
     FROM unnest($2::uuid[], $3::bigint[], $4::bytea[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
         $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bigint[], $15::bigint[],
-        $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])
-        WITH ORDINALITY AS v (c, a, p, pr, s, at, rc, sa, ca, fa, nr, n, tk, le, nm, ph, em, tz, sv, ord)
+        $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::integer[], $22::bigint[])
+        WITH ORDINALITY AS v (c, a, p, pr, s, at, rc, sa, ca, fa, nr, n, tk, le, nm, ph, em, tz, sv, cd, ct, ord)
     ORDER BY v.ord
     ON CONFLICT (pool_id, contact_uuid) DO NOTHING
     RETURNING status
@@ -89,16 +90,17 @@ WHERE i.id = ANY($1::bigint[])`
 	// Retrying or Scheduled one waits for Due to promote it.
 	updateItemSQL = `UPDATE items SET status = $1, priority = $2, attempts = $3, retry_count = $4,
     started_at = $5, completed_at = $6, failed_at = $7, next_retry_at = $8, notes = $9, token = $10,
-    lease_expires_at = $11, ready = $1 = 'Pending'
+    lease_expires_at = $11, ready = $1 = 'Pending', call_day = $15, calls_today = $16
 WHERE id = $12 AND pool_id = $13 AND status = $14`
 
 	// updateItemsSQL is updateItemSQL for many items, from arrays.
 	updateItemsSQL = `UPDATE items i SET status = v.s, priority = v.pr, attempts = v.at, retry_count = v.rc,
     started_at = v.sa, completed_at = v.ca, failed_at = v.fa, next_retry_at = v.nr, notes = v.n,
-    token = v.tk, lease_expires_at = v.le, ready = v.s = 'Pending'
+    token = v.tk, lease_expires_at = v.le, ready = v.s = 'Pending', call_day = v.cd, calls_today = v.ct
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
-    $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[])
-    AS v (id, pool_id, f, s, pr, at, rc, sa, ca, fa, nr, n, tk, le)
+    $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[],
+    $15::integer[], $16::bigint[])
+    AS v (id, pool_id, f, s, pr, at, rc, sa, ca, fa, nr, n, tk, le, cd, ct)
 WHERE i.id = v.id AND i.pool_id = v.pool_id AND i.status = v.f`
 
 	deleteItemSQL = `DELETE FROM items WHERE id = $1 AND pool_id = $2 RETURNING status`
@@ -111,11 +113,11 @@ ORDER BY i.id LIMIT $3 OFFSET $4`
 )
 
 // isNew reports whether it is in the state of a new item: Pending, never
-// attempted, no times but AddedAt, no notes, token or lease.
+// attempted, no times but AddedAt, no notes, token, lease or calling day.
 func isNew(it pool.Item) bool {
 	return it.Status == pool.StatusPending && it.Attempts == 0 && it.RetryCount == 0 &&
 		it.StartedAt == nil && it.CompletedAt == nil && it.FailedAt == nil && it.NextRetryAt == nil &&
-		it.Notes == "" && it.Token == 0 && it.LeaseExpiresAt.IsZero()
+		it.Notes == "" && it.Token == 0 && it.LeaseExpiresAt.IsZero() && it.CallDay == 0 && it.CallsToday == 0
 }
 
 // stateArrays are the arrays of items' mutable fields, one element per
@@ -127,6 +129,8 @@ type stateArrays struct {
 	next, lease                 []*int64
 	notes                       []string
 	token                       []int64
+	callDay                     []int32
+	callsToday                  []int64
 }
 
 func (a *stateArrays) add(it pool.Item) error {
@@ -153,13 +157,15 @@ func (a *stateArrays) add(it pool.Item) error {
 	a.notes = append(a.notes, it.Notes)
 	a.token = append(a.token, it.Token)
 	a.lease = append(a.lease, lease)
+	a.callDay = append(a.callDay, it.CallDay)
+	a.callsToday = append(a.callsToday, int64(it.CallsToday))
 	return nil
 }
 
 // args returns the arrays in the order of the statements' parameters.
 func (a *stateArrays) args() []any {
 	return []any{a.status, a.priority, a.attempts, a.retries, a.started, a.completed, a.failed,
-		a.next, a.notes, a.token, a.lease}
+		a.next, a.notes, a.token, a.lease, a.callDay, a.callsToday}
 }
 
 // contactArrays are the arrays of items' contact fields and the tsvector
@@ -262,6 +268,7 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 		}
 		args := append([]any{st.k, contacts, added, payloads, a.priority, a.status, a.attempts, a.retries,
 			a.started, a.completed, a.failed, a.next, a.notes, a.token, a.lease}, c.args()...)
+		args = append(args, a.callDay, a.callsToday)
 		rows, err := t.query(ctx, insertItemsSQL, args...)
 		if err != nil {
 			return 0, wrap(op, err)
@@ -335,7 +342,14 @@ func (t *txn) lockPoolsOfItems(ctx context.Context, ids []int64) error {
 	if t.readOnly {
 		return nil
 	}
-	rows, err := t.query(ctx, poolsOfItemsSQL, ids)
+	return t.lockPoolsFound(ctx, poolsOfItemsSQL, ids)
+}
+
+// lockPoolsFound locks the pools that query (rows of id and UUID) finds
+// with arg, in the order of their keys. A pool deleted meanwhile is left
+// out.
+func (t *txn) lockPoolsFound(ctx context.Context, query string, arg any) error {
+	rows, err := t.query(ctx, query, arg)
 	if err != nil {
 		return err
 	}
@@ -419,7 +433,7 @@ func (t *txn) UpdateItem(ctx context.Context, from pool.Status, it pool.Item) er
 	}
 	tag, err := t.exec(ctx, updateItemSQL, a.status[0], a.priority[0], a.attempts[0], a.retries[0],
 		a.started[0], a.completed[0], a.failed[0], a.next[0], a.notes[0], a.token[0], a.lease[0],
-		it.ID, st.k, string(from))
+		it.ID, st.k, string(from), a.callDay[0], a.callsToday[0])
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -571,7 +585,7 @@ func scanItem(s pgx.Row, poolID uuid.UUID, extra ...any) (pool.Item, error) {
 	)
 	dest := append([]any{&it.ID, &it.ContactUUID, &status, &it.Priority, &it.Attempts, &it.RetryCount,
 		&started, &completed, &failed, &next, &it.Notes, &added, &payload, &it.Token, &leaseEnds,
-		&name, &phone, &email, &zone}, extra...)
+		&name, &phone, &email, &zone, &it.CallDay, &it.CallsToday}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return pool.Item{}, err
 	}

@@ -30,6 +30,7 @@ type txn struct {
 	keys   map[uuid.UUID]int64      // internal ids of the pools seen (read transactions)
 	locked map[uuid.UUID]int64      // the pools whose lock is held, by UUID: their internal id
 	clocks map[uuid.UUID]int64      // the campaigns whose lock is held (see campaigns.go)
+	elock  bool                     // the escalation lock is held (see contacts.go)
 	maxKey int64                    // the largest lock order key held, noLock for none
 	states map[uuid.UUID]*poolState // what this transaction knows of pools (see state.go)
 	deltas map[int64]*counts        // count changes not yet in pool_counts, by pool id
@@ -51,12 +52,14 @@ var (
 	_ store.Signaler = (*txn)(nil)
 )
 
-// lockedPool is a lock of a write transaction: a pool's, or (campaign) a
-// campaign's; its UUID and internal id.
+// lockedPool is a lock of a write transaction: a pool's, (campaign) a
+// campaign's, or (escalations) the escalation lock; the UUID and internal
+// id of the pool or campaign.
 type lockedPool struct {
-	id       uuid.UUID
-	k        int64
-	campaign bool
+	id          uuid.UUID
+	k           int64
+	campaign    bool
+	escalations bool
 }
 
 // noLock is the order key of no lock: below every lock's.
@@ -105,10 +108,14 @@ func (t *txn) writable(op string) error {
 }
 
 // orderKey returns the key that orders lock l among the others a
-// transaction takes: lockKey for a pool, campaignOrderKey for a campaign.
+// transaction takes: lockKey for a pool, campaignOrderKey for a campaign,
+// escalationsOrderKey for the escalation lock.
 func (t *txn) orderKey(l lockedPool) int64 {
-	if l.campaign {
+	switch {
+	case l.campaign:
 		return campaignOrderKey(l.k)
+	case l.escalations:
+		return escalationsOrderKey
 	}
 	return t.lockKey(l.k)
 }
@@ -296,8 +303,13 @@ func (t *txn) lockSet() []lockedPool {
 	for id, k := range t.clocks {
 		out = append(out, lockedPool{id: id, k: k, campaign: true})
 	}
+	if t.elock {
+		out = append(out, lockedPool{escalations: true})
+	}
 	slices.SortFunc(out, func(a, b lockedPool) int { return cmp.Compare(t.orderKey(a), t.orderKey(b)) })
-	return slices.CompactFunc(out, func(a, b lockedPool) bool { return a.k == b.k && a.campaign == b.campaign })
+	return slices.CompactFunc(out, func(a, b lockedPool) bool {
+		return a.k == b.k && a.campaign == b.campaign && a.escalations == b.escalations
+	})
 }
 
 // prelock takes the locks of a previous run in order, each waited for.
@@ -311,6 +323,8 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 		switch {
 		case l.campaign:
 			b.Queue(`SELECT pg_advisory_xact_lock($1::int, $2::int)`, int32(t.s.lockNS), campaignLockID(l.k))
+		case l.escalations:
+			b.Queue(lockEscalationsSQL, int32(t.s.lockNS))
 		case t.s.opts.Locking == RowLock:
 			b.Queue(`SELECT FROM pools WHERE id = $1 FOR NO KEY UPDATE`, l.k)
 		default:
@@ -324,12 +338,15 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 	}
 	t.locked = make(map[uuid.UUID]int64, len(locks))
 	for _, l := range locks {
-		if l.campaign {
+		switch {
+		case l.campaign:
 			if t.clocks == nil {
 				t.clocks = make(map[uuid.UUID]int64)
 			}
 			t.clocks[l.id] = l.k
-		} else {
+		case l.escalations:
+			t.elock = true
+		default:
 			t.locked[l.id] = l.k
 		}
 		t.maxKey = max(t.maxKey, t.orderKey(l))
@@ -409,7 +426,7 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 		deltas[k] = &cc
 	}
 	signals := maps.Clone(t.signal)
-	locked, clocks, maxKey := maps.Clone(t.locked), maps.Clone(t.clocks), t.maxKey
+	locked, clocks, elock, maxKey := maps.Clone(t.locked), maps.Clone(t.clocks), t.elock, t.maxKey
 	t.inSavepoint = true
 	ferr := fn(t)
 	t.inSavepoint = false
@@ -423,7 +440,7 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	// Undo fn's writes; the states go with them (they are read again,
 	// with the pending counts added), and the rest comes back as it was.
 	t.states = nil
-	t.deltas, t.signal, t.locked, t.clocks, t.maxKey = deltas, signals, locked, clocks, maxKey
+	t.deltas, t.signal, t.locked, t.clocks, t.elock, t.maxKey = deltas, signals, locked, clocks, elock, maxKey
 	if _, err := t.exec(ctx, rollbackToSQL); err != nil {
 		t.broken = fmt.Errorf("postgres: transaction unusable after a failed savepoint rollback: %w", err)
 		return t.broken

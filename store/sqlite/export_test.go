@@ -36,18 +36,21 @@ var UpdateItemsSQL = updateItemsSQL[2]
 
 // Queries of the dispatch path, for EXPLAIN QUERY PLAN tests.
 const (
-	PromoteSQL     = promoteSQL
-	DueFIFOSQL     = dueFIFOSQL
-	DueLIFOSQL     = dueLIFOSQL
-	DueParallelSQL = dueParallelSQL
-	ExpiredSQL     = expiredSQL
-	NextWakeSQL    = nextWakeSQL
-	InFlightSQL    = inFlightSQL
-	ItemsSQL       = itemsSQL
-	ItemsStatusSQL = itemsByStatusSQL
-	ItemSQL        = itemSQL
-	PoolStateSQL   = poolStateSQL
-	UpdateItemSQL  = updateItemSQL
+	PromoteSQL           = promoteSQL
+	DueFIFOSQL           = dueFIFOSQL
+	DueLIFOSQL           = dueLIFOSQL
+	DueParallelSQL       = dueParallelSQL
+	ExpiredSQL           = expiredSQL
+	NextWakeSQL          = nextWakeSQL
+	InFlightSQL          = inFlightSQL
+	ItemsSQL             = itemsSQL
+	ItemsStatusSQL       = itemsByStatusSQL
+	ItemSQL              = itemSQL
+	PoolStateSQL         = poolStateSQL
+	UpdateItemSQL        = updateItemSQL
+	ContactItemsSQL      = contactItemsSQL
+	OnDNCSQL             = onDNCSQL
+	EscalationsOfPoolSQL = escalationsOfPoolSQL
 )
 
 // Statements of the write path, for EXPLAIN tests.

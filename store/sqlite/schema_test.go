@@ -251,8 +251,11 @@ func TestSchema_QueryPlans(t *testing.T) {
 		{"Item", sqlite.ItemSQL, []any{1, []byte("0123456789abcdef")}, []string{"sqlite_autoindex_items_1"}},
 		{"PoolState", sqlite.PoolStateSQL, []any{[]byte("0123456789abcdef")},
 			[]string{"sqlite_autoindex_pools_1", "PRIMARY KEY", "PRIMARY KEY", "items_lease", "items_retry"}},
-		{"UpdateItem", sqlite.UpdateItemSQL, make([]any, 15), []string{"INTEGER PRIMARY KEY"}},
-		{"UpdateItems", sqlite.UpdateItemsSQL, make([]any, 30), []string{"INTEGER PRIMARY KEY"}},
+		{"UpdateItem", sqlite.UpdateItemSQL, make([]any, 17), []string{"INTEGER PRIMARY KEY"}},
+		{"UpdateItems", sqlite.UpdateItemsSQL, make([]any, 34), []string{"INTEGER PRIMARY KEY"}},
+		{"ContactItems", sqlite.ContactItemsSQL, []any{[]byte("0123456789abcdef")}, []string{"items_contact", "INTEGER PRIMARY KEY"}},
+		{"OnDNC", sqlite.OnDNCSQL, []any{`["30313233343536373839616263646566"]`}, []string{"PRIMARY KEY"}},
+		{"EscalationsOfPool", sqlite.EscalationsOfPoolSQL, []any{[]byte("0123456789abcdef"), 0, 10}, []string{"escalations_pool"}},
 	} {
 		rows, err := w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+tc.query, tc.args...)
 		require.NoError(t, err, tc.name)

@@ -162,6 +162,7 @@ func readQueries() []string {
 		poolKeySQL, poolSQL, statusCountsSQL,
 		itemSQL, itemByIDSQL, itemsByIDSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
 		inFlightSQL, expiredSQL, nextWakeSQL, poolStateSQL, poolCampaignsSQL, ruleSQL, campaignSQL, campaignPoolsSQL,
+		contactItemsSQL, onDNCSQL, optedOutSQL, dncSQL, dncTotalSQL, escalationsSQL, escalationsOfPoolSQL,
 	}
 }
 
@@ -173,6 +174,7 @@ func writeQueries() []string {
 		copyItemsSQL, updateItemSQL, deleteItemSQL, lastItemIDSQL, indexContactsSQL,
 		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
 		leaseBoundSQL, retryBoundSQL, dataVersionSQL, poolStateByKeySQL,
+		addDNCSQL, removeDNCSQL, optOutSQL, insertEscalationSQL,
 	)
 	for _, n := range insertSizes {
 		qs = append(qs, insertItemsSQL[n], insertNewItemsSQL[n], insertNewContactItemsSQL[n], updateItemsSQL[n], updateCountsSQL[n])

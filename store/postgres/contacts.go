@@ -1,0 +1,332 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+)
+
+// What the rules of a campaign need of contacts across pools: the items of
+// a contact in every pool, the do-not-call list, opt-outs and escalations
+// (migration 0004).
+//
+// The three lists are global, shared by every pool and every node. They
+// take no pool's lock: DNC entries and opt-outs are inserted with ON
+// CONFLICT DO NOTHING, so two nodes adding the same contact at once both
+// succeed, and only one counts it as added (the other waits for the first
+// to commit, then finds the row). A batch of DNC entries is inserted in
+// UUID order, so that two batches sharing contacts do not deadlock.
+//
+// Escalation IDs must grow in the order their transactions commit, or a
+// consumer listing after the last ID it handled could step over one that
+// commits later with a smaller ID. So InsertEscalation first takes the
+// escalation lock (a transaction-level advisory lock with the schema's
+// hash and -1 as keys, apart from the pools' and the campaigns'), held
+// until the transaction ends, and takes the ID under it. The lock comes
+// after every other lock in the order locks are taken
+// (escalationsOrderKey): a transaction that holds it only tries the locks
+// of pools and campaigns it has not taken yet, and runs again, taking
+// everything in order, if another transaction holds one (see txn.pool).
+// Escalations are rare (one per item at most), and only the transactions
+// that record one wait for each other.
+
+// escalationsOrderKey is the order key of the escalation lock: above every
+// pool's and campaign's.
+const escalationsOrderKey = math.MaxInt64
+
+const (
+	lockEscalationsSQL = `SELECT pg_advisory_xact_lock($1::int, -1)`
+
+	// poolsOfContactSQL finds the pools of a contact's items, to lock them
+	// before the items are read: a seek on items_contact.
+	poolsOfContactSQL = `SELECT p.id, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id WHERE i.contact_uuid = $1`
+
+	// contactItemsSQL reads a contact's items in pool order: a seek on
+	// items_contact. A pool has one item of a contact at most, so pool
+	// order is the order of the contract (pool, then ID).
+	// contactItemsLockedSQL keeps the pools locked ($2).
+	contactItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
+WHERE i.contact_uuid = $1 ORDER BY i.pool_id`
+	contactItemsLockedSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
+WHERE i.contact_uuid = $1 AND i.pool_id = ANY($2::bigint[]) ORDER BY i.pool_id`
+
+	addDNCSQL    = `INSERT INTO dnc (contact_uuid, added_at) SELECT c, $2 FROM unnest($1::uuid[]) c ON CONFLICT DO NOTHING`
+	removeDNCSQL = `DELETE FROM dnc WHERE contact_uuid = ANY($1::uuid[])`
+	onDNCSQL     = `SELECT contact_uuid FROM dnc WHERE contact_uuid = ANY($1::uuid[])`
+	dncSQL       = `SELECT contact_uuid, added_at FROM dnc ORDER BY added_at, contact_uuid LIMIT $1 OFFSET $2`
+	dncTotalSQL  = `SELECT count(*) FROM dnc`
+
+	optOutSQL   = `INSERT INTO opt_outs (contact_uuid, opted_out_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`
+	optedOutSQL = `SELECT contact_uuid FROM opt_outs WHERE contact_uuid = ANY($1::uuid[])`
+
+	// insertEscalationSQL records an escalation unless its item has one:
+	// the SELECT then yields no row, and no ID is taken from the sequence.
+	// (The escalation lock makes the check and the insert one step; ON
+	// CONFLICT covers a writer that does not take it.)
+	insertEscalationSQL = `INSERT INTO escalations (item_id, pool_uuid, contact_uuid, campaign_uuid, rule_uuid,
+    type, target, failed_attempts, escalated_at)
+SELECT $1::bigint, $2::uuid, $3::uuid, $4::uuid, $5::uuid, $6::text, $7::text, $8::bigint, $9::bigint
+WHERE NOT EXISTS (SELECT FROM escalations WHERE item_id = $1::bigint)
+ON CONFLICT (item_id) DO NOTHING RETURNING id`
+
+	escalationCols = `id, item_id, pool_uuid, contact_uuid, campaign_uuid, rule_uuid, type, target,
+    failed_attempts, escalated_at`
+	// escalationsSQL walks the primary key from After; escalationsOfPoolSQL
+	// escalations_pool.
+	escalationsSQL       = `SELECT ` + escalationCols + ` FROM escalations WHERE id > $1 ORDER BY id LIMIT $2`
+	escalationsOfPoolSQL = `SELECT ` + escalationCols + ` FROM escalations WHERE pool_uuid = $1 AND id > $2
+ORDER BY id LIMIT $3`
+)
+
+// ContactItems returns the items of a contact in every pool, in pool
+// order. O(log n + r) for r items.
+//
+// In a write transaction it first locks every pool that has an item of
+// the contact (in the order of their keys, as ItemsByID does), then reads
+// the contact's items in the pools whose lock the transaction holds: what
+// it returns stays true until the transaction ends. An item that another
+// transaction adds meanwhile in a pool not locked here is left out, as if
+// it were added after.
+func (t *txn) ContactItems(ctx context.Context, contact uuid.UUID) ([]pool.Item, error) {
+	const op = "contact items"
+	var rows pgx.Rows
+	var err error
+	if t.readOnly {
+		rows, err = t.query(ctx, contactItemsSQL, contact)
+	} else {
+		if err := t.lockPoolsFound(ctx, poolsOfContactSQL, contact); err != nil {
+			return nil, wrap(op, err)
+		}
+		held := make([]int64, 0, len(t.locked))
+		for _, k := range t.locked {
+			held = append(held, k)
+		}
+		rows, err = t.query(ctx, contactItemsLockedSQL, contact, held)
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	out := []pool.Item{}
+	for rows.Next() {
+		var poolID uuid.UUID
+		it, err := scanItem(rows, uuid.Nil, &poolID)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		it.PoolUUID = poolID
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		t.noteErr(err)
+		return nil, wrap(op, err)
+	}
+	return out, nil
+}
+
+// AddDNC puts contacts on the do-not-call list in one statement. No
+// contacts add none. O(m log n) for m contacts.
+func (t *txn) AddDNC(ctx context.Context, at time.Time, contacts ...uuid.UUID) (int, error) {
+	const op = "add dnc"
+	if err := t.writable(op); err != nil {
+		return 0, err
+	}
+	n, err := nanos(at)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	if len(contacts) == 0 {
+		return 0, nil
+	}
+	sorted := slices.Clone(contacts)
+	slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	tag, err := t.exec(ctx, addDNCSQL, slices.Compact(sorted), n)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// RemoveDNC takes contacts off the do-not-call list in one statement.
+// O(m log n) for m contacts.
+func (t *txn) RemoveDNC(ctx context.Context, contacts ...uuid.UUID) (int, error) {
+	const op = "remove dnc"
+	if err := t.writable(op); err != nil {
+		return 0, err
+	}
+	if len(contacts) == 0 {
+		return 0, nil
+	}
+	tag, err := t.exec(ctx, removeDNCSQL, contacts)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// OnDNC returns which of contacts are on the do-not-call list, in one
+// statement. O(m log n) for m contacts.
+func (t *txn) OnDNC(ctx context.Context, contacts ...uuid.UUID) (map[uuid.UUID]bool, error) {
+	return t.contactSet(ctx, "on dnc", onDNCSQL, contacts)
+}
+
+// OptedOut returns which of contacts have opted out, in one statement.
+// O(m log n) for m contacts.
+func (t *txn) OptedOut(ctx context.Context, contacts ...uuid.UUID) (map[uuid.UUID]bool, error) {
+	return t.contactSet(ctx, "opted out", optedOutSQL, contacts)
+}
+
+// contactSet runs query, which selects contacts among those of an array,
+// and returns them as a set.
+func (t *txn) contactSet(ctx context.Context, op, query string, contacts []uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := map[uuid.UUID]bool{}
+	if len(contacts) == 0 {
+		return out, nil
+	}
+	rows, err := t.query(ctx, query, contacts)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	var c uuid.UUID
+	if _, err := pgx.ForEachRow(rows, []any{&c}, func() error {
+		out[c] = true
+		return nil
+	}); err != nil {
+		t.noteErr(err)
+		return nil, wrap(op, err)
+	}
+	return out, nil
+}
+
+// DNC returns one page of the do-not-call list and its length. The page
+// is O(log n + offset + per_page), the length O(n).
+func (t *txn) DNC(ctx context.Context, q campaign.DNCQuery) ([]campaign.DNCEntry, int, error) {
+	const op = "dnc"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("postgres: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	var total int
+	if err := t.queryRow(ctx, []any{&total}, dncTotalSQL); err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	rows, err := t.query(ctx, dncSQL, q.PerPage, pool.Offset(q.Page, q.PerPage))
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	out := make([]campaign.DNCEntry, 0, q.PerPage)
+	var e campaign.DNCEntry
+	var added int64
+	if _, err := pgx.ForEachRow(rows, []any{&e.ContactUUID, &added}, func() error {
+		e.AddedAt = fromNanos(added)
+		out = append(out, e)
+		return nil
+	}); err != nil {
+		t.noteErr(err)
+		return nil, 0, wrap(op, err)
+	}
+	return out, total, nil
+}
+
+// OptOut records an opt-out. O(log n).
+func (t *txn) OptOut(ctx context.Context, contact uuid.UUID, at time.Time) (bool, error) {
+	const op = "opt out"
+	if err := t.writable(op); err != nil {
+		return false, err
+	}
+	n, err := nanos(at)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	tag, err := t.exec(ctx, optOutSQL, contact, n)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// lockEscalations takes the escalation lock, if this transaction does not
+// hold it yet: waited for, since it comes after every other lock.
+func (t *txn) lockEscalations(ctx context.Context) error {
+	if t.elock {
+		return nil
+	}
+	if t.retry != nil {
+		return t.retry
+	}
+	if _, err := t.exec(ctx, lockEscalationsSQL, int32(t.s.lockNS)); err != nil {
+		return err
+	}
+	t.elock = true
+	t.maxKey = escalationsOrderKey
+	return nil
+}
+
+// InsertEscalation records an escalation unless its item has one, under
+// the escalation lock. O(log n).
+func (t *txn) InsertEscalation(ctx context.Context, e campaign.Escalation) (campaign.Escalation, bool, error) {
+	const op = "insert escalation"
+	if err := t.writable(op); err != nil {
+		return e, false, err
+	}
+	at, err := nanos(e.At)
+	if err != nil {
+		return e, false, wrap(op, err)
+	}
+	if err := t.lockEscalations(ctx); err != nil {
+		return e, false, wrap(op, err)
+	}
+	var id int64
+	err = t.queryRow(ctx, []any{&id}, insertEscalationSQL, e.ItemID, e.PoolUUID, e.ContactUUID, e.CampaignUUID,
+		e.RuleUUID, e.Type, e.Target, int64(e.FailedAttempts), at)
+	if err = translate(err); err == store.ErrNotFound { // no row: the item has one
+		return e, false, nil
+	} else if err != nil {
+		return e, false, wrap(op, err)
+	}
+	e.ID = id
+	e.At = e.At.UTC()
+	return e, true, nil
+}
+
+// Escalations returns escalations in ID order. O(log n + r) for r
+// returned.
+func (t *txn) Escalations(ctx context.Context, q campaign.EscalationQuery) ([]campaign.Escalation, error) {
+	const op = "escalations"
+	if q.Limit < 1 || q.After < 0 {
+		return nil, fmt.Errorf("postgres: %s: query not normalized (after %d, limit %d)", op, q.After, q.Limit)
+	}
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if q.PoolUUID != nil {
+		rows, err = t.query(ctx, escalationsOfPoolSQL, *q.PoolUUID, q.After, q.Limit)
+	} else {
+		rows, err = t.query(ctx, escalationsSQL, q.After, q.Limit)
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out := make([]campaign.Escalation, 0, min(q.Limit, 64))
+	var e campaign.Escalation
+	var at int64
+	if _, err := pgx.ForEachRow(rows, []any{&e.ID, &e.ItemID, &e.PoolUUID, &e.ContactUUID, &e.CampaignUUID,
+		&e.RuleUUID, &e.Type, &e.Target, &e.FailedAttempts, &at}, func() error {
+		e.At = fromNanos(at)
+		out = append(out, e)
+		return nil
+	}); err != nil {
+		t.noteErr(err)
+		return nil, wrap(op, err)
+	}
+	return out, nil
+}

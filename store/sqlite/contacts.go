@@ -1,0 +1,282 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+)
+
+// What the rules of a campaign need of contacts across pools: the items of
+// a contact in every pool, the do-not-call list, opt-outs and escalations
+// (migration 0006). The lists are the store's, shared by every pool.
+//
+// Methods that take a list of contacts pass it as one JSON array of the
+// UUIDs' hex digits, which SQL turns back into 16-byte BLOBs with unhex():
+// one prepared statement for any number of contacts, each a seek.
+
+const (
+	// contactItemsSQL is a seek on items_contact, which is in pool order.
+	contactItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
+WHERE i.contact_uuid = ? ORDER BY i.pool_id, i.id`
+
+	// contactListSQL is the contacts of a JSON array of hex UUIDs.
+	contactListSQL = `SELECT unhex(value) FROM json_each(?)`
+
+	// addDNCSQL's WHERE true tells SQLite's parser that ON CONFLICT is
+	// the upsert's, not a join's.
+	addDNCSQL = `INSERT INTO dnc (contact_uuid, added_at) SELECT unhex(value), ?2 FROM json_each(?1)
+WHERE true ON CONFLICT DO NOTHING`
+	removeDNCSQL = `DELETE FROM dnc WHERE contact_uuid IN (` + contactListSQL + `)`
+	onDNCSQL     = `SELECT contact_uuid FROM dnc WHERE contact_uuid IN (` + contactListSQL + `)`
+	dncSQL       = `SELECT contact_uuid, added_at FROM dnc ORDER BY added_at, contact_uuid LIMIT ? OFFSET ?`
+	dncTotalSQL  = `SELECT count(*) FROM dnc`
+
+	optOutSQL   = `INSERT INTO opt_outs (contact_uuid, opted_out_at) VALUES (?, ?) ON CONFLICT DO NOTHING`
+	optedOutSQL = `SELECT contact_uuid FROM opt_outs WHERE contact_uuid IN (` + contactListSQL + `)`
+
+	// insertEscalationSQL records an escalation unless its item has one:
+	// the SELECT then yields no row, and no id is taken.
+	insertEscalationSQL = `INSERT INTO escalations (item_id, pool_uuid, contact_uuid, campaign_uuid, rule_uuid,
+    type, target, failed_attempts, escalated_at)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE NOT EXISTS (SELECT 1 FROM escalations WHERE item_id = ?1)
+ON CONFLICT (item_id) DO NOTHING RETURNING id`
+
+	escalationCols = `id, item_id, pool_uuid, contact_uuid, campaign_uuid, rule_uuid, type, target,
+    failed_attempts, escalated_at`
+	// escalationsSQL walks the primary key from After; escalationsOfPoolSQL
+	// escalations_pool.
+	escalationsSQL       = `SELECT ` + escalationCols + ` FROM escalations WHERE id > ? ORDER BY id LIMIT ?`
+	escalationsOfPoolSQL = `SELECT ` + escalationCols + ` FROM escalations WHERE pool_uuid = ? AND id > ?
+ORDER BY id LIMIT ?`
+)
+
+// contactList returns contacts as contactListSQL takes them.
+func contactList(contacts []uuid.UUID) (string, error) {
+	list := make([]string, len(contacts))
+	for i, c := range contacts {
+		list[i] = hex.EncodeToString(c[:])
+	}
+	b, err := json.Marshal(list)
+	return string(b), err
+}
+
+// ContactItems returns the items of a contact in every pool, in pool
+// order. O(log n + r) for r items.
+func (t *txn) ContactItems(ctx context.Context, contact uuid.UUID) ([]pool.Item, error) {
+	const op = "contact items"
+	rows, err := t.query(ctx, contactItemsSQL, blob(contact))
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	out := []pool.Item{}
+	for rows.Next() {
+		var poolID uuid.UUID
+		it, err := scanItem(rows, uuid.Nil, &poolID)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		it.PoolUUID = poolID
+		out = append(out, it)
+	}
+	return out, wrap(op, rows.Err())
+}
+
+// AddDNC puts contacts on the do-not-call list in one statement. No
+// contacts add none. O(m log n) for m contacts.
+func (t *txn) AddDNC(ctx context.Context, at time.Time, contacts ...uuid.UUID) (int, error) {
+	const op = "add dnc"
+	if err := t.writable(op); err != nil {
+		return 0, err
+	}
+	n, err := nanos(at)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	if len(contacts) == 0 {
+		return 0, nil
+	}
+	list, err := contactList(contacts)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	res, err := t.exec(ctx, addDNCSQL, list, n)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	added, err := res.RowsAffected()
+	return int(added), wrap(op, err)
+}
+
+// RemoveDNC takes contacts off the do-not-call list in one statement.
+// O(m log n) for m contacts.
+func (t *txn) RemoveDNC(ctx context.Context, contacts ...uuid.UUID) (int, error) {
+	const op = "remove dnc"
+	if err := t.writable(op); err != nil {
+		return 0, err
+	}
+	if len(contacts) == 0 {
+		return 0, nil
+	}
+	list, err := contactList(contacts)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	res, err := t.exec(ctx, removeDNCSQL, list)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	removed, err := res.RowsAffected()
+	return int(removed), wrap(op, err)
+}
+
+// OnDNC returns which of contacts are on the do-not-call list, in one
+// statement. O(m log n) for m contacts.
+func (t *txn) OnDNC(ctx context.Context, contacts ...uuid.UUID) (map[uuid.UUID]bool, error) {
+	return t.contactSet(ctx, "on dnc", onDNCSQL, contacts)
+}
+
+// OptedOut returns which of contacts have opted out, in one statement.
+// O(m log n) for m contacts.
+func (t *txn) OptedOut(ctx context.Context, contacts ...uuid.UUID) (map[uuid.UUID]bool, error) {
+	return t.contactSet(ctx, "opted out", optedOutSQL, contacts)
+}
+
+// contactSet runs query, which selects contacts among those of a
+// contactList, and returns them as a set.
+func (t *txn) contactSet(ctx context.Context, op, query string, contacts []uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := map[uuid.UUID]bool{}
+	if len(contacts) == 0 {
+		return out, nil
+	}
+	list, err := contactList(contacts)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(ctx, query, list)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c uuid.UUID
+		if err := rows.Scan(&c); err != nil {
+			return nil, wrap(op, err)
+		}
+		out[c] = true
+	}
+	return out, wrap(op, rows.Err())
+}
+
+// DNC returns one page of the do-not-call list and its length. The page
+// is O(log n + offset + per_page), the length O(n).
+func (t *txn) DNC(ctx context.Context, q campaign.DNCQuery) ([]campaign.DNCEntry, int, error) {
+	const op = "dnc"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("sqlite: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	var total int
+	if err := t.queryRow(ctx, []any{&total}, dncTotalSQL); err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	rows, err := t.query(ctx, dncSQL, q.PerPage, pool.Offset(q.Page, q.PerPage))
+	if err != nil {
+		return nil, 0, wrap(op, err)
+	}
+	defer rows.Close()
+	out := make([]campaign.DNCEntry, 0, q.PerPage)
+	for rows.Next() {
+		var e campaign.DNCEntry
+		var added int64
+		if err := rows.Scan(&e.ContactUUID, &added); err != nil {
+			return nil, 0, wrap(op, err)
+		}
+		e.AddedAt = fromNanos(added)
+		out = append(out, e)
+	}
+	return out, total, wrap(op, rows.Err())
+}
+
+// OptOut records an opt-out. O(log n).
+func (t *txn) OptOut(ctx context.Context, contact uuid.UUID, at time.Time) (bool, error) {
+	const op = "opt out"
+	if err := t.writable(op); err != nil {
+		return false, err
+	}
+	n, err := nanos(at)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	res, err := t.exec(ctx, optOutSQL, blob(contact), n)
+	if err != nil {
+		return false, wrap(op, err)
+	}
+	added, err := res.RowsAffected()
+	return added > 0, wrap(op, err)
+}
+
+// InsertEscalation records an escalation unless its item has one.
+// O(log n).
+func (t *txn) InsertEscalation(ctx context.Context, e campaign.Escalation) (campaign.Escalation, bool, error) {
+	const op = "insert escalation"
+	if err := t.writable(op); err != nil {
+		return e, false, err
+	}
+	at, err := nanos(e.At)
+	if err != nil {
+		return e, false, wrap(op, err)
+	}
+	var id int64
+	err = t.queryRow(ctx, []any{&id}, insertEscalationSQL, e.ItemID, blob(e.PoolUUID), blob(e.ContactUUID),
+		blob(e.CampaignUUID), blob(e.RuleUUID), e.Type, e.Target, e.FailedAttempts, at)
+	if err = translate(err); err == store.ErrNotFound { // no row: the item has one
+		return e, false, nil
+	} else if err != nil {
+		return e, false, wrap(op, err)
+	}
+	e.ID = id
+	e.At = e.At.UTC()
+	return e, true, nil
+}
+
+// Escalations returns escalations in ID order. O(log n + r) for r
+// returned.
+func (t *txn) Escalations(ctx context.Context, q campaign.EscalationQuery) ([]campaign.Escalation, error) {
+	const op = "escalations"
+	if q.Limit < 1 || q.After < 0 {
+		return nil, fmt.Errorf("sqlite: %s: query not normalized (after %d, limit %d)", op, q.After, q.Limit)
+	}
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if q.PoolUUID != nil {
+		rows, err = t.query(ctx, escalationsOfPoolSQL, blob(*q.PoolUUID), q.After, q.Limit)
+	} else {
+		rows, err = t.query(ctx, escalationsSQL, q.After, q.Limit)
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	out := make([]campaign.Escalation, 0, min(q.Limit, 64))
+	for rows.Next() {
+		var e campaign.Escalation
+		var at int64
+		if err := rows.Scan(&e.ID, &e.ItemID, &e.PoolUUID, &e.ContactUUID, &e.CampaignUUID, &e.RuleUUID,
+			&e.Type, &e.Target, &e.FailedAttempts, &at); err != nil {
+			return nil, wrap(op, err)
+		}
+		e.At = fromNanos(at)
+		out = append(out, e)
+	}
+	return out, wrap(op, rows.Err())
+}
