@@ -159,17 +159,33 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Le
 	cb := &groupcommit.Combiner{Key: claimKey{poolID}, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
 		return e.claim(ctx, tx, poolID, reqs)
 	}}
-	if err := e.writeCombined(ctx, cb, r); err != nil {
-		return nil, fmt.Errorf("dequeue: %w", err)
-	}
-	if r.freed {
-		e.wake.notify(poolID) // expired leases freed slots
+	for {
+		if err := e.writeCombined(ctx, cb, r); err != nil {
+			return nil, fmt.Errorf("dequeue: %w", err)
+		}
+		if r.freed {
+			e.wake.notify(poolID) // expired leases freed slots
+		}
+		if r.outcome != errMore {
+			break
+		}
+		// The claim deferred as many items as one transaction may (see
+		// maxDeferrals): commit those, look further in the next.
 	}
 	if r.outcome != nil {
 		return nil, r.outcome
 	}
 	return r.leases, nil
 }
+
+// errMore is the outcome of a claim that deferred maxDeferrals items
+// without filling its want: the due set may hold more, which the next
+// transaction looks at. It never leaves tryDequeue.
+var errMore = errors.New("queue: claim: more to look at")
+
+// admissionBatch is how many due items a claim under a rule reads at a
+// time, so that items the rule defers cost a query per batch, not each.
+const admissionBatch = 64
 
 // claimKey is the group-commit key of the dequeues of a pool.
 type claimKey struct{ pool uuid.UUID }
@@ -223,16 +239,35 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	want := min(total, room)
 	expires := now.Add(e.opts.LeaseTimeout)
 	leases := make([]*Lease, 0, want)
-	for len(leases) < want {
+	adm := admission{g: p}
+	var changes []store.Change
+	for len(leases) < want && adm.defers < maxDeferrals {
 		n := want - len(leases)
+		if p.rule != nil {
+			n = max(n, admissionBatch) // items the rule defers are looked at in batches
+		}
 		due, err := tx.Due(ctx, poolID, p.Type, now, n)
 		if err != nil {
 			return err
 		}
-		changes := make([]store.Change, len(due))
-		for i, it := range due {
-			out, ok := it.Dispatched(p.ceiling, now, expires)
-			changes[i] = store.Change{From: it.Status, Item: out}
+		if err := adm.look(ctx, tx, due); err != nil {
+			return err
+		}
+		changes = changes[:0]
+		for _, it := range due {
+			if len(leases) == want {
+				break // the rest stay due, untouched
+			}
+			in, ok, err := adm.decide(it, now)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				changes = append(changes, store.Change{From: it.Status, Item: in}) // skipped or postponed
+				continue
+			}
+			out, ok := in.Dispatched(p.ceiling, now, expires)
+			changes = append(changes, store.Change{From: it.Status, Item: out})
 			if !ok {
 				continue // failed at the ceiling instead
 			}
@@ -245,6 +280,9 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 			break
 		}
 	}
+	// Deferrals ran out with room left: the items looked at so far are
+	// out of the due set; a new transaction goes on (tryDequeue).
+	more := adm.defers >= maxDeferrals && len(leases) < want
 	// A dequeue left with nothing met an empty due set while there was
 	// room (fewer claimed than wanted: ErrEmpty), or a full pool: then it
 	// is ErrAtCapacity if items are still due (read once, if needed).
@@ -259,6 +297,10 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 			continue
 		}
 		r.outcome = ErrEmpty
+		if more {
+			r.outcome = errMore
+			continue
+		}
 		if !full {
 			continue
 		}

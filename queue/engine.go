@@ -103,7 +103,16 @@ func (e *Engine) write(ctx context.Context, fn func(context.Context, *wtx) error
 	if e.isClosed() {
 		return ErrClosed
 	}
-	return closedErr(e.gc.Write(ctx, fn))
+	var flags uint64
+	err := e.gc.Write(ctx, func(ctx context.Context, tx *wtx) error {
+		err := fn(ctx, tx)
+		flags = tx.Flags // of the run that committed, when it did
+		return err
+	})
+	if err == nil {
+		e.announce(flags)
+	}
+	return closedErr(err)
 }
 
 // writeCombined is write for an operation that group commit may combine
@@ -112,7 +121,33 @@ func (e *Engine) writeCombined(ctx context.Context, cb *groupcommit.Combiner, re
 	if e.isClosed() {
 		return ErrClosed
 	}
-	return closedErr(e.gc.WriteCombined(ctx, cb, req))
+	var flags uint64
+	run := cb.Run
+	err := e.gc.WriteCombined(ctx, &groupcommit.Combiner{Key: cb.Key, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
+		err := run(ctx, tx, reqs)
+		flags = tx.Flags
+		return err
+	}}, req)
+	if err == nil {
+		e.announce(flags)
+	}
+	return closedErr(err)
+}
+
+// Flags of a write transaction (wtx.Flags): what its callers announce
+// after the commit.
+const (
+	flagEscalated uint64 = 1 << iota // an escalation was recorded: wake WatchEscalations
+)
+
+// announce wakes, after a commit, those waiting for what flags say it
+// wrote. The caller whose operation set a flag announces it after its
+// commit; another caller of the same transaction may announce it too,
+// which costs a spurious look at most.
+func (e *Engine) announce(flags uint64) {
+	if flags&flagEscalated != 0 {
+		e.wake.notify(escalationsKey)
+	}
 }
 
 // closedErr is err, with group commit's ErrClosed as the engine's.

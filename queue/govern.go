@@ -28,6 +28,38 @@ type governed struct {
 	rule     *campaign.Rule     // its rule, nil if none
 }
 
+// gate returns the gate the governing rule sets for item it (its window
+// and day cap in the contact's zone), and false when no rule governs g.
+func (g governed) gate(it pool.Item) (campaign.Gate, bool) {
+	if g.rule == nil {
+		return campaign.Gate{}, false
+	}
+	return g.rule.Gate(g.zone(it)), true
+}
+
+// zone is the time zone of it's contact: its own, else the governing
+// campaign's default, else UTC. A zone name this binary's zone database
+// does not know (the item was added by a build with a newer one) counts
+// as absent.
+func (g governed) zone(it pool.Item) *time.Location {
+	for _, name := range []string{it.TimeZone, g.campaignZone()} {
+		if name == "" {
+			continue
+		}
+		if loc, err := pool.LoadZone(name); err == nil {
+			return loc
+		}
+	}
+	return time.UTC
+}
+
+func (g governed) campaignZone() string {
+	if g.campaign == nil {
+		return ""
+	}
+	return g.campaign.TimeZone
+}
+
 // govern reads what governs p: its campaigns (a seek that finds nothing
 // for a pool of none) and the governing one's rule.
 func (e *Engine) govern(ctx context.Context, tx store.Tx, p pool.Pool) (governed, error) {
@@ -82,7 +114,7 @@ func (e *Engine) poolNow(ctx context.Context, tx *wtx, id uuid.UUID) (pool.Pool,
 
 // reclaim applies every expired lease of p at now, each as a failed
 // attempt, and returns how many it applied.
-func (e *Engine) reclaim(ctx context.Context, tx store.Tx, p pool.Pool, now time.Time) (int, error) {
+func (e *Engine) reclaim(ctx context.Context, tx *wtx, p pool.Pool, now time.Time) (int, error) {
 	total := 0
 	var g *governed // read at the first expired lease
 	for {
@@ -100,6 +132,9 @@ func (e *Engine) reclaim(ctx context.Context, tx store.Tx, p pool.Pool, now time
 		for _, it := range expired {
 			out, err := it.Expired(g.ceiling, now, g.retry)
 			if err != nil {
+				return total, err
+			}
+			if out, err = e.governFailure(ctx, tx, *g, out); err != nil {
 				return total, err
 			}
 			if err := tx.UpdateItem(ctx, it.Status, out); err != nil {

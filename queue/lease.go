@@ -62,7 +62,7 @@ type Failure = pool.Failure
 // becomes In_Call (In_Call stays). On success l.Item.Status is updated.
 // Errors: [ErrLeaseLost].
 func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
-	it, err := e.settle(ctx, "mark in call", l, func(it pool.Item, _ governor, _ time.Time) (pool.Item, error) {
+	it, err := e.settle(ctx, "mark in call", l, func(it pool.Item, _ governance, _ time.Time) (pool.Item, error) {
 		return it.InCall()
 	})
 	if err == nil {
@@ -82,7 +82,7 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("extend: %w", err)
 	}
-	it, err := e.settle(ctx, "extend", l, func(it pool.Item, _ governor, now time.Time) (pool.Item, error) {
+	it, err := e.settle(ctx, "extend", l, func(it pool.Item, _ governance, now time.Time) (pool.Item, error) {
 		return it.Extended(now.Add(d))
 	})
 	if err == nil {
@@ -111,19 +111,15 @@ func (e *Engine) Complete(ctx context.Context, l *Lease, note string) error {
 
 // completeWith is the settlement of Complete.
 func completeWith(note string) settleFunc {
-	return func(it pool.Item, _ governor, now time.Time) (pool.Item, error) {
+	return func(it pool.Item, _ governance, now time.Time) (pool.Item, error) {
 		return it.Completed(now, note)
 	}
 }
 
 // failWith is the settlement of Fail.
 func (e *Engine) failWith(f Failure) settleFunc {
-	return func(it pool.Item, gov governor, now time.Time) (pool.Item, error) {
-		g, err := gov()
-		if err != nil {
-			return pool.Item{}, err
-		}
-		return it.Failed(g.ceiling, now, f, g.retry)
+	return func(it pool.Item, gv governance, now time.Time) (pool.Item, error) {
+		return gv.fail(it, now, f)
 	}
 }
 
@@ -168,7 +164,7 @@ func (e *Engine) checkFailure(v *validate.Validator, prefix string, f Failure) {
 // before), in its insertion place. On success l.Item is the item as
 // released. Errors: [ErrLeaseLost].
 func (e *Engine) Release(ctx context.Context, l *Lease) error {
-	it, err := e.settle(ctx, "release", l, func(it pool.Item, _ governor, now time.Time) (pool.Item, error) {
+	it, err := e.settle(ctx, "release", l, func(it pool.Item, _ governance, now time.Time) (pool.Item, error) {
 		return it.Released(now)
 	})
 	if err == nil {
@@ -296,12 +292,33 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 	return tx.UpdateItems(ctx, changes...)
 }
 
-// settleFunc is what a settlement does to a leased item; gov reads what
+// settleFunc is what a settlement does to a leased item; gv reads what
 // governs its pool, for the settlements that depend on it (a failure).
-type settleFunc func(it pool.Item, gov governor, now time.Time) (pool.Item, error)
+type settleFunc func(it pool.Item, gv governance, now time.Time) (pool.Item, error)
 
-// governor reads what governs a pool in the settlement's transaction.
-type governor func() (governed, error)
+// governance is a settlement's access to what governs its item's pool,
+// read only by the settlements that need it.
+type governance struct {
+	e   *Engine
+	ctx context.Context
+	tx  *wtx
+	p   pool.Pool
+}
+
+// fail settles the in-flight item it after a failed attempt at now, under
+// what governs its pool: the ceiling and retry delay, then the rule's
+// escalation, opt-out and window (see governFailure).
+func (gv governance) fail(it pool.Item, now time.Time, f Failure) (pool.Item, error) {
+	g, err := gv.e.govern(gv.ctx, gv.tx, gv.p)
+	if err != nil {
+		return pool.Item{}, err
+	}
+	out, err := it.Failed(g.ceiling, now, f, g.retry)
+	if err != nil {
+		return pool.Item{}, err
+	}
+	return gv.e.governFailure(gv.ctx, gv.tx, g, out)
+}
 
 // settleItem settles the item it, as read in this transaction, at tx.Now.
 // The pool's expired leases go first, as in every write on it (reclaimed
@@ -320,8 +337,7 @@ func (e *Engine) settleItem(ctx context.Context, tx *wtx, it pool.Item, l *Lease
 		// this transaction did; either way the lease is lost.
 		return pool.Item{}, true, reclaimed, nil
 	}
-	gov := func() (governed, error) { return e.govern(ctx, tx, p) }
-	if out, err = fn(it, gov, tx.Now); err != nil {
+	if out, err = fn(it, governance{e: e, ctx: ctx, tx: tx, p: p}, tx.Now); err != nil {
 		return pool.Item{}, false, reclaimed, err
 	}
 	return out, false, reclaimed, nil

@@ -19,11 +19,13 @@ package queue_test
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/validate"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 )
@@ -40,6 +42,9 @@ type modelRule struct {
 	text     bool
 	ceiling  int // max_total_calls
 	retryMin int // retry_interval_minutes; 0 for none (a text rule)
+	perDay   int // max_calls_per_day
+	start    campaign.Clock
+	end      campaign.Clock // campaign.MinutesPerDay for a text rule (no end)
 }
 
 // modelCampaign is the model of a campaign.
@@ -47,6 +52,7 @@ type modelCampaign struct {
 	idx    int
 	id     uuid.UUID
 	name   string
+	zone   string // the contacts' zone (the model's items have none); "" is UTC
 	status campaign.Status
 	rule   *modelRule
 	pools  []*modelPool // in the order attached
@@ -99,6 +105,23 @@ func (p *modelPool) rule() *modelRule {
 	return nil
 }
 
+// gate is the calling window and day cap of the rule that governs p, in
+// its campaign's zone, and false when no rule governs it.
+func (p *modelPool) gate() (campaign.Gate, bool) {
+	r := p.rule()
+	if r == nil {
+		return campaign.Gate{}, false
+	}
+	loc := time.UTC
+	if z := p.governor().zone; z != "" {
+		var err error
+		if loc, err = pool.LoadZone(z); err != nil {
+			panic(err)
+		}
+	}
+	return campaign.Gate{Window: campaign.Window{Start: r.start, End: r.end}, PerDay: r.perDay, Loc: loc}, true
+}
+
 // campaignRefs is the campaigns of p as its detail shows them.
 func (p *modelPool) campaignRefs() []pool.CampaignRef {
 	out := []pool.CampaignRef{}
@@ -113,23 +136,32 @@ func (m *modelMachine) setupCampaigns(t *rapid.T) {
 	for i := range modelRules {
 		r := &modelRule{idx: i, text: rapid.IntRange(0, 3).Draw(t, "text rule?") == 0}
 		p := campaign.CreateRuleParams{Name: fmt.Sprintf("model rule %d", i)}
+		// Windows around the model's epoch (03:04 UTC; 22:04 and 08:34
+		// in the campaigns' zones), from always open to a few minutes.
+		w := rapid.SampledFrom([]string{"00:00-23:59", "03:00-03:06", "03:05-04:00", "08:30-09:00", "22:00-23:00"}).Draw(t, "window")
+		start, end := w[:5], w[6:]
+		p.StartTime = &start
+		r.start = mustClock(start)
 		if r.text {
 			p.Type = campaign.Text
-			r.ceiling = 1
+			r.ceiling, r.perDay, r.end = 1, 1, campaign.MinutesPerDay
 		} else {
 			r.ceiling = rapid.IntRange(1, 4).Draw(t, "max_total_calls")
 			r.retryMin = rapid.IntRange(1, 3).Draw(t, "retry_interval_minutes")
-			p.MaxTotalCalls, p.RetryIntervalMinutes = &r.ceiling, &r.retryMin
+			r.perDay = rapid.IntRange(1, 5).Draw(t, "max_calls_per_day")
+			r.end = mustClock(end)
+			p.MaxTotalCalls, p.RetryIntervalMinutes, p.MaxCallsPerDay, p.EndTime = &r.ceiling, &r.retryMin, &r.perDay, &end
 		}
 		got, err := m.eng.CreateRule(m.ctx, p)
 		require.NoError(t, err, "create rule")
 		r.id = got.UUID
 		m.rules = append(m.rules, r)
-		t.Logf("rule %d: text=%v max_total_calls=%d retry=%dm", i, r.text, r.ceiling, r.retryMin)
+		t.Logf("rule %d: text=%v max_total_calls=%d retry=%dm per_day=%d window=%s-%s", i, r.text, r.ceiling, r.retryMin, r.perDay, r.start, r.end)
 	}
 	for i := range modelCampaigns {
-		c := &modelCampaign{idx: i, name: fmt.Sprintf("model campaign %d", i), status: campaign.Draft}
-		p := campaign.CreateParams{Name: c.name}
+		c := &modelCampaign{idx: i, name: fmt.Sprintf("model campaign %d", i), status: campaign.Draft,
+			zone: rapid.SampledFrom([]string{"", "UTC", "America/New_York", "Asia/Kolkata"}).Draw(t, "campaign zone")}
+		p := campaign.CreateParams{Name: c.name, TimeZone: c.zone}
 		if k := rapid.IntRange(-1, modelRules-1).Draw(t, "campaign rule"); k >= 0 {
 			c.rule = m.rules[k]
 			p.RuleUUID = &c.rule.id
@@ -138,7 +170,7 @@ func (m *modelMachine) setupCampaigns(t *rapid.T) {
 		require.NoError(t, err, "create campaign")
 		c.id = got.UUID
 		m.campaigns = append(m.campaigns, c)
-		t.Logf("campaign %d: rule=%v", i, ruleIdx(c.rule))
+		t.Logf("campaign %d: rule=%v zone=%q", i, ruleIdx(c.rule), c.zone)
 	}
 }
 
@@ -288,38 +320,75 @@ func (m *modelMachine) updateRule(t *rapid.T) {
 	if rapid.Bool().Draw(t, "change retry interval") {
 		u.RetryIntervalMinutes = pqPtr(rapid.IntRange(1, 3).Draw(t, "retry_interval_minutes"))
 	}
-	before := m.scheduled(t)
-	got, err := m.eng.UpdateRule(m.ctx, r.id, u)
-	t.Logf("UpdateRule rule=%d type=%v max_total_calls=%v retry=%v → err=%v",
-		r.idx, derefOr(u.Type, "-"), derefOr(u.MaxTotalCalls, -1), derefOr(u.RetryIntervalMinutes, -1), err)
-	require.NoError(t, err, "UpdateRule")
-	require.Equal(t, before, m.scheduled(t), "a rule update changed a time already scheduled")
+	if rapid.Bool().Draw(t, "change max_calls_per_day") {
+		u.MaxCallsPerDay = pqPtr(rapid.IntRange(1, 5).Draw(t, "max_calls_per_day"))
+	}
+	if rapid.Bool().Draw(t, "change window") {
+		w := rapid.SampledFrom([]string{"00:00-23:59", "03:00-03:06", "03:05-04:00", "08:30-09:00", "22:00-23:00"}).Draw(t, "window")
+		u.StartTime, u.EndTime = pqPtr(w[:5]), pqPtr(w[6:])
+	}
 
+	// What the rule becomes, as campaign.UpdateRuleParams.Apply says.
+	want := *r
 	if u.Type != nil {
 		toText := *u.Type == campaign.Text
-		if r.text && !toText {
+		if want.text && !toText {
 			// The fields a text rule cleared get the call defaults.
-			r.ceiling, r.retryMin = campaign.DefaultMaxTotalCalls, campaign.DefaultRetryIntervalMinutes
+			want.ceiling, want.retryMin = campaign.DefaultMaxTotalCalls, campaign.DefaultRetryIntervalMinutes
+			want.perDay, want.end = campaign.DefaultMaxCallsPerDay, campaign.DefaultEndTime
 		}
-		r.text = toText
+		want.text = toText
 	}
-	if r.text {
-		r.ceiling, r.retryMin = 1, 0
+	if u.StartTime != nil {
+		want.start = mustClock(*u.StartTime)
+	}
+	if want.text {
+		want.ceiling, want.retryMin, want.perDay, want.end = 1, 0, 1, campaign.MinutesPerDay
 	} else {
 		if u.MaxTotalCalls != nil {
-			r.ceiling = *u.MaxTotalCalls
+			want.ceiling = *u.MaxTotalCalls
 		}
 		if u.RetryIntervalMinutes != nil {
-			r.retryMin = *u.RetryIntervalMinutes
+			want.retryMin = *u.RetryIntervalMinutes
+		}
+		if u.MaxCallsPerDay != nil {
+			want.perDay = *u.MaxCallsPerDay
+		}
+		if u.EndTime != nil {
+			want.end = mustClock(*u.EndTime)
 		}
 	}
+
+	before := m.scheduled(t)
+	got, err := m.eng.UpdateRule(m.ctx, r.id, u)
+	t.Logf("UpdateRule rule=%d type=%v max_total_calls=%v retry=%v per_day=%v window=%v-%v → err=%v",
+		r.idx, derefOr(u.Type, "-"), derefOr(u.MaxTotalCalls, -1), derefOr(u.RetryIntervalMinutes, -1),
+		derefOr(u.MaxCallsPerDay, -1), derefOr(u.StartTime, "-"), derefOr(u.EndTime, "-"), err)
+	require.Equal(t, before, m.scheduled(t), "a rule update changed a time already scheduled")
+	m.skipCheck = true // the items were compared above; nothing else changes
+	if !want.text && want.end <= want.start {
+		require.ErrorIs(t, err, validate.ErrInvalid, "a window that ends before it starts")
+		return
+	}
+	require.NoError(t, err, "UpdateRule")
+	*r = want
 	require.Equal(t, r.ceiling, got.MaxTotalCalls, "UpdateRule result max_total_calls")
+	require.Equal(t, r.perDay, got.MaxCallsPerDay, "UpdateRule result max_calls_per_day")
+	require.Equal(t, campaign.Window{Start: r.start, End: r.end}, got.Window(), "UpdateRule result window")
 	if r.retryMin == 0 {
 		require.Nil(t, got.RetryIntervalMinutes, "UpdateRule result retry_interval_minutes")
 	} else {
 		require.Equal(t, &r.retryMin, got.RetryIntervalMinutes, "UpdateRule result retry_interval_minutes")
 	}
-	m.skipCheck = true // the items were compared above; nothing else changes
+}
+
+// mustClock parses "HH:MM".
+func mustClock(s string) campaign.Clock {
+	c, err := campaign.ParseClock(s)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // scheduled reads every item's next_retry_at, by item id.

@@ -100,6 +100,20 @@ type modelItem struct {
 	failed    time.Time
 	addedAt   time.Time
 	notes     string
+	// The count of the latest calling day, kept by dispatches under a
+	// rule (campaign.Gate.Admit) and given back by Release.
+	callDay    int32
+	callsToday int
+}
+
+// asItem is the model item as the pool.Item the rule's gate reads.
+func (it *modelItem) asItem() pool.Item {
+	out := pool.Item{Status: it.status, Attempts: it.attempts, CallDay: it.callDay, CallsToday: it.callsToday}
+	if !it.nextRetry.IsZero() {
+		next := it.nextRetry
+		out.NextRetryAt = &next
+	}
+	return out
 }
 
 func (it *modelItem) due(now time.Time) bool {
@@ -231,6 +245,12 @@ func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note
 		it.status = pool.StatusRetrying
 		it.nextRetry = now.Add(p.retryDelay())
 	}
+	if g, ok := p.gate(); ok && it.waiting() {
+		// The rule's window and day cap move the retry (the gate's
+		// arithmetic is tested against vectors of its own).
+		out := g.Retry(it.asItem())
+		it.status, it.nextRetry = out.Status, *out.NextRetryAt
+	}
 }
 
 func (p *modelPool) expired(it *modelItem, now time.Time) bool {
@@ -283,6 +303,14 @@ func (p *modelPool) dequeue(now time.Time, n int) ([]*modelItem, error) {
 			it.nextRetry = time.Time{}
 			it.notes = pool.NoteCeiling
 			continue
+		}
+		if g, ok := p.gate(); ok {
+			in, at, admitted := g.Admit(it.asItem(), now)
+			if !admitted {
+				it.status, it.nextRetry = pool.StatusScheduled, at.UTC() // postponed
+				continue
+			}
+			it.callDay, it.callsToday = in.CallDay, in.CallsToday
 		}
 		it.status = pool.StatusProcessing
 		it.attempts++
@@ -676,6 +704,9 @@ func (m *modelMachine) settle(t *rapid.T, op string) {
 			p.fail(it, now, retryAt, failure.Final, note)
 		case "release":
 			it.attempts--
+			if it.callsToday > 0 {
+				it.callsToday--
+			}
 			if it.attempts == 0 {
 				it.started = time.Time{}
 			}
@@ -874,6 +905,7 @@ func (m *modelMachine) tick(t *rapid.T) {
 func (m *modelMachine) jump(t *rapid.T) {
 	d := rapid.SampledFrom([]time.Duration{
 		modelLeaseTimeout, modelLeaseTimeout + time.Second, modelRetryDelay, modelRetryDelay + time.Second, 40 * time.Second, 2 * time.Minute,
+		10 * time.Minute, 7 * time.Hour, 24 * time.Hour, // into and out of the rules' windows, and over days
 	}).Draw(t, "jump")
 	m.clock.set(m.now().Add(d))
 	m.skipCheck = true
@@ -968,6 +1000,8 @@ func (m *modelMachine) requireItem(t *rapid.T, got pool.Item, want *modelItem, w
 	require.Equal(t, want.priority, got.Priority, "%s: priority", ctx)
 	require.Equal(t, want.token, got.Token, "%s: fencing token", ctx)
 	require.Equal(t, want.notes, got.Notes, "%s: notes", ctx)
+	require.Equal(t, want.callDay, got.CallDay, "%s: call day", ctx)
+	require.Equal(t, want.callsToday, got.CallsToday, "%s: calls today", ctx)
 	require.True(t, sameTime(got.NextRetryAt, want.nextRetry), "%s: next_retry_at %s, want %s", ctx, fmtTimePtr(got.NextRetryAt), fmtModelTime(want.nextRetry))
 	require.True(t, sameTime(got.StartedAt, want.started), "%s: started_at %s, want %s", ctx, fmtTimePtr(got.StartedAt), fmtModelTime(want.started))
 	require.True(t, sameTime(got.CompletedAt, want.completed), "%s: completed_at %s, want %s", ctx, fmtTimePtr(got.CompletedAt), fmtModelTime(want.completed))

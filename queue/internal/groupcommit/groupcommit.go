@@ -52,6 +52,10 @@ var ErrClosed = errors.New("groupcommit: closed")
 type Tx struct {
 	store.Tx
 	Now time.Time
+	// Flags are bits the operations set for their callers to read after
+	// the commit (what to announce). A Tx lives for one run: flags set in
+	// a run that rolls back go with it.
+	Flags uint64
 }
 
 // Func is one caller's operation. It gets a context that is never
