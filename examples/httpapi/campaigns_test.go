@@ -126,6 +126,7 @@ func TestCampaigns(t *testing.T) {
 	t.Run("Lifecycle", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
+		b.atNoon() // inside the rule's default window
 		p := b.createPool("Renewals", pool.FIFO, 1)
 		b.addContacts(p.UUID, 2, 0)
 		r := b.createRule(map[string]any{"name": "Business hours"})
@@ -202,6 +203,7 @@ func TestCampaigns(t *testing.T) {
 	t.Run("RuleCeiling", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
+		b.atNoon()                                  // inside the rule's default window
 		p := b.createPool("Renewals", pool.FIFO, 1) // max_retries 3: four attempts on its own
 		b.addContacts(p.UUID, 1, 0)
 		r := b.createRule(map[string]any{"name": "Once", "max_total_calls": 1})

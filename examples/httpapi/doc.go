@@ -4,7 +4,8 @@
 // dispatch endpoints for a dialer that talks HTTP. The JSON it sends is
 // poolq's own types marshalled as they are (pool.Pool, pool.Detail,
 // pool.Page, pool.Item, pool.AddResult, pool.Duplicated, queue.Lease): no
-// translation layer.
+// translation layer (campaign.Rule, campaign.Campaign, campaign.DNCEntry and
+// campaign.Escalation too).
 //
 //	go run ./examples/httpapi [-addr 127.0.0.1:8080] [-db poolq-httpapi.db] [-token T]
 //	go run ./examples/httpapi -db 'postgres://user:pw@host:5432/calls?schema=poolq'
@@ -129,6 +130,44 @@
 // campaign-wide claim over HTTP (queue.Engine.DequeueCampaign is the
 // library's).
 //
+// The do-not-call list, opt-outs and escalations, which a campaign's rule
+// applies at dispatch ([campaign.DNCEntry], [campaign.Escalation]):
+//
+//	POST   /api/v1/dnc                         200 {"contacts_added", "contacts_already_listed"}; body {"contact_uuids": [...]}
+//	GET    /api/v1/dnc                         200 page of {"contact_uuid", "added_at"}, oldest first; ?page= ?per_page= (≤100, default 25)
+//	GET    /api/v1/dnc/{contact}               200 {"contact_uuid", "do_not_call": true|false}
+//	DELETE /api/v1/dnc/{contact}               200 {"contact_uuid", "removed": true|false}
+//	POST   /api/v1/contacts/{contact}/opt-out  200 {"contact_uuid", "items_skipped"}; body empty or {}
+//	GET    /api/v1/escalations                 200 {"data": [...], "after", "limit", "next_after"}; ?after= ?limit= (≤100, default 100) ?pool_uuid=
+//
+// The do-not-call list is one list shared by every pool. POST /dnc takes
+// 1 to 10,000 contact UUIDs in one transaction; duplicates are folded, and
+// contacts on the list already are counted in contacts_already_listed, not
+// an error; a bad or nil UUID is a 422 naming its index
+// ("contact_uuids[3]"). A contact leaves the list one at a time, by its
+// path: DELETE is idempotent (removed: false when it was not on the list).
+// GET /dnc/{contact} answers 200 whether or not the contact is listed: a
+// dialer may ask before it calls. A contact on the list is never dialled
+// by a pool whose rule has dnc_check: dispatch skips its item (Skipped,
+// note "do not call"); taking it off the list does not revive the item.
+//
+// An opt-out is recorded for good and skips, in the same transaction, the
+// contact's waiting items in the pools whose rule has remove_on_opt_out
+// (Skipped, note "opted out"); items_skipped counts them. A call in
+// progress finishes: failed, its item is Skipped instead of retried. Other
+// pools keep the contact's items, and skip them if such a rule governs
+// them later. Opting out again is harmless (items_skipped 0).
+//
+// An escalation is recorded once per item, when its failed attempts reach
+// the rule's escalation_after_failed_attempts. GET /escalations lists them
+// in the order they were recorded, those whose id is above ?after= (0 by
+// default), at most ?limit=, of one pool with ?pool_uuid=. next_after is
+// the id of the last one listed, or ?after= when none is: a consumer passes
+// it back as ?after= to page through them and then to poll for new ones;
+// fewer than limit means it has caught up. Escalations outlive their
+// items, pools, campaigns and rules: ?pool_uuid= is a filter, never a 404,
+// and still finds the escalations of a deleted pool.
+//
 // # Responses
 //
 // Success: {"success": true, "message": "...", "data": ...}. Pages are
@@ -147,7 +186,7 @@
 //	400 INVALID_JSON        empty body (where one is required), malformed JSON, not an object, data after it
 //	401 MISSING_AUTH_TOKEN  no bearer token
 //	401 INVALID_AUTH_TOKEN  a bearer token that is not the accepted one
-//	404 NOT_FOUND           unknown pool, or contact not in the pool (a malformed UUID in the path names none)
+//	404 NOT_FOUND           unknown pool, rule or campaign, or contact not in the pool (a malformed UUID in the path names none)
 //	404 ROUTE_NOT_FOUND     no such endpoint (a path that is not clean, "//pools", included: no redirect)
 //	405 METHOD_NOT_ALLOWED  the path exists, not with this method (Allow header)
 //	409 IN_FLIGHT           deleting a pool while one of its items is in flight

@@ -59,10 +59,25 @@ func (c *clock) Now() time.Time {
 	return c.now
 }
 
+// Set moves the clock to t.
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
 func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// atNoon moves the engine's clock to noon UTC today: inside a rule's
+// default calling window (09:00–18:00 in the contact's zone, UTC for a
+// contact without one), whatever the hour the tests run at.
+func (b *testBundle) atNoon() {
+	y, m, d := b.clock.Now().Date()
+	b.clock.Set(time.Date(y, m, d, 12, 0, 0, 0, time.UTC))
 }
 
 // response is a recorded response with its body decoded as an envelope.
@@ -212,10 +227,12 @@ func (b *testBundle) addContacts(poolID uuid.UUID, n, priority int) []uuid.UUID 
 // snapshot is everything the API can show: every pool's detail and every
 // item, read through the engine.
 type snapshot struct {
-	Pools     []pool.Detail
-	Items     map[uuid.UUID][]pool.Item
-	Rules     []campaign.Rule
-	Campaigns []campaign.Campaign
+	Pools       []pool.Detail
+	Items       map[uuid.UUID][]pool.Item
+	Rules       []campaign.Rule
+	Campaigns   []campaign.Campaign
+	DNC         []campaign.DNCEntry
+	Escalations []campaign.Escalation
 }
 
 // snapshot reads the whole database, to compare before and after a request
@@ -244,6 +261,13 @@ func (b *testBundle) snapshot() snapshot {
 	require.NoError(b.t, err)
 	require.Less(b.t, cp.Total, pool.MaxPerPage, "snapshot reads one page")
 	s.Campaigns = cp.Data
+	dp, err := b.eng.DNC(ctx, campaign.DNCQuery{PerPage: pool.MaxPerPage})
+	require.NoError(b.t, err)
+	require.Less(b.t, dp.Total, pool.MaxPerPage, "snapshot reads one page")
+	s.DNC = dp.Data
+	s.Escalations, err = b.eng.Escalations(ctx, campaign.EscalationQuery{})
+	require.NoError(b.t, err)
+	require.Less(b.t, len(s.Escalations), pool.MaxPerPage, "snapshot reads one page")
 	return s
 }
 

@@ -78,6 +78,13 @@ func newServer(eng *queue.Engine, token string, log *slog.Logger) *server {
 	s.handle("POST /api/v1/campaigns/{uuid}/pools", s.attachPools)
 	s.handle("DELETE /api/v1/campaigns/{uuid}/pools/{pool}", s.detachPool)
 	s.handle("PUT /api/v1/campaigns/{uuid}/rule", s.assignRule)
+
+	s.handle("POST /api/v1/dnc", s.addDNC)
+	s.handle("GET /api/v1/dnc", s.listDNC)
+	s.handle("GET /api/v1/dnc/{contact}", s.getDNC)
+	s.handle("DELETE /api/v1/dnc/{contact}", s.removeDNC)
+	s.handle("POST /api/v1/contacts/{contact}/opt-out", s.optOut)
+	s.handle("GET /api/v1/escalations", s.listEscalations)
 	return s
 }
 

@@ -28,6 +28,12 @@ func routes(poolID, contact uuid.UUID) []struct{ method, path, body string } {
 		{"POST", c + "/complete", `{"token": 1, "item_id": 1}`},
 		{"POST", c + "/fail", `{"token": 1, "item_id": 1}`},
 		{"POST", c + "/release", `{"token": 1, "item_id": 1}`},
+		{"POST", "/api/v1/dnc", `{"contact_uuids": ["` + contact.String() + `"]}`},
+		{"GET", "/api/v1/dnc", ``},
+		{"GET", "/api/v1/dnc/" + contact.String(), ``},
+		{"DELETE", "/api/v1/dnc/" + contact.String(), ``},
+		{"POST", "/api/v1/contacts/" + contact.String() + "/opt-out", `{}`},
+		{"GET", "/api/v1/escalations", ``},
 	}
 }
 
