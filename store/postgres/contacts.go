@@ -92,10 +92,11 @@ ORDER BY id LIMIT $3`
 //
 // In a write transaction it first locks every pool that has an item of
 // the contact (in the order of their keys, as ItemsByID does), then reads
-// the contact's items in the pools whose lock the transaction holds: what
-// it returns stays true until the transaction ends. An item that another
-// transaction adds meanwhile in a pool not locked here is left out, as if
-// it were added after.
+// the contact's items in the pools whose lock the transaction holds, and
+// in those it created (no other transaction sees them before it commits,
+// so they have no lock): what it returns stays true until the transaction
+// ends. An item that another transaction adds meanwhile in a pool not
+// locked here is left out, as if it were added after.
 func (t *txn) ContactItems(ctx context.Context, contact uuid.UUID) ([]pool.Item, error) {
 	const op = "contact items"
 	var rows pgx.Rows
@@ -106,9 +107,14 @@ func (t *txn) ContactItems(ctx context.Context, contact uuid.UUID) ([]pool.Item,
 		if err := t.lockPoolsFound(ctx, poolsOfContactSQL, contact); err != nil {
 			return nil, wrap(op, err)
 		}
-		held := make([]int64, 0, len(t.locked))
+		// Every pool with a state is locked or was created here
+		// (InsertPool): the latter are in no lock held.
+		held := make([]int64, 0, len(t.locked)+len(t.states))
 		for _, k := range t.locked {
 			held = append(held, k)
+		}
+		for _, st := range t.states {
+			held = append(held, st.k)
 		}
 		rows, err = t.query(ctx, contactItemsLockedSQL, contact, held)
 	}

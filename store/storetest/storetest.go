@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Transactions", txTests()},
 		{"Counts", countTests()},
 		{"Campaigns", campaignTests()},
+		{"Contacts", contactTests()},
 		{"State", stateTests()},
 		{"Close", closeTests()},
 	}

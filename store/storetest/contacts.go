@@ -1,0 +1,835 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+// The contact lists of calling rules: the items of a contact across pools,
+// the do-not-call list, opt-outs, escalations, and the calling day an item
+// carries.
+
+func contactTests() []test {
+	return []test{
+		{"ContactItems/OK", testContactItems},
+		{"ContactItems/SeesItsOwnWrites", testContactItemsOwnWrites},
+		{"DNC/AddRemove", testDNCAddRemove},
+		{"DNC/OnDNC", testOnDNC},
+		{"DNC/Paging", testDNCPaging},
+		{"DNC/Concurrent", testDNCConcurrent},
+		{"OptOut/OK", testOptOut},
+		{"InsertEscalation/OK", testInsertEscalation},
+		{"InsertEscalation/Concurrent", testInsertEscalationConcurrent},
+		{"Escalations/Query", testEscalationsQuery},
+		{"Escalations/OutliveTheirPool", testEscalationsOutlivePool},
+		{"CallDay/RoundTrip", testCallDayRoundTrip},
+		{"Contacts/ErrReadOnly", testContactsReadOnly},
+		{"Contacts/RollbackOnError", testContactsRollback},
+		{"Contacts/Savepoint", testContactsSavepoint},
+	}
+}
+
+// tokyo is a zone other than UTC, for times a store must return in UTC.
+var tokyo = time.FixedZone("Tokyo", 9*3600)
+
+// contactItems returns the items of a contact, read in a read transaction
+// or, with write, in a write transaction.
+func (b *bundle) contactItems(contact uuid.UUID, write bool) []pool.Item {
+	b.t.Helper()
+	var out []pool.Item
+	fn := func(tx store.Tx) (err error) {
+		out, err = tx.ContactItems(b.ctx, contact)
+		return err
+	}
+	if write {
+		b.write(fn)
+	} else {
+		b.read(fn)
+	}
+	return out
+}
+
+// poolsOf returns the pools of items, in their order.
+func poolsOf(items []pool.Item) []uuid.UUID {
+	out := make([]uuid.UUID, len(items))
+	for i, it := range items {
+		out[i] = it.PoolUUID
+	}
+	return out
+}
+
+// testContactItems checks that ContactItems returns a contact's items in
+// every pool, as ItemByID does (PoolUUID set), and only its own, in pool
+// order: the same order of pools for every contact, whatever the order in
+// which the items were added.
+func testContactItems(t *testing.T, b *bundle) {
+	p1, p2, p3, other := b.insertPool(), b.insertPool(), b.insertPool(), b.insertPool()
+	c, d, lone := uuid.New(), uuid.New(), uuid.New()
+	with := func(contacts ...uuid.UUID) []pool.Item {
+		items := pending(len(contacts) + 2) // and two other contacts
+		for i, x := range contacts {
+			items[i+1].ContactUUID = x
+		}
+		return items
+	}
+	// c is added to p3, p1, p2 in that order, d to p2, p3, p1: by ID alone
+	// their items would come in two different orders of pools.
+	b.insertItems(p3.UUID, with(c))
+	b.insertItems(p2.UUID, with(d))
+	b.insertItems(p1.UUID, with(c))
+	b.insertItems(p3.UUID, with(d))
+	b.insertItems(p2.UUID, with(c))
+	b.insertItems(p1.UUID, with(d))
+	b.insertItems(other.UUID, with(lone))
+	b.insertItems(other.UUID, pending(3))
+
+	// Every item of c, each as ItemByID returns it.
+	byPool := func(contact uuid.UUID) map[uuid.UUID]pool.Item {
+		out := map[uuid.UUID]pool.Item{}
+		b.read(func(tx store.Tx) error {
+			for _, p := range []pool.Pool{p1, p2, p3} {
+				it, err := tx.Item(b.ctx, p.UUID, contact)
+				if err != nil {
+					return err
+				}
+				it, err = tx.ItemByID(b.ctx, it.ID)
+				out[p.UUID] = it
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return out
+	}
+	for _, write := range []bool{false, true} {
+		gotC, gotD := b.contactItems(c, write), b.contactItems(d, write)
+		require.Len(t, gotC, 3, "write %v", write)
+		require.Len(t, gotD, 3, "write %v", write)
+		require.ElementsMatch(t, []uuid.UUID{p1.UUID, p2.UUID, p3.UUID}, poolsOf(gotC), "one item in each pool")
+		require.Equal(t, poolsOf(gotC), poolsOf(gotD), "in pool order, the same for every contact")
+		for contact, got := range map[uuid.UUID][]pool.Item{c: gotC, d: gotD} {
+			want := byPool(contact)
+			for _, it := range got {
+				require.Equal(t, contact, it.ContactUUID, "only the contact's items")
+				require.Equal(t, want[it.PoolUUID], it, "as ItemByID returns it")
+			}
+		}
+
+		require.Equal(t, []uuid.UUID{other.UUID}, poolsOf(b.contactItems(lone, write)))
+		require.Empty(t, b.contactItems(uuid.New(), write), "an unknown contact has none")
+	}
+
+	// A deleted item, and a deleted pool's, are gone.
+	gone := b.contactItems(c, false)
+	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, gone[0].ID) })
+	b.write(func(tx store.Tx) error { return tx.DeletePool(b.ctx, gone[1].PoolUUID) })
+	require.Equal(t, gone[2:], b.contactItems(c, false))
+	require.Equal(t, gone[2:], b.contactItems(c, true))
+	require.Len(t, b.contactItems(d, false), 2)
+}
+
+// testContactItemsOwnWrites checks that ContactItems in a write
+// transaction sees what it wrote before: an item added, one changed, a
+// pool deleted.
+func testContactItemsOwnWrites(t *testing.T, b *bundle) {
+	c := uuid.New()
+	p, gone := b.insertPool(), b.insertPool()
+	first := b.insertItems(p.UUID, []pool.Item{{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0}})[0]
+	b.insertItems(gone.UUID, []pool.Item{{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0}})
+	fresh := newPool()
+	var got []pool.Item
+	b.write(func(tx store.Tx) error {
+		changed := first
+		changed.Status, changed.Notes, changed.CallDay, changed.CallsToday = pool.StatusSkipped, "withdrawn", 3, 1
+		require.NoError(t, tx.UpdateItem(b.ctx, first.Status, changed))
+		require.NoError(t, tx.DeletePool(b.ctx, gone.UUID))
+		require.NoError(t, tx.InsertPool(b.ctx, fresh))
+		_, err := tx.InsertItems(b.ctx, fresh.UUID, []pool.Item{{ContactUUID: c, Status: pool.StatusPending, AddedAt: at(1)}})
+		require.NoError(t, err)
+		got, err = tx.ContactItems(b.ctx, c)
+		return err
+	})
+	require.ElementsMatch(t, []uuid.UUID{p.UUID, fresh.UUID}, poolsOf(got))
+	require.Equal(t, got, b.contactItems(c, false), "as committed")
+	for _, it := range got {
+		require.Equal(t, b.item(it.ID), it)
+		if it.PoolUUID == p.UUID {
+			require.Equal(t, pool.StatusSkipped, it.Status)
+			require.Equal(t, int32(3), it.CallDay)
+			require.Equal(t, 1, it.CallsToday)
+		}
+	}
+}
+
+func (b *bundle) addDNC(at time.Time, contacts ...uuid.UUID) int {
+	b.t.Helper()
+	var n int
+	b.write(func(tx store.Tx) (err error) { n, err = tx.AddDNC(b.ctx, at, contacts...); return err })
+	return n
+}
+
+func (b *bundle) removeDNC(contacts ...uuid.UUID) int {
+	b.t.Helper()
+	var n int
+	b.write(func(tx store.Tx) (err error) { n, err = tx.RemoveDNC(b.ctx, contacts...); return err })
+	return n
+}
+
+func (b *bundle) onDNC(contacts ...uuid.UUID) map[uuid.UUID]bool {
+	b.t.Helper()
+	var out map[uuid.UUID]bool
+	b.read(func(tx store.Tx) (err error) { out, err = tx.OnDNC(b.ctx, contacts...); return err })
+	return out
+}
+
+// dnc returns a page of the do-not-call list; q is normalized first.
+func (b *bundle) dnc(q campaign.DNCQuery) ([]campaign.DNCEntry, int) {
+	b.t.Helper()
+	q, err := q.Normalize()
+	require.NoError(b.t, err)
+	var out []campaign.DNCEntry
+	var total int
+	b.read(func(tx store.Tx) (err error) { out, total, err = tx.DNC(b.ctx, q); return err })
+	return out, total
+}
+
+// allDNC returns the whole do-not-call list.
+func (b *bundle) allDNC() []campaign.DNCEntry {
+	b.t.Helper()
+	out, total := b.dnc(campaign.DNCQuery{PerPage: pool.MaxPerPage})
+	require.Len(b.t, out, total, "the list fits on a page")
+	return out
+}
+
+// sortedUUIDs returns ids in the order of their bytes.
+func sortedUUIDs(ids ...uuid.UUID) []uuid.UUID {
+	out := slices.Clone(ids)
+	slices.SortFunc(out, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
+// entry returns a do-not-call entry as the list holds it.
+func entry(contact uuid.UUID, added time.Time) campaign.DNCEntry {
+	return campaign.DNCEntry{ContactUUID: contact, AddedAt: added.UTC()}
+}
+
+// setOf returns contacts as a set, as OnDNC and OptedOut return them.
+func setOf(contacts ...uuid.UUID) map[uuid.UUID]bool {
+	out := map[uuid.UUID]bool{}
+	for _, c := range contacts {
+		out[c] = true
+	}
+	return out
+}
+
+func testDNCAddRemove(t *testing.T, b *bundle) {
+	a, c, d := uuid.New(), uuid.New(), uuid.New()
+	require.Equal(t, 2, b.addDNC(at(1).In(tokyo), a, c, a), "a contact twice in one call counts once")
+	require.Equal(t, 1, b.addDNC(at(5), c, d), "c is on the list already")
+	require.Zero(t, b.addDNC(at(6), a, c, d), "all on it already")
+	require.Zero(t, b.addDNC(at(7)), "no contacts")
+
+	ac := sortedUUIDs(a, c)
+	want := []campaign.DNCEntry{entry(ac[0], at(1)), entry(ac[1], at(1)), entry(d, at(5))}
+	require.Equal(t, want, b.allDNC(), "an entry keeps the time it was first added, in UTC")
+
+	require.Equal(t, 1, b.removeDNC(c, uuid.New(), c), "only c was on the list")
+	require.Zero(t, b.removeDNC(c), "c is off it already")
+	require.Zero(t, b.removeDNC(), "no contacts")
+	require.Equal(t, []campaign.DNCEntry{entry(a, at(1)), entry(d, at(5))}, b.allDNC())
+
+	require.Equal(t, 1, b.addDNC(at(9), c), "put back")
+	require.Equal(t, []campaign.DNCEntry{entry(a, at(1)), entry(d, at(5)), entry(c, at(9))}, b.allDNC(), "with its new time")
+
+	// In one transaction: what AddDNC added it finds there.
+	e := uuid.New()
+	b.write(func(tx store.Tx) error {
+		n, err := tx.AddDNC(b.ctx, at(10), e)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		n, err = tx.AddDNC(b.ctx, at(11), e)
+		require.NoError(t, err)
+		require.Zero(t, n, "added earlier in the transaction")
+		n, err = tx.RemoveDNC(b.ctx, e, a)
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		return nil
+	})
+	require.Equal(t, []campaign.DNCEntry{entry(d, at(5)), entry(c, at(9))}, b.allDNC())
+}
+
+func testOnDNC(t *testing.T, b *bundle) {
+	on1, on2, off1, off2 := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	require.Empty(t, b.onDNC(on1, off1), "an empty list")
+	b.addDNC(t0, on1, on2)
+	require.Equal(t, setOf(on1, on2), b.onDNC(off1, on1, off2, on2, on1))
+	require.Equal(t, setOf(on2), b.onDNC(on2))
+	require.Empty(t, b.onDNC(off1, off2))
+	require.Empty(t, b.onDNC(), "no contacts")
+
+	b.removeDNC(on1)
+	require.Equal(t, setOf(on2), b.onDNC(on1, on2))
+
+	// In a write transaction, before commit.
+	b.write(func(tx store.Tx) error {
+		_, err := tx.AddDNC(b.ctx, t0, off1)
+		require.NoError(t, err)
+		got, err := tx.OnDNC(b.ctx, on1, on2, off1, off2)
+		require.Equal(t, setOf(on2, off1), got)
+		return err
+	})
+	require.Equal(t, setOf(on2, off1), b.onDNC(on1, on2, off1, off2))
+}
+
+// testDNCPaging checks the order of the list (oldest first, to the
+// nanosecond, ties by contact UUID) and its pages.
+func testDNCPaging(t *testing.T, b *bundle) {
+	late, z, w := uuid.New(), uuid.New(), uuid.New()
+	ys := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	b.addDNC(at(3*time.Second), late)
+	b.addDNC(at(2*time.Second).In(tokyo), ys...)
+	b.addDNC(at(time.Second), z)
+	b.addDNC(at(2*time.Second+1), w) // a nanosecond after the ys
+	ys = sortedUUIDs(ys...)
+	want := []campaign.DNCEntry{
+		entry(z, at(time.Second)),
+		entry(ys[0], at(2*time.Second)), entry(ys[1], at(2*time.Second)), entry(ys[2], at(2*time.Second)),
+		entry(w, at(2*time.Second+1)),
+		entry(late, at(3*time.Second)),
+	}
+
+	got, total := b.dnc(campaign.DNCQuery{})
+	require.Equal(t, want, got, "the default page holds them all")
+	require.Equal(t, 6, total)
+	var pages []campaign.DNCEntry
+	for page := 1; page <= 3; page++ {
+		got, total := b.dnc(campaign.DNCQuery{Page: page, PerPage: 2})
+		require.Equal(t, want[2*(page-1):2*page], got, "page %d", page)
+		require.Equal(t, 6, total, "page %d", page)
+		pages = append(pages, got...)
+	}
+	require.Equal(t, want, pages)
+	got, total = b.dnc(campaign.DNCQuery{Page: 2, PerPage: 4})
+	require.Equal(t, want[4:], got, "a short last page")
+	require.Equal(t, 6, total)
+	got, total = b.dnc(campaign.DNCQuery{Page: 4, PerPage: 2})
+	require.Empty(t, got, "past the end")
+	require.Equal(t, 6, total)
+
+	b.removeDNC(ys[1], late)
+	got, total = b.dnc(campaign.DNCQuery{Page: 2, PerPage: 2})
+	require.Equal(t, []campaign.DNCEntry{want[3], want[4]}, got)
+	require.Equal(t, 4, total)
+}
+
+// testDNCConcurrent adds the same contacts, in different orders, from
+// several writers at once: each is added once, by one of them.
+func testDNCConcurrent(t *testing.T, b *bundle) {
+	const writers, contacts = 6, 20
+	all := make([]uuid.UUID, contacts)
+	for i := range all {
+		all[i] = uuid.New()
+	}
+	var wg sync.WaitGroup
+	added := make([]int, writers)
+	errs := make([]error, writers)
+	for w := range writers {
+		mine := slices.Clone(all)
+		rand.Shuffle(len(mine), func(i, j int) { mine[i], mine[j] = mine[j], mine[i] })
+		wg.Go(func() {
+			errs[w] = b.st.Write(b.ctx, func(tx store.Tx) (err error) {
+				added[w], err = tx.AddDNC(b.ctx, at(time.Duration(w)), mine...)
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	sum := 0
+	for w := range writers {
+		require.NoError(t, errs[w], "writer %d", w)
+		sum += added[w]
+	}
+	require.Equal(t, contacts, sum, "each contact added once")
+	require.Len(t, b.allDNC(), contacts)
+	require.Equal(t, setOf(all...), b.onDNC(all...))
+}
+
+func (b *bundle) optOut(contact uuid.UUID, at time.Time) bool {
+	b.t.Helper()
+	var added bool
+	b.write(func(tx store.Tx) (err error) { added, err = tx.OptOut(b.ctx, contact, at); return err })
+	return added
+}
+
+func (b *bundle) optedOut(contacts ...uuid.UUID) map[uuid.UUID]bool {
+	b.t.Helper()
+	var out map[uuid.UUID]bool
+	b.read(func(tx store.Tx) (err error) { out, err = tx.OptedOut(b.ctx, contacts...); return err })
+	return out
+}
+
+func testOptOut(t *testing.T, b *bundle) {
+	c, d, e := uuid.New(), uuid.New(), uuid.New()
+	require.Empty(t, b.optedOut(c, d, e), "nobody yet")
+	require.True(t, b.optOut(c, at(1).In(tokyo)))
+	require.False(t, b.optOut(c, at(2)), "opted out already")
+	require.True(t, b.optOut(d, at(3)))
+	require.Equal(t, setOf(c, d), b.optedOut(e, c, d, c))
+	require.Equal(t, setOf(d), b.optedOut(d))
+	require.Empty(t, b.optedOut(e))
+	require.Empty(t, b.optedOut(), "no contacts")
+	require.Empty(t, b.onDNC(c, d), "opting out does not put a contact on the do-not-call list")
+	b.addDNC(t0, e)
+	require.Empty(t, b.optedOut(e), "nor the other way round")
+
+	// In one transaction: what OptOut recorded it finds there.
+	b.write(func(tx store.Tx) error {
+		added, err := tx.OptOut(b.ctx, e, at(4))
+		require.NoError(t, err)
+		require.True(t, added)
+		added, err = tx.OptOut(b.ctx, e, at(5))
+		require.NoError(t, err)
+		require.False(t, added, "recorded earlier in the transaction")
+		got, err := tx.OptedOut(b.ctx, c, e)
+		require.Equal(t, setOf(c, e), got)
+		return err
+	})
+	require.Equal(t, setOf(c, d, e), b.optedOut(c, d, e))
+}
+
+// escalation returns an escalation of an item that is not recorded yet,
+// using every field.
+func escalation(it pool.Item, failed int, when time.Time) campaign.Escalation {
+	return campaign.Escalation{
+		PoolUUID: it.PoolUUID, ContactUUID: it.ContactUUID, ItemID: it.ID,
+		CampaignUUID: uuid.New(), RuleUUID: uuid.New(),
+		Type: "email", Target: "ops+é@example.com", FailedAttempts: failed, At: when,
+	}
+}
+
+// insertEscalation records e; the result is what InsertEscalation
+// returned.
+func (b *bundle) insertEscalation(e campaign.Escalation) (campaign.Escalation, bool) {
+	b.t.Helper()
+	var added bool
+	b.write(func(tx store.Tx) (err error) { e, added, err = tx.InsertEscalation(b.ctx, e); return err })
+	return e, added
+}
+
+// escalations lists escalations; q is normalized first.
+func (b *bundle) escalations(q campaign.EscalationQuery) []campaign.Escalation {
+	b.t.Helper()
+	q, err := q.Normalize()
+	require.NoError(b.t, err)
+	var out []campaign.Escalation
+	b.read(func(tx store.Tx) (err error) { out, err = tx.Escalations(b.ctx, q); return err })
+	return out
+}
+
+// recorded returns e as InsertEscalation records it: with id, in UTC.
+func recorded(e campaign.Escalation, id int64) campaign.Escalation {
+	e.ID = id
+	e.At = e.At.UTC()
+	return e
+}
+
+func testInsertEscalation(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(4))
+
+	e0 := escalation(items[2], 3, at(time.Minute).In(tokyo))
+	got0, added := b.insertEscalation(e0)
+	require.True(t, added)
+	require.Positive(t, got0.ID)
+	require.Equal(t, recorded(e0, got0.ID), got0, "e with its ID, in UTC")
+
+	e1 := escalation(items[0], 5, at(time.Second)) // an older item, an earlier time
+	e1.Type, e1.Target = "", ""                    // a rule without them
+	got1, added := b.insertEscalation(e1)
+	require.True(t, added)
+	require.Greater(t, got1.ID, got0.ID, "IDs grow")
+	require.Equal(t, recorded(e1, got1.ID), got1)
+
+	// A second escalation of an item records nothing, whatever it says.
+	again := escalation(items[2], 9, at(time.Hour))
+	again.PoolUUID, again.Type = uuid.New(), "sms"
+	_, added = b.insertEscalation(again)
+	require.False(t, added, "item %d has one already", items[2].ID)
+	require.Equal(t, []campaign.Escalation{got0, got1}, b.escalations(campaign.EscalationQuery{}), "nothing written")
+
+	// Twice in one transaction: the second records nothing either.
+	var got2 campaign.Escalation
+	b.write(func(tx store.Tx) error {
+		var err error
+		got2, added, err = tx.InsertEscalation(b.ctx, escalation(items[3], 3, at(2)))
+		require.NoError(t, err)
+		require.True(t, added)
+		_, added, err = tx.InsertEscalation(b.ctx, escalation(items[3], 4, at(3)))
+		require.NoError(t, err)
+		require.False(t, added, "recorded earlier in the transaction")
+		list, err := tx.Escalations(b.ctx, campaign.EscalationQuery{After: got1.ID, Limit: 10})
+		require.Equal(t, []campaign.Escalation{got2}, list, "seen before commit")
+		return err
+	})
+	require.Greater(t, got2.ID, got1.ID, "IDs grow")
+	require.Equal(t, []campaign.Escalation{got0, got1, got2}, b.escalations(campaign.EscalationQuery{}))
+}
+
+// testInsertEscalationConcurrent records escalations from several writers
+// at once, each of one item of its own and one shared: the shared one is
+// recorded once, every ID is distinct, and the list is in ID order.
+func testInsertEscalationConcurrent(t *testing.T, b *bundle) {
+	const writers = 6
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(writers+1))
+	shared := items[writers]
+	var wg sync.WaitGroup
+	added := make([]bool, writers)
+	errs := make([]error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			errs[w] = b.st.Write(b.ctx, func(tx store.Tx) error {
+				var err error
+				if _, added[w], err = tx.InsertEscalation(b.ctx, escalation(shared, 3, at(time.Duration(w)))); err != nil {
+					return err
+				}
+				_, ok, err := tx.InsertEscalation(b.ctx, escalation(items[w], 3, at(time.Duration(w))))
+				if err == nil && !ok {
+					err = errors.New("an item of its own was not recorded")
+				}
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	once := 0
+	for w := range writers {
+		require.NoError(t, errs[w], "writer %d", w)
+		if added[w] {
+			once++
+		}
+	}
+	require.Equal(t, 1, once, "the shared item is escalated once")
+	list := b.escalations(campaign.EscalationQuery{})
+	require.Len(t, list, writers+1)
+	seen := map[int64]bool{}
+	for i, e := range list {
+		if i > 0 {
+			require.Greater(t, e.ID, list[i-1].ID, "in ID order")
+		}
+		require.False(t, seen[e.ItemID], "item %d escalated twice", e.ItemID)
+		seen[e.ItemID] = true
+	}
+	require.Len(t, seen, writers+1)
+}
+
+func testEscalationsQuery(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	inP := b.insertItems(p.UUID, pending(3))
+	inQ := b.insertItems(q.UUID, pending(2))
+	// Recorded in an order that neither item IDs nor times follow.
+	var es []campaign.Escalation
+	for i, it := range []pool.Item{inP[2], inQ[1], inP[0], inP[1], inQ[0]} {
+		e, added := b.insertEscalation(escalation(it, 3+i, at(time.Duration(10-i)*time.Second)))
+		require.True(t, added)
+		es = append(es, e)
+	}
+	ofP := []campaign.Escalation{es[0], es[2], es[3]}
+	ofQ := []campaign.Escalation{es[1], es[4]}
+
+	for name, c := range map[string]struct {
+		q    campaign.EscalationQuery
+		want []campaign.Escalation
+	}{
+		"All":           {campaign.EscalationQuery{}, es},
+		"After":         {campaign.EscalationQuery{After: es[1].ID}, es[2:]},
+		"AfterLast":     {campaign.EscalationQuery{After: es[4].ID}, nil},
+		"Limit":         {campaign.EscalationQuery{Limit: 2}, es[:2]},
+		"AfterLimit":    {campaign.EscalationQuery{After: es[1].ID, Limit: 2}, es[2:4]},
+		"Pool":          {campaign.EscalationQuery{PoolUUID: &p.UUID}, ofP},
+		"OtherPool":     {campaign.EscalationQuery{PoolUUID: &q.UUID}, ofQ},
+		"PoolAfter":     {campaign.EscalationQuery{PoolUUID: &p.UUID, After: es[0].ID}, ofP[1:]},
+		"PoolLimit":     {campaign.EscalationQuery{PoolUUID: &p.UUID, After: es[0].ID, Limit: 1}, ofP[1:2]},
+		"PoolAfterLast": {campaign.EscalationQuery{PoolUUID: &q.UUID, After: es[4].ID}, nil},
+		"UnknownPool":   {campaign.EscalationQuery{PoolUUID: ptr(uuid.New())}, nil},
+	} {
+		got := b.escalations(c.q)
+		if len(c.want) == 0 {
+			require.Empty(t, got, name)
+			continue
+		}
+		require.Equal(t, c.want, got, name)
+	}
+
+	// A consumer that pages by the last ID it handled sees each once.
+	var seen []campaign.Escalation
+	for after := int64(0); ; {
+		got := b.escalations(campaign.EscalationQuery{After: after, Limit: 2})
+		if len(got) == 0 {
+			break
+		}
+		seen = append(seen, got...)
+		after = got[len(got)-1].ID
+	}
+	require.Equal(t, es, seen)
+}
+
+// testEscalationsOutlivePool checks that escalations stay when their item,
+// then their pool, is deleted, and still count for the item.
+func testEscalationsOutlivePool(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	inP := b.insertItems(p.UUID, pending(2))
+	inQ := b.insertItems(q.UUID, pending(1))
+	e0, _ := b.insertEscalation(escalation(inP[0], 3, at(1)))
+	e1, _ := b.insertEscalation(escalation(inQ[0], 3, at(2)))
+	e2, _ := b.insertEscalation(escalation(inP[1], 3, at(3)))
+	all := []campaign.Escalation{e0, e1, e2}
+
+	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, inP[1].ID) })
+	require.Equal(t, all, b.escalations(campaign.EscalationQuery{}), "the item deleted")
+	b.write(func(tx store.Tx) error { return tx.DeletePool(b.ctx, p.UUID) })
+	require.Equal(t, all, b.escalations(campaign.EscalationQuery{}), "the pool deleted")
+	require.Equal(t, []campaign.Escalation{e0, e2}, b.escalations(campaign.EscalationQuery{PoolUUID: &p.UUID}))
+
+	_, added := b.insertEscalation(escalation(inP[0], 4, at(4)))
+	require.False(t, added, "the item's escalation is still there")
+	e3, added := b.insertEscalation(escalation(b.insertItems(q.UUID, pending(1))[0], 3, at(5)))
+	require.True(t, added)
+	require.Greater(t, e3.ID, e2.ID)
+	require.Equal(t, append(all, e3), b.escalations(campaign.EscalationQuery{}))
+}
+
+// testCallDayRoundTrip checks that an item's calling day and its calls are
+// stored by InsertItems, UpdateItem and UpdateItems, and returned by every
+// method that reads items; CopyItems does not copy them.
+func testCallDayRoundTrip(t *testing.T, b *bundle) {
+	p := b.insertPool() // FIFO
+	items := b.insertItems(p.UUID, pending(6))
+	for _, it := range items {
+		require.Zero(t, it.CallDay)
+		require.Zero(t, it.CallsToday)
+	}
+	soon := at(time.Minute)
+
+	// UpdateItem: items[0] dispatched then given back on day 20162, still
+	// counted once.
+	items[0].CallDay, items[0].CallsToday, items[0].Attempts = 20162, 1, 1
+	b.update(items[0])
+
+	// UpdateItems: three items at once, each with its own values, the
+	// extremes of the types among them.
+	from := []pool.Status{items[1].Status, items[2].Status, items[3].Status}
+	retrying(soon)(&items[1])
+	items[1].CallDay, items[1].CallsToday = math.MaxInt32, 1<<33
+	scheduled(soon)(&items[2])
+	items[2].CallDay, items[2].CallsToday = -3, 2
+	items[3].CallDay, items[3].CallsToday = 7, 0
+	b.write(func(tx store.Tx) error {
+		return tx.UpdateItems(b.ctx, store.Change{From: from[0], Item: items[1]},
+			store.Change{From: from[1], Item: items[2]}, store.Change{From: from[2], Item: items[3]})
+	})
+
+	// items[4] in flight, its lease ended: found by Expired.
+	inFlight(pool.StatusProcessing, soon)(&items[4])
+	items[4].CallDay, items[4].CallsToday = 20163, 3
+	b.update(items[4])
+
+	// InsertItems stores them too.
+	inserted := pending(1)
+	inserted[0].Status, inserted[0].Attempts, inserted[0].CallDay, inserted[0].CallsToday = pool.StatusRetrying, 1, 20100, 2
+	inserted[0].NextRetryAt = &soon
+	inserted[0].AddedAt = at(10)
+	items = append(items, b.insertItems(p.UUID, inserted)...)
+	require.Equal(t, int32(20100), items[6].CallDay)
+	require.Equal(t, 2, items[6].CallsToday)
+
+	// Every reader returns them.
+	for _, it := range items {
+		require.Equal(t, it, b.item(it.ID), "ItemByID %d", it.ID)
+		require.Equal(t, []pool.Item{it}, b.contactItems(it.ContactUUID, false), "ContactItems %d", it.ID)
+	}
+	require.Equal(t, items, b.allItems(p.UUID, ""), "Items")
+	require.Equal(t, []pool.Item{items[1], items[6]}, b.allItems(p.UUID, pool.StatusRetrying), "Items of a status")
+	b.read(func(tx store.Tx) error {
+		for _, it := range items {
+			got, err := tx.Item(b.ctx, p.UUID, it.ContactUUID)
+			require.NoError(t, err)
+			require.Equal(t, it, got, "Item %d", it.ID)
+		}
+		got, err := tx.ItemsByID(b.ctx, ids(items))
+		require.ElementsMatch(t, items, got, "ItemsByID")
+		return err
+	})
+	var expired []pool.Item
+	b.read(func(tx store.Tx) (err error) { expired, err = tx.Expired(b.ctx, p.UUID, soon, 10); return err })
+	require.Equal(t, []pool.Item{items[4]}, expired, "Expired")
+	due := b.due(p.UUID, pool.FIFO, soon, 10)
+	require.Equal(t, []pool.Item{items[0], items[1], items[2], items[3], items[5], items[6]}, due, "Due")
+
+	// Back to zero: a new day's count starts from nothing.
+	items[0].CallDay, items[0].CallsToday = 0, 0
+	b.update(items[0])
+	require.Equal(t, items[0], b.item(items[0].ID))
+	from = []pool.Status{items[1].Status}
+	items[1].CallDay, items[1].CallsToday = 0, 0
+	b.write(func(tx store.Tx) error { return tx.UpdateItems(b.ctx, store.Change{From: from[0], Item: items[1]}) })
+	require.Equal(t, items[1], b.item(items[1].ID))
+
+	// A copy starts afresh.
+	q := b.insertPool()
+	b.write(func(tx store.Tx) error { _, err := tx.CopyItems(b.ctx, p.UUID, q.UUID, at(time.Hour)); return err })
+	for _, it := range b.allItems(q.UUID, "") {
+		require.Zero(t, it.CallDay, "a copy")
+		require.Zero(t, it.CallsToday, "a copy")
+	}
+}
+
+// testContactsReadOnly checks that the writes of the contact lists are
+// refused in a read transaction and change nothing.
+func testContactsReadOnly(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	it := b.insertItems(p.UUID, pending(1))[0]
+	c := uuid.New()
+	for name, w := range map[string]func(tx store.Tx) error{
+		"AddDNC":    func(tx store.Tx) error { _, err := tx.AddDNC(b.ctx, t0, c); return err },
+		"RemoveDNC": func(tx store.Tx) error { _, err := tx.RemoveDNC(b.ctx, c); return err },
+		"OptOut":    func(tx store.Tx) error { _, err := tx.OptOut(b.ctx, c, t0); return err },
+		"InsertEscalation": func(tx store.Tx) error {
+			_, _, err := tx.InsertEscalation(b.ctx, escalation(it, 3, t0))
+			return err
+		},
+	} {
+		require.ErrorIs(t, b.st.Read(b.ctx, w), store.ErrReadOnly, name)
+		// The transaction is still usable for reads after the refusal.
+		b.read(func(tx store.Tx) error {
+			require.ErrorIs(t, w(tx), store.ErrReadOnly, name)
+			got, err := tx.OnDNC(b.ctx, c)
+			require.Empty(t, got)
+			return err
+		})
+	}
+	require.Empty(t, b.allDNC())
+	require.Empty(t, b.optedOut(c))
+	require.Empty(t, b.escalations(campaign.EscalationQuery{}))
+}
+
+// contactState is everything the suite can read of the contact lists.
+type contactState struct {
+	dnc         []campaign.DNCEntry
+	onDNC, outs map[uuid.UUID]bool
+	escalations []campaign.Escalation
+}
+
+func (b *bundle) contactState(contacts ...uuid.UUID) contactState {
+	b.t.Helper()
+	return contactState{b.allDNC(), b.onDNC(contacts...), b.optedOut(contacts...),
+		b.escalations(campaign.EscalationQuery{})}
+}
+
+// testContactsRollback checks that a write transaction that fails leaves
+// the contact lists, and the calling days of items, as they were.
+func testContactsRollback(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	a, c, d := uuid.New(), uuid.New(), uuid.New()
+	b.addDNC(at(1), a)
+	b.optOut(d, at(1))
+	first, _ := b.insertEscalation(escalation(items[0], 3, at(1)))
+	before := b.contactState(a, c, d)
+	require.Equal(t, []campaign.Escalation{first}, before.escalations)
+
+	boom := errors.New("boom")
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		if _, err := tx.AddDNC(b.ctx, at(2), c, a); err != nil {
+			return err
+		}
+		if _, err := tx.RemoveDNC(b.ctx, a); err != nil {
+			return err
+		}
+		if _, err := tx.OptOut(b.ctx, c, at(2)); err != nil {
+			return err
+		}
+		if _, _, err := tx.InsertEscalation(b.ctx, escalation(items[1], 3, at(2))); err != nil {
+			return err
+		}
+		counted := items[2]
+		counted.CallDay, counted.CallsToday = 20162, 1
+		if err := tx.UpdateItem(b.ctx, items[2].Status, counted); err != nil {
+			return err
+		}
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	require.Equal(t, before, b.contactState(a, c, d), "nothing changed")
+	require.Equal(t, items[2], b.item(items[2].ID), "nor the item's calling day")
+
+	// What the failed transaction wrote is not there to be found.
+	require.Equal(t, 1, b.addDNC(at(3), c))
+	require.True(t, b.optOut(c, at(3)))
+	e, added := b.insertEscalation(escalation(items[1], 3, at(3)))
+	require.True(t, added)
+	require.Greater(t, e.ID, first.ID)
+	require.Equal(t, []campaign.Escalation{first, e}, b.escalations(campaign.EscalationQuery{}))
+}
+
+// testContactsSavepoint checks that a failing savepoint undoes its writes
+// to the contact lists, and only those.
+func testContactsSavepoint(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(2))
+	a, c, d := uuid.New(), uuid.New(), uuid.New()
+	boom := errors.New("boom")
+	var kept []campaign.Escalation
+	b.write(func(tx store.Tx) error {
+		_, err := tx.AddDNC(b.ctx, at(1), a)
+		require.NoError(t, err)
+		err = tx.Savepoint(b.ctx, func(tx store.Tx) error {
+			if _, err := tx.AddDNC(b.ctx, at(2), c); err != nil {
+				return err
+			}
+			if _, err := tx.RemoveDNC(b.ctx, a); err != nil {
+				return err
+			}
+			if _, err := tx.OptOut(b.ctx, d, at(2)); err != nil {
+				return err
+			}
+			if _, _, err := tx.InsertEscalation(b.ctx, escalation(items[0], 3, at(2))); err != nil {
+				return err
+			}
+			return boom
+		})
+		require.ErrorIs(t, err, boom)
+
+		// The transaction goes on, without what the savepoint wrote.
+		on, err := tx.OnDNC(b.ctx, a, c)
+		require.NoError(t, err)
+		require.Equal(t, setOf(a), on)
+		outs, err := tx.OptedOut(b.ctx, d)
+		require.NoError(t, err)
+		require.Empty(t, outs)
+		for _, it := range items {
+			e, added, err := tx.InsertEscalation(b.ctx, escalation(it, 3, at(3)))
+			require.NoError(t, err)
+			require.True(t, added, "item %d", it.ID)
+			kept = append(kept, e)
+		}
+		return nil
+	})
+	require.Equal(t, []campaign.DNCEntry{entry(a, at(1))}, b.allDNC())
+	require.Empty(t, b.optedOut(d))
+	require.Greater(t, kept[1].ID, kept[0].ID)
+	require.Equal(t, kept, b.escalations(campaign.EscalationQuery{}))
+}
