@@ -128,7 +128,13 @@ func (e *Engine) failWith(f Failure) settleFunc {
 // RetryDelay, or Scheduled at f.RetryAt when given; with none left, or when
 // f.Final is set, it becomes Failed. The pool's current max_retries decides.
 // f.RetryAt may be at most [MaxRetryDelay] after now; one in the past is
-// due at once. On success l.Item is the item as settled. Errors:
+// due at once. Under a running campaign's rule, its max_total_calls and
+// retry_interval_minutes stand for max_retries + 1 and RetryDelay, and a
+// retry time outside the contact's calling window, or on a local day whose
+// max_calls_per_day is reached, f.RetryAt included, moves to the earliest
+// instant the rule allows (Scheduled); a contact that opted out is Skipped
+// instead of retried; and the failure that brings the item's failed
+// attempts to escalation_after_failed_attempts records its escalation. On success l.Item is the item as settled. Errors:
 // [ErrLeaseLost], [validate.Errors] for a RetryAt too far ahead or a bad
 // note (as for Complete).
 func (e *Engine) Fail(ctx context.Context, l *Lease, f Failure) error {
