@@ -10,6 +10,12 @@
 // durations. It prints live progress per pool and ends with the status
 // counts, the most calls any contact got, and the throughput.
 //
+// The rule's other checks are exercised too: two demo contacts are put on
+// the do-not-call list before dialling (dispatch skips them), a third opts
+// out just after the first call (its waiting item is skipped at once), and
+// the rule escalates an item after two failed calls, which the demo follows
+// with queue.Engine.WatchEscalations. The summary counts each.
+//
 // The rule's retry interval is in minutes, the API's unit; the demo runs in
 // seconds, so its handler names each callback's time itself
 // (queue.RetryAt), which the rule's ceiling still caps.
@@ -118,16 +124,30 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	dnc, err := setupDNC(ctx, eng, cfg, out)
+	if err != nil {
+		return err
+	}
 	camp, err := setupCampaign(ctx, eng, ids, out)
 	if err != nil {
 		return err
 	}
+	escs, err := watchEscalations(ctx, eng, ids)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = escs.close() }() // drained before the summary; this is for early returns
 
 	var (
 		mu     sync.Mutex
 		rng    = rand.New(rand.NewPCG(cfg.seed, 0xd1a1))
 		calls  atomic.Int64
 		byKind sync.Map // queue.EventKind -> *atomic.Int64
+
+		firstCall     = make(chan struct{}) // closed by the first call
+		firstCallOnce sync.Once
+		optOut        = optOutContact(cfg)
+		optedOut      = -1 // items the opt-out skipped; -1: no opt-out this run
 	)
 	outcome := func() (float64, time.Duration) {
 		mu.Lock()
@@ -136,6 +156,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	dial := func(ctx context.Context, l *queue.Lease) error {
 		calls.Add(1)
+		firstCallOnce.Do(func() { close(firstCall) })
 		roll, ring := outcome()
 		if err := sleep(ctx, ring); err != nil {
 			return err
@@ -168,6 +189,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		})
 	}()
 
+	optOutNow := (<-chan struct{})(firstCall) // nil once done
 	prog := newProgress(out)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -183,6 +205,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		select {
 		case <-tick.C:
+		case <-optOutNow:
+			// A contact phones in to opt out while the dialer runs.
+			optOutNow = nil
+			if optedOut, err = eng.OptOut(ctx, optOut); err != nil {
+				stopWork()
+				<-workErr
+				return err
+			}
 		case err := <-workErr:
 			return fmt.Errorf("work stopped early: %v", err)
 		case <-ctx.Done():
@@ -203,7 +233,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	report(out, details, calls.Load(), elapsed, &byKind)
 	fmt.Fprintf(out, "most calls to one contact: %d (the rule's max_total_calls: %d)\n", most, ruleCalls)
-	return nil
+	return reportRules(ctx, out, eng, ids, dnc, optOut, optedOut, escs)
 }
 
 // The campaign and its rule, by name.
@@ -211,6 +241,12 @@ const (
 	campaignName = "Dialer demo"
 	ruleName     = "Two calls a contact"
 	ruleCalls    = 2 // max_total_calls: below the pools' max_retries + 1
+
+	// escalateAfter is the rule's escalation_after_failed_attempts: an
+	// item whose two calls both failed is handed to a person.
+	escalateAfter    = ruleCalls
+	escalationType   = "callback"
+	escalationTarget = "supervisor queue"
 )
 
 // setupCampaign finds the campaign (creating it, with its rule, if
@@ -225,9 +261,21 @@ func setupCampaign(ctx context.Context, eng *queue.Engine, pools []uuid.UUID, ou
 	if len(rules.Data) > 0 {
 		rule = rules.Data[0]
 	} else if rule, err = eng.CreateRule(ctx, campaign.CreateRuleParams{
-		// The whole day (windows do not cross midnight), so that the demo
-		// dials whenever it is run.
+		// As much of the day as a window holds, so that the demo dials
+		// whenever it is run. Windows do not cross midnight and end_time
+		// cannot be 24:00, so 23:59 is the latest end: the last minute of
+		// the day, 23:59–24:00 in the contact's zone (UTC here), is
+		// outside the window, and a run started in it waits for 00:00.
 		Name: ruleName, MaxTotalCalls: new(ruleCalls), StartTime: new("00:00"), EndTime: new("23:59"),
+	}); err != nil {
+		return uuid.Nil, err
+	}
+	// The checks the demo shows, set on a rule an older demo created
+	// too (an update that changes nothing leaves the rule as it is).
+	if rule, err = eng.UpdateRule(ctx, rule.UUID, campaign.UpdateRuleParams{
+		DNCCheck: new(true), RemoveOnOptOut: new(true),
+		EscalationAfterFailedAttempts: new(escalateAfter),
+		EscalationType:                new(escalationType), EscalationTarget: new(escalationTarget),
 	}); err != nil {
 		return uuid.Nil, err
 	}
@@ -289,7 +337,6 @@ func mostAttempts(ctx context.Context, eng *queue.Engine, ids []uuid.UUID) (int,
 // and adds this seed's contacts to them (contacts already there are skipped).
 func setupPools(ctx context.Context, eng *queue.Engine, cfg config, out io.Writer) ([]uuid.UUID, error) {
 	ids := make([]uuid.UUID, len(pools))
-	ns := uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "poolq-dialer/%d", cfg.seed))
 	rng := rand.New(rand.NewPCG(cfg.seed, 42))
 	for i, spec := range pools {
 		p, err := findPool(ctx, eng, spec.name)
@@ -314,9 +361,8 @@ func setupPools(ctx context.Context, eng *queue.Engine, cfg config, out io.Write
 		}
 		batch := make([]pool.NewItem, n)
 		for k := range batch {
-			c := uuid.NewSHA1(ns, fmt.Appendf(nil, "%d/%d", i, k))
 			batch[k] = pool.NewItem{
-				ContactUUID: c,
+				ContactUUID: contactID(cfg.seed, i, k),
 				Priority:    rng.IntN(10),
 				Payload:     fmt.Appendf(nil, `{"phone":"+1555%07d"}`, rng.IntN(10_000_000)),
 			}
@@ -328,6 +374,13 @@ func setupPools(ctx context.Context, eng *queue.Engine, cfg config, out io.Write
 		fmt.Fprintf(out, "%-26s %-8s contacts added %5d, already there %5d\n", spec.name, spec.typ, res.ContactsAdded, res.ContactsSkipped)
 	}
 	return ids, nil
+}
+
+// contactID is the UUID of the k-th contact of the i-th pool: the same
+// for a seed from one run to the next.
+func contactID(seed uint64, i, k int) uuid.UUID {
+	ns := uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "poolq-dialer/%d", seed))
+	return uuid.NewSHA1(ns, fmt.Appendf(nil, "%d/%d", i, k))
 }
 
 func findPool(ctx context.Context, eng *queue.Engine, name string) (*pool.Pool, error) {

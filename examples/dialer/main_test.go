@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/examples/internal/opendb"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
@@ -34,7 +35,8 @@ func TestRun_Postgres(t *testing.T) {
 }
 
 // testRun runs the dialer twice on db: every contact ends, the rule's
-// ceiling holds, the second run resumes.
+// ceiling holds, its do-not-call, opt-out and escalation checks show in
+// the summary as in the file, the second run resumes.
 func testRun(t *testing.T, db string) {
 	ctx := context.Background()
 	args := []string{"-db", db, "-contacts", "90", "-workers", "4", "-seed", "3"}
@@ -47,6 +49,13 @@ func testRun(t *testing.T, db string) {
 	most := regexp.MustCompile(`most calls to one contact: (\d)`).FindStringSubmatch(out.String())
 	require.NotNil(t, most, "output: %s", out.String())
 	require.Contains(t, []string{"1", "2"}, most[1], "the rule's ceiling (2) holds, not the pools' (3)")
+	require.Contains(t, out.String(), "do-not-call list: 2 demo contacts put on it before dialling (added 2, already there 0)\n")
+	require.Regexp(t, `skipped for do-not-call:\s+2  \(`, out.String())
+	require.Regexp(t, `skipped for opt-out:\s+1  \(remove_on_opt_out: contact `+optOutContact(config{seed: 3}).String()+
+		` opted out after the first call: 1 waiting item skipped at once\)`, out.String())
+	escs := regexp.MustCompile(`escalations recorded:\s+(\d+)  this run, (\d+) in all`).FindStringSubmatch(out.String())
+	require.NotNil(t, escs, "output: %s", out.String())
+	require.Equal(t, escs[1], escs[2], "the first run records them all")
 
 	// Every contact ended in a terminal status, and the table says so.
 	st, err := opendb.Open(ctx, db)
@@ -56,16 +65,59 @@ func testRun(t *testing.T, db string) {
 	pg, err := eng.Pools(ctx, pool.PoolQuery{})
 	require.NoError(t, err)
 	require.Equal(t, 3, pg.Total)
+	// The first contact of each pool is skipped: on the do-not-call list
+	// (FIFO, Parallel) or opted out (LIFO).
+	skippedAs := map[pool.Type]string{pool.FIFO: campaign.NoteDNC, pool.LIFO: campaign.NoteOptOut, pool.Parallel: campaign.NoteDNC}
+	escalated := 0 // items whose two calls failed
 	for _, p := range pg.Data {
 		d, err := eng.Pool(ctx, p.UUID)
 		require.NoError(t, err)
 		require.Equal(t, 30, d.ContactsCount)
-		done := d.StatusCounts[pool.StatusCompleted] + d.StatusCounts[pool.StatusFailed]
+		done := d.StatusCounts[pool.StatusCompleted] + d.StatusCounts[pool.StatusFailed] + d.StatusCounts[pool.StatusSkipped]
 		require.Equal(t, 30, done, "%s: %v", p.Name, d.StatusCounts)
-		row := regexp.MustCompile(regexp.QuoteMeta(p.Name) + `\s+` + string(p.Type) + `\s+(\d+)\s+(\d+)`).FindStringSubmatch(out.String())
+		require.Equal(t, 1, d.StatusCounts[pool.StatusSkipped], "%s: %v", p.Name, d.StatusCounts)
+		row := regexp.MustCompile(regexp.QuoteMeta(p.Name) + `\s+` + string(p.Type) + `\s+(\d+)\s+(\d+)\s+(\d+)`).FindStringSubmatch(out.String())
 		require.NotNil(t, row, "summary row of %s", p.Name)
 		require.Equal(t, strconv.Itoa(d.StatusCounts[pool.StatusCompleted]), row[1])
 		require.Equal(t, strconv.Itoa(d.StatusCounts[pool.StatusFailed]), row[2])
+		require.Equal(t, strconv.Itoa(d.StatusCounts[pool.StatusSkipped]), row[3])
+
+		items, err := eng.Items(ctx, p.UUID, pool.ItemQuery{PerPage: pool.MaxPerPage})
+		require.NoError(t, err)
+		idx := -1 // the pool's index in pools
+		for i, spec := range pools {
+			if spec.name == p.Name {
+				idx = i
+			}
+		}
+		require.Equal(t, contactID(3, idx, 0), items.Data[0].ContactUUID, "%s: listed in insertion order", p.Name)
+		for i, it := range items.Data {
+			if i == 0 {
+				require.Equal(t, pool.StatusSkipped, it.Status, "%s", p.Name)
+				require.Equal(t, skippedAs[p.Type], it.Notes, "%s", p.Name)
+				require.Zero(t, it.Attempts, "%s: never dialled", p.Name)
+				continue
+			}
+			require.NotEqual(t, pool.StatusSkipped, it.Status, "%s: %v", p.Name, it)
+			if it.Status == pool.StatusFailed && it.Attempts >= escalateAfter {
+				escalated++
+			}
+		}
+	}
+	// Every item whose calls all failed, and only those, escalated once.
+	all, err := eng.Escalations(ctx, campaign.EscalationQuery{})
+	require.NoError(t, err)
+	require.Equal(t, escs[1], strconv.Itoa(len(all)), "the summary counts what the file holds")
+	require.Equal(t, escalated, len(all))
+	require.NotZero(t, escalated, "with 90 contacts, some calls fail twice: output: %s", out.String())
+	for _, e := range all {
+		require.Equal(t, escalationType, e.Type)
+		require.Equal(t, escalationTarget, e.Target)
+		require.Equal(t, escalateAfter, e.FailedAttempts)
+		it, err := eng.Item(ctx, e.PoolUUID, e.ContactUUID)
+		require.NoError(t, err)
+		require.Equal(t, it.ID, e.ItemID)
+		require.Equal(t, pool.StatusFailed, it.Status)
 	}
 	require.NoError(t, eng.Close())
 	require.NoError(t, st.Close())
@@ -76,6 +128,10 @@ func testRun(t *testing.T, db string) {
 	require.Regexp(t, `Renewals \(FIFO\)\s+FIFO\s+contacts added\s+0, already there\s+30`, out.String())
 	require.Regexp(t, `0 calls in`, out.String())
 	require.Contains(t, out.String(), `campaign "Dialer demo" is In Process`)
+	require.Contains(t, out.String(), "(added 0, already there 2)")
+	require.Regexp(t, `skipped for do-not-call:\s+2  \(`, out.String())
+	require.Regexp(t, `skipped for opt-out:\s+1  \(remove_on_opt_out: no opt-out this run`, out.String())
+	require.Regexp(t, `escalations recorded:\s+0  this run, `+escs[2]+` in all`, out.String())
 }
 
 func TestParse(t *testing.T) {
