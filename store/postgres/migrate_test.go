@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
@@ -119,3 +120,193 @@ func TestOpen_UpgradesVersion1(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestOpen_UpgradesVersion3 opens a schema left at version 3 (campaigns,
+// no calling rules) holding items in every kind of state: Open brings it
+// to the latest version in place, the items read back as they were, with
+// CallDay and CallsToday 0, from every reader; the counts carry over; the
+// new tables (do-not-call list, opt-outs, escalations) and columns are
+// usable at once.
+func TestOpen_UpgradesVersion3(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	schema := pgtest.Schema(t, url)
+	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 3))
+
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "SET search_path = "+schema)
+	require.NoError(t, err)
+	var version int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT max(version) FROM schema_version").Scan(&version))
+	require.Equal(t, 3, version)
+
+	// Two pools, as version 3 stored them: p holds a Pending item, a
+	// Retrying one (due at 100), a Processing one (lease ends at 50) and a
+	// Completed one; q the first one's contact, Pending.
+	var keys []int64
+	var ps []uuid.UUID
+	for _, name := range []string{"from version 3", "another"} {
+		p := newTestPool(name)
+		var k int64
+		require.NoError(t, conn.QueryRow(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items,
+    max_retries, is_active, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $2)
+    RETURNING id`, p.UUID, p.Name, p.Description, "FIFO", p.MaxParallelItems, p.MaxRetries, p.IsActive,
+			p.CreatedAt.UnixNano()).Scan(&k))
+		keys, ps = append(keys, k), append(ps, p.UUID)
+	}
+	p, q := ps[0], ps[1]
+	_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, pending, retrying, processing, completed)
+    VALUES ($1, 1, 1, 1, 1), ($2, 1, 0, 0, 0)`, keys[0], keys[1])
+	require.NoError(t, err)
+	shared := uuid.New()
+	contacts := []uuid.UUID{shared, uuid.New(), uuid.New(), uuid.New()}
+	for _, row := range []struct {
+		k                  int64
+		contact            uuid.UUID
+		status             string
+		attempts           int
+		started, completed *int64
+		next, lease        *int64
+		notes              string
+		added, token       int64
+		ready              bool
+	}{
+		{k: keys[0], contact: shared, status: "Pending", added: 1, ready: true},
+		{k: keys[0], contact: contacts[1], status: "Retrying", attempts: 1, started: ptr[int64](10), next: ptr[int64](100),
+			notes: "busy", added: 2, token: 1},
+		{k: keys[0], contact: contacts[2], status: "Processing", attempts: 1, started: ptr[int64](20), lease: ptr[int64](50),
+			added: 3, token: 1},
+		{k: keys[0], contact: contacts[3], status: "Completed", attempts: 1, started: ptr[int64](5), completed: ptr[int64](6),
+			notes: "answered", added: 4, token: 1},
+		{k: keys[1], contact: shared, status: "Pending", added: 5, ready: true},
+	} {
+		_, err = conn.Exec(ctx, `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count,
+    started_at, completed_at, next_retry_at, notes, added_at, token, lease_expires_at, ready)
+    VALUES ($1, $2, $3, 0, $4, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			row.k, row.contact, row.status, row.attempts, row.started, row.completed, row.next, row.notes, row.added,
+			row.token, row.lease, row.ready)
+		require.NoError(t, err)
+	}
+
+	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: schema})
+	rows, err := conn.Query(ctx, "SELECT version FROM schema_version ORDER BY version")
+	require.NoError(t, err)
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	require.NoError(t, err)
+	want := make([]int, postgres.LatestVersion())
+	for i := range want {
+		want[i] = i + 1
+	}
+	require.Equal(t, want, versions, "every migration recorded once, in order")
+
+	// Every reader returns the old items with a calling day of 0.
+	zero := func(what string, items ...pool.Item) {
+		t.Helper()
+		require.NotEmpty(t, items, what)
+		for _, it := range items {
+			require.Zero(t, it.CallDay, "%s: item %d", what, it.ID)
+			require.Zero(t, it.CallsToday, "%s: item %d", what, it.ID)
+		}
+	}
+	var old []pool.Item
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		var total int
+		var err error
+		old, total, err = tx.Items(ctx, p, pool.ItemQuery{Page: 1, PerPage: 10})
+		require.NoError(t, err)
+		require.Equal(t, 4, total)
+		zero("Items", old...)
+		require.Equal(t, []pool.Status{pool.StatusPending, pool.StatusRetrying, pool.StatusProcessing,
+			pool.StatusCompleted}, []pool.Status{old[0].Status, old[1].Status, old[2].Status, old[3].Status})
+		require.Equal(t, "busy", old[1].Notes)
+		require.Equal(t, time.Unix(0, 100).UTC(), *old[1].NextRetryAt)
+		require.Equal(t, time.Unix(0, 50).UTC(), old[2].LeaseExpiresAt)
+		for _, it := range old {
+			got, err := tx.ItemByID(ctx, it.ID)
+			require.NoError(t, err)
+			require.Equal(t, it, got, "ItemByID")
+		}
+		mine, err := tx.ContactItems(ctx, shared)
+		require.NoError(t, err)
+		require.Len(t, mine, 2)
+		require.Equal(t, old[0], mine[0], "ContactItems, p first")
+		require.Equal(t, q, mine[1].PoolUUID)
+		zero("ContactItems", mine...)
+		expired, err := tx.Expired(ctx, p, time.Unix(0, 50), 10)
+		require.NoError(t, err)
+		require.Equal(t, old[2:3], expired, "Expired")
+		counts, err := tx.StatusCounts(ctx, p)
+		require.NoError(t, err)
+		want := pool.ZeroCounts()
+		want[pool.StatusPending], want[pool.StatusRetrying], want[pool.StatusProcessing], want[pool.StatusCompleted] = 1, 1, 1, 1
+		require.Equal(t, want, counts, "the counts carry over")
+		return nil
+	}))
+
+	// The new columns and tables take writes at once.
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		mine, err := tx.ContactItems(ctx, shared)
+		require.NoError(t, err)
+		require.Len(t, mine, 2, "ContactItems in a write transaction")
+		zero("ContactItems", mine...)
+		due, err := tx.Due(ctx, p, pool.FIFO, time.Unix(0, 100), 10)
+		require.NoError(t, err)
+		require.Equal(t, old[:2], due, "Due: the Pending item and the Retrying one come due")
+
+		claimed := due[0]
+		claimed.Status, claimed.Attempts, claimed.Token = pool.StatusProcessing, 1, 1
+		claimed.LeaseExpiresAt = time.Unix(60, 0).UTC()
+		claimed.CallDay, claimed.CallsToday = 20162, 1
+		require.NoError(t, tx.UpdateItem(ctx, pool.StatusPending, claimed))
+		got, err := tx.ItemByID(ctx, claimed.ID)
+		require.NoError(t, err)
+		require.Equal(t, claimed, got)
+		retried := due[1]
+		retried.CallDay, retried.CallsToday = 20162, 2
+		require.NoError(t, tx.UpdateItems(ctx, store.Change{From: pool.StatusRetrying, Item: retried}))
+		got, err = tx.ItemByID(ctx, retried.ID)
+		require.NoError(t, err)
+		require.Equal(t, retried, got)
+
+		n, err := tx.AddDNC(ctx, time.Unix(0, 7), contacts[1], shared)
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		on, err := tx.OnDNC(ctx, contacts...)
+		require.NoError(t, err)
+		require.Equal(t, map[uuid.UUID]bool{contacts[1]: true, shared: true}, on)
+		added, err := tx.OptOut(ctx, contacts[3], time.Unix(0, 8))
+		require.NoError(t, err)
+		require.True(t, added)
+		e, added, err := tx.InsertEscalation(ctx, campaign.Escalation{PoolUUID: p, ContactUUID: contacts[1],
+			ItemID: old[1].ID, CampaignUUID: uuid.New(), RuleUUID: uuid.New(), FailedAttempts: 1, At: time.Unix(0, 9).UTC()})
+		require.NoError(t, err)
+		require.True(t, added)
+		require.Positive(t, e.ID)
+		return nil
+	}))
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		list, total, err := tx.DNC(ctx, campaign.DNCQuery{Page: 1, PerPage: 10})
+		require.NoError(t, err)
+		require.Equal(t, 2, total)
+		require.Len(t, list, 2)
+		outs, err := tx.OptedOut(ctx, contacts...)
+		require.NoError(t, err)
+		require.Equal(t, map[uuid.UUID]bool{contacts[3]: true}, outs)
+		es, err := tx.Escalations(ctx, campaign.EscalationQuery{Limit: 10, PoolUUID: &p})
+		require.NoError(t, err)
+		require.Len(t, es, 1)
+		require.Equal(t, old[1].ID, es[0].ItemID)
+		return nil
+	}))
+
+	// calls_today keeps its CHECK on the upgraded table.
+	bad := old[3]
+	bad.CallsToday = -1
+	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, pool.StatusCompleted, bad) })
+	require.Error(t, err, "a negative calls_today")
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/stretchr/testify/require"
@@ -135,4 +136,186 @@ WHERE type = 'table' AND (sql LIKE '%status IN (%' OR sql LIKE '%type IN (%')`).
 		require.Equal(t, "Ada Lovelace", found[0].Name)
 		return nil
 	}))
+}
+
+// TestMigrate_CallingRules upgrades a version 5 file (campaigns, no
+// calling rules) holding items in every kind of state to the latest
+// version: the items read back as they were, with CallDay and CallsToday
+// 0, from every reader; the counts carry over; the new tables (do-not-call
+// list, opt-outs, escalations) and columns are usable at once.
+//
+// Not parallel: it narrows the package's migrations while it writes the
+// old file (see TestMigrate_CountsWithoutTriggers).
+func TestMigrate_CallingRules(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v5.db")
+	// Version 5, written as its code did: counts kept by the store, contact
+	// fields indexed in item_search by the store.
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	db.SetMaxOpenConns(1)
+	all := migrations
+	migrations = all[:5]
+	err = migrate(ctx, db)
+	migrations = all
+	require.NoError(t, err)
+	exec := func(query string, args ...any) {
+		t.Helper()
+		_, err := db.ExecContext(ctx, query, args...)
+		require.NoError(t, err)
+	}
+	var version int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&version))
+	require.Equal(t, 5, version)
+
+	p, q := uuid.New(), uuid.New() // pool ids 1 and 2
+	for _, id := range []uuid.UUID{p, q} {
+		exec(`INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
+    is_active, created_at, updated_at, search) VALUES (?, 'old pool', 'x', 'FIFO', 10, 3, 1, 0, 0, 'old pool')`, id[:])
+	}
+	shared := uuid.New() // a contact in both pools
+	contacts := []uuid.UUID{shared, uuid.New(), uuid.New(), uuid.New()}
+	// In pool 1: Pending (with contact fields), Retrying (due at 100),
+	// Processing (lease ends at 50), Completed; in pool 2: the shared
+	// contact, Pending.
+	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
+    ready, name, phone_number) VALUES (1, ?, 'Pending', 0, 0, 0, '', 1, 0, 1, 'Ada Lovelace', '+15551234567')`, shared[:])
+	exec(`INSERT INTO item_search (rowid, body) VALUES (1, 'Ada Lovelace' || char(10) || '+15551234567')`)
+	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, started_at, next_retry_at,
+    notes, added_at, token, ready) VALUES (1, ?, 'Retrying', 0, 1, 1, 10, 100, 'busy', 2, 1, 0)`, contacts[1][:])
+	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, started_at, notes,
+    added_at, token, lease_expires_at, ready) VALUES (1, ?, 'Processing', 0, 1, 0, 20, '', 3, 1, 50, 0)`, contacts[2][:])
+	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, started_at, completed_at,
+    notes, added_at, token, ready) VALUES (1, ?, 'Completed', 0, 1, 0, 5, 6, 'answered', 4, 1, 0)`, contacts[3][:])
+	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
+    ready) VALUES (2, ?, 'Pending', 0, 0, 0, '', 5, 0, 1)`, shared[:])
+	exec(`UPDATE pool_counts SET n = CASE status WHEN 'Pending' THEN 1 WHEN 'Retrying' THEN 1
+    WHEN 'Processing' THEN 1 WHEN 'Completed' THEN 1 ELSE 0 END WHERE pool_id = 1`)
+	exec(`UPDATE pool_counts SET n = 1 WHERE pool_id = 2 AND status = 'Pending'`)
+	require.NoError(t, db.Close())
+
+	st, err := Open(ctx, path, Options{CheckCache: true})
+	require.NoError(t, err)
+	defer st.Close()
+	var versions []int
+	rows, err := st.wc.QueryContext(ctx, `SELECT version FROM schema_version ORDER BY version`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var v int
+		require.NoError(t, rows.Scan(&v))
+		versions = append(versions, v)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6}, versions[:6], "every migration recorded once, in order")
+	require.Len(t, versions, latestVersion())
+	var check string
+	require.NoError(t, st.wc.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check))
+	require.Equal(t, "ok", check)
+
+	// Every reader returns the old items with a calling day of 0.
+	zero := func(what string, items ...pool.Item) {
+		t.Helper()
+		require.NotEmpty(t, items, what)
+		for _, it := range items {
+			require.Zero(t, it.CallDay, "%s: item %d", what, it.ID)
+			require.Zero(t, it.CallsToday, "%s: item %d", what, it.ID)
+		}
+	}
+	var old []pool.Item
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		var total int
+		old, total, err = tx.Items(ctx, p, pool.ItemQuery{Page: 1, PerPage: 10})
+		require.NoError(t, err)
+		require.Equal(t, 4, total)
+		zero("Items", old...)
+		require.Equal(t, []pool.Status{pool.StatusPending, pool.StatusRetrying, pool.StatusProcessing,
+			pool.StatusCompleted}, []pool.Status{old[0].Status, old[1].Status, old[2].Status, old[3].Status})
+		require.Equal(t, "Ada Lovelace", old[0].Name)
+		require.Equal(t, 1, old[1].Attempts)
+		require.Equal(t, "busy", old[1].Notes)
+		require.Equal(t, time.Unix(0, 100).UTC(), *old[1].NextRetryAt)
+		require.Equal(t, time.Unix(0, 50).UTC(), old[2].LeaseExpiresAt)
+		for _, it := range old {
+			got, err := tx.ItemByID(ctx, it.ID)
+			require.NoError(t, err)
+			require.Equal(t, it, got, "ItemByID")
+		}
+		found, _, err := tx.Items(ctx, p, pool.ItemQuery{Search: "lovelace", Page: 1, PerPage: 10})
+		require.NoError(t, err)
+		require.Equal(t, old[:1], found, "the search index carries over")
+		mine, err := tx.ContactItems(ctx, shared)
+		require.NoError(t, err)
+		require.Len(t, mine, 2)
+		require.Equal(t, old[0], mine[0], "ContactItems, pool 1 first")
+		require.Equal(t, q, mine[1].PoolUUID)
+		zero("ContactItems", mine...)
+		expired, err := tx.Expired(ctx, p, time.Unix(0, 50), 10)
+		require.NoError(t, err)
+		require.Equal(t, old[2:3], expired, "Expired")
+		counts, err := tx.StatusCounts(ctx, p)
+		require.NoError(t, err)
+		want := pool.ZeroCounts()
+		want[pool.StatusPending], want[pool.StatusRetrying], want[pool.StatusProcessing], want[pool.StatusCompleted] = 1, 1, 1, 1
+		require.Equal(t, want, counts, "the counts carry over")
+		return nil
+	}))
+
+	// The new columns and tables take writes at once.
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		due, err := tx.Due(ctx, p, pool.FIFO, time.Unix(0, 100), 10)
+		require.NoError(t, err)
+		require.Equal(t, old[:2], due, "Due: the Pending item and the Retrying one come due")
+		zero("Due", due...)
+
+		claimed := due[0]
+		claimed.Status, claimed.Attempts, claimed.Token = pool.StatusProcessing, 1, 1
+		claimed.LeaseExpiresAt = time.Unix(60, 0).UTC()
+		claimed.CallDay, claimed.CallsToday = 20162, 1
+		require.NoError(t, tx.UpdateItem(ctx, pool.StatusPending, claimed))
+		got, err := tx.ItemByID(ctx, claimed.ID)
+		require.NoError(t, err)
+		require.Equal(t, claimed, got)
+		retried := due[1]
+		retried.CallDay, retried.CallsToday = 20162, 2
+		require.NoError(t, tx.UpdateItems(ctx, store.Change{From: pool.StatusRetrying, Item: retried}))
+		got, err = tx.ItemByID(ctx, retried.ID)
+		require.NoError(t, err)
+		require.Equal(t, retried, got)
+
+		n, err := tx.AddDNC(ctx, time.Unix(0, 7), contacts[1], shared)
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		on, err := tx.OnDNC(ctx, contacts...)
+		require.NoError(t, err)
+		require.Equal(t, map[uuid.UUID]bool{contacts[1]: true, shared: true}, on)
+		added, err := tx.OptOut(ctx, contacts[3], time.Unix(0, 8))
+		require.NoError(t, err)
+		require.True(t, added)
+		e, added, err := tx.InsertEscalation(ctx, campaign.Escalation{PoolUUID: p, ContactUUID: contacts[1],
+			ItemID: old[1].ID, CampaignUUID: uuid.New(), RuleUUID: uuid.New(), FailedAttempts: 1, At: time.Unix(0, 9).UTC()})
+		require.NoError(t, err)
+		require.True(t, added)
+		require.Positive(t, e.ID)
+		return nil
+	}))
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		list, total, err := tx.DNC(ctx, campaign.DNCQuery{Page: 1, PerPage: 10})
+		require.NoError(t, err)
+		require.Equal(t, 2, total)
+		require.Len(t, list, 2)
+		outs, err := tx.OptedOut(ctx, contacts...)
+		require.NoError(t, err)
+		require.Equal(t, map[uuid.UUID]bool{contacts[3]: true}, outs)
+		es, err := tx.Escalations(ctx, campaign.EscalationQuery{Limit: 10, PoolUUID: &p})
+		require.NoError(t, err)
+		require.Len(t, es, 1)
+		require.Equal(t, old[1].ID, es[0].ItemID)
+		return nil
+	}))
+
+	// calls_today keeps its CHECK on the upgraded table.
+	bad := old[3]
+	bad.CallsToday = -1
+	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, pool.StatusCompleted, bad) })
+	require.Error(t, err, "a negative calls_today")
 }
