@@ -47,12 +47,13 @@ const (
 	lockEscalationsSQL = `SELECT pg_advisory_xact_lock($1::int, -1)`
 
 	// poolsOfContactSQL finds the pools of a contact's items, to lock them
-	// before the items are read: a seek on items_contact.
-	poolsOfContactSQL = `SELECT p.id, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id WHERE i.contact_uuid = $1`
+	// before the items are read: one seek per pool in UNIQUE (pool_id,
+	// contact_uuid) (there is no index on contacts alone, see 0004).
+	poolsOfContactSQL = `SELECT p.id, p.uuid FROM pools p JOIN items i ON i.pool_id = p.id WHERE i.contact_uuid = $1`
 
-	// contactItemsSQL reads a contact's items in pool order: a seek on
-	// items_contact. A pool has one item of a contact at most, so pool
-	// order is the order of the contract (pool, then ID).
+	// contactItemsSQL reads a contact's items in pool order, one seek per
+	// pool as poolsOfContactSQL. A pool has one item of a contact at most,
+	// so pool order is the order of the contract (pool, then ID).
 	// contactItemsLockedSQL keeps the pools locked ($2).
 	contactItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
 WHERE i.contact_uuid = $1 ORDER BY i.pool_id`
@@ -88,7 +89,7 @@ ORDER BY id LIMIT $3`
 )
 
 // ContactItems returns the items of a contact in every pool, in pool
-// order. O(log n + r) for r items.
+// order. One index seek per pool: O(P log n) for P pools.
 //
 // In a write transaction it first locks every pool that has an item of
 // the contact (in the order of their keys, as ItemsByID does), then reads

@@ -23,9 +23,10 @@ import (
 // one prepared statement for any number of contacts, each a seek.
 
 const (
-	// contactItemsSQL is a seek on items_contact, which is in pool order.
-	contactItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
-WHERE i.contact_uuid = ? ORDER BY i.pool_id, i.id`
+	// contactItemsSQL walks the pools in key order and seeks each one's
+	// item of the contact in UNIQUE (pool_id, contact_uuid).
+	contactItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM pools p CROSS JOIN items i
+WHERE i.pool_id = p.id AND i.contact_uuid = ? ORDER BY p.id`
 
 	// contactListSQL is the contacts of a JSON array of hex UUIDs.
 	contactListSQL = `SELECT unhex(value) FROM json_each(?)`
@@ -69,7 +70,7 @@ func contactList(contacts []uuid.UUID) (string, error) {
 }
 
 // ContactItems returns the items of a contact in every pool, in pool
-// order. O(log n + r) for r items.
+// order. One index seek per pool: O(P log n) for P pools.
 func (t *txn) ContactItems(ctx context.Context, contact uuid.UUID) ([]pool.Item, error) {
 	const op = "contact items"
 	rows, err := t.query(ctx, contactItemsSQL, blob(contact))

@@ -14,9 +14,10 @@ ALTER TABLE items
     ADD COLUMN call_day    integer NOT NULL DEFAULT 0,
     ADD COLUMN calls_today bigint  NOT NULL DEFAULT 0 CHECK (calls_today >= 0);
 
--- The items of a contact, in every pool (ContactItems, at an opt-out): a
--- seek, in pool order.
-CREATE INDEX items_contact ON items (contact_uuid, pool_id);
+-- The items of a contact across pools (ContactItems, at an opt-out) are
+-- read through UNIQUE (pool_id, contact_uuid), one seek per pool: an index
+-- on contact_uuid would make it one seek, but every Add would pay for it,
+-- and opt-outs are rare.
 
 -- dnc: the do-not-call list, shared by every pool; one row per contact,
 -- listed oldest first (dnc_added).
