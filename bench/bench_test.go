@@ -18,13 +18,19 @@ import (
 // deployment shape (WAL, separate read pool), not :memory:.
 func open(b *testing.B, d sqlite.Durability) (*queue.Engine, *sqlite.Store) {
 	b.Helper()
+	return openWith(b, d, queue.Options{})
+}
+
+// openWith is open with the engine's options (a clock, say).
+func openWith(b *testing.B, d sqlite.Durability, opts queue.Options) (*queue.Engine, *sqlite.Store) {
+	b.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Durability: d})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	eng, err := queue.New(st, queue.Options{})
+	eng, err := queue.New(st, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
