@@ -238,6 +238,10 @@ type Tx interface {
 	OptOut(ctx context.Context, contact uuid.UUID, at time.Time) (added bool, err error)
 	// OptedOut returns which of contacts have opted out (a set, as OnDNC).
 	OptedOut(ctx context.Context, contacts ...uuid.UUID) (map[uuid.UUID]bool, error)
+	// Listed returns what OnDNC and OptedOut return for contacts, in one
+	// statement: dispatch asks it of the items it claims under a rule
+	// that checks both lists.
+	Listed(ctx context.Context, contacts ...uuid.UUID) (dnc, optedOut map[uuid.UUID]bool, err error)
 
 	// InsertEscalation records e (its ID is assigned: larger than any
 	// before, never reused) unless an escalation of item e.ItemID exists

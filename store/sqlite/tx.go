@@ -162,7 +162,7 @@ func readQueries() []string {
 		poolKeySQL, poolSQL, statusCountsSQL,
 		itemSQL, itemByIDSQL, itemsByIDSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
 		inFlightSQL, expiredSQL, nextWakeSQL, poolStateSQL, poolCampaignsSQL, ruleSQL, campaignSQL, campaignPoolsSQL,
-		contactItemsSQL, onDNCSQL, optedOutSQL, dncSQL, dncTotalSQL, escalationsSQL, escalationsOfPoolSQL,
+		contactItemsSQL, onDNCSQL, optedOutSQL, listedOneSQL, listedSQL, dncSQL, dncTotalSQL, escalationsSQL, escalationsOfPoolSQL,
 	}
 }
 

@@ -27,6 +27,7 @@ func contactTests() []test {
 		{"ContactItems/SeesItsOwnWrites", testContactItemsOwnWrites},
 		{"DNC/AddRemove", testDNCAddRemove},
 		{"DNC/OnDNC", testOnDNC},
+		{"DNC/Listed", testListed},
 		{"DNC/Paging", testDNCPaging},
 		{"DNC/Concurrent", testDNCConcurrent},
 		{"OptOut/OK", testOptOut},
@@ -292,6 +293,52 @@ func testOnDNC(t *testing.T, b *bundle) {
 		return err
 	})
 	require.Equal(t, setOf(on2, off1), b.onDNC(on1, on2, off1, off2))
+}
+
+// testListed: Listed answers what OnDNC and OptedOut answer, for one
+// contact and for many, read or written in the same transaction.
+func testListed(t *testing.T, b *bundle) {
+	dnc, opted, both, none := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	listed := func(contacts ...uuid.UUID) (d, o map[uuid.UUID]bool) {
+		b.read(func(tx store.Tx) (err error) { d, o, err = tx.Listed(b.ctx, contacts...); return err })
+		return d, o
+	}
+	d, o := listed(dnc, opted)
+	require.Empty(t, d, "empty lists")
+	require.Empty(t, o, "empty lists")
+	b.addDNC(t0, dnc, both)
+	b.write(func(tx store.Tx) error {
+		for _, c := range []uuid.UUID{opted, both} {
+			if _, err := tx.OptOut(b.ctx, c, t0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, c := range []uuid.UUID{dnc, opted, both, none} {
+		d, o := listed(c)
+		require.Equal(t, b.onDNC(c), d, "one contact: DNC of %s", c)
+		var wantOpted map[uuid.UUID]bool
+		b.read(func(tx store.Tx) (err error) { wantOpted, err = tx.OptedOut(b.ctx, c); return err })
+		require.Equal(t, wantOpted, o, "one contact: opted out %s", c)
+	}
+	d, o = listed(none, both, dnc, opted, both)
+	require.Equal(t, setOf(dnc, both), d)
+	require.Equal(t, setOf(opted, both), o)
+	d, o = listed()
+	require.Empty(t, d, "no contacts")
+	require.Empty(t, o, "no contacts")
+
+	// In a write transaction, before commit.
+	b.write(func(tx store.Tx) error {
+		if _, err := tx.AddDNC(b.ctx, t0, none); err != nil {
+			return err
+		}
+		d, o, err := tx.Listed(b.ctx, none)
+		require.Equal(t, setOf(none), d)
+		require.Empty(t, o)
+		return err
+	})
 }
 
 // testDNCPaging checks the order of the list (oldest first, to the
