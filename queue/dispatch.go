@@ -184,7 +184,10 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Le
 var errMore = errors.New("queue: claim: more to look at")
 
 // admissionBatch is how many due items a claim under a rule reads at a
-// time, so that items the rule defers cost a query per batch, not each.
+// time once the rule has deferred one, so that items the rule defers cost
+// a query per batch, not each. Until then it reads what it wants: the
+// common case, where the next item may be called, reads no more than a
+// plain pool's claim.
 const admissionBatch = 64
 
 // claimKey is the group-commit key of the dequeues of a pool.
@@ -243,8 +246,10 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	var changes []store.Change
 	for len(leases) < want && adm.defers < maxDeferrals {
 		n := want - len(leases)
-		if p.rule != nil {
-			n = max(n, admissionBatch) // items the rule defers are looked at in batches
+		if adm.defers > 0 {
+			// The rule defers items here (a sleeping zone, say): look
+			// at the rest in batches, a query per batch, not per item.
+			n = max(n, admissionBatch)
 		}
 		due, err := tx.Due(ctx, poolID, p.Type, now, n)
 		if err != nil {

@@ -41,17 +41,15 @@ func (a *admission) look(ctx context.Context, tx *wtx, due []pool.Item) error {
 		contacts[i] = it.ContactUUID
 	}
 	var err error
-	if r.DNCCheck {
-		if a.dnc, err = tx.OnDNC(ctx, contacts...); err != nil {
-			return err
-		}
+	switch {
+	case r.DNCCheck && r.RemoveOnOptOut:
+		a.dnc, a.opted, err = tx.Listed(ctx, contacts...) // one statement for both
+	case r.DNCCheck:
+		a.dnc, err = tx.OnDNC(ctx, contacts...)
+	default:
+		a.opted, err = tx.OptedOut(ctx, contacts...)
 	}
-	if r.RemoveOnOptOut {
-		if a.opted, err = tx.OptedOut(ctx, contacts...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
 // decide returns what becomes of the due item it at now: ok and it with
