@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
-	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
@@ -82,16 +81,9 @@ func (e *Engine) Rules(ctx context.Context, q campaign.RuleQuery) (campaign.Rule
 	if err != nil {
 		return campaign.RulePage{}, fmt.Errorf("list rules: %w", err)
 	}
-	var page campaign.RulePage
-	err = e.read(ctx, func(tx store.Tx) error {
-		data, total, err := tx.Rules(ctx, q)
-		page = pool.NewPage(q.Page, q.PerPage, total, data)
-		return err
+	return listPage(ctx, e, "list rules", q.Page, q.PerPage, func(tx store.Tx) ([]campaign.Rule, int, error) {
+		return tx.Rules(ctx, q)
 	})
-	if err != nil {
-		return campaign.RulePage{}, fmt.Errorf("list rules: %w", err)
-	}
-	return page, nil
 }
 
 // DeleteRule removes a rule. It is refused with [campaign.ErrConflict]
@@ -172,16 +164,9 @@ func (e *Engine) Campaigns(ctx context.Context, q campaign.Query) (campaign.Page
 	if err != nil {
 		return campaign.Page{}, fmt.Errorf("list campaigns: %w", err)
 	}
-	var page campaign.Page
-	err = e.read(ctx, func(tx store.Tx) error {
-		data, total, err := tx.Campaigns(ctx, q)
-		page = pool.NewPage(q.Page, q.PerPage, total, data)
-		return err
+	return listPage(ctx, e, "list campaigns", q.Page, q.PerPage, func(tx store.Tx) ([]campaign.Campaign, int, error) {
+		return tx.Campaigns(ctx, q)
 	})
-	if err != nil {
-		return campaign.Page{}, fmt.Errorf("list campaigns: %w", err)
-	}
-	return page, nil
 }
 
 // DeleteCampaign removes a campaign and detaches its pools. It is refused

@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
-	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
@@ -94,16 +93,9 @@ func (e *Engine) DNC(ctx context.Context, q campaign.DNCQuery) (campaign.DNCPage
 	if err != nil {
 		return campaign.DNCPage{}, fmt.Errorf("list dnc: %w", err)
 	}
-	var page campaign.DNCPage
-	err = e.read(ctx, func(tx store.Tx) error {
-		data, total, err := tx.DNC(ctx, q)
-		page = pool.NewPage(q.Page, q.PerPage, total, data)
-		return err
+	return listPage(ctx, e, "list dnc", q.Page, q.PerPage, func(tx store.Tx) ([]campaign.DNCEntry, int, error) {
+		return tx.DNC(ctx, q)
 	})
-	if err != nil {
-		return campaign.DNCPage{}, fmt.Errorf("list dnc: %w", err)
-	}
-	return page, nil
 }
 
 // OptOut records that contact opted out, and in the same transaction skips

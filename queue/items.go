@@ -79,19 +79,12 @@ func (e *Engine) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) 
 	if err != nil {
 		return pool.ItemPage{}, fmt.Errorf("list items: %w", err)
 	}
-	var page pool.ItemPage
-	err = e.read(ctx, func(tx store.Tx) error {
+	return listPage(ctx, e, "list items", q.Page, q.PerPage, func(tx store.Tx) ([]pool.Item, int, error) {
 		if _, err := tx.Pool(ctx, poolID); err != nil {
-			return err
+			return nil, 0, err
 		}
-		data, total, err := tx.Items(ctx, poolID, q)
-		page = pool.NewPage(q.Page, q.PerPage, total, data)
-		return err
+		return tx.Items(ctx, poolID, q)
 	})
-	if err != nil {
-		return pool.ItemPage{}, fmt.Errorf("list items: %w", err)
-	}
-	return page, nil
 }
 
 // Item returns the item of a contact in a pool. Errors: [store.ErrNotFound].

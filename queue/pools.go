@@ -115,16 +115,9 @@ func (e *Engine) Pools(ctx context.Context, q pool.PoolQuery) (pool.PoolPage, er
 	if err != nil {
 		return pool.PoolPage{}, fmt.Errorf("list pools: %w", err)
 	}
-	var page pool.PoolPage
-	err = e.read(ctx, func(tx store.Tx) error {
-		data, total, err := tx.Pools(ctx, q)
-		page = pool.NewPage(q.Page, q.PerPage, total, data)
-		return err
+	return listPage(ctx, e, "list pools", q.Page, q.PerPage, func(tx store.Tx) ([]pool.Pool, int, error) {
+		return tx.Pools(ctx, q)
 	})
-	if err != nil {
-		return pool.PoolPage{}, fmt.Errorf("list pools: %w", err)
-	}
-	return page, nil
 }
 
 // DeletePool removes a pool and all its items. It is refused with
@@ -206,6 +199,22 @@ func (e *Engine) DuplicatePool(ctx context.Context, id uuid.UUID, d pool.Duplica
 	})
 	if err != nil {
 		return pool.Duplicated{}, fmt.Errorf("duplicate pool: %w", err)
+	}
+	return out, nil
+}
+
+// listPage reads one page of a listing in a read transaction: list returns
+// the rows of page (of perPage rows, from a normalized query) and the
+// total; op names the call in its error.
+func listPage[T any](ctx context.Context, e *Engine, op string, page, perPage int, list func(tx store.Tx) ([]T, int, error)) (pool.Page[T], error) {
+	var out pool.Page[T]
+	err := e.read(ctx, func(tx store.Tx) error {
+		data, total, err := list(tx)
+		out = pool.NewPage(page, perPage, total, data)
+		return err
+	})
+	if err != nil {
+		return pool.Page[T]{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return out, nil
 }
