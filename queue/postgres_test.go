@@ -2,7 +2,8 @@ package queue_test
 
 // The engine's tests on the PostgreSQL store: the rapid model (on one store,
 // and on three stores of one schema taking turns, as three nodes would),
-// the concurrency cap test over three engines each with its own pool of
+// the calling-rules machine on three stores taking turns, the concurrency
+// cap test over three engines each with its own pool of
 // connections, and the wake-up of a Dequeue blocked in one engine by
 // another's Add, through LISTEN/NOTIFY, before and after the listener's
 // connection is killed. They need POOLQ_TEST_POSTGRES (see package
@@ -44,6 +45,19 @@ func TestPostgres_Model(t *testing.T) {
 			opts := postgres.Options{Schema: first.Schema(), MaxConns: 2}
 			return &turnStore{stores: []store.Store{first, pgtest.OpenSchema(t, url, opts), pgtest.OpenSchema(t, url, opts)}}
 		})
+	})
+}
+
+// TestPostgres_CallingRules runs the calling-rules machine on three stores
+// of one schema taking turns, as three nodes would: windows, day caps,
+// the lists and escalations hold whichever node makes each step.
+func TestPostgres_CallingRules(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	rulesCheck(t, func(t *rapid.T) store.Store {
+		first := pgtest.Open(t, url, postgres.Options{MaxConns: 2})
+		opts := postgres.Options{Schema: first.Schema(), MaxConns: 2}
+		return &turnStore{stores: []store.Store{first, pgtest.OpenSchema(t, url, opts), pgtest.OpenSchema(t, url, opts)}}
 	})
 }
 

@@ -39,6 +39,7 @@ import (
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
@@ -89,11 +90,20 @@ type rulesMachine struct {
 
 func TestEngine_CallingRules(t *testing.T) {
 	t.Parallel()
-	rapid.Check(t, func(t *rapid.T) {
-		ctx := context.Background()
-		st, err := sqlite.Open(ctx, sqlite.MemoryPath, sqlite.Options{CheckCache: true})
+	rulesCheck(t, func(t *rapid.T) store.Store {
+		st, err := sqlite.Open(context.Background(), sqlite.MemoryPath, sqlite.Options{CheckCache: true})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = st.Close() })
+		return st
+	})
+}
+
+// rulesCheck runs the calling-rules machine on a fresh store from open
+// per run (closed by a Cleanup that open registers).
+func rulesCheck(t *testing.T, open func(t *rapid.T) store.Store) {
+	rapid.Check(t, func(t *rapid.T) {
+		ctx := context.Background()
+		st := open(t)
 		edge := rapid.SampledFrom(rulesEdges).Draw(t, "edge")
 		clk := &clock{t: edge.Add(-time.Duration(rapid.IntRange(0, 30*60).Draw(t, "minutes before")) * time.Minute)}
 		eng, err := queue.New(st, queue.Options{Now: clk.Now, LeaseTimeout: rulesLease, PollInterval: time.Hour})
