@@ -364,3 +364,25 @@ func TestEngine_TextRuleOneAttempt(t *testing.T) {
 	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "undelivered"}))
 	require.Equal(t, pool.StatusFailed, b.item(t, p.UUID, c).Status)
 }
+
+// TestEngine_DequeueWakesAtWindowStart: a Dequeue blocked on a pool whose
+// only item sleeps (deferred to its window's start) wakes at that start by
+// itself, on the real clock, without a safety poll.
+func TestEngine_DequeueWakesAtWindowStart(t *testing.T) {
+	t.Parallel()
+	// The engine's clock runs with the real one, 300 ms before 09:00 UTC.
+	start := time.Now()
+	base := time.Date(2026, 1, 2, 8, 59, 59, 700_000_000, time.UTC)
+	now := func() time.Time { return base.Add(time.Since(start)) }
+	b := realEngine(t, queue.Options{PollInterval: time.Hour, Now: now})
+	p, _ := b.governed(t, pool.FIFO, "UTC", campaign.CreateRuleParams{StartTime: new("09:00"), EndTime: new("18:00")})
+	c := b.addIn(t, p.UUID, "")
+
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	l, err := b.eng.Dequeue(ctx, p.UUID)
+	require.NoError(t, err, "woken at the window's start")
+	require.Equal(t, c, l.ContactUUID)
+	require.False(t, now().Before(time.Date(2026, 1, 2, 9, 0, 0, 0, time.UTC)), "not before the window opened")
+	require.Less(t, time.Since(start), 3*time.Second)
+}
