@@ -24,4 +24,16 @@
 // Paused) at a time, so it has at most one rule, whose max_total_calls is
 // then the ceiling of its items' attempts (it takes precedence over the
 // pool's max_retries) and retry_interval_minutes their retry delay.
+//
+// # Windows and day caps
+//
+// [Window] is a rule's [start_time, end_time) in wall-clock time, and its
+// arithmetic in a zone: [Window.Contains], [Window.NextAllowed] (a start a
+// DST change skips is met at the change, a repeated one at its first
+// occurrence), [Window.NextDayStart]. [Gate] joins a window, the
+// max_calls_per_day cap and the contact's zone, and decides one item's
+// attempt ([Gate.Admit]) or retry ([Gate.Retry]) from the item's count of
+// its latest calling day ([LocalDay]). All of it is pure: the caller
+// passes the time. [DNCEntry], [Escalation] and their queries are the
+// records of the do-not-call list and of escalations.
 package campaign

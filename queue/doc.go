@@ -67,6 +67,20 @@
 // [Engine.TryDequeue] does not wait, and says why it has nothing:
 // [ErrEmpty] or [ErrAtCapacity]. [Engine.Work] runs the loop for you.
 //
+// # Calling rules
+//
+// A pool governed by a running campaign's rule (package campaign) is
+// dispatched under it, in the contact's zone (the item's, else the
+// campaign's, else UTC): an attempt starts only inside the rule's window
+// and under its per-day cap; a due item that may not be called now
+// becomes Scheduled at the earliest instant it may, in the claim's own
+// transaction, and the claim goes on to the next one. Retries after a
+// failure or an expiry, and a Failure's RetryAt, move into the window the
+// same way. Contacts on the do-not-call list ([Engine.AddDNC]) or opted
+// out ([Engine.OptOut]) are Skipped rather than dialled; the failure that
+// brings an item to the rule's escalation threshold records its one
+// escalation ([Engine.Escalations], [Engine.WatchEscalations]).
+//
 // # Bounds
 //
 // Durations and times are bounded so that a mistaken value is an error of
