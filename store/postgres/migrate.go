@@ -4,14 +4,11 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/internal/migrations"
 )
 
 // migrationFiles holds the schema, one numbered file per version:
@@ -20,50 +17,11 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migration is one schema version.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations is the schema's history, loaded once.
-var migrations, migrationsErr = loadMigrations(migrationFiles, "migrations")
+// history is the schema's versions, loaded once.
+var history, historyErr = migrations.Load(migrationFiles, "migrations")
 
 // latestVersion is the highest schema version this code knows.
-func latestVersion() int { return len(migrations) }
-
-// loadMigrations reads the files "NNNN_name.sql" of dir, which must number
-// 1, 2, 3, … without gaps or repeats.
-func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, dir) // sorted by name
-	if err != nil {
-		return nil, fmt.Errorf("migrations: %w", err)
-	}
-	var out []migration
-	for _, e := range entries {
-		if e.IsDir() || path.Ext(e.Name()) != ".sql" {
-			continue
-		}
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("migration %s: name is not NNNN_name.sql", e.Name())
-		}
-		if v != len(out)+1 {
-			return nil, fmt.Errorf("migration %s: version %d, want %d", e.Name(), v, len(out)+1)
-		}
-		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
-		}
-		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no migrations in %s", dir)
-	}
-	return out, nil
-}
+func latestVersion() int { return len(history) }
 
 const (
 	// migrateLockSQL takes the schema's migration lock: an advisory lock
@@ -93,8 +51,8 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig, schema string, lockNS int
 // it): a schema above target is left as it is if this code knows its
 // version, and refused if not.
 func migrateTo(ctx context.Context, cfg *pgx.ConnConfig, schema string, lockNS int64, target int) (err error) {
-	if migrationsErr != nil {
-		return migrationsErr
+	if historyErr != nil {
+		return historyErr
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
@@ -139,12 +97,12 @@ func migrateTo(ctx context.Context, cfg *pgx.ConnConfig, schema string, lockNS i
 			return fmt.Errorf("migrate: create schema_version: %w", err)
 		}
 	}
-	for _, m := range migrations[current:target] {
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("migrate: %s: %w", m.name, err)
+	for _, m := range history[current:target] {
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, recordVersionSQL, m.version, time.Now().UnixNano()); err != nil {
-			return fmt.Errorf("migrate: %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, recordVersionSQL, m.Version, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -6,44 +6,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-func TestLoadMigrations(t *testing.T) {
+// TestMigrations_Embedded: the embedded schema history loads (the rules
+// of its file names are tested in store/internal/migrations).
+func TestMigrations_Embedded(t *testing.T) {
 	t.Parallel()
-	file := func(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
-
-	t.Run("OK", func(t *testing.T) {
-		t.Parallel()
-		ms, err := loadMigrations(fstest.MapFS{
-			"m/0002_more.sql": file("B"),
-			"m/0001_init.sql": file("A"),
-			"m/README.md":     file("not a migration"),
-		}, "m")
-		require.NoError(t, err)
-		require.Equal(t, []migration{{1, "0001_init.sql", "A"}, {2, "0002_more.sql", "B"}}, ms)
-	})
-
-	for name, fsys := range map[string]fstest.MapFS{
-		"Gap":       {"m/0001_a.sql": file(""), "m/0003_c.sql": file("")},
-		"Repeat":    {"m/0001_a.sql": file(""), "m/001_b.sql": file("")},
-		"NotOne":    {"m/0002_b.sql": file("")},
-		"NoNumber":  {"m/init.sql": file("")},
-		"BadNumber": {"m/00x1_a.sql": file("")},
-		"Empty":     {"m/README.md": file("")},
-	} {
-		t.Run("Err"+name, func(t *testing.T) {
-			t.Parallel()
-			_, err := loadMigrations(fsys, "m")
-			require.Error(t, err)
-		})
-	}
-
-	require.NoError(t, migrationsErr, "the embedded migrations load")
-	require.Equal(t, "0001_init.sql", migrations[0].name)
+	require.NoError(t, historyErr, "the embedded migrations load")
+	require.Equal(t, "0001_init.sql", history[0].Name)
+	require.Equal(t, latestVersion(), history[len(history)-1].Version)
 }
 
 func TestFoldCase(t *testing.T) {

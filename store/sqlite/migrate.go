@@ -5,13 +5,11 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/internal/migrations"
 )
 
 // migrationFiles holds the schema, one numbered file per version:
@@ -20,50 +18,11 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migration is one schema version.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations is the schema's history, loaded once.
-var migrations, migrationsErr = loadMigrations(migrationFiles, "migrations")
+// history is the schema's versions, loaded once.
+var history, historyErr = migrations.Load(migrationFiles, "migrations")
 
 // latestVersion is the highest schema version this code knows.
-func latestVersion() int { return len(migrations) }
-
-// loadMigrations reads the files "NNNN_name.sql" of dir, which must number
-// 1, 2, 3, … without gaps or repeats.
-func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, dir) // sorted by name
-	if err != nil {
-		return nil, fmt.Errorf("migrations: %w", err)
-	}
-	var out []migration
-	for _, e := range entries {
-		if e.IsDir() || path.Ext(e.Name()) != ".sql" {
-			continue
-		}
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("migration %s: name is not NNNN_name.sql", e.Name())
-		}
-		if v != len(out)+1 {
-			return nil, fmt.Errorf("migration %s: version %d, want %d", e.Name(), v, len(out)+1)
-		}
-		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
-		}
-		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no migrations in %s", dir)
-	}
-	return out, nil
-}
+func latestVersion() int { return len(history) }
 
 const (
 	versionTableExistsSQL = `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'`
@@ -80,8 +39,8 @@ const (
 // schema_version, or none. A database whose version is newer than this code
 // knows is left untouched, with an error wrapping [store.ErrSchemaTooNew].
 func migrate(ctx context.Context, db *sql.DB) (err error) {
-	if migrationsErr != nil {
-		return migrationsErr
+	if historyErr != nil {
+		return historyErr
 	}
 	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one migrator at a time
 	if err != nil {
@@ -109,12 +68,12 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 			return migrateErr("create schema_version", err)
 		}
 	}
-	for _, m := range migrations[current:] {
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return migrateErr(m.name, err)
+	for _, m := range history[current:] {
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return migrateErr(m.Name, err)
 		}
-		if _, err := tx.ExecContext(ctx, recordVersionSQL, m.version, time.Now().UnixNano()); err != nil {
-			return migrateErr(m.name, err)
+		if _, err := tx.ExecContext(ctx, recordVersionSQL, m.Version, time.Now().UnixNano()); err != nil {
+			return migrateErr(m.Name, err)
 		}
 	}
 	if err := bumpSchemaCookie(ctx, tx); err != nil {

@@ -32,10 +32,10 @@ func TestMigrate_CountsWithoutTriggers(t *testing.T) {
 	db, err := sql.Open("sqlite", path)
 	require.NoError(t, err)
 	db.SetMaxOpenConns(1)
-	all := migrations
-	migrations = all[:1]
+	all := history
+	history = all[:1]
 	err = migrate(ctx, db)
-	migrations = all
+	history = all
 	require.NoError(t, err)
 	poolID := uuid.New()
 	_, err = db.ExecContext(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
@@ -154,10 +154,10 @@ func TestMigrate_CallingRules(t *testing.T) {
 	db, err := sql.Open("sqlite", path)
 	require.NoError(t, err)
 	db.SetMaxOpenConns(1)
-	all := migrations
-	migrations = all[:5]
+	all := history
+	history = all[:5]
 	err = migrate(ctx, db)
-	migrations = all
+	history = all
 	require.NoError(t, err)
 	exec := func(query string, args ...any) {
 		t.Helper()
