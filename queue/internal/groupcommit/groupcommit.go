@@ -289,14 +289,18 @@ func (c *Committer) run(batch []*op) {
 				o.err = err
 			}
 		}
+		// Counted before any caller is released, so that a caller that
+		// reads Stats after its call returns finds its operation in it.
 		n := 0
 		for _, o := range batch {
 			if o.state.Load() == started {
 				n++
 			}
-			close(o.done)
 		}
 		c.operations.Add(uint64(n))
+		for _, o := range batch {
+			close(o.done)
+		}
 	}()
 
 	live := 0

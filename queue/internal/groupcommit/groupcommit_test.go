@@ -461,3 +461,20 @@ func TestCommitter_Stress(t *testing.T) {
 	require.Positive(t, left, "no caller left early: the test did not test that")
 	require.Less(t, s.Transactions, s.Operations, "no transaction was shared")
 }
+
+// TestCommitter_StatsCountBeforeRelease: an operation is in Stats by the
+// time its Write returns (tests and callers compare counts right after a
+// call).
+func TestCommitter_StatsCountBeforeRelease(t *testing.T) {
+	t.Parallel()
+	c := groupcommit.New(nopStore{}, groupcommit.Options{})
+	defer c.Close()
+	ctx := context.Background()
+	op := func(context.Context, *groupcommit.Tx) error { return nil }
+	for i := range 20_000 {
+		require.NoError(t, c.Write(ctx, op))
+		if got := c.Stats().Operations; got != uint64(i+1) {
+			t.Fatalf("after %d writes returned, Stats counts %d operations", i+1, got)
+		}
+	}
+}
