@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -94,16 +93,9 @@ func openPoolqPG(ctx context.Context, _ string, workers int) (system, error) {
 }
 
 type riverPGSystem struct {
+	riverClient[pgx.Tx]
 	db     *pgxpool.Pool
 	schema string
-	client *river.Client[pgx.Tx]
-	worker *riverWorker
-
-	settled     atomic.Int64
-	errs        firstErr
-	started     bool
-	unsubscribe func()
-	subDone     chan struct{}
 }
 
 func openRiverPG(ctx context.Context, _ string, workers int) (system, error) {
@@ -154,65 +146,7 @@ func openRiverPG(ctx context.Context, _ string, workers int) (system, error) {
 	if err != nil {
 		return fail(err)
 	}
-	return &riverPGSystem{db: db, schema: schema, client: client, worker: w}, nil
-}
-
-func (s *riverPGSystem) Enqueue(ctx context.Context, i int) error {
-	_, err := s.client.Insert(ctx, riverArgs{I: i}, nil)
-	return err
-}
-
-func (s *riverPGSystem) EnqueueBatch(ctx context.Context, first, n int) error {
-	params := make([]river.InsertManyParams, n)
-	for k := range params {
-		params[k] = river.InsertManyParams{Args: riverArgs{I: first + k}}
-	}
-	res, err := s.client.InsertMany(ctx, params)
-	if err != nil {
-		return err
-	}
-	if len(res) != n {
-		return fmt.Errorf("inserted %d of %d", len(res), n)
-	}
-	return nil
-}
-
-func (s *riverPGSystem) Start(ctx context.Context, onStart func(i int)) error {
-	s.worker.onStart.Store(&onStart)
-	events, cancel := s.client.SubscribeConfig(&river.SubscribeConfig{
-		ChanSize: 100_000,
-		Kinds:    []river.EventKind{river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled, river.EventKindJobSnoozed},
-	})
-	s.unsubscribe = cancel
-	s.subDone = make(chan struct{})
-	go func() {
-		defer close(s.subDone)
-		for ev := range events {
-			if ev.Kind == river.EventKindJobCompleted {
-				s.settled.Add(1)
-				continue
-			}
-			s.errs.set(fmt.Errorf("river: job %d: event %s", ev.Job.ID, ev.Kind))
-		}
-	}()
-	if err := s.client.Start(ctx); err != nil {
-		return err
-	}
-	s.started = true
-	return nil
-}
-
-func (s *riverPGSystem) Settled(context.Context) (int, error) { return int(s.settled.Load()), nil }
-
-func (s *riverPGSystem) Stop(ctx context.Context) error {
-	if !s.started {
-		return errNotStarted
-	}
-	s.started = false
-	err := s.client.Stop(ctx)
-	s.unsubscribe()
-	<-s.subDone
-	return err
+	return &riverPGSystem{riverClient: riverClient[pgx.Tx]{client: client, worker: w}, db: db, schema: schema}, nil
 }
 
 func (s *riverPGSystem) Counts(ctx context.Context) (int, int, error) {
@@ -222,8 +156,6 @@ func (s *riverPGSystem) Counts(ctx context.Context) (int, int, error) {
 		Scan(&unfinished, &completed)
 	return unfinished, completed, err
 }
-
-func (s *riverPGSystem) Err() error { return s.errs.get() }
 
 func (s *riverPGSystem) Close() error {
 	if s.started {

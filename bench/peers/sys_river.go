@@ -49,8 +49,15 @@ func (w *riverWorker) Work(_ context.Context, job *river.Job[riverArgs]) error {
 }
 
 type riverSystem struct {
-	db     *sql.DB
-	client *river.Client[*sql.Tx]
+	riverClient[*sql.Tx]
+	db *sql.DB
+}
+
+// riverClient is what River does the same on either driver: enqueue,
+// run, count completions through its event subscription, stop. TTx is the
+// driver's transaction type.
+type riverClient[TTx any] struct {
+	client *river.Client[TTx]
 	worker *riverWorker
 
 	settled     atomic.Int64
@@ -59,6 +66,8 @@ type riverSystem struct {
 	unsubscribe func()
 	subDone     chan struct{}
 }
+
+func (s *riverClient[TTx]) Err() error { return s.errs.get() }
 
 func openRiver(ctx context.Context, path string, workers int) (system, error) {
 	db, err := sql.Open("sqlite", sqliteDSN(path))
@@ -91,15 +100,15 @@ func openRiver(ctx context.Context, path string, workers int) (system, error) {
 		db.Close()
 		return nil, err
 	}
-	return &riverSystem{db: db, client: client, worker: w}, nil
+	return &riverSystem{riverClient: riverClient[*sql.Tx]{client: client, worker: w}, db: db}, nil
 }
 
-func (s *riverSystem) Enqueue(ctx context.Context, i int) error {
+func (s *riverClient[TTx]) Enqueue(ctx context.Context, i int) error {
 	_, err := s.client.Insert(ctx, riverArgs{I: i}, nil)
 	return err
 }
 
-func (s *riverSystem) EnqueueBatch(ctx context.Context, first, n int) error {
+func (s *riverClient[TTx]) EnqueueBatch(ctx context.Context, first, n int) error {
 	params := make([]river.InsertManyParams, n)
 	for k := range params {
 		params[k] = river.InsertManyParams{Args: riverArgs{I: first + k}}
@@ -114,7 +123,7 @@ func (s *riverSystem) EnqueueBatch(ctx context.Context, first, n int) error {
 	return nil
 }
 
-func (s *riverSystem) Start(ctx context.Context, onStart func(i int)) error {
+func (s *riverClient[TTx]) Start(ctx context.Context, onStart func(i int)) error {
 	s.worker.onStart.Store(&onStart)
 	// The subscription is how River reports completions: it receives a
 	// job's event once the completer has written it. riverbench counts
@@ -142,9 +151,9 @@ func (s *riverSystem) Start(ctx context.Context, onStart func(i int)) error {
 	return nil
 }
 
-func (s *riverSystem) Settled(context.Context) (int, error) { return int(s.settled.Load()), nil }
+func (s *riverClient[TTx]) Settled(context.Context) (int, error) { return int(s.settled.Load()), nil }
 
-func (s *riverSystem) Stop(ctx context.Context) error {
+func (s *riverClient[TTx]) Stop(ctx context.Context) error {
 	if !s.started {
 		return errNotStarted
 	}
@@ -162,8 +171,6 @@ func (s *riverSystem) Counts(ctx context.Context) (int, int, error) {
 		Scan(&unfinished, &completed)
 	return unfinished, completed, err
 }
-
-func (s *riverSystem) Err() error { return s.errs.get() }
 
 func (s *riverSystem) Close() error {
 	if s.started {
