@@ -37,7 +37,7 @@ WHERE i.pool_id = p.id AND i.contact_uuid = ? ORDER BY p.id`
 WHERE true ON CONFLICT DO NOTHING`
 	removeDNCSQL = `DELETE FROM dnc WHERE contact_uuid IN (` + contactListSQL + `)`
 	onDNCSQL     = `SELECT contact_uuid FROM dnc WHERE contact_uuid IN (` + contactListSQL + `)`
-	dncSQL       = `SELECT contact_uuid, added_at FROM dnc ORDER BY added_at, contact_uuid LIMIT ? OFFSET ?`
+	dncSQL       = `SELECT contact_uuid, added_at FROM dnc ORDER BY added_at, contact_uuid ` + limitParam + ` OFFSET ?`
 	dncTotalSQL  = `SELECT count(*) FROM dnc`
 
 	optOutSQL   = `INSERT INTO opt_outs (contact_uuid, opted_out_at) VALUES (?, ?) ON CONFLICT DO NOTHING`
@@ -61,9 +61,9 @@ ON CONFLICT (item_id) DO NOTHING RETURNING id`
     failed_attempts, escalated_at`
 	// escalationsSQL walks the primary key from After; escalationsOfPoolSQL
 	// escalations_pool.
-	escalationsSQL       = `SELECT ` + escalationCols + ` FROM escalations WHERE id > ? ORDER BY id LIMIT ?`
+	escalationsSQL       = `SELECT ` + escalationCols + ` FROM escalations WHERE id > ? ORDER BY id ` + limitParam
 	escalationsOfPoolSQL = `SELECT ` + escalationCols + ` FROM escalations WHERE pool_uuid = ? AND id > ?
-ORDER BY id LIMIT ?`
+ORDER BY id ` + limitParam
 )
 
 // contactList returns contacts as contactListSQL takes them.

@@ -10,6 +10,17 @@ import (
 	"github.com/poolq/poolq/pool"
 )
 
+// limitParam is the LIMIT of a cached statement with ORDER BY, its value
+// bound. Not a bare "LIMIT ?": SQLite plans such a statement for the value
+// bound, and so prepares it again at every execution with a new binding —
+// which made a claim's due-items query cost 56–84 µs instead of 15 µs
+// (measured on the Parallel one, 5,000 executions). Through a cast the
+// planner does not see the value, and the plan (an index walk in the
+// ORDER BY's order) is the same for every limit. Statements prepared for
+// one call (the filtered listings) keep a bare LIMIT: planned once, for
+// their own value.
+const limitParam = `LIMIT CAST(? AS INTEGER)`
+
 const (
 	inFlightSQL = `SELECT coalesce(sum(n), 0) FROM pool_counts
 WHERE pool_id = ? AND status IN ('Processing', 'In_Call')`
@@ -27,14 +38,14 @@ WHERE pool_id = ? AND ready = 0 AND status IN ('Retrying', 'Scheduled') AND next
 	// The due items in each order, each an index walk: items_ready
 	// ascending (FIFO) or descending (LIFO), items_ready_priority
 	// (Parallel).
-	dueFIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id LIMIT ?`
-	dueLIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id DESC LIMIT ?`
-	dueParallelSQL = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.priority DESC, i.id LIMIT ?`
+	dueFIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id ` + limitParam
+	dueLIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id DESC ` + limitParam
+	dueParallelSQL = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.priority DESC, i.id ` + limitParam
 
 	// expiredSQL walks items_lease from its start.
 	expiredSQL = `SELECT ` + itemCols + ` FROM items i
 WHERE i.pool_id = ? AND i.status IN ('Processing', 'In_Call') AND i.lease_expires_at <= ?
-ORDER BY i.lease_expires_at, i.id LIMIT ?`
+ORDER BY i.lease_expires_at, i.id ` + limitParam
 
 	// nextWakeSQL takes the first entries of items_retry and items_lease:
 	// two seeks.

@@ -106,3 +106,20 @@ func TestSetWAL_WaitsForAWriter(t *testing.T) {
 		require.Less(t, time.Since(start), 2*time.Second)
 	})
 }
+
+// TestCachedStatements_NoBareLimit: the statements kept prepared for the
+// Store's life that have an ORDER BY and a LIMIT bind the limit through
+// limitParam, never as a bare "LIMIT ?", which SQLite prepares again at
+// every execution (see limitParam).
+func TestCachedStatements_NoBareLimit(t *testing.T) {
+	t.Parallel()
+	for name, q := range map[string]string{
+		"dueFIFOSQL": dueFIFOSQL, "dueLIFOSQL": dueLIFOSQL, "dueParallelSQL": dueParallelSQL,
+		"expiredSQL": expiredSQL, "itemsSQL": itemsSQL, "itemsByStatusSQL": itemsByStatusSQL,
+		"dncSQL": dncSQL, "escalationsSQL": escalationsSQL, "escalationsOfPoolSQL": escalationsOfPoolSQL,
+	} {
+		require.Contains(t, q, "ORDER BY", name)
+		require.Contains(t, q, limitParam, name)
+		require.NotContains(t, q, "LIMIT ?", name)
+	}
+}

@@ -148,10 +148,10 @@ WHERE id = ? AND +pool_id = ? AND +status = ?`
 WHERE i.id IN (SELECT value FROM json_each(?))`
 
 	itemsSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = ?
-ORDER BY i.id LIMIT ? OFFSET ?`
+ORDER BY i.id ` + limitParam + ` OFFSET ?`
 
 	itemsByStatusSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = ? AND i.status = ?
-ORDER BY i.id LIMIT ? OFFSET ?`
+ORDER BY i.id ` + limitParam + ` OFFSET ?`
 
 	itemsTotalSQL = `SELECT coalesce(sum(n), 0) FROM pool_counts WHERE pool_id = ?`
 
