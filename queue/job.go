@@ -72,6 +72,10 @@ func (r *runner) handle(j *job) {
 	if !j.claim(jobSettling) {
 		return // lost or released meanwhile: the lease is no longer ours
 	}
+	// The handler is done: its worker is free while the settlement is
+	// written, so that the next claim can join the settlement's
+	// transaction instead of waiting for it to commit.
+	r.finish(j)
 	bg := context.WithoutCancel(j.ctx) // the settlement runs even if the handler's context ended
 	elapsed := time.Since(j.start)
 	attrs := []any{"pool", l.PoolUUID, "contact", l.ContactUUID, "attempt", l.Attempt}

@@ -100,6 +100,11 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // claim per pool, and it starts a goroutine per lease; it sleeps while every
 // worker is busy, or until something can go. So an Add wakes one goroutine
 // and costs one claim, and a claimed lease is never left without a handler.
+// A worker is free again as soon as its handler returns: the next claim is
+// made while the handler's result is written, and group commit usually
+// puts both in one transaction. So, for that moment, the items in flight
+// may be more than the handlers running (never more than the pool's cap,
+// which the claim checks in the database).
 //
 // Work returns [validate.Errors] for bad options, [store.ErrNotFound] when a
 // pool does not exist at the start, and [ErrClosed] when the engine is closed
@@ -160,9 +165,10 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 // runner is the state of one Work call.
 //
 // Invariants: only produce starts jobs, and it claims at most as many
-// leases as there are free workers (Workers minus the jobs running), so
-// never more than Workers handlers run; every lease it claims is, before it
-// does anything else, either given a goroutine of its own or released.
+// leases as there are free workers (Workers minus the jobs whose handler
+// has not returned), so never more than Workers handlers run; every lease
+// it claims is, before it does anything else, either given a goroutine of
+// its own or released.
 type runner struct {
 	e     *Engine
 	h     Handler
@@ -171,8 +177,8 @@ type runner struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	jobs     map[*job]struct{} // the handlers running now
-	ended    chan struct{}     // capacity 1: a job ended, a worker is free
+	jobs     map[*job]struct{} // the jobs whose handler has not returned
+	ended    chan struct{}     // capacity 1: a handler returned, a worker is free
 	handlers sync.WaitGroup    // the jobs' goroutines
 
 	// Used by produce alone.
@@ -363,11 +369,17 @@ func (r *runner) start(ctx context.Context, l *Lease) {
 	}()
 }
 
-// finish removes an ended job and tells produce that a worker is free.
+// finish removes a job whose handler returned (or never started) and
+// tells produce that a worker is free. A job's goroutine calls it again
+// when it ends: the second call changes nothing.
 func (r *runner) finish(j *job) {
 	r.mu.Lock()
+	_, ok := r.jobs[j]
 	delete(r.jobs, j)
 	r.mu.Unlock()
+	if !ok {
+		return
+	}
 	select {
 	case r.ended <- struct{}{}:
 	default: // a token is there already

@@ -498,3 +498,55 @@ func TestEngine_Work_LongCallsRunOnce(t *testing.T) {
 	require.Zero(t, expiredAtStart.Load(), "handlers started on an ended lease")
 	require.Zero(t, rec.count(queue.EventExpired))
 }
+
+// TestEngine_Work_HandlersAtMostWorkers: a worker is free again as soon as
+// its handler returns, while its settlement is written; with short
+// handlers (so settlements and claims overlap all the time) no
+// more than Workers handlers ever run at once, and every item is handled
+// exactly once.
+func TestEngine_Work_HandlersAtMostWorkers(t *testing.T) {
+	t.Parallel()
+	const workers, items = 4, 300
+	b := realEngine(t, queue.Options{})
+	p := b.pool(t, pool.Parallel, 100, 3)
+	b.add(t, p.UUID, items)
+	var (
+		now, peak atomic.Int64
+		mu        sync.Mutex
+		calls     = map[uuid.UUID]int{}
+	)
+	h := func(ctx context.Context, l *queue.Lease) error {
+		n := now.Add(1)
+		defer now.Add(-1)
+		for {
+			m := peak.Load()
+			if n <= m || peak.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		mu.Lock()
+		calls[l.ContactUUID]++
+		mu.Unlock()
+		time.Sleep(200 * time.Microsecond) // long enough for a claim to overtake it
+		return nil
+	}
+	rec := newRecorder(settledN(items))
+	ctx, cancel := context.WithCancel(b.ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- b.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: workers, OnEvent: rec.on})
+	}()
+	select {
+	case <-rec.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("only %d of %d items settled", rec.count(queue.EventCompleted), items)
+	}
+	cancel()
+	require.NoError(t, <-errc)
+	require.LessOrEqual(t, peak.Load(), int64(workers), "handlers running at once")
+	require.Len(t, calls, items)
+	for c, n := range calls {
+		require.Equal(t, 1, n, "calls of contact %s", c)
+	}
+	require.Equal(t, items, b.counts(t, p.UUID)[pool.StatusCompleted])
+}
