@@ -29,3 +29,18 @@ func MigrateTo(ctx context.Context, url, schema string, target int) error {
 	cfg.RuntimeParams["search_path"] = schema
 	return migrateTo(ctx, cfg, schema, schemaHash(schema), target)
 }
+
+// WriteConn is the hand-run write transaction of a Store, for its tests.
+type WriteConn = writeConn
+
+// NewWriteConn returns a WriteConn on c, no transaction begun.
+func NewWriteConn(c *pgx.Conn) *WriteConn { return &writeConn{c: c} }
+
+// Commit is commit.
+func (w *writeConn) Commit(ctx context.Context, b *pgx.Batch) error { return w.commit(ctx, b) }
+
+// Rollback is rollback.
+func (w *writeConn) Rollback(ctx context.Context) error { return w.rollback(ctx) }
+
+// ErrCommitRolledBack is errCommitRolledBack.
+var ErrCommitRolledBack = errCommitRolledBack

@@ -348,22 +348,25 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	}
 }
 
-// writeOnce runs fn in one write transaction. It returns the txn, whose
-// retry field says whether the transaction must run again.
+// writeOnce runs fn in one write transaction, on a connection of the pool
+// run by hand (writeConn: BEGIN rides the first statements, COMMIT the
+// last ones). It returns the txn, whose retry field says whether the
+// transaction must run again.
 func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock []lockedPool) (*txn, error) {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		if s.closed.Load() {
 			return nil, fmt.Errorf("%w (%w)", closedErr("write"), err)
 		}
 		return nil, wrap("begin write", err)
 	}
-	t := newTxn(s, tx, false)
-	committed := false
+	// Released on every way out; a connection still in a transaction
+	// (a rollback that failed) is closed by the pool, not reused.
+	defer pc.Release()
+	w := &writeConn{c: pc.Conn()}
+	t := newTxn(s, w, false)
 	defer func() { // on every way out, a panic of fn included
-		if !committed {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-		}
+		_ = w.rollback(context.WithoutCancel(ctx))
 	}()
 	if err := t.prelock(ctx, prelock); err != nil {
 		return t, err
@@ -378,17 +381,14 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	if t.broken != nil {
 		return t, t.broken
 	}
-	if err := t.beforeCommit(ctx); err != nil {
-		return t, err
-	}
 	if err := ctx.Err(); err != nil {
 		return t, wrap("commit", err)
 	}
-	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+	if err := w.commit(context.WithoutCancel(ctx), t.commitBatch()); err != nil {
 		t.noteErr(err)
 		return t, wrap("commit", err)
 	}
-	committed = true
+	clear(t.deltas)
 	s.stats.commits.Add(1)
 	return t, nil
 }

@@ -24,7 +24,7 @@ import (
 // the transaction. Nothing is kept once it ends.
 type txn struct {
 	s        *Store
-	tx       pgx.Tx
+	tx       querier
 	readOnly bool
 
 	keys   map[uuid.UUID]int64      // internal ids of the pools seen (read transactions)
@@ -65,7 +65,7 @@ type lockedPool struct {
 // noLock is the order key of no lock: below every lock's.
 const noLock = math.MinInt64
 
-func newTxn(s *Store, tx pgx.Tx, readOnly bool) *txn {
+func newTxn(s *Store, tx querier, readOnly bool) *txn {
 	return &txn{s: s, tx: tx, readOnly: readOnly, maxKey: noLock}
 }
 
@@ -370,9 +370,10 @@ func (t *txn) Signal(id uuid.UUID) {
 
 const notifySQL = `SELECT pg_notify($1, x) FROM unnest($2::text[]) x`
 
-// beforeCommit writes the pending count changes and the notifications, in
-// one round trip.
-func (t *txn) beforeCommit(ctx context.Context) error {
+// commitBatch returns the statements that end the transaction before its
+// COMMIT: the pending count changes and the notifications (see
+// writeConn.commit, which sends them and COMMIT in one round trip).
+func (t *txn) commitBatch() *pgx.Batch {
 	b := &pgx.Batch{}
 	t.queueCounts(b)
 	if len(t.signal) > 0 {
@@ -383,16 +384,7 @@ func (t *txn) beforeCommit(ctx context.Context) error {
 		slices.Sort(ids)
 		b.Queue(notifySQL, t.s.channel, ids)
 	}
-	if b.Len() == 0 {
-		return nil
-	}
-	err := t.tx.SendBatch(ctx, b).Close()
-	t.noteErr(err)
-	if err != nil {
-		return wrap("commit", err)
-	}
-	clear(t.deltas)
-	return nil
+	return b
 }
 
 const (

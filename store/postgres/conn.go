@@ -1,0 +1,202 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// querier is what a [txn] sends its statements through: a pgx.Tx (read
+// transactions) or a writeConn (write transactions).
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// writeConn is a write transaction run by hand on one connection, so that
+// its BEGIN travels with its first statements and its COMMIT with its last
+// ones (the count changes and the NOTIFY): two round trips fewer than a
+// pgx.Tx, whose Begin and Commit are each a round trip of their own, in
+// transactions of about ten (see bench/RESULTS.md, session 9).
+//
+// The transaction begins with the first statement sent, BEGIN in the same
+// round trip (a batch); commit ends it;
+// rollback ends it otherwise, and must be called on every other way out.
+// A connection given back to the pool still inside a transaction (a
+// rollback that failed, say) is closed by the pool, never reused.
+type writeConn struct {
+	c     *pgx.Conn
+	begun bool // BEGIN has been sent, and neither COMMIT nor ROLLBACK since
+}
+
+var _ querier = (*writeConn)(nil)
+
+const (
+	beginSQL  = `BEGIN ISOLATION LEVEL READ COMMITTED`
+	commitSQL = `COMMIT`
+)
+
+func (w *writeConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if w.begun {
+		return w.c.Exec(ctx, sql, args...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	br := w.SendBatch(ctx, b)
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+func (w *writeConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if w.begun {
+		return w.c.Query(ctx, sql, args...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	br := w.SendBatch(ctx, b)
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+func (w *writeConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if w.begun {
+		return w.c.QueryRow(ctx, sql, args...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	br := w.SendBatch(ctx, b)
+	return batchRow{row: br.QueryRow(), br: br}
+}
+
+// batchRows are the rows of the one query of a batch (with BEGIN in front
+// of it): closing them closes the batch.
+type batchRows struct {
+	pgx.Rows
+	br  pgx.BatchResults
+	err error // of closing the batch
+}
+
+// Next closes the batch after the last row, as pgx closes rows read to
+// their end.
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	if r.br != nil {
+		r.err = r.br.Close()
+		r.br = nil
+	}
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// batchRow is the row of the one query of a batch (with BEGIN in front
+// of it): scanning it closes the batch.
+type batchRow struct {
+	row pgx.Row
+	br  pgx.BatchResults
+}
+
+func (r batchRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// SendBatch sends b, with BEGIN in front of it when it is the
+// transaction's first statement; the results are b's alone.
+func (w *writeConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if w.begun {
+		return w.c.SendBatch(ctx, b)
+	}
+	w.begun = true
+	br := w.c.SendBatch(ctx, withBegin(b))
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return pgx.FailedBatchResults(b, err)
+	}
+	return br
+}
+
+// withBegin returns b with BEGIN queued before its statements.
+func withBegin(b *pgx.Batch) *pgx.Batch {
+	q := make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)
+	q = append(q, &pgx.QueuedQuery{SQL: beginSQL})
+	return &pgx.Batch{QueuedQueries: append(q, b.QueuedQueries...)}
+}
+
+// errCommitRolledBack is returned by commit when the server answered
+// COMMIT with ROLLBACK: the transaction had failed.
+var errCommitRolledBack = errors.New("postgres: commit: the transaction was rolled back")
+
+// commit sends b's statements and COMMIT in one round trip. A transaction
+// that sent nothing commits without a statement when b is empty. When a
+// statement of b fails, the server skips the rest, COMMIT included, and
+// the transaction is left for rollback.
+func (w *writeConn) commit(ctx context.Context, b *pgx.Batch) error {
+	if !w.begun && b.Len() == 0 {
+		return nil // nothing was sent: nothing to commit
+	}
+	all := b
+	if !w.begun {
+		all = withBegin(b)
+		w.begun = true
+	}
+	all.Queue(commitSQL)
+	br := w.c.SendBatch(ctx, all)
+	var tag pgconn.CommandTag
+	var err error
+	for range all.Len() {
+		if tag, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	w.begun = false
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("%w (the server answered %q)", errCommitRolledBack, tag.String())
+	}
+	return nil
+}
+
+// rollback ends the transaction if one was begun and not committed.
+func (w *writeConn) rollback(ctx context.Context) error {
+	if !w.begun {
+		return nil
+	}
+	_, err := w.c.Exec(ctx, "ROLLBACK")
+	if err == nil {
+		w.begun = false
+	}
+	return err
+}
