@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -123,6 +124,11 @@ ON CONFLICT DO NOTHING`
 	// for a pool attached to no campaign.
 	poolCampaignsSQL = `SELECT ` + campaignCols + ` FROM campaign_pools cp JOIN campaigns c ON c.id = cp.campaign_id
 WHERE cp.pool_id = $1 ORDER BY c.created_at, c.uuid`
+	// campaignsOfPoolSQL is poolCampaignsSQL by the pool's UUID: a write
+	// transaction reads it with the pool's lock, in the same round trip.
+	campaignsOfPoolSQL = `SELECT ` + campaignCols + ` FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id
+    JOIN campaigns c ON c.id = cp.campaign_id
+WHERE p.uuid = $1 ORDER BY c.created_at, c.uuid`
 )
 
 // InsertRule stores a new rule. O(log n).
@@ -368,6 +374,7 @@ func notFoundCampaign(id uuid.UUID, err error) error {
 // InsertCampaign stores a new campaign. O(log n). The new campaign is seen
 // by no other transaction until this one commits, so it is not locked.
 func (t *txn) InsertCampaign(ctx context.Context, c campaign.Campaign) error {
+	defer t.forgetCampaigns() // after the write: a pool locked in it reads the campaigns before it
 	const op = "insert campaign"
 	if err := t.writable(op); err != nil {
 		return err
@@ -413,6 +420,7 @@ func (t *txn) Campaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, er
 
 // UpdateCampaign stores c's settings, locking it. O(log n).
 func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
+	defer t.forgetCampaigns() // after the write: a pool locked in it reads the campaigns before it
 	op := fmt.Sprintf("update campaign %s", c.UUID)
 	if err := t.writable(op); err != nil {
 		return err
@@ -436,6 +444,7 @@ func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
 // DeleteCampaign removes a campaign, locking it; its attachments go with
 // it.
 func (t *txn) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
+	defer t.forgetCampaigns() // after the write: a pool locked in it reads the campaigns before it
 	op := fmt.Sprintf("delete campaign %s", id)
 	if err := t.writable(op); err != nil {
 		return err
@@ -495,6 +504,7 @@ func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campa
 // AttachPool attaches a pool to a campaign, after its other pools, locking
 // both. O(log n).
 func (t *txn) AttachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
+	defer t.forgetCampaigns() // after the write: a pool locked in it reads the campaigns before it
 	const op = "attach pool"
 	if err := t.writable(op); err != nil {
 		return false, err
@@ -512,6 +522,7 @@ func (t *txn) AttachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error
 
 // DetachPool detaches a pool from a campaign, locking both. O(log n).
 func (t *txn) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
+	defer t.forgetCampaigns() // after the write: a pool locked in it reads the campaigns before it
 	const op = "detach pool"
 	if err := t.writable(op); err != nil {
 		return false, err
@@ -547,6 +558,15 @@ func (t *txn) campaignAndPool(ctx context.Context, id, poolID uuid.UUID) (int64,
 // relies on it), not the campaigns'.
 func (t *txn) PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.Campaign, error) {
 	const op = "pool campaigns"
+	if !t.readOnly {
+		st, err := t.pool(ctx, poolID)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		if st.hasCampaigns {
+			return slices.Clone(st.campaigns), nil
+		}
+	}
 	k, err := t.key(ctx, poolID)
 	if err != nil {
 		return nil, wrap(op, err)
@@ -557,6 +577,14 @@ func (t *txn) PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.C
 	}
 	out, err := t.scanCampaigns(rows, 1, false)
 	return out, wrap(op, err)
+}
+
+// forgetCampaigns drops the campaigns read with the pools' locks: the
+// transaction wrote campaigns or their pools.
+func (t *txn) forgetCampaigns() {
+	for _, st := range t.states {
+		st.campaigns, st.hasCampaigns = nil, false
+	}
 }
 
 // scanCampaigns scans and closes rows of campaignCols, followed by

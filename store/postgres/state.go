@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 )
 
@@ -84,6 +85,11 @@ type poolState struct {
 	// there is none.
 	retry    int64
 	hasRetry bool
+	// campaigns are the campaigns the pool is attached to, read with the
+	// lock (what PoolCampaigns answers), while hasCampaigns; a write to
+	// campaigns or their pools in the transaction clears it.
+	campaigns    []campaign.Campaign
+	hasCampaigns bool
 
 	scan struct { // scan buffers
 		typ              string

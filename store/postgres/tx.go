@@ -208,6 +208,7 @@ func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
 		b.Queue(lockAdvisorySQL, id, t.maxKey, t.s.lockNS)
 	}
 	b.Queue(poolStateSQL, id)
+	b.Queue(campaignsOfPoolSQL, id)
 	br := t.tx.SendBatch(ctx, b)
 	err := br.QueryRow().Scan(&k, &ok)
 	if err == nil {
@@ -227,6 +228,16 @@ func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
 		t.noteErr(err)
 		br.Close()
 		return nil, wrap("read pool", err)
+	}
+	rows, err := br.Query()
+	if err == nil {
+		s.campaigns, err = t.scanCampaigns(rows, 1, false)
+		s.hasCampaigns = err == nil
+	}
+	if err != nil {
+		t.noteErr(err)
+		br.Close()
+		return nil, wrap("read pool campaigns", err)
 	}
 	if err := br.Close(); err != nil {
 		t.noteErr(err)

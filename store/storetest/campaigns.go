@@ -20,6 +20,7 @@ func campaignTests() []test {
 		{"Campaigns/RoundTrip", testCampaignsRoundTrip},
 		{"Campaigns/ErrNotFound", testCampaignsNotFound},
 		{"Campaigns/AttachDetach", testCampaignsAttach},
+		{"Campaigns/SeenInTheirTransaction", testCampaignsInTx},
 		{"Campaigns/DeleteDetaches", testCampaignsDeleteDetaches},
 		{"Campaigns/List", testCampaignsList},
 	}
@@ -350,4 +351,60 @@ func testCampaignsList(t *testing.T, b *bundle) {
 	got, total = b.listCampaigns(campaign.Query{Page: 2, PerPage: 2})
 	require.Equal(t, []uuid.UUID{école.UUID}, campaignIDs(got))
 	require.Equal(t, 3, total)
+}
+
+// testCampaignsInTx: in one write transaction that has named the pool
+// first (as a dispatch does), PoolCampaigns follows the transaction's own
+// writes to the pool's campaigns: an attach, a status change, a new
+// campaign, a detach, a deletion; and so it does after an attach that
+// named the pool first.
+func testCampaignsInTx(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	c := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(1) }))
+	d := newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(2) })
+	b.write(func(tx store.Tx) error {
+		seen := func(want ...campaign.Campaign) {
+			t.Helper()
+			cs, err := tx.PoolCampaigns(b.ctx, p.UUID)
+			require.NoError(t, err)
+			var got []campaign.Campaign
+			for _, c := range cs {
+				got = append(got, campaign.Campaign{UUID: c.UUID, Status: c.Status})
+			}
+			var w []campaign.Campaign
+			for _, c := range want {
+				w = append(w, campaign.Campaign{UUID: c.UUID, Status: c.Status})
+			}
+			require.Equal(t, w, got)
+		}
+		_, err := tx.InFlight(b.ctx, p.UUID) // names the pool first
+		require.NoError(t, err)
+		seen()
+		_, err = tx.AttachPool(b.ctx, c.UUID, p.UUID)
+		require.NoError(t, err)
+		seen(c)
+		c.Status = campaign.InProcess
+		require.NoError(t, tx.UpdateCampaign(b.ctx, c))
+		seen(c)
+		require.NoError(t, tx.InsertCampaign(b.ctx, d))
+		_, err = tx.AttachPool(b.ctx, d.UUID, p.UUID)
+		require.NoError(t, err)
+		seen(c, d)
+		_, err = tx.DetachPool(b.ctx, c.UUID, p.UUID)
+		require.NoError(t, err)
+		seen(d)
+		require.NoError(t, tx.DeleteCampaign(b.ctx, d.UUID))
+		seen()
+		return nil
+	})
+	// An attach that is the first to name the pool.
+	b.write(func(tx store.Tx) error {
+		_, err := tx.AttachPool(b.ctx, c.UUID, p.UUID)
+		require.NoError(t, err)
+		cs, err := tx.PoolCampaigns(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Len(t, cs, 1)
+		require.Equal(t, c.UUID, cs[0].UUID)
+		return nil
+	})
 }
