@@ -18,9 +18,10 @@
 // Read runs at REPEATABLE READ, read-only: every statement sees the
 // snapshot of the first. Write runs at READ COMMITTED, and every method of
 // a write transaction that names a pool — by its UUID, or through an item
-// (ItemByID, ItemsByID, DeleteItem find the items' pools first) — takes the
-// pool's lock before it reads or writes anything of it, and holds it until
-// the transaction ends. So the transactions that write one pool (its row,
+// (DeleteItem finds the item's pool first; ItemByID and ItemsByID read the
+// items with their pools, and when a pool was not locked yet, lock it and
+// read the items again) — takes the pool's lock before it reads or writes
+// anything of it that it returns, and holds it until the transaction ends. So the transactions that write one pool (its row,
 // its counts, its items) run one at a time, in the database, whichever node
 // runs them; and since READ COMMITTED takes a fresh snapshot at every
 // statement, each statement after the lock sees the last commit of the
@@ -135,6 +136,15 @@
 // with group commit (about 15 operations a transaction) against 395 with
 // MaxBatch 1, 5.8 times; at Full durability the difference grows with the
 // cost of the flush.
+//
+// Round trips are what a transaction costs on a busy machine (each one
+// waits for two processes to be scheduled), so a write transaction saves
+// them where it can: it is run by hand on a pooled connection, its BEGIN
+// sent with its first statements and its COMMIT with its last ones (the
+// count changes and the NOTIFY); a pool's lock, state and campaigns are one
+// round trip; a settlement in a transaction that holds its pool's lock
+// reads its items in one statement. A transaction of the Work drain went
+// from ten round trips to about seven (bench/RESULTS.md, session 9).
 //
 // # Durability
 //

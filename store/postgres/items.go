@@ -78,7 +78,7 @@ ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 
 	itemSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = $1 AND i.contact_uuid = $2`
 
-	itemsByIDSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
+	itemsByIDSQL = `SELECT ` + itemCols + `, p.uuid, p.id FROM items i JOIN pools p ON p.id = i.pool_id
 WHERE i.id = ANY($1::bigint[])`
 
 	// poolsOfItemsSQL finds the pools of items, to lock them before the
@@ -362,6 +362,12 @@ func (t *txn) lockPoolsFound(ctx context.Context, query string, arg any) error {
 		t.noteErr(err)
 		return err
 	}
+	return t.lockAll(ctx, locks)
+}
+
+// lockAll locks pools in the order of their keys. A pool deleted
+// meanwhile is left out.
+func (t *txn) lockAll(ctx context.Context, locks []lockedPool) error {
 	slices.SortFunc(locks, func(a, b lockedPool) int { return cmp.Compare(t.lockKey(a.k), t.lockKey(b.k)) })
 	for _, l := range locks {
 		if _, err := t.pool(ctx, l.id); err != nil && translate(err) != store.ErrNotFound {
@@ -391,29 +397,57 @@ func (t *txn) ItemsByID(ctx context.Context, ids []int64) ([]pool.Item, error) {
 	if len(ids) == 0 {
 		return []pool.Item{}, nil
 	}
-	if err := t.lockPoolsOfItems(ctx, ids); err != nil {
+	out, pools, err := t.itemsByID(ctx, ids)
+	if err != nil || t.readOnly {
+		return out, wrap(op, err)
+	}
+	// An item changes only under its pool's lock, so what was read stands
+	// if this transaction held the lock of every pool found before it read
+	// (it dispatched from the pool before settling, say). Else those pools
+	// are locked, in the order of their keys, and the items read again.
+	var missing []lockedPool
+	for _, l := range pools {
+		if _, ok := t.locked[l.id]; !ok {
+			missing = append(missing, l)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	if err := t.lockAll(ctx, missing); err != nil {
 		return nil, wrap(op, err)
 	}
+	out, _, err = t.itemsByID(ctx, ids)
+	return out, wrap(op, err)
+}
+
+// itemsByID reads the items with the given IDs, and the pools they are
+// in (each once).
+func (t *txn) itemsByID(ctx context.Context, ids []int64) ([]pool.Item, []lockedPool, error) {
 	rows, err := t.query(ctx, itemsByIDSQL, ids)
 	if err != nil {
-		return nil, wrap(op, err)
+		return nil, nil, err
 	}
 	defer rows.Close()
 	out := make([]pool.Item, 0, len(ids))
+	var pools []lockedPool
 	for rows.Next() {
-		var poolID uuid.UUID
-		it, err := scanItem(rows, uuid.Nil, &poolID)
+		var l lockedPool
+		it, err := scanItem(rows, uuid.Nil, &l.id, &l.k)
 		if err != nil {
-			return nil, wrap(op, err)
+			return nil, nil, err
 		}
-		it.PoolUUID = poolID
+		it.PoolUUID = l.id
 		out = append(out, it)
+		if !slices.ContainsFunc(pools, func(p lockedPool) bool { return p.id == l.id }) {
+			pools = append(pools, l)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		t.noteErr(err)
-		return nil, wrap(op, err)
+		return nil, nil, err
 	}
-	return out, nil
+	return out, pools, nil
 }
 
 // UpdateItem stores the mutable fields of it if it is in status from.
