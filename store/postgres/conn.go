@@ -45,9 +45,7 @@ func (w *writeConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.C
 	if w.begun {
 		return w.c.Exec(ctx, sql, args...)
 	}
-	b := &pgx.Batch{}
-	b.Queue(sql, args...)
-	br := w.SendBatch(ctx, b)
+	br := w.first(ctx, sql, args...)
 	tag, err := br.Exec()
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -59,9 +57,7 @@ func (w *writeConn) Query(ctx context.Context, sql string, args ...any) (pgx.Row
 	if w.begun {
 		return w.c.Query(ctx, sql, args...)
 	}
-	b := &pgx.Batch{}
-	b.Queue(sql, args...)
-	br := w.SendBatch(ctx, b)
+	br := w.first(ctx, sql, args...)
 	rows, err := br.Query()
 	if err != nil {
 		br.Close()
@@ -74,10 +70,16 @@ func (w *writeConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.R
 	if w.begun {
 		return w.c.QueryRow(ctx, sql, args...)
 	}
+	br := w.first(ctx, sql, args...)
+	return batchRow{row: br.QueryRow(), br: br}
+}
+
+// first sends sql as the transaction's first statement: a batch of one,
+// BEGIN in front of it.
+func (w *writeConn) first(ctx context.Context, sql string, args ...any) pgx.BatchResults {
 	b := &pgx.Batch{}
 	b.Queue(sql, args...)
-	br := w.SendBatch(ctx, b)
-	return batchRow{row: br.QueryRow(), br: br}
+	return w.SendBatch(ctx, b)
 }
 
 // batchRows are the rows of the one query of a batch (with BEGIN in front
