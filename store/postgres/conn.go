@@ -25,10 +25,10 @@ type querier interface {
 // transactions of about ten (see bench/RESULTS.md, session 9).
 //
 // The transaction begins with the first statement sent, BEGIN in the same
-// round trip (a batch); commit ends it;
-// rollback ends it otherwise, and must be called on every other way out.
-// A connection given back to the pool still inside a transaction (a
-// rollback that failed, say) is closed by the pool, never reused.
+// round trip (a batch); commit ends it; rollback ends it otherwise, and
+// must be called on every other way out. A connection given back to the
+// pool still inside a transaction (a rollback that failed, say) is closed
+// by the pool, never reused.
 type writeConn struct {
 	c     *pgx.Conn
 	begun bool // BEGIN has been sent, and neither COMMIT nor ROLLBACK since
