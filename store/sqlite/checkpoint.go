@@ -3,9 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"modernc.org/sqlite"
 )
 
 // The write-ahead log is checkpointed (copied back into the database file)
@@ -15,10 +18,23 @@ import (
 // every write. The writer keeps SQLite's own automatic checkpoint as a
 // backstop, at a threshold high enough that the goroutine always gets there
 // first unless it is starved.
+//
+// The goroutine copies the log back once the Store has written
+// CheckpointPages pages to it, not at every tick: the first commit after a
+// checkpoint that copied everything restarts the log from its beginning,
+// and SQLite syncs the log's new header to disk then, even at
+// synchronous=NORMAL. Checkpointing whatever little was written every 100
+// ms made that sync (about a millisecond here) land on nearly every commit
+// of a service that writes a few times a second, such as the Add that wakes
+// a dialler's idle workers.
 const (
-	// DefaultCheckpointInterval is how often the Store checkpoints the
+	// DefaultCheckpointInterval is how often the Store looks at the
 	// write-ahead log when [Options.CheckpointInterval] is zero.
 	DefaultCheckpointInterval = 100 * time.Millisecond
+	// CheckpointPages is how many pages the Store writes to the
+	// write-ahead log before its goroutine copies the log back into the
+	// database file: SQLite's own threshold (wal_autocheckpoint's default).
+	CheckpointPages = 1000
 	// backstopPages is the writer's wal_autocheckpoint when the Store
 	// checkpoints in the background (SQLite's default is 1000).
 	backstopPages = 20000
@@ -27,17 +43,26 @@ const (
 // checkpointer runs PASSIVE checkpoints on a connection of its own: they
 // copy what they can without blocking the writer or the readers, and the
 // writer's next transaction restarts the log once everything was copied.
+// It looks every tick, and checkpoints when the writer has written at least
+// threshold pages since the last round that copied the whole log.
 type checkpointer struct {
 	db   *sql.DB
 	stop chan struct{}
 	done sync.WaitGroup
-	// full counts the rounds that found the whole log copied into the
-	// database when they ended: what a test waits for instead of a pause.
-	full atomic.Int64
+	// pages is how many pages the Store's writer has written to the log
+	// since the last full round (see wrote).
+	pages atomic.Int64
+	// threshold is CheckpointPages; tests lower it.
+	threshold atomic.Int64
+	// rounds counts the ticks looked at, full the rounds that found the
+	// whole log copied into the database when they ended: what a test
+	// waits for instead of a pause.
+	rounds, full atomic.Int64
 }
 
 func startCheckpointer(db *sql.DB, every time.Duration) *checkpointer {
 	c := &checkpointer{db: db, stop: make(chan struct{})}
+	c.threshold.Store(CheckpointPages)
 	c.done.Go(func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
@@ -46,22 +71,59 @@ func startCheckpointer(db *sql.DB, every time.Duration) *checkpointer {
 			case <-c.stop:
 				return
 			case <-t.C:
-				// An error (SQLITE_BUSY from another process's
-				// checkpoint, say) only means this round is skipped.
-				var busy, frames, copied int
-				err := c.db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
-				if err == nil && busy == 0 && frames == copied {
-					c.full.Add(1)
-				}
+				c.round()
+				c.rounds.Add(1)
 			}
 		}
 	})
 	return c
 }
 
+// round checkpoints if enough pages were written since the last full
+// round. The pages written while it copies may or may not be copied; they
+// stay counted, so at worst the next checkpoint comes a little early.
+func (c *checkpointer) round() {
+	seen := c.pages.Load()
+	if seen < c.threshold.Load() {
+		return
+	}
+	// An error (SQLITE_BUSY from another process's checkpoint, say) only
+	// means this round is skipped. A round that could not copy everything
+	// (a reader holds an older snapshot) keeps the count: the next tick
+	// tries again.
+	var busy, frames, copied int
+	err := c.db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	if err == nil && busy == 0 && frames == copied {
+		c.pages.Add(-seen)
+		c.full.Add(1)
+	}
+}
+
+// wrote counts n pages written to the log by the Store's writer.
+func (c *checkpointer) wrote(n int) { c.pages.Add(int64(n)) }
+
 // close stops the goroutine and closes its connection.
 func (c *checkpointer) close() error {
 	close(c.stop)
 	c.done.Wait()
 	return c.db.Close()
+}
+
+// logWrites returns how many pages connection c has written to the
+// write-ahead log since the last call (SQLite's SQLITE_DBSTATUS_CACHE_WRITE,
+// read and reset): a call into SQLite, no statement.
+func logWrites(c *sql.Conn) (int, error) {
+	var n int
+	err := c.Raw(func(dc any) error {
+		s, ok := dc.(interface {
+			Status(sqlite.DBStatusOp, bool) (int, int, error)
+		})
+		if !ok {
+			return errors.New("the driver's connection reports no status")
+		}
+		var err error
+		n, _, err = s.Status(sqlite.DBStatusCacheWrite, true)
+		return err
+	})
+	return n, err
 }

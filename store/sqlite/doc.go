@@ -43,10 +43,13 @@
 // the writer by default, a quarter for each reader), so memory does not
 // grow with the number of items while the upper levels of the indexes stay
 // cached. The write-ahead log is copied back into the database file by a
-// goroutine of the Store ([Options.CheckpointInterval], every 100 ms, PASSIVE
-// checkpoints on a connection of its own) rather than by whichever commit
+// goroutine of the Store (PASSIVE checkpoints on a connection of its own,
+// once the Store has written [CheckpointPages] pages to the log, looked at
+// every [Options.CheckpointInterval]) rather than by whichever commit
 // crosses SQLite's threshold, which would otherwise wait milliseconds for
-// it; SQLite's own checkpoint stays as a backstop at 20000 pages.
+// it; SQLite's own checkpoint stays as a backstop at 20000 pages. Not
+// checkpointing a log of a few pages spares a commit the sync of the log's
+// header that SQLite makes when a write restarts a fully copied log.
 //
 // Every statement but the pool listing (whose filters vary) is prepared
 // once per connection and reused by the transactions that follow, so a

@@ -27,6 +27,17 @@ func WriterConn(s *Store) *sql.Conn { return s.wc }
 // copied into the database.
 func FullCheckpoints(s *Store) int64 { return s.cp.full.Load() }
 
+// CheckpointRounds returns the number of ticks the checkpointer of s has
+// looked at the log.
+func CheckpointRounds(s *Store) int64 { return s.cp.rounds.Load() }
+
+// LogPages returns the pages the checkpointer of s counts as written since
+// its last full round.
+func LogPages(s *Store) int64 { return s.cp.pages.Load() }
+
+// SetCheckpointPages sets the checkpointer's threshold of s (CheckpointPages).
+func SetCheckpointPages(s *Store, n int64) { s.cp.threshold.Store(n) }
+
 // CachedPools returns the number of pools in the cache of s. Use it only
 // between Writes.
 func CachedPools(s *Store) int { return len(s.cache.states) }

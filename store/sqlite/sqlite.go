@@ -78,9 +78,10 @@ type Options struct {
 	// the indexes' upper levels stay in memory. 0 to [MaxCacheMiB].
 	// Defaults to DefaultCacheMiB.
 	CacheMiB int
-	// CheckpointInterval is how often a goroutine of the Store copies the
-	// write-ahead log back into the database file (see checkpoint.go), so
-	// that no commit waits for a checkpoint. Negative: no goroutine, and
+	// CheckpointInterval is how often a goroutine of the Store looks at
+	// the write-ahead log, to copy it back into the database file once the
+	// Store has written [CheckpointPages] pages to it (see checkpoint.go),
+	// so that no commit waits for a checkpoint. Negative: no goroutine, and
 	// SQLite checkpoints in the commit that crosses 1000 pages, as it does
 	// by default. At most [MaxCheckpointInterval]. Defaults to
 	// DefaultCheckpointInterval.
@@ -298,6 +299,14 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 		}
 		c.SetMaxOpenConns(1)
+		// The count starts from here (the migrations' pages are not
+		// counted), and Open fails rather than run a checkpointer that
+		// would never learn of a write.
+		if _, err := logWrites(wc); err != nil {
+			c.Close()
+			st.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
 		st.cp = startCheckpointer(c, opts.CheckpointInterval)
 	}
 	return st, nil
@@ -558,6 +567,11 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 		return wrap("commit", err)
 	}
 	committed = true
+	if s.cp != nil {
+		// Checked at Open: this cannot fail while the connection is open.
+		n, _ := logWrites(s.wc)
+		s.cp.wrote(n)
+	}
 	return nil
 }
 

@@ -598,16 +598,17 @@ func TestOpen_CacheAndCheckpoint(t *testing.T) {
 	}
 
 	on, onPath := MustOpenFile(t, sqlite.Options{CacheMiB: 8, CheckpointInterval: 20 * time.Millisecond})
+	sqlite.SetCheckpointPages(on, 1) // every round with something to copy (TestCheckpoint_WaitsForPages tests the threshold)
 	w := sqlite.WriterConn(on)
 	_, r := sqlite.DBs(on)
 	require.Equal(t, -8*1024, pragma(w, "cache_size"))
 	require.Equal(t, -2*1024, pragma(r, "cache_size"), "readers: a quarter, at least 2 MiB")
 	require.Equal(t, 20000, pragma(w, "wal_autocheckpoint"))
 	_, onFull := walGrowth(on, onPath, func() {
-		// Rounds run one after another: the second full round from now
-		// started after the first half.
-		n := sqlite.FullCheckpoints(on)
-		require.Eventually(t, func() bool { return sqlite.FullCheckpoints(on) >= n+2 }, 10*time.Second, time.Millisecond)
+		// The count of pages falls to zero only through a full round
+		// that saw every page of the first half: one that started after
+		// it.
+		require.Eventually(t, func() bool { return sqlite.LogPages(on) == 0 }, 10*time.Second, time.Millisecond)
 	})
 
 	off, offPath := MustOpenFile(t, sqlite.Options{CheckpointInterval: -1})
@@ -617,4 +618,50 @@ func TestOpen_CacheAndCheckpoint(t *testing.T) {
 	offHalf, offFull := walGrowth(off, offPath, func() {}) // nothing to wait for
 	require.Greater(t, offFull, offHalf+offHalf/2, "without the goroutine the log keeps both halves")
 	require.Less(t, onFull, offFull-offHalf/2, "with it, the second half restarted the log")
+}
+
+// TestCheckpoint_WaitsForPages checks that the checkpointer copies the log
+// back only once the Store has written CheckpointPages pages to it: a few
+// small commits leave the log as it is (so no commit restarts it, and pays
+// the sync of its header), and a large one gets it checkpointed.
+func TestCheckpoint_WaitsForPages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, path := MustOpenFile(t, sqlite.Options{CheckpointInterval: 2 * time.Millisecond})
+	require.Zero(t, sqlite.LogPages(st), "the migrations are not counted")
+	p := insertPool(t, st)
+	add := func(n int) {
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			_, err := tx.InsertItems(ctx, p.UUID, pendingItems(n))
+			return err
+		}))
+	}
+	walSize := func() int64 {
+		fi, err := os.Stat(path + "-wal")
+		require.NoError(t, err)
+		return fi.Size()
+	}
+	// rounds waits for n more ticks of the checkpointer.
+	rounds := func(n int64) {
+		from := sqlite.CheckpointRounds(st)
+		require.Eventually(t, func() bool { return sqlite.CheckpointRounds(st) >= from+n }, 10*time.Second, time.Millisecond)
+	}
+
+	for range 10 {
+		add(1)
+	}
+	small := sqlite.LogPages(st)
+	require.GreaterOrEqual(t, small, int64(11), "every commit writes a page at least (the pool, then ten adds)")
+	require.Less(t, small, int64(sqlite.CheckpointPages))
+	before := walSize()
+	rounds(3)
+	require.Zero(t, sqlite.FullCheckpoints(st), "below the threshold: no checkpoint")
+	add(1)
+	require.Greater(t, walSize(), before, "the log was not restarted: it grew")
+
+	for sqlite.LogPages(st) < sqlite.CheckpointPages {
+		add(500)
+	}
+	require.Eventually(t, func() bool { return sqlite.FullCheckpoints(st) >= 1 }, 10*time.Second, time.Millisecond)
+	require.Less(t, sqlite.LogPages(st), int64(sqlite.CheckpointPages), "a full round takes its pages off the count")
 }
