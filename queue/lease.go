@@ -240,6 +240,20 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 		r.out, r.lost, r.freed = pool.Item{}, true, false
 		ids[i] = r.l.ItemID
 	}
+	// The leases' pools first (settleItem reads them anyway): a store that
+	// locks each pool (PostgreSQL) then reads the items once, under those
+	// locks, rather than read them, lock the pools they are in and read
+	// them again. A lease that names a pool not there settles nothing; its
+	// item, if any, is looked up as usual.
+	seen := make(map[uuid.UUID]bool, 1)
+	for _, r := range list {
+		if id := r.l.PoolUUID; !seen[id] {
+			seen[id] = true
+			if _, err := tx.Pool(ctx, id); err != nil && !isNotFound(err) {
+				return err
+			}
+		}
+	}
 	var found []pool.Item
 	if len(ids) == 1 {
 		it, err := tx.ItemByID(ctx, ids[0])
