@@ -29,9 +29,19 @@ type querier interface {
 // must be called on every other way out. A connection given back to the
 // pool still inside a transaction (a rollback that failed, say) is closed
 // by the pool, never reused.
+//
+// A statement whose caller needs nothing from it but success (the writes
+// of items: their checks are in the SQL) may be deferred: it is sent in
+// front of the transaction's next statement, or with its COMMIT, in the
+// same round trip. Its error is the error of the call that sent it (that
+// call's own statement was not run: the server skips the rest of a batch
+// after an error), and the transaction is then left for rollback. flush
+// sends the deferred statements alone, for a caller that must know their
+// outcome now.
 type writeConn struct {
-	c     *pgx.Conn
-	begun bool // BEGIN has been sent, and neither COMMIT nor ROLLBACK since
+	c        *pgx.Conn
+	begun    bool               // BEGIN has been sent, and neither COMMIT nor ROLLBACK since
+	deferred []*pgx.QueuedQuery // not sent yet, in order
 }
 
 var _ querier = (*writeConn)(nil)
@@ -41,8 +51,26 @@ const (
 	commitSQL = `COMMIT`
 )
 
+// ready reports whether a statement can go alone: the transaction has
+// begun and nothing is deferred.
+func (w *writeConn) ready() bool { return w.begun && len(w.deferred) == 0 }
+
+// deferExec queues sql to be sent in front of the next statement, or with
+// the commit (see writeConn).
+func (w *writeConn) deferExec(sql string, args ...any) {
+	w.deferred = append(w.deferred, &pgx.QueuedQuery{SQL: sql, Arguments: args})
+}
+
+// flush sends the deferred statements now, and returns the first error.
+func (w *writeConn) flush(ctx context.Context) error {
+	if len(w.deferred) == 0 {
+		return nil
+	}
+	return w.SendBatch(ctx, &pgx.Batch{}).Close()
+}
+
 func (w *writeConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if w.begun {
+	if w.ready() {
 		return w.c.Exec(ctx, sql, args...)
 	}
 	br := w.first(ctx, sql, args...)
@@ -54,7 +82,7 @@ func (w *writeConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.C
 }
 
 func (w *writeConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if w.begun {
+	if w.ready() {
 		return w.c.Query(ctx, sql, args...)
 	}
 	br := w.first(ctx, sql, args...)
@@ -67,23 +95,23 @@ func (w *writeConn) Query(ctx context.Context, sql string, args ...any) (pgx.Row
 }
 
 func (w *writeConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if w.begun {
+	if w.ready() {
 		return w.c.QueryRow(ctx, sql, args...)
 	}
 	br := w.first(ctx, sql, args...)
 	return batchRow{row: br.QueryRow(), br: br}
 }
 
-// first sends sql as the transaction's first statement: a batch of one,
-// BEGIN in front of it.
+// first sends sql as a batch of one, with BEGIN and the deferred
+// statements in front of it.
 func (w *writeConn) first(ctx context.Context, sql string, args ...any) pgx.BatchResults {
 	b := &pgx.Batch{}
 	b.Queue(sql, args...)
 	return w.SendBatch(ctx, b)
 }
 
-// batchRows are the rows of the one query of a batch (with BEGIN in front
-// of it): closing them closes the batch.
+// batchRows are the rows of the one query of a batch (with BEGIN or
+// deferred statements in front of it): closing them closes the batch.
 type batchRows struct {
 	pgx.Rows
 	br  pgx.BatchResults
@@ -115,8 +143,8 @@ func (r *batchRows) Err() error {
 	return r.err
 }
 
-// batchRow is the row of the one query of a batch (with BEGIN in front
-// of it): scanning it closes the batch.
+// batchRow is the row of the one query of a batch (with BEGIN or deferred
+// statements in front of it): scanning it closes the batch.
 type batchRow struct {
 	row pgx.Row
 	br  pgx.BatchResults
@@ -131,44 +159,52 @@ func (r batchRow) Scan(dest ...any) error {
 }
 
 // SendBatch sends b, with BEGIN in front of it when it is the
-// transaction's first statement; the results are b's alone.
+// transaction's first statement, and the deferred statements; the results
+// are b's alone. When one of those in front fails, every result of b is
+// its error.
 func (w *writeConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if w.begun {
+	if w.ready() {
 		return w.c.SendBatch(ctx, b)
 	}
-	w.begun = true
-	br := w.c.SendBatch(ctx, withBegin(b))
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return pgx.FailedBatchResults(b, err)
+	all, n := w.lead(b)
+	br := w.c.SendBatch(ctx, all)
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return pgx.FailedBatchResults(b, err)
+		}
 	}
 	return br
 }
 
-// withBegin returns b with BEGIN queued before its statements.
-func withBegin(b *pgx.Batch) *pgx.Batch {
-	q := make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)
-	q = append(q, &pgx.QueuedQuery{SQL: beginSQL})
-	return &pgx.Batch{QueuedQueries: append(q, b.QueuedQueries...)}
+// lead returns b with what must go in front of it (BEGIN if the
+// transaction has not begun, then the deferred statements) and how many
+// those are, and counts them as sent.
+func (w *writeConn) lead(b *pgx.Batch) (*pgx.Batch, int) {
+	q := make([]*pgx.QueuedQuery, 0, 1+len(w.deferred)+len(b.QueuedQueries))
+	if !w.begun {
+		q = append(q, &pgx.QueuedQuery{SQL: beginSQL})
+		w.begun = true
+	}
+	q = append(q, w.deferred...)
+	w.deferred = nil
+	n := len(q)
+	return &pgx.Batch{QueuedQueries: append(q, b.QueuedQueries...)}, n
 }
 
 // errCommitRolledBack is returned by commit when the server answered
 // COMMIT with ROLLBACK: the transaction had failed.
 var errCommitRolledBack = errors.New("postgres: commit: the transaction was rolled back")
 
-// commit sends b's statements and COMMIT in one round trip. A transaction
-// that sent nothing commits without a statement when b is empty. When a
-// statement of b fails, the server skips the rest, COMMIT included, and
-// the transaction is left for rollback.
+// commit sends the deferred statements, b's and COMMIT in one round trip.
+// A transaction that sent nothing commits without a statement when nothing
+// is deferred and b is empty. When a statement fails, the server skips
+// the rest, COMMIT included, and the transaction is left for rollback.
 func (w *writeConn) commit(ctx context.Context, b *pgx.Batch) error {
-	if !w.begun && b.Len() == 0 {
+	if !w.begun && len(w.deferred) == 0 && b.Len() == 0 {
 		return nil // nothing was sent: nothing to commit
 	}
-	all := b
-	if !w.begun {
-		all = withBegin(b)
-		w.begun = true
-	}
+	all, _ := w.lead(b)
 	all.Queue(commitSQL)
 	br := w.c.SendBatch(ctx, all)
 	var tag pgconn.CommandTag
@@ -191,8 +227,10 @@ func (w *writeConn) commit(ctx context.Context, b *pgx.Batch) error {
 	return nil
 }
 
-// rollback ends the transaction if one was begun and not committed.
+// rollback ends the transaction if one was begun and not committed; the
+// deferred statements are dropped.
 func (w *writeConn) rollback(ctx context.Context) error {
+	w.deferred = nil
 	if !w.begun {
 		return nil
 	}

@@ -39,6 +39,12 @@ func NewWriteConn(c *pgx.Conn) *WriteConn { return &writeConn{c: c} }
 // Commit is commit.
 func (w *writeConn) Commit(ctx context.Context, b *pgx.Batch) error { return w.commit(ctx, b) }
 
+// Defer is deferExec.
+func (w *writeConn) Defer(sql string, args ...any) { w.deferExec(sql, args...) }
+
+// Flush is flush.
+func (w *writeConn) Flush(ctx context.Context) error { return w.flush(ctx) }
+
 // Rollback is rollback.
 func (w *writeConn) Rollback(ctx context.Context) error { return w.rollback(ctx) }
 
