@@ -128,8 +128,12 @@ type Tx interface {
 	UpdateItem(ctx context.Context, from pool.Status, it pool.Item) error
 	// UpdateItems is UpdateItem for many items, with fewer statements: the
 	// batch path of dispatch and settlement. If an item is not found in
-	// its From status it returns [ErrNotFound] (and the transaction must
-	// not commit).
+	// its From status the write fails with [ErrNotFound] and the
+	// transaction does not commit. A store may send the write with the
+	// transaction's next statement (PostgreSQL does, to save a round
+	// trip): the error is then returned by that later call of the
+	// transaction, by the Savepoint around UpdateItems when it ends, or by
+	// the commit, and never later than that.
 	UpdateItems(ctx context.Context, changes ...Change) error
 	// ItemsByID returns the items with the given IDs, those that exist, in
 	// no particular order.

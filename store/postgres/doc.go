@@ -143,8 +143,26 @@
 // sent with its first statements and its COMMIT with its last ones (the
 // count changes and the NOTIFY); a pool's lock, state and campaigns are one
 // round trip; a settlement in a transaction that holds its pool's lock
-// reads its items in one statement. A transaction of the Work drain went
-// from ten round trips to about seven (bench/RESULTS.md, session 9).
+// reads its items in one statement (the engine looks the leases' pools up
+// first); and the writes of items (UpdateItems, the dispatch and
+// settlement paths) are deferred: sent with the transaction's next
+// statement or its COMMIT, their check (every item found in the status
+// the engine read it in) made by the server (poolq_expect_rows, which
+// fails the statement and so the transaction). A transaction of the Work
+// drain that claims and settles went from ten round trips to four: lock,
+// read, read (with the first write), commit (with the second); the drain
+// went from 0.37 of River's throughput to 0.89 (bench/RESULTS.md, sessions
+// 9 and 10).
+//
+// The price of deferring a write is where its failure shows: not at
+// UpdateItems but at the transaction's next call, which fails in its place
+// (that call's own statement does not run), or at the commit. Group commit
+// runs a failed batch again with a savepoint per operation, and a
+// savepoint sends its deferred writes before it ends, so an operation
+// still fails alone; a write that fails at the commit of the first run
+// fails the whole batch. Neither happens short of a bug or a lost
+// connection: the engine writes items it read under their pool's lock in
+// the same transaction.
 //
 // # Durability
 //

@@ -11,6 +11,7 @@ import (
 
 // SQLSTATE codes the store acts on.
 const (
+	codeNoDataFound          = "P0002" // raised by poolq_expect_rows (migration 0005)
 	codeUniqueViolation      = "23505"
 	codeForeignKeyViolation  = "23503"
 	codeSerializationFailure = "40001"
@@ -18,8 +19,9 @@ const (
 )
 
 // translate maps driver errors to the store's sentinels, by SQLSTATE: a
-// missing row is [store.ErrNotFound], a uniqueness violation
-// [store.ErrConflict] (still wrapping the driver's error). Other errors are
+// missing row is [store.ErrNotFound], and so is a write of items that did
+// not find them all (P0002, from poolq_expect_rows), a uniqueness violation
+// [store.ErrConflict] (both still wrapping the driver's error). Other errors are
 // returned as they are. It is the one place that inspects driver errors,
 // with retryable.
 func translate(err error) error {
@@ -29,6 +31,9 @@ func translate(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == codeUniqueViolation {
 		return fmt.Errorf("%w: %w", store.ErrConflict, err)
+	}
+	if errors.As(err, &pe) && pe.Code == codeNoDataFound {
+		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	}
 	return err
 }

@@ -94,14 +94,18 @@ WHERE i.id = ANY($1::bigint[])`
 WHERE id = $12 AND pool_id = $13 AND status = $14`
 
 	// updateItemsSQL is updateItemSQL for many items, from arrays.
-	updateItemsSQL = `UPDATE items i SET status = v.s, priority = v.pr, attempts = v.at, retry_count = v.rc,
+	// updateItemsSQL fails (poolq_expect_rows, SQLSTATE P0002) unless it
+	// finds every item in its pool and From status: it is deferred (see
+	// UpdateItems), so the check cannot wait for the client.
+	updateItemsSQL = `WITH u AS (UPDATE items i SET status = v.s, priority = v.pr, attempts = v.at, retry_count = v.rc,
     started_at = v.sa, completed_at = v.ca, failed_at = v.fa, next_retry_at = v.nr, notes = v.n,
     token = v.tk, lease_expires_at = v.le, ready = v.s = 'Pending', call_day = v.cd, calls_today = v.ct
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
     $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[],
     $15::integer[], $16::bigint[])
     AS v (id, pool_id, f, s, pr, at, rc, sa, ca, fa, nr, n, tk, le, cd, ct)
-WHERE i.id = v.id AND i.pool_id = v.pool_id AND i.status = v.f`
+WHERE i.id = v.id AND i.pool_id = v.pool_id AND i.status = v.f RETURNING 1)
+SELECT poolq_expect_rows(count(*), cardinality($1::bigint[])) FROM u`
 
 	deleteItemSQL = `DELETE FROM items WHERE id = $1 AND pool_id = $2 RETURNING status`
 
@@ -482,16 +486,22 @@ func (t *txn) UpdateItem(ctx context.Context, from pool.Status, it pool.Item) er
 
 // UpdateItems stores the mutable fields of items in one statement. O(m log
 // n) for m items.
+//
+// The statement is deferred: it travels with the transaction's next
+// statement or with its COMMIT (one round trip fewer each time: the
+// dispatch and settlement paths write items this way, and a transaction
+// that claims and settles made two). Its check runs in the server, so an
+// item not found in its From status fails the call that sent it, or the
+// commit, with [store.ErrNotFound], and the transaction does not commit.
+// Inside a savepoint it is sent before the savepoint is released, so the
+// failure is the savepoint's own.
 func (t *txn) UpdateItems(ctx context.Context, changes ...store.Change) error {
 	const op = "update items"
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	switch len(changes) {
-	case 0:
+	if len(changes) == 0 {
 		return nil
-	case 1:
-		return t.UpdateItem(ctx, changes[0].From, changes[0].Item)
 	}
 	states := make([]*poolState, len(changes))
 	for i, c := range changes {
@@ -511,12 +521,8 @@ func (t *txn) UpdateItems(ctx context.Context, changes ...store.Change) error {
 			return wrap(fmt.Sprintf("%s: item %d", op, i), err)
 		}
 	}
-	tag, err := t.exec(ctx, updateItemsSQL, append([]any{ids, keys, from}, a.args()...)...)
-	if err != nil {
+	if err := t.deferExec(ctx, updateItemsSQL, append([]any{ids, keys, from}, a.args()...)...); err != nil {
 		return wrap(op, err)
-	}
-	if n := int(tag.RowsAffected()); n != len(changes) {
-		return fmt.Errorf("postgres: %s: %d of %d items found in the status given: %w", op, n, len(changes), store.ErrNotFound)
 	}
 	for i, c := range changes {
 		t.count(states[i], c.From, -1)

@@ -84,6 +84,29 @@ func (t *txn) exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 	return tag, err
 }
 
+// deferExec has sql sent with the transaction's next statement or its
+// commit, when the transaction is run by hand (writeConn); else it runs it
+// now. Its error, if any, is then the error of that later call.
+func (t *txn) deferExec(ctx context.Context, sql string, args ...any) error {
+	if w, ok := t.tx.(*writeConn); ok {
+		w.deferExec(sql, args...)
+		return nil
+	}
+	_, err := t.exec(ctx, sql, args...)
+	return err
+}
+
+// flush sends the deferred statements now (see writeConn).
+func (t *txn) flush(ctx context.Context) error {
+	w, ok := t.tx.(*writeConn)
+	if !ok {
+		return nil
+	}
+	err := w.flush(ctx)
+	t.noteErr(err)
+	return err
+}
+
 func (t *txn) query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	rows, err := t.tx.Query(ctx, sql, args...)
 	t.noteErr(err)
@@ -433,6 +456,10 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	t.inSavepoint = true
 	ferr := fn(t)
 	t.inSavepoint = false
+	if ferr == nil && t.retry == nil {
+		// fn's deferred writes go now, so that their failure is fn's.
+		ferr = wrap(op, t.flush(ctx))
+	}
 	if ferr == nil && t.retry == nil {
 		if _, err := t.exec(ctx, releaseSQL); err != nil {
 			t.broken = wrap(op, err)

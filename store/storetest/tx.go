@@ -20,7 +20,59 @@ func txTests() []test {
 		{"Write/SeesItsOwnWrites", testWriteSeesOwnWrites},
 		{"Concurrent", testConcurrent},
 		{"Savepoint/UndoesOnlyItsOwn", testSavepoint},
+		{"Savepoint/UpdateItemsFailsItsOwn", testSavepointUpdateItems},
 	}
+}
+
+// testSavepointUpdateItems checks UpdateItems around savepoints, as group
+// commit's second run uses them: a batch with an item not in its From
+// status fails its own savepoint with ErrNotFound and undoes the batch
+// (the store may check it only when the savepoint ends, not at the call);
+// the writes before and after it, the last one at the commit, stand, and
+// each is seen by the reads that follow it.
+func testSavepointUpdateItems(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	dispatched := func(it pool.Item) pool.Item {
+		it.Status, it.Attempts, it.Token = pool.StatusProcessing, 1, 1
+		it.LeaseExpiresAt = at(time.Minute)
+		return it
+	}
+	change := func(it pool.Item) store.Change { return store.Change{From: pool.StatusPending, Item: dispatched(it)} }
+	b.write(func(tx store.Tx) error {
+		require.NoError(t, tx.Savepoint(b.ctx, func(tx store.Tx) error { return tx.UpdateItems(b.ctx, change(items[0])) }))
+		got, err := tx.ItemsByID(b.ctx, []int64{items[0].ID})
+		require.NoError(t, err)
+		require.Equal(t, []pool.Item{dispatched(items[0])}, got, "the write is seen by the next read")
+
+		wrong := change(items[2])
+		wrong.From = pool.StatusRetrying
+		err = tx.Savepoint(b.ctx, func(tx store.Tx) error { return tx.UpdateItems(b.ctx, change(items[1]), wrong) })
+		require.ErrorIs(t, err, store.ErrNotFound, "an item not in its From status fails the savepoint")
+
+		return tx.UpdateItems(b.ctx, change(items[2])) // the transaction's last write
+	})
+	require.Equal(t, dispatched(items[0]), b.item(items[0].ID))
+	require.Equal(t, items[1], b.item(items[1].ID), "undone with its savepoint")
+	require.Equal(t, dispatched(items[2]), b.item(items[2].ID))
+	var counts map[pool.Status]int
+	b.read(func(tx store.Tx) error {
+		var err error
+		counts, err = tx.StatusCounts(b.ctx, p.UUID)
+		return err
+	})
+	require.Equal(t, map[pool.Status]int{pool.StatusPending: 1, pool.StatusProcessing: 2}, nonZero(counts))
+}
+
+// nonZero returns the entries of counts above zero.
+func nonZero(counts map[pool.Status]int) map[pool.Status]int {
+	out := map[pool.Status]int{}
+	for s, n := range counts {
+		if n != 0 {
+			out[s] = n
+		}
+	}
+	return out
 }
 
 // testSavepoint checks that a failing savepoint undoes its own writes, and
