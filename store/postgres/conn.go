@@ -61,6 +61,9 @@ func (w *writeConn) deferExec(sql string, args ...any) {
 	w.deferred = append(w.deferred, &pgx.QueuedQuery{SQL: sql, Arguments: args})
 }
 
+// drop forgets the deferred statements: those of a savepoint rolled back.
+func (w *writeConn) drop() { w.deferred = nil }
+
 // flush sends the deferred statements now, and returns the first error.
 func (w *writeConn) flush(ctx context.Context) error {
 	if len(w.deferred) == 0 {
@@ -230,7 +233,7 @@ func (w *writeConn) commit(ctx context.Context, b *pgx.Batch) error {
 // rollback ends the transaction if one was begun and not committed; the
 // deferred statements are dropped.
 func (w *writeConn) rollback(ctx context.Context) error {
-	w.deferred = nil
+	w.drop()
 	if !w.begun {
 		return nil
 	}

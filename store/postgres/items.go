@@ -494,7 +494,8 @@ func (t *txn) UpdateItem(ctx context.Context, from pool.Status, it pool.Item) er
 // item not found in its From status fails the call that sent it, or the
 // commit, with [store.ErrNotFound], and the transaction does not commit.
 // Inside a savepoint it is sent before the savepoint is released, so the
-// failure is the savepoint's own.
+// failure is the savepoint's own, and dropped unsent when the savepoint is
+// rolled back.
 func (t *txn) UpdateItems(ctx context.Context, changes ...store.Change) error {
 	const op = "update items"
 	if err := t.writable(op); err != nil {

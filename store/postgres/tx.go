@@ -96,6 +96,13 @@ func (t *txn) deferExec(ctx context.Context, sql string, args ...any) error {
 	return err
 }
 
+// dropDeferred forgets the deferred statements not sent yet.
+func (t *txn) dropDeferred() {
+	if w, ok := t.tx.(*writeConn); ok {
+		w.drop()
+	}
+}
+
 // flush sends the deferred statements now (see writeConn).
 func (t *txn) flush(ctx context.Context) error {
 	w, ok := t.tx.(*writeConn)
@@ -469,6 +476,9 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	// Undo fn's writes; the states go with them (they are read again,
 	// with the pending counts added), and the rest comes back as it was.
+	// The writes fn deferred are dropped unsent (SAVEPOINT sent the
+	// earlier ones): one that would fail must not fail the rollback.
+	t.dropDeferred()
 	t.states = nil
 	t.deltas, t.signal, t.locked, t.clocks, t.elock, t.maxKey = deltas, signals, locked, clocks, elock, maxKey
 	if _, err := t.exec(ctx, rollbackToSQL); err != nil {

@@ -50,6 +50,13 @@ func testSavepointUpdateItems(t *testing.T, b *bundle) {
 		err = tx.Savepoint(b.ctx, func(tx store.Tx) error { return tx.UpdateItems(b.ctx, change(items[1]), wrong) })
 		require.ErrorIs(t, err, store.ErrNotFound, "an item not in its From status fails the savepoint")
 
+		boom := errors.New("boom")
+		err = tx.Savepoint(b.ctx, func(tx store.Tx) error {
+			_ = tx.UpdateItems(b.ctx, change(items[1]), wrong) // its error, now or later, is undone with the rest
+			return boom
+		})
+		require.ErrorIs(t, err, boom, "a savepoint that fails after a failing write fails with its own error")
+
 		return tx.UpdateItems(b.ctx, change(items[2])) // the transaction's last write
 	})
 	require.Equal(t, dispatched(items[0]), b.item(items[0].ID))
