@@ -214,11 +214,17 @@ func TestWriteConn_Deferred(t *testing.T) {
 			require.Equal(t, 2, n, "the next statement sees both rows")
 			require.Equal(t, int64(1), tr.n.Load(), "BEGIN, both and the next statement sent together")
 
-			w.Defer(`INSERT INTO t VALUES ($1)`, 3)
+			w.Defer(`INSERT INTO t VALUES ($1)`, 3) // inside the transaction now
+			n, err = next(w)
+			require.NoError(t, err)
+			require.Equal(t, 3, n, "the next statement sees it")
+			require.Equal(t, int64(2), tr.n.Load(), "sent with the next statement")
+
+			w.Defer(`INSERT INTO t VALUES ($1)`, 4)
 			require.NoError(t, w.Commit(ctx, &pgx.Batch{}))
-			require.Equal(t, int64(2), tr.n.Load(), "the last one went with COMMIT")
+			require.Equal(t, int64(3), tr.n.Load(), "the last one went with COMMIT")
 			require.Equal(t, byte('I'), c.PgConn().TxStatus(), "committed")
-			require.Equal(t, 3, rowsOf(t, c))
+			require.Equal(t, 4, rowsOf(t, c))
 		})
 	}
 }
