@@ -26,7 +26,7 @@ import (
 // synchronous=NORMAL. Checkpointing whatever little was written every 100
 // ms made that sync (about a millisecond here) land on nearly every commit
 // of a service that writes a few times a second, such as the Add that wakes
-// a dialler's idle workers.
+// a dialer's idle workers.
 const (
 	// DefaultCheckpointInterval is how often the Store looks at the
 	// write-ahead log when [Options.CheckpointInterval] is zero.
