@@ -240,34 +240,9 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 		r.out, r.lost, r.freed = pool.Item{}, true, false
 		ids[i] = r.l.ItemID
 	}
-	// The leases' pools first (settleItem reads them anyway): a store that
-	// locks each pool (PostgreSQL) then reads the items once, under those
-	// locks, rather than read them, lock the pools they are in and read
-	// them again. A lease that names a pool not there settles nothing; its
-	// item, if any, is looked up as usual.
-	seen := make(map[uuid.UUID]bool, 1)
-	for _, r := range list {
-		if id := r.l.PoolUUID; !seen[id] {
-			seen[id] = true
-			if _, err := tx.Pool(ctx, id); err != nil && !isNotFound(err) {
-				return err
-			}
-		}
-	}
-	var found []pool.Item
-	if len(ids) == 1 {
-		it, err := tx.ItemByID(ctx, ids[0])
-		if err != nil && !isNotFound(err) {
-			return err
-		}
-		if err == nil {
-			found = []pool.Item{it}
-		}
-	} else {
-		var err error
-		if found, err = tx.ItemsByID(ctx, ids); err != nil {
-			return err
-		}
+	found, err := leasedItems(ctx, tx, list, ids)
+	if err != nil {
+		return err
 	}
 	items := make(map[int64]pool.Item, len(found))
 	from := make(map[int64]pool.Status, len(found)) // as read: what the writes change from
@@ -310,6 +285,43 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 		}
 	}
 	return tx.UpdateItems(ctx, changes...)
+}
+
+// leasedItems reads the items of the leases of list (ids, their IDs) in a
+// settlement, each lease's pool first (settleItem reads it anyway): a
+// store that locks each pool (PostgreSQL) then reads the items under
+// those locks, rather than read them, lock their pools and read them
+// again; with one pool, in the round trip that locks it (PoolItems). A
+// lease that names a pool not there settles nothing (an item in another
+// pool is not the lease's, see current).
+func leasedItems(ctx context.Context, tx *wtx, list []*settleReq, ids []int64) ([]pool.Item, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	one := list[0].l.PoolUUID
+	for _, r := range list {
+		if r.l.PoolUUID != one {
+			one = uuid.Nil
+			break
+		}
+	}
+	if one != uuid.Nil {
+		_, found, err := tx.PoolItems(ctx, one, ids)
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return found, err
+	}
+	seen := make(map[uuid.UUID]bool, 2)
+	for _, r := range list {
+		if id := r.l.PoolUUID; !seen[id] {
+			seen[id] = true
+			if _, err := tx.Pool(ctx, id); err != nil && !isNotFound(err) {
+				return nil, err
+			}
+		}
+	}
+	return tx.ItemsByID(ctx, ids)
 }
 
 // settleFunc is what a settlement does to a leased item; gv reads what

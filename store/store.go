@@ -138,6 +138,13 @@ type Tx interface {
 	// ItemsByID returns the items with the given IDs, those that exist, in
 	// no particular order.
 	ItemsByID(ctx context.Context, ids []int64) ([]pool.Item, error)
+	// PoolItems returns pool id as Pool does (or [ErrNotFound]) and those
+	// of the items with the given IDs that are in it, as ItemsByID would,
+	// in no particular order: Pool then ItemsByID in one call, so that a
+	// store can read both at once. PostgreSQL does, in a write transaction
+	// that does not hold the pool's lock yet: the items are read in the
+	// round trip that takes it.
+	PoolItems(ctx context.Context, id uuid.UUID, ids []int64) (pool.Pool, []pool.Item, error)
 	// DeleteItem removes an item by its ID, or returns [ErrNotFound].
 	DeleteItem(ctx context.Context, id int64) error
 	// Items returns one page of a pool's items matching q in insertion

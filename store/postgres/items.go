@@ -425,6 +425,46 @@ func (t *txn) ItemsByID(ctx context.Context, ids []int64) ([]pool.Item, error) {
 	return out, wrap(op, err)
 }
 
+// PoolItems returns pool id and those of the items ids that are in it.
+// In a write transaction that does not hold the pool's lock yet, the items
+// are read in the round trip that takes it, behind the lock. They are read
+// by ID alone (itemsByIDSQL), the pool filtered here: a condition on the
+// pool in the statement can lead the planner to walk the pool's index.
+func (t *txn) PoolItems(ctx context.Context, id uuid.UUID, ids []int64) (pool.Pool, []pool.Item, error) {
+	const op = "pool items"
+	if ids == nil {
+		ids = []int64{}
+	}
+	var (
+		p     pool.Pool
+		found []pool.Item
+		read  bool
+	)
+	if !t.readOnly && t.states[id] == nil {
+		st, items, ok, err := t.lockPool(ctx, id, ids)
+		if err != nil {
+			return pool.Pool{}, nil, wrap(op, err)
+		}
+		p, found, read = st.p, items, ok
+	}
+	if !read {
+		var err error
+		if p, err = t.Pool(ctx, id); err != nil {
+			return pool.Pool{}, nil, err
+		}
+		if found, _, err = t.itemsByID(ctx, ids); err != nil {
+			return pool.Pool{}, nil, wrap(op, err)
+		}
+	}
+	in := found[:0]
+	for _, it := range found {
+		if it.PoolUUID == id {
+			in = append(in, it)
+		}
+	}
+	return p, in, nil
+}
+
 // itemsByID reads the items with the given IDs, and the pools they are
 // in (each once).
 func (t *txn) itemsByID(ctx context.Context, ids []int64) ([]pool.Item, []lockedPool, error) {
@@ -432,8 +472,14 @@ func (t *txn) itemsByID(ctx context.Context, ids []int64) ([]pool.Item, []locked
 	if err != nil {
 		return nil, nil, err
 	}
+	return t.scanItemsByID(rows, len(ids))
+}
+
+// scanItemsByID reads the rows of itemsByIDSQL: the items, and the pools
+// they are in (each once).
+func (t *txn) scanItemsByID(rows pgx.Rows, n int) ([]pool.Item, []lockedPool, error) {
 	defer rows.Close()
-	out := make([]pool.Item, 0, len(ids))
+	out := make([]pool.Item, 0, n)
 	var pools []lockedPool
 	for rows.Next() {
 		var l lockedPool

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 )
 
@@ -223,8 +224,17 @@ func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
 	if st := t.states[id]; st != nil {
 		return st, nil
 	}
+	st, _, _, err := t.lockPool(ctx, id, nil)
+	return st, err
+}
+
+// lockPool is pool for a pool whose lock this transaction does not hold.
+// With ids, the batch that takes the lock also reads the items ids
+// (itemsByIDSQL), behind the lock: read says whether it did (not when the
+// lock had to be taken again apart).
+func (t *txn) lockPool(ctx context.Context, id uuid.UUID, ids []int64) (st *poolState, items []pool.Item, read bool, err error) {
 	if t.retry != nil {
-		return nil, t.retry
+		return nil, nil, false, t.retry
 	}
 	var (
 		k     int64
@@ -239,25 +249,28 @@ func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
 	}
 	b.Queue(poolStateSQL, id)
 	b.Queue(campaignsOfPoolSQL, id)
+	if ids != nil {
+		b.Queue(itemsByIDSQL, ids)
+	}
 	br := t.tx.SendBatch(ctx, b)
-	err := br.QueryRow().Scan(&k, &ok)
+	fail := func(what string, err error) (*poolState, []pool.Item, bool, error) {
+		t.noteErr(err)
+		br.Close()
+		return nil, nil, false, wrap(what, err)
+	}
+	err = br.QueryRow().Scan(&k, &ok)
 	if err == nil {
 		found = true
 	} else if !errorsIsNoRows(err) {
-		t.noteErr(err)
-		br.Close()
-		return nil, wrap("lock pool", err)
+		return fail("lock pool", err)
 	}
-	var st *poolState
 	var s poolState
 	err = br.QueryRow().Scan(s.dest()...)
 	if err == nil {
 		s.finish()
 		st = &s
 	} else if !errorsIsNoRows(err) {
-		t.noteErr(err)
-		br.Close()
-		return nil, wrap("read pool", err)
+		return fail("read pool", err)
 	}
 	rows, err := br.Query()
 	if err == nil {
@@ -265,21 +278,28 @@ func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
 		s.hasCampaigns = err == nil
 	}
 	if err != nil {
-		t.noteErr(err)
-		br.Close()
-		return nil, wrap("read pool campaigns", err)
+		return fail("read pool campaigns", err)
+	}
+	if ids != nil {
+		if rows, err = br.Query(); err == nil {
+			items, _, err = t.scanItemsByID(rows, len(ids))
+		}
+		if err != nil {
+			return fail("read items", err)
+		}
 	}
 	if err := br.Close(); err != nil {
 		t.noteErr(err)
-		return nil, wrap("lock pool", err)
+		return nil, nil, false, wrap("lock pool", err)
 	}
+	read = ids != nil && found && ok
 	if !found {
 		if t.s.opts.Locking != RowLock {
-			return nil, notFoundPool(id, pgx.ErrNoRows)
+			return nil, nil, false, notFoundPool(id, pgx.ErrNoRows)
 		}
 		// No row above the largest held lock: a missing pool, or one below.
 		if err := t.queryRow(ctx, []any{&k, &ok}, lockRowTrySQL, id); err != nil {
-			return nil, notFoundPool(id, err)
+			return nil, nil, false, notFoundPool(id, err)
 		}
 		st = nil // read before the lock
 	}
@@ -287,7 +307,7 @@ func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
 		t.restart = true
 		t.retry = errRestart
 		t.wanted = append(t.wanted, lockedPool{id: id, k: k})
-		return nil, errRestart
+		return nil, nil, false, errRestart
 	}
 	if t.locked == nil {
 		t.locked = make(map[uuid.UUID]int64)
@@ -297,7 +317,7 @@ func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
 	if st == nil {
 		s, err := t.readState(ctx, id)
 		if err != nil {
-			return nil, err
+			return nil, nil, false, err
 		}
 		st = s
 	}
@@ -306,11 +326,14 @@ func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
 		// the lock and the read: run again, to lock the new one.
 		t.restart = true
 		t.retry = errRestart
-		return nil, errRestart
+		return nil, nil, false, errRestart
 	}
 	t.addPending(st)
 	t.setState(st)
-	return st, nil
+	if !read {
+		items = nil
+	}
+	return st, items, read, nil
 }
 
 func errorsIsNoRows(err error) bool { return translate(err) == store.ErrNotFound }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -475,6 +476,34 @@ func (t *txn) ItemsByID(ctx context.Context, ids []int64) ([]pool.Item, error) {
 		out = append(out, it)
 	}
 	return out, wrap(op, rows.Err())
+}
+
+// PoolItems returns pool id and those of the items ids that are in it:
+// Pool, then ItemByID or ItemsByID.
+func (t *txn) PoolItems(ctx context.Context, id uuid.UUID, ids []int64) (pool.Pool, []pool.Item, error) {
+	p, err := t.Pool(ctx, id)
+	if err != nil {
+		return pool.Pool{}, nil, err
+	}
+	var found []pool.Item
+	if len(ids) == 1 {
+		it, err := t.ItemByID(ctx, ids[0])
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return pool.Pool{}, nil, err
+		}
+		if err == nil {
+			found = []pool.Item{it}
+		}
+	} else if found, err = t.ItemsByID(ctx, ids); err != nil {
+		return pool.Pool{}, nil, err
+	}
+	in := found[:0]
+	for _, it := range found {
+		if it.PoolUUID == id {
+			in = append(in, it)
+		}
+	}
+	return p, in, nil
 }
 
 // DeleteItem removes an item by its ID. O(log n).

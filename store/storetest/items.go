@@ -33,6 +33,8 @@ func itemTests() []test {
 		{"UpdateItems/Many", testUpdateItemsMany},
 		{"UpdateItems/ErrNotFound", testUpdateItemsNotFound},
 		{"ItemsByID", testItemsByID},
+		{"PoolItems", testPoolItems},
+		{"PoolItems/ReadBehindTheLock", testPoolItemsBehindLock},
 		{"DeleteItem/OK", testDeleteItem},
 		{"DeleteItem/ErrNotFound", testDeleteItemNotFound},
 		{"Items/Paging", testItemsPaging},
@@ -495,6 +497,95 @@ func testItemsByID(t *testing.T, b *bundle) {
 	})
 	require.NoError(t, err)
 	require.Empty(t, got)
+}
+
+// testPoolItems checks PoolItems against Pool and ItemsByID: in a read
+// transaction, in a write transaction as its first call (PostgreSQL reads
+// the items with the lock) and after the pool was read; only the items in
+// the pool, the missing ID left out; an unknown pool is ErrNotFound.
+func testPoolItems(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	items := b.insertItems(p.UUID, fullItems())
+	other := b.insertItems(q.UUID, pending(1))[0]
+	ids := []int64{items[2].ID, other.ID, items[0].ID + 100_000, items[0].ID}
+	want, wantPool := []pool.Item{items[0], items[2]}, b.getPool(p.UUID)
+	check := func(name string, got pool.Pool, found []pool.Item) {
+		t.Helper()
+		require.Equal(t, wantPool, got, name+": the pool")
+		slices.SortFunc(found, func(x, y pool.Item) int { return cmp.Compare(x.ID, y.ID) })
+		require.Equal(t, want, found, name+": the pool's items, every field")
+	}
+	b.read(func(tx store.Tx) error {
+		got, found, err := tx.PoolItems(b.ctx, p.UUID, ids)
+		require.NoError(t, err)
+		check("read", got, found)
+		return nil
+	})
+	b.write(func(tx store.Tx) error {
+		got, found, err := tx.PoolItems(b.ctx, p.UUID, ids)
+		require.NoError(t, err)
+		check("write, first call", got, found)
+		got, found, err = tx.PoolItems(b.ctx, p.UUID, ids)
+		require.NoError(t, err)
+		check("write, again", got, found)
+		return nil
+	})
+	b.write(func(tx store.Tx) error {
+		_, err := tx.Pool(b.ctx, p.UUID)
+		require.NoError(t, err)
+		got, found, err := tx.PoolItems(b.ctx, p.UUID, ids)
+		require.NoError(t, err)
+		check("write, after Pool", got, found)
+		_, found, err = tx.PoolItems(b.ctx, p.UUID, []int64{items[1].ID})
+		require.NoError(t, err)
+		require.Equal(t, []pool.Item{items[1]}, found, "one item")
+		_, found, err = tx.PoolItems(b.ctx, p.UUID, nil)
+		require.NoError(t, err)
+		require.Empty(t, found, "no IDs")
+		return nil
+	})
+	for _, write := range []bool{false, true} {
+		run := b.st.Read
+		if write {
+			run = b.st.Write
+		}
+		err := run(b.ctx, func(tx store.Tx) error {
+			_, _, err := tx.PoolItems(b.ctx, uuid.New(), ids)
+			return err
+		})
+		require.ErrorIs(t, err, store.ErrNotFound, "an unknown pool (write %v)", write)
+	}
+}
+
+// testPoolItemsBehindLock checks that a write transaction's PoolItems
+// reads the items as the last writer of the pool left them: a store that
+// locks the pool must read them after the lock, not before.
+func testPoolItemsBehindLock(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	it := b.insertItems(p.UUID, pending(1))[0]
+	holding, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- b.st.Write(b.ctx, func(tx store.Tx) error {
+			c := it
+			c.Status, c.Notes = pool.StatusSkipped, "written while the other waited"
+			if err := tx.UpdateItem(b.ctx, pool.StatusPending, c); err != nil {
+				return err
+			}
+			close(holding)
+			time.Sleep(100 * time.Millisecond) // the other is waiting for the pool
+			return nil
+		})
+	}()
+	<-holding
+	var found []pool.Item
+	b.write(func(tx store.Tx) error {
+		var err error
+		_, found, err = tx.PoolItems(b.ctx, p.UUID, []int64{it.ID})
+		return err
+	})
+	require.NoError(t, <-done)
+	require.Len(t, found, 1)
+	require.Equal(t, pool.StatusSkipped, found[0].Status, "the item as the transaction before left it")
 }
 
 // testUpdateItemStale checks that a write naming a status the item is no
