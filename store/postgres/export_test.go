@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/store"
@@ -50,3 +51,56 @@ func (w *writeConn) Rollback(ctx context.Context) error { return w.rollback(ctx)
 
 // ErrCommitRolledBack is errCommitRolledBack.
 var ErrCommitRolledBack = errCommitRolledBack
+
+// HotStatements are the statements of dispatch and settlement, for
+// TestPlans: each with the index its plan must use, and literal arguments
+// naming pool $K (its internal id) or $U (its UUID).
+var HotStatements = []struct {
+	Name, SQL, Index string
+	Args             []string
+}{
+	{"lock", lockAdvisorySQL, "pools_uuid_key", []string{"$U", "0", "1"}},
+	{"pool state", poolStateSQL, "items_lease", []string{"$U"}},
+	{"pool campaigns", campaignsOfPoolSQL, "pools_uuid_key", []string{"$U"}},
+	{"due FIFO", dueFIFOSQL, "items_ready", []string{"$K", "0", "10"}},
+	{"due LIFO", dueLIFOSQL, "Index Scan Backward using items_ready", []string{"$K", "0", "10"}},
+	{"due Parallel", dueParallelSQL, "items_ready_priority", []string{"$K", "0", "10"}},
+	{"promote", promoteSQL, "items_retry", []string{"$K", "0"}},
+	{"expired", expiredSQL, "items_lease", []string{"$K", "0", "10"}},
+	{"items by id", itemsByIDSQL, "items_pkey", []string{"'{1,2,3}'"}},
+	{"update items", updateItemsSQL, "items_pkey", []string{"'{1}'", "'{1}'", "'{Pending}'", "'{Processing}'",
+		"'{0}'", "'{1}'", "'{0}'", "'{0}'", "'{0}'", "'{0}'", "'{0}'", "'{\"\"}'", "'{1}'", "'{0}'", "'{0}'", "'{0}'"}},
+	{"update counts", updateCountsSQL, "pool_counts_pkey", []string{"'{$K}'", "'{-1}'", "'{1}'", "'{0}'", "'{0}'",
+		"'{0}'", "'{0}'", "'{0}'", "'{0}'"}},
+	{"lease bound", leaseBoundSQL, "items_lease", []string{"$K"}},
+	{"retry bound", retryBoundSQL, "items_retry", []string{"$K"}},
+	{"list items", itemsSQL, "items_pool", []string{"$K", "25", "0"}},
+	{"list items by status", itemsByStatusSQL, "items_pool_status", []string{"$K", "'Pending'", "25", "0"}},
+}
+
+// Plan returns the plan a connection of st runs sql with for args (SQL
+// literals): prepared, then explained as it executes.
+func Plan(ctx context.Context, st *Store, sql string, args ...string) (string, error) {
+	c, err := st.pool.Acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer c.Release()
+	if _, err := c.Exec(ctx, "PREPARE poolq_plan AS "+sql); err != nil {
+		return "", err
+	}
+	defer c.Exec(ctx, "DEALLOCATE poolq_plan")
+	rows, err := c.Query(ctx, "EXPLAIN EXECUTE poolq_plan("+strings.Join(args, ", ")+")")
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}
+
+// Setting returns the value of a setting on a connection of st.
+func Setting(ctx context.Context, st *Store, name string) (string, error) {
+	var v string
+	err := st.pool.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v)
+	return v, err
+}

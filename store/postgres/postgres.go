@@ -253,6 +253,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // machine code first (JIT, for plans estimated above jit_above_cost): some
 // 100 ms for a statement that runs in one. JIT is off: no statement of the
 // store runs long enough to gain from it.
+//
+// And every statement runs its generic plan (plan_cache_mode): planned once
+// a connection, not again at each execution for the values bound. With the
+// settings above a statement's plan does not depend on its values (an
+// index seek or walk keyed by them; TestPlans checks those of dispatch and
+// settlement), so planning again only cost: 60–160 µs of server time a
+// statement here, a fifth of the server's time in a claim and a
+// settlement each in a transaction of its own (bench/RESULTS.md, session
+// 11). A search plans with bitmap scans on, since it always runs with them.
 var planner = map[string]string{
 	"enable_seqscan":    "off",
 	"enable_bitmapscan": "off",
@@ -260,6 +269,7 @@ var planner = map[string]string{
 	"enable_hashjoin":   "off",
 	"enable_mergejoin":  "off",
 	"jit":               "off",
+	"plan_cache_mode":   "force_generic_plan",
 }
 
 // hasParam reports whether a connection string names param.
