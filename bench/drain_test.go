@@ -19,29 +19,43 @@ func BenchmarkDrain(b *testing.B) {
 	for _, d := range durabilities {
 		b.Run("Work16/"+d.String(), func(b *testing.B) {
 			eng, _ := open(b, d)
-			p := mustPool(b, eng, pool.Parallel)
-			fill(b, eng, p.UUID, b.N)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var done atomic.Int64
-			handler := func(context.Context, *queue.Lease) error { return nil }
-			opts := queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 16, OnEvent: func(ev queue.Event) {
-				if ev.Kind == queue.EventCompleted && done.Add(1) == int64(b.N) {
-					cancel()
-				}
-			}}
-			before := eng.Stats()
-			b.ReportAllocs()
-			b.ResetTimer()
-			if err := eng.Work(ctx, handler, opts); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			if n := done.Load(); n != int64(b.N) {
-				b.Fatalf("%d items completed, want %d", n, b.N)
-			}
-			perSecond(b, b.N)
-			reportBatching(b, before, eng.Stats())
+			drain(b, []*queue.Engine{eng})
 		})
 	}
+}
+
+// drain fills a Parallel pool (cap 100) with b.N items outside the timer
+// and runs Engine.Work with 16 workers and a no-op handler on each engine
+// until every item is Completed. It reports items/s (all engines together)
+// and the operations per write transaction.
+func drain(b *testing.B, engines []*queue.Engine) {
+	p := mustPool(b, engines[0], pool.Parallel)
+	fill(b, engines[0], p.UUID, b.N)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var done atomic.Int64
+	handler := func(context.Context, *queue.Lease) error { return nil }
+	opts := queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 16, OnEvent: func(ev queue.Event) {
+		if ev.Kind == queue.EventCompleted && done.Add(1) == int64(b.N) {
+			cancel()
+		}
+	}}
+	before := stats(engines)
+	b.ReportAllocs()
+	b.ResetTimer()
+	errs := make(chan error, len(engines))
+	for _, eng := range engines {
+		go func() { errs <- eng.Work(ctx, handler, opts) }()
+	}
+	for range engines {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if n := done.Load(); n != int64(b.N) {
+		b.Fatalf("%d items completed, want %d", n, b.N)
+	}
+	perSecond(b, b.N)
+	reportBatching(b, before, stats(engines))
 }

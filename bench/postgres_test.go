@@ -1,8 +1,8 @@
 package bench
 
 // Benchmarks on the PostgreSQL store (store/postgres), each in a schema of
-// its own: the dispatch cycle (16 workers; DequeueN(100) + Settle), adds,
-// and the wake-up of a Dequeue by another engine's Add. They need
+// its own: the dispatch cycle (16 workers; DequeueN(100) + Settle), the
+// Work drain, adds, and the wake-up of a Dequeue by another engine's Add. They need
 // POOLQ_TEST_POSTGRES (see store/postgres/pgtest) and skip without it:
 //
 //	POOLQ_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
@@ -126,6 +126,18 @@ func BenchmarkPostgresCycle(b *testing.B) {
 				perSecond(b, b.N)
 			})
 		}
+	}
+}
+
+// BenchmarkPostgresDrain is BenchmarkDrain on PostgreSQL (the peers'
+// drain in-process): Engine.Work with 16 workers per engine over one
+// Parallel pool; Engines=3 runs three engines (three nodes, each its own
+// connections) on the pool.
+func BenchmarkPostgresDrain(b *testing.B) {
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("Work16/Engines=%d", n), func(b *testing.B) {
+			drain(b, pgOpen(b, n, postgres.Options{}, queue.Options{}))
+		})
 	}
 }
 
