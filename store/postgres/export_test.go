@@ -74,6 +74,8 @@ var HotStatements = []struct {
 		"'{0}'", "'{0}'", "'{0}'", "'{0}'"}},
 	{"lease bound", leaseBoundSQL, "items_lease", []string{"$K"}},
 	{"retry bound", retryBoundSQL, "items_retry", []string{"$K"}},
+	{"insert new items", insertNewItemsSQL, "pools_uuid_key", []string{"$U", "'{00000000-0000-0000-0000-000000000001}'",
+		"'{0}'", "'{NULL}'", "'{0}'"}},
 	{"list items", itemsSQL, "items_pool", []string{"$K", "25", "0"}},
 	{"list items by status", itemsByStatusSQL, "items_pool_status", []string{"$K", "'Pending'", "25", "0"}},
 }

@@ -46,11 +46,14 @@ SELECT status, count(*) FROM ins GROUP BY status`
 
 	// insertNewItemsSQL is insertItemsSQL for new items (see isNew)
 	// without contact fields: four arrays, the state being the literals of
-	// a new item.
+	// a new item. The pool is named by its UUID ($1), so that the statement
+	// can ride the batch that locks it (see InsertItems); a pool not there
+	// gets nothing.
 	insertNewItemsSQL = `INSERT INTO items (pool_id, contact_uuid, added_at, payload, priority, status, attempts,
     retry_count, notes, token, ready)
-SELECT $1, v.c, v.a, v.p, v.pr, 'Pending', 0, 0, '', 0, true
-FROM unnest($2::uuid[], $3::bigint[], $4::bytea[], $5::bigint[]) WITH ORDINALITY AS v (c, a, p, pr, ord)
+SELECT pl.id, v.c, v.a, v.p, v.pr, 'Pending', 0, 0, '', 0, true
+FROM pools pl, unnest($2::uuid[], $3::bigint[], $4::bytea[], $5::bigint[]) WITH ORDINALITY AS v (c, a, p, pr, ord)
+WHERE pl.uuid = $1
 ORDER BY v.ord
 ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 
@@ -221,12 +224,9 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 			return 0, fmt.Errorf("postgres: %s: item %d: payload is not valid JSON", op, i)
 		}
 	}
-	st, err := t.pool(ctx, poolID)
-	if err != nil {
-		return 0, wrap(op, err)
-	}
 	if len(items) == 0 {
-		return 0, nil
+		_, err := t.pool(ctx, poolID)
+		return 0, wrap(op, err)
 	}
 	contacts := make([]uuid.UUID, len(items))
 	added := make([]int64, len(items))
@@ -241,21 +241,46 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 		fresh = fresh && isNew(it)
 		anyContact = anyContact || !it.Contact.IsZero()
 	}
+	n := 0
+	var priorities []int64
+	if fresh {
+		priorities = make([]int64, len(items))
+		for i, it := range items {
+			priorities[i] = int64(it.Priority)
+		}
+	}
+	var (
+		st   *poolState
+		done bool // the items were inserted with the pool's lock
+		err  error
+	)
+	if st = t.states[poolID]; st == nil && fresh && !anyContact && t.maxKey == noLock {
+		// The transaction's first lock: the INSERT rides the batch that
+		// takes it (lockPool), one round trip instead of two.
+		insert := &behind{sql: insertNewItemsSQL, args: []any{poolID, contacts, added, payloads, priorities},
+			read: func(br pgx.BatchResults) error {
+				tag, err := br.Exec()
+				n = int(tag.RowsAffected())
+				return err
+			}}
+		if st, done, err = t.lockPool(ctx, poolID, insert); err != nil {
+			return 0, wrap(op, err)
+		}
+	} else if st, err = t.pool(ctx, poolID); err != nil {
+		return 0, wrap(op, err)
+	}
 	var c contactArrays
 	if anyContact || !fresh {
 		for _, it := range items {
 			c.add(st.k, it.Contact)
 		}
 	}
-	n := 0
-	if fresh {
-		priorities := make([]int64, len(items))
-		for i, it := range items {
-			priorities[i] = int64(it.Priority)
-		}
-		sql, args := insertNewItemsSQL, []any{st.k, contacts, added, payloads, priorities}
+	if done {
+		t.count(st, pool.StatusPending, n)
+	} else if fresh {
+		sql, args := insertNewItemsSQL, []any{poolID, contacts, added, payloads, priorities}
 		if anyContact {
-			sql, args = insertNewContactItemsSQL, append(args, c.args()...)
+			sql, args = insertNewContactItemsSQL, append([]any{st.k, contacts, added, payloads, priorities}, c.args()...)
 		}
 		tag, err := t.exec(ctx, sql, args...)
 		if err != nil {
@@ -441,11 +466,17 @@ func (t *txn) PoolItems(ctx context.Context, id uuid.UUID, ids []int64) (pool.Po
 		read  bool
 	)
 	if !t.readOnly && t.states[id] == nil {
-		st, items, ok, err := t.lockPool(ctx, id, ids)
+		st, ok, err := t.lockPool(ctx, id, &behind{sql: itemsByIDSQL, args: []any{ids}, read: func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err == nil {
+				found, _, err = t.scanItemsByID(rows, len(ids))
+			}
+			return err
+		}})
 		if err != nil {
 			return pool.Pool{}, nil, wrap(op, err)
 		}
-		p, found, read = st.p, items, ok
+		p, read = st.p, ok
 	}
 	if !read {
 		var err error

@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 )
 
@@ -224,17 +223,32 @@ func (t *txn) pool(ctx context.Context, id uuid.UUID) (*poolState, error) {
 	if st := t.states[id]; st != nil {
 		return st, nil
 	}
-	st, _, _, err := t.lockPool(ctx, id, nil)
+	st, _, err := t.lockPool(ctx, id, nil)
 	return st, err
 }
 
+// behind is a statement a pool's lock batch carries behind the lock (see
+// lockPool), and the reading of its results.
+type behind struct {
+	sql  string
+	args []any
+	read func(pgx.BatchResults) error
+}
+
 // lockPool is pool for a pool whose lock this transaction does not hold.
-// With ids, the batch that takes the lock also reads the items ids
-// (itemsByIDSQL), behind the lock: read says whether it did (not when the
-// lock had to be taken again apart).
-func (t *txn) lockPool(ctx context.Context, id uuid.UUID, ids []int64) (st *poolState, items []pool.Item, read bool, err error) {
+// With x, the batch that takes the lock also runs x behind the lock; done
+// says whether it ran with the lock taken. When it did not, x's work is
+// the caller's to do again: the lock was only tried, or taken apart (a row
+// lock below one held), or the transaction must run again (errRestart).
+//
+// x may read in any transaction, but may write only in one that holds no
+// lock yet (t.maxKey == noLock): its lock statement waits for the lock,
+// and where x could still have run without it (a pool made between the
+// batch's statements) the transaction runs again, so that done is false
+// only with an error, and what x wrote is rolled back.
+func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolState, done bool, err error) {
 	if t.retry != nil {
-		return nil, nil, false, t.retry
+		return nil, false, t.retry
 	}
 	var (
 		k     int64
@@ -249,14 +263,14 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, ids []int64) (st *pool
 	}
 	b.Queue(poolStateSQL, id)
 	b.Queue(campaignsOfPoolSQL, id)
-	if ids != nil {
-		b.Queue(itemsByIDSQL, ids)
+	if x != nil {
+		b.Queue(x.sql, x.args...)
 	}
 	br := t.tx.SendBatch(ctx, b)
-	fail := func(what string, err error) (*poolState, []pool.Item, bool, error) {
+	fail := func(what string, err error) (*poolState, bool, error) {
 		t.noteErr(err)
 		br.Close()
-		return nil, nil, false, wrap(what, err)
+		return nil, false, wrap(what, err)
 	}
 	err = br.QueryRow().Scan(&k, &ok)
 	if err == nil {
@@ -280,26 +294,28 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, ids []int64) (st *pool
 	if err != nil {
 		return fail("read pool campaigns", err)
 	}
-	if ids != nil {
-		if rows, err = br.Query(); err == nil {
-			items, _, err = t.scanItemsByID(rows, len(ids))
-		}
-		if err != nil {
-			return fail("read items", err)
+	if x != nil {
+		if err := x.read(br); err != nil {
+			return fail("lock pool", err)
 		}
 	}
 	if err := br.Close(); err != nil {
 		t.noteErr(err)
-		return nil, nil, false, wrap("lock pool", err)
+		return nil, false, wrap("lock pool", err)
 	}
-	read = ids != nil && found && ok
+	done = x != nil && found && ok
 	if !found {
 		if t.s.opts.Locking != RowLock {
-			return nil, nil, false, notFoundPool(id, pgx.ErrNoRows)
+			return nil, false, notFoundPool(id, pgx.ErrNoRows)
 		}
 		// No row above the largest held lock: a missing pool, or one below.
 		if err := t.queryRow(ctx, []any{&k, &ok}, lockRowTrySQL, id); err != nil {
-			return nil, nil, false, notFoundPool(id, err)
+			return nil, false, notFoundPool(id, err)
+		}
+		if x != nil && t.maxKey == noLock {
+			// Made between the batch's statements (x ran without the
+			// lock, and may have written): run again.
+			ok = false
 		}
 		st = nil // read before the lock
 	}
@@ -307,7 +323,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, ids []int64) (st *pool
 		t.restart = true
 		t.retry = errRestart
 		t.wanted = append(t.wanted, lockedPool{id: id, k: k})
-		return nil, nil, false, errRestart
+		return nil, false, errRestart
 	}
 	if t.locked == nil {
 		t.locked = make(map[uuid.UUID]int64)
@@ -317,7 +333,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, ids []int64) (st *pool
 	if st == nil {
 		s, err := t.readState(ctx, id)
 		if err != nil {
-			return nil, nil, false, err
+			return nil, false, err
 		}
 		st = s
 	}
@@ -326,14 +342,11 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, ids []int64) (st *pool
 		// the lock and the read: run again, to lock the new one.
 		t.restart = true
 		t.retry = errRestart
-		return nil, nil, false, errRestart
+		return nil, false, errRestart
 	}
 	t.addPending(st)
 	t.setState(st)
-	if !read {
-		items = nil
-	}
-	return st, items, read, nil
+	return st, done, nil
 }
 
 func errorsIsNoRows(err error) bool { return translate(err) == store.ErrNotFound }
