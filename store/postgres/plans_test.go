@@ -6,10 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/google/uuid"
-	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
@@ -28,11 +25,7 @@ func TestPlans(t *testing.T) {
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
 	p := newTestPool("plans")
-	items := make([]pool.Item, 5000)
-	now := time.Now().UTC()
-	for i := range items {
-		items[i] = pool.Item{ContactUUID: uuid.New(), Status: pool.StatusPending, AddedAt: now}
-	}
+	items := pendingItems(5000)
 	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
 		if err := tx.InsertPool(ctx, p); err != nil {
 			return err
