@@ -165,6 +165,14 @@ type Tx interface {
 	// items, including items waiting for a future retry time. Only in a
 	// write transaction (it may reorganize the due set).
 	Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time.Time, limit int) ([]pool.Item, error)
+	// PoolDue returns pool id as Pool does (or [ErrNotFound]) and the
+	// items Due would return at now in the order of its own type, up to
+	// limit and to the room the pool's cap leaves (Pool.Cap() less the
+	// items in flight): Pool, InFlight and Due in one call, so that a
+	// store can read them at once. PostgreSQL does, in a write transaction
+	// that does not hold the pool's lock yet: the due items are read in
+	// the round trip that takes it. Only in a write transaction.
+	PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit int) (pool.Pool, []pool.Item, error)
 	// Expired returns up to limit in-flight items of a pool whose lease ended
 	// at or before now, earliest first.
 	Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limit int) ([]pool.Item, error)

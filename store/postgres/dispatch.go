@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/pool"
 )
 
@@ -28,6 +29,22 @@ WHERE pool_id = $1 AND NOT ready AND status IN ('Retrying', 'Scheduled') AND nex
 	dueFIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id LIMIT $3`
 	dueLIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id DESC LIMIT $3`
 	dueParallelSQL = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.priority DESC, i.id LIMIT $3`
+
+	// dueAnySQL is the due read of PoolDue: the pool named by UUID ($1),
+	// in the order of its own type, each branch one of the statements
+	// above behind a one-time filter on the type, so that only the
+	// pool's own order runs (an index walk, as above); at most $3 items
+	// and the room the pool's cap leaves (pool.Pool.Cap: one for FIFO and
+	// LIFO, max_parallel_items for Parallel, less the items in flight).
+	dueAnySQL = `(SELECT ` + itemCols + ` FROM items i ` + dueAnyWhere + ` AND ` + poolTypeIs + `'FIFO' ORDER BY i.id LIMIT ` + dueAnyLimit + `)
+UNION ALL
+(SELECT ` + itemCols + ` FROM items i ` + dueAnyWhere + ` AND ` + poolTypeIs + `'LIFO' ORDER BY i.id DESC LIMIT ` + dueAnyLimit + `)
+UNION ALL
+(SELECT ` + itemCols + ` FROM items i ` + dueAnyWhere + ` AND ` + poolTypeIs + `'Parallel' ORDER BY i.priority DESC, i.id LIMIT ` + dueAnyLimit + `)`
+	dueAnyWhere = `WHERE i.pool_id = (SELECT id FROM pools WHERE uuid = $1) AND i.ready AND (i.status = 'Pending' OR i.next_retry_at <= $2)`
+	poolTypeIs  = `(SELECT type FROM pools WHERE uuid = $1) = `
+	dueAnyLimit = `least($3, (SELECT greatest(CASE WHEN p.type = 'Parallel' THEN p.max_parallel_items ELSE 1 END - c.processing - c.in_call, 0)
+    FROM pools p JOIN pool_counts c ON c.pool_id = p.id WHERE p.uuid = $1))`
 
 	// expiredSQL walks items_lease from its start.
 	expiredSQL = `SELECT ` + itemCols + ` FROM items i
@@ -111,6 +128,48 @@ func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time
 	}
 	out, err := t.scanItems(rows, poolID, limit)
 	return out, wrap(op, err)
+}
+
+// PoolDue returns pool id and up to limit of its due items in the order
+// of its type, within the room its cap leaves: Pool, InFlight, then Due. In a write transaction that does not hold
+// the pool's lock yet, the due items are read in the round trip that
+// takes it, behind the lock (dueAnySQL); they stand unless the pool's
+// state then says that retry times have come, which Due promotes first:
+// Due reads them again.
+func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit int) (pool.Pool, []pool.Item, error) {
+	const op = "pool due"
+	if err := t.writable(op); err != nil {
+		return pool.Pool{}, nil, err
+	}
+	at, err := nanos(now)
+	if err != nil {
+		return pool.Pool{}, nil, wrap(op, err)
+	}
+	if t.states[id] == nil && limit > 0 {
+		var due []pool.Item
+		st, read, err := t.lockPool(ctx, id, &behind{sql: dueAnySQL, args: []any{id, at, limit}, read: func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err == nil {
+				due, err = t.scanItems(rows, id, limit)
+			}
+			return err
+		}})
+		if err != nil {
+			return pool.Pool{}, nil, wrap(op, err)
+		}
+		if read && !(st.hasRetry && st.retry <= at) {
+			return st.p, due, nil
+		}
+	}
+	st, err := t.pool(ctx, id)
+	if err != nil {
+		return pool.Pool{}, nil, wrap(op, err)
+	}
+	due, err := t.Due(ctx, id, st.p.Type, now, min(limit, st.p.Cap()-int(st.n.inFlight())))
+	if err != nil {
+		return pool.Pool{}, nil, err
+	}
+	return st.p, due, nil
 }
 
 // Expired returns up to limit in-flight items of a pool whose lease ended

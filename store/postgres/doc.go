@@ -147,9 +147,12 @@
 // them where it can: it is run by hand on a pooled connection, its BEGIN
 // sent with its first statements and its COMMIT with its last ones (the
 // count changes and the NOTIFY); a pool's lock, state and campaigns are one
-// round trip; a settlement in a transaction that holds its pool's lock
-// reads its items in one statement (the engine looks the leases' pools up
-// first); and the writes of items (UpdateItems, the dispatch and
+// round trip, which also carries the first read of the transaction when
+// it names the pool (a settlement's items, PoolItems; a claim's due items,
+// PoolDue: a claim alone in its transaction is two round trips, the lock
+// with the read, then the commit with the write); a settlement in a
+// transaction that holds its pool's lock reads its items in one statement
+// (the engine looks the leases' pools up first); and the writes of items (UpdateItems, the dispatch and
 // settlement paths) are deferred: sent with the transaction's next
 // statement or its COMMIT, their check (every item found in the status
 // the engine read it in) made by the server (poolq_expect_rows, which

@@ -123,6 +123,27 @@ func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time
 	return out, wrap(op, err)
 }
 
+// PoolDue returns pool id and up to limit of its due items in the order of
+// its type, within the room its cap leaves: Pool, InFlight, then Due.
+func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit int) (pool.Pool, []pool.Item, error) {
+	if err := t.writable("pool due"); err != nil {
+		return pool.Pool{}, nil, err
+	}
+	p, err := t.Pool(ctx, id)
+	if err != nil {
+		return pool.Pool{}, nil, err
+	}
+	n, err := t.InFlight(ctx, id)
+	if err != nil {
+		return pool.Pool{}, nil, err
+	}
+	due, err := t.Due(ctx, id, p.Type, now, min(limit, p.Cap()-n))
+	if err != nil {
+		return pool.Pool{}, nil, err
+	}
+	return p, due, nil
+}
+
 // Expired returns up to limit in-flight items of a pool whose lease ended
 // at or before now, earliest first. O(log n + r) for r returned.
 func (t *txn) Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limit int) ([]pool.Item, error) {

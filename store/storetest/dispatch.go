@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -24,6 +25,8 @@ func dispatchTests() []test {
 		{"Due/NowGoesBack", testDueNowGoesBack},
 		{"Due/OtherPools", testDueOtherPools},
 		{"Due/FullItems", testDueFullItems},
+		{"PoolDue/AsPoolThenDue", testPoolDue},
+		{"PoolDue/ReadBehindTheLock", testPoolDueBehindLock},
 		{"Expired/OK", testExpired},
 		{"NextWake/OK", testNextWake},
 	}
@@ -376,4 +379,99 @@ func testNextWake(t *testing.T, b *bundle) {
 	b.set(items, 1, status(pool.StatusSkipped))
 	_, ok = wake()
 	require.False(t, ok, "nothing left to wait for")
+}
+
+// testPoolDue checks PoolDue against Pool then Due in the pool's type, for
+// each type, at times before, at and after retry times, with several
+// limits, and with the room the cap leaves smaller than the limit: as a
+// write transaction's first call (PostgreSQL reads the due items with the
+// lock, and again when the lock's read says that retry times have come)
+// and after the pool was read. It is refused in a read transaction, and an
+// unknown pool is ErrNotFound.
+func testPoolDue(t *testing.T, b *bundle) {
+	for _, typ := range pool.Types() {
+		p := b.insertPool(func(p *pool.Pool) { p.Type, p.MaxParallelItems = typ, 3 })
+		items := pending(9)
+		for i, pr := range []int{0, 5, -1, 10, 5, 3, 7, 0, 2} {
+			items[i].Priority = pr
+		}
+		items = b.insertItems(p.UUID, items)
+		b.set(items, 1, retrying(at(time.Hour)))
+		b.set(items, 3, scheduled(at(2*time.Hour)))
+		b.set(items, 5, status(pool.StatusCompleted))
+		b.set(items, 6, retrying(at(3*time.Hour)))
+		check := func(now time.Time, limit, room int) {
+			t.Helper()
+			var (
+				gotPool pool.Pool
+				got     []pool.Item
+			)
+			b.write(func(tx store.Tx) (err error) {
+				gotPool, got, err = tx.PoolDue(b.ctx, p.UUID, now, limit)
+				return err
+			})
+			want := b.due(p.UUID, typ, now, min(limit, room))
+			name := fmt.Sprintf("%s at %v, limit %d, room %d", typ, now.Sub(t0), limit, room)
+			require.Equal(t, b.getPool(p.UUID), gotPool, name+": the pool")
+			require.Equal(t, want, got, name+": first call")
+			b.write(func(tx store.Tx) (err error) {
+				if _, err := tx.Pool(b.ctx, p.UUID); err != nil {
+					return err
+				}
+				_, got, err = tx.PoolDue(b.ctx, p.UUID, now, limit)
+				return err
+			})
+			require.Equal(t, want, got, name+": after Pool")
+		}
+		for _, now := range []time.Time{at(0), at(time.Hour), at(time.Hour)} {
+			for _, limit := range []int{0, 1, 2, 100} {
+				check(now, limit, p.Cap())
+			}
+		}
+		b.set(items, 4, inFlight(pool.StatusProcessing, at(time.Hour)))
+		for _, now := range []time.Time{at(2*time.Hour + 1), at(5 * time.Hour)} {
+			for _, limit := range []int{0, 1, 2, 100} {
+				check(now, limit, p.Cap()-1)
+			}
+		}
+	}
+	err := b.st.Read(b.ctx, func(tx store.Tx) error {
+		_, _, err := tx.PoolDue(b.ctx, uuid.New(), t0, 1)
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrReadOnly, "a read transaction")
+	err = b.st.Write(b.ctx, func(tx store.Tx) error {
+		_, _, err := tx.PoolDue(b.ctx, uuid.New(), t0, 1)
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrNotFound, "an unknown pool")
+}
+
+// testPoolDueBehindLock checks that PoolDue reads the due items as the
+// last writer of the pool left them: a store that locks the pool must
+// read them after the lock, not before.
+func testPoolDueBehindLock(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(2))
+	holding, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- b.st.Write(b.ctx, func(tx store.Tx) error {
+			c := items[0]
+			c.Status, c.Notes = pool.StatusSkipped, "written while the other waited"
+			if err := tx.UpdateItem(b.ctx, pool.StatusPending, c); err != nil {
+				return err
+			}
+			close(holding)
+			time.Sleep(100 * time.Millisecond) // the other is waiting for the pool
+			return nil
+		})
+	}()
+	<-holding
+	var due []pool.Item
+	b.write(func(tx store.Tx) (err error) {
+		_, due, err = tx.PoolDue(b.ctx, p.UUID, t0, 10)
+		return err
+	})
+	require.NoError(t, <-done)
+	require.Equal(t, ids(items[1:]), ids(due), "the due set as the transaction before left it")
 }
