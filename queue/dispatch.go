@@ -215,9 +215,20 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 		r.leases, r.outcome, r.freed = nil, nil, false
 		total += r.n
 	}
-	pl, reclaimed, err := e.poolNow(ctx, tx, poolID)
+	// The pool and the items its first claim would read, in one call (on
+	// PostgreSQL, with its lock): they stand unless an expired lease is
+	// applied here, which writes the pool's items.
+	firstLimit := min(total, pool.MaxParallelItems)
+	pl, first, err := tx.PoolDue(ctx, poolID, tx.Now, firstLimit)
 	if err != nil {
 		return err
+	}
+	reclaimed, err := e.reclaim(ctx, tx, pl, tx.Now)
+	if err != nil {
+		return err
+	}
+	if reclaimed > 0 {
+		first = nil
 	}
 	p, err := e.govern(ctx, tx, pl)
 	if err != nil {
@@ -251,10 +262,15 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 			// at the rest in batches, a query per batch, not per item.
 			n = max(n, admissionBatch)
 		}
-		due, err := tx.Due(ctx, poolID, p.Type, now, n)
-		if err != nil {
+		var due []pool.Item
+		if first != nil && n <= min(firstLimit, room) {
+			// PoolDue read the first min(firstLimit, room) due items,
+			// of which Due(n) would read the first n.
+			due = first[:min(n, len(first))]
+		} else if due, err = tx.Due(ctx, poolID, p.Type, now, n); err != nil {
 			return err
 		}
+		first = nil
 		if err := adm.look(ctx, tx, due); err != nil {
 			return err
 		}
