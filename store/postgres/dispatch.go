@@ -30,21 +30,12 @@ WHERE pool_id = $1 AND NOT ready AND status IN ('Retrying', 'Scheduled') AND nex
 	dueLIFOSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.id DESC LIMIT $3`
 	dueParallelSQL = `SELECT ` + itemCols + ` FROM items i ` + dueWhere + ` ORDER BY i.priority DESC, i.id LIMIT $3`
 
-	// dueAnySQL is the due read of PoolDue: the pool named by UUID ($1),
-	// in the order of its own type, each branch one of the statements
-	// above behind a one-time filter on the type, so that only the
-	// pool's own order runs (an index walk, as above); at most $3 items
-	// and the room the pool's cap leaves (pool.Pool.Cap: one for FIFO and
-	// LIFO, max_parallel_items for Parallel, less the items in flight).
-	dueAnySQL = `(SELECT ` + itemCols + ` FROM items i ` + dueAnyWhere + ` AND ` + poolTypeIs + `'FIFO' ORDER BY i.id LIMIT ` + dueAnyLimit + `)
-UNION ALL
-(SELECT ` + itemCols + ` FROM items i ` + dueAnyWhere + ` AND ` + poolTypeIs + `'LIFO' ORDER BY i.id DESC LIMIT ` + dueAnyLimit + `)
-UNION ALL
-(SELECT ` + itemCols + ` FROM items i ` + dueAnyWhere + ` AND ` + poolTypeIs + `'Parallel' ORDER BY i.priority DESC, i.id LIMIT ` + dueAnyLimit + `)`
-	dueAnyWhere = `WHERE i.pool_id = (SELECT id FROM pools WHERE uuid = $1) AND i.ready AND (i.status = 'Pending' OR i.next_retry_at <= $2)`
-	poolTypeIs  = `(SELECT type FROM pools WHERE uuid = $1) = `
-	dueAnyLimit = `least($3, (SELECT greatest(CASE WHEN p.type = 'Parallel' THEN p.max_parallel_items ELSE 1 END - c.processing - c.in_call, 0)
-    FROM pools p JOIN pool_counts c ON c.pool_id = p.id WHERE p.uuid = $1))`
+	// The due statements of PoolDue: those above with the pool named by
+	// its UUID, sent with the lock before its id is known.
+	dueFIFOByUUIDSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueByUUIDWhere + ` ORDER BY i.id LIMIT $3`
+	dueLIFOByUUIDSQL     = `SELECT ` + itemCols + ` FROM items i ` + dueByUUIDWhere + ` ORDER BY i.id DESC LIMIT $3`
+	dueParallelByUUIDSQL = `SELECT ` + itemCols + ` FROM items i ` + dueByUUIDWhere + ` ORDER BY i.priority DESC, i.id LIMIT $3`
+	dueByUUIDWhere       = `WHERE i.pool_id = (SELECT id FROM pools WHERE uuid = $1) AND i.ready AND (i.status = 'Pending' OR i.next_retry_at <= $2)`
 
 	// expiredSQL walks items_lease from its start.
 	expiredSQL = `SELECT ` + itemCols + ` FROM items i
@@ -130,12 +121,24 @@ func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time
 	return out, wrap(op, err)
 }
 
+// poolHint is what PoolDue guesses of a pool before its lock: its type
+// (the order of the due statement to send) and its cap (no more rows are
+// worth reading).
+type poolHint struct {
+	typ pool.Type
+	cap int
+}
+
 // PoolDue returns pool id and up to limit of its due items in the order
-// of its type, within the room its cap leaves: Pool, InFlight, then Due. In a write transaction that does not hold
-// the pool's lock yet, the due items are read in the round trip that
-// takes it, behind the lock (dueAnySQL); they stand unless the pool's
-// state then says that retry times have come, which Due promotes first:
-// Due reads them again.
+// of its type, within the room its cap leaves: Pool, InFlight, then Due.
+//
+// In a write transaction that does not hold the pool's lock yet, and for a
+// pool this store has seen before, the due items are read in the round
+// trip that takes the lock, behind it, in the order of the type the pool
+// had then and at most as many as its cap was. They stand when the state
+// read with the lock agrees: the same type, no retry time come (Due
+// promotes those first), and every item the room allows read, or the due
+// set exhausted. Otherwise Due reads them again.
 func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit int) (pool.Pool, []pool.Item, error) {
 	const op = "pool due"
 	if err := t.writable(op); err != nil {
@@ -145,31 +148,62 @@ func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit in
 	if err != nil {
 		return pool.Pool{}, nil, wrap(op, err)
 	}
-	if t.states[id] == nil && limit > 0 {
+	var st *poolState
+	if h, ok := t.s.seen.Load(id); ok && t.states[id] == nil && limit > 0 {
+		h := h.(poolHint)
+		n := min(limit, h.cap)
 		var due []pool.Item
-		st, read, err := t.lockPool(ctx, id, &behind{sql: dueAnySQL, args: []any{id, at, limit}, read: func(br pgx.BatchResults) error {
+		s, read, err := t.lockPool(ctx, id, &behind{sql: dueByUUIDSQL(h.typ), args: []any{id, at, n}, read: func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err == nil {
-				due, err = t.scanItems(rows, id, limit)
+				due, err = t.scanItems(rows, id, n)
 			}
 			return err
 		}})
 		if err != nil {
 			return pool.Pool{}, nil, wrap(op, err)
 		}
-		if read && !(st.hasRetry && st.retry <= at) {
-			return st.p, due, nil
+		st = s
+		t.s.noteHint(id, st)
+		want := poolRoom(st, limit)
+		if read && st.p.Type == h.typ && !(st.hasRetry && st.retry <= at) && (len(due) < n || n >= want) {
+			return st.p, due[:min(len(due), want)], nil
 		}
-	}
-	st, err := t.pool(ctx, id)
-	if err != nil {
+	} else if st, err = t.pool(ctx, id); err != nil {
 		return pool.Pool{}, nil, wrap(op, err)
+	} else {
+		t.s.noteHint(id, st)
 	}
-	due, err := t.Due(ctx, id, st.p.Type, now, min(limit, st.p.Cap()-int(st.n.inFlight())))
+	due, err := t.Due(ctx, id, st.p.Type, now, poolRoom(st, limit))
 	if err != nil {
 		return pool.Pool{}, nil, err
 	}
 	return st.p, due, nil
+}
+
+// noteHint keeps the type and cap of the pool of st for PoolDue's next
+// guess.
+func (s *Store) noteHint(id uuid.UUID, st *poolState) {
+	h := poolHint{st.p.Type, st.p.Cap()}
+	if old, ok := s.seen.Load(id); !ok || old.(poolHint) != h {
+		s.seen.Store(id, h)
+	}
+}
+
+// poolRoom is limit, or less: the room the pool's cap leaves.
+func poolRoom(st *poolState, limit int) int {
+	return max(min(limit, st.p.Cap()-int(st.n.inFlight())), 0)
+}
+
+// dueByUUIDSQL returns the due statement of PoolDue for a pool of type typ.
+func dueByUUIDSQL(typ pool.Type) string {
+	switch typ {
+	case pool.LIFO:
+		return dueLIFOByUUIDSQL
+	case pool.Parallel:
+		return dueParallelByUUIDSQL
+	}
+	return dueFIFOByUUIDSQL
 }
 
 // Expired returns up to limit in-flight items of a pool whose lease ended

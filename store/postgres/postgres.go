@@ -180,6 +180,12 @@ type Store struct {
 	closeOnce sync.Once
 	lis       listener // see listen.go
 
+	// seen holds, for each pool read in a write transaction, its type and
+	// cap as last seen (a poolHint by UUID): which due statement PoolDue
+	// sends with the pool's lock. Only a guess, checked against the state
+	// read with the lock; a wrong one costs the statement it sent.
+	seen sync.Map
+
 	stats struct {
 		commits, retries atomic.Uint64
 	}

@@ -27,6 +27,7 @@ func dispatchTests() []test {
 		{"Due/FullItems", testDueFullItems},
 		{"PoolDue/AsPoolThenDue", testPoolDue},
 		{"PoolDue/ReadBehindTheLock", testPoolDueBehindLock},
+		{"PoolDue/SettingsChanged", testPoolDueSettingsChanged},
 		{"Expired/OK", testExpired},
 		{"NextWake/OK", testNextWake},
 	}
@@ -453,6 +454,12 @@ func testPoolDue(t *testing.T, b *bundle) {
 func testPoolDueBehindLock(t *testing.T, b *bundle) {
 	p := b.insertPool()
 	items := b.insertItems(p.UUID, pending(2))
+	// A first call, for a store that learns how to read a pool's due
+	// items from the calls before.
+	b.write(func(tx store.Tx) error {
+		_, _, err := tx.PoolDue(b.ctx, p.UUID, t0, 10)
+		return err
+	})
 	holding, done := make(chan struct{}), make(chan error, 1)
 	go func() {
 		done <- b.st.Write(b.ctx, func(tx store.Tx) error {
@@ -474,4 +481,42 @@ func testPoolDueBehindLock(t *testing.T, b *bundle) {
 	})
 	require.NoError(t, <-done)
 	require.Equal(t, ids(items[1:]), ids(due), "the due set as the transaction before left it")
+}
+
+// testPoolDueSettingsChanged checks PoolDue, each time its transaction's
+// first call, after the pool's cap and type change between calls: a store
+// that guesses the order or the number of items to read from the pool as
+// it last saw it must find out it was wrong.
+func testPoolDueSettingsChanged(t *testing.T, b *bundle) {
+	p := b.insertPool(func(p *pool.Pool) { p.Type, p.MaxParallelItems = pool.Parallel, 2 })
+	items := pending(8)
+	for i := range items {
+		items[i].Priority = i % 3
+	}
+	items = b.insertItems(p.UUID, items)
+	b.set(items, 6, inFlight(pool.StatusProcessing, at(time.Hour)))
+	inFlight := 1
+	for i, change := range []func(*pool.Pool){
+		func(*pool.Pool) {},
+		func(p *pool.Pool) { p.MaxParallelItems = 5 },
+		func(p *pool.Pool) { p.MaxParallelItems = 5 },
+		func(p *pool.Pool) { p.MaxParallelItems = 3 },
+		func(*pool.Pool) { b.set(items, 6, status(pool.StatusCompleted)); inFlight = 0 },
+		func(p *pool.Pool) { p.Type = pool.LIFO },
+		func(p *pool.Pool) { p.Type = pool.FIFO },
+		func(p *pool.Pool) { p.Type = pool.Parallel },
+		func(p *pool.Pool) { p.MaxParallelItems = 1 },
+		func(p *pool.Pool) { p.MaxParallelItems = 100 },
+	} {
+		cur := b.getPool(p.UUID)
+		change(&cur)
+		b.write(func(tx store.Tx) error { return tx.UpdatePool(b.ctx, cur) })
+		var got []pool.Item
+		b.write(func(tx store.Tx) (err error) {
+			_, got, err = tx.PoolDue(b.ctx, p.UUID, t0, 100)
+			return err
+		})
+		want := b.due(p.UUID, cur.Type, t0, max(cur.Cap()-inFlight, 0))
+		require.Equal(t, ids(want), ids(got), "change %d: %s, cap %d", i, cur.Type, cur.Cap())
+	}
 }
