@@ -55,6 +55,9 @@ var pgDurabilities = []postgres.Durability{postgres.Normal, postgres.Full}
 // BenchmarkPostgresCycle measures the dispatch cycle on PostgreSQL in
 // items/s (all engines together):
 //
+//   - Serial: one goroutine, TryDequeue then Complete on a FIFO pool, each
+//     a transaction of its own (the round trips of a lone claim and a
+//     lone settlement);
 //   - Workers16: 16 goroutines per engine, Dequeue then Complete, on a
 //     Parallel pool with a cap of 100; Engines=3 runs three engines (three
 //     nodes, 48 goroutines) on the same pool; NoGroupCommit turns group
@@ -80,6 +83,14 @@ func BenchmarkPostgresCycle(b *testing.B) {
 			variant{"Engines=1/RowLock/" + d.String(), 1, postgres.Options{Durability: d, Locking: postgres.RowLock}, queue.Options{}},
 			variant{"Engines=3/RowLock/" + d.String(), 3, postgres.Options{Durability: d, Locking: postgres.RowLock}, queue.Options{}},
 		)
+	}
+	for _, d := range pgDurabilities {
+		b.Run("Serial/"+d.String(), func(b *testing.B) {
+			engines := pgOpen(b, 1, postgres.Options{Durability: d}, queue.Options{})
+			p := mustPool(b, engines[0], pool.FIFO)
+			fill(b, engines[0], p.UUID, b.N)
+			cycleSerial(b, engines[0], p.UUID)
+		})
 	}
 	for _, v := range workers {
 		b.Run("Workers16/"+v.name, func(b *testing.B) {
