@@ -149,8 +149,10 @@
 // count changes and the NOTIFY); a pool's lock, state and campaigns are one
 // round trip, which also carries the first read of the transaction when
 // it names the pool (a settlement's items, PoolItems; a claim's due items,
-// PoolDue: a claim alone in its transaction is two round trips, the lock
-// with the read, then the commit with the write); a settlement in a
+// PoolDue, in the order and up to the cap the store last saw the pool
+// with, read again when the lock's read of the pool says otherwise: a
+// claim alone in its transaction is two round trips, the lock with the
+// read, then the commit with the write); a settlement in a
 // transaction that holds its pool's lock reads its items in one statement
 // (the engine looks the leases' pools up first); and the writes of items (UpdateItems, the dispatch and
 // settlement paths) are deferred: sent with the transaction's next
