@@ -460,20 +460,7 @@ func testPoolDueBehindLock(t *testing.T, b *bundle) {
 		_, _, err := tx.PoolDue(b.ctx, p.UUID, t0, 10)
 		return err
 	})
-	holding, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- b.st.Write(b.ctx, func(tx store.Tx) error {
-			c := items[0]
-			c.Status, c.Notes = pool.StatusSkipped, "written while the other waited"
-			if err := tx.UpdateItem(b.ctx, pool.StatusPending, c); err != nil {
-				return err
-			}
-			close(holding)
-			time.Sleep(100 * time.Millisecond) // the other is waiting for the pool
-			return nil
-		})
-	}()
-	<-holding
+	done := b.skipHolding(items[0])
 	var due []pool.Item
 	b.write(func(tx store.Tx) (err error) {
 		_, due, err = tx.PoolDue(b.ctx, p.UUID, t0, 10)

@@ -563,9 +563,27 @@ func testPoolItems(t *testing.T, b *bundle) {
 func testPoolItemsBehindLock(t *testing.T, b *bundle) {
 	p := b.insertPool()
 	it := b.insertItems(p.UUID, pending(1))[0]
-	holding, done := make(chan struct{}), make(chan error, 1)
+	done := b.skipHolding(it)
+	var found []pool.Item
+	b.write(func(tx store.Tx) error {
+		var err error
+		_, found, err = tx.PoolItems(b.ctx, p.UUID, []int64{it.ID})
+		return err
+	})
+	require.NoError(t, <-done)
+	require.Len(t, found, 1)
+	require.Equal(t, pool.StatusSkipped, found[0].Status, "the item as the transaction before left it")
+}
+
+// skipHolding starts a write transaction that skips the Pending item it
+// and then keeps its pool for 100 ms, during which the caller's own write
+// transaction waits for the pool (a store that locks pools) or for the
+// writer (SQLite). It returns once the skip is written; done gives the
+// transaction's result.
+func (b *bundle) skipHolding(it pool.Item) (done <-chan error) {
+	holding, result := make(chan struct{}), make(chan error, 1)
 	go func() {
-		done <- b.st.Write(b.ctx, func(tx store.Tx) error {
+		result <- b.st.Write(b.ctx, func(tx store.Tx) error {
 			c := it
 			c.Status, c.Notes = pool.StatusSkipped, "written while the other waited"
 			if err := tx.UpdateItem(b.ctx, pool.StatusPending, c); err != nil {
@@ -577,15 +595,7 @@ func testPoolItemsBehindLock(t *testing.T, b *bundle) {
 		})
 	}()
 	<-holding
-	var found []pool.Item
-	b.write(func(tx store.Tx) error {
-		var err error
-		_, found, err = tx.PoolItems(b.ctx, p.UUID, []int64{it.ID})
-		return err
-	})
-	require.NoError(t, <-done)
-	require.Len(t, found, 1)
-	require.Equal(t, pool.StatusSkipped, found[0].Status, "the item as the transaction before left it")
+	return result
 }
 
 // testUpdateItemStale checks that a write naming a status the item is no
