@@ -3,16 +3,12 @@
 // durability, one fsync) while each still succeeds or fails alone.
 //
 // Callers hand their operations to a [Committer] and wait for their
-// results. One goroutine of the Committer, started when operations are
-// waiting and gone once none is left, takes the waiting operations (up to
-// MaxBatch) and runs them in one write transaction, in arrival order. An
-// operation that arrives when nothing is being written, and is still alone
-// after one yield of the processor, runs on its caller's goroutine instead
-// (a new goroutine would wake another thread: on an idle machine, the
-// larger part of a lone write's latency); those arriving meanwhile wait
-// for the loop that starts after it. One turn of writing runs at a time,
-// so the order of the write path is the order of arrival, and no caller
-// ever runs another caller's operation.
+// results. One goroutine of the Committer, started when the first operation
+// arrives and gone once none is left, takes the waiting operations (up to
+// MaxBatch) and runs them in one write transaction, in arrival order. It is
+// the only goroutine that runs operations, so the order of the write path is
+// the order of its loop, and no caller ever runs another caller's
+// operation.
 //
 // What the Committer guarantees, and its tests check:
 //
@@ -39,7 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,11 +97,10 @@ type Stats struct {
 // Committer gathers the operations of concurrent callers into shared write
 // transactions on a store. It is safe for concurrent use.
 //
-// Invariant: running is true exactly while a turn of writing is under way
-// (the goroutine of loop, or a caller running its lone operation, which
-// hands what arrived meanwhile to a loop: endTurn); every operation in
-// queue is either taken by a loop before the turn ends, or abandoned by
-// its caller. So an operation never waits with nobody to run it.
+// Invariant: running is true exactly while the goroutine of loop is
+// running; every operation in queue is either taken by that goroutine
+// before it stops, or abandoned by its caller. So an operation never waits
+// with nobody to run it.
 type Committer struct {
 	st       store.Store
 	maxBatch int
@@ -189,56 +183,14 @@ func (c *Committer) submit(o *op) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.running {
-		c.queue = append(c.queue, o)
-		c.mu.Unlock()
-		return c.wait(o)
-	}
-	// Nobody is writing: this caller's turn. It yields once, so that
-	// callers about to submit (those the last transaction released) can
-	// join; if any did, the loop runs them all, o first. If none did, o
-	// runs here, on its caller's goroutine: handing a lone operation to a
-	// new goroutine wakes another thread, which on an idle machine costs
-	// more than the transaction (BenchmarkAddOne/Engine/Idle5ms).
-	c.running = true
-	c.loops.Add(1)
-	c.mu.Unlock()
-	runtime.Gosched()
-	c.mu.Lock()
-	if len(c.queue) > 0 {
-		c.queue = slices.Insert(c.queue, 0, o)
-		go c.loop() // it ends this turn (the count in loops is its)
-		c.mu.Unlock()
-		return c.wait(o)
-	}
-	c.mu.Unlock()
-	err := o.ctx.Err()
-	if err == nil {
-		c.run([]*op{o})
-		err = o.err
-	}
-	c.mu.Lock()
-	c.endTurn()
-	c.mu.Unlock()
-	return err
-}
-
-// endTurn ends a turn of writing that ran on a caller's goroutine (c.mu
-// held): the operations that arrived meanwhile go to a new loop, which
-// takes the turn over; if there are none, nobody is writing any more.
-func (c *Committer) endTurn() {
-	if len(c.queue) > 0 {
+	c.queue = append(c.queue, o)
+	if !c.running {
+		c.running = true
+		c.loops.Add(1)
 		go c.loop()
-		return
 	}
-	c.running = false
-	c.queue = nil
-	c.loops.Done()
-}
+	c.mu.Unlock()
 
-// wait waits for o's result, or leaves when o's context ends before o
-// started.
-func (c *Committer) wait(o *op) error {
 	select {
 	case <-o.done:
 		return o.err
