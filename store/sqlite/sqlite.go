@@ -452,6 +452,7 @@ func (s *Store) readOnWriter(ctx context.Context, fn func(store.Tx) error) error
 	}
 	defer s.endTurn()
 	if _, err := s.wc.ExecContext(ctx, "BEGIN"); err != nil {
+		s.rollback(ctx) // see Write
 		return withCtx(ctx, wrap("begin read", err))
 	}
 	t := newConnTxn(s.wc, s.w, true)
@@ -526,6 +527,10 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	defer s.endTurn()
 	if _, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		// The driver reports ctx's error for a statement during which it
+		// saw ctx end, even one that ran: the transaction may have begun.
+		// A ROLLBACK with none open fails, harmlessly.
+		s.rollback(ctx)
 		return withCtx(ctx, wrap("begin write", err))
 	}
 	t := newConnTxn(s.wc, s.w, false)
