@@ -297,6 +297,51 @@ func TestStore_Write(t *testing.T) {
 		})
 	})
 
+	// A Write waiting for the file's write lock, which another process
+	// holds, leaves when its context ends rather than at the busy timeout
+	// (the whole wait: the one in BEGIN IMMEDIATE and, behind it, the turn
+	// of a second Write); neither runs, and nothing is left open: once the
+	// lock is gone, writes work. Without a context that ends, a Write waits
+	// for the lock and gets it.
+	t.Run("LockWaitEndsWithContext", func(t *testing.T) {
+		t.Parallel()
+		st, path := MustOpenFile(t, sqlite.Options{BusyTimeout: time.Minute})
+		other, err := sql.Open("sqlite", path)
+		require.NoError(t, err)
+		defer other.Close()
+		conn, err := other.Conn(ctx)
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
+		require.NoError(t, err)
+
+		ran := errors.New("ran")
+		waits := make(chan error, 2)
+		start := time.Now()
+		for _, d := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond} {
+			go func() {
+				cctx, cancel := context.WithTimeout(ctx, d)
+				defer cancel()
+				waits <- st.Write(cctx, func(store.Tx) error { return ran })
+			}()
+		}
+		for range 2 {
+			require.ErrorIs(t, <-waits, context.DeadlineExceeded)
+		}
+		require.Less(t, time.Since(start), 2*time.Second, "held for the busy timeout")
+
+		id := uuid.New()
+		inserted := make(chan error, 1)
+		go func() {
+			inserted <- st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, insertPoolParams(id)) })
+		}()
+		time.Sleep(20 * time.Millisecond) // it waits for the lock
+		_, err = conn.ExecContext(ctx, "ROLLBACK")
+		require.NoError(t, err)
+		require.NoError(t, <-inserted, "once the lock is gone")
+		require.True(t, poolExists(t, st, id))
+	})
+
 	t.Run("FailedStatementKeepsTransaction", func(t *testing.T) {
 		t.Parallel()
 		// A statement that fails (here a conflict) undoes only itself: fn
