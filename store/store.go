@@ -37,7 +37,10 @@ type Store interface {
 	// database as it was. The change is durable (to the store's durability
 	// setting) when Write returns nil. When a Tx method fails, fn must
 	// return (an error) rather than go on: some databases abort the whole
-	// transaction on a failed statement.
+	// transaction on a failed statement. A Write waiting to begin (for its
+	// turn, a connection, or a lock it takes before calling fn) returns
+	// ctx's error when ctx ends, without calling fn; one whose ctx ends
+	// after that rolls back.
 	Write(ctx context.Context, fn func(Tx) error) error
 	// Close releases the store's resources. Read and Write return an error
 	// wrapping [ErrClosed] once it has been called. Close may be called

@@ -533,6 +533,11 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 		s.rollback(ctx)
 		return withCtx(ctx, wrap("begin write", err))
 	}
+	// The store's own statements from here on run without ctx's end
+	// (they are short, and ctx is checked before COMMIT): the driver
+	// watches a statement's context that can end from a goroutine of its
+	// own, one more goroutine to start per statement.
+	own := context.WithoutCancel(ctx)
 	t := newConnTxn(s.wc, s.w, false)
 	committed := false
 	defer func() { // on every way out, a panic of fn included
@@ -542,7 +547,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 			s.rollback(ctx)
 		}
 	}()
-	if err := s.cache.begin(ctx, t); err != nil {
+	if err := s.cache.begin(own, t); err != nil {
 		return withCtx(ctx, wrap("begin write", err))
 	}
 	if err := fn(t); err != nil {
@@ -551,7 +556,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	if t.broken != nil {
 		return withCtx(ctx, t.broken)
 	}
-	if err := t.flushCounts(ctx); err != nil {
+	if err := t.flushCounts(own); err != nil {
 		return withCtx(ctx, err)
 	}
 	// The cache takes t's states before COMMIT, so that check mode
@@ -559,14 +564,14 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	// deferred reset drops them if the commit does not happen.
 	s.cache.commit(t)
 	if s.checkCache {
-		if err := s.cache.check(ctx, t); err != nil {
+		if err := s.cache.check(own, t); err != nil {
 			return withCtx(ctx, err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return wrap("commit", err)
 	}
-	if _, err := s.wc.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+	if _, err := s.wc.ExecContext(own, "COMMIT"); err != nil {
 		// A COMMIT that failed (SQLITE_BUSY, say) may leave the
 		// transaction open: the deferred ROLLBACK ends it.
 		return wrap("commit", err)
