@@ -16,6 +16,8 @@ import (
 // what SQLite itself pays for the same durable step.
 //
 //   - Engine: Engine.Add of one new contact.
+//   - EngineCtx: the same under a context that can end (as a request's
+//     does), which the engine and the driver watch while it waits.
 //   - RawMinimal: BEGIN IMMEDIATE; one INSERT into the minimal jobs table
 //     of BenchmarkCeiling; COMMIT, on one held connection with the same
 //     pragmas: the floor of any queue on this SQLite.
@@ -35,23 +37,31 @@ func BenchmarkAddOne(b *testing.B) {
 		if gap > 0 {
 			suffix = "/Idle5ms"
 		}
-		b.Run("Engine"+suffix, func(b *testing.B) {
-			eng, _ := open(b, sqlite.Normal)
-			p := mustPool(b, eng, pool.FIFO)
-			contacts := make([]uuid.UUID, b.N)
-			for i := range contacts {
-				contacts[i] = uuid.New()
-			}
-			addLoop(b, gap, func(i int) {
-				res, err := eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: contacts[i]})
-				if err != nil {
-					b.Fatal(err)
+		for _, name := range []string{"Engine", "EngineCtx"} {
+			b.Run(name+suffix, func(b *testing.B) {
+				ctx := ctx
+				if name == "EngineCtx" {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithCancel(ctx)
+					defer cancel()
 				}
-				if res.ContactsAdded != 1 {
-					b.Fatalf("added %d", res.ContactsAdded)
+				eng, _ := open(b, sqlite.Normal)
+				p := mustPool(b, eng, pool.FIFO)
+				contacts := make([]uuid.UUID, b.N)
+				for i := range contacts {
+					contacts[i] = uuid.New()
 				}
+				addLoop(b, gap, func(i int) {
+					res, err := eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: contacts[i]})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if res.ContactsAdded != 1 {
+						b.Fatalf("added %d", res.ContactsAdded)
+					}
+				})
 			})
-		})
+		}
 		b.Run("RawMinimal"+suffix, func(b *testing.B) {
 			db, conn := rawOpen(b, filepath.Join(b.TempDir(), "minimal.db"))
 			defer db.Close()
