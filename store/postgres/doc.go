@@ -240,6 +240,13 @@
 //   - A lease outlives the node that took it until its LeaseTimeout: the
 //     other nodes then apply its expiry (a failed attempt) and dispatch the
 //     item again, never beyond its ceiling.
+//   - A node that stops in the middle of a transaction without its
+//     connection closing (paused, frozen, cut off by the network) holds the
+//     locks of that transaction's pools, and so every other node's writes
+//     to them, until the server ends its idle session:
+//     [Options.IdleInTransactionTimeout], 30 s by default. Its transaction
+//     is then rolled back and fails when the node comes back. A node that
+//     is killed loses its connections at once, and its locks with them.
 //   - IDs come from a sequence without cache, so that they grow in the
 //     order items are added whichever node adds them; the IDs of a
 //     transaction that rolls back are not reused.

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"regexp"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,6 +125,39 @@ type Options struct {
 	// Locking is how write transactions lock a pool: [AdvisoryLock] or
 	// [RowLock]. Defaults to AdvisoryLock.
 	Locking Locking
+	// IdleInTransactionTimeout bounds how long one of the Store's
+	// connections may sit idle inside a transaction (the server's
+	// idle_in_transaction_session_timeout, rounded up to whole
+	// milliseconds): past it the server ends that session, which rolls its
+	// transaction back and releases its locks. The Store's transactions
+	// wait for nothing but the database while they are open, so a session
+	// idle that long belongs to a process that stopped in the middle of
+	// one (paused, frozen, or cut off without its connection closing),
+	// whose locks would otherwise hold the claims of its pools on every
+	// other node until it came back. When it does, its transaction fails
+	// with an error, nothing of it committed. Negative: no bound. At most
+	// [MaxIdleInTransactionTimeout]. Defaults to
+	// [DefaultIdleInTransactionTimeout].
+	IdleInTransactionTimeout time.Duration
+}
+
+// DefaultIdleInTransactionTimeout is [Options.IdleInTransactionTimeout]
+// when it is zero: far above any transaction of the Store (milliseconds),
+// far below what a dialer's other nodes could wait for a pool.
+const DefaultIdleInTransactionTimeout = 30 * time.Second
+
+// MaxIdleInTransactionTimeout is the largest
+// [Options.IdleInTransactionTimeout].
+const MaxIdleInTransactionTimeout = 24 * time.Hour
+
+// idleInTransaction returns the value of idle_in_transaction_session_timeout
+// for o (after withDefaults): milliseconds, 0 for none.
+func (o Options) idleInTransaction() string {
+	if o.IdleInTransactionTimeout < 0 {
+		return "0"
+	}
+	ms := (o.IdleInTransactionTimeout + time.Millisecond - 1) / time.Millisecond
+	return strconv.FormatInt(int64(ms), 10)
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -134,6 +168,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxRetries == 0 {
 		o.MaxRetries = DefaultMaxRetries
+	}
+	if o.IdleInTransactionTimeout == 0 {
+		o.IdleInTransactionTimeout = DefaultIdleInTransactionTimeout
 	}
 	return o
 }
@@ -158,6 +195,9 @@ func (o Options) validate() error {
 	}
 	if o.MaxRetries < 0 {
 		errs = append(errs, fmt.Errorf("negative MaxRetries %d", o.MaxRetries))
+	}
+	if o.IdleInTransactionTimeout > MaxIdleInTransactionTimeout {
+		errs = append(errs, fmt.Errorf("IdleInTransactionTimeout %v above %v", o.IdleInTransactionTimeout, MaxIdleInTransactionTimeout))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("postgres: options: %w", err)
@@ -236,6 +276,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err := migrate(ctx, cfg.ConnConfig, opts.Schema, s.lockNS); err != nil {
 		return nil, fmt.Errorf("postgres: open schema %s: %w", opts.Schema, err)
 	}
+	// Not for the migrations, whose transaction may wait for more than the
+	// database (reading the next file) and runs once.
+	rp["idle_in_transaction_session_timeout"] = opts.idleInTransaction()
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)

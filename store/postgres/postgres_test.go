@@ -90,7 +90,8 @@ func TestOpen_Options(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
-	for _, o := range []postgres.Options{{Schema: "Bad-Name"}, {Schema: "1abc"}, {Durability: 7}, {Locking: 9}, {MaxConns: -1}, {MaxRetries: -1}} {
+	for _, o := range []postgres.Options{{Schema: "Bad-Name"}, {Schema: "1abc"}, {Durability: 7}, {Locking: 9}, {MaxConns: -1}, {MaxRetries: -1},
+		{IdleInTransactionTimeout: postgres.MaxIdleInTransactionTimeout + time.Millisecond}} {
 		_, err := postgres.Open(ctx, url, o)
 		require.Error(t, err, "%+v", o)
 	}
@@ -107,6 +108,63 @@ func TestOpen_Options(t *testing.T) {
 		}))
 		require.Equal(t, "off", got, "jit")
 	}
+	for _, c := range []struct {
+		timeout time.Duration
+		want    string
+	}{{0, "30s"}, {-1, "0"}, {1500*time.Millisecond + time.Microsecond, "1501ms"}, {time.Hour, "1h"}} {
+		st := pgtest.Open(t, url, postgres.Options{IdleInTransactionTimeout: c.timeout})
+		var got string
+		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+			return postgres.QueryRow(ctx, tx, "SHOW idle_in_transaction_session_timeout", &got)
+		}))
+		require.Equal(t, c.want, got, "IdleInTransactionTimeout %v", c.timeout)
+	}
+}
+
+// TestWrite_StalledTransactionEnds: a process that stops in the middle of
+// a write transaction (here a Write whose function sleeps, as a frozen
+// process would) holds its pool's lock only until the server ends its
+// idle session; another store then takes the lock and writes. The stalled
+// Write fails when it resumes, and nothing of it was committed.
+func TestWrite_StalledTransactionEnds(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	a := pgtest.Open(t, url, postgres.Options{IdleInTransactionTimeout: 300 * time.Millisecond})
+	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
+	p, ghost := newTestPool("held"), newTestPool("never committed")
+	require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+
+	const frozen = 2 * time.Second
+	holds := make(chan struct{})
+	stalled := make(chan error, 1)
+	go func() {
+		stalled <- a.Write(ctx, func(tx store.Tx) error {
+			if err := tx.InsertPool(ctx, ghost); err != nil {
+				return err
+			}
+			if _, err := tx.Pool(ctx, p.UUID); err != nil { // its lock
+				return err
+			}
+			close(holds)
+			time.Sleep(frozen)
+			_, err := tx.Pool(ctx, p.UUID)
+			return err
+		})
+	}()
+	<-holds
+	start := time.Now()
+	require.NoError(t, b.Write(ctx, func(tx store.Tx) error {
+		_, err := tx.Pool(ctx, p.UUID)
+		return err
+	}))
+	require.Less(t, time.Since(start), frozen-500*time.Millisecond, "b waited for the stalled process to come back")
+
+	require.Error(t, <-stalled, "the stalled transaction's session was ended")
+	err := b.Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, ghost.UUID); return err })
+	require.ErrorIs(t, err, store.ErrNotFound, "nothing of the stalled transaction was committed")
+	require.NoError(t, a.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err }),
+		"the stalled store writes again")
 }
 
 // TestWrite_LocksOutOfOrder has two transactions lock two pools in
