@@ -7,7 +7,6 @@ package queue_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/internal/lockholder"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
@@ -207,21 +207,7 @@ func TestEngine_QueuedCallerLeavesAtItsDeadline(t *testing.T) {
 		_, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...)
 		require.NoError(t, err)
 
-		// Another process's write lock, held on its own connection.
-		other, err := sql.Open("sqlite", b.path)
-		require.NoError(t, err)
-		defer other.Close()
-		conn, err := other.Conn(b.ctx)
-		require.NoError(t, err)
-		defer conn.Close()
-		_, err = conn.ExecContext(b.ctx, "BEGIN IMMEDIATE")
-		require.NoError(t, err)
-		locked := true
-		defer func() {
-			if locked {
-				conn.ExecContext(b.ctx, "ROLLBACK")
-			}
-		}()
+		unlock := lockholder.Hold(t, b.path) // another process's write lock
 
 		ctx, cancel := context.WithTimeout(b.ctx, 50*time.Millisecond)
 		defer cancel()
@@ -230,9 +216,7 @@ func TestEngine_QueuedCallerLeavesAtItsDeadline(t *testing.T) {
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.Less(t, time.Since(start), time.Second, "held for the busy timeout")
 
-		_, err = conn.ExecContext(b.ctx, "ROLLBACK")
-		require.NoError(t, err)
-		locked = false
+		unlock()
 		l, err := b.eng.TryDequeue(b.ctx, p.UUID)
 		require.NoError(t, err, "once the lock is gone")
 		require.Equal(t, 1, l.Attempt, "the abandoned dequeue never ran")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/internal/lockholder"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/sqlite"
@@ -306,14 +307,7 @@ func TestStore_Write(t *testing.T) {
 	t.Run("LockWaitEndsWithContext", func(t *testing.T) {
 		t.Parallel()
 		st, path := MustOpenFile(t, sqlite.Options{BusyTimeout: time.Minute})
-		other, err := sql.Open("sqlite", path)
-		require.NoError(t, err)
-		defer other.Close()
-		conn, err := other.Conn(ctx)
-		require.NoError(t, err)
-		defer conn.Close()
-		_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
-		require.NoError(t, err)
+		unlock := lockholder.Hold(t, path) // another process's write lock
 
 		ran := errors.New("ran")
 		waits := make(chan error, 2)
@@ -336,8 +330,7 @@ func TestStore_Write(t *testing.T) {
 			inserted <- st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, insertPoolParams(id)) })
 		}()
 		time.Sleep(20 * time.Millisecond) // it waits for the lock
-		_, err = conn.ExecContext(ctx, "ROLLBACK")
-		require.NoError(t, err)
+		unlock()
 		require.NoError(t, <-inserted, "once the lock is gone")
 		require.True(t, poolExists(t, st, id))
 	})

@@ -6,7 +6,6 @@ package groupcommit_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/internal/lockholder"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue/internal/groupcommit"
 	"github.com/poolq/poolq/store"
@@ -583,26 +583,16 @@ func TestCommitter_LoneOperationContext(t *testing.T) {
 	b := &bundle{ctx: ctx, st: &heldStore{Store: st}, c: c}
 
 	t.Run("LeavesTheLockWait", func(t *testing.T) {
-		// Another process's write lock, held on its own connection.
-		other, err := sql.Open("sqlite", path)
-		require.NoError(t, err)
-		defer other.Close()
-		conn, err := other.Conn(ctx)
-		require.NoError(t, err)
-		defer conn.Close()
-		_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
-		require.NoError(t, err)
-
+		unlock := lockholder.Hold(t, path) // another process's write lock
 		id := uuid.New()
 		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		err = c.Write(cctx, insert(id))
+		err := c.Write(cctx, insert(id))
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.Less(t, time.Since(start), 2*time.Second, "held for the busy timeout")
 
-		_, err = conn.ExecContext(ctx, "ROLLBACK")
-		require.NoError(t, err)
+		unlock()
 		require.False(t, b.exists(t, id), "the abandoned operation never ran")
 		require.NoError(t, c.Write(ctx, insert(uuid.New())), "once the lock is gone")
 	})
