@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
 )
 
 const (
@@ -161,6 +163,9 @@ func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit in
 			return err
 		}})
 		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				t.s.seen.Delete(id) // deleted since, by another node maybe
+			}
 			return pool.Pool{}, nil, wrap(op, err)
 		}
 		st = s

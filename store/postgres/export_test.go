@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/store"
 )
@@ -16,6 +17,9 @@ func QueryRow(ctx context.Context, tx store.Tx, sql string, dest ...any) error {
 // LockKey returns the key of the lock a write transaction of st takes on the
 // pool with internal id k.
 func LockKey(st *Store, k int64) int64 { return (&txn{s: st}).lockKey(k) }
+
+// Seen reports whether st keeps a PoolDue hint for pool id.
+func Seen(st *Store, id uuid.UUID) bool { _, ok := st.seen.Load(id); return ok }
 
 // LatestVersion is the schema version Open migrates to.
 func LatestVersion() int { return latestVersion() }

@@ -304,3 +304,33 @@ func pendingItems(n int) []pool.Item {
 	}
 	return out
 }
+
+// TestPoolDue_ForgetsDeletedPools: the type and cap a store keeps for each
+// pool it claimed from (PoolDue's guess) go when the pool is deleted, by
+// this store or by another node, which this one learns at its next claim.
+func TestPoolDue_ForgetsDeletedPools(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	a := pgtest.Open(t, url, postgres.Options{})
+	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
+	due := func(st *postgres.Store, id uuid.UUID) error {
+		return st.Write(ctx, func(tx store.Tx) error {
+			_, _, err := tx.PoolDue(ctx, id, time.Now(), 1)
+			return err
+		})
+	}
+	del := func(st *postgres.Store, id uuid.UUID) {
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.DeletePool(ctx, id) }))
+	}
+	for _, deleter := range []*postgres.Store{a, b} {
+		p := newTestPool("forgotten")
+		require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+		require.NoError(t, due(a, p.UUID))
+		require.NoError(t, due(a, p.UUID), "a second claim, on the guess")
+		require.True(t, postgres.Seen(a, p.UUID))
+		del(deleter, p.UUID)
+		require.ErrorIs(t, due(a, p.UUID), store.ErrNotFound)
+		require.False(t, postgres.Seen(a, p.UUID), "deleted by the store itself: %v", deleter == a)
+	}
+}
