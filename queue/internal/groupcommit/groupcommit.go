@@ -3,24 +3,17 @@
 // durability, one fsync) while each still succeeds or fails alone.
 //
 // Callers hand their operations to a [Committer] and wait for their
-// results. One goroutine of the Committer, started when operations are
-// waiting and gone once none is left, takes the waiting operations (up to
-// MaxBatch) and runs them in one write transaction, in arrival order. An
-// operation that arrives when nothing is being written, and is still alone
-// after one yield of the processor, runs on its caller's goroutine instead
-// (a new goroutine would wake another thread: on an idle machine, the
-// larger part of a lone write's latency); those arriving meanwhile wait
-// for the loop that starts after it. One turn of writing runs at a time,
-// so the order of the write path is the order of arrival, and no caller
-// ever runs another caller's operation.
+// results. One goroutine of the Committer, started when the first operation
+// arrives and gone once none is left, takes the waiting operations (up to
+// MaxBatch) and runs them in one write transaction, in arrival order. It is
+// the only goroutine that runs operations, so the order of the write path is
+// the order of its loop, and no caller ever runs another caller's
+// operation.
 //
 // What the Committer guarantees, and its tests check:
 //
 //   - A caller whose context ends while its operation waits returns the
-//     context's error at once, and its operation never runs: waiting in
-//     the queue, or, for a lone operation, in the store's wait for its
-//     write lock (another process's lock on a shared file), which the
-//     store must end when its context ends. Once an
+//     context's error at once, and its operation never runs. Once an
 //     operation has started it runs to the end (cancelling one statement
 //     could abort the shared transaction), and its caller gets its result.
 //   - Every caller gets an answer: an operation's panic is its own error;
@@ -42,7 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,11 +97,10 @@ type Stats struct {
 // Committer gathers the operations of concurrent callers into shared write
 // transactions on a store. It is safe for concurrent use.
 //
-// Invariant: running is true exactly while a turn of writing is under way
-// (the goroutine of loop, or a caller running its lone operation, which
-// hands what arrived meanwhile to a loop: endTurn); every operation in
-// queue is either taken by a loop before the turn ends, or abandoned by
-// its caller. So an operation never waits with nobody to run it.
+// Invariant: running is true exactly while the goroutine of loop is
+// running; every operation in queue is either taken by that goroutine
+// before it stops, or abandoned by its caller. So an operation never waits
+// with nobody to run it.
 type Committer struct {
 	st       store.Store
 	maxBatch int
@@ -192,81 +183,14 @@ func (c *Committer) submit(o *op) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.running {
-		c.queue = append(c.queue, o)
-		c.mu.Unlock()
-		return c.wait(o)
-	}
-	// Nobody is writing: this caller's turn. It yields once, so that
-	// callers about to submit (those the last transaction released) can
-	// join; if any did, the loop runs them all, o first. If none did, o
-	// runs here, on its caller's goroutine: handing a lone operation to a
-	// new goroutine wakes another thread, which on an idle machine costs
-	// more than the transaction (BenchmarkAddOne/Engine/Idle5ms).
-	c.running = true
-	c.loops.Add(1)
-	c.mu.Unlock()
-	runtime.Gosched()
-	c.mu.Lock()
-	if len(c.queue) > 0 {
-		c.queue = slices.Insert(c.queue, 0, o)
-		go c.loop() // it ends this turn (the count in loops is its)
-		c.mu.Unlock()
-		return c.wait(o)
-	}
-	c.mu.Unlock()
-	err := c.runLone(o)
-	c.mu.Lock()
-	c.endTurn()
-	c.mu.Unlock()
-	return err
-}
-
-// runLone runs o, alone, on its caller's goroutine, and returns its result.
-// Its caller leaves when its context ends before o starts, as it would
-// leave the queue: the store's wait for its write lock (another process's,
-// on a shared file) gets a context that ends exactly when the caller
-// abandons o, which only a waiting o can be. Once o has started that
-// context never ends, and o runs to the end.
-func (c *Committer) runLone(o *op) error {
-	if o.ctx.Done() == nil { // a context that never ends: nothing to watch
-		c.run(context.Background(), []*op{o})
-		return o.err
-	}
-	if err := o.ctx.Err(); err != nil {
-		return err
-	}
-	wait, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stop := context.AfterFunc(o.ctx, func() {
-		if o.state.CompareAndSwap(waiting, abandoned) {
-			cancel()
-		}
-	})
-	defer stop()
-	c.run(wait, []*op{o})
-	if o.state.Load() == abandoned {
-		return o.ctx.Err()
-	}
-	return o.err
-}
-
-// endTurn ends a turn of writing that ran on a caller's goroutine (c.mu
-// held): the operations that arrived meanwhile go to a new loop, which
-// takes the turn over; if there are none, nobody is writing any more.
-func (c *Committer) endTurn() {
-	if len(c.queue) > 0 {
+	c.queue = append(c.queue, o)
+	if !c.running {
+		c.running = true
+		c.loops.Add(1)
 		go c.loop()
-		return
 	}
-	c.running = false
-	c.queue = nil
-	c.loops.Done()
-}
+	c.mu.Unlock()
 
-// wait waits for o's result, or leaves when o's context ends before o
-// started.
-func (c *Committer) wait(o *op) error {
 	select {
 	case <-o.done:
 		return o.err
@@ -313,7 +237,7 @@ func (c *Committer) loop() {
 		if batch == nil {
 			return
 		}
-		c.run(context.Background(), batch)
+		c.run(batch)
 	}
 }
 
@@ -354,9 +278,8 @@ func (c *Committer) take() []*op {
 const gatherRounds = 4
 
 // run executes a batch in one transaction and releases every caller in it,
-// whatever happens. The store's Write gets wait as its context: it must not
-// end once an operation of batch has started (see runLone).
-func (c *Committer) run(wait context.Context, batch []*op) {
+// whatever happens.
+func (c *Committer) run(batch []*op) {
 	defer func() {
 		if v := recover(); v != nil {
 			// Out of the store itself (an operation's own panic is its
@@ -392,7 +315,7 @@ func (c *Committer) run(wait context.Context, batch []*op) {
 	c.transactions.Add(1)
 	var err error
 	if live == 1 {
-		err = c.runAlone(wait, batch)
+		err = c.runAlone(batch)
 	} else {
 		err = c.runBatch(batch)
 	}
@@ -409,8 +332,8 @@ func (c *Committer) run(wait context.Context, batch []*op) {
 
 // runAlone runs the one operation of batch whose caller waits as the whole
 // transaction: no savepoint, and its failure rolls back only itself.
-func (c *Committer) runAlone(wait context.Context, batch []*op) error {
-	return c.st.Write(wait, func(stx store.Tx) error {
+func (c *Committer) runAlone(batch []*op) error {
+	return c.st.Write(context.Background(), func(stx store.Tx) error {
 		tx := &Tx{Tx: stx, Now: c.now()}
 		for _, o := range batch {
 			if o.start() {

@@ -7,18 +7,13 @@ package groupcommit_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/poolq/poolq/internal/lockholder"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue/internal/groupcommit"
 	"github.com/poolq/poolq/store"
@@ -482,131 +477,4 @@ func TestCommitter_StatsCountBeforeRelease(t *testing.T) {
 			t.Fatalf("after %d writes returned, Stats counts %d operations", i+1, got)
 		}
 	}
-}
-
-// goroutine returns the id of the calling goroutine, from its stack.
-func goroutine() string {
-	var buf [64]byte
-	n := runtime.Stack(buf[:], false)
-	return strings.Fields(string(buf[:n]))[1]
-}
-
-// TestCommitter_LoneOperation: an operation that arrives when nothing is
-// being written runs on its caller's goroutine; those that arrive while it
-// runs wait, then run together after it, in arrival order, on the loop's
-// goroutine, never on a caller's.
-func TestCommitter_LoneOperation(t *testing.T) {
-	t.Parallel()
-	b := setup(t, groupcommit.Options{})
-	before := b.c.Stats()
-
-	var ranOn string
-	require.NoError(t, b.c.Write(b.ctx, func(ctx context.Context, tx *groupcommit.Tx) error {
-		ranOn = goroutine()
-		return insert(uuid.New())(ctx, tx)
-	}))
-	require.Equal(t, goroutine(), ranOn, "a lone operation runs on its caller's goroutine")
-	require.Equal(t, before.Transactions+1, b.c.Stats().Transactions)
-
-	first := uuid.New()
-	started, proceed := make(chan struct{}), make(chan struct{})
-	var (
-		wg       sync.WaitGroup
-		firstErr error
-		firstOn  string
-		callerOn string
-	)
-	wg.Go(func() {
-		callerOn = goroutine()
-		firstErr = b.c.Write(b.ctx, func(ctx context.Context, tx *groupcommit.Tx) error {
-			firstOn = goroutine()
-			close(started)
-			<-proceed // the others arrive meanwhile
-			return insert(first)(ctx, tx)
-		})
-	})
-	<-started
-	mid := b.c.Stats()
-	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
-	errs := make([]error, len(ids))
-	on := make([]string, len(ids))
-	callers := make([]string, len(ids))
-	sawFirst := make([]bool, len(ids))
-	for i, id := range ids {
-		b.queue(t, &wg, func() {
-			callers[i] = goroutine()
-			errs[i] = b.c.Write(b.ctx, func(ctx context.Context, tx *groupcommit.Tx) error {
-				on[i] = goroutine()
-				_, err := tx.Pool(ctx, first)
-				sawFirst[i] = err == nil
-				if i > 0 {
-					if _, err := tx.Pool(ctx, ids[i-1]); err != nil {
-						return fmt.Errorf("operation %d does not see %d's write: %w", i, i-1, err)
-					}
-				}
-				return insert(id)(ctx, tx)
-			})
-		})
-	}
-	close(proceed)
-	wg.Wait()
-
-	require.NoError(t, firstErr)
-	require.Equal(t, callerOn, firstOn, "the first ran on its caller's goroutine")
-	for i := range ids {
-		require.NoError(t, errs[i], "operation %d", i)
-		require.True(t, sawFirst[i], "operation %d ran after the lone one", i)
-		require.NotEqual(t, callerOn, on[i], "the first caller ran only its own operation")
-		require.NotEqual(t, callers[i], on[i], "operation %d ran on the loop, not on a caller", i)
-		require.True(t, b.exists(t, ids[i]))
-	}
-	require.Equal(t, on[0], on[1], "the three ran together")
-	require.Equal(t, on[0], on[2], "the three ran together")
-	require.Equal(t, mid.Transactions+1, b.c.Stats().Transactions, "one transaction for the three (the lone one's counted as it began)")
-	require.NoError(t, b.c.Write(b.ctx, insert(uuid.New())), "and nobody is left writing")
-}
-
-// TestCommitter_LoneOperationContext: a lone operation runs on its caller's
-// goroutine, and so does the store's wait for the write lock; that wait
-// ends with the caller's context, as a wait in the queue does, and the
-// operation never runs. Once the operation has started, its caller's
-// context ending changes nothing: it runs to the end and commits.
-func TestCommitter_LoneOperationContext(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "poolq.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{BusyTimeout: time.Minute, CheckCache: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	c := groupcommit.New(st, groupcommit.Options{})
-	t.Cleanup(c.Close)
-	b := &bundle{ctx: ctx, st: &heldStore{Store: st}, c: c}
-
-	t.Run("LeavesTheLockWait", func(t *testing.T) {
-		unlock := lockholder.Hold(t, path) // another process's write lock
-		id := uuid.New()
-		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		err := c.Write(cctx, insert(id))
-		require.ErrorIs(t, err, context.DeadlineExceeded)
-		require.Less(t, time.Since(start), 2*time.Second, "held for the busy timeout")
-
-		unlock()
-		require.False(t, b.exists(t, id), "the abandoned operation never ran")
-		require.NoError(t, c.Write(ctx, insert(uuid.New())), "once the lock is gone")
-	})
-
-	t.Run("StartedRunsToTheEnd", func(t *testing.T) {
-		id := uuid.New()
-		cctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		err := c.Write(cctx, func(ctx context.Context, tx *groupcommit.Tx) error {
-			cancel()
-			time.Sleep(20 * time.Millisecond) // for anything watching cctx to act
-			return insert(id)(ctx, tx)
-		})
-		require.NoError(t, err)
-		require.True(t, b.exists(t, id), "committed")
-	})
 }
