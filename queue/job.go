@@ -122,23 +122,30 @@ func (r *runner) call(j *job) (err error) {
 	return r.h(j.ctx, &l)
 }
 
-// heartbeat extends j's lease every Heartbeat until stop is closed. When the
-// lease is lost it cancels the handler.
+// heartbeat extends j's lease until stop is closed, and cancels the
+// handler when the lease is lost. An extension is due Heartbeat after the
+// lease was given or last extended, measured on the lease's own expiry
+// (ExpiresAt minus LeaseTimeout), so that the time before the handler
+// started, and each extension's own latency, count against it; after one
+// that failed, the next is tried a quarter of Heartbeat later.
 func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- struct{}) {
 	defer close(stopped)
-	t := time.NewTicker(r.opts.Heartbeat)
-	defer t.Stop()
 	ctx := context.WithoutCancel(j.ctx)
 	l := j.lease // its own copy: Extend writes its ExpiresAt
+	lease, every := r.e.opts.LeaseTimeout, r.opts.Heartbeat
+	due := func() time.Duration { return max(l.ExpiresAt.Sub(r.e.now())-(lease-every), 0) }
+	t := time.NewTimer(due())
+	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		}
-		err := r.e.Extend(ctx, &l, r.e.opts.LeaseTimeout)
+		err := r.e.Extend(ctx, &l, lease)
 		switch {
 		case err == nil:
+			t.Reset(due())
 		case errors.Is(err, ErrLeaseLost):
 			if j.claim(jobLost) {
 				j.cancel()
@@ -149,6 +156,7 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- struct{}
 		default:
 			r.log.Error("poolq: extend failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
 			r.opts.OnEvent(Event{Kind: EventError, Lease: l, Err: err})
+			t.Reset(every / 4)
 		}
 	}
 }

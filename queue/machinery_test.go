@@ -25,7 +25,8 @@ import (
 )
 
 // heldStore wraps a store: once armed, its next Write waits before it
-// starts until released (hold), or panics (panicNext).
+// starts until released (hold), panics (panicNext) or fails without
+// running (failNext).
 type heldStore struct {
 	store.Store
 
@@ -33,6 +34,7 @@ type heldStore struct {
 	hold    chan struct{} // the next Write waits until it is closed
 	entered chan struct{} // closed when that Write is waiting
 	panics  bool          // the next Write panics
+	fails   error         // the next Write returns it
 
 	staleWake atomic.Bool // NextWake answers an hour in the past
 }
@@ -54,10 +56,17 @@ func (s *heldStore) panicNext() {
 	s.panics = true
 }
 
+// failNext makes the next Write return err without running.
+func (s *heldStore) failNext(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fails = err
+}
+
 func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
 	s.mu.Lock()
-	hold, entered, panics := s.hold, s.entered, s.panics
-	s.hold, s.entered, s.panics = nil, nil, false
+	hold, entered, panics, fails := s.hold, s.entered, s.panics, s.fails
+	s.hold, s.entered, s.panics, s.fails = nil, nil, false, nil
 	s.mu.Unlock()
 	if hold != nil {
 		close(entered)
@@ -65,6 +74,9 @@ func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	if panics {
 		panic("heldStore: a write panicked")
+	}
+	if fails != nil {
+		return fails
 	}
 	return s.Store.Write(ctx, fn)
 }

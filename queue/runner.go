@@ -39,9 +39,11 @@ type WorkOptions struct {
 	// Defaults to DefaultGrace (30 seconds).
 	Grace time.Duration
 	// Heartbeat is how often a running handler's lease is extended (by the
-	// engine's LeaseTimeout); it must be shorter than LeaseTimeout, or a
-	// call longer than a lease would lose it. Defaults to a third of
-	// LeaseTimeout.
+	// engine's LeaseTimeout), counted from when the lease was claimed or
+	// last extended, so that a handler that starts late does not lose it;
+	// an extension that fails is tried again a quarter of Heartbeat later.
+	// It must be shorter than LeaseTimeout, or a call longer than a lease
+	// would lose it. Defaults to a third of LeaseTimeout.
 	Heartbeat time.Duration
 	// Logger receives the runner's logs. Defaults to discarding them.
 	Logger *slog.Logger

@@ -550,3 +550,89 @@ func TestEngine_Work_HandlersAtMostWorkers(t *testing.T) {
 	}
 	require.Equal(t, items, b.counts(t, p.UUID)[pool.StatusCompleted])
 }
+
+// TestEngine_Work_Heartbeat: the heartbeat keeps a long call's lease
+// however late its handler started, and after an extension that failed.
+func TestEngine_Work_Heartbeat(t *testing.T) {
+	t.Parallel()
+	const lease, hb = time.Second, 500 * time.Millisecond
+	long := func(d time.Duration) queue.Handler {
+		return func(ctx context.Context, l *queue.Lease) error {
+			select {
+			case <-time.After(d):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+
+	// A handler that starts late (on a loaded machine its goroutine runs
+	// late; here OnEvent is slow): the time since the claim counts, so the
+	// first extension is due Heartbeat after the claim, not Heartbeat after
+	// the handler started, which would be past the lease's end.
+	t.Run("CountsFromTheClaim", func(t *testing.T) {
+		t.Parallel()
+		b := realEngine(t, queue.Options{LeaseTimeout: lease})
+		p := b.pool(t, pool.FIFO, 1, 3)
+		ids := b.add(t, p.UUID, 1)
+		rec := newRecorder(settledN(1))
+		const late = lease - hb + 100*time.Millisecond
+		on := func(ev queue.Event) {
+			if ev.Kind == queue.EventDispatched {
+				time.Sleep(late)
+			}
+			rec.on(ev)
+		}
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		go func() {
+			// Two extensions: the late first one, and the next, Heartbeat after it.
+			errc <- b.eng.Work(ctx, long(lease+200*time.Millisecond),
+				queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: hb, OnEvent: on})
+		}()
+		<-rec.done
+		cancel()
+		require.NoError(t, <-errc)
+		require.Zero(t, rec.count(queue.EventExpired), "lease lost")
+		require.Zero(t, rec.count(queue.EventError))
+		it := b.item(t, p.UUID, ids[0])
+		require.Equal(t, pool.StatusCompleted, it.Status)
+		require.Equal(t, 1, it.Attempts)
+	})
+
+	// An extension that fails (the database busy, a connection dropped) is
+	// tried again a quarter of Heartbeat later, not a whole Heartbeat, which
+	// would be the lease's end.
+	t.Run("RetriesAFailedExtension", func(t *testing.T) {
+		t.Parallel()
+		b := heldEngine(t, queue.Options{LeaseTimeout: lease})
+		p := b.pool(t, pool.FIFO, 1)
+		res, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		require.Equal(t, 1, res.ContactsAdded)
+		transient := errors.New("transient")
+		rec := newRecorder(settledN(2)) // the failed extension, then the completion
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- b.eng.Work(ctx, func(ctx context.Context, l *queue.Lease) error {
+				b.st.failNext(transient) // the next write is the first extension: nothing else runs
+				return long(lease+500*time.Millisecond)(ctx, l)
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: hb, OnEvent: rec.on})
+		}()
+		<-rec.done
+		cancel()
+		require.NoError(t, <-errc)
+		require.Zero(t, rec.count(queue.EventExpired), "lease lost")
+		require.Equal(t, 1, rec.count(queue.EventError))
+		require.Equal(t, 1, rec.count(queue.EventCompleted))
+		rec.mu.Lock()
+		for _, ev := range rec.events {
+			if ev.Kind == queue.EventError {
+				require.ErrorIs(t, ev.Err, transient)
+			}
+		}
+		rec.mu.Unlock()
+	})
+}
