@@ -17,7 +17,7 @@ const (
 	EventFailed     EventKind = "failed"     // the handler failed; the item is Failed for good
 	EventExpired    EventKind = "expired"    // the lease was lost before or while the handler ran (it expired or was settled elsewhere)
 	EventReleased   EventKind = "released"   // the item was given back at shutdown, attempt not counted
-	EventError      EventKind = "error"      // the engine could not dispatch or settle; Err says why
+	EventError      EventKind = "error"      // the engine could not dispatch, extend or settle (a settlement is tried again: see Engine.Work); Err says why
 )
 
 // Event reports one step of [Engine.Work] to WorkOptions.OnEvent.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/validate"
 )
 
 // job is one lease of Work and the handler running on it.
@@ -63,11 +64,11 @@ func (r *runner) handle(j *job) {
 	}
 	r.opts.OnEvent(Event{Kind: EventDispatched, Lease: *l})
 
-	stop, stopped := make(chan struct{}), make(chan struct{})
+	stop, stopped := make(chan struct{}), make(chan time.Time, 1)
 	go r.heartbeat(j, stop, stopped)
 	err := r.call(j)
 	close(stop)
-	<-stopped
+	expires := <-stopped
 
 	if !j.claim(jobSettling) {
 		return // lost or released meanwhile: the lease is no longer ours
@@ -76,28 +77,73 @@ func (r *runner) handle(j *job) {
 	// written, so that the next claim can join the settlement's
 	// transaction instead of waiting for it to commit.
 	r.finish(j)
+	r.settle(j, err, expires)
+}
+
+// settle writes the handler's result herr on j's lease, which lasts until
+// expires. A write that fails for a reason other than the lease or the
+// input (the database busy or unreachable for a moment) is tried again a
+// quarter of Heartbeat later, until it is written, the lease would end
+// before the next try, or Work's grace has ended: a call that went through
+// must not come back as a failed attempt, and be made again, because one
+// write failed.
+func (r *runner) settle(j *job, herr error, expires time.Time) {
+	l := &j.lease
 	bg := context.WithoutCancel(j.ctx) // the settlement runs even if the handler's context ended
-	elapsed := time.Since(j.start)
 	attrs := []any{"pool", l.PoolUUID, "contact", l.ContactUUID, "attempt", l.Attempt}
-	if err == nil {
-		if serr := r.e.Complete(bg, l, ""); serr != nil {
-			r.settleError(l, serr, elapsed, attrs)
+	for {
+		var it pool.Item
+		var err error
+		if herr == nil {
+			err = r.e.Complete(bg, l, "")
+		} else {
+			it, err = r.e.fail(bg, l, failureOf(herr))
+		}
+		elapsed := time.Since(j.start)
+		switch {
+		case err != nil:
+			r.settleError(l, err, elapsed, attrs)
+			if !r.settleAgain(err, expires) {
+				return
+			}
+		case herr == nil:
+			r.opts.OnEvent(Event{Kind: EventCompleted, Lease: *l, Elapsed: elapsed})
+			return
+		default:
+			kind := EventRetried
+			if it.Status == pool.StatusFailed {
+				kind = EventFailed
+			}
+			r.log.Debug("poolq: attempt failed", append(attrs, "status", it.Status, "err", herr)...)
+			r.opts.OnEvent(Event{Kind: kind, Lease: *l, Item: it, Err: herr, Elapsed: elapsed})
 			return
 		}
-		r.opts.OnEvent(Event{Kind: EventCompleted, Lease: *l, Elapsed: elapsed})
-		return
 	}
-	it, serr := r.e.fail(bg, l, failureOf(err))
-	if serr != nil {
-		r.settleError(l, serr, elapsed, attrs)
-		return
+}
+
+// settleAgain waits a quarter of Heartbeat and reports whether a
+// settlement that failed with err should be tried again: not when the
+// lease is lost, the engine closed or the input refused (trying again
+// cannot help), nor when the lease ends before the next try or Work's
+// grace ends meanwhile.
+func (r *runner) settleAgain(err error, expires time.Time) bool {
+	if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrClosed) || errors.Is(err, validate.ErrInvalid) {
+		return false
 	}
-	kind := EventRetried
-	if it.Status == pool.StatusFailed {
-		kind = EventFailed
+	wait := r.opts.Heartbeat / 4
+	if !r.e.now().Add(wait).Before(expires) {
+		return false
 	}
-	r.log.Debug("poolq: attempt failed", append(attrs, "status", it.Status, "err", err)...)
-	r.opts.OnEvent(Event{Kind: kind, Lease: *l, Item: it, Err: err, Elapsed: elapsed})
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.graceEnded:
+		return false
+	case <-r.e.closed:
+		return false
+	}
 }
 
 func (r *runner) settleError(l *Lease, err error, elapsed time.Duration, attrs []any) {
@@ -123,15 +169,16 @@ func (r *runner) call(j *job) (err error) {
 }
 
 // heartbeat extends j's lease until stop is closed, and cancels the
-// handler when the lease is lost. An extension is due Heartbeat after the
+// handler when the lease is lost. It sends on stopped, when it ends, when
+// the lease lasts until. An extension is due Heartbeat after the
 // lease was given or last extended, measured on the lease's own expiry
 // (ExpiresAt minus LeaseTimeout), so that the time before the handler
 // started, and each extension's own latency, count against it; after one
 // that failed, the next is tried a quarter of Heartbeat later.
-func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- struct{}) {
-	defer close(stopped)
-	ctx := context.WithoutCancel(j.ctx)
+func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Time) {
 	l := j.lease // its own copy: Extend writes its ExpiresAt
+	defer func() { stopped <- l.ExpiresAt }()
+	ctx := context.WithoutCancel(j.ctx)
 	lease, every := r.e.opts.LeaseTimeout, r.opts.Heartbeat
 	due := func() time.Duration { return max(l.ExpiresAt.Sub(r.e.now())-(lease-every), 0) }
 	t := time.NewTimer(due())

@@ -35,6 +35,7 @@ type heldStore struct {
 	entered chan struct{} // closed when that Write is waiting
 	panics  bool          // the next Write panics
 	fails   error         // the next Write returns it
+	failing atomic.Bool   // every Write fails, until it is cleared
 
 	staleWake atomic.Bool // NextWake answers an hour in the past
 }
@@ -55,6 +56,9 @@ func (s *heldStore) panicNext() {
 	defer s.mu.Unlock()
 	s.panics = true
 }
+
+// errUnavailable is what a heldStore's writes return while failing is set.
+var errUnavailable = errors.New("heldStore: the database is unavailable")
 
 // failNext makes the next Write return err without running.
 func (s *heldStore) failNext(err error) {
@@ -77,6 +81,9 @@ func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	if fails != nil {
 		return fails
+	}
+	if s.failing.Load() {
+		return errUnavailable
 	}
 	return s.Store.Write(ctx, fn)
 }

@@ -96,7 +96,13 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // opts.Heartbeat, so a long call is never handed to a second worker; if the
 // lease is lost anyway (EventExpired), the handler's context is cancelled
 // and its result ignored. A handler never starts on a lease that has
-// already ended.
+// already ended. A handler's result that cannot be written (EventError:
+// the database busy or unreachable) is written again every quarter
+// Heartbeat while the lease lasts, until Work's grace ends at the latest,
+// so that a call that went through does not come back, at the lease's
+// end, as a failed attempt to be made again. (A write whose commit was
+// lost on its way back, and did commit, is then found settled: the next
+// try reports EventExpired.)
 //
 // One goroutine claims: as many items as there are free workers, in one
 // claim per pool, and it starts a goroutine per lease; it sleeps while every
@@ -139,8 +145,8 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	}
 	r := &runner{
 		e: e, h: h, opts: opts, pools: pools, log: opts.Logger,
-		jobs: map[*job]struct{}{}, ended: make(chan struct{}, 1), floors: make([]backoff, len(pools)),
-		campaigns: distinct(opts.Campaigns), own: pools,
+		jobs: map[*job]struct{}{}, ended: make(chan struct{}, 1), graceEnded: make(chan struct{}),
+		floors: make([]backoff, len(pools)), campaigns: distinct(opts.Campaigns), own: pools,
 	}
 	if err := r.produce(ctx); err != nil { // the engine was closed
 		r.abandonAll(context.WithoutCancel(ctx))
@@ -178,10 +184,11 @@ type runner struct {
 	pools []uuid.UUID
 	log   *slog.Logger
 
-	mu       sync.Mutex
-	jobs     map[*job]struct{} // the jobs whose handler has not returned
-	ended    chan struct{}     // capacity 1: a handler returned, a worker is free
-	handlers sync.WaitGroup    // the jobs' goroutines
+	mu         sync.Mutex
+	jobs       map[*job]struct{} // the jobs whose handler has not returned
+	graceEnded chan struct{}     // closed by abandonAll: settlements are not tried again
+	ended      chan struct{}     // capacity 1: a handler returned, a worker is free
+	handlers   sync.WaitGroup    // the jobs' goroutines
 
 	// Used by produce alone.
 	own       []uuid.UUID // opts.Pools, without repeats
@@ -388,8 +395,10 @@ func (r *runner) finish(j *job) {
 	}
 }
 
-// abandonAll cancels every running handler and releases its item.
+// abandonAll cancels every running handler and releases its item, and
+// stops the settlements being tried again. Work calls it at most once.
 func (r *runner) abandonAll(ctx context.Context) {
+	close(r.graceEnded)
 	r.mu.Lock()
 	jobs := make([]*job, 0, len(r.jobs))
 	for j := range r.jobs {

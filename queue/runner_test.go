@@ -636,3 +636,142 @@ func TestEngine_Work_Heartbeat(t *testing.T) {
 		rec.mu.Unlock()
 	})
 }
+
+// TestEngine_Work_SettlementRetried: a call that went through is not
+// called again because its settlement failed for a moment: the runner
+// writes the result again while the lease lasts, and gives up at the end
+// of Work's grace rather than hold the shutdown.
+func TestEngine_Work_SettlementRetried(t *testing.T) {
+	t.Parallel()
+	const hb = 40 * time.Millisecond
+
+	for _, fail := range []bool{false, true} {
+		name := map[bool]string{false: "Complete", true: "Fail"}[fail]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := heldEngine(t, queue.Options{LeaseTimeout: time.Minute})
+			p := b.pool(t, pool.FIFO, 1)
+			c := uuid.New()
+			_, err := b.eng.Add(b.ctx, p.UUID, pool.NewItem{ContactUUID: c})
+			require.NoError(t, err)
+			var calls atomic.Int32
+			var settleErrors atomic.Int32
+			rec := newRecorder(func(evs []queue.Event) bool {
+				for _, ev := range evs {
+					if ev.Kind == queue.EventCompleted || ev.Kind == queue.EventRetried {
+						return true
+					}
+				}
+				return false
+			})
+			on := func(ev queue.Event) {
+				// The settlement has failed three times: the database is back.
+				if ev.Kind == queue.EventError && ev.Lease.ContactUUID == c && settleErrors.Add(1) == 3 {
+					b.st.failing.Store(false)
+				}
+				rec.on(ev)
+			}
+			ctx, cancel := context.WithCancel(b.ctx)
+			errc := make(chan error, 1)
+			go func() {
+				errc <- b.eng.Work(ctx, func(ctx context.Context, l *queue.Lease) error {
+					calls.Add(1)
+					b.st.failing.Store(true) // from now on every write fails, the settlement's included
+					if fail {
+						return errors.New("busy")
+					}
+					return nil
+				}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: hb, OnEvent: on})
+			}()
+			select {
+			case <-rec.done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the settlement was not written")
+			}
+			cancel()
+			require.NoError(t, <-errc)
+			require.Equal(t, int32(1), calls.Load(), "calls")
+			require.Equal(t, int32(3), settleErrors.Load(), "settlements failed")
+			require.Zero(t, rec.count(queue.EventExpired))
+			it, err := b.eng.Item(b.ctx, p.UUID, c)
+			require.NoError(t, err)
+			require.Equal(t, 1, it.Attempts)
+			if fail {
+				require.Equal(t, pool.StatusRetrying, it.Status)
+				require.Equal(t, "busy", it.Notes)
+			} else {
+				require.Equal(t, pool.StatusCompleted, it.Status)
+			}
+		})
+	}
+
+	// The database stays unavailable past the lease's end: the settlement
+	// is given up when the lease would end before the next try (the expiry
+	// will count the attempt), so a shutdown does not wait for it.
+	t.Run("GivesUpAtLeaseEnd", func(t *testing.T) {
+		t.Parallel()
+		const lease = 400 * time.Millisecond
+		b := heldEngine(t, queue.Options{LeaseTimeout: lease})
+		p := b.pool(t, pool.FIFO, 1)
+		_, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		handled := make(chan struct{})
+		go func() {
+			errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+				b.st.failing.Store(true)
+				close(handled)
+				return nil
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: hb, Grace: time.Minute})
+		}()
+		<-handled
+		time.Sleep(2 * lease)
+		start := time.Now()
+		cancel()
+		require.NoError(t, <-errc)
+		require.Less(t, time.Since(start), 30*time.Second, "Work waited for a settlement past its lease")
+		b.st.failing.Store(false)
+	})
+
+	// The database stays unavailable: Work still returns at the end of its
+	// grace, not at the lease's end (a minute).
+	t.Run("GivesUpAtGrace", func(t *testing.T) {
+		t.Parallel()
+		b := heldEngine(t, queue.Options{LeaseTimeout: time.Minute})
+		p := b.pool(t, pool.FIFO, 1)
+		_, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		rec := newRecorder(func(evs []queue.Event) bool { // two failed tries of the settlement
+			n := 0
+			for _, ev := range evs {
+				if ev.Kind == queue.EventError && ev.Lease.ContactUUID != uuid.Nil {
+					n++
+				}
+			}
+			return n >= 2
+		})
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+				b.st.failing.Store(true)
+				return nil
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: hb, Grace: 200 * time.Millisecond, OnEvent: rec.on})
+		}()
+		select {
+		case <-rec.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the settlement was not tried again")
+		}
+		start := time.Now()
+		cancel()
+		require.NoError(t, <-errc)
+		require.Less(t, time.Since(start), 10*time.Second, "Work returned at its grace")
+		require.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "Work waited its grace")
+		b.st.failing.Store(false)
+		d, err := b.eng.Pool(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, 1, d.StatusCounts[pool.StatusProcessing], "left to its lease")
+	})
+}
