@@ -47,7 +47,10 @@ type Options struct {
 	// poll only catches changes made by another process sharing the store.
 	// Defaults to DefaultPollInterval (1 second).
 	PollInterval time.Duration
-	// Now is the clock. Defaults to time.Now.
+	// Now is the clock. Defaults to time.Now. Engines on several nodes
+	// sharing one database each read their own: their clocks must agree (a
+	// node ahead of another by more than a lease's margin expires its live
+	// leases; see the README's "Several nodes").
 	Now func() time.Time
 	// MaxBatch is how many concurrent callers' write operations group
 	// commit runs in one transaction at most; 1 turns group commit off (one
