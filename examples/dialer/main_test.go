@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/examples/internal/opendb"
@@ -147,4 +151,86 @@ func TestParse(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "poolq-dialer.db", c.db)
 	require.Equal(t, 3000, c.contacts)
+}
+
+// TestMain runs main itself when the dialer's arguments are in
+// POOLQ_DIALER_ARGS: a test starts the test binary as the dialer's process.
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv("POOLQ_DIALER_ARGS"); ok {
+		os.Args = append([]string{"dialer"}, strings.Fields(args)...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestMain_SIGTERM: a service manager stops the dialer with SIGTERM; it
+// stops as on Ctrl-C: no new call, the calls under way end, nothing is
+// left in flight in the file, and it says it did not finish.
+func TestMain_SIGTERM(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "dialer.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "POOLQ_DIALER_ARGS=-db "+db+" -contacts 3000 -workers 4")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	inFlight := func(eng *queue.Engine) (calls, flying int) {
+		pg, err := eng.Pools(ctx, pool.PoolQuery{})
+		require.NoError(t, err)
+		for _, p := range pg.Data {
+			d, err := eng.Pool(ctx, p.UUID)
+			require.NoError(t, err)
+			calls += d.StatusCounts[pool.StatusCompleted] + d.StatusCounts[pool.StatusRetrying] + d.StatusCounts[pool.StatusFailed]
+			flying += d.StatusCounts[pool.StatusProcessing] + d.StatusCounts[pool.StatusInCall]
+		}
+		return calls, flying
+	}
+	open := func() (*queue.Engine, func()) {
+		st, err := opendb.Open(ctx, db)
+		require.NoError(t, err)
+		eng, err := queue.New(st, queue.Options{})
+		require.NoError(t, err)
+		return eng, func() { eng.Close(); st.Close() }
+	}
+	// Wait until it dials, then stop it.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			t.Fatalf("the dialer exited before the signal: %v\n%s", err, out.String())
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "the dialer did not start dialling")
+		if _, err := os.Stat(db); err != nil {
+			continue
+		}
+		eng, closeAll := open()
+		calls, flying := inFlight(eng)
+		closeAll()
+		if calls > 0 && flying > 0 {
+			break
+		}
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(time.Minute):
+		t.Fatal("the dialer did not stop on SIGTERM")
+	}
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "output: %s", out.String())
+	require.Equal(t, 1, exit.ExitCode(), "an exit of its own, not the signal's: %s", out.String())
+	require.Contains(t, out.String(), "dialer: not finished: context canceled")
+
+	eng, closeAll := open()
+	defer closeAll()
+	calls, flying := inFlight(eng)
+	require.NotZero(t, calls)
+	require.Zero(t, flying, "items left in flight")
 }
