@@ -247,6 +247,13 @@
 //     [Options.IdleInTransactionTimeout], 30 s by default. Its transaction
 //     is then rolled back and fails when the node comes back. A node that
 //     is killed loses its connections at once, and its locks with them.
+//   - Each node's engine judges leases, retry times and calling windows by
+//     its own clock, so the nodes' clocks must agree: a node ahead of
+//     another by more than a lease's margin (LeaseTimeout minus the
+//     heartbeat) expires its live leases. [Open] compares this process's
+//     clock with the server's and refuses one further than
+//     [Options.MaxClockSkew] (30 s by default) with [ErrClockSkew]; time
+//     sync (NTP) keeps them within milliseconds.
 //   - IDs come from a sequence without cache, so that they grow in the
 //     order items are added whichever node adds them; the IDs of a
 //     transaction that rolls back are not reused.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -32,7 +33,18 @@ func MigrateTo(ctx context.Context, url, schema string, target int) error {
 		return err
 	}
 	cfg.RuntimeParams["search_path"] = schema
-	return migrateTo(ctx, cfg, schema, schemaHash(schema), target)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return migrateTo(ctx, conn, schema, schemaHash(schema), target)
+}
+
+// WithClock returns ctx for an Open that takes clock for the process's
+// clock, which it compares with the server's.
+func WithClock(ctx context.Context, clock func() time.Time) context.Context {
+	return context.WithValue(ctx, clockKey{}, clock)
 }
 
 // WriteConn is the hand-run write transaction of a Store, for its tests.

@@ -43,22 +43,17 @@ const (
 // applied and recorded in schema_version, or none. A schema whose version
 // is newer than this code knows is left untouched, with an error wrapping
 // [store.ErrSchemaTooNew].
-func migrate(ctx context.Context, cfg *pgx.ConnConfig, schema string, lockNS int64) error {
-	return migrateTo(ctx, cfg, schema, lockNS, latestVersion())
+func migrate(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64) error {
+	return migrateTo(ctx, conn, schema, lockNS, latestVersion())
 }
 
 // migrateTo is migrate up to version target (tests make old schemas with
 // it): a schema above target is left as it is if this code knows its
 // version, and refused if not.
-func migrateTo(ctx context.Context, cfg *pgx.ConnConfig, schema string, lockNS int64, target int) (err error) {
+func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64, target int) (err error) {
 	if historyErr != nil {
 		return historyErr
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("migrate: connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: begin: %w", err)

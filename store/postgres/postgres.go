@@ -139,6 +139,15 @@ type Options struct {
 	// [MaxIdleInTransactionTimeout]. Defaults to
 	// [DefaultIdleInTransactionTimeout].
 	IdleInTransactionTimeout time.Duration
+	// MaxClockSkew bounds how far this process's clock (time.Now) may be
+	// from the database server's when Open compares them: further, Open
+	// fails with an error wrapping [ErrClockSkew], before it changes
+	// anything. The engines of several nodes each judge leases, retry times
+	// and calling windows by their own clock, so a node whose clock is
+	// wrong would expire other nodes' live leases, or call outside a
+	// calling window. Negative: no check. Defaults to
+	// [DefaultMaxClockSkew].
+	MaxClockSkew time.Duration
 }
 
 // DefaultIdleInTransactionTimeout is [Options.IdleInTransactionTimeout]
@@ -171,6 +180,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IdleInTransactionTimeout == 0 {
 		o.IdleInTransactionTimeout = DefaultIdleInTransactionTimeout
+	}
+	if o.MaxClockSkew == 0 {
+		o.MaxClockSkew = DefaultMaxClockSkew
 	}
 	return o
 }
@@ -273,8 +285,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		lockNS:  schemaHash(opts.Schema),
 		channel: "poolq_" + opts.Schema,
 	}
-	if err := migrate(ctx, cfg.ConnConfig, opts.Schema, s.lockNS); err != nil {
-		return nil, fmt.Errorf("postgres: open schema %s: %w", opts.Schema, err)
+	if err := s.prepare(ctx, cfg.ConnConfig); err != nil {
+		return nil, err
 	}
 	// Not for the migrations, whose transaction may wait for more than the
 	// database (reading the next file) and runs once.
@@ -285,6 +297,23 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	s.lis.init(s)
 	return s, nil
+}
+
+// prepare checks the clocks and migrates the schema, on a connection of
+// its own.
+func (s *Store) prepare(ctx context.Context, cfg *pgx.ConnConfig) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("postgres: open: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := checkClock(ctx, conn, s.opts); err != nil {
+		return fmt.Errorf("postgres: open: %w", err)
+	}
+	if err := migrate(ctx, conn, s.opts.Schema, s.lockNS); err != nil {
+		return fmt.Errorf("postgres: open schema %s: %w", s.opts.Schema, err)
+	}
+	return nil
 }
 
 // planner are the planner settings of the store's connections. Every

@@ -334,3 +334,48 @@ func TestPoolDue_ForgetsDeletedPools(t *testing.T) {
 		require.False(t, postgres.Seen(a, p.UUID), "deleted by the store itself: %v", deleter == a)
 	}
 }
+
+// TestOpen_ClockSkew: a process whose clock is further from the server's
+// than MaxClockSkew does not open the store, and changes nothing: the
+// schema is not created.
+func TestOpen_ClockSkew(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	off := func(d time.Duration) context.Context {
+		return postgres.WithClock(ctx, func() time.Time { return time.Now().Add(d) })
+	}
+	schemaExists := func(schema string) bool {
+		conn, err := pgx.Connect(ctx, url)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema).Scan(&n))
+		return n > 0
+	}
+	for _, c := range []struct {
+		off, max time.Duration
+		err      string // "" when Open succeeds
+	}{
+		{0, 0, ""},
+		{time.Second, 0, ""},
+		{-time.Second, 0, ""},
+		{time.Hour, 0, "at least 1h0m0s ahead of the database server's, more than MaxClockSkew (30s)"},
+		{-time.Hour, 0, "behind the database server's"},
+		{time.Minute, 2 * time.Minute, ""},
+		{3 * time.Minute, 2 * time.Minute, "ahead of"},
+		{time.Hour, -1, ""}, // no check
+	} {
+		schema := pgtest.Schema(t, url)
+		st, err := postgres.Open(off(c.off), url, postgres.Options{Schema: schema, MaxConns: 2, MaxClockSkew: c.max})
+		if c.err == "" {
+			require.NoError(t, err, "clock off by %v, MaxClockSkew %v", c.off, c.max)
+			require.NoError(t, st.Close())
+			require.True(t, schemaExists(schema))
+			continue
+		}
+		require.ErrorIs(t, err, postgres.ErrClockSkew, "clock off by %v, MaxClockSkew %v", c.off, c.max)
+		require.ErrorContains(t, err, c.err)
+		require.False(t, schemaExists(schema), "a refused Open created its schema")
+	}
+}
