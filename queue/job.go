@@ -168,19 +168,31 @@ func (r *runner) call(j *job) (err error) {
 	return r.h(j.ctx, &l)
 }
 
-// heartbeat extends j's lease until stop is closed, and cancels the
+// heartbeat extends j's lease until stop is closed, and stops the
 // handler when the lease is lost. It sends on stopped, when it ends, when
-// the lease lasts until. An extension is due Heartbeat after the
-// lease was given or last extended, measured on the lease's own expiry
-// (ExpiresAt minus LeaseTimeout), so that the time before the handler
-// started, and each extension's own latency, count against it; after one
-// that failed, the next is tried a quarter of Heartbeat later.
+// the lease lasts until.
+//
+// An extension is due Heartbeat after the lease was given or last
+// extended, measured on the lease's own expiry (ExpiresAt minus
+// LeaseTimeout), so that the time before the handler started, and each
+// extension's own latency, count against it; after one that failed, the
+// next is tried a quarter of Heartbeat later. The lease is lost when an
+// extension finds it settled or expired, or when its end as last extended
+// passes without an extension written (the database unreachable from
+// here, or an extension that hangs): past it the item may be another
+// worker's, on this node or another, so the handler must stop.
 func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Time) {
 	l := j.lease // its own copy: Extend writes its ExpiresAt
 	defer func() { stopped <- l.ExpiresAt }()
 	ctx := context.WithoutCancel(j.ctx)
 	lease, every := r.e.opts.LeaseTimeout, r.opts.Heartbeat
-	due := func() time.Duration { return max(l.ExpiresAt.Sub(r.e.now())-(lease-every), 0) }
+	left := func() time.Duration { return l.ExpiresAt.Sub(r.e.now()) }
+	due := func() time.Duration { return max(left()-(lease-every), 0) }
+	ended := j.lease // for the watchdog's event: l is not its to read
+	watchdog := time.AfterFunc(left(), func() {
+		r.lose(j, ended, fmt.Errorf("lease ended before it could be extended: %w", ErrLeaseLost))
+	})
+	defer watchdog.Stop()
 	t := time.NewTimer(due())
 	defer t.Stop()
 	for {
@@ -192,18 +204,25 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 		err := r.e.Extend(ctx, &l, lease)
 		switch {
 		case err == nil:
+			watchdog.Reset(left())
 			t.Reset(due())
 		case errors.Is(err, ErrLeaseLost):
-			if j.claim(jobLost) {
-				j.cancel()
-				r.log.Warn("poolq: lease lost while handling", "pool", l.PoolUUID, "contact", l.ContactUUID)
-				r.opts.OnEvent(Event{Kind: EventExpired, Lease: l, Err: err, Elapsed: time.Since(j.start)})
-			}
+			r.lose(j, l, err)
 			return
 		default:
 			r.log.Error("poolq: extend failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
 			r.opts.OnEvent(Event{Kind: EventError, Lease: l, Err: err})
 			t.Reset(every / 4)
 		}
+	}
+}
+
+// lose marks j's lease lost and cancels its handler, unless the lease was
+// settled or released first.
+func (r *runner) lose(j *job, l Lease, err error) {
+	if j.claim(jobLost) {
+		j.cancel()
+		r.log.Warn("poolq: lease lost while handling", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
+		r.opts.OnEvent(Event{Kind: EventExpired, Lease: l, Err: err, Elapsed: time.Since(j.start)})
 	}
 }

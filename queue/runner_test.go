@@ -775,3 +775,70 @@ func TestEngine_Work_SettlementRetried(t *testing.T) {
 		require.Equal(t, 1, d.StatusCounts[pool.StatusProcessing], "left to its lease")
 	})
 }
+
+// TestEngine_Work_LeaseEndStopsHandler: when the lease cannot be extended
+// (the database unreachable from this node, or an extension that hangs),
+// the handler is stopped at the lease's end as last extended: past it, the
+// item may be another worker's, on this node or another.
+func TestEngine_Work_LeaseEndStopsHandler(t *testing.T) {
+	t.Parallel()
+	const lease, hb = time.Second, 200 * time.Millisecond
+	for _, name := range []string{"ExtensionsFail", "ExtensionHangs"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := heldEngine(t, queue.Options{LeaseTimeout: lease})
+			p := b.pool(t, pool.FIFO, 1)
+			_, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...)
+			require.NoError(t, err)
+			rec := newRecorder(nil)
+			held := make(chan func(), 1) // releases the hanging extension
+			defer func() {
+				b.st.failing.Store(false)
+				select {
+				case release := <-held:
+					release()
+				default:
+				}
+			}()
+			type stopped struct {
+				after time.Duration
+				err   error
+			}
+			result := make(chan stopped, 1)
+			ctx, cancel := context.WithCancel(b.ctx)
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() {
+				errc <- b.eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
+					if name == "ExtensionsFail" {
+						b.st.failing.Store(true)
+					} else {
+						_, release := b.st.holdNext()
+						held <- release
+					}
+					select {
+					case <-hctx.Done():
+						result <- stopped{time.Until(l.ExpiresAt), hctx.Err()}
+					case <-time.After(10 * time.Second):
+						result <- stopped{time.Until(l.ExpiresAt), nil}
+					}
+					return nil
+				}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: hb, OnEvent: rec.on})
+			}()
+			r := <-result
+			require.Error(t, r.err, "the handler ran on past its lease")
+			require.LessOrEqual(t, r.after, time.Duration(0), "stopped before the lease ended")
+			require.Greater(t, r.after, -lease/2, "stopped long after the lease ended")
+			b.st.failing.Store(false)
+			select {
+			case release := <-held:
+				release()
+			default:
+			}
+			cancel()
+			require.NoError(t, <-errc)
+			require.Equal(t, 1, rec.count(queue.EventExpired))
+			require.Zero(t, rec.count(queue.EventCompleted), "the result of a lost lease is ignored")
+		})
+	}
+}
