@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,7 +25,8 @@ const MaxWorkers = 10_000
 type WorkOptions struct {
 	// Pools are the pools to work on. Claims go to them in turn (round
 	// robin), so a busy pool does not starve the others; each pool's own
-	// order and cap still hold.
+	// order and cap still hold. A pool deleted while Work runs is dropped
+	// from them, with one EventError (wrapping store.ErrNotFound).
 	Pools []uuid.UUID
 	// Campaigns are campaigns whose pools to work on too, as they are
 	// attached at each claim; a campaign's pools are claimed from while it
@@ -327,6 +329,8 @@ func (r *runner) running() int {
 // before that, which the caller must give back).
 func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 	var leases []*Lease
+	var gone []uuid.UUID // pools deleted since Work started
+	defer func() { r.forget(gone) }()
 	for k := range r.pools {
 		i := (r.next + k) % len(r.pools)
 		ls, err := r.e.tryDequeue(ctx, r.pools[i], n-len(leases))
@@ -338,6 +342,8 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 				return leases, nil
 			}
 		case isNothing(err):
+		case isNotFound(err):
+			gone = append(gone, r.pools[i])
 		case errors.Is(err, ErrClosed):
 			return leases, err
 		case ctx.Err() != nil:
@@ -348,6 +354,29 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 		}
 	}
 	return leases, nil
+}
+
+// forget drops pools deleted while Work runs from the pools it works on,
+// and reports each once.
+func (r *runner) forget(gone []uuid.UUID) {
+	if len(gone) == 0 {
+		return
+	}
+	for _, id := range gone {
+		r.log.Warn("poolq: pool deleted, no longer worked on", "pool", id)
+		r.opts.OnEvent(Event{Kind: EventError, Err: fmt.Errorf("pool %s: %w", id, store.ErrNotFound)})
+	}
+	keep := func(ids []uuid.UUID) []uuid.UUID { // a new slice: own and pools may share an array
+		out := make([]uuid.UUID, 0, len(ids))
+		for _, id := range ids {
+			if !slices.Contains(gone, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	r.own, r.pools = keep(r.own), keep(r.pools)
+	r.floors, r.next = make([]backoff, len(r.pools)), 0
 }
 
 // pause returns how long produce may sleep when no pool had an item to

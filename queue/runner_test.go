@@ -842,3 +842,38 @@ func TestEngine_Work_LeaseEndStopsHandler(t *testing.T) {
 		})
 	}
 }
+
+// TestEngine_Work_PoolDeleted: a pool deleted while Work runs on it is
+// reported once and dropped; the other pools go on.
+func TestEngine_Work_PoolDeleted(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{PollInterval: 10 * time.Millisecond})
+	gone := b.pool(t, pool.FIFO, 1, 3)
+	kept := b.pool(t, pool.FIFO, 1, 3)
+	b.add(t, kept.UUID, 1)
+	rec := newRecorder(settledN(1))
+	ctx, cancel := context.WithCancel(b.ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil },
+			queue.WorkOptions{Pools: []uuid.UUID{gone.UUID, kept.UUID}, OnEvent: rec.on})
+	}()
+	<-rec.done
+	require.NoError(t, b.eng.DeletePool(b.ctx, gone.UUID))
+	time.Sleep(300 * time.Millisecond) // thirty polls
+	ids := b.add(t, kept.UUID, 3)
+	require.Eventually(t, func() bool {
+		return b.counts(t, kept.UUID)[pool.StatusCompleted] == 4
+	}, 10*time.Second, 5*time.Millisecond, "the other pool goes on")
+	cancel()
+	require.NoError(t, <-errc)
+	require.Len(t, ids, 3)
+	require.Equal(t, 1, rec.count(queue.EventError), "the deleted pool reported once")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, ev := range rec.events {
+		if ev.Kind == queue.EventError {
+			require.ErrorIs(t, ev.Err, store.ErrNotFound)
+		}
+	}
+}
