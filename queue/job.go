@@ -188,9 +188,8 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 	lease, every := r.e.opts.LeaseTimeout, r.opts.Heartbeat
 	left := func() time.Duration { return l.ExpiresAt.Sub(r.e.now()) }
 	due := func() time.Duration { return max(left()-(lease-every), 0) }
-	ended := j.lease // for the watchdog's event: l is not its to read
-	watchdog := time.AfterFunc(left(), func() {
-		r.lose(j, ended, fmt.Errorf("lease ended before it could be extended: %w", ErrLeaseLost))
+	watchdog := time.AfterFunc(left(), func() { // l is not its to read: lose reads j's
+		r.lose(j, nil, fmt.Errorf("lease ended before it could be extended: %w", ErrLeaseLost))
 	})
 	defer watchdog.Stop()
 	t := time.NewTimer(due())
@@ -207,7 +206,7 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 			watchdog.Reset(left())
 			t.Reset(due())
 		case errors.Is(err, ErrLeaseLost):
-			r.lose(j, l, err)
+			r.lose(j, &l, err)
 			return
 		default:
 			r.log.Error("poolq: extend failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
@@ -218,11 +217,15 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 }
 
 // lose marks j's lease lost and cancels its handler, unless the lease was
-// settled or released first.
-func (r *runner) lose(j *job, l Lease, err error) {
+// settled or released first; l (nil: j's, which only the job's owner
+// writes, and now that is lose) is the lease the event reports.
+func (r *runner) lose(j *job, l *Lease, err error) {
 	if j.claim(jobLost) {
+		if l == nil {
+			l = &j.lease
+		}
 		j.cancel()
 		r.log.Warn("poolq: lease lost while handling", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
-		r.opts.OnEvent(Event{Kind: EventExpired, Lease: l, Err: err, Elapsed: time.Since(j.start)})
+		r.opts.OnEvent(Event{Kind: EventExpired, Lease: *l, Err: err, Elapsed: time.Since(j.start)})
 	}
 }
