@@ -98,8 +98,8 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // opts.Heartbeat, so a long call is never handed to a second worker; if the
 // lease is lost anyway (EventExpired: settled elsewhere, or its end passed
 // with no extension written, the database unreachable from here), the
-// handler's context is cancelled and its result ignored. A handler never starts on a lease that has
-// already ended. A handler's result that cannot be written (EventError:
+// handler's context is cancelled and its result ignored. A handler never
+// starts on a lease that has already ended. A handler's result that cannot be written (EventError:
 // the database busy or unreachable) is written again every quarter
 // Heartbeat while the lease lasts, until Work's grace ends at the latest,
 // so that a call that went through does not come back, at the lease's
