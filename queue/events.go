@@ -16,7 +16,7 @@ const (
 	EventRetried    EventKind = "retried"    // the handler failed; the item will be tried again (Retrying or Scheduled)
 	EventFailed     EventKind = "failed"     // the handler failed; the item is Failed for good
 	EventExpired    EventKind = "expired"    // the lease was lost before or while the handler ran (it expired or was settled elsewhere)
-	EventReleased   EventKind = "released"   // the item was given back at shutdown, attempt not counted
+	EventReleased   EventKind = "released"   // the item was given back at shutdown, attempt not counted (its handler was stopped before its call connected, or never started)
 	EventError      EventKind = "error"      // the engine could not dispatch, extend or settle (a settlement is tried again: see Engine.Work); Err says why
 )
 
@@ -27,7 +27,7 @@ type Event struct {
 	// dispatching).
 	Lease Lease
 	// Item is the item after the event, when the engine returned it
-	// (retried, failed).
+	// (retried, failed, released after its handler ran).
 	Item pool.Item
 	// Err is the handler's error (retried, failed), or the engine's
 	// (error, expired).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/poolq/poolq/pool"
@@ -14,15 +15,17 @@ import (
 
 // job is one lease of Work and the handler running on it.
 //
-// Its state moves once from running to settling (the handler returned),
-// lost (the lease ended first) or released (abandoned at shutdown); whoever
-// moves it owns the lease's settlement, so a lease is settled at most once
-// by the runner.
+// Its state moves once from running to settling (the handler returned) or
+// lost (the lease ended first); whoever moves it owns the lease's
+// settlement, so a lease is settled at most once by the runner.
 type job struct {
 	lease  Lease
-	ctx    context.Context // the handler's, cancelled when the lease is lost or abandoned
+	ctx    context.Context // the handler's, cancelled when the lease is lost or Work's grace ends
 	cancel context.CancelFunc
 	start  time.Time
+	// stopped is set, before ctx is cancelled, when Work's grace ends
+	// with the handler still running (see runner.settlement).
+	stopped atomic.Bool
 
 	mu    sync.Mutex
 	state jobState
@@ -34,7 +37,6 @@ const (
 	jobRunning jobState = iota
 	jobSettling
 	jobLost
-	jobReleased
 )
 
 // claim moves j from running to s and reports whether it did.
@@ -64,61 +66,86 @@ func (r *runner) handle(j *job) {
 	}
 	r.opts.OnEvent(Event{Kind: EventDispatched, Lease: *l})
 
-	stop, stopped := make(chan struct{}), make(chan time.Time, 1)
-	go r.heartbeat(j, stop, stopped)
+	stop, beaten := make(chan struct{}), make(chan time.Time, 1)
+	go r.heartbeat(j, stop, beaten)
 	err := r.call(j)
+	stopped := j.stopped.Load() // read now: the grace may end while the result is written
 	close(stop)
-	expires := <-stopped
+	expires := <-beaten
 
 	if !j.claim(jobSettling) {
-		return // lost or released meanwhile: the lease is no longer ours
+		return // lost meanwhile: the lease is no longer ours
 	}
 	// The handler is done: its worker is free while the settlement is
 	// written, so that the next claim can join the settlement's
 	// transaction instead of waiting for it to commit.
 	r.finish(j)
-	r.settle(j, err, expires)
+	r.settle(j, err, stopped, expires)
 }
 
 // settle writes the handler's result herr on j's lease, which lasts until
-// expires. A write that fails for a reason other than the lease or the
+// expires; stopped says whether Work's grace had stopped the handler when
+// it returned. A write that fails for a reason other than the lease or the
 // input (the database busy or unreachable for a moment) is tried again a
 // quarter of Heartbeat later, until it is written, the lease would end
 // before the next try, or Work's grace has ended: a call that went through
 // must not come back as a failed attempt, and be made again, because one
 // write failed.
-func (r *runner) settle(j *job, herr error, expires time.Time) {
+func (r *runner) settle(j *job, herr error, stopped bool, expires time.Time) {
 	l := &j.lease
 	bg := context.WithoutCancel(j.ctx) // the settlement runs even if the handler's context ended
 	attrs := []any{"pool", l.PoolUUID, "contact", l.ContactUUID, "attempt", l.Attempt}
 	for {
-		var it pool.Item
-		var err error
-		if herr == nil {
-			err = r.e.Complete(bg, l, "")
-		} else {
-			it, err = r.e.fail(bg, l, failureOf(herr))
-		}
-		elapsed := time.Since(j.start)
-		switch {
-		case err != nil:
-			r.settleError(l, err, elapsed, attrs)
+		ev, err := r.settlement(bg, j, herr, stopped)
+		ev.Lease, ev.Elapsed = *l, time.Since(j.start)
+		if err != nil {
+			r.settleError(l, err, ev.Elapsed, attrs)
 			if !r.settleAgain(err, expires) {
 				return
 			}
-		case herr == nil:
-			r.opts.OnEvent(Event{Kind: EventCompleted, Lease: *l, Elapsed: elapsed})
-			return
-		default:
-			kind := EventRetried
-			if it.Status == pool.StatusFailed {
-				kind = EventFailed
-			}
-			r.log.Debug("poolq: attempt failed", append(attrs, "status", it.Status, "err", herr)...)
-			r.opts.OnEvent(Event{Kind: kind, Lease: *l, Item: it, Err: herr, Elapsed: elapsed})
-			return
+			continue
 		}
+		if herr != nil {
+			r.log.Debug("poolq: attempt failed", append(attrs, "status", ev.Item.Status, "event", ev.Kind, "err", herr)...)
+		}
+		r.opts.OnEvent(ev)
+		return
 	}
+}
+
+// settlement writes herr, the handler's result, on j's lease, and returns
+// the event it makes (without its lease and elapsed time): nil completes
+// the item; an error fails it — except the cancellation of a handler that
+// Work's grace stopped (stopped, and the handler returned its context's
+// error or one wrapping it): that item is given back unattempted, as at Release, unless
+// its call had connected (In_Call), and then it is a failed attempt. So a
+// call cut short at shutdown counts against the ceiling once the contact
+// has spoken, and a handler that finished its call when asked to stop
+// still completes its item: neither is dialled again for nothing.
+func (r *runner) settlement(ctx context.Context, j *job, herr error, stopped bool) (Event, error) {
+	l := &j.lease
+	if herr == nil {
+		return Event{Kind: EventCompleted}, r.e.Complete(ctx, l, "")
+	}
+	f := failureOf(herr)
+	if stopped && errors.Is(herr, context.Canceled) {
+		f.Note = noteOf("stopped at shutdown: " + herr.Error())
+		it, released, err := r.e.giveBack(ctx, l, f)
+		if released {
+			return Event{Kind: EventReleased, Item: it}, err
+		}
+		return failed(it, herr), err
+	}
+	it, err := r.e.fail(ctx, l, f)
+	return failed(it, herr), err
+}
+
+// failed is the event of a failed attempt that left the item it.
+func failed(it pool.Item, herr error) Event {
+	if it.Status == pool.StatusFailed {
+		return Event{Kind: EventFailed, Item: it, Err: herr}
+	}
+	return Event{Kind: EventRetried, Item: it, Err: herr}
 }
 
 // settleAgain waits a quarter of Heartbeat and reports whether a

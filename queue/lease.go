@@ -179,6 +179,29 @@ func (e *Engine) Release(ctx context.Context, l *Lease) error {
 	return err
 }
 
+// giveBack settles l as Release does when its item's call has not
+// connected, and as Fail with f does when it has (In_Call: the contact was
+// spoken to, so the attempt counts); released says which. It is Work's
+// settlement of a handler stopped at shutdown. Errors: as Fail's.
+func (e *Engine) giveBack(ctx context.Context, l *Lease, f Failure) (it pool.Item, released bool, err error) {
+	var v validate.Validator
+	e.checkFailure(&v, "", f)
+	if err := v.Err(); err != nil {
+		return pool.Item{}, false, fmt.Errorf("release: %w", err)
+	}
+	it, err = e.settle(ctx, "release", l, func(it pool.Item, gv governance, now time.Time) (pool.Item, error) {
+		released = it.Status != pool.StatusInCall // set afresh at every run of the transaction
+		if released {
+			return it.Released(now)
+		}
+		return gv.fail(it, now, f)
+	})
+	if err == nil {
+		l.Item = it
+	}
+	return it, released, err
+}
+
 // settle checks that l is the item's current lease and applies fn in one
 // write transaction. A lease past its deadline is lost: its expiry is written
 // (a failed attempt) and ErrLeaseLost returned.

@@ -91,21 +91,32 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 }
 
 // Work runs h over the items of opts.Pools, at most opts.Workers at a time,
-// until ctx ends, then shuts down: it stops claiming, waits up to opts.Grace
-// for running handlers, cancels the contexts of those still running,
-// releases their items (attempt not counted), waits for them to return, and
-// returns nil. While a handler runs, its lease is extended every
-// opts.Heartbeat, so a long call is never handed to a second worker; if the
-// lease is lost anyway (EventExpired: settled elsewhere, or its end passed
-// with no extension written, the database unreachable from here), the
-// handler's context is cancelled and its result ignored. A handler never
-// starts on a lease that has already ended. A handler's result that cannot be written (EventError:
+// until ctx ends, then shuts down and returns nil.
+//
+// While a handler runs, its lease is extended every opts.Heartbeat, so a
+// long call is never handed to a second worker; if the lease is lost anyway
+// (EventExpired: settled elsewhere, or its end passed with no extension
+// written, the database unreachable from here), the handler's context is
+// cancelled and its result ignored. A handler never starts on a lease that
+// has already ended. A handler's result that cannot be written (EventError:
 // the database busy or unreachable) is written again every quarter
 // Heartbeat while the lease lasts, until Work's grace ends at the latest,
-// so that a call that went through does not come back, at the lease's
-// end, as a failed attempt to be made again. (A write whose commit was
-// lost on its way back, and did commit, is then found settled: the next
-// try reports EventExpired.)
+// so that a call that went through does not come back, at the lease's end,
+// as a failed attempt to be made again. (A write whose commit was lost on
+// its way back, and did commit, is then found settled: the next try reports
+// EventExpired.)
+//
+// The shutdown stops claiming, waits up to opts.Grace for the running
+// handlers, then cancels the contexts of those still running and waits for
+// them to return, extending their leases meanwhile, and writes their
+// results. A handler stopped this way that returns its context's error (or
+// one wrapping it) gives its item back unattempted (EventReleased), unless
+// its call had connected ([Engine.MarkInCall]): a call that happened is a
+// failed attempt, retried as usual. Any other result is written as at any
+// other time (nil completes the item: the call ended well). Nothing is given
+// back while its handler still runs, so a contact is never called by
+// another worker while this one's call goes on, nor called again because
+// the dialer was stopping.
 //
 // One goroutine claims: as many items as there are free workers, in one
 // claim per pool, and it starts a goroutine per lease; it sleeps while every
@@ -152,7 +163,7 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		floors: make([]backoff, len(pools)), campaigns: distinct(opts.Campaigns), own: pools,
 	}
 	if err := r.produce(ctx); err != nil { // the engine was closed
-		r.abandonAll(context.WithoutCancel(ctx))
+		r.stopAll()
 		r.handlers.Wait()
 		return fmt.Errorf("work: %w", err)
 	}
@@ -164,7 +175,7 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	select {
 	case <-done:
 	case <-grace.C:
-		r.abandonAll(context.WithoutCancel(ctx))
+		r.stopAll()
 		<-done
 	}
 	if e.isClosed() {
@@ -189,7 +200,7 @@ type runner struct {
 
 	mu         sync.Mutex
 	jobs       map[*job]struct{} // the jobs whose handler has not returned
-	graceEnded chan struct{}     // closed by abandonAll: settlements are not tried again
+	graceEnded chan struct{}     // closed by stopAll: settlements are not tried again
 	ended      chan struct{}     // capacity 1: a handler returned, a worker is free
 	handlers   sync.WaitGroup    // the jobs' goroutines
 
@@ -425,23 +436,17 @@ func (r *runner) finish(j *job) {
 	}
 }
 
-// abandonAll cancels every running handler and releases its item, and
-// stops the settlements being tried again. Work calls it at most once.
-func (r *runner) abandonAll(ctx context.Context) {
+// stopAll stops every running handler (its context cancelled, stopped set
+// first: see settlement) and stops the settlements being tried again.
+// Each job goes on as usual: its lease is extended until its handler
+// returns, then its result is written. Work calls it at most once.
+func (r *runner) stopAll() {
 	close(r.graceEnded)
 	r.mu.Lock()
-	jobs := make([]*job, 0, len(r.jobs))
+	defer r.mu.Unlock()
 	for j := range r.jobs {
-		jobs = append(jobs, j)
-	}
-	r.mu.Unlock()
-	for _, j := range jobs {
-		if !j.claim(jobReleased) {
-			continue
-		}
+		j.stopped.Store(true)
 		j.cancel()
-		l := j.lease // a copy: Release writes the settled item in it, and the heartbeat reads j.lease
-		r.release(ctx, &l, time.Since(j.start))
 	}
 }
 

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -876,4 +877,122 @@ func TestEngine_Work_PoolDeleted(t *testing.T) {
 			require.ErrorIs(t, ev.Err, store.ErrNotFound)
 		}
 	}
+}
+
+// TestEngine_Work_StopsAtGrace: the handlers still running when Work's
+// grace ends are cancelled, and their items written only once they have
+// returned, as their results say.
+func TestEngine_Work_StopsAtGrace(t *testing.T) {
+	t.Parallel()
+	// run starts Work over p with one worker per item, waits until every
+	// item's handler has started, stops Work, and returns once Work has.
+	run := func(t *testing.T, b *testBundle, p uuid.UUID, n int, h queue.Handler) *recorder {
+		t.Helper()
+		started := make(chan struct{}, n)
+		rec := newRecorder(nil)
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- b.eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
+				started <- struct{}{}
+				return h(hctx, l)
+			}, queue.WorkOptions{Pools: []uuid.UUID{p}, Workers: n, Grace: 50 * time.Millisecond, OnEvent: rec.on})
+		}()
+		for range n {
+			<-started
+		}
+		cancel()
+		require.NoError(t, <-errc)
+		return rec
+	}
+
+	// A handler that takes a while to hang up: its item stays in flight,
+	// its lease kept alive for longer than the lease, and nobody else can
+	// claim it meanwhile; once it returns its context's error, the item is
+	// given back.
+	t.Run("NothingGivenBackWhileTheHandlerRuns", func(t *testing.T) {
+		t.Parallel()
+		const lease = 300 * time.Millisecond
+		b := realEngine(t, queue.Options{LeaseTimeout: lease})
+		p := b.pool(t, pool.Parallel, 2, 3)
+		ids := b.add(t, p.UUID, 1)
+		var during []string
+		rec := run(t, b, p.UUID, 1, func(hctx context.Context, l *queue.Lease) error {
+			<-hctx.Done()
+			for end := time.Now().Add(2 * lease); time.Now().Before(end); time.Sleep(lease / 5) {
+				it, err := b.eng.Item(b.ctx, p.UUID, ids[0])
+				_, derr := b.eng.TryDequeue(b.ctx, p.UUID)
+				during = append(during, fmt.Sprintf("%s, %v, %v", it.Status, err, derr))
+			}
+			return hctx.Err()
+		})
+		for _, s := range during {
+			require.Equal(t, "Processing, <nil>, "+queue.ErrEmpty.Error(), s, "while the handler hangs up: %q", during)
+		}
+		it := b.item(t, p.UUID, ids[0])
+		require.Equal(t, pool.StatusPending, it.Status)
+		require.Zero(t, it.Attempts, "a call that never connected is not an attempt")
+		require.Equal(t, 1, rec.count(queue.EventReleased))
+		require.Zero(t, rec.count(queue.EventExpired), "the lease lapsed while the handler ran")
+	})
+
+	// A handler that finishes its call when asked to stop completes its
+	// item: the call went through, and must not be made again.
+	t.Run("CallThatEndedWellCompletes", func(t *testing.T) {
+		t.Parallel()
+		b := realEngine(t, queue.Options{})
+		p := b.pool(t, pool.FIFO, 1, 3)
+		ids := b.add(t, p.UUID, 1)
+		rec := run(t, b, p.UUID, 1, func(hctx context.Context, l *queue.Lease) error {
+			<-hctx.Done()
+			return nil // the contact said goodbye
+		})
+		require.Equal(t, pool.StatusCompleted, b.item(t, p.UUID, ids[0]).Status)
+		require.Equal(t, 1, rec.count(queue.EventCompleted))
+		require.Zero(t, rec.count(queue.EventReleased))
+	})
+
+	// A call that had connected, cut short, is an attempt; one that had
+	// not is given back (its context's error wrapped or not); a handler's
+	// own error is a failure as at any other time.
+	t.Run("ConnectedCallIsAnAttempt", func(t *testing.T) {
+		t.Parallel()
+		b := realEngine(t, queue.Options{RetryDelay: time.Hour})
+		p := b.pool(t, pool.Parallel, 4, 3)
+		ids := b.add(t, p.UUID, 4)
+		connected, dialling, wrapped, own := ids[0], ids[1], ids[2], ids[3]
+		rec := run(t, b, p.UUID, 4, func(hctx context.Context, l *queue.Lease) error {
+			if l.ContactUUID == connected {
+				if err := b.eng.MarkInCall(hctx, l); err != nil {
+					return err
+				}
+			}
+			<-hctx.Done()
+			switch l.ContactUUID {
+			case wrapped:
+				return fmt.Errorf("dialling: %w", hctx.Err())
+			case own:
+				return errors.New("hung up")
+			}
+			return hctx.Err()
+		})
+
+		it := b.item(t, p.UUID, connected)
+		require.Equal(t, pool.StatusRetrying, it.Status, "the contact picked up: an attempt")
+		require.Equal(t, 1, it.Attempts)
+		require.Equal(t, 1, it.RetryCount)
+		require.True(t, it.NextRetryAt.After(time.Now().Add(50*time.Minute)), "retried after the retry delay, not at once")
+		require.Contains(t, it.Notes, "stopped at shutdown")
+		for _, id := range []uuid.UUID{dialling, wrapped} {
+			it := b.item(t, p.UUID, id)
+			require.Equal(t, pool.StatusPending, it.Status)
+			require.Zero(t, it.Attempts)
+		}
+		it = b.item(t, p.UUID, own)
+		require.Equal(t, pool.StatusRetrying, it.Status)
+		require.Equal(t, 1, it.Attempts)
+		require.Equal(t, "hung up", it.Notes)
+		require.Equal(t, 2, rec.count(queue.EventReleased))
+		require.Equal(t, 2, rec.count(queue.EventRetried))
+	})
 }

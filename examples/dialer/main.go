@@ -53,7 +53,9 @@ import (
 
 func main() {
 	// Ctrl-C, or the SIGTERM of a service manager (systemd, Kubernetes):
-	// stop dialling, let the calls in progress end (Grace), give back the rest.
+	// stop dialling, let the calls in progress end (Grace), then cut the rest
+	// short: a call that had not connected is given back, one that had is a
+	// failed attempt, to be made again later.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
