@@ -8,8 +8,11 @@ package queue_test
 // until the runner has started exactly the calls a model says it must:
 // every worker busy while items are due and the cap allows, never more
 // than the workers or the cap, never a contact twice at once, never an item
-// beyond its ceiling. At the end Work is stopped with calls still running:
-// they are released, and nothing is left in flight.
+// beyond its ceiling; calls connect (MarkInCall) at random. At the end Work
+// is stopped with calls still running, each of which then returns its
+// context's error, nil or an error of its own: only a cancelled call that
+// had not connected is given back unattempted, the others are settled as
+// they say, and nothing is left in flight.
 //
 // TestEngine_Work_Stress runs real handlers of random durations (some
 // three times longer than the lease, kept alive by the heartbeat), random
@@ -43,9 +46,13 @@ import (
 
 // workCall is one handler call that the model test ends.
 type workCall struct {
-	contact uuid.UUID
-	attempt int
-	end     chan string // the outcome: "complete", "retry", "final", "panic"
+	contact   uuid.UUID
+	attempt   int
+	end       chan string // the outcome: "complete", "retry", "final", "panic"; or "connect", answered on connected
+	connected chan error  // MarkInCall's result, after a "connect"
+	stop      chan string // what the call returns once cancelled at shutdown: "cancelled", "complete", "hangup"
+	inCall    bool        // the model's: MarkInCall succeeded
+	atStop    string      // the model's: what was sent on stop
 }
 
 // workModel is the model of one Work run over one Parallel pool.
@@ -69,7 +76,8 @@ type workModel struct {
 }
 
 func (m *workModel) handler(ctx context.Context, l *queue.Lease) error {
-	c := &workCall{contact: l.ContactUUID, attempt: l.Attempt, end: make(chan string, 1)}
+	c := &workCall{contact: l.ContactUUID, attempt: l.Attempt, end: make(chan string, 1),
+		connected: make(chan error, 1), stop: make(chan string, 1)}
 	m.mu.Lock()
 	if m.active[c.contact] {
 		m.violations = append(m.violations, fmt.Sprintf("contact %s called twice at once", c.contact))
@@ -81,10 +89,15 @@ func (m *workModel) handler(ctx context.Context, l *queue.Lease) error {
 	m.started = append(m.started, c)
 	m.mu.Unlock()
 	var outcome string
-	select {
-	case outcome = <-c.end:
-	case <-ctx.Done():
-		outcome = "cancelled"
+	for outcome == "" || outcome == "connect" {
+		select {
+		case outcome = <-c.end:
+			if outcome == "connect" {
+				c.connected <- m.eng.MarkInCall(ctx, l)
+			}
+		case <-ctx.Done():
+			outcome = <-c.stop
+		}
 	}
 	m.mu.Lock()
 	delete(m.active, c.contact)
@@ -98,6 +111,8 @@ func (m *workModel) handler(ctx context.Context, l *queue.Lease) error {
 		return queue.Final(errors.New("wrong number"))
 	case "panic":
 		panic("the handler panicked")
+	case "hangup":
+		return errors.New("hung up")
 	}
 	return ctx.Err()
 }
@@ -183,6 +198,19 @@ func (m *workModel) end(t *rapid.T) {
 	m.catchUp(t)
 }
 
+func (m *workModel) connect(t *rapid.T) {
+	if len(m.running) == 0 {
+		t.Skip("no call is running")
+	}
+	c := m.running[rapid.IntRange(0, len(m.running)-1).Draw(t, "call")]
+	if c.inCall {
+		t.Skip("in call already")
+	}
+	c.end <- "connect"
+	require.NoError(t, <-c.connected)
+	c.inCall = true
+}
+
 func (m *workModel) setCap(t *rapid.T) {
 	m.cap = rapid.IntRange(1, 4).Draw(t, "cap")
 	_, err := m.eng.UpdatePool(m.ctx, m.pool, pool.UpdateParams{MaxParallelItems: &m.cap})
@@ -220,15 +248,19 @@ func TestEngine_Work_Model(t *testing.T) {
 		}()
 
 		t.Repeat(map[string]func(*rapid.T){
-			"Add":    m.add,
-			"End":    m.end,
-			"SetCap": m.setCap,
-			"":       m.catchUp,
+			"Add":     m.add,
+			"End":     m.end,
+			"Connect": m.connect,
+			"SetCap":  m.setCap,
+			"":        m.catchUp,
 		})
 
-		// Stop with calls running: after the grace they are cancelled and
-		// released; nothing stays in flight, and the finished items are
-		// as the model says.
+		// Stop with calls running: after the grace they are cancelled, and
+		// each returns what the model draws for it.
+		for _, c := range m.running {
+			c.atStop = rapid.SampledFrom([]string{"cancelled", "complete", "hangup"}).Draw(t, "at stop")
+			c.stop <- c.atStop
+		}
 		cancel()
 		select {
 		case err := <-errc:
@@ -247,7 +279,21 @@ func TestEngine_Work_Model(t *testing.T) {
 		for _, c := range m.running {
 			it, err := b.eng.Item(b.ctx, p.UUID, c.contact)
 			require.NoError(t, err)
-			require.Equal(t, c.attempt-1, it.Attempts, "a call released at shutdown is not an attempt")
+			switch how := c.atStop; {
+			case how == "complete":
+				require.Equal(t, pool.StatusCompleted, it.Status, "a call that ended well at shutdown, %s", c.contact)
+				require.Equal(t, c.attempt, it.Attempts)
+			case how == "cancelled" && !c.inCall:
+				require.Contains(t, []pool.Status{pool.StatusPending, pool.StatusRetrying}, it.Status, "given back: %s", c.contact)
+				require.Equal(t, c.attempt-1, it.Attempts, "a call given back at shutdown is not an attempt")
+			default: // cut short after connecting, or failed: an attempt
+				want := pool.StatusRetrying
+				if c.attempt == m.retries+1 {
+					want = pool.StatusFailed
+				}
+				require.Equal(t, want, it.Status, "%s at shutdown (in call: %v), %s", how, c.inCall, c.contact)
+				require.Equal(t, c.attempt, it.Attempts)
+			}
 		}
 	})
 }
