@@ -117,7 +117,7 @@ func (r *runner) settle(j *job, herr error, stopped bool, expires time.Time) {
 // the event it makes (without its lease and elapsed time): nil completes
 // the item; an error fails it — except the cancellation of a handler that
 // Work's grace stopped (stopped, and the handler returned its context's
-// error or one wrapping it): that item is given back unattempted, as at Release, unless
+// error or one wrapping it, not marked Final or RetryAt): that item is given back unattempted, as at Release, unless
 // its call had connected (In_Call), and then it is a failed attempt. So a
 // call cut short at shutdown counts against the ceiling once the contact
 // has spoken, and a handler that finished its call when asked to stop
@@ -128,7 +128,7 @@ func (r *runner) settlement(ctx context.Context, j *job, herr error, stopped boo
 		return Event{Kind: EventCompleted}, r.e.Complete(ctx, l, "")
 	}
 	f := failureOf(herr)
-	if stopped && errors.Is(herr, context.Canceled) {
+	if stopped && errors.Is(herr, context.Canceled) && !f.Final && f.RetryAt.IsZero() {
 		f.Note = noteOf("stopped at shutdown: " + herr.Error())
 		it, released, err := r.e.giveBack(ctx, l, f)
 		if released {

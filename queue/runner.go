@@ -110,7 +110,8 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // handlers, then cancels the contexts of those still running and waits for
 // them to return, extending their leases meanwhile, and writes their
 // results. A handler stopped this way that returns its context's error (or
-// one wrapping it) gives its item back unattempted (EventReleased), unless
+// one wrapping it, without [Final] or [RetryAt]) gives its item back
+// unattempted (EventReleased), unless
 // its call had connected ([Engine.MarkInCall]): a call that happened is a
 // failed attempt, retried as usual. Any other result is written as at any
 // other time (nil completes the item: the call ended well). Nothing is given

@@ -954,14 +954,15 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 
 	// A call that had connected, cut short, is an attempt; one that had
 	// not is given back (its context's error wrapped or not); a handler's
-	// own error is a failure as at any other time.
+	// own error, or a Final around its context's, is a failure as at any
+	// other time.
 	t.Run("ConnectedCallIsAnAttempt", func(t *testing.T) {
 		t.Parallel()
 		b := realEngine(t, queue.Options{RetryDelay: time.Hour})
-		p := b.pool(t, pool.Parallel, 4, 3)
-		ids := b.add(t, p.UUID, 4)
-		connected, dialling, wrapped, own := ids[0], ids[1], ids[2], ids[3]
-		rec := run(t, b, p.UUID, 4, func(hctx context.Context, l *queue.Lease) error {
+		p := b.pool(t, pool.Parallel, 5, 3)
+		ids := b.add(t, p.UUID, 5)
+		connected, dialling, wrapped, own, final := ids[0], ids[1], ids[2], ids[3], ids[4]
+		rec := run(t, b, p.UUID, 5, func(hctx context.Context, l *queue.Lease) error {
 			if l.ContactUUID == connected {
 				if err := b.eng.MarkInCall(hctx, l); err != nil {
 					return err
@@ -973,6 +974,8 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 				return fmt.Errorf("dialling: %w", hctx.Err())
 			case own:
 				return errors.New("hung up")
+			case final:
+				return queue.Final(fmt.Errorf("number withdrawn: %w", hctx.Err()))
 			}
 			return hctx.Err()
 		})
@@ -992,6 +995,7 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 		require.Equal(t, pool.StatusRetrying, it.Status)
 		require.Equal(t, 1, it.Attempts)
 		require.Equal(t, "hung up", it.Notes)
+		require.Equal(t, pool.StatusFailed, b.item(t, p.UUID, final).Status, "the handler's Final stands")
 		require.Equal(t, 2, rec.count(queue.EventReleased))
 		require.Equal(t, 2, rec.count(queue.EventRetried))
 	})
