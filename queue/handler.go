@@ -15,8 +15,11 @@ import (
 // note — retried after the engine's RetryDelay, or at the time carried by
 // [RetryAt], or failed for good when wrapped by [Final] — and a panic fails it
 // with the panic recorded in the note. The handler may call
-// [Engine.MarkInCall] on the lease; it must not settle the lease itself
-// (Complete, Fail, Release), and it must return soon after ctx is done.
+// [Engine.MarkInCall] on the lease (with a context that Work's shutdown does
+// not cancel, such as context.WithoutCancel(ctx): a call that connected is
+// an attempt even when it is cut short, see [Engine.Work]); it must not
+// settle the lease itself (Complete, Fail, Release), and it must return
+// soon after ctx is done.
 type Handler func(ctx context.Context, l *Lease) error
 
 type retryAtError struct {

@@ -174,7 +174,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		case roll < 0.35:
 			return queue.RetryAt(time.Now().Add(300*time.Millisecond), errors.New("no answer, call back later"))
 		}
-		if err := eng.MarkInCall(ctx, l); err != nil {
+		// The contact picked up: recorded even if the dialer is stopping
+		// this very moment (ctx cancelled), since a call that connected is
+		// an attempt, and Work gives back only the calls that did not.
+		if err := eng.MarkInCall(context.WithoutCancel(ctx), l); err != nil {
 			return err
 		}
 		return sleep(ctx, 2*ring) // talking
