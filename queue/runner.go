@@ -37,8 +37,14 @@ type WorkOptions struct {
 	// Defaults to 1.
 	Workers int
 	// Grace is how long Work waits for running handlers once its context
-	// ends, before it cancels their contexts and releases their items.
-	// Defaults to DefaultGrace (30 seconds).
+	// ends, before it cancels their contexts (see Work for what becomes of
+	// their items). Defaults to DefaultGrace (30 seconds). Under a service
+	// manager that kills the process some time after SIGTERM (systemd's
+	// TimeoutStopSec, 90 s by default; Kubernetes'
+	// terminationGracePeriodSeconds, 30 s by default: DefaultGrace), make
+	// Grace a few seconds shorter, so that the stopped handlers' items are
+	// written before the kill: a killed process's items come back only when
+	// their leases expire, as failed attempts.
 	Grace time.Duration
 	// Heartbeat is how often a running handler's lease is extended (by the
 	// engine's LeaseTimeout), counted from when the lease was claimed or
