@@ -14,7 +14,7 @@ const (
 	EventDispatched EventKind = "dispatched" // an item was leased and handed to the handler
 	EventCompleted  EventKind = "completed"  // the handler returned nil; the item is Completed
 	EventRetried    EventKind = "retried"    // the handler failed; the item will be tried again (Retrying or Scheduled)
-	EventFailed     EventKind = "failed"     // the handler failed; the item is Failed for good
+	EventFailed     EventKind = "failed"     // the handler failed; the item is Failed for good (or Skipped: its contact opted out under a rule)
 	EventExpired    EventKind = "expired"    // the lease was lost before or while the handler ran (it expired or was settled elsewhere)
 	EventReleased   EventKind = "released"   // the item was given back at shutdown, attempt not counted (its handler was stopped before its call connected, or never started)
 	EventError      EventKind = "error"      // the engine could not dispatch, extend or settle (a settlement is tried again: see Engine.Work); Err says why

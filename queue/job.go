@@ -90,7 +90,9 @@ func (r *runner) handle(j *job) {
 // quarter of Heartbeat later, until it is written, the lease would end
 // before the next try, or Work's grace has ended: a call that went through
 // must not come back as a failed attempt, and be made again, because one
-// write failed.
+// write failed. (So the result of a handler that returns after the grace,
+// a stopped one's, is tried once: a shutdown does not wait for the
+// database.)
 func (r *runner) settle(j *job, herr error, stopped bool, expires time.Time) {
 	l := &j.lease
 	bg := context.WithoutCancel(j.ctx) // the settlement runs even if the handler's context ended
@@ -105,8 +107,8 @@ func (r *runner) settle(j *job, herr error, stopped bool, expires time.Time) {
 			}
 			continue
 		}
-		if herr != nil {
-			r.log.Debug("poolq: attempt failed", append(attrs, "status", ev.Item.Status, "event", ev.Kind, "err", herr)...)
+		if ev.Kind == EventRetried || ev.Kind == EventFailed {
+			r.log.Debug("poolq: attempt failed", append(attrs, "status", ev.Item.Status, "err", herr)...)
 		}
 		r.opts.OnEvent(ev)
 		return
@@ -116,9 +118,10 @@ func (r *runner) settle(j *job, herr error, stopped bool, expires time.Time) {
 // settlement writes herr, the handler's result, on j's lease, and returns
 // the event it makes (without its lease and elapsed time): nil completes
 // the item; an error fails it — except the cancellation of a handler that
-// Work's grace stopped (stopped, and the handler returned its context's
-// error or one wrapping it, not marked Final or RetryAt): that item is given back unattempted, as at Release, unless
-// its call had connected (In_Call), and then it is a failed attempt. So a
+// Work's grace stopped (stopped, and the handler returned an error wrapping
+// context.Canceled, its context's say, not marked Final or RetryAt): that
+// item is given back unattempted, as at Release, unless its call had
+// connected (In_Call), and then it is a failed attempt. So a
 // call cut short at shutdown counts against the ceiling once the contact
 // has spoken, and a handler that finished its call when asked to stop
 // still completes its item: neither is dialled again for nothing.
@@ -140,12 +143,14 @@ func (r *runner) settlement(ctx context.Context, j *job, herr error, stopped boo
 	return failed(it, herr), err
 }
 
-// failed is the event of a failed attempt that left the item it.
+// failed is the event of a failed attempt that left the item it: retried
+// when it is waiting for another attempt, failed when it is finished
+// (Failed, or Skipped: the contact opted out under a rule).
 func failed(it pool.Item, herr error) Event {
-	if it.Status == pool.StatusFailed {
-		return Event{Kind: EventFailed, Item: it, Err: herr}
+	if it.Status.Waiting() {
+		return Event{Kind: EventRetried, Item: it, Err: herr}
 	}
-	return Event{Kind: EventRetried, Item: it, Err: herr}
+	return Event{Kind: EventFailed, Item: it, Err: herr}
 }
 
 // settleAgain waits a quarter of Heartbeat and reports whether a
@@ -243,8 +248,8 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 	}
 }
 
-// lose marks j's lease lost and cancels its handler, unless the lease was
-// settled or released first; l (nil: j's, which only the job's owner
+// lose marks j's lease lost and cancels its handler, unless its handler
+// has returned (the lease is being settled); l (nil: j's, which only the job's owner
 // writes, and now that is lose) is the lease the event reports.
 func (r *runner) lose(j *job, l *Lease, err error) {
 	if j.claim(jobLost) {

@@ -115,15 +115,17 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // The shutdown stops claiming, waits up to opts.Grace for the running
 // handlers, then cancels the contexts of those still running and waits for
 // them to return, extending their leases meanwhile, and writes their
-// results. A handler stopped this way that returns its context's error (or
-// one wrapping it, without [Final] or [RetryAt]) gives its item back
-// unattempted (EventReleased), unless
+// results. A handler stopped this way that returns its context's error (an
+// error wrapping context.Canceled, without [Final] or [RetryAt]) gives its
+// item back unattempted (EventReleased), unless
 // its call had connected ([Engine.MarkInCall]): a call that happened is a
 // failed attempt, retried as usual. Any other result is written as at any
 // other time (nil completes the item: the call ended well). Nothing is given
 // back while its handler still runs, so a contact is never called by
 // another worker while this one's call goes on, nor called again because
-// the dialer was stopping.
+// the dialer was stopping. These results are written once, not tried
+// again: one that cannot be written leaves its item in flight until its
+// lease ends, then a failed attempt.
 //
 // One goroutine claims: as many items as there are free workers, in one
 // claim per pool, and it starts a goroutine per lease; it sleeps while every

@@ -96,7 +96,11 @@ func (m *workModel) handler(ctx context.Context, l *queue.Lease) error {
 				c.connected <- m.eng.MarkInCall(ctx, l)
 			}
 		case <-ctx.Done():
-			outcome = <-c.stop
+			select {
+			case outcome = <-c.stop: // sent before Work was stopped
+			default: // a call the model did not expect: reported after Work returns
+				outcome = "cancelled"
+			}
 		}
 	}
 	m.mu.Lock()
@@ -268,6 +272,10 @@ func TestEngine_Work_Model(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("Work did not return after its context ended")
 		}
+		m.mu.Lock()
+		require.Empty(t, m.violations)
+		require.Empty(t, m.started, "calls started after the model's last look")
+		m.mu.Unlock()
 		d, err := b.eng.Pool(b.ctx, p.UUID)
 		require.NoError(t, err)
 		require.Zero(t, d.StatusCounts[pool.StatusProcessing]+d.StatusCounts[pool.StatusInCall], "in flight after shutdown")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
@@ -899,7 +900,13 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 			}, queue.WorkOptions{Pools: []uuid.UUID{p}, Workers: n, Grace: 50 * time.Millisecond, OnEvent: rec.on})
 		}()
 		for range n {
-			<-started
+			select {
+			case <-started:
+			case err := <-errc:
+				t.Fatalf("Work returned before the handlers started: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the handlers did not start")
+			}
 		}
 		cancel()
 		require.NoError(t, <-errc)
@@ -963,8 +970,8 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 		ids := b.add(t, p.UUID, 5)
 		connected, dialling, wrapped, own, final := ids[0], ids[1], ids[2], ids[3], ids[4]
 		rec := run(t, b, p.UUID, 5, func(hctx context.Context, l *queue.Lease) error {
-			if l.ContactUUID == connected {
-				if err := b.eng.MarkInCall(hctx, l); err != nil {
+			if l.ContactUUID == connected { // recorded even if the grace ends meanwhile (see Handler)
+				if err := b.eng.MarkInCall(context.WithoutCancel(hctx), l); err != nil {
 					return err
 				}
 			}
@@ -999,4 +1006,33 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 		require.Equal(t, 2, rec.count(queue.EventReleased))
 		require.Equal(t, 2, rec.count(queue.EventRetried))
 	})
+}
+
+// TestEngine_Work_OptedOutDuringCall: a contact who opts out during a call
+// that then fails is Skipped under a rule that removes opted-out contacts,
+// and the runner reports it as failed for good, not as retried.
+func TestEngine_Work_OptedOutDuringCall(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{})
+	p, _ := b.governed(t, pool.Parallel, "UTC", campaign.CreateRuleParams{
+		StartTime: new("00:00"), EndTime: new("23:59"), RemoveOnOptOut: new(true),
+	})
+	c := b.addIn(t, p.UUID, "")
+	rec := newRecorder(settledN(1))
+	ctx, cancel := context.WithCancel(b.ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- b.eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
+			if _, err := b.eng.OptOut(hctx, l.ContactUUID); err != nil {
+				return err
+			}
+			return errors.New("the contact asked not to be called again")
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: rec.on})
+	}()
+	<-rec.done
+	cancel()
+	require.NoError(t, <-errc)
+	require.Equal(t, pool.StatusSkipped, b.item(t, p.UUID, c).Status)
+	require.Equal(t, 1, rec.count(queue.EventFailed))
+	require.Zero(t, rec.count(queue.EventRetried))
 }
