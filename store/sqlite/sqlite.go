@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/poolq/poolq/store"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // and registers the "sqlite" database/sql driver
 )
 
 // DefaultBusyTimeout is how long a connection waits for a lock held by
@@ -171,6 +171,11 @@ type Store struct {
 	turn   chan struct{}
 	closed atomic.Bool // set by Close, under turn
 	cache  poolCache   // pools as the last write transaction left them, under turn (see cache.go)
+
+	// rollbacks counts the transactions rolled back on wc, by a ROLLBACK
+	// or by SQLite itself after some errors (SQLite's rollback hook): a
+	// write transaction that sees it move is over (see txn.ended).
+	rollbacks atomic.Uint64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -204,8 +209,20 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return openFile(ctx, path, opts)
 }
 
-func newStore(wc *sql.Conn, w, r *handle, opts Options) *Store {
-	return &Store{wc: wc, w: w, r: r, checkCache: opts.CheckCache, turn: make(chan struct{}, 1)}
+func newStore(wc *sql.Conn, w, r *handle, opts Options) (*Store, error) {
+	s := &Store{wc: wc, w: w, r: r, checkCache: opts.CheckCache, turn: make(chan struct{}, 1)}
+	err := wc.Raw(func(dc any) error {
+		h, ok := dc.(interface{ RegisterRollbackHook(sqlite.RollbackHookFn) })
+		if !ok {
+			return errors.New("the driver's connection has no rollback hook")
+		}
+		h.RegisterRollbackHook(func() { s.rollbacks.Add(1) })
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func openMemory(ctx context.Context, opts Options) (*Store, error) {
@@ -229,7 +246,14 @@ func openMemory(ctx context.Context, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", MemoryPath, err)
 	}
-	return newStore(wc, wh, nil, opts), nil
+	st, err := newStore(wc, wh, nil, opts)
+	if err != nil {
+		wh.closeStmts()
+		wc.Close()
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", MemoryPath, err)
+	}
+	return st, nil
 }
 
 // holdWriter takes the one connection of the writer's pool db out for the
@@ -291,7 +315,13 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 		wc.Close()
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
 	}
-	st := newStore(wc, wh, rh, opts)
+	st, err := newStore(wc, wh, rh, opts)
+	if err != nil {
+		rh.closeStmts()
+		wh.closeStmts()
+		wc.Close()
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
+	}
 	if opts.CheckpointInterval > 0 {
 		c, err := sql.Open("sqlite", name+"?"+strings.Join(basePragmas(opts, 2), "&"))
 		if err != nil {
@@ -539,6 +569,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	// own, one more goroutine to start per statement.
 	own := context.WithoutCancel(ctx)
 	t := newConnTxn(s.wc, s.w, false)
+	t.watch(&s.rollbacks)
 	committed := false
 	defer func() { // on every way out, a panic of fn included
 		t.close()
@@ -553,8 +584,8 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	if err := fn(t); err != nil {
 		return withCtx(ctx, err)
 	}
-	if t.broken != nil {
-		return withCtx(ctx, t.broken)
+	if err := t.ended(); err != nil {
+		return withCtx(ctx, err)
 	}
 	if err := t.flushCounts(own); err != nil {
 		return withCtx(ctx, err)
@@ -570,6 +601,9 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return wrap("commit", err)
+	}
+	if err := t.ended(); err != nil {
+		return err
 	}
 	if _, err := s.wc.ExecContext(own, "COMMIT"); err != nil {
 		// A COMMIT that failed (SQLITE_BUSY, say) may leave the

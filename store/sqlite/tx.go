@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,9 +25,11 @@ type txn struct {
 	stmts    map[string]*sql.Stmt // statements bound to tx, by query
 	pools    map[uuid.UUID]int64  // internal pool ids seen in this transaction
 
-	adhoc       []*sql.Stmt // statements prepared on the held connection by this txn, closed at its end
-	inSavepoint bool        // a Savepoint is running
-	broken      error       // a savepoint could not be undone: the transaction must not commit
+	adhoc       []*sql.Stmt    // statements prepared on the held connection by this txn, closed at its end
+	inSavepoint bool           // a Savepoint is running
+	broken      error          // a savepoint could not be undone, or SQLite ended the transaction: nothing more may run
+	rollbacks   *atomic.Uint64 // the Store's count of rollbacks on the connection; nil: not watched (see ended)
+	begun       uint64         // rollbacks when the transaction began
 
 	deltas map[countKey]int     // count changes not yet in pool_counts (see counts.go)
 	states map[int64]*poolState // what this transaction knows of pools (see state.go)
@@ -65,10 +68,41 @@ func (t *txn) close() {
 	t.adhoc = nil
 }
 
+// watch makes t, a write transaction on the held connection that has just
+// begun, watch rollbacks, the count of the connection's rollbacks (see
+// ended).
+func (t *txn) watch(rollbacks *atomic.Uint64) {
+	t.rollbacks, t.begun = rollbacks, rollbacks.Load()
+}
+
+// errEnded is the error of a write transaction that SQLite rolled back by
+// itself.
+var errEnded = errors.New("sqlite: the transaction was rolled back by SQLite after an error (a full disk, an I/O error, no memory): nothing of it is written")
+
+// ended returns an error when t must not run another statement: a savepoint
+// could not be undone, or SQLite rolled the whole transaction back by
+// itself, as it does after some errors (SQLITE_FULL, SQLITE_IOERR,
+// SQLITE_NOMEM: "the transaction may be rolled back automatically"). The
+// connection is then in autocommit mode, where every later statement
+// would commit on its own, a SAVEPOINT would begin a new transaction, and
+// its RELEASE commit it: so once ended, t fails closed.
+func (t *txn) ended() error {
+	if t.broken == nil && t.rollbacks != nil && t.rollbacks.Load() != t.begun {
+		t.broken = errEnded
+	}
+	return t.broken
+}
+
 // stmt returns query as a statement of this transaction: the one prepared
 // at Open when there is one (prepared once per connection, then reused),
-// else one prepared now for the rest of the transaction.
+// else one prepared now for the rest of the transaction. A write
+// transaction that has ended (see ended) gets no statement.
 func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if !t.readOnly {
+		if err := t.ended(); err != nil {
+			return nil, err
+		}
+	}
 	if s, ok := t.stmts[query]; ok {
 		return s, nil
 	}
@@ -253,6 +287,9 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	if t.inSavepoint {
 		return fmt.Errorf("sqlite: %s: %s", op, errNestedSP)
 	}
+	if err := t.ended(); err != nil {
+		return err
+	}
 	if _, err := t.tx.ExecContext(ctx, savepointSQL); err != nil {
 		return wrap(op, err)
 	}
@@ -278,12 +315,18 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	t.pools = nil
 	t.states = nil
 	t.deltas = deltas
+	if err := t.ended(); err != nil {
+		// SQLite rolled the whole transaction back, fn's error says why:
+		// there is no savepoint left to undo, and nothing may run on.
+		t.broken = fmt.Errorf("%w (after: %w)", err, ferr)
+		return t.broken
+	}
 	if _, err := t.tx.ExecContext(ctx, rollbackToSQL); err != nil {
-		t.broken = fmt.Errorf("%s: %w", errBrokenTxMsg, err)
+		t.broken = fmt.Errorf("%s: %w (after: %w)", errBrokenTxMsg, err, ferr)
 		return t.broken
 	}
 	if _, err := t.tx.ExecContext(ctx, releaseSQL); err != nil {
-		t.broken = fmt.Errorf("%s: %w", errBrokenTxMsg, err)
+		t.broken = fmt.Errorf("%s: %w (after: %w)", errBrokenTxMsg, err, ferr)
 		return t.broken
 	}
 	return ferr
