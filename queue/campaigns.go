@@ -459,7 +459,11 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 		return nil, fmt.Errorf("dequeue campaign: %w", err)
 	}
 	wake := make(chan struct{}, 1)
-	unsubscribe := e.wake.subscribe(wake, id)
+	// The campaign stays subscribed for the whole call (a start, an
+	// attach); its pools are subscribed again whenever they change, before
+	// the pass that looks at them.
+	defer e.wake.subscribe(wake, id)()
+	unsubscribe := func() {}
 	defer func() { unsubscribe() }()
 	var subscribed []uuid.UUID
 	floors := map[uuid.UUID]*backoff{}
@@ -472,7 +476,10 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 		}
 		if !sameIDs(subscribed, c.PoolUUIDs) {
 			unsubscribe()
-			unsubscribe = e.wake.subscribe(wake, append([]uuid.UUID{id}, c.PoolUUIDs...)...)
+			if e.resubscribing != nil {
+				e.resubscribing()
+			}
+			unsubscribe = e.wake.subscribe(wake, c.PoolUUIDs...)
 			subscribed = c.PoolUUIDs
 		}
 		l, wait, err := e.campaignPass(ctx, c, floors)

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -335,4 +336,142 @@ func TestEngine_WorkOnCampaign(t *testing.T) {
 	err = b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error { return nil },
 		queue.WorkOptions{Campaigns: []uuid.UUID{uuid.New()}})
 	require.True(t, errors.Is(err, store.ErrNotFound))
+}
+
+// TestEngine_CampaignChangedWhileResubscribing: a campaign's waiters
+// (Work's producer, DequeueCampaign) subscribe again to its pools when
+// they change; a change to the campaign made in that moment (a pool
+// attached, the campaign started) must still wake them, not wait for the
+// safety poll (an hour here).
+func TestEngine_CampaignChangedWhileResubscribing(t *testing.T) {
+	t.Parallel()
+	opts := queue.Options{PollInterval: time.Hour}
+
+	t.Run("Work", func(t *testing.T) {
+		t.Parallel()
+		b := realEngine(t, opts)
+		p1 := b.pool(t, pool.FIFO, 1, 3)
+		p2 := b.pool(t, pool.FIFO, 1, 3)
+		b.add(t, p2.UUID, 1)
+		c := b.campaignOf(t, uuid.Nil, p1.UUID)
+		var once sync.Once
+		queue.SetResubscribing(b.eng, func() {
+			once.Do(func() { // the start made the producer subscribe to p1: p2 comes now
+				_, err := b.eng.AttachPools(b.ctx, c.UUID, p2.UUID)
+				if err != nil {
+					t.Error(err) // not FailNow: this is the waiter's goroutine
+				}
+			})
+		})
+		handled := make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+				handled <- struct{}{}
+				return nil
+			}, queue.WorkOptions{Campaigns: []uuid.UUID{c.UUID}})
+		}()
+		require.Eventually(t, func() bool { return queue.Waiting(b.eng, c.UUID) == 1 }, 5*time.Second, time.Millisecond)
+		_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		select {
+		case <-handled:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the attached pool's item waits for the safety poll")
+		}
+		cancel()
+		require.NoError(t, <-errc)
+	})
+
+	t.Run("DequeueCampaign", func(t *testing.T) {
+		t.Parallel()
+		b := realEngine(t, opts)
+		p := b.pool(t, pool.FIFO, 1, 3)
+		b.add(t, p.UUID, 1)
+		c := b.campaignOf(t, uuid.Nil, p.UUID) // a Draft: nothing to claim at the first look
+		var once sync.Once
+		queue.SetResubscribing(b.eng, func() {
+			once.Do(func() {
+				_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+				if err != nil {
+					t.Error(err) // not FailNow: this is the waiter's goroutine
+				}
+			})
+		})
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		defer cancel()
+		_, err := b.eng.DequeueCampaign(ctx, c.UUID)
+		require.NoError(t, err, "the start's wake-up was lost")
+	})
+}
+
+// TestEngine_HeldPoolWaitsQuietly: a pool its campaign holds (Paused here)
+// is looked at again when something frees it, not on a backoff from its
+// past retry times: at its cap, no claim promotes them, so they stay in
+// the past and each look would run a write transaction for nothing.
+func TestEngine_HeldPoolWaitsQuietly(t *testing.T) {
+	t.Parallel()
+	held := func(t *testing.T) (*testBundle, pool.Pool, campaign.Campaign) {
+		b := realEngine(t, queue.Options{})
+		p := b.pool(t, pool.Parallel, 2, 3)
+		b.add(t, p.UUID, 2)
+		c := b.campaignOf(t, uuid.Nil, p.UUID)
+		_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		ls, err := queue.TryDequeueN(b.ctx, b.eng, p.UUID, 2)
+		require.NoError(t, err)
+		require.Len(t, ls, 2)
+		require.NoError(t, b.eng.Fail(b.ctx, ls[1], queue.Failure{RetryAt: time.Now().Add(20 * time.Millisecond)}))
+		one := 1
+		_, err = b.eng.UpdatePool(b.ctx, p.UUID, pool.UpdateParams{MaxParallelItems: &one}) // at its cap
+		require.NoError(t, err)
+		_, err = b.eng.PauseCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		time.Sleep(40 * time.Millisecond) // the retry time has passed
+		return b, p, c
+	}
+	const watch = 400 * time.Millisecond // the safety poll is 1 s
+
+	t.Run("Dequeue", func(t *testing.T) {
+		t.Parallel()
+		b, p, _ := held(t)
+		before := b.eng.Stats().Transactions
+		ctx, cancel := context.WithTimeout(b.ctx, watch)
+		defer cancel()
+		_, err := b.eng.Dequeue(ctx, p.UUID)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.LessOrEqual(t, b.eng.Stats().Transactions-before, uint64(2), "claims while held")
+	})
+
+	t.Run("Work", func(t *testing.T) {
+		t.Parallel()
+		b, p, c := held(t)
+		before := b.eng.Stats().Transactions
+		ctx, cancel := context.WithCancel(b.ctx)
+		errc := make(chan error, 1)
+		handled := make(chan struct{}, 2)
+		go func() {
+			errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+				handled <- struct{}{}
+				return nil
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}})
+		}()
+		time.Sleep(watch)
+		require.LessOrEqual(t, b.eng.Stats().Transactions-before, uint64(2), "claims while held")
+		// Resumed, the pool is dialled again at once (its retried item:
+		// the other is still in flight, at the cap of 1... raised to 2).
+		two := 2
+		_, err := b.eng.UpdatePool(b.ctx, p.UUID, pool.UpdateParams{MaxParallelItems: &two})
+		require.NoError(t, err)
+		_, err = b.eng.ResumeCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		select {
+		case <-handled:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the resumed pool was not dialled")
+		}
+		cancel()
+		require.NoError(t, <-errc)
+	})
 }

@@ -87,9 +87,11 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 		if !isNothing(err) {
 			return ls, err
 		}
-		wait, err := e.pause(ctx, poolID, &floor)
-		if err != nil {
-			return nil, err
+		wait := e.opts.PollInterval // held: what frees it (a start, a resume, a detach) wakes this
+		if !errors.Is(err, ErrHeld) {
+			if wait, err = e.pause(ctx, poolID, &floor); err != nil {
+				return nil, err
+			}
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)

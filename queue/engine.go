@@ -29,6 +29,11 @@ type Engine struct {
 
 	turnsMu sync.Mutex
 	turns   map[uuid.UUID]int // per campaign: the pool DequeueCampaign tries first
+
+	// resubscribing, set by tests only, runs while a campaign's waiter
+	// (Work's producer, DequeueCampaign) changes the pools it is
+	// subscribed to: between dropping the old ones and subscribing the new.
+	resubscribing func()
 }
 
 // New returns an Engine over st. The caller keeps ownership of st: Close does

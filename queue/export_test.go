@@ -47,3 +47,8 @@ func TryDequeueCampaign(ctx context.Context, e *Engine, id uuid.UUID) (*Lease, e
 
 // FailureOf is failureOf.
 func FailureOf(err error) Failure { return failureOf(err) }
+
+// SetResubscribing makes f run while a campaign's waiter changes the pools
+// it is subscribed to (between the old ones dropped and the new ones
+// subscribed). Set it before the waiter starts.
+func SetResubscribing(e *Engine, f func()) { e.resubscribing = f }

@@ -218,6 +218,7 @@ type runner struct {
 	campaigns []uuid.UUID // opts.Campaigns, without repeats
 	next      int         // the pool whose turn it is to be claimed from first
 	floors    []backoff   // per pool: the floor under sleeps (see backoff)
+	held      []uuid.UUID // the pools held by their campaigns at the last claim (see pause)
 }
 
 // distinct returns ids without repeats, in order.
@@ -272,11 +273,12 @@ func (r *runner) refresh(ctx context.Context) (bool, error) {
 func (r *runner) produce(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	// Subscribed before the first look, so no wake-up is missed: to the
-	// pools, and to the campaigns (a start, an attach).
-	subscribe := func() func() {
-		return r.e.wake.subscribe(wake, append(append([]uuid.UUID{}, r.pools...), r.campaigns...)...)
-	}
-	unsubscribe := subscribe()
+	// campaigns (a start, an attach) for the whole run, and to the pools,
+	// again whenever they change. A pool's change made while its
+	// subscription changes is seen by the claim that follows; a
+	// campaign's would be lost, hence its subscription never lapses.
+	defer r.e.wake.subscribe(wake, r.campaigns...)()
+	unsubscribe := r.e.wake.subscribe(wake, r.pools...)
 	defer func() { unsubscribe() }()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -303,7 +305,10 @@ func (r *runner) produce(ctx context.Context) error {
 			r.opts.OnEvent(Event{Kind: EventError, Err: err})
 		} else if changed {
 			unsubscribe()
-			unsubscribe = subscribe()
+			if r.e.resubscribing != nil {
+				r.e.resubscribing()
+			}
+			unsubscribe = r.e.wake.subscribe(wake, r.pools...)
 		}
 		leases, err := r.claim(ctx, free)
 		if err == nil && ctx.Err() != nil {
@@ -350,6 +355,7 @@ func (r *runner) running() int {
 func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 	var leases []*Lease
 	var gone []uuid.UUID // pools deleted since Work started
+	r.held = r.held[:0]
 	defer func() { r.forget(gone) }()
 	for k := range r.pools {
 		i := (r.next + k) % len(r.pools)
@@ -361,6 +367,8 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 			if len(leases) == n {
 				return leases, nil
 			}
+		case errors.Is(err, ErrHeld):
+			r.held = append(r.held, r.pools[i])
 		case isNothing(err):
 		case isNotFound(err):
 			gone = append(gone, r.pools[i])
@@ -401,10 +409,16 @@ func (r *runner) forget(gone []uuid.UUID) {
 
 // pause returns how long produce may sleep when no pool had an item to
 // give: until the earliest retry time or lease deadline of the pools, at
-// most PollInterval.
+// most PollInterval. A pool its campaigns hold has none: what frees it (a
+// start, a resume, a detach) wakes produce, and until then its past retry
+// times, which no claim promotes, must not make produce look again and
+// again.
 func (r *runner) pause(ctx context.Context) time.Duration {
 	wait := r.e.opts.PollInterval
 	for i, id := range r.pools {
+		if slices.Contains(r.held, id) {
+			continue // what frees it (a start, a resume, a detach) wakes produce
+		}
 		if w, err := r.e.pause(ctx, id, &r.floors[i]); err == nil {
 			wait = min(wait, w)
 		}
