@@ -242,11 +242,19 @@
 //     item again, never beyond its ceiling.
 //   - A node that stops in the middle of a transaction without its
 //     connection closing (paused, frozen, cut off by the network) holds the
-//     locks of that transaction's pools, and so every other node's writes
-//     to them, until the server ends its idle session:
-//     [Options.IdleInTransactionTimeout], 30 s by default. Its transaction
-//     is then rolled back and fails when the node comes back. A node that
-//     is killed loses its connections at once, and its locks with them.
+//     locks of that transaction's pools. Between two transactions' worth
+//     of statements its session is idle, and the server ends it after
+//     [Options.IdleInTransactionTimeout] (30 s by default): its
+//     transaction is rolled back, and fails when the node comes back. But
+//     a node stopped in the middle of a batch of statements (the server
+//     waiting for the rest of it) or of a result leaves its session
+//     active, which no idle timeout ends: it holds the locks until the
+//     process resumes or dies, or the server's TCP keepalive (its
+//     tcp_keepalives_* settings) finds the connection dead. The other
+//     nodes' writes to those pools then fail after [Options.LockTimeout]
+//     (30 s by default) with [ErrLockTimeout] instead of waiting for it,
+//     and their writes to other pools go on. A node that is killed loses
+//     its connections at once, and its locks with them.
 //   - Each node's engine judges leases, retry times and calling windows by
 //     its own clock, so the nodes' clocks must agree: a node ahead of
 //     another by more than a lease's margin (LeaseTimeout minus the

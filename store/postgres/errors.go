@@ -16,12 +16,19 @@ const (
 	codeForeignKeyViolation  = "23503"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
+	codeLockNotAvailable     = "55P03" // lock_timeout
 )
+
+// ErrLockTimeout is wrapped by the error of a write that waited for a lock
+// held by another session (another node's lock on a pool) longer than
+// [Options.LockTimeout]. Nothing of the write was committed.
+var ErrLockTimeout = errors.New("postgres: a lock held by another session for longer than the lock timeout")
 
 // translate maps driver errors to the store's sentinels, by SQLSTATE: a
 // missing row is [store.ErrNotFound], and so is a write of items that did
 // not find them all (P0002, from poolq_expect_rows), a uniqueness violation
-// [store.ErrConflict] (both still wrapping the driver's error). Other errors are
+// [store.ErrConflict], a lock wait past lock_timeout [ErrLockTimeout] (all
+// still wrapping the driver's error). Other errors are
 // returned as they are. It is the one place that inspects driver errors,
 // with retryable.
 func translate(err error) error {
@@ -34,6 +41,9 @@ func translate(err error) error {
 	}
 	if errors.As(err, &pe) && pe.Code == codeNoDataFound {
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+	}
+	if errors.As(err, &pe) && pe.Code == codeLockNotAvailable {
+		return fmt.Errorf("%w: %w", ErrLockTimeout, err)
 	}
 	return err
 }

@@ -139,6 +139,22 @@ type Options struct {
 	// [MaxIdleInTransactionTimeout]. Defaults to
 	// [DefaultIdleInTransactionTimeout].
 	IdleInTransactionTimeout time.Duration
+	// LockTimeout bounds how long a write transaction waits for a lock
+	// that another session holds, in practice another node's lock on a
+	// pool (the server's lock_timeout, rounded up to whole milliseconds):
+	// past it the write fails with an error wrapping [ErrLockTimeout],
+	// nothing of it written. A node's transaction holds a pool's lock for
+	// milliseconds; one that holds it longer belongs to a process that
+	// stopped in the middle of a transaction while its session was not
+	// idle (frozen between two statements of a batch, or cut off while
+	// sending one), which IdleInTransactionTimeout does not end. Without
+	// a bound, this node's writes would wait behind it for as long (its
+	// engine runs one write transaction at a time): with one, they fail,
+	// and the writes of its other pools go on between. Negative: no bound.
+	// At most [MaxLockTimeout]. Defaults to [DefaultLockTimeout]. The
+	// migrations at Open are not bounded by it (the nodes that open at
+	// once wait for the one that migrates).
+	LockTimeout time.Duration
 	// MaxClockSkew bounds how far this process's clock (time.Now) may be
 	// from the database server's when Open compares them: further, Open
 	// fails with an error wrapping [ErrClockSkew], before it changes
@@ -159,13 +175,21 @@ const DefaultIdleInTransactionTimeout = 30 * time.Second
 // [Options.IdleInTransactionTimeout].
 const MaxIdleInTransactionTimeout = 24 * time.Hour
 
-// idleInTransaction returns the value of idle_in_transaction_session_timeout
-// for o (after withDefaults): milliseconds, 0 for none.
-func (o Options) idleInTransaction() string {
-	if o.IdleInTransactionTimeout < 0 {
+// DefaultLockTimeout is [Options.LockTimeout] when it is zero: as
+// DefaultIdleInTransactionTimeout, far above any lock wait between live
+// nodes, far below what a dialer could wait for a pool.
+const DefaultLockTimeout = 30 * time.Second
+
+// MaxLockTimeout is the largest [Options.LockTimeout].
+const MaxLockTimeout = 24 * time.Hour
+
+// millis returns d as the value of a server timeout setting: whole
+// milliseconds, rounded up; "0" (none) for a negative d.
+func millis(d time.Duration) string {
+	if d < 0 {
 		return "0"
 	}
-	ms := (o.IdleInTransactionTimeout + time.Millisecond - 1) / time.Millisecond
+	ms := (d + time.Millisecond - 1) / time.Millisecond
 	return strconv.FormatInt(int64(ms), 10)
 }
 
@@ -180,6 +204,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IdleInTransactionTimeout == 0 {
 		o.IdleInTransactionTimeout = DefaultIdleInTransactionTimeout
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = DefaultLockTimeout
 	}
 	if o.MaxClockSkew == 0 {
 		o.MaxClockSkew = DefaultMaxClockSkew
@@ -210,6 +237,9 @@ func (o Options) validate() error {
 	}
 	if o.IdleInTransactionTimeout > MaxIdleInTransactionTimeout {
 		errs = append(errs, fmt.Errorf("IdleInTransactionTimeout %v above %v", o.IdleInTransactionTimeout, MaxIdleInTransactionTimeout))
+	}
+	if o.LockTimeout > MaxLockTimeout {
+		errs = append(errs, fmt.Errorf("LockTimeout %v above %v", o.LockTimeout, MaxLockTimeout))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("postgres: options: %w", err)
@@ -289,8 +319,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	// Not for the migrations, whose transaction may wait for more than the
-	// database (reading the next file) and runs once.
-	rp["idle_in_transaction_session_timeout"] = opts.idleInTransaction()
+	// database (reading the next file) and runs once, and whose lock the
+	// other nodes opening at once must wait for, however long it takes.
+	rp["idle_in_transaction_session_timeout"] = millis(opts.IdleInTransactionTimeout)
+	rp["lock_timeout"] = millis(opts.LockTimeout)
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)

@@ -91,7 +91,8 @@ func TestOpen_Options(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, o := range []postgres.Options{{Schema: "Bad-Name"}, {Schema: "1abc"}, {Durability: 7}, {Locking: 9}, {MaxConns: -1}, {MaxRetries: -1},
-		{IdleInTransactionTimeout: postgres.MaxIdleInTransactionTimeout + time.Millisecond}} {
+		{IdleInTransactionTimeout: postgres.MaxIdleInTransactionTimeout + time.Millisecond},
+		{LockTimeout: postgres.MaxLockTimeout + time.Millisecond}} {
 		_, err := postgres.Open(ctx, url, o)
 		require.Error(t, err, "%+v", o)
 	}
@@ -118,6 +119,11 @@ func TestOpen_Options(t *testing.T) {
 			return postgres.QueryRow(ctx, tx, "SHOW idle_in_transaction_session_timeout", &got)
 		}))
 		require.Equal(t, c.want, got, "IdleInTransactionTimeout %v", c.timeout)
+		st = pgtest.Open(t, url, postgres.Options{LockTimeout: c.timeout})
+		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+			return postgres.QueryRow(ctx, tx, "SHOW lock_timeout", &got)
+		}))
+		require.Equal(t, c.want, got, "LockTimeout %v", c.timeout)
 	}
 }
 
@@ -378,4 +384,62 @@ func TestOpen_ClockSkew(t *testing.T) {
 		require.ErrorContains(t, err, c.err)
 		require.False(t, schemaExists(schema), "a refused Open created its schema")
 	}
+}
+
+// TestWrite_LockTimeout: a write waiting for a pool's lock that another
+// session holds, not idle (as a node frozen between two statements of a
+// batch, which IdleInTransactionTimeout does not end), fails after
+// LockTimeout with ErrLockTimeout, nothing of it committed; without a
+// bound it waits for the lock and gets it.
+func TestWrite_LockTimeout(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	a := pgtest.Open(t, url, postgres.Options{IdleInTransactionTimeout: -1})
+	bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), LockTimeout: 300 * time.Millisecond})
+	unbounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), LockTimeout: -1})
+	p := newTestPool("held")
+	require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+
+	holds, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- a.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, p.UUID); err != nil { // its lock
+				return err
+			}
+			close(holds)
+			<-release
+			return nil
+		})
+	}()
+	<-holds
+	ghost := newTestPool("never committed")
+	start := time.Now()
+	err := bounded.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertPool(ctx, ghost); err != nil {
+			return err
+		}
+		_, err := tx.Pool(ctx, p.UUID)
+		return err
+	})
+	require.ErrorIs(t, err, postgres.ErrLockTimeout)
+	require.Less(t, time.Since(start), 5*time.Second)
+	err = bounded.Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, ghost.UUID); return err })
+	require.ErrorIs(t, err, store.ErrNotFound, "nothing of the timed-out write was committed")
+
+	waited := make(chan error, 1)
+	go func() {
+		waited <- unbounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
+	}()
+	select {
+	case err := <-waited:
+		t.Fatalf("the unbounded write did not wait for the lock: %v", err)
+	case <-time.After(time.Second):
+	}
+	close(release)
+	require.NoError(t, <-held)
+	require.NoError(t, <-waited, "it gets the lock once released")
+	require.NoError(t, bounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err }),
+		"the bounded store writes again")
 }
