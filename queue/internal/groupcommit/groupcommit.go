@@ -354,6 +354,12 @@ func (c *Committer) runBatch(batch []*op) error {
 	})
 	if errors.Is(err, errRerun) {
 		c.reruns.Add(1)
+		// The first run's results went with its rollback: should this
+		// transaction not run at all, every operation gets its error (see
+		// run), not one from writes that never committed.
+		for _, o := range batch {
+			o.err = nil
+		}
 		err = c.st.Write(ctx, func(stx store.Tx) error {
 			now := c.now()
 			for _, o := range batch {

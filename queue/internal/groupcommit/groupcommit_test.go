@@ -478,3 +478,37 @@ func TestCommitter_StatsCountBeforeRelease(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitter_RerunThatCannotBegin: a batch in which an operation failed
+// is rolled back and run again with savepoints; when that second
+// transaction cannot even begin (the file locked by another process, the
+// store closed), no operation ran in a transaction that stands, so every
+// caller gets the store's error, not an error its operation returned in
+// the run that was rolled back (a conflict judged on writes that never
+// committed, or another operation's error in a combined call).
+func TestCommitter_RerunThatCannotBegin(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{})
+	cannot := errors.New("cannot begin")
+	own := errors.New("the operation's error, in the run rolled back")
+	var wg sync.WaitGroup
+	release := b.hold(t, &wg)
+	var failed, fine error
+	b.queue(t, &wg, func() {
+		failed = b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error {
+			b.st.mu.Lock()
+			b.st.fails = cannot // the rerun's Write
+			b.st.mu.Unlock()
+			return own
+		})
+	})
+	id := uuid.New()
+	b.queue(t, &wg, func() { fine = b.c.Write(b.ctx, insert(id)) })
+	release()
+	wg.Wait()
+	require.ErrorIs(t, failed, cannot)
+	require.NotErrorIs(t, failed, own)
+	require.ErrorIs(t, fine, cannot)
+	require.False(t, b.exists(t, id))
+	require.Equal(t, uint64(1), b.c.Stats().Reruns)
+}
