@@ -304,10 +304,9 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 		return nil, false, wrap("lock pool", err)
 	}
 	done = x != nil && found && ok
-	if !found {
-		if t.s.opts.Locking != RowLock {
-			return nil, false, notFoundPool(id, pgx.ErrNoRows)
-		}
+	switch {
+	case found:
+	case t.s.opts.Locking == RowLock:
 		// No row above the largest held lock: a missing pool, or one below.
 		if err := t.queryRow(ctx, []any{&k, &ok}, lockRowTrySQL, id); err != nil {
 			return nil, false, notFoundPool(id, err)
@@ -318,6 +317,16 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 			ok = false
 		}
 		st = nil // read before the lock
+	case x == nil || t.maxKey != noLock:
+		return nil, false, notFoundPool(id, pgx.ErrNoRows)
+	default:
+		// The advisory lock found no pool, and x, which may write, ran
+		// without it: if the pool was made between the batch's
+		// statements, x may have written to it. Run again if it is there.
+		if err := t.queryRow(ctx, []any{&k}, keySQL, id); err != nil {
+			return nil, false, notFoundPool(id, err)
+		}
+		ok = false
 	}
 	if !ok {
 		t.restart = true
