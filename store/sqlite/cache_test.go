@@ -309,7 +309,12 @@ func TestCache_CheckMode(t *testing.T) {
 	}{
 		{"Row", "", `UPDATE pools SET max_parallel_items = 3`, "MaxParallelItems: cached 10, database 3"},
 		{"ContactsCount", "", `UPDATE pool_counts SET n = n + 1 WHERE status = 'Completed'`, "ContactsCount: cached 4, database 5"},
-		{"InFlight", "", `UPDATE pool_counts SET n = n - 1 WHERE status = 'In_Call'`, "inFlight: cached 2, database 1"},
+		{"InFlight", "", `UPDATE items SET status = 'Pending', ready = 1, attempts = 0, token = 0 WHERE status = 'In_Call';
+			UPDATE pool_counts SET n = n - 1 WHERE status = 'In_Call';
+			UPDATE pool_counts SET n = n + 1 WHERE status = 'Pending'`, "inFlight: cached 2, database 1"},
+		// The counts themselves wrong: found against the items, and again
+		// at every Write until they are mended.
+		{"CountsAgainstItems", "", `UPDATE pool_counts SET n = n - 1 WHERE status = 'In_Call'`, "in flight: 1 counted, 2 items"},
 		{"Deleted", "", `DELETE FROM pools`, "cached, but not in the database"},
 		{"ExpiryEarlier", "", `UPDATE items SET lease_expires_at = lease_expires_at - 1 WHERE status = 'Processing'`,
 			"expiry (a lower bound): cached 2025-06-01T13:00:00Z, database 2025-06-01T12:59:59.999999999Z"},
@@ -340,9 +345,12 @@ func TestCache_CheckMode(t *testing.T) {
 				require.ErrorContains(t, err, tc.want)
 				require.Zero(t, sqlite.CachedPools(st), "the cache is emptied")
 				err = st.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
-				if tc.name == "Deleted" {
+				switch tc.name {
+				case "Deleted":
 					require.ErrorIs(t, err, store.ErrNotFound, "the next Write reads the pool again")
-				} else {
+				case "CountsAgainstItems":
+					require.ErrorContains(t, err, tc.want, "the database is still wrong")
+				default:
 					require.NoError(t, err, "the next Write reads the pool again")
 				}
 			})

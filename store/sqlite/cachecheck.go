@@ -23,11 +23,17 @@ import (
 // What is promised, and so checked, for every cached pool (state.go):
 //
 //   - its row and ContactsCount are the database's;
-//   - inFlight is the exact number of its items in flight;
+//   - inFlight is the exact number of its items in flight, and so is
+//     pool_counts' (which the cache is read from): both are compared with
+//     the items themselves;
 //   - each of the two times is a lower bound: when the database has an
 //     earliest lease expiry (retry time), the cached one is present and at
 //     or before it. A cached time when the database has none is allowed:
 //     the bound is stale, and costs only a statement that finds nothing.
+
+// inFlightItemsSQL counts a pool's items in flight, on items_lease (at most
+// the pool's cap, 100).
+const inFlightItemsSQL = `SELECT count(*) FROM items WHERE pool_id = ? AND status IN ('Processing', 'In_Call')`
 
 // check compares every pool state in the cache with the database, read
 // again in t, the write transaction about to commit. It returns an error
@@ -57,6 +63,13 @@ func (c *poolCache) check(ctx context.Context, t *txn) error {
 			return wrap("commit: check cache", err)
 		}
 		diffs = append(diffs, diffState(kept, &exact)...)
+		var n int
+		if err := t.queryRow(ctx, []any{&n}, inFlightItemsSQL, k); err != nil {
+			return wrap("commit: check cache", err)
+		}
+		if n != exact.inFlight {
+			diffs = append(diffs, fmt.Sprintf("pool %s (id %d): in flight: %d counted, %d items", kept.p.UUID, k, exact.inFlight, n))
+		}
 	}
 	if len(diffs) > 0 {
 		return fmt.Errorf("sqlite: commit: %w: %s", ErrCacheMismatch, strings.Join(diffs, "; "))
