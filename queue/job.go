@@ -121,10 +121,10 @@ func (r *runner) settle(j *job, herr error, stopped bool, expires time.Time) {
 // Work's grace stopped (stopped, and the handler returned an error wrapping
 // context.Canceled, its context's say, not marked Final or RetryAt): that
 // item is given back unattempted, as at Release, unless its call had
-// connected (In_Call), and then it is a failed attempt. So a
-// call cut short at shutdown counts against the ceiling once the contact
-// has spoken, and a handler that finished its call when asked to stop
-// still completes its item: neither is dialled again for nothing.
+// connected (In_Call), and then it is a failed attempt. So a call cut
+// short at shutdown counts against the ceiling once the contact has
+// spoken, and a handler that finished its call when asked to stop still
+// completes its item: neither is dialled again for nothing.
 func (r *runner) settlement(ctx context.Context, j *job, herr error, stopped bool) (Event, error) {
 	l := &j.lease
 	if herr == nil {
@@ -249,8 +249,8 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 }
 
 // lose marks j's lease lost and cancels its handler, unless its handler
-// has returned (the lease is being settled); l (nil: j's, which only the job's owner
-// writes, and now that is lose) is the lease the event reports.
+// has returned (the lease is being settled); l (nil: j's, which only the
+// job's owner writes, and now that is lose) is the lease the event reports.
 func (r *runner) lose(j *job, l *Lease, err error) {
 	if j.claim(jobLost) {
 		if l == nil {
