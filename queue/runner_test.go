@@ -280,13 +280,18 @@ func TestEngine_Work(t *testing.T) {
 		<-rec.done
 		cancel()
 		require.NoError(t, <-errc)
-		// One worker alternates between the pools: neither waits for the other to drain.
+		// One worker alternates between the pools: neither waits for the
+		// other to drain (claimed from p1 first every time, p1 would take
+		// all ten). Not strictly 5/5: the worker is free as soon as its
+		// handler returns, and the next claim may run before the last
+		// settlement commits, finding that pool at its cap of 1 and taking
+		// the other's item (a CI run saw 6/4).
 		first := map[uuid.UUID]int{}
 		for _, id := range order[:10] {
 			first[id]++
 		}
-		require.Equal(t, 5, first[p1.UUID], order[:10])
-		require.Equal(t, 5, first[p2.UUID])
+		require.GreaterOrEqual(t, first[p1.UUID], 4, order[:10])
+		require.GreaterOrEqual(t, first[p2.UUID], 4, order[:10])
 	})
 
 	t.Run("EngineClosed", func(t *testing.T) {
