@@ -117,13 +117,13 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // them to return, extending their leases meanwhile, and writes their
 // results. A handler stopped this way that returns its context's error (an
 // error wrapping context.Canceled, without [Final] or [RetryAt]) gives its
-// item back unattempted (EventReleased), unless
-// its call had connected ([Engine.MarkInCall]): a call that happened is a
-// failed attempt, retried as usual. Any other result is written as at any
-// other time (nil completes the item: the call ended well). Nothing is given
-// back while its handler still runs, so a contact is never called by
-// another worker while this one's call goes on, nor called again because
-// the dialer was stopping. These results are written once, not tried
+// item back unattempted (EventReleased), unless its call had connected
+// ([Engine.MarkInCall]): a call that happened is a failed attempt, retried
+// as usual. Any other result is written as at any other time (nil
+// completes the item: the call ended well). Nothing is given back while its
+// handler still runs, so a contact is never called by another worker while
+// this one's call goes on, nor called again because the dialer was
+// stopping. These results are written once, not tried
 // again: one that cannot be written leaves its item in flight until its
 // lease ends, then a failed attempt.
 //
