@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -131,6 +132,52 @@ type poolHint struct {
 	cap int
 }
 
+// maxHints bounds the hints a Store keeps: pools made and deleted on
+// other nodes are never forgotten one by one (this node learns of a
+// deletion only when it claims from the pool), so a long-running node
+// would otherwise keep one for every pool it ever claimed from. Past the
+// bound every hint is dropped at once: the next claim of each pool pays
+// the statement a wrong guess costs, once.
+const maxHints = 4096
+
+// hints holds, for each pool read in a write transaction, its type and cap
+// as last seen (see PoolDue), at most maxHints of them.
+type hints struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]poolHint
+}
+
+func (h *hints) load(id uuid.UUID) (poolHint, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.m[id]
+	return v, ok
+}
+
+func (h *hints) store(id uuid.UUID, v poolHint) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.m[id]; !ok && len(h.m) >= maxHints {
+		clear(h.m)
+	}
+	if h.m == nil {
+		h.m = make(map[uuid.UUID]poolHint)
+	}
+	h.m[id] = v
+}
+
+func (h *hints) forget(id uuid.UUID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.m, id)
+}
+
+func (h *hints) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m)
+}
+
 // PoolDue returns pool id and up to limit of its due items in the order
 // of its type, within the room its cap leaves: Pool, InFlight, then Due.
 //
@@ -151,8 +198,7 @@ func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit in
 		return pool.Pool{}, nil, wrap(op, err)
 	}
 	var st *poolState
-	if h, ok := t.s.seen.Load(id); ok && t.states[id] == nil && limit > 0 {
-		h := h.(poolHint)
+	if h, ok := t.s.seen.load(id); ok && t.states[id] == nil && limit > 0 {
 		n := min(limit, h.cap)
 		var due []pool.Item
 		s, read, err := t.lockPool(ctx, id, &behind{sql: dueByUUIDSQL(h.typ), args: []any{id, at, n}, read: func(br pgx.BatchResults) error {
@@ -164,7 +210,7 @@ func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit in
 		}})
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				t.s.seen.Delete(id) // deleted since, by another node maybe
+				t.s.seen.forget(id) // deleted since, by another node maybe
 			}
 			return pool.Pool{}, nil, wrap(op, err)
 		}
@@ -190,8 +236,8 @@ func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit in
 // guess.
 func (s *Store) noteHint(id uuid.UUID, st *poolState) {
 	h := poolHint{st.p.Type, st.p.Cap()}
-	if old, ok := s.seen.Load(id); !ok || old.(poolHint) != h {
-		s.seen.Store(id, h)
+	if old, ok := s.seen.load(id); !ok || old != h {
+		s.seen.store(id, h)
 	}
 }
 

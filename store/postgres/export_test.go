@@ -20,7 +20,7 @@ func QueryRow(ctx context.Context, tx store.Tx, sql string, dest ...any) error {
 func LockKey(st *Store, k int64) int64 { return (&txn{s: st}).lockKey(k) }
 
 // Seen reports whether st keeps a PoolDue hint for pool id.
-func Seen(st *Store, id uuid.UUID) bool { _, ok := st.seen.Load(id); return ok }
+func Seen(st *Store, id uuid.UUID) bool { _, ok := st.seen.load(id); return ok }
 
 // LatestVersion is the schema version Open migrates to.
 func LatestVersion() int { return latestVersion() }

@@ -123,7 +123,7 @@ func (t *txn) DeletePool(ctx context.Context, id uuid.UUID) error {
 	}
 	delete(t.states, id)
 	delete(t.deltas, st.k) // they go with the pool
-	t.s.seen.Delete(id)    // a guess: forgotten even if this rolls back
+	t.s.seen.forget(id)    // a guess: forgotten even if this rolls back
 	return nil
 }
 

@@ -263,10 +263,10 @@ type Store struct {
 	lis       listener // see listen.go
 
 	// seen holds, for each pool read in a write transaction, its type and
-	// cap as last seen (a poolHint by UUID): which due statement PoolDue
-	// sends with the pool's lock. Only a guess, checked against the state
-	// read with the lock; a wrong one costs the statement it sent.
-	seen sync.Map
+	// cap as last seen: which due statement PoolDue sends with the pool's
+	// lock. Only a guess, checked against the state read with the lock; a
+	// wrong one costs the statement it sent.
+	seen hints
 
 	stats struct {
 		commits, retries atomic.Uint64
