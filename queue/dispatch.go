@@ -253,7 +253,7 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	}
 	room := max(p.Cap()-inFlight, 0)
 	want := min(total, room)
-	expires := now.Add(e.opts.LeaseTimeout)
+	expires := e.leaseStart(now).Add(e.opts.LeaseTimeout)
 	leases := make([]*Lease, 0, want)
 	adm := admission{g: p}
 	var changes []store.Change

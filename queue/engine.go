@@ -89,6 +89,21 @@ func (e *Engine) isClosed() bool {
 // now reads the clock in UTC, without the monotonic reading.
 func (e *Engine) now() time.Time { return e.opts.Now().UTC().Round(0) }
 
+// leaseStart is the instant a lease given or extended in a transaction of
+// instant txNow is counted from: the clock read now, or txNow if that is
+// later. The transaction's instant is read as it begins, but on PostgreSQL
+// a transaction takes a pool's lock after that, and may wait for it (up to
+// the store's lock timeout) behind another node: a lease counted from
+// txNow would be shorter by the wait, or over before it was handed out,
+// and its contact called again while the first call goes on. A lease that
+// ends later than it might is only ever safe.
+func (e *Engine) leaseStart(txNow time.Time) time.Time {
+	if now := e.now(); now.After(txNow) {
+		return now
+	}
+	return txNow
+}
+
 // wtx is a write transaction as the engine's operations see it: the
 // store's, and the instant it runs at.
 type wtx = groupcommit.Tx

@@ -35,8 +35,11 @@ const (
 // default.
 type Options struct {
 	// LeaseTimeout is how long a dispatched item stays leased before it is
-	// taken back as a failed attempt, unless extended. At most
-	// MaxLeaseTimeout. Defaults to DefaultLeaseTimeout (10 minutes).
+	// taken back as a failed attempt, unless extended. It counts from when
+	// the claim got the pool (on PostgreSQL, a claim may wait for the
+	// pool's lock behind another node: the wait does not shorten the
+	// lease). At most MaxLeaseTimeout. Defaults to DefaultLeaseTimeout (10
+	// minutes).
 	LeaseTimeout time.Duration
 	// RetryDelay is how long a failed item waits before it is due again
 	// when the failure names no retry time. At most MaxRetryDelay.

@@ -174,3 +174,52 @@ WHERE application_name = $1) k`, "poolq listener "+stores[0].Schema()).Scan(&kil
 	require.Eventually(t, listening, 10*time.Second, 5*time.Millisecond, "the listeners connect again")
 	wake("after the listener's connection was killed")
 }
+
+// TestPostgres_LeaseCountsFromTheLock: a claim or an extension that waits
+// for its pool behind another node's transaction still gets a lease of
+// the whole LeaseTimeout (or d), counted from when it got the pool, not
+// from when its transaction began: a lease shortened by the wait, or over
+// before it was handed out, would let the contact be called again while
+// the first call goes on.
+func TestPostgres_LeaseCountsFromTheLock(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+	eng := openEngine(t, st, queue.Options{LeaseTimeout: time.Second})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "held up", Description: "behind another node"})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+	require.NoError(t, err)
+
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	// holdItems keeps the items table from every other transaction for
+	// 1.5 s: another node's long transaction.
+	holdItems := func() {
+		t.Helper()
+		tx, err := conn.Begin(ctx)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{st.Schema(), "items"}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`)
+		require.NoError(t, err)
+		time.AfterFunc(1500*time.Millisecond, func() { _ = tx.Rollback(ctx) })
+	}
+
+	holdItems()
+	l, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	left := time.Until(l.ExpiresAt)
+	require.Greater(t, left, 500*time.Millisecond, "the claim waited 1.5 s for the pool: its 1 s lease has %v left", left)
+
+	holdItems()
+	require.NoError(t, eng.Extend(ctx, l, time.Second))
+	left = time.Until(l.ExpiresAt)
+	require.Greater(t, left, 500*time.Millisecond, "the extension waited 1.5 s for the pool: its 1 s lease has %v left", left)
+
+	require.NoError(t, eng.Complete(ctx, l, "called once"))
+	items := allItems(ctx, t, eng, p.UUID, 10)
+	require.Len(t, items, 1)
+	require.Equal(t, pool.StatusCompleted, items[0].Status)
+	require.Equal(t, 1, items[0].Attempts)
+}
