@@ -56,7 +56,8 @@ func New(st store.Store, opts Options) (*Engine, error) {
 
 // Close stops the engine: blocked Dequeues return ErrClosed, and so does
 // every later call. It waits for the writes already under way to end, so
-// the store may be closed once it returns; it does not close the store.
+// the store may be closed once it returns (a read still under way then
+// returns ErrClosed); it does not close the store.
 // Close is safe to call more than once and from several goroutines.
 func (e *Engine) Close() error {
 	e.once.Do(func() {
@@ -109,11 +110,18 @@ func (e *Engine) leaseStart(txNow time.Time) time.Time {
 type wtx = groupcommit.Tx
 
 // read runs fn in a read transaction after checking the engine is open.
+// Close does not wait for reads, and the host may close the store once it
+// returned: a read that fails after Close fails with ErrClosed, as every
+// call after Close does, not with the closed store's error.
 func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) error {
 	if e.isClosed() {
 		return ErrClosed
 	}
-	return e.st.Read(ctx, fn)
+	err := e.st.Read(ctx, fn)
+	if err != nil && e.isClosed() {
+		return ErrClosed
+	}
+	return err
 }
 
 // write runs fn through group commit, in a write transaction shared with

@@ -799,3 +799,37 @@ func TestEngine_Close(t *testing.T) {
 	_, err := b.eng.CreatePool(b.ctx, pool.CreateParams{Name: "abc", Description: "d"})
 	require.ErrorIs(t, err, queue.ErrClosed)
 }
+
+// slowReads delays the start of every read, so that it overlaps Close.
+type slowReads struct {
+	store.Store
+	started chan struct{}
+}
+
+func (s slowReads) Read(ctx context.Context, fn func(store.Tx) error) error {
+	s.started <- struct{}{}
+	time.Sleep(100 * time.Millisecond)
+	return s.Store.Read(ctx, fn)
+}
+
+// TestEngine_CloseDuringRead: Close does not wait for reads, and the host
+// may close the store once Close returned; a read under way then fails
+// with ErrClosed, as every call after Close does, not with the closed
+// store's error.
+func TestEngine_CloseDuringRead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir()+"/close.db", sqlite.Options{})
+	require.NoError(t, err)
+	reads := slowReads{st, make(chan struct{}, 1)}
+	eng, err := queue.New(reads, queue.Options{})
+	require.NoError(t, err)
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "closing", Description: "d"})
+	require.NoError(t, err)
+	res := make(chan error, 1)
+	go func() { _, err := eng.Pool(ctx, p.UUID); res <- err }()
+	<-reads.started
+	require.NoError(t, eng.Close())
+	require.NoError(t, st.Close())
+	require.ErrorIs(t, <-res, queue.ErrClosed)
+}
