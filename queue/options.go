@@ -53,7 +53,12 @@ type Options struct {
 	// Now is the clock. Defaults to time.Now. Engines on several nodes
 	// sharing one database each read their own: their clocks must agree (a
 	// node ahead of another by more than a lease's margin expires its live
-	// leases; see the README's "Several nodes").
+	// leases; see the README's "Several nodes"). The clock decides when a
+	// lease ends: a clock stepped forward ends live leases early (their
+	// contacts may be called again), one stepped back keeps dead ones;
+	// keep it slewed (NTP's default for small offsets), not stepped. Now
+	// must not panic: the runner's goroutines read it outside any
+	// transaction, where a panic ends the process.
 	Now func() time.Time
 	// MaxBatch is how many concurrent callers' write operations group
 	// commit runs in one transaction at most; 1 turns group commit off (one
