@@ -246,14 +246,14 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 		}
 		return nil
 	}
-	now := tx.Now
+	now := e.lockedNow(tx.Now) // PoolDue took the pool's lock
 	inFlight, err := tx.InFlight(ctx, poolID)
 	if err != nil {
 		return err
 	}
 	room := max(p.Cap()-inFlight, 0)
 	want := min(total, room)
-	expires := e.leaseStart(now).Add(e.opts.LeaseTimeout)
+	expires := now.Add(e.opts.LeaseTimeout)
 	leases := make([]*Lease, 0, want)
 	adm := admission{g: p}
 	var changes []store.Change

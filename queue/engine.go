@@ -90,15 +90,18 @@ func (e *Engine) isClosed() bool {
 // now reads the clock in UTC, without the monotonic reading.
 func (e *Engine) now() time.Time { return e.opts.Now().UTC().Round(0) }
 
-// leaseStart is the instant a lease given or extended in a transaction of
-// instant txNow is counted from: the clock read now, or txNow if that is
-// later. The transaction's instant is read as it begins, but on PostgreSQL
-// a transaction takes a pool's lock after that, and may wait for it (up to
-// the store's lock timeout) behind another node: a lease counted from
-// txNow would be shorter by the wait, or over before it was handed out,
-// and its contact called again while the first call goes on. A lease that
-// ends later than it might is only ever safe.
-func (e *Engine) leaseStart(txNow time.Time) time.Time {
+// lockedNow is the instant the writes of a claim or an extension in a
+// transaction of instant txNow are judged at, once the transaction holds
+// the pool: the clock read now, or txNow if that is later. The
+// transaction's instant is read as it begins, but on PostgreSQL a
+// transaction takes a pool's lock after that, and may wait for it (up to
+// the store's lock timeout) behind another node. Judged at txNow, a claim
+// that waited would start a call after its calling window closed, or on a
+// day whose count it did not check, and its lease would be shorter by the
+// wait, or over before it was handed out (the contact called again while
+// the first call goes on). Later is only ever safe: a lease that ends
+// later, a window checked at the time of the call.
+func (e *Engine) lockedNow(txNow time.Time) time.Time {
 	if now := e.now(); now.After(txNow) {
 		return now
 	}

@@ -83,7 +83,7 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 		return fmt.Errorf("extend: %w", err)
 	}
 	it, err := e.settle(ctx, "extend", l, func(it pool.Item, _ governance, now time.Time) (pool.Item, error) {
-		return it.Extended(e.leaseStart(now).Add(d))
+		return it.Extended(e.lockedNow(now).Add(d))
 	})
 	if err == nil {
 		l.ExpiresAt = it.LeaseExpiresAt

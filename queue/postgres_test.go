@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
@@ -222,4 +223,43 @@ func TestPostgres_LeaseCountsFromTheLock(t *testing.T) {
 	require.Len(t, items, 1)
 	require.Equal(t, pool.StatusCompleted, items[0].Status)
 	require.Equal(t, 1, items[0].Attempts)
+}
+
+// TestPostgres_WindowJudgedAfterTheLock: a claim that waits for its pool
+// behind another node's transaction judges the calling window at the time
+// it got the pool, not at the time its transaction began: the window
+// closed during the wait, so the item is put off to the next window, not
+// dialled after it closed.
+func TestPostgres_WindowJudgedAfterTheLock(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 1, 2, 17, 59, 50, 0, time.UTC)}
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+	eng := openEngine(t, st, queue.Options{Now: clk.Now, PollInterval: time.Hour})
+	b := &testBundle{ctx: ctx, eng: eng, clock: clk}
+	p, _ := b.governed(t, pool.FIFO, "UTC", campaign.CreateRuleParams{StartTime: pqPtr("09:00"), EndTime: pqPtr("18:00")})
+	contact := b.addIn(t, p.UUID, "")
+
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{st.Schema(), "items"}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { _, err := eng.TryDequeue(ctx, p.UUID); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("the claim did not wait for the other transaction: %v", err)
+	case <-time.After(300 * time.Millisecond): // begun at 17:59:50, waiting
+	}
+	clk.Advance(25 * time.Second) // 18:00:15: the window has closed
+	require.NoError(t, tx.Rollback(ctx))
+	require.ErrorIs(t, <-done, queue.ErrEmpty, "dialled at 18:00:15, after the window closed")
+	it := b.item(t, p.UUID, contact)
+	require.Equal(t, pool.StatusScheduled, it.Status)
+	require.Equal(t, 0, it.Attempts)
+	require.Equal(t, time.Date(2026, 1, 3, 9, 0, 0, 0, time.UTC), it.NextRetryAt.UTC())
 }
