@@ -146,8 +146,14 @@ func (it Item) Expired(ceiling int, now time.Time, retryDelay time.Duration) (It
 // Released returns the in-flight item given back unattempted: the attempt
 // is not counted, and the item is due again at once, as Pending, or as
 // Retrying (NextRetryAt = now) if it has failed before. The fencing token
-// stays, so the released lease cannot settle a later dispatch.
+// stays, so the released lease cannot settle a later dispatch. An item
+// In_Call is refused with [ErrWrongStatus]: its call connected, so the
+// attempt was made and counts (against the ceiling and the day's calls);
+// it is completed or failed, never given back.
 func (it Item) Released(now time.Time) (Item, error) {
+	if it.Status == StatusInCall {
+		return it, fmt.Errorf("release: the call connected (%s): complete or fail it: %w", it.Status, ErrWrongStatus)
+	}
 	if !it.Status.InFlight() {
 		return it, fmt.Errorf("release: %s: %w", it.Status, ErrWrongStatus)
 	}

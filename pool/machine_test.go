@@ -489,17 +489,18 @@ func TestItem_Released(t *testing.T) {
 		require.True(t, got.Due(now))
 	})
 
-	t.Run("OKFromInCall", func(t *testing.T) {
+	t.Run("ErrInCall", func(t *testing.T) {
 		t.Parallel()
-		got, err := inFlight(pool.StatusInCall, 1).Released(now)
-		require.NoError(t, err)
-		require.Equal(t, pool.StatusPending, got.Status)
-		require.Zero(t, got.Attempts)
+		in := inFlight(pool.StatusInCall, 1)
+		in.CallDay, in.CallsToday = 20_500, 1
+		got, err := in.Released(now)
+		require.ErrorIs(t, err, pool.ErrWrongStatus, "a connected call is an attempt made")
+		require.Equal(t, in, got, "unchanged")
 	})
 
 	t.Run("OKFailedBeforeRetryingDueNow", func(t *testing.T) {
 		t.Parallel()
-		in := inFlight(pool.StatusInCall, 3) // two failures before
+		in := inFlight(pool.StatusProcessing, 3) // two failures before
 		got, err := in.Released(now.In(elsewhere))
 		require.NoError(t, err)
 		want := in

@@ -351,7 +351,7 @@ func TestMachine_PropertyRandomWalk(t *testing.T) {
 			},
 			"release": func(t *rapid.T) {
 				out, err := it.Released(clock)
-				if !it.Status.InFlight() {
+				if it.Status != pool.StatusProcessing { // In_Call: the call connected
 					refused(out, err, pool.ErrWrongStatus)
 					return
 				}

@@ -24,8 +24,9 @@ var (
 	// DeletePool when an item they would touch is in flight. It is
 	// [pool.ErrInFlight].
 	ErrInFlight = pool.ErrInFlight
-	// ErrWrongStatus is returned by Skip (item finished) and Requeue (item
-	// not finished). It is [pool.ErrWrongStatus].
+	// ErrWrongStatus is returned by Skip (item finished), Requeue (item
+	// not finished) and Release (call connected: In_Call). It is
+	// [pool.ErrWrongStatus].
 	ErrWrongStatus = pool.ErrWrongStatus
 	// ErrClosed is returned by every method called after Close, and by a
 	// Dequeue blocked when Close was called.

@@ -166,9 +166,12 @@ func (e *Engine) checkFailure(v *validate.Validator, prefix string, f Failure) {
 }
 
 // Release gives a leased item back unattempted: the attempt is not counted
-// and the item is due again at once (Pending, or Retrying if it failed
-// before), in its insertion place. On success l.Item is the item as
-// released. Errors: [ErrLeaseLost].
+// (nor, under a rule, the day's call) and the item is due again at once
+// (Pending, or Retrying if it failed before), in its insertion place. On
+// success l.Item is the item as released. A call that connected
+// ([Engine.MarkInCall]) was an attempt: Release refuses it with
+// [ErrWrongStatus] and changes nothing; complete or fail it. Errors:
+// [ErrLeaseLost], [ErrWrongStatus].
 func (e *Engine) Release(ctx context.Context, l *Lease) error {
 	it, err := e.settle(ctx, "release", l, func(it pool.Item, _ governance, now time.Time) (pool.Item, error) {
 		return it.Released(now)

@@ -687,6 +687,11 @@ func (m *modelMachine) settle(t *rapid.T, op string) {
 	case !it.leaseExp.After(now):
 		require.ErrorIs(t, err, queue.ErrLeaseLost, "%s with a lease past its deadline", op)
 		p.expireAll(now)
+	case op == "release" && it.status == pool.StatusInCall:
+		// The call connected: the attempt counts; the refusal writes
+		// nothing (not even the pool's other expiries: its transaction
+		// rolls back).
+		require.ErrorIs(t, err, queue.ErrWrongStatus, "release of a connected call")
 	default:
 		require.NoError(t, err, op)
 		p.expireAll(now) // every settlement applies the pool's other expired leases first

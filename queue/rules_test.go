@@ -386,3 +386,29 @@ func TestEngine_DequeueWakesAtWindowStart(t *testing.T) {
 	require.False(t, now().Before(time.Date(2026, 1, 2, 9, 0, 0, 0, time.UTC)), "not before the window opened")
 	require.Less(t, time.Since(start), 3*time.Second)
 }
+
+// TestEngine_ReleaseOfAConnectedCall: Release refuses an item In_Call (the
+// contact picked up: the attempt was made) and changes nothing, so the
+// contact is not called again against the rule's day cap and ceiling;
+// failing it then counts the attempt.
+func TestEngine_ReleaseOfAConnectedCall(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p, _ := b.governed(t, pool.FIFO, "UTC", campaign.CreateRuleParams{MaxCallsPerDay: pqPtr(1), MaxTotalCalls: pqPtr(1),
+		StartTime: pqPtr("08:00"), EndTime: pqPtr("20:00")})
+	contact := b.addIn(t, p.UUID, "")
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.MarkInCall(b.ctx, l))
+	before := b.item(t, p.UUID, contact)
+
+	require.ErrorIs(t, b.eng.Release(b.ctx, l), queue.ErrWrongStatus)
+	require.Equal(t, before, b.item(t, p.UUID, contact), "a refused release changes nothing")
+	_, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.ErrorIs(t, err, queue.ErrEmpty, "its one item is still in call, not due again")
+
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "hung up"}))
+	it := b.item(t, p.UUID, contact)
+	require.Equal(t, pool.StatusFailed, it.Status, "its one call was made")
+	require.Equal(t, 1, it.Attempts)
+}
