@@ -58,7 +58,9 @@ type PoolQuery struct {
 	// all.
 	IsActive *bool `json:"is_active,omitempty"`
 	// Search keeps pools whose name, description or type contains it,
-	// case-insensitively (Unicode simple folding). Empty keeps all.
+	// case-insensitively (Unicode simple folding). At most [MaxSearchLen]
+	// characters, no control characters (so a match never spans the name
+	// and the description). Empty keeps all.
 	Search string `json:"search,omitempty"`
 }
 
@@ -67,6 +69,7 @@ type PoolQuery struct {
 func (q PoolQuery) Normalize() (PoolQuery, error) {
 	var v validate.Validator
 	q.Page, q.PerPage = pageDefaults(&v, q.Page, q.PerPage, DefaultPoolsPerPage)
+	checkSearch(&v, q.Search)
 	if q.Type != "" {
 		t, ok := ParseType(string(q.Type))
 		v.OneOf("type", string(q.Type), ok, typeNames()...)
@@ -98,10 +101,7 @@ type ItemQuery struct {
 func (q ItemQuery) Normalize() (ItemQuery, error) {
 	var v validate.Validator
 	q.Page, q.PerPage = pageDefaults(&v, q.Page, q.PerPage, DefaultItemsPerPage)
-	if v.Text("search", q.Search, MaxSearchLen) {
-		v.Check(!strings.ContainsFunc(q.Search, unicode.IsControl), "search", validate.RuleFormat,
-			"must not contain control characters")
-	}
+	checkSearch(&v, q.Search)
 	if q.Status != "" {
 		s, ok := ParseStatus(string(q.Status))
 		v.OneOf("status", string(q.Status), ok, statusNames()...)
@@ -110,8 +110,18 @@ func (q ItemQuery) Normalize() (ItemQuery, error) {
 	return q, v.Err()
 }
 
-// MaxSearchLen is the longest search of an item listing, in characters.
+// MaxSearchLen is the longest search of a pool or item listing, in
+// characters.
 const MaxSearchLen = 255
+
+// checkSearch checks the search of a listing: valid UTF-8 without NUL, at
+// most MaxSearchLen characters, no control characters.
+func checkSearch(v *validate.Validator, search string) {
+	if v.Text("search", search, MaxSearchLen) {
+		v.Check(!strings.ContainsFunc(search, unicode.IsControl), "search", validate.RuleFormat,
+			"must not contain control characters")
+	}
+}
 
 // MaxPage is the largest page number a query accepts, so that the offset
 // of a page (page-1)*per_page can never overflow.

@@ -37,10 +37,16 @@ func TestPoolQuery_Normalize(t *testing.T) {
 			q:    pool.PoolQuery{IsActive: ptr(false), Search: "VIP Ünïcode"},
 			want: pool.PoolQuery{Page: 1, PerPage: 15, IsActive: ptr(false), Search: "VIP Ünïcode"},
 		},
+		{name: "OKSearchLongest", q: pool.PoolQuery{Search: strings.Repeat("é", pool.MaxSearchLen)}, want: pool.PoolQuery{Page: 1, PerPage: 15, Search: strings.Repeat("é", pool.MaxSearchLen)}},
+		{name: "ErrSearchTooLong", q: pool.PoolQuery{Search: strings.Repeat("é", pool.MaxSearchLen+1)}, wantErr: map[string]string{"search": validate.RuleLength}},
+		{name: "ErrSearchNewline", q: pool.PoolQuery{Search: "leads\nécole"}, wantErr: map[string]string{"search": validate.RuleFormat}},
+		{name: "ErrSearchControl", q: pool.PoolQuery{Search: "a\x07b"}, wantErr: map[string]string{"search": validate.RuleFormat}},
+		{name: "ErrSearchNUL", q: pool.PoolQuery{Search: "a\x00b"}, wantErr: map[string]string{"search": validate.RuleFormat}},
+		{name: "ErrSearchInvalidUTF8", q: pool.PoolQuery{Search: "VIP\xff"}, wantErr: map[string]string{"search": validate.RuleFormat}},
 		{
 			name:    "ErrEveryFieldAtOnce",
-			q:       pool.PoolQuery{Page: -2, PerPage: 1000, Type: "x"},
-			wantErr: map[string]string{"page": validate.RuleRange, "per_page": validate.RuleRange, "type": validate.RuleEnum},
+			q:       pool.PoolQuery{Page: -2, PerPage: 1000, Type: "x", Search: "\n"},
+			wantErr: map[string]string{"page": validate.RuleRange, "per_page": validate.RuleRange, "type": validate.RuleEnum, "search": validate.RuleFormat},
 		},
 	}
 	for _, tt := range tests {
