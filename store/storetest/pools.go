@@ -281,7 +281,6 @@ func testPoolsSearch(t *testing.T, b *bundle) {
 		{"lille", []pool.Pool{ecole}},
 		{"vip", []pool.Pool{vip}},
 		{"HIGH-VALUE", []pool.Pool{vip}},
-		{"customers\nhigh", []pool.Pool{vip}},        // name, newline, description
 		{"e", []pool.Pool{ecole, vip, under, greek}}, // greek by its type, Parallel
 		{"fifo", []pool.Pool{ecole, vip, under}},     // the type, any case
 		{"PARALLEL", []pool.Pool{greek}},
