@@ -48,10 +48,12 @@ var (
 // createRule: POST /api/v1/rules, body campaign.CreateRuleParams.
 func (s *server) createRule(w http.ResponseWriter, r *http.Request) error {
 	var in campaign.CreateRuleParams
-	if err := decode(w, r, &in, false, readOnlyRule...); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, false, readOnlyRule...); err != nil {
 		return err
 	}
-	if err := in.Validate(); err != nil {
+	v.Merge("", in.Validate())
+	if err := v.Err(); err != nil {
 		return err
 	}
 	rule, err := s.eng.CreateRule(r.Context(), in)
@@ -101,7 +103,11 @@ func (s *server) updateRule(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in campaign.UpdateRuleParams
-	if err := decode(w, r, &in, false, readOnlyRule...); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, false, readOnlyRule...); err != nil {
+		return err
+	}
+	if err := v.Err(); err != nil {
 		return err
 	}
 	rule, err := s.eng.UpdateRule(r.Context(), id, in)
@@ -136,11 +142,11 @@ type createCampaignRequest struct {
 // createCampaign: POST /api/v1/campaigns, a Draft.
 func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) error {
 	var in createCampaignRequest
-	if err := decode(w, r, &in, false, "uuid", "status", "pool_uuids", "created_at", "updated_at"); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, false, "uuid", "status", "pool_uuids", "created_at", "updated_at"); err != nil {
 		return err
 	}
 	params := campaign.CreateParams{Name: in.Name, TimeZone: in.TimeZone}
-	var v validate.Validator
 	if in.RuleUUID != nil {
 		id, ok := parseUUID(*in.RuleUUID)
 		if v.Check(ok, "rule_uuid", validate.RuleFormat, uuidProblem(*in.RuleUUID)) {
@@ -214,7 +220,11 @@ func (s *server) updateCampaign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in campaign.UpdateParams
-	if err := decode(w, r, &in, false, readOnlyCampaign...); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, false, readOnlyCampaign...); err != nil {
+		return err
+	}
+	if err := v.Err(); err != nil {
 		return err
 	}
 	c, err := s.eng.UpdateCampaign(r.Context(), id, in)
@@ -249,7 +259,11 @@ func (s *server) campaignAction(a campaign.Action) func(http.ResponseWriter, *ht
 		if err != nil {
 			return err
 		}
-		if err := decode(w, r, &struct{}{}, true); err != nil {
+		var v validate.Validator
+		if err := decode(w, r, &v, &struct{}{}, true); err != nil {
+			return err
+		}
+		if err := v.Err(); err != nil {
 			return err
 		}
 		var c campaign.Campaign
@@ -289,10 +303,10 @@ func (s *server) attachPools(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in attachPoolsRequest
-	if err := decode(w, r, &in, false); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, false); err != nil {
 		return err
 	}
-	var v validate.Validator
 	if len(in.PoolUUIDs) == 0 {
 		v.Add("pool_uuids", validate.RuleRequired, "must hold at least one pool UUID")
 	}
@@ -350,14 +364,14 @@ func (s *server) assignRule(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in assignRuleRequest
-	if err := decode(w, r, &in, false); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, false); err != nil {
 		return err
 	}
 	ruleID, ok := parseUUID(in.RuleUUID)
-	if !ok {
-		var v validate.Validator
-		v.Add("rule_uuid", validate.RuleFormat, uuidProblem(in.RuleUUID))
-		return v.Err()
+	v.Check(ok, "rule_uuid", validate.RuleFormat, uuidProblem(in.RuleUUID))
+	if err := v.Err(); err != nil {
+		return err
 	}
 	if _, err := s.eng.Campaign(r.Context(), id); err != nil {
 		return orNotFound(err, "Campaign")

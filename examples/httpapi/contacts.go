@@ -4,10 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
-	"reflect"
-	"slices"
 	"strings"
 
 	"github.com/poolq/poolq/pool"
@@ -50,14 +47,16 @@ func (s *server) addContacts(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in addContactsRequest
-	if err := decode(w, r, &in, false); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, false); err != nil {
 		return err
 	}
-	var v validate.Validator
 	nu, nc := len(in.ContactUUIDs), len(in.Contacts)
 	switch n := nu + nc; {
 	case n == 0:
-		v.Add("contact_uuids", validate.RuleRequired, "must hold at least one contact UUID (or give contacts)")
+		if !v.Errors().Has("contacts") { // else decode said what is wrong with contacts
+			v.Add("contact_uuids", validate.RuleRequired, "must hold at least one contact UUID (or give contacts)")
+		}
 		return v.Err()
 	case n > MaxContactsPerRequest:
 		v.Add("contact_uuids", validate.RuleLength,
@@ -92,23 +91,13 @@ func (s *server) addContacts(w http.ResponseWriter, r *http.Request) error {
 		if n.ContactUUID, ok = parseUUID(c.ContactUUID); !ok {
 			badUUID(prefix+"contact_uuid", c.ContactUUID)
 		}
+		checkItem(&v, prefix, n)
 		items = append(items, n)
 	}
 	if bad > maxListedErrors {
 		v.Add("contact_uuids", validate.RuleFormat, fmt.Sprintf("%d more invalid UUIDs not listed", bad-maxListedErrors))
 	}
 	if err := v.Err(); err != nil {
-		return err
-	}
-	// The engine's field names (items[k].phone_number) are the request's.
-	if _, err := pool.PrepareItems(items); err != nil {
-		var fe validate.Errors
-		if errors.As(err, &fe) {
-			for _, f := range fe {
-				v.Add(requestField(f.Field, nu), f.Rule, f.Message)
-			}
-			return v.Err()
-		}
 		return err
 	}
 	res, err := s.eng.Add(r.Context(), id, items...)
@@ -119,50 +108,36 @@ func (s *server) addContacts(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// requestField names the field of the request behind a field of the
-// engine's batch, "items[k].x": the k-th element of contact_uuids, then of
-// contacts (nu contact_uuids come first).
-func requestField(field string, nu int) string {
-	var k int
-	var rest string
-	if n, err := fmt.Sscanf(field, "items[%d]", &k); n != 1 || err != nil {
-		return field
+// checkItem adds to v the failures of the engine's rules on n's contact
+// fields and payload (pool.PrepareItems), named prefix + the field. The
+// contact UUID is not checked again: parseUUID has refused a bad one.
+func checkItem(v *validate.Validator, prefix string, n pool.NewItem) {
+	_, err := pool.PrepareItems([]pool.NewItem{n})
+	var fe validate.Errors
+	errors.As(err, &fe)
+	for _, f := range fe {
+		if field := strings.TrimPrefix(f.Field, "items[0]."); field != "contact_uuid" {
+			v.Add(prefix+field, f.Rule, f.Message)
+		}
 	}
-	_, rest, _ = strings.Cut(field, "]")
-	if k < nu {
-		return fmt.Sprintf("contact_uuids[%d]", k)
-	}
-	return fmt.Sprintf("contacts[%d]%s", k-nu, rest)
 }
 
 // decodeObject decodes the JSON object raw, an element of a request's
-// list, into dst as decode does a whole body: each unknown field and each
-// value of the wrong type is a failure of v named prefix + the field. It
-// reports whether raw was decoded.
+// list, into dst as decode does a whole body: each unknown field, each
+// value of the wrong type and each value that is not UTF-8 is a failure of
+// v named prefix + the field, and the other fields are decoded. It reports
+// whether raw was an object.
 func decodeObject(v *validate.Validator, prefix string, raw json.RawMessage, dst any) bool {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		v.Add(strings.TrimSuffix(prefix, "."), RuleType, "must be an object")
 		return false
 	}
-	types := map[string]reflect.Type{}
-	for _, f := range jsonFields(dst) {
-		types[f.name] = f.typ
+	if err := decodeFields(v, prefix, fields, dst, "a contact", nil); err != nil {
+		v.Add(strings.TrimSuffix(prefix, "."), RuleType, "must be an object of a contact's fields")
+		return false
 	}
-	ok := true
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		typ, known := types[k]
-		if !known {
-			v.Add(prefix+k, RuleUnknown, "is not a field of a contact")
-			ok = false
-			continue
-		}
-		if err := json.Unmarshal(fields[k], reflect.New(typ).Interface()); err != nil {
-			v.Add(prefix+k, RuleType, "must be "+jsonKind(typ))
-			ok = false
-		}
-	}
-	return ok && json.Unmarshal(raw, dst) == nil
+	return true
 }
 
 // listContacts: GET /api/v1/pools/{uuid}/contacts?page=&per_page=&status=&search=.

@@ -78,7 +78,7 @@ func TestAddContacts(t *testing.T) {
 			bad[i] = fmt.Sprint(i)
 		}
 		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/contacts", map[string]any{"contact_uuids": bad})
-		requireInvalid(t, res, "contact_uuids[0]", "contact_uuids[19]")
+		requireInvalid(t, res, "contact_uuids[0]", listed("contact_uuids", 1, maxListedErrors)...) // contact_uuids: the rest
 		require.NotContains(t, res.Env.Error.Details, "contact_uuids[20]")
 		require.Contains(t, res.Env.Error.Details, "10 more invalid UUIDs not listed")
 	})
@@ -96,11 +96,63 @@ func TestAddContacts(t *testing.T) {
 			requireInvalid(t, b.do("POST", path, `{"contact_uuids": [1]}`), "contact_uuids")
 			requireInvalid(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"], "priority": "high"}`), "priority")
 			requireInvalid(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"], "payload": {}}`), "payload")
-			requireInvalid(t, b.do("POST", path, `{"contact_uuids": 1, "priority": "high", "colour": 2}`), "colour")
+			requireInvalid(t, b.do("POST", path, `{"contact_uuids": 1, "priority": "high", "colour": 2}`), "colour", "contact_uuids", "priority")
 			requireError(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"]`), http.StatusBadRequest, CodeInvalidJSON)
 			requireError(t, b.do("POST", path, `{"contact_uuids": ["`+strings.Repeat("a", MaxBodyBytes)+`"]}`),
 				http.StatusRequestEntityTooLarge, CodePayloadTooLarge)
 		})
+	})
+
+	// A 422 lists every failing field: the request's own (a malformed
+	// UUID, a wrong type) beside the engine's rules on the rest.
+	t.Run("ErrEveryFieldAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+		b.unchanged(func() {
+			res := b.do("POST", path, `{"contact_uuids": ["nope"], "contacts": [{"contact_uuid": "`+uuid.NewString()+`", "phone_number": "12"}]}`)
+			requireInvalid(t, res, "contact_uuids[0]", "contacts[0].phone_number")
+			res = b.do("POST", path, `{"priority": "high", "contacts": [{"contact_uuid": 5, "email": "nope"},
+				{"contact_uuid": "nope", "phone_number": "12"}, 7]}`)
+			requireInvalid(t, res, "priority", "contacts[0].contact_uuid", "contacts[0].email",
+				"contacts[1].contact_uuid", "contacts[1].phone_number", "contacts[2]")
+			require.Contains(t, res.Env.Error.Details, "contacts[0].contact_uuid: must be a string, not number")
+			require.Equal(t, 1, strings.Count(res.Env.Error.Details, "contacts[0].contact_uuid: "), "reported once: %s", res.Body)
+			res = b.do("POST", path, `{"contact_uuids": "x"}`)
+			requireInvalid(t, res, "contact_uuids")
+			require.NotContains(t, res.Env.Error.Details, "at least one", "a list of the wrong type is not also empty")
+		})
+	})
+
+	t.Run("ErrInvalidUTF8", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+		b.unchanged(func() {
+			res := b.do("POST", path, []byte(`{"contacts": [{"contact_uuid": "`+uuid.NewString()+"\", \"name\": \"Ad\xe9le\"}]}"))
+			requireInvalid(t, res, "contacts")
+			require.Contains(t, res.Env.Error.Details, "contacts: must be valid UTF-8")
+		})
+	})
+
+	// A null payload is no payload, as a null field is an absent one: the
+	// item shows none, not "payload": null.
+	t.Run("OKPayloadNull", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+		c := uuid.NewString()
+		res := b.do("POST", path, `{"contacts": [{"contact_uuid": "`+c+`", "payload": null}]}`)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		items := b.snapshot().Items[p.UUID]
+		require.Len(t, items, 1)
+		require.Nil(t, items[0].Payload)
+		res = b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		require.NotContains(t, string(res.Body), `"payload"`)
 	})
 
 	t.Run("ErrNotFound", func(t *testing.T) {
@@ -245,7 +297,8 @@ func TestContacts_Fields(t *testing.T) {
 			{"contact_uuid": "`+uuid.NewString()+`", "phone_number": "555-1234", "email": "nope", "timezone": "Mars/Base"},
 			{"contact_uuid": "nope", "name": "`+strings.Repeat("n", pool.MaxContactNameLen+1)+`"},
 			{"contact_uuid": "`+uuid.NewString()+`", "colour": "red"}]}`)
-		requireInvalid(t, res, "contacts[1].contact_uuid", "contacts[2].colour") // what the request itself gets wrong, first
+		requireInvalid(t, res, "contacts[0].phone_number", "contacts[0].email", "contacts[0].timezone",
+			"contacts[1].contact_uuid", "contacts[1].name", "contacts[2].colour")
 		res = b.do("POST", path, `{"contacts": [
 			{"contact_uuid": "`+uuid.NewString()+`", "phone_number": "555-1234", "email": "nope", "timezone": "Mars/Base"},
 			{"contact_uuid": "`+uuid.NewString()+`", "name": "`+strings.Repeat("n", pool.MaxContactNameLen+1)+`"}]}`)

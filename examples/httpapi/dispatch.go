@@ -37,7 +37,11 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	if err := q.err(); err != nil {
 		return err
 	}
-	if err := decode(w, r, &struct{}{}, true); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &struct{}{}, true); err != nil {
+		return err
+	}
+	if err := v.Err(); err != nil {
 		return err
 	}
 
@@ -223,10 +227,10 @@ func (s *server) settleRequest(w http.ResponseWriter, r *http.Request, in settle
 	if err != nil {
 		return nil, err
 	}
-	if err := decode(w, r, in, false); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, in, false); err != nil {
 		return nil, err
 	}
-	var v validate.Validator
 	in.check(&v)
 	if err := v.Err(); err != nil {
 		return nil, err

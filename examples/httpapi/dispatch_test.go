@@ -321,6 +321,11 @@ func TestSettle(t *testing.T) {
 		require.Equal(t, want, got, "the same lease, its item In_Call")
 		require.Equal(t, pool.StatusInCall, b.item(l.PoolUUID, l.ContactUUID).Status)
 
+		// A connected call is an attempt made: not given back.
+		b.unchanged(func() {
+			requireError(t, b.settle(l, "release", map[string]any{"token": l.Token}), http.StatusConflict, CodeWrongStatus)
+		})
+
 		res = b.settle(l, "complete", map[string]any{"token": l.Token})
 		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
 		require.Equal(t, pool.StatusCompleted, data[pool.Item](t, res).Status)

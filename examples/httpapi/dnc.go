@@ -63,10 +63,10 @@ func pathContactUUID(r *http.Request) (uuid.UUID, error) {
 // already are counted, not an error.
 func (s *server) addDNC(w http.ResponseWriter, r *http.Request) error {
 	var in dncRequest
-	if err := decode(w, r, &in, false); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, false); err != nil {
 		return err
 	}
-	var v validate.Validator
 	switch n := len(in.ContactUUIDs); {
 	case n == 0:
 		v.Add("contact_uuids", validate.RuleRequired, "must hold at least one contact UUID")
@@ -176,7 +176,11 @@ func (s *server) optOut(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := decode(w, r, &struct{}{}, true); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &struct{}{}, true); err != nil {
+		return err
+	}
+	if err := v.Err(); err != nil {
 		return err
 	}
 	n, err := s.eng.OptOut(r.Context(), c)

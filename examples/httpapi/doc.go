@@ -60,7 +60,7 @@
 //	POST /api/v1/pools/{uuid}/contacts/{contact}/extend   {"token", "item_id", "seconds"}                    → the lease, new expires_at
 //	POST /api/v1/pools/{uuid}/contacts/{contact}/complete {"token", "item_id", "note"?}                      → the item, Completed
 //	POST /api/v1/pools/{uuid}/contacts/{contact}/fail     {"token", "item_id", "note"?, "retry_at"?, "final"?} → the item, Retrying, Scheduled or Failed
-//	POST /api/v1/pools/{uuid}/contacts/{contact}/release  {"token", "item_id"}                               → the item, due again, attempt not counted
+//	POST /api/v1/pools/{uuid}/contacts/{contact}/release  {"token", "item_id"}                               → the item, due again, attempt not counted; 409 WRONG_STATUS once In_Call
 //
 // A claim answers 200 "Item dispatched" with a [queue.Lease] as data:
 // pool_uuid, contact_uuid, item_id, token, attempt, expires_at and the item
@@ -68,8 +68,11 @@
 // contact in the path, token and item_id in the body. The token
 // is a fencing token, not a secret (the bearer token is the access control):
 // a settlement that presents a token which is no longer the item's current
-// one (settled already, expired, or the item was dispatched again) gets 409
-// LEASE_LOST and changes nothing. item_id is required: a token counts the
+// one (settled already, or the item was dispatched again) gets 409
+// LEASE_LOST and changes nothing. One that comes after its lease's end
+// gets 409 LEASE_LOST too, and the expiry it found is written then (a
+// failed attempt, as at the next claim), as every write on the pool
+// writes the expiries it finds. item_id is required: a token counts the
 // dispatches of one item, so only with the item_id can a settlement tell a
 // claim of the current item from one of an item since removed (the contact
 // then added again, a new item whose tokens start over).
@@ -179,6 +182,7 @@
 // updated_at, status_counts, campaigns) are accepted and ignored. Any other
 // field the endpoint does not take is a 422 naming it (names match exactly,
 // case included): a typo ("max_retry") is an error, not silently dropped.
+// A field given as null counts as absent ("payload": null is no payload).
 //
 // Errors: {"success": false, "message": "...", "error": {"code", "details",
 // "field"}}, field only on 422. The codes (error.code):
@@ -197,16 +201,20 @@
 //	409 CONFLICT            another campaign governs the pool; deleting a rule in use or a running campaign
 //	413 PAYLOAD_TOO_LARGE   a body over 1 MiB
 //	422 VALIDATION_ERROR    field rules, a value of the wrong JSON type ("max_retries": "3", rule "type"),
-//	                        a field the endpoint does not take (rule "unknown"): field is the first
-//	                        failing field, details lists every one
+//	                        a field the endpoint does not take (rule "unknown"), a value that is not
+//	                        UTF-8 (rule "utf8"): field is the first failing field, details lists every one
 //	500 INTERNAL_ERROR      anything else (logged, details not shown)
 //	503 SERVICE_UNAVAILABLE the server is shutting down
 //
 // Validation comes from poolq itself (pool.CreateParams.Validate and the
 // like): a 422 names fields by their JSON names, and lists all of them in
 // details ("name: must be between 3 and 255 characters; type: must be one of
-// FIFO, LIFO, Parallel"). Query parameters are validated the same way
-// (?per_page=500 is a 422 on per_page).
+// FIFO, LIFO, Parallel"). One 422 reports every failing field at once: the
+// fields of the wrong type, unknown or not UTF-8 beside the rules' failures
+// on the fields that decoded ({"name": "ab", "max_retries": "3"} names both),
+// each field once (a value of the wrong type is not also "required").
+// Query parameters are validated the same way (?per_page=500 is a 422 on
+// per_page).
 //
 // A request that fails writes nothing: bodies are decoded and validated
 // before the engine is called, and every engine call is one transaction.
@@ -216,5 +224,10 @@
 //   - page is at most 2147483647 (a 422 beyond): the engine computes a page's
 //     offset without an overflow check.
 //   - Text holding a NUL character or invalid UTF-8 is refused with a 422
-//     (package validate's Text rule), as every text entering poolq is.
+//     (package validate's Text rule), as every text entering poolq is. In a
+//     body, bytes that are not UTF-8 are refused before decoding (which
+//     would put U+FFFD in their place), naming the body's field that holds
+//     them: "contacts" for a byte in one of the contacts, a key's own
+//     name (shown with U+FFFD) for a byte in a key. Query parameters are
+//     the engine's to check (?search=%FF is a 422 on search).
 package main

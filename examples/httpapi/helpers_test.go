@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -174,14 +176,37 @@ func requireError(t *testing.T, res response, status int, code string) {
 }
 
 // requireInvalid checks a 422 whose first failing field is field and whose
-// details name every field of all.
+// details name the fields field and all, and no other.
 func requireInvalid(t *testing.T, res response, field string, all ...string) {
 	t.Helper()
 	requireError(t, res, http.StatusUnprocessableEntity, CodeValidation)
 	require.Equal(t, field, res.Env.Error.Field, "body: %s", res.Body)
-	for _, f := range append([]string{field}, all...) {
-		require.Contains(t, res.Env.Error.Details, f+": ", "details name %s: %s", f, res.Body)
+	require.ElementsMatch(t, slices.Compact(slices.Sorted(slices.Values(append([]string{field}, all...)))),
+		failingFields(res.Env.Error.Details), "body: %s", res.Body)
+}
+
+// listed returns the element names list[from] … list[to-1], then list
+// itself.
+func listed(list string, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("%s[%d]", list, i))
 	}
+	return append(out, list)
+}
+
+// failingFields returns the fields that details, "f1: message; f2:
+// message", names, each once. A piece of a message after "; " names no
+// field: it has no ": ", or a space before it.
+func failingFields(details string) []string {
+	var out []string
+	for _, piece := range strings.Split(details, "; ") {
+		f, _, ok := strings.Cut(piece, ": ")
+		if ok && !strings.Contains(f, " ") && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // data decodes the data of a success response into v.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/validate"
 )
 
 // readOnlyPool are the fields of a pool (and its detail) that a client
@@ -14,10 +15,12 @@ var readOnlyPool = []string{"uuid", "contacts_count", "created_at", "updated_at"
 // createPool: POST /api/v1/pools, body pool.CreateParams.
 func (s *server) createPool(w http.ResponseWriter, r *http.Request) error {
 	var in pool.CreateParams
-	if err := decode(w, r, &in, false, readOnlyPool...); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, false, readOnlyPool...); err != nil {
 		return err
 	}
-	if err := in.Validate(); err != nil {
+	v.Merge("", in.Validate())
+	if err := v.Err(); err != nil {
 		return err
 	}
 	p, err := s.eng.CreatePool(r.Context(), in)
@@ -74,10 +77,12 @@ func (s *server) updatePool(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in pool.UpdateParams
-	if err := decode(w, r, &in, false, readOnlyPool...); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, false, readOnlyPool...); err != nil {
 		return err
 	}
-	if err := in.Validate(); err != nil {
+	v.Merge("", in.Validate())
+	if err := v.Err(); err != nil {
 		return err
 	}
 	p, err := s.eng.UpdatePool(r.Context(), id, in)
@@ -109,10 +114,12 @@ func (s *server) duplicatePool(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in pool.DuplicateParams
-	if err := decode(w, r, &in, true); err != nil {
+	var v validate.Validator
+	if err := decode(w, r, &v, &in, true); err != nil {
 		return err
 	}
-	if err := in.Validate(); err != nil {
+	v.Merge("", in.Validate())
+	if err := v.Err(); err != nil {
 		return err
 	}
 	d, err := s.eng.DuplicatePool(r.Context(), id, in)

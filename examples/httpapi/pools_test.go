@@ -98,6 +98,27 @@ func TestCreatePool(t *testing.T) {
 		}
 	})
 
+	// JSON text is UTF-8: a string holding other bytes is refused, not
+	// stored with U+FFFD in their place.
+	t.Run("ErrInvalidUTF8", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 10)
+		b.unchanged(func() {
+			res := b.do("POST", "/api/v1/pools", []byte("{\"name\": \"ab\xffc\", \"description\": \"d\xfe\"}"))
+			requireInvalid(t, res, "description", "name")
+			require.Contains(t, res.Env.Error.Details, "name: must be valid UTF-8")
+			require.NotContains(t, res.Env.Error.Details, "is required")
+			res = b.do("PUT", "/api/v1/pools/"+p.UUID.String(), []byte("{\"name\": \"Renewals \xc3\"}"))
+			requireInvalid(t, res, "name")
+			// In a key, or in a read-only field the request would ignore.
+			res = b.do("POST", "/api/v1/pools", []byte("{\"name\": \"abc\", \"description\": \"d\", \"\xffx\": 1}"))
+			requireInvalid(t, res, "\uFFFDx")
+			res = b.do("PUT", "/api/v1/pools/"+p.UUID.String(), []byte("{\"uuid\": \"\xff\"}"))
+			requireInvalid(t, res, "uuid")
+		})
+	})
+
 	t.Run("OKNameOf255Characters", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -128,27 +149,52 @@ func TestCreatePool(t *testing.T) {
 	t.Run("ErrFieldType", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		for name, tt := range map[string]struct{ body, field string }{
-			"Int":      {`{"name": "abc", "description": "d", "max_retries": "3"}`, "max_retries"},
-			"Float":    {`{"name": "abc", "description": "d", "max_retries": 2.5}`, "max_retries"},
-			"Bool":     {`{"name": "abc", "description": "d", "is_active": "yes"}`, "is_active"},
-			"Enum":     {`{"name": "abc", "description": "d", "type": 1}`, "type"},
-			"Name":     {`{"name": 123, "description": "d"}`, "name"},
-			"Overflow": {`{"name": "abc", "description": "d", "max_retries": 99999999999999999999}`, "max_retries"},
-			"Unknown":  {`{"name": "abc", "description": "d", "colour": "red"}`, "colour"},
-			"Case":     {`{"Name": "abc", "description": "d"}`, "Name"},
+		for name, tt := range map[string]struct {
+			body, field string
+			all         []string
+		}{
+			"Int":      {`{"name": "abc", "description": "d", "max_retries": "3"}`, "max_retries", nil},
+			"Float":    {`{"name": "abc", "description": "d", "max_retries": 2.5}`, "max_retries", nil},
+			"Bool":     {`{"name": "abc", "description": "d", "is_active": "yes"}`, "is_active", nil},
+			"Enum":     {`{"name": "abc", "description": "d", "type": 1}`, "type", nil},
+			"Name":     {`{"name": 123, "description": "d"}`, "name", nil},
+			"Overflow": {`{"name": "abc", "description": "d", "max_retries": 99999999999999999999}`, "max_retries", nil},
+			"Unknown":  {`{"name": "abc", "description": "d", "colour": "red"}`, "colour", nil},
+			"Case":     {`{"Name": "abc", "description": "d"}`, "Name", []string{"name"}}, // and name is missing
 		} {
 			t.Run(name, func(t *testing.T) {
-				b.unchanged(func() { requireInvalid(t, b.do("POST", "/api/v1/pools", tt.body), tt.field) })
+				b.unchanged(func() { requireInvalid(t, b.do("POST", "/api/v1/pools", tt.body), tt.field, tt.all...) })
 			})
 		}
 		res := b.do("POST", "/api/v1/pools", `{"name": 1, "description": "d", "max_retries": "3", "colour": "red"}`)
-		requireInvalid(t, res, "colour")
+		requireInvalid(t, res, "colour", "max_retries", "name")
 		res = b.do("POST", "/api/v1/pools", `{"name": 1, "description": "d", "max_retries": "3"}`)
 		requireInvalid(t, res, "max_retries", "name")
 		require.Contains(t, res.Env.Error.Details, "max_retries: must be an integer, not string")
+		require.NotContains(t, res.Env.Error.Details, "is required", "a field of the wrong type is not also missing")
 		res = b.do("POST", "/api/v1/pools", `{"name": "abc", "description": "d", "colour": "red"}`)
 		require.Contains(t, res.Env.Error.Details, "colour: is not a field of this request")
+	})
+
+	// A 422 lists every failing field at once: the rules run on the fields
+	// that decoded, beside the fields of the wrong type or unknown.
+	t.Run("ErrEveryStageAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 10)
+		b.unchanged(func() {
+			res := b.do("POST", "/api/v1/pools", `{"name": "ab", "description": "d", "max_retries": "3"}`)
+			requireInvalid(t, res, "max_retries", "name")
+			res = b.do("POST", "/api/v1/pools", `{"name": "ab", "description": "", "colour": "red"}`)
+			requireInvalid(t, res, "colour", "name", "description")
+			res = b.do("POST", "/api/v1/pools", `{"name": "abc", "description": 5, "type": "Random", "max_parallel_items": 0}`)
+			requireInvalid(t, res, "description", "type", "max_parallel_items")
+			require.Equal(t, 1, strings.Count(res.Env.Error.Details, "description: "), "reported once: %s", res.Body)
+			res = b.do("PUT", "/api/v1/pools/"+p.UUID.String(), `{"name": "x", "is_active": "no", "colour": 1}`)
+			requireInvalid(t, res, "colour", "is_active", "name")
+			res = b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/duplicate", `{"name": "x", "copy_contacts": "no"}`)
+			requireInvalid(t, res, "copy_contacts", "name")
+		})
 	})
 
 	// A type given as "" is the error on create that it is on update.
@@ -407,6 +453,7 @@ func TestListPools(t *testing.T) {
 			"PerPageNegative": {"?per_page=-1", "per_page"},
 			"Type":            {"?type=Random", "type"},
 			"IsActive":        {"?is_active=maybe", "is_active"},
+			"SearchNotUTF8":   {"?search=%FF", "search"}, // the engine's validate.Errors, a 422
 		}
 		for name, tt := range tests {
 			t.Run(name, func(t *testing.T) {

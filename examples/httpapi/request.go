@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/validate"
@@ -28,13 +29,18 @@ const MaxBodyBytes = 1 << 20
 // malformed JSON, anything but an object, data after the object. A JSON
 // null counts as an absent field.
 //
-// Field problems are a 422 like every rule, naming each field, so that a
-// form can show them: a field dst does not have (matched exactly, not
-// case-insensitively as encoding/json would), and a value of the wrong
-// JSON type ("max_retries": "3"). The fields named in readOnly are the
-// resource's own read-only fields (uuid, created_at…): accepted and
-// ignored, so that a client may send back what it read.
-func decode(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool, readOnly ...string) error {
+// Field problems are failures of v, named by the field, so that the caller
+// adds the failures of its own rules and one 422 lists them all: a field
+// dst does not have (matched exactly, not case-insensitively as
+// encoding/json would), a value of the wrong JSON type ("max_retries":
+// "3"), a value that is not UTF-8 (JSON text is UTF-8; encoding/json would
+// store U+FFFD in place of the bad bytes). Such a field is left out of dst
+// and every other field is decoded, so the caller's rules run on what
+// decoded cleanly; a rule that then finds the field missing is not
+// reported (see invalid). The fields named in readOnly are the resource's
+// own read-only fields (uuid, created_at…): accepted and ignored, so that a
+// client may send back what it read.
+func decode(w http.ResponseWriter, r *http.Request, v *validate.Validator, dst any, allowEmpty bool, readOnly ...string) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -51,7 +57,7 @@ func decode(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool, re
 		return badRequest(CodeInvalidJSON, "the request body is empty; send a JSON object")
 	}
 
-	// First pass: one JSON object and nothing after it, with known keys only.
+	// One JSON object and nothing after it.
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&raw); err != nil {
@@ -72,56 +78,73 @@ func decode(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool, re
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest(CodeInvalidJSON, fmt.Sprintf("unexpected data after the JSON object at byte %d", dec.InputOffset()))
 	}
-	fields := jsonFields(dst)
-	known := make([]string, len(fields))
-	types := make(map[string]reflect.Type, len(fields))
-	for i, f := range fields {
-		known[i], types[f.name] = f.name, f.typ
+	return decodeFields(v, "", raw, dst, "this request", readOnly)
+}
+
+// decodeFields decodes the members of a JSON object into dst as decode
+// says: each member dst does not have, each value of the wrong JSON type
+// and each value that is not UTF-8 is a failure of v named prefix + its
+// key, and is left out; so are nulls (absent) and the members named in
+// readOnly (whose value must be UTF-8 all the same). The rest is decoded
+// into dst. what names the object in messages ("this request", "a
+// contact"). Bytes that are not UTF-8 can only sit in a string of valid
+// JSON, so such a body always fails: in a key, as a field dst does not
+// have; in a value, as that member.
+func decodeFields(v *validate.Validator, prefix string, fields map[string]json.RawMessage, dst any, what string, readOnly []string) error {
+	var known []string
+	types := map[string]reflect.Type{}
+	for _, f := range jsonFields(dst) {
+		known = append(known, f.name)
+		types[f.name] = f.typ
 	}
-	var v validate.Validator
-	for _, k := range slices.Sorted(maps.Keys(raw)) {
+	clean := make(map[string]json.RawMessage, len(fields))
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		val, typ := fields[k], types[k]
 		switch {
-		case slices.Contains(known, k):
-		case slices.Contains(readOnly, k):
-			delete(raw, k)
-		default:
-			accepted := "this endpoint takes no fields"
+		case typ == nil && !slices.Contains(readOnly, k):
+			accepted := "it takes no fields"
 			if len(known) > 0 {
 				accepted = "accepted: " + strings.Join(known, ", ")
 			}
-			v.Add(k, RuleUnknown, "is not a field of this request; "+accepted)
-		}
-	}
-	if err := v.Err(); err != nil {
-		return err
-	}
-
-	// Second pass: each field on its own, so that every field of the wrong
-	// type is named; then the whole object into dst, through its own
-	// UnmarshalJSON if it has one (unknown keys left are read-only ones).
-	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		if err := json.Unmarshal(raw[k], reflect.New(types[k]).Interface()); err != nil {
-			var typ *json.UnmarshalTypeError
-			if !errors.As(err, &typ) {
-				return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
+			v.Add(prefix+k, RuleUnknown, "is not a field of "+what+" ("+accepted+")")
+		case !utf8.Valid(val):
+			v.Add(prefix+k, RuleUTF8, "must be valid UTF-8 text (JSON is UTF-8)")
+		case typ == nil, string(val) == "null": // read-only, absent
+		default:
+			if err := json.Unmarshal(val, reflect.New(typ).Interface()); err != nil {
+				var te *json.UnmarshalTypeError
+				if !errors.As(err, &te) {
+					return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
+				}
+				v.Add(prefix+k, RuleType, fmt.Sprintf("must be %s, not %s", jsonKind(typ), te.Value))
+				continue
 			}
-			v.Add(k, RuleType, fmt.Sprintf("must be %s, not %s", jsonKind(types[k]), typ.Value))
+			clean[k] = val
 		}
 	}
-	if err := v.Err(); err != nil {
-		return err
+	// Through dst's own UnmarshalJSON, if it has one.
+	b, err := json.Marshal(clean)
+	if err == nil {
+		err = json.Unmarshal(b, dst)
 	}
-	if err := json.Unmarshal(body, dst); err != nil {
+	if err != nil {
 		return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
 	}
 	return nil
 }
 
-// Rules of the request's fields, beside those of package validate.
+// Rules of the request's fields, beside those of package validate. A field
+// that fails one of them is left out of the decoded request.
 const (
 	RuleUnknown = "unknown" // the request does not take this field
 	RuleType    = "type"    // the value has the wrong JSON type
+	RuleUTF8    = "utf8"    // the value holds bytes that are not UTF-8
 )
+
+// refusal reports whether rule is one of decode's, which leave the field out.
+func refusal(rule string) bool {
+	return rule == RuleUnknown || rule == RuleType || rule == RuleUTF8
+}
 
 // jsonField is a field of a request struct: its JSON name and Go type.
 type jsonField struct {

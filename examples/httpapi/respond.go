@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/poolq/poolq/campaign"
@@ -27,7 +28,7 @@ const (
 	CodeLeaseLost        = "LEASE_LOST"          // 409: the lease was settled, expired or superseded
 	CodeAtCapacity       = "AT_CAPACITY"         // 409: items are due but the pool's in-flight cap is reached
 	CodePoolHeld         = "POOL_HELD"           // 409: the pool's campaign does not dispatch now (Draft, Paused, Completed, Archived)
-	CodeWrongStatus      = "WRONG_STATUS"        // 409: a campaign action its status does not allow
+	CodeWrongStatus      = "WRONG_STATUS"        // 409: an action the campaign's (or the item's) status does not allow
 	CodeConflict         = "CONFLICT"            // 409: another campaign governs the pool, or a campaign uses the rule
 	CodePayloadTooLarge  = "PAYLOAD_TOO_LARGE"   // 413: the body exceeds MaxBodyBytes
 	CodeValidation       = "VALIDATION_ERROR"    // 422: fields fail their rules, hold the wrong JSON type, or are unknown
@@ -94,8 +95,19 @@ func unauthorized(code, details string) *apiError {
 }
 
 // invalid is the 422 of fe: field names the first failure, details lists
-// them all.
+// them all. A field that decode refused (rule unknown, type or utf8) keeps
+// that failure alone: it was left out of the request, so the rules that ran
+// on the rest may report it again as missing.
 func invalid(fe validate.Errors) *apiError {
+	refused := map[string]bool{}
+	for _, f := range fe {
+		if refusal(f.Rule) {
+			refused[f.Field] = true
+		}
+	}
+	fe = slices.DeleteFunc(slices.Clone(fe), func(f validate.FieldError) bool {
+		return refused[f.Field] && !refusal(f.Rule)
+	})
 	msgs := make([]string, len(fe))
 	for i, f := range fe {
 		msgs[i] = f.Error()
@@ -135,6 +147,9 @@ func errorFor(err error) (*apiError, bool) {
 	case errors.Is(err, queue.ErrHeld):
 		return &apiError{Status: http.StatusConflict, Code: CodePoolHeld, Message: "Pool is held by its campaign",
 			Details: "the pool is attached to a campaign that is not In Process; start or resume the campaign, or detach the pool"}, false
+	case errors.Is(err, queue.ErrWrongStatus):
+		return &apiError{Status: http.StatusConflict, Code: CodeWrongStatus, Message: "Not allowed in the item's status",
+			Details: err.Error()}, false
 	case errors.Is(err, campaign.ErrWrongStatus):
 		return &apiError{Status: http.StatusConflict, Code: CodeWrongStatus, Message: "Not allowed in the campaign's status",
 			Details: err.Error()}, false
