@@ -143,6 +143,10 @@ func TestCrashChild(t *testing.T) {
 				}
 				require.NoError(t, eng.Fail(ctx, l, f), "fail")
 				acknowledge("fail %s %d %d %v", l.ContactUUID, l.Token, l.Attempt, f.Final)
+			case r < 18 && l.Item.Status == pool.StatusInCall:
+				// A connected call is an attempt made: not given back.
+				require.ErrorIs(t, eng.Release(ctx, l), queue.ErrWrongStatus, "release in call")
+				keep = append(keep, l)
 			case r < 18:
 				require.NoError(t, eng.Release(ctx, l), "release")
 				acknowledge("release %s %d %d", l.ContactUUID, l.Token, l.Attempt)
