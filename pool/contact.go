@@ -3,6 +3,7 @@ package pool
 import (
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/poolq/poolq/validate"
 )
@@ -39,8 +40,10 @@ func (c Contact) IsZero() bool { return c == Contact{} }
 // check validates c's fields, named prefix + their JSON names.
 func (c Contact) check(v *validate.Validator, prefix string) {
 	if c.Name != "" && v.Text(prefix+"name", c.Name, MaxContactNameLen) {
-		v.Check(strings.TrimSpace(c.Name) == c.Name, prefix+"name", validate.RuleFormat,
-			"must not begin or end with white space")
+		_ = v.Check(strings.TrimSpace(c.Name) == c.Name, prefix+"name", validate.RuleFormat,
+			"must not begin or end with white space") &&
+			v.Check(!strings.ContainsFunc(c.Name, unicode.IsControl), prefix+"name", validate.RuleFormat,
+				"must not contain control characters (line breaks, tabs…)")
 	}
 	if c.PhoneNumber != "" {
 		v.Check(isE164(c.PhoneNumber), prefix+"phone_number", validate.RuleFormat,

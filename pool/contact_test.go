@@ -35,6 +35,8 @@ func TestContact_Validate(t *testing.T) {
 		{"ErrNameNUL", func(c *pool.Contact) { c.Name = "Ada\x00" }, "name", validate.RuleFormat},
 		{"ErrNameInvalidUTF8", func(c *pool.Contact) { c.Name = "Ada \xff" }, "name", validate.RuleFormat},
 		{"ErrNamePadded", func(c *pool.Contact) { c.Name = " Ada" }, "name", validate.RuleFormat},
+		{"ErrNameLineBreak", func(c *pool.Contact) { c.Name = "Ada\nLovelace" }, "name", validate.RuleFormat},
+		{"ErrNameBell", func(c *pool.Contact) { c.Name = "Ada\x07" }, "name", validate.RuleFormat},
 		{"ErrPhoneNoPlus", func(c *pool.Contact) { c.PhoneNumber = "15551234567" }, "phone_number", validate.RuleFormat},
 		{"ErrPhoneSpaces", func(c *pool.Contact) { c.PhoneNumber = "+1 555 123 4567" }, "phone_number", validate.RuleFormat},
 		{"ErrPhoneDashes", func(c *pool.Contact) { c.PhoneNumber = "+1-555-123-4567" }, "phone_number", validate.RuleFormat},

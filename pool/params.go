@@ -3,6 +3,7 @@ package pool
 import (
 	"encoding/json"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/poolq/poolq/validate"
@@ -212,8 +213,11 @@ type Duplicated struct {
 }
 
 func checkName(v *validate.Validator, name string) {
-	if v.Required("name", name) && v.Length("name", name, MinNameLen, MaxNameLen) {
-		v.Text("name", name, 0)
+	if v.Required("name", name) && v.Length("name", name, MinNameLen, MaxNameLen) && v.Text("name", name, 0) {
+		// Surrounding white space is trimmed (see New); inside, a line
+		// break or other control character is refused.
+		v.Check(!strings.ContainsFunc(strings.TrimSpace(name), unicode.IsControl), "name", validate.RuleFormat,
+			"must not contain control characters (line breaks, tabs…)")
 	}
 }
 

@@ -28,6 +28,8 @@ func TestUpdateParams_Validate(t *testing.T) {
 		{name: "ErrNameTwoCharacters", u: pool.UpdateParams{Name: ptr("日本")}, wantErr: map[string]string{"name": validate.RuleLength}},
 		{name: "ErrName256", u: pool.UpdateParams{Name: ptr(strings.Repeat("a", 256))}, wantErr: map[string]string{"name": validate.RuleLength}},
 		{name: "ErrNameInvalidUTF8", u: pool.UpdateParams{Name: ptr("ab\xffc")}, wantErr: map[string]string{"name": validate.RuleFormat}},
+		{name: "ErrNameLineBreak", u: pool.UpdateParams{Name: ptr("VIP\nleads")}, wantErr: map[string]string{"name": validate.RuleFormat}},
+		{name: "ErrNameControl", u: pool.UpdateParams{Name: ptr("\x01\x02\x03")}, wantErr: map[string]string{"name": validate.RuleFormat}},
 		{name: "OKDescription", u: pool.UpdateParams{Description: ptr("x")}},
 		{name: "ErrDescriptionEmpty", u: pool.UpdateParams{Description: ptr("")}, wantErr: map[string]string{"description": validate.RuleRequired}},
 		{name: "ErrDescriptionBlank", u: pool.UpdateParams{Description: ptr(" \n\t")}, wantErr: map[string]string{"description": validate.RuleRequired}},

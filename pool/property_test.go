@@ -32,11 +32,12 @@ var (
 	)
 	nonBlankRune = textRune.Filter(func(r rune) bool { return !unicode.IsSpace(r) })
 
-	// Names are trimmed of surrounding white space before they are counted.
+	// Names are trimmed of surrounding white space before they are counted,
+	// and hold no control character inside.
 	genValidName = rapid.StringOfN(textRune, pool.MinNameLen, pool.MaxNameLen, -1).
 			Filter(func(s string) bool {
 			n := utf8.RuneCountInString(strings.TrimSpace(s))
-			return n >= pool.MinNameLen && n <= pool.MaxNameLen
+			return n >= pool.MinNameLen && n <= pool.MaxNameLen && !strings.ContainsFunc(strings.TrimSpace(s), unicode.IsControl)
 		})
 	genValidDescription = rapid.StringOfN(textRune, 1, 80, -1).
 				Filter(func(s string) bool { return strings.TrimSpace(s) != "" })
