@@ -11,8 +11,14 @@ import (
 // one calendar day, both in Loc, the contact's zone. Its methods are pure:
 // the caller passes the time.
 //
-// An item's count of the day is CallDay and CallsToday (see [pool.Item]):
-// the count of CallDay only, so a day other than CallDay starts at zero.
+// An item's count of the day is CallsToday, the calls counted on the local
+// date of CallAt, its latest counted call (see [pool.Item]): a later date
+// starts at zero. The date is CallAt's in Loc, the zone of now: when the
+// contact's zone changes (the contact's own, or the campaign's default),
+// the calls counted in the old one still count on the date their latest
+// falls on in the new one. That may count a call of the new zone's
+// yesterday against today (never too few): the count is of the latest
+// date only.
 type Gate struct {
 	Window Window
 	PerDay int
@@ -30,7 +36,7 @@ func (r Rule) Gate(loc *time.Location) Gate {
 // It is t itself when t is such an instant.
 func (g Gate) Earliest(it pool.Item, t time.Time) time.Time {
 	at := g.Window.NextAllowed(t, g.Loc)
-	if it.CallsToday >= g.PerDay && LocalDay(at, g.Loc) == it.CallDay {
+	if it.CallsToday >= g.PerDay && g.sameDay(it, at) {
 		at = g.Window.NextDayStart(at, g.Loc) // a later date: its count is zero
 	}
 	return at
@@ -38,18 +44,28 @@ func (g Gate) Earliest(it pool.Item, t time.Time) time.Time {
 
 // Admit decides the dispatch at now of the due item it. When g lets it be
 // attempted now, ok is true and out is it with the attempt counted on
-// now's day (CallDay, CallsToday); otherwise ok is false, out is it
+// now's day (CallAt = now, CallsToday one more, or 1 on a new day, and
+// CallToken the token of the dispatch: it.Token + 1, as
+// [pool.Item.Dispatched] gives it); otherwise ok is false, out is it
 // unchanged, and at is the earliest instant it may be (see Earliest).
 func (g Gate) Admit(it pool.Item, now time.Time) (out pool.Item, at time.Time, ok bool) {
 	at = g.Earliest(it, now)
 	if at.After(now) {
 		return it, at, false
 	}
-	if day := LocalDay(now, g.Loc); it.CallDay != day {
-		it.CallDay, it.CallsToday = day, 0
+	if !g.sameDay(it, now) {
+		it.CallsToday = 0
 	}
 	it.CallsToday++
+	it.CallAt = now.UTC()
+	it.CallToken = it.Token + 1
 	return it, now, true
+}
+
+// sameDay reports whether t falls on the local date (in g.Loc) of it's
+// latest counted call.
+func (g Gate) sameDay(it pool.Item, t time.Time) bool {
+	return !it.CallAt.IsZero() && LocalDay(t, g.Loc) == LocalDay(it.CallAt, g.Loc)
 }
 
 // Retry moves the retry of an item a failure just settled: when it is

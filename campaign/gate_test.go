@@ -19,31 +19,35 @@ func TestGate_Admit(t *testing.T) {
 	t.Parallel()
 	g := nyGate(t)
 	// 2026-06-10 is EDT (UTC-4): 09:00 local is 13:00Z, 18:00 is 22:00Z.
-	noon := utc(t, "2026-06-10T16:00:00Z")
-	day := campaign.LocalDay(noon, g.Loc)
+	const today = "2026-06-10T14:00:00Z" // a call at 10:00 local
 	for _, c := range []struct {
 		name       string
 		now        string
-		callDay    int32
+		callAt     string // the latest counted call; "" for none
 		callsToday int
 		ok         bool
 		at         string // when not ok
 		wantCalls  int    // when ok
 	}{
-		{"FirstCall", "2026-06-10T16:00:00Z", 0, 0, true, "", 1},
-		{"SecondCall", "2026-06-10T16:00:00Z", day, 1, true, "", 2},
-		{"CapReached", "2026-06-10T16:00:00Z", day, 2, false, "2026-06-11T13:00:00Z", 0},
-		{"CapOfAnotherDay", "2026-06-10T16:00:00Z", day - 1, 2, true, "", 1},
-		{"BeforeWindow", "2026-06-10T12:59:59Z", 0, 0, false, "2026-06-10T13:00:00Z", 0},
-		{"AtStart", "2026-06-10T13:00:00Z", 0, 0, true, "", 1},
-		{"AtEnd", "2026-06-10T22:00:00Z", 0, 0, false, "2026-06-11T13:00:00Z", 0},
-		{"LastSecond", "2026-06-10T21:59:59Z", day, 1, true, "", 2},
+		{"FirstCall", "2026-06-10T16:00:00Z", "", 0, true, "", 1},
+		{"SecondCall", "2026-06-10T16:00:00Z", today, 1, true, "", 2},
+		{"CapReached", "2026-06-10T16:00:00Z", today, 2, false, "2026-06-11T13:00:00Z", 0},
+		{"CapOfAnotherDay", "2026-06-10T16:00:00Z", "2026-06-09T21:00:00Z", 2, true, "", 1},
+		{"BeforeWindow", "2026-06-10T12:59:59Z", "", 0, false, "2026-06-10T13:00:00Z", 0},
+		{"AtStart", "2026-06-10T13:00:00Z", "", 0, true, "", 1},
+		{"AtEnd", "2026-06-10T22:00:00Z", "", 0, false, "2026-06-11T13:00:00Z", 0},
+		{"LastSecond", "2026-06-10T21:59:59Z", today, 1, true, "", 2},
 		// Late evening UTC is still the 10th in New York: its cap counts.
-		{"LocalDateNotUTCDate", "2026-06-11T01:00:00Z", day, 2, false, "2026-06-11T13:00:00Z", 0},
+		{"LocalDateNotUTCDate", "2026-06-11T01:00:00Z", today, 2, false, "2026-06-11T13:00:00Z", 0},
+		// A call at 23:30 UTC on the 9th was on the 9th in New York.
+		{"UTCDateNotLocalDate", "2026-06-10T16:00:00Z", "2026-06-09T23:30:00Z", 2, true, "", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			in := pool.Item{Status: pool.StatusPending, CallDay: c.callDay, CallsToday: c.callsToday}
+			in := pool.Item{Status: pool.StatusPending, CallsToday: c.callsToday, Token: 4, CallToken: 3}
+			if c.callAt != "" {
+				in.CallAt = utc(t, c.callAt)
+			}
 			now := utc(t, c.now)
 			out, at, ok := g.Admit(in, now)
 			require.Equal(t, c.ok, ok)
@@ -53,16 +57,40 @@ func TestGate_Admit(t *testing.T) {
 				return
 			}
 			require.True(t, at.Equal(now))
-			require.Equal(t, campaign.LocalDay(now, g.Loc), out.CallDay)
+			require.Equal(t, now, out.CallAt, "the latest counted call")
 			require.Equal(t, c.wantCalls, out.CallsToday)
+			require.Equal(t, int64(5), out.CallToken, "the token of the dispatch it admits")
 		})
 	}
+}
+
+// TestGate_ZoneChanged: a count made in one zone still counts when the
+// contact's zone changes (the campaign's default corrected from Los
+// Angeles to Tokyo): two calls at 21:00 and 21:30 on January 2nd in Los
+// Angeles were at 14:00 and 14:30 on January 3rd in Tokyo, so with
+// max_calls_per_day 2 the next is on January 4th there. (A count keyed by
+// the Los Angeles date, January 2nd, started again at zero on Tokyo's
+// January 3rd: a third call that day.)
+func TestGate_ZoneChanged(t *testing.T) {
+	t.Parallel()
+	g := campaign.Gate{Window: window(t, "09:00-23:00"), PerDay: 2, Loc: zone(t, "Asia/Tokyo")}
+	in := pool.Item{Status: pool.StatusRetrying, CallsToday: 2, CallAt: utc(t, "2026-01-03T05:30:00Z")}
+	_, at, ok := g.Admit(in, utc(t, "2026-01-03T06:00:00Z"))
+	require.False(t, ok, "a third call on January 3rd in Tokyo")
+	require.Equal(t, utc(t, "2026-01-04T00:00:00Z"), at, "09:00 on January 4th in Tokyo")
+	// The other way round, Tokyo to Los Angeles: the calls of Tokyo's
+	// January 3rd afternoon were on January 2nd in Los Angeles, still
+	// today there.
+	g.Loc = zone(t, "America/Los_Angeles")
+	_, at, ok = g.Admit(in, utc(t, "2026-01-03T06:00:00Z")) // 22:00 on the 2nd in Los Angeles
+	require.False(t, ok)
+	require.Equal(t, utc(t, "2026-01-03T17:00:00Z"), at, "09:00 on January 3rd in Los Angeles")
 }
 
 func TestGate_Retry(t *testing.T) {
 	t.Parallel()
 	g := nyGate(t)
-	day := campaign.LocalDay(utc(t, "2026-06-10T16:00:00Z"), g.Loc)
+	call := utc(t, "2026-06-10T16:00:00Z")
 	at := func(s string) *time.Time { v := utc(t, s); return &v }
 	for _, c := range []struct {
 		name       string
@@ -81,7 +109,7 @@ func TestGate_Retry(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			in := pool.Item{Status: c.status, NextRetryAt: at(c.next), CallDay: day, CallsToday: c.callsToday, RetryCount: 1, Attempts: 1}
+			in := pool.Item{Status: c.status, NextRetryAt: at(c.next), CallAt: call, CallsToday: c.callsToday, RetryCount: 1, Attempts: 1}
 			out := g.Retry(in)
 			want := in
 			want.Status, want.NextRetryAt = c.wantStatus, at(c.wantNext)
@@ -109,11 +137,11 @@ func TestGate_EarliestBruteForce(t *testing.T) {
 			PerDay: rapid.IntRange(1, 3).Draw(t, "per day"), Loc: loc}
 		tt := from.Add(time.Duration(rapid.IntRange(0, 2*365*24*60).Draw(t, "minute")) * time.Minute)
 		it := pool.Item{
-			CallDay:    campaign.LocalDay(tt, loc) + int32(rapid.IntRange(-1, 1).Draw(t, "call day offset")),
+			CallAt:     tt.Add(-time.Duration(rapid.IntRange(0, 48*60).Draw(t, "minutes since the latest call")) * time.Minute),
 			CallsToday: rapid.IntRange(0, 4).Draw(t, "calls today"),
 		}
 		allowed := func(x time.Time) bool {
-			return g.Window.Contains(x, loc) && (campaign.LocalDay(x, loc) != it.CallDay || it.CallsToday < g.PerDay)
+			return g.Window.Contains(x, loc) && (campaign.LocalDay(x, loc) != campaign.LocalDay(it.CallAt, loc) || it.CallsToday < g.PerDay)
 		}
 		got := g.Earliest(it, tt)
 		require.False(t, got.Before(tt))
@@ -121,7 +149,7 @@ func TestGate_EarliestBruteForce(t *testing.T) {
 		for m := tt; m.Before(got); m = m.Add(time.Minute) {
 			require.False(t, allowed(m), "%v (local %v) is allowed and before Earliest %v", m, m.In(loc), got)
 		}
-		_, _, ok := g.Admit(pool.Item{CallDay: it.CallDay, CallsToday: it.CallsToday}, tt)
+		_, _, ok := g.Admit(pool.Item{CallAt: it.CallAt, CallsToday: it.CallsToday}, tt)
 		require.Equal(t, allowed(tt), ok, "Admit agrees with the brute force")
 	})
 }

@@ -56,13 +56,17 @@ type Item struct {
 	// LeaseExpiresAt is when the current lease ends; zero unless in flight.
 	LeaseExpiresAt time.Time `json:"-"`
 
-	// CallDay and CallsToday count the attempts of the item's latest
-	// calling day, for a rule's max_calls_per_day: CallDay is that day's
-	// date in the contact's zone (days since 1970-01-01, see
-	// campaign.LocalDay), CallsToday the dispatches on it that were not
-	// given back. Zero for an item never dispatched under a rule.
-	CallDay    int32 `json:"-"`
-	CallsToday int   `json:"-"`
+	// CallAt, CallsToday and CallToken count the attempts of the item's
+	// latest calling day, for a rule's max_calls_per_day: CallAt is the
+	// instant of the latest dispatch a rule counted, CallsToday the
+	// dispatches it counted on that instant's local date (in the contact's
+	// zone, whatever zone that is when they are read, see campaign.Gate),
+	// not given back, and CallToken the token of the latest dispatch it
+	// counted: a give-back returns the day's call only when it is that
+	// dispatch's. Zero for an item never dispatched under a rule.
+	CallAt     time.Time `json:"-"`
+	CallsToday int       `json:"-"`
+	CallToken  int64     `json:"-"`
 }
 
 // Due reports whether it may be dispatched at now: it is Pending, or

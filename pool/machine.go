@@ -145,9 +145,11 @@ func (it Item) Expired(ceiling int, now time.Time, retryDelay time.Duration) (It
 
 // Released returns the in-flight item given back unattempted: the attempt
 // is not counted, and the item is due again at once, as Pending, or as
-// Retrying (NextRetryAt = now) if it has failed before. The fencing token
-// stays, so the released lease cannot settle a later dispatch. An item
-// In_Call is refused with [ErrWrongStatus]: its call connected, so the
+// Retrying (NextRetryAt = now) if it has failed before. When a rule
+// counted this dispatch among the day's calls (CallToken is its token),
+// the day's count gives it back too. The fencing token stays, so the
+// released lease cannot settle a later dispatch. An item In_Call is
+// refused with [ErrWrongStatus]: its call connected, so the
 // attempt was made and counts (against the ceiling and the day's calls);
 // it is completed or failed, never given back.
 func (it Item) Released(now time.Time) (Item, error) {
@@ -159,8 +161,8 @@ func (it Item) Released(now time.Time) (Item, error) {
 	}
 	now = now.UTC()
 	it.Attempts--
-	if it.CallsToday > 0 {
-		it.CallsToday-- // the day's count gives the attempt back too
+	if it.CallToken == it.Token && it.CallsToday > 0 {
+		it.CallsToday-- // the day's count gives the attempt back too, if it counted it
 	}
 	if it.Attempts == 0 {
 		it.StartedAt = nil
@@ -194,10 +196,10 @@ func (it Item) Skipped(note string) (Item, error) {
 // Requeued returns the finished item revived (lead recycling): Pending,
 // with attempts, retry count, timestamps and notes reset; its priority,
 // payload and insertion place stay, and so does the count of its latest
-// calling day (CallDay, CallsToday): a contact called up to a rule's
-// max_calls_per_day today is not called again today because its item was
-// requeued. An item in flight gets [ErrInFlight]; a
-// waiting one [ErrWrongStatus].
+// calling day (CallAt, CallsToday, CallToken): a contact called up to a
+// rule's max_calls_per_day today is not called again today because its
+// item was requeued. An item in flight gets [ErrInFlight]; a waiting one
+// [ErrWrongStatus].
 func (it Item) Requeued() (Item, error) {
 	switch {
 	case it.Status.InFlight():

@@ -492,7 +492,7 @@ func TestItem_Released(t *testing.T) {
 	t.Run("ErrInCall", func(t *testing.T) {
 		t.Parallel()
 		in := inFlight(pool.StatusInCall, 1)
-		in.CallDay, in.CallsToday = 20_500, 1
+		in.CallAt, in.CallsToday, in.CallToken = now, 1, in.Token
 		got, err := in.Released(now)
 		require.ErrorIs(t, err, pool.ErrWrongStatus, "a connected call is an attempt made")
 		require.Equal(t, in, got, "unchanged")
@@ -530,15 +530,26 @@ func TestItem_Released(t *testing.T) {
 	t.Run("OKGivesTheDaysCallBack", func(t *testing.T) {
 		t.Parallel()
 		in := inFlight(pool.StatusProcessing, 1)
-		in.CallDay, in.CallsToday = 20_500, 2
+		in.CallAt, in.CallsToday, in.CallToken = now, 2, in.Token
 		got, err := in.Released(now)
 		require.NoError(t, err)
-		require.Equal(t, int32(20_500), got.CallDay)
+		require.Equal(t, now, got.CallAt)
 		require.Equal(t, 1, got.CallsToday, "a released attempt does not count against the day's cap")
-		in.CallsToday = 0 // dispatched before the rule counted calls
+		in.CallsToday = 0
 		got, err = in.Released(now)
 		require.NoError(t, err)
 		require.Zero(t, got.CallsToday, "never below zero")
+	})
+
+	t.Run("OKKeepsTheDaysCallOfAnotherDispatch", func(t *testing.T) {
+		t.Parallel()
+		// The rule counted the dispatch before this one; this one was made
+		// while no rule governed the pool, and counted nothing.
+		in := inFlight(pool.StatusProcessing, 2)
+		in.CallAt, in.CallsToday, in.CallToken = now, 1, in.Token-1
+		got, err := in.Released(now)
+		require.NoError(t, err)
+		require.Equal(t, 1, got.CallsToday, "the day's call of the other dispatch stays counted")
 	})
 
 	t.Run("ErrWrongStatus", func(t *testing.T) {
@@ -626,7 +637,7 @@ func TestItem_Requeued(t *testing.T) {
 		t.Run("OK"+string(s), func(t *testing.T) {
 			t.Parallel()
 			in := itemIn(s)
-			in.CallDay, in.CallsToday = 20_500, 3
+			in.CallAt, in.CallsToday, in.CallToken = now, 3, 1
 			got, err := in.Requeued()
 			require.NoError(t, err)
 			want := pool.Item{
@@ -634,7 +645,7 @@ func TestItem_Requeued(t *testing.T) {
 				// and the day's count of calls
 				ID: in.ID, PoolUUID: in.PoolUUID, ContactUUID: in.ContactUUID,
 				Priority: in.Priority, Payload: in.Payload, AddedAt: in.AddedAt, Token: in.Token,
-				CallDay: 20_500, CallsToday: 3,
+				CallAt: now, CallsToday: 3, CallToken: 1,
 				// reset
 				Status: pool.StatusPending,
 			}

@@ -101,14 +101,17 @@ type modelItem struct {
 	addedAt   time.Time
 	notes     string
 	// The count of the latest calling day, kept by dispatches under a
-	// rule (campaign.Gate.Admit) and given back by Release.
-	callDay    int32
+	// rule (campaign.Gate.Admit) and given back by the Release of the
+	// dispatch it counted.
+	callAt     time.Time
 	callsToday int
+	callToken  int64
 }
 
 // asItem is the model item as the pool.Item the rule's gate reads.
 func (it *modelItem) asItem() pool.Item {
-	out := pool.Item{Status: it.status, Attempts: it.attempts, CallDay: it.callDay, CallsToday: it.callsToday}
+	out := pool.Item{Status: it.status, Attempts: it.attempts, Token: it.token,
+		CallAt: it.callAt, CallsToday: it.callsToday, CallToken: it.callToken}
 	if !it.nextRetry.IsZero() {
 		next := it.nextRetry
 		out.NextRetryAt = &next
@@ -310,7 +313,7 @@ func (p *modelPool) dequeue(now time.Time, n int) ([]*modelItem, error) {
 				it.status, it.nextRetry = pool.StatusScheduled, at.UTC() // postponed
 				continue
 			}
-			it.callDay, it.callsToday = in.CallDay, in.CallsToday
+			it.callAt, it.callsToday, it.callToken = in.CallAt, in.CallsToday, in.CallToken
 		}
 		it.status = pool.StatusProcessing
 		it.attempts++
@@ -709,7 +712,7 @@ func (m *modelMachine) settle(t *rapid.T, op string) {
 			p.fail(it, now, retryAt, failure.Final, note)
 		case "release":
 			it.attempts--
-			if it.callsToday > 0 {
+			if it.callToken == it.token && it.callsToday > 0 {
 				it.callsToday--
 			}
 			if it.attempts == 0 {
@@ -1005,8 +1008,9 @@ func (m *modelMachine) requireItem(t *rapid.T, got pool.Item, want *modelItem, w
 	require.Equal(t, want.priority, got.Priority, "%s: priority", ctx)
 	require.Equal(t, want.token, got.Token, "%s: fencing token", ctx)
 	require.Equal(t, want.notes, got.Notes, "%s: notes", ctx)
-	require.Equal(t, want.callDay, got.CallDay, "%s: call day", ctx)
+	require.True(t, want.callAt.Equal(got.CallAt), "%s: call_at %v, want %v", ctx, got.CallAt, want.callAt)
 	require.Equal(t, want.callsToday, got.CallsToday, "%s: calls today", ctx)
+	require.Equal(t, want.callToken, got.CallToken, "%s: call token", ctx)
 	require.True(t, sameTime(got.NextRetryAt, want.nextRetry), "%s: next_retry_at %s, want %s", ctx, fmtTimePtr(got.NextRetryAt), fmtModelTime(want.nextRetry))
 	require.True(t, sameTime(got.StartedAt, want.started), "%s: started_at %s, want %s", ctx, fmtTimePtr(got.StartedAt), fmtModelTime(want.started))
 	require.True(t, sameTime(got.CompletedAt, want.completed), "%s: completed_at %s, want %s", ctx, fmtTimePtr(got.CompletedAt), fmtModelTime(want.completed))

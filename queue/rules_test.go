@@ -412,3 +412,90 @@ func TestEngine_ReleaseOfAConnectedCall(t *testing.T) {
 	require.Equal(t, pool.StatusFailed, it.Status, "its one call was made")
 	require.Equal(t, 1, it.Attempts)
 }
+
+// TestEngine_DayCapAcrossAnUngovernedGiveBack: a dispatch made while no
+// rule governed the pool counted no call of the day, so giving it back
+// takes none back: once attached again the same day, the contact gets only
+// what is left of max_calls_per_day. (Release took a call off the count
+// whatever dispatch had made it: a third call on a day capped at two.)
+func TestEngine_DayCapAcrossAnUngovernedGiveBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t) // 2026-01-02 09:00 UTC
+	p := b.pool(t, pool.FIFO, 1, 5)
+	r := b.rule(t, campaign.CreateRuleParams{MaxCallsPerDay: pqPtr(2), MaxTotalCalls: pqPtr(10),
+		RetryIntervalMinutes: pqPtr(10), StartTime: pqPtr("08:00"), EndTime: pqPtr("20:00")})
+	c := b.campaignOf(t, r.UUID, p.UUID)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	contact := b.addIn(t, p.UUID, "UTC")
+
+	governed := 0
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID) // the day's first call
+	require.NoError(t, err)
+	governed++
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+	b.clock.Advance(10 * time.Minute)
+
+	_, err = b.eng.DetachPool(b.ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+	l, err = b.eng.TryDequeue(b.ctx, p.UUID) // ungoverned: counts nothing
+	require.NoError(t, err)
+	require.NoError(t, b.eng.Release(b.ctx, l))
+	require.Equal(t, 1, b.item(t, p.UUID, contact).CallsToday, "the governed call stays counted")
+
+	_, err = b.eng.AttachPools(b.ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+	for range 3 {
+		l, err = b.eng.TryDequeue(b.ctx, p.UUID)
+		if err != nil {
+			break
+		}
+		governed++
+		require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+		b.clock.Advance(10 * time.Minute)
+	}
+	require.Equal(t, 2, governed, "governed calls on 2026-01-02 with max_calls_per_day 2")
+}
+
+// TestEngine_DayCapAcrossAZoneChange: the campaign's default zone is
+// corrected from Los Angeles to Tokyo after a zone-less contact's call at
+// 21:00 on January 2nd in Los Angeles, 14:00 on January 3rd in Tokyo: that
+// call still counts on Tokyo's January 3rd, so with max_calls_per_day 2
+// the contact gets one more call there that day, not two. (The count was
+// keyed by the Los Angeles date and started again under Tokyo's.)
+func TestEngine_DayCapAcrossAZoneChange(t *testing.T) {
+	t.Parallel()
+	b := setup(t)                   // 2026-01-02 09:00 UTC
+	b.clock.Advance(20 * time.Hour) // 2026-01-03 05:00 UTC
+	p := b.pool(t, pool.FIFO, 1, 5)
+	r := b.rule(t, campaign.CreateRuleParams{MaxCallsPerDay: pqPtr(2), MaxTotalCalls: pqPtr(10),
+		RetryIntervalMinutes: pqPtr(30), StartTime: pqPtr("09:00"), EndTime: pqPtr("23:00")})
+	c, err := b.eng.CreateCampaign(b.ctx, campaign.CreateParams{Name: "zone", RuleUUID: &r.UUID, TimeZone: "America/Los_Angeles"})
+	require.NoError(t, err)
+	_, err = b.eng.AttachPools(b.ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	b.addIn(t, p.UUID, "")
+
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	require.NoError(t, err)
+	var calls []string
+	call := func() {
+		l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+		if err != nil {
+			return
+		}
+		calls = append(calls, b.clock.Now().In(tokyo).Format(time.DateTime))
+		require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+	}
+	call() // 21:00 on January 2nd in Los Angeles
+	_, err = b.eng.UpdateCampaign(b.ctx, c.UUID, campaign.UpdateParams{TimeZone: pqPtr("Asia/Tokyo")})
+	require.NoError(t, err)
+	for range 3 {
+		b.clock.Advance(30 * time.Minute)
+		call()
+	}
+	require.Equal(t, []string{"2026-01-03 14:00:00", "2026-01-03 14:30:00"}, calls,
+		"calls on January 3rd in Tokyo with max_calls_per_day 2")
+}

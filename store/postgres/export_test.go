@@ -88,7 +88,7 @@ var HotStatements = []struct {
 	{"expired", expiredSQL, "items_lease", []string{"$K", "0", "10"}},
 	{"items by id", itemsByIDSQL, "items_pkey", []string{"'{1,2,3}'"}},
 	{"update items", updateItemsSQL, "items_pkey", []string{"'{1}'", "'{1}'", "'{Pending}'", "'{Processing}'",
-		"'{0}'", "'{1}'", "'{0}'", "'{0}'", "'{0}'", "'{0}'", "'{0}'", "'{\"\"}'", "'{1}'", "'{0}'", "'{0}'", "'{0}'"}},
+		"'{0}'", "'{1}'", "'{0}'", "'{0}'", "'{0}'", "'{0}'", "'{0}'", "'{\"\"}'", "'{1}'", "'{0}'", "'{0}'", "'{0}'", "'{0}'"}},
 	{"update counts", updateCountsSQL, "pool_counts_pkey", []string{"'{$K}'", "'{-1}'", "'{1}'", "'{0}'", "'{0}'",
 		"'{0}'", "'{0}'", "'{0}'", "'{0}'"}},
 	{"lease bound", leaseBoundSQL, "items_lease", []string{"$K"}},

@@ -124,7 +124,8 @@ func TestOpen_UpgradesVersion1(t *testing.T) {
 // TestOpen_UpgradesVersion3 opens a schema left at version 3 (campaigns,
 // no calling rules) holding items in every kind of state: Open brings it
 // to the latest version in place, the items read back as they were, with
-// CallDay and CallsToday 0, from every reader; the counts carry over; the
+// no count of a calling day (CallAt, CallsToday, CallToken zero), from
+// every reader; the counts carry over; the
 // new tables (do-not-call list, opt-outs, escalations) and columns are
 // usable at once.
 func TestOpen_UpgradesVersion3(t *testing.T) {
@@ -207,8 +208,9 @@ func TestOpen_UpgradesVersion3(t *testing.T) {
 		t.Helper()
 		require.NotEmpty(t, items, what)
 		for _, it := range items {
-			require.Zero(t, it.CallDay, "%s: item %d", what, it.ID)
+			require.Zero(t, it.CallAt, "%s: item %d", what, it.ID)
 			require.Zero(t, it.CallsToday, "%s: item %d", what, it.ID)
+			require.Zero(t, it.CallToken, "%s: item %d", what, it.ID)
 		}
 	}
 	var old []pool.Item
@@ -259,13 +261,13 @@ func TestOpen_UpgradesVersion3(t *testing.T) {
 		claimed := due[0]
 		claimed.Status, claimed.Attempts, claimed.Token = pool.StatusProcessing, 1, 1
 		claimed.LeaseExpiresAt = time.Unix(60, 0).UTC()
-		claimed.CallDay, claimed.CallsToday = 20162, 1
+		claimed.CallAt, claimed.CallsToday, claimed.CallToken = time.Unix(30, 0).UTC(), 1, 1
 		require.NoError(t, tx.UpdateItem(ctx, pool.StatusPending, claimed))
 		got, err := tx.ItemByID(ctx, claimed.ID)
 		require.NoError(t, err)
 		require.Equal(t, claimed, got)
 		retried := due[1]
-		retried.CallDay, retried.CallsToday = 20162, 2
+		retried.CallAt, retried.CallsToday, retried.CallToken = time.Unix(20, 0).UTC(), 2, 1
 		require.NoError(t, tx.UpdateItems(ctx, store.Change{From: pool.StatusRetrying, Item: retried}))
 		got, err = tx.ItemByID(ctx, retried.ID)
 		require.NoError(t, err)
@@ -310,3 +312,51 @@ func TestOpen_UpgradesVersion3(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestOpen_UpgradesVersion5 opens a schema left at version 5, whose items
+// count their calling day by its date (call_day): a count becomes the noon
+// (UTC) of its date, the instant of its latest call, which falls on that
+// date in every zone within 12 hours of UTC; an item without a count has
+// none; no counted dispatch is known (CallToken 0).
+func TestOpen_UpgradesVersion5(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	schema := pgtest.Schema(t, url)
+	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 5))
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "SET search_path = "+schema)
+	require.NoError(t, err)
+	p := newTestPool("from version 5")
+	var k int64
+	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items,
+    max_retries, is_active, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $2)
+    RETURNING id`, p.UUID, p.Name, p.Description, "FIFO", p.MaxParallelItems, p.MaxRetries, p.IsActive,
+		p.CreatedAt.UnixNano()).Scan(&k))
+	_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, pending, processing) VALUES ($1, 1, 1)`, k)
+	require.NoError(t, err)
+	// Day 20162 is 2025-03-15: two calls counted on it, the second in
+	// flight; and an item never called under a rule.
+	_, err = conn.Exec(ctx, `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count,
+    started_at, notes, added_at, token, lease_expires_at, ready, call_day, calls_today)
+    VALUES ($1, $2, 'Processing', 0, 2, 1, 20, '', 3, 2, 50, false, 20162, 2)`, k, uuid.New())
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count,
+    notes, added_at, token, ready) VALUES ($1, $2, 'Pending', 0, 0, 0, '', 5, 0, true)`, k, uuid.New())
+	require.NoError(t, err)
+
+	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: schema})
+	var got []pool.Item
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		got, _, err = tx.Items(ctx, p.UUID, pool.ItemQuery{Page: 1, PerPage: 10})
+		return err
+	}))
+	require.Len(t, got, 2)
+	require.Equal(t, time.Date(2025, 3, 15, 12, 0, 0, 0, time.UTC), got[0].CallAt)
+	require.Equal(t, 2, got[0].CallsToday)
+	require.Zero(t, got[0].CallToken)
+	require.Zero(t, got[1].CallAt)
+	require.Zero(t, got[1].CallsToday)
+}

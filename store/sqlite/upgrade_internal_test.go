@@ -140,8 +140,8 @@ WHERE type = 'table' AND (sql LIKE '%status IN (%' OR sql LIKE '%type IN (%')`).
 
 // TestMigrate_CallingRules upgrades a version 5 file (campaigns, no
 // calling rules) holding items in every kind of state to the latest
-// version: the items read back as they were, with CallDay and CallsToday
-// 0, from every reader; the counts carry over; the new tables (do-not-call
+// version: the items read back as they were, with no count of a calling
+// day (CallAt, CallsToday, CallToken zero), from every reader; the counts carry over; the new tables (do-not-call
 // list, opt-outs, escalations) and columns are usable at once.
 //
 // Not parallel: it narrows the package's migrations while it writes the
@@ -217,8 +217,9 @@ func TestMigrate_CallingRules(t *testing.T) {
 		t.Helper()
 		require.NotEmpty(t, items, what)
 		for _, it := range items {
-			require.Zero(t, it.CallDay, "%s: item %d", what, it.ID)
+			require.Zero(t, it.CallAt, "%s: item %d", what, it.ID)
 			require.Zero(t, it.CallsToday, "%s: item %d", what, it.ID)
+			require.Zero(t, it.CallToken, "%s: item %d", what, it.ID)
 		}
 	}
 	var old []pool.Item
@@ -270,13 +271,13 @@ func TestMigrate_CallingRules(t *testing.T) {
 		claimed := due[0]
 		claimed.Status, claimed.Attempts, claimed.Token = pool.StatusProcessing, 1, 1
 		claimed.LeaseExpiresAt = time.Unix(60, 0).UTC()
-		claimed.CallDay, claimed.CallsToday = 20162, 1
+		claimed.CallAt, claimed.CallsToday, claimed.CallToken = time.Unix(30, 0).UTC(), 1, 1
 		require.NoError(t, tx.UpdateItem(ctx, pool.StatusPending, claimed))
 		got, err := tx.ItemByID(ctx, claimed.ID)
 		require.NoError(t, err)
 		require.Equal(t, claimed, got)
 		retried := due[1]
-		retried.CallDay, retried.CallsToday = 20162, 2
+		retried.CallAt, retried.CallsToday, retried.CallToken = time.Unix(20, 0).UTC(), 2, 1
 		require.NoError(t, tx.UpdateItems(ctx, store.Change{From: pool.StatusRetrying, Item: retried}))
 		got, err = tx.ItemByID(ctx, retried.ID)
 		require.NoError(t, err)
@@ -318,4 +319,61 @@ func TestMigrate_CallingRules(t *testing.T) {
 	bad.CallsToday = -1
 	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, pool.StatusCompleted, bad) })
 	require.Error(t, err, "a negative calls_today")
+}
+
+// TestMigrate_CallAt upgrades a version 6 file, whose items count their
+// calling day by its date (call_day), to the latest version: a count
+// becomes the noon (UTC) of its date, the instant of its latest call,
+// which falls on that date in every zone within 12 hours of UTC; an item
+// without a count has none; no counted dispatch is known (CallToken 0),
+// so giving back an item in flight at the upgrade keeps its day's call.
+//
+// Not parallel: it narrows the package's migrations while it writes the
+// old file (see TestMigrate_CountsWithoutTriggers).
+func TestMigrate_CallAt(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v6.db")
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	db.SetMaxOpenConns(1)
+	all := history
+	history = all[:6]
+	err = migrate(ctx, db)
+	history = all
+	require.NoError(t, err)
+	exec := func(query string, args ...any) {
+		t.Helper()
+		_, err := db.ExecContext(ctx, query, args...)
+		require.NoError(t, err)
+	}
+	p := uuid.New()
+	exec(`INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
+    is_active, created_at, updated_at, search) VALUES (?, 'old pool', 'x', 'FIFO', 10, 3, 1, 0, 0, 'old pool')`, p[:])
+	counted, fresh := uuid.New(), uuid.New()
+	// Day 20162 is 2025-03-15: two calls counted on it, the second still
+	// in flight; and an item never called under a rule.
+	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, started_at, notes,
+    added_at, token, lease_expires_at, ready, call_day, calls_today) VALUES (1, ?, 'Processing', 0, 2, 1, 20, '', 3, 2, 50, 0, 20162, 2)`, counted[:])
+	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
+    ready) VALUES (1, ?, 'Pending', 0, 0, 0, '', 5, 0, 1)`, fresh[:])
+	exec(`UPDATE pool_counts SET n = 1 WHERE pool_id = 1 AND status IN ('Pending', 'Processing')`)
+	require.NoError(t, db.Close())
+
+	st, err := Open(ctx, path, Options{CheckCache: true})
+	require.NoError(t, err)
+	defer st.Close()
+	var got []pool.Item
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		got, _, err = tx.Items(ctx, p, pool.ItemQuery{Page: 1, PerPage: 10})
+		return err
+	}))
+	require.Len(t, got, 2)
+	require.Equal(t, time.Date(2025, 3, 15, 12, 0, 0, 0, time.UTC), got[0].CallAt)
+	require.Equal(t, 2, got[0].CallsToday)
+	require.Zero(t, got[0].CallToken)
+	require.Zero(t, got[1].CallAt)
+	require.Zero(t, got[1].CallsToday)
+	released, err := got[0].Released(time.Unix(60, 0))
+	require.NoError(t, err)
+	require.Equal(t, 2, released.CallsToday, "a dispatch counted before the upgrade keeps its day's call")
 }

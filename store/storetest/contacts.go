@@ -154,7 +154,7 @@ func testContactItemsOwnWrites(t *testing.T, b *bundle) {
 	var got []pool.Item
 	b.write(func(tx store.Tx) error {
 		changed := first
-		changed.Status, changed.Notes, changed.CallDay, changed.CallsToday = pool.StatusSkipped, "withdrawn", 3, 1
+		changed.Status, changed.Notes, changed.CallAt, changed.CallsToday, changed.CallToken = pool.StatusSkipped, "withdrawn", at(3*time.Hour), 1, 1
 		require.NoError(t, tx.UpdateItem(b.ctx, first.Status, changed))
 		require.NoError(t, tx.DeletePool(b.ctx, gone.UUID))
 		require.NoError(t, tx.InsertPool(b.ctx, fresh))
@@ -169,8 +169,9 @@ func testContactItemsOwnWrites(t *testing.T, b *bundle) {
 		require.Equal(t, b.item(it.ID), it)
 		if it.PoolUUID == p.UUID {
 			require.Equal(t, pool.StatusSkipped, it.Status)
-			require.Equal(t, int32(3), it.CallDay)
+			require.Equal(t, at(3*time.Hour), it.CallAt)
 			require.Equal(t, 1, it.CallsToday)
+			require.Equal(t, int64(1), it.CallToken)
 		}
 	}
 }
@@ -659,31 +660,33 @@ func testEscalationsOutlivePool(t *testing.T, b *bundle) {
 	require.Equal(t, append(all, e3), b.escalations(campaign.EscalationQuery{}))
 }
 
-// testCallDayRoundTrip checks that an item's calling day and its calls are
+// testCallDayRoundTrip checks that an item's count of its calling day (its
+// latest counted call, the day's calls, the counted dispatch's token) is
 // stored by InsertItems, UpdateItem and UpdateItems, and returned by every
-// method that reads items; CopyItems does not copy them.
+// method that reads items; CopyItems does not copy it.
 func testCallDayRoundTrip(t *testing.T, b *bundle) {
 	p := b.insertPool() // FIFO
 	items := b.insertItems(p.UUID, pending(6))
 	for _, it := range items {
-		require.Zero(t, it.CallDay)
+		require.Zero(t, it.CallAt)
 		require.Zero(t, it.CallsToday)
+		require.Zero(t, it.CallToken)
 	}
 	soon := at(time.Minute)
 
 	// UpdateItem: items[0] dispatched then given back on day 20162, still
 	// counted once.
-	items[0].CallDay, items[0].CallsToday, items[0].Attempts = 20162, 1, 1
+	items[0].CallAt, items[0].CallsToday, items[0].CallToken, items[0].Attempts = at(-time.Hour), 1, 1, 1
 	b.update(items[0])
 
 	// UpdateItems: three items at once, each with its own values, the
 	// extremes of the types among them.
 	from := []pool.Status{items[1].Status, items[2].Status, items[3].Status}
 	retrying(soon)(&items[1])
-	items[1].CallDay, items[1].CallsToday = math.MaxInt32, 1<<33
+	items[1].CallAt, items[1].CallsToday, items[1].CallToken = time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), 1<<33, math.MaxInt64
 	scheduled(soon)(&items[2])
-	items[2].CallDay, items[2].CallsToday = -3, 2
-	items[3].CallDay, items[3].CallsToday = 7, 0
+	items[2].CallAt, items[2].CallsToday, items[2].CallToken = time.Unix(0, -3).UTC(), 2, 2
+	items[3].CallAt, items[3].CallsToday, items[3].CallToken = at(7), 0, 0
 	b.write(func(tx store.Tx) error {
 		return tx.UpdateItems(b.ctx, store.Change{From: from[0], Item: items[1]},
 			store.Change{From: from[1], Item: items[2]}, store.Change{From: from[2], Item: items[3]})
@@ -691,17 +694,18 @@ func testCallDayRoundTrip(t *testing.T, b *bundle) {
 
 	// items[4] in flight, its lease ended: found by Expired.
 	inFlight(pool.StatusProcessing, soon)(&items[4])
-	items[4].CallDay, items[4].CallsToday = 20163, 3
+	items[4].CallAt, items[4].CallsToday, items[4].CallToken = at(time.Second), 3, 4
 	b.update(items[4])
 
 	// InsertItems stores them too.
 	inserted := pending(1)
-	inserted[0].Status, inserted[0].Attempts, inserted[0].CallDay, inserted[0].CallsToday = pool.StatusRetrying, 1, 20100, 2
+	inserted[0].Status, inserted[0].Attempts, inserted[0].CallAt, inserted[0].CallsToday, inserted[0].CallToken = pool.StatusRetrying, 1, at(-2*time.Hour), 2, 1
 	inserted[0].NextRetryAt = &soon
 	inserted[0].AddedAt = at(10)
 	items = append(items, b.insertItems(p.UUID, inserted)...)
-	require.Equal(t, int32(20100), items[6].CallDay)
+	require.Equal(t, at(-2*time.Hour), items[6].CallAt)
 	require.Equal(t, 2, items[6].CallsToday)
+	require.Equal(t, int64(1), items[6].CallToken)
 
 	// Every reader returns them.
 	for _, it := range items {
@@ -727,11 +731,11 @@ func testCallDayRoundTrip(t *testing.T, b *bundle) {
 	require.Equal(t, []pool.Item{items[0], items[1], items[2], items[3], items[5], items[6]}, due, "Due")
 
 	// Back to zero: a new day's count starts from nothing.
-	items[0].CallDay, items[0].CallsToday = 0, 0
+	items[0].CallAt, items[0].CallsToday, items[0].CallToken = time.Time{}, 0, 0
 	b.update(items[0])
 	require.Equal(t, items[0], b.item(items[0].ID))
 	from = []pool.Status{items[1].Status}
-	items[1].CallDay, items[1].CallsToday = 0, 0
+	items[1].CallAt, items[1].CallsToday, items[1].CallToken = time.Time{}, 0, 0
 	b.write(func(tx store.Tx) error { return tx.UpdateItems(b.ctx, store.Change{From: from[0], Item: items[1]}) })
 	require.Equal(t, items[1], b.item(items[1].ID))
 
@@ -739,8 +743,9 @@ func testCallDayRoundTrip(t *testing.T, b *bundle) {
 	q := b.insertPool()
 	b.write(func(tx store.Tx) error { _, err := tx.CopyItems(b.ctx, p.UUID, q.UUID, at(time.Hour)); return err })
 	for _, it := range b.allItems(q.UUID, "") {
-		require.Zero(t, it.CallDay, "a copy")
+		require.Zero(t, it.CallAt, "a copy")
 		require.Zero(t, it.CallsToday, "a copy")
+		require.Zero(t, it.CallToken, "a copy")
 	}
 }
 
@@ -813,7 +818,7 @@ func testContactsRollback(t *testing.T, b *bundle) {
 			return err
 		}
 		counted := items[2]
-		counted.CallDay, counted.CallsToday = 20162, 1
+		counted.CallAt, counted.CallsToday, counted.CallToken = at(2), 1, 1
 		if err := tx.UpdateItem(b.ctx, items[2].Status, counted); err != nil {
 			return err
 		}
