@@ -696,7 +696,16 @@ func TestEngine_Lease(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		require.Equal(t, []string{"lease"}, fieldsOf(t, b.eng.Complete(b.ctx, nil, "")))
-		require.ElementsMatch(t, []string{"pool_uuid", "item_id", "token"}, fieldsOf(t, b.eng.Complete(b.ctx, &queue.Lease{}, "")))
+		require.ElementsMatch(t, []string{"pool_uuid", "contact_uuid", "item_id", "token"}, fieldsOf(t, b.eng.Complete(b.ctx, &queue.Lease{}, "")))
+		// A lease naming no contact is malformed, not lost.
+		p := b.pool(t, pool.FIFO, 1, 3)
+		b.add(t, p.UUID, 1)
+		l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+		require.NoError(t, err)
+		noContact := *l
+		noContact.ContactUUID = uuid.Nil
+		require.Equal(t, []string{"contact_uuid"}, fieldsOf(t, b.eng.Release(b.ctx, &noContact)))
+		require.NoError(t, b.eng.Release(b.ctx, l))
 	})
 }
 

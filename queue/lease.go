@@ -481,6 +481,7 @@ func checkLease(l *Lease) error {
 		return v.Err()
 	}
 	v.Check(l.PoolUUID != uuid.Nil, "pool_uuid", validate.RuleRequired, "is required (not the nil UUID)")
+	v.Check(l.ContactUUID != uuid.Nil, "contact_uuid", validate.RuleRequired, "is required (not the nil UUID)")
 	v.Check(l.ItemID > 0, "item_id", validate.RuleRange, "must be positive")
 	v.Check(l.Token > 0, "token", validate.RuleRange, "must be positive")
 	return v.Err()

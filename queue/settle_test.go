@@ -95,7 +95,7 @@ func TestEngine_SettleRejectsBadInput(t *testing.T) {
 	for _, f := range fe {
 		fields = append(fields, f.Field)
 	}
-	require.Equal(t, []string{"outcomes[1].lease", "outcomes[2].item_id", "outcomes[2].token"}, fields)
+	require.Equal(t, []string{"outcomes[1].lease", "outcomes[2].contact_uuid", "outcomes[2].item_id", "outcomes[2].token"}, fields)
 
 	it, err := eng.Item(ctx, p.UUID, l.ContactUUID)
 	require.NoError(t, err)
