@@ -29,17 +29,18 @@ func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewIte
 	if err != nil {
 		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
 	}
-	now := e.now()
 	var added int
 	err = e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		// Rows are made and inserted a chunk at a time, so a batch of a
 		// million contacts holds a chunk of rows in memory, not a million.
+		// added_at is the transaction's instant: items inserted later (a
+		// larger ID) are never added earlier.
 		added = 0
 		rows := make([]pool.Item, 0, min(len(batch), addChunk))
 		for chunk := range slices.Chunk(batch, addChunk) {
 			rows = rows[:0]
 			for _, n := range chunk {
-				rows = append(rows, n.Item(poolID, now))
+				rows = append(rows, n.Item(poolID, tx.Now))
 			}
 			n, err := tx.InsertItems(ctx, poolID, rows)
 			if err != nil {
