@@ -219,17 +219,19 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	}
 	// The pool and the items its first claim would read, in one call (on
 	// PostgreSQL, with its lock): they stand unless an expired lease is
-	// applied here, which writes the pool's items.
+	// applied here, which writes the pool's items, or the claim waited for
+	// the lock and is judged at a later instant than they were read at.
 	firstLimit := min(total, pool.MaxParallelItems)
 	pl, first, err := tx.PoolDue(ctx, poolID, tx.Now, firstLimit)
 	if err != nil {
 		return err
 	}
-	reclaimed, err := e.reclaim(ctx, tx, pl, tx.Now)
+	now := e.lockedNow(tx.Now)
+	reclaimed, err := e.reclaim(ctx, tx, pl, now)
 	if err != nil {
 		return err
 	}
-	if reclaimed > 0 {
+	if reclaimed > 0 || !now.Equal(tx.Now) {
 		first = nil
 	}
 	p, err := e.govern(ctx, tx, pl)
@@ -246,7 +248,6 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 		}
 		return nil
 	}
-	now := e.lockedNow(tx.Now) // PoolDue took the pool's lock
 	inFlight, err := tx.InFlight(ctx, poolID)
 	if err != nil {
 		return err

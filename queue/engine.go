@@ -100,13 +100,22 @@ func (e *Engine) now() time.Time { return e.opts.Now().UTC().Round(0) }
 // day whose count it did not check, and its lease would be shorter by the
 // wait, or over before it was handed out (the contact called again while
 // the first call goes on). Later is only ever safe: a lease that ends
-// later, a window checked at the time of the call.
+// later, a window checked at the time of the call. A clock that moved
+// less than lockWaitSlack since txNow leaves it as it is: the claim did
+// not wait (on SQLite the instant is read once the write lock is held),
+// and its writes stay judged at the instant its reads were made at.
 func (e *Engine) lockedNow(txNow time.Time) time.Time {
-	if now := e.now(); now.After(txNow) {
+	if now := e.now(); now.Sub(txNow) > lockWaitSlack {
 		return now
 	}
 	return txNow
 }
+
+// lockWaitSlack is how far the clock may move in a transaction before its
+// claims are judged at a later instant than its own (see lockedNow): far
+// below what a calling window (minutes), a lease (seconds at the least) or
+// a retry delay measure.
+const lockWaitSlack = time.Millisecond
 
 // wtx is a write transaction as the engine's operations see it: the
 // store's, and the instant it runs at.

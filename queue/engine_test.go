@@ -842,3 +842,51 @@ func TestEngine_CloseDuringRead(t *testing.T) {
 	require.NoError(t, st.Close())
 	require.ErrorIs(t, <-res, queue.ErrClosed)
 }
+
+// tickingClock moves on by step at every reading, as a slow transaction
+// sees the time go by.
+type tickingClock struct {
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
+}
+
+func (c *tickingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
+	return c.t
+}
+
+func (c *tickingClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestEngine_ClaimAtOneInstant: a claim whose clock moved during its
+// transaction (it waited for its pool) judges everything after the wait at
+// one instant: the expired lease it applies is retried RetryDelay after
+// that instant, so the same claim does not dispatch it again at once.
+func TestEngine_ClaimAtOneInstant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	clk := &tickingClock{t: time.Date(2026, 1, 2, 9, 0, 0, 0, time.UTC), step: 5 * time.Millisecond}
+	eng := openEngine(t, st, queue.Options{Now: clk.Now, LeaseTimeout: time.Second, RetryDelay: 2 * time.Millisecond})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "ticking", Description: "d"})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+	require.NoError(t, err)
+	_, err = eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	clk.Advance(time.Hour) // the holder vanished
+
+	_, err = eng.TryDequeue(ctx, p.UUID)
+	require.ErrorIs(t, err, queue.ErrEmpty, "the expired item was dispatched again in the claim that applied its expiry")
+	items := allItems(ctx, t, eng, p.UUID, 10)
+	require.Equal(t, pool.StatusRetrying, items[0].Status)
+	require.Equal(t, 1, items[0].Attempts)
+}

@@ -197,24 +197,29 @@ func TestPostgres_LeaseCountsFromTheLock(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.Close(ctx)
 	// holdItems keeps the items table from every other transaction for
-	// 1.5 s: another node's long transaction.
-	holdItems := func() {
+	// 1.5 s, another node's long transaction, and returns a channel closed
+	// once it is over (conn is free again).
+	holdItems := func() <-chan struct{} {
 		t.Helper()
 		tx, err := conn.Begin(ctx)
 		require.NoError(t, err)
 		_, err = tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{st.Schema(), "items"}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`)
 		require.NoError(t, err)
-		time.AfterFunc(1500*time.Millisecond, func() { _ = tx.Rollback(ctx) })
+		over := make(chan struct{})
+		time.AfterFunc(1500*time.Millisecond, func() { _ = tx.Rollback(ctx); close(over) })
+		return over
 	}
 
-	holdItems()
+	over := holdItems()
 	l, err := eng.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err)
 	left := time.Until(l.ExpiresAt)
 	require.Greater(t, left, 500*time.Millisecond, "the claim waited 1.5 s for the pool: its 1 s lease has %v left", left)
+	<-over
 
-	holdItems()
+	over = holdItems()
 	require.NoError(t, eng.Extend(ctx, l, time.Second))
+	<-over
 	left = time.Until(l.ExpiresAt)
 	require.Greater(t, left, 500*time.Millisecond, "the extension waited 1.5 s for the pool: its 1 s lease has %v left", left)
 
