@@ -874,8 +874,8 @@ func TestEngine_ClaimAtOneInstant(t *testing.T) {
 	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	clk := &tickingClock{t: time.Date(2026, 1, 2, 9, 0, 0, 0, time.UTC), step: 5 * time.Millisecond}
-	eng := openEngine(t, st, queue.Options{Now: clk.Now, LeaseTimeout: time.Second, RetryDelay: 2 * time.Millisecond})
+	clk := &tickingClock{t: time.Date(2026, 1, 2, 9, 0, 0, 0, time.UTC), step: 100 * time.Millisecond}
+	eng := openEngine(t, st, queue.Options{Now: clk.Now, LeaseTimeout: time.Minute, RetryDelay: 50 * time.Millisecond})
 	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "ticking", Description: "d"})
 	require.NoError(t, err)
 	_, err = eng.Add(ctx, p.UUID, newItems(1)...)
