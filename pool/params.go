@@ -68,23 +68,28 @@ func (p CreateParams) trimmed() CreateParams {
 // the API does: "  VIP " is the 3-character name "VIP". Text must be valid
 // UTF-8 without NUL characters.
 func (p CreateParams) Validate() error {
-	p = p.trimmed()
 	var v validate.Validator
+	p.check(&v)
+	return v.Err()
+}
+
+// check adds p's failing fields to v.
+func (p CreateParams) check(v *validate.Validator) {
+	p = p.trimmed()
 	if p.emptyType {
-		checkType(&v, "")
+		checkType(v, "")
 	}
-	checkName(&v, p.Name)
-	checkDescription(&v, p.Description)
+	checkName(v, p.Name)
+	checkDescription(v, p.Description)
 	if p.Type != "" {
-		checkType(&v, p.Type)
+		checkType(v, p.Type)
 	}
 	if p.MaxParallelItems != nil {
-		checkMaxParallel(&v, *p.MaxParallelItems)
+		checkMaxParallel(v, *p.MaxParallelItems)
 	}
 	if p.MaxRetries != nil {
 		v.IntMin("max_retries", *p.MaxRetries, 0)
 	}
-	return v.Err()
 }
 
 // UpdateParams changes some fields of a pool: nil fields are left as they

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/poolq/poolq/validate"
 )
 
 // Limits and defaults of a pool, from the contact-pool API.
@@ -92,9 +94,13 @@ func ZeroCounts() map[Status]int {
 
 // New validates p and returns the pool it describes, with defaults applied,
 // the given id, and CreatedAt = UpdatedAt = now (in UTC). On failure it
-// returns a [validate.Errors] listing every failing field.
+// returns a [validate.Errors] listing every failing field, the nil id
+// ("uuid") included.
 func New(id uuid.UUID, p CreateParams, now time.Time) (Pool, error) {
-	if err := p.Validate(); err != nil {
+	var v validate.Validator
+	v.Check(id != uuid.Nil, "uuid", validate.RuleRequired, "is required (not the nil UUID)")
+	p.check(&v)
+	if err := v.Err(); err != nil {
 		return Pool{}, err
 	}
 	p = p.trimmed()

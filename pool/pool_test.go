@@ -226,6 +226,15 @@ func TestNew(t *testing.T) {
 		require.Len(t, es, 5, "one failure per field: %v", es)
 	})
 
+	t.Run("ErrNilUUID", func(t *testing.T) {
+		t.Parallel()
+		got, err := pool.New(uuid.Nil, pool.CreateParams{Name: "ab"}, t0)
+		var es validate.Errors
+		require.ErrorAs(t, err, &es)
+		require.Equal(t, []string{"uuid", "name", "description"}, es.Fields(), "the id with the params' fields")
+		require.Equal(t, pool.Pool{}, got)
+	})
+
 	t.Run("OKTimesInUTC", func(t *testing.T) {
 		t.Parallel()
 		paris := time.FixedZone("CET", 3600)
