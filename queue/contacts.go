@@ -15,8 +15,8 @@ import (
 // time (EscalationQuery's largest limit).
 const escalationBatch = 100
 
-// MaxContactsPerCall is the most contacts AddDNC and RemoveDNC take at
-// once (one transaction each).
+// MaxContactsPerCall is the most contacts AddDNC, RemoveDNC and
+// [Engine.Remove] take at once (one transaction each).
 const MaxContactsPerCall = 10_000
 
 // checkContacts validates the contacts of a list call.

@@ -60,6 +60,7 @@ func (e *Engine) Dequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) 
 // many as 100 would.
 func (e *Engine) DequeueN(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease, error) {
 	var v validate.Validator
+	v.Check(poolID != uuid.Nil, "uuid", validate.RuleRequired, "is required (not the nil UUID)")
 	v.IntMin("n", n, 1)
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)

@@ -213,6 +213,12 @@ func checkID(field string, id uuid.UUID) error {
 // ("contact_uuid", or "contact_uuids[i]" for several).
 func checkIDs(poolID uuid.UUID, contacts ...uuid.UUID) error {
 	var v validate.Validator
+	checkIDsInto(&v, poolID, contacts...)
+	return v.Err()
+}
+
+// checkIDsInto adds checkIDs' errors to v.
+func checkIDsInto(v *validate.Validator, poolID uuid.UUID, contacts ...uuid.UUID) {
 	v.Check(poolID != uuid.Nil, "uuid", validate.RuleRequired, "is required (not the nil UUID)")
 	for i, c := range contacts {
 		field := "contact_uuid"
@@ -221,7 +227,6 @@ func checkIDs(poolID uuid.UUID, contacts ...uuid.UUID) error {
 		}
 		v.Check(c != uuid.Nil, field, validate.RuleRequired, "is required (not the nil UUID)")
 	}
-	return v.Err()
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -129,9 +129,7 @@ func TestNew(t *testing.T) {
 	})
 	t.Run("ErrNegative", func(t *testing.T) {
 		_, err := queue.New(st, queue.Options{LeaseTimeout: -1, RetryDelay: -1, PollInterval: -1})
-		require.ErrorContains(t, err, "LeaseTimeout")
-		require.ErrorContains(t, err, "RetryDelay")
-		require.ErrorContains(t, err, "PollInterval")
+		require.Equal(t, []string{"lease_timeout", "retry_delay", "poll_interval"}, fieldsOf(t, err))
 	})
 }
 
@@ -505,6 +503,8 @@ func TestEngine_Cap(t *testing.T) {
 		p := b.pool(t, pool.FIFO, 10, 3)
 		_, err := b.eng.DequeueN(b.ctx, p.UUID, 0)
 		require.Equal(t, []string{"n"}, fieldsOf(t, err))
+		_, err = b.eng.DequeueN(b.ctx, uuid.Nil, 0)
+		require.Equal(t, []string{"uuid", "n"}, fieldsOf(t, err), "every bad argument at once")
 	})
 	t.Run("ErrNotFound", func(t *testing.T) {
 		t.Parallel()

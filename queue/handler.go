@@ -39,7 +39,8 @@ func (e *retryAtError) Unwrap() error { return e.err }
 // RetryAt returns an error that, returned by a [Handler], fails the attempt
 // and schedules the next one at t (status Scheduled) instead of after the
 // engine's RetryDelay. err, which may be nil, is the note. The pool's retry
-// ceiling still applies: with no attempts left the item fails for good. A t
+// ceiling still applies: with no attempts left the item fails for good; an
+// error that also wraps [Final] fails it for good whatever t. A t
 // further than [MaxRetryDelay] ahead is an error of the settlement: the
 // attempt is then left to expire.
 func RetryAt(t time.Time, err error) error { return &retryAtError{at: t, err: err} }
@@ -61,17 +62,18 @@ func (e *finalError) Unwrap() error { return e.err }
 func Final(err error) error { return &finalError{err: err} }
 
 // failureOf maps a handler's error to the [Failure] Work records: its text
-// as the note (made a valid note: see noteOf), the time of a [RetryAt] and
-// the finality of a [Final] found anywhere in its chain.
+// as the note (made a valid note: see noteOf), and the finality of a
+// [Final] or else the time of a [RetryAt] found anywhere in its chain (a
+// final failure is not retried, so with both, Final wins).
 func failureOf(err error) Failure {
 	f := Failure{Note: noteOf(err.Error())}
-	var ra *retryAtError
-	if errors.As(err, &ra) {
-		f.RetryAt = ra.at
-	}
 	var fe *finalError
-	if errors.As(err, &fe) {
+	var ra *retryAtError
+	switch {
+	case errors.As(err, &fe):
 		f.Final = true
+	case errors.As(err, &ra):
+		f.RetryAt = ra.at
 	}
 	return f
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/stretchr/testify/require"
@@ -106,6 +107,18 @@ func TestEngine_RemoveNothing(t *testing.T) {
 	b.add(t, p.UUID, 1)
 	n, err := b.eng.Remove(b.ctx, p.UUID)
 	require.Equal(t, []string{"contact_uuids"}, fieldsOf(t, err))
+	require.Zero(t, n)
+	require.Equal(t, 1, b.counts(t, p.UUID)[pool.StatusPending])
+
+	// Too many contacts for one transaction, one of them nil: both said,
+	// nothing removed.
+	many := make([]uuid.UUID, queue.MaxContactsPerCall+1)
+	for i := range many {
+		many[i] = uuid.New()
+	}
+	many[3] = uuid.Nil
+	n, err = b.eng.Remove(b.ctx, p.UUID, many...)
+	require.Equal(t, []string{"contact_uuids", "contact_uuids[3]"}, fieldsOf(t, err))
 	require.Zero(t, n)
 	require.Equal(t, 1, b.counts(t, p.UUID)[pool.StatusPending])
 }

@@ -153,15 +153,16 @@ func (e *Engine) SetPriority(ctx context.Context, poolID, contact uuid.UUID, pri
 // transaction, and returns how many it deleted. Contacts not in the pool are
 // ignored, so a retried Remove is harmless. If any of the items is in flight
 // nothing is deleted and the error is [ErrInFlight]. Errors also:
-// [store.ErrNotFound] for an unknown pool, [validate.Errors] for nil UUIDs
-// or no contact at all.
+// [store.ErrNotFound] for an unknown pool, [validate.Errors] for nil UUIDs,
+// no contact at all or more than [MaxContactsPerCall] (the write lock is
+// held while they are deleted).
 func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) (int, error) {
-	if len(contacts) == 0 {
-		var v validate.Validator
-		v.Add("contact_uuids", validate.RuleRequired, "at least one contact is required")
-		return 0, fmt.Errorf("remove items: %w", v.Err())
-	}
-	if err := checkIDs(poolID, contacts...); err != nil {
+	var v validate.Validator
+	v.Check(len(contacts) > 0, "contact_uuids", validate.RuleRequired, "at least one contact is required")
+	v.Check(len(contacts) <= MaxContactsPerCall, "contact_uuids", validate.RuleLength,
+		fmt.Sprintf("must hold at most %d contacts (got %d)", MaxContactsPerCall, len(contacts)))
+	checkIDsInto(&v, poolID, contacts...)
+	if err := v.Err(); err != nil {
 		return 0, fmt.Errorf("remove items: %w", err)
 	}
 	var n int

@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -71,14 +70,17 @@ func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 	return err
 }
 
-// Extend moves the end of a lease to now + d and updates l.ExpiresAt. d
-// must be positive and at most [MaxLeaseTimeout]. Errors: [ErrLeaseLost],
-// [validate.Errors] for a bad d. Do not Extend a *Lease that another
-// goroutine reads at the same time; copy it.
+// Extend moves the end of a lease to now + d and updates l.ExpiresAt; a d
+// shorter than what is left of the lease brings its end closer. d must be
+// from [MinLeaseTimeout] to [MaxLeaseTimeout]. Errors: [ErrLeaseLost],
+// [validate.Errors] for a bad d or a malformed lease, every bad field at
+// once. Do not Extend a *Lease that another goroutine reads at the same
+// time; copy it.
 func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 	var v validate.Validator
-	v.Check(d > 0 && d <= MaxLeaseTimeout, "duration", validate.RuleRange,
-		fmt.Sprintf("must be positive and at most %v (got %v)", MaxLeaseTimeout, d))
+	checkLeaseInto(&v, "", l)
+	v.Check(d >= MinLeaseTimeout && d <= MaxLeaseTimeout, "duration", validate.RuleRange,
+		fmt.Sprintf("must be between %v and %v (got %v)", MinLeaseTimeout, MaxLeaseTimeout, d))
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("extend: %w", err)
 	}
@@ -94,10 +96,11 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 
 // Complete settles a leased item as Completed with note. On success
 // l.Item is the item as settled. Errors: [ErrLeaseLost], [validate.Errors]
-// for a note that is not valid UTF-8, holds NUL or is longer than
-// [pool.MaxNoteLen].
+// for a malformed lease and for a note that is not valid UTF-8, holds NUL or
+// is longer than [pool.MaxNoteLen], every bad field at once.
 func (e *Engine) Complete(ctx context.Context, l *Lease, note string) error {
 	var v validate.Validator
+	checkLeaseInto(&v, "", l)
 	v.Text("note", note, pool.MaxNoteLen)
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("complete: %w", err)
@@ -134,9 +137,11 @@ func (e *Engine) failWith(f Failure) settleFunc {
 // max_calls_per_day is reached, f.RetryAt included, moves to the earliest
 // instant the rule allows (Scheduled); a contact that opted out is Skipped
 // instead of retried; and the failure that brings the item's failed
-// attempts to escalation_after_failed_attempts records its escalation. On success l.Item is the item as settled. Errors:
-// [ErrLeaseLost], [validate.Errors] for a RetryAt too far ahead or a bad
-// note (as for Complete).
+// attempts to escalation_after_failed_attempts records its escalation. On
+// success l.Item is the item as settled. Errors: [ErrLeaseLost],
+// [validate.Errors] for a malformed lease, a RetryAt too far ahead, a
+// RetryAt with Final (a final failure has no retry), or a bad note (as for
+// Complete), every bad field at once.
 func (e *Engine) Fail(ctx context.Context, l *Lease, f Failure) error {
 	it, err := e.fail(ctx, l, f)
 	if err == nil {
@@ -149,6 +154,7 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, f Failure) error {
 // from a final failure.
 func (e *Engine) fail(ctx context.Context, l *Lease, f Failure) (pool.Item, error) {
 	var v validate.Validator
+	checkLeaseInto(&v, "", l)
 	e.checkFailure(&v, "", f)
 	if err := v.Err(); err != nil {
 		return pool.Item{}, fmt.Errorf("fail: %w", err)
@@ -156,13 +162,16 @@ func (e *Engine) fail(ctx context.Context, l *Lease, f Failure) (pool.Item, erro
 	return e.settle(ctx, "fail", l, e.failWith(f))
 }
 
-// checkFailure adds to v the errors of a RetryAt too far ahead and of a bad
-// note, as fields prefix + "retry_at" and prefix + "note".
+// checkFailure adds to v the errors of a RetryAt too far ahead or given
+// with Final, and of a bad note, as fields prefix + "retry_at" and prefix +
+// "note".
 func (e *Engine) checkFailure(v *validate.Validator, prefix string, f Failure) {
 	v.Text(prefix+"note", f.Note, pool.MaxNoteLen)
 	limit := e.now().Add(MaxRetryDelay)
 	v.Check(!f.RetryAt.After(limit), prefix+"retry_at", validate.RuleRange,
 		fmt.Sprintf("must be at most %v from now (got %s)", MaxRetryDelay, f.RetryAt.UTC().Format(time.RFC3339)))
+	v.Check(!f.Final || f.RetryAt.IsZero(), prefix+"retry_at", validate.RuleExclusive,
+		"must be zero when final is set: a final failure is not retried")
 }
 
 // Release gives a leased item back unattempted: the attempt is not counted
@@ -188,6 +197,7 @@ func (e *Engine) Release(ctx context.Context, l *Lease) error {
 // settlement of a handler stopped at shutdown. Errors: as Fail's.
 func (e *Engine) giveBack(ctx context.Context, l *Lease, f Failure) (it pool.Item, released bool, err error) {
 	var v validate.Validator
+	checkLeaseInto(&v, "", l)
 	e.checkFailure(&v, "", f)
 	if err := v.Err(); err != nil {
 		return pool.Item{}, false, fmt.Errorf("release: %w", err)
@@ -416,7 +426,8 @@ type Outcome struct {
 	// Failure, when not nil, fails the attempt as [Engine.Fail] does; nil
 	// completes the item as [Engine.Complete] does.
 	Failure *Failure
-	// Note is the note of a completion (a failure carries its own).
+	// Note is the note of a completion. A failure carries its own
+	// (Failure.Note): a Note beside a Failure is refused, not dropped.
 	Note string
 }
 
@@ -425,23 +436,19 @@ type Outcome struct {
 // in bulk. Each outcome is applied as [Engine.Complete] or [Engine.Fail]
 // would apply it, in order; results[i] is nil or wraps [ErrLeaseLost] for
 // outs[i], and a lost lease does not stop the others. err is for the call as
-// a whole: a nil or malformed lease ([validate.Errors] naming its index), or
-// a store failure; then nothing is written and results is nil.
+// a whole: a nil or malformed lease, a bad failure or note, or a Note beside
+// a Failure ([validate.Errors] naming each, with its index), or a store
+// failure; then nothing is written and results is nil.
 func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, err error) {
 	var v validate.Validator
 	v.Check(len(outs) > 0, "outcomes", validate.RuleRequired, "at least one outcome is required")
 	for i, o := range outs {
 		prefix := fmt.Sprintf("outcomes[%d].", i)
-		if err := checkLease(o.Lease); err != nil {
-			var fe validate.Errors
-			if errors.As(err, &fe) {
-				for _, f := range fe {
-					v.Add(prefix+f.Field, f.Rule, f.Message)
-				}
-			}
-		}
+		checkLeaseInto(&v, prefix, o.Lease)
 		if o.Failure != nil {
 			e.checkFailure(&v, prefix+"failure.", *o.Failure)
+			v.Check(o.Note == "", prefix+"note", validate.RuleExclusive,
+				"must be empty with a failure: the failure's note is recorded")
 		} else {
 			v.Text(prefix+"note", o.Note, pool.MaxNoteLen)
 		}
@@ -474,15 +481,22 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 	return results, nil
 }
 
+// checkLease returns the [validate.Errors] of a nil or malformed lease.
 func checkLease(l *Lease) error {
 	var v validate.Validator
-	if l == nil {
-		v.Add("lease", validate.RuleRequired, "is required")
-		return v.Err()
-	}
-	v.Check(l.PoolUUID != uuid.Nil, "pool_uuid", validate.RuleRequired, "is required (not the nil UUID)")
-	v.Check(l.ContactUUID != uuid.Nil, "contact_uuid", validate.RuleRequired, "is required (not the nil UUID)")
-	v.Check(l.ItemID > 0, "item_id", validate.RuleRange, "must be positive")
-	v.Check(l.Token > 0, "token", validate.RuleRange, "must be positive")
+	checkLeaseInto(&v, "", l)
 	return v.Err()
+}
+
+// checkLeaseInto adds to v the errors of a nil or malformed lease, as
+// fields prefix + "lease", prefix + "pool_uuid", ….
+func checkLeaseInto(v *validate.Validator, prefix string, l *Lease) {
+	if l == nil {
+		v.Add(prefix+"lease", validate.RuleRequired, "is required")
+		return
+	}
+	v.Check(l.PoolUUID != uuid.Nil, prefix+"pool_uuid", validate.RuleRequired, "is required (not the nil UUID)")
+	v.Check(l.ContactUUID != uuid.Nil, prefix+"contact_uuid", validate.RuleRequired, "is required (not the nil UUID)")
+	v.Check(l.ItemID > 0, prefix+"item_id", validate.RuleRange, "must be positive")
+	v.Check(l.Token > 0, prefix+"token", validate.RuleRange, "must be positive")
 }

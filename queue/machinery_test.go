@@ -347,18 +347,33 @@ func TestEngine_Bounds(t *testing.T) {
 	t.Run("Options", func(t *testing.T) {
 		t.Parallel()
 		st := openFileStore(t, "")
-		for _, opts := range []queue.Options{
-			{LeaseTimeout: forever},
-			{RetryDelay: forever},
-			{LeaseTimeout: queue.MaxLeaseTimeout + time.Nanosecond},
-			{RetryDelay: queue.MaxRetryDelay + time.Nanosecond},
+		for _, c := range []struct {
+			opts queue.Options
+			want []string
+		}{
+			{queue.Options{LeaseTimeout: forever}, []string{"lease_timeout"}},
+			{queue.Options{RetryDelay: forever}, []string{"retry_delay"}},
+			{queue.Options{LeaseTimeout: queue.MaxLeaseTimeout + time.Nanosecond}, []string{"lease_timeout"}},
+			{queue.Options{RetryDelay: queue.MaxRetryDelay + time.Nanosecond}, []string{"retry_delay"}},
+			// A bare number is nanoseconds: 600 meant as seconds ends
+			// every lease before its call starts; 1 ns polls busily.
+			{queue.Options{LeaseTimeout: 600, PollInterval: 1}, []string{"lease_timeout", "poll_interval"}},
+			{queue.Options{LeaseTimeout: queue.MinLeaseTimeout - 1, PollInterval: queue.MinPollInterval - 1},
+				[]string{"lease_timeout", "poll_interval"}},
+			{queue.Options{LeaseTimeout: -1, RetryDelay: -1, PollInterval: -1, MaxBatch: -1},
+				[]string{"lease_timeout", "retry_delay", "poll_interval", "max_batch"}},
 		} {
-			_, err := queue.New(st, opts)
-			require.Error(t, err, "%+v", opts)
+			_, err := queue.New(st, c.opts)
+			require.Equal(t, c.want, fieldsOf(t, err), "%+v", c.opts)
 		}
-		eng, err := queue.New(st, queue.Options{LeaseTimeout: queue.MaxLeaseTimeout, RetryDelay: queue.MaxRetryDelay})
-		require.NoError(t, err, "the bounds themselves")
-		eng.Close()
+		for _, opts := range []queue.Options{
+			{LeaseTimeout: queue.MaxLeaseTimeout, RetryDelay: queue.MaxRetryDelay},
+			{LeaseTimeout: queue.MinLeaseTimeout, RetryDelay: 1, PollInterval: queue.MinPollInterval, MaxBatch: 1},
+		} {
+			eng, err := queue.New(st, opts)
+			require.NoError(t, err, "the bounds themselves: %+v", opts)
+			eng.Close()
+		}
 	})
 
 	t.Run("HeartbeatBelowLease", func(t *testing.T) {
@@ -387,9 +402,24 @@ func TestEngine_Bounds(t *testing.T) {
 
 		require.Equal(t, []string{"duration"}, fieldsOf(t, b.eng.Extend(b.ctx, l, forever)))
 		require.Equal(t, []string{"duration"}, fieldsOf(t, b.eng.Extend(b.ctx, l, queue.MaxLeaseTimeout+time.Nanosecond)))
+		require.Equal(t, []string{"duration"}, fieldsOf(t, b.eng.Extend(b.ctx, l, queue.MinLeaseTimeout-1)),
+			"a lease brought to its end at once would be handed out again while its call goes on")
+		// A final failure is not retried: a retry time beside it is refused,
+		// and so is a completion's note beside a failure (it would be lost).
+		soon := time.Now().Add(time.Hour)
+		require.Equal(t, []string{"retry_at"}, fieldsOf(t, b.eng.Fail(b.ctx, l, queue.Failure{Final: true, RetryAt: soon})))
+		res, err := b.eng.Settle(b.ctx, queue.Outcome{Lease: l, Failure: &queue.Failure{Final: true, RetryAt: soon}, Note: "lost"})
+		require.Nil(t, res)
+		require.Equal(t, []string{"outcomes[0].failure.retry_at", "outcomes[0].note"}, fieldsOf(t, err))
+		// A malformed lease and a bad argument are reported together.
+		bad := *l
+		bad.Token = 0
+		require.Equal(t, []string{"token", "duration"}, fieldsOf(t, b.eng.Extend(b.ctx, &bad, 0)))
+		require.Equal(t, []string{"token", "note"}, fieldsOf(t, b.eng.Complete(b.ctx, &bad, "\x00")))
+		require.Equal(t, []string{"token", "note", "retry_at"}, fieldsOf(t, b.eng.Fail(b.ctx, &bad, queue.Failure{Note: "\x00", Final: true, RetryAt: soon})))
 		far := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
 		require.Equal(t, []string{"retry_at"}, fieldsOf(t, b.eng.Fail(b.ctx, l, queue.Failure{RetryAt: far})))
-		res, err := b.eng.Settle(b.ctx, queue.Outcome{Lease: l, Failure: &queue.Failure{RetryAt: far}})
+		res, err = b.eng.Settle(b.ctx, queue.Outcome{Lease: l, Failure: &queue.Failure{RetryAt: far}})
 		require.Nil(t, res)
 		require.Equal(t, []string{"outcomes[0].failure.retry_at"}, fieldsOf(t, err))
 

@@ -1,11 +1,11 @@
 package queue
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/poolq/poolq/queue/internal/groupcommit"
+	"github.com/poolq/poolq/validate"
 )
 
 // Defaults of [Options].
@@ -23,12 +23,20 @@ const (
 // so that a mistaken value is a field error of the call that made it, not
 // a store error that would fail the other operations of its transaction.
 const (
+	// MinLeaseTimeout bounds Options.LeaseTimeout and Extend's duration from
+	// below: a lease that ends before its dialler has started the call
+	// would be taken back and handed out again while the phone rings (a
+	// LeaseTimeout of 600 written as a bare number is 600 ns, not 600 s).
+	MinLeaseTimeout = 100 * time.Millisecond
 	// MaxLeaseTimeout bounds Options.LeaseTimeout and Extend's duration: a
 	// week.
 	MaxLeaseTimeout = 7 * 24 * time.Hour
 	// MaxRetryDelay bounds Options.RetryDelay and how far after now a
 	// Failure's RetryAt may be: 366 days.
 	MaxRetryDelay = 366 * 24 * time.Hour
+	// MinPollInterval bounds Options.PollInterval from below: a shorter
+	// poll is a busy loop.
+	MinPollInterval = time.Millisecond
 )
 
 // Options configures an [Engine]. The zero value of every field means its
@@ -38,7 +46,7 @@ type Options struct {
 	// taken back as a failed attempt, unless extended. It counts from when
 	// the claim got the pool (on PostgreSQL, a claim may wait for the
 	// pool's lock behind another node: the wait does not shorten the
-	// lease). At most MaxLeaseTimeout. Defaults to DefaultLeaseTimeout (10
+	// lease). From MinLeaseTimeout to MaxLeaseTimeout. Defaults to DefaultLeaseTimeout (10
 	// minutes).
 	LeaseTimeout time.Duration
 	// RetryDelay is how long a failed item waits before it is due again
@@ -48,7 +56,7 @@ type Options struct {
 	// PollInterval bounds how long a blocked Dequeue sleeps without a
 	// wake-up. Wake-ups cover every change made through this Engine; the
 	// poll only catches changes made by another process sharing the store.
-	// Defaults to DefaultPollInterval (1 second).
+	// At least MinPollInterval. Defaults to DefaultPollInterval (1 second).
 	PollInterval time.Duration
 	// Now is the clock. Defaults to time.Now. Engines on several nodes
 	// sharing one database each read their own: their clocks must agree (a
@@ -85,19 +93,17 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// validate reports every bad field of o, after withDefaults, as
+// [validate.Errors] named like WorkOptions' fields ("lease_timeout").
 func (o Options) validate() error {
-	var errs []error
-	if o.LeaseTimeout < 0 || o.LeaseTimeout > MaxLeaseTimeout {
-		errs = append(errs, fmt.Errorf("LeaseTimeout must be between 0 and %v (got %v)", MaxLeaseTimeout, o.LeaseTimeout))
-	}
-	if o.RetryDelay < 0 || o.RetryDelay > MaxRetryDelay {
-		errs = append(errs, fmt.Errorf("RetryDelay must be between 0 and %v (got %v)", MaxRetryDelay, o.RetryDelay))
-	}
-	if o.MaxBatch < 0 {
-		errs = append(errs, fmt.Errorf("MaxBatch must not be negative (got %d)", o.MaxBatch))
-	}
-	if o.PollInterval < 0 {
-		errs = append(errs, fmt.Errorf("PollInterval must not be negative (got %v)", o.PollInterval))
-	}
-	return errors.Join(errs...)
+	var v validate.Validator
+	v.Check(o.LeaseTimeout >= MinLeaseTimeout && o.LeaseTimeout <= MaxLeaseTimeout, "lease_timeout", validate.RuleRange,
+		fmt.Sprintf("must be between %v and %v (got %v)", MinLeaseTimeout, MaxLeaseTimeout, o.LeaseTimeout))
+	v.Check(o.RetryDelay > 0 && o.RetryDelay <= MaxRetryDelay, "retry_delay", validate.RuleRange,
+		fmt.Sprintf("must be positive and at most %v (got %v)", MaxRetryDelay, o.RetryDelay))
+	v.Check(o.PollInterval >= MinPollInterval, "poll_interval", validate.RuleRange,
+		fmt.Sprintf("must be at least %v (got %v)", MinPollInterval, o.PollInterval))
+	v.Check(o.MaxBatch > 0, "max_batch", validate.RuleRange,
+		fmt.Sprintf("must be positive (got %d)", o.MaxBatch))
+	return v.Err()
 }

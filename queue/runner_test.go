@@ -337,6 +337,10 @@ func TestFailureOf(t *testing.T) {
 		{"RetryAtNil", queue.RetryAt(at, nil), queue.Failure{RetryAt: at, Note: "retry at 2026-05-01T12:00:00Z"}},
 		{"Final", queue.Final(errors.New("wrong number")), queue.Failure{Final: true, Note: "wrong number"}},
 		{"Wrapped", errors.Join(queue.Final(errors.New("x"))), queue.Failure{Final: true, Note: "x"}},
+		// Final wins: a failure Fail would refuse (Final with RetryAt) would
+		// leave the attempt to expire.
+		{"FinalRetryAt", queue.RetryAt(at, queue.Final(errors.New("gone"))), queue.Failure{Final: true, Note: "gone"}},
+		{"RetryAtFinal", queue.Final(queue.RetryAt(at, errors.New("gone"))), queue.Failure{Final: true, Note: "gone"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -13,11 +13,12 @@ var ErrInvalid = errors.New("invalid input")
 // Rule names used in [FieldError.Rule]. They are stable strings that a caller
 // may switch on (an HTTP layer may map them to machine codes).
 const (
-	RuleRequired = "required" // the field is missing or blank
-	RuleLength   = "length"   // a string's length in runes is out of range
-	RuleRange    = "range"    // an integer is out of range
-	RuleEnum     = "enum"     // a value is not one of a fixed set
-	RuleFormat   = "format"   // a value is malformed (a nil UUID, invalid JSON)
+	RuleRequired  = "required"  // the field is missing or blank
+	RuleLength    = "length"    // a string's length in runes is out of range
+	RuleRange     = "range"     // an integer is out of range
+	RuleEnum      = "enum"      // a value is not one of a fixed set
+	RuleFormat    = "format"    // a value is malformed (a nil UUID, invalid JSON)
+	RuleExclusive = "exclusive" // the field must not be given with another one
 )
 
 // FieldError is one failing field, in the shape of io/fs.PathError: which

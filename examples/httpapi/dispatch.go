@@ -310,7 +310,7 @@ func (in *failRequest) check(v *validate.Validator) {
 		v.Add("retry_at", validate.RuleFormat,
 			fmt.Sprintf("must be an RFC 3339 time like 2023-11-07T05:31:56Z (got %q)", in.RetryAt))
 	case in.Final:
-		v.Add("retry_at", "exclusive", "must not be given with final: a final failure is never retried")
+		v.Add("retry_at", validate.RuleExclusive, "must not be given with final: a final failure is never retried")
 	case t.Unix() <= 0 || t.After(time.Now().Add(MaxRetryAhead)):
 		v.Add("retry_at", validate.RuleRange, "must be after 1970 and at most 366 days from now")
 	}
