@@ -54,7 +54,11 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 	if historyErr != nil {
 		return historyErr
 	}
-	tx, err := conn.Begin(ctx)
+	// READ COMMITTED whatever the server's default: each statement must see
+	// what a node that held the lock before committed. Under REPEATABLE READ
+	// the snapshot would be taken at the lock statement, before its wait,
+	// and a node that waited would run the migrations again.
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return fmt.Errorf("migrate: begin: %w", err)
 	}

@@ -313,7 +313,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		connCfg: cfg.ConnConfig.Copy(),
 		opts:    opts,
 		lockNS:  schemaHash(opts.Schema),
-		channel: "poolq_" + opts.Schema,
+		channel: channelName(opts.Schema),
 	}
 	if err := s.prepare(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
@@ -394,6 +394,21 @@ func schemaHash(schema string) int64 {
 	h := fnv.New32a()
 	h.Write([]byte("poolq:" + schema))
 	return int64(h.Sum32() & 0x7fffffff)
+}
+
+// channelName is the NOTIFY channel of schema: "poolq_" + schema, or, when
+// that is longer than PostgreSQL's 63-byte identifiers (a schema of 58
+// bytes or more), "poolq_" + a 64-bit hash of it, which every node computes
+// alike. PostgreSQL refuses a longer name in pg_notify (every commit that
+// signals would fail) and cuts it in LISTEN.
+func channelName(schema string) string {
+	name := "poolq_" + schema
+	if len(name) <= 63 {
+		return name
+	}
+	h := fnv.New64a()
+	h.Write([]byte(schema))
+	return fmt.Sprintf("poolq_%016x", h.Sum64())
 }
 
 // Schema returns the schema the Store's tables are in.

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,8 +42,24 @@ func newTestPool(name string) pool.Pool {
 // TestOpen_Concurrent opens one new schema from several goroutines at once:
 // the migrations run once, under the schema's lock, and every store works.
 func TestOpen_Concurrent(t *testing.T) {
-	url := pgtest.URL(t)
+	base := pgtest.URL(t)
 	t.Parallel()
+	// The server's default isolation must not matter: under REPEATABLE
+	// READ or SERIALIZABLE a node that waited for the lock read the schema
+	// as it was before and ran the migrations again.
+	for _, iso := range []string{"", "repeatable%20read", "serializable"} {
+		url := base
+		if iso != "" {
+			url += "&default_transaction_isolation=" + iso
+		}
+		t.Run("Default"+strings.ReplaceAll(iso, "%20", "_"), func(t *testing.T) {
+			t.Parallel()
+			openConcurrently(t, url)
+		})
+	}
+}
+
+func openConcurrently(t *testing.T, url string) {
 	schema := pgtest.Schema(t, url)
 	var wg sync.WaitGroup
 	stores := make([]*postgres.Store, 6)
@@ -270,6 +287,34 @@ func TestWatch(t *testing.T) {
 	}
 	stop()
 	stop() // idempotent
+}
+
+// TestWatch_LongSchema: a schema name of 63 bytes, the most an identifier
+// holds, leaves no room for the channel's prefix; its signals still commit
+// and arrive.
+func TestWatch_LongSchema(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	schema := pgtest.Schema(t, url)
+	schema += strings.Repeat("x", 63-len(schema))
+	t.Cleanup(func() { pgtest.Drop(t, url, schema) })
+	a := pgtest.OpenSchema(t, url, postgres.Options{Schema: schema})
+	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: schema})
+	got := make(chan uuid.UUID, 16)
+	stop := a.Watch(func(id uuid.UUID) { got <- id })
+	defer stop()
+	p := newTestPool("watched")
+	require.Eventually(t, func() bool {
+		require.NoError(t, b.Write(ctx, func(tx store.Tx) error { tx.(store.Signaler).Signal(p.UUID); return nil }),
+			"a commit that signals")
+		select {
+		case id := <-got:
+			return id == p.UUID
+		case <-time.After(20 * time.Millisecond):
+			return false
+		}
+	}, 10*time.Second, time.Millisecond)
 }
 
 // TestWrite_LockKey checks that the lock a write transaction holds on a
