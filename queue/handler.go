@@ -13,8 +13,9 @@ import (
 // Handler processes one leased item for [Engine.Work]. Its result settles
 // the item: nil completes it; an error fails it with the error's text as the
 // note — retried after the engine's RetryDelay, or at the time carried by
-// [RetryAt], or failed for good when wrapped by [Final] — and a panic fails it
-// with the panic recorded in the note. The handler may call
+// [RetryAt], or failed for good when wrapped by [Final] — and a panic (or a
+// runtime.Goexit, or an error whose own methods panic) fails it with the
+// panic recorded in the note. The handler may call
 // [Engine.MarkInCall] on the lease (with a context that Work's shutdown does
 // not cancel, such as context.WithoutCancel(ctx): a call that connected is
 // an attempt even when it is cut short, see [Engine.Work]); it must not

@@ -29,6 +29,11 @@ type job struct {
 
 	mu    sync.Mutex
 	state jobState
+	// reported is made when state becomes jobLost, and closed once lose
+	// has logged and reported it: handle waits for it, so that no event
+	// of a job comes after Work returns (the watchdog runs lose on a
+	// goroutine of its own).
+	reported chan struct{}
 }
 
 type jobState int
@@ -47,7 +52,20 @@ func (j *job) claim(s jobState) bool {
 		return false
 	}
 	j.state = s
+	if s == jobLost {
+		j.reported = make(chan struct{})
+	}
 	return true
+}
+
+// awaitLost waits until the loss of j, if it was lost, has been reported.
+func (j *job) awaitLost() {
+	j.mu.Lock()
+	reported := j.reported
+	j.mu.Unlock()
+	if reported != nil {
+		<-reported
+	}
 }
 
 // handle runs the handler on j's lease, keeps the lease alive meanwhile,
@@ -56,15 +74,19 @@ func (j *job) claim(s jobState) bool {
 func (r *runner) handle(j *job) {
 	defer j.cancel()
 	l := &j.lease
+	// The event first: OnEvent is the host's code, and may take long
+	// enough for the lease to end; nothing but this goroutine's own work
+	// comes between the check and the handler's start.
+	r.opts.OnEvent(Event{Kind: EventDispatched, Lease: *l})
 	if !r.e.now().Before(l.ExpiresAt) {
 		if j.claim(jobLost) {
 			err := fmt.Errorf("lease ended before its handler started: %w", ErrLeaseLost)
 			r.log.Warn("poolq: lease ended before its handler started", "pool", l.PoolUUID, "contact", l.ContactUUID)
 			r.opts.OnEvent(Event{Kind: EventExpired, Lease: *l, Err: err})
+			close(j.reported)
 		}
 		return
 	}
-	r.opts.OnEvent(Event{Kind: EventDispatched, Lease: *l})
 
 	stop, beaten := make(chan struct{}), make(chan time.Time, 1)
 	go r.heartbeat(j, stop, beaten)
@@ -74,7 +96,8 @@ func (r *runner) handle(j *job) {
 	expires := <-beaten
 
 	if !j.claim(jobSettling) {
-		return // lost meanwhile: the lease is no longer ours
+		j.awaitLost() // lost meanwhile: the lease is no longer ours
+		return
 	}
 	// The handler is done: its worker is free while the settlement is
 	// written, so that the next claim can join the settlement's
@@ -187,17 +210,52 @@ func (r *runner) settleError(l *Lease, err error, elapsed time.Duration, attrs [
 	r.opts.OnEvent(Event{Kind: kind, Lease: *l, Err: err, Elapsed: elapsed})
 }
 
-// call runs the handler, turning a panic into an error.
-func (r *runner) call(j *job) (err error) {
+// call runs the handler and returns its result as an error that is safe
+// to read: a panic, or a runtime.Goexit (t.FailNow in a test double),
+// becomes an error, and so does a result whose own methods panic (a typed
+// nil pointer returned as an error): see examine. The handler runs on a
+// goroutine of its own, so that a Goexit ends that goroutine, not the job.
+func (r *runner) call(j *job) error {
+	done := make(chan error, 1)
+	go func() {
+		returned := false
+		defer func() {
+			if returned {
+				return
+			}
+			v := recover()
+			what := "panicked"
+			if v == nil {
+				v, what = "runtime.Goexit", "exited its goroutine"
+			}
+			r.log.Error("poolq: handler "+what, "pool", j.lease.PoolUUID, "contact", j.lease.ContactUUID,
+				"panic", v, "stack", string(debug.Stack()))
+			done <- fmt.Errorf("panic: %v", v)
+		}()
+		l := j.lease // the handler's own copy
+		err := r.h(j.ctx, &l)
+		returned = true
+		done <- examine(err)
+	}()
+	return <-done
+}
+
+// examine returns herr if the runner can read it, and otherwise an error
+// that says why not: the runner calls its Error, Is, As and Unwrap methods,
+// which are the host's code, and one that panics (a nil *MyError returned
+// as an error) would end the process with every call under way.
+func examine(herr error) (out error) {
+	if herr == nil {
+		return nil
+	}
 	defer func() {
 		if v := recover(); v != nil {
-			r.log.Error("poolq: handler panicked", "pool", j.lease.PoolUUID, "contact", j.lease.ContactUUID,
-				"panic", v, "stack", string(debug.Stack()))
-			err = fmt.Errorf("panic: %v", v)
+			out = fmt.Errorf("the handler's error (%T) panicked when read: %v", herr, v)
 		}
 	}()
-	l := j.lease // the handler's own copy
-	return r.h(j.ctx, &l)
+	_ = failureOf(herr)
+	_ = errors.Is(herr, context.Canceled)
+	return herr
 }
 
 // heartbeat extends j's lease until stop is closed, and stops the
@@ -253,6 +311,7 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 // job's owner writes, and now that is lose) is the lease the event reports.
 func (r *runner) lose(j *job, l *Lease, err error) {
 	if j.claim(jobLost) {
+		defer close(j.reported)
 		if l == nil {
 			l = &j.lease
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -56,7 +57,10 @@ type WorkOptions struct {
 	// Logger receives the runner's logs. Defaults to discarding them.
 	Logger *slog.Logger
 	// OnEvent, when set, is called for every [Event], from the handlers'
-	// goroutines: it must be safe for concurrent use and quick.
+	// goroutines: it must be safe for concurrent use and quick. A panic in
+	// it is recovered and logged (Logger, level Error): a metrics hook
+	// must not take the calls under way down with the process. It is not
+	// called once Work has returned.
 	OnEvent func(Event)
 }
 
@@ -76,6 +80,7 @@ func (o WorkOptions) withDefaults(lease time.Duration) WorkOptions {
 	if o.OnEvent == nil {
 		o.OnEvent = func(Event) {}
 	}
+	o.OnEvent = recovered(o.OnEvent, o.Logger)
 	return o
 }
 
@@ -470,6 +475,18 @@ func (r *runner) stopAll() {
 	for j := range r.jobs {
 		j.stopped.Store(true)
 		j.cancel()
+	}
+}
+
+// recovered returns fn with its panics recovered and logged to log.
+func recovered(fn func(Event), log *slog.Logger) func(Event) {
+	return func(ev Event) {
+		defer func() {
+			if v := recover(); v != nil {
+				log.Error("poolq: OnEvent panicked", "event", ev.Kind, "panic", v, "stack", string(debug.Stack()))
+			}
+		}()
+		fn(ev)
 	}
 }
 
