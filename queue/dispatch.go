@@ -159,7 +159,9 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Le
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
 	r := &claimReq{n: min(n, pool.MaxParallelItems)}
-	cb := &groupcommit.Combiner{Key: claimKey{poolID}, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
+	// Late: a claim decides at the clock (leases' ends, calling windows),
+	// so no other caller's long write runs between it and the commit.
+	cb := &groupcommit.Combiner{Key: claimKey{poolID}, Late: true, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
 		return e.claim(ctx, tx, poolID, reqs)
 	}}
 	for {

@@ -167,7 +167,7 @@ func (e *Engine) writeCombined(ctx context.Context, cb *groupcommit.Combiner, re
 	}
 	var flags uint64
 	run := cb.Run
-	err := e.gc.WriteCombined(ctx, &groupcommit.Combiner{Key: cb.Key, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
+	err := e.gc.WriteCombined(ctx, &groupcommit.Combiner{Key: cb.Key, Late: cb.Late, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
 		err := run(ctx, tx, reqs)
 		flags = tx.Flags
 		return err

@@ -253,7 +253,8 @@ type settleKey struct{}
 // writeSettle runs req (a *settleReq, or a []*settleReq for Settle)
 // through group commit, combined with the batch's other settlements.
 func (e *Engine) writeSettle(ctx context.Context, req any) error {
-	return e.writeCombined(ctx, &groupcommit.Combiner{Key: settleKey{}, Run: e.settleAll}, req)
+	// Late, as claims are: an extension sets a lease's end from the clock.
+	return e.writeCombined(ctx, &groupcommit.Combiner{Key: settleKey{}, Late: true, Run: e.settleAll}, req)
 }
 
 // settleAll runs settlements (each req a *settleReq or a []*settleReq) as

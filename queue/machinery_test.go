@@ -338,6 +338,31 @@ func TestEngine_StaleWakeBoundHasAFloor(t *testing.T) {
 	require.LessOrEqual(t, tries, uint64(20), "dequeue attempts in 500 ms with a wake time always past")
 }
 
+// TestEngine_ClaimsRunLate: in a group-commit batch, claims run after the
+// other callers' writes, so that nothing long (a big Add, a wait for
+// another node's lock) comes between what a claim decides at the clock
+// and the commit. Seen here as a claim queued before an Add in one batch
+// that finds the Add's item.
+func TestEngine_ClaimsRunLate(t *testing.T) {
+	t.Parallel()
+	b := heldEngine(t, queue.Options{})
+	p := b.pool(t, pool.FIFO, 1)
+	q := b.pool(t, pool.FIFO, 1)
+	entered, release := b.st.holdNext()
+	heldDone, claimed, added := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	go func() { _, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...); heldDone <- err }()
+	<-entered
+	// An empty pool q: its claim queued first, the Add of its item second.
+	go func() { _, err := b.eng.TryDequeue(b.ctx, q.UUID); claimed <- err }()
+	require.Eventually(t, func() bool { return queue.Queued(b.eng) == 1 }, 5*time.Second, time.Millisecond)
+	go func() { _, err := b.eng.Add(b.ctx, q.UUID, newItems(1)...); added <- err }()
+	require.Eventually(t, func() bool { return queue.Queued(b.eng) == 2 }, 5*time.Second, time.Millisecond)
+	release()
+	require.NoError(t, <-heldDone)
+	require.NoError(t, <-added)
+	require.NoError(t, <-claimed, "the claim ran before the Add of its batch")
+}
+
 // TestEngine_Bounds: durations and times beyond what a store can hold are
 // rejected at the API with a field error, before anything is written.
 func TestEngine_Bounds(t *testing.T) {

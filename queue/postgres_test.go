@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
@@ -228,6 +229,72 @@ func TestPostgres_LeaseCountsFromTheLock(t *testing.T) {
 	require.Len(t, items, 1)
 	require.Equal(t, pool.StatusCompleted, items[0].Status)
 	require.Equal(t, 1, items[0].Attempts)
+}
+
+// TestPostgres_ClaimsJudgedAfterTheBatchWaits: two claims share a
+// transaction; the second waits 1.5 s for its pool behind another node.
+// What the first decided (its lease's end, here) it decided before that
+// wait: the store runs the transaction again with both pools locked first,
+// and the first claim's 1 s lease counts from after the wait, not from
+// before it (it was handed out over).
+func TestPostgres_ClaimsJudgedAfterTheBatchWaits(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{LeaseTimeout: time.Second})
+	mk := func(name string) pool.Pool {
+		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: name, Description: "d", Type: pool.Parallel})
+		require.NoError(t, err)
+		_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		return p
+	}
+	p, q, r := mk("pool P"), mk("pool Q"), mk("pool R")
+
+	// hold has another node lock pool id for d, and returns once it has.
+	hold := func(id uuid.UUID, d time.Duration) <-chan error {
+		locked, done := make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- other.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, id); err != nil {
+					return err
+				}
+				close(locked)
+				time.Sleep(d)
+				return nil
+			})
+		}()
+		<-locked
+		return done
+	}
+	heldR := hold(r.UUID, time.Second)           // holds this engine's first transaction up
+	heldQ := hold(q.UUID, 2500*time.Millisecond) // the second claim's pool, longer
+	added := make(chan error, 1)
+	go func() { _, err := eng.Add(ctx, r.UUID, newItems(1)...); added <- err }()
+	time.Sleep(200 * time.Millisecond) // the Add's transaction waits for R
+	type claim struct {
+		l   *queue.Lease
+		err error
+	}
+	first, second := make(chan claim, 1), make(chan claim, 1)
+	go func() { l, err := eng.TryDequeue(ctx, p.UUID); first <- claim{l, err} }()
+	require.Eventually(t, func() bool { return queue.Queued(eng) == 1 }, 5*time.Second, time.Millisecond)
+	go func() { l, err := eng.TryDequeue(ctx, q.UUID); second <- claim{l, err} }()
+	require.Eventually(t, func() bool { return queue.Queued(eng) == 2 }, 5*time.Second, time.Millisecond)
+
+	waits := st.Stats().Waits
+	c := <-first
+	require.NoError(t, c.err)
+	left := time.Until(c.l.ExpiresAt)
+	require.Greater(t, left, 500*time.Millisecond,
+		"the first claim's 1 s lease was judged before its transaction waited for the second's pool: %v left", left)
+	require.NoError(t, (<-second).err)
+	require.Greater(t, st.Stats().Waits, waits, "the transaction ran again after its wait")
+	require.NoError(t, <-added)
+	require.NoError(t, <-heldR)
+	require.NoError(t, <-heldQ)
 }
 
 // TestPostgres_WindowJudgedAfterTheLock: a claim that waits for its pool

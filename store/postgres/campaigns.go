@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -346,6 +347,7 @@ func (t *txn) lockCampaign(ctx context.Context, id uuid.UUID) (int64, error) {
 	}
 	var k int64
 	var ok bool
+	start, heldBefore := time.Now(), t.maxKey != noLock
 	if err := t.queryRow(ctx, []any{&k, &ok}, lockCampaignSQL, id, t.maxKey, int64(math.MinInt64), int32(t.s.lockNS)); err != nil {
 		return 0, notFoundCampaign(id, err)
 	}
@@ -360,6 +362,9 @@ func (t *txn) lockCampaign(ctx context.Context, id uuid.UUID) (int64, error) {
 	}
 	t.clocks[id] = k
 	t.maxKey = max(t.maxKey, campaignOrderKey(k))
+	if t.waitedAfterLock(start, heldBefore) {
+		return 0, errRestart
+	}
 	return k, nil
 }
 

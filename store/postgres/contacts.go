@@ -303,11 +303,15 @@ func (t *txn) lockEscalations(ctx context.Context) error {
 	if t.retry != nil {
 		return t.retry
 	}
+	start, heldBefore := time.Now(), t.maxKey != noLock
 	if _, err := t.exec(ctx, lockEscalationsSQL, int32(t.s.lockNS)); err != nil {
 		return err
 	}
 	t.elock = true
 	t.maxKey = escalationsOrderKey
+	if t.waitedAfterLock(start, heldBefore) {
+		return errRestart
+	}
 	return nil
 }
 

@@ -56,6 +56,14 @@
 // again, taking every lock it needed in order first. A group-commit batch
 // touching several pools therefore never deadlocks with another node's.
 //
+// A transaction that waits for a lock (longer than 50 ms: another node's
+// transaction holds it) while it holds another is also run again, its
+// locks taken first, up to twice in one Write: its callers judged their
+// instant before the wait (a claim's lease end, the calling window), and
+// the next run reads it after every lock it needs (Stats.Waits counts
+// these runs). The wait for a transaction's first lock needs no such run:
+// the engine reads its clock again after it (see queue's Options.LeaseTimeout).
+//
 // Campaigns have locks of their own (advisory, whatever [Options.Locking]
 // says), taken by every method of a write transaction that names a
 // campaign (Campaign, UpdateCampaign, DeleteCampaign, AttachPool,

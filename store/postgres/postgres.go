@@ -24,6 +24,12 @@ const DefaultSchema = "poolq"
 // [Options.MaxConns] is zero and the URL names none (pool_max_conns).
 const DefaultMaxConns = 8
 
+// maxWaitRestarts is how many of a Write's runs a wait for a lock taken
+// after another sends round again (see txn.waitedAfterLock): the runs after
+// take every lock the earlier ones met first, so a second wait is rare,
+// and a third is let stand rather than retried without end.
+const maxWaitRestarts = 2
+
 // DefaultMaxRetries is how many times Write runs a transaction again after
 // a serialization failure, a deadlock or a lock taken out of order, when
 // [Options.MaxRetries] is zero.
@@ -269,7 +275,7 @@ type Store struct {
 	seen hints
 
 	stats struct {
-		commits, retries atomic.Uint64
+		commits, retries, waits atomic.Uint64
 	}
 }
 
@@ -419,13 +425,18 @@ type Stats struct {
 	// Commits is the number of write transactions committed.
 	Commits uint64
 	// Retries is the number of write transactions run again after a
-	// serialization failure, a deadlock or a pool lock taken out of order.
+	// serialization failure, a deadlock, a pool lock taken out of order or
+	// a wait for a lock after another (Waits).
 	Retries uint64
+	// Waits is the number of write transactions run again because they
+	// waited for a lock while holding another: what they had decided at
+	// the clock was decided before the wait.
+	Waits uint64
 }
 
 // Stats returns the Store's counters. It is safe to call at any time.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.stats.commits.Load(), Retries: s.stats.retries.Load()}
+	return Stats{Commits: s.stats.commits.Load(), Retries: s.stats.retries.Load(), Waits: s.stats.waits.Load()}
 }
 
 // closedErr is the error of operation op after Close.
@@ -463,7 +474,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 		if s.closed.Load() {
 			return closedErr("write")
 		}
-		t, err := s.writeOnce(ctx, fn, prelock)
+		t, err := s.writeOnce(ctx, fn, prelock, attempt < maxWaitRestarts)
 		if t == nil || t.retry == nil || attempt >= s.opts.MaxRetries {
 			if t != nil && t.retry != nil && err == nil {
 				err = t.retry
@@ -487,7 +498,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 // run by hand (writeConn: BEGIN rides the first statements, COMMIT the
 // last ones). It returns the txn, whose retry field says whether the
 // transaction must run again.
-func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock []lockedPool) (*txn, error) {
+func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock []lockedPool, restartOnWait bool) (*txn, error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		if s.closed.Load() {
@@ -500,6 +511,7 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	defer pc.Release()
 	w := &writeConn{c: pc.Conn()}
 	t := newTxn(s, w, false)
+	t.restartOnWait = restartOnWait
 	defer func() { // on every way out, a panic of fn included
 		_ = w.rollback(context.WithoutCancel(ctx))
 	}()

@@ -235,7 +235,9 @@ func TestWrite_LocksOutOfOrder(t *testing.T) {
 	require.NoError(t, errB)
 	require.Less(t, time.Since(start), 900*time.Millisecond, "a deadlock was left to the server to find")
 	require.Equal(t, uint64(1), a.Stats().Retries, "a ran again once")
-	require.Zero(t, b.Stats().Retries)
+	// b waited for hi holding lo: if that wait was long (a slow machine),
+	// b runs again for it, never for order.
+	require.Equal(t, b.Stats().Waits, b.Stats().Retries)
 }
 
 // TestWatch delivers the signals of committed transactions, from any store

@@ -45,6 +45,9 @@ type txn struct {
 	retry   error
 	restart bool
 	wanted  []lockedPool
+	// restartOnWait is set when a wait for a lock taken after another one
+	// makes the transaction run again (see waitedAfterLock).
+	restartOnWait bool
 }
 
 var (
@@ -64,6 +67,30 @@ type lockedPool struct {
 
 // noLock is the order key of no lock: below every lock's.
 const noLock = math.MinInt64
+
+// lockWaitSlack is how long a statement that takes a lock may run before
+// it counts as having waited for another transaction.
+const lockWaitSlack = 50 * time.Millisecond
+
+// waitedAfterLock marks the transaction to run again, and reports so, when
+// a statement that took a lock began at start, ran longer than
+// lockWaitSlack (it waited for the lock, behind another node), and the
+// transaction held a lock before it (heldBefore). What the transaction's
+// callers decided before the wait, they decided at an instant the wait
+// has left behind: a claim's lease would be handed out shortened by the
+// wait, or after its calling window closed. The next run takes every lock
+// first (prelock), before its callers read their instant. Only while
+// restartOnWait is set (a bounded number of runs); the first lock's wait
+// is the callers' to judge (the engine reads the clock again after it).
+func (t *txn) waitedAfterLock(start time.Time, heldBefore bool) bool {
+	if !t.restartOnWait || !heldBefore || time.Since(start) <= lockWaitSlack {
+		return false
+	}
+	t.restart = true
+	t.retry = errRestart
+	t.s.stats.waits.Add(1)
+	return true
+}
 
 func newTxn(s *Store, tx querier, readOnly bool) *txn {
 	return &txn{s: s, tx: tx, readOnly: readOnly, maxKey: noLock}
@@ -261,6 +288,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	} else {
 		b.Queue(lockAdvisorySQL, id, t.maxKey, t.s.lockNS)
 	}
+	start, heldBefore := time.Now(), t.maxKey != noLock
 	b.Queue(poolStateSQL, id)
 	b.Queue(campaignsOfPoolSQL, id)
 	if x != nil {
@@ -339,6 +367,9 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	}
 	t.locked[id] = k
 	t.maxKey = max(t.maxKey, t.lockKey(k))
+	if t.waitedAfterLock(start, heldBefore) {
+		return nil, false, errRestart
+	}
 	if st == nil {
 		s, err := t.readState(ctx, id)
 		if err != nil {

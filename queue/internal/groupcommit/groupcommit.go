@@ -28,13 +28,19 @@
 //     of a pool, the settlements of leases. Every operation of a batch was
 //     waiting at the same time, so any order among them is one in which
 //     the calls could have run one at a time.
+//   - The operations of a Late combiner run after the batch's others, so
+//     that what they decide at the clock (a lease's end, a calling window)
+//     is not followed, before the commit, by another caller's long write
+//     or wait.
 package groupcommit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +78,9 @@ type Func func(ctx context.Context, tx *Tx) error
 type Combiner struct {
 	Key any
 	Run func(ctx context.Context, tx *Tx, reqs []any) error
+	// Late runs the operations after the batch's operations that are not
+	// Late (each group in arrival order).
+	Late bool
 }
 
 // DefaultMaxBatch is how many operations one transaction takes at most
@@ -146,6 +155,15 @@ type op struct {
 	err   error         // the result, set before done is closed
 	done  chan struct{} // closed once the op is over (or was never run)
 	ran   bool          // ran in a combined call in this run (loop goroutine only)
+}
+
+// late orders o in its batch: 1 for the operations of a Late combiner,
+// which run after the others.
+func (o *op) late() int {
+	if o.combine != nil && o.combine.Late {
+		return 1
+	}
+	return 0
 }
 
 // start moves o from waiting to started and reports whether o is started:
@@ -271,6 +289,7 @@ func (c *Committer) take() []*op {
 	copy(batch, c.queue)
 	clear(c.queue[:n]) // the array outlives the batch: let the ops go
 	c.queue = c.queue[n:]
+	slices.SortStableFunc(batch, func(a, b *op) int { return cmp.Compare(a.late(), b.late()) })
 	return batch
 }
 

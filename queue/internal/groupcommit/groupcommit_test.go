@@ -361,6 +361,24 @@ func TestCommitter_Combined(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, []string{"a:123", "p", "b:12"}, log)
 
+	// A Late combiner's operations run after the others, whenever they
+	// came.
+	log = nil
+	late := combiner("l")
+	late.Late = true
+	release = b.hold(t, &wg)
+	for _, step := range []func() error{
+		func() error { return b.c.WriteCombined(b.ctx, late, "1") },
+		func() error { return b.c.WriteCombined(b.ctx, combiner("a"), "1") },
+		func() error { return b.c.WriteCombined(b.ctx, late, "2") },
+		func() error { return b.c.Write(b.ctx, plain("p")) },
+	} {
+		b.queue(t, &wg, func() { require.NoError(t, step()) })
+	}
+	release()
+	wg.Wait()
+	require.Equal(t, []string{"a:1", "p", "l:12"}, log)
+
 	// Alone, a combinable operation runs as a call with its one request.
 	log = nil
 	require.NoError(t, b.c.WriteCombined(b.ctx, combiner("a"), "9"))
