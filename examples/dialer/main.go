@@ -125,15 +125,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer eng.Close()
 
-	ids, err := setupPools(ctx, eng, cfg, out)
-	if err != nil {
-		return err
-	}
-	dnc, err := setupDNC(ctx, eng, cfg, out)
-	if err != nil {
-		return err
-	}
-	camp, err := setupCampaign(ctx, eng, ids, out)
+	ids, dnc, camp, err := setup(ctx, eng, cfg, out)
 	if err != nil {
 		return err
 	}
@@ -256,6 +248,29 @@ const (
 	escalationType   = "callback"
 	escalationTarget = "supervisor queue"
 )
+
+// setup finds or makes the pools, the do-not-call entries and the
+// campaign, under a lock that every dialer on the database shares: each is
+// found by name, then created if missing, in two transactions, so two
+// dialers starting at once would each create their own (two pools of the
+// same contacts in one campaign: every contact called by both).
+func setup(ctx context.Context, eng *queue.Engine, cfg config, out io.Writer) (ids []uuid.UUID, dnc dncSetup, camp uuid.UUID, err error) {
+	unlock, err := opendb.Lock(ctx, cfg.db, "dialer-setup")
+	if err != nil {
+		return nil, dncSetup{}, uuid.Nil, err
+	}
+	defer unlock()
+	if ids, err = setupPools(ctx, eng, cfg, out); err != nil {
+		return nil, dncSetup{}, uuid.Nil, err
+	}
+	if dnc, err = setupDNC(ctx, eng, cfg, out); err != nil {
+		return nil, dncSetup{}, uuid.Nil, err
+	}
+	if camp, err = setupCampaign(ctx, eng, ids, out); err != nil {
+		return nil, dncSetup{}, uuid.Nil, err
+	}
+	return ids, dnc, camp, nil
+}
 
 // setupCampaign finds the campaign (creating it, with its rule, if
 // missing), attaches the pools (idempotent) and starts it (or resumes it),

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/examples/internal/opendb"
 	"github.com/poolq/poolq/pool"
@@ -36,6 +38,68 @@ func TestRun_Postgres(t *testing.T) {
 		sep = "&"
 	}
 	testRun(t, url+sep+"schema="+pgtest.Schema(t, url))
+}
+
+// TestRun_TwoAtOnce starts two dialers at once on one database, as the
+// README's "Several nodes" does on PostgreSQL: they set up one set of
+// pools, one campaign and one rule between them (each found by name, or
+// made, under a lock they share), and no contact gets more calls than the
+// rule allows.
+func TestRun_TwoAtOnce(t *testing.T) {
+	t.Parallel()
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		testTwoAtOnce(t, filepath.Join(t.TempDir(), "dialer.db"))
+	})
+	t.Run("Postgres", func(t *testing.T) {
+		t.Parallel()
+		url := pgtest.URL(t)
+		sep := "?"
+		if strings.Contains(url, "?") {
+			sep = "&"
+		}
+		testTwoAtOnce(t, url+sep+"schema="+pgtest.Schema(t, url))
+	})
+}
+
+func testTwoAtOnce(t *testing.T, db string) {
+	ctx := context.Background()
+	args := []string{"-db", db, "-contacts", "90", "-workers", "4", "-seed", "3"}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			var out bytes.Buffer
+			err := run(ctx, args, &out)
+			if err != nil {
+				err = fmt.Errorf("%w\n%s", err, out.String())
+			}
+			errs <- err
+		}()
+	}
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+
+	st, err := opendb.Open(ctx, db)
+	require.NoError(t, err)
+	defer st.Close()
+	eng, err := queue.New(st, queue.Options{})
+	require.NoError(t, err)
+	defer eng.Close()
+	pg, err := eng.Pools(ctx, pool.PoolQuery{})
+	require.NoError(t, err)
+	require.Equal(t, 3, pg.Total, "one set of pools")
+	cs, err := eng.Campaigns(ctx, campaign.Query{})
+	require.NoError(t, err)
+	require.Equal(t, 1, cs.Total, "one campaign")
+	rs, err := eng.Rules(ctx, campaign.RuleQuery{})
+	require.NoError(t, err)
+	require.Equal(t, 1, rs.Total, "one rule")
+	most, err := mostAttempts(ctx, eng, []uuid.UUID{pg.Data[0].UUID, pg.Data[1].UUID, pg.Data[2].UUID})
+	require.NoError(t, err)
+	require.LessOrEqual(t, most, ruleCalls, "the rule's calls a contact, across both dialers")
+	for _, p := range pg.Data {
+		require.Equal(t, 30, p.ContactsCount, "%s", p.Name)
+	}
 }
 
 // testRun runs the dialer twice on db: every contact ends, the rule's

@@ -8,10 +8,12 @@ package opendb
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/sqlite"
@@ -25,17 +27,92 @@ func IsPostgres(db string) bool {
 // Open opens the store db names. The caller closes it.
 func Open(ctx context.Context, db string) (store.Store, error) {
 	if IsPostgres(db) {
-		u, err := url.Parse(db)
+		dsn, schema, err := splitSchema(db)
 		if err != nil {
-			return nil, fmt.Errorf("-db: not a PostgreSQL URL: %w", err)
+			return nil, err
 		}
-		q := u.Query()
-		opts := postgres.Options{Schema: q.Get("schema")}
-		q.Del("schema")
-		u.RawQuery = q.Encode()
-		return postgres.Open(ctx, u.String(), opts)
+		return postgres.Open(ctx, dsn, postgres.Options{Schema: schema})
 	}
 	return sqlite.Open(ctx, db, sqlite.Options{})
+}
+
+// splitSchema returns a PostgreSQL URL without its schema parameter, and
+// the schema ("" for the default).
+func splitSchema(db string) (dsn, schema string, err error) {
+	u, err := url.Parse(db)
+	if err != nil {
+		return "", "", fmt.Errorf("-db: not a PostgreSQL URL: %w", err)
+	}
+	q := u.Query()
+	schema = q.Get("schema")
+	q.Del("schema")
+	u.RawQuery = q.Encode()
+	return u.String(), schema, nil
+}
+
+// Lock takes the lock named name across every process using db, waiting
+// for it until ctx ends, and returns the function that gives it back. An
+// example holds it while it finds or creates what it works on by name
+// (pools, a campaign): a look-up and a create are two transactions, so two
+// processes starting at once would each create their own.
+//
+// On PostgreSQL it is a session advisory lock on a connection of its own,
+// keyed by the schema and name; on SQLite, the write lock of a file beside
+// the database (db + ".lock-" + name), which SQLite takes across
+// processes on every platform. A ":memory:" database is one process's:
+// nothing to lock.
+func Lock(ctx context.Context, db, name string) (unlock func(), err error) {
+	if IsPostgres(db) {
+		return lockPostgres(ctx, db, name)
+	}
+	if db == ":memory:" || db == "" {
+		return func() {}, nil
+	}
+	return lockSQLite(ctx, db+".lock-"+name)
+}
+
+func lockPostgres(ctx context.Context, db, name string) (func(), error) {
+	dsn, schema, err := splitSchema(db)
+	if err != nil {
+		return nil, err
+	}
+	if schema == "" {
+		schema = postgres.DefaultSchema
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	key := "poolq examples: " + schema + ": " + name
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", key); err != nil {
+		_ = conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return func() { _ = conn.Close(context.WithoutCancel(ctx)) }, nil // a session's locks end with it
+}
+
+func lockSQLite(ctx context.Context, path string) (func(), error) {
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite", "file:"+esc+"?_pragma=busy_timeout(600000)")
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
+		if err != nil {
+			conn.Close()
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		conn.Close()
+		db.Close()
+	}, nil
 }
 
 // Describe returns db as it may be printed: a URL without its password.

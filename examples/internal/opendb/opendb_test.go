@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
@@ -42,6 +43,60 @@ func TestOpen_Postgres(t *testing.T) {
 	require.NoError(t, st.Close())
 	_, err = Open(context.Background(), dsn+sep+"schema=Not-An-Identifier")
 	require.Error(t, err, "the schema is validated")
+}
+
+// TestLock: a second Lock of one name waits for the first to be given
+// back; other names and other databases do not.
+func TestLock(t *testing.T) {
+	t.Parallel()
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		testLock(t, filepath.Join(t.TempDir(), "x.db"), filepath.Join(t.TempDir(), "y.db"))
+	})
+	t.Run("Postgres", func(t *testing.T) {
+		t.Parallel()
+		dsn := pgtest.URL(t)
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		testLock(t, dsn+sep+"schema="+pgtest.Schema(t, dsn), dsn+sep+"schema="+pgtest.Schema(t, dsn))
+	})
+}
+
+func testLock(t *testing.T, db, otherDB string) {
+	ctx := context.Background()
+	unlock, err := Lock(ctx, db, "setup")
+	require.NoError(t, err)
+	for _, c := range []struct{ db, name string }{{db, "other"}, {otherDB, "setup"}} {
+		u, err := Lock(ctx, c.db, c.name)
+		require.NoError(t, err, "a lock of another name or database is free")
+		u()
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err = Lock(short, db, "setup")
+	require.Error(t, err, "held: the second waits until its context ends")
+	got := make(chan error, 1)
+	go func() {
+		u, err := Lock(ctx, db, "setup")
+		if err == nil {
+			u()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("the second Lock returned while the first was held: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second Lock did not get the lock given back")
+	}
 }
 
 func TestDescribe(t *testing.T) {
