@@ -38,7 +38,9 @@ type Item struct {
 	Attempts int `json:"attempts"`
 	// RetryCount counts the retries that failed attempts (lease expiries
 	// included) scheduled: a failure that ends the item does not count, so
-	// it never exceeds the pool's max_retries (or the ceiling in force).
+	// it never exceeds the retries the ceiling in force at each failure
+	// allowed (the pool's max_retries, or a governing rule's
+	// max_total_calls - 1); lowering the ceiling later does not lower it.
 	RetryCount  int        `json:"retry_count"`
 	StartedAt   *time.Time `json:"started_at"`
 	CompletedAt *time.Time `json:"completed_at"`

@@ -23,7 +23,9 @@
 // ([Engine.Complete], [Engine.Fail], [Engine.Release], [Engine.Extend],
 // [Engine.MarkInCall]) must present the item's current token: a stale lease
 // (settled already, expired, or superseded by a later dispatch) gets
-// [ErrLeaseLost] and changes nothing. Delivery is at-least-once: an item whose
+// [ErrLeaseLost] and changes nothing of its own (a settlement writes the
+// pool's expired leases it finds, its own included, as the next claim would).
+// Delivery is at-least-once: an item whose
 // holder vanishes comes back when its lease expires, counted as a failed
 // attempt.
 //

@@ -369,6 +369,12 @@ func TestEngine_Add(t *testing.T) {
 
 		_, err = b.eng.Add(b.ctx, p.UUID)
 		require.Equal(t, []string{"items"}, fieldsOf(t, err))
+
+		// Every bad argument at once: the pool's and the items'.
+		_, err = b.eng.Add(b.ctx, uuid.Nil, pool.NewItem{ContactUUID: uuid.Nil})
+		require.Equal(t, []string{"uuid", "items[0].contact_uuid"}, fieldsOf(t, err))
+		_, err = b.eng.Skip(b.ctx, uuid.Nil, uuid.Nil, "\x00")
+		require.Equal(t, []string{"uuid", "contact_uuid", "note"}, fieldsOf(t, err))
 	})
 
 	t.Run("ErrNotFound", func(t *testing.T) {

@@ -22,11 +22,11 @@ import (
 // [store.ErrNotFound] for an unknown pool; on any error nothing is written.
 // Blocked Dequeues on the pool wake up.
 func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewItem) (pool.AddResult, error) {
-	if err := checkID("uuid", poolID); err != nil {
-		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
-	}
+	var v validate.Validator
+	v.Check(poolID != uuid.Nil, "uuid", validate.RuleRequired, "is required (not the nil UUID)")
 	batch, err := pool.PrepareItems(items)
-	if err != nil {
+	v.Merge("", err)
+	if err := v.Err(); err != nil {
 		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
 	}
 	var added int
@@ -111,6 +111,7 @@ func (e *Engine) Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item
 // holds NUL or is longer than [pool.MaxNoteLen].
 func (e *Engine) Skip(ctx context.Context, poolID, contact uuid.UUID, note string) (pool.Item, error) {
 	var v validate.Validator
+	checkIDsInto(&v, poolID, contact)
 	v.Text("note", note, pool.MaxNoteLen)
 	if err := v.Err(); err != nil {
 		return pool.Item{}, fmt.Errorf("skip item: %w", err)

@@ -216,8 +216,9 @@
 // Query parameters are validated the same way (?per_page=500 is a 422 on
 // per_page).
 //
-// A request that fails writes nothing: bodies are decoded and validated
-// before the engine is called, and every engine call is one transaction.
+// A request that fails writes nothing (but the expired leases a settlement
+// finds, see above): bodies are decoded and validated before the engine is
+// called, and every engine call is one transaction.
 //
 // # Caveats
 //
