@@ -285,6 +285,29 @@ func TestEngine_DeletePool(t *testing.T) {
 	_, err = b.eng.Pool(b.ctx, p.UUID)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.ErrorIs(t, b.eng.DeletePool(b.ctx, p.UUID), store.ErrNotFound)
+
+	// A lease that has expired does not hold the pool: its expiry is
+	// applied, then the pool is deleted.
+	q := b.pool(t, pool.FIFO, 10, 3)
+	b.add(t, q.UUID, 1)
+	_, err = b.eng.TryDequeue(b.ctx, q.UUID)
+	require.NoError(t, err)
+	b.clock.Advance(2 * testLease)
+	require.NoError(t, b.eng.DeletePool(b.ctx, q.UUID), "an expired lease does not block the delete")
+}
+
+// TestEngine_InactivePoolDispatches: is_active only hides a pool from
+// campaign builders (the API's meaning); it does not stop dispatch.
+func TestEngine_InactivePoolDispatches(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.FIFO, 1, 3)
+	ids := b.add(t, p.UUID, 1)
+	_, err := b.eng.UpdatePool(b.ctx, p.UUID, pool.UpdateParams{IsActive: new(false)})
+	require.NoError(t, err)
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, ids[0], l.ContactUUID)
 }
 
 func TestEngine_DuplicatePool(t *testing.T) {

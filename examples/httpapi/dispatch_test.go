@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
 
@@ -543,4 +545,58 @@ func TestSettle(t *testing.T) {
 			}
 		})
 	})
+}
+
+// leavingCtx is a request's context whose client leaves once left is set:
+// Err reports it, Done never closes (the claim itself is not cut short).
+type leavingCtx struct {
+	context.Context
+	left *atomic.Bool
+}
+
+func (c leavingCtx) Err() error {
+	if c.left.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestDispatch_ClientLeft: a client that leaves while its claim commits
+// never sees the lease; the server gives it back unattempted rather than
+// let it expire as a failed attempt.
+func TestDispatch_ClientLeft(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.MemoryPath, sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	var armed, left atomic.Bool
+	now := func() time.Time {
+		if armed.Load() {
+			left.Store(true) // read by the claim's transaction: the client leaves during it
+		}
+		return time.Now()
+	}
+	eng, err := queue.New(st, queue.Options{Now: now, LeaseTimeout: time.Minute})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Close() })
+	srv := newServer(eng, testToken, nil)
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "Renewals", Description: "d"})
+	require.NoError(t, err)
+	c := uuid.New()
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
+	require.NoError(t, err)
+
+	req := httptest.NewRequest("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+	req = req.WithContext(leavingCtx{Context: ctx, left: &left})
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	armed.Store(true)
+	srv.ServeHTTP(httptest.NewRecorder(), req)
+	armed.Store(false)
+	require.True(t, left.Load(), "the claim ran")
+
+	it, err := eng.Item(ctx, p.UUID, c)
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusPending, it.Status, "the lease nobody will settle is given back")
+	require.Zero(t, it.Attempts)
 }
