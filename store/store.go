@@ -17,7 +17,9 @@ var (
 	// (a pool UUID that already exists).
 	ErrConflict = errors.New("conflict")
 	// ErrSchemaTooNew is returned by Open when the database was written by a
-	// newer poolq whose schema this code does not know.
+	// newer poolq whose schema this code does not know, and by Write when a
+	// newer poolq migrated it since Open (another process or node, in a
+	// rolling upgrade): nothing is written.
 	ErrSchemaTooNew = errors.New("database schema is newer than this poolq")
 	// ErrReadOnly is returned when a write is attempted in a [Store.Read]
 	// transaction.

@@ -85,7 +85,7 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 		return fmt.Errorf("migrate: schema version %d, this poolq knows up to %d: %w",
 			current, latest, store.ErrSchemaTooNew)
 	}
-	if current >= target {
+	if current > target {
 		return tx.Commit(ctx)
 	}
 	if current == 0 {
@@ -104,8 +104,43 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 			return fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
 	}
+	if err := setGuard(ctx, tx, schema, target); err != nil {
+		return fmt.Errorf("migrate: schema guard: %w", err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)
 	}
 	return nil
+}
+
+// schemaGuardSQL returns the first statement of every write transaction (after
+// BEGIN, in the same round trip): a call of the schema guard of the
+// version this code migrates to, a constant function that only the
+// migrations of that version make. Every migration drops the guards of the
+// versions before its own (setGuard), so a node still running an older
+// poolq when a newer one migrates the schema under it — a rolling upgrade
+// — fails every write with [store.ErrSchemaTooNew] (SQLSTATE 42883, see
+// translate) instead of going on with rules the schema no longer keeps
+// (the day's count of migration 6, kept apart by old and new nodes, let a
+// contact be called past max_calls_per_day).
+func schemaGuardSQL(schema string) string {
+	return "SELECT " + guardName(schema, latestVersion()) + "()"
+}
+
+// guardName is the schema-qualified name of the guard of version v.
+func guardName(schema string, v int) string {
+	return pgx.Identifier{schema, fmt.Sprintf("poolq_schema_v%d", v)}.Sanitize()
+}
+
+// setGuard makes the guard of version v in schema and drops those of the
+// versions before it.
+func setGuard(ctx context.Context, tx pgx.Tx, schema string, v int) error {
+	for old := 1; old < v; old++ {
+		if _, err := tx.Exec(ctx, "DROP FUNCTION IF EXISTS "+guardName(schema, old)+"()"); err != nil {
+			return err
+		}
+	}
+	_, err := tx.Exec(ctx, fmt.Sprintf("CREATE OR REPLACE FUNCTION %s() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT %d'",
+		guardName(schema, v), v))
+	return err
 }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -101,6 +102,46 @@ func TestOpen_SchemaTooNew(t *testing.T) {
 	require.NoError(t, err)
 	_, err = postgres.Open(ctx, url, postgres.Options{Schema: schema})
 	require.ErrorIs(t, err, store.ErrSchemaTooNew)
+}
+
+// TestWrite_SchemaMigratedUnderIt: a newer poolq migrates the schema while
+// this Store runs (a rolling upgrade): its next write fails with
+// store.ErrSchemaTooNew and writes nothing, rather than go on with rules
+// the schema no longer keeps.
+func TestWrite_SchemaMigratedUnderIt(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 2})
+	before := newTestPool("before")
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, before) }),
+		"this version's guard is there")
+
+	// What the next version's migration does (see setGuard).
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	v := postgres.LatestVersion()
+	schema := pgx.Identifier{st.Schema()}.Sanitize()
+	for _, sql := range []string{
+		fmt.Sprintf("DROP FUNCTION %s.poolq_schema_v%d()", schema, v),
+		fmt.Sprintf("CREATE FUNCTION %s.poolq_schema_v%d() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT %d'", schema, v+1, v+1),
+		fmt.Sprintf("INSERT INTO %s.schema_version VALUES (%d, 0)", schema, v+1),
+	} {
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+
+	after := newTestPool("after")
+	for range 2 { // on each of the Store's connections, whose statements are cached
+		err = st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, after) })
+		require.ErrorIs(t, err, store.ErrSchemaTooNew)
+	}
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		_, err := tx.Pool(ctx, after.UUID)
+		require.ErrorIs(t, err, store.ErrNotFound, "nothing was written")
+		return nil
+	}))
 }
 
 func TestOpen_Options(t *testing.T) {

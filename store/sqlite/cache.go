@@ -49,18 +49,19 @@ type poolCache struct {
 
 // begin checks, inside a write transaction t that has just begun, that no
 // other connection has written since the last one, and empties the cache
-// if one has. t uses the cache from then on.
-func (c *poolCache) begin(ctx context.Context, t *txn) error {
+// if one has (and reports so: changed). t uses the cache from then on.
+func (c *poolCache) begin(ctx context.Context, t *txn) (changed bool, err error) {
 	var v int64
 	if err := t.queryRow(ctx, []any{&v}, dataVersionSQL); err != nil {
-		return err
+		return false, err
 	}
 	if v != c.version {
 		c.reset()
 		c.version = v
+		changed = true
 	}
 	t.cache = c
-	return nil
+	return changed, nil
 }
 
 // commit keeps what transaction t knew of its pools, once t has written

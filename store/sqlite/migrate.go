@@ -123,3 +123,22 @@ func migrateErr(step string, err error) error {
 	}
 	return fmt.Errorf("migrate: %s: %w", step, translate(err))
 }
+
+// checkSchema fails a write transaction t on a file that a newer poolq has
+// migrated since this Store opened it (another process, in a rolling
+// upgrade): [store.ErrSchemaTooNew], rather than go on with rules the file
+// no longer keeps (the day's count of migration 7, kept apart by old and
+// new processes, let a contact be called past max_calls_per_day). Write
+// runs it when another connection has written since its last transaction,
+// so a file that only this Store writes never pays for it.
+func checkSchema(ctx context.Context, t *txn) error {
+	var v int
+	if err := t.queryRow(ctx, []any{&v}, currentVersionSQL); err != nil {
+		return wrap("read schema version", err)
+	}
+	if v > latestVersion() {
+		return fmt.Errorf("sqlite: schema version %d, this poolq knows up to %d (migrated while it ran): %w",
+			v, latestVersion(), store.ErrSchemaTooNew)
+	}
+	return nil
+}

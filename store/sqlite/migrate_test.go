@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
@@ -104,6 +105,29 @@ func TestOpen_Migrations(t *testing.T) {
 		bytesAfter, err := os.ReadFile(path)
 		require.NoError(t, err)
 		require.Equal(t, bytesBefore, bytesAfter, "the file is unchanged")
+	})
+
+	// A newer poolq migrates the file while this Store runs (another
+	// process, a rolling upgrade): the next write fails and writes nothing.
+	t.Run("ErrSchemaTooNewWhileOpen", func(t *testing.T) {
+		t.Parallel()
+		st, path := MustOpenFile(t, sqlite.Options{})
+		insertPool(t, st)
+		db, err := sql.Open("sqlite", "file:"+path)
+		require.NoError(t, err)
+		_, err = db.Exec(`INSERT INTO schema_version (version, applied_at) VALUES (?, 1)`, latest+1)
+		require.NoError(t, err)
+		require.NoError(t, db.Close())
+
+		p := insertPoolParams(uuid.New())
+		err = st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) })
+		require.ErrorIs(t, err, store.ErrSchemaTooNew)
+		require.ErrorContains(t, err, "migrated while it ran")
+		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+			_, err := tx.Pool(ctx, p.UUID)
+			require.ErrorIs(t, err, store.ErrNotFound, "nothing was written")
+			return nil
+		}))
 	})
 
 	t.Run("MemoryGetsLatest", func(t *testing.T) {

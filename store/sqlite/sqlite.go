@@ -578,8 +578,15 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 			s.rollback(ctx)
 		}
 	}()
-	if err := s.cache.begin(own, t); err != nil {
+	changed, err := s.cache.begin(own, t)
+	if err != nil {
 		return withCtx(ctx, wrap("begin write", err))
+	}
+	if changed {
+		// Another connection wrote: maybe a newer poolq's migration.
+		if err := checkSchema(own, t); err != nil {
+			return withCtx(ctx, err)
+		}
 	}
 	if err := fn(t); err != nil {
 		return withCtx(ctx, err)

@@ -207,7 +207,7 @@ func writeQueries() []string {
 		insertPoolSQL, updatePoolSQL, deletePoolSQL,
 		copyItemsSQL, updateItemSQL, deleteItemSQL, lastItemIDSQL, indexContactsSQL,
 		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
-		leaseBoundSQL, retryBoundSQL, dataVersionSQL, poolStateByKeySQL,
+		leaseBoundSQL, retryBoundSQL, dataVersionSQL, currentVersionSQL, poolStateByKeySQL,
 		addDNCSQL, removeDNCSQL, optOutSQL, insertEscalationSQL,
 	)
 	for _, n := range insertSizes {
