@@ -78,7 +78,7 @@ func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 // time; copy it.
 func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 	var v validate.Validator
-	checkLeaseInto(&v, "", l)
+	checkLeaseInto(&v, l)
 	v.Check(d >= MinLeaseTimeout && d <= MaxLeaseTimeout, "duration", validate.RuleRange,
 		fmt.Sprintf("must be between %v and %v (got %v)", MinLeaseTimeout, MaxLeaseTimeout, d))
 	if err := v.Err(); err != nil {
@@ -100,7 +100,7 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 // is longer than [pool.MaxNoteLen], every bad field at once.
 func (e *Engine) Complete(ctx context.Context, l *Lease, note string) error {
 	var v validate.Validator
-	checkLeaseInto(&v, "", l)
+	checkLeaseInto(&v, l)
 	v.Text("note", note, pool.MaxNoteLen)
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("complete: %w", err)
@@ -154,8 +154,8 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, f Failure) error {
 // from a final failure.
 func (e *Engine) fail(ctx context.Context, l *Lease, f Failure) (pool.Item, error) {
 	var v validate.Validator
-	checkLeaseInto(&v, "", l)
-	e.checkFailure(&v, "", f)
+	checkLeaseInto(&v, l)
+	e.checkFailure(&v, f)
 	if err := v.Err(); err != nil {
 		return pool.Item{}, fmt.Errorf("fail: %w", err)
 	}
@@ -163,15 +163,19 @@ func (e *Engine) fail(ctx context.Context, l *Lease, f Failure) (pool.Item, erro
 }
 
 // checkFailure adds to v the errors of a RetryAt too far ahead or given
-// with Final, and of a bad note, as fields prefix + "retry_at" and prefix +
-// "note".
-func (e *Engine) checkFailure(v *validate.Validator, prefix string, f Failure) {
-	v.Text(prefix+"note", f.Note, pool.MaxNoteLen)
-	limit := e.now().Add(MaxRetryDelay)
-	v.Check(!f.RetryAt.After(limit), prefix+"retry_at", validate.RuleRange,
-		fmt.Sprintf("must be at most %v from now (got %s)", MaxRetryDelay, f.RetryAt.UTC().Format(time.RFC3339)))
-	v.Check(!f.Final || f.RetryAt.IsZero(), prefix+"retry_at", validate.RuleExclusive,
-		"must be zero when final is set: a final failure is not retried")
+// with Final ("retry_at"), and of a bad note ("note").
+func (e *Engine) checkFailure(v *validate.Validator, f Failure) {
+	v.Text("note", f.Note, pool.MaxNoteLen)
+	if f.RetryAt.IsZero() {
+		return
+	}
+	if f.RetryAt.After(e.now().Add(MaxRetryDelay)) {
+		v.Add("retry_at", validate.RuleRange,
+			fmt.Sprintf("must be at most %v from now (got %s)", MaxRetryDelay, f.RetryAt.UTC().Format(time.RFC3339)))
+	}
+	if f.Final {
+		v.Add("retry_at", validate.RuleExclusive, "must be zero when final is set: a final failure is not retried")
+	}
 }
 
 // Release gives a leased item back unattempted: the attempt is not counted
@@ -197,8 +201,8 @@ func (e *Engine) Release(ctx context.Context, l *Lease) error {
 // settlement of a handler stopped at shutdown. Errors: as Fail's.
 func (e *Engine) giveBack(ctx context.Context, l *Lease, f Failure) (it pool.Item, released bool, err error) {
 	var v validate.Validator
-	checkLeaseInto(&v, "", l)
-	e.checkFailure(&v, "", f)
+	checkLeaseInto(&v, l)
+	e.checkFailure(&v, f)
 	if err := v.Err(); err != nil {
 		return pool.Item{}, false, fmt.Errorf("release: %w", err)
 	}
@@ -444,14 +448,22 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 	var v validate.Validator
 	v.Check(len(outs) > 0, "outcomes", validate.RuleRequired, "at least one outcome is required")
 	for i, o := range outs {
-		prefix := fmt.Sprintf("outcomes[%d].", i)
-		checkLeaseInto(&v, prefix, o.Lease)
+		// Checked unprefixed, named only if it fails: no field name is
+		// made for the outcomes of a batch that pass.
+		var ov validate.Validator
+		checkLeaseInto(&ov, o.Lease)
 		if o.Failure != nil {
-			e.checkFailure(&v, prefix+"failure.", *o.Failure)
-			v.Check(o.Note == "", prefix+"note", validate.RuleExclusive,
-				"must be empty with a failure: the failure's note is recorded")
+			var fv validate.Validator
+			e.checkFailure(&fv, *o.Failure)
+			ov.Merge("failure.", fv.Err())
+			if o.Note != "" {
+				ov.Add("note", validate.RuleExclusive, "must be empty with a failure: the failure's note is recorded")
+			}
 		} else {
-			v.Text(prefix+"note", o.Note, pool.MaxNoteLen)
+			ov.Text("note", o.Note, pool.MaxNoteLen)
+		}
+		if err := ov.Err(); err != nil {
+			v.Merge(fmt.Sprintf("outcomes[%d].", i), err)
 		}
 	}
 	if err := v.Err(); err != nil {
@@ -485,19 +497,18 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 // checkLease returns the [validate.Errors] of a nil or malformed lease.
 func checkLease(l *Lease) error {
 	var v validate.Validator
-	checkLeaseInto(&v, "", l)
+	checkLeaseInto(&v, l)
 	return v.Err()
 }
 
-// checkLeaseInto adds to v the errors of a nil or malformed lease, as
-// fields prefix + "lease", prefix + "pool_uuid", ….
-func checkLeaseInto(v *validate.Validator, prefix string, l *Lease) {
+// checkLeaseInto adds to v the errors of a nil or malformed lease.
+func checkLeaseInto(v *validate.Validator, l *Lease) {
 	if l == nil {
-		v.Add(prefix+"lease", validate.RuleRequired, "is required")
+		v.Add("lease", validate.RuleRequired, "is required")
 		return
 	}
-	v.Check(l.PoolUUID != uuid.Nil, prefix+"pool_uuid", validate.RuleRequired, "is required (not the nil UUID)")
-	v.Check(l.ContactUUID != uuid.Nil, prefix+"contact_uuid", validate.RuleRequired, "is required (not the nil UUID)")
-	v.Check(l.ItemID > 0, prefix+"item_id", validate.RuleRange, "must be positive")
-	v.Check(l.Token > 0, prefix+"token", validate.RuleRange, "must be positive")
+	v.Check(l.PoolUUID != uuid.Nil, "pool_uuid", validate.RuleRequired, "is required (not the nil UUID)")
+	v.Check(l.ContactUUID != uuid.Nil, "contact_uuid", validate.RuleRequired, "is required (not the nil UUID)")
+	v.Check(l.ItemID > 0, "item_id", validate.RuleRange, "must be positive")
+	v.Check(l.Token > 0, "token", validate.RuleRange, "must be positive")
 }
