@@ -24,6 +24,7 @@ import (
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 )
@@ -293,6 +294,65 @@ func TestPostgres_ClaimsJudgedAfterTheBatchWaits(t *testing.T) {
 	require.NoError(t, (<-second).err)
 	require.Greater(t, st.Stats().Waits, waits, "the transaction ran again after its wait")
 	require.NoError(t, <-added)
+	require.NoError(t, <-heldR)
+	require.NoError(t, <-heldQ)
+}
+
+// TestPostgres_FrozenNodeHoldsUpOneWait: another node holds pool Q past
+// the lock timeout (stopped mid-batch). This engine's Add to Q shares a
+// transaction with a claim of pool P: the Add fails after one lock
+// timeout, and the claim is not held up by a second wait (the batch's
+// rerun does not run the Add again), so the engine's other pools go on.
+func TestPostgres_FrozenNodeHoldsUpOneWait(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	const lockTimeout = 2 * time.Second
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{})
+	mk := func(name string) pool.Pool {
+		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: name, Description: "d", Type: pool.Parallel})
+		require.NoError(t, err)
+		_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		return p
+	}
+	p, q, r := mk("pool P"), mk("pool Q"), mk("pool R")
+	hold := func(id uuid.UUID, d time.Duration) <-chan error {
+		locked, done := make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- other.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, id); err != nil {
+					return err
+				}
+				close(locked)
+				time.Sleep(d)
+				return nil
+			})
+		}()
+		<-locked
+		return done
+	}
+	heldQ := hold(q.UUID, 3*lockTimeout) // the frozen node
+	heldR := hold(r.UUID, 500*time.Millisecond)
+	first := make(chan error, 1)
+	go func() { _, err := eng.Add(ctx, r.UUID, newItems(1)...); first <- err }() // holds the engine's writes up
+	time.Sleep(200 * time.Millisecond)
+	added, claimed := make(chan error, 1), make(chan time.Time, 1)
+	go func() { _, err := eng.Add(ctx, q.UUID, newItems(1)...); added <- err }()
+	require.Eventually(t, func() bool { return queue.Queued(eng) == 1 }, 5*time.Second, time.Millisecond)
+	go func() {
+		_, err := eng.TryDequeue(ctx, p.UUID)
+		assert.NoError(t, err)
+		claimed <- time.Now()
+	}()
+	require.Eventually(t, func() bool { return queue.Queued(eng) == 2 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, <-first)
+	start := time.Now() // the batch of the Add to Q and the claim begins
+	require.ErrorIs(t, <-added, store.ErrLockTimeout)
+	took := (<-claimed).Sub(start)
+	require.Less(t, took, lockTimeout*7/4, "the claim waited for the frozen node's pool twice: %v", took)
 	require.NoError(t, <-heldR)
 	require.NoError(t, <-heldQ)
 }

@@ -19,8 +19,14 @@ var (
 	// ErrSchemaTooNew is returned by Open when the database was written by a
 	// newer poolq whose schema this code does not know, and by Write when a
 	// newer poolq migrated it since Open (another process or node, in a
-	// rolling upgrade): nothing is written.
+	// rolling upgrade; see each store for which writes check): nothing is
+	// written.
 	ErrSchemaTooNew = errors.New("database schema is newer than this poolq")
+	// ErrLockTimeout is wrapped by the error of a write that waited for a
+	// lock held by another session (another node's transaction) longer
+	// than the store's lock timeout; nothing of the write was committed.
+	// Only stores that several nodes share return it.
+	ErrLockTimeout = errors.New("a lock held by another session for longer than the lock timeout")
 	// ErrReadOnly is returned when a write is attempted in a [Store.Read]
 	// transaction.
 	ErrReadOnly = errors.New("write in a read-only transaction")

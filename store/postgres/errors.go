@@ -22,8 +22,9 @@ const (
 
 // ErrLockTimeout is wrapped by the error of a write that waited for a lock
 // held by another session (another node's lock on a pool) longer than
-// [Options.LockTimeout]. Nothing of the write was committed.
-var ErrLockTimeout = errors.New("postgres: a lock held by another session for longer than the lock timeout")
+// [Options.LockTimeout]. Nothing of the write was committed. It is
+// [store.ErrLockTimeout].
+var ErrLockTimeout = store.ErrLockTimeout
 
 // translate maps driver errors to the store's sentinels, by SQLSTATE: a
 // missing row is [store.ErrNotFound], and so is a write of items that did

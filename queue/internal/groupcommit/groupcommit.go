@@ -23,7 +23,10 @@
 //     writes of those before it, at one instant ([Tx.Now]) read when the
 //     transaction starts. If one fails, the transaction is rolled back and
 //     run again with each operation in a savepoint of its own, so that the
-//     failure undoes only its own writes.
+//     failure undoes only its own writes. An operation that failed because
+//     it waited out the store's lock timeout (store.ErrLockTimeout: another
+//     node holds its pool) keeps that error and is not run again: it would
+//     wait as long again, and hold up every other operation of the batch.
 //   - Operations of one kind may run combined ([Combiner]): the dequeues
 //     of a pool, the settlements of leases. Every operation of a batch was
 //     waiting at the same time, so any order among them is one in which
@@ -375,14 +378,19 @@ func (c *Committer) runBatch(batch []*op) error {
 		c.reruns.Add(1)
 		// The first run's results went with its rollback: should this
 		// transaction not run at all, every operation gets its error (see
-		// run), not one from writes that never committed.
-		for _, o := range batch {
-			o.err = nil
+		// run), not one from writes that never committed. But the wait
+		// for another node's lock stands (see the package doc).
+		waited := make([]bool, len(batch))
+		for i, o := range batch {
+			waited[i] = errors.Is(o.err, store.ErrLockTimeout)
+			if !waited[i] {
+				o.err = nil
+			}
 		}
 		err = c.st.Write(ctx, func(stx store.Tx) error {
 			now := c.now()
-			for _, o := range batch {
-				if !o.start() {
+			for i, o := range batch {
+				if waited[i] || !o.start() {
 					continue
 				}
 				o.err = stx.Savepoint(ctx, func(stx store.Tx) error {
@@ -431,7 +439,9 @@ func (c *Committer) runAll(tx *Tx, batch []*op) error {
 		}
 		run := func(ctx context.Context, tx *Tx) error { return o.combine.Run(ctx, tx, reqs) }
 		if err := call(o, run, tx); err != nil {
-			o.err = err
+			for _, g := range group {
+				g.err = err // each learns the group's failure (see runBatch)
+			}
 			return errRerun
 		}
 	}

@@ -7,6 +7,7 @@ package groupcommit_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -288,6 +289,57 @@ func TestCommitter_Panics(t *testing.T) {
 		require.NoError(t, b.c.Write(b.ctx, insert(id)), "the next write works")
 		require.True(t, b.exists(t, id))
 	})
+}
+
+// TestCommitter_LockTimeoutNotRunAgain: an operation that waited out the
+// store's lock timeout (another node holds its pool) keeps its error and
+// is not run again with the batch's savepoints, where it would wait as
+// long again; the others commit. A combined group that did keeps it for
+// each of its callers.
+func TestCommitter_LockTimeoutNotRunAgain(t *testing.T) {
+	t.Parallel()
+	timedOut := fmt.Errorf("lock pool: %w", store.ErrLockTimeout)
+	for _, combined := range []bool{false, true} {
+		t.Run(fmt.Sprintf("Combined=%v", combined), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, groupcommit.Options{})
+			var wg sync.WaitGroup
+			release := b.hold(t, &wg)
+			var runs atomic.Int32
+			waited := func(context.Context, *groupcommit.Tx) error { runs.Add(1); return timedOut }
+			cb := &groupcommit.Combiner{Key: "q", Run: func(ctx context.Context, tx *groupcommit.Tx, _ []any) error {
+				return waited(ctx, tx)
+			}}
+			a, z := uuid.New(), uuid.New()
+			var errA, errZ error
+			errs := make([]error, 2)
+			b.queue(t, &wg, func() { errA = b.c.Write(b.ctx, insert(a)) })
+			for i := range errs {
+				if combined {
+					b.queue(t, &wg, func() { errs[i] = b.c.WriteCombined(b.ctx, cb, i) })
+				} else {
+					b.queue(t, &wg, func() { errs[i] = b.c.Write(b.ctx, waited) })
+				}
+			}
+			b.queue(t, &wg, func() { errZ = b.c.Write(b.ctx, insert(z)) })
+			release()
+			wg.Wait()
+			require.NoError(t, errA)
+			require.NoError(t, errZ)
+			for _, err := range errs {
+				require.ErrorIs(t, err, store.ErrLockTimeout)
+			}
+			// Combined: one run of the group, in the first run. Apart: the
+			// first in the first run, the second only in the rerun.
+			want := int32(2)
+			if combined {
+				want = 1
+			}
+			require.Equal(t, want, runs.Load(), "run again, an operation would wait as long again")
+			require.True(t, b.exists(t, a))
+			require.True(t, b.exists(t, z))
+		})
+	}
 }
 
 func TestCommitter_FailedTransaction(t *testing.T) {
