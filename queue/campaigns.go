@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
@@ -34,7 +35,10 @@ func (e *Engine) CreateRule(ctx context.Context, p campaign.CreateRuleParams) (c
 // and returns it. It is not retroactive: items already Retrying or
 // Scheduled keep their times; later decisions use the new values (a
 // lowered max_total_calls fails, at their next dispatch, the items that
-// already reached it). Errors: [validate.Errors], [store.ErrNotFound].
+// already reached it). Like a campaign's pause, it takes the pools of the
+// campaigns it governs (In Process or Paused), so that on a store several
+// nodes share, no claim under the old values commits after it returns.
+// Errors: [validate.Errors], [store.ErrNotFound].
 func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.UpdateRuleParams) (campaign.Rule, error) {
 	if err := checkID("uuid", id); err != nil {
 		return campaign.Rule{}, fmt.Errorf("update rule: %w", err)
@@ -52,6 +56,9 @@ func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.Update
 		}
 		nr.UpdatedAt = tx.Now
 		out = nr
+		if err := lockRulePools(ctx, tx, id); err != nil {
+			return err
+		}
 		return tx.UpdateRule(ctx, nr)
 	})
 	if err != nil {
@@ -278,6 +285,31 @@ func lockPools(ctx context.Context, tx *wtx, pools []uuid.UUID) error {
 		}
 	}
 	return nil
+}
+
+// lockRulePools takes (lockPools) the pools of every campaign that rule
+// governs: In Process or Paused.
+func lockRulePools(ctx context.Context, tx *wtx, rule uuid.UUID) error {
+	for page := 1; ; page++ {
+		q, err := campaign.Query{RuleUUID: &rule, Page: page, PerPage: pool.MaxPerPage}.Normalize()
+		if err != nil {
+			return err
+		}
+		cs, total, err := tx.Campaigns(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.Status.Governs() {
+				if err := lockPools(ctx, tx, c.PoolUUIDs); err != nil {
+					return err
+				}
+			}
+		}
+		if page*q.PerPage >= total {
+			return nil
+		}
+	}
 }
 
 // checkFree returns campaign.ErrConflict when a campaign other than self

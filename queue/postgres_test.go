@@ -357,6 +357,48 @@ func TestPostgres_FrozenNodeHoldsUpOneWait(t *testing.T) {
 	require.NoError(t, <-heldQ)
 }
 
+// TestPostgres_UpdateRuleTakesThePools: a rule's update takes the pools of
+// the campaigns it governs, as a pause does: a claim on one of them (here,
+// another node's transaction holding the pool) commits before the update,
+// and none under the old values after it returns.
+func TestPostgres_UpdateRuleTakesThePools(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{})
+	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "three a day"})
+	require.NoError(t, err)
+	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign", RuleUUID: &r.UUID})
+	require.NoError(t, err)
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool", Description: "d"})
+	require.NoError(t, err)
+	_, err = eng.AttachPools(ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+	_, err = eng.StartCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+
+	const held = time.Second
+	locked, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- other.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, p.UUID); err != nil { // a claim under the old rule, under way
+				return err
+			}
+			close(locked)
+			time.Sleep(held)
+			return nil
+		})
+	}()
+	<-locked
+	start := time.Now()
+	_, err = eng.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{MaxCallsPerDay: new(1)})
+	require.NoError(t, err)
+	require.Greater(t, time.Since(start), held*8/10, "the update did not wait for the claim under way on its pool")
+	require.NoError(t, <-done)
+}
+
 // TestPostgres_WindowJudgedAfterTheLock: a claim that waits for its pool
 // behind another node's transaction judges the calling window at the time
 // it got the pool, not at the time its transaction began: the window
