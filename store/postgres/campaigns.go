@@ -104,15 +104,6 @@ WHERE id = $1`
 	campaignByIDSQL   = `SELECT ` + campaignCols + `, ` + campaignPoolsCol + ` FROM campaigns c WHERE c.id = $1`
 	deleteCampaignSQL = `DELETE FROM campaigns WHERE id = $1`
 
-	// lockCampaignSQL finds a campaign and takes its lock: waited for when
-	// its order key is above the largest held ($2), only tried when not.
-	// $3 is math.MinInt64 (see campaignOrderKey), $4 the schema's hash;
-	// the second key is campaignLockID's.
-	lockCampaignSQL = `SELECT c.id, CASE WHEN c.id + $3::bigint > $2::bigint
-        THEN (SELECT true FROM pg_advisory_xact_lock($4::int, (c.id % 2147483647 + 1)::int))
-        ELSE pg_try_advisory_xact_lock($4::int, (c.id % 2147483647 + 1)::int) END
-FROM campaigns c WHERE c.uuid = $1`
-
 	// attachPoolSQL appends a pool to a campaign's: seq after the last,
 	// which no other transaction changes meanwhile (the campaign's lock).
 	attachPoolSQL = `INSERT INTO campaign_pools (campaign_id, pool_id, seq)
@@ -332,6 +323,16 @@ func ruleGone(c campaign.Campaign, err error) error {
 	return err
 }
 
+// lockCampaignSQL finds a campaign and takes its lock: waited for when
+// its order key is above the largest held ($2), only tried when not.
+// $3 is math.MinInt64 (see campaignOrderKey), $4 the schema's hash;
+// the second key is campaignLockID's.
+// And it reads the schema guard (guardCol), as a pool's lock does.
+var lockCampaignSQL = `SELECT c.id, CASE WHEN c.id + $3::bigint > $2::bigint
+        THEN (SELECT true FROM pg_advisory_xact_lock($4::int, (c.id % 2147483647 + 1)::int))
+        ELSE pg_try_advisory_xact_lock($4::int, (c.id % 2147483647 + 1)::int) END, ` + guardCol + `
+FROM campaigns c WHERE c.uuid = $1`
+
 // lockCampaign takes, in a write transaction, the lock of campaign id if
 // this transaction does not hold it yet (see the comment at the top of this
 // file), and returns its internal id, or [store.ErrNotFound]. Like
@@ -348,7 +349,8 @@ func (t *txn) lockCampaign(ctx context.Context, id uuid.UUID) (int64, error) {
 	var k int64
 	var ok bool
 	start, heldBefore := time.Now(), t.maxKey != noLock
-	if err := t.queryRow(ctx, []any{&k, &ok}, lockCampaignSQL, id, t.maxKey, int64(math.MinInt64), int32(t.s.lockNS)); err != nil {
+	var guard int
+	if err := t.queryRow(ctx, []any{&k, &ok, &guard}, lockCampaignSQL, id, t.maxKey, int64(math.MinInt64), int32(t.s.lockNS)); err != nil {
 		return 0, notFoundCampaign(id, err)
 	}
 	if !ok {

@@ -40,7 +40,6 @@ type querier interface {
 // outcome now.
 type writeConn struct {
 	c        *pgx.Conn
-	guard    string             // sent right after BEGIN, when not empty (see schemaGuardSQL)
 	begun    bool               // BEGIN has been sent, and neither COMMIT nor ROLLBACK since
 	deferred []*pgx.QueuedQuery // not sent yet, in order
 }
@@ -188,9 +187,6 @@ func (w *writeConn) lead(b *pgx.Batch) (*pgx.Batch, int) {
 	q := make([]*pgx.QueuedQuery, 0, 1+len(w.deferred)+len(b.QueuedQueries))
 	if !w.begun {
 		q = append(q, &pgx.QueuedQuery{SQL: beginSQL})
-		if w.guard != "" {
-			q = append(q, &pgx.QueuedQuery{SQL: w.guard})
-		}
 		w.begun = true
 	}
 	q = append(q, w.deferred...)

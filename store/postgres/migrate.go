@@ -113,19 +113,19 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 	return nil
 }
 
-// schemaGuardSQL returns the first statement of every write transaction (after
-// BEGIN, in the same round trip): a call of the schema guard of the
-// version this code migrates to, a constant function that only the
-// migrations of that version make. Every migration drops the guards of the
-// versions before its own (setGuard), so a node still running an older
-// poolq when a newer one migrates the schema under it — a rolling upgrade
-// — fails every write with [store.ErrSchemaTooNew] (SQLSTATE 42883, see
-// translate) instead of going on with rules the schema no longer keeps
-// (the day's count of migration 6, kept apart by old and new nodes, let a
-// contact be called past max_calls_per_day).
-func schemaGuardSQL(schema string) string {
-	return "SELECT " + guardName(schema, latestVersion()) + "()"
-}
+// guardCol is a column of the statements that lock a pool or a campaign,
+// which every write of a pool's items or a campaign takes first: a call of
+// the schema guard of the version this code migrates to, a constant
+// function that only migrate makes (setGuard), resolved in the schema on
+// the connections' search_path. Every migration drops the guards of the
+// versions before its own, so a node still running an older poolq when a
+// newer one migrates the schema under it (a rolling upgrade) fails those
+// writes with [store.ErrSchemaTooNew] (SQLSTATE 42883, see translate)
+// instead of going on with rules the schema no longer keeps: the day's
+// count of migration 6, kept apart by old and new nodes, let a contact be
+// called past max_calls_per_day. Being a column of a statement the
+// transaction sends anyway, it costs no round trip and no statement.
+var guardCol = fmt.Sprintf("poolq_schema_v%d()", latestVersion())
 
 // guardName is the schema-qualified name of the guard of version v.
 func guardName(schema string, v int) string {

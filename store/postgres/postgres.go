@@ -263,7 +263,6 @@ type Store struct {
 	opts    Options
 	lockNS  int64  // the schema's part of advisory lock keys (see lockKey)
 	channel string // the NOTIFY channel of the schema
-	guard   string // the schema guard's call (see schemaGuardSQL)
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -321,7 +320,6 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		opts:    opts,
 		lockNS:  schemaHash(opts.Schema),
 		channel: channelName(opts.Schema),
-		guard:   schemaGuardSQL(opts.Schema),
 	}
 	if err := s.prepare(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
@@ -511,7 +509,7 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	// Released on every way out; a connection still in a transaction
 	// (a rollback that failed) is closed by the pool, not reused.
 	defer pc.Release()
-	w := &writeConn{c: pc.Conn(), guard: s.guard}
+	w := &writeConn{c: pc.Conn()}
 	t := newTxn(s, w, false)
 	t.restartOnWait = restartOnWait
 	defer func() { // on every way out, a panic of fn included

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/stretchr/testify/require"
 
@@ -105,17 +106,30 @@ func TestOpen_SchemaTooNew(t *testing.T) {
 }
 
 // TestWrite_SchemaMigratedUnderIt: a newer poolq migrates the schema while
-// this Store runs (a rolling upgrade): its next write fails with
-// store.ErrSchemaTooNew and writes nothing, rather than go on with rules
-// the schema no longer keeps.
+// this Store runs (a rolling upgrade): its next write of a pool's items
+// (which takes the pool's lock) fails with store.ErrSchemaTooNew and
+// writes nothing, rather than go on with rules the schema no longer keeps.
 func TestWrite_SchemaMigratedUnderIt(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{MaxConns: 2})
 	before := newTestPool("before")
-	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, before) }),
-		"this version's guard is there")
+	now := time.Now().UTC()
+	c := campaign.Campaign{UUID: uuid.New(), Name: "campaign", Status: campaign.Draft, CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertPool(ctx, before); err != nil {
+			return err
+		}
+		return tx.InsertCampaign(ctx, c)
+	}))
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		if _, err := tx.Pool(ctx, before.UUID); err != nil {
+			return err
+		}
+		_, err := tx.Campaign(ctx, c.UUID)
+		return err
+	}), "this version's guard is there")
 
 	// What the next version's migration does (see setGuard).
 	conn, err := pgx.Connect(ctx, url)
@@ -134,9 +148,16 @@ func TestWrite_SchemaMigratedUnderIt(t *testing.T) {
 
 	after := newTestPool("after")
 	for range 2 { // on each of the Store's connections, whose statements are cached
-		err = st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, after) })
+		err = st.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, before.UUID); err != nil { // a claim, a settlement: the pool's lock
+				return err
+			}
+			return tx.InsertPool(ctx, after)
+		})
 		require.ErrorIs(t, err, store.ErrSchemaTooNew)
 	}
+	err = st.Write(ctx, func(tx store.Tx) error { _, err := tx.Campaign(ctx, c.UUID); return err })
+	require.ErrorIs(t, err, store.ErrSchemaTooNew, "a campaign's lock carries the guard too")
 	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
 		_, err := tx.Pool(ctx, after.UUID)
 		require.ErrorIs(t, err, store.ErrNotFound, "nothing was written")

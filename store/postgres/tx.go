@@ -221,21 +221,24 @@ func notFoundPool(id uuid.UUID, err error) error {
 	return err
 }
 
-// The statements that lock a pool by UUID and return its id. $2 is the
-// largest lock key the transaction holds: a lock above it is waited for,
-// one below only tried (see lockPool).
-const (
-	advisoryKeyExpr = `(($3::bigint << 32) | (p.id & 4294967295))`
+// The statements that lock a pool by UUID and return its id, and the
+// schema guard's value (guardCol). $2 is the largest lock key the
+// transaction holds: a lock above it is waited for, one below only tried
+// (see lockPool).
+const advisoryKeyExpr = `(($3::bigint << 32) | (p.id & 4294967295))`
+
+var (
 	lockAdvisorySQL = `SELECT p.id, CASE WHEN ` + advisoryKeyExpr + ` > $2
         THEN (SELECT true FROM pg_advisory_xact_lock(` + advisoryKeyExpr + `))
-        ELSE pg_try_advisory_xact_lock(` + advisoryKeyExpr + `) END
+        ELSE pg_try_advisory_xact_lock(` + advisoryKeyExpr + `) END, ` + guardCol + `
 FROM pools p WHERE p.uuid = $1`
 	// The row lock waits only for a pool above the largest held; when it
 	// finds no row, lockRowTrySQL tells a missing pool from one below.
-	lockRowSQL    = `SELECT id, true FROM pools WHERE uuid = $1 AND id > $2 FOR NO KEY UPDATE`
-	lockRowTrySQL = `SELECT p.id, EXISTS (SELECT FROM pools l WHERE l.id = p.id FOR NO KEY UPDATE SKIP LOCKED)
-FROM pools p WHERE p.uuid = $1`
+	lockRowSQL = `SELECT id, true, ` + guardCol + ` FROM pools WHERE uuid = $1 AND id > $2 FOR NO KEY UPDATE`
 )
+
+const lockRowTrySQL = `SELECT p.id, EXISTS (SELECT FROM pools l WHERE l.id = p.id FOR NO KEY UPDATE SKIP LOCKED)
+FROM pools p WHERE p.uuid = $1`
 
 // pool returns the state of pool id in a write transaction, locking the
 // pool first if this transaction does not hold its lock yet, or
@@ -300,7 +303,8 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 		br.Close()
 		return nil, false, wrap(what, err)
 	}
-	err = br.QueryRow().Scan(&k, &ok)
+	var guard int
+	err = br.QueryRow().Scan(&k, &ok, &guard)
 	if err == nil {
 		found = true
 	} else if !errorsIsNoRows(err) {
