@@ -100,6 +100,13 @@ func (c *poolCache) reset() {
 	clear(c.keys)
 }
 
+// invalidate empties the cache and forgets its data version, so that the
+// next transaction's begin reports a change.
+func (c *poolCache) invalidate() {
+	c.reset()
+	c.version = -1 // PRAGMA data_version is never negative
+}
+
 // state returns t's state of pool k: the one t has, else the cache's if t
 // may use it (t has not written the pool without knowing it), which t
 // adopts from then on; else nil.

@@ -585,6 +585,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	if changed {
 		// Another connection wrote: maybe a newer poolq's migration.
 		if err := checkSchema(own, t); err != nil {
+			s.cache.invalidate() // checked again at the next Write, and the next
 			return withCtx(ctx, err)
 		}
 	}
