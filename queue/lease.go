@@ -250,15 +250,39 @@ type settleReq struct {
 	freed bool
 }
 
-// settleKey is the group-commit key of settlements: all of a batch's
-// settlements run as one (see settleAll).
-type settleKey struct{}
+// settleKey is the group-commit key of settlements: a batch's settlements
+// of one pool run as one (see settleAll); a Settle whose outcomes span
+// pools runs alone (alone names it). Per pool, because a combined call
+// that waits out the store's lock timeout (another node holds the pool)
+// fails all its operations for good (see groupcommit's package doc): the
+// settlements of the other pools must not be among them.
+type settleKey struct {
+	pool  uuid.UUID
+	alone *settleReq
+}
 
-// writeSettle runs req (a *settleReq, or a []*settleReq for Settle)
-// through group commit, combined with the batch's other settlements.
+// settleKeyOf returns req's settleKey.
+func settleKeyOf(req any) settleKey {
+	switch r := req.(type) {
+	case *settleReq:
+		return settleKey{pool: r.l.PoolUUID}
+	case []*settleReq:
+		for _, x := range r[1:] {
+			if x.l.PoolUUID != r[0].l.PoolUUID {
+				return settleKey{alone: r[0]}
+			}
+		}
+		return settleKey{pool: r[0].l.PoolUUID}
+	}
+	panic(fmt.Sprintf("queue: settle request of type %T", req))
+}
+
+// writeSettle runs req (a *settleReq, or a non-empty []*settleReq for
+// Settle) through group commit, combined with the batch's other
+// settlements of its pool.
 func (e *Engine) writeSettle(ctx context.Context, req any) error {
 	// Late, as claims are: an extension sets a lease's end from the clock.
-	return e.writeCombined(ctx, &groupcommit.Combiner{Key: settleKey{}, Late: true, Run: e.settleAll}, req)
+	return e.writeCombined(ctx, &groupcommit.Combiner{Key: settleKeyOf(req), Late: true, Run: e.settleAll}, req)
 }
 
 // settleAll runs settlements (each req a *settleReq or a []*settleReq) as

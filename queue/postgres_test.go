@@ -357,6 +357,66 @@ func TestPostgres_FrozenNodeHoldsUpOneWait(t *testing.T) {
 	require.NoError(t, <-heldQ)
 }
 
+// TestPostgres_FrozenPoolFailsOnlyItsSettlements: settlements of two pools
+// share a batch; another node holds one pool past the lock timeout. Its
+// settlement fails with ErrLockTimeout, the other pool's commits (a
+// combined call that timed out is not run again, so settlements are
+// combined per pool).
+func TestPostgres_FrozenPoolFailsOnlyItsSettlements(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	const lockTimeout = time.Second
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{})
+	mk := func(name string) pool.Pool {
+		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: name, Description: "d", Type: pool.Parallel})
+		require.NoError(t, err)
+		_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		return p
+	}
+	free, busy, r := mk("pool free"), mk("pool busy"), mk("pool R")
+	lFree, err := eng.TryDequeue(ctx, free.UUID)
+	require.NoError(t, err)
+	lBusy, err := eng.TryDequeue(ctx, busy.UUID)
+	require.NoError(t, err)
+	hold := func(id uuid.UUID, d time.Duration) <-chan error {
+		locked, done := make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- other.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, id); err != nil {
+					return err
+				}
+				close(locked)
+				time.Sleep(d)
+				return nil
+			})
+		}()
+		<-locked
+		return done
+	}
+	heldBusy := hold(busy.UUID, 4*lockTimeout) // a frozen node
+	heldR := hold(r.UUID, 500*time.Millisecond)
+	first := make(chan error, 1)
+	go func() { _, err := eng.Add(ctx, r.UUID, newItems(1)...); first <- err }() // holds the engine's writes up
+	time.Sleep(200 * time.Millisecond)
+	doneFree, doneBusy := make(chan error, 1), make(chan error, 1)
+	go func() { doneFree <- eng.Complete(ctx, lFree, "answered") }()
+	require.Eventually(t, func() bool { return queue.Queued(eng) == 1 }, 5*time.Second, time.Millisecond)
+	go func() { doneBusy <- eng.Complete(ctx, lBusy, "answered") }()
+	require.Eventually(t, func() bool { return queue.Queued(eng) == 2 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, <-first)
+	require.ErrorIs(t, <-doneBusy, store.ErrLockTimeout)
+	require.NoError(t, <-doneFree, "the Complete of a pool nobody else holds")
+	require.NoError(t, <-heldR)
+	require.NoError(t, <-heldBusy)
+	it, err := eng.Item(ctx, free.UUID, lFree.ContactUUID)
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusCompleted, it.Status)
+}
+
 // TestPostgres_UpdateRuleTakesThePools: a rule's update takes the pools of
 // the campaigns it governs, as a pause does: a claim on one of them (here,
 // another node's transaction holding the pool) commits before the update,

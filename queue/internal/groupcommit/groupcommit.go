@@ -77,7 +77,9 @@ type Func func(ctx context.Context, tx *Tx) error
 // Combiner runs several operations of one kind as one call: Run gets the
 // requests of every waiting operation with an equal Key, in arrival order,
 // and must have the effect of running them one after the other. Key must
-// be comparable.
+// be comparable. A combined call that waits out the store's lock timeout
+// fails all its operations, which are not run again (see the package
+// doc): operations of one Key should take the same lock (one pool's).
 type Combiner struct {
 	Key any
 	Run func(ctx context.Context, tx *Tx, reqs []any) error

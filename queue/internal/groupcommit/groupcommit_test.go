@@ -156,7 +156,9 @@ func TestCommitter_Write(t *testing.T) {
 		})
 		cctx, cancel := context.WithCancel(b.ctx)
 		var ranCancelled atomic.Bool
+		cancelledDone := make(chan struct{})
 		b.queue(t, &wg, func() {
+			defer close(cancelledDone)
 			errCancelled = b.c.Write(cctx, func(ctx context.Context, tx *groupcommit.Tx) error {
 				ranCancelled.Store(true)
 				return insert(cancelled)(ctx, tx)
@@ -169,6 +171,7 @@ func TestCommitter_Write(t *testing.T) {
 			})
 		})
 		cancel()
+		<-cancelledDone // its caller has left before the batch is taken
 		release()
 		wg.Wait()
 
