@@ -364,7 +364,7 @@ func (t *txn) lockCampaign(ctx context.Context, id uuid.UUID) (int64, error) {
 	}
 	t.clocks[id] = k
 	t.maxKey = max(t.maxKey, campaignOrderKey(k))
-	if t.waitedAfterLock(start, heldBefore) {
+	if t.waitedAfterLock(start, heldBefore, lockedPool{id: id, k: k, campaign: true}) {
 		return 0, errRestart
 	}
 	return k, nil

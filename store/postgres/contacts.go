@@ -309,7 +309,7 @@ func (t *txn) lockEscalations(ctx context.Context) error {
 	}
 	t.elock = true
 	t.maxKey = escalationsOrderKey
-	if t.waitedAfterLock(start, heldBefore) {
+	if t.waitedAfterLock(start, heldBefore, lockedPool{escalations: true}) {
 		return errRestart
 	}
 	return nil

@@ -17,7 +17,7 @@ const (
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
 	codeLockNotAvailable     = "55P03" // lock_timeout
-	codeUndefinedFunction    = "42883" // the schema guard of this version is gone (see schemaGuardSQL)
+	codeSchemaMigrated       = "PQ001" // raised by the schema guard of an older version (see guardCol)
 )
 
 // ErrLockTimeout is wrapped by the error of a write that waited for a lock
@@ -47,9 +47,7 @@ func translate(err error) error {
 	if errors.As(err, &pe) && pe.Code == codeLockNotAvailable {
 		return fmt.Errorf("%w: %w", ErrLockTimeout, err)
 	}
-	if errors.As(err, &pe) && pe.Code == codeUndefinedFunction {
-		// poolq calls no function of its own but the guard: the schema
-		// was migrated by a newer poolq since this Store opened it.
+	if errors.As(err, &pe) && pe.Code == codeSchemaMigrated {
 		return fmt.Errorf("%w (migrated while this node ran): %w", store.ErrSchemaTooNew, err)
 	}
 	return err

@@ -41,6 +41,34 @@ func MigrateTo(ctx context.Context, url, schema string, target int) error {
 	return migrateTo(ctx, conn, schema, schemaHash(schema), target)
 }
 
+// Supersede does to schema what a migration to the next version would do
+// to its guards and its version table.
+func Supersede(ctx context.Context, url, schema string) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return err
+	}
+	cfg.RuntimeParams["search_path"] = schema
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	next := latestVersion() + 1
+	if err := setGuard(ctx, tx, schema, next); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, recordVersionSQL, next, int64(0)); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
 // WithClock returns ctx for an Open that takes clock for the process's
 // clock, which it compares with the server's.
 func WithClock(ctx context.Context, clock func() time.Time) context.Context {

@@ -85,8 +85,8 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 		return fmt.Errorf("migrate: schema version %d, this poolq knows up to %d: %w",
 			current, latest, store.ErrSchemaTooNew)
 	}
-	if current > target {
-		return tx.Commit(ctx)
+	if current >= target {
+		return tx.Commit(ctx) // no DDL: a role that may only read and write the tables opens it
 	}
 	if current == 0 {
 		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
@@ -114,17 +114,16 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 }
 
 // guardCol is a column of the statements that lock a pool or a campaign,
-// which every write of a pool's items or a campaign takes first: a call of
-// the schema guard of the version this code migrates to, a constant
-// function that only migrate makes (setGuard), resolved in the schema on
-// the connections' search_path. Every migration drops the guards of the
-// versions before its own, so a node still running an older poolq when a
-// newer one migrates the schema under it (a rolling upgrade) fails those
-// writes with [store.ErrSchemaTooNew] (SQLSTATE 42883, see translate)
-// instead of going on with rules the schema no longer keeps: the day's
-// count of migration 6, kept apart by old and new nodes, let a contact be
-// called past max_calls_per_day. Being a column of a statement the
-// transaction sends anyway, it costs no round trip and no statement.
+// which every write of a pool's items or of a campaign takes first: a call
+// of the schema guard of the version this code migrates to (made by
+// migration 7 and setGuard), resolved in the schema on the connections'
+// search_path. Each migration replaces the guards of the versions before
+// its own with functions that raise SQLSTATE PQ001 (setGuard), so a node
+// still running an older poolq when a newer one migrates the schema under
+// it (a rolling upgrade) fails those writes with [store.ErrSchemaTooNew]
+// (see translate) instead of going on with rules the schema no longer
+// keeps. Being a column of a statement the transaction sends anyway, it
+// costs no round trip and no statement.
 var guardCol = fmt.Sprintf("poolq_schema_v%d()", latestVersion())
 
 // guardName is the schema-qualified name of the guard of version v.
@@ -132,11 +131,15 @@ func guardName(schema string, v int) string {
 	return pgx.Identifier{schema, fmt.Sprintf("poolq_schema_v%d", v)}.Sanitize()
 }
 
-// setGuard makes the guard of version v in schema and drops those of the
-// versions before it.
+// setGuard makes the guard of version v in schema, and makes those of the
+// versions before it (from 7, the first with one) raise PQ001.
 func setGuard(ctx context.Context, tx pgx.Tx, schema string, v int) error {
-	for old := 1; old < v; old++ {
-		if _, err := tx.Exec(ctx, "DROP FUNCTION IF EXISTS "+guardName(schema, old)+"()"); err != nil {
+	for old := firstGuard; old < v; old++ {
+		_, err := tx.Exec(ctx, fmt.Sprintf(`CREATE OR REPLACE FUNCTION %s() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	RAISE EXCEPTION 'poolq schema migrated from version %d to %d' USING ERRCODE = '%s';
+END $$`, guardName(schema, old), old, v, codeSchemaMigrated))
+		if err != nil {
 			return err
 		}
 	}
@@ -144,3 +147,6 @@ func setGuard(ctx context.Context, tx pgx.Tx, schema string, v int) error {
 		guardName(schema, v), v))
 	return err
 }
+
+// firstGuard is the first version with a schema guard (migration 7).
+const firstGuard = 7

@@ -474,7 +474,8 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 		if s.closed.Load() {
 			return closedErr("write")
 		}
-		t, err := s.writeOnce(ctx, fn, prelock, attempt < maxWaitRestarts)
+		// A run may go round for a wait only if another run may follow.
+		t, err := s.writeOnce(ctx, fn, prelock, attempt < min(maxWaitRestarts, s.opts.MaxRetries))
 		if t == nil || t.retry == nil || attempt >= s.opts.MaxRetries {
 			if t != nil && t.retry != nil && err == nil {
 				err = t.retry

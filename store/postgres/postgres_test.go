@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +106,145 @@ func TestOpen_SchemaTooNew(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrSchemaTooNew)
 }
 
+// TestOpen_AsAppRole: a schema already at this version opens for a role
+// that may only read and write its tables (migrations run by another
+// role): Open changes nothing in it.
+func TestOpen_AsAppRole(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{})
+	schema := pgx.Identifier{st.Schema()}.Sanitize()
+	role := "poolq_app_" + strings.TrimPrefix(st.Schema(), "poolq_test_")
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	for _, sql := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT USAGE ON SCHEMA " + schema + " TO " + role,
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " + schema + " TO " + role,
+		"GRANT USAGE ON ALL SEQUENCES IN SCHEMA " + schema + " TO " + role,
+	} {
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+			return
+		}
+		defer c.Close(ctx)
+		for _, sql := range []string{"DROP OWNED BY " + role, "DROP ROLE " + role} {
+			if _, err := c.Exec(ctx, sql); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	u.User = neturl.User(role)
+	app, err := postgres.Open(ctx, u.String(), postgres.Options{Schema: st.Schema()})
+	require.NoError(t, err)
+	p := newTestPool("app role")
+	require.NoError(t, app.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertPool(ctx, p); err != nil {
+			return err
+		}
+		_, err := tx.Pool(ctx, p.UUID) // the lock statement, with its guard
+		return err
+	}))
+	require.NoError(t, app.Close())
+}
+
+// TestWrite_WaitAfterALock: a write that waits for a pool while holding
+// another runs again with both taken first (Stats.Waits), also when the
+// wait was inside a savepoint whose rollback forgot the lock; and never
+// hands its internal restart to the caller, even with MaxRetries 1.
+func TestWrite_WaitAfterALock(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	// setup makes pools and returns a function that has another node hold
+	// a pool for d, each of times times in a row, from once it holds it.
+	setup := func(t *testing.T, opts postgres.Options, n int) (*postgres.Store, []pool.Pool, func(uuid.UUID, time.Duration, int) <-chan error) {
+		opts.MaxConns = 3
+		st := pgtest.Open(t, url, opts)
+		other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+		ps := make([]pool.Pool, n)
+		for i := range ps {
+			ps[i] = newTestPool(fmt.Sprintf("pool %d", i))
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, ps[i]) }))
+		}
+		hold := func(id uuid.UUID, d time.Duration, times int) <-chan error {
+			locked, done := make(chan struct{}), make(chan error, 1)
+			go func() {
+				for i := range times {
+					err := other.Write(ctx, func(tx store.Tx) error {
+						if _, err := tx.Pool(ctx, id); err != nil {
+							return err
+						}
+						if i == 0 {
+							close(locked)
+						}
+						time.Sleep(d)
+						return nil
+					})
+					if err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+			<-locked
+			return done
+		}
+		return st, ps, hold
+	}
+	lock := func(tx store.Tx, id uuid.UUID) error { _, err := tx.Pool(ctx, id); return err }
+
+	for _, inSavepoint := range []bool{false, true} {
+		t.Run(fmt.Sprintf("InSavepoint=%v", inSavepoint), func(t *testing.T) {
+			t.Parallel()
+			st, ps, hold := setup(t, postgres.Options{}, 2)
+			held := hold(ps[1].UUID, 300*time.Millisecond, 2) // held, then taken again at once
+			runs := 0
+			err := st.Write(ctx, func(tx store.Tx) error {
+				runs++
+				if err := lock(tx, ps[0].UUID); err != nil {
+					return err
+				}
+				if inSavepoint {
+					return tx.Savepoint(ctx, func(tx store.Tx) error { return lock(tx, ps[1].UUID) })
+				}
+				return lock(tx, ps[1].UUID)
+			})
+			require.NoError(t, err)
+			require.NoError(t, <-held)
+			require.Equal(t, 2, runs, "the run after the wait takes both pools first")
+			require.Equal(t, uint64(1), st.Stats().Waits)
+		})
+	}
+	t.Run("MaxRetries=1", func(t *testing.T) {
+		t.Parallel()
+		st, ps, hold := setup(t, postgres.Options{MaxRetries: 1}, 3)
+		heldB := hold(ps[1].UUID, 300*time.Millisecond, 1)
+		heldC := hold(ps[2].UUID, 700*time.Millisecond, 1)
+		err := st.Write(ctx, func(tx store.Tx) error {
+			for _, p := range ps {
+				if err := lock(tx, p.UUID); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		require.NoError(t, <-heldB)
+		require.NoError(t, <-heldC)
+		require.NoError(t, err, "a wait's restart is the store's own business")
+	})
+}
+
 // TestWrite_SchemaMigratedUnderIt: a newer poolq migrates the schema while
 // this Store runs (a rolling upgrade): its next write of a pool's items
 // (which takes the pool's lock) fails with store.ErrSchemaTooNew and
@@ -131,22 +271,10 @@ func TestWrite_SchemaMigratedUnderIt(t *testing.T) {
 		return err
 	}), "this version's guard is there")
 
-	// What the next version's migration does (see setGuard).
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	v := postgres.LatestVersion()
-	schema := pgx.Identifier{st.Schema()}.Sanitize()
-	for _, sql := range []string{
-		fmt.Sprintf("DROP FUNCTION %s.poolq_schema_v%d()", schema, v),
-		fmt.Sprintf("CREATE FUNCTION %s.poolq_schema_v%d() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT %d'", schema, v+1, v+1),
-		fmt.Sprintf("INSERT INTO %s.schema_version VALUES (%d, 0)", schema, v+1),
-	} {
-		_, err := conn.Exec(ctx, sql)
-		require.NoError(t, err, sql)
-	}
+	require.NoError(t, postgres.Supersede(ctx, url, st.Schema()), "what the next version's migration does")
 
 	after := newTestPool("after")
+	var err error
 	for range 2 { // on each of the Store's connections, whose statements are cached
 		err = st.Write(ctx, func(tx store.Tx) error {
 			if _, err := tx.Pool(ctx, before.UUID); err != nil { // a claim, a settlement: the pool's lock

@@ -82,12 +82,16 @@ const lockWaitSlack = 50 * time.Millisecond
 // first (prelock), before its callers read their instant. Only while
 // restartOnWait is set (a bounded number of runs); the first lock's wait
 // is the callers' to judge (the engine reads the clock again after it).
-func (t *txn) waitedAfterLock(start time.Time, heldBefore bool) bool {
+//
+// l is the lock taken: wanted by the next run even if a savepoint's
+// rollback makes this one forget it held it.
+func (t *txn) waitedAfterLock(start time.Time, heldBefore bool, l lockedPool) bool {
 	if !t.restartOnWait || !heldBefore || time.Since(start) <= lockWaitSlack {
 		return false
 	}
 	t.restart = true
 	t.retry = errRestart
+	t.wanted = append(t.wanted, l)
 	t.s.stats.waits.Add(1)
 	return true
 }
@@ -371,7 +375,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	}
 	t.locked[id] = k
 	t.maxKey = max(t.maxKey, t.lockKey(k))
-	if t.waitedAfterLock(start, heldBefore) {
+	if t.waitedAfterLock(start, heldBefore, lockedPool{id: id, k: k}) {
 		return nil, false, errRestart
 	}
 	if st == nil {

@@ -1,0 +1,13 @@
+-- 0007_schema_guard: a guard of the schema's version, which the nodes of
+-- this version read in every pool and campaign lock statement (see
+-- guardCol in migrate.go).
+--
+-- A node keeps running the version it was built with while a newer node
+-- migrates the schema under it (a rolling upgrade): without a check it
+-- goes on with rules the schema no longer keeps (after 0006, old and new
+-- nodes counted a contact's calls of a day apart, and the contact was
+-- called past max_calls_per_day). From this version on, migrate replaces
+-- the guards of the versions before the one it migrates to with functions
+-- that raise SQLSTATE PQ001, so that the older nodes' writes fail with
+-- store.ErrSchemaTooNew instead.
+CREATE FUNCTION poolq_schema_v7() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 7';
