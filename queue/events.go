@@ -11,7 +11,7 @@ type EventKind string
 
 // The events of Work.
 const (
-	EventDispatched EventKind = "dispatched" // an item was leased and handed to the handler
+	EventDispatched EventKind = "dispatched" // an item was leased for the handler (EventExpired follows when the lease ended before the handler could start)
 	EventCompleted  EventKind = "completed"  // the handler returned nil; the item is Completed
 	EventRetried    EventKind = "retried"    // the handler failed; the item will be tried again (Retrying or Scheduled)
 	EventFailed     EventKind = "failed"     // the handler failed; the item is Failed for good (or Skipped: its contact opted out under a rule)

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/sqlite"
@@ -79,7 +80,13 @@ func lockPostgres(ctx context.Context, db, name string) (func(), error) {
 	if schema == "" {
 		schema = postgres.DefaultSchema
 	}
-	conn, err := pgx.Connect(ctx, dsn)
+	// The URL's pool_* parameters are the store's (pgxpool's): parsed as a
+	// pool's, so that a plain connection does not send them to the server.
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}

@@ -61,6 +61,10 @@ func TestLock(t *testing.T) {
 			sep = "&"
 		}
 		testLock(t, dsn+sep+"schema="+pgtest.Schema(t, dsn), dsn+sep+"schema="+pgtest.Schema(t, dsn))
+		// A URL Open takes (pgxpool's pool_* parameters), Lock takes.
+		unlock, err := Lock(context.Background(), dsn+sep+"pool_max_conns=4&schema="+pgtest.Schema(t, dsn), "setup")
+		require.NoError(t, err)
+		unlock()
 	})
 }
 
