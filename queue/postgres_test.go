@@ -245,31 +245,10 @@ func TestPostgres_ClaimsJudgedAfterTheBatchWaits(t *testing.T) {
 	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
 	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
 	eng := openEngine(t, st, queue.Options{LeaseTimeout: time.Second})
-	mk := func(name string) pool.Pool {
-		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: name, Description: "d", Type: pool.Parallel})
-		require.NoError(t, err)
-		_, err = eng.Add(ctx, p.UUID, newItems(1)...)
-		require.NoError(t, err)
-		return p
-	}
+	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
 	p, q, r := mk("pool P"), mk("pool Q"), mk("pool R")
 
-	// hold has another node lock pool id for d, and returns once it has.
-	hold := func(id uuid.UUID, d time.Duration) <-chan error {
-		locked, done := make(chan struct{}), make(chan error, 1)
-		go func() {
-			done <- other.Write(ctx, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, id); err != nil {
-					return err
-				}
-				close(locked)
-				time.Sleep(d)
-				return nil
-			})
-		}()
-		<-locked
-		return done
-	}
+	hold := func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
 	heldR := hold(r.UUID, time.Second)           // holds this engine's first transaction up
 	heldQ := hold(q.UUID, 2500*time.Millisecond) // the second claim's pool, longer
 	added := make(chan error, 1)
@@ -311,29 +290,9 @@ func TestPostgres_FrozenNodeHoldsUpOneWait(t *testing.T) {
 	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
 	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
 	eng := openEngine(t, st, queue.Options{})
-	mk := func(name string) pool.Pool {
-		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: name, Description: "d", Type: pool.Parallel})
-		require.NoError(t, err)
-		_, err = eng.Add(ctx, p.UUID, newItems(1)...)
-		require.NoError(t, err)
-		return p
-	}
+	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
 	p, q, r := mk("pool P"), mk("pool Q"), mk("pool R")
-	hold := func(id uuid.UUID, d time.Duration) <-chan error {
-		locked, done := make(chan struct{}), make(chan error, 1)
-		go func() {
-			done <- other.Write(ctx, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, id); err != nil {
-					return err
-				}
-				close(locked)
-				time.Sleep(d)
-				return nil
-			})
-		}()
-		<-locked
-		return done
-	}
+	hold := func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
 	heldQ := hold(q.UUID, 3*lockTimeout) // the frozen node
 	heldR := hold(r.UUID, 500*time.Millisecond)
 	first := make(chan error, 1)
@@ -370,33 +329,13 @@ func TestPostgres_FrozenPoolFailsOnlyItsSettlements(t *testing.T) {
 	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
 	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
 	eng := openEngine(t, st, queue.Options{})
-	mk := func(name string) pool.Pool {
-		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: name, Description: "d", Type: pool.Parallel})
-		require.NoError(t, err)
-		_, err = eng.Add(ctx, p.UUID, newItems(1)...)
-		require.NoError(t, err)
-		return p
-	}
+	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
 	free, busy, r := mk("pool free"), mk("pool busy"), mk("pool R")
 	lFree, err := eng.TryDequeue(ctx, free.UUID)
 	require.NoError(t, err)
 	lBusy, err := eng.TryDequeue(ctx, busy.UUID)
 	require.NoError(t, err)
-	hold := func(id uuid.UUID, d time.Duration) <-chan error {
-		locked, done := make(chan struct{}), make(chan error, 1)
-		go func() {
-			done <- other.Write(ctx, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, id); err != nil {
-					return err
-				}
-				close(locked)
-				time.Sleep(d)
-				return nil
-			})
-		}()
-		<-locked
-		return done
-	}
+	hold := func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
 	heldBusy := hold(busy.UUID, 4*lockTimeout) // a frozen node
 	heldR := hold(r.UUID, 500*time.Millisecond)
 	first := make(chan error, 1)
@@ -440,18 +379,7 @@ func TestPostgres_UpdateRuleTakesThePools(t *testing.T) {
 	require.NoError(t, err)
 
 	const held = time.Second
-	locked, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- other.Write(ctx, func(tx store.Tx) error {
-			if _, err := tx.Pool(ctx, p.UUID); err != nil { // a claim under the old rule, under way
-				return err
-			}
-			close(locked)
-			time.Sleep(held)
-			return nil
-		})
-	}()
-	<-locked
+	done := holdPool(t, other, p.UUID, held) // a claim under the old rule, under way
 	start := time.Now()
 	_, err = eng.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{MaxCallsPerDay: new(1)})
 	require.NoError(t, err)
@@ -496,4 +424,36 @@ func TestPostgres_WindowJudgedAfterTheLock(t *testing.T) {
 	require.Equal(t, pool.StatusScheduled, it.Status)
 	require.Equal(t, 0, it.Attempts)
 	require.Equal(t, time.Date(2026, 1, 3, 9, 0, 0, 0, time.UTC), it.NextRetryAt.UTC())
+}
+
+// parallelPoolOfOne makes a Parallel pool named name holding one item.
+func parallelPoolOfOne(t *testing.T, eng *queue.Engine, name string) pool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: name, Description: "d", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+	require.NoError(t, err)
+	return p
+}
+
+// holdPool has another node (a write transaction of st, on its own
+// connection) hold pool id's lock for d, and returns once it holds it;
+// the channel gets the transaction's result.
+func holdPool(t *testing.T, st store.Store, id uuid.UUID, d time.Duration) <-chan error {
+	t.Helper()
+	ctx := context.Background()
+	locked, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- st.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, id); err != nil {
+				return err
+			}
+			close(locked)
+			time.Sleep(d)
+			return nil
+		})
+	}()
+	<-locked
+	return done
 }
