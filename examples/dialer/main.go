@@ -193,11 +193,22 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	prog := newProgress(out)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	// stop stops Work and waits for it (its calls under way end and are
+	// written) before the dialer returns err, or says it did not finish
+	// when it was stopped (a signal may end a read of the loop too).
+	stop := func(err error) error {
+		stopWork()
+		<-workErr
+		if ctx.Err() != nil {
+			return fmt.Errorf("not finished: %w", ctx.Err())
+		}
+		return err
+	}
 	var details []pool.Detail
 	for {
 		details, err = snapshot(ctx, eng, ids)
 		if err != nil {
-			return err
+			return stop(err)
 		}
 		prog.draw(details)
 		if allDone(details) {
@@ -209,16 +220,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			// A contact phones in to opt out while the dialer runs.
 			optOutNow = nil
 			if optedOut, err = eng.OptOut(ctx, optOut); err != nil {
-				stopWork()
-				<-workErr
-				return err
+				return stop(err)
 			}
 		case err := <-workErr:
 			return fmt.Errorf("work stopped early: %v", err)
 		case <-ctx.Done():
-			stopWork()
-			<-workErr
-			return fmt.Errorf("not finished: %w", ctx.Err())
+			return stop(nil)
 		}
 	}
 	stopWork()
