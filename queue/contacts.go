@@ -22,13 +22,19 @@ const MaxContactsPerCall = 10_000
 // checkContacts validates the contacts of a list call.
 func checkContacts(contacts []uuid.UUID) error {
 	var v validate.Validator
-	v.Check(len(contacts) > 0, "contact_uuids", validate.RuleRequired, "at least one contact is required")
-	v.Check(len(contacts) <= MaxContactsPerCall, "contact_uuids", validate.RuleLength,
-		fmt.Sprintf("must hold at most %d contacts (got %d)", MaxContactsPerCall, len(contacts)))
+	checkContactCount(&v, len(contacts))
 	for i, c := range contacts {
 		v.Check(c != uuid.Nil, fmt.Sprintf("contact_uuids[%d]", i), validate.RuleRequired, "is required (not the nil UUID)")
 	}
 	return v.Err()
+}
+
+// checkContactCount adds to v the errors of a list of n contacts: none, or
+// more than MaxContactsPerCall.
+func checkContactCount(v *validate.Validator, n int) {
+	v.Check(n > 0, "contact_uuids", validate.RuleRequired, "at least one contact is required")
+	v.Check(n <= MaxContactsPerCall, "contact_uuids", validate.RuleLength,
+		fmt.Sprintf("must hold at most %d contacts (got %d)", MaxContactsPerCall, n))
 }
 
 // AddDNC puts contacts on the do-not-call list, which every pool shares,

@@ -159,9 +159,7 @@ func (e *Engine) SetPriority(ctx context.Context, poolID, contact uuid.UUID, pri
 // held while they are deleted).
 func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) (int, error) {
 	var v validate.Validator
-	v.Check(len(contacts) > 0, "contact_uuids", validate.RuleRequired, "at least one contact is required")
-	v.Check(len(contacts) <= MaxContactsPerCall, "contact_uuids", validate.RuleLength,
-		fmt.Sprintf("must hold at most %d contacts (got %d)", MaxContactsPerCall, len(contacts)))
+	checkContactCount(&v, len(contacts))
 	checkIDsInto(&v, poolID, contacts...)
 	if err := v.Err(); err != nil {
 		return 0, fmt.Errorf("remove items: %w", err)

@@ -33,11 +33,7 @@ func TestRun(t *testing.T) {
 func TestRun_Postgres(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	testRun(t, url+sep+"schema="+pgtest.Schema(t, url))
+	testRun(t, pgtest.WithParams(url, "schema="+pgtest.Schema(t, url)))
 }
 
 // TestRun_TwoAtOnce starts two dialers at once on one database, as the
@@ -54,11 +50,7 @@ func TestRun_TwoAtOnce(t *testing.T) {
 	t.Run("Postgres", func(t *testing.T) {
 		t.Parallel()
 		url := pgtest.URL(t)
-		sep := "?"
-		if strings.Contains(url, "?") {
-			sep = "&"
-		}
-		testTwoAtOnce(t, url+sep+"schema="+pgtest.Schema(t, url))
+		testTwoAtOnce(t, pgtest.WithParams(url, "schema="+pgtest.Schema(t, url)))
 	})
 }
 

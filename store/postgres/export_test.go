@@ -28,12 +28,7 @@ func LatestVersion() int { return latestVersion() }
 // MigrateTo creates schema at version target, as an older poolq would
 // have left it.
 func MigrateTo(ctx context.Context, url, schema string, target int) error {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return err
-	}
-	cfg.RuntimeParams["search_path"] = schema
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := schemaConn(ctx, url, schema)
 	if err != nil {
 		return err
 	}
@@ -41,15 +36,21 @@ func MigrateTo(ctx context.Context, url, schema string, target int) error {
 	return migrateTo(ctx, conn, schema, schemaHash(schema), target)
 }
 
+// schemaConn connects to url with schema on the search_path, as the
+// migrations run.
+func schemaConn(ctx context.Context, url, schema string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["search_path"] = schema
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
 // Supersede does to schema what a migration to the next version would do
 // to its guards and its version table.
 func Supersede(ctx context.Context, url, schema string) error {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return err
-	}
-	cfg.RuntimeParams["search_path"] = schema
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := schemaConn(ctx, url, schema)
 	if err != nil {
 		return err
 	}

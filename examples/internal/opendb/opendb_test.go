@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,17 +30,13 @@ func TestOpen_SQLite(t *testing.T) {
 func TestOpen_Postgres(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.URL(t)
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	st, err := Open(context.Background(), dsn+sep+"schema="+pgtest.Schema(t, dsn))
+	st, err := Open(context.Background(), pgtest.WithParams(dsn, "schema="+pgtest.Schema(t, dsn)))
 	require.NoError(t, err)
 	require.IsType(t, &postgres.Store{}, st)
 	require.NoError(t, st.Read(context.Background(), func(store.Tx) error { return nil }))
 	require.NoError(t, err, "the schema parameter is poolq's, not sent to the server")
 	require.NoError(t, st.Close())
-	_, err = Open(context.Background(), dsn+sep+"schema=Not-An-Identifier")
+	_, err = Open(context.Background(), pgtest.WithParams(dsn, "schema=Not-An-Identifier"))
 	require.Error(t, err, "the schema is validated")
 }
 
@@ -56,13 +51,9 @@ func TestLock(t *testing.T) {
 	t.Run("Postgres", func(t *testing.T) {
 		t.Parallel()
 		dsn := pgtest.URL(t)
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		testLock(t, dsn+sep+"schema="+pgtest.Schema(t, dsn), dsn+sep+"schema="+pgtest.Schema(t, dsn))
+		testLock(t, pgtest.WithParams(dsn, "schema="+pgtest.Schema(t, dsn)), pgtest.WithParams(dsn, "schema="+pgtest.Schema(t, dsn)))
 		// A URL Open takes (pgxpool's pool_* parameters), Lock takes.
-		unlock, err := Lock(context.Background(), dsn+sep+"pool_max_conns=4&schema="+pgtest.Schema(t, dsn), "setup")
+		unlock, err := Lock(context.Background(), pgtest.WithParams(dsn, "pool_max_conns=4&schema="+pgtest.Schema(t, dsn)), "setup")
 		require.NoError(t, err)
 		unlock()
 	})

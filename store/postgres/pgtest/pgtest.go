@@ -18,6 +18,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,14 @@ func URL(t Skipper) string {
 		t.Skipf("PostgreSQL tests need %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", EnvURL)
 	}
 	return url
+}
+
+// WithParams returns url with params ("k=v&k2=v2") added to its query.
+func WithParams(url, params string) string {
+	if strings.Contains(url, "?") {
+		return url + "&" + params
+	}
+	return url + "?" + params
 }
 
 // Schema returns a new random schema name ("poolq_test_…") and drops the
