@@ -524,7 +524,7 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 		case <-timer.C:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("dequeue campaign: %w", ctx.Err())
-		case <-e.closed:
+		case <-e.closing:
 			return nil, fmt.Errorf("dequeue campaign: %w", ErrClosed)
 		}
 	}

@@ -42,7 +42,7 @@ func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, erro
 // due, a raised cap, a Requeue, the pool's deletion), at the next retry time
 // or lease deadline of the pool, and at the latest every PollInterval (for
 // changes made by another process). It returns ctx's error when ctx ends
-// first, and [ErrClosed] when the engine is closed; in both cases no lease is
+// first, and [ErrClosed] once Close has begun; in both cases no lease is
 // held. Errors also: [store.ErrNotFound].
 func (e *Engine) Dequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
 	ls, err := e.dequeueWait(ctx, poolID, 1)
@@ -104,7 +104,7 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 		case <-timer.C:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("dequeue: %w", ctx.Err())
-		case <-e.closed:
+		case <-e.closing:
 			return nil, fmt.Errorf("dequeue: %w", ErrClosed)
 		}
 	}
@@ -157,6 +157,9 @@ func (b *backoff) reset() { b.last = 0 }
 func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease, error) {
 	if err := checkID("uuid", poolID); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)
+	}
+	if e.isClosing() { // Close has begun: nothing is dispatched any more
+		return nil, fmt.Errorf("dequeue: %w", ErrClosed)
 	}
 	r := &claimReq{n: min(n, pool.MaxParallelItems)}
 	// Late: a claim decides at the clock (leases' ends, calling windows),

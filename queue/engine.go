@@ -23,8 +23,15 @@ type Engine struct {
 	gc   *groupcommit.Committer
 	wake wakeups
 
+	// Close closes closing, waits for the Work calls (works) to return,
+	// then closes closed. Between the two, nothing new is dispatched and
+	// no new Work starts, but writes go on: the running handlers' results
+	// are written.
+	closing chan struct{}
 	closed  chan struct{}
 	once    sync.Once
+	worksMu sync.Mutex // orders works.Add against the close of closing
+	works   sync.WaitGroup
 	unwatch func() // stops the store's Watcher, if it has one
 
 	turnsMu sync.Mutex
@@ -46,7 +53,7 @@ func New(st store.Store, opts Options) (*Engine, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("queue: new engine: %w", err)
 	}
-	e := &Engine{st: st, opts: opts, closed: make(chan struct{}), unwatch: func() {}}
+	e := &Engine{st: st, opts: opts, closing: make(chan struct{}), closed: make(chan struct{}), unwatch: func() {}}
 	e.gc = groupcommit.New(st, groupcommit.Options{MaxBatch: opts.MaxBatch, Now: e.now})
 	if w, ok := st.(store.Watcher); ok {
 		e.unwatch = w.Watch(e.wake.notify) // other processes' signals wake this one's Dequeues
@@ -54,18 +61,47 @@ func New(st store.Store, opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// Close stops the engine: blocked Dequeues return ErrClosed, and so does
-// every later call. It waits for the writes already under way to end, so
-// the store may be closed once it returns (a read still under way then
-// returns ErrClosed); it does not close the store.
-// Close is safe to call more than once and from several goroutines.
+// Close stops the engine. First it stops dispatch: blocked Dequeues return
+// ErrClosed, and so do every later claim and Work. Each Work running then
+// stops as when its context ends (it waits up to its Grace for the running
+// handlers, then cancels them) and writes its handlers' results; Close
+// waits for every Work to return, so that a call under way is neither lost
+// nor made again because the engine closed. Then it waits for the writes
+// under way to end, and every later call returns ErrClosed: the store may
+// be closed once Close returns (a read still under way then returns
+// ErrClosed). It does not close the store.
+//
+// Until the Work calls have returned, writes other than claims go on
+// (Complete, Fail, Extend, … of leases held outside Work, an Add). A
+// handler that ignores its context's cancellation holds Close up, as it
+// holds up Work. So Close must not be called from a handler or from
+// WorkOptions.OnEvent: it would wait for itself; cancel Work's context
+// instead.
+// Close is safe to call more than once and from several goroutines; each
+// call returns once the engine is closed.
 func (e *Engine) Close() error {
 	e.once.Do(func() {
+		e.worksMu.Lock()
+		close(e.closing)
+		e.worksMu.Unlock()
+		e.works.Wait()
 		close(e.closed)
 		e.unwatch()
 	})
 	e.gc.Close()
 	return nil
+}
+
+// beginWork registers a Work call, which must call e.works.Done when it
+// returns, and reports whether it may run: not once Close has begun.
+func (e *Engine) beginWork() bool {
+	e.worksMu.Lock()
+	defer e.worksMu.Unlock()
+	if e.isClosing() {
+		return false
+	}
+	e.works.Add(1)
+	return true
 }
 
 // signal tells the other processes sharing the store, if it can, that the
@@ -75,6 +111,17 @@ func (e *Engine) Close() error {
 func signal(tx *wtx, id uuid.UUID) {
 	if s, ok := tx.Tx.(store.Signaler); ok {
 		s.Signal(id)
+	}
+}
+
+// isClosing reports whether Close has begun: nothing is dispatched any
+// more.
+func (e *Engine) isClosing() bool {
+	select {
+	case <-e.closing:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -180,7 +180,8 @@ func failed(it pool.Item, herr error) Event {
 // settlement that failed with err should be tried again: not when the
 // lease is lost, the engine closed or the input refused (trying again
 // cannot help), nor when the lease ends before the next try or Work's
-// grace ends meanwhile.
+// grace ends meanwhile. (The engine does not close while Work runs: Close
+// waits for it.)
 func (r *runner) settleAgain(err error, expires time.Time) bool {
 	if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrClosed) || errors.Is(err, validate.ErrInvalid) {
 		return false
@@ -195,8 +196,6 @@ func (r *runner) settleAgain(err error, expires time.Time) bool {
 	case <-t.C:
 		return true
 	case <-r.graceEnded:
-		return false
-	case <-r.e.closed:
 		return false
 	}
 }

@@ -142,15 +142,21 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // may be more than the handlers running (never more than the pool's cap,
 // which the claim checks in the database).
 //
+// [Engine.Close] stops Work as the end of ctx does, and waits for it to
+// return: the handlers' results are written before the engine closes.
+//
 // Work returns [validate.Errors] for bad options, [store.ErrNotFound] when a
-// pool does not exist at the start, and [ErrClosed] when the engine is closed
-// while it runs (the handlers are then cancelled, and their items left to
-// expire). Close the engine only after Work has returned.
+// pool does not exist at the start, and [ErrClosed] when Close has begun
+// (before it started, or while it ran).
 func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	opts = opts.withDefaults(e.opts.LeaseTimeout)
 	if err := opts.validate(h, e.opts.LeaseTimeout); err != nil {
 		return fmt.Errorf("work: %w", err)
 	}
+	if !e.beginWork() {
+		return fmt.Errorf("work: %w", ErrClosed)
+	}
+	defer e.works.Done()
 	pools := distinct(opts.Pools)
 	err := e.read(ctx, func(tx store.Tx) error {
 		for _, id := range pools {
@@ -176,11 +182,7 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		jobs: map[*job]struct{}{}, ended: make(chan struct{}, 1), graceEnded: make(chan struct{}),
 		floors: make([]backoff, len(pools)), campaigns: distinct(opts.Campaigns), own: pools,
 	}
-	if err := r.produce(ctx); err != nil { // the engine was closed
-		r.stopAll()
-		r.handlers.Wait()
-		return fmt.Errorf("work: %w", err)
-	}
+	stopped := r.produce(ctx) // nil: ctx ended; ErrClosed: Close began
 	r.log.Info("poolq: work stopping", "grace", opts.Grace)
 	done := make(chan struct{})
 	go func() { r.handlers.Wait(); close(done) }()
@@ -192,7 +194,7 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		r.stopAll()
 		<-done
 	}
-	if e.isClosed() {
+	if stopped != nil || e.isClosing() {
 		return fmt.Errorf("work: %w", ErrClosed)
 	}
 	return nil
@@ -274,7 +276,7 @@ func (r *runner) refresh(ctx context.Context) (bool, error) {
 }
 
 // produce claims leases for the free workers and starts a job for each,
-// until ctx ends (it returns nil) or the engine is closed ([ErrClosed]).
+// until ctx ends (it returns nil) or Close begins ([ErrClosed]).
 func (r *runner) produce(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	// Subscribed before the first look, so no wake-up is missed: to the
@@ -295,7 +297,7 @@ func (r *runner) produce(ctx context.Context) error {
 				continue
 			case <-ctx.Done():
 				return nil
-			case <-r.e.closed:
+			case <-r.e.closing:
 				return ErrClosed
 			}
 		}
@@ -340,7 +342,7 @@ func (r *runner) produce(ctx context.Context) error {
 		case <-timer.C:
 		case <-ctx.Done():
 			return nil
-		case <-r.e.closed:
+		case <-r.e.closing:
 			return ErrClosed
 		}
 	}

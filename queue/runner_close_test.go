@@ -1,0 +1,138 @@
+package queue_test
+
+// Close while Work runs: a host that closes the engine (a deferred Close,
+// a signal handler) without stopping Work first must not lose the calls
+// under way. Their results, unwritten, would come back at their leases'
+// end as failed attempts: a contact whose call went well called again.
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/stretchr/testify/require"
+)
+
+// closing starts Work over p with one worker, waits until its handler h
+// has started, then calls Close twice at once, and returns what Work and
+// the two Closes return, as they do.
+func closing(t *testing.T, b *testBundle, p uuid.UUID, grace time.Duration, h queue.Handler) (work, closes chan error) {
+	t.Helper()
+	started := make(chan struct{})
+	work = make(chan error, 1)
+	go func() {
+		work <- b.eng.Work(b.ctx, func(hctx context.Context, l *queue.Lease) error {
+			close(started)
+			return h(hctx, l)
+		}, queue.WorkOptions{Pools: []uuid.UUID{p}, Workers: 1, Grace: grace})
+	}()
+	select {
+	case <-started:
+	case err := <-work:
+		t.Fatalf("Work returned before its handler started: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not start")
+	}
+	closes = make(chan error, 2)
+	for range 2 {
+		go func() { closes <- b.eng.Close() }()
+	}
+	return work, closes
+}
+
+// stillOpen fails t if ch delivers within d.
+func stillOpen(t *testing.T, d time.Duration, what string, ch chan error) {
+	t.Helper()
+	select {
+	case err := <-ch:
+		t.Fatalf("%s returned (%v) while a handler still ran", what, err)
+	case <-time.After(d):
+	}
+}
+
+func TestEngine_CloseStopsWork(t *testing.T) {
+	t.Parallel()
+
+	// Close stops dispatch at once, but waits for the call under way and
+	// writes its result before the engine closes.
+	t.Run("CallUnderWayIsWritten", func(t *testing.T) {
+		t.Parallel()
+		b := realEngine(t, queue.Options{PollInterval: 10 * time.Millisecond})
+		p := b.pool(t, pool.Parallel, 5, 3)
+		ids := b.add(t, p.UUID, 1)
+		held := b.pool(t, pool.FIFO, 1, 3)
+		heldID := b.add(t, held.UUID, 1)[0]
+		lease, err := b.eng.TryDequeue(b.ctx, held.UUID) // held outside Work, as by a call-status webhook
+		require.NoError(t, err)
+		empty := b.pool(t, pool.FIFO, 1, 3)
+		blocked := make(chan error, 1)
+		go func() { _, err := b.eng.Dequeue(b.ctx, empty.UUID); blocked <- err }()
+
+		hangUp := make(chan struct{})
+		work, closes := closing(t, b, p.UUID, time.Minute, func(context.Context, *queue.Lease) error {
+			<-hangUp
+			return nil // the call went well
+		})
+		select {
+		case err := <-blocked:
+			require.ErrorIs(t, err, queue.ErrClosed, "a blocked Dequeue returns as Close begins")
+		case <-time.After(5 * time.Second):
+			t.Fatal("a blocked Dequeue did not return when Close began")
+		}
+		// Nothing is dispatched any more, and no Work starts...
+		_, err = b.eng.TryDequeue(b.ctx, p.UUID)
+		require.ErrorIs(t, err, queue.ErrClosed)
+		b.add(t, p.UUID, 1)
+		_, err = b.eng.DequeueN(b.ctx, p.UUID, 2)
+		require.ErrorIs(t, err, queue.ErrClosed)
+		err = b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error { return nil },
+			queue.WorkOptions{Pools: []uuid.UUID{p.UUID}})
+		require.ErrorIs(t, err, queue.ErrClosed)
+		// ...but a lease held outside Work is still settled.
+		require.NoError(t, b.eng.Complete(b.ctx, lease, "answered"))
+		stillOpen(t, 200*time.Millisecond, "Close", closes)
+		stillOpen(t, 10*time.Millisecond, "Work", work)
+
+		close(hangUp)
+		for range 2 {
+			require.NoError(t, <-closes)
+		}
+		require.ErrorIs(t, <-work, queue.ErrClosed)
+		_, err = b.eng.Pool(b.ctx, p.UUID)
+		require.ErrorIs(t, err, queue.ErrClosed, "every call after Close")
+
+		after := openEngine(t, b.st, queue.Options{})
+		it, err := after.Item(b.ctx, p.UUID, ids[0])
+		require.NoError(t, err)
+		require.Equal(t, pool.StatusCompleted, it.Status, "the call's result was written")
+		it, err = after.Item(b.ctx, held.UUID, heldID)
+		require.NoError(t, err)
+		require.Equal(t, pool.StatusCompleted, it.Status)
+	})
+
+	// A handler still running when Work's grace ends is stopped as at
+	// any shutdown: one that had not connected gives its item back,
+	// unattempted, before the engine closes.
+	t.Run("GraceEndsThenGivesBack", func(t *testing.T) {
+		t.Parallel()
+		b := realEngine(t, queue.Options{})
+		p := b.pool(t, pool.FIFO, 1, 3)
+		ids := b.add(t, p.UUID, 1)
+		work, closes := closing(t, b, p.UUID, 50*time.Millisecond, func(hctx context.Context, l *queue.Lease) error {
+			<-hctx.Done()
+			return hctx.Err()
+		})
+		for range 2 {
+			require.NoError(t, <-closes)
+		}
+		require.ErrorIs(t, <-work, queue.ErrClosed)
+		after := openEngine(t, b.st, queue.Options{})
+		it, err := after.Item(b.ctx, p.UUID, ids[0])
+		require.NoError(t, err)
+		require.Equal(t, pool.StatusPending, it.Status, "given back, not left in flight to expire")
+		require.Zero(t, it.Attempts)
+	})
+}
