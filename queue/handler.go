@@ -42,8 +42,9 @@ func (e *retryAtError) Unwrap() error { return e.err }
 // engine's RetryDelay. err, which may be nil, is the note. The pool's retry
 // ceiling still applies: with no attempts left the item fails for good; an
 // error that also wraps [Final] fails it for good whatever t. A t
-// further than [MaxRetryDelay] ahead is an error of the settlement: the
-// attempt is then left to expire.
+// further than [MaxRetryDelay] ahead, which [Engine.Fail] refuses, fails
+// the item for good too (the note says why): left unwritten, the attempt
+// would expire and be retried after RetryDelay, long before t.
 func RetryAt(t time.Time, err error) error { return &retryAtError{at: t, err: err} }
 
 type finalError struct{ err error }

@@ -162,6 +162,14 @@ func (r *runner) settlement(ctx context.Context, j *job, herr error, stopped boo
 		}
 		return failed(it, herr), err
 	}
+	if f.RetryAt.After(r.e.now().Add(MaxRetryDelay)) {
+		// Fail refuses such a time, and the attempt, unwritten, would
+		// expire and be retried after RetryDelay: the contact called long
+		// before the handler asked. Failing for good is the nearest the
+		// engine can come to "not before then".
+		f = Failure{Final: true, Note: noteOf(fmt.Sprintf("failed for good: retry time %s is more than %v ahead: %s",
+			f.RetryAt.UTC().Format(time.RFC3339), MaxRetryDelay, f.Note))}
+	}
 	it, err := r.e.fail(ctx, l, f)
 	return failed(it, herr), err
 }

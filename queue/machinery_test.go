@@ -401,11 +401,20 @@ func TestEngine_Bounds(t *testing.T) {
 		}
 	})
 
-	t.Run("HeartbeatBelowLease", func(t *testing.T) {
+	t.Run("HeartbeatBounds", func(t *testing.T) {
 		t.Parallel()
 		b := heldEngine(t, queue.Options{LeaseTimeout: time.Second})
 		p := b.pool(t, pool.FIFO, 1)
-		for _, hb := range []time.Duration{time.Second, 2 * time.Second} {
+		ok := func(hb time.Duration) {
+			ctx, cancel := context.WithCancel(b.ctx)
+			cancel() // stopped before it starts: nil, once the options are taken
+			err := b.eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil },
+				queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: hb})
+			require.NoError(t, err, "heartbeat %v with a 1 s lease", hb)
+		}
+		ok(queue.MinHeartbeat)
+		ok(500 * time.Millisecond)
+		for _, hb := range []time.Duration{queue.MinHeartbeat - 1, 500*time.Millisecond + 1, time.Second - 1, time.Second, 2 * time.Second} {
 			ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second) // a regression runs, then returns nil
 			defer cancel()
 			err := b.eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil },

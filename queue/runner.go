@@ -22,6 +22,10 @@ const DefaultGrace = 30 * time.Second
 // MaxWorkers bounds WorkOptions.Workers.
 const MaxWorkers = 10_000
 
+// MinHeartbeat bounds WorkOptions.Heartbeat from below (half of
+// MinLeaseTimeout bounds it from above, with the shortest lease).
+const MinHeartbeat = 10 * time.Millisecond
+
 // WorkOptions configures [Engine.Work]. Zero fields take their defaults.
 type WorkOptions struct {
 	// Pools are the pools to work on. Claims go to them in turn (round
@@ -51,8 +55,11 @@ type WorkOptions struct {
 	// engine's LeaseTimeout), counted from when the lease was claimed or
 	// last extended, so that a handler that starts late does not lose it;
 	// an extension that fails is tried again a quarter of Heartbeat later.
-	// It must be shorter than LeaseTimeout, or a call longer than a lease
-	// would lose it. Defaults to a third of LeaseTimeout.
+	// From MinHeartbeat to half the engine's LeaseTimeout: an extension
+	// must have time to be written before the lease ends (a Heartbeat
+	// just under the lease would lose every call longer than one lease,
+	// cancelling it mid-call), and one every few nanoseconds would fill
+	// the database with extensions. Defaults to a third of LeaseTimeout.
 	Heartbeat time.Duration
 	// Logger receives the runner's logs. Defaults to discarding them.
 	Logger *slog.Logger
@@ -96,8 +103,8 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 	}
 	v.IntRange("workers", o.Workers, 1, MaxWorkers)
 	v.Check(o.Grace >= 0, "grace", validate.RuleRange, "must not be negative")
-	v.Check(o.Heartbeat > 0 && o.Heartbeat < lease, "heartbeat", validate.RuleRange,
-		fmt.Sprintf("must be positive and shorter than the lease timeout %v (got %v)", lease, o.Heartbeat))
+	v.Check(o.Heartbeat >= MinHeartbeat && o.Heartbeat <= lease/2, "heartbeat", validate.RuleRange,
+		fmt.Sprintf("must be between %v and half the lease timeout, %v (got %v)", MinHeartbeat, lease/2, o.Heartbeat))
 	return v.Err()
 }
 

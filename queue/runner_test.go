@@ -1045,3 +1045,40 @@ func TestEngine_Work_OptedOutDuringCall(t *testing.T) {
 	require.Equal(t, 1, rec.count(queue.EventFailed))
 	require.Zero(t, rec.count(queue.EventRetried))
 }
+
+// TestEngine_Work_RetryAtTooFar: a handler's RetryAt further ahead than
+// Fail accepts fails its item for good. Left unwritten, the attempt
+// expired and was retried after RetryDelay: the contact called again
+// almost at once, though the handler had asked for much later.
+func TestEngine_Work_RetryAtTooFar(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{LeaseTimeout: 300 * time.Millisecond, RetryDelay: 10 * time.Millisecond})
+	p := b.pool(t, pool.FIFO, 1, 3)
+	id := b.add(t, p.UUID, 1)[0]
+	var calls atomic.Int32
+	rec := newRecorder(settledN(1))
+	ctx, cancel := context.WithCancel(b.ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+			calls.Add(1)
+			return queue.RetryAt(time.Now().Add(queue.MaxRetryDelay+24*time.Hour), errors.New("call back next year"))
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: rec.on})
+	}()
+	select {
+	case <-rec.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the attempt was never settled")
+	}
+	time.Sleep(500 * time.Millisecond) // past the lease: an unwritten attempt would have expired
+	cancel()
+	require.NoError(t, <-errc)
+	require.EqualValues(t, 1, calls.Load(), "the contact was called again")
+	require.Equal(t, 1, rec.count(queue.EventFailed))
+	require.Zero(t, rec.count(queue.EventError))
+	it := b.item(t, p.UUID, id)
+	require.Equal(t, pool.StatusFailed, it.Status)
+	require.Equal(t, 1, it.Attempts)
+	require.Contains(t, it.Notes, "failed for good: retry time")
+	require.Contains(t, it.Notes, "call back next year")
+}
