@@ -2,12 +2,13 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/validate"
 )
 
 // DefaultSchema is the schema of the tables when [Options.Schema] is empty.
@@ -111,7 +113,7 @@ type Options struct {
 	// by Open if it does not exist, so that several poolq instances (and
 	// tests) can share one database. It must be a plain identifier:
 	// lower-case letters, digits and underscores, not starting with a
-	// digit, at most 63 bytes. Every Store opened on the same database and
+	// digit nor with pg_ (PostgreSQL reserves those), at most 63 bytes. Every Store opened on the same database and
 	// schema shares the same pools. Defaults to [DefaultSchema] ("poolq").
 	Schema string
 	// Durability says when a commit is safe from loss: [Normal] or [Full].
@@ -119,7 +121,7 @@ type Options struct {
 	Durability Durability
 	// MaxConns is the size of the pool of connections (pgxpool's
 	// MaxConns), which Reads and Writes share; the listener of
-	// [Store.Watch] has a connection of its own. Must not be negative.
+	// [Store.Watch] has a connection of its own. 0 to math.MaxInt32.
 	// Defaults to the URL's pool_max_conns if it has one, else
 	// [DefaultMaxConns].
 	MaxConns int
@@ -220,34 +222,23 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// validate reports every bad option at once, as [validate.Errors].
 func (o Options) validate() error {
-	var errs []error
-	if !schemaName.MatchString(o.Schema) {
-		errs = append(errs, fmt.Errorf("schema %q is not a plain identifier (lower-case letters, digits, underscores; at most 63)", o.Schema))
-	}
-	switch o.Durability {
-	case Normal, Full:
-	default:
-		errs = append(errs, fmt.Errorf("unknown durability %v", o.Durability))
-	}
-	switch o.Locking {
-	case AdvisoryLock, RowLock:
-	default:
-		errs = append(errs, fmt.Errorf("unknown locking %v", o.Locking))
-	}
-	if o.MaxConns < 0 {
-		errs = append(errs, fmt.Errorf("negative MaxConns %d", o.MaxConns))
-	}
-	if o.MaxRetries < 0 {
-		errs = append(errs, fmt.Errorf("negative MaxRetries %d", o.MaxRetries))
-	}
-	if o.IdleInTransactionTimeout > MaxIdleInTransactionTimeout {
-		errs = append(errs, fmt.Errorf("IdleInTransactionTimeout %v above %v", o.IdleInTransactionTimeout, MaxIdleInTransactionTimeout))
-	}
-	if o.LockTimeout > MaxLockTimeout {
-		errs = append(errs, fmt.Errorf("LockTimeout %v above %v", o.LockTimeout, MaxLockTimeout))
-	}
-	if err := errors.Join(errs...); err != nil {
+	var v validate.Validator
+	v.Check(schemaName.MatchString(o.Schema) && !strings.HasPrefix(o.Schema, "pg_"), "schema", validate.RuleFormat,
+		fmt.Sprintf("must be a plain identifier: lower-case letters, digits and underscores, at most 63, "+
+			"not starting with a digit or pg_ (got %q)", o.Schema))
+	v.Check(o.Durability == Normal || o.Durability == Full, "durability", validate.RuleEnum,
+		fmt.Sprintf("must be Normal or Full (got %v)", o.Durability))
+	v.Check(o.Locking == AdvisoryLock || o.Locking == RowLock, "locking", validate.RuleEnum,
+		fmt.Sprintf("must be AdvisoryLock or RowLock (got %v)", o.Locking))
+	v.IntRange("max_conns", o.MaxConns, 0, math.MaxInt32)
+	v.IntMin("max_retries", o.MaxRetries, 0)
+	v.Check(o.IdleInTransactionTimeout <= MaxIdleInTransactionTimeout, "idle_in_transaction_timeout", validate.RuleRange,
+		fmt.Sprintf("must be at most %v (got %v)", MaxIdleInTransactionTimeout, o.IdleInTransactionTimeout))
+	v.Check(o.LockTimeout <= MaxLockTimeout, "lock_timeout", validate.RuleRange,
+		fmt.Sprintf("must be at most %v (got %v)", MaxLockTimeout, o.LockTimeout))
+	if err := v.Err(); err != nil {
 		return fmt.Errorf("postgres: options: %w", err)
 	}
 	return nil

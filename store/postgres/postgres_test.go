@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	neturl "net/url"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/poolq/poolq/store/storetest"
+	"github.com/poolq/poolq/validate"
 )
 
 // TestStore runs the conformance suite, each subtest on a store in a schema
@@ -293,15 +295,58 @@ func TestWrite_SchemaMigratedUnderIt(t *testing.T) {
 	}))
 }
 
+// schemaExists reports whether the database at url has a schema named
+// name.
+func schemaExists(t *testing.T, url, name string) bool {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", name).Scan(&n))
+	return n > 0
+}
+
 func TestOpen_Options(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
-	for _, o := range []postgres.Options{{Schema: "Bad-Name"}, {Schema: "1abc"}, {Durability: 7}, {Locking: 9}, {MaxConns: -1}, {MaxRetries: -1},
-		{IdleInTransactionTimeout: postgres.MaxIdleInTransactionTimeout + time.Millisecond},
-		{LockTimeout: postgres.MaxLockTimeout + time.Millisecond}} {
+	// Each bad option is named, all of them at once, and nothing is
+	// created: not even a schema (a MaxConns too large for pgxpool failed
+	// only after the migrations had run, or wrapped round to another size).
+	for _, c := range []struct {
+		o    postgres.Options
+		want []string
+	}{
+		{postgres.Options{Schema: "Bad-Name"}, []string{"schema"}},
+		{postgres.Options{Schema: "1abc"}, []string{"schema"}},
+		{postgres.Options{Schema: "pg_poolq"}, []string{"schema"}},
+		{postgres.Options{Durability: 7}, []string{"durability"}},
+		{postgres.Options{Locking: 9}, []string{"locking"}},
+		{postgres.Options{MaxConns: -1}, []string{"max_conns"}},
+		{postgres.Options{MaxConns: math.MaxInt32 + 1}, []string{"max_conns"}},
+		{postgres.Options{MaxConns: 1<<32 + 3}, []string{"max_conns"}},
+		{postgres.Options{MaxRetries: -1}, []string{"max_retries"}},
+		{postgres.Options{IdleInTransactionTimeout: postgres.MaxIdleInTransactionTimeout + time.Millisecond}, []string{"idle_in_transaction_timeout"}},
+		{postgres.Options{LockTimeout: postgres.MaxLockTimeout + time.Millisecond}, []string{"lock_timeout"}},
+		{postgres.Options{Durability: -1, Locking: -1, MaxConns: -1, MaxRetries: -1, LockTimeout: 25 * time.Hour},
+			[]string{"durability", "locking", "max_conns", "max_retries", "lock_timeout"}},
+	} {
+		o := c.o
+		if o.Schema == "" {
+			o.Schema = pgtest.Schema(t, url)
+		}
 		_, err := postgres.Open(ctx, url, o)
-		require.Error(t, err, "%+v", o)
+		require.ErrorIs(t, err, validate.ErrInvalid, "%+v", c.o)
+		var ve validate.Errors
+		require.ErrorAs(t, err, &ve)
+		var fields []string
+		for _, f := range ve {
+			fields = append(fields, f.Field)
+		}
+		require.Equal(t, c.want, fields, "%+v", c.o)
+		require.False(t, schemaExists(t, url, o.Schema), "%+v: schema %s created", c.o, o.Schema)
 	}
 	for _, d := range []postgres.Durability{postgres.Normal, postgres.Full} {
 		st := pgtest.Open(t, url, postgres.Options{Durability: d})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/validate"
 	"modernc.org/sqlite" // and registers the "sqlite" database/sql driver
 )
 
@@ -130,20 +131,22 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func (o Options) validate() error {
-	switch o.Durability {
-	case Normal, Full:
-	default:
-		return fmt.Errorf("sqlite: unknown durability %v", o.Durability)
-	}
-	if o.BusyTimeout < 0 || o.BusyTimeout > MaxBusyTimeout {
-		return fmt.Errorf("sqlite: busy timeout %v out of range (0 to %v)", o.BusyTimeout, MaxBusyTimeout)
-	}
-	if o.CacheMiB < 0 || o.CacheMiB > MaxCacheMiB {
-		return fmt.Errorf("sqlite: cache size %d MiB out of range (0 to %d)", o.CacheMiB, MaxCacheMiB)
-	}
-	if o.CheckpointInterval > MaxCheckpointInterval {
-		return fmt.Errorf("sqlite: checkpoint interval %v above %v", o.CheckpointInterval, MaxCheckpointInterval)
+// validate reports every bad option, and a bad path, at once, as
+// [validate.Errors].
+func (o Options) validate(path string) error {
+	var v validate.Validator
+	v.Check(path != "", "path", validate.RuleRequired, "is required (\":memory:\" for a private in-memory database)")
+	v.Check(!strings.ContainsRune(path, 0), "path", validate.RuleFormat,
+		"must not contain NUL (the file opened would be the path cut at it)")
+	v.Check(o.Durability == Normal || o.Durability == Full, "durability", validate.RuleEnum,
+		fmt.Sprintf("must be Normal or Full (got %v)", o.Durability))
+	v.Check(o.BusyTimeout >= 0 && o.BusyTimeout <= MaxBusyTimeout, "busy_timeout", validate.RuleRange,
+		fmt.Sprintf("must be between 0 and %v (got %v)", MaxBusyTimeout, o.BusyTimeout))
+	v.IntRange("cache_mib", o.CacheMiB, 0, MaxCacheMiB)
+	v.Check(o.CheckpointInterval <= MaxCheckpointInterval, "checkpoint_interval", validate.RuleRange,
+		fmt.Sprintf("must be at most %v (got %v)", MaxCheckpointInterval, o.CheckpointInterval))
+	if err := v.Err(); err != nil {
+		return fmt.Errorf("sqlite: open: %w", err)
 	}
 	return nil
 }
@@ -197,11 +200,8 @@ type handle struct {
 // store reads and writes on its one connection, in turn.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
-	if err := opts.validate(); err != nil {
+	if err := opts.validate(path); err != nil {
 		return nil, err
-	}
-	if path == "" {
-		return nil, errors.New("sqlite: open: empty path")
 	}
 	if path == MemoryPath {
 		return openMemory(ctx, opts)

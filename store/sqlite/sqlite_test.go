@@ -16,6 +16,7 @@ import (
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/poolq/poolq/store/storetest"
+	"github.com/poolq/poolq/validate"
 	"github.com/stretchr/testify/require"
 )
 
@@ -105,23 +106,41 @@ func TestStore_Conformance(t *testing.T) {
 func TestOpen_Options(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	for name, opts := range map[string]sqlite.Options{
-		"UnknownDurability":   {Durability: 7},
-		"NegativeDurability":  {Durability: -1},
-		"NegativeBusyTimeout": {BusyTimeout: -time.Second},
-		"NegativeCache":       {CacheMiB: -1},
-		"HugeBusyTimeout":     {BusyTimeout: sqlite.MaxBusyTimeout + time.Millisecond},
-		"HugeCache":           {CacheMiB: sqlite.MaxCacheMiB + 1},
-		"HugeCheckpoints":     {CheckpointInterval: sqlite.MaxCheckpointInterval + time.Millisecond},
+	dir := t.TempDir()
+	for _, c := range []struct {
+		path string
+		o    sqlite.Options
+		want []string
+	}{
+		{"x.db", sqlite.Options{Durability: 7}, []string{"durability"}},
+		{"x.db", sqlite.Options{Durability: -1}, []string{"durability"}},
+		{"x.db", sqlite.Options{BusyTimeout: -time.Second}, []string{"busy_timeout"}},
+		{"x.db", sqlite.Options{CacheMiB: -1}, []string{"cache_mib"}},
+		{"x.db", sqlite.Options{BusyTimeout: sqlite.MaxBusyTimeout + time.Millisecond}, []string{"busy_timeout"}},
+		{"x.db", sqlite.Options{CacheMiB: sqlite.MaxCacheMiB + 1}, []string{"cache_mib"}},
+		{"x.db", sqlite.Options{CheckpointInterval: sqlite.MaxCheckpointInterval + time.Millisecond}, []string{"checkpoint_interval"}},
+		{"", sqlite.Options{}, []string{"path"}},
+		// The driver would open the path cut at the NUL: another file.
+		{"x.db\x00.other", sqlite.Options{}, []string{"path"}},
+		{"x.db", sqlite.Options{Durability: 9, BusyTimeout: -1, CacheMiB: -1}, []string{"durability", "busy_timeout", "cache_mib"}},
 	} {
-		path := filepath.Join(t.TempDir(), "x.db")
-		_, err := sqlite.Open(ctx, path, opts)
-		require.Error(t, err, name)
-		_, err = os.Stat(path)
-		require.ErrorIs(t, err, os.ErrNotExist, "%s: no file is created", name)
+		path := c.path
+		if path != "" {
+			path = filepath.Join(dir, path)
+		}
+		_, err := sqlite.Open(ctx, path, c.o)
+		require.ErrorIs(t, err, validate.ErrInvalid, "%q %+v", c.path, c.o)
+		var ve validate.Errors
+		require.ErrorAs(t, err, &ve)
+		var fields []string
+		for _, f := range ve {
+			fields = append(fields, f.Field)
+		}
+		require.Equal(t, c.want, fields, "%q %+v", c.path, c.o)
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		require.Empty(t, entries, "%q %+v: no file is created", c.path, c.o)
 	}
-	_, err := sqlite.Open(ctx, "", sqlite.Options{})
-	require.Error(t, err, "empty path")
 }
 
 // TestStore_Check damages a file (the middle of its pages overwritten, as
