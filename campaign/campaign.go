@@ -181,6 +181,12 @@ func New(id uuid.UUID, p CreateParams, now time.Time) (Campaign, error) {
 		CreatedAt: now, UpdatedAt: now}, nil
 }
 
+// Validate checks u's fields, every failing one at once ([validate.Errors]).
+func (u UpdateParams) Validate() error {
+	_, _, err := u.Apply(Campaign{})
+	return err
+}
+
 // Apply validates u and returns c with the given fields changed, and
 // whether a value changed.
 func (u UpdateParams) Apply(c Campaign) (Campaign, bool, error) {
@@ -201,8 +207,8 @@ func (u UpdateParams) Apply(c Campaign) (Campaign, bool, error) {
 }
 
 func checkName(v *validate.Validator, name string) {
-	if v.Required("name", name) && v.Length("name", name, pool.MinNameLen, pool.MaxNameLen) {
-		v.Text("name", name, 0)
+	if v.Required("name", name) && v.Length("name", name, pool.MinNameLen, pool.MaxNameLen) && v.Text("name", name, 0) {
+		v.Line("name", name)
 	}
 }
 
@@ -250,7 +256,9 @@ func (q RuleQuery) Normalize() (RuleQuery, error) {
 		v.OneOf("type", string(q.Type), ok, "call", "text")
 		q.Type = t
 	}
-	v.Text("search", q.Search, pool.MaxSearchLen)
+	if v.Text("search", q.Search, pool.MaxSearchLen) {
+		v.Line("search", q.Search) // a rule's search runs over fields joined by line breaks
+	}
 	return q, v.Err()
 }
 
@@ -281,7 +289,12 @@ func (q Query) Normalize() (Query, error) {
 		v.OneOf("status", string(q.Status), ok, names...)
 		q.Status = s
 	}
-	v.Text("search", q.Search, pool.MaxSearchLen)
+	if v.Text("search", q.Search, pool.MaxSearchLen) {
+		v.Line("search", q.Search)
+	}
+	if q.RuleUUID != nil {
+		v.Check(*q.RuleUUID != uuid.Nil, "rule_uuid", validate.RuleRequired, "must not be the nil UUID (nil keeps all)")
+	}
 	return q, v.Err()
 }
 

@@ -103,5 +103,8 @@ func (q EscalationQuery) Normalize() (EscalationQuery, error) {
 	}
 	v.IntRange("limit", q.Limit, 1, maxPerList)
 	v.Check(q.After >= 0, "after", validate.RuleRange, "must be at least 0")
+	if q.PoolUUID != nil {
+		v.Check(*q.PoolUUID != uuid.Nil, "pool_uuid", validate.RuleRequired, "must not be the nil UUID (nil keeps all)")
+	}
 	return q, v.Err()
 }

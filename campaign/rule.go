@@ -202,8 +202,8 @@ func (u UpdateRuleParams) Apply(r Rule) (out Rule, changed bool, err error) {
 	out = r
 	if u.Name != nil {
 		name := strings.TrimSpace(*u.Name)
-		if v.Required("name", name) && v.Length("name", name, pool.MinNameLen, pool.MaxNameLen) {
-			v.Text("name", name, 0)
+		if v.Required("name", name) && v.Length("name", name, pool.MinNameLen, pool.MaxNameLen) && v.Text("name", name, 0) {
+			v.Line("name", name)
 		}
 		out.Name = name
 	}

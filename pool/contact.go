@@ -3,7 +3,6 @@ package pool
 import (
 	"fmt"
 	"strings"
-	"unicode"
 
 	"github.com/poolq/poolq/validate"
 )
@@ -42,8 +41,7 @@ func (c Contact) check(v *validate.Validator, prefix string) {
 	if c.Name != "" && v.Text(prefix+"name", c.Name, MaxContactNameLen) {
 		_ = v.Check(strings.TrimSpace(c.Name) == c.Name, prefix+"name", validate.RuleFormat,
 			"must not begin or end with white space") &&
-			v.Check(!strings.ContainsFunc(c.Name, unicode.IsControl), prefix+"name", validate.RuleFormat,
-				"must not contain control characters (line breaks, tabs…)")
+			v.Line(prefix+"name", c.Name)
 	}
 	if c.PhoneNumber != "" {
 		v.Check(isE164(c.PhoneNumber), prefix+"phone_number", validate.RuleFormat,

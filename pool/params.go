@@ -3,7 +3,6 @@ package pool
 import (
 	"encoding/json"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/poolq/poolq/validate"
@@ -221,8 +220,7 @@ func checkName(v *validate.Validator, name string) {
 	if v.Required("name", name) && v.Length("name", name, MinNameLen, MaxNameLen) && v.Text("name", name, 0) {
 		// Surrounding white space is trimmed (see New); inside, a line
 		// break or other control character is refused.
-		v.Check(!strings.ContainsFunc(strings.TrimSpace(name), unicode.IsControl), "name", validate.RuleFormat,
-			"must not contain control characters (line breaks, tabs…)")
+		v.Line("name", strings.TrimSpace(name))
 	}
 }
 

@@ -40,11 +40,14 @@ func (e *Engine) CreateRule(ctx context.Context, p campaign.CreateRuleParams) (c
 // nodes share, no claim under the old values commits after it returns.
 // Errors: [validate.Errors], [store.ErrNotFound].
 func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.UpdateRuleParams) (campaign.Rule, error) {
-	if err := checkID("uuid", id); err != nil {
+	// What does not depend on the rule (its type decides which other
+	// fields count) is checked before the transaction, with the id.
+	_, _, err := campaign.UpdateRuleParams{Name: u.Name, Type: u.Type, StartTime: u.StartTime}.Apply(campaign.Rule{})
+	if err := checkIDAnd("uuid", id, err); err != nil {
 		return campaign.Rule{}, fmt.Errorf("update rule: %w", err)
 	}
 	var out campaign.Rule
-	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
+	err = e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		r, err := tx.Rule(ctx, id)
 		if err != nil {
 			return err
@@ -140,6 +143,9 @@ func (e *Engine) CreateCampaign(ctx context.Context, p campaign.CreateParams) (c
 // UpdateCampaign changes a campaign's name or default time zone. Errors:
 // [validate.Errors], [store.ErrNotFound].
 func (e *Engine) UpdateCampaign(ctx context.Context, id uuid.UUID, u campaign.UpdateParams) (campaign.Campaign, error) {
+	if err := checkIDAnd("uuid", id, u.Validate()); err != nil {
+		return campaign.Campaign{}, fmt.Errorf("update campaign: %w", err)
+	}
 	out, err := e.changeCampaign(ctx, id, func(_ context.Context, _ *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
 		return u.Apply(c)
 	})
@@ -332,7 +338,7 @@ func (e *Engine) checkFree(ctx context.Context, tx *wtx, p, self uuid.UUID) erro
 // their later decisions. Errors: [store.ErrNotFound] for the campaign or
 // the rule.
 func (e *Engine) AssignRule(ctx context.Context, id, ruleID uuid.UUID) (campaign.Campaign, error) {
-	if err := checkID("rule_uuid", ruleID); err != nil {
+	if err := checkIDAnd("uuid", id, checkID("rule_uuid", ruleID)); err != nil {
 		return campaign.Campaign{}, fmt.Errorf("assign rule: %w", err)
 	}
 	out, err := e.changeCampaign(ctx, id, func(ctx context.Context, tx *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
@@ -454,7 +460,7 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 // own settings again. Errors: [store.ErrNotFound] for the campaign or the
 // pool.
 func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
-	if err := checkIDs(id, poolID); err != nil {
+	if err := checkIDAnd("uuid", id, checkID("pool_uuid", poolID)); err != nil {
 		return false, fmt.Errorf("detach pool: %w", err)
 	}
 	var detached bool

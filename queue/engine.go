@@ -256,6 +256,18 @@ func checkID(field string, id uuid.UUID) error {
 	return v.Err()
 }
 
+// checkIDAnd is checkID with, in the same [validate.Errors], the field
+// errors of errs (the other arguments' checks), so that a call reports
+// every bad field at once.
+func checkIDAnd(field string, id uuid.UUID, errs ...error) error {
+	var v validate.Validator
+	v.Check(id != uuid.Nil, field, validate.RuleRequired, "is required (not the nil UUID)")
+	for _, err := range errs {
+		v.Merge("", err)
+	}
+	return v.Err()
+}
+
 // checkIDs rejects nil UUIDs: the pool's ("uuid") and the contacts'
 // ("contact_uuid", or "contact_uuids[i]" for several).
 func checkIDs(poolID uuid.UUID, contacts ...uuid.UUID) error {

@@ -756,6 +756,7 @@ func TestEngine_ItemOps(t *testing.T) {
 		require.ErrorIs(t, err, queue.ErrInFlight)
 		n, err := b.eng.Remove(b.ctx, p.UUID, ids[1], ids[0])
 		require.ErrorIs(t, err, queue.ErrInFlight)
+		require.ErrorContains(t, err, ids[0].String(), "names the contact in flight")
 		require.Zero(t, n)
 		require.Equal(t, 4, b.counts(t, p.UUID)[pool.StatusPending]+1, "nothing removed")
 	})

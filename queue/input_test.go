@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/stretchr/testify/require"
@@ -165,3 +166,72 @@ func TestLease_JSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &back))
 	require.NoError(t, b.eng.Complete(b.ctx, &back, "settled from JSON"))
 }
+
+// TestEngine_EveryBadFieldAtOnce: a call names every bad argument in one
+// validate.Errors, by its own JSON name, before it reads anything: an
+// unknown id with bad parameters is a field error, not ErrNotFound; a
+// nil UUID in an optional filter is an error, not an empty result; names
+// and search terms are one line (a rule's search runs over its fields
+// joined by line breaks: "\n" matched every rule).
+func TestEngine_EveryBadFieldAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := b.ctx
+	p := b.pool(t, pool.FIFO, 1, 3)
+	r := b.rule(t, campaign.CreateRuleParams{})
+	c := b.campaignOf(t, r.UUID, p.UUID)
+	empty, bad, zero := "", "two\nlines", 0
+	unknown := uuid.New()
+
+	for _, tc := range []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"DetachPool", second(b.eng.DetachPool(ctx, c.UUID, uuid.Nil)), []string{"pool_uuid"}},
+		{"DetachPoolBoth", second(b.eng.DetachPool(ctx, uuid.Nil, uuid.Nil)), []string{"uuid", "pool_uuid"}},
+		{"AssignRule", second(b.eng.AssignRule(ctx, uuid.Nil, uuid.Nil)), []string{"uuid", "rule_uuid"}},
+		{"UpdatePool", second(b.eng.UpdatePool(ctx, uuid.Nil, pool.UpdateParams{MaxParallelItems: &zero})),
+			[]string{"uuid", "max_parallel_items"}},
+		{"DuplicatePool", second(b.eng.DuplicatePool(ctx, uuid.Nil, pool.DuplicateParams{Name: &bad})),
+			[]string{"uuid", "name"}},
+		{"Items", second(b.eng.Items(ctx, uuid.Nil, pool.ItemQuery{Status: "Done"})), []string{"uuid", "status"}},
+		{"UpdateCampaign", second(b.eng.UpdateCampaign(ctx, uuid.Nil, campaign.UpdateParams{Name: &empty})),
+			[]string{"uuid", "name"}},
+		{"UpdateCampaignUnknown", second(b.eng.UpdateCampaign(ctx, unknown, campaign.UpdateParams{Name: &empty})),
+			[]string{"name"}},
+		{"UpdateRule", second(b.eng.UpdateRule(ctx, uuid.Nil, campaign.UpdateRuleParams{Name: &bad})),
+			[]string{"uuid", "name"}},
+		{"UpdateRuleUnknown", second(b.eng.UpdateRule(ctx, unknown, campaign.UpdateRuleParams{Name: &empty})),
+			[]string{"name"}},
+		{"CreateCampaignName", second(b.eng.CreateCampaign(ctx, campaign.CreateParams{Name: "line1\nline2"})),
+			[]string{"name"}},
+		{"CreateRuleName", second(b.eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "tab\there"})),
+			[]string{"name"}},
+		{"UpdateCampaignName", second(b.eng.UpdateCampaign(ctx, c.UUID, campaign.UpdateParams{Name: &bad})),
+			[]string{"name"}},
+		{"RulesSearch", second(b.eng.Rules(ctx, campaign.RuleQuery{Search: "\n"})), []string{"search"}},
+		{"CampaignsSearch", second(b.eng.Campaigns(ctx, campaign.Query{Search: "a\tb"})), []string{"search"}},
+		{"CampaignsRuleNil", second(b.eng.Campaigns(ctx, campaign.Query{RuleUUID: &uuid.Nil})), []string{"rule_uuid"}},
+		{"EscalationsPoolNil", second(b.eng.Escalations(ctx, campaign.EscalationQuery{PoolUUID: &uuid.Nil})),
+			[]string{"pool_uuid"}},
+	} {
+		require.Equal(t, tc.want, fieldsOf(t, tc.err), tc.name)
+	}
+	// Nothing was written.
+	got, err := b.eng.Campaign(ctx, c.UUID)
+	require.NoError(t, err)
+	require.Equal(t, c, got)
+	gr, err := b.eng.Rule(ctx, r.UUID)
+	require.NoError(t, err)
+	require.Equal(t, r, gr)
+	cs, err := b.eng.Campaigns(ctx, campaign.Query{})
+	require.NoError(t, err)
+	require.Equal(t, 1, cs.Total)
+	rs, err := b.eng.Rules(ctx, campaign.RuleQuery{})
+	require.NoError(t, err)
+	require.Equal(t, 1, rs.Total)
+}
+
+// second returns the error of a call that returns a value and an error.
+func second[T any](_ T, err error) error { return err }

@@ -73,11 +73,8 @@ const addChunk = 4096
 // [validate.Errors] for a bad query, [store.ErrNotFound] for an unknown
 // pool.
 func (e *Engine) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) (pool.ItemPage, error) {
-	if err := checkID("uuid", poolID); err != nil {
-		return pool.ItemPage{}, fmt.Errorf("list items: %w", err)
-	}
 	q, err := q.Normalize()
-	if err != nil {
+	if err := checkIDAnd("uuid", poolID, err); err != nil {
 		return pool.ItemPage{}, fmt.Errorf("list items: %w", err)
 	}
 	return listPage(ctx, e, "list items", q.Page, q.PerPage, func(tx store.Tx) ([]pool.Item, int, error) {
@@ -153,7 +150,8 @@ func (e *Engine) SetPriority(ctx context.Context, poolID, contact uuid.UUID, pri
 // Remove deletes the items of the given contacts from a pool, in one
 // transaction, and returns how many it deleted. Contacts not in the pool are
 // ignored, so a retried Remove is harmless. If any of the items is in flight
-// nothing is deleted and the error is [ErrInFlight]. Errors also:
+// nothing is deleted and the error is [ErrInFlight], naming the first such
+// contact. Errors also:
 // [store.ErrNotFound] for an unknown pool, [validate.Errors] for nil UUIDs,
 // no contact at all or more than [MaxContactsPerCall] (the write lock is
 // held while they are deleted).
@@ -179,7 +177,7 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 				return err
 			}
 			if err := it.Removable(); err != nil {
-				return err
+				return fmt.Errorf("contact %s: %w", c, err) // which one, among up to MaxContactsPerCall
 			}
 			if err := tx.DeleteItem(ctx, it.ID); err != nil {
 				return err

@@ -36,10 +36,7 @@ func (e *Engine) CreatePool(ctx context.Context, p pool.CreateParams) (pool.Pool
 // later decision. Errors: [validate.Errors] for bad input,
 // [store.ErrNotFound]; on any error nothing is written.
 func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdateParams) (pool.Pool, error) {
-	if err := checkID("uuid", id); err != nil {
-		return pool.Pool{}, fmt.Errorf("update pool: %w", err)
-	}
-	if err := u.Validate(); err != nil {
+	if err := checkIDAnd("uuid", id, u.Validate()); err != nil {
 		return pool.Pool{}, fmt.Errorf("update pool: %w", err)
 	}
 	var out pool.Pool
@@ -154,10 +151,7 @@ func (e *Engine) DeletePool(ctx context.Context, id uuid.UUID) error {
 // payload (attempts and history reset), in the source's insertion order.
 // Errors: [validate.Errors] for a bad name, [store.ErrNotFound].
 func (e *Engine) DuplicatePool(ctx context.Context, id uuid.UUID, d pool.DuplicateParams) (pool.Duplicated, error) {
-	if err := checkID("uuid", id); err != nil {
-		return pool.Duplicated{}, fmt.Errorf("duplicate pool: %w", err)
-	}
-	if err := d.Validate(); err != nil {
+	if err := checkIDAnd("uuid", id, d.Validate()); err != nil {
 		return pool.Duplicated{}, fmt.Errorf("duplicate pool: %w", err)
 	}
 	newID, err := uuid.NewV7()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -25,12 +26,14 @@ func (v *Validator) Add(field, rule, message string) {
 
 // Merge records every failure of err (an [Errors] or a [FieldError],
 // possibly wrapped) with prefix put before each field name ("items[2]." +
-// "payload"). Any other non-nil error is recorded as a failure of field
-// prefix with rule "format".
+// "payload"). Any other non-nil error, an empty Errors and a nil
+// *FieldError included, is recorded as a failure of field prefix with rule
+// "format": a failure passed in is never dropped.
 func (v *Validator) Merge(prefix string, err error) {
 	if err == nil {
 		return
 	}
+	field := strings.TrimSuffix(prefix, ".")
 	var es Errors
 	var fe FieldError
 	var pfe *FieldError
@@ -38,10 +41,18 @@ func (v *Validator) Merge(prefix string, err error) {
 	case errors.As(err, &es):
 	case errors.As(err, &fe):
 		es = Errors{fe}
-	case errors.As(err, &pfe) && pfe != nil:
+	case errors.As(err, &pfe):
+		if pfe == nil {
+			v.Add(field, RuleFormat, "invalid (a nil *validate.FieldError)")
+			return
+		}
 		es = Errors{*pfe}
 	default:
-		v.Add(strings.TrimSuffix(prefix, "."), RuleFormat, err.Error())
+		v.Add(field, RuleFormat, err.Error())
+		return
+	}
+	if len(es) == 0 {
+		v.Add(field, RuleFormat, err.Error())
 		return
 	}
 	for _, f := range es {
@@ -99,6 +110,14 @@ func (v *Validator) Text(field, s string, max int) bool {
 		return false
 	}
 	return true
+}
+
+// Line fails field (rule "format") when s contains a control character:
+// a line break, a tab, … — a name or a search term is one line of text.
+// It reports whether s passed.
+func (v *Validator) Line(field, s string) bool {
+	return v.Check(!strings.ContainsFunc(s, unicode.IsControl), field, RuleFormat,
+		"must not contain control characters (line breaks, tabs…)")
 }
 
 // IntRange fails field when n is outside [min, max]. It reports whether n

@@ -331,6 +331,20 @@ func TestValidator_Merge(t *testing.T) {
 			},
 		},
 		{
+			// An empty Errors is an error under ErrInvalid: a failure,
+			// never dropped.
+			name:   "EmptyErrors",
+			prefix: "items[0].",
+			err:    validate.Errors{},
+			want:   validate.Errors{{Field: "items[0]", Rule: validate.RuleFormat, Message: "invalid input"}},
+		},
+		{
+			name:   "NilFieldErrorPointer",
+			prefix: "rule.",
+			err:    fmt.Errorf("rule: %w", (*validate.FieldError)(nil)),
+			want:   validate.Errors{{Field: "rule", Rule: validate.RuleFormat, Message: "invalid (a nil *validate.FieldError)"}},
+		},
+		{
 			name:   "PlainErrorPrefixWithoutDot",
 			prefix: "payload",
 			err:    errors.New("bad"),
