@@ -144,8 +144,8 @@ func TestEngine_WritePanicReleasesEveryone(t *testing.T) {
 	// A transaction held open, operations queued behind it, and the
 	// transaction that runs them panics.
 	entered, release := b.st.holdNext()
-	errs := make(chan error, 8)
-	call := func(f func() error) {
+	added, errs := make(chan error, 1), make(chan error, 8)
+	call := func(errs chan error, f func() error) {
 		go func() {
 			defer func() {
 				if v := recover(); v != nil {
@@ -155,16 +155,18 @@ func TestEngine_WritePanicReleasesEveryone(t *testing.T) {
 			errs <- f()
 		}()
 	}
-	call(func() error { _, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...); return err })
+	// The Add's result has a channel of its own: its caller may send it
+	// after the batch that panicked has sent theirs.
+	call(added, func() error { _, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...); return err })
 	<-entered
 	for range 3 {
-		call(func() error { _, err := b.eng.TryDequeue(b.ctx, p.UUID); return err })
+		call(errs, func() error { _, err := b.eng.TryDequeue(b.ctx, p.UUID); return err })
 	}
 	require.Eventually(t, func() bool { return queue.Queued(b.eng) == 3 }, 5*time.Second, time.Millisecond)
 	b.st.panicNext()
 	release()
 
-	require.NoError(t, <-errs, "the held Add ran before the panic")
+	require.NoError(t, <-added, "the held Add ran before the panic")
 	for i := range 3 {
 		select {
 		case err := <-errs:
