@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 
@@ -34,9 +35,17 @@ func drain(b *testing.B, engines []*queue.Engine) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var done atomic.Int64
+	var failure atomic.Value // the first event that is neither a dispatch nor a completion
 	handler := func(context.Context, *queue.Lease) error { return nil }
 	opts := queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 16, OnEvent: func(ev queue.Event) {
-		if ev.Kind == queue.EventCompleted && done.Add(1) == int64(b.N) {
+		switch ev.Kind {
+		case queue.EventDispatched:
+		case queue.EventCompleted:
+			if done.Add(1) == int64(b.N) {
+				cancel()
+			}
+		default: // a settlement failed: that item would never be counted, and the run never end
+			failure.CompareAndSwap(nil, fmt.Sprintf("%s: %v", ev.Kind, ev.Err))
 			cancel()
 		}
 	}}
@@ -53,6 +62,9 @@ func drain(b *testing.B, engines []*queue.Engine) {
 		}
 	}
 	b.StopTimer()
+	if f := failure.Load(); f != nil {
+		b.Fatalf("event %s", f)
+	}
 	if n := done.Load(); n != int64(b.N) {
 		b.Fatalf("%d items completed, want %d", n, b.N)
 	}

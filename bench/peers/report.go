@@ -232,8 +232,10 @@ func versions() []string {
 		"github.com/poolq/poolq",
 		"github.com/riverqueue/river",
 		"github.com/riverqueue/river/riverdriver/riversqlite",
+		"github.com/riverqueue/river/riverdriver/riverpgxv5", // the -postgres runs' driver
 		"github.com/mikestefanello/backlite",
 		"modernc.org/sqlite",
+		"github.com/jackc/pgx/v5",
 	}
 	var out []string
 	for _, path := range want {
