@@ -6,7 +6,11 @@ package bench
 // POOLQ_TEST_POSTGRES (see store/postgres/pgtest) and skip without it:
 //
 //	POOLQ_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
-//	    go test -run '^$' -bench Postgres -benchtime 20000x ./bench
+//	    go test -run '^$' -bench Postgres -skip 'PostgresAdd/Bulk/n=100000' -benchtime 5000x ./bench
+//
+// PostgresAdd/Bulk/n=100000 adds 100,000 rows an iteration: give it its
+// own run, at -benchtime 3x (bench/RESULTS.md has the commands of the
+// published numbers).
 
 import (
 	"context"
