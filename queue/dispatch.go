@@ -158,9 +158,13 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Le
 	if err := checkID("uuid", poolID); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
-	if e.isClosing() { // Close has begun: nothing is dispatched any more
+	// A claim counts as a Work call does: Close waits for it, so that one
+	// under way when Close begins can give its leases back (below) before
+	// writes end. None starts once Close has begun.
+	if !e.beginWork() {
 		return nil, fmt.Errorf("dequeue: %w", ErrClosed)
 	}
+	defer e.works.Done()
 	r := &claimReq{n: min(n, pool.MaxParallelItems)}
 	// Late: a claim decides at the clock (leases' ends, calling windows),
 	// so no other caller's long write runs between it and the commit.
@@ -179,11 +183,36 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Le
 		}
 		// The claim deferred as many items as one transaction may (see
 		// maxDeferrals): commit those, look further in the next.
+		if e.isClosing() {
+			return nil, fmt.Errorf("dequeue: %w", ErrClosed) // nothing claimed: errMore holds no lease
+		}
 	}
 	if r.outcome != nil {
 		return nil, r.outcome
 	}
+	if e.isClosing() {
+		return nil, e.giveBackAtClose(ctx, r.leases)
+	}
 	return r.leases, nil
+}
+
+// giveBackAtClose releases, unattempted, the leases of a claim that
+// committed after Close had begun, and returns ErrClosed: nothing is
+// dispatched once Close has begun, and a lease handed out then could not
+// be settled once the engine closed (its item would come back at the
+// lease's end as a failed attempt, called again). Writes are still open:
+// Close waits for the claim.
+func (e *Engine) giveBackAtClose(ctx context.Context, leases []*Lease) error {
+	var errs []error
+	for _, l := range leases {
+		if err := e.Release(context.WithoutCancel(ctx), l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("dequeue: %w (claimed as Close began; giving the leases back failed: %v)", ErrClosed, err)
+	}
+	return fmt.Errorf("dequeue: %w", ErrClosed)
 }
 
 // errMore is the outcome of a claim that deferred maxDeferrals items

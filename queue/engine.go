@@ -23,10 +23,11 @@ type Engine struct {
 	gc   *groupcommit.Committer
 	wake wakeups
 
-	// Close closes closing, waits for the Work calls (works) to return,
-	// then closes closed. Between the two, nothing new is dispatched and
-	// no new Work starts, but writes go on: the running handlers' results
-	// are written.
+	// Close closes closing, waits for the Work calls and the claims under
+	// way (works) to return, then closes closed. Between the two, nothing
+	// new is dispatched and no new Work starts, but writes go on: the
+	// running handlers' results are written, and a claim that commits
+	// after closing gives its leases back.
 	closing chan struct{}
 	closed  chan struct{}
 	once    sync.Once
@@ -71,10 +72,13 @@ func New(st store.Store, opts Options) (*Engine, error) {
 // be closed once Close returns (a read still under way then returns
 // ErrClosed). It does not close the store.
 //
-// Until the Work calls have returned, writes other than claims go on
-// (Complete, Fail, Extend, … of leases held outside Work, an Add). A
-// handler that ignores its context's cancellation holds Close up, as it
-// holds up Work. So Close must not be called from a handler or from
+// A claim under way when Close begins (a Dequeue's, a DequeueN's) that
+// commits anyway gives its leases back, unattempted, and returns
+// ErrClosed; Close waits for it. Until the Work calls and such claims have
+// returned, other writes go on (Complete, Fail, Extend, … of leases held
+// outside Work, an Add); Close does not wait for leases held outside Work:
+// settle them before calling it. A handler that ignores its context's
+// cancellation holds Close up, as it holds up Work. So Close must not be called from a handler or from
 // WorkOptions.OnEvent: it would wait for itself; cancel Work's context
 // instead.
 // Close is safe to call more than once and from several goroutines; each
@@ -92,8 +96,9 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// beginWork registers a Work call, which must call e.works.Done when it
-// returns, and reports whether it may run: not once Close has begun.
+// beginWork registers a Work call or a claim, which must call
+// e.works.Done when it returns, and reports whether it may run: not once
+// Close has begun.
 func (e *Engine) beginWork() bool {
 	e.worksMu.Lock()
 	defer e.worksMu.Unlock()

@@ -327,6 +327,8 @@ func (r *runner) produce(ctx context.Context) error {
 		leases, err := r.claim(ctx, free)
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err() // shutting down: claimed leases are given back, not started
+		} else if err == nil && r.e.isClosing() {
+			err = ErrClosed // so is Close, as the end of ctx does
 		}
 		if err != nil {
 			for _, l := range leases {

@@ -7,6 +7,7 @@ package queue_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,5 +135,74 @@ func TestEngine_CloseStopsWork(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, pool.StatusPending, it.Status, "given back, not left in flight to expire")
 		require.Zero(t, it.Attempts)
+	})
+}
+
+// TestEngine_CloseDuringAClaim: a claim already under way when Close
+// begins, that commits anyway, gives its leases back and returns
+// ErrClosed, and Close waits for it. Handed out, such a lease could not be
+// settled once the engine closed: its item would come back at the lease's
+// end as a failed attempt, its contact called again.
+func TestEngine_CloseDuringAClaim(t *testing.T) {
+	t.Parallel()
+
+	t.Run("DequeueN", func(t *testing.T) {
+		t.Parallel()
+		b := heldEngine(t, queue.Options{})
+		p := b.pool(t, pool.Parallel, 5)
+		_, err := b.eng.Add(b.ctx, p.UUID, newItems(3)...)
+		require.NoError(t, err)
+		entered, release := b.st.holdNext()
+		claimed := make(chan error, 1)
+		go func() { _, err := b.eng.DequeueN(b.ctx, p.UUID, 3); claimed <- err }()
+		<-entered // the claim's transaction is under way, held
+		closed := make(chan error, 1)
+		go func() { closed <- b.eng.Close() }()
+		stillOpen(t, 100*time.Millisecond, "Close", closed) // it waits for the claim
+		release()
+		require.ErrorIs(t, <-claimed, queue.ErrClosed)
+		require.NoError(t, <-closed)
+		after := openEngine(t, b.st, queue.Options{})
+		items := allItems(b.ctx, t, after, p.UUID, 10)
+		require.Len(t, items, 3)
+		for _, it := range items {
+			require.Equal(t, pool.StatusPending, it.Status, "given back")
+			require.Zero(t, it.Attempts, "unattempted")
+		}
+	})
+
+	// Work's next claim, queued behind its last settlement, commits after
+	// Close began: its lease is given back, not started.
+	t.Run("Work", func(t *testing.T) {
+		t.Parallel()
+		b := heldEngine(t, queue.Options{})
+		p := b.pool(t, pool.Parallel, 5)
+		_, err := b.eng.Add(b.ctx, p.UUID, newItems(3)...)
+		require.NoError(t, err)
+		var calls atomic.Int32
+		entered, release := make(chan (<-chan struct{}), 1), make(chan func(), 1)
+		work := make(chan error, 1)
+		go func() {
+			work <- b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error {
+				if calls.Add(1) == 1 {
+					e, r := b.st.holdNext() // this result's write, and the next claim behind it
+					entered <- e
+					release <- r
+				}
+				return nil
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 1})
+		}()
+		<-<-entered
+		closed := make(chan error, 1)
+		go func() { closed <- b.eng.Close() }()
+		stillOpen(t, 100*time.Millisecond, "Close", closed)
+		(<-release)()
+		require.ErrorIs(t, <-work, queue.ErrClosed)
+		require.NoError(t, <-closed)
+		require.EqualValues(t, 1, calls.Load(), "a handler started after Close began")
+		after := openEngine(t, b.st, queue.Options{})
+		counts := countStatuses(allItems(b.ctx, t, after, p.UUID, 10))
+		require.Equal(t, 1, counts[pool.StatusCompleted], counts)
+		require.Equal(t, 2, counts[pool.StatusPending], "given back: %v", counts)
 	})
 }
