@@ -78,9 +78,10 @@ func New(st store.Store, opts Options) (*Engine, error) {
 // returned, other writes go on (Complete, Fail, Extend, … of leases held
 // outside Work, an Add); Close does not wait for leases held outside Work:
 // settle them before calling it. A handler that ignores its context's
-// cancellation holds Close up, as it holds up Work. So Close must not be called from a handler or from
-// WorkOptions.OnEvent: it would wait for itself; cancel Work's context
-// instead.
+// cancellation holds Close up, as it holds up Work. So Close must not be
+// called from a handler or from WorkOptions.OnEvent: it would wait for
+// itself; cancel Work's context instead.
+//
 // Close is safe to call more than once and from several goroutines; each
 // call returns once the engine is closed.
 func (e *Engine) Close() error {
