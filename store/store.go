@@ -248,6 +248,16 @@ type Tx interface {
 	// is one item of a contact per pool at most): O(P log n) for P pools,
 	// a cost paid at an opt-out, so that Add pays for no index on contacts.
 	ContactItems(ctx context.Context, contact uuid.UUID) ([]pool.Item, error)
+	// CampaignItems returns the items of contacts in the pools attached to
+	// campaign id, pool except left out, in no particular order: what a
+	// claim under the campaign's rule counts against each contact besides
+	// the item it looks at. One index seek per (pool, contact) pair in
+	// UNIQUE (pool_id, contact_uuid), no index on contacts. An unknown
+	// campaign has none. PostgreSQL, in a write transaction, takes the
+	// campaign's lock first and holds it to the end: the claims of a
+	// campaign's pools, which all read this, run one after the other across
+	// nodes, so that each reads what the one before it dispatched.
+	CampaignItems(ctx context.Context, id, except uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error)
 
 	// AddDNC puts contacts on the do-not-call list, added at at; those on
 	// it already keep their entry. It returns how many it added.

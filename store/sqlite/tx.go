@@ -208,7 +208,7 @@ func writeQueries() []string {
 		copyItemsSQL, updateItemSQL, deleteItemSQL, lastItemIDSQL, indexContactsSQL,
 		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
 		leaseBoundSQL, retryBoundSQL, dataVersionSQL, currentVersionSQL, poolStateByKeySQL,
-		addDNCSQL, removeDNCSQL, optOutSQL, insertEscalationSQL,
+		addDNCSQL, removeDNCSQL, optOutSQL, insertEscalationSQL, campaignItemsSQL, campaignItemsOneSQL,
 	)
 	for _, n := range insertSizes {
 		qs = append(qs, insertItemsSQL[n], insertNewItemsSQL[n], insertNewContactItemsSQL[n], updateItemsSQL[n], updateCountsSQL[n])

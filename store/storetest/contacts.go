@@ -25,6 +25,8 @@ func contactTests() []test {
 	return []test{
 		{"ContactItems/OK", testContactItems},
 		{"ContactItems/SeesItsOwnWrites", testContactItemsOwnWrites},
+		{"CampaignItems/OK", testCampaignItems},
+		{"CampaignItems/SeesItsOwnWrites", testCampaignItemsOwnWrites},
 		{"DNC/AddRemove", testDNCAddRemove},
 		{"DNC/OnDNC", testOnDNC},
 		{"DNC/Listed", testListed},
@@ -140,6 +142,109 @@ func testContactItems(t *testing.T, b *bundle) {
 	require.Equal(t, gone[2:], b.contactItems(c, false))
 	require.Equal(t, gone[2:], b.contactItems(c, true))
 	require.Len(t, b.contactItems(d, false), 2)
+}
+
+// campaignItems returns CampaignItems(id, except, contacts...), read in a
+// read transaction or, with write, in a write transaction.
+func (b *bundle) campaignItems(write bool, id, except uuid.UUID, contacts ...uuid.UUID) []pool.Item {
+	b.t.Helper()
+	var out []pool.Item
+	fn := func(tx store.Tx) (err error) {
+		out, err = tx.CampaignItems(b.ctx, id, except, contacts...)
+		return err
+	}
+	if write {
+		b.write(fn)
+	} else {
+		b.read(fn)
+	}
+	return out
+}
+
+// attachAll attaches pools to campaign id in one write transaction.
+func (b *bundle) attachAll(id uuid.UUID, pools ...pool.Pool) {
+	b.t.Helper()
+	b.write(func(tx store.Tx) error {
+		for _, p := range pools {
+			if _, err := tx.AttachPool(b.ctx, id, p.UUID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// testCampaignItems checks that CampaignItems returns the items of the
+// contacts asked for in the campaign's pools but one, as ItemByID does
+// (PoolUUID set), and none of a pool of another campaign or of none.
+func testCampaignItems(t *testing.T, b *bundle) {
+	c, d, e := uuid.New(), uuid.New(), uuid.New()
+	p1, p2, p3, other, none := b.insertPool(), b.insertPool(), b.insertPool(), b.insertPool(), b.insertPool()
+	k := b.insertCampaign(newCampaign(nil))
+	b.attachAll(k.UUID, p1, p2, p3)
+	b.attachAll(b.insertCampaign(newCampaign(nil)).UUID, other)
+	add := func(p pool.Pool, contacts ...uuid.UUID) map[uuid.UUID]pool.Item {
+		items := make([]pool.Item, len(contacts))
+		for i, c := range contacts {
+			items[i] = pool.Item{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0}
+		}
+		out := map[uuid.UUID]pool.Item{}
+		for _, it := range b.insertItems(p.UUID, items) {
+			out[it.ContactUUID] = b.item(it.ID)
+		}
+		return out
+	}
+	in1, in2, in3 := add(p1, c, e), add(p2, c, d), add(p3, uuid.New(), c)
+	add(other, c, d, e)
+	add(none, c, d, e)
+
+	for _, write := range []bool{false, true} {
+		require.ElementsMatch(t, []pool.Item{in2[c], in3[c], in2[d]}, b.campaignItems(write, k.UUID, p1.UUID, c, d, e))
+		require.ElementsMatch(t, []pool.Item{in2[c], in3[c]}, b.campaignItems(write, k.UUID, p1.UUID, c), "one contact")
+		require.ElementsMatch(t, []pool.Item{in1[c], in3[c]}, b.campaignItems(write, k.UUID, p2.UUID, c))
+		require.ElementsMatch(t, []pool.Item{in1[c], in2[c], in3[c], in1[e]}, b.campaignItems(write, k.UUID, none.UUID, c, e),
+			"except a pool not in the campaign: all of its pools")
+		require.Empty(t, b.campaignItems(write, k.UUID, p2.UUID, d), "d is in p2 only")
+		require.Empty(t, b.campaignItems(write, k.UUID, p1.UUID), "no contacts")
+		require.Empty(t, b.campaignItems(write, k.UUID, p1.UUID, uuid.New()), "an unknown contact")
+		require.Empty(t, b.campaignItems(write, uuid.New(), p1.UUID, c, d, e), "an unknown campaign")
+	}
+}
+
+// testCampaignItemsOwnWrites checks that CampaignItems in a write
+// transaction sees what it wrote before: an item changed, a pool attached,
+// one detached.
+func testCampaignItemsOwnWrites(t *testing.T, b *bundle) {
+	c := uuid.New()
+	p1, p2, p3, later := b.insertPool(), b.insertPool(), b.insertPool(), b.insertPool()
+	k := b.insertCampaign(newCampaign(nil))
+	b.attachAll(k.UUID, p1, p2, p3)
+	var items []pool.Item
+	for _, p := range []pool.Pool{p1, p2, p3, later} {
+		items = append(items, b.insertItems(p.UUID, []pool.Item{{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0}})[0])
+	}
+	var got []pool.Item
+	changed := b.item(items[1].ID)
+	b.write(func(tx store.Tx) error {
+		changed.Status, changed.Attempts, changed.Token = pool.StatusProcessing, 1, 1
+		changed.LeaseExpiresAt = at(time.Hour)
+		require.NoError(t, tx.UpdateItem(b.ctx, pool.StatusPending, changed))
+		_, err := tx.AttachPool(b.ctx, k.UUID, later.UUID)
+		require.NoError(t, err)
+		_, err = tx.DetachPool(b.ctx, k.UUID, p3.UUID)
+		require.NoError(t, err)
+		got, err = tx.CampaignItems(b.ctx, k.UUID, p1.UUID, c)
+		return err
+	})
+	require.ElementsMatch(t, []uuid.UUID{p2.UUID, later.UUID}, poolsOf(got))
+	require.ElementsMatch(t, got, b.campaignItems(false, k.UUID, p1.UUID, c), "as committed")
+	for _, it := range got {
+		require.Equal(t, b.item(it.ID), it)
+		if it.PoolUUID == p2.UUID {
+			require.Equal(t, pool.StatusProcessing, it.Status)
+			require.Equal(t, 1, it.Attempts)
+		}
+	}
 }
 
 // testContactItemsOwnWrites checks that ContactItems in a write
