@@ -26,11 +26,14 @@ func (d DNCEntry) MarshalJSON() ([]byte, error) {
 	}{d.ContactUUID, pool.Timestamp(d.AddedAt)})
 }
 
-// Notes an item gets when a rule skips it.
+// Notes an item gets when a rule skips it, or fails it for its contact.
 const (
-	NoteDNC    = "do not call"   // its contact is on the do-not-call list (dnc_check)
-	NoteOptOut = "opted out"     // its contact opted out (remove_on_opt_out)
-	maxPerList = pool.MaxPerPage // listing bound shared by the contact lists
+	NoteDNC    = "do not call" // its contact is on the do-not-call list (dnc_check)
+	NoteOptOut = "opted out"   // its contact opted out (remove_on_opt_out)
+	// NoteContactCeiling: the contact's attempts in all the campaign's
+	// pools reached max_total_calls, its own did not.
+	NoteContactCeiling = "contact's max_total_calls reached in the campaign"
+	maxPerList         = pool.MaxPerPage // listing bound shared by the contact lists
 )
 
 // DNCQuery selects a page of the do-not-call list, oldest entry first.

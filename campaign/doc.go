@@ -23,7 +23,8 @@
 // settings. A pool has at most one governing campaign (In Process or
 // Paused) at a time, so it has at most one rule, whose max_total_calls is
 // then the ceiling of its items' attempts (it takes precedence over the
-// pool's max_retries) and retry_interval_minutes their retry delay.
+// pool's max_retries; counted per contact over the campaign's pools) and
+// retry_interval_minutes their retry delay.
 //
 // # Windows and day caps
 //
@@ -33,7 +34,9 @@
 // occurrence), [Window.NextDayStart]. [Gate] joins a window, the
 // max_calls_per_day cap and the contact's zone, and decides one item's
 // attempt ([Gate.Admit]) or retry ([Gate.Retry]) from the item's count of
-// its latest calling day ([LocalDay]). All of it is pure: the caller
+// its latest calling day ([LocalDay]), and those of the contact's items in
+// the campaign's other pools ([Gate].Others): the caps are the contact's,
+// not each item's. All of it is pure: the caller
 // passes the time. [DNCEntry], [Escalation] and their queries are the
 // records of the do-not-call list and of escalations.
 package campaign

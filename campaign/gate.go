@@ -19,10 +19,15 @@ import (
 // falls on in the new one. That may count a call of the new zone's
 // yesterday against today (never too few): the count is of the latest
 // date only.
+//
+// The cap is the contact's, not the item's: Others are the contact's items
+// in the campaign's other pools, whose calls count with the item's own,
+// each on the local date of its CallAt in Loc.
 type Gate struct {
 	Window Window
 	PerDay int
 	Loc    *time.Location
+	Others []pool.Item
 }
 
 // Gate returns r's gate for a contact in loc: its window and its
@@ -36,10 +41,25 @@ func (r Rule) Gate(loc *time.Location) Gate {
 // It is t itself when t is such an instant.
 func (g Gate) Earliest(it pool.Item, t time.Time) time.Time {
 	at := g.Window.NextAllowed(t, g.Loc)
-	if it.CallsToday >= g.PerDay && g.sameDay(it, at) {
+	if g.calls(it, at) >= g.PerDay {
 		at = g.Window.NextDayStart(at, g.Loc) // a later date: its count is zero
 	}
 	return at
+}
+
+// calls returns the contact's calls counted on t's local date: it's and
+// those of g.Others.
+func (g Gate) calls(it pool.Item, t time.Time) int {
+	n := 0
+	if g.sameDay(it, t) {
+		n = it.CallsToday
+	}
+	for _, x := range g.Others {
+		if g.sameDay(x, t) {
+			n += x.CallsToday
+		}
+	}
+	return n
 }
 
 // Admit decides the dispatch at now of the due item it. When g lets it be

@@ -66,11 +66,12 @@ type Rule struct {
 	UUID uuid.UUID `json:"uuid"`
 	Name string    `json:"name"`
 	Type RuleType  `json:"type"`
-	// MaxCallsPerDay caps an item's attempts per calendar day in the
-	// contact's time zone.
+	// MaxCallsPerDay caps a contact's attempts per calendar day in its
+	// time zone, counted over its items in all the campaign's pools.
 	MaxCallsPerDay int `json:"max_calls_per_day"`
-	// MaxTotalCalls caps an item's attempts in all: the ceiling of the
-	// items it governs, in place of their pool's max_retries + 1.
+	// MaxTotalCalls caps a contact's attempts in all, counted over its
+	// items in all the campaign's pools: the ceiling of the items it
+	// governs, in place of their pool's max_retries + 1.
 	MaxTotalCalls int `json:"max_total_calls"`
 	// RetryIntervalMinutes is the delay before a failed attempt's retry
 	// (nil for a text rule).

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue/internal/groupcommit"
 	"github.com/poolq/poolq/store"
@@ -26,8 +27,12 @@ const reclaimBatch = 64
 // (each a failed attempt), then checks the cap, then takes due items in the
 // pool's order; a due item whose attempts already reach the ceiling (the
 // governing rule's max_total_calls, else the pool's max_retries + 1)
-// becomes Failed and the next one is tried. Cost: an index seek, whatever the number
-// of items.
+// becomes Failed and the next one is tried. Under a rule, the caps are the
+// contact's across the campaign's pools: an item whose contact is in
+// flight in another of them is passed over (left due), and the attempts
+// and the day's calls of the contact's items there count with its own.
+// Cost: an index seek, whatever the number of items (under a rule, and a
+// seek per contact and pool of the campaign).
 func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
 	ls, err := e.tryDequeue(ctx, poolID, 1)
 	if err != nil {
@@ -293,9 +298,10 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	leases := make([]*Lease, 0, want)
 	adm := admission{g: p}
 	var changes []store.Change
+	passed := 0 // due items passed over, at the head of the due set: each read skips them
 	for len(leases) < want && adm.defers < maxDeferrals {
 		n := want - len(leases)
-		if adm.defers > 0 {
+		if adm.defers > 0 || passed > 0 {
 			// The rule defers items here (a sleeping zone, say): look
 			// at the rest in batches, a query per batch, not per item.
 			n = max(n, admissionBatch)
@@ -305,8 +311,10 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 			// PoolDue read the first min(firstLimit, room) due items,
 			// of which Due(n) would read the first n.
 			due = first[:min(n, len(first))]
-		} else if due, err = tx.Due(ctx, poolID, p.Type, now, n); err != nil {
+		} else if due, err = tx.Due(ctx, poolID, p.Type, now, passed+n); err != nil {
 			return err
+		} else {
+			due = due[min(passed, len(due)):]
 		}
 		first = nil
 		if err := adm.look(ctx, tx, due); err != nil {
@@ -317,15 +325,22 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 			if len(leases) == want {
 				break // the rest stay due, untouched
 			}
-			in, ok, err := adm.decide(it, now)
+			in, ceiling, v, err := adm.decide(it, now)
 			if err != nil {
 				return err
 			}
-			if !ok {
+			switch v {
+			case pass:
+				passed++
+				continue
+			case deferral:
 				changes = append(changes, store.Change{From: it.Status, Item: in}) // skipped or postponed
 				continue
 			}
-			out, ok := in.Dispatched(p.ceiling, now, expires)
+			out, ok := in.Dispatched(ceiling, now, expires)
+			if !ok && in.Attempts < p.ceiling {
+				out.Notes = campaign.NoteContactCeiling // the contact's other items took the rest
+			}
 			changes = append(changes, store.Change{From: it.Status, Item: out})
 			if !ok {
 				continue // failed at the ceiling instead

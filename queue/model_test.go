@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
@@ -301,13 +302,27 @@ func (p *modelPool) dequeue(now time.Time, n int) ([]*modelItem, error) {
 			break
 		}
 		if it.attempts >= p.ceiling() {
-			it.status = pool.StatusFailed
-			it.failed = now
-			it.nextRetry = time.Time{}
-			it.notes = pool.NoteCeiling
+			p.failAtCeiling(it, now, pool.NoteCeiling)
+			continue
+		}
+		// A rule's caps are the contact's across its campaign's pools: one
+		// call at a time, max_total_calls in all, max_calls_per_day a day.
+		others := p.others(it)
+		if slices.ContainsFunc(others, func(o *modelItem) bool { return o.inFlight() && o.leaseExp.After(now) }) {
+			continue // passed over, left due
+		}
+		ceiling := p.ceiling()
+		var otherItems []pool.Item
+		for _, o := range others {
+			ceiling -= o.attempts
+			otherItems = append(otherItems, o.asItem())
+		}
+		if it.attempts >= ceiling {
+			p.failAtCeiling(it, now, campaign.NoteContactCeiling)
 			continue
 		}
 		if g, ok := p.gate(); ok {
+			g.Others = otherItems
 			in, at, admitted := g.Admit(it.asItem(), now)
 			if !admitted {
 				it.status, it.nextRetry = pool.StatusScheduled, at.UTC() // postponed
@@ -329,6 +344,30 @@ func (p *modelPool) dequeue(now time.Time, n int) ([]*modelItem, error) {
 		return nil, queue.ErrEmpty
 	}
 	return out, nil
+}
+
+// failAtCeiling fails it at dispatch: its attempts (or its contact's)
+// reached the ceiling.
+func (p *modelPool) failAtCeiling(it *modelItem, now time.Time, note string) {
+	it.status = pool.StatusFailed
+	it.failed = now
+	it.nextRetry = time.Time{}
+	it.notes = note
+}
+
+// others returns the items of it's contact in the other pools of the
+// campaign whose rule governs p; none when no rule does.
+func (p *modelPool) others(it *modelItem) []*modelItem {
+	if p.rule() == nil {
+		return nil
+	}
+	var out []*modelItem
+	for _, q := range p.governor().pools {
+		if o := q.find(it.contact); q != p && o != nil {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // heldLease is a lease the test holds, current or stale.

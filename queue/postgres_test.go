@@ -457,3 +457,14 @@ func holdPool(t *testing.T, st store.Store, id uuid.UUID, d time.Duration) <-cha
 	<-locked
 	return done
 }
+
+// TestPostgres_ConcurrentContactsAcrossPools runs contactsRun over three
+// engines on one schema: a claim under the campaign's rule takes the
+// campaign's lock, so that no two nodes call one contact at once from two
+// of its pools.
+func TestPostgres_ConcurrentContactsAcrossPools(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	engines, _ := pgEngines(t, url, 3, queue.Options{LeaseTimeout: time.Minute, PollInterval: 5 * time.Millisecond})
+	contactsRun(t, engines, 12, 20, 6)
+}

@@ -21,46 +21,92 @@ var escalationsKey = uuid.Max
 const maxDeferrals = 1000
 
 // admission is what the rule that governs a pool decides for the due items
-// of one claim: the do-not-call and opt-out lists, read once for the
-// batch of items the claim looks at.
+// of one claim: the do-not-call and opt-out lists, and the contacts' items
+// in the campaign's other pools (the rule's caps are the contact's, across
+// the campaign, not each item's), read once for the batch of items the
+// claim looks at.
 type admission struct {
 	g      governed
 	dnc    map[uuid.UUID]bool
 	opted  map[uuid.UUID]bool
-	defers int // items skipped or postponed by this claim
+	others map[uuid.UUID][]pool.Item // by contact
+	defers int                       // items skipped or postponed by this claim
 }
 
-// look reads the lists the rule checks for the contacts of due.
+// verdict is what admission decides for one due item.
+type verdict int
+
+const (
+	admit    verdict = iota // dispatch it, under the ceiling decide returns
+	deferral                // skipped or postponed: write what decide returns
+	pass                    // its contact is in flight in another pool of the campaign: leave it due, as it is
+)
+
+// look reads what the rule checks for the contacts of due: their items in
+// the campaign's other pools (on PostgreSQL this takes the campaign's
+// lock, see [store.Tx.CampaignItems]), and the lists the rule asks for.
 func (a *admission) look(ctx context.Context, tx *wtx, due []pool.Item) error {
 	r := a.g.rule
-	if r == nil || (!r.DNCCheck && !r.RemoveOnOptOut) || len(due) == 0 {
+	if r == nil || len(due) == 0 {
 		return nil
 	}
 	contacts := make([]uuid.UUID, len(due))
 	for i, it := range due {
 		contacts[i] = it.ContactUUID
 	}
-	var err error
+	others, err := tx.CampaignItems(ctx, a.g.campaign.UUID, a.g.UUID, contacts...)
+	if err != nil {
+		return err
+	}
+	clear(a.others)
+	for _, it := range others {
+		if a.others == nil {
+			a.others = make(map[uuid.UUID][]pool.Item, len(others))
+		}
+		a.others[it.ContactUUID] = append(a.others[it.ContactUUID], it)
+	}
 	switch {
 	case r.DNCCheck && r.RemoveOnOptOut:
 		a.dnc, a.opted, err = tx.Listed(ctx, contacts...) // one statement for both
 	case r.DNCCheck:
 		a.dnc, err = tx.OnDNC(ctx, contacts...)
-	default:
+	case r.RemoveOnOptOut:
 		a.opted, err = tx.OptedOut(ctx, contacts...)
 	}
 	return err
 }
 
-// decide returns what becomes of the due item it at now: ok and it with
-// its day's count taken when the rule lets it be attempted now, else the
-// item skipped (its contact is on the do-not-call list, or opted out) or
-// postponed (outside its window, or over its day's cap), and ok false. An
-// item whose attempts reach the ceiling is left to Dispatched, which fails
-// it: the ceiling comes first.
-func (a *admission) decide(it pool.Item, now time.Time) (out pool.Item, ok bool, err error) {
+// decide returns what becomes of the due item it at now, and the ceiling
+// of its attempts:
+//
+//   - admit, with it and its day's count taken when the rule lets it be
+//     attempted now;
+//   - pass, with it as it is, when its contact is in flight in another
+//     pool of the campaign, under a lease that has not ended: one call at
+//     a time to a contact;
+//   - deferral, with it skipped (its contact is on the do-not-call list,
+//     or opted out) or postponed (outside its window, or over the day's
+//     cap).
+//
+// The rule's caps are the contact's: the ceiling is max_total_calls less
+// the attempts of the contact's items in the campaign's other pools, and
+// their calls count against the day's cap with the item's own. An item
+// whose attempts reach the ceiling is admitted as it is, for Dispatched to
+// fail it: the ceiling comes first, then the call in flight elsewhere.
+func (a *admission) decide(it pool.Item, now time.Time) (out pool.Item, ceiling int, v verdict, err error) {
 	if a.g.rule == nil || it.Attempts >= a.g.ceiling {
-		return it, true, nil
+		return it, a.g.ceiling, admit, nil
+	}
+	others := a.others[it.ContactUUID]
+	ceiling = a.g.ceiling
+	for _, o := range others {
+		if o.Status.InFlight() && o.LeaseExpiresAt.After(now) {
+			return it, ceiling, pass, nil // (a lease past its end is a call that ended)
+		}
+		ceiling -= o.Attempts
+	}
+	if it.Attempts >= ceiling {
+		return it, ceiling, admit, nil
 	}
 	switch {
 	case a.dnc[it.ContactUUID]:
@@ -69,14 +115,15 @@ func (a *admission) decide(it pool.Item, now time.Time) (out pool.Item, ok bool,
 		out, err = it.Skipped(campaign.NoteOptOut)
 	default:
 		gate, _ := a.g.gate(it)
+		gate.Others = others
 		in, at, admitted := gate.Admit(it, now)
 		if admitted {
-			return in, true, nil
+			return in, ceiling, admit, nil
 		}
 		out, err = it.Postponed(at)
 	}
 	a.defers++
-	return out, false, err
+	return out, ceiling, deferral, err
 }
 
 // governFailure applies the governing rule to out, an item a failed

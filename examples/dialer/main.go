@@ -343,9 +343,9 @@ func clockOrNone(c *campaign.Clock) string {
 	return c.String()
 }
 
-// mostAttempts returns the most attempts any item of the pools had.
+// mostAttempts returns the most attempts any contact had over the pools.
 func mostAttempts(ctx context.Context, eng *queue.Engine, ids []uuid.UUID) (int, error) {
-	most := 0
+	most, calls := 0, map[uuid.UUID]int{}
 	for _, id := range ids {
 		for page := 1; ; page++ {
 			pg, err := eng.Items(ctx, id, pool.ItemQuery{Page: page, PerPage: pool.MaxPerPage})
@@ -353,7 +353,8 @@ func mostAttempts(ctx context.Context, eng *queue.Engine, ids []uuid.UUID) (int,
 				return 0, err
 			}
 			for _, it := range pg.Data {
-				most = max(most, it.Attempts)
+				calls[it.ContactUUID] += it.Attempts // over the campaign's pools: the cap is the contact's
+				most = max(most, calls[it.ContactUUID])
 			}
 			if page >= pg.LastPage {
 				break

@@ -122,9 +122,10 @@
 // only while that campaign is In Process. A claim on a pool whose campaigns
 // are all Draft, Paused, Completed or Archived is a 409 POOL_HELD (items in
 // flight still settle). While its campaign runs, the campaign's rule
-// governs the pool: max_total_calls is the ceiling of an item's attempts
-// (instead of the pool's max_retries + 1), retry_interval_minutes the
-// delay of a retry. A pool has at most one running or paused campaign:
+// governs the pool: max_total_calls is the ceiling of a contact's attempts
+// over the campaign's pools (instead of each pool's max_retries + 1), as
+// max_calls_per_day is of its calls a day, retry_interval_minutes the delay
+// of a retry, and a contact is in one call at a time. A pool has at most one running or paused campaign:
 // starting a second one over it is a 409 CONFLICT. An action the status
 // does not allow (pause a Draft) is a 409 WRONG_STATUS; attaching an
 // inactive pool is a 422 on pool_uuids[i]; unknown pools are reported in

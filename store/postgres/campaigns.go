@@ -51,7 +51,10 @@ import (
 // Dispatch reads a pool's campaigns and their rule under the pool's lock,
 // without a campaign's: a campaign paused, completed or given another rule
 // by a transaction that does not lock the pool applies from the next claim
-// that starts after it commits.
+// that starts after it commits. A claim under a rule then takes the
+// campaign's lock too, in CampaignItems, before it reads the contacts'
+// items in the campaign's other pools: the rule's caps are the contact's
+// across those pools, so their claims run one at a time.
 
 // campaignOrderKey returns the order key of the lock of campaign k: below
 // every pool's (pool keys are not negative) and above noLock.

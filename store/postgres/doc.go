@@ -67,13 +67,16 @@
 // Campaigns have locks of their own (advisory, whatever [Options.Locking]
 // says), taken by every method of a write transaction that names a
 // campaign (Campaign, UpdateCampaign, DeleteCampaign, AttachPool,
-// DetachPool), and ordered before every pool's. With the pools' locks,
-// which PoolCampaigns and AttachPool take too, they make the engine's
-// check that a pool has at most one governing campaign hold across nodes:
-// two nodes starting campaigns that share a pool, or one starting a
-// campaign while another attaches a pool to it or to a running campaign,
-// run one after the other, and the second sees what the first committed
-// (see campaigns.go).
+// DetachPool, CampaignItems), and ordered before every pool's. With the
+// pools' locks, which PoolCampaigns and AttachPool take too, they make the
+// engine's check that a pool has at most one governing campaign hold
+// across nodes: two nodes starting campaigns that share a pool, or one
+// starting a campaign while another attaches a pool to it or to a running
+// campaign, run one after the other, and the second sees what the first
+// committed (see campaigns.go). A claim under a campaign's rule takes the
+// campaign's lock (CampaignItems), so the rule's caps, which are each
+// contact's across the campaign's pools, hold across nodes too: the
+// claims of one campaign's pools run one at a time.
 //
 // Serialization failures and deadlocks (SQLSTATE 40001, 40P01: an
 // application sharing the tables, say) and the lock-order restarts are

@@ -1,0 +1,333 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/stretchr/testify/require"
+)
+
+// runningCampaign starts a campaign under a new rule p with new pools of
+// the given types (a Parallel one's cap is 10), and returns the pools.
+func (b *testBundle) runningCampaign(t *testing.T, p campaign.CreateRuleParams, types ...pool.Type) []pool.Pool {
+	t.Helper()
+	pools := make([]pool.Pool, len(types))
+	ids := make([]uuid.UUID, len(types))
+	for i, typ := range types {
+		pools[i] = b.pool(t, typ, 10, 20)
+		ids[i] = pools[i].UUID
+	}
+	c := b.campaignOf(t, b.rule(t, p).UUID, ids...)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	return pools
+}
+
+// addContacts adds the contacts, in order, to pool p.
+func (b *testBundle) addContacts(t *testing.T, p uuid.UUID, contacts ...uuid.UUID) {
+	t.Helper()
+	items := make([]pool.NewItem, len(contacts))
+	for i, c := range contacts {
+		items[i] = pool.NewItem{ContactUUID: c}
+	}
+	_, err := b.eng.Add(b.ctx, p, items...)
+	require.NoError(t, err)
+}
+
+// allDay is a rule that lets every hour of the day be called.
+func allDay(perDay, total int) campaign.CreateRuleParams {
+	return campaign.CreateRuleParams{
+		Name: "All day", MaxCallsPerDay: new(perDay), MaxTotalCalls: new(total), RetryIntervalMinutes: new(30),
+		StartTime: new("00:00"), EndTime: new("23:59"),
+	}
+}
+
+// TestEngine_CapsPerContact: a rule's caps are the contact's across the
+// pools of its campaign, as the API words them ("max_total_calls:
+// lifetime per contact in the campaign"), not each item's: one call at a
+// time, max_total_calls in all, max_calls_per_day a day.
+func TestEngine_CapsPerContact(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OneCallAtATime", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ps := b.runningCampaign(t, allDay(10, 10), pool.FIFO, pool.Parallel)
+		a, p := ps[0].UUID, ps[1].UUID
+		c, d := uuid.New(), uuid.New()
+		b.addContacts(t, a, c, d)
+		b.addContacts(t, p, c)
+
+		l, err := b.eng.TryDequeue(b.ctx, p)
+		require.NoError(t, err)
+		require.Equal(t, c, l.ContactUUID)
+		_, err = b.eng.TryDequeue(b.ctx, p)
+		require.ErrorIs(t, err, queue.ErrEmpty)
+
+		// The FIFO pool's head is in a call from the other pool: it is
+		// passed over, left due, and the next contact is called.
+		next, err := b.eng.TryDequeue(b.ctx, a)
+		require.NoError(t, err)
+		require.Equal(t, d, next.ContactUUID, "c is in a call from the other pool")
+		require.Equal(t, pool.StatusPending, b.item(t, a, c).Status)
+		require.NoError(t, b.eng.Complete(b.ctx, next, "answered"))
+		_, err = b.eng.TryDequeue(b.ctx, a)
+		require.ErrorIs(t, err, queue.ErrEmpty, "c still in a call")
+
+		require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+		l, err = b.eng.TryDequeue(b.ctx, a)
+		require.NoError(t, err)
+		require.Equal(t, c, l.ContactUUID, "the call ended: c's turn in the FIFO pool")
+
+		// A pool of no campaign (or of another) does not count.
+		other := b.pool(t, pool.Parallel, 10, 3)
+		b.addContacts(t, other.UUID, c)
+		l2, err := b.eng.TryDequeue(b.ctx, other.UUID)
+		require.NoError(t, err)
+		require.Equal(t, c, l2.ContactUUID)
+	})
+
+	t.Run("EndedLease", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
+		a, p := ps[0].UUID, ps[1].UUID
+		c := uuid.New()
+		b.addContacts(t, a, c)
+		b.addContacts(t, p, c)
+
+		_, err := b.eng.TryDequeue(b.ctx, a)
+		require.NoError(t, err)
+		b.clock.Advance(testLease - time.Second)
+		_, err = b.eng.TryDequeue(b.ctx, p)
+		require.ErrorIs(t, err, queue.ErrEmpty, "c is in a call from the other pool")
+		// A lease past its end is a call that ended (its holder vanished),
+		// though no write to its pool has applied the expiry yet.
+		b.clock.Advance(time.Second)
+		require.Equal(t, pool.StatusProcessing, b.item(t, a, c).Status, "the expiry is not applied yet")
+		l, err := b.eng.TryDequeue(b.ctx, p)
+		require.NoError(t, err)
+		require.Equal(t, c, l.ContactUUID)
+	})
+
+	t.Run("TotalCalls", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ps := b.runningCampaign(t, allDay(10, 3), pool.Parallel, pool.Parallel)
+		a, p := ps[0].UUID, ps[1].UUID
+		c := uuid.New()
+		b.addContacts(t, a, c)
+		b.addContacts(t, p, c)
+
+		for i, from := range []uuid.UUID{a, p, a} {
+			l, err := b.eng.TryDequeue(b.ctx, from)
+			require.NoError(t, err, "call %d", i+1)
+			require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{RetryAt: b.clock.Now(), Note: "no answer"}))
+		}
+		// Three calls to c in the campaign: its items in both pools have
+		// attempts left of their own (2 and 1 of 3) but no more calls.
+		for _, from := range []uuid.UUID{p, a} {
+			_, err := b.eng.TryDequeue(b.ctx, from)
+			require.ErrorIs(t, err, queue.ErrEmpty)
+			it := b.item(t, from, c)
+			require.Equal(t, pool.StatusFailed, it.Status)
+			require.Equal(t, campaign.NoteContactCeiling, it.Notes)
+		}
+		require.Equal(t, 2, b.item(t, a, c).Attempts)
+		require.Equal(t, 1, b.item(t, p, c).Attempts)
+	})
+
+	t.Run("ReleasedCallsDoNotCount", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ps := b.runningCampaign(t, allDay(1, 1), pool.Parallel, pool.Parallel)
+		a, p := ps[0].UUID, ps[1].UUID
+		c := uuid.New()
+		b.addContacts(t, a, c)
+		b.addContacts(t, p, c)
+
+		l, err := b.eng.TryDequeue(b.ctx, a)
+		require.NoError(t, err)
+		require.NoError(t, b.eng.Release(b.ctx, l)) // given back unattempted
+		l, err = b.eng.TryDequeue(b.ctx, p)
+		require.NoError(t, err, "a call given back is not one of the contact's")
+		require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+		_, err = b.eng.TryDequeue(b.ctx, a)
+		require.ErrorIs(t, err, queue.ErrEmpty)
+		require.Equal(t, campaign.NoteContactCeiling, b.item(t, a, c).Notes)
+	})
+
+	t.Run("CallsPerDay", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t) // 09:00 UTC
+		ps := b.runningCampaign(t, allDay(2, 10), pool.Parallel, pool.LIFO)
+		a, p := ps[0].UUID, ps[1].UUID
+		c := uuid.New()
+		b.addContacts(t, a, c)
+		b.addContacts(t, p, c)
+
+		for i, from := range []uuid.UUID{a, p} {
+			l, err := b.eng.TryDequeue(b.ctx, from)
+			require.NoError(t, err, "call %d", i+1)
+			require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+		}
+		b.clock.Advance(time.Hour) // both retries due
+		tomorrow := time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)
+		for _, from := range []uuid.UUID{a, p} {
+			_, err := b.eng.TryDequeue(b.ctx, from)
+			require.ErrorIs(t, err, queue.ErrEmpty, "two calls to c today")
+			it := b.item(t, from, c)
+			require.Equal(t, pool.StatusScheduled, it.Status)
+			require.Equal(t, tomorrow, *it.NextRetryAt)
+		}
+		b.clock.Advance(tomorrow.Sub(b.clock.Now()))
+		l, err := b.eng.TryDequeue(b.ctx, p)
+		require.NoError(t, err)
+		require.Equal(t, c, l.ContactUUID)
+	})
+}
+
+// contactsRun starts, through engines[0], a campaign of three Parallel
+// pools (cap 5) that hold the same contacts, under a rule of ceiling calls
+// in all, and runs workers goroutines over the engines and the pools, each
+// failing or completing what it claims, until no item waits: no contact is
+// ever in two calls at once, nor called more than ceiling times.
+func contactsRun(t *testing.T, engines []*queue.Engine, workers, contacts, ceiling int) {
+	ctx := context.Background()
+	eng := engines[0]
+	// A zone where it is about noon, so that the window (00:00–23:59)
+	// stays open during the run, whatever the hour.
+	offset := 12 - time.Now().UTC().Hour() // -11 … +12: Etc/GMT-12 is UTC+12
+	zone := fmt.Sprintf("Etc/GMT%+d", -offset)
+	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{
+		Name: "Shared contacts", MaxCallsPerDay: new(100), MaxTotalCalls: new(ceiling),
+		StartTime: new("00:00"), EndTime: new("23:59"),
+	})
+	require.NoError(t, err)
+	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "Shared", RuleUUID: &r.UUID, TimeZone: zone})
+	require.NoError(t, err)
+	people := make([]pool.NewItem, contacts)
+	for i := range people {
+		people[i] = pool.NewItem{ContactUUID: uuid.New()}
+	}
+	pools := make([]uuid.UUID, 3)
+	for i := range pools {
+		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: fmt.Sprintf("shared %d", i), Description: "contacts in common",
+			Type: pool.Parallel, MaxParallelItems: new(5)})
+		require.NoError(t, err)
+		_, err = eng.Add(ctx, p.UUID, people...)
+		require.NoError(t, err)
+		pools[i] = p.UUID
+	}
+	_, err = eng.AttachPools(ctx, c.UUID, pools...)
+	require.NoError(t, err)
+	_, err = eng.StartCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+
+	runCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var (
+		mu         sync.Mutex
+		inCall     = map[uuid.UUID]bool{}
+		calls      = map[uuid.UUID]int{}
+		violations []string
+		wg         sync.WaitGroup
+	)
+	for w := range workers {
+		e := engines[w%len(engines)]
+		wg.Go(func() {
+			for i := w; runCtx.Err() == nil; i++ {
+				l, err := e.TryDequeue(runCtx, pools[i%len(pools)])
+				if errors.Is(err, queue.ErrEmpty) || errors.Is(err, queue.ErrAtCapacity) {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				if err != nil {
+					if runCtx.Err() == nil {
+						mu.Lock()
+						violations = append(violations, err.Error())
+						mu.Unlock()
+					}
+					return
+				}
+				who := l.ContactUUID
+				mu.Lock()
+				if inCall[who] {
+					violations = append(violations, fmt.Sprintf("contact %s called from two pools at once", who))
+				}
+				inCall[who] = true
+				if calls[who]++; calls[who] > ceiling {
+					violations = append(violations, fmt.Sprintf("contact %s called %d times", who, calls[who]))
+				}
+				mu.Unlock()
+				time.Sleep(time.Duration(i%3) * time.Millisecond)
+				mu.Lock()
+				delete(inCall, who) // before the settlement commits: then the call has ended
+				mu.Unlock()
+				if i%4 == 0 {
+					err = e.Complete(ctx, l, "answered")
+				} else {
+					err = e.Fail(ctx, l, queue.Failure{RetryAt: time.Now(), Note: "no answer"})
+				}
+				if err != nil {
+					mu.Lock()
+					violations = append(violations, err.Error())
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	// Stop once nothing waits or is in flight in any pool.
+	for runCtx.Err() == nil {
+		left := 0
+		for _, p := range pools {
+			d, err := eng.Pool(ctx, p)
+			require.NoError(t, err)
+			for s, n := range d.StatusCounts {
+				if !s.Terminal() {
+					left += n
+				}
+			}
+		}
+		if left == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	timedOut := runCtx.Err() != nil
+	cancel()
+	wg.Wait()
+	require.Empty(t, violations)
+	require.False(t, timedOut, "the run timed out before every item was settled")
+
+	total := 0
+	for _, n := range calls {
+		total += n
+	}
+	require.Greater(t, total, contacts, "contacts were called again: the pools competed for them")
+	for _, p := range pools {
+		for _, it := range allItems(ctx, t, eng, p, 100) {
+			require.True(t, it.Status.Terminal())
+		}
+	}
+}
+
+// TestEngine_ConcurrentContactsAcrossPools runs contactsRun over two
+// engines on one file, as two processes would.
+func TestEngine_ConcurrentContactsAcrossPools(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	opts := queue.Options{LeaseTimeout: time.Minute, PollInterval: 5 * time.Millisecond}
+	e1 := openEngine(t, openFileStore(t, path), opts)
+	e2 := openEngine(t, openFileStore(t, path), opts)
+	contactsRun(t, []*queue.Engine{e1, e2}, 12, 20, 6)
+}
