@@ -2,7 +2,8 @@ package bench
 
 // Benchmarks on the PostgreSQL store (store/postgres), each in a schema of
 // its own: the dispatch cycle (16 workers; DequeueN(100) + Settle), the
-// Work drain, adds, and the wake-up of a Dequeue by another engine's Add. They need
+// Work drain, adds, the wake-up of a Dequeue by another engine's Add, and the
+// cycle under a campaign's rule (postgres_campaign_test.go). They need
 // POOLQ_TEST_POSTGRES (see store/postgres/pgtest) and skip without it:
 //
 //	POOLQ_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \

@@ -1,0 +1,53 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/postgres"
+)
+
+// BenchmarkPostgresCampaign is BenchmarkCampaign's 16-worker cycle on
+// PostgreSQL (Dequeue then Complete, a Parallel pool with a cap of 100),
+// with one engine and with three (three nodes on the pool): Plain is a
+// pool of no campaign; Governed one under a running campaign with
+// campaignRule, its contacts in campaignZone at noon. A claim under a rule
+// takes the campaign's lock (store.Tx.CampaignItems) and reads the
+// contacts' items in its other pools (here none) and both lists.
+func BenchmarkPostgresCampaign(b *testing.B) {
+	loc, err := pool.LoadZone(campaignZone)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 3} {
+		for _, governed := range []bool{false, true} {
+			name := fmt.Sprintf("Workers16/Engines=%d/Plain", n)
+			if governed {
+				name = fmt.Sprintf("Workers16/Engines=%d/Governed", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				engines := pgOpen(b, n, postgres.Options{}, queue.Options{Now: campaignClock(loc)})
+				eng := engines[0]
+				p := mustPool(b, eng, pool.Parallel)
+				fillZone(b, eng, p.UUID, b.N, campaignZone)
+				contactLists(b, eng)
+				if governed {
+					runCampaign(b, eng, p.UUID)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				runCycle(b, engines, 16, func(ctx context.Context, eng *queue.Engine) (int, error) {
+					l, err := eng.Dequeue(ctx, p.UUID)
+					if err != nil {
+						return 0, err
+					}
+					return 1, eng.Complete(ctx, l, "")
+				})
+				perSecond(b, b.N)
+			})
+		}
+	}
+}
