@@ -7,7 +7,10 @@ import (
 )
 
 var (
-	// ErrEmpty is returned by TryDequeue when no item of the pool is due.
+	// ErrEmpty is returned by TryDequeue when no item of the pool is due,
+	// or none that may be called now: under a rule, the due items whose
+	// contacts are in a call from another pool of the campaign are passed
+	// over, left due.
 	ErrEmpty = errors.New("queue: no item is due")
 	// ErrAtCapacity is returned by TryDequeue when items are due but the
 	// pool already has as many in flight as its cap allows.
