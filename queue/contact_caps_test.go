@@ -17,8 +17,8 @@ import (
 )
 
 // runningCampaign starts a campaign under a new rule p with new pools of
-// the given types (a Parallel one's cap is 10), and returns the pools.
-func (b *testBundle) runningCampaign(t *testing.T, p campaign.CreateRuleParams, types ...pool.Type) []pool.Pool {
+// the given types (a Parallel one's cap is 10), and returns it and them.
+func (b *testBundle) runningCampaign(t *testing.T, p campaign.CreateRuleParams, types ...pool.Type) (uuid.UUID, []pool.Pool) {
 	t.Helper()
 	pools := make([]pool.Pool, len(types))
 	ids := make([]uuid.UUID, len(types))
@@ -29,7 +29,7 @@ func (b *testBundle) runningCampaign(t *testing.T, p campaign.CreateRuleParams, 
 	c := b.campaignOf(t, b.rule(t, p).UUID, ids...)
 	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
 	require.NoError(t, err)
-	return pools
+	return c.UUID, pools
 }
 
 // addContacts adds the contacts, in order, to pool p.
@@ -61,7 +61,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	t.Run("OneCallAtATime", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		ps := b.runningCampaign(t, allDay(10, 10), pool.FIFO, pool.Parallel)
+		_, ps := b.runningCampaign(t, allDay(10, 10), pool.FIFO, pool.Parallel)
 		a, p := ps[0].UUID, ps[1].UUID
 		c, d := uuid.New(), uuid.New()
 		b.addContacts(t, a, c, d)
@@ -99,7 +99,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	t.Run("EndedLease", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
+		_, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 		a, p := ps[0].UUID, ps[1].UUID
 		c := uuid.New()
 		b.addContacts(t, a, c)
@@ -119,10 +119,37 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		require.Equal(t, c, l.ContactUUID)
 	})
 
+	// A pool cannot leave its campaign mid-call: the campaign's other
+	// pools would no longer see the call.
+	t.Run("DetachMidCall", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
+		a, p := ps[0].UUID, ps[1].UUID
+		c := uuid.New()
+		b.addContacts(t, a, c)
+		b.addContacts(t, p, c)
+
+		l, err := b.eng.TryDequeue(b.ctx, a)
+		require.NoError(t, err)
+		_, err = b.eng.DetachPool(b.ctx, k, a)
+		require.ErrorIs(t, err, queue.ErrInFlight)
+		_, err = b.eng.TryDequeue(b.ctx, p)
+		require.ErrorIs(t, err, queue.ErrEmpty, "c is still in a call from a pool of the campaign")
+
+		// An ended lease holds nothing up: its expiry is applied.
+		b.clock.Advance(testLease)
+		detached, err := b.eng.DetachPool(b.ctx, k, a)
+		require.NoError(t, err)
+		require.True(t, detached)
+		require.Equal(t, pool.StatusRetrying, b.item(t, a, c).Status, "the expiry, a failed attempt")
+		require.ErrorIs(t, b.eng.Complete(b.ctx, l, "late"), queue.ErrLeaseLost)
+	})
+
 	t.Run("TotalCalls", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		ps := b.runningCampaign(t, allDay(10, 3), pool.Parallel, pool.Parallel)
+		_, ps := b.runningCampaign(t, allDay(10, 3), pool.Parallel, pool.Parallel)
 		a, p := ps[0].UUID, ps[1].UUID
 		c := uuid.New()
 		b.addContacts(t, a, c)
@@ -149,7 +176,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	t.Run("ReleasedCallsDoNotCount", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		ps := b.runningCampaign(t, allDay(1, 1), pool.Parallel, pool.Parallel)
+		_, ps := b.runningCampaign(t, allDay(1, 1), pool.Parallel, pool.Parallel)
 		a, p := ps[0].UUID, ps[1].UUID
 		c := uuid.New()
 		b.addContacts(t, a, c)
@@ -166,10 +193,69 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		require.Equal(t, campaign.NoteContactCeiling, b.item(t, a, c).Notes)
 	})
 
+	// More passed-over items than one read of the due set holds ahead
+	// of one that may be called: the claim reads past them.
+	t.Run("PassedBeyondABatch", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.FIFO)
+		a, p := ps[0].UUID, ps[1].UUID
+		busy := make([]uuid.UUID, 100) // more than admissionBatch (64)
+		for i := range busy {
+			busy[i] = uuid.New()
+		}
+		b.addContacts(t, a, busy...)
+		_, err := b.eng.UpdatePool(b.ctx, a, pool.UpdateParams{MaxParallelItems: new(len(busy))})
+		require.NoError(t, err)
+		ls, err := b.eng.DequeueN(b.ctx, a, len(busy))
+		require.NoError(t, err)
+		require.Len(t, ls, len(busy))
+		free := uuid.New()
+		b.addContacts(t, p, append(busy, free)...)
+
+		l, err := b.eng.TryDequeue(b.ctx, p)
+		require.NoError(t, err, "a contact not in a call is due")
+		require.Equal(t, free, l.ContactUUID)
+	})
+
+	// A list whose contacts have no calls left, put into another pool of
+	// the campaign, fails a thousand items a transaction (maxDeferrals),
+	// not all in one that holds the writer.
+	t.Run("CeilingFailuresBounded", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, ps := b.runningCampaign(t, allDay(10, 1), pool.Parallel, pool.Parallel)
+		a, p := ps[0].UUID, ps[1].UUID
+		const n = 2500
+		contacts := make([]uuid.UUID, n)
+		for i := range contacts {
+			contacts[i] = uuid.New()
+		}
+		b.addContacts(t, a, contacts...)
+		for done := 0; done < n; {
+			ls, err := b.eng.DequeueN(b.ctx, a, 100)
+			require.NoError(t, err)
+			outs := make([]queue.Outcome, len(ls))
+			for i, l := range ls {
+				outs[i] = queue.Outcome{Lease: l}
+			}
+			_, err = b.eng.Settle(b.ctx, outs...)
+			require.NoError(t, err)
+			done += len(ls)
+		}
+		b.addContacts(t, p, contacts...)
+
+		before := b.eng.Stats().Transactions
+		_, err := b.eng.TryDequeue(b.ctx, p)
+		require.ErrorIs(t, err, queue.ErrEmpty)
+		require.Equal(t, n, b.counts(t, p)[pool.StatusFailed])
+		require.GreaterOrEqual(t, b.eng.Stats().Transactions-before, uint64(3), "2,500 failures, at most ~1,000 a transaction")
+	})
+
 	t.Run("CallsPerDay", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t) // 09:00 UTC
-		ps := b.runningCampaign(t, allDay(2, 10), pool.Parallel, pool.LIFO)
+		_, ps := b.runningCampaign(t, allDay(2, 10), pool.Parallel, pool.LIFO)
 		a, p := ps[0].UUID, ps[1].UUID
 		c := uuid.New()
 		b.addContacts(t, a, c)

@@ -32,7 +32,9 @@ const reclaimBatch = 64
 // flight in another of them is passed over (left due), and the attempts
 // and the day's calls of the contact's items there count with its own.
 // Cost: an index seek, whatever the number of items (under a rule, and a
-// seek per contact and pool of the campaign).
+// seek per contact and pool of the campaign); the items a claim skips,
+// postpones or fails on its way leave the due set, each once, at most
+// 1,000 a transaction.
 func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
 	ls, err := e.tryDequeue(ctx, poolID, 1)
 	if err != nil {
@@ -225,9 +227,9 @@ func (e *Engine) giveBackAtClose(ctx context.Context, leases []*Lease) error {
 // transaction looks at. It never leaves tryDequeue.
 var errMore = errors.New("queue: claim: more to look at")
 
-// admissionBatch is how many due items a claim under a rule reads at a
-// time once the rule has deferred one, so that items the rule defers cost
-// a query per batch, not each. Until then it reads what it wants: the
+// admissionBatch is how many due items a claim reads at a time once it
+// has deferred one (or passed one over, or failed one at the ceiling), so
+// that such items cost a query per batch, not each. Until then it reads what it wants: the
 // common case, where the next item may be called, reads no more than a
 // plain pool's claim.
 const admissionBatch = 64
@@ -343,7 +345,12 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 			}
 			changes = append(changes, store.Change{From: it.Status, Item: out})
 			if !ok {
-				continue // failed at the ceiling instead
+				// Failed at the ceiling instead: a deferral too, so that a
+				// list whose contacts have no calls left (recycled into
+				// another pool of the campaign, say) is failed a thousand
+				// items a transaction, not all in one that holds the writer.
+				adm.defers++
+				continue
 			}
 			leases = append(leases, newLease(out))
 		}

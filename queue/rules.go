@@ -12,12 +12,12 @@ import (
 // escalationsKey is the wake-up key of WatchEscalations: no pool has it.
 var escalationsKey = uuid.Max
 
-// maxDeferrals bounds the items one claim transaction may skip or
-// postpone (outside their window, over their day's cap, on the
-// do-not-call list) before it commits them and a new transaction goes on:
-// a pool of a million contacts whose zone is asleep is moved out of the
-// due set a thousand at a time, never in one long transaction that holds
-// the writer.
+// maxDeferrals bounds the items one claim transaction may skip, postpone
+// (outside their window, over their day's cap, on the do-not-call list)
+// or fail at the ceiling before it commits them and a new transaction goes
+// on: a pool of a million contacts whose zone is asleep is moved out of
+// the due set a thousand at a time, never in one long transaction that
+// holds the writer (and, on PostgreSQL, its campaign's lock).
 const maxDeferrals = 1000
 
 // admission is what the rule that governs a pool decides for the due items
@@ -30,7 +30,7 @@ type admission struct {
 	dnc    map[uuid.UUID]bool
 	opted  map[uuid.UUID]bool
 	others map[uuid.UUID][]pool.Item // by contact
-	defers int                       // items skipped or postponed by this claim
+	defers int                       // items skipped, postponed or failed at the ceiling by this claim
 }
 
 // verdict is what admission decides for one due item.
