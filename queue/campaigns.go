@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -457,14 +458,34 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 
 // DetachPool detaches a pool from a campaign and reports whether it was
 // attached. A pool attached to no campaign any more dispatches under its
-// own settings again. Errors: [store.ErrNotFound] for the campaign or the
-// pool.
+// own settings again. A pool cannot leave the campaign that governs it (In
+// Process or Paused) while it has items in flight ([ErrInFlight]): its
+// calls would go on outside the campaign, where the campaign's other pools
+// no longer see them, and the contact could be called from one of those
+// at the same time. Pause the campaign and let the calls end, or wait for
+// them. Errors: [store.ErrNotFound] for the campaign or the pool.
 func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
 	if err := checkIDAnd("uuid", id, checkID("pool_uuid", poolID)); err != nil {
 		return false, fmt.Errorf("detach pool: %w", err)
 	}
 	var detached bool
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) (err error) {
+		c, err := tx.Campaign(ctx, id)
+		if err != nil {
+			return err
+		}
+		if c.Status.Governs() && slices.Contains(c.PoolUUIDs, poolID) {
+			if _, _, err := e.poolNow(ctx, tx, poolID); err != nil { // an expired lease holds nothing up
+				return err
+			}
+			n, err := tx.InFlight(ctx, poolID)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return fmt.Errorf("pool %s has %d items in flight under campaign %s: %w", poolID, n, id, ErrInFlight)
+			}
+		}
 		detached, err = tx.DetachPool(ctx, id, poolID)
 		if err == nil && detached {
 			signal(tx, poolID)

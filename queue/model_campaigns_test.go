@@ -233,6 +233,17 @@ func (m *modelMachine) detach(t *rapid.T) {
 	p := m.drawPool(t)
 	detached, err := m.eng.DetachPool(m.ctx, c.id, p.id)
 	t.Logf("Detach campaign=%d pool=%d → %v err=%v", c.idx, p.idx, detached, err)
+	if p.governor() == c {
+		// A pool leaves its governing campaign only with no call in
+		// flight (its expired leases applied first, as a failure each).
+		now := m.now()
+		live := slices.ContainsFunc(p.items, func(it *modelItem) bool { return it.inFlight() && !p.expired(it, now) })
+		if live {
+			require.ErrorIs(t, err, queue.ErrInFlight, "Detach of a pool with calls in flight")
+			return
+		}
+		p.expireAll(now)
+	}
 	require.NoError(t, err, "Detach")
 	require.Equal(t, c.has(p), detached, "Detach reports whether the pool was attached")
 	c.pools = slices.DeleteFunc(c.pools, func(x *modelPool) bool { return x == p })

@@ -115,7 +115,7 @@
 //	DELETE /api/v1/campaigns/{uuid}            200 data: null; 409 CONFLICT while In Process or Paused
 //	POST   /api/v1/campaigns/{uuid}/start      200 "Campaign is In Process"; also pause, resume, complete, archive
 //	POST   /api/v1/campaigns/{uuid}/pools      200 {"pools_attached", "pools_skipped", "pool_uuids_not_found"}; body {"pool_uuids": [...]}
-//	DELETE /api/v1/campaigns/{uuid}/pools/{p}  200 {"campaign_uuid", "pool_uuid", "detached"}
+//	DELETE /api/v1/campaigns/{uuid}/pools/{p}  200 {"campaign_uuid", "pool_uuid", "detached"}; 409 IN_FLIGHT while the pool has calls under the running (or paused) campaign
 //	PUT    /api/v1/campaigns/{uuid}/rule       200 "Rule assigned to campaign", data: campaign_uuid and the rule's fields
 //
 // Dispatch follows the campaign: a pool attached to a campaign is dialled
@@ -125,8 +125,9 @@
 // governs the pool: max_total_calls is the ceiling of a contact's attempts
 // over the campaign's pools (instead of each pool's max_retries + 1), as
 // max_calls_per_day is of its calls a day, retry_interval_minutes the delay
-// of a retry, and a contact is in one call at a time. A pool has at most one running or paused campaign:
-// starting a second one over it is a 409 CONFLICT. An action the status
+// of a retry, and a contact is in one call at a time. A pool has at most
+// one running or paused campaign: starting a second one over it is a 409
+// CONFLICT. An action the status
 // does not allow (pause a Draft) is a 409 WRONG_STATUS; attaching an
 // inactive pool is a 422 on pool_uuids[i]; unknown pools are reported in
 // pool_uuids_not_found, not an error. Attach is additive and idempotent.
