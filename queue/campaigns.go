@@ -459,11 +459,12 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 // DetachPool detaches a pool from a campaign and reports whether it was
 // attached. A pool attached to no campaign any more dispatches under its
 // own settings again. A pool cannot leave the campaign that governs it (In
-// Process or Paused) while it has items in flight ([ErrInFlight]): its
-// calls would go on outside the campaign, where the campaign's other pools
-// no longer see them, and the contact could be called from one of those
-// at the same time. Pause the campaign and let the calls end, or wait for
-// them. Errors: [store.ErrNotFound] for the campaign or the pool.
+// Process or Paused) while a contact it shares with the campaign's other
+// pools is in a call from one of them, this pool included ([ErrInFlight],
+// naming the contact): once apart, neither side would see the other's
+// call, and the contact could be called from both at once. Let the call
+// end (pause the campaign to start no more), then detach. Errors:
+// [store.ErrNotFound] for the campaign or the pool.
 func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
 	if err := checkIDAnd("uuid", id, checkID("pool_uuid", poolID)); err != nil {
 		return false, fmt.Errorf("detach pool: %w", err)
@@ -475,15 +476,8 @@ func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, er
 			return err
 		}
 		if c.Status.Governs() && slices.Contains(c.PoolUUIDs, poolID) {
-			if _, _, err := e.poolNow(ctx, tx, poolID); err != nil { // an expired lease holds nothing up
+			if err := sharedCall(ctx, tx, c, poolID); err != nil {
 				return err
-			}
-			n, err := tx.InFlight(ctx, poolID)
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				return fmt.Errorf("pool %s has %d items in flight under campaign %s: %w", poolID, n, id, ErrInFlight)
 			}
 		}
 		detached, err = tx.DetachPool(ctx, id, poolID)
@@ -499,6 +493,66 @@ func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, er
 		e.wakePools(poolID)
 	}
 	return detached, nil
+}
+
+// sharedCall returns ErrInFlight when a contact is in a call (under a lease
+// that has not ended) from a pool of campaign c and has an item across the
+// line that detaching poolID would draw: in poolID for a call from another
+// pool, in another pool for a call from poolID. On PostgreSQL the caller
+// holds the campaign's lock (tx.Campaign), which every claim under its
+// rule takes too: no call starts meanwhile. Cost: the calls in flight in
+// the campaign's pools, and a seek per call and pool.
+func sharedCall(ctx context.Context, tx *wtx, c campaign.Campaign, poolID uuid.UUID) error {
+	for _, q := range c.PoolUUIDs {
+		live, err := liveCalls(ctx, tx, q)
+		if err != nil {
+			return err
+		}
+		if len(live) == 0 {
+			continue
+		}
+		items, err := tx.CampaignItems(ctx, c.UUID, q, live...)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if q == poolID || it.PoolUUID == poolID {
+				return fmt.Errorf("contact %s is in a call from pool %s of campaign %s and has an item in pool %s: %w",
+					it.ContactUUID, q, c.UUID, it.PoolUUID, ErrInFlight)
+			}
+		}
+	}
+	return nil
+}
+
+// liveCalls returns the contacts of pool id's items in flight under a
+// lease that has not ended at tx.Now.
+func liveCalls(ctx context.Context, tx *wtx, id uuid.UUID) ([]uuid.UUID, error) {
+	var out []uuid.UUID
+	for _, st := range []pool.Status{pool.StatusProcessing, pool.StatusInCall} {
+		for page := 1; ; page++ {
+			q, err := pool.ItemQuery{Status: st, Page: page, PerPage: pool.MaxPerPage}.Normalize()
+			if err != nil {
+				return nil, err
+			}
+			items, total, err := tx.Items(ctx, id, q)
+			if err != nil {
+				if isNotFound(err) {
+					return nil, nil // deleted: no calls
+				}
+				return nil, err
+			}
+			for _, it := range items {
+				if it.LeaseExpiresAt.After(tx.Now) {
+					out = append(out, it.ContactUUID)
+				}
+			}
+			if page*q.PerPage >= total {
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // wakePools wakes the Dequeues blocked on the pools.

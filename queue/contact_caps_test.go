@@ -119,31 +119,57 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		require.Equal(t, c, l.ContactUUID)
 	})
 
-	// A pool cannot leave its campaign mid-call: the campaign's other
-	// pools would no longer see the call.
+	// A pool cannot leave its campaign while a contact it shares with the
+	// campaign is in a call from either side: apart, neither would see
+	// the other's call.
 	t.Run("DetachMidCall", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
-		a, p := ps[0].UUID, ps[1].UUID
-		c := uuid.New()
-		b.addContacts(t, a, c)
+		k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel, pool.Parallel)
+		a, p, other := ps[0].UUID, ps[1].UUID, ps[2].UUID
+		c, alone := uuid.New(), uuid.New()
+		b.addContacts(t, a, c, alone)
 		b.addContacts(t, p, c)
 
 		l, err := b.eng.TryDequeue(b.ctx, a)
 		require.NoError(t, err)
-		_, err = b.eng.DetachPool(b.ctx, k, a)
+		require.Equal(t, c, l.ContactUUID)
+		_, err = b.eng.DetachPool(b.ctx, k, a) // the call is in a, c has an item in p
+		require.ErrorIs(t, err, queue.ErrInFlight)
+		_, err = b.eng.DetachPool(b.ctx, k, p) // the call is in a, c has an item in p
 		require.ErrorIs(t, err, queue.ErrInFlight)
 		_, err = b.eng.TryDequeue(b.ctx, p)
 		require.ErrorIs(t, err, queue.ErrEmpty, "c is still in a call from a pool of the campaign")
+		detached, err := b.eng.DetachPool(b.ctx, k, other) // c has no item there
+		require.NoError(t, err)
+		require.True(t, detached)
 
-		// An ended lease holds nothing up: its expiry is applied.
+		// A lease that has ended is no obstacle (and detach writes
+		// nothing: the expiry waits for the pool's next write).
 		b.clock.Advance(testLease)
+		detached, err = b.eng.DetachPool(b.ctx, k, p)
+		require.NoError(t, err)
+		require.True(t, detached)
+		require.Equal(t, pool.StatusProcessing, b.item(t, a, c).Status)
+		require.ErrorIs(t, b.eng.Complete(b.ctx, l, "late"), queue.ErrLeaseLost)
+	})
+
+	// A call to a contact the pool does not share is no obstacle.
+	t.Run("DetachWithACallOfItsOwn", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
+		a, p := ps[0].UUID, ps[1].UUID
+		alone := uuid.New()
+		b.addContacts(t, a, alone)
+		b.addContacts(t, p, uuid.New())
+		for _, from := range []uuid.UUID{a, p} {
+			_, err := b.eng.TryDequeue(b.ctx, from)
+			require.NoError(t, err)
+		}
 		detached, err := b.eng.DetachPool(b.ctx, k, a)
 		require.NoError(t, err)
 		require.True(t, detached)
-		require.Equal(t, pool.StatusRetrying, b.item(t, a, c).Status, "the expiry, a failed attempt")
-		require.ErrorIs(t, b.eng.Complete(b.ctx, l, "late"), queue.ErrLeaseLost)
 	})
 
 	t.Run("TotalCalls", func(t *testing.T) {

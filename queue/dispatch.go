@@ -33,8 +33,8 @@ const reclaimBatch = 64
 // and the day's calls of the contact's items there count with its own.
 // Cost: an index seek, whatever the number of items (under a rule, and a
 // seek per contact and pool of the campaign); the items a claim skips,
-// postpones or fails on its way leave the due set, each once, at most
-// 1,000 a transaction.
+// postpones or fails on its way leave the due set, each once, about 1,000
+// a transaction (see maxDeferrals).
 func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
 	ls, err := e.tryDequeue(ctx, poolID, 1)
 	if err != nil {

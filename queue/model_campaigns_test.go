@@ -233,20 +233,32 @@ func (m *modelMachine) detach(t *rapid.T) {
 	p := m.drawPool(t)
 	detached, err := m.eng.DetachPool(m.ctx, c.id, p.id)
 	t.Logf("Detach campaign=%d pool=%d → %v err=%v", c.idx, p.idx, detached, err)
-	if p.governor() == c {
-		// A pool leaves its governing campaign only with no call in
-		// flight (its expired leases applied first, as a failure each).
-		now := m.now()
-		live := slices.ContainsFunc(p.items, func(it *modelItem) bool { return it.inFlight() && !p.expired(it, now) })
-		if live {
-			require.ErrorIs(t, err, queue.ErrInFlight, "Detach of a pool with calls in flight")
-			return
-		}
-		p.expireAll(now)
+	if p.governor() == c && c.callAcross(p, m.now()) {
+		require.ErrorIs(t, err, queue.ErrInFlight, "Detach of a pool while a contact it shares with the campaign is in a call")
+		return
 	}
 	require.NoError(t, err, "Detach")
 	require.Equal(t, c.has(p), detached, "Detach reports whether the pool was attached")
 	c.pools = slices.DeleteFunc(c.pools, func(x *modelPool) bool { return x == p })
+}
+
+// callAcross reports whether a contact is in a call (a lease not ended at
+// now) from a pool of c and has an item in another pool of c, one of the
+// two being p: detaching p would put the call and the item apart.
+func (c *modelCampaign) callAcross(p *modelPool, now time.Time) bool {
+	for _, q := range c.pools {
+		for _, it := range q.items {
+			if !it.inFlight() || !it.leaseExp.After(now) {
+				continue
+			}
+			for _, r := range c.pools {
+				if r != q && (q == p || r == p) && r.find(it.contact) != nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // modelAfter is the campaign status machine, written out again.

@@ -15,7 +15,8 @@ var escalationsKey = uuid.Max
 // maxDeferrals bounds the items one claim transaction may skip, postpone
 // (outside their window, over their day's cap, on the do-not-call list)
 // or fail at the ceiling before it commits them and a new transaction goes
-// on: a pool of a million contacts whose zone is asleep is moved out of
+// on (checked between reads of the due set, so one may go past it by a
+// read's worth): a pool of a million contacts whose zone is asleep is moved out of
 // the due set a thousand at a time, never in one long transaction that
 // holds the writer (and, on PostgreSQL, its campaign's lock).
 const maxDeferrals = 1000
@@ -91,8 +92,10 @@ func (a *admission) look(ctx context.Context, tx *wtx, due []pool.Item) error {
 // The rule's caps are the contact's: the ceiling is max_total_calls less
 // the attempts of the contact's items in the campaign's other pools, and
 // their calls count against the day's cap with the item's own. An item
-// whose attempts reach the ceiling is admitted as it is, for Dispatched to
-// fail it: the ceiling comes first, then the call in flight elsewhere.
+// whose own attempts reach the ceiling is admitted as it is, for
+// Dispatched to fail it: that comes first; then the call in flight
+// elsewhere (passed over now, failed later if the contact's attempts
+// reach it), then the contact's ceiling.
 func (a *admission) decide(it pool.Item, now time.Time) (out pool.Item, ceiling int, v verdict, err error) {
 	if a.g.rule == nil || it.Attempts >= a.g.ceiling {
 		return it, a.g.ceiling, admit, nil

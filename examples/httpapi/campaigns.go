@@ -345,7 +345,7 @@ func (s *server) detachPool(w http.ResponseWriter, r *http.Request) error {
 	}
 	detached, err := s.eng.DetachPool(r.Context(), id, p)
 	if err != nil {
-		return err // the pool's 404
+		return err // the pool's 404, or 409 IN_FLIGHT (a shared contact in a call)
 	}
 	s.ok(w, http.StatusOK, "Pool detached from campaign", map[string]any{"campaign_uuid": id, "pool_uuid": p, "detached": detached})
 	return nil

@@ -215,6 +215,26 @@ func TestCampaigns(t *testing.T) {
 		require.Equal(t, pool.StatusFailed, data[pool.Item](t, res).Status, "the rule's ceiling, not the pool's")
 	})
 
+	// A pool leaves its running campaign only while no contact it shares
+	// with the others is in a call: 409 IN_FLIGHT, nothing changed.
+	t.Run("DetachMidCall", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.atNoon() // inside the rule's default window
+		a, p := b.createPool("Renewals", pool.Parallel, 5), b.createPool("Winback", pool.Parallel, 5)
+		shared := b.addContacts(a.UUID, 1, 0)
+		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/contacts", map[string]any{"contact_uuids": shared})
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		r := b.createRule(map[string]any{"name": "Spring rule"})
+		c := b.createCampaign("Spring", &r.UUID, a.UUID, p.UUID)
+		require.Equal(t, http.StatusOK, b.act(c.UUID, campaign.Start).Status)
+		require.Equal(t, shared[0], b.claim(a.UUID).ContactUUID)
+		b.unchanged(func() {
+			requireError(t, b.do("DELETE", "/api/v1/campaigns/"+c.UUID.String()+"/pools/"+a.UUID.String(), nil),
+				http.StatusConflict, CodeInFlight)
+		})
+	})
+
 	t.Run("AssignRule", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -115,7 +115,7 @@
 //	DELETE /api/v1/campaigns/{uuid}            200 data: null; 409 CONFLICT while In Process or Paused
 //	POST   /api/v1/campaigns/{uuid}/start      200 "Campaign is In Process"; also pause, resume, complete, archive
 //	POST   /api/v1/campaigns/{uuid}/pools      200 {"pools_attached", "pools_skipped", "pool_uuids_not_found"}; body {"pool_uuids": [...]}
-//	DELETE /api/v1/campaigns/{uuid}/pools/{p}  200 {"campaign_uuid", "pool_uuid", "detached"}; 409 IN_FLIGHT while the pool has calls under the running (or paused) campaign
+//	DELETE /api/v1/campaigns/{uuid}/pools/{p}  200 {"campaign_uuid", "pool_uuid", "detached"}; 409 IN_FLIGHT while a contact the pool shares with the running (or paused) campaign's other pools is in a call
 //	PUT    /api/v1/campaigns/{uuid}/rule       200 "Rule assigned to campaign", data: campaign_uuid and the rule's fields
 //
 // Dispatch follows the campaign: a pool attached to a campaign is dialled
