@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
@@ -39,13 +38,7 @@ func BenchmarkPostgresCampaign(b *testing.B) {
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
-				runCycle(b, engines, 16, func(ctx context.Context, eng *queue.Engine) (int, error) {
-					l, err := eng.Dequeue(ctx, p.UUID)
-					if err != nil {
-						return 0, err
-					}
-					return 1, eng.Complete(ctx, l, "")
-				})
+				runCycle(b, engines, 16, dequeueComplete(p.UUID))
 				perSecond(b, b.N)
 			})
 		}

@@ -32,6 +32,18 @@ func (b *testBundle) runningCampaign(t *testing.T, p campaign.CreateRuleParams, 
 	return c.UUID, pools
 }
 
+// sharedContact starts a campaign under rule p with two new pools of
+// types t1 and t2 that both hold one new contact, and returns the pools
+// and the contact.
+func (b *testBundle) sharedContact(t *testing.T, p campaign.CreateRuleParams, t1, t2 pool.Type) (a, q, c uuid.UUID) {
+	t.Helper()
+	_, ps := b.runningCampaign(t, p, t1, t2)
+	a, q, c = ps[0].UUID, ps[1].UUID, uuid.New()
+	b.addContacts(t, a, c)
+	b.addContacts(t, q, c)
+	return a, q, c
+}
+
 // addContacts adds the contacts, in order, to pool p.
 func (b *testBundle) addContacts(t *testing.T, p uuid.UUID, contacts ...uuid.UUID) {
 	t.Helper()
@@ -99,11 +111,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	t.Run("EndedLease", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
-		a, p := ps[0].UUID, ps[1].UUID
-		c := uuid.New()
-		b.addContacts(t, a, c)
-		b.addContacts(t, p, c)
+		a, p, c := b.sharedContact(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 
 		_, err := b.eng.TryDequeue(b.ctx, a)
 		require.NoError(t, err)
@@ -175,11 +183,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	t.Run("TotalCalls", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, ps := b.runningCampaign(t, allDay(10, 3), pool.Parallel, pool.Parallel)
-		a, p := ps[0].UUID, ps[1].UUID
-		c := uuid.New()
-		b.addContacts(t, a, c)
-		b.addContacts(t, p, c)
+		a, p, c := b.sharedContact(t, allDay(10, 3), pool.Parallel, pool.Parallel)
 
 		for i, from := range []uuid.UUID{a, p, a} {
 			l, err := b.eng.TryDequeue(b.ctx, from)
@@ -202,11 +206,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	t.Run("ReleasedCallsDoNotCount", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, ps := b.runningCampaign(t, allDay(1, 1), pool.Parallel, pool.Parallel)
-		a, p := ps[0].UUID, ps[1].UUID
-		c := uuid.New()
-		b.addContacts(t, a, c)
-		b.addContacts(t, p, c)
+		a, p, c := b.sharedContact(t, allDay(1, 1), pool.Parallel, pool.Parallel)
 
 		l, err := b.eng.TryDequeue(b.ctx, a)
 		require.NoError(t, err)
@@ -281,11 +281,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	t.Run("CallsPerDay", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t) // 09:00 UTC
-		_, ps := b.runningCampaign(t, allDay(2, 10), pool.Parallel, pool.LIFO)
-		a, p := ps[0].UUID, ps[1].UUID
-		c := uuid.New()
-		b.addContacts(t, a, c)
-		b.addContacts(t, p, c)
+		a, p, c := b.sharedContact(t, allDay(2, 10), pool.Parallel, pool.LIFO)
 
 		for i, from := range []uuid.UUID{a, p} {
 			l, err := b.eng.TryDequeue(b.ctx, from)
