@@ -229,9 +229,9 @@ var errMore = errors.New("queue: claim: more to look at")
 
 // admissionBatch is how many due items a claim reads at a time once it
 // has deferred one (or passed one over, or failed one at the ceiling), so
-// that such items cost a query per batch, not each. Until then it reads what it wants: the
-// common case, where the next item may be called, reads no more than a
-// plain pool's claim.
+// that such items cost a query per batch, not each. Until then it reads
+// what it wants: the common case, where the next item may be called,
+// reads no more than a plain pool's claim.
 const admissionBatch = 64
 
 // claimKey is the group-commit key of the dequeues of a pool.

@@ -16,9 +16,10 @@ var escalationsKey = uuid.Max
 // (outside their window, over their day's cap, on the do-not-call list)
 // or fail at the ceiling before it commits them and a new transaction goes
 // on (checked between reads of the due set, so one may go past it by a
-// read's worth): a pool of a million contacts whose zone is asleep is moved out of
-// the due set a thousand at a time, never in one long transaction that
-// holds the writer (and, on PostgreSQL, its campaign's lock).
+// read's worth): a pool of a million contacts whose zone is asleep is
+// moved out of the due set a thousand at a time, never in one long
+// transaction that holds the writer (and, on PostgreSQL, its campaign's
+// lock).
 const maxDeferrals = 1000
 
 // admission is what the rule that governs a pool decides for the due items
