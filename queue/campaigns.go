@@ -498,16 +498,22 @@ func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, er
 // sharedCall returns ErrInFlight when a contact is in a call (under a lease
 // that has not ended) from a pool of campaign c and has an item across the
 // line that detaching poolID would draw: in poolID for a call from another
-// pool, in another pool for a call from poolID. On PostgreSQL the caller
-// holds the campaign's lock (tx.Campaign), which every claim under its
-// rule takes too: no call starts meanwhile. Cost: the calls in flight in
-// the campaign's pools, and a seek per call and pool.
+// pool, in another pool for a call from poolID. It takes no pool's lock: on
+// PostgreSQL it holds the campaign's (CampaignCalls), which every claim
+// under its rule takes too, so no call starts meanwhile, and a call that
+// ends meanwhile only makes it refuse. Cost: a walk of the pools' lease
+// indexes, and a seek per call and pool.
 func sharedCall(ctx context.Context, tx *wtx, c campaign.Campaign, poolID uuid.UUID) error {
+	calls, err := tx.CampaignCalls(ctx, c.UUID, tx.Now)
+	if err != nil || len(calls) == 0 {
+		return err
+	}
+	byPool := make(map[uuid.UUID][]uuid.UUID, len(c.PoolUUIDs))
+	for _, it := range calls {
+		byPool[it.PoolUUID] = append(byPool[it.PoolUUID], it.ContactUUID)
+	}
 	for _, q := range c.PoolUUIDs {
-		live, err := liveCalls(ctx, tx, q)
-		if err != nil {
-			return err
-		}
+		live := byPool[q]
 		if len(live) == 0 {
 			continue
 		}
@@ -523,36 +529,6 @@ func sharedCall(ctx context.Context, tx *wtx, c campaign.Campaign, poolID uuid.U
 		}
 	}
 	return nil
-}
-
-// liveCalls returns the contacts of pool id's items in flight under a
-// lease that has not ended at tx.Now.
-func liveCalls(ctx context.Context, tx *wtx, id uuid.UUID) ([]uuid.UUID, error) {
-	var out []uuid.UUID
-	for _, st := range []pool.Status{pool.StatusProcessing, pool.StatusInCall} {
-		for page := 1; ; page++ {
-			q, err := pool.ItemQuery{Status: st, Page: page, PerPage: pool.MaxPerPage}.Normalize()
-			if err != nil {
-				return nil, err
-			}
-			items, total, err := tx.Items(ctx, id, q)
-			if err != nil {
-				if isNotFound(err) {
-					return nil, nil // deleted: no calls
-				}
-				return nil, err
-			}
-			for _, it := range items {
-				if it.LeaseExpiresAt.After(tx.Now) {
-					out = append(out, it.ContactUUID)
-				}
-			}
-			if page*q.PerPage >= total {
-				break
-			}
-		}
-	}
-	return out, nil
 }
 
 // wakePools wakes the Dequeues blocked on the pools.

@@ -258,6 +258,14 @@ type Tx interface {
 	// campaign's pools, which all read this, run one after the other across
 	// nodes, so that each reads what the one before it dispatched.
 	CampaignItems(ctx context.Context, id, except uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error)
+	// CampaignCalls returns the items in flight (Processing or In_Call) in
+	// the pools attached to campaign id whose lease ends after after, in no
+	// particular order: the calls under way. A walk of each pool's lease
+	// index, without the pools' locks: PostgreSQL, in a write transaction,
+	// takes the campaign's lock, as CampaignItems does, and no claim under
+	// the campaign's rule starts a call while it is held. An unknown
+	// campaign has none.
+	CampaignCalls(ctx context.Context, id uuid.UUID, after time.Time) ([]pool.Item, error)
 
 	// AddDNC puts contacts on the do-not-call list, added at at; those on
 	// it already keep their entry. It returns how many it added.

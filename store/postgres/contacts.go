@@ -68,6 +68,12 @@ WHERE i.contact_uuid = $1 AND i.pool_id = ANY($2::bigint[]) ORDER BY i.pool_id`
 JOIN items i ON i.pool_id = cp.pool_id AND i.contact_uuid = ANY($3::uuid[])
 WHERE cp.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND p.uuid <> $2`
 
+	// campaignCallsSQL walks a campaign's pools and, in each, items_lease
+	// from $2 on.
+	campaignCallsSQL = `SELECT ` + itemCols + `, p.uuid FROM campaign_pools cp JOIN pools p ON p.id = cp.pool_id
+JOIN items i ON i.pool_id = cp.pool_id AND i.status IN ('Processing', 'In_Call') AND i.lease_expires_at > $2
+WHERE cp.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1)`
+
 	addDNCSQL    = `INSERT INTO dnc (contact_uuid, added_at) SELECT c, $2 FROM unnest($1::uuid[]) c ON CONFLICT DO NOTHING`
 	removeDNCSQL = `DELETE FROM dnc WHERE contact_uuid = ANY($1::uuid[])`
 	onDNCSQL     = `SELECT contact_uuid FROM dnc WHERE contact_uuid = ANY($1::uuid[])`
@@ -160,6 +166,31 @@ func (t *txn) CampaignItems(ctx context.Context, id, except uuid.UUID, contacts 
 		return []pool.Item{}, nil
 	}
 	rows, err := t.query(ctx, campaignItemsSQL, id, except, contacts)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	return t.scanPoolItems(rows, op)
+}
+
+// CampaignCalls returns the items in flight in the pools of campaign id
+// whose lease ends after after, in one statement. O(P log n + k) for P
+// pools and k such items. In a write transaction it takes the campaign's
+// lock first, as CampaignItems does, and no pool's.
+func (t *txn) CampaignCalls(ctx context.Context, id uuid.UUID, after time.Time) ([]pool.Item, error) {
+	const op = "campaign calls"
+	at, err := nanos(after)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if !t.readOnly {
+		if _, err := t.lockCampaign(ctx, id); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return []pool.Item{}, nil
+			}
+			return nil, wrap(op, err)
+		}
+	}
+	rows, err := t.query(ctx, campaignCallsSQL, id, at)
 	if err != nil {
 		return nil, wrap(op, err)
 	}

@@ -39,6 +39,12 @@ WHERE c.uuid = ?1 AND p.uuid <> ?2 AND i.pool_id = p.id
 JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id CROSS JOIN items i
 WHERE c.uuid = ?1 AND p.uuid <> ?2 AND i.pool_id = p.id AND i.contact_uuid = ?3`
 
+	// campaignCallsSQL walks a campaign's pools and, in each, items_lease
+	// from ?2 on.
+	campaignCallsSQL = `SELECT ` + itemCols + `, p.uuid FROM campaigns c
+JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id CROSS JOIN items i
+WHERE c.uuid = ?1 AND i.pool_id = p.id AND i.status IN ('Processing', 'In_Call') AND i.lease_expires_at > ?2`
+
 	// contactListSQL is the contacts of a JSON array of hex UUIDs.
 	contactListSQL = `SELECT unhex(value) FROM json_each(?)`
 
@@ -116,6 +122,22 @@ func (t *txn) CampaignItems(ctx context.Context, id, except uuid.UUID, contacts 
 		}
 		rows, err = t.query(ctx, campaignItemsSQL, blob(id), blob(except), list)
 	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	return scanPoolItems(rows, op)
+}
+
+// CampaignCalls returns the items in flight in the pools of campaign id
+// whose lease ends after after, in one statement. O(P log n + k) for P
+// pools and k such items.
+func (t *txn) CampaignCalls(ctx context.Context, id uuid.UUID, after time.Time) ([]pool.Item, error) {
+	const op = "campaign calls"
+	at, err := nanos(after)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(ctx, campaignCallsSQL, blob(id), at)
 	if err != nil {
 		return nil, wrap(op, err)
 	}

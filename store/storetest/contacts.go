@@ -27,6 +27,7 @@ func contactTests() []test {
 		{"ContactItems/SeesItsOwnWrites", testContactItemsOwnWrites},
 		{"CampaignItems/OK", testCampaignItems},
 		{"CampaignItems/SeesItsOwnWrites", testCampaignItemsOwnWrites},
+		{"CampaignCalls/OK", testCampaignCalls},
 		{"DNC/AddRemove", testDNCAddRemove},
 		{"DNC/OnDNC", testOnDNC},
 		{"DNC/Listed", testListed},
@@ -244,6 +245,49 @@ func testCampaignItemsOwnWrites(t *testing.T, b *bundle) {
 			require.Equal(t, pool.StatusProcessing, it.Status)
 			require.Equal(t, 1, it.Attempts)
 		}
+	}
+}
+
+// testCampaignCalls checks that CampaignCalls returns the items in flight
+// in the campaign's pools whose lease ends after the time asked, as
+// ItemByID does (PoolUUID set): not those of a pool of another campaign or
+// of none, not a lease that ended then or before, not a waiting item.
+func testCampaignCalls(t *testing.T, b *bundle) {
+	p1, p2, other := b.insertPool(), b.insertPool(), b.insertPool()
+	k := b.insertCampaign(newCampaign(nil))
+	b.attachAll(k.UUID, p1, p2)
+	inFlight := func(st pool.Status, lease time.Duration) pool.Item {
+		return pool.Item{ContactUUID: uuid.New(), Status: st, Attempts: 1, StartedAt: ptr(t0), AddedAt: t0,
+			Token: 1, LeaseExpiresAt: at(lease)}
+	}
+	in1 := b.insertItems(p1.UUID, []pool.Item{
+		inFlight(pool.StatusProcessing, time.Hour),
+		inFlight(pool.StatusInCall, 2*time.Hour),
+		inFlight(pool.StatusProcessing, 30*time.Minute), // ends at the time asked: ended
+		{ContactUUID: uuid.New(), Status: pool.StatusPending, AddedAt: t0},
+	})
+	in2 := b.insertItems(p2.UUID, []pool.Item{inFlight(pool.StatusInCall, 3*time.Hour)})
+	b.insertItems(other.UUID, []pool.Item{inFlight(pool.StatusProcessing, time.Hour)})
+	var want []pool.Item
+	for _, it := range []pool.Item{in1[0], in1[1], in2[0]} {
+		want = append(want, b.item(it.ID))
+	}
+	for _, write := range []bool{false, true} {
+		var got, none []pool.Item
+		fn := func(tx store.Tx) (err error) {
+			if got, err = tx.CampaignCalls(b.ctx, k.UUID, at(30*time.Minute)); err != nil {
+				return err
+			}
+			none, err = tx.CampaignCalls(b.ctx, uuid.New(), t0)
+			return err
+		}
+		if write {
+			b.write(fn)
+		} else {
+			b.read(fn)
+		}
+		require.ElementsMatch(t, want, got)
+		require.Empty(t, none, "an unknown campaign")
 	}
 }
 
