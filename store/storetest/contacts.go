@@ -57,11 +57,7 @@ func (b *bundle) contactItems(contact uuid.UUID, write bool) []pool.Item {
 		out, err = tx.ContactItems(b.ctx, contact)
 		return err
 	}
-	if write {
-		b.write(fn)
-	} else {
-		b.read(fn)
-	}
+	b.inTx(write, fn)
 	return out
 }
 
@@ -154,11 +150,7 @@ func (b *bundle) campaignItems(write bool, id, except uuid.UUID, contacts ...uui
 		out, err = tx.CampaignItems(b.ctx, id, except, contacts...)
 		return err
 	}
-	if write {
-		b.write(fn)
-	} else {
-		b.read(fn)
-	}
+	b.inTx(write, fn)
 	return out
 }
 
@@ -281,11 +273,7 @@ func testCampaignCalls(t *testing.T, b *bundle) {
 			none, err = tx.CampaignCalls(b.ctx, uuid.New(), t0)
 			return err
 		}
-		if write {
-			b.write(fn)
-		} else {
-			b.read(fn)
-		}
+		b.inTx(write, fn)
 		require.ElementsMatch(t, want, got)
 		require.Empty(t, none, "an unknown campaign")
 	}

@@ -97,6 +97,17 @@ func (b *bundle) read(fn func(tx store.Tx) error) {
 	require.NoError(b.t, b.st.Read(b.ctx, fn))
 }
 
+// inTx runs fn in a write transaction when write is true, else in a read
+// one, and requires it to succeed.
+func (b *bundle) inTx(write bool, fn func(tx store.Tx) error) {
+	b.t.Helper()
+	if write {
+		b.write(fn)
+	} else {
+		b.read(fn)
+	}
+}
+
 // newPool returns a valid pool that is not stored yet, changed by mods.
 func newPool(mods ...func(*pool.Pool)) pool.Pool {
 	p := pool.Pool{
