@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -125,6 +127,53 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		l, err := b.eng.TryDequeue(b.ctx, p)
 		require.NoError(t, err)
 		require.Equal(t, c, l.ContactUUID)
+	})
+
+	// A claim that runs late in its transaction (behind a slow write of
+	// the same batch, or, on PostgreSQL, a lock wait) judges the other
+	// pools' leases at the transaction's instant, as a settlement of the
+	// same transaction does: an Extend behind it keeps alive the call the
+	// claim saw, and the claim passes the contact over.
+	t.Run("LeaseJudgedAtTheTransactionsInstant", func(t *testing.T) {
+		t.Parallel()
+		clk := newClock()
+		base := openFileStore(t, "")
+		slow := &slowAddStore{Store: base, clk: clk, d: 2 * time.Second}
+		held := &heldStore{Store: slow}
+		eng := openEngine(t, held, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: clk.Now})
+		b := &testBundle{ctx: context.Background(), eng: eng, st: base, clock: clk}
+		a, q, c := b.sharedContact(t, allDay(10, 10), pool.Parallel, pool.Parallel)
+
+		la, err := eng.TryDequeue(b.ctx, a)
+		require.NoError(t, err)
+		clk.Advance(testLease - time.Second) // a's call has a second of lease left
+		z, other := b.pool(t, pool.Parallel, 10, 3), b.pool(t, pool.Parallel, 10, 3)
+		slow.pool.Store(z.UUID)
+
+		// One batch: a held Add, then an Add to z that moves the clock by
+		// 2 s, a claim of q and an Extend of a's call, in that order.
+		entered, release := held.holdNext()
+		defer release()
+		var wg sync.WaitGroup
+		wg.Go(func() { _, _ = eng.Add(b.ctx, other.UUID, newItems(1)...) })
+		<-entered
+		queued := func(f func()) {
+			n := queue.Queued(eng)
+			wg.Go(f)
+			require.Eventually(t, func() bool { return queue.Queued(eng) == n+1 }, 5*time.Second, time.Millisecond)
+		}
+		var claimErr, extendErr, addErr error
+		queued(func() { _, addErr = eng.Add(b.ctx, z.UUID, newItems(1)...) })
+		queued(func() { _, claimErr = eng.TryDequeue(b.ctx, q) })
+		ext := *la
+		queued(func() { extendErr = eng.Extend(b.ctx, &ext, 5*time.Minute) })
+		release()
+		wg.Wait()
+		require.NoError(t, addErr)
+		require.NoError(t, extendErr, "the call goes on")
+		require.ErrorIs(t, claimErr, queue.ErrEmpty, "c is in a call from a")
+		require.Equal(t, pool.StatusProcessing, b.item(t, a, c).Status)
+		require.Equal(t, pool.StatusPending, b.item(t, q, c).Status)
 	})
 
 	// A pool cannot leave its campaign while a contact it shares with the
@@ -302,6 +351,35 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, c, l.ContactUUID)
 	})
+}
+
+// slowAddStore makes the engine's clock move by d while an Add to one
+// pool (pool) writes its items, as a big Add does.
+type slowAddStore struct {
+	store.Store
+	clk  *clock
+	d    time.Duration
+	pool atomic.Value // uuid.UUID
+}
+
+func (s *slowAddStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.Write(ctx, func(tx store.Tx) error { return fn(slowAddTx{tx, s}) })
+}
+
+type slowAddTx struct {
+	store.Tx
+	s *slowAddStore
+}
+
+func (t slowAddTx) InsertItems(ctx context.Context, id uuid.UUID, items []pool.Item) (int, error) {
+	if v, _ := t.s.pool.Load().(uuid.UUID); v == id {
+		t.s.clk.Advance(t.s.d)
+	}
+	return t.Tx.InsertItems(ctx, id, items)
+}
+
+func (t slowAddTx) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
+	return t.Tx.Savepoint(ctx, func(tx store.Tx) error { return fn(slowAddTx{tx, t.s}) })
 }
 
 // contactsRun starts, through engines[0], a campaign of three Parallel

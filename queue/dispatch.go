@@ -298,7 +298,7 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	want := min(total, room)
 	expires := now.Add(e.opts.LeaseTimeout)
 	leases := make([]*Lease, 0, want)
-	adm := admission{g: p}
+	adm := admission{g: p, txNow: tx.Now}
 	var changes []store.Change
 	passed := 0 // due items passed over, at the head of the due set: each read skips them
 	for len(leases) < want && adm.defers < maxDeferrals {

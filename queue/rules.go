@@ -28,7 +28,10 @@ const maxDeferrals = 1000
 // the campaign, not each item's), read once for the batch of items the
 // claim looks at.
 type admission struct {
-	g      governed
+	g governed
+	// txNow is the transaction's instant, at which the leases of the
+	// other pools are judged (see decide).
+	txNow  time.Time
 	dnc    map[uuid.UUID]bool
 	opted  map[uuid.UUID]bool
 	others map[uuid.UUID][]pool.Item // by contact
@@ -104,8 +107,13 @@ func (a *admission) decide(it pool.Item, now time.Time) (out pool.Item, ceiling 
 	others := a.others[it.ContactUUID]
 	ceiling = a.g.ceiling
 	for _, o := range others {
-		if o.Status.InFlight() && o.LeaseExpiresAt.After(now) {
-			return it, ceiling, pass, nil // (a lease past its end is a call that ended)
+		// A lease past its end is a call that ended; it is judged at the
+		// transaction's instant, which is never later than now: a
+		// settlement in this transaction takes the lease as it stands at
+		// that instant, and an Extend of it after this claim must not
+		// keep alive a call this claim took for ended.
+		if o.Status.InFlight() && o.LeaseExpiresAt.After(a.txNow) {
+			return it, ceiling, pass, nil
 		}
 		ceiling -= o.Attempts
 	}
