@@ -343,24 +343,50 @@ FROM campaigns c WHERE c.uuid = $1`
 // holds it the transaction is marked to run again, taking its locks in
 // order.
 func (t *txn) lockCampaign(ctx context.Context, id uuid.UUID) (int64, error) {
+	k, _, err := t.lockCampaignBehind(ctx, id, nil)
+	return k, err
+}
+
+// lockCampaignBehind is lockCampaign, with x, a read, sent behind the lock
+// statement in the same round trip when the lock is not held yet. done says
+// whether x ran, and its results were read, with the lock taken; when it
+// did not (the lock was held already, or an error), x is the caller's to
+// run. The server runs x after the lock statement has taken the lock, in a
+// snapshot of its own (READ COMMITTED), so x reads what the lock's earlier
+// holders committed; when the lock was only tried and not taken, x's
+// results are dropped with the transaction, which runs again.
+func (t *txn) lockCampaignBehind(ctx context.Context, id uuid.UUID, x *behind) (k int64, done bool, err error) {
 	if k, ok := t.clocks[id]; ok {
-		return k, nil
+		return k, false, nil
 	}
 	if t.retry != nil {
-		return 0, t.retry
+		return 0, false, t.retry
 	}
-	var k int64
 	var ok bool
 	start, heldBefore := time.Now(), t.maxKey != noLock
 	var guard int
-	if err := t.queryRow(ctx, []any{&k, &ok, &guard}, lockCampaignSQL, id, t.maxKey, int64(math.MinInt64), int32(t.s.lockNS)); err != nil {
-		return 0, notFoundCampaign(id, err)
+	b := &pgx.Batch{}
+	b.Queue(lockCampaignSQL, id, t.maxKey, int64(math.MinInt64), int32(t.s.lockNS))
+	if x != nil {
+		b.Queue(x.sql, x.args...)
+	}
+	br := t.tx.SendBatch(ctx, b)
+	err = br.QueryRow().Scan(&k, &ok, &guard)
+	if err == nil && x != nil {
+		err = x.read(br)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.noteErr(err)
+		return 0, false, notFoundCampaign(id, err)
 	}
 	if !ok {
 		t.restart = true
 		t.retry = errRestart
 		t.wanted = append(t.wanted, lockedPool{id: id, k: k, campaign: true})
-		return 0, errRestart
+		return 0, false, errRestart
 	}
 	if t.clocks == nil {
 		t.clocks = make(map[uuid.UUID]int64, 1)
@@ -368,9 +394,9 @@ func (t *txn) lockCampaign(ctx context.Context, id uuid.UUID) (int64, error) {
 	t.clocks[id] = k
 	t.maxKey = max(t.maxKey, campaignOrderKey(k))
 	if t.waitedAfterLock(start, heldBefore, lockedPool{id: id, k: k, campaign: true}) {
-		return 0, errRestart
+		return 0, false, errRestart
 	}
-	return k, nil
+	return k, x != nil, nil
 }
 
 // notFoundCampaign names the campaign in a not-found error.

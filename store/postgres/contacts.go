@@ -154,16 +154,32 @@ func (t *txn) ContactItems(ctx context.Context, contact uuid.UUID) ([]pool.Item,
 // any pool of the campaign, in a statement of its own (READ COMMITTED).
 func (t *txn) CampaignItems(ctx context.Context, id, except uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error) {
 	const op = "campaign items"
+	out := []pool.Item{}
 	if !t.readOnly {
-		if _, err := t.lockCampaign(ctx, id); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return []pool.Item{}, nil
-			}
+		// The read goes behind the lock, in its round trip, when the
+		// lock is taken here.
+		var x *behind
+		if len(contacts) > 0 {
+			x = &behind{sql: campaignItemsSQL, args: []any{id, except, contacts}, read: func(br pgx.BatchResults) error {
+				rows, err := br.Query()
+				if err == nil {
+					out, err = t.readPoolItems(rows)
+				}
+				return err
+			}}
+		}
+		_, done, err := t.lockCampaignBehind(ctx, id, x)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return []pool.Item{}, nil
+		case err != nil:
 			return nil, wrap(op, err)
+		case done:
+			return out, nil
 		}
 	}
 	if len(contacts) == 0 {
-		return []pool.Item{}, nil
+		return out, nil
 	}
 	rows, err := t.query(ctx, campaignItemsSQL, id, except, contacts)
 	if err != nil {
@@ -200,20 +216,29 @@ func (t *txn) CampaignCalls(ctx context.Context, id uuid.UUID, after time.Time) 
 // scanPoolItems scans and closes rows of itemCols followed by the pool's
 // UUID.
 func (t *txn) scanPoolItems(rows pgx.Rows, op string) ([]pool.Item, error) {
+	out, err := t.readPoolItems(rows)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	return out, nil
+}
+
+// readPoolItems is scanPoolItems, its error not wrapped.
+func (t *txn) readPoolItems(rows pgx.Rows) ([]pool.Item, error) {
 	defer rows.Close()
 	out := []pool.Item{}
 	for rows.Next() {
 		var poolID uuid.UUID
 		it, err := scanItem(rows, uuid.Nil, &poolID)
 		if err != nil {
-			return nil, wrap(op, err)
+			return nil, err
 		}
 		it.PoolUUID = poolID
 		out = append(out, it)
 	}
 	if err := rows.Err(); err != nil {
 		t.noteErr(err)
-		return nil, wrap(op, err)
+		return nil, err
 	}
 	return out, nil
 }
