@@ -522,6 +522,9 @@ func sharedCall(ctx context.Context, tx *wtx, c campaign.Campaign, poolID uuid.U
 			return err
 		}
 		for _, it := range items {
+			if it.PoolUUID == uuid.Nil {
+				continue // calls kept of a removed item: no call to hide
+			}
 			if q == poolID || it.PoolUUID == poolID {
 				return fmt.Errorf("contact %s is in a call from pool %s of campaign %s and has an item in pool %s: %w",
 					it.ContactUUID, q, c.UUID, it.PoolUUID, ErrInFlight)

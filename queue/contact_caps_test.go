@@ -351,6 +351,93 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, c, l.ContactUUID)
 	})
+
+	// Removing an item, or deleting its pool, does not take its calls out
+	// of its contact's count in the pool's campaigns: the contact is not
+	// called again, from another pool or from the same one once added
+	// back, past the caps.
+	t.Run("RemovedItemsCallsCount", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name   string
+			remove func(b *testBundle, a, q, c uuid.UUID) uuid.UUID // returns the pool to claim from next
+		}{
+			{"Remove", func(b *testBundle, a, q, c uuid.UUID) uuid.UUID {
+				n, err := b.eng.Remove(b.ctx, a, c)
+				require.NoError(t, err)
+				require.Equal(t, 1, n)
+				return q
+			}},
+			{"RemoveThenAddBack", func(b *testBundle, a, q, c uuid.UUID) uuid.UUID {
+				_, err := b.eng.Remove(b.ctx, a, c, c)
+				require.NoError(t, err)
+				n, err := b.eng.Remove(b.ctx, q, c)
+				require.NoError(t, err)
+				require.Equal(t, 1, n)
+				b.addContacts(t, a, c)
+				return a
+			}},
+			{"DeletePool", func(b *testBundle, a, q, c uuid.UUID) uuid.UUID {
+				require.NoError(t, b.eng.DeletePool(b.ctx, a))
+				return q
+			}},
+		} {
+			t.Run(tc.name+"/TotalCalls", func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				a, q, c := b.sharedContact(t, allDay(10, 1), pool.Parallel, pool.Parallel)
+				l, err := b.eng.TryDequeue(b.ctx, a)
+				require.NoError(t, err)
+				require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+				b.clock.Advance(48 * time.Hour) // another day: only the total holds c back
+				next := tc.remove(b, a, q, c)
+				_, err = b.eng.TryDequeue(b.ctx, next)
+				require.ErrorIs(t, err, queue.ErrEmpty, "c has had its one call in the campaign")
+				it := b.item(t, next, c)
+				require.Equal(t, pool.StatusFailed, it.Status)
+				require.Equal(t, campaign.NoteContactCeiling, it.Notes)
+			})
+			t.Run(tc.name+"/CallsPerDay", func(t *testing.T) {
+				t.Parallel()
+				b := setup(t) // 09:00 UTC
+				a, q, c := b.sharedContact(t, allDay(1, 10), pool.Parallel, pool.Parallel)
+				l, err := b.eng.TryDequeue(b.ctx, a)
+				require.NoError(t, err)
+				require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+				next := tc.remove(b, a, q, c)
+				_, err = b.eng.TryDequeue(b.ctx, next)
+				require.ErrorIs(t, err, queue.ErrEmpty, "c has had its call of the day")
+				it := b.item(t, next, c)
+				require.Equal(t, pool.StatusScheduled, it.Status)
+				tomorrow := time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)
+				require.Equal(t, tomorrow, *it.NextRetryAt)
+				b.clock.Advance(tomorrow.Sub(b.clock.Now()))
+				l, err = b.eng.TryDequeue(b.ctx, next)
+				require.NoError(t, err)
+				require.Equal(t, c, l.ContactUUID)
+			})
+		}
+		// A kept call is no call under way: it does not hold a pool in
+		// its campaign.
+		t.Run("Detach", func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
+			a, q, c := ps[0].UUID, ps[1].UUID, uuid.New()
+			b.addContacts(t, a, c)
+			b.addContacts(t, q, c)
+			l, err := b.eng.TryDequeue(b.ctx, a)
+			require.NoError(t, err)
+			require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+			_, err = b.eng.Remove(b.ctx, a, c)
+			require.NoError(t, err)
+			_, err = b.eng.TryDequeue(b.ctx, q) // c in a call from q, with its kept call from a
+			require.NoError(t, err)
+			detached, err := b.eng.DetachPool(b.ctx, k, q)
+			require.NoError(t, err)
+			require.True(t, detached)
+		})
+	})
 }
 
 // slowAddStore makes the engine's clock move by d while an Add to one

@@ -168,7 +168,9 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 		if _, _, err := e.poolNow(ctx, tx, poolID); err != nil {
 			return err
 		}
-		for _, c := range contacts {
+		var gone []pool.Item
+		var called []uuid.UUID                 // the contacts of those with a call a rule counts
+		for _, c := range distinct(contacts) { // a contact named twice is removed once
 			it, err := tx.Item(ctx, poolID, c)
 			if isNotFound(err) {
 				continue
@@ -179,6 +181,19 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 			if err := it.Removable(); err != nil {
 				return fmt.Errorf("contact %s: %w", c, err) // which one, among up to MaxContactsPerCall
 			}
+			gone = append(gone, it)
+			if it.Attempts > 0 || it.CallsToday > 0 {
+				called = append(called, c)
+			}
+		}
+		if len(called) > 0 {
+			// The contacts' calls still count against the caps of the
+			// campaigns of the pool.
+			if err := tx.KeepCalls(ctx, poolID, called...); err != nil {
+				return err
+			}
+		}
+		for _, it := range gone {
 			if err := tx.DeleteItem(ctx, it.ID); err != nil {
 				return err
 			}

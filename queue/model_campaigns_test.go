@@ -57,6 +57,7 @@ type modelCampaign struct {
 	rule   *modelRule
 	pools  []*modelPool // in the order attached
 	turn   int          // the engine's round-robin turn (in memory)
+	kept   []*modelItem // the calls of items removed from its pools (Completed, of no pool)
 }
 
 func (c *modelCampaign) has(p *modelPool) bool { return slices.Contains(c.pools, p) }

@@ -367,6 +367,11 @@ func (p *modelPool) others(it *modelItem) []*modelItem {
 			out = append(out, o)
 		}
 	}
+	for _, o := range p.governor().kept {
+		if o.contact == it.contact {
+			out = append(out, o)
+		}
+	}
 	return out
 }
 
@@ -895,6 +900,13 @@ func (m *modelMachine) remove(t *rapid.T) {
 		if it := p.find(c); it != nil {
 			p.items = slices.DeleteFunc(p.items, func(x *modelItem) bool { return x == it })
 			removed++
+			if it.attempts > 0 || it.callsToday > 0 {
+				// Its calls still count in the campaigns of its pool.
+				for _, k := range p.campaigns() {
+					k.kept = append(k.kept, &modelItem{contact: c, status: pool.StatusCompleted,
+						attempts: it.attempts, callAt: it.callAt, callsToday: it.callsToday})
+				}
+			}
 		}
 	}
 	require.Equal(t, removed, n, "Remove count")

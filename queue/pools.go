@@ -136,6 +136,10 @@ func (e *Engine) DeletePool(ctx context.Context, id uuid.UUID) error {
 			return ErrInFlight
 		}
 		signal(tx, id)
+		// Its items' calls still count against the caps of its campaigns.
+		if err := tx.KeepCalls(ctx, id); err != nil {
+			return err
+		}
 		return tx.DeletePool(ctx, id)
 	})
 	if err != nil {

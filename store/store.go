@@ -257,7 +257,21 @@ type Tx interface {
 	// campaign's lock first and holds it to the end: the claims of a
 	// campaign's pools, which all read this, run one after the other across
 	// nodes, so that each reads what the one before it dispatched.
+	//
+	// The calls kept of removed items (KeepCalls) come with them, whatever
+	// pool they were removed from (except too), each as an item of no pool
+	// (PoolUUID uuid.Nil, ID 0, Status Completed) that holds only the
+	// contact, the attempts and the day's count (CallAt, CallsToday): one
+	// more index seek per contact.
 	CampaignItems(ctx context.Context, id, except uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error)
+	// KeepCalls records, before they are deleted, the calls of the items of
+	// contacts in pool poolID (every item of the pool when contacts is
+	// empty) for each campaign the pool is attached to: for each such item
+	// with a counted call (attempts or a day's count above zero), one
+	// record of its attempts and day's count per campaign, which
+	// CampaignItems returns from then on, until the campaign is deleted. A
+	// pool attached to no campaign records nothing. One statement.
+	KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) error
 	// CampaignCalls returns the items in flight (Processing or In_Call) in
 	// the pools attached to campaign id whose lease ends after after, in no
 	// particular order: the calls under way. A walk of each pool's lease

@@ -66,7 +66,26 @@ WHERE i.contact_uuid = $1 AND i.pool_id = ANY($2::bigint[]) ORDER BY i.pool_id`
 	// contact_uuid).
 	campaignItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM campaign_pools cp JOIN pools p ON p.id = cp.pool_id
 JOIN items i ON i.pool_id = cp.pool_id AND i.contact_uuid = ANY($3::uuid[])
-WHERE cp.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND p.uuid <> $2`
+WHERE cp.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND p.uuid <> $2
+UNION ALL SELECT ` + keptCols + ` FROM kept_calls k
+WHERE k.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND k.contact_uuid = ANY($3::uuid[])`
+
+	// keptCols are a kept call as itemCols and a pool's UUID: a Completed
+	// item of no pool (see store.Tx.CampaignItems).
+	keptCols = `0, k.contact_uuid, 'Completed', 0, k.attempts, 0, NULL, NULL, NULL, NULL, '', 0, NULL, 0, NULL,
+    NULL, NULL, NULL, NULL, k.call_at, k.calls_today, 0, '00000000-0000-0000-0000-000000000000'::uuid`
+
+	// keepCallsSQL copies the calls of pool $1's items of contacts $2 into
+	// kept_calls, once per campaign of the pool; keepPoolCallsSQL of every
+	// item of the pool.
+	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, contact_uuid, attempts, call_at, calls_today)
+SELECT cp.campaign_id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
+FROM campaign_pools cp JOIN items i ON i.pool_id = cp.pool_id
+WHERE cp.pool_id = $1 AND (i.attempts > 0 OR i.calls_today > 0) AND i.contact_uuid = ANY($2::uuid[])`
+	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, contact_uuid, attempts, call_at, calls_today)
+SELECT cp.campaign_id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
+FROM campaign_pools cp JOIN items i ON i.pool_id = cp.pool_id
+WHERE cp.pool_id = $1 AND (i.attempts > 0 OR i.calls_today > 0)`
 
 	// campaignCallsSQL walks a campaign's pools and, in each, items_lease
 	// from $2 on.
@@ -186,6 +205,30 @@ func (t *txn) CampaignItems(ctx context.Context, id, except uuid.UUID, contacts 
 		return nil, wrap(op, err)
 	}
 	return t.scanPoolItems(rows, op)
+}
+
+// KeepCalls records the calls of pool poolID's items of contacts (all
+// its items when none are given) for each campaign of the pool, in one
+// statement, sent with the transaction's next one. O(C·m log n) for C
+// campaigns and m contacts (m = the pool's items when none are given).
+func (t *txn) KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) error {
+	const op = "keep calls"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	st, err := t.pool(ctx, poolID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // no pool: no calls
+	}
+	if err != nil {
+		return wrap(op, err)
+	}
+	if len(contacts) == 0 {
+		err = t.deferExec(ctx, keepPoolCallsSQL, st.k)
+	} else {
+		err = t.deferExec(ctx, keepCallsSQL, st.k, contacts)
+	}
+	return wrap(op, err)
 }
 
 // CampaignCalls returns the items in flight in the pools of campaign id

@@ -30,14 +30,37 @@ WHERE i.pool_id = p.id AND i.contact_uuid = ? ORDER BY p.id`
 
 	// campaignItemsSQL walks a campaign's pools and seeks, in each but one,
 	// the item of each contact of a contactList (?3) in UNIQUE (pool_id,
-	// contact_uuid); campaignItemsOneSQL of one contact (?3), no JSON.
+	// contact_uuid), then the contacts' kept calls in kept_calls_contact;
+	// campaignItemsOneSQL of one contact (?3), no JSON.
 	campaignItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM campaigns c
 JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id CROSS JOIN items i
 WHERE c.uuid = ?1 AND p.uuid <> ?2 AND i.pool_id = p.id
-    AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?3))`
+    AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?3))
+UNION ALL SELECT ` + keptCols + ` FROM campaigns c JOIN kept_calls k ON k.campaign_id = c.id
+WHERE c.uuid = ?1 AND k.contact_uuid IN (SELECT unhex(value) FROM json_each(?3))`
 	campaignItemsOneSQL = `SELECT ` + itemCols + `, p.uuid FROM campaigns c
 JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id CROSS JOIN items i
-WHERE c.uuid = ?1 AND p.uuid <> ?2 AND i.pool_id = p.id AND i.contact_uuid = ?3`
+WHERE c.uuid = ?1 AND p.uuid <> ?2 AND i.pool_id = p.id AND i.contact_uuid = ?3
+UNION ALL SELECT ` + keptCols + ` FROM campaigns c JOIN kept_calls k ON k.campaign_id = c.id
+WHERE c.uuid = ?1 AND k.contact_uuid = ?3`
+
+	// keptCols are a kept call as itemCols and a pool's UUID: a Completed
+	// item of no pool (see store.Tx.CampaignItems).
+	keptCols = `0, k.contact_uuid, 'Completed', 0, k.attempts, 0, NULL, NULL, NULL, NULL, '', 0, NULL, 0, NULL,
+    NULL, NULL, NULL, NULL, k.call_at, k.calls_today, 0, zeroblob(16)`
+
+	// keepCallsSQL copies the calls of pool ?1's items of a contactList
+	// (?2) into kept_calls, once per campaign of the pool;
+	// keepPoolCallsSQL of every item of the pool.
+	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, contact_uuid, attempts, call_at, calls_today)
+SELECT cp.campaign_id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
+FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id JOIN items i ON i.pool_id = p.id
+WHERE p.uuid = ?1 AND (i.attempts > 0 OR i.calls_today > 0)
+    AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?2))`
+	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, contact_uuid, attempts, call_at, calls_today)
+SELECT cp.campaign_id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
+FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id JOIN items i ON i.pool_id = p.id
+WHERE p.uuid = ?1 AND (i.attempts > 0 OR i.calls_today > 0)`
 
 	// campaignCallsSQL walks a campaign's pools and, in each, items_lease
 	// from ?2 on.
@@ -105,7 +128,8 @@ func (t *txn) ContactItems(ctx context.Context, contact uuid.UUID) ([]pool.Item,
 }
 
 // CampaignItems returns the items of contacts in the pools of campaign id
-// but except, in one statement. O(P·m log n) for P pools and m contacts.
+// but except, and their kept calls, in one statement. O(P·m log n) for P
+// pools and m contacts.
 func (t *txn) CampaignItems(ctx context.Context, id, except uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error) {
 	const op = "campaign items"
 	var rows *sql.Rows
@@ -126,6 +150,27 @@ func (t *txn) CampaignItems(ctx context.Context, id, except uuid.UUID, contacts 
 		return nil, wrap(op, err)
 	}
 	return scanPoolItems(rows, op)
+}
+
+// KeepCalls records the calls of pool poolID's items of contacts (all
+// its items when none are given) for each campaign of the pool, in one
+// statement. O(C·m log n) for C campaigns and m contacts (m = the pool's
+// items when none are given).
+func (t *txn) KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) error {
+	const op = "keep calls"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	var err error
+	if len(contacts) == 0 {
+		_, err = t.exec(ctx, keepPoolCallsSQL, blob(poolID))
+	} else {
+		var list string
+		if list, err = contactList(contacts); err == nil {
+			_, err = t.exec(ctx, keepCallsSQL, blob(poolID), list)
+		}
+	}
+	return wrap(op, err)
 }
 
 // CampaignCalls returns the items in flight in the pools of campaign id

@@ -28,6 +28,8 @@ func contactTests() []test {
 		{"CampaignItems/OK", testCampaignItems},
 		{"CampaignItems/SeesItsOwnWrites", testCampaignItemsOwnWrites},
 		{"CampaignCalls/OK", testCampaignCalls},
+		{"KeepCalls/OK", testKeepCalls},
+		{"KeepCalls/RollbackOnError", testKeepCallsRollback},
 		{"DNC/AddRemove", testDNCAddRemove},
 		{"DNC/OnDNC", testOnDNC},
 		{"DNC/Listed", testListed},
@@ -238,6 +240,139 @@ func testCampaignItemsOwnWrites(t *testing.T, b *bundle) {
 			require.Equal(t, 1, it.Attempts)
 		}
 	}
+}
+
+// kept is the item of no pool that CampaignItems returns for a kept call
+// of it.
+func kept(it pool.Item) pool.Item {
+	return pool.Item{ContactUUID: it.ContactUUID, Status: pool.StatusCompleted, Attempts: it.Attempts,
+		CallAt: it.CallAt, CallsToday: it.CallsToday, AddedAt: time.Unix(0, 0).UTC()}
+}
+
+// keepCalls runs KeepCalls(poolID, contacts...) then deletes the items of
+// contacts of pool poolID (all of them when none), in one transaction, as
+// the engine removes items.
+func (b *bundle) keepCalls(poolID uuid.UUID, contacts ...uuid.UUID) {
+	b.t.Helper()
+	b.write(func(tx store.Tx) error {
+		if err := tx.KeepCalls(b.ctx, poolID, contacts...); err != nil {
+			return err
+		}
+		if len(contacts) == 0 {
+			return tx.DeletePool(b.ctx, poolID)
+		}
+		for _, c := range contacts {
+			it, err := tx.Item(b.ctx, poolID, c)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := tx.DeleteItem(b.ctx, it.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// testKeepCalls checks that KeepCalls keeps the attempts and the day's
+// count of the items asked for (every item of the pool when none is) that
+// have either, for each campaign of the pool, and that CampaignItems
+// returns them from then on, whatever pool is left out, as Completed
+// items of no pool; a pool of no campaign keeps nothing, and deleting the
+// campaign deletes them.
+func testKeepCalls(t *testing.T, b *bundle) {
+	c, d, e, f := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	p1, p2, none := b.insertPool(), b.insertPool(), b.insertPool()
+	k1, k2 := b.insertCampaign(newCampaign(nil)), b.insertCampaign(newCampaign(nil))
+	b.attachAll(k1.UUID, p1, p2)
+	b.attachAll(k2.UUID, p1)
+	mk := func(p pool.Pool, contacts ...uuid.UUID) []pool.Item {
+		items := make([]pool.Item, len(contacts))
+		for i, x := range contacts {
+			items[i] = pool.Item{ContactUUID: x, Status: pool.StatusPending, AddedAt: t0}
+		}
+		return b.insertItems(p.UUID, items)
+	}
+	in1, in2 := mk(p1, c, d, e, f), mk(p2, c)
+	mk(none, c)
+	b.set(in1, 0, func(it *pool.Item) { // two attempts, one of them today
+		it.Status, it.Attempts, it.Token = pool.StatusCompleted, 2, 2
+		it.CallAt, it.CallsToday, it.CallToken = at(time.Hour), 1, 2
+	})
+	b.set(in1, 2, func(it *pool.Item) { it.CallAt, it.CallsToday, it.CallToken = at(2*time.Hour), 1, 1 }) // requeued: its day's count alone
+	b.set(in1, 3, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 1 })     // a call on no calling day
+	b.set(in2, 0, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 1 })
+	for i := range in1 {
+		in1[i] = b.item(in1[i].ID)
+	}
+	in2[0] = b.item(in2[0].ID)
+
+	b.keepCalls(none.UUID, c)              // no campaign: nothing kept
+	b.keepCalls(p1.UUID, c, d, uuid.New()) // d has no call, the third is not in p1
+	keptC := kept(in1[0])
+	for _, write := range []bool{false, true} {
+		require.ElementsMatch(t, []pool.Item{in2[0], keptC}, b.campaignItems(write, k1.UUID, p1.UUID, c, d))
+		require.ElementsMatch(t, []pool.Item{keptC}, b.campaignItems(write, k1.UUID, p2.UUID, c),
+			"kept whatever pool is left out")
+		require.ElementsMatch(t, []pool.Item{keptC}, b.campaignItems(write, k2.UUID, p1.UUID, c, d), "kept for each campaign")
+		require.Empty(t, b.campaignItems(write, k1.UUID, p2.UUID, d), "no call: nothing kept")
+	}
+	b.keepCalls(p1.UUID) // the rest of p1, with the pool
+	for _, write := range []bool{false, true} {
+		require.ElementsMatch(t, []pool.Item{in2[0], keptC}, b.campaignItems(write, k1.UUID, uuid.Nil, c))
+		require.ElementsMatch(t, []pool.Item{kept(in1[2]), kept(in1[3])}, b.campaignItems(write, k2.UUID, uuid.Nil, e, f))
+		require.ElementsMatch(t, []pool.Item{kept(in1[3])}, b.campaignItems(write, k1.UUID, p2.UUID, f), "one contact")
+	}
+	b.keepCalls(p2.UUID, c) // twice kept: both count
+	require.ElementsMatch(t, []pool.Item{kept(in2[0]), keptC}, b.campaignItems(false, k1.UUID, uuid.Nil, c))
+
+	b.write(func(tx store.Tx) error { return tx.DeleteCampaign(b.ctx, k2.UUID) })
+	b.write(func(tx store.Tx) error {
+		if err := tx.InsertCampaign(b.ctx, k2); err != nil { // the same UUID: a campaign anew
+			return err
+		}
+		_, err := tx.AttachPool(b.ctx, k2.UUID, none.UUID)
+		return err
+	})
+	require.Empty(t, b.campaignItems(false, k2.UUID, uuid.Nil, c, e, f), "deleted with their campaign")
+	b.write(func(tx store.Tx) error { return tx.KeepCalls(b.ctx, uuid.New()) }) // an unknown pool keeps nothing
+	err := b.st.Read(b.ctx, func(tx store.Tx) error { return tx.KeepCalls(b.ctx, p2.UUID) })
+	require.ErrorIs(t, err, store.ErrReadOnly)
+}
+
+// testKeepCallsRollback checks that calls kept in a transaction that
+// fails are not kept.
+func testKeepCallsRollback(t *testing.T, b *bundle) {
+	c := uuid.New()
+	p1, p2 := b.insertPool(), b.insertPool()
+	k := b.insertCampaign(newCampaign(nil))
+	b.attachAll(k.UUID, p1, p2)
+	it := b.insertItems(p1.UUID, []pool.Item{{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0}})[0]
+	it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 1
+	b.update(it)
+	boom := errors.New("boom")
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		if err := tx.KeepCalls(b.ctx, p1.UUID, c); err != nil {
+			return err
+		}
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	require.Empty(t, b.campaignItems(false, k.UUID, p1.UUID, c))
+	b.write(func(tx store.Tx) error {
+		err := tx.Savepoint(b.ctx, func(tx store.Tx) error {
+			if err := tx.KeepCalls(b.ctx, p1.UUID, c); err != nil {
+				return err
+			}
+			return boom
+		})
+		require.ErrorIs(t, err, boom)
+		return nil
+	})
+	require.Empty(t, b.campaignItems(false, k.UUID, p1.UUID, c), "rolled back to the savepoint")
 }
 
 // testCampaignCalls checks that CampaignCalls returns the items in flight

@@ -1,0 +1,20 @@
+-- 0008_kept_calls: the calls of the items removed from a campaign's pools.
+--
+-- A rule's caps are the contact's, counted from its items in the pools of
+-- the campaign: their attempts against max_total_calls, their calls of the
+-- day against max_calls_per_day. Removing an item (Remove, or deleting its
+-- pool) took its calls out of that count, and the contact was called again
+-- from another pool of the campaign, or from the same one once added back,
+-- past both caps. Such an item's attempts and day's count are kept here,
+-- one row per item and campaign its pool was attached to; dispatch under
+-- the campaign's rule reads them with the contact's items (one seek per
+-- contact in kept_calls_contact). Deleting the campaign deletes them.
+CREATE TABLE kept_calls (
+    campaign_id  bigint  NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    contact_uuid uuid    NOT NULL,
+    attempts     bigint  NOT NULL CHECK (attempts >= 0),
+    call_at      bigint,
+    calls_today  bigint  NOT NULL CHECK (calls_today >= 0)
+);
+
+CREATE INDEX kept_calls_contact ON kept_calls (campaign_id, contact_uuid);
