@@ -70,6 +70,9 @@ func (s *server) listRules(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r)
 	page, perPage := q.page()
 	in := campaign.RuleQuery{Page: page, PerPage: perPage, Type: campaign.RuleType(q.q.Get("type")), Search: q.q.Get("search")}
+	if _, err := in.Normalize(); err != nil {
+		q.v.Merge("", err) // every failing parameter in one answer
+	}
 	if err := q.err(); err != nil {
 		return err
 	}

@@ -120,6 +120,15 @@ func TestRules(t *testing.T) {
 	})
 }
 
+// TestRules_ListEveryBadParameter: one 422 names every bad parameter, the
+// handler's own (page) beside the query's rules (type, search).
+func TestRules_ListEveryBadParameter(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	requireInvalid(t, b.do("GET", "/api/v1/rules?page=0&type=fax", nil), "page", "type")
+	requireInvalid(t, b.do("GET", "/api/v1/rules?per_page=-1&search=a%0Ab", nil), "per_page", "search")
+}
+
 func TestCampaigns(t *testing.T) {
 	t.Parallel()
 

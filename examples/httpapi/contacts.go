@@ -141,7 +141,8 @@ func decodeObject(v *validate.Validator, prefix string, raw json.RawMessage, dst
 }
 
 // listContacts: GET /api/v1/pools/{uuid}/contacts?page=&per_page=&status=&search=.
-// The engine validates per_page's upper bound, the status and the search.
+// The query's own rules (per_page's upper bound, status, search) join the
+// handler's checks, so that one 422 names every bad parameter.
 func (s *server) listContacts(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathPool(r)
 	if err != nil {
@@ -150,6 +151,9 @@ func (s *server) listContacts(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r)
 	page, perPage := q.page()
 	in := pool.ItemQuery{Page: page, PerPage: perPage, Status: pool.Status(q.q.Get("status")), Search: q.q.Get("search")}
+	if _, err := in.Normalize(); err != nil {
+		q.v.Merge("", err) // every failing parameter in one answer
+	}
 	if err := q.err(); err != nil {
 		return err
 	}

@@ -233,6 +233,17 @@ func TestListContacts(t *testing.T) {
 	})
 }
 
+// TestListContacts_EveryBadParameter: one 422 names every bad parameter,
+// the handler's own (page) beside the query's rules (status, search).
+func TestListContacts_EveryBadParameter(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Renewals", pool.FIFO, 1)
+	path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+	requireInvalid(t, b.do("GET", path+"?page=0&status=Done", nil), "page", "status")
+	requireInvalid(t, b.do("GET", path+"?per_page=x&search=a%09b", nil), "per_page", "search")
+}
+
 // TestContacts_Fields: contacts added with their fields (poolq's
 // "contacts" body) are listed with name, phone_number, email and timezone,
 // searchable with ?search= over name, email and phone, and validated field

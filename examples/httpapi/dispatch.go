@@ -26,7 +26,8 @@ const (
 
 // dispatch: POST /api/v1/pools/{uuid}/dispatch?wait=. 200 with a
 // queue.Lease; 204 when nothing is due; 409 AT_CAPACITY when items are due
-// but the pool's in-flight cap is reached. The body may only be empty or {}.
+// but the pool's in-flight cap is reached. The body may only be empty or {}:
+// its failures join the query's, so that one 422 names them all.
 func (s *server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathPool(r)
 	if err != nil {
@@ -34,14 +35,10 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := newQuery(r)
 	wait := q.duration("wait", MaxWait)
+	if err := decode(w, r, &q.v, &struct{}{}, true); err != nil {
+		return err
+	}
 	if err := q.err(); err != nil {
-		return err
-	}
-	var v validate.Validator
-	if err := decode(w, r, &v, &struct{}{}, true); err != nil {
-		return err
-	}
-	if err := v.Err(); err != nil {
 		return err
 	}
 

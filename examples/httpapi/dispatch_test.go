@@ -178,6 +178,18 @@ func TestDispatch(t *testing.T) {
 	})
 }
 
+// TestDispatch_EveryBadQueryAndBodyField: one 422 names a bad ?wait= and a
+// field the body may not have, and claims nothing.
+func TestDispatch_EveryBadQueryAndBodyField(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Renewals", pool.FIFO, 1)
+	b.addContacts(p.UUID, 1, 0)
+	b.unchanged(func() {
+		requireInvalid(t, b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch?wait=abc", `{"x": 1}`), "wait", "x")
+	})
+}
+
 func TestDispatch_Wait(t *testing.T) {
 	t.Parallel()
 

@@ -215,8 +215,9 @@
 // fields of the wrong type, unknown or not UTF-8 beside the rules' failures
 // on the fields that decoded ({"name": "ab", "max_retries": "3"} names both),
 // each field once (a value of the wrong type is not also "required").
-// Query parameters are validated the same way (?per_page=500 is a 422 on
-// per_page).
+// Query parameters are validated the same way, in the same 422
+// (?per_page=500 is a 422 on per_page; ?page=0&type=Random names both, and a
+// claim's bad ?wait= is named beside its body's fields).
 //
 // A request that fails writes nothing (but the expired leases a settlement
 // finds, see above): bodies are decoded and validated before the engine is

@@ -33,7 +33,8 @@ func (s *server) createPool(w http.ResponseWriter, r *http.Request) error {
 }
 
 // listPools: GET /api/v1/pools?page=&per_page=&search=&type=&is_active=.
-// The engine validates per_page's upper bound and the type.
+// The query's own rules (per_page's upper bound, type, search) join the
+// handler's checks, so that one 422 names every bad parameter.
 func (s *server) listPools(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r)
 	page, perPage := q.page()
@@ -43,6 +44,9 @@ func (s *server) listPools(w http.ResponseWriter, r *http.Request) error {
 		Type:     pool.Type(q.q.Get("type")),
 		IsActive: q.bool("is_active"),
 		Search:   q.q.Get("search"),
+	}
+	if _, err := in.Normalize(); err != nil {
+		q.v.Merge("", err) // every failing parameter in one answer
 	}
 	if err := q.err(); err != nil {
 		return err

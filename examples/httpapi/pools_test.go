@@ -464,6 +464,15 @@ func TestListPools(t *testing.T) {
 	})
 }
 
+// TestListPools_EveryBadParameter: one 422 names every bad parameter, the
+// handler's own (page, is_active) beside the query's rules (type, search).
+func TestListPools_EveryBadParameter(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	requireInvalid(t, b.do("GET", "/api/v1/pools?page=0&type=Random", nil), "page", "type")
+	requireInvalid(t, b.do("GET", "/api/v1/pools?is_active=maybe&search=a%0Ab", nil), "is_active", "search")
+}
+
 func TestDeletePool(t *testing.T) {
 	t.Parallel()
 
