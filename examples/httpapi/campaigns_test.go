@@ -308,3 +308,17 @@ func TestCampaigns(t *testing.T) {
 		require.Equal(t, campaign.InProcess, got.Status)
 	})
 }
+
+// TestCampaigns_AttachElementOfWrongType: an element of pool_uuids that
+// is not a string is named by its index, as a malformed UUID is.
+func TestCampaigns_AttachElementOfWrongType(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Renewals", pool.FIFO, 1)
+	c := b.createCampaign("Spring", nil)
+	b.unchanged(func() {
+		res := b.do("POST", "/api/v1/campaigns/"+c.UUID.String()+"/pools", `{"pool_uuids": ["`+p.UUID.String()+`", null, 7]}`)
+		requireInvalid(t, res, "pool_uuids[2]", "pool_uuids[1]")
+		require.Contains(t, res.Env.Error.Details, "pool_uuids[2]: must be a string, not number")
+	})
+}

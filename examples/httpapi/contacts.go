@@ -15,9 +15,6 @@ import (
 // At 39 bytes a UUID in JSON, 10,000 of them fit well within MaxBodyBytes.
 const MaxContactsPerRequest = 10_000
 
-// maxListedErrors bounds the bad UUIDs a 422 lists one by one.
-const maxListedErrors = 20
-
 // addContactsRequest is the body of POST /api/v1/pools/{uuid}/contacts:
 // the API's contact_uuids (with one priority for all), and poolq's contacts,
 // each with the contact's fields the item keeps (see contactRequest). The

@@ -93,7 +93,7 @@ func TestAddContacts(t *testing.T) {
 			// A wrong JSON type or an unknown field is a 422 naming it, like
 			// any rule, so that a form can show it.
 			requireInvalid(t, b.do("POST", path, `{"contact_uuids": "`+c+`"}`), "contact_uuids")
-			requireInvalid(t, b.do("POST", path, `{"contact_uuids": [1]}`), "contact_uuids")
+			requireInvalid(t, b.do("POST", path, `{"contact_uuids": [1]}`), "contact_uuids[0]")
 			requireInvalid(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"], "priority": "high"}`), "priority")
 			requireInvalid(t, b.do("POST", path, `{"contact_uuids": ["`+c+`"], "payload": {}}`), "payload")
 			requireInvalid(t, b.do("POST", path, `{"contact_uuids": 1, "priority": "high", "colour": 2}`), "colour", "contact_uuids", "priority")
@@ -162,6 +162,47 @@ func TestAddContacts(t *testing.T) {
 			res := b.do("POST", "/api/v1/pools/"+uuid.NewString()+"/contacts", map[string]any{"contact_uuids": []uuid.UUID{uuid.New()}})
 			requireError(t, res, http.StatusNotFound, CodeNotFound)
 		})
+	})
+}
+
+// TestAddContacts_ElementOfWrongType: an element of contact_uuids that is
+// not a string is named by its index and said to be of the wrong type, as
+// a malformed UUID is; the list itself is an array, and is not blamed.
+func TestAddContacts_ElementOfWrongType(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Renewals", pool.FIFO, 1)
+	path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+	good := uuid.NewString()
+	b.unchanged(func() {
+		for body, value := range map[string]string{
+			`{"contact_uuids": ["` + good + `", 7]}`:                            "number",
+			`{"contact_uuids": ["` + good + `", ["` + uuid.NewString() + `"]]}`: "array",
+			`{"contact_uuids": ["` + good + `", {}, true, "nope"]}`:             "object",
+		} {
+			res := b.do("POST", path, body)
+			require.Equal(t, http.StatusUnprocessableEntity, res.Status, "body: %s", res.Body)
+			require.NotContains(t, res.Env.Error.Details, "must be an array", "it is an array: %s", res.Body)
+			require.Equal(t, "contact_uuids[1]", res.Env.Error.Field, "body: %s", res.Body)
+			require.Contains(t, res.Env.Error.Details, "contact_uuids[1]: must be a string, not "+value, "body: %s", res.Body)
+			require.NotContains(t, res.Env.Error.Details, `(got "")`, "a refused element is not also a bad UUID: %s", res.Body)
+		}
+		res := b.do("POST", path, `{"contact_uuids": ["`+good+`", {}, true, "nope"]}`)
+		requireInvalid(t, res, "contact_uuids[1]", "contact_uuids[2]", "contact_uuids[3]")
+		require.Contains(t, res.Env.Error.Details, "contact_uuids[2]: must be a string, not bool;")
+		require.Contains(t, res.Env.Error.Details, `contact_uuids[3]: must be a UUID like`)
+	})
+
+	t.Run("ListedUpToALimit", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		bad := make([]int, maxListedErrors+7)
+		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/contacts", map[string]any{"contact_uuids": bad})
+		requireInvalid(t, res, "contact_uuids[0]", listed("contact_uuids", 1, maxListedErrors)...) // contact_uuids: the rest
+		require.NotContains(t, res.Env.Error.Details, "contact_uuids[20]")
+		require.Contains(t, res.Env.Error.Details, "contact_uuids: 7 more elements of the wrong type not listed")
+		require.NotContains(t, res.Env.Error.Details, "invalid UUIDs", "the refused elements are not counted twice")
 	})
 }
 

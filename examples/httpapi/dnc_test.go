@@ -128,7 +128,7 @@ func TestDNC(t *testing.T) {
 			require.NotContains(t, res.Env.Error.Details, "contact_uuids[3]")
 
 			requireInvalid(t, b.do("POST", "/api/v1/dnc", `{"contact_uuids": "x"}`), "contact_uuids")
-			requireInvalid(t, b.do("POST", "/api/v1/dnc", `{"contact_uuids": [1]}`), "contact_uuids")
+			requireInvalid(t, b.do("POST", "/api/v1/dnc", `{"contact_uuids": [1]}`), "contact_uuids[0]")
 			requireInvalid(t, b.do("POST", "/api/v1/dnc", map[string]any{"contact_uuids": []uuid.UUID{uuid.New()}, "note": "x"}), "note")
 			requireError(t, b.do("POST", "/api/v1/dnc", ""), http.StatusBadRequest, CodeInvalidJSON)
 			requireError(t, b.do("POST", "/api/v1/dnc", `{"contact_uuids": [`), http.StatusBadRequest, CodeInvalidJSON)
@@ -153,6 +153,18 @@ func TestDNC(t *testing.T) {
 		requireInvalid(t, res, "contact_uuids[0]", listed("contact_uuids", 1, maxListedErrors)...) // contact_uuids: the rest
 		require.NotContains(t, res.Env.Error.Details, "contact_uuids[20]")
 		require.Contains(t, res.Env.Error.Details, "5 more invalid UUIDs not listed")
+	})
+}
+
+// TestDNC_ElementOfWrongType: an element of contact_uuids that is not a
+// string is named by its index, as a malformed UUID is.
+func TestDNC_ElementOfWrongType(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.unchanged(func() {
+		res := b.do("POST", "/api/v1/dnc", `{"contact_uuids": ["`+uuid.NewString()+`", 7, "nope"]}`)
+		requireInvalid(t, res, "contact_uuids[1]", "contact_uuids[2]")
+		require.Contains(t, res.Env.Error.Details, "contact_uuids[1]: must be a string, not number;")
 	})
 }
 

@@ -214,7 +214,10 @@
 // FIFO, LIFO, Parallel"). One 422 reports every failing field at once: the
 // fields of the wrong type, unknown or not UTF-8 beside the rules' failures
 // on the fields that decoded ({"name": "ab", "max_retries": "3"} names both),
-// each field once (a value of the wrong type is not also "required").
+// each field once (a value of the wrong type is not also "required"). An
+// element of a list of UUIDs is named by its index, be it a malformed UUID
+// or not a string at all ("contact_uuids[1]: must be a string, not number");
+// past 20 bad elements, the rest are counted against the list.
 // Query parameters are validated the same way, in the same 422
 // (?per_page=500 is a 422 on per_page; ?page=0&type=Random names both, and a
 // claim's bad ?wait= is named beside its body's fields).

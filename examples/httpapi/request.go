@@ -89,7 +89,8 @@ func decode(w http.ResponseWriter, r *http.Request, v *validate.Validator, dst a
 // into dst. what names the object in messages ("this request", "a
 // contact"). Bytes that are not UTF-8 can only sit in a string of valid
 // JSON, so such a body always fails: in a key, as a field dst does not
-// have; in a value, as that member.
+// have; in a value, as that member. In an array of strings or numbers, an
+// element of the wrong type is named by its index (see decodeElements).
 func decodeFields(v *validate.Validator, prefix string, fields map[string]json.RawMessage, dst any, what string, readOnly []string) error {
 	var known []string
 	types := map[string]reflect.Type{}
@@ -116,6 +117,10 @@ func decodeFields(v *validate.Validator, prefix string, fields map[string]json.R
 				if !errors.As(err, &te) {
 					return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
 				}
+				if elems, ok := decodeElements(v, prefix+k, val, typ); ok {
+					clean[k] = elems
+					continue
+				}
 				v.Add(prefix+k, RuleType, fmt.Sprintf("must be %s, not %s", jsonKind(typ), te.Value))
 				continue
 			}
@@ -132,6 +137,57 @@ func decodeFields(v *validate.Validator, prefix string, fields map[string]json.R
 	}
 	return nil
 }
+
+// decodeElements handles a JSON array val that does not decode into typ, a
+// slice of strings, numbers or booleans, because of some of its elements:
+// each such element is a failure of v named field[i] ("contact_uuids[1]:
+// must be a string, not number"; the first maxListedErrors, then their
+// number, against field), and is replaced by the zero value of its type, so
+// that the others keep their indexes and the caller's rules name them
+// rightly. It returns the array so mended, and false when val is not an
+// array or typ not such a slice (the whole field is then of the wrong type).
+// A zero value never reaches the engine: v has failed.
+func decodeElements(v *validate.Validator, field string, val json.RawMessage, typ reflect.Type) (json.RawMessage, bool) {
+	if typ.Kind() != reflect.Slice {
+		return nil, false
+	}
+	switch elem := typ.Elem(); elem.Kind() {
+	case reflect.Slice, reflect.Array, reflect.Map, reflect.Struct, reflect.Interface, reflect.Pointer, reflect.Uint8:
+		return nil, false // a []byte is base64; the others' elements would need their own paths
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(val, &elems); err != nil {
+		return nil, false
+	}
+	zero, err := json.Marshal(reflect.Zero(typ.Elem()).Interface())
+	if err != nil {
+		return nil, false
+	}
+	bad := 0
+	for i, el := range elems {
+		err := json.Unmarshal(el, reflect.New(typ.Elem()).Interface())
+		var te *json.UnmarshalTypeError
+		if !errors.As(err, &te) {
+			continue
+		}
+		if bad++; bad <= maxListedErrors {
+			v.Add(fmt.Sprintf("%s[%d]", field, i), RuleType, fmt.Sprintf("must be %s, not %s", jsonKind(typ.Elem()), te.Value))
+		}
+		elems[i] = zero
+	}
+	if bad == 0 {
+		return nil, false
+	}
+	if bad > maxListedErrors {
+		v.Add(field, RuleType, fmt.Sprintf("%d more elements of the wrong type not listed", bad-maxListedErrors))
+	}
+	out, err := json.Marshal(elems)
+	return out, err == nil
+}
+
+// maxListedErrors bounds the bad elements of a list (contact_uuids…) that a
+// 422 lists one by one.
+const maxListedErrors = 20
 
 // Rules of the request's fields, beside those of package validate. A field
 // that fails one of them is left out of the decoded request.
