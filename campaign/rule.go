@@ -288,6 +288,17 @@ func (p CreateRuleParams) Validate() error {
 	return err
 }
 
+// ValidateWithoutRule checks the fields of u whose rules hold whatever the
+// rule u changes: name, type and start_time, every failing one at once
+// ([validate.Errors]). It is not the whole check: whether the others count
+// depends on the rule's type (a text rule ignores its caps), so only
+// [UpdateRuleParams.Apply] checks them, against the rule; it checks these
+// three again.
+func (u UpdateRuleParams) ValidateWithoutRule() error {
+	_, _, err := UpdateRuleParams{Name: u.Name, Type: u.Type, StartTime: u.StartTime}.Apply(Rule{})
+	return err
+}
+
 // sameRule reports whether a and b hold the same values.
 func sameRule(a, b Rule) bool {
 	ja, _ := json.Marshal(a)

@@ -215,3 +215,24 @@ func TestUpdateRuleParams_Apply(t *testing.T) {
 		require.Nil(t, out.EscalationType)
 	})
 }
+
+// TestUpdateRuleParams_ValidateWithoutRule: it checks the fields whose
+// rules hold whatever the rule (name, type, start_time), every failing one,
+// and leaves the others to Apply: a text rule ignores its caps.
+func TestUpdateRuleParams_ValidateWithoutRule(t *testing.T) {
+	t.Parallel()
+	u := campaign.UpdateRuleParams{Name: ptr("x"), Type: ptr(campaign.RuleType("fax")), StartTime: ptr("25:00"),
+		MaxCallsPerDay: ptr(0), EndTime: ptr("00:00")}
+	require.Equal(t, []string{"name:length", "start_time:format", "type:enum"}, fields(t, u.ValidateWithoutRule()))
+	require.NoError(t, campaign.UpdateRuleParams{MaxCallsPerDay: ptr(0), EndTime: ptr("00:00")}.ValidateWithoutRule())
+
+	// Apply reports what it does, and the others as the rule's type says.
+	call, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Standard"}, t0)
+	require.NoError(t, err)
+	_, _, err = u.Apply(call)
+	require.Equal(t, []string{"end_time:range", "max_calls_per_day:range", "name:length", "start_time:format", "type:enum"}, fields(t, err))
+	text, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Texts", Type: campaign.Text}, t0)
+	require.NoError(t, err)
+	_, _, err = u.Apply(text)
+	require.Equal(t, []string{"name:length", "start_time:format", "type:enum"}, fields(t, err))
+}

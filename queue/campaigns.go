@@ -39,20 +39,28 @@ func (e *Engine) CreateRule(ctx context.Context, p campaign.CreateRuleParams) (c
 // already reached it). Like a campaign's pause, it takes the pools of the
 // campaigns it governs (In Process or Paused), so that on a store several
 // nodes share, no claim under the old values commits after it returns.
-// Errors: [validate.Errors], [store.ErrNotFound].
+// Errors: [validate.Errors] listing every failing field, nothing written
+// then; [store.ErrNotFound], unless fields that fail whatever the rule
+// (name, type, start_time) make it a [validate.Errors] of them.
 func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.UpdateRuleParams) (campaign.Rule, error) {
-	// What does not depend on the rule (its type decides which other
-	// fields count) is checked before the transaction, with the id.
-	_, _, err := campaign.UpdateRuleParams{Name: u.Name, Type: u.Type, StartTime: u.StartTime}.Apply(campaign.Rule{})
-	if err := checkIDAnd("uuid", id, err); err != nil {
-		return campaign.Rule{}, fmt.Errorf("update rule: %w", err)
+	// Whether most fields count depends on the stored rule's type, so the
+	// whole check is Apply's, in the transaction. What holds whatever the
+	// rule is known before it: a nil id, or an unknown rule, gets it.
+	early := u.ValidateWithoutRule()
+	if id == uuid.Nil {
+		return campaign.Rule{}, fmt.Errorf("update rule: %w", checkIDAnd("uuid", id, early))
 	}
 	var out campaign.Rule
-	err = e.write(ctx, func(ctx context.Context, tx *wtx) error {
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		r, err := tx.Rule(ctx, id)
+		if errors.Is(err, store.ErrNotFound) && early != nil {
+			return early
+		}
 		if err != nil {
 			return err
 		}
+		// Every failing field, early's included (Apply checks them again),
+		// each once; a failure writes nothing.
 		nr, changed, err := u.Apply(r)
 		if err != nil || !changed {
 			out = r

@@ -12,6 +12,7 @@ import (
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/validate"
 	"github.com/stretchr/testify/require"
 )
 
@@ -213,6 +214,60 @@ func TestEngine_DeleteRulesAndCampaigns(t *testing.T) {
 	_, err = b.eng.Rule(b.ctx, r.UUID)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.ErrorIs(t, b.eng.DeleteRule(b.ctx, r.UUID), store.ErrNotFound)
+}
+
+// TestEngine_UpdateRuleEveryBadField: an update names every failing field
+// at once, each once: those whose rule depends on the stored rule's type
+// (a text rule ignores its caps) beside the others. A failed update
+// changes nothing. An unknown rule given fields bad whatever the rule gets
+// their failures, not store.ErrNotFound.
+func TestEngine_UpdateRuleEveryBadField(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	call := b.rule(t, campaign.CreateRuleParams{Name: "Rule one"})
+	text := b.rule(t, campaign.CreateRuleParams{Name: "Texts", Type: campaign.Text})
+	name, zero, late, fax := "x", 0, "25:00", campaign.RuleType("fax")
+	toText := campaign.Text
+
+	for _, tc := range []struct {
+		name string
+		id   uuid.UUID
+		u    campaign.UpdateRuleParams
+		want []string
+	}{
+		{"Call", call.UUID, campaign.UpdateRuleParams{Name: &name, MaxCallsPerDay: &zero},
+			[]string{"name", "max_calls_per_day"}},
+		{"CallEveryField", call.UUID, campaign.UpdateRuleParams{Name: &name, StartTime: &late, MaxTotalCalls: &zero,
+			RetryIntervalMinutes: &zero, EscalationAfterFailedAttempts: new(-1)},
+			[]string{"name", "start_time", "max_total_calls", "retry_interval_minutes", "escalation_after_failed_attempts"}},
+		{"CallBadType", call.UUID, campaign.UpdateRuleParams{Type: &fax, MaxCallsPerDay: &zero},
+			[]string{"type", "max_calls_per_day"}},
+		{"Text", text.UUID, campaign.UpdateRuleParams{Name: &name, MaxCallsPerDay: &zero}, []string{"name"}},
+		{"BecomesText", call.UUID, campaign.UpdateRuleParams{Type: &toText, Name: &name, MaxCallsPerDay: &zero},
+			[]string{"name"}},
+		{"Unknown", uuid.New(), campaign.UpdateRuleParams{Name: &name, MaxCallsPerDay: &zero}, []string{"name"}},
+		{"NilID", uuid.Nil, campaign.UpdateRuleParams{Name: &name, MaxCallsPerDay: &zero}, []string{"uuid", "name"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := b.eng.UpdateRule(b.ctx, tc.id, tc.u)
+			var fe validate.Errors
+			require.True(t, errors.As(err, &fe), "%v", err)
+			require.ElementsMatch(t, tc.want, fe.Fields(), "%v", err)
+			require.Len(t, fe, len(tc.want), "each failure once: %v", err)
+		})
+	}
+	_, err := b.eng.UpdateRule(b.ctx, uuid.New(), campaign.UpdateRuleParams{MaxCallsPerDay: &zero})
+	require.ErrorIs(t, err, store.ErrNotFound, "without the rule, its type is unknown")
+
+	// Nothing was written.
+	for _, r := range []campaign.Rule{call, text} {
+		got, err := b.eng.Rule(b.ctx, r.UUID)
+		require.NoError(t, err)
+		require.Equal(t, r, got)
+	}
+	rs, err := b.eng.Rules(b.ctx, campaign.RuleQuery{})
+	require.NoError(t, err)
+	require.Equal(t, 2, rs.Total)
 }
 
 func TestEngine_AssignRule(t *testing.T) {

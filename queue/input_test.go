@@ -168,11 +168,13 @@ func TestLease_JSON(t *testing.T) {
 }
 
 // TestEngine_EveryBadFieldAtOnce: a call names every bad argument in one
-// validate.Errors, by its own JSON name, before it reads anything: an
-// unknown id with bad parameters is a field error, not ErrNotFound; a
-// nil UUID in an optional filter is an error, not an empty result; names
-// and search terms are one line (a rule's search runs over its fields
-// joined by line breaks: "\n" matched every rule).
+// validate.Errors, by its own JSON name, before it reads anything (but
+// UpdateRule, which reads the rule whose type decides which fields count:
+// TestEngine_UpdateRuleEveryBadField): an unknown id with bad parameters is
+// a field error, not ErrNotFound; a nil UUID in an optional filter is an
+// error, not an empty result; names and search terms are one line (a
+// rule's search runs over its fields joined by line breaks: "\n" matched
+// every rule).
 func TestEngine_EveryBadFieldAtOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
