@@ -99,7 +99,8 @@ func (s *server) getRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 // updateRule: PUT /api/v1/rules/{uuid}, body campaign.UpdateRuleParams:
-// partial, not retroactive.
+// partial, not retroactive. The engine checks every field against the
+// stored rule, whose type decides which of them count.
 func (s *server) updateRule(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "Rule")
 	if err != nil {
@@ -110,8 +111,21 @@ func (s *server) updateRule(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &v, &in, false, readOnlyRule...); err != nil {
 		return err
 	}
-	if err := v.Err(); err != nil {
-		return err
+	if v.Err() != nil {
+		// decode refused fields: the engine, which would write the others,
+		// is not called, but its checks run here against the stored rule,
+		// so that one 422 names every failing field.
+		cur, err := s.eng.Rule(r.Context(), id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			v.Merge("", in.ValidateWithoutRule()) // a field error all the same, as the engine's
+		case err != nil:
+			return err
+		default:
+			_, _, err := in.Apply(cur)
+			v.Merge("", err)
+		}
+		return v.Err()
 	}
 	rule, err := s.eng.UpdateRule(r.Context(), id, in)
 	if err != nil {
@@ -227,6 +241,7 @@ func (s *server) updateCampaign(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &v, &in, false, readOnlyCampaign...); err != nil {
 		return err
 	}
+	v.Merge("", in.Validate())
 	if err := v.Err(); err != nil {
 		return err
 	}

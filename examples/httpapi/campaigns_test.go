@@ -129,6 +129,30 @@ func TestRules_ListEveryBadParameter(t *testing.T) {
 	requireInvalid(t, b.do("GET", "/api/v1/rules?per_page=-1&search=a%0Ab", nil), "per_page", "search")
 }
 
+// TestRules_UpdateEveryBadField: one 422 names every bad field of a PUT,
+// those decode refuses (a wrong type) beside the rules' failures on the
+// rest, as the stored rule's type decides them (a text rule ignores its
+// caps), and the update writes nothing.
+func TestRules_UpdateEveryBadField(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	call := b.createRule(map[string]any{"name": "Rule one"})
+	text := b.createRule(map[string]any{"name": "Texts", "type": "text"})
+	path := func(r campaign.Rule) string { return "/api/v1/rules/" + r.UUID.String() }
+	b.unchanged(func() {
+		requireInvalid(t, b.do("PUT", path(call), `{"name": "x", "max_calls_per_day": "3"}`), "max_calls_per_day", "name")
+		requireInvalid(t, b.do("PUT", path(call), `{"name": 5, "max_total_calls": 0}`), "name", "max_total_calls")
+		requireInvalid(t, b.do("PUT", path(call), `{"name": "x", "max_calls_per_day": 0}`), "name", "max_calls_per_day")
+		requireInvalid(t, b.do("PUT", path(text), `{"name": 5, "max_total_calls": 0}`), "name")
+		requireInvalid(t, b.do("PUT", path(text), `{"name": "x", "max_total_calls": 0}`), "name")
+		// An unknown rule: the fields bad whatever the rule, as the engine.
+		unknown := "/api/v1/rules/" + uuid.NewString()
+		requireInvalid(t, b.do("PUT", unknown, `{"name": "x", "max_calls_per_day": "3"}`), "max_calls_per_day", "name")
+		requireInvalid(t, b.do("PUT", unknown, `{"name": "x", "max_calls_per_day": 0}`), "name")
+		requireError(t, b.do("PUT", unknown, `{"max_calls_per_day": 0}`), http.StatusNotFound, CodeNotFound)
+	})
+}
+
 func TestCampaigns(t *testing.T) {
 	t.Parallel()
 
@@ -306,6 +330,21 @@ func TestCampaigns(t *testing.T) {
 		got := data[campaign.Campaign](t, res)
 		require.Equal(t, "Spring 2027", got.Name)
 		require.Equal(t, campaign.InProcess, got.Status)
+	})
+}
+
+// TestCampaigns_UpdateEveryBadField: one 422 names every bad field of a
+// PUT, those decode refuses (a wrong type) beside the rules' failures on
+// the rest, and the update writes nothing.
+func TestCampaigns_UpdateEveryBadField(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := b.createCampaign("Camp one", nil)
+	path := "/api/v1/campaigns/" + c.UUID.String()
+	b.unchanged(func() {
+		requireInvalid(t, b.do("PUT", path, `{"name": "x", "timezone": 5}`), "timezone", "name")
+		requireInvalid(t, b.do("PUT", path, `{"name": 5, "timezone": "Mars/Base"}`), "name", "timezone")
+		requireInvalid(t, b.do("PUT", "/api/v1/campaigns/"+uuid.NewString(), `{"name": "x", "timezone": 5}`), "timezone", "name")
 	})
 }
 
