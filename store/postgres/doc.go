@@ -80,8 +80,10 @@
 //
 // Serialization failures and deadlocks (SQLSTATE 40001, 40P01: an
 // application sharing the tables, say) and the lock-order restarts are
-// retried inside Write, up to [Options.MaxRetries] times, invisible to
-// callers: Write runs its function again from the start, which the
+// retried inside Write, up to [Options.MaxRetries] times (a lock-order
+// restart that adds a lock to those the next run takes first does not
+// count: a transaction over many pools held by other nodes learns them one
+// a run), invisible to callers: Write runs its function again from the start, which the
 // engine's operations allow (see queue/internal/groupcommit's Func). A
 // savepoint that swallowed such an error does not hide it: the mark is on
 // the transaction.

@@ -32,6 +32,11 @@ const DefaultMaxConns = 8
 // and a third is let stand rather than retried without end.
 const maxWaitRestarts = 2
 
+// maxLockRestarts bounds the runs of a Write beyond Options.MaxRetries that
+// restarts to take more locks in order may add (see Write): a bound that
+// fn's locks, which are finite, keep it far below.
+const maxLockRestarts = 10_000
+
 // DefaultMaxRetries is how many times Write runs a transaction again after
 // a serialization failure, a deadlock or a lock taken out of order, when
 // [Options.MaxRetries] is zero.
@@ -127,7 +132,8 @@ type Options struct {
 	MaxConns int
 	// MaxRetries bounds how many times Write runs its function again
 	// after a serialization failure, a deadlock, or a pool lock it must
-	// take out of order (see the package documentation). Must not be
+	// take out of order (see the package documentation; a restart that
+	// adds a lock for the next run to take first does not count). Must not be
 	// negative. Defaults to [DefaultMaxRetries].
 	MaxRetries int
 	// Locking is how write transactions lock a pool: [AdvisoryLock] or
@@ -457,26 +463,40 @@ func (s *Store) Read(ctx context.Context, fn func(store.Tx) error) error {
 // package documentation). The transaction is rolled back when fn returns
 // an error or panics, and run again from the start, fn included, after a
 // serialization failure, a deadlock, or a pool lock it had to take out of
-// order and could not, up to [Options.MaxRetries] times: fn must set its
-// results afresh on every run.
+// order and could not, up to [Options.MaxRetries] times (a restart that
+// adds a lock for the next run to take first does not count): fn must set
+// its results afresh on every run.
 func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	var prelock []lockedPool
-	for attempt := 0; ; attempt++ {
+	retries := 0 // the runs again that count against MaxRetries
+	for run := 0; ; run++ {
 		if s.closed.Load() {
 			return closedErr("write")
 		}
-		// A run may go round for a wait only if another run may follow.
-		t, err := s.writeOnce(ctx, fn, prelock, attempt < min(maxWaitRestarts, s.opts.MaxRetries))
-		if t == nil || t.retry == nil || attempt >= s.opts.MaxRetries {
+		// A run may go round for a wait only while runs are few; a run
+		// that does adds the lock it waited for to the next run's, so
+		// another run follows (see below).
+		t, err := s.writeOnce(ctx, fn, prelock, run < maxWaitRestarts)
+		if t == nil || t.retry == nil || retries >= s.opts.MaxRetries || run >= s.opts.MaxRetries+maxLockRestarts {
 			if t != nil && t.retry != nil && err == nil {
 				err = t.retry
 			}
 			return err
 		}
 		s.stats.retries.Add(1)
-		prelock = t.lockSet()
+		next := t.lockSet()
+		// A restart that adds a lock to those the next run takes first, in
+		// order, is progress, not a retry: a transaction that meets many
+		// pools held by other nodes, out of order, learns them one a run,
+		// and would otherwise use up its retries on them (a group commit
+		// batch touches up to hundreds of pools). The set only grows, up to
+		// the locks fn takes.
+		if !t.restart || len(next) <= len(prelock) {
+			retries++
+		}
+		prelock = next
 		if !t.restart { // a serialization failure or deadlock: let the other go on
-			pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+			pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(retries, 6)))
 			select {
 			case <-time.After(pause):
 			case <-ctx.Done():

@@ -475,6 +475,92 @@ func TestWrite_LocksOutOfOrder(t *testing.T) {
 	require.Equal(t, b.Stats().Waits, b.Stats().Retries)
 }
 
+// TestWrite_ManyLocksOutOfOrder has a transaction lock more pools than
+// MaxRetries, from the highest key down, while another node holds every
+// one but the first and lets each go as soon as the first waits for it:
+// each run learns one more lock to take first, in order, which is progress,
+// not a retry, and the transaction commits.
+func TestWrite_ManyLocksOutOfOrder(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	const n = postgres.DefaultMaxRetries + 3
+	a := pgtest.Open(t, url, postgres.Options{MaxConns: 2})
+	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), MaxConns: n + 2})
+	ps := make([]pool.Pool, n)
+	keys := map[int64]int{}
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	for i := range ps {
+		ps[i] = newTestPool(fmt.Sprintf("pool %02d", i))
+		require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, ps[i]) }))
+		var k int64
+		require.NoError(t, conn.QueryRow(ctx, "SELECT id FROM "+a.Schema()+".pools WHERE uuid = $1", ps[i].UUID).Scan(&k))
+		keys[postgres.LockKey(a, k)] = i
+	}
+	// Node b holds every pool but the last (the highest key), each in a
+	// transaction of its own.
+	release := make([]chan struct{}, n-1)
+	held := make(chan struct{}, n-1)
+	for i := range release {
+		release[i] = make(chan struct{})
+		go b.Write(ctx, func(tx store.Tx) error {
+			_, err := tx.Pool(ctx, ps[i].UUID)
+			held <- struct{}{}
+			<-release[i]
+			return err
+		})
+	}
+	for range release {
+		<-held
+	}
+	// b lets go of a pool as soon as a waits for it.
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	let := map[int]bool{}
+	defer func() { // let go of the rest, so that b can close
+		close(stop)
+		<-stopped
+		for i := range release {
+			if !let[i] {
+				close(release[i])
+			}
+		}
+	}()
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			rows, err := conn.Query(ctx, `SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+WHERE locktype = 'advisory' AND objsubid = 1 AND NOT granted`)
+			if err != nil {
+				return
+			}
+			waiting, _ := pgx.CollectRows(rows, pgx.RowTo[int64])
+			for _, k := range waiting {
+				if i, ok := keys[k]; ok && !let[i] {
+					let[i] = true
+					close(release[i])
+				}
+			}
+		}
+	}()
+	err = a.Write(ctx, func(tx store.Tx) error {
+		for i := n - 1; i >= 0; i-- {
+			if _, err := tx.Pool(ctx, ps[i].UUID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	t.Logf("retries %d", a.Stats().Retries)
+	require.NoError(t, err, "lock-order restarts are the store's own business")
+}
+
 // TestWatch delivers the signals of committed transactions, from any store
 // on the schema, and not those of transactions or savepoints rolled back.
 func TestWatch(t *testing.T) {
