@@ -45,7 +45,10 @@
 // ([AdvisoryLock], the default), or the pool's row ([RowLock], SELECT … FOR
 // NO KEY UPDATE). Both serialize the same way; the advisory lock lives in
 // the server's shared memory only, where the row lock writes the row and
-// the write-ahead log in every transaction. Measured with 16 workers
+// the write-ahead log in every transaction. The two do not exclude each
+// other, so the nodes of a schema must all take the same one: the first
+// node to open a schema records its choice, and Open refuses a node that
+// would take the other ([ErrLockingMismatch]; see [Locking] to change it). Measured with 16 workers
 // dispatching one pool (bench: BenchmarkPostgresCycle/Workers16, 5000
 // items, 2 cores, PostgreSQL 15 on the same machine): 2,295 items/s with
 // the advisory lock, 1,867 with the row lock (-19 %); with three engines on

@@ -26,6 +26,10 @@ const (
 // [store.ErrLockTimeout].
 var ErrLockTimeout = store.ErrLockTimeout
 
+// ErrLockingMismatch is returned by [Open] when the schema's nodes lock a
+// pool another way than [Options.Locking] says (see [Locking]).
+var ErrLockingMismatch = errors.New("postgres: another Locking than the schema's")
+
 // translate maps driver errors to the store's sentinels, by SQLSTATE: a
 // missing row is [store.ErrNotFound], and so is a write of items that did
 // not find them all (P0002, from poolq_expect_rows), a uniqueness violation

@@ -86,7 +86,12 @@ func (d Durability) synchronousCommit() string {
 
 // Locking is how a write transaction takes the lock of a pool (see the
 // package documentation). Both serialize the writes of a pool in the
-// database; they differ only in cost.
+// database; they differ only in cost. Every node of a schema must lock the
+// same way, since the two locks do not exclude each other: the first node
+// to open a schema records its Locking there, and [Open] refuses another
+// with [ErrLockingMismatch]. To change it, stop every node, delete the
+// record (DELETE FROM <schema>.settings WHERE name = 'locking'), and start
+// them with the new Locking.
 type Locking int
 
 // The ways of locking a pool.
@@ -137,7 +142,8 @@ type Options struct {
 	// negative. Defaults to [DefaultMaxRetries].
 	MaxRetries int
 	// Locking is how write transactions lock a pool: [AdvisoryLock] or
-	// [RowLock]. Defaults to AdvisoryLock.
+	// [RowLock], the same for every node of a schema (see [Locking]).
+	// Defaults to AdvisoryLock.
 	Locking Locking
 	// IdleInTransactionTimeout bounds how long one of the Store's
 	// connections may sit idle inside a transaction (the server's
@@ -347,6 +353,29 @@ func (s *Store) prepare(ctx context.Context, cfg *pgx.ConnConfig) error {
 	}
 	if err := migrate(ctx, conn, s.opts.Schema, s.lockNS); err != nil {
 		return fmt.Errorf("postgres: open schema %s: %w", s.opts.Schema, err)
+	}
+	if err := checkLocking(ctx, conn, s.opts.Schema, s.opts.Locking); err != nil {
+		return fmt.Errorf("postgres: open schema %s: %w", s.opts.Schema, err)
+	}
+	return nil
+}
+
+// checkLocking records l as the schema's way of locking a pool if no node
+// has yet, and returns [ErrLockingMismatch] when the schema's is another:
+// an advisory lock and a row lock do not exclude each other, so nodes
+// that took them differently would claim from one pool at once.
+func checkLocking(ctx context.Context, conn *pgx.Conn, schema string, l Locking) error {
+	table := pgx.Identifier{schema, "settings"}.Sanitize()
+	if _, err := conn.Exec(ctx, `INSERT INTO `+table+` (name, value) VALUES ('locking', $1) ON CONFLICT (name) DO NOTHING`,
+		l.String()); err != nil {
+		return fmt.Errorf("record the locking: %w", err)
+	}
+	var theirs string
+	if err := conn.QueryRow(ctx, `SELECT value FROM `+table+` WHERE name = 'locking'`).Scan(&theirs); err != nil {
+		return fmt.Errorf("read the locking: %w", err)
+	}
+	if theirs != l.String() {
+		return fmt.Errorf("%w: the schema's nodes lock with %s, this one with %s (Options.Locking)", ErrLockingMismatch, theirs, l)
 	}
 	return nil
 }

@@ -91,6 +91,61 @@ func openConcurrently(t *testing.T, url string) {
 	require.Equal(t, postgres.LatestVersion(), versions, "each migration recorded once")
 }
 
+// TestOpen_LockingMismatch: the nodes of a schema lock a pool one way. An
+// advisory lock and a row lock do not exclude each other (two nodes that
+// took them differently claimed from a FIFO pool at once), so the first
+// node to open a schema records its Locking and Open refuses another, also
+// when nodes of both ways open a new schema at once; deleting the record
+// with every node stopped lets the next node choose again.
+func TestOpen_LockingMismatch(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	adv := pgtest.Open(t, url, postgres.Options{})
+	schema := adv.Schema()
+	pgtest.OpenSchema(t, url, postgres.Options{Schema: schema}) // a second node, the same way
+	_, err := postgres.Open(ctx, url, postgres.Options{Schema: schema, Locking: postgres.RowLock})
+	require.ErrorIs(t, err, postgres.ErrLockingMismatch)
+	require.ErrorContains(t, err, "AdvisoryLock")
+
+	require.NoError(t, adv.Close())
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DELETE FROM "+schema+".settings WHERE name = 'locking'")
+	require.NoError(t, err)
+	pgtest.OpenSchema(t, url, postgres.Options{Schema: schema, Locking: postgres.RowLock})
+	_, err = postgres.Open(ctx, url, postgres.Options{Schema: schema})
+	require.ErrorIs(t, err, postgres.ErrLockingMismatch)
+
+	t.Run("AtOnce", func(t *testing.T) {
+		t.Parallel()
+		schema := pgtest.Schema(t, url)
+		var wg sync.WaitGroup
+		errs := make([]error, 6)
+		for i := range errs {
+			wg.Go(func() {
+				l := []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock}[i%2]
+				st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema, Locking: l, MaxConns: 2})
+				if err == nil {
+					err = st.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		opened := map[int]bool{} // by the way they lock
+		for i, err := range errs {
+			if err == nil {
+				opened[i%2] = true
+			} else {
+				require.ErrorIs(t, err, postgres.ErrLockingMismatch)
+			}
+		}
+		require.Len(t, opened, 1, "the nodes of one way opened, and only they")
+	})
+}
+
 // TestOpen_SchemaTooNew refuses a schema whose version is above the code's.
 func TestOpen_SchemaTooNew(t *testing.T) {
 	url := pgtest.URL(t)
