@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -73,9 +74,10 @@ func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 // Extend moves the end of a lease to now + d and updates l.ExpiresAt; a d
 // shorter than what is left of the lease brings its end closer. d must be
 // from [MinLeaseTimeout] to [MaxLeaseTimeout]. Errors: [ErrLeaseLost],
-// [validate.Errors] for a bad d or a malformed lease, every bad field at
-// once. Do not Extend a *Lease that another goroutine reads at the same
-// time; copy it.
+// also for a lease that ended before the extension was written (its
+// transaction waited behind others), [validate.Errors] for a bad d or a
+// malformed lease, every bad field at once. Do not Extend a *Lease that
+// another goroutine reads at the same time; copy it.
 func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 	var v validate.Validator
 	checkLeaseInto(&v, l)
@@ -85,7 +87,17 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 		return fmt.Errorf("extend: %w", err)
 	}
 	it, err := e.settle(ctx, "extend", l, func(it pool.Item, _ governance, now time.Time) (pool.Item, error) {
-		return it.Extended(e.lockedNow(now).Add(d))
+		// The lease is judged at the instant the extension counts from:
+		// a transaction that ran late (behind its batch's other writes,
+		// or a wait for its pool's lock on PostgreSQL) must not keep
+		// alive a call that ended meanwhile, which a claim of another
+		// pool of its campaign, not held back by this pool's lock, may
+		// have taken for ended.
+		at := e.lockedNow(now)
+		if !it.LeaseExpiresAt.After(at) {
+			return pool.Item{}, errLeaseEnded
+		}
+		return it.Extended(at.Add(d))
 	})
 	if err == nil {
 		l.ExpiresAt = it.LeaseExpiresAt
@@ -434,11 +446,19 @@ func (e *Engine) settleItem(ctx context.Context, tx *wtx, it pool.Item, l *Lease
 		// this transaction did; either way the lease is lost.
 		return pool.Item{}, true, reclaimed, nil
 	}
-	if out, err = fn(it, governance{e: e, ctx: ctx, tx: tx, p: p}, tx.Now); err != nil {
+	out, err = fn(it, governance{e: e, ctx: ctx, tx: tx, p: p}, tx.Now)
+	if errors.Is(err, errLeaseEnded) {
+		return pool.Item{}, true, reclaimed, nil
+	}
+	if err != nil {
 		return pool.Item{}, false, reclaimed, err
 	}
 	return out, false, reclaimed, nil
 }
+
+// errLeaseEnded is returned by a settleFunc that judges the lease ended
+// at a later instant than the transaction's: the lease is lost.
+var errLeaseEnded = errors.New("lease ended")
 
 // current reports whether l is the current lease of it.
 // Every field that names the dispatch must match: a lease whose pool or
