@@ -92,10 +92,16 @@ func (r *runner) handle(j *job) {
 	go r.heartbeat(j, stop, beaten)
 	err := r.call(j)
 	stopped := j.stopped.Load() // read now: the grace may end while the result is written
+	// The result is ours to write from the moment the handler returned,
+	// before the heartbeat is waited for: an extension under way when the
+	// lease's end passes must not let the watchdog take the lease from a
+	// handler that is done (the extension may yet be written, and the
+	// result with it); if it is not, the settlement finds the lease lost.
+	settling := j.claim(jobSettling)
 	close(stop)
 	expires := <-beaten
 
-	if !j.claim(jobSettling) {
+	if !settling {
 		j.awaitLost() // lost meanwhile: the lease is no longer ours
 		return
 	}

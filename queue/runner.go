@@ -501,12 +501,29 @@ func recovered(fn func(Event), log *slog.Logger) func(Event) {
 	}
 }
 
-// release gives l back unattempted.
+// release gives l back unattempted. A write that fails for a reason
+// other than the lease or the input (the database busy or unreachable for
+// a moment) is tried again a quarter of Heartbeat later, until the lease
+// would end before the next try or Grace has passed: a lease given back
+// by no one comes back at its end as a failed attempt, a contact never
+// called counted as called.
 func (r *runner) release(ctx context.Context, l *Lease, elapsed time.Duration) {
-	if err := r.e.Release(ctx, l); err != nil {
+	until := r.e.now().Add(r.opts.Grace)
+	for {
+		err := r.e.Release(ctx, l)
+		if err == nil {
+			r.opts.OnEvent(Event{Kind: EventReleased, Lease: *l, Elapsed: elapsed})
+			return
+		}
 		r.log.Warn("poolq: release at shutdown failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
 		r.opts.OnEvent(Event{Kind: EventError, Lease: *l, Err: err})
-		return
+		if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrClosed) || errors.Is(err, validate.ErrInvalid) {
+			return
+		}
+		wait := r.opts.Heartbeat / 4
+		if next := r.e.now().Add(wait); !next.Before(l.ExpiresAt) || next.After(until) {
+			return
+		}
+		time.Sleep(wait)
 	}
-	r.opts.OnEvent(Event{Kind: EventReleased, Lease: *l, Elapsed: elapsed})
 }

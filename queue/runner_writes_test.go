@@ -1,0 +1,186 @@
+package queue_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
+	"github.com/stretchr/testify/require"
+)
+
+// stallStore: once armed, the next write of items (Tx.UpdateItems) sleeps
+// d inside its transaction, after the settlement it writes was judged: a
+// slow commit, or slow writes behind it in the same batch.
+type stallStore struct {
+	store.Store
+	armed    atomic.Bool
+	d        time.Duration
+	stalling chan struct{}
+}
+
+type stallTx struct {
+	store.Tx
+	s *stallStore
+}
+
+func (s *stallStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.Write(ctx, func(tx store.Tx) error { return fn(&stallTx{tx, s}) })
+}
+
+func (t *stallTx) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
+	return t.Tx.Savepoint(ctx, func(in store.Tx) error { return fn(&stallTx{in, t.s}) })
+}
+
+func (t *stallTx) UpdateItems(ctx context.Context, changes ...store.Change) error {
+	if t.s.armed.CompareAndSwap(true, false) {
+		close(t.s.stalling)
+		time.Sleep(t.s.d)
+	}
+	return t.Tx.UpdateItems(ctx, changes...)
+}
+
+// TestWork_ExtensionAcrossLeaseEnd: the handler's call ends well (nil)
+// while the heartbeat's extension, judged before the lease's end, is being
+// written, and commits after that end. The watchdog fires meanwhile, but
+// the result is the runner's to write since the handler returned: it is
+// written, on the extended lease. (It dropped the result once, and left the
+// renewed lease with nobody: the item came back as a failed attempt, the
+// contact whose call went well called again.)
+func TestWork_ExtensionAcrossLeaseEnd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	ss := &stallStore{Store: st, d: 250 * time.Millisecond, stalling: make(chan struct{})}
+	const lease = 300 * time.Millisecond
+	eng, err := queue.New(ss, queue.Options{LeaseTimeout: lease, PollInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	one := 1
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "stall", Description: "d", Type: pool.FIFO, MaxParallelItems: &one})
+	require.NoError(t, err)
+	c := uuid.New()
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	var kinds []queue.EventKind
+	settled := make(chan struct{})
+	var once sync.Once
+	var calls atomic.Int32
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- eng.Work(wctx, func(hctx context.Context, l *queue.Lease) error {
+			calls.Add(1)
+			ss.armed.Store(true) // the next write is the heartbeat's Extend (at 100 ms)
+			<-ss.stalling        // the extension is being written
+			return nil           // the call went well, long before the lease's end
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: 100 * time.Millisecond, Grace: time.Second,
+			OnEvent: func(ev queue.Event) {
+				mu.Lock()
+				kinds = append(kinds, ev.Kind)
+				mu.Unlock()
+				if ev.Kind != queue.EventDispatched {
+					once.Do(func() { close(settled) })
+				}
+			}})
+	}()
+	<-settled
+	time.Sleep(400 * time.Millisecond) // the stall is over; the renewed lease has ended
+	cancel()
+	require.NoError(t, <-done)
+	it, err := eng.Item(ctx, p.UUID, c)
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, pool.StatusCompleted, it.Status,
+		"events %v; item %s attempts %d retry_count %d notes %q; handler calls %d",
+		kinds, it.Status, it.Attempts, it.RetryCount, it.Notes, calls.Load())
+}
+
+// failAfterStore: once armed, its next Write runs and commits, then calls
+// after; the Write after that fails without running (the database busy for
+// a moment, as SQLITE_BUSY past busy_timeout or a lost connection).
+type failAfterStore struct {
+	store.Store
+	armed    atomic.Bool
+	failNext atomic.Bool
+	after    func()
+}
+
+func (s *failAfterStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	if s.failNext.CompareAndSwap(true, false) {
+		return errFailAfter
+	}
+	err := s.Store.Write(ctx, fn)
+	if s.armed.CompareAndSwap(true, false) {
+		s.failNext.Store(true)
+		s.after()
+	}
+	return err
+}
+
+var errFailAfter = errorString("failAfterStore: database busy")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// TestWork_ReleaseAtShutdownRetried: Work's context ends while its
+// producer's claim commits, and the producer gives the lease back; the
+// first try fails (the database busy for a moment), and it tries again.
+// (It tried once, and the lease was left with no worker: it ended as a
+// failed attempt of a call never made, the contact Failed under
+// max_retries 0 without ever being called.)
+func TestWork_ReleaseAtShutdownRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	fs := &failAfterStore{Store: st}
+	eng, err := queue.New(fs, queue.Options{LeaseTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	one, zero := 1, 0
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "shutdown", Description: "d", Type: pool.FIFO,
+		MaxParallelItems: &one, MaxRetries: &zero})
+	require.NoError(t, err)
+	c := uuid.New()
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
+	require.NoError(t, err)
+
+	wctx, cancel := context.WithCancel(ctx)
+	fs.after = cancel // the claim has committed: Work is told to stop
+	fs.armed.Store(true)
+	var calls atomic.Int32
+	var mu sync.Mutex
+	var kinds []queue.EventKind
+	err = eng.Work(wctx, func(context.Context, *queue.Lease) error { calls.Add(1); return nil },
+		queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: func(ev queue.Event) {
+			mu.Lock()
+			kinds = append(kinds, ev.Kind)
+			mu.Unlock()
+		}})
+	require.NoError(t, err)
+	it, err := eng.Item(ctx, p.UUID, c)
+	require.NoError(t, err)
+	time.Sleep(250 * time.Millisecond) // the lease ends
+	_, derr := eng.TryDequeue(ctx, p.UUID)
+	later, err := eng.Item(ctx, p.UUID, c)
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.False(t, it.Status.InFlight(),
+		"after Work returned: %s (events %v, handler calls %d); after the lease: %s, attempts %d, notes %q (TryDequeue: %v)",
+		it.Status, kinds, calls.Load(), later.Status, later.Attempts, later.Notes, derr)
+}
