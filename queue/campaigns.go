@@ -466,7 +466,9 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 
 // DetachPool detaches a pool from a campaign and reports whether it was
 // attached. A pool attached to no campaign any more dispatches under its
-// own settings again. A pool cannot leave the campaign that governs it (In
+// own settings again. Its items' calls still count against the campaign's
+// caps, for their contacts' items in its other pools, until the pool is
+// attached to it again (see [store.Tx.DetachPool]). A pool cannot leave the campaign that governs it (In
 // Process or Paused) while a contact it shares with the campaign's other
 // pools is in a call from one of them, this pool included ([ErrInFlight],
 // naming the contact): once apart, neither side would see the other's

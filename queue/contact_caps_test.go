@@ -57,6 +57,15 @@ func (b *testBundle) addContacts(t *testing.T, p uuid.UUID, contacts ...uuid.UUI
 	require.NoError(t, err)
 }
 
+// campaignOfPool returns the one campaign pool p is attached to.
+func (b *testBundle) campaignOfPool(t *testing.T, p uuid.UUID) uuid.UUID {
+	t.Helper()
+	d, err := b.eng.Pool(b.ctx, p)
+	require.NoError(t, err)
+	require.Len(t, d.Campaigns, 1)
+	return d.Campaigns[0].UUID
+}
+
 // allDay is a rule that lets every hour of the day be called.
 func allDay(perDay, total int) campaign.CreateRuleParams {
 	return campaign.CreateRuleParams{
@@ -384,6 +393,40 @@ func TestEngine_CapsPerContact(t *testing.T) {
 				require.NoError(t, b.eng.DeletePool(b.ctx, a))
 				return q
 			}},
+			// A pool that leaves the campaign leaves its calls in it.
+			{"Detach", func(b *testBundle, a, q, c uuid.UUID) uuid.UUID {
+				detached, err := b.eng.DetachPool(b.ctx, b.campaignOfPool(t, a), a)
+				require.NoError(t, err)
+				require.True(t, detached)
+				return q
+			}},
+			{"DetachRemoveAttach", func(b *testBundle, a, q, c uuid.UUID) uuid.UUID {
+				k := b.campaignOfPool(t, a)
+				_, err := b.eng.DetachPool(b.ctx, k, a)
+				require.NoError(t, err)
+				_, err = b.eng.Remove(b.ctx, a, c)
+				require.NoError(t, err)
+				_, err = b.eng.AttachPools(b.ctx, k, a)
+				require.NoError(t, err)
+				return q
+			}},
+			{"DetachDeletePool", func(b *testBundle, a, q, c uuid.UUID) uuid.UUID {
+				_, err := b.eng.DetachPool(b.ctx, b.campaignOfPool(t, a), a)
+				require.NoError(t, err)
+				require.NoError(t, b.eng.DeletePool(b.ctx, a))
+				return q
+			}},
+			// Attached again, its items count as items, once.
+			{"DetachAttach", func(b *testBundle, a, q, c uuid.UUID) uuid.UUID {
+				k := b.campaignOfPool(t, a)
+				for range 2 {
+					_, err := b.eng.DetachPool(b.ctx, k, a)
+					require.NoError(t, err)
+					_, err = b.eng.AttachPools(b.ctx, k, a)
+					require.NoError(t, err)
+				}
+				return q
+			}},
 		} {
 			t.Run(tc.name+"/TotalCalls", func(t *testing.T) {
 				t.Parallel()
@@ -420,6 +463,25 @@ func TestEngine_CapsPerContact(t *testing.T) {
 				require.Equal(t, c, l.ContactUUID)
 			})
 		}
+		// A pool attached again counts its items' calls once: as items.
+		t.Run("DetachAttachCountsOnce", func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			a, q, c := b.sharedContact(t, allDay(10, 2), pool.Parallel, pool.Parallel)
+			l, err := b.eng.TryDequeue(b.ctx, a)
+			require.NoError(t, err)
+			require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+			k := b.campaignOfPool(t, a)
+			for range 2 {
+				_, err := b.eng.DetachPool(b.ctx, k, a)
+				require.NoError(t, err)
+				_, err = b.eng.AttachPools(b.ctx, k, a)
+				require.NoError(t, err)
+			}
+			l, err = b.eng.TryDequeue(b.ctx, q)
+			require.NoError(t, err, "c's second call of two")
+			require.Equal(t, c, l.ContactUUID)
+		})
 		// A kept call is no call under way: it does not hold a pool in
 		// its campaign.
 		t.Run("Detach", func(t *testing.T) {

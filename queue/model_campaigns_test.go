@@ -226,6 +226,8 @@ func (m *modelMachine) attach(t *rapid.T) {
 		require.NoError(t, err, "Attach")
 		require.Equal(t, 1, res.PoolsAttached, "Attach")
 		c.pools = append(c.pools, p)
+		// Its items count as items again, not as the calls kept of them.
+		c.kept = slices.DeleteFunc(c.kept, func(k *modelItem) bool { return slices.Contains(p.items, k.keptOf) })
 	}
 }
 
@@ -240,6 +242,14 @@ func (m *modelMachine) detach(t *rapid.T) {
 	}
 	require.NoError(t, err, "Detach")
 	require.Equal(t, c.has(p), detached, "Detach reports whether the pool was attached")
+	if detached {
+		// Its items' calls still count in the campaign.
+		for _, it := range p.items {
+			if it.called() {
+				c.kept = append(c.kept, it.kept())
+			}
+		}
+	}
 	c.pools = slices.DeleteFunc(c.pools, func(x *modelPool) bool { return x == p })
 }
 

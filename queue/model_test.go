@@ -107,7 +107,21 @@ type modelItem struct {
 	callAt     time.Time
 	callsToday int
 	callToken  int64
+
+	// keptOf is, for the calls a campaign keeps of an item that left
+	// its pools (removed, or its pool detached), that item.
+	keptOf *modelItem
 }
+
+// kept returns the calls a campaign keeps of it when it leaves the
+// campaign's pools: a Completed item of no pool.
+func (it *modelItem) kept() *modelItem {
+	return &modelItem{contact: it.contact, status: pool.StatusCompleted, attempts: it.attempts,
+		callAt: it.callAt, callsToday: it.callsToday, keptOf: it}
+}
+
+// called reports whether it has calls a rule counts.
+func (it *modelItem) called() bool { return it.attempts > 0 || it.callsToday > 0 }
 
 // asItem is the model item as the pool.Item the rule's gate reads.
 func (it *modelItem) asItem() pool.Item {
@@ -900,11 +914,10 @@ func (m *modelMachine) remove(t *rapid.T) {
 		if it := p.find(c); it != nil {
 			p.items = slices.DeleteFunc(p.items, func(x *modelItem) bool { return x == it })
 			removed++
-			if it.attempts > 0 || it.callsToday > 0 {
+			if it.called() {
 				// Its calls still count in the campaigns of its pool.
 				for _, k := range p.campaigns() {
-					k.kept = append(k.kept, &modelItem{contact: c, status: pool.StatusCompleted,
-						attempts: it.attempts, callAt: it.callAt, callsToday: it.callsToday})
+					k.kept = append(k.kept, it.kept())
 				}
 			}
 		}

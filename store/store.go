@@ -233,10 +233,16 @@ type Tx interface {
 	Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error)
 	// AttachPool attaches pool poolID to campaign id, after the pools
 	// attached before. attached is false when it was attached already.
-	// An unknown pool is [ErrNotFound].
+	// An unknown pool is [ErrNotFound]. Attached, the pool's items count in
+	// the campaign again: the calls kept of them when it was detached
+	// (DetachPool) are dropped.
 	AttachPool(ctx context.Context, id, poolID uuid.UUID) (attached bool, err error)
 	// DetachPool detaches pool poolID from campaign id. detached is false
-	// when it was not attached. An unknown pool is [ErrNotFound].
+	// when it was not attached. An unknown pool is [ErrNotFound]. The calls
+	// of the pool's items (those with attempts or a day's count above
+	// zero) still count in the campaign: they are kept for it, as
+	// KeepCalls keeps those of removed items, until the pool is attached
+	// to it again.
 	DetachPool(ctx context.Context, id, poolID uuid.UUID) (detached bool, err error)
 	// PoolCampaigns returns the campaigns pool poolID is attached to,
 	// ordered by CreatedAt then UUID, without their PoolUUIDs. An index
@@ -258,8 +264,9 @@ type Tx interface {
 	// campaign's pools, which all read this, run one after the other across
 	// nodes, so that each reads what the one before it dispatched.
 	//
-	// The calls kept of removed items (KeepCalls) come with them, whatever
-	// pool they were removed from (except too), each as an item of no pool
+	// The calls kept of items that left the campaign's pools (KeepCalls,
+	// DetachPool) come with them, whatever pool they were in (except too),
+	// each as an item of no pool
 	// (PoolUUID uuid.Nil, ID 0, Status Completed) that holds only the
 	// contact, the attempts and the day's count (CallAt, CallsToday): one
 	// more index seek per contact.

@@ -115,6 +115,14 @@ ON CONFLICT DO NOTHING`
 
 	detachPoolSQL = `DELETE FROM campaign_pools WHERE campaign_id = $1 AND pool_id = $2`
 
+	// keepDetachedCallsSQL keeps the calls of pool $2's items for campaign
+	// $1, which it leaves (see store.Tx.DetachPool); dropKeptCallsSQL
+	// drops those of its items when it is attached to the campaign again.
+	keepDetachedCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
+SELECT $1, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
+FROM items i WHERE i.pool_id = $2 AND (i.attempts > 0 OR i.calls_today > 0)`
+	dropKeptCallsSQL = `DELETE FROM kept_calls k USING items i WHERE k.campaign_id = $1 AND i.id = k.item_id AND i.pool_id = $2`
+
 	// poolCampaignsSQL is a seek on campaign_pools_pool: nothing to read
 	// for a pool attached to no campaign.
 	poolCampaignsSQL = `SELECT ` + campaignCols + ` FROM campaign_pools cp JOIN campaigns c ON c.id = cp.campaign_id
@@ -538,7 +546,8 @@ func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campa
 }
 
 // AttachPool attaches a pool to a campaign, after its other pools, locking
-// both. O(log n).
+// both, and drops the calls kept of its items for the campaign. O(log n +
+// k) for k calls kept for the campaign.
 func (t *txn) AttachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
 	defer t.forgetCampaigns() // after the write: a pool locked in it reads the campaigns before it
 	const op = "attach pool"
@@ -553,10 +562,15 @@ func (t *txn) AttachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error
 	if err != nil {
 		return false, wrap(op, err)
 	}
-	return tag.RowsAffected() > 0, nil
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	// Its items count as items again.
+	return true, wrap(op, t.deferExec(ctx, dropKeptCallsSQL, ck, pk))
 }
 
-// DetachPool detaches a pool from a campaign, locking both. O(log n).
+// DetachPool detaches a pool from a campaign, locking both, and keeps the
+// calls of its items for the campaign. O(m log n) for the pool's m items.
 func (t *txn) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
 	defer t.forgetCampaigns() // after the write: a pool locked in it reads the campaigns before it
 	const op = "detach pool"
@@ -571,7 +585,11 @@ func (t *txn) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error
 	if err != nil {
 		return false, wrap(op, err)
 	}
-	return tag.RowsAffected() > 0, nil
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	// Its items' calls still count in the campaign.
+	return true, wrap(op, t.deferExec(ctx, keepDetachedCallsSQL, ck, pk))
 }
 
 // campaignAndPool locks a campaign, then a pool (in the order of their

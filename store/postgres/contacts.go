@@ -78,12 +78,12 @@ WHERE k.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND k.con
 	// keepCallsSQL copies the calls of pool $1's items of contacts $2 into
 	// kept_calls, once per campaign of the pool; keepPoolCallsSQL of every
 	// item of the pool.
-	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, contact_uuid, attempts, call_at, calls_today)
-SELECT cp.campaign_id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
+	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
+SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
 FROM campaign_pools cp JOIN items i ON i.pool_id = cp.pool_id
 WHERE cp.pool_id = $1 AND (i.attempts > 0 OR i.calls_today > 0) AND i.contact_uuid = ANY($2::uuid[])`
-	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, contact_uuid, attempts, call_at, calls_today)
-SELECT cp.campaign_id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
+	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
+SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
 FROM campaign_pools cp JOIN items i ON i.pool_id = cp.pool_id
 WHERE cp.pool_id = $1 AND (i.attempts > 0 OR i.calls_today > 0)`
 

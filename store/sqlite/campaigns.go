@@ -57,6 +57,15 @@ ON CONFLICT DO NOTHING`
 
 	detachPoolSQL = `DELETE FROM campaign_pools WHERE campaign_id = ? AND pool_id = ?`
 
+	// keepDetachedCallsSQL keeps the calls of pool ?2's items for campaign
+	// ?1, which it leaves (see store.Tx.DetachPool); dropKeptCallsSQL
+	// drops those of its items when it is attached to the campaign again.
+	keepDetachedCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
+SELECT ?1, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
+FROM items i WHERE i.pool_id = ?2 AND (i.attempts > 0 OR i.calls_today > 0)`
+	dropKeptCallsSQL = `DELETE FROM kept_calls WHERE campaign_id = ?1
+    AND item_id IN (SELECT i.id FROM kept_calls k JOIN items i ON i.id = k.item_id WHERE k.campaign_id = ?1 AND i.pool_id = ?2)`
+
 	// poolCampaignsSQL is a seek on campaign_pools_pool: nothing to read
 	// for a pool attached to no campaign.
 	poolCampaignsSQL = `SELECT ` + campaignCols + ` FROM campaign_pools cp JOIN campaigns c ON c.id = cp.campaign_id
@@ -380,7 +389,9 @@ func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campa
 	return out, total, nil
 }
 
-// AttachPool attaches a pool to a campaign, after its other pools.
+// AttachPool attaches a pool to a campaign, after its other pools, and
+// drops the calls kept of its items for the campaign. O(log n + k) for k
+// calls kept for the campaign.
 func (t *txn) AttachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
 	const op = "attach pool"
 	if err := t.writable(op); err != nil {
@@ -395,10 +406,14 @@ func (t *txn) AttachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error
 		return false, wrap(op, err)
 	}
 	n, err := res.RowsAffected()
+	if err == nil && n > 0 {
+		_, err = t.exec(ctx, dropKeptCallsSQL, ck, pk) // its items count as items again
+	}
 	return n > 0, wrap(op, err)
 }
 
-// DetachPool detaches a pool from a campaign.
+// DetachPool detaches a pool from a campaign and keeps the calls of its
+// items for the campaign. O(m log n) for the pool's m items.
 func (t *txn) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
 	const op = "detach pool"
 	if err := t.writable(op); err != nil {
@@ -413,6 +428,9 @@ func (t *txn) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error
 		return false, wrap(op, err)
 	}
 	n, err := res.RowsAffected()
+	if err == nil && n > 0 {
+		_, err = t.exec(ctx, keepDetachedCallsSQL, ck, pk) // they still count in the campaign
+	}
 	return n > 0, wrap(op, err)
 }
 

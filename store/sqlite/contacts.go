@@ -52,13 +52,13 @@ WHERE c.uuid = ?1 AND k.contact_uuid = ?3`
 	// keepCallsSQL copies the calls of pool ?1's items of a contactList
 	// (?2) into kept_calls, once per campaign of the pool;
 	// keepPoolCallsSQL of every item of the pool.
-	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, contact_uuid, attempts, call_at, calls_today)
-SELECT cp.campaign_id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
+	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
+SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
 FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id JOIN items i ON i.pool_id = p.id
 WHERE p.uuid = ?1 AND (i.attempts > 0 OR i.calls_today > 0)
     AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?2))`
-	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, contact_uuid, attempts, call_at, calls_today)
-SELECT cp.campaign_id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
+	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
+SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
 FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id JOIN items i ON i.pool_id = p.id
 WHERE p.uuid = ?1 AND (i.attempts > 0 OR i.calls_today > 0)`
 

@@ -30,6 +30,7 @@ func contactTests() []test {
 		{"CampaignCalls/OK", testCampaignCalls},
 		{"KeepCalls/OK", testKeepCalls},
 		{"KeepCalls/RollbackOnError", testKeepCallsRollback},
+		{"KeepCalls/DetachAttach", testKeepCallsDetach},
 		{"DNC/AddRemove", testDNCAddRemove},
 		{"DNC/OnDNC", testOnDNC},
 		{"DNC/Listed", testListed},
@@ -341,6 +342,58 @@ func testKeepCalls(t *testing.T, b *bundle) {
 	b.write(func(tx store.Tx) error { return tx.KeepCalls(b.ctx, uuid.New()) }) // an unknown pool keeps nothing
 	err := b.st.Read(b.ctx, func(tx store.Tx) error { return tx.KeepCalls(b.ctx, p2.UUID) })
 	require.ErrorIs(t, err, store.ErrReadOnly)
+}
+
+// testKeepCallsDetach checks that DetachPool keeps the calls of the
+// pool's items for the campaign it leaves, and that AttachPool to it
+// again drops them for the items still in the pool (they count as items
+// again) but not for the items removed meanwhile.
+func testKeepCallsDetach(t *testing.T, b *bundle) {
+	c, d, e := uuid.New(), uuid.New(), uuid.New()
+	p1, p2 := b.insertPool(), b.insertPool()
+	k, other := b.insertCampaign(newCampaign(nil)), b.insertCampaign(newCampaign(nil))
+	b.attachAll(k.UUID, p1, p2)
+	b.attachAll(other.UUID, p1)
+	items := b.insertItems(p1.UUID, []pool.Item{
+		{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0},
+		{ContactUUID: d, Status: pool.StatusPending, AddedAt: t0},
+		{ContactUUID: e, Status: pool.StatusPending, AddedAt: t0},
+	})
+	called := func(i int) {
+		b.set(items, i, func(it *pool.Item) {
+			it.Status, it.Attempts, it.Token = pool.StatusFailed, it.Attempts+1, it.Token+1
+			it.CallAt, it.CallsToday, it.CallToken = at(time.Duration(it.Attempts)*time.Hour), it.CallsToday+1, it.Token
+		})
+		items[i] = b.item(items[i].ID)
+	}
+	called(0)
+	called(2)
+	detach := func(id, poolID uuid.UUID) bool {
+		var ok bool
+		b.write(func(tx store.Tx) (err error) {
+			ok, err = tx.DetachPool(b.ctx, id, poolID)
+			return err
+		})
+		return ok
+	}
+	require.True(t, detach(k.UUID, p1.UUID))
+	require.False(t, detach(k.UUID, p1.UUID), "detached already: nothing kept twice")
+	for _, write := range []bool{false, true} {
+		require.ElementsMatch(t, []pool.Item{kept(items[0]), kept(items[2])}, b.campaignItems(write, k.UUID, p2.UUID, c, d, e))
+		require.ElementsMatch(t, items, b.campaignItems(write, other.UUID, uuid.Nil, c, d, e),
+			"kept for the campaign left only: the other's has the items")
+	}
+	called(0)               // dispatched while detached
+	b.keepCalls(p1.UUID, e) // removed while detached: kept for other, the pool's campaign now
+	b.attachAll(k.UUID, p1)
+	require.ElementsMatch(t, []pool.Item{items[0], items[1], kept(items[2])}, b.campaignItems(false, k.UUID, p2.UUID, c, d, e),
+		"c counts as its item again; e's item is gone, its calls stay kept")
+	require.ElementsMatch(t, []pool.Item{items[0], items[1], kept(items[2])}, b.campaignItems(true, k.UUID, p2.UUID, c, d, e))
+	require.ElementsMatch(t, []pool.Item{kept(items[2])}, b.campaignItems(false, other.UUID, p1.UUID, c, d, e))
+	require.True(t, detach(k.UUID, p1.UUID))
+	b.attachAll(k.UUID, p1)
+	require.ElementsMatch(t, []pool.Item{items[0], items[1], kept(items[2])}, b.campaignItems(false, k.UUID, p2.UUID, c, d, e),
+		"detached and attached again: counted once")
 }
 
 // testKeepCallsRollback checks that calls kept in a transaction that

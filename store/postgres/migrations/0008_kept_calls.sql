@@ -1,16 +1,21 @@
--- 0008_kept_calls: the calls of the items removed from a campaign's pools.
+-- 0008_kept_calls: the calls of the items that left a campaign's pools.
 --
 -- A rule's caps are the contact's, counted from its items in the pools of
 -- the campaign: their attempts against max_total_calls, their calls of the
 -- day against max_calls_per_day. Removing an item (Remove, or deleting its
 -- pool) took its calls out of that count, and the contact was called again
 -- from another pool of the campaign, or from the same one once added back,
--- past both caps. Such an item's attempts and day's count are kept here,
--- one row per item and campaign its pool was attached to; dispatch under
--- the campaign's rule reads them with the contact's items (one seek per
--- contact in kept_calls_contact). Deleting the campaign deletes them.
+-- past both caps; detaching the pool did the same. Such an item's attempts
+-- and day's count are kept here: at its removal, one row per campaign its
+-- pool is attached to; at a detach, one row per item of the pool, for the
+-- campaign it leaves, deleted if the pool is attached to it again (its
+-- items count again as items; item_id names the item, whose ID is never
+-- reused). Dispatch under the campaign's rule reads them with the
+-- contact's items (one seek per contact in kept_calls_contact). Deleting
+-- the campaign deletes them.
 CREATE TABLE kept_calls (
     campaign_id  bigint  NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    item_id      bigint  NOT NULL,
     contact_uuid uuid    NOT NULL,
     attempts     bigint  NOT NULL CHECK (attempts >= 0),
     call_at      bigint,
