@@ -364,15 +364,32 @@ func (s *Store) prepare(ctx context.Context, cfg *pgx.ConnConfig) error {
 // has yet, and returns [ErrLockingMismatch] when the schema's is another:
 // an advisory lock and a row lock do not exclude each other, so nodes
 // that took them differently would claim from one pool at once.
-func checkLocking(ctx context.Context, conn *pgx.Conn, schema string, l Locking) error {
+//
+// It runs at READ COMMITTED whatever the server's default (as migrate
+// does): there, an insert that meets another node's, not yet committed,
+// waits for it and does nothing, and the read that follows sees it; at
+// REPEATABLE READ the insert fails instead.
+func checkLocking(ctx context.Context, conn *pgx.Conn, schema string, l Locking) (err error) {
 	table := pgx.Identifier{schema, "settings"}.Sanitize()
-	if _, err := conn.Exec(ctx, `INSERT INTO `+table+` (name, value) VALUES ('locking', $1) ON CONFLICT (name) DO NOTHING`,
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return fmt.Errorf("record the locking: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (name, value) VALUES ('locking', $1) ON CONFLICT (name) DO NOTHING`,
 		l.String()); err != nil {
 		return fmt.Errorf("record the locking: %w", err)
 	}
 	var theirs string
-	if err := conn.QueryRow(ctx, `SELECT value FROM `+table+` WHERE name = 'locking'`).Scan(&theirs); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT value FROM `+table+` WHERE name = 'locking'`).Scan(&theirs); err != nil {
 		return fmt.Errorf("read the locking: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("record the locking: %w", err)
 	}
 	if theirs != l.String() {
 		return fmt.Errorf("%w: the schema's nodes lock with %s, this one with %s (Options.Locking)", ErrLockingMismatch, theirs, l)
