@@ -183,13 +183,15 @@ WHERE application_name = $1) k`, "poolq listener "+stores[0].Schema()).Scan(&kil
 // the whole LeaseTimeout (or d), counted from when it got the pool, not
 // from when its transaction began: a lease shortened by the wait, or over
 // before it was handed out, would let the contact be called again while
-// the first call goes on.
+// the first call goes on. And an extension whose lease ended while it
+// waited is lost: another node may have taken the call for ended.
 func TestPostgres_LeaseCountsFromTheLock(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
-	eng := openEngine(t, st, queue.Options{LeaseTimeout: time.Second})
+	const lease = 3 * time.Second
+	eng := openEngine(t, st, queue.Options{LeaseTimeout: lease})
 	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "held up", Description: "behind another node"})
 	require.NoError(t, err)
 	_, err = eng.Add(ctx, p.UUID, newItems(1)...)
@@ -216,20 +218,26 @@ func TestPostgres_LeaseCountsFromTheLock(t *testing.T) {
 	l, err := eng.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err)
 	left := time.Until(l.ExpiresAt)
-	require.Greater(t, left, 500*time.Millisecond, "the claim waited 1.5 s for the pool: its 1 s lease has %v left", left)
+	require.Greater(t, left, lease-500*time.Millisecond, "the claim waited 1.5 s for the pool: its lease has %v left", left)
 	<-over
 
 	over = holdItems()
-	require.NoError(t, eng.Extend(ctx, l, time.Second))
+	require.NoError(t, eng.Extend(ctx, l, lease))
 	<-over
 	left = time.Until(l.ExpiresAt)
-	require.Greater(t, left, 500*time.Millisecond, "the extension waited 1.5 s for the pool: its 1 s lease has %v left", left)
+	require.Greater(t, left, lease-500*time.Millisecond, "the extension waited 1.5 s for the pool: its lease has %v left", left)
 
-	require.NoError(t, eng.Complete(ctx, l, "called once"))
+	time.Sleep(time.Until(l.ExpiresAt) - time.Second) // a second of lease left
+	over = holdItems()
+	stale := *l
+	require.ErrorIs(t, eng.Extend(ctx, &stale, lease), queue.ErrLeaseLost, "the lease ended while the extension waited")
+	<-over
+
 	items := allItems(ctx, t, eng, p.UUID, 10)
 	require.Len(t, items, 1)
-	require.Equal(t, pool.StatusCompleted, items[0].Status)
 	require.Equal(t, 1, items[0].Attempts)
+	require.True(t, items[0].Status.InFlight(), "no write since: the expiry is applied by the next write")
+	require.Equal(t, l.ExpiresAt, items[0].LeaseExpiresAt, "the lost extension wrote nothing")
 }
 
 // TestPostgres_ClaimsJudgedAfterTheBatchWaits: two claims share a
