@@ -66,6 +66,15 @@ func (b *testBundle) campaignOfPool(t *testing.T, p uuid.UUID) uuid.UUID {
 	return d.Campaigns[0].UUID
 }
 
+// answer claims the next item of pool p and completes it: a call that
+// went well.
+func (b *testBundle) answer(t *testing.T, p uuid.UUID) {
+	t.Helper()
+	l, err := b.eng.TryDequeue(b.ctx, p)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+}
+
 // allDay is a rule that lets every hour of the day be called.
 func allDay(perDay, total int) campaign.CreateRuleParams {
 	return campaign.CreateRuleParams{
@@ -432,12 +441,10 @@ func TestEngine_CapsPerContact(t *testing.T) {
 				t.Parallel()
 				b := setup(t)
 				a, q, c := b.sharedContact(t, allDay(10, 1), pool.Parallel, pool.Parallel)
-				l, err := b.eng.TryDequeue(b.ctx, a)
-				require.NoError(t, err)
-				require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+				b.answer(t, a)
 				b.clock.Advance(48 * time.Hour) // another day: only the total holds c back
 				next := tc.remove(b, a, q, c)
-				_, err = b.eng.TryDequeue(b.ctx, next)
+				_, err := b.eng.TryDequeue(b.ctx, next)
 				require.ErrorIs(t, err, queue.ErrEmpty, "c has had its one call in the campaign")
 				it := b.item(t, next, c)
 				require.Equal(t, pool.StatusFailed, it.Status)
@@ -468,9 +475,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			a, q, c := b.sharedContact(t, allDay(10, 2), pool.Parallel, pool.Parallel)
-			l, err := b.eng.TryDequeue(b.ctx, a)
-			require.NoError(t, err)
-			require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+			b.answer(t, a)
 			k := b.campaignOfPool(t, a)
 			for range 2 {
 				_, err := b.eng.DetachPool(b.ctx, k, a)
@@ -478,7 +483,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 				_, err = b.eng.AttachPools(b.ctx, k, a)
 				require.NoError(t, err)
 			}
-			l, err = b.eng.TryDequeue(b.ctx, q)
+			l, err := b.eng.TryDequeue(b.ctx, q)
 			require.NoError(t, err, "c's second call of two")
 			require.Equal(t, c, l.ContactUUID)
 		})
@@ -491,10 +496,8 @@ func TestEngine_CapsPerContact(t *testing.T) {
 			a, q, c := ps[0].UUID, ps[1].UUID, uuid.New()
 			b.addContacts(t, a, c)
 			b.addContacts(t, q, c)
-			l, err := b.eng.TryDequeue(b.ctx, a)
-			require.NoError(t, err)
-			require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
-			_, err = b.eng.Remove(b.ctx, a, c)
+			b.answer(t, a)
+			_, err := b.eng.Remove(b.ctx, a, c)
 			require.NoError(t, err)
 			_, err = b.eng.TryDequeue(b.ctx, q) // c in a call from q, with its kept call from a
 			require.NoError(t, err)
