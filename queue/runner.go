@@ -193,7 +193,11 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	r.log.Info("poolq: work stopping", "grace", opts.Grace)
 	done := make(chan struct{})
 	go func() { r.handlers.Wait(); close(done) }()
-	grace := time.NewTimer(opts.Grace)
+	left := opts.Grace
+	if !r.stopping.IsZero() { // the give-backs of a claim that committed as Work stopped took some
+		left = max(opts.Grace-time.Since(r.stopping), 0)
+	}
+	grace := time.NewTimer(left)
 	defer grace.Stop()
 	select {
 	case <-done:
@@ -233,6 +237,7 @@ type runner struct {
 	next      int         // the pool whose turn it is to be claimed from first
 	floors    []backoff   // per pool: the floor under sleeps (see backoff)
 	held      []uuid.UUID // the pools held by their campaigns at the last claim (see pause)
+	stopping  time.Time   // when produce gave back the leases of a claim that committed as Work stopped
 }
 
 // distinct returns ids without repeats, in order.
@@ -331,8 +336,11 @@ func (r *runner) produce(ctx context.Context) error {
 			err = ErrClosed // so is Close, as the end of ctx does
 		}
 		if err != nil {
+			// Grace counts from here: the give-backs take from it.
+			r.stopping = time.Now()
+			until := r.stopping.Add(r.opts.Grace)
 			for _, l := range leases {
-				r.release(context.WithoutCancel(ctx), l, 0)
+				r.release(context.WithoutCancel(ctx), l, until)
 			}
 			if errors.Is(err, ErrClosed) {
 				return err
@@ -501,18 +509,18 @@ func recovered(fn func(Event), log *slog.Logger) func(Event) {
 	}
 }
 
-// release gives l back unattempted. A write that fails for a reason
-// other than the lease or the input (the database busy or unreachable for
-// a moment) is tried again a quarter of Heartbeat later, until the lease
-// would end before the next try or Grace has passed: a lease given back
-// by no one comes back at its end as a failed attempt, a contact never
-// called counted as called.
-func (r *runner) release(ctx context.Context, l *Lease, elapsed time.Duration) {
-	until := r.e.now().Add(r.opts.Grace)
+// release gives back unattempted l, a lease claimed as Work stopped. A
+// write that fails for a reason other than the lease or the input (the
+// database busy or unreachable for a moment) is tried again a quarter of
+// Heartbeat later, until the lease would end before the next try or the
+// time until (the end of Work's grace, on the wall clock) would pass: a
+// lease given back by no one comes back at its end as a failed attempt, a
+// contact never called counted as called.
+func (r *runner) release(ctx context.Context, l *Lease, until time.Time) {
 	for {
 		err := r.e.Release(ctx, l)
 		if err == nil {
-			r.opts.OnEvent(Event{Kind: EventReleased, Lease: *l, Elapsed: elapsed})
+			r.opts.OnEvent(Event{Kind: EventReleased, Lease: *l})
 			return
 		}
 		r.log.Warn("poolq: release at shutdown failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
@@ -521,7 +529,7 @@ func (r *runner) release(ctx context.Context, l *Lease, elapsed time.Duration) {
 			return
 		}
 		wait := r.opts.Heartbeat / 4
-		if next := r.e.now().Add(wait); !next.Before(l.ExpiresAt) || next.After(until) {
+		if !r.e.now().Add(wait).Before(l.ExpiresAt) || time.Now().Add(wait).After(until) {
 			return
 		}
 		time.Sleep(wait)

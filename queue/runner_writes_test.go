@@ -184,3 +184,65 @@ func TestWork_ReleaseAtShutdownRetried(t *testing.T) {
 		"after Work returned: %s (events %v, handler calls %d); after the lease: %s, attempts %d, notes %q (TryDequeue: %v)",
 		it.Status, kinds, calls.Load(), later.Status, later.Attempts, later.Notes, derr)
 }
+
+// failFromStore: once armed, its next Write runs and commits, then calls
+// after; every Write after that fails without running (the database down).
+type failFromStore struct {
+	store.Store
+	armed, failing atomic.Bool
+	after          func()
+}
+
+func (s *failFromStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	if s.failing.Load() {
+		return errFailAfter
+	}
+	err := s.Store.Write(ctx, fn)
+	if s.armed.CompareAndSwap(true, false) {
+		s.failing.Store(true)
+		s.after()
+	}
+	return err
+}
+
+// TestWork_ReleaseAtShutdownWithinGrace: the give-backs of a claim that
+// committed as Work stopped, tried again while the database is down, all
+// end within one Grace, which they take from: Work returns in about Grace,
+// not once per lease. (Each tried for a Grace of its own once, one after
+// the other, before Work's grace began.)
+func TestWork_ReleaseAtShutdownWithinGrace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	fs := &failFromStore{Store: st}
+	eng, err := queue.New(fs, queue.Options{LeaseTimeout: 10 * time.Second, PollInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	three := 3
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "shutdown", Description: "d", Type: pool.Parallel, MaxParallelItems: &three})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(3)...)
+	require.NoError(t, err)
+	wctx, cancel := context.WithCancel(ctx)
+	fs.after = cancel // the claim of three commits, then Work is told to stop and every write fails
+	fs.armed.Store(true)
+	const grace = 300 * time.Millisecond
+	start := time.Now()
+	var released, errs atomic.Int32
+	err = eng.Work(wctx, func(context.Context, *queue.Lease) error { return nil },
+		queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 3, Grace: grace, Heartbeat: 40 * time.Millisecond,
+			OnEvent: func(ev queue.Event) {
+				switch ev.Kind {
+				case queue.EventReleased:
+					released.Add(1)
+				case queue.EventError:
+					errs.Add(1)
+				}
+			}})
+	took := time.Since(start)
+	require.NoError(t, err)
+	require.Less(t, took, grace+200*time.Millisecond, "Work took %v with Grace %v", took, grace)
+	require.Zero(t, released.Load())
+	require.Greater(t, errs.Load(), int32(3), "each give-back was tried more than once")
+}
