@@ -487,6 +487,25 @@ func TestEngine_CapsPerContact(t *testing.T) {
 			require.NoError(t, err, "c's second call of two")
 			require.Equal(t, c, l.ContactUUID)
 		})
+		// A pool detached mid-call keeps that call; given back (Release),
+		// it is given back there too: the contact was never called.
+		t.Run("DetachMidCallThenRelease", func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			k, ps := b.runningCampaign(t, allDay(1, 1), pool.Parallel, pool.Parallel)
+			a, q, c := ps[0].UUID, ps[1].UUID, uuid.New()
+			b.addContacts(t, a, c) // c only in a: the detach is allowed with c in flight
+			l, err := b.eng.TryDequeue(b.ctx, a)
+			require.NoError(t, err)
+			detached, err := b.eng.DetachPool(b.ctx, k, a)
+			require.NoError(t, err)
+			require.True(t, detached)
+			require.NoError(t, b.eng.Release(b.ctx, l))
+			b.addContacts(t, q, c)
+			l, err = b.eng.TryDequeue(b.ctx, q)
+			require.NoError(t, err, "c was never called: %+v", b.item(t, q, c))
+			require.Equal(t, c, l.ContactUUID)
+		})
 		// A kept call is no call under way: it does not hold a pool in
 		// its campaign.
 		t.Run("Detach", func(t *testing.T) {

@@ -198,8 +198,8 @@ func (e *Engine) checkFailure(v *validate.Validator, f Failure) {
 // [ErrWrongStatus] and changes nothing; complete or fail it. Errors:
 // [ErrLeaseLost], [ErrWrongStatus].
 func (e *Engine) Release(ctx context.Context, l *Lease) error {
-	it, err := e.settle(ctx, "release", l, func(it pool.Item, _ governance, now time.Time) (pool.Item, error) {
-		return it.Released(now)
+	it, err := e.settle(ctx, "release", l, func(it pool.Item, gv governance, now time.Time) (pool.Item, error) {
+		return gv.released(it, now)
 	})
 	if err == nil {
 		l.Item = it
@@ -221,7 +221,7 @@ func (e *Engine) giveBack(ctx context.Context, l *Lease, f Failure) (it pool.Ite
 	it, err = e.settle(ctx, "release", l, func(it pool.Item, gv governance, now time.Time) (pool.Item, error) {
 		released = it.Status != pool.StatusInCall // set afresh at every run of the transaction
 		if released {
-			return it.Released(now)
+			return gv.released(it, now)
 		}
 		return gv.fail(it, now, f)
 	})
@@ -412,6 +412,18 @@ type governance struct {
 	ctx context.Context
 	tx  *wtx
 	p   pool.Pool
+}
+
+// released gives back the in-flight item it unattempted at now (see
+// [pool.Item.Released]), and the attempt in the calls a campaign kept of
+// it when its pool was detached mid-call (see [store.Tx.DetachPool]).
+func (gv governance) released(it pool.Item, now time.Time) (pool.Item, error) {
+	out, err := it.Released(now)
+	if err != nil {
+		return out, err
+	}
+	day := out.CallsToday < it.CallsToday // the day's call given back too
+	return out, gv.tx.ReleaseKeptCall(gv.ctx, it.ID, it.Token, day)
 }
 
 // fail settles the in-flight item it after a failed attempt at now, under

@@ -109,15 +109,21 @@ type modelItem struct {
 	callToken  int64
 
 	// keptOf is, for the calls a campaign keeps of an item that left
-	// its pools (removed, or its pool detached), that item.
-	keptOf *modelItem
+	// its pools (removed, or its pool detached), that item; keptToken
+	// the token of its lease if it was in flight then, 0 if not.
+	keptOf    *modelItem
+	keptToken int64
 }
 
 // kept returns the calls a campaign keeps of it when it leaves the
 // campaign's pools: a Completed item of no pool.
 func (it *modelItem) kept() *modelItem {
-	return &modelItem{contact: it.contact, status: pool.StatusCompleted, attempts: it.attempts,
+	k := &modelItem{contact: it.contact, status: pool.StatusCompleted, attempts: it.attempts,
 		callAt: it.callAt, callsToday: it.callsToday, keptOf: it}
+	if it.inFlight() {
+		k.keptToken = it.token
+	}
+	return k
 }
 
 // called reports whether it has calls a rule counts.
@@ -769,8 +775,22 @@ func (m *modelMachine) settle(t *rapid.T, op string) {
 			}
 			p.fail(it, now, retryAt, failure.Final, note)
 		case "release":
+			day := it.callToken == it.token && it.callsToday > 0
+			// The calls kept of it by a detach mid-call give the attempt
+			// back too.
+			for _, c := range m.campaigns {
+				for _, k := range c.kept {
+					if k.keptOf == it && k.keptToken == it.token && k.keptToken != 0 && k.attempts > 0 {
+						k.attempts--
+						if day {
+							k.callsToday = max(k.callsToday-1, 0)
+						}
+						k.keptToken = 0
+					}
+				}
+			}
 			it.attempts--
-			if it.callToken == it.token && it.callsToday > 0 {
+			if day {
 				it.callsToday--
 			}
 			if it.attempts == 0 {

@@ -279,6 +279,12 @@ type Tx interface {
 	// CampaignItems returns from then on, until the campaign is deleted. A
 	// pool attached to no campaign records nothing. One statement.
 	KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) error
+	// ReleaseKeptCall gives back, in the calls kept of item itemID while
+	// its lease token was in flight (a detach, see DetachPool), that
+	// lease's attempt, and its day's call when day: the attempt was given
+	// back (Release), and counts no more. A seek in an index of such rows
+	// only; none is nothing to do.
+	ReleaseKeptCall(ctx context.Context, itemID, token int64, day bool) error
 	// CampaignCalls returns the items in flight (Processing or In_Call) in
 	// the pools attached to campaign id whose lease ends after after, in no
 	// particular order: the calls under way. A walk of each pool's lease

@@ -75,6 +75,11 @@ WHERE k.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND k.con
 	keptCols = `0, k.contact_uuid, 'Completed', 0, k.attempts, 0, NULL, NULL, NULL, NULL, '', 0, NULL, 0, NULL,
     NULL, NULL, NULL, NULL, k.call_at, k.calls_today, 0, '00000000-0000-0000-0000-000000000000'::uuid`
 
+	// releaseKeptCallSQL gives back an attempt (and $3, the day's call: 0
+	// or 1) in the calls kept of item $1 under lease token $2.
+	releaseKeptCallSQL = `UPDATE kept_calls SET attempts = attempts - 1, calls_today = greatest(calls_today - $3, 0), lease_token = 0
+WHERE item_id = $1 AND lease_token = $2 AND lease_token <> 0 AND attempts > 0`
+
 	// keepCallsSQL copies the calls of pool $1's items of contacts $2 into
 	// kept_calls, once per campaign of the pool; keepPoolCallsSQL of every
 	// item of the pool.
@@ -229,6 +234,21 @@ func (t *txn) KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 		err = t.deferExec(ctx, keepCallsSQL, st.k, contacts)
 	}
 	return wrap(op, err)
+}
+
+// ReleaseKeptCall gives back a released attempt in the calls kept of
+// item itemID under lease token, in a statement sent with the
+// transaction's next one. O(log k) for k calls kept under a lease.
+func (t *txn) ReleaseKeptCall(ctx context.Context, itemID, token int64, day bool) error {
+	const op = "release kept call"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	d := 0
+	if day {
+		d = 1
+	}
+	return wrap(op, t.deferExec(ctx, releaseKeptCallSQL, itemID, token, d))
 }
 
 // CampaignCalls returns the items in flight in the pools of campaign id

@@ -49,6 +49,11 @@ WHERE c.uuid = ?1 AND k.contact_uuid = ?3`
 	keptCols = `0, k.contact_uuid, 'Completed', 0, k.attempts, 0, NULL, NULL, NULL, NULL, '', 0, NULL, 0, NULL,
     NULL, NULL, NULL, NULL, k.call_at, k.calls_today, 0, zeroblob(16)`
 
+	// releaseKeptCallSQL gives back an attempt (and ?3, the day's call: 0
+	// or 1) in the calls kept of item ?1 under lease token ?2.
+	releaseKeptCallSQL = `UPDATE kept_calls SET attempts = attempts - 1, calls_today = max(calls_today - ?3, 0), lease_token = 0
+WHERE item_id = ?1 AND lease_token = ?2 AND lease_token <> 0 AND attempts > 0`
+
 	// keepCallsSQL copies the calls of pool ?1's items of a contactList
 	// (?2) into kept_calls, once per campaign of the pool;
 	// keepPoolCallsSQL of every item of the pool.
@@ -170,6 +175,21 @@ func (t *txn) KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 			_, err = t.exec(ctx, keepCallsSQL, blob(poolID), list)
 		}
 	}
+	return wrap(op, err)
+}
+
+// ReleaseKeptCall gives back a released attempt in the calls kept of
+// item itemID under lease token. O(log k) for k calls kept under a lease.
+func (t *txn) ReleaseKeptCall(ctx context.Context, itemID, token int64, day bool) error {
+	const op = "release kept call"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	d := 0
+	if day {
+		d = 1
+	}
+	_, err := t.exec(ctx, releaseKeptCallSQL, itemID, token, d)
 	return wrap(op, err)
 }
 

@@ -31,6 +31,7 @@ func contactTests() []test {
 		{"KeepCalls/OK", testKeepCalls},
 		{"KeepCalls/RollbackOnError", testKeepCallsRollback},
 		{"KeepCalls/DetachAttach", testKeepCallsDetach},
+		{"KeepCalls/ReleaseKeptCall", testReleaseKeptCall},
 		{"DNC/AddRemove", testDNCAddRemove},
 		{"DNC/OnDNC", testOnDNC},
 		{"DNC/Listed", testListed},
@@ -394,6 +395,51 @@ func testKeepCallsDetach(t *testing.T, b *bundle) {
 	b.attachAll(k.UUID, p1)
 	require.ElementsMatch(t, []pool.Item{items[0], items[1], kept(items[2])}, b.campaignItems(false, k.UUID, p2.UUID, c, d, e),
 		"detached and attached again: counted once")
+}
+
+// testReleaseKeptCall checks that the calls kept of an item in flight when
+// its pool was detached give back that lease's attempt (and its day's
+// call when asked) once, and nothing for another token or another item.
+func testReleaseKeptCall(t *testing.T, b *bundle) {
+	c, d, e := uuid.New(), uuid.New(), uuid.New()
+	p1, p2 := b.insertPool(), b.insertPool()
+	k := b.insertCampaign(newCampaign(nil))
+	b.attachAll(k.UUID, p1, p2)
+	items := b.insertItems(p1.UUID, []pool.Item{
+		{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0},
+		{ContactUUID: d, Status: pool.StatusPending, AddedAt: t0},
+		{ContactUUID: e, Status: pool.StatusPending, AddedAt: t0},
+	})
+	b.set(items, 0, func(it *pool.Item) { // in a call the rule counted
+		it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusProcessing, 2, 5, at(time.Hour)
+		it.CallAt, it.CallsToday, it.CallToken = at(0), 1, 5
+	})
+	b.set(items, 1, func(it *pool.Item) { // in a call the rule did not count; a counted one before
+		it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusInCall, 2, 4, at(time.Hour)
+		it.CallAt, it.CallsToday, it.CallToken = at(0), 1, 3
+	})
+	b.set(items, 2, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 7 }) // settled
+	for i := range items {
+		items[i] = b.item(items[i].ID)
+	}
+	b.write(func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, k.UUID, p1.UUID); return err })
+	release := func(id, token int64, day bool) {
+		b.write(func(tx store.Tx) error { return tx.ReleaseKeptCall(b.ctx, id, token, day) })
+	}
+	keptC, keptD, keptE := kept(items[0]), kept(items[1]), kept(items[2])
+	require.ElementsMatch(t, []pool.Item{keptC, keptD, keptE}, b.campaignItems(false, k.UUID, p2.UUID, c, d, e))
+
+	release(items[0].ID, 5, true)
+	keptC.Attempts, keptC.CallsToday = 1, 0
+	release(items[0].ID, 5, true)  // given back once
+	release(items[1].ID, 3, false) // not its lease's token
+	release(items[2].ID, 7, false) // not in flight when kept
+	require.ElementsMatch(t, []pool.Item{keptC, keptD, keptE}, b.campaignItems(false, k.UUID, p2.UUID, c, d, e))
+	release(items[1].ID, 4, false)
+	keptD.Attempts = 1
+	require.ElementsMatch(t, []pool.Item{keptC, keptD, keptE}, b.campaignItems(true, k.UUID, p2.UUID, c, d, e))
+	err := b.st.Read(b.ctx, func(tx store.Tx) error { return tx.ReleaseKeptCall(b.ctx, items[1].ID, 4, false) })
+	require.ErrorIs(t, err, store.ErrReadOnly)
 }
 
 // testKeepCallsRollback checks that calls kept in a transaction that
