@@ -197,7 +197,7 @@ func failed(it pool.Item, herr error) Event {
 // grace ends meanwhile. (The engine does not close while Work runs: Close
 // waits for it.)
 func (r *runner) settleAgain(err error, expires time.Time) bool {
-	if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrClosed) || errors.Is(err, validate.ErrInvalid) {
+	if failsForGood(err) {
 		return false
 	}
 	wait := r.opts.Heartbeat / 4
@@ -212,6 +212,13 @@ func (r *runner) settleAgain(err error, expires time.Time) bool {
 	case <-r.graceEnded:
 		return false
 	}
+}
+
+// failsForGood reports whether a settlement that failed with err would
+// fail again however often it was tried: the lease lost, the engine
+// closed, the input refused.
+func failsForGood(err error) bool {
+	return errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrClosed) || errors.Is(err, validate.ErrInvalid)
 }
 
 func (r *runner) settleError(l *Lease, err error, elapsed time.Duration, attrs []any) {

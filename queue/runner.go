@@ -525,7 +525,7 @@ func (r *runner) release(ctx context.Context, l *Lease, until time.Time) {
 		}
 		r.log.Warn("poolq: release at shutdown failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
 		r.opts.OnEvent(Event{Kind: EventError, Lease: *l, Err: err})
-		if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrClosed) || errors.Is(err, validate.ErrInvalid) {
+		if failsForGood(err) {
 			return
 		}
 		wait := r.opts.Heartbeat / 4
