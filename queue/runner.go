@@ -515,9 +515,13 @@ func recovered(fn func(Event), log *slog.Logger) func(Event) {
 // Heartbeat later, until the lease would end before the next try or the
 // time until (the end of Work's grace, on the wall clock) would pass: a
 // lease given back by no one comes back at its end as a failed attempt, a
-// contact never called counted as called.
+// contact never called counted as called. No try starts after until, and
+// a try still waiting for its turn then gives up (one that has begun runs
+// to its end, as every write does): the shutdown stays within Grace.
 func (r *runner) release(ctx context.Context, l *Lease, until time.Time) {
-	for {
+	ctx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	for ctx.Err() == nil {
 		err := r.e.Release(ctx, l)
 		if err == nil {
 			r.opts.OnEvent(Event{Kind: EventReleased, Lease: *l})
@@ -534,4 +538,7 @@ func (r *runner) release(ctx context.Context, l *Lease, until time.Time) {
 		}
 		time.Sleep(wait)
 	}
+	err := fmt.Errorf("release at shutdown: not tried, Work's grace is over: %w", ctx.Err())
+	r.log.Warn("poolq: release at shutdown failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
+	r.opts.OnEvent(Event{Kind: EventError, Lease: *l, Err: err})
 }

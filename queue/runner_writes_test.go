@@ -246,3 +246,63 @@ func TestWork_ReleaseAtShutdownWithinGrace(t *testing.T) {
 	require.Zero(t, released.Load())
 	require.Greater(t, errs.Load(), int32(3), "each give-back was tried more than once")
 }
+
+// slowFailStore: once armed, its next Write runs and commits, then calls
+// after; every Write after that fails after d (a wait for another node's
+// lock, up to the store's lock timeout).
+type slowFailStore struct {
+	store.Store
+	armed, failing atomic.Bool
+	d              time.Duration
+	after          func()
+}
+
+func (s *slowFailStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	if s.failing.Load() {
+		time.Sleep(s.d)
+		return store.ErrLockTimeout
+	}
+	err := s.Store.Write(ctx, fn)
+	if s.armed.CompareAndSwap(true, false) {
+		s.failing.Store(true)
+		s.after()
+	}
+	return err
+}
+
+// TestWork_ReleaseAtShutdownSlowFailuresWithinGrace: give-backs that fail
+// slowly (each waits 200 ms) stop once Work's grace is over: no try starts
+// after it, so Work returns in about Grace and one try, not one try per
+// lease; the leases not tried are reported.
+func TestWork_ReleaseAtShutdownSlowFailuresWithinGrace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	fs := &slowFailStore{Store: st, d: 200 * time.Millisecond}
+	eng, err := queue.New(fs, queue.Options{LeaseTimeout: 10 * time.Second, PollInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	five := 5
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "shutdown", Description: "d", Type: pool.Parallel, MaxParallelItems: &five})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(5)...)
+	require.NoError(t, err)
+	wctx, cancel := context.WithCancel(ctx)
+	fs.after = cancel
+	fs.armed.Store(true)
+	const grace = 300 * time.Millisecond
+	var errs atomic.Int32
+	start := time.Now()
+	err = eng.Work(wctx, func(context.Context, *queue.Lease) error { return nil },
+		queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 5, Grace: grace, Heartbeat: 40 * time.Millisecond,
+			OnEvent: func(ev queue.Event) {
+				if ev.Kind == queue.EventError {
+					errs.Add(1)
+				}
+			}})
+	took := time.Since(start)
+	require.NoError(t, err)
+	require.Less(t, took, grace+300*time.Millisecond, "Work took %v with Grace %v", took, grace)
+	require.GreaterOrEqual(t, errs.Load(), int32(5), "every lease not given back is reported")
+}
