@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,33 +108,37 @@ func TestWork_ExtensionAcrossLeaseEnd(t *testing.T) {
 		kinds, it.Status, it.Attempts, it.RetryCount, it.Notes, calls.Load())
 }
 
-// failAfterStore: once armed, its next Write runs and commits, then calls
-// after; the Write after that fails without running (the database busy for
-// a moment, as SQLITE_BUSY past busy_timeout or a lost connection).
-type failAfterStore struct {
+// failingStore: once armed, its next Write runs and commits, then calls
+// after; the Writes after that fail without running, after delay (a wait
+// for another node's lock), with err (errBusy when nil): only the first of
+// them with once (the database busy for a moment, as SQLITE_BUSY past
+// busy_timeout or a lost connection), else all (the database down).
+type failingStore struct {
 	store.Store
-	armed    atomic.Bool
-	failNext atomic.Bool
-	after    func()
+	armed, failing atomic.Bool
+	once           bool
+	delay          time.Duration
+	err            error
+	after          func()
 }
 
-func (s *failAfterStore) Write(ctx context.Context, fn func(store.Tx) error) error {
-	if s.failNext.CompareAndSwap(true, false) {
-		return errFailAfter
+func (s *failingStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	if s.failing.Load() && (!s.once || s.failing.CompareAndSwap(true, false)) {
+		time.Sleep(s.delay)
+		if s.err != nil {
+			return s.err
+		}
+		return errBusy
 	}
 	err := s.Store.Write(ctx, fn)
 	if s.armed.CompareAndSwap(true, false) {
-		s.failNext.Store(true)
+		s.failing.Store(true)
 		s.after()
 	}
 	return err
 }
 
-var errFailAfter = errorString("failAfterStore: database busy")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errBusy = errors.New("failingStore: database busy")
 
 // TestWork_ReleaseAtShutdownRetried: Work's context ends while its
 // producer's claim commits, and the producer gives the lease back; the
@@ -147,7 +152,7 @@ func TestWork_ReleaseAtShutdownRetried(t *testing.T) {
 	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	fs := &failAfterStore{Store: st}
+	fs := &failingStore{Store: st, once: true}
 	eng, err := queue.New(fs, queue.Options{LeaseTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { eng.Close() })
@@ -185,26 +190,6 @@ func TestWork_ReleaseAtShutdownRetried(t *testing.T) {
 		it.Status, kinds, calls.Load(), later.Status, later.Attempts, later.Notes, derr)
 }
 
-// failFromStore: once armed, its next Write runs and commits, then calls
-// after; every Write after that fails without running (the database down).
-type failFromStore struct {
-	store.Store
-	armed, failing atomic.Bool
-	after          func()
-}
-
-func (s *failFromStore) Write(ctx context.Context, fn func(store.Tx) error) error {
-	if s.failing.Load() {
-		return errFailAfter
-	}
-	err := s.Store.Write(ctx, fn)
-	if s.armed.CompareAndSwap(true, false) {
-		s.failing.Store(true)
-		s.after()
-	}
-	return err
-}
-
 // TestWork_ReleaseAtShutdownWithinGrace: the give-backs of a claim that
 // committed as Work stopped, tried again while the database is down, all
 // end within one Grace, which they take from: Work returns in about Grace,
@@ -216,7 +201,7 @@ func TestWork_ReleaseAtShutdownWithinGrace(t *testing.T) {
 	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	fs := &failFromStore{Store: st}
+	fs := &failingStore{Store: st}
 	eng, err := queue.New(fs, queue.Options{LeaseTimeout: 10 * time.Second, PollInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	three := 3
@@ -247,29 +232,6 @@ func TestWork_ReleaseAtShutdownWithinGrace(t *testing.T) {
 	require.Greater(t, errs.Load(), int32(3), "each give-back was tried more than once")
 }
 
-// slowFailStore: once armed, its next Write runs and commits, then calls
-// after; every Write after that fails after d (a wait for another node's
-// lock, up to the store's lock timeout).
-type slowFailStore struct {
-	store.Store
-	armed, failing atomic.Bool
-	d              time.Duration
-	after          func()
-}
-
-func (s *slowFailStore) Write(ctx context.Context, fn func(store.Tx) error) error {
-	if s.failing.Load() {
-		time.Sleep(s.d)
-		return store.ErrLockTimeout
-	}
-	err := s.Store.Write(ctx, fn)
-	if s.armed.CompareAndSwap(true, false) {
-		s.failing.Store(true)
-		s.after()
-	}
-	return err
-}
-
 // TestWork_ReleaseAtShutdownSlowFailuresWithinGrace: give-backs that fail
 // slowly (each waits 200 ms) stop once Work's grace is over: no try starts
 // after it, so Work returns in about Grace and one try, not one try per
@@ -280,7 +242,7 @@ func TestWork_ReleaseAtShutdownSlowFailuresWithinGrace(t *testing.T) {
 	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	fs := &slowFailStore{Store: st, d: 200 * time.Millisecond}
+	fs := &failingStore{Store: st, delay: 200 * time.Millisecond, err: store.ErrLockTimeout}
 	eng, err := queue.New(fs, queue.Options{LeaseTimeout: 10 * time.Second, PollInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	five := 5
