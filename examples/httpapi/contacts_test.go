@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -356,4 +357,26 @@ func TestContacts_Fields(t *testing.T) {
 			{"contact_uuid": "`+uuid.NewString()+`", "name": "`+strings.Repeat("n", pool.MaxContactNameLen+1)+`"}]}`)
 		requireInvalid(t, res, "contacts[0].phone_number", "contacts[0].email", "contacts[0].timezone", "contacts[1].name")
 	})
+}
+
+// A payload is opaque: it reaches the engine, and comes back at dispatch,
+// with the bytes the client sent (not compacted, not HTML-escaped), and its
+// size limit counts those bytes.
+func TestAddContacts_PayloadAsSent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Payloads", pool.Parallel, 5)
+	path := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+	c := uuid.New()
+	payload := `{ "script": "<b>Tom & Jerry</b>",  "n": 1.50 }`
+	res := b.do("POST", path, `{"contacts": [{"contact_uuid": "`+c.String()+`", "payload": `+payload+`}]}`)
+	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+	it, err := b.eng.Item(context.Background(), p.UUID, c)
+	require.NoError(t, err)
+	require.Equal(t, payload, string(it.Payload))
+
+	// 20,000 '<' are 20 kB as sent, 120 kB escaped: under the 64 KiB limit.
+	big := `{"html":"` + strings.Repeat("<", 20_000) + `"}`
+	res = b.do("POST", path, `{"contacts": [{"contact_uuid": "`+uuid.NewString()+`", "payload": `+big+`}]}`)
+	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
 }

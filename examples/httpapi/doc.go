@@ -23,7 +23,9 @@
 // # Authentication
 //
 // Every request needs "Authorization: Bearer <token>". The token is -token,
-// else $POOLQ_TOKEN, else a random one printed at start. It is compared in
+// else $POOLQ_TOKEN, else a random one printed at start; spaces and a
+// newline around it are trimmed (a blank one is refused at start), as they
+// are around the token a client presents. It is compared in
 // constant time. A request without a token gets 401 MISSING_AUTH_TOKEN, one
 // with another token (or another scheme) 401 INVALID_AUTH_TOKEN, both with
 // a WWW-Authenticate header, before routing (an unknown path without a
@@ -47,8 +49,9 @@
 // poolq also takes "contacts", each with the contact's fields that the item
 // keeps and shows (name, phone_number, email, timezone: optional, validated
 // as pool.Contact says: an E.164 number, an IANA zone), its own priority and
-// payload. Both lists may be given: one transaction adds them all, at most
-// 10,000. A field error names the list's index ("contacts[2].phone_number").
+// payload (any JSON, at most 64 KiB, kept and handed back at dispatch with
+// the bytes sent). Both lists may be given: one transaction adds them all,
+// at most 10,000. A field error names the list's index ("contacts[2].phone_number").
 // ?search= keeps the items whose contact's name, email or phone has every
 // word of the search (the last one as a beginning: "ada love" finds Ada
 // Lovelace, "+1555" finds +15551234567), case and diacritics aside.
@@ -217,7 +220,9 @@
 // each field once (a value of the wrong type is not also "required"). An
 // element of a list of UUIDs is named by its index, be it a malformed UUID
 // or not a string at all ("contact_uuids[1]: must be a string, not number");
-// past 20 bad elements, the rest are counted against the list.
+// past 20 bad elements, the rest are counted against the list. A 422 lists
+// at most 100 failing fields; details then ends with the number of the
+// others ("…; 4180 more failures not listed").
 // Query parameters are validated the same way, in the same 422
 // (?per_page=500 is a 422 on per_page; ?page=0&type=Random names both, and a
 // claim's bad ?wait= is named beside its body's fields).

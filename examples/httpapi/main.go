@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,11 +63,18 @@ func parse(args []string, out io.Writer, getenv func(string) string) (config, er
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	switch {
+	// Trimmed, as the server trims the token a client presents: a secret
+	// read from a file often ends in a newline, which no header can carry.
+	env := strings.TrimSpace(getenv("POOLQ_TOKEN"))
+	switch given := strings.TrimSpace(c.token); {
+	case given != "":
+		c.token, c.tokenFrom = given, "flag"
 	case c.token != "":
-		c.tokenFrom = "flag"
+		return c, errors.New("-token is blank: give a token, or leave it out for $POOLQ_TOKEN or a random one")
+	case env != "":
+		c.token, c.tokenFrom = env, "env"
 	case getenv("POOLQ_TOKEN") != "":
-		c.token, c.tokenFrom = getenv("POOLQ_TOKEN"), "env"
+		return c, errors.New("$POOLQ_TOKEN is blank: give a token, or unset it for a random one")
 	default:
 		c.token, c.tokenFrom = rand.Text(), "random"
 	}

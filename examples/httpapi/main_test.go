@@ -62,6 +62,19 @@ func TestParse(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, config{addr: ":0", db: "x.db", token: "from-flag", tokenFrom: "flag"}, c, "the flag wins")
 
+	// A token is trimmed, as the server trims the one a client presents
+	// (a secret file's newline); a blank one is refused.
+	c, err = parse(nil, &out, env(map[string]string{"POOLQ_TOKEN": "s3cret\n"}))
+	require.NoError(t, err)
+	require.Equal(t, "s3cret", c.token)
+	c, err = parse([]string{"-token", " s3cret "}, &out, env(nil))
+	require.NoError(t, err)
+	require.Equal(t, "s3cret", c.token)
+	_, err = parse([]string{"-token", " "}, &out, env(map[string]string{"POOLQ_TOKEN": "from-env"}))
+	require.ErrorContains(t, err, "-token is blank")
+	_, err = parse(nil, &out, env(map[string]string{"POOLQ_TOKEN": "\n"}))
+	require.ErrorContains(t, err, "$POOLQ_TOKEN is blank")
+
 	_, err = parse([]string{"-port", "80"}, &out, env(nil))
 	require.Error(t, err)
 	_, err = parse([]string{"extra"}, &out, env(nil))

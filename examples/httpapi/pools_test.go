@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -582,5 +583,29 @@ func TestDuplicatePool(t *testing.T) {
 			requireError(t, b.do("POST", path, `[]`), http.StatusBadRequest, CodeInvalidJSON)
 			requireError(t, b.do("POST", "/api/v1/pools/"+uuid.NewString()+"/duplicate", nil), http.StatusNotFound, CodeNotFound)
 		})
+	})
+}
+
+// A 422 lists at most maxListedFailures failing fields, then their number:
+// a body of a million bytes of unknown fields must not buy a response many
+// times its size.
+func TestCreatePool_ManyUnknownFields(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var sb strings.Builder
+	sb.WriteString(`{"name": "Renewals", "description": "many fields"`)
+	n := 0
+	for ; sb.Len() < MaxBodyBytes-64; n++ {
+		fmt.Fprintf(&sb, `, "x%06d": 0`, n)
+	}
+	sb.WriteString("}")
+	b.unchanged(func() {
+		res := b.do("POST", "/api/v1/pools", sb.String())
+		require.Equal(t, http.StatusUnprocessableEntity, res.Status)
+		require.Less(t, len(res.Body), 64<<10, "a %d-byte request got a %d-byte 422", sb.Len(), len(res.Body))
+		require.Equal(t, "x000000", res.Env.Error.Field)
+		require.Contains(t, res.Env.Error.Details, fmt.Sprintf("x%06d: is not a field", maxListedFailures-1))
+		require.NotContains(t, res.Env.Error.Details, fmt.Sprintf("x%06d:", maxListedFailures))
+		require.Contains(t, res.Env.Error.Details, fmt.Sprintf("; %d more failures not listed", n-maxListedFailures))
 	})
 }

@@ -98,16 +98,16 @@ func decodeFields(v *validate.Validator, prefix string, fields map[string]json.R
 		known = append(known, f.name)
 		types[f.name] = f.typ
 	}
+	unknown := "is not a field of " + what + " (it takes no fields)"
+	if len(known) > 0 {
+		unknown = "is not a field of " + what + " (accepted: " + strings.Join(known, ", ") + ")"
+	}
 	clean := make(map[string]json.RawMessage, len(fields))
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		val, typ := fields[k], types[k]
 		switch {
 		case typ == nil && !slices.Contains(readOnly, k):
-			accepted := "it takes no fields"
-			if len(known) > 0 {
-				accepted = "accepted: " + strings.Join(known, ", ")
-			}
-			v.Add(prefix+k, RuleUnknown, "is not a field of "+what+" ("+accepted+")")
+			v.Add(prefix+k, RuleUnknown, unknown)
 		case !utf8.Valid(val):
 			v.Add(prefix+k, RuleUTF8, "must be valid UTF-8 text (JSON is UTF-8)")
 		case typ == nil, string(val) == "null": // read-only, absent
@@ -128,14 +128,26 @@ func decodeFields(v *validate.Validator, prefix string, fields map[string]json.R
 		}
 	}
 	// Through dst's own UnmarshalJSON, if it has one.
-	b, err := json.Marshal(clean)
-	if err == nil {
-		err = json.Unmarshal(b, dst)
-	}
-	if err != nil {
+	if err := json.Unmarshal(object(clean), dst); err != nil {
 		return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
 	}
 	return nil
+}
+
+// object is the JSON object of fields, each value written as it came: a
+// payload is opaque, and reaches the engine with the client's bytes (not
+// compacted, nor HTML-escaped as json.Marshal would), its size theirs.
+func object(fields map[string]json.RawMessage) []byte {
+	b := []byte{'{'}
+	for i, k := range slices.Sorted(maps.Keys(fields)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, k) // a field name of dst: ASCII
+		b = append(b, ':')
+		b = append(b, fields[k]...)
+	}
+	return append(b, '}')
 }
 
 // decodeElements handles a JSON array val that does not decode into typ, a

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -108,13 +109,24 @@ func invalid(fe validate.Errors) *apiError {
 	fe = slices.DeleteFunc(slices.Clone(fe), func(f validate.FieldError) bool {
 		return refused[f.Field] && !refusal(f.Rule)
 	})
-	msgs := make([]string, len(fe))
+	// Bounded: a body of many bad fields must not buy a response many
+	// times its size.
+	more := max(len(fe)-maxListedFailures, 0)
+	fe = fe[:len(fe)-more]
+	msgs := make([]string, len(fe), len(fe)+1)
 	for i, f := range fe {
 		msgs[i] = f.Error()
+	}
+	if more > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d more failures not listed", more))
 	}
 	return &apiError{Status: http.StatusUnprocessableEntity, Code: CodeValidation,
 		Message: "The given data was invalid", Details: strings.Join(msgs, "; "), Fields: fe}
 }
+
+// maxListedFailures bounds the failing fields a 422 lists; the details
+// then give the number of the others.
+const maxListedFailures = 100
 
 // errorFor maps an error to its response. Unexpected errors become a 500
 // whose details say nothing; the second result reports whether the error
