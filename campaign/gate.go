@@ -88,15 +88,21 @@ func (g Gate) sameDay(it pool.Item, t time.Time) bool {
 	return !it.CallAt.IsZero() && LocalDay(t, g.Loc) == LocalDay(it.CallAt, g.Loc)
 }
 
-// Retry moves the retry of an item a failure just settled: when it is
-// Retrying or Scheduled for an instant g does not allow (outside the
+// Retry moves the retry of an item a failure just settled at now: when it
+// is Retrying or Scheduled for an instant g does not allow (outside the
 // window, or on a day whose cap it has reached), it becomes Scheduled for
-// the earliest one that g allows. Any other item is returned as it is.
-func (g Gate) Retry(it pool.Item) pool.Item {
+// the earliest one that g allows. A retry time before now is due at once,
+// and is judged at now: kept when g allows now, moved otherwise (not to an
+// instant g allowed in the past). Any other item is returned as it is.
+func (g Gate) Retry(it pool.Item, now time.Time) pool.Item {
 	if it.NextRetryAt == nil || (it.Status != pool.StatusRetrying && it.Status != pool.StatusScheduled) {
 		return it
 	}
-	if at := g.Earliest(it, *it.NextRetryAt); at.After(*it.NextRetryAt) {
+	from := *it.NextRetryAt
+	if from.Before(now) {
+		from = now
+	}
+	if at := g.Earliest(it, from); at.After(from) {
 		at = at.UTC()
 		it.Status = pool.StatusScheduled
 		it.NextRetryAt = &at

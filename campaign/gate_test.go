@@ -106,19 +106,30 @@ func TestGate_Retry(t *testing.T) {
 		{"NextDayIsNotCapped", pool.StatusRetrying, "2026-06-11T14:00:00Z", 2, pool.StatusRetrying, "2026-06-11T14:00:00Z"},
 		{"CallbackOutsideWindowMoves", pool.StatusScheduled, "2026-06-13T02:00:00Z", 0, pool.StatusScheduled, "2026-06-13T13:00:00Z"},
 		{"CallbackInsideWindowStays", pool.StatusScheduled, "2026-06-13T15:00:00Z", 0, pool.StatusScheduled, "2026-06-13T15:00:00Z"},
+		// A retry time before now is due at once, judged at now.
+		{"PastWhileOpenStays", pool.StatusScheduled, "2026-06-10T14:00:00Z", 0, pool.StatusScheduled, "2026-06-10T14:00:00Z"},
+		{"PastWhileCappedMovesToNextDay", pool.StatusScheduled, "2026-06-10T14:00:00Z", 2, pool.StatusScheduled, "2026-06-11T13:00:00Z"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			in := pool.Item{Status: c.status, NextRetryAt: at(c.next), CallAt: call, CallsToday: c.callsToday, RetryCount: 1, Attempts: 1}
-			out := g.Retry(in)
+			out := g.Retry(in, call)
 			want := in
 			want.Status, want.NextRetryAt = c.wantStatus, at(c.wantNext)
 			require.Equal(t, want, out)
 		})
 	}
+	t.Run("PastWhileClosedMovesToOpening", func(t *testing.T) {
+		t.Parallel()
+		now := utc(t, "2026-06-11T02:00:00Z") // 22:00 in New York: closed
+		in := pool.Item{Status: pool.StatusRetrying, NextRetryAt: at("2026-06-10T18:00:00Z"), CallAt: call, CallsToday: 1, RetryCount: 1, Attempts: 1}
+		out := g.Retry(in, now)
+		require.Equal(t, pool.StatusScheduled, out.Status)
+		require.Equal(t, utc(t, "2026-06-11T13:00:00Z"), *out.NextRetryAt, "the next opening, not one past")
+	})
 	for _, s := range []pool.Status{pool.StatusFailed, pool.StatusSkipped, pool.StatusCompleted, pool.StatusPending} {
 		in := pool.Item{Status: s}
-		require.Equal(t, in, g.Retry(in), "%s is left alone", s)
+		require.Equal(t, in, g.Retry(in, call), "%s is left alone", s)
 	}
 }
 

@@ -104,9 +104,10 @@ func (it Item) Completed(now time.Time, note string) (Item, error) {
 
 // Failed returns the in-flight item settled after a failed attempt at now.
 // The item becomes Failed when f.Final is set or its attempts reach ceiling
-// (as for [Item.Dispatched]); otherwise Scheduled at f.RetryAt when given (a RetryAt before now
-// is now: due at once), else Retrying at now + retryDelay, and its
-// RetryCount grows by one.
+// (as for [Item.Dispatched]); otherwise Scheduled at f.RetryAt when given,
+// else Retrying at now + retryDelay, and its RetryCount grows by one. A
+// RetryAt before now is due at once: it is kept as given, but no earlier
+// than the item's first dispatch (see [Item.dueAtOnce]).
 func (it Item) Failed(ceiling int, now time.Time, f Failure, retryDelay time.Duration) (Item, error) {
 	if !it.Status.InFlight() {
 		return it, fmt.Errorf("fail: %s: %w", it.Status, ErrWrongStatus)
@@ -121,8 +122,8 @@ func (it Item) Failed(ceiling int, now time.Time, f Failure, retryDelay time.Dur
 		it.NextRetryAt = nil
 	case !f.RetryAt.IsZero():
 		at := f.RetryAt.UTC()
-		if at.Before(now) {
-			at = now
+		if due := it.dueAtOnce(now); at.Before(due) {
+			at = due
 		}
 		it.Status = StatusScheduled
 		it.NextRetryAt = &at
@@ -145,7 +146,8 @@ func (it Item) Expired(ceiling int, now time.Time, retryDelay time.Duration) (It
 
 // Released returns the in-flight item given back unattempted: the attempt
 // is not counted, and the item is due again at once, as Pending, or as
-// Retrying (NextRetryAt = now) if it has failed before. When a rule
+// Retrying if it has failed before, with NextRetryAt its first dispatch
+// (see [Item.dueAtOnce]). When a rule
 // counted this dispatch among the day's calls (CallToken is its token),
 // the day's count gives it back too. The fencing token stays, so the
 // released lease cannot settle a later dispatch. An item In_Call is
@@ -160,6 +162,7 @@ func (it Item) Released(now time.Time) (Item, error) {
 		return it, fmt.Errorf("release: %s: %w", it.Status, ErrWrongStatus)
 	}
 	now = now.UTC()
+	due := it.dueAtOnce(now)
 	it.Attempts--
 	if it.CallToken == it.Token && it.CallsToday > 0 {
 		it.CallsToday-- // the day's count gives the attempt back too, if it counted it
@@ -173,9 +176,22 @@ func (it Item) Released(now time.Time) (Item, error) {
 		it.NextRetryAt = nil
 	} else {
 		it.Status = StatusRetrying
-		it.NextRetryAt = &now
+		it.NextRetryAt = &due
 	}
 	return it, nil
+}
+
+// dueAtOnce is the retry time of an in-flight item settled at now to be
+// due at once: its first dispatch, a time every claim of it has passed.
+// Not now: a claim judges an item due by its own clock, and one that reads
+// even a little earlier than now (another node's, or this one's stepped
+// back) would not find it due, and would call a newer item of a FIFO pool
+// first.
+func (it Item) dueAtOnce(now time.Time) time.Time {
+	if it.StartedAt == nil || it.StartedAt.After(now) {
+		return now
+	}
+	return it.StartedAt.UTC()
 }
 
 // Skipped returns the waiting item withdrawn: Skipped, with note. An item

@@ -339,11 +339,20 @@ func TestItem_Failed(t *testing.T) {
 			},
 		},
 		{
-			name: "ScheduledInThePastIsNow", in: inFlight(pool.StatusProcessing, 1), maxRetries: 3,
+			// Due at once, for every clock that has passed the first dispatch.
+			name: "ScheduledInThePastIsKept", in: inFlight(pool.StatusProcessing, 1), maxRetries: 3,
+			f: pool.Failure{RetryAt: now.Add(-time.Second).In(elsewhere), Note: "asap"},
+			want: func(it *pool.Item) {
+				it.Status, it.RetryCount, it.Notes = pool.StatusScheduled, 1, "asap"
+				it.NextRetryAt = ptr(now.Add(-time.Second))
+			},
+		},
+		{
+			name: "ScheduledBeforeTheFirstDispatchIsIt", in: inFlight(pool.StatusProcessing, 1), maxRetries: 3,
 			f: pool.Failure{RetryAt: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), Note: "asap"},
 			want: func(it *pool.Item) {
 				it.Status, it.RetryCount, it.Notes = pool.StatusScheduled, 1, "asap"
-				it.NextRetryAt = &now
+				it.NextRetryAt = ptr(earlier)
 			},
 		},
 		{
@@ -505,13 +514,23 @@ func TestItem_Released(t *testing.T) {
 		require.NoError(t, err)
 		want := in
 		want.Status, want.Attempts = pool.StatusRetrying, 2
-		want.NextRetryAt = &now
+		want.NextRetryAt = ptr(earlier) // the first dispatch
 		want.LeaseExpiresAt = time.Time{}
 		require.Equal(t, want, got)
 		require.Equal(t, time.UTC, got.NextRetryAt.Location())
 		require.Equal(t, 2, got.RetryCount)
 		require.NotNil(t, got.StartedAt, "earlier attempts keep started_at")
 		require.True(t, got.Due(now), "due again at once")
+		require.True(t, got.Due(now.Add(-time.Second)), "for a clock a little behind too")
+	})
+
+	t.Run("OKFirstDispatchAfterNow", func(t *testing.T) {
+		t.Parallel()
+		in := inFlight(pool.StatusProcessing, 3)
+		in.StartedAt = ptr(now.Add(time.Minute)) // by a clock ahead of this one
+		got, err := in.Released(now)
+		require.NoError(t, err)
+		require.Equal(t, now, *got.NextRetryAt, "never later than now")
 	})
 
 	t.Run("OKReleaseThenDispatchGetsNewToken", func(t *testing.T) {

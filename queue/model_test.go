@@ -126,6 +126,16 @@ func (it *modelItem) kept() *modelItem {
 	return k
 }
 
+// dueAtOnce is the retry time of an in-flight item that is due at once:
+// its first dispatch (a time every claimant's clock has passed), unless
+// the clock has gone back before it.
+func (it *modelItem) dueAtOnce(now time.Time) time.Time {
+	if it.started.IsZero() || it.started.After(now) {
+		return now
+	}
+	return it.started
+}
+
 // called reports whether it has calls a rule counts.
 func (it *modelItem) called() bool { return it.attempts > 0 || it.callsToday > 0 }
 
@@ -261,8 +271,8 @@ func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note
 		it.retries++
 		it.status = pool.StatusScheduled
 		it.nextRetry = retryAt
-		if retryAt.Before(now) {
-			it.nextRetry = now // a time past is due at once
+		if due := it.dueAtOnce(now); retryAt.Before(due) {
+			it.nextRetry = due // a time past is due at once
 		}
 	default:
 		it.retries++
@@ -272,7 +282,7 @@ func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note
 	if g, ok := p.gate(); ok && it.waiting() {
 		// The rule's window and day cap move the retry (the gate's
 		// arithmetic is tested against vectors of its own).
-		out := g.Retry(it.asItem())
+		out := g.Retry(it.asItem(), now)
 		it.status, it.nextRetry = out.Status, *out.NextRetryAt
 	}
 }
@@ -793,6 +803,7 @@ func (m *modelMachine) settle(t *rapid.T, op string) {
 			if day {
 				it.callsToday--
 			}
+			due := it.dueAtOnce(now)
 			if it.attempts == 0 {
 				it.started = time.Time{}
 			}
@@ -802,7 +813,7 @@ func (m *modelMachine) settle(t *rapid.T, op string) {
 				it.nextRetry = time.Time{}
 			} else {
 				it.status = pool.StatusRetrying
-				it.nextRetry = now
+				it.nextRetry = due
 			}
 		case "extend":
 			it.leaseExp = now.Add(extend)

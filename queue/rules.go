@@ -181,7 +181,7 @@ func (e *Engine) governFailure(ctx context.Context, tx *wtx, g governed, out poo
 		}
 	}
 	gate, _ := g.gate(out)
-	return gate.Retry(out), nil
+	return gate.Retry(out, tx.Now), nil
 }
 
 func deref(s *string) string {

@@ -1,0 +1,88 @@
+package queue_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/stretchr/testify/require"
+)
+
+// An item settled to be due at once (given back by Release after a
+// failure, or failed with a retry time already past) is due for a clock a
+// little behind the one that settled it: a clock stepped back, or another
+// node's. Otherwise that clock finds the newer item of a FIFO pool due
+// and calls it first.
+func TestEngine_DueAtOnceForAClockBehind(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.FIFO, 1, 3)
+	ids := b.add(t, p.UUID, 2)
+	first := b.clock.Now()
+
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, ids[0], l.ContactUUID)
+	b.clock.Advance(30 * time.Second) // a call
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{RetryAt: b.clock.Now().Add(-time.Hour)}))
+	it := b.item(t, p.UUID, ids[0])
+	require.Equal(t, pool.StatusScheduled, it.Status)
+	require.Equal(t, first, *it.NextRetryAt, "a retry time before the first dispatch is the first dispatch")
+
+	b.clock.Advance(-2 * time.Second) // a step back
+	l, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, ids[0], l.ContactUUID, "the failed (older) item is due at once: it goes first")
+
+	b.clock.Advance(10 * time.Second)
+	require.NoError(t, b.eng.Release(b.ctx, l))
+	it = b.item(t, p.UUID, ids[0])
+	require.Equal(t, pool.StatusRetrying, it.Status)
+	require.Equal(t, first, *it.NextRetryAt, "due since the first dispatch")
+
+	b.clock.Advance(-2 * time.Second)
+	l, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, ids[0], l.ContactUUID, "the released (older) item is due at once: it goes first")
+}
+
+// The same across two engines on one file, one's clock 20 ms behind the
+// other's: the one behind dispatches the item the other gave back.
+func TestEngine_DueAtOnceForAnotherEngineBehind(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openFileStore(t, "")
+	var elapsed atomic.Int64
+	base := time.Date(2026, 1, 2, 9, 0, 0, 0, time.UTC)
+	now := func(skew time.Duration) func() time.Time {
+		return func() time.Time { return base.Add(time.Duration(elapsed.Load()) + skew) }
+	}
+	ahead := openEngine(t, st, queue.Options{Now: now(20 * time.Millisecond), RetryDelay: time.Minute})
+	behind := openEngine(t, st, queue.Options{Now: now(0), RetryDelay: time.Minute})
+	p, err := ahead.CreatePool(ctx, pool.CreateParams{Name: "skew", Description: "clocks apart", Type: pool.FIFO})
+	require.NoError(t, err)
+	items := newItems(2)
+	_, err = ahead.Add(ctx, p.UUID, items...)
+	require.NoError(t, err)
+
+	l, err := ahead.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	elapsed.Add(int64(30 * time.Second))
+	require.NoError(t, ahead.Fail(ctx, l, queue.Failure{RetryAt: now(0)()})) // due at once
+	l, err = behind.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, items[0].ContactUUID, l.ContactUUID, "FIFO: the failed item goes before the newer one")
+	require.NoError(t, behind.Release(ctx, l))
+
+	l, err = ahead.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, items[0].ContactUUID, l.ContactUUID)
+	elapsed.Add(int64(5 * time.Second))
+	require.NoError(t, ahead.Release(ctx, l))
+	l, err = behind.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, items[0].ContactUUID, l.ContactUUID, "FIFO: the released item goes before the newer one")
+}
