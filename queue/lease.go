@@ -258,7 +258,9 @@ type settleReq struct {
 	out  pool.Item
 	lost bool
 	// freed is set when the settlement freed a slot of the pool or made an
-	// item due: the item left flight, or expired leases were applied.
+	// item due (the item left flight, or expired leases were applied), or
+	// brought a lease's end closer (an Extend shorter than what was left):
+	// the pool's waiters look again, and sleep until its next deadline.
 	freed bool
 }
 
@@ -343,7 +345,7 @@ func (e *Engine) settleAll(ctx context.Context, tx *wtx, reqs []any) error {
 			continue
 		}
 		r.out, r.lost = out, false
-		r.freed = r.freed || !out.Status.InFlight()
+		r.freed = r.freed || !out.Status.InFlight() || out.LeaseExpiresAt.Before(it.LeaseExpiresAt)
 		items[out.ID] = out
 		if !written[out.ID] {
 			written[out.ID] = true
