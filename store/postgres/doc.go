@@ -278,6 +278,10 @@
 //     clock with the server's and refuses one further than
 //     [Options.MaxClockSkew] (30 s by default) with [ErrClockSkew]; time
 //     sync (NTP) keeps them within milliseconds.
+//   - The database must store text as UTF-8 (server_encoding UTF8, the
+//     default of initdb under a UTF-8 locale): names and notes are
+//     Unicode, and their limits count characters. [Open] refuses another
+//     encoding with [ErrNotUTF8], before it changes anything.
 //   - IDs come from a sequence without cache, so that they grow in the
 //     order items are added whichever node adds them; the IDs of a
 //     transaction that rolls back are not reused.

@@ -30,6 +30,12 @@ var ErrLockTimeout = store.ErrLockTimeout
 // pool another way than [Options.Locking] says (see [Locking]).
 var ErrLockingMismatch = errors.New("postgres: another Locking than the schema's")
 
+// ErrNotUTF8 is returned by [Open] when the database does not store its
+// text as UTF-8 (its server_encoding): poolq's names and notes are Unicode,
+// and their limits count characters, which a SQL_ASCII database counts as
+// bytes and a LATIN1 one cannot hold.
+var ErrNotUTF8 = errors.New("postgres: the database's encoding is not UTF8")
+
 // translate maps driver errors to the store's sentinels, by SQLSTATE: a
 // missing row is [store.ErrNotFound], and so is a write of items that did
 // not find them all (P0002, from poolq_expect_rows), a uniqueness violation

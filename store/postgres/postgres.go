@@ -348,6 +348,9 @@ func (s *Store) prepare(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return fmt.Errorf("postgres: open: connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if err := checkEncoding(ctx, conn); err != nil {
+		return fmt.Errorf("postgres: open: %w", err)
+	}
 	if err := checkClock(ctx, conn, s.opts); err != nil {
 		return fmt.Errorf("postgres: open: %w", err)
 	}
@@ -356,6 +359,19 @@ func (s *Store) prepare(ctx context.Context, cfg *pgx.ConnConfig) error {
 	}
 	if err := checkLocking(ctx, conn, s.opts.Schema, s.opts.Locking); err != nil {
 		return fmt.Errorf("postgres: open schema %s: %w", s.opts.Schema, err)
+	}
+	return nil
+}
+
+// checkEncoding returns [ErrNotUTF8] unless the database's server_encoding
+// is UTF8.
+func checkEncoding(ctx context.Context, conn *pgx.Conn) error {
+	var enc string
+	if err := conn.QueryRow(ctx, "SHOW server_encoding").Scan(&enc); err != nil {
+		return fmt.Errorf("read the database's encoding: %w", err)
+	}
+	if enc != "UTF8" {
+		return fmt.Errorf("%w: it is %s; create the database WITH ENCODING 'UTF8' (TEMPLATE template0)", ErrNotUTF8, enc)
 	}
 	return nil
 }

@@ -858,3 +858,40 @@ func TestWrite_LockTimeout(t *testing.T) {
 	require.NoError(t, bounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err }),
 		"the bounded store writes again")
 }
+
+// TestOpen_NotUTF8: a database whose text is not UTF-8 (SQL_ASCII, what
+// initdb makes under the C locale) is refused, and nothing is created in
+// it: its CHECKs would count a name's bytes, not its characters, and
+// refuse a valid name with a constraint error.
+func TestOpen_NotUTF8(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	db := strings.Replace(pgtest.Schema(t, url), "poolq_test_", "poolq_test_ascii_", 1)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+db+" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("drop database %s: %v", db, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE "+db+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", db, err)
+		}
+	})
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	u.Path = "/" + db
+	st, err := postgres.Open(ctx, u.String(), postgres.Options{Schema: "poolq"})
+	if err == nil {
+		st.Close()
+	}
+	require.ErrorIs(t, err, postgres.ErrNotUTF8)
+	require.ErrorContains(t, err, "it is SQL_ASCII")
+	require.False(t, schemaExists(t, u.String(), "poolq"), "a refused Open created its schema")
+}
