@@ -393,9 +393,10 @@ func (e *Engine) changeCampaign(ctx context.Context, id uuid.UUID,
 }
 
 // AttachPools attaches pools to a campaign, after those it has. It is
-// additive and idempotent: pools attached already are skipped, UUIDs that
-// name no pool are reported in the result's PoolUUIDsNotFound (the call
-// does not fail for them). An inactive pool cannot be attached
+// additive and idempotent: pools attached already are skipped (even if
+// deactivated since), UUIDs that name no pool are reported in the
+// result's PoolUUIDsNotFound (the call does not fail for them). An
+// inactive pool cannot be attached
 // ([validate.Errors] naming its index in pools); a pool governed by another
 // campaign cannot be attached to one In Process or Paused
 // ([campaign.ErrConflict]). On any error nothing is attached. Errors also:
@@ -418,6 +419,10 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 		if err != nil {
 			return err
 		}
+		has := make(map[uuid.UUID]bool, len(c.PoolUUIDs))
+		for _, p := range c.PoolUUIDs {
+			has[p] = true
+		}
 		var v validate.Validator
 		seen := map[uuid.UUID]bool{}
 		for i, p := range pools {
@@ -432,6 +437,12 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 			}
 			if err != nil {
 				return err
+			}
+			if has[p] {
+				// Skipped, even if deactivated since: is_active guards a
+				// new attachment, and a repeated request must not fail.
+				res.PoolsSkipped++
+				continue
 			}
 			if !pl.IsActive {
 				v.Add(fmt.Sprintf("pool_uuids[%d]", i), "active", fmt.Sprintf("pool %s is inactive: it cannot be attached", p))

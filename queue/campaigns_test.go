@@ -192,6 +192,15 @@ func TestEngine_AttachPools(t *testing.T) {
 	d, err := b.eng.Pool(b.ctx, p2.UUID)
 	require.NoError(t, err)
 	require.Equal(t, []pool.CampaignRef{{UUID: c.UUID, Name: "Test campaign", Status: "Draft"}}, d.Campaigns)
+
+	// A pool deactivated once attached is skipped as attached, not
+	// refused: a repeated request does not fail, and attaches the others.
+	_, err = b.eng.UpdatePool(b.ctx, p1.UUID, pool.UpdateParams{IsActive: new(false)})
+	require.NoError(t, err)
+	p3 := b.pool(t, pool.FIFO, 1, 3)
+	res, err = b.eng.AttachPools(b.ctx, c.UUID, p1.UUID, p3.UUID)
+	require.NoError(t, err)
+	require.Equal(t, campaign.AttachResult{PoolsAttached: 1, PoolsSkipped: 1, PoolUUIDsNotFound: []uuid.UUID{}}, res)
 }
 
 func TestEngine_DeleteRulesAndCampaigns(t *testing.T) {

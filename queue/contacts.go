@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
@@ -141,13 +142,18 @@ func (e *Engine) OptOut(ctx context.Context, contact uuid.UUID) (skipped int, er
 			if g.rule == nil || !g.rule.RemoveOnOptOut {
 				continue
 			}
-			it, err := tx.ItemByID(ctx, it.ID) // as the expiries left it
+			cur, err := tx.ItemByID(ctx, it.ID) // as the expiries left it
 			if err != nil {
 				return err
 			}
-			if !it.Status.Waiting() {
+			if cur.Status == pool.StatusSkipped {
+				skipped++ // its lease had ended: the expiry, a failure, skipped it for the opt-out
+				continue
+			}
+			if !cur.Status.Waiting() {
 				continue // in flight: its failure will skip it; or finished
 			}
+			it := cur
 			out, err := it.Skipped(campaign.NoteOptOut)
 			if err != nil {
 				return err

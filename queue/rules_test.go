@@ -271,6 +271,20 @@ func TestEngine_OptOut(t *testing.T) {
 	n, err = b.eng.OptOut(b.ctx, c)
 	require.NoError(t, err)
 	require.Equal(t, 0, n, "twice is harmless")
+
+	// A call whose lease ended: the expiry OptOut applies is a failure,
+	// which skips the item; it counts.
+	ended, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{})
+	d := uuid.New()
+	_, err = b.eng.Add(b.ctx, ended.UUID, pool.NewItem{ContactUUID: d})
+	require.NoError(t, err)
+	_, err = b.eng.TryDequeue(b.ctx, ended.UUID)
+	require.NoError(t, err)
+	b.clock.Advance(testLease + time.Second)
+	n, err = b.eng.OptOut(b.ctx, d)
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusSkipped, b.item(t, ended.UUID, d).Status)
+	require.Equal(t, 1, n, "skipped by the expiry of its ended lease")
 }
 
 // TestEngine_Escalation: the failure that brings an item's failed
