@@ -149,14 +149,26 @@ func (e *Engine) CreateCampaign(ctx context.Context, p campaign.CreateParams) (c
 	return c, nil
 }
 
-// UpdateCampaign changes a campaign's name or default time zone. Errors:
+// UpdateCampaign changes a campaign's name or default time zone. A new
+// zone of a campaign In Process or Paused takes its pools, as a rule's
+// update does: on a store several nodes share, no claim that judged a
+// calling window in the old zone commits after it returns. Errors:
 // [validate.Errors], [store.ErrNotFound].
 func (e *Engine) UpdateCampaign(ctx context.Context, id uuid.UUID, u campaign.UpdateParams) (campaign.Campaign, error) {
 	if err := checkIDAnd("uuid", id, u.Validate()); err != nil {
 		return campaign.Campaign{}, fmt.Errorf("update campaign: %w", err)
 	}
-	out, err := e.changeCampaign(ctx, id, func(_ context.Context, _ *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
-		return u.Apply(c)
+	out, err := e.changeCampaign(ctx, id, func(ctx context.Context, tx *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
+		nc, changed, err := u.Apply(c)
+		if err != nil || !changed {
+			return nc, changed, err
+		}
+		if c.Status.Governs() && nc.TimeZone != c.TimeZone {
+			if err := lockPools(ctx, tx, c.PoolUUIDs); err != nil {
+				return c, false, err
+			}
+		}
+		return nc, true, nil
 	})
 	if err != nil {
 		return campaign.Campaign{}, fmt.Errorf("update campaign: %w", err)

@@ -395,6 +395,39 @@ func TestPostgres_UpdateRuleTakesThePools(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
+// TestPostgres_UpdateCampaignZoneTakesThePools: a running campaign's new
+// default zone takes its pools, as a rule's update does; a new name does
+// not.
+func TestPostgres_UpdateCampaignZoneTakesThePools(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{})
+	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "three a day"})
+	require.NoError(t, err)
+	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign", RuleUUID: &r.UUID})
+	require.NoError(t, err)
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool", Description: "d"})
+	require.NoError(t, err)
+	_, err = eng.AttachPools(ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+	_, err = eng.StartCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+
+	const held = time.Second
+	done := holdPool(t, other, p.UUID, held)
+	start := time.Now()
+	_, err = eng.UpdateCampaign(ctx, c.UUID, campaign.UpdateParams{Name: new("renamed")})
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), held/2, "a new name waited for the pool")
+	_, err = eng.UpdateCampaign(ctx, c.UUID, campaign.UpdateParams{TimeZone: new("America/New_York")})
+	require.NoError(t, err)
+	require.Greater(t, time.Since(start), held*8/10, "the new zone did not wait for the claim under way on its pool")
+	require.NoError(t, <-done)
+}
+
 // TestPostgres_WindowJudgedAfterTheLock: a claim that waits for its pool
 // behind another node's transaction judges the calling window at the time
 // it got the pool, not at the time its transaction began: the window
