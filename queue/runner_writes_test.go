@@ -60,8 +60,11 @@ func TestWork_ExtensionAcrossLeaseEnd(t *testing.T) {
 	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	ss := &stallStore{Store: st, d: 250 * time.Millisecond, stalling: make(chan struct{})}
-	const lease = 300 * time.Millisecond
+	// The heartbeat extends at 400 ms, to 1.6 s; the stall makes it commit
+	// at 1.4 s: 200 ms past the lease's first end, 200 ms before its new
+	// one (margins for a loaded machine).
+	ss := &stallStore{Store: st, d: time.Second, stalling: make(chan struct{})}
+	const lease = 1200 * time.Millisecond
 	eng, err := queue.New(ss, queue.Options{LeaseTimeout: lease, PollInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { eng.Close() })
@@ -82,10 +85,10 @@ func TestWork_ExtensionAcrossLeaseEnd(t *testing.T) {
 	go func() {
 		done <- eng.Work(wctx, func(hctx context.Context, l *queue.Lease) error {
 			calls.Add(1)
-			ss.armed.Store(true) // the next write is the heartbeat's Extend (at 100 ms)
+			ss.armed.Store(true) // the next write is the heartbeat's Extend (at 400 ms)
 			<-ss.stalling        // the extension is being written
 			return nil           // the call went well, long before the lease's end
-		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: 100 * time.Millisecond, Grace: time.Second,
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: 400 * time.Millisecond, Grace: time.Second,
 			OnEvent: func(ev queue.Event) {
 				mu.Lock()
 				kinds = append(kinds, ev.Kind)
@@ -96,7 +99,7 @@ func TestWork_ExtensionAcrossLeaseEnd(t *testing.T) {
 			}})
 	}()
 	<-settled
-	time.Sleep(400 * time.Millisecond) // the stall is over; the renewed lease has ended
+	time.Sleep(500 * time.Millisecond) // the renewed lease has ended
 	cancel()
 	require.NoError(t, <-done)
 	it, err := eng.Item(ctx, p.UUID, c)
