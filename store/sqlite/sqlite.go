@@ -273,6 +273,11 @@ func holdWriter(ctx context.Context, db *sql.DB) (*sql.Conn, *handle, error) {
 
 func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	name := "file:" + escapePath(path)
+	if strings.HasPrefix(path, "/") {
+		// An empty authority: "file://host/…" would read a path that
+		// begins with "//" as a host and the rest.
+		name = "file://" + escapePath(path)
+	}
 	w, err := sql.Open("sqlite", name+"?"+dsnParams(opts, false))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

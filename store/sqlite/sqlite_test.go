@@ -209,6 +209,30 @@ func TestOpen_PathWithURICharacters(t *testing.T) {
 	require.NoError(t, err, "the file has exactly the name given")
 }
 
+// TestOpen_PathBeginningWithTwoSlashes: a POSIX path that begins with
+// "//" names a file like any other, not a URI's host: "//" + an absolute
+// directory is that directory, and "//localhost/<dir>/b.db" is a
+// directory that does not exist (Open fails, and creates nothing in
+// <dir>).
+func TestOpen_PathBeginningWithTwoSlashes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), "/"+filepath.Join(dir, "a.db"), sqlite.Options{})
+	require.NoError(t, err)
+	insertPool(t, st)
+	require.NoError(t, st.Close())
+	_, err = os.Stat(filepath.Join(dir, "a.db"))
+	require.NoError(t, err)
+
+	st, err = sqlite.Open(context.Background(), "//localhost"+filepath.Join(dir, "b.db"), sqlite.Options{})
+	if err == nil {
+		st.Close()
+	}
+	require.Error(t, err, "/localhost%s does not exist", dir)
+	_, err = os.Stat(filepath.Join(dir, "b.db"))
+	require.ErrorIs(t, err, os.ErrNotExist, "a file the path does not name")
+}
+
 func TestDurability_String(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, "Normal", sqlite.Normal.String())
