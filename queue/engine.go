@@ -183,6 +183,9 @@ type wtx = groupcommit.Tx
 // returned: a read that fails after Close fails with ErrClosed, as every
 // call after Close does, not with the closed store's error.
 func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	if e.isClosed() {
 		return ErrClosed
 	}
@@ -197,6 +200,9 @@ func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) error {
 // the concurrent callers' operations (see package groupcommit). fn must
 // use the ctx it is given, which is not cancelled.
 func (e *Engine) write(ctx context.Context, fn func(context.Context, *wtx) error) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	if e.isClosed() {
 		return ErrClosed
 	}
@@ -215,6 +221,9 @@ func (e *Engine) write(ctx context.Context, fn func(context.Context, *wtx) error
 // writeCombined is write for an operation that group commit may combine
 // with the others of cb.Key.
 func (e *Engine) writeCombined(ctx context.Context, cb *groupcommit.Combiner, req any) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	if e.isClosed() {
 		return ErrClosed
 	}
@@ -256,6 +265,11 @@ func closedErr(err error) error {
 }
 
 // checkID rejects the nil UUID as a pool id with a field error.
+// errNilContext is the error of a call given a nil context, once its
+// other arguments are valid: every call reads or writes through read,
+// write or writeCombined, which return it before anything else.
+var errNilContext = validate.Errors{{Field: "ctx", Rule: validate.RuleRequired, Message: "is required (not nil: use context.Background())"}}
+
 func checkID(field string, id uuid.UUID) error {
 	var v validate.Validator
 	v.Check(id != uuid.Nil, field, validate.RuleRequired, "is required (not the nil UUID)")

@@ -5,6 +5,7 @@ package queue_test
 // own pool and contact; a failed call writes nothing.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -237,3 +238,50 @@ func TestEngine_EveryBadFieldAtOnce(t *testing.T) {
 
 // second returns the error of a call that returns a value and an error.
 func second[T any](_ T, err error) error { return err }
+
+// TestEngine_NilContext: a call given a nil context, its other arguments
+// valid, returns a field error on ctx; it does not panic, nor write.
+func TestEngine_NilContext(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.Parallel, 10, 3)
+	ids := b.add(t, p.UUID, 1)
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	c := b.campaignOf(t, uuid.Nil, b.pool(t, pool.FIFO, 1, 3).UUID)
+	var nilctx context.Context
+	for name, call := range map[string]func() error{
+		"Pool":  func() error { _, err := b.eng.Pool(nilctx, p.UUID); return err },
+		"Items": func() error { _, err := b.eng.Items(nilctx, p.UUID, pool.ItemQuery{}); return err },
+		"CreatePool": func() error {
+			_, err := b.eng.CreatePool(nilctx, pool.CreateParams{Name: "new", Description: "d"})
+			return err
+		},
+		"Add":        func() error { _, err := b.eng.Add(nilctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}); return err },
+		"TryDequeue": func() error { _, err := b.eng.TryDequeue(nilctx, p.UUID); return err },
+		"Dequeue":    func() error { _, err := b.eng.Dequeue(nilctx, p.UUID); return err },
+		"Complete":   func() error { return b.eng.Complete(nilctx, l, "") },
+		"Skip":       func() error { _, err := b.eng.Skip(nilctx, p.UUID, ids[0], ""); return err },
+		"AddDNC":     func() error { _, err := b.eng.AddDNC(nilctx, uuid.New()); return err },
+		"CreateRule": func() error { _, err := b.eng.CreateRule(nilctx, campaign.CreateRuleParams{Name: "rule"}); return err },
+		"Work": func() error {
+			return b.eng.Work(nilctx, func(context.Context, *queue.Lease) error { return nil }, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}})
+		},
+		"DequeueN": func() error { _, err := b.eng.DequeueN(nilctx, p.UUID, 2); return err },
+		"DequeueCampaign": func() error {
+			_, err := b.eng.DequeueCampaign(nilctx, c.UUID)
+			return err
+		},
+		"WatchEscalations": func() error {
+			return b.eng.WatchEscalations(nilctx, 0, func(campaign.Escalation) error { return nil })
+		},
+	} {
+		var err error
+		require.NotPanics(t, func() { err = call() }, name)
+		require.Equal(t, []string{"ctx"}, fieldsOf(t, err), name)
+	}
+	require.Equal(t, pool.StatusProcessing, b.item(t, p.UUID, ids[0]).Status, "nothing written")
+	d, err := b.eng.Pool(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, 1, d.ContactsCount)
+}

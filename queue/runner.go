@@ -160,6 +160,9 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	if err := opts.validate(h, e.opts.LeaseTimeout); err != nil {
 		return fmt.Errorf("work: %w", err)
 	}
+	if ctx == nil {
+		return fmt.Errorf("work: %w", errNilContext)
+	}
 	if !e.beginWork() {
 		return fmt.Errorf("work: %w", ErrClosed)
 	}
