@@ -76,6 +76,11 @@ func (s Status) Governs() bool { return s == InProcess || s == Paused }
 // dialled: In Process only.
 func (s Status) Dispatches() bool { return s == InProcess }
 
+// Finished reports whether a campaign in status s is done: Completed or
+// Archived, which no transition leads out of to In Process. Its pools are
+// never dialled again under it.
+func (s Status) Finished() bool { return s == Completed || s == Archived }
+
 // Action is a transition of a campaign's status.
 type Action string
 

@@ -294,8 +294,8 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 	}
 	if out.Status.Dispatches() {
 		e.wakePools(out.PoolUUIDs...)
-		e.wake.notify(id)
 	}
+	e.wake.notify(id) // a DequeueCampaign: its campaign runs, or finished
 	return out, nil
 }
 
@@ -577,7 +577,9 @@ func (e *Engine) wakePools(pools ...uuid.UUID) {
 // DequeueCampaign claims the next due item of a campaign In Process,
 // taking its pools in turn (each pool's order and cap hold), so that a big
 // pool does not starve a small one. It waits like [Engine.Dequeue] until an
-// item is due, the campaign In Process and a cap allows. Errors:
+// item is due, the campaign In Process and a cap allows; a campaign
+// Completed or Archived, which will not run again, gets an error wrapping
+// [campaign.ErrWrongStatus], at once or when it finishes. Errors also:
 // [store.ErrNotFound] for an unknown campaign, ctx's error, [ErrClosed].
 func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, error) {
 	if err := checkID("uuid", id); err != nil {
@@ -598,6 +600,9 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 		c, err := e.Campaign(ctx, id)
 		if err != nil {
 			return nil, err
+		}
+		if c.Status.Finished() {
+			return nil, fmt.Errorf("dequeue campaign: campaign %s is %s: it will not dispatch again: %w", id, c.Status, campaign.ErrWrongStatus)
 		}
 		if !sameIDs(subscribed, c.PoolUUIDs) {
 			unsubscribe()

@@ -365,6 +365,26 @@ func TestEngine_DequeueCampaign(t *testing.T) {
 	}
 	_, err = b.eng.DequeueCampaign(b.ctx, uuid.New())
 	require.ErrorIs(t, err, store.ErrNotFound)
+
+	// A campaign that finishes will not run again: a DequeueCampaign
+	// waiting on it returns, and a later one returns at once.
+	one := b.pool(t, pool.FIFO, 1, 3)
+	d := b.campaignOf(t, uuid.Nil, one.UUID)
+	_, err = b.eng.StartCampaign(b.ctx, d.UUID)
+	require.NoError(t, err)
+	waiting := make(chan error, 1)
+	go func() { _, err := b.eng.DequeueCampaign(b.ctx, d.UUID); waiting <- err }()
+	require.True(t, waitUntil(2*time.Second, func() bool { return queue.Waiting(b.eng, d.UUID) == 1 }))
+	_, err = b.eng.CompleteCampaign(b.ctx, d.UUID)
+	require.NoError(t, err)
+	select {
+	case err := <-waiting:
+		require.ErrorIs(t, err, campaign.ErrWrongStatus)
+	case <-time.After(5 * time.Second):
+		t.Fatal("DequeueCampaign still waits on a Completed campaign")
+	}
+	_, err = b.eng.DequeueCampaign(b.ctx, d.UUID)
+	require.ErrorIs(t, err, campaign.ErrWrongStatus)
 }
 
 // TestEngine_WorkOnCampaign: Work on a campaign dials the pools it has
