@@ -44,7 +44,9 @@ func (e *retryAtError) Unwrap() error { return e.err }
 // error that also wraps [Final] fails it for good whatever t. A t
 // further than [MaxRetryDelay] ahead, which [Engine.Fail] refuses, fails
 // the item for good too (the note says why): left unwritten, the attempt
-// would expire and be retried after RetryDelay, long before t.
+// would expire and be retried after RetryDelay, long before t. A zero t
+// names no time, as a zero [Failure.RetryAt]: the item is Retrying after
+// RetryDelay.
 func RetryAt(t time.Time, err error) error { return &retryAtError{at: t, err: err} }
 
 type finalError struct{ err error }
