@@ -50,9 +50,10 @@
 // node to open a schema records its choice, and Open refuses a node that
 // would take the other ([ErrLockingMismatch]; see [Locking] to change it). Measured with 16 workers
 // dispatching one pool (bench: BenchmarkPostgresCycle/Workers16, 5000
-// items, 2 cores, PostgreSQL 15 on the same machine): 2,295 items/s with
-// the advisory lock, 1,867 with the row lock (-19 %); with three engines on
-// the pool, 1,275 and 1,232. Locks are taken in the order of their keys, so
+// items, 2 cores, PostgreSQL 15 on the same machine; bench/RESULTS.md,
+// 2026-12-03 run at d04c7a6): 6,266 items/s with the advisory lock, 5,807
+// with the row lock (-7 %); with three engines on the pool, 3,873 and
+// 3,648 (-6 %). Locks are taken in the order of their keys, so
 // that two transactions never wait for each other: a lock above every one
 // the transaction holds is waited for; one below is only tried, and when
 // another transaction holds it, the transaction is rolled back and run
@@ -153,10 +154,11 @@
 // more than a shared flush: a write transaction of this store costs a
 // handful of round trips to the server, and the pool's lock is held for
 // all of them, so one transaction for many operations is what makes a node
-// fast. Measured (BenchmarkPostgresCycle/Workers16, Normal): 2,295 items/s
-// with group commit (about 15 operations a transaction) against 395 with
-// MaxBatch 1, 5.8 times; at Full durability the difference grows with the
-// cost of the flush.
+// fast. Measured (BenchmarkPostgresCycle/Workers16, Normal; bench/RESULTS.md,
+// 2026-12-03 run at d04c7a6): 6,266 items/s with group commit (about 15
+// operations a transaction) against 1,248 with MaxBatch 1, 5.0 times; at
+// Full durability the difference grows with the cost of the flush: 4,126
+// against 589, 7.0 times.
 //
 // Round trips are what a transaction costs on a busy machine (each one
 // waits for two processes to be scheduled), so a write transaction saves
@@ -178,7 +180,7 @@
 // drain that claims and settles went from ten round trips to four: lock,
 // read, read (with the first write), commit (with the second); the drain
 // went from 0.37 of River's throughput to 0.89 (bench/RESULTS.md, sessions
-// 9 and 10).
+// 9 and 10), and was 1.1 times River's in the 2026-12-03 run at d04c7a6.
 //
 // The price of deferring a write is where its failure shows: not at
 // UpdateItems but at the transaction's next call, which fails in its place
@@ -210,10 +212,11 @@
 // at queue.New), a goroutine holds a connection of its own, LISTENs, and
 // passes every notification on; when the connection drops it connects
 // again by itself (application_name "poolq listener <schema>"). A Dequeue
-// blocked in one node wakes a few milliseconds after another node's Add
-// (BenchmarkPostgresWake: p50 5 ms on the test machine). Notifications sent
-// while the listener is down are lost; the engine's poll
-// (queue.Options.PollInterval) covers them.
+// blocked in one node wakes within a few milliseconds of another node's
+// Add (BenchmarkPostgresWake, 2 cores, PostgreSQL on the same machine;
+// bench/RESULTS.md, 2026-12-03 run at d04c7a6: p50 1.73 ms, p99 4.48 ms).
+// Notifications sent while the listener is down are lost; the engine's
+// poll (queue.Options.PollInterval) covers them.
 //
 // # Schema
 //
@@ -250,8 +253,9 @@
 //     entries not yet merged into the index.
 //   - All the writes of one pool are serial, across nodes: several nodes
 //     add availability, and throughput across pools, not throughput on one
-//     pool. Measured on one pool (Workers16, 16 workers per engine), three
-//     engines together dispatched 1,275 items/s where one alone did 2,295:
+//     pool. Measured on one pool (Workers16, 16 workers per engine;
+//     bench/RESULTS.md, 2026-12-03 run at d04c7a6), three engines together
+//     dispatched 3,873 items/s where one alone did 6,266 (0.62 of it):
 //     they wait for each other's lock.
 //   - A lease outlives the node that took it until its LeaseTimeout: the
 //     other nodes then apply its expiry (a failed attempt) and dispatch the
