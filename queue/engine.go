@@ -63,13 +63,15 @@ func New(st store.Store, opts Options) (*Engine, error) {
 }
 
 // Close stops the engine. First it stops dispatch: blocked Dequeues return
-// ErrClosed, and so do every later claim and Work. Each Work running then
-// stops as when its context ends (it waits up to its Grace for the running
-// handlers, then cancels them) and writes its handlers' results; Close
-// waits for every Work to return, so that a call under way is neither lost
-// nor made again because the engine closed. Then it waits for the writes
-// under way to end, and every later call returns ErrClosed: the store may
-// be closed once Close returns (a read still under way then returns
+// ErrClosed, and so does every later claim and Work whose arguments are
+// valid. Each Work running then stops as when its context ends (it waits
+// up to its Grace for the running handlers, then cancels them) and writes
+// its handlers' results; Close waits for every Work to return, so that a
+// call under way is neither lost nor made again because the engine closed.
+// Then it waits for the writes under way to end, and every later call
+// with valid arguments returns ErrClosed (arguments are checked first:
+// invalid ones still return their validation error): the store may be
+// closed once Close returns (a read still under way then returns
 // ErrClosed). It does not close the store.
 //
 // A claim under way when Close begins (a Dequeue's, a DequeueN's) that
@@ -181,7 +183,8 @@ type wtx = groupcommit.Tx
 // read runs fn in a read transaction after checking the engine is open.
 // Close does not wait for reads, and the host may close the store once it
 // returned: a read that fails after Close fails with ErrClosed, as every
-// call after Close does, not with the closed store's error.
+// call with valid arguments after Close does, not with the closed store's
+// error.
 func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) error {
 	if ctx == nil {
 		return errNilContext

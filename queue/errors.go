@@ -31,7 +31,12 @@ var (
 	// not finished) and Release (call connected: In_Call). It is
 	// [pool.ErrWrongStatus].
 	ErrWrongStatus = pool.ErrWrongStatus
-	// ErrClosed is returned by every method called after Close, and by a
-	// Dequeue blocked when Close was called.
+	// ErrClosed is returned by every method called after Close (but Close
+	// itself and Stats) once its arguments are valid: every method checks
+	// its arguments first, so invalid ones return their validation error
+	// after Close too. It is also returned by the calls Close ends: a
+	// Dequeue, DequeueN, DequeueCampaign or WatchEscalations blocked when
+	// Close was called, a Work running then, and a claim under way then
+	// (see [Engine.Close]).
 	ErrClosed = errors.New("queue: engine closed")
 )
