@@ -185,5 +185,6 @@ func BenchmarkCampaignFairness(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(claims)/float64(b.N), "claims/small-item")
-	b.ReportMetric(float64(claims)/b.Elapsed().Seconds(), "items/s")
+	// The rate of claims of a loop that also adds an item each time.
+	b.ReportMetric(float64(claims)/b.Elapsed().Seconds(), "claims/s-with-adds")
 }

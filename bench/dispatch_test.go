@@ -229,9 +229,10 @@ func BenchmarkAdd(b *testing.B) {
 // BenchmarkClaim proves that claiming the next item is an index seek: the
 // latency of TryDequeue (p50/p99, each claim followed by a Complete outside
 // the percentiles; ns/op and items/s are of the whole claim + Complete
-// cycle) on a pool of 10k items against one of 1M, and when half
-// of the items (the oldest, which FIFO meets first; the highest priority
-// for Parallel) wait for a retry time a year away. -short uses 100k for 1M.
+// cycle) on a pool of 10k items against one of 1M, and when half of the
+// items wait for a retry time a year away: those each order meets first,
+// were they due (the oldest for FIFO, the newest for LIFO, kept so by each
+// top-up, the highest priority for Parallel). -short uses 100k for 1M.
 func BenchmarkClaim(b *testing.B) {
 	ctx := context.Background()
 	sizes := []int{10_000, 1_000_000}
@@ -249,17 +250,28 @@ func BenchmarkClaim(b *testing.B) {
 					eng, st := open(b, sqlite.Normal)
 					p := mustPool(b, eng, typ)
 					due := n
+					// LIFO meets the newest first: its delayed items come
+					// after the due ones, and after each top-up's.
+					delayedOnTop := delayed && typ == pool.LIFO
 					if delayed {
 						due = n / 2
+					}
+					if delayed && !delayedOnTop {
 						addDelayed(b, st, p.UUID, n-due)
 					}
 					fill(b, eng, p.UUID, due)
+					if delayedOnTop {
+						addDelayed(b, st, p.UUID, n-due)
+					}
 					lat := make([]time.Duration, 0, 4096)
 					b.ReportAllocs()
 					for b.Loop() {
 						if due == 0 { // keep the size: top up outside the timer
 							b.StopTimer()
 							fill(b, eng, p.UUID, 1_000)
+							if delayedOnTop {
+								addDelayed(b, st, p.UUID, 1_000)
+							}
 							due = 1_000
 							b.StartTimer()
 						}
