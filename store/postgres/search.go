@@ -4,12 +4,11 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
 )
 
 // The search of item listings (store.Tx.Items with q.Search).
@@ -18,11 +17,12 @@ import (
 // number in items.search, a tsvector, indexed by GIN (items_search). The
 // words are cut and normalised here, in Go, never by PostgreSQL's text
 // search parser or dictionaries (which cut "ada@example.com" as one email
-// token, and depend on the server's locale and extensions): a word is a run
-// of letters, digits and marks (as the contract says); it is lower-cased
-// and its diacritics removed by searchFold. Each lexeme is the pool's
-// internal id, a slash and the word ("42/lovelace"), so that the index
-// holds each pool's words apart: a search reads the index entries of its
+// token, and depend on the server's locale and extensions), but by
+// store.SearchWords, as in every store, so that all find the same items.
+// Items.search holds folded words: a change of store.SearchWords needs a
+// migration that recomputes the column. Each lexeme is the pool's internal
+// id, a slash and the word ("42/lovelace"), so that the index holds each
+// pool's words apart: a search reads the index entries of its
 // own pool only, and its cost grows with the matches in the pool, not with
 // the pool, nor with the other pools.
 //
@@ -30,95 +30,6 @@ import (
 // last may begin one: "grace hop" in pool 42 is '42/grace' & '42/hop':*.
 // Both the tsvector and the tsquery are written as literals (their input
 // functions take lexemes as they are), so nothing is normalised twice.
-
-// searchWords returns the words of s as a search cuts them: runs of
-// letters, digits and marks, folded by searchFold; words that fold to
-// nothing (marks alone) are left out.
-func searchWords(s string) []string {
-	fields := strings.FieldsFunc(s, func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r)
-	})
-	out := fields[:0]
-	for _, f := range fields {
-		if w := searchFold(f); w != "" {
-			out = append(out, w)
-		}
-	}
-	return out
-}
-
-// searchFold returns a word with case and diacritics aside: every letter
-// lower-cased (through its upper case, so that ς and σ, ſ and s, µ and μ
-// fold together; but for the Turkish dotless ı), the Latin letters with diacritics
-// mapped to their base letter by latinBase, and the nonspacing marks (the
-// combining accents of a decomposed "é", but also Arabic and Hebrew vowel
-// points) dropped. Go's standard library has no Unicode normalisation;
-// latinBase covers exactly the letters the SQLite store's tokenizer
-// (unicode61, remove_diacritics 2) maps to a base letter, so both stores
-// find the same items for Latin text. Letters with a stroke or a ligature
-// (ø, ł, đ, æ, ß) are not letters with diacritics: they stay, in both.
-//
-// Items.search holds folded words: a change here needs a migration that
-// recomputes the column.
-func searchFold(w string) string {
-	var b strings.Builder
-	b.Grow(len(w))
-	for _, r := range w {
-		if unicode.Is(unicode.Mn, r) {
-			continue
-		}
-		if r != 'ı' { // the Turkish dotless i stays, as in SQLite
-			r = unicode.ToLower(unicode.ToUpper(r))
-		}
-		if base, ok := latinBase[r]; ok {
-			r = base
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// latinBase maps each lower-case Latin letter with diacritics to its base
-// letter: the letters of Latin-1, Latin Extended-A and B and Latin Extended
-// Additional that SQLite's unicode61 tokenizer folds with
-// remove_diacritics 2 (TestSearchFold_SQLite checks the two agree).
-var latinBase = func() map[rune]rune {
-	groups := []string{
-		"aàáâãäåāăąǎǟǻȁȃȧḁạảấầẩẫậắằẳẵặ",
-		"bḃḅḇ",
-		"cçćĉċčḉ",
-		"dďḋḍḏḑḓ",
-		"eèéêëēĕėęěȅȇȩḕḗḙḛḝẹẻẽếềểễệ",
-		"fḟ",
-		"gĝğġģǧǵḡ",
-		"hĥȟḣḥḧḩḫẖ",
-		"iìíîïĩīĭįǐȉȋḭḯỉị",
-		"jĵǰ",
-		"kķǩḱḳḵ",
-		"lĺļľḷḹḻḽ",
-		"mḿṁṃ",
-		"nñńņňǹṅṇṉṋ",
-		"oòóôõöōŏőơǒǫǭȍȏȫȭȯȱṍṏṑṓọỏốồổỗộớờởỡợ",
-		"pṕṗ",
-		"rŕŗřȑȓṙṛṝṟ",
-		"sśŝşšſșṡṣṥṧṩẛ",
-		"tţťțṫṭṯṱẗ",
-		"uùúûüũūŭůűųưǔǖǘǚǜȕȗṳṵṷṹṻụủứừửữự",
-		"vṽṿ",
-		"wŵẁẃẅẇẉẘ",
-		"xẋẍ",
-		"yýÿŷȳẏẙỳỵỷỹ",
-		"zźżžẑẓẕ",
-	}
-	m := make(map[rune]rune, 256)
-	for _, g := range groups {
-		base, size := utf8.DecodeRuneInString(g)
-		for _, r := range g[size:] {
-			m[r] = base
-		}
-	}
-	return m
-}()
 
 // contactLexemes returns the tsvector literal of a contact's words in pool
 // k (see the comment at the top of this file), or nil (NULL) when it has
@@ -130,7 +41,7 @@ func contactLexemes(k int64, c pool.Contact) *string {
 	prefix := strconv.FormatInt(k, 10) + "/"
 	var b strings.Builder
 	for _, field := range []string{c.Name, c.Email, c.PhoneNumber} {
-		for _, w := range searchWords(field) {
+		for _, w := range store.SearchWords(field) {
 			if b.Len() > 0 {
 				b.WriteByte(' ')
 			}
@@ -147,7 +58,7 @@ func contactLexemes(k int64, c pool.Contact) *string {
 // searchQuery returns the tsquery literal of a search in pool k: every
 // word required, the last as a prefix. "" when the search has no word.
 func searchQuery(k int64, search string) string {
-	words := searchWords(search)
+	words := store.SearchWords(search)
 	if len(words) == 0 {
 		return ""
 	}

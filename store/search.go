@@ -1,0 +1,114 @@
+package store
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// SearchWords returns the words of s as the search of item listings
+// ([Tx.Items] with a Search) cuts and folds them: runs of letters
+// (Unicode L*), decimal digits (Nd) and marks (M*), each folded by case
+// and diacritics (see below); words that fold to nothing (marks alone) are
+// left out. Every other character separates words: spaces, punctuation,
+// symbols, and numbers that are not decimal digits (², ½, Ⅻ), so "x²y" is
+// the words "x" and "y", as is "x\uE000y" (private use).
+//
+// Every store indexes and searches the words this function returns, and
+// nothing else: they are the one definition of a word and of its folding,
+// so that all stores find the same items. A change here changes what the
+// stores have indexed: it needs a migration, in every store, that indexes
+// the existing items again.
+//
+// A word is folded letter by letter: lower-cased through its upper case,
+// with Go's Unicode tables (so that ς and σ, ſ and s, µ and μ, Ꭰ and ꭰ
+// fold together), but for the Turkish dotless ı, which stays apart from i;
+// the Latin letters with diacritics mapped to their base letter (é → e, ñ →
+// n: the letters of Latin-1, Latin Extended-A and B and Latin Extended
+// Additional that SQLite's unicode61 tokenizer maps with remove_diacritics
+// 2, as the SQLite store once folded them); and the nonspacing marks (Mn:
+// the combining accents of a decomposed "é", Arabic and Hebrew vowel
+// points, the Devanagari virama) dropped. Letters with a stroke or a
+// ligature (ø, ł, đ, æ, ß) are not letters with diacritics: they stay.
+// There is no other normalisation: Go's standard library has none.
+//
+// O(len(s)); safe for concurrent use.
+func SearchWords(s string) []string {
+	fields := strings.FieldsFunc(s, func(r rune) bool { return !isWordRune(r) })
+	out := fields[:0]
+	for _, f := range fields {
+		if w := searchFold(f); w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// isWordRune reports whether r belongs to a word: a letter, a decimal
+// digit or a mark.
+func isWordRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
+}
+
+// searchFold returns a word with case and diacritics aside (see
+// [SearchWords]).
+func searchFold(w string) string {
+	var b strings.Builder
+	b.Grow(len(w))
+	for _, r := range w {
+		if unicode.Is(unicode.Mn, r) {
+			continue
+		}
+		if r != 'ı' { // the Turkish dotless i stays apart from i
+			r = unicode.ToLower(unicode.ToUpper(r))
+		}
+		if base, ok := latinBase[r]; ok {
+			r = base
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// latinBase maps each lower-case Latin letter with diacritics to its base
+// letter: the letters of Latin-1, Latin Extended-A and B and Latin Extended
+// Additional that SQLite's unicode61 tokenizer folds with remove_diacritics
+// 2 (TestSearchFold_Unicode61 checks the two agree), so that the words of
+// Latin text are those the SQLite store indexed before it folded in Go.
+var latinBase = func() map[rune]rune {
+	groups := []string{
+		"aàáâãäåāăąǎǟǻȁȃȧḁạảấầẩẫậắằẳẵặ",
+		"bḃḅḇ",
+		"cçćĉċčḉ",
+		"dďḋḍḏḑḓ",
+		"eèéêëēĕėęěȅȇȩḕḗḙḛḝẹẻẽếềểễệ",
+		"fḟ",
+		"gĝğġģǧǵḡ",
+		"hĥȟḣḥḧḩḫẖ",
+		"iìíîïĩīĭįǐȉȋḭḯỉị",
+		"jĵǰ",
+		"kķǩḱḳḵ",
+		"lĺļľḷḹḻḽ",
+		"mḿṁṃ",
+		"nñńņňǹṅṇṉṋ",
+		"oòóôõöōŏőơǒǫǭȍȏȫȭȯȱṍṏṑṓọỏốồổỗộớờởỡợ",
+		"pṕṗ",
+		"rŕŗřȑȓṙṛṝṟ",
+		"sśŝşšſșṡṣṥṧṩẛ",
+		"tţťțṫṭṯṱẗ",
+		"uùúûüũūŭůűųưǔǖǘǚǜȕȗṳṵṷṹṻụủứừửữự",
+		"vṽṿ",
+		"wŵẁẃẅẇẉẘ",
+		"xẋẍ",
+		"yýÿŷȳẏẙỳỵỷỹ",
+		"zźżžẑẓẕ",
+	}
+	m := make(map[rune]rune, 256)
+	for _, g := range groups {
+		base, size := utf8.DecodeRuneInString(g)
+		for _, r := range g[size:] {
+			m[r] = base
+		}
+	}
+	return m
+}()
