@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
@@ -124,10 +123,10 @@ ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 	lastItemIDSQL = `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'items'), 0)`
 
 	// indexContactsSQL adds to item_search the items of a pool with an id
-	// above ? that have contact fields: those just inserted. A range seek
-	// on items_pool.
+	// above ? that have contact fields: those just inserted, with their
+	// words (see search.go). A range seek on items_pool.
 	indexContactsSQL = `INSERT INTO item_search (rowid, body)
-SELECT i.id, concat_ws(char(10), i.name, i.email, i.phone_number) FROM items i
+SELECT i.id, poolq_search_words(i.name, i.email, i.phone_number) FROM items i
 WHERE i.pool_id = ? AND i.id > ? AND (i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL)`
 
 	itemSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = ? AND i.contact_uuid = ?`
@@ -653,7 +652,7 @@ func scanItems(rows *sql.Rows, poolID uuid.UUID, capHint int) ([]pool.Item, erro
 // searchItems is Items with a search over the contacts' fields, in
 // item_search: every word of the search but the last must be a word of the
 // item's contact name, email or phone number, and the last must begin one
-// (words of letters and digits; case and diacritics aside), as a type-ahead
+// (store.SearchWords: case and diacritics aside), as a type-ahead
 // box expects. Whole words are seeks in the full-text index, so the cost
 // grows with the items that match, not with the pool; only the last word,
 // a prefix, reads the whole list of the words it begins. A search without
@@ -684,21 +683,4 @@ func (t *txn) searchItems(ctx context.Context, k int64, poolID uuid.UUID, q pool
 		return nil, 0, wrap(op, err)
 	}
 	return out, total, nil
-}
-
-// ftsQuery turns a search into an FTS5 query: its words (runs of letters,
-// digits and marks, as the unicode61 tokenizer cuts them) all required,
-// the last as a prefix: "ada@Exam" → "ada" AND "Exam"*. "" when the search
-// has no word.
-func ftsQuery(search string) string {
-	words := strings.FieldsFunc(search, func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r)
-	})
-	if len(words) == 0 {
-		return ""
-	}
-	for i, w := range words {
-		words[i] = `"` + w + `"` // a word holds no quote: no escaping
-	}
-	return strings.Join(words, " AND ") + "*"
 }

@@ -229,10 +229,7 @@ func openMemory(ctx context.Context, opts Options) (*Store, error) {
 	// One connection holds the whole database: it must never be closed
 	// while the Store lives, hence no idle or lifetime limit (it goes back
 	// to the pool between migrate and holdWriter).
-	db, err := sql.Open("sqlite", MemoryPath+"?"+dsnParams(opts, false))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open: %w", err)
-	}
+	db := openDB(MemoryPath + "?" + dsnParams(opts, false))
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
@@ -278,10 +275,7 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 		// begins with "//" as a host and the rest.
 		name = "file://" + escapePath(path)
 	}
-	w, err := sql.Open("sqlite", name+"?"+dsnParams(opts, false))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
+	w := openDB(name + "?" + dsnParams(opts, false))
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	fail := func(err error, dbs ...*sql.DB) (*Store, error) {
@@ -304,10 +298,7 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := setWAL(ctx, w, opts.BusyTimeout, nil); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w)
 	}
-	r, err := sql.Open("sqlite", name+"?"+dsnParams(opts, true))
-	if err != nil {
-		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w)
-	}
+	r := openDB(name + "?" + dsnParams(opts, true))
 	r.SetMaxOpenConns(readConns)
 	r.SetMaxIdleConns(readConns)
 	wc, wh, err := holdWriter(ctx, w)

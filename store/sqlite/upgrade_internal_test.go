@@ -377,3 +377,125 @@ func TestMigrate_CallAt(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, released.CallsToday, "a dispatch counted before the upgrade keeps its day's call")
 }
+
+// TestMigrate_SearchWords upgrades a version 8 file, whose item_search
+// unicode61 tokenized, to the latest version: every existing item with
+// contact fields is indexed again with store.SearchWords's words, so that
+// the searches that differed from the PostgreSQL store's ("y" in "x²y",
+// "ꭰ" in "Ꭰ") now find their items, Latin text is found as before, and the
+// delete trigger removes an item's words from the new table. A connection
+// without poolq_search_words cannot apply 0009: the migration fails and
+// leaves the file as it was.
+//
+// Not parallel: it narrows the package's migrations while it writes the
+// old file (see TestMigrate_CountsWithoutTriggers).
+func TestMigrate_SearchWords(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v8.db")
+	db, err := sql.Open("sqlite", path) // the "sqlite" driver: no poolq_search_words
+	require.NoError(t, err)
+	db.SetMaxOpenConns(1)
+	all := history
+	history = all[:8]
+	err = migrate(ctx, db)
+	history = all
+	require.NoError(t, err)
+	exec := func(query string, args ...any) {
+		t.Helper()
+		_, err := db.ExecContext(ctx, query, args...)
+		require.NoError(t, err)
+	}
+	p := uuid.New()
+	exec(`INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
+    is_active, created_at, updated_at, search) VALUES (?, 'old pool', 'x', 'FIFO', 10, 3, 1, 0, 0, 'old pool')`, p[:])
+	contacts := []pool.Contact{
+		{Name: "Flat x²y"},
+		{Name: "Ꭰ Ꭱ"},
+		{Name: "Zoë Ñúñez", Email: "zoe@exämple.org", PhoneNumber: "+442071234567"},
+		{},
+		{Name: "Ada Lovelace", Email: "ada@example.com", PhoneNumber: "+15551234567"},
+	}
+	for i, c := range contacts {
+		id := uuid.New()
+		exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
+    ready, name, email, phone_number) VALUES (1, ?, 'Pending', 0, 0, 0, '', ?, 0, 1, ?, ?, ?)`,
+			id[:], i, nullText(c.Name), nullText(c.Email), nullText(c.PhoneNumber))
+	}
+	exec(`UPDATE pool_counts SET n = ? WHERE pool_id = 1 AND status = 'Pending'`, len(contacts))
+	// As version 8 indexed them.
+	exec(`INSERT INTO item_search (rowid, body)
+SELECT i.id, concat_ws(char(10), i.name, i.email, i.phone_number) FROM items i
+WHERE i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL`)
+	oldMatches := func(q string) (n int) {
+		t.Helper()
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM item_search WHERE item_search MATCH ?`, q).Scan(&n))
+		return n
+	}
+	require.Zero(t, oldMatches(`"y"*`), "version 8 kept x²y one word")
+	require.Equal(t, 1, oldMatches(`"nunez"*`))
+
+	// Without poolq_search_words, 0009 fails, and nothing changes.
+	err = migrate(ctx, db)
+	require.ErrorContains(t, err, "0009")
+	require.ErrorContains(t, err, "no such function")
+	var version int
+	require.NoError(t, db.QueryRowContext(ctx, currentVersionSQL).Scan(&version))
+	require.Equal(t, 8, version)
+	require.Zero(t, oldMatches(`"y"*`))
+	require.Equal(t, 1, oldMatches(`"nunez"*`), "the old index is still there")
+	require.NoError(t, db.Close())
+
+	st, err := Open(ctx, path, Options{CheckCache: true})
+	require.NoError(t, err)
+	defer st.Close()
+	var ddl string
+	require.NoError(t, st.wc.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE name = 'item_search'`).Scan(&ddl))
+	require.Contains(t, ddl, "tokenize = 'ascii'")
+	search := func(s string) (names []string) {
+		t.Helper()
+		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+			got, total, err := tx.Items(ctx, p, pool.ItemQuery{Search: s, Page: 1, PerPage: 10})
+			require.Len(t, got, total)
+			for _, it := range got {
+				names = append(names, it.Contact.Name)
+			}
+			return err
+		}))
+		return names
+	}
+	for _, tc := range []struct {
+		search string
+		want   []string
+	}{
+		{"y", []string{"Flat x²y"}},
+		{"x²y", []string{"Flat x²y"}},
+		{"ꭰ", []string{"Ꭰ Ꭱ"}},
+		{"nunez", []string{"Zoë Ñúñez"}},
+		{"ZOË exam", []string{"Zoë Ñúñez"}},
+		{"+4420", []string{"Zoë Ñúñez"}},
+		{"example", []string{"Zoë Ñúñez", "Ada Lovelace"}},
+		{"ada@example.com", []string{"Ada Lovelace"}},
+		{"1555", []string{"Ada Lovelace"}},
+		{"velace", nil},
+	} {
+		require.Equal(t, tc.want, search(tc.search), "search %q", tc.search)
+	}
+
+	// The delete trigger of 0004 deletes from the new table, and items
+	// added after the upgrade are indexed as the others.
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		got, _, err := tx.Items(ctx, p, pool.ItemQuery{Search: "x²y", Page: 1, PerPage: 10})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		if err := tx.DeleteItem(ctx, got[0].ID); err != nil {
+			return err
+		}
+		_, err = tx.InsertItems(ctx, p, []pool.Item{{ContactUUID: uuid.New(), Status: pool.StatusPending,
+			AddedAt: time.Unix(9, 0), Contact: pool.Contact{Name: "Unit ab\uE000cd"}}})
+		return err
+	}))
+	require.Empty(t, search("y"))
+	require.Equal(t, []string{"Unit ab\uE000cd"}, search("cd"))
+	_, err = st.wc.ExecContext(ctx, `INSERT INTO item_search (item_search) VALUES ('integrity-check')`)
+	require.NoError(t, err)
+}
