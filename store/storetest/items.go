@@ -41,6 +41,7 @@ func itemTests() []test {
 		{"Items/StatusFilter", testItemsStatusFilter},
 		{"Items/Search", testItemsSearch},
 		{"Items/SearchFollowsWrites", testItemsSearchFollowsWrites},
+		{"Items/SearchWords", testItemsSearchWords},
 		{"InsertItems/SkipKeepsContact", testInsertItemsSkipKeepsContact},
 		{"CopyItems/Contacts", testCopyItemsContacts},
 	}

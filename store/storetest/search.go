@@ -190,3 +190,63 @@ func testCopyItemsContacts(t *testing.T, b *bundle) {
 	require.Equal(t, []pool.Contact{zoe}, contactsOf(b.search(dst.UUID, "ñúñez", "")))
 	require.Equal(t, []pool.Contact{ada}, contactsOf(b.search(dst.UUID, "lovelace", "")))
 }
+
+// testItemsSearchWords: every store cuts and folds words as
+// store.SearchWords does, so that all find the same items, beyond ASCII
+// and Latin too: a word is a run of letters, decimal digits and marks
+// (not ², not a private-use character), case is folded with Go's Unicode
+// tables (Cherokee, Georgian Mtavruli, Adlam, ẞ), the Latin letters with
+// diacritics meet their base letter but the Turkish dotless ı stays apart
+// from i, and decimal digits of other scripts are not ASCII digits.
+func testItemsSearchWords(t *testing.T, b *bundle) {
+	type search struct {
+		s     string
+		found bool
+	}
+	for _, tc := range []struct {
+		contact  pool.Contact
+		searches []search
+	}{
+		{pool.Contact{Name: "Flat x²y"}, []search{ // ² is No: it separates
+			{"y", true}, {"x", true}, {"x²y", true}, {"x y", true}, {"x2y", false}, {"²", false},
+		}},
+		{pool.Contact{Name: "Floor ½ Ⅻ"}, []search{{"½", false}, {"Ⅻ", false}, {"floor ½", true}}},
+		{pool.Contact{Name: "Unit ab\uE000cd"}, []search{ // private use (Co) separates
+			{"cd", true}, {"ab", true}, {"ab cd", true}, {"abcd", false},
+		}},
+		{pool.Contact{Name: "Ꭰ Ꭱ"}, []search{{"ꭰ", true}, {"Ꭰ", true}, {"ꭱ ꭰ", true}}}, // Cherokee, small letters of Unicode 8.0
+		{pool.Contact{Name: "ꭰꭱ"}, []search{{"ᎠᎡ", true}, {"Ꭰ", true}}},
+		{pool.Contact{Name: "Ნინო Beridze"}, []search{{"ნინო", true}, {"ᲜᲘ", true}}}, // Georgian Mtavruli (Unicode 11.0)
+		{pool.Contact{Name: "\U0001E900\U0001E923\U0001E924\U0001E922\U0001E925 Diallo"}, []search{ // Adlam (Unicode 9.0)
+			{"\U0001E922\U0001E923\U0001E924", true}, {"\U0001E900\U0001E923\U0001E924", true}, {"diallo", true},
+		}},
+		{pool.Contact{Name: "STRAẞE"}, []search{{"straße", true}, {"strasse", false}}}, // capital sharp s (Unicode 5.1)
+		{pool.Contact{Name: "\u212Aelvin"}, []search{{"kelvin", true}}},                // the Kelvin sign
+		{pool.Contact{Name: "ΣΊΣΥΦΟΣ"}, []search{{"σίσυφος", true}, {"σισυφος", false}}},
+		{pool.Contact{Name: "Priya शर्मा"}, []search{{"शर्मा", true}, {"शर", true}, {"शर्", true}, {"मा", false}}}, // marks, Mn and Mc
+		{pool.Contact{Name: "Anbu தமிழ்செல்வன்"}, []search{{"தமிழ்செல்வன்", true}, {"தமி", true}, {"செல்வன்", false}}},
+		{pool.Contact{Name: "Ze\u0301phyr"}, []search{{"zéphyr", true}, {"zephyr", true}, {"ze\u0301", true}}}, // a decomposed é
+		{pool.Contact{Name: "Dvořák Ångström"}, []search{{"dvorak", true}, {"ANGSTROM", true}, {"DVOŘÁK ångs", true}}},
+		{pool.Contact{Name: "Łódź Øresund"}, []search{{"łodz", true}, {"lodz", false}, {"øre", true}, {"oresund", false}}},
+		{pool.Contact{Name: "IŞIK ılgın"}, []search{ // the Turkish dotless ı stays apart from i
+			{"işık", false}, {"işik", true}, {"isik", true}, {"ılgın", true}, {"ILGIN", false}, {"ilgin", false},
+		}},
+		{pool.Contact{Name: "Suite ٣٤"}, []search{{"٣٤", true}, {"٣", true}, {"34", false}}}, // decimal digits (Nd) of any script
+		{pool.Contact{Name: "北京 Li"}, []search{{"北京", true}, {"北", true}, {"京", false}}},
+		{pool.Contact{Email: "ada@example.com", PhoneNumber: "+15551234567"}, []search{
+			{"ada@example.com", true}, {"example.com", true}, {"exam", true}, {"ample", false}, {"ADA@EX", true},
+			{"+15551234567", true}, {"15551234567", true}, {"1555", true}, {"4567", false}, {"+1 555", false},
+		}},
+		{pool.Contact{Name: "Desk +1 (555) 123-4567"}, []search{{"555 4567", true}, {"1 555 123 45", true}, {"15551234567", false}}},
+	} {
+		p := b.insertPool()
+		b.insertItems(p.UUID, contacts(tc.contact, pool.Contact{Name: "Somebody Else", Email: "else@else.org"}, pool.Contact{}))
+		for _, s := range tc.searches {
+			var want []pool.Contact
+			if s.found {
+				want = []pool.Contact{tc.contact}
+			}
+			require.Equal(t, want, contactsOf(b.search(p.UUID, s.s, "")), "contact %+v, search %q", tc.contact, s.s)
+		}
+	}
+}
