@@ -81,8 +81,9 @@ type ItemQuery struct {
 	// the contact's name, email or phone number, and the last begins one,
 	// as in a type-ahead box ("ada love" finds "Ada Lovelace"; "+1555"
 	// finds "+15551234567"; "example" finds "ada@example.com"), case and
-	// diacritics aside; a search without letters or digits matches
-	// nothing. At most [MaxSearchLen] characters, no control characters.
+	// diacritics aside (a word is a run of letters, decimal digits and
+	// marks, as store.SearchWords cuts and folds it, the same in every
+	// store); a search without letters or digits matches nothing. At most [MaxSearchLen] characters, no control characters.
 	// Empty keeps all.
 	Search string `json:"search,omitempty"`
 	// Page is the 1-based page number. Defaults to 1.

@@ -160,10 +160,11 @@ type Tx interface {
 	DeleteItem(ctx context.Context, id int64) error
 	// Items returns one page of a pool's items matching q in insertion
 	// order, and the number matching on all pages. q must be normalized.
-	// q.Search keeps the items where every word of it (a run of letters,
-	// digits and marks) but the last is a word of the contact's name,
-	// email or phone number and the last begins one, case and diacritics
-	// aside, at a cost that grows with the matches rather than the pool.
+	// q.Search keeps the items where every word of it but the last is a
+	// word of the contact's name, email or phone number and the last
+	// begins one, with words as [SearchWords] cuts and folds them (case
+	// and diacritics aside), at a cost that grows with the matches rather
+	// than the pool.
 	Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) ([]pool.Item, int, error)
 
 	// InFlight returns the number of a pool's items in flight (Processing or

@@ -130,22 +130,18 @@
 // of the contact's name, email or phone number, the last a prefix of one,
 // case and diacritics aside). Each item with contact fields keeps their
 // words in a tsvector column with a GIN index; the words are cut and
-// folded (lower case, diacritics removed) in Go, the same way for the
-// items and for the searches, and never by PostgreSQL's text search parser
-// or by an extension (unaccent is not needed). Each word is stored with
-// its pool's id, so that a search reads the index entries of its own pool
-// only: its cost grows with the items of the pool that match, not with the
-// pool nor with the other pools. Measured (BenchmarkSearch, first page of
-// 25 and total, p50, 2 cores, PostgreSQL 15 on the same machine) on a pool
-// of 1M items that all have contact fields: a phone number 0.5 ms, a
-// common word and a rare one 0.4 ms, a prefix of 1 % of the emails 3.6 ms,
-// a prefix of every email 546 ms (it counts all 1M matches).
-//
-// Go's standard library has no Unicode normalization: diacritics are
-// removed by a table of the Latin letters with diacritics (those SQLite's
-// tokenizer folds, so that both stores find the same items) and by
-// dropping combining marks. Letters with a stroke (ø, ł, đ) are not
-// letters with diacritics and stay as they are, in both stores.
+// folded (lower case, diacritics removed) in Go by store.SearchWords, the
+// same way for the items and for the searches, and as the SQLite store
+// does, so that both find the same items; never by PostgreSQL's text
+// search parser or by an extension (unaccent is not needed). Each word is
+// stored with its pool's id, so that a search reads the index entries of
+// its own pool only: its cost grows with the items of the pool that match,
+// not with the pool nor with the other pools. Measured (BenchmarkSearch,
+// first page of 25 and total, p50, 2 cores, PostgreSQL 15 on the same
+// machine) on a pool of 1M items that all have contact fields: a phone
+// number 0.5 ms, a common word and a rare one 0.4 ms, a prefix of 1 % of
+// the emails 3.6 ms, a prefix of every email 546 ms (it counts all 1M
+// matches).
 //
 // # Group commit on PostgreSQL
 //

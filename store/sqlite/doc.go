@@ -114,7 +114,9 @@
 // Payloads are TEXT holding JSON, NULL when empty. A pool's name and
 // description are also kept case-folded (Unicode simple folding, in Go) in
 // a search column, which pool searches match with instr(), not LIKE: no
-// wildcards, and case folding beyond ASCII.
+// wildcards, and case folding beyond ASCII. The words of an item's contact
+// fields, as store.SearchWords cuts and folds them, are kept in item_search,
+// an FTS5 index whose rowid is the item's ID, for item searches.
 //
 // # Caveats
 //
