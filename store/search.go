@@ -34,40 +34,60 @@ import (
 //
 // O(len(s)); safe for concurrent use.
 func SearchWords(s string) []string {
-	fields := strings.FieldsFunc(s, func(r rune) bool { return !isWordRune(r) })
-	out := fields[:0]
-	for _, f := range fields {
-		if w := searchFold(f); w != "" {
-			out = append(out, w)
-		}
+	text := AppendSearchText(nil, s)
+	if len(text) == 0 {
+		return nil
 	}
-	return out
+	return strings.Split(string(text), " ")
 }
 
-// isWordRune reports whether r belongs to a word: a letter, a decimal
-// digit or a mark.
-func isWordRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
+// AppendSearchText appends the words of s, as [SearchWords] returns them,
+// to dst, each after a space if dst is not empty: the words of several
+// fields make one text, without a slice or a string for each word.
+// O(len(s)); safe for concurrent use.
+func AppendSearchText(dst []byte, s string) []byte {
+	started := false // the current word has a rune in dst
+	for _, r := range s {
+		if r < utf8.RuneSelf { // ASCII: no marks, nothing to fold but case
+			switch {
+			case 'a' <= r && r <= 'z', '0' <= r && r <= '9':
+			case 'A' <= r && r <= 'Z':
+				r += 'a' - 'A'
+			default:
+				started = false
+				continue
+			}
+		} else {
+			if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) {
+				started = false
+				continue
+			}
+			if unicode.Is(unicode.Mn, r) {
+				continue // dropped, within the word
+			}
+			r = foldRune(r)
+		}
+		if !started {
+			if len(dst) > 0 {
+				dst = append(dst, ' ')
+			}
+			started = true
+		}
+		dst = utf8.AppendRune(dst, r)
+	}
+	return dst
 }
 
-// searchFold returns a word with case and diacritics aside (see
-// [SearchWords]).
-func searchFold(w string) string {
-	var b strings.Builder
-	b.Grow(len(w))
-	for _, r := range w {
-		if unicode.Is(unicode.Mn, r) {
-			continue
-		}
-		if r != 'ı' { // the Turkish dotless i stays apart from i
-			r = unicode.ToLower(unicode.ToUpper(r))
-		}
-		if base, ok := latinBase[r]; ok {
-			r = base
-		}
-		b.WriteRune(r)
+// foldRune returns a letter, digit or spacing mark with case and
+// diacritics aside (see [SearchWords]).
+func foldRune(r rune) rune {
+	if r != 'ı' { // the Turkish dotless i stays apart from i
+		r = unicode.ToLower(unicode.ToUpper(r))
 	}
-	return b.String()
+	if base, ok := latinBase[r]; ok {
+		return base
+	}
+	return r
 }
 
 // latinBase maps each lower-case Latin letter with diacritics to its base

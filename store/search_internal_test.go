@@ -3,6 +3,8 @@ package store
 import (
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"unicode"
 
@@ -47,7 +49,48 @@ func TestSearchWords(t *testing.T) {
 	}
 }
 
-// TestSearchFold_Unicode61 checks that searchFold folds the Latin letters
+// TestSearchWords_EveryRune checks SearchWords, and its ASCII shortcut,
+// against the plain statement of its definition, for every rune: alone,
+// inside a word, and between two words.
+func TestSearchWords_EveryRune(t *testing.T) {
+	t.Parallel()
+	plain := func(s string) []string {
+		var out []string
+		for _, f := range strings.FieldsFunc(s, func(r rune) bool {
+			return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r)
+		}) {
+			var w []rune
+			for _, r := range f {
+				if unicode.Is(unicode.Mn, r) {
+					continue
+				}
+				if r != 'ı' {
+					r = unicode.ToLower(unicode.ToUpper(r))
+				}
+				if base, ok := latinBase[r]; ok {
+					r = base
+				}
+				w = append(w, r)
+			}
+			if len(w) > 0 {
+				out = append(out, string(w))
+			}
+		}
+		return out
+	}
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		for _, s := range []string{string(r), "Ab" + string(r) + "Ç", "x " + string(r) + " y"} {
+			if got, want := SearchWords(s), plain(s); !slices.Equal(got, want) {
+				t.Fatalf("SearchWords(%q) = %q, want %q", s, got, want)
+			}
+		}
+	}
+	require.Equal(t, []string{"ab", "cd"}, SearchWords("ab\xffcd"), "invalid UTF-8 separates, as U+FFFD")
+	require.Equal(t, "x ab cd", string(AppendSearchText([]byte("x"), "\u0301 ab cd \u0301")))
+	require.Equal(t, "x", string(AppendSearchText([]byte("x"), "\u0301 @")))
+}
+
+// TestSearchFold_Unicode61 checks that foldRune folds the Latin letters
 // as SQLite's unicode61 tokenizer does with remove_diacritics 2 (how the
 // SQLite store cut and folded words before migration 0009), so that a
 // search of Latin text finds what it found then: every letter of Basic
@@ -87,8 +130,8 @@ CREATE VIRTUAL TABLE v USING fts5vocab(f, instance);`)
 	require.NoError(t, rows.Err())
 	var diffs []string
 	for _, c := range letters {
-		if got := "x" + searchFold(string(c)) + "x"; got != want[c] {
-			diffs = append(diffs, fmt.Sprintf("%U %c: unicode61 %q, searchFold %q", c, c, want[c], got))
+		if got := "x" + string(foldRune(c)) + "x"; got != want[c] {
+			diffs = append(diffs, fmt.Sprintf("%U %c: unicode61 %q, foldRune %q", c, c, want[c], got))
 		}
 	}
 	require.Empty(t, diffs)

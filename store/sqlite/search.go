@@ -62,27 +62,25 @@ func openDB(dsn string) *sql.DB { return sql.OpenDB(connector{dsn}) }
 
 // joinSearchWords is the Go side of poolq_search_words.
 func joinSearchWords(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-	var b strings.Builder
+	n := 0
 	for _, a := range args {
-		var s string
+		if v, ok := a.(string); ok {
+			n += len(v) + 1
+		}
+	}
+	text := make([]byte, 0, n)
+	for _, a := range args {
 		switch v := a.(type) {
 		case nil:
-			continue
 		case string:
-			s = v
+			text = store.AppendSearchText(text, v)
 		case []byte:
-			s = string(v)
+			text = store.AppendSearchText(text, string(v))
 		default:
 			return nil, fmt.Errorf("%s: argument of type %T, want text", searchWordsFunc, a)
 		}
-		for _, w := range store.SearchWords(s) {
-			if b.Len() > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString(w)
-		}
 	}
-	return b.String(), nil
+	return string(text), nil
 }
 
 // ftsQuery turns a search into an FTS5 query: its words (store.SearchWords)
