@@ -11,8 +11,8 @@ import (
 // (Unicode L*), decimal digits (Nd) and marks (M*), each folded by case
 // and diacritics (see below); words that fold to nothing (marks alone) are
 // left out. Every other character separates words: spaces, punctuation,
-// symbols, and numbers that are not decimal digits (², ½, Ⅻ), so "x²y" is
-// the words "x" and "y", as is "x\uE000y" (private use).
+// symbols, numbers that are not decimal digits (², ½, Ⅻ) and private-use
+// characters: "x²y" is the words "x" and "y".
 //
 // Every store indexes and searches the words this function returns, and
 // nothing else: they are the one definition of a word and of its folding,
