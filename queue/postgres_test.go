@@ -375,6 +375,22 @@ func TestPostgres_UpdateRuleTakesThePools(t *testing.T) {
 	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
 	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
 	eng := openEngine(t, st, queue.Options{})
+	r, _, p := runningCampaign(t, eng)
+
+	const held = time.Second
+	done := holdPool(t, other, p.UUID, held) // a claim under the old rule, under way
+	start := time.Now()
+	_, err := eng.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{MaxCallsPerDay: new(1)})
+	require.NoError(t, err)
+	require.Greater(t, time.Since(start), held*8/10, "the update did not wait for the claim under way on its pool")
+	require.NoError(t, <-done)
+}
+
+// runningCampaign returns a rule, a campaign In Process under it and the
+// campaign's one pool, empty.
+func runningCampaign(t *testing.T, eng *queue.Engine) (campaign.Rule, campaign.Campaign, pool.Pool) {
+	t.Helper()
+	ctx := context.Background()
 	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "three a day"})
 	require.NoError(t, err)
 	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign", RuleUUID: &r.UUID})
@@ -383,16 +399,9 @@ func TestPostgres_UpdateRuleTakesThePools(t *testing.T) {
 	require.NoError(t, err)
 	_, err = eng.AttachPools(ctx, c.UUID, p.UUID)
 	require.NoError(t, err)
-	_, err = eng.StartCampaign(ctx, c.UUID)
+	c, err = eng.StartCampaign(ctx, c.UUID)
 	require.NoError(t, err)
-
-	const held = time.Second
-	done := holdPool(t, other, p.UUID, held) // a claim under the old rule, under way
-	start := time.Now()
-	_, err = eng.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{MaxCallsPerDay: new(1)})
-	require.NoError(t, err)
-	require.Greater(t, time.Since(start), held*8/10, "the update did not wait for the claim under way on its pool")
-	require.NoError(t, <-done)
+	return r, c, p
 }
 
 // TestPostgres_UpdateCampaignZoneTakesThePools: a running campaign's new
@@ -405,21 +414,12 @@ func TestPostgres_UpdateCampaignZoneTakesThePools(t *testing.T) {
 	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
 	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
 	eng := openEngine(t, st, queue.Options{})
-	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "three a day"})
-	require.NoError(t, err)
-	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign", RuleUUID: &r.UUID})
-	require.NoError(t, err)
-	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool", Description: "d"})
-	require.NoError(t, err)
-	_, err = eng.AttachPools(ctx, c.UUID, p.UUID)
-	require.NoError(t, err)
-	_, err = eng.StartCampaign(ctx, c.UUID)
-	require.NoError(t, err)
+	_, c, p := runningCampaign(t, eng)
 
 	const held = time.Second
 	done := holdPool(t, other, p.UUID, held)
 	start := time.Now()
-	_, err = eng.UpdateCampaign(ctx, c.UUID, campaign.UpdateParams{Name: new("renamed")})
+	_, err := eng.UpdateCampaign(ctx, c.UUID, campaign.UpdateParams{Name: new("renamed")})
 	require.NoError(t, err)
 	require.Less(t, time.Since(start), held/2, "a new name waited for the pool")
 	_, err = eng.UpdateCampaign(ctx, c.UUID, campaign.UpdateParams{TimeZone: new("America/New_York")})

@@ -38,8 +38,7 @@ func TestMigrate_CountsWithoutTriggers(t *testing.T) {
 	history = all
 	require.NoError(t, err)
 	poolID := uuid.New()
-	_, err = db.ExecContext(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
-    is_active, created_at, updated_at, search) VALUES (?, 'old pool', 'x', 'FIFO', 10, 3, 1, 0, 0, 'old pool')`, poolID[:])
+	_, err = db.ExecContext(ctx, insertOldPool, poolID[:])
 	require.NoError(t, err)
 	for i := range 5 {
 		c := uuid.New()
@@ -151,27 +150,14 @@ func TestMigrate_CallingRules(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v5.db")
 	// Version 5, written as its code did: counts kept by the store, contact
 	// fields indexed in item_search by the store.
-	db, err := sql.Open("sqlite", path)
-	require.NoError(t, err)
-	db.SetMaxOpenConns(1)
-	all := history
-	history = all[:5]
-	err = migrate(ctx, db)
-	history = all
-	require.NoError(t, err)
-	exec := func(query string, args ...any) {
-		t.Helper()
-		_, err := db.ExecContext(ctx, query, args...)
-		require.NoError(t, err)
-	}
+	db, exec := fileAtVersion(t, path, 5)
 	var version int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&version))
 	require.Equal(t, 5, version)
 
 	p, q := uuid.New(), uuid.New() // pool ids 1 and 2
 	for _, id := range []uuid.UUID{p, q} {
-		exec(`INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
-    is_active, created_at, updated_at, search) VALUES (?, 'old pool', 'x', 'FIFO', 10, 3, 1, 0, 0, 'old pool')`, id[:])
+		exec(insertOldPool, id[:])
 	}
 	shared := uuid.New() // a contact in both pools
 	contacts := []uuid.UUID{shared, uuid.New(), uuid.New(), uuid.New()}
@@ -333,22 +319,9 @@ func TestMigrate_CallingRules(t *testing.T) {
 func TestMigrate_CallAt(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v6.db")
-	db, err := sql.Open("sqlite", path)
-	require.NoError(t, err)
-	db.SetMaxOpenConns(1)
-	all := history
-	history = all[:6]
-	err = migrate(ctx, db)
-	history = all
-	require.NoError(t, err)
-	exec := func(query string, args ...any) {
-		t.Helper()
-		_, err := db.ExecContext(ctx, query, args...)
-		require.NoError(t, err)
-	}
+	db, exec := fileAtVersion(t, path, 6)
 	p := uuid.New()
-	exec(`INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
-    is_active, created_at, updated_at, search) VALUES (?, 'old pool', 'x', 'FIFO', 10, 3, 1, 0, 0, 'old pool')`, p[:])
+	exec(insertOldPool, p[:])
 	counted, fresh := uuid.New(), uuid.New()
 	// Day 20162 is 2025-03-15: two calls counted on it, the second still
 	// in flight; and an item never called under a rule.
@@ -392,22 +365,9 @@ func TestMigrate_CallAt(t *testing.T) {
 func TestMigrate_SearchWords(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v8.db")
-	db, err := sql.Open("sqlite", path) // the "sqlite" driver: no poolq_search_words
-	require.NoError(t, err)
-	db.SetMaxOpenConns(1)
-	all := history
-	history = all[:8]
-	err = migrate(ctx, db)
-	history = all
-	require.NoError(t, err)
-	exec := func(query string, args ...any) {
-		t.Helper()
-		_, err := db.ExecContext(ctx, query, args...)
-		require.NoError(t, err)
-	}
+	db, exec := fileAtVersion(t, path, 8) // the "sqlite" driver: no poolq_search_words
 	p := uuid.New()
-	exec(`INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
-    is_active, created_at, updated_at, search) VALUES (?, 'old pool', 'x', 'FIFO', 10, 3, 1, 0, 0, 'old pool')`, p[:])
+	exec(insertOldPool, p[:])
 	contacts := []pool.Contact{
 		{Name: "Flat x²y"},
 		{Name: "Ꭰ Ꭱ"},
@@ -435,7 +395,7 @@ WHERE i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL`)
 	require.Equal(t, 1, oldMatches(`"nunez"*`))
 
 	// Without poolq_search_words, 0009 fails, and nothing changes.
-	err = migrate(ctx, db)
+	err := migrate(ctx, db)
 	require.ErrorContains(t, err, "0009")
 	require.ErrorContains(t, err, "no such function")
 	var version int
@@ -499,3 +459,31 @@ WHERE i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL`)
 	_, err = st.wc.ExecContext(ctx, `INSERT INTO item_search (item_search) VALUES ('integrity-check')`)
 	require.NoError(t, err)
 }
+
+// fileAtVersion creates the file path at the schema version given, with
+// the package's first migrations only (so not parallel: it narrows them
+// while it runs), through the plain "sqlite" driver (no poolq_search_words:
+// as an older poolq's connections). exec runs a statement on it, failing
+// the test on an error.
+func fileAtVersion(t *testing.T, path string, version int) (*sql.DB, func(query string, args ...any)) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	db.SetMaxOpenConns(1)
+	all := history
+	history = all[:version]
+	err = migrate(ctx, db)
+	history = all
+	require.NoError(t, err)
+	return db, func(query string, args ...any) {
+		t.Helper()
+		_, err := db.ExecContext(ctx, query, args...)
+		require.NoError(t, err)
+	}
+}
+
+// insertOldPool inserts a pool (its uuid the argument) into a file of an
+// older version, as the code of then did.
+const insertOldPool = `INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
+    is_active, created_at, updated_at, search) VALUES (?, 'old pool', 'x', 'FIFO', 10, 3, 1, 0, 0, 'old pool')`
