@@ -83,7 +83,8 @@ type ItemQuery struct {
 	// finds "+15551234567"; "example" finds "ada@example.com"), case and
 	// diacritics aside (a word is a run of letters, decimal digits and
 	// marks, as store.SearchWords cuts and folds it, the same in every
-	// store); a search without letters or digits matches nothing. At most [MaxSearchLen] characters, no control characters.
+	// store); a search without letters or digits matches nothing. At most
+	// [MaxSearchLen] characters, no control characters.
 	// Empty keeps all.
 	Search string `json:"search,omitempty"`
 	// Page is the 1-based page number. Defaults to 1.
