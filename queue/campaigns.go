@@ -229,6 +229,7 @@ func (e *Engine) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 		return fmt.Errorf("delete campaign: %w", err)
 	}
 	e.wakePools(pools...)
+	e.wake.notify(id) // a DequeueCampaign on it: not found now
 	return nil
 }
 

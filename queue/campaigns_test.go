@@ -385,6 +385,19 @@ func TestEngine_DequeueCampaign(t *testing.T) {
 	}
 	_, err = b.eng.DequeueCampaign(b.ctx, d.UUID)
 	require.ErrorIs(t, err, campaign.ErrWrongStatus)
+
+	// Nor does a deleted one (with no pools, whose deletion would wake
+	// their waiters).
+	draft := b.campaignOf(t, uuid.Nil)
+	go func() { _, err := b.eng.DequeueCampaign(b.ctx, draft.UUID); waiting <- err }()
+	require.True(t, waitUntil(2*time.Second, func() bool { return queue.Waiting(b.eng, draft.UUID) == 1 }))
+	require.NoError(t, b.eng.DeleteCampaign(b.ctx, draft.UUID))
+	select {
+	case err := <-waiting:
+		require.ErrorIs(t, err, store.ErrNotFound)
+	case <-time.After(5 * time.Second):
+		t.Fatal("DequeueCampaign still waits on a deleted campaign")
+	}
 }
 
 // TestEngine_WorkOnCampaign: Work on a campaign dials the pools it has
