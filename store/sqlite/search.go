@@ -38,9 +38,17 @@ const searchWordsFunc = "poolq_search_words"
 // drv is the driver of the Store's connections: modernc's, with
 // poolq_search_words registered on it alone, not on the process-wide
 // "sqlite" driver that the host program may use too.
+//
+// Its arguments are volatile (read in SQLite's memory, not copied for each
+// call): joinSearchWords keeps nothing of them and runs no SQL.
 var drv = func() *sqlite.Driver {
 	d := &sqlite.Driver{}
-	d.MustRegisterDeterministicScalarFunction(searchWordsFunc, -1, joinSearchWords)
+	err := d.RegisterFunction(searchWordsFunc, &sqlite.FunctionImpl{
+		NArgs: -1, Deterministic: true, Scalar: joinSearchWords, VolatileArgs: true,
+	})
+	if err != nil {
+		panic(fmt.Sprintf("sqlite: register %s: %v", searchWordsFunc, err))
+	}
 	return d
 }()
 
