@@ -38,11 +38,28 @@ const (
 // transaction: either every missing migration is applied and recorded in
 // schema_version, or none. A database whose version is newer than this code
 // knows is left untouched, with an error wrapping [store.ErrSchemaTooNew].
+//
+// A file already at the latest version is read, not locked. Otherwise the
+// migration takes the write lock, and waits for it, as long as ctx allows,
+// beyond the busy timeout: another process may be migrating the file, which
+// holds the lock for as long as the migration runs (0009 indexes every
+// item again: seconds for a million).
 func migrate(ctx context.Context, db *sql.DB) (err error) {
 	if historyErr != nil {
 		return historyErr
 	}
-	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one migrator at a time
+	current, err := schemaVersion(ctx, db)
+	if err != nil {
+		return err
+	}
+	if current > latestVersion() {
+		return fmt.Errorf("migrate: schema version %d, this poolq knows up to %d: %w",
+			current, latestVersion(), store.ErrSchemaTooNew)
+	}
+	if current == latestVersion() {
+		return nil
+	}
+	tx, err := beginMigration(ctx, db)
 	if err != nil {
 		return migrateErr("begin", err)
 	}
@@ -51,7 +68,7 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 			tx.Rollback()
 		}
 	}()
-	current, err := schemaVersion(ctx, tx)
+	current, err = schemaVersion(ctx, tx) // again, under the lock
 	if err != nil {
 		return err
 	}
@@ -98,9 +115,28 @@ func bumpSchemaCookie(ctx context.Context, tx *sql.Tx) error {
 	return migrateErr("bump schema cookie", err)
 }
 
+// beginMigration begins migrate's write transaction (BEGIN IMMEDIATE: one
+// migrator at a time), trying again while the file's write lock is held
+// past the busy timeout, until ctx ends.
+func beginMigration(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
+	for pause := time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		tx, err := db.BeginTx(ctx, nil)
+		if err == nil || !isBusy(err) {
+			return tx, err
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
+	}
+}
+
 // schemaVersion returns the version recorded in schema_version, 0 for a
 // database without one (a new file).
-func schemaVersion(ctx context.Context, tx *sql.Tx) (int, error) {
+func schemaVersion(ctx context.Context, tx interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int, error) {
 	var n int
 	if err := tx.QueryRowContext(ctx, versionTableExistsSQL).Scan(&n); err != nil {
 		return 0, migrateErr("read schema version", err)

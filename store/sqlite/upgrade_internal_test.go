@@ -487,3 +487,60 @@ func fileAtVersion(t *testing.T, path string, version int) (*sql.DB, func(query 
 // older version, as the code of then did.
 const insertOldPool = `INSERT INTO pools (uuid, name, description, type, max_parallel_items, max_retries,
     is_active, created_at, updated_at, search) VALUES (?, 'old pool', 'x', 'FIFO', 10, 3, 1, 0, 0, 'old pool')`
+
+// TestMigrate_WaitsForTheLock: an Open that must migrate while another
+// connection holds the file's write lock (another process migrating it,
+// for as long as that takes) waits for the lock beyond its busy timeout,
+// as long as its context allows; one whose context ends first fails with
+// the context's error, the file as it was.
+//
+// Not parallel: fileAtVersion narrows the package's migrations.
+func TestMigrate_WaitsForTheLock(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v8.db")
+	db, _ := fileAtVersion(t, path, 8)
+	require.NoError(t, db.Close())
+
+	holder, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	defer holder.Close()
+	hold := func() *sql.Conn {
+		conn, err := holder.Conn(ctx)
+		require.NoError(t, err)
+		_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
+		require.NoError(t, err)
+		return conn
+	}
+	release := func(conn *sql.Conn) {
+		_, err := conn.ExecContext(ctx, "ROLLBACK")
+		require.NoError(t, err)
+		require.NoError(t, conn.Close())
+	}
+
+	conn := hold()
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = Open(short, path, Options{BusyTimeout: 50 * time.Millisecond})
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var v int
+	require.NoError(t, conn.QueryRowContext(ctx, currentVersionSQL).Scan(&v))
+	require.Equal(t, 8, v)
+
+	opened := make(chan error, 1)
+	go func() {
+		st, err := Open(ctx, path, Options{BusyTimeout: 50 * time.Millisecond})
+		if err == nil {
+			err = st.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		t.Fatalf("Open returned while the lock was held: %v", err)
+	case <-time.After(500 * time.Millisecond): // ten busy timeouts
+	}
+	release(conn)
+	require.NoError(t, <-opened)
+	require.NoError(t, holder.QueryRowContext(ctx, currentVersionSQL).Scan(&v))
+	require.Equal(t, latestVersion(), v)
+}
