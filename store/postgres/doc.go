@@ -138,10 +138,11 @@
 // its own pool only: its cost grows with the items of the pool that match,
 // not with the pool nor with the other pools. Measured (BenchmarkSearch,
 // first page of 25 and total, p50, 2 cores, PostgreSQL 15 on the same
-// machine) on a pool of 1M items that all have contact fields: a phone
-// number 0.5 ms, a common word and a rare one 0.4 ms, a prefix of 1 % of
-// the emails 3.6 ms, a prefix of every email 546 ms (it counts all 1M
-// matches).
+// machine; bench/RESULTS.md, session 21) on a pool of 100k items that all
+// have contact fields: a phone number 0.29 ms, a common word then a rare
+// one 0.32 ms (the same at 10k), a prefix of 1.1 % of the emails 0.68 ms
+// (0.38 ms at 10k), a prefix of every email 35 ms (3.2 ms at 10k: it
+// counts all the matches).
 //
 // # Group commit on PostgreSQL
 //
@@ -243,7 +244,8 @@
 //     invalid UTF-8 in PostgreSQL: the pool package refuses them in names
 //     and descriptions, but a settlement note holding one fails its write.
 //   - Adding items with contact fields costs about twice as much as
-//     without (bulk, BenchmarkInsertContacts: 20k items/s against 40k):
+//     without (bulk, BenchmarkInsertContacts: 19.5k items/s against 45.2k,
+//     bench/RESULTS.md session 21):
 //     wider rows, and their words written to the search index at once
 //     (fastupdate off), so that no search has to read through a list of
 //     entries not yet merged into the index.

@@ -24,7 +24,8 @@ import (
 //   - Phone: one item's phone number (a seek, whatever n);
 //   - Name: "contact 0500000", a word every item has, then one item's
 //     number;
-//   - Prefix: "c50", the beginning of a thousandth of the emails;
+//   - Prefix: "c50", the beginning of about one email in ninety (c50,
+//     c500–c509, c5000–c5099…: 1.1 %);
 //   - Common: "example", the beginning of every email: its cost grows
 //     with the matches, all n of them.
 func BenchmarkSearch(b *testing.B) {
