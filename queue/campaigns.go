@@ -283,10 +283,11 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 			}
 		}
 		c.Status = to
-		if to.Dispatches() {
-			for _, p := range c.PoolUUIDs {
-				signal(tx, p)
-			}
+		// The other processes' waiters: a Dequeue of a pool that may run
+		// now, a DequeueCampaign (subscribed to the pools too) whose
+		// campaign finished.
+		for _, p := range c.PoolUUIDs {
+			signal(tx, p)
 		}
 		return c, true, nil
 	})

@@ -428,6 +428,30 @@ func TestPostgres_UpdateCampaignZoneTakesThePools(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
+// TestPostgres_DequeueCampaignLearnsItFinished: a DequeueCampaign on one
+// node returns when another node completes its campaign, through
+// LISTEN/NOTIFY, not at its poll.
+func TestPostgres_DequeueCampaignLearnsItFinished(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	engines, _ := pgEngines(t, url, 2, queue.Options{PollInterval: time.Hour})
+	waiter, other := engines[0], engines[1]
+	_, c, _ := runningCampaign(t, other)
+	got := make(chan error, 1)
+	go func() { _, err := waiter.DequeueCampaign(ctx, c.UUID); got <- err }()
+	require.Eventually(t, func() bool { return queue.Waiting(waiter, c.UUID) == 1 }, 5*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // asleep
+	_, err := other.CompleteCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+	select {
+	case err := <-got:
+		require.ErrorIs(t, err, campaign.ErrWrongStatus)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the DequeueCampaign did not learn that another node completed its campaign")
+	}
+}
+
 // TestPostgres_WindowJudgedAfterTheLock: a claim that waits for its pool
 // behind another node's transaction judges the calling window at the time
 // it got the pool, not at the time its transaction began: the window
