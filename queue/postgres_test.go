@@ -126,16 +126,7 @@ func TestPostgres_WakeAcrossEngines(t *testing.T) {
 	p, err := adder.CreatePool(ctx, pool.CreateParams{Name: "wake", Description: "across engines", Type: pool.Parallel})
 	require.NoError(t, err)
 
-	listening := func() bool { // a listener of the schema listens
-		conn, err := pgx.Connect(ctx, url)
-		require.NoError(t, err)
-		defer conn.Close(ctx)
-		var n int
-		err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-WHERE application_name = $1 AND state = 'idle' AND query LIKE 'LISTEN %'`,
-			"poolq listener "+stores[0].Schema()).Scan(&n)
-		return err == nil && n == 2 // one per store
-	}
+	listening := func() bool { return listeners(t, url, stores[0].Schema()) == 2 } // one per store
 	wake := func(what string) {
 		t.Helper()
 		got := make(chan ccResult, 1)
@@ -428,6 +419,24 @@ func TestPostgres_UpdateCampaignZoneTakesThePools(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
+// listeners returns the number of the schema's listener connections that
+// are listening (one per store open on it), -1 when it cannot tell.
+func listeners(t *testing.T, url, schema string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE application_name = $1 AND state = 'idle' AND query LIKE 'LISTEN %'`,
+		"poolq listener "+schema).Scan(&n)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
 // TestPostgres_DequeueCampaignLearnsItFinished: a DequeueCampaign on one
 // node returns when another node completes its campaign, through
 // LISTEN/NOTIFY, not at its poll.
@@ -435,12 +444,16 @@ func TestPostgres_DequeueCampaignLearnsItFinished(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
-	engines, _ := pgEngines(t, url, 2, queue.Options{PollInterval: time.Hour})
+	engines, stores := pgEngines(t, url, 2, queue.Options{PollInterval: time.Hour})
 	waiter, other := engines[0], engines[1]
-	_, c, _ := runningCampaign(t, other)
+	_, c, p := runningCampaign(t, other)
 	got := make(chan error, 1)
 	go func() { _, err := waiter.DequeueCampaign(ctx, c.UUID); got <- err }()
-	require.Eventually(t, func() bool { return queue.Waiting(waiter, c.UUID) == 1 }, 5*time.Second, time.Millisecond)
+	// Subscribed to the campaign's pool (after its first read of the
+	// campaign), and its store's listener listening: a notification
+	// before either would be lost (until the poll).
+	require.Eventually(t, func() bool { return queue.Waiting(waiter, p.UUID) == 1 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return listeners(t, url, stores[0].Schema()) == 2 }, 10*time.Second, 10*time.Millisecond)
 	time.Sleep(50 * time.Millisecond) // asleep
 	_, err := other.CompleteCampaign(ctx, c.UUID)
 	require.NoError(t, err)
