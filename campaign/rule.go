@@ -86,9 +86,13 @@ type Rule struct {
 	RemoveOnOptOut bool `json:"remove_on_opt_out"`
 	// EscalationAfterFailedAttempts records an escalation when an item's
 	// failed attempts reach it (0 disables; nil for a text rule).
-	EscalationAfterFailedAttempts *int    `json:"escalation_after_failed_attempts"`
-	EscalationType                *string `json:"escalation_type"`
-	EscalationTarget              *string `json:"escalation_target"`
+	EscalationAfterFailedAttempts *int `json:"escalation_after_failed_attempts"`
+	// EscalationType and EscalationTarget say how and whom an escalation
+	// tells: one line of text each, the spaces around it trimmed, nil when
+	// blank (at most MaxEscalationTypeLen and MaxEscalationTargetLen
+	// characters).
+	EscalationType   *string `json:"escalation_type"`
+	EscalationTarget *string `json:"escalation_target"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -260,11 +264,15 @@ func (u UpdateRuleParams) Apply(r Rule) (out Rule, changed bool, err error) {
 		v.IntMin("escalation_after_failed_attempts", *u.EscalationAfterFailedAttempts, 0) {
 		out.EscalationAfterFailedAttempts = ptr(*u.EscalationAfterFailedAttempts)
 	}
-	if u.EscalationType != nil && !text && v.Text("escalation_type", *u.EscalationType, MaxEscalationTypeLen) {
-		out.EscalationType = nullable(*u.EscalationType)
+	if u.EscalationType != nil && !text {
+		if s, ok := escalationText(&v, "escalation_type", *u.EscalationType, MaxEscalationTypeLen); ok {
+			out.EscalationType = nullable(s)
+		}
 	}
-	if u.EscalationTarget != nil && !text && v.Text("escalation_target", *u.EscalationTarget, MaxEscalationTargetLen) {
-		out.EscalationTarget = nullable(*u.EscalationTarget)
+	if u.EscalationTarget != nil && !text {
+		if s, ok := escalationText(&v, "escalation_target", *u.EscalationTarget, MaxEscalationTargetLen); ok {
+			out.EscalationTarget = nullable(s)
+		}
 	}
 	if text {
 		out.MaxCallsPerDay, out.MaxTotalCalls = 1, 1
@@ -309,6 +317,14 @@ func sameRule(a, b Rule) bool {
 func ptr[T any](v T) *T { return &v }
 
 // nullable returns &s, or nil for "".
+// escalationText checks an escalation type or target: one line of text
+// (an address, a channel's name), of at most max characters once the
+// spaces around it are trimmed. A blank one means none (nullable).
+func escalationText(v *validate.Validator, field, s string, max int) (string, bool) {
+	s = strings.TrimSpace(s)
+	return s, v.Text(field, s, max) && v.Line(field, s)
+}
+
 func nullable(s string) *string {
 	if s == "" {
 		return nil

@@ -132,6 +132,30 @@ func TestNewRule(t *testing.T) {
 		}, fields(t, err))
 	})
 
+	t.Run("OKEscalationTrimmed", func(t *testing.T) {
+		t.Parallel()
+		r, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{
+			Name: "Escalate", EscalationType: ptr("  email "), EscalationTarget: ptr("\tops@example.com\n"),
+		}, t0)
+		require.NoError(t, err)
+		require.Equal(t, "email", *r.EscalationType)
+		require.Equal(t, "ops@example.com", *r.EscalationTarget)
+		r, err = campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Blank", EscalationType: ptr("   ")}, t0)
+		require.NoError(t, err)
+		require.Nil(t, r.EscalationType, "blank is none")
+		out, _, err := campaign.UpdateRuleParams{EscalationTarget: ptr(" +15551234567 ")}.Apply(r)
+		require.NoError(t, err)
+		require.Equal(t, "+15551234567", *out.EscalationTarget)
+	})
+
+	t.Run("ErrEscalationLine", func(t *testing.T) {
+		t.Parallel()
+		_, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{
+			Name: "Escalate", EscalationType: ptr("email\nBcc: x"), EscalationTarget: ptr("ops@example.com\r\nX: y"),
+		}, t0)
+		require.Equal(t, []string{"escalation_target:format", "escalation_type:format"}, fields(t, err))
+	})
+
 	t.Run("ErrWindow", func(t *testing.T) {
 		t.Parallel()
 		for _, w := range [][2]string{{"18:00", "09:00"}, {"09:00", "09:00"}, {"22:00", "02:00"}} {
