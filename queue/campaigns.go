@@ -406,6 +406,10 @@ func (e *Engine) changeCampaign(ctx context.Context, id uuid.UUID,
 	return out, err
 }
 
+// MaxPoolsPerCall is the most pools [Engine.AttachPools] takes at once
+// (one transaction, which holds the write lock while it reads each pool).
+const MaxPoolsPerCall = 10_000
+
 // AttachPools attaches pools to a campaign, after those it has. It is
 // additive and idempotent: pools attached already are skipped (even if
 // deactivated since), UUIDs that name no pool are reported in the
@@ -414,11 +418,14 @@ func (e *Engine) changeCampaign(ctx context.Context, id uuid.UUID,
 // ([validate.Errors] naming its index in pools); a pool governed by another
 // campaign cannot be attached to one In Process or Paused
 // ([campaign.ErrConflict]). On any error nothing is attached. Errors also:
-// [store.ErrNotFound] for the campaign.
+// [validate.Errors] for no pool, more than [MaxPoolsPerCall] or the nil
+// UUID; [store.ErrNotFound] for the campaign.
 func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UUID) (campaign.AttachResult, error) {
 	var v validate.Validator
 	v.Check(id != uuid.Nil, "uuid", validate.RuleRequired, "is required (not the nil UUID)")
 	v.Check(len(pools) > 0, "pool_uuids", validate.RuleRequired, "at least one pool is required")
+	v.Check(len(pools) <= MaxPoolsPerCall, "pool_uuids", validate.RuleLength,
+		fmt.Sprintf("must hold at most %d pools (got %d)", MaxPoolsPerCall, len(pools)))
 	for i, p := range pools {
 		v.Check(p != uuid.Nil, fmt.Sprintf("pool_uuids[%d]", i), validate.RuleRequired, "is required (not the nil UUID)")
 	}

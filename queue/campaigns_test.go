@@ -186,6 +186,13 @@ func TestEngine_AttachPools(t *testing.T) {
 	require.Equal(t, []string{"pool_uuids[1]"}, fieldsOf(t, err), "an inactive pool cannot be attached")
 	_, err = b.eng.AttachPools(b.ctx, c.UUID)
 	require.Equal(t, []string{"pool_uuids"}, fieldsOf(t, err))
+	many := make([]uuid.UUID, queue.MaxPoolsPerCall+1)
+	for i := range many {
+		many[i] = uuid.New()
+	}
+	many[0] = inactive.UUID
+	_, err = b.eng.AttachPools(b.ctx, c.UUID, many...)
+	require.Equal(t, []string{"pool_uuids"}, fieldsOf(t, err), "too many pools for one call")
 	_, err = b.eng.AttachPools(b.ctx, uuid.New(), p1.UUID)
 	require.ErrorIs(t, err, store.ErrNotFound)
 

@@ -131,6 +131,17 @@ func TestNew(t *testing.T) {
 		_, err := queue.New(st, queue.Options{LeaseTimeout: -1, RetryDelay: -1, PollInterval: -1})
 		require.Equal(t, []string{"lease_timeout", "retry_delay", "poll_interval"}, fieldsOf(t, err))
 	})
+	t.Run("ErrClock", func(t *testing.T) {
+		for _, at := range []time.Time{{}, time.Date(1899, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)} {
+			_, err := queue.New(st, queue.Options{Now: func() time.Time { return at }})
+			require.Equal(t, []string{"now"}, fieldsOf(t, err), "a clock at %v", at)
+		}
+		for _, at := range []time.Time{time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2199, 12, 31, 22, 59, 0, 0, time.FixedZone("", -3600))} {
+			e, err := queue.New(st, queue.Options{Now: func() time.Time { return at }})
+			require.NoError(t, err, "a clock at %v", at)
+			require.NoError(t, e.Close())
+		}
+	})
 }
 
 func TestEngine_CreatePool(t *testing.T) {

@@ -39,6 +39,13 @@ const (
 	MinPollInterval = time.Millisecond
 )
 
+// The years New accepts Options.Now's reading in: far inside what a store
+// can hold, with room for every lease end and retry time computed from it.
+var (
+	minClock = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxClock = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // Options configures an [Engine]. The zero value of every field means its
 // default.
 type Options struct {
@@ -66,7 +73,9 @@ type Options struct {
 	// contacts may be called again), one stepped back keeps dead ones;
 	// keep it slewed (NTP's default for small offsets), not stepped. Now
 	// must not panic: the runner's goroutines read it outside any
-	// transaction, where a panic ends the process.
+	// transaction, where a panic ends the process. New reads it once and
+	// refuses a clock that is not between the years 1900 and 2199 (a fake
+	// clock left at its zero value): every write would fail.
 	Now func() time.Time
 	// MaxBatch is how many concurrent callers' write operations group
 	// commit runs in one transaction at most; 1 turns group commit off (one
@@ -105,5 +114,9 @@ func (o Options) validate() error {
 		fmt.Sprintf("must be at least %v (got %v)", MinPollInterval, o.PollInterval))
 	v.Check(o.MaxBatch > 0, "max_batch", validate.RuleRange,
 		fmt.Sprintf("must be positive (got %d)", o.MaxBatch))
+	if now := o.Now(); now.Before(minClock) || !now.Before(maxClock) {
+		v.Add("now", validate.RuleRange, fmt.Sprintf("must read a time between the years %d and %d (read %v)",
+			minClock.Year(), maxClock.Year()-1, now))
+	}
 	return v.Err()
 }
