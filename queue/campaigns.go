@@ -657,7 +657,9 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 			e.setTurn(c.UUID, i+1)
 			return ls[0], 0, nil
 		}
-		if !isNothing(err) && !errors.Is(err, store.ErrNotFound) { // a pool deleted meanwhile
+		// A pool deleted meanwhile, or locked past the store's timeout by
+		// another process or node: the others are tried, and it later.
+		if !isNothing(err) && !isLockTimeout(err) && !errors.Is(err, store.ErrNotFound) {
 			return nil, 0, fmt.Errorf("dequeue campaign: %w", err)
 		}
 		if floors[p] == nil {

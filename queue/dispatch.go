@@ -50,7 +50,9 @@ func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, erro
 // or lease deadline of the pool, and at the latest every PollInterval (for
 // changes made by another process). It returns ctx's error when ctx ends
 // first, and [ErrClosed] once Close has begun; in both cases no lease is
-// held. Errors also: [store.ErrNotFound].
+// held. A store lock that another process or node holds past the store's
+// timeout ([store.ErrLockTimeout]) does not end the wait: it looks again.
+// Errors also: [store.ErrNotFound].
 func (e *Engine) Dequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
 	ls, err := e.dequeueWait(ctx, poolID, 1)
 	if err != nil {
@@ -89,14 +91,21 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 			timer.Stop()
 		}
 	}()
-	var floor backoff
+	var floor, locked backoff
 	for {
 		ls, err := e.tryDequeue(ctx, poolID, n)
-		if !isNothing(err) {
+		if !isNothing(err) && !isLockTimeout(err) {
 			return ls, err
 		}
 		wait := e.opts.PollInterval // held: what frees it (a start, a resume, a detach) wakes this
-		if !errors.Is(err, ErrHeld) {
+		switch {
+		case isLockTimeout(err):
+			// Another process or node held the lock past the store's
+			// timeout: the wait goes on, as long as ctx allows, looking
+			// again soon (a growing pause, in case the timeout is short).
+			wait = locked.pause(0, e.opts.PollInterval)
+		case !errors.Is(err, ErrHeld):
+			locked.reset()
 			if wait, err = e.pause(ctx, poolID, &floor); err != nil {
 				return nil, err
 			}
@@ -405,3 +414,8 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 func isNothing(err error) bool {
 	return errors.Is(err, ErrEmpty) || errors.Is(err, ErrAtCapacity) || errors.Is(err, ErrHeld)
 }
+
+// isLockTimeout reports whether err is a write's wait for another
+// session's lock past the store's timeout: it wrote nothing, and a
+// blocked Dequeue looks again rather than fail.
+func isLockTimeout(err error) bool { return errors.Is(err, store.ErrLockTimeout) }

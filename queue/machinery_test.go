@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/internal/lockholder"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
 
@@ -185,6 +187,52 @@ func TestEngine_WritePanicReleasesEveryone(t *testing.T) {
 	l, err := b.eng.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err, "a write after the panic")
 	require.NoError(t, b.eng.Complete(ctx, l, "after the panic"))
+}
+
+// TestEngine_BlockedDequeueOutwaitsTheBusyTimeout: a blocked Dequeue,
+// DequeueN or DequeueCampaign behind another process that holds the file's
+// write lock longer than the store's busy timeout (a large import, an
+// upgrade's migration) goes on waiting while its context allows, and gets
+// its item once the lock is given back. A single write still fails, with
+// store.ErrLockTimeout.
+func TestEngine_BlockedDequeueOutwaitsTheBusyTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "busy.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{BusyTimeout: 20 * time.Millisecond, CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	eng := openEngine(t, st, queue.Options{})
+	one := 1
+	pools := make([]pool.Pool, 3)
+	for i := range pools {
+		pools[i], err = eng.CreatePool(ctx, pool.CreateParams{Name: "busy pool", Description: "d", Type: pool.FIFO, MaxParallelItems: &one})
+		require.NoError(t, err)
+		_, err = eng.Add(ctx, pools[i].UUID, newItems(1)...)
+		require.NoError(t, err)
+	}
+	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "busy campaign"})
+	require.NoError(t, err)
+	_, err = eng.AttachPools(ctx, c.UUID, pools[2].UUID)
+	require.NoError(t, err)
+	_, err = eng.StartCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+
+	unlock := lockholder.Hold(t, path)
+	_, err = eng.TryDequeue(ctx, pools[0].UUID)
+	require.ErrorIs(t, err, store.ErrLockTimeout, "one write fails at the busy timeout")
+
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	got := make(chan error, 3)
+	go func() { _, err := eng.Dequeue(wctx, pools[0].UUID); got <- err }()
+	go func() { _, err := eng.DequeueN(wctx, pools[1].UUID, 1); got <- err }()
+	go func() { _, err := eng.DequeueCampaign(wctx, c.UUID); got <- err }()
+	time.Sleep(400 * time.Millisecond) // twenty busy timeouts
+	unlock()
+	for range 3 {
+		require.NoError(t, <-got)
+	}
 }
 
 // TestEngine_QueuedCallerLeavesAtItsDeadline: an operation waiting behind

@@ -23,9 +23,9 @@ var (
 	// written.
 	ErrSchemaTooNew = errors.New("database schema is newer than this poolq")
 	// ErrLockTimeout is wrapped by the error of a write that waited for a
-	// lock held by another session (another node's transaction) longer
-	// than the store's lock timeout; nothing of the write was committed.
-	// Only stores that several nodes share return it.
+	// lock held by another session (another node's transaction, another
+	// process's on the same file) longer than the store's lock timeout;
+	// nothing of the write was committed, and it may be tried again.
 	ErrLockTimeout = errors.New("a lock held by another session for longer than the lock timeout")
 	// ErrReadOnly is returned when a write is attempted in a [Store.Read]
 	// transaction.

@@ -544,7 +544,9 @@ func (s *Store) rollback(ctx context.Context) {
 // are serialized: one runs at a time in the process, on the writer's
 // connection, and BEGIN IMMEDIATE takes the file's write lock at the start,
 // waiting up to the busy timeout for another process. A Write waiting for
-// its turn returns when ctx ends. The transaction is rolled back when fn
+// its turn returns when ctx ends; one that waited out the busy timeout for
+// another process's lock fails with an error wrapping
+// [store.ErrLockTimeout], and writes nothing. The transaction is rolled back when fn
 // returns an error, when fn panics (the panic then continues), and when
 // ctx ends before the commit.
 func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
@@ -557,6 +559,11 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 		// saw ctx end, even one that ran: the transaction may have begun.
 		// A ROLLBACK with none open fails, harmlessly.
 		s.rollback(ctx)
+		if isBusy(err) {
+			// Another process held the file's write lock for the whole
+			// busy timeout: the sentinel callers can wait on and retry.
+			err = fmt.Errorf("%w: %w", store.ErrLockTimeout, err)
+		}
 		return withCtx(ctx, wrap("begin write", err))
 	}
 	// The store's own statements from here on run without ctx's end

@@ -347,6 +347,22 @@ func TestStore_Write(t *testing.T) {
 	// of a second Write); neither runs, and nothing is left open: once the
 	// lock is gone, writes work. Without a context that ends, a Write waits
 	// for the lock and gets it.
+	// A Write that waits out the busy timeout for another process's lock
+	// fails with the sentinel a caller can wait on and try again, and
+	// writes nothing.
+	t.Run("ErrLockTimeout", func(t *testing.T) {
+		t.Parallel()
+		st, path := MustOpenFile(t, sqlite.Options{BusyTimeout: 50 * time.Millisecond})
+		unlock := lockholder.Hold(t, path)
+		id := uuid.New()
+		start := time.Now()
+		err := st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, insertPoolParams(id)) })
+		require.ErrorIs(t, err, store.ErrLockTimeout)
+		require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "it waited the busy timeout")
+		unlock()
+		require.False(t, poolExists(t, st, id))
+	})
+
 	t.Run("LockWaitEndsWithContext", func(t *testing.T) {
 		t.Parallel()
 		st, path := MustOpenFile(t, sqlite.Options{BusyTimeout: time.Minute})
