@@ -23,6 +23,11 @@ var ErrCacheMismatch = errors.New("cached pool state differs from the database")
 // back; the rest of the file stays readable and writable).
 var ErrCorrupt = errors.New("database file is damaged")
 
+// ErrNotPoolq is wrapped by Open's error for a SQLite file that holds
+// another application's tables and no poolq schema (a mistaken path):
+// Open writes nothing to it, and leaves its journal mode as it was.
+var ErrNotPoolq = errors.New("not a poolq database: it holds tables of another application")
+
 // translate maps driver errors to the store's sentinels, by result code:
 // a missing row is [store.ErrNotFound], a uniqueness violation
 // [store.ErrConflict], a damaged page or file [ErrCorrupt] (still wrapping

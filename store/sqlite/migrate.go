@@ -31,6 +31,7 @@ const (
     applied_at INTEGER NOT NULL
 ) STRICT`
 	currentVersionSQL = `SELECT coalesce(max(version), 0) FROM schema_version`
+	countObjectsSQL   = `SELECT count(*) FROM sqlite_schema`
 	recordVersionSQL  = `INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`
 )
 
@@ -81,6 +82,15 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 		return migrateErr("commit", tx.Commit())
 	}
 	if current == 0 {
+		// A new file is empty; one with tables but no version is another
+		// application's, and is not poolq's to change.
+		var objects int
+		if err := tx.QueryRowContext(ctx, countObjectsSQL).Scan(&objects); err != nil {
+			return migrateErr("read schema", err)
+		}
+		if objects > 0 {
+			return fmt.Errorf("migrate: %w (%d schema objects and no schema_version table)", ErrNotPoolq, objects)
+		}
 		if _, err := tx.ExecContext(ctx, createVersionTableSQL); err != nil {
 			return migrateErr("create schema_version", err)
 		}

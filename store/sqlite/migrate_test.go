@@ -168,3 +168,41 @@ func countMigrationFiles(t *testing.T) int {
 	require.NoError(t, err)
 	return len(files)
 }
+
+// TestOpen_AnotherApplicationsDatabase: Open of a SQLite file that holds
+// another application's tables (a mistaken path) fails with ErrNotPoolq
+// and changes nothing: no table added, the journal mode kept.
+func TestOpen_AnotherApplicationsDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "crm.db")
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)`)
+	require.NoError(t, err)
+	schema := func() (objects []string, mode string) {
+		rows, err := db.Query(`SELECT type || ' ' || name FROM sqlite_schema ORDER BY 1`)
+		require.NoError(t, err)
+		defer rows.Close()
+		for rows.Next() {
+			var s string
+			require.NoError(t, rows.Scan(&s))
+			objects = append(objects, s)
+		}
+		require.NoError(t, rows.Err())
+		require.NoError(t, db.QueryRow(`PRAGMA journal_mode`).Scan(&mode))
+		return objects, mode
+	}
+	before, mode := schema()
+	require.Equal(t, "delete", mode)
+
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err == nil {
+		st.Close()
+	}
+	require.ErrorIs(t, err, sqlite.ErrNotPoolq)
+	after, modeAfter := schema()
+	require.Equal(t, before, after, "no table added")
+	require.Equal(t, mode, modeAfter, "the journal mode kept")
+}
