@@ -124,7 +124,8 @@ func (r Rule) MarshalJSON() ([]byte, error) {
 }
 
 // CreateRuleParams describes a new rule. Name is required; nil fields take
-// the defaults of the rule's type. Times of day are "HH:MM" (24 hours;
+// the defaults of the rule's type, and an empty Type is a call rule (in
+// JSON, a "type" given as "" is an error, as in an update). Times of day are "HH:MM" (24 hours;
 // "HH:MM:SS" with zero seconds is accepted too).
 type CreateRuleParams struct {
 	Name                          string   `json:"name"`
@@ -139,6 +140,29 @@ type CreateRuleParams struct {
 	EscalationAfterFailedAttempts *int     `json:"escalation_after_failed_attempts,omitempty"`
 	EscalationType                *string  `json:"escalation_type,omitempty"`
 	EscalationTarget              *string  `json:"escalation_target,omitempty"`
+
+	// emptyType records a JSON "type": "" (see UnmarshalJSON).
+	emptyType bool
+}
+
+// UnmarshalJSON decodes the JSON form. A "type" given as the empty string
+// is kept apart from an absent one, so that NewRule refuses it as an
+// update does: only an absent type means the default.
+func (p *CreateRuleParams) UnmarshalJSON(b []byte) error {
+	type plain CreateRuleParams // without this method
+	var aux struct {
+		plain
+		Type *RuleType `json:"type"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*p = CreateRuleParams(aux.plain)
+	if aux.Type != nil {
+		p.Type = *aux.Type
+		p.emptyType = *aux.Type == ""
+	}
+	return nil
 }
 
 // UpdateRuleParams changes some fields of a rule: nil fields are left as
@@ -175,7 +199,7 @@ func NewRule(id uuid.UUID, p CreateRuleParams, now time.Time) (Rule, error) {
 		EscalationAfterFailedAttempts: p.EscalationAfterFailedAttempts,
 		EscalationType:                p.EscalationType, EscalationTarget: p.EscalationTarget,
 	}
-	if p.Type != "" {
+	if p.Type != "" || p.emptyType {
 		u.Type = &p.Type
 	}
 	out, _, err := u.Apply(r)

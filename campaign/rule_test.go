@@ -156,6 +156,25 @@ func TestNewRule(t *testing.T) {
 		require.Equal(t, []string{"escalation_target:format", "escalation_type:format"}, fields(t, err))
 	})
 
+	t.Run("ErrEmptyTypeInJSON", func(t *testing.T) {
+		t.Parallel()
+		var p campaign.CreateRuleParams
+		require.NoError(t, json.Unmarshal([]byte(`{"name":"Evenings","type":""}`), &p))
+		_, err := campaign.NewRule(ruleID, p, t0)
+		require.Equal(t, []string{"type:enum"}, fields(t, err), "only an absent type is the default")
+		p = campaign.CreateRuleParams{}
+		require.NoError(t, json.Unmarshal([]byte(`{"name":"Evenings","type":"TEXT"}`), &p))
+		r, err := campaign.NewRule(ruleID, p, t0)
+		require.NoError(t, err)
+		require.Equal(t, campaign.Text, r.Type)
+		p = campaign.CreateRuleParams{}
+		require.NoError(t, json.Unmarshal([]byte(`{"name":"Evenings","max_total_calls":4}`), &p))
+		r, err = campaign.NewRule(ruleID, p, t0)
+		require.NoError(t, err)
+		require.Equal(t, campaign.Call, r.Type)
+		require.Equal(t, 4, r.MaxTotalCalls)
+	})
+
 	t.Run("ErrWindow", func(t *testing.T) {
 		t.Parallel()
 		for _, w := range [][2]string{{"18:00", "09:00"}, {"09:00", "09:00"}, {"22:00", "02:00"}} {
