@@ -130,7 +130,7 @@ func decodeObject(v *validate.Validator, prefix string, raw json.RawMessage, dst
 		v.Add(strings.TrimSuffix(prefix, "."), RuleType, "must be an object")
 		return false
 	}
-	if err := decodeFields(v, prefix, fields, dst, "a contact", nil); err != nil {
+	if err := decodeFields(v, prefix, fields, repeatedKeys(raw), dst, "a contact", nil); err != nil {
 		v.Add(strings.TrimSuffix(prefix, "."), RuleType, "must be an object of a contact's fields")
 		return false
 	}

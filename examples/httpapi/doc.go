@@ -187,7 +187,9 @@
 // updated_at, status_counts, campaigns) are accepted and ignored. Any other
 // field the endpoint does not take is a 422 naming it (names match exactly,
 // case included): a typo ("max_retry") is an error, not silently dropped.
-// A field given as null counts as absent ("payload": null is no payload).
+// So is a field given twice in one object (rule "repeated"): a proxy or a
+// log in front of the server may have read the other value. A field given
+// as null counts as absent ("payload": null is no payload).
 //
 // Errors: {"success": false, "message": "...", "error": {"code", "details",
 // "field"}}, field only on 422. The codes (error.code):
@@ -206,8 +208,9 @@
 //	409 CONFLICT            another campaign governs the pool; deleting a rule in use or a running campaign
 //	413 PAYLOAD_TOO_LARGE   a body over 1 MiB
 //	422 VALIDATION_ERROR    field rules, a value of the wrong JSON type ("max_retries": "3", rule "type"),
-//	                        a field the endpoint does not take (rule "unknown"), a value that is not
-//	                        UTF-8 (rule "utf8"): field is the first failing field, details lists every one
+//	                        a field the endpoint does not take (rule "unknown") or given twice (rule
+//	                        "repeated"), a value that is not UTF-8 (rule "utf8"): field is the first
+//	                        failing field, details lists every one
 //	500 INTERNAL_ERROR      anything else (logged, details not shown)
 //	503 SERVICE_UNAVAILABLE the server is shutting down
 //
@@ -240,6 +243,8 @@
 //     body, bytes that are not UTF-8 are refused before decoding (which
 //     would put U+FFFD in their place), naming the body's field that holds
 //     them: "contacts" for a byte in one of the contacts, a key's own
-//     name (shown with U+FFFD) for a byte in a key. Query parameters are
-//     the engine's to check (?search=%FF is a 422 on search).
+//     name (shown with U+FFFD) for a byte in a key. So is a \u escape of
+//     half a surrogate pair ("\ud800" alone), which decoding would also
+//     turn into U+FFFD; a payload is opaque, and kept as sent. Query
+//     parameters are the engine's to check (?search=%FF is a 422 on search).
 package main

@@ -78,20 +78,98 @@ func decode(w http.ResponseWriter, r *http.Request, v *validate.Validator, dst a
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest(CodeInvalidJSON, fmt.Sprintf("unexpected data after the JSON object at byte %d", dec.InputOffset()))
 	}
-	return decodeFields(v, "", raw, dst, "this request", readOnly)
+	return decodeFields(v, "", raw, repeatedKeys(body), dst, "this request", readOnly)
+}
+
+// repeatedKeys returns the keys that the JSON object b, valid JSON, gives
+// more than once (compared once unescaped, as encoding/json does). A map
+// of members keeps the last value of such a key, where a proxy or a log in
+// front of this server may have read the first: so decodeFields refuses
+// it rather than choose.
+func repeatedKeys(b []byte) map[string]bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	var repeated map[string]bool
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return repeated
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			if repeated == nil {
+				repeated = map[string]bool{}
+			}
+			repeated[k] = true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return repeated
+		}
+	}
+	return repeated
+}
+
+// loneSurrogate reports whether the JSON value b holds a \u escape of
+// half a surrogate pair (U+D800–U+DFFF) without its other half, which
+// encoding/json decodes as U+FFFD: text the client never sent.
+func loneSurrogate(b []byte) bool {
+	half := func(i int) (rune, bool) { // the \uXXXX escape at b[i:], if any
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		r, ok := half(i)
+		if !ok {
+			i++ // an escaped character: \\, \", \n…
+			continue
+		}
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true // a low half first
+		case r >= 0xD800 && r <= 0xDBFF:
+			if lo, ok := half(i + 6); !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+		i += 5
+	}
+	return false
+}
+
+// rawType is the type of an opaque member (a payload), kept as the client
+// sent it; a list of them is decoded member by member (decodeObject).
+var rawType = reflect.TypeOf(json.RawMessage(nil))
+
+// opaque reports whether a member of type typ is kept or decoded later as
+// raw JSON, whose text decodeFields does not judge.
+func opaque(typ reflect.Type) bool {
+	return typ == rawType || typ.Kind() == reflect.Slice && typ.Elem() == rawType
 }
 
 // decodeFields decodes the members of a JSON object into dst as decode
-// says: each member dst does not have, each value of the wrong JSON type
-// and each value that is not UTF-8 is a failure of v named prefix + its
-// key, and is left out; so are nulls (absent) and the members named in
+// says: each member dst does not have, each value of the wrong JSON type,
+// each value that is not UTF-8 or holds half a surrogate pair (outside
+// opaque payloads), and each key in repeated (given twice) is a failure of
+// v named prefix + its key, and is left out; so are nulls (absent) and the members named in
 // readOnly (whose value must be UTF-8 all the same). The rest is decoded
 // into dst. what names the object in messages ("this request", "a
 // contact"). Bytes that are not UTF-8 can only sit in a string of valid
 // JSON, so such a body always fails: in a key, as a field dst does not
 // have; in a value, as that member. In an array of strings or numbers, an
 // element of the wrong type is named by its index (see decodeElements).
-func decodeFields(v *validate.Validator, prefix string, fields map[string]json.RawMessage, dst any, what string, readOnly []string) error {
+func decodeFields(v *validate.Validator, prefix string, fields map[string]json.RawMessage, repeated map[string]bool, dst any, what string, readOnly []string) error {
 	var known []string
 	types := map[string]reflect.Type{}
 	for _, f := range jsonFields(dst) {
@@ -108,8 +186,12 @@ func decodeFields(v *validate.Validator, prefix string, fields map[string]json.R
 		switch {
 		case typ == nil && !slices.Contains(readOnly, k):
 			v.Add(prefix+k, RuleUnknown, unknown)
+		case repeated[k]:
+			v.Add(prefix+k, RuleRepeated, "is given more than once; give it once")
 		case !utf8.Valid(val):
 			v.Add(prefix+k, RuleUTF8, "must be valid UTF-8 text (JSON is UTF-8)")
+		case typ != nil && !opaque(typ) && loneSurrogate(val):
+			v.Add(prefix+k, RuleUTF8, `must be valid Unicode text: a \u escape names half of a surrogate pair`)
 		case typ == nil, string(val) == "null": // read-only, absent
 		default:
 			if err := json.Unmarshal(val, reflect.New(typ).Interface()); err != nil {
@@ -204,14 +286,15 @@ const maxListedErrors = 20
 // Rules of the request's fields, beside those of package validate. A field
 // that fails one of them is left out of the decoded request.
 const (
-	RuleUnknown = "unknown" // the request does not take this field
-	RuleType    = "type"    // the value has the wrong JSON type
-	RuleUTF8    = "utf8"    // the value holds bytes that are not UTF-8
+	RuleUnknown  = "unknown"  // the request does not take this field
+	RuleType     = "type"     // the value has the wrong JSON type
+	RuleUTF8     = "utf8"     // the value holds bytes that are not UTF-8, or half a surrogate pair
+	RuleRepeated = "repeated" // the object gives the field more than once
 )
 
 // refusal reports whether rule is one of decode's, which leave the field out.
 func refusal(rule string) bool {
-	return rule == RuleUnknown || rule == RuleType || rule == RuleUTF8
+	return rule == RuleUnknown || rule == RuleType || rule == RuleUTF8 || rule == RuleRepeated
 }
 
 // jsonField is a field of a request struct: its JSON name and Go type.
