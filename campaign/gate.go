@@ -77,15 +77,21 @@ func (g Gate) Admit(it pool.Item, now time.Time) (out pool.Item, at time.Time, o
 		it.CallsToday = 0
 	}
 	it.CallsToday++
-	it.CallAt = now.UTC()
+	if now.After(it.CallAt) {
+		it.CallAt = now.UTC()
+	}
 	it.CallToken = it.Token + 1
 	return it, now, true
 }
 
-// sameDay reports whether t falls on the local date (in g.Loc) of it's
-// latest counted call.
+// sameDay reports whether the calls counted on the local date (in g.Loc)
+// of it's latest counted call count on t's date: when t falls on that
+// date, or on an earlier one. A clock that reads an earlier date than a
+// call already counted (another node's behind, this one stepped back)
+// adds its call to that later date's count rather than start a new day
+// and forget it: it may count a call too many, never one too few.
 func (g Gate) sameDay(it pool.Item, t time.Time) bool {
-	return !it.CallAt.IsZero() && LocalDay(t, g.Loc) == LocalDay(it.CallAt, g.Loc)
+	return !it.CallAt.IsZero() && LocalDay(t, g.Loc) <= LocalDay(it.CallAt, g.Loc)
 }
 
 // Retry moves the retry of an item a failure just settled at now: when it

@@ -60,7 +60,8 @@ type Item struct {
 
 	// CallAt, CallsToday and CallToken count the attempts of the item's
 	// latest calling day, for a rule's max_calls_per_day: CallAt is the
-	// instant of the latest dispatch a rule counted, CallsToday the
+	// latest instant of a dispatch a rule counted (a clock behind it
+	// counts its dispatch on CallAt's date, see campaign.Gate), CallsToday the
 	// dispatches it counted on that instant's local date (in the contact's
 	// zone, whatever zone that is when they are read, see campaign.Gate),
 	// not given back, and CallToken the token of the latest dispatch it

@@ -2,10 +2,12 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/stretchr/testify/require"
@@ -85,4 +87,47 @@ func TestEngine_DueAtOnceForAnotherEngineBehind(t *testing.T) {
 	l, err = behind.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err)
 	require.Equal(t, items[0].ContactUUID, l.ContactUUID, "FIFO: the released item goes before the newer one")
+}
+
+// A claim whose clock reads an earlier local date than the contact's
+// latest counted call (another node's clock behind, or this one stepped
+// back across the contact's midnight) counts its call on that later date
+// rather than start a new day: the later date's calls are not forgotten,
+// and its cap holds once the clock is ahead again.
+func TestEngine_DayCapForAClockBehind(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p, _ := b.governed(t, pool.FIFO, "UTC", campaign.CreateRuleParams{
+		MaxCallsPerDay: new(2), MaxTotalCalls: new(10), RetryIntervalMinutes: new(1),
+		StartTime: new("00:00"), EndTime: new("23:59"),
+	})
+	b.addIn(t, p.UUID, "")
+	setTo := func(at time.Time) { b.clock.Advance(at.Sub(b.clock.Now())) }
+	var calls []time.Time
+	call := func() {
+		l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+		if errors.Is(err, queue.ErrEmpty) {
+			return
+		}
+		require.NoError(t, err)
+		calls = append(calls, b.clock.Now())
+		// "Call me back now": due at once.
+		require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "call back", RetryAt: b.clock.Now().Add(-time.Hour)}))
+	}
+	start := b.clock.Now()
+	call() // the first dispatch, on Jan 2
+	setTo(time.Date(2026, 1, 3, 0, 0, 30, 0, time.UTC))
+	call()                                                // the first call of Jan 3
+	setTo(time.Date(2026, 1, 2, 23, 58, 50, 0, time.UTC)) // a clock 100 s behind
+	call()                                                // counted on Jan 3 too
+	setTo(time.Date(2026, 1, 3, 0, 1, 0, 0, time.UTC))
+	call()
+	setTo(time.Date(2026, 1, 3, 0, 2, 0, 0, time.UTC))
+	call()
+	require.Equal(t, []time.Time{
+		start, time.Date(2026, 1, 3, 0, 0, 30, 0, time.UTC), time.Date(2026, 1, 2, 23, 58, 50, 0, time.UTC),
+	}, calls, "the call behind counted on Jan 3: two there, its cap")
+	setTo(time.Date(2026, 1, 4, 0, 0, 0, 0, time.UTC))
+	call()
+	require.Len(t, calls, 4, "a new day")
 }
