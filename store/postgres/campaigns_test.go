@@ -115,6 +115,7 @@ func TestCampaigns(t *testing.T) {
 			"StartBothSharingPool": testStartBothSharingAPool,
 			"StartWhileAttaching":  testStartWhileAttaching,
 			"LocksOutOfOrder":      testCampaignLocksOutOfOrder,
+			"CreateBehindAPool":    testCreateCampaignBehindAPool,
 		} {
 			t.Run(l.String()+"/"+name, func(t *testing.T) {
 				t.Parallel()
@@ -291,6 +292,44 @@ func testCampaignLocksOutOfOrder(t *testing.T, fixture func(*testing.T, int) *ca
 	// again for that wait alone (see txn.waitedAfterLock), never for order.
 	require.Equal(t, f.b.Stats().Waits, f.b.Stats().Retries)
 	require.LessOrEqual(t, f.b.Stats().Retries, uint64(1))
+}
+
+// testCreateCampaignBehindAPool: a transaction creates a campaign and
+// attaches to it a pool that another transaction holds. Holding the new
+// campaign's lock, it waits for the pool's, so it runs again taking both
+// first; the campaign it creates then has a new id, and the lock it takes
+// first is by UUID, not by the id the first run saw: the attach finds the
+// campaign.
+func testCreateCampaignBehindAPool(t *testing.T, fixture func(*testing.T, int) *campaignFixture) {
+	ctx := context.Background()
+	f := fixture(t, 1)
+	p := f.pools[0]
+	id := uuid.New()
+	now := time.Now().UTC()
+	errA, errB := f.runPaused(t,
+		func(tx store.Tx, pause func()) error {
+			if _, err := tx.Pool(ctx, p); err != nil {
+				return err
+			}
+			pause() // b takes the new campaign's lock, then waits for the pool's
+			return nil
+		},
+		func(tx store.Tx) error {
+			c := campaign.Campaign{UUID: id, Name: "created", Status: campaign.Draft, CreatedAt: now, UpdatedAt: now}
+			if err := tx.InsertCampaign(ctx, c); err != nil {
+				return err
+			}
+			_, err := tx.AttachPool(ctx, id, p)
+			return err
+		})
+	require.NoError(t, errA)
+	require.NoError(t, errB)
+	require.NoError(t, f.a.Read(ctx, func(tx store.Tx) error {
+		cs, err := tx.PoolCampaigns(ctx, p)
+		require.Len(t, cs, 1)
+		require.Equal(t, id, cs[0].UUID)
+		return err
+	}))
 }
 
 // TestDeleteRule_InUse: a rule that a campaign uses (another node gave it

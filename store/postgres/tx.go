@@ -465,10 +465,10 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 	for _, l := range locks {
 		switch {
 		case l.campaign:
-			if t.clocks == nil {
-				t.clocks = make(map[uuid.UUID]int64)
-			}
-			t.clocks[l.id] = l.k
+			// Held, but its id is read again by UUID at the campaign's
+			// first use (the lock statement, which then finds the lock
+			// held by this transaction): a campaign the previous run
+			// created has a new id in this one.
 		case l.escalations:
 			t.elock = true
 		default:
