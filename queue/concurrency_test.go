@@ -543,6 +543,37 @@ func TestEngine_DequeueWakeUps(t *testing.T) {
 		})
 	}
 
+	// The batch path frees a slot as Complete does.
+	t.Run("SettleBatch", func(t *testing.T) {
+		eng, p, cs := ccWakeSetup(t, queue.Options{}, pool.CreateParams{Type: pool.FIFO}, 2)
+		l, err := eng.TryDequeue(ctx, p.UUID)
+		require.NoError(t, err)
+		_, err = eng.TryDequeue(ctx, p.UUID)
+		require.ErrorIs(t, err, queue.ErrAtCapacity)
+		ch := startDequeue(t, ctx, eng, p.UUID)
+		t0 := time.Now()
+		res, err := eng.Settle(ctx, queue.Outcome{Lease: l, Note: "answered"})
+		require.NoError(t, err)
+		require.NoError(t, res[0])
+		r := awaitDequeue(t, ch, t0)
+		require.NoError(t, r.err)
+		require.Equal(t, cs[1], r.l.ContactUUID)
+	})
+
+	t.Run("Requeue", func(t *testing.T) {
+		eng, p, cs := ccWakeSetup(t, queue.Options{}, pool.CreateParams{Type: pool.FIFO}, 1)
+		l, err := eng.TryDequeue(ctx, p.UUID)
+		require.NoError(t, err)
+		require.NoError(t, eng.Complete(ctx, l, "done"))
+		ch := startDequeue(t, ctx, eng, p.UUID)
+		t0 := time.Now()
+		_, err = eng.Requeue(ctx, p.UUID, cs[0])
+		require.NoError(t, err)
+		r := awaitDequeue(t, ch, t0)
+		require.NoError(t, r.err)
+		require.Equal(t, cs[0], r.l.ContactUUID)
+	})
+
 	t.Run("CapRaised", func(t *testing.T) {
 		eng, p, cs := ccWakeSetup(t, queue.Options{}, pool.CreateParams{Type: pool.Parallel, MaxParallelItems: pqPtr(1)}, 2)
 		_, err := eng.TryDequeue(ctx, p.UUID)
