@@ -117,8 +117,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer st.Close()
 	eng, err := queue.New(st, queue.Options{
-		LeaseTimeout: 30 * time.Second,
-		RetryDelay:   150 * time.Millisecond, // a real dialer waits hours; the demo waits a blink
+		// The calls of a dialer killed mid-run come back this long after
+		// they began, as failed attempts (the runner extends a live
+		// call's lease while it lasts).
+		LeaseTimeout: 10 * time.Second,
+		// For pools no rule governs: a real dialer waits hours; the demo
+		// waits a blink. Under the campaign's rule, its
+		// retry_interval_minutes decides instead, expiries included.
+		RetryDelay: 150 * time.Millisecond,
 	})
 	if err != nil {
 		return err
@@ -223,7 +229,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				return stop(err)
 			}
 		case err := <-workErr:
-			return fmt.Errorf("work stopped early: %v", err)
+			if err == nil {
+				return errors.New("work stopped early")
+			}
+			return fmt.Errorf("work stopped early: %w", err)
 		case <-ctx.Done():
 			return stop(nil)
 		}
@@ -283,57 +292,106 @@ func setup(ctx context.Context, eng *queue.Engine, cfg config, out io.Writer) (i
 // missing), attaches the pools (idempotent) and starts it (or resumes it),
 // and returns its UUID.
 func setupCampaign(ctx context.Context, eng *queue.Engine, pools []uuid.UUID, out io.Writer) (uuid.UUID, error) {
-	rules, err := eng.Rules(ctx, campaign.RuleQuery{Search: ruleName})
+	rule, err := findRule(ctx, eng, ruleName)
 	if err != nil {
 		return uuid.Nil, err
 	}
-	var rule campaign.Rule
-	if len(rules.Data) > 0 {
-		rule = rules.Data[0]
-	} else if rule, err = eng.CreateRule(ctx, campaign.CreateRuleParams{
-		// As much of the day as a window holds, so that the demo dials
-		// whenever it is run. Windows do not cross midnight and end_time
-		// cannot be 24:00, so 23:59 is the latest end: the last minute of
-		// the day, 23:59–24:00 in the contact's zone (UTC here), is
-		// outside the window, and a run started in it waits for 00:00.
-		Name: ruleName, MaxTotalCalls: new(ruleCalls), StartTime: new("00:00"), EndTime: new("23:59"),
-	}); err != nil {
-		return uuid.Nil, err
+	if rule == nil {
+		r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{
+			// As much of the day as a window holds, so that the demo dials
+			// whenever it is run. Windows do not cross midnight and end_time
+			// cannot be 24:00, so 23:59 is the latest end: the last minute of
+			// the day, 23:59–24:00 in the contact's zone (UTC here), is
+			// outside the window, and a run started in it waits for 00:00.
+			Name: ruleName, MaxTotalCalls: new(ruleCalls), StartTime: new("00:00"), EndTime: new("23:59"),
+		})
+		if err != nil {
+			return uuid.Nil, err
+		}
+		rule = &r
 	}
 	// The checks the demo shows, set on a rule an older demo created
-	// too (an update that changes nothing leaves the rule as it is).
-	if rule, err = eng.UpdateRule(ctx, rule.UUID, campaign.UpdateRuleParams{
-		DNCCheck: new(true), RemoveOnOptOut: new(true),
+	// too (an update that changes nothing leaves the rule as it is). A
+	// retry waits the least a rule allows, a minute (a real rule waits
+	// hours): the calls of a dialer killed mid-run are retried by the
+	// next run within its -timeout.
+	r, err := eng.UpdateRule(ctx, rule.UUID, campaign.UpdateRuleParams{
+		RetryIntervalMinutes: new(1), DNCCheck: new(true), RemoveOnOptOut: new(true),
 		EscalationAfterFailedAttempts: new(escalateAfter),
 		EscalationType:                new(escalationType), EscalationTarget: new(escalationTarget),
-	}); err != nil {
-		return uuid.Nil, err
-	}
-	cs, err := eng.Campaigns(ctx, campaign.Query{Search: campaignName})
+	})
 	if err != nil {
 		return uuid.Nil, err
 	}
-	var c campaign.Campaign
-	if len(cs.Data) > 0 {
-		c = cs.Data[0]
-	} else if c, err = eng.CreateCampaign(ctx, campaign.CreateParams{Name: campaignName, RuleUUID: &rule.UUID}); err != nil {
+	c, err := findCampaign(ctx, eng, campaignName)
+	if err != nil {
 		return uuid.Nil, err
+	}
+	if c == nil {
+		made, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: campaignName, RuleUUID: &r.UUID})
+		if err != nil {
+			return uuid.Nil, err
+		}
+		c = &made
+	} else if c.RuleUUID == nil || *c.RuleUUID != r.UUID {
+		return uuid.Nil, fmt.Errorf("campaign %q is governed by another rule than %q: rename one", campaignName, ruleName)
 	}
 	if _, err := eng.AttachPools(ctx, c.UUID, pools...); err != nil {
 		return uuid.Nil, err
 	}
+	status := c.Status
 	switch c.Status {
 	case campaign.Draft:
-		c, err = eng.StartCampaign(ctx, c.UUID)
+		_, err = eng.StartCampaign(ctx, c.UUID)
+		status = campaign.InProcess
 	case campaign.Paused:
-		c, err = eng.ResumeCampaign(ctx, c.UUID)
+		_, err = eng.ResumeCampaign(ctx, c.UUID)
+		status = campaign.InProcess
 	}
 	if err != nil {
 		return uuid.Nil, err
 	}
 	fmt.Fprintf(out, "campaign %q is %s, rule %q: at most %d calls per contact, %s–%s\n",
-		c.Name, c.Status, rule.Name, rule.MaxTotalCalls, rule.StartTime, clockOrNone(rule.EndTime))
+		c.Name, status, r.Name, r.MaxTotalCalls, r.StartTime, clockOrNone(r.EndTime))
 	return c.UUID, nil
+}
+
+// findRule returns the rule named name, nil if there is none. A search
+// matches parts of names: only an exact name is the demo's rule.
+func findRule(ctx context.Context, eng *queue.Engine, name string) (*campaign.Rule, error) {
+	for page := 1; ; page++ {
+		pg, err := eng.Rules(ctx, campaign.RuleQuery{Search: name, Page: page, PerPage: 100})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range pg.Data {
+			if r.Name == name {
+				return &r, nil
+			}
+		}
+		if page >= pg.LastPage {
+			return nil, nil
+		}
+	}
+}
+
+// findCampaign returns the campaign named name that may still dial (not
+// Completed nor Archived), nil if there is none.
+func findCampaign(ctx context.Context, eng *queue.Engine, name string) (*campaign.Campaign, error) {
+	for page := 1; ; page++ {
+		pg, err := eng.Campaigns(ctx, campaign.Query{Search: name, Page: page, PerPage: 100})
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range pg.Data {
+			if c.Name == name && !c.Status.Finished() {
+				return &c, nil
+			}
+		}
+		if page >= pg.LastPage {
+			return nil, nil
+		}
+	}
 }
 
 func clockOrNone(c *campaign.Clock) string {

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/examples/internal/opendb"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSetup_FindsItsRuleByExactName: on a database that already holds a
+// rule whose name contains the demo's ("Two calls a contact, evenings
+// only", another campaign's), the dialer makes its own rule, and neither
+// changes nor dials under the other (a search matches parts of names).
+func TestSetup_FindsItsRuleByExactName(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "dialer.db")
+
+	st, err := opendb.Open(ctx, db)
+	require.NoError(t, err)
+	eng, err := queue.New(st, queue.Options{})
+	require.NoError(t, err)
+	five := 5
+	other, err := eng.CreateRule(ctx, campaign.CreateRuleParams{
+		Name: "Two calls a contact, evenings only", MaxTotalCalls: &five,
+	})
+	require.NoError(t, err)
+	require.NoError(t, eng.Close())
+	require.NoError(t, st.Close())
+
+	var out bytes.Buffer
+	err = run(ctx, []string{"-db", db, "-contacts", "30", "-workers", "4", "-seed", "3", "-timeout", "3s"}, &out)
+	t.Logf("run: %v\n%s", err, out.String())
+
+	st, err = opendb.Open(ctx, db)
+	require.NoError(t, err)
+	defer st.Close()
+	eng, err = queue.New(st, queue.Options{})
+	require.NoError(t, err)
+	defer eng.Close()
+	after, err := eng.Rule(ctx, other.UUID)
+	require.NoError(t, err)
+	require.Contains(t, out.String(), `rule "Two calls a contact": at most 2 calls per contact`,
+		"the dialer dials under another rule")
+	require.Equal(t, other, after, "the dialer changed another rule")
+}
+
+// TestRun_ResumesAfterSIGKILL: a dialer killed with calls in flight is
+// run again on its file and finishes: the killed calls come back when
+// their lease ends and are retried after the rule's retry interval, within
+// the run's -timeout (about 75 s).
+func TestRun_ResumesAfterSIGKILL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "dialer.db")
+	args := "-db " + db + " -contacts 600 -workers 4"
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "POOLQ_DIALER_ARGS="+args)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	// Wait until it has calls in flight, then SIGKILL it.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "the dialer did not start dialling")
+		if _, err := os.Stat(db); err != nil {
+			continue
+		}
+		st, err := opendb.Open(ctx, db)
+		if err != nil {
+			continue
+		}
+		eng, err := queue.New(st, queue.Options{})
+		require.NoError(t, err)
+		flying := 0
+		if pg, err := eng.Pools(ctx, pool.PoolQuery{}); err == nil {
+			for _, p := range pg.Data {
+				if d, err := eng.Pool(ctx, p.UUID); err == nil {
+					flying += d.StatusCounts[pool.StatusProcessing] + d.StatusCounts[pool.StatusInCall]
+				}
+			}
+		}
+		eng.Close()
+		st.Close()
+		if flying > 0 {
+			break
+		}
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+
+	// Run it again: 10 s for the dead process's leases to end, a minute
+	// for their retries, and some.
+	var out bytes.Buffer
+	err := run(ctx, strings.Fields(args+" -timeout 2m"), &out)
+	require.NoError(t, err, "the run after a crash did not finish:\n%s", lastLines(out.String(), 12))
+}
+
+func lastLines(s string, n int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
