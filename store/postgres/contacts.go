@@ -80,13 +80,17 @@ WHERE k.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND k.con
 	releaseKeptCallSQL = `UPDATE kept_calls SET attempts = attempts - 1, calls_today = greatest(calls_today - $3, 0), lease_token = 0
 WHERE item_id = $1 AND lease_token = $2 AND lease_token <> 0 AND attempts > 0`
 
-	// keepCallsSQL copies the calls of pool $1's items of contacts $2 into
-	// kept_calls, once per campaign of the pool; keepPoolCallsSQL of every
-	// item of the pool.
+	// keepCallsSQL copies the calls of pool $1's items of contacts $2
+	// (each once) into kept_calls, once per campaign of the pool: a seek in
+	// UNIQUE (pool_id, contact_uuid) per contact, as itemsOfContactsSQL
+	// (which says why the lateral subquery). keepPoolCallsSQL copies those
+	// of every item of the pool.
 	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
 SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
-FROM campaign_pools cp JOIN items i ON i.pool_id = cp.pool_id
-WHERE cp.pool_id = $1 AND (i.attempts > 0 OR i.calls_today > 0) AND i.contact_uuid = ANY($2::uuid[])`
+FROM unnest($2::uuid[]) c
+CROSS JOIN LATERAL (SELECT * FROM items WHERE pool_id = $1 AND contact_uuid = c LIMIT 1) i
+JOIN campaign_pools cp ON cp.pool_id = $1
+WHERE i.attempts > 0 OR i.calls_today > 0`
 	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
 SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today
 FROM campaign_pools cp JOIN items i ON i.pool_id = cp.pool_id
@@ -231,7 +235,7 @@ func (t *txn) KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 	if len(contacts) == 0 {
 		err = t.deferExec(ctx, keepPoolCallsSQL, st.k)
 	} else {
-		err = t.deferExec(ctx, keepCallsSQL, st.k, contacts)
+		err = t.deferExec(ctx, keepCallsSQL, st.k, distinct(contacts))
 	}
 	return wrap(op, err)
 }
@@ -535,4 +539,18 @@ func (t *txn) Escalations(ctx context.Context, q campaign.EscalationQuery) ([]ca
 		return nil, wrap(op, err)
 	}
 	return out, nil
+}
+
+// distinct returns ids without their repeats, in the order of their first
+// occurrence.
+func distinct(ids []uuid.UUID) []uuid.UUID {
+	seen := make(map[uuid.UUID]struct{}, len(ids))
+	out := make([]uuid.UUID, 0, len(ids))
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
 }

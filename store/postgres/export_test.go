@@ -97,7 +97,8 @@ func (w *writeConn) Rollback(ctx context.Context) error { return w.rollback(ctx)
 // ErrCommitRolledBack is errCommitRolledBack.
 var ErrCommitRolledBack = errCommitRolledBack
 
-// HotStatements are the statements of dispatch and settlement, for
+// HotStatements are the statements of dispatch and settlement, and those
+// of Remove (it holds the pool's lock for up to 10,000 items), for
 // TestPlans: each with the index its plan must use, and literal arguments
 // naming pool $K (its internal id) or $U (its UUID).
 var HotStatements = []struct {
@@ -126,6 +127,8 @@ var HotStatements = []struct {
 		"'{0}'", "'{NULL}'", "'{0}'"}},
 	{"list items", itemsSQL, "items_pool", []string{"$K", "25", "0"}},
 	{"list items by status", itemsByStatusSQL, "items_pool_status", []string{"$K", "'Pending'", "25", "0"}},
+	{"keep calls", keepCallsSQL, "Index Cond: ((pool_id = $1) AND (contact_uuid = c.c))", []string{"$K",
+		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'"}},
 }
 
 // Plan returns the plan a connection of st runs sql with for args (SQL
