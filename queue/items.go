@@ -148,10 +148,12 @@ func (e *Engine) SetPriority(ctx context.Context, poolID, contact uuid.UUID, pri
 }
 
 // Remove deletes the items of the given contacts from a pool, in one
-// transaction, and returns how many it deleted. Contacts not in the pool are
-// ignored, so a retried Remove is harmless. If any of the items is in flight
-// nothing is deleted and the error is [ErrInFlight], naming the first such
-// contact. Errors also:
+// transaction of a few statements whatever their number (the items are
+// read in one, their calls kept in one, and deleted in one), and returns
+// how many it deleted. Contacts not in the pool are ignored, so a retried
+// Remove is harmless. If any of the items is in flight nothing is deleted
+// and the error is [ErrInFlight], naming the first such contact. Errors
+// also:
 // [store.ErrNotFound] for an unknown pool, [validate.Errors] for nil UUIDs,
 // no contact at all or more than [MaxContactsPerCall] (the write lock is
 // held while they are deleted).
@@ -168,38 +170,47 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 		if _, _, err := e.poolNow(ctx, tx, poolID); err != nil {
 			return err
 		}
-		var gone []pool.Item
-		var called []uuid.UUID                 // the contacts of those with a call a rule counts
-		for _, c := range distinct(contacts) { // a contact named twice is removed once
-			it, err := tx.Item(ctx, poolID, c)
-			if isNotFound(err) {
-				continue
+		// A few statements whatever the number of contacts: the pool's
+		// lock is held until the transaction ends, and every claim and
+		// settlement of the pool, on any node, waits for it.
+		found, err := tx.ItemsOfContacts(ctx, poolID, contacts...)
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return nil
+		}
+		byContact := make(map[uuid.UUID]pool.Item, len(found))
+		for _, it := range found {
+			byContact[it.ContactUUID] = it
+		}
+		for _, c := range contacts { // the first in flight in the order given
+			if it, ok := byContact[c]; ok {
+				if err := it.Removable(); err != nil {
+					return fmt.Errorf("contact %s: %w", c, err) // which one, among up to MaxContactsPerCall
+				}
 			}
-			if err != nil {
-				return err
-			}
-			if err := it.Removable(); err != nil {
-				return fmt.Errorf("contact %s: %w", c, err) // which one, among up to MaxContactsPerCall
-			}
-			gone = append(gone, it)
+		}
+		ids := make([]int64, len(found))
+		var called []uuid.UUID // the contacts of those with a call a rule counts
+		for i, it := range found {
+			ids[i] = it.ID
 			if it.Attempts > 0 || it.CallsToday > 0 {
-				called = append(called, c)
+				called = append(called, it.ContactUUID)
 			}
 		}
 		if len(called) > 0 {
 			// The contacts' calls still count against the caps of the
-			// campaigns of the pool.
+			// campaigns of the pool: kept before the items go.
 			if err := tx.KeepCalls(ctx, poolID, called...); err != nil {
 				return err
 			}
 		}
-		for _, it := range gone {
-			if err := tx.DeleteItem(ctx, it.ID); err != nil {
-				return err
-			}
-			n++
+		n, err = tx.DeleteItems(ctx, poolID, ids)
+		if err == nil && n != len(ids) {
+			err = fmt.Errorf("deleted %d of the %d items read under the pool's lock", n, len(ids))
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("remove items: %w", err)

@@ -127,6 +127,11 @@ type Tx interface {
 	CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) (int, error)
 	// Item returns the item of a contact in a pool, or [ErrNotFound].
 	Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, error)
+	// ItemsOfContacts returns the items of contacts in pool poolID, those
+	// that are in it, in no particular order (a contact named twice is
+	// found once), or [ErrNotFound] for an unknown pool. One statement
+	// whatever the number of contacts: one index seek each.
+	ItemsOfContacts(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error)
 	// ItemByID returns an item by its ID, or [ErrNotFound].
 	ItemByID(ctx context.Context, id int64) (pool.Item, error)
 	// UpdateItem stores every mutable field of it (status, priority,
@@ -156,8 +161,13 @@ type Tx interface {
 	// that does not hold the pool's lock yet: the items are read in the
 	// round trip that takes it.
 	PoolItems(ctx context.Context, id uuid.UUID, ids []int64) (pool.Pool, []pool.Item, error)
-	// DeleteItem removes an item by its ID, or returns [ErrNotFound].
-	DeleteItem(ctx context.Context, id int64) error
+	// DeleteItems removes those of the items with the given IDs that are
+	// in pool poolID, whatever their status (the caller checks that none
+	// is in flight), with their search words, and returns how many it
+	// removed; an ID not in the pool is left alone. An unknown pool is
+	// [ErrNotFound]. The per-status counts follow. One statement whatever
+	// the number of IDs: O(m log n) for m items.
+	DeleteItems(ctx context.Context, poolID uuid.UUID, ids []int64) (int, error)
 	// Items returns one page of a pool's items matching q in insertion
 	// order, and the number matching on all pages. q must be normalized.
 	// q.Search keeps the items where every word of it but the last is a

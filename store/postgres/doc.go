@@ -18,9 +18,8 @@
 // Read runs at REPEATABLE READ, read-only: every statement sees the
 // snapshot of the first. Write runs at READ COMMITTED, and every method of
 // a write transaction that names a pool — by its UUID, or through an item
-// (DeleteItem finds the item's pool first; ItemByID and ItemsByID read the
-// items with their pools, and when a pool was not locked yet, lock it and
-// read the items again) — takes the pool's lock before it reads or writes
+// (ItemByID and ItemsByID read the items with their pools, and when a pool
+// was not locked yet, lock it and read the items again) — takes the pool's lock before it reads or writes
 // anything of it that it returns, and holds it until the transaction ends. So the transactions that write one pool (its row,
 // its counts, its items) run one at a time, in the database, whichever node
 // runs them; and since READ COMMITTED takes a fresh snapshot at every

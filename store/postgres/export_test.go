@@ -127,6 +127,9 @@ var HotStatements = []struct {
 		"'{0}'", "'{NULL}'", "'{0}'"}},
 	{"list items", itemsSQL, "items_pool", []string{"$K", "25", "0"}},
 	{"list items by status", itemsByStatusSQL, "items_pool_status", []string{"$K", "'Pending'", "25", "0"}},
+	{"items of contacts", itemsOfContactsSQL, "Index Cond: ((pool_id = $1) AND (contact_uuid = c.c))", []string{"$K",
+		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'"}},
+	{"delete items", deleteItemsSQL, "items_pkey", []string{"$K", "'{1,2,3}'"}},
 	{"keep calls", keepCallsSQL, "Index Cond: ((pool_id = $1) AND (contact_uuid = c.c))", []string{"$K",
 		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'"}},
 }

@@ -85,11 +85,6 @@ ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 	itemsByIDSQL = `SELECT ` + itemCols + `, p.uuid, p.id FROM items i JOIN pools p ON p.id = i.pool_id
 WHERE i.id = ANY($1::bigint[])`
 
-	// poolsOfItemsSQL finds the pools of items, to lock them before the
-	// items are read.
-	poolsOfItemsSQL = `SELECT DISTINCT p.id, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
-WHERE i.id = ANY($1::bigint[])`
-
 	// updateItemSQL sets ready from the status: a Pending item is due, a
 	// Retrying or Scheduled one waits for Due to promote it.
 	updateItemSQL = `UPDATE items SET status = $1, priority = $2, attempts = $3, retry_count = $4,
@@ -112,7 +107,22 @@ FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6
 WHERE i.id = v.id AND i.pool_id = v.pool_id AND i.status = v.f RETURNING 1)
 SELECT poolq_expect_rows(count(*), cardinality($1::bigint[])) FROM u`
 
-	deleteItemSQL = `DELETE FROM items WHERE id = $1 AND pool_id = $2 RETURNING status`
+	// itemsOfContactsSQL seeks UNIQUE (pool_id, contact_uuid) once per
+	// contact of $2 (each once), in a lateral subquery that its LIMIT (a
+	// pool has one item of a contact at most) keeps apart: written as a
+	// join, or with "contact_uuid = ANY($2)", the generic plan of a table
+	// not analyzed since a bulk add walks every item of the pool instead.
+	itemsOfContactsSQL = `SELECT ` + itemCols + ` FROM unnest($2::uuid[]) c
+CROSS JOIN LATERAL (SELECT * FROM items WHERE pool_id = $1 AND contact_uuid = c LIMIT 1) i`
+
+	// deleteItemsSQL seeks the primary key once per ID of $2, and returns
+	// how many items it deleted in each status. "pool_id + 0" keeps the
+	// pool out of the choice of index: with "pool_id = $1" the generic
+	// plan of a table not analyzed since a bulk add walks every item of
+	// the pool. Their search words are a column of the row: they go with
+	// it.
+	deleteItemsSQL = `WITH d AS (DELETE FROM items WHERE id = ANY($2::bigint[]) AND pool_id + 0 = $1 RETURNING status)
+SELECT status, count(*) FROM d GROUP BY status`
 
 	itemsSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = $1
 ORDER BY i.id LIMIT $2 OFFSET $3`
@@ -371,14 +381,24 @@ func (t *txn) Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item, e
 	return it, nil
 }
 
-// lockPoolsOfItems locks, in a write transaction, the pools of the items
-// with the given IDs, in the order of their keys, before the items are
-// read: an item changes only under its pool's lock.
-func (t *txn) lockPoolsOfItems(ctx context.Context, ids []int64) error {
-	if t.readOnly {
-		return nil
+// ItemsOfContacts returns the items of contacts in a pool, in one
+// statement. O(m log n) for m contacts. In a write transaction it locks
+// the pool first.
+func (t *txn) ItemsOfContacts(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error) {
+	const op = "items of contacts"
+	k, err := t.key(ctx, poolID)
+	if err != nil {
+		return nil, wrap(op, err)
 	}
-	return t.lockPoolsFound(ctx, poolsOfItemsSQL, ids)
+	if len(contacts) == 0 {
+		return []pool.Item{}, nil
+	}
+	rows, err := t.query(ctx, itemsOfContactsSQL, k, distinct(contacts))
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := t.scanItems(rows, poolID, len(contacts))
+	return out, wrap(op, err)
 }
 
 // lockPoolsFound locks the pools that query (rows of id and UUID) finds
@@ -617,29 +637,37 @@ func (t *txn) UpdateItems(ctx context.Context, changes ...store.Change) error {
 	return nil
 }
 
-// DeleteItem removes an item by its ID. O(log n).
-func (t *txn) DeleteItem(ctx context.Context, id int64) error {
-	const op = "delete item"
+// DeleteItems removes those of the items ids that are in pool poolID, in
+// one statement, and returns how many it removed. O(m log n) for m items.
+func (t *txn) DeleteItems(ctx context.Context, poolID uuid.UUID, ids []int64) (int, error) {
+	const op = "delete items"
 	if err := t.writable(op); err != nil {
-		return err
-	}
-	if err := t.lockPoolsOfItems(ctx, []int64{id}); err != nil {
-		return wrap(op, err)
-	}
-	var poolID uuid.UUID
-	if err := t.queryRow(ctx, []any{&poolID}, `SELECT p.uuid FROM items i JOIN pools p ON p.id = i.pool_id WHERE i.id = $1`, id); err != nil {
-		return wrap(fmt.Sprintf("%s: item %d", op, id), err)
+		return 0, err
 	}
 	st, err := t.pool(ctx, poolID)
 	if err != nil {
-		return wrap(op, err)
+		return 0, wrap(op, err)
 	}
-	var status string
-	if err := t.queryRow(ctx, []any{&status}, deleteItemSQL, id, st.k); err != nil {
-		return wrap(fmt.Sprintf("%s: item %d", op, id), err)
+	if len(ids) == 0 {
+		return 0, nil
 	}
-	t.count(st, pool.Status(status), -1)
-	return nil
+	rows, err := t.query(ctx, deleteItemsSQL, st.k, ids)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	var (
+		status string
+		d, n   int
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&status, &d}, func() error {
+		t.count(st, pool.Status(status), -d)
+		n += d
+		return nil
+	}); err != nil {
+		t.noteErr(err)
+		return 0, wrap(op, err)
+	}
+	return n, nil
 }
 
 // Items returns one page of a pool's items in insertion order and the

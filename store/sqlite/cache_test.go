@@ -160,7 +160,10 @@ func TestCache_WritesBeforeThePoolIsRead(t *testing.T) {
 		require.Equal(t, poolView{cap: 10, contacts: 3, inFlight: 1,
 			leased: contacts(items[0]), due: contacts(items[1:]...)}, viewPool(t, st, p.UUID))
 
-		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.DeleteItem(ctx, items[2].ID) }))
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			_, err := tx.DeleteItems(ctx, p.UUID, []int64{items[2].ID})
+			return err
+		}))
 		require.Equal(t, poolView{cap: 10, contacts: 2, inFlight: 1,
 			leased: contacts(items[0]), due: contacts(items[1])}, viewPool(t, st, p.UUID))
 

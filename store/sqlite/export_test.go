@@ -62,6 +62,9 @@ const (
 	ContactItemsSQL      = contactItemsSQL
 	OnDNCSQL             = onDNCSQL
 	EscalationsOfPoolSQL = escalationsOfPoolSQL
+	ItemsOfContactsSQL   = itemsOfContactsSQL
+	DeleteItemsSQL       = deleteItemsSQL
+	KeepCallsSQL         = keepCallsSQL
 )
 
 // Statements of the write path, for EXPLAIN tests.

@@ -140,7 +140,16 @@ WHERE i.pool_id = ? AND i.id > ? AND (i.name IS NOT NULL OR i.email IS NOT NULL 
     lease_expires_at = ?, ready = ?, call_at = ?, calls_today = ?, call_token = ?
 WHERE id = ? AND +pool_id = ? AND +status = ?`
 
-	deleteItemSQL = `DELETE FROM items WHERE id = ? RETURNING pool_id, status`
+	// itemsOfContactsSQL takes the contacts as a JSON array of hex
+	// strings (contactList): one statement for any number of them, each a
+	// seek in UNIQUE (pool_id, contact_uuid).
+	itemsOfContactsSQL = `SELECT ` + itemCols + ` FROM items i
+WHERE i.pool_id = ? AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?))`
+
+	// deleteItemsSQL takes the IDs as a JSON array: each a rowid seek, the
+	// unary + keeping the pool out of the choice of index. The trigger
+	// items_search_delete removes their search words.
+	deleteItemsSQL = `DELETE FROM items WHERE id IN (SELECT value FROM json_each(?)) AND +pool_id = ? RETURNING status`
 
 	// itemsByIDSQL takes the IDs as a JSON array: one statement for any
 	// number of them, each a rowid seek.
@@ -309,6 +318,29 @@ func (t *txn) CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) 
 		}
 	}
 	return int(n), nil
+}
+
+// ItemsOfContacts returns the items of contacts in a pool, in one
+// statement. O(m log n) for m contacts.
+func (t *txn) ItemsOfContacts(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error) {
+	const op = "items of contacts"
+	k, err := t.poolKey(ctx, poolID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if len(contacts) == 0 {
+		return []pool.Item{}, nil
+	}
+	list, err := contactList(contacts)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(ctx, itemsOfContactsSQL, k, list)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := scanItems(rows, poolID, len(contacts))
+	return out, wrap(op, err)
 }
 
 // Item returns the item of a contact in a pool. O(log n).
@@ -505,19 +537,46 @@ func (t *txn) PoolItems(ctx context.Context, id uuid.UUID, ids []int64) (pool.Po
 	return p, in, nil
 }
 
-// DeleteItem removes an item by its ID. O(log n).
-func (t *txn) DeleteItem(ctx context.Context, id int64) error {
-	const op = "delete item"
+// DeleteItems removes those of the items ids that are in pool poolID, in
+// one statement, and returns how many it removed. O(m log n) for m items.
+func (t *txn) DeleteItems(ctx context.Context, poolID uuid.UUID, ids []int64) (int, error) {
+	const op = "delete items"
 	if err := t.writable(op); err != nil {
-		return err
+		return 0, err
 	}
-	var k int64
-	var status string
-	if err := t.queryRow(ctx, []any{&k, &status}, deleteItemSQL, id); err != nil {
-		return wrap(op, err)
+	k, err := t.poolKey(ctx, poolID)
+	if err != nil {
+		return 0, wrap(op, err)
 	}
-	t.count(k, pool.Status(status), -1)
-	return nil
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	rows, err := t.query(ctx, deleteItemsSQL, string(list), k)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	defer rows.Close()
+	gone := make(map[pool.Status]int, 1)
+	n := 0
+	for rows.Next() {
+		var status string
+		if err := rows.Scan(&status); err != nil {
+			return 0, wrap(op, err)
+		}
+		gone[pool.Status(status)]++
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, wrap(op, err)
+	}
+	for s, d := range gone {
+		t.count(k, s, -d)
+	}
+	return n, nil
 }
 
 // Items returns one page of a pool's items in insertion order and the

@@ -226,8 +226,8 @@ func pick(row rawRow, fresh []byte) any {
 	return fresh
 }
 
-// TestSchema_QueryPlans checks that the dispatch queries are index seeks:
-// no scan of items, no sort.
+// TestSchema_QueryPlans checks that the dispatch queries, and Remove's, are
+// index seeks: no scan of items, no sort.
 func TestSchema_QueryPlans(t *testing.T) {
 	t.Parallel()
 	st, _ := MustOpenFile(t, sqlite.Options{})
@@ -255,6 +255,13 @@ func TestSchema_QueryPlans(t *testing.T) {
 		{"UpdateItems", sqlite.UpdateItemsSQL, make([]any, 36), []string{"INTEGER PRIMARY KEY"}},
 		{"OnDNC", sqlite.OnDNCSQL, []any{`["30313233343536373839616263646566"]`}, []string{"PRIMARY KEY"}},
 		{"EscalationsOfPool", sqlite.EscalationsOfPoolSQL, []any{[]byte("0123456789abcdef"), 0, 10}, []string{"escalations_pool"}},
+		// Remove's, under the write lock for up to 10,000 contacts: a
+		// seek per contact or item.
+		{"ItemsOfContacts", sqlite.ItemsOfContactsSQL, []any{1, `["30313233343536373839616263646566"]`},
+			[]string{"sqlite_autoindex_items_1"}},
+		{"KeepCalls", sqlite.KeepCallsSQL, []any{[]byte("0123456789abcdef"), `["30313233343536373839616263646566"]`},
+			[]string{"sqlite_autoindex_pools_1", "sqlite_autoindex_items_1", "campaign_pools_pool"}},
+		{"DeleteItems", sqlite.DeleteItemsSQL, []any{`[1, 2]`, 1}, []string{"INTEGER PRIMARY KEY"}},
 	} {
 		rows, err := w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+tc.query, tc.args...)
 		require.NoError(t, err, tc.name)

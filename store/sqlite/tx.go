@@ -194,7 +194,7 @@ func (t *txn) rememberPool(id uuid.UUID, k int64) {
 func readQueries() []string {
 	return []string{
 		poolKeySQL, poolSQL, statusCountsSQL,
-		itemSQL, itemByIDSQL, itemsByIDSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
+		itemSQL, itemByIDSQL, itemsByIDSQL, itemsOfContactsSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
 		inFlightSQL, expiredSQL, nextWakeSQL, poolStateSQL, poolCampaignsSQL, ruleSQL, campaignSQL, campaignPoolsSQL,
 		contactItemsSQL, onDNCSQL, optedOutSQL, listedOneSQL, listedSQL, dncSQL, dncTotalSQL, escalationsSQL, escalationsOfPoolSQL,
 	}
@@ -205,7 +205,7 @@ func readQueries() []string {
 func writeQueries() []string {
 	qs := append(readQueries(),
 		insertPoolSQL, updatePoolSQL, deletePoolSQL,
-		copyItemsSQL, updateItemSQL, deleteItemSQL, lastItemIDSQL, indexContactsSQL,
+		copyItemsSQL, updateItemSQL, deleteItemsSQL, lastItemIDSQL, indexContactsSQL,
 		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
 		leaseBoundSQL, retryBoundSQL, dataVersionSQL, currentVersionSQL, poolStateByKeySQL,
 		addDNCSQL, removeDNCSQL, optOutSQL, insertEscalationSQL, campaignItemsSQL, campaignItemsOneSQL,

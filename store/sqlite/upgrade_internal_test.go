@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -106,8 +107,8 @@ WHERE type = 'table' AND (sql LIKE '%status IN (%' OR sql LIKE '%type IN (%')`).
 		if err := tx.UpdateItem(ctx, pool.StatusPending, claimed); err != nil {
 			return err
 		}
-		if err := tx.DeleteItem(ctx, 1); err != nil {
-			return err
+		if n, err := tx.DeleteItems(ctx, poolID, []int64{1}); err != nil || n != 1 {
+			return fmt.Errorf("delete item 1: %d deleted, %v", n, err)
 		}
 		_, err = tx.InsertItems(ctx, poolID, []pool.Item{{ContactUUID: uuid.New(), Status: pool.StatusPending, AddedAt: time.Unix(0, 9)}})
 		return err
@@ -447,8 +448,8 @@ WHERE i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL`)
 		got, _, err := tx.Items(ctx, p, pool.ItemQuery{Search: "x²y", Page: 1, PerPage: 10})
 		require.NoError(t, err)
 		require.Len(t, got, 1)
-		if err := tx.DeleteItem(ctx, got[0].ID); err != nil {
-			return err
+		if n, err := tx.DeleteItems(ctx, p, []int64{got[0].ID}); err != nil || n != 1 {
+			return fmt.Errorf("delete item %d: %d deleted, %v", got[0].ID, n, err)
 		}
 		_, err = tx.InsertItems(ctx, p, []pool.Item{{ContactUUID: uuid.New(), Status: pool.StatusPending,
 			AddedAt: time.Unix(9, 0), Contact: pool.Contact{Name: "Unit ab\uE000cd"}}})

@@ -138,7 +138,7 @@ func testContactItems(t *testing.T, b *bundle) {
 
 	// A deleted item, and a deleted pool's, are gone.
 	gone := b.contactItems(c, false)
-	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, gone[0].ID) })
+	b.write(func(tx store.Tx) error { return deleteItem(b.ctx, tx, gone[0]) })
 	b.write(func(tx store.Tx) error { return tx.DeletePool(b.ctx, gone[1].PoolUUID) })
 	require.Equal(t, gone[2:], b.contactItems(c, false))
 	require.Equal(t, gone[2:], b.contactItems(c, true))
@@ -263,19 +263,12 @@ func (b *bundle) keepCalls(poolID uuid.UUID, contacts ...uuid.UUID) {
 		if len(contacts) == 0 {
 			return tx.DeletePool(b.ctx, poolID)
 		}
-		for _, c := range contacts {
-			it, err := tx.Item(b.ctx, poolID, c)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if err := tx.DeleteItem(b.ctx, it.ID); err != nil {
-				return err
-			}
+		items, err := tx.ItemsOfContacts(b.ctx, poolID, contacts...)
+		if err != nil {
+			return err
 		}
-		return nil
+		_, err = tx.DeleteItems(b.ctx, poolID, ids(items))
+		return err
 	})
 }
 
@@ -1017,7 +1010,7 @@ func testEscalationsOutlivePool(t *testing.T, b *bundle) {
 	e2, _ := b.insertEscalation(escalation(inP[1], 3, at(3)))
 	all := []campaign.Escalation{e0, e1, e2}
 
-	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, inP[1].ID) })
+	b.write(func(tx store.Tx) error { return deleteItem(b.ctx, tx, inP[1]) })
 	require.Equal(t, all, b.escalations(campaign.EscalationQuery{}), "the item deleted")
 	b.write(func(tx store.Tx) error { return tx.DeletePool(b.ctx, p.UUID) })
 	require.Equal(t, all, b.escalations(campaign.EscalationQuery{}), "the pool deleted")

@@ -54,7 +54,7 @@ func testCountsRandomOperations(t *testing.T, b *bundle) {
 		actions := map[string]func(*rapid.T){
 			"InsertItems": m.insertItems,
 			"UpdateItem":  m.updateItem,
-			"DeleteItem":  m.deleteItem,
+			"DeleteItems": m.deleteItems,
 			"CopyItems":   m.copyItems,
 			"Due":         m.due,
 			"ResetCopy":   m.resetCopy,
@@ -160,14 +160,31 @@ func (m *countsModel) updateItem(rt *rapid.T) {
 	m.items[0][c] = it
 }
 
-func (m *countsModel) deleteItem(rt *rapid.T) {
+// deleteItems deletes some of p's items, naming with them an item of q
+// and an ID that is no item's, which stay as they are.
+func (m *countsModel) deleteItems(rt *rapid.T) {
 	cs := m.existing()
 	if len(cs) == 0 {
 		return
 	}
-	c := rapid.SampledFrom(cs).Draw(rt, "contact")
-	m.write(rt, func(tx store.Tx) error { return tx.DeleteItem(m.b.ctx, m.items[0][c].ID) })
-	delete(m.items[0], c)
+	gone := rapid.SliceOfNDistinct(rapid.SampledFrom(cs), 1, 4, func(c uuid.UUID) uuid.UUID { return c }).Draw(rt, "contacts")
+	var named []int64
+	for _, c := range gone {
+		named = append(named, m.items[0][c].ID)
+	}
+	if len(m.items[1]) > 0 { // one of q's, left alone
+		named = append(named, slices.Min(ids(slices.Collect(maps.Values(m.items[1])))))
+	}
+	named = append(named, 1<<40) // no item's
+	var n int
+	m.write(rt, func(tx store.Tx) (err error) {
+		n, err = tx.DeleteItems(m.b.ctx, m.p.UUID, named)
+		return err
+	})
+	require.Equal(rt, len(gone), n, "DeleteItems count")
+	for _, c := range gone {
+		delete(m.items[0], c)
+	}
 }
 
 func (m *countsModel) copyItems(rt *rapid.T) {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -35,8 +36,10 @@ func itemTests() []test {
 		{"ItemsByID", testItemsByID},
 		{"PoolItems", testPoolItems},
 		{"PoolItems/ReadBehindTheLock", testPoolItemsBehindLock},
-		{"DeleteItem/OK", testDeleteItem},
-		{"DeleteItem/ErrNotFound", testDeleteItemNotFound},
+		{"ItemsOfContacts", testItemsOfContacts},
+		{"DeleteItems/OK", testDeleteItems},
+		{"DeleteItems/NothingToDelete", testDeleteItemsNothing},
+		{"DeleteItems/Many", testDeleteItemsMany},
 		{"Items/Paging", testItemsPaging},
 		{"Items/StatusFilter", testItemsStatusFilter},
 		{"Items/Search", testItemsSearch},
@@ -150,7 +153,7 @@ func testInsertItemsIDsNeverReused(t *testing.T, b *bundle) {
 	p := b.insertPool()
 	items := b.insertItems(p.UUID, pending(3))
 	last := items[2].ID
-	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, last) })
+	b.write(func(tx store.Tx) error { return deleteItem(b.ctx, tx, items[2]) })
 	next := b.insertItems(p.UUID, pending(1))
 	require.Greater(t, next[0].ID, last, "the newest item's ID is not reused after its deletion")
 
@@ -341,35 +344,171 @@ func testUpdateItemNotFound(t *testing.T, b *bundle) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
-func testDeleteItem(t *testing.T, b *bundle) {
-	p := b.insertPool()
-	items := b.insertItems(p.UUID, pending(3))
-	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, items[1].ID) })
-
-	err := b.st.Read(b.ctx, func(tx store.Tx) error {
-		_, err := tx.ItemByID(b.ctx, items[1].ID)
-		return err
-	})
-	require.ErrorIs(t, err, store.ErrNotFound)
-	err = b.st.Read(b.ctx, func(tx store.Tx) error {
-		_, err := tx.Item(b.ctx, p.UUID, items[1].ContactUUID)
-		return err
-	})
-	require.ErrorIs(t, err, store.ErrNotFound)
-	require.Equal(t, []pool.Item{items[0], items[2]}, b.allItems(p.UUID, ""))
-	require.Equal(t, 2, b.getPool(p.UUID).ContactsCount)
-
-	// The contact may be added again, as a new item.
-	again := b.insertItems(p.UUID, []pool.Item{items[1]})[0]
-	require.Greater(t, again.ID, items[2].ID)
+// deleteItem deletes it with DeleteItems, in tx, and fails unless it was
+// deleted.
+func deleteItem(ctx context.Context, tx store.Tx, it pool.Item) error {
+	n, err := tx.DeleteItems(ctx, it.PoolUUID, []int64{it.ID})
+	if err == nil && n != 1 {
+		err = fmt.Errorf("DeleteItems of item %d deleted %d", it.ID, n)
+	}
+	return err
 }
 
-func testDeleteItemNotFound(t *testing.T, b *bundle) {
-	p := b.insertPool()
-	it := b.insertItems(p.UUID, pending(1))[0]
-	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, it.ID) })
-	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.DeleteItem(b.ctx, it.ID) })
+// recount returns the number of items in each status, every status
+// present.
+func recount(items []pool.Item) map[pool.Status]int {
+	m := pool.ZeroCounts()
+	for _, it := range items {
+		m[it.Status]++
+	}
+	return m
+}
+
+// testItemsOfContacts reads a pool's items of contacts: every field, a
+// contact named twice found once, those not in the pool (in another pool,
+// or nowhere) left out; in a read transaction, in a write transaction as
+// its first call and after the pool was read. No contact finds none; an
+// unknown pool is ErrNotFound.
+func testItemsOfContacts(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	items := b.insertItems(p.UUID, fullItems())
+	elsewhere := uuid.New()
+	b.insertItems(q.UUID, []pool.Item{{ContactUUID: items[0].ContactUUID, Status: pool.StatusPending, AddedAt: t0},
+		{ContactUUID: elsewhere, Status: pool.StatusPending, AddedAt: t0}})
+	named := []uuid.UUID{items[2].ContactUUID, elsewhere, items[0].ContactUUID, uuid.New(), items[2].ContactUUID}
+	want := []pool.Item{items[0], items[2]}
+	check := func(name string, tx store.Tx, first bool) error {
+		if !first {
+			if _, err := tx.Pool(b.ctx, p.UUID); err != nil {
+				return err
+			}
+		}
+		got, err := tx.ItemsOfContacts(b.ctx, p.UUID, named...)
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(got, func(x, y pool.Item) int { return cmp.Compare(x.ID, y.ID) })
+		require.Equal(t, want, got, name+": the pool's items of the contacts, every field")
+		none, err := tx.ItemsOfContacts(b.ctx, p.UUID)
+		require.NoError(t, err, name)
+		require.Empty(t, none, name+": no contact")
+		_, err = tx.ItemsOfContacts(b.ctx, uuid.New(), named...)
+		require.ErrorIs(t, err, store.ErrNotFound, name+": unknown pool")
+		return nil
+	}
+	b.read(func(tx store.Tx) error { return check("read", tx, false) })
+	b.write(func(tx store.Tx) error { return check("write, first call", tx, true) })
+	b.write(func(tx store.Tx) error { return check("write, pool read first", tx, false) })
+}
+
+// testDeleteItems deletes some of a pool's items, in any status (in flight
+// too: whether they may go is the caller's decision), naming with them an
+// item of another pool and an ID that is no item's: only the pool's named
+// items go, with their search words, the counts follow (in the write
+// transaction too), and every other item is untouched.
+func testDeleteItems(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	items := b.insertItems(p.UUID, fullItems())
+	others := b.insertItems(q.UUID, contacts(zoe, ada))
+	require.Equal(t, pool.StatusProcessing, items[2].Status)
+	gone := []pool.Item{items[0], items[2], items[3]} // Zoë's, in flight, Retrying with a phone number
+	stay := []pool.Item{items[1]}
+	stay = append(stay, items[4:]...)
+	named := []int64{items[3].ID, others[0].ID, items[0].ID, items[len(items)-1].ID + 100_000, items[2].ID, items[0].ID}
+
+	var n int
+	b.write(func(tx store.Tx) (err error) {
+		if n, err = tx.DeleteItems(b.ctx, p.UUID, named); err != nil {
+			return err
+		}
+		got, err := tx.Pool(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, len(stay), got.ContactsCount, "contacts_count in the transaction")
+		inFlight, err := tx.InFlight(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Zero(t, inFlight, "in flight in the transaction")
+		return nil
+	})
+	require.Equal(t, len(gone), n, "DeleteItems count")
+
+	require.Equal(t, stay, b.allItems(p.UUID, ""), "the items not named are untouched")
+	require.Equal(t, others, b.allItems(q.UUID, ""), "another pool's item named is untouched")
+	require.Equal(t, len(stay), b.getPool(p.UUID).ContactsCount)
+	b.read(func(tx store.Tx) error {
+		for _, it := range gone {
+			_, err := tx.ItemByID(b.ctx, it.ID)
+			require.ErrorIs(t, err, store.ErrNotFound)
+			_, err = tx.Item(b.ctx, p.UUID, it.ContactUUID)
+			require.ErrorIs(t, err, store.ErrNotFound)
+		}
+		for i, want := range [][]pool.Item{stay, others} {
+			c, err := tx.StatusCounts(b.ctx, []uuid.UUID{p.UUID, q.UUID}[i])
+			require.NoError(t, err)
+			require.Equal(t, recount(want), c, "status counts of pool %d", i)
+		}
+		inFlight, err := tx.InFlight(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Zero(t, inFlight)
+		return nil
+	})
+	require.Empty(t, b.search(p.UUID, "zoe", ""), "the deleted items' words are gone")
+	require.Empty(t, b.search(p.UUID, "15551234567", ""))
+	require.Equal(t, []pool.Contact{zoe}, contactsOf(b.search(q.UUID, "zoe", "")), "another pool's are not")
+
+	// The contacts may be added again, as new items.
+	again := b.insertItems(p.UUID, []pool.Item{{ContactUUID: items[0].ContactUUID, Status: pool.StatusPending, AddedAt: t0}})[0]
+	require.Greater(t, again.ID, others[1].ID)
+}
+
+// testDeleteItemsNothing: no IDs, or only IDs not in the pool, delete
+// nothing; an unknown pool is ErrNotFound.
+func testDeleteItemsNothing(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	b.insertItems(p.UUID, pending(2))
+	others := b.insertItems(q.UUID, pending(2))
+	before := b.snapshot(p, q)
+	for name, list := range map[string][]int64{"nil": nil, "another pool's": ids(others), "no item's": {others[1].ID + 100_000}} {
+		var n int
+		b.write(func(tx store.Tx) (err error) {
+			n, err = tx.DeleteItems(b.ctx, p.UUID, list)
+			return err
+		})
+		require.Zero(t, n, name)
+	}
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		_, err := tx.DeleteItems(b.ctx, uuid.New(), ids(others))
+		return err
+	})
 	require.ErrorIs(t, err, store.ErrNotFound)
+	require.Equal(t, before, b.snapshot(p, q), "nothing changed")
+}
+
+// testDeleteItemsMany deletes every other item of a pool of 2,500 in one
+// call.
+func testDeleteItemsMany(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	var items []pool.Item
+	b.write(func(tx store.Tx) error {
+		_, err := tx.InsertItems(b.ctx, p.UUID, pending(2500))
+		return err
+	})
+	items = b.allItems(p.UUID, "")
+	var gone, stay []pool.Item
+	for i, it := range items {
+		if i%2 == 0 {
+			gone = append(gone, it)
+		} else {
+			stay = append(stay, it)
+		}
+	}
+	var n int
+	b.write(func(tx store.Tx) (err error) {
+		n, err = tx.DeleteItems(b.ctx, p.UUID, ids(gone))
+		return err
+	})
+	require.Equal(t, len(gone), n)
+	require.Equal(t, stay, b.allItems(p.UUID, ""))
+	require.Equal(t, len(stay), b.getPool(p.UUID).ContactsCount)
 }
 
 func testItemsPaging(t *testing.T, b *bundle) {

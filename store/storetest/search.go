@@ -139,7 +139,7 @@ func testItemsSearch(t *testing.T, b *bundle) {
 func testItemsSearchFollowsWrites(t *testing.T, b *bundle) {
 	p := b.insertPool()
 	items := b.insertItems(p.UUID, contacts(ada, grace))
-	b.write(func(tx store.Tx) error { return tx.DeleteItem(b.ctx, items[0].ID) })
+	b.write(func(tx store.Tx) error { return deleteItem(b.ctx, tx, items[0]) })
 	require.Empty(t, b.search(p.UUID, "lovelace", ""))
 	again := contacts(pool.Contact{Name: "Augusta King"})
 	again[0].ContactUUID = items[0].ContactUUID

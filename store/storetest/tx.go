@@ -179,7 +179,10 @@ func testReadOnly(t *testing.T, b *bundle) {
 			return err
 		},
 		"UpdateItem": func(tx store.Tx) error { return tx.UpdateItem(b.ctx, items[0].Status, changed) },
-		"DeleteItem": func(tx store.Tx) error { return tx.DeleteItem(b.ctx, items[1].ID) },
+		"DeleteItems": func(tx store.Tx) error {
+			_, err := tx.DeleteItems(b.ctx, p.UUID, []int64{items[1].ID})
+			return err
+		},
 		"Due": func(tx store.Tx) error {
 			_, err := tx.Due(b.ctx, p.UUID, pool.FIFO, t0, 10)
 			return err
@@ -232,7 +235,7 @@ func testWriteRollback(t *testing.T, b *bundle) {
 		if err := tx.UpdateItem(b.ctx, items[0].Status, done); err != nil {
 			return err
 		}
-		if err := tx.DeleteItem(b.ctx, items[1].ID); err != nil {
+		if _, err := tx.DeleteItems(b.ctx, p.UUID, []int64{items[1].ID}); err != nil {
 			return err
 		}
 		if _, err := tx.Due(b.ctx, p.UUID, pool.FIFO, at(2*time.Hour), 10); err != nil {
