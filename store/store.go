@@ -33,6 +33,16 @@ var (
 	// ErrClosed is returned by [Store.Read] and [Store.Write] after
 	// [Store.Close].
 	ErrClosed = errors.New("store closed")
+	// ErrCommitUnknown is wrapped by the error of a write whose commit was
+	// sent but whose outcome the store could not learn: the connection to
+	// the database failed before its answer came, and the store could not
+	// ask again (the database unreachable). The write may have committed
+	// or not. Its caller must not assume that nothing happened: a claim
+	// may stand dispatched under a lease nobody holds (it expires), a
+	// settlement may have gone through (trying it again gets
+	// queue.ErrLeaseLost if it did). Only a store over a network returns
+	// it (see store/postgres).
+	ErrCommitUnknown = errors.New("the outcome of the commit is unknown")
 )
 
 // Store runs transactions. Implementations are safe for concurrent use.
@@ -42,7 +52,7 @@ type Store interface {
 	Read(ctx context.Context, fn func(Tx) error) error
 	// Write runs fn in a write transaction, exclusive among writers, and
 	// commits it when fn returns nil; any error rolls it back, leaving the
-	// database as it was. The change is durable (to the store's durability
+	// database as it was, but one wrapping [ErrCommitUnknown]. The change is durable (to the store's durability
 	// setting) when Write returns nil. When a Tx method fails, fn must
 	// return (an error) rather than go on: some databases abort the whole
 	// transaction on a failed statement. A Write waiting to begin (for its

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -38,18 +40,45 @@ type querier interface {
 // after an error), and the transaction is then left for rollback. flush
 // sends the deferred statements alone, for a caller that must know their
 // outcome now.
+//
+// Each round trip is bounded by timeout (see [Store.roundTripTimeout]):
+// past it pgx closes the connection, whatever the server does, and the
+// call fails. The transaction's id (xid) is read with BEGIN, so that the
+// outcome of a commit whose answer never came can be asked on another
+// connection (see [Store.commitOutcome]).
 type writeConn struct {
 	c        *pgx.Conn
+	timeout  time.Duration      // bounds each round trip; 0: no bound
 	begun    bool               // BEGIN has been sent, and neither COMMIT nor ROLLBACK since
+	xid      string             // the transaction's id (an xid8, as text), once read with BEGIN
 	deferred []*pgx.QueuedQuery // not sent yet, in order
 }
 
 var _ querier = (*writeConn)(nil)
 
 const (
-	beginSQL  = `BEGIN ISOLATION LEVEL READ COMMITTED`
+	beginSQL = `BEGIN ISOLATION LEVEL READ COMMITTED`
+	// xidSQL gives the transaction its id at once (it would otherwise get
+	// one at its first write, which often travels with COMMIT), so that
+	// the id is known before COMMIT is sent.
+	xidSQL    = `SELECT pg_current_xact_id()::text`
 	commitSQL = `COMMIT`
 )
+
+// bound returns ctx bounded by the deadline of one round trip, and the
+// function that releases it.
+func (w *writeConn) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return withBound(ctx, w.timeout)
+}
+
+// withBound returns ctx with a deadline d from now, or ctx itself when d
+// is 0 (no bound).
+func withBound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
 
 // ready reports whether a statement can go alone: the transaction has
 // begun and nothing is deferred.
@@ -74,6 +103,8 @@ func (w *writeConn) flush(ctx context.Context) error {
 
 func (w *writeConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if w.ready() {
+		ctx, cancel := w.bound(ctx)
+		defer cancel()
 		return w.c.Exec(ctx, sql, args...)
 	}
 	br := w.first(ctx, sql, args...)
@@ -86,7 +117,13 @@ func (w *writeConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.C
 
 func (w *writeConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	if w.ready() {
-		return w.c.Query(ctx, sql, args...)
+		ctx, cancel := w.bound(ctx)
+		rows, err := w.c.Query(ctx, sql, args...)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		return &batchRows{Rows: rows, cancel: cancel}, nil
 	}
 	br := w.first(ctx, sql, args...)
 	rows, err := br.Query()
@@ -99,7 +136,8 @@ func (w *writeConn) Query(ctx context.Context, sql string, args ...any) (pgx.Row
 
 func (w *writeConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if w.ready() {
-		return w.c.QueryRow(ctx, sql, args...)
+		ctx, cancel := w.bound(ctx)
+		return batchRow{row: w.c.QueryRow(ctx, sql, args...), cancel: cancel}
 	}
 	br := w.first(ctx, sql, args...)
 	return batchRow{row: br.QueryRow(), br: br}
@@ -113,12 +151,14 @@ func (w *writeConn) first(ctx context.Context, sql string, args ...any) pgx.Batc
 	return w.SendBatch(ctx, b)
 }
 
-// batchRows are the rows of the one query of a batch (with BEGIN or
-// deferred statements in front of it): closing them closes the batch.
+// batchRows are the rows of a query: of the one query of a batch (with
+// BEGIN or deferred statements in front of it), closing them closes the
+// batch; of a query alone, it releases its round trip's deadline.
 type batchRows struct {
 	pgx.Rows
-	br  pgx.BatchResults
-	err error // of closing the batch
+	br     pgx.BatchResults   // or nil
+	cancel context.CancelFunc // or nil
+	err    error              // of closing the batch
 }
 
 // Next closes the batch after the last row, as pgx closes rows read to
@@ -137,6 +177,10 @@ func (r *batchRows) Close() {
 		r.err = r.br.Close()
 		r.br = nil
 	}
+	if r.cancel != nil {
+		r.cancel()
+		r.cancel = nil
+	}
 }
 
 func (r *batchRows) Err() error {
@@ -146,17 +190,24 @@ func (r *batchRows) Err() error {
 	return r.err
 }
 
-// batchRow is the row of the one query of a batch (with BEGIN or deferred
-// statements in front of it): scanning it closes the batch.
+// batchRow is the row of a query: of the one query of a batch (with
+// BEGIN or deferred statements in front of it), scanning it closes the
+// batch; of a query alone, it releases its round trip's deadline.
 type batchRow struct {
-	row pgx.Row
-	br  pgx.BatchResults
+	row    pgx.Row
+	br     pgx.BatchResults   // or nil
+	cancel context.CancelFunc // or nil
 }
 
 func (r batchRow) Scan(dest ...any) error {
 	err := r.row.Scan(dest...)
-	if cerr := r.br.Close(); err == nil {
-		err = cerr
+	if r.br != nil {
+		if cerr := r.br.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if r.cancel != nil {
+		r.cancel()
 	}
 	return err
 }
@@ -166,33 +217,62 @@ func (r batchRow) Scan(dest ...any) error {
 // are b's alone. When one of those in front fails, every result of b is
 // its error.
 func (w *writeConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	ctx, cancel := w.bound(ctx)
 	if w.ready() {
-		return w.c.SendBatch(ctx, b)
+		return boundResults{w.c.SendBatch(ctx, b), cancel}
 	}
-	all, n := w.lead(b)
+	all, lead := w.lead(b)
 	br := w.c.SendBatch(ctx, all)
-	for range n {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return pgx.FailedBatchResults(b, err)
-		}
+	if err := w.readLead(br, lead); err != nil {
+		br.Close()
+		cancel()
+		return pgx.FailedBatchResults(b, err)
 	}
-	return br
+	return boundResults{br, cancel}
 }
 
-// lead returns b with what must go in front of it (BEGIN if the
-// transaction has not begun, then the deferred statements) and how many
-// those are, and counts them as sent.
-func (w *writeConn) lead(b *pgx.Batch) (*pgx.Batch, int) {
-	q := make([]*pgx.QueuedQuery, 0, 1+len(w.deferred)+len(b.QueuedQueries))
+// boundResults are the results of a batch alone: closing them releases
+// its round trip's deadline.
+type boundResults struct {
+	pgx.BatchResults
+	cancel context.CancelFunc
+}
+
+func (r boundResults) Close() error {
+	err := r.BatchResults.Close()
+	r.cancel()
+	return err
+}
+
+// lead returns b with what must go in front of it (BEGIN and xidSQL if
+// the transaction has not begun, then the deferred statements) and those,
+// and counts them as sent.
+func (w *writeConn) lead(b *pgx.Batch) (*pgx.Batch, []*pgx.QueuedQuery) {
+	q := make([]*pgx.QueuedQuery, 0, 2+len(w.deferred)+len(b.QueuedQueries))
 	if !w.begun {
-		q = append(q, &pgx.QueuedQuery{SQL: beginSQL})
+		q = append(q, &pgx.QueuedQuery{SQL: beginSQL}, &pgx.QueuedQuery{SQL: xidSQL})
 		w.begun = true
 	}
 	q = append(q, w.deferred...)
 	w.deferred = nil
-	n := len(q)
-	return &pgx.Batch{QueuedQueries: append(q, b.QueuedQueries...)}, n
+	return &pgx.Batch{QueuedQueries: append(slices.Clip(q), b.QueuedQueries...)}, q
+}
+
+// readLead reads the results of lead's statements, the transaction's id
+// among them, and returns the first error.
+func (w *writeConn) readLead(br pgx.BatchResults, lead []*pgx.QueuedQuery) error {
+	for _, q := range lead {
+		var err error
+		if q.SQL == xidSQL {
+			err = br.QueryRow().Scan(&w.xid)
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errCommitRolledBack is returned by commit when the server answered
@@ -207,15 +287,15 @@ func (w *writeConn) commit(ctx context.Context, b *pgx.Batch) error {
 	if !w.begun && len(w.deferred) == 0 && b.Len() == 0 {
 		return nil // nothing was sent: nothing to commit
 	}
-	all, _ := w.lead(b)
+	ctx, cancel := w.bound(ctx)
+	defer cancel()
+	all, lead := w.lead(b)
 	all.Queue(commitSQL)
 	br := w.c.SendBatch(ctx, all)
 	var tag pgconn.CommandTag
-	var err error
-	for range all.Len() {
-		if tag, err = br.Exec(); err != nil {
-			break
-		}
+	err := w.readLead(br, lead)
+	for i := len(lead); i < all.Len() && err == nil; i++ {
+		tag, err = br.Exec()
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -237,6 +317,8 @@ func (w *writeConn) rollback(ctx context.Context) error {
 	if !w.begun {
 		return nil
 	}
+	ctx, cancel := w.bound(ctx)
+	defer cancel()
 	_, err := w.c.Exec(ctx, "ROLLBACK")
 	if err == nil {
 		w.begun = false

@@ -42,7 +42,7 @@ var ErrNotUTF8 = errors.New("postgres: the database's encoding is not UTF8")
 // [store.ErrConflict], a lock wait past lock_timeout [ErrLockTimeout] (all
 // still wrapping the driver's error). Other errors are
 // returned as they are. It is the one place that inspects driver errors,
-// with retryable.
+// with retryable and serverAnswered.
 func translate(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrNotFound
@@ -76,6 +76,15 @@ func foreignKeyViolation(err error) bool {
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == codeSerializationFailure || pe.Code == codeDeadlockDetected)
+}
+
+// serverAnswered reports whether err, the error of a COMMIT, is the
+// server's answer (an error it reported, or ROLLBACK): the transaction did
+// not commit. Any other error (the connection failed) leaves the outcome
+// to be learned (see commitOutcome).
+func serverAnswered(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) || errors.Is(err, errCommitRolledBack)
 }
 
 // errRestart ends a write transaction that must take a pool's lock out of

@@ -173,7 +173,10 @@ type Options struct {
 	// and the writes of its other pools go on between. Negative: no bound.
 	// At most [MaxLockTimeout]. Defaults to [DefaultLockTimeout]. The
 	// migrations at Open are not bounded by it (the nodes that open at
-	// once wait for the one that migrates).
+	// once wait for the one that migrates). It also bounds, with a margin
+	// of 5 s, each round trip of a write transaction: a connection that
+	// answers none within it has gone silent, and is closed (see the
+	// package documentation, Connection failures); negative: no bound.
 	LockTimeout time.Duration
 	// MaxClockSkew bounds how far this process's clock (time.Now) may be
 	// from the database server's when Open compares them: further, Open
@@ -202,6 +205,25 @@ const DefaultLockTimeout = 30 * time.Second
 
 // MaxLockTimeout is the largest [Options.LockTimeout].
 const MaxLockTimeout = 24 * time.Hour
+
+// roundTripMargin is how long a round trip of a write transaction may take
+// beyond a wait for a lock (Options.LockTimeout): the statements' own
+// work, far below it (the longest, a chunk of 4,096 items of a bulk Add,
+// takes well under a second: a whole Add of 10,000 items with contact
+// fields took 0.40–0.69 s; bench/RESULTS.md).
+const roundTripMargin = 5 * time.Second
+
+// roundTripTimeout bounds each round trip of a write transaction (its
+// connection's acquisition, each batch of statements, the commit): a
+// connection that answers none within it has gone silent (a partition, a
+// host that lost power), and pgx closes it rather than wait minutes for
+// TCP to give up. 0 (no bound) when lock waits have none.
+func (s *Store) roundTripTimeout() time.Duration {
+	if s.opts.LockTimeout < 0 {
+		return 0
+	}
+	return s.opts.LockTimeout + roundTripMargin
+}
 
 // millis returns d as the value of a server timeout setting: whole
 // milliseconds, rounded up; "0" (none) for a negative d.
@@ -539,6 +561,13 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 		// that does adds the lock it waited for to the next run's, so
 		// another run follows (see below).
 		t, err := s.writeOnce(ctx, fn, prelock, run < maxWaitRestarts)
+		if lost, ok := err.(*lostCommit); ok { // its connection released
+			err = s.commitOutcome(ctx, lost)
+			if err == nil {
+				s.stats.commits.Add(1)
+			}
+			return wrap("commit", err)
+		}
 		if t == nil || t.retry == nil || retries >= s.opts.MaxRetries || run >= s.opts.MaxRetries+maxLockRestarts {
 			if t != nil && t.retry != nil && err == nil {
 				err = t.retry
@@ -573,7 +602,9 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 // last ones). It returns the txn, whose retry field says whether the
 // transaction must run again.
 func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock []lockedPool, restartOnWait bool) (*txn, error) {
-	pc, err := s.pool.Acquire(ctx)
+	actx, cancel := withBound(ctx, s.roundTripTimeout())
+	pc, err := s.pool.Acquire(actx)
+	cancel()
 	if err != nil {
 		if s.closed.Load() {
 			return nil, fmt.Errorf("%w (%w)", closedErr("write"), err)
@@ -583,7 +614,7 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	// Released on every way out; a connection still in a transaction
 	// (a rollback that failed) is closed by the pool, not reused.
 	defer pc.Release()
-	w := &writeConn{c: pc.Conn()}
+	w := &writeConn{c: pc.Conn(), timeout: s.roundTripTimeout()}
 	t := newTxn(s, w, false)
 	t.restartOnWait = restartOnWait
 	defer func() { // on every way out, a panic of fn included
@@ -607,7 +638,10 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	}
 	if err := w.commit(context.WithoutCancel(ctx), t.commitBatch()); err != nil {
 		t.noteErr(err)
-		return t, wrap("commit", err)
+		if serverAnswered(err) {
+			return t, wrap("commit", err)
+		}
+		return t, &lostCommit{xid: w.xid, pid: w.c.PgConn().PID(), err: err}
 	}
 	clear(t.deltas)
 	s.stats.commits.Add(1)

@@ -1,0 +1,322 @@
+package queue_test
+
+// The PostgreSQL store under connection failures, through a TCP proxy in
+// front of the server (faultProxy): a commit whose reply is lost, a
+// connection that goes silent.
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// faultProxy is a TCP proxy in front of PostgreSQL that fails on demand:
+//
+//   - cutCommit: the first server reply that carries a COMMIT command tag
+//     (the server has committed) is swallowed and both sides of that
+//     connection are closed, as on a network cut at that moment;
+//   - holdCommit: the same reply is swallowed and that connection forwards
+//     nothing more either way, but stays open (no FIN, no RST);
+//   - downOnCut: at cutCommit's cut, every connection is closed and new
+//     ones are refused from then on (the server unreachable);
+//   - frozen: nothing is forwarded either way on any connection and nothing
+//     is closed, and new connections are accepted and never answered, as a
+//     partition or a database host that lost power.
+//
+// Its cleanup closes everything and waits for its goroutines.
+type faultProxy struct {
+	ln                    net.Listener
+	dst                   string
+	cutCommit, holdCommit atomic.Bool
+	downOnCut, frozen     atomic.Bool
+	refuse                atomic.Bool // set by downOnCut
+	cuts                  atomic.Int32
+
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func newFaultProxy(t *testing.T, dst string) *faultProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &faultProxy{ln: ln, dst: dst}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(p.close)
+	return p
+}
+
+// close closes the listener and every connection, and waits for the
+// proxy's goroutines.
+func (p *faultProxy) close() {
+	p.ln.Close()
+	p.closeConns()
+	p.wg.Wait()
+}
+
+func (p *faultProxy) closeConns() {
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+}
+
+func (p *faultProxy) track(c ...net.Conn) {
+	p.mu.Lock()
+	p.conns = append(p.conns, c...)
+	p.mu.Unlock()
+}
+
+func (p *faultProxy) serve() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if p.refuse.Load() {
+			c.Close()
+			continue
+		}
+		p.track(c)
+		if p.frozen.Load() {
+			continue // accepted, never answered
+		}
+		s, err := net.Dial("tcp", p.dst)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.track(s)
+		held := new(atomic.Bool) // this connection's reply to COMMIT was held
+		p.wg.Add(2)
+		go p.pipe(s, c, held, false)
+		go p.pipe(c, s, held, true)
+	}
+}
+
+// pipe copies src to dst until either fails; fromServer marks the
+// server's replies, which the commit faults watch.
+func (p *faultProxy) pipe(dst, src net.Conn, held *atomic.Bool, fromServer bool) {
+	defer p.wg.Done()
+	defer dst.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && fromServer && !held.Load() && bytes.Contains(buf[:n], []byte("COMMIT\x00")) {
+			switch {
+			case p.cutCommit.CompareAndSwap(true, false):
+				p.cuts.Add(1)
+				src.Close()
+				if p.downOnCut.Load() {
+					p.refuse.Store(true)
+					p.closeConns()
+				}
+				return
+			case p.holdCommit.CompareAndSwap(true, false):
+				p.cuts.Add(1)
+				held.Store(true)
+			}
+		}
+		if n > 0 && !held.Load() && !p.frozen.Load() {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// proxiedStore opens a store through a new faultProxy, in a schema made
+// and dropped over the direct URL (the proxy may be failing by then).
+func proxiedStore(t *testing.T, opts postgres.Options) (*faultProxy, *postgres.Store) {
+	t.Helper()
+	raw := pgtest.URL(t)
+	u, err := url.Parse(raw)
+	require.NoError(t, err)
+	px := newFaultProxy(t, u.Host)
+	opts.Schema = pgtest.Schema(t, raw)
+	u.Host = px.ln.Addr().String()
+	return px, pgtest.OpenSchema(t, u.String(), opts)
+}
+
+// connFailOptions has a short LockTimeout, so that a round trip's bound
+// (LockTimeout and a margin of 5 s) is short.
+var connFailOptions = postgres.Options{MaxConns: 2, LockTimeout: 500 * time.Millisecond}
+
+// connFailWait is how long a test waits for a call that a failure must
+// not hang: the round trip's bound, then the outcome's asking (5 s), with
+// room for a loaded machine.
+const connFailWait = 30 * time.Second
+
+// within runs f and returns its error, or fails the test when f has not
+// returned after connFailWait; release then unblocks it (so that the test
+// ends).
+func within(t *testing.T, what string, release func(), f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		t.Logf("%s returned after %v: %v", what, time.Since(start).Round(time.Millisecond), err)
+		return err
+	case <-time.After(connFailWait):
+		release()
+		<-done
+		t.Fatalf("%s still blocked %v after the failure", what, connFailWait)
+		return nil
+	}
+}
+
+// TestPostgres_CommitReplyLost: the reply to a write's COMMIT is lost
+// after the server committed: the connection is cut (EOF), or goes silent
+// (the round trip's bound ends it). The store asks another connection
+// what became of the transaction, finds it committed, and the call
+// succeeds with its real result: the claim's lease is handed out (a claim
+// failing here would leave the item Processing under a lease nobody holds,
+// to end Failed without a call), the Complete returns nil (else its caller
+// could never learn it went through: trying again gets ErrLeaseLost).
+func TestPostgres_CommitReplyLost(t *testing.T) {
+	for _, silent := range []bool{false, true} {
+		name := map[bool]string{false: "Cut", true: "Silent"}[silent]
+		arm := func(px *faultProxy) {
+			if silent {
+				px.holdCommit.Store(true)
+			} else {
+				px.cutCommit.Store(true)
+			}
+		}
+		t.Run(name+"/Claim", func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			px, st := proxiedStore(t, connFailOptions)
+			eng, err := queue.New(st, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond})
+			require.NoError(t, err)
+			t.Cleanup(func() { eng.Close() })
+			zero := 0
+			p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "lost", Description: "commit reply lost", Type: pool.FIFO, MaxRetries: &zero})
+			require.NoError(t, err)
+			c := uuid.New()
+			_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
+			require.NoError(t, err)
+
+			arm(px)
+			var l *queue.Lease
+			err = within(t, "TryDequeue", px.close, func() (err error) { l, err = eng.TryDequeue(ctx, p.UUID); return err })
+			require.EqualValues(t, 1, px.cuts.Load(), "the proxy lost the claim's commit reply")
+			require.NoError(t, err, "the claim committed: its caller gets the lease")
+			require.Equal(t, c, l.ContactUUID)
+			it, err := eng.Item(ctx, p.UUID, c)
+			require.NoError(t, err)
+			require.Equal(t, pool.StatusProcessing, it.Status)
+			require.Equal(t, 1, it.Attempts)
+			require.NoError(t, eng.Complete(ctx, l, "answered"), "the lease handed out is the item's")
+		})
+		t.Run(name+"/Complete", func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			px, st := proxiedStore(t, connFailOptions)
+			eng, err := queue.New(st, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond})
+			require.NoError(t, err)
+			t.Cleanup(func() { eng.Close() })
+			p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "lost", Description: "commit reply lost", Type: pool.FIFO})
+			require.NoError(t, err)
+			c := uuid.New()
+			_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
+			require.NoError(t, err)
+			l, err := eng.TryDequeue(ctx, p.UUID)
+			require.NoError(t, err)
+
+			arm(px)
+			err = within(t, "Complete", px.close, func() error { return eng.Complete(ctx, l, "answered") })
+			require.EqualValues(t, 1, px.cuts.Load(), "the proxy lost the settlement's commit reply")
+			require.NoError(t, err, "the Complete committed: its caller learns so")
+			it, err := eng.Item(ctx, p.UUID, c)
+			require.NoError(t, err)
+			require.Equal(t, pool.StatusCompleted, it.Status)
+		})
+	}
+}
+
+// TestPostgres_CommitOutcomeUnknown: the reply to a Complete's COMMIT is
+// lost and the database is unreachable from then on: the store cannot
+// learn the outcome, and says so (store.ErrCommitUnknown) rather than
+// return an error that reads as nothing done.
+func TestPostgres_CommitOutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	px, st := proxiedStore(t, connFailOptions)
+	eng, err := queue.New(st, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "unknown", Description: "commit outcome unknown", Type: pool.FIFO})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	l, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+
+	px.downOnCut.Store(true)
+	px.cutCommit.Store(true)
+	err = within(t, "Complete", px.close, func() error { return eng.Complete(ctx, l, "answered") })
+	require.EqualValues(t, 1, px.cuts.Load())
+	require.ErrorIs(t, err, store.ErrCommitUnknown)
+	require.NoError(t, within(t, "Close", px.close, func() error { eng.Close(); return nil }))
+}
+
+// TestPostgres_SilentConnection: the database goes silent (no FIN, no RST:
+// a partition, a host that lost power) while this node writes. A Complete
+// whose caller gives it a second returns within the round trip's bound,
+// not after TCP gives up (many minutes, the engine's one write goroutine
+// stuck meanwhile, every write of the node behind it, Close too), with an
+// error; once the database answers again, the same Complete goes through.
+func TestPostgres_SilentConnection(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	px, st := proxiedStore(t, connFailOptions)
+	eng, err := queue.New(st, queue.Options{LeaseTimeout: time.Minute, PollInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "silent", Description: "silent connection", Type: pool.Parallel})
+	require.NoError(t, err)
+	c := uuid.New()
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c}, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	l, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+
+	px.frozen.Store(true)
+	err = within(t, "Complete", px.close, func() error {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return eng.Complete(cctx, l, "answered")
+	})
+	require.Error(t, err, "nothing reached the database")
+	require.NotErrorIs(t, err, store.ErrCommitUnknown, "the commit was never sent")
+
+	px.frozen.Store(false) // new connections pass again; the frozen ones stay dead
+	require.NoError(t, within(t, "Complete again", px.close, func() error { return eng.Complete(ctx, l, "answered") }))
+	it, err := eng.Item(ctx, p.UUID, l.ContactUUID)
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusCompleted, it.Status)
+
+	px.frozen.Store(true)
+	require.NoError(t, within(t, "Close while silent", px.close, func() error { eng.Close(); return st.Close() }))
+}
