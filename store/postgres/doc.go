@@ -188,6 +188,37 @@
 // connection: the engine writes items it read under their pool's lock in
 // the same transaction.
 //
+// # Connection failures
+//
+// A write transaction reads its id (pg_current_xact_id) with BEGIN, so
+// that a COMMIT whose answer never comes (the connection closed, reset or
+// silent after the server received it) can be resolved: the Store asks on
+// another connection what became of the transaction (pg_xact_status),
+// ending its old server process if it still runs it, and Write returns
+// nil if it committed (every caller of a group-commit batch gets its real
+// result: a claim its lease, a Complete nil), or the commit's error if it
+// did not (nothing was written; the caller may do it again). When it
+// cannot learn (the database unreachable for 5 s more), the error wraps
+// [ErrCommitUnknown]: the write may have committed, and its caller must
+// not assume it did not (a claim may stand dispatched under a lease nobody
+// holds, which expires; a settlement may have gone through, and trying it
+// again gets queue.ErrLeaseLost).
+//
+// Each round trip of a write transaction (its connection's acquisition,
+// each batch of statements, the commit) is bounded by [Options.LockTimeout]
+// plus 5 s, far above the longest statement of the Store: a connection
+// that goes silent (no FIN, no RST: a partition, a database host that lost
+// power) fails the write within that bound (35 s by default) instead of
+// the minutes TCP takes to give up, and is closed; a silence at COMMIT is
+// resolved as above. Meanwhile the node's writes wait behind it (its
+// engine runs one write transaction at a time). Closing a Store that had
+// such a connection may take up to 15 s more (pgx's bound on closing it).
+// Reads are bounded by their caller's context only.
+//
+// The id makes a transaction that writes nothing (a claim that finds
+// nothing due) write a commit record, which [Full] durability flushes
+// (bench/RESULTS.md: BenchmarkPostgresEmptyClaim).
+//
 // # Durability
 //
 // [Options.Durability] sets the session's synchronous_commit: [Normal]
