@@ -139,6 +139,29 @@ func BenchmarkPostgresCycle(b *testing.B) {
 	}
 }
 
+// BenchmarkPostgresEmptyClaim measures a TryDequeue that finds nothing
+// due (ErrEmpty), alone in its transaction: a claim that writes nothing,
+// the round trips of a poll, per durability. The transaction still takes
+// an id (read with BEGIN, see store/postgres's writeConn), so its commit
+// writes a commit record, which Full flushes.
+func BenchmarkPostgresEmptyClaim(b *testing.B) {
+	for _, d := range pgDurabilities {
+		b.Run(d.String(), func(b *testing.B) {
+			eng := pgOpen(b, 1, postgres.Options{Durability: d}, queue.Options{})[0]
+			p := mustPool(b, eng, pool.FIFO)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := eng.TryDequeue(ctx, p.UUID); !errors.Is(err, queue.ErrEmpty) {
+					b.Fatal(err)
+				}
+			}
+			perSecond(b, b.N)
+		})
+	}
+}
+
 // dequeueComplete is runCycle's step of the 16-worker cycles: Dequeue
 // from pool id, then Complete.
 func dequeueComplete(id uuid.UUID) func(context.Context, *queue.Engine) (int, error) {
