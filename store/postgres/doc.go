@@ -205,10 +205,14 @@
 // again gets queue.ErrLeaseLost).
 //
 // Each round trip of a write transaction (its connection's acquisition,
-// each batch of statements, the commit) is bounded by [Options.LockTimeout]
-// plus 5 s, far above the longest statement of the Store: a connection
-// that goes silent (no FIN, no RST: a partition, a database host that lost
-// power) fails the write within that bound (35 s by default) instead of
+// each batch of statements, the commit) is bounded by twice
+// [Options.LockTimeout] (at least it plus 5 s): a wait for a lock, then
+// the statements' own work, which for the longest (DeletePool or
+// DuplicatePool of a pool of millions of items: one statement) takes
+// seconds; a pool larger than that needs a longer LockTimeout. A
+// connection that goes silent (no FIN, no RST: a partition, a database
+// host that lost power) fails the write within that bound (60 s by
+// default) instead of
 // the minutes TCP takes to give up, and is closed; a silence at COMMIT is
 // resolved as above. Meanwhile the node's writes wait behind it (its
 // engine runs one write transaction at a time). Closing a Store that had

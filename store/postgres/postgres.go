@@ -173,10 +173,11 @@ type Options struct {
 	// and the writes of its other pools go on between. Negative: no bound.
 	// At most [MaxLockTimeout]. Defaults to [DefaultLockTimeout]. The
 	// migrations at Open are not bounded by it (the nodes that open at
-	// once wait for the one that migrates). It also bounds, with a margin
-	// of 5 s, each round trip of a write transaction: a connection that
-	// answers none within it has gone silent, and is closed (see the
-	// package documentation, Connection failures); negative: no bound.
+	// once wait for the one that migrates). Twice it (at least it plus
+	// 5 s) also bounds each round trip of a write transaction: a
+	// connection that answers none within it has gone silent, and is
+	// closed (see the package documentation, Connection failures);
+	// negative: no bound.
 	LockTimeout time.Duration
 	// MaxClockSkew bounds how far this process's clock (time.Now) may be
 	// from the database server's when Open compares them: further, Open
@@ -206,11 +207,13 @@ const DefaultLockTimeout = 30 * time.Second
 // MaxLockTimeout is the largest [Options.LockTimeout].
 const MaxLockTimeout = 24 * time.Hour
 
-// roundTripMargin is how long a round trip of a write transaction may take
-// beyond a wait for a lock (Options.LockTimeout): the statements' own
-// work, far below it (the longest, a chunk of 4,096 items of a bulk Add,
-// takes well under a second: a whole Add of 10,000 items with contact
-// fields took 0.40–0.69 s; bench/RESULTS.md).
+// roundTripMargin is the least a round trip of a write transaction may
+// take beyond a wait for a lock (Options.LockTimeout): the statements' own
+// work. A chunk of 4,096 items of a bulk Add takes well under a second (a
+// whole Add of 10,000 items with contact fields took 0.40–0.69 s;
+// bench/RESULTS.md), but one statement deletes or copies a whole pool
+// (DeletePool, DuplicatePool): seconds for a million items. So the margin
+// is the lock timeout itself, and at least this.
 const roundTripMargin = 5 * time.Second
 
 // roundTripTimeout bounds each round trip of a write transaction (its
@@ -222,7 +225,7 @@ func (s *Store) roundTripTimeout() time.Duration {
 	if s.opts.LockTimeout < 0 {
 		return 0
 	}
-	return s.opts.LockTimeout + roundTripMargin
+	return s.opts.LockTimeout + max(s.opts.LockTimeout, roundTripMargin)
 }
 
 // millis returns d as the value of a server timeout setting: whole
@@ -370,7 +373,7 @@ func (s *Store) prepare(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return fmt.Errorf("postgres: open: connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := checkEncoding(ctx, conn); err != nil {
+	if err := checkServer(ctx, conn); err != nil {
 		return fmt.Errorf("postgres: open: %w", err)
 	}
 	if err := checkClock(ctx, conn, s.opts); err != nil {
@@ -385,9 +388,21 @@ func (s *Store) prepare(ctx context.Context, cfg *pgx.ConnConfig) error {
 	return nil
 }
 
-// checkEncoding returns [ErrNotUTF8] unless the database's server_encoding
-// is UTF8.
-func checkEncoding(ctx context.Context, conn *pgx.Conn) error {
+// minServerVersion is the oldest PostgreSQL the Store runs on (as
+// server_version_num): 13 has pg_current_xact_id and pg_xact_status, with
+// which a write learns what became of a commit whose answer was lost.
+const minServerVersion = 130000
+
+// checkServer returns an error unless the server is recent enough and the
+// database's server_encoding is UTF8 ([ErrNotUTF8]).
+func checkServer(ctx context.Context, conn *pgx.Conn) error {
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		return fmt.Errorf("read the server's version: %w", err)
+	}
+	if version < minServerVersion {
+		return fmt.Errorf("the server is PostgreSQL %d.%d: poolq needs %d or later", version/10000, version%10000, minServerVersion/10000)
+	}
 	var enc string
 	if err := conn.QueryRow(ctx, "SHOW server_encoding").Scan(&enc); err != nil {
 		return fmt.Errorf("read the database's encoding: %w", err)
