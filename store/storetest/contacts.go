@@ -305,8 +305,8 @@ func testKeepCalls(t *testing.T, b *bundle) {
 	}
 	in2[0] = b.item(in2[0].ID)
 
-	b.keepCalls(none.UUID, c)              // no campaign: nothing kept
-	b.keepCalls(p1.UUID, c, d, uuid.New()) // d has no call, the third is not in p1
+	b.keepCalls(none.UUID, c)                 // no campaign: nothing kept
+	b.keepCalls(p1.UUID, c, d, e, uuid.New()) // d has no call, e its day's count alone, the last is not in p1
 	keptC := kept(in1[0])
 	for _, write := range []bool{false, true} {
 		require.ElementsMatch(t, []pool.Item{in2[0], keptC}, b.campaignItems(write, k1.UUID, p1.UUID, c, d))
@@ -314,6 +314,8 @@ func testKeepCalls(t *testing.T, b *bundle) {
 			"kept whatever pool is left out")
 		require.ElementsMatch(t, []pool.Item{keptC}, b.campaignItems(write, k2.UUID, p1.UUID, c, d), "kept for each campaign")
 		require.Empty(t, b.campaignItems(write, k1.UUID, p2.UUID, d), "no call: nothing kept")
+		require.ElementsMatch(t, []pool.Item{kept(in1[2])}, b.campaignItems(write, k1.UUID, p2.UUID, e),
+			"a requeued item's day's count is kept")
 	}
 	b.keepCalls(p1.UUID) // the rest of p1, with the pool
 	for _, write := range []bool{false, true} {
