@@ -16,6 +16,10 @@ import (
 // campaignRule, its contacts in campaignZone at noon. A claim under a rule
 // takes the campaign's lock (store.Tx.CampaignItems) and reads the
 // contacts' items in its other pools (here none) and both lists.
+//
+// Beside50k is Governed with a second pool of 50,000 items attached to
+// the campaign: each claim reads its contacts' items in that pool too, a
+// seek per contact whatever the pool's size.
 func BenchmarkPostgresCampaign(b *testing.B) {
 	loc, err := pool.LoadZone(campaignZone)
 	if err != nil {
@@ -43,4 +47,17 @@ func BenchmarkPostgresCampaign(b *testing.B) {
 			})
 		}
 	}
+	b.Run("Workers16/Engines=1/Beside50k", func(b *testing.B) {
+		engines := pgOpen(b, 1, postgres.Options{}, queue.Options{Now: campaignClock(loc)})
+		eng := engines[0]
+		p, other := mustPool(b, eng, pool.Parallel), mustPool(b, eng, pool.Parallel)
+		fillZone(b, eng, p.UUID, b.N, campaignZone)
+		fillZone(b, eng, other.UUID, 50_000, campaignZone)
+		contactLists(b, eng)
+		runCampaign(b, eng, p.UUID, other.UUID)
+		b.ReportAllocs()
+		b.ResetTimer()
+		runCycle(b, engines, 16, dequeueComplete(p.UUID))
+		perSecond(b, b.N)
+	})
 }

@@ -62,10 +62,13 @@ WHERE i.contact_uuid = $1 ORDER BY i.pool_id`
 WHERE i.contact_uuid = $1 AND i.pool_id = ANY($2::bigint[]) ORDER BY i.pool_id`
 
 	// campaignItemsSQL walks a campaign's pools (campaign_pools' key) and
-	// seeks, in each but one, the items of contacts $3 in UNIQUE (pool_id,
-	// contact_uuid).
+	// seeks, in each but one, the item of each contact of $3 (each once)
+	// in UNIQUE (pool_id, contact_uuid), in a lateral subquery as
+	// itemsOfContactsSQL does (which says why: a join on "contact_uuid =
+	// ANY($3)" walked every item of each pool, at every governed claim).
 	campaignItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM campaign_pools cp JOIN pools p ON p.id = cp.pool_id
-JOIN items i ON i.pool_id = cp.pool_id AND i.contact_uuid = ANY($3::uuid[])
+CROSS JOIN unnest($3::uuid[]) c
+CROSS JOIN LATERAL (SELECT * FROM items WHERE pool_id = cp.pool_id AND contact_uuid = c LIMIT 1) i
 WHERE cp.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND p.uuid <> $2
 UNION ALL SELECT ` + keptCols + ` FROM kept_calls k
 WHERE k.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND k.contact_uuid = ANY($3::uuid[])`
@@ -182,6 +185,7 @@ func (t *txn) ContactItems(ctx context.Context, contact uuid.UUID) ([]pool.Item,
 // any pool of the campaign, in a statement of its own (READ COMMITTED).
 func (t *txn) CampaignItems(ctx context.Context, id, except uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error) {
 	const op = "campaign items"
+	contacts = distinct(contacts) // the statement seeks each once
 	out := []pool.Item{}
 	if !t.readOnly {
 		// The read goes behind the lock, in its round trip, when the

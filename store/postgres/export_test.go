@@ -97,7 +97,8 @@ func (w *writeConn) Rollback(ctx context.Context) error { return w.rollback(ctx)
 // ErrCommitRolledBack is errCommitRolledBack.
 var ErrCommitRolledBack = errCommitRolledBack
 
-// HotStatements are the statements of dispatch and settlement, and those
+// HotStatements are the statements of dispatch and settlement (a
+// governed claim's campaign items included), and those
 // of Remove (it holds the pool's lock for up to 10,000 items), for
 // TestPlans: each with the index its plan must use, and literal arguments
 // naming pool $K (its internal id) or $U (its UUID).
@@ -130,6 +131,8 @@ var HotStatements = []struct {
 	{"items of contacts", itemsOfContactsSQL, "Index Cond: ((pool_id = $1) AND (contact_uuid = c.c))", []string{"$K",
 		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'"}},
 	{"delete items", deleteItemsSQL, "items_pkey", []string{"$K", "'{1,2,3}'"}},
+	{"campaign items", campaignItemsSQL, "Index Cond: ((pool_id = cp.pool_id) AND (contact_uuid = c.c))", []string{"$U", "$U",
+		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'"}},
 	{"keep calls", keepCallsSQL, "Index Cond: ((pool_id = $1) AND (contact_uuid = c.c))", []string{"$K",
 		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'"}},
 }
