@@ -63,6 +63,7 @@ const (
 	OnDNCSQL             = onDNCSQL
 	EscalationsOfPoolSQL = escalationsOfPoolSQL
 	ItemsOfContactsSQL   = itemsOfContactsSQL
+	CampaignItemsSQL     = campaignItemsSQL
 	DeleteItemsSQL       = deleteItemsSQL
 	KeepCallsSQL         = keepCallsSQL
 )
