@@ -50,8 +50,10 @@ func TestEngine_RemoveLarge(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "poolq.db")
 		var engines []*queue.Engine
-		for range 2 { // two stores on one file: two processes
-			st, err := sqlite.Open(context.Background(), path, sqlite.Options{CheckCache: true})
+		// Two stores on one file: two processes. The claim waits for the
+		// file's lock as long as the Remove holds it (under -race, seconds).
+		for range 2 {
+			st, err := sqlite.Open(context.Background(), path, sqlite.Options{CheckCache: true, BusyTimeout: time.Minute})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = st.Close() })
 			engines = append(engines, openEngine(t, st, queue.Options{LeaseTimeout: time.Minute}))
