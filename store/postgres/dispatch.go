@@ -47,11 +47,7 @@ ORDER BY i.lease_expires_at, i.id LIMIT $3`
 
 	// nextWakeSQL takes the first entries of items_retry and items_lease:
 	// two seeks.
-	nextWakeSQL = `SELECT least(
-    (SELECT min(next_retry_at) FROM items
-     WHERE pool_id = $1 AND NOT ready AND status IN ('Retrying', 'Scheduled')),
-    (SELECT min(lease_expires_at) FROM items
-     WHERE pool_id = $1 AND status IN ('Processing', 'In_Call')))`
+	nextWakeSQL = `SELECT least(` + firstRetrySQL + `, ` + firstLeaseSQL + `)`
 )
 
 // InFlight returns the number of a pool's items in flight, from

@@ -97,6 +97,15 @@ func (w *writeConn) Rollback(ctx context.Context) error { return w.rollback(ctx)
 // ErrCommitRolledBack is errCommitRolledBack.
 var ErrCommitRolledBack = errCommitRolledBack
 
+// BoundStatements read the first entry of a pool's retry set or lease
+// set (pool $1, its internal id), for TestPlans_Bounds: each with the
+// index it must stop at.
+var BoundStatements = []struct{ Name, SQL, Index string }{
+	{"lease bound", leaseBoundSQL, "items_lease"},
+	{"retry bound", retryBoundSQL, "items_retry"},
+	{"next wake", nextWakeSQL, "items_retry"},
+}
+
 // HotStatements are the statements of dispatch and settlement (a
 // governed claim's campaign items included), and those
 // of Remove (it holds the pool's lock for up to 10,000 items), for

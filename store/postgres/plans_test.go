@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
@@ -51,5 +52,57 @@ func TestPlans(t *testing.T) {
 		require.NoError(t, err, s.Name)
 		require.Contains(t, plan, s.Index, "%s: the plan uses its index:\n%s", s.Name, plan)
 		require.NotRegexp(t, bad, plan, "%s: no scan of the table, no sort:\n%s", s.Name, plan)
+	}
+}
+
+// TestPlans_Bounds: the first entry of a pool's retry set and lease set is
+// read by walking the index to its first row, whatever the planner thinks
+// of the set's size. Here the table was analyzed while every item was
+// Pending (autovacuum after a bulk add), and then half the pool came to
+// wait for a retry and some calls began: a min() over the set, planned for
+// a row or two, read all 10,000 of them at every claim that promoted one.
+func TestPlans_Bounds(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{})
+	p := newTestPool("bounds")
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertPool(ctx, p); err != nil {
+			return err
+		}
+		_, err := tx.InsertItems(ctx, p.UUID, pendingItems(20_000))
+		return err
+	}))
+	cfg, err := pgx.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.RuntimeParams["search_path"] = st.Schema()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var k int64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT id FROM pools WHERE uuid = $1", p.UUID).Scan(&k))
+	for _, sql := range []string{
+		"ALTER TABLE items SET (autovacuum_enabled = false)",
+		"ANALYZE items",
+		`UPDATE items SET status = 'Retrying', ready = false, attempts = 1, retry_count = 1,
+    next_retry_at = 1000000000000 + id WHERE pool_id = $1 AND id % 2 = 0`,
+		`UPDATE items SET status = 'Processing', ready = false, attempts = 1, token = 1,
+    lease_expires_at = 1000000000000 + id WHERE pool_id = $1 AND id % 200 = 1`,
+	} {
+		var args []any
+		if strings.Contains(sql, "$1") {
+			args = append(args, k)
+		}
+		_, err := conn.Exec(ctx, sql, args...)
+		require.NoError(t, err, sql)
+	}
+	whole := regexp.MustCompile(`Aggregate|Seq Scan|Bitmap`)
+	for _, s := range postgres.BoundStatements {
+		plan, err := postgres.Plan(ctx, st, s.SQL, fmt.Sprint(k))
+		require.NoError(t, err, s.Name)
+		require.Contains(t, plan, s.Index, "%s:\n%s", s.Name, plan)
+		require.Contains(t, plan, "Limit", "%s: stops at the first entry:\n%s", s.Name, plan)
+		require.NotRegexp(t, whole, plan, "%s: reads the whole set:\n%s", s.Name, plan)
 	}
 }

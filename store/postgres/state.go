@@ -235,13 +235,24 @@ func noteItem(st *poolState, it pool.Item) {
 	}
 }
 
+// firstLeaseSQL and firstRetrySQL are the first entries of a pool's
+// items_lease and items_retry (pool $1), NULL when none: an ordered walk
+// stopped at its first row. Written as min(), the generic plan read the
+// whole set when the planner took it for a row or two (a table analyzed
+// while its items were all Pending): 15 ms at 100,000 items waiting for
+// a retry, at every claim that promoted one.
+const (
+	firstLeaseSQL = `(SELECT lease_expires_at FROM items
+     WHERE pool_id = $1 AND status IN ('Processing', 'In_Call') ORDER BY lease_expires_at LIMIT 1)`
+	firstRetrySQL = `(SELECT next_retry_at FROM items
+     WHERE pool_id = $1 AND NOT ready AND status IN ('Retrying', 'Scheduled') ORDER BY next_retry_at LIMIT 1)`
+)
+
 const (
 	// leaseBoundSQL and retryBoundSQL read the two bounds of a pool's state
 	// exactly: one seek each, on items_lease and items_retry.
-	leaseBoundSQL = `SELECT min(lease_expires_at) FROM items
-WHERE pool_id = $1 AND status IN ('Processing', 'In_Call')`
-	retryBoundSQL = `SELECT min(next_retry_at) FROM items
-WHERE pool_id = $1 AND NOT ready AND status IN ('Retrying', 'Scheduled')`
+	leaseBoundSQL = `SELECT ` + firstLeaseSQL
+	retryBoundSQL = `SELECT ` + firstRetrySQL
 )
 
 // refreshBound reads one bound of st again (leaseBoundSQL or
