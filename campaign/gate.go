@@ -41,8 +41,15 @@ func (r Rule) Gate(loc *time.Location) Gate {
 // It is t itself when t is such an instant.
 func (g Gate) Earliest(it pool.Item, t time.Time) time.Time {
 	at := g.Window.NextAllowed(t, g.Loc)
-	if g.calls(it, at) >= g.PerDay {
-		at = g.Window.NextDayStart(at, g.Loc) // a later date: its count is zero
+	// A date at its cap moves at to the next date's window. That date's
+	// count is zero, unless a clock behind counted calls on it (sameDay):
+	// then on, until a date after every counted call. PerDay below 1
+	// allows no call on a date with calls: one date on, as ever.
+	for g.calls(it, at) >= g.PerDay {
+		at = g.Window.NextDayStart(at, g.Loc)
+		if g.PerDay < 1 {
+			break
+		}
 	}
 	return at
 }

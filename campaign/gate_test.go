@@ -147,12 +147,15 @@ func TestGate_EarliestBruteForce(t *testing.T) {
 		g := campaign.Gate{Window: campaign.Window{Start: campaign.Clock(start), End: campaign.Clock(end)},
 			PerDay: rapid.IntRange(1, 3).Draw(t, "per day"), Loc: loc}
 		tt := from.Add(time.Duration(rapid.IntRange(0, 2*365*24*60).Draw(t, "minute")) * time.Minute)
+		// The latest call is up to two days before tt, or after it (a
+		// clock behind the one that counted it): its count holds on its
+		// date and, for a clock behind, on the dates before.
 		it := pool.Item{
-			CallAt:     tt.Add(-time.Duration(rapid.IntRange(0, 48*60).Draw(t, "minutes since the latest call")) * time.Minute),
+			CallAt:     tt.Add(-time.Duration(rapid.IntRange(-48*60, 48*60).Draw(t, "minutes since the latest call")) * time.Minute),
 			CallsToday: rapid.IntRange(0, 4).Draw(t, "calls today"),
 		}
 		allowed := func(x time.Time) bool {
-			return g.Window.Contains(x, loc) && (campaign.LocalDay(x, loc) != campaign.LocalDay(it.CallAt, loc) || it.CallsToday < g.PerDay)
+			return g.Window.Contains(x, loc) && (campaign.LocalDay(x, loc) > campaign.LocalDay(it.CallAt, loc) || it.CallsToday < g.PerDay)
 		}
 		got := g.Earliest(it, tt)
 		require.False(t, got.Before(tt))
