@@ -187,29 +187,64 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Le
 	cb := &groupcommit.Combiner{Key: claimKey{poolID}, Late: true, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
 		return e.claim(ctx, tx, poolID, reqs)
 	}}
-	for {
+	for tries := 1; ; tries++ {
 		if err := e.writeCombined(ctx, cb, r); err != nil {
 			return nil, fmt.Errorf("dequeue: %w", err)
 		}
 		if r.freed {
 			e.wake.notify(poolID) // expired leases freed slots
 		}
-		if r.outcome != errMore {
-			break
+		if r.outcome == errMore {
+			// The claim deferred as many items as one transaction may
+			// (see maxDeferrals): commit those, look further in the next.
+			if e.isClosing() {
+				return nil, fmt.Errorf("dequeue: %w", ErrClosed) // nothing claimed: errMore holds no lease
+			}
+			continue
 		}
-		// The claim deferred as many items as one transaction may (see
-		// maxDeferrals): commit those, look further in the next.
+		if r.outcome != nil {
+			return nil, r.outcome
+		}
 		if e.isClosing() {
-			return nil, fmt.Errorf("dequeue: %w", ErrClosed) // nothing claimed: errMore holds no lease
+			return nil, e.giveBackAtClose(ctx, r.leases)
+		}
+		late := e.now().Sub(r.at)
+		if late <= lateClaimSlack {
+			return r.leases, nil
+		}
+		// Committed long after it was judged (a commit whose answer was
+		// lost and learned later, a store stalled): the leases' ends and
+		// the calling windows were judged then. They go back, unattempted,
+		// and the pool is looked at again, now.
+		if err := e.giveBackLate(ctx, r.leases); err != nil || tries == maxLateClaims {
+			return nil, fmt.Errorf("dequeue: the claim committed %v after it was judged, %d times in a row; its leases were given back (%v)", late, tries, err)
 		}
 	}
-	if r.outcome != nil {
-		return nil, r.outcome
+}
+
+// lateClaimSlack is how long after the instant it was judged at a claim
+// may commit and still hand out its leases: far above a commit's time on a
+// busy machine, below the round trip's bound past which the PostgreSQL
+// store learns a silent commit's outcome on another connection (at least
+// 5.5 s), after which a lease may have ended, or a calling window closed.
+const lateClaimSlack = 2 * time.Second
+
+// maxLateClaims bounds the claims in a row a Dequeue gives back for being
+// late: a store that commits every claim that late fails the call rather
+// than hold it forever.
+const maxLateClaims = 3
+
+// giveBackLate releases, unattempted, the leases of a claim that committed
+// too late to hand them out (see lateClaimSlack). A lease that has ended
+// meanwhile is not the caller's to give back: its expiry counts.
+func (e *Engine) giveBackLate(ctx context.Context, leases []*Lease) error {
+	var errs []error
+	for _, l := range leases {
+		if err := e.Release(context.WithoutCancel(ctx), l); err != nil && !errors.Is(err, ErrLeaseLost) {
+			errs = append(errs, err)
+		}
 	}
-	if e.isClosing() {
-		return nil, e.giveBackAtClose(ctx, r.leases)
-	}
-	return r.leases, nil
+	return errors.Join(errs...)
 }
 
 // giveBackAtClose releases, unattempted, the leases of a claim that
@@ -250,6 +285,7 @@ type claimKey struct{ pool uuid.UUID }
 // that the sum of a batch's cannot overflow), and its results.
 type claimReq struct {
 	n       int
+	at      time.Time // the instant the claim was judged at
 	leases  []*Lease
 	outcome error // ErrEmpty, ErrAtCapacity or ErrHeld, decided inside, returned after commit
 	freed   bool  // expired leases were applied: slots freed
@@ -278,6 +314,9 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 		return err
 	}
 	now := e.lockedNow(tx.Now)
+	for _, r := range reqs {
+		r.(*claimReq).at = now
+	}
 	reclaimed, err := e.reclaim(ctx, tx, pl, now)
 	if err != nil {
 		return err

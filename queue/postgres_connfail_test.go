@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
@@ -191,7 +192,9 @@ func within(t *testing.T, what string, release func(), f func() error) error {
 // after the server committed: the connection is cut (EOF), or goes silent
 // (the round trip's bound ends it). The store asks another connection
 // what became of the transaction, finds it committed, and the call
-// succeeds with its real result: the claim's lease is handed out (a claim
+// succeeds with its real result: the claim's lease is handed out (learned
+// seconds late, after a silence, it is given back and the item claimed
+// again: see TestPostgres_LateClaimGivesItsLeasesBack; a claim
 // failing here would leave the item Processing under a lease nobody holds,
 // to end Failed without a call), the Complete returns nil (else its caller
 // could never learn it went through: trying again gets ErrLeaseLost).
@@ -319,4 +322,78 @@ func TestPostgres_SilentConnection(t *testing.T) {
 
 	px.frozen.Store(true)
 	require.NoError(t, within(t, "Close while silent", px.close, func() error { eng.Close(); return st.Close() }))
+}
+
+// TestPostgres_LateClaimGivesItsLeasesBack: a claim whose COMMIT's answer
+// is withheld (a silent connection) is learned committed only after the
+// round trip's bound and the outcome check, seconds after it was judged.
+// Its leases are not handed out then: one may have ended meanwhile (its
+// item expired and called again), or the calling window it was judged in
+// may have closed. They are given back, and the pool looked at again.
+func TestPostgres_LateClaimGivesItsLeasesBack(t *testing.T) {
+	t.Parallel()
+
+	t.Run("EndedLease", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		px, st := proxiedStore(t, connFailOptions)
+		eng, err := queue.New(st, queue.Options{LeaseTimeout: 2 * time.Second, RetryDelay: time.Hour, PollInterval: 20 * time.Millisecond})
+		require.NoError(t, err)
+		t.Cleanup(func() { eng.Close() })
+		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "late", Description: "late claim", Type: pool.FIFO})
+		require.NoError(t, err)
+		c := uuid.New()
+		_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
+		require.NoError(t, err)
+
+		px.holdCommit.Store(true)
+		var l *queue.Lease
+		err = within(t, "TryDequeue", px.close, func() (err error) { l, err = eng.TryDequeue(ctx, p.UUID); return err })
+		require.EqualValues(t, 1, px.cuts.Load())
+		require.ErrorIs(t, err, queue.ErrEmpty, "no lease handed out (got %v)", l)
+		it, err := eng.Item(ctx, p.UUID, c)
+		require.NoError(t, err)
+		require.Equal(t, pool.StatusRetrying, it.Status, "the lease ended before it was learned: its expiry counts")
+	})
+
+	t.Run("WindowClosed", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		px, st := proxiedStore(t, connFailOptions)
+		// The engine's clock runs from 11:00 UTC; the claim starts at
+		// 12:29:58, two seconds before the rule's window closes.
+		var off atomic.Int64
+		off.Store(int64(time.Date(2026, 6, 10, 11, 0, 0, 0, time.UTC).Sub(time.Now())))
+		now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
+		eng, err := queue.New(st, queue.Options{PollInterval: 20 * time.Millisecond, Now: now})
+		require.NoError(t, err)
+		t.Cleanup(func() { eng.Close() })
+		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "window", Description: "late claim", Type: pool.FIFO})
+		require.NoError(t, err)
+		r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "noon", StartTime: new("12:00"), EndTime: new("12:30")})
+		require.NoError(t, err)
+		cp, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "window campaign", RuleUUID: &r.UUID, TimeZone: "UTC"})
+		require.NoError(t, err)
+		_, err = eng.AttachPools(ctx, cp.UUID, p.UUID)
+		require.NoError(t, err)
+		_, err = eng.StartCampaign(ctx, cp.UUID)
+		require.NoError(t, err)
+		c := uuid.New()
+		_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
+		require.NoError(t, err)
+
+		end := time.Date(2026, 6, 10, 12, 30, 0, 0, time.UTC)
+		off.Store(int64(end.Add(-2 * time.Second).Sub(time.Now())))
+		px.holdCommit.Store(true)
+		var l *queue.Lease
+		err = within(t, "TryDequeue", px.close, func() (err error) { l, err = eng.TryDequeue(ctx, p.UUID); return err })
+		require.EqualValues(t, 1, px.cuts.Load())
+		require.True(t, now().After(end), "the claim was learned after the window closed")
+		require.ErrorIs(t, err, queue.ErrEmpty, "no lease handed out after the window closed (got %v)", l)
+		it, err := eng.Item(ctx, p.UUID, c)
+		require.NoError(t, err)
+		require.Equal(t, pool.StatusScheduled, it.Status, "given back, then met outside the window")
+		require.Zero(t, it.Attempts, "given back unattempted")
+		require.Equal(t, time.Date(2026, 6, 11, 12, 0, 0, 0, time.UTC), *it.NextRetryAt)
+	})
 }
