@@ -279,8 +279,17 @@ func TestWrite_WaitAfterALock(t *testing.T) {
 			})
 			require.NoError(t, err)
 			require.NoError(t, <-held)
-			require.Equal(t, 2, runs, "the run after the wait takes both pools first")
-			require.Equal(t, uint64(1), st.Stats().Waits)
+			// The run after the wait takes both pools first, and waits for
+			// no lock after another. Under -race, a round trip of the
+			// second run may be slower than the store's wait slack: the
+			// store cannot tell it from a wait, and runs once more (at
+			// most, maxWaitRestarts).
+			if underRace && runs == 3 {
+				t.Logf("a third run: a round trip slower than the wait slack under -race")
+			} else {
+				require.Equal(t, 2, runs, "the run after the wait takes both pools first")
+			}
+			require.Equal(t, uint64(runs-1), st.Stats().Waits)
 		})
 	}
 	t.Run("MaxRetries=1", func(t *testing.T) {
