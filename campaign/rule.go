@@ -264,8 +264,12 @@ func (u UpdateRuleParams) Apply(r Rule) (out Rule, changed bool, err error) {
 		v.IntRange("retry_interval_minutes", *u.RetryIntervalMinutes, 1, MaxRetryIntervalMinutes) {
 		out.RetryIntervalMinutes = ptr(*u.RetryIntervalMinutes)
 	}
+	// A window is judged only from the clocks that parsed: a start that did
+	// not parse leaves only an end of 00:00 wrong whatever the start.
+	startOK, endOK := true, true
 	if u.StartTime != nil {
 		if c, err := ParseClock(*u.StartTime); err != nil {
+			startOK = false
 			v.Add("start_time", validate.RuleFormat, err.Error())
 		} else {
 			out.StartTime = c
@@ -273,6 +277,7 @@ func (u UpdateRuleParams) Apply(r Rule) (out Rule, changed bool, err error) {
 	}
 	if u.EndTime != nil && !text {
 		if c, err := ParseClock(*u.EndTime); err != nil {
+			endOK = false
 			v.Add("end_time", validate.RuleFormat, err.Error())
 		} else {
 			out.EndTime = ptr(c)
@@ -302,11 +307,18 @@ func (u UpdateRuleParams) Apply(r Rule) (out Rule, changed bool, err error) {
 		out.MaxCallsPerDay, out.MaxTotalCalls = 1, 1
 		out.RetryIntervalMinutes, out.EndTime = nil, nil
 		out.EscalationAfterFailedAttempts, out.EscalationType, out.EscalationTarget = nil, nil, nil
-	} else if out.EndTime != nil && *out.EndTime <= out.StartTime {
+	} else if endOK && out.EndTime != nil && (*out.EndTime <= out.StartTime && startOK || *out.EndTime == 0) {
 		// No overnight windows: a window that crosses midnight is two
-		// days' worth of hours, and its day cap ambiguous.
-		v.Add("end_time", validate.RuleRange,
-			fmt.Sprintf("must be after start_time %s (got %s): windows do not cross midnight", out.StartTime, *out.EndTime))
+		// days' worth of hours, and its day cap ambiguous. The error names
+		// the field the caller gave: a start_time alone past the default
+		// (or kept) end is the start's fault.
+		if u.StartTime != nil && u.EndTime == nil {
+			v.Add("start_time", validate.RuleRange,
+				fmt.Sprintf("must be before end_time %s (got %s): windows do not cross midnight", *out.EndTime, out.StartTime))
+		} else {
+			v.Add("end_time", validate.RuleRange,
+				fmt.Sprintf("must be after start_time %s (got %s): windows do not cross midnight", out.StartTime, *out.EndTime))
+		}
 	}
 	if err := v.Err(); err != nil {
 		return r, false, err

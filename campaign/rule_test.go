@@ -182,7 +182,11 @@ func TestNewRule(t *testing.T) {
 			require.Equal(t, []string{"end_time:range"}, fields(t, err), "%v: no empty or overnight window", w)
 		}
 		_, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Late", StartTime: ptr("19:00")}, t0)
-		require.Equal(t, []string{"end_time:range"}, fields(t, err), "a start after the default end")
+		require.Equal(t, []string{"start_time:range"}, fields(t, err), "a start alone after the default end is the start's fault")
+		_, err = campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Late", EndTime: ptr("08:00")}, t0)
+		require.Equal(t, []string{"end_time:range"}, fields(t, err), "an end alone before the default start is the end's fault")
+		_, err = campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Late", StartTime: ptr("19:00"), EndTime: ptr("7pm")}, t0)
+		require.Equal(t, []string{"end_time:format"}, fields(t, err), "a window is not judged from a clock that did not parse")
 	})
 
 	t.Run("ErrRetryIntervalBound", func(t *testing.T) {
