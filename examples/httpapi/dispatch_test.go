@@ -272,10 +272,15 @@ func TestDispatch_Wait(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		p := b.createPool("Renewals", pool.FIFO, 1)
+		full := b.createPool("Upsell", pool.FIFO, 1)
+		b.addContacts(full.UUID, 2, 0)
+		b.claim(full.UUID)
 		ch := claimBlocked(b, p.UUID, "?wait=30s")
+		chFull := claimBlocked(b, full.UUID, "?wait=30s")
 		b.srv.stopWaiting()
 		res := within(t, ch, 5*time.Second)
 		require.Equal(t, http.StatusNoContent, res.Status, "a shutdown ends the wait")
+		requireError(t, within(t, chFull, 5*time.Second), http.StatusConflict, CodeAtCapacity) // as doc.go says
 
 		start := time.Now()
 		res = within(t, claimAsync(b, p.UUID, "?wait=30s"), 5*time.Second)

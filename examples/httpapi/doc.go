@@ -17,8 +17,10 @@
 //
 // It prints the address, the token and a sample curl, and shuts down
 // gracefully on SIGINT or SIGTERM: it stops accepting connections, ends the
-// dispatches waiting for an item (they answer 204), and waits up to 10 s for
-// the requests in progress before closing the engine and the database.
+// dispatches waiting for an item (they answer as a claim without a wait
+// would: 204 when nothing is due, 409 AT_CAPACITY when the pool is full),
+// and waits up to 10 s for the requests in progress before closing the
+// engine and the database.
 //
 // # Authentication
 //
