@@ -55,9 +55,15 @@ func main() {
 	// Ctrl-C, or the SIGTERM of a service manager (systemd, Kubernetes):
 	// stop dialling, let the calls in progress end (Grace), then cut the rest
 	// short: a call that had not connected is given back, one that had is a
-	// failed attempt, to be made again later.
+	// failed attempt, to be made again later. A second signal quits at once:
+	// the calls under way then come back as after a kill, when their leases
+	// end.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // the default action again: the next signal ends the process
+	}()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "dialer:", err)
 		os.Exit(1)
