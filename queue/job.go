@@ -16,8 +16,11 @@ import (
 // job is one lease of Work and the handler running on it.
 //
 // Its state moves once from running to settling (the handler returned) or
-// lost (the lease ended first); whoever moves it owns the lease's
-// settlement, so a lease is settled at most once by the runner.
+// lost (the lease ended first), so that a lease is settled at most once by
+// the runner: the handler's goroutine settles a settling job, and a job
+// lost at its end by this node's clock (the watchdog, atEnd), whose lease
+// may yet be ours, once its handler returns (see handle); a job the store
+// said was lost is not settled at all.
 type job struct {
 	lease  Lease
 	ctx    context.Context // the handler's, cancelled when the lease is lost or Work's grace ends
@@ -29,6 +32,9 @@ type job struct {
 
 	mu    sync.Mutex
 	state jobState
+	// atEnd is set with state jobLost when the watchdog, not the store,
+	// found the lease lost.
+	atEnd bool
 	// reported is made when state becomes jobLost, and closed once lose
 	// has logged and reported it: handle waits for it, so that no event
 	// of a job comes after Work returns (the watchdog runs lose on a
@@ -44,8 +50,9 @@ const (
 	jobLost
 )
 
-// claim moves j from running to s and reports whether it did.
-func (j *job) claim(s jobState) bool {
+// claim moves j from running to s and reports whether it did; atEnd is
+// recorded with a move to jobLost.
+func (j *job) claim(s jobState, atEnd bool) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.state != jobRunning {
@@ -53,19 +60,23 @@ func (j *job) claim(s jobState) bool {
 	}
 	j.state = s
 	if s == jobLost {
+		j.atEnd = atEnd
 		j.reported = make(chan struct{})
 	}
 	return true
 }
 
-// awaitLost waits until the loss of j, if it was lost, has been reported.
-func (j *job) awaitLost() {
+// awaitLost waits until the loss of j, if it was lost, has been reported,
+// and reports whether it was lost at its end by this node's clock rather
+// than by the store's word.
+func (j *job) awaitLost() (atEnd bool) {
 	j.mu.Lock()
-	reported := j.reported
+	reported, atEnd := j.reported, j.atEnd
 	j.mu.Unlock()
 	if reported != nil {
 		<-reported
 	}
+	return atEnd
 }
 
 // handle runs the handler on j's lease, keeps the lease alive meanwhile,
@@ -79,7 +90,7 @@ func (r *runner) handle(j *job) {
 	// comes between the check and the handler's start.
 	r.opts.OnEvent(Event{Kind: EventDispatched, Lease: *l})
 	if !r.e.now().Before(l.ExpiresAt) {
-		if j.claim(jobLost) {
+		if j.claim(jobLost, false) {
 			err := fmt.Errorf("lease ended before its handler started: %w", ErrLeaseLost)
 			r.log.Warn("poolq: lease ended before its handler started", "pool", l.PoolUUID, "contact", l.ContactUUID)
 			r.opts.OnEvent(Event{Kind: EventExpired, Lease: *l, Err: err})
@@ -91,38 +102,54 @@ func (r *runner) handle(j *job) {
 	stop, beaten := make(chan struct{}), make(chan time.Time, 1)
 	go r.heartbeat(j, stop, beaten)
 	err := r.call(j)
-	stopped := j.stopped.Load() // read now: the grace may end while the result is written
+	stopped := "" // read now: the grace may end while the result is written
+	if j.stopped.Load() {
+		stopped = "stopped at shutdown"
+	}
 	// The result is ours to write from the moment the handler returned,
 	// before the heartbeat is waited for: an extension under way when the
 	// lease's end passes must not let the watchdog take the lease from a
 	// handler that is done (the extension may yet be written, and the
 	// result with it); if it is not, the settlement finds the lease lost.
-	settling := j.claim(jobSettling)
+	settling := j.claim(jobSettling, false)
 	close(stop)
 	expires := <-beaten
 
-	if !settling {
-		j.awaitLost() // lost meanwhile: the lease is no longer ours
-		return
+	if !settling && !j.awaitLost() {
+		return // the store said the lease is lost: it is no longer ours
 	}
 	// The handler is done: its worker is free while the settlement is
 	// written, so that the next claim can join the settlement's
 	// transaction instead of waiting for it to commit.
 	r.finish(j)
-	r.settle(j, err, stopped, expires)
+	if !settling {
+		// The watchdog stopped the handler at the lease's end by this
+		// node's clock, but an extension under way then may have been
+		// written after it: the lease may be ours still, and the item
+		// would stay in flight, held by no one, until the extended end,
+		// then count a failed attempt. The result is written as a stopped
+		// handler's (a cancelled call given back unattempted); the token
+		// decides, and a lease that did end is refused (ErrLeaseLost,
+		// reported already).
+		r.settle(j, err, "stopped at its lease's end", expires, true)
+		return
+	}
+	r.settle(j, err, stopped, expires, false)
 }
 
 // settle writes the handler's result herr on j's lease, which lasts until
-// expires; stopped says whether Work's grace had stopped the handler when
-// it returned. A write that fails for a reason other than the lease or the
-// input (the database busy or unreachable for a moment) is tried again a
-// quarter of Heartbeat later, until it is written, the lease would end
-// before the next try, or Work's grace has ended: a call that went through
-// must not come back as a failed attempt, and be made again, because one
-// write failed. (So the result of a handler that returns after the grace,
-// a stopped one's, is tried once: a shutdown does not wait for the
-// database.)
-func (r *runner) settle(j *job, herr error, stopped bool, expires time.Time) {
+// expires; stopped, when it is not empty, says why the runner had stopped
+// the handler when it returned (Work's grace ended, or its lease); lost
+// says the job was reported lost already, so that a settlement refused for
+// its lease reports nothing more. A write that fails for a reason other
+// than the lease or the input (the database busy or unreachable for a
+// moment) is tried again a quarter of Heartbeat later, until it is
+// written, the lease would end before the next try, or Work's grace has
+// ended: a call that went through must not come back as a failed attempt,
+// and be made again, because one write failed. (So the result of a
+// handler that returns after the grace, a stopped one's, is tried once: a
+// shutdown does not wait for the database.)
+func (r *runner) settle(j *job, herr error, stopped string, expires time.Time, lost bool) {
 	l := &j.lease
 	bg := context.WithoutCancel(j.ctx) // the settlement runs even if the handler's context ended
 	attrs := []any{"pool", l.PoolUUID, "contact", l.ContactUUID, "attempt", l.Attempt}
@@ -130,6 +157,10 @@ func (r *runner) settle(j *job, herr error, stopped bool, expires time.Time) {
 		ev, err := r.settlement(bg, j, herr, stopped)
 		ev.Lease, ev.Elapsed = *l, time.Since(j.start)
 		if err != nil {
+			if lost && errors.Is(err, ErrLeaseLost) {
+				r.log.Debug("poolq: lease lost at its end, as reported", append(attrs, "err", err)...)
+				return
+			}
 			r.settleError(l, err, ev.Elapsed, attrs)
 			if !r.settleAgain(err, expires) {
 				return
@@ -147,21 +178,22 @@ func (r *runner) settle(j *job, herr error, stopped bool, expires time.Time) {
 // settlement writes herr, the handler's result, on j's lease, and returns
 // the event it makes (without its lease and elapsed time): nil completes
 // the item; an error fails it — except the cancellation of a handler that
-// Work's grace stopped (stopped, and the handler returned an error wrapping
-// context.Canceled, its context's say, not marked Final or RetryAt): that
+// the runner stopped (stopped says why, and the handler returned an error
+// wrapping context.Canceled, its context's say, not marked Final or
+// RetryAt): that
 // item is given back unattempted, as at Release, unless its call had
 // connected (In_Call), and then it is a failed attempt. So a call cut
 // short at shutdown counts against the ceiling once the contact has
 // spoken, and a handler that finished its call when asked to stop still
 // completes its item: neither is dialled again for nothing.
-func (r *runner) settlement(ctx context.Context, j *job, herr error, stopped bool) (Event, error) {
+func (r *runner) settlement(ctx context.Context, j *job, herr error, stopped string) (Event, error) {
 	l := &j.lease
 	if herr == nil {
 		return Event{Kind: EventCompleted}, r.e.Complete(ctx, l, "")
 	}
 	f := failureOf(herr)
-	if stopped && errors.Is(herr, context.Canceled) && !f.Final && f.RetryAt.IsZero() {
-		f.Note = noteOf("stopped at shutdown: " + herr.Error())
+	if stopped != "" && errors.Is(herr, context.Canceled) && !f.Final && f.RetryAt.IsZero() {
+		f.Note = noteOf(stopped + ": " + herr.Error())
 		it, released, err := r.e.giveBack(ctx, l, f)
 		if released {
 			return Event{Kind: EventReleased, Item: it}, err
@@ -299,7 +331,7 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 	left := func() time.Duration { return l.ExpiresAt.Sub(r.e.now()) }
 	due := func() time.Duration { return max(left()-(lease-every), 0) }
 	watchdog := time.AfterFunc(left(), func() { // l is not its to read: lose reads j's
-		r.lose(j, nil, fmt.Errorf("lease ended before it could be extended: %w", ErrLeaseLost))
+		r.lose(j, nil, true, fmt.Errorf("lease ended before it could be extended: %w", ErrLeaseLost))
 	})
 	defer watchdog.Stop()
 	t := time.NewTimer(due())
@@ -316,7 +348,7 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 			watchdog.Reset(left())
 			t.Reset(due())
 		case errors.Is(err, ErrLeaseLost):
-			r.lose(j, &l, err)
+			r.lose(j, &l, false, err)
 			return
 		default:
 			r.log.Error("poolq: extend failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
@@ -328,9 +360,10 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 
 // lose marks j's lease lost and cancels its handler, unless its handler
 // has returned (the lease is being settled); l (nil: j's, which only the
-// job's owner writes, and now that is lose) is the lease the event reports.
-func (r *runner) lose(j *job, l *Lease, err error) {
-	if j.claim(jobLost) {
+// job's owner writes, and now that is lose) is the lease the event reports;
+// atEnd says the watchdog found it lost, not the store.
+func (r *runner) lose(j *job, l *Lease, atEnd bool, err error) {
+	if j.claim(jobLost, atEnd) {
 		defer close(j.reported)
 		if l == nil {
 			l = &j.lease

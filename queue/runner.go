@@ -115,7 +115,12 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // long call is never handed to a second worker; if the lease is lost anyway
 // (EventExpired: settled elsewhere, or its end passed with no extension
 // written, the database unreachable from here), the handler's context is
-// cancelled and its result ignored. A handler never starts on a lease that
+// cancelled. Its result is then ignored when the store said the lease was
+// lost; when only its end passed, an extension still under way may have
+// been written after it, so the result is written as a stopped handler's
+// (below) and, if the lease was still this worker's, its event follows the
+// EventExpired; otherwise the store refuses it and nothing more is
+// reported. A handler never starts on a lease that
 // has already ended. A handler's result that cannot be written (EventError:
 // the database busy or unreachable) is written again every quarter
 // Heartbeat while the lease lasts, until Work's grace ends at the latest,

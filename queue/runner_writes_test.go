@@ -12,6 +12,8 @@ import (
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
@@ -109,6 +111,107 @@ func TestWork_ExtensionAcrossLeaseEnd(t *testing.T) {
 	require.Equal(t, pool.StatusCompleted, it.Status,
 		"events %v; item %s attempts %d retry_count %d notes %q; handler calls %d",
 		kinds, it.Status, it.Attempts, it.RetryCount, it.Notes, calls.Load())
+}
+
+// TestWork_WatchdogThenExtensionCommits: the heartbeat's extension, judged
+// before the lease's end, commits after it; the watchdog, at that end,
+// stops the handler, which returns only then. The lease is still the
+// runner's (renewed by its own extension), so the handler's result is
+// written on it: nil completes the item, a cancelled call is given back
+// unattempted. (The runner dropped both once: the item stayed in flight
+// under the renewed lease, held by no one — a FIFO pool stalled — then
+// came back as a failed attempt, a contact whose call went well called
+// again, one never called counted as called.)
+func TestWork_WatchdogThenExtensionCommits(t *testing.T) {
+	t.Parallel()
+	for _, sub := range []struct {
+		name   string
+		result func(hctx context.Context) error
+		want   pool.Status // after the handler's first call
+		events []queue.EventKind
+	}{
+		{"CallWentWell", func(context.Context) error { return nil }, pool.StatusCompleted,
+			[]queue.EventKind{queue.EventDispatched, queue.EventExpired, queue.EventCompleted}},
+		{"CallNotMade", func(hctx context.Context) error { return hctx.Err() }, pool.StatusPending,
+			[]queue.EventKind{queue.EventDispatched, queue.EventExpired, queue.EventReleased}},
+	} {
+		for _, stName := range []string{"SQLite", "PostgreSQL"} {
+			t.Run(sub.name+"/"+stName, func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				var st store.Store
+				if stName == "PostgreSQL" {
+					st = pgtest.Open(t, pgtest.URL(t), postgres.Options{})
+				} else {
+					sq, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+					require.NoError(t, err)
+					t.Cleanup(func() { sq.Close() })
+					st = sq
+				}
+				// The extension at 400 ms stalls 1 s: it commits at 1.4 s,
+				// 200 ms after the lease's first end (the watchdog), with a
+				// new end at 2.6 s.
+				ss := &stallStore{Store: st, d: time.Second, stalling: make(chan struct{})}
+				eng, err := queue.New(ss, queue.Options{LeaseTimeout: 1200 * time.Millisecond, PollInterval: 10 * time.Millisecond, RetryDelay: time.Hour})
+				require.NoError(t, err)
+				t.Cleanup(func() { eng.Close() })
+				p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "stall", Description: "d", Type: pool.FIFO})
+				require.NoError(t, err)
+				c := uuid.New()
+				_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
+				require.NoError(t, err)
+
+				var mu sync.Mutex
+				var kinds []queue.EventKind
+				settled := make(chan struct{})
+				var calls atomic.Int32
+				wctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				done := make(chan error, 1)
+				go func() {
+					done <- eng.Work(wctx, func(hctx context.Context, l *queue.Lease) error {
+						if calls.Add(1) > 1 { // given back, dispatched again: stopped with Work
+							<-hctx.Done()
+							return hctx.Err()
+						}
+						ss.armed.Store(true) // the next write is the heartbeat's Extend (at 400 ms)
+						<-ss.stalling
+						<-hctx.Done() // the watchdog, at the lease's first end
+						return sub.result(hctx)
+					}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: 400 * time.Millisecond, Grace: 200 * time.Millisecond,
+						OnEvent: func(ev queue.Event) {
+							mu.Lock()
+							defer mu.Unlock()
+							kinds = append(kinds, ev.Kind)
+							if ev.Kind == sub.events[2] {
+								close(settled)
+							}
+						}})
+				}()
+				select {
+				case <-settled:
+				case <-time.After(time.Minute):
+					t.Fatal("no settlement")
+				}
+				cancel()
+				require.NoError(t, <-done)
+				it, err := eng.Item(ctx, p.UUID, c)
+				require.NoError(t, err)
+				mu.Lock()
+				defer mu.Unlock()
+				// The result's event may come after the next dispatch's: the
+				// worker is free once the handler returned.
+				require.Equal(t, sub.events[:2], kinds[:2])
+				require.Contains(t, kinds[2:], sub.events[2])
+				require.Equal(t, sub.want, it.Status, "events %v; notes %q", kinds, it.Notes)
+				wantAttempts := 0 // given back, unattempted (and again at shutdown if dispatched again)
+				if sub.want == pool.StatusCompleted {
+					wantAttempts = 1
+				}
+				require.Equal(t, wantAttempts, it.Attempts, "notes %q", it.Notes)
+			})
+		}
+	}
 }
 
 // failingStore: once armed, its next Write runs and commits, then calls
