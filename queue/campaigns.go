@@ -588,8 +588,10 @@ func (e *Engine) wakePools(pools ...uuid.UUID) {
 // pool does not starve a small one. It waits like [Engine.Dequeue] until an
 // item is due, the campaign In Process and a cap allows; a campaign
 // Completed or Archived, which will not run again, gets an error wrapping
-// [campaign.ErrWrongStatus], at once or when it finishes. Errors also:
-// [store.ErrNotFound] for an unknown campaign, ctx's error, [ErrClosed].
+// [campaign.ErrWrongStatus], at once or when it finishes. Every lease it
+// returns is of a pool the campaign governed when the item was claimed: a
+// pool detached meanwhile gives nothing. Errors also: [store.ErrNotFound]
+// for an unknown campaign, ctx's error, [ErrClosed].
 func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, error) {
 	if err := checkID("uuid", id); err != nil {
 		return nil, fmt.Errorf("dequeue campaign: %w", err)
@@ -652,7 +654,7 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 	for k := range c.PoolUUIDs {
 		i := (start + k) % len(c.PoolUUIDs)
 		p := c.PoolUUIDs[i]
-		ls, err := e.tryDequeue(ctx, p, 1)
+		ls, err := e.tryDequeue(ctx, p, 1, c.UUID) // nothing if p left c since c was read
 		if err == nil {
 			e.setTurn(c.UUID, i+1)
 			return ls[0], 0, nil

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/poolq/poolq/validate"
 	"github.com/stretchr/testify/require"
 )
@@ -578,4 +580,90 @@ func TestEngine_HeldPoolWaitsQuietly(t *testing.T) {
 		cancel()
 		require.NoError(t, <-errc)
 	})
+}
+
+// TestEngine_CampaignClaimAfterDetach: DequeueCampaign and Work on
+// campaigns read a campaign's pools, then claim from them; a pool detached
+// from the campaign in between, and attached to another running campaign,
+// gives the first campaign's caller nothing: its items are the other
+// campaign's now (its rule, its script). The hook places the detach at
+// that instant; any concurrent DetachPool can fall there. (Both handed the
+// lease out once.) A Work serving both campaigns follows the pool.
+func TestEngine_CampaignClaimAfterDetach(t *testing.T) {
+	t.Parallel()
+	// setup: pool p of one item in running campaign a, b running too; the
+	// first resubscription (between the read of a's pools and the claim)
+	// moves p from a to b.
+	setup := func(t *testing.T, st string) (eng *queue.Engine, p, a, b uuid.UUID) {
+		ctx := context.Background()
+		opts := queue.Options{PollInterval: 20 * time.Millisecond}
+		if st == "sqlite" {
+			eng = openEngine(t, openFileStore(t, ""), opts)
+		} else {
+			engines, _ := pgEngines(t, pgtest.URL(t), 1, opts)
+			eng = engines[0]
+		}
+		pl, err := eng.CreatePool(ctx, pool.CreateParams{Name: "Moved", Description: "d"})
+		require.NoError(t, err)
+		_, err = eng.Add(ctx, pl.UUID, pool.NewItem{ContactUUID: uuid.New()})
+		require.NoError(t, err)
+		ca, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "Campaign A"})
+		require.NoError(t, err)
+		cb, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "Campaign B"})
+		require.NoError(t, err)
+		_, err = eng.AttachPools(ctx, ca.UUID, pl.UUID)
+		require.NoError(t, err)
+		for _, id := range []uuid.UUID{ca.UUID, cb.UUID} {
+			_, err = eng.StartCampaign(ctx, id)
+			require.NoError(t, err)
+		}
+		var once sync.Once
+		queue.SetResubscribing(eng, func() {
+			once.Do(func() {
+				ok, err := eng.DetachPool(ctx, ca.UUID, pl.UUID)
+				if err == nil && ok {
+					_, err = eng.AttachPools(ctx, cb.UUID, pl.UUID)
+				}
+				if err != nil || !ok {
+					panic(fmt.Sprintf("move the pool: %v (detached: %v)", err, ok))
+				}
+			})
+		})
+		return eng, pl.UUID, ca.UUID, cb.UUID
+	}
+	work := func(t *testing.T, eng *queue.Engine, campaigns ...uuid.UUID) []uuid.UUID {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		var mu sync.Mutex
+		var got []uuid.UUID
+		require.NoError(t, eng.Work(ctx, func(_ context.Context, l *queue.Lease) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, l.PoolUUID)
+			return nil
+		}, queue.WorkOptions{Campaigns: campaigns, Workers: 1}))
+		mu.Lock()
+		defer mu.Unlock()
+		return got
+	}
+	for _, st := range []string{"sqlite", "postgres"} {
+		t.Run("DequeueCampaign/"+st, func(t *testing.T) {
+			t.Parallel()
+			eng, _, a, _ := setup(t, st)
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			l, err := eng.DequeueCampaign(ctx, a)
+			require.ErrorIs(t, err, context.DeadlineExceeded, "a lease of a pool no longer campaign A's: %+v", l)
+		})
+		t.Run("Work/"+st, func(t *testing.T) {
+			t.Parallel()
+			eng, _, a, _ := setup(t, st)
+			require.Empty(t, work(t, eng, a), "campaign A's handler ran on a pool no longer A's")
+		})
+		t.Run("WorkForBoth/"+st, func(t *testing.T) {
+			t.Parallel()
+			eng, p, a, b := setup(t, st)
+			require.Equal(t, []uuid.UUID{p}, work(t, eng, a, b), "the pool moved to B, which Work serves too")
+		})
+	}
 }

@@ -36,7 +36,7 @@ const reclaimBatch = 64
 // postpones or fails on its way leave the due set, each once, about 1,000
 // a transaction (see maxDeferrals).
 func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
-	ls, err := e.tryDequeue(ctx, poolID, 1)
+	ls, err := e.tryDequeue(ctx, poolID, 1, uuid.Nil)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 	}()
 	var floor, locked backoff
 	for {
-		ls, err := e.tryDequeue(ctx, poolID, n)
+		ls, err := e.tryDequeue(ctx, poolID, n, uuid.Nil)
 		if !isNothing(err) && !isLockTimeout(err) {
 			return ls, err
 		}
@@ -169,8 +169,11 @@ func (b *backoff) reset() { b.last = 0 }
 
 // tryDequeue claims up to n items in one write transaction, without
 // waiting. Concurrent dequeues of one pool that share a group-commit batch
-// are claimed together (see claim).
-func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Lease, error) {
+// are claimed together (see claim). A caller that serves campaign via (not
+// uuid.Nil) gets items only while that campaign governs the pool, else
+// ErrHeld: it read the campaign's pools before, and the pool may have been
+// detached since, and attached to another campaign.
+func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int, via uuid.UUID) ([]*Lease, error) {
 	if err := checkID("uuid", poolID); err != nil {
 		return nil, fmt.Errorf("dequeue: %w", err)
 	}
@@ -184,8 +187,8 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int) ([]*Le
 	r := &claimReq{n: min(n, pool.MaxParallelItems)}
 	// Late: a claim decides at the clock (leases' ends, calling windows),
 	// so no other caller's long write runs between it and the commit.
-	cb := &groupcommit.Combiner{Key: claimKey{poolID}, Late: true, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
-		return e.claim(ctx, tx, poolID, reqs)
+	cb := &groupcommit.Combiner{Key: claimKey{poolID, via}, Late: true, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
+		return e.claim(ctx, tx, poolID, via, reqs)
 	}}
 	for tries := 1; ; tries++ {
 		if err := e.writeCombined(ctx, cb, r); err != nil {
@@ -278,8 +281,9 @@ var errMore = errors.New("queue: claim: more to look at")
 // reads no more than a plain pool's claim.
 const admissionBatch = 64
 
-// claimKey is the group-commit key of the dequeues of a pool.
-type claimKey struct{ pool uuid.UUID }
+// claimKey is the group-commit key of the dequeues of a pool for a
+// campaign (uuid.Nil: for whatever governs the pool).
+type claimKey struct{ pool, via uuid.UUID }
 
 // claimReq is one dequeue: n wanted (at most pool.MaxParallelItems, so
 // that the sum of a batch's cannot overflow), and its results.
@@ -296,8 +300,10 @@ type claimReq struct {
 // it claims as many items as they want together (within the pool's room),
 // in the pool's order, and hands them out in order; a dequeue left with
 // nothing gets ErrAtCapacity when the room is used up and items are still
-// due, ErrEmpty otherwise, as it would have alone.
-func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []any) error {
+// due, ErrEmpty otherwise, as it would have alone; all get ErrHeld when the
+// pool's campaigns hold it, or when they serve campaign via (not uuid.Nil)
+// and it does not govern the pool (see tryDequeue).
+func (e *Engine) claim(ctx context.Context, tx *wtx, poolID, via uuid.UUID, reqs []any) error {
 	total := 0
 	for _, r := range reqs {
 		r := r.(*claimReq)
@@ -331,7 +337,7 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID uuid.UUID, reqs []an
 	if reclaimed > 0 {
 		signal(tx, poolID) // expired leases freed slots
 	}
-	if p.held {
+	if p.held || via != uuid.Nil && (p.campaign == nil || p.campaign.UUID != via) {
 		for _, r := range reqs {
 			r := r.(*claimReq)
 			r.outcome, r.freed = ErrHeld, reclaimed > 0

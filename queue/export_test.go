@@ -28,7 +28,7 @@ func WaitingPools(e *Engine) int {
 
 // TryDequeueN claims up to n items without waiting.
 func TryDequeueN(ctx context.Context, e *Engine, id uuid.UUID, n int) ([]*Lease, error) {
-	return e.tryDequeue(ctx, id, n)
+	return e.tryDequeue(ctx, id, n, uuid.Nil)
 }
 
 // TryDequeueCampaign is one look of DequeueCampaign: the first lease its

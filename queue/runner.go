@@ -35,8 +35,10 @@ type WorkOptions struct {
 	Pools []uuid.UUID
 	// Campaigns are campaigns whose pools to work on too, as they are
 	// attached at each claim; a campaign's pools are claimed from while it
-	// is In Process (see [Engine.DequeueCampaign]). Pools and Campaigns
-	// together name at least one.
+	// is In Process (see [Engine.DequeueCampaign]), and only while it
+	// governs them: a pool detached and attached to a campaign that is not
+	// among these gives nothing (unless it is among Pools). Pools and
+	// Campaigns together name at least one.
 	Campaigns []uuid.UUID
 	// Workers is how many handlers run at most at once, 1 to MaxWorkers.
 	// Defaults to 1.
@@ -240,12 +242,13 @@ type runner struct {
 	handlers   sync.WaitGroup    // the jobs' goroutines
 
 	// Used by produce alone.
-	own       []uuid.UUID // opts.Pools, without repeats
-	campaigns []uuid.UUID // opts.Campaigns, without repeats
-	next      int         // the pool whose turn it is to be claimed from first
-	floors    []backoff   // per pool: the floor under sleeps (see backoff)
-	held      []uuid.UUID // the pools held by their campaigns at the last claim (see pause)
-	stopping  time.Time   // when produce gave back the leases of a claim that committed as Work stopped
+	own       []uuid.UUID             // opts.Pools, without repeats
+	campaigns []uuid.UUID             // opts.Campaigns, without repeats
+	next      int                     // the pool whose turn it is to be claimed from first
+	floors    []backoff               // per pool: the floor under sleeps (see backoff)
+	held      []uuid.UUID             // the pools held by their campaigns at the last claim (see pause)
+	via       map[uuid.UUID]uuid.UUID // the campaign a pool is worked for (none: one of opts.Pools, worked whatever governs it)
+	stopping  time.Time               // when produce gave back the leases of a claim that committed as Work stopped
 }
 
 // distinct returns ids without repeats, in order.
@@ -269,6 +272,7 @@ func (r *runner) refresh(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	pools := append([]uuid.UUID{}, r.own...)
+	via := map[uuid.UUID]uuid.UUID{}
 	err := r.e.read(ctx, func(tx store.Tx) error {
 		for _, id := range r.campaigns {
 			c, err := tx.Campaign(ctx, id)
@@ -280,6 +284,11 @@ func (r *runner) refresh(ctx context.Context) (bool, error) {
 			}
 			if c.Status.Dispatches() {
 				pools = append(pools, c.PoolUUIDs...)
+				for _, p := range c.PoolUUIDs {
+					if !slices.Contains(r.own, p) {
+						via[p] = c.UUID
+					}
+				}
 			}
 		}
 		return nil
@@ -288,6 +297,7 @@ func (r *runner) refresh(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	pools = distinct(pools)
+	r.via = via // a pool may have moved from one of the campaigns to another
 	if sameIDs(pools, r.pools) {
 		return false, nil
 	}
@@ -391,7 +401,7 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 	defer func() { r.forget(gone) }()
 	for k := range r.pools {
 		i := (r.next + k) % len(r.pools)
-		ls, err := r.e.tryDequeue(ctx, r.pools[i], n-len(leases))
+		ls, err := r.e.tryDequeue(ctx, r.pools[i], n-len(leases), r.via[r.pools[i]]) // nothing if it left its campaign
 		switch {
 		case err == nil:
 			leases = append(leases, ls...)
