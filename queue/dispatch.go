@@ -219,8 +219,11 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int, via uu
 		// lost and learned later, a store stalled): the leases' ends and
 		// the calling windows were judged then. They go back, unattempted,
 		// and the pool is looked at again, now.
-		if err := e.giveBackLate(ctx, r.leases); err != nil || tries == maxLateClaims {
-			return nil, fmt.Errorf("dequeue: the claim committed %v after it was judged, %d times in a row; its leases were given back (%v)", late, tries, err)
+		if err := e.giveBackAll(ctx, r.leases); err != nil {
+			return nil, fmt.Errorf("dequeue: the claim committed %v after it was judged; giving its leases back failed: %w", late, err)
+		}
+		if tries == maxLateClaims {
+			return nil, fmt.Errorf("dequeue: the claim committed %v after it was judged, %d times in a row; its leases were given back", late, tries)
 		}
 	}
 }
@@ -237,18 +240,40 @@ const lateClaimSlack = 2 * time.Second
 // than hold it forever.
 const maxLateClaims = 3
 
-// giveBackLate releases, unattempted, the leases of a claim that committed
-// too late to hand them out (see lateClaimSlack). A lease that has ended
-// meanwhile is not the caller's to give back: its expiry counts.
-func (e *Engine) giveBackLate(ctx context.Context, leases []*Lease) error {
+// giveBackAll releases, unattempted, the leases of a claim that cannot hand
+// them out (committed too late, see lateClaimSlack, or as Close began). A
+// release that fails for a reason other than the lease is tried again,
+// giveBackTries times in all, giveBackPause apart, while the lease lasts:
+// a lease given back by no one comes back at its end as a failed attempt,
+// a contact never called counted as called. A lease that has ended
+// meanwhile is not the caller's to give back: its expiry counts. It
+// returns the errors of the leases it could not give back.
+func (e *Engine) giveBackAll(ctx context.Context, leases []*Lease) error {
+	ctx = context.WithoutCancel(ctx) // the caller may have left: the leases are still held
 	var errs []error
 	for _, l := range leases {
-		if err := e.Release(context.WithoutCancel(ctx), l); err != nil && !errors.Is(err, ErrLeaseLost) {
-			errs = append(errs, err)
+		for try := 1; ; try++ {
+			err := e.Release(ctx, l)
+			if err == nil || errors.Is(err, ErrLeaseLost) {
+				break
+			}
+			if try == giveBackTries || failsForGood(err) || !e.now().Add(giveBackPause).Before(l.ExpiresAt) {
+				errs = append(errs, fmt.Errorf("contact %s of pool %s: %w", l.ContactUUID, l.PoolUUID, err))
+				break
+			}
+			time.Sleep(giveBackPause)
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// giveBackTries and giveBackPause bound giveBackAll's tries of a release: a
+// database busy for a moment, not one that is down (each try may itself
+// wait the store's lock timeout).
+const (
+	giveBackTries = 3
+	giveBackPause = 250 * time.Millisecond
+)
 
 // giveBackAtClose releases, unattempted, the leases of a claim that
 // committed after Close had begun, and returns ErrClosed: nothing is
@@ -257,13 +282,7 @@ func (e *Engine) giveBackLate(ctx context.Context, leases []*Lease) error {
 // lease's end as a failed attempt, called again). Writes are still open:
 // Close waits for the claim.
 func (e *Engine) giveBackAtClose(ctx context.Context, leases []*Lease) error {
-	var errs []error
-	for _, l := range leases {
-		if err := e.Release(context.WithoutCancel(ctx), l); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := e.giveBackAll(ctx, leases); err != nil {
 		return fmt.Errorf("dequeue: %w (claimed as Close began; giving the leases back failed: %v)", ErrClosed, err)
 	}
 	return fmt.Errorf("dequeue: %w", ErrClosed)
