@@ -68,8 +68,11 @@ type WorkOptions struct {
 	// OnEvent, when set, is called for every [Event], from the handlers'
 	// goroutines: it must be safe for concurrent use and quick. A panic in
 	// it is recovered and logged (Logger, level Error): a metrics hook
-	// must not take the calls under way down with the process. It is not
-	// called once Work has returned.
+	// must not take the calls under way down with the process. It must
+	// return: a runtime.Goexit in it (t.FailNow or require in a test)
+	// ends the runner's goroutine that called it, and may leave a lease to
+	// come back at its end as a failed attempt. It is not called once Work
+	// has returned.
 	OnEvent func(Event)
 }
 
