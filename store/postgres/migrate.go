@@ -28,6 +28,8 @@ const (
 	// with two int keys, a space apart from the bigint keys of pool locks.
 	migrateLockSQL        = `SELECT pg_advisory_xact_lock($1::int, 0)`
 	versionTableExistsSQL = `SELECT to_regclass(format('%I.schema_version', $1::text)) IS NOT NULL`
+	// schemaExistsSQL looks the schema up by its exact name.
+	schemaExistsSQL       = `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`
 	createVersionTableSQL = `CREATE TABLE schema_version (
     version    integer PRIMARY KEY,
     applied_at bigint  NOT NULL
@@ -89,8 +91,8 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 		return tx.Commit(ctx) // no DDL: a role that may only read and write the tables opens it
 	}
 	if current == 0 {
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
-			return fmt.Errorf("migrate: create schema: %w", err)
+		if err := createSchema(ctx, tx, schema); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, createVersionTableSQL); err != nil {
 			return fmt.Errorf("migrate: create schema_version: %w", err)
@@ -109,6 +111,27 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+// createSchema creates schema unless it exists. CREATE SCHEMA IF NOT
+// EXISTS alone would not do: it checks the right to create schemas in the
+// database before it looks for the schema, and so fails for a role a DBA
+// confined to a schema made for it (USAGE and CREATE on the schema only).
+// The IF NOT EXISTS stays for a schema created between the look-up and the
+// CREATE by someone not holding the migration lock (nodes opening the
+// schema at once hold it, and wait for each other).
+func createSchema(ctx context.Context, tx pgx.Tx, schema string) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, schemaExistsSQL, schema).Scan(&exists); err != nil {
+		return fmt.Errorf("migrate: look up schema: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("migrate: create schema: %w", err)
 	}
 	return nil
 }

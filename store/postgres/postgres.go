@@ -123,8 +123,20 @@ type Options struct {
 	// by Open if it does not exist, so that several poolq instances (and
 	// tests) can share one database. It must be a plain identifier:
 	// lower-case letters, digits and underscores, not starting with a
-	// digit nor with pg_ (PostgreSQL reserves those), at most 63 bytes. Every Store opened on the same database and
-	// schema shares the same pools. Defaults to [DefaultSchema] ("poolq").
+	// digit nor with pg_ (PostgreSQL reserves those), at most 63 bytes.
+	// Every Store opened on the same database and schema shares the same
+	// pools. Defaults to [DefaultSchema] ("poolq").
+	//
+	// The rights Open needs depend on what it finds:
+	//   - no such schema: CREATE on the database, to create it;
+	//   - a schema without poolq's tables (one a DBA made for the service):
+	//     USAGE and CREATE on the schema, nothing on the database;
+	//   - poolq's tables at an older version: as well as those, ownership
+	//     of the tables (the role that created them, or a member of it),
+	//     since the migrations alter them;
+	//   - poolq's tables at this version: USAGE on the schema, SELECT,
+	//     INSERT, UPDATE and DELETE on its tables and USAGE on its
+	//     sequences; Open changes nothing in the schema.
 	Schema string
 	// Durability says when a commit is safe from loss: [Normal] or [Full].
 	// Defaults to Normal.

@@ -172,19 +172,65 @@ func TestOpen_AsAppRole(t *testing.T) {
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
 	schema := pgx.Identifier{st.Schema()}.Sanitize()
-	role := "poolq_app_" + strings.TrimPrefix(st.Schema(), "poolq_test_")
+	app, err := postgres.Open(ctx, loginRole(t, url, "poolq_app_"+strings.TrimPrefix(st.Schema(), "poolq_test_"),
+		"GRANT USAGE ON SCHEMA "+schema+" TO %s",
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "+schema+" TO %s",
+		"GRANT USAGE ON ALL SEQUENCES IN SCHEMA "+schema+" TO %s",
+	), postgres.Options{Schema: st.Schema()})
+	require.NoError(t, err)
+	p := newTestPool("app role")
+	require.NoError(t, app.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertPool(ctx, p); err != nil {
+			return err
+		}
+		_, err := tx.Pool(ctx, p.UUID) // the lock statement, with its guard
+		return err
+	}))
+	require.NoError(t, app.Close())
+}
+
+// TestOpen_SchemaMadeByDBA: a DBA creates poolq's schema and lets the
+// service's role create objects in it (USAGE and CREATE on the schema),
+// without the right to create schemas in the database, the usual way to
+// confine an application to its schema. Open migrates the empty schema:
+// CREATE SCHEMA IF NOT EXISTS would have failed, since it checks the
+// database's CREATE right before it looks whether the schema exists.
+func TestOpen_SchemaMadeByDBA(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	schema := pgtest.Schema(t, url)
 	conn, err := pgx.Connect(ctx, url)
 	require.NoError(t, err)
 	defer conn.Close(ctx)
-	for _, sql := range []string{
-		"CREATE ROLE " + role + " LOGIN",
-		"GRANT USAGE ON SCHEMA " + schema + " TO " + role,
-		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " + schema + " TO " + role,
-		"GRANT USAGE ON ALL SEQUENCES IN SCHEMA " + schema + " TO " + role,
-	} {
-		_, err := conn.Exec(ctx, sql)
-		require.NoError(t, err, sql)
-	}
+	_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	role := "poolq_dba_" + strings.TrimPrefix(schema, "poolq_test_")
+	roleURL := loginRole(t, url, role, "GRANT USAGE, CREATE ON SCHEMA "+schema+" TO %s")
+	var mayCreate bool
+	require.NoError(t, conn.QueryRow(ctx, "SELECT has_database_privilege($1, current_database(), 'CREATE')", role).Scan(&mayCreate))
+	require.False(t, mayCreate, "the role may not create schemas in the database")
+
+	st := pgtest.OpenSchema(t, roleURL, postgres.Options{Schema: schema})
+	p := newTestPool("schema made by a DBA")
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+	var versions int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".schema_version").Scan(&versions))
+	require.Equal(t, postgres.LatestVersion(), versions)
+}
+
+// loginRole creates a role that may log in, runs grants (each with %s for
+// the role's name) as the test's user, and returns url with the role as
+// its user. The role, and whatever it owns, is dropped when the test ends,
+// after the cleanups registered later (the stores opened as the role).
+func loginRole(t *testing.T, url, role string, grants ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN")
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		c, err := pgx.Connect(ctx, url)
 		if err != nil {
@@ -198,20 +244,15 @@ func TestOpen_AsAppRole(t *testing.T) {
 			}
 		}
 	})
+	for _, g := range grants {
+		sql := fmt.Sprintf(g, role)
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
 	u, err := neturl.Parse(url)
 	require.NoError(t, err)
 	u.User = neturl.User(role)
-	app, err := postgres.Open(ctx, u.String(), postgres.Options{Schema: st.Schema()})
-	require.NoError(t, err)
-	p := newTestPool("app role")
-	require.NoError(t, app.Write(ctx, func(tx store.Tx) error {
-		if err := tx.InsertPool(ctx, p); err != nil {
-			return err
-		}
-		_, err := tx.Pool(ctx, p.UUID) // the lock statement, with its guard
-		return err
-	}))
-	require.NoError(t, app.Close())
+	return u.String()
 }
 
 // TestWrite_WaitAfterALock: a write that waits for a pool while holding
