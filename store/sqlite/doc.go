@@ -70,7 +70,10 @@
 // The schema is embedded (migrations/NNNN_name.sql) and applied in order in
 // one transaction at Open, each version recorded in the schema_version
 // table. A file whose recorded version is higher than this code knows is
-// refused with [store.ErrSchemaTooNew] and left untouched.
+// refused with [store.ErrSchemaTooNew] and left untouched. A file with
+// tables of another application is refused with [ErrNotPoolq] and left
+// untouched, also when it has a schema_version table of its own: Open
+// trusts schema_version only beside poolq's pools, items and pool_counts.
 //
 // The tables are STRICT, with CHECK constraints repeating the validation
 // rules of the pool package (name length, the type and status spellings,

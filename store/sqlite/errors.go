@@ -24,8 +24,9 @@ var ErrCacheMismatch = errors.New("cached pool state differs from the database")
 var ErrCorrupt = errors.New("database file is damaged")
 
 // ErrNotPoolq is wrapped by Open's error for a SQLite file that holds
-// another application's tables and no poolq schema (a mistaken path):
-// Open writes nothing to it, and leaves its journal mode as it was.
+// another application's tables and no poolq schema (a mistaken path),
+// also when one of them is named schema_version as poolq's is: Open
+// writes nothing to it, and leaves its journal mode as it was.
 var ErrNotPoolq = errors.New("not a poolq database: it holds tables of another application")
 
 // translate maps driver errors to the store's sentinels, by result code:

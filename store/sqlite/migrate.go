@@ -30,6 +30,15 @@ const (
     version    INTEGER PRIMARY KEY,
     applied_at INTEGER NOT NULL
 ) STRICT`
+	// poolqTablesSQL counts what tells poolq's schema_version from another
+	// application's table of that common name: the tables migration 0001
+	// makes, in the same transaction as schema_version and its first row,
+	// and the pools column no other application is likely to have. No
+	// migration may drop or rename them, or an older poolq would take a
+	// newer poolq's file for another application's.
+	poolqTablesSQL = `SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('pools', 'items', 'pool_counts'))
+    + (SELECT count(*) FROM pragma_table_info('pools') WHERE name = 'max_parallel_items')`
+	poolqTables       = 4
 	currentVersionSQL = `SELECT coalesce(max(version), 0) FROM schema_version`
 	countObjectsSQL   = `SELECT count(*) FROM sqlite_schema`
 	recordVersionSQL  = `INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`
@@ -143,7 +152,9 @@ func beginMigration(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
 }
 
 // schemaVersion returns the version recorded in schema_version, 0 for a
-// database without one (a new file).
+// database without one (a new file). A schema_version without poolq's
+// tables beside it is another application's: an error wrapping
+// [ErrNotPoolq], which migrate returns before it writes anything.
 func schemaVersion(ctx context.Context, tx interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }) (int, error) {
@@ -153,6 +164,12 @@ func schemaVersion(ctx context.Context, tx interface {
 	}
 	if n == 0 {
 		return 0, nil
+	}
+	if err := tx.QueryRowContext(ctx, poolqTablesSQL).Scan(&n); err != nil {
+		return 0, migrateErr("read schema", err)
+	}
+	if n != poolqTables {
+		return 0, fmt.Errorf("migrate: %w (a schema_version table without poolq's pools, items and pool_counts)", ErrNotPoolq)
 	}
 	var v int
 	if err := tx.QueryRowContext(ctx, currentVersionSQL).Scan(&v); err != nil {

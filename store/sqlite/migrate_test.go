@@ -171,38 +171,68 @@ func countMigrationFiles(t *testing.T) int {
 
 // TestOpen_AnotherApplicationsDatabase: Open of a SQLite file that holds
 // another application's tables (a mistaken path) fails with ErrNotPoolq
-// and changes nothing: no table added, the journal mode kept.
+// and changes nothing: no table added, the journal mode kept, not a byte
+// of the file written. Also when the application records its own
+// migrations in a table named schema_version, as poolq does, whatever the
+// version there: below poolq's latest (which poolq's next migrations would
+// be tried on), equal to it (which would pass for an up-to-date poolq
+// file) or above it (which would pass for a newer poolq's).
 func TestOpen_AnotherApplicationsDatabase(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "crm.db")
-	db, err := sql.Open("sqlite", path)
-	require.NoError(t, err)
-	defer db.Close()
-	_, err = db.Exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)`)
-	require.NoError(t, err)
-	schema := func() (objects []string, mode string) {
-		rows, err := db.Query(`SELECT type || ' ' || name FROM sqlite_schema ORDER BY 1`)
-		require.NoError(t, err)
-		defer rows.Close()
-		for rows.Next() {
-			var s string
-			require.NoError(t, rows.Scan(&s))
-			objects = append(objects, s)
-		}
-		require.NoError(t, rows.Err())
-		require.NoError(t, db.QueryRow(`PRAGMA journal_mode`).Scan(&mode))
-		return objects, mode
+	tests := []struct {
+		name    string
+		version int // in the application's schema_version; 0: no such table
+	}{
+		{"Tables", 0},
+		{"SchemaVersion3", 3},
+		{"SchemaVersion9", 9},
+		{"SchemaVersion99", 99},
 	}
-	before, mode := schema()
-	require.Equal(t, "delete", mode)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "crm.db")
+			db, err := sql.Open("sqlite", path)
+			require.NoError(t, err)
+			defer db.Close()
+			stmts := []string{`CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)`}
+			if tt.version > 0 {
+				stmts = append(stmts,
+					`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`,
+					fmt.Sprintf(`INSERT INTO schema_version VALUES (%d, 0)`, tt.version))
+			}
+			for _, q := range stmts {
+				_, err := db.Exec(q)
+				require.NoError(t, err, q)
+			}
+			schema := func() (objects []string, mode string, file []byte) {
+				rows, err := db.Query(`SELECT type || ' ' || name FROM sqlite_schema ORDER BY 1`)
+				require.NoError(t, err)
+				defer rows.Close()
+				for rows.Next() {
+					var s string
+					require.NoError(t, rows.Scan(&s))
+					objects = append(objects, s)
+				}
+				require.NoError(t, rows.Err())
+				require.NoError(t, db.QueryRow(`PRAGMA journal_mode`).Scan(&mode))
+				file, err = os.ReadFile(path)
+				require.NoError(t, err)
+				return objects, mode, file
+			}
+			before, mode, file := schema()
+			require.Equal(t, "delete", mode)
 
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err == nil {
-		st.Close()
+			st, err := sqlite.Open(ctx, path, sqlite.Options{})
+			if err == nil {
+				st.Close()
+			}
+			require.ErrorIs(t, err, sqlite.ErrNotPoolq)
+			after, modeAfter, fileAfter := schema()
+			require.Equal(t, before, after, "no table added")
+			require.Equal(t, mode, modeAfter, "the journal mode kept")
+			require.Equal(t, file, fileAfter, "the file unchanged")
+		})
 	}
-	require.ErrorIs(t, err, sqlite.ErrNotPoolq)
-	after, modeAfter := schema()
-	require.Equal(t, before, after, "no table added")
-	require.Equal(t, mode, modeAfter, "the journal mode kept")
 }
