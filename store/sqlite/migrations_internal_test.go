@@ -1,0 +1,55 @@
+package sqlite
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+)
+
+// landedMigrations pins the SHA-256 of every migration file that has
+// landed. A landed file must never change: databases already migrated past
+// it never run it again, so an edit would reach new databases only and
+// leave deployed ones with another schema than this code expects (0006 and 0008
+// were edited in place so during development). To change the schema, add
+// the next numbered file (migrations/NNNN_name.sql) instead. A new file
+// fails TestMigrations_Unchanged until its hash is added below; the failure
+// prints the line to add (or run sha256sum on the file).
+var landedMigrations = map[string]string{
+	"0001_init.sql":                "403aeb934286d6d2e344e2be5e2bf759d288fd85da1fd951290a2fdc9aa88257",
+	"0002_counts_in_go.sql":        "fa3d16da577ad50df97fa8d14b4c72ea3a86e39fdc63112599223c61acf89efe",
+	"0003_cheaper_constraints.sql": "611486915801a790b618038239663bc99fa3d5059a6d4196eb10f95561c4b4c3",
+	"0004_item_contacts.sql":       "1c614507b6ffaaef53123821fad680e4a73cb25e567e6b82d28fdb45da4d3723",
+	"0005_campaigns.sql":           "ed47f986a5f4e4c97a49b98bb8caeb9742a1e079a8455d05b3df13639b200a31",
+	"0006_calling_rules.sql":       "8e623cb1e24ee55ca7117143d5c007a6ddc88c685660a90dcc834658781856db",
+	"0007_call_at.sql":             "5f69a9ef00976388447871ba5b8853015fe5183a04727b23842f80d0dd95c358",
+	"0008_kept_calls.sql":          "26564f4b9204cbe8b368f534fbd905056ae38f6154c25a7e275661284dba56cb",
+	"0009_search_words.sql":        "97ad41c6868f8cb028c7d1ea01dfc784ebf1639f94f546948a3e87e81364810a",
+}
+
+// TestMigrations_Unchanged: the embedded migration files are the landed
+// ones, byte for byte, and every file has its hash in landedMigrations.
+func TestMigrations_Unchanged(t *testing.T) {
+	t.Parallel()
+	if historyErr != nil {
+		t.Fatal(historyErr)
+	}
+	seen := make(map[string]bool)
+	for _, m := range history {
+		seen[m.Name] = true
+		sum := sha256.Sum256([]byte(m.SQL))
+		got := hex.EncodeToString(sum[:])
+		want, ok := landedMigrations[m.Name]
+		switch {
+		case !ok:
+			t.Errorf("migrations/%s is new: once it is final, add to landedMigrations\n\t%q: %q,", m.Name, m.Name, got)
+		case got != want:
+			t.Errorf("migrations/%s has changed since it landed (SHA-256 %s, landed %s): undo the edit and "+
+				"add the change as a new migration, %04d_name.sql", m.Name, got, want, len(history)+1)
+		}
+	}
+	for name := range landedMigrations {
+		if !seen[name] {
+			t.Errorf("migrations/%s has landed and is gone: put it back", name)
+		}
+	}
+}
