@@ -252,13 +252,15 @@
 // # Schema
 //
 // The tables live in one schema ([Options.Schema], "poolq" by default),
-// created by Open, on the search_path of every connection of the Store, so
-// that several poolq instances, and tests, share one database. Migrations
-// are embedded (migrations/NNNN_name.sql) and applied in one transaction
-// under an advisory lock of the schema, so nodes that start at once migrate
-// it once; each version is recorded in schema_version. A schema whose
-// version is newer than this code knows is refused with
-// [store.ErrSchemaTooNew] and left untouched.
+// created by Open unless it exists, on the search_path of every connection
+// of the Store, so that several poolq instances, and tests, share one
+// database. A DBA may create the schema in advance for a role that may not
+// create schemas in the database; [Options.Schema] lists the rights Open
+// needs in each case. Migrations are embedded (migrations/NNNN_name.sql)
+// and applied in one transaction under an advisory lock of the schema, so
+// nodes that start at once migrate it once; each version is recorded in
+// schema_version. A schema whose version is newer than this code knows is
+// refused with [store.ErrSchemaTooNew] and left untouched.
 //
 // UUIDs are uuid; times are bigint nanoseconds since the Unix epoch, NULL
 // when not set (timestamptz keeps microseconds only), read back in UTC;
