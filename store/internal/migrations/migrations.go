@@ -5,9 +5,12 @@
 package migrations
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -50,4 +53,35 @@ func Load(fsys fs.FS, dir string) ([]Migration, error) {
 		return nil, fmt.Errorf("no migrations in %s", dir)
 	}
 	return out, nil
+}
+
+// Unlanded compares history with landed, the SHA-256 (hex) of every file
+// that has landed, and returns what differs, one line each: a file edited
+// since it landed, one gone, one new (with the line that pins it). A
+// landed file must never change: databases migrated past it never run it
+// again, so an edit reaches new databases only. Each store's tests pin its
+// files with it.
+func Unlanded(history []Migration, landed map[string]string) []string {
+	var out []string
+	seen := make(map[string]bool)
+	for _, m := range history {
+		seen[m.Name] = true
+		sum := sha256.Sum256([]byte(m.SQL))
+		got := hex.EncodeToString(sum[:])
+		want, ok := landed[m.Name]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("migrations/%s is new: once it is final, pin it\n\t%q: %q,", m.Name, m.Name, got))
+		case got != want:
+			out = append(out, fmt.Sprintf("migrations/%s has changed since it landed (SHA-256 %s, landed %s): undo the edit and "+
+				"add the change as a new migration, %04d_name.sql", m.Name, got, want, len(history)+1))
+		}
+	}
+	for name := range landed {
+		if !seen[name] {
+			out = append(out, fmt.Sprintf("migrations/%s has landed and is gone: put it back", name))
+		}
+	}
+	sort.Strings(out)
+	return out
 }

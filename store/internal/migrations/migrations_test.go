@@ -1,6 +1,9 @@
 package migrations_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"testing"
 	"testing/fstest"
 
@@ -38,4 +41,32 @@ func TestLoad(t *testing.T) {
 			require.Error(t, err)
 		})
 	}
+}
+
+// TestUnlanded: a landed file edited, one gone and one new are each named;
+// the files as they landed are not.
+func TestUnlanded(t *testing.T) {
+	t.Parallel()
+	history := []migrations.Migration{{Version: 1, Name: "0001_a.sql", SQL: "CREATE TABLE a (x);"}, {Version: 2, Name: "0002_b.sql", SQL: "CREATE TABLE b (x);"}}
+	landed := map[string]string{
+		"0001_a.sql": "b6e9e1b3c1fd4a1b0a8a1b2a0e5f0c8a6e7de2f33a44ad0e5ee6b4ce1b78a6b7", // not its hash: edited
+		"0002_b.sql": sha("CREATE TABLE b (x);"),
+		"0003_c.sql": sha("CREATE TABLE c (x);"),
+	}
+	got := migrations.Unlanded(history, landed)
+	require.Len(t, got, 2)
+	require.Contains(t, got[0], "0001_a.sql has changed since it landed")
+	require.Contains(t, got[0], "0003_name.sql")
+	require.Contains(t, got[1], "0003_c.sql has landed and is gone")
+
+	delete(landed, "0003_c.sql")
+	landed["0001_a.sql"] = sha("CREATE TABLE a (x);")
+	require.Empty(t, migrations.Unlanded(history, landed))
+	got = migrations.Unlanded(append(history, migrations.Migration{Version: 3, Name: "0003_d.sql", SQL: "CREATE TABLE d (x);"}), landed)
+	require.Equal(t, []string{fmt.Sprintf("migrations/0003_d.sql is new: once it is final, pin it\n\t%q: %q,", "0003_d.sql", sha("CREATE TABLE d (x);"))}, got)
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
