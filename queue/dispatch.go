@@ -190,7 +190,8 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int, via uu
 	cb := &groupcommit.Combiner{Key: claimKey{poolID, via}, Late: true, Run: func(ctx context.Context, tx *wtx, reqs []any) error {
 		return e.claim(ctx, tx, poolID, via, reqs)
 	}}
-	for tries := 1; ; tries++ {
+	lateClaims := 0 // given back for being late; the transactions that end in errMore do not count
+	for {
 		if err := e.writeCombined(ctx, cb, r); err != nil {
 			return nil, fmt.Errorf("dequeue: %w", err)
 		}
@@ -222,8 +223,8 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int, via uu
 		if err := e.giveBackAll(ctx, r.leases); err != nil {
 			return nil, fmt.Errorf("dequeue: the claim committed %v after it was judged; giving its leases back failed: %w", late, err)
 		}
-		if tries == maxLateClaims {
-			return nil, fmt.Errorf("dequeue: the claim committed %v after it was judged, %d times in a row; its leases were given back", late, tries)
+		if lateClaims++; lateClaims >= maxLateClaims {
+			return nil, fmt.Errorf("dequeue: the claim committed %v after it was judged, %d times in a row; its leases were given back", late, lateClaims)
 		}
 	}
 }

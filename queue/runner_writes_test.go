@@ -374,36 +374,3 @@ func TestWork_ReleaseAtShutdownSlowFailuresWithinGrace(t *testing.T) {
 	require.Less(t, took, grace+300*time.Millisecond, "Work took %v with Grace %v", took, grace)
 	require.GreaterOrEqual(t, errs.Load(), int32(5), "every lease not given back is reported")
 }
-
-// TestEngine_LateClaimGiveBackTriedAgain: a claim that commits long after
-// it was judged (here its answer 2.2 s late) gives its leases back; the
-// first release fails (the database busy for a moment, as it just was) and
-// is tried again, so the item is not left in flight, held by no one, to
-// come back at its lease's end as a failed attempt (under max_retries 0,
-// Failed, never called). The dequeue then looks again and gets the item,
-// its given-back attempt uncounted. (The release was tried once.)
-func TestEngine_LateClaimGiveBackTriedAgain(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	fs := &failingStore{Store: st, once: true}
-	eng, err := queue.New(fs, queue.Options{LeaseTimeout: 10 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { eng.Close() })
-	zero := 0
-	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "late", Description: "d", MaxRetries: &zero})
-	require.NoError(t, err)
-	c := uuid.New()
-	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
-	require.NoError(t, err)
-
-	fs.after = func() { time.Sleep(2200 * time.Millisecond) } // the claim's answer, late
-	fs.armed.Store(true)
-	l, err := eng.TryDequeue(ctx, p.UUID)
-	require.NoError(t, err, "the give-back tried again, the next look claims the item")
-	require.Equal(t, c, l.ContactUUID)
-	require.Equal(t, 1, l.Attempt, "the late claim's attempt was given back")
-	require.NoError(t, eng.Complete(ctx, l, ""))
-}
