@@ -3,7 +3,6 @@ package queue_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,21 +51,6 @@ func TestEngine_LateClaimGiveBackTriedAgain(t *testing.T) {
 	require.NoError(t, eng.Complete(ctx, l, ""))
 }
 
-// steppingClock moves step forward at every reading: every claim commits
-// more than lateClaimSlack (2 s) after the instant it was judged at.
-type steppingClock struct {
-	mu   sync.Mutex
-	t    time.Time
-	step time.Duration
-}
-
-func (c *steppingClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(c.step)
-	return c.t
-}
-
 // TestEngine_LateClaimsBound: a store that commits every claim late fails
 // a dequeue after maxLateClaims (3) late claims in a row, each given back,
 // also after transactions that only deferred items (a rule's DNC contacts
@@ -80,7 +64,7 @@ func TestEngine_LateClaimsBound(t *testing.T) {
 		t.Run(fmt.Sprintf("Deferred=%d", deferred), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			clk := &steppingClock{t: time.Date(2026, 3, 2, 0, 1, 0, 0, time.UTC), step: 3 * time.Second}
+			clk := &tickingClock{t: time.Date(2026, 3, 2, 0, 1, 0, 0, time.UTC), step: 3 * time.Second}
 			eng := openEngine(t, openFileStore(t, ""), queue.Options{Now: clk.Now})
 			start, end := "00:00", "23:59"
 			r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "DNC checked", StartTime: &start, EndTime: &end, DNCCheck: pqPtr(true)})
