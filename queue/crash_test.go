@@ -306,12 +306,7 @@ func TestCrash(t *testing.T) {
 		t.Skip("in the child")
 	}
 	t.Parallel()
-	rounds := 3
-	if s := os.Getenv(crashEnvRounds); s != "" {
-		n, err := strconv.Atoi(s)
-		require.NoError(t, err, crashEnvRounds)
-		rounds = n
-	}
+	rounds, _ := crashRounds(t, 3)
 	ctx := context.Background()
 	dir := t.TempDir()
 	dbPath, ackPath := filepath.Join(dir, "crash.db"), filepath.Join(dir, "ack.log")
@@ -334,37 +329,13 @@ func TestCrash(t *testing.T) {
 		childOffset := time.Duration(round) * crashRoundSpan
 		before := len(readCrashAcksOrEmpty(t, ackPath))
 
-		var out crashOutput
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-		cmd.Env = append(os.Environ(),
-			crashEnvChild+"=1", crashEnvDB+"="+dbPath, crashEnvAck+"="+ackPath,
-			crashEnvPool+"="+p.UUID.String(), crashEnvOffset+"="+childOffset.String(),
-			crashEnvSeed+"="+strconv.FormatUint(seed+uint64(round), 10))
-		cmd.Stdout, cmd.Stderr = &out, &out
-		require.NoError(t, cmd.Start())
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-
 		// Let the child get going, then kill it at a random moment.
-		started := waitUntil(time.Minute, func() bool {
-			select {
-			case <-exited:
-				return true
-			default:
-			}
-			return len(readCrashAcksOrEmpty(t, ackPath)) > before+5
-		})
-		require.True(t, started, "round %d: the child acknowledged nothing within a minute:\n%s", round, out.String())
-		select {
-		case <-exited:
-			t.Fatalf("round %d: the child exited by itself (%v):\n%s", round, cmd.ProcessState, out.String())
-		case <-time.After(time.Duration(200+rng.IntN(600)) * time.Millisecond):
-		}
-		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-		<-exited
-		ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-		require.True(t, ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL,
-			"round %d: the child ended with %v, not by SIGKILL:\n%s", round, cmd.ProcessState, out.String())
+		crashKillChild(t, round, "^TestCrashChild$", []string{
+			crashEnvChild + "=1", crashEnvDB + "=" + dbPath, crashEnvAck + "=" + ackPath,
+			crashEnvPool + "=" + p.UUID.String(), crashEnvOffset + "=" + childOffset.String(),
+			crashEnvSeed + "=" + strconv.FormatUint(seed+uint64(round), 10),
+		}, func() bool { return len(readCrashAcksOrEmpty(t, ackPath)) > before+5 },
+			time.Duration(200+rng.IntN(600))*time.Millisecond)
 
 		// The file is sound and opens.
 		crashIntegrity(t, dbPath)
@@ -474,4 +445,59 @@ func readCrashAcksOrEmpty(t *testing.T, path string) []crashAck {
 		return nil
 	}
 	return readCrashAcks(t, path)
+}
+
+// crashRounds returns the number of kill rounds POOLQ_CRASH_ROUNDS asks
+// for, or def when it is unset; set reports whether it was set.
+func crashRounds(t *testing.T, def int) (rounds int, set bool) {
+	t.Helper()
+	s := os.Getenv(crashEnvRounds)
+	if s == "" {
+		return def, false
+	}
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err, crashEnvRounds)
+	require.Positive(t, n, crashEnvRounds)
+	return n, true
+}
+
+// crashKillChild runs this test binary again as a child process, with
+// -test.run=run and env added to its environment; waits (up to a minute)
+// until started reports that the child got going; lets it run for delay
+// more; then kills it with SIGKILL, and fails the test unless it was the
+// kill that ended it (a child that fails or exits by itself shows its
+// output).
+func crashKillChild(t *testing.T, round int, run string, env []string, started func() bool, delay time.Duration) {
+	t.Helper()
+	var out crashOutput
+	cmd := exec.Command(os.Args[0], "-test.run="+run, "-test.v")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+
+	ok := waitUntil(time.Minute, func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+		}
+		return started()
+	})
+	if !ok {
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("round %d: the child did not get going within a minute:\n%s", round, out.String())
+	}
+	select {
+	case <-exited:
+		t.Fatalf("round %d: the child exited by itself (%v):\n%s", round, cmd.ProcessState, out.String())
+	case <-time.After(delay):
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	<-exited
+	ws, isWait := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	require.True(t, isWait && ws.Signaled() && ws.Signal() == syscall.SIGKILL,
+		"round %d: the child ended with %v, not by SIGKILL:\n%s", round, cmd.ProcessState, out.String())
 }
