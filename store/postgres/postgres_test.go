@@ -454,13 +454,20 @@ func TestOpen_Options(t *testing.T) {
 		require.False(t, schemaExists(t, url, o.Schema), "%+v: schema %s created", c.o, o.Schema)
 	}
 	for _, d := range []postgres.Durability{postgres.Normal, postgres.Full} {
-		st := pgtest.Open(t, url, postgres.Options{Durability: d})
+		want := map[postgres.Durability]string{postgres.Normal: "off", postgres.Full: "on"}[d]
+		// The store's durability, not the URL's, in reads and in writes
+		// (a write is where it matters).
+		other := map[postgres.Durability]string{postgres.Normal: "on", postgres.Full: "off"}[d]
+		st := pgtest.Open(t, pgtest.WithParams(url, "synchronous_commit="+other), postgres.Options{Durability: d})
 		var got string
 		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
 			return postgres.QueryRow(ctx, tx, "SHOW synchronous_commit", &got)
 		}))
-		want := map[postgres.Durability]string{postgres.Normal: "off", postgres.Full: "on"}[d]
-		require.Equal(t, want, got, "synchronous_commit at %v", d)
+		require.Equal(t, want, got, "synchronous_commit at %v in a read, the URL saying %s", d, other)
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+			return postgres.QueryRow(ctx, tx, "SHOW synchronous_commit", &got)
+		}))
+		require.Equal(t, want, got, "synchronous_commit at %v in a write, the URL saying %s", d, other)
 		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
 			return postgres.QueryRow(ctx, tx, "SHOW jit", &got)
 		}))
