@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
@@ -130,4 +131,68 @@ func TestEngine_DayCapForAClockBehind(t *testing.T) {
 	setTo(time.Date(2026, 1, 4, 0, 0, 0, 0, time.UTC))
 	call()
 	require.Len(t, calls, 4, "a new day")
+}
+
+// steppedClock is the real clock plus an offset a test steps, as NTP or an
+// operator steps a host's wall clock (timers, on the monotonic clock, do
+// not move).
+type steppedClock struct{ off atomic.Int64 }
+
+func (c *steppedClock) Now() time.Time       { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *steppedClock) Step(d time.Duration) { c.off.Add(int64(d)) }
+
+// TestWork_HeartbeatAfterAClockSteppedBack: the wall clock steps back an
+// hour as a handler starts, and is corrected 30 ms later. The heartbeat
+// keeps its cadence (at most a lease ahead), so the lease, given at the
+// true time, is extended before it ends. (It computed its first extension
+// and its watchdog from the stepped clock, an hour off: the lease ended
+// unextended, the next claim handed the contact out again while its first
+// call went on, and no watchdog stopped that call.)
+func TestWork_HeartbeatAfterAClockSteppedBack(t *testing.T) {
+	t.Parallel()
+	clk := &steppedClock{}
+	b := realEngine(t, queue.Options{Now: clk.Now, LeaseTimeout: 600 * time.Millisecond, RetryDelay: 50 * time.Millisecond,
+		PollInterval: 20 * time.Millisecond})
+	p := b.pool(t, pool.Parallel, 2, 5)
+	_, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...)
+	require.NoError(t, err)
+
+	var running, calls, most atomic.Int32
+	var stepped atomic.Bool
+	firstDone := make(chan struct{})
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	h := func(hctx context.Context, l *queue.Lease) error {
+		n := calls.Add(1)
+		r := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); r > m && !most.CompareAndSwap(m, r); m = most.Load() {
+		}
+		if n > 1 {
+			return nil
+		}
+		time.Sleep(30 * time.Millisecond)
+		clk.Step(time.Hour) // corrected: back at the true time
+		// A call of 2 s: the 600 ms lease must be extended all along.
+		select {
+		case <-hctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+		close(firstDone)
+		return nil
+	}
+	onEvent := func(ev queue.Event) {
+		if ev.Kind == queue.EventDispatched && stepped.CompareAndSwap(false, true) {
+			clk.Step(-time.Hour) // as the handler is about to start
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- b.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 2, OnEvent: onEvent})
+	}()
+	<-firstDone
+	cancel()
+	require.NoError(t, <-done)
+	require.Equal(t, int32(1), most.Load(), "the contact was called again while its first call went on")
+	require.Equal(t, int32(1), calls.Load(), "one call: the lease was extended while the handler ran")
 }

@@ -328,7 +328,10 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 	defer func() { stopped <- l.ExpiresAt }()
 	ctx := context.WithoutCancel(j.ctx)
 	lease, every := r.e.opts.LeaseTimeout, r.opts.Heartbeat
-	left := func() time.Duration { return l.ExpiresAt.Sub(r.e.now()) }
+	// Never more than a whole lease: a wall clock stepped back (then
+	// corrected) must not put the next extension, or the watchdog, off by
+	// the step while the lease ends on time.
+	left := func() time.Duration { return min(l.ExpiresAt.Sub(r.e.now()), lease) }
 	due := func() time.Duration { return max(left()-(lease-every), 0) }
 	watchdog := time.AfterFunc(left(), func() { // l is not its to read: lose reads j's
 		r.lose(j, nil, true, fmt.Errorf("lease ended before it could be extended: %w", ErrLeaseLost))

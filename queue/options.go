@@ -70,8 +70,10 @@ type Options struct {
 	// node ahead of another by more than a lease's margin expires its live
 	// leases; see the README's "Several nodes"). The clock decides when a
 	// lease ends: a clock stepped forward ends live leases early (their
-	// contacts may be called again), one stepped back keeps dead ones;
-	// keep it slewed (NTP's default for small offsets), not stepped. Now
+	// contacts may be called again), one stepped back keeps dead ones
+	// (and a retry a claim found due at the later reading is not woken
+	// for again: a blocked Dequeue sees it at the next poll); keep it
+	// slewed (NTP's default for small offsets), not stepped. Now
 	// must not panic: the runner's goroutines read it outside any
 	// transaction, where a panic ends the process. New reads it once and
 	// refuses a clock that is not between the years 1900 and 2199 (a fake
