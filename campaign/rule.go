@@ -311,11 +311,16 @@ func (u UpdateRuleParams) Apply(r Rule) (out Rule, changed bool, err error) {
 		// No overnight windows: a window that crosses midnight is two
 		// days' worth of hours, and its day cap ambiguous. The error names
 		// the field the caller gave: a start_time alone past the default
-		// (or kept) end is the start's fault.
-		if u.StartTime != nil && u.EndTime == nil {
+		// (or kept) end is the start's fault; a text rule made a call rule
+		// gets the default end, which may come before its start.
+		switch {
+		case u.StartTime != nil && u.EndTime == nil:
 			v.Add("start_time", validate.RuleRange,
 				fmt.Sprintf("must be before end_time %s (got %s): windows do not cross midnight", *out.EndTime, out.StartTime))
-		} else {
+		case u.StartTime == nil && u.EndTime == nil:
+			v.Add("type", validate.RuleRange,
+				fmt.Sprintf("a call rule gets the default end_time %s, not after this rule's start_time %s: give an end_time (windows do not cross midnight)", *out.EndTime, out.StartTime))
+		default:
 			v.Add("end_time", validate.RuleRange,
 				fmt.Sprintf("must be after start_time %s (got %s): windows do not cross midnight", out.StartTime, *out.EndTime))
 		}

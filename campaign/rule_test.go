@@ -187,6 +187,15 @@ func TestNewRule(t *testing.T) {
 		require.Equal(t, []string{"end_time:range"}, fields(t, err), "an end alone before the default start is the end's fault")
 		_, err = campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Late", StartTime: ptr("19:00"), EndTime: ptr("7pm")}, t0)
 		require.Equal(t, []string{"end_time:format"}, fields(t, err), "a window is not judged from a clock that did not parse")
+
+		// A text rule starting at 19:00 made a call rule gets the default
+		// end, 18:00: the type the caller sent is named, not end_time.
+		text, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Evening texts", Type: campaign.Text, StartTime: ptr("19:00")}, t0)
+		require.NoError(t, err)
+		_, _, err = campaign.UpdateRuleParams{Type: ptr(campaign.Call)}.Apply(text)
+		require.Equal(t, []string{"type:range"}, fields(t, err))
+		_, _, err = campaign.UpdateRuleParams{Type: ptr(campaign.Call), EndTime: ptr("21:00")}.Apply(text)
+		require.NoError(t, err, "with an end after its start")
 	})
 
 	t.Run("ErrRetryIntervalBound", func(t *testing.T) {
