@@ -322,10 +322,9 @@ func testExpired(t *testing.T, b *bundle) {
 	require.Equal(t, []pool.Item{items[0], items[2]}, expired(at(30*time.Minute), 10))
 }
 
-// testNextWake checks NextWake in states that no Due has seen. Whether an
-// item that Due has already found due still counts is not fixed by the
-// contract (the sqlite store leaves it out, so that a caller waiting at
-// capacity does not wake at once in a loop).
+// testNextWake checks NextWake in states that no Due has seen, then that
+// an item Due has already found due is left out (else a caller waiting at
+// capacity would wake at once, in a loop, at a retry time past).
 func testNextWake(t *testing.T, b *bundle) {
 	p, other := b.insertPool(), b.insertPool()
 	items := b.insertItems(p.UUID, pending(7))
@@ -380,6 +379,17 @@ func testNextWake(t *testing.T, b *bundle) {
 	b.set(items, 1, status(pool.StatusSkipped))
 	_, ok = wake()
 	require.False(t, ok, "nothing left to wait for")
+
+	// A retry whose time has come, found due by a Due that took nothing
+	// (a claim at capacity), behind a lease that ends later.
+	b.set(items, 2, retrying(at(-time.Hour)))
+	b.set(items, 3, inFlight(pool.StatusProcessing, at(time.Hour)))
+	requireWake(at(-time.Hour), "a retry time past, not yet found due")
+	b.write(func(tx store.Tx) error {
+		_, err := tx.Due(b.ctx, p.UUID, p.Type, at(0), 1)
+		return err
+	})
+	requireWake(at(time.Hour), "the lease's end, not the retry a Due found due")
 }
 
 // testPoolDue checks PoolDue against Pool then Due in the pool's type, for
