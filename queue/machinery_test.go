@@ -775,3 +775,43 @@ func TestEngine_SignalsWakeOtherProcesses(t *testing.T) {
 	await(got, "a Complete that freed a slot")
 	require.NoError(t, other.Complete(ctx, second, "done"))
 }
+
+// TestWork_GivesBackAClaimThatCommittedAsItStopped: Work's
+// claim is held in the store while Work's context ends; the claim then
+// commits with a lease. No handler may start on it, and the lease must be
+// given back (Pending, no attempt), not left in flight without a worker
+// until it expires and counts as a failed attempt. No test reached this
+// path (produce's release of the leases of a claim that committed as Work
+// stopped).
+func TestWork_GivesBackAClaimThatCommittedAsItStopped(t *testing.T) {
+	t.Parallel()
+	b := heldEngine(t, queue.Options{})
+	p := b.pool(t, pool.FIFO, 1)
+	c := uuid.New()
+	_, err := b.eng.Add(b.ctx, p.UUID, pool.NewItem{ContactUUID: c})
+	require.NoError(t, err)
+
+	entered, release := b.st.holdNext()
+	ctx, cancel := context.WithCancel(b.ctx)
+	started := make(chan struct{}, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+			started <- struct{}{}
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: 2 * time.Second})
+	}()
+	<-entered // the producer's claim waits in the store
+	cancel()
+	release()
+	require.NoError(t, <-errc)
+	select {
+	case <-started:
+		t.Fatal("a handler started after Work's context ended")
+	default:
+	}
+	it, err := b.eng.Item(b.ctx, p.UUID, c)
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusPending, it.Status, "the lease claimed as Work stopped is given back")
+	require.Zero(t, it.Attempts)
+}

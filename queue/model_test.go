@@ -1266,3 +1266,41 @@ func TestEngine_SettleAppliesPoolExpiries(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, d.StatusCounts[pool.StatusProcessing], "status counts after a settlement on the pool")
 }
+
+// TestEngine_SettleAppliesEveryExpiry: TestEngine_SettleAppliesPoolExpiries
+// with more expired leases than one reclaim batch (64). queue/doc.go says
+// the engine applies a pool's expired leases in the write transaction of
+// every dispatch and settlement; the model tests never have more than a
+// handful in flight, so nothing checks that reclaim goes past its first
+// batch.
+func TestEngine_SettleAppliesEveryExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	clk := &modelClock{t: modelEpoch}
+	eng := openEngine(t, st, queue.Options{Now: clk.Now, LeaseTimeout: modelLeaseTimeout, RetryDelay: modelRetryDelay})
+	const n = 99
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "expiry", Description: "many", Type: pool.Parallel, MaxParallelItems: pqPtr(n + 1)})
+	require.NoError(t, err)
+	items := make([]pool.NewItem, n+1)
+	for i := range items {
+		items[i] = pool.NewItem{ContactUUID: uuid.New()}
+	}
+	_, err = eng.Add(ctx, p.UUID, items...)
+	require.NoError(t, err)
+	leases, err := eng.DequeueN(ctx, p.UUID, n) // n leases, ending at +10s
+	require.NoError(t, err)
+	require.Len(t, leases, n)
+	clk.set(modelEpoch.Add(5 * time.Second))
+	last, err := eng.TryDequeue(ctx, p.UUID) // ends at +15s
+	require.NoError(t, err)
+
+	clk.set(modelEpoch.Add(12 * time.Second)) // the n leases are over, last's is not
+	require.NoError(t, eng.Complete(ctx, last, "answered"))
+	d, err := eng.Pool(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Zero(t, d.StatusCounts[pool.StatusProcessing], "every expired lease applied by the settlement")
+	require.Equal(t, n, d.StatusCounts[pool.StatusRetrying])
+}

@@ -1086,3 +1086,31 @@ func TestEngine_Work_RetryAtTooFar(t *testing.T) {
 	require.Contains(t, it.Notes, "failed for good: retry time")
 	require.Contains(t, it.Notes, "call back next year")
 }
+
+// TestWork_OnADraftCampaignDialsNothing: WorkOptions.Campaigns
+// says a campaign's pools are claimed from while it is In Process. A pool
+// attached to a Draft campaign A and to a running campaign B dispatches
+// (under B); Work asked to work A alone must not dial it. The existing
+// tests start the campaign Work is given, so nothing checked the status
+// filter of runner.refresh.
+func TestWork_OnADraftCampaignDialsNothing(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{PollInterval: 20 * time.Millisecond})
+	p := b.pool(t, pool.Parallel, 10, 3)
+	b.add(t, p.UUID, 2)
+	a := b.campaignOf(t, uuid.Nil, p.UUID)
+	running := b.campaignOf(t, uuid.Nil, p.UUID)
+	_, err := b.eng.StartCampaign(b.ctx, running.UUID)
+	require.NoError(t, err)
+	rec := newRecorder(nil)
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil },
+			queue.WorkOptions{Campaigns: []uuid.UUID{a.UUID}, OnEvent: rec.on})
+	}()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	require.Zero(t, rec.count(queue.EventDispatched), "Work on a Draft campaign dialled the pool of another, running one")
+}

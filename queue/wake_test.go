@@ -42,3 +42,35 @@ func TestEngine_WakesWhenExtendShortensALease(t *testing.T) {
 		t.Fatal("the blocked Dequeue slept past the shortened lease's end")
 	}
 }
+
+// TestEngine_WaiterLeavingKeepsTheOthers: two Dequeues block on one
+// empty pool; one leaves (its context ends). The other must still be woken
+// by an Add at once, not at the safety poll: wake.go promises that no
+// wake-up is missed. Nothing tested that one waiter's unsubscribe leaves
+// the other waiters of its pool subscribed.
+func TestEngine_WaiterLeavingKeepsTheOthers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	eng := openEngine(t, openFileStore(t, ""), queue.Options{PollInterval: time.Minute})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "waiters", Description: "two", Type: pool.FIFO})
+	require.NoError(t, err)
+
+	leaving, leave := context.WithCancel(ctx)
+	left := make(chan error, 1)
+	go func() { _, err := eng.Dequeue(leaving, p.UUID); left <- err }()
+	done := make(chan error, 1)
+	go func() { _, err := eng.Dequeue(ctx, p.UUID); done <- err }()
+	require.True(t, waitUntil(2*time.Second, func() bool { return queue.Waiting(eng, p.UUID) == 2 }))
+	leave()
+	require.ErrorIs(t, <-left, context.Canceled)
+	time.Sleep(50 * time.Millisecond)
+
+	_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+	require.NoError(t, err)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Dequeue still waiting was not woken by the Add (the other waiter's leaving unsubscribed it)")
+	}
+}

@@ -585,3 +585,39 @@ func TestCommitter_RerunThatCannotBegin(t *testing.T) {
 	require.False(t, b.exists(t, id))
 	require.Equal(t, uint64(1), b.c.Stats().Reruns)
 }
+
+// TestCommitter_AbandonedCombinedOpDoesNotRun: a combined operation
+// whose caller left (its context ended) while it waited must not run, even
+// when a live operation with the same key gathers its group; a caller told
+// "context canceled" must not find its write committed (a claim's leases
+// would have no one to work them). TestCommitter_Combined only has live
+// callers, and the abandonment tests only plain operations.
+func TestCommitter_AbandonedCombinedOpDoesNotRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{})
+	var mu sync.Mutex
+	var ran []string
+	cb := &groupcommit.Combiner{Key: "k", Run: func(_ context.Context, _ *groupcommit.Tx, reqs []any) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range reqs {
+			ran = append(ran, r.(string))
+		}
+		return nil
+	}}
+	var wg sync.WaitGroup
+	release := b.hold(t, &wg)
+	// Two live operations, so that the batch runs as one (not runAlone).
+	b.queue(t, &wg, func() {
+		require.NoError(t, b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error { return nil }))
+	})
+	b.queue(t, &wg, func() { require.NoError(t, b.c.WriteCombined(b.ctx, cb, "live")) })
+	ctx, cancel := context.WithCancel(b.ctx)
+	left := make(chan error, 1)
+	b.queue(t, &wg, func() { left <- b.c.WriteCombined(ctx, cb, "abandoned") })
+	cancel()
+	require.ErrorIs(t, <-left, context.Canceled)
+	release()
+	wg.Wait()
+	require.Equal(t, []string{"live"}, ran, "the abandoned operation ran")
+}
