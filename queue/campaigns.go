@@ -223,6 +223,7 @@ func (e *Engine) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 		for _, p := range pools {
 			signal(tx, p) // a pool it held may be free now
 		}
+		signal(tx, id) // the other processes' DequeueCampaigns on it: not found now
 		return tx.DeleteCampaign(ctx, id)
 	})
 	if err != nil {
@@ -289,6 +290,7 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 		for _, p := range c.PoolUUIDs {
 			signal(tx, p)
 		}
+		signal(tx, id) // and those of a campaign without pools
 		return c, true, nil
 	})
 	if err != nil {
@@ -485,6 +487,9 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 			res.PoolsAttached++
 			attached = append(attached, p)
 			signal(tx, p)
+		}
+		if len(attached) > 0 {
+			signal(tx, id) // the other processes' waiters on the campaign, not yet on its new pools
 		}
 		return v.Err()
 	})
