@@ -57,7 +57,16 @@ func New(st store.Store, opts Options) (*Engine, error) {
 	e := &Engine{st: st, opts: opts, closing: make(chan struct{}), closed: make(chan struct{}), unwatch: func() {}}
 	e.gc = groupcommit.New(st, groupcommit.Options{MaxBatch: opts.MaxBatch, Now: e.now})
 	if w, ok := st.(store.Watcher); ok {
-		e.unwatch = w.Watch(e.wake.notify) // other processes' signals wake this one's Dequeues
+		// Other processes' signals wake this one's Dequeues; uuid.Nil
+		// says some may have been lost (the store began to listen, or
+		// listens again): every waiter looks again.
+		e.unwatch = w.Watch(func(id uuid.UUID) {
+			if id == uuid.Nil {
+				e.wake.notifyAll()
+				return
+			}
+			e.wake.notify(id)
+		})
 	}
 	return e, nil
 }

@@ -65,6 +65,21 @@ func (w *wakeups) notify(id uuid.UUID) {
 	}
 }
 
+// notifyAll wakes every waiter, whatever it is blocked on: signals from
+// other processes may have been lost (see store.Watcher).
+func (w *wakeups) notifyAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, set := range w.m {
+		for ch := range set {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // waiting returns how many waiters pool id has, and how many pools have
 // any (for tests).
 func (w *wakeups) waiting(id uuid.UUID) (waiters, pools int) {

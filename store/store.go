@@ -81,7 +81,9 @@ type Signaler interface {
 // Watch calls fn with the pool of every committed [Signaler] signal, from
 // any process, until stop is called. fn must be quick and safe for
 // concurrent use. Signals may be lost (a dropped connection, say): blocked
-// dequeues also poll.
+// dequeues also poll; and fn is called with uuid.Nil each time the store
+// begins to receive signals (again), when those sent before may have been
+// lost: every waiter should look again then.
 type Watcher interface {
 	Watch(fn func(poolID uuid.UUID)) (stop func())
 }

@@ -17,8 +17,13 @@ import (
 // registered: it holds a connection of its own (outside the pool), LISTENs,
 // and calls every function with the pool of each notification. When the
 // connection fails (the server restarted, the backend was terminated) it
-// connects again, with a growing pause of at most reconnectMax; signals
-// sent meanwhile are lost, which the blocked dequeues' poll covers.
+// connects again, with a growing pause of at most reconnectMax. Signals
+// sent while it was not listening are lost: each time it begins to listen
+// it calls every function with uuid.Nil, so that every waiter looks again
+// (the first time too: Open returns before the first LISTEN). A connection
+// gone silent (no FIN, no RST: a NAT or firewall that dropped it) is found
+// by a ping after listenIdle without a notification, answered within
+// listenPing, else the listener connects again.
 //
 // Invariant: running is true exactly while the goroutine runs; it is
 // started by the Watch that registers the first function and stopped (and
@@ -35,8 +40,16 @@ type listener struct {
 	done    chan struct{}
 }
 
-// reconnectMax bounds the pause between two attempts to connect again.
-const reconnectMax = 2 * time.Second
+// reconnectMax bounds the pause between two attempts to connect again;
+// listenConnect bounds an attempt (connect and LISTEN); listenIdle is how
+// long the listener waits for a notification before it checks, with a
+// ping answered within listenPing, that its connection still works.
+const (
+	reconnectMax  = 2 * time.Second
+	listenConnect = 10 * time.Second
+	listenIdle    = 30 * time.Second
+	listenPing    = 5 * time.Second
+)
 
 func (l *listener) init(s *Store) { l.s = s }
 
@@ -44,7 +57,9 @@ func (l *listener) init(s *Store) { l.s = s }
 // sharing the store's schema (this one included), until stop is called
 // (see [store.Watcher]). fn must be quick and safe for concurrent use: it
 // runs on the listener's goroutine. Signals may be lost while the
-// listener's connection is down. After Close, Watch registers nothing.
+// listener's connection is down; fn is called with uuid.Nil each time the
+// listener begins to listen, first and again. After Close, Watch registers
+// nothing.
 func (s *Store) Watch(fn func(poolID uuid.UUID)) (stop func()) {
 	l := &s.lis
 	l.mu.Lock()
@@ -134,31 +149,49 @@ func (l *listener) appName() string { return "poolq listener " + l.s.opts.Schema
 func (l *listener) listen(ctx context.Context) error {
 	cfg := l.s.connCfg.Copy()
 	cfg.RuntimeParams["application_name"] = l.appName()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	cctx, cancel := context.WithTimeout(ctx, listenConnect)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.s.channel}.Sanitize()); err != nil {
+	if _, err := conn.Exec(cctx, "LISTEN "+pgx.Identifier{l.s.channel}.Sanitize()); err != nil {
 		return err
 	}
+	l.deliver(uuid.Nil) // listening: what was sent before may have been missed
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		wctx, cancel := context.WithTimeout(ctx, listenIdle)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+			// Quiet for listenIdle: is anyone still there?
+			pctx, cancel := context.WithTimeout(ctx, listenPing)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		id, err := uuid.Parse(n.Payload)
-		if err != nil {
-			continue // not poolq's
+		if id, err := uuid.Parse(n.Payload); err == nil && id != uuid.Nil { // else not poolq's
+			l.deliver(id)
 		}
-		l.mu.Lock()
-		fns := make([]func(uuid.UUID), 0, len(l.fns))
-		for _, fn := range l.fns {
-			fns = append(fns, fn)
-		}
-		l.mu.Unlock()
-		for _, fn := range fns {
-			fn(id)
-		}
+	}
+}
+
+// deliver calls every registered function with id.
+func (l *listener) deliver(id uuid.UUID) {
+	l.mu.Lock()
+	fns := make([]func(uuid.UUID), 0, len(l.fns))
+	for _, fn := range l.fns {
+		fns = append(fns, fn)
+	}
+	l.mu.Unlock()
+	for _, fn := range fns {
+		fn(id)
 	}
 }
