@@ -688,19 +688,9 @@ func TestWatch(t *testing.T) {
 	require.NoError(t, b.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
 	signal := func(tx store.Tx, id uuid.UUID) { tx.(store.Signaler).Signal(id) }
 
-	// The listener may not listen yet: signal until one arrives.
-	require.Eventually(t, func() bool {
-		require.NoError(t, b.Write(ctx, func(tx store.Tx) error { signal(tx, p.UUID); return nil }))
-		select {
-		case id := <-got:
-			return id == p.UUID
-		case <-time.After(20 * time.Millisecond):
-			return false
-		}
-	}, 10*time.Second, time.Millisecond)
-	for len(got) > 0 {
-		<-got
-	}
+	// The listener says when it listens (uuid.Nil: look again, signals
+	// sent before may have been missed); from then on none is missed.
+	listening(t, got)
 
 	rolledBack, undone, kept := uuid.New(), uuid.New(), uuid.New()
 	boom := errors.New("boom")
@@ -740,16 +730,26 @@ func TestWatch_LongSchema(t *testing.T) {
 	stop := a.Watch(func(id uuid.UUID) { got <- id })
 	defer stop()
 	p := newTestPool("watched")
-	require.Eventually(t, func() bool {
-		require.NoError(t, b.Write(ctx, func(tx store.Tx) error { tx.(store.Signaler).Signal(p.UUID); return nil }),
-			"a commit that signals")
-		select {
-		case id := <-got:
-			return id == p.UUID
-		case <-time.After(20 * time.Millisecond):
-			return false
-		}
-	}, 10*time.Second, time.Millisecond)
+	listening(t, got)
+	require.NoError(t, b.Write(ctx, func(tx store.Tx) error { tx.(store.Signaler).Signal(p.UUID); return nil }),
+		"a commit that signals")
+	select {
+	case id := <-got:
+		require.Equal(t, p.UUID, id)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the signal did not arrive")
+	}
+}
+
+// listening waits for a watcher's uuid.Nil: its store listens.
+func listening(t *testing.T, got <-chan uuid.UUID) {
+	t.Helper()
+	select {
+	case id := <-got:
+		require.Equal(t, uuid.Nil, id, "the first call says the listener listens")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the listener did not say it listens")
+	}
 }
 
 // TestWrite_LockKey checks that the lock a write transaction holds on a
