@@ -15,8 +15,12 @@ import (
 
 // Engine manages pools and dispatches their items over a [store.Store]. It
 // is safe for concurrent use. The store is the only copy of every state
-// change; the engine keeps nothing in memory but the operations waiting for
-// a transaction and the wake-up channels of blocked Dequeues.
+// change; the engine keeps in memory only the operations waiting for a
+// transaction, the wake-up channels of blocked Dequeues, the counters of
+// [Engine.Stats], and [Engine.DequeueCampaign]'s round-robin turn per
+// campaign. The turns are a hint, not a state: a new engine starts each
+// campaign at its first pool, and two engines over one store keep turns of
+// their own.
 type Engine struct {
 	st   store.Store
 	opts Options
