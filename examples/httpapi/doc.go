@@ -238,8 +238,8 @@
 //
 // # Caveats
 //
-//   - page is at most 2147483647 (a 422 beyond): the engine computes a page's
-//     offset without an overflow check.
+//   - page is at most 2147483647 (pool.MaxPage; a 422 beyond), the engine's
+//     bound, which keeps a page's offset from overflowing.
 //   - Text holding a NUL character or invalid UTF-8 is refused with a 422
 //     (package validate's Text rule), as every text entering poolq is. In a
 //     body, bytes that are not UTF-8 are refused before decoding (which

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/validate"
 )
 
@@ -405,10 +406,11 @@ type queryParams struct {
 
 func newQuery(r *http.Request) *queryParams { return &queryParams{q: r.URL.Query()} }
 
-// MaxPage is the largest page number accepted. The engine computes a page's
-// offset as (page-1)*per_page without an overflow check, and a wrapped,
-// negative offset would list the first rows under a huge page number.
-const MaxPage = 1<<31 - 1
+// MaxPage is the largest page number accepted: the engine's own bound
+// ([pool.MaxPage], which keeps a page's offset (page-1)*per_page from
+// overflowing), checked here too so that a page too large is named in the
+// same 422 as the query's other bad parameters.
+const MaxPage = pool.MaxPage
 
 // page reads the page and per_page parameters. Zero means not given: the
 // engine applies its defaults, and checks the upper bound of per_page
