@@ -30,6 +30,8 @@ var createSeeds = []string{
 	`{"name":"` + strings.Repeat("語", 256) + `","description":"x"}`,
 	`{"name":"` + strings.Repeat("a", 256) + `","description":"x"}`,
 	`{"name":"ab","description":" ","type":"Random","max_parallel_items":0,"max_retries":-1}`,
+	`{"name":"  VIP ","description":"\t padded \n"}`,
+	`{"name":" ab ","description":"x"}`,
 	`{"name":"日本","description":"\t"}`,
 	`{"name":"\u00a0\u00a0\u00a0","description":"x"}`,
 	"{\"name\":\"abc\xff\xfe\",\"description\":\"x\"}",
@@ -57,6 +59,8 @@ var updateSeeds = []string{
 	`{"name":"Cold leads"}`,
 	`{"name":"VIP customers"}`,
 	`{"name":"ab"}`,
+	`{"name":"  VIP ","description":" padded\t"}`,
+	`{"name":" ab "}`,
 	`{"name":""}`,
 	`{"name":null,"description":null,"type":null,"max_parallel_items":null,"max_retries":null,"is_active":null}`,
 	`{"description":""}`,
@@ -132,10 +136,11 @@ func FuzzCreateParamsJSON(f *testing.F) {
 		require.NoError(t, err)
 		requirePoolRules(t, got)
 
-		// Exactly the given values, or the defaults.
+		// Exactly the given values (name and description trimmed of
+		// surrounding white space), or the defaults.
 		require.Equal(t, poolID, got.UUID)
-		require.Equal(t, p.Name, got.Name)
-		require.Equal(t, p.Description, got.Description)
+		require.Equal(t, strings.TrimSpace(p.Name), got.Name)
+		require.Equal(t, strings.TrimSpace(p.Description), got.Description)
 		if p.Type == "" {
 			require.Equal(t, pool.FIFO, got.Type)
 		} else {
@@ -190,13 +195,14 @@ func FuzzUpdateParamsJSON(f *testing.F) {
 		requirePoolRules(t, got)
 		require.Equal(t, !reflect.DeepEqual(base, got), changed)
 
-		// Only the given fields change.
+		// Only the given fields change; a given name and description are
+		// trimmed of surrounding white space.
 		want := base
 		if u.Name != nil {
-			want.Name = *u.Name
+			want.Name = strings.TrimSpace(*u.Name)
 		}
 		if u.Description != nil {
-			want.Description = *u.Description
+			want.Description = strings.TrimSpace(*u.Description)
 		}
 		if u.Type != nil {
 			require.True(t, strings.EqualFold(string(*u.Type), string(got.Type)))
