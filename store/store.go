@@ -100,7 +100,9 @@ type Change struct {
 //
 // Times are stored with nanosecond precision and returned in UTC; a store
 // may refuse times outside the years 1678–2261. Every method that takes a
-// pool id returns [ErrNotFound] for an unknown pool.
+// pool id returns [ErrNotFound] for an unknown pool, but two: [Tx.KeepCalls]
+// records nothing for it (no error), as for a pool attached to no campaign,
+// and [Tx.CampaignItems] leaves nothing out for an unknown except pool.
 //
 // In a write transaction, the first method that names a pool serializes
 // the transaction with every other write transaction that names it: what
@@ -236,7 +238,8 @@ type Tx interface {
 	Rules(ctx context.Context, q campaign.RuleQuery) ([]campaign.Rule, int, error)
 
 	// Campaigns. Every method that takes a campaign id returns
-	// [ErrNotFound] for an unknown campaign.
+	// [ErrNotFound] for an unknown campaign, but CampaignItems and
+	// CampaignCalls, for which an unknown campaign has none (no error).
 
 	// InsertCampaign stores a new campaign (PoolUUIDs is ignored: see
 	// AttachPool); a campaign with the same UUID gets [ErrConflict], an
