@@ -9,13 +9,15 @@ import (
 // API's, exactly ("In_Call" with its underscore).
 type Status string
 
-// The item statuses.
+// The item statuses. An item is Scheduled for a time its caller named
+// ([Failure.RetryAt]) or, under a campaign's rule, for the earliest time the
+// rule's window or day cap allows ([Item.Postponed]).
 const (
 	StatusPending    Status = "Pending"    // waiting to be picked up
 	StatusProcessing Status = "Processing" // dispatched, being attempted
 	StatusInCall     Status = "In_Call"    // dispatched, the call connected
 	StatusRetrying   Status = "Retrying"   // failed, waiting for its retry time
-	StatusScheduled  Status = "Scheduled"  // waiting for a time the caller named
+	StatusScheduled  Status = "Scheduled"  // waiting for a time a caller or a rule set
 	StatusCompleted  Status = "Completed"  // terminal: succeeded
 	StatusFailed     Status = "Failed"     // terminal: out of attempts or failed for good
 	StatusSkipped    Status = "Skipped"    // terminal: withdrawn
