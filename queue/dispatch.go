@@ -34,7 +34,16 @@ const reclaimBatch = 64
 // Cost: an index seek, whatever the number of items (under a rule, and a
 // seek per contact and pool of the campaign); the items a claim skips,
 // postpones or fails on its way leave the due set, each once, about 1,000
-// a transaction (see maxDeferrals).
+// a transaction (a claim that meets more commits those and goes on in the
+// next).
+//
+// A claim that commits more than 2 s after the instant it judged the pool
+// at (a stalled store, a commit whose outcome was learned late) hands out
+// nothing: leases' ends and calling windows were judged then, so its
+// leases are given back, unattempted, and the pool is looked at again. After
+// 3 such claims in a row, TryDequeue, [Engine.Dequeue], [Engine.DequeueN]
+// and [Engine.DequeueCampaign] return an error (no sentinel) and hold no
+// lease, rather than hold the caller forever.
 func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
 	ls, err := e.tryDequeue(ctx, poolID, 1, uuid.Nil)
 	if err != nil {
@@ -52,7 +61,8 @@ func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, erro
 // first, and [ErrClosed] once Close has begun; in both cases no lease is
 // held. A store lock that another process or node holds past the store's
 // timeout ([store.ErrLockTimeout]) does not end the wait: it looks again.
-// Errors also: [store.ErrNotFound].
+// Errors also: [store.ErrNotFound], and the error of 3 late claims in a row
+// (see [Engine.TryDequeue]).
 func (e *Engine) Dequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
 	ls, err := e.dequeueWait(ctx, poolID, 1)
 	if err != nil {
