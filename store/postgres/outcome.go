@@ -13,7 +13,7 @@ import (
 // sent but whose answer never came (the connection failed or went silent
 // past its bound, see [Options.LockTimeout]), when the Store could not
 // learn the outcome on another connection either (the database
-// unreachable for [outcomeTimeout]). The write may have committed or not:
+// unreachable for 5 s). The write may have committed or not:
 // its caller must not assume that nothing happened. It is
 // [store.ErrCommitUnknown].
 var ErrCommitUnknown = store.ErrCommitUnknown
