@@ -68,9 +68,10 @@ type Options struct {
 	// Defaults to Normal.
 	Durability Durability
 	// BusyTimeout is how long a connection waits for a lock that another
-	// process holds on the same file before failing; 0 to
-	// [MaxBusyTimeout], rounded up to whole milliseconds. Defaults to
-	// [DefaultBusyTimeout].
+	// process holds on the same file before failing: at most
+	// [MaxBusyTimeout], rounded up to whole milliseconds. Zero means the
+	// default, [DefaultBusyTimeout] (5 s), not "do not wait": the least
+	// wait is 1 ms.
 	BusyTimeout time.Duration
 	// CacheMiB is the page cache of the writer connection, in MiB (each
 	// reader connection has a quarter of it, at least 2). It bounds the
