@@ -77,8 +77,8 @@ type Options struct {
 	// reader connection has a quarter of it, at least 2). It bounds the
 	// store's memory whatever the number of items, and is what keeps a
 	// pool of a million items as fast to dispatch as one of ten thousand:
-	// the indexes' upper levels stay in memory. 0 to [MaxCacheMiB].
-	// Defaults to DefaultCacheMiB.
+	// the indexes' upper levels stay in memory. At most [MaxCacheMiB]; zero
+	// means the default, [DefaultCacheMiB].
 	CacheMiB int
 	// CheckpointInterval is how often a goroutine of the Store looks at
 	// the write-ahead log, to copy it back into the database file once the
