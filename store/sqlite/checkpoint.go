@@ -38,6 +38,10 @@ const (
 	// backstopPages is the writer's wal_autocheckpoint when the Store
 	// checkpoints in the background (SQLite's default is 1000).
 	backstopPages = 20000
+	// walSizeLimit is the writer's journal_size_limit, in bytes: four
+	// times CheckpointPages pages of 4 KiB, what a log grows to between two
+	// checkpoints under steady writes.
+	walSizeLimit = 4 * CheckpointPages * 4096
 )
 
 // checkpointer runs PASSIVE checkpoints on a connection of its own: they
@@ -45,8 +49,16 @@ const (
 // writer's next transaction restarts the log once everything was copied.
 // It looks every tick, and checkpoints when the writer has written at least
 // threshold pages since the last round that copied the whole log.
+//
+// A round copies the log in two passes: the bulk without the writer's
+// turn, then what was committed meanwhile with it (see round). Without the
+// second pass, a writer committing all the time landed a commit in nearly
+// every copy: the log was never whole copied when the writer began its
+// next transaction, never restarted, and grew round after round to the
+// backstop, where a commit copied 20,000 pages inline.
 type checkpointer struct {
 	db   *sql.DB
+	turn chan struct{} // the Store's: held by whoever uses the writer's connection
 	stop chan struct{}
 	done sync.WaitGroup
 	// pages is how many pages the Store's writer has written to the log
@@ -60,8 +72,8 @@ type checkpointer struct {
 	rounds, full atomic.Int64
 }
 
-func startCheckpointer(db *sql.DB, every time.Duration) *checkpointer {
-	c := &checkpointer{db: db, stop: make(chan struct{})}
+func startCheckpointer(db *sql.DB, every time.Duration, turn chan struct{}) *checkpointer {
+	c := &checkpointer{db: db, turn: turn, stop: make(chan struct{})}
 	c.threshold.Store(CheckpointPages)
 	c.done.Go(func() {
 		t := time.NewTicker(every)
@@ -80,23 +92,42 @@ func startCheckpointer(db *sql.DB, every time.Duration) *checkpointer {
 }
 
 // round checkpoints if enough pages were written since the last full
-// round. The pages written while it copies may or may not be copied; they
-// stay counted, so at worst the next checkpoint comes a little early.
+// round. An error (SQLITE_BUSY from another process's checkpoint, say)
+// only means this round is skipped; a pass that could not copy everything
+// (a reader holds an older snapshot) keeps the count: the next tick tries
+// again.
 func (c *checkpointer) round() {
-	seen := c.pages.Load()
-	if seen < c.threshold.Load() {
+	if c.pages.Load() < c.threshold.Load() {
 		return
 	}
-	// An error (SQLITE_BUSY from another process's checkpoint, say) only
-	// means this round is skipped. A round that could not copy everything
-	// (a reader holds an older snapshot) keeps the count: the next tick
-	// tries again.
-	var busy, frames, copied int
-	err := c.db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
-	if err == nil && busy == 0 && frames == copied {
-		c.pages.Add(-seen)
+	if !c.pass() {
+		return
+	}
+	// What the writer committed while that copied is in the log, not yet
+	// copied: copied now with the writer's turn held (a few pages, no
+	// commit can come between), the writer's next transaction restarts
+	// the log. Close takes the turn and then stops the checkpointer: the
+	// wait ends with either.
+	select {
+	case c.turn <- struct{}{}:
+	case <-c.stop:
+		return
+	}
+	written := c.pages.Load() // every commit so far: the writer counts under the turn
+	whole := c.pass()
+	<-c.turn
+	if whole {
+		c.pages.Add(-written)
 		c.full.Add(1)
 	}
+}
+
+// pass runs one PASSIVE checkpoint and reports whether it copied the
+// whole log.
+func (c *checkpointer) pass() bool {
+	var busy, frames, copied int
+	err := c.db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	return err == nil && busy == 0 && frames == copied
 }
 
 // wrote counts n pages written to the log by the Store's writer.

@@ -334,7 +334,7 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 			st.Close()
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 		}
-		st.cp = startCheckpointer(c, opts.CheckpointInterval)
+		st.cp = startCheckpointer(c, opts.CheckpointInterval, st.turn)
 	}
 	return st, nil
 }
@@ -350,6 +350,10 @@ func dsnParams(opts Options, readOnly bool) string {
 		return strings.Join(append(p, "_pragma=query_only(1)"), "&")
 	}
 	p := basePragmas(opts, opts.CacheMiB)
+	// A log restarted after a burst (an import) is cut back to this size
+	// at the writer's next commit, instead of keeping its largest size on
+	// disk for good.
+	p = append(p, fmt.Sprintf("_pragma=journal_size_limit(%d)", walSizeLimit))
 	if opts.CheckpointInterval > 0 {
 		p = append(p, fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", backstopPages))
 	}
