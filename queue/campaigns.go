@@ -231,6 +231,7 @@ func (e *Engine) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 	}
 	e.wakePools(pools...)
 	e.wake.notify(id) // a DequeueCampaign on it: not found now
+	e.forgetTurn(id)
 	return nil
 }
 
@@ -300,6 +301,9 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 		e.wakePools(out.PoolUUIDs...)
 	}
 	e.wake.notify(id) // a DequeueCampaign: its campaign runs, or finished
+	if out.Status.Finished() {
+		e.forgetTurn(id)
+	}
 	return out, nil
 }
 
@@ -615,6 +619,9 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 	defer timer.Stop()
 	for {
 		c, err := e.Campaign(ctx, id)
+		if isNotFound(err) || err == nil && c.Status.Finished() {
+			e.forgetTurn(id) // deleted or finished by another node: its turn is not needed again
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -687,6 +694,15 @@ func (e *Engine) turn(id uuid.UUID, n int) int {
 	e.turnsMu.Lock()
 	defer e.turnsMu.Unlock()
 	return e.turns[id] % n
+}
+
+// forgetTurn drops the turn of campaign id, deleted or finished: the
+// turns are kept for the campaigns that may dispatch, not for every one
+// that ever did.
+func (e *Engine) forgetTurn(id uuid.UUID) {
+	e.turnsMu.Lock()
+	defer e.turnsMu.Unlock()
+	delete(e.turns, id)
 }
 
 func (e *Engine) setTurn(id uuid.UUID, next int) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -666,4 +667,54 @@ func TestEngine_CampaignClaimAfterDetach(t *testing.T) {
 			require.Equal(t, []uuid.UUID{p}, work(t, eng, a, b), "the pool moved to B, which Work serves too")
 		})
 	}
+}
+
+// TestEngine_TurnsOfFinishedCampaigns: the engine keeps a DequeueCampaign
+// turn for campaigns that may dispatch again, not for every campaign that
+// ever did: completing, archiving or deleting one drops its turn, and so
+// does a DequeueCampaign that finds it finished or gone (another node's
+// doing). (They were kept for the process's life.)
+func TestEngine_TurnsOfFinishedCampaigns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "poolq.db")
+	eng := openEngine(t, openFileStore(t, path), queue.Options{})
+	other := openEngine(t, openFileStore(t, path), queue.Options{}) // another process, on the same file
+	dispatched := func() campaign.Campaign {
+		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "turns", Description: "d"})
+		require.NoError(t, err)
+		_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "turns"})
+		require.NoError(t, err)
+		_, err = eng.AttachPools(ctx, c.UUID, p.UUID)
+		require.NoError(t, err)
+		_, err = eng.StartCampaign(ctx, c.UUID)
+		require.NoError(t, err)
+		l, err := eng.DequeueCampaign(ctx, c.UUID)
+		require.NoError(t, err)
+		require.NoError(t, eng.Complete(ctx, l, ""))
+		return c
+	}
+	c := dispatched()
+	require.Equal(t, 1, queue.Turns(eng))
+	_, err := eng.CompleteCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+	require.Zero(t, queue.Turns(eng), "completed")
+
+	c = dispatched()
+	_, err = eng.PauseCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+	_, err = eng.CompleteCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+	require.NoError(t, eng.DeleteCampaign(ctx, c.UUID))
+	require.Zero(t, queue.Turns(eng), "deleted")
+
+	c = dispatched()
+	_, err = other.CompleteCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+	require.Equal(t, 1, queue.Turns(eng))
+	_, err = eng.DequeueCampaign(ctx, c.UUID)
+	require.ErrorIs(t, err, campaign.ErrWrongStatus)
+	require.Zero(t, queue.Turns(eng), "found completed by another process")
 }

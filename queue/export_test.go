@@ -52,3 +52,10 @@ func FailureOf(err error) Failure { return failureOf(err) }
 // it is subscribed to (between the old ones dropped and the new ones
 // subscribed). Set it before the waiter starts.
 func SetResubscribing(e *Engine, f func()) { e.resubscribing = f }
+
+// Turns returns how many campaigns have a DequeueCampaign turn kept.
+func Turns(e *Engine) int {
+	e.turnsMu.Lock()
+	defer e.turnsMu.Unlock()
+	return len(e.turns)
+}
