@@ -38,10 +38,6 @@ const (
 	// backstopPages is the writer's wal_autocheckpoint when the Store
 	// checkpoints in the background (SQLite's default is 1000).
 	backstopPages = 20000
-	// walSizeLimit is the writer's journal_size_limit, in bytes: four
-	// times CheckpointPages pages of 4 KiB, what a log grows to between two
-	// checkpoints under steady writes.
-	walSizeLimit = 4 * CheckpointPages * 4096
 )
 
 // checkpointer runs PASSIVE checkpoints on a connection of its own: they

@@ -350,10 +350,6 @@ func dsnParams(opts Options, readOnly bool) string {
 		return strings.Join(append(p, "_pragma=query_only(1)"), "&")
 	}
 	p := basePragmas(opts, opts.CacheMiB)
-	// A log restarted after a burst (an import) is cut back to this size
-	// at the writer's next commit, instead of keeping its largest size on
-	// disk for good.
-	p = append(p, fmt.Sprintf("_pragma=journal_size_limit(%d)", walSizeLimit))
 	if opts.CheckpointInterval > 0 {
 		p = append(p, fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", backstopPages))
 	}
