@@ -38,6 +38,9 @@ const (
 	// backstopPages is the writer's wal_autocheckpoint when the Store
 	// checkpoints in the background (SQLite's default is 1000).
 	backstopPages = 20000
+	// heldPages bounds what a round copies with the writer's turn held
+	// (see round): about a millisecond's copy.
+	heldPages = 100
 )
 
 // checkpointer runs PASSIVE checkpoints on a connection of its own: they
@@ -47,7 +50,8 @@ const (
 // threshold pages since the last round that copied the whole log.
 //
 // A round copies the log in two passes: the bulk without the writer's
-// turn, then what was committed meanwhile with it (see round). Without the
+// turn, then what was committed meanwhile, at most heldPages, with it (see
+// round). Without the
 // second pass, a writer committing all the time landed a commit in nearly
 // every copy: the log was never whole copied when the writer began its
 // next transaction, never restarted, and grew round after round to the
@@ -64,8 +68,9 @@ type checkpointer struct {
 	threshold atomic.Int64
 	// rounds counts the ticks looked at, full the rounds that found the
 	// whole log copied into the database when they ended: what a test
-	// waits for instead of a pause.
-	rounds, full atomic.Int64
+	// waits for instead of a pause. held is the most pages a round has
+	// left to its held pass (for tests).
+	rounds, full, held atomic.Int64
 }
 
 func startCheckpointer(db *sql.DB, every time.Duration, turn chan struct{}) *checkpointer {
@@ -96,20 +101,37 @@ func (c *checkpointer) round() {
 	if c.pages.Load() < c.threshold.Load() {
 		return
 	}
-	if !c.pass() {
-		return
+	// What the writer commits while a pass copies is in the log, not yet
+	// copied: copied with the writer's turn held (no commit can come
+	// between), the writer's next transaction restarts the log. That
+	// second pass must be short, or the writer waits for it as for an
+	// inline checkpoint: unheld passes go on while the writer commits more
+	// than heldPages pages during one, three at most; a writer that
+	// outruns them (an import at full speed) is left to the backstop.
+	var before int64
+	for tries := 1; ; tries++ {
+		before = c.pages.Load()
+		if !c.pass() {
+			return
+		}
+		if c.pages.Load()-before <= heldPages {
+			break
+		}
+		if tries == 3 {
+			return
+		}
 	}
-	// What the writer committed while that copied is in the log, not yet
-	// copied: copied now with the writer's turn held (a few pages, no
-	// commit can come between), the writer's next transaction restarts
-	// the log. Close takes the turn and then stops the checkpointer: the
-	// wait ends with either.
+	// Close takes the turn and then stops the checkpointer: the wait ends
+	// with either.
 	select {
 	case c.turn <- struct{}{}:
 	case <-c.stop:
 		return
 	}
 	written := c.pages.Load() // every commit so far: the writer counts under the turn
+	if n := written - before; n > c.held.Load() {
+		c.held.Store(n)
+	}
 	whole := c.pass()
 	<-c.turn
 	if whole {

@@ -75,3 +75,7 @@ var (
 	InsertPoolSQL     = insertPoolSQL
 	UpdatePoolSQL     = updatePoolSQL
 )
+
+// HeldCheckpointPages returns the most pages written since the unheld pass
+// that any round of the checkpointer of s left to its held pass.
+func HeldCheckpointPages(s *Store) int64 { return s.cp.held.Load() }
