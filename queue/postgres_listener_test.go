@@ -472,16 +472,5 @@ func TestPostgres_WakesAcrossNodes(t *testing.T) {
 // day (the default 09:00-18:00 UTC would schedule the items instead).
 func allDayCampaign(t *testing.T, eng *queue.Engine) (campaign.Rule, campaign.Campaign, pool.Pool) {
 	t.Helper()
-	ctx := context.Background()
-	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "all day", StartTime: new("00:00"), EndTime: new("23:59")})
-	require.NoError(t, err)
-	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign", RuleUUID: &r.UUID})
-	require.NoError(t, err)
-	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool", Description: "d"})
-	require.NoError(t, err)
-	_, err = eng.AttachPools(ctx, c.UUID, p.UUID)
-	require.NoError(t, err)
-	c, err = eng.StartCampaign(ctx, c.UUID)
-	require.NoError(t, err)
-	return r, c, p
+	return campaignUnder(t, eng, campaign.CreateRuleParams{Name: "all day", StartTime: new("00:00"), EndTime: new("23:59")})
 }

@@ -381,8 +381,14 @@ func TestPostgres_UpdateRuleTakesThePools(t *testing.T) {
 // campaign's one pool, empty.
 func runningCampaign(t *testing.T, eng *queue.Engine) (campaign.Rule, campaign.Campaign, pool.Pool) {
 	t.Helper()
+	return campaignUnder(t, eng, campaign.CreateRuleParams{Name: "three a day"})
+}
+
+// campaignUnder is runningCampaign under a rule made of rp.
+func campaignUnder(t *testing.T, eng *queue.Engine, rp campaign.CreateRuleParams) (campaign.Rule, campaign.Campaign, pool.Pool) {
+	t.Helper()
 	ctx := context.Background()
-	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "three a day"})
+	r, err := eng.CreateRule(ctx, rp)
 	require.NoError(t, err)
 	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign", RuleUUID: &r.UUID})
 	require.NoError(t, err)
