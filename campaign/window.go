@@ -159,7 +159,7 @@ func (w Window) next(now time.Time, loc *time.Location, after int64) time.Time {
 	for {
 		lt := t.In(loc)
 		_, offset := lt.Zone()
-		_, periodEnd := lt.ZoneBounds() // zero: the offset holds forever
+		periodEnd := offsetEnd(lt)
 		day, sec := splitWall(t.Unix() + int64(offset))
 		if day > after && w.holds(sec) {
 			return t.UTC()
@@ -178,6 +178,29 @@ func (w Window) next(now time.Time, loc *time.Location, after int64) time.Time {
 		}
 		t = periodEnd
 	}
+}
+
+// offsetEnd returns the instant at which the offset in effect at lt ends,
+// the zero time when it holds forever.
+//
+// It is time.Time.ZoneBounds's end, with one correction: from Go's zone
+// rules (the TZ string that zone data ends with, which carries every year
+// after its last recorded change, 2007 for most zones in the data poolq
+// embeds), ZoneBounds gives an end at or before lt itself all through 31
+// December UTC of a leap year (2028, 2032, …) in a zone whose rule
+// changes its offset (golang/go#81583; Go 1.26). The offset it reports is
+// right; only the end is a day early. The rule's periods there end at the
+// turn of the UTC year, so the period goes on at least to the next UTC
+// midnight, where the walk reads the zone again. Any end that does not
+// lie after lt is replaced so, which also keeps the walk in next moving
+// forward whatever the zone data says.
+func offsetEnd(lt time.Time) time.Time {
+	_, end := lt.ZoneBounds()
+	if end.IsZero() || end.After(lt) {
+		return end
+	}
+	day, _ := splitWall(lt.Unix())
+	return time.Unix((day+1)*secondsPerDay, 0)
 }
 
 // holds reports whether sec, seconds after local midnight, lies in w.

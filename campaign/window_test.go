@@ -384,7 +384,7 @@ func TestWindow_PropertyBruteForce(t *testing.T) {
 // then every whole UTC minute after it, whose wall clock in loc lies in w
 // (and, with nextDay, whose local date is after now's), read with the
 // standard library's calendar functions.
-func bruteNext(t *rapid.T, w campaign.Window, now time.Time, loc *time.Location, nextDay bool) time.Time {
+func bruteNext(t interface{ Fatalf(string, ...any) }, w campaign.Window, now time.Time, loc *time.Location, nextDay bool) time.Time {
 	date := func(at time.Time) time.Time {
 		y, m, d := at.In(loc).Date()
 		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
@@ -407,4 +407,48 @@ func bruteNext(t *rapid.T, w campaign.Window, now time.Time, loc *time.Location,
 	}
 	t.Fatalf("no instant in %v within five days of %s", w, now.In(loc))
 	return time.Time{}
+}
+
+// TestWindow_LeapYearEnd: all through 31 December UTC of a leap year that
+// the zone data's rule covers (2028, 2032, 2036), time.Time.ZoneBounds
+// reports an offset's end at or before the instant itself
+// (golang/go#81583), in every zone whose rule changes its offset. The walk
+// must neither go back to that end (an answer outside the window, or a
+// loop that never ends) nor trust it: the answers match the minute-by-
+// minute reference, instants every 47 minutes from 30 December to
+// 2 January.
+func TestWindow_LeapYearEnd(t *testing.T) {
+	t.Parallel()
+	windows := []campaign.Window{
+		window(t, "09:00-17:00"), window(t, "00:00-01:00"), window(t, "02:00-03:00"), {Start: 23 * 60, End: campaign.MinutesPerDay},
+	}
+	done := make(chan struct{})
+	go func() { // a walk that never ends fails the test, not the run
+		defer close(done)
+		for _, name := range propertyZones {
+			loc := zone(t, name)
+			for _, year := range []int{2028, 2032, 2036} {
+				from := time.Date(year, 12, 30, 0, 0, 0, 0, time.UTC)
+				for now := from; now.Before(from.Add(72 * time.Hour)); now = now.Add(47 * time.Minute) {
+					for _, w := range windows {
+						want := bruteNext(t, w, now, loc, false)
+						if got := w.NextAllowed(now, loc); !got.Equal(want) {
+							t.Errorf("%s %v NextAllowed(%s) = %s, want %s", loc, w, now.In(loc), got.In(loc), want.In(loc))
+							return
+						}
+						want = bruteNext(t, w, now, loc, true)
+						if got := w.NextDayStart(now, loc); !got.Equal(want) {
+							t.Errorf("%s %v NextDayStart(%s) = %s, want %s", loc, w, now.In(loc), got.In(loc), want.In(loc))
+							return
+						}
+					}
+				}
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // it takes well under a second
+		t.Fatal("a window walk did not end within 30 s")
+	}
 }

@@ -513,3 +513,30 @@ func TestEngine_DayCapAcrossAZoneChange(t *testing.T) {
 	require.Equal(t, []string{"2026-01-03 14:00:00", "2026-01-03 14:30:00"}, calls,
 		"calls on January 3rd in Tokyo with max_calls_per_day 2")
 }
+
+// TestEngine_CallingWindowLeapYearEnd: on 31 December UTC of a leap year
+// Go's zone rules report a zone's offset as ending before the instant read
+// (golang/go#81583). A claim then must still schedule a sleeping contact
+// at its window's start and return, not call it at night nor loop in the
+// claim's transaction.
+func TestEngine_CallingWindowLeapYearEnd(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{StartTime: new("09:00"), EndTime: new("17:00")})
+	b.clock.Advance(time.Date(2028, 12, 31, 15, 0, 0, 0, time.UTC).Sub(b.clock.Now())) // 02:00 on 1 January in Sydney
+	c := b.addIn(t, p.UUID, "Australia/Sydney")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.eng.TryDequeue(b.ctx, p.UUID)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, queue.ErrEmpty, "02:00 in Sydney: nobody is called")
+	case <-time.After(30 * time.Second):
+		t.Fatal("TryDequeue did not return within 30 s")
+	}
+	it := b.item(t, p.UUID, c)
+	require.Equal(t, pool.StatusScheduled, it.Status)
+	require.Equal(t, at(t, "Australia/Sydney", "2029-01-01 09:00:00"), *it.NextRetryAt)
+}
