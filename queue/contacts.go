@@ -42,8 +42,13 @@ func checkContactCount(v *validate.Validator, n int) {
 // and returns how many were not on it. An item of a contact on the list is
 // never dispatched by a pool whose governing rule has dnc_check: dispatch
 // skips it (Skipped, note "do not call") when it meets it. Items of pools
-// without such a rule are dialled as before. Errors: [validate.Errors] for
-// no contact, more than [MaxContactsPerCall], or the nil UUID.
+// without such a rule are dialled as before. An item of a contact in
+// flight when it returns finishes its attempt; no claim that starts after
+// it returns dispatches one, on any node: on PostgreSQL it waits for the
+// claims in progress in the pools holding the contacts' items, so that an
+// attempt that started before it counted is in flight when it returns.
+// Errors: [validate.Errors] for no contact, more than
+// [MaxContactsPerCall], or the nil UUID.
 func (e *Engine) AddDNC(ctx context.Context, contacts ...uuid.UUID) (int, error) {
 	if err := checkContacts(contacts); err != nil {
 		return 0, fmt.Errorf("add dnc: %w", err)

@@ -20,12 +20,28 @@ import (
 // a contact in every pool, the do-not-call list, opt-outs and escalations
 // (migration 0004).
 //
-// The three lists are global, shared by every pool and every node. They
-// take no pool's lock: DNC entries and opt-outs are inserted with ON
-// CONFLICT DO NOTHING, so two nodes adding the same contact at once both
-// succeed, and only one counts it as added (the other waits for the first
-// to commit, then finds the row). A batch of DNC entries is inserted in
-// UUID order, so that two batches sharing contacts do not deadlock.
+// The three lists are global, shared by every pool and every node. DNC
+// entries and opt-outs are inserted with ON CONFLICT DO NOTHING, so two
+// nodes adding the same contact at once both succeed, and only one counts
+// it as added (the other waits for the first to commit, then finds the
+// row). A batch of DNC entries is inserted in UUID order, so that two
+// batches sharing contacts do not deadlock.
+//
+// A claim reads the lists after it locks its pool, and commits later. So
+// AddDNC first locks every pool that holds an item of its contacts (in the
+// order of their keys), as the engine's OptOut does (ContactItems): a
+// claim of such an item that read the list without the entry commits
+// before AddDNC returns (the item is then in flight, as if the claim had
+// run just before), and every claim after it reads the entry. Without the
+// locks AddDNC could return while such a claim was still to commit: a call
+// started after the list said not to. (An item that another node adds
+// meanwhile to a pool that held none of the contacts may still be claimed
+// by a claim that read the list first: as if added and claimed before.)
+// The insert may then wait, holding pool locks, for a transaction that
+// inserts the same contact; should that one wait for one of those locks,
+// PostgreSQL ends the deadlock after deadlock_timeout (1 s by default) and
+// the store runs the transaction again: a delay in a rare case, not an
+// error. The same holds for OptOut's insert.
 //
 // Escalation IDs must grow in the order their transactions commit, or a
 // consumer listing after the last ID it handled could step over one that
@@ -51,6 +67,10 @@ const (
 	// before the items are read: one seek per pool in UNIQUE (pool_id,
 	// contact_uuid) (there is no index on contacts alone, see 0004).
 	poolsOfContactSQL = `SELECT p.id, p.uuid FROM pools p JOIN items i ON i.pool_id = p.id WHERE i.contact_uuid = $1`
+	// poolsOfContactsSQL finds the pools of the items of contacts $1: per
+	// pool, one walk of UNIQUE (pool_id, contact_uuid) over the contacts.
+	poolsOfContactsSQL = `SELECT p.id, p.uuid FROM pools p
+WHERE EXISTS (SELECT 1 FROM items i WHERE i.pool_id = p.id AND i.contact_uuid = ANY($1::uuid[]))`
 
 	// contactItemsSQL reads a contact's items in pool order, one seek per
 	// pool as poolsOfContactSQL. A pool has one item of a contact at most,
@@ -314,8 +334,9 @@ func (t *txn) readPoolItems(rows pgx.Rows) ([]pool.Item, error) {
 	return out, nil
 }
 
-// AddDNC puts contacts on the do-not-call list in one statement. No
-// contacts add none. O(m log n) for m contacts.
+// AddDNC puts contacts on the do-not-call list in one statement, after it
+// locks the pools that hold their items (see the top of this file). No
+// contacts add none. O(P·m log n + m log n) for m contacts and P pools.
 func (t *txn) AddDNC(ctx context.Context, at time.Time, contacts ...uuid.UUID) (int, error) {
 	const op = "add dnc"
 	if err := t.writable(op); err != nil {
@@ -330,7 +351,11 @@ func (t *txn) AddDNC(ctx context.Context, at time.Time, contacts ...uuid.UUID) (
 	}
 	sorted := slices.Clone(contacts)
 	slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	tag, err := t.exec(ctx, addDNCSQL, slices.Compact(sorted), n)
+	sorted = slices.Compact(sorted)
+	if err := t.lockPoolsFound(ctx, poolsOfContactsSQL, sorted); err != nil { // see the top of this file
+		return 0, wrap(op, err)
+	}
+	tag, err := t.exec(ctx, addDNCSQL, sorted, n)
 	if err != nil {
 		return 0, wrap(op, err)
 	}
