@@ -106,6 +106,9 @@ WHERE id = $1`
 	campaignByUUIDSQL = `SELECT ` + campaignCols + `, ` + campaignPoolsCol + ` FROM campaigns c WHERE c.uuid = $1`
 	campaignByIDSQL   = `SELECT ` + campaignCols + `, ` + campaignPoolsCol + ` FROM campaigns c WHERE c.id = $1`
 	deleteCampaignSQL = `DELETE FROM campaigns WHERE id = $1`
+	// poolsOfCampaignSQL finds the pools attached to campaign $1, to lock
+	// them: campaign_pools' key.
+	poolsOfCampaignSQL = `SELECT p.id, p.uuid FROM campaign_pools cp JOIN pools p ON p.id = cp.pool_id WHERE cp.campaign_id = $1`
 
 	// attachPoolSQL appends a pool to a campaign's: seq after the last,
 	// which no other transaction changes meanwhile (the campaign's lock).
@@ -486,8 +489,13 @@ func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
 	return wrap(op, affected(tag.RowsAffected(), ruleGone(c, err)))
 }
 
-// DeleteCampaign removes a campaign, locking it; its attachments go with
-// it.
+// DeleteCampaign removes a campaign, locking it, then its pools (in the
+// order of their keys); its attachments go with it. The pools' locks order
+// it with a transaction that keeps the calls of a pool's items for the
+// pool's campaigns (KeepCalls, before items or a pool are deleted): that
+// one reads the campaign's attachment under the pool's lock, and without
+// it could keep calls for a campaign deleted before it commits, which the
+// foreign key refuses.
 func (t *txn) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 	defer t.forgetCampaigns() // after the write: a pool locked in it reads the campaigns before it
 	op := fmt.Sprintf("delete campaign %s", id)
@@ -496,6 +504,9 @@ func (t *txn) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 	}
 	k, err := t.lockCampaign(ctx, id)
 	if err != nil {
+		return wrap(op, err)
+	}
+	if err := t.lockPoolsFound(ctx, poolsOfCampaignSQL, k); err != nil {
 		return wrap(op, err)
 	}
 	tag, err := t.exec(ctx, deleteCampaignSQL, k)

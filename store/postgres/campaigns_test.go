@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
@@ -116,6 +117,7 @@ func TestCampaigns(t *testing.T) {
 			"StartWhileAttaching":  testStartWhileAttaching,
 			"LocksOutOfOrder":      testCampaignLocksOutOfOrder,
 			"CreateBehindAPool":    testCreateCampaignBehindAPool,
+			"DeleteWhilePoolGoes":  testDeleteCampaignWhilePoolGoes,
 		} {
 			t.Run(l.String()+"/"+name, func(t *testing.T) {
 				t.Parallel()
@@ -354,4 +356,48 @@ func TestDeleteRule_InUse(t *testing.T) {
 	err := st.Write(ctx, func(tx store.Tx) error { return tx.DeleteRule(ctx, r.UUID) })
 	require.ErrorIs(t, err, campaign.ErrConflict)
 	require.NoError(t, st.Read(ctx, func(tx store.Tx) error { _, err := tx.Rule(ctx, r.UUID); return err }))
+}
+
+// testDeleteCampaignWhilePoolGoes: one node deletes a campaign while
+// another deletes one of its pools, keeping the calls of the pool's items
+// for the campaign (the engine's DeletePool: KeepCalls, then DeletePool).
+// The deletion of the campaign locks its pools, so the pool's deletion
+// waits, then finds the pool in no campaign and keeps nothing. Without
+// the locks, the kept calls named the campaign being deleted, and the
+// pool's deletion failed on the foreign key when the campaign's committed.
+func testDeleteCampaignWhilePoolGoes(t *testing.T, fixture func(*testing.T, int) *campaignFixture) {
+	ctx := context.Background()
+	f := fixture(t, 1)
+	p := f.pools[0]
+	c := f.campaign(t, campaign.InProcess, p)
+	it := pendingItems(1)[0]
+	it.Status, it.Attempts = pool.StatusFailed, 2
+	require.NoError(t, f.a.Write(ctx, func(tx store.Tx) error { _, err := tx.InsertItems(ctx, p, []pool.Item{it}); return err }))
+
+	errDelete, errPool := f.runPaused(t,
+		func(tx store.Tx, pause func()) error {
+			if err := tx.DeleteCampaign(ctx, c); err != nil {
+				return err
+			}
+			pause()
+			return nil
+		},
+		func(tx store.Tx) error {
+			if err := tx.KeepCalls(ctx, p); err != nil {
+				return err
+			}
+			return tx.DeletePool(ctx, p)
+		})
+	require.NoError(t, errDelete)
+	require.NoError(t, errPool)
+	require.NoError(t, f.a.Read(ctx, func(tx store.Tx) error {
+		if _, err := tx.Pool(ctx, p); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("pool after its deletion: %v", err)
+		}
+		_, err := tx.Campaign(ctx, c)
+		if !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("campaign after its deletion: %v", err)
+		}
+		return nil
+	}))
 }

@@ -70,7 +70,8 @@
 // Campaigns have locks of their own (advisory, whatever [Options.Locking]
 // says), taken by every method of a write transaction that names a
 // campaign (Campaign, UpdateCampaign, DeleteCampaign, AttachPool,
-// DetachPool, CampaignItems), and ordered before every pool's. With the
+// DetachPool, CampaignItems; DeleteCampaign then locks the campaign's
+// pools too), and ordered before every pool's. With the
 // pools' locks, which PoolCampaigns and AttachPool take too, they make the
 // engine's check that a pool has at most one governing campaign hold
 // across nodes: two nodes starting campaigns that share a pool, or one
