@@ -58,6 +58,10 @@
 // another transaction holds it, the transaction is rolled back and run
 // again, taking every lock it needed in order first. A group-commit batch
 // touching several pools therefore never deadlocks with another node's.
+// When such a run waits for a pool's lock past [Options.LockTimeout]
+// (another node holds it), the run after leaves that pool out, and every
+// method that names it fails at once with [ErrLockTimeout]: only the
+// operations on that pool fail, those on the others go on.
 //
 // A transaction that waits for a lock (longer than 50 ms: another node's
 // transaction holds it) while it holds another is also run again, its

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/poolq/poolq/store"
@@ -579,7 +580,8 @@ func (s *Store) Read(ctx context.Context, fn func(store.Tx) error) error {
 // its results afresh on every run.
 func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	var prelock []lockedPool
-	retries := 0 // the runs again that count against MaxRetries
+	var timedOut []uuid.UUID // see txn.timedOut
+	retries := 0             // the runs again that count against MaxRetries
 	for run := 0; ; run++ {
 		if s.closed.Load() {
 			return closedErr("write")
@@ -587,7 +589,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 		// A run may go round for a wait only while runs are few; a run
 		// that does adds the lock it waited for to the next run's, so
 		// another run follows (see below).
-		t, err := s.writeOnce(ctx, fn, prelock, run < maxWaitRestarts)
+		t, err := s.writeOnce(ctx, fn, prelock, timedOut, run < maxWaitRestarts)
 		if lost, ok := err.(*lostCommit); ok { // its connection released
 			err = s.commitOutcome(ctx, lost)
 			if err == nil {
@@ -612,7 +614,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 		if !t.restart || len(next) <= len(prelock) {
 			retries++
 		}
-		prelock = next
+		prelock, timedOut = next, t.timedOut
 		if !t.restart { // a serialization failure or deadlock: let the other go on
 			pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(retries, 6)))
 			select {
@@ -628,7 +630,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 // run by hand (writeConn: BEGIN rides the first statements, COMMIT the
 // last ones). It returns the txn, whose retry field says whether the
 // transaction must run again.
-func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock []lockedPool, restartOnWait bool) (*txn, error) {
+func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock []lockedPool, timedOut []uuid.UUID, restartOnWait bool) (*txn, error) {
 	actx, cancel := withBound(ctx, s.roundTripTimeout())
 	pc, err := s.pool.Acquire(actx)
 	cancel()
@@ -644,6 +646,7 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	w := &writeConn{c: pc.Conn(), timeout: s.roundTripTimeout()}
 	t := newTxn(s, w, false)
 	t.restartOnWait = restartOnWait
+	t.timedOut = timedOut
 	defer func() { // on every way out, a panic of fn included
 		_ = w.rollback(context.WithoutCancel(ctx))
 	}()

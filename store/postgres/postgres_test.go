@@ -916,6 +916,62 @@ func TestWrite_LockTimeout(t *testing.T) {
 		"the bounded store writes again")
 }
 
+// TestWrite_UpFrontLockTimeout: a write that meets pool P's lock out of
+// order (below pool Q's, which it holds) runs again taking both up front;
+// another session holds P past LockTimeout. Only what names P fails, with
+// ErrLockTimeout, and at once in the run after the wait; the rest of the
+// write (Q's lock, a new pool) commits, as a group-commit batch's
+// operations on free pools must.
+func TestWrite_UpFrontLockTimeout(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
+		t.Run(l.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			const lockTimeout = 300 * time.Millisecond
+			a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
+			bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: lockTimeout})
+			p, q := newTestPool("frozen P"), newTestPool("free Q") // P's id, and lock key, below Q's
+			for _, x := range []pool.Pool{p, q} {
+				require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, x) }))
+			}
+
+			holds, release := make(chan struct{}), make(chan struct{})
+			held := make(chan error, 1)
+			go func() {
+				held <- a.Write(ctx, func(tx store.Tx) error {
+					if _, err := tx.Pool(ctx, p.UUID); err != nil {
+						return err
+					}
+					close(holds)
+					<-release
+					return nil
+				})
+			}()
+			<-holds
+			defer func() { close(release); require.NoError(t, <-held) }()
+
+			added := newTestPool("written with Q")
+			var errP error
+			start := time.Now()
+			err := bounded.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, q.UUID); err != nil {
+					return err
+				}
+				_, errP = tx.Pool(ctx, p.UUID) // as group commit: P's operation fails alone
+				return tx.InsertPool(ctx, added)
+			})
+			took := time.Since(start)
+			require.NoError(t, err, "the write failed as a whole for P's lock")
+			require.ErrorIs(t, errP, postgres.ErrLockTimeout)
+			require.Less(t, took, 4*lockTimeout, "P's lock was waited for more than once")
+			err = bounded.Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, added.UUID); return err })
+			require.NoError(t, err, "the write committed")
+		})
+	}
+}
+
 // TestOpen_NotUTF8: a database whose text is not UTF-8 (SQL_ASCII, what
 // initdb makes under the C locale) is refused, and nothing is created in
 // it: its CHECKs would count a name's bytes, not its characters, and

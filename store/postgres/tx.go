@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -48,6 +49,11 @@ type txn struct {
 	// restartOnWait is set when a wait for a lock taken after another one
 	// makes the transaction run again (see waitedAfterLock).
 	restartOnWait bool
+	// timedOut are the pools whose lock a run of this Write waited for up
+	// front (prelock) past the lock timeout: no later run takes them, and
+	// an operation on one fails at once with ErrLockTimeout (see lockPool),
+	// so that only the operations on those pools fail, not the whole Write.
+	timedOut []uuid.UUID
 }
 
 var (
@@ -284,6 +290,9 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	if t.retry != nil {
 		return nil, false, t.retry
 	}
+	if slices.Contains(t.timedOut, id) {
+		return nil, false, fmt.Errorf("postgres: lock pool %s: %w (waited for earlier in this write)", id, ErrLockTimeout)
+	}
 	var (
 		k     int64
 		ok    bool
@@ -397,6 +406,10 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	return st, done, nil
 }
 
+// isPoolLock reports whether l is a pool's lock (not a campaign's or the
+// escalation lock).
+func isPoolLock(l lockedPool) bool { return !l.campaign && !l.escalations }
+
 func errorsIsNoRows(err error) bool { return translate(err) == store.ErrNotFound }
 
 // readState reads the state of a pool whose lock is held.
@@ -438,7 +451,9 @@ func (t *txn) lockSet() []lockedPool {
 }
 
 // prelock takes the locks of a previous run in order, each waited for.
-// The pools' states are read when they are first used.
+// The pools' states are read when they are first used. When a pool's lock
+// is waited for past the lock timeout, the transaction is marked to run
+// again without it, and with the pool in timedOut.
 func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 	if len(locks) == 0 {
 		return nil
@@ -456,7 +471,24 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 			b.Queue(`SELECT pg_advisory_xact_lock($1)`, t.lockKey(l.k))
 		}
 	}
-	err := t.tx.SendBatch(ctx, b).Close()
+	br := t.tx.SendBatch(ctx, b)
+	for i, l := range locks {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			t.noteErr(err)
+			if isPoolLock(l) && errors.Is(translate(err), ErrLockTimeout) {
+				// Another session holds this pool past the lock timeout:
+				// run again without it, so that the operations on the other
+				// pools go on and those on this one fail (see lockPool).
+				t.timedOut = append(t.timedOut, l.id)
+				t.wanted = slices.Delete(slices.Clone(locks), i, i+1)
+				t.restart = true
+				t.retry = errRestart
+			}
+			return wrap("lock pools", err)
+		}
+	}
+	err := br.Close()
 	t.noteErr(err)
 	if err != nil {
 		return wrap("lock pools", err)
