@@ -27,6 +27,8 @@
 //     it waited out the store's lock timeout (store.ErrLockTimeout: another
 //     node holds its pool) keeps that error and is not run again: it would
 //     wait as long again, and hold up every other operation of the batch.
+//     When the transaction fails as a whole, every other operation gets
+//     its error, never one it met in a run that was rolled back.
 //   - Operations of one kind may run combined ([Combiner]): the dequeues
 //     of a pool, the settlements of leases. Every operation of a batch was
 //     waiting at the same time, so any order among them is one in which
@@ -344,10 +346,13 @@ func (c *Committer) run(batch []*op) {
 		err = c.runBatch(batch)
 	}
 	if err != nil {
-		// The transaction as a whole failed: nothing of it stands, and the
-		// operations it did not reach did not run.
+		// The transaction as a whole failed: nothing of it stands, and its
+		// error replaces what each operation returned in a run rolled back
+		// (the store's internal errors among them, such as a restart to
+		// take locks in order). Only a wait out of the store's lock
+		// timeout is the operation's own, and stands (see runBatch).
 		for _, o := range batch {
-			if o.err == nil {
+			if !errors.Is(o.err, store.ErrLockTimeout) {
 				o.err = err
 			}
 		}

@@ -32,6 +32,11 @@ type heldStore struct {
 	entered chan struct{}
 	panics  bool
 	fails   error // every Write returns it without running
+	// failsAfter, once armed, makes the next Write run its function, roll
+	// it back and return failsAfter: a store whose run met an error that
+	// it runs again for, and whose next run failed before its function
+	// ran (a lock it took up front timed out, say).
+	failsAfter error
 }
 
 func (s *heldStore) holdNext() (entered <-chan struct{}, release func()) {
@@ -45,8 +50,8 @@ func (s *heldStore) holdNext() (entered <-chan struct{}, release func()) {
 
 func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
 	s.mu.Lock()
-	hold, entered, panics, fails := s.hold, s.entered, s.panics, s.fails
-	s.hold, s.entered, s.panics = nil, nil, false
+	hold, entered, panics, fails, failsAfter := s.hold, s.entered, s.panics, s.fails, s.failsAfter
+	s.hold, s.entered, s.panics, s.failsAfter = nil, nil, false, nil
 	s.mu.Unlock()
 	if hold != nil {
 		close(entered)
@@ -57,6 +62,10 @@ func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	if fails != nil {
 		return fails
+	}
+	if failsAfter != nil {
+		_ = s.Store.Write(ctx, func(tx store.Tx) error { _ = fn(tx); return failsAfter })
+		return failsAfter
 	}
 	return s.Store.Write(ctx, fn)
 }
@@ -584,6 +593,35 @@ func TestCommitter_RerunThatCannotBegin(t *testing.T) {
 	require.ErrorIs(t, fine, cannot)
 	require.False(t, b.exists(t, id))
 	require.Equal(t, uint64(1), b.c.Stats().Reruns)
+}
+
+// TestCommitter_WholeTransactionErrorReplacesRolledBack: an operation's
+// error in a run that the store rolled back and ran again (its internal
+// "restart the transaction", say) never reaches its caller when the
+// transaction then fails as a whole: every caller gets the transaction's
+// error.
+func TestCommitter_WholeTransactionErrorReplacesRolledBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{})
+	internal := errors.New("the store's internal restart")
+	timedOut := fmt.Errorf("lock pools: %w", store.ErrLockTimeout)
+	var wg sync.WaitGroup
+	release := b.hold(t, &wg)
+	b.st.mu.Lock()
+	b.st.failsAfter = timedOut // the batch's Write
+	b.st.mu.Unlock()
+	var errQ, errP error
+	q := uuid.New()
+	b.queue(t, &wg, func() { errQ = b.c.Write(b.ctx, insert(q)) })
+	b.queue(t, &wg, func() {
+		errP = b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error { return internal })
+	})
+	release()
+	wg.Wait()
+	require.ErrorIs(t, errQ, store.ErrLockTimeout)
+	require.ErrorIs(t, errP, store.ErrLockTimeout)
+	require.NotErrorIs(t, errP, internal, "an error of a run rolled back reached its caller")
+	require.False(t, b.exists(t, q))
 }
 
 // TestCommitter_AbandonedCombinedOpDoesNotRun: a combined operation
