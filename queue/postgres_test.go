@@ -12,6 +12,7 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -353,6 +354,52 @@ func TestPostgres_FrozenPoolFailsOnlyItsSettlements(t *testing.T) {
 	it, err := eng.Item(ctx, free.UUID, lFree.ContactUUID)
 	require.NoError(t, err)
 	require.Equal(t, pool.StatusCompleted, it.Status)
+}
+
+// TestPostgres_FrozenPoolBelowAnotherInABatch: an Add to pool Q and a
+// Dequeue on pool P share a batch, in that order, P's lock sorting below
+// Q's, so the store runs the batch again taking both locks up front; another
+// node holds P past the lock timeout. The Add to Q commits (P's lock
+// timeout is P's alone), and the Dequeue on P goes on waiting and claims
+// once P is free: it never returns the store's internal restart error.
+func TestPostgres_FrozenPoolBelowAnotherInABatch(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	const lockTimeout = time.Second
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{})
+	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
+	p, q, r := mk("pool P"), mk("pool Q"), mk("pool R") // made in order: P's lock sorts below Q's
+	hold := func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
+	heldP := hold(p.UUID, 5*lockTimeout/2) // a frozen node
+	heldR := hold(r.UUID, 300*time.Millisecond)
+	first := make(chan error, 1)
+	go func() { _, err := eng.Add(ctx, r.UUID, newItems(1)...); first <- err }() // holds the engine's writes up
+	time.Sleep(100 * time.Millisecond)
+	added, claimed := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := eng.Add(ctx, q.UUID, newItems(1)...); added <- err }()
+	require.Eventually(t, func() bool { return queue.Queued(eng) == 1 }, 5*time.Second, time.Millisecond)
+	go func() {
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		l, err := eng.Dequeue(dctx, p.UUID)
+		if err == nil && l == nil {
+			err = errors.New("no lease")
+		}
+		claimed <- err
+	}()
+	require.Eventually(t, func() bool { return queue.Queued(eng) == 2 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, <-first)
+	errAdded, errClaimed := <-added, <-claimed
+	require.NoError(t, errClaimed, "the Dequeue on the frozen pool, once it is free")
+	require.NoError(t, errAdded, "the Add to a pool nobody else holds")
+	require.NoError(t, <-heldR)
+	require.NoError(t, <-heldP)
+	its, err := eng.Items(ctx, q.UUID, pool.ItemQuery{})
+	require.NoError(t, err)
+	require.Equal(t, 2, its.Total, "the Add to Q committed")
 }
 
 // TestPostgres_UpdateRuleTakesThePools: a rule's update takes the pools of
