@@ -312,8 +312,12 @@
 //     tcp_keepalives_* settings) finds the connection dead. The other
 //     nodes' writes to those pools then fail after [Options.LockTimeout]
 //     (30 s by default) with [ErrLockTimeout] instead of waiting for it,
-//     and their writes to other pools go on. A node that is killed loses
-//     its connections at once, and its locks with them.
+//     and their writes to other pools go on. After one such wait, a
+//     node's writes only try the pool's lock, and fail at once while it is
+//     still held, rather than each wait as long again and hold up the
+//     other operations of their group-commit batches; a try that finds it
+//     free, or LockTimeout without a try, ends this. A node that is killed
+//     loses its connections at once, and its locks with them.
 //   - Each node's engine judges leases, retry times and calling windows by
 //     its own clock, so the nodes' clocks must agree: a node ahead of
 //     another by more than a lease's margin (LeaseTimeout minus the

@@ -183,7 +183,11 @@ type Options struct {
 	// sending one), which IdleInTransactionTimeout does not end. Without
 	// a bound, this node's writes would wait behind it for as long (its
 	// engine runs one write transaction at a time): with one, they fail,
-	// and the writes of its other pools go on between. Negative: no bound.
+	// and the writes of its other pools go on between. After one such
+	// wait, the Store only tries the pool's lock, and a write that needs
+	// it fails at once while another session still holds it, until a try
+	// finds it free or LockTimeout passes without a try (see the package
+	// documentation). Negative: no bound.
 	// At most [MaxLockTimeout]. Defaults to [DefaultLockTimeout]. The
 	// migrations at Open are not bounded by it (the nodes that open at
 	// once wait for the one that migrates). Twice it (at least it plus
@@ -314,6 +318,8 @@ type Store struct {
 	// lock. Only a guess, checked against the state read with the lock; a
 	// wrong one costs the statement it sent.
 	seen hints
+
+	frozen frozenPools // the pools another session held past LockTimeout
 
 	stats struct {
 		commits, retries, waits atomic.Uint64

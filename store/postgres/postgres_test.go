@@ -972,6 +972,60 @@ func TestWrite_UpFrontLockTimeout(t *testing.T) {
 	}
 }
 
+// TestWrite_FrozenPoolOnlyTried: once a write waited for a pool's lock
+// past LockTimeout, the next writes to that pool only try its lock: they
+// fail at once with ErrLockTimeout while another session still holds it
+// (rather than each wait as long again, holding up the operations of their
+// group-commit batches), and go on at once when it is free.
+func TestWrite_FrozenPoolOnlyTried(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
+		t.Run(l.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			const lockTimeout = 600 * time.Millisecond
+			a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
+			bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: lockTimeout})
+			p := newTestPool("frozen")
+			require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+			holds, release := make(chan struct{}), make(chan struct{})
+			held := make(chan error, 1)
+			go func() {
+				held <- a.Write(ctx, func(tx store.Tx) error {
+					if _, err := tx.Pool(ctx, p.UUID); err != nil {
+						return err
+					}
+					close(holds)
+					<-release
+					return nil
+				})
+			}()
+			<-holds
+			var once sync.Once
+			free := func() { once.Do(func() { close(release); require.NoError(t, <-held) }) }
+			defer free() // before the stores close, even when the test fails
+			write := func() (time.Duration, error) {
+				start := time.Now()
+				err := bounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
+				return time.Since(start), err
+			}
+			took, err := write()
+			require.ErrorIs(t, err, postgres.ErrLockTimeout)
+			require.GreaterOrEqual(t, took, lockTimeout*9/10, "the first write waits")
+			for range 3 {
+				took, err = write()
+				require.ErrorIs(t, err, postgres.ErrLockTimeout)
+				require.Less(t, took, lockTimeout/2, "a later write waited for the pool held past the lock timeout")
+			}
+			free()
+			took, err = write()
+			require.NoError(t, err, "the pool is free")
+			require.Less(t, took, lockTimeout/2)
+		})
+	}
+}
+
 // TestOpen_NotUTF8: a database whose text is not UTF-8 (SQL_ASCII, what
 // initdb makes under the C locale) is refused, and nothing is created in
 // it: its CHECKs would count a name's bytes, not its characters, and

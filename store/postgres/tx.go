@@ -293,6 +293,11 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	if slices.Contains(t.timedOut, id) {
 		return nil, false, fmt.Errorf("postgres: lock pool %s: %w (waited for earlier in this write)", id, ErrLockTimeout)
 	}
+	if t.s.frozen.held(id) {
+		if err := t.tryFrozen(ctx, id); err != nil {
+			return nil, false, err
+		}
+	}
 	var (
 		k     int64
 		ok    bool
@@ -321,6 +326,9 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	if err == nil {
 		found = true
 	} else if !errorsIsNoRows(err) {
+		if errors.Is(translate(err), ErrLockTimeout) {
+			t.s.frozen.note(id, t.s.opts.LockTimeout)
+		}
 		return fail("lock pool", err)
 	}
 	var s poolState
@@ -480,6 +488,7 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 				// Another session holds this pool past the lock timeout:
 				// run again without it, so that the operations on the other
 				// pools go on and those on this one fail (see lockPool).
+				t.s.frozen.note(l.id, t.s.opts.LockTimeout)
 				t.timedOut = append(t.timedOut, l.id)
 				t.wanted = slices.Delete(slices.Clone(locks), i, i+1)
 				t.restart = true
