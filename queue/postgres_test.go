@@ -402,6 +402,85 @@ func TestPostgres_FrozenPoolBelowAnotherInABatch(t *testing.T) {
 	require.Equal(t, 2, its.Total, "the Add to Q committed")
 }
 
+// TestPostgres_FrozenPoolWaitedForOnce: four Adds to pool P and one to pool
+// Q share a batch; another node holds P past the lock timeout. The first
+// Add to P waits it out; the others, run again in savepoints, fail at once
+// rather than each wait as long again, so the Add to Q commits after one
+// lock timeout, not four.
+func TestPostgres_FrozenPoolWaitedForOnce(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	const lockTimeout = 600 * time.Millisecond
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{})
+	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
+	p, q, r := mk("pool P"), mk("pool Q"), mk("pool R")
+	hold := func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
+	heldP := hold(p.UUID, 5*lockTimeout) // a frozen node
+	heldR := hold(r.UUID, 300*time.Millisecond)
+	first := make(chan error, 1)
+	go func() { _, err := eng.Add(ctx, r.UUID, newItems(1)...); first <- err }() // holds the engine's writes up
+	time.Sleep(100 * time.Millisecond)
+	const addsToP = 4
+	addedP := make(chan error, addsToP)
+	for i := range addsToP {
+		go func() { _, err := eng.Add(ctx, p.UUID, newItems(1)...); addedP <- err }()
+		require.Eventually(t, func() bool { return queue.Queued(eng) == i+1 }, 5*time.Second, time.Millisecond)
+	}
+	addedQ := make(chan error, 1)
+	go func() { _, err := eng.Add(ctx, q.UUID, newItems(1)...); addedQ <- err }()
+	require.Eventually(t, func() bool { return queue.Queued(eng) == addsToP+1 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, <-first)
+	start := time.Now() // the batch begins
+	require.NoError(t, <-addedQ)
+	took := time.Since(start)
+	for range addsToP {
+		require.ErrorIs(t, <-addedP, store.ErrLockTimeout)
+	}
+	require.Less(t, took, 2*lockTimeout, "the Adds to the frozen pool each waited for it: %v", took)
+	require.NoError(t, <-heldR)
+	require.NoError(t, <-heldP)
+}
+
+// TestPostgres_FrozenPoolDequeueHoldsNothingUp: a Dequeue blocked on a pool
+// that another node holds past the lock timeout looks again and again (it
+// waits on); once it has waited the timeout out, its looks only try the
+// pool's lock, so the writes of the node's other pools, which share their
+// batches, go on at their usual speed. It claims once the pool is free.
+func TestPostgres_FrozenPoolDequeueHoldsNothingUp(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	const lockTimeout = 600 * time.Millisecond
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{PollInterval: 100 * time.Millisecond})
+	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
+	p, q := mk("pool P"), mk("pool Q")
+	heldP := holdPool(t, other, p.UUID, 5*lockTimeout) // a frozen node
+	claimed := make(chan error, 1)
+	go func() {
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := eng.Dequeue(dctx, p.UUID)
+		claimed <- err
+	}()
+	time.Sleep(3 * lockTimeout / 2) // the Dequeue's first look waits the timeout out
+	var slowest time.Duration
+	for until := time.Now().Add(2 * lockTimeout); time.Now().Before(until); {
+		start := time.Now()
+		_, err := eng.Add(ctx, q.UUID, newItems(1)...)
+		require.NoError(t, err)
+		slowest = max(slowest, time.Since(start))
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Less(t, slowest, lockTimeout/2, "a write of another pool waited for the frozen one")
+	require.NoError(t, <-heldP)
+	require.NoError(t, <-claimed, "the Dequeue claims once the pool is free")
+}
+
 // TestPostgres_UpdateRuleTakesThePools: a rule's update takes the pools of
 // the campaigns it governs, as a pause does: a claim on one of them (here,
 // another node's transaction holding the pool) commits before the update,
