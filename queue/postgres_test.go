@@ -453,7 +453,7 @@ func TestPostgres_FrozenPoolDequeueHoldsNothingUp(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
-	const lockTimeout = 600 * time.Millisecond
+	const lockTimeout = time.Second // its half bounds an Add: room for a loaded machine
 	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
 	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
 	eng := openEngine(t, st, queue.Options{PollInterval: 100 * time.Millisecond})

@@ -984,7 +984,7 @@ func TestWrite_FrozenPoolOnlyTried(t *testing.T) {
 		t.Run(l.String(), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			const lockTimeout = 600 * time.Millisecond
+			const lockTimeout = time.Second // its half bounds a try: room for a loaded machine
 			a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
 			bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: lockTimeout})
 			p := newTestPool("frozen")
