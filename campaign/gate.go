@@ -71,10 +71,11 @@ func (g Gate) calls(it pool.Item, t time.Time) int {
 
 // Admit decides the dispatch at now of the due item it. When g lets it be
 // attempted now, ok is true and out is it with the attempt counted on
-// now's day (CallAt = now, CallsToday one more, or 1 on a new day, and
-// CallToken the token of the dispatch: it.Token + 1, as
-// [pool.Item.Dispatched] gives it); otherwise ok is false, out is it
-// unchanged, and at is the earliest instant it may be (see Earliest).
+// now's day (CallAt = now, CallsToday one more, or 1 on a new day);
+// otherwise ok is false, out is it unchanged, and at is the earliest
+// instant it may be (see Earliest). CallToken, the token of the dispatch
+// counted, is left to the caller to set once [pool.Item.Dispatched] has
+// drawn that token: it cannot be known before.
 func (g Gate) Admit(it pool.Item, now time.Time) (out pool.Item, at time.Time, ok bool) {
 	at = g.Earliest(it, now)
 	if at.After(now) {
@@ -87,7 +88,6 @@ func (g Gate) Admit(it pool.Item, now time.Time) (out pool.Item, at time.Time, o
 	if now.After(it.CallAt) {
 		it.CallAt = now.UTC()
 	}
-	it.CallToken = it.Token + 1
 	return it, now, true
 }
 

@@ -59,7 +59,7 @@ func TestGate_Admit(t *testing.T) {
 			require.True(t, at.Equal(now))
 			require.Equal(t, now, out.CallAt, "the latest counted call")
 			require.Equal(t, c.wantCalls, out.CallsToday)
-			require.Equal(t, int64(5), out.CallToken, "the token of the dispatch it admits")
+			require.Equal(t, int64(3), out.CallToken, "left for the caller to set to the dispatch's token")
 		})
 	}
 }

@@ -424,6 +424,9 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID, via uuid.UUID, reqs
 				continue
 			}
 			out, ok := in.Dispatched(ceiling, now, expires)
+			if ok && v == admitCounted {
+				out.CallToken = out.Token // the day's count is this dispatch's: its Release gives it back
+			}
 			if !ok && in.Attempts < p.ceiling {
 				out.Notes = campaign.NoteContactCeiling // the contact's other items took the rest
 			}

@@ -42,9 +42,10 @@ type admission struct {
 type verdict int
 
 const (
-	admit    verdict = iota // dispatch it, under the ceiling decide returns
-	deferral                // skipped or postponed: write what decide returns
-	pass                    // its contact is in flight in another pool of the campaign: leave it due, as it is
+	admit        verdict = iota // dispatch it, under the ceiling decide returns
+	admitCounted                // admit, with the call counted on its day (campaign.Gate.Admit): CallToken is the dispatch's token
+	deferral                    // skipped or postponed: write what decide returns
+	pass                        // its contact is in flight in another pool of the campaign: leave it due, as it is
 )
 
 // look reads what the rule checks for the contacts of due: their items in
@@ -84,8 +85,9 @@ func (a *admission) look(ctx context.Context, tx *wtx, due []pool.Item) error {
 // decide returns what becomes of the due item it at now, and the ceiling
 // of its attempts:
 //
-//   - admit, with it and its day's count taken when the rule lets it be
-//     attempted now;
+//   - admitCounted, with it and its day's count taken, when the rule lets
+//     it be attempted now; admit, with it as it is, when no rule governs it
+//     or its attempts reach the ceiling;
 //   - pass, with it as it is, when its contact is in flight in another
 //     pool of the campaign, under a lease that has not ended: one call at
 //     a time to a contact;
@@ -130,7 +132,7 @@ func (a *admission) decide(it pool.Item, now time.Time) (out pool.Item, ceiling 
 		gate.Others = others
 		in, at, admitted := gate.Admit(it, now)
 		if admitted {
-			return in, ceiling, admit, nil
+			return in, ceiling, admitCounted, nil
 		}
 		out, err = it.Postponed(at)
 	}
