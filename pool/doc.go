@@ -3,7 +3,8 @@
 //
 // It knows no SQL, starts no goroutine and reads no clock: every function that
 // depends on time takes now as an argument, so the same inputs always give the
-// same outputs. The store persists what this package decides; the queue
+// same outputs, but for the fencing token [Item.Dispatched] draws at random
+// (see [Item.Token]). The store persists what this package decides; the queue
 // package composes the two.
 //
 // # Pools

@@ -94,7 +94,8 @@ func ExampleItem_Dispatched() {
 	it := pool.NewItem{ContactUUID: uuid.New()}.Item(p.UUID, now)
 
 	it, _ = it.Dispatched(p.Ceiling(), now, now.Add(10*time.Minute))
-	fmt.Println(it.Status, it.Attempts, it.Token)
+	first := it.Token // the fencing token of this dispatch: a lease presents it
+	fmt.Println(it.Status, it.Attempts, first > 0)
 
 	it, _ = it.Failed(p.Ceiling(), now, pool.Failure{Note: "busy"}, time.Hour)
 	fmt.Println(it.Status, it.NextRetryAt.Format(time.Kitchen), it.Due(now))
@@ -102,7 +103,7 @@ func ExampleItem_Dispatched() {
 	now = now.Add(time.Hour)
 	it, _ = it.Dispatched(p.Ceiling(), now, now.Add(10*time.Minute))
 	it, _ = it.InCall()
-	fmt.Println(it.Status, it.Attempts, it.Token)
+	fmt.Println(it.Status, it.Attempts, it.Token > first)
 
 	it, _ = it.Completed(now, "answered")
 	fmt.Println(it.Status, it.RetryCount, it.Notes)
@@ -110,9 +111,9 @@ func ExampleItem_Dispatched() {
 	_, err := it.Skipped("too late")
 	fmt.Println(errors.Is(err, pool.ErrWrongStatus))
 	// Output:
-	// Processing 1 1
+	// Processing 1 true
 	// Retrying 10:00AM false
-	// In_Call 2 2
+	// In_Call 2 true
 	// Completed 1 answered
 	// true
 }

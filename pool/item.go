@@ -51,9 +51,13 @@ type Item struct {
 	AddedAt time.Time       `json:"added_at"`
 	Payload json.RawMessage `json:"payload,omitempty"`
 
-	// Token is the fencing token of the latest dispatch: it grows by one on
-	// every dispatch, and only a lease presenting the current one may settle
-	// the item.
+	// Token is the fencing token of the latest dispatch, 0 before the
+	// first: only a lease presenting the current one may settle the item.
+	// Every dispatch makes it larger by a random step of 1 to
+	// [TokenSpread], so that a dispatch whose commit was lost in a crash
+	// does not leave its token to the next one (see [Item.Dispatched]):
+	// tokens are positive, strictly increasing per item, and unpredictable,
+	// not consecutive.
 	Token int64 `json:"-"`
 	// LeaseExpiresAt is when the current lease ends; zero unless in flight.
 	LeaseExpiresAt time.Time `json:"-"`

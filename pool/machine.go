@@ -46,7 +46,9 @@ type Failure struct {
 // item's attempts already reach it (it was lowered after the item failed),
 // the item is not dispatched: it is returned Failed and ok is false.
 // Otherwise it is Processing with Attempts+1, StartedAt set on its first
-// dispatch, a new fencing token, and ok is true.
+// dispatch, a new fencing token, and ok is true. The new token is larger
+// than the item's by a random step of 1 to [TokenSpread] (see [Item.Token]):
+// the one thing Dispatched does not decide from its inputs alone.
 //
 // it must be a waiting item that is due at now.
 func (it Item) Dispatched(ceiling int, now, expires time.Time) (out Item, ok bool) {
@@ -64,7 +66,7 @@ func (it Item) Dispatched(ceiling int, now, expires time.Time) (out Item, ok boo
 		it.StartedAt = &now
 	}
 	it.NextRetryAt = nil
-	it.Token++
+	it.Token = nextToken(it.Token)
 	it.LeaseExpiresAt = expires.UTC()
 	return it, true
 }

@@ -22,7 +22,8 @@
 // Every dispatch returns a [Lease] carrying a fencing token. Settling calls
 // ([Engine.Complete], [Engine.Fail], [Engine.Release], [Engine.Extend],
 // [Engine.MarkInCall]) must present the item's current token: a stale lease
-// (settled already, expired, or superseded by a later dispatch) gets
+// (settled already, expired, superseded by a later dispatch, or from a
+// dispatch whose commit a crash lost: see [Lease.Token]) gets
 // [ErrLeaseLost] and changes nothing of its own (a settlement writes the
 // pool's expired leases it finds, its own included, as the next claim would).
 // Delivery is at-least-once: an item whose

@@ -22,6 +22,13 @@ type Lease struct {
 	PoolUUID    uuid.UUID `json:"pool_uuid"`
 	ContactUUID uuid.UUID `json:"contact_uuid"`
 	// ItemID and Token name this dispatch: the item and its fencing token.
+	// Token is positive and larger than the item's previous token by a
+	// random step (see [pool.Item.Token]), not by one: a dispatch whose
+	// commit a crash lost does not leave its token to the next, so its
+	// lease gets ErrLeaseLost. Compare tokens of one item for equality
+	// (or order); their values mean nothing else. Each step is at most
+	// 2^31, so a token stays below 2^53 (exact in a JSON reader's float64)
+	// for an item's first 2^22 dispatches.
 	ItemID int64 `json:"item_id"`
 	Token  int64 `json:"token"`
 	// Attempt is the item's attempt number, 1 for its first dispatch.

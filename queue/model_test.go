@@ -141,10 +141,12 @@ func (it *modelItem) dueAtOnce(now time.Time) time.Time {
 }
 
 // takeToken records the fencing token of the dispatch of it that l
-// leases: the engine draws it, larger than the token before. A day's call
-// the rule counted for this dispatch (callPending) is counted under it.
+// leases: the engine draws it, larger than the token before by 1 to
+// pool.TokenSpread. A day's call the rule counted for this dispatch
+// (callPending) is counted under it.
 func (it *modelItem) takeToken(t require.TestingT, l *queue.Lease) {
 	require.Greater(t, l.Token, it.token, "lease token of c%d: larger than the item's before", it.cidx)
+	require.LessOrEqual(t, l.Token-it.token, int64(pool.TokenSpread), "lease token of c%d: by at most TokenSpread", it.cidx)
 	it.token = l.Token
 	if it.callPending {
 		it.callToken, it.callPending = l.Token, false

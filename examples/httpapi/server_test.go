@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
 	"github.com/stretchr/testify/require"
 )
 
@@ -89,14 +90,18 @@ func TestServer_Auth(t *testing.T) {
 				body = r.body
 			}
 			// The scheme is case-insensitive (RFC 9110). The settle endpoints
-			// answer 409 (nothing is claimed): what matters is that the
-			// request got through to its handler.
+			// answer 409 (token 1 is not the claim's): what matters is that
+			// the request got through to its handler.
 			res := b.doAuth(r.method, r.path, body, "bearer "+testToken)
 			require.NotEqual(t, http.StatusUnauthorized, res.Status, "%s %s: %s", r.method, r.path, res.Body)
 			if res.Status >= 300 {
 				require.Equal(t, CodeLeaseLost, res.Env.Error.Code, "%s %s: %s", r.method, r.path, res.Body)
 			}
 		}
+		// The dispatch above claimed c[0]: settle it, or the pool cannot go.
+		it := b.item(p.UUID, c[0])
+		l := queue.Lease{PoolUUID: p.UUID, ContactUUID: c[0], ItemID: it.ID}
+		require.Equal(t, http.StatusOK, b.settle(l, "complete", map[string]any{"token": it.Token}).Status)
 		res := b.do("DELETE", "/api/v1/pools/"+p.UUID.String(), nil)
 		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
 	})
