@@ -97,6 +97,13 @@ func New(st store.Store, opts Options) (*Engine, error) {
 // called from a handler or from WorkOptions.OnEvent: it would wait for
 // itself; cancel Work's context instead.
 //
+// The store must outlive the engine: close it after Close returns, never
+// before. A store closed first is handled (Work stops claiming, a result
+// that cannot be written is not tried again, and Close returns without
+// waiting out Grace), but nothing can be written to it any more: the
+// results of the calls under way are lost, and their items stay in flight
+// until their leases expire, then count as failed attempts.
+//
 // Close is safe to call more than once and from several goroutines; each
 // call returns once the engine is closed.
 func (e *Engine) Close() error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
 
@@ -224,9 +225,9 @@ func failed(it pool.Item, herr error) Event {
 
 // settleAgain waits a quarter of Heartbeat and reports whether a
 // settlement that failed with err should be tried again: not when the
-// lease is lost, the engine closed or the input refused (trying again
-// cannot help), nor when the lease ends before the next try or Work's
-// grace ends meanwhile. (The engine does not close while Work runs: Close
+// lease is lost, the engine or the store closed or the input refused
+// (trying again cannot help), nor when the lease ends before the next try
+// or Work's grace ends meanwhile. (The engine does not close while Work runs: Close
 // waits for it.)
 func (r *runner) settleAgain(err error, expires time.Time) bool {
 	if failsForGood(err) {
@@ -248,9 +249,11 @@ func (r *runner) settleAgain(err error, expires time.Time) bool {
 
 // failsForGood reports whether a settlement that failed with err would
 // fail again however often it was tried: the lease lost, the engine
-// closed, the input refused.
+// closed, the store closed under it (the host closed it before the
+// engine), the input refused.
 func failsForGood(err error) bool {
-	return errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrClosed) || errors.Is(err, validate.ErrInvalid)
+	return errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrClosed) || errors.Is(err, store.ErrClosed) ||
+		errors.Is(err, validate.ErrInvalid)
 }
 
 func (r *runner) settleError(l *Lease, err error, elapsed time.Duration, attrs []any) {

@@ -163,8 +163,12 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // return: the handlers' results are written before the engine closes.
 //
 // Work returns [validate.Errors] for bad options, [store.ErrNotFound] when a
-// pool does not exist at the start, and [ErrClosed] when Close has begun
-// (before it started, or while it ran).
+// pool does not exist at the start, [ErrClosed] when Close has begun
+// (before it started, or while it ran), and an error wrapping
+// [store.ErrClosed] when the store was closed under it: the store must
+// outlive the engine (see [Engine.Close]). Work then stops claiming at
+// once, and shuts down as above, but its handlers' results cannot be
+// written: their items stay in flight until their leases expire.
 func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	opts = opts.withDefaults(e.opts.LeaseTimeout)
 	if err := opts.validate(h, e.opts.LeaseTimeout); err != nil {
@@ -202,7 +206,7 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		jobs: map[*job]struct{}{}, ended: make(chan struct{}, 1), graceEnded: make(chan struct{}),
 		floors: make([]backoff, len(pools)), campaigns: distinct(opts.Campaigns), own: pools,
 	}
-	stopped := r.produce(ctx) // nil: ctx ended; ErrClosed: Close began
+	stopped := r.produce(ctx) // nil: ctx ended; ErrClosed: Close began; else the store closed
 	r.log.Info("poolq: work stopping", "grace", opts.Grace)
 	done := make(chan struct{})
 	go func() { r.handlers.Wait(); close(done) }()
@@ -218,8 +222,11 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		r.stopAll()
 		<-done
 	}
-	if stopped != nil || e.isClosing() {
+	if e.isClosing() || errors.Is(stopped, ErrClosed) {
 		return fmt.Errorf("work: %w", ErrClosed)
+	}
+	if stopped != nil {
+		return fmt.Errorf("work: %w", stopped)
 	}
 	return nil
 }
@@ -309,7 +316,8 @@ func (r *runner) refresh(ctx context.Context) (bool, error) {
 }
 
 // produce claims leases for the free workers and starts a job for each,
-// until ctx ends (it returns nil) or Close begins ([ErrClosed]).
+// until ctx ends (it returns nil), Close begins ([ErrClosed]) or the store
+// is found closed (its error, see endsDispatch).
 func (r *runner) produce(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	// Subscribed before the first look, so no wake-up is missed: to the
@@ -338,7 +346,7 @@ func (r *runner) produce(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, ErrClosed) {
+			if endsDispatch(err) {
 				return err
 			}
 			r.log.Error("poolq: read the campaigns' pools", "err", err)
@@ -363,7 +371,7 @@ func (r *runner) produce(ctx context.Context) error {
 			for _, l := range leases {
 				r.release(context.WithoutCancel(ctx), l, until)
 			}
-			if errors.Is(err, ErrClosed) {
+			if endsDispatch(err) {
 				return err
 			}
 			return nil // ctx ended
@@ -386,6 +394,14 @@ func (r *runner) produce(ctx context.Context) error {
 	}
 }
 
+// endsDispatch reports whether err, a claim's or a read's of Work, ends
+// its claiming for good: the engine closing ([ErrClosed]), or the store
+// closed under it ([store.ErrClosed]: the host closed it before the
+// engine), from which nothing can be claimed again.
+func endsDispatch(err error) bool {
+	return errors.Is(err, ErrClosed) || errors.Is(err, store.ErrClosed)
+}
+
 // running returns how many jobs are running.
 func (r *runner) running() int {
 	r.mu.Lock()
@@ -395,8 +411,9 @@ func (r *runner) running() int {
 
 // claim claims up to n leases from the pools in turn, starting with the one
 // whose turn it is, without waiting. It returns the leases claimed, and an
-// error only when ctx ended or the engine closed (with the leases claimed
-// before that, which the caller must give back).
+// error only when ctx ended or the engine or the store closed (see
+// endsDispatch), with the leases claimed before that, which the caller must
+// give back.
 func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 	var leases []*Lease
 	var gone []uuid.UUID // pools deleted since Work started
@@ -417,7 +434,7 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 		case isNothing(err):
 		case isNotFound(err):
 			gone = append(gone, r.pools[i])
-		case errors.Is(err, ErrClosed):
+		case endsDispatch(err):
 			return leases, err
 		case ctx.Err() != nil:
 			return leases, ctx.Err()

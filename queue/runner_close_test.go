@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -205,4 +206,85 @@ func TestEngine_CloseDuringAClaim(t *testing.T) {
 		require.Equal(t, 1, counts[pool.StatusCompleted], counts)
 		require.Equal(t, 2, counts[pool.StatusPending], "given back: %v", counts)
 	})
+}
+
+// TestEngine_CloseAfterStore: a host that closes the store before the
+// engine (deferred Closes run in the wrong order) gets a prompt Close, not
+// one that waits Work's whole Grace trying again writes that can never
+// succeed. The handler's result cannot be written then: its lease is left
+// to expire.
+func TestEngine_CloseAfterStore(t *testing.T) {
+	t.Parallel()
+	t.Run("ResultUnwritten", func(t *testing.T) {
+		t.Parallel()
+		closeAfterStoreWithHandler(t)
+	})
+
+	// Work's claims fail for good once the store is closed: Work stops
+	// claiming and returns the store's error by itself, instead of
+	// reporting an EventError every PollInterval until the engine closes.
+	t.Run("WorkStopsClaiming", func(t *testing.T) {
+		t.Parallel()
+		b := realEngine(t, queue.Options{PollInterval: 10 * time.Millisecond})
+		p := b.pool(t, pool.Parallel, 5, 3)
+		var errs atomic.Int32
+		work := make(chan error, 1)
+		go func() {
+			work <- b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error { return nil },
+				queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: 30 * time.Second, OnEvent: func(ev queue.Event) {
+					if ev.Kind == queue.EventError {
+						errs.Add(1)
+					}
+				}})
+		}()
+		require.True(t, waitUntil(5*time.Second, func() bool { return queue.Waiting(b.eng, p.UUID) == 1 }), "Work is waiting")
+		require.NoError(t, b.st.Close())
+		// Work's next look, a PollInterval later, finds the store closed.
+		select {
+		case err := <-work:
+			require.ErrorIs(t, err, store.ErrClosed)
+			require.NotErrorIs(t, err, queue.ErrClosed, "the engine is open")
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Work went on with its store closed (%d EventErrors)", errs.Load())
+		}
+		begin := time.Now()
+		require.NoError(t, b.eng.Close())
+		require.Less(t, time.Since(begin), 5*time.Second)
+	})
+}
+
+func closeAfterStoreWithHandler(t *testing.T) {
+	const grace = 30 * time.Second
+	b := realEngine(t, queue.Options{PollInterval: 10 * time.Millisecond})
+	p := b.pool(t, pool.Parallel, 5, 3)
+	b.add(t, p.UUID, 1)
+	started, hangUp := make(chan struct{}), make(chan struct{})
+	work := make(chan error, 1)
+	go func() {
+		work <- b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error {
+			close(started)
+			<-hangUp
+			return nil // the call went well, but the store is gone
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 2, Grace: grace})
+	}()
+	select {
+	case <-started:
+	case err := <-work:
+		t.Fatalf("Work returned before its handler started: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not start")
+	}
+	require.NoError(t, b.st.Close())
+	close(hangUp)
+
+	begin := time.Now()
+	require.NoError(t, b.eng.Close())
+	took := time.Since(begin)
+	require.Less(t, took, 5*time.Second, "Close waited for writes to a closed store (Grace %v)", grace)
+	select {
+	case err := <-work:
+		require.Error(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Work did not return once Close had")
+	}
 }

@@ -62,7 +62,11 @@ type Store interface {
 	Write(ctx context.Context, fn func(Tx) error) error
 	// Close releases the store's resources. Read and Write return an error
 	// wrapping [ErrClosed] once it has been called. Close may be called
-	// again: the second and later calls do nothing and return nil.
+	// again: the second and later calls do nothing and return nil. A
+	// store must outlive the engines over it (queue.Engine.Close first):
+	// an engine whose store closed first cannot write the results of the
+	// calls under way, whose items stay in flight until their leases
+	// expire.
 	Close() error
 }
 

@@ -687,7 +687,8 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 // Close closes the Store's connections and stops its listener. Read and
 // Write return an error wrapping [store.ErrClosed] afterwards; a second
 // Close does nothing and returns nil. Close waits for the transactions
-// under way to end.
+// under way to end. Close the engines over the Store first (see
+// [store.Store]'s Close).
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)

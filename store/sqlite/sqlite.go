@@ -636,7 +636,8 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 // nil. Close waits for the Write under way (and on an in-memory store the
 // Read) to commit or roll back; it does not wait for the Reads of a file
 // store: one that holds its connection finishes, one waiting for a
-// connection fails. Call it once the Reads and Writes have returned.
+// connection fails. Call it once the Reads and Writes have returned: after
+// the engines over the Store are closed (see [store.Store]'s Close).
 func (s *Store) Close() error {
 	s.turn <- struct{}{}
 	defer s.endTurn()
