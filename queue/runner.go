@@ -63,7 +63,11 @@ type WorkOptions struct {
 	// cancelling it mid-call), and one every few nanoseconds would fill
 	// the database with extensions. Defaults to a third of LeaseTimeout.
 	Heartbeat time.Duration
-	// Logger receives the runner's logs. Defaults to discarding them.
+	// Logger receives the runner's logs. Defaults to discarding them. A
+	// panic in its handler is recovered and the record dropped (nothing
+	// is left to log it to): a logging bug must not take the calls under
+	// way down with the process, nor end Work before its handlers
+	// return.
 	Logger *slog.Logger
 	// OnEvent, when set, is called for every [Event], from the handlers'
 	// goroutines: it must be safe for concurrent use and quick. A panic in
@@ -89,6 +93,7 @@ func (o WorkOptions) withDefaults(lease time.Duration) WorkOptions {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.Logger = slog.New(recoveredLog{o.Logger.Handler()})
 	if o.OnEvent == nil {
 		o.OnEvent = func(Event) {}
 	}
@@ -545,6 +550,50 @@ func recovered(fn func(Event), log *slog.Logger) func(Event) {
 		}()
 		fn(ev)
 	}
+}
+
+// recoveredLog is a log handler with the panics of h, the host's,
+// recovered: the record is dropped (a log that panics has nowhere to
+// report it), a level reads as disabled, and the handler stays as it was
+// when WithAttrs or WithGroup panics. The runner logs on its goroutines
+// and as Work shuts down, where a panic would end the process or Work
+// before its handlers return.
+type recoveredLog struct{ h slog.Handler }
+
+func (l recoveredLog) Enabled(ctx context.Context, level slog.Level) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return l.h.Enabled(ctx, level)
+}
+
+func (l recoveredLog) Handle(ctx context.Context, r slog.Record) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("poolq: log handler panicked: %v", v)
+		}
+	}()
+	return l.h.Handle(ctx, r)
+}
+
+func (l recoveredLog) WithAttrs(attrs []slog.Attr) (h slog.Handler) {
+	defer func() {
+		if recover() != nil {
+			h = l
+		}
+	}()
+	return recoveredLog{l.h.WithAttrs(attrs)}
+}
+
+func (l recoveredLog) WithGroup(name string) (h slog.Handler) {
+	defer func() {
+		if recover() != nil {
+			h = l
+		}
+	}()
+	return recoveredLog{l.h.WithGroup(name)}
 }
 
 // release gives back unattempted l, a lease claimed as Work stopped. A

@@ -8,6 +8,7 @@ package queue_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"sync/atomic"
@@ -199,4 +200,63 @@ func TestEngine_Work_NoEventAfterReturn(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	b.st.failing.Store(false)
 	require.Zero(t, late.Load(), "OnEvent called after Work returned")
+}
+
+// panickyLog is a log handler that panics on every record: a Logger with
+// a bug.
+type panickyLog struct{}
+
+func (panickyLog) Enabled(context.Context, slog.Level) bool  { return true }
+func (panickyLog) Handle(context.Context, slog.Record) error { panic("a log handler's bug") }
+func (h panickyLog) WithAttrs([]slog.Attr) slog.Handler      { return h }
+func (h panickyLog) WithGroup(string) slog.Handler           { return h }
+
+// TestEngine_Work_LoggerPanics: a Logger that panics (here as Work shuts
+// down, when it logs that it stops) does not end Work early: Close and
+// Work still wait for the running handler, whose result is written, and
+// the process lives on.
+func TestEngine_Work_LoggerPanics(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{})
+	p := b.pool(t, pool.FIFO, 1, 3)
+	ids := b.add(t, p.UUID, 1)
+	started, hangUp := make(chan struct{}), make(chan struct{})
+	var finished atomic.Bool
+	work := make(chan error, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				work <- fmt.Errorf("Work panicked: %v", v)
+			}
+		}()
+		work <- b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error {
+			close(started)
+			<-hangUp
+			finished.Store(true)
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: time.Minute, Logger: slog.New(panickyLog{})})
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not start")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.eng.Close() }()
+	select {
+	case err := <-work:
+		t.Fatalf("Work returned (%v) while its handler still ran", err)
+	case <-closed:
+		t.Fatal("Close returned while a handler still ran")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(hangUp)
+	require.NoError(t, <-closed)
+	require.True(t, finished.Load(), "Close returned before the handler did")
+	require.ErrorIs(t, <-work, queue.ErrClosed)
+
+	after := openEngine(t, b.st, queue.Options{})
+	it, err := after.Item(b.ctx, p.UUID, ids[0])
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusCompleted, it.Status, "the handler's result was written")
 }
