@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -49,13 +50,15 @@ type Engine struct {
 }
 
 // New returns an Engine over st. The caller keeps ownership of st: Close does
-// not close it. Options are validated; zero fields take their defaults.
+// not close it. Options are validated; zero fields take their defaults. A
+// nil st, or a nil pointer to a store (a nil *sqlite.Store), is refused
+// with a field error ("store") among the options' ([validate.Errors]).
 func New(st store.Store, opts Options) (*Engine, error) {
-	if st == nil {
-		return nil, errors.New("queue: new engine: store is nil")
-	}
+	var v validate.Validator
+	v.Check(!isNil(st), "store", validate.RuleRequired, "is required (not nil)")
 	opts = opts.withDefaults()
-	if err := opts.validate(); err != nil {
+	v.Merge("", opts.validate())
+	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("queue: new engine: %w", err)
 	}
 	e := &Engine{st: st, opts: opts, closing: make(chan struct{}), closed: make(chan struct{}), unwatch: func() {}}
@@ -73,6 +76,20 @@ func New(st store.Store, opts Options) (*Engine, error) {
 		})
 	}
 	return e, nil
+}
+
+// isNil reports whether st is nil, or holds a nil pointer (or another nil
+// value of a kind that can be nil): a store whose first method call would
+// panic. New runs once: reflect's cost does not matter there.
+func isNil(st store.Store) bool {
+	if st == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(st); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan:
+		return v.IsNil()
+	}
+	return false
 }
 
 // Close stops the engine. First it stops dispatch: blocked Dequeues return

@@ -11,6 +11,7 @@ import (
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/poolq/poolq/validate"
 	"github.com/stretchr/testify/require"
@@ -125,7 +126,24 @@ func TestNew(t *testing.T) {
 
 	t.Run("ErrNilStore", func(t *testing.T) {
 		_, err := queue.New(nil, queue.Options{})
-		require.Error(t, err)
+		require.Equal(t, []string{"store"}, fieldsOf(t, err))
+		_, err = queue.New(nil, queue.Options{LeaseTimeout: -1})
+		require.Equal(t, []string{"store", "lease_timeout"}, fieldsOf(t, err), "every bad field at once")
+	})
+	// A nil *sqlite.Store in a store.Store is not a nil interface: New
+	// must refuse it, not return an engine that panics at its first call.
+	t.Run("ErrTypedNilStore", func(t *testing.T) {
+		var lite *sqlite.Store
+		var pg *postgres.Store
+		for _, st := range []store.Store{lite, pg} {
+			var e *queue.Engine
+			require.NotPanics(t, func() {
+				var err error
+				e, err = queue.New(st, queue.Options{})
+				require.Equal(t, []string{"store"}, fieldsOf(t, err), "%T", st)
+			})
+			require.Nil(t, e)
+		}
 	})
 	t.Run("ErrNegative", func(t *testing.T) {
 		_, err := queue.New(st, queue.Options{LeaseTimeout: -1, RetryDelay: -1, PollInterval: -1})
