@@ -41,7 +41,10 @@ func (e *Engine) CreateRule(ctx context.Context, p campaign.CreateRuleParams) (c
 // nodes share, no claim under the old values commits after it returns.
 // Errors: [validate.Errors] listing every failing field, nothing written
 // then; [store.ErrNotFound], unless fields that fail whatever the rule
-// (name, type, start_time) make it a [validate.Errors] of them.
+// (name, type, start_time) make it a [validate.Errors] of them. Those
+// fields are reported before a nil ctx and [ErrClosed] too; a field whose
+// check needs the stored rule (a cap, which a text rule ignores) is not
+// known to fail then.
 func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.UpdateRuleParams) (campaign.Rule, error) {
 	// Whether most fields count depends on the stored rule's type, so the
 	// whole check is Apply's, in the transaction. What holds whatever the
@@ -73,6 +76,12 @@ func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.Update
 		}
 		return tx.UpdateRule(ctx, nr)
 	})
+	if err != nil && early != nil && (ctx == nil || errors.Is(err, ErrClosed)) {
+		// The rule was not read (a nil ctx, the engine closed): the fields
+		// that fail whatever it is come first, as every call's arguments
+		// are checked before its context and the engine's state.
+		err = early
+	}
 	if err != nil {
 		return campaign.Rule{}, fmt.Errorf("update rule: %w", err)
 	}

@@ -235,6 +235,36 @@ func TestEngine_DeleteRulesAndCampaigns(t *testing.T) {
 	require.ErrorIs(t, b.eng.DeleteRule(b.ctx, r.UUID), store.ErrNotFound)
 }
 
+// TestEngine_UpdateRuleArgumentsFirst: as every call checks its arguments
+// before its context and the engine's state, UpdateRule reports the fields
+// that fail whatever the rule (here the name) after Close and with a nil
+// context too, as UpdatePool does; only a field whose check needs the
+// stored rule (a cap, ignored by a text rule) waits for it, and gets
+// ErrClosed.
+func TestEngine_UpdateRuleArgumentsFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.rule(t, campaign.CreateRuleParams{Name: "Rule one"})
+	p := b.pool(t, pool.FIFO, 1, 3)
+	name, zero := "x", 0
+
+	var nilCtx context.Context
+	_, err := b.eng.UpdateRule(nilCtx, r.UUID, campaign.UpdateRuleParams{Name: &name, MaxCallsPerDay: &zero})
+	require.Equal(t, []string{"name"}, fieldsOf(t, err), "nil ctx")
+	_, err = b.eng.UpdateRule(nilCtx, r.UUID, campaign.UpdateRuleParams{MaxCallsPerDay: &zero})
+	require.Equal(t, []string{"ctx"}, fieldsOf(t, err))
+
+	require.NoError(t, b.eng.Close())
+	_, err = b.eng.UpdatePool(b.ctx, p.UUID, pool.UpdateParams{MaxParallelItems: &zero})
+	require.Equal(t, []string{"max_parallel_items"}, fieldsOf(t, err), "UpdatePool after Close")
+	_, err = b.eng.UpdateRule(b.ctx, r.UUID, campaign.UpdateRuleParams{Name: &name, MaxCallsPerDay: &zero})
+	require.Equal(t, []string{"name"}, fieldsOf(t, err), "UpdateRule after Close")
+	_, err = b.eng.UpdateRule(b.ctx, r.UUID, campaign.UpdateRuleParams{MaxCallsPerDay: &zero})
+	require.ErrorIs(t, err, queue.ErrClosed, "without the rule, its type is unknown")
+	_, err = b.eng.UpdateRule(b.ctx, r.UUID, campaign.UpdateRuleParams{Name: new("Rule two")})
+	require.ErrorIs(t, err, queue.ErrClosed)
+}
+
 // TestEngine_UpdateRuleEveryBadField: an update names every failing field
 // at once, each once: those whose rule depends on the stored rule's type
 // (a text rule ignores its caps) beside the others. A failed update
