@@ -3,7 +3,6 @@ package campaign
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -14,27 +13,27 @@ type Clock int
 // MinutesPerDay is one past the largest Clock.
 const MinutesPerDay = 24 * 60
 
-// ParseClock reads "HH:MM" (24 hours, two digits each) or "HH:MM:SS" with
-// zero seconds: the form the API reads back, so that a rule read can be
-// sent again.
+// ParseClock reads "HH:MM" (24 hours, exactly two ASCII digits each) or
+// "HH:MM:SS" with seconds "00": the form the API reads back, so that a
+// rule read can be sent again. Nothing else is read: no sign, no space,
+// no single digit.
 func ParseClock(s string) (Clock, error) {
-	hm, sec, hasSec := strings.Cut(s, ":")
-	if len(hm) != 2 {
-		return 0, fmt.Errorf("must be a time of day HH:MM (got %q)", s)
-	}
-	mm := sec
-	if hasSec {
-		mm, sec, hasSec = strings.Cut(sec, ":")
-	}
-	h, herr := strconv.Atoi(hm)
-	m, merr := strconv.Atoi(mm)
-	if !hasSec {
-		sec = "00"
-	}
-	if herr != nil || merr != nil || len(mm) != 2 || sec != "00" || h < 0 || h > 23 || m < 0 || m > 59 || hm[0] == '+' || mm[0] == '+' {
+	hh, rest, _ := strings.Cut(s, ":")
+	mm, ss, hasSec := strings.Cut(rest, ":")
+	h, hok := twoDigits(hh)
+	m, mok := twoDigits(mm)
+	if !hok || !mok || hasSec && ss != "00" || h > 23 || m > 59 {
 		return 0, fmt.Errorf("must be a time of day HH:MM, 00:00 to 23:59 (got %q)", s)
 	}
 	return Clock(h*60 + m), nil
+}
+
+// twoDigits reads s, exactly two ASCII digits.
+func twoDigits(s string) (int, bool) {
+	if len(s) != 2 || s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' {
+		return 0, false
+	}
+	return int(s[0]-'0')*10 + int(s[1]-'0'), true
 }
 
 // String returns "HH:MM:SS".

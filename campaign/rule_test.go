@@ -35,6 +35,22 @@ func fields(t *testing.T, err error) []string {
 	return out
 }
 
+// TestClock_TwoASCIIDigits: hours, minutes and seconds are exactly two
+// ASCII digits each: no sign, no space, no other script's digits, even
+// where strconv would read the number.
+func TestClock_TwoASCIIDigits(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		"-0:30", "+1:00", "1:00", " 09:00", "09:00 ", "09 :00", "09: 00", "09:0", "٠٩:٠٠", "09:٣٠",
+		"09:-0", "-0:-0", "09:00:-0", "09:00:+0", "09:00:0", "09:00:000", "0x:00", "09:00:",
+	} {
+		t.Run(in, func(t *testing.T) {
+			_, err := campaign.ParseClock(in)
+			require.Error(t, err, "%q", in)
+		})
+	}
+}
+
 func TestClock(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]campaign.Clock{"00:00": 0, "09:00": 540, "23:59": 1439, "18:30:00": 1110} {
