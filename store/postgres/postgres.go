@@ -276,9 +276,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// validate reports every bad option at once, as [validate.Errors].
-func (o Options) validate() error {
+// validate reports every bad option, and a nil ctx, at once, as
+// [validate.Errors].
+func (o Options) validate(ctx context.Context) error {
 	var v validate.Validator
+	v.Check(ctx != nil, "ctx", validate.RuleRequired, "is required (not nil: use context.Background())")
 	v.Check(schemaName.MatchString(o.Schema) && !strings.HasPrefix(o.Schema, "pg_"), "schema", validate.RuleFormat,
 		fmt.Sprintf("must be a plain identifier: lower-case letters, digits and underscores, at most 63, "+
 			"not starting with a digit or pg_ (got %q)", o.Schema))
@@ -337,10 +339,12 @@ var (
 // in one transaction under an advisory lock of the schema, so several
 // processes opening at once migrate it once. A schema written by a newer
 // poolq is not touched: Open returns an error wrapping
-// [store.ErrSchemaTooNew].
+// [store.ErrSchemaTooNew]. Bad options and a nil ctx are reported together
+// as [validate.Errors] (wrapping [validate.ErrInvalid]), before anything
+// is connected to.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
-	if err := opts.validate(); err != nil {
+	if err := opts.validate(ctx); err != nil {
 		return nil, err
 	}
 	cfg, err := pgxpool.ParseConfig(url)

@@ -413,6 +413,29 @@ func schemaExists(t *testing.T, url, name string) bool {
 	return n > 0
 }
 
+// TestOpen_NilContext: a nil ctx is a field error, reported with the
+// other bad options before anything is connected to (no database needed),
+// not a panic.
+func TestOpen_NilContext(t *testing.T) {
+	t.Parallel()
+	var nilCtx context.Context
+	const url = "postgres://poolq@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"
+	for _, c := range []struct {
+		o    postgres.Options
+		want []string
+	}{
+		{postgres.Options{}, []string{"ctx"}},
+		{postgres.Options{MaxRetries: -1}, []string{"ctx", "max_retries"}},
+	} {
+		var err error
+		require.NotPanics(t, func() { _, err = postgres.Open(nilCtx, url, c.o) }, "%+v", c.o)
+		require.ErrorIs(t, err, validate.ErrInvalid, "%+v", c.o)
+		var ve validate.Errors
+		require.ErrorAs(t, err, &ve)
+		require.Equal(t, c.want, ve.Fields(), "%+v", c.o)
+	}
+}
+
 func TestOpen_Options(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()

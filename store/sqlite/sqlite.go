@@ -132,10 +132,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// validate reports every bad option, and a bad path, at once, as
-// [validate.Errors].
-func (o Options) validate(path string) error {
+// validate reports every bad option, and a bad path or a nil ctx, at
+// once, as [validate.Errors].
+func (o Options) validate(ctx context.Context, path string) error {
 	var v validate.Validator
+	v.Check(ctx != nil, "ctx", validate.RuleRequired, "is required (not nil: use context.Background())")
 	v.Check(path != "", "path", validate.RuleRequired, "is required (\":memory:\" for a private in-memory database)")
 	v.Check(!strings.ContainsRune(path, 0), "path", validate.RuleFormat,
 		"must not contain NUL (the file opened would be the path cut at it)")
@@ -199,9 +200,12 @@ type handle struct {
 // A file store is in WAL mode, writes through one connection with BEGIN
 // IMMEDIATE and reads through a pool of read-only connections. An in-memory
 // store reads and writes on its one connection, in turn.
+//
+// Bad options, an empty path and a nil ctx are reported together as
+// [validate.Errors] (wrapping [validate.ErrInvalid]); nothing is opened.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
-	if err := opts.validate(path); err != nil {
+	if err := opts.validate(ctx, path); err != nil {
 		return nil, err
 	}
 	if path == MemoryPath {

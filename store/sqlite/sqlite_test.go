@@ -143,6 +143,33 @@ func TestOpen_Options(t *testing.T) {
 	}
 }
 
+// TestOpen_NilContext: a nil ctx is a field error, reported with the
+// other bad arguments, not a panic; nothing is created.
+func TestOpen_NilContext(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var nilCtx context.Context
+	for _, c := range []struct {
+		path string
+		o    sqlite.Options
+		want []string
+	}{
+		{filepath.Join(dir, "x.db"), sqlite.Options{}, []string{"ctx"}},
+		{sqlite.MemoryPath, sqlite.Options{}, []string{"ctx"}},
+		{filepath.Join(dir, "x.db"), sqlite.Options{Durability: 9}, []string{"ctx", "durability"}},
+	} {
+		var err error
+		require.NotPanics(t, func() { _, err = sqlite.Open(nilCtx, c.path, c.o) }, c.path)
+		require.ErrorIs(t, err, validate.ErrInvalid, c.path)
+		var ve validate.Errors
+		require.ErrorAs(t, err, &ve)
+		require.Equal(t, c.want, ve.Fields(), c.path)
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "no file is created")
+}
+
 // TestStore_Check damages a file (the middle of its pages overwritten, as
 // a disk or a copy gone wrong would) and checks that Check and Open's
 // QuickCheck report it as ErrCorrupt, while a sound file passes both.
