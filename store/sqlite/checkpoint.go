@@ -41,13 +41,26 @@ const (
 	// heldPages bounds what a round copies with the writer's turn held
 	// (see round): about a millisecond's copy.
 	heldPages = 100
+	// restartFrames is the size of the log, in frames, past which a round
+	// that could not copy it whole restarts it (see restart): four
+	// thresholds' worth, which one Store alone, whose rounds restart the
+	// log, does not reach (TestCheckpoint_SteadyWrites).
+	restartFrames = 4 * CheckpointPages
+	// restartWait is the busy timeout of the checkpointer's connection: how
+	// long a restart waits, in all, for the write lock and for the readers
+	// of the log, the writers held (a passive pass never waits).
+	restartWait = 20 * time.Millisecond
 )
 
 // checkpointer runs PASSIVE checkpoints on a connection of its own: they
 // copy what they can without blocking the writer or the readers, and the
 // writer's next transaction restarts the log once everything was copied.
 // It looks every tick, and checkpoints when the writer has written at least
-// threshold pages since the last round that copied the whole log.
+// threshold pages since the last round that copied the whole log. A log
+// that has grown past restartFrames all the same (another process commits
+// during every copy, or readers overlap without pause: see restart) is
+// restarted by a RESTART checkpoint, the one time it holds every writer for
+// more than a short copy: at most restartWait more.
 //
 // A round copies the log in two passes: the bulk without the writer's
 // turn, then what was committed meanwhile, at most heldPages, with it (see
@@ -69,8 +82,9 @@ type checkpointer struct {
 	// rounds counts the ticks looked at, full the rounds that found the
 	// whole log copied into the database when they ended: what a test
 	// waits for instead of a pause. held is the most pages a round has
-	// left to its held pass (for tests).
-	rounds, full, held atomic.Int64
+	// left to its held pass, restarts the restarts done, restartHeld the
+	// most frames a restart had to copy (for tests).
+	rounds, full, held, restarts, restartHeld atomic.Int64
 }
 
 func startCheckpointer(db *sql.DB, every time.Duration, turn chan struct{}) *checkpointer {
@@ -93,14 +107,22 @@ func startCheckpointer(db *sql.DB, every time.Duration, turn chan struct{}) *che
 }
 
 // round checkpoints if enough pages were written since the last full
-// round. An error (SQLITE_BUSY from another process's checkpoint, say)
-// only means this round is skipped; a pass that could not copy everything
-// (a reader holds an older snapshot) keeps the count: the next tick tries
-// again.
+// round, and restarts the log if it has outgrown restartFrames. An error
+// (SQLITE_BUSY from another process's checkpoint, say) only means this
+// round is skipped; a pass that could not copy everything (a reader holds
+// an older snapshot) keeps the count: the next tick tries again.
 func (c *checkpointer) round() {
 	if c.pages.Load() < c.threshold.Load() {
 		return
 	}
+	if frames := c.copyBack(); frames > restartFrames {
+		c.restart(frames)
+	}
+}
+
+// copyBack copies the log back into the database, and returns the log's
+// size in frames at its last pass.
+func (c *checkpointer) copyBack() (frames int) {
 	// What the writer commits while a pass copies is in the log, not yet
 	// copied: copied with the writer's turn held (no commit can come
 	// between), the writer's next transaction restarts the log. That
@@ -111,14 +133,15 @@ func (c *checkpointer) round() {
 	var before int64
 	for tries := 1; ; tries++ {
 		before = c.pages.Load()
-		if !c.pass() {
-			return
+		var whole bool
+		if whole, frames, _ = c.pass(passive); !whole {
+			return frames
 		}
 		if c.pages.Load()-before <= heldPages {
 			break
 		}
 		if tries == 3 {
-			return
+			return frames
 		}
 	}
 	// Close takes the turn and then stops the checkpointer: the wait ends
@@ -126,26 +149,94 @@ func (c *checkpointer) round() {
 	select {
 	case c.turn <- struct{}{}:
 	case <-c.stop:
-		return
+		return frames
 	}
 	written := c.pages.Load() // every commit so far: the writer counts under the turn
 	if n := written - before; n > c.held.Load() {
 		c.held.Store(n)
 	}
-	whole := c.pass()
+	whole, frames, _ := c.pass(passive)
 	<-c.turn
 	if whole {
 		c.pages.Add(-written)
 		c.full.Add(1)
 	}
+	return frames
 }
 
-// pass runs one PASSIVE checkpoint and reports whether it copied the
-// whole log.
-func (c *checkpointer) pass() bool {
-	var busy, frames, copied int
-	err := c.db.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
-	return err == nil && busy == 0 && frames == copied
+// restart brings back to its beginning a log of frames frames, more than
+// restartFrames, that the rounds failed to restart. Only a writer restarts
+// the log after a whole copy, and only if no reader is reading the log
+// then: while another process commits during every copy, or readers
+// overlap without pause, the log grows without end (SQLite's own backstop
+// copies it too, but never restarts it).
+//
+// A RESTART checkpoint takes the write lock of the file, copies what is
+// left, waits for the readers of the log to finish, and restarts it; every
+// writer, of every process, waits for it meanwhile. So unheld passes first
+// leave little to copy: they go on until the log has grown by at most
+// heldPages frames (every process's) during one, three at most; the
+// restart then holds this process's writer's turn (its writer has no
+// transaction under way that the restart would wait for) and waits at
+// most restartWait in all, its connection's busy timeout, for the write
+// lock and for the readers; past that it gives up, and the next round
+// tries again. A writer thus waits for the copy of what was committed
+// during the last unheld pass, plus at most restartWait.
+func (c *checkpointer) restart(frames int) {
+	var copied int
+	for tries := 1; ; tries++ {
+		_, now, n := c.pass(passive)
+		if now <= restartFrames { // an error (-1), or the log restarted
+			return
+		}
+		// What this pass left to copy: what readers kept it from
+		// copying, and about what came meanwhile, as much as came
+		// during the pass before.
+		left := now - n + now - frames
+		frames, copied = now, n
+		if left <= heldPages {
+			break
+		}
+		if tries == 3 {
+			return
+		}
+	}
+	select {
+	case c.turn <- struct{}{}:
+	case <-c.stop:
+		return
+	}
+	written := c.pages.Load()
+	done, frames, _ := c.pass(restartLog)
+	<-c.turn
+	if frames-copied > int(c.restartHeld.Load()) {
+		c.restartHeld.Store(int64(frames - copied))
+	}
+	if done {
+		c.pages.Add(-written)
+		c.full.Add(1)
+		c.restarts.Add(1)
+	}
+}
+
+// The checkpoints of pass.
+const (
+	passive    = "PRAGMA wal_checkpoint(PASSIVE)"
+	restartLog = "PRAGMA wal_checkpoint(RESTART)"
+)
+
+// pass runs one checkpoint, passive or restartLog, and returns the log's
+// size in frames (every process's commits since the log last restarted;
+// -1 on an error) and how many of them are copied into the database. done
+// reports that it did all it was asked: a passive pass copied the whole
+// log, a restart also restarted it.
+func (c *checkpointer) pass(mode string) (done bool, frames, copied int) {
+	var busy int
+	err := c.db.QueryRowContext(context.Background(), mode).Scan(&busy, &frames, &copied)
+	if err != nil {
+		return false, -1, 0
+	}
+	return busy == 0 && frames == copied, frames, copied
 }
 
 // wrote counts n pages written to the log by the Store's writer.

@@ -79,3 +79,14 @@ var (
 // HeldCheckpointPages returns the most pages written since the unheld pass
 // that any round of the checkpointer of s left to its held pass.
 func HeldCheckpointPages(s *Store) int64 { return s.cp.held.Load() }
+
+// CheckpointRestarts returns the number of held passes of the checkpointer
+// of s that ran as restarts (the log had outgrown restartFrames).
+func CheckpointRestarts(s *Store) int64 { return s.cp.restarts.Load() }
+
+// RestartHeldFrames returns the most frames a restart of the checkpointer
+// of s copied with the writers held.
+func RestartHeldFrames(s *Store) int64 { return s.cp.restartHeld.Load() }
+
+// RestartFrames is restartFrames.
+const RestartFrames = restartFrames

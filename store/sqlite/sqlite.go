@@ -83,7 +83,9 @@ type Options struct {
 	// CheckpointInterval is how often a goroutine of the Store looks at
 	// the write-ahead log, to copy it back into the database file once the
 	// Store has written [CheckpointPages] pages to it (see checkpoint.go),
-	// so that no commit waits for a checkpoint. Negative: no goroutine, and
+	// so that no commit waits for a checkpoint, and to restart a log that
+	// has grown past 4000 pages all the same (another process's writes,
+	// readers that overlap without pause). Negative: no goroutine, and
 	// SQLite checkpoints in the commit that crosses 1000 pages, as it does
 	// by default. At most [MaxCheckpointInterval]. Defaults to
 	// DefaultCheckpointInterval.
@@ -324,7 +326,9 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
 	}
 	if opts.CheckpointInterval > 0 {
-		c, err := sql.Open("sqlite", name+"?"+strings.Join(basePragmas(opts, 2), "&"))
+		co := opts
+		co.BusyTimeout = restartWait // passive passes never wait: only a restart does
+		c, err := sql.Open("sqlite", name+"?"+strings.Join(basePragmas(co, 2), "&"))
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
