@@ -283,16 +283,12 @@ func TestPostgres_ClaimsJudgedAfterTheBatchWaits(t *testing.T) {
 // timeout, and the claim is not held up by a second wait (the batch's
 // rerun does not run the Add again), so the engine's other pools go on.
 func TestPostgres_FrozenNodeHoldsUpOneWait(t *testing.T) {
-	url := pgtest.URL(t)
+	pgtest.URL(t) // skips without PostgreSQL
 	t.Parallel()
 	ctx := context.Background()
 	const lockTimeout = 2 * time.Second
-	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
-	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
-	eng := openEngine(t, st, queue.Options{})
-	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
-	p, q, r := mk("pool P"), mk("pool Q"), mk("pool R")
-	hold := func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
+	eng, ps, hold := heldNode(t, lockTimeout, queue.Options{}, "pool P", "pool Q", "pool R")
+	p, q, r := ps[0], ps[1], ps[2]
 	heldQ := hold(q.UUID, 3*lockTimeout) // the frozen node
 	heldR := hold(r.UUID, 500*time.Millisecond)
 	first := make(chan error, 1)
@@ -322,20 +318,16 @@ func TestPostgres_FrozenNodeHoldsUpOneWait(t *testing.T) {
 // combined call that timed out is not run again, so settlements are
 // combined per pool).
 func TestPostgres_FrozenPoolFailsOnlyItsSettlements(t *testing.T) {
-	url := pgtest.URL(t)
+	pgtest.URL(t) // skips without PostgreSQL
 	t.Parallel()
 	ctx := context.Background()
 	const lockTimeout = time.Second
-	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
-	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
-	eng := openEngine(t, st, queue.Options{})
-	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
-	free, busy, r := mk("pool free"), mk("pool busy"), mk("pool R")
+	eng, ps, hold := heldNode(t, lockTimeout, queue.Options{}, "pool free", "pool busy", "pool R")
+	free, busy, r := ps[0], ps[1], ps[2]
 	lFree, err := eng.TryDequeue(ctx, free.UUID)
 	require.NoError(t, err)
 	lBusy, err := eng.TryDequeue(ctx, busy.UUID)
 	require.NoError(t, err)
-	hold := func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
 	heldBusy := hold(busy.UUID, 4*lockTimeout) // a frozen node
 	heldR := hold(r.UUID, 500*time.Millisecond)
 	first := make(chan error, 1)
@@ -363,16 +355,12 @@ func TestPostgres_FrozenPoolFailsOnlyItsSettlements(t *testing.T) {
 // timeout is P's alone), and the Dequeue on P goes on waiting and claims
 // once P is free: it never returns the store's internal restart error.
 func TestPostgres_FrozenPoolBelowAnotherInABatch(t *testing.T) {
-	url := pgtest.URL(t)
+	pgtest.URL(t) // skips without PostgreSQL
 	t.Parallel()
 	ctx := context.Background()
 	const lockTimeout = time.Second
-	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
-	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
-	eng := openEngine(t, st, queue.Options{})
-	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
-	p, q, r := mk("pool P"), mk("pool Q"), mk("pool R") // made in order: P's lock sorts below Q's
-	hold := func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
+	eng, ps, hold := heldNode(t, lockTimeout, queue.Options{}, "pool P", "pool Q", "pool R") // P's lock sorts below Q's
+	p, q, r := ps[0], ps[1], ps[2]
 	heldP := hold(p.UUID, 5*lockTimeout/2) // a frozen node
 	heldR := hold(r.UUID, 300*time.Millisecond)
 	first := make(chan error, 1)
@@ -408,16 +396,12 @@ func TestPostgres_FrozenPoolBelowAnotherInABatch(t *testing.T) {
 // rather than each wait as long again, so the Add to Q commits after one
 // lock timeout, not four.
 func TestPostgres_FrozenPoolWaitedForOnce(t *testing.T) {
-	url := pgtest.URL(t)
+	pgtest.URL(t) // skips without PostgreSQL
 	t.Parallel()
 	ctx := context.Background()
 	const lockTimeout = 600 * time.Millisecond
-	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
-	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
-	eng := openEngine(t, st, queue.Options{})
-	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
-	p, q, r := mk("pool P"), mk("pool Q"), mk("pool R")
-	hold := func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
+	eng, ps, hold := heldNode(t, lockTimeout, queue.Options{}, "pool P", "pool Q", "pool R")
+	p, q, r := ps[0], ps[1], ps[2]
 	heldP := hold(p.UUID, 5*lockTimeout) // a frozen node
 	heldR := hold(r.UUID, 300*time.Millisecond)
 	first := make(chan error, 1)
@@ -450,16 +434,13 @@ func TestPostgres_FrozenPoolWaitedForOnce(t *testing.T) {
 // pool's lock, so the writes of the node's other pools, which share their
 // batches, go on at their usual speed. It claims once the pool is free.
 func TestPostgres_FrozenPoolDequeueHoldsNothingUp(t *testing.T) {
-	url := pgtest.URL(t)
+	pgtest.URL(t) // skips without PostgreSQL
 	t.Parallel()
 	ctx := context.Background()
 	const lockTimeout = time.Second // its half bounds an Add: room for a loaded machine
-	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
-	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
-	eng := openEngine(t, st, queue.Options{PollInterval: 100 * time.Millisecond})
-	mk := func(name string) pool.Pool { return parallelPoolOfOne(t, eng, name) }
-	p, q := mk("pool P"), mk("pool Q")
-	heldP := holdPool(t, other, p.UUID, 5*lockTimeout) // a frozen node
+	eng, ps, hold := heldNode(t, lockTimeout, queue.Options{PollInterval: 100 * time.Millisecond}, "pool P", "pool Q")
+	p, q := ps[0], ps[1]
+	heldP := hold(p.UUID, 5*lockTimeout) // a frozen node
 	claimed := make(chan error, 1)
 	go func() {
 		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -650,6 +631,23 @@ func parallelPoolOfOne(t *testing.T, eng *queue.Engine, name string) pool.Pool {
 // holdPool has another node (a write transaction of st, on its own
 // connection) hold pool id's lock for d, and returns once it holds it;
 // the channel gets the transaction's result.
+// heldNode opens an engine with opts on a new schema, whose store waits at
+// most lockTimeout for a pool's lock (0: the default), and makes there
+// Parallel pools with a cap of one, named names, in order (their locks sort
+// in that order). hold holds a pool's lock from another node's store for d
+// (see holdPool).
+func heldNode(t *testing.T, lockTimeout time.Duration, opts queue.Options, names ...string) (eng *queue.Engine, pools []pool.Pool, hold func(id uuid.UUID, d time.Duration) <-chan error) {
+	t.Helper()
+	url := pgtest.URL(t)
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng = openEngine(t, st, opts)
+	for _, name := range names {
+		pools = append(pools, parallelPoolOfOne(t, eng, name))
+	}
+	return eng, pools, func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
+}
+
 func holdPool(t *testing.T, st store.Store, id uuid.UUID, d time.Duration) <-chan error {
 	t.Helper()
 	ctx := context.Background()
