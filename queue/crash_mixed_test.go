@@ -271,6 +271,7 @@ func crashMixedRun(t *testing.T, kind string, onPostgres bool, rounds int) {
 			crashMixedEnvRound + "=" + strconv.Itoa(round+1),
 		}, func() bool { return countLines(t, logPath) > before+50 },
 			time.Duration(100+rng.IntN(900))*time.Millisecond)
+		dropTornLine(t, logPath)
 
 		if !onPostgres {
 			crashIntegrity(t, where)
