@@ -37,7 +37,7 @@ var (
 	genValidName = rapid.StringOfN(textRune, pool.MinNameLen, pool.MaxNameLen, -1).
 			Filter(func(s string) bool {
 			n := utf8.RuneCountInString(strings.TrimSpace(s))
-			return n >= pool.MinNameLen && n <= pool.MaxNameLen && !strings.ContainsFunc(strings.TrimSpace(s), unicode.IsControl)
+			return n >= pool.MinNameLen && n <= pool.MaxNameLen && !strings.ContainsFunc(strings.TrimSpace(s), breaksLine)
 		})
 	genValidDescription = rapid.StringOfN(textRune, 1, 80, -1).
 				Filter(func(s string) bool { return strings.TrimSpace(s) != "" })
@@ -477,4 +477,10 @@ func TestGenerators(t *testing.T) {
 		_, ok = pool.ParseType(string(bad))
 		require.False(t, ok)
 	})
+}
+
+// breaksLine reports the runes a name may not hold: control characters and
+// Unicode's line and paragraph separators (validate.Validator.Line).
+func breaksLine(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }

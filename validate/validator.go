@@ -112,12 +112,19 @@ func (v *Validator) Text(field, s string, max int) bool {
 	return true
 }
 
-// Line fails field (rule "format") when s contains a control character:
-// a line break, a tab, … — a name or a search term is one line of text.
-// It reports whether s passed.
+// Line fails field (rule "format") when s contains a control character
+// (a line break, a tab, …) or Unicode's line or paragraph separator
+// (U+2028, U+2029), which break lines as well — a name or a search term is
+// one line of text. It reports whether s passed.
 func (v *Validator) Line(field, s string) bool {
-	return v.Check(!strings.ContainsFunc(s, unicode.IsControl), field, RuleFormat,
-		"must not contain control characters (line breaks, tabs…)")
+	return v.Check(!strings.ContainsFunc(s, breaksLine), field, RuleFormat,
+		"must not contain control characters or line separators (line breaks, tabs…)")
+}
+
+// breaksLine reports whether r is a control character or a line or
+// paragraph separator.
+func breaksLine(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }
 
 // IntRange fails field when n is outside [min, max]. It reports whether n

@@ -96,6 +96,39 @@ func TestValidator_Text(t *testing.T) {
 	}
 }
 
+func TestValidator_Line(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		ok       bool
+	}{
+		{"OK", "VIP customers", true},
+		{"OKEmpty", "", true},
+		{"OKUnicode", "Café 日本 😀", true},
+		{"OKNoBreakSpace", "VIP\u00a0customers", true},
+		{"ErrNewline", "VIP\ncustomers", false},
+		{"ErrCarriageReturn", "VIP\rcustomers", false},
+		{"ErrTab", "VIP\tcustomers", false},
+		{"ErrDEL", "VIP\x7fcustomers", false},
+		{"ErrNextLine", "VIP\u0085customers", false},
+		{"ErrLineSeparator", "VIP\u2028customers", false},
+		{"ErrParagraphSeparator", "VIP\u2029customers", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ok, errs := ruleOf(func(v *validate.Validator) bool { return v.Line("name", tt.in) })
+			require.Equal(t, tt.ok, ok)
+			if tt.ok {
+				require.Empty(t, errs)
+				return
+			}
+			fe := requireOneFailure(t, errs, "name", validate.RuleFormat)
+			require.Equal(t, "must not contain control characters or line separators (line breaks, tabs…)", fe.Message)
+		})
+	}
+}
+
 func TestValidator_Length(t *testing.T) {
 	t.Parallel()
 
