@@ -214,7 +214,10 @@ func (e *Engine) Campaigns(ctx context.Context, q campaign.Query) (campaign.Page
 
 // DeleteCampaign removes a campaign and detaches its pools. It is refused
 // with [campaign.ErrConflict] while the campaign is In Process or Paused
-// (complete it first). Errors: [store.ErrNotFound].
+// (complete it first), and with [ErrInFlight] while a contact two of its
+// pools share is in a call from one of them (a call the campaign started
+// may go on after it completes): apart, the other pool could call the
+// contact at once. Errors: [store.ErrNotFound].
 func (e *Engine) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 	if err := checkID("uuid", id); err != nil {
 		return fmt.Errorf("delete campaign: %w", err)
@@ -227,6 +230,9 @@ func (e *Engine) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 		}
 		if c.Status.Governs() {
 			return fmt.Errorf("campaign %s is %s: %w", id, c.Status, campaign.ErrConflict)
+		}
+		if err := sharedCall(ctx, tx, c, uuid.Nil); err != nil {
+			return err
 		}
 		pools = c.PoolUUIDs
 		for _, p := range pools {
@@ -518,13 +524,16 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 // attached. A pool attached to no campaign any more dispatches under its
 // own settings again. Its items' calls still count against the campaign's
 // caps, for their contacts' items in its other pools, until the pool is
-// attached to it again (see [store.Tx.DetachPool]). A pool cannot leave the campaign that governs it (In
-// Process or Paused) while a contact it shares with the campaign's other
-// pools is in a call from one of them, this pool included ([ErrInFlight],
-// naming the contact): once apart, neither side would see the other's
-// call, and the contact could be called from both at once. Let the call
-// end (pause the campaign to start no more), then detach. Errors:
-// [store.ErrNotFound] for the campaign or the pool.
+// attached to it again (see [store.Tx.DetachPool]); a call still under way
+// when it leaves holds its contact's items there until it ends (one call
+// at a time). A pool cannot leave a campaign, whatever its status (a call
+// started In Process goes on after it completes), while a contact it
+// shares with the campaign's other pools is in a call from one of them,
+// this pool included ([ErrInFlight], naming the contact): once apart,
+// neither side would see the other's call, and the contact could be called
+// from both at once. Let the call end (pause the campaign to start no
+// more), then detach. Errors: [store.ErrNotFound] for the campaign or the
+// pool.
 func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
 	if err := checkIDAnd("uuid", id, checkID("pool_uuid", poolID)); err != nil {
 		return false, fmt.Errorf("detach pool: %w", err)
@@ -535,7 +544,7 @@ func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, er
 		if err != nil {
 			return err
 		}
-		if c.Status.Governs() && slices.Contains(c.PoolUUIDs, poolID) {
+		if slices.Contains(c.PoolUUIDs, poolID) {
 			if err := sharedCall(ctx, tx, c, poolID); err != nil {
 				return err
 			}
@@ -558,11 +567,12 @@ func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, er
 // sharedCall returns ErrInFlight when a contact is in a call (under a lease
 // that has not ended) from a pool of campaign c and has an item across the
 // line that detaching poolID would draw: in poolID for a call from another
-// pool, in another pool for a call from poolID. It takes no pool's lock: on
-// PostgreSQL it holds the campaign's (CampaignCalls), which every claim
-// under its rule takes too, so no call starts meanwhile, and a call that
-// ends meanwhile only makes it refuse. Cost: a walk of the pools' lease
-// indexes, and a seek per call and pool.
+// pool, in another pool for a call from poolID; with poolID uuid.Nil (the
+// campaign deleted: every pool apart), in any other pool. It takes no
+// pool's lock: on PostgreSQL it holds the campaign's (CampaignCalls), which
+// every claim under its rule takes too, so no call starts meanwhile, and a
+// call that ends meanwhile only makes it refuse. Cost: a walk of the pools'
+// lease indexes, and a seek per call and pool.
 func sharedCall(ctx context.Context, tx *wtx, c campaign.Campaign, poolID uuid.UUID) error {
 	calls, err := tx.CampaignCalls(ctx, c.UUID, tx.Now)
 	if err != nil || len(calls) == 0 {
@@ -585,7 +595,7 @@ func sharedCall(ctx context.Context, tx *wtx, c campaign.Campaign, poolID uuid.U
 			if it.PoolUUID == uuid.Nil {
 				continue // calls kept of a removed item: no call to hide
 			}
-			if q == poolID || it.PoolUUID == poolID {
+			if poolID == uuid.Nil || q == poolID || it.PoolUUID == poolID {
 				return fmt.Errorf("contact %s is in a call from pool %s of campaign %s and has an item in pool %s: %w",
 					it.ContactUUID, q, c.UUID, it.PoolUUID, ErrInFlight)
 			}

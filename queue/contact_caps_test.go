@@ -250,6 +250,69 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		require.True(t, detached)
 	})
 
+	// A pool that left with a call of its own leaves that call in the
+	// campaign while it goes on: the contact, added to another of its
+	// pools meanwhile, is not called from there until it ends.
+	t.Run("DetachMidCallThenAddElsewhere", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
+		a, p, c := ps[0].UUID, ps[1].UUID, uuid.New()
+		b.addContacts(t, a, c)
+		l, err := b.eng.TryDequeue(b.ctx, a)
+		require.NoError(t, err)
+		require.NoError(t, b.eng.MarkInCall(b.ctx, l))
+		detached, err := b.eng.DetachPool(b.ctx, k, a) // c has no item in p yet
+		require.NoError(t, err)
+		require.True(t, detached)
+
+		b.addContacts(t, p, c)
+		_, err = b.eng.TryDequeue(b.ctx, p)
+		require.ErrorIs(t, err, queue.ErrEmpty, "c is in a call from a, which left the campaign mid-call")
+		require.NoError(t, b.eng.Extend(b.ctx, l, 2*testLease))
+		b.clock.Advance(testLease + time.Second) // past the first lease's end: the extended one holds
+		_, err = b.eng.TryDequeue(b.ctx, p)
+		require.ErrorIs(t, err, queue.ErrEmpty, "the call goes on under its extended lease")
+
+		require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+		l, err = b.eng.TryDequeue(b.ctx, p)
+		require.NoError(t, err, "the call ended")
+		require.Equal(t, c, l.ContactUUID)
+	})
+
+	// A call the campaign started goes on after it completes: its pools
+	// may not part while a contact they share is in it.
+	for _, end := range []struct {
+		name string
+		part func(b *testBundle, k, p uuid.UUID) error
+	}{
+		{"CompleteThenDetach", func(b *testBundle, k, p uuid.UUID) error { _, err := b.eng.DetachPool(b.ctx, k, p); return err }},
+		{"CompleteThenDelete", func(b *testBundle, k, p uuid.UUID) error { return b.eng.DeleteCampaign(b.ctx, k) }},
+	} {
+		t.Run(end.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
+			a, p, c := ps[0].UUID, ps[1].UUID, uuid.New()
+			b.addContacts(t, a, c)
+			b.addContacts(t, p, c)
+			l, err := b.eng.TryDequeue(b.ctx, a)
+			require.NoError(t, err)
+			_, err = b.eng.CompleteCampaign(b.ctx, k)
+			require.NoError(t, err)
+
+			require.ErrorIs(t, end.part(b, k, p), queue.ErrInFlight, "c is in a call from a and has an item in p")
+			_, err = b.eng.TryDequeue(b.ctx, p)
+			require.ErrorIs(t, err, queue.ErrHeld, "p is held by the completed campaign")
+
+			require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+			require.NoError(t, end.part(b, k, p), "the call ended")
+			l, err = b.eng.TryDequeue(b.ctx, p)
+			require.NoError(t, err, "p dispatches under its own settings")
+			require.Equal(t, c, l.ContactUUID)
+		})
+	}
+
 	t.Run("TotalCalls", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -119,6 +119,16 @@ type modelItem struct {
 	keptToken int64
 }
 
+// callGoesOn reports whether it is a call under way at now: an item in
+// flight under a lease not ended, or the calls kept of one still in the
+// call it was in when it left (the same token).
+func (it *modelItem) callGoesOn(now time.Time) bool {
+	if k := it.keptOf; k != nil {
+		return it.keptToken != 0 && k.token == it.keptToken && k.inFlight() && k.leaseExp.After(now)
+	}
+	return it.inFlight() && it.leaseExp.After(now)
+}
+
 // kept returns the calls a campaign keeps of it when it leaves the
 // campaign's pools: a Completed item of no pool.
 func (it *modelItem) kept() *modelItem {
@@ -355,7 +365,7 @@ func (p *modelPool) dequeue(now time.Time, n int) ([]*modelItem, error) {
 		// A rule's caps are the contact's across its campaign's pools: one
 		// call at a time, max_total_calls in all, max_calls_per_day a day.
 		others := p.others(it)
-		if slices.ContainsFunc(others, func(o *modelItem) bool { return o.inFlight() && o.leaseExp.After(now) }) {
+		if slices.ContainsFunc(others, func(o *modelItem) bool { return o.callGoesOn(now) }) {
 			continue // passed over, left due
 		}
 		ceiling := p.ceiling()

@@ -299,7 +299,10 @@ type Tx interface {
 	// each as an item of no pool
 	// (PoolUUID uuid.Nil, ID 0, Status Completed) that holds only the
 	// contact, the attempts and the day's count (CallAt, CallsToday): one
-	// more index seek per contact.
+	// more index seek per contact. A call kept of an item in flight when
+	// its pool left (DetachPool) has, while that item is still in flight
+	// under the same token, the item's Status and LeaseExpiresAt instead:
+	// the call goes on (one more seek, of the item by its ID).
 	CampaignItems(ctx context.Context, id, except uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error)
 	// KeepCalls records, before they are deleted, the calls of the items of
 	// contacts in pool poolID (every item of the pool when contacts is

@@ -90,13 +90,21 @@ WHERE i.contact_uuid = $1 AND i.pool_id = ANY($2::bigint[]) ORDER BY i.pool_id`
 CROSS JOIN unnest($3::uuid[]) c
 CROSS JOIN LATERAL (SELECT * FROM items WHERE pool_id = cp.pool_id AND contact_uuid = c LIMIT 1) i
 WHERE cp.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND p.uuid <> $2
-UNION ALL SELECT ` + keptCols + ` FROM kept_calls k
+UNION ALL SELECT ` + keptCols + ` FROM kept_calls k` + keptCallJoin + `
 WHERE k.campaign_id = (SELECT c.id FROM campaigns c WHERE c.uuid = $1) AND k.contact_uuid = ANY($3::uuid[])`
 
 	// keptCols are a kept call as itemCols and a pool's UUID: a Completed
-	// item of no pool (see store.Tx.CampaignItems).
-	keptCols = `0, k.contact_uuid, 'Completed', 0, k.attempts, 0, NULL, NULL, NULL, NULL, '', 0, NULL, 0, NULL,
-    NULL, NULL, NULL, NULL, k.call_at, k.calls_today, 0, '00000000-0000-0000-0000-000000000000'::uuid`
+	// item of no pool, or an item in flight when its item is still in the
+	// call it was in when its pool left (keptCallJoin; see
+	// store.Tx.CampaignItems).
+	keptCols = `0, k.contact_uuid, coalesce(live.status, 'Completed'), 0, k.attempts, 0, NULL, NULL, NULL, NULL, '', 0, NULL, 0,
+    live.lease_expires_at, NULL, NULL, NULL, NULL, k.call_at, k.calls_today, 0, '00000000-0000-0000-0000-000000000000'::uuid`
+	// keptCallJoin seeks, for a call kept under a lease (lease_token not
+	// 0), its item by primary key: still in flight under that token, the
+	// call goes on.
+	keptCallJoin = `
+LEFT JOIN items live ON k.lease_token <> 0 AND live.id = k.item_id AND live.token = k.lease_token
+    AND live.status IN ('Processing', 'In_Call')`
 
 	// releaseKeptCallSQL gives back an attempt (and $3, the day's call: 0
 	// or 1) in the calls kept of item $1 under lease token $2.

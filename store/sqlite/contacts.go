@@ -36,18 +36,26 @@ WHERE i.pool_id = p.id AND i.contact_uuid = ? ORDER BY p.id`
 JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id CROSS JOIN items i
 WHERE c.uuid = ?1 AND p.uuid <> ?2 AND i.pool_id = p.id
     AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?3))
-UNION ALL SELECT ` + keptCols + ` FROM campaigns c JOIN kept_calls k ON k.campaign_id = c.id
+UNION ALL SELECT ` + keptCols + ` FROM campaigns c JOIN kept_calls k ON k.campaign_id = c.id` + keptCallJoin + `
 WHERE c.uuid = ?1 AND k.contact_uuid IN (SELECT unhex(value) FROM json_each(?3))`
 	campaignItemsOneSQL = `SELECT ` + itemCols + `, p.uuid FROM campaigns c
 JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id CROSS JOIN items i
 WHERE c.uuid = ?1 AND p.uuid <> ?2 AND i.pool_id = p.id AND i.contact_uuid = ?3
-UNION ALL SELECT ` + keptCols + ` FROM campaigns c JOIN kept_calls k ON k.campaign_id = c.id
+UNION ALL SELECT ` + keptCols + ` FROM campaigns c JOIN kept_calls k ON k.campaign_id = c.id` + keptCallJoin + `
 WHERE c.uuid = ?1 AND k.contact_uuid = ?3`
 
 	// keptCols are a kept call as itemCols and a pool's UUID: a Completed
-	// item of no pool (see store.Tx.CampaignItems).
-	keptCols = `0, k.contact_uuid, 'Completed', 0, k.attempts, 0, NULL, NULL, NULL, NULL, '', 0, NULL, 0, NULL,
-    NULL, NULL, NULL, NULL, k.call_at, k.calls_today, 0, zeroblob(16)`
+	// item of no pool, or an item in flight when its item is still in the
+	// call it was in when its pool left (keptCallJoin; see
+	// store.Tx.CampaignItems).
+	keptCols = `0, k.contact_uuid, coalesce(live.status, 'Completed'), 0, k.attempts, 0, NULL, NULL, NULL, NULL, '', 0, NULL, 0,
+    live.lease_expires_at, NULL, NULL, NULL, NULL, k.call_at, k.calls_today, 0, zeroblob(16)`
+	// keptCallJoin seeks, for a call kept under a lease (lease_token not
+	// 0), its item by primary key: still in flight under that token, the
+	// call goes on.
+	keptCallJoin = `
+LEFT JOIN items live ON k.lease_token <> 0 AND live.id = k.item_id AND live.token = k.lease_token
+    AND live.status IN ('Processing', 'In_Call')`
 
 	// releaseKeptCallSQL gives back an attempt (and ?3, the day's call: 0
 	// or 1) in the calls kept of item ?1 under lease token ?2.

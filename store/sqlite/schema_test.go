@@ -262,10 +262,11 @@ func TestSchema_QueryPlans(t *testing.T) {
 		{"KeepCalls", sqlite.KeepCallsSQL, []any{[]byte("0123456789abcdef"), `["30313233343536373839616263646566"]`},
 			[]string{"sqlite_autoindex_pools_1", "sqlite_autoindex_items_1", "campaign_pools_pool"}},
 		{"DeleteItems", sqlite.DeleteItemsSQL, []any{`[1, 2]`, 1}, []string{"INTEGER PRIMARY KEY"}},
-		// A governed claim's: a seek per contact in each other pool.
+		// A governed claim's: a seek per contact in each other pool, and
+		// per kept call, a seek of its item by primary key.
 		{"CampaignItems", sqlite.CampaignItemsSQL, []any{[]byte("0123456789abcdef"), []byte("0123456789abcdef"), `["30313233343536373839616263646566"]`},
 			[]string{"sqlite_autoindex_campaigns_1", "campaign_pools_seq", "INTEGER PRIMARY KEY", "sqlite_autoindex_items_1",
-				"sqlite_autoindex_campaigns_1", "kept_calls_contact"}},
+				"sqlite_autoindex_campaigns_1", "kept_calls_contact", "INTEGER PRIMARY KEY"}},
 	} {
 		rows, err := w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+tc.query, tc.args...)
 		require.NoError(t, err, tc.name)

@@ -32,6 +32,7 @@ func contactTests() []test {
 		{"KeepCalls/RollbackOnError", testKeepCallsRollback},
 		{"KeepCalls/DetachAttach", testKeepCallsDetach},
 		{"KeepCalls/ReleaseKeptCall", testReleaseKeptCall},
+		{"KeepCalls/CallGoesOn", testKeptCallGoesOn},
 		{"DNC/AddRemove", testDNCAddRemove},
 		{"DNC/OnDNC", testOnDNC},
 		{"DNC/Listed", testListed},
@@ -251,6 +252,15 @@ func kept(it pool.Item) pool.Item {
 		CallAt: it.CallAt, CallsToday: it.CallsToday, AddedAt: time.Unix(0, 0).UTC()}
 }
 
+// keptInCall is the item of no pool that CampaignItems returns for the
+// call kept of it while it is still in that call (same token, in flight):
+// its status and lease end tell that the call goes on.
+func keptInCall(it pool.Item) pool.Item {
+	k := kept(it)
+	k.Status, k.LeaseExpiresAt = it.Status, it.LeaseExpiresAt
+	return k
+}
+
 // keepCalls runs KeepCalls(poolID, contacts...) then deletes the items of
 // contacts of pool poolID (all of them when none), in one transaction, as
 // the engine removes items.
@@ -421,20 +431,66 @@ func testReleaseKeptCall(t *testing.T, b *bundle) {
 	release := func(id, token int64, day bool) {
 		b.write(func(tx store.Tx) error { return tx.ReleaseKeptCall(b.ctx, id, token, day) })
 	}
-	keptC, keptD, keptE := kept(items[0]), kept(items[1]), kept(items[2])
+	keptC, keptD, keptE := keptInCall(items[0]), keptInCall(items[1]), kept(items[2])
 	require.ElementsMatch(t, []pool.Item{keptC, keptD, keptE}, b.campaignItems(false, k.UUID, p2.UUID, c, d, e))
 
 	release(items[0].ID, 5, true)
+	keptC = kept(items[0]) // given back: no call goes on under it
 	keptC.Attempts, keptC.CallsToday = 1, 0
 	release(items[0].ID, 5, true)  // given back once
 	release(items[1].ID, 3, false) // not its lease's token
 	release(items[2].ID, 7, false) // not in flight when kept
 	require.ElementsMatch(t, []pool.Item{keptC, keptD, keptE}, b.campaignItems(false, k.UUID, p2.UUID, c, d, e))
 	release(items[1].ID, 4, false)
+	keptD = kept(items[1])
 	keptD.Attempts = 1
 	require.ElementsMatch(t, []pool.Item{keptC, keptD, keptE}, b.campaignItems(true, k.UUID, p2.UUID, c, d, e))
 	err := b.st.Read(b.ctx, func(tx store.Tx) error { return tx.ReleaseKeptCall(b.ctx, items[1].ID, 4, false) })
 	require.ErrorIs(t, err, store.ErrReadOnly)
+}
+
+// testKeptCallGoesOn checks that the call kept of an item in flight when
+// its pool left the campaign is a call under way (the item's status and
+// lease end) while the item is in flight under that lease's token, and a
+// kept Completed call once it settles or is dispatched again: a claim in
+// the campaign must not call the contact while the call goes on.
+func testKeptCallGoesOn(t *testing.T, b *bundle) {
+	c, d := uuid.New(), uuid.New()
+	p1, p2 := b.insertPool(), b.insertPool()
+	k := b.insertCampaign(newCampaign(nil))
+	b.attachAll(k.UUID, p1, p2)
+	items := b.insertItems(p1.UUID, []pool.Item{
+		{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0},
+		{ContactUUID: d, Status: pool.StatusPending, AddedAt: t0},
+	})
+	b.set(items, 0, func(it *pool.Item) {
+		it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusInCall, 1, 5, at(time.Hour)
+	})
+	b.set(items, 1, func(it *pool.Item) {
+		it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusProcessing, 1, 9, at(time.Minute)
+	})
+	for i := range items {
+		items[i] = b.item(items[i].ID)
+	}
+	b.write(func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, k.UUID, p1.UUID); return err })
+	for _, write := range []bool{false, true} {
+		require.ElementsMatch(t, []pool.Item{keptInCall(items[0]), keptInCall(items[1])},
+			b.campaignItems(write, k.UUID, p2.UUID, c, d), "both calls go on")
+		require.Equal(t, []pool.Item{keptInCall(items[1])}, b.campaignItems(write, k.UUID, p2.UUID, d), "one contact")
+	}
+
+	ended := []pool.Item{kept(items[0]), kept(items[1])} // as they were kept
+
+	b.set(items, 0, func(it *pool.Item) { // settled
+		it.Status, it.LeaseExpiresAt, it.CompletedAt = pool.StatusCompleted, time.Time{}, ptr(at(time.Second))
+	})
+	b.set(items, 1, func(it *pool.Item) { // expired, then dispatched again under the pool's own settings
+		it.Attempts, it.Token, it.LeaseExpiresAt = 2, 12, at(2*time.Hour)
+	})
+	for _, write := range []bool{false, true} {
+		require.ElementsMatch(t, ended, b.campaignItems(write, k.UUID, p2.UUID, c, d),
+			"the kept calls ended; d's new call is not the campaign's")
+	}
 }
 
 // testKeepCallsRollback checks that calls kept in a transaction that
