@@ -44,6 +44,15 @@ const reclaimBatch = 64
 // 3 such claims in a row, TryDequeue, [Engine.Dequeue], [Engine.DequeueN]
 // and [Engine.DequeueCampaign] return an error (no sentinel) and hold no
 // lease, rather than hold the caller forever.
+//
+// A claim whose commit's outcome the store could not learn (the database
+// unreachable: an error wrapping [store.ErrCommitUnknown]) may have
+// committed. Its leases are given back, unattempted, in the background,
+// tried again until the database answers: the caller holds no lease, and
+// its items are due again as soon as the database is back. A lease that
+// could not be given back before its end (the database unreachable that
+// long), or before Close, expires: its item counts a failed attempt. The
+// same holds for Dequeue, DequeueN, DequeueCampaign and Work's claims.
 func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
 	ls, err := e.tryDequeue(ctx, poolID, 1, uuid.Nil)
 	if err != nil {
@@ -61,8 +70,9 @@ func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, erro
 // first, and [ErrClosed] once Close has begun; in both cases no lease is
 // held. A store lock that another process or node holds past the store's
 // timeout ([store.ErrLockTimeout]) does not end the wait: it looks again.
-// Errors also: [store.ErrNotFound], and the error of 3 late claims in a row
-// (see [Engine.TryDequeue]).
+// Errors also: [store.ErrNotFound], the error of 3 late claims in a row,
+// and one wrapping [store.ErrCommitUnknown], whose claim, if it committed,
+// is given back (see [Engine.TryDequeue]).
 func (e *Engine) Dequeue(ctx context.Context, poolID uuid.UUID) (*Lease, error) {
 	ls, err := e.dequeueWait(ctx, poolID, 1)
 	if err != nil {
@@ -203,6 +213,9 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int, via uu
 	lateClaims := 0 // given back for being late; the transactions that end in errMore do not count
 	for {
 		if err := e.writeCombined(ctx, cb, r); err != nil {
+			if errors.Is(err, store.ErrCommitUnknown) {
+				e.giveBackUnknown(r.leases) // the claim may have committed: see giveBackUnknown
+			}
 			return nil, fmt.Errorf("dequeue: %w", err)
 		}
 		if r.freed {
@@ -297,6 +310,47 @@ func (e *Engine) giveBackAtClose(ctx context.Context, leases []*Lease) error {
 		return fmt.Errorf("dequeue: %w (claimed as Close began; giving the leases back failed: %v)", ErrClosed, err)
 	}
 	return fmt.Errorf("dequeue: %w", ErrClosed)
+}
+
+// giveBackUnknown releases, unattempted, the leases of a claim whose
+// commit's outcome is unknown (store.ErrCommitUnknown): it may have
+// committed, and then its items stand dispatched under leases nobody
+// holds, which would come back at their end as failed attempts, contacts
+// never called counted as called. If it did not commit, each release gets
+// ErrLeaseLost and writes nothing, so giving back is right either way.
+//
+// The outcome is unknown because the database has just been unreachable
+// for seconds (see store/postgres), so a few quick tries would rarely
+// reach it; and the caller should not wait for it. So the releases run in
+// a goroutine of their own, and each is tried again, giveBackPause apart,
+// until it is done, or fails for good, or its lease ends (its expiry then
+// counts), or Close begins (the lease is left to expire). The goroutine
+// counts as a Work call does, so Close waits for it: for one more try of
+// each lease left at most.
+func (e *Engine) giveBackUnknown(leases []*Lease) {
+	if len(leases) == 0 {
+		return
+	}
+	e.works.Add(1) // the claim's own count is held: Close has not finished waiting
+	go func() {
+		defer e.works.Done()
+		ctx := context.Background()
+		for _, l := range leases {
+			for {
+				err := e.Release(ctx, l)
+				if err == nil || failsForGood(err) || errors.Is(err, ErrWrongStatus) ||
+					!e.now().Add(giveBackPause).Before(l.ExpiresAt) || e.isClosing() {
+					break
+				}
+				t := time.NewTimer(giveBackPause)
+				select {
+				case <-t.C:
+				case <-e.closing:
+				}
+				t.Stop()
+			}
+		}
+	}()
 }
 
 // errMore is the outcome of a claim that deferred maxDeferrals items

@@ -285,6 +285,47 @@ func TestPostgres_CommitOutcomeUnknown(t *testing.T) {
 	require.NoError(t, within(t, "Close", px.close, func() error { eng.Close(); return nil }))
 }
 
+// TestPostgres_ClaimOutcomeUnknown: the reply to a claim's COMMIT is lost
+// (the server committed) and the database is unreachable from then on, so
+// TryDequeue returns store.ErrCommitUnknown and hands out no lease. The
+// engine gives the claim's lease back once the database answers again:
+// the item is due at once, unattempted, rather than Processing under a
+// lease nobody holds until its end, then Failed (max_retries 0) without a
+// call.
+func TestPostgres_ClaimOutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	px, st := proxiedStore(t, connFailOptions)
+	eng, err := queue.New(st, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	zero := 0
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "unknown", Description: "claim outcome unknown", Type: pool.FIFO, MaxRetries: &zero})
+	require.NoError(t, err)
+	c := uuid.New()
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
+	require.NoError(t, err)
+
+	px.downOnCut.Store(true)
+	px.cutCommit.Store(true)
+	err = within(t, "TryDequeue", px.close, func() error { _, err := eng.TryDequeue(ctx, p.UUID); return err })
+	require.EqualValues(t, 1, px.cuts.Load(), "the proxy lost the claim's commit reply")
+	require.ErrorIs(t, err, store.ErrCommitUnknown)
+
+	px.refuse.Store(false) // the database answers again, long before the lease ends
+	var it pool.Item
+	require.Eventually(t, func() bool {
+		it, err = eng.Item(ctx, p.UUID, c)
+		return err == nil && it.Status != pool.StatusProcessing
+	}, 10*time.Second, 20*time.Millisecond, "the claim's lease was not given back")
+	require.Equal(t, pool.StatusPending, it.Status, "given back, due at once")
+	require.Zero(t, it.Attempts, "given back unattempted")
+	l, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, c, l.ContactUUID)
+	require.Equal(t, 1, l.Attempt, "the first call of the contact")
+}
+
 // TestPostgres_SilentConnection: the database goes silent (no FIN, no RST:
 // a partition, a host that lost power) while this node writes. A Complete
 // whose caller gives it a second returns within the round trip's bound,

@@ -38,10 +38,11 @@ var (
 	// the database failed before its answer came, and the store could not
 	// ask again (the database unreachable). The write may have committed
 	// or not. Its caller must not assume that nothing happened: a claim
-	// may stand dispatched under a lease nobody holds (it expires), a
-	// settlement may have gone through (trying it again gets
-	// queue.ErrLeaseLost if it did). Only a store over a network returns
-	// it (see store/postgres).
+	// may stand dispatched under a lease nobody holds (the queue gives
+	// its leases back once the database answers, or they expire: see
+	// queue.Engine.TryDequeue), a settlement may have gone through (trying
+	// it again gets queue.ErrLeaseLost if it did). Only a store over a
+	// network returns it (see store/postgres).
 	ErrCommitUnknown = errors.New("the outcome of the commit is unknown")
 )
 

@@ -206,8 +206,9 @@
 // cannot learn (the database unreachable for 5 s more), the error wraps
 // [ErrCommitUnknown]: the write may have committed, and its caller must
 // not assume it did not (a claim may stand dispatched under a lease nobody
-// holds, which expires; a settlement may have gone through, and trying it
-// again gets queue.ErrLeaseLost).
+// holds, which the engine gives back once the database answers, or which
+// expires; a settlement may have gone through, and trying it again gets
+// queue.ErrLeaseLost).
 //
 // Each round trip of a write transaction (its connection's acquisition,
 // each batch of statements, the commit) is bounded by twice
