@@ -201,14 +201,22 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request) error {
 }
 
 // release: POST /api/v1/pools/{uuid}/contacts/{contact}/release. 200 with
-// the item, due again at once, the attempt not counted.
+// the item, due again at once, the attempt not counted; 409 WRONG_STATUS
+// once its call connected (queue.Engine.Release refuses no other status).
 func (s *server) release(w http.ResponseWriter, r *http.Request) error {
 	var in leaseRef
 	l, err := s.settleRequest(w, r, &in)
 	if err != nil {
 		return err
 	}
-	if err := s.eng.Release(r.Context(), l); err != nil {
+	err = s.eng.Release(r.Context(), l)
+	if errors.Is(err, queue.ErrWrongStatus) {
+		// The engine's message names its operation at each layer
+		// ("release: release: …"); the client gets it said once.
+		return &apiError{Status: http.StatusConflict, Code: CodeWrongStatus, Message: "Not allowed in the item's status",
+			Details: "the call connected (In_Call): the attempt counts, so the item is not given back; complete or fail it"}
+	}
+	if err != nil {
 		return err
 	}
 	s.ok(w, http.StatusOK, "Item released successfully", l.Item)

@@ -342,7 +342,10 @@ func TestSettle(t *testing.T) {
 
 		// A connected call is an attempt made: not given back.
 		b.unchanged(func() {
-			requireError(t, b.settle(l, "release", map[string]any{"token": l.Token}), http.StatusConflict, CodeWrongStatus)
+			res := b.settle(l, "release", map[string]any{"token": l.Token})
+			requireError(t, res, http.StatusConflict, CodeWrongStatus)
+			require.Equal(t, "the call connected (In_Call): the attempt counts, so the item is not given back; complete or fail it",
+				res.Env.Error.Details, "said once, without the engine's layers of prefixes")
 		})
 
 		res = b.settle(l, "complete", map[string]any{"token": l.Token})
