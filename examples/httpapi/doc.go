@@ -215,6 +215,10 @@
 //	                        failing field, details lists every one
 //	500 INTERNAL_ERROR      anything else (logged, details not shown)
 //	503 SERVICE_UNAVAILABLE the server is shutting down
+//	503 LOCK_TIMEOUT        a write waited longer than the store's lock timeout for a lock another
+//	                        session holds (another server on the PostgreSQL database, a process on
+//	                        the SQLite file): nothing written, try again (Retry-After: 1; logged as a
+//	                        warning)
 //
 // Validation comes from poolq itself (pool.CreateParams.Validate and the
 // like): a 422 names fields by their JSON names, and lists all of them in

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
@@ -26,27 +29,90 @@ const testToken = "test-token-5f1c"
 
 // testBundle is what a test of the handlers needs: the server over a fresh
 // in-memory database, its engine (to arrange state and check it directly),
-// and the engine's clock.
+// the engine's clock, and what the server logged.
 type testBundle struct {
 	t     *testing.T
 	eng   *queue.Engine
 	srv   *server
 	clock *clock
+	logs  *logBuffer
 }
 
 // setup opens a fresh in-memory database, an engine over it on a clock the
 // test moves, and the server with testToken.
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	return setupOver(t, nil)
+}
+
+// setupOver is setup with the engine over wrap(the store), to make the
+// store fail as a test needs; nil wrap is the store itself.
+func setupOver(t *testing.T, wrap func(store.Store) store.Store) *testBundle {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.MemoryPath, sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
+	var over store.Store = st
+	if wrap != nil {
+		over = wrap(st)
+	}
 	c := &clock{now: time.Now().UTC().Truncate(time.Second)}
-	eng, err := queue.New(st, queue.Options{Now: c.Now, LeaseTimeout: time.Minute, RetryDelay: time.Hour})
+	eng, err := queue.New(over, queue.Options{Now: c.Now, LeaseTimeout: time.Minute, RetryDelay: time.Hour})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = eng.Close() })
-	return &testBundle{t: t, eng: eng, srv: newServer(eng, testToken, nil), clock: c}
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return &testBundle{t: t, eng: eng, srv: newServer(eng, testToken, log), clock: c, logs: logs}
+}
+
+// logBuffer keeps what the server logs, for a test to read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// lockTimeoutStore fails every write while armed as a store does whose
+// write waited out its lock timeout (another node's transaction holds the
+// pool): store.ErrLockTimeout, nothing written.
+type lockTimeoutStore struct {
+	store.Store
+	armed atomic.Bool
+}
+
+func (s *lockTimeoutStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	if s.armed.Load() {
+		return fmt.Errorf("lock the pool: %w", store.ErrLockTimeout)
+	}
+	return s.Store.Write(ctx, fn)
+}
+
+// commitUnknownStore commits every write and, while armed, reports its
+// outcome as unknown, as store/postgres does when the connection fails
+// after COMMIT was sent: store.ErrCommitUnknown, the change written.
+type commitUnknownStore struct {
+	store.Store
+	armed atomic.Bool
+}
+
+func (s *commitUnknownStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	err := s.Store.Write(ctx, fn)
+	if err == nil && s.armed.Load() {
+		return fmt.Errorf("commit: connection reset by peer: %w", store.ErrCommitUnknown)
+	}
+	return err
 }
 
 // clock is a settable time source for the engine.

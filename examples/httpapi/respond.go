@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/queue"
@@ -35,6 +37,7 @@ const (
 	CodeValidation       = "VALIDATION_ERROR"    // 422: fields fail their rules, hold the wrong JSON type, or are unknown
 	CodeInternal         = "INTERNAL_ERROR"      // 500: anything else (logged, not shown)
 	CodeUnavailable      = "SERVICE_UNAVAILABLE" // 503: the engine is closed or the request was cancelled
+	CodeLockTimeout      = "LOCK_TIMEOUT"        // 503: another session held a lock the write needed too long; nothing written, try again
 )
 
 // successEnvelope is the body of every 2xx response.
@@ -68,6 +71,9 @@ type apiError struct {
 	Message string
 	Details string
 	Fields  validate.Errors // 422 only
+	// RetryAfter, when positive, is sent as the Retry-After header, in
+	// whole seconds: when a retry may go through.
+	RetryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Details }
@@ -124,6 +130,12 @@ func invalid(fe validate.Errors) *apiError {
 		Message: "The given data was invalid", Details: strings.Join(msgs, "; "), Fields: fe}
 }
 
+// lockRetryAfter is the Retry-After of a 503 LOCK_TIMEOUT: a lock held
+// past the store's lock timeout is a stalled session, which the database
+// ends (or a node that died, whose locks go with its connection); a second
+// is a fair first wait.
+const lockRetryAfter = time.Second
+
 // maxListedFailures bounds the failing fields a 422 lists; the details
 // then give the number of the others.
 const maxListedFailures = 100
@@ -168,6 +180,10 @@ func errorFor(err error) (*apiError, bool) {
 	case errors.Is(err, campaign.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: CodeConflict, Message: "Conflict",
 			Details: err.Error()}, false
+	case errors.Is(err, store.ErrLockTimeout):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeLockTimeout, Message: "Database busy",
+			Details:    "another session (another server, or a process on the same database) held a lock this write needed for longer than the lock timeout; nothing was written: try again",
+			RetryAfter: lockRetryAfter}, false
 	case errors.Is(err, queue.ErrClosed):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "Service unavailable",
 			Details: "the server is shutting down"}, false
@@ -207,8 +223,13 @@ func (s *server) ok(w http.ResponseWriter, status int, message string, data any)
 // writeError writes the error envelope of err.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae, log := errorFor(err)
-	if log {
+	switch {
+	case log:
 		s.log.Error("httpapi: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	case errors.Is(err, store.ErrLockTimeout):
+		// A failure of the database's moment, not of this server: worth
+		// an operator's eye when it lasts, not an internal error.
+		s.log.Warn("httpapi: request failed", "method", r.Method, "path", r.URL.Path, "code", ae.Code, "err", err)
 	}
 	body := errorBody{Code: ae.Code, Details: ae.Details}
 	if len(ae.Fields) > 0 {
@@ -216,6 +237,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if ae.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="poolq"`)
+	}
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
 	}
 	s.writeJSON(w, ae.Status, errorEnvelope{Success: false, Message: ae.Message, Error: body})
 }

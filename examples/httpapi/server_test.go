@@ -2,11 +2,13 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -168,6 +170,41 @@ func TestErrorFor(t *testing.T) {
 	require.Equal(t, http.StatusInternalServerError, ae.Status)
 	require.Equal(t, CodeInternal, ae.Code)
 	require.NotContains(t, ae.Details, "secret")
+}
+
+// TestServer_LockTimeout: a write that waited out the store's lock timeout
+// wrote nothing and may be tried again: a 503 LOCK_TIMEOUT with
+// Retry-After, logged as a warning, not as an internal error; the retry
+// goes through once the lock is free.
+func TestServer_LockTimeout(t *testing.T) {
+	t.Parallel()
+	var lt *lockTimeoutStore
+	b := setupOver(t, func(s store.Store) store.Store { lt = &lockTimeoutStore{Store: s}; return lt })
+	p := b.createPool("Frozen", pool.FIFO, 1)
+	b.addContacts(p.UUID, 1, 0)
+	claim := "/api/v1/pools/" + p.UUID.String() + "/dispatch"
+
+	lt.armed.Store(true)
+	b.unchanged(func() {
+		for _, req := range []struct{ method, path, body string }{
+			{"POST", claim, ``},
+			{"POST", "/api/v1/pools/" + p.UUID.String() + "/contacts", `{"contact_uuids": ["` + uuid.NewString() + `"]}`},
+			{"PUT", "/api/v1/pools/" + p.UUID.String(), `{"name": "Thawed"}`},
+		} {
+			res := b.do(req.method, req.path, req.body)
+			requireError(t, res, http.StatusServiceUnavailable, CodeLockTimeout)
+			require.Equal(t, "1", res.Header.Get("Retry-After"), "%s %s", req.method, req.path)
+			require.Contains(t, res.Env.Error.Details, "nothing was written: try again")
+		}
+	})
+	logs := b.logs.String()
+	require.Equal(t, 3, strings.Count(logs, "level=WARN"), "logs: %s", logs)
+	require.Contains(t, logs, "code=LOCK_TIMEOUT")
+	require.NotContains(t, logs, "level=ERROR")
+
+	lt.armed.Store(false)
+	res := b.do("POST", claim, nil)
+	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
 }
 
 type errTest string
