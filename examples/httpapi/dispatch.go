@@ -62,6 +62,10 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
+	if errors.Is(err, store.ErrCommitUnknown) {
+		return outcomeUnknown(err, "the claim may stand, its item Processing under a lease nobody holds, "+
+			"which expires as a failed attempt (the item counts against the pool's in-flight cap until then); claim again")
+	}
 	if err != nil {
 		return err // ErrAtCapacity is a 409
 	}
@@ -143,7 +147,7 @@ func (s *server) inCall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.eng.MarkInCall(r.Context(), l); err != nil {
-		return err
+		return settleFailed(err)
 	}
 	s.ok(w, http.StatusOK, "Item marked in call successfully", l)
 	return nil
@@ -158,7 +162,7 @@ func (s *server) extend(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.eng.Extend(r.Context(), l, time.Duration(in.Seconds)*time.Second); err != nil {
-		return err
+		return settleFailed(err)
 	}
 	s.ok(w, http.StatusOK, "Lease extended successfully", l)
 	return nil
@@ -173,7 +177,7 @@ func (s *server) complete(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.eng.Complete(r.Context(), l, in.Note); err != nil {
-		return err
+		return settleFailed(err)
 	}
 	s.ok(w, http.StatusOK, "Item completed successfully", l.Item)
 	return nil
@@ -194,7 +198,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request) error {
 		f.RetryAt = f.RetryAt.UTC()
 	}
 	if err := s.eng.Fail(r.Context(), l, f); err != nil {
-		return err
+		return settleFailed(err)
 	}
 	s.ok(w, http.StatusOK, "Failure recorded successfully", l.Item)
 	return nil
@@ -217,10 +221,22 @@ func (s *server) release(w http.ResponseWriter, r *http.Request) error {
 			Details: "the call connected (In_Call): the attempt counts, so the item is not given back; complete or fail it"}
 	}
 	if err != nil {
-		return err
+		return settleFailed(err)
 	}
 	s.ok(w, http.StatusOK, "Item released successfully", l.Item)
 	return nil
+}
+
+// settleFailed is the error of a settlement that failed: err itself, but
+// for a commit whose outcome is unknown, which says what to do about a
+// settlement that may have been written.
+func settleFailed(err error) error {
+	if errors.Is(err, store.ErrCommitUnknown) {
+		return outcomeUnknown(err, "the settlement may have been written; read the item "+
+			"(GET /api/v1/pools/{uuid}/contacts) before trying again: a complete, fail or release "+
+			"that was written answers 409 LEASE_LOST when tried again")
+	}
+	return err
 }
 
 // settleRequest reads the path and the body of a settle endpoint into in,

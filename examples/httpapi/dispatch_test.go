@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
@@ -623,4 +624,66 @@ func TestDispatch_ClientLeft(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, pool.StatusPending, it.Status, "the lease nobody will settle is given back")
 	require.Zero(t, it.Attempts)
+}
+
+// TestDispatch_OutcomeUnknown: a claim whose commit's outcome is unknown
+// may stand; the dialer is told so (500 OUTCOME_UNKNOWN, not an internal
+// error), and what follows: the item waits, Processing, for its lease to
+// expire, and fills the pool's cap until then.
+func TestDispatch_OutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	var cu *commitUnknownStore
+	b := setupOver(t, func(s store.Store) store.Store { cu = &commitUnknownStore{Store: s}; return cu })
+	p := b.createPool("Unknown", pool.FIFO, 1)
+	c := b.addContacts(p.UUID, 2, 0)[0]
+	claim := "/api/v1/pools/" + p.UUID.String() + "/dispatch"
+
+	cu.armed.Store(true)
+	res := b.do("POST", claim, nil)
+	cu.armed.Store(false)
+	requireError(t, res, http.StatusInternalServerError, CodeOutcomeUnknown)
+	require.Contains(t, res.Env.Error.Details, "the claim may stand")
+	require.Contains(t, res.Env.Error.Details, "expires as a failed attempt")
+	logs := b.logs.String()
+	require.Contains(t, logs, "level=WARN", "logs: %s", logs)
+	require.Contains(t, logs, "code=OUTCOME_UNKNOWN")
+	require.NotContains(t, logs, "level=ERROR")
+
+	// It stood here, as the answer warned it might.
+	it := b.item(p.UUID, c)
+	require.Equal(t, pool.StatusProcessing, it.Status)
+	require.Equal(t, 1, it.Attempts)
+	requireError(t, b.do("POST", claim, nil), http.StatusConflict, CodeAtCapacity)
+	b.clock.Advance(2 * time.Minute) // past the lease
+	require.NotEqual(t, c, b.claim(p.UUID).ContactUUID, "the next one")
+	require.Equal(t, pool.StatusRetrying, b.item(p.UUID, c).Status, "a failed attempt")
+}
+
+// TestSettle_OutcomeUnknown: a settlement whose commit's outcome is
+// unknown may have gone through; the answer says so and to read the item
+// before trying again, which here would be a 409 LEASE_LOST.
+func TestSettle_OutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	for _, action := range []string{"complete", "fail", "release"} {
+		t.Run(action, func(t *testing.T) {
+			t.Parallel()
+			var cu *commitUnknownStore
+			b := setupOver(t, func(s store.Store) store.Store { cu = &commitUnknownStore{Store: s}; return cu })
+			p := b.createPool("Unknown", pool.FIFO, 1)
+			b.addContacts(p.UUID, 1, 0)
+			l := b.claim(p.UUID)
+
+			cu.armed.Store(true)
+			res := b.settle(l, action, map[string]any{"token": l.Token})
+			cu.armed.Store(false)
+			requireError(t, res, http.StatusInternalServerError, CodeOutcomeUnknown)
+			require.Contains(t, res.Env.Error.Details, "the settlement may have been written; read the item")
+			logs := b.logs.String()
+			require.Contains(t, logs, "level=WARN", "logs: %s", logs)
+			require.NotContains(t, logs, "level=ERROR")
+
+			require.NotEqual(t, pool.StatusProcessing, b.item(p.UUID, l.ContactUUID).Status, "it went through")
+			requireError(t, b.settle(l, action, map[string]any{"token": l.Token}), http.StatusConflict, CodeLeaseLost)
+		})
+	}
 }

@@ -213,6 +213,8 @@
 //	                        a field the endpoint does not take (rule "unknown") or given twice (rule
 //	                        "repeated"), a value that is not UTF-8 (rule "utf8"): field is the first
 //	                        failing field, details lists every one
+//	500 OUTCOME_UNKNOWN     the connection to the database failed after the commit was sent: the
+//	                        change may have been written (see below; logged as a warning)
 //	500 INTERNAL_ERROR      anything else (logged, details not shown)
 //	503 SERVICE_UNAVAILABLE the server is shutting down
 //	503 LOCK_TIMEOUT        a write waited longer than the store's lock timeout for a lock another
@@ -236,9 +238,17 @@
 // (?per_page=500 is a 422 on per_page; ?page=0&type=Random names both, and a
 // claim's bad ?wait= is named beside its body's fields).
 //
-// A request that fails writes nothing (but the expired leases a settlement
-// finds, see above): bodies are decoded and validated before the engine is
-// called, and every engine call is one transaction.
+// A request that fails writes nothing, but for the expired leases a
+// settlement finds (see above) and a 500 OUTCOME_UNKNOWN: bodies are
+// decoded and validated before the engine is called, and every engine call
+// is one transaction, whose outcome a store over a network (PostgreSQL)
+// may fail to learn when the connection drops after the commit was sent.
+// The change may then have been written or not: read it back before trying
+// again. A claim answered so may stand, its item Processing under a lease
+// nobody holds, which expires as a failed attempt (the item counts against
+// the pool's in-flight cap until then); a settlement answered so may have
+// gone through, and a complete, fail or release tried again after it did
+// answers 409 LEASE_LOST: read the item to learn which.
 //
 // # Caveats
 //

@@ -36,6 +36,7 @@ const (
 	CodePayloadTooLarge  = "PAYLOAD_TOO_LARGE"   // 413: the body exceeds MaxBodyBytes
 	CodeValidation       = "VALIDATION_ERROR"    // 422: fields fail their rules, hold the wrong JSON type, or are unknown
 	CodeInternal         = "INTERNAL_ERROR"      // 500: anything else (logged, not shown)
+	CodeOutcomeUnknown   = "OUTCOME_UNKNOWN"     // 500: the database connection failed after the commit was sent; the change may have been written
 	CodeUnavailable      = "SERVICE_UNAVAILABLE" // 503: the engine is closed or the request was cancelled
 	CodeLockTimeout      = "LOCK_TIMEOUT"        // 503: another session held a lock the write needed too long; nothing written, try again
 )
@@ -74,9 +75,24 @@ type apiError struct {
 	// RetryAfter, when positive, is sent as the Retry-After header, in
 	// whole seconds: when a retry may go through.
 	RetryAfter time.Duration
+	// Err is the engine's error the response stands for, if any: the
+	// log line names it.
+	Err error
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Details }
+
+func (e *apiError) Unwrap() error { return e.Err }
+
+// outcomeUnknown is the 500 OUTCOME_UNKNOWN of err, a write whose commit
+// was sent but whose outcome the store could not learn
+// (store.ErrCommitUnknown): unlike every other failure, it may have
+// written. details say what may stand and what the client should do; the
+// handlers that know the write say it their way (a claim, a settlement).
+func outcomeUnknown(err error, details string) *apiError {
+	return &apiError{Status: http.StatusInternalServerError, Code: CodeOutcomeUnknown, Message: "Outcome unknown",
+		Details: "the connection to the database failed after the commit was sent: " + details, Err: err}
+}
 
 // badRequest is a 400 with code and details.
 func badRequest(code, details string) *apiError {
@@ -180,6 +196,8 @@ func errorFor(err error) (*apiError, bool) {
 	case errors.Is(err, campaign.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: CodeConflict, Message: "Conflict",
 			Details: err.Error()}, false
+	case errors.Is(err, store.ErrCommitUnknown):
+		return outcomeUnknown(err, "the change may have been written; read it back before trying again"), false
 	case errors.Is(err, store.ErrLockTimeout):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeLockTimeout, Message: "Database busy",
 			Details:    "another session (another server, or a process on the same database) held a lock this write needed for longer than the lock timeout; nothing was written: try again",
@@ -226,9 +244,10 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case log:
 		s.log.Error("httpapi: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	case errors.Is(err, store.ErrLockTimeout):
-		// A failure of the database's moment, not of this server: worth
-		// an operator's eye when it lasts, not an internal error.
+	case errors.Is(err, store.ErrLockTimeout), errors.Is(err, store.ErrCommitUnknown):
+		// Failures of the database's moment (a stalled session, a lost
+		// connection), not of this server: worth an operator's eye when
+		// they last, not internal errors.
 		s.log.Warn("httpapi: request failed", "method", r.Method, "path", r.URL.Path, "code", ae.Code, "err", err)
 	}
 	body := errorBody{Code: ae.Code, Details: ae.Details}

@@ -207,6 +207,26 @@ func TestServer_LockTimeout(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
 }
 
+// TestServer_OutcomeUnknown: any write whose commit's outcome is unknown
+// is a 500 OUTCOME_UNKNOWN that says the change may have been written, not
+// an INTERNAL_ERROR (a failed request writes nothing); logged as a warning.
+func TestServer_OutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	var cu *commitUnknownStore
+	b := setupOver(t, func(s store.Store) store.Store { cu = &commitUnknownStore{Store: s}; return cu })
+	cu.armed.Store(true)
+	res := b.do("POST", "/api/v1/pools", `{"name": "Maybe", "description": "d"}`)
+	cu.armed.Store(false)
+	requireError(t, res, http.StatusInternalServerError, CodeOutcomeUnknown)
+	require.Contains(t, res.Env.Error.Details, "the change may have been written; read it back before trying again")
+	require.Empty(t, res.Header.Get("Retry-After"))
+	logs := b.logs.String()
+	require.Contains(t, logs, "level=WARN", "logs: %s", logs)
+	require.NotContains(t, logs, "level=ERROR")
+	pg := data[pool.PoolPage](t, b.do("GET", "/api/v1/pools", nil))
+	require.Equal(t, 1, pg.Total, "written here")
+}
+
 type errTest string
 
 func (e errTest) Error() string { return string(e) }
