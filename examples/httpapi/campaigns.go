@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,11 +42,24 @@ func pathID(r *http.Request, kind string) (uuid.UUID, error) {
 }
 
 // readOnlyRule and readOnlyCampaign are the fields a client reads but
-// cannot set: sent back (GET, edit, PUT), they are ignored.
+// cannot set. Sent back (GET, edit, PUT), a rule's are ignored; a
+// campaign's must hold the campaign's own values (see
+// updateCampaignRequest).
 var (
 	readOnlyRule     = []string{"uuid", "created_at", "updated_at"}
 	readOnlyCampaign = []string{"uuid", "status", "rule_uuid", "pool_uuids", "created_at", "updated_at"}
 )
+
+// howToChange says, for each read-only field of a campaign, how it
+// changes: the answer to a PUT that tried to change it.
+var howToChange = map[string]string{
+	"uuid":       "a campaign's uuid never changes; PUT /api/v1/campaigns/{uuid} updates the campaign of the path",
+	"status":     "change the status with POST /api/v1/campaigns/{uuid}/start, /pause, /resume, /complete or /archive",
+	"rule_uuid":  "assign a rule with PUT /api/v1/campaigns/{uuid}/rule",
+	"pool_uuids": "attach pools with POST /api/v1/campaigns/{uuid}/pools, detach one with DELETE /api/v1/campaigns/{uuid}/pools/{pool}",
+	"created_at": "the server sets it",
+	"updated_at": "the server sets it at every change: the campaign changed since it was read; read it again",
+}
 
 // createRule: POST /api/v1/rules, body campaign.CreateRuleParams.
 func (s *server) createRule(w http.ResponseWriter, r *http.Request) error {
@@ -228,24 +244,102 @@ func (s *server) getCampaign(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// updateCampaign: PUT /api/v1/campaigns/{uuid}, body campaign.UpdateParams
+// updateCampaignRequest is the body of PUT /api/v1/campaigns/{uuid}: the
+// fields that change (name, timezone), and the read-only ones a client
+// sent back, which must hold the campaign's own values. Ignoring another
+// value would answer 200 to a client that "paused" a running campaign
+// this way, while its calls go on.
+type updateCampaignRequest struct {
+	campaign.UpdateParams
+	readOnly map[string]json.RawMessage
+}
+
+func (in *updateCampaignRequest) keepReadOnly(field string, val json.RawMessage) {
+	if in.readOnly == nil {
+		in.readOnly = map[string]json.RawMessage{}
+	}
+	in.readOnly[field] = val
+}
+
+// checkReadOnly adds to v a failure for each read-only field of in whose
+// value is not c's own.
+func (in *updateCampaignRequest) checkReadOnly(v *validate.Validator, c campaign.Campaign) {
+	for _, f := range slices.Sorted(maps.Keys(in.readOnly)) {
+		if !sameAsStored(c, f, in.readOnly[f]) {
+			v.Add(f, RuleReadOnly, "is read-only, and differs from the campaign's (send back the value read, or leave it out): "+howToChange[f])
+		}
+	}
+}
+
+// sameAsStored reports whether val, sent for the read-only field of c,
+// holds c's own value: the same JSON once decoded into the field's type
+// and marshalled as the campaign is, so that a UUID in capitals or a time
+// of the same second in another RFC 3339 form count as the same;
+// pool_uuids in any order. A value that does not decode is not the same.
+func sameAsStored(c campaign.Campaign, field string, val json.RawMessage) bool {
+	sent := c
+	var err error
+	switch field {
+	case "uuid":
+		err = json.Unmarshal(val, &sent.UUID)
+	case "status":
+		err = json.Unmarshal(val, &sent.Status)
+	case "rule_uuid":
+		sent.RuleUUID = nil
+		err = json.Unmarshal(val, &sent.RuleUUID)
+	case "pool_uuids":
+		sent.PoolUUIDs = nil
+		err = json.Unmarshal(val, &sent.PoolUUIDs)
+		c.PoolUUIDs = slices.Clone(c.PoolUUIDs)
+		for _, ids := range [][]uuid.UUID{c.PoolUUIDs, sent.PoolUUIDs} {
+			slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+		}
+	case "created_at":
+		err = json.Unmarshal(val, (*pool.Timestamp)(&sent.CreatedAt))
+	case "updated_at":
+		err = json.Unmarshal(val, (*pool.Timestamp)(&sent.UpdatedAt))
+	default:
+		return false
+	}
+	if err != nil {
+		return false
+	}
+	stored, err1 := json.Marshal(c)
+	got, err2 := json.Marshal(sent)
+	return err1 == nil && err2 == nil && bytes.Equal(stored, got)
+}
+
+// updateCampaign: PUT /api/v1/campaigns/{uuid}, body updateCampaignRequest
 // (name, timezone); the status moves through the action endpoints, the
-// rule through PUT …/rule.
+// rule through PUT …/rule, the pools through …/pools. A read-only field
+// is accepted only with the campaign's own value (a 422 otherwise); it is
+// checked against the campaign as read before the update, in a
+// transaction of its own.
 func (s *server) updateCampaign(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "Campaign")
 	if err != nil {
 		return err
 	}
-	var in campaign.UpdateParams
+	var in updateCampaignRequest
 	var v validate.Validator
 	if err := decode(w, r, &v, &in, false, readOnlyCampaign...); err != nil {
 		return err
 	}
 	v.Merge("", in.Validate())
+	if len(in.readOnly) > 0 {
+		cur, err := s.eng.Campaign(r.Context(), id)
+		switch {
+		case errors.Is(err, store.ErrNotFound): // the update's 404, or the 422 of the other fields
+		case err != nil:
+			return err
+		default:
+			in.checkReadOnly(&v, cur)
+		}
+	}
 	if err := v.Err(); err != nil {
 		return err
 	}
-	c, err := s.eng.UpdateCampaign(r.Context(), id, in)
+	c, err := s.eng.UpdateCampaign(r.Context(), id, in.UpdateParams)
 	if err != nil {
 		return orNotFound(err, "Campaign")
 	}

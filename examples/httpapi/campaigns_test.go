@@ -2,7 +2,9 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
@@ -321,15 +323,24 @@ func TestCampaigns(t *testing.T) {
 		require.Equal(t, 1, pg.Total)
 		require.Equal(t, "Autumn", pg.Data[0].Name)
 
-		// GET, edit, PUT: status and pools are read-only here.
-		m := dataMap(t, b.do("GET", "/api/v1/campaigns/"+spring.UUID.String(), nil))
+		// GET, edit, PUT: the read-only fields go back as they were read.
+		path := "/api/v1/campaigns/" + spring.UUID.String()
+		m := dataMap(t, b.do("GET", path, nil))
 		m["name"] = "Spring 2027"
-		m["status"] = "Archived"
-		res := b.do("PUT", "/api/v1/campaigns/"+spring.UUID.String(), m)
+		res := b.do("PUT", path, m)
 		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
 		got := data[campaign.Campaign](t, res)
 		require.Equal(t, "Spring 2027", got.Name)
 		require.Equal(t, campaign.InProcess, got.Status)
+
+		// Edited, one is refused: the status has its own endpoints.
+		m = dataMap(t, b.do("GET", path, nil))
+		m["status"] = "Archived"
+		b.unchanged(func() {
+			res := b.do("PUT", path, m)
+			requireInvalid(t, res, "status")
+			require.Contains(t, res.Env.Error.Details, "change the status with POST /api/v1/campaigns/{uuid}/start, /pause, /resume, /complete or /archive")
+		})
 	})
 }
 
@@ -345,6 +356,76 @@ func TestCampaigns_UpdateEveryBadField(t *testing.T) {
 		requireInvalid(t, b.do("PUT", path, `{"name": "x", "timezone": 5}`), "timezone", "name")
 		requireInvalid(t, b.do("PUT", path, `{"name": 5, "timezone": "Mars/Base"}`), "name", "timezone")
 		requireInvalid(t, b.do("PUT", "/api/v1/campaigns/"+uuid.NewString(), `{"name": "x", "timezone": 5}`), "timezone", "name")
+	})
+}
+
+// TestCampaigns_UpdateReadOnlyFields: PUT /campaigns/{uuid} takes the
+// campaign's read-only fields back only with the campaign's own values. A
+// "pause" sent this way is a 422 saying which endpoint pauses, not a 200
+// while the calls go on; so is any other read-only field changed.
+func TestCampaigns_UpdateReadOnlyFields(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.atNoon() // inside the rule's default window
+	p := b.createPool("Renewals", pool.FIFO, 1)
+	other := b.createPool("Winbacks", pool.FIFO, 1)
+	b.addContacts(p.UUID, 2, 0)
+	r := b.createRule(map[string]any{"name": "Business hours"})
+	c := b.createCampaign("Spring", &r.UUID, p.UUID, other.UUID)
+	require.Equal(t, http.StatusOK, b.act(c.UUID, campaign.Start).Status)
+	path := "/api/v1/campaigns/" + c.UUID.String()
+	read := dataMap(t, b.do("GET", path, nil))
+
+	t.Run("ErrChanged", func(t *testing.T) {
+		for _, tc := range []struct {
+			field string
+			value any
+			how   string
+		}{
+			{"status", "Paused", "change the status with POST /api/v1/campaigns/{uuid}/start, /pause"},
+			{"rule_uuid", uuid.NewString(), "assign a rule with PUT /api/v1/campaigns/{uuid}/rule"},
+			{"pool_uuids", []string{p.UUID.String()}, "attach pools with POST /api/v1/campaigns/{uuid}/pools, detach one with DELETE /api/v1/campaigns/{uuid}/pools/{pool}"},
+			{"uuid", uuid.NewString(), "a campaign's uuid never changes"},
+			{"created_at", "2023-11-07T05:31:56Z", "the server sets it"},
+			{"updated_at", 5, "the campaign changed since it was read; read it again"},
+		} {
+			b.unchanged(func() {
+				res := b.do("PUT", path, map[string]any{tc.field: tc.value, "name": "Spring again"})
+				requireInvalid(t, res, tc.field)
+				require.Contains(t, res.Env.Error.Details, tc.field+": is read-only, and differs from the campaign's")
+				require.Contains(t, res.Env.Error.Details, tc.how)
+			})
+		}
+		// Beside the other fields' failures, in one 422.
+		b.unchanged(func() {
+			requireInvalid(t, b.do("PUT", path, map[string]any{"name": "x", "status": "Paused"}), "name", "status")
+		})
+		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+		require.Equal(t, http.StatusOK, res.Status, "still running: %s", res.Body)
+	})
+
+	t.Run("OKSameValues", func(t *testing.T) {
+		// The values read, in other spellings of the same values.
+		created := data[campaign.Campaign](t, b.do("GET", path, nil)).CreatedAt
+		body := map[string]any{
+			"name":       "Spring 2027",
+			"uuid":       strings.ToUpper(c.UUID.String()),
+			"status":     read["status"],
+			"rule_uuid":  read["rule_uuid"],
+			"pool_uuids": []uuid.UUID{other.UUID, p.UUID},
+			"created_at": created.In(time.FixedZone("", 2*3600)).Format(time.RFC3339Nano),
+			"updated_at": read["updated_at"],
+		}
+		res := b.do("PUT", path, body)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		got := data[campaign.Campaign](t, res)
+		require.Equal(t, "Spring 2027", got.Name)
+		require.Equal(t, campaign.InProcess, got.Status)
+
+		// null is absent, as everywhere.
+		res = b.do("PUT", path, map[string]any{"rule_uuid": nil, "status": nil})
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		require.Equal(t, &r.UUID, data[campaign.Campaign](t, res).RuleUUID)
 	})
 }
 

@@ -116,7 +116,7 @@
 //	POST   /api/v1/campaigns                   201 a Draft; body {"name", "rule_uuid"?, "timezone"?}
 //	GET    /api/v1/campaigns                   200 page of campaigns; ?page= ?per_page= ?search= ?status= ("Active" is In Process) ?rule_uuid=
 //	GET    /api/v1/campaigns/{uuid}            200 the campaign, with its pool_uuids
-//	PUT    /api/v1/campaigns/{uuid}            200 {"name"?, "timezone"?}; the status and the rule have their own endpoints
+//	PUT    /api/v1/campaigns/{uuid}            200 {"name"?, "timezone"?}; the status, the rule and the pools have their own endpoints
 //	DELETE /api/v1/campaigns/{uuid}            200 data: null; 409 CONFLICT while In Process or Paused
 //	POST   /api/v1/campaigns/{uuid}/start      200 "Campaign is In Process"; also pause, resume, complete, archive
 //	POST   /api/v1/campaigns/{uuid}/pools      200 {"pools_attached", "pools_skipped", "pool_uuids_not_found"}; body {"pool_uuids": [...]}
@@ -186,7 +186,20 @@
 //
 // A create or update of a pool may send back the object it read (GET, edit,
 // PUT): the resource's read-only fields (uuid, contacts_count, created_at,
-// updated_at, status_counts, campaigns) are accepted and ignored. Any other
+// updated_at, status_counts, campaigns) are accepted and ignored, as are a
+// rule's (uuid, created_at, updated_at). An update of a campaign may send
+// back its read-only fields (uuid, status, rule_uuid, pool_uuids,
+// created_at, updated_at) only with the campaign's own values (a UUID in
+// any case, a time in any RFC 3339 form of the same second, pool_uuids in
+// any order): another value is a 422 naming the field (rule "read_only"),
+// whose message says how it changes (the status with POST
+// /api/v1/campaigns/{uuid}/start, /pause, /resume, /complete or /archive;
+// the rule with PUT /api/v1/campaigns/{uuid}/rule; the pools with POST
+// /api/v1/campaigns/{uuid}/pools and DELETE …/pools/{pool}), since a 200
+// would tell a client that "paused" a running campaign so that it did,
+// while the calls go on. An updated_at that differs means the campaign
+// changed since it was read. (A create of a campaign takes rule_uuid and
+// ignores the others: it makes a Draft without pools.) Any other
 // field the endpoint does not take is a 422 naming it (names match exactly,
 // case included): a typo ("max_retry") is an error, not silently dropped.
 // So is a field given twice in one object (rule "repeated"): a proxy or a
@@ -211,8 +224,9 @@
 //	413 PAYLOAD_TOO_LARGE   a body over 1 MiB
 //	422 VALIDATION_ERROR    field rules, a value of the wrong JSON type ("max_retries": "3", rule "type"),
 //	                        a field the endpoint does not take (rule "unknown") or given twice (rule
-//	                        "repeated"), a value that is not UTF-8 (rule "utf8"): field is the first
-//	                        failing field, details lists every one
+//	                        "repeated"), a value that is not UTF-8 (rule "utf8"), a campaign's
+//	                        read-only field changed (rule "read_only"): field is the first failing
+//	                        field, details lists every one
 //	500 OUTCOME_UNKNOWN     the connection to the database failed after the commit was sent: the
 //	                        change may have been written (see below; logged as a warning)
 //	500 INTERNAL_ERROR      anything else (logged, details not shown)

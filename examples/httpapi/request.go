@@ -193,7 +193,11 @@ func decodeFields(v *validate.Validator, prefix string, fields map[string]json.R
 			v.Add(prefix+k, RuleUTF8, "must be valid UTF-8 text (JSON is UTF-8)")
 		case typ != nil && !opaque(typ) && loneSurrogate(val):
 			v.Add(prefix+k, RuleUTF8, `must be valid Unicode text: a \u escape names half of a surrogate pair`)
-		case typ == nil, string(val) == "null": // read-only, absent
+		case typ == nil: // read-only
+			if keep, ok := dst.(readOnlyKeeper); ok && string(val) != "null" {
+				keep.keepReadOnly(k, val)
+			}
+		case string(val) == "null": // absent
 		default:
 			if err := json.Unmarshal(val, reflect.New(typ).Interface()); err != nil {
 				var te *json.UnmarshalTypeError
@@ -215,6 +219,13 @@ func decodeFields(v *validate.Validator, prefix string, fields map[string]json.R
 		return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
 	}
 	return nil
+}
+
+// readOnlyKeeper is a request that checks the read-only fields a client
+// sends back (decodeFields ignores them otherwise): it is given each one
+// that is not null, its value valid UTF-8.
+type readOnlyKeeper interface {
+	keepReadOnly(field string, val json.RawMessage)
 }
 
 // object is the JSON object of fields, each value written as it came: a
@@ -287,10 +298,11 @@ const maxListedErrors = 20
 // Rules of the request's fields, beside those of package validate. A field
 // that fails one of them is left out of the decoded request.
 const (
-	RuleUnknown  = "unknown"  // the request does not take this field
-	RuleType     = "type"     // the value has the wrong JSON type
-	RuleUTF8     = "utf8"     // the value holds bytes that are not UTF-8, or half a surrogate pair
-	RuleRepeated = "repeated" // the object gives the field more than once
+	RuleUnknown  = "unknown"   // the request does not take this field
+	RuleType     = "type"      // the value has the wrong JSON type
+	RuleUTF8     = "utf8"      // the value holds bytes that are not UTF-8, or half a surrogate pair
+	RuleRepeated = "repeated"  // the object gives the field more than once
+	RuleReadOnly = "read_only" // a read-only field holds another value than the resource's
 )
 
 // refusal reports whether rule is one of decode's, which leave the field out.
