@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -359,9 +360,10 @@ func TestContacts_Fields(t *testing.T) {
 	})
 }
 
-// A payload is opaque: it reaches the engine, and comes back at dispatch,
-// with the bytes the client sent (not compacted, not HTML-escaped), and its
-// size limit counts those bytes.
+// A payload is opaque: it reaches the engine with the bytes the client
+// sent (not compacted, not HTML-escaped), and its size limit counts those
+// bytes. It comes back at dispatch as the same JSON value, compacted and
+// with <, > and & escaped, as encoding/json writes it.
 func TestAddContacts_PayloadAsSent(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -374,6 +376,18 @@ func TestAddContacts_PayloadAsSent(t *testing.T) {
 	it, err := b.eng.Item(context.Background(), p.UUID, c)
 	require.NoError(t, err)
 	require.Equal(t, payload, string(it.Payload))
+
+	res = b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+	var lease struct {
+		Item struct {
+			Payload json.RawMessage `json:"payload"`
+		} `json:"item"`
+	}
+	require.NoError(t, json.Unmarshal(res.Env.Data, &lease))
+	require.JSONEq(t, payload, string(lease.Item.Payload), "the same value")
+	require.Equal(t, `{"script":"\u003cb\u003eTom \u0026 Jerry\u003c/b\u003e","n":1.50}`, string(lease.Item.Payload),
+		"compacted, HTML characters escaped (doc.go says so)")
 
 	// 20,000 '<' are 20 kB as sent, 120 kB escaped: under the 64 KiB limit.
 	big := `{"html":"` + strings.Repeat("<", 20_000) + `"}`

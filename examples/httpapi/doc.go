@@ -51,9 +51,12 @@
 // poolq also takes "contacts", each with the contact's fields that the item
 // keeps and shows (name, phone_number, email, timezone: optional, validated
 // as pool.Contact says: an E.164 number, an IANA zone), its own priority and
-// payload (any JSON, at most 64 KiB, kept and handed back at dispatch with
-// the bytes sent). Both lists may be given: one transaction adds them all,
-// at most 10,000. A field error names the list's index ("contacts[2].phone_number").
+// payload (any JSON, at most 64 KiB as sent; kept with the bytes sent, and
+// handed back at dispatch, and in listings, as the same JSON value but
+// compacted, with <, >, &, U+2028 and U+2029 escaped (\u003c…), as
+// encoding/json writes it: compare it as JSON, not as bytes). Both lists
+// may be given: one transaction adds them all, at most 10,000. A field
+// error names the list's index ("contacts[2].phone_number").
 // ?search= keeps the items whose contact's name, email or phone has every
 // word of the search (the last one as a beginning: "ada love" finds Ada
 // Lovelace, "+1555" finds +15551234567), case and diacritics aside.
@@ -275,6 +278,7 @@
 //     them: "contacts" for a byte in one of the contacts, a key's own
 //     name (shown with U+FFFD) for a byte in a key. So is a \u escape of
 //     half a surrogate pair ("\ud800" alone), which decoding would also
-//     turn into U+FFFD; a payload is opaque, and kept as sent. Query
+//     turn into U+FFFD; a payload is opaque, and kept as sent (handed
+//     back compacted, see above). Query
 //     parameters are the engine's to check (?search=%FF is a 422 on search).
 package main
