@@ -13,11 +13,11 @@ var ErrInvalid = errors.New("invalid input")
 // Rule names used in [FieldError.Rule]. They are stable strings that a caller
 // may switch on (an HTTP layer may map them to machine codes).
 const (
-	RuleRequired  = "required"  // the field is missing or blank
+	RuleRequired  = "required"  // the field is missing or blank (a nil UUID too)
 	RuleLength    = "length"    // a string's length in runes is out of range
 	RuleRange     = "range"     // an integer is out of range
 	RuleEnum      = "enum"      // a value is not one of a fixed set
-	RuleFormat    = "format"    // a value is malformed (a nil UUID, invalid JSON)
+	RuleFormat    = "format"    // a value is malformed: invalid JSON or UTF-8, a NUL or line break, an unknown time zone, a bad phone number, e-mail or "HH:MM"
 	RuleExclusive = "exclusive" // the field must not be given with another one
 )
 
