@@ -438,7 +438,10 @@ const MaxPoolsPerCall = 10_000
 // inactive pool cannot be attached
 // ([validate.Errors] naming its index in pools); a pool governed by another
 // campaign cannot be attached to one In Process or Paused
-// ([campaign.ErrConflict]). On any error nothing is attached. Errors also:
+// ([campaign.ErrConflict]). On any error nothing is attached, except after
+// an error wrapping [store.ErrCommitUnknown] (PostgreSQL: the COMMIT's
+// answer lost), when the pools may have been: attaching them again skips
+// those that were. Errors also:
 // [validate.Errors] for no pool, more than [MaxPoolsPerCall] or the nil
 // UUID; [store.ErrNotFound] for the campaign.
 func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UUID) (campaign.AttachResult, error) {

@@ -19,7 +19,10 @@ import (
 // added with. Errors: [validate.Errors] naming the index of every bad item
 // (nil UUID, a contact field that breaks its rule, payload that is not JSON
 // or larger than [pool.MaxPayloadBytes]; an empty batch),
-// [store.ErrNotFound] for an unknown pool; on any error nothing is written.
+// [store.ErrNotFound] for an unknown pool; on any error nothing is written,
+// except after an error wrapping [store.ErrCommitUnknown] (PostgreSQL: the
+// COMMIT's answer lost), when the items may have been: added again, those
+// that were are skipped and counted in ContactsSkipped.
 // Blocked Dequeues on the pool wake up.
 func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewItem) (pool.AddResult, error) {
 	var v validate.Validator

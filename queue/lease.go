@@ -508,7 +508,10 @@ type Outcome struct {
 // outs[i], and a lost lease does not stop the others. err is for the call as
 // a whole: a nil or malformed lease, a bad failure or note, or a Note beside
 // a Failure ([validate.Errors] naming each, with its index), or a store
-// failure; then nothing is written and results is nil.
+// failure; then nothing is written and results is nil, except after an
+// error wrapping [store.ErrCommitUnknown] (PostgreSQL: the COMMIT's answer
+// lost), when the outcomes may have been written: settled again, each one
+// that was gets [ErrLeaseLost].
 func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, err error) {
 	var v validate.Validator
 	v.Check(len(outs) > 0, "outcomes", validate.RuleRequired, "at least one outcome is required")

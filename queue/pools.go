@@ -34,7 +34,9 @@ func (e *Engine) CreatePool(ctx context.Context, p pool.CreateParams) (pool.Pool
 // order. Lowering max_parallel_items preempts nothing: no new dispatch until
 // fewer than the new cap are in flight. A new max_retries applies to every
 // later decision. Errors: [validate.Errors] for bad input,
-// [store.ErrNotFound]; on any error nothing is written.
+// [store.ErrNotFound]; on any error nothing is written, except after an
+// error wrapping [store.ErrCommitUnknown] (PostgreSQL: the COMMIT's answer
+// lost), when the change may have been: read the pool back to know.
 func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdateParams) (pool.Pool, error) {
 	if err := checkIDAnd("uuid", id, u.Validate()); err != nil {
 		return pool.Pool{}, fmt.Errorf("update pool: %w", err)
