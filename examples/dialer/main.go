@@ -1,14 +1,15 @@
 // Command dialer is poolq embedded in a (simulated) outbound dialer.
 //
 // It opens or creates an SQLite file, makes a FIFO, a LIFO and a Parallel
-// pool, adds contacts with priorities and a JSON payload (the phone number),
-// attaches the pools to a campaign whose contact rule allows two calls per
-// contact (the pools' own max_retries 2 would allow three: the rule's
-// ceiling takes precedence), starts the campaign, and dials its pools
-// through queue.Engine.Work: calls are answered, busy, not answered (both
-// retried) or wrong numbers (failed for good), with short random
-// durations. It prints live progress per pool and ends with the status
-// counts, the most calls any contact got, and the throughput.
+// pool, adds contacts with priorities and a JSON payload (the phone number;
+// -contacts counts the items, and every tenth item of a pool is one person
+// in all three pools), attaches the pools to a campaign whose contact rule
+// allows two calls per contact (the pools' own max_retries 2 would allow
+// three: the rule's ceiling takes precedence), starts the campaign, and
+// dials its pools through queue.Engine.Work: calls are answered, busy, not
+// answered (both retried) or wrong numbers (failed for good), with short
+// random durations. It prints live progress per pool and ends with the
+// status counts, the most calls any contact got, and the throughput.
 //
 // The rule's other checks are exercised too: two demo contacts are put on
 // the do-not-call list before dialling (dispatch skips them), a third opts
@@ -24,7 +25,7 @@
 // (contact UUIDs derive from the seed) and resumes instead of duplicating
 // them.
 //
-//	go run ./examples/dialer                 # poolq-dialer.db, 3000 contacts
+//	go run ./examples/dialer                 # poolq-dialer.db, 3000 items (2800 contacts)
 //	go run ./examples/dialer -contacts 300 -workers 8 -seed 7 -db /tmp/d.db
 //	go run ./examples/dialer -db 'postgres://user:pw@host:5432/calls?schema=dialer'   # on PostgreSQL
 package main
@@ -83,7 +84,7 @@ func parse(args []string, out io.Writer) (config, error) {
 	fs := flag.NewFlagSet("dialer", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.db, "db", "poolq-dialer.db", "SQLite file (created if missing), or a PostgreSQL URL postgres://…")
-	fs.IntVar(&c.contacts, "contacts", 3000, "contacts to load, split over the three pools")
+	fs.IntVar(&c.contacts, "contacts", 3000, "items to load, split over the three pools; every tenth item of a pool is a contact in all three (3000 items: 2800 contacts)")
 	fs.IntVar(&c.workers, "workers", 16, "dialer goroutines")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the contacts and of the simulated call outcomes")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up after this long")
