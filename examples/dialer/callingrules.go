@@ -49,7 +49,8 @@ func setupDNC(ctx context.Context, eng *queue.Engine, cfg config, out io.Writer)
 // escalationWatch follows the escalations recorded while the demo runs,
 // through queue.Engine.WatchEscalations on a goroutine of its own, from
 // the last one recorded before it started: an earlier run's are not
-// counted again. It keeps those of the demo's pools.
+// counted again. It keeps those of the demo's pools, whoever recorded
+// them: another dialer on the same file or database counts in it too.
 type escalationWatch struct {
 	pools  map[uuid.UUID]string // the demo's pools, by UUID: their names
 	cancel context.CancelFunc   // nil once the goroutine has ended
@@ -131,7 +132,8 @@ func (w *escalationWatch) drain(ctx context.Context, eng *queue.Engine) error {
 
 // reportRules prints what the rule's checks did: the items the
 // do-not-call list and the opt-out skipped (all runs), and the
-// escalations recorded (this run, and in all). optedOut is how many items
+// escalations recorded (while this run ran, by any process or node, and
+// in all). optedOut is how many items
 // this run's opt-out skipped, -1 when it did not opt the contact out (it
 // dialled nothing).
 func reportRules(ctx context.Context, out io.Writer, eng *queue.Engine, ids []uuid.UUID,
@@ -158,7 +160,7 @@ func reportRules(ctx context.Context, out io.Writer, eng *queue.Engine, ids []uu
 		how = fmt.Sprintf("contact %s opted out after the first call: %s skipped at once", optOut, plural(optedOut, "waiting item"))
 	}
 	fmt.Fprintf(out, "skipped for opt-out:     %5d  (remove_on_opt_out: %s)\n", skipped[campaign.NoteOptOut], how)
-	fmt.Fprintf(out, "escalations recorded:    %5d  this run, %d in all (after %d failed calls: %s, %s)\n",
+	fmt.Fprintf(out, "escalations recorded:    %5d  while it ran (by any process), %d in all (after %d failed calls: %s, %s)\n",
 		escs.count, total, escalateAfter, escalationType, escalationTarget)
 	if e := escs.first; e != nil {
 		fmt.Fprintf(out, "  the first: contact %s of %s, %d failed calls, at %s UTC\n",

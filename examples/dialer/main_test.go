@@ -113,7 +113,7 @@ func testRun(t *testing.T, db string) {
 	require.Regexp(t, `skipped for do-not-call:\s+2  \(`, out.String())
 	require.Regexp(t, `skipped for opt-out:\s+1  \(remove_on_opt_out: contact `+optOutContact(config{seed: 3}).String()+
 		` opted out after the first call: 1 waiting item skipped at once\)`, out.String())
-	escs := regexp.MustCompile(`escalations recorded:\s+(\d+)  this run, (\d+) in all`).FindStringSubmatch(out.String())
+	escs := regexp.MustCompile(`escalations recorded:\s+(\d+)  while it ran \(by any process\), (\d+) in all`).FindStringSubmatch(out.String())
 	require.NotNil(t, escs, "output: %s", out.String())
 	require.Equal(t, escs[1], escs[2], "the first run records them all")
 
@@ -191,7 +191,7 @@ func testRun(t *testing.T, db string) {
 	require.Contains(t, out.String(), "(added 0, already there 2)")
 	require.Regexp(t, `skipped for do-not-call:\s+2  \(`, out.String())
 	require.Regexp(t, `skipped for opt-out:\s+1  \(remove_on_opt_out: no opt-out this run`, out.String())
-	require.Regexp(t, `escalations recorded:\s+0  this run, `+escs[2]+` in all`, out.String())
+	require.Regexp(t, `escalations recorded:\s+0  while it ran \(by any process\), `+escs[2]+` in all`, out.String())
 }
 
 func TestParse(t *testing.T) {
