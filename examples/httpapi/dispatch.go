@@ -63,8 +63,8 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if errors.Is(err, store.ErrCommitUnknown) {
-		return outcomeUnknown(err, "the claim may stand, its item Processing under a lease nobody holds, "+
-			"which expires as a failed attempt (the item counts against the pool's in-flight cap until then); claim again")
+		return outcomeUnknown(err, "the claim may have stood; if it did, the server gives it back, unattempted, "+
+			"as soon as the database answers (else it expires as a failed attempt); claim again")
 	}
 	if err != nil {
 		return err // ErrAtCapacity is a 409

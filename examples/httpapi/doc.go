@@ -51,7 +51,7 @@
 // poolq also takes "contacts", each with the contact's fields that the item
 // keeps and shows (name, phone_number, email, timezone: optional, validated
 // as pool.Contact says: an E.164 number, an IANA zone), its own priority and
-// payload (any JSON, at most 64 KiB as sent; kept with the bytes sent, and
+// payload (any JSON, at most 64 KiB as sent, nested at most 64 deep; kept with the bytes sent, and
 // handed back at dispatch, and in listings, as the same JSON value but
 // compacted, with <, >, &, U+2028 and U+2029 escaped (\u003c…), as
 // encoding/json writes it: compare it as JSON, not as bytes). Both lists
@@ -261,9 +261,9 @@
 // is one transaction, whose outcome a store over a network (PostgreSQL)
 // may fail to learn when the connection drops after the commit was sent.
 // The change may then have been written or not: read it back before trying
-// again. A claim answered so may stand, its item Processing under a lease
-// nobody holds, which expires as a failed attempt (the item counts against
-// the pool's in-flight cap until then); a settlement answered so may have
+// again. A claim answered so may have stood: the engine then gives it back,
+// unattempted, as soon as the database answers (a lease it cannot give back
+// before its end expires as a failed attempt); a settlement answered so may have
 // gone through, and a complete, fail or release tried again after it did
 // answers 409 LEASE_LOST: read the item to learn which.
 //
