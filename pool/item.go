@@ -15,6 +15,13 @@ import (
 // documents; the limit keeps dispatch rows small.
 const MaxPayloadBytes = 64 << 10
 
+// MaxPayloadDepth is how deeply a payload's arrays and objects may nest.
+// encoding/json refuses to marshal a value nested past 10,000 levels: a
+// payload near that limit, wrapped in a lease or a response, could be
+// stored and claimed but never handed back. A dialer's payload is a few
+// levels deep.
+const MaxPayloadDepth = 64
+
 // Item is one contact in one pool. The JSON form has the API's field names;
 // the bookkeeping fields (ID, PoolUUID, Token, LeaseExpiresAt) are not
 // marshalled.
@@ -99,7 +106,8 @@ type NewItem struct {
 	// Priority orders Parallel pools, higher first. Defaults to 0.
 	Priority int `json:"priority,omitempty"`
 	// Payload is opaque JSON handed back at dispatch (a phone number, a
-	// name). Optional; at most [MaxPayloadBytes].
+	// name). Optional; at most [MaxPayloadBytes], nested at most
+	// [MaxPayloadDepth] deep.
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
@@ -121,7 +129,8 @@ func (n NewItem) Item(pool uuid.UUID, now time.Time) Item {
 // are dropped. A batch must hold at least one item. Failures name the
 // index: "items[3].contact_uuid" (nil UUID), "items[4].phone_number" (see
 // [Contact]), "items[5].payload" (not JSON, or too
-// large, or not valid UTF-8: JSON text is UTF-8). Any failure rejects the
+// large, or not valid UTF-8: JSON text is UTF-8, or nested deeper than
+// [MaxPayloadDepth]). Any failure rejects the
 // whole batch.
 func PrepareItems(items []NewItem) ([]NewItem, error) {
 	var v validate.Validator
@@ -139,8 +148,10 @@ func PrepareItems(items []NewItem) ([]NewItem, error) {
 			field := fmt.Sprintf("items[%d].payload", i)
 			if v.Check(len(n.Payload) <= MaxPayloadBytes, field, validate.RuleLength,
 				fmt.Sprintf("must be at most %d bytes (got %d)", MaxPayloadBytes, len(n.Payload))) &&
-				v.Check(utf8.Valid(n.Payload), field, validate.RuleFormat, "must be valid UTF-8") {
-				v.Check(json.Valid(n.Payload), field, validate.RuleFormat, "must be valid JSON")
+				v.Check(utf8.Valid(n.Payload), field, validate.RuleFormat, "must be valid UTF-8") &&
+				v.Check(json.Valid(n.Payload), field, validate.RuleFormat, "must be valid JSON") {
+				v.Check(jsonDepth(n.Payload) <= MaxPayloadDepth, field, validate.RuleFormat,
+					fmt.Sprintf("must nest arrays and objects at most %d deep", MaxPayloadDepth))
 			}
 		}
 		if _, dup := seen[n.ContactUUID]; dup {
@@ -153,6 +164,34 @@ func PrepareItems(items []NewItem) ([]NewItem, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// jsonDepth returns how deeply the arrays and objects of b, valid JSON,
+// nest: 0 for a scalar. O(len(b)).
+func jsonDepth(b []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // AddResult reports a batch add: ContactsAdded new items, ContactsSkipped

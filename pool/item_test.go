@@ -24,6 +24,26 @@ func jsonString(n int) json.RawMessage {
 	return json.RawMessage(`"` + strings.Repeat("x", n-2) + `"`)
 }
 
+// nested returns inner nested depth deep in arrays and objects, in turn.
+func nested(depth int, inner string) json.RawMessage {
+	var open, close strings.Builder
+	for i := range depth {
+		if i%2 == 0 {
+			open.WriteString(`[`)
+		} else {
+			open.WriteString(`{"k":`)
+		}
+	}
+	for i := depth - 1; i >= 0; i-- {
+		if i%2 == 0 {
+			close.WriteString(`]`)
+		} else {
+			close.WriteString(`}`)
+		}
+	}
+	return json.RawMessage(open.String() + inner + close.String())
+}
+
 func TestPrepareItems(t *testing.T) {
 	t.Parallel()
 
@@ -86,6 +106,21 @@ func TestPrepareItems(t *testing.T) {
 		{
 			name:    "ErrPayloadBlank",
 			in:      []pool.NewItem{{ContactUUID: contactA, Payload: json.RawMessage(`  `)}},
+			wantErr: map[string]string{"items[0].payload": validate.RuleFormat},
+		},
+		{
+			name: "OKPayloadAtDepthLimit",
+			in:   []pool.NewItem{{ContactUUID: contactA, Payload: nested(pool.MaxPayloadDepth, `"\"[[[[[[[[[[\\"`)}},
+			want: []pool.NewItem{{ContactUUID: contactA, Payload: nested(pool.MaxPayloadDepth, `"\"[[[[[[[[[[\\"`)}},
+		},
+		{
+			name:    "ErrPayloadTooDeep",
+			in:      []pool.NewItem{{ContactUUID: contactA, Payload: nested(pool.MaxPayloadDepth+1, `1`)}},
+			wantErr: map[string]string{"items[0].payload": validate.RuleFormat},
+		},
+		{
+			name:    "ErrPayloadTooDeepForEncodingJSON",
+			in:      []pool.NewItem{{ContactUUID: contactA, Payload: json.RawMessage(strings.Repeat("[", 10000) + strings.Repeat("]", 10000))}},
 			wantErr: map[string]string{"items[0].payload": validate.RuleFormat},
 		},
 		{

@@ -18,7 +18,8 @@ import (
 // in the pool are skipped and counted, and keep the fields they were first
 // added with. Errors: [validate.Errors] naming the index of every bad item
 // (nil UUID, a contact field that breaks its rule, payload that is not JSON
-// or larger than [pool.MaxPayloadBytes]; an empty batch),
+// or larger than [pool.MaxPayloadBytes], or nested deeper than
+// [pool.MaxPayloadDepth]; an empty batch),
 // [store.ErrNotFound] for an unknown pool; on any error nothing is written,
 // except after an error wrapping [store.ErrCommitUnknown] (PostgreSQL: the
 // COMMIT's answer lost), when the items may have been: added again, those
