@@ -620,23 +620,38 @@ func TestEngine_HeldPoolWaitsQuietly(t *testing.T) {
 // campaign's now (its rule, its script). The hook places the detach at
 // that instant; any concurrent DetachPool can fall there. (Both handed the
 // lease out once.) A Work serving both campaigns follows the pool.
+//
+// Each subtest waits on what it can observe, not for a fixed time, so that
+// a loaded machine slows it down without failing it: the move, then the
+// commit of the claim that follows it (the next write operation), after
+// which the item says whether that claim took it; or, for Work serving
+// both, the handler's call.
 func TestEngine_CampaignClaimAfterDetach(t *testing.T) {
 	t.Parallel()
+	const patience = 30 * time.Second // a bound for a loaded machine, not an expected time
+	type moved struct {
+		eng     *queue.Engine
+		p, a, b uuid.UUID
+		contact uuid.UUID
+		ops     chan uint64 // the engine's Operations once the pool has moved
+	}
 	// setup: pool p of one item in running campaign a, b running too; the
 	// first resubscription (between the read of a's pools and the claim)
 	// moves p from a to b.
-	setup := func(t *testing.T, st string) (eng *queue.Engine, p, a, b uuid.UUID) {
+	setup := func(t *testing.T, st string) moved {
 		ctx := context.Background()
 		opts := queue.Options{PollInterval: 20 * time.Millisecond}
+		m := moved{contact: uuid.New(), ops: make(chan uint64, 1)}
 		if st == "sqlite" {
-			eng = openEngine(t, openFileStore(t, ""), opts)
+			m.eng = openEngine(t, openFileStore(t, ""), opts)
 		} else {
 			engines, _ := pgEngines(t, pgtest.URL(t), 1, opts)
-			eng = engines[0]
+			m.eng = engines[0]
 		}
+		eng := m.eng
 		pl, err := eng.CreatePool(ctx, pool.CreateParams{Name: "Moved", Description: "d"})
 		require.NoError(t, err)
-		_, err = eng.Add(ctx, pl.UUID, pool.NewItem{ContactUUID: uuid.New()})
+		_, err = eng.Add(ctx, pl.UUID, pool.NewItem{ContactUUID: m.contact})
 		require.NoError(t, err)
 		ca, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "Campaign A"})
 		require.NoError(t, err)
@@ -658,21 +673,49 @@ func TestEngine_CampaignClaimAfterDetach(t *testing.T) {
 				if err != nil || !ok {
 					panic(fmt.Sprintf("move the pool: %v (detached: %v)", err, ok))
 				}
+				m.ops <- eng.Stats().Operations
 			})
 		})
-		return eng, pl.UUID, ca.UUID, cb.UUID
+		m.p, m.a, m.b = pl.UUID, ca.UUID, cb.UUID
+		return m
 	}
-	work := func(t *testing.T, eng *queue.Engine, campaigns ...uuid.UUID) []uuid.UUID {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	// claimedAfterMove waits until the pool has moved and the claim that
+	// follows (the caller's next write: nothing else writes meanwhile) has
+	// committed, and reports whether that claim took the item.
+	claimedAfterMove := func(t *testing.T, m moved) bool {
+		var ops uint64
+		select {
+		case ops = <-m.ops:
+		case <-time.After(patience):
+			t.Fatal("the pool was never moved: the caller never read campaign A's pools")
+		}
+		require.Eventually(t, func() bool { return m.eng.Stats().Operations > ops }, patience, time.Millisecond,
+			"no claim after the move")
+		it, err := m.eng.Item(context.Background(), m.p, m.contact)
+		require.NoError(t, err)
+		return it.Status != pool.StatusPending || it.Attempts != 0
+	}
+	// work runs Work on campaigns until until returns, then stops it, and
+	// returns the pools of the leases its handler got; calls receives each.
+	work := func(t *testing.T, m moved, until func(calls <-chan uuid.UUID), campaigns ...uuid.UUID) []uuid.UUID {
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var mu sync.Mutex
 		var got []uuid.UUID
-		require.NoError(t, eng.Work(ctx, func(_ context.Context, l *queue.Lease) error {
-			mu.Lock()
-			defer mu.Unlock()
-			got = append(got, l.PoolUUID)
-			return nil
-		}, queue.WorkOptions{Campaigns: campaigns, Workers: 1}))
+		calls := make(chan uuid.UUID, 10)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- m.eng.Work(ctx, func(_ context.Context, l *queue.Lease) error {
+				mu.Lock()
+				defer mu.Unlock()
+				got = append(got, l.PoolUUID)
+				calls <- l.PoolUUID
+				return nil
+			}, queue.WorkOptions{Campaigns: campaigns, Workers: 1})
+		}()
+		until(calls)
+		cancel()
+		require.NoError(t, <-errc)
 		mu.Lock()
 		defer mu.Unlock()
 		return got
@@ -680,21 +723,41 @@ func TestEngine_CampaignClaimAfterDetach(t *testing.T) {
 	for _, st := range []string{"sqlite", "postgres"} {
 		t.Run("DequeueCampaign/"+st, func(t *testing.T) {
 			t.Parallel()
-			eng, _, a, _ := setup(t, st)
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			m := setup(t, st)
+			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			l, err := eng.DequeueCampaign(ctx, a)
-			require.ErrorIs(t, err, context.DeadlineExceeded, "a lease of a pool no longer campaign A's: %+v", l)
+			type result struct {
+				l   *queue.Lease
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				l, err := m.eng.DequeueCampaign(ctx, m.a)
+				done <- result{l, err}
+			}()
+			require.False(t, claimedAfterMove(t, m), "campaign A's claim took an item of a pool no longer A's")
+			cancel()
+			r := <-done
+			require.ErrorIs(t, r.err, context.Canceled, "a lease of a pool no longer campaign A's: %+v", r.l)
 		})
 		t.Run("Work/"+st, func(t *testing.T) {
 			t.Parallel()
-			eng, _, a, _ := setup(t, st)
-			require.Empty(t, work(t, eng, a), "campaign A's handler ran on a pool no longer A's")
+			m := setup(t, st)
+			var claimed bool
+			got := work(t, m, func(<-chan uuid.UUID) { claimed = claimedAfterMove(t, m) }, m.a)
+			require.False(t, claimed, "campaign A's claim took an item of a pool no longer A's")
+			require.Empty(t, got, "campaign A's handler ran on a pool no longer A's")
 		})
 		t.Run("WorkForBoth/"+st, func(t *testing.T) {
 			t.Parallel()
-			eng, p, a, b := setup(t, st)
-			require.Equal(t, []uuid.UUID{p}, work(t, eng, a, b), "the pool moved to B, which Work serves too")
+			m := setup(t, st)
+			got := work(t, m, func(calls <-chan uuid.UUID) {
+				select {
+				case <-calls:
+				case <-time.After(patience):
+				}
+			}, m.a, m.b)
+			require.Equal(t, []uuid.UUID{m.p}, got, "the pool moved to B, which Work serves too")
 		})
 	}
 }
