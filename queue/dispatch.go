@@ -493,7 +493,11 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID, via uuid.UUID, reqs
 				adm.defers++
 				continue
 			}
-			leases = append(leases, newLease(out))
+			l := newLease(out)
+			if g, governed := adm.g.gate(out); governed && v == admitCounted {
+				l.window = &callWindow{w: g.Window, loc: g.Loc} // for Work to check again at the call's start
+			}
+			leases = append(leases, l)
 		}
 		if err := tx.UpdateItems(ctx, changes...); err != nil {
 			return err

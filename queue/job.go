@@ -82,7 +82,8 @@ func (j *job) awaitLost() (atEnd bool) {
 
 // handle runs the handler on j's lease, keeps the lease alive meanwhile,
 // and settles it with the handler's result. A lease that has ended before
-// the handler could start is not handled at all.
+// the handler could start is not handled at all, and one whose calling
+// window has closed meanwhile is given back.
 func (r *runner) handle(j *job) {
 	defer j.cancel()
 	l := &j.lease
@@ -97,6 +98,22 @@ func (r *runner) handle(j *job) {
 			r.opts.OnEvent(Event{Kind: EventExpired, Lease: *l, Err: err})
 			close(j.reported)
 		}
+		return
+	}
+	// The claim found the rule's calling window open at its instant; the
+	// handler would start the call now, which may be after the window
+	// closed (a slow OnEvent, a starved goroutine): then the lease goes
+	// back unattempted, as a claim that committed late does (see
+	// lateClaimSlack), and the next claim schedules the item. No watchdog
+	// runs yet: the job is this goroutine's alone.
+	if l.outsideWindow(r.e.now()) {
+		r.log.Warn("poolq: handler not started, its calling window closed after the claim", "pool", l.PoolUUID, "contact", l.ContactUUID)
+		if err := r.e.giveBackAll(j.ctx, []*Lease{l}); err != nil {
+			r.log.Warn("poolq: give back failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
+			r.opts.OnEvent(Event{Kind: EventError, Lease: *l, Err: err})
+			return
+		}
+		r.opts.OnEvent(Event{Kind: EventReleased, Lease: *l})
 		return
 	}
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue/internal/groupcommit"
 	"github.com/poolq/poolq/store"
@@ -37,6 +38,23 @@ type Lease struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// Item is the item as dispatched, with its payload.
 	Item pool.Item `json:"item"`
+
+	// window is, for a lease whose claim a rule's calling window let
+	// through, that window in the contact's zone; nil otherwise. Work
+	// checks it again before it starts the handler (see runner.handle).
+	window *callWindow
+}
+
+// callWindow is a rule's calling window in a contact's time zone.
+type callWindow struct {
+	w   campaign.Window
+	loc *time.Location
+}
+
+// outsideWindow reports whether l's claim was let through by a calling
+// window that t is outside of: a call started at t would break its rule.
+func (l *Lease) outsideWindow(t time.Time) bool {
+	return l.window != nil && !l.window.w.Contains(t, l.window.loc)
 }
 
 // MarshalJSON writes the lease with ExpiresAt as a [pool.Timestamp] (whole

@@ -76,7 +76,9 @@ type WorkOptions struct {
 	// return: a runtime.Goexit in it (t.FailNow or require in a test)
 	// ends the runner's goroutine that called it, and may leave a lease to
 	// come back at its end as a failed attempt. It is not called once Work
-	// has returned.
+	// has returned. A slow one delays the handler's start: its lease may
+	// end meanwhile (EventExpired), or its calling window close (the lease
+	// is given back: EventReleased).
 	OnEvent func(Event)
 }
 
@@ -131,7 +133,10 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // (below) and, if the lease was still this worker's, its event follows the
 // EventExpired; otherwise the store refuses it and nothing more is
 // reported. A handler never starts on a lease that
-// has already ended. A handler's result that cannot be written (EventError:
+// has already ended, nor outside the calling window of the rule its claim
+// was judged under: a lease whose window closed between the claim and the
+// handler's start (a slow OnEvent) is given back, unattempted
+// (EventReleased), and the next claim schedules its item. A handler's result that cannot be written (EventError:
 // the database busy or unreachable) is written again every quarter
 // Heartbeat while the lease lasts, until Work's grace ends at the latest,
 // so that a call that went through does not come back, at the lease's end,

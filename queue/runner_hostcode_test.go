@@ -11,13 +11,18 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -259,4 +264,100 @@ func TestEngine_Work_LoggerPanics(t *testing.T) {
 	it, err := after.Item(b.ctx, p.UUID, ids[0])
 	require.NoError(t, err)
 	require.Equal(t, pool.StatusCompleted, it.Status, "the handler's result was written")
+}
+
+// TestEngine_Work_SlowOnEventPastWindow: the claim at 16:59:59 judges the
+// rule's window [09:00, 17:00) open; an OnEvent(EventDispatched) that takes
+// 5 minutes (a slow audit hook) must not let the handler start the call at
+// 17:04:59, outside it, though the lease (10 minutes) lasts: the lease is
+// given back unattempted, its day's call with it, and the next claim
+// schedules the item for the window's next start. A quick OnEvent, or a
+// slow one while the window stays open, starts the handler as always.
+// (The handler started: only the lease's end was checked before it.)
+func TestEngine_Work_SlowOnEventPastWindow(t *testing.T) {
+	t.Parallel()
+	for _, stName := range []string{"SQLite", "PostgreSQL"} {
+		for _, sub := range []struct {
+			name  string
+			claim time.Time     // the claim's instant
+			hook  time.Duration // how long OnEvent(EventDispatched) takes, by the engine's clock
+		}{
+			{"SlowOnEvent", time.Date(2026, 1, 2, 16, 59, 59, 0, time.UTC), 5 * time.Minute},
+			{"QuickOnEvent", time.Date(2026, 1, 2, 16, 59, 59, 0, time.UTC), 0},
+			// Slow, but the window still open: the call starts (a hook
+			// that is always slow must not stop every call).
+			{"SlowOnEventInsideWindow", time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC), 5 * time.Minute},
+		} {
+			t.Run(stName+"/"+sub.name, func(t *testing.T) {
+				t.Parallel()
+				var st store.Store
+				if stName == "PostgreSQL" {
+					st = pgtest.Open(t, pgtest.URL(t), postgres.Options{})
+				} else {
+					st = openFileStore(t, "")
+				}
+				clk := &clock{t: sub.claim}
+				eng := openEngine(t, st, queue.Options{LeaseTimeout: 10 * time.Minute, RetryDelay: testRetry, Now: clk.Now})
+				b := &testBundle{ctx: context.Background(), eng: eng, clock: clk}
+				p, _ := b.governed(t, pool.Parallel, "UTC", campaign.CreateRuleParams{
+					StartTime: pqPtr("09:00"), EndTime: pqPtr("17:00"), MaxCallsPerDay: pqPtr(1)})
+				c := b.addIn(t, p.UUID, "")
+
+				ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+				defer cancel()
+				var mu sync.Mutex
+				var kinds []queue.EventKind
+				var released pool.Item
+				var startedAt time.Time
+				err := eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
+					mu.Lock()
+					startedAt = clk.Now() // the call is dialled now
+					mu.Unlock()
+					cancel()
+					return nil
+				}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: func(ev queue.Event) {
+					mu.Lock()
+					defer mu.Unlock()
+					kinds = append(kinds, ev.Kind)
+					switch ev.Kind {
+					case queue.EventDispatched:
+						clk.Advance(sub.hook)
+					case queue.EventReleased:
+						released = ev.Lease.Item
+						cancel()
+					}
+				}})
+				require.NoError(t, err)
+				mu.Lock()
+				defer mu.Unlock()
+
+				it, err := eng.Item(b.ctx, p.UUID, c)
+				require.NoError(t, err)
+				if sub.name != "SlowOnEvent" {
+					require.Equal(t, sub.claim.Add(sub.hook), startedAt, "the call starts once OnEvent returns")
+					require.Equal(t, []queue.EventKind{queue.EventDispatched, queue.EventCompleted}, kinds)
+					require.Equal(t, pool.StatusCompleted, it.Status)
+					require.Equal(t, 1, it.Attempts)
+					require.Equal(t, 1, it.CallsToday)
+					return
+				}
+				require.True(t, startedAt.IsZero(), "the call started at %s, outside the window [09:00, 17:00)", startedAt.Format("15:04:05"))
+				require.Equal(t, []queue.EventKind{queue.EventDispatched, queue.EventReleased}, kinds)
+				require.Equal(t, pool.StatusPending, released.Status, "given back as it was before the claim")
+				require.Zero(t, released.Attempts, "given back, unattempted")
+				require.Zero(t, released.CallsToday, "the day's call given back")
+
+				// The next claim, at 17:04:59, finds the window closed.
+				_, err = eng.TryDequeue(b.ctx, p.UUID)
+				require.ErrorIs(t, err, queue.ErrEmpty)
+				it, err = eng.Item(b.ctx, p.UUID, c)
+				require.NoError(t, err)
+				require.Equal(t, pool.StatusScheduled, it.Status)
+				require.NotNil(t, it.NextRetryAt)
+				require.Equal(t, time.Date(2026, 1, 3, 9, 0, 0, 0, time.UTC), it.NextRetryAt.UTC(), "the window's next start")
+				require.Zero(t, it.Attempts)
+				require.Zero(t, it.CallsToday)
+			})
+		}
+	}
 }
