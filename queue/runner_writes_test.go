@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,8 +42,15 @@ func (t *stallTx) Savepoint(ctx context.Context, fn func(store.Tx) error) error 
 	return t.Tx.Savepoint(ctx, func(in store.Tx) error { return fn(&stallTx{in, t.s}) })
 }
 
+// UpdateItems stalls the first extension written once armed: a change of
+// an item in flight that leaves it in flight (Extend). Only an extension:
+// on a loaded machine another write (a claim, the first extension) may
+// come between the arming and the one the test means.
 func (t *stallTx) UpdateItems(ctx context.Context, changes ...store.Change) error {
-	if t.s.armed.CompareAndSwap(true, false) {
+	extends := slices.ContainsFunc(changes, func(c store.Change) bool {
+		return c.From == pool.StatusProcessing && c.Item.Status == pool.StatusProcessing
+	})
+	if extends && t.s.armed.CompareAndSwap(true, false) {
 		close(t.s.stalling)
 		time.Sleep(t.s.d)
 	}
