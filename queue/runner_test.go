@@ -148,7 +148,11 @@ func TestEngine_Work(t *testing.T) {
 	})
 
 	t.Run("HeartbeatKeepsLongCall", func(t *testing.T) {
-		b := realEngine(t, queue.Options{LeaseTimeout: 150 * time.Millisecond})
+		// An extension can be lease-hb late before the lease ends: more
+		// than a starved machine delays it (with a 150 ms lease, two in
+		// ten runs under 8 CPU burners lost it).
+		const lease, hb = 2 * time.Second, 100 * time.Millisecond
+		b := realEngine(t, queue.Options{LeaseTimeout: lease})
 		p := b.pool(t, pool.FIFO, 1, 3)
 		ids := b.add(t, p.UUID, 1)
 		before := runtime.NumGoroutine() // the store's own goroutines are running already
@@ -157,13 +161,13 @@ func TestEngine_Work(t *testing.T) {
 		errc := make(chan error, 1)
 		go func() {
 			errc <- b.eng.Work(ctx, func(ctx context.Context, l *queue.Lease) error {
-				select { // three lease timeouts
-				case <-time.After(450 * time.Millisecond):
+				select { // past the end of the lease as given, however late the handler started
+				case <-time.After(time.Until(l.ExpiresAt) + 2*hb):
 					return nil
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: 30 * time.Millisecond, OnEvent: rec.on})
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: hb, OnEvent: rec.on})
 		}()
 		<-rec.done
 		cancel()
@@ -465,12 +469,19 @@ func TestEngine_Work_EveryClaimedLeaseHasAWorker(t *testing.T) {
 	require.Equal(t, 3, b.counts(t, p.UUID)[pool.StatusProcessing])
 }
 
-// TestEngine_Work_LongCallsRunOnce: calls three times longer than the
-// lease, with the heartbeat on, are never handed to a second worker, and
-// no handler starts on a lease that has ended.
+// TestEngine_Work_LongCallsRunOnce: calls that outlive the lease they were
+// given, kept alive by the heartbeat, are never handed to a second worker,
+// and no handler starts on a lease that has ended.
 func TestEngine_Work_LongCallsRunOnce(t *testing.T) {
 	t.Parallel()
-	b := realEngine(t, queue.Options{LeaseTimeout: 300 * time.Millisecond, RetryDelay: 10 * time.Millisecond})
+	// The lease lasts far longer than the heartbeat: an extension can be
+	// lease-hb late before the lease ends, more than a starved machine
+	// delays it (with a 300 ms lease, one in ten runs under 8 CPU burners
+	// lost it and called a contact twice). Leases that do end have tests of
+	// their own (_SlowOnEventBeforeStart, _LeaseEndStopsHandler).
+	const lease, hb = 2 * time.Second, 100 * time.Millisecond
+	const patience = 30 * time.Second // a bound for a loaded machine, not an expected time
+	b := realEngine(t, queue.Options{LeaseTimeout: lease, RetryDelay: 10 * time.Millisecond})
 	p := b.pool(t, pool.Parallel, 10, 3)
 	ids := b.add(t, p.UUID, 1)
 	var mu sync.Mutex
@@ -483,8 +494,8 @@ func TestEngine_Work_LongCallsRunOnce(t *testing.T) {
 		mu.Lock()
 		calls[l.ContactUUID]++
 		mu.Unlock()
-		select {
-		case <-time.After(time.Second):
+		select { // past the end of the lease as given, however late the handler started
+		case <-time.After(time.Until(l.ExpiresAt) + 2*hb):
 		case <-ctx.Done():
 		}
 		return nil
@@ -493,13 +504,13 @@ func TestEngine_Work_LongCallsRunOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(b.ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- b.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 3, OnEvent: rec.on})
+		done <- b.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 3, Heartbeat: hb, OnEvent: rec.on})
 	}()
-	require.Eventually(t, func() bool { return rec.count(queue.EventDispatched) == 1 }, 3*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return rec.count(queue.EventDispatched) == 1 }, patience, time.Millisecond)
 	ids = append(ids, b.add(t, p.UUID, 2)...)
 	select {
 	case <-rec.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("three calls did not end")
 	}
 	cancel()
@@ -571,6 +582,11 @@ func TestEngine_Work_HandlersAtMostWorkers(t *testing.T) {
 func TestEngine_Work_Heartbeat(t *testing.T) {
 	t.Parallel()
 	const lease, hb = time.Second, 500 * time.Millisecond
+	// RetriesAFailedExtension keeps the same proportions, scaled up: its
+	// margin, lease-hb-hb/4, is the time a loaded machine has to write
+	// the second try (with 375 ms, one in ten runs under 8 CPU burners
+	// lost the lease).
+	const slowLease, slowHB = 4 * time.Second, 2 * time.Second
 	long := func(d time.Duration) queue.Handler {
 		return func(ctx context.Context, l *queue.Lease) error {
 			select {
@@ -621,7 +637,7 @@ func TestEngine_Work_Heartbeat(t *testing.T) {
 	// would be the lease's end.
 	t.Run("RetriesAFailedExtension", func(t *testing.T) {
 		t.Parallel()
-		b := heldEngine(t, queue.Options{LeaseTimeout: lease})
+		b := heldEngine(t, queue.Options{LeaseTimeout: slowLease})
 		p := b.pool(t, pool.FIFO, 1)
 		res, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...)
 		require.NoError(t, err)
@@ -633,8 +649,8 @@ func TestEngine_Work_Heartbeat(t *testing.T) {
 		go func() {
 			errc <- b.eng.Work(ctx, func(ctx context.Context, l *queue.Lease) error {
 				b.st.failNext(transient) // the next write is the first extension: nothing else runs
-				return long(lease+500*time.Millisecond)(ctx, l)
-			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: hb, OnEvent: rec.on})
+				return long(slowLease+slowHB/4)(ctx, l)
+			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: slowHB, OnEvent: rec.on})
 		}()
 		<-rec.done
 		cancel()
@@ -899,8 +915,9 @@ func TestEngine_Work_PoolDeleted(t *testing.T) {
 func TestEngine_Work_StopsAtGrace(t *testing.T) {
 	t.Parallel()
 	// run starts Work over p with one worker per item, waits until every
-	// item's handler has started, stops Work, and returns once Work has.
-	run := func(t *testing.T, b *testBundle, p uuid.UUID, n int, h queue.Handler) *recorder {
+	// item's handler has started, stops Work, and returns once Work has;
+	// hb is Work's Heartbeat (0: the default).
+	run := func(t *testing.T, b *testBundle, p uuid.UUID, n int, hb time.Duration, h queue.Handler) *recorder {
 		t.Helper()
 		started := make(chan struct{}, n)
 		rec := newRecorder(nil)
@@ -910,7 +927,7 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 			errc <- b.eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
 				started <- struct{}{}
 				return h(hctx, l)
-			}, queue.WorkOptions{Pools: []uuid.UUID{p}, Workers: n, Grace: 50 * time.Millisecond, OnEvent: rec.on})
+			}, queue.WorkOptions{Pools: []uuid.UUID{p}, Workers: n, Heartbeat: hb, Grace: 50 * time.Millisecond, OnEvent: rec.on})
 		}()
 		for range n {
 			select {
@@ -932,14 +949,18 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 	// given back.
 	t.Run("NothingGivenBackWhileTheHandlerRuns", func(t *testing.T) {
 		t.Parallel()
-		const lease = 300 * time.Millisecond
+		// An extension can be lease-hb late before the lease ends: more
+		// than a starved machine delays it (with a 300 ms lease, one in ten
+		// runs under 8 CPU burners lost it, and counted an attempt).
+		const lease, hb = 2 * time.Second, 100 * time.Millisecond
 		b := realEngine(t, queue.Options{LeaseTimeout: lease})
 		p := b.pool(t, pool.Parallel, 2, 3)
 		ids := b.add(t, p.UUID, 1)
 		var during []string
-		rec := run(t, b, p.UUID, 1, func(hctx context.Context, l *queue.Lease) error {
+		rec := run(t, b, p.UUID, 1, hb, func(hctx context.Context, l *queue.Lease) error {
+			given := l.ExpiresAt // the lease's end as given, which the hang-up outlasts
 			<-hctx.Done()
-			for end := time.Now().Add(2 * lease); time.Now().Before(end); time.Sleep(lease / 5) {
+			for end := given.Add(2 * hb); time.Now().Before(end); time.Sleep(hb) {
 				it, err := b.eng.Item(b.ctx, p.UUID, ids[0])
 				_, derr := b.eng.TryDequeue(b.ctx, p.UUID)
 				during = append(during, fmt.Sprintf("%s, %v, %v", it.Status, err, derr))
@@ -963,7 +984,7 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 		b := realEngine(t, queue.Options{})
 		p := b.pool(t, pool.FIFO, 1, 3)
 		ids := b.add(t, p.UUID, 1)
-		rec := run(t, b, p.UUID, 1, func(hctx context.Context, l *queue.Lease) error {
+		rec := run(t, b, p.UUID, 1, 0, func(hctx context.Context, l *queue.Lease) error {
 			<-hctx.Done()
 			return nil // the contact said goodbye
 		})
@@ -982,7 +1003,7 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 		p := b.pool(t, pool.Parallel, 5, 3)
 		ids := b.add(t, p.UUID, 5)
 		connected, dialling, wrapped, own, final := ids[0], ids[1], ids[2], ids[3], ids[4]
-		rec := run(t, b, p.UUID, 5, func(hctx context.Context, l *queue.Lease) error {
+		rec := run(t, b, p.UUID, 5, 0, func(hctx context.Context, l *queue.Lease) error {
 			if l.ContactUUID == connected { // recorded even if the grace ends meanwhile (see Handler)
 				if err := b.eng.MarkInCall(context.WithoutCancel(hctx), l); err != nil {
 					return err

@@ -267,7 +267,11 @@ func TestWork_ReleaseAtShutdownRetried(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	fs := &failingStore{Store: st, once: true}
-	eng, err := queue.New(fs, queue.Options{LeaseTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond})
+	// The give-back is tried again only while the lease lasts: a lease a
+	// starved machine does not exhaust between the claim and the second
+	// try (with 200 ms, one in ten runs under 8 CPU burners gave up).
+	const lease = 2 * time.Second
+	eng, err := queue.New(fs, queue.Options{LeaseTimeout: lease, PollInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { eng.Close() })
 	one, zero := 1, 0
@@ -293,7 +297,7 @@ func TestWork_ReleaseAtShutdownRetried(t *testing.T) {
 	require.NoError(t, err)
 	it, err := eng.Item(ctx, p.UUID, c)
 	require.NoError(t, err)
-	time.Sleep(250 * time.Millisecond) // the lease ends
+	time.Sleep(lease + 50*time.Millisecond) // the lease ends
 	_, derr := eng.TryDequeue(ctx, p.UUID)
 	later, err := eng.Item(ctx, p.UUID, c)
 	require.NoError(t, err)
