@@ -622,8 +622,10 @@ func (e *Engine) wakePools(pools ...uuid.UUID) {
 // [campaign.ErrWrongStatus], at once or when it finishes. Every lease it
 // returns is of a pool the campaign governed when the item was claimed: a
 // pool detached meanwhile gives nothing. Errors also: [store.ErrNotFound]
-// for an unknown campaign, ctx's error, [ErrClosed], and the error of a
-// claim that commits late three times in a row (see [Engine.TryDequeue]).
+// for an unknown campaign, ctx's error, [ErrClosed], the error of a claim
+// that commits late three times in a row, and one wrapping
+// [store.ErrCommitUnknown], whose claim, if it committed, is given back
+// (see [Engine.TryDequeue]).
 func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, error) {
 	if err := checkID("uuid", id); err != nil {
 		return nil, fmt.Errorf("dequeue campaign: %w", err)
