@@ -159,6 +159,25 @@ func proxiedStore(t *testing.T, opts postgres.Options) (*faultProxy, *postgres.S
 	return px, pgtest.OpenSchema(t, u.String(), opts)
 }
 
+// proxiedFIFO opens an engine with opts over a proxied store, and a FIFO
+// pool (max_retries maxRetries, nil for the default) holding one contact:
+// the set-up of the tests whose commit replies go missing. It returns the
+// proxy, the engine, the pool and the contact.
+func proxiedFIFO(t *testing.T, opts queue.Options, maxRetries *int) (*faultProxy, *queue.Engine, pool.Pool, uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	px, st := proxiedStore(t, connFailOptions)
+	eng, err := queue.New(st, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "lost", Description: "commit reply lost", Type: pool.FIFO, MaxRetries: maxRetries})
+	require.NoError(t, err)
+	c := uuid.New()
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
+	require.NoError(t, err)
+	return px, eng, p, c
+}
+
 // connFailOptions has a short LockTimeout, so that a round trip's bound
 // (LockTimeout and a margin of 5 s) is short.
 var connFailOptions = postgres.Options{MaxConns: 2, LockTimeout: 500 * time.Millisecond}
@@ -211,20 +230,11 @@ func TestPostgres_CommitReplyLost(t *testing.T) {
 		t.Run(name+"/Claim", func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			px, st := proxiedStore(t, connFailOptions)
-			eng, err := queue.New(st, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond})
-			require.NoError(t, err)
-			t.Cleanup(func() { eng.Close() })
-			zero := 0
-			p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "lost", Description: "commit reply lost", Type: pool.FIFO, MaxRetries: &zero})
-			require.NoError(t, err)
-			c := uuid.New()
-			_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
-			require.NoError(t, err)
+			px, eng, p, c := proxiedFIFO(t, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond}, new(0))
 
 			arm(px)
 			var l *queue.Lease
-			err = within(t, "TryDequeue", px.close, func() (err error) { l, err = eng.TryDequeue(ctx, p.UUID); return err })
+			err := within(t, "TryDequeue", px.close, func() (err error) { l, err = eng.TryDequeue(ctx, p.UUID); return err })
 			require.EqualValues(t, 1, px.cuts.Load(), "the proxy lost the claim's commit reply")
 			require.NoError(t, err, "the claim committed: its caller gets the lease")
 			require.Equal(t, c, l.ContactUUID)
@@ -237,15 +247,7 @@ func TestPostgres_CommitReplyLost(t *testing.T) {
 		t.Run(name+"/Complete", func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			px, st := proxiedStore(t, connFailOptions)
-			eng, err := queue.New(st, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond})
-			require.NoError(t, err)
-			t.Cleanup(func() { eng.Close() })
-			p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "lost", Description: "commit reply lost", Type: pool.FIFO})
-			require.NoError(t, err)
-			c := uuid.New()
-			_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
-			require.NoError(t, err)
+			px, eng, p, c := proxiedFIFO(t, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond}, nil)
 			l, err := eng.TryDequeue(ctx, p.UUID)
 			require.NoError(t, err)
 
@@ -267,13 +269,7 @@ func TestPostgres_CommitReplyLost(t *testing.T) {
 func TestPostgres_CommitOutcomeUnknown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	px, st := proxiedStore(t, connFailOptions)
-	eng, err := queue.New(st, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond})
-	require.NoError(t, err)
-	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "unknown", Description: "commit outcome unknown", Type: pool.FIFO})
-	require.NoError(t, err)
-	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
-	require.NoError(t, err)
+	px, eng, p, _ := proxiedFIFO(t, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond}, nil)
 	l, err := eng.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err)
 
@@ -295,20 +291,11 @@ func TestPostgres_CommitOutcomeUnknown(t *testing.T) {
 func TestPostgres_ClaimOutcomeUnknown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	px, st := proxiedStore(t, connFailOptions)
-	eng, err := queue.New(st, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond})
-	require.NoError(t, err)
-	t.Cleanup(func() { eng.Close() })
-	zero := 0
-	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "unknown", Description: "claim outcome unknown", Type: pool.FIFO, MaxRetries: &zero})
-	require.NoError(t, err)
-	c := uuid.New()
-	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
-	require.NoError(t, err)
+	px, eng, p, c := proxiedFIFO(t, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond}, new(0))
 
 	px.downOnCut.Store(true)
 	px.cutCommit.Store(true)
-	err = within(t, "TryDequeue", px.close, func() error { _, err := eng.TryDequeue(ctx, p.UUID); return err })
+	err := within(t, "TryDequeue", px.close, func() error { _, err := eng.TryDequeue(ctx, p.UUID); return err })
 	require.EqualValues(t, 1, px.cuts.Load(), "the proxy lost the claim's commit reply")
 	require.ErrorIs(t, err, store.ErrCommitUnknown)
 
@@ -377,19 +364,11 @@ func TestPostgres_LateClaimGivesItsLeasesBack(t *testing.T) {
 	t.Run("EndedLease", func(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
-		px, st := proxiedStore(t, connFailOptions)
-		eng, err := queue.New(st, queue.Options{LeaseTimeout: 2 * time.Second, RetryDelay: time.Hour, PollInterval: 20 * time.Millisecond})
-		require.NoError(t, err)
-		t.Cleanup(func() { eng.Close() })
-		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "late", Description: "late claim", Type: pool.FIFO})
-		require.NoError(t, err)
-		c := uuid.New()
-		_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: c})
-		require.NoError(t, err)
+		px, eng, p, c := proxiedFIFO(t, queue.Options{LeaseTimeout: 2 * time.Second, RetryDelay: time.Hour, PollInterval: 20 * time.Millisecond}, nil)
 
 		px.holdCommit.Store(true)
 		var l *queue.Lease
-		err = within(t, "TryDequeue", px.close, func() (err error) { l, err = eng.TryDequeue(ctx, p.UUID); return err })
+		err := within(t, "TryDequeue", px.close, func() (err error) { l, err = eng.TryDequeue(ctx, p.UUID); return err })
 		require.EqualValues(t, 1, px.cuts.Load())
 		require.ErrorIs(t, err, queue.ErrEmpty, "no lease handed out (got %v)", l)
 		it, err := eng.Item(ctx, p.UUID, c)
