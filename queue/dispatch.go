@@ -265,30 +265,36 @@ const lateClaimSlack = 2 * time.Second
 const maxLateClaims = 3
 
 // giveBackAll releases, unattempted, the leases of a claim that cannot hand
-// them out (committed too late, see lateClaimSlack, or as Close began). A
-// release that fails for a reason other than the lease is tried again,
-// giveBackTries times in all, giveBackPause apart, while the lease lasts:
-// a lease given back by no one comes back at its end as a failed attempt,
-// a contact never called counted as called. A lease that has ended
-// meanwhile is not the caller's to give back: its expiry counts. It
-// returns the errors of the leases it could not give back.
+// them out (committed too late, see lateClaimSlack, or as Close began), each
+// as giveBackLease does. A lease that has ended meanwhile is not the caller's to
+// give back: its expiry counts. It returns the errors of the leases it
+// could not give back.
 func (e *Engine) giveBackAll(ctx context.Context, leases []*Lease) error {
-	ctx = context.WithoutCancel(ctx) // the caller may have left: the leases are still held
 	var errs []error
 	for _, l := range leases {
-		for try := 1; ; try++ {
-			err := e.Release(ctx, l)
-			if err == nil || errors.Is(err, ErrLeaseLost) {
-				break
-			}
-			if try == giveBackTries || failsForGood(err) || !e.now().Add(giveBackPause).Before(l.ExpiresAt) {
-				errs = append(errs, fmt.Errorf("contact %s of pool %s: %w", l.ContactUUID, l.PoolUUID, err))
-				break
-			}
-			time.Sleep(giveBackPause)
+		if err := e.giveBackLease(ctx, l); err != nil && !errors.Is(err, ErrLeaseLost) {
+			errs = append(errs, fmt.Errorf("contact %s of pool %s: %w", l.ContactUUID, l.PoolUUID, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// giveBackLease releases l, unattempted. A release that fails for a reason
+// other than the lease is tried again, giveBackTries times in all,
+// giveBackPause apart, while the lease lasts: a lease given back by no one
+// comes back at its end as a failed attempt, a contact never called
+// counted as called. It returns nil once the item is given back, an error
+// wrapping ErrLeaseLost when the lease had ended or been settled elsewhere
+// (nothing was written), or the last try's error.
+func (e *Engine) giveBackLease(ctx context.Context, l *Lease) error {
+	ctx = context.WithoutCancel(ctx) // the caller may have left: the lease is still held
+	for try := 1; ; try++ {
+		err := e.Release(ctx, l)
+		if err == nil || try == giveBackTries || failsForGood(err) || !e.now().Add(giveBackPause).Before(l.ExpiresAt) {
+			return err
+		}
+		time.Sleep(giveBackPause)
+	}
 }
 
 // giveBackTries and giveBackPause bound giveBackAll's tries of a release: a
@@ -297,6 +303,8 @@ func (e *Engine) giveBackAll(ctx context.Context, leases []*Lease) error {
 const (
 	giveBackTries = 3
 	giveBackPause = 250 * time.Millisecond
+
+	giveBackMaxPause = 4 * time.Second // giveBackUnknown's longest pause
 )
 
 // giveBackAtClose releases, unattempted, the leases of a claim that
@@ -322,11 +330,13 @@ func (e *Engine) giveBackAtClose(ctx context.Context, leases []*Lease) error {
 // The outcome is unknown because the database has just been unreachable
 // for seconds (see store/postgres), so a few quick tries would rarely
 // reach it; and the caller should not wait for it. So the releases run in
-// a goroutine of their own, and each is tried again, giveBackPause apart,
-// until it is done, or fails for good, or its lease ends (its expiry then
-// counts), or Close begins (the lease is left to expire). The goroutine
-// counts as a Work call does, so Close waits for it: for one more try of
-// each lease left at most.
+// a goroutine of their own, and each is tried again, after giveBackPause,
+// then twice as long each time up to giveBackMaxPause (a database down
+// for the length of a lease is not asked thousands of times), until it is
+// done, or fails for good, or its lease ends (its expiry then counts), or
+// Close begins (the lease is left to expire). The goroutine counts as a
+// Work call does, so Close waits for it: for one more try of each lease
+// left at most.
 func (e *Engine) giveBackUnknown(leases []*Lease) {
 	if len(leases) == 0 {
 		return
@@ -335,14 +345,20 @@ func (e *Engine) giveBackUnknown(leases []*Lease) {
 	go func() {
 		defer e.works.Done()
 		ctx := context.Background()
+		pause := giveBackPause
 		for _, l := range leases {
 			for {
 				err := e.Release(ctx, l)
-				if err == nil || failsForGood(err) || errors.Is(err, ErrWrongStatus) ||
-					!e.now().Add(giveBackPause).Before(l.ExpiresAt) || e.isClosing() {
+				if err == nil || failsForGood(err) || errors.Is(err, ErrWrongStatus) || e.isClosing() {
 					break
 				}
-				t := time.NewTimer(giveBackPause)
+				// The last try comes a pause before the lease's end.
+				wait := min(pause, l.ExpiresAt.Sub(e.now())-giveBackPause)
+				if wait <= 0 {
+					break
+				}
+				pause = min(2*pause, giveBackMaxPause)
+				t := time.NewTimer(wait)
 				select {
 				case <-t.C:
 				case <-e.closing:

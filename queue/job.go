@@ -108,7 +108,13 @@ func (r *runner) handle(j *job) {
 	// runs yet: the job is this goroutine's alone.
 	if l.outsideWindow(r.e.now()) {
 		r.log.Warn("poolq: handler not started, its calling window closed after the claim", "pool", l.PoolUUID, "contact", l.ContactUUID)
-		if err := r.e.giveBackAll(j.ctx, []*Lease{l}); err != nil {
+		switch err := r.e.giveBackLease(j.ctx, l); {
+		case errors.Is(err, ErrLeaseLost):
+			// Ended or settled elsewhere (the host's OnEvent may settle
+			// it): nothing was given back.
+			r.opts.OnEvent(Event{Kind: EventExpired, Lease: *l, Err: err})
+			return
+		case err != nil:
 			r.log.Warn("poolq: give back failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
 			r.opts.OnEvent(Event{Kind: EventError, Lease: *l, Err: err})
 			return

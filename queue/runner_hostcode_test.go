@@ -361,3 +361,48 @@ func TestEngine_Work_SlowOnEventPastWindow(t *testing.T) {
 		}
 	}
 }
+
+// A lease the host settles from OnEvent(EventDispatched), its calling window
+// closed meanwhile: the runner's give-back finds the lease settled elsewhere,
+// writes nothing, and says so (EventExpired), not that it gave the item back.
+func TestEngine_Work_SettledInOnEventPastWindow(t *testing.T) {
+	t.Parallel()
+	clk := &clock{t: time.Date(2026, 1, 2, 16, 59, 59, 0, time.UTC)}
+	eng := openEngine(t, openFileStore(t, ""), queue.Options{LeaseTimeout: 10 * time.Minute, RetryDelay: testRetry, Now: clk.Now})
+	b := &testBundle{ctx: context.Background(), eng: eng, clock: clk}
+	p, _ := b.governed(t, pool.Parallel, "UTC", campaign.CreateRuleParams{
+		StartTime: pqPtr("09:00"), EndTime: pqPtr("17:00"), MaxCallsPerDay: pqPtr(1)})
+	c := b.addIn(t, p.UUID, "")
+
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	var kinds []queue.EventKind
+	started := false
+	err := eng.Work(ctx, func(context.Context, *queue.Lease) error {
+		mu.Lock()
+		started = true
+		mu.Unlock()
+		return nil
+	}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: func(ev queue.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		kinds = append(kinds, ev.Kind)
+		switch ev.Kind {
+		case queue.EventDispatched:
+			l := ev.Lease
+			require.NoError(t, eng.Complete(b.ctx, &l, "settled by the host's hook"))
+			clk.Advance(5 * time.Minute)
+		default:
+			cancel()
+		}
+	}})
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.False(t, started, "no handler on a lease settled before it started")
+	require.Equal(t, []queue.EventKind{queue.EventDispatched, queue.EventExpired}, kinds)
+	it, err := eng.Item(b.ctx, p.UUID, c)
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusCompleted, it.Status, "the host's settlement stands")
+}
