@@ -165,18 +165,54 @@ func (s *server) deleteRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 // createCampaignRequest is the body of POST /api/v1/campaigns; rule_uuid
-// is a string, so that a malformed one is a 422 naming it.
+// is a string, so that a malformed one is a 422 naming it. A create makes
+// a Draft without pools: a status or pool_uuids sent (the campaign's
+// read-only fields the create would not apply) must be those of such a
+// Draft, else a 201 would tell a client that "started" the campaign, or
+// attached pools, that it did, while nothing is dialled. The engine has
+// no create with pools in one transaction, and a create followed by an
+// attach that fails (an inactive pool) would leave a campaign the client
+// was told was not made: the client attaches them after the create.
 type createCampaignRequest struct {
 	Name     string  `json:"name"`
 	RuleUUID *string `json:"rule_uuid"`
 	TimeZone string  `json:"timezone"`
+	readOnly map[string]json.RawMessage
 }
 
-// createCampaign: POST /api/v1/campaigns, a Draft.
+func (in *createCampaignRequest) keepReadOnly(field string, val json.RawMessage) {
+	if in.readOnly == nil {
+		in.readOnly = map[string]json.RawMessage{}
+	}
+	in.readOnly[field] = val
+}
+
+// notOnCreate says, for each read-only field of a campaign a create
+// checks, what the create makes and how the field changes after it.
+var notOnCreate = map[string]string{
+	"status":     `a campaign is created as a Draft ("status": "Draft", or leave it out); start it after the create with POST /api/v1/campaigns/{uuid}/start`,
+	"pool_uuids": "a campaign is created without pools ([] or leave it out); attach them after the create with POST /api/v1/campaigns/{uuid}/pools",
+}
+
+// checkReadOnly adds to v a failure for each status or pool_uuids of in
+// that is not a new Draft's. The other read-only fields (uuid, created_at,
+// updated_at) are the server's to set, and ignored: the 201 and its
+// Location give the campaign's own.
+func (in *createCampaignRequest) checkReadOnly(v *validate.Validator) {
+	draft := campaign.Campaign{Status: campaign.Draft}
+	for _, f := range slices.Sorted(maps.Keys(in.readOnly)) {
+		if how, ok := notOnCreate[f]; ok && !sameAsStored(draft, f, in.readOnly[f]) {
+			v.Add(f, RuleReadOnly, "is not set by a create: "+how)
+		}
+	}
+}
+
+// createCampaign: POST /api/v1/campaigns, a Draft without pools (see
+// createCampaignRequest).
 func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) error {
 	var in createCampaignRequest
 	var v validate.Validator
-	if err := decode(w, r, &v, &in, false, "uuid", "status", "pool_uuids", "created_at", "updated_at"); err != nil {
+	if err := decode(w, r, &v, &in, false, readOnlyCampaign...); err != nil {
 		return err
 	}
 	params := campaign.CreateParams{Name: in.Name, TimeZone: in.TimeZone}
@@ -189,6 +225,7 @@ func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) error {
 	if _, err := campaign.New(uuid.Nil, params, time.Now()); err != nil {
 		v.Merge("", err)
 	}
+	in.checkReadOnly(&v)
 	if err := v.Err(); err != nil {
 		return err
 	}

@@ -429,6 +429,58 @@ func TestCampaigns_UpdateReadOnlyFields(t *testing.T) {
 	})
 }
 
+// TestCampaigns_CreateReadOnlyFields: POST /campaigns makes a Draft
+// without pools. A status or pools sent with it is a 422 saying which
+// endpoint does it after the create, not a 201 for a campaign the client
+// believes runs, or draws from its pools, while nothing is dialled; the
+// values of a new Draft (and the server's uuid and times) are accepted.
+func TestCampaigns_CreateReadOnlyFields(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Renewals", pool.FIFO, 1)
+	b.addContacts(p.UUID, 1, 0)
+
+	t.Run("ErrNotADraft", func(t *testing.T) {
+		for _, tc := range []struct {
+			field string
+			value any
+			how   string
+		}{
+			{"status", "In Process", "start it after the create with POST /api/v1/campaigns/{uuid}/start"},
+			{"status", "Active", "start it after the create with POST /api/v1/campaigns/{uuid}/start"},
+			{"status", "draft", "a campaign is created as a Draft"},
+			{"pool_uuids", []uuid.UUID{p.UUID}, "attach them after the create with POST /api/v1/campaigns/{uuid}/pools"},
+			{"pool_uuids", "nope", "a campaign is created without pools"},
+		} {
+			b.unchanged(func() {
+				res := b.do("POST", "/api/v1/campaigns", map[string]any{"name": "Spring", tc.field: tc.value})
+				requireInvalid(t, res, tc.field)
+				require.Contains(t, res.Env.Error.Details, tc.field+": is not set by a create: ")
+				require.Contains(t, res.Env.Error.Details, tc.how)
+			})
+		}
+		// Beside the other fields' failures, in one 422.
+		b.unchanged(func() {
+			requireInvalid(t, b.do("POST", "/api/v1/campaigns", map[string]any{"name": "x", "status": "In Process", "pool_uuids": []uuid.UUID{p.UUID}}),
+				"name", "pool_uuids", "status")
+		})
+		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+		require.Equal(t, http.StatusOK, res.Status, "no campaign holds the pool: %s", res.Body)
+	})
+
+	t.Run("OKDraftValues", func(t *testing.T) {
+		res := b.do("POST", "/api/v1/campaigns", map[string]any{
+			"name": "Autumn", "status": "Draft", "pool_uuids": []string{},
+			"uuid": uuid.NewString(), "created_at": "2023-11-07T05:31:56Z", "updated_at": nil,
+		})
+		require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+		c := data[campaign.Campaign](t, res)
+		require.Equal(t, campaign.Draft, c.Status)
+		require.Equal(t, []uuid.UUID{}, c.PoolUUIDs)
+		require.Equal(t, "/api/v1/campaigns/"+c.UUID.String(), res.Header.Get("Location"))
+	})
+}
+
 // TestCampaigns_AttachElementOfWrongType: an element of pool_uuids that
 // is not a string is named by its index, as a malformed UUID is.
 func TestCampaigns_AttachElementOfWrongType(t *testing.T) {

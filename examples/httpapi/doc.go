@@ -116,7 +116,7 @@
 //	GET    /api/v1/rules/{uuid}                200 the rule
 //	PUT    /api/v1/rules/{uuid}                200 "Rule updated successfully"; partial, not retroactive
 //	DELETE /api/v1/rules/{uuid}                200 data: null; 409 CONFLICT while a campaign has the rule
-//	POST   /api/v1/campaigns                   201 a Draft; body {"name", "rule_uuid"?, "timezone"?}
+//	POST   /api/v1/campaigns                   201 a Draft without pools; body {"name", "rule_uuid"?, "timezone"?}; a status or pools: 422 (see Responses)
 //	GET    /api/v1/campaigns                   200 page of campaigns; ?page= ?per_page= ?search= ?status= ("Active" is In Process) ?rule_uuid=
 //	GET    /api/v1/campaigns/{uuid}            200 the campaign, with its pool_uuids
 //	PUT    /api/v1/campaigns/{uuid}            200 {"name"?, "timezone"?}; the status, the rule and the pools have their own endpoints
@@ -201,8 +201,17 @@
 // /api/v1/campaigns/{uuid}/pools and DELETE …/pools/{pool}), since a 200
 // would tell a client that "paused" a running campaign so that it did,
 // while the calls go on. An updated_at that differs means the campaign
-// changed since it was read. (A create of a campaign takes rule_uuid and
-// ignores the others: it makes a Draft without pools.) Any other
+// changed since it was read. A create of a campaign takes rule_uuid, and
+// makes a Draft without pools: its uuid, created_at and updated_at are
+// ignored (the 201 gives the campaign's own), but a status other than
+// "Draft" or a pool_uuids that is not empty is a 422 (rule "read_only")
+// saying to start the campaign (POST …/start) or attach the pools (POST
+// …/pools) after the create: a 201 would tell the client that its
+// campaign runs, or draws from those pools, while nothing is dialled.
+// The pools are not attached by the create itself: the engine attaches
+// them in a transaction of its own, and one that fails (an inactive pool,
+// a 422) would leave behind a campaign the client was told was not made.
+// Any other
 // field the endpoint does not take is a 422 naming it (names match exactly,
 // case included): a typo ("max_retry") is an error, not silently dropped.
 // So is a field given twice in one object (rule "repeated"): a proxy or a
@@ -228,8 +237,8 @@
 //	422 VALIDATION_ERROR    field rules, a value of the wrong JSON type ("max_retries": "3", rule "type"),
 //	                        a field the endpoint does not take (rule "unknown") or given twice (rule
 //	                        "repeated"), a value that is not UTF-8 (rule "utf8"), a campaign's
-//	                        read-only field changed (rule "read_only"): field is the first failing
-//	                        field, details lists every one
+//	                        read-only field changed, or set by a create (rule "read_only"): field is
+//	                        the first failing field, details lists every one
 //	500 OUTCOME_UNKNOWN     the connection to the database failed after the commit was sent: the
 //	                        change may have been written (see below; logged as a warning)
 //	500 INTERNAL_ERROR      anything else (logged, details not shown)

@@ -302,7 +302,7 @@ const (
 	RuleType     = "type"      // the value has the wrong JSON type
 	RuleUTF8     = "utf8"      // the value holds bytes that are not UTF-8, or half a surrogate pair
 	RuleRepeated = "repeated"  // the object gives the field more than once
-	RuleReadOnly = "read_only" // a read-only field holds another value than the resource's
+	RuleReadOnly = "read_only" // a read-only field holds another value than the resource's (on a create, the new one's)
 )
 
 // refusal reports whether rule is one of decode's, which leave the field out.
