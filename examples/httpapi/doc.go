@@ -189,10 +189,17 @@
 //
 // A create or update of a pool may send back the object it read (GET, edit,
 // PUT): the resource's read-only fields (uuid, contacts_count, created_at,
-// updated_at, status_counts, campaigns) are accepted and ignored, as are a
-// rule's (uuid, created_at, updated_at). An update of a campaign may send
-// back its read-only fields (uuid, status, rule_uuid, pool_uuids,
-// created_at, updated_at) only with the campaign's own values (a UUID in
+// updated_at, status_counts) are accepted and ignored, as are a rule's
+// (uuid, created_at, updated_at). A pool's campaigns are accepted only as
+// the pool's own ([] on a create; entries in any order): other campaigns
+// are a 422 on campaigns (rule "read_only") saying that a pool is attached
+// with POST /api/v1/campaigns/{uuid}/pools and detached with DELETE
+// …/pools/{pool}, and a campaign's status changed with its own endpoints,
+// since a 200 would tell a client that attached, detached or "started"
+// this way that it did. A campaign renamed or moved to another status
+// since the pool was read differs too: read the pool again. An update of a
+// campaign may send back its read-only fields (uuid, status, rule_uuid,
+// pool_uuids, created_at, updated_at) only with the campaign's own values (a UUID in
 // any case, a time in any RFC 3339 form of the same second, pool_uuids in
 // any order): another value is a 422 naming the field (rule "read_only"),
 // whose message says how it changes (the status with POST
@@ -237,8 +244,9 @@
 //	422 VALIDATION_ERROR    field rules, a value of the wrong JSON type ("max_retries": "3", rule "type"),
 //	                        a field the endpoint does not take (rule "unknown") or given twice (rule
 //	                        "repeated"), a value that is not UTF-8 (rule "utf8"), a campaign's
-//	                        read-only field changed, or set by a create (rule "read_only"): field is
-//	                        the first failing field, details lists every one
+//	                        read-only field (or a pool's campaigns) changed, or set by a create
+//	                        (rule "read_only"): field is the first failing field, details lists
+//	                        every one
 //	500 OUTCOME_UNKNOWN     the connection to the database failed after the commit was sent: the
 //	                        change may have been written (see below; logged as a warning)
 //	500 INTERNAL_ERROR      anything else (logged, details not shown)

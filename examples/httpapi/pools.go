@@ -1,29 +1,99 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
 
 // readOnlyPool are the fields of a pool (and its detail) that a client
 // reads but cannot set: a create or update that sends them back (GET, edit,
-// PUT) has them ignored.
+// PUT) has them ignored, but for campaigns (see poolCampaigns).
 var readOnlyPool = []string{"uuid", "contacts_count", "created_at", "updated_at", "status_counts", "campaigns"}
 
-// createPool: POST /api/v1/pools, body pool.CreateParams.
+// poolCampaigns keeps the campaigns a create or update of a pool sends
+// back: the campaigns the pool is attached to, which only the campaign
+// endpoints change. They must be the pool's own (none, on a create), else
+// a 200 or 201 would tell a client that attached the pool to a campaign
+// this way (or detached it, or "paused" the campaign) that it did, while
+// the pool is dialled, or held, as before. The other read-only fields are
+// counts and times the server keeps, which change under a client that
+// read them: ignored.
+type poolCampaigns struct {
+	campaigns json.RawMessage // nil when not sent, or null
+}
+
+func (c *poolCampaigns) keepReadOnly(field string, val json.RawMessage) {
+	if field == "campaigns" {
+		c.campaigns = val
+	}
+}
+
+// howToAttach says how a pool's campaigns change.
+const howToAttach = "attach a pool with POST /api/v1/campaigns/{uuid}/pools, detach it with DELETE /api/v1/campaigns/{uuid}/pools/{pool}; " +
+	"a campaign's status changes with POST /api/v1/campaigns/{uuid}/start, /pause, /resume, /complete or /archive"
+
+// check adds to v a failure when the campaigns sent are not want, compared
+// as the pool's detail marshals them, in any order; a value that does not
+// decode is not want.
+func (c poolCampaigns) check(v *validate.Validator, want []pool.CampaignRef, create bool) {
+	if c.campaigns == nil {
+		return
+	}
+	var sent []pool.CampaignRef
+	if err := json.Unmarshal(c.campaigns, &sent); err == nil && sameRefs(sent, want) {
+		return
+	}
+	if create {
+		v.Add("campaigns", RuleReadOnly, "is not set by a create: a pool is created attached to no campaign ([] or leave it out); "+howToAttach)
+		return
+	}
+	v.Add("campaigns", RuleReadOnly, "is read-only, and differs from the pool's (send back the value read, or leave it out; read it again if a campaign changed since): "+howToAttach)
+}
+
+// sameRefs reports whether a and b hold the same campaign references, in
+// any order.
+func sameRefs(a, b []pool.CampaignRef) bool {
+	key := func(refs []pool.CampaignRef) []string {
+		out := make([]string, 0, len(refs))
+		for _, r := range refs {
+			k, err := json.Marshal(r)
+			if err != nil {
+				return nil
+			}
+			out = append(out, string(k))
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(key(a), key(b))
+}
+
+// createPoolRequest is the body of POST /api/v1/pools: pool.CreateParams,
+// and the campaigns of a pool sent back, which must be none.
+type createPoolRequest struct {
+	pool.CreateParams
+	poolCampaigns
+}
+
+// createPool: POST /api/v1/pools, body createPoolRequest.
 func (s *server) createPool(w http.ResponseWriter, r *http.Request) error {
-	var in pool.CreateParams
+	var in createPoolRequest
 	var v validate.Validator
 	if err := decode(w, r, &v, &in, false, readOnlyPool...); err != nil {
 		return err
 	}
 	v.Merge("", in.Validate())
+	in.check(&v, nil, true)
 	if err := v.Err(); err != nil {
 		return err
 	}
-	p, err := s.eng.CreatePool(r.Context(), in)
+	p, err := s.eng.CreatePool(r.Context(), in.CreateParams)
 	if err != nil {
 		return err
 	}
@@ -73,23 +143,43 @@ func (s *server) getPool(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// updatePool: PUT /api/v1/pools/{uuid}, body pool.UpdateParams: a partial
-// update, only the fields sent change.
+// updatePoolRequest is the body of PUT /api/v1/pools/{uuid}:
+// pool.UpdateParams, and the campaigns of the pool sent back, which must
+// be the pool's own.
+type updatePoolRequest struct {
+	pool.UpdateParams
+	poolCampaigns
+}
+
+// updatePool: PUT /api/v1/pools/{uuid}, body updatePoolRequest: a partial
+// update, only the fields sent change. Campaigns sent back are checked
+// against the pool as read before the update, in a transaction of its
+// own.
 func (s *server) updatePool(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathPool(r)
 	if err != nil {
 		return err
 	}
-	var in pool.UpdateParams
+	var in updatePoolRequest
 	var v validate.Validator
 	if err := decode(w, r, &v, &in, false, readOnlyPool...); err != nil {
 		return err
 	}
 	v.Merge("", in.Validate())
+	if in.campaigns != nil {
+		d, err := s.eng.Pool(r.Context(), id)
+		switch {
+		case errors.Is(err, store.ErrNotFound): // the update's 404, or the 422 of the other fields
+		case err != nil:
+			return err
+		default:
+			in.check(&v, d.Campaigns, false)
+		}
+	}
 	if err := v.Err(); err != nil {
 		return err
 	}
-	p, err := s.eng.UpdatePool(r.Context(), id, in)
+	p, err := s.eng.UpdatePool(r.Context(), id, in.UpdateParams)
 	if err != nil {
 		return err
 	}

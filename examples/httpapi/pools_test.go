@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/stretchr/testify/require"
@@ -607,5 +608,75 @@ func TestCreatePool_ManyUnknownFields(t *testing.T) {
 		require.Contains(t, res.Env.Error.Details, fmt.Sprintf("x%06d: is not a field", maxListedFailures-1))
 		require.NotContains(t, res.Env.Error.Details, fmt.Sprintf("x%06d:", maxListedFailures))
 		require.Contains(t, res.Env.Error.Details, fmt.Sprintf("; %d more failures not listed", n-maxListedFailures))
+	})
+}
+
+// TestPools_CampaignsSentBack: a pool's campaigns change only through the
+// campaign endpoints. A create or update of a pool that sends campaigns
+// other than the pool's own (none, on a create) is a 422 saying which
+// endpoints attach and detach, not a 201 or 200 for an attachment, a
+// detachment or a campaign's status that did not happen; the pool's own,
+// in any order, are accepted with the rest of what was read.
+func TestPools_CampaignsSentBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Renewals", pool.FIFO, 1)
+	b.addContacts(p.UUID, 1, 0)
+	spring := b.createCampaign("Spring", nil, p.UUID)
+	autumn := b.createCampaign("Autumn", nil, p.UUID)
+	path := "/api/v1/pools/" + p.UUID.String()
+	read := dataMap(t, b.do("GET", path, nil))
+	refs := data[pool.Detail](t, b.do("GET", path, nil)).Campaigns
+	require.Len(t, refs, 2)
+	other := b.createCampaign("Winter", nil)
+	otherRef := pool.CampaignRef{UUID: other.UUID, Name: "Winter", Status: string(campaign.Draft)}
+	started := refs[0]
+	started.Status = string(campaign.InProcess)
+
+	t.Run("ErrCreate", func(t *testing.T) {
+		b.unchanged(func() {
+			res := b.do("POST", "/api/v1/pools", map[string]any{"name": "Winbacks", "description": "d", "campaigns": []pool.CampaignRef{otherRef}})
+			requireInvalid(t, res, "campaigns")
+			require.Contains(t, res.Env.Error.Details, "campaigns: is not set by a create: a pool is created attached to no campaign")
+			require.Contains(t, res.Env.Error.Details, "attach a pool with POST /api/v1/campaigns/{uuid}/pools")
+			// Beside the other fields' failures, in one 422.
+			requireInvalid(t, b.do("POST", "/api/v1/pools", map[string]any{"name": "ab", "description": "d", "campaigns": "Spring"}), "name", "campaigns")
+		})
+	})
+
+	t.Run("ErrUpdateChanged", func(t *testing.T) {
+		for _, sent := range [][]pool.CampaignRef{
+			{},                           // detach both
+			{refs[0]},                    // detach one
+			{refs[0], refs[1], otherRef}, // attach another
+			{started, refs[1]},           // start one
+		} {
+			b.unchanged(func() {
+				res := b.do("PUT", path, map[string]any{"name": "Renewals 2", "campaigns": sent})
+				requireInvalid(t, res, "campaigns")
+				require.Contains(t, res.Env.Error.Details, "campaigns: is read-only, and differs from the pool's")
+				require.Contains(t, res.Env.Error.Details, "detach it with DELETE /api/v1/campaigns/{uuid}/pools/{pool}")
+			})
+		}
+		b.unchanged(func() {
+			requireInvalid(t, b.do("PUT", path, map[string]any{"max_retries": -1, "campaigns": []pool.CampaignRef{}}), "max_retries", "campaigns")
+		})
+		requireError(t, b.do("POST", path+"/dispatch", nil), http.StatusConflict, CodePoolHeld)
+	})
+
+	t.Run("OKSameCampaigns", func(t *testing.T) {
+		read["name"] = "Renewals, second wave"
+		read["campaigns"] = []pool.CampaignRef{refs[1], refs[0]}
+		res := b.do("PUT", path, read)
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		require.Equal(t, "Renewals, second wave", data[pool.Pool](t, res).Name)
+		d := data[pool.Detail](t, b.do("GET", path, nil))
+		require.ElementsMatch(t, []uuid.UUID{spring.UUID, autumn.UUID}, []uuid.UUID{d.Campaigns[0].UUID, d.Campaigns[1].UUID})
+
+		// null is absent; a create may send an empty list.
+		res = b.do("PUT", path, map[string]any{"campaigns": nil})
+		require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+		res = b.do("POST", "/api/v1/pools", map[string]any{"name": "Winbacks", "description": "d", "campaigns": []any{}})
+		require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
 	})
 }
