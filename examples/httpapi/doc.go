@@ -191,13 +191,14 @@
 // PUT): the resource's read-only fields (uuid, contacts_count, created_at,
 // updated_at, status_counts) are accepted and ignored, as are a rule's
 // (uuid, created_at, updated_at). A pool's campaigns are accepted only as
-// the pool's own ([] on a create; entries in any order): other campaigns
-// are a 422 on campaigns (rule "read_only") saying that a pool is attached
-// with POST /api/v1/campaigns/{uuid}/pools and detached with DELETE
-// …/pools/{pool}, and a campaign's status changed with its own endpoints,
-// since a 200 would tell a client that attached, detached or "started"
-// this way that it did. A campaign renamed or moved to another status
-// since the pool was read differs too: read the pool again. An update of a
+// the campaigns it is attached to ([] on a create; entries in any order,
+// compared by uuid): other campaigns are a 422 on campaigns (rule
+// "read_only") saying that a pool is attached with POST
+// /api/v1/campaigns/{uuid}/pools and detached with DELETE …/pools/{pool},
+// since a 200 would tell a client that attached or detached this way that
+// it did. A campaign's name and status in that list are the campaign's,
+// changed with its own endpoints, and may have changed since the pool was
+// read: they are ignored, not compared. An update of a
 // campaign may send back its read-only fields (uuid, status, rule_uuid,
 // pool_uuids, created_at, updated_at) only with the campaign's own values (a UUID in
 // any case, a time in any RFC 3339 form of the same second, pool_uuids in

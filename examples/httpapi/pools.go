@@ -38,40 +38,39 @@ func (c *poolCampaigns) keepReadOnly(field string, val json.RawMessage) {
 const howToAttach = "attach a pool with POST /api/v1/campaigns/{uuid}/pools, detach it with DELETE /api/v1/campaigns/{uuid}/pools/{pool}; " +
 	"a campaign's status changes with POST /api/v1/campaigns/{uuid}/start, /pause, /resume, /complete or /archive"
 
-// check adds to v a failure when the campaigns sent are not want, compared
-// as the pool's detail marshals them, in any order; a value that does not
-// decode is not want.
+// check adds to v a failure when the campaigns sent are not want: other
+// campaigns, in any order (a value that does not decode is not want). Only
+// the attachments are compared: a campaign's name and status are the
+// campaign's, and change under a client that read the pool (a campaign
+// completes between its GET and its PUT); an unrelated edit sent back with
+// them is not refused for that.
 func (c poolCampaigns) check(v *validate.Validator, want []pool.CampaignRef, create bool) {
 	if c.campaigns == nil {
 		return
 	}
 	var sent []pool.CampaignRef
-	if err := json.Unmarshal(c.campaigns, &sent); err == nil && sameRefs(sent, want) {
+	if err := json.Unmarshal(c.campaigns, &sent); err == nil && sameCampaigns(sent, want) {
 		return
 	}
 	if create {
 		v.Add("campaigns", RuleReadOnly, "is not set by a create: a pool is created attached to no campaign ([] or leave it out); "+howToAttach)
 		return
 	}
-	v.Add("campaigns", RuleReadOnly, "is read-only, and differs from the pool's (send back the value read, or leave it out; read it again if a campaign changed since): "+howToAttach)
+	v.Add("campaigns", RuleReadOnly, "is read-only, and differs from the campaigns the pool is attached to (send back the value read, or leave it out; read it again if the pool was attached or detached since): "+howToAttach)
 }
 
-// sameRefs reports whether a and b hold the same campaign references, in
-// any order.
-func sameRefs(a, b []pool.CampaignRef) bool {
-	key := func(refs []pool.CampaignRef) []string {
+// sameCampaigns reports whether a and b name the same campaigns, in any
+// order.
+func sameCampaigns(a, b []pool.CampaignRef) bool {
+	ids := func(refs []pool.CampaignRef) []string {
 		out := make([]string, 0, len(refs))
 		for _, r := range refs {
-			k, err := json.Marshal(r)
-			if err != nil {
-				return nil
-			}
-			out = append(out, string(k))
+			out = append(out, r.UUID.String())
 		}
 		slices.Sort(out)
 		return out
 	}
-	return slices.Equal(key(a), key(b))
+	return slices.Equal(ids(a), ids(b))
 }
 
 // createPoolRequest is the body of POST /api/v1/pools: pool.CreateParams,
