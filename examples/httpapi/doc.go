@@ -120,10 +120,10 @@
 //	GET    /api/v1/campaigns                   200 page of campaigns; ?page= ?per_page= ?search= ?status= ("Active" is In Process) ?rule_uuid=
 //	GET    /api/v1/campaigns/{uuid}            200 the campaign, with its pool_uuids
 //	PUT    /api/v1/campaigns/{uuid}            200 {"name"?, "timezone"?}; the status, the rule and the pools have their own endpoints
-//	DELETE /api/v1/campaigns/{uuid}            200 data: null; 409 CONFLICT while In Process or Paused
+//	DELETE /api/v1/campaigns/{uuid}            200 data: null; 409 CONFLICT while In Process or Paused; 409 IN_FLIGHT while a contact two of its pools share is in a call
 //	POST   /api/v1/campaigns/{uuid}/start      200 "Campaign is In Process"; also pause, resume, complete, archive
 //	POST   /api/v1/campaigns/{uuid}/pools      200 {"pools_attached", "pools_skipped", "pool_uuids_not_found"}; body {"pool_uuids": [...]}
-//	DELETE /api/v1/campaigns/{uuid}/pools/{p}  200 {"campaign_uuid", "pool_uuid", "detached"}; 409 IN_FLIGHT while a contact the pool shares with the running (or paused) campaign's other pools is in a call
+//	DELETE /api/v1/campaigns/{uuid}/pools/{p}  200 {"campaign_uuid", "pool_uuid", "detached"}; 409 IN_FLIGHT while a contact the pool shares with the campaign's other pools is in a call (whatever its status)
 //	PUT    /api/v1/campaigns/{uuid}/rule       200 "Rule assigned to campaign", data: campaign_uuid and the rule's fields
 //
 // Dispatch follows the campaign: a pool attached to a campaign is dialled
