@@ -15,7 +15,8 @@ import (
 // note — retried after the engine's RetryDelay, or at the time carried by
 // [RetryAt], or failed for good when wrapped by [Final] — and a panic (or a
 // runtime.Goexit, or an error whose own methods panic) fails it with the
-// panic recorded in the note. The handler may call
+// panic recorded in the note, as an error whose chain wraps itself (or
+// holds more than 100 errors) fails it with its text. The handler may call
 // [Engine.MarkInCall] on the lease (with a context that Work's shutdown does
 // not cancel, such as context.WithoutCancel(ctx): a call that connected is
 // an attempt even when it is cut short, see [Engine.Work]); it must not
@@ -80,6 +81,38 @@ func failureOf(err error) Failure {
 		f.RetryAt = ra.at
 	}
 	return f
+}
+
+// maxErrChain bounds the errors in a handler's error's chain that the
+// runner reads: far more than any error carries, short of the no end of
+// one that wraps itself.
+const maxErrChain = 100
+
+// boundedChain reports whether err's chain, through Unwrap() error and
+// Unwrap() []error, holds at most maxErrChain errors. It calls only the
+// Unwrap methods, at most maxErrChain times.
+func boundedChain(err error) bool {
+	stack := []error{err}
+	for n := 0; len(stack) > 0; n++ {
+		if n == maxErrChain {
+			return false
+		}
+		e := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			if w := u.Unwrap(); w != nil {
+				stack = append(stack, w)
+			}
+		case interface{ Unwrap() []error }:
+			for _, w := range u.Unwrap() {
+				if w != nil {
+					stack = append(stack, w)
+				}
+			}
+		}
+	}
+	return true
 }
 
 // noteOf makes s a note the engine accepts, so that a handler's error text

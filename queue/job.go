@@ -319,9 +319,12 @@ func (r *runner) call(j *job) error {
 }
 
 // examine returns herr if the runner can read it, and otherwise an error
-// that says why not: the runner calls its Error, Is, As and Unwrap methods,
-// which are the host's code, and one that panics (a nil *MyError returned
-// as an error) would end the process with every call under way.
+// that says why not, which wraps nothing: the runner calls its Error, Is,
+// As and Unwrap methods, which are the host's code, and one that panics (a
+// nil *MyError returned as an error) would end the process with every call
+// under way; a chain that wraps itself would keep errors.Is and errors.As
+// walking it for ever, the job never settled, Work and Close never
+// returning.
 func examine(herr error) (out error) {
 	if herr == nil {
 		return nil
@@ -331,6 +334,9 @@ func examine(herr error) (out error) {
 			out = fmt.Errorf("the handler's error (%T) panicked when read: %v", herr, v)
 		}
 	}()
+	if !boundedChain(herr) {
+		return fmt.Errorf("the handler's error (%T) wraps itself, or more than %d errors: %s", herr, maxErrChain, herr.Error())
+	}
 	_ = failureOf(herr)
 	_ = errors.Is(herr, context.Canceled)
 	return herr

@@ -155,6 +155,45 @@ func TestEngine_Work_HostCodePanics(t *testing.T) {
 	require.Equal(t, 2, retried)
 }
 
+// selfWrapping is a host error whose chain loops: its Unwrap returns
+// itself (a wrapper built around a pointer to itself by mistake).
+type selfWrapping struct{ msg string }
+
+func (e *selfWrapping) Error() string { return e.msg }
+func (e *selfWrapping) Unwrap() error { return e }
+
+// TestEngine_Work_HandlerErrorWrapsItself: the runner reads a handler's
+// error's chain (errors.As, errors.Is) to settle the attempt. One that
+// loops kept those calls walking it for ever: the attempt never settled,
+// and Work and Close never returned. It fails the attempt now, with a note
+// that says why.
+func TestEngine_Work_HandlerErrorWrapsItself(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{LeaseTimeout: time.Minute, RetryDelay: time.Hour})
+	p := b.pool(t, pool.Parallel, 10, 3)
+	ids := b.add(t, p.UUID, 1)
+	rec := newRecorder(settledN(1))
+	ctx, cancel := context.WithCancel(b.ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+			return &selfWrapping{msg: "busy"}
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: 100 * time.Millisecond, OnEvent: rec.on})
+	}()
+	select {
+	case <-rec.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the attempt was never settled: the handler's error is still being read") // Close, at cleanup, hangs too
+	}
+	cancel()
+	require.NoError(t, <-errc)
+	require.Equal(t, 1, rec.count(queue.EventRetried))
+	it := b.item(t, p.UUID, ids[0])
+	require.Equal(t, pool.StatusRetrying, it.Status)
+	require.Contains(t, it.Notes, "wraps itself")
+	require.Contains(t, it.Notes, "busy")
+}
+
 // slowWarn is a log handler whose warnings take long: it holds the
 // watchdog's report open past the handler's return.
 type slowWarn struct{ slog.Handler }
