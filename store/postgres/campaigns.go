@@ -375,7 +375,7 @@ func (t *txn) lockCampaignBehind(ctx context.Context, id uuid.UUID, x *behind) (
 		return 0, false, t.retry
 	}
 	var ok bool
-	start, heldBefore := time.Now(), t.maxKey != noLock
+	start, prevMax := time.Now(), t.maxKey
 	var guard int
 	b := &pgx.Batch{}
 	b.Queue(lockCampaignSQL, id, t.maxKey, int64(math.MinInt64), int32(t.s.lockNS))
@@ -405,7 +405,7 @@ func (t *txn) lockCampaignBehind(ctx context.Context, id uuid.UUID, x *behind) (
 	}
 	t.clocks[id] = k
 	t.maxKey = max(t.maxKey, campaignOrderKey(k))
-	if t.waitedAfterLock(start, heldBefore, lockedPool{id: id, k: k, campaign: true}) {
+	if t.waitedAfterLock(start, prevMax, lockedPool{id: id, k: k, campaign: true}) {
 		return 0, false, errRestart
 	}
 	return k, x != nil, nil

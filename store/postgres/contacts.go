@@ -505,13 +505,13 @@ func (t *txn) lockEscalations(ctx context.Context) error {
 	if t.retry != nil {
 		return t.retry
 	}
-	start, heldBefore := time.Now(), t.maxKey != noLock
+	start, prevMax := time.Now(), t.maxKey
 	if _, err := t.exec(ctx, lockEscalationsSQL, int32(t.s.lockNS)); err != nil {
 		return err
 	}
 	t.elock = true
 	t.maxKey = escalationsOrderKey
-	if t.waitedAfterLock(start, heldBefore, lockedPool{escalations: true}) {
+	if t.waitedAfterLock(start, prevMax, lockedPool{escalations: true}) {
 		return errRestart
 	}
 	return nil

@@ -172,3 +172,30 @@ func Setting(ctx context.Context, st *Store, name string) (string, error) {
 	err := st.pool.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v)
 	return v, err
 }
+
+// Lock is a lock a run of a Write takes first (prelock): a pool's or, with
+// Campaign, a campaign's, by UUID and internal id.
+type Lock struct {
+	ID       uuid.UUID
+	K        int64
+	Campaign bool
+}
+
+// RunAfter runs fn in one run of a Write of st that takes locks first, as
+// a run after a restart does, and returns what the run ended with: the
+// error it returns, the reason it must run again (nil if it committed),
+// and the locks the next run would take first.
+func RunAfter(ctx context.Context, st *Store, locks []Lock, fn func(store.Tx) error) (err, retry error, next []Lock) {
+	pre := make([]lockedPool, 0, len(locks))
+	for _, l := range locks {
+		pre = append(pre, lockedPool{id: l.ID, k: l.K, campaign: l.Campaign})
+	}
+	t, err := st.writeOnce(ctx, fn, pre, nil, true)
+	if t == nil {
+		return err, nil, nil
+	}
+	for _, l := range t.lockSet() {
+		next = append(next, Lock{ID: l.id, K: l.k, Campaign: l.campaign})
+	}
+	return err, t.retry, next
+}

@@ -49,6 +49,11 @@ type txn struct {
 	// restartOnWait is set when a wait for a lock taken after another one
 	// makes the transaction run again (see waitedAfterLock).
 	restartOnWait bool
+	// pclocks are the campaigns whose lock prelock took, by UUID: the
+	// previous run's ids, until their first use reads them again into
+	// clocks. lockSet keeps them, so that a run that goes round before
+	// using one still takes it first in the next run.
+	pclocks map[uuid.UUID]int64
 	// timedOut are the pools whose lock a run of this Write waited for up
 	// front (prelock) past the lock timeout: no later run takes them, and
 	// an operation on one fails at once with ErrLockTimeout (see lockPool),
@@ -81,18 +86,27 @@ const lockWaitSlack = 50 * time.Millisecond
 // waitedAfterLock marks the transaction to run again, and reports so, when
 // a statement that took a lock began at start, ran longer than
 // lockWaitSlack (it waited for the lock, behind another node), and the
-// transaction held a lock before it (heldBefore). What the transaction's
-// callers decided before the wait, they decided at an instant the wait
-// has left behind: a claim's lease would be handed out shortened by the
-// wait, or after its calling window closed. The next run takes every lock
-// first (prelock), before its callers read their instant. Only while
+// transaction held a lock before it: prevMax, the largest key it held
+// before the statement, is not noLock. What the transaction's callers
+// decided before the wait, they decided at an instant the wait has left
+// behind: a claim's lease would be handed out shortened by the wait, or
+// after its calling window closed. The next run takes every lock first
+// (prelock), before its callers read their instant. Only while
 // restartOnWait is set (a bounded number of runs); the first lock's wait
 // is the callers' to judge (the engine reads the clock again after it).
 //
+// Only a lock above prevMax can have been waited for: one at or below it
+// was only tried (see lockPool), and one this transaction already held (a
+// previous run's lock, taken by prelock and taken again at its first use)
+// is granted at once. A statement that took such a lock and ran slowly
+// was slow for another reason (a starved CPU, a table lock met by the
+// statements sent behind it): it does not count, since running again
+// would take the same locks in the same way and gain nothing.
+//
 // l is the lock taken: wanted by the next run even if a savepoint's
 // rollback makes this one forget it held it.
-func (t *txn) waitedAfterLock(start time.Time, heldBefore bool, l lockedPool) bool {
-	if !t.restartOnWait || !heldBefore || time.Since(start) <= lockWaitSlack {
+func (t *txn) waitedAfterLock(start time.Time, prevMax int64, l lockedPool) bool {
+	if !t.restartOnWait || prevMax == noLock || t.orderKey(l) <= prevMax || time.Since(start) <= lockWaitSlack {
 		return false
 	}
 	t.restart = true
@@ -309,7 +323,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	} else {
 		b.Queue(lockAdvisorySQL, id, t.maxKey, t.s.lockNS)
 	}
-	start, heldBefore := time.Now(), t.maxKey != noLock
+	start, prevMax := time.Now(), t.maxKey
 	b.Queue(poolStateSQL, id)
 	b.Queue(campaignsOfPoolSQL, id)
 	if x != nil {
@@ -392,7 +406,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	}
 	t.locked[id] = k
 	t.maxKey = max(t.maxKey, t.lockKey(k))
-	if t.waitedAfterLock(start, heldBefore, lockedPool{id: id, k: k}) {
+	if t.waitedAfterLock(start, prevMax, lockedPool{id: id, k: k}) {
 		return nil, false, errRestart
 	}
 	if st == nil {
@@ -448,6 +462,11 @@ func (t *txn) lockSet() []lockedPool {
 	}
 	for id, k := range t.clocks {
 		out = append(out, lockedPool{id: id, k: k, campaign: true})
+	}
+	for id, k := range t.pclocks {
+		if _, ok := t.clocks[id]; !ok { // not used in this run yet
+			out = append(out, lockedPool{id: id, k: k, campaign: true})
+		}
 	}
 	if t.elock {
 		out = append(out, lockedPool{escalations: true})
@@ -509,7 +528,12 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 			// Held, but its id is read again by UUID at the campaign's
 			// first use (the lock statement, which then finds the lock
 			// held by this transaction): a campaign the previous run
-			// created has a new id in this one.
+			// created has a new id in this one. Until then, pclocks
+			// keeps it for the next run's lock set.
+			if t.pclocks == nil {
+				t.pclocks = make(map[uuid.UUID]int64, 1)
+			}
+			t.pclocks[l.id] = l.k
 		case l.escalations:
 			t.elock = true
 		default:
