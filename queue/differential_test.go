@@ -44,6 +44,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -614,7 +615,7 @@ func (m *diffMachine) createPool(t *rapid.T) {
 		p.MaxParallelItems = pqPtr(rapid.IntRange(1, 4).Draw(t, "max_parallel_items"))
 	}
 	if rapid.Bool().Draw(t, "set retries") {
-		p.MaxRetries = pqPtr(rapid.IntRange(0, 3).Draw(t, "max_retries"))
+		p.MaxRetries = pqPtr(diffRetries.Draw(t, "max_retries"))
 	}
 	if rapid.IntRange(0, 5).Draw(t, "bad input?") == 0 {
 		switch rapid.IntRange(0, 3).Draw(t, "bad field") {
@@ -649,7 +650,7 @@ func (m *diffMachine) updatePool(t *rapid.T) {
 		u.MaxParallelItems = pqPtr(rapid.IntRange(0, 4).Draw(t, "max_parallel_items")) // 0 is refused
 	}
 	if rapid.Bool().Draw(t, "change retries") {
-		u.MaxRetries = pqPtr(rapid.IntRange(-1, 3).Draw(t, "max_retries")) // -1 is refused
+		u.MaxRetries = pqPtr(rapid.OneOf(diffRetries, rapid.Just(-1)).Draw(t, "max_retries")) // -1 is refused
 	}
 	if rapid.IntRange(0, 3).Draw(t, "change active") == 0 {
 		u.IsActive = pqPtr(rapid.Bool().Draw(t, "is_active"))
@@ -703,6 +704,15 @@ func (m *diffMachine) duplicatePool(t *rapid.T) {
 
 // ---- items ----------------------------------------------------------------
 
+var (
+	// Priorities and retry ceilings: small ones, and the extremes of an int
+	// (each store keeps 64 bits; a ceiling of max_retries + 1 overflows).
+	diffPriority = rapid.OneOf(rapid.IntRange(-1, 2), rapid.SampledFrom([]int{math.MinInt64, math.MaxInt64}))
+	diffRetries  = rapid.OneOf(rapid.IntRange(0, 3), rapid.SampledFrom([]int{math.MaxInt32 + 1, math.MaxInt64}))
+	// Payloads: the caller's bytes must come back exactly.
+	diffPayloads = []string{`{"contact":%d}`, ` { "contact" : %d , "x":"\u00e9é" } `, `[%d,null,1.50]`}
+)
+
 var diffZones = []string{"", "", "UTC", "America/New_York", "Asia/Kolkata"}
 
 func (m *diffMachine) add(t *rapid.T) {
@@ -714,8 +724,8 @@ func (m *diffMachine) add(t *rapid.T) {
 		c := m.drawContact(t)
 		n := pool.NewItem{
 			ContactUUID: m.contacts[c],
-			Priority:    rapid.IntRange(-1, 2).Draw(t, "priority"),
-			Payload:     modelPayload(c),
+			Priority:    diffPriority.Draw(t, "priority"),
+			Payload:     json.RawMessage(fmt.Sprintf(rapid.SampledFrom(diffPayloads).Draw(t, "payload"), c)),
 		}
 		if rapid.Bool().Draw(t, "contact fields") {
 			n.Contact = pool.Contact{
@@ -772,7 +782,7 @@ func (m *diffMachine) requeue(t *rapid.T) {
 }
 
 func (m *diffMachine) setPriority(t *rapid.T) {
-	prio := rapid.IntRange(-2, 2).Draw(t, "priority")
+	prio := diffPriority.Draw(t, "priority")
 	m.itemOp(t, "SetPriority", func(e *queue.Engine, p, c uuid.UUID) (pool.Item, error) {
 		return e.SetPriority(m.ctx, p, c, prio)
 	})
