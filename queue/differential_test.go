@@ -247,6 +247,7 @@ func diffRun(t *rapid.T, url string) {
 		"Release":         func(t *rapid.T) { m.settle(t, "Release") },
 		"Extend":          func(t *rapid.T) { m.settle(t, "Extend") },
 		"MarkInCall":      func(t *rapid.T) { m.settle(t, "MarkInCall") },
+		"Settle":          m.settleMany,
 		"Clock":           m.moveClock,
 		"ToDeadline":      m.toDeadline,
 		"Attach":          m.attach,
@@ -257,6 +258,12 @@ func diffRun(t *rapid.T, url string) {
 		"DequeueCampaign": m.dequeueCampaign,
 		"DNC":             m.dnc,
 		"OptOut":          m.optOut,
+		// Twice the weight for the calls that make the rest interesting.
+		"Add'":            m.add,
+		"TryDequeue'":     func(t *rapid.T) { m.dequeue(t, false) },
+		"Fail'":           func(t *rapid.T) { m.settle(t, "Fail") },
+		"Clock'":          m.moveClock,
+		"CampaignAction'": m.campaignAction,
 	})
 	m.check(t)
 }
@@ -888,6 +895,43 @@ func (m *diffMachine) settle(t *rapid.T, op string) {
 	m.sameErr(t, op, ea, eb)
 	require.True(t, h.a.ExpiresAt.Equal(h.b.ExpiresAt), "%s: lease expires_at after it: %v vs %v", op, h.a.ExpiresAt, h.b.ExpiresAt)
 	require.Equal(t, h.a.Item.Status, h.b.Item.Status, "%s: lease item status after it", op)
+}
+
+// settleMany settles a few held leases (the same one twice, now and then)
+// in one Engine.Settle.
+func (m *diffMachine) settleMany(t *rapid.T) {
+	if len(m.held) == 0 {
+		t.Skip("no lease held")
+	}
+	var oa, ob []queue.Outcome
+	var desc []string
+	for range rapid.IntRange(1, 3).Draw(t, "outcomes") {
+		h := m.held[rapid.IntRange(0, len(m.held)-1).Draw(t, "lease")]
+		o := queue.Outcome{Note: rapid.SampledFrom([]string{"", "answered"}).Draw(t, "note")}
+		switch rapid.IntRange(0, 5).Draw(t, "outcome") {
+		case 0:
+			o.Failure = &queue.Failure{Note: "busy"}
+		case 1:
+			o.Failure = &queue.Failure{Final: true}
+		case 2:
+			o.Failure = &queue.Failure{RetryAt: m.clock.Now().Add(7 * time.Second)}
+		}
+		if o.Failure != nil && rapid.IntRange(0, 3).Draw(t, "note beside a failure") > 0 {
+			o.Note = "" // a Note beside a Failure is refused: now and then only
+		}
+		a, b := o, o
+		a.Lease, b.Lease = h.a, h.b
+		oa, ob = append(oa, a), append(ob, b)
+		desc = append(desc, fmt.Sprintf("%s fail=%v note=%q", h.what, o.Failure != nil, o.Note))
+	}
+	ra, ea := m.a.Settle(m.ctx, oa...)
+	rb, eb := m.b.Settle(m.ctx, ob...)
+	t.Logf("Settle %v at +%v → %v %v / %v %v", desc, m.clock.Now().Sub(modelEpoch), ra, ea, rb, eb)
+	m.sameErr(t, "Settle", ea, eb)
+	require.Equal(t, len(ra), len(rb), "Settle: number of results")
+	for i := range ra {
+		m.sameErr(t, fmt.Sprintf("Settle result %d", i), ra[i], rb[i])
+	}
 }
 
 // ---- the clock ------------------------------------------------------------
