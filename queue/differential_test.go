@@ -28,7 +28,7 @@ package queue_test
 // expiry and item, never by token.
 //
 // PostgreSQL is needed: without POOLQ_TEST_POSTGRES the test skips. It is a
-// soak: a plain `go test ./queue` runs 4 checks (a few seconds); ask for
+// soak: a plain `go test ./queue` runs 3 checks (about 10 s); ask for
 // more with POOLQ_DIFFERENTIAL_CHECKS (rapid's -rapid.steps / RAPID_STEPS
 // set the length of each, as for the model tests):
 //
@@ -68,7 +68,7 @@ import (
 
 const (
 	diffChecksEnv     = "POOLQ_DIFFERENTIAL_CHECKS"
-	diffDefaultChecks = 4  // checks of a plain go test run
+	diffDefaultChecks = 3  // checks of a plain go test run
 	diffContacts      = 10 // contact universe: small, so that Add meets duplicates
 	diffMaxPools      = 4  // pools created at most (deleted ones included)
 	diffMaxHeld       = 16 // lease pairs kept, stale ones included
