@@ -152,11 +152,16 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 func (e *Engine) pause(ctx context.Context, poolID uuid.UUID, floor *backoff) (time.Duration, error) {
 	var next time.Time
 	var ok bool
+	ctx, stop := e.untilClosing(ctx)
+	defer stop()
 	err := e.read(ctx, func(tx store.Tx) error {
 		var err error
 		next, ok, err = tx.NextWake(ctx, poolID)
 		return err
 	})
+	if err != nil && e.isClosing() {
+		return 0, fmt.Errorf("dequeue: %w", ErrClosed)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("dequeue: %w", err)
 	}
@@ -347,6 +352,9 @@ func (e *Engine) giveBackUnknown(leases []*Lease) {
 		ctx := context.Background()
 		pause := giveBackPause
 		for _, l := range leases {
+			if e.isClosing() {
+				return // the leases left expire: Close waits for no more tries
+			}
 			for {
 				err := e.Release(ctx, l)
 				if err == nil || failsForGood(err) || errors.Is(err, ErrWrongStatus) || e.isClosing() {

@@ -28,17 +28,21 @@ type Engine struct {
 	gc   *groupcommit.Committer
 	wake wakeups
 
-	// Close closes closing, waits for the Work calls and the claims under
-	// way (works) to return, then closes closed. Between the two, nothing
-	// new is dispatched and no new Work starts, but writes go on: the
-	// running handlers' results are written, and a claim that commits
-	// after closing gives its leases back.
-	closing chan struct{}
-	closed  chan struct{}
-	once    sync.Once
-	worksMu sync.Mutex // orders works.Add against the close of closing
-	works   sync.WaitGroup
-	unwatch func() // stops the store's Watcher, if it has one
+	// Close closes closing (stopDispatch ends stopping, whose Done it
+	// is), waits for the Work calls and the claims under way (works) to
+	// return, then closes closed. Between the two, nothing new is
+	// dispatched and no new Work starts, but writes go on: the running
+	// handlers' results are written, and a claim that commits after
+	// closing gives its leases back. The claims' own reads end with
+	// stopping (see untilClosing).
+	closing      <-chan struct{}
+	stopping     context.Context
+	stopDispatch context.CancelFunc
+	closed       chan struct{}
+	once         sync.Once
+	worksMu      sync.Mutex // orders works.Add against the close of closing
+	works        sync.WaitGroup
+	unwatch      func() // stops the store's Watcher, if it has one
 
 	turnsMu sync.Mutex
 	turns   map[uuid.UUID]int // per campaign: the pool DequeueCampaign tries first
@@ -61,7 +65,9 @@ func New(st store.Store, opts Options) (*Engine, error) {
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("queue: new engine: %w", err)
 	}
-	e := &Engine{st: st, opts: opts, closing: make(chan struct{}), closed: make(chan struct{}), unwatch: func() {}}
+	e := &Engine{st: st, opts: opts, closed: make(chan struct{}), unwatch: func() {}}
+	e.stopping, e.stopDispatch = context.WithCancel(context.Background())
+	e.closing = e.stopping.Done()
 	e.gc = groupcommit.New(st, groupcommit.Options{MaxBatch: opts.MaxBatch, Now: e.now})
 	if w, ok := st.(store.Watcher); ok {
 		// Other processes' signals wake this one's Dequeues; uuid.Nil
@@ -93,8 +99,9 @@ func isNil(st store.Store) bool {
 }
 
 // Close stops the engine. First it stops dispatch: blocked Dequeues return
-// ErrClosed, and so does every later claim and Work whose arguments are
-// valid. Each Work running then stops as when its context ends (it waits
+// ErrClosed (a read of theirs under way is cancelled, so that a database
+// gone silent does not hold them, or Close, up), and so does every later
+// claim and Work whose arguments are valid. Each Work running then stops as when its context ends (it waits
 // up to its Grace for the running handlers, then cancels them) and writes
 // its handlers' results; Close waits for every Work to return, so that a
 // call under way is neither lost nor made again because the engine closed.
@@ -126,7 +133,7 @@ func isNil(st store.Store) bool {
 func (e *Engine) Close() error {
 	e.once.Do(func() {
 		e.worksMu.Lock()
-		close(e.closing)
+		e.stopDispatch() // closes closing
 		e.worksMu.Unlock()
 		e.works.Wait()
 		close(e.closed)
@@ -134,6 +141,17 @@ func (e *Engine) Close() error {
 	})
 	e.gc.Close()
 	return nil
+}
+
+// untilClosing returns ctx, ended too when Close begins, for the reads of
+// a claim or a Work call, which Close waits for: a write's round trip is
+// bounded, but a read is bounded by its context only, and one sent into a
+// connection gone silent (no FIN, no RST) would hold Close up for as long.
+// The caller reports ErrClosed for a read that failed once Close had begun.
+func (e *Engine) untilClosing(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(e.stopping, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // beginWork registers a Work call or a claim, which must call
@@ -222,14 +240,23 @@ type wtx = groupcommit.Tx
 // returned: a read that fails after Close fails with ErrClosed, as every
 // call with valid arguments after Close does, not with the closed store's
 // error.
-func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) error {
+func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) (err error) {
 	if ctx == nil {
 		return errNilContext
 	}
 	if e.isClosed() {
 		return ErrClosed
 	}
-	err := e.st.Read(ctx, fn)
+	// A panic in the read (the store's, fn's) is an error, as it is in a
+	// write (see package groupcommit): one out of Work's claiming loop
+	// would end Work on the host's goroutine with its handlers running,
+	// their results never written.
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("queue: read transaction panicked: %v", v)
+		}
+	}()
+	err = e.st.Read(ctx, fn)
 	if err != nil && e.isClosed() {
 		return ErrClosed
 	}

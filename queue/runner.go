@@ -192,14 +192,16 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	}
 	defer e.works.Done()
 	pools := distinct(opts.Pools)
-	err := e.read(ctx, func(tx store.Tx) error {
+	rctx, stop := e.untilClosing(ctx)
+	defer stop()
+	err := e.read(rctx, func(tx store.Tx) error {
 		for _, id := range pools {
-			if _, err := tx.Pool(ctx, id); err != nil {
+			if _, err := tx.Pool(rctx, id); err != nil {
 				return fmt.Errorf("pool %s: %w", id, err)
 			}
 		}
 		for _, id := range opts.Campaigns {
-			if _, err := tx.Campaign(ctx, id); err != nil {
+			if _, err := tx.Campaign(rctx, id); err != nil {
 				return fmt.Errorf("campaign %s: %w", id, err)
 			}
 		}
@@ -208,6 +210,9 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before it started: a normal shutdown with nothing to wait for
+		}
+		if e.isClosing() {
+			return fmt.Errorf("work: %w", ErrClosed)
 		}
 		return fmt.Errorf("work: %w", err)
 	}
@@ -293,6 +298,8 @@ func (r *runner) refresh(ctx context.Context) (bool, error) {
 	}
 	pools := append([]uuid.UUID{}, r.own...)
 	via := map[uuid.UUID]uuid.UUID{}
+	ctx, stop := r.e.untilClosing(ctx)
+	defer stop()
 	err := r.e.read(ctx, func(tx store.Tx) error {
 		for _, id := range r.campaigns {
 			c, err := tx.Campaign(ctx, id)
@@ -313,6 +320,9 @@ func (r *runner) refresh(ctx context.Context) (bool, error) {
 		}
 		return nil
 	})
+	if err != nil && r.e.isClosing() {
+		return false, ErrClosed
+	}
 	if err != nil {
 		return false, err
 	}
