@@ -1,0 +1,84 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// onBothStores runs fn on an engine with a fake clock over SQLite, and
+// over PostgreSQL when POOLQ_TEST_POSTGRES is set.
+func onBothStores(t *testing.T, fn func(t *testing.T, b *testBundle)) {
+	t.Helper()
+	open := func(t *testing.T, st store.Store) *testBundle {
+		c := newClock()
+		eng := openEngine(t, st, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now})
+		return &testBundle{ctx: context.Background(), eng: eng, clock: c}
+	}
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		fn(t, open(t, openFileStore(t, "")))
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		url := pgtest.URL(t)
+		t.Parallel()
+		fn(t, open(t, pgtest.Open(t, url, postgres.Options{MaxConns: 4})))
+	})
+}
+
+// TestEngine_DayCapAfterAZoneMovedWest: the campaign's default zone is
+// corrected from Tokyo to Los Angeles. The contact's calls at 22:00 on
+// January 2nd and 09:00 on January 3rd in Tokyo were both on January 2nd
+// in Los Angeles (05:00 and 16:00): with max_calls_per_day 2, January 2nd
+// in Los Angeles has no call left. README: "when that zone changes ...,
+// the calls made count on the date they fall on in the new zone, so a
+// contact is never called past the cap on one local date".
+func TestEngine_DayCapAfterAZoneMovedWest(t *testing.T) {
+	t.Parallel()
+	onBothStores(t, func(t *testing.T, b *testBundle) {
+		b.clock.Advance(4 * time.Hour) // 2026-01-02 13:00 UTC: 22:00 in Tokyo
+		p := b.pool(t, pool.FIFO, 1, 5)
+		r := b.rule(t, campaign.CreateRuleParams{MaxCallsPerDay: pqPtr(2), MaxTotalCalls: pqPtr(10),
+			RetryIntervalMinutes: pqPtr(60), StartTime: pqPtr("09:00"), EndTime: pqPtr("23:00")})
+		c, err := b.eng.CreateCampaign(b.ctx, campaign.CreateParams{Name: "zone", RuleUUID: &r.UUID, TimeZone: "Asia/Tokyo"})
+		require.NoError(t, err)
+		_, err = b.eng.AttachPools(b.ctx, c.UUID, p.UUID)
+		require.NoError(t, err)
+		_, err = b.eng.StartCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		b.addIn(t, p.UUID, "")
+
+		la, err := time.LoadLocation("America/Los_Angeles")
+		require.NoError(t, err)
+		var calls []string
+		call := func() {
+			l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+			if errors.Is(err, queue.ErrEmpty) {
+				return
+			}
+			require.NoError(t, err)
+			calls = append(calls, b.clock.Now().In(la).Format(time.DateTime))
+			require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+		}
+		call()                          // 22:00 Jan 2 in Tokyo, 05:00 Jan 2 in Los Angeles
+		b.clock.Advance(11 * time.Hour) // 09:00 Jan 3 in Tokyo, 16:00 Jan 2 in Los Angeles
+		call()
+		_, err = b.eng.UpdateCampaign(b.ctx, c.UUID, campaign.UpdateParams{TimeZone: pqPtr("America/Los_Angeles")})
+		require.NoError(t, err)
+		for range 3 {
+			b.clock.Advance(time.Hour) // 17:00, 18:00, 19:00 Jan 2 in Los Angeles
+			call()
+		}
+		require.Equal(t, []string{"2026-01-02 05:00:00", "2026-01-02 16:00:00"}, calls,
+			"calls on January 2nd in Los Angeles with max_calls_per_day 2")
+	})
+}
