@@ -82,3 +82,50 @@ func TestEngine_DayCapAfterAZoneMovedWest(t *testing.T) {
 			"calls on January 2nd in Los Angeles with max_calls_per_day 2")
 	})
 }
+
+// TestEngine_DayCapAfterAContactReAddedWest: the host corrects a
+// contact's zone the only way poolq offers, Remove and Add again with the
+// new zone (the calls removed are kept for the campaign). The contact's
+// calls at 22:00 on January 2nd and 09:00 on January 3rd in Tokyo were
+// both on January 2nd in Los Angeles: with max_calls_per_day 2 it gets no
+// third call there that day.
+func TestEngine_DayCapAfterAContactReAddedWest(t *testing.T) {
+	t.Parallel()
+	onBothStores(t, func(t *testing.T, b *testBundle) {
+		b.clock.Advance(4 * time.Hour) // 2026-01-02 13:00 UTC: 22:00 in Tokyo
+		p := b.pool(t, pool.FIFO, 1, 5)
+		r := b.rule(t, campaign.CreateRuleParams{MaxCallsPerDay: pqPtr(2), MaxTotalCalls: pqPtr(10),
+			RetryIntervalMinutes: pqPtr(60), StartTime: pqPtr("09:00"), EndTime: pqPtr("23:00")})
+		c := b.campaignOf(t, r.UUID, p.UUID)
+		_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		contact := b.addIn(t, p.UUID, "Asia/Tokyo")
+
+		la, err := time.LoadLocation("America/Los_Angeles")
+		require.NoError(t, err)
+		var calls []string
+		call := func() {
+			l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+			if errors.Is(err, queue.ErrEmpty) {
+				return
+			}
+			require.NoError(t, err)
+			calls = append(calls, b.clock.Now().In(la).Format(time.DateTime))
+			require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+		}
+		call()                          // 22:00 Jan 2 in Tokyo, 05:00 Jan 2 in Los Angeles
+		b.clock.Advance(11 * time.Hour) // 09:00 Jan 3 in Tokyo, 16:00 Jan 2 in Los Angeles
+		call()
+		n, err := b.eng.Remove(b.ctx, p.UUID, contact)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		_, err = b.eng.Add(b.ctx, p.UUID, pool.NewItem{ContactUUID: contact, Contact: pool.Contact{TimeZone: "America/Los_Angeles"}})
+		require.NoError(t, err)
+		for range 3 {
+			b.clock.Advance(time.Hour) // 17:00, 18:00, 19:00 Jan 2 in Los Angeles
+			call()
+		}
+		require.Equal(t, []string{"2026-01-02 05:00:00", "2026-01-02 16:00:00"}, calls,
+			"calls on January 2nd in Los Angeles with max_calls_per_day 2")
+	})
+}
