@@ -129,3 +129,23 @@ func TestEngine_DayCapAfterAContactReAddedWest(t *testing.T) {
 			"calls on January 2nd in Los Angeles with max_calls_per_day 2")
 	})
 }
+
+// TestEngine_OptedOutFailureSchedulesNoRetry: a failure that the contact's
+// opt-out turns into Skipped ends the item: it scheduled no retry, so
+// retry_count (the API's, shown in the pool's items) does not count one
+// (pool.Item.RetryCount: "a failure that ends the item does not count").
+func TestEngine_OptedOutFailureSchedulesNoRetry(t *testing.T) {
+	t.Parallel()
+	onBothStores(t, func(t *testing.T, b *testBundle) {
+		p, _ := b.governed(t, pool.FIFO, "UTC", campaign.CreateRuleParams{StartTime: pqPtr("08:00"), EndTime: pqPtr("20:00")})
+		c := b.addIn(t, p.UUID, "")
+		l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+		require.NoError(t, err)
+		_, err = b.eng.OptOut(b.ctx, c)
+		require.NoError(t, err)
+		require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+		it := b.item(t, p.UUID, c)
+		require.Equal(t, pool.StatusSkipped, it.Status)
+		require.Equal(t, 0, it.RetryCount, "no retry was scheduled")
+	})
+}
