@@ -147,7 +147,7 @@ func (a *admission) decide(it pool.Item, now time.Time) (out pool.Item, ceiling 
 //     reach the rule's escalation_after_failed_attempts (above 0), its
 //     escalation is recorded, once in the item's life;
 //   - an item its contact's opt-out removes (remove_on_opt_out) is Skipped
-//     instead of retried;
+//     instead of retried, and its retry_count does not count the retry;
 //   - a retry the rule's window or day cap does not allow moves to the
 //     earliest instant it does, Scheduled ([campaign.Gate.Retry]).
 func (e *Engine) governFailure(ctx context.Context, tx *wtx, g governed, out pool.Item) (pool.Item, error) {
@@ -179,6 +179,7 @@ func (e *Engine) governFailure(ctx context.Context, tx *wtx, g governed, out poo
 			return out, err
 		}
 		if opted[out.ContactUUID] {
+			out.RetryCount-- // the retry Failed counted is not scheduled: the item ends
 			return out.Skipped(campaign.NoteOptOut)
 		}
 	}
