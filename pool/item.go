@@ -23,7 +23,8 @@ const MaxPayloadBytes = 64 << 10
 const MaxPayloadDepth = 64
 
 // Item is one contact in one pool. The JSON form has the API's field names;
-// the bookkeeping fields (ID, PoolUUID, Token, LeaseExpiresAt) are not
+// the bookkeeping fields (ID, PoolUUID, Token, LeaseExpiresAt, and the
+// counts of the calling days: CallAt to PrevCallsToday) are not
 // marshalled.
 type Item struct {
 	// ID is assigned by the store when the item is added. It grows with
@@ -81,6 +82,14 @@ type Item struct {
 	CallAt     time.Time `json:"-"`
 	CallsToday int       `json:"-"`
 	CallToken  int64     `json:"-"`
+	// PrevCallAt and PrevCallsToday are the same count of the calling
+	// day before the latest: CallAt and CallsToday as they were when a
+	// counted call started a later date (plus the count before them,
+	// unless its calls were all two days older than that call), kept
+	// because a zone moved west can put that day's calls on the latest
+	// one's date (see campaign.Gate). Zero when there was none with calls.
+	PrevCallAt     time.Time `json:"-"`
+	PrevCallsToday int       `json:"-"`
 }
 
 // Due reports whether it may be dispatched at now: it is Pending, or

@@ -299,7 +299,8 @@ type Tx interface {
 	// DetachPool) come with them, whatever pool they were in (except too),
 	// each as an item of no pool
 	// (PoolUUID uuid.Nil, ID 0, Status Completed) that holds only the
-	// contact, the attempts and the day's count (CallAt, CallsToday): one
+	// contact, the attempts and the counts of its calling days (CallAt,
+	// CallsToday, PrevCallAt, PrevCallsToday): one
 	// more index seek per contact. A call kept of an item in flight when
 	// its pool left (DetachPool) has, while that item is still in flight
 	// under the same token, the item's Status and LeaseExpiresAt instead:
@@ -308,8 +309,9 @@ type Tx interface {
 	// KeepCalls records, before they are deleted, the calls of the items of
 	// contacts in pool poolID (every item of the pool when contacts is
 	// empty) for each campaign the pool is attached to: for each such item
-	// with a counted call (attempts or a day's count above zero), one
-	// record of its attempts and day's count per campaign, which
+	// with a counted call (attempts, or a count of its calling days, above
+	// zero), one record of its attempts and its calling days' counts per
+	// campaign, which
 	// CampaignItems returns from then on, until the campaign is deleted. A
 	// pool attached to no campaign records nothing. One statement.
 	KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) error

@@ -360,3 +360,84 @@ func TestOpen_UpgradesVersion5(t *testing.T) {
 	require.Zero(t, got[1].CallAt)
 	require.Zero(t, got[1].CallsToday)
 }
+
+// TestOpen_UpgradesVersion9 opens a schema left at version 9, whose items
+// and kept calls count their latest calling day only: every item and kept
+// call keeps its latest day's count and has no previous day's (NULL, 0),
+// the new counts are stored from then on, and prev_calls_today keeps its
+// CHECK on the upgraded tables.
+func TestOpen_UpgradesVersion9(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	schema := pgtest.Schema(t, url)
+	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 9))
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "SET search_path = "+schema)
+	require.NoError(t, err)
+	p := newTestPool("from version 9")
+	var pk, ck int64
+	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items,
+    max_retries, is_active, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $2)
+    RETURNING id`, p.UUID, p.Name, p.Description, "FIFO", p.MaxParallelItems, p.MaxRetries, p.IsActive,
+		p.CreatedAt.UnixNano()).Scan(&pk))
+	_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, completed) VALUES ($1, 1)`, pk)
+	require.NoError(t, err)
+	k, contact, removed := uuid.New(), uuid.New(), uuid.New()
+	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at,
+    search) VALUES ($1, 'old campaign', 'Draft', 'UTC', 0, 0, 'old campaign') RETURNING id`, k).Scan(&ck))
+	_, err = conn.Exec(ctx, `INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES ($1, $2, 1)`, ck, pk)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count,
+    notes, added_at, token, ready, call_at, calls_today, call_token)
+    VALUES ($1, $2, 'Completed', 0, 2, 1, '', 3, 2, false, 7000000000, 2, 2)`, pk, contact)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
+    VALUES ($1, 99, $2, 1, 5000000000, 1)`, ck, removed)
+	require.NoError(t, err)
+
+	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: schema})
+	var it pool.Item
+	var others []pool.Item
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		if it, err = tx.Item(ctx, p.UUID, contact); err != nil {
+			return err
+		}
+		others, err = tx.CampaignItems(ctx, k, p.UUID, removed)
+		return err
+	}))
+	require.Equal(t, time.Unix(7, 0).UTC(), it.CallAt)
+	require.Equal(t, 2, it.CallsToday)
+	require.Zero(t, it.PrevCallAt, "no previous day")
+	require.Zero(t, it.PrevCallsToday, "no previous day")
+	require.Len(t, others, 1)
+	require.Equal(t, removed, others[0].ContactUUID)
+	require.Equal(t, time.Unix(5, 0).UTC(), others[0].CallAt)
+	require.Equal(t, 1, others[0].CallsToday)
+	require.Zero(t, others[0].PrevCallAt, "no previous day")
+	require.Zero(t, others[0].PrevCallsToday, "no previous day")
+
+	// Stored from then on, and kept with the item.
+	it.PrevCallAt, it.PrevCallsToday = time.Unix(3, 0).UTC(), 1
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, it) }))
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.KeepCalls(ctx, p.UUID, contact) }))
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		others, err = tx.CampaignItems(ctx, k, uuid.Nil, contact)
+		return err
+	}))
+	require.Len(t, others, 2)
+	for _, o := range others {
+		require.Equal(t, time.Unix(3, 0).UTC(), o.PrevCallAt)
+		require.Equal(t, 1, o.PrevCallsToday)
+	}
+
+	// prev_calls_today keeps its CHECK on the upgraded tables.
+	bad := it
+	bad.PrevCallsToday = -1
+	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, bad) })
+	require.Error(t, err, "a negative prev_calls_today")
+	_, err = conn.Exec(ctx, `UPDATE kept_calls SET prev_calls_today = -1`)
+	require.Error(t, err, "a negative prev_calls_today kept")
+}

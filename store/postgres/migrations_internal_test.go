@@ -24,6 +24,7 @@ var landedMigrations = map[string]string{
 	"0007_schema_guard.sql":  "a261f2587f87eaf0b5ad18db6cf4290ef237f937d1a6a209590a979d8ebd918c",
 	"0008_kept_calls.sql":    "90a7f99ea3724c635ad0266f844809b9661c02627476176d59ff22bc3fde5105",
 	"0009_settings.sql":      "6227cc8c950507248905a412c14fae045d8090743cb937e7e7e7b2b06249ece7",
+	"0010_prev_call_day.sql": "a79a4cbe449ca3b9d85ca98e95e81943b04a45be5693525f0ee858b83439cfa8",
 }
 
 // TestMigrations_Unchanged: the embedded migration files are the landed

@@ -352,6 +352,87 @@ func TestMigrate_CallAt(t *testing.T) {
 	require.Equal(t, 2, released.CallsToday, "a dispatch counted before the upgrade keeps its day's call")
 }
 
+// TestMigrate_PrevCallDay upgrades a version 9 file, whose items and kept
+// calls count their latest calling day only, to the latest version: every
+// item and kept call keeps its latest day's count and has no previous
+// day's (NULL, 0), the new counts are stored from then on, and
+// prev_calls_today keeps its CHECK on the upgraded tables.
+//
+// Not parallel: it narrows the package's migrations while it writes the
+// old file (see TestMigrate_CountsWithoutTriggers).
+func TestMigrate_PrevCallDay(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v9.db")
+	db := openDB(path) // 0009 needs poolq_search_words
+	db.SetMaxOpenConns(1)
+	all := history
+	history = all[:9]
+	err := migrate(ctx, db)
+	history = all
+	require.NoError(t, err)
+	exec := func(query string, args ...any) {
+		t.Helper()
+		_, err := db.ExecContext(ctx, query, args...)
+		require.NoError(t, err)
+	}
+	p, k, contact, removed := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	exec(insertOldPool, p[:])
+	exec(`INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at, search)
+    VALUES (?, 'old campaign', 'Draft', 'UTC', 0, 0, 'old campaign')`, k[:])
+	exec(`INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES (1, 1, 1)`)
+	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
+    ready, call_at, calls_today, call_token) VALUES (1, ?, 'Completed', 0, 2, 1, '', 3, 2, 0, 7000000000, 2, 2)`, contact[:])
+	exec(`UPDATE pool_counts SET n = 1 WHERE pool_id = 1 AND status = 'Completed'`)
+	exec(`INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
+    VALUES (1, 99, ?, 1, 5000000000, 1)`, removed[:])
+	require.NoError(t, db.Close())
+
+	st, err := Open(ctx, path, Options{CheckCache: true})
+	require.NoError(t, err)
+	defer st.Close()
+	var it pool.Item
+	var others []pool.Item
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		if it, err = tx.Item(ctx, p, contact); err != nil {
+			return err
+		}
+		others, err = tx.CampaignItems(ctx, k, p, removed)
+		return err
+	}))
+	require.Equal(t, time.Unix(7, 0).UTC(), it.CallAt)
+	require.Equal(t, 2, it.CallsToday)
+	require.Zero(t, it.PrevCallAt, "no previous day")
+	require.Zero(t, it.PrevCallsToday, "no previous day")
+	require.Len(t, others, 1)
+	require.Equal(t, removed, others[0].ContactUUID)
+	require.Equal(t, time.Unix(5, 0).UTC(), others[0].CallAt)
+	require.Equal(t, 1, others[0].CallsToday)
+	require.Zero(t, others[0].PrevCallAt, "no previous day")
+	require.Zero(t, others[0].PrevCallsToday, "no previous day")
+
+	// Stored from then on, and kept with the item.
+	it.PrevCallAt, it.PrevCallsToday = time.Unix(3, 0).UTC(), 1
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, it) }))
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.KeepCalls(ctx, p, contact) }))
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		others, err = tx.CampaignItems(ctx, k, uuid.Nil, contact)
+		return err
+	}))
+	require.Len(t, others, 2)
+	for _, o := range others {
+		require.Equal(t, time.Unix(3, 0).UTC(), o.PrevCallAt)
+		require.Equal(t, 1, o.PrevCallsToday)
+	}
+
+	// prev_calls_today keeps its CHECK on the upgraded tables.
+	bad := it
+	bad.PrevCallsToday = -1
+	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, bad) })
+	require.Error(t, err, "a negative prev_calls_today")
+	_, err = st.wc.ExecContext(ctx, `UPDATE kept_calls SET prev_calls_today = -1`)
+	require.Error(t, err, "a negative prev_calls_today kept")
+}
+
 // TestMigrate_SearchWords upgrades a version 8 file, whose item_search
 // unicode61 tokenized, to the latest version: every existing item with
 // contact fields is indexed again with store.SearchWords's words, so that
