@@ -11,18 +11,27 @@ import (
 // one calendar day, both in Loc, the contact's zone. Its methods are pure:
 // the caller passes the time.
 //
-// An item's count of the day is CallsToday, the calls counted on the local
-// date of CallAt, its latest counted call (see [pool.Item]): a later date
-// starts at zero. The date is CallAt's in Loc, the zone of now: when the
-// contact's zone changes (the contact's own, or the campaign's default),
-// the calls counted in the old one still count on the date their latest
-// falls on in the new one. That may count a call of the new zone's
-// yesterday against today (never too few): the count is of the latest
-// date only.
+// An item keeps the counts of its latest two calling days (see
+// [pool.Item]): CallsToday, the calls counted on the local date of
+// CallAt, its latest counted call, and PrevCallsToday, those of the
+// calling day before, on the date of PrevCallAt, the latest of them. A
+// call on a later date than CallAt's starts a new count, and the latest
+// one becomes the previous. Each count is of its latest call's date read
+// in Loc, the zone of now, and counts on t's date when that date is t's
+// (or later: a clock behind, see sameDay). When the contact's zone
+// changes (the contact's own, or the campaign's default), the calls
+// counted in the old one count on the date their day's latest falls on
+// in the new one: a zone moved east may count a call of the new zone's
+// yesterday against today, and a zone moved west may put the calls of
+// two of the old zone's dates on one date, where both counts count. Never too few:
+// every call counted falls on the date of its count's latest call or
+// before, and Admit forgets a day's calls only when they are all two days
+// older than the call it admits (it adds them to the previous day's count
+// otherwise), so that no zone puts them on a date with a call to come.
 //
 // The cap is the contact's, not the item's: Others are the contact's items
 // in the campaign's other pools, whose calls count with the item's own,
-// each on the local date of its CallAt in Loc.
+// each count on the local date of its latest call in Loc.
 type Gate struct {
 	Window Window
 	PerDay int
@@ -57,31 +66,52 @@ func (g Gate) Earliest(it pool.Item, t time.Time) time.Time {
 // calls returns the contact's calls counted on t's local date: it's and
 // those of g.Others.
 func (g Gate) calls(it pool.Item, t time.Time) int {
-	n := 0
-	if g.sameDay(it, t) {
-		n = it.CallsToday
-	}
+	n := g.count(it, t)
 	for _, x := range g.Others {
-		if g.sameDay(x, t) {
-			n += x.CallsToday
-		}
+		n += g.count(x, t)
+	}
+	return n
+}
+
+// count returns the calls of it's two calling days that count on t's
+// local date (see sameDay).
+func (g Gate) count(it pool.Item, t time.Time) int {
+	n := 0
+	if g.sameDay(it.CallAt, t) {
+		n += it.CallsToday
+	}
+	if g.sameDay(it.PrevCallAt, t) {
+		n += it.PrevCallsToday
 	}
 	return n
 }
 
 // Admit decides the dispatch at now of the due item it. When g lets it be
 // attempted now, ok is true and out is it with the attempt counted on
-// now's day (CallAt = now, CallsToday one more, or 1 on a new day);
-// otherwise ok is false, out is it unchanged, and at is the earliest
-// instant it may be (see Earliest). CallToken, the token of the dispatch
-// counted, is left to the caller to set once [pool.Item.Dispatched] has
-// drawn that token: it cannot be known before.
+// now's day (CallAt = now, CallsToday one more; on a new day, 1, the
+// latest day's count becoming the previous one, PrevCallAt and
+// PrevCallsToday, unless it has no call left, with the previous one's
+// added unless all its calls are [forgetAfter] before now); otherwise ok
+// is false, out
+// is it unchanged, and at is the earliest instant it may be (see
+// Earliest). CallToken, the token of the dispatch counted, is left to the
+// caller to set once [pool.Item.Dispatched] has drawn that token: it
+// cannot be known before.
 func (g Gate) Admit(it pool.Item, now time.Time) (out pool.Item, at time.Time, ok bool) {
 	at = g.Earliest(it, now)
 	if at.After(now) {
 		return it, at, false
 	}
-	if !g.sameDay(it, now) {
+	if !g.sameDay(it.CallAt, now) {
+		// A day whose calls were all given back counts none: the day
+		// before it stays the previous one.
+		if it.CallsToday > 0 {
+			n := it.CallsToday
+			if !it.PrevCallAt.IsZero() && now.Sub(it.PrevCallAt) < forgetAfter {
+				n += it.PrevCallsToday // too recent to forget: counted with the later day's
+			}
+			it.PrevCallAt, it.PrevCallsToday = it.CallAt, n
+		}
 		it.CallsToday = 0
 	}
 	it.CallsToday++
@@ -91,14 +121,22 @@ func (g Gate) Admit(it pool.Item, now time.Time) (out pool.Item, at time.Time, o
 	return it, now, true
 }
 
+// forgetAfter is how long before a call a calling day's calls must all
+// be for Admit to forget them when that call starts a new day: far longer
+// than a local date lasts (a day, and an hour or two more on the date of
+// a change of its zone's offset), so that no zone, nor a clock hours
+// behind, puts them on the date of that call or of a later one.
+const forgetAfter = 48 * time.Hour
+
 // sameDay reports whether the calls counted on the local date (in g.Loc)
-// of it's latest counted call count on t's date: when t falls on that
-// date, or on an earlier one. A clock that reads an earlier date than a
-// call already counted (another node's behind, this one stepped back)
-// adds its call to that later date's count rather than start a new day
-// and forget it: it may count a call too many, never one too few.
-func (g Gate) sameDay(it pool.Item, t time.Time) bool {
-	return !it.CallAt.IsZero() && LocalDay(t, g.Loc) <= LocalDay(it.CallAt, g.Loc)
+// of a calling day's latest counted call, at, count on t's date: when t
+// falls on that date, or on an earlier one. A clock that reads an earlier
+// date than a call already counted (another node's behind, this one
+// stepped back) adds its call to that later date's count rather than
+// start a new day and forget it: it may count a call too many, never one
+// too few. A zero at (no such day) counts on no date.
+func (g Gate) sameDay(at, t time.Time) bool {
+	return !at.IsZero() && LocalDay(t, g.Loc) <= LocalDay(at, g.Loc)
 }
 
 // Retry moves the retry of an item a failure just settled at now: when it

@@ -1,6 +1,7 @@
 package campaign_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -165,5 +166,119 @@ func TestGate_EarliestBruteForce(t *testing.T) {
 		}
 		_, _, ok := g.Admit(pool.Item{CallAt: it.CallAt, CallsToday: it.CallsToday}, tt)
 		require.Equal(t, allowed(tt), ok, "Admit agrees with the brute force")
+	})
+}
+
+// TestGate_ZoneMovedWest: the campaign's default zone corrected from
+// Tokyo to Los Angeles. Calls at 22:00 on January 2nd and 09:00 on
+// January 3rd in Tokyo, two calling days there, were both on January 2nd
+// in Los Angeles (05:00 and 16:00): with max_calls_per_day 2, no third
+// call there that day. (Counting the latest day alone forgot the first.)
+func TestGate_ZoneMovedWest(t *testing.T) {
+	t.Parallel()
+	g := campaign.Gate{Window: window(t, "09:00-23:00"), PerDay: 2, Loc: zone(t, "Asia/Tokyo")}
+	in, _, ok := g.Admit(pool.Item{Status: pool.StatusPending}, utc(t, "2026-01-02T13:00:00Z"))
+	require.True(t, ok)
+	in, _, ok = g.Admit(in, utc(t, "2026-01-03T00:00:00Z"))
+	require.True(t, ok)
+	require.Equal(t, 1, in.CallsToday, "a new day in Tokyo")
+	require.Equal(t, utc(t, "2026-01-02T13:00:00Z"), in.PrevCallAt, "the day before kept")
+	require.Equal(t, 1, in.PrevCallsToday)
+
+	g.Loc = zone(t, "America/Los_Angeles")
+	_, at, ok := g.Admit(in, utc(t, "2026-01-03T01:00:00Z")) // 17:00 on the 2nd in Los Angeles
+	require.False(t, ok, "a third call on January 2nd in Los Angeles")
+	require.Equal(t, utc(t, "2026-01-03T17:00:00Z"), at, "09:00 on January 3rd in Los Angeles")
+	// The contact's other items' previous days count too.
+	other := in
+	_, _, ok = campaign.Gate{Window: g.Window, PerDay: 3, Loc: g.Loc, Others: []pool.Item{other}}.
+		Admit(pool.Item{CallAt: utc(t, "2026-01-03T00:30:00Z"), CallsToday: 1}, utc(t, "2026-01-03T01:00:00Z"))
+	require.False(t, ok, "a fourth call across the contact's items, max 3")
+}
+
+// TestGate_AdmitKeepsThePreviousDay: a call on a new date makes the
+// latest day's count the previous one, but a day whose calls were all
+// given back (none counted), which leaves the previous one as it is; a
+// previous day whose calls are not all two days older than the call is
+// added to it, not forgotten.
+func TestGate_AdmitKeepsThePreviousDay(t *testing.T) {
+	t.Parallel()
+	g := campaign.Gate{Window: window(t, "00:00-24:00"), PerDay: 5, Loc: time.UTC}
+	for _, c := range []struct {
+		name               string
+		callAt, prevCallAt string
+		calls, prevCalls   int
+		now                string
+		wantPrevAt         string
+		wantPrev           int
+	}{
+		{"FirstDay", "", "", 0, 0, "2026-03-02T10:00:00Z", "", 0},
+		{"SameDay", "2026-03-02T09:00:00Z", "2026-03-01T09:00:00Z", 2, 1, "2026-03-02T10:00:00Z", "2026-03-01T09:00:00Z", 1},
+		{"NewDay", "2026-03-02T09:00:00Z", "2026-02-27T09:00:00Z", 2, 1, "2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", 2},
+		{"NewDayAfterAGiveBack", "2026-03-02T09:00:00Z", "2026-03-01T09:00:00Z", 0, 1, "2026-03-03T10:00:00Z", "2026-03-01T09:00:00Z", 1},
+		{"PreviousDayTooRecentToForget", "2026-03-02T09:00:00Z", "2026-03-01T11:00:00Z", 2, 1, "2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", 3},
+		{"PreviousDayJustOld", "2026-03-02T09:00:00Z", "2026-03-01T10:00:00Z", 2, 1, "2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			in := pool.Item{Status: pool.StatusPending, CallsToday: c.calls, PrevCallsToday: c.prevCalls}
+			if c.callAt != "" {
+				in.CallAt = utc(t, c.callAt)
+			}
+			if c.prevCallAt != "" {
+				in.PrevCallAt = utc(t, c.prevCallAt)
+			}
+			out, _, ok := g.Admit(in, utc(t, c.now))
+			require.True(t, ok)
+			var want time.Time
+			if c.wantPrevAt != "" {
+				want = utc(t, c.wantPrevAt)
+			}
+			require.Equal(t, want, out.PrevCallAt)
+			require.Equal(t, c.wantPrev, out.PrevCallsToday)
+		})
+	}
+}
+
+// TestGate_NeverTooFewAcrossZones: calls admitted over days while the
+// contact's zone moves east and west (up to 25 hours at once), some given
+// back: no call is admitted on a local date (in the zone of the moment)
+// that already has PerDay calls, counted by brute force from every call
+// made.
+func TestGate_NeverTooFewAcrossZones(t *testing.T) {
+	t.Parallel()
+	zones := []string{"Pacific/Kiritimati", "Asia/Tokyo", "Asia/Kolkata", "Europe/London", "America/New_York",
+		"America/Los_Angeles", "Pacific/Pago_Pago", "Pacific/Chatham"}
+	from := utc(t, "2026-03-01T00:00:00Z")
+	rapid.Check(t, func(t *rapid.T) {
+		g := campaign.Gate{Window: window(t, "00:00-24:00"), PerDay: rapid.IntRange(1, 3).Draw(t, "per day"),
+			Loc: zone(t, rapid.SampledFrom(zones).Draw(t, "zone"))}
+		var it pool.Item
+		var calls []time.Time // the calls made and not given back
+		now := from
+		for step := range rapid.IntRange(1, 40).Draw(t, "steps") {
+			now = now.Add(time.Duration(rapid.IntRange(0, 30*60).Draw(t, fmt.Sprintf("minutes %d", step))) * time.Minute)
+			if rapid.IntRange(0, 3).Draw(t, fmt.Sprintf("move %d", step)) == 0 {
+				g.Loc = zone(t, rapid.SampledFrom(zones).Draw(t, fmt.Sprintf("zone %d", step)))
+			}
+			out, _, ok := g.Admit(it, now)
+			if !ok {
+				continue
+			}
+			day := campaign.LocalDay(now, g.Loc)
+			n := 0
+			for _, c := range calls {
+				if campaign.LocalDay(c, g.Loc) == day {
+					n++
+				}
+			}
+			require.Less(t, n, g.PerDay, "admitted at %v (%v): %d calls on that date already", now, now.In(g.Loc), n)
+			it = out
+			calls = append(calls, now)
+			if rapid.IntRange(0, 4).Draw(t, fmt.Sprintf("give back %d", step)) == 0 {
+				it.CallsToday-- // pool.Item.Released: the latest call, the latest day's
+				calls = calls[:len(calls)-1]
+			}
+		}
 	})
 }
