@@ -17,8 +17,9 @@ import (
 // calling day before, on the date of PrevCallAt, the latest of them. A
 // call on a later date than CallAt's starts a new count, and the latest
 // one becomes the previous. Each count is of its latest call's date read
-// in Loc, the zone of now, and counts on t's date when that date is t's
-// (or later: a clock behind, see sameDay). When the contact's zone
+// in Loc, the zone of now: the latest day's counts on t's date when that
+// date is t's (or later: a clock behind, see sameDay), and the previous
+// day's with it when it falls on the same date. When the contact's zone
 // changes (the contact's own, or the campaign's default), the calls
 // counted in the old one count on the date their day's latest falls on
 // in the new one: a zone moved east may count a call of the new zone's
@@ -74,13 +75,17 @@ func (g Gate) calls(it pool.Item, t time.Time) int {
 }
 
 // count returns the calls of it's two calling days that count on t's
-// local date (see sameDay).
+// local date: the latest day's when its date is t's or later (sameDay),
+// with the previous day's when a zone moved west puts both on one date.
+// The previous day's date is never later than the latest's: on its own it
+// is never a later date than t's (not even for a clock behind, whose call
+// counts on the latest day's date, see sameDay).
 func (g Gate) count(it pool.Item, t time.Time) int {
-	n := 0
-	if g.sameDay(it.CallAt, t) {
-		n += it.CallsToday
+	if !g.sameDay(it.CallAt, t) {
+		return 0
 	}
-	if g.sameDay(it.PrevCallAt, t) {
+	n := it.CallsToday
+	if g.sameDay(it.PrevCallAt, it.CallAt) {
 		n += it.PrevCallsToday
 	}
 	return n

@@ -282,3 +282,21 @@ func TestGate_NeverTooFewAcrossZones(t *testing.T) {
 		}
 	})
 }
+
+// TestGate_PreviousDayForAClockBehind: a clock behind, on the date of the
+// previous calling day, counts its call on the latest day's date (see
+// TestEngine_DayCapForAClockBehind): the previous day's calls, on another
+// date than the latest's, do not count there.
+func TestGate_PreviousDayForAClockBehind(t *testing.T) {
+	t.Parallel()
+	g := campaign.Gate{Window: window(t, "00:00-24:00"), PerDay: 2, Loc: time.UTC}
+	in := pool.Item{CallAt: utc(t, "2026-01-03T00:00:30Z"), CallsToday: 1,
+		PrevCallAt: utc(t, "2026-01-02T09:00:00Z"), PrevCallsToday: 1}
+	out, _, ok := g.Admit(in, utc(t, "2026-01-02T23:58:50Z"))
+	require.True(t, ok, "the second call of January 3rd")
+	require.Equal(t, 2, out.CallsToday)
+	require.Equal(t, in.CallAt, out.CallAt)
+	require.Equal(t, in.PrevCallAt, out.PrevCallAt)
+	_, _, ok = g.Admit(out, utc(t, "2026-01-02T23:59:00Z"))
+	require.False(t, ok, "January 3rd at its cap")
+}
