@@ -815,3 +815,46 @@ func TestWork_GivesBackAClaimThatCommittedAsItStopped(t *testing.T) {
 	require.Equal(t, pool.StatusPending, it.Status, "the lease claimed as Work stopped is given back")
 	require.Zero(t, it.Attempts)
 }
+
+// TestWork_ReleaseAtStopOfALostLeaseIsExpired: a lease claimed as Work
+// stopped is given back; when the give-back finds the lease already lost
+// (its end passed meanwhile), nothing was given back and the event is
+// EventExpired, as everywhere else a lease turns out lost, not an
+// EventError that asks the host to look into a failure.
+func TestWork_ReleaseAtStopOfALostLeaseIsExpired(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	b := heldEngine(t, queue.Options{Now: clk.Now, LeaseTimeout: time.Minute})
+	p := b.pool(t, pool.FIFO, 1)
+	_, err := b.eng.Add(b.ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	var events []queue.Event
+	entered, release := b.st.holdNext()
+	ctx, cancel := context.WithCancel(b.ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: 2 * time.Second, OnEvent: func(ev queue.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			events = append(events, ev)
+		}})
+	}()
+	<-entered // the producer's claim waits in the store
+	giveBack, releaseGiveBack := b.st.holdNext()
+	cancel()
+	release()
+	<-giveBack // the claim committed; its give-back waits in the store
+	clk.Advance(2 * time.Minute)
+	releaseGiveBack()
+	require.NoError(t, <-errc)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, events, 1, "one event for the lease: %v", events)
+	require.Equal(t, queue.EventExpired, events[0].Kind, "the give-back found the lease lost: %v", events[0].Err)
+	require.ErrorIs(t, events[0].Err, queue.ErrLeaseLost)
+}

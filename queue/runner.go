@@ -170,7 +170,10 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // which the claim checks in the database).
 //
 // [Engine.Close] stops Work as the end of ctx does, and waits for it to
-// return: the handlers' results are written before the engine closes.
+// return: the handlers' results are written before the engine closes. The
+// leases of a claim that committed as Work stopped start no handler: they
+// are given back (EventReleased), or reported EventExpired when the
+// give-back finds one lost already.
 //
 // Work returns [validate.Errors] for bad options, [store.ErrNotFound] when a
 // pool does not exist at the start, [ErrClosed] when Close has begun
@@ -627,6 +630,12 @@ func (r *runner) release(ctx context.Context, l *Lease, until time.Time) {
 		err := r.e.Release(ctx, l)
 		if err == nil {
 			r.opts.OnEvent(Event{Kind: EventReleased, Lease: *l})
+			return
+		}
+		if errors.Is(err, ErrLeaseLost) {
+			// Its end passed, or it was settled elsewhere: nothing to
+			// give back, as a lease lost anywhere else in Work.
+			r.opts.OnEvent(Event{Kind: EventExpired, Lease: *l, Err: err})
 			return
 		}
 		r.log.Warn("poolq: release at shutdown failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
