@@ -152,16 +152,11 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 func (e *Engine) pause(ctx context.Context, poolID uuid.UUID, floor *backoff) (time.Duration, error) {
 	var next time.Time
 	var ok bool
-	ctx, stop := e.untilClosing(ctx)
-	defer stop()
-	err := e.read(ctx, func(tx store.Tx) error {
+	err := e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) error {
 		var err error
 		next, ok, err = tx.NextWake(ctx, poolID)
 		return err
 	})
-	if err != nil && e.isClosing() {
-		return 0, fmt.Errorf("dequeue: %w", ErrClosed)
-	}
 	if err != nil {
 		return 0, fmt.Errorf("dequeue: %w", err)
 	}

@@ -34,7 +34,7 @@ type Engine struct {
 	// dispatched and no new Work starts, but writes go on: the running
 	// handlers' results are written, and a claim that commits after
 	// closing gives its leases back. The claims' own reads end with
-	// stopping (see untilClosing).
+	// stopping (see readUntilClosing).
 	closing      <-chan struct{}
 	stopping     context.Context
 	stopDispatch context.CancelFunc
@@ -143,15 +143,21 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// untilClosing returns ctx, ended too when Close begins, for the reads of
-// a claim or a Work call, which Close waits for: a write's round trip is
-// bounded, but a read is bounded by its context only, and one sent into a
-// connection gone silent (no FIN, no RST) would hold Close up for as long.
-// The caller reports ErrClosed for a read that failed once Close had begun.
-func (e *Engine) untilClosing(ctx context.Context) (context.Context, context.CancelFunc) {
+// readUntilClosing is read for the reads of a claim or a Work call, which
+// Close waits for: fn's context ends too when Close begins, and a read
+// that failed once Close had begun returns ErrClosed. A write's round trip
+// is bounded, but a read is bounded by its context only, and one sent into
+// a connection gone silent (no FIN, no RST) would hold Close up for as
+// long.
+func (e *Engine) readUntilClosing(ctx context.Context, fn func(context.Context, store.Tx) error) error {
 	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(e.stopping, cancel)
-	return ctx, func() { stop(); cancel() }
+	defer cancel()
+	defer context.AfterFunc(e.stopping, cancel)()
+	err := e.read(ctx, func(tx store.Tx) error { return fn(ctx, tx) })
+	if err != nil && e.isClosing() {
+		return ErrClosed
+	}
+	return err
 }
 
 // beginWork registers a Work call or a claim, which must call

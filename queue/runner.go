@@ -195,9 +195,7 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	}
 	defer e.works.Done()
 	pools := distinct(opts.Pools)
-	rctx, stop := e.untilClosing(ctx)
-	defer stop()
-	err := e.read(rctx, func(tx store.Tx) error {
+	err := e.readUntilClosing(ctx, func(rctx context.Context, tx store.Tx) error {
 		for _, id := range pools {
 			if _, err := tx.Pool(rctx, id); err != nil {
 				return fmt.Errorf("pool %s: %w", id, err)
@@ -214,10 +212,7 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		if ctx.Err() != nil {
 			return nil // stopped before it started: a normal shutdown with nothing to wait for
 		}
-		if e.isClosing() {
-			return fmt.Errorf("work: %w", ErrClosed)
-		}
-		return fmt.Errorf("work: %w", err)
+		return fmt.Errorf("work: %w", err) // ErrClosed once Close has begun
 	}
 	r := &runner{
 		e: e, h: h, opts: opts, pools: pools, log: opts.Logger,
@@ -301,9 +296,7 @@ func (r *runner) refresh(ctx context.Context) (bool, error) {
 	}
 	pools := append([]uuid.UUID{}, r.own...)
 	via := map[uuid.UUID]uuid.UUID{}
-	ctx, stop := r.e.untilClosing(ctx)
-	defer stop()
-	err := r.e.read(ctx, func(tx store.Tx) error {
+	err := r.e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) error {
 		for _, id := range r.campaigns {
 			c, err := tx.Campaign(ctx, id)
 			if isNotFound(err) {
@@ -323,9 +316,6 @@ func (r *runner) refresh(ctx context.Context) (bool, error) {
 		}
 		return nil
 	})
-	if err != nil && r.e.isClosing() {
-		return false, ErrClosed
-	}
 	if err != nil {
 		return false, err
 	}
