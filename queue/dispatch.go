@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -243,7 +244,7 @@ func (e *Engine) tryDequeue(ctx context.Context, poolID uuid.UUID, n int, via uu
 		// lost and learned later, a store stalled): the leases' ends and
 		// the calling windows were judged then. They go back, unattempted,
 		// and the pool is looked at again, now.
-		if err := e.giveBackAll(ctx, r.leases); err != nil {
+		if err := e.giveBackAll(ctx, r.leases, giveBackTries); err != nil {
 			return nil, fmt.Errorf("dequeue: the claim committed %v after it was judged; giving its leases back failed: %w", late, err)
 		}
 		if lateClaims++; lateClaims >= maxLateClaims {
@@ -265,18 +266,49 @@ const lateClaimSlack = 2 * time.Second
 const maxLateClaims = 3
 
 // giveBackAll releases, unattempted, the leases of a claim that cannot hand
-// them out (committed too late, see lateClaimSlack, or as Close began), each
-// as giveBackLease does. A lease that has ended meanwhile is not the caller's to
-// give back: its expiry counts. It returns the errors of the leases it
-// could not give back.
-func (e *Engine) giveBackAll(ctx context.Context, leases []*Lease) error {
-	var errs []error
-	for _, l := range leases {
-		if err := e.giveBackLease(ctx, l); err != nil && !errors.Is(err, ErrLeaseLost) {
-			errs = append(errs, fmt.Errorf("contact %s of pool %s: %w", l.ContactUUID, l.PoolUUID, err))
+// them out (committed too late, see lateClaimSlack, or as Close began), all
+// in one write transaction, tried up to tries times, giveBackPause apart,
+// while the leases last (see giveBackLease). A lease that has ended
+// meanwhile is not the caller's to give back: its expiry counts. It
+// returns the error of the last try, when no try was written.
+//
+// One write, not one a lease: on a database gone silent each try waits out
+// a write's round-trip bound, and the time taken must not grow with the
+// leases (up to 100).
+func (e *Engine) giveBackAll(ctx context.Context, leases []*Lease, tries int) error {
+	if len(leases) == 0 {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx) // the caller may have left: the leases are still held
+	reqs := make([]*settleReq, len(leases))
+	ends := leases[0].ExpiresAt
+	for i, l := range leases {
+		reqs[i] = &settleReq{l: l, fn: func(it pool.Item, gv governance, now time.Time) (pool.Item, error) {
+			return gv.released(it, now)
+		}}
+		if l.ExpiresAt.Before(ends) {
+			ends = l.ExpiresAt
 		}
 	}
-	return errors.Join(errs...)
+	for try := 1; ; try++ {
+		err := e.writeSettle(ctx, reqs)
+		if err == nil {
+			break
+		}
+		if try >= tries || failsForGood(err) || !e.now().Add(giveBackPause).Before(ends) {
+			return fmt.Errorf("release of %d leases: %w", len(leases), err)
+		}
+		time.Sleep(giveBackPause)
+	}
+	for _, r := range reqs {
+		if !r.lost {
+			r.l.Item = r.out
+		}
+	}
+	if slices.ContainsFunc(reqs, func(r *settleReq) bool { return r.freed }) {
+		e.wake.notify(leases[0].PoolUUID) // a claim's leases are of one pool
+	}
+	return nil
 }
 
 // giveBackLease releases l, unattempted. A release that fails for a reason
@@ -297,9 +329,9 @@ func (e *Engine) giveBackLease(ctx context.Context, l *Lease) error {
 	}
 }
 
-// giveBackTries and giveBackPause bound giveBackAll's tries of a release: a
-// database busy for a moment, not one that is down (each try may itself
-// wait the store's lock timeout).
+// giveBackTries and giveBackPause bound giveBackLease's tries of a
+// release: a database busy for a moment, not one that is down (each try
+// may itself wait the store's lock timeout).
 const (
 	giveBackTries = 3
 	giveBackPause = 250 * time.Millisecond
@@ -312,9 +344,13 @@ const (
 // dispatched once Close has begun, and a lease handed out then could not
 // be settled once the engine closed (its item would come back at the
 // lease's end as a failed attempt, called again). Writes are still open:
-// Close waits for the claim.
+// Close waits for the claim. The leases get one try, in one write (see
+// giveBackAll): a try already waits out a busy database (SQLite's busy timeout,
+// PostgreSQL's lock timeout), and on one gone silent every try waits out
+// a write's round-trip bound, which Close would wait for (as for the
+// leases of a claim of unknown outcome, see giveBackUnknown).
 func (e *Engine) giveBackAtClose(ctx context.Context, leases []*Lease) error {
-	if err := e.giveBackAll(ctx, leases); err != nil {
+	if err := e.giveBackAll(ctx, leases, 1); err != nil {
 		return fmt.Errorf("dequeue: %w (claimed as Close began; giving the leases back failed: %v)", ErrClosed, err)
 	}
 	return fmt.Errorf("dequeue: %w", ErrClosed)

@@ -112,8 +112,9 @@ func isNil(st store.Store) bool {
 // ErrClosed). It does not close the store.
 //
 // A claim under way when Close begins (a Dequeue's, a DequeueN's) that
-// commits anyway gives its leases back, unattempted, and returns
-// ErrClosed; Close waits for it. Until the Work calls and such claims have
+// commits anyway gives its leases back, unattempted, in one write tried
+// once, and returns ErrClosed; Close waits for it (on a database gone
+// silent, for one write's round-trip bound). Until the Work calls and such claims have
 // returned, other writes go on (Complete, Fail, Extend, … of leases held
 // outside Work, an Add); Close does not wait for leases held outside Work:
 // settle them before calling it. A handler that ignores its context's

@@ -336,3 +336,55 @@ func TestPostgres_CloseAfterUnknownClaimWhileSilent(t *testing.T) {
 	time.Sleep(time.Second) // the give-back's first try is under way
 	require.NoError(t, within(t, "Close", px.close, func() error { return eng.Close() }))
 }
+
+// closeOnCommit wraps a PostgreSQL store: once armed, the next write that
+// commits begins the engine's Close and silences the network (no FIN, no
+// RST) before the write returns to its caller.
+type closeOnCommit struct {
+	*postgres.Store
+	px     *faultProxy
+	arm    atomic.Bool
+	closed chan error
+	eng    *queue.Engine
+}
+
+func (s *closeOnCommit) Write(ctx context.Context, fn func(store.Tx) error) error {
+	err := s.Store.Write(ctx, fn)
+	if err == nil && s.arm.CompareAndSwap(true, false) {
+		go func() { s.closed <- s.eng.Close() }()
+		time.Sleep(100 * time.Millisecond) // Close has begun: it waits for this claim
+		s.px.frozen.Store(true)
+	}
+	return err
+}
+
+// TestPostgres_CloseAfterAClaimAtCloseWhileSilent: a DequeueN's claim of
+// several leases commits just as Close begins, and the database goes
+// silent (no FIN, no RST). The claim gives its leases back before Close
+// ends (see giveBackAtClose): Close must return in a bounded time that
+// does not grow with the number of leases, each give-back waiting out a
+// write's round-trip bound (5.5 s here), once.
+func TestPostgres_CloseAfterAClaimAtCloseWhileSilent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	px, pst := proxiedStore(t, connFailOptions)
+	st := &closeOnCommit{Store: pst, px: px, closed: make(chan error, 1)}
+	eng, err := queue.New(st, queue.Options{LeaseTimeout: 10 * time.Minute, PollInterval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	st.eng = eng
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "claim at close", Description: "silent", Type: pool.Parallel, MaxParallelItems: new(10)})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(8)...)
+	require.NoError(t, err)
+
+	st.arm.Store(true)
+	start := time.Now()
+	leases, err := eng.DequeueN(ctx, p.UUID, 8)
+	t.Logf("DequeueN returned after %v: %d leases, %v", time.Since(start).Round(time.Millisecond), len(leases), err)
+	require.ErrorIs(t, err, queue.ErrClosed)
+	require.Empty(t, leases)
+	require.NoError(t, within(t, "Close", px.close, func() error { return <-st.closed }))
+	// One round trip's bound (5.5 s) and the margin of a loaded machine;
+	// a try of each lease in turn took 8 of them, three tries each 24.
+	require.Less(t, time.Since(start), 20*time.Second, "Close waited for the give-backs one lease at a time")
+}
