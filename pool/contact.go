@@ -3,6 +3,7 @@ package pool
 import (
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/poolq/poolq/validate"
 )
@@ -86,7 +87,11 @@ func isEmail(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
+		// Any white space or control character, not only ASCII's: a
+		// no-break space, NEL (a C1 control) or a line separator inside an
+		// address is not an address (unicode.IsSpace holds for U+2028 and
+		// U+2029 too).
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
 			return false
 		}
 	}
