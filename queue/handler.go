@@ -30,10 +30,13 @@ type retryAtError struct {
 }
 
 func (e *retryAtError) Error() string {
-	if e.err == nil {
-		return "retry at " + e.at.UTC().Format(time.RFC3339)
+	switch {
+	case e.err != nil:
+		return e.err.Error()
+	case e.at.IsZero():
+		return "retry after the retry delay" // a zero t names no time
 	}
-	return e.err.Error()
+	return "retry at " + e.at.UTC().Format(time.RFC3339)
 }
 
 func (e *retryAtError) Unwrap() error { return e.err }

@@ -343,6 +343,8 @@ func TestFailureOf(t *testing.T) {
 		{"Plain", errors.New("busy"), queue.Failure{Note: "busy"}},
 		{"RetryAt", queue.RetryAt(at, errors.New("later")), queue.Failure{RetryAt: at, Note: "later"}},
 		{"RetryAtNil", queue.RetryAt(at, nil), queue.Failure{RetryAt: at, Note: "retry at 2026-05-01T12:00:00Z"}},
+		// A zero time names no time: the note must not name year 1.
+		{"RetryAtZeroNil", queue.RetryAt(time.Time{}, nil), queue.Failure{Note: "retry after the retry delay"}},
 		{"Final", queue.Final(errors.New("wrong number")), queue.Failure{Final: true, Note: "wrong number"}},
 		{"Wrapped", errors.Join(queue.Final(errors.New("x"))), queue.Failure{Final: true, Note: "x"}},
 		// Final wins: a failure Fail would refuse (Final with RetryAt) would
