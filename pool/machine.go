@@ -14,7 +14,9 @@ var (
 	ErrInFlight = errors.New("item is in flight")
 	// ErrWrongStatus is returned when an operation does not apply to the
 	// item's status: skipping a finished item, requeueing a waiting one,
-	// settling an item that is not in flight.
+	// settling an item that is not in flight. The Item methods' errors
+	// wrapping it name the item's status; their caller names the
+	// operation.
 	ErrWrongStatus = errors.New("operation not allowed in the item's status")
 )
 
@@ -75,7 +77,7 @@ func (it Item) Dispatched(ceiling int, now, expires time.Time) (out Item, ok boo
 // becomes In_Call; In_Call stays as it is.
 func (it Item) InCall() (Item, error) {
 	if !it.Status.InFlight() {
-		return it, fmt.Errorf("mark in call: %s: %w", it.Status, ErrWrongStatus)
+		return it, fmt.Errorf("the item is %s: %w", it.Status, ErrWrongStatus)
 	}
 	it.Status = StatusInCall
 	return it, nil
@@ -84,7 +86,7 @@ func (it Item) InCall() (Item, error) {
 // Extended returns the in-flight item with its lease ending at expires.
 func (it Item) Extended(expires time.Time) (Item, error) {
 	if !it.Status.InFlight() {
-		return it, fmt.Errorf("extend: %s: %w", it.Status, ErrWrongStatus)
+		return it, fmt.Errorf("the item is %s: %w", it.Status, ErrWrongStatus)
 	}
 	it.LeaseExpiresAt = expires.UTC()
 	return it, nil
@@ -94,7 +96,7 @@ func (it Item) Extended(expires time.Time) (Item, error) {
 // note.
 func (it Item) Completed(now time.Time, note string) (Item, error) {
 	if !it.Status.InFlight() {
-		return it, fmt.Errorf("complete: %s: %w", it.Status, ErrWrongStatus)
+		return it, fmt.Errorf("the item is %s: %w", it.Status, ErrWrongStatus)
 	}
 	now = now.UTC()
 	it.Status = StatusCompleted
@@ -112,7 +114,7 @@ func (it Item) Completed(now time.Time, note string) (Item, error) {
 // than the item's first dispatch (see [Item.dueAtOnce]).
 func (it Item) Failed(ceiling int, now time.Time, f Failure, retryDelay time.Duration) (Item, error) {
 	if !it.Status.InFlight() {
-		return it, fmt.Errorf("fail: %s: %w", it.Status, ErrWrongStatus)
+		return it, fmt.Errorf("the item is %s: %w", it.Status, ErrWrongStatus)
 	}
 	now = now.UTC()
 	it.Notes = f.Note
@@ -160,10 +162,10 @@ func (it Item) Expired(ceiling int, now time.Time, retryDelay time.Duration) (It
 // it is completed or failed, never given back.
 func (it Item) Released(now time.Time) (Item, error) {
 	if it.Status == StatusInCall {
-		return it, fmt.Errorf("release: the call connected (%s): complete or fail it: %w", it.Status, ErrWrongStatus)
+		return it, fmt.Errorf("the item is %s, its call connected: complete or fail it: %w", it.Status, ErrWrongStatus)
 	}
 	if !it.Status.InFlight() {
-		return it, fmt.Errorf("release: %s: %w", it.Status, ErrWrongStatus)
+		return it, fmt.Errorf("the item is %s: %w", it.Status, ErrWrongStatus)
 	}
 	now = now.UTC()
 	due := it.dueAtOnce(now)
@@ -205,7 +207,7 @@ func (it Item) Skipped(note string) (Item, error) {
 	case it.Status.InFlight():
 		return it, ErrInFlight
 	case !it.Status.Waiting():
-		return it, fmt.Errorf("skip: %s: %w", it.Status, ErrWrongStatus)
+		return it, fmt.Errorf("the item is %s: %w", it.Status, ErrWrongStatus)
 	}
 	it.Status = StatusSkipped
 	it.NextRetryAt = nil
@@ -225,7 +227,7 @@ func (it Item) Requeued() (Item, error) {
 	case it.Status.InFlight():
 		return it, ErrInFlight
 	case !it.Status.Terminal():
-		return it, fmt.Errorf("requeue: %s: %w", it.Status, ErrWrongStatus)
+		return it, fmt.Errorf("the item is %s: %w", it.Status, ErrWrongStatus)
 	}
 	it.Status = StatusPending
 	it.Attempts = 0
@@ -244,7 +246,7 @@ func (it Item) Postponed(until time.Time) (Item, error) {
 	case it.Status.InFlight():
 		return it, ErrInFlight
 	case !it.Status.Waiting():
-		return it, fmt.Errorf("postpone: %s: %w", it.Status, ErrWrongStatus)
+		return it, fmt.Errorf("the item is %s: %w", it.Status, ErrWrongStatus)
 	}
 	until = until.UTC()
 	it.Status = StatusScheduled

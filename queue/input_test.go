@@ -285,3 +285,29 @@ func TestEngine_NilContext(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, d.ContactsCount)
 }
+
+// TestEngine_WrongStatusNamesItsOperationOnce: an operation refused for
+// the item's status says which operation and which status, once each (the
+// state machine's error wrapped by the engine's read "release: release:
+// the call connected" and "requeue item: requeue: Pending").
+func TestEngine_WrongStatusNamesItsOperationOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.Parallel, 2, 3)
+	ids := b.add(t, p.UUID, 2)
+	l, err := b.eng.Dequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.MarkInCall(b.ctx, l))
+
+	err = b.eng.Release(b.ctx, l)
+	require.ErrorIs(t, err, pool.ErrWrongStatus)
+	require.Equal(t, "release: the item is In_Call, its call connected: complete or fail it: "+pool.ErrWrongStatus.Error(), err.Error())
+
+	waiting := ids[0]
+	if waiting == l.ContactUUID {
+		waiting = ids[1]
+	}
+	_, err = b.eng.Requeue(b.ctx, p.UUID, waiting)
+	require.ErrorIs(t, err, pool.ErrWrongStatus)
+	require.Equal(t, "requeue item: the item is Pending: "+pool.ErrWrongStatus.Error(), err.Error())
+}
