@@ -24,6 +24,14 @@ type addContactsRequest struct {
 	ContactUUIDs []string          `json:"contact_uuids"`
 	Priority     int               `json:"priority"`
 	Contacts     []json.RawMessage `json:"contacts"`
+
+	refused map[int]bool // indexes of contact_uuids that decode refused
+}
+
+func (r *addContactsRequest) keepRefused(field string, idx []int) {
+	if field == "contact_uuids" {
+		r.refused = indexSet(idx)
+	}
 }
 
 // contactRequest is one element of "contacts": a contact UUID, the
@@ -61,7 +69,7 @@ func (s *server) addContacts(w http.ResponseWriter, r *http.Request) error {
 		return v.Err()
 	}
 	items := make([]pool.NewItem, 0, nu+nc)
-	bad := 0
+	bad := min(len(in.refused), maxListedErrors) // listed by decode
 	badUUID := func(field, raw string) {
 		if bad++; bad <= maxListedErrors {
 			v.Add(field, validate.RuleFormat, uuidProblem(raw))
@@ -69,7 +77,7 @@ func (s *server) addContacts(w http.ResponseWriter, r *http.Request) error {
 	}
 	for i, raw := range in.ContactUUIDs {
 		c, ok := parseUUID(raw)
-		if !ok {
+		if !ok && !in.refused[i] {
 			badUUID(fmt.Sprintf("contact_uuids[%d]", i), raw)
 		}
 		items = append(items, pool.NewItem{ContactUUID: c, Priority: in.Priority})

@@ -14,6 +14,14 @@ import (
 // that a malformed one is a 422 naming its index.
 type dncRequest struct {
 	ContactUUIDs []string `json:"contact_uuids"`
+
+	refused map[int]bool // indexes of contact_uuids that decode refused
+}
+
+func (r *dncRequest) keepRefused(field string, idx []int) {
+	if field == "contact_uuids" {
+		r.refused = indexSet(idx)
+	}
 }
 
 // dncAdded is the data of POST /api/v1/dnc: how many of the request's
@@ -78,10 +86,13 @@ func (s *server) addDNC(w http.ResponseWriter, r *http.Request) error {
 	}
 	contacts := make([]uuid.UUID, 0, len(in.ContactUUIDs))
 	seen := make(map[uuid.UUID]bool, len(in.ContactUUIDs))
-	bad := 0
+	bad := min(len(in.refused), maxListedErrors) // listed by decode
 	for i, raw := range in.ContactUUIDs {
 		c, ok := parseUUID(raw)
 		if !ok {
+			if in.refused[i] {
+				continue
+			}
 			if bad++; bad <= maxListedErrors {
 				v.Add(fmt.Sprintf("contact_uuids[%d]", i), validate.RuleFormat, uuidProblem(raw))
 			}

@@ -204,7 +204,10 @@ func decodeFields(v *validate.Validator, prefix string, fields map[string]json.R
 				if !errors.As(err, &te) {
 					return badRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
 				}
-				if elems, ok := decodeElements(v, prefix+k, val, typ); ok {
+				if elems, refused, ok := decodeElements(v, prefix+k, val, typ); ok {
+					if keep, ok := dst.(refusedKeeper); ok {
+						keep.keepRefused(k, refused)
+					}
 					clean[k] = elems
 					continue
 				}
@@ -250,50 +253,67 @@ func object(fields map[string]json.RawMessage) []byte {
 // must be a string, not number"; the first maxListedErrors, then their
 // number, against field), and is replaced by the zero value of its type, so
 // that the others keep their indexes and the caller's rules name them
-// rightly. It returns the array so mended, and false when val is not an
-// array or typ not such a slice (the whole field is then of the wrong type).
-// A zero value never reaches the engine: v has failed.
-func decodeElements(v *validate.Validator, field string, val json.RawMessage, typ reflect.Type) (json.RawMessage, bool) {
+// rightly. It returns the array so mended with the indexes of the elements
+// it replaced, and false when val is not an array or typ not such a slice
+// (the whole field is then of the wrong type). A zero value never reaches
+// the engine: v has failed. The count of the unlisted ones is not a refusal
+// of the list (ruleNotListed): the list was mended, and the failures of its
+// other elements must still be reported.
+func decodeElements(v *validate.Validator, field string, val json.RawMessage, typ reflect.Type) (json.RawMessage, []int, bool) {
 	if typ.Kind() != reflect.Slice {
-		return nil, false
+		return nil, nil, false
 	}
 	switch elem := typ.Elem(); elem.Kind() {
 	case reflect.Slice, reflect.Array, reflect.Map, reflect.Struct, reflect.Interface, reflect.Pointer, reflect.Uint8:
-		return nil, false // a []byte is base64; the others' elements would need their own paths
+		return nil, nil, false // a []byte is base64; the others' elements would need their own paths
 	}
 	var elems []json.RawMessage
 	if err := json.Unmarshal(val, &elems); err != nil {
-		return nil, false
+		return nil, nil, false
 	}
 	zero, err := json.Marshal(reflect.Zero(typ.Elem()).Interface())
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
-	bad := 0
+	var refused []int
 	for i, el := range elems {
 		err := json.Unmarshal(el, reflect.New(typ.Elem()).Interface())
 		var te *json.UnmarshalTypeError
 		if !errors.As(err, &te) {
 			continue
 		}
-		if bad++; bad <= maxListedErrors {
+		if refused = append(refused, i); len(refused) <= maxListedErrors {
 			v.Add(fmt.Sprintf("%s[%d]", field, i), RuleType, fmt.Sprintf("must be %s, not %s", jsonKind(typ.Elem()), te.Value))
 		}
 		elems[i] = zero
 	}
-	if bad == 0 {
-		return nil, false
+	if len(refused) == 0 {
+		return nil, nil, false
 	}
-	if bad > maxListedErrors {
-		v.Add(field, RuleType, fmt.Sprintf("%d more elements of the wrong type not listed", bad-maxListedErrors))
+	if len(refused) > maxListedErrors {
+		v.Add(field, ruleNotListed, fmt.Sprintf("%d more elements of the wrong type not listed", len(refused)-maxListedErrors))
 	}
 	out, err := json.Marshal(elems)
-	return out, err == nil
+	return out, refused, err == nil
 }
 
 // maxListedErrors bounds the bad elements of a list (contact_uuids…) that a
-// 422 lists one by one.
+// 422 lists one by one: those of the wrong type and the malformed ones
+// together, the rest counted against the list.
 const maxListedErrors = 20
+
+// ruleNotListed is the rule of the count of a list's bad elements past
+// maxListedErrors, named by the list: not a refusal, since the list was
+// decoded (mended) and its other failures stand.
+const ruleNotListed = "not_listed"
+
+// refusedKeeper is a request that wants the indexes of the elements of one
+// of its lists that decode refused (of the wrong JSON type: failures of v
+// already, the first maxListedErrors listed), so that it judges only the
+// others and lists them within what is left of that bound.
+type refusedKeeper interface {
+	keepRefused(field string, idx []int)
+}
 
 // Rules of the request's fields, beside those of package validate. A field
 // that fails one of them is left out of the decoded request.
@@ -472,4 +492,13 @@ func (p *queryParams) err() error {
 		return invalid(fe)
 	}
 	return nil
+}
+
+// indexSet returns idx as a set.
+func indexSet(idx []int) map[int]bool {
+	m := make(map[int]bool, len(idx))
+	for _, i := range idx {
+		m[i] = true
+	}
+	return m
 }
