@@ -5,7 +5,7 @@ import "math/rand/v2"
 // TokenSpread bounds the random part of a fencing token's step: each
 // dispatch adds 1 + n to an item's token, n drawn uniformly from
 // [0, TokenSpread). An item's token grows by at most TokenSpread a
-// dispatch, so it stays below 2^63 for at least 2^32 dispatches.
+// dispatch, so it stays below 2^63 for 2^32 - 1 dispatches at least.
 const TokenSpread = 1 << 31
 
 // nextToken returns the fencing token of the dispatch of an item whose
