@@ -35,6 +35,7 @@ type heldStore struct {
 	mu      sync.Mutex
 	hold    chan struct{} // the next Write waits until it is closed
 	entered chan struct{} // closed when that Write is waiting
+	inside  bool          // it waits inside its transaction, once fn has run
 	panics  bool          // the next Write panics
 	fails   error         // the next Write returns it
 	failing atomic.Bool   // every Write fails, until it is cleared
@@ -51,6 +52,19 @@ func (s *heldStore) holdNext() (entered <-chan struct{}, release func()) {
 	h := s.hold
 	var once sync.Once
 	return s.entered, func() { once.Do(func() { close(h) }) }
+}
+
+// holdInside is holdNext for a Write that waits inside its transaction,
+// once its fn has run and before it commits: group commit's operations
+// have started (a caller whose context ends then still gets its
+// operation's result, see package groupcommit), where with holdNext they
+// wait to start, and a caller that leaves abandons its operation.
+func (s *heldStore) holdInside() (entered <-chan struct{}, release func()) {
+	entered, release = s.holdNext()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inside = true
+	return entered, release
 }
 
 func (s *heldStore) panicNext() {
@@ -71,9 +85,17 @@ func (s *heldStore) failNext(err error) {
 
 func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
 	s.mu.Lock()
-	hold, entered, panics, fails := s.hold, s.entered, s.panics, s.fails
-	s.hold, s.entered, s.panics, s.fails = nil, nil, false, nil
+	hold, entered, inside, panics, fails := s.hold, s.entered, s.inside, s.panics, s.fails
+	s.hold, s.entered, s.inside, s.panics, s.fails = nil, nil, false, false, nil
 	s.mu.Unlock()
+	if hold != nil && inside {
+		return s.Store.Write(ctx, func(tx store.Tx) error {
+			err := fn(tx)
+			close(entered)
+			<-hold
+			return err
+		})
+	}
 	if hold != nil {
 		close(entered)
 		<-hold
@@ -791,7 +813,7 @@ func TestWork_GivesBackAClaimThatCommittedAsItStopped(t *testing.T) {
 	_, err := b.eng.Add(b.ctx, p.UUID, pool.NewItem{ContactUUID: c})
 	require.NoError(t, err)
 
-	entered, release := b.st.holdNext()
+	entered, release := b.st.holdInside()
 	ctx, cancel := context.WithCancel(b.ctx)
 	started := make(chan struct{}, 1)
 	errc := make(chan error, 1)
@@ -801,7 +823,7 @@ func TestWork_GivesBackAClaimThatCommittedAsItStopped(t *testing.T) {
 			return nil
 		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: 2 * time.Second})
 	}()
-	<-entered // the producer's claim waits in the store
+	<-entered // the producer's claim has run; its transaction waits to commit
 	cancel()
 	release()
 	require.NoError(t, <-errc)
@@ -831,7 +853,7 @@ func TestWork_ReleaseAtStopOfALostLeaseIsExpired(t *testing.T) {
 
 	var mu sync.Mutex
 	var events []queue.Event
-	entered, release := b.st.holdNext()
+	entered, release := b.st.holdInside()
 	ctx, cancel := context.WithCancel(b.ctx)
 	errc := make(chan error, 1)
 	go func() {
@@ -843,7 +865,7 @@ func TestWork_ReleaseAtStopOfALostLeaseIsExpired(t *testing.T) {
 			events = append(events, ev)
 		}})
 	}()
-	<-entered // the producer's claim waits in the store
+	<-entered // the producer's claim has run; its transaction waits to commit
 	giveBack, releaseGiveBack := b.st.holdNext()
 	cancel()
 	release()
