@@ -35,8 +35,8 @@ type opsSuspect struct {
 }
 
 type opsHarness struct {
-	t      *testing.T
-	maxCap int
+	t       *testing.T
+	maxCap  int
 	maxCeil int
 
 	mu          sync.Mutex
