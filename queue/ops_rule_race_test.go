@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
@@ -22,13 +23,20 @@ import (
 // (scheduling, a network round trip), made deterministic.
 type pausingStore struct {
 	store.Store
-	mu   sync.Mutex
-	hook func()
+	mu        sync.Mutex
+	hook      func()
+	campaigns func() // the same, after a listing of campaigns
 }
 
 func (s *pausingStore) setHook(f func()) {
 	s.mu.Lock()
 	s.hook = f
+	s.mu.Unlock()
+}
+
+func (s *pausingStore) setCampaignsHook(f func()) {
+	s.mu.Lock()
+	s.campaigns = f
 	s.mu.Unlock()
 }
 
@@ -51,6 +59,18 @@ func (t pausingTx) Rule(ctx context.Context, id uuid.UUID) (campaign.Rule, error
 		hook()
 	}
 	return r, err
+}
+
+func (t pausingTx) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error) {
+	cs, n, err := t.Tx.Campaigns(ctx, q)
+	t.s.mu.Lock()
+	hook := t.s.campaigns
+	t.s.campaigns = nil // once
+	t.s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return cs, n, err
 }
 
 // TestPostgres_ConcurrentRuleUpdatesKeepEachField: two nodes update
@@ -107,4 +127,84 @@ func TestPostgres_ConcurrentRuleUpdatesKeepEachField(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 7, got.MaxTotalCalls, "max_total_calls, set by b")
 	require.Equal(t, 5, got.MaxCallsPerDay, "max_calls_per_day, set by a: lost when b wrote the rule as it read it before a's update")
+}
+
+// TestPostgres_UpdateRuleRacingAStart: UpdateRule promises that "no claim
+// under the old values commits after it returns" on a store several nodes
+// share; it locks the pools of the campaigns it reads as governing. A
+// campaign that starts after UpdateRule read it as a Draft is not among
+// them: a claim of its pool on node a reads the old rule, UpdateRule on
+// node b commits and returns without waiting for that claim, and the
+// claim then commits a call the new rule forbids (outside its new window).
+func TestPostgres_UpdateRuleRacingAStart(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	firstSt := pgtest.Open(t, url, postgres.Options{})
+	first := &pausingStore{Store: firstSt}
+	second := &pausingStore{Store: pgtest.OpenSchema(t, url, postgres.Options{Schema: firstSt.Schema()})}
+	a := openEngine(t, first, queue.Options{})
+	b := openEngine(t, second, queue.Options{})
+	ctx := context.Background()
+
+	now := time.Now().UTC()
+	if now.Hour() == 23 || now.Hour() == 0 {
+		t.Skip("needs a UTC time away from midnight: the windows below are 00:00-23:59 and 23:58-23:59")
+	}
+	r, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "all day", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
+	require.NoError(t, err)
+	c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "starting", RuleUUID: &r.UUID, TimeZone: "UTC"})
+	require.NoError(t, err)
+	p, err := a.CreatePool(ctx, pool.CreateParams{Name: "pool", Description: "d"})
+	require.NoError(t, err)
+	_, err = a.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	_, err = a.AttachPools(ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+
+	// b: UpdateRule reads the rule and the campaigns it governs (none:
+	// the campaign is a Draft), then waits.
+	listed, resumeB := make(chan struct{}), make(chan struct{})
+	second.setCampaignsHook(func() { close(listed); <-resumeB })
+	updated := make(chan error, 1)
+	go func() {
+		_, err := b.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{StartTime: pqPtr("23:58")}) // now is outside
+		updated <- err
+	}()
+	select {
+	case <-listed:
+	case err := <-updated:
+		t.Fatalf("UpdateRule returned before it listed the rule's campaigns: %v", err)
+	}
+	// a: the campaign starts, and a claim of its pool reads the rule.
+	_, err = a.StartCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+	ruleRead, resumeA := make(chan struct{}), make(chan struct{})
+	first.setHook(func() { close(ruleRead); <-resumeA })
+	claimed := make(chan error, 1)
+	var lease *queue.Lease
+	go func() {
+		var err error
+		lease, err = a.TryDequeue(ctx, p.UUID)
+		claimed <- err
+	}()
+	<-ruleRead
+	// b goes on: it must not return while a claim that read the old rule
+	// is under way (it would wait for the pool's lock).
+	close(resumeB)
+	var returned bool
+	select {
+	case err := <-updated:
+		require.NoError(t, err, "UpdateRule")
+		returned = true
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(resumeA)
+	claimErr := <-claimed
+	if !returned {
+		require.NoError(t, <-updated, "UpdateRule")
+	}
+	if returned && claimErr == nil {
+		t.Fatalf("UpdateRule returned while a claim under the old rule was under way; the claim then committed: contact %s dispatched at %s, outside the new window 23:58-23:59",
+			lease.ContactUUID, now.Format("15:04"))
+	}
 }
