@@ -181,7 +181,21 @@ func runCampaignRace(t *testing.T, a, b *queue.Engine, d time.Duration) {
 			detached := false
 			for rctx.Err() == nil {
 				time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
-				switch rng.IntN(8) {
+				switch rng.IntN(10) {
+				case 8:
+					// Remove, then add back: the contact's calls are kept
+					// for the campaign (KeepCalls), so its total stands.
+					p := pools[rng.IntN(len(pools))]
+					cu := contacts[rng.IntN(len(contacts))]
+					if n, err := eng.Remove(rctx, p, cu); err == nil && n == 1 {
+						if _, err := eng.Add(rctx, p, pool.NewItem{ContactUUID: cu}); err != nil && rctx.Err() == nil {
+							r.mu.Lock()
+							r.violate("add back: %v", err)
+							r.mu.Unlock()
+						}
+					}
+				case 9:
+					continue
 				case 0:
 					if m != 0 {
 						continue // one goroutine pauses and resumes, so the intervals are exact
