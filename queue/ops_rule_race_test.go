@@ -176,8 +176,24 @@ func TestPostgres_UpdateRuleRacingAStart(t *testing.T) {
 		t.Fatalf("UpdateRule returned before it listed the rule's campaigns: %v", err)
 	}
 	// a: the campaign starts, and a claim of its pool reads the rule.
-	_, err = a.StartCampaign(ctx, c.UUID)
-	require.NoError(t, err)
+	started := make(chan error, 1)
+	go func() {
+		_, err := a.StartCampaign(ctx, c.UUID)
+		started <- err
+	}()
+	select {
+	case err := <-started:
+		require.NoError(t, err, "StartCampaign")
+	case <-time.After(time.Second):
+		// The start waits for the update (the rule's lock): then it
+		// starts under the new rule, and nothing is due in its window.
+		close(resumeB)
+		require.NoError(t, <-updated, "UpdateRule")
+		require.NoError(t, <-started, "StartCampaign")
+		_, err := a.TryDequeue(ctx, p.UUID)
+		require.ErrorIs(t, err, queue.ErrEmpty, "a claim after the update, outside its window")
+		return
+	}
 	ruleRead, resumeA := make(chan struct{}), make(chan struct{})
 	first.setHook(func() { close(ruleRead); <-resumeA })
 	claimed := make(chan error, 1)
