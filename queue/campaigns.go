@@ -55,6 +55,18 @@ func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.Update
 	}
 	var out campaign.Rule
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
+		// The rule's lock first: an update on another node commits
+		// before this one reads the rule, or after it (none of its
+		// fields is lost), and a campaign of the rule that starts, or
+		// is assigned it, meanwhile is among those whose pools
+		// lockRulePools takes (see store.Tx.LockRule).
+		err := tx.LockRule(ctx, id)
+		if errors.Is(err, store.ErrNotFound) && early != nil {
+			return early
+		}
+		if err != nil {
+			return err
+		}
 		r, err := tx.Rule(ctx, id)
 		if errors.Is(err, store.ErrNotFound) && early != nil {
 			return early
@@ -289,6 +301,13 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 		if err != nil {
 			return c, false, err
 		}
+		if to.Governs() && !c.Status.Governs() && c.RuleUUID != nil {
+			// Its pools take the rule as it stands: an UpdateRule under
+			// way commits first, or sees this campaign govern.
+			if err := tx.LockRule(ctx, *c.RuleUUID); err != nil {
+				return c, false, err
+			}
+		}
 		if err := lockPools(ctx, tx, c.PoolUUIDs); err != nil {
 			return c, false, err
 		}
@@ -386,7 +405,8 @@ func (e *Engine) AssignRule(ctx context.Context, id, ruleID uuid.UUID) (campaign
 		return campaign.Campaign{}, fmt.Errorf("assign rule: %w", err)
 	}
 	out, err := e.changeCampaign(ctx, id, func(ctx context.Context, tx *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
-		if _, err := tx.Rule(ctx, ruleID); err != nil {
+		// The rule's lock, as a start takes it (see transition).
+		if err := tx.LockRule(ctx, ruleID); err != nil {
 			return c, false, err
 		}
 		if err := lockPools(ctx, tx, c.PoolUUIDs); err != nil {

@@ -232,6 +232,15 @@ type Tx interface {
 	InsertRule(ctx context.Context, r campaign.Rule) error
 	// Rule returns one rule.
 	Rule(ctx context.Context, id uuid.UUID) (campaign.Rule, error)
+	// LockRule takes, in a write transaction, rule id's lock, held until
+	// the transaction ends, or returns [ErrNotFound]: a transaction that
+	// reads a rule to change it (UpdateRule) and one that makes a campaign
+	// of the rule govern its pools (a start, an assignment) run one after
+	// the other, and what the second reads of the rule afterwards is what
+	// the first committed. A store whose writes are all serial (SQLite)
+	// has this for free. Take it before any pool's or campaign's lock
+	// that the transaction waits for after it.
+	LockRule(ctx context.Context, id uuid.UUID) error
 	// UpdateRule stores every setting of r (not CreatedAt).
 	UpdateRule(ctx context.Context, r campaign.Rule) error
 	// DeleteRule removes a rule. The caller makes sure no campaign uses it.

@@ -95,6 +95,7 @@ WHERE uuid = $1`
 	ruleSQL       = `SELECT ` + ruleCols + ` FROM rules r WHERE r.uuid = $1`
 	deleteRuleSQL = `DELETE FROM rules WHERE uuid = $1`
 	ruleKeySQL    = `SELECT id FROM rules WHERE uuid = $1`
+	lockRuleSQL   = `SELECT id FROM rules WHERE uuid = $1 FOR UPDATE`
 
 	insertCampaignSQL = `INSERT INTO campaigns (uuid, name, status, rule_id, timezone, created_at, updated_at, search)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
@@ -311,6 +312,25 @@ func scanRule(s pgx.Row) (campaign.Rule, error) {
 	r.EscalationType, r.EscalationTarget = escType, escTarget
 	r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return r, nil
+}
+
+// LockRule locks rule id's row (FOR UPDATE) until the transaction ends.
+// Claims read rules without it: it orders the writes that change a rule
+// (UpdateRule) after, or before, those that make a campaign of it govern
+// (a start, an assignment), which take it before their pools' locks.
+func (t *txn) LockRule(ctx context.Context, id uuid.UUID) error {
+	const op = "lock rule"
+	if err := t.writable(op); err != nil {
+		return err
+	}
+	var k int64
+	if err := t.queryRow(ctx, []any{&k}, lockRuleSQL, id); err != nil {
+		if err = translate(err); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("postgres: %s: rule %s: %w", op, id, err)
+		}
+		return wrap(op, err)
+	}
+	return nil
 }
 
 // campaignRule returns the internal id of c's rule, nil (NULL) for none,

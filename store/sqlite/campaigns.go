@@ -225,6 +225,16 @@ func scanRule(s scanner) (campaign.Rule, error) {
 	return r, nil
 }
 
+// LockRule checks that rule id exists: SQLite's writes are serial, so
+// the transaction holds every rule already.
+func (t *txn) LockRule(ctx context.Context, id uuid.UUID) error {
+	if err := t.writable("lock rule"); err != nil {
+		return err
+	}
+	_, err := t.ruleKey(ctx, id)
+	return wrap("lock rule", err)
+}
+
 // ruleKey returns the internal id of rule id, or ErrNotFound naming it.
 func (t *txn) ruleKey(ctx context.Context, id uuid.UUID) (int64, error) {
 	var k int64
