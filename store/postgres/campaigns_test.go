@@ -510,3 +510,57 @@ func testDeleteCampaignWhilePoolGoes(t *testing.T, fixture func(*testing.T, int)
 		return nil
 	}))
 }
+
+// TestWrite_RuleLockAfterAPool: a rule's lock is outside the key order
+// (see the package doc): a transaction that holds a pool and wants the
+// rule, against one that holds the rule (a start) and wants the pool,
+// deadlock. The server must find it and the loser run again: both
+// Writes succeed, neither waits out the lock timeout.
+func TestWrite_RuleLockAfterAPool(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	a := pgtest.Open(t, url, postgres.Options{})
+	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
+	p := newTestPool("pool")
+	now := time.Now().UTC()
+	r := campaign.Rule{UUID: uuid.New(), Name: "rule", Type: campaign.Call, MaxCallsPerDay: 1, MaxTotalCalls: 1,
+		CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, a.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertRule(ctx, r); err != nil {
+			return err
+		}
+		return tx.InsertPool(ctx, p)
+	}))
+
+	aHoldsPool, bHoldsRule := make(chan struct{}), make(chan struct{})
+	var onceA, onceB sync.Once
+	start := time.Now()
+	var wg sync.WaitGroup
+	var errA, errB error
+	wg.Go(func() {
+		errA = a.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, p.UUID); err != nil {
+				return err
+			}
+			onceA.Do(func() { close(aHoldsPool); <-bHoldsRule })
+			return tx.LockRule(ctx, r.UUID)
+		})
+	})
+	wg.Go(func() {
+		<-aHoldsPool
+		errB = b.Write(ctx, func(tx store.Tx) error {
+			if err := tx.LockRule(ctx, r.UUID); err != nil {
+				return err
+			}
+			onceB.Do(func() { close(bHoldsRule) })
+			_, err := tx.Pool(ctx, p.UUID)
+			return err
+		})
+	})
+	wg.Wait()
+	require.NoError(t, errA)
+	require.NoError(t, errB)
+	require.Less(t, time.Since(start), 15*time.Second, "the deadlock waited out the lock timeout (30 s)")
+	require.Equal(t, uint64(1), a.Stats().Retries+b.Stats().Retries-a.Stats().Waits-b.Stats().Waits, "one of them ran again for the deadlock")
+}

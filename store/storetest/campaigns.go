@@ -97,9 +97,17 @@ func testRulesNotFound(t *testing.T, b *bundle) {
 		"Rule":       func(tx store.Tx) error { _, err := tx.Rule(b.ctx, id); return err },
 		"UpdateRule": func(tx store.Tx) error { return tx.UpdateRule(b.ctx, r) },
 		"DeleteRule": func(tx store.Tx) error { return tx.DeleteRule(b.ctx, id) },
+		"LockRule":   func(tx store.Tx) error { return tx.LockRule(b.ctx, id) },
 	} {
 		require.ErrorIs(t, b.st.Write(b.ctx, fn), store.ErrNotFound, name)
 	}
+
+	// A rule that exists is locked; in a read transaction, LockRule is a
+	// write (the lock is held for one) and refused.
+	known := b.insertRule(fullRules()[0])
+	b.write(func(tx store.Tx) error { return tx.LockRule(b.ctx, known.UUID) })
+	err := b.st.Read(b.ctx, func(tx store.Tx) error { return tx.LockRule(b.ctx, known.UUID) })
+	require.ErrorIs(t, err, store.ErrReadOnly)
 }
 
 func (b *bundle) listRules(q campaign.RuleQuery) ([]uuid.UUID, int) {
