@@ -137,6 +137,24 @@ func TestPostgres_ConcurrentRuleUpdatesKeepEachField(t *testing.T) {
 // node b commits and returns without waiting for that claim, and the
 // claim then commits a call the new rule forbids (outside its new window).
 func TestPostgres_UpdateRuleRacingAStart(t *testing.T) {
+	updateRuleRacing(t, false)
+}
+
+// TestPostgres_UpdateRuleRacingAnAssignment: as
+// TestPostgres_UpdateRuleRacingAStart, for a running campaign assigned the
+// rule (AssignRule) after UpdateRule listed the rule's campaigns. (The
+// assignment's write of the campaign's rule_id takes a key-share lock of
+// the rule's row, which the rule's lock excludes too: this holds without
+// AssignRule's own LockRule.)
+func TestPostgres_UpdateRuleRacingAnAssignment(t *testing.T) {
+	updateRuleRacing(t, true)
+}
+
+// updateRuleRacing makes a campaign govern its pool under rule r, on node
+// a, while node b's UpdateRule(r) waits after listing r's campaigns: by a
+// start, or (assign) by AssignRule to a campaign running under another
+// rule.
+func updateRuleRacing(t *testing.T, assign bool) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	firstSt := pgtest.Open(t, url, postgres.Options{})
@@ -152,7 +170,13 @@ func TestPostgres_UpdateRuleRacingAStart(t *testing.T) {
 	}
 	r, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "all day", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
 	require.NoError(t, err)
-	c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "starting", RuleUUID: &r.UUID, TimeZone: "UTC"})
+	ruled := &r.UUID
+	if assign { // another rule first; r is assigned during the update
+		other, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "other", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
+		require.NoError(t, err)
+		ruled = &other.UUID
+	}
+	c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "starting", RuleUUID: ruled, TimeZone: "UTC"})
 	require.NoError(t, err)
 	p, err := a.CreatePool(ctx, pool.CreateParams{Name: "pool", Description: "d"})
 	require.NoError(t, err)
@@ -160,6 +184,12 @@ func TestPostgres_UpdateRuleRacingAStart(t *testing.T) {
 	require.NoError(t, err)
 	_, err = a.AttachPools(ctx, c.UUID, p.UUID)
 	require.NoError(t, err)
+	govern := func() error { _, err := a.StartCampaign(ctx, c.UUID); return err }
+	if assign {
+		_, err = a.StartCampaign(ctx, c.UUID)
+		require.NoError(t, err)
+		govern = func() error { _, err := a.AssignRule(ctx, c.UUID, r.UUID); return err }
+	}
 
 	// b: UpdateRule reads the rule and the campaigns it governs (none:
 	// the campaign is a Draft), then waits.
@@ -175,21 +205,19 @@ func TestPostgres_UpdateRuleRacingAStart(t *testing.T) {
 	case err := <-updated:
 		t.Fatalf("UpdateRule returned before it listed the rule's campaigns: %v", err)
 	}
-	// a: the campaign starts, and a claim of its pool reads the rule.
+	// a: the campaign starts (or is assigned r), and a claim of its pool
+	// reads the rule.
 	started := make(chan error, 1)
-	go func() {
-		_, err := a.StartCampaign(ctx, c.UUID)
-		started <- err
-	}()
+	go func() { started <- govern() }()
 	select {
 	case err := <-started:
-		require.NoError(t, err, "StartCampaign")
+		require.NoError(t, err, "StartCampaign / AssignRule")
 	case <-time.After(time.Second):
 		// The start waits for the update (the rule's lock): then it
 		// starts under the new rule, and nothing is due in its window.
 		close(resumeB)
 		require.NoError(t, <-updated, "UpdateRule")
-		require.NoError(t, <-started, "StartCampaign")
+		require.NoError(t, <-started, "StartCampaign / AssignRule")
 		_, err := a.TryDequeue(ctx, p.UUID)
 		require.ErrorIs(t, err, queue.ErrEmpty, "a claim after the update, outside its window")
 		return
