@@ -27,9 +27,13 @@
 // the file's write lock at once rather than failing later on lock upgrade;
 // writes of the process queue for that connection, and a write of another
 // process on the same file waits for the lock up to [Options.BusyTimeout],
-// then fails with an error wrapping [store.ErrLockTimeout]. SQLite does
+// then fails with an error wrapping [store.ErrLockTimeout]. The Write
+// tries again for the lock every millisecond, not through SQLite's busy
+// handler, whose pauses grow to 100 ms: a process whose callers write back
+// to back frees the lock for microseconds between its transactions, and
+// tries that far apart met it taken past the busy timeout. SQLite does
 // not queue the processes that wait: one that writes without pause may
-// keep another waiting for several of its transactions.
+// still keep another waiting for several of its transactions.
 // The writer's connection is held by the Store for its life and the Store
 // runs BEGIN IMMEDIATE … COMMIT on it itself, with its statements prepared
 // on it once: database/sql's Tx would cost a goroutine per transaction and

@@ -68,8 +68,9 @@ func TestOpen_Pragmas(t *testing.T) {
 			"temp_store":   "2",
 		}
 		require.Equal(t, 1, w.Stats().MaxOpenConnections, "one writer")
+		want["busy_timeout"] = "0" // Write waits for the file's lock itself (beginImmediate)
 		require.Equal(t, want, pragmas(t, sqlite.WriterConn(st)), "writer, %v", tc.opts.Durability)
-		want["query_only"] = "1"
+		want["query_only"], want["busy_timeout"] = "1", tc.busy
 		readers := r.Stats().MaxOpenConnections
 		require.Greater(t, readers, 1, "a pool of readers")
 		for i, c := range allConns(t, r, readers) {

@@ -171,6 +171,10 @@ type Store struct {
 
 	cp         *checkpointer // nil for :memory: or when turned off
 	checkCache bool          // Options.CheckCache
+	// busyTimeout is how long Write's BEGIN IMMEDIATE tries for the file's
+	// write lock (see beginImmediate); the writer connection's own busy
+	// timeout is 0 on a file.
+	busyTimeout time.Duration
 
 	// turn is held (a value in it) by whoever uses wc: the Write under way,
 	// a Read of an in-memory store, Close. A channel rather than a mutex,
@@ -217,7 +221,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 }
 
 func newStore(wc *sql.Conn, w, r *handle, opts Options) (*Store, error) {
-	s := &Store{wc: wc, w: w, r: r, checkCache: opts.CheckCache, turn: make(chan struct{}, 1)}
+	s := &Store{wc: wc, w: w, r: r, checkCache: opts.CheckCache, busyTimeout: opts.BusyTimeout, turn: make(chan struct{}, 1)}
 	err := wc.Raw(func(dc any) error {
 		h, ok := dc.(interface{ RegisterRollbackHook(sqlite.RollbackHookFn) })
 		if !ok {
@@ -310,6 +314,12 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	r.SetMaxIdleConns(readConns)
 	wc, wh, err := holdWriter(ctx, w)
 	if err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
+	}
+	// Write waits for the file's write lock itself (beginImmediate).
+	if _, err := wc.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		wh.closeStmts()
+		wc.Close()
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
 	}
 	rh, err := prepare(ctx, r, r, readQueries())
@@ -563,7 +573,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 		return err
 	}
 	defer s.endTurn()
-	if _, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if err := s.beginImmediate(ctx); err != nil {
 		// The driver reports ctx's error for a statement during which it
 		// saw ctx end, even one that ran: the transaction may have begun.
 		// A ROLLBACK with none open fails, harmlessly.
@@ -638,6 +648,44 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	return nil
 }
+
+// beginImmediate runs BEGIN IMMEDIATE on the writer's connection, trying
+// again while another connection (another process) holds the file's write
+// lock, every lockPoll at most, for up to the busy timeout, as long as ctx
+// allows. SQLite's own busy handler sleeps up to 100 ms between its tries,
+// and a process whose callers write back to back frees the lock for a few
+// microseconds between its transactions: with tries that far apart, a
+// Write of another process met the lock taken try after try, past its
+// busy timeout (TestStore_WriteNotStarvedByAnotherStore). It returns the
+// last try's error.
+func (s *Store) beginImmediate(ctx context.Context) error {
+	if s.r == nil { // :memory:: one connection, never busy
+		_, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE")
+		return err
+	}
+	deadline := time.Now().Add(s.busyTimeout)
+	var timer *time.Timer
+	for pause := 20 * time.Microsecond; ; pause = min(2*pause, lockPoll) {
+		_, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE")
+		if err == nil || !isBusy(err) || !time.Now().Before(deadline) {
+			return err
+		}
+		if timer == nil {
+			timer = time.NewTimer(pause)
+			defer timer.Stop()
+		} else {
+			timer.Reset(pause)
+		}
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// lockPoll is the longest pause between beginImmediate's tries.
+const lockPoll = time.Millisecond
 
 // Close closes the database. Read and Write return an error wrapping
 // [store.ErrClosed] afterwards; a second Close does nothing and returns
