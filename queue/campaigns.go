@@ -484,6 +484,14 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 		if err != nil {
 			return err
 		}
+		if c.Status.Governs() && c.RuleUUID != nil {
+			// The rule's lock, as a start takes it (see transition): the
+			// new pools take the rule as it stands, an UpdateRule under
+			// way commits first or locks them too.
+			if err := tx.LockRule(ctx, *c.RuleUUID); err != nil {
+				return err
+			}
+		}
 		has := make(map[uuid.UUID]bool, len(c.PoolUUIDs))
 		for _, p := range c.PoolUUIDs {
 			has[p] = true
