@@ -142,10 +142,7 @@ func TestPostgres_UpdateRuleRacingAStart(t *testing.T) {
 
 // TestPostgres_UpdateRuleRacingAnAssignment: as
 // TestPostgres_UpdateRuleRacingAStart, for a running campaign assigned the
-// rule (AssignRule) after UpdateRule listed the rule's campaigns. (The
-// assignment's write of the campaign's rule_id takes a key-share lock of
-// the rule's row, which the rule's lock excludes too: this holds without
-// AssignRule's own LockRule.)
+// rule (AssignRule) after UpdateRule listed the rule's campaigns.
 func TestPostgres_UpdateRuleRacingAnAssignment(t *testing.T) {
 	updateRuleRacing(t, true)
 }

@@ -238,8 +238,8 @@ type Tx interface {
 	// of the rule govern its pools (a start, an assignment) run one after
 	// the other, and what the second reads of the rule afterwards is what
 	// the first committed. A store whose writes are all serial (SQLite)
-	// has this for free. Take it before any pool's or campaign's lock
-	// that the transaction waits for after it.
+	// has this for free. The engine takes it after the campaign's lock,
+	// before the pools'.
 	LockRule(ctx context.Context, id uuid.UUID) error
 	// UpdateRule stores every setting of r (not CreatedAt).
 	UpdateRule(ctx context.Context, r campaign.Rule) error

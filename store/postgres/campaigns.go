@@ -95,7 +95,6 @@ WHERE uuid = $1`
 	ruleSQL       = `SELECT ` + ruleCols + ` FROM rules r WHERE r.uuid = $1`
 	deleteRuleSQL = `DELETE FROM rules WHERE uuid = $1`
 	ruleKeySQL    = `SELECT id FROM rules WHERE uuid = $1`
-	lockRuleSQL   = `SELECT id FROM rules WHERE uuid = $1 FOR UPDATE`
 
 	insertCampaignSQL = `INSERT INTO campaigns (uuid, name, status, rule_id, timezone, created_at, updated_at, search)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
@@ -314,21 +313,72 @@ func scanRule(s pgx.Row) (campaign.Rule, error) {
 	return r, nil
 }
 
-// LockRule locks rule id's row (FOR UPDATE) until the transaction ends.
-// Claims read rules without it: it orders the writes that change a rule
-// (UpdateRule) after, or before, those that make a campaign of it govern
-// (a start, an assignment), which take it before their pools' locks.
+// ruleOrderBase places the rules' locks in the order locks are taken:
+// above every campaign's (campaignOrderKey, ids below 2^62) and below
+// every pool's (not negative).
+const ruleOrderBase = math.MinInt64 / 2
+
+// ruleOrderKey returns the order key of the lock of rule k.
+func ruleOrderKey(k int64) int64 { return ruleOrderBase + k }
+
+// ruleLockID returns the second key of the advisory lock of rule k: its id
+// folded into -2^31+1 … -2, apart from the campaigns' (positive), the
+// schema's migration lock (0) and the escalation lock (-1). Two rules that
+// share a lock wait for each other, nothing worse.
+func ruleLockID(k int64) int32 { return int32(-(k % (math.MaxInt32 - 1)) - 2) }
+
+// lockRuleSQL takes rule $1's lock, waited for when its order key is above
+// $2 (the largest the transaction holds), only tried otherwise (see
+// lockCampaignSQL); $3 is ruleOrderBase, $4 the schema's lock namespace.
+var lockRuleSQL = `SELECT r.id, CASE WHEN r.id + $3::bigint > $2::bigint
+        THEN (SELECT true FROM pg_advisory_xact_lock($4::int, (-(r.id % 2147483646) - 2)::int))
+        ELSE pg_try_advisory_xact_lock($4::int, (-(r.id % 2147483646) - 2)::int) END, ` + guardCol + `
+FROM rules r WHERE r.uuid = $1`
+
+// LockRule takes rule id's lock until the transaction ends: an advisory
+// lock in the order locks are taken, after the campaigns' and before the
+// pools' (see the package doc). Like a campaign's, a rule's lock below one
+// the transaction holds is only tried, and when another transaction holds
+// it, the transaction runs again, taking its locks in order. Claims never
+// take it: it orders the writes that change a rule (UpdateRule) after, or
+// before, those that make a campaign of it govern pools (a start, an
+// assignment, an attachment to a governing campaign).
 func (t *txn) LockRule(ctx context.Context, id uuid.UUID) error {
 	const op = "lock rule"
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	var k int64
-	if err := t.queryRow(ctx, []any{&k}, lockRuleSQL, id); err != nil {
+	if _, ok := t.rlocks[id]; ok {
+		return nil
+	}
+	if t.retry != nil {
+		return t.retry
+	}
+	var (
+		k     int64
+		ok    bool
+		guard int
+	)
+	start, prevMax := time.Now(), t.maxKey
+	if err := t.queryRow(ctx, []any{&k, &ok, &guard}, lockRuleSQL, id, t.maxKey, int64(ruleOrderBase), int32(t.s.lockNS)); err != nil {
 		if err = translate(err); errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("postgres: %s: rule %s: %w", op, id, err)
 		}
 		return wrap(op, err)
+	}
+	if !ok {
+		t.restart = true
+		t.retry = errRestart
+		t.wanted = append(t.wanted, lockedPool{id: id, k: k, rule: true})
+		return errRestart
+	}
+	if t.rlocks == nil {
+		t.rlocks = make(map[uuid.UUID]int64, 1)
+	}
+	t.rlocks[id] = k
+	t.maxKey = max(t.maxKey, ruleOrderKey(k))
+	if t.waitedAfterLock(start, prevMax, lockedPool{id: id, k: k, rule: true}) {
+		return errRestart
 	}
 	return nil
 }

@@ -511,11 +511,13 @@ func testDeleteCampaignWhilePoolGoes(t *testing.T, fixture func(*testing.T, int)
 	}))
 }
 
-// TestWrite_RuleLockAfterAPool: a rule's lock is outside the key order
-// (see the package doc): a transaction that holds a pool and wants the
-// rule, against one that holds the rule (a start) and wants the pool,
-// deadlock. The server must find it and the loser run again: both
-// Writes succeed, neither waits out the lock timeout.
+// TestWrite_RuleLockAfterAPool: a rule's lock is in the key order, below
+// every pool's (see the package doc). A transaction that holds a pool and
+// wants the rule, against one that holds the rule (a start) and wants the
+// pool, must not deadlock: the first only tries the rule's lock, and runs
+// again taking it first. (A row lock outside the order, before this,
+// deadlocked: the server found it after deadlock_timeout, and a lock
+// timeout below that failed the start instead.)
 func TestWrite_RuleLockAfterAPool(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
@@ -561,6 +563,6 @@ func TestWrite_RuleLockAfterAPool(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, errA)
 	require.NoError(t, errB)
-	require.Less(t, time.Since(start), 15*time.Second, "the deadlock waited out the lock timeout (30 s)")
-	require.Equal(t, uint64(1), a.Stats().Retries+b.Stats().Retries-a.Stats().Waits-b.Stats().Waits, "one of them ran again for the deadlock")
+	require.Less(t, time.Since(start), 900*time.Millisecond, "a deadlock was left to the server to find")
+	require.Equal(t, uint64(1), a.Stats().Retries, "a ran again once, the rule's lock first")
 }

@@ -86,16 +86,17 @@
 // contact's across the campaign's pools, hold across nodes too: the
 // claims of one campaign's pools run one at a time.
 //
-// A rule's lock is its row's (SELECT … FOR UPDATE, [store.Tx.LockRule]),
-// taken by the engine's UpdateRule before it reads the rule, and by a
-// campaign's start and AssignRule after the campaign's lock and before
-// the pools': two updates of one rule on two nodes keep each other's
-// fields, and a campaign that starts under the rule during an update
-// either waits for it or is among the campaigns whose pools it locks. It
-// is not in the key order above: a batch that took a pool's lock and then
-// wants a rule held by another node's start, which waits for that pool,
-// deadlocks; the server detects it (deadlock_timeout, 1 s by default) and
-// the transaction runs again, as below. Claims never take it.
+// Rules have locks of their own too ([store.Tx.LockRule]; advisory,
+// ordered after every campaign's and before every pool's), taken by the
+// engine's UpdateRule before it reads the rule, and by a campaign's start,
+// AssignRule and an AttachPools to a governing campaign after the
+// campaign's lock and before the pools': two updates of one rule on two
+// nodes keep each other's fields, and a campaign that comes to govern
+// pools under the rule during an update either waits for it or is among
+// the campaigns whose pools it locks. In the key order, like the others: a
+// batch that holds a pool and then wants a rule another node's start
+// holds only tries it, and runs again taking the rule first (an earlier
+// row lock outside the order deadlocked there). Claims never take it.
 //
 // Serialization failures and deadlocks (SQLSTATE 40001, 40P01: an
 // application sharing the tables, say) and the lock-order restarts are

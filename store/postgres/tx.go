@@ -31,6 +31,7 @@ type txn struct {
 	keys   map[uuid.UUID]int64      // internal ids of the pools seen (read transactions)
 	locked map[uuid.UUID]int64      // the pools whose lock is held, by UUID: their internal id
 	clocks map[uuid.UUID]int64      // the campaigns whose lock is held (see campaigns.go)
+	rlocks map[uuid.UUID]int64      // the rules whose lock is held (see LockRule)
 	elock  bool                     // the escalation lock is held (see contacts.go)
 	maxKey int64                    // the largest lock order key held, noLock for none
 	states map[uuid.UUID]*poolState // what this transaction knows of pools (see state.go)
@@ -54,6 +55,9 @@ type txn struct {
 	// clocks. lockSet keeps them, so that a run that goes round before
 	// using one still takes it first in the next run.
 	pclocks map[uuid.UUID]int64
+	// prlocks are the rules whose lock prelock took, as pclocks are the
+	// campaigns': LockRule reads the rule's id again at its first use.
+	prlocks map[uuid.UUID]int64
 	// timedOut are the pools whose lock a run of this Write waited for up
 	// front (prelock) past the lock timeout: no later run takes them, and
 	// an operation on one fails at once with ErrLockTimeout (see lockPool),
@@ -67,12 +71,13 @@ var (
 )
 
 // lockedPool is a lock of a write transaction: a pool's, (campaign) a
-// campaign's, or (escalations) the escalation lock; the UUID and internal
-// id of the pool or campaign.
+// campaign's, (rule) a rule's, or (escalations) the escalation lock; the
+// UUID and internal id of the pool, campaign or rule.
 type lockedPool struct {
 	id          uuid.UUID
 	k           int64
 	campaign    bool
+	rule        bool
 	escalations bool
 }
 
@@ -195,6 +200,8 @@ func (t *txn) orderKey(l lockedPool) int64 {
 	switch {
 	case l.campaign:
 		return campaignOrderKey(l.k)
+	case l.rule:
+		return ruleOrderKey(l.k)
 	case l.escalations:
 		return escalationsOrderKey
 	}
@@ -430,7 +437,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 
 // isPoolLock reports whether l is a pool's lock (not a campaign's or the
 // escalation lock).
-func isPoolLock(l lockedPool) bool { return !l.campaign && !l.escalations }
+func isPoolLock(l lockedPool) bool { return !l.campaign && !l.rule && !l.escalations }
 
 func errorsIsNoRows(err error) bool { return translate(err) == store.ErrNotFound }
 
@@ -468,12 +475,20 @@ func (t *txn) lockSet() []lockedPool {
 			out = append(out, lockedPool{id: id, k: k, campaign: true})
 		}
 	}
+	for id, k := range t.rlocks {
+		out = append(out, lockedPool{id: id, k: k, rule: true})
+	}
+	for id, k := range t.prlocks {
+		if _, ok := t.rlocks[id]; !ok { // not used in this run yet
+			out = append(out, lockedPool{id: id, k: k, rule: true})
+		}
+	}
 	if t.elock {
 		out = append(out, lockedPool{escalations: true})
 	}
 	slices.SortFunc(out, func(a, b lockedPool) int { return cmp.Compare(t.orderKey(a), t.orderKey(b)) })
 	return slices.CompactFunc(out, func(a, b lockedPool) bool {
-		return a.k == b.k && a.campaign == b.campaign && a.escalations == b.escalations
+		return a.k == b.k && a.campaign == b.campaign && a.rule == b.rule && a.escalations == b.escalations
 	})
 }
 
@@ -490,6 +505,8 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 		switch {
 		case l.campaign:
 			b.Queue(`SELECT pg_advisory_xact_lock($1::int, $2::int)`, int32(t.s.lockNS), campaignLockID(l.k))
+		case l.rule:
+			b.Queue(`SELECT pg_advisory_xact_lock($1::int, $2::int)`, int32(t.s.lockNS), ruleLockID(l.k))
 		case l.escalations:
 			b.Queue(lockEscalationsSQL, int32(t.s.lockNS))
 		case t.s.opts.Locking == RowLock:
@@ -534,6 +551,11 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 				t.pclocks = make(map[uuid.UUID]int64, 1)
 			}
 			t.pclocks[l.id] = l.k
+		case l.rule:
+			if t.prlocks == nil { // as pclocks
+				t.prlocks = make(map[uuid.UUID]int64, 1)
+			}
+			t.prlocks[l.id] = l.k
 		case l.escalations:
 			t.elock = true
 		default:
@@ -608,7 +630,7 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 		deltas[k] = &cc
 	}
 	signals := maps.Clone(t.signal)
-	locked, clocks, elock, maxKey := maps.Clone(t.locked), maps.Clone(t.clocks), t.elock, t.maxKey
+	locked, clocks, rlocks, elock, maxKey := maps.Clone(t.locked), maps.Clone(t.clocks), maps.Clone(t.rlocks), t.elock, t.maxKey
 	t.inSavepoint = true
 	ferr := fn(t)
 	t.inSavepoint = false
@@ -629,7 +651,7 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	// earlier ones): one that would fail must not fail the rollback.
 	t.dropDeferred()
 	t.states = nil
-	t.deltas, t.signal, t.locked, t.clocks, t.elock, t.maxKey = deltas, signals, locked, clocks, elock, maxKey
+	t.deltas, t.signal, t.locked, t.clocks, t.rlocks, t.elock, t.maxKey = deltas, signals, locked, clocks, rlocks, elock, maxKey
 	if _, err := t.exec(ctx, rollbackToSQL); err != nil {
 		t.broken = fmt.Errorf("postgres: transaction unusable after a failed savepoint rollback: %w", err)
 		return t.broken
