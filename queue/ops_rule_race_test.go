@@ -137,21 +137,31 @@ func TestPostgres_ConcurrentRuleUpdatesKeepEachField(t *testing.T) {
 // node b commits and returns without waiting for that claim, and the
 // claim then commits a call the new rule forbids (outside its new window).
 func TestPostgres_UpdateRuleRacingAStart(t *testing.T) {
-	updateRuleRacing(t, false)
+	updateRuleRacing(t, "start")
 }
 
 // TestPostgres_UpdateRuleRacingAnAssignment: as
 // TestPostgres_UpdateRuleRacingAStart, for a running campaign assigned the
 // rule (AssignRule) after UpdateRule listed the rule's campaigns.
 func TestPostgres_UpdateRuleRacingAnAssignment(t *testing.T) {
-	updateRuleRacing(t, true)
+	updateRuleRacing(t, "assign")
 }
 
-// updateRuleRacing makes a campaign govern its pool under rule r, on node
-// a, while node b's UpdateRule(r) waits after listing r's campaigns: by a
-// start, or (assign) by AssignRule to a campaign running under another
-// rule.
-func updateRuleRacing(t *testing.T, assign bool) {
+// TestPostgres_UpdateRuleRacingAnAttach: as
+// TestPostgres_UpdateRuleRacingAStart, for a pool attached (AttachPools)
+// to a campaign running under the rule after UpdateRule listed the rule's
+// campaigns and their pools (r-session: AttachPools did not take the
+// rule's lock, and the new pool was not among those UpdateRule locked).
+func TestPostgres_UpdateRuleRacingAnAttach(t *testing.T) {
+	updateRuleRacing(t, "attach")
+}
+
+// updateRuleRacing makes a campaign govern a pool under rule r, on node a,
+// while node b's UpdateRule(r) waits after listing r's campaigns: how is
+// "start" (the campaign starts), "assign" (AssignRule to the campaign,
+// running under another rule) or "attach" (the pool attached to the
+// campaign, running under r).
+func updateRuleRacing(t *testing.T, how string) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	firstSt := pgtest.Open(t, url, postgres.Options{})
@@ -168,7 +178,7 @@ func updateRuleRacing(t *testing.T, assign bool) {
 	r, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "all day", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
 	require.NoError(t, err)
 	ruled := &r.UUID
-	if assign { // another rule first; r is assigned during the update
+	if how == "assign" { // another rule first; r is assigned during the update
 		other, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "other", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
 		require.NoError(t, err)
 		ruled = &other.UUID
@@ -179,17 +189,28 @@ func updateRuleRacing(t *testing.T, assign bool) {
 	require.NoError(t, err)
 	_, err = a.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
 	require.NoError(t, err)
-	_, err = a.AttachPools(ctx, c.UUID, p.UUID)
-	require.NoError(t, err)
 	govern := func() error { _, err := a.StartCampaign(ctx, c.UUID); return err }
-	if assign {
-		_, err = a.StartCampaign(ctx, c.UUID)
+	if how == "attach" { // the campaign runs with another pool; p is attached during the update
+		before, err := a.CreatePool(ctx, pool.CreateParams{Name: "attached before", Description: "d"})
 		require.NoError(t, err)
+		_, err = a.AttachPools(ctx, c.UUID, before.UUID)
+		require.NoError(t, err)
+		govern = func() error { _, err := a.AttachPools(ctx, c.UUID, p.UUID); return err }
+	} else {
+		_, err = a.AttachPools(ctx, c.UUID, p.UUID)
+		require.NoError(t, err)
+	}
+	if how == "assign" {
 		govern = func() error { _, err := a.AssignRule(ctx, c.UUID, r.UUID); return err }
 	}
+	if how != "start" {
+		_, err = a.StartCampaign(ctx, c.UUID)
+		require.NoError(t, err)
+	}
 
-	// b: UpdateRule reads the rule and the campaigns it governs (none:
-	// the campaign is a Draft), then waits.
+	// b: UpdateRule reads the rule and the campaigns it governs (none
+	// governing p: a Draft, or under another rule, or without p), then
+	// waits.
 	listed, resumeB := make(chan struct{}), make(chan struct{})
 	second.setCampaignsHook(func() { close(listed); <-resumeB })
 	updated := make(chan error, 1)
@@ -202,19 +223,19 @@ func updateRuleRacing(t *testing.T, assign bool) {
 	case err := <-updated:
 		t.Fatalf("UpdateRule returned before it listed the rule's campaigns: %v", err)
 	}
-	// a: the campaign starts (or is assigned r), and a claim of its pool
+	// a: the campaign comes to govern p under r (how), and a claim of p
 	// reads the rule.
 	started := make(chan error, 1)
 	go func() { started <- govern() }()
 	select {
 	case err := <-started:
-		require.NoError(t, err, "StartCampaign / AssignRule")
+		require.NoError(t, err, how)
 	case <-time.After(time.Second):
 		// The start waits for the update (the rule's lock): then it
 		// starts under the new rule, and nothing is due in its window.
 		close(resumeB)
 		require.NoError(t, <-updated, "UpdateRule")
-		require.NoError(t, <-started, "StartCampaign / AssignRule")
+		require.NoError(t, <-started, how)
 		_, err := a.TryDequeue(ctx, p.UUID)
 		require.ErrorIs(t, err, queue.ErrEmpty, "a claim after the update, outside its window")
 		return
