@@ -57,9 +57,9 @@ func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.Update
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		// The rule's lock first: an update on another node commits
 		// before this one reads the rule, or after it (none of its
-		// fields is lost), and a campaign of the rule that starts, or
-		// is assigned it, meanwhile is among those whose pools
-		// lockRulePools takes (see store.Tx.LockRule).
+		// fields is lost), and a campaign of the rule that starts, is
+		// assigned it or is given a pool meanwhile is among those whose
+		// pools lockRulePools takes (see store.Tx.LockRule).
 		err := tx.LockRule(ctx, id)
 		if errors.Is(err, store.ErrNotFound) && early != nil {
 			return early
