@@ -26,6 +26,24 @@ type pausingStore struct {
 	mu        sync.Mutex
 	hook      func()
 	campaigns func() // the same, after a listing of campaigns
+	lock      func() // the same, before a rule's lock is taken
+}
+
+func (s *pausingStore) setLockHook(f func()) {
+	s.mu.Lock()
+	s.lock = f
+	s.mu.Unlock()
+}
+
+func (t pausingTx) LockRule(ctx context.Context, id uuid.UUID) error {
+	t.s.mu.Lock()
+	hook := t.s.lock
+	t.s.lock = nil // once
+	t.s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return t.Tx.LockRule(ctx, id)
 }
 
 func (s *pausingStore) setHook(f func()) {
@@ -269,4 +287,75 @@ func updateRuleRacing(t *testing.T, how string) {
 		t.Fatalf("UpdateRule returned while a claim under the old rule was under way; the claim then committed: contact %s dispatched at %s, outside the new window 23:58-23:59",
 			lease.ContactUUID, now.Format("15:04"))
 	}
+}
+
+// TestPostgres_StartRacingABatchThatUpdatesItsRule: node a's group-commit
+// batch holds pool p's lock (an Add) and then wants rule r's lock (an
+// UpdateRule of r); node b starts a campaign of r with pool p: it takes
+// r's lock and waits for p's. Locks are taken in order so that nodes
+// never deadlock: the rule's lock, below every pool's, is only tried by
+// a's batch, which runs again taking it first. (r-session: the rule's lock
+// was its row's, outside the order; these two deadlocked, and with a
+// LockTimeout below deadlock_timeout, 0.5 s here, the start failed with
+// ErrLockTimeout.)
+func TestPostgres_StartRacingABatchThatUpdatesItsRule(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	opts := postgres.Options{LockTimeout: 500 * time.Millisecond}
+	firstSt := pgtest.Open(t, url, opts)
+	first := &pausingStore{Store: firstSt}
+	o2 := opts
+	o2.Schema = firstSt.Schema()
+	second := pgtest.OpenSchema(t, url, o2)
+	a := openEngine(t, first, queue.Options{})
+	b := openEngine(t, second, queue.Options{})
+	ctx := context.Background()
+
+	r, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "rule r"})
+	require.NoError(t, err)
+	z, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "rule z"})
+	require.NoError(t, err)
+	c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "starting", RuleUUID: &r.UUID, TimeZone: "UTC"})
+	require.NoError(t, err)
+	p, err := a.CreatePool(ctx, pool.CreateParams{Name: "pool p", Description: "d"})
+	require.NoError(t, err)
+	_, err = a.AttachPools(ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+
+	// a: a transaction under way (an UpdateRule of z, held after its read)
+	// keeps the committer busy, so that an Add to p and an UpdateRule of r
+	// wait together and run as one batch, in that order.
+	busy, release := make(chan struct{}), make(chan struct{})
+	first.setHook(func() { close(busy); <-release })
+	errs := make(chan error, 3)
+	go func() {
+		_, err := a.UpdateRule(ctx, z.UUID, campaign.UpdateRuleParams{Name: pqPtr("rule z2")})
+		errs <- err
+	}()
+	<-busy
+	go func() { _, err := a.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}); errs <- err }()
+	time.Sleep(100 * time.Millisecond)
+	go func() {
+		_, err := a.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{Name: pqPtr("rule r2")})
+		errs <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	atLock, resumeA := make(chan struct{}), make(chan struct{})
+	first.setLockHook(func() { close(atLock); <-resumeA })
+	close(release)
+	<-atLock // the batch holds p's lock (the Add ran), and is about to take r's
+
+	// b: the start takes c's lock and r's, then waits for p's.
+	started := make(chan error, 1)
+	go func() { _, err := b.StartCampaign(ctx, c.UUID); started <- err }()
+	time.Sleep(200 * time.Millisecond)
+	close(resumeA) // a only tries r's lock, and runs again taking it first
+
+	for range 3 {
+		require.NoError(t, <-errs, "node a's writes")
+	}
+	startErr := <-started
+	_, addErr := b.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, startErr, "StartCampaign on node b, racing a live batch of node a that updates its rule (then an Add to p on node b: %v)", addErr)
+	require.NoError(t, addErr, "an Add to p on node b, after")
 }
