@@ -399,12 +399,16 @@ func (e *Engine) checkFree(ctx context.Context, tx *wtx, p, self uuid.UUID) erro
 // AssignRule assigns a rule to a campaign, or replaces its rule. A running
 // campaign's pools take the new rule's ceiling and retry interval for
 // their later decisions. Errors: [store.ErrNotFound] for the campaign or
-// the rule.
+// the rule; [campaign.ErrWrongStatus] for a campaign that is Completed or
+// Archived (it will not run again).
 func (e *Engine) AssignRule(ctx context.Context, id, ruleID uuid.UUID) (campaign.Campaign, error) {
 	if err := checkIDAnd("uuid", id, checkID("rule_uuid", ruleID)); err != nil {
 		return campaign.Campaign{}, fmt.Errorf("assign rule: %w", err)
 	}
 	out, err := e.changeCampaign(ctx, id, func(ctx context.Context, tx *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
+		if c.Status.Finished() {
+			return c, false, fmt.Errorf("campaign %s is %s: it will not dispatch again: %w", id, c.Status, campaign.ErrWrongStatus)
+		}
 		// The rule's lock, as a start takes it (see transition).
 		if err := tx.LockRule(ctx, ruleID); err != nil {
 			return c, false, err
@@ -463,7 +467,9 @@ const MaxPoolsPerCall = 10_000
 // answer lost), when the pools may have been: attaching them again skips
 // those that were. Errors also:
 // [validate.Errors] for no pool, more than [MaxPoolsPerCall] or the nil
-// UUID; [store.ErrNotFound] for the campaign.
+// UUID; [store.ErrNotFound] for the campaign; [campaign.ErrWrongStatus]
+// for a campaign that is Completed or Archived: it will not run again, and
+// a pool attached to it would be held for good.
 func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UUID) (campaign.AttachResult, error) {
 	var v validate.Validator
 	v.Check(id != uuid.Nil, "uuid", validate.RuleRequired, "is required (not the nil UUID)")
@@ -483,6 +489,11 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 		c, err := tx.Campaign(ctx, id)
 		if err != nil {
 			return err
+		}
+		if c.Status.Finished() {
+			// It will not run again: a pool attached would be held for
+			// good (a pool of campaigns dispatches only while one runs).
+			return fmt.Errorf("campaign %s is %s: it will not dispatch again: %w", id, c.Status, campaign.ErrWrongStatus)
 		}
 		if c.Status.Governs() && c.RuleUUID != nil {
 			// The rule's lock, as a start takes it (see transition): the

@@ -811,3 +811,42 @@ func TestEngine_TurnsOfFinishedCampaigns(t *testing.T) {
 	require.ErrorIs(t, err, campaign.ErrWrongStatus)
 	require.Zero(t, queue.Turns(eng), "found completed by another process")
 }
+
+// TestEngine_FinishedCampaignTakesNoPoolOrRule: a Completed or Archived
+// campaign will not run again, so a pool attached to it would be held for
+// good (a pool of campaigns dispatches only while one of them runs):
+// AttachPools and AssignRule refuse it, and change nothing.
+func TestEngine_FinishedCampaignTakesNoPoolOrRule(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	attached, free := b.pool(t, pool.FIFO, 1, 3), b.pool(t, pool.FIFO, 1, 3)
+	b.add(t, free.UUID, 1)
+	r := b.rule(t, campaign.CreateRuleParams{})
+	for _, archive := range []bool{false, true} {
+		c := b.campaignOf(t, uuid.Nil, attached.UUID)
+		_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		_, err = b.eng.CompleteCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		if archive {
+			_, err = b.eng.ArchiveCampaign(b.ctx, c.UUID)
+			require.NoError(t, err)
+		}
+		before, err := b.eng.Campaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+
+		_, err = b.eng.AttachPools(b.ctx, c.UUID, free.UUID)
+		require.ErrorIs(t, err, campaign.ErrWrongStatus, "attach to a %s campaign", before.Status)
+		_, err = b.eng.AttachPools(b.ctx, c.UUID, attached.UUID)
+		require.ErrorIs(t, err, campaign.ErrWrongStatus, "attach again to a %s campaign", before.Status)
+		_, err = b.eng.AssignRule(b.ctx, c.UUID, r.UUID)
+		require.ErrorIs(t, err, campaign.ErrWrongStatus, "assign a rule to a %s campaign", before.Status)
+
+		after, err := b.eng.Campaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		require.Equal(t, before, after, "a refused call changed the campaign")
+		l, err := b.eng.TryDequeue(b.ctx, free.UUID)
+		require.NoError(t, err, "the pool the refused attach named still dispatches on its own")
+		require.NoError(t, b.eng.Release(b.ctx, l))
+	}
+}

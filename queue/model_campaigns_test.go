@@ -217,6 +217,8 @@ func (m *modelMachine) attach(t *rapid.T) {
 	t.Logf("Attach campaign=%d (%s) pool=%d → %+v err=%v", c.idx, c.status, p.idx, res, err)
 	governs := c.status == campaign.InProcess || c.status == campaign.Paused
 	switch {
+	case c.status == campaign.Completed || c.status == campaign.Archived:
+		require.ErrorIs(t, err, campaign.ErrWrongStatus, "Attach to a campaign that will not run again")
 	case c.has(p):
 		require.NoError(t, err, "Attach")
 		require.Equal(t, 1, res.PoolsSkipped, "Attach of a pool attached already")
@@ -332,7 +334,11 @@ func (m *modelMachine) assignRule(t *rapid.T) {
 	c := m.drawCampaign(t)
 	r := m.drawRule(t)
 	got, err := m.eng.AssignRule(m.ctx, c.id, r.id)
-	t.Logf("AssignRule campaign=%d rule=%d → err=%v", c.idx, r.idx, err)
+	t.Logf("AssignRule campaign=%d (%s) rule=%d → err=%v", c.idx, c.status, r.idx, err)
+	if c.status == campaign.Completed || c.status == campaign.Archived {
+		require.ErrorIs(t, err, campaign.ErrWrongStatus, "AssignRule to a campaign that will not run again")
+		return
+	}
 	require.NoError(t, err, "AssignRule")
 	require.Equal(t, &r.id, got.RuleUUID, "AssignRule result")
 	c.rule = r
