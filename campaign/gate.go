@@ -33,6 +33,9 @@ import (
 // The cap is the contact's, not the item's: Others are the contact's items
 // in the campaign's other pools, whose calls count with the item's own,
 // each count on the local date of its latest call in Loc.
+//
+// Loc must not be nil, as for every [Window] method: the methods panic
+// (use time.UTC for UTC; [Rule.Gate] takes the zone the engine loaded).
 type Gate struct {
 	Window Window
 	PerDay int

@@ -125,7 +125,8 @@ func (w Window) NextDayStart(now time.Time, loc *time.Location) time.Time {
 // days from 1970-01-01 to that date (negative before it), so that two
 // instants have the same LocalDay exactly when they fall on the same local
 // date. It is the key of the count of an item's attempts per day. It is
-// exact for years within about ±5.8 million of 1970.
+// exact for years within about ±5.8 million of 1970. loc must not be nil
+// (it panics, as time.Time.In does; use time.UTC for UTC).
 func LocalDay(t time.Time, loc *time.Location) int32 {
 	day, _ := wallClock(t, loc)
 	return int32(day)
