@@ -221,7 +221,7 @@ func checkName(v *validate.Validator, name string) {
 func checkZone(v *validate.Validator, zone string) {
 	if zone != "" {
 		v.Check(pool.ValidTimeZone(zone), "timezone", validate.RuleFormat,
-			fmt.Sprintf("must be an IANA time zone like America/New_York (got %q)", zone))
+			fmt.Sprintf("must be an IANA time zone like America/New_York (got %s)", validate.Quote(zone)))
 	}
 }
 

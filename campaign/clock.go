@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/poolq/poolq/validate"
 )
 
 // Clock is a time of day, in minutes after midnight (0 to 1439). It is
@@ -23,7 +25,7 @@ func ParseClock(s string) (Clock, error) {
 	h, hok := twoDigits(hh)
 	m, mok := twoDigits(mm)
 	if !hok || !mok || hasSec && ss != "00" || h > 23 || m > 59 {
-		return 0, fmt.Errorf("must be a time of day HH:MM, 00:00 to 23:59 (got %q)", s)
+		return 0, fmt.Errorf("must be a time of day HH:MM, 00:00 to 23:59 (got %s)", validate.Quote(s))
 	}
 	return Clock(h*60 + m), nil
 }

@@ -46,7 +46,7 @@ func (c Contact) check(v *validate.Validator, prefix string) {
 	}
 	if c.PhoneNumber != "" {
 		v.Check(isE164(c.PhoneNumber), prefix+"phone_number", validate.RuleFormat,
-			fmt.Sprintf("must be an E.164 number like +15551234567 (got %q)", c.PhoneNumber))
+			fmt.Sprintf("must be an E.164 number like +15551234567 (got %s)", validate.Quote(c.PhoneNumber)))
 	}
 	if c.Email != "" {
 		field := prefix + "email"
@@ -54,12 +54,12 @@ func (c Contact) check(v *validate.Validator, prefix string) {
 			fmt.Sprintf("must be at most %d bytes (got %d)", MaxEmailLen, len(c.Email))) &&
 			v.Text(field, c.Email, 0) {
 			v.Check(isEmail(c.Email), field, validate.RuleFormat,
-				fmt.Sprintf("must be an address like name@example.com (got %q)", c.Email))
+				fmt.Sprintf("must be an address like name@example.com (got %s)", validate.Quote(c.Email)))
 		}
 	}
 	if c.TimeZone != "" {
 		v.Check(validZone(c.TimeZone), prefix+"timezone", validate.RuleFormat,
-			fmt.Sprintf("must be an IANA time zone like America/New_York (got %q)", c.TimeZone))
+			fmt.Sprintf("must be an IANA time zone like America/New_York (got %s)", validate.Quote(c.TimeZone)))
 	}
 }
 

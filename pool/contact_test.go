@@ -72,6 +72,21 @@ func TestContact_Validate(t *testing.T) {
 	}
 }
 
+// TestContact_MessagesEchoABoundedValue: a megabyte sent as a phone
+// number, an e-mail address or a zone is not sent back in the message.
+func TestContact_MessagesEchoABoundedValue(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 1<<20)
+	_, err := pool.PrepareItems([]pool.NewItem{{ContactUUID: uuid.New(),
+		Contact: pool.Contact{PhoneNumber: big, Email: big + "@", TimeZone: big}}})
+	var errs validate.Errors
+	require.ErrorAs(t, err, &errs)
+	require.Len(t, errs, 3)
+	for _, fe := range errs {
+		require.Less(t, len(fe.Message), 200, "%s: %.200s", fe.Field, fe.Message)
+	}
+}
+
 // TestNewItem_ContactJSON: the contact's fields are inline in a NewItem's
 // JSON and an Item's, under the API's names.
 func TestNewItem_ContactJSON(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/poolq/poolq/validate"
 )
 
 // ErrUnknownZone is returned (wrapped, with the name) by [LoadZone] for a
@@ -78,19 +80,19 @@ func LoadZone(name string) (*time.Location, error) {
 	}
 	files, err := zoneFiles()
 	if err != nil {
-		return nil, fmt.Errorf("load zone %q: %w", name, err)
+		return nil, fmt.Errorf("load zone %s: %w", validate.Quote(name), err)
 	}
 	f, ok := files[name]
 	if !ok {
-		return nil, fmt.Errorf("load zone %q: %w", name, ErrUnknownZone)
+		return nil, fmt.Errorf("load zone %s: %w", validate.Quote(name), ErrUnknownZone)
 	}
 	data, err := readZipFile(f)
 	if err != nil {
-		return nil, fmt.Errorf("load zone %q: %w", name, err)
+		return nil, fmt.Errorf("load zone %s: %w", validate.Quote(name), err)
 	}
 	loc, err = time.LoadLocationFromTZData(name, data)
 	if err != nil {
-		return nil, fmt.Errorf("load zone %q: %w", name, err)
+		return nil, fmt.Errorf("load zone %s: %w", validate.Quote(name), err)
 	}
 	// Two first calls may race: both parse, the first stored is kept and
 	// returned to both.

@@ -151,7 +151,7 @@ func (v *Validator) IntMin(field string, n, min int) bool {
 // reports. It reports ok.
 func (v *Validator) OneOf(field, got string, ok bool, allowed ...string) bool {
 	if !ok {
-		v.Add(field, RuleEnum, fmt.Sprintf("must be one of %s (got %q)", strings.Join(allowed, ", "), got))
+		v.Add(field, RuleEnum, fmt.Sprintf("must be one of %s (got %s)", strings.Join(allowed, ", "), Quote(got)))
 	}
 	return ok
 }
@@ -174,4 +174,23 @@ func (v *Validator) Err() error {
 		return nil
 	}
 	return v.errs
+}
+
+// quoteMax is the most runes of a caller's value that [Quote] shows.
+const quoteMax = 40
+
+// Quote returns s quoted (as %q does) for a message that echoes a
+// caller's value: whole when it is at most 40 runes long, else its first
+// 40 runes, an ellipsis and its length in bytes, so that a message stays
+// short whatever the input (a megabyte sent as an e-mail address is not
+// sent back).
+func Quote(s string) string {
+	n := 0
+	for i := range s {
+		if n == quoteMax {
+			return fmt.Sprintf("%q… (%d bytes)", s[:i], len(s))
+		}
+		n++
+	}
+	return fmt.Sprintf("%q", s)
 }

@@ -268,6 +268,29 @@ func TestValidator_OneOf(t *testing.T) {
 		})
 		require.Contains(t, errs[0].Message, `(got "FIFO ")`, "a trailing space must be visible")
 	})
+
+	t.Run("ErrQuotesALongValueCut", func(t *testing.T) {
+		t.Parallel()
+		_, errs := ruleOf(func(v *validate.Validator) bool {
+			return v.OneOf("type", strings.Repeat("é", 1<<20), false, "FIFO")
+		})
+		require.Equal(t, `must be one of FIFO (got "`+strings.Repeat("é", 40)+`"… (2097152 bytes))`, errs[0].Message)
+	})
+}
+
+func TestQuote(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"", `""`},
+		{"FIFO ", `"FIFO "`},
+		{"a\nb", `"a\nb"`},
+		{strings.Repeat("x", 40), `"` + strings.Repeat("x", 40) + `"`},
+		{strings.Repeat("x", 41), `"` + strings.Repeat("x", 40) + `"… (41 bytes)`},
+		{strings.Repeat("日", 41), `"` + strings.Repeat("日", 40) + `"… (123 bytes)`},
+		{"\xff" + strings.Repeat("x", 45), `"\xff` + strings.Repeat("x", 39) + `"… (46 bytes)`},
+	} {
+		require.Equal(t, tc.want, validate.Quote(tc.in), "Quote(%q)", tc.in)
+	}
 }
 
 func TestValidator_Check(t *testing.T) {
