@@ -200,3 +200,7 @@ func RunAfter(ctx context.Context, st *Store, locks []Lock, fn func(store.Tx) er
 	}
 	return err, t.retry, next
 }
+
+// MigrationLock is the first key of the advisory lock (key, 0) that Open
+// migrates schema under.
+func MigrationLock(schema string) int32 { return int32(schemaHash(schema)) }
