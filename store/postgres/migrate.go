@@ -26,7 +26,14 @@ func latestVersion() int { return len(history) }
 const (
 	// migrateLockSQL takes the schema's migration lock: an advisory lock
 	// with two int keys, a space apart from the bigint keys of pool locks.
-	migrateLockSQL        = `SELECT pg_advisory_xact_lock($1::int, 0)`
+	migrateLockSQL = `SELECT pg_advisory_xact_lock($1::int, 0)`
+	// unboundedSQL lifts, for the migration's transaction, the bounds a
+	// DBA may have set for the role or the database (ALTER ROLE … SET
+	// lock_timeout, statement_timeout): a node that opens while another
+	// migrates waits for the migration lock however long the migration
+	// runs, and a migration is not cut off half-way through a large table
+	// (Open's ctx still bounds both).
+	unboundedSQL          = `SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)`
 	versionTableExistsSQL = `SELECT to_regclass(format('%I.schema_version', $1::text)) IS NOT NULL`
 	// schemaExistsSQL looks the schema up by its exact name.
 	schemaExistsSQL       = `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`
@@ -69,6 +76,9 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
+	if _, err := tx.Exec(ctx, unboundedSQL); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	if _, err := tx.Exec(ctx, migrateLockSQL, int32(lockNS)); err != nil {
 		return fmt.Errorf("migrate: lock: %w", err)
 	}
