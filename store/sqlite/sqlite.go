@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -280,6 +282,9 @@ func holdWriter(ctx context.Context, db *sql.DB) (*sql.Conn, *handle, error) {
 }
 
 func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
+	if err := checkOneByte(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	name := "file:" + escapePath(path)
 	if strings.HasPrefix(path, "/") {
 		// An empty authority: "file://host/…" would read a path that
@@ -355,6 +360,30 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 		st.cp = startCheckpointer(c, opts.CheckpointInterval, st.turn)
 	}
 	return st, nil
+}
+
+// checkOneByte returns an error wrapping [ErrCorrupt] for a file of one
+// byte that SQLite did not write. SQLite takes a file of one byte for an
+// empty database (it writes one, 'S', to a new file on some file systems),
+// and migrate would turn a mistaken path to such a file (a flag, a
+// newline) into a poolq database; every other file that is not SQLite's
+// fails at migrate's first read, unchanged.
+func checkOneByte(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != 1 {
+		return nil // SQLite reports it, creates the file, or reads it
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var b [2]byte
+	n, _ := io.ReadFull(f, b[:])
+	if n == 1 && b[0] != 'S' {
+		return fmt.Errorf("%w: file is not a database (one byte long)", ErrCorrupt)
+	}
+	return nil
 }
 
 // dsnParams returns the DSN query of a connection. Pragmas go in the DSN so
