@@ -1,0 +1,76 @@
+package postgres_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestOpen_AfterANodeDiedMigrating: a node dies (its socket closed, as by
+// SIGKILL, without a word to the server) half-way through migrating a
+// version 8 schema: it has taken the migration lock, run 0009 and recorded
+// it, not committed. A node that was waiting for the lock then migrates
+// the schema itself, every version recorded once, and opens.
+func TestOpen_AfterANodeDiedMigrating(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	schema := pgtest.Schema(t, url)
+	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 8))
+
+	cfg, err := pgx.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.RuntimeParams["search_path"] = schema
+	dying, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	tx, err := dying.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::int, 0)", postgres.MigrationLock(schema))
+	require.NoError(t, err)
+	m9, err := os.ReadFile("migrations/0009_settings.sql")
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, string(m9))
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "INSERT INTO schema_version (version, applied_at) VALUES (9, 0)")
+	require.NoError(t, err)
+
+	opened := make(chan error, 1)
+	go func() {
+		st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema, MaxConns: 2})
+		if err == nil {
+			err = st.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		t.Fatalf("Open returned while the dying node held the migration lock: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	require.NoError(t, dying.PgConn().Conn().Close()) // SIGKILL: the socket closes, no Terminate
+	select {
+	case err := <-opened:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open still waits after the migrating node died")
+	}
+
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT version FROM "+schema+".schema_version ORDER BY version")
+	require.NoError(t, err)
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	require.NoError(t, err)
+	want := make([]int, postgres.LatestVersion())
+	for i := range want {
+		want[i] = i + 1
+	}
+	require.Equal(t, want, versions)
+}
