@@ -280,6 +280,7 @@ func failsForGood(err error) bool {
 }
 
 func (r *runner) settleError(l *Lease, err error, elapsed time.Duration, attrs []any) {
+	r.storeClosed(err)
 	kind := EventError
 	if errors.Is(err, ErrLeaseLost) {
 		kind = EventExpired

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -178,8 +179,9 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // Work returns [validate.Errors] for bad options, [store.ErrNotFound] when a
 // pool does not exist at the start, [ErrClosed] when Close has begun
 // (before it started, or while it ran), and an error wrapping
-// [store.ErrClosed] when the store was closed under it: the store must
-// outlive the engine (see [Engine.Close]). Work then stops claiming at
+// [store.ErrClosed] when the store was closed under it (also after ctx
+// ended, when a result or a give-back then met the store closed): the
+// store must outlive the engine (see [Engine.Close]). Work then stops claiming at
 // once, and shuts down as above, but its handlers' results cannot be
 // written: their items stay in flight until their leases expire.
 func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
@@ -241,6 +243,11 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	if stopped != nil {
 		return fmt.Errorf("work: %w", stopped)
 	}
+	if err := r.lost.Load(); err != nil {
+		// The store was closed under Work after its context ended: the
+		// results it could not write are lost, which nil would hide.
+		return fmt.Errorf("work: %w", *err)
+	}
 	return nil
 }
 
@@ -272,6 +279,18 @@ type runner struct {
 	held      []uuid.UUID             // the pools held by their campaigns at the last claim (see pause)
 	via       map[uuid.UUID]uuid.UUID // the campaign a pool is worked for (none: one of opts.Pools, worked whatever governs it)
 	stopping  time.Time               // when produce gave back the leases of a claim that committed as Work stopped
+
+	// lost is the first error wrapping store.ErrClosed that a settlement
+	// or a give-back met: a result or a release the store, closed under
+	// Work, could not take.
+	lost atomic.Pointer[error]
+}
+
+// storeClosed records err if it says the store was closed under Work.
+func (r *runner) storeClosed(err error) {
+	if errors.Is(err, store.ErrClosed) {
+		r.lost.CompareAndSwap(nil, &err)
+	}
 }
 
 // distinct returns ids without repeats, in order.
@@ -630,6 +649,7 @@ func (r *runner) release(ctx context.Context, l *Lease, until time.Time) {
 		}
 		r.log.Warn("poolq: release at shutdown failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
 		r.opts.OnEvent(Event{Kind: EventError, Lease: *l, Err: err})
+		r.storeClosed(err)
 		if failsForGood(err) {
 			return
 		}
