@@ -20,7 +20,10 @@ import (
 // [Engine.MarkInCall] on the lease (with a context that Work's shutdown does
 // not cancel, such as context.WithoutCancel(ctx): a call that connected is
 // an attempt even when it is cut short, see [Engine.Work]); it must not
-// settle the lease itself (Complete, Fail, Release), and it must return
+// settle the lease itself (Complete, Fail, Release), nor Extend it (Work
+// does, on its own copy: an Extend of the handler's that brings the end
+// closer would let the lease end before Work's next extension, and another
+// worker call the contact while this one still is), and it must return
 // soon after ctx is done.
 type Handler func(ctx context.Context, l *Lease) error
 
