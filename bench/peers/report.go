@@ -51,7 +51,7 @@ func report(w io.Writer, c *config, runs int, ps []peer, ws []workload, results 
 	if onPostgres {
 		fmt.Fprintf(w, "- every system: a fresh schema per run on one PostgreSQL server (%s), synchronous_commit off; no-op jobs carrying {\"i\":n}\n", pgServer())
 		fmt.Fprintf(w, "- poolq-pg: store/postgres with default options (8 connections, advisory pool locks), default queue.Options (group commit), one Parallel pool, cap 100; workers: %s\n", poolqWorkers())
-		fmt.Fprintf(w, "- River-pg: riverpgxv5 on a pgxpool with pgx's default size, FetchCooldown %s, FetchPollInterval %s (riverbench's values), PollOnly %t, queue MaxWorkers = workers\n\n",
+		fmt.Fprintf(w, "- River-pg: riverpgxv5 on a pgxpool of poolq-pg's size (8 connections), FetchCooldown %s, FetchPollInterval %s (riverbench's values), PollOnly %t, queue MaxWorkers = workers\n\n",
 			riverFetchCooldown, riverFetchPollInterval, riverPollOnly)
 	} else {
 		fmt.Fprintf(w, "- every system: a fresh SQLite file per run (modernc.org/sqlite), WAL, synchronous=NORMAL, busy timeout 5 s; no-op jobs carrying {\"i\":n}\n")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,9 +41,10 @@ var (
 // the SQLite poolq.
 var poolqPGPeer = peer{name: "poolq-pg", open: openPoolqPG}
 
-// riverPGPeer is River with riverpgxv5 on a pgxpool of its own (pgx's
-// default size), configured as the SQLite River is (riverbench's fetch
-// settings), with synchronous_commit off like poolq's default.
+// riverPGPeer is River with riverpgxv5 on a pgxpool of its own, as many
+// connections as poolq-pg's store (postgres.DefaultMaxConns, or the URL's
+// pool_max_conns for both), configured as the SQLite River is (riverbench's
+// fetch settings), with synchronous_commit off like poolq's default.
 var riverPGPeer = peer{name: "River-pg", open: openRiverPG}
 
 // schemaCloser closes a store, then drops its schema.
@@ -115,6 +117,12 @@ func openRiverPG(ctx context.Context, _ string, workers int) (system, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	if !strings.Contains(pgURL, "pool_max_conns") {
+		// poolq-pg's store has postgres.DefaultMaxConns when the URL names
+		// no size; pgx's own default is max(4, NumCPU), which would give
+		// River half as many on 2 cores and more on 16.
+		cfg.MaxConns = postgres.DefaultMaxConns
+	}
 	db, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
