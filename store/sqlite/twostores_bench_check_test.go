@@ -27,7 +27,7 @@ func TestBenchmarkTwoStores_ImportBesideTimesTheWrites(t *testing.T) {
 	m := benchMetrics(t, out, "BenchmarkTwoStores/ImportBeside")
 	require.Contains(t, m, "mean-ms", "ImportBeside reports no mean of its timed writes to check ns/op against:\n%s", out)
 	mean := m["ns/op"] / 1e6
-	require.Less(t, math.Abs(mean-m["mean-ms"]), 0.25,
+	require.Less(t, math.Abs(mean-m["mean-ms"]), 0.5, // the pause alone is 1 ms or more
 		"ns/op is %.3f ms, the timed writes' mean %.3f ms: ns/op measures something else (the 1 ms pause after each write?)",
 		mean, m["mean-ms"])
 }
