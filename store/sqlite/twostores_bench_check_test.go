@@ -21,15 +21,23 @@ func TestBenchmarkTwoStores_ImportBesideTimesTheWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a benchmark; skipped with -short")
 	}
-	out, err := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkTwoStores$/^ImportBeside$",
-		"-test.benchtime=10x").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	m := benchMetrics(t, out, "BenchmarkTwoStores/ImportBeside")
-	require.Contains(t, m, "mean-ms", "ImportBeside reports no mean of its timed writes to check ns/op against:\n%s", out)
-	mean := m["ns/op"] / 1e6
-	require.Less(t, math.Abs(mean-m["mean-ms"]), 0.5, // the pause alone is 1 ms or more
-		"ns/op is %.3f ms, the timed writes' mean %.3f ms: ns/op measures something else (the 1 ms pause after each write?)",
-		mean, m["mean-ms"])
+	// Up to three runs: the pause adds 1 ms or more to every run's ns/op,
+	// while a goroutine descheduled between two writes on a busy machine
+	// (CI runs packages side by side) may shift one run's by as much.
+	var mean, meanMS float64
+	for try := 0; try < 3; try++ {
+		out, err := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkTwoStores$/^ImportBeside$",
+			"-test.benchtime=10x").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		m := benchMetrics(t, out, "BenchmarkTwoStores/ImportBeside")
+		require.Contains(t, m, "mean-ms", "ImportBeside reports no mean of its timed writes to check ns/op against:\n%s", out)
+		mean, meanMS = m["ns/op"]/1e6, m["mean-ms"]
+		if math.Abs(mean-meanMS) < 0.5 { // the pause alone is 1 ms or more
+			return
+		}
+	}
+	t.Fatalf("ns/op is %.3f ms, the timed writes' mean %.3f ms: ns/op measures something else (the 1 ms pause after each write?)",
+		mean, meanMS)
 }
 
 // benchMetrics returns the metrics (unit → value) of benchmark name's line
