@@ -1,0 +1,41 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/poolq/poolq/pool"
+	"github.com/stretchr/testify/require"
+)
+
+// TestQuery_MalformedPair: a query parameter that does not parse (a bad %
+// escape, a ";" separator) is refused with a 422 naming it, as a bad value
+// is: not dropped, which would answer another question than the one asked
+// (a listing filtered by ?status= answered with every item, a claim asked
+// to ?wait= answered at once).
+func TestQuery_MalformedPair(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Malformed", pool.FIFO, 1)
+	b.addContacts(p.UUID, 3, 0)
+	contacts := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+
+	// The well-formed filter finds nothing: no item is Completed.
+	res := b.do("GET", contacts+"?status=Completed", nil)
+	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+	require.Zero(t, data[pool.Page[pool.Item]](t, res).Total)
+
+	for _, tc := range []struct{ query, field string }{
+		{"?status=Completed%zz", "status"},
+		{"?status=Completed;", "status"},
+		{"?per_page=500%", "per_page"},
+		{"?search=ada&status=Completed%", "status"},
+	} {
+		res := b.do("GET", contacts+tc.query, nil)
+		requireInvalid(t, res, tc.field)
+	}
+
+	res = b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch?wait=5s%", nil)
+	requireInvalid(t, res, "wait")
+	require.Equal(t, pool.StatusPending, b.item(p.UUID, b.snapshot().Items[p.UUID][0].ContactUUID).Status, "nothing claimed")
+}
