@@ -272,7 +272,9 @@
 // others ("…; 4180 more failures not listed").
 // Query parameters are validated the same way, in the same 422
 // (?per_page=500 is a 422 on per_page; ?page=0&type=Random names both, and a
-// claim's bad ?wait= is named beside its body's fields).
+// claim's bad ?wait= is named beside its body's fields). A parameter that is
+// not URL-encoded (a bad %-escape, a ";") is a 422 naming it too, never
+// dropped: a listing is not answered without its filter.
 //
 // A request that fails writes nothing, but for the expired leases a
 // settlement finds (see above) and a 500 OUTCOME_UNKNOWN: bodies are

@@ -436,7 +436,32 @@ type queryParams struct {
 	v validate.Validator
 }
 
-func newQuery(r *http.Request) *queryParams { return &queryParams{q: r.URL.Query()} }
+// newQuery reads the query of r as url.ParseQuery does, but refuses what
+// it would drop silently: a parameter with a bad %-escape or a ";" (no
+// longer a separator) is a failure of v named by the parameter ("query"
+// when its name itself does not decode), not a parameter left out, which
+// would answer another request than the one sent (a listing without its
+// ?status= filter, a claim without its ?wait=).
+func newQuery(r *http.Request) *queryParams {
+	p := &queryParams{q: url.Values{}}
+	for pair := range strings.SplitSeq(r.URL.RawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		rawKey, rawVal, _ := strings.Cut(pair, "=")
+		key, kerr := url.QueryUnescape(rawKey)
+		val, verr := url.QueryUnescape(rawVal)
+		switch {
+		case kerr != nil:
+			p.v.Add("query", validate.RuleFormat, fmt.Sprintf("holds a parameter whose name is not URL-encoded (got %q)", pair))
+		case verr != nil || strings.Contains(pair, ";"):
+			p.v.Add(key, validate.RuleFormat, fmt.Sprintf(`must be URL-encoded, with no bad %%-escape or ";" (got %q)`, pair))
+		default:
+			p.q.Add(key, val)
+		}
+	}
+	return p
+}
 
 // MaxPage is the largest page number accepted: the engine's own bound
 // ([pool.MaxPage], which keeps a page's offset (page-1)*per_page from
