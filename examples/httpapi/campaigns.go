@@ -158,6 +158,14 @@ func (s *server) deleteRule(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.eng.DeleteRule(r.Context(), id); err != nil {
+		if errors.Is(err, campaign.ErrConflict) {
+			// Said here, not with the error's text: a store may find the
+			// conflict itself (store/postgres: a campaign given the rule by
+			// another server meanwhile, a foreign key), and its text names
+			// the database's tables and constraints.
+			return &apiError{Status: http.StatusConflict, Code: CodeConflict, Message: "Conflict",
+				Details: "a campaign has this rule: assign its campaigns another rule (PUT /api/v1/campaigns/{uuid}/rule) or delete them first", Err: err}
+		}
 		return orNotFound(err, "Rule")
 	}
 	s.ok(w, http.StatusOK, "Rule deleted successfully", nil)
