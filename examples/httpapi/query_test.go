@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/poolq/poolq/pool"
@@ -34,6 +35,11 @@ func TestQuery_MalformedPair(t *testing.T) {
 		res := b.do("GET", contacts+tc.query, nil)
 		requireInvalid(t, res, tc.field)
 	}
+
+	// More parameters than net/url parses (10,000): url.ParseQuery gives
+	// none of them, and the filter would be dropped with the rest.
+	res = b.do("GET", contacts+"?status=Completed"+strings.Repeat("&x=1", 10_000), nil)
+	requireInvalid(t, res, "query")
 
 	res = b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch?wait=5s%", nil)
 	requireInvalid(t, res, "wait")
