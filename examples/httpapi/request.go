@@ -436,14 +436,23 @@ type queryParams struct {
 	v validate.Validator
 }
 
+// MaxQueryParams is the most parameters a query may hold, net/url's bound.
+const MaxQueryParams = 10_000
+
 // newQuery reads the query of r as url.ParseQuery does, but refuses what
 // it would drop silently: a parameter with a bad %-escape or a ";" (no
 // longer a separator) is a failure of v named by the parameter ("query"
 // when its name itself does not decode), not a parameter left out, which
 // would answer another request than the one sent (a listing without its
-// ?status= filter, a claim without its ?wait=).
+// ?status= filter, a claim without its ?wait=). So is a query of more than
+// MaxQueryParams parameters, of which url.ParseQuery gives none.
 func newQuery(r *http.Request) *queryParams {
 	p := &queryParams{q: url.Values{}}
+	if n := strings.Count(r.URL.RawQuery, "&") + 1; n > MaxQueryParams {
+		// Bounded as url.ParseQuery bounds it (it then gives none).
+		p.v.Add("query", validate.RuleLength, fmt.Sprintf("must hold at most %d parameters (got %d)", MaxQueryParams, n))
+		return p
+	}
 	for pair := range strings.SplitSeq(r.URL.RawQuery, "&") {
 		if pair == "" {
 			continue
