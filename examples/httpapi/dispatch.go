@@ -96,11 +96,11 @@ func (p *queryParams) duration(name string, hi time.Duration) time.Duration {
 		d, err = time.Duration(min(max(n, -1), int64(hi/time.Second)+1))*time.Second, nil // clamped: no overflow
 	}
 	if err != nil {
-		p.v.Add(name, validate.RuleFormat, fmt.Sprintf(`must be a duration like "5s" or a number of seconds (got %q)`, s))
+		p.v.Add(name, validate.RuleFormat, fmt.Sprintf(`must be a duration like "5s" or a number of seconds (got %s)`, validate.Quote(s)))
 		return 0
 	}
 	if d < 0 || d > hi {
-		p.v.Add(name, validate.RuleRange, fmt.Sprintf("must be between 0s and %v (got %q)", hi, s))
+		p.v.Add(name, validate.RuleRange, fmt.Sprintf("must be between 0s and %v (got %s)", hi, validate.Quote(s)))
 		return 0
 	}
 	return d
@@ -329,7 +329,7 @@ func (in *failRequest) check(v *validate.Validator) {
 	switch {
 	case err != nil:
 		v.Add("retry_at", validate.RuleFormat,
-			fmt.Sprintf("must be an RFC 3339 time like 2023-11-07T05:31:56Z (got %q)", in.RetryAt))
+			fmt.Sprintf("must be an RFC 3339 time like 2023-11-07T05:31:56Z (got %s)", validate.Quote(in.RetryAt)))
 	case in.Final:
 		v.Add("retry_at", validate.RuleExclusive, "must not be given with final: a final failure is never retried")
 	case t.Unix() <= 0 || t.After(time.Now().Add(MaxRetryAhead)):

@@ -29,7 +29,7 @@ func (s *server) listEscalations(w http.ResponseWriter, r *http.Request) error {
 	var in campaign.EscalationQuery
 	if raw := q.q.Get("after"); raw != "" {
 		n, err := strconv.ParseInt(raw, 10, 64)
-		if q.v.Check(err == nil, "after", validate.RuleFormat, fmt.Sprintf("must be an integer (got %q)", raw)) {
+		if q.v.Check(err == nil, "after", validate.RuleFormat, fmt.Sprintf("must be an integer (got %s)", validate.Quote(raw))) {
 			in.After = n
 		}
 	}

@@ -45,3 +45,21 @@ func TestQuery_MalformedPair(t *testing.T) {
 	requireInvalid(t, res, "wait")
 	require.Equal(t, pool.StatusPending, b.item(p.UUID, b.snapshot().Items[p.UUID][0].ContactUUID).Status, "nothing claimed")
 }
+
+// TestQuery_MessagesEchoABoundedValue: a 422 quotes at most 40 runes of a
+// parameter's value (validate.Quote), however long the value sent.
+func TestQuery_MessagesEchoABoundedValue(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Bounded", pool.FIFO, 1)
+	long := strings.Repeat("9", 100_000) + "x"
+	for _, path := range []string{
+		"/api/v1/pools?page=" + long,
+		"/api/v1/pools?is_active=" + long,
+		"/api/v1/pools/" + p.UUID.String() + "/contacts?page=" + long + "%",
+	} {
+		res := b.do("GET", path, nil)
+		require.Less(t, len(res.Body), 2_000, "%.60s: %.300s", path, res.Body)
+		require.Contains(t, string(res.Body), `…`, "%.60s", path)
+	}
+}

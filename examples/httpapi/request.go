@@ -413,7 +413,7 @@ func uuidProblem(s string) string {
 	if id, err := uuid.Parse(s); err == nil && len(s) == 36 && id == uuid.Nil {
 		return "must not be the nil UUID"
 	}
-	return fmt.Sprintf("must be a UUID like xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (got %q)", s)
+	return fmt.Sprintf("must be a UUID like xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (got %s)", validate.Quote(s))
 }
 
 // parseUUID accepts only the canonical 36-character form (any case) and not
@@ -462,9 +462,9 @@ func newQuery(r *http.Request) *queryParams {
 		val, verr := url.QueryUnescape(rawVal)
 		switch {
 		case kerr != nil:
-			p.v.Add("query", validate.RuleFormat, fmt.Sprintf("holds a parameter whose name is not URL-encoded (got %q)", pair))
+			p.v.Add("query", validate.RuleFormat, fmt.Sprintf("holds a parameter whose name is not URL-encoded (got %s)", validate.Quote(pair)))
 		case verr != nil || strings.Contains(pair, ";"):
-			p.v.Add(key, validate.RuleFormat, fmt.Sprintf(`must be URL-encoded, with no bad %%-escape or ";" (got %q)`, pair))
+			p.v.Add(key, validate.RuleFormat, fmt.Sprintf(`must be URL-encoded, with no bad %%-escape or ";" (got %s)`, validate.Quote(pair)))
 		default:
 			p.q.Add(key, val)
 		}
@@ -494,7 +494,7 @@ func (p *queryParams) int(name string, hi int) int {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil {
-		p.v.Add(name, validate.RuleFormat, fmt.Sprintf("must be an integer (got %q)", s))
+		p.v.Add(name, validate.RuleFormat, fmt.Sprintf("must be an integer (got %s)", validate.Quote(s)))
 		return 0
 	}
 	ok := p.v.IntMin(name, n, 1)
@@ -515,7 +515,7 @@ func (p *queryParams) bool(name string) *bool {
 	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		p.v.Add(name, validate.RuleFormat, fmt.Sprintf("must be true or false (got %q)", s))
+		p.v.Add(name, validate.RuleFormat, fmt.Sprintf("must be true or false (got %s)", validate.Quote(s)))
 		return nil
 	}
 	return &b
