@@ -251,7 +251,7 @@
 //	                        every one
 //	500 OUTCOME_UNKNOWN     the connection to the database failed after the commit was sent: the
 //	                        change may have been written (see below; logged as a warning)
-//	500 INTERNAL_ERROR      anything else (logged, details not shown)
+//	500 INTERNAL_ERROR      anything else, a panic included (logged, details not shown)
 //	503 SERVICE_UNAVAILABLE the server is shutting down
 //	503 LOCK_TIMEOUT        a write waited longer than the store's lock timeout for a lock another
 //	                        session holds (another server on the PostgreSQL database, a process on

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"path"
+	"runtime/debug"
 	"strings"
 
 	"github.com/poolq/poolq/campaign"
@@ -88,9 +90,23 @@ func newServer(eng *queue.Engine, token string, log *slog.Logger) *server {
 	return s
 }
 
-// handle registers h, whose returned error becomes the error envelope.
+// handle registers h, whose returned error becomes the error envelope. A
+// panic in h is a 500 in the envelope too, logged with its stack (h
+// writes its response only once it has it whole, so nothing was written
+// yet); http.ErrAbortHandler goes on to net/http, which aborts the
+// response.
 func (s *server) handle(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.writeError(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+		}()
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}

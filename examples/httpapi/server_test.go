@@ -230,3 +230,23 @@ func TestServer_OutcomeUnknown(t *testing.T) {
 type errTest string
 
 func (e errTest) Error() string { return string(e) }
+
+// TestServer_PanicIsA500: a panic in an endpoint is a 500 in the envelope,
+// logged with its stack, and the server goes on serving; the panic
+// http.ErrAbortHandler is left to net/http, which aborts the response.
+func TestServer_PanicIsA500(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.srv.handle("GET /api/v1/panic", func(http.ResponseWriter, *http.Request) error { panic("the handler's bug") })
+	b.srv.handle("GET /api/v1/abort", func(http.ResponseWriter, *http.Request) error { panic(http.ErrAbortHandler) })
+
+	res := b.do("GET", "/api/v1/panic", nil)
+	require.Equal(t, http.StatusInternalServerError, res.Status, "body: %s", res.Body)
+	require.Equal(t, CodeInternal, res.Env.Error.Code)
+	require.NotContains(t, string(res.Body), "the handler's bug", "a panic's value is logged, not shown")
+	require.Contains(t, b.logs.String(), "the handler's bug")
+	require.Contains(t, b.logs.String(), "server_test.go", "the log holds the panic's stack")
+	require.Equal(t, http.StatusOK, b.do("GET", "/api/v1/pools", nil).Status, "the server goes on serving")
+
+	require.PanicsWithValue(t, http.ErrAbortHandler, func() { b.do("GET", "/api/v1/abort", nil) })
+}
