@@ -224,7 +224,8 @@
 // field the endpoint does not take is a 422 naming it (names match exactly,
 // case included): a typo ("max_retry") is an error, not silently dropped.
 // So is a field given twice in one object (rule "repeated"): a proxy or a
-// log in front of the server may have read the other value. A field given
+// log in front of the server may have read the other value; a query
+// parameter given twice likewise. A field given
 // as null counts as absent ("payload": null is no payload).
 //
 // Errors: {"success": false, "message": "...", "error": {"code", "details",

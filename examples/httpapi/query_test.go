@@ -31,6 +31,8 @@ func TestQuery_MalformedPair(t *testing.T) {
 		{"?status=Completed;", "status"},
 		{"?per_page=500%", "per_page"},
 		{"?search=ada&status=Completed%", "status"},
+		{"?status=Completed&status=Pending", "status"},
+		{"?status=Completed&status=Completed", "status"},
 	} {
 		res := b.do("GET", contacts+tc.query, nil)
 		requireInvalid(t, res, tc.field)

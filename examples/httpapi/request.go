@@ -445,7 +445,8 @@ const MaxQueryParams = 10_000
 // when its name itself does not decode), not a parameter left out, which
 // would answer another request than the one sent (a listing without its
 // ?status= filter, a claim without its ?wait=). So is a query of more than
-// MaxQueryParams parameters, of which url.ParseQuery gives none.
+// MaxQueryParams parameters, of which url.ParseQuery gives none, and a
+// parameter given twice (rule "repeated"), of which it would keep one.
 func newQuery(r *http.Request) *queryParams {
 	p := &queryParams{q: url.Values{}}
 	if n := strings.Count(r.URL.RawQuery, "&") + 1; n > MaxQueryParams {
@@ -465,6 +466,10 @@ func newQuery(r *http.Request) *queryParams {
 			p.v.Add("query", validate.RuleFormat, fmt.Sprintf("holds a parameter whose name is not URL-encoded (got %s)", validate.Quote(pair)))
 		case verr != nil || strings.Contains(pair, ";"):
 			p.v.Add(key, validate.RuleFormat, fmt.Sprintf(`must be URL-encoded, with no bad %%-escape or ";" (got %s)`, validate.Quote(pair)))
+		case p.q.Has(key):
+			// As a field given twice in a body: a proxy or a log in front
+			// of the server may have read the other value.
+			p.v.Add(key, RuleRepeated, "is given more than once")
 		default:
 			p.q.Add(key, val)
 		}
