@@ -1,0 +1,127 @@
+package queue_test
+
+// Tests that kill mutants of the claim's rule checks which the property
+// tests let live (see each test).
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/stretchr/testify/require"
+)
+
+// TestEngine_OptedOutBeforeAdd: a contact that opted out before its item
+// was added is skipped when dispatch meets it, under a rule with
+// remove_on_opt_out whether or not it also checks the do-not-call list
+// (the claim reads both lists in one statement then); a rule without
+// remove_on_opt_out dials it.
+func TestEngine_OptedOutBeforeAdd(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	both, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{}) // dnc_check and remove_on_opt_out
+	optOnly, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{DNCCheck: new(false)})
+	keep, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{RemoveOnOptOut: new(false)})
+	c := uuid.New()
+	n, err := b.eng.OptOut(b.ctx, c)
+	require.NoError(t, err)
+	require.Equal(t, 0, n, "no item yet")
+	for _, p := range []uuid.UUID{both.UUID, optOnly.UUID, keep.UUID} {
+		_, err := b.eng.Add(b.ctx, p, pool.NewItem{ContactUUID: c})
+		require.NoError(t, err)
+	}
+	for _, p := range []uuid.UUID{both.UUID, optOnly.UUID} {
+		_, err := b.eng.TryDequeue(b.ctx, p)
+		require.ErrorIs(t, err, queue.ErrEmpty, "an opted-out contact dispatched")
+		it := b.item(t, p, c)
+		require.Equal(t, pool.StatusSkipped, it.Status)
+		require.Equal(t, campaign.NoteOptOut, it.Notes)
+	}
+	l, err := b.eng.TryDequeue(b.ctx, keep.UUID)
+	require.NoError(t, err)
+	require.Equal(t, c, l.ContactUUID)
+}
+
+// TestEngine_EscalationThresholdLoweredBelowAttempts: an item whose failed
+// attempts are already past a threshold the rule is updated to (or that
+// it gets at all) escalates at its next failure: its failed attempts have
+// reached the threshold. Once: the failure after that records nothing.
+func TestEngine_EscalationThresholdLoweredBelowAttempts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p, r := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{
+		MaxTotalCalls: new(6), MaxCallsPerDay: new(6), RetryIntervalMinutes: new(1), EscalationAfterFailedAttempts: new(5),
+		EscalationType: new("supervisor"), EscalationTarget: new("ops@example.com"),
+	})
+	c := b.addIn(t, p.UUID, "")
+	fail := func() {
+		t.Helper()
+		l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+		b.clock.Advance(2 * time.Minute)
+	}
+	fail()
+	fail()
+	list, err := b.eng.Escalations(b.ctx, campaign.EscalationQuery{})
+	require.NoError(t, err)
+	require.Empty(t, list, "2 failed attempts, threshold 5")
+
+	_, err = b.eng.UpdateRule(b.ctx, r.UUID, campaign.UpdateRuleParams{EscalationAfterFailedAttempts: new(1)})
+	require.NoError(t, err)
+	fail()
+	list, err = b.eng.Escalations(b.ctx, campaign.EscalationQuery{})
+	require.NoError(t, err)
+	require.Len(t, list, 1, "3 failed attempts reach a threshold of 1")
+	require.Equal(t, c, list[0].ContactUUID)
+	require.Equal(t, 3, list[0].FailedAttempts)
+	fail()
+	list, err = b.eng.Escalations(b.ctx, campaign.EscalationQuery{})
+	require.NoError(t, err)
+	require.Len(t, list, 1, "one per item")
+}
+
+// TestEngine_OwnCeilingBeforeCallElsewhere: an item whose own attempts
+// reach the ceiling (lowered after it failed) is failed when a claim meets
+// it, even while its contact is in a call in another pool of the
+// campaign: the ceiling comes first, the call elsewhere only passes over
+// items that may still be called.
+func TestEngine_OwnCeilingBeforeCallElsewhere(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rp := allDay(10, 10)
+	rp.RetryIntervalMinutes = new(1)
+	a, q, c := b.sharedContact(t, rp, pool.FIFO, pool.FIFO)
+	l, err := b.eng.TryDequeue(b.ctx, a)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+	b.clock.Advance(2 * time.Minute)
+	l, err = b.eng.TryDequeue(b.ctx, a)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+	b.clock.Advance(2 * time.Minute)
+	require.Equal(t, 2, b.item(t, a, c).Attempts)
+
+	// The contact's call in the other pool, then the ceiling lowered to
+	// the item's attempts.
+	call, err := b.eng.TryDequeue(b.ctx, q)
+	require.NoError(t, err)
+	require.Equal(t, c, call.ContactUUID)
+	d, err := b.eng.Pool(b.ctx, a)
+	require.NoError(t, err)
+	require.Len(t, d.Campaigns, 1)
+	cp, err := b.eng.Campaign(b.ctx, d.Campaigns[0].UUID)
+	require.NoError(t, err)
+	_, err = b.eng.UpdateRule(b.ctx, *cp.RuleUUID, campaign.UpdateRuleParams{MaxTotalCalls: new(2)})
+	require.NoError(t, err)
+
+	_, err = b.eng.TryDequeue(b.ctx, a)
+	require.ErrorIs(t, err, queue.ErrEmpty)
+	it := b.item(t, a, c)
+	require.Equal(t, pool.StatusFailed, it.Status, "at its ceiling: failed, not passed over for the call elsewhere")
+	require.Equal(t, pool.NoteCeiling, it.Notes)
+	require.NoError(t, b.eng.Complete(b.ctx, call, "answered"))
+}
