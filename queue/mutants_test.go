@@ -125,3 +125,23 @@ func TestEngine_OwnCeilingBeforeCallElsewhere(t *testing.T) {
 	require.Equal(t, pool.NoteCeiling, it.Notes)
 	require.NoError(t, b.eng.Complete(b.ctx, call, "answered"))
 }
+
+// TestEngine_PausedCampaignStillGoverns: a Paused campaign still governs
+// its pools: a failure settled while it is paused is judged under its
+// rule's ceiling (max_total_calls 1 here), not the pool's max_retries.
+func TestEngine_PausedCampaignStillGoverns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rp := allDay(5, 1)
+	cid, ps := b.runningCampaign(t, rp, pool.FIFO)
+	p := ps[0].UUID
+	c := uuid.New()
+	b.addContacts(t, p, c)
+	l, err := b.eng.TryDequeue(b.ctx, p)
+	require.NoError(t, err)
+	_, err = b.eng.PauseCampaign(b.ctx, cid)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "no answer"}))
+	it := b.item(t, p, c)
+	require.Equal(t, pool.StatusFailed, it.Status, "the rule's ceiling of 1, not the pool's max_retries")
+}
