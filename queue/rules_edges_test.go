@@ -1,7 +1,7 @@
 package queue_test
 
-// Tests that kill mutants of the claim's rule checks which the property
-// tests let live (see each test).
+// Edge cases of the claim's rule checks that the property tests do not
+// reach (each found by a change to the code that they let pass).
 
 import (
 	"testing"
