@@ -573,6 +573,7 @@ func modelCheck(t *testing.T, open func(t *rapid.T) store.Store) {
 			"Release":     func(t *rapid.T) { m.settle(t, "release") },
 			"Extend":      func(t *rapid.T) { m.settle(t, "extend") },
 			"MarkInCall":  func(t *rapid.T) { m.settle(t, "markInCall") },
+			"Redispatch":  m.redispatch,
 			"Skip":        m.skip,
 			"Requeue":     m.requeue,
 			"SetPriority": m.setPriority,
@@ -681,7 +682,10 @@ func (m *modelMachine) describeBatch(b []pool.NewItem) string {
 }
 
 func (m *modelMachine) dequeue(t *rapid.T, many bool) {
-	p := m.drawPool(t)
+	m.dequeueFrom(t, m.drawPool(t), many)
+}
+
+func (m *modelMachine) dequeueFrom(t *rapid.T, p *modelPool, many bool) {
 	n := 1
 	var (
 		leases []*queue.Lease
@@ -736,7 +740,38 @@ func (m *modelMachine) dequeue(t *rapid.T, many bool) {
 }
 
 func (m *modelMachine) settle(t *rapid.T, op string) {
-	h := m.drawLease(t)
+	m.settleLease(t, op, m.drawLease(t))
+}
+
+// redispatch gives a lease in Processing back and claims from its pool
+// again; when the claim hands the same item out anew, the old lease, stale
+// under the new token, is settled: the case fencing is for, which stale
+// leases drawn at random rarely meet (their items have mostly left
+// flight). The check after it proves that it changed nothing.
+func (m *modelMachine) redispatch(t *rapid.T) {
+	var cur []*heldLease
+	for _, h := range m.held {
+		if h.current() && h.it.status == pool.StatusProcessing {
+			cur = append(cur, h)
+		}
+	}
+	if len(cur) == 0 {
+		t.Skip("no lease in Processing")
+	}
+	h := cur[rapid.IntRange(0, len(cur)-1).Draw(t, "lease")]
+	m.settleLease(t, "release", h)
+	if h.it.inFlight() {
+		return // its lease had ended: the release was refused
+	}
+	m.dequeueFrom(t, h.p, false)
+	if !h.it.inFlight() || h.it.token == h.l.Token {
+		return // another item came first, or none
+	}
+	op := rapid.SampledFrom([]string{"complete", "fail", "release", "extend", "markInCall"}).Draw(t, "stale op")
+	m.settleLease(t, op, h)
+}
+
+func (m *modelMachine) settleLease(t *rapid.T, op string, h *heldLease) {
 	p, it := h.p, h.it
 	m.touched = p
 	var (
