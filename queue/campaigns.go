@@ -726,13 +726,13 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 	if !c.Status.Dispatches() || len(c.PoolUUIDs) == 0 {
 		return nil, wait, nil
 	}
-	start, gen := e.turn(c.UUID, len(c.PoolUUIDs))
+	start := e.turn(c.UUID, len(c.PoolUUIDs))
 	for k := range c.PoolUUIDs {
 		i := (start + k) % len(c.PoolUUIDs)
 		p := c.PoolUUIDs[i]
 		ls, err := e.tryDequeue(ctx, p, 1, c.UUID) // nothing if p left c since c was read
 		if err == nil {
-			e.setTurn(c.UUID, i+1, gen)
+			e.setTurn(c.UUID, i+1)
 			return ls[0], 0, nil
 		}
 		// A pool deleted meanwhile, or locked past the store's timeout by
@@ -751,13 +751,12 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 }
 
 // turn returns the index of the pool of campaign id whose turn it is to be
-// claimed from first, of n, and the count of forgotten turns to pass to
-// setTurn, which moves it. The turns are a hint for fairness, kept in
-// memory: a new engine starts at the first pool.
-func (e *Engine) turn(id uuid.UUID, n int) (int, uint64) {
+// claimed from first, of n; setTurn moves it. The turns are a hint for
+// fairness, kept in memory: a new engine starts at the first pool.
+func (e *Engine) turn(id uuid.UUID, n int) int {
 	e.turnsMu.Lock()
 	defer e.turnsMu.Unlock()
-	return e.turns[id] % n, e.forgotten
+	return e.turns[id] % n
 }
 
 // forgetTurn drops the turn of campaign id, deleted or finished: the
@@ -767,23 +766,11 @@ func (e *Engine) forgetTurn(id uuid.UUID) {
 	e.turnsMu.Lock()
 	defer e.turnsMu.Unlock()
 	delete(e.turns, id)
-	e.forgotten++
 }
 
-// setTurn moves the turn of campaign id after a claim from it, of a pass
-// that began when forgotten turns numbered gen. A claim that committed
-// just before its campaign finished returns after the finish forgot the
-// turn: it does not bring back a turn forgotten since the pass began
-// (nothing would forget it again). A turn that is there is moved: its
-// campaign was not forgotten meanwhile, or claimed again since. (A turn
-// of another campaign forgotten meanwhile costs a new one its first
-// move: a hint lost, once.)
-func (e *Engine) setTurn(id uuid.UUID, next int, gen uint64) {
+func (e *Engine) setTurn(id uuid.UUID, next int) {
 	e.turnsMu.Lock()
 	defer e.turnsMu.Unlock()
-	if _, ok := e.turns[id]; !ok && gen != e.forgotten {
-		return
-	}
 	if e.turns == nil {
 		e.turns = map[uuid.UUID]int{}
 	}

@@ -46,8 +46,6 @@ type Engine struct {
 
 	turnsMu sync.Mutex
 	turns   map[uuid.UUID]int // per campaign: the pool DequeueCampaign tries first
-	// forgotten counts the turns forgotten (see setTurn).
-	forgotten uint64
 
 	// resubscribing, set by tests only, runs while a campaign's waiter
 	// (Work's producer, DequeueCampaign) changes the pools it is
