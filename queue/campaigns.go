@@ -768,10 +768,19 @@ func (e *Engine) forgetTurn(id uuid.UUID) {
 	delete(e.turns, id)
 }
 
+// maxTurns bounds the turns kept. forgetTurn does not see every campaign
+// that will not dispatch again: one finished or deleted by another node
+// while no DequeueCampaign of it ran here, or one whose last claim
+// returned just after its finish forgot its turn, which the claim's
+// setTurn then brings back. Past maxTurns the turns start again empty:
+// each campaign's next pass begins at its first pool (a hint lost, once).
+const maxTurns = 4096
+
+// setTurn moves the turn of campaign id (see turn).
 func (e *Engine) setTurn(id uuid.UUID, next int) {
 	e.turnsMu.Lock()
 	defer e.turnsMu.Unlock()
-	if e.turns == nil {
+	if _, ok := e.turns[id]; e.turns == nil || !ok && len(e.turns) >= maxTurns {
 		e.turns = map[uuid.UUID]int{}
 	}
 	e.turns[id] = next
