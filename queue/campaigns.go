@@ -398,17 +398,15 @@ func (e *Engine) checkFree(ctx context.Context, tx *wtx, p, self uuid.UUID) erro
 
 // AssignRule assigns a rule to a campaign, or replaces its rule. A running
 // campaign's pools take the new rule's ceiling and retry interval for
-// their later decisions. Errors: [store.ErrNotFound] for the campaign or
-// the rule; [campaign.ErrWrongStatus] for a campaign that is Completed or
-// Archived (it will not run again).
+// their later decisions. A Completed or Archived campaign takes one too
+// (it holds no pool that could dispatch): so a rule used only by finished
+// campaigns is freed for [Engine.DeleteRule]. Errors: [store.ErrNotFound]
+// for the campaign or the rule.
 func (e *Engine) AssignRule(ctx context.Context, id, ruleID uuid.UUID) (campaign.Campaign, error) {
 	if err := checkIDAnd("uuid", id, checkID("rule_uuid", ruleID)); err != nil {
 		return campaign.Campaign{}, fmt.Errorf("assign rule: %w", err)
 	}
 	out, err := e.changeCampaign(ctx, id, func(ctx context.Context, tx *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
-		if c.Status.Finished() {
-			return c, false, fmt.Errorf("campaign %s is %s: it will not dispatch again: %w", id, c.Status, campaign.ErrWrongStatus)
-		}
 		// The rule's lock, as a start takes it (see transition).
 		if err := tx.LockRule(ctx, ruleID); err != nil {
 			return c, false, err

@@ -812,18 +812,20 @@ func TestEngine_TurnsOfFinishedCampaigns(t *testing.T) {
 	require.Zero(t, queue.Turns(eng), "found completed by another process")
 }
 
-// TestEngine_FinishedCampaignTakesNoPoolOrRule: a Completed or Archived
-// campaign will not run again, so a pool attached to it would be held for
-// good (a pool of campaigns dispatches only while one of them runs):
-// AttachPools and AssignRule refuse it, and change nothing.
-func TestEngine_FinishedCampaignTakesNoPoolOrRule(t *testing.T) {
+// TestEngine_FinishedCampaignTakesNoPool: a Completed or Archived campaign
+// will not run again, so a pool attached to it would be held for good (a
+// pool of campaigns dispatches only while one of them runs): AttachPools
+// refuses it, and changes nothing. AssignRule does not (it holds no pool):
+// a rule used only by finished campaigns can be freed.
+func TestEngine_FinishedCampaignTakesNoPool(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	attached, free := b.pool(t, pool.FIFO, 1, 3), b.pool(t, pool.FIFO, 1, 3)
 	b.add(t, free.UUID, 1)
 	r := b.rule(t, campaign.CreateRuleParams{})
 	for _, archive := range []bool{false, true} {
-		c := b.campaignOf(t, uuid.Nil, attached.UUID)
+		old := b.rule(t, campaign.CreateRuleParams{})
+		c := b.campaignOf(t, old.UUID, attached.UUID)
 		_, err := b.eng.StartCampaign(b.ctx, c.UUID)
 		require.NoError(t, err)
 		_, err = b.eng.CompleteCampaign(b.ctx, c.UUID)
@@ -839,12 +841,17 @@ func TestEngine_FinishedCampaignTakesNoPoolOrRule(t *testing.T) {
 		require.ErrorIs(t, err, campaign.ErrWrongStatus, "attach to a %s campaign", before.Status)
 		_, err = b.eng.AttachPools(b.ctx, c.UUID, attached.UUID)
 		require.ErrorIs(t, err, campaign.ErrWrongStatus, "attach again to a %s campaign", before.Status)
-		_, err = b.eng.AssignRule(b.ctx, c.UUID, r.UUID)
-		require.ErrorIs(t, err, campaign.ErrWrongStatus, "assign a rule to a %s campaign", before.Status)
 
 		after, err := b.eng.Campaign(b.ctx, c.UUID)
 		require.NoError(t, err)
 		require.Equal(t, before, after, "a refused call changed the campaign")
+
+		// A rule it takes, so that the rule it had can be deleted.
+		require.ErrorIs(t, b.eng.DeleteRule(b.ctx, old.UUID), campaign.ErrConflict, "a rule a %s campaign uses", before.Status)
+		got, err := b.eng.AssignRule(b.ctx, c.UUID, r.UUID)
+		require.NoError(t, err, "assign a rule to a %s campaign", before.Status)
+		require.Equal(t, &r.UUID, got.RuleUUID)
+		require.NoError(t, b.eng.DeleteRule(b.ctx, old.UUID))
 		l, err := b.eng.TryDequeue(b.ctx, free.UUID)
 		require.NoError(t, err, "the pool the refused attach named still dispatches on its own")
 		require.NoError(t, b.eng.Release(b.ctx, l))

@@ -137,7 +137,7 @@
 // one running or paused campaign: starting a second one over it is a 409
 // CONFLICT. An action the status
 // does not allow (pause a Draft) is a 409 WRONG_STATUS, as is attaching
-// a pool or assigning a rule to a Completed or Archived campaign; attaching an
+// a pool to a Completed or Archived campaign; attaching an
 // inactive pool is a 422 on pool_uuids[i]; unknown pools are reported in
 // pool_uuids_not_found, not an error. Attach is additive and idempotent.
 // The dialer claims with the pool dispatch endpoint above; there is no
