@@ -48,11 +48,7 @@ func TestOpen_AfterANodeDiedMigrating(t *testing.T) {
 		}
 		opened <- err
 	}()
-	select {
-	case err := <-opened:
-		t.Fatalf("Open returned while the dying node held the migration lock: %v", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	waitForMigrationLockWaiter(t, url, schema, opened)
 	require.NoError(t, dying.PgConn().Conn().Close()) // SIGKILL: the socket closes, no Terminate
 	select {
 	case err := <-opened:
@@ -73,4 +69,32 @@ func TestOpen_AfterANodeDiedMigrating(t *testing.T) {
 		want[i] = i + 1
 	}
 	require.Equal(t, want, versions)
+}
+
+// waitForMigrationLockWaiter waits until a session waits for schema's
+// migration lock (pg_locks: an advisory lock of two int keys, not granted),
+// so that a test proves a wait, not an Open slow to reach the lock; it
+// fails the test if Open (opened) returns first.
+func waitForMigrationLockWaiter(t *testing.T, url, schema string, opened <-chan error) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	key := int64(uint32(postgres.MigrationLock(schema))) // classid holds the key's bits
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted AND classid::bigint = $1 AND objid = 0 AND objsubid = 2`, key).Scan(&n))
+		if n > 0 {
+			return
+		}
+		select {
+		case err := <-opened:
+			t.Fatalf("Open returned before it waited for the migration lock: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		require.True(t, time.Now().Before(deadline), "no session waits for the migration lock after 30 s")
+	}
 }

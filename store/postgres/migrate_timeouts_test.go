@@ -54,6 +54,8 @@ func TestOpen_WaitsForTheMigrationDespiteRoleTimeouts(t *testing.T) {
 				}
 				opened <- err
 			}()
+			// Waiting for the lock, and still after the role's 200 ms.
+			waitForMigrationLockWaiter(t, url, schema, opened)
 			select {
 			case err := <-opened:
 				t.Fatalf("Open returned while another node held the migration lock: %v", err)
