@@ -40,14 +40,7 @@ func TestOpen_AfterANodeDiedMigrating(t *testing.T) {
 	_, err = tx.Exec(ctx, "INSERT INTO schema_version (version, applied_at) VALUES (9, 0)")
 	require.NoError(t, err)
 
-	opened := make(chan error, 1)
-	go func() {
-		st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema, MaxConns: 2})
-		if err == nil {
-			err = st.Close()
-		}
-		opened <- err
-	}()
+	opened := openAndClose(url, schema)
 	waitForMigrationLockWaiter(t, url, schema, opened)
 	require.NoError(t, dying.PgConn().Conn().Close()) // SIGKILL: the socket closes, no Terminate
 	select {
@@ -97,4 +90,18 @@ WHERE locktype = 'advisory' AND NOT granted AND classid::bigint = $1 AND objid =
 		}
 		require.True(t, time.Now().Before(deadline), "no session waits for the migration lock after 30 s")
 	}
+}
+
+// openAndClose opens schema at url in a goroutine, closes it, and sends
+// the first error (nil for none) on the channel it returns.
+func openAndClose(url, schema string) <-chan error {
+	opened := make(chan error, 1)
+	go func() {
+		st, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, MaxConns: 2})
+		if err == nil {
+			err = st.Close()
+		}
+		opened <- err
+	}()
+	return opened
 }

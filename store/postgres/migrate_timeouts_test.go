@@ -46,14 +46,7 @@ func TestOpen_WaitsForTheMigrationDespiteRoleTimeouts(t *testing.T) {
 			_, err = holder.Exec(ctx, "SELECT pg_advisory_xact_lock($1::int, 0)", postgres.MigrationLock(schema))
 			require.NoError(t, err)
 
-			opened := make(chan error, 1)
-			go func() {
-				st, err := postgres.Open(ctx, roleURL, postgres.Options{Schema: schema, MaxConns: 2})
-				if err == nil {
-					err = st.Close()
-				}
-				opened <- err
-			}()
+			opened := openAndClose(roleURL, schema)
 			// Waiting for the lock, and still after the role's 200 ms.
 			waitForMigrationLockWaiter(t, url, schema, opened)
 			select {
