@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
@@ -154,6 +155,25 @@ func TestPostgres_WakesAcrossNodesMore(t *testing.T) {
 		case <-time.After(6 * time.Second):
 			t.Fatal("Work on the other node did not claim when the dead node's lease ended (PollInterval is an hour)")
 		}
+	})
+	// The listeners' backends are terminated and, at once, before they can
+	// listen again, the other node adds an item: the waiter's listener,
+	// back, makes every waiter look again.
+	t.Run("AddWhileListenerReconnects", func(t *testing.T) {
+		p, err := other.CreatePool(ctx, pool.CreateParams{Name: "reconnect", Description: "d"})
+		require.NoError(t, err)
+		got := blockedDequeue(t, waiter, p.UUID)
+		conn, err := pgx.Connect(ctx, url)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+			"poolq listener "+stores[0].Schema())
+		require.NoError(t, err)
+		t0 := time.Now()
+		_, err = other.Add(ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		woken(t, "add while the listener reconnects", got, t0, 0, 10*time.Second)
+		require.Eventually(t, func() bool { return listeners(t, url, stores[0].Schema()) == 2 }, 10*time.Second, 5*time.Millisecond)
 	})
 }
 
