@@ -94,8 +94,14 @@ func parse(args []string, out io.Writer) (config, error) {
 	if c.contacts < 3 {
 		return c, fmt.Errorf("-contacts must be at least 3 (got %d)", c.contacts)
 	}
-	if c.workers < 1 {
-		return c, fmt.Errorf("-workers must be at least 1 (got %d)", c.workers)
+	if c.workers < 1 || c.workers > queue.MaxWorkers {
+		return c, fmt.Errorf("-workers must be 1 to %d (got %d)", queue.MaxWorkers, c.workers)
+	}
+	if c.timeout <= 0 {
+		return c, fmt.Errorf("-timeout must be more than 0 (got %v)", c.timeout)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (the database is -db's)", fs.Arg(0))
 	}
 	return c, nil
 }
@@ -117,10 +123,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
+	// A stop (signal or -timeout) before the dialling began (waiting for
+	// another dialer's setup, or for the database) did not finish either.
+	notFinished := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("not finished: %w", ctx.Err())
+		}
+		return err
+	}
 
 	st, err := opendb.Open(ctx, cfg.db)
 	if err != nil {
-		return err
+		return notFinished(err)
 	}
 	defer st.Close()
 	eng, err := queue.New(st, queue.Options{
@@ -140,11 +154,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	ids, dnc, camp, err := setup(ctx, eng, cfg, out)
 	if err != nil {
-		return err
+		return notFinished(err)
 	}
 	escs, err := watchEscalations(ctx, eng, ids)
 	if err != nil {
-		return err
+		return notFinished(err)
 	}
 	defer func() { _ = escs.close() }() // drained before the summary; this is for early returns
 
