@@ -50,6 +50,7 @@ import (
 	"github.com/poolq/poolq/examples/internal/opendb"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 )
 
 func main() {
@@ -268,8 +269,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	rule, err := findRule(ctx, eng, ruleName) // as the database has it now
+	if err != nil {
+		return err
+	}
+	if rule == nil {
+		return fmt.Errorf("rule %q: %w", ruleName, store.ErrNotFound)
+	}
 	report(out, details, calls.Load(), elapsed, &byKind)
-	fmt.Fprintf(out, "most calls to one contact: %d (the rule's max_total_calls: %d)\n", most, ruleCalls)
+	fmt.Fprintf(out, "most calls to one contact: %d (the rule's max_total_calls: %d)\n", most, rule.MaxTotalCalls)
 	return reportRules(ctx, out, eng, ids, dnc, optOut, optedOut, escs)
 }
 
@@ -331,13 +339,15 @@ func setupCampaign(ctx context.Context, eng *queue.Engine, pools []uuid.UUID, ou
 		}
 		rule = &r
 	}
-	// The checks the demo shows, set on a rule an older demo created
-	// too (an update that changes nothing leaves the rule as it is). A
+	// The ceiling and the checks the demo shows, set on a rule found by
+	// name too (an older demo's, or one edited since: the summary must not
+	// claim a ceiling the rule does not have; an update that changes
+	// nothing leaves the rule as it is). A
 	// retry waits the least a rule allows, a minute (a real rule waits
 	// hours): the calls of a dialer killed mid-run are retried by the
 	// next run within its -timeout.
 	r, err := eng.UpdateRule(ctx, rule.UUID, campaign.UpdateRuleParams{
-		RetryIntervalMinutes: new(1), DNCCheck: new(true), RemoveOnOptOut: new(true),
+		MaxTotalCalls: new(ruleCalls), RetryIntervalMinutes: new(1), DNCCheck: new(true), RemoveOnOptOut: new(true),
 		EscalationAfterFailedAttempts: new(escalateAfter),
 		EscalationType:                new(escalationType), EscalationTarget: new(escalationTarget),
 	})
