@@ -437,19 +437,8 @@ func TestPostgres_WakesAcrossNodes(t *testing.T) {
 	// The same, for Work with WorkOptions.Campaigns.
 	t.Run("AttachToWork", func(t *testing.T) {
 		_, c, p1 := allDayCampaign(t, other)
-		wctx, cancel := context.WithCancel(ctx)
-		handled := make(chan time.Time, 1)
-		done := make(chan error, 1)
-		go func() {
-			done <- waiter.Work(wctx, func(ctx context.Context, l *queue.Lease) error {
-				select {
-				case handled <- time.Now():
-				default:
-				}
-				return nil
-			}, queue.WorkOptions{Campaigns: []uuid.UUID{c.UUID}, Grace: time.Second})
-		}()
-		defer func() { cancel(); <-done }()
+		handled, stop := workReportingHandled(waiter, queue.WorkOptions{Campaigns: []uuid.UUID{c.UUID}, Grace: time.Second})
+		defer stop()
 		require.Eventually(t, func() bool { return queue.Waiting(waiter, p1.UUID) == 1 }, 5*time.Second, time.Millisecond)
 		time.Sleep(50 * time.Millisecond)
 		p2, err := other.CreatePool(ctx, pool.CreateParams{Name: "second", Description: "d"})
@@ -473,4 +462,22 @@ func TestPostgres_WakesAcrossNodes(t *testing.T) {
 func allDayCampaign(t *testing.T, eng *queue.Engine) (campaign.Rule, campaign.Campaign, pool.Pool) {
 	t.Helper()
 	return campaignUnder(t, eng, campaign.CreateRuleParams{Name: "all day", StartTime: new("00:00"), EndTime: new("23:59")})
+}
+
+// workReportingHandled runs Work on e with opts and a handler that sends
+// the instant it first ran on handled; stop ends Work and waits for it.
+func workReportingHandled(e *queue.Engine, opts queue.WorkOptions) (handled <-chan time.Time, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan time.Time, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- e.Work(ctx, func(context.Context, *queue.Lease) error {
+			select {
+			case ch <- time.Now():
+			default:
+			}
+			return nil
+		}, opts)
+	}()
+	return ch, func() { cancel(); <-done }
 }

@@ -135,19 +135,8 @@ func TestPostgres_WakesAcrossNodesMore(t *testing.T) {
 		_, err = other.Add(ctx, p.UUID, newItems(2)...)
 		require.NoError(t, err)
 		l := mustTry(t, other, p.UUID)
-		wctx, cancel := context.WithCancel(ctx)
-		handled := make(chan time.Time, 1)
-		done := make(chan error, 1)
-		go func() {
-			done <- waiter.Work(wctx, func(ctx context.Context, l *queue.Lease) error {
-				select {
-				case handled <- time.Now():
-				default:
-				}
-				return nil
-			}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: time.Second})
-		}()
-		defer func() { cancel(); <-done }()
+		handled, stop := workReportingHandled(waiter, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: time.Second})
+		defer stop()
 		select {
 		case at := <-handled:
 			require.False(t, at.Before(l.ExpiresAt.Add(-100*time.Millisecond)), "handled before the lease ended")
