@@ -35,7 +35,16 @@ type campRace struct {
 	opted      map[uuid.UUID]time.Time
 	violations []string
 	dispatches int
-	leases     []*queue.Lease
+	leases     []claimed
+}
+
+// claimed is a lease and the instant the test saw it, after the claim
+// returned: the claim read the campaign between the lease's own instant
+// (its end less the lease timeout, taken when its transaction began, maybe
+// before a lock wait) and this one.
+type claimed struct {
+	*queue.Lease
+	seen time.Time
 }
 
 func (r *campRace) violate(format string, args ...any) {
@@ -46,7 +55,7 @@ func (r *campRace) acquire(who string, l *queue.Lease, maxTotal int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dispatches++
-	r.leases = append(r.leases, l)
+	r.leases = append(r.leases, claimed{l, time.Now()})
 	if o := r.held[l.ContactUUID]; o != nil {
 		r.violate("%s: contact %s dispatched in pool %s while in a call in pool %s", who, l.ContactUUID, l.PoolUUID, o.PoolUUID)
 	}
@@ -298,12 +307,16 @@ func runCampaignRace(t *testing.T, a, b *queue.Engine, d time.Duration) {
 		return true
 	})
 	// The claim instant of a lease: its end less the lease timeout (no
-	// lease lives long enough to be extended here).
+	// lease lives long enough to be extended here). The claim's transaction
+	// took it when it began; it read the campaign after, by l.seen. A claim
+	// read the campaign while it was paused when both lie inside a pause: a
+	// claim that began inside one and waited for a lock until the resume
+	// committed read a running campaign.
 	for _, l := range r.leases {
 		at := l.ExpiresAt.Add(-opsOpts.LeaseTimeout)
 		for _, iv := range r.paused {
-			if at.After(iv[0]) && at.Before(iv[1]) {
-				r.violate("contact %s of pool %s claimed at %v, while the campaign was paused [%v, %v)", l.ContactUUID, l.PoolUUID, at.Format("15:04:05.000000"), iv[0].Format("15:04:05.000000"), iv[1].Format("15:04:05.000000"))
+			if at.After(iv[0]) && l.seen.Before(iv[1]) {
+				r.violate("contact %s of pool %s claimed in [%v, %v], while the campaign was paused [%v, %v)", l.ContactUUID, l.PoolUUID, at.Format("15:04:05.000000"), l.seen.Format("15:04:05.000000"), iv[0].Format("15:04:05.000000"), iv[1].Format("15:04:05.000000"))
 			}
 		}
 		if !r.pausedAt.IsZero() && at.After(r.pausedAt) {
