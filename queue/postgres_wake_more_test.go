@@ -14,6 +14,7 @@ import (
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
@@ -171,4 +172,47 @@ func mustTry(t *testing.T, eng *queue.Engine, p uuid.UUID) *queue.Lease {
 	l, err := eng.TryDequeue(context.Background(), p)
 	require.NoError(t, err)
 	return l
+}
+
+// TestPostgres_WakeWithClockBehind: node A's clock is 2 s ahead of node
+// B's (inside MaxClockSkew). A's claim finds two retries due by its clock,
+// takes one and settles it; B, woken by the settle, finds the other not
+// yet due by its own clock and must wait for its retry time — not for its
+// poll (an hour), which it did while the item stayed marked due by A.
+func TestPostgres_WakeWithClockBehind(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	first := pgtest.Open(t, url, postgres.Options{})
+	second := pgtest.OpenSchema(t, url, postgres.Options{Schema: first.Schema()})
+	const ahead = 2 * time.Second
+	a := openEngine(t, first, queue.Options{PollInterval: time.Hour, Now: func() time.Time { return time.Now().Add(ahead) }})
+	b := openEngine(t, second, queue.Options{PollInterval: time.Hour})
+	require.Eventually(t, func() bool { return listeners(t, url, first.Schema()) == 2 }, 10*time.Second, 5*time.Millisecond)
+
+	two := 2
+	p, err := a.CreatePool(ctx, pool.CreateParams{Name: "skew", Description: "d", Type: pool.Parallel, MaxParallelItems: &two})
+	require.NoError(t, err)
+	_, err = a.Add(ctx, p.UUID, newItems(2)...)
+	require.NoError(t, err)
+	l1, l2 := mustTry(t, a, p.UUID), mustTry(t, a, p.UUID)
+	got := blockedDequeue(t, b, p.UUID)
+
+	t0 := time.Now()
+	retryAt := t0.Add(2500 * time.Millisecond) // A's clock passes it at t0+0.5 s, B's at t0+2.5 s
+	require.NoError(t, a.Fail(ctx, l1, queue.Failure{RetryAt: retryAt}))
+	require.NoError(t, a.Fail(ctx, l2, queue.Failure{RetryAt: retryAt}))
+	time.Sleep(time.Until(t0.Add(600 * time.Millisecond)))
+	l := mustTry(t, a, p.UUID) // promotes both, by A's clock
+	before := b.Stats().Operations
+	require.NoError(t, a.Complete(ctx, l, "ok"))
+	require.Eventually(t, func() bool { return b.Stats().Operations > before }, 5*time.Second, time.Millisecond, "B looked again after A's settle")
+	select {
+	case r := <-got:
+		require.NoError(t, r.err)
+		require.False(t, r.at.Before(retryAt.Add(-100*time.Millisecond)), "B claimed %v before the retry time by its clock", retryAt.Sub(r.at))
+		t.Logf("B claimed %v after the retry time", r.at.Sub(retryAt).Round(time.Millisecond))
+	case <-time.After(time.Until(retryAt) + 3*time.Second):
+		t.Fatal("B, behind A's clock, was not woken at the retry time A's claim had marked due (PollInterval is an hour)")
+	}
 }

@@ -23,6 +23,7 @@ func dispatchTests() []test {
 		{"Due/Promotion", testDuePromotion},
 		{"Due/PromotedThenUpdated", testDuePromotedThenUpdated},
 		{"Due/NowGoesBack", testDueNowGoesBack},
+		{"Due/NowBehindPromotion", testDueNowBehindPromotion},
 		{"Due/OtherPools", testDueOtherPools},
 		{"Due/FullItems", testDueFullItems},
 		{"PoolDue/AsPoolThenDue", testPoolDue},
@@ -258,6 +259,39 @@ func testDueNowGoesBack(t *testing.T, b *bundle) {
 	require.Equal(t, ids(items), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour), 10))
 	require.Equal(t, ids(items[1:]), b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 10),
 		"an item is due at now, whatever Due saw before")
+}
+
+// testDueNowBehindPromotion checks NextWake after a Due at a later now
+// (another node's clock, ahead of this one's) found retries due and left
+// them unclaimed: a Due at an earlier now that finds nothing due gives
+// them back to the waiting set, so that NextWake, read next by a caller
+// about to wait, names their retry times again. Left out, that caller
+// would sleep past them, to its safety poll.
+func testDueNowBehindPromotion(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	b.set(items, 0, retrying(at(time.Hour)))
+	b.set(items, 1, scheduled(at(2*time.Hour)))
+	b.set(items, 2, inFlight(pool.StatusProcessing, at(3*time.Hour)))
+	wake := func() (time.Time, bool) {
+		var w time.Time
+		var ok bool
+		b.read(func(tx store.Tx) (err error) {
+			w, ok, err = tx.NextWake(b.ctx, p.UUID)
+			return err
+		})
+		return w, ok
+	}
+	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour), 1), "both promoted, one returned")
+	w, ok := wake()
+	require.True(t, ok)
+	require.Equal(t, at(3*time.Hour), w, "the promoted retries are left out")
+
+	require.Empty(t, b.due(p.UUID, pool.FIFO, at(time.Hour-1), 10), "nothing due an instant before the first")
+	w, ok = wake()
+	require.True(t, ok)
+	require.Equal(t, at(time.Hour), w, "the retries Due gave back are waited for again")
+	require.Equal(t, ids(items[:2]), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour), 10), "and found due at their times")
 }
 
 func testDueOtherPools(t *testing.T, b *bundle) {
