@@ -204,7 +204,11 @@ type Tx interface {
 	// descending, Parallel by priority descending then ID ascending. The
 	// cost is an index seek plus the rows returned, whatever the number of
 	// items, including items waiting for a future retry time. Only in a
-	// write transaction (it may reorganize the due set).
+	// write transaction (it may reorganize the due set). A Due that finds
+	// nothing has NextWake count again the retries an earlier Due found due
+	// at a later now (another node's clock ahead of this one's, or this
+	// clock stepped back), so that a caller about to wait learns their
+	// times.
 	Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time.Time, limit int) ([]pool.Item, error)
 	// PoolDue returns pool id as Pool does (or [ErrNotFound]) and the
 	// items Due would return at now in the order of its own type, up to
@@ -378,6 +382,7 @@ type Tx interface {
 	// item that no Due call has found due yet, or the earliest lease expiry
 	// of an in-flight one. ok is false when there is none. Items that Due
 	// already found due are left out, so that a waiter blocked on a full pool
-	// sleeps until a lease ends rather than waking at once.
+	// sleeps until a lease ends rather than waking at once (unless a later
+	// Due that found nothing gave them back, see Due).
 	NextWake(ctx context.Context, poolID uuid.UUID) (t time.Time, ok bool, err error)
 }

@@ -21,9 +21,21 @@ const (
 	promoteSQL = `UPDATE items SET ready = true
 WHERE pool_id = $1 AND NOT ready AND status IN ('Retrying', 'Scheduled') AND next_retry_at <= $2`
 
+	// demoteSQL takes out of the due set the Retrying and Scheduled items
+	// that are not due at $2: a Due at a later now promoted them (another
+	// node's clock ahead of this one's, or this clock stepped back). Run
+	// when a Due finds nothing, the due set then holds only such items: a
+	// walk of items_ready over those rows, at most 1,000 of them (more are
+	// left to the next Due that finds nothing). Written as a filter on all
+	// of the pool's retries, the plan walked items_pool_status: every item
+	// waiting for a retry time, at every claim that found nothing.
+	demoteSQL = `UPDATE items SET ready = false
+WHERE id IN (SELECT id FROM items WHERE pool_id = $1 AND ready ORDER BY id LIMIT 1000)
+    AND status IN ('Retrying', 'Scheduled') AND next_retry_at > $2`
+
 	// dueWhere selects the due set of a pool. The second condition only
 	// matters when now goes back in time: an item promoted at a later now
-	// is not due at an earlier one.
+	// is not due at an earlier one (see demoteSQL).
 	dueWhere = `WHERE i.pool_id = $1 AND i.ready AND (i.status = 'Pending' OR i.next_retry_at <= $2)`
 
 	// The due items in each order, each an index walk: items_ready
@@ -117,7 +129,27 @@ func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time
 		return nil, wrap(op, err)
 	}
 	out, err := t.scanItems(rows, poolID, limit)
+	if err == nil && len(out) == 0 {
+		err = t.demote(ctx, st, at)
+	}
 	return out, wrap(op, err)
+}
+
+// demote gives back to the waiting set the retries of pool st marked due
+// at a later now than at (see demoteSQL), when a Due at at found nothing:
+// NextWake, which leaves marked items out, then names their times to the
+// caller about to wait for them. Without it, a node whose clock is behind
+// the one that marked them sleeps past their time, to its poll. No
+// statement when the pool has no retries.
+func (t *txn) demote(ctx context.Context, st *poolState, at int64) error {
+	if st.n.retries() == 0 {
+		return nil
+	}
+	tag, err := t.exec(ctx, demoteSQL, st.k, at)
+	if err != nil || tag.RowsAffected() == 0 {
+		return err
+	}
+	return t.refreshBound(ctx, st, retryBoundSQL, &st.retry, &st.hasRetry)
 }
 
 // poolHint is what PoolDue guesses of a pool before its lock: its type
@@ -214,7 +246,13 @@ func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit in
 		t.s.noteHint(id, st)
 		want := poolRoom(st, limit)
 		if read && st.p.Type == h.typ && !(st.hasRetry && st.retry <= at) && (len(due) < n || n >= want) {
-			return st.p, due[:min(len(due), want)], nil
+			due = due[:min(len(due), want)]
+			if len(due) == 0 && want > 0 {
+				if err := t.demote(ctx, st, at); err != nil {
+					return pool.Pool{}, nil, wrap(op, err)
+				}
+			}
+			return st.p, due, nil
 		}
 	} else if st, err = t.pool(ctx, id); err != nil {
 		return pool.Pool{}, nil, wrap(op, err)

@@ -125,6 +125,7 @@ var HotStatements = []struct {
 	{"pool due LIFO", dueLIFOByUUIDSQL, "Index Scan Backward using items_ready on", []string{"$U", "0", "10"}},
 	{"pool due Parallel", dueParallelByUUIDSQL, "items_ready_priority", []string{"$U", "0", "10"}},
 	{"promote", promoteSQL, "items_retry", []string{"$K", "0"}},
+	{"demote", demoteSQL, "Only Scan using items_ready on", []string{"$K", "0"}},
 	{"expired", expiredSQL, "items_lease", []string{"$K", "0", "10"}},
 	{"items by id", itemsByIDSQL, "items_pkey", []string{"'{1,2,3}'"}},
 	{"update items", updateItemsSQL, "items_pkey", []string{"'{1}'", "'{1}'", "'{Pending}'", "'{Processing}'",

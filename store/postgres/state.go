@@ -62,6 +62,10 @@ func (c *counts) sum() int64 {
 
 func (c *counts) inFlight() int64 { return c[1] + c[2] }
 
+// retries is the number of items waiting for a retry time: Retrying and
+// Scheduled.
+func (c *counts) retries() int64 { return c[3] + c[4] }
+
 // statusMap returns the counts as StatusCounts returns them.
 func (c *counts) statusMap() map[pool.Status]int {
 	m := make(map[pool.Status]int, 8)

@@ -30,9 +30,21 @@ WHERE pool_id = ? AND status IN ('Processing', 'In_Call')`
 	promoteSQL = `UPDATE OR FAIL items SET ready = 1
 WHERE pool_id = ? AND ready = 0 AND status IN ('Retrying', 'Scheduled') AND next_retry_at <= ?`
 
+	// demoteSQL takes out of the due set the Retrying and Scheduled items
+	// that are not due at ?2: a Due at a later now promoted them (the clock
+	// stepped back, or another process's clock is ahead). Run when a Due
+	// finds nothing, the due set then holds only such items: a walk of
+	// items_ready over those rows, at most 1,000 of them (more are left to
+	// the next Due that finds nothing). Written as a filter on all of the
+	// pool's retries, the plan searched items_pool_status: every item
+	// waiting for a retry time, at every claim that found nothing.
+	demoteSQL = `UPDATE OR FAIL items SET ready = 0
+WHERE id IN (SELECT id FROM items WHERE pool_id = ?1 AND ready = 1 ORDER BY id LIMIT 1000)
+    AND status IN ('Retrying', 'Scheduled') AND next_retry_at > ?2`
+
 	// dueWhere selects the due set of a pool. The second condition only
 	// matters when now goes back in time: an item promoted at a later now
-	// is not due at an earlier one.
+	// is not due at an earlier one (see demoteSQL).
 	dueWhere = `WHERE i.pool_id = ? AND i.ready = 1 AND (i.status = 'Pending' OR i.next_retry_at <= ?)`
 
 	// The due items in each order, each an index walk: items_ready
@@ -120,7 +132,26 @@ func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time
 		return nil, wrap(op, err)
 	}
 	out, err := scanItems(rows, poolID, min(limit, 64))
+	if err == nil && len(out) == 0 {
+		err = t.demote(ctx, k, at)
+	}
 	return out, wrap(op, err)
+}
+
+// demote gives back to the waiting set the retries of pool k marked due at
+// a later now than at (see demoteSQL), when a Due at at found nothing:
+// NextWake, which leaves marked items out, then names their times to the
+// caller about to wait for them, instead of letting it sleep past them to
+// its poll.
+func (t *txn) demote(ctx context.Context, k int64, at int64) error {
+	res, err := t.exec(ctx, demoteSQL, k, at)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	return t.refreshRetry(ctx, k)
 }
 
 // PoolDue returns pool id and up to limit of its due items in the order of

@@ -48,6 +48,7 @@ var UpdateItemsSQL = updateItemsSQL[2]
 // Queries of the dispatch path, for EXPLAIN QUERY PLAN tests.
 const (
 	PromoteSQL           = promoteSQL
+	DemoteSQL            = demoteSQL
 	DueFIFOSQL           = dueFIFOSQL
 	DueLIFOSQL           = dueLIFOSQL
 	DueParallelSQL       = dueParallelSQL

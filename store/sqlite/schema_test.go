@@ -241,6 +241,7 @@ func TestSchema_QueryPlans(t *testing.T) {
 		indexes []string
 	}{
 		{"Promote", sqlite.PromoteSQL, []any{1, 2}, []string{"items_retry"}},
+		{"Demote", sqlite.DemoteSQL, []any{1, 2}, []string{"INTEGER PRIMARY KEY", "items_ready"}},
 		{"DueFIFO", sqlite.DueFIFOSQL, []any{1, 2, 3}, []string{"items_ready"}},
 		{"DueLIFO", sqlite.DueLIFOSQL, []any{1, 2, 3}, []string{"items_ready"}},
 		{"DueParallel", sqlite.DueParallelSQL, []any{1, 2, 3}, []string{"items_ready_priority"}},
