@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -56,4 +58,32 @@ func TestParse_RejectsBadFlags(t *testing.T) {
 	}
 	_, err := parse([]string{"-workers", "10000", "-timeout", "1s"}, &bytes.Buffer{})
 	require.NoError(t, err)
+}
+
+// TestMain_Help: -h prints the usage and exits 0, as a Go program's flags
+// do by default (a supervisor's or a script's `dialer -h` is no failure);
+// a bad flag exits 2, with its usage, and no "dialer:" error line repeated.
+func TestMain_Help(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args string
+		code int
+	}{
+		{"-h", 0},
+		{"-help", 0},
+		{"-no-such-flag", 2},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "POOLQ_DIALER_ARGS="+tc.args)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		require.Equal(t, tc.code, code, "%s: %s", tc.args, out)
+		require.Contains(t, string(out), "Usage of dialer", tc.args)
+		require.NotContains(t, string(out), "dialer: flag", tc.args)
+	}
 }
