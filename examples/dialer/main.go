@@ -66,11 +66,24 @@ func main() {
 		<-ctx.Done()
 		stop() // the default action again: the next signal ends the process
 	}()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout)
+	var bad badFlags
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		// -h: the usage is printed, and asking for it is no failure.
+	case errors.As(err, &bad):
+		os.Exit(2) // the flag package printed the error and the usage
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "dialer:", err)
 		os.Exit(1)
 	}
 }
+
+// badFlags is the error of arguments the flag package refused: it has said
+// why, with the usage, on the usage's writer.
+type badFlags struct{ error }
+
+func (e badFlags) Unwrap() error { return e.error }
 
 type config struct {
 	db       string
@@ -90,7 +103,10 @@ func parse(args []string, out io.Writer) (config, error) {
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the contacts and of the simulated call outcomes")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, badFlags{err}
 	}
 	if c.contacts < 3 {
 		return c, fmt.Errorf("-contacts must be at least 3 (got %d)", c.contacts)
