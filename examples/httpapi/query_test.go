@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/stretchr/testify/require"
 )
@@ -64,4 +65,40 @@ func TestQuery_MessagesEchoABoundedValue(t *testing.T) {
 		require.Less(t, len(res.Body), 2_000, "%.60s: %.300s", path, res.Body)
 		require.Contains(t, string(res.Body), `…`, "%.60s", path)
 	}
+}
+
+// TestQuery_UnknownParameter: a query parameter the endpoint does not take
+// (a typo, a name in the wrong case) is a 422 naming it (rule "unknown"),
+// as an unknown field of a body is: dropped, it would answer another
+// question than the one asked — a listing filtered by ?stauts=Failed
+// answered with every item, which a client that removes what the listing
+// shows would remove.
+func TestQuery_UnknownParameter(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Unknown parameters", pool.FIFO, 1)
+	b.addContacts(p.UUID, 3, 0)
+	pools := "/api/v1/pools/" + p.UUID.String()
+
+	// Spelled right, the filter finds nothing: no item has failed.
+	res := b.do("GET", pools+"/contacts?status=Failed", nil)
+	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+	require.Zero(t, data[pool.Page[pool.Item]](t, res).Total)
+
+	for _, tc := range []struct{ method, path, field string }{
+		{"GET", pools + "/contacts?stauts=Failed", "stauts"},
+		{"GET", pools + "/contacts?Status=Failed", "Status"},
+		{"GET", pools + "/contacts?status=Failed&serach=ada", "serach"},
+		{"GET", "/api/v1/pools?is_activ=false", "is_activ"},
+		{"GET", "/api/v1/pools?perpage=100", "perpage"},
+		{"GET", "/api/v1/rules?tpye=text", "tpye"},
+		{"GET", "/api/v1/campaigns?rule=" + uuid.NewString(), "rule"},
+		{"GET", "/api/v1/dnc?per-page=100", "per-page"},
+		{"GET", "/api/v1/escalations?pool=" + p.UUID.String(), "pool"},
+		{"POST", pools + "/dispatch?wiat=5s", "wiat"},
+	} {
+		res := b.do(tc.method, tc.path, nil)
+		requireInvalid(t, res, tc.field)
+	}
+	require.Equal(t, pool.StatusPending, b.item(p.UUID, b.snapshot().Items[p.UUID][0].ContactUUID).Status, "nothing claimed")
 }
