@@ -83,7 +83,7 @@ func (s *server) createRule(w http.ResponseWriter, r *http.Request) error {
 
 // listRules: GET /api/v1/rules?page=&per_page=&search=&type=.
 func (s *server) listRules(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r)
+	q := newQuery(r, listParams("type", "search")...)
 	page, perPage := q.page()
 	in := campaign.RuleQuery{Page: page, PerPage: perPage, Type: campaign.RuleType(q.q.Get("type")), Search: q.q.Get("search")}
 	if _, err := in.Normalize(); err != nil {
@@ -252,7 +252,7 @@ func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) error {
 
 // listCampaigns: GET /api/v1/campaigns?page=&per_page=&search=&status=&rule_uuid=.
 func (s *server) listCampaigns(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r)
+	q := newQuery(r, listParams("status", "search", "rule_uuid")...)
 	page, perPage := q.page()
 	in := campaign.Query{Page: page, PerPage: perPage, Status: campaign.Status(q.q.Get("status")), Search: q.q.Get("search")}
 	if raw := q.q.Get("rule_uuid"); raw != "" {

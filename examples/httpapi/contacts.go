@@ -153,7 +153,7 @@ func (s *server) listContacts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q := newQuery(r)
+	q := newQuery(r, listParams("status", "search")...)
 	page, perPage := q.page()
 	in := pool.ItemQuery{Page: page, PerPage: perPage, Status: pool.Status(q.q.Get("status")), Search: q.q.Get("search")}
 	if _, err := in.Normalize(); err != nil {

@@ -33,7 +33,7 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q := newQuery(r)
+	q := newQuery(r, "wait")
 	wait := q.duration("wait", MaxWait)
 	if err := decode(w, r, &q.v, &struct{}{}, true); err != nil {
 		return err

@@ -121,7 +121,7 @@ func (s *server) addDNC(w http.ResponseWriter, r *http.Request) error {
 // listDNC: GET /api/v1/dnc?page=&per_page=, oldest entry first. The
 // engine checks per_page's upper bound.
 func (s *server) listDNC(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r)
+	q := newQuery(r, listParams()...)
 	page, perPage := q.page()
 	in := campaign.DNCQuery{Page: page, PerPage: perPage}
 	if _, err := in.Normalize(); err != nil {

@@ -25,7 +25,7 @@ type escalationList struct {
 // pool_uuid is a filter, not a lookup: escalations outlive their pools, so
 // a pool that no longer exists is not a 404 (its escalations are listed).
 func (s *server) listEscalations(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r)
+	q := newQuery(r, "after", "limit", "pool_uuid")
 	var in campaign.EscalationQuery
 	if raw := q.q.Get("after"); raw != "" {
 		n, err := strconv.ParseInt(raw, 10, 64)

@@ -105,7 +105,7 @@ func (s *server) createPool(w http.ResponseWriter, r *http.Request) error {
 // The query's own rules (per_page's upper bound, type, search) join the
 // handler's checks, so that one 422 names every bad parameter.
 func (s *server) listPools(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r)
+	q := newQuery(r, listParams("type", "is_active", "search")...)
 	page, perPage := q.page()
 	in := pool.PoolQuery{
 		Page:     page,

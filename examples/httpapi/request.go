@@ -446,9 +446,17 @@ const MaxQueryParams = 10_000
 // would answer another request than the one sent (a listing without its
 // ?status= filter, a claim without its ?wait=). So is a query of more than
 // MaxQueryParams parameters, of which url.ParseQuery gives none, and a
-// parameter given twice (rule "repeated"), of which it would keep one.
-func newQuery(r *http.Request) *queryParams {
+// parameter given twice (rule "repeated"), of which it would keep one,
+// and a parameter that is not one of accepted, the endpoint's (rule
+// "unknown", names matching exactly, as a body's fields do): a misspelled
+// or miscased filter (?stauts=, ?Status=) would be dropped too.
+func newQuery(r *http.Request, accepted ...string) *queryParams {
 	p := &queryParams{q: url.Values{}}
+	unknown := "is not a parameter of this endpoint (it takes none)"
+	if len(accepted) > 0 {
+		unknown = "is not a parameter of this endpoint (accepted: " + strings.Join(accepted, ", ") + ")"
+	}
+	refused := map[string]bool{} // the unknown ones, named once
 	if n := strings.Count(r.URL.RawQuery, "&") + 1; n > MaxQueryParams {
 		// Bounded as url.ParseQuery bounds it (it then gives none).
 		p.v.Add("query", validate.RuleLength, fmt.Sprintf("must hold at most %d parameters (got %d)", MaxQueryParams, n))
@@ -466,6 +474,11 @@ func newQuery(r *http.Request) *queryParams {
 			p.v.Add("query", validate.RuleFormat, fmt.Sprintf("holds a parameter whose name is not URL-encoded (got %s)", validate.Quote(pair)))
 		case verr != nil || strings.Contains(pair, ";"):
 			p.v.Add(key, validate.RuleFormat, fmt.Sprintf(`must be URL-encoded, with no bad %%-escape or ";" (got %s)`, validate.Quote(pair)))
+		case !slices.Contains(accepted, key):
+			if !refused[key] {
+				refused[key] = true
+				p.v.Add(key, RuleUnknown, unknown)
+			}
 		case p.q.Has(key):
 			// As a field given twice in a body: a proxy or a log in front
 			// of the server may have read the other value.
@@ -482,6 +495,12 @@ func newQuery(r *http.Request) *queryParams {
 // overflowing), checked here too so that a page too large is named in the
 // same 422 as the query's other bad parameters.
 const MaxPage = pool.MaxPage
+
+// listParams returns the parameters of a listing: those of its page
+// (read by page), then extra.
+func listParams(extra ...string) []string {
+	return append([]string{"page", "per_page"}, extra...)
+}
 
 // page reads the page and per_page parameters. Zero means not given: the
 // engine applies its defaults, and checks the upper bound of per_page
