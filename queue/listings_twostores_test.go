@@ -192,11 +192,22 @@ func TestListings_TwoStoresAgree(t *testing.T) {
 	}
 	// Pages and their sizes.
 	for _, q := range []pool.PoolQuery{
-		{}, {PerPage: 1}, {PerPage: 100}, {PerPage: 101}, {PerPage: -1}, {Page: -1}, {Page: 3, PerPage: 10},
-		{Page: 4, PerPage: 10}, {Page: pool.MaxPage, PerPage: 100}, {Page: pool.MaxPage + 1},
-		{Type: "Fifo"}, {Type: "fifo "}, {Type: "queue"},
+		{}, {PerPage: 1}, {PerPage: 100}, {Page: 3, PerPage: 10}, {Page: 4, PerPage: 10},
+		{Page: pool.MaxPage, PerPage: 100}, {Type: "Fifo"},
 	} {
-		_, _ = same(q)
+		pg, err := same(q)
+		require.NoError(t, err, "%+v", q)
+		if q.Page > 3 {
+			require.Empty(t, pg.Data, "%+v: past the last page", q)
+			require.Equal(t, len(names), pg.Total, "%+v: past the last page", q)
+			require.Equal(t, q.Page, pg.CurrentPage, "%+v: past the last page", q)
+		}
+	}
+	for _, q := range []pool.PoolQuery{
+		{PerPage: 101}, {PerPage: -1}, {Page: -1}, {Page: pool.MaxPage + 1}, {Type: "fifo "}, {Type: "queue"},
+	} {
+		_, err := same(q)
+		require.ErrorIs(t, err, validate.ErrInvalid, "%+v", q)
 	}
 	all, err := same(pool.PoolQuery{PerPage: 100})
 	require.NoError(t, err)
@@ -396,4 +407,162 @@ func TestListings_ConsistentUnderWrites(t *testing.T) {
 			require.NoError(t, <-errc)
 		})
 	}
+}
+
+// TestListings_CountsAfterEveryKindOfChange drives the same pool through
+// governance (a rule's window schedules, do-not-call and opt-out skip),
+// dispatch, expiry, failure, Skip, Requeue, Remove and Duplicate on both
+// stores: after each step both report the same status_counts, which add up
+// to contacts_count, match the items listed by status, and match the pool
+// listing's contacts_count.
+func TestListings_CountsAfterEveryKindOfChange(t *testing.T) {
+	e := newTwoEngines(t)
+	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
+	defer cancel()
+	// tryN claims up to n items, as many as are due, without waiting.
+	tryN := func(eng *queue.Engine, id uuid.UUID, n int) []*queue.Lease {
+		var out []*queue.Lease
+		for range n {
+			l, err := eng.TryDequeue(ctx, id)
+			if errors.Is(err, queue.ErrEmpty) || errors.Is(err, queue.ErrAtCapacity) {
+				break
+			}
+			require.NoError(t, err)
+			out = append(out, l)
+		}
+		return out
+	}
+	contacts := make([]uuid.UUID, 8)
+	var items []pool.NewItem
+	for i := range contacts {
+		contacts[i] = uuid.New()
+		items = append(items, pool.NewItem{ContactUUID: contacts[i], Priority: i,
+			Contact: pool.Contact{Name: fmt.Sprintf("Contact %d", i), TimeZone: "UTC"}})
+	}
+	type side struct {
+		eng  *queue.Engine
+		pool uuid.UUID
+		dup  uuid.UUID
+		held []*queue.Lease
+	}
+	sides := []*side{{eng: e.a}, {eng: e.b}}
+	for _, s := range sides {
+		p, err := s.eng.CreatePool(ctx, pool.CreateParams{Name: "governed", Description: "d", Type: pool.Parallel, MaxRetries: pqPtr(1)})
+		require.NoError(t, err)
+		s.pool = p.UUID
+		_, err = s.eng.Add(ctx, p.UUID, items...)
+		require.NoError(t, err)
+		r, err := s.eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "window", MaxTotalCalls: pqPtr(2),
+			StartTime: pqPtr("09:00"), EndTime: pqPtr("18:00")})
+		require.NoError(t, err)
+		c, err := s.eng.CreateCampaign(ctx, campaign.CreateParams{Name: "governing", RuleUUID: &r.UUID})
+		require.NoError(t, err)
+		_, err = s.eng.AttachPools(ctx, c.UUID, p.UUID)
+		require.NoError(t, err)
+		_, err = s.eng.AddDNC(ctx, contacts[0])
+		require.NoError(t, err)
+		_, err = s.eng.OptOut(ctx, contacts[1])
+		require.NoError(t, err)
+		_, err = s.eng.StartCampaign(ctx, c.UUID)
+		require.NoError(t, err)
+	}
+	check := func(step string) {
+		t.Helper()
+		var counts []map[pool.Status]int
+		for _, s := range sides {
+			for _, id := range []uuid.UUID{s.pool, s.dup} {
+				if id == uuid.Nil {
+					continue
+				}
+				d, err := s.eng.Pool(ctx, id)
+				require.NoError(t, err, step)
+				sum := 0
+				for st, n := range d.StatusCounts {
+					sum += n
+					pg, err := s.eng.Items(ctx, id, pool.ItemQuery{Status: st, PerPage: 100})
+					require.NoError(t, err, step)
+					require.Equal(t, n, pg.Total, "%s: status_counts[%s] and the listing's total", step, st)
+					require.Len(t, pg.Data, n, "%s: status_counts[%s] and the listing", step, st)
+				}
+				require.Equal(t, d.ContactsCount, sum, "%s: status_counts add up to contacts_count", step)
+				all, err := s.eng.Items(ctx, id, pool.ItemQuery{PerPage: 100})
+				require.NoError(t, err, step)
+				require.Equal(t, d.ContactsCount, all.Total, "%s: contacts_count and the listing's total", step)
+				ps, err := s.eng.Pools(ctx, pool.PoolQuery{PerPage: 100})
+				require.NoError(t, err, step)
+				for _, p := range ps.Data {
+					if p.UUID == id {
+						require.Equal(t, d.ContactsCount, p.ContactsCount, "%s: the pool listing's contacts_count", step)
+					}
+				}
+				counts = append(counts, d.StatusCounts)
+			}
+		}
+		require.Equal(t, counts[:len(counts)/2], counts[len(counts)/2:], "%s: the stores' counts differ", step)
+	}
+	check("started")
+
+	// 03:04 UTC: outside the window: every due item is scheduled, or
+	// skipped for DNC and opt-out.
+	for _, s := range sides {
+		require.Empty(t, tryN(s.eng, s.pool, 10))
+	}
+	check("claimed outside the window")
+
+	e.clk.set(time.Date(modelEpoch.Year(), modelEpoch.Month(), modelEpoch.Day(), 9, 30, 0, 0, time.UTC))
+	for _, s := range sides {
+		ls := tryN(s.eng, s.pool, 3)
+		require.Len(t, ls, 3)
+		s.held = ls
+	}
+	check("three dispatched")
+
+	e.clk.set(e.clk.Now().Add(2 * time.Minute)) // the leases (1 min) expire
+	for _, s := range sides {
+		ls := tryN(s.eng, s.pool, 2)
+		require.Len(t, ls, 2)
+		require.NoError(t, s.eng.Fail(ctx, ls[0], queue.Failure{Note: "busy"}))
+		require.NoError(t, s.eng.Fail(ctx, ls[1], queue.Failure{Final: true, Note: "bad number"}))
+	}
+	check("expired, failed")
+
+	for _, s := range sides {
+		it, err := s.eng.Item(ctx, s.pool, contacts[7])
+		require.NoError(t, err)
+		if !it.Status.Terminal() && !it.Status.InFlight() {
+			_, err = s.eng.Skip(ctx, s.pool, contacts[7], "skipped")
+			require.NoError(t, err)
+		}
+		for _, c := range contacts {
+			it, err := s.eng.Item(ctx, s.pool, c)
+			require.NoError(t, err)
+			if it.Status.Terminal() {
+				_, err = s.eng.Requeue(ctx, s.pool, c)
+				require.NoError(t, err)
+				break
+			}
+		}
+	}
+	check("skipped, requeued")
+
+	for _, s := range sides {
+		_, err := s.eng.Remove(ctx, s.pool, contacts[0], contacts[1])
+		require.NoError(t, err)
+		d, err := s.eng.DuplicatePool(ctx, s.pool, pool.DuplicateParams{})
+		require.NoError(t, err)
+		s.dup = d.UUID
+		require.Equal(t, 6, d.ContactsCount)
+	}
+	check("removed, duplicated")
+
+	for range 12 { // both stores in step, 36 hours
+		e.clk.set(e.clk.Now().Add(3 * time.Hour))
+		for _, s := range sides {
+			for _, l := range tryN(s.eng, s.pool, 10) {
+				require.NoError(t, s.eng.Fail(ctx, l, queue.Failure{Note: "no answer"}))
+			}
+		}
+		check("worked on " + e.clk.Now().Format(time.RFC3339))
+	}
+	check("worked out")
 }
