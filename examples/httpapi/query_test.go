@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
@@ -101,4 +102,64 @@ func TestQuery_UnknownParameter(t *testing.T) {
 		requireInvalid(t, res, tc.field)
 	}
 	require.Equal(t, pool.StatusPending, b.item(p.UUID, b.snapshot().Items[p.UUID][0].ContactUUID).Status, "nothing claimed")
+}
+
+// TestCounts_AgreeAcrossEndpoints: after each kind of change made over the
+// API (add, claim, complete, fail, an expired lease applied, release,
+// duplicate), a pool's status_counts add up to its contacts_count, which
+// the pool listing shows too, and each count is the total of the contacts
+// listed in that status.
+func TestCounts_AgreeAcrossEndpoints(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Counted", pool.Parallel, 10)
+	check := func(step string, id uuid.UUID) {
+		t.Helper()
+		res := b.do("GET", "/api/v1/pools/"+id.String(), nil)
+		require.Equal(t, http.StatusOK, res.Status, "%s: %s", step, res.Body)
+		d := data[pool.Detail](t, res)
+		sum := 0
+		for st, n := range d.StatusCounts {
+			sum += n
+			res := b.do("GET", "/api/v1/pools/"+id.String()+"/contacts?per_page=100&status="+string(st), nil)
+			require.Equal(t, http.StatusOK, res.Status, "%s: %s", step, res.Body)
+			pg := data[pool.Page[pool.Item]](t, res)
+			require.Equal(t, n, pg.Total, "%s: status_counts[%s] and the listing's total", step, st)
+			require.Len(t, pg.Data, n, "%s: status_counts[%s] and the listing", step, st)
+		}
+		require.Equal(t, d.ContactsCount, sum, "%s: status_counts add up to contacts_count", step)
+		res = b.do("GET", "/api/v1/pools?per_page=100", nil)
+		require.Equal(t, http.StatusOK, res.Status, "%s: %s", step, res.Body)
+		found := false
+		for _, q := range data[pool.Page[pool.Pool]](t, res).Data {
+			if q.UUID == id {
+				found = true
+				require.Equal(t, d.ContactsCount, q.ContactsCount, "%s: the pool listing's contacts_count", step)
+			}
+		}
+		require.True(t, found, "%s: pool not listed", step)
+	}
+	check("created", p.UUID)
+	b.addContacts(p.UUID, 6, 0)
+	check("added", p.UUID)
+	l1, l2, l3, l4 := b.claim(p.UUID), b.claim(p.UUID), b.claim(p.UUID), b.claim(p.UUID)
+	check("claimed", p.UUID)
+	require.Equal(t, http.StatusOK, b.settle(l1, "complete", map[string]any{"token": l1.Token}).Status)
+	require.Equal(t, http.StatusOK, b.settle(l2, "fail", map[string]any{"token": l2.Token, "note": "busy"}).Status)
+	require.Equal(t, http.StatusOK, b.settle(l3, "fail", map[string]any{"token": l3.Token, "final": true}).Status)
+	check("settled", p.UUID)
+	b.clock.Advance(2 * time.Minute) // l4's lease (1 min) expires; the next claim applies it
+	l5 := b.claim(p.UUID)
+	require.NotEqual(t, l4.ContactUUID, l5.ContactUUID)
+	require.Equal(t, pool.StatusRetrying, b.item(p.UUID, l4.ContactUUID).Status, "the expiry applied")
+	check("expired", p.UUID)
+	require.Equal(t, http.StatusOK, b.settle(l5, "release", map[string]any{"token": l5.Token}).Status)
+	check("released", p.UUID)
+	res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/duplicate", map[string]any{})
+	require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
+	dup := data[pool.Duplicated](t, res)
+	require.Equal(t, 6, dup.ContactsCount)
+	require.Equal(t, 6, dup.ContactsCopied)
+	check("duplicated", dup.UUID)
+	check("duplicated, the source", p.UUID)
 }
