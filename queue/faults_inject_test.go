@@ -13,9 +13,19 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
@@ -101,5 +111,183 @@ func TestSQLite_StatementFaultWritesNothing(t *testing.T) {
 				require.Equal(t, before, stateOf(t, b), "%s: the fault at row write %d (%v) left writes behind", op.name, k, err)
 			}
 		})
+	}
+}
+
+// addPGFaultTriggers adds to the store's schema, on every table, triggers
+// that fail the row write that draws 0 from the sequence poolq_fault_seq
+// (not transactional: the fault fires once, whatever rolls back), and
+// returns arm, which makes the k-th row write from now fail, and fired,
+// which reports whether the fault armed last has fired.
+func addPGFaultTriggers(t *testing.T, url, schema string) (arm func(k int), fired func() bool) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	s := pgx.Identifier{schema}.Sanitize()
+	rows, err := conn.Query(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = $1`, schema)
+	require.NoError(t, err)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `CREATE SEQUENCE `+s+`.poolq_fault_seq MINVALUE -1000000000 START -1000000000`)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `CREATE FUNCTION `+s+`.poolq_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF nextval('`+s+`.poolq_fault_seq') = 0 THEN RAISE EXCEPTION 'injected fault'; END IF;
+	IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+	RETURN NEW;
+END $$`)
+	require.NoError(t, err)
+	for _, tb := range tables {
+		_, err = conn.Exec(ctx, `CREATE TRIGGER poolq_fault BEFORE INSERT OR UPDATE OR DELETE ON `+s+`.`+tb+
+			` FOR EACH ROW EXECUTE FUNCTION `+s+`.poolq_fault()`)
+		require.NoError(t, err)
+	}
+	arm = func(k int) {
+		_, err := conn.Exec(ctx, `SELECT setval('`+s+`.poolq_fault_seq', $1, true)`, -k)
+		require.NoError(t, err)
+	}
+	fired = func() bool {
+		var v int64
+		require.NoError(t, conn.QueryRow(ctx, `SELECT last_value FROM `+s+`.poolq_fault_seq`).Scan(&v))
+		return v >= 0
+	}
+	return arm, fired
+}
+
+// TestPostgres_FaultInABatchFailsOnlyItsCall: a row write that fails in a
+// group-commit batch (a trigger's exception at the k-th row write, for
+// every k) fails the one call it belongs to, which leaves nothing behind;
+// every other call of the batch gets through with all its effect.
+func TestPostgres_FaultInABatchFailsOnlyItsCall(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	pst := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+	batchFaults(t, pst, func() (func(int), func() bool) { return addPGFaultTriggers(t, url, pst.Schema()) }, true)
+}
+
+// TestSQLite_FaultInABatchFailsOnlyItsCall is
+// TestPostgres_FaultInABatchFailsOnlyItsCall on SQLite, where the fault's
+// count rolls back with what it counted: a batch run again meets it again,
+// and a call rolled back to its savepoint leaves the count to the next, so
+// that one fault may fail several calls, each leaving nothing.
+func TestSQLite_FaultInABatchFailsOnlyItsCall(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "faults.db")
+	st := openFileStore(t, path)
+	batchFaults(t, st, func() (func(int), func() bool) {
+		db := addFaultTriggers(t, path)
+		arm := func(k int) {
+			_, err := db.ExecContext(context.Background(), `UPDATE poolq_fault SET left = ?, fired = 0`, k)
+			require.NoError(t, err)
+		}
+		return arm, nil
+	}, false)
+}
+
+// batchFaults runs a batch of calls behind a held transaction on st with
+// a fault armed at the k-th row write, for k = 1, 2, … until none fails.
+// onePerFault: a fault fails one call at most (fired says whether it did).
+func batchFaults(t *testing.T, st store.Store, setup func() (arm func(int), fired func() bool), onePerFault bool) {
+	ctx := context.Background()
+	hs := &heldStore{Store: st}
+	c := newClock()
+	eng := openEngine(t, hs, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now})
+	b := &testBundle{ctx: ctx, eng: eng, clock: c}
+	p1 := b.pool(t, pool.FIFO, 1, 3)
+	p2 := b.pool(t, pool.Parallel, 100, 3)
+	b.add(t, p2.UUID, 100)
+	p3 := b.pool(t, pool.Parallel, 10, 3)
+	w := b.add(t, p3.UUID, 1)[0]
+	p4 := b.pool(t, pool.FIFO, 1, 3)
+	inFlight, err := eng.TryDequeue(ctx, p2.UUID)
+	require.NoError(t, err)
+	arm, fired := setup()
+
+	for k := 1; ; k++ {
+		require.Less(t, k, 99)
+		l, err := eng.TryDequeue(ctx, p2.UUID)
+		require.NoError(t, err)
+		contact, dnc := uuid.New(), uuid.New()
+		ruleName, poolName := fmt.Sprintf("rule %d", k), fmt.Sprintf("pool %d", k)
+		calls := []struct {
+			name   string
+			err    error
+			call   func() error
+			effect func() bool
+		}{
+			{name: "Add", call: func() error { _, err := eng.Add(ctx, p1.UUID, pool.NewItem{ContactUUID: contact}); return err },
+				effect: func() bool { _, err := eng.Item(ctx, p1.UUID, contact); return err == nil }},
+			{name: "Complete", call: func() error { return eng.Complete(ctx, l, "ok") },
+				effect: func() bool { return b.item(t, p2.UUID, l.ContactUUID).Status == pool.StatusCompleted }},
+			{name: "CreateRule", call: func() error {
+				_, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: ruleName})
+				return err
+			}, effect: func() bool {
+				rs, err := eng.Rules(ctx, campaign.RuleQuery{PerPage: pool.MaxPerPage, Search: ruleName})
+				require.NoError(t, err)
+				for _, r := range rs.Data {
+					if r.Name == ruleName {
+						return true
+					}
+				}
+				return false
+			}},
+			{name: "AddDNC", call: func() error { _, err := eng.AddDNC(ctx, dnc); return err },
+				effect: func() bool { on, err := eng.IsDNC(ctx, dnc); require.NoError(t, err); return on }},
+			{name: "SetPriority", call: func() error { _, err := eng.SetPriority(ctx, p3.UUID, w, k); return err },
+				effect: func() bool { return b.item(t, p3.UUID, w).Priority == k }},
+			{name: "UpdatePool", call: func() error {
+				_, err := eng.UpdatePool(ctx, p4.UUID, pool.UpdateParams{Name: &poolName})
+				return err
+			}, effect: func() bool { d, err := eng.Pool(ctx, p4.UUID); require.NoError(t, err); return d.Name == poolName }},
+			{name: "SkipInFlight", call: func() error { _, err := eng.Skip(ctx, p2.UUID, inFlight.ContactUUID, "no"); return err },
+				effect: func() bool { return b.item(t, p2.UUID, inFlight.ContactUUID).Status != pool.StatusProcessing }},
+		}
+		arm(k)
+		entered, release := hs.holdNext()
+		var wg sync.WaitGroup
+		wg.Go(func() { _, err := eng.Add(ctx, p1.UUID, newItems(1)...); _ = err }) // the lead: its own transaction
+		<-entered
+		for i := range calls {
+			n := queue.Queued(eng)
+			wg.Go(func() { calls[i].err = calls[i].call() })
+			require.Eventually(t, func() bool { return queue.Queued(eng) == n+1 }, 5*time.Second, time.Millisecond)
+		}
+		release()
+		wg.Wait()
+		hit := fired != nil && fired()
+		arm(-1) // off
+		failed := 0
+		whole := strings.Contains(fmt.Sprint(calls[len(calls)-1].err), "injected fault")
+		for _, cl := range calls {
+			if whole {
+				// The fault hit the statements that end the transaction
+				// (the batch's count changes, sent with COMMIT): it
+				// failed as a whole, and every call with it
+				// (groupcommit's doc).
+				require.ErrorContains(t, cl.err, "injected fault", "k=%d %s", k, cl.name)
+				require.False(t, cl.effect(), "k=%d %s", k, cl.name)
+				continue
+			}
+			if cl.name == "SkipInFlight" {
+				require.ErrorIs(t, cl.err, queue.ErrInFlight, "k=%d", k)
+				require.False(t, cl.effect(), "k=%d: the refused skip wrote", k)
+				continue
+			}
+			if cl.err != nil {
+				failed++
+				require.ErrorContains(t, cl.err, "injected fault", "k=%d %s", k, cl.name)
+			}
+			require.Equal(t, cl.err == nil, cl.effect(), "k=%d %s: err %v", k, cl.name, cl.err)
+		}
+		if !whole && onePerFault {
+			require.LessOrEqual(t, failed, 1, "k=%d: one fault failed %d calls", k, failed)
+		}
+		if fired != nil && !hit || fired == nil && failed == 0 && !whole {
+			t.Logf("%d row writes in the batches", k-1)
+			break
+		}
 	}
 }
