@@ -346,3 +346,43 @@ func TestEngine_FailingOpsInABatchLeaveNothing(t *testing.T) {
 		run(t, pgtest.Open(t, url, postgres.Options{MaxConns: 4}))
 	})
 }
+
+// TestEngine_ReturnedNilIsInTheDatabase: what the calls that returned nil
+// wrote is all there once the engine and its store are closed and the
+// database opened again, on both stores (the engine keeps nothing that is
+// not in the database).
+func TestEngine_ReturnedNilIsInTheDatabase(t *testing.T) {
+	t.Parallel()
+	check := func(t *testing.T, st store.Store, reopen func() store.Store) {
+		c := newClock()
+		opts := queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now}
+		eng, err := queue.New(st, opts)
+		require.NoError(t, err)
+		b := &testBundle{ctx: context.Background(), eng: eng, clock: c}
+		ok := 0
+		for _, op := range faultOps(t, b) {
+			if op.call(b.ctx) == nil {
+				ok++
+			}
+		}
+		require.Greater(t, ok, 20)
+		before := stateOf(t, b)
+		require.NoError(t, eng.Close())
+		require.NoError(t, st.Close())
+		b.eng = openEngine(t, reopen(), opts)
+		require.Equal(t, before, stateOf(t, b))
+	}
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "reopen.db")
+		check(t, openFileStore(t, path), func() store.Store { return openFileStore(t, path) })
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		url := pgtest.URL(t)
+		t.Parallel()
+		st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+		check(t, st, func() store.Store {
+			return pgtest.OpenSchema(t, url, postgres.Options{MaxConns: 4, Schema: st.Schema()})
+		})
+	})
+}
