@@ -73,26 +73,29 @@ func TestPostgres_RoleStatementTimeoutIsNotTheLockTimeout(t *testing.T) {
 	require.NoError(t, err)
 
 	// Another session holds the items for 1 s: another node's long
-	// transaction.
-	hold := func() {
+	// transaction. The channel is closed once it is over.
+	hold := func() <-chan struct{} {
 		t.Helper()
 		tx, err := conn.Begin(ctx)
 		require.NoError(t, err)
 		_, err = tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{schema, "items"}.Sanitize()+" IN EXCLUSIVE MODE")
 		require.NoError(t, err)
-		time.AfterFunc(time.Second, func() { _ = tx.Commit(ctx) })
+		over := make(chan struct{})
+		time.AfterFunc(time.Second, func() { _ = tx.Commit(ctx); close(over) })
+		return over
 	}
 
-	hold()
+	over := hold()
 	start := time.Now()
 	err = eng.Complete(ctx, l, "answered")
 	assert.NoError(t, err, "Complete after %v, behind a lock held for 1 s (LockTimeout 5 s)", time.Since(start).Round(time.Millisecond))
-	time.Sleep(time.Second) // the hold is over
+	<-over
 
-	hold()
+	over = hold()
 	dctx, cancel := context.WithTimeout(ctx, 4*time.Second)
 	defer cancel()
 	start = time.Now()
 	_, err = eng.Dequeue(dctx, p.UUID)
 	assert.NoError(t, err, "Dequeue after %v, behind a lock held for 1 s (LockTimeout 5 s)", time.Since(start).Round(time.Millisecond))
+	<-over
 }
