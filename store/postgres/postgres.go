@@ -194,7 +194,9 @@ type Options struct {
 	// 5 s) also bounds each round trip of a write transaction: a
 	// connection that answers none within it has gone silent, and is
 	// closed (see the package documentation, Connection failures);
-	// negative: no bound.
+	// negative: no bound. The Store's sessions run with no
+	// statement_timeout, whatever the role's or the database's default:
+	// one shorter than LockTimeout would end such a wait before it.
 	LockTimeout time.Duration
 	// MaxClockSkew bounds how far this process's clock (time.Now) may be
 	// from the database server's when Open compares them: further, Open
@@ -380,6 +382,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// other nodes opening at once must wait for, however long it takes.
 	rp["idle_in_transaction_session_timeout"] = millis(opts.IdleInTransactionTimeout)
 	rp["lock_timeout"] = millis(opts.LockTimeout)
+	// A role's or database's default statement_timeout (a common DBA
+	// policy) shorter than LockTimeout would end a wait for another
+	// node's lock before it, with an error of no documented kind, and a
+	// blocked Dequeue with it: the round trips' own bound stands in.
+	rp["statement_timeout"] = "0"
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
