@@ -386,3 +386,58 @@ func TestEngine_ReturnedNilIsInTheDatabase(t *testing.T) {
 		})
 	})
 }
+
+// TestPostgres_StoreClosedMidWrite: the host closes the store while a
+// call's transaction waits for another session's lock. The call either
+// returns nil, its write in the database, or an error, nothing written;
+// Close waits for it, and every later call fails with store.ErrClosed.
+func TestPostgres_StoreClosedMidWrite(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+	c := newClock()
+	opts := queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now}
+	eng := openEngine(t, st, opts)
+	b := &testBundle{ctx: ctx, eng: eng, clock: c}
+	ops := faultOps(t, b)
+	var op faultOp
+	for _, o := range ops {
+		if o.name == "Complete" {
+			op = o
+		}
+	}
+	before := stateOf(t, b)
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{st.Schema(), "items"}.Sanitize()+" IN EXCLUSIVE MODE")
+	require.NoError(t, err)
+	errc := make(chan error, 1)
+	go func() { errc <- op.call(ctx) }()
+	require.Eventually(t, func() bool {
+		var n int
+		err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`).Scan(&n)
+		return err == nil && n > 0
+	}, 10*time.Second, time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- st.Close() }()
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, tx.Rollback(ctx))
+	err = <-errc
+	require.NoError(t, <-closed)
+	t.Logf("Complete: %v", err)
+	_, err2 := eng.CreatePool(ctx, pool.CreateParams{Name: "after close", Description: "d"})
+	require.ErrorIs(t, err2, store.ErrClosed)
+
+	st2 := pgtest.OpenSchema(t, url, postgres.Options{MaxConns: 4, Schema: st.Schema()})
+	b2 := &testBundle{ctx: ctx, eng: openEngine(t, st2, opts), clock: c}
+	after := stateOf(t, b2)
+	if err != nil {
+		require.Equal(t, before, after, "the Complete failed (%v) but wrote", err)
+	} else {
+		require.NotEqual(t, before, after, "the Complete returned nil but wrote nothing")
+	}
+}
