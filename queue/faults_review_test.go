@@ -441,3 +441,33 @@ func TestPostgres_StoreClosedMidWrite(t *testing.T) {
 		require.NotEqual(t, before, after, "the Complete returned nil but wrote nothing")
 	}
 }
+
+// TestEngine_BlockingDequeuesWithAnEndedContext: Dequeue, DequeueN and
+// DequeueCampaign with a context that has ended, on a pool (a running
+// campaign) with items due, return the context's error at once and claim
+// nothing, on both stores.
+func TestEngine_BlockingDequeuesWithAnEndedContext(t *testing.T) {
+	t.Parallel()
+	onBothStores(t, func(t *testing.T, b *testBundle) {
+		p := b.pool(t, pool.Parallel, 10, 3)
+		b.add(t, p.UUID, 3)
+		r := b.rule(t, campaign.CreateRuleParams{})
+		c := b.campaignOf(t, r.UUID, p.UUID)
+		_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		cancelled, cancel := context.WithCancel(b.ctx)
+		cancel()
+		before := stateOf(t, b)
+		for name, call := range map[string]func() error{
+			"Dequeue":         func() error { _, err := b.eng.Dequeue(cancelled, p.UUID); return err },
+			"DequeueN":        func() error { _, err := b.eng.DequeueN(cancelled, p.UUID, 2); return err },
+			"DequeueCampaign": func() error { _, err := b.eng.DequeueCampaign(cancelled, c.UUID); return err },
+		} {
+			start := time.Now()
+			err := call()
+			require.ErrorIs(t, err, context.Canceled, name)
+			require.Less(t, time.Since(start), time.Second, name)
+			require.Equal(t, before, stateOf(t, b), "%s claimed", name)
+		}
+	})
+}
