@@ -195,8 +195,9 @@ type Options struct {
 	// connection that answers none within it has gone silent, and is
 	// closed (see the package documentation, Connection failures);
 	// negative: no bound. The Store's sessions run with no
-	// statement_timeout, whatever the role's or the database's default:
-	// one shorter than LockTimeout would end such a wait before it.
+	// statement_timeout, whatever the role's, the database's or the
+	// URL's (as they run with this lock_timeout): one shorter than
+	// LockTimeout would end such a wait before it.
 	LockTimeout time.Duration
 	// MaxClockSkew bounds how far this process's clock (time.Now) may be
 	// from the database server's when Open compares them: further, Open
