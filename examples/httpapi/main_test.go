@@ -461,3 +461,28 @@ func TestServe_BadFlags(t *testing.T) {
 	require.Equal(t, 1, exit.ExitCode())
 	require.Contains(t, string(out), "httpapi:")
 }
+
+// TestMain_FlagExits: -h prints the usage and exits 0; a flag the flag
+// package cannot parse exits 2 with the usage, as Go programs' flags do,
+// and its message is not repeated as an "httpapi:" error line.
+func TestMain_FlagExits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		arg  string
+		code int
+	}{{"-h", 0}, {"-no-such-flag", 2}} {
+		cmd := exec.Command(os.Args[0], tc.arg)
+		cmd.Env = append(os.Environ(), runMainEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		require.Equal(t, tc.code, code, "%s: %s", tc.arg, out)
+		require.Contains(t, string(out), "Usage of httpapi", tc.arg)
+		require.NotContains(t, string(out), "httpapi: flag", tc.arg)
+	}
+}
