@@ -31,13 +31,22 @@ func main() {
 		stop() // a second signal kills at once instead of waiting for the shutdown
 	}()
 	err := run(ctx, os.Args[1:], os.Stdout)
+	var bad badFlags
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &bad):
+		os.Exit(2) // the flag package printed the error and the usage
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "httpapi:", err)
 		os.Exit(1)
 	}
 }
+
+// badFlags is the error of arguments the flag package refused: it has said
+// why, with the usage.
+type badFlags struct{ error }
+
+func (e badFlags) Unwrap() error { return e.error }
 
 // config is the command line.
 
@@ -58,7 +67,10 @@ func parse(args []string, out io.Writer, getenv func(string) string) (config, er
 	fs.StringVar(&c.db, "db", "poolq-httpapi.db", "SQLite file (created if missing), or a PostgreSQL URL postgres://…")
 	fs.StringVar(&c.token, "token", "", "bearer token clients must send (default: $POOLQ_TOKEN, else a random one)")
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, badFlags{err}
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
