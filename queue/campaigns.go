@@ -83,7 +83,7 @@ func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.Update
 		}
 		nr.UpdatedAt = tx.Now
 		out = nr
-		if err := lockRulePools(ctx, tx, id); err != nil {
+		if err := e.lockRulePools(ctx, tx, id); err != nil {
 			return err
 		}
 		return tx.UpdateRule(ctx, nr)
@@ -185,7 +185,7 @@ func (e *Engine) UpdateCampaign(ctx context.Context, id uuid.UUID, u campaign.Up
 			return nc, changed, err
 		}
 		if c.Status.Governs() && nc.TimeZone != c.TimeZone {
-			if err := lockPools(ctx, tx, c.PoolUUIDs); err != nil {
+			if err := e.lockPools(ctx, tx, c.PoolUUIDs); err != nil {
 				return c, false, err
 			}
 		}
@@ -308,7 +308,7 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 				return c, false, err
 			}
 		}
-		if err := lockPools(ctx, tx, c.PoolUUIDs); err != nil {
+		if err := e.lockPools(ctx, tx, c.PoolUUIDs); err != nil {
 			return c, false, err
 		}
 		if to.Governs() {
@@ -347,10 +347,25 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 // before this transaction does, so that once a pause, a completion or a
 // new rule is committed, no dispatch under the old state follows it. A
 // pool deleted meanwhile is skipped.
-func lockPools(ctx context.Context, tx *wtx, pools []uuid.UUID) error {
+//
+// It applies the pools' expired leases too (poolNow), before the change: a
+// lease that ended (its holder killed, say) is a failed attempt under what
+// governed its pool when it ended, as it is when a claim or any other
+// write on the pool comes first; applied after a completion or a detach,
+// it would be judged without the rule (no escalation, the pool's
+// max_retries instead of max_total_calls), after an AssignRule under
+// another rule.
+func (e *Engine) lockPools(ctx context.Context, tx *wtx, pools []uuid.UUID) error {
 	for _, p := range pools {
-		if _, err := tx.Pool(ctx, p); err != nil && !isNotFound(err) {
+		_, n, err := e.poolNow(ctx, tx, p)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
 			return err
+		}
+		if n > 0 {
+			signal(tx, p) // expired leases freed slots
 		}
 	}
 	return nil
@@ -358,7 +373,7 @@ func lockPools(ctx context.Context, tx *wtx, pools []uuid.UUID) error {
 
 // lockRulePools takes (lockPools) the pools of every campaign that rule
 // governs: In Process or Paused.
-func lockRulePools(ctx context.Context, tx *wtx, rule uuid.UUID) error {
+func (e *Engine) lockRulePools(ctx context.Context, tx *wtx, rule uuid.UUID) error {
 	for page := 1; ; page++ {
 		q, err := campaign.Query{RuleUUID: &rule, Page: page, PerPage: pool.MaxPerPage}.Normalize()
 		if err != nil {
@@ -370,7 +385,7 @@ func lockRulePools(ctx context.Context, tx *wtx, rule uuid.UUID) error {
 		}
 		for _, c := range cs {
 			if c.Status.Governs() {
-				if err := lockPools(ctx, tx, c.PoolUUIDs); err != nil {
+				if err := e.lockPools(ctx, tx, c.PoolUUIDs); err != nil {
 					return err
 				}
 			}
@@ -411,7 +426,7 @@ func (e *Engine) AssignRule(ctx context.Context, id, ruleID uuid.UUID) (campaign
 		if err := tx.LockRule(ctx, ruleID); err != nil {
 			return c, false, err
 		}
-		if err := lockPools(ctx, tx, c.PoolUUIDs); err != nil {
+		if err := e.lockPools(ctx, tx, c.PoolUUIDs); err != nil {
 			return c, false, err
 		}
 		changed := c.RuleUUID == nil || *c.RuleUUID != ruleID
@@ -585,6 +600,11 @@ func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, er
 			return err
 		}
 		if slices.Contains(c.PoolUUIDs, poolID) {
+			// Its leases that ended are failed attempts under the
+			// campaign, before it leaves (see lockPools).
+			if err := e.lockPools(ctx, tx, []uuid.UUID{poolID}); err != nil {
+				return err
+			}
 			if err := sharedCall(ctx, tx, c, poolID); err != nil {
 				return err
 			}
