@@ -587,8 +587,9 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 // this pool included ([ErrInFlight], naming the contact): once apart,
 // neither side would see the other's call, and the contact could be called
 // from both at once. Let the call end (pause the campaign to start no
-// more), then detach. Errors: [store.ErrNotFound] for the campaign or the
-// pool.
+// more), then detach. The pool's leases that have ended are applied first,
+// as failed attempts under the campaign. Errors: [store.ErrNotFound] for the
+// campaign or the pool.
 func (e *Engine) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error) {
 	if err := checkIDAnd("uuid", id, checkID("pool_uuid", poolID)); err != nil {
 		return false, fmt.Errorf("detach pool: %w", err)
