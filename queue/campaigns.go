@@ -475,7 +475,10 @@ const MaxPoolsPerCall = 10_000
 // inactive pool cannot be attached
 // ([validate.Errors] naming its index in pools); a pool governed by another
 // campaign cannot be attached to one In Process or Paused
-// ([campaign.ErrConflict]). On any error nothing is attached, except after
+// ([campaign.ErrConflict]). A pool's leases that have ended are applied
+// first, as failed attempts under what governed it before (its own
+// settings, or the campaign it dispatched under). On any error nothing is
+// attached, except after
 // an error wrapping [store.ErrCommitUnknown] (PostgreSQL: the COMMIT's
 // answer lost), when the pools may have been: attaching them again skips
 // those that were. Errors also:
@@ -549,6 +552,13 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 				if err := e.checkFree(ctx, tx, p, c.UUID); err != nil {
 					return err
 				}
+			}
+			// Its leases that ended are failed attempts under what governed
+			// it then, before it is attached (see lockPools).
+			if n, err := e.reclaim(ctx, tx, pl, tx.Now); err != nil {
+				return err
+			} else if n > 0 {
+				signal(tx, p) // expired leases freed slots
 			}
 			ok, err := tx.AttachPool(ctx, id, p)
 			if err != nil {

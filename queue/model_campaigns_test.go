@@ -227,6 +227,7 @@ func (m *modelMachine) attach(t *rapid.T) {
 	default:
 		require.NoError(t, err, "Attach")
 		require.Equal(t, 1, res.PoolsAttached, "Attach")
+		p.expireAll(m.now()) // the leases that ended, under what governed the pool before
 		c.pools = append(c.pools, p)
 		// Its items count as items again, not as the calls kept of them.
 		c.kept = slices.DeleteFunc(c.kept, func(k *modelItem) bool { return slices.Contains(p.items, k.keptOf) })
