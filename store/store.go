@@ -204,8 +204,9 @@ type Tx interface {
 	// descending, Parallel by priority descending then ID ascending. The
 	// cost is an index seek plus the rows returned, whatever the number of
 	// items, including items waiting for a future retry time. Only in a
-	// write transaction (it may reorganize the due set). A Due that finds
-	// nothing has NextWake count again the retries an earlier Due found due
+	// write transaction (it may reorganize the due set). A Due that reads
+	// the whole due set (returns fewer than limit items) has NextWake
+	// count again the retries an earlier Due found due
 	// at a later now (another node's clock ahead of this one's, or this
 	// clock stepped back), so that a caller about to wait learns their
 	// times.
@@ -383,6 +384,6 @@ type Tx interface {
 	// of an in-flight one. ok is false when there is none. Items that Due
 	// already found due are left out, so that a waiter blocked on a full pool
 	// sleeps until a lease ends rather than waking at once (unless a later
-	// Due that found nothing gave them back, see Due).
+	// Due that read the whole due set gave them back, see Due).
 	NextWake(ctx context.Context, poolID uuid.UUID) (t time.Time, ok bool, err error)
 }

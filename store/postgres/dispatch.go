@@ -24,11 +24,12 @@ WHERE pool_id = $1 AND NOT ready AND status IN ('Retrying', 'Scheduled') AND nex
 	// demoteSQL takes out of the due set the Retrying and Scheduled items
 	// that are not due at $2: a Due at a later now promoted them (another
 	// node's clock ahead of this one's, or this clock stepped back). Run
-	// when a Due finds nothing, the due set then holds only such items: a
-	// walk of items_ready over those rows, at most 1,000 of them (more are
-	// left to the next Due that finds nothing). Written as a filter on all
-	// of the pool's retries, the plan walked items_pool_status: every item
-	// waiting for a retry time, at every claim that found nothing.
+	// when a Due read the whole due set (fewer items than its limit):
+	// besides those it returned, the set then holds only such items. A
+	// walk of items_ready over those rows, at most 1,000 (more are left to
+	// the next such Due). Written as a filter on all of the pool's
+	// retries, the plan walked items_pool_status: every item waiting for a
+	// retry time, at every such claim.
 	demoteSQL = `UPDATE items SET ready = false
 WHERE id IN (SELECT id FROM items WHERE pool_id = $1 AND ready ORDER BY id LIMIT 1000)
     AND status IN ('Retrying', 'Scheduled') AND next_retry_at > $2`
@@ -129,16 +130,17 @@ func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time
 		return nil, wrap(op, err)
 	}
 	out, err := t.scanItems(rows, poolID, limit)
-	if err == nil && len(out) == 0 {
+	if err == nil && len(out) < limit {
 		err = t.demote(ctx, st, at)
 	}
 	return out, wrap(op, err)
 }
 
 // demote gives back to the waiting set the retries of pool st marked due
-// at a later now than at (see demoteSQL), when a Due at at found nothing:
-// NextWake, which leaves marked items out, then names their times to the
-// caller about to wait for them. Without it, a node whose clock is behind
+// at a later now than at (see demoteSQL), when a Due at at read the whole
+// due set: NextWake, which leaves marked items out, then names their times
+// to a caller about to wait for them (one that found nothing, or passed
+// over what it found: a contact in a call elsewhere). Without it, a node whose clock is behind
 // the one that marked them sleeps past their time, to its poll. No
 // statement when the pool has no retries.
 func (t *txn) demote(ctx context.Context, st *poolState, at int64) error {
@@ -246,13 +248,12 @@ func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit in
 		t.s.noteHint(id, st)
 		want := poolRoom(st, limit)
 		if read && st.p.Type == h.typ && !(st.hasRetry && st.retry <= at) && (len(due) < n || n >= want) {
-			due = due[:min(len(due), want)]
-			if len(due) == 0 && want > 0 {
-				if err := t.demote(ctx, st, at); err != nil {
+			if len(due) < n && want > 0 {
+				if err := t.demote(ctx, st, at); err != nil { // the due set read whole: see Due
 					return pool.Pool{}, nil, wrap(op, err)
 				}
 			}
-			return st.p, due, nil
+			return st.p, due[:min(len(due), want)], nil
 		}
 	} else if st, err = t.pool(ctx, id); err != nil {
 		return pool.Pool{}, nil, wrap(op, err)

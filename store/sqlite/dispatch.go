@@ -33,11 +33,12 @@ WHERE pool_id = ? AND ready = 0 AND status IN ('Retrying', 'Scheduled') AND next
 	// demoteSQL takes out of the due set the Retrying and Scheduled items
 	// that are not due at ?2: a Due at a later now promoted them (the clock
 	// stepped back, or another process's clock is ahead). Run when a Due
-	// finds nothing, the due set then holds only such items: a walk of
-	// items_ready over those rows, at most 1,000 of them (more are left to
-	// the next Due that finds nothing). Written as a filter on all of the
-	// pool's retries, the plan searched items_pool_status: every item
-	// waiting for a retry time, at every claim that found nothing.
+	// read the whole due set (fewer items than its limit): besides those
+	// it returned, the set then holds only such items. A walk of
+	// items_ready over those rows, at most 1,000 (more are left to the
+	// next such Due). Written as a filter on all of the pool's retries,
+	// the plan searched items_pool_status: every item waiting for a retry
+	// time, at every such claim.
 	demoteSQL = `UPDATE OR FAIL items SET ready = 0
 WHERE id IN (SELECT id FROM items WHERE pool_id = ?1 AND ready = 1 ORDER BY id LIMIT 1000)
     AND status IN ('Retrying', 'Scheduled') AND next_retry_at > ?2`
@@ -132,17 +133,17 @@ func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time
 		return nil, wrap(op, err)
 	}
 	out, err := scanItems(rows, poolID, min(limit, 64))
-	if err == nil && len(out) == 0 {
+	if err == nil && len(out) < limit {
 		err = t.demote(ctx, k, at)
 	}
 	return out, wrap(op, err)
 }
 
 // demote gives back to the waiting set the retries of pool k marked due at
-// a later now than at (see demoteSQL), when a Due at at found nothing:
-// NextWake, which leaves marked items out, then names their times to the
-// caller about to wait for them, instead of letting it sleep past them to
-// its poll.
+// a later now than at (see demoteSQL), when a Due at at read the whole due
+// set: NextWake, which leaves marked items out, then names their times to
+// a caller about to wait for them (one that found nothing, or passed over
+// what it found), instead of letting it sleep past them to its poll.
 func (t *txn) demote(ctx context.Context, k int64, at int64) error {
 	res, err := t.exec(ctx, demoteSQL, k, at)
 	if err != nil {

@@ -292,6 +292,19 @@ func testDueNowBehindPromotion(t *testing.T, b *bundle) {
 	require.True(t, ok)
 	require.Equal(t, at(time.Hour), w, "the retries Due gave back are waited for again")
 	require.Equal(t, ids(items[:2]), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour), 10), "and found due at their times")
+
+	// A Due that returns items but fewer than its limit read the whole due
+	// set too: its caller may pass them over (a contact in a call
+	// elsewhere) and wait. One that returns its limit gives nothing back.
+	more := b.insertItems(p.UUID, pending(1))
+	require.Equal(t, ids(more), b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 1), "its limit: the due set not read whole")
+	w, ok = wake()
+	require.True(t, ok)
+	require.Equal(t, at(3*time.Hour), w, "the marked retries, still left out")
+	require.Equal(t, ids(more), b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 2), "fewer than its limit")
+	w, ok = wake()
+	require.True(t, ok)
+	require.Equal(t, at(time.Hour), w, "the retries given back")
 }
 
 func testDueOtherPools(t *testing.T, b *bundle) {
