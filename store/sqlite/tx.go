@@ -206,7 +206,7 @@ func writeQueries() []string {
 	qs := append(readQueries(),
 		insertPoolSQL, updatePoolSQL, deletePoolSQL,
 		copyItemsSQL, updateItemSQL, deleteItemsSQL, lastItemIDSQL, indexContactsSQL,
-		promoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
+		promoteSQL, demoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
 		leaseBoundSQL, retryBoundSQL, dataVersionSQL, currentVersionSQL, poolStateByKeySQL,
 		addDNCSQL, removeDNCSQL, optOutSQL, insertEscalationSQL, campaignItemsSQL, campaignItemsOneSQL,
 	)
