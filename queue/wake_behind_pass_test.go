@@ -9,6 +9,9 @@ import (
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,9 +26,20 @@ import (
 // does not give the marked retry back to NextWake.
 func TestWakeWithClockBehind_PassedItem(t *testing.T) {
 	t.Parallel()
+	testWakeWithClockBehindPassed(t, openFileStore(t, ""))
+}
+
+// TestPostgres_WakeWithClockBehind_PassedItem is the same on PostgreSQL.
+func TestPostgres_WakeWithClockBehind_PassedItem(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	testWakeWithClockBehindPassed(t, pgtest.Open(t, url, postgres.Options{}))
+}
+
+func testWakeWithClockBehindPassed(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	var ahead atomic.Int64
-	eng := openEngine(t, openFileStore(t, ""), queue.Options{PollInterval: time.Hour, LeaseTimeout: time.Hour,
+	eng := openEngine(t, st, queue.Options{PollInterval: time.Hour, LeaseTimeout: time.Hour,
 		Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
 
 	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "all day", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59"),
