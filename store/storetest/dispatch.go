@@ -24,6 +24,7 @@ func dispatchTests() []test {
 		{"Due/PromotedThenUpdated", testDuePromotedThenUpdated},
 		{"Due/NowGoesBack", testDueNowGoesBack},
 		{"Due/NowBehindPromotion", testDueNowBehindPromotion},
+		{"Due/NowBehindPromotionFewer", testDueNowBehindPromotionFewer},
 		{"Due/OtherPools", testDueOtherPools},
 		{"Due/FullItems", testDueFullItems},
 		{"PoolDue/AsPoolThenDue", testPoolDue},
@@ -305,6 +306,27 @@ func testDueNowBehindPromotion(t *testing.T, b *bundle) {
 	w, ok = wake()
 	require.True(t, ok)
 	require.Equal(t, at(time.Hour), w, "the retries given back")
+}
+
+// testDueNowBehindPromotionFewer is testDueNowBehindPromotion with an item
+// due at the earlier now too (one its caller passes over, say): a Due that
+// returns fewer than its limit has exhausted the due set, and gives back
+// the retries marked at the later now as well.
+func testDueNowBehindPromotionFewer(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	b.set(items, 0, retrying(at(time.Hour)))
+	b.set(items, 1, scheduled(at(2*time.Hour)))
+	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour), 1), "both promoted, one returned")
+	require.Equal(t, ids(items[2:]), b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 10), "only the pending item is due")
+	var w time.Time
+	var ok bool
+	b.read(func(tx store.Tx) (err error) {
+		w, ok, err = tx.NextWake(b.ctx, p.UUID)
+		return err
+	})
+	require.True(t, ok)
+	require.Equal(t, at(time.Hour), w, "the retries Due gave back are waited for again")
 }
 
 func testDueOtherPools(t *testing.T, b *bundle) {
