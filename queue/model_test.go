@@ -1046,9 +1046,15 @@ func (m *modelMachine) updatePool(t *rapid.T) {
 	t.Logf("UpdatePool pool=%d type=%v cap=%v retries=%v → err=%v",
 		p.idx, derefOr(u.Type, "-"), derefOr(u.MaxParallelItems, -1), derefOr(u.MaxRetries, -1), err)
 	require.NoError(t, err, "UpdatePool")
+	typ := p.typ
 	if u.Type != nil {
-		p.typ, _ = pool.ParseType(string(*u.Type))
+		typ, _ = pool.ParseType(string(*u.Type))
 	}
+	if typ != p.typ || u.MaxParallelItems != nil && *u.MaxParallelItems != p.maxPar ||
+		u.MaxRetries != nil && *u.MaxRetries != p.maxRetries {
+		p.expireAll(m.now()) // the leases that ended, under the former max_retries
+	}
+	p.typ = typ
 	if u.MaxParallelItems != nil {
 		p.maxPar = *u.MaxParallelItems
 	}

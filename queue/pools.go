@@ -33,7 +33,8 @@ func (e *Engine) CreatePool(ctx context.Context, p pool.CreateParams) (pool.Pool
 // the type leaves in-flight items as they are; the next dispatch uses the new
 // order. Lowering max_parallel_items preempts nothing: no new dispatch until
 // fewer than the new cap are in flight. A new max_retries applies to every
-// later decision. Errors: [validate.Errors] for bad input,
+// later decision; the pool's leases that have ended are applied first, as
+// failed attempts under the former settings. Errors: [validate.Errors] for bad input,
 // [store.ErrNotFound]; on any error nothing is written, except after an
 // error wrapping [store.ErrCommitUnknown] (PostgreSQL: the COMMIT's answer
 // lost), when the change may have been: read the pool back to know.
@@ -42,7 +43,7 @@ func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdatePara
 		return pool.Pool{}, fmt.Errorf("update pool: %w", err)
 	}
 	var out pool.Pool
-	var raised bool // the cap went up
+	var raised bool // the cap went up, or expired leases freed slots
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		raised = false
 		p, err := tx.Pool(ctx, id)
@@ -54,9 +55,16 @@ func (e *Engine) UpdatePool(ctx context.Context, id uuid.UUID, u pool.UpdatePara
 			out = p
 			return err
 		}
+		// Its leases that ended are failed attempts under the settings
+		// they ended under (max_retries), before the change (see
+		// lockPools).
+		n, err := e.reclaim(ctx, tx, p, tx.Now)
+		if err != nil {
+			return err
+		}
 		np.UpdatedAt = tx.Now
 		out = np
-		raised = np.Cap() > p.Cap()
+		raised = np.Cap() > p.Cap() || n > 0 // expired leases freed slots
 		if raised {
 			signal(tx, id)
 		}
