@@ -458,13 +458,14 @@ func testReleaseKeptCall(t *testing.T, b *bundle) {
 // kept Completed call once it settles or is dispatched again: a claim in
 // the campaign must not call the contact while the call goes on.
 func testKeptCallGoesOn(t *testing.T, b *bundle) {
-	c, d := uuid.New(), uuid.New()
+	c, d, e := uuid.New(), uuid.New(), uuid.New()
 	p1, p2 := b.insertPool(), b.insertPool()
 	k := b.insertCampaign(newCampaign(nil))
 	b.attachAll(k.UUID, p1, p2)
 	items := b.insertItems(p1.UUID, []pool.Item{
 		{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0},
 		{ContactUUID: d, Status: pool.StatusPending, AddedAt: t0},
+		{ContactUUID: e, Status: pool.StatusPending, AddedAt: t0},
 	})
 	b.set(items, 0, func(it *pool.Item) {
 		it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusInCall, 1, 5, at(time.Hour)
@@ -472,17 +473,20 @@ func testKeptCallGoesOn(t *testing.T, b *bundle) {
 	b.set(items, 1, func(it *pool.Item) {
 		it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusProcessing, 1, 9, at(time.Minute)
 	})
+	b.set(items, 2, func(it *pool.Item) {
+		it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusInCall, 1, 7, at(time.Hour)
+	})
 	for i := range items {
 		items[i] = b.item(items[i].ID)
 	}
 	b.write(func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, k.UUID, p1.UUID); return err })
 	for _, write := range []bool{false, true} {
-		require.ElementsMatch(t, []pool.Item{keptInCall(items[0]), keptInCall(items[1])},
-			b.campaignItems(write, k.UUID, p2.UUID, c, d), "both calls go on")
+		require.ElementsMatch(t, []pool.Item{keptInCall(items[0]), keptInCall(items[1]), keptInCall(items[2])},
+			b.campaignItems(write, k.UUID, p2.UUID, c, d, e), "the calls go on")
 		require.Equal(t, []pool.Item{keptInCall(items[1])}, b.campaignItems(write, k.UUID, p2.UUID, d), "one contact")
 	}
 
-	ended := []pool.Item{kept(items[0]), kept(items[1])} // as they were kept
+	ended := []pool.Item{kept(items[0]), kept(items[1]), kept(items[2])} // as they were kept
 
 	b.set(items, 0, func(it *pool.Item) { // settled
 		it.Status, it.LeaseExpiresAt, it.CompletedAt = pool.StatusCompleted, time.Time{}, ptr(at(time.Second))
@@ -490,8 +494,11 @@ func testKeptCallGoesOn(t *testing.T, b *bundle) {
 	b.set(items, 1, func(it *pool.Item) { // expired, then dispatched again under the pool's own settings
 		it.Attempts, it.Token, it.LeaseExpiresAt = 2, 12, at(2*time.Hour)
 	})
+	b.set(items, 2, func(it *pool.Item) { // settled to wait for a retry: its token stays
+		it.Status, it.LeaseExpiresAt, it.RetryCount, it.NextRetryAt = pool.StatusRetrying, time.Time{}, 1, ptr(at(time.Hour))
+	})
 	for _, write := range []bool{false, true} {
-		require.ElementsMatch(t, ended, b.campaignItems(write, k.UUID, p2.UUID, c, d),
+		require.ElementsMatch(t, ended, b.campaignItems(write, k.UUID, p2.UUID, c, d, e),
 			"the kept calls ended; d's new call is not the campaign's")
 	}
 }
@@ -1273,6 +1280,14 @@ func testPrevCallDayKept(t *testing.T, b *bundle) {
 	in[0] = b.item(in[0].ID)
 	b.write(func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, k.UUID, p2.UUID); return err })
 	require.ElementsMatch(t, []pool.Item{kept(in[0])}, b.campaignItems(false, k.UUID, p3.UUID, e))
+
+	// KeepCalls of a contact keeps the previous day's count alone too.
+	f := uuid.New()
+	in = b.insertItems(p3.UUID, []pool.Item{{ContactUUID: f, Status: pool.StatusPending, AddedAt: t0}})
+	b.set(in, 0, func(it *pool.Item) { it.CallAt, it.PrevCallAt, it.PrevCallsToday = at(time.Hour), at(-20*time.Hour), 1 })
+	in[0] = b.item(in[0].ID)
+	b.keepCalls(p3.UUID, f)
+	require.ElementsMatch(t, []pool.Item{kept(in[0])}, b.campaignItems(true, k.UUID, p3.UUID, f))
 }
 
 // testContactsReadOnly checks that the writes of the contact lists are
