@@ -30,6 +30,8 @@ func dispatchTests() []test {
 		{"PoolDue/AsPoolThenDue", testPoolDue},
 		{"PoolDue/ReadBehindTheLock", testPoolDueBehindLock},
 		{"PoolDue/SettingsChanged", testPoolDueSettingsChanged},
+		{"PoolDue/OnlyWaitingItems", testPoolDueOnlyWaiting},
+		{"PoolDue/NowBehindPromotion", testPoolDueNowBehindPromotion},
 		{"Expired/OK", testExpired},
 		{"NextWake/OK", testNextWake},
 	}
@@ -585,4 +587,63 @@ func testPoolDueSettingsChanged(t *testing.T, b *bundle) {
 		want := b.due(p.UUID, cur.Type, t0, max(cur.Cap()-inFlight, 0))
 		require.Equal(t, ids(want), ids(got), "change %d: %s, cap %d", i, cur.Type, cur.Cap())
 	}
+}
+
+// poolDueIDs returns the IDs of PoolDue's items, the first call of a write
+// transaction.
+func (b *bundle) poolDueIDs(id uuid.UUID, now time.Time, limit int) []int64 {
+	b.t.Helper()
+	var due []pool.Item
+	b.write(func(tx store.Tx) (err error) {
+		_, due, err = tx.PoolDue(b.ctx, id, now, limit)
+		return err
+	})
+	return ids(due)
+}
+
+// testPoolDueOnlyWaiting is testDueOnlyWaiting through PoolDue, after a
+// first call: a store that reads the due items of a pool it has seen before
+// behind its lock must read the due set only.
+func testPoolDueOnlyWaiting(t *testing.T, b *bundle) {
+	p := b.insertPool(func(p *pool.Pool) { p.Type, p.MaxParallelItems = pool.Parallel, 20 })
+	items := b.insertItems(p.UUID, pending(8))
+	now := at(time.Hour)
+	require.Equal(t, ids(items), b.poolDueIDs(p.UUID, now, 10))
+	b.set(items, 1, inFlight(pool.StatusProcessing, at(-time.Hour))) // lease over: still not due
+	b.set(items, 2, inFlight(pool.StatusInCall, at(time.Hour)))
+	b.set(items, 3, status(pool.StatusCompleted))
+	b.set(items, 4, status(pool.StatusFailed))
+	b.set(items, 5, status(pool.StatusSkipped))
+	b.set(items, 6, retrying(at(2*time.Hour)))
+	b.set(items, 7, scheduled(at(2*time.Hour)))
+	for i := 1; i <= 5; i++ { // stale retry times
+		b.set(items, i, func(it *pool.Item) { it.NextRetryAt = ptr(at(0)) })
+	}
+	require.Equal(t, ids(items[:1]), b.poolDueIDs(p.UUID, now, 10))
+}
+
+// testPoolDueNowBehindPromotion is testDueNowBehindPromotion through
+// PoolDue: a PoolDue that finds nothing gives back to the waiting set the
+// retries a later now promoted, for NextWake to name their times.
+func testPoolDueNowBehindPromotion(t *testing.T, b *bundle) {
+	p := b.insertPool(func(p *pool.Pool) { p.Type, p.MaxParallelItems = pool.Parallel, 10 })
+	items := b.insertItems(p.UUID, pending(3))
+	b.set(items, 0, retrying(at(time.Hour)))
+	b.set(items, 1, scheduled(at(2*time.Hour)))
+	b.set(items, 2, inFlight(pool.StatusProcessing, at(3*time.Hour)))
+	wake := func() time.Time {
+		var w time.Time
+		var ok bool
+		b.read(func(tx store.Tx) (err error) {
+			w, ok, err = tx.NextWake(b.ctx, p.UUID)
+			return err
+		})
+		require.True(t, ok)
+		return w
+	}
+	require.Equal(t, ids(items[:1]), b.poolDueIDs(p.UUID, at(2*time.Hour), 1), "both promoted, one returned")
+	require.Equal(t, at(3*time.Hour), wake(), "the promoted retries are left out")
+	require.Empty(t, b.poolDueIDs(p.UUID, at(time.Hour-1), 10), "nothing due an instant before the first")
+	require.Equal(t, at(time.Hour), wake(), "the retries PoolDue gave back are waited for again")
+	require.Equal(t, ids(items[:2]), b.poolDueIDs(p.UUID, at(2*time.Hour), 10), "and found due at their times")
 }
