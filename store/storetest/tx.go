@@ -21,6 +21,7 @@ func txTests() []test {
 		{"Concurrent", testConcurrent},
 		{"Savepoint/UndoesOnlyItsOwn", testSavepoint},
 		{"Savepoint/UpdateItemsFailsItsOwn", testSavepointUpdateItems},
+		{"Savepoint/DispatchStateAfterRollback", testSavepointDispatchState},
 	}
 }
 
@@ -356,4 +357,38 @@ func testConcurrent(t *testing.T, b *bundle) {
 	got := b.getPool(p.UUID)
 	require.Equal(t, writers*writes*2, got.ContactsCount)
 	require.Len(t, b.allItems(p.UUID, pool.StatusCompleted), writers*writes)
+}
+
+// testSavepointDispatchState checks that what a write transaction knows of
+// a pool's dispatch (its items in flight, its due set) after a savepoint
+// rolled back is as it was before the savepoint: a store that keeps the
+// pool's state for the transaction must forget what fn wrote to it.
+func testSavepointDispatchState(t *testing.T, b *bundle) {
+	p := b.insertPool(func(p *pool.Pool) { p.Type, p.MaxParallelItems = pool.Parallel, 2 })
+	items := b.insertItems(p.UUID, pending(2))
+	boom := errors.New("boom")
+	b.write(func(tx store.Tx) error {
+		_, due, err := tx.PoolDue(b.ctx, p.UUID, t0, 10)
+		require.NoError(t, err)
+		require.Equal(t, ids(items), ids(due))
+		err = tx.Savepoint(b.ctx, func(tx store.Tx) error {
+			it := items[0]
+			it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusProcessing, 1, 1, at(time.Minute)
+			if err := tx.UpdateItem(b.ctx, pool.StatusPending, it); err != nil {
+				return err
+			}
+			n, err := tx.InFlight(b.ctx, p.UUID)
+			require.NoError(t, err)
+			require.Equal(t, 1, n)
+			return boom
+		})
+		require.ErrorIs(t, err, boom)
+		n, err := tx.InFlight(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Zero(t, n, "the savepoint's dispatch is undone")
+		_, due, err = tx.PoolDue(b.ctx, p.UUID, t0, 10)
+		require.NoError(t, err)
+		require.Equal(t, ids(items), ids(due), "the room the cap leaves is back")
+		return nil
+	})
 }
