@@ -37,6 +37,7 @@ func contactTests() []test {
 		{"DNC/OnDNC", testOnDNC},
 		{"DNC/Listed", testListed},
 		{"DNC/Paging", testDNCPaging},
+		{"DNC/TiesInContactOrder", testDNCTies},
 		{"DNC/Concurrent", testDNCConcurrent},
 		{"OptOut/OK", testOptOut},
 		{"InsertEscalation/OK", testInsertEscalation},
@@ -1425,4 +1426,24 @@ func testContactsSavepoint(t *testing.T, b *bundle) {
 	require.Empty(t, b.optedOut(d))
 	require.Greater(t, kept[1].ID, kept[0].ID)
 	require.Equal(t, kept, b.escalations(campaign.EscalationQuery{}))
+}
+
+// testDNCTies checks that contacts added at the same time are listed in
+// the order of their UUIDs, whatever the order they were added in: pages
+// read one after another neither repeat nor miss one.
+func testDNCTies(t *testing.T, b *bundle) {
+	cs := sortedUUIDs(uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New())
+	var want []campaign.DNCEntry
+	for i := range cs {
+		b.addDNC(at(time.Second), cs[len(cs)-1-i]) // the last first, one by one
+		want = append(want, entry(cs[i], at(time.Second)))
+	}
+	got, _ := b.dnc(campaign.DNCQuery{})
+	require.Equal(t, want, got)
+	var pages []campaign.DNCEntry
+	for page := 1; page <= 3; page++ {
+		got, _ := b.dnc(campaign.DNCQuery{Page: page, PerPage: 2})
+		pages = append(pages, got...)
+	}
+	require.Equal(t, want, pages)
 }
