@@ -15,6 +15,9 @@ import (
 // counts, the insertion order and the FIFO order must be those of the
 // batch, first occurrences winning.
 func TestEngine_AddLargeBatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("no concurrency; the plain run covers it, and -short (CI's race run) leaves it out")
+	}
 	ctx := context.Background()
 	eng := openEngine(t, openFileStore(t, ""), queue.Options{})
 	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "large", Description: "chunked add"})

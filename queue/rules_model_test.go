@@ -89,6 +89,9 @@ type rulesMachine struct {
 }
 
 func TestEngine_CallingRules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a sequential state machine; the plain run covers it, and -short (CI's race run) leaves it out")
+	}
 	t.Parallel()
 	rulesCheck(t, func(t *rapid.T) store.Store {
 		st, err := sqlite.Open(context.Background(), sqlite.MemoryPath, sqlite.Options{CheckCache: true})

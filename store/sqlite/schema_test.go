@@ -46,6 +46,9 @@ func allConns(t *testing.T, db *sql.DB, n int) []*sql.Conn {
 }
 
 func TestOpen_Pragmas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("no concurrency; the plain run covers it, and -short (CI's race run) leaves it out")
+	}
 	t.Parallel()
 	for _, tc := range []struct {
 		opts        sqlite.Options

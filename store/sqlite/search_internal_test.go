@@ -17,6 +17,9 @@ import (
 // they are, whatever their characters: every letter, decimal digit and
 // mark of Unicode, each in a word of its own.
 func TestItemSearch_ASCIITokenizer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("one goroutine over all of Unicode; the plain run covers it, and -short (CI's race run) leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := openDB(MemoryPath)

@@ -613,6 +613,9 @@ func TestTx_BadArguments(t *testing.T) {
 // repeated contacts within a batch and across batches are skipped, IDs
 // follow the order given.
 func TestTx_InsertItemsBatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("no concurrency; the plain run covers it, and -short (CI's race run) leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	for _, n := range []int{1, 2, 63, 64, 65, 129, 1000} {

@@ -24,6 +24,9 @@ import (
 //
 // Not parallel: it narrows the package's migrations (fileAtVersion).
 func TestMigrate_EveryVersionWithLeases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("no concurrency; the plain run covers it, and -short (CI's race run) leaves it out")
+	}
 	for k := 1; k < latestVersion(); k++ {
 		t.Run(fmt.Sprintf("v%d", k), func(t *testing.T) { upgradeWithLeases(t, k) })
 	}
