@@ -158,7 +158,12 @@ func proxiedStore(t *testing.T, opts postgres.Options) (*faultProxy, *postgres.S
 	px := newFaultProxy(t, u.Host)
 	opts.Schema = pgtest.Schema(t, raw)
 	u.Host = px.ln.Addr().String()
-	return px, pgtest.OpenSchema(t, u.String(), opts)
+	st := pgtest.OpenSchema(t, u.String(), opts)
+	// Close the proxy before the store: closing a connection waits for the
+	// server's goodbye, which a silenced one never sends (pgxpool gives up
+	// after 15 s); a closed one answers at once.
+	t.Cleanup(px.close)
+	return px, st
 }
 
 // proxiedFIFO opens an engine with opts over a proxied store, and a FIFO
