@@ -35,8 +35,9 @@ func TestPostgres_Model(t *testing.T) {
 	t.Parallel()
 	t.Run("OneStore", func(t *testing.T) {
 		t.Parallel()
+		schemas := pgtest.NewSchemas(t, url)
 		modelCheck(t, func(t *rapid.T) store.Store {
-			return pgtest.Open(t, url, postgres.Options{MaxConns: 2})
+			return schemas.Open(t, postgres.Options{MaxConns: 2})
 		})
 	})
 	// Three stores on one schema, each with its own connections, take
@@ -44,8 +45,9 @@ func TestPostgres_Model(t *testing.T) {
 	// as three nodes would.
 	t.Run("ThreeStores", func(t *testing.T) {
 		t.Parallel()
+		schemas := pgtest.NewSchemas(t, url)
 		modelCheck(t, func(t *rapid.T) store.Store {
-			first := pgtest.Open(t, url, postgres.Options{MaxConns: 2})
+			first := schemas.Open(t, postgres.Options{MaxConns: 2})
 			opts := postgres.Options{Schema: first.Schema(), MaxConns: 2}
 			return &turnStore{stores: []store.Store{first, pgtest.OpenSchema(t, url, opts), pgtest.OpenSchema(t, url, opts)}}
 		})
@@ -61,8 +63,9 @@ func TestPostgres_CallingRules(t *testing.T) {
 	}
 	url := pgtest.URL(t)
 	t.Parallel()
+	schemas := pgtest.NewSchemas(t, url)
 	rulesCheck(t, func(t *rapid.T) store.Store {
-		first := pgtest.Open(t, url, postgres.Options{MaxConns: 2})
+		first := schemas.Open(t, postgres.Options{MaxConns: 2})
 		opts := postgres.Options{Schema: first.Schema(), MaxConns: 2}
 		return &turnStore{stores: []store.Store{first, pgtest.OpenSchema(t, url, opts), pgtest.OpenSchema(t, url, opts)}}
 	})

@@ -66,11 +66,17 @@ func WithParams(url, params string) string {
 // schema, if it was created, when the test ends.
 func Schema(t TB, url string) string {
 	t.Helper()
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	schema := "poolq_test_" + hex.EncodeToString(b[:])
+	schema := newSchemaName()
 	t.Cleanup(func() { Drop(t, url, schema) })
 	return schema
+}
+
+// newSchemaName returns a random schema name: "poolq_test_" and 16 hex
+// digits.
+func newSchemaName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "poolq_test_" + hex.EncodeToString(b[:])
 }
 
 // Drop drops a schema and everything in it.
