@@ -1,6 +1,9 @@
 package sqlite
 
-import "database/sql"
+import (
+	"context"
+	"database/sql"
+)
 
 // Exports for the tests of package sqlite_test.
 
@@ -91,3 +94,39 @@ func RestartHeldFrames(s *Store) int64 { return s.cp.restartHeld.Load() }
 
 // RestartFrames is restartFrames.
 const RestartFrames = restartFrames
+
+// ObserveUnprepared makes every later transaction on the writer's held
+// connection of s (every Write; on an in-memory store every Read too) call
+// fn with each SQL text it runs that is not one of the statements prepared
+// at Open: one it prepares for the transaction, or runs as it is. The
+// prepared ones run as *sql.Stmt, past the connection, and are not seen.
+// Call it between Writes; fn runs with the writer's turn held.
+func ObserveUnprepared(s *Store, fn func(query string)) {
+	s.w.observe = func(q querier) querier { return observed{q, fn} }
+}
+
+// observed is a querier that tells fn each SQL text before running it.
+type observed struct {
+	querier
+	fn func(string)
+}
+
+func (o observed) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	o.fn(query)
+	return o.querier.ExecContext(ctx, query, args...)
+}
+
+func (o observed) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	o.fn(query)
+	return o.querier.QueryContext(ctx, query, args...)
+}
+
+func (o observed) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	o.fn(query)
+	return o.querier.QueryRowContext(ctx, query, args...)
+}
+
+func (o observed) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	o.fn(query)
+	return o.querier.PrepareContext(ctx, query)
+}

@@ -197,6 +197,13 @@ var _ store.Store = (*Store)(nil)
 type handle struct {
 	db    *sql.DB
 	stmts map[string]*sql.Stmt
+
+	// observe, nil but in tests (see export_test.go), wraps what each
+	// transaction on the writer's held connection runs its SQL texts on:
+	// the texts that reach it are those that are not in stmts (prepared
+	// for one transaction, or run as they are). Set it only between
+	// Writes.
+	observe func(querier) querier
 }
 
 // Open opens the database at path, creating it if needed, and brings its

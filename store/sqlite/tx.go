@@ -57,6 +57,9 @@ func newReadTxn(tx *sql.Tx, h *handle) *txn {
 // newConnTxn is a txn on the held writer connection c, whose statements in
 // h were prepared on c itself and are used as they are.
 func newConnTxn(c *sql.Conn, h *handle, readOnly bool) *txn {
+	if h.observe != nil {
+		return &txn{tx: h.observe(c), h: h, readOnly: readOnly}
+	}
 	return &txn{tx: c, h: h, readOnly: readOnly}
 }
 
