@@ -211,7 +211,7 @@ func writeQueries() []string {
 		copyItemsSQL, updateItemSQL, deleteItemsSQL, lastItemIDSQL, indexContactsSQL,
 		promoteSQL, demoteSQL, dueFIFOSQL, dueLIFOSQL, dueParallelSQL,
 		leaseBoundSQL, retryBoundSQL, dataVersionSQL, currentVersionSQL, poolStateByKeySQL,
-		addDNCSQL, removeDNCSQL, optOutSQL, insertEscalationSQL, campaignItemsSQL, campaignItemsOneSQL,
+		addDNCSQL, removeDNCSQL, optOutSQL, insertEscalationSQL, campaignItemsSQL, campaignItemsOneSQL, releaseKeptCallSQL,
 	)
 	for _, n := range insertSizes {
 		qs = append(qs, insertItemsSQL[n], insertNewItemsSQL[n], insertNewContactItemsSQL[n], updateItemsSQL[n], updateCountsSQL[n])
