@@ -25,7 +25,9 @@ import (
 // (mark in call, extend, complete, fail to a retry, fail for good,
 // release, the batch Settle); and claims of pools under a running
 // campaign whose rule has a calling window, a day cap, a do-not-call check
-// and escalations — and requires that no write transaction runs a
+// and escalations, one contact and several at a time; and claims after
+// another process's store wrote, whose first reads the cache cannot
+// answer — and requires that no write transaction runs a
 // statement that is not one prepared at Open: one prepared for a single
 // transaction costs a parse and a plan at every claim.
 //
@@ -35,7 +37,8 @@ import (
 func TestStore_DispatchWritesArePrepared(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "poolq.db"), sqlite.Options{})
+	path := filepath.Join(t.TempDir(), "poolq.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 
@@ -57,6 +60,19 @@ func TestStore_DispatchWritesArePrepared(t *testing.T) {
 	e, err := queue.New(st, queue.Options{Now: now, LeaseTimeout: time.Minute, RetryDelay: time.Hour})
 	require.NoError(t, err)
 	t.Cleanup(func() { e.Close() })
+	// Another process's store on the same file.
+	st2, err := sqlite.Open(ctx, path, sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st2.Close() })
+	e2, err := queue.New(st2, queue.Options{Now: now})
+	require.NoError(t, err)
+	t.Cleanup(func() { e2.Close() })
+	// add2 adds an item of a new contact through the other store.
+	add2 := func(p uuid.UUID) {
+		t.Helper()
+		_, err := e2.Add(ctx, p, pool.NewItem{ContactUUID: uuid.New(), Priority: 9})
+		require.NoError(t, err)
+	}
 
 	newPool := func(typ pool.Type, cap, retries int) uuid.UUID {
 		p, err := e.CreatePool(ctx, pool.CreateParams{Name: string(typ), Description: "pool", Type: typ, MaxParallelItems: &cap, MaxRetries: &retries})
@@ -191,6 +207,26 @@ func TestStore_DispatchWritesArePrepared(t *testing.T) {
 		require.NoError(t, e.Release(ctx, l)) // gives the day's call back
 		l = claim(govB)
 		require.NoError(t, e.Complete(ctx, l, "done"))
+		// A governed claim of several contacts: their calls in the
+		// campaign's other pools and their listings are read as lists.
+		add(govB, contacts(3)...)
+		ls, err := e.DequeueN(ctx, govB, 3)
+		require.NoError(t, err)
+		require.Len(t, ls, 3)
+		outs := make([]queue.Outcome, len(ls))
+		for i, l := range ls {
+			outs[i] = queue.Outcome{Lease: l, Note: "done"}
+		}
+		_, err = e.Settle(ctx, outs...)
+		require.NoError(t, err)
+
+		// Another process writes: the first claims after it read what the
+		// store's cache of pool states can no longer tell.
+		for _, p := range []uuid.UUID{plain[2], govA} {
+			add2(p)
+			l := claim(p)
+			require.NoError(t, e.Complete(ctx, l, "done"))
+		}
 
 		set(start.Add(24 * time.Hour)) // the next day, same hour
 	}
