@@ -228,6 +228,17 @@ func TestStore_DispatchWritesArePrepared(t *testing.T) {
 			require.NoError(t, e.Complete(ctx, l, "done"))
 		}
 
+		// A lease bound gone stale: both leases were extended, so the
+		// next look for expired leases, past their first end, finds none
+		// and reads the bound again.
+		add(plain[2], contacts(2)...)
+		x, y := claim(plain[2]), claim(plain[2])
+		require.NoError(t, e.Extend(ctx, x, time.Hour))
+		require.NoError(t, e.Extend(ctx, y, time.Hour))
+		set(now().Add(90 * time.Second))
+		require.NoError(t, e.Complete(ctx, x, "done"))
+		require.NoError(t, e.Complete(ctx, y, "done"))
+
 		set(start.Add(24 * time.Hour)) // the next day, same hour
 	}
 
