@@ -62,10 +62,10 @@ var howToChange = map[string]string{
 }
 
 // createRule: POST /api/v1/rules, body campaign.CreateRuleParams.
-func (s *server) createRule(w http.ResponseWriter, r *http.Request) error {
+func (s *server) createRule(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	var in campaign.CreateRuleParams
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, false, readOnlyRule...); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, false, readOnlyRule...); err != nil {
 		return err
 	}
 	v.Merge("", in.Validate())
@@ -82,8 +82,7 @@ func (s *server) createRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 // listRules: GET /api/v1/rules?page=&per_page=&search=&type=.
-func (s *server) listRules(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r, listParams("type", "search")...)
+func (s *server) listRules(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	page, perPage := q.page()
 	in := campaign.RuleQuery{Page: page, PerPage: perPage, Type: campaign.RuleType(q.q.Get("type")), Search: q.q.Get("search")}
 	if _, err := in.Normalize(); err != nil {
@@ -101,9 +100,12 @@ func (s *server) listRules(w http.ResponseWriter, r *http.Request) error {
 }
 
 // getRule: GET /api/v1/rules/{uuid}.
-func (s *server) getRule(w http.ResponseWriter, r *http.Request) error {
+func (s *server) getRule(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathID(r, "Rule")
 	if err != nil {
+		return err
+	}
+	if err := q.err(); err != nil {
 		return err
 	}
 	rule, err := s.eng.Rule(r.Context(), id)
@@ -117,14 +119,14 @@ func (s *server) getRule(w http.ResponseWriter, r *http.Request) error {
 // updateRule: PUT /api/v1/rules/{uuid}, body campaign.UpdateRuleParams:
 // partial, not retroactive. The engine checks every field against the
 // stored rule, whose type decides which of them count.
-func (s *server) updateRule(w http.ResponseWriter, r *http.Request) error {
+func (s *server) updateRule(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathID(r, "Rule")
 	if err != nil {
 		return err
 	}
 	var in campaign.UpdateRuleParams
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, false, readOnlyRule...); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, false, readOnlyRule...); err != nil {
 		return err
 	}
 	if v.Err() != nil {
@@ -152,9 +154,12 @@ func (s *server) updateRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 // deleteRule: DELETE /api/v1/rules/{uuid}. 409 while a campaign uses it.
-func (s *server) deleteRule(w http.ResponseWriter, r *http.Request) error {
+func (s *server) deleteRule(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathID(r, "Rule")
 	if err != nil {
+		return err
+	}
+	if err := q.err(); err != nil {
 		return err
 	}
 	if err := s.eng.DeleteRule(r.Context(), id); err != nil {
@@ -217,10 +222,10 @@ func (in *createCampaignRequest) checkReadOnly(v *validate.Validator) {
 
 // createCampaign: POST /api/v1/campaigns, a Draft without pools (see
 // createCampaignRequest).
-func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) error {
+func (s *server) createCampaign(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	var in createCampaignRequest
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, false, readOnlyCampaign...); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, false, readOnlyCampaign...); err != nil {
 		return err
 	}
 	params := campaign.CreateParams{Name: in.Name, TimeZone: in.TimeZone}
@@ -233,7 +238,7 @@ func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) error {
 	if _, err := campaign.New(uuid.Nil, params, time.Now()); err != nil {
 		v.Merge("", err)
 	}
-	in.checkReadOnly(&v)
+	in.checkReadOnly(v)
 	if err := v.Err(); err != nil {
 		return err
 	}
@@ -251,8 +256,7 @@ func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) error {
 }
 
 // listCampaigns: GET /api/v1/campaigns?page=&per_page=&search=&status=&rule_uuid=.
-func (s *server) listCampaigns(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r, listParams("status", "search", "rule_uuid")...)
+func (s *server) listCampaigns(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	page, perPage := q.page()
 	in := campaign.Query{Page: page, PerPage: perPage, Status: campaign.Status(q.q.Get("status")), Search: q.q.Get("search")}
 	if raw := q.q.Get("rule_uuid"); raw != "" {
@@ -276,9 +280,12 @@ func (s *server) listCampaigns(w http.ResponseWriter, r *http.Request) error {
 }
 
 // getCampaign: GET /api/v1/campaigns/{uuid}.
-func (s *server) getCampaign(w http.ResponseWriter, r *http.Request) error {
+func (s *server) getCampaign(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathID(r, "Campaign")
 	if err != nil {
+		return err
+	}
+	if err := q.err(); err != nil {
 		return err
 	}
 	c, err := s.eng.Campaign(r.Context(), id)
@@ -360,14 +367,14 @@ func sameAsStored(c campaign.Campaign, field string, val json.RawMessage) bool {
 // is accepted only with the campaign's own value (a 422 otherwise); it is
 // checked against the campaign as read before the update, in a
 // transaction of its own.
-func (s *server) updateCampaign(w http.ResponseWriter, r *http.Request) error {
+func (s *server) updateCampaign(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathID(r, "Campaign")
 	if err != nil {
 		return err
 	}
 	var in updateCampaignRequest
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, false, readOnlyCampaign...); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, false, readOnlyCampaign...); err != nil {
 		return err
 	}
 	v.Merge("", in.Validate())
@@ -378,7 +385,7 @@ func (s *server) updateCampaign(w http.ResponseWriter, r *http.Request) error {
 		case err != nil:
 			return err
 		default:
-			in.checkReadOnly(&v, cur)
+			in.checkReadOnly(v, cur)
 		}
 	}
 	if err := v.Err(); err != nil {
@@ -394,9 +401,12 @@ func (s *server) updateCampaign(w http.ResponseWriter, r *http.Request) error {
 
 // deleteCampaign: DELETE /api/v1/campaigns/{uuid}. 409 while In Process or
 // Paused.
-func (s *server) deleteCampaign(w http.ResponseWriter, r *http.Request) error {
+func (s *server) deleteCampaign(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathID(r, "Campaign")
 	if err != nil {
+		return err
+	}
+	if err := q.err(); err != nil {
 		return err
 	}
 	if err := s.eng.DeleteCampaign(r.Context(), id); err != nil {
@@ -410,14 +420,14 @@ func (s *server) deleteCampaign(w http.ResponseWriter, r *http.Request) error {
 // resume, complete, archive. 409 WRONG_STATUS from a status the action
 // does not apply to; 409 CONFLICT when another campaign governs a pool.
 // The body may only be empty or {}.
-func (s *server) campaignAction(a campaign.Action) func(http.ResponseWriter, *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
+func (s *server) campaignAction(a campaign.Action) func(http.ResponseWriter, *http.Request, *queryParams) error {
+	return func(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 		id, err := pathID(r, "Campaign")
 		if err != nil {
 			return err
 		}
-		var v validate.Validator
-		if err := decode(w, r, &v, &struct{}{}, true); err != nil {
+		v := &q.v
+		if err := decode(w, r, v, &struct{}{}, true); err != nil {
 			return err
 		}
 		if err := v.Err(); err != nil {
@@ -454,14 +464,14 @@ type attachPoolsRequest struct {
 // attachPools: POST /api/v1/campaigns/{uuid}/pools: additive and
 // idempotent; unknown pools are reported in pool_uuids_not_found, inactive
 // ones are a 422 naming them.
-func (s *server) attachPools(w http.ResponseWriter, r *http.Request) error {
+func (s *server) attachPools(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathID(r, "Campaign")
 	if err != nil {
 		return err
 	}
 	var in attachPoolsRequest
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, false); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, false); err != nil {
 		return err
 	}
 	if len(in.PoolUUIDs) == 0 {
@@ -488,7 +498,7 @@ func (s *server) attachPools(w http.ResponseWriter, r *http.Request) error {
 }
 
 // detachPool: DELETE /api/v1/campaigns/{uuid}/pools/{pool}.
-func (s *server) detachPool(w http.ResponseWriter, r *http.Request) error {
+func (s *server) detachPool(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathID(r, "Campaign")
 	if err != nil {
 		return err
@@ -496,6 +506,9 @@ func (s *server) detachPool(w http.ResponseWriter, r *http.Request) error {
 	p, ok := parseUUID(r.PathValue("pool"))
 	if !ok {
 		return poolNotFound()
+	}
+	if err := q.err(); err != nil {
+		return err
 	}
 	if _, err := s.eng.Campaign(r.Context(), id); err != nil {
 		return orNotFound(err, "Campaign")
@@ -515,14 +528,14 @@ type assignRuleRequest struct {
 
 // assignRule: PUT /api/v1/campaigns/{uuid}/rule: assigns or replaces the
 // campaign's rule. The data is the campaign's UUID and the rule.
-func (s *server) assignRule(w http.ResponseWriter, r *http.Request) error {
+func (s *server) assignRule(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathID(r, "Campaign")
 	if err != nil {
 		return err
 	}
 	var in assignRuleRequest
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, false); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, false); err != nil {
 		return err
 	}
 	ruleID, ok := parseUUID(in.RuleUUID)

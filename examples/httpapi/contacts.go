@@ -46,14 +46,14 @@ type contactRequest struct {
 
 // addContacts: POST /api/v1/pools/{uuid}/contacts. One transaction: all the
 // contacts are added (or counted as skipped) or none.
-func (s *server) addContacts(w http.ResponseWriter, r *http.Request) error {
+func (s *server) addContacts(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathPool(r)
 	if err != nil {
 		return err
 	}
 	var in addContactsRequest
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, false); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, false); err != nil {
 		return err
 	}
 	nu, nc := len(in.ContactUUIDs), len(in.Contacts)
@@ -85,7 +85,7 @@ func (s *server) addContacts(w http.ResponseWriter, r *http.Request) error {
 	for i, raw := range in.Contacts {
 		prefix := fmt.Sprintf("contacts[%d].", i)
 		var c contactRequest
-		if !decodeObject(&v, prefix, raw, &c) {
+		if !decodeObject(v, prefix, raw, &c) {
 			continue
 		}
 		n := pool.NewItem{Contact: c.Contact, Priority: in.Priority, Payload: c.Payload}
@@ -96,7 +96,7 @@ func (s *server) addContacts(w http.ResponseWriter, r *http.Request) error {
 		if n.ContactUUID, ok = parseUUID(c.ContactUUID); !ok {
 			badUUID(prefix+"contact_uuid", c.ContactUUID)
 		}
-		checkItem(&v, prefix, n)
+		checkItem(v, prefix, n)
 		items = append(items, n)
 	}
 	if bad > maxListedErrors {
@@ -148,12 +148,11 @@ func decodeObject(v *validate.Validator, prefix string, raw json.RawMessage, dst
 // listContacts: GET /api/v1/pools/{uuid}/contacts?page=&per_page=&status=&search=.
 // The query's own rules (per_page's upper bound, status, search) join the
 // handler's checks, so that one 422 names every bad parameter.
-func (s *server) listContacts(w http.ResponseWriter, r *http.Request) error {
+func (s *server) listContacts(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathPool(r)
 	if err != nil {
 		return err
 	}
-	q := newQuery(r, listParams("status", "search")...)
 	page, perPage := q.page()
 	in := pool.ItemQuery{Page: page, PerPage: perPage, Status: pool.Status(q.q.Get("status")), Search: q.q.Get("search")}
 	if _, err := in.Normalize(); err != nil {

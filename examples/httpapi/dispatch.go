@@ -28,12 +28,11 @@ const (
 // queue.Lease; 204 when nothing is due; 409 AT_CAPACITY when items are due
 // but the pool's in-flight cap is reached. The body may only be empty or {}:
 // its failures join the query's, so that one 422 names them all.
-func (s *server) dispatch(w http.ResponseWriter, r *http.Request) error {
+func (s *server) dispatch(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathPool(r)
 	if err != nil {
 		return err
 	}
-	q := newQuery(r, "wait")
 	wait := q.duration("wait", MaxWait)
 	if err := decode(w, r, &q.v, &struct{}{}, true); err != nil {
 		return err
@@ -140,9 +139,9 @@ type settleBody interface {
 
 // inCall: POST /api/v1/pools/{uuid}/contacts/{contact}/in-call. 200 with
 // the lease, its item In_Call.
-func (s *server) inCall(w http.ResponseWriter, r *http.Request) error {
+func (s *server) inCall(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	var in leaseRef
-	l, err := s.settleRequest(w, r, &in)
+	l, err := s.settleRequest(w, r, q, &in)
 	if err != nil {
 		return err
 	}
@@ -155,9 +154,9 @@ func (s *server) inCall(w http.ResponseWriter, r *http.Request) error {
 
 // extend: POST /api/v1/pools/{uuid}/contacts/{contact}/extend. 200 with the
 // lease, ending "seconds" from now.
-func (s *server) extend(w http.ResponseWriter, r *http.Request) error {
+func (s *server) extend(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	var in extendRequest
-	l, err := s.settleRequest(w, r, &in)
+	l, err := s.settleRequest(w, r, q, &in)
 	if err != nil {
 		return err
 	}
@@ -170,9 +169,9 @@ func (s *server) extend(w http.ResponseWriter, r *http.Request) error {
 
 // complete: POST /api/v1/pools/{uuid}/contacts/{contact}/complete. 200 with
 // the item, Completed.
-func (s *server) complete(w http.ResponseWriter, r *http.Request) error {
+func (s *server) complete(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	var in completeRequest
-	l, err := s.settleRequest(w, r, &in)
+	l, err := s.settleRequest(w, r, q, &in)
 	if err != nil {
 		return err
 	}
@@ -186,9 +185,9 @@ func (s *server) complete(w http.ResponseWriter, r *http.Request) error {
 // fail: POST /api/v1/pools/{uuid}/contacts/{contact}/fail. 200 with the
 // item: Retrying, Scheduled (retry_at) or Failed (final, or no attempts
 // left).
-func (s *server) fail(w http.ResponseWriter, r *http.Request) error {
+func (s *server) fail(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	var in failRequest
-	l, err := s.settleRequest(w, r, &in)
+	l, err := s.settleRequest(w, r, q, &in)
 	if err != nil {
 		return err
 	}
@@ -207,9 +206,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request) error {
 // release: POST /api/v1/pools/{uuid}/contacts/{contact}/release. 200 with
 // the item, due again at once, the attempt not counted; 409 WRONG_STATUS
 // once its call connected (queue.Engine.Release refuses no other status).
-func (s *server) release(w http.ResponseWriter, r *http.Request) error {
+func (s *server) release(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	var in leaseRef
-	l, err := s.settleRequest(w, r, &in)
+	l, err := s.settleRequest(w, r, q, &in)
 	if err != nil {
 		return err
 	}
@@ -240,19 +239,20 @@ func settleFailed(err error) error {
 }
 
 // settleRequest reads the path and the body of a settle endpoint into in,
-// validates it, and rebuilds the lease it names: 404 for an unknown pool or a
-// contact not in it, 400 for a malformed body, 422 for bad fields, 409
-// LEASE_LOST for an item_id that is not the contact's current item.
-func (s *server) settleRequest(w http.ResponseWriter, r *http.Request, in settleBody) (*queue.Lease, error) {
+// validates it beside q, the query, and rebuilds the lease it names: 404
+// for an unknown pool or a contact not in it, 400 for a malformed body,
+// 422 for bad fields (or query parameters), 409 LEASE_LOST for an item_id
+// that is not the contact's current item.
+func (s *server) settleRequest(w http.ResponseWriter, r *http.Request, q *queryParams, in settleBody) (*queue.Lease, error) {
 	poolID, contact, err := pathContact(r)
 	if err != nil {
 		return nil, err
 	}
-	var v validate.Validator
-	if err := decode(w, r, &v, in, false); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, in, false); err != nil {
 		return nil, err
 	}
-	in.check(&v)
+	in.check(v)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}

@@ -69,10 +69,10 @@ func pathContactUUID(r *http.Request) (uuid.UUID, error) {
 // addDNC: POST /api/v1/dnc, body {"contact_uuids": [...]}: one
 // transaction. Duplicates in the list are folded; contacts on the list
 // already are counted, not an error.
-func (s *server) addDNC(w http.ResponseWriter, r *http.Request) error {
+func (s *server) addDNC(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	var in dncRequest
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, false); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, false); err != nil {
 		return err
 	}
 	switch n := len(in.ContactUUIDs); {
@@ -120,8 +120,7 @@ func (s *server) addDNC(w http.ResponseWriter, r *http.Request) error {
 
 // listDNC: GET /api/v1/dnc?page=&per_page=, oldest entry first. The
 // engine checks per_page's upper bound.
-func (s *server) listDNC(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r, listParams()...)
+func (s *server) listDNC(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	page, perPage := q.page()
 	in := campaign.DNCQuery{Page: page, PerPage: perPage}
 	if _, err := in.Normalize(); err != nil {
@@ -141,9 +140,12 @@ func (s *server) listDNC(w http.ResponseWriter, r *http.Request) error {
 // getDNC: GET /api/v1/dnc/{contact}: whether the contact is on the list
 // (200 either way: a dialer asks before it calls, and "no" is an answer,
 // not an error).
-func (s *server) getDNC(w http.ResponseWriter, r *http.Request) error {
+func (s *server) getDNC(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	c, err := pathContactUUID(r)
 	if err != nil {
+		return err
+	}
+	if err := q.err(); err != nil {
 		return err
 	}
 	on, err := s.eng.IsDNC(r.Context(), c)
@@ -161,9 +163,12 @@ func (s *server) getDNC(w http.ResponseWriter, r *http.Request) error {
 // removeDNC: DELETE /api/v1/dnc/{contact}: idempotent, removed says
 // whether the contact was on the list. The items the list skipped stay
 // Skipped.
-func (s *server) removeDNC(w http.ResponseWriter, r *http.Request) error {
+func (s *server) removeDNC(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	c, err := pathContactUUID(r)
 	if err != nil {
+		return err
+	}
+	if err := q.err(); err != nil {
 		return err
 	}
 	n, err := s.eng.RemoveDNC(r.Context(), c)
@@ -182,13 +187,13 @@ func (s *server) removeDNC(w http.ResponseWriter, r *http.Request) error {
 // skips the contact's waiting items in the pools whose rule has
 // remove_on_opt_out, in one transaction. The body may only be empty or
 // {}. Opting out again is harmless.
-func (s *server) optOut(w http.ResponseWriter, r *http.Request) error {
+func (s *server) optOut(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	c, err := pathContactUUID(r)
 	if err != nil {
 		return err
 	}
-	var v validate.Validator
-	if err := decode(w, r, &v, &struct{}{}, true); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &struct{}{}, true); err != nil {
 		return err
 	}
 	if err := v.Err(); err != nil {

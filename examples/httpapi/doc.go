@@ -274,11 +274,16 @@
 // Query parameters are validated the same way, in the same 422
 // (?per_page=500 is a 422 on per_page; ?page=0&type=Random names both, and a
 // claim's bad ?wait= is named beside its body's fields). A parameter that is
-// not URL-encoded (a bad %-escape, a ";"), or that an endpoint taking
-// query parameters (the listings, dispatch) does not take (rule "unknown":
-// ?stauts=, ?Status=; names match exactly, as a body's fields do), is a
-// 422 naming it too, never dropped: a listing is not answered without its
-// filter; so is a query of more than 10,000 parameters (a 422 on "query").
+// not URL-encoded (a bad %-escape, a ";"), or that the endpoint does not
+// take (rule "unknown": ?stauts=, ?Status=; names match exactly, as a
+// body's fields do), is a 422 naming it too, never dropped: a listing is
+// not answered without its filter. That holds on every endpoint, those
+// that take no parameter included (all but the listings, GET
+// /escalations and the claim's ?wait=): ?priority=5 on POST …/contacts,
+// whose priority is the body's, or ?dry_run=1 on a DELETE, is a 422 and
+// changes nothing, where ignoring it would do for real what the client
+// asked otherwise. So is a query of more than 10,000 parameters (a 422 on
+// "query").
 //
 // A request that fails writes nothing, but for the expired leases a
 // settlement finds (see above) and a 500 OUTCOME_UNKNOWN: bodies are

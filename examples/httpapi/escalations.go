@@ -24,8 +24,7 @@ type escalationList struct {
 // listEscalations: GET /api/v1/escalations?after=&limit=&pool_uuid=.
 // pool_uuid is a filter, not a lookup: escalations outlive their pools, so
 // a pool that no longer exists is not a 404 (its escalations are listed).
-func (s *server) listEscalations(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r, "after", "limit", "pool_uuid")
+func (s *server) listEscalations(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	var in campaign.EscalationQuery
 	if raw := q.q.Get("after"); raw != "" {
 		n, err := strconv.ParseInt(raw, 10, 64)

@@ -81,14 +81,14 @@ type createPoolRequest struct {
 }
 
 // createPool: POST /api/v1/pools, body createPoolRequest.
-func (s *server) createPool(w http.ResponseWriter, r *http.Request) error {
+func (s *server) createPool(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	var in createPoolRequest
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, false, readOnlyPool...); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, false, readOnlyPool...); err != nil {
 		return err
 	}
 	v.Merge("", in.Validate())
-	in.check(&v, nil, true)
+	in.check(v, nil, true)
 	if err := v.Err(); err != nil {
 		return err
 	}
@@ -104,8 +104,7 @@ func (s *server) createPool(w http.ResponseWriter, r *http.Request) error {
 // listPools: GET /api/v1/pools?page=&per_page=&search=&type=&is_active=.
 // The query's own rules (per_page's upper bound, type, search) join the
 // handler's checks, so that one 422 names every bad parameter.
-func (s *server) listPools(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r, listParams("type", "is_active", "search")...)
+func (s *server) listPools(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	page, perPage := q.page()
 	in := pool.PoolQuery{
 		Page:     page,
@@ -129,9 +128,12 @@ func (s *server) listPools(w http.ResponseWriter, r *http.Request) error {
 }
 
 // getPool: GET /api/v1/pools/{uuid}.
-func (s *server) getPool(w http.ResponseWriter, r *http.Request) error {
+func (s *server) getPool(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathPool(r)
 	if err != nil {
+		return err
+	}
+	if err := q.err(); err != nil {
 		return err
 	}
 	d, err := s.eng.Pool(r.Context(), id)
@@ -154,14 +156,14 @@ type updatePoolRequest struct {
 // update, only the fields sent change. Campaigns sent back are checked
 // against the pool as read before the update, in a transaction of its
 // own.
-func (s *server) updatePool(w http.ResponseWriter, r *http.Request) error {
+func (s *server) updatePool(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathPool(r)
 	if err != nil {
 		return err
 	}
 	var in updatePoolRequest
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, false, readOnlyPool...); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, false, readOnlyPool...); err != nil {
 		return err
 	}
 	v.Merge("", in.Validate())
@@ -172,7 +174,7 @@ func (s *server) updatePool(w http.ResponseWriter, r *http.Request) error {
 		case err != nil:
 			return err
 		default:
-			in.check(&v, d.Campaigns, false)
+			in.check(v, d.Campaigns, false)
 		}
 	}
 	if err := v.Err(); err != nil {
@@ -187,9 +189,12 @@ func (s *server) updatePool(w http.ResponseWriter, r *http.Request) error {
 }
 
 // deletePool: DELETE /api/v1/pools/{uuid}. 409 while an item is in flight.
-func (s *server) deletePool(w http.ResponseWriter, r *http.Request) error {
+func (s *server) deletePool(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathPool(r)
 	if err != nil {
+		return err
+	}
+	if err := q.err(); err != nil {
 		return err
 	}
 	if err := s.eng.DeletePool(r.Context(), id); err != nil {
@@ -201,14 +206,14 @@ func (s *server) deletePool(w http.ResponseWriter, r *http.Request) error {
 
 // duplicatePool: POST /api/v1/pools/{uuid}/duplicate, body
 // pool.DuplicateParams, which may be empty.
-func (s *server) duplicatePool(w http.ResponseWriter, r *http.Request) error {
+func (s *server) duplicatePool(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 	id, err := pathPool(r)
 	if err != nil {
 		return err
 	}
 	var in pool.DuplicateParams
-	var v validate.Validator
-	if err := decode(w, r, &v, &in, true); err != nil {
+	v := &q.v
+	if err := decode(w, r, v, &in, true); err != nil {
 		return err
 	}
 	v.Merge("", in.Validate())

@@ -449,7 +449,11 @@ const MaxQueryParams = 10_000
 // parameter given twice (rule "repeated"), of which it would keep one,
 // and a parameter that is not one of accepted, the endpoint's (rule
 // "unknown", names matching exactly, as a body's fields do): a misspelled
-// or miscased filter (?stauts=, ?Status=) would be dropped too.
+// or miscased filter (?stauts=, ?Status=) would be dropped too, and so
+// would a parameter sent to an endpoint that takes none, which would then
+// do for real what the client may have asked otherwise (?priority=5 on an
+// add, ?dry_run=1 on a delete). The server reads the query of every
+// request so, with the parameters its route takes (see server.handle).
 func newQuery(r *http.Request, accepted ...string) *queryParams {
 	p := &queryParams{q: url.Values{}}
 	unknown := "is not a parameter of this endpoint (it takes none)"
@@ -495,12 +499,6 @@ func newQuery(r *http.Request, accepted ...string) *queryParams {
 // overflowing), checked here too so that a page too large is named in the
 // same 422 as the query's other bad parameters.
 const MaxPage = pool.MaxPage
-
-// listParams returns the parameters of a listing: those of its page
-// (read by page), then extra.
-func listParams(extra ...string) []string {
-	return append([]string{"page", "per_page"}, extra...)
-}
 
 // page reads the page and per_page parameters. Zero means not given: the
 // engine applies its defaults, and checks the upper bound of per_page

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -174,6 +176,13 @@ func everyRoute() []routeCase {
 // succeeds: the parameter alone is refused.
 func TestQuery_UnknownParameterEveryRoute(t *testing.T) {
 	t.Parallel()
+	var patterns []string
+	for _, tc := range everyRoute() {
+		patterns = append(patterns, tc.pattern)
+	}
+	require.ElementsMatch(t, slices.Collect(maps.Keys(setup(t).srv.routes)), patterns,
+		"the table lists every endpoint the server registers, once")
+
 	for _, tc := range everyRoute() {
 		method, _, _ := strings.Cut(tc.pattern, " ")
 		for _, param := range []string{"dry_run=1", "priority=5", "Page=2"} {

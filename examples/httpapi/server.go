@@ -24,6 +24,9 @@ type server struct {
 	open  bool              // false when no token was given: every request gets 401
 	mux   *http.ServeMux
 	log   *slog.Logger
+	// routes maps the pattern of each endpoint to the query parameters
+	// it takes.
+	routes map[string][]string
 
 	// stopping is done once stopWaiting is called: waiting claims return.
 	stopping context.Context
@@ -39,24 +42,27 @@ func newServer(eng *queue.Engine, token string, log *slog.Logger) *server {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &server{
-		eng:   eng,
-		token: sha256.Sum256([]byte(token)),
-		open:  token != "",
-		mux:   http.NewServeMux(),
-		log:   log,
+		eng:    eng,
+		token:  sha256.Sum256([]byte(token)),
+		open:   token != "",
+		mux:    http.NewServeMux(),
+		log:    log,
+		routes: map[string][]string{},
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 
+	// Every endpoint, with the query parameters it takes: this list alone
+	// says which, and handle refuses any other (see newQuery).
 	s.handle("POST /api/v1/pools", s.createPool)
-	s.handle("GET /api/v1/pools", s.listPools)
+	s.handle("GET /api/v1/pools", s.listPools, "page", "per_page", "type", "is_active", "search")
 	s.handle("GET /api/v1/pools/{uuid}", s.getPool)
 	s.handle("PUT /api/v1/pools/{uuid}", s.updatePool)
 	s.handle("DELETE /api/v1/pools/{uuid}", s.deletePool)
 	s.handle("POST /api/v1/pools/{uuid}/duplicate", s.duplicatePool)
 	s.handle("POST /api/v1/pools/{uuid}/contacts", s.addContacts)
-	s.handle("GET /api/v1/pools/{uuid}/contacts", s.listContacts)
+	s.handle("GET /api/v1/pools/{uuid}/contacts", s.listContacts, "page", "per_page", "status", "search")
 
-	s.handle("POST /api/v1/pools/{uuid}/dispatch", s.dispatch)
+	s.handle("POST /api/v1/pools/{uuid}/dispatch", s.dispatch, "wait")
 	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/in-call", s.inCall)
 	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/extend", s.extend)
 	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/complete", s.complete)
@@ -64,13 +70,13 @@ func newServer(eng *queue.Engine, token string, log *slog.Logger) *server {
 	s.handle("POST /api/v1/pools/{uuid}/contacts/{contact}/release", s.release)
 
 	s.handle("POST /api/v1/rules", s.createRule)
-	s.handle("GET /api/v1/rules", s.listRules)
+	s.handle("GET /api/v1/rules", s.listRules, "page", "per_page", "type", "search")
 	s.handle("GET /api/v1/rules/{uuid}", s.getRule)
 	s.handle("PUT /api/v1/rules/{uuid}", s.updateRule)
 	s.handle("DELETE /api/v1/rules/{uuid}", s.deleteRule)
 
 	s.handle("POST /api/v1/campaigns", s.createCampaign)
-	s.handle("GET /api/v1/campaigns", s.listCampaigns)
+	s.handle("GET /api/v1/campaigns", s.listCampaigns, "page", "per_page", "status", "search", "rule_uuid")
 	s.handle("GET /api/v1/campaigns/{uuid}", s.getCampaign)
 	s.handle("PUT /api/v1/campaigns/{uuid}", s.updateCampaign)
 	s.handle("DELETE /api/v1/campaigns/{uuid}", s.deleteCampaign)
@@ -82,20 +88,30 @@ func newServer(eng *queue.Engine, token string, log *slog.Logger) *server {
 	s.handle("PUT /api/v1/campaigns/{uuid}/rule", s.assignRule)
 
 	s.handle("POST /api/v1/dnc", s.addDNC)
-	s.handle("GET /api/v1/dnc", s.listDNC)
+	s.handle("GET /api/v1/dnc", s.listDNC, "page", "per_page")
 	s.handle("GET /api/v1/dnc/{contact}", s.getDNC)
 	s.handle("DELETE /api/v1/dnc/{contact}", s.removeDNC)
 	s.handle("POST /api/v1/contacts/{contact}/opt-out", s.optOut)
-	s.handle("GET /api/v1/escalations", s.listEscalations)
+	s.handle("GET /api/v1/escalations", s.listEscalations, "after", "limit", "pool_uuid")
 	return s
 }
 
-// handle registers h, whose returned error becomes the error envelope. A
+// handler is an endpoint. q is the request's query, read for the
+// parameters the endpoint takes (newQuery): its failures (a parameter the
+// endpoint does not take, one given twice or not URL-encoded) are already
+// in q.v. A handler adds its own failures to q.v (the query's values, the
+// body's fields: one 422 names them all), or returns q.err() first, and
+// never changes anything while q.v has failed.
+type handler func(w http.ResponseWriter, r *http.Request, q *queryParams) error
+
+// handle registers h for pattern, taking the query parameters named in
+// query and no other. h's returned error becomes the error envelope. A
 // panic in h is a 500 in the envelope too, logged with its stack (h
 // writes its response only once it has it whole, so nothing was written
 // yet); http.ErrAbortHandler goes on to net/http, which aborts the
 // response.
-func (s *server) handle(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+func (s *server) handle(pattern string, h handler, query ...string) {
+	s.routes[pattern] = query
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			v := recover()
@@ -107,7 +123,7 @@ func (s *server) handle(pattern string, h func(http.ResponseWriter, *http.Reques
 			}
 			s.writeError(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
 		}()
-		if err := h(w, r); err != nil {
+		if err := h(w, r, newQuery(r, query...)); err != nil {
 			s.writeError(w, r, err)
 		}
 	})

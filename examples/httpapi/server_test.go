@@ -237,8 +237,8 @@ func (e errTest) Error() string { return string(e) }
 func TestServer_PanicIsA500(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.srv.handle("GET /api/v1/panic", func(http.ResponseWriter, *http.Request) error { panic("the handler's bug") })
-	b.srv.handle("GET /api/v1/abort", func(http.ResponseWriter, *http.Request) error { panic(http.ErrAbortHandler) })
+	b.srv.handle("GET /api/v1/panic", func(http.ResponseWriter, *http.Request, *queryParams) error { panic("the handler's bug") })
+	b.srv.handle("GET /api/v1/abort", func(http.ResponseWriter, *http.Request, *queryParams) error { panic(http.ErrAbortHandler) })
 
 	res := b.do("GET", "/api/v1/panic", nil)
 	require.Equal(t, http.StatusInternalServerError, res.Status, "body: %s", res.Body)
