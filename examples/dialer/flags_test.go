@@ -63,6 +63,8 @@ func TestParse_RejectsBadFlags(t *testing.T) {
 // TestMain_Help: -h prints the usage and exits 0, as a Go program's flags
 // do by default (a supervisor's or a script's `dialer -h` is no failure);
 // a bad flag exits 2, with its usage, and no "dialer:" error line repeated.
+// Both go to stderr, as the flag package's default does, and stdout stays
+// empty: stdout is the dialer's report, which a script may read.
 func TestMain_Help(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -72,18 +74,22 @@ func TestMain_Help(t *testing.T) {
 		{"-h", 0},
 		{"-help", 0},
 		{"-no-such-flag", 2},
+		{"-workers x", 2},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "POOLQ_DIALER_ARGS="+tc.args)
-		out, err := cmd.CombinedOutput()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
 		} else {
 			require.NoError(t, err)
 		}
-		require.Equal(t, tc.code, code, "%s: %s", tc.args, out)
-		require.Contains(t, string(out), "Usage of dialer", tc.args)
-		require.NotContains(t, string(out), "dialer: flag", tc.args)
+		require.Equal(t, tc.code, code, "%s: stdout: %s\nstderr: %s", tc.args, &stdout, &stderr)
+		require.Empty(t, stdout.String(), "%s: stdout", tc.args)
+		require.Contains(t, stderr.String(), "Usage of dialer", tc.args)
+		require.NotContains(t, stderr.String(), "dialer: flag", tc.args)
 	}
 }

@@ -464,16 +464,20 @@ func TestServe_BadFlags(t *testing.T) {
 
 // TestMain_FlagExits: -h prints the usage and exits 0; a flag the flag
 // package cannot parse exits 2 with the usage, as Go programs' flags do,
-// and its message is not repeated as an "httpapi:" error line.
+// and its message is not repeated as an "httpapi:" error line. Both go to
+// stderr, as the flag package's default does, and stdout stays empty: a
+// script that reads the server's output (its banner) never reads a usage.
 func TestMain_FlagExits(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		arg  string
 		code int
-	}{{"-h", 0}, {"-no-such-flag", 2}} {
+	}{{"-h", 0}, {"-help", 0}, {"-no-such-flag", 2}, {"-addr", 2}} {
 		cmd := exec.Command(os.Args[0], tc.arg)
 		cmd.Env = append(os.Environ(), runMainEnv+"=1")
-		out, err := cmd.CombinedOutput()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
 		code := 0
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
@@ -481,8 +485,9 @@ func TestMain_FlagExits(t *testing.T) {
 		} else {
 			require.NoError(t, err)
 		}
-		require.Equal(t, tc.code, code, "%s: %s", tc.arg, out)
-		require.Contains(t, string(out), "Usage of httpapi", tc.arg)
-		require.NotContains(t, string(out), "httpapi: flag", tc.arg)
+		require.Equal(t, tc.code, code, "%s: stdout: %s\nstderr: %s", tc.arg, &stdout, &stderr)
+		require.Empty(t, stdout.String(), "%s: stdout", tc.arg)
+		require.Contains(t, stderr.String(), "Usage of httpapi", tc.arg)
+		require.NotContains(t, stderr.String(), "httpapi: flag", tc.arg)
 	}
 }
