@@ -27,7 +27,7 @@ func TestRun_TimeoutWhileWaitingForSetup(t *testing.T) {
 
 	var out bytes.Buffer
 	start := time.Now()
-	err = run(ctx, []string{"-db", db, "-contacts", "30", "-workers", "2", "-timeout", "300ms"}, &out)
+	err = run(ctx, []string{"-db", db, "-contacts", "30", "-workers", "2", "-timeout", "300ms"}, &out, &out)
 	require.Less(t, time.Since(start), 30*time.Second, "-timeout is not honoured while waiting for the lock")
 	require.EqualError(t, err, "not finished: context deadline exceeded", "output: %s", out.String())
 }

@@ -66,7 +66,7 @@ func main() {
 		<-ctx.Done()
 		stop() // the default action again: the next signal ends the process
 	}()
-	err := run(ctx, os.Args[1:], os.Stdout)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	var bad badFlags
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -80,7 +80,7 @@ func main() {
 }
 
 // badFlags is the error of arguments the flag package refused: it has said
-// why, with the usage, on the usage's writer.
+// why, with the usage, on stderr.
 type badFlags struct{ error }
 
 func (e badFlags) Unwrap() error { return e.error }
@@ -93,10 +93,12 @@ type config struct {
 	timeout  time.Duration
 }
 
-func parse(args []string, out io.Writer) (config, error) {
+// parse reads the flags. The flag package writes its errors and the usage
+// (-h) to errOut, stderr in main, as its default does.
+func parse(args []string, errOut io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("dialer", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(errOut)
 	fs.StringVar(&c.db, "db", "poolq-dialer.db", "SQLite file (created if missing), or a PostgreSQL URL postgres://…")
 	fs.IntVar(&c.contacts, "contacts", 3000, "items to load, split over the three pools; every tenth item of a pool is a contact in all three (3000 items: 2800 contacts)")
 	fs.IntVar(&c.workers, "workers", 16, "dialer goroutines")
@@ -133,8 +135,10 @@ var pools = []struct {
 	{"Campaign blast (Parallel)", pool.Parallel},
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
-	cfg, err := parse(args, out)
+// run is the dialer with the command line args: its progress and summary
+// go to out, the flag package's errors and usage to errOut.
+func run(ctx context.Context, args []string, out, errOut io.Writer) error {
+	cfg, err := parse(args, errOut)
 	if err != nil {
 		return err
 	}

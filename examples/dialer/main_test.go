@@ -61,7 +61,7 @@ func testTwoAtOnce(t *testing.T, db string) {
 	for range 2 {
 		go func() {
 			var out bytes.Buffer
-			err := run(ctx, args, &out)
+			err := run(ctx, args, &out, &out)
 			if err != nil {
 				err = fmt.Errorf("%w\n%s", err, out.String())
 			}
@@ -102,7 +102,7 @@ func testRun(t *testing.T, db string) {
 	args := []string{"-db", db, "-contacts", "90", "-workers", "4", "-seed", "3"}
 
 	var out bytes.Buffer
-	require.NoError(t, run(ctx, args, &out))
+	require.NoError(t, run(ctx, args, &out, &out))
 	require.Regexp(t, `Renewals \(FIFO\)\s+FIFO\s+contacts added\s+30, already there\s+0`, out.String())
 	require.Regexp(t, `\d+ calls in .*calls/s`, out.String())
 	require.Contains(t, out.String(), `campaign "Dialer demo" is In Process, rule "Two calls a contact": at most 2 calls per contact`)
@@ -184,7 +184,7 @@ func testRun(t *testing.T, db string) {
 
 	// A second run resumes: the same pools, no contact added twice.
 	out.Reset()
-	require.NoError(t, run(ctx, args, &out))
+	require.NoError(t, run(ctx, args, &out, &out))
 	require.Regexp(t, `Renewals \(FIFO\)\s+FIFO\s+contacts added\s+0, already there\s+30`, out.String())
 	require.Regexp(t, `0 calls in`, out.String())
 	require.Contains(t, out.String(), `campaign "Dialer demo" is In Process`)

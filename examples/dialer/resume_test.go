@@ -40,7 +40,7 @@ func TestSetup_FindsItsRuleByExactName(t *testing.T) {
 	require.NoError(t, st.Close())
 
 	var out bytes.Buffer
-	err = run(ctx, []string{"-db", db, "-contacts", "30", "-workers", "4", "-seed", "3", "-timeout", "3s"}, &out)
+	err = run(ctx, []string{"-db", db, "-contacts", "30", "-workers", "4", "-seed", "3", "-timeout", "3s"}, &out, &out)
 	t.Logf("run: %v\n%s", err, out.String())
 
 	st, err = opendb.Open(ctx, db)
@@ -102,7 +102,7 @@ func TestRun_ResumesAfterSIGKILL(t *testing.T) {
 	// Run it again: 10 s for the dead process's leases to end, a minute
 	// for their retries, and some.
 	var out bytes.Buffer
-	err := run(ctx, strings.Fields(args+" -timeout 2m"), &out)
+	err := run(ctx, strings.Fields(args+" -timeout 2m"), &out, &out)
 	require.NoError(t, err, "the run after a crash did not finish:\n%s", lastLines(out.String(), 12))
 }
 

@@ -36,7 +36,7 @@ func TestRun_SummaryCeilingIsTheRules(t *testing.T) {
 	require.NoError(t, st.Close())
 
 	var out bytes.Buffer
-	require.NoError(t, run(ctx, []string{"-db", db, "-contacts", "30", "-workers", "4", "-seed", "3"}, &out))
+	require.NoError(t, run(ctx, []string{"-db", db, "-contacts", "30", "-workers", "4", "-seed", "3"}, &out, &out))
 
 	st, err = opendb.Open(ctx, db)
 	require.NoError(t, err)

@@ -30,7 +30,7 @@ func main() {
 		<-ctx.Done()
 		stop() // a second signal kills at once instead of waiting for the shutdown
 	}()
-	err := run(ctx, os.Args[1:], os.Stdout)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	var bad badFlags
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -58,11 +58,12 @@ type config struct {
 }
 
 // parse reads the flags; the token comes from -token, else $POOLQ_TOKEN
-// (read with getenv), else crypto/rand.
-func parse(args []string, out io.Writer, getenv func(string) string) (config, error) {
+// (read with getenv), else crypto/rand. The flag package writes its errors
+// and the usage (-h) to errOut, stderr in main, as its default does.
+func parse(args []string, errOut io.Writer, getenv func(string) string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("httpapi", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(errOut)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	fs.StringVar(&c.db, "db", "poolq-httpapi.db", "SQLite file (created if missing), or a PostgreSQL URL postgres://…")
 	fs.StringVar(&c.token, "token", "", "bearer token clients must send (default: $POOLQ_TOKEN, else a random one)")
@@ -95,9 +96,10 @@ func parse(args []string, out io.Writer, getenv func(string) string) (config, er
 
 // run serves the API until ctx ends, then shuts down gracefully: it stops
 // accepting connections, ends waiting dispatches, and waits up to
-// shutdownGrace for the requests in progress.
-func run(ctx context.Context, args []string, out io.Writer) error {
-	cfg, err := parse(args, out, os.Getenv)
+// shutdownGrace for the requests in progress. The banner and the logs go
+// to out, the flag package's errors and usage to errOut.
+func run(ctx context.Context, args []string, out, errOut io.Writer) error {
+	cfg, err := parse(args, errOut, os.Getenv)
 	if err != nil {
 		return err
 	}
