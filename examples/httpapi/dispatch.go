@@ -69,18 +69,34 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request, q *queryParams
 		return err // ErrAtCapacity is a 409
 	}
 	if ctx.Err() != nil {
-		// The client left: nobody will settle this lease. Give it back now
-		// rather than let it expire as a failed attempt.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-		defer cancel()
-		if err := s.eng.Release(rctx, l); err != nil {
-			s.log.Warn("httpapi: release the lease of a departed client",
-				"pool", l.PoolUUID, "contact", l.ContactUUID, "token", l.Token, "err", err)
-		}
+		// The client left: nobody will settle this lease.
+		s.giveBack(ctx, l)
 		return ctx.Err()
 	}
 	s.ok(w, http.StatusOK, "Item dispatched", l)
+	// Sent now rather than once the handler returns, to learn whether it
+	// could be: a write that fails leaves part of the answer unsent (its
+	// Content-Length tells the client it is cut short), so the client
+	// does not have the lease. One that succeeds only says the operating
+	// system took the bytes: see "A claim whose client is gone" in the
+	// package doc.
+	if err := http.NewResponseController(w).Flush(); err != nil {
+		s.giveBack(ctx, l)
+	}
 	return nil
+}
+
+// giveBack releases l, the lease of a claim whose client cannot have it
+// (it left, or the answer could not be written), rather than let it expire
+// as a failed attempt of a contact nobody called. A failure is logged: the
+// lease then expires.
+func (s *server) giveBack(ctx context.Context, l *queue.Lease) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := s.eng.Release(rctx, l); err != nil {
+		s.log.Warn("httpapi: release the lease of a departed client",
+			"pool", l.PoolUUID, "contact", l.ContactUUID, "token", l.Token, "err", err)
+	}
 }
 
 // duration reads a duration parameter, a Go duration ("1.5s", "500ms") or

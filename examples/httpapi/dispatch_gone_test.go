@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -134,4 +136,29 @@ func TestDispatch_ClientGoneBeforeTheAnswer(t *testing.T) {
 	it := b.item(p.UUID, c)
 	require.Equal(t, pool.StatusPending, it.Status, "the lease nobody will settle is given back")
 	require.Zero(t, it.Attempts, "the attempt is not counted")
+}
+
+// TestDispatch_AnswerHasContentLength: a claim's answer, sent before its
+// handler returns (to learn whether it could be), carries its length, not
+// chunks: a client that gets part of it knows it was cut short, and one
+// that gets all of it needs nothing more from the connection.
+func TestDispatch_AnswerHasContentLength(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Length", pool.FIFO, 1)
+	b.addContacts(p.UUID, 1, 0)
+	ts := httptest.NewServer(b.srv)
+	t.Cleanup(ts.Close)
+
+	req, err := http.NewRequest("POST", ts.URL+"/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	res, err := ts.Client().Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, "body: %s", body)
+	require.Empty(t, res.TransferEncoding)
+	require.Equal(t, int64(len(body)), res.ContentLength)
 }

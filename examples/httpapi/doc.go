@@ -105,8 +105,25 @@
 //   - ?wait= (a Go duration like "5s", or whole seconds; at most 30s) makes
 //     the claim wait for an item (long polling) instead of answering 204 or
 //     409 at once; when the wait runs out, one last try decides between 200,
-//     204 and 409. A claim whose client disconnects before the answer gives
-//     its lease back (Release: attempt not counted).
+//     204 and 409.
+//
+// A claim whose client is gone gives its lease back (Release: due again at
+// once, the attempt not counted) when the server can tell the client does
+// not have it: the request's context ended before the answer was written
+// (net/http ends it when it reads the end of the connection, or a reset,
+// while the claim runs), or writing the answer failed (the connection was
+// closed or reset, or the server's write timeout passed). The answer
+// carries a Content-Length, so a client that got part of it knows it was
+// cut short. The server cannot tell more: a write succeeds once the
+// operating system has taken the bytes, before they reach the client, and
+// net/http stops watching a connection for its end once it has read the
+// first byte of a pipelined request. So the lease of a client that
+// vanishes after the answer was written (its host down, a reset arriving
+// after the write, a proxy in front of the server that took the answer and
+// lost its own client) stands: it expires after the engine's lease timeout
+// as a failed attempt, counted and retried after the retry delay, as after
+// a dialer's crash. A client that got no whole answer to a claim must not
+// dial: the contact comes back, at once or when that lease ends.
 //
 // Rules and campaigns (the API's /rules and /campaigns; [campaign.Rule] and
 // [campaign.Campaign] fields, defaults and limits):
