@@ -420,7 +420,7 @@ func (s *server) deleteCampaign(w http.ResponseWriter, r *http.Request, q *query
 // resume, complete, archive. 409 WRONG_STATUS from a status the action
 // does not apply to; 409 CONFLICT when another campaign governs a pool.
 // The body may only be empty or {}.
-func (s *server) campaignAction(a campaign.Action) func(http.ResponseWriter, *http.Request, *queryParams) error {
+func (s *server) campaignAction(a campaign.Action) handler {
 	return func(w http.ResponseWriter, r *http.Request, q *queryParams) error {
 		id, err := pathID(r, "Campaign")
 		if err != nil {

@@ -209,3 +209,18 @@ func TestQuery_UnknownParameterEveryRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestQuery_UnknownParameterBesideTheBody: on an endpoint that takes a
+// body, a parameter it does not take is named in the same 422 as the
+// body's failures, as a claim's bad ?wait= is.
+func TestQuery_UnknownParameterBesideTheBody(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Beside", pool.FIFO, 1)
+	b.unchanged(func() {
+		requireInvalid(t, b.do("POST", "/api/v1/pools?dry_run=1", `{"name": "ab", "max_retry": 1}`),
+			"dry_run", "name", "description", "max_retry")
+		requireInvalid(t, b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/contacts?priority=5", `{"contact_uuids": ["x"]}`),
+			"priority", "contact_uuids[0]")
+	})
+}
