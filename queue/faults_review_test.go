@@ -222,7 +222,10 @@ func TestEngine_FaultBeforeTheWriteWritesNothing(t *testing.T) {
 func TestSQLite_FaultBehindAnotherProcessWritesNothing(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "held.db")
-	st, err := sqlite.Open(context.Background(), path, sqlite.Options{CheckCache: true, BusyTimeout: 20 * time.Millisecond})
+	// The busy timeout and the two contexts far apart (10× and 20×): on a loaded
+	// machine the driver notices a context's end late, and with 20 ms
+	// against 5 ms the busy timeout could end the wait first.
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{CheckCache: true, BusyTimeout: 100 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	c := newClock()
@@ -232,7 +235,7 @@ func TestSQLite_FaultBehindAnotherProcessWritesNothing(t *testing.T) {
 	for _, op := range ops {
 		before := stateOf(t, b)
 		release := holdFileLock(t, path)
-		ctx, cancel := context.WithTimeout(b.ctx, 150*time.Millisecond)
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
 		err := op.call(ctx)
 		cancel()
 		want := store.ErrLockTimeout
