@@ -232,6 +232,10 @@ func TestDuplicateParams_Validate(t *testing.T) {
 		{name: "ErrNameBlank", d: pool.DuplicateParams{Name: ptr(" ")}, wantErr: map[string]string{"name": validate.RuleRequired}},
 		{name: "ErrNameShort", d: pool.DuplicateParams{Name: ptr("ab")}, wantErr: map[string]string{"name": validate.RuleLength}},
 		{name: "ErrNameLong", d: pool.DuplicateParams{Name: ptr(strings.Repeat("語", 256))}, wantErr: map[string]string{"name": validate.RuleLength}},
+		// A given name is trimmed before its length is checked, as CopyName
+		// trims it: the copy is named what was validated.
+		{name: "ErrNameShortOnceTrimmed", d: pool.DuplicateParams{Name: ptr("  ab ")}, wantErr: map[string]string{"name": validate.RuleLength}},
+		{name: "OKName255OnceTrimmed", d: pool.DuplicateParams{Name: ptr(" " + strings.Repeat("語", 255) + "\n")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

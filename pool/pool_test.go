@@ -76,6 +76,12 @@ var createCases = []struct {
 		edit: func(p *pool.CreateParams) { p.Description = strings.Repeat("d", pool.MaxDescriptionLen) },
 		want: func(p *pool.Pool) { p.Description = strings.Repeat("d", pool.MaxDescriptionLen) },
 	},
+	{
+		name: "OKDescription4000MultiByteRunes",
+		edit: func(p *pool.CreateParams) { p.Description = strings.Repeat("語", 4000) }, // 12,000 bytes
+		want: func(p *pool.Pool) { p.Description = strings.Repeat("語", 4000) },
+	},
+	{name: "ErrDescription4001Characters", edit: func(p *pool.CreateParams) { p.Description = strings.Repeat("d", 4001) }, wantErr: map[string]string{"description": validate.RuleLength}},
 
 	// type
 	{name: "OKTypeEmptyDefaultsToFIFO", edit: func(p *pool.CreateParams) { p.Type = "" }, want: func(p *pool.Pool) { p.Type = pool.FIFO }},
@@ -314,6 +320,7 @@ func TestDefaults(t *testing.T) {
 	// The API's limits and defaults, as constants.
 	require.Equal(t, 3, pool.MinNameLen)
 	require.Equal(t, 255, pool.MaxNameLen)
+	require.Equal(t, 4000, pool.MaxDescriptionLen)
 	require.Equal(t, pool.FIFO, pool.DefaultType)
 	require.Equal(t, 10, pool.DefaultMaxParallelItems)
 	require.Equal(t, 1, pool.MinParallelItems)
