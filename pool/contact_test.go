@@ -13,6 +13,10 @@ import (
 
 func TestContact_Validate(t *testing.T) {
 	t.Parallel()
+	// email254 is a 254-byte address: a 64-byte local part, labels of 63,
+	// 63 and 61 bytes.
+	email254 := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61)
+	require.Len(t, email254, 254)
 	ok := pool.Contact{Name: "Ada Lovelace", PhoneNumber: "+15551234567", Email: "ada@example.com", TimeZone: "America/New_York"}
 	tests := []struct {
 		name  string
@@ -27,11 +31,16 @@ func TestContact_Validate(t *testing.T) {
 		{"OKPhoneShortest", func(c *pool.Contact) { c.PhoneNumber = "+12" }, "", ""},
 		{"OKPhoneLongest", func(c *pool.Contact) { c.PhoneNumber = "+123456789012345" }, "", ""},
 		{"OKEmailSubdomain", func(c *pool.Contact) { c.Email = "first.last+tag@mail.example.co.uk" }, "", ""},
+		{"OKEmailHyphenInLabel", func(c *pool.Contact) { c.Email = "ada@my-example.com" }, "", ""},
+		// The limits of an address, each at its bound: 254 bytes in all, a
+		// local part of 64, domain labels of 63.
+		{"OKEmailAtEveryLimit", func(c *pool.Contact) { c.Email = email254 }, "", ""},
 		{"OKZoneUTC", func(c *pool.Contact) { c.TimeZone = "UTC" }, "", ""},
 		{"OKZoneChatham", func(c *pool.Contact) { c.TimeZone = "Pacific/Chatham" }, "", ""},
 		{"OKZoneKolkata", func(c *pool.Contact) { c.TimeZone = "Asia/Kolkata" }, "", ""},
 
 		{"ErrNameTooLong", func(c *pool.Contact) { c.Name = strings.Repeat("é", pool.MaxContactNameLen+1) }, "name", validate.RuleLength},
+		{"ErrNameOf256Characters", func(c *pool.Contact) { c.Name = strings.Repeat("é", 256) }, "name", validate.RuleLength},
 		{"ErrNameNUL", func(c *pool.Contact) { c.Name = "Ada\x00" }, "name", validate.RuleFormat},
 		{"ErrNameInvalidUTF8", func(c *pool.Contact) { c.Name = "Ada \xff" }, "name", validate.RuleFormat},
 		{"ErrNamePadded", func(c *pool.Contact) { c.Name = " Ada" }, "name", validate.RuleFormat},
@@ -51,6 +60,11 @@ func TestContact_Validate(t *testing.T) {
 		{"ErrEmailSpace", func(c *pool.Contact) { c.Email = "ada lovelace@example.com" }, "email", validate.RuleFormat},
 		{"ErrEmailNoLocal", func(c *pool.Contact) { c.Email = "@example.com" }, "email", validate.RuleFormat},
 		{"ErrEmailTooLong", func(c *pool.Contact) { c.Email = strings.Repeat("a", 60) + "@" + strings.Repeat("b", 200) + ".com" }, "email", validate.RuleLength},
+		{"ErrEmail255Bytes", func(c *pool.Contact) { c.Email = email254 + "d" }, "email", validate.RuleLength},
+		{"ErrEmailLocalPart65", func(c *pool.Contact) { c.Email = strings.Repeat("a", 65) + "@example.com" }, "email", validate.RuleFormat},
+		{"ErrEmailLabel64", func(c *pool.Contact) { c.Email = "ada@" + strings.Repeat("b", 64) + ".com" }, "email", validate.RuleFormat},
+		{"ErrEmailLabelStartsWithHyphen", func(c *pool.Contact) { c.Email = "ada@-example.com" }, "email", validate.RuleFormat},
+		{"ErrEmailLabelEndsWithHyphen", func(c *pool.Contact) { c.Email = "ada@example-.com" }, "email", validate.RuleFormat},
 		{"ErrEmailNUL", func(c *pool.Contact) { c.Email = "ada\x00@example.com" }, "email", validate.RuleFormat},
 		{"ErrZoneUnknown", func(c *pool.Contact) { c.TimeZone = "Mars/Olympus_Mons" }, "timezone", validate.RuleFormat},
 		{"ErrZoneLocal", func(c *pool.Contact) { c.TimeZone = "Local" }, "timezone", validate.RuleFormat},
