@@ -64,6 +64,19 @@ func TestValidator_Required(t *testing.T) {
 	}
 }
 
+// TestValidator_RequiredInvalidUTF8: a value that is not valid UTF-8 fails
+// Required with rule "format", not "required": it is not blank, but it is
+// not text either.
+func TestValidator_RequiredInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{"\xff", "VIP \xfe\xff", "  \xc3"} {
+		ok, errs := ruleOf(func(v *validate.Validator) bool { return v.Required("description", in) })
+		require.False(t, ok, "%q", in)
+		fe := requireOneFailure(t, errs, "description", validate.RuleFormat)
+		require.Equal(t, "must be valid UTF-8", fe.Message)
+	}
+}
+
 func TestValidator_Text(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -80,6 +93,8 @@ func TestValidator_Text(t *testing.T) {
 		{"ErrInvalidUTF8", "busy \xff", 10, validate.RuleFormat, "must be valid UTF-8"},
 		{"ErrNUL", "bu\x00sy", 10, validate.RuleFormat, "must not contain NUL characters"},
 		{"ErrNULAtEnd", "busy\x00", 0, validate.RuleFormat, "must not contain NUL characters"},
+		{"ErrNULFirst", "\x00busy", 10, validate.RuleFormat, "must not contain NUL characters"},
+		{"ErrOnlyNUL", "\x00", 0, validate.RuleFormat, "must not contain NUL characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
