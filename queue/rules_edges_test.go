@@ -145,3 +145,88 @@ func TestEngine_PausedCampaignStillGoverns(t *testing.T) {
 	it := b.item(t, p, c)
 	require.Equal(t, pool.StatusFailed, it.Status, "the rule's ceiling of 1, not the pool's max_retries")
 }
+
+// TestEngine_OptedOutFinalFailureStaysFailed: the opt-out of a contact in
+// flight skips its item only when the failure would retry it. A failure
+// that ends the item (a final one, or the last attempt the rule's
+// max_total_calls allows, failed or expired) leaves it Failed, and the
+// failure (or the claim that applies the expiry) succeeds.
+func TestEngine_OptedOutFinalFailureStaysFailed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		rule    campaign.CreateRuleParams
+		failure queue.Failure
+		expire  bool // let the lease expire instead of failing it
+	}{
+		{"Final", campaign.CreateRuleParams{}, queue.Failure{Final: true, Note: "wrong number"}, false},
+		{"LastAttempt", campaign.CreateRuleParams{MaxTotalCalls: new(1)}, queue.Failure{Note: "no answer"}, false},
+		{"LastAttemptExpired", campaign.CreateRuleParams{MaxTotalCalls: new(1)}, queue.Failure{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			onBothStores(t, func(t *testing.T, b *testBundle) {
+				rule := tt.rule
+				rule.StartTime, rule.EndTime = new("08:00"), new("20:00")
+				p, _ := b.governed(t, pool.FIFO, "UTC", rule)
+				c := b.addIn(t, p.UUID, "")
+				l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+				require.NoError(t, err)
+				_, err = b.eng.OptOut(b.ctx, c)
+				require.NoError(t, err)
+				if tt.expire {
+					b.clock.Advance(testLease + time.Second)
+					_, err = b.eng.TryDequeue(b.ctx, p.UUID) // applies the expiry
+					require.ErrorIs(t, err, queue.ErrEmpty)
+				} else {
+					require.NoError(t, b.eng.Fail(b.ctx, l, tt.failure))
+				}
+				it := b.item(t, p.UUID, c)
+				require.Equal(t, pool.StatusFailed, it.Status)
+				require.Equal(t, 0, it.RetryCount)
+				require.Equal(t, 1, it.Attempts)
+			})
+		})
+	}
+}
+
+// TestEngine_EscalationOfAnEndingFailure: an escalation recorded by the
+// failure that ends an item (a final one, or its last attempt) counts
+// every attempt the item failed, although the last scheduled no retry.
+func TestEngine_EscalationOfAnEndingFailure(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		rule     campaign.CreateRuleParams
+		failures []queue.Failure // one per attempt
+	}{
+		{"FinalFirst", campaign.CreateRuleParams{EscalationAfterFailedAttempts: new(1)}, []queue.Failure{{Final: true}}},
+		{"LastAttempt", campaign.CreateRuleParams{MaxTotalCalls: new(2), EscalationAfterFailedAttempts: new(2), RetryIntervalMinutes: new(1)},
+			[]queue.Failure{{}, {}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			rule := tt.rule
+			rule.EscalationType, rule.EscalationTarget = new("supervisor"), new("ops@example.com")
+			p, _ := b.governed(t, pool.FIFO, "", rule)
+			c := b.addIn(t, p.UUID, "")
+			for i, f := range tt.failures {
+				if i > 0 {
+					b.clock.Advance(time.Minute + time.Second)
+				}
+				l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+				require.NoError(t, err)
+				require.NoError(t, b.eng.Fail(b.ctx, l, f))
+			}
+			require.Equal(t, pool.StatusFailed, b.item(t, p.UUID, c).Status)
+			list, err := b.eng.Escalations(b.ctx, campaign.EscalationQuery{})
+			require.NoError(t, err)
+			require.Len(t, list, 1)
+			require.Equal(t, len(tt.failures), list[0].FailedAttempts)
+			require.Equal(t, c, list[0].ContactUUID)
+		})
+	}
+}
