@@ -125,6 +125,23 @@ func TestEngine_RemoveNothing(t *testing.T) {
 	require.Equal(t, 1, b.counts(t, p.UUID)[pool.StatusPending])
 }
 
+// TestEngine_DNCMostContacts: AddDNC and RemoveDNC take MaxContactsPerCall
+// contacts in one call, the bound included.
+func TestEngine_DNCMostContacts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	most := make([]uuid.UUID, queue.MaxContactsPerCall)
+	for i := range most {
+		most[i] = uuid.New()
+	}
+	n, err := b.eng.AddDNC(b.ctx, most...)
+	require.NoError(t, err)
+	require.Equal(t, queue.MaxContactsPerCall, n)
+	n, err = b.eng.RemoveDNC(b.ctx, most...)
+	require.NoError(t, err)
+	require.Equal(t, queue.MaxContactsPerCall, n)
+}
+
 // TestFailureOf_NotesAlwaysSettle: whatever a handler's error says, the
 // note Work records is one the engine accepts.
 func TestFailureOf_NotesAlwaysSettle(t *testing.T) {
