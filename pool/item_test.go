@@ -46,6 +46,8 @@ func nested(depth int, inner string) json.RawMessage {
 
 func TestPrepareItems(t *testing.T) {
 	t.Parallel()
+	// siblings is 101 records in a list: 3 deep.
+	siblings := json.RawMessage("[" + strings.Repeat(`{"tags":["a"]},`, 100) + `{"tags":["a"]}]`)
 
 	tests := []struct {
 		name    string
@@ -112,6 +114,13 @@ func TestPrepareItems(t *testing.T) {
 			name: "OKPayloadAtDepthLimit",
 			in:   []pool.NewItem{{ContactUUID: contactA, Payload: nested(pool.MaxPayloadDepth, `"\"[[[[[[[[[[\\"`)}},
 			want: []pool.NewItem{{ContactUUID: contactA, Payload: nested(pool.MaxPayloadDepth, `"\"[[[[[[[[[[\\"`)}},
+		},
+		{
+			// Depth is how deeply values nest, not how many arrays and
+			// objects there are: a list of many records is shallow.
+			name: "OKPayloadManySiblingsShallow",
+			in:   []pool.NewItem{{ContactUUID: contactA, Payload: siblings}},
+			want: []pool.NewItem{{ContactUUID: contactA, Payload: siblings}},
 		},
 		{
 			name:    "ErrPayloadTooDeep",
