@@ -4,6 +4,7 @@ package queue_test
 // reach (each found by a change to the code that they let pass).
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
 
@@ -229,4 +231,51 @@ func TestEngine_EscalationOfAnEndingFailure(t *testing.T) {
 			require.Equal(t, c, list[0].ContactUUID)
 		})
 	}
+}
+
+// TestEngine_WatchEscalationsAtOnce: WatchEscalations learns of an
+// escalation this engine records at once, not at its next poll.
+func TestEngine_WatchEscalationsAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	c := newClock()
+	eng := openEngine(t, st, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: time.Hour})
+	b := &testBundle{ctx: ctx, eng: eng, st: st, clock: c}
+
+	p, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{EscalationAfterFailedAttempts: new(1)})
+	first := b.addIn(t, p.UUID, "")
+	second := b.addIn(t, p.UUID, "")
+	fail := func(want uuid.UUID) {
+		t.Helper()
+		l, err := b.eng.TryDequeue(ctx, p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, want, l.Item.ContactUUID)
+		require.NoError(t, b.eng.Fail(ctx, l, queue.Failure{Note: "no answer"}))
+	}
+	fail(first) // recorded before the watch: its first look finds it
+
+	wctx, cancel := context.WithCancel(ctx)
+	seen := make(chan campaign.Escalation, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.eng.WatchEscalations(wctx, 0, func(e campaign.Escalation) error { seen <- e; return nil })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	next := func() campaign.Escalation {
+		t.Helper()
+		select {
+		case e := <-seen:
+			return e
+		case <-time.After(10 * time.Second):
+			t.Fatal("no escalation delivered (PollInterval is an hour)")
+			return campaign.Escalation{}
+		}
+	}
+	require.Equal(t, first, next().ContactUUID)
+
+	fail(second) // recorded while the watch waits
+	require.Equal(t, second, next().ContactUUID)
 }
