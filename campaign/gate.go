@@ -133,7 +133,13 @@ func (g Gate) Admit(it pool.Item, now time.Time) (out pool.Item, at time.Time, o
 // be for Admit to forget them when that call starts a new day: far longer
 // than a local date lasts (a day, and an hour or two more on the date of
 // a change of its zone's offset), so that no zone, nor a clock hours
-// behind, puts them on the date of that call or of a later one.
+// behind, puts them on the date of that call or of a later one. Its test
+// is of the previous day's latest call: the days folded into that count
+// before stay in it while every new day starts within forgetAfter of the
+// one before (a contact called every day or so), so the count may hold
+// many days, too many and never too few where a zone moved west puts it on
+// the latest day's date. Forgetting each day on its own would need a
+// third day's count.
 const forgetAfter = 48 * time.Hour
 
 // sameDay reports whether the calls counted on the local date (in g.Loc)
