@@ -80,7 +80,10 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request, q *queryParams
 	// does not have the lease. One that succeeds only says the operating
 	// system took the bytes: see "A claim whose client is gone" in the
 	// package doc.
-	if err := http.NewResponseController(w).Flush(); err != nil {
+	// A writer that cannot flush (behind http.TimeoutHandler, or a
+	// middleware's wrapper without Unwrap) says nothing of the client: the
+	// answer goes when the handler returns, and the lease stands.
+	if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		s.giveBack(ctx, l)
 	}
 	return nil

@@ -122,8 +122,11 @@
 // after the write, a proxy in front of the server that took the answer and
 // lost its own client) stands: it expires after the engine's lease timeout
 // as a failed attempt, counted and retried after the retry delay, as after
-// a dialer's crash. A client that got no whole answer to a claim must not
-// dial: the contact comes back, at once or when that lease ends.
+// a dialer's crash. Served behind a wrapper whose writer cannot flush
+// (http.TimeoutHandler, a middleware's writer without Unwrap), the server
+// learns nothing of the write either: only the ended context gives the
+// lease back. A client that got no whole answer to a claim must not dial:
+// the contact comes back, at once or when that lease ends.
 //
 // Rules and campaigns (the API's /rules and /campaigns; [campaign.Rule] and
 // [campaign.Campaign] fields, defaults and limits):

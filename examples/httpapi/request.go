@@ -476,6 +476,9 @@ func newQuery(r *http.Request, accepted ...string) *queryParams {
 		switch {
 		case kerr != nil:
 			p.v.Add("query", validate.RuleFormat, fmt.Sprintf("holds a parameter whose name is not URL-encoded (got %s)", validate.Quote(pair)))
+		case key == "":
+			// Named by the query, as every 422 names a field.
+			p.v.Add("query", RuleUnknown, fmt.Sprintf("holds a parameter without a name (got %s)", validate.Quote(pair)))
 		case verr != nil || strings.Contains(pair, ";"):
 			p.v.Add(key, validate.RuleFormat, fmt.Sprintf(`must be URL-encoded, with no bad %%-escape or ";" (got %s)`, validate.Quote(pair)))
 		case !slices.Contains(accepted, key):
