@@ -15,7 +15,9 @@
 // servers on one database and schema share the pools, and wake each
 // other's waiting claims).
 //
-// It prints the address, the token and a sample curl, and shuts down
+// It prints the address, the token (its source's name, "$POOLQ_TOKEN", when
+// it comes from there, so that a secret set in the environment stays out of
+// the log) and a sample curl, and shuts down
 // gracefully on SIGINT or SIGTERM: it stops accepting connections, ends the
 // dispatches waiting for an item (they answer as a claim without a wait
 // would: 204 when nothing is due, 409 AT_CAPACITY when the pool is full),
