@@ -16,6 +16,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestGodoc_StatusAfterWraps: Status.After returns "the status a campaign
+// in status s moves to with a, or an error wrapping ErrWrongStatus" — for
+// every action and status, an error is ErrWrongStatus.
+func TestGodoc_StatusAfterWraps(t *testing.T) {
+	t.Parallel()
+	actions := []campaign.Action{campaign.Start, campaign.Pause, campaign.Resume, campaign.Complete, campaign.Archive, "restart"}
+	for _, s := range campaign.Statuses() {
+		for _, a := range actions {
+			to, err := s.After(a)
+			if err != nil {
+				require.ErrorIs(t, err, campaign.ErrWrongStatus, "%s after %q", s, a)
+				require.Equal(t, s, to)
+			}
+		}
+	}
+}
+
 // TestGodoc_ParseStatus: "in any case; "Active" ... is In Process"; and
 // Statuses in the order a campaign goes through them.
 func TestGodoc_ParseStatus(t *testing.T) {
