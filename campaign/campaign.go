@@ -93,8 +93,10 @@ const (
 	Archive  Action = "archive"  // Completed → Archived
 )
 
-// After returns the status a campaign in status s moves to with a, or an
-// error wrapping [ErrWrongStatus].
+// After returns the status a campaign in status s moves to with a. When s
+// does not allow a, it returns s and an error wrapping [ErrWrongStatus];
+// for an action that is none of the constants above, s and an error that
+// does not (the caller's mistake, not the campaign's status).
 func (s Status) After(a Action) (Status, error) {
 	var to Status
 	var from []Status
