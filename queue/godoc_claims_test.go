@@ -4,6 +4,7 @@ package queue_test
 // promise, read as a caller programming against godoc would.
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
 
@@ -275,4 +277,219 @@ func TestGodoc_RulesPaging(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, pg.Data, 1)
 	require.Equal(t, want[5], pg.Data[0].UUID)
+}
+
+// TestGodoc_AttachPoolsErrors: AttachPools: "On any error nothing is
+// attached"; an inactive pool is named by its index in pools; a Completed
+// or Archived campaign gets campaign.ErrWrongStatus; a pool governed by
+// another campaign cannot be attached to one In Process or Paused
+// (campaign.ErrConflict), but may be to a Draft.
+func TestGodoc_AttachPoolsErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ok, inactive := b.pool(t, pool.FIFO, 1, 3), b.pool(t, pool.FIFO, 1, 3)
+	_, err := b.eng.UpdatePool(b.ctx, inactive.UUID, pool.UpdateParams{IsActive: new(false)})
+	require.NoError(t, err)
+	c := b.campaignOf(t, uuid.Nil)
+	_, err = b.eng.AttachPools(b.ctx, c.UUID, ok.UUID, ok.UUID, inactive.UUID)
+	require.Equal(t, []string{"pool_uuids[2]"}, fieldsOf(t, err))
+	got, err := b.eng.Campaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	require.Empty(t, got.PoolUUIDs, "nothing attached on an error")
+
+	held := b.pool(t, pool.FIFO, 1, 3)
+	owner := b.campaignOf(t, uuid.Nil, held.UUID)
+	_, err = b.eng.StartCampaign(b.ctx, owner.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.PauseCampaign(b.ctx, owner.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.TryDequeue(b.ctx, held.UUID)
+	require.ErrorIs(t, err, queue.ErrHeld, "paused: held")
+
+	other := b.campaignOf(t, uuid.Nil, ok.UUID)
+	_, err = b.eng.StartCampaign(b.ctx, other.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.AttachPools(b.ctx, other.UUID, held.UUID)
+	require.ErrorIs(t, err, campaign.ErrConflict)
+	res, err := b.eng.AttachPools(b.ctx, c.UUID, held.UUID)
+	require.NoError(t, err, "a Draft may share a governed pool")
+	require.Equal(t, 1, res.PoolsAttached)
+	_, err = b.eng.StartCampaign(b.ctx, c.UUID)
+	require.ErrorIs(t, err, campaign.ErrConflict, "start: another campaign (Paused) has one of its pools")
+	require.ErrorIs(t, b.eng.DeleteCampaign(b.ctx, owner.UUID), campaign.ErrConflict, "Paused")
+
+	_, err = b.eng.CompleteCampaign(b.ctx, other.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.AttachPools(b.ctx, other.UUID, b.pool(t, pool.FIFO, 1, 3).UUID)
+	require.ErrorIs(t, err, campaign.ErrWrongStatus)
+	_, err = b.eng.ArchiveCampaign(b.ctx, other.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.AttachPools(b.ctx, other.UUID, b.pool(t, pool.FIFO, 1, 3).UUID)
+	require.ErrorIs(t, err, campaign.ErrWrongStatus)
+
+	_, err = b.eng.CreateCampaign(b.ctx, campaign.CreateParams{Name: "No such rule", RuleUUID: new(uuid.New())})
+	require.ErrorIs(t, err, store.ErrNotFound, "CreateCampaign: an unknown rule")
+}
+
+// TestGodoc_DetachPool: DetachPool "reports whether it was attached";
+// "Errors: store.ErrNotFound for the campaign or the pool".
+func TestGodoc_DetachPool(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p, q := b.pool(t, pool.FIFO, 1, 3), b.pool(t, pool.FIFO, 1, 3)
+	c := b.campaignOf(t, uuid.Nil, p.UUID)
+	det, err := b.eng.DetachPool(b.ctx, c.UUID, q.UUID)
+	require.NoError(t, err)
+	require.False(t, det)
+	_, err = b.eng.DetachPool(b.ctx, c.UUID, uuid.New())
+	require.ErrorIs(t, err, store.ErrNotFound, "an unknown pool")
+	_, err = b.eng.DetachPool(b.ctx, uuid.New(), p.UUID)
+	require.ErrorIs(t, err, store.ErrNotFound, "an unknown campaign")
+	det, err = b.eng.DetachPool(b.ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+	require.True(t, det)
+}
+
+// TestGodoc_PauseLetsInFlightFinish: PauseCampaign: "its pools are held
+// (no new dispatch; items in flight finish)".
+func TestGodoc_PauseLetsInFlightFinish(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.Parallel, 5, 3)
+	b.add(t, p.UUID, 3)
+	c := b.campaignOf(t, uuid.Nil, p.UUID)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.PauseCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.ErrorIs(t, err, queue.ErrHeld)
+	require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+	got, err := b.eng.ResumeCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	require.Equal(t, campaign.InProcess, got.Status)
+	_, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+}
+
+// TestGodoc_UpdateRuleNoChange: UpdateRuleParams.Apply's changed says
+// whether a value differs, "the caller moves UpdatedAt only then".
+func TestGodoc_UpdateRuleNoChange(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.rule(t, campaign.CreateRuleParams{})
+	b.clock.Advance(time.Hour)
+	got, err := b.eng.UpdateRule(b.ctx, r.UUID, campaign.UpdateRuleParams{Name: new(r.Name), EndTime: new("18:00")})
+	require.NoError(t, err)
+	require.Equal(t, r, got)
+	got, err = b.eng.UpdateRule(b.ctx, r.UUID, campaign.UpdateRuleParams{EndTime: new("17:00")})
+	require.NoError(t, err)
+	require.Equal(t, b.clock.Now(), got.UpdatedAt)
+	require.Equal(t, r.CreatedAt, got.CreatedAt)
+	stored, err := b.eng.Rule(b.ctx, r.UUID)
+	require.NoError(t, err)
+	require.Equal(t, got, stored)
+}
+
+// TestGodoc_OptOutInFlight: OptOut: "An item of the contact in flight
+// finishes its attempt: completed, it stays Completed; failed, it is
+// Skipped instead of retried."
+func TestGodoc_OptOutInFlight(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.rule(t, campaign.CreateRuleParams{StartTime: new("00:00"), EndTime: new("23:59")})
+	p := b.pool(t, pool.Parallel, 5, 3)
+	cs := b.add(t, p.UUID, 2)
+	c := b.campaignOf(t, r.UUID, p.UUID)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	l1, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	l2, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	for _, ct := range cs {
+		n, err := b.eng.OptOut(b.ctx, ct)
+		require.NoError(t, err)
+		require.Equal(t, 0, n, "in flight: not skipped now")
+	}
+	require.NoError(t, b.eng.Complete(b.ctx, l1, "answered"))
+	require.NoError(t, b.eng.Fail(b.ctx, l2, queue.Failure{Note: "busy"}))
+	require.Equal(t, pool.StatusCompleted, b.item(t, p.UUID, l1.ContactUUID).Status)
+	it := b.item(t, p.UUID, l2.ContactUUID)
+	require.Equal(t, pool.StatusSkipped, it.Status, "failed after the opt-out: skipped, not retried")
+}
+
+// TestGodoc_EscalationOnceAndLowered: an item "records exactly one
+// escalation"; FailedAttempts is "the rule's threshold, or more if the
+// threshold was lowered below what the item had"; Type and Target are ""
+// when the rule has none; WatchEscalations sees one this engine records "at
+// once" (not after PollInterval).
+func TestGodoc_EscalationOnceAndLowered(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openMemStoreForGodoc(t)
+	c := newClock()
+	eng := openEngine(t, st, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: time.Hour})
+	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "Rule", StartTime: new("00:00"), EndTime: new("23:59"),
+		RetryIntervalMinutes: new(1), MaxTotalCalls: new(10), MaxCallsPerDay: new(10), EscalationAfterFailedAttempts: new(3)})
+	require.NoError(t, err)
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "Pool", Description: "d", Type: pool.FIFO})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	cp, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "Camp", RuleUUID: &r.UUID})
+	require.NoError(t, err)
+	_, err = eng.AttachPools(ctx, cp.UUID, p.UUID)
+	require.NoError(t, err)
+	_, err = eng.StartCampaign(ctx, cp.UUID)
+	require.NoError(t, err)
+
+	got := make(chan campaign.Escalation, 10)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- eng.WatchEscalations(wctx, 0, func(e campaign.Escalation) error { got <- e; return nil })
+	}()
+	fail := func() {
+		t.Helper()
+		l, err := eng.TryDequeue(ctx, p.UUID)
+		require.NoError(t, err)
+		require.NoError(t, eng.Fail(ctx, l, queue.Failure{Note: "busy"}))
+		c.Advance(2 * time.Minute)
+	}
+	fail()
+	fail()
+	_, err = eng.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{EscalationAfterFailedAttempts: new(1)})
+	require.NoError(t, err)
+	fail()
+	var e campaign.Escalation
+	select {
+	case e = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("WatchEscalations did not see the escalation at once")
+	}
+	require.Equal(t, 3, e.FailedAttempts, "threshold lowered below what the item had")
+	require.Equal(t, "", e.Type)
+	require.Equal(t, "", e.Target)
+	require.Equal(t, r.UUID, e.RuleUUID)
+	require.Equal(t, cp.UUID, e.CampaignUUID)
+	fail()
+	all, err := eng.Escalations(ctx, campaign.EscalationQuery{})
+	require.NoError(t, err)
+	require.Len(t, all, 1, "one escalation per item")
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	require.Empty(t, got)
+}
+
+// openMemStoreForGodoc opens a fresh in-memory SQLite store, closed when
+// the test ends.
+func openMemStoreForGodoc(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return st
 }
