@@ -68,7 +68,8 @@
 // one and claims up to n in one transaction, for a dialer that works in
 // batches (settled with [Engine.Settle], many leases in one transaction);
 // [Engine.TryDequeue] does not wait, and says why it has nothing:
-// [ErrEmpty] or [ErrAtCapacity]. [Engine.Work] runs the loop for you.
+// [ErrEmpty], [ErrAtCapacity], or [ErrHeld] for a pool whose campaigns
+// hold it (none In Process). [Engine.Work] runs the loop for you.
 //
 // # Calling rules
 //
@@ -79,8 +80,9 @@
 // becomes Scheduled at the earliest instant it may, in the claim's own
 // transaction, and the claim goes on to the next one. Retries after a
 // failure or an expiry, and a Failure's RetryAt, move into the window the
-// same way. Contacts on the do-not-call list ([Engine.AddDNC]) or opted
-// out ([Engine.OptOut]) are Skipped rather than dialled; the failure that
+// same way. Contacts on the do-not-call list ([Engine.AddDNC]), under a
+// rule with dnc_check, and contacts opted out ([Engine.OptOut]), under one
+// with remove_on_opt_out, are Skipped rather than dialled; the failure that
 // brings an item to the rule's escalation threshold records its one
 // escalation ([Engine.Escalations], [Engine.WatchEscalations]).
 //

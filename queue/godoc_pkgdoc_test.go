@@ -12,8 +12,8 @@ import (
 )
 
 // TestGodoc_PackageTryDequeueReasons: the package doc says TryDequeue
-// "does not wait, and says why it has nothing: ErrEmpty or ErrAtCapacity".
-// A caller switching on those two must not meet a third reason.
+// "does not wait, and says why it has nothing: ErrEmpty, ErrAtCapacity, or
+// ErrHeld for a pool whose campaigns hold it".
 func TestGodoc_PackageTryDequeueReasons(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -22,25 +22,44 @@ func TestGodoc_PackageTryDequeueReasons(t *testing.T) {
 	b.campaignOf(t, uuid.Nil, p.UUID) // a Draft holds the pool
 	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
 	require.Nil(t, l)
-	require.True(t, errors.Is(err, queue.ErrEmpty) || errors.Is(err, queue.ErrAtCapacity),
-		"TryDequeue with nothing to give: %v, neither ErrEmpty nor ErrAtCapacity", err)
+	require.ErrorIs(t, err, queue.ErrHeld)
+	require.False(t, errors.Is(err, queue.ErrEmpty) || errors.Is(err, queue.ErrAtCapacity))
 }
 
 // TestGodoc_PackageDNCSkipped: the package doc says that in a pool governed
-// by a running campaign's rule, "Contacts on the do-not-call list ... are
-// Skipped rather than dialled".
+// by a running campaign's rule, contacts on the do-not-call list are
+// Skipped rather than dialled under a rule with dnc_check, and opted-out
+// contacts under one with remove_on_opt_out; without the flag they are
+// dialled.
 func TestGodoc_PackageDNCSkipped(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	r := b.rule(t, campaign.CreateRuleParams{StartTime: new("00:00"), EndTime: new("23:59"), DNCCheck: new(false)})
-	p := b.pool(t, pool.FIFO, 1, 3)
-	contacts := b.add(t, p.UUID, 1)
-	c := b.campaignOf(t, r.UUID, p.UUID)
-	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
-	require.NoError(t, err)
-	_, err = b.eng.AddDNC(b.ctx, contacts[0])
-	require.NoError(t, err)
-	_, err = b.eng.TryDequeue(b.ctx, p.UUID)
-	require.ErrorIs(t, err, queue.ErrEmpty, "a contact on the do-not-call list is not dialled")
-	require.Equal(t, pool.StatusSkipped, b.item(t, p.UUID, contacts[0]).Status)
+	for _, check := range []bool{true, false} {
+		b := setup(t)
+		r := b.rule(t, campaign.CreateRuleParams{StartTime: new("00:00"), EndTime: new("23:59"),
+			DNCCheck: new(check), RemoveOnOptOut: new(check)})
+		p := b.pool(t, pool.Parallel, 5, 3)
+		contacts := b.add(t, p.UUID, 2)
+		c := b.campaignOf(t, r.UUID, p.UUID)
+		_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		_, err = b.eng.AddDNC(b.ctx, contacts[0])
+		require.NoError(t, err)
+		_, err = b.eng.OptOut(b.ctx, contacts[1])
+		require.NoError(t, err)
+		for range 2 {
+			_, err = b.eng.TryDequeue(b.ctx, p.UUID)
+			if check {
+				require.ErrorIs(t, err, queue.ErrEmpty, "with the flags, a listed contact is not dialled")
+			} else {
+				require.NoError(t, err, "without the flags, a listed contact is dialled")
+			}
+		}
+		want := pool.StatusProcessing
+		if check {
+			want = pool.StatusSkipped
+		}
+		for _, ct := range contacts {
+			require.Equal(t, want, b.item(t, p.UUID, ct).Status)
+		}
+	}
 }
