@@ -24,10 +24,11 @@ var (
 	// settled, it expired, or the item was dispatched again since.
 	ErrLeaseLost = errors.New("queue: lease lost")
 	// ErrInFlight is returned by Skip, Requeue, Remove, SetPriority and
-	// DeletePool when an item they would touch is in flight, and by
-	// DetachPool when a contact the pool shares with its governing
-	// campaign's other pools is in a call from one of them (naming the
-	// contact). It is [pool.ErrInFlight].
+	// DeletePool when an item they would touch is in flight, by
+	// DetachPool when a contact the pool shares with its campaign's other
+	// pools is in a call from one of them, and by DeleteCampaign when a
+	// contact two of its pools share is (both naming the contact). It is
+	// [pool.ErrInFlight].
 	ErrInFlight = pool.ErrInFlight
 	// ErrWrongStatus is returned by Skip (item finished), Requeue (item
 	// not finished) and Release (call connected: In_Call). It is

@@ -63,3 +63,28 @@ func TestGodoc_PackageDNCSkipped(t *testing.T) {
 		}
 	}
 }
+
+// TestGodoc_DeleteCampaignInFlight: DeleteCampaign is refused "with
+// ErrInFlight while a contact two of its pools share is in a call from one
+// of them", a Completed campaign too; ErrInFlight's doc names it.
+func TestGodoc_DeleteCampaignInFlight(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.rule(t, campaign.CreateRuleParams{StartTime: new("00:00"), EndTime: new("23:59")})
+	p1, p2 := b.pool(t, pool.FIFO, 1, 3), b.pool(t, pool.FIFO, 1, 3)
+	contact := uuid.New()
+	for _, p := range []uuid.UUID{p1.UUID, p2.UUID} {
+		_, err := b.eng.Add(b.ctx, p, pool.NewItem{ContactUUID: contact})
+		require.NoError(t, err)
+	}
+	c := b.campaignOf(t, r.UUID, p1.UUID, p2.UUID)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	l, err := b.eng.TryDequeue(b.ctx, p1.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.CompleteCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	require.ErrorIs(t, b.eng.DeleteCampaign(b.ctx, c.UUID), queue.ErrInFlight)
+	require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
+	require.NoError(t, b.eng.DeleteCampaign(b.ctx, c.UUID))
+}
