@@ -240,3 +240,23 @@ func TestGodoc_GateEarliestItself(t *testing.T) {
 	now := time.Date(2026, 3, 7, 20, 0, 0, 123, time.UTC)
 	require.True(t, g.Earliest(pool.Item{}, now).Equal(now))
 }
+
+// TestGodoc_WindowResultsUTC: the Window methods "return instants in UTC
+// (time.Time values with no monotonic clock reading)"; one already in the
+// window "is returned as it is, to the nanosecond".
+func TestGodoc_WindowResultsUTC(t *testing.T) {
+	t.Parallel()
+	loc, err := pool.LoadZone("Europe/Paris")
+	require.NoError(t, err)
+	now := time.Now() // carries a monotonic reading
+	for _, w := range []campaign.Window{{Start: 0, End: campaign.MinutesPerDay}, {Start: 0, End: 1}, {Start: 1439, End: 1440}} {
+		for _, got := range []time.Time{w.NextAllowed(now, loc), w.NextDayStart(now, loc), w.NextAllowed(now.In(loc), loc)} {
+			require.Equal(t, time.UTC, got.Location(), "%s", w)
+			require.Equal(t, got, got.Round(0), "%s: no monotonic reading", w)
+		}
+	}
+	full := campaign.Window{Start: 0, End: campaign.MinutesPerDay}
+	require.Equal(t, now.UnixNano(), full.NextAllowed(now, loc).UnixNano())
+	g := campaign.Gate{Window: full, PerDay: 1, Loc: loc}
+	require.True(t, g.Earliest(pool.Item{}, now).Equal(now), "Earliest is t itself when allowed")
+}

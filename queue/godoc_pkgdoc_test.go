@@ -3,6 +3,7 @@ package queue_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
@@ -87,4 +88,47 @@ func TestGodoc_DeleteCampaignInFlight(t *testing.T) {
 	require.ErrorIs(t, b.eng.DeleteCampaign(b.ctx, c.UUID), queue.ErrInFlight)
 	require.NoError(t, b.eng.Complete(b.ctx, l, "answered"))
 	require.NoError(t, b.eng.DeleteCampaign(b.ctx, c.UUID))
+}
+
+// TestGodoc_DequeueCampaignWhenItFinishes: a DequeueCampaign waiting on a
+// Paused campaign gets campaign.ErrWrongStatus "when it finishes", without
+// waiting for PollInterval.
+func TestGodoc_DequeueCampaignWhenItFinishes(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := newClock()
+	eng := openEngine(t, openMemStoreForGodoc(t), queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: time.Hour})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "Pool", Description: "d", Type: pool.FIFO})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	cp, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "Camp"})
+	require.NoError(t, err)
+	_, err = eng.AttachPools(ctx, cp.UUID, p.UUID)
+	require.NoError(t, err)
+	_, err = eng.StartCampaign(ctx, cp.UUID)
+	require.NoError(t, err)
+	_, err = eng.PauseCampaign(ctx, cp.UUID)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		l, err := eng.DequeueCampaign(ctx, cp.UUID)
+		if l != nil {
+			err = errors.New("got a lease from a paused campaign")
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("DequeueCampaign on a Paused campaign returned: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	_, err = eng.CompleteCampaign(ctx, cp.UUID)
+	require.NoError(t, err)
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, campaign.ErrWrongStatus)
+	case <-time.After(30 * time.Second):
+		t.Fatal("DequeueCampaign did not return when its campaign completed")
+	}
 }
