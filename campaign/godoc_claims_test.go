@@ -260,3 +260,24 @@ func TestGodoc_WindowResultsUTC(t *testing.T) {
 	g := campaign.Gate{Window: full, PerDay: 1, Loc: loc}
 	require.True(t, g.Earliest(pool.Item{}, now).Equal(now), "Earliest is t itself when allowed")
 }
+
+// TestGodoc_TextBecomesCall: Apply: "one that becomes a call rule gets the
+// call defaults for the fields a text rule had cleared, unless u gives
+// them" — the package doc tells the cleared fields (retry interval, end
+// time, escalation) from the forced ones (both caps, 1): the caps are not
+// among those that get defaults, so they keep their values.
+func TestGodoc_TextBecomesCall(t *testing.T) {
+	t.Parallel()
+	txt, err := campaign.NewRule(uuid.New(), campaign.CreateRuleParams{Name: "Texts", Type: campaign.Text, StartTime: new("08:00")}, time.Now())
+	require.NoError(t, err)
+	call := campaign.Call
+	out, changed, err := campaign.UpdateRuleParams{Type: &call}.Apply(txt)
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.Equal(t, campaign.Clock(8*60), out.StartTime, "kept")
+	require.Equal(t, campaign.DefaultEndTime, *out.EndTime, "cleared: the default")
+	require.Equal(t, campaign.DefaultRetryIntervalMinutes, *out.RetryIntervalMinutes, "cleared: the default")
+	require.Equal(t, 0, *out.EscalationAfterFailedAttempts, "cleared: the default")
+	require.Equal(t, 1, out.MaxCallsPerDay, "forced, not cleared: kept")
+	require.Equal(t, 1, out.MaxTotalCalls, "forced, not cleared: kept")
+}
