@@ -262,13 +262,13 @@ func TestGodoc_WindowResultsUTC(t *testing.T) {
 }
 
 // TestGodoc_TextBecomesCall: Apply: "one that becomes a call rule gets the
-// call defaults for the fields a text rule had cleared, unless u gives
-// them" — the package doc tells the cleared fields (retry interval, end
-// time, escalation) from the forced ones (both caps, 1): the caps are not
-// among those that get defaults, so they keep their values.
+// call defaults for the fields a text rule had forced or cleared (both
+// caps, the retry interval, the end time and the escalation fields),
+// unless u gives them"; "its name, start time, dnc_check and
+// remove_on_opt_out stay".
 func TestGodoc_TextBecomesCall(t *testing.T) {
 	t.Parallel()
-	txt, err := campaign.NewRule(uuid.New(), campaign.CreateRuleParams{Name: "Texts", Type: campaign.Text, StartTime: new("08:00")}, time.Now())
+	txt, err := campaign.NewRule(uuid.New(), campaign.CreateRuleParams{Name: "Texts", Type: campaign.Text, StartTime: new("08:00"), DNCCheck: new(false)}, time.Now())
 	require.NoError(t, err)
 	call := campaign.Call
 	out, changed, err := campaign.UpdateRuleParams{Type: &call}.Apply(txt)
@@ -278,6 +278,12 @@ func TestGodoc_TextBecomesCall(t *testing.T) {
 	require.Equal(t, campaign.DefaultEndTime, *out.EndTime, "cleared: the default")
 	require.Equal(t, campaign.DefaultRetryIntervalMinutes, *out.RetryIntervalMinutes, "cleared: the default")
 	require.Equal(t, 0, *out.EscalationAfterFailedAttempts, "cleared: the default")
-	require.Equal(t, 1, out.MaxCallsPerDay, "forced, not cleared: kept")
-	require.Equal(t, 1, out.MaxTotalCalls, "forced, not cleared: kept")
+	require.Equal(t, campaign.DefaultMaxCallsPerDay, out.MaxCallsPerDay, "forced: the default")
+	require.Equal(t, campaign.DefaultMaxTotalCalls, out.MaxTotalCalls, "forced: the default")
+	require.Equal(t, txt.Name, out.Name)
+	require.Equal(t, txt.DNCCheck, out.DNCCheck)
+	require.Equal(t, txt.RemoveOnOptOut, out.RemoveOnOptOut)
+	out, _, err = campaign.UpdateRuleParams{Type: &call, MaxTotalCalls: new(4)}.Apply(txt)
+	require.NoError(t, err)
+	require.Equal(t, 4, out.MaxTotalCalls, "given: kept")
 }

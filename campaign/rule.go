@@ -223,7 +223,10 @@ func (r *Rule) applyDefaults() {
 // Apply validates u against r and returns r with the given fields changed.
 // A rule that becomes (or stays) a text rule gets the text coercion; one
 // that becomes a call rule gets the call defaults for the fields a text
-// rule had cleared, unless u gives them. changed reports whether a value
+// rule had forced or cleared (both caps, the retry interval, the end time
+// and the escalation fields), unless u gives them: its 1s were not
+// chosen. Its name, start time, dnc_check and remove_on_opt_out stay.
+// changed reports whether a value
 // differs from r's (the caller moves UpdatedAt only then). On failure it
 // returns a [validate.Errors] listing every failing field, and r.
 func (u UpdateRuleParams) Apply(r Rule) (out Rule, changed bool, err error) {
