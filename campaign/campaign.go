@@ -18,9 +18,10 @@ var (
 	// does not allow (pausing a draft, resuming a completed campaign).
 	ErrWrongStatus = errors.New("campaign: not allowed in the campaign's status")
 	// ErrConflict is returned when a change would give a pool two
-	// governing campaigns (starting or resuming a campaign, or attaching a
-	// pool to one that runs, while another In Process or Paused campaign
-	// has the pool), or would remove what something still uses (a rule
+	// governing campaigns (starting a campaign, or attaching a pool to one
+	// that runs or is paused, while another In Process or Paused campaign
+	// has the pool; a paused campaign already holds its pools, so resuming
+	// it conflicts with nothing), or would remove what something still uses (a rule
 	// assigned to a campaign; a campaign In Process or Paused).
 	ErrConflict = errors.New("campaign: conflicts with another campaign")
 )

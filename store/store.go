@@ -11,10 +11,11 @@ import (
 )
 
 var (
-	// ErrNotFound is returned when a pool or item does not exist.
+	// ErrNotFound is returned when a pool, item, rule or campaign does not
+	// exist.
 	ErrNotFound = errors.New("not found")
 	// ErrConflict is returned when a write would break a uniqueness rule
-	// (a pool UUID that already exists).
+	// (a pool, rule or campaign UUID that already exists).
 	ErrConflict = errors.New("conflict")
 	// ErrSchemaTooNew is returned by Open when the database was written by a
 	// newer poolq whose schema this code does not know, and by Write when a
