@@ -17,7 +17,7 @@ import (
 // attempt that ended before it. The mirror of DetachPool's case
 // (TestCrash_CampaignLeaseEndsThenPoolLeaves).
 func TestAttachPools_AppliesLeasesEndedBefore(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	p := b.pool(t, pool.FIFO, 1, 9)
 	b.add(t, p.UUID, 1)

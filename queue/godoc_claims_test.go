@@ -108,7 +108,7 @@ func TestGodoc_CampaignTransitions(t *testing.T) {
 // gets an error wrapping campaign.ErrWrongStatus, at once"; an unknown one
 // store.ErrNotFound.
 func TestGodoc_DequeueCampaignFinished(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	p := b.pool(t, pool.FIFO, 1, 3)
 	b.add(t, p.UUID, 1)
@@ -140,7 +140,7 @@ func TestGodoc_DequeueCampaignFinished(t *testing.T) {
 // campaign.ErrConflict while a campaign uses it" (a finished one too), and
 // AssignRule of another rule to a finished campaign frees it.
 func TestGodoc_DeleteRuleFinishedCampaign(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	r1 := b.rule(t, campaign.CreateRuleParams{})
 	r2 := b.rule(t, campaign.CreateRuleParams{Name: "Other rule"})
@@ -165,7 +165,7 @@ func TestGodoc_DeleteRuleFinishedCampaign(t *testing.T) {
 // harmless twice; a pool that comes under such a rule later skips the
 // item when dispatch meets it.
 func TestGodoc_OptOut(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	governed, free := b.pool(t, pool.FIFO, 1, 3), b.pool(t, pool.FIFO, 1, 3)
 	r := b.rule(t, campaign.CreateRuleParams{StartTime: new("00:00"), EndTime: new("23:59")})
@@ -202,7 +202,7 @@ func TestGodoc_OptOut(t *testing.T) {
 // as it is ("that error") and calls fn no more; Escalations lists in ID
 // order, filtered by pool, Limit capping.
 func TestGodoc_WatchEscalationsFnError(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	r := b.rule(t, campaign.CreateRuleParams{StartTime: new("00:00"), EndTime: new("23:59"),
 		RetryIntervalMinutes: new(1), EscalationAfterFailedAttempts: new(1)})
@@ -244,7 +244,7 @@ func TestGodoc_WatchEscalationsFnError(t *testing.T) {
 // 100)", oldest first, filtered by type and by search in name, escalation
 // type and target.
 func TestGodoc_RulesPaging(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	var want []uuid.UUID
 	for i := range 17 {
@@ -285,7 +285,7 @@ func TestGodoc_RulesPaging(t *testing.T) {
 // another campaign cannot be attached to one In Process or Paused
 // (campaign.ErrConflict), but may be to a Draft.
 func TestGodoc_AttachPoolsErrors(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	ok, inactive := b.pool(t, pool.FIFO, 1, 3), b.pool(t, pool.FIFO, 1, 3)
 	_, err := b.eng.UpdatePool(b.ctx, inactive.UUID, pool.UpdateParams{IsActive: new(false)})
@@ -334,7 +334,7 @@ func TestGodoc_AttachPoolsErrors(t *testing.T) {
 // TestGodoc_DetachPool: DetachPool "reports whether it was attached";
 // "Errors: store.ErrNotFound for the campaign or the pool".
 func TestGodoc_DetachPool(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	p, q := b.pool(t, pool.FIFO, 1, 3), b.pool(t, pool.FIFO, 1, 3)
 	c := b.campaignOf(t, uuid.Nil, p.UUID)
@@ -377,7 +377,7 @@ func TestGodoc_PauseLetsInFlightFinish(t *testing.T) {
 // TestGodoc_UpdateRuleNoChange: UpdateRuleParams.Apply's changed says
 // whether a value differs, "the caller moves UpdatedAt only then".
 func TestGodoc_UpdateRuleNoChange(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	r := b.rule(t, campaign.CreateRuleParams{})
 	b.clock.Advance(time.Hour)
@@ -397,7 +397,7 @@ func TestGodoc_UpdateRuleNoChange(t *testing.T) {
 // finishes its attempt: completed, it stays Completed; failed, it is
 // Skipped instead of retried."
 func TestGodoc_OptOutInFlight(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	r := b.rule(t, campaign.CreateRuleParams{StartTime: new("00:00"), EndTime: new("23:59")})
 	p := b.pool(t, pool.Parallel, 5, 3)

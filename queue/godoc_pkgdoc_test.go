@@ -16,7 +16,7 @@ import (
 // "does not wait, and says why it has nothing: ErrEmpty, ErrAtCapacity, or
 // ErrHeld for a pool whose campaigns hold it".
 func TestGodoc_PackageTryDequeueReasons(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	p := b.pool(t, pool.FIFO, 1, 3)
 	b.add(t, p.UUID, 1)
@@ -69,7 +69,7 @@ func TestGodoc_PackageDNCSkipped(t *testing.T) {
 // ErrInFlight while a contact two of its pools share is in a call from one
 // of them", a Completed campaign too; ErrInFlight's doc names it.
 func TestGodoc_DeleteCampaignInFlight(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	r := b.rule(t, campaign.CreateRuleParams{StartTime: new("00:00"), EndTime: new("23:59")})
 	p1, p2 := b.pool(t, pool.FIFO, 1, 3), b.pool(t, pool.FIFO, 1, 3)

@@ -19,6 +19,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// oneGoroutine marks a test that makes its calls one at a time from one
+// goroutine and counts no goroutines: it runs in parallel with the other
+// tests, and CI's race run (-short) leaves it out, as the plain run has
+// run it and the race detector has no concurrency of its to look at.
+func oneGoroutine(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("one goroutine's calls, which the plain run has run: -short (CI's race run) leaves it out")
+	}
+	t.Parallel()
+}
+
 // pqPtr returns a pointer to v (for the pointer fields of pool params).
 func pqPtr[T any](v T) *T { return &v }
 

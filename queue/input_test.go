@@ -86,7 +86,7 @@ func TestEngine_LeaseNamesItsItem(t *testing.T) {
 // TestEngine_SettlementsReturnTheItem: Complete, Fail and Release leave the
 // settled item in the lease, as MarkInCall and Extend do.
 func TestEngine_SettlementsReturnTheItem(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	p := b.pool(t, pool.Parallel, 10, 3)
 	b.add(t, p.UUID, 3)
@@ -103,7 +103,7 @@ func TestEngine_SettlementsReturnTheItem(t *testing.T) {
 }
 
 func TestEngine_RemoveNothing(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	p := b.pool(t, pool.FIFO, 1, 3)
 	b.add(t, p.UUID, 1)
@@ -128,7 +128,7 @@ func TestEngine_RemoveNothing(t *testing.T) {
 // TestEngine_DNCMostContacts: AddDNC and RemoveDNC take MaxContactsPerCall
 // contacts in one call, the bound included.
 func TestEngine_DNCMostContacts(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	most := make([]uuid.UUID, queue.MaxContactsPerCall)
 	for i := range most {
@@ -168,7 +168,7 @@ func TestFailureOf_NotesAlwaysSettle(t *testing.T) {
 // from a webhook) writes its expiry as the API writes times, and read back
 // it settles the item.
 func TestLease_JSON(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	b.clock.Advance(123456789) // nanoseconds in every time
 	p := b.pool(t, pool.FIFO, 1, 3)
@@ -194,7 +194,7 @@ func TestLease_JSON(t *testing.T) {
 // rule's search runs over its fields joined by line breaks: "\n" matched
 // every rule).
 func TestEngine_EveryBadFieldAtOnce(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	ctx := b.ctx
 	p := b.pool(t, pool.FIFO, 1, 3)

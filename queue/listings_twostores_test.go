@@ -100,6 +100,7 @@ func foldContains(s, sub string) bool {
 }
 
 func TestListings_TwoStoresAgree(t *testing.T) {
+	oneGoroutine(t)
 	e := newTwoEngines(t)
 	ctx := e.ctx
 
@@ -416,6 +417,7 @@ func TestListings_ConsistentUnderWrites(t *testing.T) {
 // to contacts_count, match the items listed by status, and match the pool
 // listing's contacts_count.
 func TestListings_CountsAfterEveryKindOfChange(t *testing.T) {
+	oneGoroutine(t)
 	e := newTwoEngines(t)
 	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
 	defer cancel()

@@ -109,7 +109,7 @@ func breakParams(t *rapid.T, c *pool.CreateParams, u *pool.UpdateParams, bad []s
 // creates, updates and adds are rejected naming exactly the bad fields and
 // leave every row of the database as it was.
 func TestEngine_PoolProperties(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "prop.db")
 	st, err := sqlite.Open(ctx, path, sqlite.Options{CheckCache: true})

@@ -22,7 +22,7 @@ import (
 // (the claim reads both lists in one statement then); a rule without
 // remove_on_opt_out dials it.
 func TestEngine_OptedOutBeforeAdd(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	both, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{}) // dnc_check and remove_on_opt_out
 	optOnly, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{DNCCheck: new(false)})
@@ -52,7 +52,7 @@ func TestEngine_OptedOutBeforeAdd(t *testing.T) {
 // it gets at all) escalates at its next failure: its failed attempts have
 // reached the threshold. Once: the failure after that records nothing.
 func TestEngine_EscalationThresholdLoweredBelowAttempts(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	p, r := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{
 		MaxTotalCalls: new(6), MaxCallsPerDay: new(6), RetryIntervalMinutes: new(1), EscalationAfterFailedAttempts: new(5),
@@ -92,7 +92,7 @@ func TestEngine_EscalationThresholdLoweredBelowAttempts(t *testing.T) {
 // campaign: the ceiling comes first, the call elsewhere only passes over
 // items that may still be called.
 func TestEngine_OwnCeilingBeforeCallElsewhere(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	rp := allDay(10, 10)
 	rp.RetryIntervalMinutes = new(1)
@@ -132,7 +132,7 @@ func TestEngine_OwnCeilingBeforeCallElsewhere(t *testing.T) {
 // its pools: a failure settled while it is paused is judged under its
 // rule's ceiling (max_total_calls 1 here), not the pool's max_retries.
 func TestEngine_PausedCampaignStillGoverns(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	rp := allDay(5, 1)
 	cid, ps := b.runningCampaign(t, rp, pool.FIFO)

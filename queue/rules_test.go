@@ -51,7 +51,7 @@ func at(t *testing.T, zone, local string) time.Time {
 // the claim goes on to the next item; the contact's zone comes first, the
 // campaign's default next, then UTC.
 func TestEngine_CallingWindow(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t) // 2026-01-02 09:00 UTC
 	p, _ := b.governed(t, pool.FIFO, "Asia/Kolkata", campaign.CreateRuleParams{
 		StartTime: new("09:00"), EndTime: new("17:00"),
@@ -122,7 +122,7 @@ func TestEngine_CallingWindowDST(t *testing.T) {
 // is Scheduled for the next day's window start, and a release gives its
 // attempt back.
 func TestEngine_DayCap(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t) // 09:00 UTC
 	p, _ := b.governed(t, pool.FIFO, "UTC", campaign.CreateRuleParams{
 		MaxCallsPerDay: new(2), MaxTotalCalls: new(10), RetryIntervalMinutes: new(30),
@@ -164,7 +164,7 @@ func TestEngine_DayCap(t *testing.T) {
 // time that falls outside the window is moved to the next window start,
 // Scheduled.
 func TestEngine_RetryIntoWindow(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	b.clock.Advance(8 * time.Hour) // 17:00 UTC
 	p, _ := b.governed(t, pool.Parallel, "", campaign.CreateRuleParams{
@@ -188,7 +188,7 @@ func TestEngine_RetryIntoWindow(t *testing.T) {
 // dispatch meets it; without, it is dialled; a pool no rule governs
 // ignores the list.
 func TestEngine_DNC(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	checked, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{})
 	unchecked, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{DNCCheck: new(false)})
@@ -369,7 +369,7 @@ func TestEngine_SleepingZoneDeferrals(t *testing.T) {
 
 // TestEngine_TextRuleOneAttempt: a text rule allows one attempt.
 func TestEngine_TextRuleOneAttempt(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	p, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{Type: campaign.Text, MaxTotalCalls: new(5)})
 	c := b.addIn(t, p.UUID, "")
@@ -406,7 +406,7 @@ func TestEngine_DequeueWakesAtWindowStart(t *testing.T) {
 // contact is not called again against the rule's day cap and ceiling;
 // failing it then counts the attempt.
 func TestEngine_ReleaseOfAConnectedCall(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	p, _ := b.governed(t, pool.FIFO, "UTC", campaign.CreateRuleParams{MaxCallsPerDay: pqPtr(1), MaxTotalCalls: pqPtr(1),
 		StartTime: pqPtr("08:00"), EndTime: pqPtr("20:00")})
@@ -433,7 +433,7 @@ func TestEngine_ReleaseOfAConnectedCall(t *testing.T) {
 // what is left of max_calls_per_day. (Release took a call off the count
 // whatever dispatch had made it: a third call on a day capped at two.)
 func TestEngine_DayCapAcrossAnUngovernedGiveBack(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t) // 2026-01-02 09:00 UTC
 	p := b.pool(t, pool.FIFO, 1, 5)
 	r := b.rule(t, campaign.CreateRuleParams{MaxCallsPerDay: pqPtr(2), MaxTotalCalls: pqPtr(10),
@@ -478,7 +478,7 @@ func TestEngine_DayCapAcrossAnUngovernedGiveBack(t *testing.T) {
 // the contact gets one more call there that day, not two. (The count was
 // keyed by the Los Angeles date and started again under Tokyo's.)
 func TestEngine_DayCapAcrossAZoneChange(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)                   // 2026-01-02 09:00 UTC
 	b.clock.Advance(20 * time.Hour) // 2026-01-03 05:00 UTC
 	p := b.pool(t, pool.FIFO, 1, 5)

@@ -16,7 +16,7 @@ import (
 // setting, the ended call got a retry the pool did not allow when it
 // ended.
 func TestUpdatePool_AppliesLeasesEndedBefore(t *testing.T) {
-	t.Parallel()
+	oneGoroutine(t)
 	b := setup(t)
 	p := b.pool(t, pool.FIFO, 1, 0)
 	b.add(t, p.UUID, 1)
