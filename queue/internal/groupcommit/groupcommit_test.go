@@ -595,6 +595,43 @@ func TestCommitter_RerunThatCannotBegin(t *testing.T) {
 	require.Equal(t, uint64(1), b.c.Stats().Reruns)
 }
 
+// TestCommitter_LockTimeoutStandsWhenRerunCannotBegin: an operation that
+// waited out the store's lock timeout keeps that error even when the
+// batch's rerun then fails as a whole (run: "Only a wait out of the store's
+// lock timeout is the operation's own, and stands"); the other operations
+// get the rerun's error. TestCommitter_RerunThatCannotBegin has no such
+// operation, and in TestCommitter_WholeTransactionErrorReplacesRolledBack
+// the whole transaction's error is a lock timeout itself.
+func TestCommitter_LockTimeoutStandsWhenRerunCannotBegin(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{})
+	cannot := errors.New("cannot begin")
+	timedOut := fmt.Errorf("lock pool: %w", store.ErrLockTimeout)
+	var wg sync.WaitGroup
+	release := b.hold(t, &wg)
+	var runs atomic.Int32
+	var waited, fine error
+	b.queue(t, &wg, func() {
+		waited = b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error {
+			runs.Add(1)
+			b.st.mu.Lock()
+			b.st.fails = cannot // the rerun's Write
+			b.st.mu.Unlock()
+			return timedOut
+		})
+	})
+	id := uuid.New()
+	b.queue(t, &wg, func() { fine = b.c.Write(b.ctx, insert(id)) })
+	release()
+	wg.Wait()
+	require.ErrorIs(t, waited, store.ErrLockTimeout, "the wait out of the lock timeout is the operation's own")
+	require.NotErrorIs(t, waited, cannot)
+	require.Equal(t, int32(1), runs.Load(), "not run again")
+	require.ErrorIs(t, fine, cannot)
+	require.False(t, b.exists(t, id))
+	require.Equal(t, uint64(1), b.c.Stats().Reruns)
+}
+
 // TestCommitter_WholeTransactionErrorReplacesRolledBack: an operation's
 // error in a run that the store rolled back and ran again (its internal
 // "restart the transaction", say) never reaches its caller when the
