@@ -8,6 +8,7 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -167,31 +168,44 @@ func (e *selfWrapping) Unwrap() error { return e }
 // loops kept those calls walking it for ever: the attempt never settled,
 // and Work and Close never returned. It fails the attempt now, with a note
 // that says why.
+//
+// The loop may be anywhere in the chain, also behind an Unwrap() []error
+// (errors.Join), which errors.Is and errors.As walk too.
 func TestEngine_Work_HandlerErrorWrapsItself(t *testing.T) {
 	t.Parallel()
-	b := realEngine(t, queue.Options{LeaseTimeout: time.Minute, RetryDelay: time.Hour})
-	p := b.pool(t, pool.Parallel, 10, 3)
-	ids := b.add(t, p.UUID, 1)
-	rec := newRecorder(settledN(1))
-	ctx, cancel := context.WithCancel(b.ctx)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
-			return &selfWrapping{msg: "busy"}
-		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: 100 * time.Millisecond, OnEvent: rec.on})
-	}()
-	select {
-	case <-rec.done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the attempt was never settled: the handler's error is still being read") // Close, at cleanup, hangs too
+	for name, herr := range map[string]func() error{
+		"Itself": func() error { return &selfWrapping{msg: "busy"} },
+		"InAJoin": func() error {
+			return fmt.Errorf("call: %w", errors.Join(errors.New("busy"), &selfWrapping{msg: "loop"}))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := realEngine(t, queue.Options{LeaseTimeout: time.Minute, RetryDelay: time.Hour})
+			p := b.pool(t, pool.Parallel, 10, 3)
+			ids := b.add(t, p.UUID, 1)
+			rec := newRecorder(settledN(1))
+			ctx, cancel := context.WithCancel(b.ctx)
+			errc := make(chan error, 1)
+			go func() {
+				errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+					return herr()
+				}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: 100 * time.Millisecond, OnEvent: rec.on})
+			}()
+			select {
+			case <-rec.done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the attempt was never settled: the handler's error is still being read") // Close, at cleanup, hangs too
+			}
+			cancel()
+			require.NoError(t, <-errc)
+			require.Equal(t, 1, rec.count(queue.EventRetried))
+			it := b.item(t, p.UUID, ids[0])
+			require.Equal(t, pool.StatusRetrying, it.Status)
+			require.Contains(t, it.Notes, "wraps itself")
+			require.Contains(t, it.Notes, "busy")
+		})
 	}
-	cancel()
-	require.NoError(t, <-errc)
-	require.Equal(t, 1, rec.count(queue.EventRetried))
-	it := b.item(t, p.UUID, ids[0])
-	require.Equal(t, pool.StatusRetrying, it.Status)
-	require.Contains(t, it.Notes, "wraps itself")
-	require.Contains(t, it.Notes, "busy")
 }
 
 // slowWarn is a log handler whose warnings take long: it holds the
