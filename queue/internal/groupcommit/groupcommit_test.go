@@ -245,6 +245,17 @@ func TestCommitter_Write(t *testing.T) {
 		cancel()
 		require.ErrorIs(t, b.c.Write(ctx, insert(uuid.New())), context.Canceled)
 		require.Zero(t, b.c.Stats().Transactions)
+		// While a transaction holds the committer, a queued operation
+		// would stay in the queue: Queued tells whether it was queued.
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		defer release()
+		id := uuid.New()
+		require.ErrorIs(t, b.c.Write(ctx, insert(id)), context.Canceled)
+		require.Zero(t, b.c.Queued(), "an operation whose context was done was queued")
+		release()
+		wg.Wait()
+		require.False(t, b.exists(t, id))
 	})
 }
 
