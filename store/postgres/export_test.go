@@ -205,3 +205,9 @@ func RunAfter(ctx context.Context, st *Store, locks []Lock, fn func(store.Tx) er
 // MigrationLock is the first key of the advisory lock (key, 0) that Open
 // migrates schema under.
 func MigrationLock(schema string) int32 { return int32(schemaHash(schema)) }
+
+// CommitOutcome asks st what became of transaction xid, run by backend
+// pid, whose COMMIT failed with err without an answer (see commitOutcome).
+func CommitOutcome(ctx context.Context, st *Store, xid string, pid uint32, err error) error {
+	return st.commitOutcome(ctx, &lostCommit{xid: xid, pid: pid, err: err})
+}
