@@ -2,6 +2,7 @@ package campaign_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
@@ -33,4 +34,16 @@ func TestGate_EarliestPerDayBelowOne(t *testing.T) {
 				"PerDay %d, %d calls today", perDay, it.CallsToday)
 		}
 	}
+}
+
+// TestGate_AdmitCallAtUTC: the call Admit counts is kept in UTC, whatever
+// the location of the now it is given, as poolq keeps every time.
+func TestGate_AdmitCallAtUTC(t *testing.T) {
+	t.Parallel()
+	g := nyGate(t)
+	now := utc(t, "2026-06-10T16:00:00Z").In(g.Loc)
+	out, _, ok := g.Admit(pool.Item{Status: pool.StatusPending}, now)
+	require.True(t, ok)
+	require.True(t, out.CallAt.Equal(now))
+	require.Equal(t, time.UTC, out.CallAt.Location())
 }
