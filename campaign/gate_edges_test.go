@@ -47,3 +47,15 @@ func TestGate_AdmitCallAtUTC(t *testing.T) {
 	require.True(t, out.CallAt.Equal(now))
 	require.Equal(t, time.UTC, out.CallAt.Location())
 }
+
+// TestGate_RetryWithoutRetryTime: a Retrying or Scheduled item without a
+// retry time has no retry to move: Retry returns it as it is.
+func TestGate_RetryWithoutRetryTime(t *testing.T) {
+	t.Parallel()
+	g := nyGate(t)
+	now := utc(t, "2026-06-11T02:00:00Z") // 22:00 in New York: closed
+	for _, s := range []pool.Status{pool.StatusRetrying, pool.StatusScheduled} {
+		in := pool.Item{Status: s, CallsToday: 2, CallAt: utc(t, "2026-06-10T16:00:00Z")}
+		require.Equal(t, in, g.Retry(in, now), "%s", s)
+	}
+}
