@@ -79,7 +79,8 @@ CREATE TRIGGER flaky BEFORE INSERT ON %[1]s.pools FOR EACH ROW EXECUTE FUNCTION 
 }
 
 // TestWrite_RetriesBounded: a write that fails with a serialization
-// failure every time runs 1 + MaxRetries times, then returns the error.
+// failure every time runs 1 + MaxRetries times, then returns the error,
+// also when fn swallowed it.
 func TestWrite_RetriesBounded(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
@@ -105,5 +106,18 @@ CREATE TRIGGER flaky BEFORE INSERT ON %[1]s.pools FOR EACH ROW EXECUTE FUNCTION 
 	require.Equal(t, "40001", pe.Code)
 	require.Equal(t, 4, runs, "the first run and MaxRetries more")
 	require.Equal(t, uint64(3), st.Stats().Retries)
+	require.Zero(t, st.Stats().Commits)
+
+	// fn may swallow the error (group commit gives it to one caller, its
+	// savepoint rolled back): the write still failed, and says so.
+	runs = 0
+	err = st.Write(ctx, func(tx store.Tx) error {
+		runs++
+		_ = tx.InsertPool(ctx, newTestPool("flaky"))
+		return nil
+	})
+	require.ErrorAs(t, err, &pe, "nothing was committed")
+	require.Equal(t, "40001", pe.Code)
+	require.Equal(t, 4, runs)
 	require.Zero(t, st.Stats().Commits)
 }
