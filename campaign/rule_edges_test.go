@@ -52,3 +52,16 @@ func TestNewRule_RetryIntervalBound(t *testing.T) {
 	_, err = campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Yearly", RetryIntervalMinutes: ptr(366*24*60 + 1)}, t0)
 	require.ErrorIs(t, err, validate.ErrInvalid)
 }
+
+// TestNewRule_KeepsNoPointerOfTheCaller: the rule holds its own values:
+// the caller's variables, changed afterwards, do not change it.
+func TestNewRule_KeepsNoPointerOfTheCaller(t *testing.T) {
+	t.Parallel()
+	retry, esc := 30, 2
+	r, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Mine",
+		RetryIntervalMinutes: &retry, EscalationAfterFailedAttempts: &esc}, t0)
+	require.NoError(t, err)
+	retry, esc = 99, 9
+	require.Equal(t, 30, *r.RetryIntervalMinutes)
+	require.Equal(t, 2, *r.EscalationAfterFailedAttempts)
+}
