@@ -1,6 +1,7 @@
 package campaign_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/poolq/poolq/campaign"
@@ -64,4 +65,37 @@ func TestNewRule_KeepsNoPointerOfTheCaller(t *testing.T) {
 	retry, esc = 99, 9
 	require.Equal(t, 30, *r.RetryIntervalMinutes)
 	require.Equal(t, 2, *r.EscalationAfterFailedAttempts)
+}
+
+// TestNewRule_WindowOfAStartThatDidNotParse: a start_time that does not
+// parse is its own error, and the window is not judged against it (nor
+// against the default start it would have kept): an end of 08:00 is no
+// error of its own.
+func TestNewRule_WindowOfAStartThatDidNotParse(t *testing.T) {
+	t.Parallel()
+	_, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Morning", StartTime: ptr("9am"), EndTime: ptr("08:00")}, t0)
+	var errs validate.Errors
+	require.ErrorAs(t, err, &errs)
+	require.Len(t, errs, 1, "%v", errs)
+	require.Equal(t, "start_time", errs[0].Field)
+}
+
+// TestNewRule_EscalationTargetLength: escalation_target takes up to
+// MaxEscalationTargetLen characters, escalation_type up to
+// MaxEscalationTypeLen.
+func TestNewRule_EscalationTargetLength(t *testing.T) {
+	t.Parallel()
+	long := func(n int) *string { s := strings.Repeat("é", n); return &s }
+	_, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Escalate",
+		EscalationType: long(campaign.MaxEscalationTypeLen), EscalationTarget: long(campaign.MaxEscalationTargetLen)}, t0)
+	require.NoError(t, err)
+	require.Equal(t, 1000, campaign.MaxEscalationTargetLen)
+	require.Equal(t, 255, campaign.MaxEscalationTypeLen)
+	for _, p := range []campaign.CreateRuleParams{
+		{Name: "Escalate", EscalationType: long(campaign.MaxEscalationTypeLen + 1)},
+		{Name: "Escalate", EscalationTarget: long(campaign.MaxEscalationTargetLen + 1)},
+	} {
+		_, err := campaign.NewRule(ruleID, p, t0)
+		require.ErrorIs(t, err, validate.ErrInvalid)
+	}
 }
