@@ -1,8 +1,10 @@
 package campaign_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/validate"
@@ -98,4 +100,22 @@ func TestNewRule_EscalationTargetLength(t *testing.T) {
 		_, err := campaign.NewRule(ruleID, p, t0)
 		require.ErrorIs(t, err, validate.ErrInvalid)
 	}
+}
+
+// TestRule_MarshalJSONTimestamps: created_at and updated_at each carry
+// their own time.
+func TestRule_MarshalJSONTimestamps(t *testing.T) {
+	t.Parallel()
+	r, err := campaign.NewRule(ruleID, campaign.CreateRuleParams{Name: "Stamped"}, t0)
+	require.NoError(t, err)
+	r.UpdatedAt = t0.Add(time.Hour)
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	var got struct {
+		CreatedAt time.Time `json:"created_at"`
+		UpdatedAt time.Time `json:"updated_at"`
+	}
+	require.NoError(t, json.Unmarshal(b, &got))
+	require.True(t, got.CreatedAt.Equal(t0), "%s", b)
+	require.True(t, got.UpdatedAt.Equal(t0.Add(time.Hour)), "%s", b)
 }
