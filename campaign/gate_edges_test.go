@@ -59,3 +59,13 @@ func TestGate_RetryWithoutRetryTime(t *testing.T) {
 		require.Equal(t, in, g.Retry(in, now), "%s", s)
 	}
 }
+
+// TestWindow_Before1970: the window methods hold before 1970 too (day
+// numbers below zero): an instant in the window is its own answer.
+func TestWindow_Before1970(t *testing.T) {
+	t.Parallel()
+	w := window(t, "09:00-18:00")
+	now := utc(t, "1969-06-10T10:00:00Z")
+	require.Equal(t, now, w.NextAllowed(now, time.UTC))
+	require.Equal(t, utc(t, "1969-06-11T09:00:00Z"), w.NextDayStart(now, time.UTC))
+}
