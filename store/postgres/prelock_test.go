@@ -98,6 +98,10 @@ func TestWrite_SlowLockAlreadyHeld(t *testing.T) {
 			ctx := context.Background()
 			f := newPrelockFixture(t, url, l, 1)
 			p, c := f.pools[0], f.camp
+			// The fixture's own writes may count a wait: on a loaded
+			// machine a statement after their first lock can take
+			// longer than the slack. Only the runs below must not.
+			waits := f.st.Stats().Waits
 
 			f.lockTable(t, "campaign_pools", 200*time.Millisecond) // read with the pool's lock
 			err, retry, _ := postgres.RunAfter(ctx, f.st, []postgres.Lock{c, p}, func(tx store.Tx) error {
@@ -114,7 +118,7 @@ func TestWrite_SlowLockAlreadyHeld(t *testing.T) {
 			})
 			require.NoError(t, err)
 			require.NoError(t, retry, "the campaign's lock, held already, counted as a wait")
-			require.Zero(t, f.st.Stats().Waits)
+			require.Equal(t, waits, f.st.Stats().Waits, "a wait counted")
 		})
 	}
 }
