@@ -360,7 +360,6 @@ func sameRule(a, b Rule) bool {
 
 func ptr[T any](v T) *T { return &v }
 
-// nullable returns &s, or nil for "".
 // escalationText checks an escalation type or target: one line of text
 // (an address, a channel's name), of at most max characters once the
 // spaces around it are trimmed. A blank one means none (nullable).
@@ -369,6 +368,7 @@ func escalationText(v *validate.Validator, field, s string, max int) (string, bo
 	return s, v.Text(field, s, max) && v.Line(field, s)
 }
 
+// nullable returns &s, or nil for "".
 func nullable(s string) *string {
 	if s == "" {
 		return nil
