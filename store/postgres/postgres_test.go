@@ -1049,6 +1049,49 @@ func TestWrite_FrozenPoolOnlyTried(t *testing.T) {
 	}
 }
 
+// TestWrite_FrozenPoolDeleted: a pool held past the lock timeout, then
+// deleted by the session that held it, is not found by the next write:
+// the try of its lock finds no row, and the write goes on as for any pool
+// (store.ErrNotFound), not a lock timeout for a pool no one holds.
+func TestWrite_FrozenPoolDeleted(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
+		t.Run(l.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
+			bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: 500 * time.Millisecond})
+			p := newTestPool("frozen, then deleted")
+			require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+			holds, release := make(chan struct{}), make(chan struct{})
+			held := make(chan error, 1)
+			go func() {
+				held <- a.Write(ctx, func(tx store.Tx) error {
+					if _, err := tx.Pool(ctx, p.UUID); err != nil {
+						return err
+					}
+					close(holds)
+					<-release
+					return tx.DeletePool(ctx, p.UUID)
+				})
+			}()
+			<-holds
+			var once sync.Once
+			free := func() { once.Do(func() { close(release); require.NoError(t, <-held) }) }
+			defer free() // before the stores close, even when the test fails
+			write := func() error {
+				return bounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
+			}
+			require.ErrorIs(t, write(), postgres.ErrLockTimeout, "held past the lock timeout: noted frozen")
+			free()
+			err := write()
+			require.ErrorIs(t, err, store.ErrNotFound)
+			require.NotErrorIs(t, err, postgres.ErrLockTimeout)
+		})
+	}
+}
+
 // TestOpen_NotUTF8: a database whose text is not UTF-8 (SQL_ASCII, what
 // initdb makes under the C locale) is refused, and nothing is created in
 // it: its CHECKs would count a name's bytes, not its characters, and
