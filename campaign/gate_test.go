@@ -245,6 +245,18 @@ func TestGate_AdmitKeepsThePreviousDay(t *testing.T) {
 // back: no call is admitted on a local date (in the zone of the moment)
 // that already has PerDay calls, counted by brute force from every call
 // made.
+//
+// Nor too many beyond what counting by calling day forces: a Gate keeps a
+// count per calling day (the calls that each fell on the date of the
+// day's latest call before them, in the zone of the moment), not the
+// calls' instants, so once a zone moves it counts every call of a day
+// whose latest call falls on the date of the call to come (some of its
+// calls may fall on the date before). It counts no more: a call is
+// refused only when those days' calls, modelled here from every call
+// made, reach PerDay. Checked until the first call that starts a new day
+// within forgetAfter of the latest call of the day three before (see
+// Gate.Admit: that day's count is then held with a later day's, and may
+// count with it on a date it does not fall on).
 func TestGate_NeverTooFewAcrossZones(t *testing.T) {
 	t.Parallel()
 	zones := []string{"Pacific/Kiritimati", "Asia/Tokyo", "Asia/Kolkata", "Europe/London", "America/New_York",
@@ -255,17 +267,35 @@ func TestGate_NeverTooFewAcrossZones(t *testing.T) {
 			Loc: zone(t, rapid.SampledFrom(zones).Draw(t, "zone"))}
 		var it pool.Item
 		var calls []time.Time // the calls made and not given back
+		// days are the calling days, as a Gate forms them, from every
+		// call made: latest is the day's latest call (given back or
+		// not), n its calls not given back.
+		type callingDay struct {
+			latest time.Time
+			n      int
+		}
+		var days []callingDay
+		exact := true // no day held with a later one yet
 		now := from
 		for step := range rapid.IntRange(1, 40).Draw(t, "steps") {
 			now = now.Add(time.Duration(rapid.IntRange(0, 30*60).Draw(t, fmt.Sprintf("minutes %d", step))) * time.Minute)
 			if rapid.IntRange(0, 3).Draw(t, fmt.Sprintf("move %d", step)) == 0 {
 				g.Loc = zone(t, rapid.SampledFrom(zones).Draw(t, fmt.Sprintf("zone %d", step)))
 			}
+			day := campaign.LocalDay(now, g.Loc)
+			forced := 0 // the calls of the days whose latest falls on now's date
+			for _, d := range days {
+				if campaign.LocalDay(d.latest, g.Loc) >= day {
+					forced += d.n
+				}
+			}
 			out, _, ok := g.Admit(it, now)
+			if exact {
+				require.Equal(t, forced < g.PerDay, ok, "at %v (%v): %d calls of days on that date", now, now.In(g.Loc), forced)
+			}
 			if !ok {
 				continue
 			}
-			day := campaign.LocalDay(now, g.Loc)
 			n := 0
 			for _, c := range calls {
 				if campaign.LocalDay(c, g.Loc) == day {
@@ -275,9 +305,21 @@ func TestGate_NeverTooFewAcrossZones(t *testing.T) {
 			require.Less(t, n, g.PerDay, "admitted at %v (%v): %d calls on that date already", now, now.In(g.Loc), n)
 			it = out
 			calls = append(calls, now)
+			switch last := len(days) - 1; {
+			case last >= 0 && day <= campaign.LocalDay(days[last].latest, g.Loc):
+				days[last] = callingDay{latest: now, n: days[last].n + 1} // now is never before it
+			case last >= 0 && days[last].n == 0:
+				days[last] = callingDay{latest: now, n: 1} // a day whose calls were all given back counts none
+			default:
+				if last >= 2 && now.Sub(days[last-2].latest) < 48*time.Hour {
+					exact = false
+				}
+				days = append(days, callingDay{latest: now, n: 1})
+			}
 			if rapid.IntRange(0, 4).Draw(t, fmt.Sprintf("give back %d", step)) == 0 {
 				it.CallsToday-- // pool.Item.Released: the latest call, the latest day's
 				calls = calls[:len(calls)-1]
+				days[len(days)-1].n--
 			}
 		}
 	})
@@ -299,4 +341,44 @@ func TestGate_PreviousDayForAClockBehind(t *testing.T) {
 	require.Equal(t, in.PrevCallAt, out.PrevCallAt)
 	_, _, ok = g.Admit(out, utc(t, "2026-01-02T23:59:00Z"))
 	require.False(t, ok, "January 3rd at its cap")
+}
+
+// TestGate_PreviousDayDoesNotAccumulate: a contact called every 23 hours
+// starts a new date in Tokyo at each call (20:00 on January 1st, 19:00 on
+// the 2nd, ... 11:00 on the 10th), each within two days of the day two
+// before. The counts held are then the latest days' own, one call each,
+// not a sum of every day called. In São Paulo (UTC-3, no daylight saving
+// time) the calls were at 08:00 on January 1st, 07:00 on the 2nd, ...
+// 01:00 on the 8th, 00:00 on the 9th (calls[8], 03:00Z) and 23:00 on the
+// 9th (calls[9], 2026-01-10T02:00Z): January 9th there has two calls, so a
+// third at 23:30 (calls[9] + 30 min) is within max_calls_per_day 3.
+// (Counting the nine days before the latest as one previous day, which
+// falls on January 9th with the latest, made it ten and refused it.)
+func TestGate_PreviousDayDoesNotAccumulate(t *testing.T) {
+	t.Parallel()
+	g := campaign.Gate{Window: window(t, "00:00-24:00"), PerDay: 3, Loc: zone(t, "Asia/Tokyo")}
+	first := utc(t, "2026-01-01T11:00:00Z")
+	var it pool.Item
+	var calls []time.Time
+	for i := range 10 {
+		now := first.Add(time.Duration(i) * 23 * time.Hour)
+		out, at, ok := g.Admit(it, now)
+		require.True(t, ok, "call %d at %v, next at %v", i, now.In(g.Loc), at)
+		it = out
+		calls = append(calls, now)
+	}
+	require.Equal(t, utc(t, "2026-01-10T02:00:00Z"), calls[9])
+	require.Equal(t, calls[9], it.CallAt)
+	require.Equal(t, 1, it.CallsToday, "January 10th in Tokyo")
+	require.Equal(t, calls[8], it.PrevCallAt)
+	require.Equal(t, 1, it.PrevCallsToday, "January 9th in Tokyo, its own call alone")
+
+	g.Loc = zone(t, "America/Sao_Paulo")
+	now := calls[9].Add(30 * time.Minute)
+	require.Equal(t, "2026-01-09 23:30", now.In(g.Loc).Format("2006-01-02 15:04"))
+	out, at, ok := g.Admit(it, now)
+	require.True(t, ok, "the third call of January 9th in São Paulo, max 3 (next at %v)", at.In(g.Loc))
+	require.Equal(t, 2, out.CallsToday, "calls[9]'s day and this call, on January 9th in São Paulo")
+	_, _, ok = g.Admit(out, now.Add(10*time.Minute))
+	require.False(t, ok, "a fourth call on January 9th in São Paulo: calls[8], calls[9] and the one admitted")
 }
