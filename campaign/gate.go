@@ -11,24 +11,31 @@ import (
 // one calendar day, both in Loc, the contact's zone. Its methods are pure:
 // the caller passes the time.
 //
-// An item keeps the counts of its latest two calling days (see
+// An item keeps the counts of its latest three calling days (see
 // [pool.Item]): CallsToday, the calls counted on the local date of
-// CallAt, its latest counted call, and PrevCallsToday, those of the
-// calling day before, on the date of PrevCallAt, the latest of them. A
-// call on a later date than CallAt's starts a new count, and the latest
-// one becomes the previous. Each count is of its latest call's date read
-// in Loc, the zone of now: the latest day's counts on t's date when that
-// date is t's (or later: a clock behind, see sameDay), and the previous
-// day's with it when it falls on the same date. When the contact's zone
-// changes (the contact's own, or the campaign's default), the calls
-// counted in the old one count on the date their day's latest falls on
-// in the new one: a zone moved east may count a call of the new zone's
-// yesterday against today, and a zone moved west may put the calls of
-// two of the old zone's dates on one date, where both counts count. Never too few:
+// CallAt, its latest counted call; PrevCallsToday, those of the calling
+// day before, on the date of PrevCallAt, the latest of them; and
+// OlderCallsToday, those of the day before that, on the date of
+// OlderCallAt. A call on a later date than CallAt's starts a new count:
+// the latest day becomes the previous one, and the previous one the
+// older. Each count is of its latest call's date read in Loc, the zone
+// of now: the latest day's counts on t's date when that date is t's (or
+// later: a clock behind, see sameDay), and each earlier day's with it
+// when it falls on the same date. When the contact's zone changes (the
+// contact's own, or the campaign's default), the calls counted in the
+// old one count on the date their day's latest falls on in the new one: a
+// zone moved east may count a call of the new zone's yesterday against
+// today, and a zone moved west may put the calls of two or three of the
+// old zone's dates on one date, where their counts count. Never too few:
 // every call counted falls on the date of its count's latest call or
 // before, and Admit forgets a day's calls only when they are all two days
-// older than the call it admits (it adds them to the previous day's count
-// otherwise), so that no zone puts them on a date with a call to come.
+// older than the call it admits (it adds them to the older day's count
+// otherwise, see Admit), so that no zone puts them on a date with a call
+// to come. Nor too many, but for that fold, which is rare: each count is
+// one calling day's, so a call is refused only when the days whose latest
+// call falls on its date hold PerDay calls (when a zone moved, some of a
+// day's calls may fall on the date before: a Gate knows counts, not
+// instants).
 //
 // The cap is the contact's, not the item's: Others are the contact's items
 // in the campaign's other pools, whose calls count with the item's own,
@@ -77,10 +84,10 @@ func (g Gate) calls(it pool.Item, t time.Time) int {
 	return n
 }
 
-// count returns the calls of it's two calling days that count on t's
+// count returns the calls of it's three calling days that count on t's
 // local date: the latest day's when its date is t's or later (sameDay),
-// with the previous day's when a zone moved west puts both on one date.
-// The previous day's date is never later than the latest's: on its own it
+// with each earlier day's when a zone moved west puts it on that date.
+// An earlier day's date is never later than the latest's: on its own it
 // is never a later date than t's (not even for a clock behind, whose call
 // counts on the latest day's date, see sameDay).
 func (g Gate) count(it pool.Item, t time.Time) int {
@@ -91,34 +98,55 @@ func (g Gate) count(it pool.Item, t time.Time) int {
 	if g.sameDay(it.PrevCallAt, it.CallAt) {
 		n += it.PrevCallsToday
 	}
+	if g.sameDay(it.OlderCallAt, it.CallAt) {
+		n += it.OlderCallsToday
+	}
 	return n
 }
 
 // Admit decides the dispatch at now of the due item it. When g lets it be
 // attempted now, ok is true and out is it with the attempt counted on
-// now's day (CallAt = now, CallsToday one more; on a new day, 1, the
-// latest day's count becoming the previous one, PrevCallAt and
-// PrevCallsToday, unless it has no call left, with the previous one's
-// added unless all its calls are [forgetAfter] before now); otherwise ok
-// is false, out
-// is it unchanged, and at is the earliest instant it may be (see
-// Earliest). CallToken, the token of the dispatch counted, is left to the
-// caller to set once [pool.Item.Dispatched] has drawn that token: it
-// cannot be known before.
+// now's day (CallAt = now, CallsToday one more); on a new day, 1, the
+// latest day's count becoming the previous one (PrevCallAt,
+// PrevCallsToday) and the previous one the older (OlderCallAt,
+// OlderCallsToday), unless the latest day has no call left, with the
+// older one's added to it unless all its calls are [forgetAfter] before
+// now. Otherwise ok is false, out is it unchanged, and at is the earliest
+// instant it may be (see Earliest). CallToken, the token of the dispatch
+// counted, is left to the caller to set once [pool.Item.Dispatched] has
+// drawn that token: it cannot be known before.
+//
+// The older day's count is forgotten when a new day starts, but for that
+// fold. The fold keeps Gate from counting too few: in one zone the dates
+// of the previous day and of the latest lie wholly between the older
+// day's latest call and now, two full dates, but a zone moved between
+// the calls can start three new dates within hours (calls at 23:30 and
+// 00:30 in Tokyo, the zone then moved to Kolkata and a call at 00:15
+// there, then to London and a call at 00:15 there: under ten hours),
+// whose calls a zone moved east can put on one date (all four are on one
+// date in Kiritimati). In one zone folding cannot chain the way folding
+// the previous day did (calls every 23 hours folded every day into it):
+// it needs the two full dates between to last under forgetAfter together,
+// which only a date shortened by a change of its offset (23 hours at the
+// start of daylight saving time) allows, and only while that date is the
+// previous day's or the latest's, for two new days at most. Then the
+// older count holds three days' calls, too many and never too few where
+// it counts, and is forgotten at the next new day.
 func (g Gate) Admit(it pool.Item, now time.Time) (out pool.Item, at time.Time, ok bool) {
 	at = g.Earliest(it, now)
 	if at.After(now) {
 		return it, at, false
 	}
 	if !g.sameDay(it.CallAt, now) {
-		// A day whose calls were all given back counts none: the day
-		// before it stays the previous one.
+		// A day whose calls were all given back counts none: the days
+		// before it stay the previous one and the older.
 		if it.CallsToday > 0 {
-			n := it.CallsToday
-			if !it.PrevCallAt.IsZero() && now.Sub(it.PrevCallAt) < forgetAfter {
-				n += it.PrevCallsToday // too recent to forget: counted with the later day's
+			n := it.PrevCallsToday
+			if !it.OlderCallAt.IsZero() && now.Sub(it.OlderCallAt) < forgetAfter {
+				n += it.OlderCallsToday // too recent to forget: counted with the later day's
 			}
-			it.PrevCallAt, it.PrevCallsToday = it.CallAt, n
+			it.OlderCallAt, it.OlderCallsToday = it.PrevCallAt, n
+			it.PrevCallAt, it.PrevCallsToday = it.CallAt, it.CallsToday
 		}
 		it.CallsToday = 0
 	}
@@ -134,12 +162,15 @@ func (g Gate) Admit(it pool.Item, now time.Time) (out pool.Item, at time.Time, o
 // than a local date lasts (a day, and an hour or two more on the date of
 // a change of its zone's offset), so that no zone, nor a clock hours
 // behind, puts them on the date of that call or of a later one. Its test
-// is of the previous day's latest call: the days folded into that count
-// before stay in it while every new day starts within forgetAfter of the
-// one before (a contact called every day or so), so the count may hold
-// many days, too many and never too few where a zone moved west puts it on
-// the latest day's date. Forgetting each day on its own would need a
-// third day's count.
+// is of the older day's latest call, two calling days back: the dates of
+// the two days after it lie between that call and the new day's, so in
+// one zone the older day is kept only across a date shortened by a change
+// of offset (see Admit). Testing the previous day's instead, as when an item
+// kept two days, held for a contact called every day or so: every day
+// was folded into the previous day's count, too many calls on one date
+// when a zone moved west. A shorter forgetAfter would not end that
+// (calls at 00:30 and 23:30 on every date start each new day 25 hours
+// after the latest call of the day two back) and would risk too few.
 const forgetAfter = 48 * time.Hour
 
 // sameDay reports whether the calls counted on the local date (in g.Loc)

@@ -197,45 +197,57 @@ func TestGate_ZoneMovedWest(t *testing.T) {
 }
 
 // TestGate_AdmitKeepsThePreviousDay: a call on a new date makes the
-// latest day's count the previous one, but a day whose calls were all
-// given back (none counted), which leaves the previous one as it is; a
-// previous day whose calls are not all two days older than the call is
-// added to it, not forgotten.
+// latest day's count the previous one and the previous one the older, but
+// a day whose calls were all given back (none counted), which leaves the
+// days before it as they are; an older day whose calls are not all two
+// days older than the call is added to the previous one as it becomes
+// the older, not forgotten. (A previous day too recent to forget was added
+// to the latest day's count when it became the previous one, when an item
+// kept two days: it is the older day now, on its own.)
 func TestGate_AdmitKeepsThePreviousDay(t *testing.T) {
 	t.Parallel()
 	g := campaign.Gate{Window: window(t, "00:00-24:00"), PerDay: 5, Loc: time.UTC}
 	for _, c := range []struct {
-		name               string
-		callAt, prevCallAt string
-		calls, prevCalls   int
-		now                string
-		wantPrevAt         string
-		wantPrev           int
+		name                            string
+		callAt, prevCallAt, olderCallAt string
+		calls, prevCalls, olderCalls    int
+		now                             string
+		wantPrevAt, wantOlderAt         string
+		wantPrev, wantOlder             int
 	}{
-		{"FirstDay", "", "", 0, 0, "2026-03-02T10:00:00Z", "", 0},
-		{"SameDay", "2026-03-02T09:00:00Z", "2026-03-01T09:00:00Z", 2, 1, "2026-03-02T10:00:00Z", "2026-03-01T09:00:00Z", 1},
-		{"NewDay", "2026-03-02T09:00:00Z", "2026-02-27T09:00:00Z", 2, 1, "2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", 2},
-		{"NewDayAfterAGiveBack", "2026-03-02T09:00:00Z", "2026-03-01T09:00:00Z", 0, 1, "2026-03-03T10:00:00Z", "2026-03-01T09:00:00Z", 1},
-		{"PreviousDayTooRecentToForget", "2026-03-02T09:00:00Z", "2026-03-01T11:00:00Z", 2, 1, "2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", 3},
-		{"PreviousDayJustOld", "2026-03-02T09:00:00Z", "2026-03-01T10:00:00Z", 2, 1, "2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", 2},
+		{"FirstDay", "", "", "", 0, 0, 0, "2026-03-02T10:00:00Z", "", "", 0, 0},
+		{"SameDay", "2026-03-02T09:00:00Z", "2026-03-01T09:00:00Z", "2026-02-28T09:00:00Z", 2, 1, 3,
+			"2026-03-02T10:00:00Z", "2026-03-01T09:00:00Z", "2026-02-28T09:00:00Z", 1, 3},
+		{"NewDay", "2026-03-02T09:00:00Z", "2026-02-27T09:00:00Z", "", 2, 1, 0,
+			"2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", "2026-02-27T09:00:00Z", 2, 1},
+		{"NewDayForgetsTheOlder", "2026-03-02T09:00:00Z", "2026-03-01T09:00:00Z", "2026-02-28T09:00:00Z", 2, 1, 3,
+			"2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", "2026-03-01T09:00:00Z", 2, 1},
+		{"NewDayAfterAGiveBack", "2026-03-02T09:00:00Z", "2026-03-01T09:00:00Z", "2026-02-28T09:00:00Z", 0, 1, 3,
+			"2026-03-03T10:00:00Z", "2026-03-01T09:00:00Z", "2026-02-28T09:00:00Z", 1, 3},
+		{"PreviousDayTooRecentToForget", "2026-03-02T09:00:00Z", "2026-03-01T11:00:00Z", "", 2, 1, 0,
+			"2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", "2026-03-01T11:00:00Z", 2, 1},
+		{"OlderDayTooRecentToForget", "2026-03-02T09:00:00Z", "2026-03-01T11:00:00Z", "2026-03-01T10:30:00Z", 2, 1, 4,
+			"2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", "2026-03-01T11:00:00Z", 2, 5},
+		{"OlderDayJustOld", "2026-03-02T09:00:00Z", "2026-03-01T11:00:00Z", "2026-03-01T10:00:00Z", 2, 1, 4,
+			"2026-03-03T10:00:00Z", "2026-03-02T09:00:00Z", "2026-03-01T11:00:00Z", 2, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			in := pool.Item{Status: pool.StatusPending, CallsToday: c.calls, PrevCallsToday: c.prevCalls}
-			if c.callAt != "" {
-				in.CallAt = utc(t, c.callAt)
+			instant := func(s string) time.Time {
+				if s == "" {
+					return time.Time{}
+				}
+				return utc(t, s)
 			}
-			if c.prevCallAt != "" {
-				in.PrevCallAt = utc(t, c.prevCallAt)
-			}
+			in := pool.Item{Status: pool.StatusPending, CallAt: instant(c.callAt), CallsToday: c.calls,
+				PrevCallAt: instant(c.prevCallAt), PrevCallsToday: c.prevCalls,
+				OlderCallAt: instant(c.olderCallAt), OlderCallsToday: c.olderCalls}
 			out, _, ok := g.Admit(in, utc(t, c.now))
 			require.True(t, ok)
-			var want time.Time
-			if c.wantPrevAt != "" {
-				want = utc(t, c.wantPrevAt)
-			}
-			require.Equal(t, want, out.PrevCallAt)
+			require.Equal(t, instant(c.wantPrevAt), out.PrevCallAt)
 			require.Equal(t, c.wantPrev, out.PrevCallsToday)
+			require.Equal(t, instant(c.wantOlderAt), out.OlderCallAt)
+			require.Equal(t, c.wantOlder, out.OlderCallsToday)
 		})
 	}
 }
@@ -372,6 +384,8 @@ func TestGate_PreviousDayDoesNotAccumulate(t *testing.T) {
 	require.Equal(t, 1, it.CallsToday, "January 10th in Tokyo")
 	require.Equal(t, calls[8], it.PrevCallAt)
 	require.Equal(t, 1, it.PrevCallsToday, "January 9th in Tokyo, its own call alone")
+	require.Equal(t, calls[7], it.OlderCallAt)
+	require.Equal(t, 1, it.OlderCallsToday, "January 8th in Tokyo, its own call alone")
 
 	g.Loc = zone(t, "America/Sao_Paulo")
 	now := calls[9].Add(30 * time.Minute)
@@ -381,4 +395,41 @@ func TestGate_PreviousDayDoesNotAccumulate(t *testing.T) {
 	require.Equal(t, 2, out.CallsToday, "calls[9]'s day and this call, on January 9th in São Paulo")
 	_, _, ok = g.Admit(out, now.Add(10*time.Minute))
 	require.False(t, ok, "a fourth call on January 9th in São Paulo: calls[8], calls[9] and the one admitted")
+}
+
+// TestGate_OlderDayTooRecentToForget: zones moved between calls start
+// three new dates within hours, and a zone moved east puts them all on
+// one date: the older day's calls, not forgotten when the fourth day
+// starts (see Gate.Admit), count there. Calls at 23:30 on March 10th and
+// 00:30 on the 11th in Tokyo (14:30Z and 15:30Z), at 00:15 on the 11th in
+// Kolkata (18:45Z), at 00:15 on the 11th in London (00:15Z): all on March
+// 11th in Kiritimati (04:30 to 14:15), as is 14:30 there: with
+// max_calls_per_day 4, no fifth call. The count of each day is counted.
+func TestGate_OlderDayTooRecentToForget(t *testing.T) {
+	t.Parallel()
+	g := campaign.Gate{Window: window(t, "00:00-24:00"), PerDay: 4}
+	var it pool.Item
+	for _, c := range []struct{ zone, at string }{
+		{"Asia/Tokyo", "2026-03-10T14:30:00Z"},
+		{"Asia/Tokyo", "2026-03-10T15:30:00Z"},
+		{"Asia/Kolkata", "2026-03-10T18:45:00Z"},
+		{"Europe/London", "2026-03-11T00:15:00Z"},
+	} {
+		g.Loc = zone(t, c.zone)
+		out, _, ok := g.Admit(it, utc(t, c.at))
+		require.True(t, ok, "%s in %s", c.at, c.zone)
+		require.Equal(t, 1, out.CallsToday, "a new date in %s", c.zone)
+		it = out
+	}
+	require.Equal(t, 1, it.PrevCallsToday)
+	require.Equal(t, utc(t, "2026-03-10T15:30:00Z"), it.OlderCallAt)
+	require.Equal(t, 2, it.OlderCallsToday, "the first day's call held with the second's")
+
+	g.Loc = zone(t, "Pacific/Kiritimati")
+	_, at, ok := g.Admit(it, utc(t, "2026-03-11T00:30:00Z"))
+	require.False(t, ok, "a fifth call on March 11th in Kiritimati")
+	require.Equal(t, utc(t, "2026-03-11T10:00:00Z"), at, "00:00 on March 12th in Kiritimati")
+	g.PerDay = 5
+	_, _, ok = g.Admit(it, utc(t, "2026-03-11T00:30:00Z"))
+	require.True(t, ok, "the fifth, max 5")
 }

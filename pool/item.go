@@ -24,7 +24,7 @@ const MaxPayloadDepth = 64
 
 // Item is one contact in one pool. The JSON form has the API's field names;
 // the bookkeeping fields (ID, PoolUUID, Token, LeaseExpiresAt, and the
-// counts of the calling days: CallAt to PrevCallsToday) are not
+// counts of the calling days: CallAt to OlderCallsToday) are not
 // marshalled.
 type Item struct {
 	// ID is assigned by the store when the item is added. It grows with
@@ -84,12 +84,19 @@ type Item struct {
 	CallToken  int64     `json:"-"`
 	// PrevCallAt and PrevCallsToday are the same count of the calling
 	// day before the latest: CallAt and CallsToday as they were when a
-	// counted call started a later date (plus the count before them,
-	// unless its calls were all two days older than that call), kept
-	// because a zone moved west can put that day's calls on the latest
-	// one's date (see campaign.Gate). Zero when there was none with calls.
+	// counted call started a later date, kept because a zone moved west
+	// can put that day's calls on the latest one's date (see
+	// campaign.Gate). Zero when there was none with calls.
 	PrevCallAt     time.Time `json:"-"`
 	PrevCallsToday int       `json:"-"`
+	// OlderCallAt and OlderCallsToday are the same count of the calling
+	// day before that: PrevCallAt and PrevCallsToday as they were when a
+	// counted call started a later date (plus the count before them when
+	// its calls were not all two days older than that call, which in one
+	// zone is rare, see campaign.Gate.Admit). Zero when there was none
+	// with calls.
+	OlderCallAt     time.Time `json:"-"`
+	OlderCallsToday int       `json:"-"`
 }
 
 // Due reports whether it may be dispatched at now: it is Pending, or

@@ -155,8 +155,9 @@ func (it Item) Expired(ceiling int, now time.Time, retryDelay time.Duration) (It
 // counted this dispatch among the day's calls (CallToken is its token),
 // the day's count gives it back too: CallsToday, the count of the latest
 // calling day, which the latest counted dispatch is always on (the
-// previous day's, PrevCallsToday, stays). The fencing token stays, so the
-// released lease cannot settle a later dispatch. An item In_Call is
+// earlier days', PrevCallsToday and OlderCallsToday, stay). The fencing
+// token stays, so the released lease cannot settle a later dispatch. An
+// item In_Call is
 // refused with [ErrWrongStatus]: its call connected, so the
 // attempt was made and counts (against the ceiling and the day's calls);
 // it is completed or failed, never given back.
@@ -218,7 +219,7 @@ func (it Item) Skipped(note string) (Item, error) {
 // Requeued returns the finished item revived (lead recycling): Pending,
 // with attempts, retry count, timestamps and notes reset; its priority,
 // payload and insertion place stay, and so do the counts of its latest
-// calling days (CallAt to PrevCallsToday): a contact called up to a
+// calling days (CallAt to OlderCallsToday): a contact called up to a
 // rule's max_calls_per_day today is not called again today because its
 // item was requeued. An item in flight gets [ErrInFlight]; a waiting one
 // [ErrWrongStatus].

@@ -469,6 +469,9 @@ func crashCampCheck(t *testing.T, eng *queue.Engine, ids crashCampIDs, log []cra
 		if !it.PrevCallAt.IsZero() && it.PrevCallAt.In(loc).Format(time.DateOnly) == day {
 			n += it.PrevCallsToday
 		}
+		if !it.OlderCallAt.IsZero() && it.OlderCallAt.In(loc).Format(time.DateOnly) == day {
+			n += it.OlderCallsToday
+		}
 		require.LessOrEqual(t, it.CallsToday, crashCampPerDay, "item %d: calls_today", it.ID)
 		require.GreaterOrEqual(t, n, itemDay[fmt.Sprint(it.ID, day)], "item %d: its count of %s is below the calls logged\n%s",
 			it.ID, day, history(index[it.ContactUUID]))

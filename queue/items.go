@@ -199,7 +199,7 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 		var called []uuid.UUID // the contacts of those with a call a rule counts
 		for i, it := range found {
 			ids[i] = it.ID
-			if it.Attempts > 0 || it.CallsToday > 0 || it.PrevCallsToday > 0 {
+			if it.Attempts > 0 || it.CallsToday > 0 || it.PrevCallsToday > 0 || it.OlderCallsToday > 0 {
 				called = append(called, it.ContactUUID)
 			}
 		}

@@ -107,9 +107,11 @@ type modelItem struct {
 	callAt     time.Time
 	callsToday int
 	callToken  int64
-	// The count of the calling day before (campaign.Gate.Admit).
-	prevCallAt     time.Time
-	prevCallsToday int
+	// The counts of the calling days before (campaign.Gate.Admit).
+	prevCallAt      time.Time
+	prevCallsToday  int
+	olderCallAt     time.Time
+	olderCallsToday int
 	// callPending marks a dispatch the rule counted whose token the model
 	// does not know yet: the engine draws it, and the lease tells it
 	// (takeToken).
@@ -137,7 +139,7 @@ func (it *modelItem) callGoesOn(now time.Time) bool {
 func (it *modelItem) kept() *modelItem {
 	k := &modelItem{contact: it.contact, status: pool.StatusCompleted, attempts: it.attempts,
 		callAt: it.callAt, callsToday: it.callsToday, prevCallAt: it.prevCallAt, prevCallsToday: it.prevCallsToday,
-		keptOf: it}
+		olderCallAt: it.olderCallAt, olderCallsToday: it.olderCallsToday, keptOf: it}
 	if it.inFlight() {
 		k.keptToken = it.token
 	}
@@ -169,14 +171,15 @@ func (it *modelItem) takeToken(t require.TestingT, l *queue.Lease) {
 
 // called reports whether it has calls a rule counts.
 func (it *modelItem) called() bool {
-	return it.attempts > 0 || it.callsToday > 0 || it.prevCallsToday > 0
+	return it.attempts > 0 || it.callsToday > 0 || it.prevCallsToday > 0 || it.olderCallsToday > 0
 }
 
 // asItem is the model item as the pool.Item the rule's gate reads.
 func (it *modelItem) asItem() pool.Item {
 	out := pool.Item{Status: it.status, Attempts: it.attempts, Token: it.token,
 		CallAt: it.callAt, CallsToday: it.callsToday, CallToken: it.callToken,
-		PrevCallAt: it.prevCallAt, PrevCallsToday: it.prevCallsToday}
+		PrevCallAt: it.prevCallAt, PrevCallsToday: it.prevCallsToday,
+		OlderCallAt: it.olderCallAt, OlderCallsToday: it.olderCallsToday}
 	if !it.nextRetry.IsZero() {
 		next := it.nextRetry
 		out.NextRetryAt = &next
@@ -394,6 +397,7 @@ func (p *modelPool) dequeue(now time.Time, n int) ([]*modelItem, error) {
 			}
 			it.callAt, it.callsToday, it.callPending = in.CallAt, in.CallsToday, true
 			it.prevCallAt, it.prevCallsToday = in.PrevCallAt, in.PrevCallsToday
+			it.olderCallAt, it.olderCallsToday = in.OlderCallAt, in.OlderCallsToday
 		}
 		it.status = pool.StatusProcessing
 		it.attempts++
@@ -1184,6 +1188,8 @@ func (m *modelMachine) requireItem(t *rapid.T, got pool.Item, want *modelItem, w
 	require.Equal(t, want.callToken, got.CallToken, "%s: call token", ctx)
 	require.True(t, want.prevCallAt.Equal(got.PrevCallAt), "%s: prev_call_at %v, want %v", ctx, got.PrevCallAt, want.prevCallAt)
 	require.Equal(t, want.prevCallsToday, got.PrevCallsToday, "%s: previous day's calls", ctx)
+	require.True(t, want.olderCallAt.Equal(got.OlderCallAt), "%s: older_call_at %v, want %v", ctx, got.OlderCallAt, want.olderCallAt)
+	require.Equal(t, want.olderCallsToday, got.OlderCallsToday, "%s: older day's calls", ctx)
 	require.True(t, sameTime(got.NextRetryAt, want.nextRetry), "%s: next_retry_at %s, want %s", ctx, fmtTimePtr(got.NextRetryAt), fmtModelTime(want.nextRetry))
 	require.True(t, sameTime(got.StartedAt, want.started), "%s: started_at %s, want %s", ctx, fmtTimePtr(got.StartedAt), fmtModelTime(want.started))
 	require.True(t, sameTime(got.CompletedAt, want.completed), "%s: completed_at %s, want %s", ctx, fmtTimePtr(got.CompletedAt), fmtModelTime(want.completed))

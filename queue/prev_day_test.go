@@ -97,6 +97,7 @@ func TestEngine_PreviousDayDoesNotAccumulate(t *testing.T) {
 		it := b.item(t, p.UUID, contact)
 		require.Equal(t, 1, it.CallsToday, "January 12th in Tokyo")
 		require.Equal(t, 1, it.PrevCallsToday, "January 11th in Tokyo, its own call alone")
+		require.Equal(t, 1, it.OlderCallsToday, "January 10th in Tokyo, its own call alone")
 
 		_, err = b.eng.UpdateCampaign(b.ctx, c.UUID, campaign.UpdateParams{TimeZone: pqPtr("America/Sao_Paulo")})
 		require.NoError(t, err)

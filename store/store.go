@@ -314,9 +314,8 @@ type Tx interface {
 	// DetachPool) come with them, whatever pool they were in (except too),
 	// each as an item of no pool
 	// (PoolUUID uuid.Nil, ID 0, Status Completed) that holds only the
-	// contact, the attempts and the counts of its calling days (CallAt,
-	// CallsToday, PrevCallAt, PrevCallsToday): one
-	// more index seek per contact. A call kept of an item in flight when
+	// contact, the attempts and the counts of its calling days (CallAt
+	// to OlderCallsToday): one more index seek per contact. A call kept of an item in flight when
 	// its pool left (DetachPool) has, while that item is still in flight
 	// under the same token, the item's Status and LeaseExpiresAt instead:
 	// the call goes on (one more seek, of the item by its ID).

@@ -122,10 +122,11 @@ ON CONFLICT DO NOTHING`
 	// $1, which it leaves (see store.Tx.DetachPool); dropKeptCallsSQL
 	// drops those of its items when it is attached to the campaign again.
 	keepDetachedCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today, lease_token,
-    prev_call_at, prev_calls_today)
+    prev_call_at, prev_calls_today, older_call_at, older_calls_today)
 SELECT $1, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today,
-    CASE WHEN i.status IN ('Processing', 'In_Call') THEN i.token ELSE 0 END, i.prev_call_at, i.prev_calls_today
-FROM items i WHERE i.pool_id = $2 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0)`
+    CASE WHEN i.status IN ('Processing', 'In_Call') THEN i.token ELSE 0 END, i.prev_call_at, i.prev_calls_today,
+    i.older_call_at, i.older_calls_today
+FROM items i WHERE i.pool_id = $2 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)`
 	dropKeptCallsSQL = `DELETE FROM kept_calls k USING items i WHERE k.campaign_id = $1 AND i.id = k.item_id AND i.pool_id = $2`
 
 	// poolCampaignsSQL is a seek on campaign_pools_pool: nothing to read

@@ -130,7 +130,7 @@ var HotStatements = []struct {
 	{"items by id", itemsByIDSQL, "items_pkey", []string{"'{1,2,3}'"}},
 	{"update items", updateItemsSQL, "items_pkey", []string{"'{1}'", "'{1}'", "'{Pending}'", "'{Processing}'",
 		"'{0}'", "'{1}'", "'{0}'", "'{0}'", "'{0}'", "'{0}'", "'{0}'", "'{\"\"}'", "'{1}'", "'{0}'", "'{0}'", "'{0}'", "'{0}'",
-		"'{0}'", "'{0}'"}},
+		"'{0}'", "'{0}'", "'{0}'", "'{0}'"}},
 	{"update counts", updateCountsSQL, "pool_counts_pkey", []string{"'{$K}'", "'{-1}'", "'{1}'", "'{0}'", "'{0}'",
 		"'{0}'", "'{0}'", "'{0}'", "'{0}'"}},
 	{"lease bound", leaseBoundSQL, "items_lease", []string{"$K"}},

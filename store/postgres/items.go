@@ -19,7 +19,7 @@ import (
 const itemCols = `i.id, i.contact_uuid, i.status, i.priority, i.attempts, i.retry_count,
     i.started_at, i.completed_at, i.failed_at, i.next_retry_at, i.notes, i.added_at, i.payload,
     i.token, i.lease_expires_at, i.name, i.phone_number, i.email, i.timezone, i.call_at, i.calls_today, i.call_token,
-    i.prev_call_at, i.prev_calls_today`
+    i.prev_call_at, i.prev_calls_today, i.older_call_at, i.older_calls_today`
 
 const (
 	// insertItemsSQL inserts items from arrays, one element per item, in
@@ -30,19 +30,19 @@ const (
 	// empty; $20 the tsvector literals of their words (see search.go); $21
 	// to $23 the latest counted call, the day's calls and the counted
 	// dispatch's token; $24 and $25 the previous calling day's latest call
-	// and calls.
+	// and calls, $26 and $27 the older day's.
 	insertItemsSQL = `WITH ins AS (
     INSERT INTO items (pool_id, contact_uuid, added_at, payload, priority, status, attempts, retry_count,
         started_at, completed_at, failed_at, next_retry_at, notes, token, lease_expires_at, ready,
         name, phone_number, email, timezone, search, call_at, calls_today, call_token, prev_call_at,
-        prev_calls_today)
+        prev_calls_today, older_call_at, older_calls_today)
     SELECT $1, v.c, v.a, v.p, v.pr, v.s, v.at, v.rc, v.sa, v.ca, v.fa, v.nr, v.n, v.tk, v.le, v.s = 'Pending',
-        v.nm, v.ph, v.em, v.tz, v.sv::tsvector, v.cl, v.ct, v.ck, v.pc, v.pt
+        v.nm, v.ph, v.em, v.tz, v.sv::tsvector, v.cl, v.ct, v.ck, v.pc, v.pt, v.oc, v.ot
     FROM unnest($2::uuid[], $3::bigint[], $4::bytea[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
         $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bigint[], $15::bigint[],
         $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::bigint[], $22::bigint[], $23::bigint[],
-        $24::bigint[], $25::bigint[])
-        WITH ORDINALITY AS v (c, a, p, pr, s, at, rc, sa, ca, fa, nr, n, tk, le, nm, ph, em, tz, sv, cl, ct, ck, pc, pt, ord)
+        $24::bigint[], $25::bigint[], $26::bigint[], $27::bigint[])
+        WITH ORDINALITY AS v (c, a, p, pr, s, at, rc, sa, ca, fa, nr, n, tk, le, nm, ph, em, tz, sv, cl, ct, ck, pc, pt, oc, ot, ord)
     ORDER BY v.ord
     ON CONFLICT (pool_id, contact_uuid) DO NOTHING
     RETURNING status
@@ -94,7 +94,7 @@ WHERE i.id = ANY($1::bigint[])`
 	updateItemSQL = `UPDATE items SET status = $1, priority = $2, attempts = $3, retry_count = $4,
     started_at = $5, completed_at = $6, failed_at = $7, next_retry_at = $8, notes = $9, token = $10,
     lease_expires_at = $11, ready = $1 = 'Pending', call_at = $15, calls_today = $16, call_token = $17,
-    prev_call_at = $18, prev_calls_today = $19
+    prev_call_at = $18, prev_calls_today = $19, older_call_at = $20, older_calls_today = $21
 WHERE id = $12 AND pool_id = $13 AND status = $14`
 
 	// updateItemsSQL is updateItemSQL for many items, from arrays.
@@ -104,11 +104,11 @@ WHERE id = $12 AND pool_id = $13 AND status = $14`
 	updateItemsSQL = `WITH u AS (UPDATE items i SET status = v.s, priority = v.pr, attempts = v.at, retry_count = v.rc,
     started_at = v.sa, completed_at = v.ca, failed_at = v.fa, next_retry_at = v.nr, notes = v.n,
     token = v.tk, lease_expires_at = v.le, ready = v.s = 'Pending', call_at = v.cl, calls_today = v.ct,
-    call_token = v.ck, prev_call_at = v.pc, prev_calls_today = v.pt
+    call_token = v.ck, prev_call_at = v.pc, prev_calls_today = v.pt, older_call_at = v.oc, older_calls_today = v.ot
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
     $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[],
-    $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[])
-    AS v (id, pool_id, f, s, pr, at, rc, sa, ca, fa, nr, n, tk, le, cl, ct, ck, pc, pt)
+    $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[])
+    AS v (id, pool_id, f, s, pr, at, rc, sa, ca, fa, nr, n, tk, le, cl, ct, ck, pc, pt, oc, ot)
 WHERE i.id = v.id AND i.pool_id = v.pool_id AND i.status = v.f RETURNING 1)
 SELECT poolq_expect_rows(count(*), cardinality($1::bigint[])) FROM u`
 
@@ -142,7 +142,7 @@ func isNew(it pool.Item) bool {
 	return it.Status == pool.StatusPending && it.Attempts == 0 && it.RetryCount == 0 &&
 		it.StartedAt == nil && it.CompletedAt == nil && it.FailedAt == nil && it.NextRetryAt == nil &&
 		it.Notes == "" && it.Token == 0 && it.LeaseExpiresAt.IsZero() && it.CallAt.IsZero() && it.CallsToday == 0 && it.CallToken == 0 &&
-		it.PrevCallAt.IsZero() && it.PrevCallsToday == 0
+		it.PrevCallAt.IsZero() && it.PrevCallsToday == 0 && it.OlderCallAt.IsZero() && it.OlderCallsToday == 0
 }
 
 // stateArrays are the arrays of items' mutable fields, one element per
@@ -156,8 +156,8 @@ type stateArrays struct {
 	token                       []int64
 	callAt                      []*int64
 	callsToday, callToken       []int64
-	prevCallAt                  []*int64
-	prevCallsToday              []int64
+	prevCallAt, olderCallAt     []*int64
+	prevCallsToday, olderCalls  []int64
 }
 
 func (a *stateArrays) add(it pool.Item) error {
@@ -181,6 +181,10 @@ func (a *stateArrays) add(it pool.Item) error {
 	if err != nil {
 		return err
 	}
+	olderCallAt, err := zeroNullNanos(it.OlderCallAt)
+	if err != nil {
+		return err
+	}
 	a.status = append(a.status, string(it.Status))
 	a.priority = append(a.priority, int64(it.Priority))
 	a.attempts = append(a.attempts, int64(it.Attempts))
@@ -197,13 +201,16 @@ func (a *stateArrays) add(it pool.Item) error {
 	a.callToken = append(a.callToken, it.CallToken)
 	a.prevCallAt = append(a.prevCallAt, prevCallAt)
 	a.prevCallsToday = append(a.prevCallsToday, int64(it.PrevCallsToday))
+	a.olderCallAt = append(a.olderCallAt, olderCallAt)
+	a.olderCalls = append(a.olderCalls, int64(it.OlderCallsToday))
 	return nil
 }
 
 // args returns the arrays in the order of the statements' parameters.
 func (a *stateArrays) args() []any {
 	return []any{a.status, a.priority, a.attempts, a.retries, a.started, a.completed, a.failed,
-		a.next, a.notes, a.token, a.lease, a.callAt, a.callsToday, a.callToken, a.prevCallAt, a.prevCallsToday}
+		a.next, a.notes, a.token, a.lease, a.callAt, a.callsToday, a.callToken, a.prevCallAt, a.prevCallsToday,
+		a.olderCallAt, a.olderCalls}
 }
 
 // contactArrays are the arrays of items' contact fields and the tsvector
@@ -328,7 +335,7 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 		}
 		args := append([]any{st.k, contacts, added, payloads, a.priority, a.status, a.attempts, a.retries,
 			a.started, a.completed, a.failed, a.next, a.notes, a.token, a.lease}, c.args()...)
-		args = append(args, a.callAt, a.callsToday, a.callToken, a.prevCallAt, a.prevCallsToday)
+		args = append(args, a.callAt, a.callsToday, a.callToken, a.prevCallAt, a.prevCallsToday, a.olderCallAt, a.olderCalls)
 		rows, err := t.query(ctx, insertItemsSQL, args...)
 		if err != nil {
 			return 0, wrap(op, err)
@@ -589,7 +596,8 @@ func (t *txn) UpdateItem(ctx context.Context, from pool.Status, it pool.Item) er
 	}
 	tag, err := t.exec(ctx, updateItemSQL, a.status[0], a.priority[0], a.attempts[0], a.retries[0],
 		a.started[0], a.completed[0], a.failed[0], a.next[0], a.notes[0], a.token[0], a.lease[0],
-		it.ID, st.k, string(from), a.callAt[0], a.callsToday[0], a.callToken[0], a.prevCallAt[0], a.prevCallsToday[0])
+		it.ID, st.k, string(from), a.callAt[0], a.callsToday[0], a.callToken[0], a.prevCallAt[0], a.prevCallsToday[0],
+		a.olderCallAt[0], a.olderCalls[0])
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -747,14 +755,14 @@ func scanItem(s pgx.Row, poolID uuid.UUID, extra ...any) (pool.Item, error) {
 		status                                      string
 		added                                       int64
 		started, completed, failed, next, leaseEnds *int64
-		callAt, prevCallAt                          *int64
+		callAt, prevCallAt, olderCallAt             *int64
 		payload                                     []byte
 		name, phone, email, zone                    *string
 	)
 	dest := append([]any{&it.ID, &it.ContactUUID, &status, &it.Priority, &it.Attempts, &it.RetryCount,
 		&started, &completed, &failed, &next, &it.Notes, &added, &payload, &it.Token, &leaseEnds,
 		&name, &phone, &email, &zone, &callAt, &it.CallsToday, &it.CallToken,
-		&prevCallAt, &it.PrevCallsToday}, extra...)
+		&prevCallAt, &it.PrevCallsToday, &olderCallAt, &it.OlderCallsToday}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return pool.Item{}, err
 	}
@@ -777,6 +785,9 @@ func scanItem(s pgx.Row, poolID uuid.UUID, extra ...any) (pool.Item, error) {
 	}
 	if prevCallAt != nil {
 		it.PrevCallAt = fromNanos(*prevCallAt)
+	}
+	if olderCallAt != nil {
+		it.OlderCallAt = fromNanos(*olderCallAt)
 	}
 	return it, nil
 }

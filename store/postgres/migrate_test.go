@@ -441,3 +441,88 @@ func TestOpen_UpgradesVersion9(t *testing.T) {
 	_, err = conn.Exec(ctx, `UPDATE kept_calls SET prev_calls_today = -1`)
 	require.Error(t, err, "a negative prev_calls_today kept")
 }
+
+// TestOpen_UpgradesVersion10 opens a schema left at version 10, whose
+// items and kept calls count their latest two calling days: every item
+// and kept call keeps those counts and has no older day's (NULL, 0), the
+// new counts are stored from then on, and older_calls_today keeps its
+// CHECK on the upgraded tables.
+func TestOpen_UpgradesVersion10(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	schema := pgtest.Schema(t, url)
+	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 10))
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "SET search_path = "+schema)
+	require.NoError(t, err)
+	p := newTestPool("from version 10")
+	var pk, ck int64
+	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items,
+    max_retries, is_active, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $2)
+    RETURNING id`, p.UUID, p.Name, p.Description, "FIFO", p.MaxParallelItems, p.MaxRetries, p.IsActive,
+		p.CreatedAt.UnixNano()).Scan(&pk))
+	_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, completed) VALUES ($1, 1)`, pk)
+	require.NoError(t, err)
+	k, contact, removed := uuid.New(), uuid.New(), uuid.New()
+	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at,
+    search) VALUES ($1, 'old campaign', 'Draft', 'UTC', 0, 0, 'old campaign') RETURNING id`, k).Scan(&ck))
+	_, err = conn.Exec(ctx, `INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES ($1, $2, 1)`, ck, pk)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count,
+    notes, added_at, token, ready, call_at, calls_today, call_token, prev_call_at, prev_calls_today)
+    VALUES ($1, $2, 'Completed', 0, 4, 1, '', 3, 2, false, 7000000000, 2, 2, 6000000000, 2)`, pk, contact)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
+    prev_call_at, prev_calls_today) VALUES ($1, 99, $2, 2, 5000000000, 1, 4000000000, 1)`, ck, removed)
+	require.NoError(t, err)
+
+	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: schema})
+	var it pool.Item
+	var others []pool.Item
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		if it, err = tx.Item(ctx, p.UUID, contact); err != nil {
+			return err
+		}
+		others, err = tx.CampaignItems(ctx, k, p.UUID, removed)
+		return err
+	}))
+	require.Equal(t, time.Unix(7, 0).UTC(), it.CallAt)
+	require.Equal(t, 2, it.CallsToday)
+	require.Equal(t, time.Unix(6, 0).UTC(), it.PrevCallAt)
+	require.Equal(t, 2, it.PrevCallsToday)
+	require.Zero(t, it.OlderCallAt, "no older day")
+	require.Zero(t, it.OlderCallsToday, "no older day")
+	require.Len(t, others, 1)
+	require.Equal(t, removed, others[0].ContactUUID)
+	require.Equal(t, time.Unix(5, 0).UTC(), others[0].CallAt)
+	require.Equal(t, 1, others[0].CallsToday)
+	require.Equal(t, time.Unix(4, 0).UTC(), others[0].PrevCallAt)
+	require.Equal(t, 1, others[0].PrevCallsToday)
+	require.Zero(t, others[0].OlderCallAt, "no older day")
+	require.Zero(t, others[0].OlderCallsToday, "no older day")
+
+	// Stored from then on, and kept with the item.
+	it.OlderCallAt, it.OlderCallsToday = time.Unix(3, 0).UTC(), 1
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, it) }))
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.KeepCalls(ctx, p.UUID, contact) }))
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		others, err = tx.CampaignItems(ctx, k, uuid.Nil, contact)
+		return err
+	}))
+	require.Len(t, others, 2)
+	for _, o := range others {
+		require.Equal(t, time.Unix(3, 0).UTC(), o.OlderCallAt)
+		require.Equal(t, 1, o.OlderCallsToday)
+	}
+
+	// older_calls_today keeps its CHECK on the upgraded tables.
+	bad := it
+	bad.OlderCallsToday = -1
+	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, bad) })
+	require.Error(t, err, "a negative older_calls_today")
+	_, err = conn.Exec(ctx, `UPDATE kept_calls SET older_calls_today = -1`)
+	require.Error(t, err, "a negative older_calls_today kept")
+}

@@ -50,7 +50,7 @@ WHERE c.uuid = ?1 AND k.contact_uuid = ?3`
 	// store.Tx.CampaignItems).
 	keptCols = `0, k.contact_uuid, coalesce(live.status, 'Completed'), 0, k.attempts, 0, NULL, NULL, NULL, NULL, '', 0, NULL, 0,
     live.lease_expires_at, NULL, NULL, NULL, NULL, k.call_at, k.calls_today, 0,
-    k.prev_call_at, k.prev_calls_today, zeroblob(16)`
+    k.prev_call_at, k.prev_calls_today, k.older_call_at, k.older_calls_today, zeroblob(16)`
 	// keptCallJoin seeks, for a call kept under a lease (lease_token not
 	// 0), its item by primary key: still in flight under that token, the
 	// call goes on.
@@ -67,16 +67,18 @@ WHERE item_id = ?1 AND lease_token = ?2 AND lease_token <> 0 AND attempts > 0`
 	// (?2) into kept_calls, once per campaign of the pool;
 	// keepPoolCallsSQL of every item of the pool.
 	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
-    prev_call_at, prev_calls_today)
-SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today, i.prev_call_at, i.prev_calls_today
+    prev_call_at, prev_calls_today, older_call_at, older_calls_today)
+SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today, i.prev_call_at, i.prev_calls_today,
+    i.older_call_at, i.older_calls_today
 FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id JOIN items i ON i.pool_id = p.id
-WHERE p.uuid = ?1 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0)
+WHERE p.uuid = ?1 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)
     AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?2))`
 	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
-    prev_call_at, prev_calls_today)
-SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today, i.prev_call_at, i.prev_calls_today
+    prev_call_at, prev_calls_today, older_call_at, older_calls_today)
+SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today, i.prev_call_at, i.prev_calls_today,
+    i.older_call_at, i.older_calls_today
 FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id JOIN items i ON i.pool_id = p.id
-WHERE p.uuid = ?1 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0)`
+WHERE p.uuid = ?1 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)`
 
 	// campaignCallsSQL walks a campaign's pools and, in each, items_lease
 	// from ?2 on.

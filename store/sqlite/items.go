@@ -18,16 +18,16 @@ import (
 const itemCols = `i.id, i.contact_uuid, i.status, i.priority, i.attempts, i.retry_count,
     i.started_at, i.completed_at, i.failed_at, i.next_retry_at, i.notes, i.added_at, i.payload,
     i.token, i.lease_expires_at, i.name, i.phone_number, i.email, i.timezone, i.call_at, i.calls_today, i.call_token,
-    i.prev_call_at, i.prev_calls_today`
+    i.prev_call_at, i.prev_calls_today, i.older_call_at, i.older_calls_today`
 
 // stateCols are an item's mutable columns, in the order of appendState.
 const stateCols = `status, priority, attempts, retry_count, started_at, completed_at, failed_at,
     next_retry_at, notes, token, lease_expires_at, ready, call_at, calls_today, call_token,
-    prev_call_at, prev_calls_today`
+    prev_call_at, prev_calls_today, older_call_at, older_calls_today`
 
 // itemParams is the number of parameters of one row of an items INSERT:
 // pool, contact, added_at, payload, the four contact fields, the state.
-const itemParams = 25
+const itemParams = 27
 
 // insertSizes are the row counts of the multi-row statements of InsertItems
 // and UpdateItems, largest first, ending with 1: a batch is cut greedily
@@ -51,15 +51,16 @@ var updateItemsSQL = func() map[int]string {
     retry_count = v.column4, started_at = v.column5, completed_at = v.column6, failed_at = v.column7,
     next_retry_at = v.column8, notes = v.column9, token = v.column10, lease_expires_at = v.column11,
     ready = v.column12, call_at = v.column13, calls_today = v.column14, call_token = v.column15,
-    prev_call_at = v.column16, prev_calls_today = v.column17
+    prev_call_at = v.column16, prev_calls_today = v.column17, older_call_at = v.column18,
+    older_calls_today = v.column19
 FROM (VALUES ` + strings.Repeat(row+", ", n-1) + row + `) AS v
-WHERE items.id = v.column18 AND +items.pool_id = v.column19 AND +items.status = v.column20`
+WHERE items.id = v.column20 AND +items.pool_id = v.column21 AND +items.status = v.column22`
 	}
 	return m
 }()
 
 // stateParams is the number of values appendState appends.
-const stateParams = 17
+const stateParams = 19
 
 // insertItemsSQL maps each of insertSizes to its statement.
 var insertItemsSQL = func() map[int]string {
@@ -110,7 +111,7 @@ func isNew(it pool.Item) bool {
 	return it.Status == pool.StatusPending && it.Attempts == 0 && it.RetryCount == 0 &&
 		it.StartedAt == nil && it.CompletedAt == nil && it.FailedAt == nil && it.NextRetryAt == nil &&
 		it.Notes == "" && it.Token == 0 && it.LeaseExpiresAt.IsZero() && it.CallAt.IsZero() && it.CallsToday == 0 && it.CallToken == 0 &&
-		it.PrevCallAt.IsZero() && it.PrevCallsToday == 0
+		it.PrevCallAt.IsZero() && it.PrevCallsToday == 0 && it.OlderCallAt.IsZero() && it.OlderCallsToday == 0
 }
 
 const (
@@ -142,7 +143,7 @@ WHERE i.pool_id = ? AND i.id > ? AND (i.name IS NOT NULL OR i.email IS NOT NULL 
 	updateItemSQL = `UPDATE OR FAIL items SET status = ?, priority = ?, attempts = ?, retry_count = ?,
     started_at = ?, completed_at = ?, failed_at = ?, next_retry_at = ?, notes = ?, token = ?,
     lease_expires_at = ?, ready = ?, call_at = ?, calls_today = ?, call_token = ?, prev_call_at = ?,
-    prev_calls_today = ?
+    prev_calls_today = ?, older_call_at = ?, older_calls_today = ?
 WHERE id = ? AND +pool_id = ? AND +status = ?`
 
 	// itemsOfContactsSQL takes the contacts as a JSON array of hex
@@ -649,13 +650,17 @@ func appendState(args []any, it pool.Item) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	olderCallAt, err := zeroNullNanos(it.OlderCallAt)
+	if err != nil {
+		return nil, err
+	}
 	ready := 0
 	if it.Status == pool.StatusPending {
 		ready = 1
 	}
 	return append(args, string(it.Status), it.Priority, it.Attempts, it.RetryCount,
 		times[0], times[1], times[2], times[3], it.Notes, it.Token, lease, ready, callAt, it.CallsToday, it.CallToken,
-		prevCallAt, it.PrevCallsToday), nil
+		prevCallAt, it.PrevCallsToday, olderCallAt, it.OlderCallsToday), nil
 }
 
 // payloadArg returns a payload as stored: TEXT, or NULL when empty.
@@ -674,14 +679,14 @@ func scanItem(s scanner, poolID uuid.UUID, extra ...any) (pool.Item, error) {
 		status                                      string
 		added                                       int64
 		started, completed, failed, next, leaseEnds sql.NullInt64
-		callAt, prevCallAt                          sql.NullInt64
+		callAt, prevCallAt, olderCallAt             sql.NullInt64
 		payload                                     []byte
 		name, phone, email, zone                    sql.NullString
 	)
 	dest := append([]any{&it.ID, &it.ContactUUID, &status, &it.Priority, &it.Attempts, &it.RetryCount,
 		&started, &completed, &failed, &next, &it.Notes, &added, &payload, &it.Token, &leaseEnds,
 		&name, &phone, &email, &zone, &callAt, &it.CallsToday, &it.CallToken,
-		&prevCallAt, &it.PrevCallsToday}, extra...)
+		&prevCallAt, &it.PrevCallsToday, &olderCallAt, &it.OlderCallsToday}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return pool.Item{}, err
 	}
@@ -704,6 +709,9 @@ func scanItem(s scanner, poolID uuid.UUID, extra ...any) (pool.Item, error) {
 	}
 	if prevCallAt.Valid {
 		it.PrevCallAt = fromNanos(prevCallAt.Int64)
+	}
+	if olderCallAt.Valid {
+		it.OlderCallAt = fromNanos(olderCallAt.Int64)
 	}
 	return it, nil
 }

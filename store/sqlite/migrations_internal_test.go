@@ -25,6 +25,7 @@ var landedMigrations = map[string]string{
 	"0008_kept_calls.sql":          "26564f4b9204cbe8b368f534fbd905056ae38f6154c25a7e275661284dba56cb",
 	"0009_search_words.sql":        "97ad41c6868f8cb028c7d1ea01dfc784ebf1639f94f546948a3e87e81364810a",
 	"0010_prev_call_day.sql":       "f91cec22f411377a51b8447f6b4ff27005ca114c5ee2c5068581fe7eb3456f2e",
+	"0011_older_call_day.sql":      "408ad607c177b3e88882ec3eee30fca8869a95b2975250eca7dc393f20eb7209",
 }
 
 // TestMigrations_Unchanged: the embedded migration files are the landed

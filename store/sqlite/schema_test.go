@@ -256,8 +256,8 @@ func TestSchema_QueryPlans(t *testing.T) {
 		{"Item", sqlite.ItemSQL, []any{1, []byte("0123456789abcdef")}, []string{"sqlite_autoindex_items_1"}},
 		{"PoolState", sqlite.PoolStateSQL, []any{[]byte("0123456789abcdef")},
 			[]string{"sqlite_autoindex_pools_1", "PRIMARY KEY", "PRIMARY KEY", "items_lease", "items_retry"}},
-		{"UpdateItem", sqlite.UpdateItemSQL, make([]any, 20), []string{"INTEGER PRIMARY KEY"}},
-		{"UpdateItems", sqlite.UpdateItemsSQL, make([]any, 40), []string{"INTEGER PRIMARY KEY"}},
+		{"UpdateItem", sqlite.UpdateItemSQL, make([]any, 22), []string{"INTEGER PRIMARY KEY"}},
+		{"UpdateItems", sqlite.UpdateItemsSQL, make([]any, 44), []string{"INTEGER PRIMARY KEY"}},
 		{"OnDNC", sqlite.OnDNCSQL, []any{`["30313233343536373839616263646566"]`}, []string{"PRIMARY KEY"}},
 		{"EscalationsOfPool", sqlite.EscalationsOfPoolSQL, []any{[]byte("0123456789abcdef"), 0, 10}, []string{"escalations_pool"}},
 		// Remove's, under the write lock for up to 10,000 contacts: a

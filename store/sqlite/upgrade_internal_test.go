@@ -433,6 +433,92 @@ func TestMigrate_PrevCallDay(t *testing.T) {
 	require.Error(t, err, "a negative prev_calls_today kept")
 }
 
+// TestMigrate_OlderCallDay upgrades a version 10 file, whose items and
+// kept calls count their latest two calling days, to the latest version:
+// every item and kept call keeps those counts and has no older day's
+// (NULL, 0), the new counts are stored from then on, and
+// older_calls_today keeps its CHECK on the upgraded tables.
+//
+// Not parallel: it narrows the package's migrations while it writes the
+// old file (see TestMigrate_CountsWithoutTriggers).
+func TestMigrate_OlderCallDay(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v10.db")
+	db := openDB(path) // 0009 needs poolq_search_words
+	db.SetMaxOpenConns(1)
+	all := history
+	history = all[:10]
+	err := migrate(ctx, db)
+	history = all
+	require.NoError(t, err)
+	exec := func(query string, args ...any) {
+		t.Helper()
+		_, err := db.ExecContext(ctx, query, args...)
+		require.NoError(t, err)
+	}
+	p, k, contact, removed := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	exec(insertOldPool, p[:])
+	exec(`INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at, search)
+    VALUES (?, 'old campaign', 'Draft', 'UTC', 0, 0, 'old campaign')`, k[:])
+	exec(`INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES (1, 1, 1)`)
+	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
+    ready, call_at, calls_today, call_token, prev_call_at, prev_calls_today)
+    VALUES (1, ?, 'Completed', 0, 4, 1, '', 3, 2, 0, 7000000000, 2, 2, 6000000000, 2)`, contact[:])
+	exec(`UPDATE pool_counts SET n = 1 WHERE pool_id = 1 AND status = 'Completed'`)
+	exec(`INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today, prev_call_at,
+    prev_calls_today) VALUES (1, 99, ?, 2, 5000000000, 1, 4000000000, 1)`, removed[:])
+	require.NoError(t, db.Close())
+
+	st, err := Open(ctx, path, Options{CheckCache: true})
+	require.NoError(t, err)
+	defer st.Close()
+	var it pool.Item
+	var others []pool.Item
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		if it, err = tx.Item(ctx, p, contact); err != nil {
+			return err
+		}
+		others, err = tx.CampaignItems(ctx, k, p, removed)
+		return err
+	}))
+	require.Equal(t, time.Unix(7, 0).UTC(), it.CallAt)
+	require.Equal(t, 2, it.CallsToday)
+	require.Equal(t, time.Unix(6, 0).UTC(), it.PrevCallAt)
+	require.Equal(t, 2, it.PrevCallsToday)
+	require.Zero(t, it.OlderCallAt, "no older day")
+	require.Zero(t, it.OlderCallsToday, "no older day")
+	require.Len(t, others, 1)
+	require.Equal(t, removed, others[0].ContactUUID)
+	require.Equal(t, time.Unix(5, 0).UTC(), others[0].CallAt)
+	require.Equal(t, 1, others[0].CallsToday)
+	require.Equal(t, time.Unix(4, 0).UTC(), others[0].PrevCallAt)
+	require.Equal(t, 1, others[0].PrevCallsToday)
+	require.Zero(t, others[0].OlderCallAt, "no older day")
+	require.Zero(t, others[0].OlderCallsToday, "no older day")
+
+	// Stored from then on, and kept with the item.
+	it.OlderCallAt, it.OlderCallsToday = time.Unix(3, 0).UTC(), 1
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, it) }))
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.KeepCalls(ctx, p, contact) }))
+	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+		others, err = tx.CampaignItems(ctx, k, uuid.Nil, contact)
+		return err
+	}))
+	require.Len(t, others, 2)
+	for _, o := range others {
+		require.Equal(t, time.Unix(3, 0).UTC(), o.OlderCallAt)
+		require.Equal(t, 1, o.OlderCallsToday)
+	}
+
+	// older_calls_today keeps its CHECK on the upgraded tables.
+	bad := it
+	bad.OlderCallsToday = -1
+	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, bad) })
+	require.Error(t, err, "a negative older_calls_today")
+	_, err = st.wc.ExecContext(ctx, `UPDATE kept_calls SET older_calls_today = -1`)
+	require.Error(t, err, "a negative older_calls_today kept")
+}
+
 // TestMigrate_SearchWords upgrades a version 8 file, whose item_search
 // unicode61 tokenized, to the latest version: every existing item with
 // contact fields is indexed again with store.SearchWords's words, so that

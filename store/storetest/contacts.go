@@ -47,6 +47,8 @@ func contactTests() []test {
 		{"CallDay/RoundTrip", testCallDayRoundTrip},
 		{"CallDay/PrevRoundTrip", testPrevCallDayRoundTrip},
 		{"CallDay/PrevKept", testPrevCallDayKept},
+		{"CallDay/OlderRoundTrip", testOlderCallDayRoundTrip},
+		{"CallDay/OlderKept", testOlderCallDayKept},
 		{"Contacts/ErrReadOnly", testContactsReadOnly},
 		{"Contacts/RollbackOnError", testContactsRollback},
 		{"Contacts/Savepoint", testContactsSavepoint},
@@ -253,6 +255,7 @@ func testCampaignItemsOwnWrites(t *testing.T, b *bundle) {
 func kept(it pool.Item) pool.Item {
 	return pool.Item{ContactUUID: it.ContactUUID, Status: pool.StatusCompleted, Attempts: it.Attempts,
 		CallAt: it.CallAt, CallsToday: it.CallsToday, PrevCallAt: it.PrevCallAt, PrevCallsToday: it.PrevCallsToday,
+		OlderCallAt: it.OlderCallAt, OlderCallsToday: it.OlderCallsToday,
 		AddedAt: time.Unix(0, 0).UTC()}
 }
 
@@ -1286,6 +1289,122 @@ func testPrevCallDayKept(t *testing.T, b *bundle) {
 	f := uuid.New()
 	in = b.insertItems(p3.UUID, []pool.Item{{ContactUUID: f, Status: pool.StatusPending, AddedAt: t0}})
 	b.set(in, 0, func(it *pool.Item) { it.CallAt, it.PrevCallAt, it.PrevCallsToday = at(time.Hour), at(-20*time.Hour), 1 })
+	in[0] = b.item(in[0].ID)
+	b.keepCalls(p3.UUID, f)
+	require.ElementsMatch(t, []pool.Item{kept(in[0])}, b.campaignItems(true, k.UUID, p3.UUID, f))
+}
+
+// testOlderCallDayRoundTrip checks that the count of an item's calling
+// day before the previous one (OlderCallAt, OlderCallsToday) is stored by
+// InsertItems, UpdateItem and UpdateItems, apart from the later days',
+// and returned by every method that reads items; a new item and a copy
+// have none.
+func testOlderCallDayRoundTrip(t *testing.T, b *bundle) {
+	p := b.insertPool() // FIFO
+	items := b.insertItems(p.UUID, pending(4))
+	for _, it := range items {
+		require.Zero(t, it.OlderCallAt)
+		require.Zero(t, it.OlderCallsToday)
+	}
+
+	// UpdateItem: three days.
+	items[0].CallAt, items[0].CallsToday, items[0].CallToken, items[0].Attempts = at(-time.Hour), 1, 1, 4
+	items[0].PrevCallAt, items[0].PrevCallsToday = at(-25*time.Hour), 2
+	items[0].OlderCallAt, items[0].OlderCallsToday = at(-49*time.Hour), 3
+	b.update(items[0])
+
+	// UpdateItems: each its own values, the extremes of the types among
+	// them; an older day whose later days' calls were all given back.
+	from := []pool.Status{items[1].Status, items[2].Status}
+	items[1].CallAt, items[1].CallsToday, items[1].PrevCallAt, items[1].PrevCallsToday = at(time.Hour), 1, at(-time.Hour), 1
+	items[1].OlderCallAt, items[1].OlderCallsToday = time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), 1<<33
+	items[2].CallAt, items[2].CallsToday = at(-time.Minute), 0
+	items[2].OlderCallAt, items[2].OlderCallsToday = time.Unix(0, -3).UTC(), 4
+	b.write(func(tx store.Tx) error {
+		return tx.UpdateItems(b.ctx, store.Change{From: from[0], Item: items[1]}, store.Change{From: from[1], Item: items[2]})
+	})
+
+	// InsertItems stores them too.
+	inserted := pending(1)
+	inserted[0].Status, inserted[0].Attempts = pool.StatusCompleted, 3
+	inserted[0].CallAt, inserted[0].CallsToday, inserted[0].PrevCallAt, inserted[0].PrevCallsToday = at(-time.Hour), 1, at(-30*time.Hour), 1
+	inserted[0].OlderCallAt, inserted[0].OlderCallsToday = at(-60*time.Hour), 1
+	inserted[0].CompletedAt = ptr(at(-time.Hour))
+	inserted[0].AddedAt = at(10)
+	items = append(items, b.insertItems(p.UUID, inserted)...)
+	require.Equal(t, at(-60*time.Hour), items[4].OlderCallAt)
+	require.Equal(t, 1, items[4].OlderCallsToday)
+
+	for _, it := range items {
+		require.Equal(t, it, b.item(it.ID), "ItemByID %d", it.ID)
+		require.Equal(t, []pool.Item{it}, b.contactItems(it.ContactUUID, false), "ContactItems %d", it.ID)
+	}
+	require.Equal(t, items, b.allItems(p.UUID, ""), "Items")
+	require.Equal(t, at(-49*time.Hour), b.item(items[0].ID).OlderCallAt)
+	require.Equal(t, 3, b.item(items[0].ID).OlderCallsToday)
+	require.Equal(t, 2, b.item(items[0].ID).PrevCallsToday, "apart from the previous day's")
+
+	// Back to none.
+	items[0].OlderCallAt, items[0].OlderCallsToday = time.Time{}, 0
+	b.update(items[0])
+	require.Equal(t, items[0], b.item(items[0].ID))
+
+	q := b.insertPool()
+	b.write(func(tx store.Tx) error { _, err := tx.CopyItems(b.ctx, p.UUID, q.UUID, at(time.Hour)); return err })
+	for _, it := range b.allItems(q.UUID, "") {
+		require.Zero(t, it.OlderCallAt, "a copy")
+		require.Zero(t, it.OlderCallsToday, "a copy")
+	}
+}
+
+// testOlderCallDayKept checks that the calls kept of an item (KeepCalls
+// of some contacts or of the pool, DetachPool) keep its older calling
+// day's count too, that CampaignItems returns it, and that an item whose
+// only counted calls are of that day is kept.
+func testOlderCallDayKept(t *testing.T, b *bundle) {
+	c, d, e, f := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	p1, p2, p3 := b.insertPool(), b.insertPool(), b.insertPool()
+	k := b.insertCampaign(newCampaign(nil))
+	b.attachAll(k.UUID, p1, p2, p3)
+	items := b.insertItems(p1.UUID, []pool.Item{
+		{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0},
+		{ContactUUID: d, Status: pool.StatusPending, AddedAt: t0},
+	})
+	b.set(items, 0, func(it *pool.Item) {
+		it.Status, it.Attempts, it.Token = pool.StatusFailed, 4, 4
+		it.CallAt, it.CallsToday, it.CallToken = at(time.Hour), 1, 4
+		it.PrevCallAt, it.PrevCallsToday = at(-20*time.Hour), 1
+		it.OlderCallAt, it.OlderCallsToday = at(-44*time.Hour), 2
+	})
+	b.set(items, 1, func(it *pool.Item) { // requeued, its later days' calls given back: the older day alone
+		it.CallAt, it.OlderCallAt, it.OlderCallsToday = at(time.Hour), at(-44*time.Hour), 1
+	})
+	items[0], items[1] = b.item(items[0].ID), b.item(items[1].ID)
+	require.Zero(t, items[1].Attempts)
+	require.Zero(t, items[1].CallsToday)
+	require.Zero(t, items[1].PrevCallsToday)
+
+	b.keepCalls(p1.UUID, c)
+	require.ElementsMatch(t, []pool.Item{kept(items[0])}, b.campaignItems(false, k.UUID, p1.UUID, c))
+	require.Equal(t, 2, b.campaignItems(true, k.UUID, p1.UUID, c)[0].OlderCallsToday)
+	b.keepCalls(p1.UUID) // the rest of the pool
+	require.ElementsMatch(t, []pool.Item{kept(items[1])}, b.campaignItems(true, k.UUID, p1.UUID, d),
+		"the older day's count alone is kept")
+
+	// DetachPool keeps them too.
+	in := b.insertItems(p2.UUID, []pool.Item{{ContactUUID: e, Status: pool.StatusPending, AddedAt: t0}})
+	b.set(in, 0, func(it *pool.Item) {
+		it.CallAt, it.OlderCallAt, it.OlderCallsToday = at(time.Hour), at(-44*time.Hour), 1
+	})
+	in[0] = b.item(in[0].ID)
+	b.write(func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, k.UUID, p2.UUID); return err })
+	require.ElementsMatch(t, []pool.Item{kept(in[0])}, b.campaignItems(false, k.UUID, p3.UUID, e))
+
+	// KeepCalls of a contact keeps the older day's count alone too.
+	in = b.insertItems(p3.UUID, []pool.Item{{ContactUUID: f, Status: pool.StatusPending, AddedAt: t0}})
+	b.set(in, 0, func(it *pool.Item) {
+		it.CallAt, it.OlderCallAt, it.OlderCallsToday = at(time.Hour), at(-44*time.Hour), 1
+	})
 	in[0] = b.item(in[0].ID)
 	b.keepCalls(p3.UUID, f)
 	require.ElementsMatch(t, []pool.Item{kept(in[0])}, b.campaignItems(true, k.UUID, p3.UUID, f))
