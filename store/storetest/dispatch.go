@@ -19,6 +19,7 @@ func dispatchTests() []test {
 		{"Due/ParallelEqualPriorities", testDueParallelTies},
 		{"Due/Limit", testDueLimit},
 		{"Due/OnlyWaitingItems", testDueOnlyWaiting},
+		{"Due/PendingWithRetryTime", testDuePendingWithRetryTime},
 		{"Due/RetriedKeepTheirPlace", testDueRetriedKeepPlace},
 		{"Due/Promotion", testDuePromotion},
 		{"Due/PromotedThenUpdated", testDuePromotedThenUpdated},
@@ -179,6 +180,40 @@ func testDueOnlyWaiting(t *testing.T, b *bundle) {
 	// A terminal item with a stale retry time is not due either.
 	b.set(items, 3, func(it *pool.Item) { it.NextRetryAt = ptr(at(0)) })
 	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, now, 10))
+}
+
+// testDuePendingWithRetryTime: a Pending item is due whatever its
+// NextRetryAt says, and stays due through a Due that reads the whole due
+// set while a retry waits (that Due gives back to the waiting set only the
+// retries that are not due yet).
+func testDuePendingWithRetryTime(t *testing.T, b *bundle) {
+	p := b.insertPool(func(p *pool.Pool) { p.Type = pool.Parallel })
+	items := b.insertItems(p.UUID, pending(3))
+	b.set(items, 0, func(it *pool.Item) { it.NextRetryAt = ptr(at(2 * time.Hour)) })
+	b.set(items, 1, retrying(at(2*time.Hour)))
+	now := at(time.Hour)
+	want := []int64{items[0].ID, items[2].ID}
+	for range 2 { // the second time after the first gave back the retry
+		require.Equal(t, want, b.dueIDs(p.UUID, pool.FIFO, now, 10))
+		require.Equal(t, reversed(want), b.dueIDs(p.UUID, pool.LIFO, now, 10))
+		require.Equal(t, want, b.dueIDs(p.UUID, pool.Parallel, now, 10))
+	}
+	var due []pool.Item
+	b.write(func(tx store.Tx) (err error) {
+		_, due, err = tx.PoolDue(b.ctx, p.UUID, now, 10)
+		return err
+	})
+	require.Equal(t, want, ids(due))
+	var (
+		w  time.Time
+		ok bool
+	)
+	b.read(func(tx store.Tx) (err error) {
+		w, ok, err = tx.NextWake(b.ctx, p.UUID)
+		return err
+	})
+	require.True(t, ok)
+	require.True(t, w.Equal(at(2*time.Hour)), "the retry's time, not the Pending item's: %v", w)
 }
 
 func testDueRetriedKeepPlace(t *testing.T, b *bundle) {
