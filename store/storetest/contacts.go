@@ -296,7 +296,7 @@ func (b *bundle) keepCalls(poolID uuid.UUID, contacts ...uuid.UUID) {
 // items of no pool; a pool of no campaign keeps nothing, and deleting the
 // campaign deletes them.
 func testKeepCalls(t *testing.T, b *bundle) {
-	c, d, e, f := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	c, d, e, f, g := uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	p1, p2, none := b.insertPool(), b.insertPool(), b.insertPool()
 	k1, k2 := b.insertCampaign(newCampaign(nil)), b.insertCampaign(newCampaign(nil))
 	b.attachAll(k1.UUID, p1, p2)
@@ -308,7 +308,7 @@ func testKeepCalls(t *testing.T, b *bundle) {
 		}
 		return b.insertItems(p.UUID, items)
 	}
-	in1, in2 := mk(p1, c, d, e, f), mk(p2, c)
+	in1, in2 := mk(p1, c, d, e, f, g), mk(p2, c)
 	mk(none, c)
 	b.set(in1, 0, func(it *pool.Item) { // two attempts, one of them today
 		it.Status, it.Attempts, it.Token = pool.StatusCompleted, 2, 2
@@ -317,6 +317,7 @@ func testKeepCalls(t *testing.T, b *bundle) {
 	b.set(in1, 2, func(it *pool.Item) { it.CallAt, it.CallsToday, it.CallToken = at(2*time.Hour), 1, 1 }) // requeued: its day's count alone
 	b.set(in1, 3, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 1 })     // a call on no calling day
 	b.set(in2, 0, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 1 })
+	b.set(in1, 4, func(it *pool.Item) { it.CallAt, it.CallsToday, it.CallToken = at(3*time.Hour), 1, 1 }) // as e, kept with the pool
 	for i := range in1 {
 		in1[i] = b.item(in1[i].ID)
 	}
@@ -337,7 +338,8 @@ func testKeepCalls(t *testing.T, b *bundle) {
 	b.keepCalls(p1.UUID) // the rest of p1, with the pool
 	for _, write := range []bool{false, true} {
 		require.ElementsMatch(t, []pool.Item{in2[0], keptC}, b.campaignItems(write, k1.UUID, uuid.Nil, c))
-		require.ElementsMatch(t, []pool.Item{kept(in1[2]), kept(in1[3])}, b.campaignItems(write, k2.UUID, uuid.Nil, e, f))
+		require.ElementsMatch(t, []pool.Item{kept(in1[2]), kept(in1[3]), kept(in1[4])}, b.campaignItems(write, k2.UUID, uuid.Nil, e, f, g),
+			"a requeued item's day's count is kept with the pool too")
 		require.ElementsMatch(t, []pool.Item{kept(in1[3])}, b.campaignItems(write, k1.UUID, p2.UUID, f), "one contact")
 	}
 	b.keepCalls(p2.UUID, c) // twice kept: both count
