@@ -406,12 +406,19 @@ func testExpired(t *testing.T, b *bundle) {
 	b.set(items, 4, retrying(at(0)))
 	b.set(items, 5, status(pool.StatusCompleted))
 
+	// Each in a read and in a write transaction, which reads the pool's
+	// state first: the earliest lease, its own bound, must be the earliest.
 	expired := func(now time.Time, limit int) []pool.Item {
-		var out []pool.Item
+		var out, inWrite []pool.Item
 		b.read(func(tx store.Tx) (err error) {
 			out, err = tx.Expired(b.ctx, p.UUID, now, limit)
 			return err
 		})
+		b.write(func(tx store.Tx) (err error) {
+			inWrite, err = tx.Expired(b.ctx, p.UUID, now, limit)
+			return err
+		})
+		require.Equal(t, out, inWrite, "in a write transaction, at %v", now)
 		return out
 	}
 	require.Empty(t, expired(at(time.Minute-1), 10))
