@@ -409,6 +409,21 @@ func testKeepCallsDetach(t *testing.T, b *bundle) {
 	b.attachAll(k.UUID, p1)
 	require.ElementsMatch(t, []pool.Item{items[0], items[1], kept(items[2])}, b.campaignItems(false, k.UUID, p2.UUID, c, d, e),
 		"detached and attached again: counted once")
+
+	// Attaching a pool again drops the calls kept of its own items only:
+	// another pool's, detached and not attached again, stay kept.
+	f, p3 := uuid.New(), b.insertPool()
+	b.attachAll(k.UUID, p3)
+	in3 := b.insertItems(p3.UUID, []pool.Item{{ContactUUID: f, Status: pool.StatusPending, AddedAt: t0}})
+	b.set(in3, 0, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 1 })
+	in3[0] = b.item(in3[0].ID)
+	require.True(t, detach(k.UUID, p3.UUID))
+	require.True(t, detach(k.UUID, p1.UUID))
+	b.attachAll(k.UUID, p1)
+	for _, write := range []bool{false, true} {
+		require.ElementsMatch(t, []pool.Item{kept(in3[0])}, b.campaignItems(write, k.UUID, p2.UUID, f),
+			"another pool's calls stay kept")
+	}
 }
 
 // testReleaseKeptCall checks that the calls kept of an item in flight when
