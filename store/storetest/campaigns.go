@@ -75,6 +75,8 @@ func testRulesRoundTrip(t *testing.T, b *bundle) {
 	// An update stores every setting, not the creation time.
 	r.Name, r.MaxTotalCalls, r.EndTime, r.EscalationType, r.RetryIntervalMinutes = "Mornings", 2, nil, nil, nil
 	r.StartTime, r.DNCCheck = 8*60, false
+	r.Type, r.MaxCallsPerDay, r.RemoveOnOptOut = campaign.Text, 3, true
+	r.EscalationAfterFailedAttempts, r.EscalationTarget = ptr(5), ptr("night@example.com")
 	r.CreatedAt, r.UpdatedAt = at(100), at(200)
 	b.write(func(tx store.Tx) error { return tx.UpdateRule(b.ctx, r) })
 	want := utcRule(r)
