@@ -417,4 +417,17 @@ func testCampaignsInTx(t *testing.T, b *bundle) {
 		require.Equal(t, c.UUID, cs[0].UUID)
 		return nil
 	})
+	// Read with the pool's lock, several campaigns come in their order.
+	e := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(3) }))
+	f := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(0) }))
+	b.attachAll(e.UUID, p)
+	b.attachAll(f.UUID, p)
+	b.write(func(tx store.Tx) error {
+		_, err := tx.InFlight(b.ctx, p.UUID) // names the pool first
+		require.NoError(t, err)
+		cs, err := tx.PoolCampaigns(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, []uuid.UUID{f.UUID, c.UUID, e.UUID}, campaignIDs(cs))
+		return nil
+	})
 }
