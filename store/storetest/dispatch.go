@@ -35,6 +35,7 @@ func dispatchTests() []test {
 		{"PoolDue/NowBehindPromotion", testPoolDueNowBehindPromotion},
 		{"Expired/OK", testExpired},
 		{"NextWake/OK", testNextWake},
+		{"NextWake/AfterUpdateItems", testNextWakeUpdateItems},
 	}
 }
 
@@ -688,4 +689,29 @@ func testPoolDueNowBehindPromotion(t *testing.T, b *bundle) {
 	require.Empty(t, b.poolDueIDs(p.UUID, at(time.Hour-1), 10), "nothing due an instant before the first")
 	require.Equal(t, at(time.Hour), wake(), "the retries PoolDue gave back are waited for again")
 	require.Equal(t, ids(items[:2]), b.poolDueIDs(p.UUID, at(2*time.Hour), 10), "and found due at their times")
+}
+
+// testNextWakeUpdateItems: items UpdateItems makes Retrying wait for their
+// time, which NextWake names, as UpdateItem's do.
+func testNextWakeUpdateItems(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(2))
+	from := items[0].Status
+	retrying(at(time.Hour))(&items[0])
+	scheduled(at(2 * time.Hour))(&items[1])
+	b.write(func(tx store.Tx) error {
+		return tx.UpdateItems(b.ctx, store.Change{From: from, Item: items[0]}, store.Change{From: from, Item: items[1]})
+	})
+	var (
+		w  time.Time
+		ok bool
+	)
+	b.read(func(tx store.Tx) (err error) {
+		w, ok, err = tx.NextWake(b.ctx, p.UUID)
+		return err
+	})
+	require.True(t, ok)
+	require.True(t, w.Equal(at(time.Hour)), "%v", w)
+	require.Empty(t, b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 10))
+	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, at(time.Hour), 10))
 }
