@@ -33,6 +33,7 @@ func itemTests() []test {
 		{"UpdateItem/StaleStatus", testUpdateItemStale},
 		{"UpdateItems/Many", testUpdateItemsMany},
 		{"UpdateItems/ErrNotFound", testUpdateItemsNotFound},
+		{"UpdateItems/WrongPool", testUpdateItemsWrongPool},
 		{"ItemsByID", testItemsByID},
 		{"PoolItems", testPoolItems},
 		{"PoolItems/ReadBehindTheLock", testPoolItemsBehindLock},
@@ -614,6 +615,29 @@ func testUpdateItemsNotFound(t *testing.T, b *bundle) {
 	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItems(b.ctx, cs...) })
 	require.ErrorIs(t, err, store.ErrNotFound)
 	for _, it := range items {
+		require.Equal(t, it, b.item(it.ID))
+	}
+}
+
+// testUpdateItemsWrongPool checks that a batch naming an item by its ID
+// in another pool than its own fails with ErrNotFound and changes
+// nothing: the pool is part of the item's address.
+func testUpdateItemsWrongPool(t *testing.T, b *bundle) {
+	p, q := b.insertPool(), b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	others := b.insertItems(q.UUID, pending(1))
+	batch := slices.Clone(items)
+	for i := range batch {
+		batch[i].Notes = "changed"
+	}
+	batch[1].PoolUUID = q.UUID
+	cs := make([]store.Change, len(batch))
+	for i, it := range batch {
+		cs[i] = store.Change{From: pool.StatusPending, Item: it}
+	}
+	err := b.st.Write(b.ctx, func(tx store.Tx) error { return tx.UpdateItems(b.ctx, cs...) })
+	require.ErrorIs(t, err, store.ErrNotFound)
+	for _, it := range append(items, others...) {
 		require.Equal(t, it, b.item(it.ID))
 	}
 }
