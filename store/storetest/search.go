@@ -129,6 +129,16 @@ func testItemsSearch(t *testing.T, b *bundle) {
 		require.NoError(t, err)
 		require.Equal(t, 2, total)
 		require.Equal(t, []pool.Contact{zoe}, contactsOf(got))
+		// A page past the last still tells the total, of the filter's
+		// matches when a status is given.
+		got, total, err = tx.Items(b.ctx, p.UUID, pool.ItemQuery{Search: "example", Page: 3, PerPage: 1})
+		require.NoError(t, err)
+		require.Equal(t, 2, total)
+		require.Empty(t, got)
+		got, total, err = tx.Items(b.ctx, p.UUID, pool.ItemQuery{Search: "example", Status: pool.StatusCompleted, Page: 2, PerPage: 1})
+		require.NoError(t, err)
+		require.Equal(t, 1, total, "the matches in the status asked for")
+		require.Empty(t, got)
 		return nil
 	})
 }
