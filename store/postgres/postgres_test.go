@@ -1012,21 +1012,7 @@ func TestWrite_FrozenPoolOnlyTried(t *testing.T) {
 			bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: lockTimeout})
 			p := newTestPool("frozen")
 			require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
-			holds, release := make(chan struct{}), make(chan struct{})
-			held := make(chan error, 1)
-			go func() {
-				held <- a.Write(ctx, func(tx store.Tx) error {
-					if _, err := tx.Pool(ctx, p.UUID); err != nil {
-						return err
-					}
-					close(holds)
-					<-release
-					return nil
-				})
-			}()
-			<-holds
-			var once sync.Once
-			free := func() { once.Do(func() { close(release); require.NoError(t, <-held) }) }
+			free := holdPool(t, a, p.UUID, nil)
 			defer free() // before the stores close, even when the test fails
 			write := func() (time.Duration, error) {
 				start := time.Now()
@@ -1049,6 +1035,33 @@ func TestWrite_FrozenPoolOnlyTried(t *testing.T) {
 	}
 }
 
+// holdPool holds the lock of pool id in a write transaction of st, from a
+// goroutine of its own, until free is called; then runs then (nil:
+// nothing) in that transaction, and free returns once it has committed.
+// free may be called more than once.
+func holdPool(t *testing.T, st *postgres.Store, id uuid.UUID, then func(store.Tx) error) (free func()) {
+	t.Helper()
+	ctx := context.Background()
+	holds, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- st.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, id); err != nil {
+				return err
+			}
+			close(holds)
+			<-release
+			if then == nil {
+				return nil
+			}
+			return then(tx)
+		})
+	}()
+	<-holds
+	var once sync.Once
+	return func() { once.Do(func() { close(release); require.NoError(t, <-held) }) }
+}
+
 // TestWrite_FrozenPoolDeleted: a pool held past the lock timeout, then
 // deleted by the session that held it, is not found by the next write:
 // the try of its lock finds no row, and the write goes on as for any pool
@@ -1064,21 +1077,7 @@ func TestWrite_FrozenPoolDeleted(t *testing.T) {
 			bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: 500 * time.Millisecond})
 			p := newTestPool("frozen, then deleted")
 			require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
-			holds, release := make(chan struct{}), make(chan struct{})
-			held := make(chan error, 1)
-			go func() {
-				held <- a.Write(ctx, func(tx store.Tx) error {
-					if _, err := tx.Pool(ctx, p.UUID); err != nil {
-						return err
-					}
-					close(holds)
-					<-release
-					return tx.DeletePool(ctx, p.UUID)
-				})
-			}()
-			<-holds
-			var once sync.Once
-			free := func() { once.Do(func() { close(release); require.NoError(t, <-held) }) }
+			free := holdPool(t, a, p.UUID, func(tx store.Tx) error { return tx.DeletePool(ctx, p.UUID) })
 			defer free() // before the stores close, even when the test fails
 			write := func() error {
 				return bounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
