@@ -31,11 +31,12 @@ import (
 // before, and Admit forgets a day's calls only when they are all two days
 // older than the call it admits (it adds them to the older day's count
 // otherwise, see Admit), so that no zone puts them on a date with a call
-// to come. Nor too many, but for that fold, which is rare: each count is
-// one calling day's, so a call is refused only when the days whose latest
-// call falls on its date hold PerDay calls (when a zone moved, some of a
-// day's calls may fall on the date before: a Gate knows counts, not
-// instants).
+// to come. Nor too many, but for that fold, which is rare in one zone (a
+// contact whose zone changes before nearly every call may meet it at each
+// change, a call too many each time): each count is one calling day's, so
+// a call is refused only when the days whose latest call falls on its date
+// hold PerDay calls (when a zone moved, some of a day's calls may fall on
+// the date before: a Gate knows counts, not instants).
 //
 // The cap is the contact's, not the item's: Others are the contact's items
 // in the campaign's other pools, whose calls count with the item's own,
@@ -179,7 +180,11 @@ const forgetAfter = 48 * time.Hour
 // date than a call already counted (another node's behind, this one
 // stepped back) adds its call to that later date's count rather than
 // start a new day and forget it: it may count a call too many, never one
-// too few. A zero at (no such day) counts on no date.
+// too few on the date the call is counted on. Read by the behind clock's
+// own date the count may look short: a previous day that falls on that
+// date does not count with the later date's (see count), which is right
+// by real time, where the call is one of that later date.
+// A zero at (no such day) counts on no date.
 func (g Gate) sameDay(at, t time.Time) bool {
 	return !at.IsZero() && LocalDay(t, g.Loc) <= LocalDay(at, g.Loc)
 }
