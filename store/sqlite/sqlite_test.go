@@ -89,10 +89,20 @@ func poolExists(tb testing.TB, st store.Store, id uuid.UUID) bool {
 	return true
 }
 
+// TestStore_Conformance runs the suite on both kinds of store. Under -short
+// (the race run of .ci/run, after the plain run has run it all) the
+// in-memory store runs only the suite's tests that work from several
+// goroutines: the others are the file store's calls one at a time, on the
+// same code but for the in-memory store's one connection, whose turns the
+// concurrent tests take.
 func TestStore_Conformance(t *testing.T) {
 	t.Run("Memory", func(t *testing.T) {
 		t.Parallel()
-		storetest.Run(t, func(t *testing.T) store.Store { return MustOpen(t) })
+		run := storetest.Run
+		if testing.Short() {
+			run = storetest.RunConcurrent
+		}
+		run(t, func(t *testing.T) store.Store { return MustOpen(t) })
 	})
 	t.Run("File", func(t *testing.T) {
 		t.Parallel()
