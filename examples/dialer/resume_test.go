@@ -61,6 +61,9 @@ func TestSetup_FindsItsRuleByExactName(t *testing.T) {
 // their lease ends and are retried after the rule's retry interval, within
 // the run's -timeout (about 75 s).
 func TestRun_ResumesAfterSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a child process; skipped with -short (CI's race run, after the plain run has run it)")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	db := filepath.Join(t.TempDir(), "dialer.db")
