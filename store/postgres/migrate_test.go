@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -367,79 +368,16 @@ func TestOpen_UpgradesVersion5(t *testing.T) {
 // the new counts are stored from then on, and prev_calls_today keeps its
 // CHECK on the upgraded tables.
 func TestOpen_UpgradesVersion9(t *testing.T) {
-	url := pgtest.URL(t)
-	t.Parallel()
-	ctx := context.Background()
-	schema := pgtest.Schema(t, url)
-	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 9))
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SET search_path = "+schema)
-	require.NoError(t, err)
-	p := newTestPool("from version 9")
-	var pk, ck int64
-	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items,
-    max_retries, is_active, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $2)
-    RETURNING id`, p.UUID, p.Name, p.Description, "FIFO", p.MaxParallelItems, p.MaxRetries, p.IsActive,
-		p.CreatedAt.UnixNano()).Scan(&pk))
-	_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, completed) VALUES ($1, 1)`, pk)
-	require.NoError(t, err)
-	k, contact, removed := uuid.New(), uuid.New(), uuid.New()
-	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at,
-    search) VALUES ($1, 'old campaign', 'Draft', 'UTC', 0, 0, 'old campaign') RETURNING id`, k).Scan(&ck))
-	_, err = conn.Exec(ctx, `INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES ($1, $2, 1)`, ck, pk)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count,
+	testUpgradeAddsCallDay(t, callDayUpgrade{
+		from: 9,
+		item: `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count,
     notes, added_at, token, ready, call_at, calls_today, call_token)
-    VALUES ($1, $2, 'Completed', 0, 2, 1, '', 3, 2, false, 7000000000, 2, 2)`, pk, contact)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
-    VALUES ($1, 99, $2, 1, 5000000000, 1)`, ck, removed)
-	require.NoError(t, err)
-
-	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: schema})
-	var it pool.Item
-	var others []pool.Item
-	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
-		if it, err = tx.Item(ctx, p.UUID, contact); err != nil {
-			return err
-		}
-		others, err = tx.CampaignItems(ctx, k, p.UUID, removed)
-		return err
-	}))
-	require.Equal(t, time.Unix(7, 0).UTC(), it.CallAt)
-	require.Equal(t, 2, it.CallsToday)
-	require.Zero(t, it.PrevCallAt, "no previous day")
-	require.Zero(t, it.PrevCallsToday, "no previous day")
-	require.Len(t, others, 1)
-	require.Equal(t, removed, others[0].ContactUUID)
-	require.Equal(t, time.Unix(5, 0).UTC(), others[0].CallAt)
-	require.Equal(t, 1, others[0].CallsToday)
-	require.Zero(t, others[0].PrevCallAt, "no previous day")
-	require.Zero(t, others[0].PrevCallsToday, "no previous day")
-
-	// Stored from then on, and kept with the item.
-	it.PrevCallAt, it.PrevCallsToday = time.Unix(3, 0).UTC(), 1
-	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, it) }))
-	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.KeepCalls(ctx, p.UUID, contact) }))
-	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
-		others, err = tx.CampaignItems(ctx, k, uuid.Nil, contact)
-		return err
-	}))
-	require.Len(t, others, 2)
-	for _, o := range others {
-		require.Equal(t, time.Unix(3, 0).UTC(), o.PrevCallAt)
-		require.Equal(t, 1, o.PrevCallsToday)
-	}
-
-	// prev_calls_today keeps its CHECK on the upgraded tables.
-	bad := it
-	bad.PrevCallsToday = -1
-	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, bad) })
-	require.Error(t, err, "a negative prev_calls_today")
-	_, err = conn.Exec(ctx, `UPDATE kept_calls SET prev_calls_today = -1`)
-	require.Error(t, err, "a negative prev_calls_today kept")
+    VALUES ($1, $2, 'Completed', 0, 2, 1, '', 3, 2, false, 7000000000, 2, 2)`,
+		itemDays: []dayCount{{7, 2}},
+		kept: `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
+    VALUES ($1, 99, $2, 1, 5000000000, 1)`,
+		keptDays: []dayCount{{5, 1}},
+	})
 }
 
 // TestOpen_UpgradesVersion10 opens a schema left at version 10, whose
@@ -448,17 +386,66 @@ func TestOpen_UpgradesVersion9(t *testing.T) {
 // new counts are stored from then on, and older_calls_today keeps its
 // CHECK on the upgraded tables.
 func TestOpen_UpgradesVersion10(t *testing.T) {
+	testUpgradeAddsCallDay(t, callDayUpgrade{
+		from: 10,
+		item: `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count,
+    notes, added_at, token, ready, call_at, calls_today, call_token, prev_call_at, prev_calls_today)
+    VALUES ($1, $2, 'Completed', 0, 4, 1, '', 3, 2, false, 7000000000, 2, 2, 6000000000, 2)`,
+		itemDays: []dayCount{{7, 2}, {6, 2}},
+		kept: `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
+    prev_call_at, prev_calls_today) VALUES ($1, 99, $2, 2, 5000000000, 1, 4000000000, 1)`,
+		keptDays: []dayCount{{5, 1}, {4, 1}},
+	})
+}
+
+// callDayUpgrade is a schema version whose items and kept calls count
+// fewer calling days than the next version's: the migration after it adds
+// the count of callDays[len(itemDays)].
+type callDayUpgrade struct {
+	from int // the version upgraded from
+	// item inserts a Completed item ($1 its pool's id, $2 its contact)
+	// counting itemDays; kept inserts a kept call ($1 its campaign's id,
+	// $2 its contact) counting keptDays.
+	item, kept         string
+	itemDays, keptDays []dayCount // latest first, as callDays
+}
+
+// dayCount is the count of one calling day: its latest call at unix
+// second at, n calls.
+type dayCount struct {
+	at int64
+	n  int
+}
+
+// callDays are the calling days an item and a kept call count, latest
+// first: the column of each day's count, the day's name in messages, and
+// the item's fields that hold it.
+var callDays = []struct {
+	column, name string
+	fields       func(*pool.Item) (*time.Time, *int)
+}{
+	{"calls_today", "latest", func(it *pool.Item) (*time.Time, *int) { return &it.CallAt, &it.CallsToday }},
+	{"prev_calls_today", "previous", func(it *pool.Item) (*time.Time, *int) { return &it.PrevCallAt, &it.PrevCallsToday }},
+	{"older_calls_today", "older", func(it *pool.Item) (*time.Time, *int) { return &it.OlderCallAt, &it.OlderCallsToday }},
+}
+
+// testUpgradeAddsCallDay opens a schema left at version u.from holding an
+// item and a kept call of a removed contact: after the upgrade each keeps
+// the counts it had and has none of the added day (NULL, 0), the added
+// day's count is stored from then on and kept with the item, and its
+// column keeps its CHECK on the upgraded tables.
+func testUpgradeAddsCallDay(t *testing.T, u callDayUpgrade) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
 	schema := pgtest.Schema(t, url)
-	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 10))
+	require.NoError(t, postgres.MigrateTo(ctx, url, schema, u.from))
 	conn, err := pgx.Connect(ctx, url)
 	require.NoError(t, err)
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "SET search_path = "+schema)
 	require.NoError(t, err)
-	p := newTestPool("from version 10")
+	p := newTestPool(fmt.Sprintf("from version %d", u.from))
 	var pk, ck int64
 	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items,
     max_retries, is_active, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $2)
@@ -471,12 +458,9 @@ func TestOpen_UpgradesVersion10(t *testing.T) {
     search) VALUES ($1, 'old campaign', 'Draft', 'UTC', 0, 0, 'old campaign') RETURNING id`, k).Scan(&ck))
 	_, err = conn.Exec(ctx, `INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES ($1, $2, 1)`, ck, pk)
 	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count,
-    notes, added_at, token, ready, call_at, calls_today, call_token, prev_call_at, prev_calls_today)
-    VALUES ($1, $2, 'Completed', 0, 4, 1, '', 3, 2, false, 7000000000, 2, 2, 6000000000, 2)`, pk, contact)
+	_, err = conn.Exec(ctx, u.item, pk, contact)
 	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
-    prev_call_at, prev_calls_today) VALUES ($1, 99, $2, 2, 5000000000, 1, 4000000000, 1)`, ck, removed)
+	_, err = conn.Exec(ctx, u.kept, ck, removed)
 	require.NoError(t, err)
 
 	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: schema})
@@ -489,23 +473,15 @@ func TestOpen_UpgradesVersion10(t *testing.T) {
 		others, err = tx.CampaignItems(ctx, k, p.UUID, removed)
 		return err
 	}))
-	require.Equal(t, time.Unix(7, 0).UTC(), it.CallAt)
-	require.Equal(t, 2, it.CallsToday)
-	require.Equal(t, time.Unix(6, 0).UTC(), it.PrevCallAt)
-	require.Equal(t, 2, it.PrevCallsToday)
-	require.Zero(t, it.OlderCallAt, "no older day")
-	require.Zero(t, it.OlderCallsToday, "no older day")
+	added := callDays[len(u.itemDays)]
+	requireCallDays(t, it, u.itemDays)
 	require.Len(t, others, 1)
 	require.Equal(t, removed, others[0].ContactUUID)
-	require.Equal(t, time.Unix(5, 0).UTC(), others[0].CallAt)
-	require.Equal(t, 1, others[0].CallsToday)
-	require.Equal(t, time.Unix(4, 0).UTC(), others[0].PrevCallAt)
-	require.Equal(t, 1, others[0].PrevCallsToday)
-	require.Zero(t, others[0].OlderCallAt, "no older day")
-	require.Zero(t, others[0].OlderCallsToday, "no older day")
+	requireCallDays(t, others[0], u.keptDays)
 
 	// Stored from then on, and kept with the item.
-	it.OlderCallAt, it.OlderCallsToday = time.Unix(3, 0).UTC(), 1
+	at, n := added.fields(&it)
+	*at, *n = time.Unix(3, 0).UTC(), 1
 	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, it) }))
 	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.KeepCalls(ctx, p.UUID, contact) }))
 	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
@@ -514,15 +490,32 @@ func TestOpen_UpgradesVersion10(t *testing.T) {
 	}))
 	require.Len(t, others, 2)
 	for _, o := range others {
-		require.Equal(t, time.Unix(3, 0).UTC(), o.OlderCallAt)
-		require.Equal(t, 1, o.OlderCallsToday)
+		at, n := added.fields(&o)
+		require.Equal(t, time.Unix(3, 0).UTC(), *at)
+		require.Equal(t, 1, *n)
 	}
 
-	// older_calls_today keeps its CHECK on the upgraded tables.
+	// The added count keeps its CHECK on the upgraded tables.
 	bad := it
-	bad.OlderCallsToday = -1
+	_, n = added.fields(&bad)
+	*n = -1
 	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, bad) })
-	require.Error(t, err, "a negative older_calls_today")
-	_, err = conn.Exec(ctx, `UPDATE kept_calls SET older_calls_today = -1`)
-	require.Error(t, err, "a negative older_calls_today kept")
+	require.Error(t, err, "a negative "+added.column)
+	_, err = conn.Exec(ctx, `UPDATE kept_calls SET `+added.column+` = -1`)
+	require.Error(t, err, "a negative "+added.column+" kept")
+}
+
+// requireCallDays checks that it counts days, latest first, and nothing
+// on the day after them.
+func requireCallDays(t *testing.T, it pool.Item, days []dayCount) {
+	t.Helper()
+	for i, d := range days {
+		at, n := callDays[i].fields(&it)
+		require.Equal(t, time.Unix(d.at, 0).UTC(), *at, "the %s day", callDays[i].name)
+		require.Equal(t, d.n, *n, "the %s day", callDays[i].name)
+	}
+	added := callDays[len(days)]
+	at, n := added.fields(&it)
+	require.Zero(t, *at, "no %s day", added.name)
+	require.Zero(t, *n, "no %s day", added.name)
 }
