@@ -361,76 +361,15 @@ func TestMigrate_CallAt(t *testing.T) {
 // Not parallel: it narrows the package's migrations while it writes the
 // old file (see TestMigrate_CountsWithoutTriggers).
 func TestMigrate_PrevCallDay(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v9.db")
-	db := openDB(path) // 0009 needs poolq_search_words
-	db.SetMaxOpenConns(1)
-	all := history
-	history = all[:9]
-	err := migrate(ctx, db)
-	history = all
-	require.NoError(t, err)
-	exec := func(query string, args ...any) {
-		t.Helper()
-		_, err := db.ExecContext(ctx, query, args...)
-		require.NoError(t, err)
-	}
-	p, k, contact, removed := uuid.New(), uuid.New(), uuid.New(), uuid.New()
-	exec(insertOldPool, p[:])
-	exec(`INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at, search)
-    VALUES (?, 'old campaign', 'Draft', 'UTC', 0, 0, 'old campaign')`, k[:])
-	exec(`INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES (1, 1, 1)`)
-	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
-    ready, call_at, calls_today, call_token) VALUES (1, ?, 'Completed', 0, 2, 1, '', 3, 2, 0, 7000000000, 2, 2)`, contact[:])
-	exec(`UPDATE pool_counts SET n = 1 WHERE pool_id = 1 AND status = 'Completed'`)
-	exec(`INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
-    VALUES (1, 99, ?, 1, 5000000000, 1)`, removed[:])
-	require.NoError(t, db.Close())
-
-	st, err := Open(ctx, path, Options{CheckCache: true})
-	require.NoError(t, err)
-	defer st.Close()
-	var it pool.Item
-	var others []pool.Item
-	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
-		if it, err = tx.Item(ctx, p, contact); err != nil {
-			return err
-		}
-		others, err = tx.CampaignItems(ctx, k, p, removed)
-		return err
-	}))
-	require.Equal(t, time.Unix(7, 0).UTC(), it.CallAt)
-	require.Equal(t, 2, it.CallsToday)
-	require.Zero(t, it.PrevCallAt, "no previous day")
-	require.Zero(t, it.PrevCallsToday, "no previous day")
-	require.Len(t, others, 1)
-	require.Equal(t, removed, others[0].ContactUUID)
-	require.Equal(t, time.Unix(5, 0).UTC(), others[0].CallAt)
-	require.Equal(t, 1, others[0].CallsToday)
-	require.Zero(t, others[0].PrevCallAt, "no previous day")
-	require.Zero(t, others[0].PrevCallsToday, "no previous day")
-
-	// Stored from then on, and kept with the item.
-	it.PrevCallAt, it.PrevCallsToday = time.Unix(3, 0).UTC(), 1
-	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, it) }))
-	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.KeepCalls(ctx, p, contact) }))
-	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
-		others, err = tx.CampaignItems(ctx, k, uuid.Nil, contact)
-		return err
-	}))
-	require.Len(t, others, 2)
-	for _, o := range others {
-		require.Equal(t, time.Unix(3, 0).UTC(), o.PrevCallAt)
-		require.Equal(t, 1, o.PrevCallsToday)
-	}
-
-	// prev_calls_today keeps its CHECK on the upgraded tables.
-	bad := it
-	bad.PrevCallsToday = -1
-	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, bad) })
-	require.Error(t, err, "a negative prev_calls_today")
-	_, err = st.wc.ExecContext(ctx, `UPDATE kept_calls SET prev_calls_today = -1`)
-	require.Error(t, err, "a negative prev_calls_today kept")
+	testMigrateAddsCallDay(t, callDayUpgrade{
+		from: 9,
+		item: `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
+    ready, call_at, calls_today, call_token) VALUES (1, ?, 'Completed', 0, 2, 1, '', 3, 2, 0, 7000000000, 2, 2)`,
+		itemDays: []dayCount{{7, 2}},
+		kept: `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today)
+    VALUES (1, 99, ?, 1, 5000000000, 1)`,
+		keptDays: []dayCount{{5, 1}},
+	})
 }
 
 // TestMigrate_OlderCallDay upgrades a version 10 file, whose items and
@@ -442,12 +381,61 @@ func TestMigrate_PrevCallDay(t *testing.T) {
 // Not parallel: it narrows the package's migrations while it writes the
 // old file (see TestMigrate_CountsWithoutTriggers).
 func TestMigrate_OlderCallDay(t *testing.T) {
+	testMigrateAddsCallDay(t, callDayUpgrade{
+		from: 10,
+		item: `INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
+    ready, call_at, calls_today, call_token, prev_call_at, prev_calls_today)
+    VALUES (1, ?, 'Completed', 0, 4, 1, '', 3, 2, 0, 7000000000, 2, 2, 6000000000, 2)`,
+		itemDays: []dayCount{{7, 2}, {6, 2}},
+		kept: `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today, prev_call_at,
+    prev_calls_today) VALUES (1, 99, ?, 2, 5000000000, 1, 4000000000, 1)`,
+		keptDays: []dayCount{{5, 1}, {4, 1}},
+	})
+}
+
+// callDayUpgrade is a file version whose items and kept calls count fewer
+// calling days than the next version's: the migration after it adds the
+// count of callDays[len(itemDays)].
+type callDayUpgrade struct {
+	from int // the version upgraded from
+	// item inserts a Completed item of the pool with id 1 (? its contact)
+	// counting itemDays; kept inserts a kept call of the campaign with
+	// id 1 (? its contact) counting keptDays.
+	item, kept         string
+	itemDays, keptDays []dayCount // latest first, as callDays
+}
+
+// dayCount is the count of one calling day: its latest call at unix
+// second at, n calls.
+type dayCount struct {
+	at int64
+	n  int
+}
+
+// callDays are the calling days an item and a kept call count, latest
+// first: the column of each day's count, the day's name in messages, and
+// the item's fields that hold it.
+var callDays = []struct {
+	column, name string
+	fields       func(*pool.Item) (*time.Time, *int)
+}{
+	{"calls_today", "latest", func(it *pool.Item) (*time.Time, *int) { return &it.CallAt, &it.CallsToday }},
+	{"prev_calls_today", "previous", func(it *pool.Item) (*time.Time, *int) { return &it.PrevCallAt, &it.PrevCallsToday }},
+	{"older_calls_today", "older", func(it *pool.Item) (*time.Time, *int) { return &it.OlderCallAt, &it.OlderCallsToday }},
+}
+
+// testMigrateAddsCallDay upgrades a file of version u.from holding an
+// item and a kept call of a removed contact to the latest version: each
+// keeps the counts it had and has none of the added day (NULL, 0), the
+// added day's count is stored from then on and kept with the item, and
+// its column keeps its CHECK on the upgraded tables.
+func testMigrateAddsCallDay(t *testing.T, u callDayUpgrade) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v10.db")
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("v%d.db", u.from))
 	db := openDB(path) // 0009 needs poolq_search_words
 	db.SetMaxOpenConns(1)
 	all := history
-	history = all[:10]
+	history = all[:u.from]
 	err := migrate(ctx, db)
 	history = all
 	require.NoError(t, err)
@@ -461,12 +449,9 @@ func TestMigrate_OlderCallDay(t *testing.T) {
 	exec(`INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at, search)
     VALUES (?, 'old campaign', 'Draft', 'UTC', 0, 0, 'old campaign')`, k[:])
 	exec(`INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES (1, 1, 1)`)
-	exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
-    ready, call_at, calls_today, call_token, prev_call_at, prev_calls_today)
-    VALUES (1, ?, 'Completed', 0, 4, 1, '', 3, 2, 0, 7000000000, 2, 2, 6000000000, 2)`, contact[:])
+	exec(u.item, contact[:])
 	exec(`UPDATE pool_counts SET n = 1 WHERE pool_id = 1 AND status = 'Completed'`)
-	exec(`INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today, prev_call_at,
-    prev_calls_today) VALUES (1, 99, ?, 2, 5000000000, 1, 4000000000, 1)`, removed[:])
+	exec(u.kept, removed[:])
 	require.NoError(t, db.Close())
 
 	st, err := Open(ctx, path, Options{CheckCache: true})
@@ -481,23 +466,15 @@ func TestMigrate_OlderCallDay(t *testing.T) {
 		others, err = tx.CampaignItems(ctx, k, p, removed)
 		return err
 	}))
-	require.Equal(t, time.Unix(7, 0).UTC(), it.CallAt)
-	require.Equal(t, 2, it.CallsToday)
-	require.Equal(t, time.Unix(6, 0).UTC(), it.PrevCallAt)
-	require.Equal(t, 2, it.PrevCallsToday)
-	require.Zero(t, it.OlderCallAt, "no older day")
-	require.Zero(t, it.OlderCallsToday, "no older day")
+	added := callDays[len(u.itemDays)]
+	requireCallDays(t, it, u.itemDays)
 	require.Len(t, others, 1)
 	require.Equal(t, removed, others[0].ContactUUID)
-	require.Equal(t, time.Unix(5, 0).UTC(), others[0].CallAt)
-	require.Equal(t, 1, others[0].CallsToday)
-	require.Equal(t, time.Unix(4, 0).UTC(), others[0].PrevCallAt)
-	require.Equal(t, 1, others[0].PrevCallsToday)
-	require.Zero(t, others[0].OlderCallAt, "no older day")
-	require.Zero(t, others[0].OlderCallsToday, "no older day")
+	requireCallDays(t, others[0], u.keptDays)
 
 	// Stored from then on, and kept with the item.
-	it.OlderCallAt, it.OlderCallsToday = time.Unix(3, 0).UTC(), 1
+	at, n := added.fields(&it)
+	*at, *n = time.Unix(3, 0).UTC(), 1
 	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, it) }))
 	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.KeepCalls(ctx, p, contact) }))
 	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
@@ -506,17 +483,34 @@ func TestMigrate_OlderCallDay(t *testing.T) {
 	}))
 	require.Len(t, others, 2)
 	for _, o := range others {
-		require.Equal(t, time.Unix(3, 0).UTC(), o.OlderCallAt)
-		require.Equal(t, 1, o.OlderCallsToday)
+		at, n := added.fields(&o)
+		require.Equal(t, time.Unix(3, 0).UTC(), *at)
+		require.Equal(t, 1, *n)
 	}
 
-	// older_calls_today keeps its CHECK on the upgraded tables.
+	// The added count keeps its CHECK on the upgraded tables.
 	bad := it
-	bad.OlderCallsToday = -1
+	_, n = added.fields(&bad)
+	*n = -1
 	err = st.Write(ctx, func(tx store.Tx) error { return tx.UpdateItem(ctx, it.Status, bad) })
-	require.Error(t, err, "a negative older_calls_today")
-	_, err = st.wc.ExecContext(ctx, `UPDATE kept_calls SET older_calls_today = -1`)
-	require.Error(t, err, "a negative older_calls_today kept")
+	require.Error(t, err, "a negative "+added.column)
+	_, err = st.wc.ExecContext(ctx, `UPDATE kept_calls SET `+added.column+` = -1`)
+	require.Error(t, err, "a negative "+added.column+" kept")
+}
+
+// requireCallDays checks that it counts days, latest first, and nothing
+// on the day after them.
+func requireCallDays(t *testing.T, it pool.Item, days []dayCount) {
+	t.Helper()
+	for i, d := range days {
+		at, n := callDays[i].fields(&it)
+		require.Equal(t, time.Unix(d.at, 0).UTC(), *at, "the %s day", callDays[i].name)
+		require.Equal(t, d.n, *n, "the %s day", callDays[i].name)
+	}
+	added := callDays[len(days)]
+	at, n := added.fields(&it)
+	require.Zero(t, *at, "no %s day", added.name)
+	require.Zero(t, *n, "no %s day", added.name)
 }
 
 // TestMigrate_SearchWords upgrades a version 8 file, whose item_search
