@@ -1208,59 +1208,21 @@ func testCallDayRoundTrip(t *testing.T, b *bundle) {
 // and returned by every method that reads items; a new item and a copy
 // have none.
 func testPrevCallDayRoundTrip(t *testing.T, b *bundle) {
-	p := b.insertPool() // FIFO
-	items := b.insertItems(p.UUID, pending(4))
-	for _, it := range items {
-		require.Zero(t, it.PrevCallAt)
-		require.Zero(t, it.PrevCallsToday)
-	}
-
-	// UpdateItem: a previous day and a latest one.
-	items[0].CallAt, items[0].CallsToday, items[0].CallToken, items[0].Attempts = at(-time.Hour), 1, 1, 3
-	items[0].PrevCallAt, items[0].PrevCallsToday = at(-25*time.Hour), 2
-	b.update(items[0])
-
-	// UpdateItems: each its own values, the extremes of the types among
-	// them; a previous day whose latest day's calls were all given back.
-	from := []pool.Status{items[1].Status, items[2].Status}
-	items[1].CallAt, items[1].CallsToday = at(time.Hour), 1
-	items[1].PrevCallAt, items[1].PrevCallsToday = time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), 1<<33
-	items[2].CallAt, items[2].CallsToday = at(-time.Minute), 0
-	items[2].PrevCallAt, items[2].PrevCallsToday = time.Unix(0, -3).UTC(), 4
-	b.write(func(tx store.Tx) error {
-		return tx.UpdateItems(b.ctx, store.Change{From: from[0], Item: items[1]}, store.Change{From: from[1], Item: items[2]})
+	testLaterCallDayRoundTrip(t, b, laterCallDayRoundTrip{
+		day: 1,
+		// UpdateItem: a previous day and a latest one.
+		updated:         []dayCount{{at(-time.Hour), 1}, {at(-25 * time.Hour), 2}},
+		updatedAttempts: 3,
+		// UpdateItems: each its own values, the extremes of the types
+		// among them; a previous day whose latest day's calls were all
+		// given back.
+		updatedTogether: [2][]dayCount{
+			{{at(time.Hour), 1}, {time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), 1 << 33}},
+			{{at(-time.Minute), 0}, {time.Unix(0, -3).UTC(), 4}},
+		},
+		inserted:         []dayCount{{at(-time.Hour), 1}, {at(-30 * time.Hour), 1}},
+		insertedAttempts: 2,
 	})
-
-	// InsertItems stores them too.
-	inserted := pending(1)
-	inserted[0].Status, inserted[0].Attempts = pool.StatusCompleted, 2
-	inserted[0].CallAt, inserted[0].CallsToday, inserted[0].PrevCallAt, inserted[0].PrevCallsToday = at(-time.Hour), 1, at(-30*time.Hour), 1
-	inserted[0].CompletedAt = ptr(at(-time.Hour))
-	inserted[0].AddedAt = at(10)
-	items = append(items, b.insertItems(p.UUID, inserted)...)
-	require.Equal(t, at(-30*time.Hour), items[4].PrevCallAt)
-	require.Equal(t, 1, items[4].PrevCallsToday)
-
-	for _, it := range items {
-		require.Equal(t, it, b.item(it.ID), "ItemByID %d", it.ID)
-		require.Equal(t, []pool.Item{it}, b.contactItems(it.ContactUUID, false), "ContactItems %d", it.ID)
-	}
-	require.Equal(t, items, b.allItems(p.UUID, ""), "Items")
-	require.Equal(t, items[0], b.item(items[0].ID))
-	require.Equal(t, at(-25*time.Hour), b.item(items[0].ID).PrevCallAt)
-	require.Equal(t, 2, b.item(items[0].ID).PrevCallsToday)
-
-	// Back to none.
-	items[0].PrevCallAt, items[0].PrevCallsToday = time.Time{}, 0
-	b.update(items[0])
-	require.Equal(t, items[0], b.item(items[0].ID))
-
-	q := b.insertPool()
-	b.write(func(tx store.Tx) error { _, err := tx.CopyItems(b.ctx, p.UUID, q.UUID, at(time.Hour)); return err })
-	for _, it := range b.allItems(q.UUID, "") {
-		require.Zero(t, it.PrevCallAt, "a copy")
-		require.Zero(t, it.PrevCallsToday, "a copy")
-	}
 }
 
 // testPrevCallDayKept checks that the calls kept of an item (KeepCalls of
@@ -1268,47 +1230,12 @@ func testPrevCallDayRoundTrip(t *testing.T, b *bundle) {
 // day's count too, that CampaignItems returns it, and that an item whose
 // only counted calls are of that day is kept.
 func testPrevCallDayKept(t *testing.T, b *bundle) {
-	c, d, e := uuid.New(), uuid.New(), uuid.New()
-	p1, p2, p3 := b.insertPool(), b.insertPool(), b.insertPool()
-	k := b.insertCampaign(newCampaign(nil))
-	b.attachAll(k.UUID, p1, p2, p3)
-	items := b.insertItems(p1.UUID, []pool.Item{
-		{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0},
-		{ContactUUID: d, Status: pool.StatusPending, AddedAt: t0},
+	testLaterCallDayKept(t, b, laterCallDayKept{
+		day:      1,
+		attempts: 3,
+		days:     []dayCount{{at(time.Hour), 1}, {at(-20 * time.Hour), 2}},
+		alone:    at(-20 * time.Hour),
 	})
-	b.set(items, 0, func(it *pool.Item) {
-		it.Status, it.Attempts, it.Token = pool.StatusFailed, 3, 3
-		it.CallAt, it.CallsToday, it.CallToken = at(time.Hour), 1, 3
-		it.PrevCallAt, it.PrevCallsToday = at(-20*time.Hour), 2
-	})
-	b.set(items, 1, func(it *pool.Item) { // requeued, its latest day's call given back: the day before alone
-		it.CallAt, it.PrevCallAt, it.PrevCallsToday = at(time.Hour), at(-20*time.Hour), 1
-	})
-	items[0], items[1] = b.item(items[0].ID), b.item(items[1].ID)
-	require.Zero(t, items[1].Attempts)
-	require.Zero(t, items[1].CallsToday)
-
-	b.keepCalls(p1.UUID, c)
-	require.ElementsMatch(t, []pool.Item{kept(items[0])}, b.campaignItems(false, k.UUID, p1.UUID, c))
-	require.Equal(t, 2, b.campaignItems(true, k.UUID, p1.UUID, c)[0].PrevCallsToday)
-	b.keepCalls(p1.UUID) // the rest of the pool
-	require.ElementsMatch(t, []pool.Item{kept(items[1])}, b.campaignItems(true, k.UUID, p1.UUID, d),
-		"the previous day's count alone is kept")
-
-	// DetachPool keeps them too.
-	in := b.insertItems(p2.UUID, []pool.Item{{ContactUUID: e, Status: pool.StatusPending, AddedAt: t0}})
-	b.set(in, 0, func(it *pool.Item) { it.CallAt, it.PrevCallAt, it.PrevCallsToday = at(time.Hour), at(-20*time.Hour), 1 })
-	in[0] = b.item(in[0].ID)
-	b.write(func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, k.UUID, p2.UUID); return err })
-	require.ElementsMatch(t, []pool.Item{kept(in[0])}, b.campaignItems(false, k.UUID, p3.UUID, e))
-
-	// KeepCalls of a contact keeps the previous day's count alone too.
-	f := uuid.New()
-	in = b.insertItems(p3.UUID, []pool.Item{{ContactUUID: f, Status: pool.StatusPending, AddedAt: t0}})
-	b.set(in, 0, func(it *pool.Item) { it.CallAt, it.PrevCallAt, it.PrevCallsToday = at(time.Hour), at(-20*time.Hour), 1 })
-	in[0] = b.item(in[0].ID)
-	b.keepCalls(p3.UUID, f)
-	require.ElementsMatch(t, []pool.Item{kept(in[0])}, b.campaignItems(true, k.UUID, p3.UUID, f))
 }
 
 // testOlderCallDayRoundTrip checks that the count of an item's calling
@@ -1317,61 +1244,21 @@ func testPrevCallDayKept(t *testing.T, b *bundle) {
 // and returned by every method that reads items; a new item and a copy
 // have none.
 func testOlderCallDayRoundTrip(t *testing.T, b *bundle) {
-	p := b.insertPool() // FIFO
-	items := b.insertItems(p.UUID, pending(4))
-	for _, it := range items {
-		require.Zero(t, it.OlderCallAt)
-		require.Zero(t, it.OlderCallsToday)
-	}
-
-	// UpdateItem: three days.
-	items[0].CallAt, items[0].CallsToday, items[0].CallToken, items[0].Attempts = at(-time.Hour), 1, 1, 4
-	items[0].PrevCallAt, items[0].PrevCallsToday = at(-25*time.Hour), 2
-	items[0].OlderCallAt, items[0].OlderCallsToday = at(-49*time.Hour), 3
-	b.update(items[0])
-
-	// UpdateItems: each its own values, the extremes of the types among
-	// them; an older day whose later days' calls were all given back.
-	from := []pool.Status{items[1].Status, items[2].Status}
-	items[1].CallAt, items[1].CallsToday, items[1].PrevCallAt, items[1].PrevCallsToday = at(time.Hour), 1, at(-time.Hour), 1
-	items[1].OlderCallAt, items[1].OlderCallsToday = time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), 1<<33
-	items[2].CallAt, items[2].CallsToday = at(-time.Minute), 0
-	items[2].OlderCallAt, items[2].OlderCallsToday = time.Unix(0, -3).UTC(), 4
-	b.write(func(tx store.Tx) error {
-		return tx.UpdateItems(b.ctx, store.Change{From: from[0], Item: items[1]}, store.Change{From: from[1], Item: items[2]})
+	testLaterCallDayRoundTrip(t, b, laterCallDayRoundTrip{
+		day: 2,
+		// UpdateItem: three days.
+		updated:         []dayCount{{at(-time.Hour), 1}, {at(-25 * time.Hour), 2}, {at(-49 * time.Hour), 3}},
+		updatedAttempts: 4,
+		// UpdateItems: each its own values, the extremes of the types
+		// among them; an older day whose later days' calls were all given
+		// back.
+		updatedTogether: [2][]dayCount{
+			{{at(time.Hour), 1}, {at(-time.Hour), 1}, {time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), 1 << 33}},
+			{{at(-time.Minute), 0}, {}, {time.Unix(0, -3).UTC(), 4}},
+		},
+		inserted:         []dayCount{{at(-time.Hour), 1}, {at(-30 * time.Hour), 1}, {at(-60 * time.Hour), 1}},
+		insertedAttempts: 3,
 	})
-
-	// InsertItems stores them too.
-	inserted := pending(1)
-	inserted[0].Status, inserted[0].Attempts = pool.StatusCompleted, 3
-	inserted[0].CallAt, inserted[0].CallsToday, inserted[0].PrevCallAt, inserted[0].PrevCallsToday = at(-time.Hour), 1, at(-30*time.Hour), 1
-	inserted[0].OlderCallAt, inserted[0].OlderCallsToday = at(-60*time.Hour), 1
-	inserted[0].CompletedAt = ptr(at(-time.Hour))
-	inserted[0].AddedAt = at(10)
-	items = append(items, b.insertItems(p.UUID, inserted)...)
-	require.Equal(t, at(-60*time.Hour), items[4].OlderCallAt)
-	require.Equal(t, 1, items[4].OlderCallsToday)
-
-	for _, it := range items {
-		require.Equal(t, it, b.item(it.ID), "ItemByID %d", it.ID)
-		require.Equal(t, []pool.Item{it}, b.contactItems(it.ContactUUID, false), "ContactItems %d", it.ID)
-	}
-	require.Equal(t, items, b.allItems(p.UUID, ""), "Items")
-	require.Equal(t, at(-49*time.Hour), b.item(items[0].ID).OlderCallAt)
-	require.Equal(t, 3, b.item(items[0].ID).OlderCallsToday)
-	require.Equal(t, 2, b.item(items[0].ID).PrevCallsToday, "apart from the previous day's")
-
-	// Back to none.
-	items[0].OlderCallAt, items[0].OlderCallsToday = time.Time{}, 0
-	b.update(items[0])
-	require.Equal(t, items[0], b.item(items[0].ID))
-
-	q := b.insertPool()
-	b.write(func(tx store.Tx) error { _, err := tx.CopyItems(b.ctx, p.UUID, q.UUID, at(time.Hour)); return err })
-	for _, it := range b.allItems(q.UUID, "") {
-		require.Zero(t, it.OlderCallAt, "a copy")
-		require.Zero(t, it.OlderCallsToday, "a copy")
-	}
 }
 
 // testOlderCallDayKept checks that the calls kept of an item (KeepCalls
@@ -1379,6 +1266,152 @@ func testOlderCallDayRoundTrip(t *testing.T, b *bundle) {
 // day's count too, that CampaignItems returns it, and that an item whose
 // only counted calls are of that day is kept.
 func testOlderCallDayKept(t *testing.T, b *bundle) {
+	testLaterCallDayKept(t, b, laterCallDayKept{
+		day:      2,
+		attempts: 4,
+		days:     []dayCount{{at(time.Hour), 1}, {at(-20 * time.Hour), 1}, {at(-44 * time.Hour), 2}},
+		alone:    at(-44 * time.Hour),
+	})
+}
+
+// callDay is one of the calling days an item counts: its name in
+// messages and the item's fields that hold its count.
+type callDay struct {
+	name   string
+	fields func(*pool.Item) (*time.Time, *int)
+}
+
+// callDays are the calling days an item counts, latest first.
+var callDays = []callDay{
+	{"latest", func(it *pool.Item) (*time.Time, *int) { return &it.CallAt, &it.CallsToday }},
+	{"previous", func(it *pool.Item) (*time.Time, *int) { return &it.PrevCallAt, &it.PrevCallsToday }},
+	{"older", func(it *pool.Item) (*time.Time, *int) { return &it.OlderCallAt, &it.OlderCallsToday }},
+}
+
+// dayCount is the count of one calling day: its latest counted call and
+// the day's calls.
+type dayCount struct {
+	at time.Time
+	n  int
+}
+
+// setCallDays sets it's counts of days, latest first, as callDays.
+func setCallDays(it *pool.Item, days ...dayCount) {
+	for i, d := range days {
+		when, n := callDays[i].fields(it)
+		*when, *n = d.at, d.n
+	}
+}
+
+// requireCallDay checks that it counts want on day.
+func requireCallDay(t *testing.T, want dayCount, it pool.Item, day callDay) {
+	t.Helper()
+	when, n := day.fields(&it)
+	require.Equal(t, want.at, *when, "the %s day", day.name)
+	require.Equal(t, want.n, *n, "the %s day", day.name)
+}
+
+// laterCallDayRoundTrip is what testLaterCallDayRoundTrip stores of the
+// calling day callDays[day] and of the days after it (each list latest
+// first, as callDays, through that day).
+type laterCallDayRoundTrip struct {
+	day int
+	// updated and updatedAttempts are items[0]'s, stored by UpdateItem
+	// (with CallToken 1).
+	updated         []dayCount
+	updatedAttempts int
+	// updatedTogether are items[1]'s and items[2]'s, stored by one
+	// UpdateItems.
+	updatedTogether [2][]dayCount
+	// inserted and insertedAttempts are a Completed item's, stored by
+	// InsertItems.
+	inserted         []dayCount
+	insertedAttempts int
+}
+
+// testLaterCallDayRoundTrip checks that the count of an item's calling
+// day r.day (1 or later) is stored by InsertItems, UpdateItem and
+// UpdateItems, apart from the later days', and returned by every method
+// that reads items; a new item and a copy have none.
+func testLaterCallDayRoundTrip(t *testing.T, b *bundle, r laterCallDayRoundTrip) {
+	day := callDays[r.day]
+	p := b.insertPool() // FIFO
+	items := b.insertItems(p.UUID, pending(4))
+	for _, it := range items {
+		requireCallDay(t, dayCount{}, it, day)
+	}
+
+	setCallDays(&items[0], r.updated...)
+	items[0].CallToken, items[0].Attempts = 1, r.updatedAttempts
+	b.update(items[0])
+
+	from := []pool.Status{items[1].Status, items[2].Status}
+	setCallDays(&items[1], r.updatedTogether[0]...)
+	setCallDays(&items[2], r.updatedTogether[1]...)
+	b.write(func(tx store.Tx) error {
+		return tx.UpdateItems(b.ctx, store.Change{From: from[0], Item: items[1]}, store.Change{From: from[1], Item: items[2]})
+	})
+
+	// InsertItems stores them too.
+	inserted := pending(1)
+	inserted[0].Status, inserted[0].Attempts = pool.StatusCompleted, r.insertedAttempts
+	setCallDays(&inserted[0], r.inserted...)
+	inserted[0].CompletedAt = ptr(at(-time.Hour))
+	inserted[0].AddedAt = at(10)
+	items = append(items, b.insertItems(p.UUID, inserted)...)
+	requireCallDay(t, r.inserted[r.day], items[4], day)
+
+	for _, it := range items {
+		require.Equal(t, it, b.item(it.ID), "ItemByID %d", it.ID)
+		require.Equal(t, []pool.Item{it}, b.contactItems(it.ContactUUID, false), "ContactItems %d", it.ID)
+	}
+	require.Equal(t, items, b.allItems(p.UUID, ""), "Items")
+	require.Equal(t, items[0], b.item(items[0].ID))
+	for i, want := range r.updated { // each day apart from the others
+		requireCallDay(t, want, b.item(items[0].ID), callDays[i])
+	}
+
+	// Back to none.
+	when, n := day.fields(&items[0])
+	*when, *n = time.Time{}, 0
+	b.update(items[0])
+	require.Equal(t, items[0], b.item(items[0].ID))
+
+	q := b.insertPool()
+	b.write(func(tx store.Tx) error { _, err := tx.CopyItems(b.ctx, p.UUID, q.UUID, at(time.Hour)); return err })
+	for _, it := range b.allItems(q.UUID, "") {
+		when, n := day.fields(&it)
+		require.Zero(t, *when, "a copy")
+		require.Zero(t, *n, "a copy")
+	}
+}
+
+// laterCallDayKept is what testLaterCallDayKept stores of the calling day
+// callDays[day] and of the days after it.
+type laterCallDayKept struct {
+	day int
+	// attempts and days (latest first, as callDays, through day) are a
+	// Failed item's, its Token and CallToken attempts.
+	attempts int
+	days     []dayCount
+	// alone is the day's latest call of the items whose only counted
+	// call is of that day.
+	alone time.Time
+}
+
+// testLaterCallDayKept checks that the calls kept of an item (KeepCalls
+// of some contacts or of the pool, DetachPool) keep the count of its
+// calling day r.day (1 or later) too, that CampaignItems returns it, and
+// that an item whose only counted calls are of that day is kept.
+func testLaterCallDayKept(t *testing.T, b *bundle, r laterCallDayKept) {
+	day := callDays[r.day]
+	// alone gives an item one call counted on r.alone, its later days'
+	// calls given back.
+	alone := func(it *pool.Item) {
+		it.CallAt = at(time.Hour)
+		when, n := day.fields(it)
+		*when, *n = r.alone, 1
+	}
 	c, d, e, f := uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	p1, p2, p3 := b.insertPool(), b.insertPool(), b.insertPool()
 	k := b.insertCampaign(newCampaign(nil))
@@ -1388,40 +1421,37 @@ func testOlderCallDayKept(t *testing.T, b *bundle) {
 		{ContactUUID: d, Status: pool.StatusPending, AddedAt: t0},
 	})
 	b.set(items, 0, func(it *pool.Item) {
-		it.Status, it.Attempts, it.Token = pool.StatusFailed, 4, 4
-		it.CallAt, it.CallsToday, it.CallToken = at(time.Hour), 1, 4
-		it.PrevCallAt, it.PrevCallsToday = at(-20*time.Hour), 1
-		it.OlderCallAt, it.OlderCallsToday = at(-44*time.Hour), 2
+		it.Status, it.Attempts, it.Token = pool.StatusFailed, r.attempts, int64(r.attempts)
+		setCallDays(it, r.days...)
+		it.CallToken = int64(r.attempts)
 	})
-	b.set(items, 1, func(it *pool.Item) { // requeued, its later days' calls given back: the older day alone
-		it.CallAt, it.OlderCallAt, it.OlderCallsToday = at(time.Hour), at(-44*time.Hour), 1
-	})
+	b.set(items, 1, alone) // requeued, its later days' calls given back: the day alone
 	items[0], items[1] = b.item(items[0].ID), b.item(items[1].ID)
 	require.Zero(t, items[1].Attempts)
-	require.Zero(t, items[1].CallsToday)
-	require.Zero(t, items[1].PrevCallsToday)
+	for _, later := range callDays[:r.day] {
+		_, n := later.fields(&items[1])
+		require.Zero(t, *n, "the %s day", later.name)
+	}
 
 	b.keepCalls(p1.UUID, c)
 	require.ElementsMatch(t, []pool.Item{kept(items[0])}, b.campaignItems(false, k.UUID, p1.UUID, c))
-	require.Equal(t, 2, b.campaignItems(true, k.UUID, p1.UUID, c)[0].OlderCallsToday)
+	got := b.campaignItems(true, k.UUID, p1.UUID, c)[0]
+	_, n := day.fields(&got)
+	require.Equal(t, r.days[r.day].n, *n)
 	b.keepCalls(p1.UUID) // the rest of the pool
 	require.ElementsMatch(t, []pool.Item{kept(items[1])}, b.campaignItems(true, k.UUID, p1.UUID, d),
-		"the older day's count alone is kept")
+		"the %s day's count alone is kept", day.name)
 
 	// DetachPool keeps them too.
 	in := b.insertItems(p2.UUID, []pool.Item{{ContactUUID: e, Status: pool.StatusPending, AddedAt: t0}})
-	b.set(in, 0, func(it *pool.Item) {
-		it.CallAt, it.OlderCallAt, it.OlderCallsToday = at(time.Hour), at(-44*time.Hour), 1
-	})
+	b.set(in, 0, alone)
 	in[0] = b.item(in[0].ID)
 	b.write(func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, k.UUID, p2.UUID); return err })
 	require.ElementsMatch(t, []pool.Item{kept(in[0])}, b.campaignItems(false, k.UUID, p3.UUID, e))
 
-	// KeepCalls of a contact keeps the older day's count alone too.
+	// KeepCalls of a contact keeps the day's count alone too.
 	in = b.insertItems(p3.UUID, []pool.Item{{ContactUUID: f, Status: pool.StatusPending, AddedAt: t0}})
-	b.set(in, 0, func(it *pool.Item) {
-		it.CallAt, it.OlderCallAt, it.OlderCallsToday = at(time.Hour), at(-44*time.Hour), 1
-	})
+	b.set(in, 0, alone)
 	in[0] = b.item(in[0].ID)
 	b.keepCalls(p3.UUID, f)
 	require.ElementsMatch(t, []pool.Item{kept(in[0])}, b.campaignItems(true, k.UUID, p3.UUID, f))
