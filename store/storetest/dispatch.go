@@ -56,6 +56,18 @@ func (b *bundle) dueIDs(id uuid.UUID, typ pool.Type, now time.Time, limit int) [
 	return ids(b.due(id, typ, now, limit))
 }
 
+// nextWake runs NextWake in a read transaction.
+func (b *bundle) nextWake(id uuid.UUID) (time.Time, bool) {
+	b.t.Helper()
+	var w time.Time
+	var ok bool
+	b.read(func(tx store.Tx) (err error) {
+		w, ok, err = tx.NextWake(b.ctx, id)
+		return err
+	})
+	return w, ok
+}
+
 // set changes items[i] with mod and stores it.
 func (b *bundle) set(items []pool.Item, i int, mod func(*pool.Item)) {
 	b.t.Helper()
@@ -205,14 +217,7 @@ func testDuePendingWithRetryTime(t *testing.T, b *bundle) {
 		return err
 	})
 	require.Equal(t, want, ids(due))
-	var (
-		w  time.Time
-		ok bool
-	)
-	b.read(func(tx store.Tx) (err error) {
-		w, ok, err = tx.NextWake(b.ctx, p.UUID)
-		return err
-	})
+	w, ok := b.nextWake(p.UUID)
 	require.True(t, ok)
 	require.True(t, w.Equal(at(2*time.Hour)), "the retry's time, not the Pending item's: %v", w)
 }
@@ -312,15 +317,7 @@ func testDueNowBehindPromotion(t *testing.T, b *bundle) {
 	b.set(items, 0, retrying(at(time.Hour)))
 	b.set(items, 1, scheduled(at(2*time.Hour)))
 	b.set(items, 2, inFlight(pool.StatusProcessing, at(3*time.Hour)))
-	wake := func() (time.Time, bool) {
-		var w time.Time
-		var ok bool
-		b.read(func(tx store.Tx) (err error) {
-			w, ok, err = tx.NextWake(b.ctx, p.UUID)
-			return err
-		})
-		return w, ok
-	}
+	wake := func() (time.Time, bool) { return b.nextWake(p.UUID) }
 	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour), 1), "both promoted, one returned")
 	w, ok := wake()
 	require.True(t, ok)
@@ -357,12 +354,7 @@ func testDueNowBehindPromotionFewer(t *testing.T, b *bundle) {
 	b.set(items, 1, scheduled(at(2*time.Hour)))
 	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour), 1), "both promoted, one returned")
 	require.Equal(t, ids(items[2:]), b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 10), "only the pending item is due")
-	var w time.Time
-	var ok bool
-	b.read(func(tx store.Tx) (err error) {
-		w, ok, err = tx.NextWake(b.ctx, p.UUID)
-		return err
-	})
+	w, ok := b.nextWake(p.UUID)
 	require.True(t, ok)
 	require.Equal(t, at(time.Hour), w, "the retries Due gave back are waited for again")
 }
@@ -446,15 +438,7 @@ func testNextWake(t *testing.T, b *bundle) {
 	b.set(o, 0, retrying(at(-time.Hour)))
 	b.set(o, 1, inFlight(pool.StatusProcessing, at(-time.Hour)))
 
-	wake := func() (time.Time, bool) {
-		var w time.Time
-		var ok bool
-		b.read(func(tx store.Tx) (err error) {
-			w, ok, err = tx.NextWake(b.ctx, p.UUID)
-			return err
-		})
-		return w, ok
-	}
+	wake := func() (time.Time, bool) { return b.nextWake(p.UUID) }
 	requireWake := func(want time.Time, msg string) {
 		t.Helper()
 		w, ok := wake()
@@ -675,12 +659,7 @@ func testPoolDueNowBehindPromotion(t *testing.T, b *bundle) {
 	b.set(items, 1, scheduled(at(2*time.Hour)))
 	b.set(items, 2, inFlight(pool.StatusProcessing, at(3*time.Hour)))
 	wake := func() time.Time {
-		var w time.Time
-		var ok bool
-		b.read(func(tx store.Tx) (err error) {
-			w, ok, err = tx.NextWake(b.ctx, p.UUID)
-			return err
-		})
+		w, ok := b.nextWake(p.UUID)
 		require.True(t, ok)
 		return w
 	}
@@ -702,14 +681,7 @@ func testNextWakeUpdateItems(t *testing.T, b *bundle) {
 	b.write(func(tx store.Tx) error {
 		return tx.UpdateItems(b.ctx, store.Change{From: from, Item: items[0]}, store.Change{From: from, Item: items[1]})
 	})
-	var (
-		w  time.Time
-		ok bool
-	)
-	b.read(func(tx store.Tx) (err error) {
-		w, ok, err = tx.NextWake(b.ctx, p.UUID)
-		return err
-	})
+	w, ok := b.nextWake(p.UUID)
 	require.True(t, ok)
 	require.True(t, w.Equal(at(time.Hour)), "%v", w)
 	require.Empty(t, b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 10))
