@@ -49,6 +49,19 @@ func (b *testBundle) campaignOf(t *testing.T, rule uuid.UUID, pools ...uuid.UUID
 	return c
 }
 
+// startedCampaignIn creates a campaign under rule whose default time zone
+// is zone, attaches pools to it and starts it.
+func (b *testBundle) startedCampaignIn(t *testing.T, zone string, rule uuid.UUID, pools ...uuid.UUID) campaign.Campaign {
+	t.Helper()
+	c, err := b.eng.CreateCampaign(b.ctx, campaign.CreateParams{Name: "zone", RuleUUID: &rule, TimeZone: zone})
+	require.NoError(t, err)
+	_, err = b.eng.AttachPools(b.ctx, c.UUID, pools...)
+	require.NoError(t, err)
+	_, err = b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	return c
+}
+
 // TestEngine_RuleCeilingPrecedence: under a running campaign with a rule,
 // an item's ceiling is max_total_calls attempts and its retry delay the
 // rule's interval; detached, the pool's own settings apply again.

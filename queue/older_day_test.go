@@ -36,14 +36,9 @@ func TestEngine_OlderDayOfAnotherPool(t *testing.T) {
 				pa, pb := b.pool(t, pool.FIFO, 1, 20), b.pool(t, pool.FIFO, 1, 20)
 				r := b.rule(t, campaign.CreateRuleParams{MaxCallsPerDay: pqPtr(4), MaxTotalCalls: pqPtr(20),
 					RetryIntervalMinutes: pqPtr(1), StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
-				c, err := b.eng.CreateCampaign(b.ctx, campaign.CreateParams{Name: "zones", RuleUUID: &r.UUID, TimeZone: "Asia/Tokyo"})
-				require.NoError(t, err)
-				_, err = b.eng.AttachPools(b.ctx, c.UUID, pa.UUID, pb.UUID)
-				require.NoError(t, err)
-				_, err = b.eng.StartCampaign(b.ctx, c.UUID)
-				require.NoError(t, err)
+				c := b.startedCampaignIn(t, "Asia/Tokyo", r.UUID, pa.UUID, pb.UUID)
 				contact := b.addIn(t, pa.UUID, "")
-				_, err = b.eng.Add(b.ctx, pb.UUID, pool.NewItem{ContactUUID: contact})
+				_, err := b.eng.Add(b.ctx, pb.UUID, pool.NewItem{ContactUUID: contact})
 				require.NoError(t, err)
 
 				zone := func(z string) {

@@ -71,12 +71,7 @@ func TestEngine_PreviousDayDoesNotAccumulate(t *testing.T) {
 		p := b.pool(t, pool.FIFO, 1, 20)
 		r := b.rule(t, campaign.CreateRuleParams{MaxCallsPerDay: pqPtr(3), MaxTotalCalls: pqPtr(20),
 			RetryIntervalMinutes: pqPtr(1380), StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
-		c, err := b.eng.CreateCampaign(b.ctx, campaign.CreateParams{Name: "zone", RuleUUID: &r.UUID, TimeZone: "Asia/Tokyo"})
-		require.NoError(t, err)
-		_, err = b.eng.AttachPools(b.ctx, c.UUID, p.UUID)
-		require.NoError(t, err)
-		_, err = b.eng.StartCampaign(b.ctx, c.UUID)
-		require.NoError(t, err)
+		c := b.startedCampaignIn(t, "Asia/Tokyo", r.UUID, p.UUID)
 		contact := b.addIn(t, p.UUID, "")
 
 		sp, err := time.LoadLocation("America/Sao_Paulo")

@@ -49,12 +49,7 @@ func TestEngine_DayCapAfterAZoneMovedWest(t *testing.T) {
 		p := b.pool(t, pool.FIFO, 1, 5)
 		r := b.rule(t, campaign.CreateRuleParams{MaxCallsPerDay: pqPtr(2), MaxTotalCalls: pqPtr(10),
 			RetryIntervalMinutes: pqPtr(60), StartTime: pqPtr("09:00"), EndTime: pqPtr("23:00")})
-		c, err := b.eng.CreateCampaign(b.ctx, campaign.CreateParams{Name: "zone", RuleUUID: &r.UUID, TimeZone: "Asia/Tokyo"})
-		require.NoError(t, err)
-		_, err = b.eng.AttachPools(b.ctx, c.UUID, p.UUID)
-		require.NoError(t, err)
-		_, err = b.eng.StartCampaign(b.ctx, c.UUID)
-		require.NoError(t, err)
+		c := b.startedCampaignIn(t, "Asia/Tokyo", r.UUID, p.UUID)
 		b.addIn(t, p.UUID, "")
 
 		la, err := time.LoadLocation("America/Los_Angeles")
