@@ -43,9 +43,10 @@ type nodeProxy struct {
 	release      chan struct{}
 	once         sync.Once
 
-	mu    sync.Mutex
-	conns []*proxyConn
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	conns   []*proxyConn
+	refused []time.Time // when each connection refuse closed at once arrived
+	wg      sync.WaitGroup
 }
 
 type proxyConn struct {
@@ -111,6 +112,9 @@ func (p *nodeProxy) serve() {
 		}
 		if p.refuse.Load() {
 			c.Close()
+			p.mu.Lock()
+			p.refused = append(p.refused, time.Now())
+			p.mu.Unlock()
 			continue
 		}
 		p.wg.Add(1)
@@ -480,4 +484,40 @@ func workReportingHandled(e *queue.Engine, opts queue.WorkOptions) (handled <-ch
 		}, opts)
 	}()
 	return ch, func() { cancel(); <-done }
+}
+
+// TestPostgres_ListenerPausesBetweenAttempts: while the server is
+// unreachable, the listener tries to connect again after a pause that
+// grows to reconnectMax (2 s) and no further: a few attempts over 12 s
+// (not a busy loop), none more than 2 s (and slack) after the one before
+// (the pause bounded), and it listens again soon after the server is
+// back. Only the listener connects meanwhile (PollInterval is an hour).
+func TestPostgres_ListenerPausesBetweenAttempts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("12 s of refused connections: -short leaves it out")
+	}
+	t.Parallel()
+	px, _, _, _, schema := nodesThroughProxy(t, queue.Options{PollInterval: time.Hour}, false)
+	raw := pgtest.URL(t)
+	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond)
+
+	px.refuse.Store(true)
+	px.cutListeners()
+	time.Sleep(12 * time.Second)
+	px.mu.Lock()
+	refused := append([]time.Time(nil), px.refused...)
+	px.mu.Unlock()
+	px.refuse.Store(false)
+	t0 := time.Now()
+	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond, "the listener connects again")
+	t.Logf("%d attempts refused; listening again %v after the server was back", len(refused), time.Since(t0).Round(time.Millisecond))
+
+	// 10 ms doubling to 2 s: about 8 attempts in the first 2.6 s, then one
+	// every 2 s.
+	require.GreaterOrEqual(t, len(refused), 4, "the listener tries again while the server is unreachable")
+	require.LessOrEqual(t, len(refused), 100, "the listener pauses between attempts")
+	for i := 1; i < len(refused); i++ {
+		require.Less(t, refused[i].Sub(refused[i-1]), 3500*time.Millisecond, "a pause past reconnectMax (2 s), attempt %d", i)
+	}
+	require.Less(t, time.Since(t0), 5*time.Second, "the listener's pause is at most reconnectMax (2 s)")
 }
