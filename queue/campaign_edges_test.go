@@ -1,0 +1,83 @@
+package queue_test
+
+// Edges of the engine's campaign and contact operations that the other
+// tests let pass (each found by a change to the code that they did not
+// notice: a hand-made mutant).
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/sqlite"
+	"github.com/stretchr/testify/require"
+)
+
+// TestEngine_WatchEscalationsPastOneBatch: escalations recorded before
+// the watch, more than one read's worth (100), are all delivered at once,
+// in ID order, not the first hundred then the rest a PollInterval (here an
+// hour) later.
+func TestEngine_WatchEscalationsPastOneBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	c := newClock()
+	eng := openEngine(t, st, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: time.Hour})
+	b := &testBundle{ctx: ctx, eng: eng, st: st, clock: c}
+
+	const n = 101
+	p, _ := b.governed(t, pool.FIFO, "", campaign.CreateRuleParams{EscalationAfterFailedAttempts: new(1),
+		StartTime: new("00:00"), EndTime: new("23:59")})
+	b.add(t, p.UUID, n)
+	for range n {
+		l, err := b.eng.TryDequeue(ctx, p.UUID)
+		require.NoError(t, err)
+		require.NoError(t, b.eng.Fail(ctx, l, queue.Failure{Note: "no answer"}))
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	seen := make(chan campaign.Escalation, n+1)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.eng.WatchEscalations(wctx, 0, func(e campaign.Escalation) error { seen <- e; return nil })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	var last int64
+	for i := range n {
+		select {
+		case e := <-seen:
+			require.Greater(t, e.ID, last, "in ID order, each once")
+			last = e.ID
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d escalations delivered (PollInterval is an hour)", i, n)
+		}
+	}
+	select {
+	case e := <-seen:
+		t.Fatalf("an escalation delivered again: %+v", e)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// TestEngine_CreateCampaignAsStored: what CreateCampaign returns is the
+// campaign as Campaign reads it back, pool_uuids an empty list (not nil),
+// on both stores.
+func TestEngine_CreateCampaignAsStored(t *testing.T) {
+	t.Parallel()
+	onBothStores(t, func(t *testing.T, b *testBundle) {
+		r := b.rule(t, campaign.CreateRuleParams{})
+		c, err := b.eng.CreateCampaign(b.ctx, campaign.CreateParams{Name: " Spring ", RuleUUID: &r.UUID, TimeZone: "Asia/Tokyo"})
+		require.NoError(t, err)
+		require.NotNil(t, c.PoolUUIDs)
+		got, err := b.eng.Campaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		require.Equal(t, c, got)
+		require.Equal(t, "Spring", got.Name)
+		require.Equal(t, campaign.Draft, got.Status)
+	})
+}
