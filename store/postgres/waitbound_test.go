@@ -1,0 +1,67 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/stretchr/testify/require"
+)
+
+// TestWrite_WaitRestartsBounded: a write that meets, one run after
+// another, a pool held by another node after one it holds goes round again
+// for such a wait only in its first runs (maxWaitRestarts, 2): the third
+// run waits for what it meets and commits, rather than go round once more
+// for each pool the other node holds. Here the other node holds pools 1 to
+// 4 for 0.4, 0.8, 1.2 and 1.6 s: the write runs three times, not five.
+func TestWrite_WaitRestartsBounded(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 3})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 6})
+	ps := make([]pool.Pool, 5)
+	for i := range ps {
+		ps[i] = newTestPool(fmt.Sprintf("pool %d", i))
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, ps[i]) }))
+	}
+	held := make([]chan error, 0, 4)
+	for i := 1; i < len(ps); i++ {
+		locked, done := make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- other.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, ps[i].UUID); err != nil {
+					return err
+				}
+				close(locked)
+				time.Sleep(time.Duration(i) * 400 * time.Millisecond)
+				return nil
+			})
+		}()
+		<-locked
+		held = append(held, done)
+	}
+	runs := 0
+	err := st.Write(ctx, func(tx store.Tx) error {
+		runs++
+		for _, p := range ps {
+			if _, err := tx.Pool(ctx, p.UUID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	for _, done := range held {
+		require.NoError(t, <-done)
+	}
+	t.Logf("runs %d, stats %+v", runs, st.Stats())
+	require.LessOrEqual(t, runs, 3, "a run after the second waits rather than go round again")
+	require.LessOrEqual(t, st.Stats().Waits, uint64(2))
+}
