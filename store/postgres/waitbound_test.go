@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres/pgtest"
@@ -64,4 +66,73 @@ func TestWrite_WaitRestartsBounded(t *testing.T) {
 	t.Logf("runs %d, stats %+v", runs, st.Stats())
 	require.LessOrEqual(t, runs, 3, "a run after the second waits rather than go round again")
 	require.LessOrEqual(t, st.Stats().Waits, uint64(2))
+}
+
+// TestWrite_WaitAfterALockOfACampaignOrRule: a write that holds a
+// campaign's lock and then waits for another node's hold of a rule's lock,
+// or of a campaign's above it in the order of locks, runs again, taking
+// both first (as for a pool's, TestWrite_WaitAfterALock): what it decided
+// before the wait, it decided at an instant the wait has left behind.
+func TestWrite_WaitAfterALockOfACampaignOrRule(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	for _, lockRule := range []bool{true, false} {
+		t.Run(fmt.Sprintf("Rule=%v", lockRule), func(t *testing.T) {
+			t.Parallel()
+			st := pgtest.Open(t, url, postgres.Options{MaxConns: 3})
+			other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+			now := time.Now().UTC()
+			r, err := campaign.NewRule(uuid.New(), campaign.CreateRuleParams{Name: "Rule"}, now)
+			require.NoError(t, err)
+			cs := make([]campaign.Campaign, 2) // made in order: the second's lock comes after the first's
+			for i := range cs {
+				cs[i], err = campaign.New(uuid.New(), campaign.CreateParams{Name: fmt.Sprintf("Campaign %d", i)}, now)
+				require.NoError(t, err)
+			}
+			require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+				if err := tx.InsertRule(ctx, r); err != nil {
+					return err
+				}
+				for _, c := range cs {
+					if err := tx.InsertCampaign(ctx, c); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			second := func(tx store.Tx) error {
+				if lockRule {
+					return tx.LockRule(ctx, r.UUID)
+				}
+				_, err := tx.Campaign(ctx, cs[1].UUID)
+				return err
+			}
+			locked, held := make(chan struct{}), make(chan error, 1)
+			go func() {
+				held <- other.Write(ctx, func(tx store.Tx) error {
+					if err := second(tx); err != nil {
+						return err
+					}
+					close(locked)
+					time.Sleep(300 * time.Millisecond)
+					return nil
+				})
+			}()
+			<-locked
+			runs := 0
+			err = st.Write(ctx, func(tx store.Tx) error {
+				runs++
+				if _, err := tx.Campaign(ctx, cs[0].UUID); err != nil {
+					return err
+				}
+				return second(tx)
+			})
+			require.NoError(t, err)
+			require.NoError(t, <-held)
+			t.Logf("runs %d, stats %+v", runs, st.Stats())
+			require.GreaterOrEqual(t, runs, 2, "the run that waited after a lock runs again")
+			require.GreaterOrEqual(t, st.Stats().Waits, uint64(1))
+		})
+	}
 }
