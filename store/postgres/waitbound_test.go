@@ -136,3 +136,46 @@ func TestWrite_WaitAfterALockOfACampaignOrRule(t *testing.T) {
 		})
 	}
 }
+
+// TestWrite_WaitForTheEscalationLock: a write that holds a pool's lock and
+// then waits for the escalation lock (another node records an escalation)
+// runs again, taking both first (see TestWrite_WaitAfterALock).
+func TestWrite_WaitForTheEscalationLock(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 3})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	p := newTestPool("pool")
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+	esc := func(item int64) campaign.Escalation {
+		return campaign.Escalation{PoolUUID: p.UUID, ContactUUID: uuid.New(), ItemID: item, CampaignUUID: uuid.New(),
+			RuleUUID: uuid.New(), FailedAttempts: 1, At: time.Now()}
+	}
+	locked, held := make(chan struct{}), make(chan error, 1)
+	go func() {
+		held <- other.Write(ctx, func(tx store.Tx) error {
+			if _, _, err := tx.InsertEscalation(ctx, esc(1)); err != nil {
+				return err
+			}
+			close(locked)
+			time.Sleep(300 * time.Millisecond)
+			return nil
+		})
+	}()
+	<-locked
+	runs := 0
+	err := st.Write(ctx, func(tx store.Tx) error {
+		runs++
+		if _, err := tx.Pool(ctx, p.UUID); err != nil {
+			return err
+		}
+		_, _, err := tx.InsertEscalation(ctx, esc(2))
+		return err
+	})
+	require.NoError(t, err)
+	require.NoError(t, <-held)
+	t.Logf("runs %d, stats %+v", runs, st.Stats())
+	require.GreaterOrEqual(t, runs, 2, "the run that waited for the escalation lock after a pool's runs again")
+	require.GreaterOrEqual(t, st.Stats().Waits, uint64(1))
+}
