@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
@@ -80,4 +81,35 @@ func TestEngine_CreateCampaignAsStored(t *testing.T) {
 		require.Equal(t, "Spring", got.Name)
 		require.Equal(t, campaign.Draft, got.Status)
 	})
+}
+
+// TestEngine_DequeueCampaignPausedTouchesNoPool: DequeueCampaign on a
+// Paused campaign gets nothing "and touches none of its pools then": its
+// looks, one each PollInterval (here 5 ms), run no write on them.
+func TestEngine_DequeueCampaignPausedTouchesNoPool(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	c := newClock()
+	eng := openEngine(t, st, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: 5 * time.Millisecond})
+	b := &testBundle{ctx: ctx, eng: eng, st: st, clock: c}
+
+	p := b.pool(t, pool.Parallel, 10, 3)
+	b.add(t, p.UUID, 3)
+	cmp := b.campaignOf(t, uuid.Nil, p.UUID)
+	_, err = b.eng.StartCampaign(ctx, cmp.UUID)
+	require.NoError(t, err)
+	_, err = b.eng.PauseCampaign(ctx, cmp.UUID)
+	require.NoError(t, err)
+
+	before := b.eng.Stats()
+	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	l, err := b.eng.DequeueCampaign(dctx, cmp.UUID)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Nil(t, l)
+	require.Equal(t, before, b.eng.Stats(), "a look at a Paused campaign wrote to its pools")
+	require.Equal(t, 3, b.counts(t, p.UUID)[pool.StatusPending])
 }
