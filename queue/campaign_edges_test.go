@@ -113,3 +113,27 @@ func TestEngine_DequeueCampaignPausedTouchesNoPool(t *testing.T) {
 	require.Equal(t, before, b.eng.Stats(), "a look at a Paused campaign wrote to its pools")
 	require.Equal(t, 3, b.counts(t, p.UUID)[pool.StatusPending])
 }
+
+// TestEngine_AssignSameRuleChangesNothing: assigning a campaign the rule
+// it has changes nothing (its updated_at stays, as an UpdateRule that
+// changes nothing leaves the rule's); another rule moves it. Both stores.
+func TestEngine_AssignSameRuleChangesNothing(t *testing.T) {
+	t.Parallel()
+	onBothStores(t, func(t *testing.T, b *testBundle) {
+		r := b.rule(t, campaign.CreateRuleParams{})
+		c := b.campaignOf(t, r.UUID)
+		b.clock.Advance(time.Hour)
+		got, err := b.eng.AssignRule(b.ctx, c.UUID, r.UUID)
+		require.NoError(t, err)
+		require.Equal(t, c.UpdatedAt, got.UpdatedAt)
+		stored, err := b.eng.Campaign(b.ctx, c.UUID)
+		require.NoError(t, err)
+		require.Equal(t, c.UpdatedAt, stored.UpdatedAt)
+
+		r2 := b.rule(t, campaign.CreateRuleParams{})
+		got, err = b.eng.AssignRule(b.ctx, c.UUID, r2.UUID)
+		require.NoError(t, err)
+		require.Equal(t, r2.UUID, *got.RuleUUID)
+		require.Equal(t, b.clock.Now(), got.UpdatedAt)
+	})
+}
