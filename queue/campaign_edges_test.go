@@ -6,6 +6,7 @@ package queue_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,4 +137,33 @@ func TestEngine_AssignSameRuleChangesNothing(t *testing.T) {
 		require.Equal(t, r2.UUID, *got.RuleUUID)
 		require.Equal(t, b.clock.Now(), got.UpdatedAt)
 	})
+}
+
+// TestEngine_DequeueCampaignPoolDeletedMeanwhile: a pool of the campaign
+// deleted between DequeueCampaign's read of the campaign and its claim is
+// passed over (the others are tried), not an error.
+func TestEngine_DequeueCampaignPoolDeletedMeanwhile(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p1 := b.pool(t, pool.FIFO, 1, 3)
+	p2 := b.pool(t, pool.FIFO, 1, 3)
+	b.add(t, p1.UUID, 1)
+	want := b.add(t, p2.UUID, 1)
+	c := b.campaignOf(t, uuid.Nil, p1.UUID, p2.UUID)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+	var once sync.Once
+	queue.SetResubscribing(b.eng, func() {
+		once.Do(func() { // the campaign is read, with p1 first: p1 goes now
+			if err := b.eng.DeletePool(b.ctx, p1.UUID); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	l, err := b.eng.DequeueCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+	require.Equal(t, p2.UUID, l.Item.PoolUUID)
+	require.Equal(t, want[0], l.Item.ContactUUID)
 }
