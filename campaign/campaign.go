@@ -196,7 +196,9 @@ func (u UpdateParams) Validate() error {
 }
 
 // Apply validates u and returns c with the given fields changed, and
-// whether a value changed.
+// whether a value changed (the caller moves UpdatedAt only then). On
+// failure it returns a [validate.Errors] listing every failing field, c
+// as it was, and false.
 func (u UpdateParams) Apply(c Campaign) (Campaign, bool, error) {
 	var v validate.Validator
 	out := c

@@ -65,6 +65,12 @@ func TestUpdateParams_ApplyChanged(t *testing.T) {
 	require.True(t, changed, "clearing the zone (UTC) is a change")
 	require.Empty(t, out.TimeZone)
 
+	// A failure returns c as it was, not with the valid fields changed.
+	out, changed, err = campaign.UpdateParams{Name: ptr("Autumn drive"), TimeZone: ptr("Mars/Base")}.Apply(c)
+	require.Error(t, err)
+	require.False(t, changed)
+	require.Equal(t, c, out, "a failed Apply returns c as it was")
+
 	require.NoError(t, campaign.UpdateParams{}.Validate())
 	require.Equal(t, []string{"name:length", "timezone:format"},
 		fields(t, campaign.UpdateParams{Name: ptr(" ab "), TimeZone: ptr("Mars/Base")}.Validate()))
