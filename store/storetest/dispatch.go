@@ -36,6 +36,7 @@ func dispatchTests() []test {
 		{"Expired/OK", testExpired},
 		{"NextWake/OK", testNextWake},
 		{"NextWake/AfterUpdateItems", testNextWakeUpdateItems},
+		{"NextWake/AfterInsertItems", testNextWakeInsertItems},
 	}
 }
 
@@ -488,6 +489,30 @@ func testNextWake(t *testing.T, b *bundle) {
 		return err
 	})
 	requireWake(at(time.Hour), "the lease's end, not the retry a Due found due")
+}
+
+// testNextWakeInsertItems checks that the retry times of Retrying and
+// Scheduled items added as such by InsertItems, which no Due has found due,
+// are NextWake's, and that they are due from then on, not before.
+func testNextWakeInsertItems(t *testing.T, b *bundle) {
+	for _, st := range []pool.Status{pool.StatusRetrying, pool.StatusScheduled} {
+		p := b.insertPool()
+		waiting := pool.Item{ContactUUID: uuid.New(), Status: st, Attempts: 1, RetryCount: 1,
+			StartedAt: ptr(t0), NextRetryAt: ptr(at(2 * time.Hour)), AddedAt: t0, Token: 1}
+		items := b.insertItems(p.UUID, []pool.Item{waiting, pending(1)[0]})
+		for _, write := range []bool{false, true} {
+			var w time.Time
+			var ok bool
+			b.inTx(write, func(tx store.Tx) (err error) {
+				w, ok, err = tx.NextWake(b.ctx, p.UUID)
+				return err
+			})
+			require.True(t, ok, "%s, write %v", st, write)
+			require.Equal(t, at(2*time.Hour), w, "%s, write %v", st, write)
+		}
+		require.Equal(t, ids(items[1:]), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour-1), 10), st)
+		require.Equal(t, ids(items), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour), 10), st)
+	}
 }
 
 // testPoolDue checks PoolDue against Pool then Due in the pool's type, for
