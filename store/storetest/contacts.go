@@ -32,6 +32,7 @@ func contactTests() []test {
 		{"KeepCalls/RollbackOnError", testKeepCallsRollback},
 		{"KeepCalls/DetachAttach", testKeepCallsDetach},
 		{"KeepCalls/ReleaseKeptCall", testReleaseKeptCall},
+		{"KeepCalls/ReleaseKeptCallWithoutAttempts", testReleaseKeptCallNoAttempts},
 		{"KeepCalls/CallGoesOn", testKeptCallGoesOn},
 		{"DNC/AddRemove", testDNCAddRemove},
 		{"DNC/OnDNC", testOnDNC},
@@ -471,6 +472,27 @@ func testReleaseKeptCall(t *testing.T, b *bundle) {
 	require.ElementsMatch(t, []pool.Item{keptC, keptD, keptE}, b.campaignItems(true, k.UUID, p2.UUID, c, d, e))
 	err := b.st.Read(b.ctx, func(tx store.Tx) error { return tx.ReleaseKeptCall(b.ctx, items[1].ID, 4, false) })
 	require.ErrorIs(t, err, store.ErrReadOnly)
+}
+
+// testReleaseKeptCallNoAttempts checks that ReleaseKeptCall of a call kept
+// under a lease with no attempt counted (the store holds what it is given:
+// an item in flight with Attempts 0) takes no attempt below zero and does
+// not fail.
+func testReleaseKeptCallNoAttempts(t *testing.T, b *bundle) {
+	c := uuid.New()
+	p1, p2 := b.insertPool(), b.insertPool()
+	k := b.insertCampaign(newCampaign(nil))
+	b.attachAll(k.UUID, p1, p2)
+	items := b.insertItems(p1.UUID, []pool.Item{{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0}})
+	b.set(items, 0, func(it *pool.Item) {
+		it.Status, it.Token, it.LeaseExpiresAt = pool.StatusProcessing, 5, at(time.Hour)
+		it.CallAt, it.CallsToday, it.CallToken = at(0), 1, 5
+	})
+	b.write(func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, k.UUID, p1.UUID); return err })
+	b.write(func(tx store.Tx) error { return tx.ReleaseKeptCall(b.ctx, items[0].ID, 5, true) })
+	got := b.campaignItems(false, k.UUID, p2.UUID, c)
+	require.Len(t, got, 1)
+	require.Zero(t, got[0].Attempts)
 }
 
 // testKeptCallGoesOn checks that the call kept of an item in flight when
