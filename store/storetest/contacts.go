@@ -33,6 +33,7 @@ func contactTests() []test {
 		{"KeepCalls/DetachAttach", testKeepCallsDetach},
 		{"KeepCalls/ReleaseKeptCall", testReleaseKeptCall},
 		{"KeepCalls/ReleaseKeptCallWithoutAttempts", testReleaseKeptCallNoAttempts},
+		{"KeepCalls/ReleaseKeptCallWithoutDayCall", testReleaseKeptCallNoDayCall},
 		{"KeepCalls/CallGoesOn", testKeptCallGoesOn},
 		{"DNC/AddRemove", testDNCAddRemove},
 		{"DNC/OnDNC", testOnDNC},
@@ -493,6 +494,26 @@ func testReleaseKeptCallNoAttempts(t *testing.T, b *bundle) {
 	got := b.campaignItems(false, k.UUID, p2.UUID, c)
 	require.Len(t, got, 1)
 	require.Zero(t, got[0].Attempts)
+}
+
+// testReleaseKeptCallNoDayCall checks that ReleaseKeptCall with day of a
+// call kept under a lease with no call counted today (a day's count of 0)
+// gives back the attempt, keeps the day's count at zero and does not fail.
+func testReleaseKeptCallNoDayCall(t *testing.T, b *bundle) {
+	c := uuid.New()
+	p1, p2 := b.insertPool(), b.insertPool()
+	k := b.insertCampaign(newCampaign(nil))
+	b.attachAll(k.UUID, p1, p2)
+	items := b.insertItems(p1.UUID, []pool.Item{{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0}})
+	b.set(items, 0, func(it *pool.Item) {
+		it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusProcessing, 1, 5, at(time.Hour)
+	})
+	b.write(func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, k.UUID, p1.UUID); return err })
+	b.write(func(tx store.Tx) error { return tx.ReleaseKeptCall(b.ctx, items[0].ID, 5, true) })
+	got := b.campaignItems(false, k.UUID, p2.UUID, c)
+	require.Len(t, got, 1)
+	require.Zero(t, got[0].Attempts, "the attempt given back")
+	require.Zero(t, got[0].CallsToday)
 }
 
 // testKeptCallGoesOn checks that the call kept of an item in flight when
