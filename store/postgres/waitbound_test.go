@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,21 +34,12 @@ func TestWrite_WaitRestartsBounded(t *testing.T) {
 		ps[i] = newTestPool(fmt.Sprintf("pool %d", i))
 		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, ps[i]) }))
 	}
-	held := make([]chan error, 0, 4)
+	held := make([]<-chan error, 0, 4)
 	for i := 1; i < len(ps); i++ {
-		locked, done := make(chan struct{}), make(chan error, 1)
-		go func() {
-			done <- other.Write(ctx, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, ps[i].UUID); err != nil {
-					return err
-				}
-				close(locked)
-				time.Sleep(time.Duration(i) * 400 * time.Millisecond)
-				return nil
-			})
-		}()
-		<-locked
-		held = append(held, done)
+		held = append(held, holdFor(t, other, time.Duration(i)*400*time.Millisecond, func(tx store.Tx) error {
+			_, err := tx.Pool(ctx, ps[i].UUID)
+			return err
+		}))
 	}
 	runs := 0
 	err := st.Write(ctx, func(tx store.Tx) error {
@@ -108,18 +100,7 @@ func TestWrite_WaitAfterALockOfACampaignOrRule(t *testing.T) {
 				_, err := tx.Campaign(ctx, cs[1].UUID)
 				return err
 			}
-			locked, held := make(chan struct{}), make(chan error, 1)
-			go func() {
-				held <- other.Write(ctx, func(tx store.Tx) error {
-					if err := second(tx); err != nil {
-						return err
-					}
-					close(locked)
-					time.Sleep(300 * time.Millisecond)
-					return nil
-				})
-			}()
-			<-locked
+			held := holdFor(t, other, 300*time.Millisecond, second)
 			runs := 0
 			err = st.Write(ctx, func(tx store.Tx) error {
 				runs++
@@ -152,18 +133,10 @@ func TestWrite_WaitForTheEscalationLock(t *testing.T) {
 		return campaign.Escalation{PoolUUID: p.UUID, ContactUUID: uuid.New(), ItemID: item, CampaignUUID: uuid.New(),
 			RuleUUID: uuid.New(), FailedAttempts: 1, At: time.Now()}
 	}
-	locked, held := make(chan struct{}), make(chan error, 1)
-	go func() {
-		held <- other.Write(ctx, func(tx store.Tx) error {
-			if _, _, err := tx.InsertEscalation(ctx, esc(1)); err != nil {
-				return err
-			}
-			close(locked)
-			time.Sleep(300 * time.Millisecond)
-			return nil
-		})
-	}()
-	<-locked
+	held := holdFor(t, other, 300*time.Millisecond, func(tx store.Tx) error {
+		_, _, err := tx.InsertEscalation(ctx, esc(1))
+		return err
+	})
 	runs := 0
 	err := st.Write(ctx, func(tx store.Tx) error {
 		runs++
@@ -178,4 +151,30 @@ func TestWrite_WaitForTheEscalationLock(t *testing.T) {
 	t.Logf("runs %d, stats %+v", runs, st.Stats())
 	require.GreaterOrEqual(t, runs, 2, "the run that waited for the escalation lock after a pool's runs again")
 	require.GreaterOrEqual(t, st.Stats().Waits, uint64(1))
+}
+
+// holdFor starts a write on st that runs lock and then holds what it took
+// for d before it commits. It returns once lock has run, with the write's
+// result to come.
+func holdFor(t *testing.T, st *postgres.Store, d time.Duration, lock func(store.Tx) error) <-chan error {
+	t.Helper()
+	locked, held := make(chan struct{}), make(chan error, 1)
+	var once sync.Once
+	go func() {
+		held <- st.Write(context.Background(), func(tx store.Tx) error {
+			if err := lock(tx); err != nil {
+				return err
+			}
+			once.Do(func() { close(locked) })
+			time.Sleep(d)
+			return nil
+		})
+	}()
+	select {
+	case <-locked:
+		return held
+	case err := <-held:
+		t.Fatalf("the holding write ended before it held its lock: %v", err)
+		return nil
+	}
 }
