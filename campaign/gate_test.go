@@ -355,6 +355,27 @@ func TestGate_PreviousDayForAClockBehind(t *testing.T) {
 	require.False(t, ok, "January 3rd at its cap")
 }
 
+// TestGate_OlderDayForAClockBehind: as TestGate_PreviousDayForAClockBehind
+// for the older day. Calls at 23:00 and 00:30 in Tokyo (14:00Z, 15:30Z)
+// are two days there, both on January 2nd in UTC, the zone now; a call at
+// 00:00:30 on the 3rd is the latest. A clock behind, on the 2nd, counts its
+// call on the 3rd: neither earlier day's count, on the 2nd, counts there.
+func TestGate_OlderDayForAClockBehind(t *testing.T) {
+	t.Parallel()
+	g := campaign.Gate{Window: window(t, "00:00-24:00"), PerDay: 2, Loc: time.UTC}
+	in := pool.Item{CallAt: utc(t, "2026-01-03T00:00:30Z"), CallsToday: 1,
+		PrevCallAt: utc(t, "2026-01-02T15:30:00Z"), PrevCallsToday: 1,
+		OlderCallAt: utc(t, "2026-01-02T14:00:00Z"), OlderCallsToday: 1}
+	out, _, ok := g.Admit(in, utc(t, "2026-01-02T23:59:00Z"))
+	require.True(t, ok, "the second call of January 3rd")
+	require.Equal(t, 2, out.CallsToday)
+	require.Equal(t, in.CallAt, out.CallAt)
+	require.Equal(t, in.PrevCallAt, out.PrevCallAt)
+	require.Equal(t, in.OlderCallAt, out.OlderCallAt)
+	_, _, ok = g.Admit(out, utc(t, "2026-01-02T23:59:10Z"))
+	require.False(t, ok, "January 3rd at its cap")
+}
+
 // TestGate_PreviousDayDoesNotAccumulate: a contact called every 23 hours
 // starts a new date in Tokyo at each call (20:00 on January 1st, 19:00 on
 // the 2nd, ... 11:00 on the 10th), each within two days of the day two
