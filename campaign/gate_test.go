@@ -337,43 +337,56 @@ func TestGate_NeverTooFewAcrossZones(t *testing.T) {
 	})
 }
 
-// TestGate_PreviousDayForAClockBehind: a clock behind, on the date of the
-// previous calling day, counts its call on the latest day's date (see
-// TestEngine_DayCapForAClockBehind): the previous day's calls, on another
-// date than the latest's, do not count there.
+// TestGate_PreviousDayForAClockBehind: a clock that reads an earlier date
+// than the latest counted call counts, on its date, every calling day on
+// that date or later. Which clock was wrong is not known: a node behind
+// (the real date the later one), or a clock that was ahead when it counted
+// the latest call and has been stepped back since (the real date the
+// earlier one: calls at 10:00 and, 10 minutes ahead, at "00:00:30" on
+// the 3rd, both really on January 2nd). So the call at 23:58:50 on the 2nd
+// is refused at the cap of 2 and waits for January 3rd by its clock,
+// where only the latest day counts. (Counting only the latest day let the
+// third call of a real January 2nd through.)
 func TestGate_PreviousDayForAClockBehind(t *testing.T) {
 	t.Parallel()
 	g := campaign.Gate{Window: window(t, "00:00-24:00"), PerDay: 2, Loc: time.UTC}
-	in := pool.Item{CallAt: utc(t, "2026-01-03T00:00:30Z"), CallsToday: 1,
-		PrevCallAt: utc(t, "2026-01-02T09:00:00Z"), PrevCallsToday: 1}
-	out, _, ok := g.Admit(in, utc(t, "2026-01-02T23:58:50Z"))
+	in, _, ok := g.Admit(pool.Item{}, utc(t, "2026-01-02T10:00:00Z"))
+	require.True(t, ok)
+	in, _, ok = g.Admit(in, utc(t, "2026-01-03T00:00:30Z"))
+	require.True(t, ok, "a clock ahead: a new day")
+	require.Equal(t, utc(t, "2026-01-02T10:00:00Z"), in.PrevCallAt)
+	_, at, ok := g.Admit(in, utc(t, "2026-01-02T23:58:50Z"))
+	require.False(t, ok, "the clock stepped back: two calls on January 2nd, its cap")
+	require.Equal(t, utc(t, "2026-01-03T00:00:00Z"), at)
+	out, _, ok := g.Admit(in, at)
 	require.True(t, ok, "the second call of January 3rd")
 	require.Equal(t, 2, out.CallsToday)
 	require.Equal(t, in.CallAt, out.CallAt)
 	require.Equal(t, in.PrevCallAt, out.PrevCallAt)
-	_, _, ok = g.Admit(out, utc(t, "2026-01-02T23:59:00Z"))
+	_, _, ok = g.Admit(out, utc(t, "2026-01-03T00:01:00Z"))
 	require.False(t, ok, "January 3rd at its cap")
 }
 
 // TestGate_OlderDayForAClockBehind: as TestGate_PreviousDayForAClockBehind
 // for the older day. Calls at 23:00 and 00:30 in Tokyo (14:00Z, 15:30Z)
 // are two days there, both on January 2nd in UTC, the zone now; a call at
-// 00:00:30 on the 3rd is the latest. A clock behind, on the 2nd, counts its
-// call on the 3rd: neither earlier day's count, on the 2nd, counts there.
+// 00:00:30 on the 3rd is the latest. A clock on the 2nd counts all three
+// there: at a cap of 3 it waits for the 3rd, where the latest alone counts.
 func TestGate_OlderDayForAClockBehind(t *testing.T) {
 	t.Parallel()
-	g := campaign.Gate{Window: window(t, "00:00-24:00"), PerDay: 2, Loc: time.UTC}
+	g := campaign.Gate{Window: window(t, "00:00-24:00"), PerDay: 3, Loc: time.UTC}
 	in := pool.Item{CallAt: utc(t, "2026-01-03T00:00:30Z"), CallsToday: 1,
 		PrevCallAt: utc(t, "2026-01-02T15:30:00Z"), PrevCallsToday: 1,
 		OlderCallAt: utc(t, "2026-01-02T14:00:00Z"), OlderCallsToday: 1}
-	out, _, ok := g.Admit(in, utc(t, "2026-01-02T23:59:00Z"))
+	_, at, ok := g.Admit(in, utc(t, "2026-01-02T23:59:00Z"))
+	require.False(t, ok, "three calls counted on January 2nd")
+	require.Equal(t, utc(t, "2026-01-03T00:00:00Z"), at)
+	out, _, ok := g.Admit(in, at)
 	require.True(t, ok, "the second call of January 3rd")
 	require.Equal(t, 2, out.CallsToday)
 	require.Equal(t, in.CallAt, out.CallAt)
 	require.Equal(t, in.PrevCallAt, out.PrevCallAt)
 	require.Equal(t, in.OlderCallAt, out.OlderCallAt)
-	_, _, ok = g.Admit(out, utc(t, "2026-01-02T23:59:10Z"))
-	require.False(t, ok, "January 3rd at its cap")
 }
 
 // TestGate_PreviousDayDoesNotAccumulate: a contact called every 23 hours

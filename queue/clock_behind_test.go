@@ -92,9 +92,12 @@ func TestEngine_DueAtOnceForAnotherEngineBehind(t *testing.T) {
 
 // A claim whose clock reads an earlier local date than the contact's
 // latest counted call (another node's clock behind, or this one stepped
-// back across the contact's midnight) counts its call on that later date
-// rather than start a new day: the later date's calls are not forgotten,
-// and its cap holds once the clock is ahead again.
+// back across the contact's midnight) counts, on its date, every calling
+// day on that date or later, and counts its call on the later date rather
+// than start a new day: neither date's calls are forgotten, whichever
+// clock was wrong. Here the clock stepped back finds Jan 2's call and
+// Jan 3's at the cap of 2 and waits for Jan 3 by its own clock; Jan 3
+// then takes one call more, its cap.
 func TestEngine_DayCapForAClockBehind(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -116,18 +119,19 @@ func TestEngine_DayCapForAClockBehind(t *testing.T) {
 		require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{Note: "call back", RetryAt: b.clock.Now().Add(-time.Hour)}))
 	}
 	start := b.clock.Now()
-	call() // the first dispatch, on Jan 2
+	require.Equal(t, 2, start.Day(), "the first dispatch, on Jan 2")
+	call()
 	setTo(time.Date(2026, 1, 3, 0, 0, 30, 0, time.UTC))
 	call()                                                // the first call of Jan 3
 	setTo(time.Date(2026, 1, 2, 23, 58, 50, 0, time.UTC)) // a clock 100 s behind
-	call()                                                // counted on Jan 3 too
+	call()                                                // Jan 2's call and Jan 3's: at the cap
 	setTo(time.Date(2026, 1, 3, 0, 1, 0, 0, time.UTC))
 	call()
 	setTo(time.Date(2026, 1, 3, 0, 2, 0, 0, time.UTC))
 	call()
 	require.Equal(t, []time.Time{
-		start, time.Date(2026, 1, 3, 0, 0, 30, 0, time.UTC), time.Date(2026, 1, 2, 23, 58, 50, 0, time.UTC),
-	}, calls, "the call behind counted on Jan 3: two there, its cap")
+		start, time.Date(2026, 1, 3, 0, 0, 30, 0, time.UTC), time.Date(2026, 1, 3, 0, 1, 0, 0, time.UTC),
+	}, calls, "the clock behind refused at the cap; two calls on Jan 3, its cap")
 	setTo(time.Date(2026, 1, 4, 0, 0, 0, 0, time.UTC))
 	call()
 	require.Len(t, calls, 4, "a new day")
