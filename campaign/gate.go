@@ -19,23 +19,23 @@ import (
 // OlderCallAt. A call on a later date than CallAt's starts a new count:
 // the latest day becomes the previous one, and the previous one the
 // older. Each count is of its latest call's date read in Loc, the zone
-// of now: the latest day's counts on t's date when that date is t's (or
-// later: a clock behind, see sameDay), and each earlier day's with it
-// when it falls on the same date. When the contact's zone changes (the
-// contact's own, or the campaign's default), the calls counted in the
-// old one count on the date their day's latest falls on in the new one: a
-// zone moved east may count a call of the new zone's yesterday against
-// today, and a zone moved west may put the calls of two or three of the
+// of now, and counts on t's date when that date is t's or later (a clock
+// behind, see sameDay), with the latest day's. When the contact's zone
+// changes (the contact's own, or the campaign's default), the calls
+// counted in the old one count on the date their day's latest falls on in
+// the new one: a zone moved east may count a call of the new zone's
+// yesterday against today, and a zone moved west may put the calls of two or three of the
 // old zone's dates on one date, where their counts count. Never too few:
 // every call counted falls on the date of its count's latest call or
 // before, and Admit forgets a day's calls only when they are all two days
 // older than the call it admits (it adds them to the older day's count
 // otherwise, see Admit), so that no zone puts them on a date with a call
-// to come. Nor too many, but for that fold, which is rare in one zone (a
-// contact whose zone changes before nearly every call may meet it at each
-// change, a call too many each time): each count is one calling day's, so
-// a call is refused only when the days whose latest call falls on its date
-// hold PerDay calls (when a zone moved, some of a day's calls may fall on
+// to come. Nor too many, but for a clock behind and for that fold, which
+// is rare in one zone (a contact whose zone changes before nearly every
+// call may meet it at each change, and count a folded day's calls again
+// on a later date, as many as it holds): each count is one calling day's,
+// so a call is refused only when the days whose latest call falls on its
+// date hold PerDay calls (when a zone moved, some of a day's calls may fall on
 // the date before: a Gate knows counts, not instants).
 //
 // The cap is the contact's, not the item's: Others are the contact's items
@@ -86,20 +86,21 @@ func (g Gate) calls(it pool.Item, t time.Time) int {
 }
 
 // count returns the calls of it's three calling days that count on t's
-// local date: the latest day's when its date is t's or later (sameDay),
-// with each earlier day's when a zone moved west puts it on that date.
-// An earlier day's date is never later than the latest's: on its own it
-// is never a later date than t's (not even for a clock behind, whose call
-// counts on the latest day's date, see sameDay).
+// local date: each day's whose date is t's or later (sameDay), when the
+// latest day's is (an earlier day's date is never later than the
+// latest's). When t's date is the latest day's, an earlier day counts
+// only when a zone moved west puts it on that date; when t's date is
+// earlier (a clock behind, see sameDay), every day on t's date counts too,
+// the latest day's and those between.
 func (g Gate) count(it pool.Item, t time.Time) int {
 	if !g.sameDay(it.CallAt, t) {
 		return 0
 	}
 	n := it.CallsToday
-	if g.sameDay(it.PrevCallAt, it.CallAt) {
+	if g.sameDay(it.PrevCallAt, t) {
 		n += it.PrevCallsToday
 	}
-	if g.sameDay(it.OlderCallAt, it.CallAt) {
+	if g.sameDay(it.OlderCallAt, t) {
 		n += it.OlderCallsToday
 	}
 	return n
@@ -177,14 +178,13 @@ const forgetAfter = 48 * time.Hour
 // sameDay reports whether the calls counted on the local date (in g.Loc)
 // of a calling day's latest counted call, at, count on t's date: when t
 // falls on that date, or on an earlier one. A clock that reads an earlier
-// date than a call already counted (another node's behind, this one
-// stepped back) adds its call to that later date's count rather than
-// start a new day and forget it: it may count a call too many, never one
-// too few on the date the call is counted on. Read by the behind clock's
-// own date the count may look short: a previous day that falls on that
-// date does not count with the later date's (see count), which is right
-// by real time, where the call is one of that later date.
-// A zero at (no such day) counts on no date.
+// date than a call already counted (another node's behind, or this one
+// stepped back after it was ahead) cannot know which of the two dates is
+// the real one: it counts against its cap the calls of both (see count),
+// and adds its call to the later date's count rather than start a new day
+// and forget it. It may count calls too many (a clock behind by seconds
+// waits those seconds for the later date), never one too few on either
+// date. A zero at (no such day) counts on no date.
 func (g Gate) sameDay(at, t time.Time) bool {
 	return !at.IsZero() && LocalDay(t, g.Loc) <= LocalDay(at, g.Loc)
 }
