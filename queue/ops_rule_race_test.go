@@ -27,6 +27,7 @@ type pausingStore struct {
 	hook      func()
 	campaigns func() // the same, after a listing of campaigns
 	lock      func() // the same, before a rule's lock is taken
+	poolCamps func() // the same, after a read of a pool's campaigns
 }
 
 func (s *pausingStore) setLockHook(f func()) {
@@ -89,6 +90,18 @@ func (t pausingTx) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.
 		hook()
 	}
 	return cs, n, err
+}
+
+func (t pausingTx) PoolCampaigns(ctx context.Context, p uuid.UUID) ([]campaign.Campaign, error) {
+	cs, err := t.Tx.PoolCampaigns(ctx, p)
+	t.s.mu.Lock()
+	hook := t.s.poolCamps
+	t.s.poolCamps = nil // once
+	t.s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return cs, err
 }
 
 // TestPostgres_ConcurrentRuleUpdatesKeepEachField: two nodes update

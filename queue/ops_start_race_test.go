@@ -2,48 +2,16 @@ package queue_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
-	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
-
-// poolCampaignsHook is a store whose write transactions run hook once,
-// right after the first PoolCampaigns they call has read its campaigns.
-type poolCampaignsHook struct {
-	store.Store
-	mu   sync.Mutex
-	hook func()
-}
-
-func (s *poolCampaignsHook) Write(ctx context.Context, fn func(store.Tx) error) error {
-	return s.Store.Write(ctx, func(tx store.Tx) error { return fn(poolCampaignsHookTx{tx, s}) })
-}
-
-type poolCampaignsHookTx struct {
-	store.Tx
-	s *poolCampaignsHook
-}
-
-func (t poolCampaignsHookTx) PoolCampaigns(ctx context.Context, p uuid.UUID) ([]campaign.Campaign, error) {
-	cs, err := t.Tx.PoolCampaigns(ctx, p)
-	t.s.mu.Lock()
-	hook := t.s.hook
-	t.s.hook = nil // once
-	t.s.mu.Unlock()
-	if hook != nil {
-		hook()
-	}
-	return cs, err
-}
 
 // TestPostgres_TwoStartsOfCampaignsSharingAPool: two campaigns share a
 // pool, and two nodes start one each at once. At most one campaign may
@@ -60,7 +28,7 @@ func TestPostgres_TwoStartsOfCampaignsSharingAPool(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	firstSt := pgtest.Open(t, url, postgres.Options{})
-	second := &poolCampaignsHook{Store: pgtest.OpenSchema(t, url, postgres.Options{Schema: firstSt.Schema()})}
+	second := &pausingStore{Store: pgtest.OpenSchema(t, url, postgres.Options{Schema: firstSt.Schema()})}
 	a := openEngine(t, firstSt, queue.Options{})
 	b := openEngine(t, second, queue.Options{})
 	ctx := context.Background()
@@ -78,7 +46,7 @@ func TestPostgres_TwoStartsOfCampaignsSharingAPool(t *testing.T) {
 	var aErr error
 	aReturned := make(chan struct{})
 	second.mu.Lock()
-	second.hook = func() {
+	second.poolCamps = func() {
 		go func() { _, aErr = a.StartCampaign(ctx, cs[0].UUID); close(aReturned) }()
 		// Node a's start runs to its end, or waits for b's locks.
 		select {
