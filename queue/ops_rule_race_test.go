@@ -36,14 +36,19 @@ func (s *pausingStore) setLockHook(f func()) {
 	s.mu.Unlock()
 }
 
-func (t pausingTx) LockRule(ctx context.Context, id uuid.UUID) error {
-	t.s.mu.Lock()
-	hook := t.s.lock
-	t.s.lock = nil // once
-	t.s.mu.Unlock()
+// fire runs the hook *h, if any, once: it clears *h first.
+func (s *pausingStore) fire(h *func()) {
+	s.mu.Lock()
+	hook := *h
+	*h = nil
+	s.mu.Unlock()
 	if hook != nil {
 		hook()
 	}
+}
+
+func (t pausingTx) LockRule(ctx context.Context, id uuid.UUID) error {
+	t.s.fire(&t.s.lock)
 	return t.Tx.LockRule(ctx, id)
 }
 
@@ -70,37 +75,19 @@ type pausingTx struct {
 
 func (t pausingTx) Rule(ctx context.Context, id uuid.UUID) (campaign.Rule, error) {
 	r, err := t.Tx.Rule(ctx, id)
-	t.s.mu.Lock()
-	hook := t.s.hook
-	t.s.hook = nil // once
-	t.s.mu.Unlock()
-	if hook != nil {
-		hook()
-	}
+	t.s.fire(&t.s.hook)
 	return r, err
 }
 
 func (t pausingTx) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error) {
 	cs, n, err := t.Tx.Campaigns(ctx, q)
-	t.s.mu.Lock()
-	hook := t.s.campaigns
-	t.s.campaigns = nil // once
-	t.s.mu.Unlock()
-	if hook != nil {
-		hook()
-	}
+	t.s.fire(&t.s.campaigns)
 	return cs, n, err
 }
 
 func (t pausingTx) PoolCampaigns(ctx context.Context, p uuid.UUID) ([]campaign.Campaign, error) {
 	cs, err := t.Tx.PoolCampaigns(ctx, p)
-	t.s.mu.Lock()
-	hook := t.s.poolCamps
-	t.s.poolCamps = nil // once
-	t.s.mu.Unlock()
-	if hook != nil {
-		hook()
-	}
+	t.s.fire(&t.s.poolCamps)
 	return cs, err
 }
 
