@@ -51,3 +51,40 @@ func TestAttachPools_AppliesLeasesEndedBefore(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, esc, "no rule governed the pool when the lease ended")
 }
+
+// TestAssignRule_AppliesLeasesEndedBefore: a lease that ended under a
+// running campaign's rule is a failed attempt under that rule, even when
+// another rule is assigned before any write on the pool applied the
+// expiry: the second attempt of a rule of two calls that escalates after
+// two failures ends the item Failed, with one escalation, and the new
+// rule (nine calls, no escalation) does not judge it.
+func TestAssignRule_AppliesLeasesEndedBefore(t *testing.T) {
+	t.Parallel()
+	onBothStores(t, func(t *testing.T, b *testBundle) {
+		p := b.pool(t, pool.FIFO, 1, 9)
+		b.add(t, p.UUID, 1)
+		two := b.rule(t, campaign.CreateRuleParams{Name: "two calls", MaxTotalCalls: pqPtr(2),
+			StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59"), EscalationAfterFailedAttempts: pqPtr(2)})
+		nine := b.rule(t, campaign.CreateRuleParams{Name: "nine calls", MaxTotalCalls: pqPtr(9),
+			StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
+		c := b.startedCampaignIn(t, "UTC", two.UUID, p.UUID)
+		l, err := queue.TryDequeueCampaign(b.ctx, b.eng, c.UUID)
+		require.NoError(t, err)
+		require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{RetryAt: b.clock.Now()}))
+		_, err = queue.TryDequeueCampaign(b.ctx, b.eng, c.UUID) // the second attempt, whose holder vanishes
+		require.NoError(t, err)
+		b.clock.Advance(testLease + 1)
+
+		_, err = b.eng.AssignRule(b.ctx, c.UUID, nine.UUID)
+		require.NoError(t, err)
+		_, err = queue.TryDequeueCampaign(b.ctx, b.eng, c.UUID) // applies the expiry, if the assignment did not
+		require.ErrorIs(t, err, queue.ErrEmpty)
+		items := allItems(b.ctx, t, b.eng, p.UUID, 10)
+		require.Len(t, items, 1)
+		require.Equal(t, pool.StatusFailed, items[0].Status, "the lease ended under the rule of two calls")
+		require.Equal(t, 2, items[0].Attempts)
+		esc, err := b.eng.Escalations(b.ctx, campaign.EscalationQuery{})
+		require.NoError(t, err)
+		require.Len(t, esc, 1, "the rule that governed when the lease ended escalates after two failures")
+	})
+}
