@@ -6,7 +6,7 @@ replace github.com/poolq/poolq => ../..
 
 require (
 	github.com/google/uuid v1.6.0
-	github.com/jackc/pgx/v5 v5.12.0
+	github.com/jackc/pgx/v5 v5.13.0
 	github.com/mikestefanello/backlite v0.6.0
 	github.com/poolq/poolq v0.0.0-00010101000000-000000000000
 	github.com/riverqueue/river v0.49.0
