@@ -1,0 +1,9 @@
+package postgres
+
+// PoolCampaignsStatements are the two statements that read the campaigns
+// of a pool (the first by its internal id $K, the second by its UUID $U,
+// which a claim sends with the pool's lock), for TestPlans_PoolCampaigns.
+var PoolCampaignsStatements = []struct{ Name, SQL, Arg string }{
+	{"pool campaigns by key", poolCampaignsSQL, "$K"},
+	{"pool campaigns by uuid", campaignsOfPoolSQL, "$U"},
+}
