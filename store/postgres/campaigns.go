@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -130,14 +131,17 @@ FROM items i WHERE i.pool_id = $2 AND (i.attempts > 0 OR i.calls_today > 0 OR i.
 	dropKeptCallsSQL = `DELETE FROM kept_calls k USING items i WHERE k.campaign_id = $1 AND i.id = k.item_id AND i.pool_id = $2`
 
 	// poolCampaignsSQL is a seek on campaign_pools_pool: nothing to read
-	// for a pool attached to no campaign.
+	// for a pool attached to no campaign. No ORDER BY: with one, the
+	// planner walked campaigns_created (the order's index) across every
+	// campaign of the store and kept the pool's; scanPoolCampaigns sorts
+	// the few rows instead.
 	poolCampaignsSQL = `SELECT ` + campaignCols + ` FROM campaign_pools cp JOIN campaigns c ON c.id = cp.campaign_id
-WHERE cp.pool_id = $1 ORDER BY c.created_at, c.uuid`
+WHERE cp.pool_id = $1`
 	// campaignsOfPoolSQL is poolCampaignsSQL by the pool's UUID: a write
 	// transaction reads it with the pool's lock, in the same round trip.
 	campaignsOfPoolSQL = `SELECT ` + campaignCols + ` FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id
     JOIN campaigns c ON c.id = cp.campaign_id
-WHERE p.uuid = $1 ORDER BY c.created_at, c.uuid`
+WHERE p.uuid = $1`
 )
 
 // InsertRule stores a new rule. O(log n).
@@ -713,8 +717,22 @@ func (t *txn) PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.C
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	out, err := t.scanCampaigns(rows, 1, false)
+	out, err := t.scanPoolCampaigns(rows)
 	return out, wrap(op, err)
+}
+
+// scanPoolCampaigns scans and closes rows of poolCampaignsSQL or
+// campaignsOfPoolSQL, and orders them by CreatedAt then UUID (as ORDER BY
+// c.created_at, c.uuid would: PostgreSQL compares UUIDs byte by byte).
+func (t *txn) scanPoolCampaigns(rows pgx.Rows) ([]campaign.Campaign, error) {
+	out, err := t.scanCampaigns(rows, 1, false)
+	slices.SortFunc(out, func(a, b campaign.Campaign) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.UUID[:], b.UUID[:])
+	})
+	return out, err
 }
 
 // forgetCampaigns drops the campaigns read with the pools' locks: the

@@ -26,12 +26,13 @@ import (
 // filter the join. Checked as TestPlans does (generic plans, the tables
 // filled and not analyzed) and again once they are analyzed.
 //
-// It fails: both plans walk campaigns_created from its first entry, with
-// the pool's campaign_pools rows as the inner side of a nested loop, so a
-// claim on any pool, one attached to no campaign included, reads every
-// campaign of the store (20,000 campaigns made a claim's reads 8x slower,
-// ANALYZE or not). TestPlans' check of "pool campaigns" misses it: an
-// index scan without an Index Cond is not a Seq Scan.
+// With an ORDER BY c.created_at, c.uuid both plans walked
+// campaigns_created from its first entry, with the pool's campaign_pools
+// rows as the inner side of a nested loop, so a claim on any pool, one
+// attached to no campaign included, read every campaign of the store
+// (20,000 campaigns made a claim's reads 8x slower, ANALYZE or not);
+// TestPlans' check of "pool campaigns" missed it: an index scan without
+// an Index Cond is not a Seq Scan. The store now sorts the rows itself.
 func TestPlans_PoolCampaigns(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()

@@ -362,7 +362,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	}
 	rows, err := br.Query()
 	if err == nil {
-		s.campaigns, err = t.scanCampaigns(rows, 1, false)
+		s.campaigns, err = t.scanPoolCampaigns(rows)
 		s.hasCampaigns = err == nil
 	}
 	if err != nil {
