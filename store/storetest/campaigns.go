@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"bytes"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ func campaignTests() []test {
 		{"Campaigns/RoundTrip", testCampaignsRoundTrip},
 		{"Campaigns/ErrNotFound", testCampaignsNotFound},
 		{"Campaigns/AttachDetach", testCampaignsAttach},
+		{"Campaigns/PoolCampaignsOrder", testPoolCampaignsOrder},
 		{"Campaigns/SeenInTheirTransaction", testCampaignsInTx},
 		{"Campaigns/DeleteDetaches", testCampaignsDeleteDetaches},
 		{"Campaigns/List", testCampaignsList},
@@ -253,6 +256,31 @@ func (b *bundle) poolCampaigns(id uuid.UUID) []uuid.UUID {
 		return err
 	})
 	return out
+}
+
+// testPoolCampaignsOrder: a pool's campaigns come ordered by CreatedAt,
+// then by UUID (byte by byte) among those created at the same instant,
+// whatever the order they were created and attached in.
+func testPoolCampaignsOrder(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	ids := make([]uuid.UUID, 6)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	created := func(i int) time.Time { return at(time.Duration(i/3) * time.Second) } // three a second
+	for _, i := range []int{4, 1, 5, 0, 3, 2} {
+		c := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.UUID, c.CreatedAt = ids[i], created(i) }))
+		b.write(func(tx store.Tx) error { _, err := tx.AttachPool(b.ctx, c.UUID, p.UUID); return err })
+	}
+	want := slices.Clone(ids)
+	slices.SortFunc(want, func(x, y uuid.UUID) int {
+		i, j := slices.Index(ids, x), slices.Index(ids, y)
+		if c := created(i).Compare(created(j)); c != 0 {
+			return c
+		}
+		return bytes.Compare(x[:], y[:])
+	})
+	require.Equal(t, want, b.poolCampaigns(p.UUID))
 }
 
 func testCampaignsAttach(t *testing.T, b *bundle) {
