@@ -57,9 +57,9 @@ func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.Update
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		// The rule's lock first: an update on another node commits
 		// before this one reads the rule, or after it (none of its
-		// fields is lost), and a campaign of the rule that starts, is
-		// assigned it or is given a pool meanwhile is among those whose
-		// pools lockRulePools takes (see store.Tx.LockRule).
+		// fields is lost), and a campaign of the rule that starts,
+		// resumes, is assigned it or is given a pool meanwhile is among
+		// those whose pools lockRulePools takes (see store.Tx.LockRule).
 		err := tx.LockRule(ctx, id)
 		if errors.Is(err, store.ErrNotFound) && early != nil {
 			return early
@@ -301,9 +301,14 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 		if err != nil {
 			return c, false, err
 		}
-		if to.Governs() && !c.Status.Governs() && c.RuleUUID != nil {
+		starts := to.Governs() && !c.Status.Governs()
+		resumes := to.Dispatches() && !c.Status.Dispatches()
+		if (starts || resumes) && c.RuleUUID != nil {
 			// Its pools take the rule as it stands: an UpdateRule under
-			// way commits first, or sees this campaign govern.
+			// way commits first, or sees this campaign govern. A resume
+			// too: UpdateRule lists the rule's In Process campaigns, then
+			// its Paused ones (lockRulePools), and a campaign resumed in
+			// between would be in neither.
 			if err := tx.LockRule(ctx, *c.RuleUUID); err != nil {
 				return c, false, err
 			}
@@ -372,28 +377,38 @@ func (e *Engine) lockPools(ctx context.Context, tx *wtx, pools []uuid.UUID) erro
 }
 
 // lockRulePools takes (lockPools) the pools of every campaign that rule
-// governs: In Process or Paused.
+// governs: In Process or Paused. It lists those two statuses only, not
+// every campaign of the rule: a rule that every day's campaign takes
+// collects finished ones, whose pages (and pools) an update would read.
+// The caller holds the rule's lock, which a campaign's start and resume
+// take too, so none comes to govern between or after the listings (a
+// pause moves a campaign listed In Process, or about to be listed Paused:
+// it is in one of them either way).
 func (e *Engine) lockRulePools(ctx context.Context, tx *wtx, rule uuid.UUID) error {
-	for page := 1; ; page++ {
-		q, err := campaign.Query{RuleUUID: &rule, Page: page, PerPage: pool.MaxPerPage}.Normalize()
-		if err != nil {
-			return err
+	for _, st := range campaign.Statuses() {
+		if !st.Governs() {
+			continue
 		}
-		cs, total, err := tx.Campaigns(ctx, q)
-		if err != nil {
-			return err
-		}
-		for _, c := range cs {
-			if c.Status.Governs() {
+		for page := 1; ; page++ {
+			q, err := campaign.Query{RuleUUID: &rule, Status: st, Page: page, PerPage: pool.MaxPerPage}.Normalize()
+			if err != nil {
+				return err
+			}
+			cs, total, err := tx.Campaigns(ctx, q)
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
 				if err := e.lockPools(ctx, tx, c.PoolUUIDs); err != nil {
 					return err
 				}
 			}
-		}
-		if page*q.PerPage >= total {
-			return nil
+			if page*q.PerPage >= total {
+				break
+			}
 		}
 	}
+	return nil
 }
 
 // checkFree returns campaign.ErrConflict when a campaign other than self

@@ -174,11 +174,20 @@ func TestPostgres_UpdateRuleRacingAnAttach(t *testing.T) {
 	updateRuleRacing(t, "attach")
 }
 
+// TestPostgres_UpdateRuleRacingAResume: as
+// TestPostgres_UpdateRuleRacingAStart, for a Paused campaign of the rule
+// resumed after UpdateRule listed the rule's In Process campaigns and
+// before it lists the Paused ones: it is in neither listing unless the
+// resume waits for the rule's lock, as a start does.
+func TestPostgres_UpdateRuleRacingAResume(t *testing.T) {
+	updateRuleRacing(t, "resume")
+}
+
 // updateRuleRacing makes a campaign govern a pool under rule r, on node a,
 // while node b's UpdateRule(r) waits after listing r's campaigns: how is
 // "start" (the campaign starts), "assign" (AssignRule to the campaign,
-// running under another rule) or "attach" (the pool attached to the
-// campaign, running under r).
+// running under another rule), "attach" (the pool attached to the
+// campaign, running under r) or "resume" (the campaign, Paused, resumes).
 func updateRuleRacing(t *testing.T, how string) {
 	url := pgtest.URL(t)
 	t.Parallel()
@@ -224,6 +233,11 @@ func updateRuleRacing(t *testing.T, how string) {
 	if how != "start" {
 		_, err = a.StartCampaign(ctx, c.UUID)
 		require.NoError(t, err)
+	}
+	if how == "resume" { // paused before the update, resumed during it
+		_, err = a.PauseCampaign(ctx, c.UUID)
+		require.NoError(t, err)
+		govern = func() error { _, err := a.ResumeCampaign(ctx, c.UUID); return err }
 	}
 
 	// b: UpdateRule reads the rule and the campaigns it governs (none
