@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
@@ -37,13 +36,8 @@ func TestInsertItems_PoolMadeBehindTheLock(t *testing.T) {
 		return err
 	}))
 
-	cfg, err := pgx.ParseConfig(url)
-	require.NoError(t, err)
-	cfg.RuntimeParams["search_path"] = st.Schema()
-	other, err := pgx.ConnectConfig(ctx, cfg)
-	require.NoError(t, err)
-	defer other.Close(ctx)
-	_, err = other.Exec(ctx, "BEGIN")
+	other := postgres.SchemaConn(t, url, st.Schema())
+	_, err := other.Exec(ctx, "BEGIN")
 	require.NoError(t, err)
 	_, err = other.Exec(ctx, "LOCK TABLE pool_counts IN ACCESS EXCLUSIVE MODE") // the batch's state read waits
 	require.NoError(t, err)

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,6 +46,18 @@ func schemaConn(ctx context.Context, url, schema string) (*pgx.Conn, error) {
 	}
 	cfg.RuntimeParams["search_path"] = schema
 	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// SchemaConn connects to url with schema on the search_path, a session of
+// the test's own beside the store's, closed when t ends.
+func SchemaConn(t testing.TB, url, schema string) *pgx.Conn {
+	t.Helper()
+	conn, err := schemaConn(context.Background(), url, schema)
+	if err != nil {
+		t.Fatalf("connecting to schema %s: %v", schema, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
 
 // Supersede does to schema what a migration to the next version would do

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
@@ -94,13 +93,8 @@ func TestPlans_PoolCampaigns(t *testing.T) {
 	}
 	check("not analyzed")
 
-	cfg, err := pgx.ParseConfig(url)
-	require.NoError(t, err)
-	cfg.RuntimeParams["search_path"] = st.Schema()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "ANALYZE pools, campaigns, campaign_pools, rules")
+	conn := postgres.SchemaConn(t, url, st.Schema())
+	_, err := conn.Exec(ctx, "ANALYZE pools, campaigns, campaign_pools, rules")
 	require.NoError(t, err)
 	check("analyzed")
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
@@ -74,12 +73,7 @@ func TestPlans_Bounds(t *testing.T) {
 		_, err := tx.InsertItems(ctx, p.UUID, pendingItems(20_000))
 		return err
 	}))
-	cfg, err := pgx.ParseConfig(url)
-	require.NoError(t, err)
-	cfg.RuntimeParams["search_path"] = st.Schema()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
+	conn := postgres.SchemaConn(t, url, st.Schema())
 	var k int64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT id FROM pools WHERE uuid = $1", p.UUID).Scan(&k))
 	for _, sql := range []string{
