@@ -1,0 +1,129 @@
+package queue_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestPostgres_UpdateRuleRacingAPauseAcrossPages: UpdateRule lists the
+// rule's In Process campaigns 100 a page at a growing OFFSET, each page a
+// statement of its own (READ COMMITTED: a fresh snapshot). A pause (or a
+// completion, or an AssignRule to another rule; none takes the rule's
+// lock) of a campaign on page 1, committed before page 2 is read, moves
+// every later campaign up one place: the 101st, still In Process, is on
+// neither page, and its pool is not locked. A claim of that pool on node
+// a reads the old rule, UpdateRule on node b returns without waiting for
+// it, and the claim commits a call the new rule forbids. (lockRulePools'
+// comment: "a pause moves a campaign listed In Process, or about to be
+// listed Paused: it is in one of them either way" holds for the campaign
+// paused, not for those after it.)
+func TestPostgres_UpdateRuleRacingAPauseAcrossPages(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	firstSt := pgtest.Open(t, url, postgres.Options{})
+	first := &pausingStore{Store: firstSt}
+	second := &pausingStore{Store: pgtest.OpenSchema(t, url, postgres.Options{Schema: firstSt.Schema()})}
+	a := openEngine(t, first, queue.Options{})
+	b := openEngine(t, second, queue.Options{})
+	ctx := context.Background()
+
+	now := time.Now().UTC()
+	if now.Hour() == 23 || now.Hour() == 0 {
+		t.Skip("needs a UTC time away from midnight: the windows below are 00:00-23:59 and 23:58-23:59")
+	}
+	r, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "all day", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
+	require.NoError(t, err)
+	// A full first page of running campaigns of r (without pools), written
+	// in one transaction, then c, the 101st, running with pool p.
+	var first100 []campaign.Campaign
+	err = firstSt.Write(ctx, func(tx store.Tx) error {
+		for range pool.MaxPerPage {
+			f, err := campaign.New(uuid.Must(uuid.NewV7()), campaign.CreateParams{Name: "filler", RuleUUID: &r.UUID, TimeZone: "UTC"}, now.Add(-time.Minute))
+			if err != nil {
+				return err
+			}
+			f.Status = campaign.InProcess
+			if err := tx.InsertCampaign(ctx, f); err != nil {
+				return err
+			}
+			first100 = append(first100, f)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "last", RuleUUID: &r.UUID, TimeZone: "UTC"})
+	require.NoError(t, err)
+	p, err := a.CreatePool(ctx, pool.CreateParams{Name: "pool", Description: "d"})
+	require.NoError(t, err)
+	_, err = a.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	_, err = a.AttachPools(ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+	_, err = a.StartCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+
+	// b: UpdateRule lists page 1 of r's In Process campaigns (c is not on
+	// it), then waits.
+	listed, resumeB := make(chan struct{}), make(chan struct{})
+	second.setCampaignsHook(func() { close(listed); <-resumeB })
+	updated := make(chan error, 1)
+	go func() {
+		_, err := b.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{StartTime: pqPtr("23:58")}) // now is outside
+		updated <- err
+	}()
+	select {
+	case <-listed:
+	case err := <-updated:
+		t.Fatalf("UpdateRule returned before it listed the rule's campaigns: %v", err)
+	}
+	// a: a campaign of page 1 pauses (it takes no rule's lock: it does not
+	// wait for b), and a claim of p reads the rule.
+	paused := make(chan error, 1)
+	go func() { _, err := a.PauseCampaign(ctx, first100[0].UUID); paused <- err }()
+	select {
+	case err := <-paused:
+		require.NoError(t, err, "pause")
+	case <-time.After(5 * time.Second):
+		close(resumeB)
+		t.Fatal("the pause waited for UpdateRule")
+	}
+	ruleRead, resumeA := make(chan struct{}), make(chan struct{})
+	first.setHook(func() { close(ruleRead); <-resumeA })
+	claimed := make(chan error, 1)
+	var lease *queue.Lease
+	go func() {
+		var err error
+		lease, err = a.TryDequeue(ctx, p.UUID)
+		claimed <- err
+	}()
+	<-ruleRead
+	// b goes on: it must not return while a claim that read the old rule
+	// is under way (it would wait for p's lock).
+	close(resumeB)
+	var returned bool
+	select {
+	case err := <-updated:
+		require.NoError(t, err, "UpdateRule")
+		returned = true
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(resumeA)
+	claimErr := <-claimed
+	if !returned {
+		require.NoError(t, <-updated, "UpdateRule")
+	}
+	if returned && claimErr == nil {
+		t.Fatalf("UpdateRule returned while a claim under the old rule was under way (campaign %s, the 101st In Process, was on neither page once one of the first 100 paused); the claim then committed: contact %s dispatched at %s, outside the new window 23:58-23:59",
+			c.UUID, lease.ContactUUID, now.Format("15:04"))
+	}
+}
