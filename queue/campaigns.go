@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
-	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 )
@@ -377,38 +376,20 @@ func (e *Engine) lockPools(ctx context.Context, tx *wtx, pools []uuid.UUID) erro
 }
 
 // lockRulePools takes (lockPools) the pools of every campaign that rule
-// governs: In Process or Paused. It lists those two statuses only, not
-// every campaign of the rule: a rule that every day's campaign takes
-// collects finished ones, whose pages (and pools) an update would read.
-// The caller holds the rule's lock, which a campaign's start and resume
-// take too, so none comes to govern between or after the listings (a
-// pause moves a campaign listed In Process, or about to be listed Paused:
-// it is in one of them either way).
+// governs: In Process or Paused, read in one statement (store.Tx.RulePools):
+// a listing in pages, or per status, of campaigns could miss one that
+// governs throughout, while another left the listing (a pause, a
+// completion, an assignment of another rule) between two of its
+// statements, on PostgreSQL, where each statement sees what committed
+// last. The caller holds the rule's lock, which every way of coming to
+// govern under the rule takes (a start, a resume, AssignRule, AttachPools),
+// so no campaign arrives after the read.
 func (e *Engine) lockRulePools(ctx context.Context, tx *wtx, rule uuid.UUID) error {
-	for _, st := range campaign.Statuses() {
-		if !st.Governs() {
-			continue
-		}
-		for page := 1; ; page++ {
-			q, err := campaign.Query{RuleUUID: &rule, Status: st, Page: page, PerPage: pool.MaxPerPage}.Normalize()
-			if err != nil {
-				return err
-			}
-			cs, total, err := tx.Campaigns(ctx, q)
-			if err != nil {
-				return err
-			}
-			for _, c := range cs {
-				if err := e.lockPools(ctx, tx, c.PoolUUIDs); err != nil {
-					return err
-				}
-			}
-			if page*q.PerPage >= total {
-				break
-			}
-		}
+	pools, err := tx.RulePools(ctx, rule)
+	if err != nil {
+		return err
 	}
-	return nil
+	return e.lockPools(ctx, tx, pools)
 }
 
 // checkFree returns campaign.ErrConflict when a campaign other than self

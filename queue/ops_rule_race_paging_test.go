@@ -15,18 +15,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestPostgres_UpdateRuleRacingAPauseAcrossPages: UpdateRule lists the
+// TestPostgres_UpdateRuleRacingAPauseAcrossPages: UpdateRule listed the
 // rule's In Process campaigns 100 a page at a growing OFFSET, each page a
 // statement of its own (READ COMMITTED: a fresh snapshot). A pause (or a
 // completion, or an AssignRule to another rule; none takes the rule's
-// lock) of a campaign on page 1, committed before page 2 is read, moves
-// every later campaign up one place: the 101st, still In Process, is on
-// neither page, and its pool is not locked. A claim of that pool on node
-// a reads the old rule, UpdateRule on node b returns without waiting for
-// it, and the claim commits a call the new rule forbids. (lockRulePools'
-// comment: "a pause moves a campaign listed In Process, or about to be
-// listed Paused: it is in one of them either way" holds for the campaign
-// paused, not for those after it.)
+// lock) of a campaign on page 1, committed before page 2 was read, moved
+// every later campaign up one place: the 101st, still In Process, was on
+// neither page, and its pool was not locked. A claim of that pool on node
+// a read the old rule, UpdateRule on node b returned without waiting for
+// it, and the claim committed a call the new rule forbids. UpdateRule now
+// reads the pools of the rule's governing campaigns in one statement
+// (store.Tx.RulePools); the pause comes after it here.
 func TestPostgres_UpdateRuleRacingAPauseAcrossPages(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
@@ -72,8 +71,8 @@ func TestPostgres_UpdateRuleRacingAPauseAcrossPages(t *testing.T) {
 	_, err = a.StartCampaign(ctx, c.UUID)
 	require.NoError(t, err)
 
-	// b: UpdateRule lists page 1 of r's In Process campaigns (c is not on
-	// it), then waits.
+	// b: UpdateRule reads the pools of r's governing campaigns (once
+	// listed a page of them, without c), then waits.
 	listed, resumeB := make(chan struct{}), make(chan struct{})
 	second.setCampaignsHook(func() { close(listed); <-resumeB })
 	updated := make(chan error, 1)

@@ -25,7 +25,7 @@ type pausingStore struct {
 	store.Store
 	mu        sync.Mutex
 	hook      func()
-	campaigns func() // the same, after a listing of campaigns
+	campaigns func() // the same, after a listing of campaigns (or of a rule's pools)
 	lock      func() // the same, before a rule's lock is taken
 	poolCamps func() // the same, after a read of a pool's campaigns
 }
@@ -83,6 +83,14 @@ func (t pausingTx) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.
 	cs, n, err := t.Tx.Campaigns(ctx, q)
 	t.s.fire(&t.s.campaigns)
 	return cs, n, err
+}
+
+// RulePools is UpdateRule's listing of its rule's campaigns (their pools):
+// the campaigns hook runs after it too.
+func (t pausingTx) RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error) {
+	ps, err := t.Tx.RulePools(ctx, rule)
+	t.s.fire(&t.s.campaigns)
+	return ps, err
 }
 
 func (t pausingTx) PoolCampaigns(ctx context.Context, p uuid.UUID) ([]campaign.Campaign, error) {

@@ -290,6 +290,14 @@ type Tx interface {
 	// KeepCalls keeps those of removed items, until the pool is attached
 	// to it again.
 	DetachPool(ctx context.Context, id, poolID uuid.UUID) (detached bool, err error)
+	// RulePools returns the pools of the campaigns rule governs (In
+	// Process or Paused), each once, in no given order; none for an
+	// unknown rule. One statement: on a store whose write transactions see
+	// a new snapshot at each statement (PostgreSQL), a listing in pages or
+	// per status could miss a campaign that stays governing while another
+	// leaves the listing between two statements (UpdateRule locks these
+	// pools). Its cost grows with the rule's campaigns, not the store's.
+	RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error)
 	// PoolCampaigns returns the campaigns pool poolID is attached to,
 	// ordered by CreatedAt then UUID, without their PoolUUIDs. An index
 	// seek: dispatch asks it of every pool it claims from.

@@ -130,6 +130,13 @@ SELECT $1, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today,
 FROM items i WHERE i.pool_id = $2 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)`
 	dropKeptCallsSQL = `DELETE FROM kept_calls k USING items i WHERE k.campaign_id = $1 AND i.id = k.item_id AND i.pool_id = $2`
 
+	// rulePoolsSQL is a seek on rules' uuid and campaigns_rule, then on
+	// campaign_pools_seq for each governing campaign: no ORDER BY, whose
+	// index the planner would walk across every campaign.
+	rulePoolsSQL = `SELECT p.uuid FROM rules r JOIN campaigns c ON c.rule_id = r.id
+    JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id
+WHERE r.uuid = $1 AND c.status IN ($2, $3)`
+
 	// poolCampaignsSQL is a seek on campaign_pools_pool: nothing to read
 	// for a pool attached to no campaign. No ORDER BY: with one, the
 	// planner walked campaigns_created (the order's index) across every
@@ -692,6 +699,31 @@ func (t *txn) campaignAndPool(ctx context.Context, id, poolID uuid.UUID) (int64,
 		return 0, 0, err
 	}
 	return ck, pk, nil
+}
+
+// RulePools returns the pools of the campaigns rule governs (see
+// store.Tx.RulePools).
+func (t *txn) RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error) {
+	const op = "rule pools"
+	rows, err := t.query(ctx, rulePoolsSQL, rule, string(campaign.InProcess), string(campaign.Paused))
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	var out []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			t.noteErr(err)
+			return nil, wrap(op, err)
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	err = rows.Err()
+	t.noteErr(err)
+	return out, wrap(op, err)
 }
 
 // PoolCampaigns returns the campaigns a pool is attached to, without their

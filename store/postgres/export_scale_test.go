@@ -7,3 +7,7 @@ var PoolCampaignsStatements = []struct{ Name, SQL, Arg string }{
 	{"pool campaigns by key", poolCampaignsSQL, "$K"},
 	{"pool campaigns by uuid", campaignsOfPoolSQL, "$U"},
 }
+
+// RulePoolsSQL is the statement of RulePools ($1 the rule's UUID, $2 and $3
+// the governing statuses), for TestPlans_RuleCampaigns.
+var RulePoolsSQL = rulePoolsSQL

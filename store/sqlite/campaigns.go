@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -68,6 +69,11 @@ SELECT ?1, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today,
 FROM items i WHERE i.pool_id = ?2 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)`
 	dropKeptCallsSQL = `DELETE FROM kept_calls WHERE campaign_id = ?1
     AND item_id IN (SELECT i.id FROM kept_calls k JOIN items i ON i.id = k.item_id WHERE k.campaign_id = ?1 AND i.pool_id = ?2)`
+
+	// rulePoolsSQL is a seek on campaigns_rule, then on campaign_pools_seq
+	// for each governing campaign.
+	rulePoolsSQL = `SELECT p.uuid FROM campaigns c JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id
+WHERE c.rule_id = (SELECT id FROM rules WHERE uuid = ?1) AND c.status IN (?2, ?3)`
 
 	// poolCampaignsSQL is a seek on campaign_pools_pool: nothing to read
 	// for a pool attached to no campaign.
@@ -457,6 +463,28 @@ func (t *txn) campaignAndPool(ctx context.Context, id, poolID uuid.UUID) (int64,
 		return 0, 0, err
 	}
 	return ck, pk, nil
+}
+
+// RulePools returns the pools of the campaigns rule governs (see
+// store.Tx.RulePools).
+func (t *txn) RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error) {
+	const op = "rule pools"
+	rows, err := t.query(ctx, rulePoolsSQL, blob(rule), string(campaign.InProcess), string(campaign.Paused))
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	var out []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap(op, err)
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out, wrap(op, rows.Err())
 }
 
 // PoolCampaigns returns the campaigns a pool is attached to, without their

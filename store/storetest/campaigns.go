@@ -23,6 +23,7 @@ func campaignTests() []test {
 		{"Campaigns/ErrNotFound", testCampaignsNotFound},
 		{"Campaigns/AttachDetach", testCampaignsAttach},
 		{"Campaigns/PoolCampaignsOrder", testPoolCampaignsOrder},
+		{"Campaigns/RulePools", testRulePools},
 		{"Campaigns/SeenInTheirTransaction", testCampaignsInTx},
 		{"Campaigns/DeleteDetaches", testCampaignsDeleteDetaches},
 		{"Campaigns/List", testCampaignsList},
@@ -256,6 +257,73 @@ func (b *bundle) poolCampaigns(id uuid.UUID) []uuid.UUID {
 		return err
 	})
 	return out
+}
+
+// testRulePools: RulePools gives the pools of the campaigns a rule
+// governs, In Process or Paused, each once, and follows status changes
+// and attachments in its own transaction; nothing of other statuses,
+// other rules or an unknown rule.
+func testRulePools(t *testing.T, b *bundle) {
+	r := b.insertRule(fullRules()[0])
+	other := b.insertRule(fullRules()[1])
+	var governed []uuid.UUID
+	campaignIn := func(rule uuid.UUID, st campaign.Status, pools int) campaign.Campaign {
+		c := b.insertCampaign(newCampaign(&rule))
+		for range pools {
+			p := b.insertPool()
+			b.write(func(tx store.Tx) error { _, err := tx.AttachPool(b.ctx, c.UUID, p.UUID); return err })
+			c.PoolUUIDs = append(c.PoolUUIDs, p.UUID)
+			if rule == r.UUID && st.Governs() {
+				governed = append(governed, p.UUID)
+			}
+		}
+		c.Status = st
+		b.write(func(tx store.Tx) error { return tx.UpdateCampaign(b.ctx, c) })
+		return c
+	}
+	for _, st := range campaign.Statuses() {
+		campaignIn(r.UUID, st, 2)
+		campaignIn(other.UUID, st, 1)
+	}
+	campaignIn(r.UUID, campaign.InProcess, 0)
+	rulePools := func(tx store.Tx, rule uuid.UUID) []uuid.UUID {
+		ps, err := tx.RulePools(b.ctx, rule)
+		require.NoError(t, err)
+		return ps
+	}
+	b.read(func(tx store.Tx) error {
+		require.ElementsMatch(t, governed, rulePools(tx, r.UUID))
+		require.Empty(t, rulePools(tx, uuid.New()), "an unknown rule")
+		return nil
+	})
+
+	// In a write transaction: a Draft that starts, sharing a pool with a
+	// running campaign, counts it once; a running one that completes
+	// leaves.
+	draft := campaignIn(r.UUID, campaign.Draft, 1)
+	running := campaignIn(r.UUID, campaign.InProcess, 1)
+	b.write(func(tx store.Tx) error {
+		if _, err := tx.AttachPool(b.ctx, draft.UUID, running.PoolUUIDs[0]); err != nil {
+			return err
+		}
+		draft.Status = campaign.InProcess
+		if err := tx.UpdateCampaign(b.ctx, draft); err != nil {
+			return err
+		}
+		running.Status = campaign.Completed
+		if err := tx.UpdateCampaign(b.ctx, running); err != nil {
+			return err
+		}
+		// governed holds running's pool already.
+		want := append(slices.Clone(governed), draft.PoolUUIDs[0])
+		require.ElementsMatch(t, want, rulePools(tx, r.UUID))
+		running.Status = campaign.InProcess
+		if err := tx.UpdateCampaign(b.ctx, running); err != nil {
+			return err
+		}
+		require.ElementsMatch(t, want, rulePools(tx, r.UUID), "a pool of two governing campaigns, once")
+		return nil
+	})
 }
 
 // testPoolCampaignsOrder: a pool's campaigns come ordered by CreatedAt,
