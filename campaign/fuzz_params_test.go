@@ -450,3 +450,107 @@ func FuzzCampaignParamsJSON(f *testing.F) {
 		require.Equal(t, got, again)
 	})
 }
+
+var listQuerySeeds = []string{
+	`{}`, `{"page":3,"per_page":100}`, `{"page":-1,"per_page":101}`, `{"page":2147483648}`,
+	`{"type":"CALL"}`, `{"type":"fax"}`, `{"status":"active"}`, `{"status":"in process"}`,
+	`{"status":"Running"}`, `{"search":"spring"}`, `{"search":"a\u2029b"}`,
+	`{"rule_uuid":"7a1e7c2e-5b1f-4c7e-9a0b-1c2d3e4f5a6b"}`, `{"rule_uuid":"00000000-0000-0000-0000-000000000000"}`,
+}
+
+// FuzzListQueriesJSON: the rule and campaign listings' queries (the same
+// bytes read as both). Normalize fails exactly on the fields that break
+// the rules (page, per_page, a one-line search, a known type or status
+// in any case, "active" for In Process, a rule_uuid that is not nil),
+// naming only those; a normalized query is a fixed point of Normalize
+// and comes back through its JSON unchanged.
+func FuzzListQueriesJSON(f *testing.F) {
+	for _, s := range listQuerySeeds {
+		f.Add([]byte(s))
+	}
+	searchOK := func(s string) bool {
+		return utf8.RuneCountInString(s) <= pool.MaxSearchLen && oneLine(s)
+	}
+	pageWant := func(page, perPage int, want map[string]bool) {
+		if page < 0 || page > pool.MaxPage {
+			want["page"] = true
+		}
+		if perPage < 0 || perPage > pool.MaxPerPage {
+			want["per_page"] = true
+		}
+	}
+	requireFields := func(t *testing.T, err error, want map[string]bool) {
+		t.Helper()
+		if len(want) == 0 {
+			require.NoError(t, err)
+			return
+		}
+		require.ErrorIs(t, err, validate.ErrInvalid)
+		var es validate.Errors
+		require.ErrorAs(t, err, &es)
+		got := map[string]bool{}
+		for _, e := range es {
+			got[e.Field] = true
+		}
+		require.Equal(t, want, got)
+	}
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var rq campaign.RuleQuery
+		if json.Unmarshal(data, &rq) == nil {
+			got, err := rq.Normalize()
+			want := map[string]bool{}
+			pageWant(rq.Page, rq.PerPage, want)
+			if !searchOK(rq.Search) {
+				want["search"] = true
+			}
+			if _, ok := campaign.ParseRuleType(string(rq.Type)); rq.Type != "" && !ok {
+				want["type"] = true
+			}
+			requireFields(t, err, want)
+			if err == nil {
+				require.True(t, got.Page >= 1 && got.PerPage >= 1 && got.PerPage <= pool.MaxPerPage)
+				require.True(t, got.Type == "" || got.Type.Valid())
+				again, err := got.Normalize()
+				require.NoError(t, err)
+				require.Equal(t, got, again)
+				b, err := json.Marshal(got)
+				require.NoError(t, err)
+				var back campaign.RuleQuery
+				require.NoError(t, json.Unmarshal(b, &back))
+				require.Equal(t, got, back)
+			}
+		}
+
+		var q campaign.Query
+		if json.Unmarshal(data, &q) != nil {
+			return
+		}
+		got, err := q.Normalize()
+		want := map[string]bool{}
+		pageWant(q.Page, q.PerPage, want)
+		if !searchOK(q.Search) {
+			want["search"] = true
+		}
+		if _, ok := campaign.ParseStatus(string(q.Status)); q.Status != "" && !ok {
+			want["status"] = true
+		}
+		if q.RuleUUID != nil && *q.RuleUUID == uuid.Nil {
+			want["rule_uuid"] = true
+		}
+		requireFields(t, err, want)
+		if err != nil {
+			return
+		}
+		require.True(t, got.Page >= 1 && got.PerPage >= 1 && got.PerPage <= pool.MaxPerPage)
+		require.True(t, got.Status == "" || got.Status.Valid(), "status %q", got.Status)
+		again, err := got.Normalize()
+		require.NoError(t, err)
+		require.Equal(t, got, again)
+		b, err := json.Marshal(got)
+		require.NoError(t, err)
+		var back campaign.Query
+		require.NoError(t, json.Unmarshal(b, &back))
+		require.Equal(t, got, back)
+	})
+}
