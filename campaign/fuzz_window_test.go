@@ -110,7 +110,8 @@ func requireStartOrChange(t *testing.T, what string, loc *time.Location, w campa
 }
 
 // FuzzWindowNext: a window in any zone of the embedded database and any
-// instant t from 1811 to 2191. NextAllowed(t) is a UTC instant r ≥ t in the
+// instant t from 1811 to 2191 (or, with the top bit of nsec, within two
+// days of the zone's next change of offset after it). NextAllowed(t) is a UTC instant r ≥ t in the
 // window, t itself when t is in it, otherwise the wall clock's w.Start or a
 // change of offset, within three days, with no instant of the window in
 // [t, r). NextDayStart(t) is the same for the instants in the window on a
@@ -138,8 +139,22 @@ func FuzzWindowNext(f *testing.F) {
 	nyc, _ := slices.BinarySearch(zones, "America/New_York")
 	f.Add(uint16(nyc), uint16(0), uint16(campaign.MinutesPerDay-1), int64(-4_000_000_000+5_000_000_000), uint32(999_999_999)) // LMT, -4:56:02
 
+	jan := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix() + 5_000_000_000
+	for i, name := range []string{"America/New_York", "Australia/Lord_Howe", "Pacific/Chatham", "Asia/Beirut", "America/Nuuk", "Antarctica/Troll"} {
+		zi, _ := slices.BinarySearch(zones, name)
+		f.Add(uint16(zi), uint16(60*i+30), uint16(90), jan, uint32(1<<31|uint32(2*24*3600+i*600)<<8))
+	}
+
 	f.Fuzz(func(t *testing.T, zi, start, length uint16, sec int64, nsec uint32) {
 		loc, w, now := fuzzWindow(t, zi, start, length, sec, nsec)
+		if nsec&(1<<31) != 0 {
+			// Near the zone's next change of offset (if any within the
+			// fuzzer's range), up to two days either side of it.
+			if _, end := now.In(loc).ZoneBounds(); !end.IsZero() && end.Year() < 2200 {
+				near := time.Duration(int64(nsec>>8)%(4*24*3600)-2*24*3600) * time.Second
+				now = end.Add(near).Add(time.Duration(nsec % 1000))
+			}
+		}
 		require.True(t, w.Valid())
 		in := func(at time.Time) bool { return w.Contains(at, loc) }
 		what := loc.String() + " " + w.String() + " from " + now.In(loc).Format(time.RFC3339Nano)
