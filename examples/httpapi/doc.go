@@ -267,7 +267,8 @@
 //	409 CONFLICT            another campaign governs the pool; deleting a rule in use or a running campaign
 //	413 PAYLOAD_TOO_LARGE   a body over 1 MiB
 //	422 VALIDATION_ERROR    field rules, a value of the wrong JSON type ("max_retries": "3", rule "type"),
-//	                        a field the endpoint does not take (rule "unknown") or given twice (rule
+//	                        a field the endpoint does not take (rule "unknown"; a member named "" is
+//	                        named "body", or the object holding it) or given twice (rule
 //	                        "repeated"), a value that is not UTF-8 (rule "utf8"), a campaign's
 //	                        read-only field (or a pool's campaigns) changed, or set by a create
 //	                        (rule "read_only"): field is the first failing field, details lists

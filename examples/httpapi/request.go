@@ -185,6 +185,14 @@ func decodeFields(v *validate.Validator, prefix string, fields map[string]json.R
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		val, typ := fields[k], types[k]
 		switch {
+		case k == "":
+			// No field to name: the object that holds it is named, the
+			// body at the top ("query" names a query's nameless one).
+			owner := strings.TrimSuffix(prefix, ".")
+			if owner == "" {
+				owner = "body"
+			}
+			v.Add(owner, RuleUnknown, `holds a member without a name (""): `+unknown[len("is "):])
 		case typ == nil && !slices.Contains(readOnly, k):
 			v.Add(prefix+k, RuleUnknown, unknown)
 		case repeated[k]:

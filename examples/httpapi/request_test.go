@@ -31,6 +31,25 @@ func TestDecode_RepeatedKey(t *testing.T) {
 	require.JSONEq(t, `{"a": 1, "a": 2}`, string(b.snapshot().Items[p.UUID][0].Payload))
 }
 
+// TestDecode_NamelessMember: a member whose name is "" is a 422 that names
+// the object holding it, "body" at the top (as "query" names a query's
+// nameless parameter), and writes nothing: its field was named "", which
+// the envelope drops (FuzzRequest's 7a1105d0eb02c314).
+func TestDecode_NamelessMember(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Renewals", pool.Parallel, 10)
+	path := "/api/v1/pools/" + p.UUID.String()
+	b.unchanged(func() {
+		res := b.do("POST", "/api/v1/pools", `{"": 1, "name": "VIP customers", "description": "d"}`)
+		requireInvalid(t, res, "body")
+		require.Contains(t, res.Env.Error.Details, `without a name ("")`)
+		requireInvalid(t, b.do("POST", path+"/duplicate", `{"": ""}`), "body")
+		requireInvalid(t, b.do("POST", path+"/contacts",
+			`{"contacts": [{"contact_uuid": "`+uuid.NewString()+`", "": 9}]}`), "contacts[0]")
+	})
+}
+
 // TestDecode_LoneSurrogate: a \u escape of half a surrogate pair is
 // refused, as bytes that are not UTF-8 are: encoding/json would store
 // U+FFFD, text the client never sent. A whole pair, or an escaped
