@@ -19,6 +19,7 @@ func campaignTests() []test {
 		{"Rules/RoundTrip", testRulesRoundTrip},
 		{"Rules/ErrNotFound", testRulesNotFound},
 		{"Rules/List", testRulesList},
+		{"Rules/TiesInUUIDOrder", testRulesTies},
 		{"Campaigns/RoundTrip", testCampaignsRoundTrip},
 		{"Campaigns/ErrNotFound", testCampaignsNotFound},
 		{"Campaigns/AttachDetach", testCampaignsAttach},
@@ -27,6 +28,7 @@ func campaignTests() []test {
 		{"Campaigns/SeenInTheirTransaction", testCampaignsInTx},
 		{"Campaigns/DeleteDetaches", testCampaignsDeleteDetaches},
 		{"Campaigns/List", testCampaignsList},
+		{"Campaigns/TiesInUUIDOrder", testCampaignsTies},
 	}
 }
 
@@ -165,6 +167,67 @@ func testRulesList(t *testing.T, b *bundle) {
 	got, total = b.listRules(campaign.RuleQuery{Page: 2, PerPage: 2})
 	require.Equal(t, []uuid.UUID{text.UUID}, got)
 	require.Equal(t, 3, total)
+}
+
+// testRulesTies: rules made at the same instant are listed in UUID order,
+// on one page and across pages, whatever the order they were made in.
+func testRulesTies(t *testing.T, b *bundle) {
+	ids := sortedUUIDs(uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New())
+	for i := range ids {
+		r := fullRules()[1]
+		r.UUID, r.CreatedAt = ids[len(ids)-1-i], at(time.Second) // the last first
+		b.insertRule(r)
+	}
+	got, _ := b.listRules(campaign.RuleQuery{})
+	require.Equal(t, ids, got)
+	var pages []uuid.UUID
+	for page := 1; page <= 3; page++ {
+		got, _ := b.listRules(campaign.RuleQuery{Page: page, PerPage: 2})
+		pages = append(pages, got...)
+	}
+	require.Equal(t, ids, pages)
+}
+
+// testCampaignsTies: campaigns made at the same instant are in UUID order,
+// whatever the order they were made and attached in: in Campaigns, on one
+// page and across pages, and in PoolCampaigns, read in a read transaction
+// and in a write transaction (with the pool's lock, and after a write to
+// campaigns).
+func testCampaignsTies(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	ids := sortedUUIDs(uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New())
+	for i := range ids {
+		c := newCampaign(nil, func(c *campaign.Campaign) { c.UUID, c.CreatedAt = ids[len(ids)-1-i], at(time.Second) })
+		b.insertCampaign(c) // the last first
+		b.attachAll(c.UUID, p)
+	}
+	all, _ := b.listCampaigns(campaign.Query{})
+	require.Equal(t, ids, campaignIDs(all))
+	var pages []uuid.UUID
+	for page := 1; page <= 3; page++ {
+		got, _ := b.listCampaigns(campaign.Query{Page: page, PerPage: 2})
+		pages = append(pages, campaignIDs(got)...)
+	}
+	require.Equal(t, ids, pages)
+
+	of := func(tx store.Tx) []uuid.UUID {
+		cs, err := tx.PoolCampaigns(b.ctx, p.UUID)
+		require.NoError(t, err)
+		return campaignIDs(cs)
+	}
+	b.read(func(tx store.Tx) error {
+		require.Equal(t, ids, of(tx), "read transaction")
+		return nil
+	})
+	b.write(func(tx store.Tx) error {
+		require.Equal(t, ids, of(tx), "write transaction, with the lock")
+		c, err := tx.Campaign(b.ctx, ids[0])
+		require.NoError(t, err)
+		c.Name = "Renamed"
+		require.NoError(t, tx.UpdateCampaign(b.ctx, c))
+		require.Equal(t, ids, of(tx), "write transaction, after a write to campaigns")
+		return nil
+	})
 }
 
 func newCampaign(rule *uuid.UUID, mods ...func(*campaign.Campaign)) campaign.Campaign {
