@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -73,18 +74,7 @@ func TestPostgres_UpdateRuleRacingAPauseAcrossPages(t *testing.T) {
 
 	// b: UpdateRule reads the pools of r's governing campaigns (once
 	// listed a page of them, without c), then waits.
-	listed, resumeB := make(chan struct{}), make(chan struct{})
-	second.setCampaignsHook(func() { close(listed); <-resumeB })
-	updated := make(chan error, 1)
-	go func() {
-		_, err := b.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{StartTime: pqPtr("23:58")}) // now is outside
-		updated <- err
-	}()
-	select {
-	case <-listed:
-	case err := <-updated:
-		t.Fatalf("UpdateRule returned before it listed the rule's campaigns: %v", err)
-	}
+	resumeB, updated := updateRuleListed(t, b, second, r.UUID)
 	// a: a campaign of page 1 pauses (it takes no rule's lock: it does not
 	// wait for b), and a claim of p reads the rule.
 	paused := make(chan error, 1)
@@ -96,33 +86,6 @@ func TestPostgres_UpdateRuleRacingAPauseAcrossPages(t *testing.T) {
 		close(resumeB)
 		t.Fatal("the pause waited for UpdateRule")
 	}
-	ruleRead, resumeA := make(chan struct{}), make(chan struct{})
-	first.setHook(func() { close(ruleRead); <-resumeA })
-	claimed := make(chan error, 1)
-	var lease *queue.Lease
-	go func() {
-		var err error
-		lease, err = a.TryDequeue(ctx, p.UUID)
-		claimed <- err
-	}()
-	<-ruleRead
-	// b goes on: it must not return while a claim that read the old rule
-	// is under way (it would wait for p's lock).
-	close(resumeB)
-	var returned bool
-	select {
-	case err := <-updated:
-		require.NoError(t, err, "UpdateRule")
-		returned = true
-	case <-time.After(500 * time.Millisecond):
-	}
-	close(resumeA)
-	claimErr := <-claimed
-	if !returned {
-		require.NoError(t, <-updated, "UpdateRule")
-	}
-	if returned && claimErr == nil {
-		t.Fatalf("UpdateRule returned while a claim under the old rule was under way (campaign %s, the 101st In Process, was on neither page once one of the first 100 paused); the claim then committed: contact %s dispatched at %s, outside the new window 23:58-23:59",
-			c.UUID, lease.ContactUUID, now.Format("15:04"))
-	}
+	requireUpdateWaitsForClaim(t, a, first, p.UUID, resumeB, updated,
+		fmt.Sprintf(" (campaign %s, the 101st In Process, was on neither page once one of the first 100 paused)", c.UUID))
 }

@@ -251,18 +251,7 @@ func updateRuleRacing(t *testing.T, how string) {
 	// b: UpdateRule reads the rule and the campaigns it governs (none
 	// governing p: a Draft, or under another rule, or without p), then
 	// waits.
-	listed, resumeB := make(chan struct{}), make(chan struct{})
-	second.setCampaignsHook(func() { close(listed); <-resumeB })
-	updated := make(chan error, 1)
-	go func() {
-		_, err := b.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{StartTime: pqPtr("23:58")}) // now is outside
-		updated <- err
-	}()
-	select {
-	case <-listed:
-	case err := <-updated:
-		t.Fatalf("UpdateRule returned before it listed the rule's campaigns: %v", err)
-	}
+	resumeB, updated := updateRuleListed(t, b, second, r.UUID)
 	// a: the campaign comes to govern p under r (how), and a claim of p
 	// reads the rule.
 	started := make(chan error, 1)
@@ -280,18 +269,48 @@ func updateRuleRacing(t *testing.T, how string) {
 		require.ErrorIs(t, err, queue.ErrEmpty, "a claim after the update, outside its window")
 		return
 	}
+	requireUpdateWaitsForClaim(t, a, first, p.UUID, resumeB, updated, "")
+}
+
+// updateRuleListed starts node b's UpdateRule of rule to the window
+// 23:58-23:59 (now is outside it) and returns once the update has read
+// the rule's campaigns (their pools), where it waits until resume is
+// closed; updated gets its error.
+func updateRuleListed(t *testing.T, b *queue.Engine, second *pausingStore, rule uuid.UUID) (resume chan struct{}, updated chan error) {
+	t.Helper()
+	listed, resume := make(chan struct{}), make(chan struct{})
+	second.setCampaignsHook(func() { close(listed); <-resume })
+	updated = make(chan error, 1)
+	go func() {
+		_, err := b.UpdateRule(context.Background(), rule, campaign.UpdateRuleParams{StartTime: pqPtr("23:58")})
+		updated <- err
+	}()
+	select {
+	case <-listed:
+	case err := <-updated:
+		t.Fatalf("UpdateRule returned before it listed the rule's campaigns: %v", err)
+	}
+	return resume, updated
+}
+
+// requireUpdateWaitsForClaim: node a claims from pool p and waits right
+// after the claim read the rule (the old one); node b's update, waiting
+// as updateRuleListed left it, then goes on: it must not return while
+// that claim is under way (it would wait for p's lock), or the claim
+// commits a call the new window forbids. why says what let it through.
+func requireUpdateWaitsForClaim(t *testing.T, a *queue.Engine, first *pausingStore, p uuid.UUID,
+	resumeB chan struct{}, updated chan error, why string) {
+	t.Helper()
 	ruleRead, resumeA := make(chan struct{}), make(chan struct{})
 	first.setHook(func() { close(ruleRead); <-resumeA })
 	claimed := make(chan error, 1)
 	var lease *queue.Lease
 	go func() {
 		var err error
-		lease, err = a.TryDequeue(ctx, p.UUID)
+		lease, err = a.TryDequeue(context.Background(), p)
 		claimed <- err
 	}()
 	<-ruleRead
-	// b goes on: it must not return while a claim that read the old rule
-	// is under way (it would wait for the pool's lock).
 	close(resumeB)
 	var returned bool
 	select {
@@ -306,8 +325,8 @@ func updateRuleRacing(t *testing.T, how string) {
 		require.NoError(t, <-updated, "UpdateRule")
 	}
 	if returned && claimErr == nil {
-		t.Fatalf("UpdateRule returned while a claim under the old rule was under way; the claim then committed: contact %s dispatched at %s, outside the new window 23:58-23:59",
-			lease.ContactUUID, now.Format("15:04"))
+		t.Fatalf("UpdateRule returned while a claim under the old rule was under way%s; the claim then committed: contact %s dispatched at %s, outside the new window 23:58-23:59",
+			why, lease.ContactUUID, time.Now().UTC().Format("15:04"))
 	}
 }
 
