@@ -56,9 +56,9 @@ func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.Update
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		// The rule's lock first: an update on another node commits
 		// before this one reads the rule, or after it (none of its
-		// fields is lost), and a campaign of the rule that starts,
-		// resumes, is assigned it or is given a pool meanwhile is among
-		// those whose pools lockRulePools takes (see store.Tx.LockRule).
+		// fields is lost), and a campaign of the rule that starts, is
+		// assigned it or is given a pool meanwhile is among those whose
+		// pools lockRulePools takes (see store.Tx.LockRule).
 		err := tx.LockRule(ctx, id)
 		if errors.Is(err, store.ErrNotFound) && early != nil {
 			return early
@@ -300,14 +300,11 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 		if err != nil {
 			return c, false, err
 		}
-		starts := to.Governs() && !c.Status.Governs()
-		resumes := to.Dispatches() && !c.Status.Dispatches()
-		if (starts || resumes) && c.RuleUUID != nil {
+		if to.Governs() && !c.Status.Governs() && c.RuleUUID != nil {
 			// Its pools take the rule as it stands: an UpdateRule under
-			// way commits first, or sees this campaign govern. A resume
-			// too: UpdateRule lists the rule's In Process campaigns, then
-			// its Paused ones (lockRulePools), and a campaign resumed in
-			// between would be in neither.
+			// way commits first, or sees this campaign govern. (A resume
+			// needs no such lock: a Paused campaign governs, and its pools
+			// are among those an UpdateRule locks.)
 			if err := tx.LockRule(ctx, *c.RuleUUID); err != nil {
 				return c, false, err
 			}
@@ -382,8 +379,9 @@ func (e *Engine) lockPools(ctx context.Context, tx *wtx, pools []uuid.UUID) erro
 // completion, an assignment of another rule) between two of its
 // statements, on PostgreSQL, where each statement sees what committed
 // last. The caller holds the rule's lock, which every way of coming to
-// govern under the rule takes (a start, a resume, AssignRule, AttachPools),
-// so no campaign arrives after the read.
+// govern under the rule takes (a start, AssignRule, AttachPools), so no
+// campaign arrives after the read; a Paused campaign governs already, and
+// its resume waits for the locks of its pools.
 func (e *Engine) lockRulePools(ctx context.Context, tx *wtx, rule uuid.UUID) error {
 	pools, err := tx.RulePools(ctx, rule)
 	if err != nil {

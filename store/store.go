@@ -241,7 +241,7 @@ type Tx interface {
 	// LockRule takes, in a write transaction, rule id's lock, held until
 	// the transaction ends, or returns [ErrNotFound]: a transaction that
 	// reads a rule to change it (UpdateRule) and one that makes a campaign
-	// of the rule govern its pools (a start, a resume, an assignment) run one after
+	// of the rule govern its pools (a start, an assignment) run one after
 	// the other, and what the second reads of the rule afterwards is what
 	// the first committed. A store whose writes are all serial (SQLite)
 	// has this for free. The engine takes it after the campaign's lock,

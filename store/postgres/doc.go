@@ -89,12 +89,12 @@
 // Rules have locks of their own too ([store.Tx.LockRule]; advisory,
 // ordered after every campaign's and before every pool's), taken by the
 // engine's UpdateRule before it reads the rule, and by a campaign's start,
-// its resume, AssignRule and an AttachPools to a governing campaign after
-// the campaign's lock and before the pools': two updates of one rule on
-// two nodes keep each other's fields, and a campaign that comes to govern
-// (or dispatch) pools under the rule during an update either waits for it
-// or is among the campaigns whose pools it locks, which the update reads
-// in one statement ([store.Tx.RulePools]). In the key order, like the others: a
+// AssignRule and an AttachPools to a governing campaign after the
+// campaign's lock and before the pools': two updates of one rule on two
+// nodes keep each other's fields, and a campaign that comes to govern
+// pools under the rule during an update either waits for it or is among
+// the campaigns (In Process or Paused) whose pools it locks, which the
+// update reads in one statement ([store.Tx.RulePools]). In the key order, like the others: a
 // batch that holds a pool and then wants a rule another node's start
 // holds only tries it, and runs again taking the rule first (an earlier
 // row lock outside the order deadlocked there). Claims never take it.
