@@ -83,7 +83,7 @@ func TestPostgres_UpdateRuleRacingAPauseAcrossPages(t *testing.T) {
 	case err := <-paused:
 		require.NoError(t, err, "pause")
 	case <-time.After(5 * time.Second):
-		close(resumeB)
+		resumeB.open()
 		t.Fatal("the pause waited for UpdateRule")
 	}
 	requireUpdateWaitsForClaim(t, a, first, p.UUID, resumeB, updated,

@@ -262,7 +262,7 @@ func updateRuleRacing(t *testing.T, how string) {
 	case <-time.After(time.Second):
 		// The start waits for the update (the rule's lock): then it
 		// starts under the new rule, and nothing is due in its window.
-		close(resumeB)
+		resumeB.open()
 		require.NoError(t, <-updated, "UpdateRule")
 		require.NoError(t, <-started, how)
 		_, err := a.TryDequeue(ctx, p.UUID)
@@ -272,14 +272,32 @@ func updateRuleRacing(t *testing.T, how string) {
 	requireUpdateWaitsForClaim(t, a, first, p.UUID, resumeB, updated, "")
 }
 
+// gate is where a hook waits until the test opens it, at the latest when
+// the test ends: a test that fails must not leave a hook waiting, which
+// its engine's Close would wait for.
+type gate struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func newGate(t *testing.T) *gate {
+	g := &gate{ch: make(chan struct{})}
+	t.Cleanup(g.open) // before the engines' Close, registered earlier
+	return g
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+func (g *gate) wait() { <-g.ch }
+
 // updateRuleListed starts node b's UpdateRule of rule to the window
 // 23:58-23:59 (now is outside it) and returns once the update has read
 // the rule's campaigns (their pools), where it waits until resume is
-// closed; updated gets its error.
-func updateRuleListed(t *testing.T, b *queue.Engine, second *pausingStore, rule uuid.UUID) (resume chan struct{}, updated chan error) {
+// opened; updated gets its error.
+func updateRuleListed(t *testing.T, b *queue.Engine, second *pausingStore, rule uuid.UUID) (resume *gate, updated chan error) {
 	t.Helper()
-	listed, resume := make(chan struct{}), make(chan struct{})
-	second.setCampaignsHook(func() { close(listed); <-resume })
+	listed := make(chan struct{})
+	resume = newGate(t)
+	second.setCampaignsHook(func() { close(listed); resume.wait() })
 	updated = make(chan error, 1)
 	go func() {
 		_, err := b.UpdateRule(context.Background(), rule, campaign.UpdateRuleParams{StartTime: pqPtr("23:58")})
@@ -299,10 +317,10 @@ func updateRuleListed(t *testing.T, b *queue.Engine, second *pausingStore, rule 
 // that claim is under way (it would wait for p's lock), or the claim
 // commits a call the new window forbids. why says what let it through.
 func requireUpdateWaitsForClaim(t *testing.T, a *queue.Engine, first *pausingStore, p uuid.UUID,
-	resumeB chan struct{}, updated chan error, why string) {
+	resumeB *gate, updated chan error, why string) {
 	t.Helper()
-	ruleRead, resumeA := make(chan struct{}), make(chan struct{})
-	first.setHook(func() { close(ruleRead); <-resumeA })
+	ruleRead, resumeA := make(chan struct{}), newGate(t)
+	first.setHook(func() { close(ruleRead); resumeA.wait() })
 	claimed := make(chan error, 1)
 	var lease *queue.Lease
 	go func() {
@@ -311,7 +329,7 @@ func requireUpdateWaitsForClaim(t *testing.T, a *queue.Engine, first *pausingSto
 		claimed <- err
 	}()
 	<-ruleRead
-	close(resumeB)
+	resumeB.open()
 	var returned bool
 	select {
 	case err := <-updated:
@@ -319,7 +337,7 @@ func requireUpdateWaitsForClaim(t *testing.T, a *queue.Engine, first *pausingSto
 		returned = true
 	case <-time.After(500 * time.Millisecond):
 	}
-	close(resumeA)
+	resumeA.open()
 	claimErr := <-claimed
 	if !returned {
 		require.NoError(t, <-updated, "UpdateRule")
