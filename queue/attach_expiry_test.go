@@ -3,6 +3,7 @@ package queue_test
 import (
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
@@ -43,13 +44,22 @@ func TestAttachPools_AppliesLeasesEndedBefore(t *testing.T) {
 
 	_, err = b.eng.TryDequeue(b.ctx, p.UUID) // any write on the pool applies the expiry, if the attach did not
 	require.ErrorIs(t, err, queue.ErrEmpty)
-	items := allItems(b.ctx, t, b.eng, p.UUID, 10)
+	requireOneItemAfterExpiry(t, b, p.UUID, pool.StatusRetrying, 0,
+		"the lease ended under the pool's max_retries 9, before the attach: no escalation")
+}
+
+// requireOneItemAfterExpiry: pool p holds one item, after two attempts,
+// the second's lease expired: in status want, with escalations recorded
+// in the engine (why says which rule judged the expiry).
+func requireOneItemAfterExpiry(t *testing.T, b *testBundle, p uuid.UUID, want pool.Status, escalations int, why string) {
+	t.Helper()
+	items := allItems(b.ctx, t, b.eng, p, 10)
 	require.Len(t, items, 1)
-	require.Equal(t, pool.StatusRetrying, items[0].Status, "the lease ended under the pool's max_retries 9, before the attach")
+	require.Equal(t, want, items[0].Status, why)
 	require.Equal(t, 2, items[0].Attempts)
 	esc, err := b.eng.Escalations(b.ctx, campaign.EscalationQuery{})
 	require.NoError(t, err)
-	require.Empty(t, esc, "no rule governed the pool when the lease ended")
+	require.Len(t, esc, escalations, why)
 }
 
 // TestAssignRule_AppliesLeasesEndedBefore: a lease that ended under a
@@ -79,12 +89,7 @@ func TestAssignRule_AppliesLeasesEndedBefore(t *testing.T) {
 		require.NoError(t, err)
 		_, err = queue.TryDequeueCampaign(b.ctx, b.eng, c.UUID) // applies the expiry, if the assignment did not
 		require.ErrorIs(t, err, queue.ErrEmpty)
-		items := allItems(b.ctx, t, b.eng, p.UUID, 10)
-		require.Len(t, items, 1)
-		require.Equal(t, pool.StatusFailed, items[0].Status, "the lease ended under the rule of two calls")
-		require.Equal(t, 2, items[0].Attempts)
-		esc, err := b.eng.Escalations(b.ctx, campaign.EscalationQuery{})
-		require.NoError(t, err)
-		require.Len(t, esc, 1, "the rule that governed when the lease ended escalates after two failures")
+		requireOneItemAfterExpiry(t, b, p.UUID, pool.StatusFailed, 1,
+			"the lease ended under the rule of two calls, which escalates after two failures")
 	})
 }

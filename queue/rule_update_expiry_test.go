@@ -41,12 +41,7 @@ func TestUpdateRule_AppliesPausedLeasesEndedBefore(t *testing.T) {
 		require.NoError(t, err)
 		_, err = queue.TryDequeueCampaign(b.ctx, b.eng, c.UUID) // applies the expiry, if the update did not
 		require.ErrorIs(t, err, queue.ErrEmpty)
-		items := allItems(b.ctx, t, b.eng, p.UUID, 10)
-		require.Len(t, items, 1)
-		require.Equal(t, pool.StatusFailed, items[0].Status, "the lease ended under the rule of two calls")
-		require.Equal(t, 2, items[0].Attempts)
-		esc, err := b.eng.Escalations(b.ctx, campaign.EscalationQuery{})
-		require.NoError(t, err)
-		require.Len(t, esc, 1, "the rule that governed when the lease ended escalates after two failures")
+		requireOneItemAfterExpiry(t, b, p.UUID, pool.StatusFailed, 1,
+			"the lease ended under the rule of two calls, which escalates after two failures")
 	})
 }
