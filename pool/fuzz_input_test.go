@@ -323,17 +323,7 @@ func FuzzItemQueryJSON(f *testing.F) {
 			return
 		}
 		got, err := q.Normalize()
-		want := map[string]bool{}
-		pOK, ppOK := pageOK(q.Page, q.PerPage)
-		if !pOK {
-			want["page"] = true
-		}
-		if !ppOK {
-			want["per_page"] = true
-		}
-		if !searchOK(q.Search) {
-			want["search"] = true
-		}
+		want := listingWant(q.Page, q.PerPage, q.Search)
 		if _, ok := pool.ParseStatus(string(q.Status)); q.Status != "" && !ok {
 			want["status"] = true
 		}
@@ -342,25 +332,10 @@ func FuzzItemQueryJSON(f *testing.F) {
 			return
 		}
 		require.NoError(t, err)
-		require.Equal(t, q.Search, got.Search)
-		require.Equal(t, max(q.Page, 1), got.Page)
-		if q.PerPage == 0 {
-			require.Equal(t, pool.DefaultItemsPerPage, got.PerPage)
-		} else {
-			require.Equal(t, q.PerPage, got.PerPage)
-		}
+		requireListing(t, q.Page, q.PerPage, q.Search, got.Page, got.PerPage, got.Search, pool.DefaultItemsPerPage)
 		require.True(t, got.Status == "" || got.Status.Valid(), "status %q", got.Status)
 		require.True(t, strings.EqualFold(string(q.Status), string(got.Status)), "status %q from %q", got.Status, q.Status)
-
-		again, err := got.Normalize()
-		require.NoError(t, err)
-		require.Equal(t, got, again, "Normalize is idempotent")
-
-		b, err := json.Marshal(got)
-		require.NoError(t, err)
-		var back pool.ItemQuery
-		require.NoError(t, json.Unmarshal(b, &back))
-		require.Equal(t, got, back, "round trip of %s", b)
+		requireStable(t, got, pool.ItemQuery.Normalize)
 	})
 }
 
@@ -376,17 +351,7 @@ func FuzzPoolQueryJSON(f *testing.F) {
 			return
 		}
 		got, err := q.Normalize()
-		want := map[string]bool{}
-		pOK, ppOK := pageOK(q.Page, q.PerPage)
-		if !pOK {
-			want["page"] = true
-		}
-		if !ppOK {
-			want["per_page"] = true
-		}
-		if !searchOK(q.Search) {
-			want["search"] = true
-		}
+		want := listingWant(q.Page, q.PerPage, q.Search)
 		if _, ok := pool.ParseType(string(q.Type)); q.Type != "" && !ok {
 			want["type"] = true
 		}
@@ -395,25 +360,56 @@ func FuzzPoolQueryJSON(f *testing.F) {
 			return
 		}
 		require.NoError(t, err)
-		require.Equal(t, q.Search, got.Search)
 		require.Equal(t, q.IsActive, got.IsActive)
-		require.Equal(t, max(q.Page, 1), got.Page)
-		if q.PerPage == 0 {
-			require.Equal(t, pool.DefaultPoolsPerPage, got.PerPage)
-		} else {
-			require.Equal(t, q.PerPage, got.PerPage)
-		}
+		requireListing(t, q.Page, q.PerPage, q.Search, got.Page, got.PerPage, got.Search, pool.DefaultPoolsPerPage)
 		require.True(t, got.Type == "" || got.Type.Valid(), "type %q", got.Type)
 		require.True(t, strings.EqualFold(string(q.Type), string(got.Type)), "type %q from %q", got.Type, q.Type)
-
-		again, err := got.Normalize()
-		require.NoError(t, err)
-		require.Equal(t, got, again, "Normalize is idempotent")
-
-		b, err := json.Marshal(got)
-		require.NoError(t, err)
-		var back pool.PoolQuery
-		require.NoError(t, json.Unmarshal(b, &back))
-		require.Equal(t, got, back, "round trip of %s", b)
+		requireStable(t, got, pool.PoolQuery.Normalize)
 	})
+}
+
+// listingWant returns the fields of a listing's query that break the
+// rules every listing has: page 1..MaxPage and per_page 1..MaxPerPage
+// (zero meaning the default), a search of one line of at most
+// MaxSearchLen characters.
+func listingWant(page, perPage int, search string) map[string]bool {
+	want := map[string]bool{}
+	pOK, ppOK := pageOK(page, perPage)
+	if !pOK {
+		want["page"] = true
+	}
+	if !ppOK {
+		want["per_page"] = true
+	}
+	if !searchOK(search) {
+		want["search"] = true
+	}
+	return want
+}
+
+// requireListing: a normalized listing's page, per_page and search are
+// the query's, its defaults filled in (def per page).
+func requireListing(t *testing.T, page, perPage int, search string, gotPage, gotPerPage int, gotSearch string, def int) {
+	t.Helper()
+	require.Equal(t, search, gotSearch)
+	require.Equal(t, max(page, 1), gotPage)
+	if perPage == 0 {
+		require.Equal(t, def, gotPerPage)
+	} else {
+		require.Equal(t, perPage, gotPerPage)
+	}
+}
+
+// requireStable: a normalized query is a fixed point of normalize and
+// comes back through its JSON unchanged.
+func requireStable[Q any](t *testing.T, got Q, normalize func(Q) (Q, error)) {
+	t.Helper()
+	again, err := normalize(got)
+	require.NoError(t, err)
+	require.Equal(t, got, again, "Normalize is idempotent")
+	b, err := json.Marshal(got)
+	require.NoError(t, err)
+	var back Q
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, got, back, "round trip of %s", b)
 }
