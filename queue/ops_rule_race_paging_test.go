@@ -9,10 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
-	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
-	"github.com/poolq/poolq/store/postgres"
-	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,25 +25,13 @@ import (
 // reads the pools of the rule's governing campaigns in one statement
 // (store.Tx.RulePools); the pause comes after it here.
 func TestPostgres_UpdateRuleRacingAPauseAcrossPages(t *testing.T) {
-	url := pgtest.URL(t)
-	t.Parallel()
-	firstSt := pgtest.Open(t, url, postgres.Options{})
-	first := &pausingStore{Store: firstSt}
-	second := &pausingStore{Store: pgtest.OpenSchema(t, url, postgres.Options{Schema: firstSt.Schema()})}
-	a := openEngine(t, first, queue.Options{})
-	b := openEngine(t, second, queue.Options{})
+	firstSt, first, second, a, b, r := ruleRaceNodes(t)
 	ctx := context.Background()
-
 	now := time.Now().UTC()
-	if now.Hour() == 23 || now.Hour() == 0 {
-		t.Skip("needs a UTC time away from midnight: the windows below are 00:00-23:59 and 23:58-23:59")
-	}
-	r, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "all day", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
-	require.NoError(t, err)
 	// A full first page of running campaigns of r (without pools), written
 	// in one transaction, then c, the 101st, running with pool p.
 	var first100 []campaign.Campaign
-	err = firstSt.Write(ctx, func(tx store.Tx) error {
+	err := firstSt.Write(ctx, func(tx store.Tx) error {
 		for range pool.MaxPerPage {
 			f, err := campaign.New(uuid.Must(uuid.NewV7()), campaign.CreateParams{Name: "filler", RuleUUID: &r.UUID, TimeZone: "UTC"}, now.Add(-time.Minute))
 			if err != nil {

@@ -197,21 +197,8 @@ func TestPostgres_UpdateRuleRacingAResume(t *testing.T) {
 // running under another rule), "attach" (the pool attached to the
 // campaign, running under r) or "resume" (the campaign, Paused, resumes).
 func updateRuleRacing(t *testing.T, how string) {
-	url := pgtest.URL(t)
-	t.Parallel()
-	firstSt := pgtest.Open(t, url, postgres.Options{})
-	first := &pausingStore{Store: firstSt}
-	second := &pausingStore{Store: pgtest.OpenSchema(t, url, postgres.Options{Schema: firstSt.Schema()})}
-	a := openEngine(t, first, queue.Options{})
-	b := openEngine(t, second, queue.Options{})
+	_, first, second, a, b, r := ruleRaceNodes(t)
 	ctx := context.Background()
-
-	now := time.Now().UTC()
-	if now.Hour() == 23 || now.Hour() == 0 {
-		t.Skip("needs a UTC time away from midnight: the windows below are 00:00-23:59 and 23:58-23:59")
-	}
-	r, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "all day", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
-	require.NoError(t, err)
 	ruled := &r.UUID
 	if how == "assign" { // another rule first; r is assigned during the update
 		other, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "other", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
@@ -288,6 +275,27 @@ func newGate(t *testing.T) *gate {
 
 func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
 func (g *gate) wait() { <-g.ch }
+
+// ruleRaceNodes runs t in parallel on two nodes, a and b, each over a
+// pausingStore (first, second) of one PostgreSQL schema (firstSt is
+// first's store), with rule r, all day long (00:00-23:59, UTC). It skips
+// t near midnight: the races move r's window to 23:58-23:59.
+func ruleRaceNodes(t *testing.T) (firstSt *postgres.Store, first, second *pausingStore, a, b *queue.Engine, r campaign.Rule) {
+	t.Helper()
+	url := pgtest.URL(t)
+	t.Parallel()
+	if h := time.Now().UTC().Hour(); h == 23 || h == 0 {
+		t.Skip("needs a UTC time away from midnight: the windows below are 00:00-23:59 and 23:58-23:59")
+	}
+	firstSt = pgtest.Open(t, url, postgres.Options{})
+	first = &pausingStore{Store: firstSt}
+	second = &pausingStore{Store: pgtest.OpenSchema(t, url, postgres.Options{Schema: firstSt.Schema()})}
+	a = openEngine(t, first, queue.Options{})
+	b = openEngine(t, second, queue.Options{})
+	r, err := a.CreateRule(context.Background(), campaign.CreateRuleParams{Name: "all day", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
+	require.NoError(t, err)
+	return firstSt, first, second, a, b, r
+}
 
 // updateRuleListed starts node b's UpdateRule of rule to the window
 // 23:58-23:59 (now is outside it) and returns once the update has read
