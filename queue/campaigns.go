@@ -393,12 +393,12 @@ func (e *Engine) lockRulePools(ctx context.Context, tx *wtx, rule uuid.UUID) err
 // checkFree returns campaign.ErrConflict when a campaign other than self
 // governs pool p.
 func (e *Engine) checkFree(ctx context.Context, tx *wtx, p, self uuid.UUID) error {
-	cs, err := tx.PoolCampaigns(ctx, p)
+	cs, _, err := tx.PoolGovernors(ctx, p)
 	if err != nil {
 		return err
 	}
 	for _, other := range cs {
-		if other.UUID != self && other.Status.Governs() {
+		if other.UUID != self {
 			return fmt.Errorf("pool %s is governed by campaign %s (%s): %w", p, other.UUID, other.Status, campaign.ErrConflict)
 		}
 	}

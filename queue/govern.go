@@ -60,24 +60,20 @@ func (g governed) campaignZone() string {
 	return g.campaign.TimeZone
 }
 
-// govern reads what governs p: its campaigns (a seek that finds nothing
-// for a pool of none) and the governing one's rule.
+// govern reads what governs p: its governing campaign (a seek that finds
+// nothing for a pool of none, and does not read the campaigns done with
+// it) and that campaign's rule.
 func (e *Engine) govern(ctx context.Context, tx store.Tx, p pool.Pool) (governed, error) {
 	g := governed{Pool: p, ceiling: p.Ceiling(), retry: e.opts.RetryDelay}
-	cs, err := tx.PoolCampaigns(ctx, p.UUID)
-	if err != nil || len(cs) == 0 {
+	cs, attached, err := tx.PoolGovernors(ctx, p.UUID)
+	if err != nil || !attached {
 		return g, err
 	}
 	g.held = true
-	for i := range cs {
-		if cs[i].Status.Governs() {
-			g.campaign = &cs[i]
-			break
-		}
-	}
-	if g.campaign == nil {
+	if len(cs) == 0 {
 		return g, nil
 	}
+	g.campaign = &cs[0]
 	g.held = !g.campaign.Status.Dispatches()
 	if g.campaign.RuleUUID == nil {
 		return g, nil

@@ -27,7 +27,7 @@ type pausingStore struct {
 	hook      func()
 	campaigns func() // the same, after a listing of campaigns (or of a rule's pools)
 	lock      func() // the same, before a rule's lock is taken
-	poolCamps func() // the same, after a read of a pool's campaigns
+	governors func() // the same, after a read of what governs a pool
 }
 
 func (s *pausingStore) setLockHook(f func()) {
@@ -93,10 +93,10 @@ func (t pausingTx) RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, 
 	return ps, err
 }
 
-func (t pausingTx) PoolCampaigns(ctx context.Context, p uuid.UUID) ([]campaign.Campaign, error) {
-	cs, err := t.Tx.PoolCampaigns(ctx, p)
-	t.s.fire(&t.s.poolCamps)
-	return cs, err
+func (t pausingTx) PoolGovernors(ctx context.Context, p uuid.UUID) ([]campaign.Campaign, bool, error) {
+	cs, attached, err := t.Tx.PoolGovernors(ctx, p)
+	t.s.fire(&t.s.governors)
+	return cs, attached, err
 }
 
 // TestPostgres_ConcurrentRuleUpdatesKeepEachField: two nodes update

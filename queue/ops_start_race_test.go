@@ -21,7 +21,7 @@ import (
 // b's start has looked (none) when node a's start runs; a's must wait for
 // b's to commit, then find it. The wait is for the pool's lock, which on
 // PostgreSQL every access to a pool in a write takes (the start's own
-// lockPools, and the PoolCampaigns of its check, each take it): with all
+// lockPools, and the PoolGovernors of its check, each take it): with all
 // of them gone, a's start committed meanwhile and b's then committed too,
 // two campaigns governing one pool (tried by hand, December 2026).
 func TestPostgres_TwoStartsOfCampaignsSharingAPool(t *testing.T) {
@@ -46,7 +46,7 @@ func TestPostgres_TwoStartsOfCampaignsSharingAPool(t *testing.T) {
 	var aErr error
 	aReturned := make(chan struct{})
 	second.mu.Lock()
-	second.poolCamps = func() {
+	second.governors = func() {
 		go func() { _, aErr = a.StartCampaign(ctx, cs[0].UUID); close(aReturned) }()
 		// Node a's start runs to its end, or waits for b's locks.
 		select {

@@ -299,9 +299,20 @@ type Tx interface {
 	// pools). Its cost grows with the rule's campaigns, not the store's.
 	RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error)
 	// PoolCampaigns returns the campaigns pool poolID is attached to,
-	// ordered by CreatedAt then UUID, without their PoolUUIDs. An index
-	// seek: dispatch asks it of every pool it claims from.
+	// ordered by CreatedAt then UUID, without their PoolUUIDs: what a
+	// pool's detail lists. A seek on the pool's attachments, each
+	// campaign read (dispatch asks PoolGovernors instead).
 	PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.Campaign, error)
+	// PoolGovernors returns the campaigns that govern pool poolID (those
+	// In Process or Paused: one at most, the engine sees to it), ordered
+	// by CreatedAt then UUID, without their PoolUUIDs, and whether the
+	// pool is attached to any campaign at all. What every claim, failure
+	// and expiry asks: its cost does not grow with the pool's other
+	// campaigns (a finished campaign stays attached), each store keeping
+	// an index of governing attachments, written with a campaign's status
+	// (UpdateCampaign) and its pools (AttachPool). In a write transaction
+	// it takes the pool's lock first, as PoolCampaigns does.
+	PoolGovernors(ctx context.Context, poolID uuid.UUID) (governing []campaign.Campaign, attached bool, err error)
 
 	// ContactItems returns the items of contact in every pool, ordered by
 	// pool (its internal order) then ID. One index seek per pool (there

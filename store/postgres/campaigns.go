@@ -22,16 +22,16 @@ import (
 // A pool has at most one governing campaign (In Process or Paused). The
 // engine checks it inside the write transaction that would break it:
 // starting or resuming a campaign reads, for each of its pools, the
-// pool's campaigns (PoolCampaigns); attaching a pool to a governing
+// pool's governing campaigns (PoolGovernors); attaching a pool to a governing
 // campaign does the same for that pool. On one node SQLite runs writes one
 // at a time; here two nodes may run them at once, and two locks make the
 // checks hold:
 //
 //   - Every method that names a pool in a write transaction takes the
-//     pool's lock first (see txn.pool), PoolCampaigns and AttachPool
+//     pool's lock first (see txn.pool), PoolGovernors and AttachPool
 //     included, and the lock is held until the transaction ends. Two
 //     transactions that check or attach the same pool run one after the
-//     other, and the second's PoolCampaigns, a statement of its own after
+//     other, and the second's PoolGovernors, statements of their own after
 //     the lock (READ COMMITTED), sees what the first committed: a
 //     campaign it started, a pool it attached.
 //   - Every method that names a campaign in a write transaction (Campaign,
@@ -113,9 +113,16 @@ WHERE id = $1`
 
 	// attachPoolSQL appends a pool to a campaign's: seq after the last,
 	// which no other transaction changes meanwhile (the campaign's lock).
-	attachPoolSQL = `INSERT INTO campaign_pools (campaign_id, pool_id, seq)
-VALUES ($1, $2, (SELECT coalesce(max(seq), 0) + 1 FROM campaign_pools WHERE campaign_id = $1))
+	// It governs (see 0012) when the campaign's status is $3 or $4 (In
+	// Process, Paused).
+	attachPoolSQL = `INSERT INTO campaign_pools (campaign_id, pool_id, seq, governs)
+VALUES ($1, $2, (SELECT coalesce(max(seq), 0) + 1 FROM campaign_pools WHERE campaign_id = $1),
+    (SELECT status IN ($3, $4) FROM campaigns WHERE id = $1))
 ON CONFLICT DO NOTHING`
+
+	// governsSQL marks the attachments of campaign $1 governing or not
+	// ($2), as its status is: a seek on campaign_pools' key.
+	governsSQL = `UPDATE campaign_pools SET governs = $2 WHERE campaign_id = $1 AND governs <> $2`
 
 	detachPoolSQL = `DELETE FROM campaign_pools WHERE campaign_id = $1 AND pool_id = $2`
 
@@ -144,11 +151,16 @@ WHERE r.uuid = $1 AND c.status IN ($2, $3)`
 	// the few rows instead.
 	poolCampaignsSQL = `SELECT ` + campaignCols + ` FROM campaign_pools cp JOIN campaigns c ON c.id = cp.campaign_id
 WHERE cp.pool_id = $1`
-	// campaignsOfPoolSQL is poolCampaignsSQL by the pool's UUID: a write
-	// transaction reads it with the pool's lock, in the same round trip.
-	campaignsOfPoolSQL = `SELECT ` + campaignCols + ` FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id
+
+	// governorsOfPoolSQL reads the governing attachments of a pool by its
+	// UUID, a seek on campaign_pools_governs (0012), and attachedSQL
+	// whether it has any, the first entry of campaign_pools_pool: neither
+	// grows with the campaigns that are done with the pool. A write
+	// transaction reads them with the pool's lock, in the same round trip.
+	governorsOfPoolSQL = `SELECT ` + campaignCols + ` FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id
     JOIN campaigns c ON c.id = cp.campaign_id
-WHERE p.uuid = $1`
+WHERE p.uuid = $1 AND cp.governs`
+	attachedSQL = `SELECT EXISTS (SELECT 1 FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id WHERE p.uuid = $1)`
 )
 
 // InsertRule stores a new rule. O(log n).
@@ -569,7 +581,10 @@ func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
 		return wrap(op, err)
 	}
 	tag, err := t.exec(ctx, updateCampaignSQL, k, c.Name, string(c.Status), rule, c.TimeZone, updated, foldCase(c.Name))
-	return wrap(op, affected(tag.RowsAffected(), ruleGone(c, err)))
+	if err = affected(tag.RowsAffected(), ruleGone(c, err)); err != nil {
+		return wrap(op, err)
+	}
+	return wrap(op, t.deferExec(ctx, governsSQL, k, c.Status.Governs()))
 }
 
 // DeleteCampaign removes a campaign, locking it, then its pools (in the
@@ -653,7 +668,7 @@ func (t *txn) AttachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error
 	if err != nil {
 		return false, wrap(op, err)
 	}
-	tag, err := t.exec(ctx, attachPoolSQL, ck, pk)
+	tag, err := t.exec(ctx, attachPoolSQL, ck, pk, string(campaign.InProcess), string(campaign.Paused))
 	if err != nil {
 		return false, wrap(op, err)
 	}
@@ -728,17 +743,12 @@ func (t *txn) RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error
 
 // PoolCampaigns returns the campaigns a pool is attached to, without their
 // pools: a seek on campaign_pools_pool. In a write transaction it takes
-// the pool's lock first (the engine's check of a pool's governing campaign
-// relies on it), not the campaigns'.
+// the pool's lock first, not the campaigns'.
 func (t *txn) PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.Campaign, error) {
 	const op = "pool campaigns"
 	if !t.readOnly {
-		st, err := t.pool(ctx, poolID)
-		if err != nil {
+		if _, err := t.pool(ctx, poolID); err != nil {
 			return nil, wrap(op, err)
-		}
-		if st.hasCampaigns {
-			return slices.Clone(st.campaigns), nil
 		}
 	}
 	k, err := t.key(ctx, poolID)
@@ -753,8 +763,52 @@ func (t *txn) PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.C
 	return out, wrap(op, err)
 }
 
+// PoolGovernors returns the campaigns that govern a pool and whether it is
+// attached to any (see governorsOfPoolSQL). In a write transaction it
+// takes the pool's lock first (the engine's check of a pool's governing
+// campaign relies on it), which reads them in the same round trip.
+func (t *txn) PoolGovernors(ctx context.Context, poolID uuid.UUID) ([]campaign.Campaign, bool, error) {
+	const op = "pool governors"
+	if !t.readOnly {
+		st, err := t.pool(ctx, poolID)
+		if err != nil {
+			return nil, false, wrap(op, err)
+		}
+		if st.hasGovernors {
+			return slices.Clone(st.governors), st.attached, nil
+		}
+	} else if _, err := t.key(ctx, poolID); err != nil { // ErrNotFound for an unknown pool
+		return nil, false, wrap(op, err)
+	}
+	b := &pgx.Batch{}
+	b.Queue(attachedSQL, poolID)
+	b.Queue(governorsOfPoolSQL, poolID)
+	br := t.tx.SendBatch(ctx, b)
+	gov, attached, err := t.readGovernors(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	t.noteErr(err)
+	return gov, attached, wrap(op, err)
+}
+
+// readGovernors reads the results of attachedSQL and governorsOfPoolSQL,
+// in this order, from br.
+func (t *txn) readGovernors(br pgx.BatchResults) ([]campaign.Campaign, bool, error) {
+	var attached bool
+	if err := br.QueryRow().Scan(&attached); err != nil {
+		return nil, false, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, false, err
+	}
+	gov, err := t.scanPoolCampaigns(rows)
+	return gov, attached, err
+}
+
 // scanPoolCampaigns scans and closes rows of poolCampaignsSQL or
-// campaignsOfPoolSQL, and orders them by CreatedAt then UUID (as ORDER BY
+// governorsOfPoolSQL, and orders them by CreatedAt then UUID (as ORDER BY
 // c.created_at, c.uuid would: PostgreSQL compares UUIDs byte by byte).
 func (t *txn) scanPoolCampaigns(rows pgx.Rows) ([]campaign.Campaign, error) {
 	out, err := t.scanCampaigns(rows, 1, false)
@@ -767,11 +821,11 @@ func (t *txn) scanPoolCampaigns(rows pgx.Rows) ([]campaign.Campaign, error) {
 	return out, err
 }
 
-// forgetCampaigns drops the campaigns read with the pools' locks: the
-// transaction wrote campaigns or their pools.
+// forgetCampaigns drops the governing campaigns read with the pools'
+// locks: the transaction wrote campaigns or their pools.
 func (t *txn) forgetCampaigns() {
 	for _, st := range t.states {
-		st.campaigns, st.hasCampaigns = nil, false
+		st.governors, st.attached, st.hasGovernors = nil, false, false
 	}
 }
 

@@ -76,7 +76,7 @@
 // campaign (Campaign, UpdateCampaign, DeleteCampaign, AttachPool,
 // DetachPool, CampaignItems; DeleteCampaign then locks the campaign's
 // pools too), and ordered before every pool's. With the
-// pools' locks, which PoolCampaigns and AttachPool take too, they make the
+// pools' locks, which PoolGovernors and AttachPool take too, they make the
 // engine's check that a pool has at most one governing campaign hold
 // across nodes: two nodes starting campaigns that share a pool, or one
 // starting a campaign while another attaches a pool to it or to a running

@@ -130,7 +130,8 @@ var HotStatements = []struct {
 }{
 	{"lock", lockAdvisorySQL, "pools_uuid_key", []string{"$U", "0", "1"}},
 	{"pool state", poolStateSQL, "items_lease", []string{"$U"}},
-	{"pool campaigns", campaignsOfPoolSQL, "pools_uuid_key", []string{"$U"}},
+	{"pool governors", governorsOfPoolSQL, "campaign_pools_governs", []string{"$U"}},
+	{"pool attached", attachedSQL, "campaign_pools_pool", []string{"$U"}},
 	{"due FIFO", dueFIFOSQL, "items_ready", []string{"$K", "0", "10"}},
 	{"due LIFO", dueLIFOSQL, "Index Scan Backward using items_ready", []string{"$K", "0", "10"}},
 	{"due Parallel", dueParallelSQL, "items_ready_priority", []string{"$K", "0", "10"}},

@@ -53,7 +53,8 @@ func TestPlans(t *testing.T) {
 		require.NotRegexp(t, bad, plan, "%s: no scan of the table, no sort:\n%s", s.Name, plan)
 		// Nor a walk of a whole index, which is no Seq Scan but reads as
 		// much: an ORDER BY's index walked with the WHERE as a Filter
-		// (campaignsOfPoolSQL did so, with campaigns_created).
+		// (the claim's read of a pool's campaigns did so, with
+		// campaigns_created).
 		require.Empty(t, walks(plan), "%s: an index scan without an Index Cond:\n%s", s.Name, plan)
 	}
 }

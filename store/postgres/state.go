@@ -89,11 +89,13 @@ type poolState struct {
 	// there is none.
 	retry    int64
 	hasRetry bool
-	// campaigns are the campaigns the pool is attached to, read with the
-	// lock (what PoolCampaigns answers), while hasCampaigns; a write to
-	// campaigns or their pools in the transaction clears it.
-	campaigns    []campaign.Campaign
-	hasCampaigns bool
+	// governors are the campaigns that govern the pool and attached
+	// whether it has any campaign, read with the lock (what PoolGovernors
+	// answers), while hasGovernors; a write to campaigns or their pools in
+	// the transaction clears it.
+	governors    []campaign.Campaign
+	attached     bool
+	hasGovernors bool
 
 	scan struct { // scan buffers
 		typ              string

@@ -332,7 +332,8 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	}
 	start, prevMax := time.Now(), t.maxKey
 	b.Queue(poolStateSQL, id)
-	b.Queue(campaignsOfPoolSQL, id)
+	b.Queue(attachedSQL, id)
+	b.Queue(governorsOfPoolSQL, id)
 	if x != nil {
 		b.Queue(x.sql, x.args...)
 	}
@@ -360,14 +361,11 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	} else if !errorsIsNoRows(err) {
 		return fail("read pool", err)
 	}
-	rows, err := br.Query()
-	if err == nil {
-		s.campaigns, err = t.scanPoolCampaigns(rows)
-		s.hasCampaigns = err == nil
-	}
+	s.governors, s.attached, err = t.readGovernors(br)
 	if err != nil {
-		return fail("read pool campaigns", err)
+		return fail("read pool governors", err)
 	}
+	s.hasGovernors = true
 	if x != nil {
 		if err := x.read(br); err != nil {
 			return fail("lock pool", err)

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -52,9 +53,16 @@ WHERE uuid = ?`
 	campaignPoolsSQL = `SELECT p.uuid FROM campaign_pools cp JOIN pools p ON p.id = cp.pool_id
 WHERE cp.campaign_id = ? ORDER BY cp.seq`
 
-	attachPoolSQL = `INSERT INTO campaign_pools (campaign_id, pool_id, seq)
-VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM campaign_pools WHERE campaign_id = ?1))
+	// attachPoolSQL attaches pool ?2 to campaign ?1, governing (see 0012)
+	// when the campaign's status is ?3 or ?4 (In Process, Paused).
+	attachPoolSQL = `INSERT INTO campaign_pools (campaign_id, pool_id, seq, governs)
+VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM campaign_pools WHERE campaign_id = ?1),
+    (SELECT status IN (?3, ?4) FROM campaigns WHERE id = ?1))
 ON CONFLICT DO NOTHING`
+
+	// governsSQL marks the attachments of campaign ?2 governing or not
+	// (?1), as its status is: a seek on the primary key.
+	governsSQL = `UPDATE campaign_pools SET governs = ?1 WHERE campaign_id = (SELECT id FROM campaigns WHERE uuid = ?2) AND governs <> ?1`
 
 	detachPoolSQL = `DELETE FROM campaign_pools WHERE campaign_id = ? AND pool_id = ?`
 
@@ -79,6 +87,15 @@ WHERE c.rule_id = (SELECT id FROM rules WHERE uuid = ?1) AND c.status IN (?2, ?3
 	// for a pool attached to no campaign.
 	poolCampaignsSQL = `SELECT ` + campaignCols + ` FROM campaign_pools cp JOIN campaigns c ON c.id = cp.campaign_id
 WHERE cp.pool_id = ? ORDER BY c.created_at, c.uuid`
+
+	// poolGovernorsSQL reads the governing attachments of a pool, a seek
+	// on campaign_pools_governs (0012), and whether it has any attachment,
+	// the first entry of campaign_pools_pool: neither grows with the
+	// campaigns that are done with it. PoolGovernors orders the rows (one
+	// at most, but for a bug).
+	poolGovernorsSQL = `SELECT ` + campaignCols + ` FROM campaign_pools cp JOIN campaigns c ON c.id = cp.campaign_id
+WHERE cp.pool_id = ?1 AND cp.governs = 1`
+	poolAttachedSQL = `SELECT EXISTS (SELECT 1 FROM campaign_pools WHERE pool_id = ?)`
 )
 
 // InsertRule stores a new rule. O(log n).
@@ -349,7 +366,10 @@ func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
 	}
 	res, err := t.exec(ctx, updateCampaignSQL, c.Name, string(c.Status), rule, c.TimeZone, updated,
 		foldCase(c.Name), blob(c.UUID))
-	return wrap(fmt.Sprintf("%s %s", op, c.UUID), affected(res, err))
+	if err = affected(res, err); err == nil {
+		_, err = t.exec(ctx, governsSQL, c.Status.Governs(), blob(c.UUID))
+	}
+	return wrap(fmt.Sprintf("%s %s", op, c.UUID), err)
 }
 
 // DeleteCampaign removes a campaign; its attachments go with it.
@@ -420,7 +440,7 @@ func (t *txn) AttachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error
 	if err != nil {
 		return false, wrap(op, err)
 	}
-	res, err := t.exec(ctx, attachPoolSQL, ck, pk)
+	res, err := t.exec(ctx, attachPoolSQL, ck, pk, string(campaign.InProcess), string(campaign.Paused))
 	if err != nil {
 		return false, wrap(op, err)
 	}
@@ -501,6 +521,32 @@ func (t *txn) PoolCampaigns(ctx context.Context, poolID uuid.UUID) ([]campaign.C
 	}
 	out, _, err := scanCampaigns(rows, 1)
 	return out, wrap(op, err)
+}
+
+// PoolGovernors returns the campaigns that govern a pool and whether it is
+// attached to any: two seeks (see poolGovernorsSQL).
+func (t *txn) PoolGovernors(ctx context.Context, poolID uuid.UUID) ([]campaign.Campaign, bool, error) {
+	const op = "pool governors"
+	k, err := t.poolKey(ctx, poolID)
+	if err != nil {
+		return nil, false, wrap(op, err)
+	}
+	var attached bool
+	if err := t.queryRow(ctx, []any{&attached}, poolAttachedSQL, k); err != nil || !attached {
+		return nil, false, wrap(op, err)
+	}
+	rows, err := t.query(ctx, poolGovernorsSQL, k)
+	if err != nil {
+		return nil, false, wrap(op, err)
+	}
+	out, _, err := scanCampaigns(rows, 1)
+	slices.SortFunc(out, func(a, b campaign.Campaign) int { // as ORDER BY created_at, uuid
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.UUID[:], b.UUID[:])
+	})
+	return out, true, wrap(op, err)
 }
 
 // scanCampaigns scans and closes rows of campaignCols, with their keys.

@@ -57,6 +57,8 @@ const (
 	DueParallelSQL       = dueParallelSQL
 	ExpiredSQL           = expiredSQL
 	NextWakeSQL          = nextWakeSQL
+	PoolGovernorsSQL     = poolGovernorsSQL
+	PoolAttachedSQL      = poolAttachedSQL
 	InFlightSQL          = inFlightSQL
 	ItemsSQL             = itemsSQL
 	ItemsStatusSQL       = itemsByStatusSQL

@@ -26,6 +26,7 @@ var landedMigrations = map[string]string{
 	"0009_search_words.sql":        "97ad41c6868f8cb028c7d1ea01dfc784ebf1639f94f546948a3e87e81364810a",
 	"0010_prev_call_day.sql":       "f91cec22f411377a51b8447f6b4ff27005ca114c5ee2c5068581fe7eb3456f2e",
 	"0011_older_call_day.sql":      "408ad607c177b3e88882ec3eee30fca8869a95b2975250eca7dc393f20eb7209",
+	"0012_governing_pools.sql":     "66e24c03accfa6fe842d835b4fa3334b395773bf10fb303ec533eabcedc7b60c",
 }
 
 // TestMigrations_Unchanged: the embedded migration files are the landed

@@ -251,6 +251,10 @@ func TestSchema_QueryPlans(t *testing.T) {
 		{"Expired", sqlite.ExpiredSQL, []any{1, 2, 3}, []string{"items_lease"}},
 		{"NextWake", sqlite.NextWakeSQL, []any{1}, []string{"items_retry", "items_lease"}},
 		{"InFlight", sqlite.InFlightSQL, []any{1}, []string{"PRIMARY KEY"}},
+		// Every claim's, failure's and expiry's: what governs the pool,
+		// not every campaign it was ever attached to.
+		{"PoolGovernors", sqlite.PoolGovernorsSQL, []any{1}, []string{"campaign_pools_governs", "INTEGER PRIMARY KEY", "INTEGER PRIMARY KEY"}},
+		{"PoolAttached", sqlite.PoolAttachedSQL, []any{1}, []string{"campaign_pools_pool"}},
 		{"Items", sqlite.ItemsSQL, []any{1, 2, 3}, []string{"items_pool"}},
 		{"ItemsByStatus", sqlite.ItemsStatusSQL, []any{1, "Pending", 2, 3}, []string{"items_pool_status"}},
 		{"Item", sqlite.ItemSQL, []any{1, []byte("0123456789abcdef")}, []string{"sqlite_autoindex_items_1"}},

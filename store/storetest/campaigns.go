@@ -24,6 +24,7 @@ func campaignTests() []test {
 		{"Campaigns/ErrNotFound", testCampaignsNotFound},
 		{"Campaigns/AttachDetach", testCampaignsAttach},
 		{"Campaigns/PoolCampaignsOrder", testPoolCampaignsOrder},
+		{"Campaigns/PoolGovernors", testPoolGovernors},
 		{"Campaigns/RulePools", testRulePools},
 		{"Campaigns/SeenInTheirTransaction", testCampaignsInTx},
 		{"Campaigns/DeleteDetaches", testCampaignsDeleteDetaches},
@@ -293,6 +294,7 @@ func testCampaignsNotFound(t *testing.T, b *bundle) {
 		"AttachUnknownPool": func(tx store.Tx) error { _, err := tx.AttachPool(b.ctx, known.UUID, uuid.New()); return err },
 		"DetachUnknownPool": func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, known.UUID, uuid.New()); return err },
 		"PoolCampaigns":     func(tx store.Tx) error { _, err := tx.PoolCampaigns(b.ctx, uuid.New()); return err },
+		"PoolGovernors":     func(tx store.Tx) error { _, _, err := tx.PoolGovernors(b.ctx, uuid.New()); return err },
 		"InsertWithUnknownRule": func(tx store.Tx) error {
 			return tx.InsertCampaign(b.ctx, newCampaign(&unknownRule))
 		},
@@ -320,6 +322,130 @@ func (b *bundle) poolCampaigns(id uuid.UUID) []uuid.UUID {
 		return err
 	})
 	return out
+}
+
+// governors returns what PoolGovernors answers for pool id in a read
+// transaction (see governorsIn).
+func (b *bundle) governors(id uuid.UUID) (gov []uuid.UUID, attached bool) {
+	b.t.Helper()
+	b.read(func(tx store.Tx) error {
+		gov, attached = b.governorsIn(tx, id)
+		return nil
+	})
+	return gov, attached
+}
+
+// governorsIn returns what PoolGovernors answers for pool id in tx, and
+// requires it to agree with PoolCampaigns: the governing campaigns among
+// those attached, in their order, whole but for PoolUUIDs; attached when
+// there is any.
+func (b *bundle) governorsIn(tx store.Tx, id uuid.UUID) ([]uuid.UUID, bool) {
+	b.t.Helper()
+	all, err := tx.PoolCampaigns(b.ctx, id)
+	require.NoError(b.t, err)
+	gov, attached, err := tx.PoolGovernors(b.ctx, id)
+	require.NoError(b.t, err)
+	var want []campaign.Campaign
+	for _, c := range all {
+		if c.Status.Governs() {
+			want = append(want, c)
+		}
+	}
+	if len(want)+len(gov) > 0 {
+		require.Equal(b.t, want, gov, "the governing ones of PoolCampaigns")
+	}
+	require.Equal(b.t, len(all) > 0, attached, "attached")
+	return campaignIDs(gov), attached
+}
+
+// testPoolGovernors: PoolGovernors follows a campaign's status through
+// every change (UpdateCampaign), an attach to a campaign of each status,
+// a detach and a deletion; finds the governing campaign among many
+// finished ones; orders several by CreatedAt then UUID; and tells a pool
+// attached to finished campaigns only from one attached to none.
+func testPoolGovernors(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	gov, attached := b.governors(p.UUID)
+	require.Empty(t, gov)
+	require.False(t, attached, "a pool of no campaign")
+
+	// An attach takes the campaign's status, whichever it is.
+	for _, st := range campaign.Statuses() {
+		q := b.insertPool()
+		c := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.Status = st }))
+		b.attachAll(c.UUID, q)
+		gov, attached := b.governors(q.UUID)
+		require.True(t, attached, st)
+		if st.Governs() {
+			require.Equal(t, []uuid.UUID{c.UUID}, gov, st)
+		} else {
+			require.Empty(t, gov, st)
+		}
+	}
+
+	// A campaign's status changes, each in a transaction of its own; a
+	// change of its name keeps what it is.
+	c := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(5) }))
+	b.attachAll(c.UUID, p)
+	for _, st := range []campaign.Status{campaign.Draft, campaign.InProcess, campaign.Paused, campaign.InProcess,
+		campaign.Paused, campaign.Completed, campaign.InProcess, campaign.Archived} {
+		c.Status = st
+		b.write(func(tx store.Tx) error { return tx.UpdateCampaign(b.ctx, c) })
+		gov, attached := b.governors(p.UUID)
+		require.True(t, attached)
+		if st.Governs() {
+			require.Equal(t, []uuid.UUID{c.UUID}, gov, st)
+		} else {
+			require.Empty(t, gov, st)
+		}
+		c.Name += "!"
+		b.write(func(tx store.Tx) error { return tx.UpdateCampaign(b.ctx, c) })
+		again, _ := b.governors(p.UUID)
+		require.Equal(t, gov, again, "%s, renamed", st)
+	}
+	gov, attached = b.governors(p.UUID)
+	require.Empty(t, gov)
+	require.True(t, attached, "attached to an archived campaign")
+
+	// Among many finished campaigns, the running one.
+	for i := range 20 {
+		f := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) {
+			c.Status = campaign.Completed
+			c.CreatedAt = at(time.Duration(i))
+		}))
+		b.attachAll(f.UUID, p)
+	}
+	run := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(7) }))
+	b.attachAll(run.UUID, p)
+	run.Status = campaign.InProcess
+	b.write(func(tx store.Tx) error { return tx.UpdateCampaign(b.ctx, run) })
+	gov, _ = b.governors(p.UUID)
+	require.Equal(t, []uuid.UUID{run.UUID}, gov)
+
+	// Two governing (the engine never lets it happen; the store answers
+	// both), by CreatedAt then UUID.
+	early := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.Status = campaign.Paused; c.CreatedAt = at(6) }))
+	b.attachAll(early.UUID, p)
+	gov, _ = b.governors(p.UUID)
+	require.Equal(t, []uuid.UUID{early.UUID, run.UUID}, gov)
+
+	// Detached, deleted: governing no more, and attached only to the
+	// finished ones.
+	b.write(func(tx store.Tx) error {
+		_, err := tx.DetachPool(b.ctx, early.UUID, p.UUID)
+		return err
+	})
+	gov, _ = b.governors(p.UUID)
+	require.Equal(t, []uuid.UUID{run.UUID}, gov)
+	b.write(func(tx store.Tx) error { return tx.DeleteCampaign(b.ctx, run.UUID) })
+	gov, attached = b.governors(p.UUID)
+	require.Empty(t, gov)
+	require.True(t, attached)
+
+	// Attached again to a running campaign it left, it is governed again.
+	b.attachAll(early.UUID, p)
+	gov, _ = b.governors(p.UUID)
+	require.Equal(t, []uuid.UUID{early.UUID}, gov)
 }
 
 // testRulePools: RulePools gives the pools of the campaigns a rule
@@ -545,6 +671,7 @@ func testCampaignsInTx(t *testing.T, b *bundle) {
 				w = append(w, campaign.Campaign{UUID: c.UUID, Status: c.Status})
 			}
 			require.Equal(t, w, got)
+			b.governorsIn(tx, p.UUID) // and PoolGovernors follows too
 		}
 		_, err := tx.InFlight(b.ctx, p.UUID) // names the pool first
 		require.NoError(t, err)
