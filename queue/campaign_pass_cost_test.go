@@ -37,18 +37,34 @@ func (s *writeCountStore) Write(ctx context.Context, fn func(store.Tx) error) er
 // trips) holding up the other writers for nothing: 79 ms a lease with 200
 // pools on a file store.
 func TestDequeueCampaign_CostOfEmptyPools(t *testing.T) {
+	eachStore(t, campaignPassCost)
+}
+
+// eachStore runs fn as a subtest on a new in-memory SQLite store, and
+// on a new PostgreSQL store when POOLQ_TEST_POSTGRES names a server.
+func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	t.Run("SQLite", func(t *testing.T) {
 		oneGoroutine(t)
 		st, err := sqlite.Open(context.Background(), ":memory:", sqlite.Options{CheckCache: true})
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
-		campaignPassCost(t, st)
+		fn(t, st)
 	})
 	t.Run("PostgreSQL", func(t *testing.T) {
 		url := pgtest.URL(t)
 		oneGoroutine(t)
-		campaignPassCost(t, pgtest.Open(t, url, postgres.Options{}))
+		fn(t, pgtest.Open(t, url, postgres.Options{}))
 	})
+}
+
+// emptyPools creates n pools without items and returns their UUIDs.
+func (b *testBundle) emptyPools(t *testing.T, n int) []uuid.UUID {
+	t.Helper()
+	ids := make([]uuid.UUID, n)
+	for i := range ids {
+		ids[i] = b.pool(t, pool.Parallel, 10, 3).UUID
+	}
+	return ids
 }
 
 func campaignPassCost(t *testing.T, st store.Store) {
@@ -58,11 +74,7 @@ func campaignPassCost(t *testing.T, st store.Store) {
 	eng := openEngine(t, ws, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: time.Hour})
 	b := &testBundle{ctx: ctx, eng: eng, clock: c}
 	const empty, leases = 49, 5
-	var ids []uuid.UUID
-	for range empty {
-		p := b.pool(t, pool.Parallel, 10, 3)
-		ids = append(ids, p.UUID)
-	}
+	ids := b.emptyPools(t, empty)
 	live := b.pool(t, pool.Parallel, 10, 3)
 	want := b.add(t, live.UUID, leases)
 	ids = append(ids, live.UUID)

@@ -688,6 +688,12 @@ func (e *Engine) wakePools(pools ...uuid.UUID) {
 // that commits late three times in a row, and one wrapping
 // [store.ErrCommitUnknown], whose claim, if it committed, is given back
 // (see [Engine.TryDequeue]).
+//
+// Cost: each look reads the campaign, then, in one read transaction, which
+// of its pools may give an item (a few index seeks a pool, whatever its
+// items), and claims (a write transaction, as TryDequeue's) only in those,
+// in turn, until one gives: its pools that have nothing due, however many,
+// cost no write.
 func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, error) {
 	if err := checkID("uuid", id); err != nil {
 		return nil, fmt.Errorf("dequeue campaign: %w", err)
@@ -744,15 +750,55 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 // an item may be due, floors pacing each pool's retries). It gets nothing
 // from a campaign that is not In Process, and touches none of its pools
 // then.
+//
+// A pass costs one read transaction (store.Tx.PoolWakes: a few index seeks
+// a pool), then a claim, a write transaction, in each pool that may give
+// something at now, in turn, until one does (and for each that gives
+// nothing, a read of its next wake): the pools that have nothing due and
+// no lease ended, however many, cost no write. That read is exact or errs
+// towards a claim: a pool is passed over only when it has no waiting item
+// in its due set (a Pending one, or a retry that a claim found due and
+// left, say at its cap), and neither a retry time nor a lease's end at or
+// before now (see store.PoolWake). Something that comes due after the read
+// (an Add, a settlement, a pool's cap raised, on this node or another)
+// wakes the caller, subscribed to the pools before the pass, and a retry
+// time or lease end still to come is the pass's wait; a retry or lease
+// whose time passes between the read and the wait makes that wait the
+// floor's (a millisecond first), and the next look claims it.
 func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors map[uuid.UUID]*backoff) (*Lease, time.Duration, error) {
 	wait := e.opts.PollInterval
 	if !c.Status.Dispatches() || len(c.PoolUUIDs) == 0 {
 		return nil, wait, nil
 	}
+	var wakes map[uuid.UUID]store.PoolWake
+	err := e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
+		wakes, err = tx.PoolWakes(ctx, c.PoolUUIDs...)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("dequeue campaign: %w", err)
+	}
+	now := e.now() // after the read: a retry or lease that ends meanwhile is claimed now
 	start := e.turn(c.UUID, len(c.PoolUUIDs))
 	for k := range c.PoolUUIDs {
 		i := (start + k) % len(c.PoolUUIDs)
 		p := c.PoolUUIDs[i]
+		w, found := wakes[p]
+		if !found {
+			continue // deleted since c was read
+		}
+		if floors[p] == nil {
+			floors[p] = &backoff{}
+		}
+		if !w.Due && !(w.HasNext && !w.Next.After(now)) {
+			// Nothing due, no lease ended: a claim would find nothing.
+			if w.HasNext {
+				wait = min(wait, floors[p].pause(w.Next.Sub(e.now()), e.opts.PollInterval))
+			} else {
+				floors[p].reset()
+			}
+			continue
+		}
 		ls, err := e.tryDequeue(ctx, p, 1, c.UUID) // nothing if p left c since c was read
 		if err == nil {
 			e.setTurn(c.UUID, i+1)
@@ -762,9 +808,6 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 		// another process or node: the others are tried, and it later.
 		if !isNothing(err) && !isLockTimeout(err) && !errors.Is(err, store.ErrNotFound) {
 			return nil, 0, fmt.Errorf("dequeue campaign: %w", err)
-		}
-		if floors[p] == nil {
-			floors[p] = &backoff{}
 		}
 		if w, err := e.pause(ctx, p, floors[p]); err == nil {
 			wait = min(wait, w)

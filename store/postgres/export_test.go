@@ -149,6 +149,7 @@ var HotStatements = []struct {
 		"'{0}'", "'{0}'", "'{0}'", "'{0}'"}},
 	{"lease bound", leaseBoundSQL, "items_lease", []string{"$K"}},
 	{"retry bound", retryBoundSQL, "items_retry", []string{"$K"}},
+	{"pool wakes", poolWakesSQL, "Index Only Scan using items_ready", []string{"ARRAY[$U]::uuid[]"}},
 	{"insert new items", insertNewItemsSQL, "pools_uuid_key", []string{"$U", "'{00000000-0000-0000-0000-000000000001}'",
 		"'{0}'", "'{NULL}'", "'{0}'"}},
 	{"list items", itemsSQL, "items_pool", []string{"$K", "25", "0"}},

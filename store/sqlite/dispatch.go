@@ -3,11 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/store"
 )
 
 // limitParam is the LIMIT of a cached statement with ORDER BY, its value
@@ -69,6 +71,17 @@ ORDER BY i.lease_expires_at, i.id ` + limitParam
     SELECT min(lease_expires_at) FROM items
     WHERE pool_id = ?1 AND status IN ('Processing', 'In_Call')
 )`
+
+	// poolWakeSQL reads a pool's PoolWake by UUID: the pool's row, then
+	// the first entry of its items_ready (any), items_retry and
+	// items_lease, as poolStateFrom reads the last two. No row for an
+	// unknown pool.
+	poolWakeSQL = `SELECT EXISTS (SELECT 1 FROM items i WHERE i.pool_id = p.id AND i.ready = 1),
+    (SELECT min(i.next_retry_at) FROM items i
+     WHERE i.pool_id = p.id AND i.ready = 0 AND i.status IN ('Retrying', 'Scheduled')),
+    (SELECT min(i.lease_expires_at) FROM items i
+     WHERE i.pool_id = p.id AND i.status IN ('Processing', 'In_Call'))
+FROM pools p WHERE p.uuid = ?`
 )
 
 // InFlight returns the number of a pool's items in flight, from
@@ -229,4 +242,36 @@ func (t *txn) NextWake(ctx context.Context, poolID uuid.UUID) (time.Time, bool, 
 		return time.Time{}, false, nil
 	}
 	return fromNanos(n.Int64), true, nil
+}
+
+// PoolWakes reads, for each of pools, whether its due set holds an item
+// and its NextWake: a statement a pool (poolWakeSQL), four seeks.
+// O(P log n) for P pools.
+func (t *txn) PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]store.PoolWake, error) {
+	const op = "pool wakes"
+	if !t.readOnly {
+		return nil, fmt.Errorf("sqlite: %s: only in a read transaction", op)
+	}
+	out := make(map[uuid.UUID]store.PoolWake, len(pools))
+	for _, id := range pools {
+		var (
+			due          bool
+			retry, lease sql.NullInt64
+		)
+		err := t.queryRow(ctx, []any{&due, &retry, &lease}, poolWakeSQL, blob(id))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // unknown: left out
+		}
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		w := store.PoolWake{Due: due}
+		for _, n := range []sql.NullInt64{retry, lease} {
+			if n.Valid && (!w.HasNext || fromNanos(n.Int64).Before(w.Next)) {
+				w.Next, w.HasNext = fromNanos(n.Int64), true
+			}
+		}
+		out[id] = w
+	}
+	return out, nil
 }

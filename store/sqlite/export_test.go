@@ -59,6 +59,7 @@ const (
 	NextWakeSQL          = nextWakeSQL
 	PoolGovernorsSQL     = poolGovernorsSQL
 	PoolAttachedSQL      = poolAttachedSQL
+	PoolWakeSQL          = poolWakeSQL
 	InFlightSQL          = inFlightSQL
 	ItemsSQL             = itemsSQL
 	ItemsStatusSQL       = itemsByStatusSQL

@@ -250,6 +250,8 @@ func TestSchema_QueryPlans(t *testing.T) {
 		{"DueParallel", sqlite.DueParallelSQL, []any{1, 2, 3}, []string{"items_ready_priority"}},
 		{"Expired", sqlite.ExpiredSQL, []any{1, 2, 3}, []string{"items_lease"}},
 		{"NextWake", sqlite.NextWakeSQL, []any{1}, []string{"items_retry", "items_lease"}},
+		{"PoolWake", sqlite.PoolWakeSQL, []any{[]byte("0123456789abcdef")},
+			[]string{"sqlite_autoindex_pools_1", "items_ready", "items_retry", "items_lease"}},
 		{"InFlight", sqlite.InFlightSQL, []any{1}, []string{"PRIMARY KEY"}},
 		// Every claim's, failure's and expiry's: what governs the pool,
 		// not every campaign it was ever attached to.

@@ -37,6 +37,8 @@ func dispatchTests() []test {
 		{"NextWake/OK", testNextWake},
 		{"NextWake/AfterUpdateItems", testNextWakeUpdateItems},
 		{"NextWake/AfterInsertItems", testNextWakeInsertItems},
+		{"PoolWakes/OK", testPoolWakes},
+		{"PoolWakes/AfterDue", testPoolWakesAfterDue},
 	}
 }
 
@@ -711,4 +713,115 @@ func testNextWakeUpdateItems(t *testing.T, b *bundle) {
 	require.True(t, w.Equal(at(time.Hour)), "%v", w)
 	require.Empty(t, b.dueIDs(p.UUID, pool.FIFO, at(time.Hour-1), 10))
 	require.Equal(t, ids(items[:1]), b.dueIDs(p.UUID, pool.FIFO, at(time.Hour), 10))
+}
+
+// poolWakes runs PoolWakes in a read transaction.
+func (b *bundle) poolWakes(pools ...uuid.UUID) map[uuid.UUID]store.PoolWake {
+	b.t.Helper()
+	var out map[uuid.UUID]store.PoolWake
+	b.read(func(tx store.Tx) (err error) {
+		out, err = tx.PoolWakes(b.ctx, pools...)
+		return err
+	})
+	return out
+}
+
+// requireWakesAsNextWake checks that each pool's Next and HasNext in got
+// are NextWake's.
+func (b *bundle) requireWakesAsNextWake(got map[uuid.UUID]store.PoolWake) {
+	b.t.Helper()
+	for id, w := range got {
+		next, ok := b.nextWake(id)
+		require.Equal(b.t, ok, w.HasNext, "pool %s", id)
+		require.Equal(b.t, next, w.Next, "pool %s", id)
+	}
+}
+
+// testPoolWakes reads the PoolWakes of pools in every state at once, and
+// of an unknown pool (left out): a pool whose due set holds an item is
+// Due (a Pending item; a retry a Due found due is testPoolWakesAfterDue's),
+// and every pool's Next is NextWake's: a retry time no Due has found due
+// (past or to come), a lease's end (past: a lease to end, or to come).
+// Only in a read transaction.
+func testPoolWakes(t *testing.T, b *bundle) {
+	empty, terminal, pending1, retry, retryPast, scheduledLease, ended := b.insertPool(), b.insertPool(),
+		b.insertPool(), b.insertPool(), b.insertPool(), b.insertPool(), b.insertPool()
+
+	it := b.insertItems(terminal.UUID, pending(2))
+	b.set(it, 0, status(pool.StatusCompleted))
+	b.set(it, 1, func(it *pool.Item) { // terminal, with leftovers
+		it.Status = pool.StatusFailed
+		it.NextRetryAt = ptr(at(-time.Hour))
+	})
+	it = b.insertItems(pending1.UUID, pending(2))
+	b.set(it, 1, inFlight(pool.StatusProcessing, at(time.Hour)))
+	it = b.insertItems(retry.UUID, pending(1))
+	b.set(it, 0, retrying(at(time.Hour)))
+	it = b.insertItems(retryPast.UUID, pending(1))
+	b.set(it, 0, retrying(at(-time.Hour)))
+	it = b.insertItems(scheduledLease.UUID, pending(2))
+	b.set(it, 0, scheduled(at(2*time.Hour)))
+	b.set(it, 1, inFlight(pool.StatusInCall, at(3*time.Hour)))
+	it = b.insertItems(ended.UUID, pending(2))
+	b.set(it, 0, inFlight(pool.StatusProcessing, at(-time.Minute)))
+	b.set(it, 1, inFlight(pool.StatusInCall, at(time.Hour)))
+
+	unknown := uuid.New()
+	got := b.poolWakes(empty.UUID, terminal.UUID, pending1.UUID, retry.UUID, unknown, retryPast.UUID,
+		scheduledLease.UUID, ended.UUID)
+	require.Equal(t, map[uuid.UUID]store.PoolWake{
+		empty.UUID:          {},
+		terminal.UUID:       {},
+		pending1.UUID:       {Due: true, Next: at(time.Hour), HasNext: true},
+		retry.UUID:          {Next: at(time.Hour), HasNext: true},
+		retryPast.UUID:      {Next: at(-time.Hour), HasNext: true},
+		scheduledLease.UUID: {Next: at(2 * time.Hour), HasNext: true},
+		ended.UUID:          {Next: at(-time.Minute), HasNext: true},
+	}, got)
+	b.requireWakesAsNextWake(got)
+
+	require.Empty(t, b.poolWakes(), "no pool")
+	require.Empty(t, b.poolWakes(unknown), "an unknown pool")
+	require.Equal(t, map[uuid.UUID]store.PoolWake{retry.UUID: {Next: at(time.Hour), HasNext: true}},
+		b.poolWakes(retry.UUID, retry.UUID), "a pool named twice")
+
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		_, err := tx.PoolWakes(b.ctx, retry.UUID)
+		return err
+	})
+	require.Error(t, err, "in a write transaction")
+}
+
+// testPoolWakesAfterDue: Retrying and Scheduled items that a Due found due
+// and nobody took (a claim at capacity, one that passed them over) make
+// their pool Due, though NextWake leaves them out; taken (in flight) they
+// do not; a pool whose only due items a Due found due at a later now (the
+// clock stepped back) may be Due, but once a Due at the earlier now has
+// given them back, it is not, and Next names them again.
+func testPoolWakesAfterDue(t *testing.T, b *bundle) {
+	for _, mod := range []func(time.Time) func(*pool.Item){retrying, scheduled} {
+		p := b.insertPool()
+		it := b.insertItems(p.UUID, pending(3))
+		b.set(it, 0, mod(at(-time.Hour)))
+		b.set(it, 1, inFlight(pool.StatusProcessing, at(time.Hour)))
+		b.set(it, 2, status(pool.StatusCompleted))
+		require.Equal(t, store.PoolWake{Next: at(-time.Hour), HasNext: true}, b.poolWakes(p.UUID)[p.UUID], "not found due yet")
+		require.Equal(t, ids(it[:1]), b.dueIDs(p.UUID, pool.FIFO, at(0), 10))
+		got := b.poolWakes(p.UUID)
+		require.Equal(t, store.PoolWake{Due: true, Next: at(time.Hour), HasNext: true}, got[p.UUID], "found due, not taken")
+		b.requireWakesAsNextWake(got)
+
+		b.set(it, 1, status(pool.StatusCompleted))
+		require.Equal(t, store.PoolWake{Due: true}, b.poolWakes(p.UUID)[p.UUID], "found due, and no lease")
+		b.set(it, 0, inFlight(pool.StatusProcessing, at(2*time.Hour)))
+		require.Equal(t, store.PoolWake{Next: at(2 * time.Hour), HasNext: true}, b.poolWakes(p.UUID)[p.UUID], "taken")
+
+		// Found due at a later now than the one that looks next.
+		b.set(it, 0, mod(at(time.Hour)))
+		require.Equal(t, ids(it[:1]), b.dueIDs(p.UUID, pool.FIFO, at(2*time.Hour), 1))
+		require.Empty(t, b.due(p.UUID, pool.FIFO, at(0), 10), "not due at the earlier now")
+		got = b.poolWakes(p.UUID)
+		require.Equal(t, store.PoolWake{Next: at(time.Hour), HasNext: true}, got[p.UUID], "given back")
+		b.requireWakesAsNextWake(got)
+	}
 }
