@@ -415,8 +415,9 @@ type Tx interface {
 	// answer (no error). Only in a read transaction: it takes no pool's
 	// lock, and what it reads may change as soon as it returns (a caller
 	// about to wait learns of that as it learns of any change: see
-	// Signaler). Cost: three index seeks a pool, whatever the number of
-	// its items; one statement on PostgreSQL for all of them.
+	// Signaler). Cost: four index seeks a pool (its row, then the first
+	// entry of three indexes), whatever the number of its items; one
+	// statement on PostgreSQL for all of them.
 	PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]PoolWake, error)
 }
 
