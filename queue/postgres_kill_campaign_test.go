@@ -53,7 +53,11 @@ const (
 	pgCampEnvIDs    = "POOLQ_PGCAMP_IDS"
 	pgCampEnvLog    = "POOLQ_PGCAMP_LOG"
 
-	pgCampLease    = time.Second
+	// pgCampLease outlasts a call (5–25 ms) and its settlement by far,
+	// on a loaded machine too: with 1 s, a call whose settlement waited
+	// over a second (the package's other tests beside it) lost its lease,
+	// and the child stopped on ErrLeaseLost before the victim was killed.
+	pgCampLease    = 3 * time.Second
 	pgCampTotal    = 3
 	pgCampPerDay   = 2
 	pgCampEscalate = 2
