@@ -126,7 +126,10 @@
 // a search column, which pool searches match with instr(), not LIKE: no
 // wildcards, and case folding beyond ASCII. The words of an item's contact
 // fields, as store.SearchWords cuts and folds them, are kept in item_search,
-// an FTS5 index whose rowid is the item's ID, for item searches.
+// an FTS5 index whose rowid is the item's ID, for item searches; each word
+// is stored after its pool's internal id ("42/lovelace"), so that a search
+// in one pool reads that pool's entries only: its cost grows with the
+// pool's matches, not with the other pools' (see search.go).
 //
 // # Caveats
 //

@@ -129,9 +129,9 @@ ON CONFLICT (pool_id, contact_uuid) DO NOTHING`
 
 	// indexContactsSQL adds to item_search the items of a pool with an id
 	// above ? that have contact fields: those just inserted, with their
-	// words (see search.go). A range seek on items_pool.
+	// terms, their pool's (see search.go). A range seek on items_pool.
 	indexContactsSQL = `INSERT INTO item_search (rowid, body)
-SELECT i.id, poolq_search_words(i.name, i.email, i.phone_number) FROM items i
+SELECT i.id, poolq_search_terms(i.pool_id, i.name, i.email, i.phone_number) FROM items i
 WHERE i.pool_id = ? AND i.id > ? AND (i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL)`
 
 	itemSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = ? AND i.contact_uuid = ?`
@@ -734,13 +734,14 @@ func scanItems(rows *sql.Rows, poolID uuid.UUID, capHint int) ([]pool.Item, erro
 // item_search: every word of the search but the last must be a word of the
 // item's contact name, email or phone number, and the last must begin one
 // (store.SearchWords: case and diacritics aside), as a type-ahead
-// box expects. Whole words are seeks in the full-text index, so the cost
-// grows with the items that match, not with the pool; only the last word,
-// a prefix, reads the whole list of the words it begins. A search without
-// letters or digits matches nothing.
+// box expects. The index keeps each pool's words apart (see search.go):
+// whole words are seeks in it, so the cost grows with the items of the
+// pool that match, not with the pool nor with the other pools; only the
+// last word, a prefix, reads the whole list of the pool's words it begins.
+// A search without letters or digits matches nothing.
 func (t *txn) searchItems(ctx context.Context, k int64, poolID uuid.UUID, q pool.ItemQuery) ([]pool.Item, int, error) {
 	const op = "search items"
-	match := ftsQuery(q.Search)
+	match := ftsQuery(k, q.Search)
 	if match == "" {
 		return []pool.Item{}, 0, nil
 	}

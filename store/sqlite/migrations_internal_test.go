@@ -27,6 +27,7 @@ var landedMigrations = map[string]string{
 	"0010_prev_call_day.sql":       "f91cec22f411377a51b8447f6b4ff27005ca114c5ee2c5068581fe7eb3456f2e",
 	"0011_older_call_day.sql":      "408ad607c177b3e88882ec3eee30fca8869a95b2975250eca7dc393f20eb7209",
 	"0012_governing_pools.sql":     "66e24c03accfa6fe842d835b4fa3334b395773bf10fb303ec533eabcedc7b60c",
+	"0013_search_by_pool.sql":      "b590948271864c265364472dac1ab23cdb646467b4ae5aebef71ccc80ed077ff",
 }
 
 // TestMigrations_Unchanged: the embedded migration files are the landed

@@ -18,8 +18,9 @@ import (
 )
 
 // TestItemSearch_ASCIITokenizer checks what item_search relies on (see
-// search.go): the 'ascii' tokenizer cuts the text poolq_search_words
-// returns into exactly the words of store.SearchWords, and leaves them as
+// search.go): its tokenizer, 'ascii' with the slash a token character,
+// cuts the text poolq_search_terms returns into exactly its terms, the
+// pool's prefix and the words of store.SearchWords, and leaves them as
 // they are, whatever their characters: every letter, decimal digit and
 // mark of Unicode, each in a word of its own.
 func TestItemSearch_ASCIITokenizer(t *testing.T) {
@@ -31,7 +32,7 @@ func TestItemSearch_ASCIITokenizer(t *testing.T) {
 	db := openDB(MemoryPath)
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	_, err := db.ExecContext(ctx, `CREATE VIRTUAL TABLE f USING fts5(b, tokenize = 'ascii');
+	_, err := db.ExecContext(ctx, `CREATE VIRTUAL TABLE f USING fts5(b, tokenize = "ascii tokenchars '/'");
 CREATE VIRTUAL TABLE v USING fts5vocab(f, row);`)
 	require.NoError(t, err)
 	var text strings.Builder
@@ -42,9 +43,12 @@ CREATE VIRTUAL TABLE v USING fts5vocab(f, row);`)
 		}
 	}
 	want := store.SearchWords(text.String())
+	for i, w := range want {
+		want[i] = "1234/" + w
+	}
 	slices.Sort(want)
 	want = slices.Compact(want)
-	_, err = db.ExecContext(ctx, `INSERT INTO f (rowid, b) SELECT 1, `+searchWordsFunc+`(?)`, text.String())
+	_, err = db.ExecContext(ctx, `INSERT INTO f (rowid, b) SELECT 1, `+searchTermsFunc+`(1234, ?)`, text.String())
 	require.NoError(t, err)
 	rows, err := db.QueryContext(ctx, `SELECT term FROM v ORDER BY term`)
 	require.NoError(t, err)
@@ -75,12 +79,35 @@ func TestJoinSearchWords(t *testing.T) {
 	require.ErrorContains(t, err, "want text")
 }
 
+func TestJoinSearchTerms(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(MemoryPath)
+	defer db.Close()
+	var got string
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT `+searchTermsFunc+`(42, 'Zoë Ñúñez', NULL, 'zoe@exämple.org', '+15551234567')`).Scan(&got))
+	require.Equal(t, "42/zoe 42/nunez 42/zoe 42/example 42/org 42/15551234567", got)
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT `+searchTermsFunc+`(7, 'x²y/z')`).Scan(&got))
+	require.Equal(t, "7/x 7/y 7/z", got)
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT `+searchTermsFunc+`(42, NULL, '@', NULL)`).Scan(&got))
+	require.Equal(t, "", got)
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT `+searchTermsFunc+`(42)`).Scan(&got))
+	require.Equal(t, "", got)
+	err := db.QueryRowContext(ctx, `SELECT `+searchTermsFunc+`(42, 42)`).Scan(&got)
+	require.ErrorContains(t, err, "want text")
+	err = db.QueryRowContext(ctx, `SELECT `+searchTermsFunc+`('42', 'ada')`).Scan(&got)
+	require.ErrorContains(t, err, "want integer")
+	err = db.QueryRowContext(ctx, `SELECT `+searchTermsFunc+`()`).Scan(&got)
+	require.ErrorContains(t, err, "no pool id")
+}
+
 func TestFTSQuery(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, "", ftsQuery("@ + %"))
-	require.Equal(t, `"ada" AND "exam"*`, ftsQuery("ada@Exam"))
-	require.Equal(t, `"x" AND "y"*`, ftsQuery("x²y"))
-	require.Equal(t, `"ada" AND "ada" AND "and"*`, ftsQuery(`"ada" ada* AND`))
+	require.Equal(t, "", ftsQuery(42, "@ + %"))
+	require.Equal(t, `"42/ada" AND "42/exam"*`, ftsQuery(42, "ada@Exam"))
+	require.Equal(t, `"7/x" AND "7/y"*`, ftsQuery(7, "x²y"))
+	require.Equal(t, `"1/ada" AND "1/ada" AND "1/and"*`, ftsQuery(1, `"ada" ada* AND`))
+	require.Equal(t, `"42/42"*`, ftsQuery(42, "42/"), "a slash is not a word's")
 }
 
 // TestItemSearch_CostOfOtherPools: a search in one pool reads that pool's

@@ -572,7 +572,7 @@ WHERE i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL`)
 	defer st.Close()
 	var ddl string
 	require.NoError(t, st.wc.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE name = 'item_search'`).Scan(&ddl))
-	require.Contains(t, ddl, "tokenize = 'ascii'")
+	require.Contains(t, ddl, `tokenize = "ascii tokenchars '/'"`, "0009's 'ascii', with 0013's slash")
 	search := func(s string) (names []string) {
 		t.Helper()
 		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
@@ -618,6 +618,138 @@ WHERE i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL`)
 	}))
 	require.Empty(t, search("y"))
 	require.Equal(t, []string{"Unit ab\uE000cd"}, search("cd"))
+	_, err = st.wc.ExecContext(ctx, `INSERT INTO item_search (item_search) VALUES ('integrity-check')`)
+	require.NoError(t, err)
+}
+
+// TestMigrate_SearchByPool upgrades a version 12 file whose item_search
+// holds the words of two pools' items together, as versions 9 to 12
+// indexed them, to the latest version: every existing item with contact
+// fields is indexed again under its pool's terms, so that a search in
+// each pool finds exactly its own items, as before, and reads no entry of
+// the other pool's; items added after the upgrade are found too, and the
+// delete trigger removes an item's terms from the new table.
+//
+// Not parallel: it narrows the package's migrations while it writes the
+// old file (see TestMigrate_CountsWithoutTriggers).
+func TestMigrate_SearchByPool(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v12.db")
+	db := openDB(path) // 0009 needs poolq_search_words
+	db.SetMaxOpenConns(1)
+	all := history
+	history = all[:12]
+	err := migrate(ctx, db)
+	history = all
+	require.NoError(t, err)
+	exec := func(query string, args ...any) {
+		t.Helper()
+		_, err := db.ExecContext(ctx, query, args...)
+		require.NoError(t, err)
+	}
+	p, q := uuid.New(), uuid.New()
+	exec(insertOldPool, p[:])
+	exec(insertOldPool, q[:])
+	contacts := map[int][]pool.Contact{
+		1: {
+			{Name: "Ada Lovelace", Email: "ada@example.com", PhoneNumber: "+15551234567"},
+			{},
+			{Name: "Grace Hopper", Email: "grace@navy.mil"},
+			{Name: "Zoë Ñúñez", Email: "zoe@exämple.org", PhoneNumber: "+442071234567"},
+		},
+		2: {
+			{Name: "Ada Byron", Email: "ada@example.org"},
+			{Name: "Grace Lovelace"},
+			{PhoneNumber: "+15559876543"},
+		},
+	}
+	n := 0
+	for k := 1; k <= 2; k++ {
+		for _, c := range contacts[k] {
+			id := uuid.New()
+			n++
+			exec(`INSERT INTO items (pool_id, contact_uuid, status, priority, attempts, retry_count, notes, added_at, token,
+    ready, name, email, phone_number) VALUES (?, ?, 'Pending', 0, 0, 0, '', ?, 0, 1, ?, ?, ?)`,
+				k, id[:], n, nullText(c.Name), nullText(c.Email), nullText(c.PhoneNumber))
+		}
+		exec(`UPDATE pool_counts SET n = ? WHERE pool_id = ? AND status = 'Pending'`, len(contacts[k]), k)
+	}
+	// As versions 9 to 12 indexed them: the words, without their pool.
+	exec(`INSERT INTO item_search (rowid, body)
+SELECT i.id, poolq_search_words(i.name, i.email, i.phone_number) FROM items i
+WHERE i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL`)
+	var old int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM item_search WHERE item_search MATCH '"ada"*'`).Scan(&old))
+	require.Equal(t, 2, old, "version 12 kept both pools' words together")
+	require.NoError(t, db.Close())
+
+	st, err := Open(ctx, path, Options{CheckCache: true})
+	require.NoError(t, err)
+	defer st.Close()
+	search := func(id uuid.UUID, s string) (names []string) {
+		t.Helper()
+		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+			got, total, err := tx.Items(ctx, id, pool.ItemQuery{Search: s, Page: 1, PerPage: 10})
+			require.Len(t, got, total)
+			for _, it := range got {
+				name := it.Contact.Name
+				if name == "" {
+					name = it.Contact.PhoneNumber
+				}
+				names = append(names, name)
+			}
+			return err
+		}))
+		return names
+	}
+	for _, tc := range []struct {
+		search string
+		p, q   []string
+	}{
+		{"ada", []string{"Ada Lovelace"}, []string{"Ada Byron"}},
+		{"lovelace", []string{"Ada Lovelace"}, []string{"Grace Lovelace"}},
+		{"ada lovelace", []string{"Ada Lovelace"}, nil},
+		{"grace lovelace", nil, []string{"Grace Lovelace"}},
+		{"grace", []string{"Grace Hopper"}, []string{"Grace Lovelace"}},
+		{"example", []string{"Ada Lovelace", "Zoë Ñúñez"}, []string{"Ada Byron"}},
+		{"ada@example.org", nil, []string{"Ada Byron"}},
+		{"nunez", []string{"Zoë Ñúñez"}, nil},
+		{"+1555", []string{"Ada Lovelace"}, []string{"+15559876543"}},
+		{"15559", nil, []string{"+15559876543"}},
+		{"hopper", []string{"Grace Hopper"}, nil},
+		{"byron", nil, []string{"Ada Byron"}},
+		{"velace", nil, nil},
+	} {
+		require.Equal(t, tc.p, search(p, tc.search), "search %q in the first pool", tc.search)
+		require.Equal(t, tc.q, search(q, tc.search), "search %q in the second pool", tc.search)
+	}
+	// Each pool's terms only, none without a pool.
+	terms := func(match string) (n int) {
+		t.Helper()
+		require.NoError(t, st.wc.QueryRowContext(ctx, `SELECT count(*) FROM item_search WHERE item_search MATCH ?`, match).Scan(&n))
+		return n
+	}
+	require.Zero(t, terms(`"ada"*`))
+	require.Equal(t, 1, terms(`"1/ada"*`))
+	require.Equal(t, 1, terms(`"2/ada"*`))
+
+	// Items added after the upgrade are indexed as the others, and the
+	// delete trigger of 0004 deletes from the new table.
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		got, _, err := tx.Items(ctx, q, pool.ItemQuery{Search: "byron", Page: 1, PerPage: 10})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		if n, err := tx.DeleteItems(ctx, q, []int64{got[0].ID}); err != nil || n != 1 {
+			return fmt.Errorf("delete item %d: %d deleted, %v", got[0].ID, n, err)
+		}
+		_, err = tx.InsertItems(ctx, p, []pool.Item{{ContactUUID: uuid.New(), Status: pool.StatusPending,
+			AddedAt: time.Unix(9, 0), Contact: pool.Contact{Name: "Ada Byron"}}})
+		return err
+	}))
+	require.Equal(t, []string{"Ada Lovelace", "Ada Byron"}, search(p, "ada"))
+	require.Empty(t, search(q, "ada"))
+	require.Empty(t, search(q, "byron"))
+	require.Zero(t, terms(`"2/ada"*`))
 	_, err = st.wc.ExecContext(ctx, `INSERT INTO item_search (item_search) VALUES ('integrity-check')`)
 	require.NoError(t, err)
 }
