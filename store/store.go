@@ -342,12 +342,15 @@ type Tx interface {
 	CampaignItems(ctx context.Context, id, except uuid.UUID, contacts ...uuid.UUID) ([]pool.Item, error)
 	// KeepCalls records, before they are deleted, the calls of the items of
 	// contacts in pool poolID (every item of the pool when contacts is
-	// empty) for each campaign the pool is attached to: for each such item
+	// empty) for each campaign the pool is attached to that may dispatch
+	// again (not Completed or Archived: a finished campaign's calls are
+	// never read, and a pool reused by a campaign a day would write one
+	// record per item and finished campaign): for each such item
 	// with a counted call (attempts, or a count of its calling days, above
 	// zero), one record of its attempts and its calling days' counts per
 	// campaign, which
 	// CampaignItems returns from then on, until the campaign is deleted. A
-	// pool attached to no campaign records nothing. One statement.
+	// pool attached to no such campaign records nothing. One statement.
 	KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) error
 	// ReleaseKeptCall gives back, in the calls kept of item itemID while
 	// its lease token was in flight (a detach, see DetachPool), that

@@ -113,23 +113,25 @@ LEFT JOIN items live ON k.lease_token <> 0 AND live.id = k.item_id AND live.toke
 WHERE item_id = $1 AND lease_token = $2 AND lease_token <> 0 AND attempts > 0`
 
 	// keepCallsSQL copies the calls of pool $1's items of contacts $2
-	// (each once) into kept_calls, once per campaign of the pool: a seek in
+	// (each once) into kept_calls, once per campaign of the pool that may
+	// still dispatch (not $3 or $4, Completed or Archived): a seek in
 	// UNIQUE (pool_id, contact_uuid) per contact, as itemsOfContactsSQL
 	// (which says why the lateral subquery). keepPoolCallsSQL copies those
-	// of every item of the pool.
+	// of every item of the pool ($2 and $3 the finished statuses).
 	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
     prev_call_at, prev_calls_today, older_call_at, older_calls_today)
 SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today, i.prev_call_at, i.prev_calls_today,
     i.older_call_at, i.older_calls_today
 FROM unnest($2::uuid[]) c
 CROSS JOIN LATERAL (SELECT * FROM items WHERE pool_id = $1 AND contact_uuid = c LIMIT 1) i
-JOIN campaign_pools cp ON cp.pool_id = $1
+JOIN campaign_pools cp ON cp.pool_id = $1 JOIN campaigns k ON k.id = cp.campaign_id AND k.status NOT IN ($3, $4)
 WHERE i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0`
 	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
     prev_call_at, prev_calls_today, older_call_at, older_calls_today)
 SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today, i.prev_call_at, i.prev_calls_today,
     i.older_call_at, i.older_calls_today
-FROM campaign_pools cp JOIN items i ON i.pool_id = cp.pool_id
+FROM campaign_pools cp JOIN campaigns k ON k.id = cp.campaign_id AND k.status NOT IN ($2, $3)
+    JOIN items i ON i.pool_id = cp.pool_id
 WHERE cp.pool_id = $1 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)`
 
 	// campaignCallsSQL walks a campaign's pools and, in each, items_lease
@@ -270,9 +272,9 @@ func (t *txn) KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 		return wrap(op, err)
 	}
 	if len(contacts) == 0 {
-		err = t.deferExec(ctx, keepPoolCallsSQL, st.k)
+		err = t.deferExec(ctx, keepPoolCallsSQL, st.k, string(campaign.Completed), string(campaign.Archived))
 	} else {
-		err = t.deferExec(ctx, keepCallsSQL, st.k, distinct(contacts))
+		err = t.deferExec(ctx, keepCallsSQL, st.k, distinct(contacts), string(campaign.Completed), string(campaign.Archived))
 	}
 	return wrap(op, err)
 }

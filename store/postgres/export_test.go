@@ -160,7 +160,7 @@ var HotStatements = []struct {
 	{"campaign items", campaignItemsSQL, "Index Cond: ((pool_id = cp.pool_id) AND (contact_uuid = c.c))", []string{"$U", "$U",
 		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'"}},
 	{"keep calls", keepCallsSQL, "Index Cond: ((pool_id = $1) AND (contact_uuid = c.c))", []string{"$K",
-		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'"}},
+		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'", "'Completed'", "'Archived'"}},
 }
 
 // Plan returns the plan a connection of st runs sql with for args (SQL

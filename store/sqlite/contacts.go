@@ -64,20 +64,23 @@ LEFT JOIN items live ON k.lease_token <> 0 AND live.id = k.item_id AND live.toke
 WHERE item_id = ?1 AND lease_token = ?2 AND lease_token <> 0 AND attempts > 0`
 
 	// keepCallsSQL copies the calls of pool ?1's items of a contactList
-	// (?2) into kept_calls, once per campaign of the pool;
-	// keepPoolCallsSQL of every item of the pool.
+	// (?2) into kept_calls, once per campaign of the pool that may still
+	// dispatch (not ?3 or ?4, Completed or Archived); keepPoolCallsSQL of
+	// every item of the pool (?2 and ?3 the finished statuses).
 	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
     prev_call_at, prev_calls_today, older_call_at, older_calls_today)
 SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today, i.prev_call_at, i.prev_calls_today,
     i.older_call_at, i.older_calls_today
-FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id JOIN items i ON i.pool_id = p.id
+FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id
+    JOIN campaigns c ON c.id = cp.campaign_id AND c.status NOT IN (?3, ?4) JOIN items i ON i.pool_id = p.id
 WHERE p.uuid = ?1 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)
     AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?2))`
 	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
     prev_call_at, prev_calls_today, older_call_at, older_calls_today)
 SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today, i.prev_call_at, i.prev_calls_today,
     i.older_call_at, i.older_calls_today
-FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id JOIN items i ON i.pool_id = p.id
+FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id
+    JOIN campaigns c ON c.id = cp.campaign_id AND c.status NOT IN (?2, ?3) JOIN items i ON i.pool_id = p.id
 WHERE p.uuid = ?1 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)`
 
 	// campaignCallsSQL walks a campaign's pools and, in each, items_lease
@@ -181,11 +184,11 @@ func (t *txn) KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 	}
 	var err error
 	if len(contacts) == 0 {
-		_, err = t.exec(ctx, keepPoolCallsSQL, blob(poolID))
+		_, err = t.exec(ctx, keepPoolCallsSQL, blob(poolID), string(campaign.Completed), string(campaign.Archived))
 	} else {
 		var list string
 		if list, err = contactList(contacts); err == nil {
-			_, err = t.exec(ctx, keepCallsSQL, blob(poolID), list)
+			_, err = t.exec(ctx, keepCallsSQL, blob(poolID), list, string(campaign.Completed), string(campaign.Archived))
 		}
 	}
 	return wrap(op, err)

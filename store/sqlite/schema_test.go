@@ -270,8 +270,8 @@ func TestSchema_QueryPlans(t *testing.T) {
 		// seek per contact or item.
 		{"ItemsOfContacts", sqlite.ItemsOfContactsSQL, []any{1, `["30313233343536373839616263646566"]`},
 			[]string{"sqlite_autoindex_items_1"}},
-		{"KeepCalls", sqlite.KeepCallsSQL, []any{[]byte("0123456789abcdef"), `["30313233343536373839616263646566"]`},
-			[]string{"sqlite_autoindex_pools_1", "sqlite_autoindex_items_1", "campaign_pools_pool"}},
+		{"KeepCalls", sqlite.KeepCallsSQL, []any{[]byte("0123456789abcdef"), `["30313233343536373839616263646566"]`, "Completed", "Archived"},
+			[]string{"sqlite_autoindex_pools_1", "campaign_pools_pool", "INTEGER PRIMARY KEY", "sqlite_autoindex_items_1"}},
 		{"DeleteItems", sqlite.DeleteItemsSQL, []any{`[1, 2]`, 1}, []string{"INTEGER PRIMARY KEY"}},
 		// A governed claim's: a seek per contact in each other pool, and
 		// per kept call, a seek of its item by primary key.

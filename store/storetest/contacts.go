@@ -30,6 +30,7 @@ func contactTests() []test {
 		{"CampaignCalls/OK", testCampaignCalls},
 		{"KeepCalls/OK", testKeepCalls},
 		{"KeepCalls/RollbackOnError", testKeepCallsRollback},
+		{"KeepCalls/NotForFinishedCampaigns", testKeepCallsFinished},
 		{"KeepCalls/DetachAttach", testKeepCallsDetach},
 		{"KeepCalls/ReleaseKeptCall", testReleaseKeptCall},
 		{"KeepCalls/ReleaseKeptCallWithoutAttempts", testReleaseKeptCallNoAttempts},
@@ -359,6 +360,40 @@ func testKeepCalls(t *testing.T, b *bundle) {
 	b.write(func(tx store.Tx) error { return tx.KeepCalls(b.ctx, uuid.New()) }) // an unknown pool keeps nothing
 	err := b.st.Read(b.ctx, func(tx store.Tx) error { return tx.KeepCalls(b.ctx, p2.UUID) })
 	require.ErrorIs(t, err, store.ErrReadOnly)
+}
+
+// testKeepCallsFinished: KeepCalls keeps the calls of the removed items
+// for each campaign of the pool that may dispatch again (Draft, In
+// Process, Paused), one contact at a time and with the whole pool, and
+// none for a Completed or Archived one: it never reads them, and a pool
+// reused by a campaign a day would write a record per called item and
+// finished campaign.
+func testKeepCallsFinished(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	byStatus := map[campaign.Status]campaign.Campaign{}
+	for _, st := range campaign.Statuses() {
+		byStatus[st] = b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.Status = st }))
+		b.attachAll(byStatus[st].UUID, p)
+	}
+	c, d := uuid.New(), uuid.New()
+	items := b.insertItems(p.UUID, []pool.Item{
+		{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0},
+		{ContactUUID: d, Status: pool.StatusPending, AddedAt: t0},
+	})
+	for i := range items {
+		b.set(items, i, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 1 })
+		items[i] = b.item(items[i].ID)
+	}
+	b.keepCalls(p.UUID, c) // one contact
+	b.keepCalls(p.UUID)    // the rest, with the pool
+	for st, k := range byStatus {
+		got := b.campaignItems(false, k.UUID, uuid.Nil, c, d)
+		if st.Finished() {
+			require.Empty(t, got, "%s: nothing kept", st)
+		} else {
+			require.ElementsMatch(t, []pool.Item{kept(items[0]), kept(items[1])}, got, "%s: kept", st)
+		}
+	}
 }
 
 // testKeepCallsDetach checks that DetachPool keeps the calls of the
