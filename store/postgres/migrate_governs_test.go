@@ -3,15 +3,14 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/campaign"
-	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/poolq/poolq/store/storetest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -62,54 +61,5 @@ func TestOpen_UpgradesVersion11(t *testing.T) {
 	}
 
 	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: schema})
-	governors := func(p uuid.UUID) ([]uuid.UUID, bool) {
-		t.Helper()
-		var ids []uuid.UUID
-		var attached bool
-		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
-			cs, a, err := tx.PoolGovernors(ctx, p)
-			for _, c := range cs {
-				ids = append(ids, c.UUID)
-			}
-			attached = a
-			return err
-		}))
-		return ids, attached
-	}
-	for i, s := range statuses {
-		gov, attached := governors(pools[i])
-		require.True(t, attached, s)
-		if s.Governs() {
-			require.Equal(t, []uuid.UUID{campaigns[i]}, gov, s)
-		} else {
-			require.Empty(t, gov, s)
-		}
-	}
-	inProcess := slices.Index(statuses, campaign.InProcess)
-	gov, attached := governors(pools[several])
-	require.True(t, attached)
-	require.Equal(t, []uuid.UUID{campaigns[inProcess]}, gov, "the In Process one of several")
-	gov, attached = governors(pools[several+1])
-	require.Empty(t, gov)
-	require.False(t, attached, "a pool of no campaign")
-
-	// A status written after the upgrade is followed, in a write
-	// transaction that locks the pool first, as a claim does.
-	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
-		c, err := tx.Campaign(ctx, campaigns[inProcess])
-		if err != nil {
-			return err
-		}
-		c.Status = campaign.Completed
-		return tx.UpdateCampaign(ctx, c)
-	}))
-	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
-		if _, err := tx.InFlight(ctx, pools[several]); err != nil {
-			return err
-		}
-		cs, attached, err := tx.PoolGovernors(ctx, pools[several])
-		require.Empty(t, cs)
-		require.True(t, attached)
-		return err
-	}))
+	storetest.RequireGoverningUpgrade(t, st, pools, campaigns)
 }

@@ -40,19 +40,7 @@ func upgradeWithLeases(t *testing.T, version int) {
 		exec func(string, ...any)
 	)
 	if version >= 9 {
-		d := openDB(path) // 0009 needs poolq_search_words
-		d.SetMaxOpenConns(1)
-		all := history
-		history = all[:version]
-		err := migrate(ctx, d)
-		history = all
-		require.NoError(t, err)
-		db = d
-		exec = func(q string, args ...any) {
-			t.Helper()
-			_, err := d.ExecContext(ctx, q, args...)
-			require.NoError(t, err)
-		}
+		db, exec = searchFileAtVersion(t, path, version)
 	} else {
 		db, exec = fileAtVersion(t, path, version)
 	}

@@ -3,12 +3,11 @@ package sqlite
 import (
 	"context"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
-	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/storetest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -24,18 +23,7 @@ import (
 func TestMigrate_GoverningPools(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v11.db")
-	db := openDB(path) // 0009 needs poolq_search_words
-	db.SetMaxOpenConns(1)
-	all := history
-	history = all[:11]
-	err := migrate(ctx, db)
-	history = all
-	require.NoError(t, err)
-	exec := func(query string, args ...any) {
-		t.Helper()
-		_, err := db.ExecContext(ctx, query, args...)
-		require.NoError(t, err)
-	}
+	db, exec := searchFileAtVersion(t, path, 11)
 	statuses := campaign.Statuses()
 	campaigns := make([]uuid.UUID, len(statuses))
 	pools := make([]uuid.UUID, len(statuses)+2) // one per status, one of several campaigns, one of none
@@ -43,7 +31,7 @@ func TestMigrate_GoverningPools(t *testing.T) {
 		pools[i] = uuid.New()
 		exec(insertOldPool, pools[i][:])
 	}
-	several := int64(len(statuses) + 1)
+	several := int64(len(statuses) + 1) // its key
 	for i, st := range statuses {
 		campaigns[i] = uuid.New()
 		exec(`INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at, search)
@@ -58,47 +46,5 @@ func TestMigrate_GoverningPools(t *testing.T) {
 	st, err := Open(ctx, path, Options{CheckCache: true})
 	require.NoError(t, err)
 	defer st.Close()
-	governors := func(p uuid.UUID) ([]uuid.UUID, bool) {
-		t.Helper()
-		var ids []uuid.UUID
-		var attached bool
-		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
-			cs, a, err := tx.PoolGovernors(ctx, p)
-			for _, c := range cs {
-				ids = append(ids, c.UUID)
-			}
-			attached = a
-			return err
-		}))
-		return ids, attached
-	}
-	for i, s := range statuses {
-		gov, attached := governors(pools[i])
-		require.True(t, attached, s)
-		if s.Governs() {
-			require.Equal(t, []uuid.UUID{campaigns[i]}, gov, s)
-		} else {
-			require.Empty(t, gov, s)
-		}
-	}
-	inProcess := slices.Index(statuses, campaign.InProcess)
-	gov, attached := governors(pools[several-1])
-	require.True(t, attached)
-	require.Equal(t, []uuid.UUID{campaigns[inProcess]}, gov, "the In Process one of several")
-	gov, attached = governors(pools[several])
-	require.Empty(t, gov)
-	require.False(t, attached, "a pool of no campaign")
-
-	// A status written after the upgrade is followed.
-	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
-		c, err := tx.Campaign(ctx, campaigns[inProcess])
-		if err != nil {
-			return err
-		}
-		c.Status = campaign.Completed
-		return tx.UpdateCampaign(ctx, c)
-	}))
-	gov, attached = governors(pools[several-1])
-	require.Empty(t, gov)
-	require.True(t, attached)
+	storetest.RequireGoverningUpgrade(t, st, pools, campaigns)
 }

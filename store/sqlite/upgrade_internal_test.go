@@ -432,18 +432,7 @@ var callDays = []struct {
 func testMigrateAddsCallDay(t *testing.T, u callDayUpgrade) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("v%d.db", u.from))
-	db := openDB(path) // 0009 needs poolq_search_words
-	db.SetMaxOpenConns(1)
-	all := history
-	history = all[:u.from]
-	err := migrate(ctx, db)
-	history = all
-	require.NoError(t, err)
-	exec := func(query string, args ...any) {
-		t.Helper()
-		_, err := db.ExecContext(ctx, query, args...)
-		require.NoError(t, err)
-	}
+	db, exec := searchFileAtVersion(t, path, u.from)
 	p, k, contact, removed := uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	exec(insertOldPool, p[:])
 	exec(`INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at, search)
@@ -635,18 +624,7 @@ WHERE i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL`)
 func TestMigrate_SearchByPool(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v12.db")
-	db := openDB(path) // 0009 needs poolq_search_words
-	db.SetMaxOpenConns(1)
-	all := history
-	history = all[:12]
-	err := migrate(ctx, db)
-	history = all
-	require.NoError(t, err)
-	exec := func(query string, args ...any) {
-		t.Helper()
-		_, err := db.ExecContext(ctx, query, args...)
-		require.NoError(t, err)
-	}
+	db, exec := searchFileAtVersion(t, path, 12)
 	p, q := uuid.New(), uuid.New()
 	exec(insertOldPool, p[:])
 	exec(insertOldPool, q[:])
@@ -761,16 +739,33 @@ WHERE i.name IS NOT NULL OR i.email IS NOT NULL OR i.phone_number IS NOT NULL`)
 // the test on an error.
 func fileAtVersion(t *testing.T, path string, version int) (*sql.DB, func(query string, args ...any)) {
 	t.Helper()
-	ctx := context.Background()
 	db, err := sql.Open("sqlite", path)
 	require.NoError(t, err)
+	return db, migrateOld(t, db, version)
+}
+
+// searchFileAtVersion is fileAtVersion through the Store's own driver
+// (openDB), whose connections have poolq_search_words: from version 9 on,
+// which needs it, as the poolq of then did.
+func searchFileAtVersion(t *testing.T, path string, version int) (*sql.DB, func(query string, args ...any)) {
+	t.Helper()
+	db := openDB(path)
+	return db, migrateOld(t, db, version)
+}
+
+// migrateOld applies the package's first version migrations to db (not
+// parallel: it narrows them while it runs) and returns a function that
+// runs a statement on it, failing t on an error.
+func migrateOld(t *testing.T, db *sql.DB, version int) func(query string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
 	db.SetMaxOpenConns(1)
 	all := history
 	history = all[:version]
-	err = migrate(ctx, db)
+	err := migrate(ctx, db)
 	history = all
 	require.NoError(t, err)
-	return db, func(query string, args ...any) {
+	return func(query string, args ...any) {
 		t.Helper()
 		_, err := db.ExecContext(ctx, query, args...)
 		require.NoError(t, err)
