@@ -1,0 +1,119 @@
+package queue_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+// txCountStore counts its read and write transactions.
+type txCountStore struct {
+	store.Store
+	reads, writes atomic.Int64
+}
+
+func (s *txCountStore) Read(ctx context.Context, fn func(store.Tx) error) error {
+	s.reads.Add(1)
+	return s.Store.Read(ctx, fn)
+}
+
+func (s *txCountStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	s.writes.Add(1)
+	return s.Store.Write(ctx, fn)
+}
+
+// quiet waits until s has begun no transaction for 200 ms, and returns
+// its counts then.
+func (s *txCountStore) quiet() (reads, writes int64) {
+	reads, writes = s.reads.Load(), s.writes.Load()
+	for still := 0; still < 4; {
+		time.Sleep(50 * time.Millisecond)
+		r, w := s.reads.Load(), s.writes.Load()
+		if r == reads && w == writes {
+			still++
+		} else {
+			reads, writes, still = r, w, 0
+		}
+	}
+	return reads, writes
+}
+
+// TestWork_CostOfEmptyPools: what Work's claiming costs does not grow
+// with its pools that have nothing to give. Here Work serves 50 pools, of
+// which only the last in its turn order has items (a FIFO pool: one item
+// in flight at a time), with two workers, until its 5 items are settled
+// and it pauses. Each claim cycle took a claim, a write transaction, in
+// each of the 49 empty pools (the turn moves past the live pool, so every
+// cycle met them first), and each pause a read transaction per pool for
+// its next wake: 350 writes and 101 reads in all, where the leases' claims
+// and completions are 10 writes. Work on the pools, and on a campaign of
+// them; both stores.
+func TestWork_CostOfEmptyPools(t *testing.T) {
+	t.Run("Pools", func(t *testing.T) {
+		eachStore(t, func(t *testing.T, st store.Store) { workCost(t, st, false) })
+	})
+	t.Run("Campaign", func(t *testing.T) {
+		eachStore(t, func(t *testing.T, st store.Store) { workCost(t, st, true) })
+	})
+}
+
+func workCost(t *testing.T, st store.Store, onCampaign bool) {
+	ctx := context.Background()
+	cs := &txCountStore{Store: st}
+	c := newClock()
+	eng := openEngine(t, cs, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: time.Hour})
+	b := &testBundle{ctx: ctx, eng: eng, clock: c}
+	const empty, leases = 49, 5
+	ids := b.emptyPools(t, empty)
+	live := b.pool(t, pool.FIFO, 1, 3)
+	want := b.add(t, live.UUID, leases)
+	ids = append(ids, live.UUID)
+	rec := newRecorder(settledN(leases))
+	opts := queue.WorkOptions{Workers: 2, OnEvent: rec.on}
+	if onCampaign {
+		camp := b.campaignOf(t, uuid.Nil, ids...)
+		_, err := eng.StartCampaign(ctx, camp.UUID)
+		require.NoError(t, err)
+		opts.Campaigns = []uuid.UUID{camp.UUID}
+	} else {
+		opts.Pools = ids
+	}
+
+	cs.reads.Store(0)
+	cs.writes.Store(0)
+	wctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- eng.Work(wctx, func(context.Context, *queue.Lease) error { return nil }, opts)
+	}()
+	select {
+	case <-rec.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the live pool's items were not all settled")
+	}
+	// Then the look that the last completion wakes finds nothing, and
+	// produce pauses (an hour): the counts stop.
+	reads, writes := cs.quiet()
+	cancel()
+	require.NoError(t, <-errc)
+	require.Equal(t, leases, rec.count(queue.EventCompleted))
+	for _, id := range want {
+		require.Equal(t, pool.StatusCompleted, b.item(t, live.UUID, id).Status)
+	}
+	// A lease's claim and completion, a look that finds the live pool at
+	// its cap (a claim, a read of what may give, a read of its next wake),
+	// and a look or two more for the wake-ups that race them.
+	const perLease = 6
+	t.Logf("%d leases: %d writes, %d reads", leases, writes, reads)
+	require.LessOrEqual(t, writes, int64(perLease*leases),
+		"write transactions for %d leases from 50 pools, %d of them empty", leases, empty)
+	require.LessOrEqual(t, reads, int64(perLease*leases),
+		"read transactions for %d leases from 50 pools, %d of them empty", leases, empty)
+}
