@@ -170,6 +170,17 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // may be more than the handlers running (never more than the pool's cap,
 // which the claim checks in the database).
 //
+// Cost: each look reads, in one read transaction, which of the pools may
+// give an item (a few index seeks a pool, whatever its items; with
+// Campaigns, the campaigns are read first, in another), then claims, a
+// write transaction each, only in those, in turn, until the free workers
+// have leases: the pools with nothing due and no lease ended, however
+// many, cost no write. A look that claims nothing reads the next wakes of
+// the pools it claimed in, in one more read transaction, and sleeps until
+// the earliest of the pools' next wakes (at most the engine's
+// PollInterval), or until something changes in them or in the campaigns
+// (an Add, a settlement, a start).
+//
 // [Engine.Close] stops Work as the end of ctx does, and waits for it to
 // return: the handlers' results are written before the engine closes. The
 // leases of a claim that committed as Work stopped start no handler: they
@@ -220,6 +231,7 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		e: e, h: h, opts: opts, pools: pools, log: opts.Logger,
 		jobs: map[*job]struct{}{}, ended: make(chan struct{}, 1), graceEnded: make(chan struct{}),
 		floors: make([]backoff, len(pools)), campaigns: distinct(opts.Campaigns), own: pools,
+		skipped: map[uuid.UUID]store.PoolWake{},
 	}
 	stopped := r.produce(ctx) // nil: ctx ended; ErrClosed: Close began; else the store closed
 	r.log.Info("poolq: work stopping", "grace", opts.Grace)
@@ -272,13 +284,14 @@ type runner struct {
 	handlers   sync.WaitGroup    // the jobs' goroutines
 
 	// Used by produce alone.
-	own       []uuid.UUID             // opts.Pools, without repeats
-	campaigns []uuid.UUID             // opts.Campaigns, without repeats
-	next      int                     // the pool whose turn it is to be claimed from first
-	floors    []backoff               // per pool: the floor under sleeps (see backoff)
-	held      []uuid.UUID             // the pools held by their campaigns at the last claim (see pause)
-	via       map[uuid.UUID]uuid.UUID // the campaign a pool is worked for (none: one of opts.Pools, worked whatever governs it)
-	stopping  time.Time               // when produce gave back the leases of a claim that committed as Work stopped
+	own       []uuid.UUID                  // opts.Pools, without repeats
+	campaigns []uuid.UUID                  // opts.Campaigns, without repeats
+	next      int                          // the pool whose turn it is to be claimed from first
+	floors    []backoff                    // per pool: the floor under sleeps (see backoff)
+	held      []uuid.UUID                  // the pools held by their campaigns at the last claim (see pause)
+	skipped   map[uuid.UUID]store.PoolWake // the pools the last claim passed over, with what it read of them (see pause)
+	via       map[uuid.UUID]uuid.UUID      // the campaign a pool is worked for (none: one of opts.Pools, worked whatever governs it)
+	stopping  time.Time                    // when produce gave back the leases of a claim that committed as Work stopped
 
 	// lost is the first error wrapping store.ErrClosed that a settlement
 	// or a give-back met: a result or a release the store, closed under
@@ -446,13 +459,57 @@ func (r *runner) running() int {
 // error only when ctx ended or the engine or the store closed (see
 // endsDispatch), with the leases claimed before that, which the caller must
 // give back.
+//
+// It first reads, in one read transaction (store.Tx.PoolWakes: a few index
+// seeks a pool), which pools may give something, and claims only in those:
+// a claim is a write transaction (SQLite's one writer, PostgreSQL's pool
+// lock), and one in each pool with nothing due, at every look, would cost
+// a write per empty pool. The read errs only towards a claim: a pool
+// is passed over when its due set holds no item and neither a retry time
+// nor a lease's end has come (see store.PoolWake), and what comes due after
+// the read wakes produce, subscribed to the pools before it. A pool absent
+// from the answer has been deleted: it is forgotten, as one whose claim
+// finds it gone. When the read fails, every pool is claimed in, as if each
+// might give.
 func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 	var leases []*Lease
 	var gone []uuid.UUID // pools deleted since Work started
 	r.held = r.held[:0]
+	clear(r.skipped)
+	if len(r.pools) == 0 {
+		return nil, nil // a campaign not In Process, or without pools
+	}
 	defer func() { r.forget(gone) }()
+	var wakes map[uuid.UUID]store.PoolWake
+	err := r.e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
+		wakes, err = tx.PoolWakes(ctx, r.pools...)
+		return err
+	})
+	switch {
+	case err == nil:
+	case endsDispatch(err):
+		return nil, err
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	default:
+		wakes = nil // every pool is claimed in
+		r.log.Error("poolq: read which pools may give", "err", err)
+		r.opts.OnEvent(Event{Kind: EventError, Err: err})
+	}
+	now := r.e.now() // after the read: a retry or lease that ends meanwhile is claimed now
 	for k := range r.pools {
 		i := (r.next + k) % len(r.pools)
+		if wakes != nil {
+			w, found := wakes[r.pools[i]]
+			if !found {
+				gone = append(gone, r.pools[i])
+				continue
+			}
+			if !w.Due && !(w.HasNext && !w.Next.After(now)) {
+				r.skipped[r.pools[i]] = w // nothing due, no lease ended: a claim would find nothing
+				continue
+			}
+		}
 		ls, err := r.e.tryDequeue(ctx, r.pools[i], n-len(leases), r.via[r.pools[i]]) // nothing if it left its campaign
 		switch {
 		case err == nil:
@@ -507,15 +564,49 @@ func (r *runner) forget(gone []uuid.UUID) {
 // start, a resume, a detach) wakes produce, and until then its past retry
 // times, which no claim promotes, must not make produce look again and
 // again.
+//
+// The pools the claim passed over keep what it read of them: nothing has
+// changed in them since but what wakes produce. Those it claimed in, which
+// the claim may have changed (a lease ended, a retry found due and left at
+// the pool's cap, which the next wake no longer counts), are read again,
+// in one read transaction; a pool whose read fails waits PollInterval at
+// most, as one that has nothing to wait for. A held pool that the claim
+// passed over is not known to be held: its next wake, still to come,
+// counts, and the look it brings claims in the pool and finds it held.
 func (r *runner) pause(ctx context.Context) time.Duration {
+	var claimed []uuid.UUID
+	for _, id := range r.pools {
+		if _, skipped := r.skipped[id]; !skipped && !slices.Contains(r.held, id) {
+			claimed = append(claimed, id)
+		}
+	}
+	var wakes map[uuid.UUID]store.PoolWake
+	if len(claimed) > 0 {
+		err := r.e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
+			wakes, err = tx.PoolWakes(ctx, claimed...)
+			return err
+		})
+		if err != nil {
+			wakes = nil
+		}
+	}
 	wait := r.e.opts.PollInterval
 	for i, id := range r.pools {
 		if slices.Contains(r.held, id) {
 			continue // what frees it (a start, a resume, a detach) wakes produce
 		}
-		if w, err := r.e.pause(ctx, id, &r.floors[i]); err == nil {
-			wait = min(wait, w)
+		w, ok := r.skipped[id]
+		if !ok {
+			w, ok = wakes[id]
 		}
+		if !ok {
+			continue // its read failed, or it was deleted since
+		}
+		if !w.HasNext {
+			r.floors[i].reset()
+			continue
+		}
+		wait = min(wait, r.floors[i].pause(w.Next.Sub(r.e.now()), r.e.opts.PollInterval))
 	}
 	return wait
 }
