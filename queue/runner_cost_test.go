@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,4 +119,50 @@ func workCost(t *testing.T, st store.Store, onCampaign bool) {
 		"write transactions for %d leases from 50 pools, %d of them empty", leases, empty)
 	require.LessOrEqual(t, reads, int64(perLease*leases),
 		"read transactions for %d leases from 50 pools, %d of them empty", leases, empty)
+}
+
+// TestWork_ClaimsARetryWhenItComesDue: a pool whose only item waits for
+// its retry time is passed over by Work's claims until that time, then
+// claimed, with no Add or other wake-up to bring the look: its time,
+// read with the pools that may give, is the pause's end, and a pool with
+// a retry time at or before now is claimed in though its due set is
+// empty. 20 empty pools beside it, an hour's safety poll.
+func TestWork_ClaimsARetryWhenItComesDue(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{PollInterval: time.Hour})
+	ids := make([]uuid.UUID, 0, 21)
+	for range 20 {
+		ids = append(ids, b.pool(t, pool.Parallel, 10, 3).UUID)
+	}
+	live := b.pool(t, pool.Parallel, 10, 3)
+	ids = append(ids, live.UUID)
+	contact := b.add(t, live.UUID, 1)[0]
+	var calls atomic.Int32
+	rec := newRecorder(func(evs []queue.Event) bool {
+		for _, ev := range evs {
+			if ev.Kind == queue.EventCompleted {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithCancel(b.ctx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+			if calls.Add(1) == 1 {
+				return queue.RetryAt(time.Now().Add(100*time.Millisecond), errors.New("busy"))
+			}
+			return nil
+		}, queue.WorkOptions{Pools: ids, OnEvent: rec.on})
+	}()
+	select {
+	case <-rec.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the retry was not claimed when its time came")
+	}
+	cancel()
+	require.NoError(t, <-errc)
+	require.Equal(t, int32(2), calls.Load())
+	require.Equal(t, pool.StatusCompleted, b.item(t, live.UUID, contact).Status)
 }
