@@ -231,7 +231,6 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		e: e, h: h, opts: opts, pools: pools, log: opts.Logger,
 		jobs: map[*job]struct{}{}, ended: make(chan struct{}, 1), graceEnded: make(chan struct{}),
 		floors: make([]backoff, len(pools)), campaigns: distinct(opts.Campaigns), own: pools,
-		skipped: map[uuid.UUID]store.PoolWake{},
 	}
 	stopped := r.produce(ctx) // nil: ctx ended; ErrClosed: Close began; else the store closed
 	r.log.Info("poolq: work stopping", "grace", opts.Grace)
@@ -284,14 +283,13 @@ type runner struct {
 	handlers   sync.WaitGroup    // the jobs' goroutines
 
 	// Used by produce alone.
-	own       []uuid.UUID                  // opts.Pools, without repeats
-	campaigns []uuid.UUID                  // opts.Campaigns, without repeats
-	next      int                          // the pool whose turn it is to be claimed from first
-	floors    []backoff                    // per pool: the floor under sleeps (see backoff)
-	held      []uuid.UUID                  // the pools held by their campaigns at the last claim (see pause)
-	skipped   map[uuid.UUID]store.PoolWake // the pools the last claim passed over, with what it read of them (see pause)
-	via       map[uuid.UUID]uuid.UUID      // the campaign a pool is worked for (none: one of opts.Pools, worked whatever governs it)
-	stopping  time.Time                    // when produce gave back the leases of a claim that committed as Work stopped
+	own       []uuid.UUID             // opts.Pools, without repeats
+	campaigns []uuid.UUID             // opts.Campaigns, without repeats
+	next      int                     // the pool whose turn it is to be claimed from first
+	floors    []backoff               // per pool: the floor under sleeps (see backoff)
+	held      []uuid.UUID             // the pools held by their campaigns at the last claim (see pause)
+	via       map[uuid.UUID]uuid.UUID // the campaign a pool is worked for (none: one of opts.Pools, worked whatever governs it)
+	stopping  time.Time               // when produce gave back the leases of a claim that committed as Work stopped
 
 	// lost is the first error wrapping store.ErrClosed that a settlement
 	// or a give-back met: a result or a release the store, closed under
@@ -475,7 +473,6 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 	var leases []*Lease
 	var gone []uuid.UUID // pools deleted since Work started
 	r.held = r.held[:0]
-	clear(r.skipped)
 	if len(r.pools) == 0 {
 		return nil, nil // a campaign not In Process, or without pools
 	}
@@ -506,8 +503,7 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 				continue
 			}
 			if !w.Due && !(w.HasNext && !w.Next.After(now)) {
-				r.skipped[r.pools[i]] = w // nothing due, no lease ended: a claim would find nothing
-				continue
+				continue // nothing due, no lease ended: a claim would find nothing
 			}
 		}
 		ls, err := r.e.tryDequeue(ctx, r.pools[i], n-len(leases), r.via[r.pools[i]]) // nothing if it left its campaign
@@ -565,25 +561,24 @@ func (r *runner) forget(gone []uuid.UUID) {
 // times, which no claim promotes, must not make produce look again and
 // again.
 //
-// The pools the claim passed over keep what it read of them: nothing has
-// changed in them since but what wakes produce. Those it claimed in, which
-// the claim may have changed (a lease ended, a retry found due and left at
-// the pool's cap, which the next wake no longer counts), are read again,
-// in one read transaction; a pool whose read fails waits PollInterval at
-// most, as one that has nothing to wait for. A held pool that the claim
-// passed over is not known to be held: its next wake, still to come,
-// counts, and the look it brings claims in the pool and finds it held.
+// The next wakes of the pools are read in one read transaction (the claim
+// may have changed what it read of them: a lease ended, a retry found due
+// and left at the pool's cap, which the next wake no longer counts); a
+// pool whose read fails waits PollInterval at most, as one that has
+// nothing to wait for. A held pool that the claim passed over (nothing
+// due) is not known to be held: its next wake, still to come, counts, and
+// the look it brings claims in the pool and finds it held.
 func (r *runner) pause(ctx context.Context) time.Duration {
-	var claimed []uuid.UUID
+	var ids []uuid.UUID
 	for _, id := range r.pools {
-		if _, skipped := r.skipped[id]; !skipped && !slices.Contains(r.held, id) {
-			claimed = append(claimed, id)
+		if !slices.Contains(r.held, id) {
+			ids = append(ids, id)
 		}
 	}
 	var wakes map[uuid.UUID]store.PoolWake
-	if len(claimed) > 0 {
+	if len(ids) > 0 {
 		err := r.e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
-			wakes, err = tx.PoolWakes(ctx, claimed...)
+			wakes, err = tx.PoolWakes(ctx, ids...)
 			return err
 		})
 		if err != nil {
@@ -595,10 +590,7 @@ func (r *runner) pause(ctx context.Context) time.Duration {
 		if slices.Contains(r.held, id) {
 			continue // what frees it (a start, a resume, a detach) wakes produce
 		}
-		w, ok := r.skipped[id]
-		if !ok {
-			w, ok = wakes[id]
-		}
+		w, ok := wakes[id]
 		if !ok {
 			continue // its read failed, or it was deleted since
 		}
