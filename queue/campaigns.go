@@ -770,13 +770,18 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 	if !c.Status.Dispatches() || len(c.PoolUUIDs) == 0 {
 		return nil, wait, nil
 	}
+	// The read of which pools may give pays for itself when it can save a
+	// claim in another pool; a campaign of one pool claims in it (as
+	// TryDequeue does), a write that finds out as much.
 	var wakes map[uuid.UUID]store.PoolWake
-	err := e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
-		wakes, err = tx.PoolWakes(ctx, c.PoolUUIDs...)
-		return err
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("dequeue campaign: %w", err)
+	if len(c.PoolUUIDs) > 1 {
+		err := e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
+			wakes, err = tx.PoolWakes(ctx, c.PoolUUIDs...)
+			return err
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("dequeue campaign: %w", err)
+		}
 	}
 	now := e.now() // after the read: a retry or lease that ends meanwhile is claimed now
 	start := e.turn(c.UUID, len(c.PoolUUIDs))
@@ -784,13 +789,13 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 		i := (start + k) % len(c.PoolUUIDs)
 		p := c.PoolUUIDs[i]
 		w, found := wakes[p]
-		if !found {
+		if wakes != nil && !found {
 			continue // deleted since c was read
 		}
 		if floors[p] == nil {
 			floors[p] = &backoff{}
 		}
-		if !w.Due && !(w.HasNext && !w.Next.After(now)) {
+		if found && !w.Due && !(w.HasNext && !w.Next.After(now)) {
 			// Nothing due, no lease ended: a claim would find nothing.
 			if w.HasNext {
 				wait = min(wait, floors[p].pause(w.Next.Sub(e.now()), e.opts.PollInterval))

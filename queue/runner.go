@@ -477,11 +477,16 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 		return nil, nil // a campaign not In Process, or without pools
 	}
 	defer func() { r.forget(gone) }()
+	// The read pays for itself when it can save a claim in another pool:
+	// Work on one pool claims in it, a write that finds out as much.
 	var wakes map[uuid.UUID]store.PoolWake
-	err := r.e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
-		wakes, err = tx.PoolWakes(ctx, r.pools...)
-		return err
-	})
+	var err error
+	if len(r.pools) > 1 {
+		err = r.e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
+			wakes, err = tx.PoolWakes(ctx, r.pools...)
+			return err
+		})
+	}
 	switch {
 	case err == nil:
 	case endsDispatch(err):
