@@ -689,8 +689,8 @@ func (e *Engine) wakePools(pools ...uuid.UUID) {
 // [store.ErrCommitUnknown], whose claim, if it committed, is given back
 // (see [Engine.TryDequeue]).
 //
-// Cost: each look reads the campaign, then, in one read transaction, which
-// of its pools may give an item (a few index seeks a pool, whatever its
+// Cost: each look reads the campaign, then, when it has more than one
+// pool, in one read transaction, which of its pools may give an item (a few index seeks a pool, whatever its
 // items), and claims (a write transaction, as TryDequeue's) only in those,
 // in turn, until one gives: its pools that have nothing due, however many,
 // cost no write.

@@ -170,8 +170,8 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // may be more than the handlers running (never more than the pool's cap,
 // which the claim checks in the database).
 //
-// Cost: each look reads, in one read transaction, which of the pools may
-// give an item (a few index seeks a pool, whatever its items; with
+// Cost: each look at more than one pool reads, in one read transaction,
+// which of the pools may give an item (a few index seeks a pool, whatever its items; with
 // Campaigns, the campaigns are read first, in another), then claims, a
 // write transaction each, only in those, in turn, until the free workers
 // have leases: the pools with nothing due and no lease ended, however
