@@ -751,8 +751,8 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 // from a campaign that is not In Process, and touches none of its pools
 // then.
 //
-// A pass costs one read transaction (store.Tx.PoolWakes: a few index seeks
-// a pool), then a claim, a write transaction, in each pool that may give
+// A pass over several pools costs one read transaction
+// (store.Tx.PoolWakes: a few index seeks a pool), then a claim, a write transaction, in each pool that may give
 // something at now, in turn, until one does (and for each that gives
 // nothing, a read of its next wake): the pools that have nothing due and
 // no lease ended, however many, cost no write. That read is exact or errs
