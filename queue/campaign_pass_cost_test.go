@@ -2,7 +2,6 @@ package queue_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,17 +14,6 @@ import (
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
-
-// writeCountStore counts its write transactions.
-type writeCountStore struct {
-	store.Store
-	writes atomic.Int64
-}
-
-func (s *writeCountStore) Write(ctx context.Context, fn func(store.Tx) error) error {
-	s.writes.Add(1)
-	return s.Store.Write(ctx, fn)
-}
 
 // TestDequeueCampaign_CostOfEmptyPools: a lease of DequeueCampaign costs
 // one write transaction (its claim), however many of the campaign's pools
@@ -69,7 +57,7 @@ func (b *testBundle) emptyPools(t *testing.T, n int) []uuid.UUID {
 
 func campaignPassCost(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	ws := &writeCountStore{Store: st}
+	ws := &txCountStore{Store: st}
 	c := newClock()
 	eng := openEngine(t, ws, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: time.Hour})
 	b := &testBundle{ctx: ctx, eng: eng, clock: c}
