@@ -55,17 +55,27 @@ func (b *testBundle) emptyPools(t *testing.T, n int) []uuid.UUID {
 	return ids
 }
 
-func campaignPassCost(t *testing.T, st store.Store) {
-	ctx := context.Background()
-	ws := &txCountStore{Store: st}
+// emptyPoolsCost opens an engine over st counted by a txCountStore (an
+// hour's poll), and makes empty pools without items and then one pool of
+// type typ and cap maxParallel holding leases items: the pools' UUIDs,
+// the live one last, and its items' contacts.
+func emptyPoolsCost(t *testing.T, st store.Store, empty, leases int, typ pool.Type, maxParallel int) (
+	b *testBundle, cs *txCountStore, ids, want []uuid.UUID) {
+	t.Helper()
+	cs = &txCountStore{Store: st}
 	c := newClock()
-	eng := openEngine(t, ws, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: time.Hour})
-	b := &testBundle{ctx: ctx, eng: eng, clock: c}
+	eng := openEngine(t, cs, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: time.Hour})
+	b = &testBundle{ctx: context.Background(), eng: eng, clock: c}
+	ids = b.emptyPools(t, empty)
+	live := b.pool(t, typ, maxParallel, 3)
+	want = b.add(t, live.UUID, leases)
+	return b, cs, append(ids, live.UUID), want
+}
+
+func campaignPassCost(t *testing.T, st store.Store) {
 	const empty, leases = 49, 5
-	ids := b.emptyPools(t, empty)
-	live := b.pool(t, pool.Parallel, 10, 3)
-	want := b.add(t, live.UUID, leases)
-	ids = append(ids, live.UUID)
+	b, ws, ids, want := emptyPoolsCost(t, st, empty, leases, pool.Parallel, 10)
+	ctx, eng := b.ctx, b.eng
 	camp := b.campaignOf(t, uuid.Nil, ids...)
 	_, err := eng.StartCampaign(ctx, camp.UUID)
 	require.NoError(t, err)

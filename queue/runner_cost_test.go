@@ -66,16 +66,9 @@ func TestWork_CostOfEmptyPools(t *testing.T) {
 }
 
 func workCost(t *testing.T, st store.Store, onCampaign bool) {
-	ctx := context.Background()
-	cs := &txCountStore{Store: st}
-	c := newClock()
-	eng := openEngine(t, cs, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, Now: c.Now, PollInterval: time.Hour})
-	b := &testBundle{ctx: ctx, eng: eng, clock: c}
 	const empty, leases = 49, 5
-	ids := b.emptyPools(t, empty)
-	live := b.pool(t, pool.FIFO, 1, 3)
-	want := b.add(t, live.UUID, leases)
-	ids = append(ids, live.UUID)
+	b, cs, ids, want := emptyPoolsCost(t, st, empty, leases, pool.FIFO, 1)
+	ctx, eng := b.ctx, b.eng
 	rec := newRecorder(settledN(leases))
 	opts := queue.WorkOptions{Workers: 2, OnEvent: rec.on}
 	if onCampaign {
@@ -106,7 +99,7 @@ func workCost(t *testing.T, st store.Store, onCampaign bool) {
 	require.NoError(t, <-errc)
 	require.Equal(t, leases, rec.count(queue.EventCompleted))
 	for _, id := range want {
-		require.Equal(t, pool.StatusCompleted, b.item(t, live.UUID, id).Status)
+		require.Equal(t, pool.StatusCompleted, b.item(t, ids[len(ids)-1], id).Status)
 	}
 	// A lease's claim and completion are two writes; each look reads which
 	// pools may give (and first, on a campaign, the campaign), a look that
