@@ -47,6 +47,7 @@ const (
 	pgKillEnvSchema = "POOLQ_PGKILL_SCHEMA"
 	pgKillEnvPools  = "POOLQ_PGKILL_POOLS" // parallel,fifo
 	pgKillEnvLog    = "POOLQ_PGKILL_LOG"
+	pgKillEnvSlow   = "POOLQ_PGKILL_SLOW" // set for the victim: its calls last 4× longer
 
 	pgKillLease      = 2 * time.Second // LeaseTimeout of the children
 	pgKillCap        = 3
@@ -110,10 +111,18 @@ func TestPostgresKillChild(t *testing.T) {
 			logf("ack complete %s %d", l.ContactUUID, l.Token)
 		}
 	}
+	// The victim's calls last longer, so that it holds a lease of each pool
+	// at once for long stretches, however loaded the machine: with calls as
+	// short as the others', under load it once drained its share of the
+	// Parallel pool before the parent saw it hold both, and was never killed.
+	slow := time.Duration(1)
+	if os.Getenv(pgKillEnvSlow) != "" {
+		slow = 4
+	}
 	var wg sync.WaitGroup
-	wg.Go(func() { work("par", par, 1, 10*time.Millisecond) })
-	wg.Go(func() { work("par", par, 2, 10*time.Millisecond) })
-	wg.Go(func() { work("fifo", fifo, 3, 15*time.Millisecond) })
+	wg.Go(func() { work("par", par, 1, slow*10*time.Millisecond) })
+	wg.Go(func() { work("par", par, 2, slow*10*time.Millisecond) })
+	wg.Go(func() { work("fifo", fifo, 3, slow*15*time.Millisecond) })
 	wg.Wait()
 }
 
@@ -195,6 +204,9 @@ func TestPostgres_KillOneOfThree(t *testing.T) {
 		c.cmd = exec.Command(os.Args[0], "-test.run=^TestPostgresKillChild$", "-test.v")
 		c.cmd.Env = append(os.Environ(), pgKillEnvChild+"=1", pgKillEnvSchema+"="+st.Schema(),
 			pgKillEnvPools+"="+par.UUID.String()+","+fifo.UUID.String(), pgKillEnvLog+"="+c.log)
+		if i == 0 { // the victim
+			c.cmd.Env = append(c.cmd.Env, pgKillEnvSlow+"=1")
+		}
 		c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 		require.NoError(t, c.cmd.Start())
 		go func() { _ = c.cmd.Wait(); close(c.exited) }()
