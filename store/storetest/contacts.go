@@ -31,6 +31,7 @@ func contactTests() []test {
 		{"KeepCalls/OK", testKeepCalls},
 		{"KeepCalls/RollbackOnError", testKeepCallsRollback},
 		{"KeepCalls/NotForFinishedCampaigns", testKeepCallsFinished},
+		{"KeepCalls/DetachNotForFinishedCampaigns", testKeepCallsDetachFinished},
 		{"KeepCalls/DetachAttach", testKeepCallsDetach},
 		{"KeepCalls/ReleaseKeptCall", testReleaseKeptCall},
 		{"KeepCalls/ReleaseKeptCallWithoutAttempts", testReleaseKeptCallNoAttempts},
@@ -387,6 +388,38 @@ func testKeepCallsFinished(t *testing.T, b *bundle) {
 	b.keepCalls(p.UUID, c) // one contact
 	b.keepCalls(p.UUID)    // the rest, with the pool
 	for st, k := range byStatus {
+		got := b.campaignItems(false, k.UUID, uuid.Nil, c, d)
+		if st.Finished() {
+			require.Empty(t, got, "%s: nothing kept", st)
+		} else {
+			require.ElementsMatch(t, []pool.Item{kept(items[0]), kept(items[1])}, got, "%s: kept", st)
+		}
+	}
+}
+
+// testKeepCallsDetachFinished checks that DetachPool keeps the calls of
+// the pool's items only for a campaign that may dispatch again: detaching a
+// pool of a million called items from an archived campaign wrote a million
+// records that nothing reads.
+func testKeepCallsDetachFinished(t *testing.T, b *bundle) {
+	for _, st := range campaign.Statuses() {
+		p := b.insertPool()
+		k := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.Status = st }))
+		b.attachAll(k.UUID, p)
+		c, d := uuid.New(), uuid.New()
+		items := b.insertItems(p.UUID, []pool.Item{
+			{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0},
+			{ContactUUID: d, Status: pool.StatusPending, AddedAt: t0},
+		})
+		for i := range items {
+			b.set(items, i, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 1 })
+			items[i] = b.item(items[i].ID)
+		}
+		b.write(func(tx store.Tx) error {
+			ok, err := tx.DetachPool(b.ctx, k.UUID, p.UUID)
+			require.True(t, ok, "%s: detached", st)
+			return err
+		})
 		got := b.campaignItems(false, k.UUID, uuid.Nil, c, d)
 		if st.Finished() {
 			require.Empty(t, got, "%s: nothing kept", st)
