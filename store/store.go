@@ -289,7 +289,9 @@ type Tx interface {
 	// of the pool's items (those with attempts or a day's count above
 	// zero) still count in the campaign: they are kept for it, as
 	// KeepCalls keeps those of removed items, until the pool is attached
-	// to it again.
+	// to it again; not for a Completed or Archived campaign, which never
+	// dispatches again (detaching a pool of many called items from it
+	// writes nothing for them).
 	DetachPool(ctx context.Context, id, poolID uuid.UUID) (detached bool, err error)
 	// RulePools returns the pools of the campaigns rule governs (In
 	// Process or Paused), each once, in no given order; none for an

@@ -67,14 +67,17 @@ ON CONFLICT DO NOTHING`
 	detachPoolSQL = `DELETE FROM campaign_pools WHERE campaign_id = ? AND pool_id = ?`
 
 	// keepDetachedCallsSQL keeps the calls of pool ?2's items for campaign
-	// ?1, which it leaves (see store.Tx.DetachPool); dropKeptCallsSQL
+	// ?1, which it leaves (see store.Tx.DetachPool), unless the campaign
+	// is ?3 or ?4 (Completed, Archived: it never reads them); dropKeptCallsSQL
 	// drops those of its items when it is attached to the campaign again.
 	keepDetachedCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today, lease_token,
     prev_call_at, prev_calls_today, older_call_at, older_calls_today)
 SELECT ?1, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today,
     CASE WHEN i.status IN ('Processing', 'In_Call') THEN i.token ELSE 0 END, i.prev_call_at, i.prev_calls_today,
     i.older_call_at, i.older_calls_today
-FROM items i WHERE i.pool_id = ?2 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)`
+FROM campaigns k JOIN items i ON i.pool_id = ?2
+WHERE k.id = ?1 AND k.status NOT IN (?3, ?4)
+    AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)`
 	dropKeptCallsSQL = `DELETE FROM kept_calls WHERE campaign_id = ?1
     AND item_id IN (SELECT i.id FROM kept_calls k JOIN items i ON i.id = k.item_id WHERE k.campaign_id = ?1 AND i.pool_id = ?2)`
 
@@ -468,7 +471,7 @@ func (t *txn) DetachPool(ctx context.Context, id, poolID uuid.UUID) (bool, error
 	}
 	n, err := res.RowsAffected()
 	if err == nil && n > 0 {
-		_, err = t.exec(ctx, keepDetachedCallsSQL, ck, pk) // they still count in the campaign
+		_, err = t.exec(ctx, keepDetachedCallsSQL, ck, pk, string(campaign.Completed), string(campaign.Archived)) // they still count in the campaign
 	}
 	return n > 0, wrap(op, err)
 }
