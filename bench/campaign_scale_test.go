@@ -17,6 +17,9 @@ import (
 //   - EmptyPools/N: DequeueCampaign of a campaign of N pools, one of them
 //     holding the items, the others empty. The turn moves past the pool
 //     that gave, so each claim looks at the N-1 empty pools first.
+//   - FullPools/N: the same, the N-1 other pools each with an item in a
+//     call (a lease held for the whole run) and one waiting: full, so
+//     each claim looks at N-1 pools where nothing may be taken.
 //   - FinishedCampaigns/N: TryDequeue of a pool attached to N campaigns
 //     that ran and completed (a pool reused by a new campaign every day)
 //     and to the running one.
@@ -38,6 +41,39 @@ func BenchmarkCampaignScale(b *testing.B) {
 				l, err := eng.DequeueCampaign(ctx, c)
 				if err != nil {
 					b.Fatal(err)
+				}
+				if err := eng.Complete(ctx, l, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perSecond(b, b.N)
+		})
+	}
+	for _, n := range []int{2, 20, 200} {
+		b.Run(fmt.Sprintf("FullPools/%d", n), func(b *testing.B) {
+			eng := openCampaign(b)
+			ids := make([]uuid.UUID, n)
+			for i := range ids {
+				ids[i] = mustPool(b, eng, pool.FIFO).UUID
+			}
+			fillZone(b, eng, ids[0], b.N, campaignZone)
+			for _, id := range ids[1:] {
+				fillZone(b, eng, id, 2, campaignZone)
+			}
+			c := runCampaign(b, eng, ids...)
+			for _, id := range ids[1:] {
+				if _, err := eng.TryDequeue(ctx, id); err != nil { // held, never settled: the pool is full
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				l, err := eng.DequeueCampaign(ctx, c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if l.PoolUUID != ids[0] {
+					b.Fatalf("a lease of pool %s, full", l.PoolUUID)
 				}
 				if err := eng.Complete(ctx, l, ""); err != nil {
 					b.Fatal(err)
