@@ -435,6 +435,11 @@ type PoolWake struct {
 	// clock stepped back): a Due at the caller's now does not return them,
 	// and gives them back to the waiting set (see Due).
 	Due bool
+	// Full reports whether the pool's items in flight (Processing and
+	// In_Call) are at or above its cap ([pool.Pool.Cap]), counted as a
+	// claim counts them: a claim then takes nothing, whatever is due,
+	// unless a lease has ended.
+	Full bool
 	// Next and HasNext are NextWake's answer: the earliest retry time of a
 	// Retrying or Scheduled item that no Due has found due, or lease end
 	// of an in-flight item; HasNext is false when there is none.

@@ -39,6 +39,8 @@ func dispatchTests() []test {
 		{"NextWake/AfterInsertItems", testNextWakeInsertItems},
 		{"PoolWakes/OK", testPoolWakes},
 		{"PoolWakes/AfterDue", testPoolWakesAfterDue},
+		{"PoolWakes/Full", testPoolWakesFull},
+		{"PoolWakes/CapChanged", testPoolWakesCapChanged},
 	}
 }
 
@@ -727,25 +729,30 @@ func (b *bundle) poolWakes(pools ...uuid.UUID) map[uuid.UUID]store.PoolWake {
 }
 
 // requireWakesAsNextWake checks that each pool's Next and HasNext in got
-// are NextWake's.
+// are NextWake's, and that none is Full.
 func (b *bundle) requireWakesAsNextWake(got map[uuid.UUID]store.PoolWake) {
 	b.t.Helper()
 	for id, w := range got {
+		require.False(b.t, w.Full, "pool %s", id)
 		next, ok := b.nextWake(id)
 		require.Equal(b.t, ok, w.HasNext, "pool %s", id)
 		require.Equal(b.t, next, w.Next, "pool %s", id)
 	}
 }
 
+// parallel makes a pool Parallel (its cap, 10, above the items in flight
+// of the PoolWakes tests that are not about a full pool).
+func parallel(p *pool.Pool) { p.Type = pool.Parallel }
+
 // testPoolWakes reads the PoolWakes of pools in every state at once, and
 // of an unknown pool (left out): a pool whose due set holds an item is
 // Due (a Pending item; a retry a Due found due is testPoolWakesAfterDue's),
 // and every pool's Next is NextWake's: a retry time no Due has found due
 // (past or to come), a lease's end (past: a lease to end, or to come).
-// Only in a read transaction.
+// None is at its cap (testPoolWakesFull's). Only in a read transaction.
 func testPoolWakes(t *testing.T, b *bundle) {
-	empty, terminal, pending1, retry, retryPast, scheduledLease, ended := b.insertPool(), b.insertPool(),
-		b.insertPool(), b.insertPool(), b.insertPool(), b.insertPool(), b.insertPool()
+	empty, terminal, pending1, retry, retryPast, scheduledLease, ended := b.insertPool(parallel), b.insertPool(parallel),
+		b.insertPool(parallel), b.insertPool(parallel), b.insertPool(parallel), b.insertPool(parallel), b.insertPool(parallel)
 
 	it := b.insertItems(terminal.UUID, pending(2))
 	b.set(it, 0, status(pool.StatusCompleted))
@@ -800,7 +807,7 @@ func testPoolWakes(t *testing.T, b *bundle) {
 // given them back, it is not, and Next names them again.
 func testPoolWakesAfterDue(t *testing.T, b *bundle) {
 	for _, mod := range []func(time.Time) func(*pool.Item){retrying, scheduled} {
-		p := b.insertPool()
+		p := b.insertPool(parallel)
 		it := b.insertItems(p.UUID, pending(3))
 		b.set(it, 0, mod(at(-time.Hour)))
 		b.set(it, 1, inFlight(pool.StatusProcessing, at(time.Hour)))
@@ -823,5 +830,81 @@ func testPoolWakesAfterDue(t *testing.T, b *bundle) {
 		got = b.poolWakes(p.UUID)
 		require.Equal(t, store.PoolWake{Next: at(time.Hour), HasNext: true}, got[p.UUID], "given back")
 		b.requireWakesAsNextWake(got)
+	}
+}
+
+// testPoolWakesFull: a pool whose items in flight (Processing and In_Call)
+// reach its cap, as a claim counts them (1 for FIFO and LIFO,
+// max_parallel_items for Parallel: pool.Pool.Cap), is Full, whatever it
+// has due; its Next is then its earliest lease's end, and a retry time,
+// past or to come, is left out: a claim in a full pool gives nothing
+// until a lease ends. A lease ended makes Next past, as NextWake's.
+func testPoolWakesFull(t *testing.T, b *bundle) {
+	for _, typ := range pool.Types() {
+		p := b.insertPool(func(p *pool.Pool) { p.Type, p.MaxParallelItems = typ, 2 })
+		it := b.insertItems(p.UUID, pending(5))
+		b.set(it, 0, retrying(at(-time.Hour))) // its time has come, no Due has found it due
+		b.set(it, 1, scheduled(at(time.Minute)))
+		require.Equal(t, store.PoolWake{Due: true, Next: at(-time.Hour), HasNext: true}, b.poolWakes(p.UUID)[p.UUID],
+			"%s: nothing in flight", typ)
+
+		b.set(it, 2, inFlight(pool.StatusProcessing, at(2*time.Hour)))
+		if typ.Serial() {
+			require.Equal(t, store.PoolWake{Due: true, Full: true, Next: at(2 * time.Hour), HasNext: true}, b.poolWakes(p.UUID)[p.UUID],
+				"%s: one in flight", typ)
+		} else {
+			got := b.poolWakes(p.UUID)
+			require.Equal(t, store.PoolWake{Due: true, Next: at(-time.Hour), HasNext: true}, got[p.UUID], "%s: one in flight", typ)
+			b.requireWakesAsNextWake(got)
+		}
+
+		b.set(it, 3, inFlight(pool.StatusInCall, at(time.Hour)))
+		require.Equal(t, store.PoolWake{Due: true, Full: true, Next: at(time.Hour), HasNext: true}, b.poolWakes(p.UUID)[p.UUID],
+			"%s: two in flight, one In_Call", typ)
+
+		b.set(it, 4, status(pool.StatusCompleted)) // nothing Pending left
+		require.Equal(t, store.PoolWake{Full: true, Next: at(time.Hour), HasNext: true}, b.poolWakes(p.UUID)[p.UUID],
+			"%s: two in flight, retries waiting", typ)
+
+		b.set(it, 3, inFlight(pool.StatusInCall, at(-time.Minute)))
+		require.Equal(t, store.PoolWake{Full: true, Next: at(-time.Minute), HasNext: true}, b.poolWakes(p.UUID)[p.UUID],
+			"%s: a lease ended", typ)
+
+		b.set(it, 3, status(pool.StatusCompleted))
+		b.set(it, 2, status(pool.StatusFailed))
+		got := b.poolWakes(p.UUID)
+		require.Equal(t, store.PoolWake{Next: at(-time.Hour), HasNext: true}, got[p.UUID], "%s: none in flight", typ)
+		b.requireWakesAsNextWake(got)
+	}
+}
+
+// testPoolWakesCapChanged: Full follows the pool's cap as it changes: a
+// cap lowered below the items in flight leaves the pool Full, one raised
+// above them does not, and a type change makes the cap the type's.
+func testPoolWakesCapChanged(t *testing.T, b *bundle) {
+	p := b.insertPool(func(p *pool.Pool) { p.Type, p.MaxParallelItems = pool.Parallel, 3 })
+	it := b.insertItems(p.UUID, pending(5))
+	for i := range 3 {
+		b.set(it, i, inFlight(pool.StatusProcessing, at(time.Duration(i+1)*time.Hour)))
+	}
+	full := store.PoolWake{Due: true, Full: true, Next: at(time.Hour), HasNext: true}
+	notFull := store.PoolWake{Due: true, Next: at(time.Hour), HasNext: true}
+	for i, step := range []struct {
+		change func(*pool.Pool)
+		want   store.PoolWake
+	}{
+		{func(*pool.Pool) {}, full},
+		{func(p *pool.Pool) { p.MaxParallelItems = 1 }, full},
+		{func(p *pool.Pool) { p.MaxParallelItems = 4 }, notFull},
+		{func(p *pool.Pool) { p.Type = pool.FIFO }, full},
+		{func(p *pool.Pool) { p.Type = pool.LIFO }, full},
+		{func(p *pool.Pool) { p.Type = pool.Parallel }, notFull},
+		{func(p *pool.Pool) { p.MaxParallelItems = 3 }, full},
+		{func(p *pool.Pool) { p.MaxParallelItems = 100 }, notFull},
+	} {
+		cur := b.getPool(p.UUID)
+		step.change(&cur)
+		b.write(func(tx store.Tx) error { return tx.UpdatePool(b.ctx, cur) })
+		require.Equal(t, step.want, b.poolWakes(p.UUID)[p.UUID], "step %d: %s, cap %d", i, cur.Type, cur.Cap())
 	}
 }
