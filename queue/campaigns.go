@@ -752,19 +752,22 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 // then.
 //
 // A pass over several pools costs one read transaction
-// (store.Tx.PoolWakes: a few index seeks a pool), then a claim, a write transaction, in each pool that may give
-// something at now, in turn, until one does (and for each that gives
-// nothing, a read of its next wake): the pools that have nothing due and
-// no lease ended, however many, cost no write. That read is exact or errs
+// (store.Tx.PoolWakes: a few index seeks a pool), then a claim, a write
+// transaction, in each pool that may give something at now (mayGive), in
+// turn, until one does (and for each that gives nothing, a read of its
+// next wake): the pools that have nothing due, or are full, and have no
+// lease ended, however many, cost no write. That read is exact or errs
 // towards a claim: a pool is passed over only when it has no waiting item
 // in its due set (a Pending one, or a retry that a claim found due and
-// left, say at its cap), and neither a retry time nor a lease's end at or
-// before now (see store.PoolWake). Something that comes due after the read
-// (an Add, a settlement, a pool's cap raised, on this node or another)
-// wakes the caller, subscribed to the pools before the pass, and a retry
-// time or lease end still to come is the pass's wait; a retry or lease
-// whose time passes between the read and the wait makes that wait the
-// floor's (a millisecond first), and the next look claims it.
+// left, say at its cap) or its items in flight fill its cap, and neither
+// a retry time (in a pool not full) nor a lease's end is at or before now
+// (see store.PoolWake). Something that comes due or frees a slot after
+// the read (an Add, a settlement, a pool's cap raised, on this node or
+// another) wakes the caller, subscribed to the pools before the pass, and
+// a retry time or lease end still to come (a full pool's lease end only)
+// is the pass's wait; a retry or lease whose time passes between the read
+// and the wait makes that wait the floor's (a millisecond first), and the
+// next look claims it.
 func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors map[uuid.UUID]*backoff) (*Lease, time.Duration, error) {
 	wait := e.opts.PollInterval
 	if !c.Status.Dispatches() || len(c.PoolUUIDs) == 0 {
@@ -795,8 +798,9 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 		if floors[p] == nil {
 			floors[p] = &backoff{}
 		}
-		if found && !w.Due && !(w.HasNext && !w.Next.After(now)) {
-			// Nothing due, no lease ended: a claim would find nothing.
+		if found && !mayGive(w, now) {
+			// Nothing due, or the pool full, and no lease ended: a claim
+			// would find nothing.
 			if w.HasNext {
 				wait = min(wait, floors[p].pause(w.Next.Sub(e.now()), e.opts.PollInterval))
 			} else {
@@ -819,6 +823,16 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 		}
 	}
 	return nil, wait, nil
+}
+
+// mayGive reports whether a claim at now may find something to do in a
+// pool whose PoolWakes read w: an item in its due set while it has room
+// for one, or a retry time (not in a full pool, see store.PoolWake) or a
+// lease's end at or before now. False only when the claim would find
+// nothing: a full pool is passed over unless a lease of it has ended,
+// which the claim would end, freeing a slot.
+func mayGive(w store.PoolWake, now time.Time) bool {
+	return w.Due && !w.Full || w.HasNext && !w.Next.After(now)
 }
 
 // turn returns the index of the pool of campaign id whose turn it is to be

@@ -462,10 +462,12 @@ func (r *runner) running() int {
 // seeks a pool), which pools may give something, and claims only in those:
 // a claim is a write transaction (SQLite's one writer, PostgreSQL's pool
 // lock), and one in each pool with nothing due, at every look, would cost
-// a write per empty pool. The read errs only towards a claim: a pool
-// is passed over when its due set holds no item and neither a retry time
-// nor a lease's end has come (see store.PoolWake), and what comes due after
-// the read wakes produce, subscribed to the pools before it. A pool absent
+// a write per empty pool, and one in each full pool a write that ends in
+// ErrAtCapacity. The read errs only towards a claim: a pool is passed over
+// (mayGive) when its due set holds no item or its items in flight fill its
+// cap, and neither a retry time (in a pool not full) nor a lease's end has
+// come (see store.PoolWake), and what comes due or frees a slot after the
+// read wakes produce, subscribed to the pools before it. A pool absent
 // from the answer has been deleted: it is forgotten, as one whose claim
 // finds it gone. When the read fails, every pool is claimed in, as if each
 // might give.
@@ -507,8 +509,8 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 				gone = append(gone, r.pools[i])
 				continue
 			}
-			if !w.Due && !(w.HasNext && !w.Next.After(now)) {
-				continue // nothing due, no lease ended: a claim would find nothing
+			if !mayGive(w, now) {
+				continue // nothing due, or the pool full, and no lease ended: a claim would find nothing
 			}
 		}
 		ls, err := r.e.tryDequeue(ctx, r.pools[i], n-len(leases), r.via[r.pools[i]]) // nothing if it left its campaign

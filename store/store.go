@@ -414,15 +414,16 @@ type Tx interface {
 	// PoolWakes reads, for each of pools, whether a claim could find
 	// something to do in it, without the write transaction of a claim: a
 	// caller that serves many pools (queue.Engine.DequeueCampaign) writes
-	// only to those that may give. A claim at now finds a due item, or a
-	// lease to end, in a pool only if its PoolWake has Due, or HasNext
-	// with Next at or before now. An unknown pool is left out of the
-	// answer (no error). Only in a read transaction: it takes no pool's
-	// lock, and what it reads may change as soon as it returns (a caller
-	// about to wait learns of that as it learns of any change: see
-	// Signaler). Cost: four index seeks a pool (its row, then the first
-	// entry of three indexes), whatever the number of its items; one
-	// statement on PostgreSQL for all of them.
+	// only to those that may give. A claim at now takes a due item in a
+	// pool only if its PoolWake has Due and not Full, and finds a retry
+	// come due or a lease to end only if it has HasNext with Next at or
+	// before now. An unknown pool is left out of the answer (no error).
+	// Only in a read transaction: it takes no pool's lock, and what it
+	// reads may change as soon as it returns (a caller about to wait
+	// learns of that as it learns of any change: see Signaler). Cost: six
+	// index seeks a pool on SQLite (its row, the first entry of three
+	// indexes, its two counts in flight), five on PostgreSQL, whatever the
+	// number of its items; one statement on PostgreSQL for all of them.
 	PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]PoolWake, error)
 }
 
@@ -436,13 +437,20 @@ type PoolWake struct {
 	// and gives them back to the waiting set (see Due).
 	Due bool
 	// Full reports whether the pool's items in flight (Processing and
-	// In_Call) are at or above its cap ([pool.Pool.Cap]), counted as a
-	// claim counts them: a claim then takes nothing, whatever is due,
-	// unless a lease has ended.
+	// In_Call) are at or above its cap ([pool.Pool.Cap]: 1 for FIFO and
+	// LIFO, MaxParallelItems for Parallel), counted as a claim counts them
+	// (Tx.InFlight): a claim then takes nothing, whatever is due, unless a
+	// lease has ended, which it ends, freeing a slot. A cap lowered below
+	// the items in flight leaves the pool Full until enough of them end.
 	Full bool
 	// Next and HasNext are NextWake's answer: the earliest retry time of a
 	// Retrying or Scheduled item that no Due has found due, or lease end
-	// of an in-flight item; HasNext is false when there is none.
+	// of an in-flight item; HasNext is false when there is none. When Full,
+	// Next is the earliest lease end alone: a retry time that comes gives
+	// a claim nothing while the pool is full, so a caller waiting on it
+	// would wake for nothing, and, no claim finding it due, again and
+	// again. A slot freed otherwise (a settlement, a cap raised) is
+	// announced through the Signaler.
 	Next    time.Time
 	HasNext bool
 }

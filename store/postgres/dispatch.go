@@ -63,18 +63,19 @@ ORDER BY i.lease_expires_at, i.id LIMIT $3`
 	nextWakeSQL = `SELECT least(` + firstRetrySQL + `, ` + firstLeaseSQL + `)`
 
 	// poolWakesSQL reads the PoolWake of pools $1: each pool's row (a seek
-	// of its UUID), then the first entry of its items_ready (any),
-	// items_retry and items_lease, the last two written as firstRetrySQL
-	// and firstLeaseSQL are, an ordered walk stopped at its first row. No
-	// row for an unknown pool.
+	// of its UUID) and its counts (a seek of pool_counts' key), then the
+	// first entry of its items_ready (any), items_retry and items_lease,
+	// the last two written as firstRetrySQL and firstLeaseSQL are, an
+	// ordered walk stopped at its first row. No row for an unknown pool.
 	poolWakesSQL = `SELECT p.uuid, EXISTS (SELECT 1 FROM items i WHERE i.pool_id = p.id AND i.ready),
-    least((SELECT i.next_retry_at FROM items i
-           WHERE i.pool_id = p.id AND NOT i.ready AND i.status IN ('Retrying', 'Scheduled')
-           ORDER BY i.next_retry_at LIMIT 1),
-          (SELECT i.lease_expires_at FROM items i
-           WHERE i.pool_id = p.id AND i.status IN ('Processing', 'In_Call')
-           ORDER BY i.lease_expires_at LIMIT 1))
-FROM pools p WHERE p.uuid = ANY($1::uuid[])`
+    (SELECT i.next_retry_at FROM items i
+     WHERE i.pool_id = p.id AND NOT i.ready AND i.status IN ('Retrying', 'Scheduled')
+     ORDER BY i.next_retry_at LIMIT 1),
+    (SELECT i.lease_expires_at FROM items i
+     WHERE i.pool_id = p.id AND i.status IN ('Processing', 'In_Call')
+     ORDER BY i.lease_expires_at LIMIT 1),
+    p.type, p.max_parallel_items, c.processing + c.in_call
+FROM pools p JOIN pool_counts c ON c.pool_id = p.id WHERE p.uuid = ANY($1::uuid[])`
 )
 
 // InFlight returns the number of a pool's items in flight, from
@@ -371,9 +372,10 @@ func (t *txn) NextWake(ctx context.Context, poolID uuid.UUID) (time.Time, bool, 
 	return fromNanos(*n), true, nil
 }
 
-// PoolWakes reads, for each of pools, whether its due set holds an item
-// and its NextWake, in one statement (poolWakesSQL): four seeks a pool.
-// O(P log n) for P pools.
+// PoolWakes reads, for each of pools, whether its due set holds an item,
+// whether its items in flight fill its cap, and its NextWake (its first
+// lease end alone when full), in one statement (poolWakesSQL): five seeks
+// a pool. O(P log n) for P pools.
 func (t *txn) PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]store.PoolWake, error) {
 	const op = "pool wakes"
 	if !t.readOnly {
@@ -388,14 +390,22 @@ func (t *txn) PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]
 		return nil, wrap(op, err)
 	}
 	var (
-		id   uuid.UUID
-		due  bool
-		next *int64
+		id           uuid.UUID
+		due          bool
+		retry, lease *int64
+		typ          pool.Type
+		limit        int
+		n            int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &due, &next}, func() error {
-		w := store.PoolWake{Due: due}
-		if next != nil {
-			w.Next, w.HasNext = fromNanos(*next), true
+	_, err = pgx.ForEachRow(rows, []any{&id, &due, &retry, &lease, &typ, &limit, &n}, func() error {
+		w := store.PoolWake{Due: due, Full: n >= int64(pool.Pool{Type: typ, MaxParallelItems: limit}.Cap())}
+		if w.Full {
+			retry = nil // a retry time that comes gives a full pool's claim nothing
+		}
+		for _, at := range []*int64{retry, lease} {
+			if at != nil && (!w.HasNext || fromNanos(*at).Before(w.Next)) {
+				w.Next, w.HasNext = fromNanos(*at), true
+			}
 		}
 		out[id] = w
 		return nil

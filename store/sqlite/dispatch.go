@@ -74,13 +74,17 @@ ORDER BY i.lease_expires_at, i.id ` + limitParam
 
 	// poolWakeSQL reads a pool's PoolWake by UUID: the pool's row, then
 	// the first entry of its items_ready (any), items_retry and
-	// items_lease, as poolStateFrom reads the last two. No row for an
-	// unknown pool.
+	// items_lease, as poolStateFrom reads the last two, and its counts in
+	// flight, as inFlightSQL (two seeks of pool_counts' key). No row for
+	// an unknown pool.
 	poolWakeSQL = `SELECT EXISTS (SELECT 1 FROM items i WHERE i.pool_id = p.id AND i.ready = 1),
     (SELECT min(i.next_retry_at) FROM items i
      WHERE i.pool_id = p.id AND i.ready = 0 AND i.status IN ('Retrying', 'Scheduled')),
     (SELECT min(i.lease_expires_at) FROM items i
-     WHERE i.pool_id = p.id AND i.status IN ('Processing', 'In_Call'))
+     WHERE i.pool_id = p.id AND i.status IN ('Processing', 'In_Call')),
+    p.type, p.max_parallel_items,
+    (SELECT coalesce(sum(c.n), 0) FROM pool_counts c
+     WHERE c.pool_id = p.id AND c.status IN ('Processing', 'In_Call'))
 FROM pools p WHERE p.uuid = ?`
 )
 
@@ -244,8 +248,9 @@ func (t *txn) NextWake(ctx context.Context, poolID uuid.UUID) (time.Time, bool, 
 	return fromNanos(n.Int64), true, nil
 }
 
-// PoolWakes reads, for each of pools, whether its due set holds an item
-// and its NextWake: a statement a pool (poolWakeSQL), four seeks.
+// PoolWakes reads, for each of pools, whether its due set holds an item,
+// whether its items in flight fill its cap, and its NextWake (its first
+// lease end alone when full): a statement a pool (poolWakeSQL), six seeks.
 // O(P log n) for P pools.
 func (t *txn) PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]store.PoolWake, error) {
 	const op = "pool wakes"
@@ -257,21 +262,44 @@ func (t *txn) PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]
 		var (
 			due          bool
 			retry, lease sql.NullInt64
+			typ          pool.Type
+			limit, n     int
 		)
-		err := t.queryRow(ctx, []any{&due, &retry, &lease}, poolWakeSQL, blob(id))
+		err := t.queryRow(ctx, []any{&due, &retry, &lease, &typ, &limit, &n}, poolWakeSQL, blob(id))
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // unknown: left out
 		}
 		if err != nil {
 			return nil, wrap(op, err)
 		}
-		w := store.PoolWake{Due: due}
-		for _, n := range []sql.NullInt64{retry, lease} {
-			if n.Valid && (!w.HasNext || fromNanos(n.Int64).Before(w.Next)) {
-				w.Next, w.HasNext = fromNanos(n.Int64), true
-			}
-		}
-		out[id] = w
+		out[id] = poolWake(due, typ, limit, n, nullTime(retry), nullTime(lease))
 	}
 	return out, nil
+}
+
+// nullTime returns the instant of n, nil for NULL.
+func nullTime(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromNanos(n.Int64)
+	return &t
+}
+
+// poolWake is the PoolWake of a pool of type typ and max_parallel_items
+// limit with n items in flight, due set non-empty when due, first retry
+// time no Due found due and first lease end retry and lease (nil: none).
+// A full pool's Next is its first lease end alone: a retry time that
+// comes gives a claim nothing while the pool is full.
+func poolWake(due bool, typ pool.Type, limit, n int, retry, lease *time.Time) store.PoolWake {
+	w := store.PoolWake{Due: due, Full: n >= pool.Pool{Type: typ, MaxParallelItems: limit}.Cap()}
+	if w.Full {
+		retry = nil
+	}
+	for _, at := range []*time.Time{retry, lease} {
+		if at != nil && (!w.HasNext || at.Before(w.Next)) {
+			w.Next, w.HasNext = *at, true
+		}
+	}
+	return w
 }

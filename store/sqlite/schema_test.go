@@ -251,7 +251,7 @@ func TestSchema_QueryPlans(t *testing.T) {
 		{"Expired", sqlite.ExpiredSQL, []any{1, 2, 3}, []string{"items_lease"}},
 		{"NextWake", sqlite.NextWakeSQL, []any{1}, []string{"items_retry", "items_lease"}},
 		{"PoolWake", sqlite.PoolWakeSQL, []any{[]byte("0123456789abcdef")},
-			[]string{"sqlite_autoindex_pools_1", "items_ready", "items_retry", "items_lease"}},
+			[]string{"sqlite_autoindex_pools_1", "items_ready", "items_retry", "items_lease", "PRIMARY KEY"}},
 		{"InFlight", sqlite.InFlightSQL, []any{1}, []string{"PRIMARY KEY"}},
 		// Every claim's, failure's and expiry's: what governs the pool,
 		// not every campaign it was ever attached to.
