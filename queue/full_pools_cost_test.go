@@ -13,11 +13,18 @@ import (
 // fullPools creates n pools at their cap with an item waiting in each, by
 // turns a FIFO and a LIFO pool (serial: one item in flight), a Parallel
 // pool of cap 2, and a Parallel pool whose cap was lowered from 3 to 1
-// under its 3 leases; it returns their UUIDs. The leases are dropped: the
-// test's clock does not move, so they stay in flight.
+// under its 3 leases; it returns their UUIDs. The pools stay full while
+// the leases, held by nobody, last: the cost tests' clock does not move.
 func (b *testBundle) fullPools(t *testing.T, n int) []uuid.UUID {
 	t.Helper()
-	ids := make([]uuid.UUID, n)
+	ids, _ := b.fullPoolsLeased(t, n)
+	return ids
+}
+
+// fullPoolsLeased is fullPools, and returns each pool's leases too.
+func (b *testBundle) fullPoolsLeased(t *testing.T, n int) ([]uuid.UUID, [][]*queue.Lease) {
+	t.Helper()
+	ids, held := make([]uuid.UUID, n), make([][]*queue.Lease, n)
 	for i := range ids {
 		typ, limit, leases := pool.FIFO, 1, 1
 		switch i % 4 {
@@ -31,8 +38,9 @@ func (b *testBundle) fullPools(t *testing.T, n int) []uuid.UUID {
 		p := b.pool(t, typ, limit, 3)
 		b.add(t, p.UUID, leases+1)
 		for range leases {
-			_, err := b.eng.TryDequeue(b.ctx, p.UUID)
+			l, err := b.eng.TryDequeue(b.ctx, p.UUID)
 			require.NoError(t, err)
+			held[i] = append(held[i], l)
 		}
 		if i%4 == 3 {
 			one := 1
@@ -43,7 +51,7 @@ func (b *testBundle) fullPools(t *testing.T, n int) []uuid.UUID {
 		require.ErrorIs(t, err, queue.ErrAtCapacity, "pool %d", i)
 		ids[i] = p.UUID
 	}
-	return ids
+	return ids, held
 }
 
 // TestDequeueCampaign_CostOfFullPools: a lease of DequeueCampaign costs
