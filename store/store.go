@@ -423,7 +423,7 @@ type Tx interface {
 	// learns of that as it learns of any change: see Signaler). Cost: six
 	// index seeks a pool on SQLite (its row, the first entry of three
 	// indexes, its two counts in flight), five on PostgreSQL, whatever the
-	// number of its items; one statement on PostgreSQL for all of them.
+	// number of its items; one statement for all of them.
 	PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]PoolWake, error)
 }
 

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -72,12 +71,15 @@ ORDER BY i.lease_expires_at, i.id ` + limitParam
     WHERE pool_id = ?1 AND status IN ('Processing', 'In_Call')
 )`
 
-	// poolWakeSQL reads a pool's PoolWake by UUID: the pool's row, then
-	// the first entry of its items_ready (any), items_retry and
-	// items_lease, as poolStateFrom reads the last two, and its counts in
-	// flight, as inFlightSQL (two seeks of pool_counts' key). No row for
-	// an unknown pool.
-	poolWakeSQL = `SELECT EXISTS (SELECT 1 FROM items i WHERE i.pool_id = p.id AND i.ready = 1),
+	// poolWakesSQL reads the PoolWake of the pools of a JSON array of hex
+	// UUIDs (contactList's form): each pool's row (a seek of its UUID,
+	// the list read once), then the first entry of its items_ready (any),
+	// items_retry and items_lease, as poolStateFrom reads the last two,
+	// and its counts in flight, as inFlightSQL (two seeks of
+	// pool_counts' key). No row for an unknown pool, one for a pool named
+	// twice. One statement rather than one a pool: half the time from 20
+	// pools up.
+	poolWakesSQL = `SELECT p.uuid, EXISTS (SELECT 1 FROM items i WHERE i.pool_id = p.id AND i.ready = 1),
     (SELECT min(i.next_retry_at) FROM items i
      WHERE i.pool_id = p.id AND i.ready = 0 AND i.status IN ('Retrying', 'Scheduled')),
     (SELECT min(i.lease_expires_at) FROM items i
@@ -85,7 +87,7 @@ ORDER BY i.lease_expires_at, i.id ` + limitParam
     p.type, p.max_parallel_items,
     (SELECT coalesce(sum(c.n), 0) FROM pool_counts c
      WHERE c.pool_id = p.id AND c.status IN ('Processing', 'In_Call'))
-FROM pools p WHERE p.uuid = ?`
+FROM pools p WHERE p.uuid IN (SELECT unhex(value) FROM json_each(?))`
 )
 
 // InFlight returns the number of a pool's items in flight, from
@@ -250,29 +252,41 @@ func (t *txn) NextWake(ctx context.Context, poolID uuid.UUID) (time.Time, bool, 
 
 // PoolWakes reads, for each of pools, whether its due set holds an item,
 // whether its items in flight fill its cap, and its NextWake (its first
-// lease end alone when full): a statement a pool (poolWakeSQL), six seeks.
-// O(P log n) for P pools.
+// lease end alone when full), in one statement (poolWakesSQL): six seeks a
+// pool. O(P log n) for P pools.
 func (t *txn) PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]store.PoolWake, error) {
 	const op = "pool wakes"
 	if !t.readOnly {
 		return nil, fmt.Errorf("sqlite: %s: only in a read transaction", op)
 	}
 	out := make(map[uuid.UUID]store.PoolWake, len(pools))
-	for _, id := range pools {
+	if len(pools) == 0 {
+		return out, nil
+	}
+	list, err := contactList(pools)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(ctx, poolWakesSQL, list)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
 		var (
+			id           uuid.UUID
 			due          bool
 			retry, lease sql.NullInt64
 			typ          pool.Type
 			limit, n     int
 		)
-		err := t.queryRow(ctx, []any{&due, &retry, &lease, &typ, &limit, &n}, poolWakeSQL, blob(id))
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // unknown: left out
-		}
-		if err != nil {
+		if err := rows.Scan(&id, &due, &retry, &lease, &typ, &limit, &n); err != nil {
 			return nil, wrap(op, err)
 		}
 		out[id] = poolWake(due, typ, limit, n, nullTime(retry), nullTime(lease))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
 	}
 	return out, nil
 }

@@ -59,7 +59,7 @@ const (
 	NextWakeSQL          = nextWakeSQL
 	PoolGovernorsSQL     = poolGovernorsSQL
 	PoolAttachedSQL      = poolAttachedSQL
-	PoolWakeSQL          = poolWakeSQL
+	PoolWakesSQL         = poolWakesSQL
 	InFlightSQL          = inFlightSQL
 	ItemsSQL             = itemsSQL
 	ItemsStatusSQL       = itemsByStatusSQL

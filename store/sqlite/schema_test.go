@@ -250,7 +250,7 @@ func TestSchema_QueryPlans(t *testing.T) {
 		{"DueParallel", sqlite.DueParallelSQL, []any{1, 2, 3}, []string{"items_ready_priority"}},
 		{"Expired", sqlite.ExpiredSQL, []any{1, 2, 3}, []string{"items_lease"}},
 		{"NextWake", sqlite.NextWakeSQL, []any{1}, []string{"items_retry", "items_lease"}},
-		{"PoolWake", sqlite.PoolWakeSQL, []any{[]byte("0123456789abcdef")},
+		{"PoolWakes", sqlite.PoolWakesSQL, []any{`["30313233343536373839616263646566"]`},
 			[]string{"sqlite_autoindex_pools_1", "items_ready", "items_retry", "items_lease", "PRIMARY KEY"}},
 		{"InFlight", sqlite.InFlightSQL, []any{1}, []string{"PRIMARY KEY"}},
 		// Every claim's, failure's and expiry's: what governs the pool,

@@ -198,7 +198,7 @@ func readQueries() []string {
 	return []string{
 		poolKeySQL, poolSQL, statusCountsSQL,
 		itemSQL, itemByIDSQL, itemsByIDSQL, itemsOfContactsSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
-		inFlightSQL, expiredSQL, nextWakeSQL, poolWakeSQL, poolStateSQL, poolCampaignsSQL, poolGovernorsSQL, poolAttachedSQL, rulePoolsSQL, ruleSQL, campaignSQL, campaignPoolsSQL,
+		inFlightSQL, expiredSQL, nextWakeSQL, poolWakesSQL, poolStateSQL, poolCampaignsSQL, poolGovernorsSQL, poolAttachedSQL, rulePoolsSQL, ruleSQL, campaignSQL, campaignPoolsSQL,
 		contactItemsSQL, onDNCSQL, optedOutSQL, listedOneSQL, listedSQL, dncSQL, dncTotalSQL, escalationsSQL, escalationsOfPoolSQL,
 	}
 }
