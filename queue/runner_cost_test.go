@@ -116,11 +116,14 @@ func workCostBehind(t *testing.T, st store.Store, onCampaign bool, n int, others
 	// pools' next wakes, and wake-ups that race add looks: a few of each a
 	// lease, not one per other pool (10 writes and 9 to 18 reads in all
 	// with empty pools, 10 and 12 to 26 with full ones, when each was fixed).
-	const perLease = 6
+	// On a campaign each look reads three times (campaign, wakes, next
+	// wakes), and 29 reads were seen in 20 runs: reads get a wider bound,
+	// still half the 101 that a read per pool cost before.
+	const perLease, readsPerLease = 6, 10
 	t.Logf("%d leases: %d writes, %d reads", leases, writes, reads)
 	require.LessOrEqual(t, writes, int64(perLease*leases),
 		"write transactions for %d leases from %d pools, %d of them %s", leases, n+1, n, what)
-	require.LessOrEqual(t, reads, int64(perLease*leases),
+	require.LessOrEqual(t, reads, int64(readsPerLease*leases),
 		"read transactions for %d leases from %d pools, %d of them %s", leases, n+1, n, what)
 }
 
