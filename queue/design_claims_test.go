@@ -431,41 +431,6 @@ func TestDesign_ZoneFallsBackToUTC(t *testing.T) {
 	})
 }
 
-// TestDesign_WindowAcrossDST: "a start that a DST jump skips is met at the
-// jump, a repeated local time at its first occurrence", as stored and read
-// back by each store.
-func TestDesign_WindowAcrossDST(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name, zone, start, now, want string
-	}{
-		{"SpringForward", "America/New_York", "02:30", "2026-03-08 01:00:00", "2026-03-08 07:00:00"},
-		{"FallBack", "America/New_York", "01:30", "2026-11-01 00:00:00", "2026-11-01 05:30:00"},
-		{"ChathamForward", "Pacific/Chatham", "02:50", "2026-09-27 01:00:00", "2026-09-26 14:00:00"},
-		{"AucklandBack", "Pacific/Auckland", "02:30", "2026-04-05 01:00:00", "2026-04-04 13:30:00"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			onBothStores(t, func(t *testing.T, b *testBundle) {
-				p, _ := b.governed(t, pool.Parallel, tc.zone, campaign.CreateRuleParams{StartTime: pqPtr(tc.start), EndTime: pqPtr("23:00")})
-				b.clock.Advance(at(t, tc.zone, tc.now).Sub(b.clock.Now()))
-				c := b.addIn(t, p.UUID, "") // the campaign's zone
-				_, err := b.eng.TryDequeue(b.ctx, p.UUID)
-				require.ErrorIs(t, err, queue.ErrEmpty)
-				it := b.item(t, p.UUID, c)
-				require.Equal(t, pool.StatusScheduled, it.Status)
-				want, err := time.Parse(time.DateTime, tc.want)
-				require.NoError(t, err)
-				require.Equal(t, want, *it.NextRetryAt)
-				b.clock.Advance(it.NextRetryAt.Sub(b.clock.Now()))
-				l, err := b.eng.TryDequeue(b.ctx, p.UUID)
-				require.NoError(t, err, "due at the instant it was scheduled for")
-				require.Equal(t, c, l.ContactUUID)
-			})
-		})
-	}
-}
-
 // TestDesign_EscalationExactlyOnce: "an item whose failed attempts reach
 // the escalation threshold records exactly one escalation" — its later
 // failures and its expiries record no other.

@@ -86,7 +86,8 @@ func TestEngine_CallingWindow(t *testing.T) {
 }
 
 // TestEngine_CallingWindowDST: a window start that a DST change skips is
-// met at the change; a repeated one at its first occurrence.
+// met at the change; a repeated one at its first occurrence (DESIGN.md), as
+// each store keeps and gives back the instant: the item is due then.
 func TestEngine_CallingWindowDST(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -103,17 +104,22 @@ func TestEngine_CallingWindowDST(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t)
-			p, _ := b.governed(t, pool.Parallel, "", campaign.CreateRuleParams{StartTime: new(tc.start), EndTime: new("23:00")})
-			b.clock.Advance(at(t, tc.zone, tc.now).Sub(b.clock.Now()))
-			c := b.addIn(t, p.UUID, tc.zone)
-			_, err := b.eng.TryDequeue(b.ctx, p.UUID)
-			require.ErrorIs(t, err, queue.ErrEmpty)
-			it := b.item(t, p.UUID, c)
-			require.Equal(t, pool.StatusScheduled, it.Status)
-			want, err := time.Parse(time.DateTime, tc.want)
-			require.NoError(t, err)
-			require.Equal(t, want, *it.NextRetryAt, "in %s: %s", tc.zone, it.NextRetryAt.In(func() *time.Location { l, _ := time.LoadLocation(tc.zone); return l }()))
+			onBothStores(t, func(t *testing.T, b *testBundle) {
+				p, _ := b.governed(t, pool.Parallel, "", campaign.CreateRuleParams{StartTime: new(tc.start), EndTime: new("23:00")})
+				b.clock.Advance(at(t, tc.zone, tc.now).Sub(b.clock.Now()))
+				c := b.addIn(t, p.UUID, tc.zone)
+				_, err := b.eng.TryDequeue(b.ctx, p.UUID)
+				require.ErrorIs(t, err, queue.ErrEmpty)
+				it := b.item(t, p.UUID, c)
+				require.Equal(t, pool.StatusScheduled, it.Status)
+				want, err := time.Parse(time.DateTime, tc.want)
+				require.NoError(t, err)
+				require.Equal(t, want, *it.NextRetryAt, "in %s: %s", tc.zone, it.NextRetryAt.In(func() *time.Location { l, _ := time.LoadLocation(tc.zone); return l }()))
+				b.clock.Advance(it.NextRetryAt.Sub(b.clock.Now()))
+				l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+				require.NoError(t, err, "due at the instant it was scheduled for")
+				require.Equal(t, c, l.ContactUUID)
+			})
 		})
 	}
 }
