@@ -692,7 +692,8 @@ func (e *Engine) wakePools(pools ...uuid.UUID) {
 // Cost: each look reads the campaign, then, when it has more than one
 // pool, in one read transaction, which of its pools may give an item (a few index seeks a pool, whatever its
 // items), and claims (a write transaction, as TryDequeue's) only in those,
-// in turn, until one gives: its pools that have nothing due, however many,
+// in turn, until one gives: its pools that have nothing due, or are full
+// (their items in flight at their cap) with no lease ended, however many,
 // cost no write.
 func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, error) {
 	if err := checkID("uuid", id); err != nil {

@@ -414,10 +414,11 @@ type Tx interface {
 	// PoolWakes reads, for each of pools, whether a claim could find
 	// something to do in it, without the write transaction of a claim: a
 	// caller that serves many pools (queue.Engine.DequeueCampaign) writes
-	// only to those that may give. A claim at now takes a due item in a
-	// pool only if its PoolWake has Due and not Full, and finds a retry
-	// come due or a lease to end only if it has HasNext with Next at or
-	// before now. An unknown pool is left out of the answer (no error).
+	// only to those that may give. A claim at now finds something to do
+	// in a pool only if its PoolWake has Due and not Full, or HasNext with
+	// Next at or before now (a retry come due, or a lease to end, which
+	// frees a slot in a full pool). An unknown pool is left out of the
+	// answer (no error).
 	// Only in a read transaction: it takes no pool's lock, and what it
 	// reads may change as soon as it returns (a caller about to wait
 	// learns of that as it learns of any change: see Signaler). Cost: six
@@ -449,8 +450,10 @@ type PoolWake struct {
 	// Next is the earliest lease end alone: a retry time that comes gives
 	// a claim nothing while the pool is full, so a caller waiting on it
 	// would wake for nothing, and, no claim finding it due, again and
-	// again. A slot freed otherwise (a settlement, a cap raised) is
-	// announced through the Signaler.
+	// again. A slot freed otherwise (a settlement, a cap raised) wakes the
+	// engine's waiters itself, and those of other nodes through the
+	// Signaler (PostgreSQL); other processes sharing a SQLite file learn
+	// of it at their next poll.
 	Next    time.Time
 	HasNext bool
 }

@@ -301,8 +301,9 @@ func nullTime(n sql.NullInt64) *time.Time {
 }
 
 // poolWake is the PoolWake of a pool of type typ and max_parallel_items
-// limit with n items in flight, due set non-empty when due, first retry
-// time no Due found due and first lease end retry and lease (nil: none).
+// limit with n items in flight: due tells whether its due set holds an
+// item, retry is the first retry time that no Due found due, lease the
+// first lease end (nil: none).
 // A full pool's Next is its first lease end alone: a retry time that
 // comes gives a claim nothing while the pool is full.
 func poolWake(due bool, typ pool.Type, limit, n int, retry, lease *time.Time) store.PoolWake {
