@@ -93,17 +93,7 @@ func TestWake_FullPoolsSlotFreed(t *testing.T) {
 		t.Run(w.name, func(t *testing.T) {
 			eachStore(t, func(t *testing.T, st store.Store) {
 				eng := openEngine(t, st, queue.Options{PollInterval: time.Hour, LeaseTimeout: time.Hour, RetryDelay: time.Hour})
-				b := &testBundle{ctx: context.Background(), eng: eng}
-				ids, leases := b.fullPoolsLeased(t, 4) // FIFO, LIFO, Parallel of cap 2, cap lowered to 1 under 3
-				got := w.start(t, b, eng, ids)
-				requireBlocked(t, got, "all full")
-
-				require.NoError(t, eng.Complete(b.ctx, leases[3][0], "answered"))
-				requireBlocked(t, got, "a lease completed under the lowered cap")
-				three := 3
-				_, err := eng.UpdatePool(b.ctx, ids[3], pool.UpdateParams{MaxParallelItems: &three})
-				require.NoError(t, err)
-				requireClaimed(t, got, ids[3], 5*time.Second, "the cap raised")
+				raiseCapWakes(t, w, eng, eng, "")
 			})
 		})
 	}
@@ -147,6 +137,24 @@ func TestWake_FullPoolsLeaseEnds(t *testing.T) {
 	}
 }
 
+// raiseCapWakes blocks w on waiter with four full pools (FIFO, LIFO,
+// Parallel of cap 2, cap lowered to 1 under 3; made by actor), then
+// checks that a lease completed under the lowered cap leaves it blocked
+// and the cap raised, by actor, wakes it to claim there.
+func raiseCapWakes(t *testing.T, w fullWaiter, waiter, actor *queue.Engine, where string) {
+	t.Helper()
+	b := &testBundle{ctx: context.Background(), eng: actor}
+	ids, leases := b.fullPoolsLeased(t, 4)
+	got := w.start(t, b, waiter, ids)
+	requireBlocked(t, got, "all full")
+	require.NoError(t, actor.Complete(b.ctx, leases[3][0], "answered"))
+	requireBlocked(t, got, "a lease completed under the lowered cap"+where)
+	three := 3
+	_, err := actor.UpdatePool(b.ctx, ids[3], pool.UpdateParams{MaxParallelItems: &three})
+	require.NoError(t, err)
+	requireClaimed(t, got, ids[3], 5*time.Second, "the cap raised"+where)
+}
+
 // TestPostgres_WakeFullPoolsAcrossNodes: TestWake_FullPoolsSlotFreed with
 // the lease completed, or the cap raised, on another node.
 func TestPostgres_WakeFullPoolsAcrossNodes(t *testing.T) {
@@ -166,16 +174,7 @@ func TestPostgres_WakeFullPoolsAcrossNodes(t *testing.T) {
 				requireClaimed(t, got, ids[2], 5*time.Second, "a lease completed on the other node")
 			})
 			t.Run("RaiseCap", func(t *testing.T) {
-				b := &testBundle{ctx: context.Background(), eng: other}
-				ids, leases := b.fullPoolsLeased(t, 4)
-				got := w.start(t, b, waiter, ids)
-				requireBlocked(t, got, "all full")
-				require.NoError(t, other.Complete(b.ctx, leases[3][0], "answered"))
-				requireBlocked(t, got, "a lease completed under the lowered cap")
-				three := 3
-				_, err := other.UpdatePool(b.ctx, ids[3], pool.UpdateParams{MaxParallelItems: &three})
-				require.NoError(t, err)
-				requireClaimed(t, got, ids[3], 5*time.Second, "the cap raised on the other node")
+				raiseCapWakes(t, w, waiter, other, " on the other node")
 			})
 		})
 	}
