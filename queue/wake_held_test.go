@@ -1,0 +1,64 @@
+package queue_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/stretchr/testify/require"
+)
+
+// TestEngine_DequeueWakesWhenAHoldEnds: a Dequeue blocked on a pool held
+// by a Draft campaign (ErrHeld, so it sleeps for PollInterval, here an
+// hour) returns at once when what held the pool lets go of it: the pool
+// detached, the campaign deleted, or the pool attached to a campaign In
+// Process, which governs it and dials it. TestEngine_DequeueWakesAtStart
+// has the campaign's start. (Nothing else wakes such a Dequeue: without
+// the wake-up it sleeps its whole PollInterval.)
+func TestEngine_DequeueWakesWhenAHoldEnds(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		free func(b *testBundle, t *testing.T, held, p uuid.UUID)
+	}{
+		{"Detach", func(b *testBundle, t *testing.T, held, p uuid.UUID) {
+			detached, err := b.eng.DetachPool(b.ctx, held, p)
+			require.NoError(t, err)
+			require.True(t, detached)
+		}},
+		{"DeleteCampaign", func(b *testBundle, t *testing.T, held, _ uuid.UUID) {
+			require.NoError(t, b.eng.DeleteCampaign(b.ctx, held))
+		}},
+		{"AttachToARunningCampaign", func(b *testBundle, t *testing.T, _, p uuid.UUID) {
+			c := b.campaignOf(t, uuid.Nil)
+			_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+			require.NoError(t, err)
+			res, err := b.eng.AttachPools(b.ctx, c.UUID, p)
+			require.NoError(t, err)
+			require.Equal(t, 1, res.PoolsAttached)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := realEngine(t, queue.Options{PollInterval: time.Hour})
+			p := b.pool(t, pool.FIFO, 1, 3)
+			b.add(t, p.UUID, 1)
+			held := b.campaignOf(t, uuid.Nil, p.UUID) // a Draft: it holds the pool
+			_, err := b.eng.TryDequeue(b.ctx, p.UUID)
+			require.ErrorIs(t, err, queue.ErrHeld)
+			before := b.eng.Stats().Operations
+			got := make(chan error, 1)
+			go func() { _, err := b.eng.Dequeue(b.ctx, p.UUID); got <- err }()
+			require.Eventually(t, func() bool { return b.eng.Stats().Operations > before }, 5*time.Second, time.Millisecond)
+			tc.free(b, t, held.UUID, p.UUID)
+			select {
+			case err := <-got:
+				require.NoError(t, err)
+			case <-time.After(5 * time.Second):
+				t.Fatal("the Dequeue was not woken when the hold ended")
+			}
+		})
+	}
+}
