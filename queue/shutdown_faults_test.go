@@ -125,6 +125,18 @@ func (s *freezeOnRead) Read(ctx context.Context, fn func(store.Tx) error) error 
 	return s.Store.Read(ctx, fn)
 }
 
+// waitHit waits for the read that freezes the connection; one that never
+// comes (a mutant that stops the pauses' reads) fails the test rather than
+// hang it.
+func (s *freezeOnRead) waitHit(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.hit:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no read came in 10 s: the connection was never frozen")
+	}
+}
+
 // TestPostgres_CloseWhileWorkReadsSilent: the database goes silent (no
 // FIN, no RST) while Work runs on an empty pool, as its producer reads the
 // pool's next wake between claims. Engine.Close, which stops Work as the
@@ -148,7 +160,7 @@ func TestPostgres_CloseWhileWorkReadsSilent(t *testing.T) {
 	}()
 	time.Sleep(200 * time.Millisecond) // Work claims and pauses, again and again
 	st.arm.Store(true)
-	<-st.hit
+	st.waitHit(t)
 	time.Sleep(100 * time.Millisecond) // the read is sent into the silence
 	require.NoError(t, within(t, "Close while Work reads a silent connection", px.close, func() error { return eng.Close() }))
 	t.Logf("Work: %v", <-werr)
@@ -171,7 +183,7 @@ func TestPostgres_BlockedDequeueAtCloseWhileSilent(t *testing.T) {
 	go func() { _, err := eng.Dequeue(ctx, p.UUID); got <- err }()
 	time.Sleep(200 * time.Millisecond) // the Dequeue looks and pauses, again and again
 	st.arm.Store(true)
-	<-st.hit
+	st.waitHit(t)
 	time.Sleep(100 * time.Millisecond) // the read is sent into the silence
 	require.NoError(t, within(t, "Close", px.close, func() error { return eng.Close() }))
 	err = within(t, "the blocked Dequeue after Close", px.close, func() error { return <-got })
