@@ -236,75 +236,97 @@ func TestSchema_QueryPlans(t *testing.T) {
 	t.Parallel()
 	st, _ := MustOpenFile(t, sqlite.Options{})
 	insertPool(t, st, 100)
-	w := sqlite.WriterConn(st)
-	for _, tc := range []struct {
-		name    string
-		query   string
-		args    []any
-		indexes []string
-	}{
-		{"Promote", sqlite.PromoteSQL, []any{1, 2}, []string{"items_retry"}},
-		{"Demote", sqlite.DemoteSQL, []any{1, 2}, []string{"INTEGER PRIMARY KEY", "items_ready"}},
-		{"DueFIFO", sqlite.DueFIFOSQL, []any{1, 2, 3}, []string{"items_ready"}},
-		{"DueLIFO", sqlite.DueLIFOSQL, []any{1, 2, 3}, []string{"items_ready"}},
-		{"DueParallel", sqlite.DueParallelSQL, []any{1, 2, 3}, []string{"items_ready_priority"}},
-		{"Expired", sqlite.ExpiredSQL, []any{1, 2, 3}, []string{"items_lease"}},
-		{"NextWake", sqlite.NextWakeSQL, []any{1}, []string{"items_retry", "items_lease"}},
-		{"PoolWakes", sqlite.PoolWakesSQL, []any{`["30313233343536373839616263646566"]`},
-			[]string{"sqlite_autoindex_pools_1", "items_ready", "items_retry", "items_lease", "PRIMARY KEY"}},
-		{"InFlight", sqlite.InFlightSQL, []any{1}, []string{"PRIMARY KEY"}},
-		// Every claim's, failure's and expiry's: what governs the pool,
-		// not every campaign it was ever attached to.
-		{"PoolGovernors", sqlite.PoolGovernorsSQL, []any{1}, []string{"campaign_pools_governs", "INTEGER PRIMARY KEY", "INTEGER PRIMARY KEY"}},
-		{"PoolAttached", sqlite.PoolAttachedSQL, []any{1}, []string{"campaign_pools_pool"}},
-		{"Items", sqlite.ItemsSQL, []any{1, 2, 3}, []string{"items_pool"}},
-		{"ItemsByStatus", sqlite.ItemsStatusSQL, []any{1, "Pending", 2, 3}, []string{"items_pool_status"}},
-		{"Item", sqlite.ItemSQL, []any{1, []byte("0123456789abcdef")}, []string{"sqlite_autoindex_items_1"}},
-		{"PoolState", sqlite.PoolStateSQL, []any{[]byte("0123456789abcdef")},
-			[]string{"sqlite_autoindex_pools_1", "PRIMARY KEY", "PRIMARY KEY", "items_lease", "items_retry"}},
-		{"UpdateItem", sqlite.UpdateItemSQL, make([]any, 22), []string{"INTEGER PRIMARY KEY"}},
-		{"UpdateItems", sqlite.UpdateItemsSQL, make([]any, 44), []string{"INTEGER PRIMARY KEY"}},
-		{"OnDNC", sqlite.OnDNCSQL, []any{`["30313233343536373839616263646566"]`}, []string{"PRIMARY KEY"}},
-		{"EscalationsOfPool", sqlite.EscalationsOfPoolSQL, []any{[]byte("0123456789abcdef"), 0, 10}, []string{"escalations_pool"}},
-		// Remove's, under the write lock for up to 10,000 contacts: a
-		// seek per contact or item.
-		{"ItemsOfContacts", sqlite.ItemsOfContactsSQL, []any{1, `["30313233343536373839616263646566"]`},
-			[]string{"sqlite_autoindex_items_1"}},
-		{"KeepCalls", sqlite.KeepCallsSQL, []any{[]byte("0123456789abcdef"), `["30313233343536373839616263646566"]`, "Completed", "Archived"},
-			[]string{"sqlite_autoindex_pools_1", "campaign_pools_pool", "INTEGER PRIMARY KEY", "sqlite_autoindex_items_1"}},
-		{"DeleteItems", sqlite.DeleteItemsSQL, []any{`[1, 2]`, 1}, []string{"INTEGER PRIMARY KEY"}},
-		// A governed claim's: a seek per contact in each other pool, and
-		// per kept call, a seek of its item by primary key.
-		{"CampaignItems", sqlite.CampaignItemsSQL, []any{[]byte("0123456789abcdef"), []byte("0123456789abcdef"), `["30313233343536373839616263646566"]`},
-			[]string{"sqlite_autoindex_campaigns_1", "campaign_pools_seq", "INTEGER PRIMARY KEY", "sqlite_autoindex_items_1",
-				"sqlite_autoindex_campaigns_1", "kept_calls_contact", "INTEGER PRIMARY KEY"}},
-	} {
-		rows, err := w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+tc.query, tc.args...)
-		require.NoError(t, err, tc.name)
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
-			plan = append(plan, detail)
-		}
-		require.NoError(t, rows.Err())
-		rows.Close()
+	checkPlans(t, sqlite.WriterConn(st))
+}
 
-		var used []string
-		for _, line := range plan {
-			require.NotRegexp(t, `^SCAN (items|i|pools|p)\b`, line, "%s: %q", tc.name, plan)
-			require.NotContains(t, line, "TEMP B-TREE", "%s: %q", tc.name, plan)
-			for _, marker := range []string{"USING INDEX ", "USING COVERING INDEX ", "USING "} {
-				if _, rest, ok := strings.Cut(line, marker); ok && strings.HasPrefix(line, "SEARCH") {
-					name, _, _ := strings.Cut(rest, " (")
-					used = append(used, name)
-					break
+// planCase is a statement of TestSchema_QueryPlans, its arguments (pool 1
+// is the first pool stored) and the indexes its plan searches, in order.
+type planCase struct {
+	name    string
+	query   string
+	args    []any
+	indexes []string
+}
+
+// planCases are the statements of dispatch and settlement, and Remove's.
+var planCases = []planCase{
+	{"Promote", sqlite.PromoteSQL, []any{1, 2}, []string{"items_retry"}},
+	{"Demote", sqlite.DemoteSQL, []any{1, 2}, []string{"INTEGER PRIMARY KEY", "items_ready"}},
+	{"DueFIFO", sqlite.DueFIFOSQL, []any{1, 2, 3}, []string{"items_ready"}},
+	{"DueLIFO", sqlite.DueLIFOSQL, []any{1, 2, 3}, []string{"items_ready"}},
+	{"DueParallel", sqlite.DueParallelSQL, []any{1, 2, 3}, []string{"items_ready_priority"}},
+	{"Expired", sqlite.ExpiredSQL, []any{1, 2, 3}, []string{"items_lease"}},
+	{"NextWake", sqlite.NextWakeSQL, []any{1}, []string{"items_retry", "items_lease"}},
+	{"PoolWakes", sqlite.PoolWakesSQL, []any{`["30313233343536373839616263646566"]`},
+		[]string{"sqlite_autoindex_pools_1", "items_ready", "items_retry", "items_lease", "PRIMARY KEY"}},
+	{"InFlight", sqlite.InFlightSQL, []any{1}, []string{"PRIMARY KEY"}},
+	// Every claim's, failure's and expiry's: what governs the pool,
+	// not every campaign it was ever attached to.
+	{"PoolGovernors", sqlite.PoolGovernorsSQL, []any{1}, []string{"campaign_pools_governs", "INTEGER PRIMARY KEY", "INTEGER PRIMARY KEY"}},
+	{"PoolAttached", sqlite.PoolAttachedSQL, []any{1}, []string{"campaign_pools_pool"}},
+	{"Items", sqlite.ItemsSQL, []any{1, 2, 3}, []string{"items_pool"}},
+	{"ItemsByStatus", sqlite.ItemsStatusSQL, []any{1, "Pending", 2, 3}, []string{"items_pool_status"}},
+	{"Item", sqlite.ItemSQL, []any{1, []byte("0123456789abcdef")}, []string{"sqlite_autoindex_items_1"}},
+	{"PoolState", sqlite.PoolStateSQL, []any{[]byte("0123456789abcdef")},
+		[]string{"sqlite_autoindex_pools_1", "PRIMARY KEY", "PRIMARY KEY", "items_lease", "items_retry"}},
+	{"UpdateItem", sqlite.UpdateItemSQL, make([]any, 22), []string{"INTEGER PRIMARY KEY"}},
+	{"UpdateItems", sqlite.UpdateItemsSQL, make([]any, 44), []string{"INTEGER PRIMARY KEY"}},
+	{"OnDNC", sqlite.OnDNCSQL, []any{`["30313233343536373839616263646566"]`}, []string{"PRIMARY KEY"}},
+	{"EscalationsOfPool", sqlite.EscalationsOfPoolSQL, []any{[]byte("0123456789abcdef"), 0, 10}, []string{"escalations_pool"}},
+	// Remove's, under the write lock for up to 10,000 contacts: a
+	// seek per contact or item.
+	{"ItemsOfContacts", sqlite.ItemsOfContactsSQL, []any{1, `["30313233343536373839616263646566"]`},
+		[]string{"sqlite_autoindex_items_1"}},
+	{"KeepCalls", sqlite.KeepCallsSQL, []any{[]byte("0123456789abcdef"), `["30313233343536373839616263646566"]`, "Completed", "Archived"},
+		[]string{"sqlite_autoindex_pools_1", "campaign_pools_pool", "INTEGER PRIMARY KEY", "sqlite_autoindex_items_1"}},
+	{"DeleteItems", sqlite.DeleteItemsSQL, []any{`[1, 2]`, 1}, []string{"INTEGER PRIMARY KEY"}},
+	// A governed claim's: a seek per contact in each other pool, and
+	// per kept call, a seek of its item by primary key.
+	{"CampaignItems", sqlite.CampaignItemsSQL, []any{[]byte("0123456789abcdef"), []byte("0123456789abcdef"), `["30313233343536373839616263646566"]`},
+		[]string{"sqlite_autoindex_campaigns_1", "campaign_pools_seq", "INTEGER PRIMARY KEY", "sqlite_autoindex_items_1",
+			"sqlite_autoindex_campaigns_1", "kept_calls_contact", "INTEGER PRIMARY KEY"}},
+}
+
+// checkPlans checks the plan of each of planCases on conn: index seeks
+// on the indexes named, no scan of items or pools, no sort.
+func checkPlans(t *testing.T, conn *sql.Conn) {
+	t.Helper()
+	for _, tc := range planCases {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := queryPlan(t, conn, tc.query, tc.args...)
+
+			var used []string
+			for _, line := range plan {
+				require.NotRegexp(t, `^SCAN (items|i|pools|p)\b`, line, "%s: %q", tc.name, plan)
+				require.NotContains(t, line, "TEMP B-TREE", "%s: %q", tc.name, plan)
+				for _, marker := range []string{"USING INDEX ", "USING COVERING INDEX ", "USING "} {
+					if _, rest, ok := strings.Cut(line, marker); ok && strings.HasPrefix(line, "SEARCH") {
+						name, _, _ := strings.Cut(rest, " (")
+						used = append(used, name)
+						break
+					}
 				}
 			}
-		}
-		require.Equal(t, tc.indexes, used, "%s: %q", tc.name, plan)
+			require.Equal(t, tc.indexes, used, "%s: %q", tc.name, plan)
+		})
 	}
+}
+
+// queryPlan returns the details of the plan of query on conn.
+func queryPlan(t *testing.T, conn *sql.Conn, query string, args ...any) []string {
+	t.Helper()
+	rows, err := conn.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	require.NoError(t, rows.Err())
+	return plan
 }
 
 // TestSchema_ContactItemsPlan: a contact's items are one seek per pool in
