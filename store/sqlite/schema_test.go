@@ -236,7 +236,7 @@ func TestSchema_QueryPlans(t *testing.T) {
 	t.Parallel()
 	st, _ := MustOpenFile(t, sqlite.Options{})
 	insertPool(t, st, 100)
-	checkPlans(t, sqlite.WriterConn(st))
+	checkPlans(t, sqlite.WriterConn(st), false)
 }
 
 // planCase is a statement of TestSchema_QueryPlans, its arguments (pool 1
@@ -287,9 +287,17 @@ var planCases = []planCase{
 			"sqlite_autoindex_campaigns_1", "kept_calls_contact", "INTEGER PRIMARY KEY"}},
 }
 
+// analyzedPlans are the indexes of the planCases whose join order differs
+// once the file has statistics: the same seeks.
+var analyzedPlans = map[string][]string{
+	// The item of each contact first, then the pool's campaigns.
+	"KeepCalls": {"sqlite_autoindex_pools_1", "sqlite_autoindex_items_1", "campaign_pools_pool", "INTEGER PRIMARY KEY"},
+}
+
 // checkPlans checks the plan of each of planCases on conn: index seeks
-// on the indexes named, no scan of items or pools, no sort.
-func checkPlans(t *testing.T, conn *sql.Conn) {
+// on the indexes named (analyzed: the file has statistics), no scan of
+// items or pools, no sort.
+func checkPlans(t *testing.T, conn *sql.Conn, analyzed bool) {
 	t.Helper()
 	for _, tc := range planCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -307,7 +315,11 @@ func checkPlans(t *testing.T, conn *sql.Conn) {
 					}
 				}
 			}
-			require.Equal(t, tc.indexes, used, "%s: %q", tc.name, plan)
+			want := tc.indexes
+			if a, ok := analyzedPlans[tc.name]; ok && analyzed {
+				want = a
+			}
+			require.Equal(t, want, used, "%s: %q", tc.name, plan)
 		})
 	}
 }
