@@ -42,7 +42,10 @@ var insertSizes = []int{64, 32, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
 // items, found by ID, pool and status, from a VALUES list: one statement for
 // many rows, so a batch pays the statement's fixed costs once. The unary +
 // keeps pool and status out of the choice of index: without it SQLite
-// seeks items_pool_status rather than the rowid.
+// seeks items_pool_status rather than the rowid. On the VALUES side too,
+// and on its ID: once the file has statistics (an operator's ANALYZE or
+// PRAGMA optimize), SQLite otherwise scans all of items and looks each row
+// up in an automatic index of the VALUES rows.
 var updateItemsSQL = func() map[int]string {
 	row := "(" + strings.Repeat("?, ", stateParams+2) + "?)"
 	m := make(map[int]string, len(insertSizes))
@@ -54,7 +57,7 @@ var updateItemsSQL = func() map[int]string {
     prev_call_at = v.column16, prev_calls_today = v.column17, older_call_at = v.column18,
     older_calls_today = v.column19
 FROM (VALUES ` + strings.Repeat(row+", ", n-1) + row + `) AS v
-WHERE items.id = v.column20 AND +items.pool_id = v.column21 AND +items.status = v.column22`
+WHERE items.id = +v.column20 AND +items.pool_id = +v.column21 AND +items.status = +v.column22`
 	}
 	return m
 }()
@@ -162,7 +165,10 @@ WHERE i.pool_id = ? AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?)
 	itemsByIDSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
 WHERE i.id IN (SELECT value FROM json_each(?))`
 
-	itemsSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = ?
+	// itemsSQL walks items_pool from the page's offset. INDEXED BY: with
+	// statistics that show the pool holding most of the items, SQLite
+	// scans the table in rowid order instead, reading other pools' items.
+	itemsSQL = `SELECT ` + itemCols + ` FROM items i INDEXED BY items_pool WHERE i.pool_id = ?
 ORDER BY i.id ` + limitParam + ` OFFSET ?`
 
 	itemsByStatusSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = ? AND i.status = ?
