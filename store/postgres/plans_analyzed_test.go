@@ -1,0 +1,115 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestPlans_Analyzed: the plans TestPlans checks on tables without
+// statistics hold once autovacuum (off on the test server) has analyzed
+// the tables of a store as a dialer's looks after weeks of work: a pool
+// of 50,000 items, 96% of them Completed or Failed, 300 Pending, 700
+// waiting for a retry or a scheduled time, 100 in flight; 2,000 small
+// pools; 3,000 campaigns, the big pool attached to 100 finished ones and
+// governed by one In Process, the small pools to the others, 290 of them
+// running.
+//
+// With statistics of fewer pools and campaigns (20 and 200, one running)
+// three statements walk a small table or index whole instead, as cheaper
+// at that size: pool wakes pools_pkey (every pool, filtered by UUID),
+// pool governors campaign_pools_governs (every running attachment) and
+// keep calls campaigns_pkey (every campaign, filtered by status). Each
+// walk is bounded by the size the statistics know, which autovacuum keeps
+// within 10% (and 50 rows) of the table's: at 400 pools pool wakes still
+// walked them, at 2,000 it seeks.
+func TestPlans_Analyzed(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{})
+	const nPools, nCampaigns = 2000, 3000
+	p := newTestPool("analyzed")
+	pools := []uuid.UUID{p.UUID}
+	now := time.Now().UTC()
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertPool(ctx, p); err != nil {
+			return err
+		}
+		if _, err := tx.InsertItems(ctx, p.UUID, pendingItems(50_000)); err != nil {
+			return err
+		}
+		for range nPools {
+			o := newTestPool("small")
+			if err := tx.InsertPool(ctx, o); err != nil {
+				return err
+			}
+			if _, err := tx.InsertItems(ctx, o.UUID, pendingItems(5)); err != nil {
+				return err
+			}
+			pools = append(pools, o.UUID)
+		}
+		for i := range nCampaigns {
+			c := campaign.Campaign{UUID: uuid.New(), Name: "campaign", Status: campaign.Completed, TimeZone: "UTC",
+				CreatedAt: now.Add(time.Duration(i) * time.Millisecond), UpdatedAt: now}
+			if i == nCampaigns-1 || (i%10 == 0 && i < nCampaigns-101) {
+				c.Status = campaign.InProcess
+			}
+			if err := tx.InsertCampaign(ctx, c); err != nil {
+				return err
+			}
+			id := pools[1+i%nPools]
+			if i >= nCampaigns-101 {
+				id = p.UUID
+			}
+			if _, err := tx.AttachPool(ctx, c.UUID, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	conn := postgres.SchemaConn(t, url, st.Schema())
+	var k int64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT id FROM pools WHERE uuid = $1", p.UUID).Scan(&k))
+	_, err := conn.Exec(ctx, `UPDATE items SET status = CASE
+    WHEN id % 1000 < 6 THEN 'Pending'
+    WHEN id % 1000 < 16 THEN 'Retrying'
+    WHEN id % 1000 < 20 THEN 'Scheduled'
+    WHEN id % 1000 = 20 THEN 'Processing'
+    WHEN id % 1000 = 21 THEN 'In_Call'
+    WHEN id % 1000 < 600 THEN 'Completed'
+    ELSE 'Failed' END,
+  ready = (id % 1000 < 6),
+  attempts = (id % 1000 >= 6)::int, retry_count = (id % 1000 >= 6 AND id % 1000 < 20)::int,
+  next_retry_at = CASE WHEN id % 1000 >= 6 AND id % 1000 < 20 THEN 2000000000000 + id * 1000 END,
+  lease_expires_at = CASE WHEN id % 1000 IN (20, 21) THEN 2000000000000 + id END,
+  token = (id % 1000 IN (20, 21))::int
+WHERE pool_id = $1`, k)
+	require.NoError(t, err)
+	var tables []string
+	rows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+	require.NoError(t, err)
+	for rows.Next() {
+		var name string
+		require.NoError(t, rows.Scan(&name))
+		tables = append(tables, name)
+	}
+	require.NoError(t, rows.Err())
+	for _, name := range tables {
+		_, err := conn.Exec(ctx, fmt.Sprintf("ANALYZE %q", name))
+		require.NoError(t, err, name)
+	}
+	var analyzed bool
+	require.NoError(t, conn.QueryRow(ctx, `SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables
+WHERE schemaname = current_schema() AND relname = 'items'`).Scan(&analyzed))
+	require.True(t, analyzed, "items has statistics")
+	checkHotPlans(t, st, k, p.UUID.String())
+}
