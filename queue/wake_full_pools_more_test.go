@@ -1,9 +1,8 @@
 package queue_test
 
-// More of wake_full_pools_test.go's cases: the other ways a slot frees in
-// a full pool (a type switched to Parallel, a Release, a Fail with a
-// retry, on another node), the wake of a process sharing a SQLite file
-// (its poll), and PoolWakes over many pools, each named twice.
+// More of wake_full_pools_test.go's cases: a type switched to Parallel,
+// the wake of a process sharing a SQLite file (its poll), and PoolWakes
+// over many pools, each named twice.
 
 import (
 	"context"
@@ -15,7 +14,6 @@ import (
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
-	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -38,46 +36,6 @@ func TestWake_FullPoolsTypeSwitched(t *testing.T) {
 				_, err = eng.UpdatePool(b.ctx, ids[0], pool.UpdateParams{Type: pqPtr(pool.Parallel)})
 				require.NoError(t, err)
 				requireClaimed(t, got, ids[0], 5*time.Second, "switched to Parallel")
-			})
-		})
-	}
-}
-
-// TestPostgres_WakeFullPoolsFreedOnAnotherNode: TestPostgres_
-// WakeFullPoolsAcrossNodes with the slot freed on the other node by a
-// Release, a Fail that schedules a retry, or a type switched to Parallel.
-func TestPostgres_WakeFullPoolsFreedOnAnotherNode(t *testing.T) {
-	url := pgtest.URL(t)
-	t.Parallel()
-	engines, stores := pgEngines(t, url, 2, queue.Options{PollInterval: time.Hour, LeaseTimeout: time.Hour, RetryDelay: time.Hour})
-	waiter, other := engines[0], engines[1]
-	require.Eventually(t, func() bool { return listeners(t, url, stores[0].Schema()) == 2 }, 10*time.Second, 5*time.Millisecond)
-	for _, w := range fullWaiters {
-		t.Run(w.name, func(t *testing.T) {
-			t.Run("Release", func(t *testing.T) {
-				b := &testBundle{ctx: context.Background(), eng: other}
-				ids, leases := b.fullPoolsLeased(t, 4)
-				got := w.start(t, b, waiter, ids)
-				requireBlocked(t, got, "all full")
-				require.NoError(t, other.Release(b.ctx, leases[1][0]))
-				requireClaimed(t, got, ids[1], 5*time.Second, "released on the other node")
-			})
-			t.Run("FailRetry", func(t *testing.T) {
-				b := &testBundle{ctx: context.Background(), eng: other}
-				ids, leases := b.fullPoolsLeased(t, 4)
-				got := w.start(t, b, waiter, ids)
-				requireBlocked(t, got, "all full")
-				require.NoError(t, other.Fail(b.ctx, leases[2][1], queue.Failure{Note: "busy"}))
-				requireClaimed(t, got, ids[2], 5*time.Second, "failed, a retry scheduled, on the other node")
-			})
-			t.Run("TypeSwitched", func(t *testing.T) {
-				b := &testBundle{ctx: context.Background(), eng: other}
-				ids, _ := b.fullPoolsLeased(t, 4)
-				got := w.start(t, b, waiter, ids)
-				requireBlocked(t, got, "all full")
-				_, err := other.UpdatePool(b.ctx, ids[1], pool.UpdateParams{Type: pqPtr(pool.Parallel), MaxParallelItems: pqPtr(2)})
-				require.NoError(t, err)
-				requireClaimed(t, got, ids[1], 5*time.Second, "LIFO switched to Parallel of 2 on the other node")
 			})
 		})
 	}

@@ -156,23 +156,47 @@ func raiseCapWakes(t *testing.T, w fullWaiter, waiter, actor *queue.Engine, wher
 }
 
 // TestPostgres_WakeFullPoolsAcrossNodes: TestWake_FullPoolsSlotFreed with
-// the lease completed, or the cap raised, on another node.
+// the slot freed on another node: a lease completed, released, or failed
+// with a retry to come, a type switched to Parallel, or the cap raised.
 func TestPostgres_WakeFullPoolsAcrossNodes(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	engines, stores := pgEngines(t, url, 2, queue.Options{PollInterval: time.Hour, LeaseTimeout: time.Hour, RetryDelay: time.Hour})
 	waiter, other := engines[0], engines[1]
 	require.Eventually(t, func() bool { return listeners(t, url, stores[0].Schema()) == 2 }, 10*time.Second, 5*time.Millisecond)
+	// Each frees a slot of pool i of fullPoolsLeased's four (FIFO, LIFO,
+	// Parallel of cap 2, cap lowered to 1 under 3) on the other node.
+	frees := []struct {
+		name string
+		i    int
+		free func(ctx context.Context, ids []uuid.UUID, leases [][]*queue.Lease) error
+	}{
+		{"Complete", 2, func(ctx context.Context, _ []uuid.UUID, leases [][]*queue.Lease) error {
+			return other.Complete(ctx, leases[2][0], "answered")
+		}},
+		{"Release", 1, func(ctx context.Context, _ []uuid.UUID, leases [][]*queue.Lease) error {
+			return other.Release(ctx, leases[1][0])
+		}},
+		{"FailRetry", 2, func(ctx context.Context, _ []uuid.UUID, leases [][]*queue.Lease) error {
+			return other.Fail(ctx, leases[2][1], queue.Failure{Note: "busy"})
+		}},
+		{"TypeSwitched", 1, func(ctx context.Context, ids []uuid.UUID, _ [][]*queue.Lease) error {
+			_, err := other.UpdatePool(ctx, ids[1], pool.UpdateParams{Type: pqPtr(pool.Parallel), MaxParallelItems: pqPtr(2)})
+			return err
+		}},
+	}
 	for _, w := range fullWaiters {
 		t.Run(w.name, func(t *testing.T) {
-			t.Run("Complete", func(t *testing.T) {
-				b := &testBundle{ctx: context.Background(), eng: other}
-				ids, leases := b.fullPoolsLeased(t, 4)
-				got := w.start(t, b, waiter, ids)
-				requireBlocked(t, got, "all full")
-				require.NoError(t, other.Complete(b.ctx, leases[2][0], "answered"))
-				requireClaimed(t, got, ids[2], 5*time.Second, "a lease completed on the other node")
-			})
+			for _, f := range frees {
+				t.Run(f.name, func(t *testing.T) {
+					b := &testBundle{ctx: context.Background(), eng: other}
+					ids, leases := b.fullPoolsLeased(t, 4)
+					got := w.start(t, b, waiter, ids)
+					requireBlocked(t, got, "all full")
+					require.NoError(t, f.free(b.ctx, ids, leases))
+					requireClaimed(t, got, ids[f.i], 5*time.Second, f.name+" on the other node")
+				})
+			}
 			t.Run("RaiseCap", func(t *testing.T) {
 				raiseCapWakes(t, w, waiter, other, " on the other node")
 			})
