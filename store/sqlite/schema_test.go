@@ -347,17 +347,7 @@ func queryPlan(t *testing.T, conn *sql.Conn, query string, args ...any) []string
 func TestSchema_ContactItemsPlan(t *testing.T) {
 	t.Parallel()
 	st, _ := MustOpenFile(t, sqlite.Options{})
-	rows, err := sqlite.WriterConn(st).QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+sqlite.ContactItemsSQL, []byte("0123456789abcdef"))
-	require.NoError(t, err)
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
-		plan = append(plan, detail)
-	}
-	require.NoError(t, rows.Err())
+	plan := queryPlan(t, sqlite.WriterConn(st), sqlite.ContactItemsSQL, []byte("0123456789abcdef"))
 	require.Equal(t, []string{
 		"SCAN p",
 		"SEARCH i USING INDEX sqlite_autoindex_items_1 (pool_id=? AND contact_uuid=?)",
