@@ -26,10 +26,7 @@ func TestWake_FullPoolsTypeSwitched(t *testing.T) {
 		t.Run(w.name, func(t *testing.T) {
 			eachStore(t, func(t *testing.T, st store.Store) {
 				eng := openEngine(t, st, queue.Options{PollInterval: time.Hour, LeaseTimeout: time.Hour, RetryDelay: time.Hour})
-				b := &testBundle{ctx: context.Background(), eng: eng}
-				ids, _ := b.fullPoolsLeased(t, 4)
-				got := w.start(t, b, eng, ids)
-				requireBlocked(t, got, "all full")
+				b, ids, _, got := w.blockOnFull(t, eng, eng)
 				_, err := eng.UpdatePool(b.ctx, ids[0], pool.UpdateParams{MaxParallelItems: pqPtr(2)})
 				require.NoError(t, err)
 				requireBlocked(t, got, "FIFO, max_parallel_items 2: still a cap of 1")
@@ -53,10 +50,7 @@ func TestWake_FullPoolsSharedFilePolls(t *testing.T) {
 	waiter := openEngine(t, s2, queue.Options{PollInterval: poll, LeaseTimeout: time.Hour, RetryDelay: time.Hour})
 	for _, w := range fullWaiters {
 		t.Run(w.name, func(t *testing.T) {
-			b := &testBundle{ctx: context.Background(), eng: other}
-			ids, leases := b.fullPoolsLeased(t, 4)
-			got := w.start(t, b, waiter, ids)
-			requireBlocked(t, got, "all full")
+			b, ids, leases, got := w.blockOnFull(t, waiter, other)
 			require.NoError(t, other.Complete(b.ctx, leases[0][0], "answered"))
 			requireClaimed(t, got, ids[0], 5*time.Second, "completed through the other store")
 		})

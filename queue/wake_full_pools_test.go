@@ -103,10 +103,7 @@ func TestWake_FullPoolsSlotFreed(t *testing.T) {
 				t.Run(w.name, func(t *testing.T) {
 					eachStore(t, func(t *testing.T, st store.Store) {
 						eng := openEngine(t, st, queue.Options{PollInterval: time.Hour, LeaseTimeout: time.Hour, RetryDelay: time.Hour})
-						b := &testBundle{ctx: context.Background(), eng: eng}
-						ids, leases := b.fullPoolsLeased(t, 4)
-						got := w.start(t, b, eng, ids)
-						requireBlocked(t, got, "all full")
+						b, ids, leases, got := w.blockOnFull(t, eng, eng)
 						require.NoError(t, eng.Complete(b.ctx, leases[i][0], "answered"))
 						requireClaimed(t, got, ids[i], 5*time.Second, "a lease completed")
 					})
@@ -124,10 +121,7 @@ func TestWake_FullPoolsLeaseEnds(t *testing.T) {
 		t.Run(w.name, func(t *testing.T) {
 			eachStore(t, func(t *testing.T, st store.Store) {
 				eng := openEngine(t, st, queue.Options{PollInterval: time.Hour, LeaseTimeout: 1500 * time.Millisecond, RetryDelay: time.Hour})
-				b := &testBundle{ctx: context.Background(), eng: eng}
-				ids, leases := b.fullPoolsLeased(t, 4)
-				got := w.start(t, b, eng, ids)
-				requireBlocked(t, got, "all full")
+				_, ids, leases, got := w.blockOnFull(t, eng, eng)
 				end := leases[0][0].ExpiresAt // the first lease taken
 				r := requireClaimed(t, got, ids[0], time.Until(end)+5*time.Second, "the first lease ended")
 				require.False(t, r.at.Before(end), "claimed at %v, before the lease's end %v", r.at, end)
@@ -137,16 +131,25 @@ func TestWake_FullPoolsLeaseEnds(t *testing.T) {
 	}
 }
 
+// blockOnFull makes four full pools through actor (fullPoolsLeased: FIFO,
+// LIFO, Parallel of cap 2, cap lowered to 1 under 3), starts w on waiter
+// over them, and checks that it blocks.
+func (w fullWaiter) blockOnFull(t *testing.T, waiter, actor *queue.Engine) (*testBundle, []uuid.UUID, [][]*queue.Lease, <-chan ccResult) {
+	t.Helper()
+	b := &testBundle{ctx: context.Background(), eng: actor}
+	ids, leases := b.fullPoolsLeased(t, 4)
+	got := w.start(t, b, waiter, ids)
+	requireBlocked(t, got, "all full")
+	return b, ids, leases, got
+}
+
 // raiseCapWakes blocks w on waiter with four full pools (FIFO, LIFO,
 // Parallel of cap 2, cap lowered to 1 under 3; made by actor), then
 // checks that a lease completed under the lowered cap leaves it blocked
 // and the cap raised, by actor, wakes it to claim there.
 func raiseCapWakes(t *testing.T, w fullWaiter, waiter, actor *queue.Engine, where string) {
 	t.Helper()
-	b := &testBundle{ctx: context.Background(), eng: actor}
-	ids, leases := b.fullPoolsLeased(t, 4)
-	got := w.start(t, b, waiter, ids)
-	requireBlocked(t, got, "all full")
+	b, ids, leases, got := w.blockOnFull(t, waiter, actor)
 	require.NoError(t, actor.Complete(b.ctx, leases[3][0], "answered"))
 	requireBlocked(t, got, "a lease completed under the lowered cap"+where)
 	three := 3
@@ -189,10 +192,7 @@ func TestPostgres_WakeFullPoolsAcrossNodes(t *testing.T) {
 		t.Run(w.name, func(t *testing.T) {
 			for _, f := range frees {
 				t.Run(f.name, func(t *testing.T) {
-					b := &testBundle{ctx: context.Background(), eng: other}
-					ids, leases := b.fullPoolsLeased(t, 4)
-					got := w.start(t, b, waiter, ids)
-					requireBlocked(t, got, "all full")
+					b, ids, leases, got := w.blockOnFull(t, waiter, other)
 					require.NoError(t, f.free(b.ctx, ids, leases))
 					requireClaimed(t, got, ids[f.i], 5*time.Second, f.name+" on the other node")
 				})
