@@ -457,3 +457,22 @@ type PoolWake struct {
 	Next    time.Time
 	HasNext bool
 }
+
+// NewPoolWake is the PoolWake of a pool of type typ and max_parallel_items
+// limit with inFlight items in flight: due tells whether its due set holds
+// an item, retry is the first retry time that no Due found due, lease the
+// first lease end (nil: none). A full pool's Next is its first lease end
+// alone (see PoolWake.Next). The stores read the facts; this is the rule
+// they share.
+func NewPoolWake(due bool, typ pool.Type, limit, inFlight int, retry, lease *time.Time) PoolWake {
+	w := PoolWake{Due: due, Full: inFlight >= pool.Pool{Type: typ, MaxParallelItems: limit}.Cap()}
+	if w.Full {
+		retry = nil // a retry time that comes gives a full pool's claim nothing
+	}
+	for _, at := range []*time.Time{retry, lease} {
+		if at != nil && (!w.HasNext || at.Before(w.Next)) {
+			w.Next, w.HasNext = *at, true
+		}
+	}
+	return w
+}

@@ -398,20 +398,20 @@ func (t *txn) PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]
 		n            int64
 	)
 	_, err = pgx.ForEachRow(rows, []any{&id, &due, &retry, &lease, &typ, &limit, &n}, func() error {
-		w := store.PoolWake{Due: due, Full: n >= int64(pool.Pool{Type: typ, MaxParallelItems: limit}.Cap())}
-		if w.Full {
-			retry = nil // a retry time that comes gives a full pool's claim nothing
-		}
-		for _, at := range []*int64{retry, lease} {
-			if at != nil && (!w.HasNext || fromNanos(*at).Before(w.Next)) {
-				w.Next, w.HasNext = fromNanos(*at), true
-			}
-		}
-		out[id] = w
+		out[id] = store.NewPoolWake(due, typ, limit, int(n), instant(retry), instant(lease))
 		return nil
 	})
 	if err != nil {
 		return nil, wrap(op, err)
 	}
 	return out, nil
+}
+
+// instant returns the instant of nanoseconds n, nil for none.
+func instant(n *int64) *time.Time {
+	if n == nil {
+		return nil
+	}
+	t := fromNanos(*n)
+	return &t
 }

@@ -285,7 +285,7 @@ func (t *txn) PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]
 		if err := rows.Scan(&id, &due, &retry, &lease, &typ, &limit, &n); err != nil {
 			return nil, wrap(op, err)
 		}
-		out[id] = poolWake(due, typ, limit, n, nullTime(retry), nullTime(lease))
+		out[id] = store.NewPoolWake(due, typ, limit, n, nullTime(retry), nullTime(lease))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrap(op, err)
@@ -300,23 +300,4 @@ func nullTime(n sql.NullInt64) *time.Time {
 	}
 	t := fromNanos(n.Int64)
 	return &t
-}
-
-// poolWake is the PoolWake of a pool of type typ and max_parallel_items
-// limit with n items in flight: due tells whether its due set holds an
-// item, retry is the first retry time that no Due found due, lease the
-// first lease end (nil: none).
-// A full pool's Next is its first lease end alone: a retry time that
-// comes gives a claim nothing while the pool is full.
-func poolWake(due bool, typ pool.Type, limit, n int, retry, lease *time.Time) store.PoolWake {
-	w := store.PoolWake{Due: due, Full: n >= pool.Pool{Type: typ, MaxParallelItems: limit}.Cap()}
-	if w.Full {
-		retry = nil
-	}
-	for _, at := range []*time.Time{retry, lease} {
-		if at != nil && (!w.HasNext || at.Before(w.Next)) {
-			w.Next, w.HasNext = *at, true
-		}
-	}
-	return w
 }
