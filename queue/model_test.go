@@ -201,10 +201,6 @@ func (it *modelItem) inFlight() bool {
 	return it.status == pool.StatusProcessing || it.status == pool.StatusInCall
 }
 
-func (it *modelItem) terminal() bool {
-	return it.status == pool.StatusCompleted || it.status == pool.StatusFailed || it.status == pool.StatusSkipped
-}
-
 func (it *modelItem) waiting() bool {
 	return it.status == pool.StatusPending || it.status == pool.StatusRetrying || it.status == pool.StatusScheduled
 }

@@ -369,5 +369,3 @@ func (b *testBundle) unchanged(fn func()) {
 	fn()
 	require.Equal(b.t, before, b.snapshot(), "a failed request wrote something")
 }
-
-func ptr[T any](v T) *T { return &v }

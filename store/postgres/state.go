@@ -22,10 +22,6 @@ import (
 // promoted leaves them as they were, and a lower bound only ever costs a
 // statement that finds nothing. When one is found stale it is read again.
 
-// statusColumns are the columns of pool_counts, in the order of
-// pool.Statuses().
-var statusColumns = [8]string{"pending", "processing", "in_call", "retrying", "scheduled", "completed", "failed", "skipped"}
-
 // counts holds one number per status, in the order of pool.Statuses().
 type counts [8]int64
 
