@@ -32,6 +32,7 @@ func contactTests() []test {
 		{"KeepCalls/RollbackOnError", testKeepCallsRollback},
 		{"KeepCalls/NotForFinishedCampaigns", testKeepCallsFinished},
 		{"KeepCalls/DetachNotForFinishedCampaigns", testKeepCallsDetachFinished},
+		{"KeepCalls/GoWhenCampaignFinishes", testKeepCallsGoWhenFinished},
 		{"KeepCalls/DetachAttach", testKeepCallsDetach},
 		{"KeepCalls/ReleaseKeptCall", testReleaseKeptCall},
 		{"KeepCalls/ReleaseKeptCallWithoutAttempts", testReleaseKeptCallNoAttempts},
@@ -426,6 +427,87 @@ func testKeepCallsDetachFinished(t *testing.T, b *bundle) {
 		} else {
 			require.ElementsMatch(t, []pool.Item{kept(items[0]), kept(items[1])}, got, "%s: kept", st)
 		}
+	}
+}
+
+// testKeepCallsGoWhenFinished checks that UpdateCampaign writing a
+// campaign Completed or Archived deletes the calls kept for it, in its
+// transaction: those of a removed item and those of a detached pool, one
+// of them still in its call. Nothing reads them once it is finished (it
+// never dispatches again), and they stayed until the campaign was
+// deleted. A rename or a pause keeps them, the calls kept of the same
+// item for another campaign stay, and a transaction that fails keeps them.
+func testKeepCallsGoWhenFinished(t *testing.T, b *bundle) {
+	for _, to := range []campaign.Status{campaign.Completed, campaign.Archived} {
+		c, d, e := uuid.New(), uuid.New(), uuid.New()
+		p1, p2 := b.insertPool(), b.insertPool()
+		k := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.Status = campaign.InProcess }))
+		other := b.insertCampaign(newCampaign(nil)) // a Draft: it may dial again
+		b.attachAll(k.UUID, p1, p2)
+		b.attachAll(other.UUID, p2)
+		in1 := b.insertItems(p1.UUID, []pool.Item{
+			{ContactUUID: c, Status: pool.StatusPending, AddedAt: t0},
+			{ContactUUID: d, Status: pool.StatusPending, AddedAt: t0},
+		})
+		in2 := b.insertItems(p2.UUID, []pool.Item{{ContactUUID: e, Status: pool.StatusPending, AddedAt: t0}})
+		b.set(in1, 0, func(it *pool.Item) { // in a call when its pool leaves
+			it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusProcessing, 1, 5, at(time.Hour)
+			it.CallAt, it.CallsToday, it.CallToken = at(0), 1, 5
+		})
+		b.set(in1, 1, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 1 })
+		b.set(in2, 0, func(it *pool.Item) {
+			it.Status, it.Attempts, it.Token = pool.StatusFailed, 2, 2
+			it.CallAt, it.CallsToday, it.CallToken = at(0), 1, 2
+		})
+		for i := range in1 {
+			in1[i] = b.item(in1[i].ID)
+		}
+		in2[0] = b.item(in2[0].ID)
+		b.keepCalls(p2.UUID, e) // removed: kept for k and other
+		b.write(func(tx store.Tx) error { _, err := tx.DetachPool(b.ctx, k.UUID, p1.UUID); return err })
+		all := []pool.Item{keptInCall(in1[0]), kept(in1[1]), kept(in2[0])}
+		requireKept := func(msg string) {
+			t.Helper()
+			for _, write := range []bool{false, true} {
+				require.ElementsMatch(t, all, b.campaignItems(write, k.UUID, p2.UUID, c, d, e), "%s: %s", to, msg)
+			}
+		}
+		requireKept("kept while it runs")
+
+		update := func(mod func(*campaign.Campaign)) func(tx store.Tx) error {
+			return func(tx store.Tx) error {
+				nc, err := tx.Campaign(b.ctx, k.UUID)
+				if err != nil {
+					return err
+				}
+				mod(&nc)
+				return tx.UpdateCampaign(b.ctx, nc)
+			}
+		}
+		b.write(update(func(nc *campaign.Campaign) { nc.Name += " renamed" }))
+		requireKept("renamed")
+		b.write(update(func(nc *campaign.Campaign) { nc.Status = campaign.Paused }))
+		requireKept("paused")
+		boom := errors.New("boom")
+		err := b.st.Write(b.ctx, func(tx store.Tx) error {
+			if err := update(func(nc *campaign.Campaign) { nc.Status = to })(tx); err != nil {
+				return err
+			}
+			return boom
+		})
+		require.ErrorIs(t, err, boom)
+		requireKept("its transaction failed")
+
+		b.write(update(func(nc *campaign.Campaign) { nc.Status = to }))
+		for _, write := range []bool{false, true} {
+			require.Empty(t, b.campaignItems(write, k.UUID, p2.UUID, c, d, e), "%s: its kept calls go", to)
+			require.ElementsMatch(t, []pool.Item{kept(in2[0])}, b.campaignItems(write, other.UUID, p2.UUID, e),
+				"%s: those kept for another campaign stay", to)
+		}
+		// The call under way when its pool left ends, given back: nothing
+		// kept to give it back in, and no error.
+		b.write(func(tx store.Tx) error { return tx.ReleaseKeptCall(b.ctx, in1[0].ID, 5, true) })
+		require.Equal(t, to, b.getCampaign(k.UUID).Status)
 	}
 }
 
