@@ -282,7 +282,9 @@ func (e *Engine) ResumeCampaign(ctx context.Context, id uuid.UUID) (campaign.Cam
 }
 
 // CompleteCampaign moves a campaign In Process or Paused to Completed: it
-// no longer governs its pools, which stay held while attached to it.
+// no longer governs its pools, which stay held while attached to it. It
+// never dials again: the calls kept for it of items removed from its pools
+// and of pools detached from it (see [Engine.DetachPool]) are deleted.
 func (e *Engine) CompleteCampaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error) {
 	return e.transition(ctx, id, campaign.Complete)
 }

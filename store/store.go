@@ -269,7 +269,13 @@ type Tx interface {
 	// Campaign returns one campaign, with PoolUUIDs in attachment order.
 	Campaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, error)
 	// UpdateCampaign stores c's name, status, rule, time zone and
-	// UpdatedAt; an unknown rule is [ErrNotFound].
+	// UpdatedAt; an unknown rule is [ErrNotFound]. Written Completed or
+	// Archived, c never dispatches again: the calls kept for it (KeepCalls,
+	// DetachPool) are deleted, as nothing reads them any more (a seek and
+	// a range of its own rows). So that a KeepCalls on one of its pools
+	// under way meanwhile keeps none for it afterwards, the caller names
+	// the campaign's pools first in the transaction (see Tx above), as
+	// queue's status changes do.
 	UpdateCampaign(ctx context.Context, c campaign.Campaign) error
 	// DeleteCampaign removes a campaign and detaches its pools.
 	DeleteCampaign(ctx context.Context, id uuid.UUID) error
@@ -351,7 +357,8 @@ type Tx interface {
 	// with a counted call (attempts, or a count of its calling days, above
 	// zero), one record of its attempts and its calling days' counts per
 	// campaign, which
-	// CampaignItems returns from then on, until the campaign is deleted. A
+	// CampaignItems returns from then on, until the campaign is deleted or
+	// written Completed or Archived (UpdateCampaign). A
 	// pool attached to no such campaign records nothing. One statement.
 	KeepCalls(ctx context.Context, poolID uuid.UUID, contacts ...uuid.UUID) error
 	// ReleaseKeptCall gives back, in the calls kept of item itemID while

@@ -124,6 +124,12 @@ ON CONFLICT DO NOTHING`
 	// ($2), as its status is: a seek on campaign_pools' key.
 	governsSQL = `UPDATE campaign_pools SET governs = $2 WHERE campaign_id = $1 AND governs <> $2`
 
+	// dropFinishedKeptCallsSQL deletes the calls kept for campaign $1, which
+	// is now Completed or Archived: it never dispatches again, so nothing
+	// reads them (see store.Tx.UpdateCampaign). A range of
+	// kept_calls_contact, the campaign's rows only.
+	dropFinishedKeptCallsSQL = `DELETE FROM kept_calls WHERE campaign_id = $1`
+
 	detachPoolSQL = `DELETE FROM campaign_pools WHERE campaign_id = $1 AND pool_id = $2`
 
 	// keepDetachedCallsSQL keeps the calls of pool $2's items for campaign
@@ -564,7 +570,9 @@ func (t *txn) Campaign(ctx context.Context, id uuid.UUID) (campaign.Campaign, er
 	return c, nil
 }
 
-// UpdateCampaign stores c's settings, locking it. O(log n).
+// UpdateCampaign stores c's settings, locking it; written Completed or
+// Archived, it deletes the calls kept for c. O(log n), plus O(k) for its k
+// kept calls.
 func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
 	defer t.forgetCampaigns() // after the write: a pool locked in it reads the campaigns before it
 	op := fmt.Sprintf("update campaign %s", c.UUID)
@@ -587,7 +595,10 @@ func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
 	if err = affected(tag.RowsAffected(), ruleGone(c, err)); err != nil {
 		return wrap(op, err)
 	}
-	return wrap(op, t.deferExec(ctx, governsSQL, k, c.Status.Governs()))
+	if err := t.deferExec(ctx, governsSQL, k, c.Status.Governs()); err != nil || !c.Status.Finished() {
+		return wrap(op, err)
+	}
+	return wrap(op, t.deferExec(ctx, dropFinishedKeptCallsSQL, k))
 }
 
 // DeleteCampaign removes a campaign, locking it, then its pools (in the

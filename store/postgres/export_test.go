@@ -159,6 +159,7 @@ var HotStatements = []struct {
 	{"delete items", deleteItemsSQL, "items_pkey", []string{"$K", "'{1,2,3}'"}},
 	{"campaign items", campaignItemsSQL, "Index Cond: ((pool_id = cp.pool_id) AND (contact_uuid = c.c))", []string{"$U", "$U",
 		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'"}},
+	{"drop finished kept calls", dropFinishedKeptCallsSQL, "kept_calls_contact", []string{"$K"}},
 	{"keep calls", keepCallsSQL, "Index Cond: ((pool_id = $1) AND (contact_uuid = c.c))", []string{"$K",
 		"'{00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002}'", "'Completed'", "'Archived'"}},
 }

@@ -64,6 +64,12 @@ ON CONFLICT DO NOTHING`
 	// (?1), as its status is: a seek on the primary key.
 	governsSQL = `UPDATE campaign_pools SET governs = ?1 WHERE campaign_id = (SELECT id FROM campaigns WHERE uuid = ?2) AND governs <> ?1`
 
+	// dropFinishedKeptCallsSQL deletes the calls kept for campaign ?, which
+	// is now Completed or Archived: it never dispatches again, so nothing
+	// reads them (see store.Tx.UpdateCampaign). A range of
+	// kept_calls_contact, the campaign's rows only.
+	dropFinishedKeptCallsSQL = `DELETE FROM kept_calls WHERE campaign_id = (SELECT id FROM campaigns WHERE uuid = ?)`
+
 	detachPoolSQL = `DELETE FROM campaign_pools WHERE campaign_id = ? AND pool_id = ?`
 
 	// keepDetachedCallsSQL keeps the calls of pool ?2's items for campaign
@@ -353,7 +359,8 @@ func (t *txn) campaignPools(ctx context.Context, k int64) ([]uuid.UUID, error) {
 	return out, rows.Err()
 }
 
-// UpdateCampaign stores c's settings. O(log n).
+// UpdateCampaign stores c's settings; written Completed or Archived, it
+// deletes the calls kept for c. O(log n), plus O(k) for its k kept calls.
 func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
 	const op = "update campaign"
 	if err := t.writable(op); err != nil {
@@ -371,6 +378,9 @@ func (t *txn) UpdateCampaign(ctx context.Context, c campaign.Campaign) error {
 		foldCase(c.Name), blob(c.UUID))
 	if err = affected(res, err); err == nil {
 		_, err = t.exec(ctx, governsSQL, c.Status.Governs(), blob(c.UUID))
+	}
+	if err == nil && c.Status.Finished() {
+		_, err = t.exec(ctx, dropFinishedKeptCallsSQL, blob(c.UUID))
 	}
 	return wrap(fmt.Sprintf("%s %s", op, c.UUID), err)
 }

@@ -73,6 +73,7 @@ const (
 	CampaignItemsSQL     = campaignItemsSQL
 	DeleteItemsSQL       = deleteItemsSQL
 	KeepCallsSQL         = keepCallsSQL
+	DropFinishedKeptSQL  = dropFinishedKeptCallsSQL
 )
 
 // Statements of the write path, for EXPLAIN tests.

@@ -280,6 +280,9 @@ var planCases = []planCase{
 	{"KeepCalls", sqlite.KeepCallsSQL, []any{[]byte("0123456789abcdef"), `["30313233343536373839616263646566"]`, "Completed", "Archived"},
 		[]string{"sqlite_autoindex_pools_1", "campaign_pools_pool", "INTEGER PRIMARY KEY", "sqlite_autoindex_items_1"}},
 	{"DeleteItems", sqlite.DeleteItemsSQL, []any{`[1, 2]`, 1}, []string{"INTEGER PRIMARY KEY"}},
+	// A campaign's completion's: its own kept calls, not all of them.
+	{"DropFinishedKeptCalls", sqlite.DropFinishedKeptSQL, []any{[]byte("0123456789abcdef")},
+		[]string{"kept_calls_contact", "sqlite_autoindex_campaigns_1"}},
 	// A governed claim's: a seek per contact in each other pool, and
 	// per kept call, a seek of its item by primary key.
 	{"CampaignItems", sqlite.CampaignItemsSQL, []any{[]byte("0123456789abcdef"), []byte("0123456789abcdef"), `["30313233343536373839616263646566"]`},
