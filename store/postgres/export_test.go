@@ -26,6 +26,9 @@ func Seen(st *Store, id uuid.UUID) bool { _, ok := st.seen.load(id); return ok }
 // LatestVersion is the schema version Open migrates to.
 func LatestVersion() int { return latestVersion() }
 
+// MigrationSQL returns the text of migration version v (1-based).
+func MigrationSQL(v int) string { return history[v-1].SQL }
+
 // MigrateTo creates schema at version target, as an older poolq would
 // have left it.
 func MigrateTo(ctx context.Context, url, schema string, target int) error {
@@ -46,6 +49,27 @@ func schemaConn(ctx context.Context, url, schema string) (*pgx.Conn, error) {
 	}
 	cfg.RuntimeParams["search_path"] = schema
 	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// PlannerConn connects to url with schema on the search_path and the
+// store's planner settings (see planner), as Open migrates: a session of
+// the test's own, closed when t ends.
+func PlannerConn(t testing.TB, url, schema string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["search_path"] = schema
+	for k, v := range planner {
+		cfg.RuntimeParams[k] = v
+	}
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("connecting to schema %s: %v", schema, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
 
 // SchemaConn connects to url with schema on the search_path, a session of
