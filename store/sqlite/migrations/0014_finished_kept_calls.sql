@@ -1,0 +1,21 @@
+-- 0014_finished_kept_calls: the calls kept for finished campaigns go.
+--
+-- The calls kept of items that left a campaign's pools (0008) are read by
+-- dispatch under the campaign's rule only. A Completed or Archived campaign
+-- never dispatches again, yet Remove, DeletePool and DetachPool kept calls
+-- for it too, and they stayed until the campaign was deleted: a pool that
+-- a new campaign dialled every day held a row per called item and
+-- finished campaign. poolq now keeps none for a finished campaign and
+-- deletes a campaign's kept calls when it completes or is archived
+-- (UpdateCampaign); this deletes those kept before. The kept calls of the
+-- campaigns that may dial again (Draft, In Process, Paused) stay as they
+-- are.
+--
+-- Cost: a scan of campaigns (one row per campaign, no index on status)
+-- for the finished ones' ids, then for each a range of kept_calls_contact
+-- (campaign_id, contact_uuid): the rows deleted and their index entries,
+-- never a scan of kept_calls (a SEARCH of kept_calls in
+-- kept_calls_contact, with statistics or without): O(c + d log n) for c
+-- campaigns, d rows deleted of n kept calls.
+DELETE FROM kept_calls
+WHERE campaign_id IN (SELECT id FROM campaigns WHERE status IN ('Completed', 'Archived'));
