@@ -34,6 +34,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -359,9 +360,18 @@ func pgCampChild(t *testing.T, role string) {
 			panic(fmt.Sprintf("unexpected error: %v", err))
 		}
 	}
+	// The victim's calls after its tenth last a second (a third of the
+	// lease), so that the parent, which kills it once it has logged ten
+	// calls and is in one, finds it in a call however loaded the machine:
+	// with 5–25 ms calls it once ended them all before the kill landed,
+	// and left nothing to expire.
+	var made atomic.Int64
 	call := func(l *queue.Lease, began int64) {
 		write(pgCampLine{Op: "call", Pool: slices.Index(ids.Pools, l.PoolUUID), Contact: index[l.ContactUUID], Token: l.Token,
 			Attempt: l.Attempt, ItemID: l.ItemID, At: l.ExpiresAt.Add(-pgCampLease), Expires: l.ExpiresAt.UnixNano(), Began: began})
+		if role == "victim" && made.Add(1) > 10 {
+			time.Sleep(time.Second)
+		}
 		time.Sleep(time.Duration(5+rand.IntN(20)) * time.Millisecond)
 		write(pgCampLine{Op: "end", Pool: slices.Index(ids.Pools, l.PoolUUID), Contact: index[l.ContactUUID], Token: l.Token})
 	}
