@@ -251,3 +251,6 @@ func MigrationLock(schema string) int32 { return int32(schemaHash(schema)) }
 func CommitOutcome(ctx context.Context, st *Store, xid string, pid uint32, err error) error {
 	return st.commitOutcome(ctx, &lostCommit{xid: xid, pid: pid, err: err})
 }
+
+// MaxConns is the size of st's pool of connections, as pgxpool holds it.
+func MaxConns(st *Store) int { return int(st.pool.Config().MaxConns) }

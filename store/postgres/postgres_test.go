@@ -1127,3 +1127,45 @@ func TestOpen_NotUTF8(t *testing.T) {
 	require.ErrorContains(t, err, "it is SQL_ASCII")
 	require.False(t, schemaExists(t, u.String(), "poolq"), "a refused Open created its schema")
 }
+
+// TestOpen_MaxConnsFromURL: the pool's size is Options.MaxConns, else the
+// connection string's pool_max_conns, else DefaultMaxConns, however pgx
+// reads the string. A key=value string may put spaces around '=' (as
+// libpq's do); pgx takes "pool_max_conns = 3" as 3, and the Store used to
+// look for the text "pool_max_conns=" only, and put 8 in its place: a node
+// sized to the server's max_connections opened more. A value that merely
+// contains that text (an application_name) named no size, and the Store
+// used to leave pgx's own default (4, or the number of CPUs) for 8. A
+// URL's keys may be percent-encoded.
+func TestOpen_MaxConnsFromURL(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	kv := fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable",
+		u.Hostname(), u.Port(), u.User.Username(), strings.TrimPrefix(u.Path, "/"))
+	if pw, ok := u.User.Password(); ok {
+		kv += " password='" + pw + "'"
+	}
+	for _, c := range []struct {
+		conn string
+		opts int
+		want int
+	}{
+		{pgtest.WithParams(url, "pool_max_conns=3"), 0, 3},
+		{pgtest.WithParams(url, "pool_max_conns=3"), 5, 5},
+		{kv + " pool_max_conns=3", 0, 3},
+		{kv + " pool_max_conns = 3", 0, 3},
+		{kv + " pool_max_conns =3", 0, 3},
+		{kv, 0, postgres.DefaultMaxConns},
+		{kv + " application_name='x pool_max_conns=3'", 0, postgres.DefaultMaxConns},
+		{pgtest.WithParams(url, "pool%5Fmax%5Fconns=3"), 0, 3},
+	} {
+		st, err := postgres.Open(ctx, c.conn, postgres.Options{Schema: pgtest.Schema(t, url), MaxConns: c.opts})
+		require.NoError(t, err, "%s", c.conn)
+		got := postgres.MaxConns(st)
+		require.NoError(t, st.Close())
+		require.Equal(t, c.want, got, "MaxConns %d with %q", c.opts, c.conn)
+	}
+}
