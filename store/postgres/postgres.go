@@ -356,7 +356,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = int32(opts.MaxConns)
-	} else if !hasParam(url, "pool_max_conns") {
+	} else if named, err := namesMaxConns(url); err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	} else if !named {
 		cfg.MaxConns = DefaultMaxConns
 	}
 	rp := cfg.ConnConfig.RuntimeParams
@@ -515,9 +517,21 @@ var planner = map[string]string{
 	"plan_cache_mode":   "force_generic_plan",
 }
 
-// hasParam reports whether a connection string names param.
-func hasParam(url, param string) bool {
-	return regexp.MustCompile(`(^|[?&\s])` + param + `=`).MatchString(url)
+// namesMaxConns reports whether a connection string names pool_max_conns,
+// as pgx reads it: pgxpool.ParseConfig takes the setting out, and leaves
+// no trace of whether it was there (its default, 4 or the number of CPUs,
+// may be the value given), but pgx.ParseConfig keeps it among the
+// connection's parameters. Matching the text instead missed a key=value
+// string's "pool_max_conns = 3" (spaces around '=', as libpq allows) and
+// a URL's percent-encoded key, and took a value containing the text (an
+// application_name) for the setting.
+func namesMaxConns(url string) (bool, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return false, err
+	}
+	_, ok := cfg.RuntimeParams["pool_max_conns"]
+	return ok, nil
 }
 
 // schemaHash is the high half of the advisory lock keys of a schema: its
