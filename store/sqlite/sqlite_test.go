@@ -129,6 +129,10 @@ func TestOpen_Options(t *testing.T) {
 		{"x.db", sqlite.Options{BusyTimeout: sqlite.MaxBusyTimeout + time.Millisecond}, []string{"busy_timeout"}},
 		{"x.db", sqlite.Options{CacheMiB: sqlite.MaxCacheMiB + 1}, []string{"cache_mib"}},
 		{"x.db", sqlite.Options{CheckpointInterval: sqlite.MaxCheckpointInterval + time.Millisecond}, []string{"checkpoint_interval"}},
+		// 100 meant as milliseconds is 100 ns: a ticker that fast burned
+		// 70% of a core while the store sat idle.
+		{"x.db", sqlite.Options{CheckpointInterval: 100}, []string{"checkpoint_interval"}},
+		{"x.db", sqlite.Options{CheckpointInterval: time.Millisecond - 1}, []string{"checkpoint_interval"}},
 		{"", sqlite.Options{}, []string{"path"}},
 		// The driver would open the path cut at the NUL: another file.
 		{"x.db\x00.other", sqlite.Options{}, []string{"path"}},
