@@ -89,8 +89,8 @@ type Options struct {
 	// has grown past 4000 pages all the same (another process's writes,
 	// readers that overlap without pause). Negative: no goroutine, and
 	// SQLite checkpoints in the commit that crosses 1000 pages, as it does
-	// by default. At most [MaxCheckpointInterval]. Defaults to
-	// DefaultCheckpointInterval.
+	// by default. From [MinCheckpointInterval] to [MaxCheckpointInterval].
+	// Defaults to DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
 	// QuickCheck runs SQLite's quick_check on the file at Open (the
 	// structure of every page, in time linear in the file's size, without
@@ -115,12 +115,17 @@ type Options struct {
 // zero.
 const DefaultCacheMiB = 32
 
-// Upper bounds of [Options]: values past them are mistakes, refused by
-// Open rather than passed on to SQLite.
+// Bounds of [Options]: values past them are mistakes, refused by Open
+// rather than passed on to SQLite.
 const (
 	MaxBusyTimeout        = time.Hour
 	MaxCacheMiB           = 64 << 10 // 64 GiB
 	MaxCheckpointInterval = time.Hour
+	// MinCheckpointInterval bounds a positive CheckpointInterval from
+	// below: a shorter tick is a busy loop (100 written as a bare number
+	// is 100 ns, not 100 ms, and its ticker kept most of a core busy on an
+	// idle store).
+	MinCheckpointInterval = time.Millisecond
 )
 
 func (o Options) withDefaults() Options {
@@ -149,8 +154,10 @@ func (o Options) validate(ctx context.Context, path string) error {
 	v.Check(o.BusyTimeout >= 0 && o.BusyTimeout <= MaxBusyTimeout, "busy_timeout", validate.RuleRange,
 		fmt.Sprintf("must be between 0 and %v (got %v)", MaxBusyTimeout, o.BusyTimeout))
 	v.IntRange("cache_mib", o.CacheMiB, 0, MaxCacheMiB)
-	v.Check(o.CheckpointInterval <= MaxCheckpointInterval, "checkpoint_interval", validate.RuleRange,
-		fmt.Sprintf("must be at most %v (got %v)", MaxCheckpointInterval, o.CheckpointInterval))
+	v.Check(o.CheckpointInterval < 0 || o.CheckpointInterval >= MinCheckpointInterval && o.CheckpointInterval <= MaxCheckpointInterval,
+		"checkpoint_interval", validate.RuleRange,
+		fmt.Sprintf("must be negative (no checkpointer) or between %v and %v (got %v)",
+			MinCheckpointInterval, MaxCheckpointInterval, o.CheckpointInterval))
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("sqlite: open: %w", err)
 	}
