@@ -457,6 +457,12 @@ func TestOpen_Options(t *testing.T) {
 		{postgres.Options{MaxConns: 1<<32 + 3}, []string{"max_conns"}},
 		{postgres.Options{MaxRetries: -1}, []string{"max_retries"}},
 		{postgres.Options{IdleInTransactionTimeout: postgres.MaxIdleInTransactionTimeout + time.Millisecond}, []string{"idle_in_transaction_timeout"}},
+		// 30 meant as seconds is 30 ns, which the server's milliseconds
+		// round to 1 ms: it ended the session of every write transaction
+		// between two of its statements (even a CreatePool failed, FATAL
+		// 25P03), so the Store could write nothing.
+		{postgres.Options{IdleInTransactionTimeout: 30}, []string{"idle_in_transaction_timeout"}},
+		{postgres.Options{IdleInTransactionTimeout: 100*time.Millisecond - 1}, []string{"idle_in_transaction_timeout"}},
 		{postgres.Options{LockTimeout: postgres.MaxLockTimeout + time.Millisecond}, []string{"lock_timeout"}},
 		{postgres.Options{Durability: -1, Locking: -1, MaxConns: -1, MaxRetries: -1, LockTimeout: 25 * time.Hour},
 			[]string{"durability", "locking", "max_conns", "max_retries", "lock_timeout"}},
