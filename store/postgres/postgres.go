@@ -168,9 +168,9 @@ type Options struct {
 	// one (paused, frozen, or cut off without its connection closing),
 	// whose locks would otherwise hold the claims of its pools on every
 	// other node until it came back. When it does, its transaction fails
-	// with an error, nothing of it committed. Negative: no bound. At most
-	// [MaxIdleInTransactionTimeout]. Defaults to
-	// [DefaultIdleInTransactionTimeout].
+	// with an error, nothing of it committed. Negative: no bound. From
+	// [MinIdleInTransactionTimeout] to [MaxIdleInTransactionTimeout].
+	// Defaults to [DefaultIdleInTransactionTimeout].
 	IdleInTransactionTimeout time.Duration
 	// LockTimeout bounds how long a write transaction waits for a lock
 	// that another session holds, in practice another node's lock on a
@@ -218,6 +218,13 @@ const DefaultIdleInTransactionTimeout = 30 * time.Second
 // MaxIdleInTransactionTimeout is the largest
 // [Options.IdleInTransactionTimeout].
 const MaxIdleInTransactionTimeout = 24 * time.Hour
+
+// MinIdleInTransactionTimeout is the smallest positive
+// [Options.IdleInTransactionTimeout]. A transaction's session is idle
+// between its statements while this process works out the next ones; a
+// bound of a few milliseconds ended live transactions (at 1 ms, every
+// write failed), and 30 written as a bare number is 30 ns, not 30 s.
+const MinIdleInTransactionTimeout = 100 * time.Millisecond
 
 // DefaultLockTimeout is [Options.LockTimeout] when it is zero: as
 // DefaultIdleInTransactionTimeout, far above any lock wait between live
@@ -293,8 +300,11 @@ func (o Options) validate(ctx context.Context) error {
 		fmt.Sprintf("must be AdvisoryLock or RowLock (got %v)", o.Locking))
 	v.IntRange("max_conns", o.MaxConns, 0, math.MaxInt32)
 	v.IntMin("max_retries", o.MaxRetries, 0)
-	v.Check(o.IdleInTransactionTimeout <= MaxIdleInTransactionTimeout, "idle_in_transaction_timeout", validate.RuleRange,
-		fmt.Sprintf("must be at most %v (got %v)", MaxIdleInTransactionTimeout, o.IdleInTransactionTimeout))
+	v.Check(o.IdleInTransactionTimeout < 0 ||
+		o.IdleInTransactionTimeout >= MinIdleInTransactionTimeout && o.IdleInTransactionTimeout <= MaxIdleInTransactionTimeout,
+		"idle_in_transaction_timeout", validate.RuleRange,
+		fmt.Sprintf("must be negative (no bound) or between %v and %v (got %v)",
+			MinIdleInTransactionTimeout, MaxIdleInTransactionTimeout, o.IdleInTransactionTimeout))
 	v.Check(o.LockTimeout <= MaxLockTimeout, "lock_timeout", validate.RuleRange,
 		fmt.Sprintf("must be at most %v (got %v)", MaxLockTimeout, o.LockTimeout))
 	if err := v.Err(); err != nil {
