@@ -436,6 +436,24 @@ func TestOpen_NilContext(t *testing.T) {
 	}
 }
 
+// TestOpen_SystemSchema: information_schema is PostgreSQL's, as the pg_
+// schemas are. Open took it (a superuser may create tables there) and put
+// poolq's tables beside the system views, where a pg_dump of the database
+// leaves them out, as it leaves out every system schema: the backup of a
+// dialer held none of its pools. It is refused before anything is
+// connected to (no database needed: the URL leads nowhere).
+func TestOpen_SystemSchema(t *testing.T) {
+	t.Parallel()
+	const url = "postgres://poolq@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"
+	for _, schema := range []string{"information_schema", "pg_catalog", "pg_toast"} {
+		_, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
+		require.ErrorIs(t, err, validate.ErrInvalid, "schema %s", schema)
+		var ve validate.Errors
+		require.ErrorAs(t, err, &ve)
+		require.Equal(t, []string{"schema"}, ve.Fields(), "schema %s", schema)
+	}
+}
+
 func TestOpen_Options(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
