@@ -124,7 +124,9 @@ type Options struct {
 	// by Open if it does not exist, so that several poolq instances (and
 	// tests) can share one database. It must be a plain identifier:
 	// lower-case letters, digits and underscores, not starting with a
-	// digit nor with pg_ (PostgreSQL reserves those), at most 63 bytes.
+	// digit nor with pg_, and not information_schema (PostgreSQL's own
+	// schemas, which a pg_dump of the database leaves out), at most 63
+	// bytes.
 	// Every Store opened on the same database and schema shares the same
 	// pools. Defaults to [DefaultSchema] ("poolq").
 	//
@@ -291,9 +293,10 @@ func (o Options) withDefaults() Options {
 func (o Options) validate(ctx context.Context) error {
 	var v validate.Validator
 	v.Check(ctx != nil, "ctx", validate.RuleRequired, "is required (not nil: use context.Background())")
-	v.Check(schemaName.MatchString(o.Schema) && !strings.HasPrefix(o.Schema, "pg_"), "schema", validate.RuleFormat,
+	v.Check(schemaName.MatchString(o.Schema) && !strings.HasPrefix(o.Schema, "pg_") && o.Schema != "information_schema",
+		"schema", validate.RuleFormat,
 		fmt.Sprintf("must be a plain identifier: lower-case letters, digits and underscores, at most 63, "+
-			"not starting with a digit or pg_ (got %q)", o.Schema))
+			"not starting with a digit or pg_, not information_schema (got %q)", o.Schema))
 	v.Check(o.Durability == Normal || o.Durability == Full, "durability", validate.RuleEnum,
 		fmt.Sprintf("must be Normal or Full (got %v)", o.Durability))
 	v.Check(o.Locking == AdvisoryLock || o.Locking == RowLock, "locking", validate.RuleEnum,
