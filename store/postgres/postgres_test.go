@@ -588,11 +588,25 @@ func TestWrite_StalledTransactionEnds(t *testing.T) {
 // opposite orders. The one that must take a lock below one it holds only
 // tries it, and runs again taking both in order: no deadlock, no error,
 // and no wait for the server's deadlock detection (a second).
+//
+// A MaxRetries of math.MaxInt (no bound, in effect) restarts a as well:
+// Write added its bound on lock restarts to MaxRetries, which overflowed
+// to a negative bound, and a returned its first run's restart as an
+// error, as if the retries were used up.
 func TestWrite_LocksOutOfOrder(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
+	for name, retries := range map[string]int{"Default": 0, "MaxInt": math.MaxInt} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			locksOutOfOrder(t, url, retries)
+		})
+	}
+}
+
+func locksOutOfOrder(t *testing.T, url string, maxRetries int) {
 	ctx := context.Background()
-	a := pgtest.Open(t, url, postgres.Options{})
+	a := pgtest.Open(t, url, postgres.Options{MaxRetries: maxRetries})
 	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
 	lo, hi := newTestPool("low"), newTestPool("high")
 	require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, lo) }))
