@@ -642,7 +642,9 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 			}
 			return wrap("commit", err)
 		}
-		if t == nil || t.retry == nil || retries >= s.opts.MaxRetries || run >= s.opts.MaxRetries+maxLockRestarts {
+		// run-maxLockRestarts, not MaxRetries+maxLockRestarts: the sum
+		// overflows for a MaxRetries near math.MaxInt.
+		if t == nil || t.retry == nil || retries >= s.opts.MaxRetries || run-maxLockRestarts >= s.opts.MaxRetries {
 			if t != nil && t.retry != nil && err == nil {
 				err = t.retry
 			}
