@@ -163,6 +163,50 @@ func TestOpen_SchemaTooNew(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrSchemaTooNew)
 }
 
+// TestOpen_ForeignSchemaVersion: a schema that holds another
+// application's schema_version table (Flyway's name before version 5; a
+// DBA's own; Schema "public" in a shared database) and none of poolq's
+// tables is not a poolq schema at some version. Open read its versions
+// as poolq's: it reported an integer version past poolq's own as
+// store.ErrSchemaTooNew (an operator then upgrades poolq, in vain), ran
+// poolq's later migrations on tables that are not there ("relation items
+// does not exist"), failed on a relation missing from its settings, or on
+// a text version column. It refuses them all alike, wrapping ErrNotPoolq,
+// and changes nothing.
+func TestOpen_ForeignSchemaVersion(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	for _, ddl := range []string{
+		"CREATE TABLE %s.schema_version (version integer PRIMARY KEY, applied_at bigint NOT NULL); INSERT INTO %[1]s.schema_version VALUES (1, 0)",
+		"CREATE TABLE %s.schema_version (version integer PRIMARY KEY, applied_at bigint NOT NULL); INSERT INTO %[1]s.schema_version VALUES (" +
+			fmt.Sprint(postgres.LatestVersion()) + ", 0)",
+		"CREATE TABLE %s.schema_version (version integer PRIMARY KEY); INSERT INTO %[1]s.schema_version VALUES (20240101)",
+		"CREATE TABLE %s.schema_version (installed_rank int PRIMARY KEY, version varchar(50)); INSERT INTO %[1]s.schema_version VALUES (1, '1.2')",
+		"CREATE TABLE %s.schema_version (version integer PRIMARY KEY); CREATE TABLE %[1]s.pools (x int)",
+	} {
+		schema := pgtest.Schema(t, url)
+		conn, err := pgx.Connect(ctx, url)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema+"; "+fmt.Sprintf(ddl, schema))
+		require.NoError(t, err)
+		objects := func() (n int) {
+			require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = $1)
+				+ (SELECT count(*) FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace WHERE s.nspname = $1)`, schema).Scan(&n))
+			return n
+		}
+		before := objects()
+		st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
+		if err == nil {
+			require.NoError(t, st.Close())
+		}
+		require.NotErrorIs(t, err, store.ErrSchemaTooNew, "%s", ddl)
+		require.ErrorContains(t, err, "not a poolq schema", "%s", ddl)
+		require.Equal(t, before, objects(), "%s: the schema changed", ddl)
+	}
+}
+
 // TestOpen_AsAppRole: a schema already at this version opens for a role
 // that may only read and write its tables (migrations run by another
 // role): Open changes nothing in it.
