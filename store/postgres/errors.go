@@ -30,6 +30,12 @@ var ErrLockTimeout = store.ErrLockTimeout
 // pool another way than [Options.Locking] says (see [Locking]).
 var ErrLockingMismatch = errors.New("postgres: another Locking than the schema's")
 
+// ErrNotPoolq is wrapped by [Open]'s error for a schema that holds a
+// schema_version table without poolq's pools, items and pool_counts:
+// another application's (Flyway's name before its version 5, say), whose
+// versions are not poolq's. Open changes nothing in it.
+var ErrNotPoolq = errors.New("postgres: not a poolq schema: its schema_version table is another application's")
+
 // ErrNotUTF8 is returned by [Open] when the database does not store its
 // text as UTF-8 (its server_encoding): poolq's names and notes are Unicode,
 // and their limits count characters, which a SQL_ASCII database counts as

@@ -35,6 +35,9 @@ const (
 	// (Open's ctx still bounds both).
 	unboundedSQL          = `SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)`
 	versionTableExistsSQL = `SELECT to_regclass(format('%I.schema_version', $1::text)) IS NOT NULL`
+	poolqTablesExistSQL   = `SELECT to_regclass(format('%I.pools', $1::text)) IS NOT NULL
+	AND to_regclass(format('%I.items', $1::text)) IS NOT NULL
+	AND to_regclass(format('%I.pool_counts', $1::text)) IS NOT NULL`
 	// schemaExistsSQL looks the schema up by its exact name.
 	schemaExistsSQL       = `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`
 	createVersionTableSQL = `CREATE TABLE schema_version (
@@ -88,6 +91,15 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 	}
 	current := 0
 	if exists {
+		// poolq's first migration makes schema_version and these tables
+		// in one transaction: without them, the versions are not poolq's.
+		var ours bool
+		if err := tx.QueryRow(ctx, poolqTablesExistSQL, schema).Scan(&ours); err != nil {
+			return fmt.Errorf("migrate: read schema version: %w", err)
+		}
+		if !ours {
+			return fmt.Errorf("migrate: %w (a schema_version table without poolq's pools, items and pool_counts)", ErrNotPoolq)
+		}
 		if err := tx.QueryRow(ctx, currentVersionSQL).Scan(&current); err != nil {
 			return fmt.Errorf("migrate: read schema version: %w", err)
 		}

@@ -355,7 +355,8 @@ var (
 // in one transaction under an advisory lock of the schema, so several
 // processes opening at once migrate it once. A schema written by a newer
 // poolq is not touched: Open returns an error wrapping
-// [store.ErrSchemaTooNew]. Bad options and a nil ctx are reported together
+// [store.ErrSchemaTooNew]; nor is one whose schema_version table is another
+// application's ([ErrNotPoolq]). Bad options and a nil ctx are reported together
 // as [validate.Errors] (wrapping [validate.ErrInvalid]), before anything
 // is connected to.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {

@@ -202,7 +202,7 @@ func TestOpen_ForeignSchemaVersion(t *testing.T) {
 			require.NoError(t, st.Close())
 		}
 		require.NotErrorIs(t, err, store.ErrSchemaTooNew, "%s", ddl)
-		require.ErrorContains(t, err, "not a poolq schema", "%s", ddl)
+		require.ErrorIs(t, err, postgres.ErrNotPoolq, "%s", ddl)
 		require.Equal(t, before, objects(), "%s: the schema changed", ddl)
 	}
 }
