@@ -857,3 +857,31 @@ func TestCheckpoint_ImportHoldsTheWriterBriefly(t *testing.T) {
 	t.Logf("held at most %d pages (a commit writes up to %d); full rounds %d", sqlite.HeldCheckpointPages(st), largest, sqlite.FullCheckpoints(st))
 	require.LessOrEqual(t, sqlite.HeldCheckpointPages(st), 100+2*largest)
 }
+
+// TestOpen_URIRefused: path is a file name. A SQLite URI ("file:x.db?mode=ro")
+// would otherwise open an empty database under that literal name in the
+// working directory (its characters are escaped, see
+// TestOpen_PathWithURICharacters): a user who meant a read-only open would
+// read no pools and no error. It is refused, creating nothing; a file whose
+// name really begins with "file:" is opened as "./file:…".
+func TestOpen_URIRefused(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, path := range []string{"file:x.db?mode=ro", "file:x.db", "file:///" + filepath.Join(dir, "x.db"), "FILE:x.db"} {
+		_, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		require.ErrorIs(t, err, validate.ErrInvalid, path)
+		var ve validate.Errors
+		require.ErrorAs(t, err, &ve)
+		require.Equal(t, []string{"path"}, ve.Fields(), path)
+		require.Contains(t, err.Error(), "not a URI", path)
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		require.Empty(t, entries, "%q: no file is created", path)
+	}
+	st, err := sqlite.Open(context.Background(), "./file:x.db", sqlite.Options{})
+	require.NoError(t, err)
+	insertPool(t, st)
+	require.NoError(t, st.Close())
+	_, err = os.Stat(filepath.Join(dir, "file:x.db"))
+	require.NoError(t, err, "./file:x.db is the file named file:x.db")
+}
