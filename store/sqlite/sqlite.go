@@ -149,6 +149,8 @@ func (o Options) validate(ctx context.Context, path string) error {
 	v.Check(path != "", "path", validate.RuleRequired, "is required (\":memory:\" for a private in-memory database)")
 	v.Check(!strings.ContainsRune(path, 0), "path", validate.RuleFormat,
 		"must not contain NUL (the file opened would be the path cut at it)")
+	v.Check(!hasURIScheme(path), "path", validate.RuleFormat,
+		fmt.Sprintf("must be a file name, not a URI (got %q): its parameters would be ignored and an empty database of that literal name made; options go in Options, and a file whose name begins with \"file:\" is \"./file:…\"", path))
 	v.Check(o.Durability == Normal || o.Durability == Full, "durability", validate.RuleEnum,
 		fmt.Sprintf("must be Normal or Full (got %v)", o.Durability))
 	v.Check(o.BusyTimeout >= 0 && o.BusyTimeout <= MaxBusyTimeout, "busy_timeout", validate.RuleRange,
@@ -216,7 +218,8 @@ type handle struct {
 // Open opens the database at path, creating it if needed, and brings its
 // schema to the latest version this code knows. path is a file name, or
 // [MemoryPath] (":memory:") for a private in-memory database, which lives as
-// long as the Store. A file written by a newer poolq is not touched: Open
+// long as the Store; not a SQLite URI ("file:…", refused: a file whose name
+// begins so is "./file:…"). A file written by a newer poolq is not touched: Open
 // returns an error wrapping [store.ErrSchemaTooNew].
 //
 // A file store is in WAL mode, writes through one connection with BEGIN
@@ -428,6 +431,12 @@ func basePragmas(opts Options, cacheMiB int) []string {
 		"_pragma=synchronous(" + opts.Durability.pragma() + ")",
 		fmt.Sprintf("_pragma=cache_size(%d)", -cacheMiB*1024),
 	}
+}
+
+// hasURIScheme reports whether path begins as a SQLite URI filename does
+// ("file:", in any case).
+func hasURIScheme(path string) bool {
+	return len(path) >= 5 && strings.EqualFold(path[:5], "file:")
 }
 
 // escapePath escapes the characters that end or alter the path part of an
