@@ -300,11 +300,6 @@ func (e *Engine) giveBackAll(ctx context.Context, leases []*Lease, tries int) er
 		}
 		time.Sleep(giveBackPause)
 	}
-	for _, r := range reqs {
-		if !r.lost {
-			r.l.Item = r.out
-		}
-	}
 	if slices.ContainsFunc(reqs, func(r *settleReq) bool { return r.freed }) {
 		e.wake.notify(leases[0].PoolUUID) // a claim's leases are of one pool
 	}
