@@ -188,15 +188,11 @@ func (t *txn) DeleteRule(ctx context.Context, id uuid.UUID) error {
 	return wrap(fmt.Sprintf("%s %s", op, id), affected(res, err))
 }
 
-// Rules returns one page of rules and their number; the total counts every
-// match.
-func (t *txn) Rules(ctx context.Context, q campaign.RuleQuery) ([]campaign.Rule, int, error) {
-	const op = "rules"
-	if q.Page < 1 || q.PerPage < 1 {
-		return nil, 0, fmt.Errorf("sqlite: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
-	}
+// rulesSQL returns the statements of Rules for q and their arguments: the
+// number of matches, and a page of them (two more arguments: LIMIT and
+// OFFSET), a walk of rules_created.
+func rulesSQL(q campaign.RuleQuery) (count, page string, args []any) {
 	var where []string
-	var args []any
 	if q.Type != "" {
 		where = append(where, "r.type = ?")
 		args = append(args, string(q.Type))
@@ -209,12 +205,23 @@ func (t *txn) Rules(ctx context.Context, q campaign.RuleQuery) ([]campaign.Rule,
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
+	return `SELECT count(*) FROM rules r` + cond,
+		`SELECT ` + ruleCols + ` FROM rules r` + cond + ` ORDER BY r.created_at, r.uuid LIMIT ? OFFSET ?`, args
+}
+
+// Rules returns one page of rules and their number; the total counts every
+// match.
+func (t *txn) Rules(ctx context.Context, q campaign.RuleQuery) ([]campaign.Rule, int, error) {
+	const op = "rules"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("sqlite: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	count, page, args := rulesSQL(q)
 	var total int
-	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM rules r`+cond, args...).Scan(&total); err != nil {
+	if err := t.tx.QueryRowContext(ctx, count, args...).Scan(&total); err != nil {
 		return nil, 0, wrap(op, err)
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+ruleCols+` FROM rules r`+cond+` ORDER BY r.created_at, r.uuid LIMIT ? OFFSET ?`,
-		append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
+	rows, err := t.tx.QueryContext(ctx, page, append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
 	if err != nil {
 		return nil, 0, wrap(op, err)
 	}
@@ -395,15 +402,12 @@ func (t *txn) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 	return wrap(fmt.Sprintf("%s %s", op, id), affected(res, err))
 }
 
-// Campaigns returns one page of campaigns with their pools, and their
-// number.
-func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error) {
-	const op = "campaigns"
-	if q.Page < 1 || q.PerPage < 1 {
-		return nil, 0, fmt.Errorf("sqlite: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
-	}
+// campaignsSQL returns the statements of Campaigns for q and their
+// arguments: the number of matches, and a page of them (two more
+// arguments: LIMIT and OFFSET). A page walks campaigns_created, but the
+// campaigns of a rule, a seek on campaigns_rule, sorted.
+func campaignsSQL(q campaign.Query) (count, page string, args []any) {
 	var where []string
-	var args []any
 	if q.Status != "" {
 		where = append(where, "c.status = ?")
 		args = append(args, string(q.Status))
@@ -420,12 +424,23 @@ func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campa
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
+	return `SELECT count(*) FROM campaigns c` + cond,
+		`SELECT ` + campaignCols + ` FROM campaigns c` + cond + ` ORDER BY c.created_at, c.uuid LIMIT ? OFFSET ?`, args
+}
+
+// Campaigns returns one page of campaigns with their pools, and their
+// number.
+func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error) {
+	const op = "campaigns"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("sqlite: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	count, page, args := campaignsSQL(q)
 	var total int
-	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM campaigns c`+cond, args...).Scan(&total); err != nil {
+	if err := t.tx.QueryRowContext(ctx, count, args...).Scan(&total); err != nil {
 		return nil, 0, wrap(op, err)
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+campaignCols+` FROM campaigns c`+cond+` ORDER BY c.created_at, c.uuid LIMIT ? OFFSET ?`,
-		append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
+	rows, err := t.tx.QueryContext(ctx, page, append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
 	if err != nil {
 		return nil, 0, wrap(op, err)
 	}
