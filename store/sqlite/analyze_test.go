@@ -94,13 +94,13 @@ func TestSchema_QueryPlansAnalyzed(t *testing.T) {
 			w := sqlite.WriterConn(st)
 			// The statements PRAGMA optimize looks at: those this
 			// connection prepared.
-			t.Run("Before", func(t *testing.T) { checkPlans(t, w, false) })
+			t.Run("Before", func(t *testing.T) { checkPlans(t, w, planCases, false) })
 			_, err := w.ExecContext(ctx, stmt)
 			require.NoError(t, err)
 			var n int
 			require.NoError(t, w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'items'`).Scan(&n))
 			require.Positive(t, n, "items has statistics")
-			t.Run("After", func(t *testing.T) { checkPlans(t, w, true) })
+			t.Run("After", func(t *testing.T) { checkPlans(t, w, planCases, true) })
 		})
 	}
 }

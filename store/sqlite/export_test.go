@@ -134,3 +134,40 @@ func (o observed) PrepareContext(ctx context.Context, query string) (*sql.Stmt, 
 	o.fn(query)
 	return o.querier.PrepareContext(ctx, query)
 }
+
+// Statements of Add, the contact lists, kept calls and the listings, for
+// TestSchema_WritePlansAnalyzed.
+var (
+	InsertNewContactItemsSQL = insertNewContactItemsSQL[2]
+	UpdateCountsSQL          = updateCountsSQL[2]
+)
+
+const (
+	LastItemIDSQL        = lastItemIDSQL
+	IndexContactsSQL     = indexContactsSQL
+	AddDNCSQL            = addDNCSQL
+	RemoveDNCSQL         = removeDNCSQL
+	OptOutSQL            = optOutSQL
+	OptedOutSQL          = optedOutSQL
+	ListedSQL            = listedSQL
+	ListedOneSQL         = listedOneSQL
+	CampaignPoolsSQL     = campaignPoolsSQL
+	RulePoolsSQL         = rulePoolsSQL
+	PoolCampaignsSQL     = poolCampaignsSQL
+	AttachPoolSQL        = attachPoolSQL
+	GovernsSQL           = governsSQL
+	ReleaseKeptCallSQL   = releaseKeptCallSQL
+	DropKeptCallsSQL     = dropKeptCallsSQL
+	KeepDetachedCallsSQL = keepDetachedCallsSQL
+	KeepPoolCallsSQL     = keepPoolCallsSQL
+	CampaignCallsSQL     = campaignCallsSQL
+	CampaignItemsOneSQL  = campaignItemsOneSQL
+	InsertEscalationSQL  = insertEscalationSQL
+)
+
+// CampaignsSQL is campaignsSQL: Campaigns' count and page for q, and
+// their arguments.
+var CampaignsSQL = campaignsSQL
+
+// RulesSQL is rulesSQL: Rules' count and page for q, and their arguments.
+var RulesSQL = rulesSQL
