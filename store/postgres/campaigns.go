@@ -265,16 +265,11 @@ func affected(n int64, err error) error {
 	return err
 }
 
-// Rules returns one page of rules and their number. The page costs
-// O(log n + offset + per_page) without a filter; a filter or search reads
-// every rule.
-func (t *txn) Rules(ctx context.Context, q campaign.RuleQuery) ([]campaign.Rule, int, error) {
-	const op = "rules"
-	if q.Page < 1 || q.PerPage < 1 {
-		return nil, 0, fmt.Errorf("postgres: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
-	}
+// rulesSQL returns the statements of Rules for q and their arguments: the
+// number of matches, and a page of them (two more arguments: LIMIT and
+// OFFSET), a walk of rules_created.
+func rulesSQL(q campaign.RuleQuery) (count, page string, args []any) {
 	var where []string
-	var args []any
 	if q.Type != "" {
 		args = append(args, string(q.Type))
 		where = append(where, fmt.Sprintf("r.type = $%d", len(args)))
@@ -287,14 +282,26 @@ func (t *txn) Rules(ctx context.Context, q campaign.RuleQuery) ([]campaign.Rule,
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
+	n := len(args)
+	return `SELECT count(*) FROM rules r` + cond,
+		`SELECT ` + ruleCols + ` FROM rules r` + cond +
+			fmt.Sprintf(` ORDER BY r.created_at, r.uuid LIMIT $%d OFFSET $%d`, n+1, n+2), args
+}
+
+// Rules returns one page of rules and their number. The page costs
+// O(log n + offset + per_page) without a filter; a filter or search reads
+// every rule.
+func (t *txn) Rules(ctx context.Context, q campaign.RuleQuery) ([]campaign.Rule, int, error) {
+	const op = "rules"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("postgres: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	count, page, args := rulesSQL(q)
 	var total int
-	if err := t.queryRow(ctx, []any{&total}, `SELECT count(*) FROM rules r`+cond, args...); err != nil {
+	if err := t.queryRow(ctx, []any{&total}, count, args...); err != nil {
 		return nil, 0, wrap(op, err)
 	}
-	n := len(args)
-	rows, err := t.query(ctx, `SELECT `+ruleCols+` FROM rules r`+cond+
-		fmt.Sprintf(` ORDER BY r.created_at, r.uuid LIMIT $%d OFFSET $%d`, n+1, n+2),
-		append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
+	rows, err := t.query(ctx, page, append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
 	if err != nil {
 		return nil, 0, wrap(op, err)
 	}
@@ -625,16 +632,13 @@ func (t *txn) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 	return wrap(op, affected(tag.RowsAffected(), err))
 }
 
-// Campaigns returns one page of campaigns with their pools, and their
-// number. The page costs O(log n + offset + per_page) plus the pools
-// without a filter; a filter or search reads every campaign.
-func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error) {
-	const op = "campaigns"
-	if q.Page < 1 || q.PerPage < 1 {
-		return nil, 0, fmt.Errorf("postgres: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
-	}
+// campaignsSQL returns the statements of Campaigns for q and their
+// arguments: the number of matches, and a page of them (two more
+// arguments: LIMIT and OFFSET). A page walks campaigns_created (the store's
+// connections do not sort), the campaigns of a rule too, filtered: its
+// count is a seek on campaigns_rule.
+func campaignsSQL(q campaign.Query) (count, page string, args []any) {
 	var where []string
-	var args []any
 	if q.Status != "" {
 		args = append(args, string(q.Status))
 		where = append(where, fmt.Sprintf("c.status = $%d", len(args)))
@@ -651,14 +655,26 @@ func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campa
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
+	n := len(args)
+	return `SELECT count(*) FROM campaigns c` + cond,
+		`SELECT ` + campaignCols + `, ` + campaignPoolsCol + ` FROM campaigns c` + cond +
+			fmt.Sprintf(` ORDER BY c.created_at, c.uuid LIMIT $%d OFFSET $%d`, n+1, n+2), args
+}
+
+// Campaigns returns one page of campaigns with their pools, and their
+// number. The page costs O(log n + offset + per_page) plus the pools
+// without a filter; a filter or search reads every campaign.
+func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error) {
+	const op = "campaigns"
+	if q.Page < 1 || q.PerPage < 1 {
+		return nil, 0, fmt.Errorf("postgres: %s: query not normalized (page %d, per_page %d)", op, q.Page, q.PerPage)
+	}
+	count, page, args := campaignsSQL(q)
 	var total int
-	if err := t.queryRow(ctx, []any{&total}, `SELECT count(*) FROM campaigns c`+cond, args...); err != nil {
+	if err := t.queryRow(ctx, []any{&total}, count, args...); err != nil {
 		return nil, 0, wrap(op, err)
 	}
-	n := len(args)
-	rows, err := t.query(ctx, `SELECT `+campaignCols+`, `+campaignPoolsCol+` FROM campaigns c`+cond+
-		fmt.Sprintf(` ORDER BY c.created_at, c.uuid LIMIT $%d OFFSET $%d`, n+1, n+2),
-		append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
+	rows, err := t.query(ctx, page, append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
 	if err != nil {
 		return nil, 0, wrap(op, err)
 	}
