@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,6 +99,26 @@ func TestPlans_Analyzed(t *testing.T) {
   token = (id % 1000 IN (20, 21))::int
 WHERE pool_id = $1`, k)
 	require.NoError(t, err)
+	// 50 rules, one of them the rule of every campaign but three; a call
+	// of each of the big pool's items kept for 150 campaigns; each of its
+	// contacts on the DNC list, one in five opted out.
+	for _, sql := range []string{
+		`INSERT INTO rules (uuid, name, type, max_calls_per_day, max_total_calls, start_time, dnc_check,
+    remove_on_opt_out, created_at, updated_at, search)
+SELECT gen_random_uuid(), 'rule', 'call', 1, 1, 0, false, false, g, g, 'rule' FROM generate_series(1, 50) g`,
+		`UPDATE campaigns SET rule_id = (SELECT min(id) FROM rules) + (id % 1000 = 0)::int`,
+		`INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today, lease_token)
+SELECT 1 + id % 150, id, contact_uuid, 1, 0, 0, (id % 100 = 0)::int FROM items WHERE pool_id = $1`,
+		`INSERT INTO dnc (contact_uuid, added_at) SELECT contact_uuid, id FROM items WHERE pool_id = $1`,
+		`INSERT INTO opt_outs (contact_uuid, opted_out_at) SELECT contact_uuid, id FROM items WHERE pool_id = $1 AND id % 5 = 0`,
+	} {
+		var args []any
+		if strings.Contains(sql, "$1") {
+			args = append(args, k)
+		}
+		_, err := conn.Exec(ctx, sql, args...)
+		require.NoError(t, err, sql)
+	}
 	var tables []string
 	rows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
 	require.NoError(t, err)
@@ -114,5 +136,46 @@ WHERE pool_id = $1`, k)
 	require.NoError(t, conn.QueryRow(ctx, `SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables
 WHERE schemaname = current_schema() AND relname = 'items'`).Scan(&analyzed))
 	require.True(t, analyzed, "items has statistics")
-	checkHotPlans(t, st, k, p.UUID.String())
+	checkPlans(t, st, postgres.HotStatements, k, p.UUID.String())
+	checkPlans(t, st, postgres.WriteStatements, k, p.UUID.String())
+	checkListingPlans(t, st)
+}
+
+// checkListingPlans checks the plans of the listings of campaigns and
+// rules on st's connections: a page walks the index of its order up to
+// its end (a Limit), no sort; the number of a rule's campaigns
+// (DeleteRule's check) is a seek on campaigns_rule. (A page of a rule's
+// campaigns walks campaigns_created too, filtered: the connections do
+// not sort, and no index holds a rule's campaigns in that order. The
+// REST API's listing by rule and DeleteRule's page of one read every
+// campaign created before the rule's first.)
+func checkListingPlans(t *testing.T, st *postgres.Store) {
+	t.Helper()
+	ctx := context.Background()
+	rule := uuid.New()
+	_, campaignsPage, _ := postgres.CampaignsSQL(campaign.Query{})
+	ruleCount, _, _ := postgres.CampaignsSQL(campaign.Query{RuleUUID: &rule})
+	_, rulesPage, _ := postgres.RulesSQL(campaign.RuleQuery{})
+	bad := regexp.MustCompile(`Seq Scan|Bitmap|(^|-> +)Sort\b|Hash Join|Merge Join`)
+	for _, s := range []struct {
+		name, sql, index string
+		args             []string
+		walk             bool // a page: its index walked, under a Limit
+	}{
+		{"campaigns page", campaignsPage, "Index Scan using campaigns_created", []string{"15", "0"}, true},
+		{"campaigns of rule count", ruleCount, "Index Only Scan using campaigns_rule", []string{"'" + rule.String() + "'"}, false},
+		{"rules page", rulesPage, "Index Scan using rules_created", []string{"15", "0"}, true},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			plan, err := postgres.Plan(ctx, st, s.sql, s.args...)
+			require.NoError(t, err)
+			require.Contains(t, plan, s.index, "%s:\n%s", s.name, plan)
+			require.NotRegexp(t, bad, plan, "%s:\n%s", s.name, plan)
+			if s.walk {
+				require.True(t, strings.HasPrefix(plan, "Limit"), "%s: the walk ends with the page:\n%s", s.name, plan)
+			} else {
+				require.Empty(t, walks(plan), "%s: a walk of every campaign:\n%s", s.name, plan)
+			}
+		})
+	}
 }

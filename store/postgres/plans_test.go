@@ -37,19 +37,23 @@ func TestPlans(t *testing.T) {
 	require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
 		return postgres.QueryRow(ctx, tx, fmt.Sprintf("SELECT id FROM pools WHERE uuid = '%s'", p.UUID), &k)
 	}))
-	checkHotPlans(t, st, k, p.UUID.String())
+	checkPlans(t, st, postgres.HotStatements, k, p.UUID.String())
 }
 
-// checkHotPlans checks the plans of postgres.HotStatements on st's
-// connections, pool k (internal id) and u (UUID) their arguments.
-func checkHotPlans(t *testing.T, st *postgres.Store, k int64, u string) {
+// checkPlans checks the plans of stmts (postgres.HotStatements,
+// postgres.WriteStatements) on st's connections, pool k (internal id) and
+// u (UUID) their arguments.
+func checkPlans(t *testing.T, st *postgres.Store, stmts []struct {
+	Name, SQL, Index string
+	Args             []string
+}, k int64, u string) {
 	t.Helper()
 	ctx := context.Background()
 	mode, err := postgres.Setting(ctx, st, "plan_cache_mode")
 	require.NoError(t, err)
 	require.Equal(t, "force_generic_plan", mode, "what EXPLAIN EXECUTE shows is what runs")
 	bad := regexp.MustCompile(`Seq Scan|Bitmap|(^|-> +)Sort\b|Hash Join|Merge Join`)
-	for _, s := range postgres.HotStatements {
+	for _, s := range stmts {
 		t.Run(s.Name, func(t *testing.T) {
 			args := make([]string, len(s.Args))
 			for i, a := range s.Args {
