@@ -67,6 +67,9 @@ ORDER BY i.lease_expires_at, i.id LIMIT $3`
 	// first entry of its items_ready (any), items_retry and items_lease,
 	// the last two written as firstRetrySQL and firstLeaseSQL are, an
 	// ordered walk stopped at its first row. No row for an unknown pool.
+	// The pools are read in a lateral subquery per UUID, which its LIMIT
+	// keeps apart: written as "p.uuid = ANY($1)", with the statistics of
+	// a few pools the plan walked every pool.
 	poolWakesSQL = `SELECT p.uuid, EXISTS (SELECT 1 FROM items i WHERE i.pool_id = p.id AND i.ready),
     (SELECT i.next_retry_at FROM items i
      WHERE i.pool_id = p.id AND NOT i.ready AND i.status IN ('Retrying', 'Scheduled')
@@ -74,8 +77,9 @@ ORDER BY i.lease_expires_at, i.id LIMIT $3`
     (SELECT i.lease_expires_at FROM items i
      WHERE i.pool_id = p.id AND i.status IN ('Processing', 'In_Call')
      ORDER BY i.lease_expires_at LIMIT 1),
-    p.type, p.max_parallel_items, c.processing + c.in_call
-FROM pools p JOIN pool_counts c ON c.pool_id = p.id WHERE p.uuid = ANY($1::uuid[])`
+    p.type, p.max_parallel_items, p.in_flight
+FROM unnest($1::uuid[]) u CROSS JOIN LATERAL (SELECT pl.id, pl.uuid, pl.type, pl.max_parallel_items,
+    c.processing + c.in_call AS in_flight FROM pools pl JOIN pool_counts c ON c.pool_id = pl.id WHERE pl.uuid = u LIMIT 1) p`
 )
 
 // InFlight returns the number of a pool's items in flight, from
