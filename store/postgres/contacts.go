@@ -117,20 +117,25 @@ WHERE item_id = $1 AND lease_token = $2 AND lease_token <> 0 AND attempts > 0`
 	// still dispatch (not $3 or $4, Completed or Archived): a seek in
 	// UNIQUE (pool_id, contact_uuid) per contact, as itemsOfContactsSQL
 	// (which says why the lateral subquery). keepPoolCallsSQL copies those
-	// of every item of the pool ($2 and $3 the finished statuses).
+	// of every item of the pool ($2 and $3 the finished statuses). Both
+	// read the pool's campaigns from campaign_pools_pool, each by its key
+	// in a lateral subquery: joined, with the statistics of a few
+	// campaigns the plan walked every campaign.
 	keepCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
     prev_call_at, prev_calls_today, older_call_at, older_calls_today)
 SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today, i.prev_call_at, i.prev_calls_today,
     i.older_call_at, i.older_calls_today
 FROM unnest($2::uuid[]) c
 CROSS JOIN LATERAL (SELECT * FROM items WHERE pool_id = $1 AND contact_uuid = c LIMIT 1) i
-JOIN campaign_pools cp ON cp.pool_id = $1 JOIN campaigns k ON k.id = cp.campaign_id AND k.status NOT IN ($3, $4)
+JOIN campaign_pools cp ON cp.pool_id = $1
+CROSS JOIN LATERAL (SELECT FROM campaigns k WHERE k.id = cp.campaign_id AND k.status NOT IN ($3, $4) LIMIT 1) k
 WHERE i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0`
 	keepPoolCallsSQL = `INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today,
     prev_call_at, prev_calls_today, older_call_at, older_calls_today)
 SELECT cp.campaign_id, i.id, i.contact_uuid, i.attempts, i.call_at, i.calls_today, i.prev_call_at, i.prev_calls_today,
     i.older_call_at, i.older_calls_today
-FROM campaign_pools cp JOIN campaigns k ON k.id = cp.campaign_id AND k.status NOT IN ($2, $3)
+FROM campaign_pools cp
+    CROSS JOIN LATERAL (SELECT FROM campaigns k WHERE k.id = cp.campaign_id AND k.status NOT IN ($2, $3) LIMIT 1) k
     JOIN items i ON i.pool_id = cp.pool_id
 WHERE cp.pool_id = $1 AND (i.attempts > 0 OR i.calls_today > 0 OR i.prev_calls_today > 0 OR i.older_calls_today > 0)`
 
