@@ -27,28 +27,30 @@ import (
 func TestPlans_Analyzed(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
-	st, k, u := analyzedStore(t, url, 2000, 3000)
+	st, k, u := analyzedStore(t, url, 2000, 3000, 290)
 	checkPlans(t, st, postgres.HotStatements, k, u)
 	checkPlans(t, st, postgres.WriteStatements, k, u)
 	checkListingPlans(t, st)
 }
 
 // TestPlans_AnalyzedFew: so they do with the statistics of fewer pools
-// and campaigns (20 and 200, 11 running), where walking a whole small
-// table or index looks cheaper to the planner than a seek per row
-// wanted: the statements are written so that the seek is the only plan.
+// and campaigns (20 and 200, the big pool's governor the one running),
+// where walking a whole small table or index looks cheaper to the planner
+// than a seek per row wanted: the statements are written so that the
+// seek is the only plan.
 func TestPlans_AnalyzedFew(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
-	st, k, u := analyzedStore(t, url, 20, 200)
+	st, k, u := analyzedStore(t, url, 20, 200, 0)
 	checkPlans(t, st, postgres.HotStatements, k, u)
 	checkPlans(t, st, postgres.WriteStatements, k, u)
 }
 
 // analyzedStore returns a store as TestPlans_Analyzed describes, with
-// nPools small pools and nCampaigns campaigns, every table analyzed, and
-// its big pool's internal id and UUID.
-func analyzedStore(t *testing.T, url string, nPools, nCampaigns int) (*postgres.Store, int64, string) {
+// nPools small pools and nCampaigns campaigns, running of the small
+// pools' In Process, every table analyzed, and its big pool's internal id
+// and UUID.
+func analyzedStore(t *testing.T, url string, nPools, nCampaigns, running int) (*postgres.Store, int64, string) {
 	t.Helper()
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
@@ -78,7 +80,7 @@ func analyzedStore(t *testing.T, url string, nPools, nCampaigns int) (*postgres.
 		for i := range nCampaigns {
 			c := campaign.Campaign{UUID: uuid.New(), Name: "campaign", Status: campaign.Completed, TimeZone: "UTC",
 				CreatedAt: now.Add(time.Duration(i) * time.Millisecond), UpdatedAt: now}
-			if i == nCampaigns-1 || (i%10 == 0 && i < nCampaigns-101) {
+			if i == nCampaigns-1 || (i%10 == 0 && i/10 < running && i < nCampaigns-101) {
 				c.Status = campaign.InProcess
 			}
 			if err := tx.InsertCampaign(ctx, c); err != nil {
