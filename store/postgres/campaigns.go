@@ -171,10 +171,12 @@ WHERE cp.pool_id = $1`
 	// whether it has any, the first entry of campaign_pools_pool: neither
 	// grows with the campaigns that are done with the pool. A write
 	// transaction reads them with the pool's lock, in the same round trip.
-	governorsOfPoolSQL = `SELECT ` + campaignCols + ` FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id
-    JOIN campaigns c ON c.id = cp.campaign_id
-WHERE p.uuid = $1 AND cp.governs`
-	attachedSQL = `SELECT EXISTS (SELECT 1 FROM pools p JOIN campaign_pools cp ON cp.pool_id = p.id WHERE p.uuid = $1)`
+	// The pool's id is found first (an InitPlan): joined to pools, with
+	// the statistics of a few governing attachments the plan walked them
+	// all and filtered their pools by UUID.
+	governorsOfPoolSQL = `SELECT ` + campaignCols + ` FROM campaign_pools cp JOIN campaigns c ON c.id = cp.campaign_id
+WHERE cp.pool_id = (SELECT id FROM pools WHERE uuid = $1) AND cp.governs`
+	attachedSQL = `SELECT EXISTS (SELECT 1 FROM campaign_pools cp WHERE cp.pool_id = (SELECT id FROM pools WHERE uuid = $1))`
 )
 
 // InsertRule stores a new rule. O(log n).
