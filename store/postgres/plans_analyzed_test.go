@@ -122,8 +122,12 @@ WHERE pool_id = $1`, k)
     remove_on_opt_out, created_at, updated_at, search)
 SELECT gen_random_uuid(), 'rule', 'call', 1, 1, 0, false, false, g, g, 'rule' FROM generate_series(1, 50) g`,
 		`UPDATE campaigns SET rule_id = (SELECT min(id) FROM rules) + (id % 1000 = 0)::int`,
+		// The first 150 campaigns by id, whatever ids a run of the Write
+		// rolled back took.
 		`INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today, lease_token)
-SELECT 1 + id % 150, id, contact_uuid, 1, 0, 0, (id % 100 = 0)::int FROM items WHERE pool_id = $1`,
+SELECT c.id, i.id, i.contact_uuid, 1, 0, 0, (i.id % 100 = 0)::int
+FROM items i JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM campaigns) c ON c.n = i.id % 150
+WHERE i.pool_id = $1`,
 		`INSERT INTO dnc (contact_uuid, added_at) SELECT contact_uuid, id FROM items WHERE pool_id = $1`,
 		`INSERT INTO opt_outs (contact_uuid, opted_out_at) SELECT contact_uuid, id FROM items WHERE pool_id = $1 AND id % 5 = 0`,
 	} {
