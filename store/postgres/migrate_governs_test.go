@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
@@ -26,11 +25,7 @@ func TestOpen_UpgradesVersion11(t *testing.T) {
 	ctx := context.Background()
 	schema := pgtest.Schema(t, url)
 	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 11))
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SET search_path = "+schema)
-	require.NoError(t, err)
+	conn := postgres.SchemaConn(t, url, schema)
 	statuses := campaign.Statuses()
 	campaigns := make([]uuid.UUID, len(statuses))
 	pools := make([]uuid.UUID, len(statuses)+2) // one per status, one of several campaigns, one of none
@@ -42,7 +37,7 @@ func TestOpen_UpgradesVersion11(t *testing.T) {
     max_retries, is_active, created_at, updated_at, search) VALUES ($1, $2, $3, 'FIFO', $4, $5, $6, $7, $7, $2)
     RETURNING id`, p.UUID, p.Name, p.Description, p.MaxParallelItems, p.MaxRetries, p.IsActive,
 			p.CreatedAt.UnixNano()).Scan(&keys[i]))
-		_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id) VALUES ($1)`, keys[i])
+		_, err := conn.Exec(ctx, `INSERT INTO pool_counts (pool_id) VALUES ($1)`, keys[i])
 		require.NoError(t, err)
 	}
 	several := len(statuses)
@@ -52,7 +47,7 @@ func TestOpen_UpgradesVersion11(t *testing.T) {
 		require.NoError(t, conn.QueryRow(ctx, `INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at,
     search) VALUES ($1, 'old campaign', $2, 'UTC', $3, 0, 'old campaign') RETURNING id`,
 			campaigns[i], string(st), i).Scan(&ck))
-		_, err = conn.Exec(ctx, `INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES ($1, $2, 1)`, ck, keys[i])
+		_, err := conn.Exec(ctx, `INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES ($1, $2, 1)`, ck, keys[i])
 		require.NoError(t, err)
 		if st != campaign.Paused {
 			_, err = conn.Exec(ctx, `INSERT INTO campaign_pools (campaign_id, pool_id, seq) VALUES ($1, $2, 2)`, ck, keys[several])

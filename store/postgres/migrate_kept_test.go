@@ -34,11 +34,7 @@ func TestOpen_UpgradesVersion12KeptCalls(t *testing.T) {
 	ctx := context.Background()
 	schema := pgtest.Schema(t, url)
 	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 12))
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SET search_path = "+schema)
-	require.NoError(t, err)
+	conn := postgres.SchemaConn(t, url, schema)
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		_, err := conn.Exec(ctx, sql, args...)

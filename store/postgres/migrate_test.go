@@ -28,11 +28,7 @@ func TestOpen_UpgradesVersion1(t *testing.T) {
 	schema := pgtest.Schema(t, url)
 	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 1))
 
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SET search_path = "+schema)
-	require.NoError(t, err)
+	conn := postgres.SchemaConn(t, url, schema)
 	var version int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT max(version) FROM schema_version").Scan(&version))
 	require.Equal(t, 1, version)
@@ -47,7 +43,7 @@ func TestOpen_UpgradesVersion1(t *testing.T) {
     max_retries, is_active, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id`,
 		p.UUID, p.Name, p.Description, string(p.Type), p.MaxParallelItems, p.MaxRetries, p.IsActive,
 		p.CreatedAt.UnixNano(), "from version 1\ntest").Scan(&k))
-	_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, pending, completed) VALUES ($1, 2, 1)`, k)
+	_, err := conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, pending, completed) VALUES ($1, 2, 1)`, k)
 	require.NoError(t, err)
 	old := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
 	added := p.CreatedAt.Add(time.Second)
@@ -136,11 +132,7 @@ func TestOpen_UpgradesVersion3(t *testing.T) {
 	schema := pgtest.Schema(t, url)
 	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 3))
 
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SET search_path = "+schema)
-	require.NoError(t, err)
+	conn := postgres.SchemaConn(t, url, schema)
 	var version int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT max(version) FROM schema_version").Scan(&version))
 	require.Equal(t, 3, version)
@@ -160,7 +152,7 @@ func TestOpen_UpgradesVersion3(t *testing.T) {
 		keys, ps = append(keys, k), append(ps, p.UUID)
 	}
 	p, q := ps[0], ps[1]
-	_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, pending, retrying, processing, completed)
+	_, err := conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, pending, retrying, processing, completed)
     VALUES ($1, 1, 1, 1, 1), ($2, 1, 0, 0, 0)`, keys[0], keys[1])
 	require.NoError(t, err)
 	shared := uuid.New()
@@ -325,18 +317,14 @@ func TestOpen_UpgradesVersion5(t *testing.T) {
 	ctx := context.Background()
 	schema := pgtest.Schema(t, url)
 	require.NoError(t, postgres.MigrateTo(ctx, url, schema, 5))
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SET search_path = "+schema)
-	require.NoError(t, err)
+	conn := postgres.SchemaConn(t, url, schema)
 	p := newTestPool("from version 5")
 	var k int64
 	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items,
     max_retries, is_active, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $2)
     RETURNING id`, p.UUID, p.Name, p.Description, "FIFO", p.MaxParallelItems, p.MaxRetries, p.IsActive,
 		p.CreatedAt.UnixNano()).Scan(&k))
-	_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, pending, processing) VALUES ($1, 1, 1)`, k)
+	_, err := conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, pending, processing) VALUES ($1, 1, 1)`, k)
 	require.NoError(t, err)
 	// Day 20162 is 2025-03-15: two calls counted on it, the second in
 	// flight; and an item never called under a rule.
@@ -440,18 +428,14 @@ func testUpgradeAddsCallDay(t *testing.T, u callDayUpgrade) {
 	ctx := context.Background()
 	schema := pgtest.Schema(t, url)
 	require.NoError(t, postgres.MigrateTo(ctx, url, schema, u.from))
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SET search_path = "+schema)
-	require.NoError(t, err)
+	conn := postgres.SchemaConn(t, url, schema)
 	p := newTestPool(fmt.Sprintf("from version %d", u.from))
 	var pk, ck int64
 	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO pools (uuid, name, description, type, max_parallel_items,
     max_retries, is_active, created_at, updated_at, search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $2)
     RETURNING id`, p.UUID, p.Name, p.Description, "FIFO", p.MaxParallelItems, p.MaxRetries, p.IsActive,
 		p.CreatedAt.UnixNano()).Scan(&pk))
-	_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, completed) VALUES ($1, 1)`, pk)
+	_, err := conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, completed) VALUES ($1, 1)`, pk)
 	require.NoError(t, err)
 	k, contact, removed := uuid.New(), uuid.New(), uuid.New()
 	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO campaigns (uuid, name, status, timezone, created_at, updated_at,

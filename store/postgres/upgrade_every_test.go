@@ -35,11 +35,7 @@ func pgUpgradeWithLeases(t *testing.T, url string, version int) {
 	ctx := context.Background()
 	schema := pgtest.Schema(t, url)
 	require.NoError(t, postgres.MigrateTo(ctx, url, schema, version))
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SET search_path = "+schema)
-	require.NoError(t, err)
+	conn := postgres.SchemaConn(t, url, schema)
 
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	ns := func(d time.Duration) int64 { return now.Add(d).UnixNano() }
@@ -86,7 +82,7 @@ func pgUpgradeWithLeases(t *testing.T, url string, version int) {
 		require.NoError(t, err)
 		counts[r.status]++
 	}
-	_, err = conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, pending, processing, in_call, retrying, scheduled, completed,
+	_, err := conn.Exec(ctx, `INSERT INTO pool_counts (pool_id, pending, processing, in_call, retrying, scheduled, completed,
     failed, skipped) VALUES ($1, 2, 1, 1, 1, 1, 1, 1, 1)`, k)
 	require.NoError(t, err)
 
