@@ -85,6 +85,9 @@ WHERE pool_id = 1`, now+3_600_000, now+60_000, now, now),
 // items are mostly finished: no statement leaves its index for another
 // the statistics make look cheaper (items_pool_status, a scan).
 func TestSchema_QueryPlansAnalyzed(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a plan test: one goroutine's SQL, run without -race (see raceEnabled)")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	for _, stmt := range []string{"ANALYZE", "PRAGMA optimize"} {

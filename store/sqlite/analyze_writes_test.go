@@ -76,6 +76,9 @@ func init() {
 // big pool's 50,000 items kept for 150 campaigns, and every contact of the
 // big pool on the DNC list, one in five opted out.
 func TestSchema_WritePlansAnalyzed(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a plan test: one goroutine's SQL, run without -race (see raceEnabled)")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	for _, stmt := range []string{"ANALYZE", "PRAGMA optimize"} {

@@ -3,3 +3,5 @@
 package sqlite_test
 
 const raceCycles = 1
+
+const raceEnabled = false
