@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
@@ -112,12 +111,8 @@ func TestEngine_Work_PastWindowGiveBackTries(t *testing.T) {
 		t.Run(sub.name, func(t *testing.T) {
 			t.Parallel()
 			bs := &busyAfterStore{Store: openFileStore(t, "")}
-			clk := &clock{t: time.Date(2026, 1, 2, 16, 59, 59, 0, time.UTC)}
-			eng := openEngine(t, bs, queue.Options{LeaseTimeout: 10 * time.Minute, RetryDelay: testRetry, Now: clk.Now})
-			b := &testBundle{ctx: context.Background(), eng: eng, clock: clk}
-			p, _ := b.governed(t, pool.Parallel, "UTC", campaign.CreateRuleParams{
-				StartTime: pqPtr("09:00"), EndTime: pqPtr("17:00"), MaxCallsPerDay: pqPtr(1)})
-			c := b.addIn(t, p.UUID, "")
+			b, clk, p, c := windowPool(t, bs, time.Date(2026, 1, 2, 16, 59, 59, 0, time.UTC))
+			eng := b.eng
 
 			ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 			defer cancel()

@@ -349,12 +349,8 @@ func TestEngine_Work_SlowOnEventPastWindow(t *testing.T) {
 				} else {
 					st = openFileStore(t, "")
 				}
-				clk := &clock{t: sub.claim}
-				eng := openEngine(t, st, queue.Options{LeaseTimeout: 10 * time.Minute, RetryDelay: testRetry, Now: clk.Now})
-				b := &testBundle{ctx: context.Background(), eng: eng, clock: clk}
-				p, _ := b.governed(t, pool.Parallel, "UTC", campaign.CreateRuleParams{
-					StartTime: pqPtr("09:00"), EndTime: pqPtr("17:00"), MaxCallsPerDay: pqPtr(1)})
-				c := b.addIn(t, p.UUID, "")
+				b, clk, p, c := windowPool(t, st, sub.claim)
+				eng := b.eng
 
 				ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 				defer cancel()
@@ -458,4 +454,17 @@ func TestEngine_Work_SettledInOnEventPastWindow(t *testing.T) {
 	it, err := eng.Item(b.ctx, p.UUID, c)
 	require.NoError(t, err)
 	require.Equal(t, pool.StatusCompleted, it.Status, "the host's settlement stands")
+}
+
+// windowPool opens an engine over st whose clock reads at, with a Parallel
+// pool governed by a running campaign whose rule calls 09:00–17:00 UTC,
+// once a day, and one contact in it.
+func windowPool(t *testing.T, st store.Store, at time.Time) (*testBundle, *clock, pool.Pool, uuid.UUID) {
+	t.Helper()
+	clk := &clock{t: at}
+	eng := openEngine(t, st, queue.Options{LeaseTimeout: 10 * time.Minute, RetryDelay: testRetry, Now: clk.Now})
+	b := &testBundle{ctx: context.Background(), eng: eng, clock: clk}
+	p, _ := b.governed(t, pool.Parallel, "UTC", campaign.CreateRuleParams{
+		StartTime: pqPtr("09:00"), EndTime: pqPtr("17:00"), MaxCallsPerDay: pqPtr(1)})
+	return b, clk, p, b.addIn(t, p.UUID, "")
 }
