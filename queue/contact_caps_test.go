@@ -627,16 +627,12 @@ func (t slowAddTx) Savepoint(ctx context.Context, fn func(store.Tx) error) error
 func contactsRun(t *testing.T, engines []*queue.Engine, workers, contacts, ceiling int) {
 	ctx := context.Background()
 	eng := engines[0]
-	// A zone where it is about noon, so that the window (00:00–23:59)
-	// stays open during the run, whatever the hour.
-	offset := 12 - time.Now().UTC().Hour() // -11 … +12: Etc/GMT-12 is UTC+12
-	zone := fmt.Sprintf("Etc/GMT%+d", -offset)
 	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{
 		Name: "Shared contacts", MaxCallsPerDay: new(100), MaxTotalCalls: new(ceiling),
 		StartTime: new("00:00"), EndTime: new("23:59"),
 	})
 	require.NoError(t, err)
-	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "Shared", RuleUUID: &r.UUID, TimeZone: zone})
+	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "Shared", RuleUUID: &r.UUID, TimeZone: noonZone(time.Now())})
 	require.NoError(t, err)
 	people := make([]pool.NewItem, contacts)
 	for i := range people {

@@ -81,7 +81,7 @@ func crashExpiryRun(t *testing.T, kind string, onPostgres bool, leave string) {
 	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "two calls", MaxTotalCalls: pqPtr(2),
 		StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59"), EscalationAfterFailedAttempts: pqPtr(2)})
 	require.NoError(t, err)
-	k, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "killed campaign", RuleUUID: &r.UUID})
+	k, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "killed campaign", RuleUUID: &r.UUID, TimeZone: noonZone(time.Now())})
 	require.NoError(t, err)
 	_, err = eng.AttachPools(ctx, k.UUID, p.UUID)
 	require.NoError(t, err)

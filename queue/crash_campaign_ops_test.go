@@ -174,9 +174,9 @@ func crashOpsRun(t *testing.T, kind string, onPostgres bool, rounds int) {
 		require.NoError(t, err)
 		ids.R[i] = r.UUID
 	}
-	k1, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "first", RuleUUID: &ids.R[0]})
+	k1, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "first", RuleUUID: &ids.R[0], TimeZone: noonZone(time.Now())})
 	require.NoError(t, err)
-	k2, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "second", RuleUUID: &ids.R[0]})
+	k2, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "second", RuleUUID: &ids.R[0], TimeZone: noonZone(time.Now())})
 	require.NoError(t, err)
 	ids.K1, ids.K2 = k1.UUID, k2.UUID
 	_, err = eng.AttachPools(ctx, ids.K1, ids.P[0], ids.P[1])

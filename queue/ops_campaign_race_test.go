@@ -83,7 +83,7 @@ func runCampaignRace(t *testing.T, a, b *queue.Engine, d time.Duration) {
 	rule, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "race", MaxCallsPerDay: pqPtr(100), MaxTotalCalls: pqPtr(maxTotal),
 		RetryIntervalMinutes: pqPtr(1), StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59"), DNCCheck: pqPtr(true), RemoveOnOptOut: pqPtr(true)})
 	require.NoError(t, err)
-	c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "race", RuleUUID: &rule.UUID})
+	c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "race", RuleUUID: &rule.UUID, TimeZone: noonZone(time.Now())})
 	require.NoError(t, err)
 	contacts := make([]uuid.UUID, 150)
 	for i := range contacts {

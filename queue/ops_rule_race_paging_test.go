@@ -46,7 +46,7 @@ func TestPostgres_UpdateRuleRacingAPauseAcrossPages(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
-	c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "last", RuleUUID: &r.UUID, TimeZone: "UTC"})
+	c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "last", RuleUUID: &r.UUID, TimeZone: noonZone(now)})
 	require.NoError(t, err)
 	p, err := a.CreatePool(ctx, pool.CreateParams{Name: "pool", Description: "d"})
 	require.NoError(t, err)

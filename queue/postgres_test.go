@@ -503,7 +503,7 @@ func campaignUnder(t *testing.T, eng *queue.Engine, rp campaign.CreateRuleParams
 	ctx := context.Background()
 	r, err := eng.CreateRule(ctx, rp)
 	require.NoError(t, err)
-	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign", RuleUUID: &r.UUID})
+	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign", RuleUUID: &r.UUID, TimeZone: noonZone(time.Now())})
 	require.NoError(t, err)
 	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool", Description: "d"})
 	require.NoError(t, err)

@@ -97,7 +97,7 @@ func TestPostgres_WakesAcrossNodesMore(t *testing.T) {
 	t.Run("StartCampaign", func(t *testing.T) {
 		r, err := other.CreateRule(ctx, campaign.CreateRuleParams{Name: "all day", StartTime: new("00:00"), EndTime: new("23:59")})
 		require.NoError(t, err)
-		c, err := other.CreateCampaign(ctx, campaign.CreateParams{Name: "not yet", RuleUUID: &r.UUID})
+		c, err := other.CreateCampaign(ctx, campaign.CreateParams{Name: "not yet", RuleUUID: &r.UUID, TimeZone: noonZone(time.Now())})
 		require.NoError(t, err)
 		p, err := other.CreatePool(ctx, pool.CreateParams{Name: "held", Description: "d"})
 		require.NoError(t, err)

@@ -59,7 +59,7 @@ func TestEngine_ThreeStoresChaos(t *testing.T) {
 			r, err := boss.CreateRule(ctx, campaign.CreateRuleParams{Name: "rule", MaxTotalCalls: pqPtr(3), DNCCheck: pqPtr(true),
 				StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
 			require.NoError(t, err)
-			c, err := boss.CreateCampaign(ctx, campaign.CreateParams{Name: "camp", RuleUUID: &r.UUID})
+			c, err := boss.CreateCampaign(ctx, campaign.CreateParams{Name: "camp", RuleUUID: &r.UUID, TimeZone: noonZone(time.Now())})
 			require.NoError(t, err)
 			_, err = boss.AttachPools(ctx, c.UUID, pools[3])
 			require.NoError(t, err)

@@ -109,7 +109,7 @@ func TestEngine_TwoStoresSeeEachOthersChanges(t *testing.T) {
 			r, err := a.CreateRule(ctx, campaign.CreateRuleParams{Name: "rule", MaxTotalCalls: pqPtr(5), DNCCheck: pqPtr(true),
 				StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59")})
 			require.NoError(t, err)
-			c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "camp", RuleUUID: &r.UUID})
+			c, err := a.CreateCampaign(ctx, campaign.CreateParams{Name: "camp", RuleUUID: &r.UUID, TimeZone: noonZone(time.Now())})
 			require.NoError(t, err)
 			cp, err := a.CreatePool(ctx, pool.CreateParams{Name: "camp pool", Description: "d", Type: pool.FIFO, MaxRetries: pqPtr(10)})
 			require.NoError(t, err)

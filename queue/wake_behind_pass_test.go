@@ -45,7 +45,7 @@ func testWakeWithClockBehindPassed(t *testing.T, st store.Store) {
 	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "all day", StartTime: pqPtr("00:00"), EndTime: pqPtr("23:59"),
 		MaxCallsPerDay: pqPtr(9)})
 	require.NoError(t, err)
-	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "two pools", RuleUUID: &r.UUID})
+	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "two pools", RuleUUID: &r.UUID, TimeZone: noonZone(time.Now())})
 	require.NoError(t, err)
 	five := 5
 	p1, err := eng.CreatePool(ctx, pool.CreateParams{Name: "first", Description: "d", Type: pool.Parallel, MaxParallelItems: &five})
