@@ -45,6 +45,14 @@ var (
 	// it again gets queue.ErrLeaseLost if it did). Only a store over a
 	// network returns it (see store/postgres).
 	ErrCommitUnknown = errors.New("the outcome of the commit is unknown")
+	// ErrTxEnded is wrapped by the error of a [Tx.Savepoint] whose
+	// function's failure ended the whole transaction rather than only the
+	// savepoint's writes (SQLite does so after some errors: a full disk,
+	// an I/O error, no memory), by the errors of the calls of the
+	// transaction that follow it, and by the error of the [Store.Write]:
+	// nothing of the transaction was written, and the Write may be run
+	// again (without that function, which would fail the same way).
+	ErrTxEnded = errors.New("the transaction was ended by a failed statement")
 )
 
 // Store runs transactions. Implementations are safe for concurrent use.
@@ -226,7 +234,9 @@ type Tx interface {
 	Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limit int) ([]pool.Item, error)
 	// Savepoint runs fn inside a nested transaction: when fn returns an
 	// error, what fn wrote is undone, the rest of the transaction stays, and
-	// the error is returned. Group commit runs each caller's operation in
+	// the error is returned; unless fn's failure ended the whole
+	// transaction, which a store may not be able to prevent (its error
+	// then wraps [ErrTxEnded]). Group commit runs each caller's operation in
 	// one, so that one caller's failure does not undo the others'. Only in
 	// a write transaction; savepoints do not nest.
 	Savepoint(ctx context.Context, fn func(Tx) error) error

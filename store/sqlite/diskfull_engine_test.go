@@ -170,21 +170,10 @@ func TestEngine_DiskFullBatch(t *testing.T) {
 	for _, it := range ia.Data {
 		byContact[it.ContactUUID] = it
 	}
-	if completeErr == nil {
-		require.Equal(t, pool.StatusCompleted, byContact[leases[0].ContactUUID].Status)
-	} else {
-		require.Equal(t, pool.StatusProcessing, byContact[leases[0].ContactUUID].Status, "complete failed (%v)", completeErr)
-	}
-	if failErr == nil {
-		require.Equal(t, pool.StatusRetrying, byContact[leases[1].ContactUUID].Status)
-	} else {
-		require.Equal(t, pool.StatusProcessing, byContact[leases[1].ContactUUID].Status, "fail failed (%v)", failErr)
-	}
-	_, inA := byContact[small[0].ContactUUID]
-	require.Equal(t, smallErr == nil, inA, "small add: %v", smallErr)
-	if smallErr == nil {
-		require.Equal(t, 1, smallAdd.ContactsAdded)
-	}
+	require.Equal(t, pool.StatusCompleted, byContact[leases[0].ContactUUID].Status)
+	require.Equal(t, pool.StatusRetrying, byContact[leases[1].ContactUUID].Status)
+	require.Contains(t, byContact, small[0].ContactUUID)
+	require.Equal(t, 1, smallAdd.ContactsAdded)
 
 	select {
 	case r := <-blocked:
@@ -192,8 +181,8 @@ func TestEngine_DiskFullBatch(t *testing.T) {
 	default:
 	}
 
-	// Space is back: the same calls go through, and the blocked Dequeue
-	// wakes at the Add.
+	// Space is back: the Add goes through, and the blocked Dequeue wakes
+	// at it.
 	uncap()
 	_, err = eng.Add(ctx, b.UUID, newContacts(400)...)
 	require.NoError(t, err)
@@ -204,12 +193,6 @@ func TestEngine_DiskFullBatch(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the blocked Dequeue did not wake at the Add")
 	}
-	if completeErr != nil {
-		require.NoError(t, eng.Complete(ctx, leases[0], "answered"))
-	}
-	if failErr != nil {
-		require.NoError(t, eng.Fail(ctx, leases[1], queue.Failure{Note: "busy"}))
-	}
 	d, err = eng.Pool(ctx, b.UUID)
 	require.NoError(t, err)
 	require.Equal(t, 400, d.ContactsCount)
@@ -217,5 +200,6 @@ func TestEngine_DiskFullBatch(t *testing.T) {
 	da, err := eng.Pool(ctx, a.UUID)
 	require.NoError(t, err)
 	require.Equal(t, 2, da.StatusCounts[pool.StatusCompleted])
+	require.Equal(t, 1, da.StatusCounts[pool.StatusRetrying])
 	require.NoError(t, st.Check(ctx))
 }

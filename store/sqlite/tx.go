@@ -80,7 +80,7 @@ func (t *txn) watch(rollbacks *atomic.Uint64) {
 
 // errEnded is the error of a write transaction that SQLite rolled back by
 // itself.
-var errEnded = errors.New("sqlite: the transaction was rolled back by SQLite after an error (a full disk, an I/O error, no memory): nothing of it is written")
+var errEnded = fmt.Errorf("sqlite: the transaction was rolled back by SQLite after an error (a full disk, an I/O error, no memory): nothing of it is written: %w", store.ErrTxEnded)
 
 // ended returns an error when t must not run another statement: a savepoint
 // could not be undone, or SQLite rolled the whole transaction back by

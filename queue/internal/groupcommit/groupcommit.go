@@ -28,7 +28,12 @@
 //     node holds its pool) keeps that error and is not run again: it would
 //     wait as long again, and hold up every other operation of the batch.
 //     When the transaction fails as a whole, every other operation gets
-//     its error, never one it met in a run that was rolled back.
+//     its error, never one it met in a run that was rolled back. But when
+//     an operation's failure ended the whole transaction
+//     (store.ErrTxEnded: SQLite after a full disk, say), that operation
+//     keeps its error and the batch runs once more without it, so that
+//     the others, which may well go through, still succeed or fail alone:
+//     a batch runs at most once more per operation that ends it.
 //   - Operations of one kind may run combined ([Combiner]): the dequeues
 //     of a pool, the settlements of leases. Every operation of a batch was
 //     waiting at the same time, so any order among them is one in which
@@ -387,25 +392,50 @@ func (c *Committer) runBatch(batch []*op) error {
 		// transaction not run at all, every operation gets its error (see
 		// run), not one from writes that never committed. But the wait
 		// for another node's lock stands (see the package doc).
-		waited := make([]bool, len(batch))
+		// done: the operations whose error stands and that do not run
+		// again.
+		done := make([]bool, len(batch))
 		for i, o := range batch {
-			waited[i] = errors.Is(o.err, store.ErrLockTimeout)
-			if !waited[i] {
-				o.err = nil
-			}
+			done[i] = errors.Is(o.err, store.ErrLockTimeout)
 		}
-		err = c.st.Write(ctx, func(stx store.Tx) error {
-			now := c.now()
+		for {
 			for i, o := range batch {
-				if waited[i] || !o.start() {
-					continue
+				if !done[i] {
+					o.err = nil
 				}
-				o.err = stx.Savepoint(ctx, func(stx store.Tx) error {
-					return call(o, o.fn, &Tx{Tx: stx, Now: now})
-				})
 			}
-			return nil
-		})
+			err = c.st.Write(ctx, func(stx store.Tx) error {
+				now := c.now()
+				for i, o := range batch {
+					if done[i] || !o.start() {
+						continue
+					}
+					o.err = stx.Savepoint(ctx, func(stx store.Tx) error {
+						return call(o, o.fn, &Tx{Tx: stx, Now: now})
+					})
+				}
+				return nil
+			})
+			if !errors.Is(err, store.ErrTxEnded) {
+				return err
+			}
+			// The first operation that failed ended the transaction: the
+			// later ones failed because it had ended, the earlier ones
+			// went with the rollback. It keeps its error; the others run
+			// again without it.
+			ender := -1
+			for i, o := range batch {
+				if !done[i] && o.err != nil {
+					ender = i
+					break
+				}
+			}
+			if ender < 0 {
+				return err // it ended at the commit, not in an operation
+			}
+			done[ender] = true
+			c.reruns.Add(1)
+		}
 	}
 	return err
 }
