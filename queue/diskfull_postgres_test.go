@@ -1,0 +1,196 @@
+package queue_test
+
+// Review (r-full): PostgreSQL refusing every write for a server-side
+// reason that no retry cures: its disk is full (SQLSTATE 53100,
+// disk_full). The refusal is made by statement triggers on every table
+// that raise disk_full while a flag is on: to poolq it is the server's
+// answer to its statement, as from a full tablespace.
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// fillPGDisk adds to schema, on every table, statement triggers that fail
+// every write with disk_full while the flag is on, and returns the switch.
+func fillPGDisk(t *testing.T, url, schema string) (full func(on bool)) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	s := pgx.Identifier{schema}.Sanitize()
+	rows, err := conn.Query(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = $1`, schema)
+	require.NoError(t, err)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	for _, sql := range []string{
+		`CREATE TABLE ` + s + `.poolq_disk (is_full boolean NOT NULL)`,
+		`INSERT INTO ` + s + `.poolq_disk VALUES (false)`,
+		`CREATE FUNCTION ` + s + `.poolq_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF (SELECT is_full FROM ` + s + `.poolq_disk) THEN
+		RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
+	END IF;
+	RETURN NULL;
+END $$`,
+	} {
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	for _, tb := range tables {
+		_, err := conn.Exec(ctx, `CREATE TRIGGER poolq_disk_full BEFORE INSERT OR UPDATE OR DELETE ON `+s+`.`+tb+
+			` FOR EACH STATEMENT EXECUTE FUNCTION `+s+`.poolq_disk_full()`)
+		require.NoError(t, err)
+	}
+	return func(on bool) {
+		_, err := conn.Exec(ctx, `UPDATE `+s+`.poolq_disk SET is_full = $1`, on)
+		require.NoError(t, err)
+	}
+}
+
+// isDiskFull reports whether err carries PostgreSQL's disk_full.
+func isDiskFull(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "53100"
+}
+
+// TestPostgres_DiskFullBatch: while the server's disk is full, every
+// caller of a group-commit batch gets an error carrying the server's
+// SQLSTATE (53100) quickly: the store does not run the transaction again
+// (not a serialization failure or a deadlock); nothing of any call is
+// written, the status counts agree with the items; a Dequeue blocked
+// meanwhile keeps waiting, and wakes at the Add made once space is back,
+// when the same calls go through.
+func TestPostgres_DiskFullBatch(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	pst := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+	hs := &heldStore{Store: pst}
+	eng := openEngine(t, hs, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry})
+	b := &testBundle{ctx: ctx, eng: eng}
+	p1 := b.pool(t, pool.Parallel, 10, 3)
+	b.add(t, p1.UUID, 4)
+	leases, err := eng.DequeueN(ctx, p1.UUID, 2)
+	require.NoError(t, err)
+	require.Len(t, leases, 2)
+	p2 := b.pool(t, pool.Parallel, 10, 3)
+	full := fillPGDisk(t, url, pst.Schema())
+
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	type dequeued struct {
+		l   *queue.Lease
+		err error
+	}
+	blocked := make(chan dequeued, 1)
+	go func() {
+		l, err := eng.Dequeue(dctx, p2.UUID)
+		blocked <- dequeued{l, err}
+	}()
+
+	name := "renamed while full"
+	added := newItems(50)
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Add", func() error { _, err := eng.Add(ctx, p2.UUID, added...); return err }},
+		{"Complete", func() error { return eng.Complete(ctx, leases[0], "answered") }},
+		{"Fail", func() error { return eng.Fail(ctx, leases[1], queue.Failure{Note: "busy"}) }},
+		{"CreatePool", func() error {
+			_, err := eng.CreatePool(ctx, pool.CreateParams{Name: "made while full", Description: "x"})
+			return err
+		}},
+		{"UpdatePool", func() error { _, err := eng.UpdatePool(ctx, p1.UUID, pool.UpdateParams{Name: &name}); return err }},
+	}
+	run := func() []error {
+		errs := make([]error, len(calls))
+		entered, release := hs.holdNext()
+		var wg sync.WaitGroup
+		wg.Go(func() { _, _ = eng.AddDNC(ctx, uuid.New()) }) // the lead, in a transaction of its own
+		<-entered
+		for i := range calls {
+			n := queue.Queued(eng)
+			wg.Go(func() { errs[i] = calls[i].call() })
+			require.Eventually(t, func() bool { return queue.Queued(eng) == n+1 }, 5*time.Second, time.Millisecond)
+		}
+		release()
+		wg.Wait()
+		return errs
+	}
+
+	full(true)
+	retries := pst.Stats().Retries
+	start := time.Now()
+	for i, err := range run() {
+		require.Error(t, err, calls[i].name)
+		require.True(t, isDiskFull(err), "%s: the server's SQLSTATE in the chain: %v", calls[i].name, err)
+	}
+	require.Less(t, time.Since(start), 3*time.Second)
+	require.Equal(t, retries, pst.Stats().Retries, "a disk_full is not run again")
+
+	d2, err := eng.Pool(ctx, p2.UUID)
+	require.NoError(t, err)
+	require.Zero(t, d2.ContactsCount)
+	d1, err := eng.Pool(ctx, p1.UUID)
+	require.NoError(t, err)
+	require.Equal(t, p1.Name, d1.Name)
+	require.Equal(t, 2, d1.StatusCounts[pool.StatusProcessing])
+	require.Equal(t, 2, d1.StatusCounts[pool.StatusPending])
+	for _, l := range leases {
+		require.Equal(t, pool.StatusProcessing, b.item(t, p1.UUID, l.ContactUUID).Status)
+	}
+	ps, err := eng.Pools(ctx, pool.PoolQuery{PerPage: pool.MaxPerPage})
+	require.NoError(t, err)
+	require.Equal(t, 2, ps.Total, "no pool made")
+	select {
+	case r := <-blocked:
+		t.Fatalf("the blocked Dequeue returned while the disk was full: %v, %v", r.l, r.err)
+	default:
+	}
+
+	full(false)
+	for i, err := range run() {
+		require.NoError(t, err, calls[i].name)
+	}
+	select {
+	case r := <-blocked:
+		require.NoError(t, r.err)
+		require.NoError(t, eng.Complete(ctx, r.l, "after"))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked Dequeue did not wake at the Add")
+	}
+	d1, err = eng.Pool(ctx, p1.UUID)
+	require.NoError(t, err)
+	require.Equal(t, name, d1.Name)
+	require.Equal(t, map[pool.Status]int{pool.StatusCompleted: 1, pool.StatusRetrying: 1, pool.StatusPending: 2}, nonZero(d1.StatusCounts))
+	d2, err = eng.Pool(ctx, p2.UUID)
+	require.NoError(t, err)
+	require.Equal(t, 50, d2.ContactsCount)
+	require.Equal(t, map[pool.Status]int{pool.StatusCompleted: 1, pool.StatusPending: 49}, nonZero(d2.StatusCounts))
+}
+
+// nonZero returns the counts of m that are not zero.
+func nonZero(m map[pool.Status]int) map[pool.Status]int {
+	out := map[pool.Status]int{}
+	for s, n := range m {
+		if n != 0 {
+			out[s] = n
+		}
+	}
+	return out
+}
