@@ -125,7 +125,7 @@ func TestEngine_DiskFullBatch(t *testing.T) {
 	}()
 
 	uncap := capFile(t, st)
-	_, err = eng.Add(ctx, b.UUID, newContacts(400)...)
+	_, err = eng.Add(ctx, b.UUID, newContacts(200)...)
 	require.True(t, isFull(err), "the disk is full: %v", err)
 	require.NoError(t, eng.Complete(ctx, leases[2], "alone"), "a settlement alone on the full disk")
 	release := holdWrites(t, st)
@@ -133,7 +133,7 @@ func TestEngine_DiskFullBatch(t *testing.T) {
 	bigAdds := make([]error, 3)
 	for i := range bigAdds {
 		wg.Go(func() {
-			_, bigAdds[i] = eng.Add(ctx, b.UUID, newContacts(400)...)
+			_, bigAdds[i] = eng.Add(ctx, b.UUID, newContacts(200)...)
 		})
 	}
 	var completeErr, failErr error
@@ -148,7 +148,7 @@ func TestEngine_DiskFullBatch(t *testing.T) {
 	wg.Wait()
 
 	for i, err := range bigAdds {
-		require.Error(t, err, "add %d of 400 items on a full disk", i)
+		require.Error(t, err, "add %d of 200 items on a full disk", i)
 		require.True(t, isFull(err), "add %d: the error says the disk is full: %v", i, err)
 	}
 	t.Logf("stats %+v", eng.Stats())
@@ -184,7 +184,7 @@ func TestEngine_DiskFullBatch(t *testing.T) {
 	// Space is back: the Add goes through, and the blocked Dequeue wakes
 	// at it.
 	uncap()
-	_, err = eng.Add(ctx, b.UUID, newContacts(400)...)
+	_, err = eng.Add(ctx, b.UUID, newContacts(200)...)
 	require.NoError(t, err)
 	select {
 	case r := <-blocked:
@@ -195,7 +195,7 @@ func TestEngine_DiskFullBatch(t *testing.T) {
 	}
 	d, err = eng.Pool(ctx, b.UUID)
 	require.NoError(t, err)
-	require.Equal(t, 400, d.ContactsCount)
+	require.Equal(t, 200, d.ContactsCount)
 	require.Equal(t, 1, d.StatusCounts[pool.StatusCompleted])
 	da, err := eng.Pool(ctx, a.UUID)
 	require.NoError(t, err)
