@@ -33,7 +33,7 @@
 //     (store.ErrTxEnded: SQLite after a full disk, say), that operation
 //     keeps its error and the batch runs once more without it, so that
 //     the others, which may well go through, still succeed or fail alone:
-//     a batch runs at most once more per operation that ends it.
+//     a batch runs at most once more per operation that fails in it.
 //   - Operations of one kind may run combined ([Combiner]): the dequeues
 //     of a pool, the settlements of leases. Every operation of a batch was
 //     waiting at the same time, so any order among them is one in which
@@ -419,10 +419,13 @@ func (c *Committer) runBatch(batch []*op) error {
 			if !errors.Is(err, store.ErrTxEnded) {
 				return err
 			}
-			// The first operation that failed ended the transaction: the
-			// later ones failed because it had ended, the earlier ones
-			// went with the rollback. It keeps its error; the others run
-			// again without it.
+			// The first operation that failed is taken for the one that
+			// ended the transaction: the later ones failed because it
+			// had ended, the earlier ones went with the rollback. (If
+			// the end came at the commit, that one failed all the same.)
+			// Its error stands; the others run again without it, in a
+			// transaction of their own: nothing of the ended one was
+			// written. Each run leaves one more out, so the runs end.
 			ender := -1
 			for i, o := range batch {
 				if !done[i] && o.err != nil {

@@ -707,3 +707,185 @@ func TestCommitter_AbandonedCombinedOpDoesNotRun(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, []string{"live"}, ran, "the abandoned operation ran")
 }
+
+// endingStore is a store whose transactions end as SQLite's do after some
+// errors (a full disk): an operation that fails with an error wrapping
+// store.ErrTxEnded rolls the whole transaction back; every later Savepoint
+// of it fails, and so does its Write, with store.ErrTxEnded. The Write
+// numbered endAt (counted from 1) ends at its commit, with no operation
+// failed.
+type endingStore struct {
+	store.Store
+	writes atomic.Int32
+	endAt  atomic.Int32
+}
+
+type endingTx struct {
+	store.Tx
+	ended error
+}
+
+func (s *endingStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	n := s.writes.Add(1)
+	var ended error
+	err := s.Store.Write(ctx, func(stx store.Tx) error {
+		tx := &endingTx{Tx: stx}
+		err := fn(tx)
+		ended = tx.ended
+		if ended == nil && n == s.endAt.Load() {
+			ended = fmt.Errorf("commit: %w", store.ErrTxEnded)
+		}
+		if ended != nil {
+			return ended // rolled back
+		}
+		return err
+	})
+	if ended != nil {
+		return ended
+	}
+	return err
+}
+
+func (t *endingTx) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
+	if t.ended != nil {
+		return t.ended
+	}
+	err := t.Tx.Savepoint(ctx, fn)
+	if errors.Is(err, store.ErrTxEnded) {
+		t.ended = fmt.Errorf("the transaction ended: %w", err)
+		return t.ended
+	}
+	return err
+}
+
+// TestCommitter_OperationThatEndsTheTransaction: an operation whose
+// failure ends the whole transaction (store.ErrTxEnded: SQLite after a
+// full disk) keeps its error, and the batch runs again without it: the
+// others, before and after it, succeed alone, each written once; a batch
+// with two such operations runs three times in all after the first run.
+// A transaction that ends at its commit, with no operation failed, fails
+// every operation.
+func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
+	t.Parallel()
+	full := fmt.Errorf("insert items: database or disk is full: %w", store.ErrTxEnded)
+	setupEnding := func(t *testing.T) (*bundle, *endingStore) {
+		ctx := context.Background()
+		st, err := sqlite.Open(ctx, sqlite.MemoryPath, sqlite.Options{CheckCache: true})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		es := &endingStore{Store: st}
+		h := &heldStore{Store: es}
+		c := groupcommit.New(h, groupcommit.Options{})
+		t.Cleanup(c.Close)
+		return &bundle{ctx: ctx, st: h, c: c}, es
+	}
+	// counted inserts pool id, and counts its runs.
+	counted := func(id uuid.UUID, runs *atomic.Int32) groupcommit.Func {
+		return func(ctx context.Context, tx *groupcommit.Tx) error {
+			runs.Add(1)
+			return insert(id)(ctx, tx)
+		}
+	}
+	ender := func(ctx context.Context, tx *groupcommit.Tx) error {
+		if err := insert(uuid.New())(ctx, tx); err != nil {
+			return err
+		}
+		return full
+	}
+
+	t.Run("OthersSucceed", func(t *testing.T) {
+		t.Parallel()
+		b, es := setupEnding(t)
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+		runs := make([]atomic.Int32, len(ids))
+		errs := make([]error, len(ids))
+		var errE1, errE2 error
+		b.queue(t, &wg, func() { errs[0] = b.c.Write(b.ctx, counted(ids[0], &runs[0])) })
+		b.queue(t, &wg, func() { errE1 = b.c.Write(b.ctx, ender) })
+		b.queue(t, &wg, func() { errs[1] = b.c.Write(b.ctx, counted(ids[1], &runs[1])) })
+		b.queue(t, &wg, func() { errE2 = b.c.Write(b.ctx, ender) })
+		b.queue(t, &wg, func() { errs[2] = b.c.Write(b.ctx, counted(ids[2], &runs[2])) })
+		writes := es.writes.Load()
+		release()
+		wg.Wait()
+		require.ErrorIs(t, errE1, store.ErrTxEnded)
+		require.ErrorContains(t, errE1, "disk is full")
+		require.ErrorIs(t, errE2, store.ErrTxEnded)
+		for i, id := range ids {
+			require.NoError(t, errs[i], "operation %d", i)
+			require.True(t, b.exists(t, id), "operation %d", i)
+		}
+		// The held lead, then: a run without savepoints, one with them
+		// ended by the first ender, one ended by the second, one that
+		// commits.
+		require.Equal(t, int32(1+4), es.writes.Load()-writes)
+		require.Equal(t, int32(4), runs[0].Load(), "run in each of the batch's four runs")
+		pools, err := countPools(b)
+		require.NoError(t, err)
+		require.Equal(t, 1+len(ids), pools, "the lead's and the three, once each; nothing of the enders")
+	})
+
+	// The commit ends the transaction, no operation failed: every
+	// operation gets the error.
+	t.Run("EndedAtCommit", func(t *testing.T) {
+		t.Parallel()
+		b, es := setupEnding(t)
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		ids := []uuid.UUID{uuid.New(), uuid.New()}
+		errs := make([]error, len(ids))
+		for i := range ids {
+			b.queue(t, &wg, func() { errs[i] = b.c.Write(b.ctx, insert(ids[i])) })
+		}
+		es.endAt.Store(es.writes.Load() + 2) // the lead's, then the batch's
+		release()
+		wg.Wait()
+		for i, id := range ids {
+			require.ErrorIs(t, errs[i], store.ErrTxEnded, "operation %d", i)
+			require.False(t, b.exists(t, id), "operation %d", i)
+		}
+	})
+
+	// The savepoint run ends at its commit after an operation failed as
+	// usual: that one keeps its own error, and the others, run again,
+	// succeed (the ended run wrote nothing: each is written once).
+	t.Run("EndedAtCommitAfterAFailure", func(t *testing.T) {
+		t.Parallel()
+		b, es := setupEnding(t)
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		ids := []uuid.UUID{uuid.New(), uuid.New()}
+		errs := make([]error, len(ids))
+		refused := errors.New("refused")
+		var errF error
+		b.queue(t, &wg, func() { errs[0] = b.c.Write(b.ctx, insert(ids[0])) })
+		b.queue(t, &wg, func() {
+			errF = b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error { return refused })
+		})
+		b.queue(t, &wg, func() { errs[1] = b.c.Write(b.ctx, insert(ids[1])) })
+		es.endAt.Store(es.writes.Load() + 3) // the lead's, the batch's first run, its savepoint run
+		release()
+		wg.Wait()
+		require.ErrorIs(t, errF, refused)
+		for i, id := range ids {
+			require.NoError(t, errs[i], "operation %d", i)
+			require.True(t, b.exists(t, id), "operation %d", i)
+		}
+		pools, err := countPools(b)
+		require.NoError(t, err)
+		require.Equal(t, 1+len(ids), pools)
+	})
+}
+
+// countPools returns how many pools the store of b holds.
+func countPools(b *bundle) (int, error) {
+	var n int
+	err := b.st.Read(b.ctx, func(tx store.Tx) error {
+		var err error
+		_, n, err = tx.Pools(b.ctx, pool.PoolQuery{Page: 1, PerPage: 1})
+		return err
+	})
+	return n, err
+}
