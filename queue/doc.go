@@ -50,7 +50,9 @@
 // statements' fixed costs and its commit (at Full durability, one fsync).
 // One goroutine of the engine runs the transactions, while there are any to
 // run. Each operation succeeds or fails alone: if one fails, the batch is
-// rolled back and run again with a savepoint per operation. The operations
+// rolled back and run again with a savepoint per operation; if its failure
+// ended the whole transaction (SQLite after a full disk or an I/O error:
+// its error wraps store.ErrTxEnded), once more without it. The operations
 // of one transaction run at one instant, read when it starts.
 // [Engine.Stats] shows how many operations the transactions carried.
 //
