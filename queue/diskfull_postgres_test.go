@@ -9,6 +9,8 @@ package queue_test
 import (
 	"context"
 	"errors"
+	neturl "net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -193,4 +195,112 @@ func nonZero(m map[pool.Status]int) map[pool.Status]int {
 		}
 	}
 	return out
+}
+
+// TestPostgres_ReadOnlyAfterOpen: the database turns read-only under a
+// running engine (a failover to a standby, a DBA's ALTER ROLE … SET
+// default_transaction_read_only), its sessions made again. Every write
+// fails at once with the server's SQLSTATE (25006): not run again by the
+// store, nothing written, reads go on, a Dequeue returns the error rather
+// than wait or spin; once writes are allowed again (new sessions), the
+// engine writes again, and a settlement tried again is written. (A write
+// on a session the termination ended fails with it, 57P01, before any
+// statement ran: nothing written, the next write takes a new session.)
+func TestPostgres_ReadOnlyAfterOpen(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	schema := pgtest.Schema(t, url)
+	admin, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer admin.Close(ctx)
+	role := "poolq_ro_" + strings.TrimPrefix(schema, "poolq_test_")
+	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, "CREATE ROLE "+role+" LOGIN")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+			return
+		}
+		defer c.Close(ctx)
+		for _, sql := range []string{"DROP SCHEMA IF EXISTS " + schema + " CASCADE", "DROP OWNED BY " + role, "DROP ROLE " + role} {
+			if _, err := c.Exec(ctx, sql); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+	_, err = admin.Exec(ctx, "GRANT USAGE, CREATE ON SCHEMA "+schema+" TO "+role)
+	require.NoError(t, err)
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	u.User = neturl.User(role)
+	st := pgtest.OpenSchema(t, u.String(), postgres.Options{Schema: schema, MaxConns: 4})
+	eng := openEngine(t, st, queue.Options{LeaseTimeout: time.Minute})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "turns read-only", Description: "x", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(3)...)
+	require.NoError(t, err)
+	l, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+
+	// setReadOnly sets the role's default and ends its sessions: the
+	// store's pool makes new ones, under the new default.
+	setReadOnly := func(on bool) {
+		v := "on"
+		if !on {
+			v = "off"
+		}
+		_, err := admin.Exec(ctx, "ALTER ROLE "+role+" SET default_transaction_read_only = "+v)
+		require.NoError(t, err)
+		_, err = admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role)
+		require.NoError(t, err)
+	}
+	isReadOnlyTx := func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && pe.Code == "25006"
+	}
+	// first writes until the sessions lost to the termination are gone:
+	// a write on one of them fails with its connection, not the server's
+	// answer.
+	first := func(f func() error) error {
+		var err error
+		for range 5 {
+			if err = f(); err == nil || isReadOnlyTx(err) {
+				return err
+			}
+			t.Logf("on a terminated session: %v", err)
+		}
+		return err
+	}
+
+	setReadOnly(true)
+	retries := st.Stats().Retries
+	start := time.Now()
+	err = first(func() error { _, err := eng.Add(ctx, p.UUID, newItems(2)...); return err })
+	require.True(t, isReadOnlyTx(err), "Add: %v", err)
+	require.True(t, isReadOnlyTx(eng.Complete(ctx, l, "answered")), "Complete")
+	_, err = eng.TryDequeue(ctx, p.UUID)
+	require.True(t, isReadOnlyTx(err), "TryDequeue: %v", err)
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = eng.Dequeue(dctx, p.UUID)
+	require.True(t, isReadOnlyTx(err), "a blocked Dequeue returns the error: %v", err)
+	require.Less(t, time.Since(start), 3*time.Second)
+	require.Equal(t, retries, st.Stats().Retries, "a read-only refusal is not run again")
+	d, err := eng.Pool(ctx, p.UUID)
+	require.NoError(t, err, "reads go on")
+	require.Equal(t, 3, d.ContactsCount)
+	require.Equal(t, 1, d.StatusCounts[pool.StatusProcessing])
+
+	setReadOnly(false)
+	require.NoError(t, first(func() error { return eng.Complete(ctx, l, "answered") }), "the settlement tried again")
+	_, err = eng.Add(ctx, p.UUID, newItems(2)...)
+	require.NoError(t, err)
+	d, err = eng.Pool(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, 5, d.ContactsCount)
+	require.Equal(t, map[pool.Status]int{pool.StatusCompleted: 1, pool.StatusPending: 4}, nonZero(d.StatusCounts))
 }
