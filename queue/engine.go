@@ -394,8 +394,10 @@ type Stats struct {
 	// settlements, adds, pool changes) run in them. An operation whose
 	// caller left before it started is not run, and not counted.
 	Operations uint64
-	// Reruns is the number of batches run a second time, with a savepoint
-	// per operation, because an operation in them failed.
+	// Reruns is the number of times a batch was run again because an
+	// operation in it failed: a second time, with a savepoint per
+	// operation, and once more without each operation whose failure ended
+	// the whole transaction (see the package doc).
 	Reruns uint64
 }
 

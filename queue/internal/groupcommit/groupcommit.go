@@ -112,7 +112,7 @@ type Options struct {
 type Stats struct {
 	Transactions uint64 // write transactions run (a batch run again counts once)
 	Operations   uint64 // operations run in them
-	Reruns       uint64 // batches run a second time, with savepoints
+	Reruns       uint64 // runs of a batch again: with savepoints, then without each operation that ended one
 }
 
 // Committer gathers the operations of concurrent callers into shared write
