@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,8 +25,10 @@ import (
 // EFBIG instead of killing it) at the sizes the database and its log have,
 // so that neither can grow: a commit whose log would grow fails, and so
 // does every checkpoint that would grow the database. An Add that needs
-// more log than there is fails and leaves nothing; the checkpointer goes
-// on ticking; once the cap is lifted the same Add goes through, the
+// more log than there is fails and leaves nothing; a settlement that
+// shares its transaction fails with it (the commit failed, no operation:
+// see the README), and goes through alone; the checkpointer goes on
+// ticking; once the cap is lifted the same Add goes through, the
 // checkpointer copies the log back again, and the file is sound, also
 // when opened again.
 func TestEngine_FileSizeLimit(t *testing.T) {
@@ -99,8 +102,25 @@ func fileSizeChild(t *testing.T, dir string) {
 	d, err := eng.Pool(ctx, p.UUID)
 	require.NoError(t, err)
 	require.Equal(t, 100, d.ContactsCount, "nothing of the failed Add")
-	err = eng.Complete(ctx, leases[0], "answered")
-	t.Logf("complete while capped: %v", err)
+	// A settlement that shares the transaction of such an Add fails with
+	// it: the failure is the commit's, no operation's (README); alone,
+	// it fits in the log and is written.
+	release := holdWrites(t, st)
+	var addErr, completeErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = eng.Extend(ctx, leases[1], time.Minute) }) // the lead, alone in the first batch
+	time.Sleep(20 * time.Millisecond)
+	wg.Go(func() { _, addErr = eng.Add(ctx, p.UUID, big...) })
+	wg.Go(func() { completeErr = eng.Complete(ctx, leases[0], "answered") })
+	time.Sleep(100 * time.Millisecond) // both queue behind the held writer
+	release()
+	wg.Wait()
+	require.Error(t, addErr)
+	t.Logf("in one batch: add: %v; complete: %v; stats %+v", addErr, completeErr, eng.Stats())
+	if completeErr != nil { // they shared the batch (the sleep is a hint, not a promise)
+		require.ErrorContains(t, completeErr, "commit", "the batch's commit failed")
+		require.NoError(t, eng.Complete(ctx, leases[0], "answered"), "the settlement alone while capped")
+	}
 	rounds := sqlite.CheckpointRounds(st)
 	require.Eventually(t, func() bool { return sqlite.CheckpointRounds(st) > rounds+3 }, 5*time.Second, time.Millisecond,
 		"the checkpointer goes on ticking")
@@ -109,9 +129,7 @@ func fileSizeChild(t *testing.T, dir string) {
 	full = sqlite.FullCheckpoints(st)
 	_, err = eng.Add(ctx, p.UUID, big...)
 	require.NoError(t, err, "the same Add once the cap is lifted")
-	if err := eng.Complete(ctx, leases[0], "answered"); err != nil {
-		require.ErrorIs(t, err, queue.ErrLeaseLost, "completed while capped")
-	}
+	require.ErrorIs(t, eng.Complete(ctx, leases[0], "answered"), queue.ErrLeaseLost, "completed while capped")
 	require.NoError(t, eng.Complete(ctx, leases[1], "answered"))
 	require.Eventually(t, func() bool { return sqlite.FullCheckpoints(st) > full }, 5*time.Second, time.Millisecond,
 		"the checkpointer copies the log back again")
