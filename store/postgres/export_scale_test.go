@@ -13,3 +13,13 @@ var PoolCampaignsStatements = []struct{ Name, SQL, Arg, Index string }{
 // RulePoolsSQL is the statement of RulePools ($1 the rule's UUID, $2 and $3
 // the governing statuses), for TestPlans_RuleCampaigns.
 var RulePoolsSQL = rulePoolsSQL
+
+// ContactStatements are the statements that read a contact's items in
+// every pool: ContactItems' in a read transaction and in a write one
+// (the pools it locks first, then the items in those pools), for
+// TestPlans_ContactItems: $1 the contact, $2 the pools locked.
+var ContactStatements = []struct{ Name, SQL string }{
+	{"contact items", contactItemsSQL},
+	{"pools of contact", poolsOfContactSQL},
+	{"contact items locked", contactItemsLockedSQL},
+}
