@@ -123,9 +123,11 @@ SELECT 1 + id % 150, id, contact_uuid, 1, 0, 0, id % 100 = 0 FROM items WHERE po
 // checkListingPlans checks the plans of the listings of campaigns and
 // rules on conn: a page walks the index of its order, no sort; the
 // campaigns of a rule (DeleteRule's count and page included) are a seek
-// on campaigns_rule, their page a sort of those alone. A count of every
-// campaign or rule, or of those of a status or a search, reads them all:
-// a listing's cost, not checked here.
+// on campaigns_rule, their page a sort of those alone; the campaigns of a
+// status (the REST API's filter, with a search or without) a seek on
+// campaigns_status, in the page's order, and so is their count. A count
+// of every campaign or rule, or of those of a search alone, reads them
+// all: a listing's cost, not checked here.
 func checkListingPlans(t *testing.T, conn *sql.Conn) {
 	t.Helper()
 	rule := uuid.New()
@@ -133,6 +135,8 @@ func checkListingPlans(t *testing.T, conn *sql.Conn) {
 	count, page, args := campaigns(campaign.Query{})
 	_ = count
 	byRuleCount, byRulePage, ruleArgs := campaigns(campaign.Query{RuleUUID: &rule})
+	byStatusCount, byStatusPage, statusArgs := campaigns(campaign.Query{Status: campaign.Paused})
+	_, searchPage, searchArgs := campaigns(campaign.Query{Status: campaign.InProcess, Search: "camp"})
 	_, rulesPage, rulesArgs := sqlite.RulesSQL(campaign.RuleQuery{})
 	for _, tc := range []struct {
 		name  string
@@ -144,6 +148,9 @@ func checkListingPlans(t *testing.T, conn *sql.Conn) {
 		{"CampaignsPage", page, append(args, 15, 0), "SCAN c USING INDEX campaigns_created", false},
 		{"CampaignsOfRuleCount", byRuleCount, ruleArgs, "SEARCH c USING COVERING INDEX campaigns_rule (rule_id=?)", false},
 		{"CampaignsOfRulePage", byRulePage, append(ruleArgs, 1, 0), "SEARCH c USING INDEX campaigns_rule (rule_id=?)", true},
+		{"CampaignsOfStatusCount", byStatusCount, statusArgs, "SEARCH c USING COVERING INDEX campaigns_status (status=?)", false},
+		{"CampaignsOfStatusPage", byStatusPage, append(statusArgs, 15, 0), "SEARCH c USING INDEX campaigns_status (status=?)", false},
+		{"CampaignsOfStatusSearchPage", searchPage, append(searchArgs, 15, 0), "SEARCH c USING INDEX campaigns_status (status=?)", false},
 		{"RulesPage", rulesPage, append(rulesArgs, 15, 0), "SCAN r USING INDEX rules_created", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
