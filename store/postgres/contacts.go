@@ -64,20 +64,28 @@ const (
 	lockEscalationsSQL = `SELECT pg_advisory_xact_lock($1::int, -1)`
 
 	// poolsOfContactSQL finds the pools of a contact's items, to lock them
-	// before the items are read: one seek per pool in UNIQUE (pool_id,
-	// contact_uuid) (there is no index on contacts alone, see 0004).
-	poolsOfContactSQL = `SELECT p.id, p.uuid FROM pools p JOIN items i ON i.pool_id = p.id WHERE i.contact_uuid = $1`
+	// before the items are read: a walk of the pools and one seek per pool
+	// in UNIQUE (pool_id, contact_uuid) (there is no index on contacts
+	// alone, see 0004), in a lateral subquery that LIMIT keeps apart.
+	// Joined, the plan walked that whole index with contact_uuid, its
+	// second column, as the condition (PostgreSQL 15 has no skip scan):
+	// every item of the store, where the seeks read a few pages a pool.
+	// ORDER BY walks the pools' key (without it, they were a Seq Scan).
+	poolsOfContactSQL = `SELECT p.id, p.uuid FROM pools p
+CROSS JOIN LATERAL (SELECT FROM items i WHERE i.pool_id = p.id AND i.contact_uuid = $1 LIMIT 1) i ORDER BY p.id`
 	// poolsOfContactsSQL finds the pools of the items of contacts $1: per
 	// pool, one walk of UNIQUE (pool_id, contact_uuid) over the contacts.
 	poolsOfContactsSQL = `SELECT p.id, p.uuid FROM pools p
 WHERE EXISTS (SELECT 1 FROM items i WHERE i.pool_id = p.id AND i.contact_uuid = ANY($1::uuid[]))`
 
-	// contactItemsSQL reads a contact's items in pool order, one seek per
-	// pool as poolsOfContactSQL. A pool has one item of a contact at most,
-	// so pool order is the order of the contract (pool, then ID).
-	// contactItemsLockedSQL keeps the pools locked ($2).
-	contactItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
-WHERE i.contact_uuid = $1 ORDER BY i.pool_id`
+	// contactItemsSQL reads a contact's items in pool order, walking the
+	// pools' key and seeking each pool's item as poolsOfContactSQL does.
+	// A pool has one item of a contact at most, so pool order is the
+	// order of the contract (pool, then ID). contactItemsLockedSQL keeps
+	// the pools locked ($2): a seek per pool of $2.
+	contactItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM pools p
+CROSS JOIN LATERAL (SELECT * FROM items WHERE pool_id = p.id AND contact_uuid = $1 LIMIT 1) i
+ORDER BY p.id`
 	contactItemsLockedSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
 WHERE i.contact_uuid = $1 AND i.pool_id = ANY($2::bigint[]) ORDER BY i.pool_id`
 
@@ -179,7 +187,9 @@ ORDER BY id LIMIT $3`
 )
 
 // ContactItems returns the items of a contact in every pool, in pool
-// order. One index seek per pool: O(P log n) for P pools.
+// order. One index seek per pool: O(P log n) for P pools, however many
+// items they hold (in a write transaction, twice: the pools to lock, then
+// the items).
 //
 // In a write transaction it first locks every pool that has an item of
 // the contact (in the order of their keys, as ItemsByID does), then reads
