@@ -642,8 +642,9 @@ func (t *txn) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 // campaignsSQL returns the statements of Campaigns for q and their
 // arguments: the number of matches, and a page of them (two more
 // arguments: LIMIT and OFFSET). A page walks campaigns_created (the store's
-// connections do not sort), the campaigns of a rule too, filtered: its
-// count is a seek on campaigns_rule.
+// connections do not sort); the campaigns of a status are a seek on
+// campaigns_status and those of a rule on campaigns_rule, both in the
+// page's order (0014), counted in the same index.
 func campaignsSQL(q campaign.Query) (count, page string, args []any) {
 	var where []string
 	if q.Status != "" {
@@ -670,7 +671,9 @@ func campaignsSQL(q campaign.Query) (count, page string, args []any) {
 
 // Campaigns returns one page of campaigns with their pools, and their
 // number. The page costs O(log n + offset + per_page) plus the pools
-// without a filter; a filter or search reads every campaign.
+// without a filter or filtered by status or rule (a search beside them
+// reads the campaigns of the status or rule), and the number O(log n + m)
+// for m matches; a search alone reads every campaign.
 func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error) {
 	const op = "campaigns"
 	if q.Page < 1 || q.PerPage < 1 {

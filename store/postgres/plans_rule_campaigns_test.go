@@ -55,8 +55,9 @@ func walks(plan string) []string {
 // store's connections set enable_sort off, analyzed or not. An UpdateRule
 // thus read every campaign twice (In Process, Paused), more with pages,
 // however few the rule had. RulePools has no ORDER BY. (A listing of
-// campaigns by rule, the REST API's and DeleteRule's, still walks
-// campaigns_created: a listing's cost, like the others'.)
+// campaigns by rule, the REST API's and DeleteRule's, walked
+// campaigns_created too until 0014 gave campaigns_rule the listing's
+// order: checkListingPlans.)
 func TestPlans_RuleCampaigns(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
