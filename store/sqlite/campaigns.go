@@ -409,7 +409,8 @@ func (t *txn) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 // campaignsSQL returns the statements of Campaigns for q and their
 // arguments: the number of matches, and a page of them (two more
 // arguments: LIMIT and OFFSET). A page walks campaigns_created, but the
-// campaigns of a rule, a seek on campaigns_rule, sorted.
+// campaigns of a status, a seek on campaigns_status in the page's order
+// (0015), and those of a rule, a seek on campaigns_rule, sorted.
 func campaignsSQL(q campaign.Query) (count, page string, args []any) {
 	var where []string
 	if q.Status != "" {
@@ -433,7 +434,10 @@ func campaignsSQL(q campaign.Query) (count, page string, args []any) {
 }
 
 // Campaigns returns one page of campaigns with their pools, and their
-// number.
+// number. The page costs O(log n + offset + per_page) plus the pools
+// without a filter or filtered by status (a search beside it reads the
+// campaigns of the status), and a rule's the sort of its m campaigns; the
+// number O(log n + m) for m matches; a search alone reads every campaign.
 func (t *txn) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.Campaign, int, error) {
 	const op = "campaigns"
 	if q.Page < 1 || q.PerPage < 1 {

@@ -29,6 +29,7 @@ var landedMigrations = map[string]string{
 	"0012_governing_pools.sql":     "66e24c03accfa6fe842d835b4fa3334b395773bf10fb303ec533eabcedc7b60c",
 	"0013_search_by_pool.sql":      "b590948271864c265364472dac1ab23cdb646467b4ae5aebef71ccc80ed077ff",
 	"0014_finished_kept_calls.sql": "bb5022c20b44aceaf2290cb2a39846e6a10dfbefc603a833b286ff57d522330f",
+	"0015_campaigns_by_status.sql": "380dcb68e60311d4123f2b6d25b78aa466b79179aaf5dda90a7d805e94a54d1c",
 }
 
 // TestMigrations_Unchanged: the embedded migration files are the landed

@@ -1,0 +1,20 @@
+-- 0015_campaigns_by_status: campaigns by status, in creation order.
+--
+-- A listing of campaigns pages them in creation order (created_at, uuid;
+-- per_page at most 100). Filtered by status (the REST API's filter, with
+-- a search or without), it walked campaigns_created and filtered every
+-- campaign the file ever had, and counted them with a scan of the table,
+-- with statistics or without. campaigns_status holds the campaigns by
+-- status in creation order: the page is a seek, then a walk of the page's
+-- rows, and the count a range of the index. (A rule's campaigns are
+-- already a seek on campaigns_rule, their page a sort of those alone.)
+--
+-- The cost on writes: an insert of a campaign adds an entry to
+-- campaigns_status, and an update of a campaign (UpdateCampaign writes
+-- every column: a start, a pause, a completion, a rename, an operator's
+-- action a few times in a campaign's life) rewrites it, a seek in an
+-- index of one entry per campaign. Dispatch never writes campaigns.
+--
+-- Cost of the migration: the index built from one scan of campaigns (one
+-- row per campaign).
+CREATE INDEX campaigns_status ON campaigns (status, created_at, uuid);
