@@ -254,3 +254,31 @@ func CommitOutcome(ctx context.Context, st *Store, xid string, pid uint32, err e
 
 // MaxConns is the size of st's pool of connections, as pgxpool holds it.
 func MaxConns(st *Store) int { return int(st.pool.Config().MaxConns) }
+
+// PlanWithout returns the plan Plan would return were index not there:
+// dropped in a transaction that is rolled back.
+func PlanWithout(ctx context.Context, st *Store, index, sql string, args ...string) (string, error) {
+	c, err := st.pool.Acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer c.Release()
+	defer c.Exec(ctx, "DEALLOCATE poolq_plan_without") // after the rollback: PREPARE outlives it
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "DROP INDEX "+pgx.Identifier{index}.Sanitize()); err != nil {
+		return "", err
+	}
+	if _, err := tx.Exec(ctx, "PREPARE poolq_plan_without AS "+sql); err != nil {
+		return "", err
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE poolq_plan_without("+strings.Join(args, ", ")+")")
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}
