@@ -643,13 +643,24 @@ func (t *txn) DeleteCampaign(ctx context.Context, id uuid.UUID) error {
 // arguments: the number of matches, and a page of them (two more
 // arguments: LIMIT and OFFSET). A page walks campaigns_created (the store's
 // connections do not sort); the campaigns of a status are a seek on
-// campaigns_status and those of a rule on campaigns_rule, both in the
-// page's order (0014), counted in the same index.
+// campaigns_status, those of a rule (and no status) on campaigns_rule,
+// both in the page's order (0014), counted in the same index.
+//
+// The filter that leads is written "= ANY (ARRAY[…])" and its column
+// leads the ORDER BY, so that its index is the one walk that needs no
+// sort. Written "=", the column would be a constant of the plan and drop
+// out of the ORDER BY, and campaigns_created, filtered, would serve the
+// order too: the generic plan, which takes any status or rule for half
+// the campaigns when there are two, weighed the two walks within 0.5% of
+// each other, and a few dead rows could tip it to the walk of every
+// campaign.
 func campaignsSQL(q campaign.Query) (count, page string, args []any) {
 	var where []string
+	order := "c.created_at, c.uuid"
 	if q.Status != "" {
 		args = append(args, string(q.Status))
-		where = append(where, fmt.Sprintf("c.status = $%d", len(args)))
+		where = append(where, fmt.Sprintf("c.status = ANY (ARRAY[$%d::text])", len(args)))
+		order = "c.status, " + order
 	}
 	if q.Search != "" {
 		args = append(args, foldCase(q.Search))
@@ -657,7 +668,13 @@ func campaignsSQL(q campaign.Query) (count, page string, args []any) {
 	}
 	if q.RuleUUID != nil {
 		args = append(args, *q.RuleUUID)
-		where = append(where, fmt.Sprintf("c.rule_id = (SELECT id FROM rules WHERE uuid = $%d)", len(args)))
+		rule := fmt.Sprintf("(SELECT id FROM rules WHERE uuid = $%d)", len(args))
+		if q.Status == "" {
+			where = append(where, "c.rule_id = ANY (ARRAY["+rule+"])")
+			order = "c.rule_id, " + order
+		} else {
+			where = append(where, "c.rule_id = "+rule)
+		}
 	}
 	cond := ""
 	if len(where) > 0 {
@@ -666,7 +683,7 @@ func campaignsSQL(q campaign.Query) (count, page string, args []any) {
 	n := len(args)
 	return `SELECT count(*) FROM campaigns c` + cond,
 		`SELECT ` + campaignCols + `, ` + campaignPoolsCol + ` FROM campaigns c` + cond +
-			fmt.Sprintf(` ORDER BY c.created_at, c.uuid LIMIT $%d OFFSET $%d`, n+1, n+2), args
+			fmt.Sprintf(` ORDER BY %s LIMIT $%d OFFSET $%d`, order, n+1, n+2), args
 }
 
 // Campaigns returns one page of campaigns with their pools, and their
