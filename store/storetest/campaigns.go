@@ -29,6 +29,7 @@ func campaignTests() []test {
 		{"Campaigns/SeenInTheirTransaction", testCampaignsInTx},
 		{"Campaigns/DeleteDetaches", testCampaignsDeleteDetaches},
 		{"Campaigns/List", testCampaignsList},
+		{"Campaigns/ListFiltersTogether", testCampaignsListFilters},
 		{"Campaigns/TiesInUUIDOrder", testCampaignsTies},
 	}
 }
@@ -645,6 +646,87 @@ func testCampaignsList(t *testing.T, b *bundle) {
 	require.Zero(t, total)
 	got, total = b.listCampaigns(campaign.Query{Page: 2, PerPage: 2})
 	require.Equal(t, []uuid.UUID{école.UUID}, campaignIDs(got))
+	require.Equal(t, 3, total)
+}
+
+// testCampaignsListFilters: the filters of a campaign listing hold
+// together (status and rule, status and search, all three), and the pages
+// of a status's or a rule's campaigns are in creation order, ties in UUID
+// order, whatever index serves them; a status change moves a campaign
+// from one status's listing to the other's.
+func testCampaignsListFilters(t *testing.T, b *bundle) {
+	r := b.insertRule(fullRules()[0])
+	other := b.insertRule(fullRules()[0])
+	// Eight campaigns: even ones Paused, odd ones Draft; 0–3 under r,
+	// 4–5 under other, 6–7 under none; names "north …" for 0, 1, 4, 5;
+	// 2 and 3 created at the same time, 3 with the smaller UUID.
+	ids := sortedUUIDs(uuid.New(), uuid.New())
+	cs := make([]campaign.Campaign, 8)
+	for i := range cs {
+		rule := &r.UUID
+		switch {
+		case i >= 6:
+			rule = nil
+		case i >= 4:
+			rule = &other.UUID
+		}
+		cs[i] = newCampaign(rule, func(c *campaign.Campaign) {
+			c.Status, c.CreatedAt, c.Name = campaign.Draft, at(time.Duration(10-i)*time.Second), "south campaign"
+			if i%2 == 0 {
+				c.Status = campaign.Paused
+			}
+			if i%4 < 2 {
+				c.Name = "north campaign"
+			}
+			if i == 2 || i == 3 {
+				c.UUID, c.CreatedAt = ids[3-i], at(time.Hour) // created last
+			}
+		})
+	}
+	for _, c := range cs {
+		b.insertCampaign(c) // 0 first: created after 1, …, 7
+	}
+	ofIDs := func(is ...int) []uuid.UUID {
+		var out []uuid.UUID
+		for _, i := range is {
+			out = append(out, cs[i].UUID)
+		}
+		return out
+	}
+	list := func(q campaign.Query) ([]uuid.UUID, int) {
+		t.Helper()
+		got, total := b.listCampaigns(q)
+		return campaignIDs(got), total
+	}
+	for _, tc := range []struct {
+		name  string
+		q     campaign.Query
+		want  []uuid.UUID
+		total int
+	}{
+		{"status", campaign.Query{Status: campaign.Paused}, ofIDs(6, 4, 0, 2), 4},
+		{"status page 2", campaign.Query{Status: campaign.Paused, Page: 2, PerPage: 3}, ofIDs(2), 4},
+		{"status and rule", campaign.Query{Status: campaign.Draft, RuleUUID: &r.UUID}, ofIDs(1, 3), 2},
+		{"status and search", campaign.Query{Status: campaign.Paused, Search: "NORTH"}, ofIDs(4, 0), 2},
+		{"status, search and rule", campaign.Query{Status: campaign.Draft, Search: "north", RuleUUID: &other.UUID}, ofIDs(5), 1},
+		{"rule", campaign.Query{RuleUUID: &r.UUID}, ofIDs(1, 0, 3, 2), 4},
+		{"rule page 2", campaign.Query{RuleUUID: &r.UUID, Page: 2, PerPage: 3}, ofIDs(2), 4},
+		{"rule and search", campaign.Query{RuleUUID: &other.UUID, Search: "south"}, nil, 0},
+		{"status of none", campaign.Query{Status: campaign.Archived}, nil, 0},
+	} {
+		got, total := list(tc.q)
+		require.Equal(t, tc.want, got, tc.name)
+		require.Equal(t, tc.total, total, tc.name)
+	}
+
+	moved := cs[1]
+	moved.Status = campaign.Paused
+	b.write(func(tx store.Tx) error { return tx.UpdateCampaign(b.ctx, moved) })
+	got, total := list(campaign.Query{Status: campaign.Paused})
+	require.Equal(t, ofIDs(6, 4, 1, 0, 2), got, "a status change moves it")
+	require.Equal(t, 5, total)
+	got, total = list(campaign.Query{Status: campaign.Draft})
+	require.Equal(t, ofIDs(7, 5, 3), got)
 	require.Equal(t, 3, total)
 }
 
