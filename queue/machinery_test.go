@@ -495,6 +495,29 @@ func TestEngine_Bounds(t *testing.T) {
 		}
 	})
 
+	// A bare number is nanoseconds: a Grace of 30 meant as seconds gave
+	// the give-backs of a claim that committed as Work stopped no time to
+	// be written (each "not tried, Work's grace is over"), and their
+	// contacts, never called, came back at their leases' ends as failed
+	// attempts.
+	t.Run("GraceBounds", func(t *testing.T) {
+		t.Parallel()
+		b := heldEngine(t, queue.Options{})
+		p := b.pool(t, pool.FIFO, 1)
+		work := func(g time.Duration) error {
+			ctx, cancel := context.WithCancel(b.ctx)
+			cancel() // stopped before it starts: nil, once the options are taken
+			return b.eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil },
+				queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: g})
+		}
+		for _, g := range []time.Duration{100 * time.Millisecond, time.Hour} {
+			require.NoError(t, work(g), "grace %v", g)
+		}
+		for _, g := range []time.Duration{30, 5000, 100*time.Millisecond - 1, -1} {
+			require.Equal(t, []string{"grace"}, fieldsOf(t, work(g)), "grace %v", g)
+		}
+	})
+
 	t.Run("ExtendAndFail", func(t *testing.T) {
 		t.Parallel()
 		b := heldEngine(t, queue.Options{})
