@@ -510,10 +510,10 @@ func TestEngine_Bounds(t *testing.T) {
 			return b.eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil },
 				queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: g})
 		}
-		for _, g := range []time.Duration{100 * time.Millisecond, time.Hour} {
+		for _, g := range []time.Duration{queue.MinGrace, time.Hour} {
 			require.NoError(t, work(g), "grace %v", g)
 		}
-		for _, g := range []time.Duration{30, 5000, 100*time.Millisecond - 1, -1} {
+		for _, g := range []time.Duration{30, 5000, queue.MinGrace - 1, -1} {
 			require.Equal(t, []string{"grace"}, fieldsOf(t, work(g)), "grace %v", g)
 		}
 	})

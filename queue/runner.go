@@ -23,6 +23,13 @@ const DefaultGrace = 30 * time.Second
 // MaxWorkers bounds WorkOptions.Workers.
 const MaxWorkers = 10_000
 
+// MinGrace bounds WorkOptions.Grace from below. The give-backs of the
+// leases of a claim that committed as Work stopped are written within
+// Grace: a few milliseconds left them no time on a loaded machine, and
+// their contacts, never called, came back at their leases' ends as failed
+// attempts (a Grace of 30 written as a bare number is 30 ns, not 30 s).
+const MinGrace = 100 * time.Millisecond
+
 // MinHeartbeat bounds WorkOptions.Heartbeat from below (half of
 // MinLeaseTimeout bounds it from above, with the shortest lease).
 const MinHeartbeat = 10 * time.Millisecond
@@ -46,8 +53,11 @@ type WorkOptions struct {
 	Workers int
 	// Grace is how long Work waits for running handlers once its context
 	// ends, before it cancels their contexts (see Work for what becomes of
-	// their items). Defaults to DefaultGrace (30 seconds). Under a service
-	// manager that kills the process some time after SIGTERM (systemd's
+	// their items). At least MinGrace (100 ms): the shortest Grace stops
+	// the handlers still running almost at once, and still leaves the
+	// shutdown's give-backs time to be written. Defaults to DefaultGrace
+	// (30 seconds). Under a service manager that kills the process some
+	// time after SIGTERM (systemd's
 	// TimeoutStopSec, 90 s by default; Kubernetes'
 	// terminationGracePeriodSeconds, 30 s by default: DefaultGrace), make
 	// Grace a few seconds shorter, so that the stopped handlers' items are
@@ -115,7 +125,8 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 		v.Check(id != uuid.Nil, fmt.Sprintf("campaigns[%d]", i), validate.RuleRequired, "is required (not the nil UUID)")
 	}
 	v.IntRange("workers", o.Workers, 1, MaxWorkers)
-	v.Check(o.Grace >= 0, "grace", validate.RuleRange, "must not be negative")
+	v.Check(o.Grace >= MinGrace, "grace", validate.RuleRange,
+		fmt.Sprintf("must be at least %v (got %v)", MinGrace, o.Grace))
 	v.Check(o.Heartbeat >= MinHeartbeat && o.Heartbeat <= lease/2, "heartbeat", validate.RuleRange,
 		fmt.Sprintf("must be between %v and half the lease timeout, %v (got %v)", MinHeartbeat, lease/2, o.Heartbeat))
 	return v.Err()

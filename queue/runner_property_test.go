@@ -248,7 +248,7 @@ func TestEngine_Work_Model(t *testing.T) {
 		errc := make(chan error, 1)
 		go func() {
 			errc <- b.eng.Work(ctx, m.handler, queue.WorkOptions{
-				Pools: []uuid.UUID{p.UUID}, Workers: m.workers, Grace: 20 * time.Millisecond,
+				Pools: []uuid.UUID{p.UUID}, Workers: m.workers, Grace: queue.MinGrace,
 			})
 		}()
 

@@ -929,7 +929,7 @@ func TestEngine_Work_StopsAtGrace(t *testing.T) {
 			errc <- b.eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
 				started <- struct{}{}
 				return h(hctx, l)
-			}, queue.WorkOptions{Pools: []uuid.UUID{p}, Workers: n, Heartbeat: hb, Grace: 50 * time.Millisecond, OnEvent: rec.on})
+			}, queue.WorkOptions{Pools: []uuid.UUID{p}, Workers: n, Heartbeat: hb, Grace: queue.MinGrace, OnEvent: rec.on})
 		}()
 		for range n {
 			select {
