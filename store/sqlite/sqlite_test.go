@@ -133,6 +133,12 @@ func TestOpen_Options(t *testing.T) {
 		// 70% of a core while the store sat idle.
 		{"x.db", sqlite.Options{CheckpointInterval: 100}, []string{"checkpoint_interval"}},
 		{"x.db", sqlite.Options{CheckpointInterval: time.Millisecond - 1}, []string{"checkpoint_interval"}},
+		// 5000 meant as milliseconds is 5 µs: a Write that met another
+		// process's write lock on the file failed with ErrLockTimeout at
+		// its first try instead of waiting 5 s (and the connections'
+		// pragma, in whole milliseconds, rounded it up to 1 ms).
+		{"x.db", sqlite.Options{BusyTimeout: 5000}, []string{"busy_timeout"}},
+		{"x.db", sqlite.Options{BusyTimeout: time.Millisecond - 1}, []string{"busy_timeout"}},
 		{"", sqlite.Options{}, []string{"path"}},
 		// The driver would open the path cut at the NUL: another file.
 		{"x.db\x00.other", sqlite.Options{}, []string{"path"}},
