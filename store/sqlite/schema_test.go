@@ -58,6 +58,7 @@ func TestOpen_Pragmas(t *testing.T) {
 		{sqlite.Options{}, "1", "5000"},
 		{sqlite.Options{Durability: sqlite.Normal, BusyTimeout: 1500 * time.Millisecond}, "1", "1500"},
 		{sqlite.Options{Durability: sqlite.Full}, "2", "5000"},
+		{sqlite.Options{BusyTimeout: sqlite.MinBusyTimeout}, "1", "1"},
 	} {
 		st, _ := MustOpenFile(t, tc.opts)
 		w, r := sqlite.DBs(st)

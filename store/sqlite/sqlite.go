@@ -70,10 +70,10 @@ type Options struct {
 	// Defaults to Normal.
 	Durability Durability
 	// BusyTimeout is how long a connection waits for a lock that another
-	// process holds on the same file before failing: at most
-	// [MaxBusyTimeout], rounded up to whole milliseconds. Zero means the
-	// default, [DefaultBusyTimeout] (5 s), not "do not wait": the least
-	// wait is 1 ms.
+	// process holds on the same file before failing: from
+	// [MinBusyTimeout] (1 ms) to [MaxBusyTimeout], rounded up to whole
+	// milliseconds. Zero means the default, [DefaultBusyTimeout] (5 s),
+	// not "do not wait": the least wait is MinBusyTimeout.
 	BusyTimeout time.Duration
 	// CacheMiB is the page cache of the writer connection, in MiB (each
 	// reader connection has a quarter of it, at least 2). It bounds the
@@ -118,7 +118,12 @@ const DefaultCacheMiB = 32
 // Bounds of [Options]: values past them are mistakes, refused by Open
 // rather than passed on to SQLite.
 const (
-	MaxBusyTimeout        = time.Hour
+	MaxBusyTimeout = time.Hour
+	// MinBusyTimeout bounds BusyTimeout from below: SQLite counts it in
+	// whole milliseconds, and a shorter one is a count of milliseconds
+	// written as a bare number (5000 is 5 µs, not 5 s), with which a
+	// Write that met another process's lock failed at once.
+	MinBusyTimeout        = time.Millisecond
 	MaxCacheMiB           = 64 << 10 // 64 GiB
 	MaxCheckpointInterval = time.Hour
 	// MinCheckpointInterval bounds a positive CheckpointInterval from
@@ -153,8 +158,8 @@ func (o Options) validate(ctx context.Context, path string) error {
 		fmt.Sprintf("must be a file name, not a URI (got %q): its parameters would be ignored and an empty database of that literal name made; options go in Options, and a file whose name begins with \"file:\" is \"./file:…\"", path))
 	v.Check(o.Durability == Normal || o.Durability == Full, "durability", validate.RuleEnum,
 		fmt.Sprintf("must be Normal or Full (got %v)", o.Durability))
-	v.Check(o.BusyTimeout >= 0 && o.BusyTimeout <= MaxBusyTimeout, "busy_timeout", validate.RuleRange,
-		fmt.Sprintf("must be between 0 and %v (got %v)", MaxBusyTimeout, o.BusyTimeout))
+	v.Check(o.BusyTimeout >= MinBusyTimeout && o.BusyTimeout <= MaxBusyTimeout, "busy_timeout", validate.RuleRange,
+		fmt.Sprintf("must be between %v and %v (got %v)", MinBusyTimeout, MaxBusyTimeout, o.BusyTimeout))
 	v.IntRange("cache_mib", o.CacheMiB, 0, MaxCacheMiB)
 	v.Check(o.CheckpointInterval < 0 || o.CheckpointInterval >= MinCheckpointInterval && o.CheckpointInterval <= MaxCheckpointInterval,
 		"checkpoint_interval", validate.RuleRange,
