@@ -460,7 +460,7 @@ func TestEngine_Bounds(t *testing.T) {
 			// 3600 meant as seconds is 3.6 µs: every failed call retried at
 			// once, the contact called its max_retries + 1 times in a row.
 			{queue.Options{RetryDelay: 3600}, []string{"retry_delay"}},
-			{queue.Options{RetryDelay: time.Millisecond - 1}, []string{"retry_delay"}},
+			{queue.Options{RetryDelay: queue.MinRetryDelay - 1}, []string{"retry_delay"}},
 			{queue.Options{LeaseTimeout: -1, RetryDelay: -1, PollInterval: -1, MaxBatch: -1},
 				[]string{"lease_timeout", "retry_delay", "poll_interval", "max_batch"}},
 		} {
@@ -469,7 +469,7 @@ func TestEngine_Bounds(t *testing.T) {
 		}
 		for _, opts := range []queue.Options{
 			{LeaseTimeout: queue.MaxLeaseTimeout, RetryDelay: queue.MaxRetryDelay},
-			{LeaseTimeout: queue.MinLeaseTimeout, RetryDelay: time.Millisecond, PollInterval: queue.MinPollInterval, MaxBatch: 1},
+			{LeaseTimeout: queue.MinLeaseTimeout, RetryDelay: queue.MinRetryDelay, PollInterval: queue.MinPollInterval, MaxBatch: 1},
 		} {
 			eng, err := queue.New(st, opts)
 			require.NoError(t, err, "the bounds themselves: %+v", opts)

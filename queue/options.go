@@ -34,6 +34,13 @@ const (
 	// MaxRetryDelay bounds Options.RetryDelay and how far after now a
 	// Failure's RetryAt may be: 366 days.
 	MaxRetryDelay = 366 * 24 * time.Hour
+	// MinRetryDelay bounds Options.RetryDelay from below. A dialer cannot
+	// tell a shorter delay from it (either retries at once), and a shorter
+	// one is a bare number's mistake: RetryDelay: 3600 is 3.6 µs, not an
+	// hour, and a busy contact would be called again straight away, every
+	// attempt in a row. A Failure's RetryAt is not bounded so: it names a
+	// time, now or later.
+	MinRetryDelay = time.Millisecond
 	// MinPollInterval bounds Options.PollInterval from below: a shorter
 	// poll is a busy loop.
 	MinPollInterval = time.Millisecond
@@ -57,8 +64,8 @@ type Options struct {
 	// minutes).
 	LeaseTimeout time.Duration
 	// RetryDelay is how long a failed item waits before it is due again
-	// when the failure names no retry time. At most MaxRetryDelay.
-	// Defaults to DefaultRetryDelay (1 hour).
+	// when the failure names no retry time. From MinRetryDelay (1 ms) to
+	// MaxRetryDelay. Defaults to DefaultRetryDelay (1 hour).
 	RetryDelay time.Duration
 	// PollInterval bounds how long a blocked Dequeue sleeps without a
 	// wake-up. Wake-ups cover every change made through this Engine; the
@@ -110,8 +117,8 @@ func (o Options) validate() error {
 	var v validate.Validator
 	v.Check(o.LeaseTimeout >= MinLeaseTimeout && o.LeaseTimeout <= MaxLeaseTimeout, "lease_timeout", validate.RuleRange,
 		fmt.Sprintf("must be between %v and %v (got %v)", MinLeaseTimeout, MaxLeaseTimeout, o.LeaseTimeout))
-	v.Check(o.RetryDelay > 0 && o.RetryDelay <= MaxRetryDelay, "retry_delay", validate.RuleRange,
-		fmt.Sprintf("must be positive and at most %v (got %v)", MaxRetryDelay, o.RetryDelay))
+	v.Check(o.RetryDelay >= MinRetryDelay && o.RetryDelay <= MaxRetryDelay, "retry_delay", validate.RuleRange,
+		fmt.Sprintf("must be between %v and %v (got %v)", MinRetryDelay, MaxRetryDelay, o.RetryDelay))
 	v.Check(o.PollInterval >= MinPollInterval, "poll_interval", validate.RuleRange,
 		fmt.Sprintf("must be at least %v (got %v)", MinPollInterval, o.PollInterval))
 	v.Check(o.MaxBatch > 0, "max_batch", validate.RuleRange,

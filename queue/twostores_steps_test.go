@@ -31,7 +31,7 @@ func TestEngine_TwoStoresSeeEachOthersChanges(t *testing.T) {
 				st, err := sqlite.Open(ctx, path, sqlite.Options{CheckCache: check})
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = st.Close() })
-				return openEngine(t, st, queue.Options{LeaseTimeout: time.Minute, RetryDelay: time.Nanosecond})
+				return openEngine(t, st, queue.Options{LeaseTimeout: time.Minute, RetryDelay: queue.MinRetryDelay})
 			}
 			a, b := open(), open()
 
