@@ -526,6 +526,16 @@ func TestOpen_Options(t *testing.T) {
 		{postgres.Options{IdleInTransactionTimeout: 30}, []string{"idle_in_transaction_timeout"}},
 		{postgres.Options{IdleInTransactionTimeout: 100*time.Millisecond - 1}, []string{"idle_in_transaction_timeout"}},
 		{postgres.Options{LockTimeout: postgres.MaxLockTimeout + time.Millisecond}, []string{"lock_timeout"}},
+		// 30 meant as seconds is 30 ns, which the server's milliseconds
+		// round to 1 ms: a write behind another node's live transaction
+		// of 50 ms failed with ErrLockTimeout (and froze its pool).
+		{postgres.Options{LockTimeout: 30}, []string{"lock_timeout"}},
+		{postgres.Options{LockTimeout: 100*time.Millisecond - 1}, []string{"lock_timeout"}},
+		// 30 meant as seconds is 30 ns: Open failed with ErrClockSkew,
+		// "at least 0s ahead … fix the time sync", for a clock 0.5 ms
+		// ahead of the server's.
+		{postgres.Options{MaxClockSkew: 30}, []string{"max_clock_skew"}},
+		{postgres.Options{MaxClockSkew: time.Millisecond - 1}, []string{"max_clock_skew"}},
 		{postgres.Options{Durability: -1, Locking: -1, MaxConns: -1, MaxRetries: -1, LockTimeout: 25 * time.Hour},
 			[]string{"durability", "locking", "max_conns", "max_retries", "lock_timeout"}},
 	} {
