@@ -190,7 +190,8 @@ type Options struct {
 	// it fails at once while another session still holds it, until a try
 	// finds it free or LockTimeout passes without a try (see the package
 	// documentation). Negative: no bound.
-	// At most [MaxLockTimeout]. Defaults to [DefaultLockTimeout]. The
+	// From [MinLockTimeout] to [MaxLockTimeout]. Defaults to
+	// [DefaultLockTimeout]. The
 	// migrations at Open are not bounded by it (the nodes that open at
 	// once wait for the one that migrates). Twice it (at least it plus
 	// 5 s) also bounds each round trip of a write transaction: a
@@ -207,8 +208,8 @@ type Options struct {
 	// anything. The engines of several nodes each judge leases, retry times
 	// and calling windows by their own clock, so a node whose clock is
 	// wrong would expire other nodes' live leases, or call outside a
-	// calling window. Negative: no check. Defaults to
-	// [DefaultMaxClockSkew].
+	// calling window. Negative: no check. At least [MinMaxClockSkew].
+	// Defaults to [DefaultMaxClockSkew].
 	MaxClockSkew time.Duration
 }
 
@@ -235,6 +236,14 @@ const DefaultLockTimeout = 30 * time.Second
 
 // MaxLockTimeout is the largest [Options.LockTimeout].
 const MaxLockTimeout = 24 * time.Hour
+
+// MinLockTimeout is the smallest positive [Options.LockTimeout]. Another
+// node's live transaction holds a pool's lock for milliseconds (a bulk Add
+// for longer): a bound of a few milliseconds failed writes that waited
+// behind one (ErrLockTimeout behind a transaction of 50 ms), and left the
+// pool only tried afterwards; 30 written as a bare number is 30 ns, not
+// 30 s.
+const MinLockTimeout = 100 * time.Millisecond
 
 // roundTripMargin is the least a round trip of a write transaction may
 // take beyond a wait for a lock (Options.LockTimeout): the statements' own
@@ -308,8 +317,12 @@ func (o Options) validate(ctx context.Context) error {
 		"idle_in_transaction_timeout", validate.RuleRange,
 		fmt.Sprintf("must be negative (no bound) or between %v and %v (got %v)",
 			MinIdleInTransactionTimeout, MaxIdleInTransactionTimeout, o.IdleInTransactionTimeout))
-	v.Check(o.LockTimeout <= MaxLockTimeout, "lock_timeout", validate.RuleRange,
-		fmt.Sprintf("must be at most %v (got %v)", MaxLockTimeout, o.LockTimeout))
+	v.Check(o.LockTimeout < 0 || o.LockTimeout >= MinLockTimeout && o.LockTimeout <= MaxLockTimeout,
+		"lock_timeout", validate.RuleRange,
+		fmt.Sprintf("must be negative (no bound) or between %v and %v (got %v)",
+			MinLockTimeout, MaxLockTimeout, o.LockTimeout))
+	v.Check(o.MaxClockSkew < 0 || o.MaxClockSkew >= MinMaxClockSkew, "max_clock_skew", validate.RuleRange,
+		fmt.Sprintf("must be negative (no check) or at least %v (got %v)", MinMaxClockSkew, o.MaxClockSkew))
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("postgres: options: %w", err)
 	}

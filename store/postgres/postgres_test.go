@@ -530,12 +530,12 @@ func TestOpen_Options(t *testing.T) {
 		// round to 1 ms: a write behind another node's live transaction
 		// of 50 ms failed with ErrLockTimeout (and froze its pool).
 		{postgres.Options{LockTimeout: 30}, []string{"lock_timeout"}},
-		{postgres.Options{LockTimeout: 100*time.Millisecond - 1}, []string{"lock_timeout"}},
+		{postgres.Options{LockTimeout: postgres.MinLockTimeout - 1}, []string{"lock_timeout"}},
 		// 30 meant as seconds is 30 ns: Open failed with ErrClockSkew,
 		// "at least 0s ahead … fix the time sync", for a clock 0.5 ms
 		// ahead of the server's.
 		{postgres.Options{MaxClockSkew: 30}, []string{"max_clock_skew"}},
-		{postgres.Options{MaxClockSkew: time.Millisecond - 1}, []string{"max_clock_skew"}},
+		{postgres.Options{MaxClockSkew: postgres.MinMaxClockSkew - 1}, []string{"max_clock_skew"}},
 		{postgres.Options{Durability: -1, Locking: -1, MaxConns: -1, MaxRetries: -1, LockTimeout: 25 * time.Hour},
 			[]string{"durability", "locking", "max_conns", "max_retries", "lock_timeout"}},
 	} {
@@ -577,7 +577,7 @@ func TestOpen_Options(t *testing.T) {
 	for _, c := range []struct {
 		timeout time.Duration
 		want    string
-	}{{0, "30s"}, {-1, "0"}, {1500*time.Millisecond + time.Microsecond, "1501ms"}, {time.Hour, "1h"}} {
+	}{{0, "30s"}, {-1, "0"}, {100 * time.Millisecond, "100ms"}, {1500*time.Millisecond + time.Microsecond, "1501ms"}, {time.Hour, "1h"}} {
 		st := pgtest.Open(t, url, postgres.Options{IdleInTransactionTimeout: c.timeout})
 		var got string
 		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
@@ -957,7 +957,8 @@ func TestOpen_ClockSkew(t *testing.T) {
 		{-time.Hour, 0, "behind the database server's"},
 		{time.Minute, 2 * time.Minute, ""},
 		{3 * time.Minute, 2 * time.Minute, "ahead of"},
-		{time.Hour, -1, ""}, // no check
+		{time.Hour, -1, ""},               // no check
+		{0, postgres.MinMaxClockSkew, ""}, // the same clock passes the tightest bound
 	} {
 		schema := pgtest.Schema(t, url)
 		st, err := postgres.Open(off(c.off), url, postgres.Options{Schema: schema, MaxConns: 2, MaxClockSkew: c.max})
