@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,4 +102,45 @@ func TestDescribe(t *testing.T) {
 	require.Equal(t, "postgresql://db/calls?sslmode=disable", Describe("postgresql://db/calls?sslmode=disable"))
 	require.True(t, IsPostgres("postgresql://x"))
 	require.False(t, IsPostgres("postgres.db"))
+}
+
+// TestLock_OddPaths: on SQLite, Lock locks the file beside the database
+// that the store would open under that name (db + ".lock-" + name), for
+// every path the store takes as it does: one that begins with "//" (a
+// path, not a URI's host), one with the characters a URI gives a meaning
+// to, a file whose name begins with "file:" ("./file:…"). The lock file
+// is created under exactly its name, and nothing else; a second Lock
+// waits for the first.
+func TestLock_OddPaths(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		db   func(dir string) string
+	}{
+		{"TwoSlashes", func(dir string) string { return "/" + filepath.Join(dir, "a.db") }},
+		{"URICharacters", func(dir string) string { return filepath.Join(dir, "a b?c=d#e%20f.db") }},
+		{"FileColon", func(dir string) string { return dir + "/./file:x.db" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			db := c.db(dir)
+			st, err := Open(context.Background(), db)
+			require.NoError(t, err, "the store takes %q", db)
+			require.NoError(t, st.Close())
+			testLock(t, db, filepath.Join(t.TempDir(), "y.db"))
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			base := filepath.Base(db)
+			require.Subset(t, names, []string{base, base + ".lock-setup", base + ".lock-other"},
+				"the lock files beside the database, under their names")
+			for _, n := range names {
+				require.True(t, strings.HasPrefix(n, base), "a file the path does not name: %q", n)
+			}
+		})
+	}
 }
