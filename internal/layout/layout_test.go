@@ -24,6 +24,7 @@ const module = "github.com/poolq/poolq/"
 // Packages of tests (storetest, pgtest, lockholder), examples and
 // benchmarks are not in the library's layers.
 var layers = map[string]int{
+	"internal/sqlitefile":        0, // store/sqlite's file names, shared with the examples
 	"validate":                   0,
 	"pool":                       1,
 	"campaign":                   2,

@@ -36,12 +36,6 @@ func TestFoldCase(t *testing.T) {
 	require.NotEqual(t, foldCase("strasse"), foldCase("straße"))
 }
 
-func TestEscapePath(t *testing.T) {
-	t.Parallel()
-	require.Equal(t, "/tmp/a b/c.db", escapePath("/tmp/a b/c.db"))
-	require.Equal(t, "/tmp/a%3Fb%23c%25d.db", escapePath("/tmp/a?b#c%d.db"))
-}
-
 // TestSetWAL_WaitsForAWriter: switching a file to WAL while another
 // connection holds the write lock fails at once with SQLITE_BUSY, without
 // SQLite's busy handler (it would risk a deadlock); setWAL must wait for

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/poolq/poolq/internal/sqlitefile"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
 	"modernc.org/sqlite" // and registers the "sqlite" database/sql driver
@@ -154,7 +155,7 @@ func (o Options) validate(ctx context.Context, path string) error {
 	v.Check(path != "", "path", validate.RuleRequired, "is required (\":memory:\" for a private in-memory database)")
 	v.Check(!strings.ContainsRune(path, 0), "path", validate.RuleFormat,
 		"must not contain NUL (the file opened would be the path cut at it)")
-	v.Check(!hasURIScheme(path), "path", validate.RuleFormat,
+	v.Check(!sqlitefile.HasScheme(path), "path", validate.RuleFormat,
 		fmt.Sprintf("must be a file name, not a URI (got %q): its parameters would be ignored and an empty database of that literal name made; options go in Options, and a file whose name begins with \"file:\" is \"./file:…\"", path))
 	v.Check(o.Durability == Normal || o.Durability == Full, "durability", validate.RuleEnum,
 		fmt.Sprintf("must be Normal or Full (got %v)", o.Durability))
@@ -307,12 +308,7 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := checkOneByte(path); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	name := "file:" + escapePath(path)
-	if strings.HasPrefix(path, "/") {
-		// An empty authority: "file://host/…" would read a path that
-		// begins with "//" as a host and the rest.
-		name = "file://" + escapePath(path)
-	}
+	name := sqlitefile.URI(path)
 	w := openDB(name + "?" + dsnParams(opts, false))
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
@@ -436,27 +432,6 @@ func basePragmas(opts Options, cacheMiB int) []string {
 		"_pragma=synchronous(" + opts.Durability.pragma() + ")",
 		fmt.Sprintf("_pragma=cache_size(%d)", -cacheMiB*1024),
 	}
-}
-
-// hasURIScheme reports whether path begins as a SQLite URI filename does
-// ("file:", in any case).
-func hasURIScheme(path string) bool {
-	return len(path) >= 5 && strings.EqualFold(path[:5], "file:")
-}
-
-// escapePath escapes the characters that end or alter the path part of an
-// SQLite URI filename.
-func escapePath(path string) string {
-	var b strings.Builder
-	for i := 0; i < len(path); i++ {
-		switch c := path[i]; c {
-		case '%', '?', '#':
-			fmt.Fprintf(&b, "%%%02X", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }
 
 // setWAL puts the file in WAL mode. Switching a new file to WAL takes an

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/poolq/poolq/internal/sqlitefile"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/sqlite"
@@ -99,8 +100,10 @@ func lockPostgres(ctx context.Context, db, name string) (func(), error) {
 }
 
 func lockSQLite(ctx context.Context, path string) (func(), error) {
-	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	db, err := sql.Open("sqlite", "file:"+esc+"?_pragma=busy_timeout(600000)")
+	// The store's own URI of a path: the lock file is the one the path
+	// names, as the database is (a path that begins with "//" is not a
+	// host, "?" and "#" are part of the name).
+	db, err := sql.Open("sqlite", sqlitefile.URI(path)+"?_pragma=busy_timeout(600000)")
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
