@@ -461,6 +461,12 @@ func TestEngine_Bounds(t *testing.T) {
 			// once, the contact called its max_retries + 1 times in a row.
 			{queue.Options{RetryDelay: 3600}, []string{"retry_delay"}},
 			{queue.Options{RetryDelay: queue.MinRetryDelay - 1}, []string{"retry_delay"}},
+			// One group-commit transaction takes a lock per pool its
+			// operations touch: on PostgreSQL, 13,000 concurrent Adds on
+			// as many pools under MaxBatch 100,000 failed all but 3 with
+			// "out of shared memory".
+			{queue.Options{MaxBatch: 100_000}, []string{"max_batch"}},
+			{queue.Options{MaxBatch: 1025}, []string{"max_batch"}},
 			{queue.Options{LeaseTimeout: -1, RetryDelay: -1, PollInterval: -1, MaxBatch: -1},
 				[]string{"lease_timeout", "retry_delay", "poll_interval", "max_batch"}},
 		} {
@@ -470,6 +476,7 @@ func TestEngine_Bounds(t *testing.T) {
 		for _, opts := range []queue.Options{
 			{LeaseTimeout: queue.MaxLeaseTimeout, RetryDelay: queue.MaxRetryDelay},
 			{LeaseTimeout: queue.MinLeaseTimeout, RetryDelay: queue.MinRetryDelay, PollInterval: queue.MinPollInterval, MaxBatch: 1},
+			{MaxBatch: 1024},
 		} {
 			eng, err := queue.New(st, opts)
 			require.NoError(t, err, "the bounds themselves: %+v", opts)
