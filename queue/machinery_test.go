@@ -466,7 +466,7 @@ func TestEngine_Bounds(t *testing.T) {
 			// as many pools under MaxBatch 100,000 failed all but 3 with
 			// "out of shared memory".
 			{queue.Options{MaxBatch: 100_000}, []string{"max_batch"}},
-			{queue.Options{MaxBatch: 1025}, []string{"max_batch"}},
+			{queue.Options{MaxBatch: queue.MaxMaxBatch + 1}, []string{"max_batch"}},
 			{queue.Options{LeaseTimeout: -1, RetryDelay: -1, PollInterval: -1, MaxBatch: -1},
 				[]string{"lease_timeout", "retry_delay", "poll_interval", "max_batch"}},
 		} {
@@ -476,7 +476,7 @@ func TestEngine_Bounds(t *testing.T) {
 		for _, opts := range []queue.Options{
 			{LeaseTimeout: queue.MaxLeaseTimeout, RetryDelay: queue.MaxRetryDelay},
 			{LeaseTimeout: queue.MinLeaseTimeout, RetryDelay: queue.MinRetryDelay, PollInterval: queue.MinPollInterval, MaxBatch: 1},
-			{MaxBatch: 1024},
+			{MaxBatch: queue.MaxMaxBatch},
 		} {
 			eng, err := queue.New(st, opts)
 			require.NoError(t, err, "the bounds themselves: %+v", opts)

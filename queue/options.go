@@ -18,6 +18,22 @@ const (
 	DefaultMaxBatch = groupcommit.DefaultMaxBatch
 )
 
+// MaxMaxBatch bounds Options.MaxBatch. A group-commit transaction takes a
+// lock per pool its operations touch, and on PostgreSQL those locks live
+// in the server's lock table, shared by all its sessions and sized
+// max_locks_per_transaction × (max_connections + max_prepared_transactions)
+// (6,400 at the defaults; in practice about twice that): a transaction
+// over more pools than it holds fails as a whole with "out of shared
+// memory", and while it holds them other sessions' locks fail too. At
+// the defaults one transaction took 12,609 locks and no more, and 13,000
+// concurrent callers on as many pools under a MaxBatch of 100,000 failed
+// all but three. 1024 keeps one node's batch to a sixth of the default
+// table, room for several nodes' at once; it costs nothing in throughput
+// (a busy node's transactions carry tens of operations). A server with
+// fewer connections, or one shared with applications that hold many
+// locks, wants a lower MaxBatch or a higher max_locks_per_transaction.
+const MaxMaxBatch = 1024
+
 // Bounds of the durations and times the engine accepts. They keep every
 // time it computes far inside what a store can hold (years 1678 to 2261),
 // so that a mistaken value is a field error of the call that made it, not
@@ -88,7 +104,10 @@ type Options struct {
 	Now func() time.Time
 	// MaxBatch is how many concurrent callers' write operations group
 	// commit runs in one transaction at most; 1 turns group commit off (one
-	// transaction per call). Defaults to DefaultMaxBatch (256).
+	// transaction per call). At most MaxMaxBatch (1024: on PostgreSQL a
+	// transaction holds a lock per pool it touches, in a table of the
+	// server's that every session shares). Defaults to DefaultMaxBatch
+	// (256).
 	MaxBatch int
 }
 
@@ -121,8 +140,7 @@ func (o Options) validate() error {
 		fmt.Sprintf("must be between %v and %v (got %v)", MinRetryDelay, MaxRetryDelay, o.RetryDelay))
 	v.Check(o.PollInterval >= MinPollInterval, "poll_interval", validate.RuleRange,
 		fmt.Sprintf("must be at least %v (got %v)", MinPollInterval, o.PollInterval))
-	v.Check(o.MaxBatch > 0, "max_batch", validate.RuleRange,
-		fmt.Sprintf("must be positive (got %d)", o.MaxBatch))
+	v.IntRange("max_batch", o.MaxBatch, 1, MaxMaxBatch)
 	if now := o.Now(); now.Before(minClock) || !now.Before(maxClock) {
 		v.Add("now", validate.RuleRange, fmt.Sprintf("must read a time between the years %d and %d (read %v)",
 			minClock.Year(), maxClock.Year()-1, now))

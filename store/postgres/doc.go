@@ -196,6 +196,15 @@
 // went from 0.37 of River's throughput to 0.89 (bench/RESULTS.md, sessions
 // 9 and 10), and was 1.1 times River's in the 2026-12-03 run at d04c7a6.
 //
+// A shared transaction holds a lock per pool its operations touch (the
+// advisory locks in the server's lock table, which every session shares:
+// max_locks_per_transaction × (max_connections + max_prepared_transactions)
+// slots, 6,400 at the defaults), so the engine bounds a batch (queue's
+// MaxMaxBatch, 1024 operations): at the defaults a transaction of 13,000
+// pools failed as a whole with "out of shared memory", and took other
+// sessions' locks down with it while it ran. One operation that names many
+// pools (a campaign's) takes their locks in the same table.
+//
 // The price of deferring a write is where its failure shows: not at
 // UpdateItems but at the transaction's next call, which fails in its place
 // (that call's own statement does not run), or at the commit. Group commit
