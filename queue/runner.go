@@ -57,9 +57,8 @@ type WorkOptions struct {
 	// the handlers still running almost at once, and still leaves the
 	// shutdown's give-backs time to be written. Defaults to DefaultGrace
 	// (30 seconds). Under a service manager that kills the process some
-	// time after SIGTERM (systemd's
-	// TimeoutStopSec, 90 s by default; Kubernetes'
-	// terminationGracePeriodSeconds, 30 s by default: DefaultGrace), make
+	// time after SIGTERM (systemd's TimeoutStopSec, 90 s by default;
+	// Kubernetes' terminationGracePeriodSeconds, 30 s by default: DefaultGrace), make
 	// Grace a few seconds shorter, so that the stopped handlers' items are
 	// written before the kill: a killed process's items come back only when
 	// their leases expire, as failed attempts.

@@ -14,11 +14,12 @@ import (
 const DefaultMaxClockSkew = 30 * time.Second
 
 // MinMaxClockSkew is the smallest positive [Options.MaxClockSkew]. Time
-// sync keeps hosts no closer than about a millisecond, and Open cannot
-// tell a skew smaller than half a round trip: a tighter bound fails Open
-// with ErrClockSkew between hosts whose clocks are as good as they get
-// (30 written as a bare number is 30 ns, not 30 s, and Open failed for a
-// clock 0.5 ms ahead, telling the caller to fix the time sync).
+// sync over a network (NTP) commonly keeps hosts a millisecond or so
+// apart, and nothing about leases or calling windows needs them closer: a
+// tighter bound fails Open with ErrClockSkew between hosts whose clocks
+// are fine (30 written as a bare number is 30 ns, not 30 s, and Open
+// failed for a clock 0.5 ms ahead, telling the caller to fix the time
+// sync).
 const MinMaxClockSkew = time.Millisecond
 
 // ErrClockSkew is wrapped by the error of [Open] when this process's clock
