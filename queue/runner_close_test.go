@@ -123,7 +123,7 @@ func TestEngine_CloseStopsWork(t *testing.T) {
 		b := realEngine(t, queue.Options{})
 		p := b.pool(t, pool.FIFO, 1, 3)
 		ids := b.add(t, p.UUID, 1)
-		work, closes := closing(t, b, p.UUID, 50*time.Millisecond, func(hctx context.Context, l *queue.Lease) error {
+		work, closes := closing(t, b, p.UUID, queue.MinGrace, func(hctx context.Context, l *queue.Lease) error {
 			<-hctx.Done()
 			return hctx.Err()
 		})
