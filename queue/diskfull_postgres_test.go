@@ -9,7 +9,6 @@ package queue_test
 import (
 	"context"
 	"errors"
-	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -217,27 +216,8 @@ func TestPostgres_ReadOnlyAfterOpen(t *testing.T) {
 	role := "poolq_ro_" + strings.TrimPrefix(schema, "poolq_test_")
 	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
 	require.NoError(t, err)
-	_, err = admin.Exec(ctx, "CREATE ROLE "+role+" LOGIN")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop role %s: %v", role, err)
-			return
-		}
-		defer c.Close(ctx)
-		for _, sql := range []string{"DROP SCHEMA IF EXISTS " + schema + " CASCADE", "DROP OWNED BY " + role, "DROP ROLE " + role} {
-			if _, err := c.Exec(ctx, sql); err != nil {
-				t.Errorf("%s: %v", sql, err)
-			}
-		}
-	})
-	_, err = admin.Exec(ctx, "GRANT USAGE, CREATE ON SCHEMA "+schema+" TO "+role)
-	require.NoError(t, err)
-	u, err := neturl.Parse(url)
-	require.NoError(t, err)
-	u.User = neturl.User(role)
-	st := pgtest.OpenSchema(t, u.String(), postgres.Options{Schema: schema, MaxConns: 4})
+	roleURL := pgtest.LoginRole(t, url, role, "GRANT USAGE, CREATE ON SCHEMA "+schema+" TO %s")
+	st := pgtest.OpenSchema(t, roleURL, postgres.Options{Schema: schema, MaxConns: 4})
 	eng := openEngine(t, st, queue.Options{LeaseTimeout: time.Minute})
 	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "turns read-only", Description: "x", Type: pool.Parallel})
 	require.NoError(t, err)

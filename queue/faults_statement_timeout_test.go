@@ -2,7 +2,6 @@ package queue_test
 
 import (
 	"context"
-	neturl "net/url"
 	"strings"
 	"testing"
 	"time"
@@ -36,34 +35,10 @@ func TestPostgres_RoleStatementTimeoutIsNotTheLockTimeout(t *testing.T) {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema)
 	require.NoError(t, err)
-	role := "poolq_st_" + strings.TrimPrefix(schema, "poolq_test_")
-	_, err = conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop role %s: %v", role, err)
-			return
-		}
-		defer c.Close(ctx)
-		for _, sql := range []string{"DROP SCHEMA IF EXISTS " + schema + " CASCADE", "DROP OWNED BY " + role, "DROP ROLE " + role} {
-			if _, err := c.Exec(ctx, sql); err != nil {
-				t.Errorf("%s: %v", sql, err)
-			}
-		}
-	})
-	for _, sql := range []string{
-		"GRANT USAGE, CREATE ON SCHEMA " + schema + " TO " + role,
-		"ALTER ROLE " + role + " SET statement_timeout = '300ms'",
-	} {
-		_, err = conn.Exec(ctx, sql)
-		require.NoError(t, err, sql)
-	}
-	u, err := neturl.Parse(url)
-	require.NoError(t, err)
-	u.User = neturl.User(role)
+	roleURL := pgtest.LoginRole(t, url, "poolq_st_"+strings.TrimPrefix(schema, "poolq_test_"),
+		"GRANT USAGE, CREATE ON SCHEMA "+schema+" TO %s", "ALTER ROLE %s SET statement_timeout = '300ms'")
 
-	st := pgtest.OpenSchema(t, u.String(), postgres.Options{Schema: schema, LockTimeout: 5 * time.Second})
+	st := pgtest.OpenSchema(t, roleURL, postgres.Options{Schema: schema, LockTimeout: 5 * time.Second})
 	eng := openEngine(t, st, queue.Options{})
 	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "held", Description: "held by another session", Type: pool.Parallel})
 	require.NoError(t, err)

@@ -37,7 +37,7 @@ func TestOpen_WaitsForTheMigrationDespiteRoleTimeouts(t *testing.T) {
 			_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema)
 			require.NoError(t, err)
 			role := "poolq_to_" + strings.TrimPrefix(schema, "poolq_test_")
-			roleURL := loginRole(t, url, role, "GRANT USAGE, CREATE ON SCHEMA "+schema+" TO %s",
+			roleURL := pgtest.LoginRole(t, url, role, "GRANT USAGE, CREATE ON SCHEMA "+schema+" TO %s",
 				"ALTER ROLE %s SET "+setting+" = '200ms'")
 
 			// Another node migrating: it holds the schema's migration lock.

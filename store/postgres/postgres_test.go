@@ -216,7 +216,7 @@ func TestOpen_AsAppRole(t *testing.T) {
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
 	schema := pgx.Identifier{st.Schema()}.Sanitize()
-	app, err := postgres.Open(ctx, loginRole(t, url, "poolq_app_"+strings.TrimPrefix(st.Schema(), "poolq_test_"),
+	app, err := postgres.Open(ctx, pgtest.LoginRole(t, url, "poolq_app_"+strings.TrimPrefix(st.Schema(), "poolq_test_"),
 		"GRANT USAGE ON SCHEMA "+schema+" TO %s",
 		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "+schema+" TO %s",
 		"GRANT USAGE ON ALL SEQUENCES IN SCHEMA "+schema+" TO %s",
@@ -250,7 +250,7 @@ func TestOpen_SchemaMadeByDBA(t *testing.T) {
 	_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema)
 	require.NoError(t, err)
 	role := "poolq_dba_" + strings.TrimPrefix(schema, "poolq_test_")
-	roleURL := loginRole(t, url, role, "GRANT USAGE, CREATE ON SCHEMA "+schema+" TO %s")
+	roleURL := pgtest.LoginRole(t, url, role, "GRANT USAGE, CREATE ON SCHEMA "+schema+" TO %s")
 	var mayCreate bool
 	require.NoError(t, conn.QueryRow(ctx, "SELECT has_database_privilege($1, current_database(), 'CREATE')", role).Scan(&mayCreate))
 	require.False(t, mayCreate, "the role may not create schemas in the database")
@@ -261,42 +261,6 @@ func TestOpen_SchemaMadeByDBA(t *testing.T) {
 	var versions int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".schema_version").Scan(&versions))
 	require.Equal(t, postgres.LatestVersion(), versions)
-}
-
-// loginRole creates a role that may log in, runs grants (each with %s for
-// the role's name) as the test's user, and returns url with the role as
-// its user. The role, and whatever it owns, is dropped when the test ends,
-// after the cleanups registered later (the stores opened as the role).
-func loginRole(t *testing.T, url, role string, grants ...string) string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop role %s: %v", role, err)
-			return
-		}
-		defer c.Close(ctx)
-		for _, sql := range []string{"DROP OWNED BY " + role, "DROP ROLE " + role} {
-			if _, err := c.Exec(ctx, sql); err != nil {
-				t.Errorf("%s: %v", sql, err)
-			}
-		}
-	})
-	for _, g := range grants {
-		sql := fmt.Sprintf(g, role)
-		_, err := conn.Exec(ctx, sql)
-		require.NoError(t, err, sql)
-	}
-	u, err := neturl.Parse(url)
-	require.NoError(t, err)
-	u.User = neturl.User(role)
-	return u.String()
 }
 
 // TestWrite_WaitAfterALock: a write that waits for a pool while holding

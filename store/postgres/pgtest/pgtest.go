@@ -17,6 +17,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	neturl "net/url"
 	"os"
 	"strings"
 	"time"
@@ -93,6 +95,55 @@ func Drop(t TB, url, schema string) {
 	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
 		t.Fatalf("pgtest: drop schema %s: %v", schema, err)
 	}
+}
+
+// LoginRole creates a role that may log in, runs grants (each with %s for
+// the role's name) as url's user, and returns url with the role as its
+// user. The role, whatever it owns and whatever it was granted are dropped
+// when the test ends: after the cleanups registered later (the stores
+// opened as the role), before those registered earlier (the schema of
+// [Schema], which may then be dropped).
+func LoginRole(t TB, url, role string, grants ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatalf("pgtest: role %s: %v", role, err)
+		return ""
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("pgtest: create role %s: %v", role, err)
+		return ""
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+		t.Fatalf("pgtest: create role %s: %v", role, err)
+		return ""
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatalf("pgtest: drop role %s: %v", role, err)
+			return
+		}
+		defer c.Close(ctx)
+		for _, sql := range []string{"DROP OWNED BY " + role, "DROP ROLE " + role} {
+			if _, err := c.Exec(ctx, sql); err != nil {
+				t.Fatalf("pgtest: %s: %v", sql, err)
+				return
+			}
+		}
+	})
+	for _, g := range grants {
+		sql := fmt.Sprintf(g, role)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("pgtest: %s: %v", sql, err)
+			return ""
+		}
+	}
+	u.User = neturl.User(role)
+	return u.String()
 }
 
 // Open opens a store in a new schema (opts.Schema is replaced) with at
