@@ -21,7 +21,7 @@ import (
 )
 
 // campaignBound is the most pools a campaign may have attached.
-const campaignBound = 1000
+const campaignBound = queue.MaxPoolsPerCampaign
 
 // onBothStoresRaw runs fn on an engine over a SQLite file store and over a
 // PostgreSQL store (when POOLQ_TEST_POSTGRES is set), with the store

@@ -460,9 +460,45 @@ func (e *Engine) changeCampaign(ctx context.Context, id uuid.UUID,
 	return out, err
 }
 
-// MaxPoolsPerCall is the most pools [Engine.AttachPools] takes at once
-// (one transaction, which holds the write lock while it reads each pool).
-const MaxPoolsPerCall = 10_000
+// MaxPoolsPerCampaign bounds the pools attached to one campaign:
+// [Engine.AttachPools] refuses a call that would leave the campaign with
+// more. A campaign's start, pause, resume, completion, deletion, a new
+// rule or time zone, and an update of its rule take a lock per pool of
+// the campaign in one transaction, and on PostgreSQL those locks live in
+// the server's lock table, shared by all its sessions and sized
+// max_locks_per_transaction × (max_connections +
+// max_prepared_transactions) (6,400 at the defaults; one transaction took
+// about 12,600 at most): a campaign of 13,000 pools could be neither
+// started nor deleted ("out of shared memory", SQLSTATE 53200), and while
+// such a transaction holds thousands of locks, other sessions' lock
+// requests fail too. 1,000 is of the order of [MaxMaxBatch] (a
+// group-commit batch's pools), a sixth of the default table, so that a
+// campaign's change and several nodes' batches fit in it at once, and far
+// above what a dialer campaign attaches (a handful of lists); a host with more
+// pools runs several campaigns. At the bound, on PostgreSQL 15 at the
+// defaults, a start, a pause, a completion and a deletion each took 0.3 to
+// 1 s, while another node's Adds went on without a failure. An
+// [Engine.UpdateRule] takes the pools of every campaign its rule governs:
+// a rule shared by many campaigns at the bound takes as many locks.
+//
+// A campaign attached past the bound before it existed (poolq before
+// December 2026) keeps its pools and works as far as the server allows
+// (at the defaults, with 6,000 pools a start or a pause took 1.4 s; with
+// 13,000 neither a start nor a deletion could, and the deletion made
+// other sessions' Adds fail too); it takes no new pool until detaches
+// bring it back to the bound ([Engine.DetachPool] is never refused for
+// the bound, and locks only the pool it detaches: 0.09 s from a campaign of 13,000). On a
+// server with fewer connections, or shared with applications that hold
+// many locks, keep campaigns well under the bound, or raise
+// max_locks_per_transaction.
+const MaxPoolsPerCampaign = 1000
+
+// MaxPoolsPerCall is the most pools [Engine.AttachPools] takes at once,
+// duplicates and unknown pools included: MaxPoolsPerCampaign, as a call
+// reads, and on PostgreSQL locks, each pool it names in one transaction
+// (a call of more, which could not attach them all anyway, would take
+// locks past the bound's; until December 2026 it took 10,000).
+const MaxPoolsPerCall = MaxPoolsPerCampaign
 
 // AttachPools attaches pools to a campaign, after those it has. It is
 // additive and idempotent: pools attached already are skipped (even if
@@ -477,7 +513,14 @@ const MaxPoolsPerCall = 10_000
 // attached, except after
 // an error wrapping [store.ErrCommitUnknown] (PostgreSQL: the COMMIT's
 // answer lost), when the pools may have been: attaching them again skips
-// those that were. Errors also:
+// those that were. A call that would leave the campaign with more than
+// [MaxPoolsPerCampaign] pools attached is refused ([validate.Errors] on
+// pool_uuids, naming the bound and the counts; nothing attached): the
+// pools it attaches count, not those attached already, its duplicates or
+// its unknown pools, and a call that attaches none (a repeated request)
+// succeeds whatever the campaign's count. The count is read in the write
+// transaction, under the campaign's lock: of two concurrent calls, on
+// any nodes, the second sees the first's pools. Errors also:
 // [validate.Errors] for no pool, more than [MaxPoolsPerCall] or the nil
 // UUID; [store.ErrNotFound] for the campaign; [campaign.ErrWrongStatus]
 // for a campaign that is Completed or Archived: it will not run again, and
@@ -567,6 +610,12 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 			res.PoolsAttached++
 			attached = append(attached, p)
 			signal(tx, p)
+		}
+		if n := len(c.PoolUUIDs) + len(attached); len(attached) > 0 && n > MaxPoolsPerCampaign {
+			// Refused as a whole: the failed write rolls back every attach above.
+			v.Add("pool_uuids", validate.RuleLength, fmt.Sprintf(
+				"a campaign holds at most %d pools: campaign %s has %d, and %d more would make %d (detach some, or use another campaign)",
+				MaxPoolsPerCampaign, id, len(c.PoolUUIDs), len(attached), n))
 		}
 		if len(attached) > 0 {
 			signal(tx, id) // the other processes' waiters on the campaign, not yet on its new pools
