@@ -160,7 +160,10 @@
 // CONFLICT. An action the status
 // does not allow (pause a Draft) is a 409 WRONG_STATUS, as is attaching
 // a pool to a Completed or Archived campaign; attaching an
-// inactive pool is a 422 on pool_uuids[i]; unknown pools are reported in
+// inactive pool is a 422 on pool_uuids[i], and one that would leave the
+// campaign with more than queue.MaxPoolsPerCampaign (1,000) pools a 422 on
+// pool_uuids (the pools attached already, repeated or unknown do not
+// count; nothing is attached); unknown pools are reported in
 // pool_uuids_not_found, not an error. Attach is additive and idempotent.
 // The dialer claims with the pool dispatch endpoint above; there is no
 // campaign-wide claim over HTTP (queue.Engine.DequeueCampaign is the
