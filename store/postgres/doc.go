@@ -203,7 +203,9 @@
 // MaxMaxBatch, 1024 operations): at the defaults a transaction of 13,000
 // pools failed as a whole with "out of shared memory", and took other
 // sessions' locks down with it while it ran. One operation that names many
-// pools (a campaign's) takes their locks in the same table.
+// pools (a campaign's) takes their locks in the same table, so the engine
+// bounds a campaign's pools too (queue's MaxPoolsPerCampaign, 1,000): a
+// campaign of 13,000 could be neither started nor deleted.
 //
 // The price of deferring a write is where its failure shows: not at
 // UpdateItems but at the transaction's next call, which fails in its place
