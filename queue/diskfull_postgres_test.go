@@ -29,14 +29,7 @@ import (
 func fillPGDisk(t *testing.T, url, schema string) (full func(on bool)) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	s := pgx.Identifier{schema}.Sanitize()
-	rows, err := conn.Query(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = $1`, schema)
-	require.NoError(t, err)
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
+	conn, s, tables := schemaTables(t, url, schema)
 	for _, sql := range []string{
 		`CREATE TABLE ` + s + `.poolq_disk (is_full boolean NOT NULL)`,
 		`INSERT INTO ` + s + `.poolq_disk VALUES (false)`,

@@ -114,6 +114,22 @@ func TestSQLite_StatementFaultWritesNothing(t *testing.T) {
 	}
 }
 
+// schemaTables returns a connection to url (closed when t ends), schema
+// quoted, and the quoted names of its tables: for the tests that put
+// triggers on every table of a store's schema.
+func schemaTables(t *testing.T, url, schema string) (conn *pgx.Conn, quoted string, tables []string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	rows, err := conn.Query(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = $1`, schema)
+	require.NoError(t, err)
+	tables, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return conn, pgx.Identifier{schema}.Sanitize(), tables
+}
+
 // addPGFaultTriggers adds to the store's schema, on every table, triggers
 // that fail the row write that draws 0 from the sequence poolq_fault_seq
 // (not transactional: the fault fires once, whatever rolls back), and
@@ -122,15 +138,8 @@ func TestSQLite_StatementFaultWritesNothing(t *testing.T) {
 func addPGFaultTriggers(t *testing.T, url, schema string) (arm func(k int), fired func() bool) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	s := pgx.Identifier{schema}.Sanitize()
-	rows, err := conn.Query(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = $1`, schema)
-	require.NoError(t, err)
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `CREATE SEQUENCE `+s+`.poolq_fault_seq MINVALUE -1000000000 START -1000000000`)
+	conn, s, tables := schemaTables(t, url, schema)
+	_, err := conn.Exec(ctx, `CREATE SEQUENCE `+s+`.poolq_fault_seq MINVALUE -1000000000 START -1000000000`)
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, `CREATE FUNCTION `+s+`.poolq_fault() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
