@@ -718,6 +718,10 @@ type endingStore struct {
 	store.Store
 	writes atomic.Int32
 	endAt  atomic.Int32
+	// big is set by an operation too big for the log: the Write that ran
+	// it, rolled back or not, ends at its commit (SQLite whose log cannot
+	// grow). The Committer runs one Write at a time.
+	big atomic.Bool
 }
 
 type endingTx struct {
@@ -727,12 +731,13 @@ type endingTx struct {
 
 func (s *endingStore) Write(ctx context.Context, fn func(store.Tx) error) error {
 	n := s.writes.Add(1)
+	s.big.Store(false)
 	var ended error
 	err := s.Store.Write(ctx, func(stx store.Tx) error {
 		tx := &endingTx{Tx: stx}
 		err := fn(tx)
 		ended = tx.ended
-		if ended == nil && n == s.endAt.Load() {
+		if ended == nil && (n == s.endAt.Load() || s.big.Load()) {
 			ended = fmt.Errorf("commit: %w", store.ErrTxEnded)
 		}
 		if ended != nil {
@@ -763,8 +768,8 @@ func (t *endingTx) Savepoint(ctx context.Context, fn func(store.Tx) error) error
 // full disk) keeps its error, and the batch runs again without it: the
 // others, before and after it, succeed alone, each written once; a batch
 // with two such operations runs three times in all after the first run.
-// A transaction that ends at its commit, with no operation failed, fails
-// every operation.
+// A transaction that ends at its commit, with no operation failed, runs
+// again with each operation in a transaction of its own.
 func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 	t.Parallel()
 	full := fmt.Errorf("insert items: database or disk is full: %w", store.ErrTxEnded)
@@ -827,25 +832,109 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 		require.Equal(t, 1+len(ids), pools, "the lead's and the three, once each; nothing of the enders")
 	})
 
-	// The commit ends the transaction, no operation failed: every
-	// operation gets the error.
+	// The commit ends the transaction, no operation failed: the failure
+	// belongs to none of them, so each runs again alone, in a transaction
+	// of its own (this store ends only the batch's), and is written once.
 	t.Run("EndedAtCommit", func(t *testing.T) {
+		t.Parallel()
+		b, es := setupEnding(t)
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+		errs := make([]error, len(ids))
+		for i := range ids {
+			b.queue(t, &wg, func() { errs[i] = b.c.Write(b.ctx, insert(ids[i])) })
+		}
+		writes := es.writes.Load()
+		es.endAt.Store(writes + 2) // the lead's, then the batch's
+		release()
+		wg.Wait()
+		for i, id := range ids {
+			require.NoError(t, errs[i], "operation %d", i)
+			require.True(t, b.exists(t, id), "operation %d", i)
+		}
+		require.Equal(t, int32(1+1+len(ids)), es.writes.Load()-writes, "the lead, the batch, each alone")
+		pools, err := countPools(b)
+		require.NoError(t, err)
+		require.Equal(t, 1+len(ids), pools, "each written once")
+	})
+
+	// The savepoint run (an operation failed once, then not) ends at its
+	// commit: again no operation's failure, so each runs alone.
+	t.Run("SavepointRunEndedAtCommit", func(t *testing.T) {
 		t.Parallel()
 		b, es := setupEnding(t)
 		var wg sync.WaitGroup
 		release := b.hold(t, &wg)
 		ids := []uuid.UUID{uuid.New(), uuid.New()}
 		errs := make([]error, len(ids))
-		for i := range ids {
-			b.queue(t, &wg, func() { errs[i] = b.c.Write(b.ctx, insert(ids[i])) })
-		}
-		es.endAt.Store(es.writes.Load() + 2) // the lead's, then the batch's
+		var once atomic.Bool
+		b.queue(t, &wg, func() { errs[0] = b.c.Write(b.ctx, insert(ids[0])) })
+		b.queue(t, &wg, func() {
+			errs[1] = b.c.Write(b.ctx, func(ctx context.Context, tx *groupcommit.Tx) error {
+				if once.CompareAndSwap(false, true) {
+					return errors.New("a failure of the first run only")
+				}
+				return insert(ids[1])(ctx, tx)
+			})
+		})
+		writes := es.writes.Load()
+		es.endAt.Store(writes + 3) // the lead's, the batch's first run, its savepoint run
 		release()
 		wg.Wait()
 		for i, id := range ids {
-			require.ErrorIs(t, errs[i], store.ErrTxEnded, "operation %d", i)
-			require.False(t, b.exists(t, id), "operation %d", i)
+			require.NoError(t, errs[i], "operation %d", i)
+			require.True(t, b.exists(t, id), "operation %d", i)
 		}
+		require.Equal(t, int32(1+2+len(ids)), es.writes.Load()-writes, "the lead, two runs of the batch, each alone")
+	})
+
+	// An operation makes its transaction too big to commit (SQLite: the
+	// log cannot grow), with no statement failed: run alone, it fails with
+	// the commit's error, and the others of its batch, each alone too,
+	// succeed. Combined operations run alone as well.
+	t.Run("TooBigToCommit", func(t *testing.T) {
+		t.Parallel()
+		b, es := setupEnding(t)
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		ids := []uuid.UUID{uuid.New(), uuid.New()}
+		errs := make([]error, len(ids))
+		var combined []string
+		cb := &groupcommit.Combiner{Key: "k", Run: func(ctx context.Context, tx *groupcommit.Tx, reqs []any) error {
+			for _, r := range reqs {
+				combined = append(combined, r.(string))
+			}
+			return nil
+		}}
+		var errBig, errC1, errC2 error
+		b.queue(t, &wg, func() { errs[0] = b.c.Write(b.ctx, insert(ids[0])) })
+		b.queue(t, &wg, func() { errC1 = b.c.WriteCombined(b.ctx, cb, "c1") })
+		b.queue(t, &wg, func() {
+			errBig = b.c.Write(b.ctx, func(ctx context.Context, tx *groupcommit.Tx) error {
+				es.big.Store(true)
+				return insert(uuid.New())(ctx, tx)
+			})
+		})
+		b.queue(t, &wg, func() { errC2 = b.c.WriteCombined(b.ctx, cb, "c2") })
+		b.queue(t, &wg, func() { errs[1] = b.c.Write(b.ctx, insert(ids[1])) })
+		reruns := b.c.Stats().Reruns
+		release()
+		wg.Wait()
+		require.ErrorIs(t, errBig, store.ErrTxEnded)
+		require.ErrorContains(t, errBig, "commit")
+		require.NoError(t, errC1)
+		require.NoError(t, errC2)
+		for i, id := range ids {
+			require.NoError(t, errs[i], "operation %d", i)
+			require.True(t, b.exists(t, id), "operation %d", i)
+		}
+		pools, err := countPools(b)
+		require.NoError(t, err)
+		require.Equal(t, 1+len(ids), pools, "the lead's and the two, once each; nothing of the big one")
+		// Combined in the batch's run, then one call each, in arrival order.
+		require.Equal(t, []string{"c1", "c2", "c1", "c2"}, combined)
+		require.Equal(t, uint64(5), b.c.Stats().Reruns-reruns, "each of the five alone")
 	})
 
 	// The savepoint run ends at its commit after an operation failed as
