@@ -52,7 +52,9 @@
 // run. Each operation succeeds or fails alone: if one fails, the batch is
 // rolled back and run again with a savepoint per operation; if its failure
 // ended the whole transaction (SQLite after a full disk or an I/O error:
-// its error wraps store.ErrTxEnded), once more without it. The operations
+// its error wraps store.ErrTxEnded), once more without it; if the commit
+// itself failed with nothing written (SQLite whose log could not grow),
+// once more with each operation in a transaction of its own. The operations
 // of one transaction run at one instant, read when it starts.
 // [Engine.Stats] shows how many operations the transactions carried.
 //

@@ -397,7 +397,8 @@ type Stats struct {
 	// Reruns is the number of times a batch was run again because an
 	// operation in it failed: a second time, with a savepoint per
 	// operation, and once more without each operation whose failure ended
-	// the whole transaction (see the package doc).
+	// the whole transaction; and, after a commit that failed with nothing
+	// written, once for each operation run alone (see the package doc).
 	Reruns uint64
 }
 

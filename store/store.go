@@ -51,7 +51,10 @@ var (
 	// an I/O error, no memory), by the errors of the calls of the
 	// transaction that follow it, and by the error of the [Store.Write]:
 	// nothing of the transaction was written, and the Write may be run
-	// again (without that function, which would fail the same way).
+	// again (without that function, which would fail the same way). A
+	// Write whose COMMIT failed with nothing written wraps it too (SQLite
+	// whose log could not grow): no one function is known to have caused
+	// it, and each may be run again in a Write of its own.
 	ErrTxEnded = errors.New("the transaction was ended by a failed statement")
 )
 

@@ -668,9 +668,13 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 		return err
 	}
 	if _, err := s.wc.ExecContext(own, "COMMIT"); err != nil {
-		// A COMMIT that failed (SQLITE_BUSY, say) may leave the
-		// transaction open: the deferred ROLLBACK ends it.
-		return wrap("commit", err)
+		// A COMMIT that failed (the log could not grow: SQLITE_FULL, an
+		// I/O error; SQLITE_BUSY) may leave the transaction open: the
+		// deferred ROLLBACK ends it. Nothing of it is written, so the
+		// error wraps store.ErrTxEnded: its functions may run again (group
+		// commit runs each alone: which one made it fail, if one did, is
+		// not known).
+		return fmt.Errorf("%w: %w", wrap("commit", err), store.ErrTxEnded)
 	}
 	committed = true
 	if s.cp != nil {

@@ -34,6 +34,9 @@
 //     keeps its error and the batch runs once more without it, so that
 //     the others, which may well go through, still succeed or fail alone:
 //     a batch runs at most once more per operation that fails in it.
+//     A transaction that ended at its commit with every operation through
+//     (SQLite whose log could not grow) runs again with each operation in
+//     a transaction of its own, so that the one too big fails alone.
 //   - Operations of one kind may run combined ([Combiner]): the dequeues
 //     of a pool, the settlements of leases. Every operation of a batch was
 //     waiting at the same time, so any order among them is one in which
@@ -112,7 +115,7 @@ type Options struct {
 type Stats struct {
 	Transactions uint64 // write transactions run (a batch run again counts once)
 	Operations   uint64 // operations run in them
-	Reruns       uint64 // runs of a batch again: with savepoints, then without each operation that ended one
+	Reruns       uint64 // runs of a batch again: with savepoints, then without each operation that ended one; each operation alone after a failed commit
 }
 
 // Committer gathers the operations of concurrent callers into shared write
@@ -386,6 +389,12 @@ func (c *Committer) runBatch(batch []*op) error {
 	err := c.st.Write(ctx, func(stx store.Tx) error {
 		return c.runAll(&Tx{Tx: stx, Now: c.now()}, batch)
 	})
+	if errors.Is(err, store.ErrTxEnded) {
+		// Every operation succeeded and the commit failed (a failed
+		// operation would have made it errRerun).
+		c.runEach(batch, make([]bool, len(batch)))
+		return nil
+	}
 	if errors.Is(err, errRerun) {
 		c.reruns.Add(1)
 		// The first run's results went with its rollback: should this
@@ -434,13 +443,35 @@ func (c *Committer) runBatch(batch []*op) error {
 				}
 			}
 			if ender < 0 {
-				return err // it ended at the commit, not in an operation
+				// It ended at the commit, with no operation failed.
+				c.runEach(batch, done)
+				return nil
 			}
 			done[ender] = true
 			c.reruns.Add(1)
 		}
 	}
 	return err
+}
+
+// runEach runs each operation of batch not done in a transaction of its
+// own, in batch order: for a batch whose transaction ended at its commit
+// with every operation through (SQLite whose log could not grow: an
+// operation too big for it, or a disk with no room left), a failure that
+// belongs to no one operation and would otherwise fail them all. Nothing
+// of the ended transaction was written (store.ErrTxEnded), so each
+// operation then succeeds or fails alone, the one too big among those
+// that fail. A batch costs one transaction more per operation.
+func (c *Committer) runEach(batch []*op, done []bool) {
+	for i, o := range batch {
+		if done[i] || !o.start() {
+			continue
+		}
+		c.reruns.Add(1)
+		o.err = c.st.Write(context.Background(), func(stx store.Tx) error {
+			return call(o, o.fn, &Tx{Tx: stx, Now: c.now()})
+		})
+	}
 }
 
 // errRerun rolls back a batch run without savepoints in which an operation
