@@ -599,7 +599,9 @@ func (s *Store) rollback(ctx context.Context) {
 // another process's lock fails with an error wrapping
 // [store.ErrLockTimeout], and writes nothing. The transaction is rolled back when fn
 // returns an error, when fn panics (the panic then continues), and when
-// ctx ends before the commit.
+// ctx ends before the commit. A COMMIT that fails (the log cannot grow: a
+// full disk, an I/O error) writes nothing either: its error wraps
+// [store.ErrTxEnded], as does that of a transaction SQLite ended itself.
 func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	if err := s.takeTurn(ctx, "write"); err != nil {
 		return err
