@@ -110,6 +110,7 @@ func fileSizeChild(t *testing.T, dir string) {
 	// failure is the commit's, no operation's, so group commit runs each
 	// alone (README): the Add fails again, the settlement fits in the log
 	// and is written.
+	reruns := eng.Stats().Reruns
 	release := holdWrites(t, st)
 	var addErr, completeErr error
 	var wg sync.WaitGroup
@@ -123,6 +124,7 @@ func fileSizeChild(t *testing.T, dir string) {
 	t.Logf("in one batch: add: %v; complete: %v; stats %+v", addErr, completeErr, eng.Stats())
 	require.ErrorIs(t, addErr, store.ErrTxEnded, "a failed commit: nothing of it written")
 	require.NoError(t, completeErr, "the settlement beside the Add")
+	require.Equal(t, uint64(2), eng.Stats().Reruns-reruns, "they shared a batch, then ran each alone")
 	rounds := sqlite.CheckpointRounds(st)
 	require.Eventually(t, func() bool { return sqlite.CheckpointRounds(st) > rounds+3 }, 5*time.Second, time.Millisecond,
 		"the checkpointer goes on ticking")
