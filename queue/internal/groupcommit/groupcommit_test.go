@@ -722,6 +722,8 @@ type endingStore struct {
 	// it, rolled back or not, ends at its commit (SQLite whose log cannot
 	// grow). The Committer runs one Write at a time.
 	big atomic.Bool
+	// panicAt is the number of a Write that panics before it runs.
+	panicAt atomic.Int32
 }
 
 type endingTx struct {
@@ -731,6 +733,9 @@ type endingTx struct {
 
 func (s *endingStore) Write(ctx context.Context, fn func(store.Tx) error) error {
 	n := s.writes.Add(1)
+	if n == s.panicAt.Load() {
+		panic("the store panicked")
+	}
 	s.big.Store(false)
 	var ended error
 	err := s.Store.Write(ctx, func(stx store.Tx) error {
@@ -857,6 +862,32 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 		pools, err := countPools(b)
 		require.NoError(t, err)
 		require.Equal(t, 1+len(ids), pools, "each written once")
+	})
+
+	// The store panics in one operation's transaction of its own: that
+	// operation gets the panic, the others their own results (the one
+	// before it committed).
+	t.Run("PanicWhenAlone", func(t *testing.T) {
+		t.Parallel()
+		b, es := setupEnding(t)
+		var wg sync.WaitGroup
+		release := b.hold(t, &wg)
+		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+		errs := make([]error, len(ids))
+		for i := range ids {
+			b.queue(t, &wg, func() { errs[i] = b.c.Write(b.ctx, insert(ids[i])) })
+		}
+		writes := es.writes.Load()
+		es.endAt.Store(writes + 2)   // the lead's, then the batch's
+		es.panicAt.Store(writes + 4) // the second operation's alone
+		release()
+		wg.Wait()
+		require.NoError(t, errs[0])
+		require.True(t, b.exists(t, ids[0]), "written")
+		require.ErrorContains(t, errs[1], "panicked")
+		require.False(t, b.exists(t, ids[1]))
+		require.NoError(t, errs[2])
+		require.True(t, b.exists(t, ids[2]), "written")
 	})
 
 	// The savepoint run (an operation failed once, then not) ends at its
