@@ -318,7 +318,7 @@ func (c *Committer) run(batch []*op) {
 		if v := recover(); v != nil {
 			// Out of the store itself (an operation's own panic is its
 			// error, see call): the transaction did not commit.
-			err := fmt.Errorf("groupcommit: write transaction panicked: %v", v)
+			err := storePanic(v)
 			for _, o := range batch {
 				o.err = err
 			}
@@ -468,10 +468,27 @@ func (c *Committer) runEach(batch []*op, done []bool) {
 			continue
 		}
 		c.reruns.Add(1)
-		o.err = c.st.Write(context.Background(), func(stx store.Tx) error {
-			return call(o, o.fn, &Tx{Tx: stx, Now: c.now()})
-		})
+		o.err = c.writeAlone(o)
 	}
+}
+
+// writeAlone runs o in a transaction of its own. A panic out of the store
+// is o's error alone: the operations run before it committed theirs.
+func (c *Committer) writeAlone(o *op) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = storePanic(v)
+		}
+	}()
+	return c.st.Write(context.Background(), func(stx store.Tx) error {
+		return call(o, o.fn, &Tx{Tx: stx, Now: c.now()})
+	})
+}
+
+// storePanic is the error of the operations of a transaction that the
+// store panicked in.
+func storePanic(v any) error {
+	return fmt.Errorf("groupcommit: write transaction panicked: %v", v)
 }
 
 // errRerun rolls back a batch run without savepoints in which an operation
