@@ -97,7 +97,11 @@ func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 }
 
 // Extend moves the end of a lease to now + d and updates l.ExpiresAt; a d
-// shorter than what is left of the lease brings its end closer. d must be
+// shorter than what is left of the lease brings its end closer. In a pool
+// a campaign governs, it takes its turn with the claims of the campaign's
+// pools (on PostgreSQL, the campaign's lock), so that a claim in another
+// pool that took the call for ended is never followed by an extension of
+// it: the lease is judged after those claims. d must be
 // from [MinLeaseTimeout] to [MaxLeaseTimeout]. Errors: [ErrLeaseLost],
 // also for a lease that ended before the extension was written (its
 // transaction waited behind others), [validate.Errors] for a bad d or a
@@ -111,14 +115,23 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("extend: %w", err)
 	}
-	it, err := e.settle(ctx, "extend", l, func(it pool.Item, _ governance, now time.Time) (pool.Item, error) {
-		// The lease is judged at the instant the extension counts from:
-		// a transaction that ran late (behind its batch's other writes,
-		// or a wait for its pool's lock on PostgreSQL) must not keep
-		// alive a call that ended meanwhile, which a claim of another
-		// pool of its campaign, not held back by this pool's lock, may
-		// have taken for ended.
-		at := e.lockedNow(now)
+	it, err := e.settle(ctx, "extend", l, func(it pool.Item, gv governance, now time.Time) (pool.Item, error) {
+		// A claim of another pool of the campaign, not held back by this
+		// pool's lock, may take the call for ended once its lease's end
+		// has passed, and call the contact from there: the extension
+		// must not keep this call going then. So it takes its turn with
+		// those claims (the campaign's lock, see lockCampaign), and the
+		// lease is judged after that, at the clock: a claim that judged
+		// the call ended committed before it, at an instant no later.
+		// (The transaction's own instant, or lockedNow's, may be earlier
+		// than such a claim's, by a wait shorter than lockWaitSlack.)
+		if err := gv.lockCampaign(); err != nil {
+			return pool.Item{}, err
+		}
+		at := now
+		if t := e.now(); t.After(at) {
+			at = t
+		}
 		if !it.LeaseExpiresAt.After(at) {
 			return pool.Item{}, errLeaseEnded
 		}
@@ -451,6 +464,20 @@ func (gv governance) released(it pool.Item, now time.Time) (pool.Item, error) {
 	}
 	day := out.CallsToday < it.CallsToday // the day's call given back too
 	return out, gv.tx.ReleaseKeptCall(gv.ctx, it.ID, it.Token, day)
+}
+
+// lockCampaign takes the turn of the campaign that governs the pool (In
+// Process or Paused; none: nothing to take) with the claims of its pools:
+// on PostgreSQL its lock, which every claim under its rule takes
+// ([store.Tx.CampaignItems]) and holds until it commits, as the detach of
+// a pool does; SQLite runs one write at a time already.
+func (gv governance) lockCampaign() error {
+	g, err := gv.e.govern(gv.ctx, gv.tx, gv.p)
+	if err != nil || g.campaign == nil {
+		return err
+	}
+	_, err = gv.tx.CampaignItems(gv.ctx, g.campaign.UUID, g.UUID) // no contacts: the lock alone
+	return err
 }
 
 // fail settles the in-flight item it after a failed attempt at now, under

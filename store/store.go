@@ -347,9 +347,11 @@ type Tx interface {
 	// the item it looks at. One index seek per (pool, contact) pair in
 	// UNIQUE (pool_id, contact_uuid), no index on contacts. An unknown
 	// campaign has none. PostgreSQL, in a write transaction, takes the
-	// campaign's lock first and holds it to the end: the claims of a
-	// campaign's pools, which all read this, run one after the other across
-	// nodes, so that each reads what the one before it dispatched.
+	// campaign's lock first and holds it to the end, for no contacts too:
+	// the claims of a campaign's pools, which all read this, run one after
+	// the other across nodes, so that each reads what the one before it
+	// dispatched (the engine's extensions of leases in those pools read it
+	// for no contact, to take their turn with them).
 	//
 	// The calls kept of items that left the campaign's pools (KeepCalls,
 	// DetachPool) come with them, whatever pool they were in (except too),
