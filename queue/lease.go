@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -101,7 +102,10 @@ func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 // a campaign governs, it takes its turn with the claims of the campaign's
 // pools (on PostgreSQL, the campaign's lock), so that a claim in another
 // pool that took the call for ended is never followed by an extension of
-// it: the lease is judged after those claims. d must be
+// it: the lease is judged after those claims, and is lost when the
+// contact was called from another of the campaign's pools at or after the
+// lease's end (a claim on a node whose clock is ahead took this call for
+// ended). d must be
 // from [MinLeaseTimeout] to [MaxLeaseTimeout]. Errors: [ErrLeaseLost],
 // also for a lease that ended before the extension was written (its
 // transaction waited behind others), [validate.Errors] for a bad d or a
@@ -125,14 +129,19 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 		// the call ended committed before it, at an instant no later.
 		// (The transaction's own instant, or lockedNow's, may be earlier
 		// than such a claim's, by a wait shorter than lockWaitSlack.)
-		if err := gv.lockCampaign(); err != nil {
+		// And the claim may have judged at a clock ahead of this one
+		// (another node's): what it leaves is a call of the contact from
+		// another pool counted at or after this lease's end, whatever
+		// this clock says of the lease.
+		others, err := gv.campaignCalls(it.ContactUUID)
+		if err != nil {
 			return pool.Item{}, err
 		}
 		at := now
 		if t := e.now(); t.After(at) {
 			at = t
 		}
-		if !it.LeaseExpiresAt.After(at) {
+		if !it.LeaseExpiresAt.After(at) || calledSince(others, it.LeaseExpiresAt) {
 			return pool.Item{}, errLeaseEnded
 		}
 		return it.Extended(at.Add(d))
@@ -466,18 +475,28 @@ func (gv governance) released(it pool.Item, now time.Time) (pool.Item, error) {
 	return out, gv.tx.ReleaseKeptCall(gv.ctx, it.ID, it.Token, day)
 }
 
-// lockCampaign takes the turn of the campaign that governs the pool (In
-// Process or Paused; none: nothing to take) with the claims of its pools:
-// on PostgreSQL its lock, which every claim under its rule takes
-// ([store.Tx.CampaignItems]) and holds until it commits, as the detach of
-// a pool does; SQLite runs one write at a time already.
-func (gv governance) lockCampaign() error {
+// campaignCalls takes the turn of the campaign that governs the pool (In
+// Process or Paused; none: nothing to take, no items) with the claims of
+// its pools, and returns the items of contact in the campaign's other
+// pools: on PostgreSQL the campaign's lock, which every claim under its
+// rule takes ([store.Tx.CampaignItems]) and holds until it commits, as
+// the detach of a pool does; SQLite runs one write at a time already.
+func (gv governance) campaignCalls(contact uuid.UUID) ([]pool.Item, error) {
 	g, err := gv.e.govern(gv.ctx, gv.tx, gv.p)
 	if err != nil || g.campaign == nil {
-		return err
+		return nil, err
 	}
-	_, err = gv.tx.CampaignItems(gv.ctx, g.campaign.UUID, g.UUID) // no contacts: the lock alone
-	return err
+	return gv.tx.CampaignItems(gv.ctx, g.campaign.UUID, g.UUID, contact)
+}
+
+// calledSince reports whether one of items, a contact's items in a
+// campaign's other pools and the calls it kept, counts a call made at or
+// after end (pool.Item.CallAt, the latest call a rule counted), the end of
+// a lease of the contact's item in this pool: a claim took that lease for
+// ended, by a clock that said so. A call kept of this very item (its pool
+// detached and attached again) was made before its lease's end.
+func calledSince(items []pool.Item, end time.Time) bool {
+	return slices.ContainsFunc(items, func(o pool.Item) bool { return !o.CallAt.Before(end) })
 }
 
 // fail settles the in-flight item it after a failed attempt at now, under

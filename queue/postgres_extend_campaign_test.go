@@ -115,38 +115,3 @@ func (h *pgHolder) holdItemRow(t *testing.T, id int64, d time.Duration) <-chan e
 	}()
 	return done
 }
-
-// TestPostgres_ExtendBehindAClaimAhead: as above, with the two nodes'
-// clocks 20 ms apart (well within postgres.Options.MaxClockSkew). The
-// node ahead claims the contact in A 10 ms after the call from Q ended by
-// its clock; the node behind, 10 ms before the end by its own, then
-// extends the call from Q. The extension comes after the claim, and
-// must see it: the contact is in a call from A, so the call from Q is not
-// kept going (ErrLeaseLost), whatever the clocks say of its lease.
-func TestPostgres_ExtendBehindAClaimAhead(t *testing.T) {
-	url := pgtest.URL(t)
-	t.Parallel()
-	ctx := context.Background()
-	const lease = time.Minute
-	ahead := &clock{t: time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)}
-	behind := &clock{t: ahead.t}
-	st := pgtest.Open(t, url, postgres.Options{})
-	claimer := openEngine(t, st, queue.Options{Now: ahead.Now, LeaseTimeout: lease, PollInterval: time.Hour})
-	extender := openEngine(t, pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema()}),
-		queue.Options{Now: behind.Now, LeaseTimeout: lease, PollInterval: time.Hour})
-	b := &testBundle{ctx: ctx, eng: claimer, clock: ahead}
-	a, q, contact := b.sharedContact(t, allDay(10, 10), pool.Parallel, pool.Parallel)
-
-	lq, err := extender.TryDequeue(ctx, q) // the call from Q
-	require.NoError(t, err)
-	require.Equal(t, contact, lq.ContactUUID)
-	ahead.Advance(lease + 10*time.Millisecond)
-	behind.Advance(lease - 10*time.Millisecond)
-
-	la, err := claimer.TryDequeue(ctx, a)
-	require.NoError(t, err, "the call from Q ended, by the clock of the node ahead")
-	require.Equal(t, contact, la.ContactUUID)
-	err = extender.Extend(ctx, lq, lease)
-	require.ErrorIs(t, err, queue.ErrLeaseLost, "the call from Q extended until %s while the contact is called from A",
-		lq.ExpiresAt.Format(time.StampMilli))
-}

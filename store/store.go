@@ -351,7 +351,8 @@ type Tx interface {
 	// the claims of a campaign's pools, which all read this, run one after
 	// the other across nodes, so that each reads what the one before it
 	// dispatched (the engine's extensions of leases in those pools read it
-	// for no contact, to take their turn with them).
+	// too, for the lease's contact: they take their turn with the claims,
+	// and learn whether one called the contact after the lease's end).
 	//
 	// The calls kept of items that left the campaign's pools (KeepCalls,
 	// DetachPool) come with them, whatever pool they were in (except too),

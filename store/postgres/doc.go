@@ -86,7 +86,7 @@
 // contact's across the campaign's pools, hold across nodes too: the
 // claims of one campaign's pools run one at a time, and so do the
 // engine's extensions of the leases in them, which read CampaignItems for
-// no contact (its lock alone) before they judge the lease.
+// the lease's contact before they judge the lease.
 //
 // Rules have locks of their own too ([store.Tx.LockRule]; advisory,
 // ordered after every campaign's and before every pool's), taken by the

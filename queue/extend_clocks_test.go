@@ -1,0 +1,66 @@
+package queue_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestPostgres_ExtendBehindAClaimAhead: a contact is in pools A and Q of
+// one running campaign, in a call from Q; two nodes whose clocks are 10 ms
+// apart (well within postgres.Options.MaxClockSkew). The node ahead claims
+// the contact in A at the end of the call's lease by its clock (the first
+// instant a claim takes it for ended); the node behind, 10 ms before that
+// end by its own, then extends the call from Q.
+// The extension comes after the claim and must see it: the contact was
+// called from A after the lease's end, so the call from Q is not kept
+// going (ErrLeaseLost), whatever the clock behind says of its lease.
+func TestPostgres_ExtendBehindAClaimAhead(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	st := pgtest.Open(t, url, postgres.Options{})
+	extendBehindAClaimAhead(t, st, pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema()}))
+}
+
+// TestEngine_ExtendBehindAClaimAhead: the same with two processes' stores
+// on one SQLite file, whose clocks (queue.Options.Now) differ.
+func TestEngine_ExtendBehindAClaimAhead(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "poolq.db")
+	extendBehindAClaimAhead(t, openFileStore(t, path), openFileStore(t, path))
+}
+
+func extendBehindAClaimAhead(t *testing.T, claimerStore, extenderStore store.Store) {
+	ctx := context.Background()
+	const lease = time.Minute
+	ahead := &clock{t: time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)}
+	behind := &clock{t: ahead.t}
+	claimer := openEngine(t, claimerStore, queue.Options{Now: ahead.Now, LeaseTimeout: lease, PollInterval: time.Hour})
+	extender := openEngine(t, extenderStore, queue.Options{Now: behind.Now, LeaseTimeout: lease, PollInterval: time.Hour})
+	b := &testBundle{ctx: ctx, eng: claimer, clock: ahead}
+	a, q, contact := b.sharedContact(t, allDay(10, 10), pool.Parallel, pool.Parallel)
+
+	lq, err := extender.TryDequeue(ctx, q) // the call from Q
+	require.NoError(t, err)
+	require.Equal(t, contact, lq.ContactUUID)
+	ahead.Advance(lease)
+	behind.Advance(lease - 10*time.Millisecond)
+
+	la, err := claimer.TryDequeue(ctx, a)
+	require.NoError(t, err, "the call from Q ended, by the clock of the node ahead")
+	require.Equal(t, contact, la.ContactUUID)
+	err = extender.Extend(ctx, lq, lease)
+	require.ErrorIs(t, err, queue.ErrLeaseLost, "the call from Q extended until %s while the contact is called from A",
+		lq.ExpiresAt.Format(time.StampMilli))
+	// The call from A, judged by either clock, goes on.
+	require.NoError(t, claimer.Extend(ctx, la, lease))
+	require.NoError(t, extender.Extend(ctx, la, lease))
+}
