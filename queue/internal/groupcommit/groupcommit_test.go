@@ -118,6 +118,17 @@ func (b *bundle) queue(t *testing.T, wg *sync.WaitGroup, f func()) {
 	require.Eventually(t, func() bool { return b.c.Queued() == n+1 }, 5*time.Second, time.Millisecond)
 }
 
+// queueInserts queues an insert of each pool of ids, in order (see
+// queue), and returns their results, set once wg is done.
+func (b *bundle) queueInserts(t *testing.T, wg *sync.WaitGroup, ids []uuid.UUID) []error {
+	t.Helper()
+	errs := make([]error, len(ids))
+	for i := range ids {
+		b.queue(t, wg, func() { errs[i] = b.c.Write(b.ctx, insert(ids[i])) })
+	}
+	return errs
+}
+
 // hold starts a Write of a new pool whose transaction waits until the
 // returned release; the operations queued meanwhile form the next batch.
 func (b *bundle) hold(t *testing.T, wg *sync.WaitGroup) (release func()) {
@@ -289,10 +300,7 @@ func TestCommitter_Panics(t *testing.T) {
 		var wg sync.WaitGroup
 		release := b.hold(t, &wg)
 		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
-		errs := make([]error, len(ids))
-		for i, id := range ids {
-			b.queue(t, &wg, func() { errs[i] = b.c.Write(b.ctx, insert(id)) })
-		}
+		errs := b.queueInserts(t, &wg, ids)
 		b.st.mu.Lock()
 		b.st.panics = true
 		b.st.mu.Unlock()
@@ -846,10 +854,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 		var wg sync.WaitGroup
 		release := b.hold(t, &wg)
 		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
-		errs := make([]error, len(ids))
-		for i := range ids {
-			b.queue(t, &wg, func() { errs[i] = b.c.Write(b.ctx, insert(ids[i])) })
-		}
+		errs := b.queueInserts(t, &wg, ids)
 		writes := es.writes.Load()
 		es.endAt.Store(writes + 2) // the lead's, then the batch's
 		release()
@@ -873,10 +878,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 		var wg sync.WaitGroup
 		release := b.hold(t, &wg)
 		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
-		errs := make([]error, len(ids))
-		for i := range ids {
-			b.queue(t, &wg, func() { errs[i] = b.c.Write(b.ctx, insert(ids[i])) })
-		}
+		errs := b.queueInserts(t, &wg, ids)
 		writes := es.writes.Load()
 		es.endAt.Store(writes + 2)   // the lead's, then the batch's
 		es.panicAt.Store(writes + 4) // the second operation's alone
