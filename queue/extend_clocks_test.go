@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
@@ -63,4 +64,55 @@ func extendBehindAClaimAhead(t *testing.T, claimerStore, extenderStore store.Sto
 	// The call from A, judged by either clock, goes on.
 	require.NoError(t, claimer.Extend(ctx, la, lease))
 	require.NoError(t, extender.Extend(ctx, la, lease))
+}
+
+// TestPostgres_ExtendDetachedBehindAClaimAhead: as above, but the pool of
+// the call, Q, was detached from the campaign mid-call (its call kept in
+// the campaign, and no campaign governs Q), and the contact added to A
+// after: the claim in A passes over it until the kept call's lease ends,
+// by the clock ahead, and then calls it; the extension from the node
+// behind must see that claim too.
+func TestPostgres_ExtendDetachedBehindAClaimAhead(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	st := pgtest.Open(t, url, postgres.Options{})
+	extendDetachedBehindAClaimAhead(t, st, pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema()}))
+}
+
+// TestEngine_ExtendDetachedBehindAClaimAhead: the same on one SQLite file.
+func TestEngine_ExtendDetachedBehindAClaimAhead(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "poolq.db")
+	extendDetachedBehindAClaimAhead(t, openFileStore(t, path), openFileStore(t, path))
+}
+
+func extendDetachedBehindAClaimAhead(t *testing.T, claimerStore, extenderStore store.Store) {
+	ctx := context.Background()
+	const lease = time.Minute
+	ahead := &clock{t: time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)}
+	behind := &clock{t: ahead.t}
+	claimer := openEngine(t, claimerStore, queue.Options{Now: ahead.Now, LeaseTimeout: lease, PollInterval: time.Hour})
+	extender := openEngine(t, extenderStore, queue.Options{Now: behind.Now, LeaseTimeout: lease, PollInterval: time.Hour})
+	b := &testBundle{ctx: ctx, eng: claimer, clock: ahead}
+	c, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
+	a, q, contact := ps[0].UUID, ps[1].UUID, uuid.New()
+	b.addContacts(t, q, contact)
+
+	lq, err := extender.TryDequeue(ctx, q) // the call from Q
+	require.NoError(t, err)
+	detached, err := claimer.DetachPool(ctx, c, q)
+	require.NoError(t, err)
+	require.True(t, detached)
+	b.addContacts(t, a, contact)
+	_, err = claimer.TryDequeue(ctx, a)
+	require.ErrorIs(t, err, queue.ErrEmpty, "the contact is in a call from Q, kept in the campaign")
+
+	ahead.Advance(lease)
+	behind.Advance(lease - 10*time.Millisecond)
+	la, err := claimer.TryDequeue(ctx, a)
+	require.NoError(t, err, "the call from Q ended, by the clock of the node ahead")
+	require.Equal(t, contact, la.ContactUUID)
+	err = extender.Extend(ctx, lq, lease)
+	require.ErrorIs(t, err, queue.ErrLeaseLost, "the call from Q extended until %s while the contact is called from A",
+		lq.ExpiresAt.Format(time.StampMilli))
 }
