@@ -99,8 +99,9 @@ func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 
 // Extend moves the end of a lease to now + d and updates l.ExpiresAt; a d
 // shorter than what is left of the lease brings its end closer. In a pool
-// a campaign governs, it takes its turn with the claims of the campaign's
-// pools (on PostgreSQL, the campaign's lock), so that a claim in another
+// a campaign governs (or of a call a campaign kept when the pool was
+// detached from it mid-call), it takes its turn with the claims of the
+// campaign's pools (on PostgreSQL, the campaign's lock), so that a claim in another
 // pool that took the call for ended is never followed by an extension of
 // it: the lease is judged after those claims, and is lost when the
 // contact was called from another of the campaign's pools at or after the
@@ -133,7 +134,7 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 		// (another node's): what it leaves is a call of the contact from
 		// another pool counted at or after this lease's end, whatever
 		// this clock says of the lease.
-		others, err := gv.campaignCalls(it.ContactUUID)
+		others, err := gv.campaignCalls(it)
 		if err != nil {
 			return pool.Item{}, err
 		}
@@ -475,18 +476,36 @@ func (gv governance) released(it pool.Item, now time.Time) (pool.Item, error) {
 	return out, gv.tx.ReleaseKeptCall(gv.ctx, it.ID, it.Token, day)
 }
 
-// campaignCalls takes the turn of the campaign that governs the pool (In
-// Process or Paused; none: nothing to take, no items) with the claims of
-// its pools, and returns the items of contact in the campaign's other
-// pools: on PostgreSQL the campaign's lock, which every claim under its
-// rule takes ([store.Tx.CampaignItems]) and holds until it commits, as
-// the detach of a pool does; SQLite runs one write at a time already.
-func (gv governance) campaignCalls(contact uuid.UUID) ([]pool.Item, error) {
+// campaignCalls takes the turn, with the claims of their pools, of the
+// campaigns that count the call of the in-flight item it: the one that
+// governs its pool (In Process or Paused), and those that keep the call,
+// its pool detached from them mid-call ([store.Tx.KeepingCampaigns]); and
+// returns the items of its contact in their pools but its own, and the
+// calls they kept ([store.Tx.CampaignItems]). The turn is, on PostgreSQL,
+// each campaign's lock, which every claim under its rule takes and holds
+// until it commits, as the detach of a pool does; SQLite runs one write
+// at a time already.
+func (gv governance) campaignCalls(it pool.Item) ([]pool.Item, error) {
 	g, err := gv.e.govern(gv.ctx, gv.tx, gv.p)
-	if err != nil || g.campaign == nil {
+	if err != nil {
 		return nil, err
 	}
-	return gv.tx.CampaignItems(gv.ctx, g.campaign.UUID, g.UUID, contact)
+	campaigns, err := gv.tx.KeepingCampaigns(gv.ctx, it.ID, it.Token)
+	if err != nil {
+		return nil, err
+	}
+	if g.campaign != nil && !slices.Contains(campaigns, g.campaign.UUID) {
+		campaigns = append(campaigns, g.campaign.UUID)
+	}
+	var out []pool.Item
+	for _, c := range campaigns {
+		items, err := gv.tx.CampaignItems(gv.ctx, c, it.PoolUUID, it.ContactUUID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+	}
+	return out, nil
 }
 
 // calledSince reports whether one of items, a contact's items in a

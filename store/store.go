@@ -383,6 +383,13 @@ type Tx interface {
 	// back (Release), and counts no more. A seek in an index of such rows
 	// only; none is nothing to do.
 	ReleaseKeptCall(ctx context.Context, itemID, token int64, day bool) error
+	// KeepingCampaigns returns the campaigns that keep the call of item
+	// itemID under lease token, made while its pool was attached to them
+	// and detached mid-call (DetachPool), in no particular order; none for
+	// another token or an item none keeps. What a campaign kept it counts
+	// in CampaignItems: the engine's extension of the lease reads those
+	// too. A seek in an index of such rows only.
+	KeepingCampaigns(ctx context.Context, itemID, token int64) ([]uuid.UUID, error)
 	// CampaignCalls returns the items in flight (Processing or In_Call) in
 	// the pools attached to campaign id whose lease ends after after, in no
 	// particular order: the calls under way. A walk of each pool's lease

@@ -120,6 +120,11 @@ LEFT JOIN items live ON k.lease_token <> 0 AND live.id = k.item_id AND live.toke
 	releaseKeptCallSQL = `UPDATE kept_calls SET attempts = attempts - 1, calls_today = greatest(calls_today - $3, 0), lease_token = 0
 WHERE item_id = $1 AND lease_token = $2 AND lease_token <> 0 AND attempts > 0`
 
+	// keepingCampaignsSQL reads the campaigns that keep the call of item
+	// $1 under lease token $2, in kept_calls_lease.
+	keepingCampaignsSQL = `SELECT c.uuid FROM kept_calls k JOIN campaigns c ON c.id = k.campaign_id
+WHERE k.item_id = $1 AND k.lease_token = $2 AND k.lease_token <> 0`
+
 	// keepCallsSQL copies the calls of pool $1's items of contacts $2
 	// (each once) into kept_calls, once per campaign of the pool that may
 	// still dispatch (not $3 or $4, Completed or Archived): a seek in
@@ -307,6 +312,24 @@ func (t *txn) ReleaseKeptCall(ctx context.Context, itemID, token int64, day bool
 		d = 1
 	}
 	return wrap(op, t.deferExec(ctx, releaseKeptCallSQL, itemID, token, d))
+}
+
+// KeepingCampaigns returns the campaigns that keep the call of item
+// itemID under lease token. O(log k) for k calls kept under a lease.
+func (t *txn) KeepingCampaigns(ctx context.Context, itemID, token int64) ([]uuid.UUID, error) {
+	const op = "keeping campaigns"
+	rows, err := t.query(ctx, keepingCampaignsSQL, itemID, token)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if out == nil {
+		out = []uuid.UUID{}
+	}
+	return out, nil
 }
 
 // CampaignCalls returns the items in flight in the pools of campaign id

@@ -40,6 +40,7 @@ var WriteStatements = []struct {
 	{"drop kept calls", dropKeptCallsSQL, "kept_calls_contact", []string{"1", "$K"}},
 	{"keep pool calls", keepPoolCallsSQL, "Index Scan using items_pool", []string{"$K", "'Completed'", "'Archived'"}},
 	{"release kept call", releaseKeptCallSQL, "kept_calls_lease", []string{"1", "1", "1"}},
+	{"keeping campaigns", keepingCampaignsSQL, "kept_calls_lease", []string{"1", "1"}},
 	{"campaign calls", campaignCallsSQL, "items_lease", []string{"'00000000-0000-0000-0000-000000000001'", "1"}},
 }
 

@@ -45,6 +45,7 @@ var writePlanCases = []planCase{
 	{"KeepPoolCalls", sqlite.KeepPoolCallsSQL, []any{contact16, "Completed", "Archived"},
 		[]string{"sqlite_autoindex_pools_1", "campaign_pools_pool", "INTEGER PRIMARY KEY", "items_pool_status"}},
 	{"ReleaseKeptCall", sqlite.ReleaseKeptCallSQL, []any{1, 1, 1}, []string{"kept_calls_lease"}},
+	{"KeepingCampaigns", sqlite.KeepingCampaignsSQL, []any{1, 1}, []string{"kept_calls_lease", "INTEGER PRIMARY KEY"}},
 	{"CampaignCalls", sqlite.CampaignCallsSQL, []any{contact16, 1},
 		[]string{"sqlite_autoindex_campaigns_1", "campaign_pools_seq", "INTEGER PRIMARY KEY", "items_lease"}},
 	{"CampaignItemsOne", sqlite.CampaignItemsOneSQL, []any{contact16, contact16, contact16},

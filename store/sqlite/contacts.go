@@ -63,6 +63,11 @@ LEFT JOIN items live ON k.lease_token <> 0 AND live.id = k.item_id AND live.toke
 	releaseKeptCallSQL = `UPDATE kept_calls SET attempts = attempts - 1, calls_today = max(calls_today - ?3, 0), lease_token = 0
 WHERE item_id = ?1 AND lease_token = ?2 AND lease_token <> 0 AND attempts > 0`
 
+	// keepingCampaignsSQL reads the campaigns that keep the call of item
+	// ?1 under lease token ?2, in kept_calls_lease.
+	keepingCampaignsSQL = `SELECT c.uuid FROM kept_calls k JOIN campaigns c ON c.id = k.campaign_id
+WHERE k.item_id = ?1 AND k.lease_token = ?2 AND k.lease_token <> 0`
+
 	// keepCallsSQL copies the calls of pool ?1's items of a contactList
 	// (?2) into kept_calls, once per campaign of the pool that may still
 	// dispatch (not ?3 or ?4, Completed or Archived); keepPoolCallsSQL of
@@ -207,6 +212,26 @@ func (t *txn) ReleaseKeptCall(ctx context.Context, itemID, token int64, day bool
 	}
 	_, err := t.exec(ctx, releaseKeptCallSQL, itemID, token, d)
 	return wrap(op, err)
+}
+
+// KeepingCampaigns returns the campaigns that keep the call of item
+// itemID under lease token. O(log k) for k calls kept under a lease.
+func (t *txn) KeepingCampaigns(ctx context.Context, itemID, token int64) ([]uuid.UUID, error) {
+	const op = "keeping campaigns"
+	rows, err := t.query(ctx, keepingCampaignsSQL, itemID, token)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	out := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap(op, err)
+		}
+		out = append(out, id)
+	}
+	return out, wrap(op, rows.Err())
 }
 
 // CampaignCalls returns the items in flight in the pools of campaign id

@@ -161,6 +161,7 @@ const (
 	KeepDetachedCallsSQL = keepDetachedCallsSQL
 	KeepPoolCallsSQL     = keepPoolCallsSQL
 	CampaignCallsSQL     = campaignCallsSQL
+	KeepingCampaignsSQL  = keepingCampaignsSQL
 	CampaignItemsOneSQL  = campaignItemsOneSQL
 	InsertEscalationSQL  = insertEscalationSQL
 )

@@ -200,6 +200,7 @@ func readQueries() []string {
 		itemSQL, itemByIDSQL, itemsByIDSQL, itemsOfContactsSQL, itemsSQL, itemsByStatusSQL, itemsTotalSQL, itemsStatusTotalSQL,
 		inFlightSQL, expiredSQL, nextWakeSQL, poolWakesSQL, poolStateSQL, poolCampaignsSQL, poolGovernorsSQL, poolAttachedSQL, rulePoolsSQL, ruleSQL, campaignSQL, campaignPoolsSQL,
 		contactItemsSQL, onDNCSQL, optedOutSQL, listedOneSQL, listedSQL, dncSQL, dncTotalSQL, escalationsSQL, escalationsOfPoolSQL,
+		keepingCampaignsSQL,
 	}
 }
 

@@ -38,6 +38,7 @@ func contactTests() []test {
 		{"KeepCalls/ReleaseKeptCallWithoutAttempts", testReleaseKeptCallNoAttempts},
 		{"KeepCalls/ReleaseKeptCallWithoutDayCall", testReleaseKeptCallNoDayCall},
 		{"KeepCalls/CallGoesOn", testKeptCallGoesOn},
+		{"KeepCalls/KeepingCampaigns", testKeepingCampaigns},
 		{"DNC/AddRemove", testDNCAddRemove},
 		{"DNC/OnDNC", testOnDNC},
 		{"DNC/Listed", testListed},
@@ -623,6 +624,52 @@ func testReleaseKeptCall(t *testing.T, b *bundle) {
 	require.ElementsMatch(t, []pool.Item{keptC, keptD, keptE}, b.campaignItems(true, k.UUID, p2.UUID, c, d, e))
 	err := b.st.Read(b.ctx, func(tx store.Tx) error { return tx.ReleaseKeptCall(b.ctx, items[1].ID, 4, false) })
 	require.ErrorIs(t, err, store.ErrReadOnly)
+}
+
+// testKeepingCampaigns checks that KeepingCampaigns returns the
+// campaigns a pool was detached from while the item was in flight under
+// the lease asked, in read and write transactions: not for another token,
+// not once the attempt was given back (ReleaseKeptCall), not for an item
+// settled before the detach, not for a campaign the pool is attached to
+// again (its kept calls dropped), and none for an unknown item.
+func testKeepingCampaigns(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	k1, k2, k3 := b.insertCampaign(newCampaign(nil)), b.insertCampaign(newCampaign(nil)), b.insertCampaign(newCampaign(nil))
+	b.attachAll(k1.UUID, p)
+	b.attachAll(k2.UUID, p)
+	b.attachAll(k3.UUID, p)
+	items := b.insertItems(p.UUID, []pool.Item{
+		{ContactUUID: uuid.New(), Status: pool.StatusPending, AddedAt: t0},
+		{ContactUUID: uuid.New(), Status: pool.StatusPending, AddedAt: t0},
+	})
+	b.set(items, 0, func(it *pool.Item) {
+		it.Status, it.Attempts, it.Token, it.LeaseExpiresAt = pool.StatusInCall, 1, 5, at(time.Hour)
+		it.CallAt, it.CallsToday, it.CallToken = at(0), 1, 5
+	})
+	b.set(items, 1, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusCompleted, 1, 7 })
+	b.write(func(tx store.Tx) error {
+		for _, k := range []campaign.Campaign{k1, k2, k3} {
+			if _, err := tx.DetachPool(b.ctx, k.UUID, p.UUID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	b.attachAll(k3.UUID, p)
+	keeping := func(write bool, id, token int64) []uuid.UUID {
+		var out []uuid.UUID
+		b.inTx(write, func(tx store.Tx) (err error) { out, err = tx.KeepingCampaigns(b.ctx, id, token); return err })
+		require.NotNil(t, out)
+		return out
+	}
+	for _, write := range []bool{false, true} {
+		require.ElementsMatch(t, []uuid.UUID{k1.UUID, k2.UUID}, keeping(write, items[0].ID, 5))
+		require.Empty(t, keeping(write, items[0].ID, 4), "another token")
+		require.Empty(t, keeping(write, items[1].ID, 7), "settled before the detach")
+		require.Empty(t, keeping(write, items[1].ID+1000, 5), "an unknown item")
+	}
+	b.write(func(tx store.Tx) error { return tx.ReleaseKeptCall(b.ctx, items[0].ID, 5, true) })
+	require.Empty(t, keeping(false, items[0].ID, 5), "given back")
 }
 
 // testReleaseKeptCallNoAttempts checks that ReleaseKeptCall of a call kept
