@@ -1,0 +1,80 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCommitOutcome_ServerCrashed: the database server crashes while a
+// write's COMMIT is under way (here a deferred trigger holds the COMMIT
+// before its commit record, the write-ahead log of the transaction still
+// in the server's memory), and comes back at once. The crash lost the
+// transaction, and with it the server's count of the transaction ids it
+// had handed out: the next transactions get the lost one's id again. The
+// write, asking on another connection what became of its id, must not
+// take another transaction's commit for its own: it returns an error, and
+// never nil for a write that is not there, at Full durability too.
+//
+// wal_writer_delay is 10 s instead of 200 ms so that the server writes
+// the log of the transaction only with a commit, as it does within 200 ms
+// of a crash by default.
+func TestCommitOutcome_ServerCrashed(t *testing.T) {
+	t.Parallel()
+	c := pgtest.NewCluster(t, "wal_writer_delay=10000")
+	ctx := context.Background()
+	st := pgtest.OpenSchema(t, c.URL, postgres.Options{Schema: "poolq", Durability: postgres.Full})
+	c.Exec(`CREATE FUNCTION poolq.slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN PERFORM pg_sleep(3); RETURN NULL; END$$`)
+	c.Exec(`CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON poolq.pools
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION poolq.slow_commit()`)
+
+	p := newTestPool("lost in the crash")
+	written := make(chan error, 1)
+	go func() { written <- st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }) }()
+
+	// Crash while the COMMIT sleeps in the trigger, and start again.
+	conn, err := pgx.Connect(ctx, c.URL)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'`).Scan(&n))
+		return n == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	_ = conn.Close(ctx)
+	c.Stop("immediate")
+	c.Start()
+
+	// Other transactions, after the crash, as other nodes' writes.
+	conn, err = pgx.Connect(ctx, c.URL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var result error
+	deadline := time.After(20 * time.Second)
+	for done := false; !done; {
+		select {
+		case result = <-written:
+			done = true
+		case <-deadline:
+			t.Fatal("the write did not return")
+		default:
+			_, err := conn.Exec(ctx, `SELECT pg_current_xact_id()`)
+			require.NoError(t, err)
+			time.Sleep(time.Millisecond)
+		}
+	}
+	err = st.Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		require.Error(t, result, "the write returned nil (committed) but the crash lost it")
+	} else {
+		require.NoError(t, err)
+	}
+	t.Logf("the write returned %v", result)
+}
