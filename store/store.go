@@ -37,7 +37,8 @@ var (
 	// ErrCommitUnknown is wrapped by the error of a write whose commit was
 	// sent but whose outcome the store could not learn: the connection to
 	// the database failed before its answer came, and the store could not
-	// ask again (the database unreachable). The write may have committed
+	// ask again (the database unreachable), or the answer it got may be
+	// another write's (the database restarted since). The write may have committed
 	// or not. Its caller must not assume that nothing happened: a claim
 	// may stand dispatched under a lease nobody holds (the queue gives
 	// its leases back once the database answers, or they expire: see

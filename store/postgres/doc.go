@@ -229,8 +229,11 @@
 // nil if it committed (every caller of a group-commit batch gets its real
 // result: a claim its lease, a Complete nil), or the commit's error if it
 // did not (nothing was written; the caller may do it again). When it
-// cannot learn (the database unreachable for 5 s more), the error wraps
-// [ErrCommitUnknown]: the write may have committed, and its caller must
+// cannot learn (the database unreachable for 5 s more, or the server
+// restarted since the write's connection was made and the id reads
+// committed: a server that crashed hands out again the ids whose log it
+// had not written, so that status may be another transaction's), the
+// error wraps [ErrCommitUnknown]: the write may have committed, and its caller must
 // not assume it did not (a claim may stand dispatched under a lease nobody
 // holds, which the engine gives back once the database answers, or which
 // expires; a settlement may have gone through, and trying it again gets

@@ -417,6 +417,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// node's lock before it, with an error of no documented kind, and a
 	// blocked Dequeue with it: the round trips' own bound stands in.
 	rp["statement_timeout"] = "0"
+	cfg.AfterConnect = readServerRun
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -732,7 +733,7 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 		if serverAnswered(err) {
 			return t, wrap("commit", err)
 		}
-		return t, &lostCommit{xid: w.xid, pid: w.c.PgConn().PID(), err: err}
+		return t, &lostCommit{xid: w.xid, pid: w.c.PgConn().PID(), run: connServerRun(w.c), err: err}
 	}
 	clear(t.deltas)
 	s.stats.commits.Add(1)

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,13 +22,47 @@ import (
 // had handed out: the next transactions get the lost one's id again. The
 // write, asking on another connection what became of its id, must not
 // take another transaction's commit for its own: it returns an error, and
-// never nil for a write that is not there, at Full durability too.
+// never nil for a write that is not there, at Full durability too. The
+// server crashes two ways: stopped in immediate mode and started again,
+// and a backend killed (another session's), after which the postmaster
+// ends every session and recovers by itself.
 //
 // wal_writer_delay is 10 s instead of 200 ms so that the server writes
 // the log of the transaction only with a commit, as it does within 200 ms
 // of a crash by default.
 func TestCommitOutcome_ServerCrashed(t *testing.T) {
 	t.Parallel()
+	t.Run("Stopped", func(t *testing.T) {
+		t.Parallel()
+		commitLostInCrash(t, func(c *pgtest.Cluster) { c.Stop("immediate"); c.Start() })
+	})
+	t.Run("BackendKilled", func(t *testing.T) {
+		t.Parallel()
+		commitLostInCrash(t, func(c *pgtest.Cluster) {
+			ctx := context.Background()
+			victim, err := pgx.Connect(ctx, c.URL)
+			require.NoError(t, err)
+			witness, err := pgx.Connect(ctx, c.URL)
+			require.NoError(t, err)
+			require.NoError(t, syscall.Kill(int(victim.PgConn().PID()), syscall.SIGKILL))
+			_ = victim.Close(ctx)
+			require.Eventually(t, func() bool { return witness.Ping(ctx) != nil }, 30*time.Second, 10*time.Millisecond,
+				"the postmaster ends every session")
+			_ = witness.Close(ctx)
+			require.Eventually(t, func() bool { // the postmaster recovered
+				conn, err := pgx.Connect(ctx, c.URL)
+				if err == nil {
+					_ = conn.Close(ctx)
+				}
+				return err == nil
+			}, 30*time.Second, 10*time.Millisecond)
+		})
+	})
+}
+
+// commitLostInCrash runs TestCommitOutcome_ServerCrashed with crash, which
+// crashes the server and returns once it is back.
+func commitLostInCrash(t *testing.T, crash func(c *pgtest.Cluster)) {
 	c := pgtest.NewCluster(t, "wal_writer_delay=10000")
 	ctx := context.Background()
 	st := pgtest.OpenSchema(t, c.URL, postgres.Options{Schema: "poolq", Durability: postgres.Full})
@@ -49,8 +84,7 @@ DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION poolq.slow_commit()`
 		return n == 1
 	}, 10*time.Second, 10*time.Millisecond)
 	_ = conn.Close(ctx)
-	c.Stop("immediate")
-	c.Start()
+	crash(c)
 
 	// Other transactions, after the crash, as other nodes' writes.
 	conn, err = pgx.Connect(ctx, c.URL)
