@@ -2,21 +2,23 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
-	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
 // EnvBin names the directory of the PostgreSQL server's programs (initdb,
-// pg_ctl) that [NewCluster] runs; without it, the newest
+// postgres) that [NewCluster] runs; without it, the last of
 // /usr/lib/postgresql/*/bin.
 const EnvBin = "POOLQ_TEST_PG_BIN"
 
@@ -24,41 +26,46 @@ const EnvBin = "POOLQ_TEST_PG_BIN"
 // and start again (a server restart or crash under running nodes) without
 // touching the server of POOLQ_TEST_POSTGRES that other tests share. Its
 // data directory is in the test's temporary directory; it listens on
-// 127.0.0.1 at a free port, trusts every local connection, and is stopped
-// (immediately) when the test ends, failed or not.
+// 127.0.0.1 at a free port and trusts every connection. It is stopped
+// (immediately) when the test ends, failed or not, and when the test's
+// process ends without its cleanups (a panic, a timeout, a kill): the
+// postmaster is a child of the test's process, which the kernel tells to
+// shut down at once when its parent goes (Pdeathsig).
 //
 // The server's programs refuse to run as root: as root, a Cluster runs
-// them as the OS user postgres, with runuser.
+// them as the OS user postgres.
 type Cluster struct {
 	// URL is the server's database postgres, as its superuser postgres.
 	URL string
 
-	t    ClusterTB
-	bin  string
-	data string
-	log  string
-	opts string   // the server's options, for pg_ctl -o
-	as   []string // the command prefix that runs a program as postgres; nil: as this process
+	t     ClusterTB
+	bin   string
+	data  string
+	log   string
+	args  []string            // the postmaster's
+	cred  *syscall.Credential // the server's user, when not this process's
+	start chan *exec.Cmd      // to the thread that starts the postmaster
+	err   chan error          // its answer
+	up    *exec.Cmd           // the postmaster, while it runs
+	done  chan struct{}       // closed when up has exited
 }
 
 // ClusterTB is what NewCluster needs of a test.
 type ClusterTB interface {
 	Skipper
 	TempDir() string
-	Logf(format string, args ...any)
 }
 
 // NewCluster makes a server with initdb, starts it with settings (each
-// "name=value", added to the server's command line) and returns it. It
-// skips the test when the server's programs are not there, or when it
-// runs as root without runuser or an OS user postgres, or as another user
-// than root or postgres (whom the programs, or the data directory's
-// owner, would not suit).
+// "name=value", added to the postmaster's command line) and returns it.
+// It skips the test when the server's programs are not there, or when the
+// test runs as another user than root (the programs then run as the OS
+// user postgres) or postgres.
 //
 // The server runs with fsync off: a Cluster's crash is its processes'
 // (Stop with "immediate"), after which the operating system still has
 // every byte they wrote, as it would after a crash of the server alone;
-// what it had not written (the write-ahead log still in the server's
+// what they had not written (the write-ahead log still in the server's
 // memory) is lost, as then.
 func NewCluster(t ClusterTB, settings ...string) *Cluster {
 	t.Helper()
@@ -69,13 +76,12 @@ func NewCluster(t ClusterTB, settings ...string) *Cluster {
 			bin = dirs[len(dirs)-1]
 		}
 	}
-	for _, prog := range []string{"initdb", "pg_ctl", "postgres"} {
+	for _, prog := range []string{"initdb", "postgres"} {
 		if _, err := os.Stat(filepath.Join(bin, prog)); err != nil {
-			t.Skipf("pgtest: a private PostgreSQL server needs its programs (initdb, pg_ctl, postgres) in %s or /usr/lib/postgresql/*/bin: %v", EnvBin, err)
+			t.Skipf("pgtest: a private PostgreSQL server needs its programs (initdb, postgres) in %s or /usr/lib/postgresql/*/bin: %v", EnvBin, err)
 		}
 	}
 	c := &Cluster{t: t, bin: bin}
-	var pg *user.User // the server's OS user, when it is not this process's
 	me, err := user.Current()
 	if err != nil {
 		t.Skipf("pgtest: a private PostgreSQL server: who am I: %v", err)
@@ -83,43 +89,58 @@ func NewCluster(t ClusterTB, settings ...string) *Cluster {
 	switch me.Username {
 	case "postgres":
 	case "root":
-		runuser, err := exec.LookPath("runuser")
+		pg, err := user.Lookup("postgres")
 		if err != nil {
-			t.Skipf("pgtest: a private PostgreSQL server, as root, runs its programs as postgres with runuser: %v", err)
-		}
-		if pg, err = user.Lookup("postgres"); err != nil {
 			t.Skipf("pgtest: a private PostgreSQL server, as root, runs its programs as the OS user postgres: %v", err)
 		}
-		c.as = []string{runuser, "-u", "postgres", "--"}
+		uid, _ := strconv.Atoi(pg.Uid)
+		gid, _ := strconv.Atoi(pg.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	default:
 		t.Skipf("pgtest: a private PostgreSQL server runs as root (its programs then as postgres) or as postgres, not as %s", me.Username)
 	}
 	dir := t.TempDir()
 	c.data, c.log = filepath.Join(dir, "data"), filepath.Join(dir, "server.log")
-	// The server's user must reach dir, which the test's user owns, mode
-	// 0700, and its parent (made by the testing package, the same).
-	if pg != nil {
+	if c.cred != nil {
+		// The server's user must reach dir, which this process's user
+		// owns, mode 0700, as its parent (made by the testing package).
 		for _, d := range []string{dir, filepath.Dir(dir)} {
 			if err := os.Chmod(d, 0o711); err != nil {
 				t.Fatalf("pgtest: cluster: %v", err)
 			}
 		}
-		uid, _ := strconv.Atoi(pg.Uid)
-		gid, _ := strconv.Atoi(pg.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
+		if err := os.Chown(dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
 			t.Fatalf("pgtest: cluster: %v", err)
 		}
 	}
-	c.run("initdb", "-D", c.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync")
+	initdb := c.command("initdb", "-D", c.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: cluster: initdb: %v\n%s", err, out)
+	}
 	port := freePort(t)
-	c.opts = fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c max_connections=60", port, dir)
+	c.args = []string{"-D", c.data, "-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(port), "-k", dir,
+		"-c", "fsync=off", "-c", "max_connections=60"}
 	for _, s := range settings {
-		c.opts += " -c " + s
+		c.args = append(c.args, "-c", s)
 	}
 	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+
+	// Pdeathsig is sent when the thread that started the child ends, not
+	// the process: the postmaster is started on a thread that stays to
+	// the process's end.
+	c.start, c.err = make(chan *exec.Cmd), make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the process
+		for cmd := range c.start {
+			c.err <- cmd.Start()
+		}
+		select {}
+	}()
 	t.Cleanup(func() {
-		if c.running() {
-			_ = c.pgctl("stop", "-m", "immediate")
+		if c.up != nil {
+			_ = c.up.Process.Signal(syscall.SIGQUIT) // an immediate shutdown
+			<-c.done
+			c.up = nil
 		}
 	})
 	c.Start()
@@ -137,38 +158,52 @@ func freePort(t ClusterTB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// run runs a server program as the server's user, and fails the test when
-// it fails.
-func (c *Cluster) run(prog string, args ...string) {
-	c.t.Helper()
-	if out, err := c.command(prog, args...).CombinedOutput(); err != nil {
-		c.t.Fatalf("pgtest: cluster: %s %s: %v\n%s\n%s", prog, strings.Join(args, " "), err, out, c.serverLog())
-	}
-}
-
+// command returns a command running a server program as the server's
+// user.
 func (c *Cluster) command(prog string, args ...string) *exec.Cmd {
-	argv := append(append(append([]string{}, c.as...), filepath.Join(c.bin, prog)), args...)
-	return exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(filepath.Join(c.bin, prog), args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	return cmd
 }
-
-// pgctl runs pg_ctl on the cluster, waiting for what it does.
-func (c *Cluster) pgctl(args ...string) error {
-	args = append([]string{"-D", c.data, "-w", "-t", "60"}, args...)
-	out, err := c.command("pg_ctl", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("pg_ctl %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-// running reports whether the server's postmaster runs.
-func (c *Cluster) running() bool { return c.command("pg_ctl", "-D", c.data, "status").Run() == nil }
 
 // Start starts the server and returns once it accepts connections.
 func (c *Cluster) Start() {
 	c.t.Helper()
-	if err := c.pgctl("-l", c.log, "-o", c.opts, "start"); err != nil {
-		c.t.Fatalf("pgtest: cluster: %v\n%s", err, c.serverLog())
+	if c.up != nil {
+		c.t.Fatalf("pgtest: cluster: started twice")
+	}
+	log, err := os.OpenFile(c.log, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		c.t.Fatalf("pgtest: cluster: %v", err)
+	}
+	defer log.Close()
+	cmd := c.command("postgres", c.args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT // an immediate shutdown
+	c.start <- cmd
+	if err := <-c.err; err != nil {
+		c.t.Fatalf("pgtest: cluster: start the postmaster: %v", err)
+	}
+	c.up, c.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(c.done)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn, err := pgx.Connect(ctx, c.URL)
+		cancel()
+		if err == nil {
+			_ = conn.Close(context.Background())
+			return
+		}
+		select {
+		case <-c.done:
+			c.up = nil
+			c.t.Fatalf("pgtest: cluster: the postmaster exited at its start (%v):\n%s", cmd.ProcessState, c.serverLog())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("pgtest: cluster: the server does not accept connections: %v\n%s", err, c.serverLog())
+		}
 	}
 }
 
@@ -179,8 +214,18 @@ func (c *Cluster) Start() {
 // not written of it is lost). It returns once the server is down.
 func (c *Cluster) Stop(mode string) {
 	c.t.Helper()
-	if err := c.pgctl("stop", "-m", mode); err != nil {
-		c.t.Fatalf("pgtest: cluster: %v\n%s", err, c.serverLog())
+	sig := map[string]syscall.Signal{"fast": syscall.SIGINT, "immediate": syscall.SIGQUIT}[mode]
+	if sig == 0 || c.up == nil {
+		c.t.Fatalf("pgtest: cluster: stop %q: %v", mode, errors.New("not running, or no such mode"))
+	}
+	if err := c.up.Process.Signal(sig); err != nil {
+		c.t.Fatalf("pgtest: cluster: stop: %v", err)
+	}
+	select {
+	case <-c.done:
+		c.up = nil
+	case <-time.After(time.Minute):
+		c.t.Fatalf("pgtest: cluster: the server did not stop (%s):\n%s", mode, c.serverLog())
 	}
 }
 
