@@ -327,8 +327,9 @@ func errKind(err error) string {
 
 // TestPostgres_ServerCrashLosesTheLastCommits: at Normal durability
 // (synchronous_commit off) a crash of the server loses the commits whose
-// log it had not written yet (here all of them: wal_writer_delay is 10 s
-// instead of 200 ms, so that nothing writes it before the crash). A claim
+// log it had not written yet (here all of them: wal_writer_delay is 10 s,
+// its largest, instead of 200 ms, and the server has just started, so
+// that its WAL writer does not write the log before the crash). A claim
 // lost that way is fenced off: the item is due again, its next claim
 // draws another token, and the lost lease gets ErrLeaseLost, never
 // settling the later dispatch. At Full durability the claim survives the
@@ -351,18 +352,17 @@ func TestPostgres_ServerCrashLosesTheLastCommits(t *testing.T) {
 			require.NoError(t, err)
 			_, err = eng.Add(ctx, p.UUID, newItems(1)...)
 			require.NoError(t, err)
-			c.Exec("CHECKPOINT") // the pool and its item are on disk
+			// The pool and its item on disk, and the WAL writer's next
+			// round 10 s away.
+			c.Stop("fast")
+			c.Start()
+			waitOutPings()
 			lost, err := eng.TryDequeue(ctx, p.UUID)
 			require.NoError(t, err)
 
 			c.Stop(tc.mode)
 			c.Start()
-			// The store's idle connections died with the server; its pool
-			// (pgxpool) pings a connection idle for more than a second
-			// before it hands it out, and hands out one idle for less
-			// as it is: a call then fails ("conn closed"). A real outage
-			// lasts longer.
-			time.Sleep(1100 * time.Millisecond)
+			waitOutPings()
 			it, err := eng.Item(ctx, p.UUID, lost.ContactUUID)
 			require.NoError(t, err)
 			if d == postgres.Full || tc.mode == "fast" {
@@ -386,4 +386,80 @@ func TestPostgres_ServerCrashLosesTheLastCommits(t *testing.T) {
 			require.Equal(t, next.Token, it.Token)
 		})
 	}
+}
+
+// waitOutPings waits, after a server's restart, until a store's
+// connections have been idle for more than a second: its pool (pgxpool)
+// pings those before it hands them out, and hands out one idle for less
+// as it is, which then fails the call ("conn closed") if the server ended
+// it. A real outage lasts longer.
+func waitOutPings() { time.Sleep(1100 * time.Millisecond) }
+
+// TestPostgres_ServerCrashLostClaimUnderWork: at Normal durability the
+// crash loses a claim whose handler runs in Work (set up as in
+// TestPostgres_ServerCrashLosesTheLastCommits). The item is due again (any
+// node may claim it while the first call goes on); Work learns that its
+// lease is lost at its next heartbeat after the server is back, cancels
+// the handler (EventExpired) and writes nothing of it, and claims the item
+// again: a new token, and the lost claim's attempt not counted.
+func TestPostgres_ServerCrashLostClaimUnderWork(t *testing.T) {
+	t.Parallel()
+	c := pgtest.NewCluster(t, "wal_writer_delay=10000")
+	ctx := context.Background()
+	eng := openEngine(t, pgtest.OpenSchema(t, c.URL, postgres.Options{Schema: "poolq"}), queue.Options{LeaseTimeout: time.Minute})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "fifo", Description: "d", Type: pool.FIFO})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+	require.NoError(t, err)
+	c.Stop("fast")
+	c.Start()
+	waitOutPings()
+
+	const heartbeat = 500 * time.Millisecond
+	started, cancelled := make(chan *queue.Lease, 10), make(chan time.Time, 10)
+	var mu sync.Mutex
+	var events []queue.EventKind
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	worked := make(chan error, 1)
+	go func() {
+		worked <- eng.Work(wctx, func(hctx context.Context, l *queue.Lease) error {
+			started <- l
+			<-hctx.Done()
+			cancelled <- time.Now()
+			return hctx.Err()
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: heartbeat, Grace: time.Second,
+			OnEvent: func(e queue.Event) { mu.Lock(); events = append(events, e.Kind); mu.Unlock() }})
+	}()
+	lost := <-started
+
+	c.Stop("immediate")
+	c.Start()
+	back := time.Now()
+	select {
+	case at := <-cancelled:
+		t.Logf("the handler of the lost claim was cancelled %v after the server's start", at.Sub(back).Round(time.Millisecond))
+		require.Less(t, at.Sub(back), 5*heartbeat+2*time.Second, "the handler of the lost claim, cancelled")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler of the lost claim was not cancelled")
+	}
+	var again *queue.Lease
+	select {
+	case again = <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the item was not claimed again")
+	}
+	require.Equal(t, lost.ContactUUID, again.ContactUUID)
+	require.NotEqual(t, lost.Token, again.Token, "the next claim reissued the lost claim's token")
+	require.Equal(t, 1, again.Attempt, "the lost claim's attempt is counted: the crash lost it")
+	it, err := eng.Item(ctx, p.UUID, lost.ContactUUID)
+	require.NoError(t, err)
+	require.Equal(t, again.Token, it.Token)
+	require.ErrorIs(t, eng.Complete(ctx, lost, "answered"), queue.ErrLeaseLost)
+	stop()
+	require.NoError(t, <-worked)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Contains(t, events, queue.EventExpired, "Work reports the lost lease")
+	require.Equal(t, queue.EventDispatched, events[0])
 }
