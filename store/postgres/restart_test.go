@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -111,4 +112,21 @@ DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION poolq.slow_commit()`
 		require.NoError(t, err)
 	}
 	t.Logf("the write returned %v", result)
+}
+
+// TestOpen_ServerRunUnreadable: a role that may not read when the server's
+// statistics were reset (an administrator revoked the function from
+// PUBLIC) still opens a Store and writes: the server's run is only left
+// unknown (see TestCommitOutcome_ServerCrashed for what it is for).
+func TestOpen_ServerRunUnreadable(t *testing.T) {
+	t.Parallel()
+	c := pgtest.NewCluster(t)
+	ctx := context.Background()
+	c.Exec(`REVOKE EXECUTE ON FUNCTION pg_stat_get_bgwriter_stat_reset_time() FROM PUBLIC`)
+	c.Exec(`CREATE ROLE node LOGIN`)
+	c.Exec(`GRANT CREATE ON DATABASE postgres TO node`)
+	url := strings.Replace(c.URL, "postgres://postgres@", "postgres://node@", 1)
+	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: "poolq"})
+	p := newTestPool("unreadable run")
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
 }
