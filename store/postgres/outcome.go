@@ -69,13 +69,16 @@ type serverRun struct {
 const serverRunKey = "poolq.serverRun"
 
 // readServerRun reads the server's run on a new connection (pgxpool's
-// AfterConnect) and keeps it in the connection.
+// AfterConnect, one round trip a connection) and keeps it in the
+// connection. A run it cannot read (the functions' EXECUTE revoked from
+// the Store's role, say) is left unknown, and the connection used all the
+// same: commitOutcome then trusts the transaction's status, as it did
+// before it knew of runs.
 func readServerRun(ctx context.Context, conn *pgx.Conn) error {
 	var r serverRun
-	if err := conn.QueryRow(ctx, serverRunSQL).Scan(&r.started, &r.statsReset); err != nil {
-		return fmt.Errorf("read the server's start: %w", err)
+	if err := conn.QueryRow(ctx, serverRunSQL).Scan(&r.started, &r.statsReset); err == nil {
+		conn.PgConn().CustomData()[serverRunKey] = r
 	}
-	conn.PgConn().CustomData()[serverRunKey] = r
 	return nil
 }
 
