@@ -35,9 +35,15 @@ func (e *Engine) CreateRule(ctx context.Context, p campaign.CreateRuleParams) (c
 // and returns it. It is not retroactive: items already Retrying or
 // Scheduled keep their times; later decisions use the new values (a
 // lowered max_total_calls fails, at their next dispatch, the items that
-// already reached it). Like a campaign's pause, it takes the pools of the
-// campaigns it governs (In Process or Paused), so that on a store several
-// nodes share, no claim under the old values commits after it returns.
+// already reached it). On a store several nodes share it waits for every
+// claim, settlement and lease expiry under the old values under way, on
+// any node, and none under them commits after it returns: each holds the
+// rule's lock, shared, from before it reads the rule (see
+// [store.Tx.LockRule]), and the update holds it exclusive. A lease of the
+// rule's campaigns' pools that ended before the update is applied first,
+// a failed attempt under the old values. Its locks do not grow with the
+// pools the rule governs: the rule's, and those of the pools that hold
+// such a lease (usually none).
 // Errors: [validate.Errors] listing every failing field, nothing written
 // then; [store.ErrNotFound], unless fields that fail whatever the rule
 // (name, type, start_time) make it a [validate.Errors] of them. Those
@@ -54,11 +60,10 @@ func (e *Engine) UpdateRule(ctx context.Context, id uuid.UUID, u campaign.Update
 	}
 	var out campaign.Rule
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
-		// The rule's lock first: an update on another node commits
-		// before this one reads the rule, or after it (none of its
-		// fields is lost), and a campaign of the rule that starts, is
-		// assigned it or is given a pool meanwhile is among those whose
-		// pools lockRulePools takes (see store.Tx.LockRule).
+		// The rule's lock first, exclusive: an update on another node
+		// commits before this one reads the rule, or after it (none of
+		// its fields is lost), and so does every transaction that reads
+		// the rule to decide under it (see store.Tx.LockRule).
 		err := tx.LockRule(ctx, id)
 		if errors.Is(err, store.ErrNotFound) && early != nil {
 			return early
@@ -303,11 +308,14 @@ func (e *Engine) transition(ctx context.Context, id uuid.UUID, a campaign.Action
 			return c, false, err
 		}
 		if to.Governs() && !c.Status.Governs() && c.RuleUUID != nil {
-			// Its pools take the rule as it stands: an UpdateRule under
-			// way commits first, or sees this campaign govern. (A resume
-			// needs no such lock: a Paused campaign governs, and its pools
-			// are among those an UpdateRule locks.)
-			if err := tx.LockRule(ctx, *c.RuleUUID); err != nil {
+			// The rule's lock, shared (Rule): an UpdateRule under way
+			// commits first, or after this start. Not that the start
+			// needs it: the claims under the rule take it themselves, and
+			// the leases of its pools that ended are applied below, under
+			// what governed the pools then. (A resume takes none: a Paused
+			// campaign governs, among those whose pools an UpdateRule
+			// reads.)
+			if _, err := tx.Rule(ctx, *c.RuleUUID); err != nil {
 				return c, false, err
 			}
 		}
@@ -374,18 +382,32 @@ func (e *Engine) lockPools(ctx context.Context, tx *wtx, pools []uuid.UUID) erro
 	return nil
 }
 
-// lockRulePools takes (lockPools) the pools of every campaign that rule
-// governs: In Process or Paused, read in one statement (store.Tx.RulePools):
-// a listing in pages, or per status, of campaigns could miss one that
-// governs throughout, while another left the listing (a pause, a
-// completion, an assignment of another rule) between two of its
-// statements, on PostgreSQL, where each statement sees what committed
-// last. The caller holds the rule's lock, which every way of coming to
-// govern under the rule takes (a start, AssignRule, AttachPools), so no
-// campaign arrives after the read; a Paused campaign governs already, and
-// its resume waits for the locks of its pools.
+// lockRulePools applies (lockPools) the leases ended at tx.Now in the
+// pools of every campaign rule governs (In Process or Paused), before the
+// rule changes: each is a failed attempt under what governed its pool
+// when it ended, as it is when any other write on the pool comes first.
+// It takes the locks of those pools only, read in one statement
+// (store.Tx.RulePools): a listing in pages, or per status, could miss a
+// campaign that governs throughout while another left the listing
+// between two of its statements, on PostgreSQL, where each statement sees
+// what committed last.
+//
+// The other pools' locks are not needed, and a rule may govern more pools
+// than the server's lock table holds (MaxPoolsPerCampaign bounds a
+// campaign's, not a rule's campaigns): what decides under the rule reads
+// it holding its lock, shared, which the caller holds exclusive (see
+// store.Tx.LockRule), and a claim, a settlement or an expiry under the
+// old values thus committed before, and none comes after. No pool comes
+// to hold a lease ended at tx.Now after the read: a claim under the rule
+// waits for its lock, one under another campaign or none is not
+// governed by it (a start, AssignRule and AttachPools apply the pools'
+// ended leases before the pools come under the rule), and an Extend sets
+// a lease's end at least MinLeaseTimeout after the instant its
+// transaction judges it at: before tx.Now only for a transaction that
+// judged that long before, behind this one (the nodes' clocks agree, see
+// the README's Clocks).
 func (e *Engine) lockRulePools(ctx context.Context, tx *wtx, rule uuid.UUID) error {
-	pools, err := tx.RulePools(ctx, rule)
+	pools, err := tx.RulePools(ctx, rule, tx.Now)
 	if err != nil {
 		return err
 	}
@@ -418,8 +440,8 @@ func (e *Engine) AssignRule(ctx context.Context, id, ruleID uuid.UUID) (campaign
 		return campaign.Campaign{}, fmt.Errorf("assign rule: %w", err)
 	}
 	out, err := e.changeCampaign(ctx, id, func(ctx context.Context, tx *wtx, c campaign.Campaign) (campaign.Campaign, bool, error) {
-		// The rule's lock, as a start takes it (see transition).
-		if err := tx.LockRule(ctx, ruleID); err != nil {
+		// The rule's lock, shared, as a start takes it (see transition).
+		if _, err := tx.Rule(ctx, ruleID); err != nil {
 			return c, false, err
 		}
 		if err := e.lockPools(ctx, tx, c.PoolUUIDs); err != nil {
@@ -463,8 +485,8 @@ func (e *Engine) changeCampaign(ctx context.Context, id uuid.UUID,
 // MaxPoolsPerCampaign bounds the pools attached to one campaign:
 // [Engine.AttachPools] refuses a call that would leave the campaign with
 // more. A campaign's start, pause, resume, completion, deletion, a new
-// rule or time zone, and an update of its rule take a lock per pool of
-// the campaign in one transaction, and on PostgreSQL those locks live in
+// rule or time zone take a lock per pool of the campaign in one
+// transaction, and on PostgreSQL those locks live in
 // the server's lock table, shared by all its sessions and sized
 // max_locks_per_transaction × (max_connections +
 // max_prepared_transactions) (6,400 at the defaults; one transaction took
@@ -477,9 +499,11 @@ func (e *Engine) changeCampaign(ctx context.Context, id uuid.UUID,
 // above what a dialer campaign attaches (a handful of lists); a host with more
 // pools runs several campaigns. At the bound, on PostgreSQL 15 at the
 // defaults, a start, a pause, a completion and a deletion each took 0.3 to
-// 1 s, while another node's Adds went on without a failure. An
-// [Engine.UpdateRule] takes the pools of every campaign its rule governs:
-// a rule shared by many campaigns at the bound takes as many locks.
+// 1 s, while another node's Adds went on without a failure. The campaigns
+// of a rule are not bounded: [Engine.UpdateRule] takes the rule's lock,
+// and the pools' only of those that hold a lease that ended (it took every
+// pool of the rule's campaigns until December 2026, and could not update a
+// rule of 13 campaigns at the bound).
 //
 // A campaign attached past the bound before it existed (poolq before
 // December 2026) keeps its pools and works as far as the server allows
@@ -551,10 +575,9 @@ func (e *Engine) AttachPools(ctx context.Context, id uuid.UUID, pools ...uuid.UU
 			return fmt.Errorf("campaign %s is %s: it will not dispatch again: %w", id, c.Status, campaign.ErrWrongStatus)
 		}
 		if c.Status.Governs() && c.RuleUUID != nil {
-			// The rule's lock, as a start takes it (see transition): the
-			// new pools take the rule as it stands, an UpdateRule under
-			// way commits first or locks them too.
-			if err := tx.LockRule(ctx, *c.RuleUUID); err != nil {
+			// The rule's lock, shared, as a start takes it (see
+			// transition).
+			if _, err := tx.Rule(ctx, *c.RuleUUID); err != nil {
 				return err
 			}
 		}

@@ -85,10 +85,10 @@ func (t pausingTx) Campaigns(ctx context.Context, q campaign.Query) ([]campaign.
 	return cs, n, err
 }
 
-// RulePools is UpdateRule's listing of its rule's campaigns (their pools):
-// the campaigns hook runs after it too.
-func (t pausingTx) RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error) {
-	ps, err := t.Tx.RulePools(ctx, rule)
+// RulePools is UpdateRule's listing of its rule's campaigns (their pools
+// with a lease ended): the campaigns hook runs after it too.
+func (t pausingTx) RulePools(ctx context.Context, rule uuid.UUID, endedBy time.Time) ([]uuid.UUID, error) {
+	ps, err := t.Tx.RulePools(ctx, rule, endedBy)
 	t.s.fire(&t.s.campaigns)
 	return ps, err
 }

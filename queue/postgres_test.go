@@ -468,11 +468,15 @@ func TestPostgres_FrozenPoolDequeueHoldsNothingUp(t *testing.T) {
 	require.NoError(t, <-claimed, "the Dequeue claims once the pool is free")
 }
 
-// TestPostgres_UpdateRuleTakesThePools: a rule's update takes the pools of
-// the campaigns it governs, as a pause does: a claim on one of them (here,
-// another node's transaction holding the pool) commits before the update,
-// and none under the old values after it returns.
-func TestPostgres_UpdateRuleTakesThePools(t *testing.T) {
+// TestPostgres_UpdateRuleWaitsForAClaimUnderIt: a claim under a rule
+// (here, another node's transaction that holds the campaign's pool and
+// has read the rule, as a claim does) commits before the rule's update,
+// and none under the old values after it returns. A transaction that holds
+// the pool without reading the rule (an Add, a Complete) does not hold
+// the update up: the update takes the rule's lock, not the pools' (until
+// December 2026 it took every pool of every campaign of the rule, and a
+// rule of 13 full campaigns could not be updated: "out of shared memory").
+func TestPostgres_UpdateRuleWaitsForAClaimUnderIt(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
@@ -482,11 +486,18 @@ func TestPostgres_UpdateRuleTakesThePools(t *testing.T) {
 	r, _, p := runningCampaign(t, eng)
 
 	const held = time.Second
-	done := holdPool(t, other, p.UUID, held) // a claim under the old rule, under way
+	done := holdPool(t, other, p.UUID, held, r.UUID) // a claim under the old rule, under way
 	start := time.Now()
 	_, err := eng.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{MaxCallsPerDay: new(1)})
 	require.NoError(t, err)
 	require.Greater(t, time.Since(start), held*8/10, "the update did not wait for the claim under way on its pool")
+	require.NoError(t, <-done)
+
+	done = holdPool(t, other, p.UUID, held) // a write of the pool that reads no rule
+	start = time.Now()
+	_, err = eng.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{MaxCallsPerDay: new(2)})
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), held/2, "the update waited for a write of its pool that read no rule")
 	require.NoError(t, <-done)
 }
 
@@ -636,9 +647,6 @@ func parallelPoolOfOne(t *testing.T, eng *queue.Engine, name string) pool.Pool {
 	return p
 }
 
-// holdPool has another node (a write transaction of st, on its own
-// connection) hold pool id's lock for d, and returns once it holds it;
-// the channel gets the transaction's result.
 // heldNode opens an engine with opts on a new schema, whose store waits at
 // most lockTimeout for a pool's lock (0: the default), and makes there
 // Parallel pools with a cap of one, named names, in order (their locks sort
@@ -656,7 +664,11 @@ func heldNode(t *testing.T, lockTimeout time.Duration, opts queue.Options, names
 	return eng, pools, func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
 }
 
-func holdPool(t *testing.T, st store.Store, id uuid.UUID, d time.Duration) <-chan error {
+// holdPool has another node (a write transaction of st, on its own
+// connection) hold pool id's lock for d, having read rules (holding their
+// locks, shared, as a claim under them does), and returns once it holds
+// them; the channel gets the transaction's result.
+func holdPool(t *testing.T, st store.Store, id uuid.UUID, d time.Duration, rules ...uuid.UUID) <-chan error {
 	t.Helper()
 	ctx := context.Background()
 	locked, done := make(chan struct{}), make(chan error, 1)
@@ -664,6 +676,11 @@ func holdPool(t *testing.T, st store.Store, id uuid.UUID, d time.Duration) <-cha
 		done <- st.Write(ctx, func(tx store.Tx) error {
 			if _, err := tx.Pool(ctx, id); err != nil {
 				return err
+			}
+			for _, r := range rules {
+				if _, err := tx.Rule(ctx, r); err != nil {
+					return err
+				}
 			}
 			close(locked)
 			time.Sleep(d)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
@@ -42,18 +43,20 @@ func (t campaignListTx) Campaigns(ctx context.Context, q campaign.Query) ([]camp
 	return cs, n, err
 }
 
-func (t campaignListTx) RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error) {
-	ps, err := t.Tx.RulePools(ctx, rule)
+func (t campaignListTx) RulePools(ctx context.Context, rule uuid.UUID, endedBy time.Time) ([]uuid.UUID, error) {
+	ps, err := t.Tx.RulePools(ctx, rule, endedBy)
 	t.s.rulePools.Add(int64(len(ps)))
 	return ps, err
 }
 
-// TestEngine_UpdateRuleCostOfIdleCampaigns: UpdateRule locks the pools of
-// the campaigns its rule governs (In Process or Paused), so its work grows
-// with those, not with every campaign that ever used the rule. Here a
-// rule serves 1,000 Draft campaigns (or finished ones: a standard rule
-// that every day's campaign takes) and one running campaign: the update
-// reads the one pool of the running campaign, and lists no campaign.
+// TestEngine_UpdateRuleCostOfIdleCampaigns: UpdateRule applies the ended
+// leases of the pools of the campaigns its rule governs (In Process or
+// Paused), so its work grows with those, not with every campaign that
+// ever used the rule. Here a rule serves 1,000 Draft campaigns (or
+// finished ones: a standard rule that every day's campaign takes) and one
+// running campaign: the update reads the one pool of the running campaign
+// (it holds a lease that ended), and lists no campaign; another, whose
+// leases have not ended, reads none.
 //
 // lockRulePools paged through every campaign of the rule, whatever its
 // status, 100 a page, each page a count and a sorted query at a growing
@@ -79,9 +82,13 @@ func TestEngine_UpdateRuleCostOfIdleCampaigns(t *testing.T) {
 		b.campaignOf(t, r.UUID)
 	}
 	p := b.pool(t, pool.Parallel, 10, 3)
+	b.add(t, p.UUID, 2)
 	running := b.campaignOf(t, r.UUID, p.UUID)
 	_, err = eng.StartCampaign(ctx, running.UUID)
 	require.NoError(t, err)
+	_, err = queue.TryDequeueCampaign(ctx, eng, running.UUID)
+	require.NoError(t, err)
+	c.Advance(testLease + 1)
 
 	cs.listed.Store(0)
 	cs.pages.Store(0)
@@ -90,5 +97,12 @@ func TestEngine_UpdateRuleCostOfIdleCampaigns(t *testing.T) {
 	listed, pages := cs.listed.Load(), cs.pages.Load()
 	require.Zero(t, pages,
 		"an update of a rule of %d idle campaigns and one running listed %d campaigns in %d pages", idle, listed, pages)
-	require.Equal(t, int64(1), cs.rulePools.Load(), "the pool of the one running campaign")
+	require.Equal(t, int64(1), cs.rulePools.Load(), "the pool of the one running campaign, with a lease ended")
+
+	_, err = queue.TryDequeueCampaign(ctx, eng, running.UUID) // a lease that has not ended
+	require.NoError(t, err)
+	cs.rulePools.Store(0)
+	_, err = eng.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{MaxCallsPerDay: pqPtr(6)})
+	require.NoError(t, err)
+	require.Zero(t, cs.rulePools.Load(), "no pool holds a lease that ended")
 }

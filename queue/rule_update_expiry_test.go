@@ -12,9 +12,9 @@ import (
 // TestUpdateRule_AppliesPausedLeasesEndedBefore: a lease that ended while
 // its campaign was Paused is a failed attempt under the rule as it stood
 // when it ended, even when the rule is updated before any write on the
-// pool applied the expiry: UpdateRule takes the pools of the rule's Paused
-// campaigns too (lockRulePools' second listing), not only the In Process
-// ones. Here the rule allowed two calls and escalated after two failures;
+// pool applied the expiry: UpdateRule applies the ended leases of the
+// pools of the rule's Paused campaigns too (lockRulePools), not only the
+// In Process ones. Here the rule allowed two calls and escalated after two failures;
 // updated to nine calls without escalation, it must not judge the second
 // attempt, whose holder vanished during the pause: the item ends Failed,
 // with one escalation.

@@ -251,16 +251,20 @@ type Tx interface {
 	// InsertRule stores a new rule; a rule with the same UUID gets
 	// [ErrConflict].
 	InsertRule(ctx context.Context, r campaign.Rule) error
-	// Rule returns one rule.
+	// Rule returns one rule. In a write transaction it takes the rule's
+	// lock, shared (see LockRule), before it reads the rule, and holds it
+	// until the transaction ends.
 	Rule(ctx context.Context, id uuid.UUID) (campaign.Rule, error)
-	// LockRule takes, in a write transaction, rule id's lock, held until
-	// the transaction ends, or returns [ErrNotFound]: a transaction that
-	// reads a rule to change it (UpdateRule) and one that makes a campaign
-	// of the rule govern its pools (a start, an assignment) run one after
-	// the other, and what the second reads of the rule afterwards is what
-	// the first committed. A store whose writes are all serial (SQLite)
-	// has this for free. The engine takes it after the campaign's lock,
-	// before the pools'.
+	// LockRule takes, in a write transaction, rule id's lock, exclusive,
+	// held until the transaction ends, or returns [ErrNotFound]. Every
+	// other write transaction that reads the rule holds its lock shared
+	// (Rule): a transaction that changes the rule (UpdateRule, which takes
+	// this lock before it reads the rule) and the transactions that decide
+	// under it (a claim, a settlement, a lease's expiry, a campaign's start
+	// or assignment) run one after the other, and what the later ones read
+	// of the rule is what the earlier committed. A store whose writes are
+	// all serial (SQLite) has this for free. The engine takes it after the
+	// campaign's lock, before the pools'.
 	LockRule(ctx context.Context, id uuid.UUID) error
 	// UpdateRule stores every setting of r (not CreatedAt).
 	UpdateRule(ctx context.Context, r campaign.Rule) error
@@ -314,13 +318,16 @@ type Tx interface {
 	// writes nothing for them).
 	DetachPool(ctx context.Context, id, poolID uuid.UUID) (detached bool, err error)
 	// RulePools returns the pools of the campaigns rule governs (In
-	// Process or Paused), each once, in no given order; none for an
-	// unknown rule. One statement: on a store whose write transactions see
-	// a new snapshot at each statement (PostgreSQL), a listing in pages or
-	// per status could miss a campaign that stays governing while another
-	// leaves the listing between two statements (UpdateRule locks these
-	// pools). Its cost grows with the rule's campaigns, not the store's.
-	RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error)
+	// Process or Paused) that hold a lease ended at endedBy (an item in
+	// flight whose LeaseExpiresAt is not after it, as Expired), each once,
+	// in no given order; none for an unknown rule. One statement: on a
+	// store whose write transactions see a new snapshot at each statement
+	// (PostgreSQL), a listing in pages or per status could miss a campaign
+	// that stays governing while another leaves the listing between two
+	// statements (UpdateRule applies these pools' ended leases under the
+	// rule's old values). Its cost grows with the pools of the rule's
+	// campaigns (a seek of each one's leases), not the store's.
+	RulePools(ctx context.Context, rule uuid.UUID, endedBy time.Time) ([]uuid.UUID, error)
 	// PoolCampaigns returns the campaigns pool poolID is attached to,
 	// ordered by CreatedAt then UUID, without their PoolUUIDs: what a
 	// pool's detail lists. A seek on the pool's attachments, each

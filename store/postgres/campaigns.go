@@ -49,10 +49,11 @@ import (
 // a pool's lock only tries a campaign's, and runs again, taking its locks
 // in order, if another transaction holds it (see txn.pool).
 //
-// Dispatch reads a pool's campaigns and their rule under the pool's lock,
-// without a campaign's: a campaign paused, completed or given another rule
-// by a transaction that does not lock the pool applies from the next claim
-// that starts after it commits. A claim under a rule then takes the
+// Dispatch reads a pool's campaigns under the pool's lock, without a
+// campaign's, and their rule with the rule's lock, shared (see LockRule):
+// a campaign paused, completed or given another rule by a transaction that
+// does not lock the pool applies from the next claim that starts after it
+// commits. A claim under a rule then takes the
 // campaign's lock too, in CampaignItems, before it reads the contacts'
 // items in the campaign's other pools: the rule's caps are the contact's
 // across those pools, so their claims run one at a time.
@@ -153,10 +154,13 @@ WHERE k.id = $1 AND k.status NOT IN ($3, $4)
 	// keeps apart: joined, with the statistics of a few campaigns most of
 	// them under one rule, the plan walked every campaign and looked up
 	// its rule.
+	// Of each pool, the first entry of items_lease says whether it holds
+	// a lease ended at $4.
 	rulePoolsSQL = `SELECT p.uuid FROM rules r
     CROSS JOIN LATERAL (SELECT c.id FROM campaigns c WHERE c.rule_id = r.id AND c.status IN ($2, $3) OFFSET 0) c
     JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id
-WHERE r.uuid = $1`
+WHERE r.uuid = $1 AND EXISTS (SELECT 1 FROM items i
+    WHERE i.pool_id = cp.pool_id AND i.status IN ('Processing', 'In_Call') AND i.lease_expires_at <= $4)`
 
 	// poolCampaignsSQL is a seek on campaign_pools_pool: nothing to read
 	// for a pool attached to no campaign. No ORDER BY: with one, the
@@ -223,9 +227,25 @@ func ruleSearchText(r campaign.Rule) string {
 	return foldCase(r.Name + "\n" + deref(r.EscalationType) + "\n" + deref(r.EscalationTarget))
 }
 
-// Rule returns one rule. O(log n).
+// Rule returns one rule. O(log n). In a write transaction it holds the
+// rule's lock, shared (see LockRule), from before it reads the rule, in
+// the same round trip.
 func (t *txn) Rule(ctx context.Context, id uuid.UUID) (campaign.Rule, error) {
 	const op = "rule"
+	if !t.readOnly {
+		var r campaign.Rule
+		done, err := t.lockRule(ctx, id, true, &behind{sql: ruleSQL, args: []any{id}, read: func(br pgx.BatchResults) error {
+			var err error
+			r, err = scanRule(br.QueryRow())
+			return err
+		}}, op)
+		if err != nil {
+			return campaign.Rule{}, err
+		}
+		if done {
+			return r, nil
+		}
+	}
 	r, err := scanRule(t.tx.QueryRow(ctx, ruleSQL, id))
 	t.noteErr(err)
 	if err != nil {
@@ -374,32 +394,50 @@ func ruleOrderKey(k int64) int64 { return ruleOrderBase + k }
 // share a lock wait for each other, nothing worse.
 func ruleLockID(k int64) int32 { return int32(-(k % (math.MaxInt32 - 1)) - 2) }
 
-// lockRuleSQL takes rule $1's lock, waited for when its order key is above
-// $2 (the largest the transaction holds), only tried otherwise (see
-// lockCampaignSQL); $3 is ruleOrderBase, $4 the schema's lock namespace.
-var lockRuleSQL = `SELECT r.id, CASE WHEN r.id + $3::bigint > $2::bigint
+// lockRuleSQL takes rule $1's lock, exclusive, waited for when its order
+// key is above $2 (the largest the transaction holds), only tried
+// otherwise (see lockCampaignSQL); $3 is ruleOrderBase, $4 the schema's
+// lock namespace. lockRuleSharedSQL takes it shared.
+var (
+	lockRuleSQL = `SELECT r.id, CASE WHEN r.id + $3::bigint > $2::bigint
         THEN (SELECT true FROM pg_advisory_xact_lock($4::int, (-(r.id % 2147483646) - 2)::int))
         ELSE pg_try_advisory_xact_lock($4::int, (-(r.id % 2147483646) - 2)::int) END, ` + guardCol + `
 FROM rules r WHERE r.uuid = $1`
+	lockRuleSharedSQL = `SELECT r.id, CASE WHEN r.id + $3::bigint > $2::bigint
+        THEN (SELECT true FROM pg_advisory_xact_lock_shared($4::int, (-(r.id % 2147483646) - 2)::int))
+        ELSE pg_try_advisory_xact_lock_shared($4::int, (-(r.id % 2147483646) - 2)::int) END, ` + guardCol + `
+FROM rules r WHERE r.uuid = $1`
+)
 
-// LockRule takes rule id's lock until the transaction ends: an advisory
-// lock in the order locks are taken, after the campaigns' and before the
-// pools' (see the package doc). Like a campaign's, a rule's lock below one
-// the transaction holds is only tried, and when another transaction holds
-// it, the transaction runs again, taking its locks in order. Claims never
-// take it: it orders the writes that change a rule (UpdateRule) after, or
-// before, those that make a campaign of it govern pools (a start, an
-// assignment, an attachment to a governing campaign).
+// LockRule takes rule id's lock, exclusive, until the transaction ends:
+// an advisory lock in the order locks are taken, after the campaigns' and
+// before the pools' (see the package doc). Every other write transaction
+// that reads the rule holds it shared (Rule), so that an UpdateRule, which
+// takes it exclusive before it reads the rule, waits for every decision
+// under the rule's old values under way, on any node, and every later one
+// reads the new values: the engine's claims, settlements and expiries.
+// Like a campaign's, a rule's lock below one the transaction holds (or
+// held shared by this one) is only tried, and when another transaction
+// holds it, the transaction runs again, taking its locks in order.
 func (t *txn) LockRule(ctx context.Context, id uuid.UUID) error {
 	const op = "lock rule"
 	if err := t.writable(op); err != nil {
 		return err
 	}
-	if _, ok := t.rlocks[id]; ok {
-		return nil
+	_, err := t.lockRule(ctx, id, false, nil, op)
+	return err
+}
+
+// lockRule takes rule id's lock, shared or not, unless this transaction
+// holds it already (shared, when shared is asked), with x, a read, behind
+// the lock statement in the same round trip (see lockCampaignBehind): done
+// says whether x ran with the lock taken. op names the operation in errors.
+func (t *txn) lockRule(ctx context.Context, id uuid.UUID, shared bool, x *behind, op string) (done bool, err error) {
+	if l, ok := t.rlocks[id]; ok && (shared || !l.shared) {
+		return false, nil
 	}
 	if t.retry != nil {
-		return t.retry
+		return false, t.retry
 	}
 	var (
 		k     int64
@@ -407,27 +445,46 @@ func (t *txn) LockRule(ctx context.Context, id uuid.UUID) error {
 		guard int
 	)
 	start, prevMax := time.Now(), t.maxKey
-	if err := t.queryRow(ctx, []any{&k, &ok, &guard}, lockRuleSQL, id, t.maxKey, int64(ruleOrderBase), int32(t.s.lockNS)); err != nil {
-		if err = translate(err); errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("postgres: %s: rule %s: %w", op, id, err)
-		}
-		return wrap(op, err)
+	lockSQL := lockRuleSQL
+	if shared {
+		lockSQL = lockRuleSharedSQL
 	}
+	b := &pgx.Batch{}
+	b.Queue(lockSQL, id, t.maxKey, int64(ruleOrderBase), int32(t.s.lockNS))
+	if x != nil {
+		b.Queue(x.sql, x.args...)
+	}
+	br := t.tx.SendBatch(ctx, b)
+	err = br.QueryRow().Scan(&k, &ok, &guard)
+	if err == nil && x != nil {
+		err = x.read(br)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.noteErr(err)
+		if err = translate(err); errors.Is(err, store.ErrNotFound) {
+			return false, fmt.Errorf("postgres: %s: rule %s: %w", op, id, err)
+		}
+		return false, wrap(op, err)
+	}
+	l := lockedPool{id: id, k: k, rule: true, shared: shared}
 	if !ok {
 		t.restart = true
 		t.retry = errRestart
-		t.wanted = append(t.wanted, lockedPool{id: id, k: k, rule: true})
-		return errRestart
+		t.wanted = append(t.wanted, l)
+		return false, errRestart
 	}
 	if t.rlocks == nil {
-		t.rlocks = make(map[uuid.UUID]int64, 1)
+		t.rlocks = make(map[uuid.UUID]lockedPool, 1)
 	}
-	t.rlocks[id] = k
+	t.rlocks[id] = l
 	t.maxKey = max(t.maxKey, ruleOrderKey(k))
-	if t.waitedAfterLock(start, prevMax, lockedPool{id: id, k: k, rule: true}) {
-		return errRestart
+	if t.waitedAfterLock(start, prevMax, l) {
+		return false, errRestart
 	}
-	return nil
+	return x != nil, nil
 }
 
 // campaignRule returns the internal id of c's rule, nil (NULL) for none,
@@ -775,9 +832,13 @@ func (t *txn) campaignAndPool(ctx context.Context, id, poolID uuid.UUID) (int64,
 
 // RulePools returns the pools of the campaigns rule governs (see
 // store.Tx.RulePools).
-func (t *txn) RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error) {
+func (t *txn) RulePools(ctx context.Context, rule uuid.UUID, endedBy time.Time) ([]uuid.UUID, error) {
 	const op = "rule pools"
-	rows, err := t.query(ctx, rulePoolsSQL, rule, string(campaign.InProcess), string(campaign.Paused))
+	at, err := nanos(endedBy)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(ctx, rulePoolsSQL, rule, string(campaign.InProcess), string(campaign.Paused), at)
 	if err != nil {
 		return nil, wrap(op, err)
 	}

@@ -566,3 +566,111 @@ func TestWrite_RuleLockAfterAPool(t *testing.T) {
 	require.Less(t, time.Since(start), 900*time.Millisecond, "a deadlock was left to the server to find")
 	require.Equal(t, uint64(1), a.Stats().Retries, "a ran again once, the rule's lock first")
 }
+
+// TestWrite_RuleReadHoldsItsLockShared: in a write transaction, Rule holds
+// the rule's lock shared, LockRule exclusive. Two readers of a rule do not
+// wait for each other (the claims of a rule's pools run in parallel);
+// LockRule waits for every reader; and a reader that holds a pool when an
+// update of the rule holds the rule's lock runs again, the rule's lock
+// first, and reads what the update committed: no decision under a rule's
+// old values commits after its update (queue's UpdateRule, which takes no
+// pool's lock for it).
+func TestWrite_RuleReadHoldsItsLockShared(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	a := pgtest.Open(t, url, postgres.Options{})
+	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
+	c := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
+	p := newTestPool("pool")
+	now := time.Now().UTC()
+	r := campaign.Rule{UUID: uuid.New(), Name: "rule", Type: campaign.Call, MaxCallsPerDay: 1, MaxTotalCalls: 1,
+		CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, a.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertRule(ctx, r); err != nil {
+			return err
+		}
+		return tx.InsertPool(ctx, p)
+	}))
+	const patience = 10 * time.Second
+	waitFor := func(ch <-chan error, what string) {
+		t.Helper()
+		select {
+		case err := <-ch:
+			require.NoError(t, err, what)
+		case <-time.After(patience):
+			t.Fatalf("%s: still waiting after %v", what, patience)
+		}
+	}
+
+	// a reads the rule and holds it; b reads it meanwhile; c's LockRule
+	// waits for a.
+	aRead, aRelease := make(chan struct{}), make(chan struct{})
+	aDone, bDone, cDone := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	go func() {
+		var once sync.Once
+		aDone <- a.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Rule(ctx, r.UUID); err != nil {
+				return err
+			}
+			once.Do(func() { close(aRead); <-aRelease })
+			return nil
+		})
+	}()
+	<-aRead
+	go func() {
+		bDone <- b.Write(ctx, func(tx store.Tx) error { _, err := tx.Rule(ctx, r.UUID); return err })
+	}()
+	waitFor(bDone, "a second reader, while a reader holds the rule")
+	go func() { cDone <- c.Write(ctx, func(tx store.Tx) error { return tx.LockRule(ctx, r.UUID) }) }()
+	select {
+	case err := <-cDone:
+		t.Fatalf("LockRule did not wait for a reader of the rule: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(aRelease)
+	waitFor(aDone, "the reader")
+	waitFor(cDone, "LockRule, once the reader is done")
+
+	// c updates the rule, holding its lock; a holds the pool, then reads
+	// the rule: it waits, and reads the update.
+	cLocked, cRelease := make(chan struct{}), make(chan struct{})
+	go func() {
+		var once sync.Once
+		cDone <- c.Write(ctx, func(tx store.Tx) error {
+			if err := tx.LockRule(ctx, r.UUID); err != nil {
+				return err
+			}
+			u := r
+			u.MaxTotalCalls = 7
+			if err := tx.UpdateRule(ctx, u); err != nil {
+				return err
+			}
+			once.Do(func() { close(cLocked); <-cRelease })
+			return nil
+		})
+	}()
+	<-cLocked
+	retries := a.Stats().Retries
+	var read campaign.Rule
+	go func() {
+		aDone <- a.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, p.UUID); err != nil {
+				return err
+			}
+			var err error
+			read, err = tx.Rule(ctx, r.UUID)
+			return err
+		})
+	}()
+	select {
+	case err := <-aDone:
+		t.Fatalf("a read the rule while an update of it held its lock: %v, max_total_calls %d", err, read.MaxTotalCalls)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(cRelease)
+	waitFor(cDone, "the update")
+	waitFor(aDone, "the reader that holds the pool")
+	require.Equal(t, 7, read.MaxTotalCalls, "what the update committed")
+	require.Equal(t, retries+1, a.Stats().Retries, "a ran again once, the rule's lock first")
+}

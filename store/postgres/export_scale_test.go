@@ -11,7 +11,8 @@ var PoolCampaignsStatements = []struct{ Name, SQL, Arg, Index string }{
 }
 
 // RulePoolsSQL is the statement of RulePools ($1 the rule's UUID, $2 and $3
-// the governing statuses), for TestPlans_RuleCampaigns.
+// the governing statuses, $4 the instant leases ended by), for
+// TestPlans_RuleCampaigns.
 var RulePoolsSQL = rulePoolsSQL
 
 // ContactStatements are the statements that read a contact's items in

@@ -33,7 +33,7 @@ var WriteStatements = []struct {
 	{"campaign by uuid", campaignByUUIDSQL, "campaign_pools_seq", []string{"'00000000-0000-0000-0000-000000000001'"}},
 	{"campaign by id", campaignByIDSQL, "campaign_pools_seq", []string{"1"}},
 	{"pools of campaign", poolsOfCampaignSQL, "Index Cond: (campaign_id = $1)", []string{"1"}},
-	{"rule pools", rulePoolsSQL, "campaigns_rule", []string{"'00000000-0000-0000-0000-000000000001'", "'In Process'", "'Paused'"}},
+	{"rule pools", rulePoolsSQL, "campaigns_rule", []string{"'00000000-0000-0000-0000-000000000001'", "'In Process'", "'Paused'", "0"}},
 	{"attach pool", attachPoolSQL, "campaign_pools_seq", []string{"1", "$K", "'In Process'", "'Paused'"}},
 	{"governs", governsSQL, "Index Cond: (campaign_id = $1)", []string{"1", "true"}},
 	{"keep detached calls", keepDetachedCallsSQL, "Index Cond: (pool_id = $2)", []string{"1", "$K", "'Completed'", "'Archived'"}},

@@ -41,11 +41,10 @@ func walks(plan string) []string {
 }
 
 // TestPlans_RuleCampaigns: UpdateRule reads the pools of its rule's In
-// Process and Paused campaigns (lockRulePools, through RulePools, in the
-// write transaction that holds the rule's lock, which every start,
-// resume, assignment and attach of the rule's campaigns waits for). That
-// read must seek the rule's campaigns, not walk every campaign of the
-// store. Here 3,000 campaigns, each with a pool, are under another rule, a
+// Process and Paused campaigns that hold a lease that ended
+// (lockRulePools, through RulePools, in the write transaction that holds
+// the rule's lock). That read must seek the rule's campaigns, not walk
+// every campaign of the store. Here 3,000 campaigns, each with a pool, are under another rule, a
 // few under r.
 //
 // It listed them with Campaigns (by rule and status, ORDER BY created_at,
@@ -102,7 +101,7 @@ func TestPlans_RuleCampaigns(t *testing.T) {
 	}))
 	check := func(when string) {
 		plan, err := postgres.Plan(ctx, st, postgres.RulePoolsSQL, "'"+r.UUID.String()+"'",
-			"'"+string(campaign.InProcess)+"'", "'"+string(campaign.Paused)+"'")
+			"'"+string(campaign.InProcess)+"'", "'"+string(campaign.Paused)+"'", "0")
 		require.NoError(t, err)
 		require.Contains(t, plan, "campaigns_rule", "%s: a seek of the rule's campaigns:\n%s", when, plan)
 		require.Empty(t, walks(plan), "%s: a walk of every campaign, not a seek of the rule's:\n%s", when, plan)

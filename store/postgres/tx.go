@@ -31,7 +31,7 @@ type txn struct {
 	keys   map[uuid.UUID]int64      // internal ids of the pools seen (read transactions)
 	locked map[uuid.UUID]int64      // the pools whose lock is held, by UUID: their internal id
 	clocks map[uuid.UUID]int64      // the campaigns whose lock is held (see campaigns.go)
-	rlocks map[uuid.UUID]int64      // the rules whose lock is held (see LockRule)
+	rlocks map[uuid.UUID]lockedPool // the rules whose lock is held, and how (see LockRule)
 	elock  bool                     // the escalation lock is held (see contacts.go)
 	maxKey int64                    // the largest lock order key held, noLock for none
 	states map[uuid.UUID]*poolState // what this transaction knows of pools (see state.go)
@@ -56,8 +56,9 @@ type txn struct {
 	// using one still takes it first in the next run.
 	pclocks map[uuid.UUID]int64
 	// prlocks are the rules whose lock prelock took, as pclocks are the
-	// campaigns': LockRule reads the rule's id again at its first use.
-	prlocks map[uuid.UUID]int64
+	// campaigns': LockRule or Rule reads the rule's id again at its first
+	// use.
+	prlocks map[uuid.UUID]lockedPool
 	// timedOut are the pools whose lock a run of this Write waited for up
 	// front (prelock) past the lock timeout: no later run takes them, and
 	// an operation on one fails at once with ErrLockTimeout (see lockPool),
@@ -72,12 +73,14 @@ var (
 
 // lockedPool is a lock of a write transaction: a pool's, (campaign) a
 // campaign's, (rule) a rule's, or (escalations) the escalation lock; the
-// UUID and internal id of the pool, campaign or rule.
+// UUID and internal id of the pool, campaign or rule. A rule's lock is
+// exclusive (LockRule) or (shared) shared (Rule; see LockRule).
 type lockedPool struct {
 	id          uuid.UUID
 	k           int64
 	campaign    bool
 	rule        bool
+	shared      bool
 	escalations bool
 }
 
@@ -437,6 +440,17 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 // escalation lock).
 func isPoolLock(l lockedPool) bool { return !l.campaign && !l.rule && !l.escalations }
 
+// compareBool orders false before true.
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
 func errorsIsNoRows(err error) bool { return translate(err) == store.ErrNotFound }
 
 // readState reads the state of a pool whose lock is held.
@@ -473,18 +487,22 @@ func (t *txn) lockSet() []lockedPool {
 			out = append(out, lockedPool{id: id, k: k, campaign: true})
 		}
 	}
-	for id, k := range t.rlocks {
-		out = append(out, lockedPool{id: id, k: k, rule: true})
+	for _, l := range t.rlocks {
+		out = append(out, l)
 	}
-	for id, k := range t.prlocks {
+	for id, l := range t.prlocks {
 		if _, ok := t.rlocks[id]; !ok { // not used in this run yet
-			out = append(out, lockedPool{id: id, k: k, rule: true})
+			out = append(out, l)
 		}
 	}
 	if t.elock {
 		out = append(out, lockedPool{escalations: true})
 	}
-	slices.SortFunc(out, func(a, b lockedPool) int { return cmp.Compare(t.orderKey(a), t.orderKey(b)) })
+	// A rule's lock wanted both ways is taken exclusive: sorted first, it
+	// is the one CompactFunc keeps.
+	slices.SortFunc(out, func(a, b lockedPool) int {
+		return cmp.Or(cmp.Compare(t.orderKey(a), t.orderKey(b)), compareBool(a.shared, b.shared))
+	})
 	return slices.CompactFunc(out, func(a, b lockedPool) bool {
 		return a.k == b.k && a.campaign == b.campaign && a.rule == b.rule && a.escalations == b.escalations
 	})
@@ -503,6 +521,8 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 		switch {
 		case l.campaign:
 			b.Queue(`SELECT pg_advisory_xact_lock($1::int, $2::int)`, int32(t.s.lockNS), campaignLockID(l.k))
+		case l.rule && l.shared:
+			b.Queue(`SELECT pg_advisory_xact_lock_shared($1::int, $2::int)`, int32(t.s.lockNS), ruleLockID(l.k))
 		case l.rule:
 			b.Queue(`SELECT pg_advisory_xact_lock($1::int, $2::int)`, int32(t.s.lockNS), ruleLockID(l.k))
 		case l.escalations:
@@ -551,9 +571,9 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 			t.pclocks[l.id] = l.k
 		case l.rule:
 			if t.prlocks == nil { // as pclocks
-				t.prlocks = make(map[uuid.UUID]int64, 1)
+				t.prlocks = make(map[uuid.UUID]lockedPool, 1)
 			}
-			t.prlocks[l.id] = l.k
+			t.prlocks[l.id] = l
 		case l.escalations:
 			t.elock = true
 		default:

@@ -32,8 +32,8 @@ var writePlanCases = []planCase{
 	{"CampaignPools", sqlite.CampaignPoolsSQL, []any{1}, []string{"campaign_pools_seq", "INTEGER PRIMARY KEY"}},
 	// UpdateRule's, under the write lock: the rule's campaigns, not
 	// every pool's attachments.
-	{"RulePools", sqlite.RulePoolsSQL, []any{contact16, "In Process", "Paused"},
-		[]string{"campaigns_rule", "sqlite_autoindex_rules_1", "campaign_pools_seq", "INTEGER PRIMARY KEY"}},
+	{"RulePools", sqlite.RulePoolsSQL, []any{contact16, "In Process", "Paused", 0},
+		[]string{"campaigns_rule", "sqlite_autoindex_rules_1", "campaign_pools_seq", "INTEGER PRIMARY KEY", "items_lease"}},
 	{"AttachPool", sqlite.AttachPoolSQL, []any{1, 2, "In Process", "Paused"}, []string{"campaign_pools_seq", "INTEGER PRIMARY KEY"}},
 	{"Governs", sqlite.GovernsSQL, []any{1, contact16}, []string{"PRIMARY KEY", "sqlite_autoindex_campaigns_1"}},
 	// DetachPool's: the items of the pool detached, not every item.

@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"time"
+
 	"bytes"
 	"context"
 	"database/sql"
@@ -92,9 +94,12 @@ WHERE k.id = ?1 AND k.status NOT IN (?3, ?4)
 	// file has statistics (ANALYZE, PRAGMA optimize) of a rule that has
 	// most of the campaigns, SQLite otherwise walks every pool and reads
 	// each one's attachments and campaigns, whatever the rule's few.
+	// Of each pool, the first entry of items_lease says whether it holds
+	// a lease ended at ?4.
 	rulePoolsSQL = `SELECT p.uuid FROM campaigns c INDEXED BY campaigns_rule CROSS JOIN campaign_pools cp CROSS JOIN pools p
 WHERE c.rule_id = (SELECT id FROM rules WHERE uuid = ?1) AND c.status IN (?2, ?3)
-    AND cp.campaign_id = c.id AND p.id = cp.pool_id`
+    AND cp.campaign_id = c.id AND p.id = cp.pool_id
+    AND EXISTS (SELECT 1 FROM items i WHERE i.pool_id = p.id AND i.status IN ('Processing', 'In_Call') AND i.lease_expires_at <= ?4)`
 
 	// poolCampaignsSQL is a seek on campaign_pools_pool: nothing to read
 	// for a pool attached to no campaign.
@@ -523,9 +528,13 @@ func (t *txn) campaignAndPool(ctx context.Context, id, poolID uuid.UUID) (int64,
 
 // RulePools returns the pools of the campaigns rule governs (see
 // store.Tx.RulePools).
-func (t *txn) RulePools(ctx context.Context, rule uuid.UUID) ([]uuid.UUID, error) {
+func (t *txn) RulePools(ctx context.Context, rule uuid.UUID, endedBy time.Time) ([]uuid.UUID, error) {
 	const op = "rule pools"
-	rows, err := t.query(ctx, rulePoolsSQL, blob(rule), string(campaign.InProcess), string(campaign.Paused))
+	at, err := nanos(endedBy)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(ctx, rulePoolsSQL, blob(rule), string(campaign.InProcess), string(campaign.Paused), at)
 	if err != nil {
 		return nil, wrap(op, err)
 	}

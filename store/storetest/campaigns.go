@@ -450,22 +450,40 @@ func testPoolGovernors(t *testing.T, b *bundle) {
 }
 
 // testRulePools: RulePools gives the pools of the campaigns a rule
-// governs, In Process or Paused, each once, and follows status changes
-// and attachments in its own transaction; nothing of other statuses,
-// other rules or an unknown rule.
+// governs, In Process or Paused, that hold a lease ended at the instant
+// asked (one that ends at it included), each once, and follows status
+// changes and attachments in its own transaction; nothing of other
+// statuses, other rules or an unknown rule, no pool whose leases have not
+// ended nor one whose lease that ended is no longer in flight.
 func testRulePools(t *testing.T, b *bundle) {
 	r := b.insertRule(fullRules()[0])
 	other := b.insertRule(fullRules()[1])
+	endedBy := at(time.Hour)
+	inFlight := func(st pool.Status, lease time.Time) pool.Item {
+		return pool.Item{ContactUUID: uuid.New(), Status: st, Attempts: 1, StartedAt: ptr(t0), AddedAt: t0,
+			Token: 1, LeaseExpiresAt: lease}
+	}
 	var governed []uuid.UUID
 	campaignIn := func(rule uuid.UUID, st campaign.Status, pools int) campaign.Campaign {
 		c := b.insertCampaign(newCampaign(&rule))
-		for range pools {
+		for i := range pools {
 			p := b.insertPool()
 			b.write(func(tx store.Tx) error { _, err := tx.AttachPool(b.ctx, c.UUID, p.UUID); return err })
 			c.PoolUUIDs = append(c.PoolUUIDs, p.UUID)
-			if rule == r.UUID && st.Governs() {
-				governed = append(governed, p.UUID)
+			// Pools 0, 2, …: a lease ended at endedBy, one not yet; pools
+			// 1, 3, …: leases not ended, and a lease ended whose item was
+			// settled since.
+			if i%2 == 0 {
+				b.insertItems(p.UUID, []pool.Item{inFlight(pool.StatusInCall, endedBy), inFlight(pool.StatusProcessing, endedBy.Add(1))})
+				if rule == r.UUID && st.Governs() {
+					governed = append(governed, p.UUID)
+				}
+				continue
 			}
+			its := b.insertItems(p.UUID, []pool.Item{inFlight(pool.StatusProcessing, endedBy.Add(1)), inFlight(pool.StatusProcessing, at(0))})
+			settled := its[1]
+			settled.Status, settled.CompletedAt, settled.LeaseExpiresAt = pool.StatusCompleted, ptr(t0), time.Time{}
+			b.update(settled)
 		}
 		c.Status = st
 		b.write(func(tx store.Tx) error { return tx.UpdateCampaign(b.ctx, c) })
@@ -476,14 +494,18 @@ func testRulePools(t *testing.T, b *bundle) {
 		campaignIn(other.UUID, st, 1)
 	}
 	campaignIn(r.UUID, campaign.InProcess, 0)
+	require.Len(t, governed, 2, "In Process and Paused, one pool each with a lease ended")
 	rulePools := func(tx store.Tx, rule uuid.UUID) []uuid.UUID {
-		ps, err := tx.RulePools(b.ctx, rule)
+		ps, err := tx.RulePools(b.ctx, rule, endedBy)
 		require.NoError(t, err)
 		return ps
 	}
 	b.read(func(tx store.Tx) error {
 		require.ElementsMatch(t, governed, rulePools(tx, r.UUID))
 		require.Empty(t, rulePools(tx, uuid.New()), "an unknown rule")
+		ps, err := tx.RulePools(b.ctx, r.UUID, endedBy.Add(-1))
+		require.NoError(t, err)
+		require.Empty(t, ps, "no lease ended a nanosecond before")
 		return nil
 	})
 
