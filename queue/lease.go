@@ -125,7 +125,7 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 		// pool's lock, may take the call for ended once its lease's end
 		// has passed, and call the contact from there: the extension
 		// must not keep this call going then. So it takes its turn with
-		// those claims (the campaign's lock, see lockCampaign), and the
+		// those claims (the campaign's lock, see campaignCalls), and the
 		// lease is judged after that, at the clock: a claim that judged
 		// the call ended committed before it, at an instant no later.
 		// (The transaction's own instant, or lockedNow's, may be earlier

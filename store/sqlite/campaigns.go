@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"time"
-
 	"bytes"
 	"context"
 	"database/sql"
@@ -10,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
