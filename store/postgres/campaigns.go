@@ -439,31 +439,13 @@ func (t *txn) lockRule(ctx context.Context, id uuid.UUID, shared bool, x *behind
 	if t.retry != nil {
 		return false, t.retry
 	}
-	var (
-		k     int64
-		ok    bool
-		guard int
-	)
 	start, prevMax := time.Now(), t.maxKey
 	lockSQL := lockRuleSQL
 	if shared {
 		lockSQL = lockRuleSharedSQL
 	}
-	b := &pgx.Batch{}
-	b.Queue(lockSQL, id, t.maxKey, int64(ruleOrderBase), int32(t.s.lockNS))
-	if x != nil {
-		b.Queue(x.sql, x.args...)
-	}
-	br := t.tx.SendBatch(ctx, b)
-	err = br.QueryRow().Scan(&k, &ok, &guard)
-	if err == nil && x != nil {
-		err = x.read(br)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	k, ok, err := t.sendLock(ctx, x, lockSQL, id, t.maxKey, int64(ruleOrderBase), int32(t.s.lockNS))
 	if err != nil {
-		t.noteErr(err)
 		if err = translate(err); errors.Is(err, store.ErrNotFound) {
 			return false, fmt.Errorf("postgres: %s: rule %s: %w", op, id, err)
 		}
@@ -534,6 +516,31 @@ func (t *txn) lockCampaign(ctx context.Context, id uuid.UUID) (int64, error) {
 	return k, err
 }
 
+// sendLock runs sql, a lock statement whose row is the locked object's
+// internal id, whether the lock was taken, and the schema guard
+// (guardCol), with x, a read, behind it in the same round trip; x.read
+// runs only when the statement succeeded.
+func (t *txn) sendLock(ctx context.Context, x *behind, sql string, args ...any) (k int64, ok bool, err error) {
+	var guard int
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	if x != nil {
+		b.Queue(x.sql, x.args...)
+	}
+	br := t.tx.SendBatch(ctx, b)
+	err = br.QueryRow().Scan(&k, &ok, &guard)
+	if err == nil && x != nil {
+		err = x.read(br)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.noteErr(err)
+	}
+	return k, ok, err
+}
+
 // lockCampaignBehind is lockCampaign, with x, a read, sent behind the lock
 // statement in the same round trip when the lock is not held yet. done says
 // whether x ran, and its results were read, with the lock taken; when it
@@ -549,24 +556,9 @@ func (t *txn) lockCampaignBehind(ctx context.Context, id uuid.UUID, x *behind) (
 	if t.retry != nil {
 		return 0, false, t.retry
 	}
-	var ok bool
 	start, prevMax := time.Now(), t.maxKey
-	var guard int
-	b := &pgx.Batch{}
-	b.Queue(lockCampaignSQL, id, t.maxKey, int64(math.MinInt64), int32(t.s.lockNS))
-	if x != nil {
-		b.Queue(x.sql, x.args...)
-	}
-	br := t.tx.SendBatch(ctx, b)
-	err = br.QueryRow().Scan(&k, &ok, &guard)
-	if err == nil && x != nil {
-		err = x.read(br)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	k, ok, err := t.sendLock(ctx, x, lockCampaignSQL, id, t.maxKey, int64(math.MinInt64), int32(t.s.lockNS))
 	if err != nil {
-		t.noteErr(err)
 		return 0, false, notFoundCampaign(id, err)
 	}
 	if !ok {
