@@ -39,31 +39,40 @@ func TestEngine_ExtendBehindAClaimAhead(t *testing.T) {
 	extendBehindAClaimAhead(t, openFileStore(t, path), openFileStore(t, path))
 }
 
+// clocksLease is the two engines' LeaseTimeout in the tests of this file.
+const clocksLease = time.Minute
+
+// twoClocks opens the engines of two nodes, one on each store, whose
+// clocks start at one instant: b is the claimer's (the node ahead).
+func twoClocks(t *testing.T, claimerStore, extenderStore store.Store) (ctx context.Context, b *testBundle,
+	claimer, extender *queue.Engine, ahead, behind *clock) {
+	ctx = context.Background()
+	ahead = &clock{t: time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)}
+	behind = &clock{t: ahead.t}
+	claimer = openEngine(t, claimerStore, queue.Options{Now: ahead.Now, LeaseTimeout: clocksLease, PollInterval: time.Hour})
+	extender = openEngine(t, extenderStore, queue.Options{Now: behind.Now, LeaseTimeout: clocksLease, PollInterval: time.Hour})
+	return ctx, &testBundle{ctx: ctx, eng: claimer, clock: ahead}, claimer, extender, ahead, behind
+}
+
 func extendBehindAClaimAhead(t *testing.T, claimerStore, extenderStore store.Store) {
-	ctx := context.Background()
-	const lease = time.Minute
-	ahead := &clock{t: time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)}
-	behind := &clock{t: ahead.t}
-	claimer := openEngine(t, claimerStore, queue.Options{Now: ahead.Now, LeaseTimeout: lease, PollInterval: time.Hour})
-	extender := openEngine(t, extenderStore, queue.Options{Now: behind.Now, LeaseTimeout: lease, PollInterval: time.Hour})
-	b := &testBundle{ctx: ctx, eng: claimer, clock: ahead}
+	ctx, b, claimer, extender, ahead, behind := twoClocks(t, claimerStore, extenderStore)
 	a, q, contact := b.sharedContact(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 
 	lq, err := extender.TryDequeue(ctx, q) // the call from Q
 	require.NoError(t, err)
 	require.Equal(t, contact, lq.ContactUUID)
-	ahead.Advance(lease)
-	behind.Advance(lease - 10*time.Millisecond)
+	ahead.Advance(clocksLease)
+	behind.Advance(clocksLease - 10*time.Millisecond)
 
 	la, err := claimer.TryDequeue(ctx, a)
 	require.NoError(t, err, "the call from Q ended, by the clock of the node ahead")
 	require.Equal(t, contact, la.ContactUUID)
-	err = extender.Extend(ctx, lq, lease)
+	err = extender.Extend(ctx, lq, clocksLease)
 	require.ErrorIs(t, err, queue.ErrLeaseLost, "the call from Q extended until %s while the contact is called from A",
 		lq.ExpiresAt.Format(time.StampMilli))
 	// The call from A, judged by either clock, goes on.
-	require.NoError(t, claimer.Extend(ctx, la, lease))
-	require.NoError(t, extender.Extend(ctx, la, lease))
+	require.NoError(t, claimer.Extend(ctx, la, clocksLease))
+	require.NoError(t, extender.Extend(ctx, la, clocksLease))
 }
 
 // TestPostgres_ExtendDetachedBehindAClaimAhead: as above, but the pool of
@@ -87,13 +96,7 @@ func TestEngine_ExtendDetachedBehindAClaimAhead(t *testing.T) {
 }
 
 func extendDetachedBehindAClaimAhead(t *testing.T, claimerStore, extenderStore store.Store) {
-	ctx := context.Background()
-	const lease = time.Minute
-	ahead := &clock{t: time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)}
-	behind := &clock{t: ahead.t}
-	claimer := openEngine(t, claimerStore, queue.Options{Now: ahead.Now, LeaseTimeout: lease, PollInterval: time.Hour})
-	extender := openEngine(t, extenderStore, queue.Options{Now: behind.Now, LeaseTimeout: lease, PollInterval: time.Hour})
-	b := &testBundle{ctx: ctx, eng: claimer, clock: ahead}
+	ctx, b, claimer, extender, ahead, behind := twoClocks(t, claimerStore, extenderStore)
 	c, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 	a, q, contact := ps[0].UUID, ps[1].UUID, uuid.New()
 	b.addContacts(t, q, contact)
@@ -107,12 +110,12 @@ func extendDetachedBehindAClaimAhead(t *testing.T, claimerStore, extenderStore s
 	_, err = claimer.TryDequeue(ctx, a)
 	require.ErrorIs(t, err, queue.ErrEmpty, "the contact is in a call from Q, kept in the campaign")
 
-	ahead.Advance(lease)
-	behind.Advance(lease - 10*time.Millisecond)
+	ahead.Advance(clocksLease)
+	behind.Advance(clocksLease - 10*time.Millisecond)
 	la, err := claimer.TryDequeue(ctx, a)
 	require.NoError(t, err, "the call from Q ended, by the clock of the node ahead")
 	require.Equal(t, contact, la.ContactUUID)
-	err = extender.Extend(ctx, lq, lease)
+	err = extender.Extend(ctx, lq, clocksLease)
 	require.ErrorIs(t, err, queue.ErrLeaseLost, "the call from Q extended until %s while the contact is called from A",
 		lq.ExpiresAt.Format(time.StampMilli))
 }
