@@ -511,6 +511,23 @@ func testDeleteCampaignWhilePoolGoes(t *testing.T, fixture func(*testing.T, int)
 	}))
 }
 
+// insertRuleAndPool stores a new rule and a new pool in st.
+func insertRuleAndPool(t *testing.T, st *postgres.Store) (campaign.Rule, pool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	p := newTestPool("pool")
+	now := time.Now().UTC()
+	r := campaign.Rule{UUID: uuid.New(), Name: "rule", Type: campaign.Call, MaxCallsPerDay: 1, MaxTotalCalls: 1,
+		CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertRule(ctx, r); err != nil {
+			return err
+		}
+		return tx.InsertPool(ctx, p)
+	}))
+	return r, p
+}
+
 // TestWrite_RuleLockAfterAPool: a rule's lock is in the key order, below
 // every pool's (see the package doc). A transaction that holds a pool and
 // wants the rule, against one that holds the rule (a start) and wants the
@@ -524,16 +541,7 @@ func TestWrite_RuleLockAfterAPool(t *testing.T) {
 	ctx := context.Background()
 	a := pgtest.Open(t, url, postgres.Options{})
 	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
-	p := newTestPool("pool")
-	now := time.Now().UTC()
-	r := campaign.Rule{UUID: uuid.New(), Name: "rule", Type: campaign.Call, MaxCallsPerDay: 1, MaxTotalCalls: 1,
-		CreatedAt: now, UpdatedAt: now}
-	require.NoError(t, a.Write(ctx, func(tx store.Tx) error {
-		if err := tx.InsertRule(ctx, r); err != nil {
-			return err
-		}
-		return tx.InsertPool(ctx, p)
-	}))
+	r, p := insertRuleAndPool(t, a)
 
 	aHoldsPool, bHoldsRule := make(chan struct{}), make(chan struct{})
 	var onceA, onceB sync.Once
@@ -582,16 +590,7 @@ func TestWrite_RuleReadHoldsItsLockShared(t *testing.T) {
 	a := pgtest.Open(t, url, postgres.Options{})
 	b := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
 	c := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema()})
-	p := newTestPool("pool")
-	now := time.Now().UTC()
-	r := campaign.Rule{UUID: uuid.New(), Name: "rule", Type: campaign.Call, MaxCallsPerDay: 1, MaxTotalCalls: 1,
-		CreatedAt: now, UpdatedAt: now}
-	require.NoError(t, a.Write(ctx, func(tx store.Tx) error {
-		if err := tx.InsertRule(ctx, r); err != nil {
-			return err
-		}
-		return tx.InsertPool(ctx, p)
-	}))
+	r, p := insertRuleAndPool(t, a)
 	const patience = 10 * time.Second
 	waitFor := func(ch <-chan error, what string) {
 		t.Helper()
