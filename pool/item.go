@@ -67,7 +67,10 @@ type Item struct {
 	// tokens are positive, strictly increasing per item, and unpredictable,
 	// not consecutive.
 	Token int64 `json:"-"`
-	// LeaseExpiresAt is when the current lease ends; zero unless in flight.
+	// LeaseExpiresAt is when the current lease ends for everyone but its
+	// holder, when it is taken back; zero unless in flight. On a store
+	// with a lease grace (PostgreSQL's, see store.LeaseGracer), that is
+	// the grace after the holder's deadline (queue.Lease.ExpiresAt).
 	LeaseExpiresAt time.Time `json:"-"`
 
 	// CallAt, CallsToday and CallToken count the attempts of the item's

@@ -41,8 +41,8 @@ const (
 
 // crashHolderOptions are the PostgreSQL options of each kind of lock.
 var crashHolderOptions = map[string]postgres.Options{
-	"postgres-row":      {Locking: postgres.RowLock},
-	"postgres-advisory": {},
+	"postgres-row":      {Locking: postgres.RowLock, LeaseGrace: -1},
+	"postgres-advisory": {LeaseGrace: -1},
 }
 
 func TestCrash_LockHolderKilled(t *testing.T) {

@@ -187,7 +187,7 @@ func crashMixedOpen(t *testing.T, kind, where string, offset time.Duration) (sto
 		if kind == "PostgreSQL_Full" {
 			d = postgres.Full
 		}
-		st, err = postgres.Open(ctx, os.Getenv(pgtest.EnvURL), postgres.Options{Schema: where, Durability: d, MaxConns: 6})
+		st, err = postgres.Open(ctx, os.Getenv(pgtest.EnvURL), postgres.Options{Schema: where, Durability: d, MaxConns: 6, LeaseGrace: -1})
 	default:
 		t.Fatalf("unknown store %q", kind)
 	}

@@ -484,7 +484,7 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID, via uuid.UUID, reqs
 	}
 	room := max(p.Cap()-inFlight, 0)
 	want := min(total, room)
-	expires := now.Add(e.opts.LeaseTimeout)
+	expires := now.Add(e.opts.LeaseTimeout + e.grace) // as stored: the holder's deadline is LeaseTimeout
 	leases := make([]*Lease, 0, want)
 	adm := admission{g: p, txNow: tx.Now}
 	var changes []store.Change
@@ -543,7 +543,7 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID, via uuid.UUID, reqs
 				adm.defers++
 				continue
 			}
-			l := newLease(out)
+			l := e.newLease(out)
 			if g, governed := adm.g.gate(out); governed && v == admitCounted {
 				l.window = &callWindow{w: g.Window, loc: g.Loc} // for Work to check again at the call's start
 			}

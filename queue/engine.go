@@ -27,6 +27,9 @@ type Engine struct {
 	opts Options
 	gc   *groupcommit.Committer
 	wake wakeups
+	// grace is the store's LeaseGrace (store.LeaseGracer), zero without
+	// one: a lease's end as stored is its holder's deadline plus grace.
+	grace time.Duration
 
 	// Close closes closing (stopDispatch ends stopping, whose Done it
 	// is), waits for the Work calls and the claims under way (works) to
@@ -62,10 +65,16 @@ func New(st store.Store, opts Options) (*Engine, error) {
 	v.Check(!isNil(st), "store", validate.RuleRequired, "is required (not nil)")
 	opts = opts.withDefaults()
 	v.Merge("", opts.validate())
+	var grace time.Duration
+	if g, ok := st.(store.LeaseGracer); ok && !isNil(st) {
+		grace = g.LeaseGrace()
+		v.Check(grace >= 0 && grace <= MaxLeaseTimeout, "store", validate.RuleRange,
+			fmt.Sprintf("its LeaseGrace must be between 0 and %v (got %v)", MaxLeaseTimeout, grace))
+	}
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("queue: new engine: %w", err)
 	}
-	e := &Engine{st: st, opts: opts, closed: make(chan struct{}), unwatch: func() {}}
+	e := &Engine{st: st, opts: opts, grace: grace, closed: make(chan struct{}), unwatch: func() {}}
 	e.stopping, e.stopDispatch = context.WithCancel(context.Background())
 	e.closing = e.stopping.Done()
 	e.gc = groupcommit.New(st, groupcommit.Options{MaxBatch: opts.MaxBatch, Now: e.now})

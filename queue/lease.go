@@ -35,7 +35,11 @@ type Lease struct {
 	Token  int64 `json:"token"`
 	// Attempt is the item's attempt number, 1 for its first dispatch.
 	Attempt int `json:"attempt"`
-	// ExpiresAt is when the lease ends unless extended. Extend moves it.
+	// ExpiresAt is the holder's deadline: when the lease ends unless
+	// extended (Extend moves it), by the holder's clock. Settlements and
+	// extensions after it are ErrLeaseLost. On a store with a lease grace
+	// (PostgreSQL's: postgres.Options.LeaseGrace), nobody else takes the
+	// lease for ended until the grace after it (Item.LeaseExpiresAt).
 	ExpiresAt time.Time `json:"expires_at"`
 	// Item is the item as dispatched, with its payload.
 	Item pool.Item `json:"item"`
@@ -68,16 +72,24 @@ func (l Lease) MarshalJSON() ([]byte, error) {
 	}{plain(l), pool.Timestamp(l.ExpiresAt)})
 }
 
-func newLease(it pool.Item) *Lease {
+func (e *Engine) newLease(it pool.Item) *Lease {
 	return &Lease{
 		PoolUUID:    it.PoolUUID,
 		ContactUUID: it.ContactUUID,
 		ItemID:      it.ID,
 		Token:       it.Token,
 		Attempt:     it.Attempts,
-		ExpiresAt:   it.LeaseExpiresAt,
+		ExpiresAt:   e.deadline(it),
 		Item:        it,
 	}
+}
+
+// deadline is the end of the lease of the in-flight item it for its
+// holder: the end as stored less the store's grace (see
+// store.LeaseGracer). Everyone else takes the lease for ended at the end
+// as stored.
+func (e *Engine) deadline(it pool.Item) time.Time {
+	return it.LeaseExpiresAt.Add(-e.grace)
 }
 
 // Failure describes a failed attempt for [Engine.Fail]: a retry time, or a
@@ -85,7 +97,9 @@ func newLease(it pool.Item) *Lease {
 type Failure = pool.Failure
 
 // MarkInCall records that the call of a leased item connected: Processing
-// becomes In_Call (In_Call stays). On success l.Item.Status is updated.
+// becomes In_Call (In_Call stays). On success l.Item is updated, and
+// l.ExpiresAt is the lease's deadline as stored (a lease rebuilt from an
+// item and its token, as a webhook's handler does, learns it here).
 // Errors: [ErrLeaseLost].
 func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 	it, err := e.settle(ctx, "mark in call", l, func(it pool.Item, _ governance, _ time.Time) (pool.Item, error) {
@@ -93,6 +107,7 @@ func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 	})
 	if err == nil {
 		l.Item = it
+		l.ExpiresAt = e.deadline(it)
 	}
 	return err
 }
@@ -142,13 +157,13 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 		if t := e.now(); t.After(at) {
 			at = t
 		}
-		if !it.LeaseExpiresAt.After(at) || calledSince(others, it.LeaseExpiresAt) {
+		if end := e.deadline(it); !end.After(at) || calledSince(others, end) {
 			return pool.Item{}, errLeaseEnded
 		}
-		return it.Extended(at.Add(d))
+		return it.Extended(at.Add(d + e.grace))
 	})
 	if err == nil {
-		l.ExpiresAt = it.LeaseExpiresAt
+		l.ExpiresAt = e.deadline(it)
 		l.Item = it
 	}
 	return err
@@ -545,9 +560,12 @@ func (e *Engine) settleItem(ctx context.Context, tx *wtx, it pool.Item, l *Lease
 	if err != nil {
 		return pool.Item{}, false, 0, err
 	}
-	if !it.LeaseExpiresAt.After(tx.Now) {
-		// The reclaim in poolNow applied this expiry, or an earlier one in
-		// this transaction did; either way the lease is lost.
+	if !e.deadline(it).After(tx.Now) {
+		// The holder's deadline has passed: the lease is lost. The reclaim
+		// in poolNow applied its expiry, or an earlier one in this
+		// transaction did, or, within the store's grace after the
+		// deadline, no one has taken it back yet: the item stays in
+		// flight until then.
 		return pool.Item{}, true, reclaimed, nil
 	}
 	out, err = fn(it, governance{e: e, ctx: ctx, tx: tx, p: p}, tx.Now)

@@ -90,8 +90,9 @@ type Options struct {
 	PollInterval time.Duration
 	// Now is the clock. Defaults to time.Now. Engines on several nodes
 	// sharing one database each read their own: their clocks must agree (a
-	// node ahead of another by more than a lease's margin expires its live
-	// leases; see the README's "Several nodes"). The clock decides when a
+	// node ahead of another by more than the store's lease grace takes its
+	// live calls for ended; see store.LeaseGracer and the README's "Several
+	// nodes"). The clock decides when a
 	// lease ends: a clock stepped forward ends live leases early (their
 	// contacts may be called again), one stepped back keeps dead ones
 	// (and a retry a claim found due at the later reading is not woken

@@ -334,7 +334,7 @@ func pgCampChild(t *testing.T, role string) {
 	for i, c := range ids.Contacts {
 		index[c] = i
 	}
-	st, err := postgres.Open(ctx, os.Getenv(pgtest.EnvURL), postgres.Options{Schema: os.Getenv(pgCampEnvSchema), MaxConns: 6})
+	st, err := postgres.Open(ctx, os.Getenv(pgtest.EnvURL), postgres.Options{Schema: os.Getenv(pgCampEnvSchema), MaxConns: 6, LeaseGrace: -1})
 	require.NoError(t, err)
 	defer st.Close()
 	eng, err := queue.New(st, queue.Options{LeaseTimeout: pgCampLease, PollInterval: 100 * time.Millisecond})

@@ -9,13 +9,14 @@ package queue_test
 //
 //   - the cap: at no instant were more leases held than the pool allows,
 //     across the three processes (the killed one's leases held until they
-//     expired);
+//     were taken back, the store's LeaseGrace after their deadlines);
 //   - FIFO order: the FIFO pool's items went out in insertion order (the
 //     killed process's item excepted: it comes back after its lease);
 //   - nothing acknowledged is lost: every acknowledged Complete is
 //     Completed, with the token it was completed with;
-//   - the killed process's leases came back after LeaseTimeout and were
-//     dispatched again, never beyond the ceiling.
+//   - the killed process's leases came back after LeaseTimeout and the
+//     store's LeaseGrace, and were dispatched again, never beyond the
+//     ceiling.
 
 import (
 	"bufio"
@@ -49,7 +50,8 @@ const (
 	pgKillEnvLog    = "POOLQ_PGKILL_LOG"
 	pgKillEnvSlow   = "POOLQ_PGKILL_SLOW" // set for the victim: its calls last 4× longer
 
-	pgKillLease      = 2 * time.Second // LeaseTimeout of the children
+	pgKillLease      = 2 * time.Second        // LeaseTimeout of the children
+	pgKillGrace      = 500 * time.Millisecond // postgres.Options.LeaseGrace of the children
 	pgKillCap        = 3
 	pgKillMaxRetries = 2 // ceiling 3
 	pgKillParallel   = 150
@@ -65,7 +67,7 @@ func TestPostgresKillChild(t *testing.T) {
 	ctx := context.Background()
 	ids := strings.Split(os.Getenv(pgKillEnvPools), ",")
 	par, fifo := uuid.MustParse(ids[0]), uuid.MustParse(ids[1])
-	st, err := postgres.Open(ctx, os.Getenv(pgtest.EnvURL), postgres.Options{Schema: os.Getenv(pgKillEnvSchema), MaxConns: 4})
+	st, err := postgres.Open(ctx, os.Getenv(pgtest.EnvURL), postgres.Options{Schema: os.Getenv(pgKillEnvSchema), MaxConns: 4, LeaseGrace: pgKillGrace})
 	require.NoError(t, err)
 	defer st.Close()
 	eng, err := queue.New(st, queue.Options{LeaseTimeout: pgKillLease, RetryDelay: time.Millisecond, PollInterval: 100 * time.Millisecond})
@@ -285,7 +287,8 @@ func TestPostgres_KillOneOfThree(t *testing.T) {
 			events = append(events, event{e.at, 1, e.pool})
 			if !ended[key{e.contact, e.token}] {
 				require.Equal(t, 0, e.child, "only the killed child leaves leases open")
-				events = append(events, event{e.expires, -1, e.pool})
+				// held until taken back: its deadline plus the grace
+				events = append(events, event{e.expires + pgKillGrace.Nanoseconds(), -1, e.pool})
 				killedLeases = append(killedLeases, e)
 			}
 		case e.op == "end":
@@ -377,7 +380,8 @@ func TestPostgres_KillOneOfThree(t *testing.T) {
 			}
 		}
 		require.NotEmpty(t, redispatched, "%s: no process received the item again", e.contact)
-		require.GreaterOrEqual(t, redispatched[0].at, e.expires, "%s: dispatched again before its lease expired", e.contact)
+		require.GreaterOrEqual(t, redispatched[0].at, e.expires+pgKillGrace.Nanoseconds(),
+			"%s: dispatched again before its lease's deadline plus the grace", e.contact)
 		require.Equal(t, e.attempt+1, redispatched[0].attempt, "%s: the expiry counts as an attempt", e.contact)
 	}
 	t.Logf("%d log lines, %d acknowledged completions; at most %d / %d leases held at once; %d leases of the killed process came back",

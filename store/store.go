@@ -106,6 +106,20 @@ type Watcher interface {
 	Watch(fn func(poolID uuid.UUID)) (stop func())
 }
 
+// LeaseGracer may be implemented by a [Store] that nodes with clocks of
+// their own share. LeaseGrace is how long after its holder's deadline a
+// lease may still be live by another node's clock: the engine stores a
+// lease's end (pool.Item.LeaseExpiresAt) that long after the deadline it
+// gives the holder (queue.Lease.ExpiresAt), and every judgment of other
+// callers (a lease taken back as expired, a slot or a contact still in a
+// call) reads the stored end, so that a node whose clock is ahead of the
+// holder's by less than the grace never takes a live call for ended. It
+// must be between zero and a week. A store wrapping one that implements
+// it must implement it too, or its engines judge by their clocks alone.
+type LeaseGracer interface {
+	LeaseGrace() time.Duration
+}
+
 // Change is one write of an item for [Tx.UpdateItems]: Item as it is to
 // be stored, and From, the status the caller read it in.
 type Change struct {

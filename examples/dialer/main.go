@@ -161,7 +161,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	eng, err := queue.New(st, queue.Options{
 		// The calls of a dialer killed mid-run come back this long after
 		// they began, as failed attempts (the runner extends a live
-		// call's lease while it lasts).
+		// call's lease while it lasts); on PostgreSQL, the store's
+		// LeaseGrace later (60 s by default: other nodes' clocks may
+		// be behind this one's).
 		LeaseTimeout: 10 * time.Second,
 		// For pools no rule governs: a real dialer waits hours; the demo
 		// waits a blink. Under the campaign's rule, its

@@ -305,7 +305,7 @@ func (s *server) lease(ctx context.Context, poolID, contact uuid.UUID, token int
 		ItemID:      it.ID,
 		Token:       token,
 		Attempt:     it.Attempts,
-		ExpiresAt:   it.LeaseExpiresAt,
+		ExpiresAt:   it.LeaseExpiresAt, // when it is taken back; MarkInCall and Extend set the holder's deadline
 		Item:        it,
 	}, nil
 }

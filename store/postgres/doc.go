@@ -360,12 +360,14 @@
 //     free, or LockTimeout without a try, ends this. A node that is killed
 //     loses its connections at once, and its locks with them.
 //   - Each node's engine judges leases, retry times and calling windows by
-//     its own clock, so the nodes' clocks must agree: a node ahead of
-//     another by more than a lease's margin (LeaseTimeout minus the
-//     heartbeat) expires its live leases. [Open] compares this process's
-//     clock with the server's and refuses one further than
+//     its own clock, so the nodes' clocks must agree. [Open] compares this
+//     process's clock with the server's and refuses one further than
 //     [Options.MaxClockSkew] (30 s by default) with [ErrClockSkew]; time
-//     sync (NTP) keeps them within milliseconds.
+//     sync (NTP) keeps them within milliseconds. A lease is taken for
+//     ended by the other nodes only [Options.LeaseGrace] (twice
+//     MaxClockSkew by default) after its holder's deadline, so that a node
+//     ahead of the holder does not call a contact the holder may still be
+//     on; a node ahead by more than the grace does.
 //   - The database must store text as UTF-8 (server_encoding UTF8, the
 //     default of initdb under a UTF-8 locale): names and notes are
 //     Unicode, and their limits count characters. [Open] refuses another

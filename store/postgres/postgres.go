@@ -211,7 +211,31 @@ type Options struct {
 	// calling window. Negative: no check. At least [MinMaxClockSkew].
 	// Defaults to [DefaultMaxClockSkew].
 	MaxClockSkew time.Duration
+	// LeaseGrace is how long after a lease's deadline by its holder's
+	// clock the engines over this Store take the lease for ended: its
+	// item's expiry counts, its slot is free, its contact may be called
+	// from another pool (see [store.LeaseGracer]). Each node judges by
+	// its own clock, and a node ahead of the holder's by less than the
+	// grace does not take a call its holder may still be on (queue.Work
+	// cancels a handler at its lease's deadline, by its own clock).
+	// The cost: a dead node's items come back the grace later. Zero:
+	// twice MaxClockSkew (each node's clock is within MaxClockSkew of
+	// the server's, so two nodes' are within twice that): 60 s by
+	// default, and twice [DefaultMaxClockSkew] when MaxClockSkew is
+	// negative (the clocks not checked), at most [MaxLeaseGrace].
+	// Negative: none (a node ahead of another may then call a contact
+	// that node is still calling, for up to their skew). Positive: from
+	// [MinLeaseGrace] to [MaxLeaseGrace].
+	LeaseGrace time.Duration
 }
+
+// Bounds of a positive [Options.LeaseGrace]. A grace below a millisecond
+// is a bare number's mistake (30 meant as seconds is 30 ns): it would
+// leave the nodes judging by their clocks alone.
+const (
+	MinLeaseGrace = time.Millisecond
+	MaxLeaseGrace = 24 * time.Hour
+)
 
 // DefaultIdleInTransactionTimeout is [Options.IdleInTransactionTimeout]
 // when it is zero: far above any transaction of the Store (milliseconds),
@@ -294,6 +318,16 @@ func (o Options) withDefaults() Options {
 	if o.MaxClockSkew == 0 {
 		o.MaxClockSkew = DefaultMaxClockSkew
 	}
+	if o.LeaseGrace == 0 {
+		skew := o.MaxClockSkew
+		if skew < 0 {
+			skew = DefaultMaxClockSkew
+		}
+		o.LeaseGrace = MaxLeaseGrace
+		if skew < MaxLeaseGrace/2 {
+			o.LeaseGrace = max(2*skew, MinLeaseGrace) // a MaxClockSkew too small is its own error
+		}
+	}
 	return o
 }
 
@@ -323,6 +357,8 @@ func (o Options) validate(ctx context.Context) error {
 			MinLockTimeout, MaxLockTimeout, o.LockTimeout))
 	v.Check(o.MaxClockSkew < 0 || o.MaxClockSkew >= MinMaxClockSkew, "max_clock_skew", validate.RuleRange,
 		fmt.Sprintf("must be negative (no check) or at least %v (got %v)", MinMaxClockSkew, o.MaxClockSkew))
+	v.Check(o.LeaseGrace < 0 || o.LeaseGrace >= MinLeaseGrace && o.LeaseGrace <= MaxLeaseGrace, "lease_grace", validate.RuleRange,
+		fmt.Sprintf("must be negative (none) or between %v and %v (got %v)", MinLeaseGrace, MaxLeaseGrace, o.LeaseGrace))
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("postgres: options: %w", err)
 	}
@@ -330,7 +366,8 @@ func (o Options) validate(ctx context.Context) error {
 }
 
 // Store is a [store.Store] on one schema of a PostgreSQL database, shared by
-// any number of processes. It implements [store.Watcher], and its write
+// any number of processes. It implements [store.Watcher] and
+// [store.LeaseGracer], and its write
 // transactions implement [store.Signaler]. A Store is safe for concurrent
 // use.
 type Store struct {
@@ -358,8 +395,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Watcher = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.Watcher     = (*Store)(nil)
+	_ store.LeaseGracer = (*Store)(nil)
 )
 
 // Open connects to the database at url (a PostgreSQL URL or key=value
@@ -588,6 +626,10 @@ func channelName(schema string) string {
 
 // Schema returns the schema the Store's tables are in.
 func (s *Store) Schema() string { return s.opts.Schema }
+
+// LeaseGrace returns [Options.LeaseGrace] (zero for none): it implements
+// [store.LeaseGracer].
+func (s *Store) LeaseGrace() time.Duration { return max(s.opts.LeaseGrace, 0) }
 
 // Stats are counters of a Store since Open.
 type Stats struct {

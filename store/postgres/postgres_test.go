@@ -500,6 +500,10 @@ func TestOpen_Options(t *testing.T) {
 		// ahead of the server's.
 		{postgres.Options{MaxClockSkew: 30}, []string{"max_clock_skew"}},
 		{postgres.Options{MaxClockSkew: postgres.MinMaxClockSkew - 1}, []string{"max_clock_skew"}},
+		// 60 meant as seconds is 60 ns: the nodes would judge by their
+		// clocks alone.
+		{postgres.Options{LeaseGrace: 60}, []string{"lease_grace"}},
+		{postgres.Options{LeaseGrace: postgres.MaxLeaseGrace + 1}, []string{"lease_grace"}},
 		{postgres.Options{Durability: -1, Locking: -1, MaxConns: -1, MaxRetries: -1, LockTimeout: 25 * time.Hour},
 			[]string{"durability", "locking", "max_conns", "max_retries", "lock_timeout"}},
 	} {
