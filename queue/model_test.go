@@ -402,7 +402,7 @@ func (p *modelPool) dequeue(now time.Time, n int) ([]*modelItem, error) {
 		}
 		it.nextRetry = time.Time{}
 		// it.token is the engine's to draw: the lease tells it (takeToken).
-		it.leaseExp = now.Add(modelLeaseTimeout)
+		it.leaseExp = now.Add(modelLeaseTimeout + p.m.grace) // as stored; the holder's deadline is the grace earlier
 		out = append(out, it)
 	}
 	if len(out) == 0 {
@@ -462,6 +462,10 @@ type modelMachine struct {
 	pools    []*modelPool
 	held     []*heldLease
 	seq      int
+	// grace is the store's lease grace (store.LeaseGracer): the model's
+	// leaseExp is a lease's end as stored, its holder's deadline the grace
+	// earlier.
+	grace time.Duration
 
 	rules     []*modelRule
 	campaigns []*modelCampaign
@@ -522,6 +526,12 @@ func modelCheck(t *testing.T, open func(t *rapid.T) store.Store) {
 	rapid.Check(t, func(t *rapid.T) {
 		ctx := context.Background()
 		st := open(t)
+		// A store shared by nodes keeps a lease the grace past its
+		// holder's deadline: the model runs with and without one.
+		grace := rapid.SampledFrom([]time.Duration{0, 0, 7 * time.Second}).Draw(t, "lease grace")
+		if grace > 0 {
+			st = gracedStore{st, grace}
+		}
 		clk := &modelClock{t: modelEpoch}
 		eng, err := queue.New(st, queue.Options{
 			Now:          clk.Now,
@@ -536,6 +546,7 @@ func modelCheck(t *testing.T, open func(t *rapid.T) store.Store) {
 			ctx:           ctx,
 			eng:           eng,
 			clock:         clk,
+			grace:         grace,
 			perPage:       rapid.SampledFrom([]int{5, 100, 100}).Draw(t, "per_page"),
 			prev:          map[*modelPool]map[int64]observed{},
 			requeued:      map[int64]bool{},
@@ -831,7 +842,7 @@ func (m *modelMachine) settleLease(t *rapid.T, op string, h *heldLease) {
 		// The model is left as it is: the check after this action proves
 		// that the stale lease changed nothing in the store.
 		require.ErrorIs(t, err, queue.ErrLeaseLost, "%s with a stale lease", op)
-	case !it.leaseExp.After(now):
+	case !it.leaseExp.Add(-m.grace).After(now):
 		require.ErrorIs(t, err, queue.ErrLeaseLost, "%s with a lease past its deadline", op)
 		p.expireAll(now)
 	case op == "release" && it.status == pool.StatusInCall:
@@ -886,8 +897,8 @@ func (m *modelMachine) settleLease(t *rapid.T, op string, h *heldLease) {
 				it.nextRetry = due
 			}
 		case "extend":
-			it.leaseExp = now.Add(extend)
-			require.True(t, h.l.ExpiresAt.Equal(it.leaseExp), "Extend must update the lease's ExpiresAt: got %v want %v", h.l.ExpiresAt, it.leaseExp)
+			it.leaseExp = now.Add(extend + m.grace)
+			require.True(t, h.l.ExpiresAt.Equal(now.Add(extend)), "Extend must update the lease's ExpiresAt: got %v want %v", h.l.ExpiresAt, now.Add(extend))
 		case "markInCall":
 			it.status = pool.StatusInCall
 			require.Equal(t, pool.StatusInCall, l.Item.Status, "MarkInCall must update the lease's item")
@@ -1108,7 +1119,7 @@ func (m *modelMachine) toDeadline(t *rapid.T) {
 	var ts []time.Time
 	for _, p := range m.pools {
 		for _, it := range p.items {
-			for _, x := range []time.Time{it.leaseExp, it.nextRetry} {
+			for _, x := range []time.Time{it.leaseExp, it.leaseExp.Add(-m.grace), it.nextRetry} {
 				if !x.IsZero() && x.After(now) {
 					ts = append(ts, x)
 				}
