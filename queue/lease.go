@@ -157,7 +157,7 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 		if t := e.now(); t.After(at) {
 			at = t
 		}
-		if end := e.deadline(it); !end.After(at) || calledSince(others, end) {
+		if !e.deadline(it).After(at) || calledSince(others, it) {
 			return pool.Item{}, errLeaseEnded
 		}
 		return it.Extended(at.Add(d + e.grace))
@@ -525,12 +525,19 @@ func (gv governance) campaignCalls(it pool.Item) ([]pool.Item, error) {
 
 // calledSince reports whether one of items, a contact's items in a
 // campaign's other pools and the calls it kept, counts a call made at or
-// after end (pool.Item.CallAt, the latest call a rule counted), the end of
-// a lease of the contact's item in this pool: a claim took that lease for
-// ended, by a clock that said so. A call kept of this very item (its pool
-// detached and attached again) was made before its lease's end.
-func calledSince(items []pool.Item, end time.Time) bool {
-	return slices.ContainsFunc(items, func(o pool.Item) bool { return !o.CallAt.Before(end) })
+// after the end of it's lease, as stored (pool.Item.CallAt, the latest
+// call a rule counted): a claim took that lease for ended, by a clock
+// that said so (a claim's call is counted at its clock, at or after the
+// end it read). The call kept of it itself, in flight (its pool detached
+// mid-call), is left out: it reads the same lease's end, which a taking
+// claim's own lease ends after; its call was counted at its dispatch, which
+// a clock stepped back since may put after the lease's end.
+func calledSince(items []pool.Item, it pool.Item) bool {
+	end := it.LeaseExpiresAt
+	return slices.ContainsFunc(items, func(o pool.Item) bool {
+		self := o.PoolUUID == uuid.Nil && o.Status.InFlight() && o.LeaseExpiresAt.Equal(end)
+		return !self && !o.CallAt.Before(end)
+	})
 }
 
 // fail settles the in-flight item it after a failed attempt at now, under
