@@ -6,17 +6,25 @@ package queue_test
 // changes of 2026 in Pacific/Auckland, Pacific/Chatham, America/New_York
 // and Asia/Kolkata; contacts in those zones (or in the campaign's default
 // zone) are dispatched, failed, released, put on the do-not-call list and
-// opted out at random. After every action the test checks:
+// opted out at random, and the campaign's default zone is corrected now
+// and then (MoveZone), which moves the contacts without a zone of their
+// own to the new one between their calls. After every action the test
+// checks:
 //
 //   - every dispatch starts inside the rule's window in the contact's local
 //     wall-clock time, with fewer than max_calls_per_day attempts (released
 //     ones aside) already on that local date, below max_total_calls, and
-//     never for a contact on the do-not-call list or opted out;
+//     never for a contact on the do-not-call list or opted out; local is in
+//     the contact's zone at the time of the call, and its earlier calls
+//     are counted on the dates they fall on in that zone;
 //   - every retry time the engine sets (after a failure, an expired lease,
 //     or at dispatch for an item outside its window) is the earliest
 //     allowed instant at or after the time asked for, found by walking the
 //     clock minute by minute; Retrying when that is the time asked for,
-//     Scheduled otherwise;
+//     Scheduled otherwise. For a contact whose zone moved (MoveZone), an
+//     allowed instant at or after that earliest one: the engine keeps
+//     counts per calling day, not instants, and may count a call of the
+//     new zone's day before against the day (README, "Per-day cap");
 //   - a claim that finds nothing leaves no waiting item due;
 //   - exactly one escalation per item whose failed attempts reached the
 //     threshold, none otherwise;
@@ -67,25 +75,30 @@ type rulesItem struct {
 	contact uuid.UUID
 	loc     *time.Location
 	lease   *queue.Lease
-	days    map[int]int // attempts not given back, by local date (dateKey)
-	fails   int         // failed attempts: Fail or an expired lease
+	calls   []time.Time // the attempts not given back
+	// own says that the contact has a zone of its own (else the
+	// campaign's: MoveZone moves it); moved, that its zone has changed.
+	own   bool
+	moved bool
+	fails int // failed attempts: Fail or an expired lease
 }
 
 type rulesMachine struct {
-	ctx      context.Context
-	eng      *queue.Engine
-	clk      *clock
-	poolID   uuid.UUID
-	rule     campaign.Rule
-	start    int // the window, in seconds of the local day
-	end      int
-	retry    time.Duration
-	items    []*rulesItem
-	byID     map[uuid.UUID]*rulesItem
-	dnc      map[uuid.UUID]bool
-	opted    map[uuid.UUID]bool
-	prev     map[uuid.UUID]pool.Item
-	dispatch int // dispatches checked, for the log
+	ctx        context.Context
+	eng        *queue.Engine
+	clk        *clock
+	poolID     uuid.UUID
+	rule       campaign.Rule
+	start      int // the window, in seconds of the local day
+	end        int
+	retry      time.Duration
+	items      []*rulesItem
+	byID       map[uuid.UUID]*rulesItem
+	dnc        map[uuid.UUID]bool
+	opted      map[uuid.UUID]bool
+	prev       map[uuid.UUID]pool.Item
+	campaignID uuid.UUID
+	dispatch   int // dispatches checked, for the log
 }
 
 func TestEngine_CallingRules(t *testing.T) {
@@ -127,6 +140,7 @@ func rulesCheck(t *testing.T, open func(t *rapid.T) store.Store) {
 			"ToNext":   m.toNext,
 			"AddDNC":   m.addDNC,
 			"OptOut":   m.optOut,
+			"MoveZone": m.moveZone,
 		})
 		m.check(t)
 	})
@@ -159,6 +173,7 @@ func (m *rulesMachine) setup(t *rapid.T) {
 	m.poolID = p.UUID
 	c, err := m.eng.CreateCampaign(m.ctx, campaign.CreateParams{Name: "rules model", TimeZone: zone, RuleUUID: &r.UUID})
 	require.NoError(t, err)
+	m.campaignID = c.UUID
 	_, err = m.eng.AttachPools(m.ctx, c.UUID, p.UUID)
 	require.NoError(t, err)
 	_, err = m.eng.StartCampaign(m.ctx, c.UUID)
@@ -177,7 +192,7 @@ func (m *rulesMachine) setup(t *rapid.T) {
 		}
 		loc, err := time.LoadLocation(name)
 		require.NoError(t, err)
-		it := &rulesItem{contact: uuid.New(), loc: loc, days: map[int]int{}}
+		it := &rulesItem{contact: uuid.New(), loc: loc, own: z != ""}
 		m.items = append(m.items, it)
 		m.byID[it.contact] = it
 		add = append(add, pool.NewItem{ContactUUID: it.contact, Contact: pool.Contact{TimeZone: z}})
@@ -209,7 +224,20 @@ func clockSeconds(t *rapid.T, hhmm string) int {
 func (m *rulesMachine) allowed(it *rulesItem, t time.Time) bool {
 	l := t.In(it.loc)
 	s := l.Hour()*3600 + l.Minute()*60 + l.Second()
-	return s >= m.start && s < m.end && it.days[dateKey(l)] < m.rule.MaxCallsPerDay
+	return s >= m.start && s < m.end && m.callsOn(it, t) < m.rule.MaxCallsPerDay
+}
+
+// callsOn counts it's attempts not given back on t's local date, in its
+// zone of now.
+func (m *rulesMachine) callsOn(it *rulesItem, t time.Time) int {
+	day := dateKey(t.In(it.loc))
+	n := 0
+	for _, c := range it.calls {
+		if dateKey(c.In(it.loc)) == day {
+			n++
+		}
+	}
+	return n
 }
 
 // earliest is the first instant at or after t0 that allowed accepts,
@@ -263,11 +291,11 @@ func (m *rulesMachine) dequeue(t *rapid.T) {
 		require.Nil(t, it.lease, "%s dispatched while its lease is held", l.ContactUUID)
 		local := now.In(it.loc)
 		require.True(t, m.allowed(it, now), "%s dispatched at %s local (window %s, %d today of %d)",
-			l.ContactUUID, local.Format(time.DateTime+" MST"), m.rule.Window(), it.days[dateKey(local)], m.rule.MaxCallsPerDay)
+			l.ContactUUID, local.Format(time.DateTime+" MST"), m.rule.Window(), m.callsOn(it, now), m.rule.MaxCallsPerDay)
 		require.LessOrEqual(t, l.Attempt, m.rule.MaxTotalCalls, "attempt beyond max_total_calls")
 		require.False(t, m.rule.DNCCheck && m.dnc[l.ContactUUID], "a do-not-call contact dispatched")
 		require.False(t, m.rule.RemoveOnOptOut && m.opted[l.ContactUUID], "an opted-out contact dispatched")
-		it.days[dateKey(local)]++
+		it.calls = append(it.calls, now)
 		it.lease = l
 		m.dispatch++
 	}
@@ -278,7 +306,7 @@ func (m *rulesMachine) dequeue(t *rapid.T) {
 			continue
 		}
 		if was.Status.Waiting() && rulesDue(was, now) && after.Status == pool.StatusScheduled && after.NextRetryAt.After(now) {
-			require.Equal(t, m.earliest(t, it, now), *after.NextRetryAt, "%s deferred at %s", c, now)
+			m.requireRetryAt(t, it, now, *after.NextRetryAt, "%s deferred at %s", c, now)
 		}
 		require.False(t, rulesDue(after, now) && after.Status.Waiting(), "%s left due (%s) after a claim found nothing", c, after.Status)
 	}
@@ -331,17 +359,10 @@ func (m *rulesMachine) settle(t *rapid.T, how string) {
 	m.observe(t, now, cur, &settledBy{item: it, how: how, retryAt: retryAt})
 }
 
-// giveBack takes a released attempt off the count of its date: the
-// latest date with attempts (an item has one attempt in flight at most,
-// its latest).
+// giveBack takes a released attempt off the count: the latest (an item
+// has one attempt in flight at most, its latest).
 func (m *rulesMachine) giveBack(it *rulesItem) {
-	latest := 0
-	for d, n := range it.days {
-		if n > 0 && d > latest {
-			latest = d
-		}
-	}
-	it.days[latest]--
+	it.calls = it.calls[:len(it.calls)-1]
 }
 
 type settledBy struct {
@@ -394,16 +415,50 @@ func (m *rulesMachine) observe(t *rapid.T, now time.Time, cur map[uuid.UUID]pool
 		if !after.Status.Waiting() {
 			continue
 		}
-		want := m.earliest(t, it, t0)
-		require.Equal(t, want, *after.NextRetryAt, "%s: retry asked for %s (%s local)", c, t0, t0.In(it.loc).Format(time.DateTime))
+		m.requireRetryAt(t, it, t0, *after.NextRetryAt, "%s: retry asked for %s (%s local)", c, t0, t0.In(it.loc).Format(time.DateTime))
 		wantStatus := pool.StatusScheduled
-		if !explicit && want.Equal(t0) {
+		if !explicit && after.NextRetryAt.Equal(t0) {
 			wantStatus = pool.StatusRetrying
 		}
 		require.Equal(t, wantStatus, after.Status, "%s: retry status", c)
 	}
 	m.checkEscalations(t, cur)
 	m.prev = cur
+}
+
+// requireRetryAt checks got, the retry time the engine set for it when
+// asked for t0: the earliest instant allowed at or after t0, or, for a
+// contact whose zone moved, an allowed one at or after it.
+func (m *rulesMachine) requireRetryAt(t *rapid.T, it *rulesItem, t0, got time.Time, msg string, args ...any) {
+	t.Helper()
+	want := m.earliest(t, it, t0)
+	if !it.moved {
+		require.Equal(t, want, got, append([]any{msg}, args...)...)
+		return
+	}
+	require.False(t, got.Before(want), append([]any{msg + ": before the earliest allowed %s"}, append(args, want)...)...)
+	require.True(t, m.allowed(it, got), append([]any{msg + ": not allowed (%s local, %d calls that day)"},
+		append(args, got.In(it.loc).Format(time.DateTime+" MST"), m.callsOn(it, got))...)...)
+}
+
+// moveZone corrects the campaign's default zone: the contacts without a
+// zone of their own are in the new one from then on.
+func (m *rulesMachine) moveZone(t *rapid.T) {
+	name := rapid.SampledFrom([]string{"Pacific/Auckland", "Pacific/Chatham", "America/New_York", "Asia/Kolkata",
+		"Asia/Tokyo", "America/Los_Angeles", "Europe/London", "Pacific/Kiritimati", "Pacific/Pago_Pago"}).Draw(t, "new campaign zone")
+	_, err := m.eng.UpdateCampaign(m.ctx, m.campaignID, campaign.UpdateParams{TimeZone: &name})
+	require.NoError(t, err)
+	t.Logf("MoveZone → %s", name)
+	// The update applies the leases that ended before it in the old zone
+	// (as a rule's update does, under the old rule): observed so.
+	m.observe(t, m.clk.Now(), m.snapshot(t), nil)
+	loc, err := time.LoadLocation(name)
+	require.NoError(t, err)
+	for _, it := range m.items {
+		if !it.own && it.loc.String() != name {
+			it.loc, it.moved = loc, true
+		}
+	}
 }
 
 func (m *rulesMachine) checkEscalations(t *rapid.T, cur map[uuid.UUID]pool.Item) {
