@@ -27,7 +27,7 @@ import (
 // nothing, and no new dispatch until in flight is below the new cap (so a
 // pool switched to FIFO dispatches nothing until none is in flight), the
 // next dispatch in the new order. Checked for every claim that started
-// after the update returned: the leases held when it returned (each
+// after the update returned (TryDequeueN of 1 to 3): the leases held when it returned (each
 // counted from the return of its claim to the start of its Complete, so
 // never more than are really in flight) are at most the new cap, and in a
 // serial pool its item is the oldest (FIFO) or newest (LIFO) not claimed
@@ -118,7 +118,7 @@ func switchRound(t *testing.T, engines []*queue.Engine, u pool.UpdateParams, new
 			wr := rand.New(rand.NewPCG(uint64(round), uint64(w)))
 			for !stop.Load() {
 				late := updated.Load()
-				l, err := eng.TryDequeue(ctx, p.UUID)
+				ls, err := queue.TryDequeueN(ctx, eng, p.UUID, 1+wr.IntN(3))
 				if errors.Is(err, queue.ErrAtCapacity) || errors.Is(err, queue.ErrEmpty) {
 					time.Sleep(50 * time.Microsecond)
 					continue
@@ -127,7 +127,7 @@ func switchRound(t *testing.T, engines []*queue.Engine, u pool.UpdateParams, new
 					problem("worker %d: %v", w, err)
 					return
 				}
-				n := held.Add(1)
+				n := held.Add(int64(len(ls)))
 				mu.Lock()
 				if n > 5 {
 					problems = append(problems, fmt.Sprintf("%d leases held, cap 5", n))
@@ -137,7 +137,11 @@ func switchRound(t *testing.T, engines []*queue.Engine, u pool.UpdateParams, new
 					if n > int64(newCap) {
 						problems = append(problems, fmt.Sprintf("a claim after the update: %d leases held, new cap %d", n, newCap))
 					}
+					if serial && len(ls) > 1 {
+						problems = append(problems, fmt.Sprintf("%s: %d claimed at once", *u.Type, len(ls)))
+					}
 					if serial {
+						l := ls[0]
 						unclaimed := slices.DeleteFunc(slices.Clone(ids), func(id int64) bool { return claimed[id] })
 						i := 0
 						if *u.Type == pool.LIFO {
@@ -148,13 +152,17 @@ func switchRound(t *testing.T, engines []*queue.Engine, u pool.UpdateParams, new
 						}
 					}
 				}
-				claimed[l.ItemID] = true
+				for _, l := range ls {
+					claimed[l.ItemID] = true
+				}
 				mu.Unlock()
-				time.Sleep(time.Duration(wr.IntN(300)) * time.Microsecond)
-				held.Add(-1)
-				if err := eng.Complete(ctx, l, "answered"); err != nil {
-					problem("worker %d: complete: %v", w, err)
-					return
+				for _, l := range ls {
+					time.Sleep(time.Duration(wr.IntN(300)) * time.Microsecond)
+					held.Add(-1)
+					if err := eng.Complete(ctx, l, "answered"); err != nil {
+						problem("worker %d: complete: %v", w, err)
+						return
+					}
 				}
 			}
 		})
