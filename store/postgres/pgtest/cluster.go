@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -99,6 +100,20 @@ func NewCluster(t ClusterTB, settings ...string) *Cluster {
 	default:
 		t.Skipf("pgtest: a private PostgreSQL server runs as root (its programs then as postgres) or as postgres, not as %s", me.Username)
 	}
+	dir := c.dir()
+	initdb := c.command("initdb", "-D", c.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: cluster: initdb: %v\n%s", err, out)
+	}
+	c.listen(dir, settings)
+	c.Start()
+	return c
+}
+
+// dir makes the directory of c's data and log, which the server's user
+// owns, and returns it.
+func (c *Cluster) dir() string {
+	t := c.t
 	dir := t.TempDir()
 	c.data, c.log = filepath.Join(dir, "data"), filepath.Join(dir, "server.log")
 	if c.cred != nil {
@@ -113,11 +128,14 @@ func NewCluster(t ClusterTB, settings ...string) *Cluster {
 			t.Fatalf("pgtest: cluster: %v", err)
 		}
 	}
-	initdb := c.command("initdb", "-D", c.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync")
-	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("pgtest: cluster: initdb: %v\n%s", err, out)
-	}
-	port := freePort(t)
+	return dir
+}
+
+// listen sets c's postmaster's command line (a free port, settings added)
+// and URL, and its thread that starts the postmaster, and stops the
+// server at the test's end.
+func (c *Cluster) listen(dir string, settings []string) {
+	port := freePort(c.t)
 	c.args = []string{"-D", c.data, "-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(port), "-k", dir,
 		"-c", "fsync=off", "-c", "max_connections=60"}
 	for _, s := range settings {
@@ -136,15 +154,79 @@ func NewCluster(t ClusterTB, settings ...string) *Cluster {
 		}
 		select {}
 	}()
-	t.Cleanup(func() {
+	c.t.Cleanup(func() {
 		if c.up != nil {
 			_ = c.up.Process.Signal(syscall.SIGQUIT) // an immediate shutdown
 			<-c.done
 			c.up = nil
 		}
 	})
-	c.Start()
-	return c
+}
+
+// Standby makes a streaming replica of c, which must be running: a copy
+// of its data directory (pg_basebackup -R: a standby of c, connecting as
+// application_name "standby"), with settings, started at a free port and
+// returned once it accepts connections (read-only: a hot standby). It is
+// asynchronous unless c's synchronous_standby_names names it. It skips
+// the test when pg_basebackup is not among the server's programs.
+//
+// Stop c (immediate: a crash) and [Cluster.Promote] the standby for a
+// failover. Its commits are its own: after a failover, what c committed
+// and had not sent it is not there.
+func (c *Cluster) Standby(settings ...string) *Cluster {
+	c.t.Helper()
+	if _, err := os.Stat(filepath.Join(c.bin, "pg_basebackup")); err != nil {
+		c.t.Skipf("pgtest: a standby needs pg_basebackup among the server's programs (%s): %v", c.bin, err)
+	}
+	s := &Cluster{t: c.t, bin: c.bin, cred: c.cred}
+	dir := s.dir()
+	src := strings.Replace(c.URL, "sslmode=disable", "sslmode=disable&application_name=standby", 1)
+	backup := s.command("pg_basebackup", "-d", src, "-D", s.data, "-R", "-X", "stream", "-c", "fast", "--no-sync")
+	if out, err := backup.CombinedOutput(); err != nil {
+		c.t.Fatalf("pgtest: standby: pg_basebackup: %v\n%s", err, out)
+	}
+	s.listen(dir, settings)
+	s.Start()
+	return s
+}
+
+// Promote ends a standby's recovery (pg_promote, which waits until it is
+// done): it becomes a primary, which takes writes, and follows c no more.
+func (c *Cluster) Promote() {
+	c.t.Helper()
+	c.Exec(`SELECT pg_promote(true, 60)`)
+}
+
+// CaughtUp waits until standby, a Standby of c, has replayed everything c
+// has written so far.
+func (c *Cluster) CaughtUp(standby *Cluster) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var lsn string
+	conn, err := pgx.Connect(ctx, c.URL)
+	if err == nil {
+		err = conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
+		_ = conn.Close(ctx)
+	}
+	if err != nil {
+		c.t.Fatalf("pgtest: cluster: the primary's log position: %v", err)
+	}
+	conn, err = pgx.Connect(ctx, standby.URL)
+	if err != nil {
+		c.t.Fatalf("pgtest: cluster: %v", err)
+	}
+	defer conn.Close(context.Background())
+	for {
+		var done bool
+		if err := conn.QueryRow(ctx, `SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn`, lsn).Scan(&done); err != nil {
+			c.t.Fatalf("pgtest: cluster: the standby does not replay the primary's log (at %s): %v", lsn, err)
+		}
+		if done {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // freePort returns a port of 127.0.0.1 that nothing listens on now.
