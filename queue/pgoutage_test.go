@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
@@ -307,4 +308,63 @@ func outageRun(t *testing.T, mode string, outage time.Duration) {
 	require.Less(t, time.Since(closed), 5*time.Second, "the engines' Close")
 	t.Logf("%d calls (%d under way as the server went down, %d leases lost), %d acknowledged completions, %d Adds acknowledged and %d failed (the slowest took %v); at most %d / %d handlers at once",
 		len(calls), acrossOutage, expired, acked, len(added), addErrs, slowestAdd.Round(time.Millisecond), maxHeld["par"], maxHeld["fifo"])
+}
+
+// TestPostgres_WorkStartsDuringAnOutage: Work started while the server is
+// down waits for it, reporting EventError meanwhile, as a Work that runs
+// through an outage does, instead of returning the error of its first
+// read: a dialer started during an outage calls once the database is back.
+// A pool that does not exist is still an error at the start
+// (store.ErrNotFound), once the database answers.
+func TestPostgres_WorkStartsDuringAnOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops a private PostgreSQL server; the plain run covers it, and -short (CI's race run) leaves it out")
+	}
+	t.Parallel()
+	c := pgtest.NewCluster(t)
+	ctx := context.Background()
+	eng := openEngine(t, pgtest.OpenSchema(t, c.URL, postgres.Options{Schema: "poolq"}), queue.Options{})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "parallel", Description: "d", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+	require.NoError(t, err)
+	c.Stop("fast")
+
+	called := make(chan struct{}, 1)
+	var errs atomic.Int64
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	worked := make(chan error, 1)
+	go func() {
+		worked <- eng.Work(wctx, func(context.Context, *queue.Lease) error {
+			select {
+			case called <- struct{}{}:
+			default:
+			}
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: func(e queue.Event) {
+			if e.Kind == queue.EventError {
+				errs.Add(1)
+			}
+		}})
+	}()
+	select {
+	case err := <-worked:
+		t.Fatalf("Work returned during the outage: %v", err)
+	case <-time.After(2 * time.Second):
+	}
+	require.Positive(t, errs.Load(), "Work reports that it cannot read")
+	c.Start()
+	select {
+	case <-called:
+	case err := <-worked:
+		t.Fatalf("Work returned after the outage: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("no handler called within 15 s of the server's start")
+	}
+	stop()
+	require.NoError(t, <-worked)
+
+	err = eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil }, queue.WorkOptions{Pools: []uuid.UUID{uuid.New()}})
+	require.ErrorIs(t, err, store.ErrNotFound, "a pool that does not exist")
 }
