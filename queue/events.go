@@ -17,7 +17,7 @@ const (
 	EventFailed     EventKind = "failed"     // the handler failed; the item is Failed for good (or Skipped: its contact opted out under a rule)
 	EventExpired    EventKind = "expired"    // the lease was lost before or while the handler ran (it expired or was settled elsewhere; see Engine.Work for the result's event that may follow)
 	EventReleased   EventKind = "released"   // the item was given back, attempt not counted: at shutdown (its handler was stopped before its call connected, or never started), after its lease's end had stopped the handler, or before its handler started, its calling window closed since the claim
-	EventError      EventKind = "error"      // the engine could not dispatch, extend or settle (a settlement is tried again: see Engine.Work); Err says why
+	EventError      EventKind = "error"      // the engine could not dispatch, extend or settle, or Work could not read its pools at its start (a settlement and that read are tried again: see Engine.Work); Err says why
 )
 
 // Event reports one step of [Engine.Work] to WorkOptions.OnEvent.

@@ -22,8 +22,8 @@ import (
 // standby is promoted. Then:
 //
 //   - the node still pointing to the dead server gets errors, promptly:
-//     an Add, a Dequeue bounded by its context, Work (which goes on
-//     reporting EventError and returns nil at its context's end), Close;
+//     an Add, a Dequeue bounded by its context, Work (which reports
+//     EventError until its context ends, then returns nil), Close;
 //   - a node on the new primary (a new Store on the standby's URL) honours
 //     the leases of the old primary's era: one still running settles its
 //     item (Complete), and another's item stays in flight until its
@@ -73,7 +73,9 @@ func TestPostgres_Failover(t *testing.T) {
 			}
 		}})
 	cancel()
-	t.Logf("on the dead server: Add, Dequeue and Work returned in %v (Work: %v, %d errors)", time.Since(start).Round(time.Millisecond), err, errs)
+	t.Logf("on the dead server: Add, Dequeue and Work (2 s) returned in %v (Work: %v, %d errors)", time.Since(start).Round(time.Millisecond), err, errs)
+	require.NoError(t, err, "Work waits for the database until its context ends")
+	require.Positive(t, errs, "Work reports that it cannot read")
 	require.Less(t, time.Since(start), 20*time.Second, "the calls on the dead server")
 	closed := time.Now()
 	require.NoError(t, old.Close())

@@ -365,6 +365,8 @@ func TestPostgres_WorkStartsDuringAnOutage(t *testing.T) {
 	stop()
 	require.NoError(t, <-worked)
 
-	err = eng.Work(ctx, func(context.Context, *queue.Lease) error { return nil }, queue.WorkOptions{Pools: []uuid.UUID{uuid.New()}})
+	nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = eng.Work(nctx, func(context.Context, *queue.Lease) error { return nil }, queue.WorkOptions{Pools: []uuid.UUID{uuid.New()}})
 	require.ErrorIs(t, err, store.ErrNotFound, "a pool that does not exist")
 }

@@ -198,7 +198,9 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // give-back finds one lost already.
 //
 // Work returns [validate.Errors] for bad options, [store.ErrNotFound] when a
-// pool does not exist at the start, [ErrClosed] when Close has begun
+// pool does not exist at the start (a start that cannot read the pools,
+// the database unreachable, reports EventError and tries again every
+// PollInterval, 1 s at most, until ctx ends), [ErrClosed] when Close has begun
 // (before it started, or while it ran), and an error wrapping
 // [store.ErrClosed] when the store was closed under it (also after ctx
 // ended, when a result or a give-back then met the store closed): the
@@ -218,24 +220,43 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	}
 	defer e.works.Done()
 	pools := distinct(opts.Pools)
-	err := e.readUntilClosing(ctx, func(rctx context.Context, tx store.Tx) error {
-		for _, id := range pools {
-			if _, err := tx.Pool(rctx, id); err != nil {
-				return fmt.Errorf("pool %s: %w", id, err)
+	for {
+		err := e.readUntilClosing(ctx, func(rctx context.Context, tx store.Tx) error {
+			for _, id := range pools {
+				if _, err := tx.Pool(rctx, id); err != nil {
+					return fmt.Errorf("pool %s: %w", id, err)
+				}
 			}
-		}
-		for _, id := range opts.Campaigns {
-			if _, err := tx.Campaign(rctx, id); err != nil {
-				return fmt.Errorf("campaign %s: %w", id, err)
+			for _, id := range opts.Campaigns {
+				if _, err := tx.Campaign(rctx, id); err != nil {
+					return fmt.Errorf("campaign %s: %w", id, err)
+				}
 			}
+			return nil
+		})
+		if err == nil {
+			break
 		}
-		return nil
-	})
-	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before it started: a normal shutdown with nothing to wait for
 		}
-		return fmt.Errorf("work: %w", err) // ErrClosed once Close has begun
+		if isNotFound(err) || endsDispatch(err) {
+			return fmt.Errorf("work: %w", err) // ErrClosed once Close has begun
+		}
+		// The database unreachable or failing for a moment (a restart, a
+		// failover): Work waits for it, as it does once it runs.
+		opts.Logger.Error("poolq: work: read the pools", "err", err)
+		opts.OnEvent(Event{Kind: EventError, Err: err})
+		t := time.NewTimer(min(e.opts.PollInterval, time.Second))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-e.closing:
+			t.Stop()
+			return fmt.Errorf("work: %w", ErrClosed)
+		}
 	}
 	r := &runner{
 		e: e, h: h, opts: opts, pools: pools, log: opts.Logger,
