@@ -6,6 +6,7 @@ package queue_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,9 @@ import (
 //     lease's end, then comes back (a failed attempt, a new token) and its
 //     lease is lost (ErrLeaseLost);
 //   - the pools go on: the items added before the failover are dispatched
-//     on the new primary.
+//     on the new primary;
+//   - a node on a URL naming both servers (target_session_attrs=read-write)
+//     works on through the failover, on the new primary.
 func TestPostgres_Failover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crashes a private PostgreSQL server and promotes its standby; the plain run covers it, and -short (CI's race run) leaves it out")
@@ -53,8 +56,34 @@ func TestPostgres_Failover(t *testing.T) {
 	require.NoError(t, err)
 	c.CaughtUp(sb)
 
+	// A node on a URL naming both servers, working through the failover.
+	follow := openEngine(t, pgtest.OpenSchema(t, c.FailoverURL(sb), opts), qopts)
+	q, err := follow.CreatePool(ctx, pool.CreateParams{Name: "followed", Description: "d", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = follow.Add(ctx, q.UUID, newItems(200)...)
+	require.NoError(t, err)
+	c.CaughtUp(sb)
+	var calls atomic.Int64
+	fctx, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	followed := make(chan error, 1)
+	go func() {
+		followed <- follow.Work(fctx, func(context.Context, *queue.Lease) error {
+			calls.Add(1)
+			time.Sleep(20 * time.Millisecond)
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{q.UUID}, Workers: 2})
+	}()
+	require.True(t, waitUntil(10*time.Second, func() bool { return calls.Load() > 5 }), "the following node works")
+
 	c.Stop("immediate")
 	sb.Promote()
+	promoted, before := time.Now(), calls.Load()
+	require.True(t, waitUntil(20*time.Second, func() bool { return calls.Load() > before+5 }),
+		"the node on a URL naming both servers does not work on the new primary")
+	t.Logf("the node on both servers' URL called again %v after the promotion", time.Since(promoted).Round(time.Millisecond))
+	stopFollow()
+	require.NoError(t, <-followed)
 
 	// The node on the dead server: errors, not hangs.
 	start := time.Now()

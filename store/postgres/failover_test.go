@@ -8,8 +8,6 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
 	"testing"
 	"time"
 
@@ -20,17 +18,6 @@ import (
 	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
-
-// bothHosts returns a URL naming the servers of primary and standby, in
-// that order, that connects to the one that takes writes.
-func bothHosts(t *testing.T, primary, standby *pgtest.Cluster) string {
-	t.Helper()
-	p, err := url.Parse(primary.URL)
-	require.NoError(t, err)
-	s, err := url.Parse(standby.URL)
-	require.NoError(t, err)
-	return fmt.Sprintf("postgres://postgres@%s,%s/postgres?sslmode=disable&target_session_attrs=read-write", p.Host, s.Host)
-}
 
 // TestCommitOutcome_Failover: the primary crashes while a write's COMMIT
 // is under way (a deferred trigger holds it before its commit record, as
@@ -47,7 +34,7 @@ func TestCommitOutcome_Failover(t *testing.T) {
 	c := pgtest.NewCluster(t, "wal_writer_delay=10000")
 	sb := c.Standby()
 	ctx := context.Background()
-	st := pgtest.OpenSchema(t, bothHosts(t, c, sb), postgres.Options{Schema: "poolq", Durability: postgres.Full})
+	st := pgtest.OpenSchema(t, c.FailoverURL(sb), postgres.Options{Schema: "poolq", Durability: postgres.Full})
 	c.Exec(`CREATE FUNCTION poolq.slow_commit() RETURNS trigger LANGUAGE plpgsql AS
 $$BEGIN PERFORM pg_sleep(3); RETURN NULL; END$$`)
 	c.Exec(`CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON poolq.pools

@@ -229,6 +229,16 @@ func (c *Cluster) CaughtUp(standby *Cluster) {
 	}
 }
 
+// FailoverURL returns a URL naming the servers of c and standby, in that
+// order, with target_session_attrs=read-write: pgx connects to the first
+// that takes writes, c, and after a failover to standby, promoted.
+func (c *Cluster) FailoverURL(standby *Cluster) string {
+	host := func(u string) string {
+		return strings.TrimSuffix(strings.TrimPrefix(u, "postgres://postgres@"), "/postgres?sslmode=disable")
+	}
+	return fmt.Sprintf("postgres://postgres@%s,%s/postgres?sslmode=disable&target_session_attrs=read-write", host(c.URL), host(standby.URL))
+}
+
 // freePort returns a port of 127.0.0.1 that nothing listens on now.
 func freePort(t ClusterTB) int {
 	t.Helper()
