@@ -8,6 +8,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,12 +30,31 @@ import (
 // returns an error, and never nil for a write that is not there. (The
 // server's run, read on each connection, is another server's: see
 // serverRun.)
+//
+// RunUnreadable: so it is for a role that may not read when the server's
+// statistics were reset (see TestOpen_ServerRunUnreadable).
 func TestCommitOutcome_Failover(t *testing.T) {
 	t.Parallel()
+	t.Run("OK", func(t *testing.T) { t.Parallel(); commitLostInFailover(t, false) })
+	t.Run("RunUnreadable", func(t *testing.T) { t.Parallel(); commitLostInFailover(t, true) })
+}
+
+// commitLostInFailover runs TestCommitOutcome_Failover, as a role that may
+// not read the statistics' reset time when unreadable.
+func commitLostInFailover(t *testing.T, unreadable bool) {
 	c := pgtest.NewCluster(t, "wal_writer_delay=10000")
+	if unreadable {
+		c.Exec(`REVOKE EXECUTE ON FUNCTION pg_stat_get_bgwriter_stat_reset_time() FROM PUBLIC`)
+		c.Exec(`CREATE ROLE node LOGIN`)
+		c.Exec(`GRANT CREATE ON DATABASE postgres TO node`)
+	}
 	sb := c.Standby()
+	url := c.FailoverURL(sb)
+	if unreadable {
+		url = strings.Replace(url, "postgres://postgres@", "postgres://node@", 1)
+	}
 	ctx := context.Background()
-	st := pgtest.OpenSchema(t, c.FailoverURL(sb), postgres.Options{Schema: "poolq", Durability: postgres.Full})
+	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: "poolq", Durability: postgres.Full})
 	c.Exec(`CREATE FUNCTION poolq.slow_commit() RETURNS trigger LANGUAGE plpgsql AS
 $$BEGIN PERFORM pg_sleep(3); RETURN NULL; END$$`)
 	c.Exec(`CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON poolq.pools

@@ -72,8 +72,11 @@ const serverRunKey = "poolq.serverRun"
 // AfterConnect, one round trip a connection) and keeps it in the
 // connection. A run it cannot read (the functions' EXECUTE revoked from
 // the Store's role, say) is left unknown, and the connection used all the
-// same: commitOutcome then trusts the transaction's status, as it did
-// before it knew of runs.
+// same. commitOutcome's question (xactStatusSQL) calls the same functions,
+// and the server refuses it likewise on the Store's connections (their
+// generic plans call them whatever $5 says): a lost commit's outcome is
+// then unknown, never taken from a status that may be another
+// transaction's (TestCommitOutcome_Failover/RunUnreadable).
 func readServerRun(ctx context.Context, conn *pgx.Conn) error {
 	var r serverRun
 	if err := conn.QueryRow(ctx, serverRunSQL).Scan(&r.started, &r.statsReset); err == nil {
