@@ -259,21 +259,7 @@ func outageRun(t *testing.T, mode string, outage time.Duration) {
 	close(addStop)
 	<-addDone
 
-	terminal := func(id uuid.UUID) bool {
-		d, err := eng.Pool(ctx, id)
-		require.NoError(t, err)
-		s := d.StatusCounts
-		return s[pool.StatusCompleted]+s[pool.StatusFailed]+s[pool.StatusSkipped] == d.ContactsCount
-	}
-	require.True(t, waitUntil(60*time.Second, func() bool { return terminal(par.UUID) && terminal(fifo.UUID) }),
-		"the pools did not drain")
-	stopped := time.Now()
-	stop()
-	works.Wait()
-	require.Less(t, time.Since(stopped), 10*time.Second, "Work's shutdown")
-	for i, err := range workDone {
-		require.NoError(t, err, "engine %d's Work", i)
-	}
+	drainThenStop(t, eng, []uuid.UUID{par.UUID, fifo.UUID}, stop, &works, workDone)
 
 	mu.Lock()
 	defer mu.Unlock()

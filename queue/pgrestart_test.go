@@ -204,23 +204,8 @@ func serverRestartRun(t *testing.T, mode string) {
 	close(addStop)
 	<-addDone
 
-	// Drain: every item of both pools terminal (the leases in flight at the
-	// outage come back at their end).
-	terminal := func(id uuid.UUID) bool {
-		d, err := eng.Pool(ctx, id)
-		require.NoError(t, err)
-		s := d.StatusCounts
-		return s[pool.StatusCompleted]+s[pool.StatusFailed]+s[pool.StatusSkipped] == d.ContactsCount
-	}
-	require.True(t, waitUntil(60*time.Second, func() bool { return terminal(par.UUID) && terminal(fifo.UUID) }),
-		"the pools did not drain")
-	stopped := time.Now()
-	stop()
-	works.Wait()
-	require.Less(t, time.Since(stopped), 10*time.Second, "Work's shutdown")
-	for i, err := range workDone {
-		require.NoError(t, err, "engine %d's Work", i)
-	}
+	// Drain (the leases in flight at the outage come back at their end).
+	drainThenStop(t, eng, []uuid.UUID{par.UUID, fifo.UUID}, stop, &works, workDone)
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -485,4 +470,33 @@ func TestPostgres_ServerCrashLostClaimUnderWork(t *testing.T) {
 	defer mu.Unlock()
 	require.Contains(t, events, queue.EventExpired, "Work reports the lost lease")
 	require.Equal(t, queue.EventDispatched, events[0])
+}
+
+// drainThenStop waits until every item of pools is terminal (the leases in
+// flight at an outage come back at their end), then stops the Work calls
+// (stop, then works) and requires them to return within 10 s, each with no
+// error (workDone).
+func drainThenStop(t *testing.T, eng *queue.Engine, pools []uuid.UUID, stop func(), works *sync.WaitGroup, workDone []error) {
+	t.Helper()
+	terminal := func(id uuid.UUID) bool {
+		d, err := eng.Pool(context.Background(), id)
+		require.NoError(t, err)
+		s := d.StatusCounts
+		return s[pool.StatusCompleted]+s[pool.StatusFailed]+s[pool.StatusSkipped] == d.ContactsCount
+	}
+	require.True(t, waitUntil(60*time.Second, func() bool {
+		for _, id := range pools {
+			if !terminal(id) {
+				return false
+			}
+		}
+		return true
+	}), "the pools did not drain")
+	stopped := time.Now()
+	stop()
+	works.Wait()
+	require.Less(t, time.Since(stopped), 10*time.Second, "Work's shutdown")
+	for i, err := range workDone {
+		require.NoError(t, err, "engine %d's Work", i)
+	}
 }

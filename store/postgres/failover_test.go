@@ -10,10 +10,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
@@ -55,46 +53,18 @@ func commitLostInFailover(t *testing.T, unreadable bool) {
 	}
 	ctx := context.Background()
 	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: "poolq", Durability: postgres.Full})
-	c.Exec(`CREATE FUNCTION poolq.slow_commit() RETURNS trigger LANGUAGE plpgsql AS
-$$BEGIN PERFORM pg_sleep(3); RETURN NULL; END$$`)
-	c.Exec(`CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON poolq.pools
-DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION poolq.slow_commit()`)
+	slowCommits(c)
 	c.CaughtUp(sb)
 
 	p := newTestPool("lost in the failover")
-	written := make(chan error, 1)
-	go func() { written <- st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }) }()
-	conn, err := pgx.Connect(ctx, c.URL)
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		var n int
-		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'`).Scan(&n))
-		return n == 1
-	}, 10*time.Second, 10*time.Millisecond)
-	_ = conn.Close(ctx)
+	written := insertUntilCommitSleeps(t, c, st, p)
 	c.Stop("immediate")
 	sb.Promote()
 
 	// Other transactions on the new primary, as other nodes' writes.
-	conn, err = pgx.Connect(ctx, sb.URL)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	var result error
-	deadline := time.After(20 * time.Second)
-	for done := false; !done; {
-		select {
-		case result = <-written:
-			done = true
-		case <-deadline:
-			t.Fatal("the write did not return")
-		default:
-			_, err := conn.Exec(ctx, `SELECT pg_current_xact_id()`)
-			require.NoError(t, err)
-			time.Sleep(time.Millisecond)
-		}
-	}
+	result := writeBesideOthers(t, sb.URL, written)
 	t.Logf("the write returned %v", result)
-	err = st.Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
+	err := st.Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
 	require.ErrorIs(t, err, store.ErrNotFound, "the standby never saw the commit")
 	require.Error(t, result, "the write returned nil (committed) but the failover lost it")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
@@ -67,45 +68,16 @@ func commitLostInCrash(t *testing.T, crash func(c *pgtest.Cluster)) {
 	c := pgtest.NewCluster(t, "wal_writer_delay=10000")
 	ctx := context.Background()
 	st := pgtest.OpenSchema(t, c.URL, postgres.Options{Schema: "poolq", Durability: postgres.Full})
-	c.Exec(`CREATE FUNCTION poolq.slow_commit() RETURNS trigger LANGUAGE plpgsql AS
-$$BEGIN PERFORM pg_sleep(3); RETURN NULL; END$$`)
-	c.Exec(`CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON poolq.pools
-DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION poolq.slow_commit()`)
+	slowCommits(c)
 
 	p := newTestPool("lost in the crash")
-	written := make(chan error, 1)
-	go func() { written <- st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }) }()
-
 	// Crash while the COMMIT sleeps in the trigger, and start again.
-	conn, err := pgx.Connect(ctx, c.URL)
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		var n int
-		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'`).Scan(&n))
-		return n == 1
-	}, 10*time.Second, 10*time.Millisecond)
-	_ = conn.Close(ctx)
+	written := insertUntilCommitSleeps(t, c, st, p)
 	crash(c)
 
 	// Other transactions, after the crash, as other nodes' writes.
-	conn, err = pgx.Connect(ctx, c.URL)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	var result error
-	deadline := time.After(20 * time.Second)
-	for done := false; !done; {
-		select {
-		case result = <-written:
-			done = true
-		case <-deadline:
-			t.Fatal("the write did not return")
-		default:
-			_, err := conn.Exec(ctx, `SELECT pg_current_xact_id()`)
-			require.NoError(t, err)
-			time.Sleep(time.Millisecond)
-		}
-	}
-	err = st.Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
+	result := writeBesideOthers(t, c.URL, written)
+	err := st.Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
 	if errors.Is(err, store.ErrNotFound) {
 		require.Error(t, result, "the write returned nil (committed) but the crash lost it")
 	} else {
@@ -129,4 +101,58 @@ func TestOpen_ServerRunUnreadable(t *testing.T) {
 	st := pgtest.OpenSchema(t, url, postgres.Options{Schema: "poolq"})
 	p := newTestPool("unreadable run")
 	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+}
+
+// writeBesideOthers runs transactions at url, one a millisecond, as other
+// nodes' writes would (each takes a transaction id, which a crashed server
+// may hand out again), until the write under test returns on written
+// (within 20 s), and returns its result.
+func writeBesideOthers(t *testing.T, url string, written <-chan error) error {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case result := <-written:
+			return result
+		case <-deadline:
+			t.Fatal("the write did not return")
+			return nil
+		default:
+			_, err := conn.Exec(ctx, `SELECT pg_current_xact_id()`)
+			require.NoError(t, err)
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// slowCommits makes the COMMIT of a transaction that inserted a pool in
+// the cluster's schema poolq sleep 3 s (a deferred trigger).
+func slowCommits(c *pgtest.Cluster) {
+	c.Exec(`CREATE FUNCTION poolq.slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN PERFORM pg_sleep(3); RETURN NULL; END$$`)
+	c.Exec(`CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON poolq.pools
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION poolq.slow_commit()`)
+}
+
+// insertUntilCommitSleeps inserts p with st in a goroutine and returns,
+// with the channel of the write's result, once its COMMIT sleeps (see
+// slowCommits).
+func insertUntilCommitSleeps(t *testing.T, c *pgtest.Cluster, st *postgres.Store, p pool.Pool) <-chan error {
+	t.Helper()
+	ctx := context.Background()
+	written := make(chan error, 1)
+	go func() { written <- st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }) }()
+	conn, err := pgx.Connect(ctx, c.URL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'`).Scan(&n))
+		return n == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	return written
 }
