@@ -124,20 +124,7 @@ func outageRun(t *testing.T, mode string, outage time.Duration) {
 	qopts := queue.Options{LeaseTimeout: leaseTimeout, RetryDelay: time.Millisecond, PollInterval: 200 * time.Millisecond}
 	engines := []*queue.Engine{openEngine(t, stores[0], qopts), openEngine(t, stores[1], qopts)}
 	eng := engines[0]
-	par, err := eng.CreatePool(ctx, pool.CreateParams{Name: "parallel", Description: "d", Type: pool.Parallel,
-		MaxParallelItems: pqPtr(capPar), MaxRetries: pqPtr(maxRetries)})
-	require.NoError(t, err)
-	fifo, err := eng.CreatePool(ctx, pool.CreateParams{Name: "fifo", Description: "d", Type: pool.FIFO, MaxRetries: pqPtr(maxRetries)})
-	require.NoError(t, err)
-	_, err = eng.Add(ctx, par.UUID, newItems(nPar)...)
-	require.NoError(t, err)
-	fifoItems := newItems(nFIFO)
-	_, err = eng.Add(ctx, fifo.UUID, fifoItems...)
-	require.NoError(t, err)
-	order := map[uuid.UUID]int{}
-	for i, it := range fifoItems {
-		order[it.ContactUUID] = i
-	}
+	par, fifo, order := dialPools(t, eng, capPar, maxRetries, nPar, nFIFO)
 	names := map[uuid.UUID]string{par.UUID: "par", fifo.UUID: "fifo"}
 
 	var mu sync.Mutex

@@ -80,22 +80,9 @@ func serverRestartRun(t *testing.T, mode string) {
 	qopts := queue.Options{LeaseTimeout: leaseTimeout, RetryDelay: time.Millisecond, PollInterval: time.Hour}
 	engines := []*queue.Engine{openEngine(t, stores[0], qopts), openEngine(t, stores[1], qopts)}
 	eng := engines[0]
-	par, err := eng.CreatePool(ctx, pool.CreateParams{Name: "parallel", Description: "d", Type: pool.Parallel,
-		MaxParallelItems: pqPtr(capPar), MaxRetries: pqPtr(maxRetries)})
-	require.NoError(t, err)
-	fifo, err := eng.CreatePool(ctx, pool.CreateParams{Name: "fifo", Description: "d", Type: pool.FIFO, MaxRetries: pqPtr(maxRetries)})
-	require.NoError(t, err)
+	par, fifo, order := dialPools(t, eng, capPar, maxRetries, nPar, nFIFO)
 	idle, err := eng.CreatePool(ctx, pool.CreateParams{Name: "idle", Description: "d", Type: pool.Parallel})
 	require.NoError(t, err)
-	_, err = eng.Add(ctx, par.UUID, newItems(nPar)...)
-	require.NoError(t, err)
-	fifoItems := newItems(nFIFO)
-	_, err = eng.Add(ctx, fifo.UUID, fifoItems...)
-	require.NoError(t, err)
-	order := map[uuid.UUID]int{}
-	for i, it := range fifoItems {
-		order[it.ContactUUID] = i
-	}
 	names := map[uuid.UUID]string{par.UUID: "par", fifo.UUID: "fifo"}
 
 	var mu sync.Mutex
@@ -499,4 +486,27 @@ func drainThenStop(t *testing.T, eng *queue.Engine, pools []uuid.UUID, stop func
 	for i, err := range workDone {
 		require.NoError(t, err, "engine %d's Work", i)
 	}
+}
+
+// dialPools creates the two pools of the restart and outage tests, a
+// Parallel one of cap capPar with nPar items and a FIFO one with nFIFO,
+// both with maxRetries, and returns them with each FIFO contact's place.
+func dialPools(t *testing.T, eng *queue.Engine, capPar, maxRetries, nPar, nFIFO int) (par, fifo pool.Pool, order map[uuid.UUID]int) {
+	t.Helper()
+	ctx := context.Background()
+	par, err := eng.CreatePool(ctx, pool.CreateParams{Name: "parallel", Description: "d", Type: pool.Parallel,
+		MaxParallelItems: pqPtr(capPar), MaxRetries: pqPtr(maxRetries)})
+	require.NoError(t, err)
+	fifo, err = eng.CreatePool(ctx, pool.CreateParams{Name: "fifo", Description: "d", Type: pool.FIFO, MaxRetries: pqPtr(maxRetries)})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, par.UUID, newItems(nPar)...)
+	require.NoError(t, err)
+	fifoItems := newItems(nFIFO)
+	_, err = eng.Add(ctx, fifo.UUID, fifoItems...)
+	require.NoError(t, err)
+	order = map[uuid.UUID]int{}
+	for i, it := range fifoItems {
+		order[it.ContactUUID] = i
+	}
+	return par, fifo, order
 }
