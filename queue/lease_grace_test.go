@@ -24,14 +24,20 @@ import (
 // graceSkew is how far the claimer's clock is ahead of the holder's.
 const graceSkew = 10 * time.Second
 
-// defaultsStore opens a PostgreSQL store with the defaults of
-// postgres.Options, in a schema of the test's own.
-func defaultsStore(t *testing.T, url string) *postgres.Store {
+// graceNodes opens a PostgreSQL store with the defaults of
+// postgres.Options, in a schema of the test's own, and the engines of two
+// nodes over it (see twoClocks) whose clocks are graceSkew apart: the
+// claimer's ahead.
+func graceNodes(t *testing.T) (ctx context.Context, b *testBundle, claimer, holder *queue.Engine, ahead, behind *clock) {
 	t.Helper()
+	url := pgtest.URL(t)
+	t.Parallel()
 	st, err := postgres.Open(context.Background(), url, postgres.Options{Schema: pgtest.Schema(t, url), MaxConns: 4})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	return st
+	ctx, b, claimer, holder, ahead, behind = twoClocks(t, st, st)
+	ahead.Advance(graceSkew)
+	return ctx, b, claimer, holder, ahead, behind
 }
 
 // TestPostgres_LeaseGrace_SamePool: a FIFO pool; the node behind holds its
@@ -40,11 +46,7 @@ func defaultsStore(t *testing.T, url string) *postgres.Store {
 // (the pool is serial: its call is still on), and the holder's Complete
 // must count.
 func TestPostgres_LeaseGrace_SamePool(t *testing.T) {
-	url := pgtest.URL(t)
-	t.Parallel()
-	st := defaultsStore(t, url)
-	ctx, b, claimer, holder, ahead, behind := twoClocks(t, st, st)
-	ahead.Advance(graceSkew)
+	ctx, b, claimer, holder, ahead, behind := graceNodes(t)
 	p := b.pool(t, pool.FIFO, 1, 3).UUID
 	first := b.add(t, p, 2)[0]
 
@@ -66,11 +68,7 @@ func TestPostgres_LeaseGrace_SamePool(t *testing.T) {
 // clock passes the deadline by the grace, when the expiry counts and the
 // next item goes.
 func TestPostgres_LeaseGrace_HolderLate(t *testing.T) {
-	url := pgtest.URL(t)
-	t.Parallel()
-	st := defaultsStore(t, url)
-	ctx, b, claimer, holder, ahead, behind := twoClocks(t, st, st)
-	ahead.Advance(graceSkew)
+	ctx, b, claimer, holder, ahead, behind := graceNodes(t)
 	p := b.pool(t, pool.FIFO, 1, 3).UUID
 	contacts := b.add(t, p, 2)
 
@@ -98,11 +96,7 @@ func TestPostgres_LeaseGrace_HolderLate(t *testing.T) {
 // that call's deadline by the holder's clock, the node ahead must not call
 // the contact from A, and the holder's Extend must keep the call.
 func TestPostgres_LeaseGrace_Campaign(t *testing.T) {
-	url := pgtest.URL(t)
-	t.Parallel()
-	st := defaultsStore(t, url)
-	ctx, b, claimer, holder, ahead, behind := twoClocks(t, st, st)
-	ahead.Advance(graceSkew)
+	ctx, b, claimer, holder, ahead, behind := graceNodes(t)
 	a, q, contact := b.sharedContact(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 
 	lq, err := holder.TryDequeue(ctx, q)
