@@ -1,0 +1,112 @@
+package queue_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/postgres"
+	"github.com/poolq/poolq/store/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestPostgres_CallerLeavesALockWaitAtItsDeadline: another node's
+// transaction holds a pool's lock (and a rule's, shared, as a claim under
+// it does) for much less than the store's LockTimeout (30 s) but much more
+// than the callers' deadlines. A call whose context has a deadline, and
+// whose write runs alone, returns by its deadline (plus slack) with an
+// error wrapping context.DeadlineExceeded, and nothing of it is written;
+// the pool is not taken for one held past the lock timeout (the next call
+// waits for it again, and goes through once it is free).
+func TestPostgres_CallerLeavesALockWaitAtItsDeadline(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4}) // the default LockTimeout: 30 s
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{})
+	two := 2
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool P", Description: "d", Type: pool.Parallel, MaxParallelItems: &two})
+	require.NoError(t, err)
+	items := newItems(3)
+	_, err = eng.Add(ctx, p.UUID, items...)
+	require.NoError(t, err)
+	l, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	q := parallelPoolOfOne(t, eng, "pool Q")
+	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "rule R"})
+	require.NoError(t, err)
+	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign C", RuleUUID: &r.UUID})
+	require.NoError(t, err)
+	_, err = eng.AttachPools(ctx, c.UUID, q.UUID)
+	require.NoError(t, err)
+	_, err = eng.StartCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+	before, err := eng.Pool(ctx, p.UUID)
+	require.NoError(t, err)
+
+	const hold = 8 * time.Second
+	heldP := holdPool(t, other, p.UUID, hold)
+	heldR := holdPool(t, other, q.UUID, hold, r.UUID)
+	three, name := 3, "rule R renamed"
+	skipped := items[2].ContactUUID // still Pending: the claim took the first
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"TryDequeue", func(ctx context.Context) error { _, err := eng.TryDequeue(ctx, p.UUID); return err }},
+		{"Dequeue", func(ctx context.Context) error { _, err := eng.Dequeue(ctx, p.UUID); return err }},
+		{"DequeueN", func(ctx context.Context) error { _, err := eng.DequeueN(ctx, p.UUID, 2); return err }},
+		{"Add", func(ctx context.Context) error { _, err := eng.Add(ctx, p.UUID, newItems(1)...); return err }},
+		{"UpdatePool", func(ctx context.Context) error {
+			_, err := eng.UpdatePool(ctx, p.UUID, pool.UpdateParams{MaxParallelItems: &three})
+			return err
+		}},
+		{"Skip", func(ctx context.Context) error { _, err := eng.Skip(ctx, p.UUID, skipped, "skip"); return err }},
+		{"Extend", func(ctx context.Context) error { return eng.Extend(ctx, l, time.Hour) }},
+		{"Complete", func(ctx context.Context) error { return eng.Complete(ctx, l, "answered") }},
+		{"UpdateRule", func(ctx context.Context) error {
+			_, err := eng.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{Name: &name})
+			return err
+		}},
+	}
+	const deadline, slack = 200 * time.Millisecond, time.Second
+	var worst time.Duration
+	for _, tc := range calls {
+		cctx, cancel := context.WithTimeout(ctx, deadline)
+		start := time.Now()
+		err := tc.call(cctx)
+		took := time.Since(start)
+		cancel()
+		worst = max(worst, took-deadline)
+		require.ErrorIs(t, err, context.DeadlineExceeded, "%s behind another node's lock", tc.name)
+		require.Less(t, took, deadline+slack, "%s held past its deadline: %v", tc.name, took)
+	}
+	t.Logf("the latest call returned %v after its deadline of %v", worst, deadline)
+	require.NoError(t, <-heldP)
+	require.NoError(t, <-heldR)
+
+	// Nothing of the calls was written.
+	after, err := eng.Pool(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, before.Pool.ContactsCount, after.Pool.ContactsCount, "an Add was written")
+	require.Equal(t, before.Pool.MaxParallelItems, after.Pool.MaxParallelItems, "an UpdatePool was written")
+	require.Equal(t, before.StatusCounts, after.StatusCounts, "a claim, a Skip or the Complete was written")
+	got, err := eng.Rule(ctx, r.UUID)
+	require.NoError(t, err)
+	require.Equal(t, r.Name, got.Name, "the UpdateRule was written")
+	it, err := eng.Item(ctx, p.UUID, l.ContactUUID)
+	require.NoError(t, err)
+	require.True(t, l.ExpiresAt.Equal(it.LeaseExpiresAt), "the Extend was written: %v, then %v", l.ExpiresAt, it.LeaseExpiresAt)
+
+	// The pool was not taken for one held past the lock timeout: a call
+	// with time enough waits for its lock, and goes through.
+	heldP = holdPool(t, other, p.UUID, 300*time.Millisecond)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, eng.Complete(cctx, l, "answered"), "a Complete with time enough to wait")
+	require.NoError(t, <-heldP)
+}
