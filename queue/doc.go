@@ -62,7 +62,12 @@
 // gets the context's error at once, and its operation never runs. Once an
 // operation has started it runs to the end, whatever its context does
 // (cancelling one statement could abort the transaction it shares), and its
-// caller gets its result. A panic in a write, the store's included, is an
+// caller gets its result. But on PostgreSQL, where an operation waits for
+// another node's lock (a pool's, a rule's, a campaign's) after it has
+// started, an operation alone in its transaction whose context has a
+// deadline ends that wait at the deadline: it fails with an error wrapping
+// context.DeadlineExceeded and [store.ErrLockTimeout], nothing of it
+// written. Otherwise the wait lasts up to the store's lock timeout. A panic in a write, the store's included, is an
 // error for the operations of that transaction, and the next one runs as
 // usual.
 //

@@ -48,7 +48,7 @@ func TestPostgres_CallerLeavesALockWaitAtItsDeadline(t *testing.T) {
 	before, err := eng.Pool(ctx, p.UUID)
 	require.NoError(t, err)
 
-	const hold = 8 * time.Second
+	const hold = 4 * time.Second
 	heldP := holdPool(t, other, p.UUID, hold)
 	heldR := holdPool(t, other, q.UUID, hold, r.UUID)
 	three, name := 3, "rule R renamed"

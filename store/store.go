@@ -72,7 +72,12 @@ type Store interface {
 	// transaction on a failed statement. A Write waiting to begin (for its
 	// turn, a connection, or a lock it takes before calling fn) returns
 	// ctx's error when ctx ends, without calling fn; one whose ctx ends
-	// after that rolls back.
+	// after that rolls back. ctx may carry a wait bound ([WithWaitBound]):
+	// a store may end there, rather than at its own lock timeout, fn's
+	// waits for a lock that another session holds (another node's
+	// transaction), and the Write then fails with an error wrapping
+	// both [ErrLockTimeout] and context.DeadlineExceeded, nothing of it
+	// written.
 	Write(ctx context.Context, fn func(Tx) error) error
 	// Close releases the store's resources. Read and Write return an error
 	// wrapping [ErrClosed] once it has been called. Close may be called
@@ -527,4 +532,24 @@ func NewPoolWake(due bool, typ pool.Type, limit, inFlight int, retry, lease *tim
 		}
 	}
 	return w
+}
+
+// waitBoundKey is the context key of [WithWaitBound].
+type waitBoundKey struct{}
+
+// WithWaitBound returns ctx carrying the instant by which the one caller a
+// [Store.Write] runs for stops waiting for its result (its context's
+// deadline): a store whose transaction waits for another session's lock
+// inside fn may end that wait there (see [Store.Write]). Group commit gives
+// it to the Write of an operation that runs alone, whose caller's context
+// has a deadline; a Write shared by several callers has none, since one
+// caller's deadline must not fail the others.
+func WithWaitBound(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, waitBoundKey{}, t)
+}
+
+// WaitBound returns the instant ctx carries from [WithWaitBound], if any.
+func WaitBound(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(waitBoundKey{}).(time.Time)
+	return t, ok
 }

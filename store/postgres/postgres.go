@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -189,7 +190,11 @@ type Options struct {
 	// wait, the Store only tries the pool's lock, and a write that needs
 	// it fails at once while another session still holds it, until a try
 	// finds it free or LockTimeout passes without a try (see the package
-	// documentation). Negative: no bound.
+	// documentation). Negative: no bound. A write that runs one caller's
+	// operation alone ends its lock waits at that caller's deadline instead,
+	// when it comes first (see [store.WithWaitBound]): it fails with an
+	// error wrapping both ErrLockTimeout and context.DeadlineExceeded, and
+	// such a wait does not count as one past LockTimeout.
 	// From [MinLockTimeout] to [MaxLockTimeout]. Defaults to
 	// [DefaultLockTimeout]. The
 	// migrations at Open are not bounded by it (the nodes that open at
@@ -705,7 +710,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 			if t != nil && t.retry != nil && err == nil {
 				err = t.retry
 			}
-			return err
+			return t.boundedErr(err)
 		}
 		s.stats.retries.Add(1)
 		next := t.lockSet()
@@ -751,6 +756,16 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	t := newTxn(s, w, false)
 	t.restartOnWait = restartOnWait
 	t.timedOut = timedOut
+	if bound, ok := store.WaitBound(ctx); ok {
+		// The one caller of this write stops waiting at bound: its lock
+		// waits end there, if that comes before LockTimeout (see
+		// boundedErr). The setting rides the transaction's first round
+		// trip, and ends with the transaction.
+		if left := time.Until(bound); s.opts.LockTimeout < 0 || left < s.opts.LockTimeout {
+			t.bounded, t.bound = true, bound
+			_ = t.deferExec(ctx, setLockTimeoutSQL, millis(max(left, time.Millisecond)))
+		}
+	}
 	defer func() { // on every way out, a panic of fn included
 		_ = w.rollback(context.WithoutCancel(ctx))
 	}()
@@ -780,6 +795,21 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	clear(t.deltas)
 	s.stats.commits.Add(1)
 	return t, nil
+}
+
+// setLockTimeoutSQL sets the lock timeout of the transaction alone (see
+// writeOnce).
+const setLockTimeoutSQL = `SELECT set_config('lock_timeout', $1, true)`
+
+// boundedErr returns err, the error of the write transaction t, marked
+// with context.DeadlineExceeded when it is the end of a lock wait at the
+// bound of t's caller (store.WithWaitBound): that caller's deadline, not
+// the lock timeout, ended the wait.
+func (t *txn) boundedErr(err error) error {
+	if t == nil || !t.bounded || !errors.Is(err, ErrLockTimeout) || time.Now().Before(t.bound) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 }
 
 // Close closes the Store's connections and stops its listener. Read and

@@ -64,6 +64,12 @@ type txn struct {
 	// an operation on one fails at once with ErrLockTimeout (see lockPool),
 	// so that only the operations on those pools fail, not the whole Write.
 	timedOut []uuid.UUID
+	// bounded says that the transaction's lock waits end at bound, its
+	// one caller's deadline, sooner than the lock timeout (see
+	// writeOnce): such a wait's end does not show that another session
+	// holds the lock past the lock timeout.
+	bounded bool
+	bound   time.Time
 }
 
 var (
@@ -351,7 +357,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	if err == nil {
 		found = true
 	} else if !errorsIsNoRows(err) {
-		if errors.Is(translate(err), ErrLockTimeout) {
+		if errors.Is(translate(err), ErrLockTimeout) && !t.bounded {
 			t.s.frozen.note(id, t.s.opts.LockTimeout)
 		}
 		return fail("lock pool", err)
@@ -538,7 +544,7 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			t.noteErr(err)
-			if isPoolLock(l) && errors.Is(translate(err), ErrLockTimeout) {
+			if isPoolLock(l) && errors.Is(translate(err), ErrLockTimeout) && !t.bounded {
 				// Another session holds this pool past the lock timeout:
 				// run again without it, so that the operations on the other
 				// pools go on and those on this one fail (see lockPool).

@@ -16,6 +16,10 @@
 //     context's error at once, and its operation never runs. Once an
 //     operation has started it runs to the end (cancelling one statement
 //     could abort the shared transaction), and its caller gets its result.
+//     The one exception: the Write of an operation that runs alone carries
+//     its caller's deadline (store.WithWaitBound), at which the store may
+//     end a wait for another session's lock, failing the operation with
+//     nothing written.
 //   - Every caller gets an answer: an operation's panic is its own error;
 //     a panic out of the store itself fails every operation of that
 //     transaction, and the next transaction runs as usual.
@@ -369,17 +373,40 @@ func (c *Committer) run(batch []*op) {
 
 // runAlone runs the one operation of batch whose caller waits as the whole
 // transaction: no savepoint, and its failure rolls back only itself.
+//
+// The store's wait for another session's lock inside the transaction (a
+// PostgreSQL node's, on a pool) ends with the caller's deadline, if its
+// context has one (store.WithWaitBound): the operation is the
+// transaction's only one, so ending it fails no other caller, and its
+// caller, who will not wait for the lock, learns that nothing was written.
+// The transaction's error is then the operation's (it says which ended
+// the wait).
 func (c *Committer) runAlone(batch []*op) error {
-	return c.st.Write(context.Background(), func(stx store.Tx) error {
+	ctx := context.Background()
+	for _, o := range batch {
+		if o.state.Load() == waiting {
+			if d, ok := o.ctx.Deadline(); ok {
+				ctx = store.WithWaitBound(ctx, d)
+			}
+			break
+		}
+	}
+	var ran *op
+	err := c.st.Write(ctx, func(stx store.Tx) error {
 		tx := &Tx{Tx: stx, Now: c.now()}
 		for _, o := range batch {
 			if o.start() {
+				ran = o
 				o.err = call(o, o.fn, tx)
 				return o.err
 			}
 		}
 		return nil
 	})
+	if err != nil && ran != nil {
+		ran.err = err
+	}
+	return err
 }
 
 // runBatch runs batch in one transaction, first without savepoints (see
