@@ -110,3 +110,44 @@ func TestPostgres_CallerLeavesALockWaitAtItsDeadline(t *testing.T) {
 	require.NoError(t, eng.Complete(cctx, l, "answered"), "a Complete with time enough to wait")
 	require.NoError(t, <-heldP)
 }
+
+// TestPostgres_CallerLeavesASilentServerAtItsDeadline: the server stops
+// answering (a partition: nothing forwarded, nothing closed) just as a
+// claim with a 200 ms deadline begins its transaction on a connection the
+// pool hands out without a ping. The claim returns by its deadline (plus
+// slack), with an error wrapping context.DeadlineExceeded, not at the
+// round trip's bound (LockTimeout plus 5 s here; 60 s by default), and
+// nothing of it is written: its COMMIT was never sent.
+func TestPostgres_CallerLeavesASilentServerAtItsDeadline(t *testing.T) {
+	pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	px, st := proxiedStore(t, connFailOptions)
+	eng := openEngine(t, st, queue.Options{})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "silent", Description: "d", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(3)...) // its connection, idle for less than a second, is handed out unpinged
+	require.NoError(t, err)
+	px.frozen.Store(true)
+
+	const deadline, slack = 200 * time.Millisecond, time.Second
+	cctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	start := time.Now()
+	_, err = eng.TryDequeue(cctx, p.UUID)
+	took := time.Since(start)
+	t.Logf("TryDequeue returned %v after its deadline of %v: %v", took-deadline, deadline, err)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, took, deadline+slack, "TryDequeue held past its deadline by a silent server")
+
+	px.frozen.Store(false)
+	px.closeConns() // the connections it silenced
+	require.Eventually(t, func() bool {
+		d, err := eng.Pool(ctx, p.UUID)
+		if err != nil {
+			return false
+		}
+		require.Zero(t, d.StatusCounts[pool.StatusProcessing], "the claim was written")
+		return true
+	}, 10*time.Second, 50*time.Millisecond)
+}
