@@ -67,7 +67,9 @@
 // started, an operation alone in its transaction whose context has a
 // deadline ends that wait at the deadline: it fails with an error wrapping
 // context.DeadlineExceeded and [store.ErrLockTimeout], nothing of it
-// written. Otherwise the wait lasts up to the store's lock timeout. A panic in a write, the store's included, is an
+// written; a server that stops answering holds it 100 ms past the deadline
+// at most (its COMMIT excepted, whose outcome must be learned). Otherwise
+// the wait lasts up to the store's lock timeout. A panic in a write, the store's included, is an
 // error for the operations of that transaction, and the next one runs as
 // usual.
 //

@@ -52,7 +52,18 @@ type writeConn struct {
 	begun    bool               // BEGIN has been sent, and neither COMMIT nor ROLLBACK since
 	xid      string             // the transaction's id (an xid8, as text), once read with BEGIN
 	deferred []*pgx.QueuedQuery // not sent yet, in order
+	// until, when not zero, ends the round trips of the statements before
+	// COMMIT too, stmtSlack after it: the wait bound of the one caller the
+	// transaction runs for (see writeOnce), who does not wait longer for a
+	// server gone silent. Its COMMIT's round trip is not ended there (its
+	// outcome must then be learned), nor its ROLLBACK's.
+	until time.Time
 }
+
+// stmtSlack is how long after until a statement's round trip ends: the
+// server's own end of a lock wait at until (its lock_timeout) comes first,
+// and leaves the connection usable.
+const stmtSlack = 100 * time.Millisecond
 
 var _ querier = (*writeConn)(nil)
 
@@ -80,6 +91,17 @@ func withBound(ctx context.Context, d time.Duration) (context.Context, context.C
 	return context.WithTimeout(ctx, d)
 }
 
+// stmtBound is bound for a statement's round trip, ended stmtSlack after
+// until too, if set.
+func (w *writeConn) stmtBound(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := w.bound(ctx)
+	if w.until.IsZero() {
+		return ctx, cancel
+	}
+	ctx, cancelUntil := context.WithDeadline(ctx, w.until.Add(stmtSlack))
+	return ctx, func() { cancelUntil(); cancel() }
+}
+
 // ready reports whether a statement can go alone: the transaction has
 // begun and nothing is deferred.
 func (w *writeConn) ready() bool { return w.begun && len(w.deferred) == 0 }
@@ -103,7 +125,7 @@ func (w *writeConn) flush(ctx context.Context) error {
 
 func (w *writeConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if w.ready() {
-		ctx, cancel := w.bound(ctx)
+		ctx, cancel := w.stmtBound(ctx)
 		defer cancel()
 		return w.c.Exec(ctx, sql, args...)
 	}
@@ -117,7 +139,7 @@ func (w *writeConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.C
 
 func (w *writeConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	if w.ready() {
-		ctx, cancel := w.bound(ctx)
+		ctx, cancel := w.stmtBound(ctx)
 		rows, err := w.c.Query(ctx, sql, args...)
 		if err != nil {
 			cancel()
@@ -136,7 +158,7 @@ func (w *writeConn) Query(ctx context.Context, sql string, args ...any) (pgx.Row
 
 func (w *writeConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if w.ready() {
-		ctx, cancel := w.bound(ctx)
+		ctx, cancel := w.stmtBound(ctx)
 		return batchRow{row: w.c.QueryRow(ctx, sql, args...), cancel: cancel}
 	}
 	br := w.first(ctx, sql, args...)
@@ -217,7 +239,7 @@ func (r batchRow) Scan(dest ...any) error {
 // are b's alone. When one of those in front fails, every result of b is
 // its error.
 func (w *writeConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	ctx, cancel := w.bound(ctx)
+	ctx, cancel := w.stmtBound(ctx)
 	if w.ready() {
 		return boundResults{w.c.SendBatch(ctx, b), cancel}
 	}

@@ -759,8 +759,11 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	if bound, ok := store.WaitBound(ctx); ok {
 		// The one caller of this write stops waiting at bound: its lock
 		// waits end there, if that comes before LockTimeout (see
-		// boundedErr). The setting rides the transaction's first round
-		// trip, and ends with the transaction.
+		// boundedErr), and so do its statements' round trips, a little
+		// after (a server gone silent: see writeConn.until). The setting
+		// rides the transaction's first round trip, and ends with the
+		// transaction.
+		w.until = bound
 		if left := time.Until(bound); s.opts.LockTimeout < 0 || left < s.opts.LockTimeout {
 			t.bounded, t.bound = true, bound
 			_ = t.deferExec(ctx, setLockTimeoutSQL, millis(max(left, time.Millisecond)))
