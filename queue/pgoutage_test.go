@@ -190,29 +190,7 @@ func outageRun(t *testing.T, mode string, outage time.Duration) {
 
 	// Adds all along, the outage included: those acknowledged must be
 	// there, and none may hang.
-	var added []uuid.UUID
-	var addErrs int
-	var slowestAdd time.Duration
-	addStop, addDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(addDone)
-		for {
-			select {
-			case <-addStop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			it := newItems(1)
-			start := time.Now()
-			_, err := eng.Add(ctx, par.UUID, it...)
-			slowestAdd = max(slowestAdd, time.Since(start))
-			if err != nil {
-				addErrs++
-				continue
-			}
-			added = append(added, it[0].ContactUUID)
-		}
-	}()
+	adds := addAllAlong(ctx, eng, par.UUID, 100*time.Millisecond)
 
 	// The outage, once long calls of both pools are under way.
 	running := func(pool string) bool {
@@ -243,8 +221,7 @@ func outageRun(t *testing.T, mode string, outage time.Duration) {
 	t.Logf("server down (%s) for %v; a handler started %v after its start", mode, back.Sub(downAt).Round(time.Millisecond),
 		time.Since(back).Round(time.Millisecond))
 	time.Sleep(time.Second) // Adds acknowledged after the outage too
-	close(addStop)
-	<-addDone
+	added, addErrs, slowestAdd := adds.stop()
 
 	drainThenStop(t, eng, []uuid.UUID{par.UUID, fifo.UUID}, stop, &works, workDone)
 
@@ -266,7 +243,7 @@ func outageRun(t *testing.T, mode string, outage time.Duration) {
 		}
 	}
 	require.Positive(t, acrossOutage, "no call was under way as the server went down")
-	require.Positive(t, addErrs+int(workErrs.Load()), "no call failed: the outage was not seen")
+	require.Positive(t, len(addErrs)+int(workErrs.Load()), "no call failed: the outage was not seen")
 	require.Less(t, slowestAdd, 10*time.Second, "an Add during the outage")
 	rcs := make([]*restartCall, len(calls))
 	for i, oc := range calls {
@@ -280,7 +257,7 @@ func outageRun(t *testing.T, mode string, outage time.Duration) {
 	}
 	require.Less(t, time.Since(closed), 5*time.Second, "the engines' Close")
 	t.Logf("%d calls (%d under way as the server went down, %d leases lost), %d acknowledged completions, %d Adds acknowledged and %d failed (the slowest took %v); at most %d / %d handlers at once",
-		len(calls), acrossOutage, expired, acked, len(added), addErrs, slowestAdd.Round(time.Millisecond), maxHeld["par"], maxHeld["fifo"])
+		len(calls), acrossOutage, expired, acked, len(added), len(addErrs), slowestAdd.Round(time.Millisecond), maxHeld["par"], maxHeld["fifo"])
 }
 
 // TestPostgres_WorkStartsDuringAnOutage: Work started while the server is

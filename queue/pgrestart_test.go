@@ -139,30 +139,7 @@ func serverRestartRun(t *testing.T, mode string) {
 
 	// Adds all along, the outage included: those acknowledged must be
 	// there, and none may hang.
-	var added []uuid.UUID
-	var addErrs []error
-	var slowestAdd time.Duration
-	addStop := make(chan struct{})
-	addDone := make(chan struct{})
-	go func() {
-		defer close(addDone)
-		for {
-			select {
-			case <-addStop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			it := newItems(1)
-			start := time.Now()
-			_, err := eng.Add(ctx, par.UUID, it...)
-			slowestAdd = max(slowestAdd, time.Since(start))
-			if err != nil {
-				addErrs = append(addErrs, err)
-				continue
-			}
-			added = append(added, it[0].ContactUUID)
-		}
-	}()
+	adds := addAllAlong(ctx, eng, par.UUID, 50*time.Millisecond)
 
 	started := func() int { mu.Lock(); defer mu.Unlock(); return len(calls) }
 	require.True(t, waitUntil(20*time.Second, func() bool { return started() > 20 }), "the engines dispatch")
@@ -188,8 +165,7 @@ func serverRestartRun(t *testing.T, mode string) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the Dequeue waiting through the outage was not woken by an Add after it")
 	}
-	close(addStop)
-	<-addDone
+	added, addErrs, slowestAdd := adds.stop()
 
 	// Drain (the leases in flight at the outage come back at their end).
 	drainThenStop(t, eng, []uuid.UUID{par.UUID, fifo.UUID}, stop, &works, workDone)
@@ -509,4 +485,47 @@ func dialPools(t *testing.T, eng *queue.Engine, capPar, maxRetries, nPar, nFIFO 
 		order[it.ContactUUID] = i
 	}
 	return par, fifo, order
+}
+
+// adder adds an item to a pool at each tick until it is stopped: the Adds
+// under an outage test, whose acknowledged ones must be there after it,
+// and none of which may hang.
+type adder struct {
+	added   []uuid.UUID // the acknowledged Adds' contacts
+	errs    []error
+	slowest time.Duration
+	halt    chan struct{}
+	done    chan struct{}
+}
+
+// addAllAlong starts adding an item to pool p every interval.
+func addAllAlong(ctx context.Context, eng *queue.Engine, p uuid.UUID, interval time.Duration) *adder {
+	a := &adder{halt: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		for {
+			select {
+			case <-a.halt:
+				return
+			case <-time.After(interval):
+			}
+			it := newItems(1)
+			start := time.Now()
+			_, err := eng.Add(ctx, p, it...)
+			a.slowest = max(a.slowest, time.Since(start))
+			if err != nil {
+				a.errs = append(a.errs, err)
+				continue
+			}
+			a.added = append(a.added, it[0].ContactUUID)
+		}
+	}()
+	return a
+}
+
+// stop stops the Adds and returns what they did.
+func (a *adder) stop() (added []uuid.UUID, errs []error, slowest time.Duration) {
+	close(a.halt)
+	<-a.done
+	return a.added, a.errs, a.slowest
 }
