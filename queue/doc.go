@@ -38,6 +38,12 @@
 // of every dispatch and settlement on the pool, before capacity is computed;
 // a blocked [Engine.Dequeue] wakes up at the earliest lease deadline to do
 // so. Until then, a pool's status counts may still show the item in flight.
+// On a store shared by nodes with clocks of their own (PostgreSQL's; see
+// store.LeaseGracer), the others take a lease for ended only its store's
+// grace after its holder's deadline (postgres.Options.LeaseGrace, 60 s by
+// default): the expiry is applied, the slot freed and the contact free to
+// be called from another pool then, so that a node whose clock is ahead
+// does not call a contact its holder may still be on.
 //
 // # Concurrency and group commit
 //
