@@ -465,17 +465,8 @@ func ccWakeSetup(t *testing.T, opts queue.Options, params pool.CreateParams, n i
 
 // queueGoroutines returns the stacks of goroutines running in package queue.
 func queueGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range goroutineStacks() {
 		if strings.Contains(g, "poolq/queue.(*Engine)") {
 			out = append(out, g)
 		}
@@ -792,4 +783,16 @@ func TestEngine_TwoStoresShareTheCap(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, d.StatusCounts[pool.StatusProcessing])
 	require.Equal(t, 1, d.StatusCounts[pool.StatusCompleted])
+}
+
+// goroutineStacks returns the stack of every goroutine, one a string.
+func goroutineStacks() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Split(string(buf[:n]), "\n\n")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,17 +80,8 @@ func TestPostgres_OutageLongerThanALease(t *testing.T) {
 // storeGoroutines returns the stacks of the goroutines running code of
 // the engine, of the PostgreSQL store, or of pgx and its pool.
 func storeGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range goroutineStacks() {
 		for _, code := range []string{"poolq/queue.", "poolq/store/postgres.", "jackc/pgx", "jackc/puddle"} {
 			if strings.Contains(g, code) {
 				out = append(out, g)
