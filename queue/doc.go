@@ -66,16 +66,21 @@
 //
 // A caller whose context ends while its operation waits for a transaction
 // gets the context's error at once, and its operation never runs. Once an
-// operation has started it runs to the end, whatever its context does
-// (cancelling one statement could abort the transaction it shares), and its
-// caller gets its result. But on PostgreSQL, where an operation waits for
-// another node's lock (a pool's, a rule's, a campaign's) after it has
-// started, an operation alone in its transaction whose context has a
-// deadline ends that wait at the deadline: it fails with an error wrapping
-// context.DeadlineExceeded and [store.ErrLockTimeout], nothing of it
-// written; a server that stops answering holds it 100 ms past the deadline
-// at most (its COMMIT excepted, whose outcome must be learned). Otherwise
-// the wait lasts up to the store's lock timeout. A panic in a write, the store's included, is an
+// operation that shares its transaction has started it runs to the end,
+// whatever its context does (cancelling one statement could abort the
+// transaction it shares), and its caller gets its result. An operation
+// alone in its transaction is ended by its caller: a cancellation of its
+// context rolls it back before its COMMIT (once that is sent, the result
+// stands), and it fails with an error wrapping context.Canceled, nothing
+// of it written. On PostgreSQL, where an operation waits for another
+// node's lock (a pool's, a rule's, a campaign's) after it has started,
+// that ends the wait at once; so does the deadline of such an operation's
+// context: it fails with an error wrapping context.DeadlineExceeded and
+// [store.ErrLockTimeout], nothing of it written, and a server that stops
+// answering holds it 100 ms past the deadline at most (its COMMIT
+// excepted, whose outcome must be learned). An operation that shares its
+// transaction waits for such a lock up to the store's lock timeout. A
+// panic in a write, the store's included, is an
 // error for the operations of that transaction, and the next one runs as
 // usual.
 //

@@ -55,10 +55,13 @@ func (s *heldStore) holdNext() (entered <-chan struct{}, release func()) {
 }
 
 // holdInside is holdNext for a Write that waits inside its transaction,
-// once its fn has run and before it commits: group commit's operations
-// have started (a caller whose context ends then still gets its
-// operation's result, see package groupcommit), where with holdNext they
-// wait to start, and a caller that leaves abandons its operation.
+// once its fn has run and its commit has begun: group commit's operations
+// have started, and a caller whose context ends then still gets its
+// operation's result (see package groupcommit), where with holdNext they
+// wait to start, and a caller that leaves abandons its operation. The
+// Write runs on without its context's end (an operation alone in its
+// transaction is rolled back when its caller is cancelled before its
+// COMMIT is sent, not once it is: that is the moment held here).
 func (s *heldStore) holdInside() (entered <-chan struct{}, release func()) {
 	entered, release = s.holdNext()
 	s.mu.Lock()
@@ -89,7 +92,7 @@ func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
 	s.hold, s.entered, s.inside, s.panics, s.fails = nil, nil, false, false, nil
 	s.mu.Unlock()
 	if hold != nil && inside {
-		return s.Store.Write(ctx, func(tx store.Tx) error {
+		return s.Store.Write(context.WithoutCancel(ctx), func(tx store.Tx) error {
 			err := fn(tx)
 			close(entered)
 			<-hold

@@ -58,6 +58,13 @@ type writeConn struct {
 	// server gone silent. Its COMMIT's round trip is not ended there (its
 	// outcome must then be learned), nor its ROLLBACK's.
 	until time.Time
+	// caller, when not nil, ends the round trips of the statements before
+	// COMMIT too, when it ends: the context of a Write that can end (the
+	// one caller of a group commit write, who left: see store.Store's
+	// Write). A statement that waits for another session's lock would
+	// otherwise hold the transaction, and its caller's turn, up to
+	// LockTimeout. Its COMMIT's round trip is not ended (see until).
+	caller context.Context
 }
 
 // stmtSlack is how long after until a statement's round trip ends: the
@@ -92,14 +99,26 @@ func withBound(ctx context.Context, d time.Duration) (context.Context, context.C
 }
 
 // stmtBound is bound for a statement's round trip, ended stmtSlack after
-// until too, if set.
+// until too, if set, and with caller, if set.
 func (w *writeConn) stmtBound(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := w.bound(ctx)
-	if w.until.IsZero() {
-		return ctx, cancel
+	if !w.until.IsZero() {
+		var cancelUntil context.CancelFunc
+		ctx, cancelUntil = context.WithDeadline(ctx, w.until.Add(stmtSlack))
+		cancel = chain(cancelUntil, cancel)
 	}
-	ctx, cancelUntil := context.WithDeadline(ctx, w.until.Add(stmtSlack))
-	return ctx, func() { cancelUntil(); cancel() }
+	if w.caller != nil {
+		var cancelCaller context.CancelFunc
+		ctx, cancelCaller = context.WithCancel(ctx)
+		unhook := context.AfterFunc(w.caller, cancelCaller)
+		cancel = chain(func() { unhook(); cancelCaller() }, cancel)
+	}
+	return ctx, cancel
+}
+
+// chain returns a function that calls first, then then.
+func chain(first, then context.CancelFunc) context.CancelFunc {
+	return func() { first(); then() }
 }
 
 // ready reports whether a statement can go alone: the transaction has

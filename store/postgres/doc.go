@@ -268,7 +268,14 @@
 // ([store.WithWaitBound]), also ends its statements' round trips (not its
 // COMMIT's) 100 ms after that deadline, failing with an error wrapping
 // context.DeadlineExceeded, nothing of it written: its caller is not held
-// by a silent connection until the bound above.
+// by a silent connection until the bound above. A Write whose context can
+// end (group commit gives one to an operation that runs alone, ended when
+// its caller's context is cancelled) ends its statements' round trips (not
+// its COMMIT's) when it ends, a wait for another node's lock among them,
+// and rolls back, nothing written: its connection is closed (pgx's way to
+// end a round trip), and the server's session, if it waits for the lock,
+// ends when the lock comes or LockTimeout passes, its transaction rolled
+// back.
 //
 // The id makes a transaction that writes nothing (a claim that finds
 // nothing due) write a commit record, which [Full] durability flushes

@@ -753,6 +753,11 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	// (a rollback that failed) is closed by the pool, not reused.
 	defer pc.Release()
 	w := &writeConn{c: pc.Conn(), timeout: s.roundTripTimeout()}
+	if ctx.Done() != nil {
+		// The Write's caller may leave: its statements end then, a lock
+		// wait among them, and it rolls back (see writeConn.caller).
+		w.caller = ctx
+	}
 	t := newTxn(s, w, false)
 	t.restartOnWait = restartOnWait
 	t.timedOut = timedOut

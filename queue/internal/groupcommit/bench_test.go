@@ -36,3 +36,24 @@ func BenchmarkCommitter_OneCaller(b *testing.B) {
 		b.Fatalf("ran %d operations, want %d", ran, b.N)
 	}
 }
+
+// BenchmarkCommitter_OneCallerCancellable is BenchmarkCommitter_OneCaller
+// with a context that can be cancelled (a request's, Work's), whose
+// cancellation the Write of an operation alone must follow.
+func BenchmarkCommitter_OneCallerCancellable(b *testing.B) {
+	c := groupcommit.New(nopStore{}, groupcommit.Options{})
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := 0
+	op := func(context.Context, *groupcommit.Tx) error { ran++; return nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Write(ctx, op); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if ran != b.N {
+		b.Fatalf("ran %d operations, want %d", ran, b.N)
+	}
+}

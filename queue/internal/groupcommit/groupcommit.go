@@ -18,8 +18,9 @@
 //     could abort the shared transaction), and its caller gets its result.
 //     The one exception: the Write of an operation that runs alone carries
 //     its caller's deadline (store.WithWaitBound), at which the store may
-//     end a wait for another session's lock, failing the operation with
-//     nothing written.
+//     end a wait for another session's lock, and its context ends when the
+//     caller's is cancelled; either fails the operation with nothing
+//     written.
 //   - Every caller gets an answer: an operation's panic is its own error;
 //     a panic out of the store itself fails every operation of that
 //     transaction, and the next transaction runs as usual.
@@ -380,13 +381,29 @@ func (c *Committer) run(batch []*op) {
 // transaction's only one, so ending it fails no other caller, and its
 // caller, who will not wait for the lock, learns that nothing was written.
 // The transaction's error is then the operation's (it says which ended
-// the wait).
+// the wait). A cancellation of the caller's context (not its deadline)
+// ends the Write's context, and the store rolls it back, nothing of it
+// written, even once the operation has started: a store may end there a
+// wait for another session's lock (PostgreSQL), which would hold the
+// caller, and every operation behind it, up to its lock timeout.
 func (c *Committer) runAlone(batch []*op) error {
 	ctx := context.Background()
 	for _, o := range batch {
 		if o.state.Load() == waiting {
 			if d, ok := o.ctx.Deadline(); ok {
 				ctx = store.WithWaitBound(ctx, d)
+			}
+			if o.ctx.Done() != nil { // it can be cancelled
+				// A cancellation ends the Write (a deadline is the wait
+				// bound's, which ends a lock wait with a clearer error).
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				defer cancel()
+				defer context.AfterFunc(o.ctx, func() {
+					if errors.Is(o.ctx.Err(), context.Canceled) {
+						cancel()
+					}
+				})()
 			}
 			break
 		}

@@ -88,3 +88,90 @@ func TestCommitter_WaitBoundOfALoneCaller(t *testing.T) {
 		require.True(t, bound.IsZero(), "the batch's Write %d had the bound %v", i, bound)
 	}
 }
+
+// ctxStore records the context of each Write.
+type ctxStore struct {
+	store.Store
+	writes chan context.Context
+}
+
+func (s *ctxStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	s.writes <- ctx
+	return s.Store.Write(ctx, fn)
+}
+
+// TestCommitter_CancelEndsALoneWrite: the context of the Write of an
+// operation that runs alone ends when its caller's is cancelled, even once
+// the operation has started (a store may then end a wait for another
+// session's lock), and the caller gets the Write's error, nothing written;
+// a deadline does not end it (the wait bound is for that), nor does a
+// cancellation end the Write of a batch, whose other callers still wait.
+func TestCommitter_CancelEndsALoneWrite(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{})
+	cs := &ctxStore{Store: b.st, writes: make(chan context.Context, 16)}
+	c := groupcommit.New(cs, groupcommit.Options{})
+	t.Cleanup(c.Close)
+	// waits is an operation that inserts id, then waits until its Write's
+	// context ends or d passes, and says which came first in ended.
+	waits := func(id uuid.UUID, entered chan<- struct{}, d time.Duration, ended *bool) groupcommit.Func {
+		return func(ctx context.Context, tx *groupcommit.Tx) error {
+			wctx := <-cs.writes
+			if err := insert(id)(ctx, tx); err != nil {
+				return err
+			}
+			close(entered)
+			select {
+			case <-wctx.Done():
+				*ended = true
+			case <-time.After(d):
+			}
+			return nil
+		}
+	}
+
+	// Alone, cancelled once started: the Write's context ends, and the
+	// store rolls it back.
+	ctx, cancel := context.WithCancel(b.ctx)
+	entered := make(chan struct{})
+	id := uuid.New()
+	var ended bool
+	go func() { <-entered; cancel() }()
+	err := c.Write(ctx, waits(id, entered, 10*time.Second, &ended))
+	require.True(t, ended, "the Write's context did not end with its caller's cancellation")
+	require.ErrorIs(t, err, context.Canceled)
+	require.False(t, b.exists(t, id), "the cancelled operation was written")
+
+	// Alone, past its deadline once started: the Write's context lasts,
+	// and the operation's result stands.
+	ctx, cancel = context.WithTimeout(b.ctx, 50*time.Millisecond)
+	defer cancel()
+	entered, id, ended = make(chan struct{}), uuid.New(), false
+	require.NoError(t, c.Write(ctx, waits(id, entered, 300*time.Millisecond, &ended)))
+	require.False(t, ended, "a deadline ended the Write's context")
+	require.True(t, b.exists(t, id))
+
+	// In a batch: the Write's context lasts while one caller is cancelled.
+	held, release := b.st.holdNext()
+	var wg sync.WaitGroup
+	wg.Go(func() { require.NoError(t, c.Write(b.ctx, insert(uuid.New()))) })
+	<-cs.writes // the held Write's
+	<-held
+	ctx, cancel = context.WithCancel(b.ctx)
+	entered, id, ended = make(chan struct{}), uuid.New(), false
+	other := uuid.New()
+	var errs [2]error
+	n := c.Queued()
+	wg.Go(func() { errs[0] = c.Write(ctx, waits(id, entered, 300*time.Millisecond, &ended)) })
+	require.Eventually(t, func() bool { return c.Queued() == n+1 }, 5*time.Second, time.Millisecond)
+	wg.Go(func() { errs[1] = c.Write(b.ctx, insert(other)) })
+	require.Eventually(t, func() bool { return c.Queued() == n+2 }, 5*time.Second, time.Millisecond)
+	go func() { <-entered; cancel() }()
+	release()
+	wg.Wait()
+	require.False(t, ended, "a cancellation ended the Write of a batch")
+	require.NoError(t, errs[0], "a started operation of a batch runs to the end")
+	require.NoError(t, errs[1])
+	require.True(t, b.exists(t, id))
+	require.True(t, b.exists(t, other))
+}
