@@ -366,3 +366,42 @@ func (w *writeConn) rollback(ctx context.Context) error {
 	}
 	return err
 }
+
+// idleSessionOff returns the statement that turns the server's
+// idle_session_timeout off for a session of a server of version (the
+// server_version it reports at a connection's start), "" on a server
+// without it
+// (before PostgreSQL 14, which ends no idle session). A DBA's default for
+// the role or the database (a policy against idle clients) would end the
+// Store's sessions: the listener's, idle between notifications by design
+// (each time, the signals sent until it listens again are lost), and the
+// pool's between calls, where a connection idle for less than a second is
+// handed out unchecked, and the call given it fails (57P05). The Store
+// bounds its idle connections itself: at most MaxConns, and pgxpool closes
+// those idle for 30 minutes. The version decides, as a SET of a setting the
+// server does not know fails.
+func idleSessionOff(version string) string {
+	major := 0 // of "15.4 (Debian …)", "14beta1"
+	for _, r := range version {
+		if r < '0' || r > '9' {
+			break
+		}
+		major = 10*major + int(r-'0')
+	}
+	if major < 14 {
+		return ""
+	}
+	return "SET idle_session_timeout = 0"
+}
+
+// afterConnect readies a new connection of the Store's pool (pgxpool's
+// AfterConnect): it turns the server's idle_session_timeout off (see
+// idleSessionOff) and reads the server's run (see readServerRun).
+func afterConnect(ctx context.Context, conn *pgx.Conn) error {
+	if sql := idleSessionOff(conn.PgConn().ParameterStatus("server_version")); sql != "" {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("postgres: turn idle_session_timeout off: %w", err)
+		}
+	}
+	return readServerRun(ctx, conn)
+}

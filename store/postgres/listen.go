@@ -14,7 +14,8 @@ import (
 // the functions registered with Watch.
 //
 // One goroutine per Store runs it, while at least one function is
-// registered: it holds a connection of its own (outside the pool), LISTENs,
+// registered: it holds a connection of its own (outside the pool, with
+// idle_session_timeout off: see idleSessionOff), LISTENs,
 // and calls every function with the pool of each notification. When the
 // connection fails (the server restarted, the backend was terminated) it
 // connects again, with a growing pause of at most reconnectMax. Signals
@@ -156,7 +157,14 @@ func (l *listener) listen(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(cctx, "LISTEN "+pgx.Identifier{l.s.channel}.Sanitize()); err != nil {
+	// Idle between notifications by design: a role's idle_session_timeout
+	// must not end it (see idleSessionOff). One round trip: LISTEN first,
+	// as pg_stat_activity shows the session's last query.
+	sql := "LISTEN " + pgx.Identifier{l.s.channel}.Sanitize()
+	if off := idleSessionOff(conn.PgConn().ParameterStatus("server_version")); off != "" {
+		sql += "; " + off
+	}
+	if _, err := conn.Exec(cctx, sql); err != nil {
 		return err
 	}
 	l.deliver(uuid.Nil) // listening: what was sent before may have been missed

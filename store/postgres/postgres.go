@@ -149,7 +149,15 @@ type Options struct {
 	// MaxConns), which Reads and Writes share; the listener of
 	// [Store.Watch] has a connection of its own. 0 to math.MaxInt32.
 	// Defaults to the URL's pool_max_conns if it has one, else
-	// [DefaultMaxConns].
+	// [DefaultMaxConns]. The Store's sessions, the listener's too, run
+	// with no idle_session_timeout (PostgreSQL 14 and later), whatever the
+	// role's, the database's or the URL's: a DBA's bound on idle sessions
+	// would end the listener's, idle between notifications by design (the
+	// signals sent until it listens again are lost), and the pool's
+	// between calls (one idle for less than a second is handed out
+	// unchecked, and its call fails). The pool bounds its idle connections
+	// itself: at most MaxConns, each closed after 30 minutes idle (pgxpool's
+	// default, pool_max_conn_idle_time).
 	MaxConns int
 	// MaxRetries bounds how many times Write runs its function again
 	// after a serialization failure, a deadlock, or a pool lock it must
@@ -460,7 +468,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// node's lock before it, with an error of no documented kind, and a
 	// blocked Dequeue with it: the round trips' own bound stands in.
 	rp["statement_timeout"] = "0"
-	cfg.AfterConnect = readServerRun
+	cfg.AfterConnect = afterConnect
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
