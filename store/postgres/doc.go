@@ -248,7 +248,10 @@
 // not assume it did not (a claim may stand dispatched under a lease nobody
 // holds, which the engine gives back once the database answers, or which
 // expires; a settlement may have gone through, and trying it again gets
-// queue.ErrLeaseLost).
+// queue.ErrLeaseLost). A COMMIT that never left this process (the
+// connection ended under an earlier statement of the transaction, and the
+// function went on: group commit's operations each fail alone) is no such
+// case: the write fails at once with that error, nothing written.
 //
 // Each round trip of a write transaction (its connection's acquisition,
 // each batch of statements, the commit) is bounded by twice

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/validate"
@@ -803,7 +804,10 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 	}
 	if err := w.commit(context.WithoutCancel(ctx), t.commitBatch()); err != nil {
 		t.noteErr(err)
-		if serverAnswered(err) {
+		if serverAnswered(err) || pgconn.SafeToRetry(err) {
+			// The server refused it, or it never left this process (its
+			// connection closed before: a statement of the transaction
+			// met the connection's end): not committed.
 			return t, wrap("commit", err)
 		}
 		return t, &lostCommit{xid: w.xid, pid: w.c.PgConn().PID(), run: connServerRun(w.c), err: err}
