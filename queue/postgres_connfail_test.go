@@ -33,6 +33,12 @@ import (
 //     nothing more either way, but stays open (no FIN, no RST);
 //   - downOnCut: at cutCommit's cut, every connection is closed and new
 //     ones are refused from then on (the server unreachable);
+//   - fatalCommit: the first server reply that carries a COMMIT command tag
+//     is forwarded up to that tag, followed by the FATAL error of a
+//     terminated backend (57P01) instead of the rest (ReadyForQuery), and
+//     the connection is closed: what the server sends when its backend is
+//     terminated (pg_terminate_backend) after it committed and before it
+//     read the batch's Sync (it checks for that after each message);
 //   - frozen: nothing is forwarded either way on any connection and nothing
 //     is closed, and new connections are accepted and never answered, as a
 //     partition or a database host that lost power.
@@ -42,6 +48,7 @@ type faultProxy struct {
 	ln                    net.Listener
 	dst                   string
 	cutCommit, holdCommit atomic.Bool
+	fatalCommit           atomic.Bool
 	downOnCut, frozen     atomic.Bool
 	refuse                atomic.Bool // set by downOnCut
 	cuts                  atomic.Int32
@@ -135,6 +142,12 @@ func (p *faultProxy) pipe(dst, src net.Conn, held *atomic.Bool, fromServer bool)
 			case p.holdCommit.CompareAndSwap(true, false):
 				p.cuts.Add(1)
 				held.Store(true)
+			case p.fatalCommit.CompareAndSwap(true, false):
+				p.cuts.Add(1)
+				end := bytes.Index(buf[:n], []byte("COMMIT\x00")) + len("COMMIT\x00")
+				_, _ = dst.Write(append(buf[:end:end], fatalTerminated()...))
+				src.Close()
+				return
 			}
 		}
 		if n > 0 && !held.Load() && !p.frozen.Load() {
@@ -146,6 +159,18 @@ func (p *faultProxy) pipe(dst, src net.Conn, held *atomic.Bool, fromServer bool)
 			return
 		}
 	}
+}
+
+// fatalTerminated is the ErrorResponse message of a backend that
+// pg_terminate_backend ended.
+func fatalTerminated() []byte {
+	var body []byte
+	for _, f := range [][2]string{{"S", "FATAL"}, {"V", "FATAL"}, {"C", "57P01"}, {"M", "terminating connection due to administrator command"}} {
+		body = append(append(append(body, f[0]...), f[1]...), 0)
+	}
+	body = append(body, 0)
+	n := len(body) + 4
+	return append([]byte{'E', byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, body...)
 }
 
 // proxiedStore opens a store through a new faultProxy, in a schema made
@@ -433,5 +458,43 @@ func TestPostgres_LateClaimGivesItsLeasesBack(t *testing.T) {
 		require.Equal(t, pool.StatusScheduled, it.Status, "given back, then met outside the window")
 		require.Zero(t, it.Attempts, "given back unattempted")
 		require.Equal(t, time.Date(2026, 6, 11, 12, 0, 0, 0, time.UTC), *it.NextRetryAt)
+	})
+}
+
+// TestPostgres_TerminatedAfterCommit: the backend of a write is
+// terminated (pg_terminate_backend) after its COMMIT, before the end of
+// the round trip: the reply carries the COMMIT's tag, then the FATAL error
+// of the terminated backend. The transaction committed, so the call
+// succeeds: the claim hands out its lease (else the item stays Processing
+// under a lease nobody holds, to come back at its end as a failed attempt
+// without a call), the Complete returns nil (else trying again gets
+// ErrLeaseLost, for a call that was written).
+func TestPostgres_TerminatedAfterCommit(t *testing.T) {
+	t.Parallel()
+	t.Run("Claim", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		px, eng, p, c := proxiedFIFO(t, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond}, new(0))
+		px.fatalCommit.Store(true)
+		var l *queue.Lease
+		err := within(t, "TryDequeue", px.close, func() (err error) { l, err = eng.TryDequeue(ctx, p.UUID); return err })
+		require.EqualValues(t, 1, px.cuts.Load(), "the proxy ended the claim's connection after its COMMIT")
+		require.NoError(t, err, "the claim committed: its caller gets the lease")
+		require.Equal(t, c, l.ContactUUID)
+		require.NoError(t, eng.Complete(ctx, l, "answered"), "the lease handed out is the item's")
+	})
+	t.Run("Complete", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		px, eng, p, c := proxiedFIFO(t, queue.Options{LeaseTimeout: time.Minute, PollInterval: 20 * time.Millisecond}, nil)
+		l, err := eng.TryDequeue(ctx, p.UUID)
+		require.NoError(t, err)
+		px.fatalCommit.Store(true)
+		err = within(t, "Complete", px.close, func() error { return eng.Complete(ctx, l, "answered") })
+		require.EqualValues(t, 1, px.cuts.Load(), "the proxy ended the settlement's connection after its COMMIT")
+		require.NoError(t, err, "the Complete committed: its caller learns so")
+		it, err := eng.Item(ctx, p.UUID, c)
+		require.NoError(t, err)
+		require.Equal(t, pool.StatusCompleted, it.Status)
 	})
 }
