@@ -338,7 +338,17 @@ func (w *writeConn) commit(ctx context.Context, b *pgx.Batch) error {
 	for i := len(lead); i < all.Len() && err == nil; i++ {
 		tag, err = br.Exec()
 	}
-	if cerr := br.Close(); err == nil {
+	cerr := br.Close()
+	if err == nil && tag.String() == "COMMIT" {
+		// Committed, whatever follows: the server ends a session it was
+		// told to end (pg_terminate_backend, a fast shutdown) after the
+		// next message it reads, which may be this batch's Sync, once the
+		// COMMIT's tag is sent; its FATAL error then ends the round trip.
+		// The connection, closed, is not reused.
+		w.begun = false
+		return nil
+	}
+	if err == nil {
 		err = cerr
 	}
 	if err != nil {

@@ -251,7 +251,10 @@
 // queue.ErrLeaseLost). A COMMIT that never left this process (the
 // connection ended under an earlier statement of the transaction, and the
 // function went on: group commit's operations each fail alone) is no such
-// case: the write fails at once with that error, nothing written.
+// case: the write fails at once with that error, nothing written. Nor is
+// a COMMIT answered, then followed by the session's end (the server was
+// told to end it, by pg_terminate_backend or a fast shutdown, and did at
+// the next message it read): the write committed, and succeeds.
 //
 // Each round trip of a write transaction (its connection's acquisition,
 // each batch of statements, the commit) is bounded by twice
