@@ -31,7 +31,7 @@ func TestPostgres_SmallConnectionPool(t *testing.T) {
 		t.Run(fmt.Sprintf("MaxConns%d", conns), func(t *testing.T) {
 			t.Parallel()
 			st := pgtest.Open(t, url, postgres.Options{MaxConns: conns})
-			const lease = 600 * time.Millisecond
+			const lease = time.Second
 			eng, err := queue.New(st, queue.Options{LeaseTimeout: lease, PollInterval: 50 * time.Millisecond})
 			require.NoError(t, err)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -41,7 +41,7 @@ func TestPostgres_SmallConnectionPool(t *testing.T) {
 			require.NoError(t, err)
 			side, err := eng.CreatePool(ctx, pool.CreateParams{Name: "side", Description: "d", Type: pool.Parallel, MaxParallelItems: pqPtr(100)})
 			require.NoError(t, err)
-			const items = 96
+			const items = 64
 			_, err = eng.Add(ctx, work.UUID, newItems(items)...)
 			require.NoError(t, err)
 
