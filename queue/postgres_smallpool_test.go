@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store/postgres"
@@ -136,4 +137,65 @@ func TestPostgres_SmallConnectionPool(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPostgres_OneConnectionBusyCallsKeepTheirDeadlines: the one
+// connection of a Store (MaxConns 1) is held by a write waiting for a lock
+// another session holds (up to LockTimeout, 5 s). Every other call, read or
+// write, made meanwhile with a deadline of 200 ms returns at its deadline
+// with context.DeadlineExceeded, rather than wait for the connection; and
+// once the lock is free, the engine goes on.
+func TestPostgres_OneConnectionBusyCallsKeepTheirDeadlines(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 1, LockTimeout: 5 * time.Second})
+	eng := openEngine(t, st, queue.Options{LeaseTimeout: time.Minute})
+	held, err := eng.CreatePool(ctx, pool.CreateParams{Name: "held", Description: "d", Type: pool.Parallel})
+	require.NoError(t, err)
+	other, err := eng.CreatePool(ctx, pool.CreateParams{Name: "other", Description: "d", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, other.UUID, newItems(2)...)
+	require.NoError(t, err)
+	l, err := eng.TryDequeue(ctx, other.UUID)
+	require.NoError(t, err)
+
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{st.Schema(), "items"}.Sanitize()+" IN EXCLUSIVE MODE")
+	require.NoError(t, err)
+	blocked := make(chan error, 1)
+	go func() { _, err := eng.Add(ctx, held.UUID, newItems(1)...); blocked <- err }()
+	require.Eventually(t, func() bool {
+		var n int
+		return tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`).Scan(&n) == nil && n == 1
+	}, 5*time.Second, time.Millisecond, "the Add waits for the lock, on the store's one connection")
+
+	calls := []struct {
+		name string
+		call func(context.Context) error
+	}{
+		{"Pool", func(ctx context.Context) error { _, err := eng.Pool(ctx, other.UUID); return err }},
+		{"Items", func(ctx context.Context) error { _, err := eng.Items(ctx, other.UUID, pool.ItemQuery{}); return err }},
+		{"Add", func(ctx context.Context) error { _, err := eng.Add(ctx, other.UUID, newItems(1)...); return err }},
+		{"TryDequeue", func(ctx context.Context) error { _, err := eng.TryDequeue(ctx, other.UUID); return err }},
+		{"Dequeue", func(ctx context.Context) error { _, err := eng.Dequeue(ctx, other.UUID); return err }},
+		{"Extend", func(ctx context.Context) error { return eng.Extend(ctx, l, time.Minute) }},
+	}
+	for _, c := range calls {
+		cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		start := time.Now()
+		err := c.call(cctx)
+		took := time.Since(start)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded, "%s", c.name)
+		require.Less(t, took, time.Second, "%s returned after %v", c.name, took)
+	}
+
+	require.NoError(t, tx.Rollback(ctx))
+	require.NoError(t, <-blocked, "the Add that waited for the lock")
+	require.NoError(t, eng.Complete(ctx, l, ""), "the engine goes on")
 }
