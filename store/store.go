@@ -253,7 +253,10 @@ type Tx interface {
 	// the round trip that takes it. Only in a write transaction.
 	PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit int) (pool.Pool, []pool.Item, error)
 	// Expired returns up to limit in-flight items of a pool whose lease ended
-	// at or before now, earliest first.
+	// at or before now, earliest first. A store shared by nodes may return
+	// none while it knows this process's clock to be wrong (PostgreSQL's,
+	// see postgres.ErrClockSkew): those leases are left for the nodes whose
+	// clocks are right to take for ended.
 	Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limit int) ([]pool.Item, error)
 	// Savepoint runs fn inside a nested transaction: when fn returns an
 	// error, what fn wrote is undone, the rest of the transaction stays, and

@@ -823,9 +823,14 @@ func (t *txn) campaignAndPool(ctx context.Context, id, poolID uuid.UUID) (int64,
 }
 
 // RulePools returns the pools of the campaigns rule governs (see
-// store.Tx.RulePools).
+// store.Tx.RulePools). It fails with an error wrapping ErrClockSkew while
+// this process's clock is further than MaxClockSkew from the server's:
+// it judges which leases ended.
 func (t *txn) RulePools(ctx context.Context, rule uuid.UUID, endedBy time.Time) ([]uuid.UUID, error) {
 	const op = "rule pools"
+	if err := t.s.watch.err(); err != nil {
+		return nil, wrap(op, err) // this clock would judge which leases ended
+	}
 	at, err := nanos(endedBy)
 	if err != nil {
 		return nil, wrap(op, err)

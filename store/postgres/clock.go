@@ -23,62 +23,60 @@ const DefaultMaxClockSkew = 30 * time.Second
 const MinMaxClockSkew = time.Millisecond
 
 // ErrClockSkew is wrapped by the error of [Open] when this process's clock
-// is further from the database server's than [Options.MaxClockSkew].
+// is further from the database server's than [Options.MaxClockSkew], and
+// by the errors of the claims (and the other operations that judge leases
+// by this process's clock, see the package documentation) made while it
+// is, after Open.
 var ErrClockSkew = errors.New("clock skew")
 
-// clockKey is the context key of the clock that checkClock reads instead
-// of time.Now, which only tests set.
+// clockKey is the context key of the clock that a Store reads instead of
+// time.Now to compare with the server's (at Open and after, see
+// clockWatch), which only tests set.
 type clockKey struct{}
 
-// checkClock fails when this process's clock is further from the server's
-// than o.MaxClockSkew (unless that is negative).
-func checkClock(ctx context.Context, conn *pgx.Conn, o Options) error {
-	if o.MaxClockSkew < 0 {
-		return nil
-	}
-	clock, ok := ctx.Value(clockKey{}).(func() time.Time)
-	if !ok {
-		clock = time.Now
-	}
-	skew, err := clockSkew(ctx, conn, clock)
-	if err != nil {
-		return fmt.Errorf("read the server's clock: %w", err)
-	}
-	if skew.Abs() <= o.MaxClockSkew {
-		return nil
-	}
+// skewError is the error of a clock at least skew ahead of the server's
+// (behind: negative), more than max.
+func skewError(skew, max time.Duration) error {
 	way := "ahead of"
 	if skew < 0 {
 		way = "behind"
 	}
 	return fmt.Errorf("this process's clock is at least %v %s the database server's, more than MaxClockSkew (%v): "+
 		"nodes judge leases and calling windows by their own clocks, so fix the time sync of this host or of the server: %w",
-		skew.Abs().Round(time.Millisecond), way, o.MaxClockSkew, ErrClockSkew)
+		skew.Abs().Round(time.Millisecond), way, max, ErrClockSkew)
 }
 
-// clockSkew returns how far clock is ahead of the server's clock (behind:
-// negative), at the least: over three round trips, the one that took the
-// least time, the server's clock_timestamp() against the middle of the
-// local readings around it, less half the round trip (as far as the
-// server's reading can be from that middle).
-func clockSkew(ctx context.Context, conn *pgx.Conn, clock func() time.Time) (time.Duration, error) {
-	var skew, best time.Duration
+// measureSkew compares clock with the server's clock: over three round
+// trips, the one that took the least time, the server's clock_timestamp()
+// against the middle of the local readings around it. The server read its
+// clock within margin (half that round trip) of that middle, so clock was
+// between mid-margin and mid+margin ahead of the server's (behind:
+// negative); see leastSkew.
+func measureSkew(ctx context.Context, conn *pgx.Conn, clock func() time.Time) (mid, margin time.Duration, err error) {
+	var best time.Duration
 	for i := range 3 {
 		var server time.Time
 		before := clock()
 		if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&server); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		rtt := clock().Sub(before)
 		if i == 0 || rtt < best {
-			best, skew = rtt, before.Add(rtt/2).Sub(server)
+			best, mid = rtt, before.Add(rtt/2).Sub(server)
 		}
 	}
-	switch margin := best / 2; {
-	case skew > margin:
-		return skew - margin, nil
-	case skew < -margin:
-		return skew + margin, nil
+	return mid, best / 2, nil
+}
+
+// leastSkew returns the skew nearest zero within margin of mid: how far a
+// clock measured so is ahead of the server's (behind: negative), at the
+// least. A slow round trip makes it smaller, never larger.
+func leastSkew(mid, margin time.Duration) time.Duration {
+	switch {
+	case mid > margin:
+		return mid - margin
+	case mid < -margin:
+		return mid + margin
 	}
-	return 0, nil
+	return 0
 }

@@ -2,11 +2,15 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store/postgres"
@@ -27,7 +31,7 @@ func (c *steppedClock) step(d time.Duration) { c.off.Store(int64(d)) }
 // process's; the other's is clk, right at Open, which its store compares
 // with the server's (postgres.WithClock) and its engine reads
 // (queue.Options.Now). Both engines: leases of a minute, retries after
-// 1 ms.
+// 1 ms, a look at least every 100 ms (Work's, after a claim refused).
 func watchNodes(t *testing.T, ctx context.Context, clk *steppedClock) (holder, other *queue.Engine, otherStore *postgres.Store) {
 	t.Helper()
 	url := pgtest.URL(t)
@@ -37,7 +41,7 @@ func watchNodes(t *testing.T, ctx context.Context, clk *steppedClock) (holder, o
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = st.Close() })
 		eng, err := queue.New(st, queue.Options{Now: now, LeaseTimeout: time.Minute, RetryDelay: time.Millisecond,
-			PollInterval: time.Hour})
+			PollInterval: 100 * time.Millisecond})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = eng.Close() })
 		return eng, st
@@ -81,4 +85,233 @@ func TestClockWatch_SteppedAheadAfterOpen(t *testing.T) {
 	got, err = stepped.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err, "the clock set right again")
 	require.Equal(t, second, got.ContactUUID)
+}
+
+// TestClockWatch_SteppedBehindAfterOpen: a node stepped 3 minutes behind
+// after Open would write leases that end, by every other clock, minutes
+// before its own deadline, and the others would take its live calls for
+// ended: its claims are refused too, until its clock is back.
+func TestClockWatch_SteppedBehindAfterOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := &steppedClock{}
+	holder, stepped, _ := watchNodes(t, ctx, clk)
+	p, err := holder.CreatePool(ctx, pool.CreateParams{Name: "stepped", Description: "clock", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = holder.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+
+	clk.step(-3 * time.Minute)
+	_, err = stepped.TryDequeue(ctx, p.UUID)
+	require.ErrorIs(t, err, postgres.ErrClockSkew)
+	require.ErrorContains(t, err, "behind the database server's")
+	clk.step(0)
+	_, err = stepped.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+}
+
+// TestClockWatch_Drift: a clock that moves away from the server's with the
+// process's monotonic clock (an oscillator drifting, the server's clock
+// stepped), which no operation sees by itself, is found by the Store's
+// next measure of the server's clock (every 20 ms here), and its claims
+// are refused; once it is back, the next measure lets them through again.
+func TestClockWatch_Drift(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := &steppedClock{}
+	origin := clk.Now()
+	moving := postgres.WithClockWatch(ctx, 20*time.Millisecond, func() time.Duration { return clk.Now().Sub(origin) })
+	holder, drifted, _ := watchNodes(t, moving, clk)
+	p, err := holder.CreatePool(ctx, pool.CreateParams{Name: "drift", Description: "clock", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = holder.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+
+	clk.step(time.Minute)
+	require.Eventually(t, func() bool {
+		_, err := drifted.TryDequeue(ctx, p.UUID)
+		return errors.Is(err, postgres.ErrClockSkew)
+	}, 5*time.Second, 10*time.Millisecond, "the drift is never found")
+	clk.step(0)
+	require.Eventually(t, func() bool {
+		_, err := drifted.TryDequeue(ctx, p.UUID) // claims the item, or finds it claimed before the drift was found
+		return err == nil || errors.Is(err, queue.ErrEmpty)
+	}, 5*time.Second, 10*time.Millisecond, "the clock back, claims are still refused")
+}
+
+// TestClockWatch_SettlesButJudgesNoLease: while its clock is 2.5 minutes
+// ahead, a node still settles and extends its own call (its deadline, by
+// its own clock, has not come), but takes no lease of another node for
+// ended on the way (every write on a pool's items applies its ended
+// leases): the other node's call, ended by the clock ahead only, goes on.
+// Nor does it detach a pool of a campaign, which judges which calls are
+// still on.
+func TestClockWatch_SettlesButJudgesNoLease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := &steppedClock{}
+	holder, stepped, _ := watchNodes(t, ctx, clk)
+	p, err := holder.CreatePool(ctx, pool.CreateParams{Name: "settles", Description: "clock", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = holder.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	held, err := holder.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	own, err := stepped.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	require.NoError(t, stepped.Extend(ctx, own, 10*time.Minute))
+
+	// Past the held lease's end, grace included (1 min + 60 s), within
+	// the stepped node's own deadline (10 min).
+	clk.step(150 * time.Second)
+	require.NoError(t, stepped.Extend(ctx, own, 10*time.Minute), "its own call")
+	require.NoError(t, stepped.Complete(ctx, own, "answered"), "its own call")
+	require.NoError(t, holder.Complete(ctx, held, "answered"), "the other node's call was taken for ended")
+
+	c, err := holder.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign"})
+	require.NoError(t, err)
+	_, err = holder.AttachPools(ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+	_, err = stepped.DetachPool(ctx, c.UUID, p.UUID)
+	require.ErrorIs(t, err, postgres.ErrClockSkew)
+	clk.step(0)
+	detached, err := stepped.DetachPool(ctx, c.UUID, p.UUID)
+	require.NoError(t, err)
+	require.True(t, detached)
+}
+
+// TestClockWatch_Work: Work on a node whose clock is stepped ahead after
+// Open reports each refused claim as an EventError wrapping ErrClockSkew,
+// starts no handler, and goes on: once the clock is back, it calls.
+func TestClockWatch_Work(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := &steppedClock{}
+	holder, stepped, _ := watchNodes(t, ctx, clk)
+	p, err := holder.CreatePool(ctx, pool.CreateParams{Name: "work", Description: "clock", Type: pool.Parallel})
+	require.NoError(t, err)
+	contact := uuid.New()
+	_, err = holder.Add(ctx, p.UUID, pool.NewItem{ContactUUID: contact})
+	require.NoError(t, err)
+
+	clk.step(3 * time.Minute)
+	skewed := make(chan struct{}, 1)
+	called := make(chan uuid.UUID, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- stepped.Work(wctx, func(_ context.Context, l *queue.Lease) error {
+			called <- l.ContactUUID
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: func(ev queue.Event) {
+			if ev.Kind == queue.EventError && errors.Is(ev.Err, postgres.ErrClockSkew) {
+				select {
+				case skewed <- struct{}{}:
+				default:
+				}
+			}
+		}})
+	}()
+	select {
+	case <-skewed:
+	case c := <-called:
+		t.Fatalf("Work called %s with its clock 3 minutes ahead", c)
+	case err := <-done:
+		t.Fatalf("Work returned %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no EventError wrapping ErrClockSkew")
+	}
+	clk.step(0)
+	select {
+	case c := <-called:
+		require.Equal(t, contact, c)
+	case err := <-done:
+		t.Fatalf("Work returned %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Work did not call once the clock was back")
+	}
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// TestClockWatch_NoFalseSkew: a Store that measures the server's clock
+// every 2 ms, with the tightest MaxClockSkew (1 ms), on a host whose clock
+// is the server's, refuses none of 1 s of claims and settlements: every
+// measure counts only the skew its round trips prove.
+func TestClockWatch_NoFalseSkew(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	origin := time.Now()
+	wctx := postgres.WithClockWatch(ctx, 2*time.Millisecond, func() time.Duration { return time.Since(origin) })
+	st, err := postgres.Open(wctx, url, postgres.Options{Schema: pgtest.Schema(t, url), MaxConns: 2,
+		MaxClockSkew: postgres.MinMaxClockSkew})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	eng, err := queue.New(st, queue.Options{PollInterval: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Close() })
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "normal", Description: "clock", Type: pool.Parallel})
+	require.NoError(t, err)
+	claims := 0
+	for end := time.Now().Add(time.Second); time.Now().Before(end); claims++ {
+		_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+		require.NoError(t, err)
+		l, err := eng.TryDequeue(ctx, p.UUID)
+		require.NoError(t, err, "claim %d", claims)
+		require.NoError(t, eng.Complete(ctx, l, "answered"), "claim %d", claims)
+	}
+	t.Logf("%d claims", claims)
+}
+
+// watchGoroutines returns the number of goroutines measuring a Store's
+// skew (clockWatch's).
+func watchGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			count := 0
+			for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+				if strings.Contains(g, "(*clockWatch).start") {
+					count++
+				}
+			}
+			return count
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// TestClockWatch_Close: a Store's watch runs one goroutine from Open, which
+// Close ends before it returns; a Store opened with a negative
+// MaxClockSkew runs none, and judges by its clock however far it is from
+// the server's. Not parallel: it counts the process's goroutines.
+func TestClockWatch_Close(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	before := watchGoroutines()
+	clk := &steppedClock{}
+	st, err := postgres.Open(postgres.WithClock(ctx, clk.Now), url, postgres.Options{Schema: pgtest.Schema(t, url), MaxConns: 2})
+	require.NoError(t, err)
+	require.Equal(t, before+1, watchGoroutines(), "the watch's goroutine")
+	require.NoError(t, st.Close())
+	require.Equal(t, before, watchGoroutines(), "left after Close")
+
+	st, err = postgres.Open(postgres.WithClock(ctx, clk.Now), url, postgres.Options{Schema: pgtest.Schema(t, url), MaxConns: 2,
+		MaxClockSkew: -1})
+	require.NoError(t, err)
+	defer st.Close()
+	require.Equal(t, before, watchGoroutines(), "no watch")
+	eng, err := queue.New(st, queue.Options{Now: clk.Now, PollInterval: time.Hour})
+	require.NoError(t, err)
+	defer eng.Close()
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "unwatched", Description: "clock", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	clk.step(time.Hour)
+	_, err = eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err, "MaxClockSkew negative: no check")
 }

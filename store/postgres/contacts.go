@@ -335,9 +335,14 @@ func (t *txn) KeepingCampaigns(ctx context.Context, itemID, token int64) ([]uuid
 // CampaignCalls returns the items in flight in the pools of campaign id
 // whose lease ends after after, in one statement. O(P log n + k) for P
 // pools and k such items. In a write transaction it takes the campaign's
-// lock first, as CampaignItems does, and no pool's.
+// lock first, as CampaignItems does, and no pool's. It fails with an error
+// wrapping ErrClockSkew while this process's clock is further than
+// MaxClockSkew from the server's: it judges which calls are still on.
 func (t *txn) CampaignCalls(ctx context.Context, id uuid.UUID, after time.Time) ([]pool.Item, error) {
 	const op = "campaign calls"
+	if err := t.s.watch.err(); err != nil {
+		return nil, wrap(op, err) // this clock would judge which calls are still on
+	}
 	at, err := nanos(after)
 	if err != nil {
 		return nil, wrap(op, err)

@@ -108,11 +108,16 @@ func (t *txn) InFlight(ctx context.Context, poolID uuid.UUID) (int, error) {
 // Due promotes the Retrying and Scheduled items of a pool whose time came,
 // then returns up to limit due items in the order of typ. O(log n + p + r)
 // for p items promoted and r returned, whatever the number of items
-// waiting.
+// waiting. It fails with an error wrapping ErrClockSkew while this
+// process's clock is further than MaxClockSkew from the server's, as
+// PoolDue does (see the package documentation, Clocks).
 func (t *txn) Due(ctx context.Context, poolID uuid.UUID, typ pool.Type, now time.Time, limit int) ([]pool.Item, error) {
 	const op = "due"
 	if err := t.writable(op); err != nil {
 		return nil, err
+	}
+	if err := t.s.watch.err(); err != nil {
+		return nil, wrap(op, err) // this clock would judge the pool's leases and retry times
 	}
 	var query string
 	switch typ {
@@ -229,6 +234,9 @@ func (h *hints) len() int {
 
 // PoolDue returns pool id and up to limit of its due items in the order
 // of its type, within the room its cap leaves: Pool, InFlight, then Due.
+// It fails with an error wrapping ErrClockSkew while this process's clock
+// is further than MaxClockSkew from the server's: every claim begins with
+// it (see the package documentation, Clocks).
 //
 // In a write transaction that does not hold the pool's lock yet, and for a
 // pool this store has seen before, the due items are read in the round
@@ -241,6 +249,9 @@ func (t *txn) PoolDue(ctx context.Context, id uuid.UUID, now time.Time, limit in
 	const op = "pool due"
 	if err := t.writable(op); err != nil {
 		return pool.Pool{}, nil, err
+	}
+	if err := t.s.watch.err(); err != nil {
+		return pool.Pool{}, nil, wrap(op, err) // this clock would judge the pool's leases and retry times
 	}
 	at, err := nanos(now)
 	if err != nil {
@@ -312,7 +323,9 @@ func dueByUUIDSQL(typ pool.Type) string {
 }
 
 // Expired returns up to limit in-flight items of a pool whose lease ended
-// at or before now, earliest first. O(log n + r) for r returned.
+// at or before now, earliest first: none while this process's clock is
+// further than MaxClockSkew from the server's (see the package
+// documentation, Clocks). O(log n + r) for r returned.
 func (t *txn) Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limit int) ([]pool.Item, error) {
 	const op = "expired"
 	at, err := nanos(now)
@@ -333,7 +346,7 @@ func (t *txn) Expired(ctx context.Context, poolID uuid.UUID, now time.Time, limi
 		}
 		k = st.k
 	}
-	if limit <= 0 || (st != nil && !(st.hasExpiry && st.expiry <= at)) {
+	if limit <= 0 || (st != nil && !(st.hasExpiry && st.expiry <= at)) || t.s.watch.err() != nil {
 		return []pool.Item{}, nil
 	}
 	rows, err := t.query(ctx, expiredSQL, k, at, limit)

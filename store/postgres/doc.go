@@ -338,6 +338,60 @@
 // millions of items) while writes to it wait; version 3 (rules, campaigns,
 // the pools attached to them) adds tables.
 //
+// # Clocks
+//
+// Each node's engine judges leases by its own clock, and a lease is taken
+// for ended by the other nodes only [Options.LeaseGrace] (twice
+// MaxClockSkew, 60 s, by default) after its holder's deadline, so that a
+// node ahead of the holder does not call a contact the holder may still
+// be on. That holds while the nodes' clocks are within the grace of each
+// other, which the Store keeps: [Open] refuses a process whose clock is
+// further than [Options.MaxClockSkew] (30 s by default) from the server's
+// with [ErrClockSkew], and, until Close, the Store goes on comparing them.
+// It reads the server's clock again every 5 s (three round trips on a
+// connection of its pool, the quickest counted), and between two readings
+// it follows this clock's steps (how far it moved beyond the process's
+// monotonic clock, which a clock set by hand or stepped by time sync does
+// not move) at each operation that asks. While the clock is further than
+// MaxClockSkew from the server's, ahead or behind:
+//   - claims fail with an error wrapping ErrClockSkew: queue's TryDequeue,
+//     Dequeue, DequeueN and DequeueCampaign return it, and Work reports
+//     each refused claim as an EventError and tries again (at the latest
+//     every PollInterval). Ahead, a claim would take leases ended by this
+//     clock alone; behind, it would write leases whose end the other
+//     nodes reach before the holder's deadline;
+//   - no lease is taken for ended: the writes that apply a pool's ended
+//     leases (a settlement, an extension, a skip, …) apply none, and leave
+//     them to the nodes whose clocks are right. This node's own
+//     settlements and extensions go on: their deadlines were set by this
+//     clock, and the lease's token fences off one taken by another node;
+//   - updating a rule, detaching a pool from a campaign and deleting a
+//     campaign, which judge which calls are still on, fail with an error
+//     wrapping ErrClockSkew.
+//
+// All of it ends by itself once the clock is right: at once when it is
+// stepped back, at the next reading when it slews back or the server's
+// clock moves. A negative MaxClockSkew turns the check off, at Open and
+// after.
+//
+// The bound. The Store judges a reading by the least skew it proves (a
+// slow round trip makes it smaller: it never refuses a clock that may be
+// within MaxClockSkew), so a node that claims has a clock within
+// MaxClockSkew of the server's plus the round trip of its last reading (a
+// millisecond on a LAN) plus what its oscillator drifted since (at most
+// 500 ppm under NTP: 2.5 ms in 5 s). Two nodes that claim are within twice
+// that of each other: the default grace, twice MaxClockSkew, covers them
+// to within those milliseconds, by which a call taken for ended may then
+// overlap its holder's. A step of the server's clock between two readings
+// moves every node's skew alike, not their skew against each other. A host
+// that sleeps (suspend) stops the monotonic clock but not the wall clock:
+// its claims are refused until the next reading, at most 5 s after it
+// wakes. What the Store cannot mend is the calls a node holds when its
+// clock steps behind by more than the grace: its Work stops them at their
+// deadlines by its clock, after the others take them for ended by theirs.
+// (Until December 2026 the clocks were compared at Open only: a clock that
+// went wrong after it let its node call contacts other nodes were on.)
+//
 // # Caveats
 //
 //   - Text (names, descriptions, notes) cannot hold NUL characters or
@@ -378,14 +432,13 @@
 //     free, or LockTimeout without a try, ends this. A node that is killed
 //     loses its connections at once, and its locks with them.
 //   - Each node's engine judges leases, retry times and calling windows by
-//     its own clock, so the nodes' clocks must agree. [Open] compares this
-//     process's clock with the server's and refuses one further than
-//     [Options.MaxClockSkew] (30 s by default) with [ErrClockSkew]; time
-//     sync (NTP) keeps them within milliseconds. A lease is taken for
-//     ended by the other nodes only [Options.LeaseGrace] (twice
-//     MaxClockSkew by default) after its holder's deadline, so that a node
-//     ahead of the holder does not call a contact the holder may still be
-//     on; a node ahead by more than the grace does.
+//     its own clock, so the nodes' clocks must agree: time sync (NTP)
+//     keeps them within milliseconds, and the Store refuses to claim while
+//     this process's clock is further than [Options.MaxClockSkew] (30 s by
+//     default) from the server's (see Clocks). The calls a node holds when
+//     its clock steps behind by more than [Options.LeaseGrace] are not
+//     protected: its Work stops them at their deadlines by its clock, after
+//     the other nodes take them for ended by theirs.
 //   - The database must store text as UTF-8 (server_encoding UTF8, the
 //     default of initdb under a UTF-8 locale): names and notes are
 //     Unicode, and their limits count characters. [Open] refuses another

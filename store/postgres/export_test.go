@@ -113,6 +113,13 @@ func WithClock(ctx context.Context, clock func() time.Time) context.Context {
 	return context.WithValue(ctx, clockKey{}, clock)
 }
 
+// WithClockWatch returns ctx for an Open whose Store measures the skew
+// again every every (see clockWatch), and counts its clock's steps against
+// elapsed instead of the process's monotonic clock.
+func WithClockWatch(ctx context.Context, every time.Duration, elapsed func() time.Duration) context.Context {
+	return context.WithValue(ctx, watchKey{}, watchHooks{every: every, elapsed: elapsed})
+}
+
 // WriteConn is the hand-run write transaction of a Store, for its tests.
 type WriteConn = writeConn
 

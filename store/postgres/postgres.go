@@ -217,13 +217,18 @@ type Options struct {
 	// LockTimeout would end such a wait before it.
 	LockTimeout time.Duration
 	// MaxClockSkew bounds how far this process's clock (time.Now) may be
-	// from the database server's when Open compares them: further, Open
+	// from the database server's. Open compares them: further, Open
 	// fails with an error wrapping [ErrClockSkew], before it changes
-	// anything. The engines of several nodes each judge leases, retry times
-	// and calling windows by their own clock, so a node whose clock is
-	// wrong would expire other nodes' live leases, or call outside a
-	// calling window. Negative: no check. At least [MinMaxClockSkew].
-	// Defaults to [DefaultMaxClockSkew].
+	// anything. The Store keeps comparing them until Close (it reads the
+	// server's clock again every 5 s, and sees a step of this clock at
+	// once): while this clock is further, the claims over the Store fail
+	// with an error wrapping ErrClockSkew, and it takes no lease for ended
+	// (see the package documentation, Clocks). The engines of several
+	// nodes each judge leases, retry times and calling windows by their
+	// own clock, so a node whose clock is wrong would expire other nodes'
+	// live leases, or call outside a calling window. Negative: no check,
+	// at Open or after. At least [MinMaxClockSkew]. Defaults to
+	// [DefaultMaxClockSkew].
 	MaxClockSkew time.Duration
 	// LeaseGrace is how long after a lease's deadline by its holder's
 	// clock the engines over this Store take the lease for ended: its
@@ -403,6 +408,8 @@ type Store struct {
 
 	frozen frozenPools // the pools another session held past LockTimeout
 
+	watch *clockWatch // this process's clock against the server's (see clockwatch.go)
+
 	stats struct {
 		commits, retries, waits atomic.Uint64
 	}
@@ -455,6 +462,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		opts:    opts,
 		lockNS:  schemaHash(opts.Schema),
 		channel: channelName(opts.Schema),
+		watch:   newClockWatch(ctx, opts),
 	}
 	if err := s.prepare(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
@@ -475,6 +483,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	s.lis.init(s)
+	s.watch.start(s.pool)
 	return s, nil
 }
 
@@ -489,7 +498,7 @@ func (s *Store) prepare(ctx context.Context, cfg *pgx.ConnConfig) error {
 	if err := checkServer(ctx, conn); err != nil {
 		return fmt.Errorf("postgres: open: %w", err)
 	}
-	if err := checkClock(ctx, conn, s.opts); err != nil {
+	if err := s.watch.open(ctx, conn); err != nil {
 		return fmt.Errorf("postgres: open: %w", err)
 	}
 	if err := migrate(ctx, conn, s.opts.Schema, s.lockNS); err != nil {
@@ -840,6 +849,7 @@ func (t *txn) boundedErr(err error) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.watch.close()
 		s.lis.close()
 		s.pool.Close()
 	})
