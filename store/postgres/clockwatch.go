@@ -43,11 +43,14 @@ const clockCheckEvery = 5 * time.Second
 // negative: no watch, err is always nil); the goroutine runs from the end
 // of Open until close, which waits for it to return.
 type clockWatch struct {
-	max     time.Duration        // Options.MaxClockSkew
-	every   time.Duration        // clockCheckEvery, or a test's
-	clock   func() time.Time     // the process's clock: time.Now, or a test's
-	elapsed func() time.Duration // a monotonic clock: time since the watch began
-	last    atomic.Pointer[clockReading]
+	max   time.Duration    // Options.MaxClockSkew
+	every time.Duration    // clockCheckEvery, or a test's
+	clock func() time.Time // the process's clock: time.Now, or a test's
+	// now reads clock (without its monotonic reading) and a monotonic
+	// clock (time since the watch began) at one instant: with time.Now,
+	// in one call, so that no pause between two calls reads as a step.
+	now  func() (wall time.Time, elapsed time.Duration)
+	last atomic.Pointer[clockReading]
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -65,8 +68,8 @@ type clockReading struct {
 // tests set.
 type watchKey struct{}
 
-// watchHooks replace, for a test, how often the watch measures and its
-// monotonic clock.
+// watchHooks replace, for a test, how often the watch measures and, when
+// elapsed is not nil, its monotonic clock.
 type watchHooks struct {
 	every   time.Duration
 	elapsed func() time.Duration
@@ -75,14 +78,23 @@ type watchHooks struct {
 // newClockWatch returns the watch of a Store opened with ctx and o, not
 // started.
 func newClockWatch(ctx context.Context, o Options) *clockWatch {
-	w := &clockWatch{max: o.MaxClockSkew, every: clockCheckEvery, clock: time.Now}
-	if clock, ok := ctx.Value(clockKey{}).(func() time.Time); ok {
-		w.clock = clock
-	}
 	origin := time.Now()
-	w.elapsed = func() time.Duration { return time.Since(origin) }
+	w := &clockWatch{max: o.MaxClockSkew, every: clockCheckEvery, clock: time.Now,
+		now: func() (time.Time, time.Duration) {
+			t := time.Now()
+			return t.Round(0), t.Sub(origin) // t.Sub: the monotonic readings
+		}}
+	clock, ok := ctx.Value(clockKey{}).(func() time.Time)
+	if ok {
+		w.clock = clock
+		w.now = func() (time.Time, time.Duration) { return clock().Round(0), time.Since(origin) }
+	}
 	if h, ok := ctx.Value(watchKey{}).(watchHooks); ok {
-		w.every, w.elapsed = h.every, h.elapsed
+		w.every = h.every
+		if h.elapsed != nil {
+			clock := w.clock
+			w.now = func() (time.Time, time.Duration) { return clock().Round(0), h.elapsed() }
+		}
 	}
 	return w
 }
@@ -110,7 +122,8 @@ func (w *clockWatch) measure(ctx context.Context, conn *pgx.Conn) (*clockReading
 	if err != nil {
 		return nil, err
 	}
-	return &clockReading{mid: mid, margin: margin, wall: w.clock().Round(0), elapsed: w.elapsed()}, nil
+	wall, elapsed := w.now()
+	return &clockReading{mid: mid, margin: margin, wall: wall, elapsed: elapsed}, nil
 }
 
 // err returns an error wrapping ErrClockSkew while the clock is further
@@ -122,7 +135,8 @@ func (w *clockWatch) err() error {
 	if r == nil {
 		return nil
 	}
-	step := w.clock().Round(0).Sub(r.wall) - (w.elapsed() - r.elapsed)
+	wall, elapsed := w.now()
+	step := wall.Sub(r.wall) - (elapsed - r.elapsed)
 	if skew := leastSkew(r.mid+step, r.margin); skew.Abs() > w.max {
 		return skewError(skew, w.max)
 	}

@@ -35,7 +35,7 @@ func TestClockWatch_Err(t *testing.T) {
 		{40 * s, 0, -15 * s, 0, ""}, // set right since the measure
 	} {
 		now, elapsed := base, time.Duration(0)
-		w := &clockWatch{max: 30 * s, clock: func() time.Time { return now }, elapsed: func() time.Duration { return elapsed }}
+		w := &clockWatch{max: 30 * s, now: func() (time.Time, time.Duration) { return now, elapsed }}
 		w.last.Store(&clockReading{mid: c.mid, margin: c.margin, wall: base, elapsed: 0})
 		now, elapsed = base.Add(c.moved), c.passed
 		err := w.err()

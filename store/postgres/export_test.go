@@ -115,7 +115,7 @@ func WithClock(ctx context.Context, clock func() time.Time) context.Context {
 
 // WithClockWatch returns ctx for an Open whose Store measures the skew
 // again every every (see clockWatch), and counts its clock's steps against
-// elapsed instead of the process's monotonic clock.
+// elapsed instead of the process's monotonic clock, unless it is nil.
 func WithClockWatch(ctx context.Context, every time.Duration, elapsed func() time.Duration) context.Context {
 	return context.WithValue(ctx, watchKey{}, watchHooks{every: every, elapsed: elapsed})
 }
