@@ -43,7 +43,13 @@
 // grace after its holder's deadline (postgres.Options.LeaseGrace, 60 s by
 // default): the expiry is applied, the slot freed and the contact free to
 // be called from another pool then, so that a node whose clock is ahead
-// does not call a contact its holder may still be on.
+// does not call a contact its holder may still be on. That holds while the
+// nodes' clocks are within the grace of each other: a PostgreSQL store
+// whose process's clock is further than postgres.Options.MaxClockSkew from
+// the server's, at Open or after, refuses this engine's claims (an error
+// wrapping postgres.ErrClockSkew: [Engine.TryDequeue] and the other
+// dequeues return it, [Engine.Work] reports it as an EventError and tries
+// again) and takes no lease for ended, until the clock is right again.
 //
 // # Concurrency and group commit
 //

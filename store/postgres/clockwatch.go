@@ -22,7 +22,7 @@ const clockCheckEvery = 5 * time.Second
 // Open measures the skew (measureSkew) on its own connection, and a
 // goroutine measures it again every clockCheckEvery on a connection of the
 // pool. Between two measures, err adds to the last one how far the clock
-// has moved against the process's monotonic clock (time.Since), which a
+// has moved against the process's monotonic clock (Go's), which a
 // step of the clock does not move: a step is seen at the next operation
 // that asks, not at the next measure. What err cannot see between two
 // measures is what moves the monotonic clock too: the host's oscillator
