@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store/postgres"
@@ -27,56 +26,11 @@ func TestPostgres_CallerLeavesALockWaitWhenCancelled(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
-	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
-	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
-	eng := openEngine(t, st, queue.Options{})
-	two := 2
-	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool P", Description: "d", Type: pool.Parallel, MaxParallelItems: &two})
-	require.NoError(t, err)
-	items := newItems(3)
-	_, err = eng.Add(ctx, p.UUID, items...)
-	require.NoError(t, err)
-	l, err := eng.TryDequeue(ctx, p.UUID)
-	require.NoError(t, err)
-	q := parallelPoolOfOne(t, eng, "pool Q")
-	r, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "rule R"})
-	require.NoError(t, err)
-	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "campaign C", RuleUUID: &r.UUID})
-	require.NoError(t, err)
-	_, err = eng.AttachPools(ctx, c.UUID, q.UUID)
-	require.NoError(t, err)
-	_, err = eng.StartCampaign(ctx, c.UUID)
-	require.NoError(t, err)
-	before, err := eng.Pool(ctx, p.UUID)
-	require.NoError(t, err)
-
-	const hold = 4 * time.Second
-	heldP := holdPool(t, other, p.UUID, hold)
-	heldR := holdPool(t, other, q.UUID, hold, r.UUID)
-	three, name := 3, "rule R renamed"
-	skipped := items[2].ContactUUID
-	calls := []struct {
-		name string
-		call func(ctx context.Context) error
-	}{
-		{"TryDequeue", func(ctx context.Context) error { _, err := eng.TryDequeue(ctx, p.UUID); return err }},
-		{"DequeueN", func(ctx context.Context) error { _, err := eng.DequeueN(ctx, p.UUID, 2); return err }},
-		{"Add", func(ctx context.Context) error { _, err := eng.Add(ctx, p.UUID, newItems(1)...); return err }},
-		{"UpdatePool", func(ctx context.Context) error {
-			_, err := eng.UpdatePool(ctx, p.UUID, pool.UpdateParams{MaxParallelItems: &three})
-			return err
-		}},
-		{"Skip", func(ctx context.Context) error { _, err := eng.Skip(ctx, p.UUID, skipped, "skip"); return err }},
-		{"Extend", func(ctx context.Context) error { return eng.Extend(ctx, l, time.Hour) }},
-		{"Complete", func(ctx context.Context) error { return eng.Complete(ctx, l, "answered") }},
-		{"UpdateRule", func(ctx context.Context) error {
-			_, err := eng.UpdateRule(ctx, r.UUID, campaign.UpdateRuleParams{Name: &name})
-			return err
-		}},
-	}
+	w := newLockWait(t, url)
+	waitHeld := w.hold(t, 4*time.Second)
 	const after, slack = 200 * time.Millisecond, time.Second
 	var worst time.Duration
-	for _, tc := range calls {
+	for _, tc := range w.calls() {
 		cctx, cancel := context.WithCancel(ctx)
 		timer := time.AfterFunc(after, cancel)
 		start := time.Now()
@@ -89,28 +43,16 @@ func TestPostgres_CallerLeavesALockWaitWhenCancelled(t *testing.T) {
 		require.Less(t, took, after+slack, "%s held past its cancellation: %v", tc.name, took)
 	}
 	t.Logf("the latest call returned %v after its cancellation", worst)
-	require.NoError(t, <-heldP)
-	require.NoError(t, <-heldR)
-
-	got, err := eng.Pool(ctx, p.UUID)
-	require.NoError(t, err)
-	require.Equal(t, before.Pool.ContactsCount, got.Pool.ContactsCount, "an Add was written")
-	require.Equal(t, before.Pool.MaxParallelItems, got.Pool.MaxParallelItems, "an UpdatePool was written")
-	require.Equal(t, before.StatusCounts, got.StatusCounts, "a claim, a Skip or the Complete was written")
-	rule, err := eng.Rule(ctx, r.UUID)
-	require.NoError(t, err)
-	require.Equal(t, r.Name, rule.Name, "the UpdateRule was written")
-	it, err := eng.Item(ctx, p.UUID, l.ContactUUID)
-	require.NoError(t, err)
-	require.True(t, l.ExpiresAt.Equal(it.LeaseExpiresAt), "the Extend was written: %v, then %v", l.ExpiresAt, it.LeaseExpiresAt)
+	waitHeld()
+	w.requireNothingWritten(t)
 
 	// The connection of a cancelled wait was not handed out in a state
 	// that fails the next caller: calls go through once the pool is free.
 	for range 3 {
-		_, err := eng.Add(ctx, p.UUID, newItems(1)...)
+		_, err := w.eng.Add(ctx, w.p.UUID, newItems(1)...)
 		require.NoError(t, err)
 	}
-	require.NoError(t, eng.Complete(ctx, l, "answered"))
+	require.NoError(t, w.eng.Complete(ctx, w.l, "answered"))
 }
 
 // TestPostgres_WorkStopsBehindAnotherNodesLock: Work's claim waits for a
