@@ -71,7 +71,10 @@
 // [Engine.Stats] shows how many operations the transactions carried.
 //
 // A caller whose context ends while its operation waits for a transaction
-// gets the context's error at once, and its operation never runs. Once an
+// gets the context's error at once, and its operation never runs; a
+// transaction waiting to begin (for another process's lock on a SQLite
+// file) whose callers have all left stops waiting, so that it holds up
+// neither the callers that come next nor [Engine.Close]. Once an
 // operation that shares its transaction has started it runs to the end,
 // whatever its context does (cancelling one statement could abort the
 // transaction it shares), and its caller gets its result. An operation

@@ -114,7 +114,9 @@ func isNil(st store.Store) bool {
 // up to its Grace for the running handlers, then cancels them) and writes
 // its handlers' results; Close waits for every Work to return, so that a
 // call under way is neither lost nor made again because the engine closed.
-// Then it waits for the writes under way to end, and every later call
+// Then it waits for the writes under way to end (not for a write still
+// waiting to begin, for another process's lock on a SQLite file, whose
+// callers have all left: it stops waiting at once), and every later call
 // with valid arguments returns ErrClosed (arguments are checked first:
 // invalid ones still return their validation error): the store may be
 // closed once Close returns (a read still under way then returns

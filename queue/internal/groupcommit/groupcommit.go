@@ -21,6 +21,11 @@
 //     end a wait for another session's lock, and its context ends when the
 //     caller's is cancelled; either fails the operation with nothing
 //     written.
+//   - A transaction waits to begin (for the store's turn, a connection, a
+//     lock another process holds on a SQLite file) only while a caller of
+//     its batch waits for it: once every one has left, none of its
+//     operations can start, and its Write's context ends. So callers that
+//     left hold up neither the callers that come next nor Close.
 //   - Every caller gets an answer: an operation's panic is its own error;
 //     a panic out of the store itself fails every operation of that
 //     transaction, and the next transaction runs as usual.
@@ -129,7 +134,8 @@ type Stats struct {
 // Invariant: running is true exactly while the goroutine of loop is
 // running; every operation in queue is either taken by that goroutine
 // before it stops, or abandoned by its caller. So an operation never waits
-// with nobody to run it.
+// with nobody to run it; and a transaction never waits to begin with
+// nobody to run it for (see write.left).
 type Committer struct {
 	st       store.Store
 	maxBatch int
@@ -172,9 +178,10 @@ type op struct {
 	req     any       // the request passed to combine.Run
 
 	state atomic.Int32
-	err   error         // the result, set before done is closed
-	done  chan struct{} // closed once the op is over (or was never run)
-	ran   bool          // ran in a combined call in this run (loop goroutine only)
+	write atomic.Pointer[write] // the transaction of its batch, once the loop has taken it
+	err   error                 // the result, set before done is closed
+	done  chan struct{}         // closed once the op is over (or was never run)
+	ran   bool                  // ran in a combined call in this run (loop goroutine only)
 }
 
 // late orders o in its batch: 1 for the operations of a Late combiner,
@@ -235,6 +242,9 @@ func (c *Committer) submit(o *op) error {
 	case <-o.ctx.Done():
 	}
 	if o.state.CompareAndSwap(waiting, abandoned) {
+		if w := o.write.Load(); w != nil {
+			w.left()
+		}
 		return o.ctx.Err()
 	}
 	<-o.done // it has started: it runs to the end and its result stands
@@ -242,7 +252,9 @@ func (c *Committer) submit(o *op) error {
 }
 
 // Close makes every later Write return ErrClosed, and waits until the
-// operations submitted before it have run.
+// operations submitted before it have run, or their callers have left: a
+// transaction still waiting to begin whose callers have all left ends at
+// once (see the package doc).
 func (c *Committer) Close() {
 	c.mu.Lock()
 	c.closed = true
@@ -316,6 +328,26 @@ func (c *Committer) take() []*op {
 // gatherRounds bounds the yields of take.
 const gatherRounds = 4
 
+// write is the transaction of one batch, as its callers see it.
+type write struct {
+	batch []*op
+	end   context.CancelFunc // ends the context of the batch's Write
+}
+
+// left is called by the caller of an operation of w's batch that has just
+// abandoned it. Once every operation of the batch is abandoned, none of
+// them can start: the Write's context ends, so that its wait to begin
+// ends too. (Only callers whose operation never started leave; the last to
+// leave finds every other one abandoned, or run does: see run.)
+func (w *write) left() {
+	for _, o := range w.batch {
+		if o.state.Load() != abandoned {
+			return
+		}
+	}
+	w.end()
+}
+
 // run executes a batch in one transaction and releases every caller in it,
 // whatever happens.
 func (c *Committer) run(batch []*op) {
@@ -342,6 +374,15 @@ func (c *Committer) run(batch []*op) {
 		}
 	}()
 
+	// The operations learn their transaction before the live ones are
+	// counted: a caller that leaves after its operation was counted finds
+	// the write, and the last one to leave ends its context (see left).
+	ctx, end := context.WithCancel(context.Background())
+	defer end()
+	w := &write{batch: batch, end: end}
+	for _, o := range batch {
+		o.write.Store(w)
+	}
 	live := 0
 	for _, o := range batch {
 		if o.state.Load() == waiting {
@@ -354,9 +395,9 @@ func (c *Committer) run(batch []*op) {
 	c.transactions.Add(1)
 	var err error
 	if live == 1 {
-		err = c.runAlone(batch)
+		err = c.runAlone(ctx, batch)
 	} else {
-		err = c.runBatch(batch)
+		err = c.runBatch(ctx, batch)
 	}
 	if err != nil {
 		// The transaction as a whole failed: nothing of it stands, and its
@@ -386,8 +427,7 @@ func (c *Committer) run(batch []*op) {
 // written, even once the operation has started: a store may end there a
 // wait for another session's lock (PostgreSQL), which would hold the
 // caller, and every operation behind it, up to its lock timeout.
-func (c *Committer) runAlone(batch []*op) error {
-	ctx := context.Background()
+func (c *Committer) runAlone(ctx context.Context, batch []*op) error {
 	for _, o := range batch {
 		if o.state.Load() == waiting {
 			if d, ok := o.ctx.Deadline(); ok {
@@ -428,8 +468,7 @@ func (c *Committer) runAlone(batch []*op) error {
 
 // runBatch runs batch in one transaction, first without savepoints (see
 // runAll), and again with one per operation if an operation failed.
-func (c *Committer) runBatch(batch []*op) error {
-	ctx := context.Background()
+func (c *Committer) runBatch(ctx context.Context, batch []*op) error {
 	err := c.st.Write(ctx, func(stx store.Tx) error {
 		return c.runAll(&Tx{Tx: stx, Now: c.now()}, batch)
 	})
