@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/internal/lockholder"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
@@ -110,4 +112,69 @@ func TestSQLite_CallersThatLeftHoldUpNoOne(t *testing.T) {
 	start = time.Now()
 	require.NoError(t, st.Close())
 	require.Less(t, time.Since(start), time.Second, "Store.Close")
+}
+
+// TestSQLite_WorkStopsBehindAnotherProcessesLock: another process holds
+// the file's write lock, far longer than Work's grace, when Work's context
+// ends: a claim, extensions (every 50 ms) and a handler's result are
+// waiting for it, and a handler still runs, which the grace's end stops.
+// Work returns within its grace and a second (the wait its writes may
+// still have to begin) and a little, not once the busy timeouts (5 s) of
+// its writes, one after the other, have passed; neither result is
+// written: both items stay in flight, their leases to expire at their
+// end. Engine.Close then returns at once.
+func TestSQLite_WorkStopsBehindAnotherProcessesLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "work.db")
+	st := openFileStore(t, path)
+	eng := openEngine(t, st, queue.Options{PollInterval: 50 * time.Millisecond})
+	ten := 10
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool P", Description: "d", Type: pool.Parallel, MaxParallelItems: &ten})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(2)...)
+	require.NoError(t, err)
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	started := make(chan struct{}, 2)
+	finish := make(chan struct{}) // the first handler to read it returns nil
+	var events crashOutput
+	done := make(chan error, 1)
+	go func() {
+		done <- eng.Work(wctx, func(ctx context.Context, l *queue.Lease) error {
+			started <- struct{}{}
+			select {
+			case <-finish:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 3, Grace: queue.MinGrace, Heartbeat: 50 * time.Millisecond,
+			OnEvent: func(ev queue.Event) { fmt.Fprintf(&events, "%s %v\n", ev.Kind, ev.Err) }})
+	}()
+	<-started
+	<-started
+	unlock := holdLockInChild(t, path)
+	finish <- struct{}{}
+	time.Sleep(300 * time.Millisecond) // the result, a claim and extensions wait for the lock
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		took := time.Since(start)
+		require.NoError(t, err)
+		t.Logf("Work returned %v after its context ended (grace %v)", took, queue.MinGrace)
+		require.Less(t, took, queue.MinGrace+1600*time.Millisecond, "Work waited for another process's lock past its grace:\n%s", events.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Work has not returned 30 s after its context ended:\n%s", events.String())
+	}
+	start = time.Now()
+	require.NoError(t, eng.Close())
+	require.Less(t, time.Since(start), time.Second, "Engine.Close")
+
+	unlock()
+	d, err := openEngine(t, st, queue.Options{}).Pool(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, 2, d.StatusCounts[pool.StatusProcessing], "a result was written behind the lock:\n%s", events.String())
 }
