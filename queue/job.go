@@ -123,8 +123,12 @@ func (r *runner) handle(j *job) {
 		return
 	}
 
-	stop, beaten := make(chan struct{}), make(chan time.Time, 1)
-	go r.heartbeat(j, stop, beaten)
+	// The heartbeat's context ends when the handler has returned: an
+	// extension still waiting to begin then gives up (nothing written),
+	// so that the result is not written behind it.
+	hb, stop := context.WithCancel(context.WithoutCancel(j.ctx))
+	beaten := make(chan time.Time, 1)
+	go r.heartbeat(hb, j, beaten)
 	err := r.call(j)
 	stopped := "" // read now: the grace may end while the result is written
 	if j.stopped.Load() {
@@ -136,7 +140,7 @@ func (r *runner) handle(j *job) {
 	// handler that is done (the extension may yet be written, and the
 	// result with it); if it is not, the settlement finds the lease lost.
 	settling := j.claim(jobSettling, false)
-	close(stop)
+	stop()
 	expires := <-beaten
 
 	if !settling && !j.awaitLost() {
@@ -178,7 +182,9 @@ func (r *runner) settle(j *job, herr error, stopped string, expires time.Time, l
 	bg := context.WithoutCancel(j.ctx) // the settlement runs even if the handler's context ended
 	attrs := []any{"pool", l.PoolUUID, "contact", l.ContactUUID, "attempt", l.Attempt}
 	for {
-		ev, err := r.settlement(bg, j, herr, stopped)
+		ctx, cancel := r.writeCtx(bg)
+		ev, err := r.settlement(ctx, j, herr, stopped)
+		cancel()
 		ev.Lease, ev.Elapsed = *l, time.Since(j.start)
 		if err != nil {
 			if lost && errors.Is(err, ErrLeaseLost) {
@@ -343,8 +349,8 @@ func examine(herr error) (out error) {
 	return herr
 }
 
-// heartbeat extends j's lease until stop is closed, and stops the
-// handler when the lease is lost. It sends on stopped, when it ends, when
+// heartbeat extends j's lease until ctx ends, and stops the handler when
+// the lease is lost. It sends on stopped, when it ends, when
 // the lease lasts until.
 //
 // An extension is due Heartbeat after the lease was given or last
@@ -356,10 +362,9 @@ func examine(herr error) (out error) {
 // passes without an extension written (the database unreachable from
 // here, or an extension that hangs): past it the item may be another
 // worker's, on this node or another, so the handler must stop.
-func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Time) {
+func (r *runner) heartbeat(ctx context.Context, j *job, stopped chan<- time.Time) {
 	l := j.lease // its own copy: Extend writes its ExpiresAt
 	defer func() { stopped <- l.ExpiresAt }()
-	ctx := context.WithoutCancel(j.ctx)
 	lease, every := r.e.opts.LeaseTimeout, r.opts.Heartbeat
 	// Never more than a whole lease: a wall clock stepped back (then
 	// corrected) must not put the next extension, or the watchdog, off by
@@ -374,11 +379,13 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 	defer t.Stop()
 	for {
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		err := r.e.Extend(ctx, &l, lease)
+		ectx, cancel := r.writeCtx(ctx)
+		err := r.e.Extend(ectx, &l, lease)
+		cancel()
 		switch {
 		case err == nil:
 			watchdog.Reset(left())

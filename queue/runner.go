@@ -30,6 +30,15 @@ const MaxWorkers = 10_000
 // attempts (a Grace of 30 written as a bare number is 30 ns, not 30 s).
 const MinGrace = 100 * time.Millisecond
 
+// stopWriteWait is how long, once Work's grace has ended, a write of its
+// jobs (a handler's result, an extension) may still wait to begin: for
+// another process's lock on a SQLite file, or for a transaction of this
+// process behind one. It counts from the grace's end, or from the write's
+// start when it starts later (the result of a handler stopped at the
+// grace's end). Past it the write gives up, nothing of it written (see
+// runner.writeCtx).
+const stopWriteWait = time.Second
+
 // MinHeartbeat bounds WorkOptions.Heartbeat from below (half of
 // MinLeaseTimeout bounds it from above, with the shortest lease).
 const MinHeartbeat = 10 * time.Millisecond
@@ -168,7 +177,15 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // this one's call goes on, nor called again because the dialer was
 // stopping. These results are written once, not tried
 // again: one that cannot be written leaves its item in flight until its
-// lease ends, then a failed attempt.
+// lease ends, then a failed attempt. Once the grace has ended, a write of
+// Work still waiting to begin (a result, an extension: behind another
+// process's lock on a SQLite file) gives up a second after the grace's
+// end, or after it was tried when that is later, nothing of it written,
+// and its item stays in flight until its lease ends, a failed attempt
+// then. So on SQLite Work returns within its Grace and a second of its
+// context's end (with handlers that return when their context is
+// cancelled), however long another process holds the file's lock, not
+// once the busy timeout has passed.
 //
 // One goroutine claims: as many items as there are free workers, in one
 // claim per pool, and it starts a goroutine per lease; it sleeps while every
@@ -263,6 +280,8 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 		jobs: map[*job]struct{}{}, ended: make(chan struct{}, 1), graceEnded: make(chan struct{}),
 		floors: make([]backoff, len(pools)), campaigns: distinct(opts.Campaigns), own: pools,
 	}
+	r.cut, r.cutWrites = context.WithCancel(context.Background())
+	defer r.cutWrites()
 	stopped := r.produce(ctx) // nil: ctx ended; ErrClosed: Close began; else the store closed
 	r.log.Info("poolq: work stopping", "grace", opts.Grace)
 	done := make(chan struct{})
@@ -277,6 +296,8 @@ func (e *Engine) Work(ctx context.Context, h Handler, opts WorkOptions) error {
 	case <-done:
 	case <-grace.C:
 		r.stopAll()
+		cut := time.AfterFunc(stopWriteWait, r.cutWrites)
+		defer cut.Stop()
 		<-done
 	}
 	if e.isClosing() || errors.Is(stopped, ErrClosed) {
@@ -312,6 +333,11 @@ type runner struct {
 	graceEnded chan struct{}     // closed by stopAll: settlements are not tried again
 	ended      chan struct{}     // capacity 1: a handler returned, a worker is free
 	handlers   sync.WaitGroup    // the jobs' goroutines
+
+	// cut ends (cutWrites) stopWriteWait after the grace's end: the
+	// writes of the jobs still waiting to begin then give up (writeCtx).
+	cut       context.Context
+	cutWrites context.CancelFunc
 
 	// Used by produce alone.
 	own       []uuid.UUID             // opts.Pools, without repeats
@@ -686,6 +712,24 @@ func (r *runner) stopAll() {
 		j.stopped.Store(true)
 		j.cancel()
 	}
+}
+
+// writeCtx returns ctx for one try of a write of a job (an extension, a
+// result), and its cancel. Once the grace has ended, the try waits at most
+// stopWriteWait to begin, counted from the grace's end (cut) or from its
+// own start when it starts later; then it gives up, nothing written: the
+// shutdown does not wait for another process's lock (the busy timeout,
+// up to an hour). A write that has begun runs to its end, as every write
+// does.
+func (r *runner) writeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	select {
+	case <-r.graceEnded:
+		return context.WithTimeout(ctx, stopWriteWait)
+	default:
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(r.cut, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // recovered returns fn with its panics recovered and logged to log.
