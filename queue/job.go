@@ -393,6 +393,10 @@ func (r *runner) heartbeat(ctx context.Context, j *job, stopped chan<- time.Time
 		case errors.Is(err, ErrLeaseLost):
 			r.lose(j, &l, false, err)
 			return
+		case ctx.Err() != nil:
+			// The handler returned while the extension waited to begin:
+			// it gave up, nothing written, and nothing went wrong.
+			return
 		default:
 			r.log.Error("poolq: extend failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
 			r.opts.OnEvent(Event{Kind: EventError, Lease: l, Err: err})
