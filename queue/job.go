@@ -123,12 +123,8 @@ func (r *runner) handle(j *job) {
 		return
 	}
 
-	// The heartbeat's context ends when the handler has returned: an
-	// extension still waiting to begin then gives up (nothing written),
-	// so that the result is not written behind it.
-	hb, stop := context.WithCancel(context.WithoutCancel(j.ctx))
-	beaten := make(chan time.Time, 1)
-	go r.heartbeat(hb, j, beaten)
+	stop, beaten := make(chan struct{}), make(chan time.Time, 1)
+	go r.heartbeat(j, stop, beaten)
 	err := r.call(j)
 	stopped := "" // read now: the grace may end while the result is written
 	if j.stopped.Load() {
@@ -140,7 +136,7 @@ func (r *runner) handle(j *job) {
 	// handler that is done (the extension may yet be written, and the
 	// result with it); if it is not, the settlement finds the lease lost.
 	settling := j.claim(jobSettling, false)
-	stop()
+	close(stop)
 	expires := <-beaten
 
 	if !settling && !j.awaitLost() {
@@ -349,8 +345,8 @@ func examine(herr error) (out error) {
 	return herr
 }
 
-// heartbeat extends j's lease until ctx ends, and stops the handler when
-// the lease is lost. It sends on stopped, when it ends, when
+// heartbeat extends j's lease until stop is closed, and stops the
+// handler when the lease is lost. It sends on stopped, when it ends, when
 // the lease lasts until.
 //
 // An extension is due Heartbeat after the lease was given or last
@@ -362,9 +358,10 @@ func examine(herr error) (out error) {
 // passes without an extension written (the database unreachable from
 // here, or an extension that hangs): past it the item may be another
 // worker's, on this node or another, so the handler must stop.
-func (r *runner) heartbeat(ctx context.Context, j *job, stopped chan<- time.Time) {
+func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Time) {
 	l := j.lease // its own copy: Extend writes its ExpiresAt
 	defer func() { stopped <- l.ExpiresAt }()
+	ctx := context.WithoutCancel(j.ctx)
 	lease, every := r.e.opts.LeaseTimeout, r.opts.Heartbeat
 	// Never more than a whole lease: a wall clock stepped back (then
 	// corrected) must not put the next extension, or the watchdog, off by
@@ -379,7 +376,7 @@ func (r *runner) heartbeat(ctx context.Context, j *job, stopped chan<- time.Time
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stop:
 			return
 		case <-t.C:
 		}
@@ -392,10 +389,6 @@ func (r *runner) heartbeat(ctx context.Context, j *job, stopped chan<- time.Time
 			t.Reset(due())
 		case errors.Is(err, ErrLeaseLost):
 			r.lose(j, &l, false, err)
-			return
-		case ctx.Err() != nil:
-			// The handler returned while the extension waited to begin:
-			// it gave up, nothing written, and nothing went wrong.
 			return
 		default:
 			r.log.Error("poolq: extend failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)

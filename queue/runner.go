@@ -180,12 +180,13 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // lease ends, then a failed attempt. Once the grace has ended, a write of
 // Work still waiting to begin (a result, an extension: behind another
 // process's lock on a SQLite file) gives up a second after the grace's
-// end, or after it was tried when that is later, nothing of it written,
-// and its item stays in flight until its lease ends, a failed attempt
-// then. So on SQLite Work returns within its Grace and a second of its
-// context's end (with handlers that return when their context is
-// cancelled), however long another process holds the file's lock, not
-// once the busy timeout has passed.
+// end, or a second after it was tried when that is later, nothing of it
+// written, and its item stays in flight until its lease ends, a failed
+// attempt then. A stopped handler's result is tried once the extension
+// under way, if any, has ended: so on SQLite Work returns within its
+// Grace and two seconds of its context's end (with handlers that return
+// when their context is cancelled), however long another process holds
+// the file's lock, not once busy timeouts have passed.
 //
 // One goroutine claims: as many items as there are free workers, in one
 // claim per pool, and it starts a goroutine per lease; it sleeps while every
