@@ -105,3 +105,56 @@ func TestPostgres_WorkStopsBehindAnotherNodesLock(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, d.StatusCounts[pool.StatusPending], "Work's claim was written: %v", d.StatusCounts)
 }
+
+// TestPostgres_WorkResultBehindAnotherNodesLock: Work stops while its
+// handler's call goes on and another node's transaction holds the pool's
+// lock (5 s, far less than LockTimeout). The handler returns when its
+// context is cancelled at the grace's end; its result, alone in its
+// transaction, waits for the lock a second at most (stopWriteWait), and
+// Work returns: its item is left in flight, to come back at its lease's
+// end. (A result given up is a call that may be made again: the price of
+// a shutdown that does not wait for the other node, which the README
+// states.)
+func TestPostgres_WorkResultBehindAnotherNodesLock(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool P", Description: "d", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+	require.NoError(t, err)
+
+	started := make(chan struct{})
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- eng.Work(wctx, func(ctx context.Context, l *queue.Lease) error {
+			close(started)
+			<-ctx.Done() // on the line until Work's grace ends
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 1, Grace: 100 * time.Millisecond})
+	}()
+	<-started
+	const hold = 5 * time.Second
+	held := holdPool(t, other, p.UUID, hold)
+	cancel()
+	start := time.Now()
+	var werr error
+	select {
+	case werr = <-done:
+	case <-time.After(hold + 10*time.Second):
+		t.Fatal("Work did not return")
+	}
+	took := time.Since(start)
+	t.Logf("Work returned %v after its cancellation", took)
+	require.NoError(t, werr)
+	require.Less(t, took, 3*time.Second, "Work held behind another node's lock (grace 100 ms, writes give up a second after it)")
+	require.NoError(t, <-held)
+	d, err := eng.Pool(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, 1, d.StatusCounts[pool.StatusProcessing], "the result was written, or the item given back: %v", d.StatusCounts)
+}
