@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
@@ -66,13 +67,7 @@ func TestPostgres_WorkStopsBehindAnotherNodesLock(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
-	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
-	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
-	eng := openEngine(t, st, queue.Options{})
-	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool P", Description: "d", Type: pool.Parallel})
-	require.NoError(t, err)
-	_, err = eng.Add(ctx, p.UUID, newItems(3)...)
-	require.NoError(t, err)
+	eng, other, p := behindLock(t, url, 3)
 
 	const hold = 5 * time.Second
 	held := holdPool(t, other, p.UUID, hold)
@@ -87,17 +82,7 @@ func TestPostgres_WorkStopsBehindAnotherNodesLock(t *testing.T) {
 		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 2, Grace: 100 * time.Millisecond})
 	}()
 	time.Sleep(500 * time.Millisecond) // Work's first claim waits for the lock
-	cancel()
-	start := time.Now()
-	var werr error
-	select {
-	case werr = <-done:
-	case <-time.After(hold + 10*time.Second):
-		t.Fatal("Work did not return")
-	}
-	took := time.Since(start)
-	t.Logf("Work returned %v after its cancellation", took)
-	require.NoError(t, werr)
+	took := stopWork(t, cancel, done)
 	require.Less(t, took, time.Second, "Work held past its grace behind another node's lock")
 	require.NoError(t, <-held)
 	require.Zero(t, handled.Load(), "a handler ran")
@@ -119,13 +104,7 @@ func TestPostgres_WorkResultBehindAnotherNodesLock(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
-	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
-	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
-	eng := openEngine(t, st, queue.Options{})
-	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool P", Description: "d", Type: pool.Parallel})
-	require.NoError(t, err)
-	_, err = eng.Add(ctx, p.UUID, newItems(1)...)
-	require.NoError(t, err)
+	eng, other, p := behindLock(t, url, 1)
 
 	started := make(chan struct{})
 	wctx, cancel := context.WithCancel(ctx)
@@ -141,20 +120,44 @@ func TestPostgres_WorkResultBehindAnotherNodesLock(t *testing.T) {
 	<-started
 	const hold = 5 * time.Second
 	held := holdPool(t, other, p.UUID, hold)
-	cancel()
-	start := time.Now()
-	var werr error
-	select {
-	case werr = <-done:
-	case <-time.After(hold + 10*time.Second):
-		t.Fatal("Work did not return")
-	}
-	took := time.Since(start)
-	t.Logf("Work returned %v after its cancellation", took)
-	require.NoError(t, werr)
+	took := stopWork(t, cancel, done)
 	require.Less(t, took, 3*time.Second, "Work held behind another node's lock (grace 100 ms, writes give up a second after it)")
 	require.NoError(t, <-held)
 	d, err := eng.Pool(ctx, p.UUID)
 	require.NoError(t, err)
 	require.Equal(t, 1, d.StatusCounts[pool.StatusProcessing], "the result was written, or the item given back: %v", d.StatusCounts)
+}
+
+// behindLock returns an engine on a new schema with a Parallel pool P of n
+// items, and a second store on that schema (another node), whose
+// transactions can hold P's lock (holdPool).
+func behindLock(t *testing.T, url string, n int) (*queue.Engine, store.Store, pool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
+	eng := openEngine(t, st, queue.Options{})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool P", Description: "d", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, newItems(n)...)
+	require.NoError(t, err)
+	return eng, other, p
+}
+
+// stopWork cancels a Work (cancel is its context's) whose result comes on
+// done, and returns how long it took to return with nil.
+func stopWork(t *testing.T, cancel context.CancelFunc, done <-chan error) time.Duration {
+	t.Helper()
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-done:
+		took := time.Since(start)
+		t.Logf("Work returned %v after its cancellation", took)
+		require.NoError(t, err)
+		return took
+	case <-time.After(time.Minute):
+		t.Fatal("Work did not return")
+		return 0
+	}
 }
