@@ -395,7 +395,7 @@ func (c *Committer) run(batch []*op) {
 	c.transactions.Add(1)
 	var err error
 	if live == 1 {
-		err = c.runAlone(ctx, batch)
+		err = c.runAlone(ctx, end, batch)
 	} else {
 		err = c.runBatch(ctx, batch)
 	}
@@ -423,11 +423,11 @@ func (c *Committer) run(batch []*op) {
 // caller, who will not wait for the lock, learns that nothing was written.
 // The transaction's error is then the operation's (it says which ended
 // the wait). A cancellation of the caller's context (not its deadline)
-// ends the Write's context, and the store rolls it back, nothing of it
+// ends the Write's context (end), and the store rolls it back, nothing of it
 // written, even once the operation has started: a store may end there a
 // wait for another session's lock (PostgreSQL), which would hold the
 // caller, and every operation behind it, up to its lock timeout.
-func (c *Committer) runAlone(ctx context.Context, batch []*op) error {
+func (c *Committer) runAlone(ctx context.Context, end context.CancelFunc, batch []*op) error {
 	for _, o := range batch {
 		if o.state.Load() == waiting {
 			if d, ok := o.ctx.Deadline(); ok {
@@ -436,12 +436,9 @@ func (c *Committer) runAlone(ctx context.Context, batch []*op) error {
 			if o.ctx.Done() != nil { // it can be cancelled
 				// A cancellation ends the Write (a deadline is the wait
 				// bound's, which ends a lock wait with a clearer error).
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithCancel(ctx)
-				defer cancel()
 				defer context.AfterFunc(o.ctx, func() {
 					if errors.Is(o.ctx.Err(), context.Canceled) {
-						cancel()
+						end()
 					}
 				})()
 			}
