@@ -99,6 +99,29 @@ func (w *lockWait) calls() []lockWaitCall {
 	}
 }
 
+// leaveAfter is when the callers of leaveEach leave, and leaveSlack how
+// much later they may return.
+const leaveAfter, leaveSlack = 200 * time.Millisecond, time.Second
+
+// leaveEach runs every call of w.calls under a context from leave, which
+// ends leaveAfter in (how: its deadline or its cancellation), and checks
+// that each returns by leaveSlack later with an error wrapping want.
+func (w *lockWait) leaveEach(t *testing.T, how string, want error, leave func() (context.Context, context.CancelFunc)) {
+	t.Helper()
+	var worst time.Duration
+	for _, tc := range w.calls() {
+		cctx, cancel := leave()
+		start := time.Now()
+		err := tc.call(cctx)
+		took := time.Since(start)
+		cancel()
+		worst = max(worst, took-leaveAfter)
+		require.ErrorIs(t, err, want, "%s behind another node's lock", tc.name)
+		require.Less(t, took, leaveAfter+leaveSlack, "%s held past %s: %v", tc.name, how, took)
+	}
+	t.Logf("the latest call returned %v after %s", worst, how)
+}
+
 // requireNothingWritten checks that none of the calls was written.
 func (w *lockWait) requireNothingWritten(t *testing.T) {
 	t.Helper()
@@ -130,19 +153,9 @@ func TestPostgres_CallerLeavesALockWaitAtItsDeadline(t *testing.T) {
 	ctx := context.Background()
 	w := newLockWait(t, url)
 	waitHeld := w.hold(t, 4*time.Second)
-	const deadline, slack = 200 * time.Millisecond, time.Second
-	var worst time.Duration
-	for _, tc := range w.calls() {
-		cctx, cancel := context.WithTimeout(ctx, deadline)
-		start := time.Now()
-		err := tc.call(cctx)
-		took := time.Since(start)
-		cancel()
-		worst = max(worst, took-deadline)
-		require.ErrorIs(t, err, context.DeadlineExceeded, "%s behind another node's lock", tc.name)
-		require.Less(t, took, deadline+slack, "%s held past its deadline: %v", tc.name, took)
-	}
-	t.Logf("the latest call returned %v after its deadline of %v", worst, deadline)
+	w.leaveEach(t, "its deadline", context.DeadlineExceeded, func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, leaveAfter)
+	})
 	waitHeld()
 	w.requireNothingWritten(t)
 
