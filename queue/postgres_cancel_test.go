@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,6 +117,42 @@ func TestPostgres_WorkResultBehindAnotherNodesLock(t *testing.T) {
 	d, err := eng.Pool(ctx, p.UUID)
 	require.NoError(t, err)
 	require.Equal(t, 1, d.StatusCounts[pool.StatusProcessing], "the result was written, or the item given back: %v", d.StatusCounts)
+}
+
+// TestPostgres_WorkResultsBehindAnotherNodesLock is
+// TestPostgres_WorkResultBehindAnotherNodesLock with three calls on the
+// line: their results, written as Work stops, share a transaction, whose
+// wait for the lock ends once every one of them has given up, a second
+// after the grace's end, instead of lasting as long as the other node
+// holds the lock (up to LockTimeout).
+func TestPostgres_WorkResultsBehindAnotherNodesLock(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	const calls = 3
+	eng, other, p := behindLock(t, url, calls)
+
+	var started sync.WaitGroup
+	started.Add(calls)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- eng.Work(wctx, func(ctx context.Context, l *queue.Lease) error {
+			started.Done()
+			<-ctx.Done() // on the line until Work's grace ends
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: calls, Grace: 100 * time.Millisecond})
+	}()
+	started.Wait()
+	const hold = 8 * time.Second
+	held := holdPool(t, other, p.UUID, hold)
+	took := stopWork(t, cancel, done)
+	require.Less(t, took, 3*time.Second, "Work held behind another node's lock (grace 100 ms, writes give up a second after it)")
+	require.NoError(t, <-held)
+	d, err := eng.Pool(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Equal(t, calls, d.StatusCounts[pool.StatusProcessing], "a result was written, or an item given back: %v", d.StatusCounts)
 }
 
 // behindLock returns an engine on a new schema with a Parallel pool P of n

@@ -175,3 +175,63 @@ func TestCommitter_CancelEndsALoneWrite(t *testing.T) {
 	require.True(t, b.exists(t, id))
 	require.True(t, b.exists(t, other))
 }
+
+// TestCommitter_BatchEndsOnceItsCallersAllGone: the context of a batch's
+// Write ends once no caller waits for it: each has left, or its operation
+// has started and its context has ended (cancelled, or past its deadline:
+// a batch has no wait bound). A store may then end a wait for another
+// session's lock that would otherwise hold every caller, and the callers
+// behind them, up to its lock timeout. Nothing of the batch is written.
+func TestCommitter_BatchEndsOnceItsCallersAllGone(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{})
+	cs := &ctxStore{Store: b.st, writes: make(chan context.Context, 16)}
+	c := groupcommit.New(cs, groupcommit.Options{})
+	t.Cleanup(c.Close)
+
+	held, release := b.st.holdNext()
+	var wg sync.WaitGroup
+	wg.Go(func() { require.NoError(t, c.Write(b.ctx, insert(uuid.New()))) })
+	<-cs.writes // the held Write's
+	<-held
+
+	// The first operation waits (for a lock, say) until its Write's
+	// context ends; its caller's deadline passes meanwhile. The second
+	// caller, still waiting for its operation to start, is cancelled.
+	first, second := uuid.New(), uuid.New()
+	entered, ended := make(chan struct{}), false
+	var errs [2]error
+	ctx0, cancel0 := context.WithTimeout(b.ctx, 200*time.Millisecond)
+	defer cancel0()
+	ctx1, cancel1 := context.WithCancel(b.ctx)
+	n := c.Queued()
+	wg.Go(func() {
+		errs[0] = c.Write(ctx0, func(ctx context.Context, tx *groupcommit.Tx) error {
+			wctx := <-cs.writes
+			if err := insert(first)(ctx, tx); err != nil {
+				return err
+			}
+			close(entered)
+			select {
+			case <-wctx.Done():
+				ended = true
+			case <-time.After(5 * time.Second):
+			}
+			return nil
+		})
+	})
+	require.Eventually(t, func() bool { return c.Queued() == n+1 }, 5*time.Second, time.Millisecond)
+	wg.Go(func() { errs[1] = c.Write(ctx1, insert(second)) })
+	require.Eventually(t, func() bool { return c.Queued() == n+2 }, 5*time.Second, time.Millisecond)
+	start := time.Now()
+	release()
+	<-entered
+	cancel1()
+	wg.Wait()
+	require.True(t, ended, "the batch's Write went on after its callers had all gone (%v)", time.Since(start))
+	require.Less(t, time.Since(start), 2*time.Second)
+	require.ErrorIs(t, errs[0], context.Canceled, "the Write's error")
+	require.ErrorIs(t, errs[1], context.Canceled)
+	require.False(t, b.exists(t, first), "the batch was written")
+	require.False(t, b.exists(t, second))
+}
