@@ -77,7 +77,12 @@
 // neither the callers that come next nor [Engine.Close]. Once an
 // operation that shares its transaction has started it runs to the end,
 // whatever its context does (cancelling one statement could abort the
-// transaction it shares), and its caller gets its result. An operation
+// transaction it shares), and its caller gets its result, as long as
+// another caller of that transaction still waits: once the contexts of
+// all of them have ended (cancelled, or past their deadlines), the
+// transaction's ends too, and it fails as a whole, nothing of it written,
+// if it has not committed by then (on SQLite, if its COMMIT has not
+// begun; on PostgreSQL, if its COMMIT has not been sent). An operation
 // alone in its transaction is ended by its caller: a cancellation of its
 // context rolls it back before its COMMIT (once that is sent, the result
 // stands), and it fails with an error wrapping context.Canceled, nothing
@@ -88,7 +93,8 @@
 // [store.ErrLockTimeout], nothing of it written, and a server that stops
 // answering holds it 100 ms past the deadline at most (its COMMIT
 // excepted, whose outcome must be learned). An operation that shares its
-// transaction waits for such a lock up to the store's lock timeout. A
+// transaction waits for such a lock up to the store's lock timeout, or
+// until every caller of the transaction has gone, as above. A
 // panic in a write, the store's included, is an
 // error for the operations of that transaction, and the next one runs as
 // usual.

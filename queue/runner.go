@@ -187,9 +187,11 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // Grace and two seconds of its context's end (with handlers that return
 // when their context is cancelled), however long another process holds
 // the file's lock, not once busy timeouts have passed. On PostgreSQL the
-// same bound holds for a write alone in its transaction, which ends its
-// wait for another node's lock with its context; writes that share one
-// (group commit) wait for such a lock up to the store's LockTimeout.
+// same bound holds for Work's writes behind another node's lock: a write
+// alone in its transaction ends its wait with its context, and writes
+// that share one (group commit) end it once each has given up. A
+// transaction that also carries another caller's write, one still
+// waiting, waits with it, up to the store's LockTimeout.
 //
 // One goroutine claims: as many items as there are free workers, in one
 // claim per pool, and it starts a goroutine per lease; it sleeps while every

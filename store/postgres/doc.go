@@ -275,8 +275,8 @@
 // COMMIT's) 100 ms after that deadline, failing with an error wrapping
 // context.DeadlineExceeded, nothing of it written: its caller is not held
 // by a silent connection until the bound above. A Write whose context can
-// end (group commit gives one to an operation that runs alone, ended when
-// its caller's context is cancelled) ends its statements' round trips (not
+// end (group commit's, which ends once every caller of its operations has
+// gone: see queue's package doc) ends its statements' round trips (not
 // its COMMIT's) when it ends, a wait for another node's lock among them,
 // and rolls back, nothing written: its connection is closed (pgx's way to
 // end a round trip), and the server's session, if it waits for the lock,

@@ -15,17 +15,22 @@
 //   - A caller whose context ends while its operation waits returns the
 //     context's error at once, and its operation never runs. Once an
 //     operation has started it runs to the end (cancelling one statement
-//     could abort the shared transaction), and its caller gets its result.
-//     The one exception: the Write of an operation that runs alone carries
-//     its caller's deadline (store.WithWaitBound), at which the store may
-//     end a wait for another session's lock, and its context ends when the
-//     caller's is cancelled; either fails the operation with nothing
-//     written.
-//   - A transaction waits to begin (for the store's turn, a connection, a
-//     lock another process holds on a SQLite file) only while a caller of
-//     its batch waits for it: once every one has left, none of its
-//     operations can start, and its Write's context ends. So callers that
-//     left hold up neither the callers that come next nor Close.
+//     could abort the shared transaction), and its caller gets its result,
+//     as long as another caller of the transaction still waits for it.
+//   - A transaction lasts only while a caller of its batch waits for it.
+//     A caller has gone once its context has ended: it has left, if its
+//     operation had not started, or waits for the result of one that
+//     has. Once every caller of a batch has gone, its Write's context
+//     ends: a transaction waiting to begin (for the store's turn, a
+//     connection, a lock another process holds on a SQLite file) begins
+//     none of its operations, and a store may end one under way (a wait
+//     for another session's lock inside it), nothing of it written, its
+//     callers getting the Write's error. So callers that have gone hold
+//     up neither the callers that come next nor Close. The one
+//     exception: the Write of an operation that runs alone carries its
+//     caller's deadline (store.WithWaitBound), at which the store ends a
+//     wait for another session's lock with a clearer error, and the
+//     Write's context ends only when the caller's is cancelled.
 //   - Every caller gets an answer: an operation's panic is its own error;
 //     a panic out of the store itself fails every operation of that
 //     transaction, and the next transaction runs as usual.
@@ -243,11 +248,14 @@ func (c *Committer) submit(o *op) error {
 	}
 	if o.state.CompareAndSwap(waiting, abandoned) {
 		if w := o.write.Load(); w != nil {
-			w.left()
+			w.gone()
 		}
 		return o.ctx.Err()
 	}
-	<-o.done // it has started: it runs to the end and its result stands
+	// It has started: its result stands, and is the Write's error if the
+	// store ended the Write because every caller has gone.
+	o.write.Load().gone()
+	<-o.done
 	return o.err
 }
 
@@ -332,16 +340,23 @@ const gatherRounds = 4
 type write struct {
 	batch []*op
 	end   context.CancelFunc // ends the context of the batch's Write
+	// bound: the batch's one live operation runs alone, its caller's
+	// deadline the Write's wait bound (see runAlone).
+	bound atomic.Bool
 }
 
-// left is called by the caller of an operation of w's batch that has just
-// abandoned it. Once every operation of the batch is abandoned, none of
-// them can start: the Write's context ends, so that its wait to begin
-// ends too. (Only callers whose operation never started leave; the last to
-// leave finds every other one abandoned, or run does: see run.)
-func (w *write) left() {
+// gone is called by the caller of an operation of w's batch once its
+// context has ended (after abandoning the operation, if it had not
+// started). Once every caller has gone, the Write's context ends (see the
+// package doc): each caller calls gone after its own context ended, so the
+// last to go finds every other one gone, or run does, for the callers that
+// left before it counted the live ones (see run).
+func (w *write) gone() {
 	for _, o := range w.batch {
-		if o.state.Load() != abandoned {
+		err := o.ctx.Err()
+		if err == nil || (w.bound.Load() && o.state.Load() == started && errors.Is(err, context.DeadlineExceeded)) {
+			// Still waiting; or past the deadline that bounds its
+			// waits (see runAlone), its operation runs to the end.
 			return
 		}
 	}
@@ -376,7 +391,7 @@ func (c *Committer) run(batch []*op) {
 
 	// The operations learn their transaction before the live ones are
 	// counted: a caller that leaves after its operation was counted finds
-	// the write, and the last one to leave ends its context (see left).
+	// the write, and the last one to go ends its context (see gone).
 	ctx, end := context.WithCancel(context.Background())
 	defer end()
 	w := &write{batch: batch, end: end}
@@ -395,7 +410,7 @@ func (c *Committer) run(batch []*op) {
 	c.transactions.Add(1)
 	var err error
 	if live == 1 {
-		err = c.runAlone(ctx, end, batch)
+		err = c.runAlone(ctx, w, batch)
 	} else {
 		err = c.runBatch(ctx, batch)
 	}
@@ -422,25 +437,14 @@ func (c *Committer) run(batch []*op) {
 // transaction's only one, so ending it fails no other caller, and its
 // caller, who will not wait for the lock, learns that nothing was written.
 // The transaction's error is then the operation's (it says which ended
-// the wait). A cancellation of the caller's context (not its deadline)
-// ends the Write's context (end), and the store rolls it back, nothing of it
-// written, even once the operation has started: a store may end there a
-// wait for another session's lock (PostgreSQL), which would hold the
-// caller, and every operation behind it, up to its lock timeout.
-func (c *Committer) runAlone(ctx context.Context, end context.CancelFunc, batch []*op) error {
+// the wait). Past that deadline the Write's context lasts (see
+// write.gone): a cancellation of the caller's context ends it.
+func (c *Committer) runAlone(ctx context.Context, w *write, batch []*op) error {
 	for _, o := range batch {
 		if o.state.Load() == waiting {
 			if d, ok := o.ctx.Deadline(); ok {
 				ctx = store.WithWaitBound(ctx, d)
-			}
-			if o.ctx.Done() != nil { // it can be cancelled
-				// A cancellation ends the Write (a deadline is the wait
-				// bound's, which ends a lock wait with a clearer error).
-				defer context.AfterFunc(o.ctx, func() {
-					if errors.Is(o.ctx.Err(), context.Canceled) {
-						end()
-					}
-				})()
+				w.bound.Store(true)
 			}
 			break
 		}
