@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,8 +202,8 @@ func TestCommitter_BatchEndsOnceItsCallersAllGone(t *testing.T) {
 	first, second := uuid.New(), uuid.New()
 	entered, ended := make(chan struct{}), false
 	var errs [2]error
-	ctx0, cancel0 := context.WithTimeout(b.ctx, 200*time.Millisecond)
-	defer cancel0()
+	ctx0 := newDeadlineCtx(b.ctx)
+	defer ctx0.pass()
 	ctx1, cancel1 := context.WithCancel(b.ctx)
 	n := c.Queued()
 	wg.Go(func() {
@@ -226,12 +227,43 @@ func TestCommitter_BatchEndsOnceItsCallersAllGone(t *testing.T) {
 	start := time.Now()
 	release()
 	<-entered
+	ctx0.pass()
 	cancel1()
 	wg.Wait()
 	require.True(t, ended, "the batch's Write went on after its callers had all gone (%v)", time.Since(start))
 	require.Less(t, time.Since(start), 2*time.Second)
 	require.ErrorIs(t, errs[0], context.Canceled, "the Write's error")
+	require.ErrorIs(t, ctx0.Err(), context.DeadlineExceeded)
 	require.ErrorIs(t, errs[1], context.Canceled)
 	require.False(t, b.exists(t, first), "the batch was written")
 	require.False(t, b.exists(t, second))
+}
+
+// deadlineCtx is a context with a deadline that passes when pass is
+// called, not at a time: on a loaded machine a timer could pass it before
+// its caller's operation has started.
+type deadlineCtx struct {
+	context.Context
+	cancel context.CancelFunc
+	passed atomic.Bool
+}
+
+func newDeadlineCtx(parent context.Context) *deadlineCtx {
+	ctx, cancel := context.WithCancel(parent)
+	return &deadlineCtx{Context: ctx, cancel: cancel}
+}
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) { return time.Now().Add(time.Hour), true }
+
+func (c *deadlineCtx) Err() error {
+	if c.passed.Load() {
+		return context.DeadlineExceeded
+	}
+	return c.Context.Err()
+}
+
+// pass makes the deadline pass.
+func (c *deadlineCtx) pass() {
+	c.passed.Store(true)
+	c.cancel()
 }
