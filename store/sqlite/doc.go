@@ -78,6 +78,8 @@
 // tables of another application is refused with [ErrNotPoolq] and left
 // untouched, also when it has a schema_version table of its own: Open
 // trusts schema_version only beside poolq's pools, items and pool_counts.
+// A poolq file whose schema_version was emptied or rewritten by hand (no
+// version of 1 or more) is refused with [ErrCorrupt], and left untouched.
 //
 // The tables are STRICT, with CHECK constraints repeating the validation
 // rules of the pool package (name length, the type and status spellings,

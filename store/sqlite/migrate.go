@@ -154,7 +154,9 @@ func beginMigration(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
 // schemaVersion returns the version recorded in schema_version, 0 for a
 // database without one (a new file). A schema_version without poolq's
 // tables beside it is another application's: an error wrapping
-// [ErrNotPoolq], which migrate returns before it writes anything.
+// [ErrNotPoolq]; one beside them that records no version of 1 or more
+// was emptied or rewritten by hand: an error wrapping [ErrCorrupt].
+// migrate returns either before it writes anything.
 func schemaVersion(ctx context.Context, tx interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }) (int, error) {
@@ -174,6 +176,12 @@ func schemaVersion(ctx context.Context, tx interface {
 	var v int
 	if err := tx.QueryRowContext(ctx, currentVersionSQL).Scan(&v); err != nil {
 		return 0, migrateErr("read schema version", err)
+	}
+	if v < 1 {
+		// poolq records version 1 in the transaction that makes its
+		// tables: none, or one below, is a table emptied or rewritten by
+		// hand, from which no migration may be guessed.
+		return 0, fmt.Errorf("migrate: schema version %d beside poolq's tables (poolq's versions begin at 1): %w", v, ErrCorrupt)
 	}
 	return v, nil
 }
