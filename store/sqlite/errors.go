@@ -29,6 +29,15 @@ var ErrCorrupt = errors.New("database file is damaged")
 // writes nothing to it, and leaves its journal mode as it was.
 var ErrNotPoolq = errors.New("not a poolq database: it holds tables of another application")
 
+// ErrFileMoved is wrapped by the error of a Write on a file store whose
+// database file, or the -wal or -shm file beside it, is no longer the file
+// at its path that Open opened: deleted, renamed, or replaced by another
+// (a restore with mv, a cleanup that took -wal and -shm for leftovers).
+// SQLite would go on writing into the files it holds open, which no
+// process opens again: the Write rolls back instead, and commits nothing.
+// Writes go on once the files are back at their paths.
+var ErrFileMoved = errors.New("database file moved, replaced or deleted while open")
+
 // translate maps driver errors to the store's sentinels, by result code:
 // a missing row is [store.ErrNotFound], a uniqueness violation
 // [store.ErrConflict], a damaged page or file [ErrCorrupt] (still wrapping
