@@ -146,4 +146,16 @@
 //   - The file must be on a local file system: WAL needs shared memory
 //     between the processes using it, which network file systems do not
 //     provide.
+//   - Leave the database file and the -wal and -shm files beside it where
+//     they are while any process has them open: they are one database, and
+//     -wal holds commits not yet copied into the database file. SQLite
+//     writes through the descriptors it holds, so after a file is deleted,
+//     renamed or replaced (mv) it would go on committing into files that
+//     no process opens again, lost at Close or at a crash. Before every
+//     COMMIT, a Write looks at the paths (a stat each: a few microseconds)
+//     and, if one no longer names the file Open found there, rolls back and
+//     fails with [ErrFileMoved]; Writes go on if the files come back (a
+//     rename undone). Reads go on reading the files the Store holds. A
+//     file overwritten in place (cp over it) cannot be told from a write,
+//     and is damaged: restore a backup only with every process stopped.
 package sqlite

@@ -187,6 +187,7 @@ type Store struct {
 	r  *handle // the readers: a small pool; nil for :memory:
 
 	cp         *checkpointer // nil for :memory: or when turned off
+	files      *files        // checked before every COMMIT; nil for :memory:
 	checkCache bool          // Options.CheckCache
 	// busyTimeout is how long Write's BEGIN IMMEDIATE tries for the file's
 	// write lock (see beginImmediate); the writer connection's own busy
@@ -351,6 +352,13 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 		wc.Close()
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
 	}
+	fs, err := openFiles(ctx, wc, path)
+	if err != nil {
+		rh.closeStmts()
+		wh.closeStmts()
+		wc.Close()
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
+	}
 	st, err := newStore(wc, wh, rh, opts)
 	if err != nil {
 		rh.closeStmts()
@@ -358,6 +366,7 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 		wc.Close()
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w, r)
 	}
+	st.files = fs
 	if opts.CheckpointInterval > 0 {
 		co := opts
 		co.BusyTimeout = restartWait // passive passes never wait: only a restart does
@@ -602,6 +611,9 @@ func (s *Store) rollback(ctx context.Context) {
 // ctx ends before the commit. A COMMIT that fails (the log cannot grow: a
 // full disk, an I/O error) writes nothing either: its error wraps
 // [store.ErrTxEnded], as does that of a transaction SQLite ended itself.
+// On a file store, a Write whose database file, -wal or -shm is no longer
+// the file at its path that Open opened (deleted, renamed, replaced) rolls
+// back and fails with an error wrapping [ErrFileMoved].
 func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	if err := s.takeTurn(ctx, "write"); err != nil {
 		return err
@@ -668,6 +680,13 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	if err := t.ended(); err != nil {
 		return err
+	}
+	if s.files != nil {
+		// Under the write lock: no Write commits after a change of the
+		// files that happened before its check.
+		if err := s.files.check(); err != nil {
+			return fmt.Errorf("sqlite: commit: %w", err)
+		}
 	}
 	if _, err := s.wc.ExecContext(own, "COMMIT"); err != nil {
 		// A COMMIT that failed (the log could not grow: SQLITE_FULL, an
