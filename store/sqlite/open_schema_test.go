@@ -67,3 +67,67 @@ func TestOpen_DamagedSchemaVersion(t *testing.T) {
 		openRefused(t, path, content, sqlite.ErrCorrupt)
 	})
 }
+
+// schemaObjects returns the type and name of every object of a new poolq
+// file's schema that an operator can drop (not SQLite's own).
+func schemaObjects(t *testing.T) [][2]string {
+	t.Helper()
+	_, path := MustOpenFile(t, sqlite.Options{})
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	require.NoError(t, err)
+	defer db.Close()
+	rows, err := db.Query(`SELECT type, name FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY type, name`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var o [2]string
+		require.NoError(t, rows.Scan(&o[0], &o[1]))
+		out = append(out, o)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// TestOpen_SchemaChangedByHand: a poolq file at this code's version from
+// which an operator dropped an index, a trigger or a table (or recreated
+// one otherwise) is refused with ErrCorrupt naming the object, and left
+// unchanged, rather than opened: without an index a claim scans the
+// table, without a trigger a pool gets no counts or deleted items stay
+// searchable, without a table the Store failed at its first use of it.
+// Dropping pools, items or pool_counts makes the file no longer poolq's
+// (ErrNotPoolq). Objects added by hand (an index, ANALYZE's statistics)
+// do not stop Open.
+func TestOpen_SchemaChangedByHand(t *testing.T) {
+	t.Parallel()
+	objects := schemaObjects(t)
+	require.NotEmpty(t, objects)
+	for _, o := range objects {
+		t.Run(o[0]+"/"+o[1], func(t *testing.T) {
+			t.Parallel()
+			path, content := poolqFile(t, fmt.Sprintf(`DROP %s "%s"`, o[0], o[1]))
+			want := sqlite.ErrCorrupt
+			switch o[1] {
+			case "pools", "items", "pool_counts":
+				want = sqlite.ErrNotPoolq
+			}
+			err := openRefused(t, path, content, want)
+			if want == sqlite.ErrCorrupt {
+				require.ErrorContains(t, err, o[1])
+			}
+		})
+	}
+	t.Run("IndexRecreatedOtherwise", func(t *testing.T) {
+		t.Parallel()
+		path, content := poolqFile(t, `DROP INDEX items_ready`, `CREATE INDEX items_ready ON items (pool_id, id)`)
+		err := openRefused(t, path, content, sqlite.ErrCorrupt)
+		require.ErrorContains(t, err, "items_ready")
+	})
+	t.Run("ObjectsAdded", func(t *testing.T) {
+		t.Parallel()
+		path, _ := poolqFile(t, `CREATE INDEX operators_own ON items (name)`, `ANALYZE`)
+		st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		require.NoError(t, err)
+		require.NoError(t, st.Close())
+	})
+}
