@@ -78,8 +78,13 @@
 // tables of another application is refused with [ErrNotPoolq] and left
 // untouched, also when it has a schema_version table of its own: Open
 // trusts schema_version only beside poolq's pools, items and pool_counts.
-// A poolq file whose schema_version was emptied or rewritten by hand (no
-// version of 1 or more) is refused with [ErrCorrupt], and left untouched.
+// A poolq file whose schema was changed by hand is refused with
+// [ErrCorrupt] and left untouched: its schema_version emptied, dropped or
+// rewritten (no version of 1 or more), or, at the latest version, one of
+// poolq's tables, indexes or triggers missing or with other SQL than a
+// new file's (Open compares the file's with that of an empty database
+// migrated in memory, once a process). Objects that are not poolq's (an
+// index of one's own, ANALYZE's statistics) do not stop Open.
 //
 // The tables are STRICT, with CHECK constraints repeating the validation
 // rules of the pool package (name length, the type and status spellings,

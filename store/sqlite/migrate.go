@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/poolq/poolq/store"
@@ -98,6 +101,13 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 			return migrateErr("read schema", err)
 		}
 		if objects > 0 {
+			var n int
+			if err := tx.QueryRowContext(ctx, poolqTablesSQL).Scan(&n); err != nil {
+				return migrateErr("read schema", err)
+			}
+			if n == poolqTables {
+				return fmt.Errorf("migrate: poolq's tables without their schema_version table (dropped by hand?): %w", ErrCorrupt)
+			}
 			return fmt.Errorf("migrate: %w (%d schema objects and no schema_version table)", ErrNotPoolq, objects)
 		}
 		if _, err := tx.ExecContext(ctx, createVersionTableSQL); err != nil {
@@ -184,6 +194,77 @@ func schemaVersion(ctx context.Context, tx interface {
 		return 0, fmt.Errorf("migrate: schema version %d beside poolq's tables (poolq's versions begin at 1): %w", v, ErrCorrupt)
 	}
 	return v, nil
+}
+
+// schemaObjectsSQL lists a schema's objects; an index of a table's
+// PRIMARY KEY or UNIQUE constraint has no sql.
+const schemaObjectsSQL = `SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema`
+
+// wantSchema returns the objects of the schema at the latest version, as
+// readSchema reads them from an empty in-memory database migrated once
+// per process.
+var wantSchema = sync.OnceValues(func() (map[string]string, error) {
+	ctx := context.Background()
+	db := openDB(MemoryPath)
+	defer db.Close()
+	db.SetMaxOpenConns(1) // one connection: one in-memory database
+	if err := migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	return readSchema(ctx, db)
+})
+
+// readSchema returns the objects of db's schema, keyed by type and name
+// ("index items_ready"), each with its table and its SQL text.
+func readSchema(ctx context.Context, db *sql.DB) (map[string]string, error) {
+	rows, err := db.QueryContext(ctx, schemaObjectsSQL)
+	if err != nil {
+		return nil, migrateErr("read schema", err)
+	}
+	defer rows.Close()
+	objects := make(map[string]string)
+	for rows.Next() {
+		var typ, name, table, text string
+		if err := rows.Scan(&typ, &name, &table, &text); err != nil {
+			return nil, migrateErr("read schema", err)
+		}
+		objects[typ+" "+name] = table + "\n" + text
+	}
+	if err := rows.Err(); err != nil {
+		return nil, migrateErr("read schema", err)
+	}
+	return objects, nil
+}
+
+// checkObjects returns an error wrapping [ErrCorrupt] that names every
+// object of poolq's schema (table, index, trigger) that db, a file at the
+// latest version, lacks or holds with other SQL than a new file's: one
+// dropped or recreated by hand. Without an index a claim scans its table;
+// without a trigger a new pool has no counts, or a deleted item stays in
+// the search index. Objects that are not poolq's (an operator's index,
+// ANALYZE's statistics) are no concern of it.
+func checkObjects(ctx context.Context, db *sql.DB) error {
+	want, err := wantSchema()
+	if err != nil {
+		return err
+	}
+	got, err := readSchema(ctx, db)
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for k, w := range want {
+		if g, ok := got[k]; !ok {
+			bad = append(bad, k+" missing")
+		} else if g != w {
+			bad = append(bad, k+" differs")
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(bad)
+	return fmt.Errorf("schema of version %d changed by hand: %s: %w", latestVersion(), strings.Join(bad, ", "), ErrCorrupt)
 }
 
 // migrateErr translates err and prefixes it with "migrate: step: ", or

@@ -327,6 +327,9 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := migrate(ctx, w); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w)
 	}
+	if err := checkObjects(ctx, w); err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err), w)
+	}
 	// WAL is a property of the file, not of a connection: it is set once,
 	// on the writer, after migrate has checked that the file is one this
 	// code may change.
