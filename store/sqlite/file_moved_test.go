@@ -4,6 +4,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -97,4 +98,30 @@ func TestStore_FileMovedWhileOpen(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStore_JournalModeKeptWhileOpen: another process (an operator's
+// sqlite3 shell) cannot take the file out of WAL mode while a Store has it
+// open, which would drop the guarantees of the package documentation
+// (readers beside the writer, synchronous=NORMAL's meaning): SQLite
+// refuses it as long as another connection holds the file, and the Store
+// always holds it, its writer's connection for its whole life.
+func TestStore_JournalModeKeptWhileOpen(t *testing.T) {
+	t.Parallel()
+	st, path := MustOpenFile(t, checked)
+	insertPool(t, st, 3)
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer db.Close()
+	for _, mode := range []string{"DELETE", "TRUNCATE", "PERSIST", "MEMORY", "OFF"} {
+		var got string
+		err := db.QueryRow("PRAGMA journal_mode = " + mode).Scan(&got)
+		if err == nil {
+			require.Equal(t, "wal", got, "PRAGMA journal_mode = %s", mode)
+		}
+		insertPool(t, st, 3)
+	}
+	var got string
+	require.NoError(t, db.QueryRow("PRAGMA journal_mode").Scan(&got))
+	require.Equal(t, "wal", got)
 }

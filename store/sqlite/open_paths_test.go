@@ -70,3 +70,20 @@ func TestOpen_OddPaths(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestOpen_EmptyFile: a file of no bytes (made by touch, or by a
+// provisioning script ahead of the service) is a new database: Open gives
+// it poolq's schema, in WAL mode.
+func TestOpen_EmptyFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "dialer.db")
+	require.NoError(t, os.WriteFile(path, nil, 0o644))
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	p := insertPool(t, st, 3)
+	require.True(t, poolExists(t, st, p.UUID))
+	_, err = os.Stat(path + "-wal")
+	require.NoError(t, err, "in WAL mode")
+}
