@@ -18,9 +18,12 @@ import (
 var ErrCacheMismatch = errors.New("cached pool state differs from the database")
 
 // ErrCorrupt is wrapped by the errors of a damaged database file: the
-// report of [Store.Check] or of Open's [Options.QuickCheck], and the error
+// report of [Store.Check] or of Open's [Options.QuickCheck], the error
 // of any operation that reads a damaged page (its transaction is rolled
-// back; the rest of the file stays readable and writable).
+// back; the rest of the file stays readable and writable), and Open's for
+// a poolq file whose schema was changed by hand (a table, index or trigger
+// of poolq's dropped or recreated otherwise, schema_version emptied,
+// dropped or rewritten), which Open leaves as it is.
 var ErrCorrupt = errors.New("database file is damaged")
 
 // ErrNotPoolq is wrapped by Open's error for a SQLite file that holds

@@ -174,7 +174,9 @@ func (o Options) validate(ctx context.Context, path string) error {
 
 // Store is a [store.Store] on one SQLite database: a file shared by any
 // number of processes, or a private in-memory database. A Store is safe for
-// concurrent use.
+// concurrent use. Several Stores on one file in one process are as several
+// processes: each has its own connections, and their writes take turns
+// for the file's write lock.
 type Store struct {
 	// The writer's one connection is held for the Store's life, and Write
 	// runs BEGIN IMMEDIATE … COMMIT on it itself, with w's statements
