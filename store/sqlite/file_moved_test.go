@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
@@ -124,4 +127,36 @@ func TestStore_JournalModeKeptWhileOpen(t *testing.T) {
 	var got string
 	require.NoError(t, db.QueryRow("PRAGMA journal_mode").Scan(&got))
 	require.Equal(t, "wal", got)
+}
+
+// TestEngine_FileMovedWhileOpen: an engine over a Store whose database
+// file was deleted fails its writes at once with ErrFileMoved (a blocking
+// Dequeue too, rather than waiting out its context), reads what the Store
+// holds open, and closes.
+func TestEngine_FileMovedWhileOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, path := MustOpenFile(t, checked)
+	eng, err := queue.New(st, queue.Options{})
+	require.NoError(t, err)
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "file deleted", Description: "rm while open", Type: pool.Parallel})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	l, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+
+	require.NoError(t, os.Remove(path))
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
+	require.ErrorIs(t, err, sqlite.ErrFileMoved)
+	require.ErrorIs(t, eng.Complete(ctx, l, "answered"), sqlite.ErrFileMoved)
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = eng.Dequeue(dctx, p.UUID)
+	require.ErrorIs(t, err, sqlite.ErrFileMoved)
+	require.NoError(t, dctx.Err(), "failed at once")
+	items, err := eng.Items(ctx, p.UUID, pool.ItemQuery{})
+	require.NoError(t, err)
+	require.Equal(t, 2, items.Total, "reads go on, from the file the Store holds")
+	require.NoError(t, eng.Close())
 }
