@@ -163,4 +163,7 @@
 //     rename undone). Reads go on reading the files the Store holds. A
 //     file overwritten in place (cp over it) cannot be told from a write,
 //     and is damaged: restore a backup only with every process stopped.
+//     The check compares device and inode numbers, so on a file system
+//     that does not keep them stable (some FUSE mounts) Writes fail so
+//     too; WAL does not belong on such a file system either.
 package sqlite
