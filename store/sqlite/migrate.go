@@ -216,7 +216,9 @@ var wantSchema = sync.OnceValues(func() (map[string]string, error) {
 
 // readSchema returns the objects of db's schema, keyed by type and name
 // ("index items_ready"), each with its table and its SQL text.
-func readSchema(ctx context.Context, db *sql.DB) (map[string]string, error) {
+func readSchema(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) (map[string]string, error) {
 	rows, err := db.QueryContext(ctx, schemaObjectsSQL)
 	if err != nil {
 		return nil, migrateErr("read schema", err)
@@ -242,13 +244,27 @@ func readSchema(ctx context.Context, db *sql.DB) (map[string]string, error) {
 // dropped or recreated by hand. Without an index a claim scans its table;
 // without a trigger a new pool has no counts, or a deleted item stays in
 // the search index. Objects that are not poolq's (an operator's index,
-// ANALYZE's statistics) are no concern of it.
+// ANALYZE's statistics) are no concern of it. A file that a newer poolq
+// has migrated since migrate looked (another process) is reported as
+// migrate does: [store.ErrSchemaTooNew].
 func checkObjects(ctx context.Context, db *sql.DB) error {
 	want, err := wantSchema()
 	if err != nil {
 		return err
 	}
-	got, err := readSchema(ctx, db)
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // the version and the objects of one moment
+	if err != nil {
+		return migrateErr("read schema", err)
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, currentVersionSQL).Scan(&v); err != nil {
+		return migrateErr("read schema version", err)
+	}
+	if v > latestVersion() {
+		return fmt.Errorf("schema version %d, this poolq knows up to %d: %w", v, latestVersion(), store.ErrSchemaTooNew)
+	}
+	got, err := readSchema(ctx, tx)
 	if err != nil {
 		return err
 	}
