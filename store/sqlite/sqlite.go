@@ -237,6 +237,8 @@ type handle struct {
 //
 // Bad options, an empty path and a nil ctx are reported together as
 // [validate.Errors] (wrapping [validate.ErrInvalid]); nothing is opened.
+// So is a path that names a FIFO or a device (/dev/null), which is no
+// place for a database.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(ctx, path); err != nil {
@@ -308,6 +310,9 @@ func holdWriter(ctx context.Context, db *sql.DB) (*sql.Conn, *handle, error) {
 }
 
 func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
+	if err := checkRegular(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	if err := checkOneByte(path); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -392,6 +397,30 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 		st.cp = startCheckpointer(c, opts.CheckpointInterval, st.turn)
 	}
 	return st, nil
+}
+
+// checkRegular returns [validate.Errors] for a path that names something
+// other than a regular file (or a directory, which SQLite refuses
+// itself): SQLite opens a FIFO or a device (/dev/null, given for "a
+// database I do not keep") and fails only at the first commit, after
+// making a journal file beside it (/dev/null-journal, when run as root).
+func checkRegular(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().IsRegular() || fi.IsDir() {
+		return nil // SQLite creates it, or reports it
+	}
+	kind := "special file"
+	switch m := fi.Mode(); {
+	case m&os.ModeNamedPipe != 0:
+		kind = "FIFO"
+	case m&os.ModeDevice != 0:
+		kind = "device"
+	case m&os.ModeSocket != 0:
+		kind = "socket"
+	}
+	var v validate.Validator
+	v.Add("path", validate.RuleFormat, fmt.Sprintf("must name a regular file, or none yet (got a %s: %s)", kind, path))
+	return v.Err()
 }
 
 // checkOneByte returns an error wrapping [ErrCorrupt] for a file of one
