@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/poolq/poolq/store/sqlite"
@@ -130,4 +131,25 @@ func TestOpen_SchemaChangedByHand(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, st.Close())
 	})
+}
+
+// TestOpen_TruncatedFile: a poolq file cut short (a copy interrupted, a
+// disk that filled while it was copied) is refused with ErrCorrupt at
+// Open, whatever the cut, and left as it is: SQLite compares the file's
+// size with the page count in its header before anything is read.
+func TestOpen_TruncatedFile(t *testing.T) {
+	t.Parallel()
+	st, path := MustOpenFile(t, sqlite.Options{})
+	insertPool(t, st, 2000)
+	require.NoError(t, st.Close())
+	whole, err := os.ReadFile(path)
+	require.NoError(t, err)
+	for _, n := range []int{len(whole) - 4096, len(whole) / 2, 8192, 4096, 100} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			cut := filepath.Join(t.TempDir(), "cut.db")
+			require.NoError(t, os.WriteFile(cut, whole[:n], 0o644))
+			openRefused(t, cut, whole[:n], sqlite.ErrCorrupt)
+		})
+	}
 }
