@@ -42,6 +42,15 @@ var ErrNotPoolq = errors.New("postgres: not a poolq schema: its schema_version t
 // bytes and a LATIN1 one cannot hold.
 var ErrNotUTF8 = errors.New("postgres: the database's encoding is not UTF8")
 
+// ErrTransactionPooling is returned by [Open] when its URL leads to a
+// connection pooler in transaction or statement mode (PgBouncer's
+// pool_mode = transaction or statement), which runs a connection's
+// transactions on whichever server session is free: the Store needs a
+// session of its own for each of its connections (its settings, its
+// search_path among them, and its listener's LISTEN). Connect to the
+// server directly, or through a pooler in session mode.
+var ErrTransactionPooling = errors.New("postgres: a pooler in transaction mode: the Store needs a session of its own")
+
 // translate maps driver errors to the store's sentinels, by SQLSTATE: a
 // missing row is [store.ErrNotFound], and so is a write of items that did
 // not find them all (P0002, from poolq_expect_rows), a uniqueness violation
