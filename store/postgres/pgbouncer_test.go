@@ -194,13 +194,28 @@ func TestPgBouncer_TransactionMode(t *testing.T) {
 			t.Parallel()
 			b := pgtest.NewBouncer(t, url, mode, nil)
 			schema := pgtest.Schema(t, url)
+			// Two nodes at once, as a dialer's start them: each is refused
+			// for what it is, not with the other's prepared statement.
 			start := time.Now()
-			st, err := postgres.Open(context.Background(), b.URL, postgres.Options{Schema: schema})
-			if st != nil {
-				_ = st.Close()
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for i := range errs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					st, err := postgres.Open(context.Background(), b.URL, postgres.Options{Schema: schema})
+					if st != nil {
+						_ = st.Close()
+					}
+					errs[i] = err
+				}()
 			}
-			require.ErrorIs(t, err, postgres.ErrTransactionPooling)
+			wg.Wait()
+			for _, err := range errs {
+				require.ErrorIs(t, err, postgres.ErrTransactionPooling)
+			}
 			require.Less(t, time.Since(start), 10*time.Second, "refused at once")
+			err := errs[0]
 			t.Log(err)
 			conn, err2 := pgx.Connect(context.Background(), url)
 			require.NoError(t, err2)
