@@ -405,13 +405,12 @@ func idleSessionOff(version string) string {
 }
 
 // afterConnect readies a new connection of the Store's pool (pgxpool's
-// AfterConnect): it turns the server's idle_session_timeout off (see
-// idleSessionOff) and reads the server's run (see readServerRun).
-func afterConnect(ctx context.Context, conn *pgx.Conn) error {
-	if sql := idleSessionOff(conn.PgConn().ParameterStatus("server_version")); sql != "" {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("postgres: turn idle_session_timeout off: %w", err)
-		}
+// AfterConnect): it gives it the Store's settings, idle_session_timeout
+// off among them (see sessionSettings), and reads the server's run (see
+// readServerRun).
+func (s *Store) afterConnect(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, s.sessionSettings(conn.PgConn().ParameterStatus("server_version"), true)); err != nil {
+		return fmt.Errorf("postgres: set the session: %w", err)
 	}
 	return readServerRun(ctx, conn)
 }

@@ -447,13 +447,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	} else if !named {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	// The Store's settings are set once connected (see sessionSettings);
+	// the startup packet carries only the application's name, which
+	// poolers pass on.
 	rp := cfg.ConnConfig.RuntimeParams
-	rp["search_path"] = opts.Schema
-	rp["synchronous_commit"] = opts.Durability.synchronousCommit()
-	rp["timezone"] = "UTC"
-	for k, v := range planner {
-		rp[k] = v
-	}
 	if rp["application_name"] == "" {
 		rp["application_name"] = "poolq"
 	}
@@ -467,17 +464,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err := s.prepare(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
 	}
-	// Not for the migrations, whose transaction may wait for more than the
-	// database (reading the next file) and runs once, and whose lock the
-	// other nodes opening at once must wait for, however long it takes.
-	rp["idle_in_transaction_session_timeout"] = millis(opts.IdleInTransactionTimeout)
-	rp["lock_timeout"] = millis(opts.LockTimeout)
-	// A role's or database's default statement_timeout (a common DBA
-	// policy) shorter than LockTimeout would end a wait for another
-	// node's lock before it, with an error of no documented kind, and a
-	// blocked Dequeue with it: the round trips' own bound stands in.
-	rp["statement_timeout"] = "0"
-	cfg.AfterConnect = afterConnect
+	cfg.AfterConnect = s.afterConnect
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -487,16 +474,27 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// prepare checks the clocks and migrates the schema, on a connection of
-// its own.
+// prepare checks that the connection is a session of its own (see
+// checkOwnSession), the server and the clocks, and migrates the schema, on
+// a connection of its own.
 func (s *Store) prepare(ctx context.Context, cfg *pgx.ConnConfig) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("postgres: open: connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if err := checkOwnSession(ctx, conn, cfg); err != nil {
+		return fmt.Errorf("postgres: open: %w", err)
+	}
 	if err := checkServer(ctx, conn); err != nil {
 		return fmt.Errorf("postgres: open: %w", err)
+	}
+	// Not the timeouts, for the migrations, whose transaction may wait for
+	// more than the database (reading the next file) and runs once, and
+	// whose lock the other nodes opening at once must wait for, however
+	// long it takes.
+	if _, err := conn.Exec(ctx, s.sessionSettings(conn.PgConn().ParameterStatus("server_version"), false)); err != nil {
+		return fmt.Errorf("postgres: open: set the session: %w", err)
 	}
 	if err := s.watch.open(ctx, conn); err != nil {
 		return fmt.Errorf("postgres: open: %w", err)
