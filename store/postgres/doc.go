@@ -392,6 +392,26 @@
 // (Until December 2026 the clocks were compared at Open only: a clock that
 // went wrong after it let its node call contacts other nodes were on.)
 //
+// # Connection poolers
+//
+// Each connection of the Store, its listener's included, needs a server
+// session of its own for its life: the Store sets the session's settings
+// once connected (the schema on its search_path, synchronous_commit, UTC,
+// the planner's, the timeouts; SET, never in the startup packet, which
+// PgBouncer refuses or, with ignore_startup_parameters, drops), its
+// listener LISTENs once, and pgx prepares each statement once a
+// connection. A pooler in session mode (PgBouncer's pool_mode = session)
+// gives that: TestPgBouncer_Session and TestPgBouncer_SessionConformance
+// run the Store through PgBouncer 1.18 so. One in transaction or statement
+// mode runs a connection's statements in whichever session is free, where
+// none of that holds (a node's statements would run in another schema, or
+// fail on another node's prepared statements): [Open] refuses it with
+// [ErrTransactionPooling], before it sets or writes anything, within 5 s.
+// A connection to PostgreSQL itself passes at once (the server process
+// its startup reports is the one that runs its statements); behind a
+// pooler, Open's connection must hear a NOTIFY sent from another
+// connection on a channel it LISTENs to.
+//
 // # Caveats
 //
 //   - Text (names, descriptions, notes) cannot hold NUL characters or
