@@ -259,6 +259,23 @@ func CommitOutcome(ctx context.Context, st *Store, xid string, pid uint32, err e
 	return st.commitOutcome(ctx, &lostCommit{xid: xid, pid: pid, err: err})
 }
 
+// HeldWrite begins a write transaction on a connection of st's pool, as
+// Write does, and returns its id, the server process that a lost commit of
+// it would be ended by (what Write gives commitOutcome), and the function
+// that ends it and gives the connection back.
+func HeldWrite(ctx context.Context, st *Store) (xid string, pid uint32, release func(), err error) {
+	pc, err := st.pool.Acquire(ctx)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	w := &writeConn{c: pc.Conn()}
+	if _, err := w.Exec(ctx, "SELECT 1"); err != nil {
+		pc.Release()
+		return "", 0, nil, err
+	}
+	return w.xid, lostCommitOf(w, nil).pid, func() { _ = w.rollback(context.Background()); pc.Release() }, nil
+}
+
 // MaxConns is the size of st's pool of connections, as pgxpool holds it.
 func MaxConns(st *Store) int { return int(st.pool.Config().MaxConns) }
 

@@ -108,6 +108,12 @@ type lostCommit struct {
 	err error
 }
 
+// lostCommitOf returns the lostCommit of w's transaction, whose COMMIT
+// failed with err.
+func lostCommitOf(w *writeConn, err error) *lostCommit {
+	return &lostCommit{xid: w.xid, pid: w.c.PgConn().PID(), run: connServerRun(w.c), err: err}
+}
+
 func (e *lostCommit) Error() string { return e.err.Error() }
 func (e *lostCommit) Unwrap() error { return e.err }
 

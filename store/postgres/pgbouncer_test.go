@@ -230,3 +230,27 @@ func TestPgBouncer_TransactionMode(t *testing.T) {
 		})
 	}
 }
+
+// TestPgBouncer_LostCommitEnded: a write whose COMMIT's answer was lost,
+// still in progress on the server, is ended by the Store, which then
+// knows it did not commit (as on a direct connection: TestCommitOutcome),
+// through PgBouncer too. PgBouncer gives its clients keys of its own, not
+// the server process's, which the Store must not take for it: it would
+// end no process (or another one), and, the transaction still in
+// progress, the outcome would be unknown.
+func TestPgBouncer_LostCommitEnded(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	b := pgtest.NewBouncer(t, url, "session", nil)
+	st, err := postgres.Open(ctx, b.URL, postgres.Options{Schema: pgtest.Schema(t, url), MaxConns: 3, LeaseGrace: -1})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	xid, pid, release, err := postgres.HeldWrite(ctx, st)
+	require.NoError(t, err)
+	defer release()
+	lost := errors.New("connection reset (the commit's answer)")
+	err = postgres.CommitOutcome(ctx, st, xid, pid, lost)
+	require.ErrorIs(t, err, lost)
+	require.NotErrorIs(t, err, store.ErrCommitUnknown, "ended before it committed: aborted")
+}

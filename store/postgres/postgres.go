@@ -817,7 +817,7 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 			// met the connection's end): not committed.
 			return t, wrap("commit", err)
 		}
-		return t, &lostCommit{xid: w.xid, pid: w.c.PgConn().PID(), run: connServerRun(w.c), err: err}
+		return t, lostCommitOf(w, err)
 	}
 	clear(t.deltas)
 	s.stats.commits.Add(1)
