@@ -410,7 +410,10 @@
 // A connection to PostgreSQL itself passes at once (the server process
 // its startup reports is the one that runs its statements); behind a
 // pooler, Open's connection must hear a NOTIFY sent from another
-// connection on a channel it LISTENs to.
+// connection on a channel it LISTENs to. A pooler gives its clients keys
+// of its own, not the server process's: the process a lost commit's
+// transaction runs in (see Connection failures) is the one each
+// connection reads when it is made (TestPgBouncer_LostCommitEnded).
 //
 // # Caveats
 //

@@ -68,21 +68,51 @@ type serverRun struct {
 
 const serverRunKey = "poolq.serverRun"
 
+// backendPIDKey is the key, in a connection's CustomData, of its server
+// process (see readServerRun).
+const backendPIDKey = "poolq.backendPID"
+
 // readServerRun reads the server's run on a new connection (pgxpool's
-// AfterConnect, one round trip a connection) and keeps it in the
-// connection. A run it cannot read (the functions' EXECUTE revoked from
-// the Store's role, say) is left unknown, and the connection used all the
-// same. commitOutcome's question (xactStatusSQL) calls the same functions,
+// AfterConnect, one round trip a connection, with the server process
+// running the connection's session) and keeps both in the connection. A
+// run it cannot read (the functions' EXECUTE revoked from the Store's
+// role, say) is left unknown, and the connection used all the same.
+// commitOutcome's question (xactStatusSQL) calls the same functions,
 // and the server refuses it likewise on the Store's connections (their
 // generic plans call them whatever $5 says): a lost commit's outcome is
 // then unknown, never taken from a status that may be another
 // transaction's (TestCommitOutcome_Failover/RunUnreadable).
+//
+// The server process is read, not taken from the key the connection got
+// at its start: a pooler (PgBouncer) gives its clients keys of its own,
+// and commitOutcome, ending a process by that number, would end none, or
+// another (TestPgBouncer_LostCommitEnded). In session mode, the only one
+// Open accepts, the process is the connection's for its life.
 func readServerRun(ctx context.Context, conn *pgx.Conn) error {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_backend_pid()`)
+	b.Queue(serverRunSQL)
+	br := conn.SendBatch(ctx, b)
+	defer br.Close()
+	var pid uint32
+	if err := br.QueryRow().Scan(&pid); err != nil {
+		return nil // the connection's key stands in (see connBackendPID)
+	}
+	conn.PgConn().CustomData()[backendPIDKey] = pid
 	var r serverRun
-	if err := conn.QueryRow(ctx, serverRunSQL).Scan(&r.started, &r.statsReset); err == nil {
+	if err := br.QueryRow().Scan(&r.started, &r.statsReset); err == nil {
 		conn.PgConn().CustomData()[serverRunKey] = r
 	}
 	return nil
+}
+
+// connBackendPID returns the server process of conn's session, as
+// readServerRun read it, else the one its key names.
+func connBackendPID(conn *pgx.Conn) uint32 {
+	if pid, ok := conn.PgConn().CustomData()[backendPIDKey].(uint32); ok {
+		return pid
+	}
+	return conn.PgConn().PID()
 }
 
 // connServerRun returns the server's run that conn was made in, nil when
@@ -111,7 +141,7 @@ type lostCommit struct {
 // lostCommitOf returns the lostCommit of w's transaction, whose COMMIT
 // failed with err.
 func lostCommitOf(w *writeConn, err error) *lostCommit {
-	return &lostCommit{xid: w.xid, pid: w.c.PgConn().PID(), run: connServerRun(w.c), err: err}
+	return &lostCommit{xid: w.xid, pid: connBackendPID(w.c), run: connServerRun(w.c), err: err}
 }
 
 func (e *lostCommit) Error() string { return e.err.Error() }
