@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,7 +66,16 @@ func NewBouncer(t ClusterTB, url, mode string, users []string, settings ...strin
 	}
 	var cred *syscall.Credential
 	if me, err := user.Current(); err == nil && me.Uid == "0" {
-		cred = &syscall.Credential{Uid: 65534, Gid: 65534} // nobody, nogroup
+		// pgbouncer refuses to run as root. Its own -u would drop root
+		// after the start, and with it the parent-death signal: a test
+		// killed before its cleanups would leave it running.
+		nobody, err := user.Lookup("nobody")
+		if err != nil {
+			t.Skipf("pgtest: pgbouncer, as root, runs as the OS user nobody: %v", err)
+		}
+		uid, _ := strconv.Atoi(nobody.Uid)
+		gid, _ := strconv.Atoi(nobody.Gid)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
 	// Its own directory, which nobody may read: the testing package's
 	// are 0700.
@@ -103,16 +113,11 @@ max_client_conn = 500
 		}
 	}
 	b := &Bouncer{t: t, log: &syncBuffer{}}
-	args := []string{filepath.Join(dir, "pgbouncer.ini")}
-	if cred != nil {
-		args = []string{"-u", "nobody", args[0]}
-	}
-	b.cmd = exec.Command(bin, args...)
+	b.cmd = exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
-	// pgbouncer drops root itself (-u); Pdeathsig is kept across it, and
-	// is sent when the thread that started it ends: the test's process
-	// ending is enough for a test (its threads end with it).
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Pdeathsig, set after the credentials, is sent when the thread that
+	// started pgbouncer ends, at the latest with the test's process.
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("pgtest: bouncer: start %s: %v", bin, err)
 	}
