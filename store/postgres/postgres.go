@@ -428,9 +428,12 @@ var (
 // processes opening at once migrate it once. A schema written by a newer
 // poolq is not touched: Open returns an error wrapping
 // [store.ErrSchemaTooNew]; nor is one whose schema_version table is another
-// application's ([ErrNotPoolq]). Bad options and a nil ctx are reported together
-// as [validate.Errors] (wrapping [validate.ErrInvalid]), before anything
-// is connected to.
+// application's ([ErrNotPoolq]). Every connection of the Store needs a
+// server session of its own: Open refuses, with [ErrTransactionPooling],
+// a URL that leads to a pooler in transaction or statement mode (see the
+// package documentation, Connection poolers). Bad options and a nil ctx
+// are reported together as [validate.Errors] (wrapping
+// [validate.ErrInvalid]), before anything is connected to.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(ctx); err != nil {
