@@ -82,12 +82,14 @@ const sessionProbeWait = 5 * time.Second
 // so that a refused Open leaves no setting in the pooler's shared
 // sessions (the LISTEN aside, on a channel nobody uses).
 func checkOwnSession(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) error {
-	// The simple protocol: a statement prepared in one session of a pool
-	// in transaction mode is not in the next (pgx prepares and caches
-	// them by their text, so the nodes opening at once would meet each
-	// other's: "prepared statement … already exists").
+	// Not a prepared statement of pgx's cache: one prepared in one session
+	// of a pool in transaction mode is not in the next, and pgx names them
+	// by their text, so the nodes opening at once would meet each other's
+	// ("prepared statement … already exists"). The unnamed statement lives
+	// within the round trip; pgx's simple protocol would refuse a database
+	// whose encoding is not UTF8 before checkServer says so.
 	var pid uint32
-	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()", pgx.QueryExecModeSimpleProtocol).Scan(&pid); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()", pgx.QueryExecModeExec).Scan(&pid); err != nil {
 		return fmt.Errorf("read the server process: %w", err)
 	}
 	if pid == conn.PgConn().PID() {
