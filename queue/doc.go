@@ -50,6 +50,12 @@
 // wrapping postgres.ErrClockSkew: [Engine.TryDequeue] and the other
 // dequeues return it, [Engine.Work] reports it as an EventError and tries
 // again) and takes no lease for ended, until the clock is right again.
+// While the clock is that far behind, [Engine.Extend] fails the same way
+// (see store.ClockChecker): the end it would write, the others would reach
+// before its holder. The lease keeps the end it had, and Work, which
+// counts it on the monotonic clock from its last write, stops the handler
+// there, before the others take the lease for ended. The node's
+// settlements go on.
 //
 // # Concurrency and group commit
 //

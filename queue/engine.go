@@ -30,6 +30,9 @@ type Engine struct {
 	// grace is the store's LeaseGrace (store.LeaseGracer), zero without
 	// one: a lease's end as stored is its holder's deadline plus grace.
 	grace time.Duration
+	// clockBehind is the store's ClockBehind (store.ClockChecker), nil
+	// without one.
+	clockBehind func() error
 
 	// Close closes closing (stopDispatch ends stopping, whose Done it
 	// is), waits for the Work calls and the claims under way (works) to
@@ -75,6 +78,9 @@ func New(st store.Store, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("queue: new engine: %w", err)
 	}
 	e := &Engine{st: st, opts: opts, grace: grace, closed: make(chan struct{}), unwatch: func() {}}
+	if c, ok := st.(store.ClockChecker); ok {
+		e.clockBehind = c.ClockBehind
+	}
 	e.stopping, e.stopDispatch = context.WithCancel(context.Background())
 	e.closing = e.stopping.Done()
 	e.gc = groupcommit.New(st, groupcommit.Options{MaxBatch: opts.MaxBatch, Now: e.now})

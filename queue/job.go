@@ -356,7 +356,8 @@ func examine(herr error) (out error) {
 // next is tried a quarter of Heartbeat later. The lease is lost when an
 // extension finds it settled or expired, or when its end as last extended
 // passes without an extension written (the database unreachable from
-// here, or an extension that hangs): past it the item may be another
+// here, an extension that hangs, or extensions refused: see
+// store.ClockChecker): past it the item may be another
 // worker's, on this node or another, so the handler must stop.
 func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Time) {
 	l := j.lease // its own copy: Extend writes its ExpiresAt

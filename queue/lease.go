@@ -125,8 +125,13 @@ func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 // from [MinLeaseTimeout] to [MaxLeaseTimeout]. Errors: [ErrLeaseLost],
 // also for a lease that ended before the extension was written (its
 // transaction waited behind others), [validate.Errors] for a bad d or a
-// malformed lease, every bad field at once. Do not Extend a *Lease that
-// another goroutine reads at the same time; copy it.
+// malformed lease, every bad field at once, and the store's ClockBehind
+// error ([store.ClockChecker]; PostgreSQL's wraps postgres.ErrClockSkew)
+// while this process's clock is too far behind the other nodes' for them
+// to judge the new end by it: the lease keeps the end it had, and its
+// call must stop there, counted from the last extension written on a
+// clock that a step does not move (as [Engine.Work] does). Do not
+// Extend a *Lease that another goroutine reads at the same time; copy it.
 func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 	var v validate.Validator
 	checkLeaseInto(&v, l)
@@ -159,6 +164,17 @@ func (e *Engine) Extend(ctx context.Context, l *Lease, d time.Duration) error {
 		}
 		if !e.deadline(it).After(at) || calledSince(others, it) {
 			return pool.Item{}, errLeaseEnded
+		}
+		if e.clockBehind != nil {
+			// The other nodes judge the end written here by their
+			// clocks: set by a clock too far behind theirs, they would
+			// reach it before this holder does, and take its call for
+			// ended while it goes on. The lease keeps its end, set by a
+			// clock that was right. Asked after at was read: a step
+			// after that leaves at right.
+			if err := e.clockBehind(); err != nil {
+				return pool.Item{}, err
+			}
 		}
 		return it.Extended(at.Add(d + e.grace))
 	})

@@ -146,7 +146,9 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // While a handler runs, its lease is extended every opts.Heartbeat, so a
 // long call is never handed to a second worker; if the lease is lost anyway
 // (EventExpired: settled elsewhere, or its end passed with no extension
-// written, the database unreachable from here), the handler's context is
+// written: the database unreachable from here, or the store refusing them
+// while this clock is too far behind, see store.ClockChecker; the end is
+// counted on the monotonic clock from the last write), the handler's context is
 // cancelled. Its result is then ignored when the store said the lease was
 // lost; when only its end passed, an extension still under way may have
 // been written after it, so the result is written as a stopped handler's

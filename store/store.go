@@ -125,6 +125,18 @@ type LeaseGracer interface {
 	LeaseGrace() time.Duration
 }
 
+// ClockChecker may be implemented by a [Store] that nodes with clocks of
+// their own share, and that compares this process's clock with theirs
+// (PostgreSQL's, with the server's). ClockBehind returns an error while
+// this clock is too far behind for a lease's end set by it to hold: the
+// other nodes, judging that end by their clocks, would take the lease for
+// ended while its holder, judging by this one, is still on the call. The
+// engine's Extend fails with it, and the lease keeps the end it had. A
+// store wrapping one that implements it must implement it too.
+type ClockChecker interface {
+	ClockBehind() error
+}
+
 // Change is one write of an item for [Tx.UpdateItems]: Item as it is to
 // be stored, and From, the status the caller read it in.
 type Change struct {

@@ -131,16 +131,31 @@ func (w *clockWatch) measure(ctx context.Context, conn *pgx.Conn) (*clockReading
 // since (see clockWatch); nil when it is not, or with no watch. Cost: a
 // reading of each clock.
 func (w *clockWatch) err() error {
-	r := w.last.Load()
-	if r == nil {
-		return nil
-	}
-	wall, elapsed := w.now()
-	step := wall.Sub(r.wall) - (elapsed - r.elapsed)
-	if skew := leastSkew(r.mid+step, r.margin); skew.Abs() > w.max {
+	if skew, ok := w.skew(); ok && skew.Abs() > w.max {
 		return skewError(skew, w.max)
 	}
 	return nil
+}
+
+// behindErr is err for a clock behind the server's only: nil while it is
+// ahead, however far.
+func (w *clockWatch) behindErr() error {
+	if skew, ok := w.skew(); ok && skew < -w.max {
+		return skewError(skew, w.max)
+	}
+	return nil
+}
+
+// skew returns the least skew of the clock (see leastSkew), by the last
+// measure and the clock's steps since; not ok with no watch.
+func (w *clockWatch) skew() (skew time.Duration, ok bool) {
+	r := w.last.Load()
+	if r == nil {
+		return 0, false
+	}
+	wall, elapsed := w.now()
+	step := wall.Sub(r.wall) - (elapsed - r.elapsed)
+	return leastSkew(r.mid+step, r.margin), true
 }
 
 // start runs the goroutine that measures the skew every w.every on a

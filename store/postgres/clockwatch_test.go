@@ -313,6 +313,8 @@ func TestClockWatch_Close(t *testing.T) {
 	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
 	require.NoError(t, err)
 	clk.step(time.Hour)
-	_, err = eng.TryDequeue(ctx, p.UUID)
+	l, err := eng.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err, "MaxClockSkew negative: no check")
+	clk.step(-time.Hour)
+	require.NoError(t, eng.Extend(ctx, l, time.Minute), "MaxClockSkew negative: no check, behind either")
 }

@@ -363,8 +363,22 @@
 //   - no lease is taken for ended: the writes that apply a pool's ended
 //     leases (a settlement, an extension, a skip, …) apply none, and leave
 //     them to the nodes whose clocks are right. This node's own
-//     settlements and extensions go on: their deadlines were set by this
-//     clock, and the lease's token fences off one taken by another node;
+//     settlements go on (MarkInCall, Complete, Fail, Release: their
+//     leases' deadlines were set by a clock that was right, and the
+//     lease's token fences off one taken by another node), and so do its
+//     extensions while it is ahead (they end later by the others' clocks,
+//     never earlier);
+//   - behind, its extensions fail with an error wrapping ErrClockSkew
+//     (the Store's ClockBehind, [store.ClockChecker]): the end it would
+//     write is reached by the other nodes before this node's deadline, by
+//     up to the step, and they would take the call for ended while it
+//     goes on. The lease keeps the end it had, written by a clock that
+//     was right; queue's Work, whose watchdog counts on the process's
+//     monotonic clock from that write, stops the handler there (an
+//     EventExpired, then its result written as a stopped handler's: the
+//     item given back unless its call is In_Call), before the others take
+//     the lease for ended, and they call the contact only then
+//     (TestClockWatch_WorkSteppedBehind);
 //   - updating a rule, detaching a pool from a campaign and deleting a
 //     campaign, which judge which calls are still on, fail with an error
 //     wrapping ErrClockSkew.
@@ -386,11 +400,14 @@
 // moves every node's skew alike, not their skew against each other. A host
 // that sleeps (suspend) stops the monotonic clock but not the wall clock:
 // its claims are refused until the next reading, at most 5 s after it
-// wakes. What the Store cannot mend is the calls a node holds when its
-// clock steps behind by more than the grace: its Work stops them at their
-// deadlines by its clock, after the others take them for ended by theirs.
-// (Until December 2026 the clocks were compared at Open only: a clock that
-// went wrong after it let its node call contacts other nodes were on.)
+// wakes. A host that extends leases itself, without Work, must stop its
+// call at the lease's end as last written when an extension is refused,
+// counted on a monotonic clock (Go's time.Since), not at Lease.ExpiresAt
+// by a clock that has stepped back. (Until December 2026 the clocks were
+// compared at Open only: a clock that went wrong after it let its node
+// call contacts other nodes were on; and until then a node whose clock
+// stepped behind by more than the grace went on extending its calls, at
+// ends the others reached first: two calls at once.)
 //
 // # Connection poolers
 //
@@ -459,9 +476,8 @@
 //     keeps them within milliseconds, and the Store refuses to claim while
 //     this process's clock is further than [Options.MaxClockSkew] (30 s by
 //     default) from the server's (see Clocks). The calls a node holds when
-//     its clock steps behind by more than [Options.LeaseGrace] are not
-//     protected: its Work stops them at their deadlines by its clock, after
-//     the other nodes take them for ended by theirs.
+//     its clock steps behind by more than MaxClockSkew are cut at their
+//     leases' ends: their extensions are refused.
 //   - The database must store text as UTF-8 (server_encoding UTF8, the
 //     default of initdb under a UTF-8 locale): names and notes are
 //     Unicode, and their limits count characters. [Open] refuses another

@@ -222,8 +222,9 @@ type Options struct {
 	// anything. The Store keeps comparing them until Close (it reads the
 	// server's clock again every 5 s, and sees a step of this clock at
 	// once): while this clock is further, the claims over the Store fail
-	// with an error wrapping ErrClockSkew, and it takes no lease for ended
-	// (see the package documentation, Clocks). The engines of several
+	// with an error wrapping ErrClockSkew, and so do the extensions while
+	// it is behind, and it takes no lease for ended (see the package
+	// documentation, Clocks). The engines of several
 	// nodes each judge leases, retry times and calling windows by their
 	// own clock, so a node whose clock is wrong would expire other nodes'
 	// live leases, or call outside a calling window. Negative: no check,
@@ -236,7 +237,8 @@ type Options struct {
 	// from another pool (see [store.LeaseGracer]). Each node judges by
 	// its own clock, and a node ahead of the holder's by less than the
 	// grace does not take a call its holder may still be on (queue.Work
-	// cancels a handler at its lease's deadline, by its own clock).
+	// cancels a handler at its lease's deadline, counted from the lease's
+	// last write on the process's monotonic clock).
 	// The cost: a dead node's items come back the grace later. Zero:
 	// twice MaxClockSkew (each node's clock is within MaxClockSkew of
 	// the server's, so two nodes' are within twice that): 60 s by
@@ -385,8 +387,8 @@ func (o Options) validate(ctx context.Context) error {
 }
 
 // Store is a [store.Store] on one schema of a PostgreSQL database, shared by
-// any number of processes. It implements [store.Watcher] and
-// [store.LeaseGracer], and its write
+// any number of processes. It implements [store.Watcher],
+// [store.LeaseGracer] and [store.ClockChecker], and its write
 // transactions implement [store.Signaler]. A Store is safe for concurrent
 // use.
 type Store struct {
@@ -654,6 +656,14 @@ func (s *Store) Schema() string { return s.opts.Schema }
 // LeaseGrace returns [Options.LeaseGrace] (zero for none): it implements
 // [store.LeaseGracer].
 func (s *Store) LeaseGrace() time.Duration { return max(s.opts.LeaseGrace, 0) }
+
+// ClockBehind returns an error wrapping [ErrClockSkew] while this
+// process's clock is further behind the server's than
+// [Options.MaxClockSkew], by the Store's watch (see the package
+// documentation, Clocks); nil while it is within it or ahead, and with no
+// check (MaxClockSkew negative). It implements [store.ClockChecker]:
+// queue's Extend fails with it. Cost: a reading of each clock.
+func (s *Store) ClockBehind() error { return s.watch.behindErr() }
 
 // Stats are counters of a Store since Open.
 type Stats struct {
