@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,35 +23,123 @@ import (
 // as one that ended before its handler started. Judged by the clock
 // alone, the handler started, on a call every other node takes for ended
 // (PostgreSQL's, their clocks right), and its watchdog gave it a whole
-// lease more.
+// lease more. Stepped ahead 10 s instead, with no time gone by, the lease
+// has ended by the clock: the handler does not start either.
 func TestEngine_Work_NoHandlerAfterStepBack(t *testing.T) {
 	t.Parallel()
 	const lease = 200 * time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		step  time.Duration
+		sleep time.Duration // OnEvent's, after the step
+	}{
+		{"Back", -10 * time.Second, lease + 100*time.Millisecond},
+		{"Ahead", 10 * time.Second, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var off atomic.Int64
+			b := realEngine(t, queue.Options{LeaseTimeout: lease, PollInterval: time.Hour,
+				Now: func() time.Time { return time.Now().Add(time.Duration(off.Load())) }})
+			p := b.pool(t, pool.FIFO, 1, 3)
+			b.add(t, p.UUID, 1)
+			rec := newRecorder(settledN(1))
+			on := func(ev queue.Event) {
+				if ev.Kind == queue.EventDispatched {
+					off.Store(int64(tc.step))
+					time.Sleep(tc.sleep)
+				}
+				rec.on(ev)
+			}
+			var started atomic.Bool
+			ctx, cancel := context.WithCancel(b.ctx)
+			errc := make(chan error, 1)
+			go func() {
+				errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+					started.Store(true)
+					return nil
+				}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: on})
+			}()
+			<-rec.done
+			cancel()
+			require.NoError(t, <-errc)
+			require.False(t, started.Load(), "a handler started on a lease that had ended")
+			require.Equal(t, 1, rec.count(queue.EventExpired))
+		})
+	}
+}
+
+// behindStore is a store that refuses extensions (store.ClockChecker)
+// while behind is set, as PostgreSQL's does while its clock is too far
+// behind the server's.
+type behindStore struct {
+	store.Store
+	behind *atomic.Bool
+}
+
+var errBehind = errors.New("clock behind")
+
+func (s behindStore) ClockBehind() error {
+	if s.behind.Load() {
+		return errBehind
+	}
+	return nil
+}
+
+// TestEngine_Work_WatchdogAfterStepBack: the clock steps back 10 s while
+// a slow OnEvent holds a claimed lease's handler back for most of the
+// lease (1.5 s of 2 s), and the store refuses the extensions from then
+// on. The handler starts, with half a second of its lease left, and is
+// stopped at the lease's end (EventExpired): half a second after it
+// started, not a whole lease (2 s) after, which the clock, 10 s before
+// the end, would have given it.
+func TestEngine_Work_WatchdogAfterStepBack(t *testing.T) {
+	t.Parallel()
+	const lease = 2 * time.Second
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	var behind atomic.Bool
 	var off atomic.Int64
-	b := realEngine(t, queue.Options{LeaseTimeout: lease, PollInterval: time.Hour,
+	eng, err := queue.New(behindStore{st, &behind}, queue.Options{LeaseTimeout: lease, PollInterval: time.Hour,
 		Now: func() time.Time { return time.Now().Add(time.Duration(off.Load())) }})
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	b := &testBundle{ctx: ctx, eng: eng, st: st}
 	p := b.pool(t, pool.FIFO, 1, 3)
 	b.add(t, p.UUID, 1)
-	rec := newRecorder(settledN(1))
+	rec := newRecorder(func(evs []queue.Event) bool { return evs[len(evs)-1].Kind == queue.EventExpired })
 	on := func(ev queue.Event) {
 		if ev.Kind == queue.EventDispatched {
 			off.Store(int64(-10 * time.Second))
-			time.Sleep(lease + 100*time.Millisecond)
+			behind.Store(true)
+			time.Sleep(lease * 3 / 4)
 		}
 		rec.on(ev)
 	}
-	var started atomic.Bool
-	ctx, cancel := context.WithCancel(b.ctx)
+	var ran atomic.Int64 // how long the handler ran
+	wctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
-			started.Store(true)
-			return nil
+		errc <- eng.Work(wctx, func(hctx context.Context, _ *queue.Lease) error {
+			start := time.Now()
+			select {
+			case <-hctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+			ran.Store(int64(time.Since(start)))
+			return hctx.Err()
 		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: on})
 	}()
-	<-rec.done
+	select {
+	case <-rec.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no event after the dispatch")
+	}
 	cancel()
 	require.NoError(t, <-errc)
-	require.False(t, started.Load(), "a handler started on a lease that had ended")
-	require.Equal(t, 1, rec.count(queue.EventExpired))
+	require.Equal(t, 1, rec.count(queue.EventExpired), "the lease lost at its end")
+	require.Positive(t, rec.count(queue.EventError), "no extension refused")
+	require.Less(t, time.Duration(ran.Load()), lease*3/4, "the handler ran past its lease's end (%v left when it started)", lease/4)
 }
