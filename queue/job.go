@@ -26,7 +26,9 @@ type job struct {
 	lease  Lease
 	ctx    context.Context // the handler's, cancelled when the lease is lost or Work's grace ends
 	cancel context.CancelFunc
-	start  time.Time
+	// start is when the job began, by the monotonic clock: just after
+	// the claim that wrote its lease's end (see runner.left).
+	start time.Time
 	// stopped is set, before ctx is cancelled, when Work's grace ends
 	// with the handler still running (see runner.settlement).
 	stopped atomic.Bool
@@ -91,7 +93,7 @@ func (r *runner) handle(j *job) {
 	// enough for the lease to end; nothing but this goroutine's own work
 	// comes between the check and the handler's start.
 	r.opts.OnEvent(Event{Kind: EventDispatched, Lease: *l})
-	if !r.e.now().Before(l.ExpiresAt) {
+	if r.left(l, j.start) <= 0 {
 		if j.claim(jobLost, false) {
 			err := fmt.Errorf("lease ended before its handler started: %w", ErrLeaseLost)
 			r.log.Warn("poolq: lease ended before its handler started", "pool", l.PoolUUID, "contact", l.ContactUUID)
@@ -364,10 +366,8 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 	defer func() { stopped <- l.ExpiresAt }()
 	ctx := context.WithoutCancel(j.ctx)
 	lease, every := r.e.opts.LeaseTimeout, r.opts.Heartbeat
-	// Never more than a whole lease: a wall clock stepped back (then
-	// corrected) must not put the next extension, or the watchdog, off by
-	// the step while the lease ends on time.
-	left := func() time.Duration { return min(l.ExpiresAt.Sub(r.e.now()), lease) }
+	written := j.start // when the lease's end was last written, by the monotonic clock
+	left := func() time.Duration { return r.left(&l, written) }
 	due := func() time.Duration { return max(left()-(lease-every), 0) }
 	watchdog := time.AfterFunc(left(), func() { // l is not its to read: lose reads j's
 		r.lose(j, nil, true, fmt.Errorf("lease ended before it could be extended: %w", ErrLeaseLost))
@@ -386,6 +386,7 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 		cancel()
 		switch {
 		case err == nil:
+			written = time.Now()
 			watchdog.Reset(left())
 			t.Reset(due())
 		case errors.Is(err, ErrLeaseLost):
@@ -397,6 +398,19 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 			t.Reset(every / 4)
 		}
 	}
+}
+
+// left returns how long is left of l, a lease of Work whose end was last
+// written (by its claim or an extension, for LeaseTimeout) just before
+// written, an instant of the monotonic clock: until its end by the clock,
+// and never more than LeaseTimeout after written. So a clock stepped back
+// since the write puts neither the check before a handler starts, nor the
+// watchdog, nor the next extension off by the step: the lease ends on
+// time for the other nodes, by their clocks (and a store whose nodes'
+// clocks differ refuses to extend it from a clock far behind, see
+// store.ClockChecker).
+func (r *runner) left(l *Lease, written time.Time) time.Duration {
+	return min(l.ExpiresAt.Sub(r.e.now()), r.e.opts.LeaseTimeout-time.Since(written))
 }
 
 // lose marks j's lease lost and cancels its handler, unless its handler
