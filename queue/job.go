@@ -382,11 +382,12 @@ func (r *runner) heartbeat(j *job, stop <-chan struct{}, stopped chan<- time.Tim
 		case <-t.C:
 		}
 		ectx, cancel := r.writeCtx(ctx)
+		sent := time.Now() // the end is written from a later instant: counting from here errs early
 		err := r.e.Extend(ectx, &l, lease)
 		cancel()
 		switch {
 		case err == nil:
-			written = time.Now()
+			written = sent
 			watchdog.Reset(left())
 			t.Reset(due())
 		case errors.Is(err, ErrLeaseLost):
