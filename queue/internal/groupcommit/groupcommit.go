@@ -419,9 +419,16 @@ func (c *Committer) run(batch []*op) {
 		// error replaces what each operation returned in a run rolled back
 		// (the store's internal errors among them, such as a restart to
 		// take locks in order). Only a wait out of the store's lock
-		// timeout is the operation's own, and stands (see runBatch).
+		// timeout is the operation's own, and stands (see runBatch). A
+		// Write ended because its callers had all gone (see gone) failed
+		// for each caller by its own context: a deadline reads as one.
+		ended := ctx.Err() != nil && errors.Is(err, context.Canceled)
 		for _, o := range batch {
-			if !errors.Is(o.err, store.ErrLockTimeout) {
+			switch {
+			case errors.Is(o.err, store.ErrLockTimeout):
+			case ended && o.ctx.Err() != nil:
+				o.err = fmt.Errorf("%w (nothing written: %v)", o.ctx.Err(), err)
+			default:
 				o.err = err
 			}
 		}
