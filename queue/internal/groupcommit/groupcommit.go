@@ -24,8 +24,8 @@
 //     ends: a transaction waiting to begin (for the store's turn, a
 //     connection, a lock another process holds on a SQLite file) begins
 //     none of its operations, and a store may end one under way (a wait
-//     for another session's lock inside it), nothing of it written, its
-//     callers getting the Write's error. So callers that have gone hold
+//     for another session's lock inside it), nothing of it written, each
+//     caller getting its own context's error. So callers that have gone hold
 //     up neither the callers that come next nor Close. The one
 //     exception: the Write of an operation that runs alone carries its
 //     caller's deadline (store.WithWaitBound), at which the store ends a
