@@ -92,31 +92,7 @@ func TestPostgres_WorkStopsBehindAnotherNodesLock(t *testing.T) {
 // a shutdown that does not wait for the other node, which the README
 // states.)
 func TestPostgres_WorkResultBehindAnotherNodesLock(t *testing.T) {
-	url := pgtest.URL(t)
-	t.Parallel()
-	ctx := context.Background()
-	eng, other, p := behindLock(t, url, 1)
-
-	started := make(chan struct{})
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- eng.Work(wctx, func(ctx context.Context, l *queue.Lease) error {
-			close(started)
-			<-ctx.Done() // on the line until Work's grace ends
-			return nil
-		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 1, Grace: 100 * time.Millisecond})
-	}()
-	<-started
-	const hold = 5 * time.Second
-	held := holdPool(t, other, p.UUID, hold)
-	took := stopWork(t, cancel, done)
-	require.Less(t, took, 3*time.Second, "Work held behind another node's lock (grace 100 ms, writes give up a second after it)")
-	require.NoError(t, <-held)
-	d, err := eng.Pool(ctx, p.UUID)
-	require.NoError(t, err)
-	require.Equal(t, 1, d.StatusCounts[pool.StatusProcessing], "the result was written, or the item given back: %v", d.StatusCounts)
+	workResultsBehindLock(t, 1, 5*time.Second)
 }
 
 // TestPostgres_WorkResultsBehindAnotherNodesLock is
@@ -126,10 +102,16 @@ func TestPostgres_WorkResultBehindAnotherNodesLock(t *testing.T) {
 // after the grace's end, instead of lasting as long as the other node
 // holds the lock (up to LockTimeout).
 func TestPostgres_WorkResultsBehindAnotherNodesLock(t *testing.T) {
+	workResultsBehindLock(t, 3, 8*time.Second)
+}
+
+// workResultsBehindLock stops a Work with calls handlers on the line
+// while another node holds their pool's lock for hold, and checks that
+// Work returns within 3 s, none of their results written.
+func workResultsBehindLock(t *testing.T, calls int, hold time.Duration) {
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
-	const calls = 3
 	eng, other, p := behindLock(t, url, calls)
 
 	var started sync.WaitGroup
@@ -145,7 +127,6 @@ func TestPostgres_WorkResultsBehindAnotherNodesLock(t *testing.T) {
 		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: calls, Grace: 100 * time.Millisecond})
 	}()
 	started.Wait()
-	const hold = 8 * time.Second
 	held := holdPool(t, other, p.UUID, hold)
 	took := stopWork(t, cancel, done)
 	require.Less(t, took, 3*time.Second, "Work held behind another node's lock (grace 100 ms, writes give up a second after it)")
