@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,19 @@ func TestEngine_ExtendBehindAClaimAhead(t *testing.T) {
 	extendBehindAClaimAhead(t, openFileStore(t, path), openFileStore(t, path))
 }
 
+// TestEngine_ExtendBehindAClaimAhead_ClockRefused: the same, with the
+// extender's store also saying that its clock is too far behind
+// (store.ClockChecker) when it extends the call from Q. The call is lost
+// (ErrLeaseLost), not refused for the clock: a host told its clock is
+// behind keeps its call until the end it had, and the contact is called
+// from A already. (The lease is judged before the clock is asked.)
+func TestEngine_ExtendBehindAClaimAhead_ClockRefused(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "poolq.db")
+	var refused atomic.Bool
+	extendBehindAClaimAhead(t, openFileStore(t, path), behindStore{openFileStore(t, path), &refused}, &refused)
+}
+
 // clocksLease is the two engines' LeaseTimeout in the tests of this file.
 const clocksLease = time.Minute
 
@@ -54,7 +68,9 @@ func twoClocks(t *testing.T, claimerStore, extenderStore store.Store) (ctx conte
 	return ctx, &testBundle{ctx: ctx, eng: claimer, clock: ahead}, claimer, extender, ahead, behind
 }
 
-func extendBehindAClaimAhead(t *testing.T, claimerStore, extenderStore store.Store) {
+// refused, when given, is set while the extender extends the call from
+// Q (see TestEngine_ExtendBehindAClaimAhead_ClockRefused).
+func extendBehindAClaimAhead(t *testing.T, claimerStore, extenderStore store.Store, refused ...*atomic.Bool) {
 	ctx, b, claimer, extender, ahead, behind := twoClocks(t, claimerStore, extenderStore)
 	a, q, contact := b.sharedContact(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 
@@ -67,7 +83,13 @@ func extendBehindAClaimAhead(t *testing.T, claimerStore, extenderStore store.Sto
 	la, err := claimer.TryDequeue(ctx, a)
 	require.NoError(t, err, "the call from Q ended, by the clock of the node ahead")
 	require.Equal(t, contact, la.ContactUUID)
+	for _, r := range refused {
+		r.Store(true)
+	}
 	err = extender.Extend(ctx, lq, clocksLease)
+	for _, r := range refused {
+		r.Store(false)
+	}
 	require.ErrorIs(t, err, queue.ErrLeaseLost, "the call from Q extended until %s while the contact is called from A",
 		lq.ExpiresAt.Format(time.StampMilli))
 	// The call from A, judged by either clock, goes on.

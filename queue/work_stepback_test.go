@@ -143,3 +143,55 @@ func TestEngine_Work_WatchdogAfterStepBack(t *testing.T) {
 	require.Positive(t, rec.count(queue.EventError), "no extension refused")
 	require.Less(t, time.Duration(ran.Load()), lease*3/4, "the handler ran past its lease's end (%v left when it started)", lease/4)
 }
+
+// TestEngine_ExtendWhileBehind: while the store says this clock is too
+// far behind, Extend refuses a live lease with the store's error and
+// leaves its end as it was, in the lease and in the store, and extends it
+// once the clock is right again; a lease whose end has passed is lost
+// (ErrLeaseLost), not refused: a host told "clock behind" keeps its call
+// until the end it had, and that end has passed. (A lease judged ended
+// inside Extend's own check, by a claim from another pool of its
+// campaign: TestEngine_ExtendBehindAClaimAhead_ClockRefused.)
+func TestEngine_ExtendWhileBehind(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	var behind atomic.Bool
+	var off atomic.Int64
+	eng, err := queue.New(behindStore{st, &behind}, queue.Options{LeaseTimeout: time.Minute, PollInterval: time.Hour,
+		Now: func() time.Time { return time.Now().Add(time.Duration(off.Load())) }})
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	b := &testBundle{ctx: ctx, eng: eng, st: st}
+	p := b.pool(t, pool.Parallel, 2, 3)
+	b.add(t, p.UUID, 2)
+	live, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	ended, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+
+	before, err := eng.Item(ctx, p.UUID, live.Item.ContactUUID)
+	require.NoError(t, err)
+	behind.Store(true)
+	end := live.ExpiresAt
+	err = eng.Extend(ctx, live, 5*time.Minute)
+	require.ErrorIs(t, err, errBehind)
+	require.NotErrorIs(t, err, queue.ErrLeaseLost)
+	require.Equal(t, end, live.ExpiresAt, "a refused extension moved the lease's end")
+	it, err := eng.Item(ctx, p.UUID, live.Item.ContactUUID)
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusProcessing, it.Status)
+	require.True(t, it.LeaseExpiresAt.Equal(before.LeaseExpiresAt), "a refused extension moved the stored end")
+
+	behind.Store(false)
+	require.NoError(t, eng.Extend(ctx, live, 5*time.Minute), "the live lease, once the clock is right again")
+	require.True(t, live.ExpiresAt.After(end))
+
+	behind.Store(true)
+	off.Store(int64(2 * time.Minute)) // the other lease's end has passed
+	err = eng.Extend(ctx, ended, 5*time.Minute)
+	require.ErrorIs(t, err, queue.ErrLeaseLost, "an ended lease must be lost, not refused for the clock")
+	require.NotErrorIs(t, err, errBehind)
+}
