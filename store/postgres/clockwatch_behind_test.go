@@ -44,11 +44,8 @@ func TestClockWatch_WorkSteppedBehind(t *testing.T) {
 	clk := &steppedClock{}
 	right := open(ctx, nil)
 	stepped := open(postgres.WithClock(ctx, clk.Now), clk.Now)
-	p, err := right.CreatePool(ctx, pool.CreateParams{Name: "behind", Description: "clock", Type: pool.Parallel})
-	require.NoError(t, err)
-	contact := uuid.New()
-	_, err = right.Add(ctx, p.UUID, pool.NewItem{ContactUUID: contact})
-	require.NoError(t, err)
+	p, contacts := clockPool(t, ctx, right, "behind", 1)
+	contact := contacts[0]
 
 	started := make(chan struct{}, 1)
 	var onCall atomic.Bool // the stepped node's handler is on the call
@@ -118,11 +115,8 @@ func TestClockWatch_ExtendSteppedBehind(t *testing.T) {
 	ctx := context.Background()
 	clk := &steppedClock{}
 	holder, stepped, _ := watchNodes(t, ctx, clk)
-	p, err := holder.CreatePool(ctx, pool.CreateParams{Name: "behind", Description: "clock", Type: pool.Parallel})
-	require.NoError(t, err)
-	contact := uuid.New()
-	_, err = holder.Add(ctx, p.UUID, pool.NewItem{ContactUUID: contact})
-	require.NoError(t, err)
+	p, contacts := clockPool(t, ctx, holder, "behind", 1)
+	contact := contacts[0]
 	l, err := stepped.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err)
 	end := l.Item.LeaseExpiresAt

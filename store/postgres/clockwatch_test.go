@@ -51,6 +51,23 @@ func watchNodes(t *testing.T, ctx context.Context, clk *steppedClock) (holder, o
 	return holder, other, otherStore
 }
 
+// clockPool creates a Parallel pool named name on eng with n new
+// contacts, which it returns.
+func clockPool(t *testing.T, ctx context.Context, eng *queue.Engine, name string, n int) (pool.Pool, []uuid.UUID) {
+	t.Helper()
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: name, Description: "clock", Type: pool.Parallel})
+	require.NoError(t, err)
+	contacts := make([]uuid.UUID, n)
+	items := make([]pool.NewItem, n)
+	for i := range contacts {
+		contacts[i] = uuid.New()
+		items[i] = pool.NewItem{ContactUUID: contacts[i]}
+	}
+	_, err = eng.Add(ctx, p.UUID, items...)
+	require.NoError(t, err)
+	return p, contacts
+}
+
 // TestClockWatch_SteppedAheadAfterOpen: a node whose clock was right at
 // Open is stepped ahead by 3 minutes (a time sync gone wrong, a date set
 // by hand), past the end of another node's lease, grace included. That
@@ -96,13 +113,10 @@ func TestClockWatch_SteppedBehindAfterOpen(t *testing.T) {
 	ctx := context.Background()
 	clk := &steppedClock{}
 	holder, stepped, _ := watchNodes(t, ctx, clk)
-	p, err := holder.CreatePool(ctx, pool.CreateParams{Name: "stepped", Description: "clock", Type: pool.Parallel})
-	require.NoError(t, err)
-	_, err = holder.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
-	require.NoError(t, err)
+	p, _ := clockPool(t, ctx, holder, "stepped", 1)
 
 	clk.step(-3 * time.Minute)
-	_, err = stepped.TryDequeue(ctx, p.UUID)
+	_, err := stepped.TryDequeue(ctx, p.UUID)
 	require.ErrorIs(t, err, postgres.ErrClockSkew)
 	require.ErrorContains(t, err, "behind the database server's")
 	clk.step(0)
@@ -122,10 +136,7 @@ func TestClockWatch_Drift(t *testing.T) {
 	origin := clk.Now()
 	moving := postgres.WithClockWatch(ctx, 20*time.Millisecond, func() time.Duration { return clk.Now().Sub(origin) })
 	holder, drifted, _ := watchNodes(t, moving, clk)
-	p, err := holder.CreatePool(ctx, pool.CreateParams{Name: "drift", Description: "clock", Type: pool.Parallel})
-	require.NoError(t, err)
-	_, err = holder.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
-	require.NoError(t, err)
+	p, _ := clockPool(t, ctx, holder, "drift", 1)
 
 	clk.step(time.Minute)
 	require.Eventually(t, func() bool {
@@ -151,10 +162,7 @@ func TestClockWatch_SettlesButJudgesNoLease(t *testing.T) {
 	ctx := context.Background()
 	clk := &steppedClock{}
 	holder, stepped, _ := watchNodes(t, ctx, clk)
-	p, err := holder.CreatePool(ctx, pool.CreateParams{Name: "settles", Description: "clock", Type: pool.Parallel})
-	require.NoError(t, err)
-	_, err = holder.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}, pool.NewItem{ContactUUID: uuid.New()})
-	require.NoError(t, err)
+	p, _ := clockPool(t, ctx, holder, "settles", 2)
 	held, err := holder.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err)
 	own, err := stepped.TryDequeue(ctx, p.UUID)
@@ -188,11 +196,8 @@ func TestClockWatch_Work(t *testing.T) {
 	ctx := context.Background()
 	clk := &steppedClock{}
 	holder, stepped, _ := watchNodes(t, ctx, clk)
-	p, err := holder.CreatePool(ctx, pool.CreateParams{Name: "work", Description: "clock", Type: pool.Parallel})
-	require.NoError(t, err)
-	contact := uuid.New()
-	_, err = holder.Add(ctx, p.UUID, pool.NewItem{ContactUUID: contact})
-	require.NoError(t, err)
+	p, contacts := clockPool(t, ctx, holder, "work", 1)
+	contact := contacts[0]
 
 	clk.step(3 * time.Minute)
 	skewed := make(chan struct{}, 1)
@@ -308,10 +313,7 @@ func TestClockWatch_Close(t *testing.T) {
 	eng, err := queue.New(st, queue.Options{Now: clk.Now, PollInterval: time.Hour})
 	require.NoError(t, err)
 	defer eng.Close()
-	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "unwatched", Description: "clock", Type: pool.Parallel})
-	require.NoError(t, err)
-	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()})
-	require.NoError(t, err)
+	p, _ := clockPool(t, ctx, eng, "unwatched", 1)
 	clk.step(time.Hour)
 	l, err := eng.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err, "MaxClockSkew negative: no check")
