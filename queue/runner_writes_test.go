@@ -70,11 +70,13 @@ func TestWork_ExtensionAcrossLeaseEnd(t *testing.T) {
 	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	// The heartbeat extends at 400 ms, to 1.6 s; the stall makes it commit
-	// at 1.4 s: 200 ms past the lease's first end, 200 ms before its new
-	// one (margins for a loaded machine).
-	ss := &stallStore{Store: st, d: time.Second, stalling: make(chan struct{})}
-	const lease = 1200 * time.Millisecond
+	// The heartbeat extends at 1 s, to 3 s; the stall makes it commit at
+	// 2.2 s: 200 ms past the lease's first end (a delay only makes that
+	// later), 800 ms before its new one, for the runner to write the
+	// result (a loaded machine's margin: with 200 ms, a run under -race
+	// beside other tests missed it).
+	ss := &stallStore{Store: st, d: 1200 * time.Millisecond, stalling: make(chan struct{})}
+	const lease = 2 * time.Second
 	eng, err := queue.New(ss, queue.Options{LeaseTimeout: lease, PollInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { eng.Close() })
@@ -95,10 +97,10 @@ func TestWork_ExtensionAcrossLeaseEnd(t *testing.T) {
 	go func() {
 		done <- eng.Work(wctx, func(hctx context.Context, l *queue.Lease) error {
 			calls.Add(1)
-			ss.armed.Store(true) // the next write is the heartbeat's Extend (at 400 ms)
+			ss.armed.Store(true) // the next write is the heartbeat's Extend (at 1 s)
 			<-ss.stalling        // the extension is being written
 			return nil           // the call went well, long before the lease's end
-		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: 400 * time.Millisecond, Grace: time.Second,
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Heartbeat: time.Second, Grace: time.Second,
 			OnEvent: func(ev queue.Event) {
 				mu.Lock()
 				kinds = append(kinds, ev.Kind)
@@ -109,7 +111,7 @@ func TestWork_ExtensionAcrossLeaseEnd(t *testing.T) {
 			}})
 	}()
 	<-settled
-	time.Sleep(500 * time.Millisecond) // the renewed lease has ended
+	time.Sleep(time.Second) // the renewed lease has ended
 	cancel()
 	require.NoError(t, <-done)
 	it, err := eng.Item(ctx, p.UUID, c)
