@@ -24,10 +24,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
@@ -50,18 +48,6 @@ const (
 	mpMaxRetries = 2
 	mpChildren   = 3
 )
-
-// mpCounters maps the shared counters: [0] F in flight, [1] F max,
-// [2] P in flight, [3] P max, [4] lock timeouts seen.
-func mpCounters(t *testing.T, path string) []int32 {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	require.NoError(t, err)
-	defer f.Close()
-	require.NoError(t, f.Truncate(4096))
-	b, err := syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-	require.NoError(t, err)
-	return unsafe.Slice((*int32)(unsafe.Pointer(&b[0])), 8)
-}
 
 func mpHold(c []int32, i int, n int32) {
 	v := atomic.AddInt32(&c[i], n)

@@ -3,8 +3,8 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,7 +46,9 @@ func TestCommitOutcome_ServerCrashed(t *testing.T) {
 			require.NoError(t, err)
 			witness, err := pgx.Connect(ctx, c.URL)
 			require.NoError(t, err)
-			require.NoError(t, syscall.Kill(int(victim.PgConn().PID()), syscall.SIGKILL))
+			backend, err := os.FindProcess(int(victim.PgConn().PID()))
+			require.NoError(t, err)
+			require.NoError(t, backend.Kill()) // SIGKILL
 			_ = victim.Close(ctx)
 			require.Eventually(t, func() bool { return witness.Ping(ctx) != nil }, 30*time.Second, 10*time.Millisecond,
 				"the postmaster ends every session")

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,9 +44,14 @@ type Bouncer struct {
 // database, for the users named (pgbouncer's auth_file lists them; url's
 // user first), with settings (each "name = value", added to its
 // [pgbouncer] section), and returns it once it accepts connections. It
-// skips the test when pgbouncer is not installed.
+// skips the test when pgbouncer is not installed, or on a system that is
+// not Unix (Windows). pgbouncer is killed when the test ends and, on Linux
+// and FreeBSD, when the test's process ends without its cleanups.
 func NewBouncer(t ClusterTB, url, mode string, users []string, settings ...string) *Bouncer {
 	t.Helper()
+	if !unixSystem {
+		t.Skipf("pgtest: PgBouncer tests need a Unix system, not %s", runtime.GOOS)
+	}
 	bin := os.Getenv(EnvPgBouncer)
 	if bin == "" {
 		bin, _ = exec.LookPath("pgbouncer")
@@ -64,7 +70,7 @@ func NewBouncer(t ClusterTB, url, mode string, users []string, settings ...strin
 	if err != nil {
 		t.Fatalf("pgtest: bouncer: %v", err)
 	}
-	var cred *syscall.Credential
+	var cred *osUser
 	if me, err := user.Current(); err == nil && me.Uid == "0" {
 		// pgbouncer refuses to run as root. Its own -u would drop root
 		// after the start, and with it the parent-death signal: a test
@@ -75,7 +81,7 @@ func NewBouncer(t ClusterTB, url, mode string, users []string, settings ...strin
 		}
 		uid, _ := strconv.Atoi(nobody.Uid)
 		gid, _ := strconv.Atoi(nobody.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		cred = &osUser{uid: uint32(uid), gid: uint32(gid)}
 	}
 	// Its own directory, which nobody may read: the testing package's
 	// are 0700.
@@ -115,9 +121,10 @@ max_client_conn = 500
 	b := &Bouncer{t: t, log: &syncBuffer{}}
 	b.cmd = exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
-	// Pdeathsig, set after the credentials, is sent when the thread that
-	// started pgbouncer ends, at the latest with the test's process.
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
+	// Pdeathsig (Linux, FreeBSD), set after the credentials, is sent when
+	// the thread that started pgbouncer ends, at the latest with the
+	// test's process.
+	b.cmd.SysProcAttr = sysProcAttr(cred, syscall.SIGKILL)
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("pgtest: bouncer: start %s: %v", bin, err)
 	}

@@ -28,10 +28,13 @@ const EnvBin = "POOLQ_TEST_PG_BIN"
 // touching the server of POOLQ_TEST_POSTGRES that other tests share. Its
 // data directory is in the test's temporary directory; it listens on
 // 127.0.0.1 at a free port and trusts every connection. It is stopped
-// (immediately) when the test ends, failed or not, and when the test's
-// process ends without its cleanups (a panic, a timeout, a kill): the
-// postmaster is a child of the test's process, which the kernel tells to
-// shut down at once when its parent goes (Pdeathsig).
+// (immediately) when the test ends, failed or not, and, on Linux and
+// FreeBSD, when the test's process ends without its cleanups (a panic, a
+// timeout, a kill): the postmaster is a child of the test's process, which
+// the kernel tells to shut down at once when its parent goes (Pdeathsig).
+// Other systems have no such signal: there a test killed before its
+// cleanups leaves its server running. A Cluster needs a Unix system: on
+// another (Windows), NewCluster skips the test.
 //
 // The server's programs refuse to run as root: as root, a Cluster runs
 // them as the OS user postgres.
@@ -43,12 +46,12 @@ type Cluster struct {
 	bin   string
 	data  string
 	log   string
-	args  []string            // the postmaster's
-	cred  *syscall.Credential // the server's user, when not this process's
-	start chan *exec.Cmd      // to the thread that starts the postmaster
-	err   chan error          // its answer
-	up    *exec.Cmd           // the postmaster, while it runs
-	done  chan struct{}       // closed when up has exited
+	args  []string       // the postmaster's
+	cred  *osUser        // the server's user, when not this process's
+	start chan *exec.Cmd // to the thread that starts the postmaster
+	err   chan error     // its answer
+	up    *exec.Cmd      // the postmaster, while it runs
+	done  chan struct{}  // closed when up has exited
 }
 
 // ClusterTB is what NewCluster needs of a test.
@@ -70,6 +73,9 @@ type ClusterTB interface {
 // memory) is lost, as then.
 func NewCluster(t ClusterTB, settings ...string) *Cluster {
 	t.Helper()
+	if !unixSystem {
+		t.Skipf("pgtest: a private PostgreSQL server needs a Unix system, not %s", runtime.GOOS)
+	}
 	bin := os.Getenv(EnvBin)
 	if bin == "" {
 		dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
@@ -96,7 +102,7 @@ func NewCluster(t ClusterTB, settings ...string) *Cluster {
 		}
 		uid, _ := strconv.Atoi(pg.Uid)
 		gid, _ := strconv.Atoi(pg.Gid)
-		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		c.cred = &osUser{uid: uint32(uid), gid: uint32(gid)}
 	default:
 		t.Skipf("pgtest: a private PostgreSQL server runs as root (its programs then as postgres) or as postgres, not as %s", me.Username)
 	}
@@ -124,7 +130,7 @@ func (c *Cluster) dir() string {
 				t.Fatalf("pgtest: cluster: %v", err)
 			}
 		}
-		if err := os.Chown(dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+		if err := os.Chown(dir, int(c.cred.uid), int(c.cred.gid)); err != nil {
 			t.Fatalf("pgtest: cluster: %v", err)
 		}
 	}
@@ -254,7 +260,7 @@ func freePort(t ClusterTB) int {
 // user.
 func (c *Cluster) command(prog string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(c.bin, prog), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	cmd.SysProcAttr = sysProcAttr(c.cred, 0)
 	return cmd
 }
 
@@ -271,7 +277,7 @@ func (c *Cluster) Start() {
 	defer log.Close()
 	cmd := c.command("postgres", c.args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT // an immediate shutdown
+	cmd.SysProcAttr = sysProcAttr(c.cred, syscall.SIGQUIT) // an immediate shutdown
 	c.start <- cmd
 	if err := <-c.err; err != nil {
 		c.t.Fatalf("pgtest: cluster: start the postmaster: %v", err)
