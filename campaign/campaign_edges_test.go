@@ -2,6 +2,7 @@ package campaign_test
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,16 @@ import (
 	"github.com/poolq/poolq/pool"
 	"github.com/stretchr/testify/require"
 )
+
+// pageOverMax is the page number after pool.MaxPage where an int holds it
+// (64-bit systems); where it does not (32-bit), the smallest int, which is
+// out of range too.
+var pageOverMax = func() int {
+	if p := int64(pool.MaxPage) + 1; p <= math.MaxInt {
+		return int(p)
+	}
+	return math.MinInt
+}()
 
 // TestNew_NameBounds: a campaign's name is 3–255 characters (runes, not
 // bytes) and one line, on create and on update alike.
@@ -96,7 +107,7 @@ func TestQuery_NormalizeEdges(t *testing.T) {
 		{campaign.Query{Search: strings.Repeat("é", pool.MaxSearchLen+1)}, []string{"search:length"}},
 		{campaign.Query{RuleUUID: &uuid.Nil}, []string{"rule_uuid:required"}},
 		{campaign.Query{Page: -1}, []string{"page:range"}},
-		{campaign.Query{Page: pool.MaxPage + 1}, []string{"page:range"}},
+		{campaign.Query{Page: pageOverMax}, []string{"page:range"}},
 		{campaign.Query{PerPage: -1}, []string{"per_page:range"}},
 		{campaign.Query{PerPage: pool.MaxPerPage + 1}, []string{"per_page:range"}},
 	} {

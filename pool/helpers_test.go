@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -27,6 +28,16 @@ var t0 = time.Date(2023, 11, 7, 5, 31, 56, 0, time.UTC)
 
 // poolID is the id the tests give to new pools.
 var poolID = uuid.MustParse("3c90c3cc-0d44-4b50-8888-8dd25736052a")
+
+// pageOverMax is the page number after pool.MaxPage where an int holds it
+// (64-bit systems); where it does not (32-bit), the smallest int, which is
+// out of range too.
+var pageOverMax = func() int {
+	if p := int64(pool.MaxPage) + 1; p <= math.MaxInt {
+		return int(p)
+	}
+	return math.MinInt
+}()
 
 // validCreate returns create params that pass validation with every default.
 func validCreate() pool.CreateParams {

@@ -713,9 +713,10 @@ func (m *diffMachine) duplicatePool(t *rapid.T) {
 
 var (
 	// Priorities and retry ceilings: small ones, and the extremes of an int
-	// (each store keeps 64 bits; a ceiling of max_retries + 1 overflows).
-	diffPriority = rapid.OneOf(rapid.IntRange(-1, 2), rapid.SampledFrom([]int{math.MinInt64, math.MaxInt64}))
-	diffRetries  = rapid.OneOf(rapid.IntRange(0, 3), rapid.SampledFrom([]int{math.MaxInt32 + 1, math.MaxInt64}))
+	// (each store keeps 64 bits; a ceiling of max_retries + 1 overflows;
+	// 2^31 where an int holds it).
+	diffPriority = rapid.OneOf(rapid.IntRange(-1, 2), rapid.SampledFrom([]int{math.MinInt, math.MaxInt}))
+	diffRetries  = rapid.OneOf(rapid.IntRange(0, 3), rapid.SampledFrom([]int{min(math.MaxInt32+1, math.MaxInt), math.MaxInt}))
 	// Payloads: the caller's bytes must come back exactly.
 	diffPayloads = []string{`{"contact":%d}`, ` { "contact" : %d , "x":"\u00e9é" } `, `[%d,null,1.50]`}
 )

@@ -7,6 +7,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,6 +19,16 @@ import (
 	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
+
+// pageOverMax is the page number after pool.MaxPage where an int holds it
+// (64-bit systems); where it does not (32-bit), the smallest int, which is
+// out of range too.
+var pageOverMax = func() int {
+	if p := int64(pool.MaxPage) + 1; p <= math.MaxInt {
+		return int(p)
+	}
+	return math.MinInt
+}()
 
 // oneGoroutine marks a test that makes its calls one at a time from one
 // goroutine and counts no goroutines: it runs in parallel with the other

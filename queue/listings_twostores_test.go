@@ -205,7 +205,7 @@ func TestListings_TwoStoresAgree(t *testing.T) {
 		}
 	}
 	for _, q := range []pool.PoolQuery{
-		{PerPage: 101}, {PerPage: -1}, {Page: -1}, {Page: pool.MaxPage + 1}, {Type: "fifo "}, {Type: "queue"},
+		{PerPage: 101}, {PerPage: -1}, {Page: -1}, {Page: pageOverMax}, {Type: "fifo "}, {Type: "queue"},
 	} {
 		_, err := same(q)
 		require.ErrorIs(t, err, validate.ErrInvalid, "%+v", q)

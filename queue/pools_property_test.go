@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -74,7 +75,7 @@ var (
 			Description:      propDesc.Draw(t, "description"),
 			Type:             rapid.SampledFrom([]pool.Type{"", "FIFO", "lifo", "PARALLEL", "Parallel"}).Draw(t, "type"),
 			MaxParallelItems: rapid.Ptr(rapid.IntRange(1, 100), true).Draw(t, "max_parallel_items"),
-			MaxRetries:       rapid.Ptr(rapid.IntRange(0, 1<<40), true).Draw(t, "max_retries"),
+			MaxRetries:       rapid.Ptr(rapid.IntRange(0, 1<<min(40, strconv.IntSize-2)), true).Draw(t, "max_retries"),
 			IsActive:         rapid.Ptr(rapid.Bool(), true).Draw(t, "is_active"),
 		}
 	})

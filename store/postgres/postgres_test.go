@@ -479,8 +479,8 @@ func TestOpen_Options(t *testing.T) {
 		{postgres.Options{Durability: 7}, []string{"durability"}},
 		{postgres.Options{Locking: 9}, []string{"locking"}},
 		{postgres.Options{MaxConns: -1}, []string{"max_conns"}},
-		{postgres.Options{MaxConns: math.MaxInt32 + 1}, []string{"max_conns"}},
-		{postgres.Options{MaxConns: 1<<32 + 3}, []string{"max_conns"}},
+		{postgres.Options{MaxConns: intOrNegative(math.MaxInt32 + 1)}, []string{"max_conns"}},
+		{postgres.Options{MaxConns: intOrNegative(1<<32 + 3)}, []string{"max_conns"}},
 		{postgres.Options{MaxRetries: -1}, []string{"max_retries"}},
 		{postgres.Options{IdleInTransactionTimeout: postgres.MaxIdleInTransactionTimeout + time.Millisecond}, []string{"idle_in_transaction_timeout"}},
 		// 30 meant as seconds is 30 ns, which the server's milliseconds
@@ -1229,4 +1229,14 @@ func TestOpen_MaxConnsFromURL(t *testing.T) {
 		require.NoError(t, st.Close())
 		require.Equal(t, c.want, got, "MaxConns %d with %q", c.opts, c.conn)
 	}
+}
+
+// intOrNegative returns v where an int holds it (64-bit systems), else -1
+// (32-bit): an int beyond a 32-bit limit exists only on 64-bit systems,
+// and -1 is out of range too.
+func intOrNegative(v int64) int {
+	if v > math.MaxInt {
+		return -1
+	}
+	return int(v)
 }

@@ -149,7 +149,7 @@ func TestSchema_Checks(t *testing.T) {
 		"MaxParallelItems100": goodPool.with("max_parallel_items", 100),
 		"Type LIFO":           goodPool.with("type", "LIFO"),
 		"TypeParallel":        goodPool.with("type", "Parallel"),
-		"MaxRetriesLarge":     goodPool.with("max_retries", 1<<40),
+		"MaxRetriesLarge":     goodPool.with("max_retries", int64(1<<40)),
 	} {
 		require.NoError(t, rawInsert(db, "pools", row.with("uuid", newUUID())), name)
 	}

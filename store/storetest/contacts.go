@@ -1376,7 +1376,7 @@ func testCallDayRoundTrip(t *testing.T, b *bundle) {
 	// extremes of the types among them.
 	from := []pool.Status{items[1].Status, items[2].Status, items[3].Status}
 	retrying(soon)(&items[1])
-	items[1].CallAt, items[1].CallsToday, items[1].CallToken = time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), 1<<33, math.MaxInt64
+	items[1].CallAt, items[1].CallsToday, items[1].CallToken = time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), pow2to33, math.MaxInt64
 	scheduled(soon)(&items[2])
 	items[2].CallAt, items[2].CallsToday, items[2].CallToken = time.Unix(0, -3).UTC(), 2, 2
 	items[3].CallAt, items[3].CallsToday, items[3].CallToken = at(7), 0, 0
@@ -1457,7 +1457,7 @@ func testPrevCallDayRoundTrip(t *testing.T, b *bundle) {
 		// among them; a previous day whose latest day's calls were all
 		// given back.
 		updatedTogether: [2][]dayCount{
-			{{at(time.Hour), 1}, {time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), 1 << 33}},
+			{{at(time.Hour), 1}, {time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), pow2to33}},
 			{{at(-time.Minute), 0}, {time.Unix(0, -3).UTC(), 4}},
 		},
 		inserted:         []dayCount{{at(-time.Hour), 1}, {at(-30 * time.Hour), 1}},
@@ -1493,7 +1493,7 @@ func testOlderCallDayRoundTrip(t *testing.T, b *bundle) {
 		// among them; an older day whose later days' calls were all given
 		// back.
 		updatedTogether: [2][]dayCount{
-			{{at(time.Hour), 1}, {at(-time.Hour), 1}, {time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), 1 << 33}},
+			{{at(time.Hour), 1}, {at(-time.Hour), 1}, {time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC), pow2to33}},
 			{{at(-time.Minute), 0}, {}, {time.Unix(0, -3).UTC(), 4}},
 		},
 		inserted:         []dayCount{{at(-time.Hour), 1}, {at(-30 * time.Hour), 1}, {at(-60 * time.Hour), 1}},

@@ -83,7 +83,7 @@ func fullItems() []pool.Item {
 			Payload: json.RawMessage(`{"phone": "+33 1 23 45 67 89", "n": [1, 2.5e3], "name": "Zoë"}`),
 			Contact: pool.Contact{Name: "Zoë Ñúñez", PhoneNumber: "+33123456789", Email: "zoe@example.fr", TimeZone: "Europe/Paris"},
 		},
-		{ContactUUID: uuid.New(), Status: pool.StatusPending, Priority: 1 << 50, AddedAt: at(2)},
+		{ContactUUID: uuid.New(), Status: pool.StatusPending, Priority: pow2to50, AddedAt: at(2)},
 		{
 			ContactUUID: uuid.New(), Status: pool.StatusProcessing, Priority: 3, Attempts: 2, RetryCount: 1,
 			StartedAt: tt(time.Minute), NextRetryAt: nil, Notes: "first try: busy",
@@ -307,7 +307,7 @@ func testUpdateItemRoundTrip(t *testing.T, b *bundle) {
 	// Set every mutable field.
 	want := it
 	want.Status = pool.StatusInCall
-	want.Priority = -1 << 40
+	want.Priority = -pow2to40
 	want.Attempts = 3
 	want.RetryCount = 2
 	want.StartedAt = ptr(at(time.Hour + 1))

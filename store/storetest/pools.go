@@ -48,7 +48,7 @@ func testInsertPoolRoundTrip(t *testing.T, b *bundle) {
 		newPool(func(p *pool.Pool) {
 			p.Type = pool.LIFO
 			p.MaxParallelItems = 1
-			p.MaxRetries = 1 << 40
+			p.MaxRetries = pow2to40
 		}),
 	} {
 		in := want

@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -25,6 +26,15 @@ import (
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/stretchr/testify/require"
+)
+
+// Large ints that a store must keep exactly: beyond 32 bits where an int
+// has 64 (2^33, 2^40, 2^50), and 2^30 where it has 32 bits (386, arm), the
+// largest power of two it holds.
+const (
+	pow2to33 = 1 << min(33, strconv.IntSize-2)
+	pow2to40 = 1 << min(40, strconv.IntSize-2)
+	pow2to50 = 1 << min(50, strconv.IntSize-2)
 )
 
 // Run runs the conformance suite as subtests of t. open must return a new,
