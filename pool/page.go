@@ -120,11 +120,13 @@ func checkSearch(v *validate.Validator, search string) {
 }
 
 // MaxPage is the largest page number a query accepts, so that the offset
-// of a page (page-1)*per_page can never overflow.
+// of a page (page-1)*per_page can never overflow an int64, and a page
+// number fits an int on 32-bit systems too.
 const MaxPage = 1<<31 - 1
 
-// Offset returns the number of rows before page.
-func Offset(page, perPage int) int { return (page - 1) * perPage }
+// Offset returns the number of rows before page. It is an int64: the
+// offset of a page up to MaxPage overflows a 32-bit int.
+func Offset(page, perPage int) int64 { return int64(page-1) * int64(perPage) }
 
 func pageDefaults(v *validate.Validator, page, perPage, def int) (int, int) {
 	if page == 0 {

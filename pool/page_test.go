@@ -154,8 +154,9 @@ func TestNewPage(t *testing.T) {
 func TestOffset(t *testing.T) {
 	t.Parallel()
 
-	require.Equal(t, 0, pool.Offset(1, 15))
-	require.Equal(t, 15, pool.Offset(2, 15))
-	require.Equal(t, 50, pool.Offset(3, 25))
-	require.Equal(t, 9900, pool.Offset(100, 100))
+	require.Equal(t, int64(0), pool.Offset(1, 15))
+	require.Equal(t, int64(15), pool.Offset(2, 15))
+	require.Equal(t, int64(50), pool.Offset(3, 25))
+	require.Equal(t, int64(9900), pool.Offset(100, 100))
+	require.Equal(t, int64(pool.MaxPage-1)*pool.MaxPerPage, pool.Offset(pool.MaxPage, pool.MaxPerPage), "beyond a 32-bit int")
 }
