@@ -34,23 +34,33 @@ func openFiles(ctx context.Context, wc *sql.Conn, path string) (*files, error) {
 	if err := wc.QueryRowContext(ctx, "PRAGMA database_list").Scan(&seq, &schema, &name); err != nil {
 		return nil, wrap("read the database's file name", err)
 	}
-	f := &files{paths: []string{name, name + "-wal", name + "-shm"}}
+	paths := []string{name, name + "-wal", name + "-shm"}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
 	if abs != name {
-		f.paths = append(f.paths, abs)
+		paths = append(paths, abs)
 	}
-	for _, p := range f.paths {
+	f, err := statFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	if len(f.infos) > 3 && !os.SameFile(f.infos[0], f.infos[3]) {
+		return nil, fmt.Errorf("%w: %s names another file than the one opened", ErrFileMoved, path)
+	}
+	return f, nil
+}
+
+// statFiles records the files at paths now.
+func statFiles(paths []string) (*files, error) {
+	f := &files{paths: paths}
+	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
 			return nil, err
 		}
 		f.infos = append(f.infos, fi)
-	}
-	if len(f.infos) > 3 && !os.SameFile(f.infos[0], f.infos[3]) {
-		return nil, fmt.Errorf("%w: %s names another file than the one opened", ErrFileMoved, path)
 	}
 	return f, nil
 }
