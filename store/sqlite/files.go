@@ -52,13 +52,20 @@ func openFiles(ctx context.Context, wc *sql.Conn, path string) (*files, error) {
 	return f, nil
 }
 
-// statFiles records the files at paths now.
+// statFiles records the files at paths now. On Windows a FileInfo reads
+// its file's identity (volume serial number and file index) only when
+// os.SameFile first needs it, through its path: SameFile of each with
+// itself reads it now, or check would compare a path's file then with
+// itself. Elsewhere the identity (device and inode) comes with the stat.
 func statFiles(paths []string) (*files, error) {
 	f := &files{paths: paths}
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
 			return nil, err
+		}
+		if !os.SameFile(fi, fi) {
+			return nil, fmt.Errorf("the identity of %s: it cannot be read", p)
 		}
 		f.infos = append(f.infos, fi)
 	}
