@@ -354,19 +354,20 @@ func scanRule(s pgx.Row) (campaign.Rule, error) {
 		typ                 string
 		start               int32
 		end                 *int32
-		perDay, total       int64
 		created, updated    int64
 		retry, escalation   *int
 		escType, escTarget  *string
 		dnc, removeOnOptOut bool
 	)
-	err := s.Scan(&r.UUID, &r.Name, &typ, &perDay, &total, &retry, &start, &end,
+	// The ints are scanned into the Rule's own: pgx refuses a value that
+	// an int cannot hold (beyond 2^31 on 32-bit systems), where a
+	// conversion from an int64 would wrap it round.
+	err := s.Scan(&r.UUID, &r.Name, &typ, &r.MaxCallsPerDay, &r.MaxTotalCalls, &retry, &start, &end,
 		&dnc, &removeOnOptOut, &escalation, &escType, &escTarget, &created, &updated)
 	if err != nil {
 		return campaign.Rule{}, err
 	}
 	r.Type = campaign.RuleType(typ)
-	r.MaxCallsPerDay, r.MaxTotalCalls = int(perDay), int(total)
 	r.RetryIntervalMinutes = retry
 	r.StartTime = campaign.Clock(start)
 	if end != nil {

@@ -249,25 +249,26 @@ func scanRule(s scanner) (campaign.Rule, error) {
 	var (
 		r                       campaign.Rule
 		typ                     string
-		retry, end, escalation  sql.NullInt64
+		end                     sql.NullInt64
 		escType, escTarget      sql.NullString
 		start, created, updated int64
 		dnc, optOut             bool
 	)
-	err := s.Scan(&r.UUID, &r.Name, &typ, &r.MaxCallsPerDay, &r.MaxTotalCalls, &retry, &start, &end,
-		&dnc, &optOut, &escalation, &escType, &escTarget, &created, &updated)
+	// The ints are scanned into the Rule's own: database/sql refuses a
+	// value that an int cannot hold (beyond 2^31 on 32-bit systems), where
+	// a conversion from an int64 would wrap it round.
+	err := s.Scan(&r.UUID, &r.Name, &typ, &r.MaxCallsPerDay, &r.MaxTotalCalls, &r.RetryIntervalMinutes, &start, &end,
+		&dnc, &optOut, &r.EscalationAfterFailedAttempts, &escType, &escTarget, &created, &updated)
 	if err != nil {
 		return campaign.Rule{}, err
 	}
 	r.Type = campaign.RuleType(typ)
-	r.RetryIntervalMinutes = intPtr(retry)
 	r.StartTime = campaign.Clock(start)
 	if end.Valid {
 		c := campaign.Clock(end.Int64)
 		r.EndTime = &c
 	}
 	r.DNCCheck, r.RemoveOnOptOut = dnc, optOut
-	r.EscalationAfterFailedAttempts = intPtr(escalation)
 	r.EscalationType, r.EscalationTarget = stringPtr(escType), stringPtr(escTarget)
 	r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return r, nil
@@ -644,14 +645,6 @@ func nullString(p *string) any {
 		return nil
 	}
 	return *p
-}
-
-func intPtr(n sql.NullInt64) *int {
-	if !n.Valid {
-		return nil
-	}
-	v := int(n.Int64)
-	return &v
 }
 
 func stringPtr(s sql.NullString) *string {
