@@ -23,6 +23,7 @@ package queue_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,7 +186,7 @@ func TestPostgres_KillOneOfThreeCampaign(t *testing.T) {
 	for i, c := range children {
 		all = append(all, readPgCampLog(t, c.log, i)...)
 	}
-	slices.SortStableFunc(all, func(a, b pgCampLine) int { return int(a.Wall - b.Wall) })
+	slices.SortStableFunc(all, func(a, b pgCampLine) int { return cmp.Compare(a.Wall, b.Wall) })
 	history := func(i int) string {
 		var b strings.Builder
 		for _, l := range all {
@@ -250,7 +251,7 @@ func TestPostgres_KillOneOfThreeCampaign(t *testing.T) {
 	}
 	require.Positive(t, killedCalls, "the victim left no call: the test proved nothing about expiry")
 	for i, ss := range spans {
-		slices.SortFunc(ss, func(a, b span) int { return int(a.from - b.from) })
+		slices.SortFunc(ss, func(a, b span) int { return cmp.Compare(a.from, b.from) })
 		for j := 1; j < len(ss); j++ {
 			require.GreaterOrEqual(t, ss[j].from, ss[j-1].to, "contact %d: two calls at once (tokens %d and %d)\n%s",
 				i, ss[j-1].l.Token, ss[j].l.Token, history(i))

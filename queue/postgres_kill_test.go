@@ -20,6 +20,7 @@ package queue_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -264,7 +265,7 @@ func TestPostgres_KillOneOfThree(t *testing.T) {
 			all = append(all, entry{l, i})
 		}
 	}
-	slices.SortStableFunc(all, func(a, b entry) int { return int(a.at - b.at) })
+	slices.SortStableFunc(all, func(a, b entry) int { return cmp.Compare(a.at, b.at) })
 
 	// The cap: leases held at once, per pool; a lease of the killed child
 	// that it never let go is held until it expired.
@@ -302,7 +303,7 @@ func TestPostgres_KillOneOfThree(t *testing.T) {
 	require.NotEmpty(t, killedLeases, "the killed child held no lease: the test proved nothing about expiry")
 	slices.SortStableFunc(events, func(a, b event) int {
 		if a.at != b.at {
-			return int(a.at - b.at)
+			return cmp.Compare(a.at, b.at)
 		}
 		return a.delta - b.delta // a release before an acquire at the same instant
 	})
