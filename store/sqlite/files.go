@@ -18,7 +18,11 @@ import (
 // process (a deleted -wal before its checkpoint) or at Close (a deleted
 // database). Checking costs a stat per path, a few microseconds a Write;
 // never opening the files keeps SQLite's POSIX locks, which a close of any
-// descriptor of the file would drop.
+// descriptor of the file would drop. On Windows, where SQLite's open files
+// cannot be deleted or renamed at all, only the path given to Open can
+// change; there os.SameFile opens each path (with no access, which
+// SQLite's sharing mode allows) for its file index, and the locks, which
+// belong to SQLite's own handles there, stay.
 type files struct {
 	paths []string
 	infos []os.FileInfo
