@@ -23,7 +23,7 @@ import (
 func pragmas(t *testing.T, conn *sql.Conn) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, name := range []string{"journal_mode", "foreign_keys", "synchronous", "busy_timeout", "query_only", "temp_store"} {
+	for _, name := range []string{"journal_mode", "foreign_keys", "synchronous", "fullfsync", "checkpoint_fullfsync", "busy_timeout", "query_only", "temp_store"} {
 		var v string
 		require.NoError(t, conn.QueryRowContext(context.Background(), "PRAGMA "+name).Scan(&v), name)
 		out[name] = v
@@ -53,23 +53,26 @@ func TestOpen_Pragmas(t *testing.T) {
 	for _, tc := range []struct {
 		opts        sqlite.Options
 		synchronous string
+		fullfsync   string // macOS's F_FULLFSYNC for Full; other systems ignore it
 		busy        string
 	}{
-		{sqlite.Options{}, "1", "5000"},
-		{sqlite.Options{Durability: sqlite.Normal, BusyTimeout: 1500 * time.Millisecond}, "1", "1500"},
-		{sqlite.Options{Durability: sqlite.Full}, "2", "5000"},
-		{sqlite.Options{BusyTimeout: sqlite.MinBusyTimeout}, "1", "1"},
+		{sqlite.Options{}, "1", "0", "5000"},
+		{sqlite.Options{Durability: sqlite.Normal, BusyTimeout: 1500 * time.Millisecond}, "1", "0", "1500"},
+		{sqlite.Options{Durability: sqlite.Full}, "2", "1", "5000"},
+		{sqlite.Options{BusyTimeout: sqlite.MinBusyTimeout}, "1", "0", "1"},
 	} {
 		st, _ := MustOpenFile(t, tc.opts)
 		w, r := sqlite.DBs(st)
 		require.NotSame(t, w, r)
 		want := map[string]string{
-			"journal_mode": "wal",
-			"foreign_keys": "1",
-			"synchronous":  tc.synchronous,
-			"busy_timeout": tc.busy,
-			"query_only":   "0",
-			"temp_store":   "2",
+			"journal_mode":         "wal",
+			"foreign_keys":         "1",
+			"synchronous":          tc.synchronous,
+			"fullfsync":            tc.fullfsync,
+			"checkpoint_fullfsync": tc.fullfsync,
+			"busy_timeout":         tc.busy,
+			"query_only":           "0",
+			"temp_store":           "2",
 		}
 		require.Equal(t, 1, w.Stats().MaxOpenConnections, "one writer")
 		want["busy_timeout"] = "0" // Write waits for the file's lock itself (beginImmediate)
