@@ -17,7 +17,9 @@
 //   - [Full] (PRAGMA synchronous=FULL): every commit is synced to disk before
 //     Write returns, so a committed change also survives a power loss. It
 //     costs one fsync per Write; batching operations into one Write (the
-//     queue's group commit) shares it.
+//     queue's group commit) shares it. On macOS, where fsync leaves the
+//     data in the drive's cache, Full also turns on PRAGMA fullfsync and
+//     checkpoint_fullfsync (fcntl F_FULLFSYNC), which other systems ignore.
 //
 // # Concurrency
 //

@@ -42,7 +42,8 @@ const (
 	Normal Durability = iota
 	// Full (synchronous=FULL) syncs the write-ahead log at every commit: a
 	// committed change survives a power loss too, at the cost of one fsync
-	// per Write.
+	// per Write (on macOS, fcntl F_FULLFSYNC: PRAGMA fullfsync and
+	// checkpoint_fullfsync are on).
 	Full
 )
 
@@ -468,13 +469,21 @@ func dsnParams(opts Options, readOnly bool) string {
 // cacheMiB.
 func basePragmas(opts Options, cacheMiB int) []string {
 	busy := (opts.BusyTimeout + time.Millisecond - 1) / time.Millisecond
-	return []string{
+	p := []string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", busy),
 		"_pragma=foreign_keys(1)",
 		"_pragma=temp_store(memory)",
 		"_pragma=synchronous(" + opts.Durability.pragma() + ")",
 		fmt.Sprintf("_pragma=cache_size(%d)", -cacheMiB*1024),
 	}
+	if opts.Durability == Full {
+		// On macOS fsync leaves the data in the drive's cache; only
+		// fcntl(F_FULLFSYNC) writes it to the medium, and SQLite uses it
+		// when these are on (for commits and for checkpoints). Other
+		// systems have no F_FULLFSYNC and ignore them.
+		p = append(p, "_pragma=fullfsync(1)", "_pragma=checkpoint_fullfsync(1)")
+	}
+	return p
 }
 
 // setWAL puts the file in WAL mode. Switching a new file to WAL takes an
