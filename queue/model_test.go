@@ -124,6 +124,36 @@ type modelItem struct {
 	keptToken int64
 }
 
+// calledSince is the engine's judgement of an extension of it's lease,
+// in p, by its campaigns (queue's calledSince): the contact counts a call
+// at or after the lease's end (as stored, grace included) in another pool
+// of the campaign governing p, or of a campaign keeping it's call (its
+// pool detached mid-call), or in a call one of them kept, other than the
+// call kept of this very lease.
+func (m *modelMachine) calledSince(p *modelPool, it *modelItem) bool {
+	keeps := func(k *modelItem) bool { return k.keptOf == it && k.keptToken != 0 && k.keptToken == it.token }
+	var cs []*modelCampaign
+	for _, c := range m.campaigns {
+		if c == p.governor() || slices.ContainsFunc(c.kept, keeps) {
+			cs = append(cs, c)
+		}
+	}
+	end := it.leaseExp
+	for _, c := range cs {
+		for _, q := range c.pools {
+			if o := q.find(it.contact); q != p && o != nil && !o.callAt.Before(end) {
+				return true
+			}
+		}
+		for _, k := range c.kept {
+			if k.contact == it.contact && !keeps(k) && !k.callAt.Before(end) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // callGoesOn reports whether it is a call under way at now: an item in
 // flight under a lease not ended, or the calls kept of one still in the
 // call it was in when it left (the same token).
@@ -844,6 +874,15 @@ func (m *modelMachine) settleLease(t *rapid.T, op string, h *heldLease) {
 		require.ErrorIs(t, err, queue.ErrLeaseLost, "%s with a stale lease", op)
 	case !it.leaseExp.Add(-m.grace).After(now):
 		require.ErrorIs(t, err, queue.ErrLeaseLost, "%s with a lease past its deadline", op)
+		p.expireAll(now)
+	case op == "extend" && m.calledSince(p, it):
+		// The contact's call in another pool of a campaign of the lease
+		// is counted at or after the lease's end: the engine takes the
+		// lease for ended (a claim by a clock ahead may have), which a
+		// clock stepped back (Rewind) makes of a call counted before
+		// this lease began too. Its transaction applies the pool's other
+		// expired leases.
+		require.ErrorIs(t, err, queue.ErrLeaseLost, "extend after a call of the contact at or after the lease's end")
 		p.expireAll(now)
 	case op == "release" && it.status == pool.StatusInCall:
 		// The call connected: the attempt counts; the refusal writes
