@@ -67,7 +67,11 @@ func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, erro
 // let it through (an Add, a settlement that frees a slot or makes an item
 // due, a raised cap, a Requeue, the pool's deletion), at the next retry time
 // or lease deadline of the pool, and at the latest every PollInterval (for
-// changes made by another process). It returns ctx's error when ctx ends
+// changes made by another process). A look that no wake-up asked for (the
+// poll, a retry time or deadline come) is first a read transaction, which
+// claims only when the pool may give: a Dequeue blocked on a pool with
+// nothing to give costs a read a PollInterval (see the README's "Many
+// pools"), and holds no connection while it sleeps. It returns ctx's error when ctx ends
 // first, and [ErrClosed] once Close has begun; in both cases no lease is
 // held. A store lock that another process or node holds past the store's
 // timeout ([store.ErrLockTimeout]) does not end the wait: it looks again.
@@ -113,22 +117,29 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 		}
 	}()
 	var floor, locked backoff
+	polled := false // the last sleep ended at its timer, not at a wake-up
 	for {
-		ls, err := e.tryDequeue(ctx, poolID, n, uuid.Nil)
-		if !isNothing(err) && !isLockTimeout(err) {
-			return ls, err
+		wait, look := time.Duration(0), true
+		if polled {
+			wait, look = e.poll(ctx, poolID, &floor)
 		}
-		wait := e.opts.PollInterval // held: what frees it (a start, a resume, a detach) wakes this
-		switch {
-		case isLockTimeout(err):
-			// Another process or node held the lock past the store's
-			// timeout: the wait goes on, as long as ctx allows, looking
-			// again soon (a growing pause, in case the timeout is short).
-			wait = locked.pause(0, e.opts.PollInterval)
-		case !errors.Is(err, ErrHeld):
-			locked.reset()
-			if wait, err = e.pause(ctx, poolID, &floor); err != nil {
-				return nil, err
+		if look {
+			ls, err := e.tryDequeue(ctx, poolID, n, uuid.Nil)
+			if !isNothing(err) && !isLockTimeout(err) {
+				return ls, err
+			}
+			wait = e.opts.PollInterval // held: what frees it (a start, a resume, a detach) wakes this
+			switch {
+			case isLockTimeout(err):
+				// Another process or node held the lock past the store's
+				// timeout: the wait goes on, as long as ctx allows, looking
+				// again soon (a growing pause, in case the timeout is short).
+				wait = locked.pause(0, e.opts.PollInterval)
+			case !errors.Is(err, ErrHeld):
+				locked.reset()
+				if wait, err = e.pause(ctx, poolID, &floor); err != nil {
+					return nil, err
+				}
 			}
 		}
 		if timer == nil {
@@ -136,9 +147,11 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 		} else {
 			timer.Reset(wait)
 		}
+		polled = false
 		select {
 		case <-wake:
 		case <-timer.C:
+			polled = true
 		case <-ctx.Done():
 			return nil, fmt.Errorf("dequeue: %w", ctx.Err())
 		case <-e.closing:
@@ -166,6 +179,35 @@ func (e *Engine) pause(ctx context.Context, poolID uuid.UUID, floor *backoff) (t
 		return e.opts.PollInterval, nil
 	}
 	return floor.pause(next.Sub(e.now()), e.opts.PollInterval), nil
+}
+
+// poll is a blocked Dequeue's look at its pool when its sleep ended with
+// no wake-up (its safety poll, or the pool's next retry time or lease
+// deadline come): it reads whether a claim could find anything (see
+// store.Tx.PoolWakes), and reports whether to claim; if not, it returns
+// how long to sleep again, as pause does. So a Dequeue blocked on a pool
+// with nothing to give costs a read transaction a PollInterval, not a
+// claim's write: a dialer keeps thousands of pools, most of them empty,
+// each with a waiter, and their claims would go through the one writer
+// (group commit) beside the busy pools'. A read that fails, or finds the
+// pool gone, leaves the answer to the claim.
+func (e *Engine) poll(ctx context.Context, poolID uuid.UUID, floor *backoff) (wait time.Duration, claim bool) {
+	var w store.PoolWake
+	var found bool
+	err := e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) error {
+		wakes, err := tx.PoolWakes(ctx, poolID)
+		w, found = wakes[poolID]
+		return err
+	})
+	now := e.now()
+	if err != nil || !found || mayGive(w, now) {
+		return 0, true
+	}
+	if !w.HasNext {
+		floor.reset()
+		return e.opts.PollInterval, false
+	}
+	return floor.pause(w.Next.Sub(now), e.opts.PollInterval), false
 }
 
 // backoff is the floor under a blocked Dequeue's sleeps. A next-wake time

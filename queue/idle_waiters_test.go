@@ -96,7 +96,7 @@ func TestIdleWaiters_PollWithoutWriting(t *testing.T) {
 					}
 					return true
 				}), "every pool has its waiter")
-				reads, writes := cs.quietWrites(4 * poll)
+				reads, writes := cs.quietWrites(10 * poll) // the first looks are claims
 				time.Sleep(watch)
 				r, w := cs.reads.Load(), cs.writes.Load()
 				waiters := len(ids)

@@ -130,6 +130,17 @@ func (staleWakeTx) NextWake(context.Context, uuid.UUID) (time.Time, bool, error)
 	return time.Now().Add(-time.Hour), true, nil
 }
 
+// PoolWakes gives the same wrong bound: PoolWake.Next is NextWake's
+// answer (a blocked Dequeue reads it at its polls).
+func (tx staleWakeTx) PoolWakes(ctx context.Context, pools ...uuid.UUID) (map[uuid.UUID]store.PoolWake, error) {
+	wakes, err := tx.Tx.PoolWakes(ctx, pools...)
+	for id, w := range wakes {
+		w.Next, w.HasNext = time.Now().Add(-time.Hour), true
+		wakes[id] = w
+	}
+	return wakes, err
+}
+
 type heldBundle struct {
 	ctx  context.Context
 	path string

@@ -86,6 +86,9 @@ type Options struct {
 	// PollInterval bounds how long a blocked Dequeue sleeps without a
 	// wake-up. Wake-ups cover every change made through this Engine; the
 	// poll only catches changes made by another process sharing the store.
+	// Each blocked waiter (a Dequeue, a Work) polls on its own: one read
+	// transaction a PollInterval while its pools have nothing to give, no
+	// write (2,000 idle waiters: 2,000 reads a second at the default).
 	// At least MinPollInterval. Defaults to DefaultPollInterval (1 second).
 	PollInterval time.Duration
 	// Now is the clock. Defaults to time.Now. Engines on several nodes

@@ -205,13 +205,17 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // may be more than the handlers running (never more than the pool's cap,
 // which the claim checks in the database).
 //
-// Cost: each look at more than one pool reads, in one read transaction,
-// which of the pools may give an item (a few index seeks a pool, whatever its items; with
+// Cost: each look at more than one pool, and each look at one pool that no
+// wake-up asked for (the poll, a retry time or deadline come), reads, in
+// one read transaction, which of the pools may give an item (a few index
+// seeks a pool, whatever its items; with
 // Campaigns, the campaigns are read first, in another), then claims, a
 // write transaction each, only in those, in turn, until the free workers
 // have leases: the pools with nothing due and no lease ended, however
-// many, cost no write. A look that claims nothing reads the next wakes of
-// the pools it claimed in, in one more read transaction, and sleeps until
+// many, cost no write. So a Work whose pools have nothing to give costs
+// one read transaction a PollInterval. A look that claimed in some pool
+// reads the next wakes of the pools again, in one more read transaction
+// (one that claimed in none sleeps on its first read), and sleeps until
 // the earliest of the pools' next wakes (at most the engine's
 // PollInterval), or until something changes in them or in the campaigns
 // (an Add, a settlement, a start).
@@ -348,13 +352,15 @@ type runner struct {
 	cutWrites context.CancelFunc
 
 	// Used by produce alone.
-	own       []uuid.UUID             // opts.Pools, without repeats
-	campaigns []uuid.UUID             // opts.Campaigns, without repeats
-	next      int                     // the pool whose turn it is to be claimed from first
-	floors    []backoff               // per pool: the floor under sleeps (see backoff)
-	held      []uuid.UUID             // the pools held by their campaigns at the last claim (see pause)
-	via       map[uuid.UUID]uuid.UUID // the campaign a pool is worked for (none: one of opts.Pools, worked whatever governs it)
-	stopping  time.Time               // when produce gave back the leases of a claim that committed as Work stopped
+	own       []uuid.UUID                  // opts.Pools, without repeats
+	campaigns []uuid.UUID                  // opts.Campaigns, without repeats
+	next      int                          // the pool whose turn it is to be claimed from first
+	floors    []backoff                    // per pool: the floor under sleeps (see backoff)
+	held      []uuid.UUID                  // the pools held by their campaigns at the last claim (see pause)
+	polled    bool                         // the last sleep ended at its timer, not at a wake-up (see claim)
+	unclaimed map[uuid.UUID]store.PoolWake // what the last claim read, when it claimed in no pool (see pause)
+	via       map[uuid.UUID]uuid.UUID      // the campaign a pool is worked for (none: one of opts.Pools, worked whatever governs it)
+	stopping  time.Time                    // when produce gave back the leases of a claim that committed as Work stopped
 
 	// lost is the first error wrapping store.ErrClosed that a settlement
 	// or a give-back met: a result or a release the store, closed under
@@ -491,9 +497,11 @@ func (r *runner) produce(ctx context.Context) error {
 			continue
 		}
 		timer.Reset(r.pause(ctx))
+		r.polled = false
 		select {
 		case <-wake:
 		case <-timer.C:
+			r.polled = true
 		case <-ctx.Done():
 			return nil
 		case <-r.e.closing:
@@ -539,16 +547,18 @@ func (r *runner) running() int {
 func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 	var leases []*Lease
 	var gone []uuid.UUID // pools deleted since Work started
-	r.held = r.held[:0]
+	r.held, r.unclaimed = r.held[:0], nil
 	if len(r.pools) == 0 {
 		return nil, nil // a campaign not In Process, or without pools
 	}
 	defer func() { r.forget(gone) }()
-	// The read pays for itself when it can save a claim in another pool:
-	// Work on one pool claims in it, a write that finds out as much.
+	// The read pays for itself when it can save a claim in another pool,
+	// or when nothing was signalled since the last look (a poll: most
+	// often nothing changed). Work on one pool, woken by a change, claims
+	// in it: a write that finds out as much.
 	var wakes map[uuid.UUID]store.PoolWake
 	var err error
-	if len(r.pools) > 1 {
+	if len(r.pools) > 1 || r.polled {
 		err = r.e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
 			wakes, err = tx.PoolWakes(ctx, r.pools...)
 			return err
@@ -566,6 +576,12 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 		r.opts.OnEvent(Event{Kind: EventError, Err: err})
 	}
 	now := r.e.now() // after the read: a retry or lease that ends meanwhile is claimed now
+	claimed := false // in some pool: what the read says of it may have changed
+	defer func() {
+		if !claimed {
+			r.unclaimed = wakes
+		}
+	}()
 	for k := range r.pools {
 		i := (r.next + k) % len(r.pools)
 		if wakes != nil {
@@ -578,6 +594,7 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 				continue // nothing due, or the pool full, and no lease ended: a claim would find nothing
 			}
 		}
+		claimed = true
 		ls, err := r.e.tryDequeue(ctx, r.pools[i], n-len(leases), r.via[r.pools[i]]) // nothing if it left its campaign
 		switch {
 		case err == nil:
@@ -647,8 +664,8 @@ func (r *runner) pause(ctx context.Context) time.Duration {
 			ids = append(ids, id)
 		}
 	}
-	var wakes map[uuid.UUID]store.PoolWake
-	if len(ids) > 0 {
+	wakes := r.unclaimed // the claim's read, when it claimed in no pool: nothing has changed it
+	if len(ids) > 0 && wakes == nil {
 		err := r.e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
 			wakes, err = tx.PoolWakes(ctx, ids...)
 			return err
