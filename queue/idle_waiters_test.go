@@ -67,6 +67,7 @@ func TestIdleWaiters_PollWithoutWriting(t *testing.T) {
 				require.NoError(t, eng.Fail(ctx, l, queue.Failure{RetryAt: time.Now().Add(time.Hour)}))
 				ids = append(ids, full, later)
 
+				ops := eng.Stats().Operations
 				got := make(chan *queue.Lease, len(ids))
 				done := make(chan error, len(ids))
 				handler := func(ctx context.Context, l *queue.Lease) error { got <- l; return nil }
@@ -96,7 +97,14 @@ func TestIdleWaiters_PollWithoutWriting(t *testing.T) {
 					}
 					return true
 				}), "every pool has its waiter")
-				reads, writes := cs.quietWrites(10 * poll) // the first looks are claims
+				// A waiter's first look is a claim (Work on all pools reads
+				// first, and claims in none).
+				firsts := uint64(len(ids))
+				if kind == "WorkAllPools" {
+					firsts = 0
+				}
+				require.True(t, waitUntil(10*time.Second, func() bool { return eng.Stats().Operations-ops >= firsts }), "the first looks")
+				reads, writes := cs.quietWrites(10 * poll)
 				time.Sleep(watch)
 				r, w := cs.reads.Load(), cs.writes.Load()
 				waiters := len(ids)
