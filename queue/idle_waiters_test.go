@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
@@ -32,7 +33,8 @@ func bothStores(t *testing.T, fn func(t *testing.T, st store.Store)) {
 }
 
 // TestIdleWaiters_PollWithoutWriting: a waiter blocked on a pool with
-// nothing to give (a Dequeue, a Work on that pool, a Work on all of them)
+// nothing to give (a Dequeue, a Work on that pool, a Work on all of them;
+// the pool empty, full, waiting for a retry, or held by its campaign)
 // looks at its safety poll with one read transaction, and makes no write
 // transaction. A dialer keeps hundreds to thousands of pools, most of them
 // empty, each with a waiter: a claim at each poll cost the store a write
@@ -65,7 +67,17 @@ func TestIdleWaiters_PollWithoutWriting(t *testing.T) {
 				l, err := eng.TryDequeue(ctx, later)
 				require.NoError(t, err)
 				require.NoError(t, eng.Fail(ctx, l, queue.Failure{RetryAt: time.Now().Add(time.Hour)}))
-				ids = append(ids, full, later)
+				// One pool with an item due, held by the draft campaign it
+				// is attached to.
+				held := b.pool(t, pool.FIFO, 1, 3).UUID
+				b.add(t, held, 1)
+				rule, err := eng.CreateRule(ctx, campaign.CreateRuleParams{Name: "a rule"})
+				require.NoError(t, err)
+				c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "a draft", RuleUUID: &rule.UUID})
+				require.NoError(t, err)
+				_, err = eng.AttachPools(ctx, c.UUID, held)
+				require.NoError(t, err)
+				ids = append(ids, full, later, held)
 
 				ops := eng.Stats().Operations
 				got := make(chan *queue.Lease, len(ids))
@@ -98,10 +110,10 @@ func TestIdleWaiters_PollWithoutWriting(t *testing.T) {
 					return true
 				}), "every pool has its waiter")
 				// A waiter's first look is a claim (Work on all pools reads
-				// first, and claims in none).
+				// first, and claims in the held pool alone).
 				firsts := uint64(len(ids))
 				if kind == "WorkAllPools" {
-					firsts = 0
+					firsts = 1
 				}
 				require.True(t, waitUntil(10*time.Second, func() bool { return eng.Stats().Operations-ops >= firsts }), "the first looks")
 				reads, writes := cs.quietWrites(10 * poll)
