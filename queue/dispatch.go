@@ -118,13 +118,15 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 	}()
 	var floor, locked backoff
 	polled := false // the last sleep ended at its timer, not at a wake-up
+	held := false   // the last claim found the pool held by its campaigns
 	for {
 		wait, look := time.Duration(0), true
 		if polled {
-			wait, look = e.poll(ctx, poolID, &floor)
+			wait, look = e.poll(ctx, poolID, held, &floor)
 		}
 		if look {
 			ls, err := e.tryDequeue(ctx, poolID, n, uuid.Nil)
+			held = errors.Is(err, ErrHeld)
 			if !isNothing(err) && !isLockTimeout(err) {
 				return ls, err
 			}
@@ -190,16 +192,30 @@ func (e *Engine) pause(ctx context.Context, poolID uuid.UUID, floor *backoff) (t
 // claim's write: a dialer keeps thousands of pools, most of them empty,
 // each with a waiter, and their claims would go through the one writer
 // (group commit) beside the busy pools'. A read that fails, or finds the
-// pool gone, leaves the answer to the claim.
-func (e *Engine) poll(ctx context.Context, poolID uuid.UUID, floor *backoff) (wait time.Duration, claim bool) {
+// pool gone, leaves the answer to the claim. When the last claim found the
+// pool held by its campaigns (held), and it has items to give, the read
+// also asks whether it still is (see stillHeld): a held pool's items stay
+// due, and what frees it in another process (a campaign started there)
+// is learnt at this poll.
+func (e *Engine) poll(ctx context.Context, poolID uuid.UUID, held bool, floor *backoff) (wait time.Duration, claim bool) {
 	var w store.PoolWake
-	var found bool
+	var found, still bool
 	err := e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) error {
 		wakes, err := tx.PoolWakes(ctx, poolID)
+		if err != nil {
+			return err
+		}
 		w, found = wakes[poolID]
+		still = false
+		if held && found && mayGive(w, e.now()) {
+			still, err = stillHeld(ctx, tx, poolID)
+		}
 		return err
 	})
 	now := e.now()
+	if err == nil && still {
+		return e.opts.PollInterval, false // what frees it (a start, a resume, a detach) wakes this
+	}
 	if err != nil || !found || mayGive(w, now) {
 		return 0, true
 	}
@@ -208,6 +224,17 @@ func (e *Engine) poll(ctx context.Context, poolID uuid.UUID, floor *backoff) (wa
 		return e.opts.PollInterval, false
 	}
 	return floor.pause(w.Next.Sub(now), e.opts.PollInterval), false
+}
+
+// stillHeld reports whether pool id, in a read transaction, is held by its
+// campaigns as a claim would find it (see govern): attached to some, none
+// of them In Process.
+func stillHeld(ctx context.Context, tx store.Tx, id uuid.UUID) (bool, error) {
+	cs, attached, err := tx.PoolGovernors(ctx, id)
+	if err != nil || !attached {
+		return false, err
+	}
+	return len(cs) == 0 || !cs[0].Status.Dispatches(), nil
 }
 
 // backoff is the floor under a blocked Dequeue's sleeps. A next-wake time

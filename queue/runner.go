@@ -547,6 +547,7 @@ func (r *runner) running() int {
 func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 	var leases []*Lease
 	var gone []uuid.UUID // pools deleted since Work started
+	wasHeld := slices.Clone(r.held)
 	r.held, r.unclaimed = r.held[:0], nil
 	if len(r.pools) == 0 {
 		return nil, nil // a campaign not In Process, or without pools
@@ -556,12 +557,32 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 	// or when nothing was signalled since the last look (a poll: most
 	// often nothing changed). Work on one pool, woken by a change, claims
 	// in it: a write that finds out as much.
+	// A poll also asks, of the pools the last claim found held by their
+	// campaigns and that have items to give, whether they still are (see
+	// stillHeld): their items stay due, and a claim in each, at each
+	// poll, would be a write that ends in ErrHeld.
 	var wakes map[uuid.UUID]store.PoolWake
+	var held []uuid.UUID
 	var err error
 	if len(r.pools) > 1 || r.polled {
 		err = r.e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
-			wakes, err = tx.PoolWakes(ctx, r.pools...)
-			return err
+			held = nil // a read run again starts afresh
+			if wakes, err = tx.PoolWakes(ctx, r.pools...); err != nil || !r.polled {
+				return err
+			}
+			now := r.e.now()
+			for _, id := range wasHeld {
+				if w, ok := wakes[id]; ok && mayGive(w, now) {
+					h, err := stillHeld(ctx, tx, id)
+					if err != nil {
+						return err
+					}
+					if h {
+						held = append(held, id)
+					}
+				}
+			}
+			return nil
 		})
 	}
 	switch {
@@ -592,6 +613,10 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 			}
 			if !mayGive(w, now) {
 				continue // nothing due, or the pool full, and no lease ended: a claim would find nothing
+			}
+			if slices.Contains(held, r.pools[i]) {
+				r.held = append(r.held, r.pools[i]) // still held: a claim would find as much
+				continue
 			}
 		}
 		claimed = true

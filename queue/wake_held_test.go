@@ -1,6 +1,8 @@
 package queue_test
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -58,6 +60,53 @@ func TestEngine_DequeueWakesWhenAHoldEnds(t *testing.T) {
 				require.NoError(t, err)
 			case <-time.After(5 * time.Second):
 				t.Fatal("the Dequeue was not woken when the hold ended")
+			}
+		})
+	}
+}
+
+// TestEngine_HeldPoolFreedElsewhereAtThePoll: a waiter on a pool held by
+// a Draft campaign (a Dequeue; a Work on it, alone and with another pool)
+// polls it with a read that asks whether it is still held, claiming
+// nothing while it is; when another process sharing the file lets go of
+// it (no wake-up reaches this one), the waiter claims at its next poll.
+func TestEngine_HeldPoolFreedElsewhereAtThePoll(t *testing.T) {
+	for _, kind := range []string{"Dequeue", "WorkOnePool", "WorkTwoPools"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "shared.db")
+			opts := queue.Options{PollInterval: 20 * time.Millisecond}
+			here := &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
+			there := &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
+			p := here.pool(t, pool.FIFO, 1, 3)
+			other := here.pool(t, pool.FIFO, 1, 3)
+			here.add(t, p.UUID, 1)
+			held := here.campaignOf(t, uuid.Nil, p.UUID) // a Draft: it holds the pool
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			got := make(chan error, 2)
+			h := func(context.Context, *queue.Lease) error { got <- nil; return nil }
+			switch kind {
+			case "Dequeue":
+				go func() { _, err := here.eng.Dequeue(ctx, p.UUID); got <- err }()
+			case "WorkOnePool":
+				go func() { _ = here.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}}) }()
+			case "WorkTwoPools":
+				go func() { _ = here.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{other.UUID, p.UUID}}) }()
+			}
+			require.Eventually(t, func() bool { return queue.Waiting(here.eng, p.UUID) > 0 }, 5*time.Second, time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // its first look (ErrHeld), then polls
+			before := here.eng.Stats().Operations
+			time.Sleep(200 * time.Millisecond) // 10 polls
+			require.Zero(t, here.eng.Stats().Operations-before, "a poll of a pool still held claims nothing")
+			detached, err := there.eng.DetachPool(there.ctx, held.UUID, p.UUID)
+			require.NoError(t, err)
+			require.True(t, detached)
+			select {
+			case err := <-got:
+				require.NoError(t, err)
+			case <-time.After(5 * time.Second):
+				t.Fatal("the waiter did not claim once the hold ended in the other process")
 			}
 		})
 	}
