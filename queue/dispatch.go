@@ -196,7 +196,9 @@ func (e *Engine) pause(ctx context.Context, poolID uuid.UUID, floor *backoff) (t
 // pool held by its campaigns (held), and it has items to give, the read
 // also asks whether it still is (see stillHeld): a held pool's items stay
 // due, and what frees it in another process (a campaign started there)
-// is learnt at this poll.
+// is learnt at this poll. Until then its ended leases and come retries
+// wait, as they do for any pool no claim touches, for the first claim
+// once the hold ends.
 func (e *Engine) poll(ctx context.Context, poolID uuid.UUID, held bool, floor *backoff) (wait time.Duration, claim bool) {
 	var w store.PoolWake
 	var found, still bool

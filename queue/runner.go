@@ -473,6 +473,7 @@ func (r *runner) produce(ctx context.Context) error {
 			unsubscribe = r.e.wake.subscribe(wake, r.pools...)
 		}
 		leases, err := r.claim(ctx, free)
+		r.polled = false // a look made after a worker's end is no poll
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err() // shutting down: claimed leases are given back, not started
 		} else if err == nil && r.e.isClosing() {
