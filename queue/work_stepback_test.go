@@ -79,6 +79,22 @@ type behindStore struct {
 
 var errBehind = errors.New("clock behind")
 
+// behindEngine opens an engine with leases of lease on an in-memory
+// store that refuses extensions while behind is set, whose clock is the
+// process's moved by off.
+func behindEngine(t *testing.T, lease time.Duration) (b *testBundle, behind *atomic.Bool, off *atomic.Int64) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	behind, off = new(atomic.Bool), new(atomic.Int64)
+	eng, err := queue.New(behindStore{st, behind}, queue.Options{LeaseTimeout: lease, PollInterval: time.Hour,
+		Now: func() time.Time { return time.Now().Add(time.Duration(off.Load())) }})
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	return &testBundle{ctx: ctx, eng: eng, st: st}, behind, off
+}
+
 func (s behindStore) ClockBehind() error {
 	if s.behind.Load() {
 		return errBehind
@@ -96,17 +112,8 @@ func (s behindStore) ClockBehind() error {
 func TestEngine_Work_WatchdogAfterStepBack(t *testing.T) {
 	t.Parallel()
 	const lease = 2 * time.Second
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	var behind atomic.Bool
-	var off atomic.Int64
-	eng, err := queue.New(behindStore{st, &behind}, queue.Options{LeaseTimeout: lease, PollInterval: time.Hour,
-		Now: func() time.Time { return time.Now().Add(time.Duration(off.Load())) }})
-	require.NoError(t, err)
-	t.Cleanup(func() { eng.Close() })
-	b := &testBundle{ctx: ctx, eng: eng, st: st}
+	b, behind, off := behindEngine(t, lease)
+	ctx, eng := b.ctx, b.eng
 	p := b.pool(t, pool.FIFO, 1, 3)
 	b.add(t, p.UUID, 1)
 	rec := newRecorder(func(evs []queue.Event) bool { return evs[len(evs)-1].Kind == queue.EventExpired })
@@ -154,17 +161,8 @@ func TestEngine_Work_WatchdogAfterStepBack(t *testing.T) {
 // campaign: TestEngine_ExtendBehindAClaimAhead_ClockRefused.)
 func TestEngine_ExtendWhileBehind(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	var behind atomic.Bool
-	var off atomic.Int64
-	eng, err := queue.New(behindStore{st, &behind}, queue.Options{LeaseTimeout: time.Minute, PollInterval: time.Hour,
-		Now: func() time.Time { return time.Now().Add(time.Duration(off.Load())) }})
-	require.NoError(t, err)
-	t.Cleanup(func() { eng.Close() })
-	b := &testBundle{ctx: ctx, eng: eng, st: st}
+	b, behind, off := behindEngine(t, time.Minute)
+	ctx, eng := b.ctx, b.eng
 	p := b.pool(t, pool.Parallel, 2, 3)
 	b.add(t, p.UUID, 2)
 	live, err := eng.TryDequeue(ctx, p.UUID)
