@@ -121,7 +121,10 @@ func (e *Engine) MarkInCall(ctx context.Context, l *Lease) error {
 // it: the lease is judged after those claims, and is lost when the
 // contact was called from another of the campaign's pools at or after the
 // lease's end (a claim on a node whose clock is ahead took this call for
-// ended). d must be
+// ended); after this node's clock stepped back, a call counted there
+// before the lease began, at an instant now ahead of its end, reads the
+// same way: the call is cut short rather than the contact called twice
+// (times cannot tell the two apart). d must be
 // from [MinLeaseTimeout] to [MaxLeaseTimeout]. Errors: [ErrLeaseLost],
 // also for a lease that ended before the extension was written (its
 // transaction waited behind others), [validate.Errors] for a bad d or a
