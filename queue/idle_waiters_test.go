@@ -40,7 +40,8 @@ func bothStores(t *testing.T, fn func(t *testing.T, st store.Store)) {
 // empty, each with a waiter: a claim at each poll cost the store a write
 // a waiter a second (PollInterval), which group commit ran beside the busy
 // pools' claims and settlements; on PostgreSQL 2,000 idle Dequeues cut a
-// busy pool's 16 workers from 5,501 to 1,264 items a second.
+// busy pool's 16 workers from about 5,400 to 2,200-2,600 items a second
+// (README, "Many pools").
 func TestIdleWaiters_PollWithoutWriting(t *testing.T) {
 	const (
 		pools = 12
