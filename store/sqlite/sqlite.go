@@ -663,9 +663,8 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	defer s.endTurn()
 	if err := s.beginImmediate(ctx); err != nil {
-		// The driver reports ctx's error for a statement during which it
-		// saw ctx end, even one that ran: the transaction may have begun.
-		// A ROLLBACK with none open fails, harmlessly.
+		// A ROLLBACK with no transaction open fails, harmlessly: it ends
+		// one a failed BEGIN might have left open.
 		s.rollback(ctx)
 		if isBusy(err) {
 			// Another process held the file's write lock for the whole
@@ -757,16 +756,24 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 // microseconds between its transactions: with tries that far apart, a
 // Write of another process met the lock taken try after try, past its
 // busy timeout (TestStore_WriteNotStarvedByAnotherStore). It returns the
-// last try's error.
+// last try's error, or ctx's when ctx ends between two tries.
+//
+// Only the waits between tries watch ctx (Write's takeTurn checked it just
+// before): a try never waits (the writer's connection has no busy
+// timeout), and the driver watches a statement's context that can end
+// from a goroutine it starts for the statement, a cost paid at every Write
+// (group commit gives each Write a context that ends once its callers have
+// all left).
 func (s *Store) beginImmediate(ctx context.Context) error {
+	own := context.WithoutCancel(ctx)
 	if s.r == nil { // :memory:: one connection, never busy
-		_, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE")
+		_, err := s.wc.ExecContext(own, "BEGIN IMMEDIATE")
 		return err
 	}
 	deadline := time.Now().Add(s.busyTimeout)
 	var timer *time.Timer
 	for pause := 20 * time.Microsecond; ; pause = min(2*pause, lockPoll) {
-		_, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE")
+		_, err := s.wc.ExecContext(own, "BEGIN IMMEDIATE")
 		if err == nil || !isBusy(err) || !time.Now().Before(deadline) {
 			return err
 		}
