@@ -16,13 +16,13 @@ import (
 
 // open returns an engine over a fresh SQLite file in a temp dir: the real
 // deployment shape (WAL, separate read pool), not :memory:.
-func open(b *testing.B, d sqlite.Durability) (*queue.Engine, *sqlite.Store) {
+func open(b testing.TB, d sqlite.Durability) (*queue.Engine, *sqlite.Store) {
 	b.Helper()
 	return openWith(b, d, queue.Options{})
 }
 
 // openWith is open with the engine's options (a clock, say).
-func openWith(b *testing.B, d sqlite.Durability, opts queue.Options) (*queue.Engine, *sqlite.Store) {
+func openWith(b testing.TB, d sqlite.Durability, opts queue.Options) (*queue.Engine, *sqlite.Store) {
 	b.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Durability: d})
@@ -38,7 +38,7 @@ func openWith(b *testing.B, d sqlite.Durability, opts queue.Options) (*queue.Eng
 	return eng, st
 }
 
-func mustPool(b *testing.B, eng *queue.Engine, typ pool.Type) pool.Pool {
+func mustPool(b testing.TB, eng *queue.Engine, typ pool.Type) pool.Pool {
 	b.Helper()
 	p, err := eng.CreatePool(context.Background(), pool.CreateParams{
 		Name: "bench pool", Description: "benchmark", Type: typ, MaxParallelItems: new(100),
@@ -50,7 +50,7 @@ func mustPool(b *testing.B, eng *queue.Engine, typ pool.Type) pool.Pool {
 }
 
 // fill adds n Pending items to a pool in batches of 10k.
-func fill(b *testing.B, eng *queue.Engine, id uuid.UUID, n int) {
+func fill(b testing.TB, eng *queue.Engine, id uuid.UUID, n int) {
 	b.Helper()
 	const batch = 10_000
 	items := make([]pool.NewItem, 0, batch)
