@@ -501,12 +501,12 @@ func (e *Engine) changeCampaign(ctx context.Context, id uuid.UUID,
 // defaults, a start, a pause, a completion and a deletion each took 0.3 to
 // 1 s, while another node's Adds went on without a failure. The campaigns
 // of a rule are not bounded: [Engine.UpdateRule] takes the rule's lock,
-// and the pools' only of those that hold a lease that ended (it took every
-// pool of the rule's campaigns until December 2026, and could not update a
-// rule of 13 campaigns at the bound).
+// and the pools' only of those that hold a lease that ended (taking every
+// pool of the rule's campaigns, it could not update a rule of 13 campaigns
+// at the bound).
 //
-// A campaign attached past the bound before it existed (poolq before
-// December 2026) keeps its pools and works as far as the server allows
+// A campaign attached past the bound by a poolq that had no such bound
+// keeps its pools and works as far as the server allows
 // (at the defaults, with 6,000 pools a start or a pause took 1.4 s; with
 // 13,000 neither a start nor a deletion could, and the deletion made
 // other sessions' Adds fail too); it takes no new pool until detaches
@@ -521,7 +521,7 @@ const MaxPoolsPerCampaign = 1000
 // duplicates and unknown pools included: MaxPoolsPerCampaign, as a call
 // reads, and on PostgreSQL locks, each pool it names in one transaction
 // (a call of more, which could not attach them all anyway, would take
-// locks past the bound's; until December 2026 it took 10,000).
+// locks past the bound's).
 const MaxPoolsPerCall = MaxPoolsPerCampaign
 
 // AttachPools attaches pools to a campaign, after those it has. It is

@@ -24,7 +24,7 @@ type querier interface {
 // its BEGIN travels with its first statements and its COMMIT with its last
 // ones (the count changes and the NOTIFY): two round trips fewer than a
 // pgx.Tx, whose Begin and Commit are each a round trip of their own, in
-// transactions of about ten (see bench/RESULTS.md, session 9).
+// transactions of about ten (bench/RESULTS.md has what that saves).
 //
 // The transaction begins with the first statement sent, BEGIN in the same
 // round trip (a batch); commit ends it; rollback ends it otherwise, and

@@ -102,9 +102,9 @@
 // Process or Paused) that hold a lease that ended, which it applies under
 // the old values first, read in one statement ([store.Tx.RulePools]). So
 // an update's locks do not grow with the pools its rule governs: a rule of
-// 13 campaigns of 1,000 pools, whose update took every pool's lock until
-// December 2026, could not be updated ("out of shared memory", see Group
-// commit below); its update now takes 14 ms. Shared locks do not wait for
+// 13 campaigns of 1,000 pools, which an update taking every pool's lock
+// could not update ("out of shared memory", see Group commit below), is
+// updated in 14 ms. Shared locks do not wait for
 // each other: the claims of a rule's pools still run in parallel. In the
 // key order, like the others: a claim that holds its pool and then reads
 // a rule that an update holds only tries it, and runs again taking the
@@ -166,7 +166,8 @@
 // its own pool only: its cost grows with the items of the pool that match,
 // not with the pool nor with the other pools. Measured (BenchmarkSearch,
 // first page of 25 and total, p50, 2 cores, PostgreSQL 15 on the same
-// machine; bench/RESULTS.md, session 21) on a pool of 100k items that all
+// machine; bench/RESULTS.md, "the PostgreSQL search and contact-insert
+// numbers of store/postgres's doc") on a pool of 100k items that all
 // have contact fields: a phone number 0.29 ms, a common word then a rare
 // one 0.32 ms (the same at 10k), a prefix of 1.1 % of the emails 0.68 ms
 // (0.38 ms at 10k), a prefix of every email 35 ms (3.2 ms at 10k: it
@@ -202,10 +203,10 @@
 // statement or its COMMIT, their check (every item found in the status
 // the engine read it in) made by the server (poolq_expect_rows, which
 // fails the statement and so the transaction). A transaction of the Work
-// drain that claims and settles went from ten round trips to four: lock,
-// read, read (with the first write), commit (with the second); the drain
-// went from 0.37 of River's throughput to 0.89 (bench/RESULTS.md, sessions
-// 9 and 10), and was 1.1 times River's in the 2026-12-03 run at d04c7a6.
+// drain that claims and settles is four round trips: lock, read, read
+// (with the first write), commit (with the second), instead of ten without
+// the savings above (bench/RESULTS.md has what that does to the drain
+// against River's).
 //
 // A shared transaction holds a lock per pool its operations touch (the
 // advisory locks in the server's lock table, which every session shares:
@@ -403,11 +404,7 @@
 // wakes. A host that extends leases itself, without Work, must stop its
 // call at the lease's end as last written when an extension is refused,
 // counted on a monotonic clock (Go's time.Since), not at Lease.ExpiresAt
-// by a clock that has stepped back. (Until December 2026 the clocks were
-// compared at Open only: a clock that went wrong after it let its node
-// call contacts other nodes were on; and until then a node whose clock
-// stepped behind by more than the grace went on extending its calls, at
-// ends the others reached first: two calls at once.)
+// by a clock that has stepped back.
 //
 // # Connection poolers
 //
@@ -439,7 +436,8 @@
 //     and descriptions, but a settlement note holding one fails its write.
 //   - Adding items with contact fields costs about twice as much as
 //     without (bulk, BenchmarkInsertContacts: 19.5k items/s against 45.2k,
-//     bench/RESULTS.md session 21):
+//     bench/RESULTS.md, "the PostgreSQL search and contact-insert numbers
+//     of store/postgres's doc"):
 //     wider rows, and their words written to the search index at once
 //     (fastupdate off), so that no search has to read through a list of
 //     entries not yet merged into the index.

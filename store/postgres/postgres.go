@@ -597,8 +597,9 @@ func checkLocking(ctx context.Context, conn *pgx.Conn, schema string, l Locking)
 // index seek or walk keyed by them; TestPlans checks those of dispatch and
 // settlement), so planning again only cost: 60–160 µs of server time a
 // statement here, a fifth of the server's time in a claim and a
-// settlement each in a transaction of its own (bench/RESULTS.md, session
-// 11). A search plans with bitmap scans on, since it always runs with them.
+// settlement each in a transaction of its own (bench/RESULTS.md, "the
+// server's time, generic plans"). A search plans with bitmap scans on,
+// since it always runs with them.
 var planner = map[string]string{
 	"enable_seqscan":    "off",
 	"enable_bitmapscan": "off",
