@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,13 +67,17 @@ func TestEngine_DequeueWakesWhenAHoldEnds(t *testing.T) {
 }
 
 // TestEngine_HeldPoolFreedElsewhereAtThePoll: a waiter on a pool held by
-// a Draft campaign (a Dequeue; a Work on it, alone and with another pool)
-// polls it with a read that asks whether it is still held, claiming
-// nothing while it is; when another process sharing the file lets go of
-// it (no wake-up reaches this one), the waiter claims at its next poll.
+// its campaign (a Draft, or one Paused, which governs the pool and does
+// not dial it) polls it with a read that asks whether it is still held,
+// claiming nothing while it is (a Dequeue; a Work on it, alone and with
+// another pool); when another process sharing the file lets go of it (the
+// pool detached from the Draft, the Paused campaign resumed: no wake-up
+// reaches this one), the waiter claims at its next poll.
 func TestEngine_HeldPoolFreedElsewhereAtThePoll(t *testing.T) {
-	for _, kind := range []string{"Dequeue", "WorkOnePool", "WorkTwoPools"} {
-		t.Run(kind, func(t *testing.T) {
+	for _, name := range []string{"Draft/Dequeue", "Draft/WorkOnePool", "Draft/WorkTwoPools",
+		"Paused/Dequeue", "Paused/WorkOnePool", "Paused/WorkTwoPools"} {
+		hold, kind, _ := strings.Cut(name, "/")
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(t.TempDir(), "shared.db")
 			opts := queue.Options{PollInterval: 20 * time.Millisecond}
@@ -81,11 +86,18 @@ func TestEngine_HeldPoolFreedElsewhereAtThePoll(t *testing.T) {
 			p := here.pool(t, pool.FIFO, 1, 3)
 			other := here.pool(t, pool.FIFO, 1, 3)
 			here.add(t, p.UUID, 1)
-			held := here.campaignOf(t, uuid.Nil, p.UUID) // a Draft: it holds the pool
+			held := here.campaignOf(t, uuid.Nil, p.UUID) // a Draft holds the pool; Paused, it governs it, not dialling
+			if hold == "Paused" {
+				_, err := here.eng.StartCampaign(here.ctx, held.UUID)
+				require.NoError(t, err)
+				_, err = here.eng.PauseCampaign(here.ctx, held.UUID)
+				require.NoError(t, err)
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			got := make(chan error, 2)
 			h := func(context.Context, *queue.Lease) error { got <- nil; return nil }
+			ops := here.eng.Stats().Operations
 			switch kind {
 			case "Dequeue":
 				go func() { _, err := here.eng.Dequeue(ctx, p.UUID); got <- err }()
@@ -94,14 +106,20 @@ func TestEngine_HeldPoolFreedElsewhereAtThePoll(t *testing.T) {
 			case "WorkTwoPools":
 				go func() { _ = here.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{other.UUID, p.UUID}}) }()
 			}
-			require.Eventually(t, func() bool { return queue.Waiting(here.eng, p.UUID) > 0 }, 5*time.Second, time.Millisecond)
-			time.Sleep(100 * time.Millisecond) // its first look (ErrHeld), then polls
+			// Counted from the waiter's first look, a claim that finds the
+			// pool held, which a loaded machine may delay.
+			require.Eventually(t, func() bool { return here.eng.Stats().Operations > ops }, 5*time.Second, time.Millisecond)
 			before := here.eng.Stats().Operations
 			time.Sleep(200 * time.Millisecond) // 10 polls
 			require.Zero(t, here.eng.Stats().Operations-before, "a poll of a pool still held claims nothing")
-			detached, err := there.eng.DetachPool(there.ctx, held.UUID, p.UUID)
-			require.NoError(t, err)
-			require.True(t, detached)
+			if hold == "Paused" {
+				_, err := there.eng.ResumeCampaign(there.ctx, held.UUID)
+				require.NoError(t, err)
+			} else {
+				detached, err := there.eng.DetachPool(there.ctx, held.UUID, p.UUID)
+				require.NoError(t, err)
+				require.True(t, detached)
+			}
 			select {
 			case err := <-got:
 				require.NoError(t, err)
