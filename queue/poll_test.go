@@ -1,0 +1,67 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+// TestEngine_PoolDeletedElsewhereAtThePoll: a waiter on a pool that
+// another process sharing the file deletes (no wake-up reaches this one)
+// learns it at its next poll, whose read finds the pool gone: a Dequeue
+// returns store.ErrNotFound, a Work on it (alone, or with another pool)
+// drops it with an EventError wrapping store.ErrNotFound. A poll that took
+// the missing pool for one with nothing to give would sleep on it for
+// ever.
+func TestEngine_PoolDeletedElsewhereAtThePoll(t *testing.T) {
+	for _, kind := range []string{"Dequeue", "WorkOnePool", "WorkTwoPools"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "shared.db")
+			opts := queue.Options{PollInterval: 20 * time.Millisecond}
+			here := &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
+			there := &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
+			p := here.pool(t, pool.FIFO, 1, 3)
+			other := here.pool(t, pool.FIFO, 1, 3)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			gone := make(chan error, 1)
+			onEvent := func(ev queue.Event) {
+				if ev.Kind == queue.EventError && errors.Is(ev.Err, store.ErrNotFound) {
+					select {
+					case gone <- ev.Err:
+					default:
+					}
+				}
+			}
+			h := func(context.Context, *queue.Lease) error { return nil }
+			switch kind {
+			case "Dequeue":
+				go func() { _, err := here.eng.Dequeue(ctx, p.UUID); gone <- err }()
+			case "WorkOnePool":
+				go func() { _ = here.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: onEvent}) }()
+			case "WorkTwoPools":
+				go func() {
+					_ = here.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{other.UUID, p.UUID}, OnEvent: onEvent})
+				}()
+			}
+			require.Eventually(t, func() bool { return queue.Waiting(here.eng, p.UUID) > 0 }, 5*time.Second, time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // its first look, then polls
+			require.NoError(t, there.eng.DeletePool(there.ctx, p.UUID))
+			select {
+			case err := <-gone:
+				require.ErrorIs(t, err, store.ErrNotFound)
+			case <-time.After(5 * time.Second):
+				t.Fatal("the waiter did not learn that its pool was deleted in the other process")
+			}
+		})
+	}
+}
