@@ -119,3 +119,30 @@ func TestCommitter_CloseAfterItsCallersLeft(t *testing.T) {
 	c.Close()
 	require.Less(t, time.Since(start), time.Second, "Close waited for the lock of a transaction whose callers left")
 }
+
+// TestCommitter_NoTransactionForABatchLeftInTheQueue: a batch whose
+// callers all left while it waited in the queue (behind a transaction)
+// begins no transaction: a Write for nobody could wait for another
+// process's lock, and Close with it.
+func TestCommitter_NoTransactionForABatchLeftInTheQueue(t *testing.T) {
+	t.Parallel()
+	b := setup(t, groupcommit.Options{})
+	var wg sync.WaitGroup
+	release := b.hold(t, &wg)
+	before := b.c.Stats().Transactions // the held one's counted
+	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	for _, id := range ids {
+		ctx, cancel := context.WithCancel(b.ctx)
+		left := make(chan error, 1)
+		b.queue(t, &wg, func() { left <- b.c.Write(ctx, insert(id)) })
+		cancel()
+		require.ErrorIs(t, <-left, context.Canceled)
+	}
+	release()
+	wg.Wait()
+	b.c.Close() // the loop has taken the batch left behind, and is gone
+	require.Equal(t, before, b.c.Stats().Transactions, "a transaction began for a batch whose callers had all left")
+	for _, id := range ids {
+		require.False(t, b.exists(t, id))
+	}
+}
