@@ -107,3 +107,24 @@ func TestWork_LookAfterAWorkersEndIsNoPoll(t *testing.T) {
 	cancel()
 	require.NoError(t, <-errc)
 }
+
+// TestEngine_PollSleepsUntilTheNextWake: a Dequeue whose safety poll
+// finds its pool's next retry time still to come (here half a second
+// after the poll) sleeps until that time, not a whole PollInterval more,
+// and claims the item then.
+func TestEngine_PollSleepsUntilTheNextWake(t *testing.T) {
+	t.Parallel()
+	const poll = 2 * time.Second
+	b := realEngine(t, queue.Options{PollInterval: poll})
+	p := b.pool(t, pool.FIFO, 1, 3)
+	b.add(t, p.UUID, 1)
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	retry := time.Now().Add(poll + poll/4)
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{RetryAt: retry}))
+	ctx, cancel := context.WithTimeout(b.ctx, 4*poll)
+	defer cancel()
+	_, err = b.eng.Dequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Less(t, time.Since(retry), poll/2, "claimed a PollInterval after the retry time, not at it")
+}
