@@ -498,7 +498,6 @@ func (r *runner) produce(ctx context.Context) error {
 			continue
 		}
 		timer.Reset(r.pause(ctx))
-		r.polled = false
 		select {
 		case <-wake:
 		case <-timer.C:
