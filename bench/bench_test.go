@@ -124,9 +124,10 @@ func BenchmarkPool(b *testing.B) {
 }
 
 // addDelayed writes n Retrying items due in a year straight through the
-// store (making them through a million failed dispatches would take
-// minutes): the worst case for a queue that scans past waiting items.
-func addDelayed(b *testing.B, st *sqlite.Store, id uuid.UUID, n int) {
+// store, SQLite's or PostgreSQL's (making them through a million failed
+// dispatches would take minutes): the worst case for a queue that scans
+// past waiting items.
+func addDelayed(b *testing.B, st store.Store, id uuid.UUID, n int) {
 	b.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/sqlite"
 )
 
@@ -234,64 +235,106 @@ func BenchmarkAdd(b *testing.B) {
 // were they due (the oldest for FIFO, the newest for LIFO, kept so by each
 // top-up, the highest priority for Parallel). -short uses 100k for 1M.
 func BenchmarkClaim(b *testing.B) {
-	ctx := context.Background()
-	sizes := []int{10_000, 1_000_000}
-	if testing.Short() {
-		sizes = []int{10_000, 100_000}
-	}
 	for _, typ := range []pool.Type{pool.FIFO, pool.LIFO, pool.Parallel} {
-		for _, n := range sizes {
+		for _, n := range claimSizes() {
 			for _, delayed := range []bool{false, true} {
-				name := fmt.Sprintf("%s/items=%d", typ, n)
-				if delayed {
-					name += "/half-delayed"
-				}
-				b.Run(name, func(b *testing.B) {
+				b.Run(claimName(typ, n, delayed), func(b *testing.B) {
 					eng, st := open(b, sqlite.Normal)
-					p := mustPool(b, eng, typ)
-					due := n
-					// LIFO meets the newest first: its delayed items come
-					// after the due ones, and after each top-up's.
-					delayedOnTop := delayed && typ == pool.LIFO
-					if delayed {
-						due = n / 2
-					}
-					if delayed && !delayedOnTop {
-						addDelayed(b, st, p.UUID, n-due)
-					}
-					fill(b, eng, p.UUID, due)
-					if delayedOnTop {
-						addDelayed(b, st, p.UUID, n-due)
-					}
-					lat := make([]time.Duration, 0, 4096)
-					b.ReportAllocs()
-					for b.Loop() {
-						if due == 0 { // keep the size: top up outside the timer
-							b.StopTimer()
-							fill(b, eng, p.UUID, 1_000)
-							if delayedOnTop {
-								addDelayed(b, st, p.UUID, 1_000)
-							}
-							due = 1_000
-							b.StartTimer()
-						}
-						start := time.Now()
-						l, err := eng.TryDequeue(ctx, p.UUID)
-						lat = append(lat, time.Since(start))
-						if err != nil {
-							b.Fatal(err)
-						}
-						if err := eng.Complete(ctx, l, ""); err != nil {
-							b.Fatal(err)
-						}
-						due--
-					}
-					perSecond(b, b.N) // claim + Complete cycles, one item each
-					reportPercentiles(b, lat)
+					newClaimPool(b, eng, st, typ, n, delayed).cycle(b)
 				})
 			}
 		}
 	}
+}
+
+// claimSizes are the pool sizes of BenchmarkClaim and BenchmarkPostgresClaim:
+// 10k and 1M items, 10k and 100k with -short.
+func claimSizes() []int {
+	if testing.Short() {
+		return []int{10_000, 100_000}
+	}
+	return []int{10_000, 1_000_000}
+}
+
+// claimName names a sub-benchmark of BenchmarkClaim or BenchmarkPostgresClaim.
+func claimName(typ pool.Type, n int, delayed bool) string {
+	name := fmt.Sprintf("%s/items=%d", typ, n)
+	if delayed {
+		name += "/half-delayed"
+	}
+	return name
+}
+
+// claimPool is a pool of BenchmarkClaim: its size kept as it is claimed
+// from, by top-ups of 1,000 due items outside the timer.
+type claimPool struct {
+	eng   *queue.Engine
+	st    store.Store
+	id    uuid.UUID
+	zone  string // the zone of the contacts added, none if empty
+	onTop bool   // the delayed items come after the due ones, and after each top-up's
+	due   int    // due items left
+}
+
+// newClaimPool creates a pool of type typ and adds n items to it, half of
+// them Retrying a year away if delayed, where the pool's order meets them
+// first: before the due ones for FIFO (the oldest) and Parallel (their
+// priority is higher), after them for LIFO (the newest).
+func newClaimPool(b *testing.B, eng *queue.Engine, st store.Store, typ pool.Type, n int, delayed bool) *claimPool {
+	b.Helper()
+	c := &claimPool{eng: eng, st: st, id: mustPool(b, eng, typ).UUID, onTop: delayed && typ == pool.LIFO, due: n}
+	if delayed {
+		c.due = n / 2
+	}
+	if delayed && !c.onTop {
+		addDelayed(b, st, c.id, n-c.due)
+	}
+	c.add(b, c.due)
+	if c.onTop {
+		addDelayed(b, st, c.id, n-c.due)
+	}
+	return c
+}
+
+// add adds n Pending items to the pool, in c's zone.
+func (c *claimPool) add(b *testing.B, n int) {
+	b.Helper()
+	if c.zone != "" {
+		fillZone(b, c.eng, c.id, n, c.zone)
+		return
+	}
+	fill(b, c.eng, c.id, n)
+}
+
+// cycle times b.N cycles of TryDequeue then Complete on the pool, and
+// reports items/s of the cycles and the p50 and p99 of the claims alone.
+func (c *claimPool) cycle(b *testing.B) {
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.due == 0 { // keep the size: top up outside the timer
+			b.StopTimer()
+			c.add(b, 1_000)
+			if c.onTop {
+				addDelayed(b, c.st, c.id, 1_000)
+			}
+			c.due = 1_000
+			b.StartTimer()
+		}
+		start := time.Now()
+		l, err := c.eng.TryDequeue(ctx, c.id)
+		lat = append(lat, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.eng.Complete(ctx, l, ""); err != nil {
+			b.Fatal(err)
+		}
+		c.due--
+	}
+	perSecond(b, b.N) // claim + Complete cycles, one item each
+	reportPercentiles(b, lat)
 }
 
 // BenchmarkMemory reports the engine's memory with 10k and 1M items in a

@@ -2,16 +2,18 @@ package bench
 
 // Benchmarks on the PostgreSQL store (store/postgres), each in a schema of
 // its own: the dispatch cycle (16 workers; DequeueN(100) + Settle), the
-// Work drain, adds, the wake-up of a Dequeue by another engine's Add, and the
-// cycle under a campaign's rule (postgres_campaign_test.go). They need
-// POOLQ_TEST_POSTGRES (see store/postgres/pgtest) and skip without it:
+// Work drain, adds, the wake-up of a Dequeue by another engine's Add, the
+// cycle under a campaign's rule (postgres_campaign_test.go), and a claim
+// and a pool's reads at 10k and 1M items (postgres_scale_test.go). They
+// need POOLQ_TEST_POSTGRES (see store/postgres/pgtest) and skip without it:
 //
 //	POOLQ_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
-//	    go test -run '^$' -bench Postgres -skip 'PostgresAdd/Bulk/n=100000' -benchtime 5000x ./bench
+//	    go test -run '^$' -bench Postgres -skip 'PostgresAdd/Bulk/n=100000|PostgresClaim|PostgresPoolOps' -benchtime 5000x ./bench
 //
 // PostgresAdd/Bulk/n=100000 adds 100,000 rows an iteration: give it its
-// own run, at -benchtime 3x (bench/RESULTS.md has the commands of the
-// published numbers).
+// own run, at -benchtime 3x; PostgresClaim and PostgresPoolOps fill pools
+// of a million items, minutes of setup (bench/RESULTS.md has the commands
+// of the published numbers).
 
 import (
 	"context"
@@ -33,26 +35,38 @@ import (
 // connections, as n nodes would have) on one new schema.
 func pgOpen(b *testing.B, n int, opts postgres.Options, qopts queue.Options) []*queue.Engine {
 	b.Helper()
-	url := pgtest.URL(b)
 	if opts.MaxConns == 0 {
 		opts.MaxConns = 8
 	}
-	first := pgtest.Open(b, url, opts)
-	opts.Schema = first.Schema()
-	engines := make([]*queue.Engine, n)
-	for i := range engines {
-		st := first
-		if i > 0 {
-			st = pgtest.OpenSchema(b, url, opts)
-		}
-		eng, err := queue.New(st, qopts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { eng.Close() })
-		engines[i] = eng
+	first, st := pgOpenStore(b, opts, qopts)
+	engines := []*queue.Engine{first}
+	opts.Schema = st.Schema()
+	for range n - 1 {
+		engines = append(engines, pgEngine(b, pgtest.OpenSchema(b, pgtest.URL(b), opts), qopts))
 	}
 	return engines
+}
+
+// pgOpenStore returns an engine on a store of its own (8 connections
+// unless opts says otherwise) on a new schema, and the store.
+func pgOpenStore(b *testing.B, opts postgres.Options, qopts queue.Options) (*queue.Engine, *postgres.Store) {
+	b.Helper()
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 8
+	}
+	st := pgtest.Open(b, pgtest.URL(b), opts)
+	return pgEngine(b, st, qopts), st
+}
+
+// pgEngine returns an engine on st, closed when the benchmark ends.
+func pgEngine(b *testing.B, st *postgres.Store, qopts queue.Options) *queue.Engine {
+	b.Helper()
+	eng, err := queue.New(st, qopts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { eng.Close() })
+	return eng
 }
 
 var pgDurabilities = []postgres.Durability{postgres.Normal, postgres.Full}
