@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
@@ -245,4 +246,53 @@ FROM generate_series(1, 3000) g`,
 	_, err := conn.Exec(ctx, "ANALYZE rules, campaigns")
 	require.NoError(t, err)
 	t.Run("analyzed", func(t *testing.T) { checkListingPlans(t, st) })
+}
+
+// TestPlans_AnalyzedOnePool: the statements that walk a pool's items in
+// id order (FIFO and LIFO claims, item listings) keep their index once the
+// tables are analyzed while one pool holds every item, as a dialer's store
+// does after it imported its list into its one pool, the oldest half of it
+// waiting for a retry time. ANALYZE then finds one value of pool_id, and
+// the planner took the walk of the pool's index (items_ready, items_pool,
+// items_pool_status) for no cheaper than one of items_pkey in id order
+// that filters each row, which it chose: a FIFO claim read every item not
+// due ahead of the first due one (the waiting half, and every item it had
+// completed), and a page of items by status every item of another status
+// ahead of it. (The statements on pools and pool_counts walk their one
+// row, which costs what a seek does: not checked here.)
+func TestPlans_AnalyzedOnePool(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{})
+	p := newTestPool("one pool")
+	later := time.Now().UTC().Add(365 * 24 * time.Hour)
+	waiting := pendingItems(10_000)
+	for i := range waiting {
+		waiting[i].Status, waiting[i].Attempts, waiting[i].RetryCount, waiting[i].NextRetryAt = pool.StatusRetrying, 1, 1, &later
+	}
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertPool(ctx, p); err != nil {
+			return err
+		}
+		if _, err := tx.InsertItems(ctx, p.UUID, waiting); err != nil {
+			return err
+		}
+		_, err := tx.InsertItems(ctx, p.UUID, pendingItems(10_000))
+		return err
+	}))
+	conn := postgres.SchemaConn(t, url, st.Schema())
+	var k int64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT id FROM pools WHERE uuid = $1", p.UUID).Scan(&k))
+	_, err := conn.Exec(ctx, "VACUUM (ANALYZE) items, pools, pool_counts")
+	require.NoError(t, err)
+	walks := postgres.HotStatements[:0:0]
+	for _, s := range postgres.HotStatements {
+		switch s.Name {
+		case "due FIFO", "due LIFO", "pool due FIFO", "pool due LIFO", "list items", "list items by status":
+			walks = append(walks, s)
+		}
+	}
+	require.Len(t, walks, 6)
+	checkPlans(t, st, walks, k, p.UUID.String())
 }
