@@ -151,6 +151,16 @@
 // connection instead of at every execution, which cost 60–160 µs of server
 // time a statement. TestPlans checks the plans of dispatch and settlement.
 //
+// The schema tells the planner to count a thousand distinct pools among
+// the items, whatever ANALYZE finds (migration 15, n_distinct of
+// items.pool_id): in a store where one pool holds every item, the
+// statistics would otherwise say that a pool is every row, and the
+// planner took a walk of the primary key in id order, filtering each row,
+// for as cheap as the pool's index, for a FIFO or LIFO claim and a page of
+// items; at a million items, half of them waiting for a retry, a claim
+// then read the waiting half, 0.11–0.26 s (bench/RESULTS.md, session 57;
+// TestPlans_AnalyzedOnePool).
+//
 // # Search
 //
 // Items carry their contact's fields (pool.Contact), and an item listing
