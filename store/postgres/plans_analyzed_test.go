@@ -263,8 +263,47 @@ FROM generate_series(1, 3000) g`,
 func TestPlans_AnalyzedOnePool(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
+	st := pgtest.Open(t, url, postgres.Options{})
+	k, p := onePoolOfItems(t, url, st)
+	analyze(t, url, st.Schema())
+	checkPlans(t, st, poolWalks(t), k, p.String())
+}
+
+// TestOpen_UpgradesVersion14PoolEstimates: a schema at version 14, whose
+// one pool holds every item and whose statistics were taken so (the
+// plans TestPlans_AnalyzedOnePool rules out), gets the plans right at the
+// upgrade to 15, not at autovacuum's next ANALYZE of the table, which may
+// be hours of dialling away: migration 15 analyzes the items with the
+// pools' new estimate.
+func TestOpen_UpgradesVersion14PoolEstimates(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
+	schema := st.Schema()
+	k, p := onePoolOfItems(t, url, st)
+	require.NoError(t, st.Close())
+	// The schema as version 14 left it, analyzed: without migration 15's
+	// estimate, and without its record.
+	conn := postgres.SchemaConn(t, url, schema)
+	for _, sql := range []string{
+		"ALTER TABLE items ALTER COLUMN pool_id RESET (n_distinct)",
+		"DELETE FROM schema_version WHERE version = 15",
+	} {
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	analyze(t, url, schema)
+
+	up := pgtest.OpenSchema(t, url, postgres.Options{Schema: schema})
+	checkPlans(t, up, poolWalks(t), k, p.String())
+}
+
+// onePoolOfItems fills st with one pool of 20,000 items, the oldest half
+// Retrying a year away, and returns the pool's key and UUID.
+func onePoolOfItems(t *testing.T, url string, st *postgres.Store) (int64, uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
 	p := newTestPool("one pool")
 	later := time.Now().UTC().Add(365 * 24 * time.Hour)
 	waiting := pendingItems(10_000)
@@ -281,11 +320,25 @@ func TestPlans_AnalyzedOnePool(t *testing.T) {
 		_, err := tx.InsertItems(ctx, p.UUID, pendingItems(10_000))
 		return err
 	}))
-	conn := postgres.SchemaConn(t, url, st.Schema())
 	var k int64
-	require.NoError(t, conn.QueryRow(ctx, "SELECT id FROM pools WHERE uuid = $1", p.UUID).Scan(&k))
-	_, err := conn.Exec(ctx, "VACUUM (ANALYZE) items, pools, pool_counts")
+	require.NoError(t, postgres.SchemaConn(t, url, st.Schema()).QueryRow(ctx, "SELECT id FROM pools WHERE uuid = $1", p.UUID).Scan(&k))
+	return k, p.UUID
+}
+
+// analyze takes the statistics of schema's pools and items, as autovacuum
+// would.
+func analyze(t *testing.T, url, schema string) {
+	t.Helper()
+	_, err := postgres.SchemaConn(t, url, schema).Exec(context.Background(), "VACUUM (ANALYZE) items, pools, pool_counts")
 	require.NoError(t, err)
+}
+
+// poolWalks are the statements that walk a pool's items in id order.
+func poolWalks(t *testing.T) []struct {
+	Name, SQL, Index string
+	Args             []string
+} {
+	t.Helper()
 	walks := postgres.HotStatements[:0:0]
 	for _, s := range postgres.HotStatements {
 		switch s.Name {
@@ -294,5 +347,5 @@ func TestPlans_AnalyzedOnePool(t *testing.T) {
 		}
 	}
 	require.Len(t, walks, 6)
-	checkPlans(t, st, walks, k, p.UUID.String())
+	return walks
 }
