@@ -72,7 +72,8 @@ type Store interface {
 	// transaction on a failed statement. A Write waiting to begin (for its
 	// turn, a connection, or a lock it takes before calling fn) returns
 	// ctx's error when ctx ends, without calling fn; one whose ctx ends
-	// after that rolls back. ctx may carry a wait bound ([WithWaitBound]):
+	// after that rolls back, and fails with an error wrapping ctx's (but
+	// one wrapping [ErrCommitUnknown], whose COMMIT was sent). ctx may carry a wait bound ([WithWaitBound]):
 	// a store may end there, rather than at its own lock timeout, fn's
 	// waits for a lock that another session holds (another node's
 	// transaction), and the Write then fails with an error wrapping

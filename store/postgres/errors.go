@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -106,6 +107,19 @@ func serverAnswered(err error) bool {
 // order (below a lock it holds) and found it taken: it runs again, taking
 // every lock it needed in order first.
 var errRestart = errors.New("postgres: a pool lock is taken out of order: restart the transaction")
+
+// endedErr returns err, the error of a Write that did not commit, marked
+// with ctx's error when ctx ended: the Write's statements end then, by
+// closing their connection (pgx's way), and what fails next (a rollback to
+// a savepoint, say) reports only "conn closed". Its callers, group commit
+// among them, learn from the mark that nothing was written because they
+// left (see store.Store's Write). The original error stays in the chain.
+func endedErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%w)", cerr, err)
+	}
+	return err
+}
 
 // wrap translates err and prefixes it with the operation: "postgres: op:
 // …". It returns nil for a nil err.

@@ -740,7 +740,7 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 			if t != nil && t.retry != nil && err == nil {
 				err = t.retry
 			}
-			return t.boundedErr(err)
+			return endedErr(ctx, t.boundedErr(err))
 		}
 		s.stats.retries.Add(1)
 		next := t.lockSet()
