@@ -23,13 +23,10 @@ import (
 // the missing pool for one with nothing to give would sleep on it for
 // ever.
 func TestEngine_PoolDeletedElsewhereAtThePoll(t *testing.T) {
-	for _, kind := range []string{"Dequeue", "WorkOnePool", "WorkTwoPools"} {
+	for _, kind := range waiterKinds {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			path := filepath.Join(t.TempDir(), "shared.db")
-			opts := queue.Options{PollInterval: 20 * time.Millisecond}
-			here := &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
-			there := &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
+			here, there := sharedFile(t)
 			p := here.pool(t, pool.FIFO, 1, 3)
 			other := here.pool(t, pool.FIFO, 1, 3)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -44,16 +41,7 @@ func TestEngine_PoolDeletedElsewhereAtThePoll(t *testing.T) {
 				}
 			}
 			h := func(context.Context, *queue.Lease) error { return nil }
-			switch kind {
-			case "Dequeue":
-				go func() { _, err := here.eng.Dequeue(ctx, p.UUID); gone <- err }()
-			case "WorkOnePool":
-				go func() { _ = here.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, OnEvent: onEvent}) }()
-			case "WorkTwoPools":
-				go func() {
-					_ = here.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{other.UUID, p.UUID}, OnEvent: onEvent})
-				}()
-			}
+			startWaiter(ctx, here.eng, kind, p.UUID, other.UUID, h, onEvent, gone)
 			require.Eventually(t, func() bool { return queue.Waiting(here.eng, p.UUID) > 0 }, 5*time.Second, time.Millisecond)
 			time.Sleep(100 * time.Millisecond) // its first look, then polls
 			require.NoError(t, there.eng.DeletePool(there.ctx, p.UUID))
@@ -127,4 +115,39 @@ func TestEngine_PollSleepsUntilTheNextWake(t *testing.T) {
 	_, err = b.eng.Dequeue(ctx, p.UUID)
 	require.NoError(t, err)
 	require.Less(t, time.Since(retry), poll/2, "claimed a PollInterval after the retry time, not at it")
+}
+
+// sharedFile opens two engines on one SQLite file, as two processes
+// sharing it: no wake-up of one reaches the other, whose waiters learn of
+// its writes at their polls, every 20 ms here.
+func sharedFile(t *testing.T) (here, there *testBundle) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	opts := queue.Options{PollInterval: 20 * time.Millisecond}
+	here = &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
+	there = &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
+	return here, there
+}
+
+// waiterKinds are the ways of waiting on a pool that the tests of polls
+// cover: a Dequeue, a Work on the pool alone, a Work on it after another
+// pool (see startWaiter).
+var waiterKinds = []string{"Dequeue", "WorkOnePool", "WorkTwoPools"}
+
+// startWaiter starts a waiter of kind (one of waiterKinds) on pool p of
+// eng, until ctx ends. A Dequeue sends its error to got; a Work runs h
+// with onEvent, on p alone or on other and then p.
+func startWaiter(ctx context.Context, eng *queue.Engine, kind string, p, other uuid.UUID,
+	h queue.Handler, onEvent func(queue.Event), got chan<- error) {
+	switch kind {
+	case "Dequeue":
+		go func() { _, err := eng.Dequeue(ctx, p); got <- err }()
+	case "WorkOnePool", "WorkTwoPools":
+		pools := []uuid.UUID{p}
+		if kind == "WorkTwoPools" {
+			pools = []uuid.UUID{other, p}
+		}
+		go func() { _ = eng.Work(ctx, h, queue.WorkOptions{Pools: pools, OnEvent: onEvent}) }()
+	default:
+		panic("startWaiter: no waiter of kind " + kind)
+	}
 }

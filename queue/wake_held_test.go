@@ -2,8 +2,6 @@ package queue_test
 
 import (
 	"context"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -74,58 +72,48 @@ func TestEngine_DequeueWakesWhenAHoldEnds(t *testing.T) {
 // pool detached from the Draft, the Paused campaign resumed: no wake-up
 // reaches this one), the waiter claims at its next poll.
 func TestEngine_HeldPoolFreedElsewhereAtThePoll(t *testing.T) {
-	for _, name := range []string{"Draft/Dequeue", "Draft/WorkOnePool", "Draft/WorkTwoPools",
-		"Paused/Dequeue", "Paused/WorkOnePool", "Paused/WorkTwoPools"} {
-		hold, kind, _ := strings.Cut(name, "/")
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			path := filepath.Join(t.TempDir(), "shared.db")
-			opts := queue.Options{PollInterval: 20 * time.Millisecond}
-			here := &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
-			there := &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
-			p := here.pool(t, pool.FIFO, 1, 3)
-			other := here.pool(t, pool.FIFO, 1, 3)
-			here.add(t, p.UUID, 1)
-			held := here.campaignOf(t, uuid.Nil, p.UUID) // a Draft holds the pool; Paused, it governs it, not dialling
-			if hold == "Paused" {
-				_, err := here.eng.StartCampaign(here.ctx, held.UUID)
-				require.NoError(t, err)
-				_, err = here.eng.PauseCampaign(here.ctx, held.UUID)
-				require.NoError(t, err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			got := make(chan error, 2)
-			h := func(context.Context, *queue.Lease) error { got <- nil; return nil }
-			ops := here.eng.Stats().Operations
-			switch kind {
-			case "Dequeue":
-				go func() { _, err := here.eng.Dequeue(ctx, p.UUID); got <- err }()
-			case "WorkOnePool":
-				go func() { _ = here.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}}) }()
-			case "WorkTwoPools":
-				go func() { _ = here.eng.Work(ctx, h, queue.WorkOptions{Pools: []uuid.UUID{other.UUID, p.UUID}}) }()
-			}
-			// Counted from the waiter's first look, a claim that finds the
-			// pool held, which a loaded machine may delay.
-			require.Eventually(t, func() bool { return here.eng.Stats().Operations > ops }, 5*time.Second, time.Millisecond)
-			before := here.eng.Stats().Operations
-			time.Sleep(200 * time.Millisecond) // 10 polls
-			require.Zero(t, here.eng.Stats().Operations-before, "a poll of a pool still held claims nothing")
-			if hold == "Paused" {
-				_, err := there.eng.ResumeCampaign(there.ctx, held.UUID)
-				require.NoError(t, err)
-			} else {
-				detached, err := there.eng.DetachPool(there.ctx, held.UUID, p.UUID)
-				require.NoError(t, err)
-				require.True(t, detached)
-			}
-			select {
-			case err := <-got:
-				require.NoError(t, err)
-			case <-time.After(5 * time.Second):
-				t.Fatal("the waiter did not claim once the hold ended in the other process")
-			}
-		})
+	for _, hold := range []string{"Draft", "Paused"} {
+		for _, kind := range waiterKinds {
+			t.Run(hold+"/"+kind, func(t *testing.T) {
+				t.Parallel()
+				here, there := sharedFile(t)
+				p := here.pool(t, pool.FIFO, 1, 3)
+				other := here.pool(t, pool.FIFO, 1, 3)
+				here.add(t, p.UUID, 1)
+				held := here.campaignOf(t, uuid.Nil, p.UUID) // a Draft holds the pool; Paused, it governs it, not dialling
+				if hold == "Paused" {
+					_, err := here.eng.StartCampaign(here.ctx, held.UUID)
+					require.NoError(t, err)
+					_, err = here.eng.PauseCampaign(here.ctx, held.UUID)
+					require.NoError(t, err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				got := make(chan error, 2)
+				h := func(context.Context, *queue.Lease) error { got <- nil; return nil }
+				ops := here.eng.Stats().Operations
+				startWaiter(ctx, here.eng, kind, p.UUID, other.UUID, h, nil, got)
+				// Counted from the waiter's first look, a claim that finds the
+				// pool held, which a loaded machine may delay.
+				require.Eventually(t, func() bool { return here.eng.Stats().Operations > ops }, 5*time.Second, time.Millisecond)
+				before := here.eng.Stats().Operations
+				time.Sleep(200 * time.Millisecond) // 10 polls
+				require.Zero(t, here.eng.Stats().Operations-before, "a poll of a pool still held claims nothing")
+				if hold == "Paused" {
+					_, err := there.eng.ResumeCampaign(there.ctx, held.UUID)
+					require.NoError(t, err)
+				} else {
+					detached, err := there.eng.DetachPool(there.ctx, held.UUID, p.UUID)
+					require.NoError(t, err)
+					require.True(t, detached)
+				}
+				select {
+				case err := <-got:
+					require.NoError(t, err)
+				case <-time.After(5 * time.Second):
+					t.Fatal("the waiter did not claim once the hold ended in the other process")
+				}
+			})
+		}
 	}
 }
