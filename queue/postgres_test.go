@@ -47,9 +47,7 @@ func TestPostgres_Model(t *testing.T) {
 		t.Parallel()
 		schemas := pgtest.NewSchemas(t, url)
 		modelCheck(t, func(t *rapid.T) store.Store {
-			first := schemas.Open(t, postgres.Options{MaxConns: 2})
-			opts := postgres.Options{Schema: first.Schema(), MaxConns: 2}
-			return &turnStore{stores: []store.Store{first, pgtest.OpenSchema(t, url, opts), pgtest.OpenSchema(t, url, opts)}}
+			return newTurnStore(schemas.Nodes(t, postgres.Options{MaxConns: 2}, 3))
 		})
 	})
 }
@@ -65,9 +63,7 @@ func TestPostgres_CallingRules(t *testing.T) {
 	t.Parallel()
 	schemas := pgtest.NewSchemas(t, url)
 	rulesCheck(t, func(t *rapid.T) store.Store {
-		first := schemas.Open(t, postgres.Options{MaxConns: 2})
-		opts := postgres.Options{Schema: first.Schema(), MaxConns: 2}
-		return &turnStore{stores: []store.Store{first, pgtest.OpenSchema(t, url, opts), pgtest.OpenSchema(t, url, opts)}}
+		return newTurnStore(schemas.Nodes(t, postgres.Options{MaxConns: 2}, 3))
 	})
 }
 
@@ -75,6 +71,15 @@ func TestPostgres_CallingRules(t *testing.T) {
 type turnStore struct {
 	stores []store.Store
 	next   atomic.Uint64
+}
+
+// newTurnStore returns a turnStore over nodes.
+func newTurnStore(nodes []*postgres.Store) *turnStore {
+	s := &turnStore{}
+	for _, st := range nodes {
+		s.stores = append(s.stores, st)
+	}
+	return s
 }
 
 func (s *turnStore) pick() store.Store { return s.stores[s.next.Add(1)%uint64(len(s.stores))] }

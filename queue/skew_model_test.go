@@ -71,8 +71,8 @@ func TestPostgres_SkewedNodesNeverCallTwice(t *testing.T) {
 	t.Parallel()
 	schemas := pgtest.NewSchemas(t, url)
 	skewCheck(t, func(rt *rapid.T, grace time.Duration) [2]store.Store {
-		first := schemas.Open(rt, postgres.Options{MaxConns: 2, LeaseGrace: grace})
-		return [2]store.Store{first, pgtest.OpenSchema(rt, url, postgres.Options{Schema: first.Schema(), MaxConns: 2, LeaseGrace: grace})}
+		nodes := schemas.Nodes(rt, postgres.Options{MaxConns: 2, LeaseGrace: grace}, 2)
+		return [2]store.Store{nodes[0], nodes[1]}
 	})
 }
 

@@ -88,7 +88,7 @@ func TestClockWatch_SteppedNodesNeverCallTwice(t *testing.T) {
 	schemas := pgtest.NewSchemas(t, url)
 	rapid.Check(t, func(rt *rapid.T) {
 		ctx := context.Background()
-		schema := schemas.Open(rt, postgres.Options{MaxConns: 1}).Schema()
+		schema := schemas.Schema(rt)
 		base := &modelTime{t: time.Now()}
 		origin := base.Now()
 		var nodes [2]*modelNode

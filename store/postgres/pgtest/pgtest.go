@@ -162,17 +162,22 @@ func Open(t TB, url string, opts postgres.Options) *postgres.Store {
 // sets one).
 func OpenSchema(t TB, url string, opts postgres.Options) *postgres.Store {
 	t.Helper()
-	if opts.MaxConns == 0 {
-		opts.MaxConns = 4
-	}
-	if opts.LeaseGrace == 0 {
-		opts.LeaseGrace = -1
-	}
-	st, err := postgres.Open(context.Background(), url, opts)
+	st, err := openSchema(url, opts)
 	if err != nil {
 		t.Fatalf("pgtest: open store in schema %s: %v", opts.Schema, err)
 		return nil
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	return st
+}
+
+// openSchema opens a store in opts.Schema with OpenSchema's defaults.
+func openSchema(url string, opts postgres.Options) (*postgres.Store, error) {
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 4
+	}
+	if opts.LeaseGrace == 0 {
+		opts.LeaseGrace = -1
+	}
+	return postgres.Open(context.Background(), url, opts)
 }

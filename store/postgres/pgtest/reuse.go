@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -11,18 +12,38 @@ import (
 )
 
 // Schemas hands the checks of a property test schemas that are already
-// migrated, emptied between checks instead of made anew: a check of a
-// state machine opens a store many times over (a hundred checks at
-// rapid's default), and making and dropping a schema costs several times
-// what emptying one does. Every schema it made is dropped when the test
-// that made the Schemas ends.
+// migrated, emptied between checks instead of made anew, and the stores
+// of the check before, still connected: a check of a state machine opens
+// stores many times over (a hundred checks at rapid's default), and the
+// server's work for a new store is most of a small check's. Making and
+// dropping a schema costs several times what emptying one does, and a
+// store's first statements on a new connection about 30 ms of the
+// server's CPU (they read the catalog and plan every statement again); a
+// hundred checks of three nodes each paid that 600 times over, and the
+// property tests on PostgreSQL used about 40 % of CI's test time. Every
+// store it opened is closed, and every schema it made dropped, when the
+// test that made the Schemas ends.
+//
+// A store kept for the next check keeps what it learned in the check
+// before (its guesses of pools' types and caps, the pools it found held
+// past the lock timeout): about pools that are gone, whose ids are never
+// given again, as a long-running node's are.
 //
 // Its methods are safe for concurrent use.
 type Schemas struct {
 	url    string
 	mu     sync.Mutex
-	free   []string
+	free   []*reused
+	made   int                 // schemas made (see take)
 	tables map[string][]string // schema → the tables release empties, read once
+}
+
+// reused is a schema between checks, and the stores of the check that
+// used it last, still open (none after [Schemas.Schema]).
+type reused struct {
+	schema string
+	opts   postgres.Options // the stores' options, as given to Nodes
+	stores []*postgres.Store
 }
 
 // NewSchemas returns a source of reusable schemas on url for t's checks.
@@ -32,51 +53,132 @@ func NewSchemas(t TB, url string) *Schemas {
 	t.Cleanup(func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		for _, schema := range s.free {
-			Drop(t, url, schema)
+		for _, r := range s.free {
+			r.close()
+			Drop(t, url, r.schema)
 		}
 		s.free = nil
 	})
 	return s
 }
 
-// Open opens a store in a schema that no other check is using (opts.Schema
-// is replaced), holding no pool, item, campaign, rule or list entry: a new
-// schema the first time, an emptied one after. When ct (the check) ends,
-// the store is closed and the schema emptied and kept for the next check.
-// Open more stores on the same schema with [OpenSchema] and ct, as another
-// node would: they close before the schema is emptied.
+// Open is Nodes with one store.
 func (s *Schemas) Open(ct TB, opts postgres.Options) *postgres.Store {
 	ct.Helper()
-	s.mu.Lock()
-	var schema string
-	if n := len(s.free); n > 0 {
-		schema, s.free = s.free[n-1], s.free[:n-1]
-	}
-	s.mu.Unlock()
-	if schema == "" {
-		schema = newSchemaName()
-	}
-	ct.Cleanup(func() { s.release(ct, schema) })
-	opts.Schema = schema
-	return OpenSchema(ct, s.url, opts)
+	return s.Nodes(ct, opts, 1)[0]
 }
 
-// release empties schema and keeps it for the next check, or drops it
-// when it cannot be emptied.
-func (s *Schemas) release(t TB, schema string) {
-	s.mu.Lock()
-	tables := s.tables[schema]
-	s.mu.Unlock()
-	tables, err := empty(s.url, schema, tables)
+// Nodes returns n stores on one schema that no other check is using, as n
+// nodes would open it (opts.Schema is replaced, and each store gets opts
+// as [OpenSchema] does), the schema holding no pool, item, campaign, rule
+// or list entry: a new schema the first time, an emptied one after. When
+// ct (the check) ends, the schema is emptied, the stores still open, and
+// both are kept for the next check: one that asks for as many stores with
+// the same options gets these again; one that asks for others gets the
+// schema with new stores, these closed. Close none of them: they outlive
+// the check.
+func (s *Schemas) Nodes(ct TB, opts postgres.Options, n int) []*postgres.Store {
+	ct.Helper()
+	r := s.take(opts, n)
+	ct.Cleanup(func() { s.release(ct, r) })
+	if len(r.stores) == n {
+		return r.stores
+	}
+	r.close()
+	r.opts = opts
+	opts.Schema = r.schema
+	for range n {
+		st, err := openSchema(s.url, opts)
+		if err != nil {
+			ct.Fatalf("pgtest: open store in schema %s: %v", r.schema, err)
+			return nil
+		}
+		r.stores = append(r.stores, st)
+	}
+	return r.stores
+}
+
+// Schema returns a migrated schema that no other check is using, holding
+// no pool, item, campaign, rule or list entry, for a check that opens its
+// stores itself; when ct ends, close them before the schema is emptied
+// (register their Close with ct after calling Schema).
+func (s *Schemas) Schema(ct TB) string {
+	ct.Helper()
+	r := s.take(postgres.Options{}, 0)
+	ct.Cleanup(func() { s.release(ct, r) })
+	r.close()
+	if s.migrated(r.schema) {
+		return r.schema
+	}
+	st, err := openSchema(s.url, postgres.Options{Schema: r.schema, MaxConns: 1})
 	if err != nil {
-		Drop(t, s.url, schema)
+		ct.Fatalf("pgtest: open store in schema %s: %v", r.schema, err)
+		return ""
+	}
+	_ = st.Close()
+	return r.schema
+}
+
+// kept is how many schemas a Schemas makes before it gives a check one
+// whose stores have other options: a test that draws its stores' options
+// from a few (a lease grace of 2 s or 30 s, say) finds stores for each.
+const kept = 4
+
+// take returns a free schema: one with n stores of options opts if there
+// is one, else a new one (not made yet) while fewer than kept were made,
+// else another free one.
+func (s *Schemas) take(opts postgres.Options, n int) *reused {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, r := range s.free {
+		if len(r.stores) == n && reflect.DeepEqual(r.opts, opts) {
+			s.free = append(s.free[:i], s.free[i+1:]...)
+			return r
+		}
+	}
+	if s.made < kept {
+		s.made++
+		return &reused{schema: newSchemaName()}
+	}
+	if k := len(s.free); k > 0 {
+		r := s.free[k-1]
+		s.free = s.free[:k-1]
+		return r
+	}
+	return &reused{schema: newSchemaName()}
+}
+
+// migrated reports whether schema was emptied before: it exists, migrated.
+func (s *Schemas) migrated(schema string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tables[schema] != nil
+}
+
+// release empties r's schema and keeps it, with its stores, for the next
+// check; or closes them and drops it when it cannot be emptied.
+func (s *Schemas) release(t TB, r *reused) {
+	s.mu.Lock()
+	tables := s.tables[r.schema]
+	s.mu.Unlock()
+	tables, err := empty(s.url, r.schema, tables)
+	if err != nil || tables == nil {
+		r.close()
+		Drop(t, s.url, r.schema)
 		return
 	}
 	s.mu.Lock()
-	s.tables[schema] = tables
-	s.free = append(s.free, schema)
+	s.tables[r.schema] = tables
+	s.free = append(s.free, r)
 	s.mu.Unlock()
+}
+
+// close closes r's stores.
+func (r *reused) close() {
+	for _, st := range r.stores {
+		_ = st.Close()
+	}
+	r.stores = nil
 }
 
 // empty deletes the rows of every table of schema but the two a store

@@ -10,6 +10,7 @@ import (
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
@@ -101,4 +102,62 @@ func schemaExists(t *testing.T, url, schema string) bool {
 	var n int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema).Scan(&n))
 	return n > 0
+}
+
+// TestSchemas_NodesKeptForTheNextCheck: the stores of a check are handed
+// to the next check that asks for as many with the same options, still
+// open, on the schema emptied; a check that asks for other options gets
+// other stores. Every store is closed, and every schema dropped, when the
+// test that made the Schemas ends.
+func TestSchemas_NodesKeptForTheNextCheck(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	var all []*postgres.Store
+	schemas := map[string]bool{}
+	t.Run("Test", func(t *testing.T) {
+		s := pgtest.NewSchemas(t, url)
+		opts := postgres.Options{MaxConns: 2}
+		var first []*postgres.Store
+		for i := range 3 {
+			t.Run("Check", func(t *testing.T) {
+				nodes := s.Nodes(t, opts, 2)
+				require.Len(t, nodes, 2)
+				require.Equal(t, nodes[0].Schema(), nodes[1].Schema(), "two nodes on one schema")
+				if i == 0 {
+					first = nodes
+				}
+				require.Same(t, first[0], nodes[0], "check %d: new stores, not the ones of the check before", i)
+				require.Same(t, first[1], nodes[1], "check %d: new stores, not the ones of the check before", i)
+				for table, n := range rowCounts(t, url, nodes[0].Schema()) {
+					require.Zero(t, n, "check %d: %s holds rows of the check before", i, table)
+				}
+				fill(t, nodes[i%2])
+				schemas[nodes[0].Schema()] = true
+			})
+		}
+		t.Run("OtherOptions", func(t *testing.T) {
+			nodes := s.Nodes(t, postgres.Options{MaxConns: 3}, 2)
+			require.NotSame(t, first[0], nodes[0])
+			require.NotSame(t, first[1], nodes[1])
+			for table, n := range rowCounts(t, url, nodes[0].Schema()) {
+				require.Zero(t, n, "%s holds rows of another check", table)
+			}
+			schemas[nodes[0].Schema()] = true
+			all = append(all, nodes...)
+		})
+		t.Run("SchemaAlone", func(t *testing.T) {
+			schema := s.Schema(t)
+			for table, n := range rowCounts(t, url, schema) {
+				require.Zero(t, n, "%s holds rows of another check", table)
+			}
+			schemas[schema] = true
+		})
+		all = append(all, first...)
+	})
+	for _, st := range all {
+		require.ErrorIs(t, st.Read(ctx, func(store.Tx) error { return nil }), store.ErrClosed, "a store outlived the test that made the Schemas")
+	}
+	for schema := range schemas {
+		require.False(t, schemaExists(t, url, schema), "schema %s outlived the test that made the Schemas", schema)
+	}
 }
