@@ -26,8 +26,8 @@ import (
 // governed by one In Process, the small pools to the others, 290 of them
 // running. So do those of WriteStatements and the listings.
 func TestPlans_Analyzed(t *testing.T) {
+	oneGoroutine(t)
 	url := pgtest.URL(t)
-	t.Parallel()
 	st, k, u := analyzedStore(t, url, 2000, 3000, 290)
 	checkPlans(t, st, postgres.HotStatements, k, u)
 	checkPlans(t, st, postgres.WriteStatements, k, u)
@@ -40,8 +40,8 @@ func TestPlans_Analyzed(t *testing.T) {
 // than a seek per row wanted: the statements are written so that the
 // seek is the only plan.
 func TestPlans_AnalyzedFew(t *testing.T) {
+	oneGoroutine(t)
 	url := pgtest.URL(t)
-	t.Parallel()
 	st, k, u := analyzedStore(t, url, 20, 200, 0)
 	checkPlans(t, st, postgres.HotStatements, k, u)
 	checkPlans(t, st, postgres.WriteStatements, k, u)
@@ -225,8 +225,8 @@ func checkListingPlans(t *testing.T, st *postgres.Store) {
 // campaigns (1% In Process, none Paused, the others Completed), all but
 // three under one of 50 rules.
 func TestPlans_Listings(t *testing.T) {
+	oneGoroutine(t)
 	url := pgtest.URL(t)
-	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
 	conn := postgres.SchemaConn(t, url, st.Schema())
@@ -261,8 +261,8 @@ FROM generate_series(1, 3000) g`,
 // ahead of it. (The statements on pools and pool_counts walk their one
 // row, which costs what a seek does: not checked here.)
 func TestPlans_AnalyzedOnePool(t *testing.T) {
+	oneGoroutine(t)
 	url := pgtest.URL(t)
-	t.Parallel()
 	st := pgtest.Open(t, url, postgres.Options{})
 	k, p := onePoolOfItems(t, url, st)
 	analyze(t, url, st.Schema())

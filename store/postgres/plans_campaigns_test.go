@@ -35,8 +35,8 @@ import (
 // TestPlans' check of "pool campaigns" missed it: an index scan without
 // an Index Cond is not a Seq Scan. The store now sorts the rows itself.
 func TestPlans_PoolCampaigns(t *testing.T) {
+	oneGoroutine(t)
 	url := pgtest.URL(t)
-	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
 	p := newTestPool("campaign plans")

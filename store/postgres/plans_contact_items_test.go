@@ -25,8 +25,8 @@ import (
 // TestPlans_Analyzed's 60,000 items, growing with the items of the
 // store); the seeks read a few pages per pool.
 func TestPlans_ContactItems(t *testing.T) {
+	oneGoroutine(t)
 	url := pgtest.URL(t)
-	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
 	contact := uuid.New()

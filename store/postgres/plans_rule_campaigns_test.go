@@ -58,8 +58,8 @@ func walks(plan string) []string {
 // campaigns_created too until 0014 gave campaigns_rule the listing's
 // order: checkListingPlans.)
 func TestPlans_RuleCampaigns(t *testing.T) {
+	oneGoroutine(t)
 	url := pgtest.URL(t)
-	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
 	now := time.Now().UTC()

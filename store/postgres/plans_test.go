@@ -20,8 +20,8 @@ import (
 // the values bound), which is what EXPLAIN EXECUTE shows here; the table
 // is filled and not analyzed, as right after a bulk add.
 func TestPlans(t *testing.T) {
+	oneGoroutine(t)
 	url := pgtest.URL(t)
-	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
 	p := newTestPool("plans")
@@ -80,8 +80,8 @@ func checkPlans(t *testing.T, st *postgres.Store, stmts []struct {
 // wait for a retry and some calls began: a min() over the set, planned for
 // a row or two, read all 10,000 of them at every claim that promoted one.
 func TestPlans_Bounds(t *testing.T) {
+	oneGoroutine(t)
 	url := pgtest.URL(t)
-	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t, url, postgres.Options{})
 	p := newTestPool("bounds")

@@ -44,6 +44,19 @@ func newTestPool(name string) pool.Pool {
 		MaxParallelItems: 10, MaxRetries: 3, IsActive: true, CreatedAt: now, UpdatedAt: now}
 }
 
+// oneGoroutine marks a test that makes its calls one at a time from one
+// goroutine (a plan read with EXPLAIN, an upgrade of each old version):
+// it runs in parallel with the other tests, and CI's race run (-short)
+// leaves it out, as the plain run has run it and the race detector has no
+// concurrency of its to look at.
+func oneGoroutine(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("one goroutine's calls, which the plain run has run: -short (CI's race run) leaves it out")
+	}
+	t.Parallel()
+}
+
 // TestOpen_Concurrent opens one new schema from several goroutines at once:
 // the migrations run once, under the schema's lock, and every store works.
 func TestOpen_Concurrent(t *testing.T) {

@@ -24,8 +24,8 @@ import (
 // upgrade, a lease taken before the upgrade settles with its token (a
 // stale token is refused), and dispatch goes on in FIFO order.
 func TestOpen_UpgradesEveryVersionWithLeases(t *testing.T) {
+	oneGoroutine(t)
 	url := pgtest.URL(t)
-	t.Parallel()
 	for k := 1; k < postgres.LatestVersion(); k++ {
 		t.Run(fmt.Sprintf("v%d", k), func(t *testing.T) { pgUpgradeWithLeases(t, url, k) })
 	}
