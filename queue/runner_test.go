@@ -70,6 +70,44 @@ func (r *recorder) count(k queue.EventKind) int {
 	return n
 }
 
+// countOf is count for the events of the lease with token alone.
+func (r *recorder) countOf(k queue.EventKind, token int64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, ev := range r.events {
+		if ev.Kind == k && ev.Lease.Token == token {
+			n++
+		}
+	}
+	return n
+}
+
+// first returns the lease of the first event of kind k (the zero Lease
+// if there is none).
+func (r *recorder) first(k queue.EventKind) queue.Lease {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.events {
+		if ev.Kind == k {
+			return ev.Lease
+		}
+	}
+	return queue.Lease{}
+}
+
+// kinds returns the events recorded, as kind and token, for a failure's
+// message.
+func (r *recorder) kinds() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, ev := range r.events {
+		out = append(out, fmt.Sprintf("%s(token %d)", ev.Kind, ev.Lease.Token))
+	}
+	return out
+}
+
 func settledN(n int) func([]queue.Event) bool {
 	return func(evs []queue.Event) bool {
 		k := 0
