@@ -52,7 +52,10 @@
 // items, 2 cores, PostgreSQL 15 on the same machine; bench/RESULTS.md,
 // 2026-12-03 run at d04c7a6): 6,266 items/s with the advisory lock, 5,807
 // with the row lock (-7 %); with three engines on the pool, 3,873 and
-// 3,648 (-6 %). Locks are taken in the order of their keys, so
+// 3,648 (-6 %). Interleaved on 2026-12-06 (five rounds each, medians):
+// level with one engine (4,292 and 4,525, the rounds overlapping), the
+// advisory lock ahead with three (2,687 and 2,512, in every round).
+// Locks are taken in the order of their keys, so
 // that two transactions never wait for each other: a lock above every one
 // the transaction holds is waited for; one below is only tried, and when
 // another transaction holds it, the transaction is rolled back and run
