@@ -90,7 +90,7 @@ func (s *Schemas) Nodes(ct TB, opts postgres.Options, n int) []*postgres.Store {
 	ct.Helper()
 	r := s.take(opts, n)
 	ct.Cleanup(func() { s.release(ct, r) })
-	if len(r.stores) == n {
+	if len(r.stores) == n && reflect.DeepEqual(r.opts, opts) {
 		return r.stores
 	}
 	r.close()
@@ -116,6 +116,7 @@ func (s *Schemas) Schema(ct TB) string {
 	r := s.take(postgres.Options{}, 0)
 	ct.Cleanup(func() { s.release(ct, r) })
 	r.close()
+	r.opts = postgres.Options{}
 	if s.migrated(r.schema) {
 		return r.schema
 	}

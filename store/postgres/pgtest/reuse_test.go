@@ -152,6 +152,19 @@ func TestSchemas_NodesKeptForTheNextCheck(t *testing.T) {
 			}
 			schemas[schema] = true
 		})
+		// More sets of options than the Schemas keeps schemas for: a
+		// check then gets another set's schema, with new stores.
+		for conns := 4; conns <= 6; conns++ {
+			t.Run("ManyOptions", func(t *testing.T) {
+				nodes := s.Nodes(t, postgres.Options{MaxConns: conns}, 2)
+				for _, st := range append(all, first...) {
+					require.NotSame(t, st, nodes[0], "MaxConns %d: the store of other options", conns)
+					require.NotSame(t, st, nodes[1], "MaxConns %d: the store of other options", conns)
+				}
+				schemas[nodes[0].Schema()] = true
+				all = append(all, nodes...)
+			})
+		}
 		all = append(all, first...)
 	})
 	for _, st := range all {
