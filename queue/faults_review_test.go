@@ -167,11 +167,7 @@ func TestPostgres_FaultMidTransactionWritesNothing(t *testing.T) {
 				}
 				errc := make(chan error, 1)
 				go func() { errc <- op.call(ctx) }()
-				var pid int32
-				require.Eventually(t, func() bool {
-					err := tx.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid)) LIMIT 1`).Scan(&pid)
-					return err == nil
-				}, 10*time.Second, time.Millisecond, "%s waits for the lock", op.name)
+				pid := awaitWaiters(t, tx, 1, 10*time.Second, op.name)[0]
 				var ok bool
 				require.NoError(t, tx.QueryRow(ctx, `SELECT `+fault+`($1)`, pid).Scan(&ok))
 				require.True(t, ok)
@@ -420,11 +416,7 @@ func TestPostgres_StoreClosedMidWrite(t *testing.T) {
 	require.NoError(t, err)
 	errc := make(chan error, 1)
 	go func() { errc <- op.call(ctx) }()
-	require.Eventually(t, func() bool {
-		var n int
-		err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`).Scan(&n)
-		return err == nil && n > 0
-	}, 10*time.Second, time.Millisecond)
+	awaitWaiters(t, tx, 1, 10*time.Second, "Complete")
 	closed := make(chan error, 1)
 	go func() { closed <- st.Close() }()
 	time.Sleep(100 * time.Millisecond)

@@ -172,10 +172,7 @@ func TestPostgres_OneConnectionBusyCallsKeepTheirDeadlines(t *testing.T) {
 	require.NoError(t, err)
 	blocked := make(chan error, 1)
 	go func() { _, err := eng.Add(ctx, held.UUID, newItems(1)...); blocked <- err }()
-	require.Eventually(t, func() bool {
-		var n int
-		return tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`).Scan(&n) == nil && n == 1
-	}, 5*time.Second, time.Millisecond, "the Add waits for the lock, on the store's one connection")
+	require.Len(t, awaitWaiters(t, tx, 1, 5*time.Second, "the Add, on the store's one connection"), 1)
 
 	calls := []struct {
 		name string
