@@ -86,12 +86,14 @@ func allDay(perDay, total int) campaign.CreateRuleParams {
 // TestEngine_CapsPerContact: a rule's caps are the contact's across the
 // pools of its campaign, as the API words them ("max_total_calls:
 // lifetime per contact in the campaign"), not each item's: one call at a
-// time, max_total_calls in all, max_calls_per_day a day.
+// time, max_total_calls in all, max_calls_per_day a day. Its subtests
+// make their calls from one goroutine (oneGoroutine: not in CI's race
+// run, after the plain run), but LeaseJudgedAtTheTransactionsInstant.
 func TestEngine_CapsPerContact(t *testing.T) {
 	t.Parallel()
 
 	t.Run("OneCallAtATime", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		b := setup(t)
 		_, ps := b.runningCampaign(t, allDay(10, 10), pool.FIFO, pool.Parallel)
 		a, p := ps[0].UUID, ps[1].UUID
@@ -129,7 +131,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	})
 
 	t.Run("EndedLease", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		b := setup(t)
 		a, p, c := b.sharedContact(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 
@@ -201,7 +203,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	// campaign is in a call from either side: apart, neither would see
 	// the other's call.
 	t.Run("DetachMidCall", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		b := setup(t)
 		k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel, pool.Parallel)
 		a, p, other := ps[0].UUID, ps[1].UUID, ps[2].UUID
@@ -234,7 +236,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 
 	// A call to a contact the pool does not share is no obstacle.
 	t.Run("DetachWithACallOfItsOwn", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		b := setup(t)
 		k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 		a, p := ps[0].UUID, ps[1].UUID
@@ -254,7 +256,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	// campaign while it goes on: the contact, added to another of its
 	// pools meanwhile, is not called from there until it ends.
 	t.Run("DetachMidCallThenAddElsewhere", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		b := setup(t)
 		k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 		a, p, c := ps[0].UUID, ps[1].UUID, uuid.New()
@@ -290,7 +292,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		{"CompleteThenDelete", func(b *testBundle, k, p uuid.UUID) error { return b.eng.DeleteCampaign(b.ctx, k) }},
 	} {
 		t.Run(end.name, func(t *testing.T) {
-			t.Parallel()
+			oneGoroutine(t)
 			b := setup(t)
 			k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 			a, p, c := ps[0].UUID, ps[1].UUID, uuid.New()
@@ -314,7 +316,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	}
 
 	t.Run("TotalCalls", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		b := setup(t)
 		a, p, c := b.sharedContact(t, allDay(10, 3), pool.Parallel, pool.Parallel)
 
@@ -337,7 +339,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	})
 
 	t.Run("ReleasedCallsDoNotCount", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		b := setup(t)
 		a, p, c := b.sharedContact(t, allDay(1, 1), pool.Parallel, pool.Parallel)
 
@@ -355,7 +357,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	// More passed-over items than one read of the due set holds ahead
 	// of one that may be called: the claim reads past them.
 	t.Run("PassedBeyondABatch", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		b := setup(t)
 		_, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.FIFO)
 		a, p := ps[0].UUID, ps[1].UUID
@@ -381,7 +383,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	// the campaign, fails a thousand items a transaction (maxDeferrals),
 	// not all in one that holds the writer.
 	t.Run("CeilingFailuresBounded", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		b := setup(t)
 		_, ps := b.runningCampaign(t, allDay(10, 1), pool.Parallel, pool.Parallel)
 		a, p := ps[0].UUID, ps[1].UUID
@@ -412,7 +414,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	})
 
 	t.Run("CallsPerDay", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		b := setup(t) // 09:00 UTC
 		a, p, c := b.sharedContact(t, allDay(2, 10), pool.Parallel, pool.LIFO)
 
@@ -441,7 +443,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 	// called again, from another pool or from the same one once added
 	// back, past the caps.
 	t.Run("RemovedItemsCallsCount", func(t *testing.T) {
-		t.Parallel()
+		oneGoroutine(t)
 		for _, tc := range []struct {
 			name   string
 			remove func(b *testBundle, a, q, c uuid.UUID) uuid.UUID // returns the pool to claim from next
@@ -501,7 +503,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 			}},
 		} {
 			t.Run(tc.name+"/TotalCalls", func(t *testing.T) {
-				t.Parallel()
+				oneGoroutine(t)
 				b := setup(t)
 				a, q, c := b.sharedContact(t, allDay(10, 1), pool.Parallel, pool.Parallel)
 				b.answer(t, a)
@@ -514,7 +516,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 				require.Equal(t, campaign.NoteContactCeiling, it.Notes)
 			})
 			t.Run(tc.name+"/CallsPerDay", func(t *testing.T) {
-				t.Parallel()
+				oneGoroutine(t)
 				b := setup(t) // 09:00 UTC
 				a, q, c := b.sharedContact(t, allDay(1, 10), pool.Parallel, pool.Parallel)
 				l, err := b.eng.TryDequeue(b.ctx, a)
@@ -535,7 +537,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		}
 		// A pool attached again counts its items' calls once: as items.
 		t.Run("DetachAttachCountsOnce", func(t *testing.T) {
-			t.Parallel()
+			oneGoroutine(t)
 			b := setup(t)
 			a, q, c := b.sharedContact(t, allDay(10, 2), pool.Parallel, pool.Parallel)
 			b.answer(t, a)
@@ -553,7 +555,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		// A pool detached mid-call keeps that call; given back (Release),
 		// it is given back there too: the contact was never called.
 		t.Run("DetachMidCallThenRelease", func(t *testing.T) {
-			t.Parallel()
+			oneGoroutine(t)
 			b := setup(t)
 			k, ps := b.runningCampaign(t, allDay(1, 1), pool.Parallel, pool.Parallel)
 			a, q, c := ps[0].UUID, ps[1].UUID, uuid.New()
@@ -572,7 +574,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 		// A kept call is no call under way: it does not hold a pool in
 		// its campaign.
 		t.Run("Detach", func(t *testing.T) {
-			t.Parallel()
+			oneGoroutine(t)
 			b := setup(t)
 			k, ps := b.runningCampaign(t, allDay(10, 10), pool.Parallel, pool.Parallel)
 			a, q, c := ps[0].UUID, ps[1].UUID, uuid.New()
