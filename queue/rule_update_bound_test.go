@@ -95,19 +95,19 @@ func bulkAttachPools(t *testing.T, conn *pgx.Conn, schema string, id uuid.UUID, 
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UnixNano()
-	tables := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+	table := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
 	tag, err := conn.Exec(ctx, `WITH p AS (
-    INSERT INTO `+tables("pools")+` (uuid, name, description, type, max_parallel_items, max_retries,
+    INSERT INTO `+table("pools")+` (uuid, name, description, type, max_parallel_items, max_retries,
         is_active, created_at, updated_at, search)
     SELECT gen_random_uuid(), 'pool ' || i, 'bound', 'FIFO', 1, 3, true, $2, $2, upper('pool ' || i || E'\nbound')
     FROM generate_series(1, $3::int) i
     RETURNING id
 ), counts AS (
-    INSERT INTO `+tables("pool_counts")+` (pool_id) SELECT id FROM p RETURNING pool_id
+    INSERT INTO `+table("pool_counts")+` (pool_id) SELECT id FROM p RETURNING pool_id
 )
-INSERT INTO `+tables("campaign_pools")+` (campaign_id, pool_id, seq, governs)
+INSERT INTO `+table("campaign_pools")+` (campaign_id, pool_id, seq, governs)
 SELECT c.id, counts.pool_id, row_number() OVER (ORDER BY counts.pool_id), true
-FROM counts, `+tables("campaigns")+` c WHERE c.uuid = $1`, id, now, n)
+FROM counts, `+table("campaigns")+` c WHERE c.uuid = $1`, id, now, n)
 	require.NoError(t, err)
 	require.EqualValues(t, n, tag.RowsAffected(), "pools attached to campaign %v", id)
 }
