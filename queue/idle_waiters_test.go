@@ -130,15 +130,19 @@ func TestIdleWaiters_PollWithoutWriting(t *testing.T) {
 				require.Positive(t, r-reads, "the waiters poll")
 				require.LessOrEqual(t, r-reads, polls+int64(waiters), "one read a poll")
 
-				// A waiter still wakes on an Add, at once.
-				start := time.Now()
+				// A waiter still wakes on an Add. How soon is
+				// TestManyPools_WaitersWakeAndClose's to say; here the bound
+				// is loose (a claim on PostgreSQL took 278 ms in a CI run
+				// with three test binaries on two cores), and timed from the
+				// Add's return, not including the Add.
 				b.add(t, ids[3], 1)
+				start := time.Now()
 				select {
 				case <-got:
 				case <-time.After(5 * time.Second):
 					t.Fatal("no lease after an Add")
 				}
-				require.Less(t, time.Since(start), 10*poll, "woken soon after the Add (a poll would do as well: the Add's own wake-up is TestManyPools_WaitersWakeAndClose's)")
+				require.Less(t, time.Since(start), 50*poll, "woken soon after the Add")
 				cancel()
 				for range cap(done) - map[bool]int{true: len(ids) - 1, false: 0}[kind == "WorkAllPools"] {
 					if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
