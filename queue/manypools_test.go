@@ -87,7 +87,7 @@ func createPools(t *testing.T, eng *queue.Engine, n int) []uuid.UUID {
 
 // TestManyPools_WaitersWakeAndClose: with a waiter on each of many idle
 // pools (half blocked Dequeues, half Works on one pool each), an Add to
-// one pool wakes its waiter within milliseconds, not at a poll; a pool
+// one pool wakes its waiter (the poll is hourly: no lease comes from it); a pool
 // deleted under its waiter drops its wake-up entry; and Close returns at
 // once, every Dequeue and Work with ErrClosed, no goroutine left.
 func TestManyPools_WaitersWakeAndClose(t *testing.T) {
@@ -95,7 +95,7 @@ func TestManyPools_WaitersWakeAndClose(t *testing.T) {
 	manyPoolsStores(t, func(t *testing.T, st store.Store) {
 		requireNoGoroutineLeak(t)
 		cs := &txCountStore{Store: st}
-		eng, err := queue.New(cs, queue.Options{})
+		eng, err := queue.New(cs, queue.Options{PollInterval: time.Hour})
 		require.NoError(t, err)
 		defer eng.Close()
 		ids := createPools(t, eng, n)
@@ -129,7 +129,7 @@ func TestManyPools_WaitersWakeAndClose(t *testing.T) {
 		start := time.Now()
 		time.Sleep(time.Second)
 		r, w := cs.reads.Load()-reads, cs.writes.Load()-writes
-		t.Logf("%d idle waiters, a second at the default poll: %d read transactions, %d write transactions", n, r, w)
+		t.Logf("%d idle waiters, a second at an hourly poll: %d read transactions, %d write transactions", n, r, w)
 
 		var lat []time.Duration
 		for i := range 10 {
@@ -146,7 +146,11 @@ func TestManyPools_WaitersWakeAndClose(t *testing.T) {
 		}
 		slices.Sort(lat)
 		t.Logf("Add → its waiter's lease, 10 pools one after another: median %v, max %v", lat[len(lat)/2], lat[len(lat)-1])
-		require.Less(t, lat[len(lat)/2], 200*time.Millisecond, "woken by the Add, not by a poll (1 s)")
+		// Loose: the hourly poll already proves that the lease came from the
+		// Add's wake-up; the bound catches a wake-up held back for long (the
+		// benchmarks time it: BenchmarkWake). Under load in CI a claim on
+		// PostgreSQL has taken 278 ms.
+		require.Less(t, lat[len(lat)/2], time.Second, "woken by the Add at once")
 
 		// A pool deleted under its waiter: the Dequeue ends, and neither
 		// leaves a wake-up entry.
