@@ -387,10 +387,22 @@ func TestEngine_Work_Stress(t *testing.T) {
 	}
 	// A lost lease ends the wait: it is the failure to report (a long
 	// call that loses its lease may be given back and made again, on and
-	// on, and the items never finish).
-	require.Eventually(t, func() bool {
+	// on, and the items never finish). The FIFO pool's fifth of the items
+	// go one call at a time, about 1.5 calls an item of 90 ms on average
+	// (one call in 30 outlasts its 2 s lease): 27 ms an item in all, so
+	// the wait is 100 ms an item, 2 minutes at least (5,000 items under
+	// -race took 168 s; the 2 minutes they had were too few).
+	wait := max(2*time.Minute, time.Duration(items)*100*time.Millisecond)
+	if !waitUntil(wait, func() bool {
 		return rec.count(queue.EventExpired) > 0 || finished(par.UUID) && finished(fifo.UUID)
-	}, 2*time.Minute, 10*time.Millisecond)
+	}) {
+		for name, id := range map[string]uuid.UUID{"Parallel": par.UUID, "FIFO": fifo.UUID} {
+			d, err := b.eng.Pool(b.ctx, id)
+			require.NoError(t, err)
+			t.Logf("%s pool after %v: %v", name, wait, d.StatusCounts)
+		}
+		t.Fatalf("the items did not finish in %v", wait)
+	}
 	cancel()
 	require.NoError(t, <-errc)
 	require.Zero(t, rec.count(queue.EventExpired), "a lease lost while its handler ran")
