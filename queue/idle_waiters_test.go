@@ -132,9 +132,9 @@ func TestIdleWaiters_PollWithoutWriting(t *testing.T) {
 
 				// A waiter still wakes on an Add. How soon is
 				// TestManyPools_WaitersWakeAndClose's to say; here the bound
-				// is loose (a claim on PostgreSQL took 278 ms in a CI run
-				// with three test binaries on two cores), and timed from the
-				// Add's return, not including the Add.
+				// is loose (on PostgreSQL, in a CI run with three test
+				// binaries on two cores, the Add and the claim it woke took
+				// 278 ms together), and timed from the Add's return.
 				b.add(t, ids[3], 1)
 				start := time.Now()
 				select {

@@ -148,8 +148,8 @@ func TestManyPools_WaitersWakeAndClose(t *testing.T) {
 		t.Logf("Add → its waiter's lease, 10 pools one after another: median %v, max %v", lat[len(lat)/2], lat[len(lat)-1])
 		// Loose: the hourly poll already proves that the lease came from the
 		// Add's wake-up; the bound catches a wake-up held back for long (the
-		// benchmarks time it: BenchmarkWake). Under load in CI a claim on
-		// PostgreSQL has taken 278 ms.
+		// benchmarks time it: BenchmarkWake). In a CI run an Add and the
+		// claim it woke took 278 ms together on PostgreSQL.
 		require.Less(t, lat[len(lat)/2], time.Second, "woken by the Add at once")
 
 		// A pool deleted under its waiter: the Dequeue ends, and neither
