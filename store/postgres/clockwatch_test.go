@@ -303,7 +303,7 @@ func TestClockWatch_Close(t *testing.T) {
 	require.NoError(t, st.Close())
 	// Close waits for the goroutine to end its work; it may take a moment
 	// more to be gone.
-	require.Eventually(t, func() bool { return watchGoroutines() == before }, time.Second, time.Millisecond, "left after Close")
+	require.Eventually(t, func() bool { return watchGoroutines() == before }, 5*time.Second, time.Millisecond, "left after Close")
 
 	st, err = postgres.Open(postgres.WithClock(ctx, clk.Now), url, postgres.Options{Schema: pgtest.Schema(t, url), MaxConns: 2,
 		MaxClockSkew: -1})

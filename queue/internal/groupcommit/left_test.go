@@ -61,7 +61,7 @@ func TestCommitter_WriteEndsWhenItsCallersLeft(t *testing.T) {
 	ctx, cancel := context.WithTimeout(b.ctx, 50*time.Millisecond)
 	defer cancel()
 	require.ErrorIs(t, c.Write(ctx, ran), context.DeadlineExceeded)
-	require.Eventually(t, func() bool { return waits(0) }, time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return waits(0) }, 5*time.Second, time.Millisecond,
 		"the Write of a caller that left still waits for the lock")
 
 	// A batch of three behind a first caller: the first caller leaves, the
@@ -80,14 +80,14 @@ func TestCommitter_WriteEndsWhenItsCallersLeft(t *testing.T) {
 		require.Eventually(t, func() bool { return c.Queued() == n+1 }, 5*time.Second, time.Millisecond)
 	}
 	leaveFirst()
-	require.Eventually(t, func() bool { return c.Queued() == 0 && waits(1) }, time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return c.Queued() == 0 && waits(1) }, 5*time.Second, time.Millisecond,
 		"the batch's Write did not begin once the first caller left")
 	leave[0]()
 	leave[2]()
 	time.Sleep(50 * time.Millisecond)
 	require.True(t, waits(1), "the batch's Write ended with a caller still waiting")
 	leave[1]()
-	require.Eventually(t, func() bool { return waits(0) }, time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return waits(0) }, 5*time.Second, time.Millisecond,
 		"the batch's Write waits for the lock once its callers all left")
 	wg.Wait()
 
