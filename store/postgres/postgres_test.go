@@ -34,16 +34,25 @@ import (
 // for it: the race run makes about 130 fewer).
 func TestStore(t *testing.T) {
 	url := pgtest.URL(t)
+	forEachLocking(t, func(t *testing.T, l postgres.Locking) {
+		run := storetest.Run
+		if testing.Short() && l != postgres.AdvisoryLock {
+			run = storetest.RunConcurrent
+		}
+		run(t, func(t *testing.T) store.Store {
+			return pgtest.Open(t, url, postgres.Options{Locking: l})
+		})
+	})
+}
+
+// forEachLocking runs fn as a parallel subtest for each way of locking a
+// pool, named after it.
+func forEachLocking(t *testing.T, fn func(t *testing.T, l postgres.Locking)) {
+	t.Helper()
 	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
 		t.Run(l.String(), func(t *testing.T) {
 			t.Parallel()
-			run := storetest.Run
-			if testing.Short() && l != postgres.AdvisoryLock {
-				run = storetest.RunConcurrent
-			}
-			run(t, func(t *testing.T) store.Store {
-				return pgtest.Open(t, url, postgres.Options{Locking: l})
-			})
+			fn(t, l)
 		})
 	}
 }
@@ -1040,51 +1049,48 @@ func TestWrite_LockTimeout(t *testing.T) {
 func TestWrite_UpFrontLockTimeout(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
-	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
-		t.Run(l.String(), func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			const lockTimeout = 300 * time.Millisecond
-			a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
-			bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: lockTimeout})
-			p, q := newTestPool("frozen P"), newTestPool("free Q") // P's id, and lock key, below Q's
-			for _, x := range []pool.Pool{p, q} {
-				require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, x) }))
-			}
+	forEachLocking(t, func(t *testing.T, l postgres.Locking) {
+		ctx := context.Background()
+		const lockTimeout = 300 * time.Millisecond
+		a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
+		bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: lockTimeout})
+		p, q := newTestPool("frozen P"), newTestPool("free Q") // P's id, and lock key, below Q's
+		for _, x := range []pool.Pool{p, q} {
+			require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, x) }))
+		}
 
-			holds, release := make(chan struct{}), make(chan struct{})
-			held := make(chan error, 1)
-			go func() {
-				held <- a.Write(ctx, func(tx store.Tx) error {
-					if _, err := tx.Pool(ctx, p.UUID); err != nil {
-						return err
-					}
-					close(holds)
-					<-release
-					return nil
-				})
-			}()
-			<-holds
-			defer func() { close(release); require.NoError(t, <-held) }()
-
-			added := newTestPool("written with Q")
-			var errP error
-			start := time.Now()
-			err := bounded.Write(ctx, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, q.UUID); err != nil {
+		holds, release := make(chan struct{}), make(chan struct{})
+		held := make(chan error, 1)
+		go func() {
+			held <- a.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, p.UUID); err != nil {
 					return err
 				}
-				_, errP = tx.Pool(ctx, p.UUID) // as group commit: P's operation fails alone
-				return tx.InsertPool(ctx, added)
+				close(holds)
+				<-release
+				return nil
 			})
-			took := time.Since(start)
-			require.NoError(t, err, "the write failed as a whole for P's lock")
-			require.ErrorIs(t, errP, postgres.ErrLockTimeout)
-			require.Less(t, took, 4*lockTimeout, "P's lock was waited for more than once")
-			err = bounded.Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, added.UUID); return err })
-			require.NoError(t, err, "the write committed")
+		}()
+		<-holds
+		defer func() { close(release); require.NoError(t, <-held) }()
+
+		added := newTestPool("written with Q")
+		var errP error
+		start := time.Now()
+		err := bounded.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, q.UUID); err != nil {
+				return err
+			}
+			_, errP = tx.Pool(ctx, p.UUID) // as group commit: P's operation fails alone
+			return tx.InsertPool(ctx, added)
 		})
-	}
+		took := time.Since(start)
+		require.NoError(t, err, "the write failed as a whole for P's lock")
+		require.ErrorIs(t, errP, postgres.ErrLockTimeout)
+		require.Less(t, took, 4*lockTimeout, "P's lock was waited for more than once")
+		err = bounded.Read(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, added.UUID); return err })
+		require.NoError(t, err, "the write committed")
+	})
 }
 
 // TestWrite_FrozenPoolOnlyTried: once a write waited for a pool's lock
@@ -1095,36 +1101,33 @@ func TestWrite_UpFrontLockTimeout(t *testing.T) {
 func TestWrite_FrozenPoolOnlyTried(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
-	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
-		t.Run(l.String(), func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			const lockTimeout = time.Second // its half bounds a try: room for a loaded machine
-			a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
-			bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: lockTimeout})
-			p := newTestPool("frozen")
-			require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
-			free := holdPool(t, a, p.UUID, nil)
-			defer free() // before the stores close, even when the test fails
-			write := func() (time.Duration, error) {
-				start := time.Now()
-				err := bounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
-				return time.Since(start), err
-			}
-			took, err := write()
-			require.ErrorIs(t, err, postgres.ErrLockTimeout)
-			require.GreaterOrEqual(t, took, lockTimeout*9/10, "the first write waits")
-			for range 3 {
-				took, err = write()
-				require.ErrorIs(t, err, postgres.ErrLockTimeout)
-				require.Less(t, took, lockTimeout/2, "a later write waited for the pool held past the lock timeout")
-			}
-			free()
+	forEachLocking(t, func(t *testing.T, l postgres.Locking) {
+		ctx := context.Background()
+		const lockTimeout = time.Second // its half bounds a try: room for a loaded machine
+		a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
+		bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: lockTimeout})
+		p := newTestPool("frozen")
+		require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+		free := holdPool(t, a, p.UUID, nil)
+		defer free() // before the stores close, even when the test fails
+		write := func() (time.Duration, error) {
+			start := time.Now()
+			err := bounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
+			return time.Since(start), err
+		}
+		took, err := write()
+		require.ErrorIs(t, err, postgres.ErrLockTimeout)
+		require.GreaterOrEqual(t, took, lockTimeout*9/10, "the first write waits")
+		for range 3 {
 			took, err = write()
-			require.NoError(t, err, "the pool is free")
-			require.Less(t, took, lockTimeout/2)
-		})
-	}
+			require.ErrorIs(t, err, postgres.ErrLockTimeout)
+			require.Less(t, took, lockTimeout/2, "a later write waited for the pool held past the lock timeout")
+		}
+		free()
+		took, err = write()
+		require.NoError(t, err, "the pool is free")
+		require.Less(t, took, lockTimeout/2)
+	})
 }
 
 // holdPool holds the lock of pool id in a write transaction of st, from a
@@ -1161,26 +1164,23 @@ func holdPool(t *testing.T, st *postgres.Store, id uuid.UUID, then func(store.Tx
 func TestWrite_FrozenPoolDeleted(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
-	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
-		t.Run(l.String(), func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
-			bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: 500 * time.Millisecond})
-			p := newTestPool("frozen, then deleted")
-			require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
-			free := holdPool(t, a, p.UUID, func(tx store.Tx) error { return tx.DeletePool(ctx, p.UUID) })
-			defer free() // before the stores close, even when the test fails
-			write := func() error {
-				return bounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
-			}
-			require.ErrorIs(t, write(), postgres.ErrLockTimeout, "held past the lock timeout: noted frozen")
-			free()
-			err := write()
-			require.ErrorIs(t, err, store.ErrNotFound)
-			require.NotErrorIs(t, err, postgres.ErrLockTimeout)
-		})
-	}
+	forEachLocking(t, func(t *testing.T, l postgres.Locking) {
+		ctx := context.Background()
+		a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
+		bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: 500 * time.Millisecond})
+		p := newTestPool("frozen, then deleted")
+		require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+		free := holdPool(t, a, p.UUID, func(tx store.Tx) error { return tx.DeletePool(ctx, p.UUID) })
+		defer free() // before the stores close, even when the test fails
+		write := func() error {
+			return bounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
+		}
+		require.ErrorIs(t, write(), postgres.ErrLockTimeout, "held past the lock timeout: noted frozen")
+		free()
+		err := write()
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.NotErrorIs(t, err, postgres.ErrLockTimeout)
+	})
 }
 
 // TestOpen_NotUTF8: a database whose text is not UTF-8 (SQL_ASCII, what

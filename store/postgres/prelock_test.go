@@ -92,35 +92,32 @@ func (f *prelockFixture) lockTable(t *testing.T, table string, d time.Duration) 
 func TestWrite_SlowLockAlreadyHeld(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
-	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
-		t.Run(l.String(), func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			f := newPrelockFixture(t, url, l, 1)
-			p, c := f.pools[0], f.camp
-			// The fixture's own writes may count a wait: on a loaded
-			// machine a statement after their first lock can take
-			// longer than the slack. Only the runs below must not.
-			waits := f.st.Stats().Waits
+	forEachLocking(t, func(t *testing.T, l postgres.Locking) {
+		ctx := context.Background()
+		f := newPrelockFixture(t, url, l, 1)
+		p, c := f.pools[0], f.camp
+		// The fixture's own writes may count a wait: on a loaded
+		// machine a statement after their first lock can take
+		// longer than the slack. Only the runs below must not.
+		waits := f.st.Stats().Waits
 
-			f.lockTable(t, "campaign_pools", 200*time.Millisecond) // read with the pool's lock
-			err, retry, _ := postgres.RunAfter(ctx, f.st, []postgres.Lock{c, p}, func(tx store.Tx) error {
-				_, err := tx.Pool(ctx, p.ID)
-				return err
-			})
-			require.NoError(t, err)
-			require.NoError(t, retry, "the pool's lock, held already, counted as a wait")
-
-			f.lockTable(t, "campaigns", 200*time.Millisecond) // read by the campaign's lock statement
-			err, retry, _ = postgres.RunAfter(ctx, f.st, []postgres.Lock{c, p}, func(tx store.Tx) error {
-				_, err := tx.Campaign(ctx, c.ID)
-				return err
-			})
-			require.NoError(t, err)
-			require.NoError(t, retry, "the campaign's lock, held already, counted as a wait")
-			require.Equal(t, waits, f.st.Stats().Waits, "a wait counted")
+		f.lockTable(t, "campaign_pools", 200*time.Millisecond) // read with the pool's lock
+		err, retry, _ := postgres.RunAfter(ctx, f.st, []postgres.Lock{c, p}, func(tx store.Tx) error {
+			_, err := tx.Pool(ctx, p.ID)
+			return err
 		})
-	}
+		require.NoError(t, err)
+		require.NoError(t, retry, "the pool's lock, held already, counted as a wait")
+
+		f.lockTable(t, "campaigns", 200*time.Millisecond) // read by the campaign's lock statement
+		err, retry, _ = postgres.RunAfter(ctx, f.st, []postgres.Lock{c, p}, func(tx store.Tx) error {
+			_, err := tx.Campaign(ctx, c.ID)
+			return err
+		})
+		require.NoError(t, err)
+		require.NoError(t, retry, "the campaign's lock, held already, counted as a wait")
+		require.Equal(t, waits, f.st.Stats().Waits, "a wait counted")
+	})
 }
 
 // TestWrite_PrelockedCampaignKept: a run that took a campaign's lock first
@@ -132,38 +129,35 @@ func TestWrite_SlowLockAlreadyHeld(t *testing.T) {
 func TestWrite_PrelockedCampaignKept(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
-	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
-		t.Run(l.String(), func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			f := newPrelockFixture(t, url, l, 2)
-			low, high, c := f.pools[0], f.pools[1], f.camp
+	forEachLocking(t, func(t *testing.T, l postgres.Locking) {
+		ctx := context.Background()
+		f := newPrelockFixture(t, url, l, 2)
+		low, high, c := f.pools[0], f.pools[1], f.camp
 
-			other := pgtest.OpenSchema(t, url, postgres.Options{Schema: f.st.Schema(), Locking: l})
-			held, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-			go func() {
-				done <- other.Write(ctx, func(tx store.Tx) error {
-					if _, err := tx.Pool(ctx, low.ID); err != nil {
-						return err
-					}
-					close(held)
-					<-release
-					return nil
-				})
-			}()
-			<-held
-			err, retry, next := postgres.RunAfter(ctx, f.st, []postgres.Lock{c, high}, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, low.ID); err != nil { // below high, held: tried
+		other := pgtest.OpenSchema(t, url, postgres.Options{Schema: f.st.Schema(), Locking: l})
+		held, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- other.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, low.ID); err != nil {
 					return err
 				}
-				_, err := tx.Campaign(ctx, c.ID)
-				return err
+				close(held)
+				<-release
+				return nil
 			})
-			close(release)
-			require.NoError(t, <-done)
-			require.Error(t, err)
-			require.Error(t, retry, "the run must go round for the pool below")
-			require.Equal(t, []postgres.Lock{c, low, high}, next, "the next run takes every lock first, the campaign's included")
+		}()
+		<-held
+		err, retry, next := postgres.RunAfter(ctx, f.st, []postgres.Lock{c, high}, func(tx store.Tx) error {
+			if _, err := tx.Pool(ctx, low.ID); err != nil { // below high, held: tried
+				return err
+			}
+			_, err := tx.Campaign(ctx, c.ID)
+			return err
 		})
-	}
+		close(release)
+		require.NoError(t, <-done)
+		require.Error(t, err)
+		require.Error(t, retry, "the run must go round for the pool below")
+		require.Equal(t, []postgres.Lock{c, low, high}, next, "the next run takes every lock first, the campaign's included")
+	})
 }

@@ -24,39 +24,36 @@ import (
 func TestWrite_EndedInASavepoint(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
-	for _, l := range []postgres.Locking{postgres.AdvisoryLock, postgres.RowLock} {
-		t.Run(l.String(), func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			st := pgtest.Open(t, url, postgres.Options{Locking: l})
-			p := newTestPool("held while a savepoint waits")
-			require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
-			free := holdPool(t, st, p.UUID, nil)
-			defer free()
+	forEachLocking(t, func(t *testing.T, l postgres.Locking) {
+		ctx := context.Background()
+		st := pgtest.Open(t, url, postgres.Options{Locking: l})
+		p := newTestPool("held while a savepoint waits")
+		require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+		free := holdPool(t, st, p.UUID, nil)
+		defer free()
 
-			wctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			other := newTestPool("written before the savepoint")
-			var inner error
-			err := st.Write(wctx, func(tx store.Tx) error {
-				if err := tx.InsertPool(wctx, other); err != nil {
-					return err
-				}
-				time.AfterFunc(300*time.Millisecond, cancel)
-				inner = tx.Savepoint(wctx, func(tx store.Tx) error {
-					_, err := tx.Pool(wctx, p.UUID) // waits for the lock held above
-					return err
-				})
-				return nil // as group commit does: the error is the operation's
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		other := newTestPool("written before the savepoint")
+		var inner error
+		err := st.Write(wctx, func(tx store.Tx) error {
+			if err := tx.InsertPool(wctx, other); err != nil {
+				return err
+			}
+			time.AfterFunc(300*time.Millisecond, cancel)
+			inner = tx.Savepoint(wctx, func(tx store.Tx) error {
+				_, err := tx.Pool(wctx, p.UUID) // waits for the lock held above
+				return err
 			})
-			require.Error(t, inner, "the wait inside the savepoint ended")
-			require.ErrorIs(t, err, context.Canceled, "the Write's error: %v (the savepoint's: %v)", err, inner)
-			free()
-			require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
-				_, err := tx.Pool(ctx, other.UUID)
-				require.ErrorIs(t, err, store.ErrNotFound, "a pool of the ended Write was written")
-				return nil
-			}))
+			return nil // as group commit does: the error is the operation's
 		})
-	}
+		require.Error(t, inner, "the wait inside the savepoint ended")
+		require.ErrorIs(t, err, context.Canceled, "the Write's error: %v (the savepoint's: %v)", err, inner)
+		free()
+		require.NoError(t, st.Read(ctx, func(tx store.Tx) error {
+			_, err := tx.Pool(ctx, other.UUID)
+			require.ErrorIs(t, err, store.ErrNotFound, "a pool of the ended Write was written")
+			return nil
+		}))
+	})
 }
