@@ -100,6 +100,9 @@ func schemaObjects(t *testing.T) [][2]string {
 // (ErrNotPoolq). Objects added by hand (an index, ANALYZE's statistics)
 // do not stop Open.
 func TestOpen_SchemaChangedByHand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("no concurrency; the plain run covers it, and -short (CI's race run) leaves it out")
+	}
 	t.Parallel()
 	objects := schemaObjects(t)
 	require.NotEmpty(t, objects)

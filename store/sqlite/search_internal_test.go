@@ -125,6 +125,9 @@ func TestFTSQuery(t *testing.T) {
 // beside the items that do not match; 195 ms on a file beside 100,000
 // matching items, 2 ms beside 1,000).
 func TestItemSearch_CostOfOtherPools(t *testing.T) {
+	if testing.Short() {
+		t.Skip("no concurrency; the plain run covers it, and -short (CI's race run) leaves it out")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	searches := []string{"ada", "ad", "ada lovelace", "lovelace ada", "ada l"}

@@ -22,6 +22,9 @@ import (
 //
 // Not parallel: it narrows the package's migrations.
 func TestMigrate_RulesSurviveEveryVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("no concurrency; the plain run covers it, and -short (CI's race run) leaves it out")
+	}
 	for k := 6; k < latestVersion(); k++ {
 		t.Run(fmt.Sprintf("v%d", k), func(t *testing.T) { upgradeRules(t, k) })
 	}
