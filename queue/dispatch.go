@@ -377,27 +377,10 @@ func (e *Engine) giveBackAll(ctx context.Context, leases []*Lease, tries int) er
 	return nil
 }
 
-// giveBackLease releases l, unattempted. A release that fails for a reason
-// other than the lease is tried again, giveBackTries times in all,
-// giveBackPause apart, while the lease lasts: a lease given back by no one
-// comes back at its end as a failed attempt, a contact never called
-// counted as called. It returns nil once the item is given back, an error
-// wrapping ErrLeaseLost when the lease had ended or been settled elsewhere
-// (nothing was written), or the last try's error.
-func (e *Engine) giveBackLease(ctx context.Context, l *Lease) error {
-	ctx = context.WithoutCancel(ctx) // the caller may have left: the lease is still held
-	for try := 1; ; try++ {
-		err := e.Release(ctx, l)
-		if err == nil || try == giveBackTries || failsForGood(err) || !e.now().Add(giveBackPause).Before(l.ExpiresAt) {
-			return err
-		}
-		time.Sleep(giveBackPause)
-	}
-}
-
-// giveBackTries and giveBackPause bound giveBackLease's tries of a
-// release: a database busy for a moment, not one that is down (each try
-// may itself wait the store's lock timeout).
+// giveBackTries and giveBackPause bound the tries of a give-back
+// (giveBackAll's, the runner's giveBackUnstarted's): a database busy for a
+// moment, not one that is down (each try may itself wait the store's lock
+// timeout).
 const (
 	giveBackTries = 3
 	giveBackPause = 250 * time.Millisecond

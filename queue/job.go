@@ -110,13 +110,14 @@ func (r *runner) handle(j *job) {
 	// runs yet: the job is this goroutine's alone.
 	if l.outsideWindow(r.e.now()) {
 		r.log.Warn("poolq: handler not started, its calling window closed after the claim", "pool", l.PoolUUID, "contact", l.ContactUUID)
-		switch err := r.e.giveBackLease(j.ctx, l); {
+		switch err := r.giveBackUnstarted(j); {
 		case errors.Is(err, ErrLeaseLost):
 			// Ended or settled elsewhere (the host's OnEvent may settle
 			// it): nothing was given back.
 			r.opts.OnEvent(Event{Kind: EventExpired, Lease: *l, Err: err})
 			return
 		case err != nil:
+			r.storeClosed(err)
 			r.log.Warn("poolq: give back failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
 			r.opts.OnEvent(Event{Kind: EventError, Lease: *l, Err: err})
 			return
@@ -200,6 +201,36 @@ func (r *runner) settle(j *job, herr error, stopped string, expires time.Time, l
 		}
 		r.opts.OnEvent(ev)
 		return
+	}
+}
+
+// giveBackUnstarted releases j's lease, unattempted: its handler was not
+// started (its calling window closed after the claim). A release that
+// fails for a reason other than the lease is tried again, giveBackTries
+// times in all, giveBackPause apart, while the lease lasts and Work's
+// grace has not ended: a lease given back by no one comes back at its end
+// as a failed attempt, a contact never called counted as called. Each try
+// is bounded as a result's is (writeCtx): a shutdown does not wait for
+// another process's lock. It returns nil once the item is given back, an
+// error wrapping ErrLeaseLost when the lease had ended or been settled
+// elsewhere (nothing was written), or the last try's error.
+func (r *runner) giveBackUnstarted(j *job) error {
+	l := &j.lease
+	bg := context.WithoutCancel(j.ctx) // the lease is held whatever the handler's context says
+	for try := 1; ; try++ {
+		ctx, cancel := r.writeCtx(bg)
+		err := r.e.Release(ctx, l)
+		cancel()
+		if err == nil || try == giveBackTries || failsForGood(err) || !r.e.now().Add(giveBackPause).Before(l.ExpiresAt) {
+			return err
+		}
+		t := time.NewTimer(giveBackPause)
+		select {
+		case <-t.C:
+		case <-r.graceEnded:
+			t.Stop()
+			return err
+		}
 	}
 }
 

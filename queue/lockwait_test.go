@@ -179,3 +179,59 @@ func TestSQLite_WorkStopsBehindAnotherProcessesLock(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, d.StatusCounts[pool.StatusProcessing], "a result was written behind the lock:\n%s", events.String())
 }
+
+// TestSQLite_PastWindowGiveBackStopsBehindAnotherProcessesLock: a lease
+// whose calling window closed between its claim and its handler's start
+// (a slow OnEvent) is given back, unattempted; when Work's context ends
+// while another process holds the file's write lock, that give-back gives
+// up as a result's write does, and Work returns within its grace and two
+// seconds. (Its tries had no bound: Work waited out three busy timeouts,
+// 15 s, and Engine.Close behind it.)
+func TestSQLite_PastWindowGiveBackStopsBehindAnotherProcessesLock(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "window.db")
+	st := openFileStore(t, path)
+	b, clk, p, c := windowPool(t, st, time.Date(2026, 1, 2, 16, 59, 59, 0, time.UTC))
+	wctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	dispatched, locked := make(chan struct{}), make(chan struct{})
+	var events crashOutput
+	done := make(chan error, 1)
+	go func() {
+		done <- b.eng.Work(wctx, func(context.Context, *queue.Lease) error {
+			t.Error("the handler started outside the calling window")
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: time.Second,
+			OnEvent: func(ev queue.Event) {
+				fmt.Fprintf(&events, "%s %v\n", ev.Kind, ev.Err)
+				if ev.Kind == queue.EventDispatched {
+					close(dispatched)
+					<-locked
+				}
+			}})
+	}()
+	select {
+	case <-dispatched:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing dispatched")
+	}
+	unlock := holdLockInChild(t, path)
+	clk.Advance(5 * time.Minute) // past the window's end, 17:00
+	start := time.Now()
+	cancel()
+	close(locked)
+	select {
+	case err := <-done:
+		took := time.Since(start)
+		require.NoError(t, err)
+		t.Logf("Work returned %v after its context ended (grace 1s)", took)
+		require.Less(t, took, time.Second+2500*time.Millisecond, "Work waited for another process's lock past its grace:\n%s", events.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("Work has not returned 60 s after its context ended:\n%s", events.String())
+	}
+	require.Contains(t, events.String(), "error release", "the give-back's failure is reported")
+	unlock()
+	it, err := b.eng.Item(b.ctx, p.UUID, c)
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusProcessing, it.Status, "given back behind the lock:\n%s", events.String())
+}

@@ -68,3 +68,52 @@ func TestWork_StoreClosedDuringGrace(t *testing.T) {
 		t.Fatal("Work did not return")
 	}
 }
+
+// TestWork_StoreClosedAtPastWindowGiveBack: the same mistake met by the
+// give-back of a lease whose calling window closed between its claim and
+// its handler's start (a slow OnEvent): the item stays in flight until its
+// lease ends, a failed attempt of a contact never called, and Work says
+// so. (That give-back reported its EventError but did not record the
+// store's closing, and Work returned nil.)
+func TestWork_StoreClosedAtPastWindowGiveBack(t *testing.T) {
+	t.Parallel()
+	st := openFileStore(t, "")
+	b, clk, p, _ := windowPool(t, st, time.Date(2026, 1, 2, 16, 59, 59, 0, time.UTC))
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	unwritten := make(chan queue.Event, 1)
+	work := make(chan error, 1)
+	go func() {
+		work <- b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+			t.Error("the handler started outside the calling window")
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Grace: 5 * time.Second, OnEvent: func(ev queue.Event) {
+			switch ev.Kind {
+			case queue.EventDispatched:
+				clk.Advance(5 * time.Minute) // past the window's end, 17:00
+				cancel()
+				if err := st.Close(); err != nil { // the host's mistake: the store closed before Work returned
+					t.Error(err)
+				}
+			case queue.EventError:
+				select {
+				case unwritten <- ev:
+				default:
+				}
+			}
+		}})
+	}()
+	select {
+	case err := <-work:
+		require.ErrorIs(t, err, store.ErrClosed,
+			"Work returned %v: the give-back was lost with the store closed under it", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Work did not return")
+	}
+	select {
+	case ev := <-unwritten:
+		require.ErrorIs(t, ev.Err, store.ErrClosed, "the give-back was not written")
+	default:
+		t.Fatal("no EventError for the give-back that could not be written")
+	}
+}
