@@ -85,7 +85,8 @@ func (j *job) awaitLost() (atEnd bool) {
 // handle runs the handler on j's lease, keeps the lease alive meanwhile,
 // and settles it with the handler's result. A lease that has ended before
 // the handler could start is not handled at all, and one whose calling
-// window has closed meanwhile is given back.
+// window has closed meanwhile, or whose Work's grace has ended, is given
+// back.
 func (r *runner) handle(j *job) {
 	defer j.cancel()
 	l := &j.lease
@@ -109,20 +110,16 @@ func (r *runner) handle(j *job) {
 	// lateClaimSlack), and the next claim schedules the item. No watchdog
 	// runs yet: the job is this goroutine's alone.
 	if l.outsideWindow(r.e.now()) {
-		r.log.Warn("poolq: handler not started, its calling window closed after the claim", "pool", l.PoolUUID, "contact", l.ContactUUID)
-		switch err := r.giveBackUnstarted(j); {
-		case errors.Is(err, ErrLeaseLost):
-			// Ended or settled elsewhere (the host's OnEvent may settle
-			// it): nothing was given back.
-			r.opts.OnEvent(Event{Kind: EventExpired, Lease: *l, Err: err})
-			return
-		case err != nil:
-			r.storeClosed(err)
-			r.log.Warn("poolq: give back failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
-			r.opts.OnEvent(Event{Kind: EventError, Lease: *l, Err: err})
-			return
-		}
-		r.opts.OnEvent(Event{Kind: EventReleased, Lease: *l})
+		r.notStarted(j, "its calling window closed after the claim")
+		return
+	}
+	// Work's grace ended while OnEvent ran: the shutdown has stopped every
+	// handler, and this one's call would begin after it. The lease goes
+	// back unattempted, as those of a claim that committed as Work
+	// stopped. (A grace that ends from here on stops the handler as any
+	// other.)
+	if j.stopped.Load() {
+		r.notStarted(j, "Work's grace ended before it started")
 		return
 	}
 
@@ -204,8 +201,27 @@ func (r *runner) settle(j *job, herr error, stopped string, expires time.Time, l
 	}
 }
 
+// notStarted gives back j's lease, whose handler is not started (why says
+// why), and reports the outcome.
+func (r *runner) notStarted(j *job, why string) {
+	l := &j.lease
+	r.log.Warn("poolq: handler not started, "+why, "pool", l.PoolUUID, "contact", l.ContactUUID)
+	switch err := r.giveBackUnstarted(j); {
+	case errors.Is(err, ErrLeaseLost):
+		// Ended or settled elsewhere (the host's OnEvent may settle it):
+		// nothing was given back.
+		r.opts.OnEvent(Event{Kind: EventExpired, Lease: *l, Err: err})
+	case err != nil:
+		r.storeClosed(err)
+		r.log.Warn("poolq: give back failed", "pool", l.PoolUUID, "contact", l.ContactUUID, "err", err)
+		r.opts.OnEvent(Event{Kind: EventError, Lease: *l, Err: err})
+	default:
+		r.opts.OnEvent(Event{Kind: EventReleased, Lease: *l})
+	}
+}
+
 // giveBackUnstarted releases j's lease, unattempted: its handler was not
-// started (its calling window closed after the claim). A release that
+// started (see notStarted). A release that
 // fails for a reason other than the lease is tried again, giveBackTries
 // times in all, giveBackPause apart, while the lease lasts and Work's
 // grace has not ended: a lease given back by no one comes back at its end

@@ -224,7 +224,8 @@ func (o WorkOptions) validate(h Handler, lease time.Duration) error {
 // return: the handlers' results are written before the engine closes. The
 // leases of a claim that committed as Work stopped start no handler: they
 // are given back (EventReleased), or reported EventExpired when the
-// give-back finds one lost already.
+// give-back finds one lost already; so is a lease whose
+// OnEvent(EventDispatched) returns after the grace has ended.
 //
 // Work returns [validate.Errors] for bad options, [store.ErrNotFound] when a
 // pool does not exist at the start (a start that cannot read the pools,

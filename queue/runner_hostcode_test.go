@@ -73,6 +73,42 @@ func TestEngine_Work_SlowOnEventBeforeStart(t *testing.T) {
 	require.Zero(t, started.Load(), "the handler started on a lease that had ended: two calls to one contact")
 }
 
+// TestEngine_Work_SlowOnEventPastGrace: an OnEvent(EventDispatched) that
+// returns after Work's grace has ended does not start the handler, whose
+// call would begin after the shutdown stopped every other one: the lease
+// goes back unattempted (EventReleased), as those of a claim that
+// committed as Work stopped. (The handler started, its context cancelled
+// already: one that did not look at it made its call.)
+func TestEngine_Work_SlowOnEventPastGrace(t *testing.T) {
+	t.Parallel()
+	b := realEngine(t, queue.Options{LeaseTimeout: time.Minute})
+	p := b.pool(t, pool.Parallel, 1, 3)
+	ids := b.add(t, p.UUID, 1)
+	const grace = 200 * time.Millisecond
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	var called atomic.Int32
+	var events crashOutput
+	err := b.eng.Work(ctx, func(context.Context, *queue.Lease) error {
+		called.Add(1) // a handler that dials whatever its context says
+		return nil
+	}, queue.WorkOptions{Pools: []uuid.UUID{p.UUID}, Workers: 1, Grace: grace,
+		OnEvent: func(ev queue.Event) {
+			fmt.Fprintf(&events, "%s %v\n", ev.Kind, ev.Err)
+			if ev.Kind == queue.EventDispatched {
+				cancel()                        // the dialer is asked to stop
+				time.Sleep(grace + time.Second) // a slow hook: the grace ends meanwhile
+			}
+		}})
+	require.NoError(t, err)
+	require.Zero(t, called.Load(), "the handler started after Work's grace had ended:\n%s", events.String())
+	require.Equal(t, "dispatched <nil>\nreleased <nil>\n", events.String())
+	it, err := b.eng.Item(b.ctx, p.UUID, ids[0])
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusPending, it.Status)
+	require.Zero(t, it.Attempts, "given back, unattempted")
+}
+
 // TestEngine_Work_HandlerGoexit: a handler that ends its goroutine with
 // runtime.Goexit (t.FailNow in a test double) fails its attempt like a
 // panic; its lease is not kept alive by a heartbeat nobody stops.
