@@ -785,7 +785,17 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		c, err := e.Campaign(ctx, id)
+		// Through readUntilClosing, as its other reads: Close ends a read
+		// under way (a database gone silent), and the call returns
+		// ErrClosed, not once its own context ends.
+		var c campaign.Campaign
+		err := e.readUntilClosing(ctx, func(ctx context.Context, tx store.Tx) (err error) {
+			c, err = tx.Campaign(ctx, id)
+			return err
+		})
+		if err != nil {
+			err = fmt.Errorf("dequeue campaign: %w", err)
+		}
 		if isNotFound(err) || err == nil && c.Status.Finished() {
 			e.forgetTurn(id) // deleted or finished by another node: its turn is not needed again
 		}
