@@ -483,7 +483,7 @@ func (c *Committer) runBatch(ctx context.Context, batch []*op) error {
 	if errors.Is(err, store.ErrTxEnded) {
 		// Every operation succeeded and the commit failed (a failed
 		// operation would have made it errRerun).
-		c.runEach(batch, make([]bool, len(batch)))
+		c.runEach(ctx, batch, make([]bool, len(batch)))
 		return nil
 	}
 	if errors.Is(err, errRerun) {
@@ -535,7 +535,7 @@ func (c *Committer) runBatch(ctx context.Context, batch []*op) error {
 			}
 			if ender < 0 {
 				// It ended at the commit, with no operation failed.
-				c.runEach(batch, done)
+				c.runEach(ctx, batch, done)
 				return nil
 			}
 			done[ender] = true
@@ -553,25 +553,37 @@ func (c *Committer) runBatch(ctx context.Context, batch []*op) error {
 // of the ended transaction was written (store.ErrTxEnded), so each
 // operation then succeeds or fails alone, the one too big among those
 // that fail. A batch costs one transaction more per operation.
-func (c *Committer) runEach(batch []*op, done []bool) {
+//
+// The transactions run on ctx, the batch's Write's: once every caller of
+// the batch has gone, those not yet run begin none of their operations,
+// and one waiting to begin (another process's lock on the file) ends,
+// each caller getting its own context's error, as for the batch's own
+// transaction (see run). (They ran on a context that could not end: after
+// a commit that failed, with another process holding the file's lock, each
+// waited out the busy timeout in turn, for callers long gone, and every
+// caller and Close behind them.)
+func (c *Committer) runEach(ctx context.Context, batch []*op, done []bool) {
 	for i, o := range batch {
 		if done[i] || !o.start() {
 			continue
 		}
 		c.reruns.Add(1)
-		o.err = c.writeAlone(o)
+		o.err = c.writeAlone(ctx, o)
+		if o.err != nil && ctx.Err() != nil && o.ctx.Err() != nil {
+			o.err = fmt.Errorf("%w (nothing written: %v)", o.ctx.Err(), o.err)
+		}
 	}
 }
 
 // writeAlone runs o in a transaction of its own. A panic out of the store
 // is o's error alone: the operations run before it committed theirs.
-func (c *Committer) writeAlone(o *op) (err error) {
+func (c *Committer) writeAlone(ctx context.Context, o *op) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = storePanic(v)
 		}
 	}()
-	return c.st.Write(context.Background(), func(stx store.Tx) error {
+	return c.st.Write(ctx, func(stx store.Tx) error {
 		return call(o, o.fn, &Tx{Tx: stx, Now: c.now()})
 	})
 }
