@@ -168,6 +168,9 @@ func (e *Engine) Close() error {
 // a connection gone silent (no FIN, no RST) would hold Close up for as
 // long.
 func (e *Engine) readUntilClosing(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+	if ctx == nil {
+		return errNilContext // as read says, before WithCancel panics
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(e.stopping, cancel)()
