@@ -65,7 +65,10 @@ func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, erro
 // Dequeue claims the next due item of a pool, waiting until one is due and
 // the cap allows. It wakes on every change made through this Engine that can
 // let it through (an Add, a settlement that frees a slot or makes an item
-// due, a raised cap, a Requeue, the pool's deletion), at the next retry time
+// due, a raised cap, a Requeue, the pool's deletion; in a pool of a
+// campaign with a rule, also the end of a call from another of the
+// campaign's pools to a contact whose item the last look passed over, one
+// call at a time to a contact), at the next retry time
 // or lease deadline of the pool, and at the latest every PollInterval (for
 // changes made by another process). A look that no wake-up asked for (the
 // poll, a retry time or deadline come) is first a read transaction, which
@@ -610,6 +613,12 @@ func (e *Engine) claim(ctx context.Context, tx *wtx, poolID, via uuid.UUID, reqs
 			break
 		}
 	}
+	// A settlement of the calls the passed items wait for, here or on
+	// another node, wakes this pool's waiters. Set before the commit: a
+	// settlement that waited for it notifies after it. (On PostgreSQL one
+	// that committed while this read the call may notify before: the poll
+	// covers that.)
+	e.wake.follow(poolID, adm.behind)
 	// Deferrals ran out with room left: the items looked at so far are
 	// out of the due set; a new transaction goes on (tryDequeue).
 	more := adm.defers >= maxDeferrals && len(leases) < want

@@ -26,6 +26,10 @@ func WaitingPools(e *Engine) int {
 	return n
 }
 
+// Following returns how many pools' waiters follow other pools, and how
+// many pools are followed (see wakeups.follow).
+func Following(e *Engine) (followers, followed int) { return e.wake.following() }
+
 // TryDequeueN claims up to n items without waiting.
 func TryDequeueN(ctx context.Context, e *Engine, id uuid.UUID, n int) ([]*Lease, error) {
 	return e.tryDequeue(ctx, id, n, uuid.Nil)

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,6 +37,9 @@ type admission struct {
 	opted  map[uuid.UUID]bool
 	others map[uuid.UUID][]pool.Item // by contact
 	defers int                       // items skipped, postponed or failed at the ceiling by this claim
+	// behind lists the pools, once each, whose calls the items passed
+	// over wait for: their waiters follow them (see wakeups.follow).
+	behind []uuid.UUID
 }
 
 // verdict is what admission decides for one due item.
@@ -115,6 +119,9 @@ func (a *admission) decide(it pool.Item, now time.Time) (out pool.Item, ceiling 
 		// that instant, and an Extend of it after this claim must not
 		// keep alive a call this claim took for ended.
 		if o.Status.InFlight() && o.LeaseExpiresAt.After(a.txNow) {
+			if o.PoolUUID != uuid.Nil && !slices.Contains(a.behind, o.PoolUUID) {
+				a.behind = append(a.behind, o.PoolUUID) // not a call kept of a detached pool
+			}
 			return it, ceiling, pass, nil
 		}
 		ceiling -= o.Attempts

@@ -16,12 +16,20 @@ import (
 // the waiter's next wait returns at once: no wake-up is missed, and a burst
 // of changes costs one look.
 //
-// Invariant: a pool has an entry exactly while it has subscribers. So the
-// map holds no more entries than there are waiters, whatever pools they
-// asked for, existing or not.
+// A pool's waiters may also wait for other pools (see follow): a claim
+// that passed over an item whose contact is in a call from another pool of
+// its campaign needs that call's end, which is a change of the other pool.
+//
+// Invariant: a pool has an entry in m exactly while it has subscribers,
+// and in after only then too. So the maps hold no more entries than there
+// are waiters, whatever pools they asked for, existing or not.
 type wakeups struct {
 	mu sync.Mutex
 	m  map[uuid.UUID]map[chan struct{}]struct{}
+	// after maps a pool with subscribers to the pools whose changes also
+	// wake them, as follow last set it; behind is its inverse.
+	after  map[uuid.UUID][]uuid.UUID
+	behind map[uuid.UUID]map[uuid.UUID]struct{}
 }
 
 // subscribe makes notify(id) wake ch, for each of ids, until the returned
@@ -48,15 +56,68 @@ func (w *wakeups) subscribe(ch chan struct{}, ids ...uuid.UUID) (unsubscribe fun
 			delete(set, ch)
 			if len(set) == 0 {
 				delete(w.m, id)
+				w.setAfter(id, nil)
 			}
 		}
 	}
 }
 
-// notify wakes every waiter subscribed to pool id.
+// follow makes notify(o), for each of others, also wake the waiters of
+// pool id, in place of the pools it named for id before, until the last
+// waiter of id leaves. A claim of id calls it with the pools whose calls
+// its passed items wait for (none: it ends what the last claim set); it is
+// a no-op while id has no waiter, whose first look claims, and sets them.
+func (w *wakeups) follow(id uuid.UUID, others []uuid.UUID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m[id] == nil {
+		return
+	}
+	w.setAfter(id, others)
+}
+
+// setAfter replaces the pools whose changes wake the waiters of id.
+// w.mu is held.
+func (w *wakeups) setAfter(id uuid.UUID, others []uuid.UUID) {
+	for _, o := range w.after[id] {
+		set := w.behind[o]
+		delete(set, id)
+		if len(set) == 0 {
+			delete(w.behind, o)
+		}
+	}
+	delete(w.after, id)
+	if len(others) == 0 {
+		return
+	}
+	if w.after == nil {
+		w.after = make(map[uuid.UUID][]uuid.UUID)
+		w.behind = make(map[uuid.UUID]map[uuid.UUID]struct{})
+	}
+	w.after[id] = others
+	for _, o := range others {
+		set := w.behind[o]
+		if set == nil {
+			set = make(map[uuid.UUID]struct{}, 1)
+			w.behind[o] = set
+		}
+		set[id] = struct{}{}
+	}
+}
+
+// notify wakes every waiter subscribed to pool id, and those of the pools
+// that follow it.
 func (w *wakeups) notify(id uuid.UUID) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.wake(id)
+	for b := range w.behind[id] {
+		w.wake(b)
+	}
+}
+
+// wake puts a token in the channel of each waiter of id. w.mu is held.
+func (w *wakeups) wake(id uuid.UUID) {
 	for ch := range w.m[id] {
 		select {
 		case ch <- struct{}{}:
@@ -78,6 +139,14 @@ func (w *wakeups) notifyAll() {
 			}
 		}
 	}
+}
+
+// following returns how many pools' waiters follow another's, and how many
+// pools are followed (for tests).
+func (w *wakeups) following() (followers, followed int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.after), len(w.behind)
 }
 
 // waiting returns how many waiters pool id has, and how many pools have
