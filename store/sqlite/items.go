@@ -440,7 +440,9 @@ func (t *txn) UpdateItems(ctx context.Context, changes ...store.Change) error {
 		return err
 	}
 	if n != len(changes) {
-		return fmt.Errorf("sqlite: %s: %d of %d items found in the status given: %w", op, n, len(changes), store.ErrNotFound)
+		// The items found are written: the transaction must not commit
+		// them, with counts that do not follow.
+		return t.failed(fmt.Errorf("sqlite: %s: %d of %d items found in the status given: %w", op, n, len(changes), store.ErrNotFound))
 	}
 	for i, c := range changes {
 		t.count(keys[i], c.From, -1)
@@ -455,6 +457,11 @@ func (t *txn) UpdateItems(ctx context.Context, changes ...store.Change) error {
 // item (given its index in items), and returns the number of rows the
 // statements affected. first is the index of items[0] in the caller's
 // list, for errors.
+//
+// An error once a statement has run may leave rows written (an earlier
+// chunk's, or the failing statement's own before the row that failed:
+// UPDATE OR FAIL keeps them) that the caller does not count: the
+// transaction must then not commit them (see txn.failed).
 func execChunks[T any](ctx context.Context, t *txn, op string, first int, items []T, stmts map[int]string,
 	row func(args []any, i int, it T) ([]any, error)) (int, error) {
 	args := make([]any, 0, min(len(items), insertSizes[0])*itemParams) // itemParams: the widest row
@@ -465,16 +472,20 @@ func execChunks[T any](ctx context.Context, t *txn, op string, first int, items 
 		for i, it := range items[start : start+size] {
 			var err error
 			if args, err = row(args, start+i, it); err != nil {
-				return 0, wrap(fmt.Sprintf("%s: item %d", op, first+start+i), err)
+				err = wrap(fmt.Sprintf("%s: item %d", op, first+start+i), err)
+				if start > 0 {
+					err = t.failed(err)
+				}
+				return 0, err
 			}
 		}
 		res, err := t.exec(ctx, stmts[size], args...)
 		if err != nil {
-			return 0, wrap(op, err)
+			return 0, t.failed(wrap(op, err))
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return 0, wrap(op, err)
+			return 0, t.failed(wrap(op, err))
 		}
 		affected += int(n)
 		start += size

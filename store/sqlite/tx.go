@@ -27,6 +27,7 @@ type txn struct {
 
 	adhoc       []*sql.Stmt    // statements prepared on the held connection by this txn, closed at its end
 	inSavepoint bool           // a Savepoint is running
+	spFailed    error          // a write in the running Savepoint failed with rows written (see failed)
 	broken      error          // a savepoint could not be undone, or SQLite ended the transaction: nothing more may run
 	rollbacks   *atomic.Uint64 // the Store's count of rollbacks on the connection; nil: not watched (see ended)
 	begun       uint64         // rollbacks when the transaction began
@@ -94,6 +95,26 @@ func (t *txn) ended() error {
 		t.broken = errEnded
 	}
 	return t.broken
+}
+
+// failed records err, the error of a write that may have written rows
+// before it failed (UpdateItems with an item not found, a batch's later
+// statement), rows whose counts the write did not take: they must not be
+// committed, whether or not its caller goes on. In a Savepoint, that
+// savepoint ends as if its function had failed (its writes undone, err
+// returned); outside one, the transaction is broken, and Write rolls it
+// back with err. It returns err.
+func (t *txn) failed(err error) error {
+	if t.inSavepoint {
+		if t.spFailed == nil {
+			t.spFailed = err
+		}
+		return err
+	}
+	if t.broken == nil {
+		t.broken = err
+	}
+	return err
 }
 
 // stmt returns query as a statement of this transaction: the one prepared
@@ -301,6 +322,10 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	t.inSavepoint = true
 	ferr := fn(t)
 	t.inSavepoint = false
+	if ferr == nil {
+		ferr = t.spFailed // a write failed, its rows written: fn went on all the same
+	}
+	t.spFailed = nil
 	if ferr == nil {
 		if _, err := t.tx.ExecContext(ctx, releaseSQL); err != nil {
 			t.broken = wrap(op, err)

@@ -23,6 +23,7 @@ func itemTests() []test {
 		{"InsertItems/ContactInTwoPools", testInsertItemsTwoPools},
 		{"InsertItems/ErrNotFound", testInsertItemsNotFound},
 		{"InsertItems/PayloadNotJSON", testInsertItemsPayloadNotJSON},
+		{"InsertItems/PayloadNotJSONIgnored", testInsertItemsPayloadNotJSONIgnored},
 		{"CopyItems/OK", testCopyItems},
 		{"CopyItems/Empty", testCopyItemsEmpty},
 		{"Item/ErrNotFound", testItemNotFound},
@@ -33,6 +34,8 @@ func itemTests() []test {
 		{"UpdateItem/StaleStatus", testUpdateItemStale},
 		{"UpdateItems/Many", testUpdateItemsMany},
 		{"UpdateItems/ErrNotFound", testUpdateItemsNotFound},
+		{"UpdateItems/ErrNotFoundIgnored", testUpdateItemsNotFoundIgnored},
+		{"UpdateItems/ErrNotFoundInSavepoint", testUpdateItemsNotFoundInSavepoint},
 		{"UpdateItems/WrongPool", testUpdateItemsWrongPool},
 		{"ItemsByID", testItemsByID},
 		{"PoolItems", testPoolItems},
@@ -201,6 +204,29 @@ func testInsertItemsPayloadNotJSON(t *testing.T, b *bundle) {
 	})
 	require.ErrorContains(t, err, "item 70")
 	require.ErrorContains(t, err, "JSON")
+	require.Empty(t, b.allItems(p.UUID, ""))
+	require.Zero(t, b.getPool(p.UUID).ContactsCount)
+}
+
+// testInsertItemsPayloadNotJSONIgnored: the same batch, whose caller goes
+// on after the error and returns nil: no item of it is left, whether the
+// store checked the batch before writing any (SQLite) or the transaction
+// does not commit (PostgreSQL); none written before the bad one (a store
+// may write a batch in several statements) that the counts would not
+// count.
+func testInsertItemsPayloadNotJSONIgnored(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := pending(80)
+	items[70].Payload = json.RawMessage(`{"phone":`)
+	var insErr error
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		_, insErr = tx.InsertItems(b.ctx, p.UUID, items)
+		return nil
+	})
+	require.ErrorContains(t, insErr, "item 70")
+	if err != nil {
+		require.ErrorContains(t, err, "item 70")
+	}
 	require.Empty(t, b.allItems(p.UUID, ""))
 	require.Zero(t, b.getPool(p.UUID).ContactsCount)
 }
@@ -617,6 +643,80 @@ func testUpdateItemsNotFound(t *testing.T, b *bundle) {
 	for _, it := range items {
 		require.Equal(t, it, b.item(it.ID))
 	}
+}
+
+// notFoundBatch returns changes of items, Pending, to In_Call, the
+// second from a status it is not in: UpdateItems finds it not.
+func notFoundBatch(items []pool.Item) []store.Change {
+	cs := make([]store.Change, len(items))
+	for i, it := range items {
+		it.Status, it.Notes = pool.StatusInCall, "changed"
+		cs[i] = store.Change{From: pool.StatusPending, Item: it}
+	}
+	cs[1].From = pool.StatusRetrying
+	return cs
+}
+
+// testUpdateItemsNotFoundIgnored: a transaction whose function goes on
+// after UpdateItems failed with ErrNotFound (logs it, say, and returns
+// nil) does not commit, as UpdateItems says: the items the batch did find
+// are not left changed with counts that do not follow them (an item in
+// flight that InFlight does not count lets a FIFO pool give a second).
+func testUpdateItemsNotFoundIgnored(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(3))
+	var updErr error
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		updErr = tx.UpdateItems(b.ctx, notFoundBatch(items)...)
+		return nil
+	})
+	if updErr != nil { // a store may report it later, by the commit (see UpdateItems)
+		require.ErrorIs(t, updErr, store.ErrNotFound)
+	}
+	require.ErrorIs(t, err, store.ErrNotFound, "the transaction committed")
+	for _, it := range items {
+		require.Equal(t, it, b.item(it.ID))
+	}
+	b.read(func(tx store.Tx) error {
+		counts, err := tx.StatusCounts(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, 3, counts[pool.StatusPending])
+		n, err := tx.InFlight(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		return nil
+	})
+}
+
+// testUpdateItemsNotFoundInSavepoint: the same in a savepoint whose
+// function returns nil: the Savepoint fails with ErrNotFound and undoes
+// the batch, and the transaction's other writes commit.
+func testUpdateItemsNotFoundInSavepoint(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := b.insertItems(p.UUID, pending(4))
+	other := items[3]
+	other.Notes = "written after the savepoint"
+	b.write(func(tx store.Tx) error {
+		err := tx.Savepoint(b.ctx, func(tx store.Tx) error {
+			_ = tx.UpdateItems(b.ctx, notFoundBatch(items[:3])...)
+			return nil
+		})
+		require.ErrorIs(t, err, store.ErrNotFound, "the savepoint ended as if its function had failed")
+		return tx.UpdateItem(b.ctx, pool.StatusPending, other)
+	})
+	for _, it := range items[:3] {
+		require.Equal(t, it, b.item(it.ID))
+	}
+	require.Equal(t, other, b.item(other.ID))
+	b.read(func(tx store.Tx) error {
+		counts, err := tx.StatusCounts(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Equal(t, 4, counts[pool.StatusPending])
+		n, err := tx.InFlight(b.ctx, p.UUID)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		return nil
+	})
 }
 
 // testUpdateItemsWrongPool checks that a batch naming an item by its ID
