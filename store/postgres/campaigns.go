@@ -523,6 +523,7 @@ func (t *txn) lockCampaign(ctx context.Context, id uuid.UUID) (int64, error) {
 // runs only when the statement succeeded.
 func (t *txn) sendLock(ctx context.Context, x *behind, sql string, args ...any) (k int64, ok bool, err error) {
 	var guard int
+	t.boundLockWait(ctx)
 	b := &pgx.Batch{}
 	b.Queue(sql, args...)
 	if x != nil {

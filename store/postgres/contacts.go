@@ -556,6 +556,7 @@ func (t *txn) lockEscalations(ctx context.Context) error {
 		return t.retry
 	}
 	start, prevMax := time.Now(), t.maxKey
+	t.boundLockWait(ctx)
 	if _, err := t.exec(ctx, lockEscalationsSQL, int32(t.s.lockNS)); err != nil {
 		return err
 	}

@@ -800,7 +800,7 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error, prelock 
 		// transaction.
 		w.until = bound
 		if left := time.Until(bound); s.opts.LockTimeout < 0 || left < s.opts.LockTimeout {
-			t.bounded, t.bound = true, bound
+			t.bounded, t.bound, t.boundMs = true, bound, max(left, time.Millisecond).Milliseconds()
 			_ = t.deferExec(ctx, setLockTimeoutSQL, millis(max(left, time.Millisecond)))
 		}
 	}

@@ -70,6 +70,26 @@ type txn struct {
 	// holds the lock past the lock timeout.
 	bounded bool
 	bound   time.Time
+	boundMs int64 // the time to bound when the transaction began, in ms (see boundLockWait)
+}
+
+// setLockTimeoutLeftSQL sets the lock timeout of the transaction to what
+// is left, measured on the server from the transaction's start (now()),
+// of $1 ms (see boundLockWait).
+const setLockTimeoutLeftSQL = `SELECT set_config('lock_timeout',
+    greatest(1, $1::bigint - (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint)::text, true)`
+
+// boundLockWait has the next lock statement's wait end at the caller's
+// bound, in a bounded transaction: the server's lock_timeout applies to
+// each wait on its own, so the one set at the transaction's start let a
+// second wait run past the bound, until its round trip was cut (the
+// connection closed, the error not ErrLockTimeout). The time left is
+// measured on the server, whose clock the bound is not read by: from the
+// transaction's start, when boundMs were left.
+func (t *txn) boundLockWait(ctx context.Context) {
+	if t.bounded {
+		_ = t.deferExec(ctx, setLockTimeoutLeftSQL, t.boundMs)
+	}
 }
 
 var (
@@ -333,6 +353,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 		ok    bool
 		found bool // the lock statement found the pool
 	)
+	t.boundLockWait(ctx)
 	b := &pgx.Batch{}
 	if t.s.opts.Locking == RowLock {
 		b.Queue(lockRowSQL, id, t.maxKey)
@@ -522,8 +543,12 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 	if len(locks) == 0 {
 		return nil
 	}
+	t.boundLockWait(ctx)
 	b := &pgx.Batch{}
-	for _, l := range locks {
+	for i, l := range locks {
+		if i > 0 && t.bounded {
+			b.Queue(setLockTimeoutLeftSQL, t.boundMs) // each wait its own (see boundLockWait)
+		}
 		switch {
 		case l.campaign:
 			b.Queue(`SELECT pg_advisory_xact_lock($1::int, $2::int)`, int32(t.s.lockNS), campaignLockID(l.k))
@@ -541,6 +566,13 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 	}
 	br := t.tx.SendBatch(ctx, b)
 	for i, l := range locks {
+		if i > 0 && t.bounded {
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				t.noteErr(err)
+				return wrap("lock pools", err)
+			}
+		}
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			t.noteErr(err)

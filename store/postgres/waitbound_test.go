@@ -60,6 +60,48 @@ func TestWrite_WaitRestartsBounded(t *testing.T) {
 	require.LessOrEqual(t, st.Stats().Waits, uint64(2))
 }
 
+// TestWrite_WaitBoundEndsEveryLockWait: a write that runs one caller's
+// operation alone, with a wait bound (store.WithWaitBound) 1 s away,
+// sooner than LockTimeout, waits for pool A's lock (another node holds it
+// for 0.6 s), then for pool B's (held for 4 s). The second wait ends at the
+// bound too, by the server's lock_timeout, and the Write fails with an
+// error wrapping both ErrLockTimeout and context.DeadlineExceeded, as
+// store.Store.Write and Options.LockTimeout say, its connection kept.
+// (lock_timeout was set once, at the transaction's start, to the time
+// left then, and the server applies it to each wait afresh: B's wait ran
+// past the bound until its round trip was cut 100 ms after it, the
+// connection closed, the error a bare deadline.) Found by a review helper.
+func TestWrite_WaitBoundEndsEveryLockWait(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t, url, postgres.Options{}) // LockTimeout 30 s
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema()})
+	a, b := newTestPool("pool A"), newTestPool("pool B") // A's lock key below B's
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, a) }))
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, b) }))
+
+	heldA := holdFor(t, other, 600*time.Millisecond, func(tx store.Tx) error { _, err := tx.Pool(ctx, a.UUID); return err })
+	heldB := holdFor(t, other, 4*time.Second, func(tx store.Tx) error { _, err := tx.Pool(ctx, b.UUID); return err })
+
+	wctx, cancel := context.WithCancel(ctx) // as group commit's Write of a lone caller
+	defer cancel()
+	bound := time.Now().Add(time.Second)
+	wctx = store.WithWaitBound(wctx, bound)
+	err := st.Write(wctx, func(tx store.Tx) error {
+		if _, err := tx.Pool(wctx, a.UUID); err != nil {
+			return err
+		}
+		_, err := tx.Pool(wctx, b.UUID)
+		return err
+	})
+	t.Logf("write returned %v after the bound: %v", time.Since(bound), err)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, store.ErrLockTimeout, "a lock wait ended at the wait bound by the server's lock_timeout")
+	require.NoError(t, <-heldA)
+	require.NoError(t, <-heldB)
+}
+
 // TestWrite_WaitAfterALockOfACampaignOrRule: a write that holds a
 // campaign's lock and then waits for another node's hold of a rule's lock,
 // or of a campaign's above it in the order of locks, runs again, taking
