@@ -326,13 +326,20 @@ func TestEngine_CapsPerContact(t *testing.T) {
 			require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{RetryAt: b.clock.Now(), Note: "no answer"}))
 		}
 		// Three calls to c in the campaign: its items in both pools have
-		// attempts left of their own (2 and 1 of 3) but no more calls.
+		// attempts left of their own (2 and 1 of 3) but no more calls. The
+		// third call's failure failed its item, in a (see
+		// TestEngine_FailureAtTheContactsCeiling); p's next claim fails
+		// the other.
 		for _, from := range []uuid.UUID{p, a} {
 			_, err := b.eng.TryDequeue(b.ctx, from)
 			require.ErrorIs(t, err, queue.ErrEmpty)
 			it := b.item(t, from, c)
 			require.Equal(t, pool.StatusFailed, it.Status)
-			require.Equal(t, campaign.NoteContactCeiling, it.Notes)
+			note := campaign.NoteContactCeiling
+			if from == a {
+				note = "no answer"
+			}
+			require.Equal(t, note, it.Notes)
 		}
 		require.Equal(t, 2, b.item(t, a, c).Attempts)
 		require.Equal(t, 1, b.item(t, p, c).Attempts)

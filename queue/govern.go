@@ -126,11 +126,15 @@ func (e *Engine) reclaim(ctx context.Context, tx *wtx, p pool.Pool, now time.Tim
 			g = &gv
 		}
 		for _, it := range expired {
-			out, err := it.Expired(g.ceiling, now, g.retry)
+			ceiling, others, err := e.contactsOthers(ctx, tx, *g, it)
 			if err != nil {
 				return total, err
 			}
-			if out, err = e.governFailure(ctx, tx, *g, out); err != nil {
+			out, err := it.Expired(ceiling, now, g.retry)
+			if err != nil {
+				return total, err
+			}
+			if out, err = e.governFailure(ctx, tx, *g, out, others); err != nil {
 				return total, err
 			}
 			if err := tx.UpdateItem(ctx, it.Status, out); err != nil {

@@ -567,11 +567,15 @@ func (gv governance) fail(it pool.Item, now time.Time, f Failure) (pool.Item, er
 	if err != nil {
 		return pool.Item{}, err
 	}
-	out, err := it.Failed(g.ceiling, now, f, g.retry)
+	ceiling, others, err := gv.e.contactsOthers(gv.ctx, gv.tx, g, it)
 	if err != nil {
 		return pool.Item{}, err
 	}
-	return gv.e.governFailure(gv.ctx, gv.tx, g, out)
+	out, err := it.Failed(ceiling, now, f, g.retry)
+	if err != nil {
+		return pool.Item{}, err
+	}
+	return gv.e.governFailure(gv.ctx, gv.tx, g, out, others)
 }
 
 // settleItem settles the item it, as read in this transaction, at tx.Now.

@@ -321,12 +321,14 @@ func (p *modelPool) dueOrdered(now time.Time) []*modelItem {
 	return due
 }
 
-// fail is pool.Item.Failed, written out again for the model.
+// fail is pool.Item.Failed, written out again for the model, under the
+// contact's ceiling (see contactCeiling).
 func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note string) {
+	ceiling, others := p.contactCeiling(it)
 	it.notes = note
 	it.leaseExp = time.Time{}
 	switch {
-	case final || it.attempts >= p.ceiling():
+	case final || it.attempts >= ceiling:
 		it.status = pool.StatusFailed
 		it.failed = now
 		it.nextRetry = time.Time{}
@@ -344,7 +346,9 @@ func (p *modelPool) fail(it *modelItem, now, retryAt time.Time, final bool, note
 	}
 	if g, ok := p.gate(); ok && it.waiting() {
 		// The rule's window and day cap move the retry (the gate's
-		// arithmetic is tested against vectors of its own).
+		// arithmetic is tested against vectors of its own), the contact's
+		// calls from the campaign's other pools counted with its own.
+		g.Others = others
 		out := g.Retry(it.asItem(), now)
 		it.status, it.nextRetry = out.Status, *out.NextRetryAt
 	}
@@ -369,10 +373,23 @@ func (p *modelPool) statusAfterExpiry(it *modelItem, now time.Time) pool.Status 
 	if !p.expired(it, now) {
 		return it.status
 	}
-	if it.attempts >= p.ceiling() {
+	if ceiling, _ := p.contactCeiling(it); it.attempts >= ceiling {
 		return pool.StatusFailed
 	}
 	return pool.StatusRetrying
+}
+
+// contactCeiling is the ceiling of it's attempts at a failure: under a
+// rule, max_total_calls less the attempts of the contact's items in the
+// campaign's other pools, which it returns too; else the pool's.
+func (p *modelPool) contactCeiling(it *modelItem) (int, []pool.Item) {
+	ceiling := p.ceiling()
+	var others []pool.Item
+	for _, o := range p.others(it) {
+		ceiling -= o.attempts
+		others = append(others, o.asItem())
+	}
+	return ceiling, others
 }
 
 // dequeue is a claim without waiting (TryDequeue, or TryDequeueN) on the model.

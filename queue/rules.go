@@ -156,8 +156,10 @@ func (a *admission) decide(it pool.Item, now time.Time) (out pool.Item, ceiling 
 //   - an item its contact's opt-out removes (remove_on_opt_out) is Skipped
 //     instead of retried, and its retry_count does not count the retry;
 //   - a retry the rule's window or day cap does not allow moves to the
-//     earliest instant it does, Scheduled ([campaign.Gate.Retry]).
-func (e *Engine) governFailure(ctx context.Context, tx *wtx, g governed, out pool.Item) (pool.Item, error) {
+//     earliest instant it does, Scheduled ([campaign.Gate.Retry]), the
+//     contact's calls in the campaign's other pools (others, see
+//     contactsOthers) counted with its own.
+func (e *Engine) governFailure(ctx context.Context, tx *wtx, g governed, out pool.Item, others []pool.Item) (pool.Item, error) {
 	r := g.rule
 	if r == nil {
 		return out, nil
@@ -191,7 +193,32 @@ func (e *Engine) governFailure(ctx context.Context, tx *wtx, g governed, out poo
 		}
 	}
 	gate, _ := g.gate(out)
+	gate.Others = others
 	return gate.Retry(out, tx.Now), nil
+}
+
+// contactsOthers returns, when a rule governs g, the ceiling of it's
+// attempts that the contact's items in the campaign's other pools leave
+// (the rule's max_total_calls less their attempts), and those items with
+// the calls they kept ([store.Tx.CampaignItems], which on PostgreSQL takes
+// the campaign's lock), as a claim reads them (see admission): a failure
+// judges its retry by the contact's caps, as the claim of the retry will.
+// (It judged by the item's alone: a contact's last call failed as a retry
+// never to be made, and a retry past the day's cap waited Retrying for a
+// time it could not be called.) Without a rule: g's ceiling, and no items.
+func (e *Engine) contactsOthers(ctx context.Context, tx *wtx, g governed, it pool.Item) (int, []pool.Item, error) {
+	if g.rule == nil || g.campaign == nil {
+		return g.ceiling, nil, nil
+	}
+	others, err := tx.CampaignItems(ctx, g.campaign.UUID, g.UUID, it.ContactUUID)
+	if err != nil {
+		return 0, nil, err
+	}
+	ceiling := g.ceiling
+	for _, o := range others {
+		ceiling -= o.Attempts
+	}
+	return ceiling, others, nil
 }
 
 func deref(s *string) string {
