@@ -657,6 +657,21 @@ func notFoundBatch(items []pool.Item) []store.Change {
 	return cs
 }
 
+// requireAllPending checks that pool id's counts hold n items, all
+// Pending, none in flight.
+func (b *bundle) requireAllPending(id uuid.UUID, n int) {
+	b.t.Helper()
+	b.read(func(tx store.Tx) error {
+		counts, err := tx.StatusCounts(b.ctx, id)
+		require.NoError(b.t, err)
+		require.Equal(b.t, n, counts[pool.StatusPending])
+		inFlight, err := tx.InFlight(b.ctx, id)
+		require.NoError(b.t, err)
+		require.Zero(b.t, inFlight)
+		return nil
+	})
+}
+
 // testUpdateItemsNotFoundIgnored: a transaction whose function goes on
 // after UpdateItems failed with ErrNotFound (logs it, say, and returns
 // nil) does not commit, as UpdateItems says: the items the batch did find
@@ -677,15 +692,7 @@ func testUpdateItemsNotFoundIgnored(t *testing.T, b *bundle) {
 	for _, it := range items {
 		require.Equal(t, it, b.item(it.ID))
 	}
-	b.read(func(tx store.Tx) error {
-		counts, err := tx.StatusCounts(b.ctx, p.UUID)
-		require.NoError(t, err)
-		require.Equal(t, 3, counts[pool.StatusPending])
-		n, err := tx.InFlight(b.ctx, p.UUID)
-		require.NoError(t, err)
-		require.Zero(t, n)
-		return nil
-	})
+	b.requireAllPending(p.UUID, 3)
 }
 
 // testUpdateItemsNotFoundInSavepoint: the same in a savepoint whose
@@ -708,15 +715,7 @@ func testUpdateItemsNotFoundInSavepoint(t *testing.T, b *bundle) {
 		require.Equal(t, it, b.item(it.ID))
 	}
 	require.Equal(t, other, b.item(other.ID))
-	b.read(func(tx store.Tx) error {
-		counts, err := tx.StatusCounts(b.ctx, p.UUID)
-		require.NoError(t, err)
-		require.Equal(t, 4, counts[pool.StatusPending])
-		n, err := tx.InFlight(b.ctx, p.UUID)
-		require.NoError(t, err)
-		require.Zero(t, n)
-		return nil
-	})
+	b.requireAllPending(p.UUID, 4)
 }
 
 // testUpdateItemsWrongPool checks that a batch naming an item by its ID
