@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -94,7 +95,7 @@ func (w *wakeups) setAfter(id uuid.UUID, others []uuid.UUID) {
 		w.after = make(map[uuid.UUID][]uuid.UUID)
 		w.behind = make(map[uuid.UUID]map[uuid.UUID]struct{})
 	}
-	w.after[id] = others
+	w.after[id] = slices.Clone(others) // the caller's slice is its own
 	for _, o := range others {
 		set := w.behind[o]
 		if set == nil {
