@@ -7,6 +7,7 @@ package queue_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/url"
 	"sync"
@@ -496,5 +497,53 @@ func TestPostgres_TerminatedAfterCommit(t *testing.T) {
 		it, err := eng.Item(ctx, p.UUID, c)
 		require.NoError(t, err)
 		require.Equal(t, pool.StatusCompleted, it.Status)
+	})
+}
+
+// TestPostgres_SilentAtRollback: the connection goes silent after a
+// transaction's last statement, before its ROLLBACK. The call still ends
+// when its caller stops waiting, as its statements would: a Read when its
+// context ends (reads are bounded by their caller's context only), a
+// Write of one caller with a wait bound 100 ms after that bound. The
+// ROLLBACK's round trip was bounded by neither: a Read's by nothing (TCP
+// gives up after many minutes), a Write's by the round trip's bound (5.5
+// s here, 60 s by default). Cutting it costs only the connection, whose
+// end ends the transaction on the server.
+func TestPostgres_SilentAtRollback(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Read", func(t *testing.T) {
+		t.Parallel()
+		px, st := proxiedStore(t, connFailOptions)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err := within(t, "Read", px.close, func() error {
+			return st.Read(ctx, func(tx store.Tx) error {
+				if _, err := tx.Pool(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+				px.frozen.Store(true) // silent from here: the ROLLBACK gets no answer
+				return nil
+			})
+		})
+		require.NoError(t, err, "fn's own result")
+		d, _ := ctx.Deadline()
+		require.Less(t, time.Since(d), time.Second, "held by the silent connection past its context's end")
+	})
+
+	t.Run("Write", func(t *testing.T) {
+		t.Parallel()
+		px, st := proxiedStore(t, connFailOptions)
+		bound := time.Now().Add(time.Second)
+		ctx := store.WithWaitBound(context.Background(), bound)
+		err := within(t, "Write", px.close, func() error {
+			return st.Write(ctx, func(tx store.Tx) error {
+				_, err := tx.Pool(ctx, uuid.New()) // answered: the transaction has begun
+				px.frozen.Store(true)              // silent from here: the ROLLBACK gets no answer
+				return err
+			})
+		})
+		require.ErrorIs(t, err, store.ErrNotFound, "fn's own error")
+		require.Less(t, time.Since(bound), time.Second, "held by the silent connection past the caller's bound")
 	})
 }

@@ -56,14 +56,15 @@ type writeConn struct {
 	// COMMIT too, stmtSlack after it: the wait bound of the one caller the
 	// transaction runs for (see writeOnce), who does not wait longer for a
 	// server gone silent. Its COMMIT's round trip is not ended there (its
-	// outcome must then be learned), nor its ROLLBACK's.
+	// outcome must then be learned); its ROLLBACK's is (see rollback).
 	until time.Time
 	// caller, when not nil, ends the round trips of the statements before
 	// COMMIT too, when it ends: the context of a Write that can end (the
 	// one caller of a group commit write, who left: see store.Store's
 	// Write). A statement that waits for another session's lock would
 	// otherwise hold the transaction, and its caller's turn, up to
-	// LockTimeout. Its COMMIT's round trip is not ended (see until).
+	// LockTimeout. Its COMMIT's round trip is not ended (see until); its
+	// ROLLBACK's is.
 	caller context.Context
 }
 
@@ -362,13 +363,17 @@ func (w *writeConn) commit(ctx context.Context, b *pgx.Batch) error {
 }
 
 // rollback ends the transaction if one was begun and not committed; the
-// deferred statements are dropped.
+// deferred statements are dropped. Its round trip is bounded as a
+// statement's (stmtBound): a caller who stops waiting for a silent
+// connection's statements does not wait for its ROLLBACK either. One cut
+// short costs the connection only (the pool closes a connection left in a
+// transaction), whose end ends the transaction on the server.
 func (w *writeConn) rollback(ctx context.Context) error {
 	w.drop()
 	if !w.begun {
 		return nil
 	}
-	ctx, cancel := w.bound(ctx)
+	ctx, cancel := w.stmtBound(ctx)
 	defer cancel()
 	_, err := w.c.Exec(ctx, "ROLLBACK")
 	if err == nil {

@@ -283,10 +283,10 @@
 // resolved as above. Meanwhile the node's writes wait behind it (its
 // engine runs one write transaction at a time). Closing a Store that had
 // such a connection may take up to 15 s more (pgx's bound on closing it).
-// Reads are bounded by their caller's context only. A write that runs one
-// caller's operation alone, whose context has a deadline
-// ([store.WithWaitBound]), also ends its statements' round trips (not its
-// COMMIT's) 100 ms after that deadline, failing with an error wrapping
+// Reads are bounded by their caller's context only (their ROLLBACK too). A
+// write that runs one caller's operation alone, whose context has a
+// deadline ([store.WithWaitBound]), also ends its statements' round trips
+// and its ROLLBACK's (not its COMMIT's) 100 ms after that deadline, failing with an error wrapping
 // context.DeadlineExceeded, nothing of it written: its caller is not held
 // by a silent connection until the bound above. A Write whose context can
 // end (group commit's, which ends once every caller of its operations has

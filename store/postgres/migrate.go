@@ -76,7 +76,7 @@ func migrateTo(ctx context.Context, conn *pgx.Conn, schema string, lockNS int64,
 	}
 	defer func() {
 		if err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+			_ = tx.Rollback(ctx) // on a connection prepare closes: one cut short costs nothing
 		}
 	}()
 	if _, err := tx.Exec(ctx, unboundedSQL); err != nil {

@@ -237,6 +237,46 @@ func TestPgBouncer_TransactionMode(t *testing.T) {
 	}
 }
 
+// TestPgBouncer_TransactionModeBusy: Open through PgBouncer in transaction
+// mode is refused within 5 s of its check's NOTIFY even when the pooler's
+// server sessions are all busy by then (here its one session, held by
+// another client): Open sent an UNLISTEN after the check, which waited for
+// a free session, past the 5 s and past Open's own context (to 13 s here,
+// with an 8 s context), as long as the pooler's query_wait_timeout (120 s
+// by default) on a pool that stays busy.
+func TestPgBouncer_TransactionModeBusy(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	b := pgtest.NewBouncer(t, url, "transaction", nil, "default_pool_size = 1", "query_wait_timeout = 60")
+	schema := pgtest.Schema(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	hctx, release := context.WithCancel(context.Background())
+	held := make(chan struct{})
+	go func() { // another client's transaction takes the one session once Open's check waits
+		defer close(held)
+		time.Sleep(1500 * time.Millisecond)
+		conn, err := pgx.Connect(context.Background(), b.URL)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		_, _ = conn.Exec(hctx, "BEGIN; SELECT pg_sleep(12); ROLLBACK") // ended by release
+	}()
+	start := time.Now()
+	st, err := postgres.Open(ctx, b.URL, postgres.Options{Schema: schema})
+	took := time.Since(start)
+	release()
+	<-held
+	if st != nil {
+		_ = st.Close()
+	}
+	t.Logf("Open returned after %v: %v", took.Round(time.Millisecond), err)
+	require.ErrorIs(t, err, postgres.ErrTransactionPooling)
+	require.Less(t, took, 7500*time.Millisecond, "refused within 5 s of the check's NOTIFY (1.5 s in)")
+}
+
 // TestPgBouncer_LostCommitEnded: a write whose COMMIT's answer was lost,
 // still in progress on the server, is ended by the Store, which then
 // knows it did not commit (as on a direct connection: TestCommitOutcome),

@@ -555,7 +555,7 @@ func checkLocking(ctx context.Context, conn *pgx.Conn, schema string, l Locking)
 	}
 	defer func() {
 		if err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+			_ = tx.Rollback(ctx) // on a connection prepare closes: one cut short costs nothing
 		}
 	}()
 	if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (name, value) VALUES ('locking', $1) ON CONFLICT (name) DO NOTHING`,
@@ -703,7 +703,11 @@ func (s *Store) Read(ctx context.Context, fn func(store.Tx) error) error {
 		}
 		return wrap("begin read", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) // nothing to commit
+	// Nothing to commit. The ROLLBACK ends with ctx, as the statements do:
+	// a connection gone silent after fn holds the caller no longer than
+	// during it. One cut short closes the connection (pgx), which ends the
+	// transaction on the server.
+	defer tx.Rollback(ctx)
 	return fn(newTxn(s, tx, true))
 }
 

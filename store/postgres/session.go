@@ -102,7 +102,6 @@ func checkOwnSession(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) e
 	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		return fmt.Errorf("check the session (LISTEN): %w", err)
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN "+channel) }()
 	other, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("check the session: connect: %w", err)
@@ -116,6 +115,12 @@ func checkOwnSession(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) e
 	err = hearOwn(wctx, conn, name)
 	switch {
 	case err == nil:
+		// conn's own session: its LISTEN ends here. A refused conn's
+		// LISTEN is left to the pooler's session that ran it: an UNLISTEN
+		// would run in whichever session is free, after waiting for one
+		// (past ctx and the 5 s above, on a busy pool), and is not needed
+		// for a channel nobody uses.
+		_, _ = conn.Exec(ctx, "UNLISTEN "+channel)
 		return nil
 	case ctx.Err() != nil:
 		return fmt.Errorf("check the session: %w", ctx.Err())
