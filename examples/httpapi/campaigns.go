@@ -159,6 +159,9 @@ func (s *server) deleteRule(w http.ResponseWriter, r *http.Request, q *queryPara
 	if err != nil {
 		return err
 	}
+	if err := noBody(w, r, &q.v); err != nil {
+		return err
+	}
 	if err := q.err(); err != nil {
 		return err
 	}
@@ -406,6 +409,9 @@ func (s *server) deleteCampaign(w http.ResponseWriter, r *http.Request, q *query
 	if err != nil {
 		return err
 	}
+	if err := noBody(w, r, &q.v); err != nil {
+		return err
+	}
 	if err := q.err(); err != nil {
 		return err
 	}
@@ -427,7 +433,7 @@ func (s *server) campaignAction(a campaign.Action) handler {
 			return err
 		}
 		v := &q.v
-		if err := decode(w, r, v, &struct{}{}, true); err != nil {
+		if err := noBody(w, r, v); err != nil {
 			return err
 		}
 		if err := v.Err(); err != nil {
@@ -459,6 +465,14 @@ func (s *server) campaignAction(a campaign.Action) handler {
 // attachPoolsRequest is the body of POST /api/v1/campaigns/{uuid}/pools.
 type attachPoolsRequest struct {
 	PoolUUIDs []string `json:"pool_uuids"`
+
+	refused map[int]bool // indexes of pool_uuids that decode refused
+}
+
+func (r *attachPoolsRequest) keepRefused(field string, idx []int) {
+	if field == "pool_uuids" {
+		r.refused = indexSet(idx)
+	}
 }
 
 // attachPools: POST /api/v1/campaigns/{uuid}/pools: additive and
@@ -474,18 +488,12 @@ func (s *server) attachPools(w http.ResponseWriter, r *http.Request, q *queryPar
 	if err := decode(w, r, v, &in, false); err != nil {
 		return err
 	}
-	if len(in.PoolUUIDs) == 0 {
+	if len(in.PoolUUIDs) == 0 && !v.Errors().Has("pool_uuids") {
 		v.Add("pool_uuids", validate.RuleRequired, "must hold at least one pool UUID")
 	}
-	if len(in.PoolUUIDs) > pool.MaxPerPage {
-		v.Add("pool_uuids", validate.RuleLength, fmt.Sprintf("must hold at most %d pool UUIDs", pool.MaxPerPage))
-	}
-	ids := make([]uuid.UUID, 0, len(in.PoolUUIDs))
-	for i, raw := range in.PoolUUIDs {
-		p, ok := parseUUID(raw)
-		v.Check(ok, fmt.Sprintf("pool_uuids[%d]", i), validate.RuleFormat, uuidProblem(raw))
-		ids = append(ids, p)
-	}
+	// Repeats folded: the engine's bound (queue.MaxPoolsPerCall) is then on
+	// the distinct pools named, as the campaign's is.
+	ids := uuidList(v, "pool_uuids", in.PoolUUIDs, in.refused)
 	if err := v.Err(); err != nil {
 		return err
 	}
@@ -506,6 +514,9 @@ func (s *server) detachPool(w http.ResponseWriter, r *http.Request, q *queryPara
 	p, ok := parseUUID(r.PathValue("pool"))
 	if !ok {
 		return poolNotFound()
+	}
+	if err := noBody(w, r, &q.v); err != nil {
+		return err
 	}
 	if err := q.err(); err != nil {
 		return err

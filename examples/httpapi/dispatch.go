@@ -34,7 +34,7 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request, q *queryParams
 		return err
 	}
 	wait := q.duration("wait", MaxWait)
-	if err := decode(w, r, &q.v, &struct{}{}, true); err != nil {
+	if err := noBody(w, r, &q.v); err != nil {
 		return err
 	}
 	if err := q.err(); err != nil {

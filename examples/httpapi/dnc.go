@@ -84,28 +84,7 @@ func (s *server) addDNC(w http.ResponseWriter, r *http.Request, q *queryParams) 
 			fmt.Sprintf("must hold at most %d contact UUIDs (got %d); send several requests", queue.MaxContactsPerCall, n))
 		return v.Err()
 	}
-	contacts := make([]uuid.UUID, 0, len(in.ContactUUIDs))
-	seen := make(map[uuid.UUID]bool, len(in.ContactUUIDs))
-	bad := min(len(in.refused), maxListedErrors) // listed by decode
-	for i, raw := range in.ContactUUIDs {
-		c, ok := parseUUID(raw)
-		if !ok {
-			if in.refused[i] {
-				continue
-			}
-			if bad++; bad <= maxListedErrors {
-				v.Add(fmt.Sprintf("contact_uuids[%d]", i), validate.RuleFormat, uuidProblem(raw))
-			}
-			continue
-		}
-		if !seen[c] {
-			seen[c] = true
-			contacts = append(contacts, c)
-		}
-	}
-	if bad > maxListedErrors {
-		v.Add("contact_uuids", validate.RuleFormat, fmt.Sprintf("%d more invalid UUIDs not listed", bad-maxListedErrors))
-	}
+	contacts := uuidList(v, "contact_uuids", in.ContactUUIDs, in.refused)
 	if err := v.Err(); err != nil {
 		return err
 	}
@@ -168,6 +147,9 @@ func (s *server) removeDNC(w http.ResponseWriter, r *http.Request, q *queryParam
 	if err != nil {
 		return err
 	}
+	if err := noBody(w, r, &q.v); err != nil {
+		return err
+	}
 	if err := q.err(); err != nil {
 		return err
 	}
@@ -193,7 +175,7 @@ func (s *server) optOut(w http.ResponseWriter, r *http.Request, q *queryParams) 
 		return err
 	}
 	v := &q.v
-	if err := decode(w, r, v, &struct{}{}, true); err != nil {
+	if err := noBody(w, r, v); err != nil {
 		return err
 	}
 	if err := v.Err(); err != nil {

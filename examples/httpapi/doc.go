@@ -163,7 +163,8 @@
 // inactive pool is a 422 on pool_uuids[i], and one that would leave the
 // campaign with more than queue.MaxPoolsPerCampaign (1,000) pools a 422 on
 // pool_uuids (the pools attached already, repeated or unknown do not
-// count; nothing is attached); unknown pools are reported in
+// count; nothing is attached), as is a request naming more than
+// queue.MaxPoolsPerCall (1,000) distinct pools; unknown pools are reported in
 // pool_uuids_not_found, not an error. Attach is additive and idempotent.
 // The dialer claims with the pool dispatch endpoint above; there is no
 // campaign-wide claim over HTTP (queue.Engine.DequeueCampaign is the
@@ -251,7 +252,11 @@
 // So is a field given twice in one object (rule "repeated"): a proxy or a
 // log in front of the server may have read the other value; a query
 // parameter given twice likewise. A field given
-// as null counts as absent ("payload": null is no payload).
+// as null counts as absent ("payload": null is no payload). An endpoint
+// that takes no body (a DELETE, a campaign's action, an opt-out, a claim)
+// takes an empty one or {}: a field there is a 422 naming it, malformed
+// JSON a 400, and nothing changes ({"dry_run": true} on a DELETE deletes
+// nothing, as ?dry_run=1 does not).
 //
 // Errors: {"success": false, "message": "...", "error": {"code", "details",
 // "field"}}, field only on 422. The codes (error.code):

@@ -194,6 +194,9 @@ func (s *server) deletePool(w http.ResponseWriter, r *http.Request, q *queryPara
 	if err != nil {
 		return err
 	}
+	if err := noBody(w, r, &q.v); err != nil {
+		return err
+	}
 	if err := q.err(); err != nil {
 		return err
 	}

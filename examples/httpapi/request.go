@@ -82,6 +82,43 @@ func decode(w http.ResponseWriter, r *http.Request, v *validate.Validator, dst a
 	return decodeFields(v, "", raw, repeatedKeys(body), dst, "this request", readOnly)
 }
 
+// noBody reads the body of a request to an endpoint that takes none (a
+// DELETE, a campaign's action, an opt-out, a claim): empty or {} passes; a
+// field is a failure of v naming it, malformed JSON a 400, as in a body
+// that has fields. Ignored, {"dry_run": true} would do for real what the
+// client may have asked otherwise, as ?dry_run=1 would (see newQuery).
+func noBody(w http.ResponseWriter, r *http.Request, v *validate.Validator) error {
+	return decode(w, r, v, &struct{}{}, true)
+}
+
+// uuidList parses list, the elements of the request's field named field,
+// of which decode refused those at refused (see refusedKeeper): each other
+// element that is not a UUID is a failure of v named by its index, within
+// maxListedErrors with decode's, the rest counted against the list. It
+// returns the UUIDs, in order, each once.
+func uuidList(v *validate.Validator, field string, list []string, refused map[int]bool) []uuid.UUID {
+	ids := make([]uuid.UUID, 0, len(list))
+	seen := make(map[uuid.UUID]bool, len(list))
+	bad := min(len(refused), maxListedErrors) // listed by decode
+	for i, raw := range list {
+		id, ok := parseUUID(raw)
+		switch {
+		case !ok && refused[i]:
+		case !ok:
+			if bad++; bad <= maxListedErrors {
+				v.Add(fmt.Sprintf("%s[%d]", field, i), validate.RuleFormat, uuidProblem(raw))
+			}
+		case !seen[id]:
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if bad > maxListedErrors {
+		v.Add(field, validate.RuleFormat, fmt.Sprintf("%d more invalid UUIDs not listed", bad-maxListedErrors))
+	}
+	return ids
+}
+
 // repeatedKeys returns the keys that the JSON object b, valid JSON, gives
 // more than once (compared once unescaped, as encoding/json does). A map
 // of members keeps the last value of such a key, where a proxy or a log in

@@ -91,3 +91,55 @@ func TestCreateRule_EmptyType(t *testing.T) {
 	require.Equal(t, http.StatusCreated, res.Status, "body: %s", res.Body)
 	require.Equal(t, "call", dataMap(t, res)["type"])
 }
+
+// TestDelete_RefusesABody: a DELETE takes no body: one with a field is a
+// 422 naming it, one that is not JSON a 400, and nothing is deleted. The
+// DELETEs did not read their body: {"dry_run": true} deleted for real,
+// where ?dry_run=1 is refused.
+func TestDelete_RefusesABody(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"UnknownField", `{"dry_run": true}`, http.StatusUnprocessableEntity, CodeValidation},
+		{"MalformedJSON", `{not json`, http.StatusBadRequest, CodeInvalidJSON},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			p := b.createPool("Renewals", pool.FIFO, 1)
+			rule := b.createRule(map[string]any{"name": "Gentle"})
+			c := b.createCampaign("Spring", nil)
+			res := b.do("POST", "/api/v1/campaigns/"+c.UUID.String()+"/pools", map[string]any{"pool_uuids": []uuid.UUID{p.UUID}})
+			require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+			contact := uuid.New()
+			require.Equal(t, http.StatusOK, b.do("POST", "/api/v1/dnc", map[string]any{"contact_uuids": []uuid.UUID{contact}}).Status)
+			for _, path := range []string{
+				"/api/v1/pools/" + p.UUID.String(),
+				"/api/v1/rules/" + rule.UUID.String(),
+				"/api/v1/campaigns/" + c.UUID.String() + "/pools/" + p.UUID.String(),
+				"/api/v1/campaigns/" + c.UUID.String(),
+				"/api/v1/dnc/" + contact.String(),
+			} {
+				b.unchanged(func() {
+					res := b.do("DELETE", path, tc.body)
+					require.Equal(t, tc.status, res.Status, "DELETE %s %s: %s", path, tc.body, res.Body)
+					require.Equal(t, tc.code, res.Env.Error.Code, "DELETE %s: %s", path, res.Body)
+				})
+			}
+			// Without the body, each goes through.
+			for _, path := range []string{
+				"/api/v1/campaigns/" + c.UUID.String() + "/pools/" + p.UUID.String(),
+				"/api/v1/pools/" + p.UUID.String(),
+				"/api/v1/campaigns/" + c.UUID.String(),
+				"/api/v1/rules/" + rule.UUID.String(),
+				"/api/v1/dnc/" + contact.String(),
+			} {
+				res := b.do("DELETE", path, nil)
+				require.Equal(t, http.StatusOK, res.Status, "DELETE %s: %s", path, res.Body)
+			}
+		})
+	}
+}
