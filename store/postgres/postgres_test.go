@@ -672,7 +672,7 @@ func locksOutOfOrder(t *testing.T, url string, maxRetries int) {
 	require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, hi) })) // a larger id
 
 	holdsHi, bHoldsLo := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	var once, onceB sync.Once // each fn may run again
 	start := time.Now()
 	var wg sync.WaitGroup
 	var errA, errB error
@@ -692,7 +692,7 @@ func locksOutOfOrder(t *testing.T, url string, maxRetries int) {
 			if _, err := tx.Pool(ctx, lo.UUID); err != nil {
 				return err
 			}
-			close(bHoldsLo)
+			onceB.Do(func() { close(bHoldsLo) })
 			_, err := tx.Pool(ctx, hi.UUID) // above lo: waits for a
 			return err
 		})
