@@ -197,7 +197,7 @@ func (e *Engine) governFailure(ctx context.Context, tx *wtx, g governed, out poo
 	return gate.Retry(out, tx.Now), nil
 }
 
-// contactsOthers returns, when a rule governs g, the ceiling of it's
+// contactsOthers returns, when a rule governs g, the ceiling of its
 // attempts that the contact's items in the campaign's other pools leave
 // (the rule's max_total_calls less their attempts), and those items with
 // the calls they kept ([store.Tx.CampaignItems], which on PostgreSQL takes
