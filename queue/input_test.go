@@ -84,22 +84,32 @@ func TestEngine_LeaseNamesItsItem(t *testing.T) {
 }
 
 // TestEngine_SettlementsReturnTheItem: Complete, Fail and Release leave the
-// settled item in the lease, as MarkInCall and Extend do.
+// settled item in the lease, as MarkInCall and Extend do, and so does
+// Settle, whose outcomes are applied "as Complete or Fail would" (it left
+// the item as dispatched); a lease it lost keeps its item.
 func TestEngine_SettlementsReturnTheItem(t *testing.T) {
 	oneGoroutine(t)
 	b := setup(t)
 	p := b.pool(t, pool.Parallel, 10, 3)
-	b.add(t, p.UUID, 3)
-	ls, err := b.eng.DequeueN(b.ctx, p.UUID, 3)
+	b.add(t, p.UUID, 5)
+	ls, err := b.eng.DequeueN(b.ctx, p.UUID, 5)
 	require.NoError(t, err)
 
 	require.NoError(t, b.eng.Complete(b.ctx, ls[0], "answered"))
 	require.NoError(t, b.eng.Fail(b.ctx, ls[1], queue.Failure{Note: "busy"}))
 	require.NoError(t, b.eng.Release(b.ctx, ls[2]))
-	for i, want := range []pool.Status{pool.StatusCompleted, pool.StatusRetrying, pool.StatusPending} {
-		require.Equal(t, want, ls[i].Item.Status, "lease %d", i)
+	stale := *ls[0]
+	stale.Item = pool.Item{}
+	results, err := b.eng.Settle(b.ctx, queue.Outcome{Lease: ls[3], Note: "answered"},
+		queue.Outcome{Lease: ls[4], Failure: &queue.Failure{Note: "busy"}}, queue.Outcome{Lease: &stale})
+	require.NoError(t, err)
+	require.Equal(t, []bool{false, false, true}, []bool{results[0] != nil, results[1] != nil, results[2] != nil})
+	want := []pool.Status{pool.StatusCompleted, pool.StatusRetrying, pool.StatusPending, pool.StatusCompleted, pool.StatusRetrying}
+	for i := range want {
+		require.Equal(t, want[i], ls[i].Item.Status, "lease %d", i)
 		require.Equal(t, b.item(t, p.UUID, ls[i].ContactUUID), ls[i].Item, "lease %d: the item as stored", i)
 	}
+	require.Zero(t, stale.Item, "a lost lease's item is left as it was")
 }
 
 func TestEngine_RemoveNothing(t *testing.T) {

@@ -636,7 +636,8 @@ type Outcome struct {
 // path, for a dialer that claims with [Engine.DequeueN] and reports results
 // in bulk. Each outcome is applied as [Engine.Complete] or [Engine.Fail]
 // would apply it, in order; results[i] is nil or wraps [ErrLeaseLost] for
-// outs[i], and a lost lease does not stop the others. err is for the call as
+// outs[i], and a lost lease does not stop the others. On success the
+// Lease.Item of each outcome settled is the item as settled. err is for the call as
 // a whole: a nil or malformed lease, a bad failure or note, or a Note beside
 // a Failure ([validate.Errors] naming each, with its index), or a store
 // failure; then nothing is written and results is nil, except after an
@@ -684,6 +685,8 @@ func (e *Engine) Settle(ctx context.Context, outs ...Outcome) (results []error, 
 	for i, r := range reqs {
 		if r.lost {
 			results[i] = fmt.Errorf("settle: outcomes[%d]: %w", i, ErrLeaseLost)
+		} else {
+			r.l.Item = r.out
 		}
 		if r.freed && !notified[r.l.PoolUUID] {
 			notified[r.l.PoolUUID] = true
