@@ -72,17 +72,22 @@ func (p Pool) json() poolJSON {
 // MarshalJSON writes the API's pool object, times as [Timestamp]s.
 func (p Pool) MarshalJSON() ([]byte, error) { return json.Marshal(p.json()) }
 
-// MarshalJSON writes the pool object with status_counts and campaigns
-// (never null).
+// MarshalJSON writes the pool object with status_counts (every status,
+// zeros included, whatever d.StatusCounts holds) and campaigns (never
+// null).
 func (d Detail) MarshalJSON() ([]byte, error) {
 	if d.Campaigns == nil {
 		d.Campaigns = []CampaignRef{}
+	}
+	counts := ZeroCounts()
+	for s, n := range d.StatusCounts {
+		counts[s] = n
 	}
 	return json.Marshal(struct {
 		poolJSON
 		StatusCounts map[Status]int `json:"status_counts"`
 		Campaigns    []CampaignRef  `json:"campaigns"`
-	}{d.Pool.json(), d.StatusCounts, d.Campaigns})
+	}{d.Pool.json(), counts, d.Campaigns})
 }
 
 // MarshalJSON writes the pool object with contacts_copied.

@@ -498,3 +498,46 @@ func TestUpdateParams_UnmarshalJSON(t *testing.T) {
 		require.Error(t, u.Validate())
 	})
 }
+
+// TestDetail_MarshalJSONEveryStatus: status_counts holds every status,
+// zeros included, whatever the Detail's map holds: it was null for a nil
+// map and partial for a partial one (the engine's Details are full, a
+// Detail built by a host or another store need not be).
+func TestDetail_MarshalJSONEveryStatus(t *testing.T) {
+	p, err := pool.New(poolID, pool.CreateParams{Name: "VIP", Description: "d"}, t0)
+	require.NoError(t, err)
+	p.ContactsCount = 2
+	for name, counts := range map[string]map[pool.Status]int{
+		"nil":     nil,
+		"partial": {pool.StatusPending: 2},
+	} {
+		b, err := json.Marshal(pool.Detail{Pool: p, StatusCounts: counts})
+		require.NoError(t, err)
+		var m struct {
+			StatusCounts map[string]int `json:"status_counts"`
+		}
+		require.NoError(t, json.Unmarshal(b, &m))
+		require.Len(t, m.StatusCounts, len(pool.Statuses()), "%s: %s", name, b)
+		require.Equal(t, counts[pool.StatusPending], m.StatusCounts["Pending"], name)
+	}
+}
+
+// TestCreateParams_UnmarshalJSONIntoValue: decoding into CreateParams
+// keeps the fields the JSON does not name, and null changes nothing, as
+// encoding/json decodes any struct (and UpdateParams): it replaced the
+// whole value, losing a host's own defaults set before decoding.
+func TestCreateParams_UnmarshalJSONIntoValue(t *testing.T) {
+	p := pool.CreateParams{Type: pool.Parallel, MaxRetries: ptr(7)}
+	require.NoError(t, json.Unmarshal([]byte(`{"name":"VIP customers","description":"d"}`), &p))
+	require.Equal(t, pool.CreateParams{Name: "VIP customers", Description: "d", Type: pool.Parallel, MaxRetries: ptr(7)}, p)
+
+	q := pool.CreateParams{Name: "VIP customers", Description: "d"}
+	require.NoError(t, json.Unmarshal([]byte(`null`), &q))
+	require.Equal(t, pool.CreateParams{Name: "VIP customers", Description: "d"}, q)
+
+	require.NoError(t, json.Unmarshal([]byte(`{"type":""}`), &p))
+	require.Error(t, p.Validate(), "an empty type given is refused, not the default")
+	require.NoError(t, json.Unmarshal([]byte(`{"type":"lifo"}`), &p))
+	require.Equal(t, pool.LIFO, p.Type, "parsed as the type's own decoding does")
+	require.NoError(t, p.Validate(), "a type given again is no longer the empty one")
+}

@@ -25,19 +25,23 @@ type CreateParams struct {
 	emptyType bool
 }
 
-// UnmarshalJSON decodes the JSON form. A "type" given as the empty string
-// is kept apart from an absent one, so that Validate refuses it as an
-// update does: only an absent type means the default.
+// UnmarshalJSON decodes the JSON form into p, as encoding/json decodes a
+// struct: the fields the JSON does not name keep their values, and null
+// changes nothing. A "type" given as the empty string is kept apart from an
+// absent one, so that Validate refuses it as an update does: only an
+// absent type means the default.
 func (p *CreateParams) UnmarshalJSON(b []byte) error {
 	type plain CreateParams // without this method
-	var aux struct {
+	aux := struct {
 		plain
 		Type *Type `json:"type"`
-	}
+	}{plain: plain(*p)}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
 	}
+	typ := p.Type
 	*p = CreateParams(aux.plain)
+	p.Type = typ
 	if aux.Type != nil {
 		p.Type = *aux.Type
 		p.emptyType = *aux.Type == ""

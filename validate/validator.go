@@ -1,7 +1,6 @@
 package validate
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -25,40 +24,50 @@ func (v *Validator) Add(field, rule, message string) {
 }
 
 // Merge records every failure of err (an [Errors] or a [FieldError],
-// possibly wrapped) with prefix put before each field name ("items[2]." +
-// "payload"). Any other non-nil error, an empty Errors and a nil
-// *FieldError included, is recorded as a failure of field prefix with rule
-// "format": a failure passed in is never dropped.
+// possibly wrapped, or several joined: [errors.Join], fmt.Errorf with
+// several %w) with prefix put before each field name ("items[2]." +
+// "payload"). Any other non-nil error (or joined branch), an empty Errors
+// and a nil *FieldError included, is recorded as a failure of field prefix
+// with rule "format": a failure passed in is never dropped.
 func (v *Validator) Merge(prefix string, err error) {
-	if err == nil {
-		return
+	if err != nil && !v.merge(prefix, err) {
+		v.Add(strings.TrimSuffix(prefix, "."), RuleFormat, err.Error())
 	}
-	field := strings.TrimSuffix(prefix, ".")
-	var es Errors
-	var fe FieldError
-	var pfe *FieldError
-	switch {
-	case errors.As(err, &es):
-	case errors.As(err, &fe):
-		es = Errors{fe}
-	case errors.As(err, &pfe):
-		if pfe == nil {
-			v.Add(field, RuleFormat, "invalid (a nil *validate.FieldError)")
-			return
+}
+
+// merge records the failures in err's tree (see Merge), each branch of a
+// join on its own, and reports whether it recorded any.
+func (v *Validator) merge(prefix string, err error) bool {
+	switch e := err.(type) {
+	case Errors:
+		for _, f := range e {
+			f.Field = prefix + f.Field
+			v.errs = append(v.errs, f)
 		}
-		es = Errors{*pfe}
-	default:
-		v.Add(field, RuleFormat, err.Error())
-		return
+		return len(e) > 0
+	case FieldError:
+		return v.merge(prefix, Errors{e})
+	case *FieldError:
+		if e == nil {
+			v.Add(strings.TrimSuffix(prefix, "."), RuleFormat, "invalid (a nil *validate.FieldError)")
+			return true
+		}
+		return v.merge(prefix, Errors{*e})
+	case interface{ Unwrap() []error }:
+		found := false
+		for _, b := range e.Unwrap() {
+			if b != nil {
+				v.Merge(prefix, b)
+				found = true
+			}
+		}
+		return found
+	case interface{ Unwrap() error }:
+		if inner := e.Unwrap(); inner != nil {
+			return v.merge(prefix, inner)
+		}
 	}
-	if len(es) == 0 {
-		v.Add(field, RuleFormat, err.Error())
-		return
-	}
-	for _, f := range es {
-		f.Field = prefix + f.Field
-		v.errs = append(v.errs, f)
-	}
+	return false
 }
 
 // Required fails field when s is empty after trimming white space, or is

@@ -497,3 +497,26 @@ func TestValidator_Err(t *testing.T) {
 		require.Equal(t, v.Errors(), es)
 	})
 }
+
+// TestValidator_MergeJoined: Merge records every failure of an error that
+// joins several (errors.Join, fmt.Errorf with several %w), a plain branch
+// as a failure of the prefix: errors.As found the first only, and Merge
+// dropped the others, though "a failure passed in is never dropped".
+func TestValidator_MergeJoined(t *testing.T) {
+	a := validate.Errors{{Field: "name", Rule: validate.RuleLength, Message: "m"}}
+	b := validate.Errors{{Field: "type", Rule: validate.RuleEnum, Message: "m"}}
+	uuid := validate.FieldError{Field: "uuid", Rule: validate.RuleRequired, Message: "m"}
+
+	var v validate.Validator
+	v.Merge("", errors.Join(a, b))
+	require.Equal(t, []string{"name", "type"}, v.Errors().Fields())
+
+	var w validate.Validator
+	w.Merge("p.", fmt.Errorf("add: %w, %w", uuid, fmt.Errorf("item: %w", a)))
+	require.Equal(t, []string{"p.uuid", "p.name"}, w.Errors().Fields())
+
+	var x validate.Validator
+	x.Merge("items[0].", errors.Join(a, errors.New("unexpected end of JSON input")))
+	require.Equal(t, []string{"items[0].name", "items[0]"}, x.Errors().Fields())
+	require.Equal(t, validate.RuleFormat, x.Errors()[1].Rule)
+}

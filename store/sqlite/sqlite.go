@@ -158,6 +158,8 @@ func (o Options) validate(ctx context.Context, path string) error {
 		"must not contain NUL (the file opened would be the path cut at it)")
 	v.Check(!sqlitefile.HasScheme(path), "path", validate.RuleFormat,
 		fmt.Sprintf("must be a file name, not a URI (got %q): its parameters would be ignored and an empty database of that literal name made; options go in Options, and a file whose name begins with \"file:\" is \"./file:…\"", path))
+	v.Check(path == MemoryPath || !strings.HasPrefix(path, MemoryPath), "path", validate.RuleFormat,
+		fmt.Sprintf("must be \":memory:\" alone for an in-memory database (got %q): a file of that literal name would be made, and opened again with its data by the next run; options go in Options, and a file whose name begins with \":memory:\" is \"./:memory:…\"", path))
 	v.Check(o.Durability == Normal || o.Durability == Full, "durability", validate.RuleEnum,
 		fmt.Sprintf("must be Normal or Full (got %v)", o.Durability))
 	v.Check(o.BusyTimeout >= MinBusyTimeout && o.BusyTimeout <= MaxBusyTimeout, "busy_timeout", validate.RuleRange,
@@ -229,7 +231,8 @@ type handle struct {
 // schema to the latest version this code knows. path is a file name, or
 // [MemoryPath] (":memory:") for a private in-memory database, which lives as
 // long as the Store; not a SQLite URI ("file:…", refused: a file whose name
-// begins so is "./file:…"). A file written by a newer poolq is not touched: Open
+// begins so is "./file:…"; nor ":memory:" with parameters, "./:memory:…"
+// for such a file). A file written by a newer poolq is not touched: Open
 // returns an error wrapping [store.ErrSchemaTooNew].
 //
 // A file store is in WAL mode, writes through one connection with BEGIN

@@ -891,3 +891,29 @@ func TestOpen_URIRefused(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, "file:x.db"))
 	require.NoError(t, err, "./file:x.db is the file named file:x.db")
 }
+
+// TestOpen_MemoryWithParametersRefused: ":memory:?cache=shared" (the
+// driver's idiom for an in-memory database, whose parameters it strips
+// from a DSN that is not a URI) is refused, creating nothing: it made a
+// file of that literal name in the working directory, which outlived the
+// Store and was opened again, with its data, by the next run. A file whose
+// name begins so is "./:memory:…".
+func TestOpen_MemoryWithParametersRefused(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, path := range []string{":memory:?cache=shared", ":memory:?_pragma=foreign_keys(1)", ":memory:x"} {
+		_, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		require.ErrorIs(t, err, validate.ErrInvalid, path)
+		var ve validate.Errors
+		require.ErrorAs(t, err, &ve)
+		require.Equal(t, []string{"path"}, ve.Fields(), path)
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		require.Empty(t, entries, "%q: no file is created", path)
+	}
+	st, err := sqlite.Open(context.Background(), "./:memory:x", sqlite.Options{})
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	_, err = os.Stat(filepath.Join(dir, ":memory:x"))
+	require.NoError(t, err, "./:memory:x is the file named :memory:x")
+}
