@@ -45,6 +45,9 @@ func TestParse_RejectsBadFlags(t *testing.T) {
 		{"-timeout", "0"},
 		{"-timeout", "-5s"},
 		{"-workers", "10001"},
+		{"-contacts", "2"},
+		{"-contacts", "1000001"},
+		{"-contacts", "9000000000000000000"}, // panicked in make, after the first pool was written
 		{"my.db"},
 	} {
 		var out bytes.Buffer

@@ -85,6 +85,10 @@ type badFlags struct{ error }
 
 func (e badFlags) Unwrap() error { return e.error }
 
+// maxContacts bounds -contacts: the demo builds each pool's items in
+// memory (about 150 bytes each) before it adds them.
+const maxContacts = 1_000_000
+
 type config struct {
 	db       string
 	contacts int
@@ -103,15 +107,15 @@ func parse(args []string, errOut io.Writer) (config, error) {
 	fs.IntVar(&c.contacts, "contacts", 3000, "items to load, split over the three pools; every tenth item of a pool is a contact in all three (3000 items: 2800 contacts)")
 	fs.IntVar(&c.workers, "workers", 16, "dialer goroutines")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the contacts and of the simulated call outcomes")
-	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up after this long")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}
 		return c, badFlags{err}
 	}
-	if c.contacts < 3 {
-		return c, fmt.Errorf("-contacts must be at least 3 (got %d)", c.contacts)
+	if c.contacts < 3 || c.contacts > maxContacts {
+		return c, fmt.Errorf("-contacts must be 3 to %d (got %d)", maxContacts, c.contacts)
 	}
 	if c.workers < 1 || c.workers > queue.MaxWorkers {
 		return c, fmt.Errorf("-workers must be 1 to %d (got %d)", queue.MaxWorkers, c.workers)
@@ -367,7 +371,10 @@ func setupCampaign(ctx context.Context, eng *queue.Engine, pools []uuid.UUID, ou
 	// nothing leaves the rule as it is). A
 	// retry waits the least a rule allows, a minute (a real rule waits
 	// hours): the calls of a dialer killed mid-run are retried by the
-	// next run within its -timeout.
+	// next run within its default -timeout (5 minutes: on PostgreSQL they
+	// come back 70 s after the kill, its LeaseGrace after the lease's
+	// end, and a retry due in the minute the window leaves out waits a
+	// minute more).
 	r, err := eng.UpdateRule(ctx, rule.UUID, campaign.UpdateRuleParams{
 		MaxTotalCalls: new(ruleCalls), RetryIntervalMinutes: new(1), DNCCheck: new(true), RemoveOnOptOut: new(true),
 		EscalationAfterFailedAttempts: new(escalateAfter),

@@ -15,6 +15,7 @@ import (
 	"github.com/poolq/poolq/examples/internal/opendb"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -57,16 +58,29 @@ func TestSetup_FindsItsRuleByExactName(t *testing.T) {
 }
 
 // TestRun_ResumesAfterSIGKILL: a dialer killed with calls in flight is
-// run again on its file and finishes: the killed calls come back when
-// their lease ends and are retried after the rule's retry interval, within
-// the run's -timeout (it takes about 75 s).
+// run again on its database and finishes within its default -timeout: the
+// killed calls come back when their lease ends (on PostgreSQL, the store's
+// LeaseGrace later) and are retried after the rule's retry interval. It
+// takes about 75 s on SQLite, 135 s on PostgreSQL, where the default
+// -timeout was too short (2 minutes then).
 func TestRun_ResumesAfterSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a child process; skipped with -short (CI's race run, after the plain run has run it)")
 	}
 	t.Parallel()
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		resumesAfterSIGKILL(t, filepath.Join(t.TempDir(), "dialer.db"))
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		url := pgtest.URL(t)
+		t.Parallel()
+		resumesAfterSIGKILL(t, pgtest.WithParams(url, "schema="+pgtest.Schema(t, url)))
+	})
+}
+
+func resumesAfterSIGKILL(t *testing.T, db string) {
 	ctx := context.Background()
-	db := filepath.Join(t.TempDir(), "dialer.db")
 	args := "-db " + db + " -contacts 600 -workers 4"
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "POOLQ_DIALER_ARGS="+args)
@@ -76,8 +90,10 @@ func TestRun_ResumesAfterSIGKILL(t *testing.T) {
 	// Wait until it has calls in flight, then SIGKILL it.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		require.True(t, time.Now().Before(deadline), "the dialer did not start dialling")
-		if _, err := os.Stat(db); err != nil {
-			continue
+		if !opendb.IsPostgres(db) {
+			if _, err := os.Stat(db); err != nil {
+				continue
+			}
 		}
 		st, err := opendb.Open(ctx, db)
 		if err != nil {
@@ -102,12 +118,14 @@ func TestRun_ResumesAfterSIGKILL(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	_ = cmd.Wait()
 
-	// Run it again: 10 s for the dead process's leases to end, a minute
-	// for their retries, and some: a minute more if the retries come due
-	// in 23:59-24:00 UTC, the one minute the demo's window leaves out.
+	// Run it again, with the default -timeout: 10 s for the dead
+	// process's leases to end (70 s on PostgreSQL), a minute for their
+	// retries, and some: a minute more if the retries come due in
+	// 23:59-24:00 UTC, the one minute the demo's window leaves out.
 	var out bytes.Buffer
-	err := run(ctx, strings.Fields(args+" -timeout 3m"), &out, &out)
-	require.NoError(t, err, "the run after a crash did not finish:\n%s", lastLines(out.String(), 12))
+	start := time.Now()
+	err := run(ctx, strings.Fields(args), &out, &out)
+	require.NoError(t, err, "the run after a crash did not finish (%v):\n%s", time.Since(start).Round(time.Second), lastLines(out.String(), 12))
 }
 
 func lastLines(s string, n int) string {

@@ -9,6 +9,7 @@ package opendb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -43,13 +44,30 @@ func Open(ctx context.Context, db string) (store.Store, error) {
 func splitSchema(db string) (dsn, schema string, err error) {
 	u, err := url.Parse(db)
 	if err != nil {
-		return "", "", fmt.Errorf("-db: not a PostgreSQL URL: %w", err)
+		return "", "", fmt.Errorf("-db: not a PostgreSQL URL: %w", parseErr(db, err))
 	}
 	q := u.Query()
 	schema = q.Get("schema")
 	q.Del("schema")
 	u.RawQuery = q.Encode()
 	return u.String(), schema, nil
+}
+
+// parseErr is url.Parse's error err for db, without db's password:
+// url.Parse's error quotes the URL, and the reason it gives may quote part
+// of it ("invalid port \":s3cret\" after host" for a password with a #),
+// when an unescaped %, # or / in the password (a common slip) is what it
+// failed on. So a URL with a password gets a reason that quotes nothing.
+func parseErr(db string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // without the URL
+	}
+	_, rest, _ := strings.Cut(db, "://")
+	if at := strings.LastIndex(rest, "@"); at >= 0 && strings.Contains(rest[:at], ":") {
+		return errors.New("it does not parse (a %, # or / in the user name or password must be escaped: %25, %23, %2F)")
+	}
+	return err
 }
 
 // Lock takes the lock named name across every process using db, waiting

@@ -41,6 +41,19 @@ func TestOpen_Postgres(t *testing.T) {
 	require.Error(t, err, "the schema is validated")
 }
 
+// TestOpen_BadURLHidesItsPassword: a PostgreSQL URL that does not parse
+// (a % or # not escaped in its password) is refused without the password
+// in the error, which the examples print: url.Parse's own error quotes the
+// whole URL.
+func TestOpen_BadURLHidesItsPassword(t *testing.T) {
+	t.Parallel()
+	for _, db := range []string{"postgres://bob:s3cret%zz@127.0.0.1:1/db", "postgres://bob:s3cret#1@127.0.0.1:1/db"} {
+		_, err := Open(context.Background(), db)
+		require.Error(t, err, db)
+		require.NotContains(t, err.Error(), "s3cret", db)
+	}
+}
+
 // TestLock: a second Lock of one name waits for the first to be given
 // back; other names and other databases do not.
 func TestLock(t *testing.T) {
