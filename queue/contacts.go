@@ -200,11 +200,15 @@ func (e *Engine) Escalations(ctx context.Context, q campaign.EscalationQuery) ([
 // in ID order: those recorded already, then each as it is recorded, after
 // its commit (at once for those this engine records, within PollInterval
 // for another process's). It returns when ctx ends (ctx's error), when fn
-// returns an error (that error: fn is not called again) or when the engine
-// is closed ([ErrClosed]). fn runs on the caller's goroutine, one call at
-// a time. A consumer that keeps the ID of the last escalation it handled,
-// and passes it as after when it starts again, sees every escalation once
-// (at least once, if it stops between handling one and keeping its ID).
+// returns an error (that error: fn is not called again), when the engine
+// is closed ([ErrClosed]) and when a read fails (an error wrapping the
+// store's: the database unreachable, a lock timeout), as Dequeue does; it
+// does not retry, since it has no way to report a failure that goes on.
+// fn runs on the caller's goroutine, one call at a time. A consumer that
+// keeps the ID of the last escalation it handled, and passes it as after
+// when it starts again (after a failed read too, a moment later), sees
+// every escalation once (at least once, if it stops between handling one
+// and keeping its ID).
 func (e *Engine) WatchEscalations(ctx context.Context, after int64, fn func(campaign.Escalation) error) error {
 	if fn == nil || after < 0 {
 		var v validate.Validator

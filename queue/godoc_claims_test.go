@@ -6,6 +6,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -492,4 +493,48 @@ func openMemStoreForGodoc(t *testing.T) *sqlite.Store {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	return st
+}
+
+// readFailStore fails every Read with errRead once failing is set.
+type readFailStore struct {
+	store.Store
+	failing atomic.Bool
+}
+
+var errRead = errors.New("the database is unreachable")
+
+func (s *readFailStore) Read(ctx context.Context, fn func(store.Tx) error) error {
+	if s.failing.Load() {
+		return errRead
+	}
+	return s.Store.Read(ctx, fn)
+}
+
+// TestGodoc_WatchEscalationsReadError: WatchEscalations returns when a read
+// fails, with an error wrapping the store's ("it does not retry"): a
+// consumer restarts it from the last escalation it handled.
+func TestGodoc_WatchEscalationsReadError(t *testing.T) {
+	oneGoroutine(t)
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, ":memory:", sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	rs := &readFailStore{Store: st}
+	eng, err := queue.New(rs, queue.Options{PollInterval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		close(started)
+		done <- eng.WatchEscalations(ctx, 0, func(campaign.Escalation) error { return nil })
+	}()
+	<-started
+	rs.failing.Store(true) // at its next read, at the latest its poll's
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, errRead)
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchEscalations went on past a failed read")
+	}
 }

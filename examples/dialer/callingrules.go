@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
 )
 
 // The contacts the rule's do-not-call and opt-out checks meet. Each is the
@@ -80,8 +82,27 @@ func watchEscalations(ctx context.Context, eng *queue.Engine, ids []uuid.UUID) (
 		w.last = batch[len(batch)-1].ID
 	}
 	ctx, w.cancel = context.WithCancel(ctx)
-	go func() { w.done <- eng.WatchEscalations(ctx, w.last, w.see) }()
+	go func() { w.done <- w.watch(ctx, eng) }()
 	return w, nil
+}
+
+// watch runs WatchEscalations until ctx ends or the engine closes. It
+// returns at a failed read too (the database unreachable a moment: a
+// PostgreSQL restart, another process holding the SQLite file's lock past
+// its busy timeout): it is started again a second later, from the last
+// escalation seen, so that none is missed or counted twice.
+func (w *escalationWatch) watch(ctx context.Context, eng *queue.Engine) error {
+	for {
+		err := eng.WatchEscalations(ctx, w.last, w.see)
+		if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) || errors.Is(err, store.ErrClosed) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // see counts esc, one escalation, if it is of the demo's pools.
