@@ -395,6 +395,9 @@ func (t *txn) readPoolItems(rows pgx.Rows) ([]pool.Item, error) {
 // AddDNC puts contacts on the do-not-call list in one statement, after it
 // locks the pools that hold their items (see the top of this file). No
 // contacts add none. O(P·m log n + m log n) for m contacts and P pools.
+// Each lock is an entry of the server's shared lock table (see the package
+// doc): contacts in more pools than it holds (a call of 13,000 pools at the
+// defaults) fail with "out of shared memory", nothing added.
 func (t *txn) AddDNC(ctx context.Context, at time.Time, contacts ...uuid.UUID) (int, error) {
 	const op = "add dnc"
 	if err := t.writable(op); err != nil {
