@@ -7,6 +7,6 @@
 // items in a pool's order, the number in flight, the leases that ended), and
 // keeps the per-status counts of every pool in step with its items.
 //
-// Implementations live in sub-packages (store/sqlite); store/storetest is the
-// conformance suite every implementation must pass.
+// Implementations live in sub-packages (store/sqlite, store/postgres);
+// store/storetest is the conformance suite every implementation must pass.
 package store
