@@ -65,7 +65,9 @@ func BenchmarkTx_InsertItems(b *testing.B) {
 
 // BenchmarkTx_Due measures one Due(limit 1) in its own Write, in pools of
 // growing size: all Pending, or all but one waiting for a future retry
-// time. The cost must not grow with the pool.
+// time, the one the pool's order meets last (the newest for FIFO, the
+// oldest for LIFO, the lowest priority for Parallel). The cost must not
+// grow with the pool.
 func BenchmarkTx_Due(b *testing.B) {
 	ctx := context.Background()
 	future := benchT0.Add(time.Hour)
@@ -77,10 +79,17 @@ func BenchmarkTx_Due(b *testing.B) {
 					p := benchPool(b, st, typ)
 					items := benchItems(n)
 					if waiting {
-						for i := range items[:n-1] {
-							items[i].Status = pool.StatusRetrying
-							items[i].NextRetryAt = &future
+						last := n - 1 // the one due, where the order meets it last
+						if typ == pool.LIFO {
+							last = 0
 						}
+						for i := range items {
+							if i != last {
+								items[i].Status = pool.StatusRetrying
+								items[i].NextRetryAt = &future
+							}
+						}
+						items[last].Priority = -1
 					}
 					require.NoError(b, st.Write(ctx, func(tx store.Tx) error {
 						_, err := tx.InsertItems(ctx, p.UUID, items)
