@@ -782,6 +782,7 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 	defer func() { unsubscribe() }()
 	var subscribed []uuid.UUID
 	floors := map[uuid.UUID]*backoff{}
+	var locked backoff // the pause after passes that met another's lock past the store's timeout
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -813,7 +814,7 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 			unsubscribe = e.wake.subscribe(wake, c.PoolUUIDs...)
 			subscribed = c.PoolUUIDs
 		}
-		l, wait, err := e.campaignPass(ctx, c, floors)
+		l, wait, err := e.campaignPass(ctx, c, floors, &locked)
 		if l != nil || err != nil {
 			return l, err
 		}
@@ -852,8 +853,10 @@ func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, err
 // a retry time or lease end still to come (a full pool's lease end only)
 // is the pass's wait; a retry or lease whose time passes between the read
 // and the wait makes that wait the floor's (a millisecond first), and the
-// next look claims it.
-func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors map[uuid.UUID]*backoff) (*Lease, time.Duration, error) {
+// next look claims it. A claim that met another's lock past the store's
+// timeout makes the wait short, as Dequeue's (locked: a growing pause,
+// reset by a pass that met none).
+func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors map[uuid.UUID]*backoff, locked *backoff) (*Lease, time.Duration, error) {
 	wait := e.opts.PollInterval
 	if !c.Status.Dispatches() || len(c.PoolUUIDs) == 0 {
 		return nil, wait, nil
@@ -873,6 +876,7 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 	}
 	now := e.now() // after the read: a retry or lease that ends meanwhile is claimed now
 	start := e.turn(c.UUID, len(c.PoolUUIDs))
+	lockedOut := false
 	for k := range c.PoolUUIDs {
 		i := (start + k) % len(c.PoolUUIDs)
 		p := c.PoolUUIDs[i]
@@ -903,11 +907,16 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 		if !isNothing(err) && !isLockTimeout(err) && !errors.Is(err, store.ErrNotFound) {
 			return nil, 0, fmt.Errorf("dequeue campaign: %w", err)
 		}
+		lockedOut = lockedOut || isLockTimeout(err)
 		if w, err := e.pause(ctx, p, floors[p]); err == nil {
 			wait = min(wait, w)
 		}
 	}
-	return nil, wait, nil
+	if !lockedOut {
+		locked.reset()
+		return nil, wait, nil
+	}
+	return nil, min(wait, locked.pause(0, e.opts.PollInterval)), nil
 }
 
 // mayGive reports whether a claim at now may find something to do in a

@@ -42,7 +42,7 @@ func TryDequeueCampaign(ctx context.Context, e *Engine, id uuid.UUID) (*Lease, e
 	if err != nil {
 		return nil, err
 	}
-	l, _, err := e.campaignPass(ctx, c, map[uuid.UUID]*backoff{})
+	l, _, err := e.campaignPass(ctx, c, map[uuid.UUID]*backoff{}, &backoff{})
 	if l == nil && err == nil {
 		err = ErrEmpty
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/internal/lockholder"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
@@ -234,4 +235,64 @@ func TestSQLite_PastWindowGiveBackStopsBehindAnotherProcessesLock(t *testing.T) 
 	it, err := b.eng.Item(b.ctx, p.UUID, c)
 	require.NoError(t, err)
 	require.Equal(t, pool.StatusProcessing, it.Status, "given back behind the lock:\n%s", events.String())
+}
+
+// TestSQLite_SoonAfterAnotherProcessesLock: a DequeueCampaign and a Work
+// whose claims met another process's write lock past the busy timeout
+// look again soon once it is given back, as Dequeue does (its item was
+// due all along, and another process's unlock wakes no one here): they
+// waited a whole PollInterval (4 s here) after the lock timeout.
+func TestSQLite_SoonAfterAnotherProcessesLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "busy.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{BusyTimeout: 20 * time.Millisecond, CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	eng := openEngine(t, st, queue.Options{PollInterval: 4 * time.Second})
+	mk := func(name string) uuid.UUID {
+		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: name, Description: "d", Type: pool.FIFO})
+		require.NoError(t, err)
+		_, err = eng.Add(ctx, p.UUID, newItems(1)...)
+		require.NoError(t, err)
+		return p.UUID
+	}
+	plain, inCampaign, worked := mk("plain pool"), mk("campaign pool"), mk("worked pool")
+	c, err := eng.CreateCampaign(ctx, campaign.CreateParams{Name: "busy campaign"})
+	require.NoError(t, err)
+	_, err = eng.AttachPools(ctx, c.UUID, inCampaign)
+	require.NoError(t, err)
+	_, err = eng.StartCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+
+	unlock := lockholder.Hold(t, path)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	type result struct {
+		name string
+		at   time.Time
+		err  error
+	}
+	got := make(chan result, 3)
+	go func() { _, err := eng.Dequeue(wctx, plain); got <- result{"Dequeue", time.Now(), err} }()
+	go func() { _, err := eng.DequeueCampaign(wctx, c.UUID); got <- result{"DequeueCampaign", time.Now(), err} }()
+	workCtx, stopWork := context.WithCancel(wctx)
+	defer stopWork()
+	workDone := make(chan error, 1)
+	go func() {
+		workDone <- eng.Work(workCtx, func(context.Context, *queue.Lease) error {
+			got <- result{"Work", time.Now(), nil}
+			return nil
+		}, queue.WorkOptions{Pools: []uuid.UUID{worked}, Workers: 1})
+	}()
+	time.Sleep(300 * time.Millisecond) // several busy timeouts
+	unlocked := time.Now()
+	unlock()
+	for range 3 {
+		r := <-got
+		require.NoError(t, r.err, r.name)
+		require.Less(t, r.at.Sub(unlocked), 1500*time.Millisecond, "%s started %v after the lock was given back", r.name, r.at.Sub(unlocked))
+	}
+	stopWork()
+	require.NoError(t, <-workDone)
 }

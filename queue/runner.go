@@ -357,6 +357,8 @@ type runner struct {
 	campaigns []uuid.UUID                  // opts.Campaigns, without repeats
 	next      int                          // the pool whose turn it is to be claimed from first
 	floors    []backoff                    // per pool: the floor under sleeps (see backoff)
+	locked    backoff                      // the pause after claims that met another's lock past the store's timeout (see pause)
+	lockedOut bool                         // the last claim met such a lock
 	held      []uuid.UUID                  // the pools held by their campaigns at the last claim (see pause)
 	polled    bool                         // the last sleep ended at its timer, not at a wake-up (see claim)
 	unclaimed map[uuid.UUID]store.PoolWake // what the last claim read, when it claimed in no pool (see pause)
@@ -549,7 +551,7 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 	var leases []*Lease
 	var gone []uuid.UUID // pools deleted since Work started
 	wasHeld := slices.Clone(r.held)
-	r.held, r.unclaimed = r.held[:0], nil
+	r.held, r.unclaimed, r.lockedOut = r.held[:0], nil, false
 	if len(r.pools) == 0 {
 		return nil, nil // a campaign not In Process, or without pools
 	}
@@ -639,6 +641,7 @@ func (r *runner) claim(ctx context.Context, n int) ([]*Lease, error) {
 		case ctx.Err() != nil:
 			return leases, ctx.Err()
 		default:
+			r.lockedOut = r.lockedOut || isLockTimeout(err)
 			r.log.Error("poolq: dequeue failed", "pool", r.pools[i], "err", err)
 			r.opts.OnEvent(Event{Kind: EventError, Err: err})
 		}
@@ -680,7 +683,9 @@ func (r *runner) forget(gone []uuid.UUID) {
 // may have changed what it read of them: a lease ended, a retry found due
 // and left at the pool's cap, which the next wake no longer counts); a
 // pool whose read fails waits PollInterval at most, as one that has
-// nothing to wait for. A held pool that the claim passed over (nothing
+// nothing to wait for. After a claim that met another's lock past the
+// store's timeout, the pause is short (see runner.locked). A held pool
+// that the claim passed over (nothing
 // due) is not known to be held: its next wake, still to come, counts, and
 // the look it brings claims in the pool and finds it held.
 func (r *runner) pause(ctx context.Context) time.Duration {
@@ -715,7 +720,16 @@ func (r *runner) pause(ctx context.Context) time.Duration {
 		}
 		wait = min(wait, r.floors[i].pause(w.Next.Sub(r.e.now()), r.e.opts.PollInterval))
 	}
-	return wait
+	if !r.lockedOut {
+		r.locked.reset()
+		return wait
+	}
+	// Another process or node held a pool's lock past the store's
+	// timeout: its items may be due all along, and what gives the lock
+	// back wakes no one here (another process on a SQLite file). Looked at
+	// again soon, as Dequeue does: a growing pause, in case the timeout is
+	// short.
+	return min(wait, r.locked.pause(0, r.e.opts.PollInterval))
 }
 
 // start runs l's job on a goroutine of its own. The handler's context
