@@ -368,6 +368,31 @@ func TestPostgres_KillOneOfThree(t *testing.T) {
 			require.Equal(t, e.token, it.Token, "%s: completed with token %d, dispatched again since", e.contact, e.token)
 		}
 	}
+	// Every acknowledged Fail (never final here) there: on the item's last
+	// attempt it is Failed with that lease's token, else the item was
+	// dispatched again (all are terminal after the drain).
+	attempts := map[key]int{}
+	for _, e := range all {
+		if e.op == "start" {
+			attempts[key{e.contact, e.token}] = e.attempt
+		}
+	}
+	failed := 0
+	for _, e := range all {
+		if e.op != "ack" || e.pool != "fail" {
+			continue
+		}
+		failed++
+		it, attempt := items[e.contact], attempts[key{e.contact, e.token}]
+		require.NotZero(t, attempt, "%s: an acknowledged Fail of a lease never started (token %d)", e.contact, e.token)
+		if attempt >= pgKillMaxRetries+1 {
+			require.Equal(t, pool.StatusFailed, it.Status, "%s: acknowledged Fail of its last attempt", e.contact)
+			require.Equal(t, e.token, it.Token, "%s: failed on its last attempt, dispatched again", e.contact)
+			continue
+		}
+		require.Greater(t, it.Token, e.token, "%s: acknowledged Fail of attempt %d of %d (token %d) never retried (%s)",
+			e.contact, attempt, pgKillMaxRetries+1, e.token, it.Status)
+	}
 	for _, e := range killedLeases {
 		it := items[e.contact]
 		if e.attempt >= pgKillMaxRetries+1 {
@@ -389,6 +414,6 @@ func TestPostgres_KillOneOfThree(t *testing.T) {
 			"%s: dispatched again before its lease's deadline plus the grace", e.contact)
 		require.Equal(t, e.attempt+1, redispatched[0].attempt, "%s: the expiry counts as an attempt", e.contact)
 	}
-	t.Logf("%d log lines, %d acknowledged completions; at most %d / %d leases held at once; %d leases of the killed process came back",
-		len(all), acked, maxHeld["par"], maxHeld["fifo"], len(killedLeases))
+	t.Logf("%d log lines, %d acknowledged completions, %d failures; at most %d / %d leases held at once; %d leases of the killed process came back",
+		len(all), acked, failed, maxHeld["par"], maxHeld["fifo"], len(killedLeases))
 }

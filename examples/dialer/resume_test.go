@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/examples/internal/opendb"
 	"github.com/poolq/poolq/pool"
@@ -117,6 +118,7 @@ func resumesAfterSIGKILL(t *testing.T, db string) {
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	_ = cmd.Wait()
+	killed := dialerItems(t, db) // what the killed dialer had written
 
 	// Run it again, with the default -timeout: 10 s for the dead
 	// process's leases to end (70 s on PostgreSQL), a minute for their
@@ -126,6 +128,52 @@ func resumesAfterSIGKILL(t *testing.T, db string) {
 	start := time.Now()
 	err := run(ctx, strings.Fields(args), &out, &out)
 	require.NoError(t, err, "the run after a crash did not finish (%v):\n%s", time.Since(start).Round(time.Second), lastLines(out.String(), 12))
+
+	// Nothing the killed dialer wrote is lost or done again, every item is
+	// terminal, and no contact got more calls than the rule allows.
+	after := dialerItems(t, db)
+	calls := map[uuid.UUID]int{}
+	for id, it := range after {
+		require.True(t, it.Status.Terminal(), "item %d: %s after the run", id, it.Status)
+		calls[it.ContactUUID] += it.Attempts
+		require.LessOrEqual(t, calls[it.ContactUUID], ruleCalls, "contact %s: more calls than the rule's max_total_calls", it.ContactUUID)
+	}
+	for id, it := range killed {
+		if it.Status.Terminal() {
+			require.Equal(t, it.Status, after[id].Status, "item %d: terminal before the second run", id)
+			require.Equal(t, it.Token, after[id].Token, "item %d: terminal before the second run, dispatched again", id)
+			require.Equal(t, it.Attempts, after[id].Attempts, "item %d", id)
+		}
+	}
+}
+
+// dialerItems returns the items of every pool of db, by ID.
+func dialerItems(t *testing.T, db string) map[int64]pool.Item {
+	t.Helper()
+	ctx := context.Background()
+	st, err := opendb.Open(ctx, db)
+	require.NoError(t, err)
+	defer st.Close()
+	eng, err := queue.New(st, queue.Options{})
+	require.NoError(t, err)
+	defer eng.Close()
+	pg, err := eng.Pools(ctx, pool.PoolQuery{PerPage: pool.MaxPerPage})
+	require.NoError(t, err)
+	require.Len(t, pg.Data, len(pools))
+	out := map[int64]pool.Item{}
+	for _, p := range pg.Data {
+		for page := 1; ; page++ {
+			ip, err := eng.Items(ctx, p.UUID, pool.ItemQuery{Page: page, PerPage: pool.MaxPerPage})
+			require.NoError(t, err)
+			for _, it := range ip.Data {
+				out[it.ID] = it
+			}
+			if page >= ip.LastPage {
+				break
+			}
+		}
+	}
+	return out
 }
 
 func lastLines(s string, n int) string {
