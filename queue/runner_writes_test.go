@@ -201,7 +201,9 @@ func TestWork_WatchdogThenExtensionCommits(t *testing.T) {
 				select {
 				case <-settled:
 				case <-time.After(time.Minute):
-					t.Fatal("no settlement")
+					mu.Lock()
+					defer mu.Unlock()
+					t.Fatalf("no settlement: events %v, handler calls %d", kinds, calls.Load())
 				}
 				cancel()
 				require.NoError(t, <-done)
