@@ -245,11 +245,7 @@ func TestSQLite_PastWindowGiveBackStopsBehindAnotherProcessesLock(t *testing.T) 
 func TestSQLite_SoonAfterAnotherProcessesLock(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "busy.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{BusyTimeout: 20 * time.Millisecond, CheckCache: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	eng := openEngine(t, st, queue.Options{PollInterval: 4 * time.Second})
+	path, eng := busyFileEngine(t, queue.Options{PollInterval: 4 * time.Second})
 	mk := func(name string) uuid.UUID {
 		p, err := eng.CreatePool(ctx, pool.CreateParams{Name: name, Description: "d", Type: pool.FIFO})
 		require.NoError(t, err)

@@ -225,6 +225,18 @@ func TestEngine_WritePanicReleasesEveryone(t *testing.T) {
 	require.NoError(t, b.eng.Complete(ctx, l, "after the panic"))
 }
 
+// busyFileEngine returns the path of a new SQLite file and an engine with
+// opts over a store of it whose busy timeout is 20 ms, for tests where
+// another process holds the file's write lock past it.
+func busyFileEngine(t *testing.T, opts queue.Options) (string, *queue.Engine) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "busy.db")
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{BusyTimeout: 20 * time.Millisecond, CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return path, openEngine(t, st, opts)
+}
+
 // TestEngine_BlockedDequeueOutwaitsTheBusyTimeout: a blocked Dequeue,
 // DequeueN or DequeueCampaign behind another process that holds the file's
 // write lock longer than the store's busy timeout (a large import, an
@@ -234,11 +246,8 @@ func TestEngine_WritePanicReleasesEveryone(t *testing.T) {
 func TestEngine_BlockedDequeueOutwaitsTheBusyTimeout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "busy.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{BusyTimeout: 20 * time.Millisecond, CheckCache: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	eng := openEngine(t, st, queue.Options{})
+	path, eng := busyFileEngine(t, queue.Options{})
+	var err error
 	one := 1
 	pools := make([]pool.Pool, 3)
 	for i := range pools {
