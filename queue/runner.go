@@ -685,9 +685,9 @@ func (r *runner) forget(gone []uuid.UUID) {
 // pool whose read fails waits PollInterval at most, as one that has
 // nothing to wait for. After a claim that met another's lock past the
 // store's timeout, the pause is short (see runner.locked). A held pool
-// that the claim passed over (nothing
-// due) is not known to be held: its next wake, still to come, counts, and
-// the look it brings claims in the pool and finds it held.
+// that the claim passed over (nothing due) is not known to be held: its
+// next wake, still to come, counts, and the look it brings claims in the
+// pool and finds it held.
 func (r *runner) pause(ctx context.Context) time.Duration {
 	var ids []uuid.UUID
 	for _, id := range r.pools {
