@@ -45,8 +45,9 @@ func checkContactCount(v *validate.Validator, n int) {
 // without such a rule are dialled as before. An item of a contact in
 // flight when it returns finishes its attempt; no claim that starts after
 // it returns dispatches one, on any node: on PostgreSQL it waits for the
-// claims in progress in the pools holding the contacts' items, so that an
-// attempt that started before it counted is in flight when it returns.
+// claims under way that read the list (those under a rule with dnc_check,
+// in any pool), so that an attempt that started before it counted is in
+// flight when it returns, and such claims that start meanwhile wait for it.
 // Errors: [validate.Errors] for no contact, more than
 // [MaxContactsPerCall], or the nil UUID.
 func (e *Engine) AddDNC(ctx context.Context, contacts ...uuid.UUID) (int, error) {

@@ -28,21 +28,34 @@ import (
 // batches sharing contacts do not deadlock.
 //
 // A claim reads the lists after it locks its pool, and commits later. So
-// AddDNC first locks every pool that holds an item of its contacts (in the
-// order of their keys), as the engine's OptOut does (ContactItems): a
-// claim of such an item that read the list without the entry commits
-// before AddDNC returns (the item is then in flight, as if the claim had
-// run just before), and every claim after it reads the entry. Without the
-// locks AddDNC could return while such a claim was still to commit: a call
-// started after the list said not to. (An item that another node adds
-// meanwhile to a pool that held none of the contacts may still be claimed
-// by a claim that read the list first: as if added and claimed before.)
-// The insert may then wait, holding pool locks, for a transaction that
-// inserts the same contact; should that one wait for one of those locks,
-// PostgreSQL ends the deadlock after deadlock_timeout (1 s by default) and
-// the store runs the transaction again: a delay in a rare case, not an
-// error. The same holds for OptOut's insert.
+// the do-not-call list has a lock of its own (a transaction-level advisory
+// lock, apart from the pools', see dncLockID), taken shared by every write
+// transaction that reads the list (OnDNC and Listed: the lock and the read
+// in one round trip) and exclusive by AddDNC before it inserts: AddDNC
+// waits for every claim under way that read the list without its entries,
+// on any node, and returns after such a claim committed (its item is then
+// in flight, as if the claim had run just before); every claim after it
+// reads the entries. Without the lock AddDNC could return while such a
+// claim was still to commit: a call started after the list said not to.
+// Until December 2026 AddDNC took the lock of every pool that held an item
+// of its contacts instead: one lock per pool in the server's shared lock
+// table, so that contacts in 13,000 pools could not be added ("out of
+// shared memory"); the list's lock is one, whatever the pools.
 //
+// Its order key (dncOrderKey) is above every pool's, campaign's and
+// rule's, below the escalation lock's only: a claim, which holds its pool
+// when it reads the list, waits for it, and a transaction that holds it
+// only tries the locks of pools it has not taken yet, running again,
+// taking them in order, when another transaction holds one (see txn.pool).
+// So a transaction never waits for a pool while it holds the list's lock:
+// AddDNC waits only for claims at work, not for a node that holds a pool
+// and stalls, and the claims that read the list while an AddDNC waits
+// (a lock waited for comes before the shared ones asked after it) wait
+// only for it. Those of rules without dnc_check read no list and do not.
+// The insert may then wait for a transaction that inserts the same
+// contact: OptOut's (the engine's OptOut locks the contact's pools, which
+// are few) needs no lock of the list, and another AddDNC waits for the
+// list's lock first.
 // Escalation IDs must grow in the order their transactions commit, or a
 // consumer listing after the last ID it handled could step over one that
 // commits later with a smaller ID. So InsertEscalation first takes the
@@ -51,14 +64,46 @@ import (
 // until the transaction ends, and takes the ID under it. The lock comes
 // after every other lock in the order locks are taken
 // (escalationsOrderKey): a transaction that holds it only tries the locks
-// of pools and campaigns it has not taken yet, and runs again, taking
-// everything in order, if another transaction holds one (see txn.pool).
+// of pools, campaigns and the do-not-call list it has not taken yet, and
+// runs again, taking everything in order, if another transaction holds one
+// (see txn.pool).
 // Escalations are rare (one per item at most), and only the transactions
 // that record one wait for each other.
 
 // escalationsOrderKey is the order key of the escalation lock: above every
 // pool's and campaign's.
 const escalationsOrderKey = math.MaxInt64
+
+// dncOrderKey is the order key of the do-not-call list's lock: above every
+// pool's, campaign's and rule's, below the escalation lock's.
+const dncOrderKey = escalationsOrderKey - 1
+
+// dncLockID is the second key of the do-not-call list's advisory lock:
+// -2^31, which no other lock of the schema uses (campaigns 1 … 2^31-1, the
+// migration lock 0, the escalation lock -1, rules -2^31+1 … -2).
+const dncLockID = math.MinInt32
+
+// lockDNCSQL takes the do-not-call list's lock ($1 the schema's lock
+// namespace, $2 dncLockID), exclusive, waited for when $3 is true, only
+// tried otherwise; lockDNCSharedSQL takes it shared. Their columns are
+// those sendLock scans.
+var (
+	lockDNCSQL = `SELECT 0::bigint, CASE WHEN $3::bool
+        THEN (SELECT true FROM pg_advisory_xact_lock($1::int, $2::int))
+        ELSE pg_try_advisory_xact_lock($1::int, $2::int) END, ` + guardCol
+	lockDNCSharedSQL = `SELECT 0::bigint, CASE WHEN $3::bool
+        THEN (SELECT true FROM pg_advisory_xact_lock_shared($1::int, $2::int))
+        ELSE pg_try_advisory_xact_lock_shared($1::int, $2::int) END, ` + guardCol
+)
+
+// dncHold is how a transaction holds the do-not-call list's lock.
+type dncHold int8
+
+const (
+	dncNone dncHold = iota
+	dncShared
+	dncExclusive
+)
 
 const (
 	lockEscalationsSQL = `SELECT pg_advisory_xact_lock($1::int, -1)`
@@ -73,11 +118,6 @@ const (
 	// ORDER BY walks the pools' key (without it, they were a Seq Scan).
 	poolsOfContactSQL = `SELECT p.id, p.uuid FROM pools p
 CROSS JOIN LATERAL (SELECT FROM items i WHERE i.pool_id = p.id AND i.contact_uuid = $1 LIMIT 1) i ORDER BY p.id`
-	// poolsOfContactsSQL finds the pools of the items of contacts $1: per
-	// pool, one walk of UNIQUE (pool_id, contact_uuid) over the contacts.
-	poolsOfContactsSQL = `SELECT p.id, p.uuid FROM pools p
-WHERE EXISTS (SELECT 1 FROM items i WHERE i.pool_id = p.id AND i.contact_uuid = ANY($1::uuid[]))`
-
 	// contactItemsSQL reads a contact's items in pool order, walking the
 	// pools' key and seeking each pool's item as poolsOfContactSQL does.
 	// A pool has one item of a contact at most, so pool order is the
@@ -393,11 +433,8 @@ func (t *txn) readPoolItems(rows pgx.Rows) ([]pool.Item, error) {
 }
 
 // AddDNC puts contacts on the do-not-call list in one statement, after it
-// locks the pools that hold their items (see the top of this file). No
-// contacts add none. O(P·m log n + m log n) for m contacts and P pools.
-// Each lock is an entry of the server's shared lock table (see the package
-// doc): contacts in more pools than it holds (a call of 13,000 pools at the
-// defaults) fail with "out of shared memory", nothing added.
+// takes the list's lock, exclusive (see the top of this file). No contacts
+// add none. O(m log n) for m contacts.
 func (t *txn) AddDNC(ctx context.Context, at time.Time, contacts ...uuid.UUID) (int, error) {
 	const op = "add dnc"
 	if err := t.writable(op); err != nil {
@@ -413,7 +450,7 @@ func (t *txn) AddDNC(ctx context.Context, at time.Time, contacts ...uuid.UUID) (
 	sorted := slices.Clone(contacts)
 	slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	sorted = slices.Compact(sorted)
-	if err := t.lockPoolsFound(ctx, poolsOfContactsSQL, sorted); err != nil { // see the top of this file
+	if _, err := t.lockDNC(ctx, dncExclusive, nil); err != nil { // see the top of this file
 		return 0, wrap(op, err)
 	}
 	tag, err := t.exec(ctx, addDNCSQL, sorted, n)
@@ -441,66 +478,127 @@ func (t *txn) RemoveDNC(ctx context.Context, contacts ...uuid.UUID) (int, error)
 }
 
 // OnDNC returns which of contacts are on the do-not-call list, in one
-// statement. O(m log n) for m contacts.
+// statement; in a write transaction, after the list's lock, shared, in the
+// same round trip (see the top of this file). O(m log n) for m contacts.
 func (t *txn) OnDNC(ctx context.Context, contacts ...uuid.UUID) (map[uuid.UUID]bool, error) {
-	return t.contactSet(ctx, "on dnc", onDNCSQL, contacts)
+	out := map[uuid.UUID]bool{}
+	var c uuid.UUID
+	err := t.readLists(ctx, true, onDNCSQL, contacts, []any{&c}, func() { out[c] = true })
+	if err != nil {
+		return nil, wrap("on dnc", err)
+	}
+	return out, nil
 }
 
 // OptedOut returns which of contacts have opted out, in one statement.
 // O(m log n) for m contacts.
 func (t *txn) OptedOut(ctx context.Context, contacts ...uuid.UUID) (map[uuid.UUID]bool, error) {
-	return t.contactSet(ctx, "opted out", optedOutSQL, contacts)
+	out := map[uuid.UUID]bool{}
+	var c uuid.UUID
+	err := t.readLists(ctx, false, optedOutSQL, contacts, []any{&c}, func() { out[c] = true })
+	if err != nil {
+		return nil, wrap("opted out", err)
+	}
+	return out, nil
 }
 
 // Listed returns which of contacts are on the do-not-call list and which
-// opted out, in one statement. O(m log n) for m contacts.
+// opted out, in one statement; as OnDNC, after the list's lock in a write
+// transaction. O(m log n) for m contacts.
 func (t *txn) Listed(ctx context.Context, contacts ...uuid.UUID) (dnc, optedOut map[uuid.UUID]bool, err error) {
-	const op = "listed"
 	dnc, optedOut = map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
-	if len(contacts) == 0 {
-		return dnc, optedOut, nil
-	}
-	rows, err := t.query(ctx, listedSQL, contacts)
-	if err != nil {
-		return nil, nil, wrap(op, err)
-	}
 	var c uuid.UUID
 	var onDNC, opted bool
-	if _, err := pgx.ForEachRow(rows, []any{&c, &onDNC, &opted}, func() error {
+	err = t.readLists(ctx, true, listedSQL, contacts, []any{&c, &onDNC, &opted}, func() {
 		if onDNC {
 			dnc[c] = true
 		}
 		if opted {
 			optedOut[c] = true
 		}
-		return nil
-	}); err != nil {
-		t.noteErr(err)
-		return nil, nil, wrap(op, err)
+	})
+	if err != nil {
+		return nil, nil, wrap("listed", err)
 	}
 	return dnc, optedOut, nil
 }
 
-// contactSet runs query, which selects contacts among those of an array,
-// and returns them as a set.
-func (t *txn) contactSet(ctx context.Context, op, query string, contacts []uuid.UUID) (map[uuid.UUID]bool, error) {
-	out := map[uuid.UUID]bool{}
+// readLists runs query, which reads the lists for the contacts of an array
+// ($1), and calls each after every row is scanned into dest. No contacts
+// read nothing. A query that reads the do-not-call list (dnc), in a write
+// transaction, goes behind the list's lock, shared, in the same round trip
+// (see the top of this file); when the lock was held already, or only
+// tried and not taken (the transaction then runs again), each may have
+// seen rows of a run that does not count: the caller's maps are made
+// afresh by the next call.
+func (t *txn) readLists(ctx context.Context, dnc bool, query string, contacts []uuid.UUID, dest []any, each func()) error {
 	if len(contacts) == 0 {
-		return out, nil
+		return nil
+	}
+	read := func(rows pgx.Rows) error {
+		_, err := pgx.ForEachRow(rows, dest, func() error { each(); return nil })
+		return err
+	}
+	if dnc && !t.readOnly {
+		done, err := t.lockDNC(ctx, dncShared, &behind{sql: query, args: []any{contacts}, read: func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			return read(rows)
+		}})
+		if err != nil || done {
+			return err
+		}
 	}
 	rows, err := t.query(ctx, query, contacts)
 	if err != nil {
-		return nil, wrap(op, err)
+		return err
 	}
-	var c uuid.UUID
-	if _, err := pgx.ForEachRow(rows, []any{&c}, func() error {
-		out[c] = true
-		return nil
-	}); err != nil {
+	if err := read(rows); err != nil {
 		t.noteErr(err)
-		return nil, wrap(op, err)
+		return err
 	}
-	return out, nil
+	return nil
+}
+
+// lockDNC takes the do-not-call list's lock as h says (shared or
+// exclusive), unless this transaction holds it so already (exclusive
+// covers shared), with x, a read, behind the lock statement in the same
+// round trip (see lockRule): done says whether x ran with the lock taken.
+// The lock is waited for when its order key is above every lock the
+// transaction holds (the escalation lock is the one above it), only tried
+// otherwise: when another transaction holds it (or waits for it
+// exclusive), the transaction runs again, taking its locks in order.
+func (t *txn) lockDNC(ctx context.Context, h dncHold, x *behind) (done bool, err error) {
+	if t.dlock >= h {
+		return false, nil
+	}
+	if t.retry != nil {
+		return false, t.retry
+	}
+	start, prevMax := time.Now(), t.maxKey
+	lockSQL := lockDNCSQL
+	if h == dncShared {
+		lockSQL = lockDNCSharedSQL
+	}
+	_, ok, err := t.sendLock(ctx, x, lockSQL, int32(t.s.lockNS), int32(dncLockID), dncOrderKey > t.maxKey)
+	if err != nil {
+		return false, err
+	}
+	l := lockedPool{dnc: true, shared: h == dncShared}
+	if !ok {
+		t.restart = true
+		t.retry = errRestart
+		t.wanted = append(t.wanted, l)
+		return false, errRestart
+	}
+	t.dlock = h
+	t.maxKey = max(t.maxKey, dncOrderKey)
+	if t.waitedAfterLock(start, prevMax, l) {
+		return false, errRestart
+	}
+	return x != nil, nil
 }
 
 // DNC returns one page of the do-not-call list and its length. The page

@@ -113,6 +113,15 @@
 // a rule that an update holds only tries it, and runs again taking the
 // rule first (an earlier row lock outside the order deadlocked there).
 //
+// The do-not-call list has one lock (advisory, ordered after every pool's,
+// before the escalation lock only), shared by every write transaction
+// that reads the list (a claim under a rule with dnc_check, with the read
+// in the same round trip), exclusive by AddDNC, which so waits for every
+// claim under way that read the list without its entries, on any node,
+// and none reads it without them after it commits. One lock, whatever the
+// pools of the contacts; and a transaction that holds it never waits for
+// a pool, so that AddDNC waits only for claims at work (see contacts.go).
+//
 // Serialization failures and deadlocks (SQLSTATE 40001, 40P01: an
 // application sharing the tables, say) and the lock-order restarts are
 // retried inside Write, up to [Options.MaxRetries] times (a lock-order

@@ -1,20 +1,12 @@
 package postgres
 
 // WriteStatements are the statements of Add (the inserts of items and
-// their counts), of the contact lists (DNC and opt-out inserts and reads,
-// and the pools AddDNC locks first), of a campaign's pools and a rule's
+// their counts), of the contact lists (DNC and opt-out inserts and reads),
+// of a campaign's pools and a rule's
 // campaigns' pools, of attaching and detaching (the calls kept for a
 // campaign) and of the kept calls' reads, for TestPlans and
 // TestPlans_Analyzed: as HotStatements, each with the index its plan must
 // use and its arguments, campaign 1 a campaign of the store.
-//
-// Not here: the pools AddDNC locks first (poolsOfContactsSQL), whose plan
-// the planner chooses by the statistics between a seek per pool and
-// contact and one walk of UNIQUE (pool_id, contact_uuid) (contact_uuid,
-// not its first column, has no index of its own, see 0004): it walks the
-// index when that reads less, which it did on TestPlans_Analyzed's
-// 60,000 items and 2,001 pools (9 ms against 15 ms for 10 contacts,
-// 1.2 s against 2.1 s for 1,000), and seeks at 1,000,000 items.
 var WriteStatements = []struct {
 	Name, SQL, Index string
 	Args             []string

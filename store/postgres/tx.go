@@ -33,6 +33,7 @@ type txn struct {
 	clocks map[uuid.UUID]int64      // the campaigns whose lock is held (see campaigns.go)
 	rlocks map[uuid.UUID]lockedPool // the rules whose lock is held, and how (see LockRule)
 	elock  bool                     // the escalation lock is held (see contacts.go)
+	dlock  dncHold                  // how the do-not-call list's lock is held (see contacts.go)
 	maxKey int64                    // the largest lock order key held, noLock for none
 	states map[uuid.UUID]*poolState // what this transaction knows of pools (see state.go)
 	deltas map[int64]*counts        // count changes not yet in pool_counts, by pool id
@@ -98,9 +99,10 @@ var (
 )
 
 // lockedPool is a lock of a write transaction: a pool's, (campaign) a
-// campaign's, (rule) a rule's, or (escalations) the escalation lock; the
-// UUID and internal id of the pool, campaign or rule. A rule's lock is
-// exclusive (LockRule) or (shared) shared (Rule; see LockRule).
+// campaign's, (rule) a rule's, (escalations) the escalation lock, or (dnc)
+// the do-not-call list's; the UUID and internal id of the pool, campaign
+// or rule. A rule's lock and the list's are exclusive (LockRule, AddDNC)
+// or (shared) shared (Rule, OnDNC; see LockRule and contacts.go).
 type lockedPool struct {
 	id          uuid.UUID
 	k           int64
@@ -108,6 +110,7 @@ type lockedPool struct {
 	rule        bool
 	shared      bool
 	escalations bool
+	dnc         bool
 }
 
 // noLock is the order key of no lock: below every lock's.
@@ -224,7 +227,8 @@ func (t *txn) writable(op string) error {
 
 // orderKey returns the key that orders lock l among the others a
 // transaction takes: lockKey for a pool, campaignOrderKey for a campaign,
-// escalationsOrderKey for the escalation lock.
+// ruleOrderKey for a rule, escalationsOrderKey for the escalation lock,
+// dncOrderKey for the do-not-call list's.
 func (t *txn) orderKey(l lockedPool) int64 {
 	switch {
 	case l.campaign:
@@ -233,6 +237,8 @@ func (t *txn) orderKey(l lockedPool) int64 {
 		return ruleOrderKey(l.k)
 	case l.escalations:
 		return escalationsOrderKey
+	case l.dnc:
+		return dncOrderKey
 	}
 	return t.lockKey(l.k)
 }
@@ -463,9 +469,9 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	return st, done, nil
 }
 
-// isPoolLock reports whether l is a pool's lock (not a campaign's or the
-// escalation lock).
-func isPoolLock(l lockedPool) bool { return !l.campaign && !l.rule && !l.escalations }
+// isPoolLock reports whether l is a pool's lock (not a campaign's, a
+// rule's, the escalation lock or the do-not-call list's).
+func isPoolLock(l lockedPool) bool { return !l.campaign && !l.rule && !l.escalations && !l.dnc }
 
 // compareBool orders false before true.
 func compareBool(a, b bool) int {
@@ -525,13 +531,16 @@ func (t *txn) lockSet() []lockedPool {
 	if t.elock {
 		out = append(out, lockedPool{escalations: true})
 	}
-	// A rule's lock wanted both ways is taken exclusive: sorted first, it
-	// is the one CompactFunc keeps.
+	if t.dlock != dncNone {
+		out = append(out, lockedPool{dnc: true, shared: t.dlock == dncShared})
+	}
+	// A rule's lock, or the list's, wanted both ways is taken exclusive:
+	// sorted first, it is the one CompactFunc keeps.
 	slices.SortFunc(out, func(a, b lockedPool) int {
 		return cmp.Or(cmp.Compare(t.orderKey(a), t.orderKey(b)), compareBool(a.shared, b.shared))
 	})
 	return slices.CompactFunc(out, func(a, b lockedPool) bool {
-		return a.k == b.k && a.campaign == b.campaign && a.rule == b.rule && a.escalations == b.escalations
+		return a.k == b.k && a.campaign == b.campaign && a.rule == b.rule && a.escalations == b.escalations && a.dnc == b.dnc
 	})
 }
 
@@ -558,6 +567,10 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 			b.Queue(`SELECT pg_advisory_xact_lock($1::int, $2::int)`, int32(t.s.lockNS), ruleLockID(l.k))
 		case l.escalations:
 			b.Queue(lockEscalationsSQL, int32(t.s.lockNS))
+		case l.dnc && l.shared:
+			b.Queue(`SELECT pg_advisory_xact_lock_shared($1::int, $2::int)`, int32(t.s.lockNS), int32(dncLockID))
+		case l.dnc:
+			b.Queue(`SELECT pg_advisory_xact_lock($1::int, $2::int)`, int32(t.s.lockNS), int32(dncLockID))
 		case t.s.opts.Locking == RowLock:
 			b.Queue(`SELECT FROM pools WHERE id = $1 FOR NO KEY UPDATE`, l.k)
 		default:
@@ -614,6 +627,10 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 			t.prlocks[l.id] = l
 		case l.escalations:
 			t.elock = true
+		case l.dnc && l.shared:
+			t.dlock = max(t.dlock, dncShared)
+		case l.dnc:
+			t.dlock = dncExclusive
 		default:
 			t.locked[l.id] = l.k
 		}
@@ -686,7 +703,7 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 		deltas[k] = &cc
 	}
 	signals := maps.Clone(t.signal)
-	locked, clocks, rlocks, elock, maxKey := maps.Clone(t.locked), maps.Clone(t.clocks), maps.Clone(t.rlocks), t.elock, t.maxKey
+	locked, clocks, rlocks, elock, dlock, maxKey := maps.Clone(t.locked), maps.Clone(t.clocks), maps.Clone(t.rlocks), t.elock, t.dlock, t.maxKey
 	t.inSavepoint = true
 	ferr := fn(t)
 	t.inSavepoint = false
@@ -707,7 +724,7 @@ func (t *txn) Savepoint(ctx context.Context, fn func(store.Tx) error) error {
 	// earlier ones): one that would fail must not fail the rollback.
 	t.dropDeferred()
 	t.states = nil
-	t.deltas, t.signal, t.locked, t.clocks, t.rlocks, t.elock, t.maxKey = deltas, signals, locked, clocks, rlocks, elock, maxKey
+	t.deltas, t.signal, t.locked, t.clocks, t.rlocks, t.elock, t.dlock, t.maxKey = deltas, signals, locked, clocks, rlocks, elock, dlock, maxKey
 	if _, err := t.exec(ctx, rollbackToSQL); err != nil {
 		t.broken = fmt.Errorf("postgres: transaction unusable after a failed savepoint rollback: %w", err)
 		return t.broken
