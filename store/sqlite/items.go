@@ -244,6 +244,9 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 			return tail(append(args, k, blob(it.ContactUUID), at, payloadArg(it.Payload)), it)
 		})
 		if err != nil {
+			if start > 0 { // an earlier run's rows are written (see execChunks)
+				err = t.failed(err)
+			}
 			return 0, err
 		}
 		t.count(k, items[start].Status, n)
@@ -254,8 +257,8 @@ func (t *txn) InsertItems(ctx context.Context, poolID uuid.UUID, items []pool.It
 		start = end
 	}
 	if before >= 0 && added > 0 {
-		if _, err := t.exec(ctx, indexContactsSQL, k, before); err != nil {
-			return 0, wrap(op+": search index", err)
+		if _, err := t.exec(ctx, indexContactsSQL, k, before); err != nil { // the items are written
+			return 0, t.failed(wrap(op+": search index", err))
 		}
 	}
 	return added, nil
@@ -325,8 +328,8 @@ func (t *txn) CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) 
 	}
 	t.count(dk, pool.StatusPending, int(n))
 	if n > 0 {
-		if _, err := t.exec(ctx, indexContactsSQL, dk, before); err != nil {
-			return 0, wrap(op+": search index", err)
+		if _, err := t.exec(ctx, indexContactsSQL, dk, before); err != nil { // the copies are written
+			return 0, t.failed(wrap(op+": search index", err))
 		}
 	}
 	return int(n), nil

@@ -24,6 +24,7 @@ func itemTests() []test {
 		{"InsertItems/ErrNotFound", testInsertItemsNotFound},
 		{"InsertItems/PayloadNotJSON", testInsertItemsPayloadNotJSON},
 		{"InsertItems/PayloadNotJSONIgnored", testInsertItemsPayloadNotJSONIgnored},
+		{"InsertItems/LaterKindFailsIgnored", testInsertItemsLaterKindFailsIgnored},
 		{"CopyItems/OK", testCopyItems},
 		{"CopyItems/Empty", testCopyItemsEmpty},
 		{"Item/ErrNotFound", testItemNotFound},
@@ -226,6 +227,29 @@ func testInsertItemsPayloadNotJSONIgnored(t *testing.T, b *bundle) {
 	require.ErrorContains(t, insErr, "item 70")
 	if err != nil {
 		require.ErrorContains(t, err, "item 70")
+	}
+	require.Empty(t, b.allItems(p.UUID, ""))
+	require.Zero(t, b.getPool(p.UUID).ContactsCount)
+}
+
+// testInsertItemsLaterKindFailsIgnored: as PayloadNotJSONIgnored, for a
+// batch whose second item, of another kind than the first (a note: not a
+// new item), has a time the store cannot keep. A store that writes a
+// batch in runs of one kind must not leave the first run's rows behind:
+// SQLite did, written before the second run's arguments failed.
+func testInsertItemsLaterKindFailsIgnored(t *testing.T, b *bundle) {
+	p := b.insertPool()
+	items := pending(2)
+	items[1].Notes = "imported"
+	items[1].AddedAt = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) // past int64 nanoseconds
+	var insErr error
+	err := b.st.Write(b.ctx, func(tx store.Tx) error {
+		_, insErr = tx.InsertItems(b.ctx, p.UUID, items)
+		return nil
+	})
+	require.ErrorContains(t, insErr, "item 1")
+	if err != nil {
+		require.ErrorContains(t, err, "item 1")
 	}
 	require.Empty(t, b.allItems(p.UUID, ""))
 	require.Zero(t, b.getPool(p.UUID).ContactsCount)
