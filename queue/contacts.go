@@ -124,8 +124,9 @@ func (e *Engine) OptOut(ctx context.Context, contact uuid.UUID) (skipped int, er
 	if err := checkID("contact_uuid", contact); err != nil {
 		return 0, fmt.Errorf("opt out: %w", err)
 	}
+	var freed []uuid.UUID // the pools whose expired leases freed slots
 	err = e.write(ctx, func(ctx context.Context, tx *wtx) error {
-		skipped = 0
+		skipped, freed = 0, freed[:0]
 		if _, err := tx.OptOut(ctx, contact, tx.Now); err != nil {
 			return err
 		}
@@ -137,9 +138,13 @@ func (e *Engine) OptOut(ctx context.Context, contact uuid.UUID) (skipped int, er
 			if it.Status.Terminal() {
 				continue
 			}
-			p, _, err := e.poolNow(ctx, tx, it.PoolUUID) // locks the pool, applies its expiries
+			p, n, err := e.poolNow(ctx, tx, it.PoolUUID) // locks the pool, applies its expiries
 			if err != nil {
 				return err
+			}
+			if n > 0 {
+				signal(tx, p.UUID)
+				freed = append(freed, p.UUID)
 			}
 			g, err := e.govern(ctx, tx, p)
 			if err != nil {
@@ -173,6 +178,9 @@ func (e *Engine) OptOut(ctx context.Context, contact uuid.UUID) (skipped int, er
 	})
 	if err != nil {
 		return 0, fmt.Errorf("opt out: %w", err)
+	}
+	for _, id := range freed {
+		e.wake.notify(id)
 	}
 	return skipped, nil
 }

@@ -169,9 +169,11 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 		return 0, fmt.Errorf("remove items: %w", err)
 	}
 	var n int
+	var freed bool
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		n = 0
-		if _, _, err := e.poolNow(ctx, tx, poolID); err != nil {
+		var err error
+		if freed, err = e.applyExpiries(ctx, tx, poolID); err != nil {
 			return err
 		}
 		// A few statements whatever the number of contacts: the pool's
@@ -219,6 +221,9 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 	if err != nil {
 		return 0, fmt.Errorf("remove items: %w", err)
 	}
+	if freed {
+		e.wake.notify(poolID)
+	}
 	return n, nil
 }
 
@@ -231,8 +236,9 @@ func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn f
 		return pool.Item{}, err
 	}
 	var out pool.Item
-	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
-		if _, _, err := e.poolNow(ctx, tx, poolID); err != nil {
+	var freed bool
+	err := e.write(ctx, func(ctx context.Context, tx *wtx) (err error) {
+		if freed, err = e.applyExpiries(ctx, tx, poolID); err != nil {
 			return err
 		}
 		it, err := tx.Item(ctx, poolID, contact)
@@ -247,5 +253,23 @@ func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn f
 		}
 		return tx.UpdateItem(ctx, it.Status, out)
 	})
+	if err == nil && freed {
+		e.wake.notify(poolID)
+	}
 	return out, err
+}
+
+// applyExpiries applies the expired leases of pool id, locking it (see
+// poolNow), and reports whether there were any: their slots are free, so
+// it signals the pool's waiters in other processes, and the caller wakes
+// its engine's after the commit (wake.notify), as UpdatePool does.
+func (e *Engine) applyExpiries(ctx context.Context, tx *wtx, id uuid.UUID) (freed bool, err error) {
+	_, n, err := e.poolNow(ctx, tx, id)
+	if err != nil {
+		return false, err
+	}
+	if n > 0 {
+		signal(tx, id)
+	}
+	return n > 0, nil
 }
