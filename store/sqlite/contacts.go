@@ -31,17 +31,21 @@ WHERE i.pool_id = p.id AND i.contact_uuid = ? ORDER BY p.id`
 	// campaignItemsSQL walks a campaign's pools and seeks, in each but one,
 	// the item of each contact of a contactList (?3) in UNIQUE (pool_id,
 	// contact_uuid), then the contacts' kept calls in kept_calls_contact;
-	// campaignItemsOneSQL of one contact (?3), no JSON.
+	// campaignItemsOneSQL of one contact (?3), no JSON. INDEXED BY (and
+	// keptCallJoin's NOT INDEXED): with statistics taken while few items
+	// were in flight and no campaign kept a call (an operator's ANALYZE at
+	// a quiet hour), SQLite walked every pool, every kept call and, for
+	// each, every lease of the store (items_lease), where these are seeks.
 	campaignItemsSQL = `SELECT ` + itemCols + `, p.uuid FROM campaigns c
-JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id CROSS JOIN items i
+JOIN campaign_pools cp INDEXED BY campaign_pools_seq ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id CROSS JOIN items i
 WHERE c.uuid = ?1 AND p.uuid <> ?2 AND i.pool_id = p.id
     AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?3))
-UNION ALL SELECT ` + keptCols + ` FROM campaigns c JOIN kept_calls k ON k.campaign_id = c.id` + keptCallJoin + `
+UNION ALL SELECT ` + keptCols + ` FROM campaigns c JOIN kept_calls k INDEXED BY kept_calls_contact ON k.campaign_id = c.id` + keptCallJoin + `
 WHERE c.uuid = ?1 AND k.contact_uuid IN (SELECT unhex(value) FROM json_each(?3))`
 	campaignItemsOneSQL = `SELECT ` + itemCols + `, p.uuid FROM campaigns c
-JOIN campaign_pools cp ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id CROSS JOIN items i
+JOIN campaign_pools cp INDEXED BY campaign_pools_seq ON cp.campaign_id = c.id JOIN pools p ON p.id = cp.pool_id CROSS JOIN items i
 WHERE c.uuid = ?1 AND p.uuid <> ?2 AND i.pool_id = p.id AND i.contact_uuid = ?3
-UNION ALL SELECT ` + keptCols + ` FROM campaigns c JOIN kept_calls k ON k.campaign_id = c.id` + keptCallJoin + `
+UNION ALL SELECT ` + keptCols + ` FROM campaigns c JOIN kept_calls k INDEXED BY kept_calls_contact ON k.campaign_id = c.id` + keptCallJoin + `
 WHERE c.uuid = ?1 AND k.contact_uuid = ?3`
 
 	// keptCols are a kept call as itemCols and a pool's UUID: a Completed
@@ -52,10 +56,10 @@ WHERE c.uuid = ?1 AND k.contact_uuid = ?3`
     live.lease_expires_at, NULL, NULL, NULL, NULL, k.call_at, k.calls_today, 0,
     k.prev_call_at, k.prev_calls_today, k.older_call_at, k.older_calls_today, zeroblob(16)`
 	// keptCallJoin seeks, for a call kept under a lease (lease_token not
-	// 0), its item by primary key: still in flight under that token, the
-	// call goes on.
+	// 0), its item by primary key (NOT INDEXED leaves the rowid: no other
+	// index): still in flight under that token, the call goes on.
 	keptCallJoin = `
-LEFT JOIN items live ON k.lease_token <> 0 AND live.id = k.item_id AND live.token = k.lease_token
+LEFT JOIN items live NOT INDEXED ON k.lease_token <> 0 AND live.id = k.item_id AND live.token = k.lease_token
     AND live.status IN ('Processing', 'In_Call')`
 
 	// releaseKeptCallSQL gives back an attempt (and ?3, the day's call: 0
