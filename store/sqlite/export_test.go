@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+
+	"github.com/google/uuid"
 )
 
 // Exports for the tests of package sqlite_test.
@@ -44,6 +46,14 @@ func SetCheckpointPages(s *Store, n int64) { s.cp.threshold.Store(n) }
 // CachedPools returns the number of pools in the cache of s. Use it only
 // between Writes.
 func CachedPools(s *Store) int { return len(s.cache.states) }
+
+// MaxCachedPools is maxCachedPools, the bound of the cache.
+const MaxCachedPools = maxCachedPools
+
+// CacheKeys returns the cache's index of s, each cached pool's internal id
+// by its UUID: the map itself, which a test of check mode corrupts. Use it
+// only between Writes.
+func CacheKeys(s *Store) map[uuid.UUID]int64 { return s.cache.keys }
 
 // UpdateItemsSQL is the statement of UpdateItems for two items.
 var UpdateItemsSQL = updateItemsSQL[2]
