@@ -959,14 +959,7 @@ func (m *xpMachine) toNext(t *rapid.T) {
 			}
 		}
 	}
-	if next.IsZero() {
-		t.Skip("nothing ahead")
-	}
-	if rapid.Bool().Draw(t, "a second early") {
-		next = next.Add(-time.Second)
-	}
-	m.clk.Advance(next.Sub(now))
-	t.Logf("ToNext → %s", m.clk.Now().Format(time.RFC3339))
+	jumpTo(t, m.clk, now, next)
 }
 
 func (m *xpMachine) addDNC(t *rapid.T) {

@@ -523,14 +523,7 @@ func (m *rulesMachine) toNext(t *rapid.T) {
 			next = at
 		}
 	}
-	if next.IsZero() {
-		t.Skip("nothing ahead")
-	}
-	if rapid.Bool().Draw(t, "a second early") {
-		next = next.Add(-time.Second)
-	}
-	m.clk.Advance(next.Sub(now))
-	t.Logf("ToNext → %s", m.clk.Now().Format(time.RFC3339))
+	jumpTo(t, m.clk, now, next)
 }
 
 func (m *rulesMachine) addDNC(t *rapid.T) {
@@ -561,4 +554,18 @@ func (m *rulesMachine) optOut(t *rapid.T) {
 		require.Equal(t, 0, n, "nothing waiting to skip")
 	}
 	m.observe(t, m.clk.Now(), cur, nil)
+}
+
+// jumpTo moves clk from now to next (or a second before it, drawn), the
+// next instant something is due in a rules model, or skips the step when
+// nothing is ahead (next zero).
+func jumpTo(t *rapid.T, clk *clock, now, next time.Time) {
+	if next.IsZero() {
+		t.Skip("nothing ahead")
+	}
+	if rapid.Bool().Draw(t, "a second early") {
+		next = next.Add(-time.Second)
+	}
+	clk.Advance(next.Sub(now))
+	t.Logf("ToNext → %s", clk.Now().Format(time.RFC3339))
 }
