@@ -138,12 +138,11 @@ func (e *Engine) OptOut(ctx context.Context, contact uuid.UUID) (skipped int, er
 			if it.Status.Terminal() {
 				continue
 			}
-			p, n, err := e.poolNow(ctx, tx, it.PoolUUID) // locks the pool, applies its expiries
+			p, expired, err := e.applyExpiries(ctx, tx, it.PoolUUID)
 			if err != nil {
 				return err
 			}
-			if n > 0 {
-				signal(tx, p.UUID)
+			if expired {
 				freed = append(freed, p.UUID)
 			}
 			g, err := e.govern(ctx, tx, p)

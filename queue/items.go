@@ -173,7 +173,7 @@ func (e *Engine) Remove(ctx context.Context, poolID uuid.UUID, contacts ...uuid.
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) error {
 		n = 0
 		var err error
-		if freed, err = e.applyExpiries(ctx, tx, poolID); err != nil {
+		if _, freed, err = e.applyExpiries(ctx, tx, poolID); err != nil {
 			return err
 		}
 		// A few statements whatever the number of contacts: the pool's
@@ -238,7 +238,7 @@ func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn f
 	var out pool.Item
 	var freed bool
 	err := e.write(ctx, func(ctx context.Context, tx *wtx) (err error) {
-		if freed, err = e.applyExpiries(ctx, tx, poolID); err != nil {
+		if _, freed, err = e.applyExpiries(ctx, tx, poolID); err != nil {
 			return err
 		}
 		it, err := tx.Item(ctx, poolID, contact)
@@ -259,17 +259,18 @@ func (e *Engine) changeItem(ctx context.Context, poolID, contact uuid.UUID, fn f
 	return out, err
 }
 
-// applyExpiries applies the expired leases of pool id, locking it (see
-// poolNow), and reports whether there were any: their slots are free, so
-// it signals the pool's waiters in other processes, and the caller wakes
-// its engine's after the commit (wake.notify), as UpdatePool does.
-func (e *Engine) applyExpiries(ctx context.Context, tx *wtx, id uuid.UUID) (freed bool, err error) {
-	_, n, err := e.poolNow(ctx, tx, id)
+// applyExpiries is poolNow (the pool, locked, its expired leases applied)
+// for a write that is not a claim, and reports whether there were expired
+// leases: their slots are free, so it signals the pool's waiters in other
+// processes, and the caller wakes its engine's after the commit
+// (wake.notify), as UpdatePool does.
+func (e *Engine) applyExpiries(ctx context.Context, tx *wtx, id uuid.UUID) (p pool.Pool, freed bool, err error) {
+	p, n, err := e.poolNow(ctx, tx, id)
 	if err != nil {
-		return false, err
+		return pool.Pool{}, false, err
 	}
 	if n > 0 {
 		signal(tx, id)
 	}
-	return n > 0, nil
+	return p, n > 0, nil
 }
