@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/store"
 	"github.com/poolq/poolq/store/postgres"
@@ -217,4 +218,40 @@ func TestWrite_DNCReadThenAdd(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), hold*8/10, "the AddDNC committed while a claim that read the list held it")
 	require.NoError(t, <-held)
 	require.Equal(t, retries+1, f.b.Stats().Retries, "ran again once, the list's lock taken exclusive first")
+}
+
+// TestWrite_EscalationLockInASavepoint: as TestWrite_DNCLockInASavepoint
+// for the escalation lock: a savepoint rolled back gives back the lock it
+// took, the transaction takes it again for its next escalation, and
+// another node's escalation waits for it (IDs commit in the order they
+// are taken).
+func TestWrite_EscalationLockInASavepoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newDNCFixture(t)
+	esc := func(item int64) campaign.Escalation {
+		return campaign.Escalation{PoolUUID: f.p.UUID, ContactUUID: uuid.New(), ItemID: item, CampaignUUID: uuid.New(),
+			RuleUUID: uuid.New(), FailedAttempts: 1, At: time.Now()}
+	}
+
+	undo := errors.New("undone")
+	held := holdFor(t, f.a, time.Second, func(tx store.Tx) error {
+		if err := tx.Savepoint(ctx, func(tx store.Tx) error {
+			if _, _, err := tx.InsertEscalation(ctx, esc(1)); err != nil {
+				return err
+			}
+			return undo
+		}); !errors.Is(err, undo) {
+			return err
+		}
+		_, _, err := tx.InsertEscalation(ctx, esc(2))
+		return err
+	})
+	other := make(chan error, 1)
+	go func() {
+		other <- f.b.Write(ctx, func(tx store.Tx) error { _, _, err := tx.InsertEscalation(ctx, esc(3)); return err })
+	}()
+	notWithin(t, other, 500*time.Millisecond, "an escalation committed beside a transaction that took the lock again after a savepoint's rollback")
+	require.NoError(t, <-held)
+	within(t, other, 10*time.Second, "the other escalation")
 }
