@@ -88,12 +88,12 @@ func TestWrite_DNCReadersShareTheList(t *testing.T) {
 	f := newDNCFixture(t)
 	x := uuid.New()
 
-	held := holdFor(t, f.a, time.Second, func(tx store.Tx) error { _, err := claimRead(ctx, tx, f.p, x); return err })
+	held := holdFor(t, f.a, 3*time.Second, func(tx store.Tx) error { _, err := claimRead(ctx, tx, f.p, x); return err })
 	second := make(chan error, 1)
 	go func() {
 		second <- f.b.Write(ctx, func(tx store.Tx) error { _, err := claimRead(ctx, tx, f.q, x); return err })
 	}()
-	within(t, second, 500*time.Millisecond, "a second reader of the list, while a reader holds it")
+	within(t, second, 2*time.Second, "a second reader of the list, while a reader holds it")
 	require.NoError(t, <-held)
 
 	added := holdFor(t, f.c, 300*time.Millisecond, func(tx store.Tx) error { _, err := tx.AddDNC(ctx, time.Now(), x); return err })
@@ -136,7 +136,7 @@ func TestWrite_DNCHolderWaitsForNoPool(t *testing.T) {
 	f := newDNCFixture(t)
 	x := uuid.New()
 
-	poolHeld := holdFor(t, f.c, 1500*time.Millisecond, func(tx store.Tx) error { _, err := tx.Pool(ctx, f.p.UUID); return err })
+	poolHeld := holdFor(t, f.c, 4*time.Second, func(tx store.Tx) error { _, err := tx.Pool(ctx, f.p.UUID); return err })
 	added, tried := make(chan error, 1), make(chan struct{})
 	go func() {
 		var once sync.Once
@@ -155,7 +155,7 @@ func TestWrite_DNCHolderWaitsForNoPool(t *testing.T) {
 	go func() {
 		read <- f.a.Write(ctx, func(tx store.Tx) error { _, err := claimRead(ctx, tx, f.q, x); return err })
 	}()
-	within(t, read, 700*time.Millisecond, "a claim of another pool, while the AddDNC waits for a pool another node holds")
+	within(t, read, 2*time.Second, "a claim of another pool, while the AddDNC waits for a pool another node holds")
 	require.NoError(t, <-poolHeld)
 	within(t, added, 10*time.Second, "the AddDNC")
 }
