@@ -267,7 +267,9 @@ func TestOpen_UpgradesVersion3(t *testing.T) {
 		require.Equal(t, retried, got)
 
 		n, err := tx.AddDNC(ctx, time.Unix(0, 7), contacts[1], shared)
-		require.NoError(t, err)
+		if err != nil {
+			return err // the list's lock, after the pools': a slow statement counts as a wait, to run again
+		}
 		require.Equal(t, 2, n)
 		on, err := tx.OnDNC(ctx, contacts...)
 		require.NoError(t, err)
