@@ -219,14 +219,22 @@ func testInsertItemsPayloadNotJSONIgnored(t *testing.T, b *bundle) {
 	p := b.insertPool()
 	items := pending(80)
 	items[70].Payload = json.RawMessage(`{"phone":`)
+	insertFailsIgnored(t, b, p, items, "item 70")
+}
+
+// insertFailsIgnored inserts items into p in a write whose function
+// ignores InsertItems' error, which must name want (and so must the
+// Write's, if it fails), and checks that no item of the batch is left.
+func insertFailsIgnored(t *testing.T, b *bundle, p pool.Pool, items []pool.Item, want string) {
+	t.Helper()
 	var insErr error
 	err := b.st.Write(b.ctx, func(tx store.Tx) error {
 		_, insErr = tx.InsertItems(b.ctx, p.UUID, items)
 		return nil
 	})
-	require.ErrorContains(t, insErr, "item 70")
+	require.ErrorContains(t, insErr, want)
 	if err != nil {
-		require.ErrorContains(t, err, "item 70")
+		require.ErrorContains(t, err, want)
 	}
 	require.Empty(t, b.allItems(p.UUID, ""))
 	require.Zero(t, b.getPool(p.UUID).ContactsCount)
@@ -242,17 +250,7 @@ func testInsertItemsLaterKindFailsIgnored(t *testing.T, b *bundle) {
 	items := pending(2)
 	items[1].Notes = "imported"
 	items[1].AddedAt = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) // past int64 nanoseconds
-	var insErr error
-	err := b.st.Write(b.ctx, func(tx store.Tx) error {
-		_, insErr = tx.InsertItems(b.ctx, p.UUID, items)
-		return nil
-	})
-	require.ErrorContains(t, insErr, "item 1")
-	if err != nil {
-		require.ErrorContains(t, err, "item 1")
-	}
-	require.Empty(t, b.allItems(p.UUID, ""))
-	require.Zero(t, b.getPool(p.UUID).ContactsCount)
+	insertFailsIgnored(t, b, p, items, "item 1")
 }
 
 func testCopyItems(t *testing.T, b *bundle) {
