@@ -139,6 +139,15 @@ var pools = []struct {
 	{"Campaign blast (Parallel)", pool.Parallel},
 }
 
+// openStore opens the database; a test's seam (a store that fails some
+// reads).
+var openStore = opendb.Open
+
+// progressPatience is how long the progress reads may fail in a row before
+// the dialer gives up: a database that blinks (a PostgreSQL failover, a
+// dropped connection) does not stop the calls, which Work goes on making.
+const progressPatience = 10 * time.Second
+
 // run is the dialer with the command line args: its progress and summary
 // go to out, the flag package's errors and usage to errOut.
 func run(ctx context.Context, args []string, out, errOut io.Writer) error {
@@ -157,7 +166,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return err
 	}
 
-	st, err := opendb.Open(ctx, cfg.db)
+	st, err := openStore(ctx, cfg.db)
 	if err != nil {
 		return notFinished(err)
 	}
@@ -258,14 +267,25 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		}
 		return err
 	}
-	var details []pool.Detail
+	var (
+		details      []pool.Detail // the last read that succeeded
+		failingSince time.Time     // the first of the reads failing in a row
+	)
 	for {
-		details, err = snapshot(ctx, eng, ids)
-		if err != nil {
-			return stop(err)
+		switch d, err := snapshot(ctx, eng, ids); {
+		case err == nil:
+			failingSince = time.Time{}
+			details = d
+			prog.draw(details)
+		case ctx.Err() != nil:
+			return stop(nil)
+		case failingSince.IsZero():
+			failingSince = time.Now()
+			fmt.Fprintf(out, "\nreading the progress failed, trying again: %v\n", err)
+		case time.Since(failingSince) > progressPatience:
+			return stop(fmt.Errorf("reading the progress failed for %v: %w", progressPatience, err))
 		}
-		prog.draw(details)
-		if allDone(details) {
+		if details != nil && allDone(details) && failingSince.IsZero() {
 			break
 		}
 		select {
@@ -291,20 +311,28 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	elapsed := time.Since(start)
 	prog.finish()
+	// A stop (signal or -timeout) while the summary is read: every call
+	// was made and written, only the reading stopped.
+	cutShort := func(err error) error {
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("the dialling finished, its summary was cut short: %w", ctx.Err())
+		}
+		return err
+	}
 	most, err := mostAttempts(ctx, eng, ids)
 	if err != nil {
-		return err
+		return cutShort(err)
 	}
 	rule, err := findRule(ctx, eng, ruleName) // as the database has it now
 	if err != nil {
-		return err
+		return cutShort(err)
 	}
 	if rule == nil {
 		return fmt.Errorf("rule %q: %w", ruleName, store.ErrNotFound)
 	}
 	report(out, details, calls.Load(), elapsed, &byKind)
 	fmt.Fprintf(out, "most calls to one contact: %d (the rule's max_total_calls: %d)\n", most, rule.MaxTotalCalls)
-	return reportRules(ctx, out, eng, ids, dnc, optOut, optedOut, escs)
+	return cutShort(reportRules(ctx, out, eng, ids, dnc, optOut, optedOut, escs))
 }
 
 // The campaign and its rule, by name.
