@@ -306,3 +306,12 @@ func PlanWithout(ctx context.Context, st *Store, index, sql string, args ...stri
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return strings.Join(lines, "\n"), err
 }
+
+// MarkRestart has tx, a write transaction of this package, run again as a
+// lock taken out of order does, with no lock added to those the next run
+// takes first.
+func MarkRestart(tx store.Tx) {
+	t := tx.(*txn)
+	t.restart = true
+	t.retry = errRestart
+}
