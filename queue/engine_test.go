@@ -559,9 +559,12 @@ func TestEngine_Cap(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		p := b.pool(t, pool.FIFO, 10, 3)
-		_, err := b.eng.DequeueN(b.ctx, p.UUID, 0)
+		// Bounded: a DequeueN that took 0 would wait for an item.
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		defer cancel()
+		_, err := b.eng.DequeueN(ctx, p.UUID, 0)
 		require.Equal(t, []string{"n"}, fieldsOf(t, err))
-		_, err = b.eng.DequeueN(b.ctx, uuid.Nil, 0)
+		_, err = b.eng.DequeueN(ctx, uuid.Nil, 0)
 		require.Equal(t, []string{"uuid", "n"}, fieldsOf(t, err), "every bad argument at once")
 	})
 	t.Run("ErrNotFound", func(t *testing.T) {

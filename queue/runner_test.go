@@ -238,8 +238,13 @@ func TestEngine_Work(t *testing.T) {
 		// heartbeat finds it lost and cancels the handler.
 		l := <-leased
 		require.NoError(t, b.eng.Fail(b.ctx, &l, queue.Failure{Note: "settled elsewhere"}))
-		<-rec.done
-		<-cancelled
+		for _, ch := range []<-chan struct{}{rec.done, cancelled} {
+			select {
+			case <-ch:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the lost lease did not stop the handler in 30 s")
+			}
+		}
 		cancel()
 		require.NoError(t, <-errc)
 		require.Equal(t, 1, rec.count(queue.EventExpired))

@@ -1,0 +1,146 @@
+package queue_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolq/poolq/pool"
+	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store"
+	"github.com/stretchr/testify/require"
+)
+
+// Tests of a blocked Dequeue's sleep, each killing a mutant of dispatch.go
+// the other tests let through (a mutation review, 2026-12-07).
+
+// gatedReadStore holds the next NextWake read (a blocked Dequeue's read of
+// its pool's next wake, after a claim found nothing) until released.
+type gatedReadStore struct {
+	store.Store
+	gate    atomic.Pointer[chan struct{}]
+	entered chan struct{}
+}
+
+type gatedTx struct {
+	store.Tx
+	s *gatedReadStore
+}
+
+func (tx gatedTx) NextWake(ctx context.Context, id uuid.UUID) (time.Time, bool, error) {
+	if g := tx.s.gate.Swap(nil); g != nil {
+		tx.s.entered <- struct{}{}
+		<-*g
+	}
+	return tx.Tx.NextWake(ctx, id)
+}
+
+func (s *gatedReadStore) Read(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.Read(ctx, func(tx store.Tx) error { return fn(gatedTx{tx, s}) })
+}
+
+// TestDequeue_WakeDuringALookIsKept: a wake-up that comes while the waiter
+// is between its claim and its sleep (here, reading its pool's next wake)
+// is kept, and the waiter looks again at once, not a PollInterval later
+// (an unbuffered wake channel dropped it).
+func TestDequeue_WakeDuringALookIsKept(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &gatedReadStore{Store: openFileStore(t, ""), entered: make(chan struct{}, 1)}
+	eng := openEngine(t, st, queue.Options{PollInterval: time.Minute})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "gate", Description: "gate", Type: pool.FIFO})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	held, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+
+	gate := make(chan struct{})
+	st.gate.Store(&gate)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() { _, err := eng.Dequeue(dctx, p.UUID); got <- err }()
+	<-st.entered                                    // the waiter found the pool full and reads its next wake
+	require.NoError(t, eng.Complete(ctx, held, "")) // frees the slot: a wake-up now
+	close(gate)
+	require.NoError(t, <-got, "the wake-up that came during the look was lost")
+}
+
+// TestEngine_DequeueWakesAtRetryTimeWithClockAhead: a retry time is met at
+// its instant when the engine's clock (Options.Now) runs ahead of the wall
+// clock: the sleep is measured on the engine's clock, not the wall's, which
+// is an hour behind and would sleep the whole poll interval.
+func TestEngine_DequeueWakesAtRetryTimeWithClockAhead(t *testing.T) {
+	t.Parallel()
+	const poll = 5 * time.Second
+	ahead := func() time.Time { return time.Now().Add(time.Hour) }
+	b := realEngine(t, queue.Options{PollInterval: poll, Now: ahead})
+	p := b.pool(t, pool.FIFO, 1, 3)
+	b.add(t, p.UUID, 1)
+	l, err := b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	require.NoError(t, b.eng.Fail(b.ctx, l, queue.Failure{RetryAt: ahead().Add(300 * time.Millisecond)}))
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(b.ctx, 2*poll)
+	defer cancel()
+	_, err = b.eng.Dequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), poll/2, "the retry time was met a PollInterval late")
+}
+
+// TestEngine_EmptyPoolPolledEveryPollInterval: a Dequeue blocked on an
+// empty pool (nothing to time but the safety poll) sees another process's
+// Add at its next poll, within a PollInterval (with room for a loaded
+// machine), not later.
+func TestEngine_EmptyPoolPolledEveryPollInterval(t *testing.T) {
+	t.Parallel()
+	const poll = 200 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "shared.db")
+	opts := queue.Options{PollInterval: poll}
+	here := &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
+	there := &testBundle{ctx: context.Background(), eng: openEngine(t, openFileStore(t, path), opts)}
+	p := here.pool(t, pool.FIFO, 1, 3)
+	ctx, cancel := context.WithTimeout(here.ctx, 50*poll)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() { _, err := here.eng.Dequeue(ctx, p.UUID); got <- err }()
+	require.Eventually(t, func() bool { return queue.Waiting(here.eng, p.UUID) > 0 }, 5*time.Second, time.Millisecond)
+	time.Sleep(poll / 4) // asleep after its first look
+	there.add(t, p.UUID, 1)
+	start := time.Now()
+	require.NoError(t, <-got)
+	require.Less(t, time.Since(start), 4*poll, "an Add in another process seen later than the next poll")
+}
+
+// TestEngine_HeldPoolIgnoresItsRetryTimes: a Dequeue on a pool its paused
+// campaign holds sleeps until a wake-up or its poll: the pool's retry
+// times coming due do not wake it (what frees the pool does), so it reads
+// nothing before the poll.
+func TestEngine_HeldPoolIgnoresItsRetryTimes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cs := &txCountStore{Store: openFileStore(t, "")}
+	eng := openEngine(t, cs, queue.Options{PollInterval: 2 * time.Second})
+	b := &testBundle{ctx: ctx, eng: eng}
+	p := b.pool(t, pool.FIFO, 3, 3)
+	b.add(t, p.UUID, 1)
+	c := b.campaignOf(t, uuid.Nil, p.UUID)
+	_, err := eng.StartCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+	l, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+	require.NoError(t, eng.Fail(ctx, l, queue.Failure{RetryAt: time.Now().Add(150 * time.Millisecond)}))
+	_, err = eng.PauseCampaign(ctx, c.UUID)
+	require.NoError(t, err)
+
+	reads := cs.reads.Load()
+	dctx, cancel := context.WithTimeout(ctx, 800*time.Millisecond)
+	defer cancel()
+	_, err = eng.Dequeue(dctx, p.UUID)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Zero(t, cs.reads.Load()-reads, "reads by a Dequeue on a held pool before its poll")
+}
