@@ -77,7 +77,9 @@ func (e *Engine) TryDequeue(ctx context.Context, poolID uuid.UUID) (*Lease, erro
 // pools"), and holds no connection while it sleeps. It returns ctx's error when ctx ends
 // first, and [ErrClosed] once Close has begun; in both cases no lease is
 // held. A store lock that another process or node holds past the store's
-// timeout ([store.ErrLockTimeout]) does not end the wait: it looks again.
+// timeout ([store.ErrLockTimeout]) does not end the wait: it looks again;
+// nor does a read between looks that fails (the next look's claim, a
+// write, returns the store's error if it persists).
 // Errors also: [store.ErrNotFound], the error of 3 late claims in a row,
 // and one wrapping [store.ErrCommitUnknown], whose claim, if it committed,
 // is given back (see [Engine.TryDequeue]).
@@ -142,8 +144,12 @@ func (e *Engine) dequeueWait(ctx context.Context, poolID uuid.UUID, n int) ([]*L
 				wait = locked.pause(0, e.opts.PollInterval)
 			case !errors.Is(err, ErrHeld):
 				locked.reset()
-				if wait, err = e.pause(ctx, poolID, &floor); err != nil {
-					return nil, err
+				// A read that fails (a store that blinked) does not end
+				// the wait, as in DequeueCampaign and Work: it sleeps
+				// PollInterval, and the next look's claim tells a store
+				// that stays down.
+				if w, err := e.pause(ctx, poolID, &floor); err == nil {
+					wait = w
 				}
 			}
 		}

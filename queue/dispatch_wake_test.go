@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -143,4 +144,65 @@ func TestEngine_HeldPoolIgnoresItsRetryTimes(t *testing.T) {
 	_, err = eng.Dequeue(dctx, p.UUID)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Zero(t, cs.reads.Load()-reads, "reads by a Dequeue on a held pool before its poll")
+}
+
+// failWakeStore fails the next NextWake read, once armed.
+type failWakeStore struct {
+	store.Store
+	armed  atomic.Bool
+	failed chan struct{}
+}
+
+type failWakeTx struct {
+	store.Tx
+	s *failWakeStore
+}
+
+func (tx failWakeTx) NextWake(ctx context.Context, id uuid.UUID) (time.Time, bool, error) {
+	if tx.s.armed.CompareAndSwap(true, false) {
+		close(tx.s.failed)
+		return time.Time{}, false, errors.New("the database blinked")
+	}
+	return tx.Tx.NextWake(ctx, id)
+}
+
+func (s *failWakeStore) Read(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.Read(ctx, func(tx store.Tx) error { return fn(failWakeTx{tx, s}) })
+}
+
+// TestDequeue_FailedReadBetweenLooksWaitsOn: a blocked Dequeue's read of
+// its pool's next wake, after a claim that found the pool full, that fails
+// does not end the wait (it did, with the read's error, where
+// DequeueCampaign and Work went on): the wake-up of the slot freed later
+// gets it its lease.
+func TestDequeue_FailedReadBetweenLooksWaitsOn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &failWakeStore{Store: openFileStore(t, ""), failed: make(chan struct{})}
+	eng := openEngine(t, st, queue.Options{PollInterval: time.Minute})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "blink", Description: "blink", Type: pool.FIFO})
+	require.NoError(t, err)
+	_, err = eng.Add(ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New()}, pool.NewItem{ContactUUID: uuid.New()})
+	require.NoError(t, err)
+	held, err := eng.TryDequeue(ctx, p.UUID)
+	require.NoError(t, err)
+
+	st.armed.Store(true)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	type result struct {
+		l   *queue.Lease
+		err error
+	}
+	got := make(chan result, 1)
+	go func() { l, err := eng.Dequeue(dctx, p.UUID); got <- result{l, err} }()
+	select {
+	case <-st.failed: // the pool was full, and the read after failed
+	case r := <-got:
+		t.Fatalf("Dequeue returned before its read: %v, %v", r.l, r.err)
+	}
+	require.NoError(t, eng.Complete(ctx, held, "")) // frees the slot: a wake-up
+	r := <-got
+	require.NoError(t, r.err, "a failed read between looks ended the wait")
+	require.NotNil(t, r.l)
 }
