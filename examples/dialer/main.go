@@ -281,7 +281,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 			return stop(nil)
 		case failingSince.IsZero():
 			failingSince = time.Now()
-			fmt.Fprintf(out, "\nreading the progress failed, trying again: %v\n", err)
+			prog.say("reading the progress failed, trying again: %v", err)
 		case time.Since(failingSince) > progressPatience:
 			return stop(fmt.Errorf("reading the progress failed for %v: %w", progressPatience, err))
 		}
@@ -658,6 +658,13 @@ func (p *progress) draw(ds []pool.Detail) {
 	}
 	fmt.Fprint(p.out, out)
 	p.lines = len(ds)
+}
+
+// say prints a line of its own under the bars; the next draw starts below
+// it (on a terminal, it does not draw over it).
+func (p *progress) say(format string, args ...any) {
+	fmt.Fprintf(p.out, format+"\n", args...)
+	p.lines = 0
 }
 
 func (p *progress) finish() { fmt.Fprintln(p.out) }
