@@ -18,29 +18,28 @@ import (
 // Tests of a blocked Dequeue's sleep, each killing a mutant of dispatch.go
 // the other tests let through (a mutation review, 2026-12-07).
 
-// gatedReadStore holds the next NextWake read (a blocked Dequeue's read of
-// its pool's next wake, after a claim found nothing) until released.
-type gatedReadStore struct {
+// nextWakeStore runs hook before every NextWake read (a blocked
+// Dequeue's read of its pool's next wake, after a claim that found
+// nothing); an error of hook is the read's.
+type nextWakeStore struct {
 	store.Store
-	gate    atomic.Pointer[chan struct{}]
-	entered chan struct{}
+	hook func() error
 }
 
-type gatedTx struct {
+type nextWakeTx struct {
 	store.Tx
-	s *gatedReadStore
+	s *nextWakeStore
 }
 
-func (tx gatedTx) NextWake(ctx context.Context, id uuid.UUID) (time.Time, bool, error) {
-	if g := tx.s.gate.Swap(nil); g != nil {
-		tx.s.entered <- struct{}{}
-		<-*g
+func (tx nextWakeTx) NextWake(ctx context.Context, id uuid.UUID) (time.Time, bool, error) {
+	if err := tx.s.hook(); err != nil {
+		return time.Time{}, false, err
 	}
 	return tx.Tx.NextWake(ctx, id)
 }
 
-func (s *gatedReadStore) Read(ctx context.Context, fn func(store.Tx) error) error {
-	return s.Store.Read(ctx, func(tx store.Tx) error { return fn(gatedTx{tx, s}) })
+func (s *nextWakeStore) Read(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.Read(ctx, func(tx store.Tx) error { return fn(nextWakeTx{tx, s}) })
 }
 
 // TestDequeue_WakeDuringALookIsKept: a wake-up that comes while the waiter
@@ -50,7 +49,15 @@ func (s *gatedReadStore) Read(ctx context.Context, fn func(store.Tx) error) erro
 func TestDequeue_WakeDuringALookIsKept(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := &gatedReadStore{Store: openFileStore(t, ""), entered: make(chan struct{}, 1)}
+	var gate atomic.Pointer[chan struct{}] // the next read waits for it to close
+	entered := make(chan struct{}, 1)
+	st := &nextWakeStore{Store: openFileStore(t, ""), hook: func() error {
+		if g := gate.Swap(nil); g != nil {
+			entered <- struct{}{}
+			<-*g
+		}
+		return nil
+	}}
 	eng := openEngine(t, st, queue.Options{PollInterval: time.Minute})
 	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "gate", Description: "gate", Type: pool.FIFO})
 	require.NoError(t, err)
@@ -59,15 +66,15 @@ func TestDequeue_WakeDuringALookIsKept(t *testing.T) {
 	held, err := eng.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err)
 
-	gate := make(chan struct{})
-	st.gate.Store(&gate)
+	g := make(chan struct{})
+	gate.Store(&g)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	got := make(chan error, 1)
 	go func() { _, err := eng.Dequeue(dctx, p.UUID); got <- err }()
-	<-st.entered                                    // the waiter found the pool full and reads its next wake
+	<-entered                                       // the waiter found the pool full and reads its next wake
 	require.NoError(t, eng.Complete(ctx, held, "")) // frees the slot: a wake-up now
-	close(gate)
+	close(g)
 	require.NoError(t, <-got, "the wake-up that came during the look was lost")
 }
 
@@ -146,30 +153,6 @@ func TestEngine_HeldPoolIgnoresItsRetryTimes(t *testing.T) {
 	require.Zero(t, cs.reads.Load()-reads, "reads by a Dequeue on a held pool before its poll")
 }
 
-// failWakeStore fails the next NextWake read, once armed.
-type failWakeStore struct {
-	store.Store
-	armed  atomic.Bool
-	failed chan struct{}
-}
-
-type failWakeTx struct {
-	store.Tx
-	s *failWakeStore
-}
-
-func (tx failWakeTx) NextWake(ctx context.Context, id uuid.UUID) (time.Time, bool, error) {
-	if tx.s.armed.CompareAndSwap(true, false) {
-		close(tx.s.failed)
-		return time.Time{}, false, errors.New("the database blinked")
-	}
-	return tx.Tx.NextWake(ctx, id)
-}
-
-func (s *failWakeStore) Read(ctx context.Context, fn func(store.Tx) error) error {
-	return s.Store.Read(ctx, func(tx store.Tx) error { return fn(failWakeTx{tx, s}) })
-}
-
 // TestDequeue_FailedReadBetweenLooksWaitsOn: a blocked Dequeue's read of
 // its pool's next wake, after a claim that found the pool full, that fails
 // does not end the wait (it did, with the read's error, where
@@ -178,7 +161,15 @@ func (s *failWakeStore) Read(ctx context.Context, fn func(store.Tx) error) error
 func TestDequeue_FailedReadBetweenLooksWaitsOn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := &failWakeStore{Store: openFileStore(t, ""), failed: make(chan struct{})}
+	var armed atomic.Bool // the next read fails
+	failed := make(chan struct{})
+	st := &nextWakeStore{Store: openFileStore(t, ""), hook: func() error {
+		if armed.CompareAndSwap(true, false) {
+			close(failed)
+			return errors.New("the database blinked")
+		}
+		return nil
+	}}
 	eng := openEngine(t, st, queue.Options{PollInterval: time.Minute})
 	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "blink", Description: "blink", Type: pool.FIFO})
 	require.NoError(t, err)
@@ -187,7 +178,7 @@ func TestDequeue_FailedReadBetweenLooksWaitsOn(t *testing.T) {
 	held, err := eng.TryDequeue(ctx, p.UUID)
 	require.NoError(t, err)
 
-	st.armed.Store(true)
+	armed.Store(true)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	type result struct {
@@ -197,7 +188,7 @@ func TestDequeue_FailedReadBetweenLooksWaitsOn(t *testing.T) {
 	got := make(chan result, 1)
 	go func() { l, err := eng.Dequeue(dctx, p.UUID); got <- result{l, err} }()
 	select {
-	case <-st.failed: // the pool was full, and the read after failed
+	case <-failed: // the pool was full, and the read after failed
 	case r := <-got:
 		t.Fatalf("Dequeue returned before its read: %v, %v", r.l, r.err)
 	}
