@@ -32,6 +32,11 @@ import (
 type listener struct {
 	s *Store
 
+	// calling is held by deliver while it calls the functions: a stop
+	// takes it after removing its function, so that it returns only once
+	// a delivery that took the functions before is over.
+	calling sync.Mutex
+
 	mu      sync.Mutex
 	fns     map[int]func(uuid.UUID)
 	next    int
@@ -56,7 +61,8 @@ func (l *listener) init(s *Store) { l.s = s }
 
 // Watch calls fn with the pool of every committed signal of any process
 // sharing the store's schema (this one included), until stop is called
-// (see [store.Watcher]). fn must be quick and safe for concurrent use: it
+// (see [store.Watcher]): stop returns once no call of fn is under way, and
+// none comes after; it must not be called from a function of Watch. fn must be quick and safe for concurrent use: it
 // runs on the listener's goroutine. Signals may be lost while the
 // listener's connection is down; fn is called with uuid.Nil each time the
 // listener begins to listen, first and again. After Close, Watch registers
@@ -88,8 +94,13 @@ func (s *Store) Watch(fn func(poolID uuid.UUID)) (stop func()) {
 			}
 			l.mu.Unlock()
 			if done != nil {
-				<-done
+				<-done // the listener is gone, and its deliveries
+				return
 			}
+			// Others remain: a delivery under way may have taken fn
+			// before it was removed.
+			l.calling.Lock()
+			l.calling.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
 		})
 	}
 }
@@ -193,6 +204,8 @@ func (l *listener) listen(ctx context.Context) error {
 
 // deliver calls every registered function with id.
 func (l *listener) deliver(id uuid.UUID) {
+	l.calling.Lock()
+	defer l.calling.Unlock()
 	l.mu.Lock()
 	fns := make([]func(uuid.UUID), 0, len(l.fns))
 	for _, fn := range l.fns {
