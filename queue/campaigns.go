@@ -768,7 +768,9 @@ func (e *Engine) wakePools(pools ...uuid.UUID) {
 // items), and claims (a write transaction, as TryDequeue's) only in those,
 // in turn, until one gives: its pools that have nothing due, or are full
 // (their items in flight at their cap) with no lease ended, however many,
-// cost no write.
+// cost no write. When that read fails, the look claims in every pool (a
+// store that stays down fails the claims, whose error it returns); a
+// failed read of the campaign itself ends the call with its error.
 func (e *Engine) DequeueCampaign(ctx context.Context, id uuid.UUID) (*Lease, error) {
 	if err := checkID("uuid", id); err != nil {
 		return nil, fmt.Errorf("dequeue campaign: %w", err)
@@ -871,7 +873,10 @@ func (e *Engine) campaignPass(ctx context.Context, c campaign.Campaign, floors m
 			return err
 		})
 		if err != nil {
-			return nil, 0, fmt.Errorf("dequeue campaign: %w", err)
+			// A read that fails (a store that blinked) leaves the answer
+			// to the claims, as Dequeue's poll does: every pool is tried,
+			// and a store that stays down fails them.
+			wakes = nil
 		}
 	}
 	now := e.now() // after the read: a retry or lease that ends meanwhile is claimed now

@@ -199,3 +199,52 @@ func TestDequeue_FailedReadBetweenLooksWaitsOn(t *testing.T) {
 	require.NoError(t, r.err, "a failed read between looks ended the wait")
 	require.NotNil(t, r.l)
 }
+
+// poolWakesStore fails the next PoolWakes read once armed (a
+// DequeueCampaign's read of which of its pools may give).
+type poolWakesStore struct {
+	store.Store
+	armed  atomic.Bool
+	failed atomic.Int32
+}
+
+type poolWakesTx struct {
+	store.Tx
+	s *poolWakesStore
+}
+
+func (tx poolWakesTx) PoolWakes(ctx context.Context, ids ...uuid.UUID) (map[uuid.UUID]store.PoolWake, error) {
+	if tx.s.armed.CompareAndSwap(true, false) {
+		tx.s.failed.Add(1)
+		return nil, errors.New("the database blinked")
+	}
+	return tx.Tx.PoolWakes(ctx, ids...)
+}
+
+func (s *poolWakesStore) Read(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.Read(ctx, func(tx store.Tx) error { return fn(poolWakesTx{tx, s}) })
+}
+
+// TestDequeueCampaign_FailedPoolsReadClaims: a DequeueCampaign whose read
+// of which pools may give fails (a store that blinked) claims in its pools
+// as if the read had said they all may, as Dequeue's poll does, rather
+// than end with the read's error (as it did).
+func TestDequeueCampaign_FailedPoolsReadClaims(t *testing.T) {
+	t.Parallel()
+	st := &poolWakesStore{Store: openFileStore(t, "")}
+	b := &testBundle{ctx: context.Background(), eng: openEngine(t, st, queue.Options{PollInterval: time.Minute})}
+	p1 := b.pool(t, pool.Parallel, 5, 3)
+	p2 := b.pool(t, pool.Parallel, 5, 3)
+	b.add(t, p2.UUID, 1)
+	c := b.campaignOf(t, uuid.Nil, p1.UUID, p2.UUID)
+	_, err := b.eng.StartCampaign(b.ctx, c.UUID)
+	require.NoError(t, err)
+
+	st.armed.Store(true)
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	l, err := b.eng.DequeueCampaign(ctx, c.UUID)
+	require.NoError(t, err, "a failed read of the pools ended the wait")
+	require.Equal(t, p2.UUID, l.PoolUUID)
+	require.Equal(t, int32(1), st.failed.Load(), "the read did not fail: the test tested nothing")
+}
