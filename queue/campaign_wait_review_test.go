@@ -63,6 +63,16 @@ func claimedWithin(t *testing.T, got <-chan campaignResult, d time.Duration, wha
 	}
 }
 
+// claimsTheNextAdd: the waiter of got, its pass over, sleeps; an Add to
+// pool p wakes it, and it claims the item added.
+func (b *testBundle) claimsTheNextAdd(t *testing.T, got <-chan campaignResult, p uuid.UUID, what string) {
+	t.Helper()
+	time.Sleep(200 * time.Millisecond) // its pass ends; it sleeps
+	want := b.add(t, p, 1)
+	l := claimedWithin(t, got, 5*time.Second, what)
+	require.Equal(t, want[0], l.ContactUUID)
+}
+
 // TestEngine_DequeueCampaignFollowsItsChangingPools: a DequeueCampaign
 // blocked on a running campaign subscribes to a pool attached meanwhile,
 // and stays subscribed to the pools it had (its new subscription must not
@@ -102,10 +112,7 @@ func TestEngine_DequeueCampaignFollowsItsChangingPools(t *testing.T) {
 		require.True(t, waitUntil(5*time.Second, func() bool {
 			return queue.Waiting(b.eng, a.UUID) == 1 && queue.Waiting(b.eng, added.UUID) == 1
 		}), "the new waiter subscribed to both pools")
-		time.Sleep(200 * time.Millisecond) // its pass ends; it sleeps
-		want := b.add(t, p, 1)
-		l := claimedWithin(t, got, 5*time.Second, "an Add to one of the campaign's pools")
-		require.Equal(t, want[0], l.ContactUUID)
+		b.claimsTheNextAdd(t, got, p, "an Add to one of the campaign's pools")
 	}
 }
 
@@ -144,10 +151,7 @@ func TestEngine_DequeueCampaignPoolSwapped(t *testing.T) {
 	require.True(t, waitUntil(5*time.Second, func() bool {
 		return queue.Waiting(b.eng, next.UUID) == 1 && queue.Waiting(b.eng, old.UUID) == 0
 	}), "the waiter is not subscribed to the pool swapped in (or still to the one swapped out)")
-	time.Sleep(200 * time.Millisecond) // its pass over the empty pool ends; it sleeps
-	want := b.add(t, next.UUID, 1)
-	l := claimedWithin(t, got, 5*time.Second, "an Add to the pool swapped in")
-	require.Equal(t, want[0], l.ContactUUID)
+	b.claimsTheNextAdd(t, got, next.UUID, "an Add to the pool swapped in")
 }
 
 // TestEngine_DequeueCampaignLeavesNoSubscription: a DequeueCampaign
