@@ -36,7 +36,7 @@ func TestPostgres_CloseDuringListenerPause(t *testing.T) {
 	t.Parallel()
 	px, waiter, _, wst, schema := nodesThroughProxy(t, queue.Options{PollInterval: time.Hour}, false)
 	raw := pgtest.URL(t)
-	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond)
+	awaitListeners(t, raw, schema)
 	px.refuse.Store(true)
 	px.cutListeners()
 	// 10 ms doubling: the pause is 2 s from the attempt at about 2.6 s.
@@ -64,14 +64,13 @@ func TestPostgres_ListenerUpLongRetriesAtOnce(t *testing.T) {
 	t.Parallel()
 	px, _, _, _, schema := nodesThroughProxy(t, queue.Options{PollInterval: time.Hour}, false)
 	raw := pgtest.URL(t)
-	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond)
+	awaitListeners(t, raw, schema)
 	// Failures for 4 s: the pause grows to 2 s.
 	px.refuse.Store(true)
 	px.cutListeners()
 	time.Sleep(4 * time.Second)
 	px.refuse.Store(false)
-	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond,
-		"the listener connects again")
+	awaitListeners(t, raw, schema, "the listener connects again")
 	time.Sleep(62 * time.Second) // up for over a minute
 	before := listenerPids(t, raw, schema)
 	px.cutListeners()

@@ -172,6 +172,13 @@ func (p *nodeProxy) pipe(pc *proxyConn, dst, src net.Conn) {
 	}
 }
 
+// awaitListeners waits until the two nodes of nodesThroughProxy listen
+// (their listeners' sessions on the server, at url, for schema).
+func awaitListeners(t *testing.T, url, schema string, msgAndArgs ...any) {
+	t.Helper()
+	require.Eventually(t, func() bool { return listeners(t, url, schema) == 2 }, 10*time.Second, 5*time.Millisecond, msgAndArgs...)
+}
+
 // nodesThroughProxy opens two engines on one schema: the first (the
 // waiter) on a store reached through a nodeProxy, the second directly.
 func nodesThroughProxy(t *testing.T, opts queue.Options, hold bool) (px *nodeProxy, waiter, other *queue.Engine, wst *postgres.Store, schema string) {
@@ -226,7 +233,7 @@ func TestPostgres_ListenerReconnectLooksAgain(t *testing.T) {
 	ctx := context.Background()
 	px, waiter, other, _, schema := nodesThroughProxy(t, queue.Options{PollInterval: time.Hour}, false)
 	raw := pgtest.URL(t)
-	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond)
+	awaitListeners(t, raw, schema)
 	p, err := other.CreatePool(ctx, pool.CreateParams{Name: "reconnect", Description: "d", Type: pool.Parallel})
 	require.NoError(t, err)
 	got := blockedDequeue(t, waiter, p.UUID)
@@ -239,7 +246,7 @@ func TestPostgres_ListenerReconnectLooksAgain(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	px.refuse.Store(false)
 	t0 := time.Now()
-	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond, "the listener connects again")
+	awaitListeners(t, raw, schema, "the listener connects again")
 	wokenWithin(t, "after the server was reachable again (listener back)", got, t0, 5*time.Second)
 }
 
@@ -261,7 +268,7 @@ func TestPostgres_NewNodeBeforeItListens(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	px.releaseListener()
 	t0 := time.Now()
-	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond, "the listener listens")
+	awaitListeners(t, raw, schema, "the listener listens")
 	wokenWithin(t, "once the new node's listener was let through", got, t0, 5*time.Second)
 }
 
@@ -277,7 +284,7 @@ func TestPostgres_SilentListenerConnection(t *testing.T) {
 	ctx := context.Background()
 	px, waiter, other, _, schema := nodesThroughProxy(t, queue.Options{PollInterval: time.Hour}, false)
 	raw := pgtest.URL(t)
-	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond)
+	awaitListeners(t, raw, schema)
 	p, err := other.CreatePool(ctx, pool.CreateParams{Name: "silent", Description: "d", Type: pool.Parallel})
 	require.NoError(t, err)
 	px.silenceListeners()
@@ -297,7 +304,7 @@ func TestPostgres_CloseWhileListenerStuck(t *testing.T) {
 		px, waiter, _, wst, schema := nodesThroughProxy(t, queue.Options{PollInterval: time.Hour}, hold)
 		if !hold {
 			raw := pgtest.URL(t)
-			require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond)
+			awaitListeners(t, raw, schema)
 			px.silenceListeners()
 		} else {
 			time.Sleep(100 * time.Millisecond)
@@ -499,7 +506,7 @@ func TestPostgres_ListenerPausesBetweenAttempts(t *testing.T) {
 	t.Parallel()
 	px, _, _, _, schema := nodesThroughProxy(t, queue.Options{PollInterval: time.Hour}, false)
 	raw := pgtest.URL(t)
-	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond)
+	awaitListeners(t, raw, schema)
 
 	px.refuse.Store(true)
 	px.cutListeners()
@@ -509,7 +516,7 @@ func TestPostgres_ListenerPausesBetweenAttempts(t *testing.T) {
 	px.mu.Unlock()
 	px.refuse.Store(false)
 	t0 := time.Now()
-	require.Eventually(t, func() bool { return listeners(t, raw, schema) == 2 }, 10*time.Second, 5*time.Millisecond, "the listener connects again")
+	awaitListeners(t, raw, schema, "the listener connects again")
 	t.Logf("%d attempts refused; listening again %v after the server was back", len(refused), time.Since(t0).Round(time.Millisecond))
 
 	// 10 ms doubling to 2 s: about 8 attempts in the first 2.6 s, then one
