@@ -91,12 +91,27 @@ type ItemQuery struct {
 	Page int `json:"page,omitempty"`
 	// PerPage is the page size, 1–100. Defaults to 25.
 	PerPage int `json:"per_page,omitempty"`
+	// After keeps only items whose ID is greater: keyset paging, for
+	// walking a whole pool. Give the ID of the last item of the page before
+	// (0, the default, starts at the first item) and leave Page at 1; a
+	// page then costs O(log n + PerPage) however deep it lies, where Page
+	// costs what its offset skips. Total, and so LastPage, still count
+	// every matching item, those up to After included. The walk is not a
+	// snapshot: each page is read as the pool is then, so an item added
+	// meanwhile (a larger ID) is met on a later page, and one removed
+	// before its page is not. Not part of the REST API (item IDs are not
+	// shown there). At least 0.
+	After int64 `json:"-"`
 }
 
 // Normalize validates q and returns it with defaults applied and Status made
 // canonical.
 func (q ItemQuery) Normalize() (ItemQuery, error) {
 	var v validate.Validator
+	if q.After != 0 && q.Page > 1 {
+		v.Add("page", validate.RuleExclusive, "must be 1 (or not given) with after: the page follows the item after names")
+	}
+	v.Check(q.After >= 0, "after", validate.RuleRange, "must be 0 or more (an item's ID)")
 	q.Page, q.PerPage = pageDefaults(&v, q.Page, q.PerPage, DefaultItemsPerPage)
 	checkSearch(&v, q.Search)
 	if q.Status != "" {

@@ -86,6 +86,10 @@ func TestItemQuery_Normalize(t *testing.T) {
 		{name: "ErrSearchTooLong", q: pool.ItemQuery{Search: strings.Repeat("é", pool.MaxSearchLen+1)}, wantErr: map[string]string{"search": validate.RuleLength}},
 		{name: "ErrSearchNewline", q: pool.ItemQuery{Search: "Ada\nLovelace"}, wantErr: map[string]string{"search": validate.RuleFormat}},
 		{name: "ErrSearchInvalidUTF8", q: pool.ItemQuery{Search: "Ada\xff"}, wantErr: map[string]string{"search": validate.RuleFormat}},
+		{name: "OKAfter", q: pool.ItemQuery{After: 42}, want: pool.ItemQuery{Page: 1, PerPage: 25, After: 42}},
+		{name: "OKAfterPage1", q: pool.ItemQuery{After: 42, Page: 1, PerPage: 100}, want: pool.ItemQuery{Page: 1, PerPage: 100, After: 42}},
+		{name: "ErrAfterNegative", q: pool.ItemQuery{After: -1}, wantErr: map[string]string{"after": validate.RuleRange}},
+		{name: "ErrAfterWithPage2", q: pool.ItemQuery{After: 42, Page: 2}, wantErr: map[string]string{"page": validate.RuleExclusive}},
 		{
 			name:    "ErrEveryFieldAtOnce",
 			q:       pool.ItemQuery{Page: -1, PerPage: 101, Status: "nope"},

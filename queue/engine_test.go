@@ -862,6 +862,38 @@ func TestEngine_Items(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
+// TestEngine_ItemsAfter: a walk by keyset (After the last item's ID)
+// meets every item once, in insertion order, with the whole pool's total
+// on every page; a page number with After, or a negative After, is a field
+// error.
+func TestEngine_ItemsAfter(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.pool(t, pool.FIFO, 10, 3)
+	ids := b.add(t, p.UUID, 30)
+
+	var got []uuid.UUID
+	var after int64
+	for {
+		pg, err := b.eng.Items(b.ctx, p.UUID, pool.ItemQuery{After: after, PerPage: 7})
+		require.NoError(t, err)
+		require.Equal(t, 30, pg.Total)
+		if len(pg.Data) == 0 {
+			break
+		}
+		for _, it := range pg.Data {
+			got = append(got, it.ContactUUID)
+		}
+		after = pg.Data[len(pg.Data)-1].ID
+	}
+	require.Equal(t, ids, got)
+
+	_, err := b.eng.Items(b.ctx, p.UUID, pool.ItemQuery{After: after, Page: 2})
+	require.Equal(t, []string{"page"}, fieldsOf(t, err))
+	_, err = b.eng.Items(b.ctx, p.UUID, pool.ItemQuery{After: -1})
+	require.Equal(t, []string{"after"}, fieldsOf(t, err))
+}
+
 func TestEngine_Close(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -73,6 +73,9 @@ const addChunk = 4096
 // status and by a search over the contacts' name, email and phone number
 // (type-ahead words: see [pool.ItemQuery].Search; a full-text index, so
 // the cost grows with the matches, not the pool). Page defaults to 1, PerPage to 25 (at most 100).
+// A page costs what its offset skips; to walk a whole pool, page by keyset
+// instead: q.After set to the ID of the last item of the page before, Page
+// left at 1 (see [pool.ItemQuery].After).
 // Errors:
 // [validate.Errors] for a bad query, [store.ErrNotFound] for an unknown
 // pool.

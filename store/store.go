@@ -235,6 +235,8 @@ type Tx interface {
 	DeleteItems(ctx context.Context, poolID uuid.UUID, ids []int64) (int, error)
 	// Items returns one page of a pool's items matching q in insertion
 	// order, and the number matching on all pages. q must be normalized.
+	// q.After keeps only items with a larger ID, as a seek (the page's
+	// offset counts from there); the number matching still counts them all.
 	// q.Search keeps the items where every word of it but the last is a
 	// word of the contact's name, email or phone number and the last
 	// begins one, with words as [SearchWords] cuts and folds them (case

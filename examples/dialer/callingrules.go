@@ -195,17 +195,9 @@ func reportRules(ctx context.Context, out io.Writer, eng *queue.Engine, ids []uu
 func skippedByNote(ctx context.Context, eng *queue.Engine, ids []uuid.UUID) (map[string]int, error) {
 	out := map[string]int{}
 	for _, id := range ids {
-		for page := 1; ; page++ {
-			pg, err := eng.Items(ctx, id, pool.ItemQuery{Status: pool.StatusSkipped, Page: page, PerPage: pool.MaxPerPage})
-			if err != nil {
-				return nil, err
-			}
-			for _, it := range pg.Data {
-				out[it.Notes]++
-			}
-			if page >= pg.LastPage {
-				break
-			}
+		err := eachItem(ctx, eng, id, pool.StatusSkipped, func(it pool.Item) { out[it.Notes]++ })
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -493,21 +493,37 @@ func clockOrNone(c *campaign.Clock) string {
 func mostAttempts(ctx context.Context, eng *queue.Engine, ids []uuid.UUID) (int, error) {
 	most, calls := 0, map[uuid.UUID]int{}
 	for _, id := range ids {
-		for page := 1; ; page++ {
-			pg, err := eng.Items(ctx, id, pool.ItemQuery{Page: page, PerPage: pool.MaxPerPage})
-			if err != nil {
-				return 0, err
-			}
-			for _, it := range pg.Data {
-				calls[it.ContactUUID] += it.Attempts // over the campaign's pools: the cap is the contact's
-				most = max(most, calls[it.ContactUUID])
-			}
-			if page >= pg.LastPage {
-				break
-			}
+		err := eachItem(ctx, eng, id, "", func(it pool.Item) {
+			calls[it.ContactUUID] += it.Attempts // over the campaign's pools: the cap is the contact's
+			most = max(most, calls[it.ContactUUID])
+		})
+		if err != nil {
+			return 0, err
 		}
 	}
 	return most, nil
+}
+
+// eachItem calls fn with every item of pool id in the status (every
+// status when empty), in insertion order, a page of 100 at a time by
+// keyset (ItemQuery.After): each page an index seek, so a walk of a
+// million items costs what it reads, where page numbers would cost what
+// their offsets skip.
+func eachItem(ctx context.Context, eng *queue.Engine, id uuid.UUID, status pool.Status, fn func(pool.Item)) error {
+	var after int64
+	for {
+		pg, err := eng.Items(ctx, id, pool.ItemQuery{Status: status, After: after, PerPage: pool.MaxPerPage})
+		if err != nil {
+			return err
+		}
+		for _, it := range pg.Data {
+			fn(it)
+		}
+		if len(pg.Data) < pool.MaxPerPage {
+			return nil
+		}
+		after = pg.Data[len(pg.Data)-1].ID
+	}
 }
 
 // setupPools finds the three pools by name, creating those that are missing,

@@ -132,11 +132,13 @@ CROSS JOIN LATERAL (SELECT * FROM items WHERE pool_id = $1 AND contact_uuid = c 
 	deleteItemsSQL = `WITH d AS (DELETE FROM items WHERE id = ANY($2::bigint[]) AND pool_id + 0 = $1 RETURNING status)
 SELECT status, count(*) FROM d GROUP BY status`
 
-	itemsSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = $1
-ORDER BY i.id LIMIT $2 OFFSET $3`
-
-	itemsByStatusSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = $1 AND i.status = $2
+	// itemsSQL walks items_pool from the first ID past the query's After
+	// (0: the first item), then skips the page's offset.
+	itemsSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = $1 AND i.id > $2
 ORDER BY i.id LIMIT $3 OFFSET $4`
+
+	itemsByStatusSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = $1 AND i.status = $2 AND i.id > $3
+ORDER BY i.id LIMIT $4 OFFSET $5`
 )
 
 // isNew reports whether it is in the state of a new item: Pending, never
@@ -696,8 +698,8 @@ func (t *txn) DeleteItems(ctx context.Context, poolID uuid.UUID, ids []int64) (i
 }
 
 // Items returns one page of a pool's items in insertion order and the
-// number matching. O(log n + offset + per_page); the total comes from
-// pool_counts, O(1).
+// number matching. O(log n + offset + per_page), the seek past q.After
+// included; the total comes from pool_counts, O(1).
 func (t *txn) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) ([]pool.Item, int, error) {
 	const op = "items"
 	if q.Page < 1 || q.PerPage < 1 {
@@ -733,12 +735,12 @@ func (t *txn) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) ([]
 	offset := pool.Offset(q.Page, q.PerPage)
 	if q.Status == "" {
 		total = int(c.sum())
-		rows, err = t.query(ctx, itemsSQL, k, q.PerPage, offset)
+		rows, err = t.query(ctx, itemsSQL, k, q.After, q.PerPage, offset)
 	} else {
 		if i := statusIndex(q.Status); i >= 0 {
 			total = int(c[i])
 		}
-		rows, err = t.query(ctx, itemsByStatusSQL, k, string(q.Status), q.PerPage, offset)
+		rows, err = t.query(ctx, itemsByStatusSQL, k, string(q.Status), q.After, q.PerPage, offset)
 	}
 	if err != nil {
 		return nil, 0, wrap(op, err)

@@ -98,12 +98,12 @@ const (
 	searchItemsSQL = `WITH m AS MATERIALIZED (
     SELECT i.id FROM items i WHERE i.search @@ $1::tsquery AND ($2::text = '' OR i.status = $2)
 ), p AS (
-    SELECT m.id FROM m ORDER BY m.id LIMIT $3 OFFSET $4
+    SELECT m.id FROM m WHERE m.id > $5 ORDER BY m.id LIMIT $3 OFFSET $4
 )
 SELECT ` + itemCols + `, (SELECT count(*) FROM m) FROM p JOIN items i ON i.id = p.id ORDER BY i.id`
 
-	// searchCountSQL counts the matches: for a page past the last, which
-	// has no row to carry the count.
+	// searchCountSQL counts the matches: for a page past the last (or past
+	// After's last match), which has no row to carry the count.
 	searchCountSQL = `SELECT count(*) FROM items i WHERE i.search @@ $1::tsquery AND ($2::text = '' OR i.status = $2)`
 
 	// The store's connections turn bitmap scans off (see planner), and a
@@ -117,8 +117,8 @@ SELECT ` + itemCols + `, (SELECT count(*) FROM m) FROM p JOIN items i ON i.id = 
 // items of pool k matching q.Search (and q.Status), one page in insertion
 // order, and their number. A search without a word matches nothing. One
 // round trip; O(log n + m log m) for m matches in the pool, whatever the
-// number of items (a page past the last costs a second round trip, to
-// count).
+// number of items (a page past the last, or past After's last match,
+// costs a second round trip, to count).
 func (t *txn) searchItems(ctx context.Context, k int64, poolID uuid.UUID, q pool.ItemQuery) ([]pool.Item, int, error) {
 	const op = "search items"
 	query := searchQuery(k, q.Search)
@@ -142,8 +142,8 @@ func (t *txn) searchItems(ctx context.Context, k int64, poolID uuid.UUID, q pool
 			out = append(out, it)
 		}
 		return rows.Err()
-	}, searchItemsSQL, query, status, q.PerPage, pool.Offset(q.Page, q.PerPage))
-	if err == nil && len(out) == 0 && q.Page > 1 {
+	}, searchItemsSQL, query, status, q.PerPage, pool.Offset(q.Page, q.PerPage), q.After)
+	if err == nil && len(out) == 0 && (q.Page > 1 || q.After > 0) {
 		err = t.withBitmapScans(ctx, func(br pgx.BatchResults) error {
 			return br.QueryRow().Scan(&total)
 		}, searchCountSQL, query, status)

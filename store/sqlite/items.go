@@ -165,13 +165,14 @@ WHERE i.pool_id = ? AND i.contact_uuid IN (SELECT unhex(value) FROM json_each(?)
 	itemsByIDSQL = `SELECT ` + itemCols + `, p.uuid FROM items i JOIN pools p ON p.id = i.pool_id
 WHERE i.id IN (SELECT value FROM json_each(?))`
 
-	// itemsSQL walks items_pool from the page's offset. INDEXED BY: with
+	// itemsSQL walks items_pool from the first ID past the query's After
+	// (0: the first item), then skips the page's offset. INDEXED BY: with
 	// statistics that show the pool holding most of the items, SQLite
 	// scans the table in rowid order instead, reading other pools' items.
-	itemsSQL = `SELECT ` + itemCols + ` FROM items i INDEXED BY items_pool WHERE i.pool_id = ?
+	itemsSQL = `SELECT ` + itemCols + ` FROM items i INDEXED BY items_pool WHERE i.pool_id = ? AND i.id > ?
 ORDER BY i.id ` + limitParam + ` OFFSET ?`
 
-	itemsByStatusSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = ? AND i.status = ?
+	itemsByStatusSQL = `SELECT ` + itemCols + ` FROM items i WHERE i.pool_id = ? AND i.status = ? AND i.id > ?
 ORDER BY i.id ` + limitParam + ` OFFSET ?`
 
 	itemsTotalSQL = `SELECT coalesce(sum(n), 0) FROM pool_counts WHERE pool_id = ?`
@@ -606,8 +607,8 @@ func (t *txn) DeleteItems(ctx context.Context, poolID uuid.UUID, ids []int64) (i
 }
 
 // Items returns one page of a pool's items in insertion order and the
-// number matching. O(log n + offset + per_page); the total comes from
-// pool_counts, O(1).
+// number matching. O(log n + offset + per_page), the seek past q.After
+// included; the total comes from pool_counts, O(1).
 func (t *txn) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) ([]pool.Item, int, error) {
 	const op = "items"
 	if q.Page < 1 || q.PerPage < 1 {
@@ -630,12 +631,12 @@ func (t *txn) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) ([]
 		if err := t.queryRow(ctx, []any{&total}, itemsTotalSQL, k); err != nil {
 			return nil, 0, wrap(op, err)
 		}
-		rows, err = t.query(ctx, itemsSQL, k, q.PerPage, offset)
+		rows, err = t.query(ctx, itemsSQL, k, q.After, q.PerPage, offset)
 	} else {
 		if err := t.queryRow(ctx, []any{&total}, itemsStatusTotalSQL, k, string(q.Status)); err != nil {
 			return nil, 0, wrap(op, err)
 		}
-		rows, err = t.query(ctx, itemsByStatusSQL, k, string(q.Status), q.PerPage, offset)
+		rows, err = t.query(ctx, itemsByStatusSQL, k, string(q.Status), q.After, q.PerPage, offset)
 	}
 	if err != nil {
 		return nil, 0, wrap(op, err)
@@ -775,8 +776,8 @@ func (t *txn) searchItems(ctx context.Context, k int64, poolID uuid.UUID, q pool
 	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM items i WHERE `+cond, args...).Scan(&total); err != nil {
 		return nil, 0, wrap(op, err)
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+itemCols+` FROM items i WHERE `+cond+` ORDER BY i.id LIMIT ? OFFSET ?`,
-		append(args, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+itemCols+` FROM items i WHERE `+cond+` AND i.id > ? ORDER BY i.id LIMIT ? OFFSET ?`,
+		append(args, q.After, q.PerPage, pool.Offset(q.Page, q.PerPage))...)
 	if err != nil {
 		return nil, 0, wrap(op, err)
 	}

@@ -268,8 +268,8 @@ var planCases = []planCase{
 	// not every campaign it was ever attached to.
 	{"PoolGovernors", sqlite.PoolGovernorsSQL, []any{1}, []string{"campaign_pools_governs", "INTEGER PRIMARY KEY", "INTEGER PRIMARY KEY"}},
 	{"PoolAttached", sqlite.PoolAttachedSQL, []any{1}, []string{"campaign_pools_pool"}},
-	{"Items", sqlite.ItemsSQL, []any{1, 2, 3}, []string{"items_pool"}},
-	{"ItemsByStatus", sqlite.ItemsStatusSQL, []any{1, "Pending", 2, 3}, []string{"items_pool_status"}},
+	{"Items", sqlite.ItemsSQL, []any{1, 0, 2, 3}, []string{"items_pool"}},
+	{"ItemsByStatus", sqlite.ItemsStatusSQL, []any{1, "Pending", 0, 2, 3}, []string{"items_pool_status"}},
 	{"Item", sqlite.ItemSQL, []any{1, []byte("0123456789abcdef")}, []string{"sqlite_autoindex_items_1"}},
 	{"PoolState", sqlite.PoolStateSQL, []any{[]byte("0123456789abcdef")},
 		[]string{"sqlite_autoindex_pools_1", "PRIMARY KEY", "PRIMARY KEY", "items_lease", "items_retry"}},

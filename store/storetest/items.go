@@ -46,6 +46,7 @@ func itemTests() []test {
 		{"DeleteItems/NothingToDelete", testDeleteItemsNothing},
 		{"DeleteItems/Many", testDeleteItemsMany},
 		{"Items/Paging", testItemsPaging},
+		{"Items/After", testItemsAfter},
 		{"Items/StatusFilter", testItemsStatusFilter},
 		{"Items/Search", testItemsSearch},
 		{"Items/SearchFollowsWrites", testItemsSearchFollowsWrites},
@@ -576,6 +577,70 @@ func testItemsPaging(t *testing.T, b *bundle) {
 		})
 	}
 	require.Equal(t, want, got)
+}
+
+// testItemsAfter: ItemQuery.After seeks past an item ID: pages follow
+// from there (the offset counting from the seek), in insertion order,
+// whatever the IDs of other pools' items in between, by status too, and
+// the total still counts every matching item.
+func testItemsAfter(t *testing.T, b *bundle) {
+	p, other := b.insertPool(), b.insertPool()
+	var want []pool.Item
+	for _, n := range []int{20, 20, 17} {
+		want = append(want, b.insertItems(p.UUID, pending(n))...)
+		b.insertItems(other.UUID, pending(5))
+	}
+	list := func(q pool.ItemQuery) (items []pool.Item, total int) {
+		t.Helper()
+		b.read(func(tx store.Tx) (err error) {
+			items, total, err = tx.Items(b.ctx, p.UUID, q)
+			return err
+		})
+		return items, total
+	}
+
+	var got []pool.Item
+	var after int64
+	for _, size := range []int{25, 25, 7, 0} {
+		items, total := list(pool.ItemQuery{After: after, Page: 1, PerPage: 25})
+		require.Len(t, items, size, "after %d", after)
+		require.Equal(t, 57, total, "after %d", after)
+		got = append(got, items...)
+		if len(items) > 0 {
+			after = items[len(items)-1].ID
+		}
+	}
+	require.Equal(t, want, got)
+
+	items, total := list(pool.ItemQuery{After: want[9].ID, Page: 2, PerPage: 5})
+	require.Equal(t, want[15:20], items, "the offset counts from the seek")
+	require.Equal(t, 57, total)
+	items, _ = list(pool.ItemQuery{After: want[19].ID + 1, Page: 1, PerPage: 3})
+	require.Equal(t, want[20:23], items, "an ID of another pool's item")
+
+	for i := range want {
+		if i%3 == 0 {
+			want[i].Status = pool.StatusCompleted
+			b.update(want[i])
+		}
+	}
+	var done []pool.Item
+	for _, it := range want {
+		if it.Status == pool.StatusCompleted {
+			done = append(done, it)
+		}
+	}
+	got, after = nil, 0
+	for {
+		items, total := list(pool.ItemQuery{Status: pool.StatusCompleted, After: after, Page: 1, PerPage: 4})
+		require.Equal(t, len(done), total, "after %d", after)
+		if len(items) == 0 {
+			break
+		}
+		got = append(got, items...)
+		after = items[len(items)-1].ID
+	}
+	require.Equal(t, done, got)
 }
 
 func testItemsStatusFilter(t *testing.T, b *bundle) {

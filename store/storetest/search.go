@@ -43,6 +43,26 @@ func (b *bundle) search(id uuid.UUID, s string, status pool.Status) []pool.Item 
 			}
 		}
 	})
+	// The same walk by keyset (ItemQuery.After) meets the same items, and
+	// every page, the empty one past the last match included, counts them
+	// all.
+	var walked []pool.Item
+	b.read(func(tx store.Tx) error {
+		var after int64
+		for {
+			got, total, err := tx.Items(b.ctx, id, pool.ItemQuery{Search: s, Status: status, After: after, Page: 1, PerPage: 2})
+			if err != nil {
+				return err
+			}
+			require.Equal(b.t, len(out), total, "search %q after %d: total", s, after)
+			if len(got) == 0 {
+				return nil
+			}
+			walked = append(walked, got...)
+			after = got[len(got)-1].ID
+		}
+	})
+	require.Equal(b.t, out, walked, "search %q: walked by keyset", s)
 	return out
 }
 
