@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -929,9 +930,12 @@ func testPoolItemsBehindLock(t *testing.T, b *bundle) {
 // and then keeps its pool for 100 ms, during which the caller's own write
 // transaction waits for the pool (a store that locks pools) or for the
 // writer (SQLite). It returns once the skip is written; done gives the
-// transaction's result.
+// transaction's result. A skip that fails before it is written fails the
+// test at once, rather than leaving the caller waiting for it.
 func (b *bundle) skipHolding(it pool.Item) (done <-chan error) {
+	b.t.Helper()
 	holding, result := make(chan struct{}), make(chan error, 1)
+	var once sync.Once // a store may run the function again
 	go func() {
 		result <- b.st.Write(b.ctx, func(tx store.Tx) error {
 			c := it
@@ -939,13 +943,25 @@ func (b *bundle) skipHolding(it pool.Item) (done <-chan error) {
 			if err := tx.UpdateItem(b.ctx, pool.StatusPending, c); err != nil {
 				return err
 			}
-			close(holding)
+			once.Do(func() { close(holding) })
 			time.Sleep(100 * time.Millisecond) // the other is waiting for the pool
 			return nil
 		})
 	}()
-	<-holding
-	return result
+	select {
+	case <-holding:
+		return result
+	case err := <-result:
+		select {
+		case <-holding: // written, and already over
+			result <- err
+			return result
+		default:
+		}
+		require.NoError(b.t, err, "the transaction that holds the pool")
+		require.FailNow(b.t, "the transaction that holds the pool returned without writing its skip")
+		return nil
+	}
 }
 
 // testUpdateItemStale checks that a write naming a status the item is no
