@@ -259,6 +259,13 @@ func CommitOutcome(ctx context.Context, st *Store, xid string, pid uint32, err e
 	return st.commitOutcome(ctx, &lostCommit{xid: xid, pid: pid, err: err})
 }
 
+// CommitOutcomeAfterRestart is CommitOutcome for a transaction whose
+// connection was made on an earlier run of the server (see serverRun): one
+// that no run of this server ever was.
+func CommitOutcomeAfterRestart(ctx context.Context, st *Store, xid string, pid uint32, err error) error {
+	return st.commitOutcome(ctx, &lostCommit{xid: xid, pid: pid, err: err, run: &serverRun{started: time.Unix(1, 0)}})
+}
+
 // HeldWrite begins a write transaction on a connection of st's pool, as
 // Write does, and returns its id, the server process that a lost commit of
 // it would be ended by (what Write gives commitOutcome), and the function

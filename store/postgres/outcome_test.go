@@ -68,6 +68,19 @@ func TestCommitOutcome(t *testing.T) {
 		require.NotErrorIs(t, err, store.ErrCommitUnknown, "ended before it committed: aborted")
 		require.Error(t, conn.Ping(ctx), "its backend was terminated")
 	})
+	t.Run("InProgressAfterARestart", func(t *testing.T) {
+		// The server has restarted since the lost commit's connection was
+		// made: a transaction in progress with its id is another's (its
+		// own did not survive), so the commit did not happen, and the
+		// other is left alone; known at once, not after outcomeTimeout.
+		_, conn, xid, pid := begin(t)
+		start := time.Now()
+		err := postgres.CommitOutcomeAfterRestart(ctx, st, xid, pid, lost)
+		require.ErrorIs(t, err, lost)
+		require.NotErrorIs(t, err, store.ErrCommitUnknown, "in progress on another run: not its commit")
+		require.Less(t, time.Since(start), 2*time.Second)
+		require.NoError(t, conn.Ping(ctx), "another's transaction: its backend is not ended")
+	})
 	t.Run("NoTransactionID", func(t *testing.T) {
 		// Nothing to ask: unknown at once, not after asking for seconds.
 		start := time.Now()
