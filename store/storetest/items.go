@@ -512,7 +512,7 @@ func testDeleteItems(t *testing.T, b *bundle) {
 }
 
 // testDeleteItemsNothing: no IDs, or only IDs not in the pool, delete
-// nothing; an unknown pool is ErrNotFound.
+// nothing; an unknown pool is ErrNotFound, with IDs or without.
 func testDeleteItemsNothing(t *testing.T, b *bundle) {
 	p, q := b.insertPool(), b.insertPool()
 	b.insertItems(p.UUID, pending(2))
@@ -526,11 +526,13 @@ func testDeleteItemsNothing(t *testing.T, b *bundle) {
 		})
 		require.Zero(t, n, name)
 	}
-	err := b.st.Write(b.ctx, func(tx store.Tx) error {
-		_, err := tx.DeleteItems(b.ctx, uuid.New(), ids(others))
-		return err
-	})
-	require.ErrorIs(t, err, store.ErrNotFound)
+	for name, list := range map[string][]int64{"some": ids(others), "nil": nil, "empty": {}} {
+		err := b.st.Write(b.ctx, func(tx store.Tx) error {
+			_, err := tx.DeleteItems(b.ctx, uuid.New(), list)
+			return err
+		})
+		require.ErrorIs(t, err, store.ErrNotFound, "an unknown pool, %s IDs", name)
+	}
 	require.Equal(t, before, b.snapshot(p, q), "nothing changed")
 }
 
@@ -632,7 +634,8 @@ func testItemsAfter(t *testing.T, b *bundle) {
 		}
 	}
 	got, after = nil, 0
-	for {
+	for pages := 0; ; pages++ {
+		require.LessOrEqual(t, pages, len(done), "the walk does not end (after %d)", after)
 		items, total := list(pool.ItemQuery{Status: pool.StatusCompleted, After: after, Page: 1, PerPage: 4})
 		require.Equal(t, len(done), total, "after %d", after)
 		if len(items) == 0 {

@@ -23,6 +23,7 @@ func poolTests() []test {
 		{"DeletePool/OK", testDeletePool},
 		{"DeletePool/ErrNotFound", testDeletePoolNotFound},
 		{"DeletePool/SameTransaction", testDeletePoolSameTx},
+		{"DeletePool/CountsGoWithThePool", testDeletePoolCountsGo},
 		{"Pools/Paging", testPoolsPaging},
 		{"Pools/Filters", testPoolsFilters},
 		{"Pools/Search", testPoolsSearch},
@@ -171,6 +172,39 @@ func testDeletePoolSameTx(t *testing.T, b *bundle) {
 		return nil
 	})
 	require.Equal(t, 3, b.getPool(p.UUID).ContactsCount)
+}
+
+// testDeletePoolCountsGo: the counts a transaction changed for a pool it
+// then deletes go with the pool: a pool inserted after it in the same
+// transaction (which a store may give the same internal key) starts at
+// zero in every status.
+func testDeletePoolCountsGo(t *testing.T, b *bundle) {
+	gone, next := newPool(), newPool()
+	var inTx map[pool.Status]int
+	b.write(func(tx store.Tx) (err error) {
+		if err = tx.InsertPool(b.ctx, gone); err != nil {
+			return err
+		}
+		if _, err = tx.InsertItems(b.ctx, gone.UUID, pending(3)); err != nil {
+			return err
+		}
+		if err = tx.DeletePool(b.ctx, gone.UUID); err != nil {
+			return err
+		}
+		if err = tx.InsertPool(b.ctx, next); err != nil {
+			return err
+		}
+		inTx, err = tx.StatusCounts(b.ctx, next.UUID)
+		return err
+	})
+	require.Equal(t, pool.ZeroCounts(), inTx, "in the transaction")
+	var after map[pool.Status]int
+	b.read(func(tx store.Tx) (err error) {
+		after, err = tx.StatusCounts(b.ctx, next.UUID)
+		return err
+	})
+	require.Equal(t, pool.ZeroCounts(), after, "committed")
+	require.Zero(t, b.getPool(next.UUID).ContactsCount)
 }
 
 func testDeletePoolNotFound(t *testing.T, b *bundle) {

@@ -49,7 +49,8 @@ func (b *bundle) search(id uuid.UUID, s string, status pool.Status) []pool.Item 
 	var walked []pool.Item
 	b.read(func(tx store.Tx) error {
 		var after int64
-		for {
+		for pages := 0; ; pages++ {
+			require.LessOrEqual(b.t, pages, len(out), "search %q: the walk does not end (after %d)", s, after)
 			got, total, err := tx.Items(b.ctx, id, pool.ItemQuery{Search: s, Status: status, After: after, Page: 1, PerPage: 2})
 			if err != nil {
 				return err
