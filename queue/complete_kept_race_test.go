@@ -22,7 +22,7 @@ import (
 // completion keeps its calls, which the completion deletes (it takes the
 // pool's lock, and its DELETE reads what committed before); one after it
 // sees the campaign finished and keeps none. Ten rounds, the completion
-// started at a random moment among the removes.
+// started after a random number of the removes.
 func TestCompleteCampaign_RacesRemove(t *testing.T) {
 	url := pgtest.URL(t)
 	ctx := context.Background()
@@ -49,9 +49,19 @@ func TestCompleteCampaign_RacesRemove(t *testing.T) {
 		var wg sync.WaitGroup
 		var removed []time.Time // when each Remove returned
 		var completeStart, completeEnd time.Time
+		// The completion starts once a random number of removes (1 to
+		// half of them) returned, racing with the next: at a moment among
+		// the removes however slow the machine is, not at a fixed delay
+		// that a loaded machine's first Remove outlasts.
+		after, start := 1+rand.IntN(contacts/2), make(chan struct{})
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if len(removed) < after {
+					close(start)
+				}
+			}()
 			for _, c := range cs {
 				n, err := a.Remove(ctx, p.UUID, c)
 				if err != nil || n != 1 {
@@ -59,11 +69,14 @@ func TestCompleteCampaign_RacesRemove(t *testing.T) {
 					return
 				}
 				removed = append(removed, time.Now())
+				if len(removed) == after {
+					close(start)
+				}
 			}
 		}()
 		go func() {
 			defer wg.Done()
-			time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+			<-start
 			completeStart = time.Now()
 			if _, err := b.CompleteCampaign(ctx, k.UUID); err != nil {
 				t.Errorf("complete: %v", err)

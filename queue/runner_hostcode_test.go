@@ -41,6 +41,10 @@ func TestEngine_Work_SlowOnEventBeforeStart(t *testing.T) {
 	var expired atomic.Int32
 	ctx, cancel := context.WithCancel(b.ctx)
 	defer cancel()
+	// The hook returns once another worker holds the contact (taken), so
+	// that the runner cannot claim it again first however late its
+	// goroutines run on a loaded machine; 30 s at most, not to hang.
+	dispatched, taken := make(chan struct{}), make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
 		errc <- b.eng.Work(ctx, func(hctx context.Context, l *queue.Lease) error {
@@ -52,22 +56,26 @@ func TestEngine_Work_SlowOnEventBeforeStart(t *testing.T) {
 				switch ev.Kind {
 				case queue.EventDispatched:
 					if ev.Lease.Attempt == 1 {
-						time.Sleep(lease + 100*time.Millisecond) // a slow hook
+						close(dispatched)
+						select { // a slow hook: it outlasts the lease
+						case <-taken:
+						case <-time.After(30 * time.Second):
+						}
 					}
 				case queue.EventExpired:
 					expired.Add(1)
 				}
 			}})
 	}()
-	time.Sleep(lease + 50*time.Millisecond)
-	// 10 s: returned at once when right; a CI rehearsal's race run beside
-	// other test processes once needed more than 2 s.
+	<-dispatched
 	dctx, dcancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer dcancel()
 	other, err := b.eng.Dequeue(dctx, p.UUID) // another worker takes the expired lease back
 	require.NoError(t, err)
 	require.Equal(t, ids[0], other.ContactUUID)
 	require.Equal(t, 2, other.Attempt)
+	require.NoError(t, b.eng.Extend(b.ctx, other, time.Hour)) // held until the end: Work cannot claim it again
+	close(taken)
 	require.Eventually(t, func() bool { return expired.Load() == 1 }, 5*time.Second, time.Millisecond,
 		"the first lease is reported expired")
 	cancel()
