@@ -221,15 +221,31 @@ func testCampaignsTies(t *testing.T, b *bundle) {
 		require.Equal(t, ids, of(tx), "read transaction")
 		return nil
 	})
+	// Write may run its function again: it only gathers what it saw, and
+	// the checks come once it returns.
+	var withLock, afterWrite []uuid.UUID
 	b.write(func(tx store.Tx) error {
-		require.Equal(t, ids, of(tx), "write transaction, with the lock")
+		cs, err := tx.PoolCampaigns(b.ctx, p.UUID)
+		if err != nil {
+			return err
+		}
+		withLock = campaignIDs(cs)
 		c, err := tx.Campaign(b.ctx, ids[0])
-		require.NoError(t, err)
+		if err != nil {
+			return err
+		}
 		c.Name = "Renamed"
-		require.NoError(t, tx.UpdateCampaign(b.ctx, c))
-		require.Equal(t, ids, of(tx), "write transaction, after a write to campaigns")
+		if err := tx.UpdateCampaign(b.ctx, c); err != nil {
+			return err
+		}
+		if cs, err = tx.PoolCampaigns(b.ctx, p.UUID); err != nil {
+			return err
+		}
+		afterWrite = campaignIDs(cs)
 		return nil
 	})
+	require.Equal(t, ids, withLock, "write transaction, with the lock")
+	require.Equal(t, ids, afterWrite, "write transaction, after a write to campaigns")
 }
 
 func newCampaign(rule *uuid.UUID, mods ...func(*campaign.Campaign)) campaign.Campaign {
@@ -342,21 +358,44 @@ func (b *bundle) governors(id uuid.UUID) (gov []uuid.UUID, attached bool) {
 // there is any.
 func (b *bundle) governorsIn(tx store.Tx, id uuid.UUID) ([]uuid.UUID, bool) {
 	b.t.Helper()
-	all, err := tx.PoolCampaigns(b.ctx, id)
+	g, err := b.poolGovernorsIn(tx, id)
 	require.NoError(b.t, err)
-	gov, attached, err := tx.PoolGovernors(b.ctx, id)
-	require.NoError(b.t, err)
+	return b.requireGovernors(g)
+}
+
+// poolGovernors is what PoolCampaigns and PoolGovernors answer for a
+// pool in one transaction.
+type poolGovernors struct {
+	all, gov []campaign.Campaign
+	attached bool
+}
+
+// poolGovernorsIn reads PoolCampaigns and PoolGovernors for pool id in
+// tx, for requireGovernors to check once the transaction is over (a write
+// transaction's function may run again: it must not fail the test).
+func (b *bundle) poolGovernorsIn(tx store.Tx, id uuid.UUID) (g poolGovernors, err error) {
+	if g.all, err = tx.PoolCampaigns(b.ctx, id); err != nil {
+		return g, err
+	}
+	g.gov, g.attached, err = tx.PoolGovernors(b.ctx, id)
+	return g, err
+}
+
+// requireGovernors requires PoolGovernors to agree with PoolCampaigns in
+// g (see governorsIn), and returns the governors' IDs and attached.
+func (b *bundle) requireGovernors(g poolGovernors) ([]uuid.UUID, bool) {
+	b.t.Helper()
 	var want []campaign.Campaign
-	for _, c := range all {
+	for _, c := range g.all {
 		if c.Status.Governs() {
 			want = append(want, c)
 		}
 	}
-	if len(want)+len(gov) > 0 {
-		require.Equal(b.t, want, gov, "the governing ones of PoolCampaigns")
+	if len(want)+len(g.gov) > 0 {
+		require.Equal(b.t, want, g.gov, "the governing ones of PoolCampaigns")
 	}
-	require.Equal(b.t, len(all) > 0, attached, "attached")
-	return campaignIDs(gov), attached
+	require.Equal(b.t, len(g.all) > 0, g.attached, "attached")
+	return campaignIDs(g.gov), g.attached
 }
 
 // testPoolGovernors: PoolGovernors follows a campaign's status through
@@ -514,7 +553,10 @@ func testRulePools(t *testing.T, b *bundle) {
 	// leaves.
 	draft := campaignIn(r.UUID, campaign.Draft, 1)
 	running := campaignIn(r.UUID, campaign.InProcess, 1)
-	b.write(func(tx store.Tx) error {
+	// Write may run its function again: it only gathers what RulePools
+	// answered, and the checks come once it returns.
+	var completed, again []uuid.UUID
+	b.write(func(tx store.Tx) (err error) {
 		if _, err := tx.AttachPool(b.ctx, draft.UUID, running.PoolUUIDs[0]); err != nil {
 			return err
 		}
@@ -526,16 +568,20 @@ func testRulePools(t *testing.T, b *bundle) {
 		if err := tx.UpdateCampaign(b.ctx, running); err != nil {
 			return err
 		}
-		// governed holds running's pool already.
-		want := append(slices.Clone(governed), draft.PoolUUIDs[0])
-		require.ElementsMatch(t, want, rulePools(tx, r.UUID))
+		if completed, err = tx.RulePools(b.ctx, r.UUID, endedBy); err != nil {
+			return err
+		}
 		running.Status = campaign.InProcess
 		if err := tx.UpdateCampaign(b.ctx, running); err != nil {
 			return err
 		}
-		require.ElementsMatch(t, want, rulePools(tx, r.UUID), "a pool of two governing campaigns, once")
-		return nil
+		again, err = tx.RulePools(b.ctx, r.UUID, endedBy)
+		return err
 	})
+	// governed holds running's pool already.
+	want := append(slices.Clone(governed), draft.PoolUUIDs[0])
+	require.ElementsMatch(t, want, completed)
+	require.ElementsMatch(t, want, again, "a pool of two governing campaigns, once")
 }
 
 // testPoolCampaignsOrder: a pool's campaigns come ordered by CreatedAt,
@@ -761,11 +807,22 @@ func testCampaignsInTx(t *testing.T, b *bundle) {
 	p := b.insertPool()
 	c := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(1) }))
 	d := newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(2) })
+	// Write may run its function again: it only gathers what each step
+	// saw (afresh on every run, from c's status before it), and the checks
+	// come once it returns.
+	type step struct {
+		want, got []campaign.Campaign
+		gov       poolGovernors
+	}
+	var steps []step
+	status := c.Status
 	b.write(func(tx store.Tx) error {
-		seen := func(want ...campaign.Campaign) {
-			t.Helper()
+		steps, c.Status = nil, status
+		seen := func(want ...campaign.Campaign) error {
 			cs, err := tx.PoolCampaigns(b.ctx, p.UUID)
-			require.NoError(t, err)
+			if err != nil {
+				return err
+			}
 			var got []campaign.Campaign
 			for _, c := range cs {
 				got = append(got, campaign.Campaign{UUID: c.UUID, Status: c.Status})
@@ -774,50 +831,79 @@ func testCampaignsInTx(t *testing.T, b *bundle) {
 			for _, c := range want {
 				w = append(w, campaign.Campaign{UUID: c.UUID, Status: c.Status})
 			}
-			require.Equal(t, w, got)
-			b.governorsIn(tx, p.UUID) // and PoolGovernors follows too
+			g, err := b.poolGovernorsIn(tx, p.UUID) // and PoolGovernors follows too
+			if err != nil {
+				return err
+			}
+			steps = append(steps, step{want: w, got: got, gov: g})
+			return nil
 		}
-		_, err := tx.InFlight(b.ctx, p.UUID) // names the pool first
-		require.NoError(t, err)
-		seen()
-		_, err = tx.AttachPool(b.ctx, c.UUID, p.UUID)
-		require.NoError(t, err)
-		seen(c)
+		if _, err := tx.InFlight(b.ctx, p.UUID); err != nil { // names the pool first
+			return err
+		}
+		if err := seen(); err != nil {
+			return err
+		}
+		if _, err := tx.AttachPool(b.ctx, c.UUID, p.UUID); err != nil {
+			return err
+		}
+		if err := seen(c); err != nil {
+			return err
+		}
 		c.Status = campaign.InProcess
-		require.NoError(t, tx.UpdateCampaign(b.ctx, c))
-		seen(c)
-		require.NoError(t, tx.InsertCampaign(b.ctx, d))
-		_, err = tx.AttachPool(b.ctx, d.UUID, p.UUID)
-		require.NoError(t, err)
-		seen(c, d)
-		_, err = tx.DetachPool(b.ctx, c.UUID, p.UUID)
-		require.NoError(t, err)
-		seen(d)
-		require.NoError(t, tx.DeleteCampaign(b.ctx, d.UUID))
-		seen()
-		return nil
+		if err := tx.UpdateCampaign(b.ctx, c); err != nil {
+			return err
+		}
+		if err := seen(c); err != nil {
+			return err
+		}
+		if err := tx.InsertCampaign(b.ctx, d); err != nil {
+			return err
+		}
+		if _, err := tx.AttachPool(b.ctx, d.UUID, p.UUID); err != nil {
+			return err
+		}
+		if err := seen(c, d); err != nil {
+			return err
+		}
+		if _, err := tx.DetachPool(b.ctx, c.UUID, p.UUID); err != nil {
+			return err
+		}
+		if err := seen(d); err != nil {
+			return err
+		}
+		if err := tx.DeleteCampaign(b.ctx, d.UUID); err != nil {
+			return err
+		}
+		return seen()
 	})
+	require.Len(t, steps, 6)
+	for _, s := range steps {
+		require.Equal(t, s.want, s.got)
+		b.requireGovernors(s.gov)
+	}
 	// An attach that is the first to name the pool.
-	b.write(func(tx store.Tx) error {
-		_, err := tx.AttachPool(b.ctx, c.UUID, p.UUID)
-		require.NoError(t, err)
-		cs, err := tx.PoolCampaigns(b.ctx, p.UUID)
-		require.NoError(t, err)
-		require.Len(t, cs, 1)
-		require.Equal(t, c.UUID, cs[0].UUID)
-		return nil
+	var cs []campaign.Campaign
+	b.write(func(tx store.Tx) (err error) {
+		if _, err := tx.AttachPool(b.ctx, c.UUID, p.UUID); err != nil {
+			return err
+		}
+		cs, err = tx.PoolCampaigns(b.ctx, p.UUID)
+		return err
 	})
+	require.Len(t, cs, 1)
+	require.Equal(t, c.UUID, cs[0].UUID)
 	// Read with the pool's lock, several campaigns come in their order.
 	e := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(3) }))
 	f := b.insertCampaign(newCampaign(nil, func(c *campaign.Campaign) { c.CreatedAt = at(0) }))
 	b.attachAll(e.UUID, p)
 	b.attachAll(f.UUID, p)
-	b.write(func(tx store.Tx) error {
-		_, err := tx.InFlight(b.ctx, p.UUID) // names the pool first
-		require.NoError(t, err)
-		cs, err := tx.PoolCampaigns(b.ctx, p.UUID)
-		require.NoError(t, err)
-		require.Equal(t, []uuid.UUID{f.UUID, c.UUID, e.UUID}, campaignIDs(cs))
-		return nil
+	b.write(func(tx store.Tx) (err error) {
+		if _, err := tx.InFlight(b.ctx, p.UUID); err != nil { // names the pool first
+			return err
+		}
+		cs, err = tx.PoolCampaigns(b.ctx, p.UUID)
+		return err
 	})
+	require.Equal(t, []uuid.UUID{f.UUID, c.UUID, e.UUID}, campaignIDs(cs))
 }

@@ -237,11 +237,16 @@ func testCampaignItemsOwnWrites(t *testing.T, b *bundle) {
 	b.write(func(tx store.Tx) error {
 		changed.Status, changed.Attempts, changed.Token = pool.StatusProcessing, 1, 1
 		changed.LeaseExpiresAt = at(time.Hour)
-		require.NoError(t, tx.UpdateItem(b.ctx, pool.StatusPending, changed))
-		_, err := tx.AttachPool(b.ctx, k.UUID, later.UUID)
-		require.NoError(t, err)
-		_, err = tx.DetachPool(b.ctx, k.UUID, p3.UUID)
-		require.NoError(t, err)
+		if err := tx.UpdateItem(b.ctx, pool.StatusPending, changed); err != nil {
+			return err
+		}
+		if _, err := tx.AttachPool(b.ctx, k.UUID, later.UUID); err != nil {
+			return err
+		}
+		if _, err := tx.DetachPool(b.ctx, k.UUID, p3.UUID); err != nil {
+			return err
+		}
+		var err error
 		got, err = tx.CampaignItems(b.ctx, k.UUID, p1.UUID, c)
 		return err
 	})
@@ -417,11 +422,12 @@ func testKeepCallsDetachFinished(t *testing.T, b *bundle) {
 			b.set(items, i, func(it *pool.Item) { it.Status, it.Attempts, it.Token = pool.StatusFailed, 1, 1 })
 			items[i] = b.item(items[i].ID)
 		}
-		b.write(func(tx store.Tx) error {
-			ok, err := tx.DetachPool(b.ctx, k.UUID, p.UUID)
-			require.True(t, ok, "%s: detached", st)
+		var ok bool
+		b.write(func(tx store.Tx) (err error) {
+			ok, err = tx.DetachPool(b.ctx, k.UUID, p.UUID)
 			return err
 		})
+		require.True(t, ok, "%s: detached", st)
 		got := b.campaignItems(false, k.UUID, uuid.Nil, c, d)
 		if st.Finished() {
 			require.Empty(t, got, "%s: nothing kept", st)
@@ -783,16 +789,17 @@ func testKeepCallsRollback(t *testing.T, b *bundle) {
 	})
 	require.ErrorIs(t, err, boom)
 	require.Empty(t, b.campaignItems(false, k.UUID, p1.UUID, c))
+	var spErr error
 	b.write(func(tx store.Tx) error {
-		err := tx.Savepoint(b.ctx, func(tx store.Tx) error {
+		spErr = tx.Savepoint(b.ctx, func(tx store.Tx) error {
 			if err := tx.KeepCalls(b.ctx, p1.UUID, c); err != nil {
 				return err
 			}
 			return boom
 		})
-		require.ErrorIs(t, err, boom)
 		return nil
 	})
+	require.ErrorIs(t, spErr, boom)
 	require.Empty(t, b.campaignItems(false, k.UUID, p1.UUID, c), "rolled back to the savepoint")
 }
 
@@ -848,11 +855,19 @@ func testContactItemsOwnWrites(t *testing.T, b *bundle) {
 	b.write(func(tx store.Tx) error {
 		changed := first
 		changed.Status, changed.Notes, changed.CallAt, changed.CallsToday, changed.CallToken = pool.StatusSkipped, "withdrawn", at(3*time.Hour), 1, 1
-		require.NoError(t, tx.UpdateItem(b.ctx, first.Status, changed))
-		require.NoError(t, tx.DeletePool(b.ctx, gone.UUID))
-		require.NoError(t, tx.InsertPool(b.ctx, fresh))
+		if err := tx.UpdateItem(b.ctx, first.Status, changed); err != nil {
+			return err
+		}
+		if err := tx.DeletePool(b.ctx, gone.UUID); err != nil {
+			return err
+		}
+		if err := tx.InsertPool(b.ctx, fresh); err != nil {
+			return err
+		}
 		_, err := tx.InsertItems(b.ctx, fresh.UUID, []pool.Item{{ContactUUID: c, Status: pool.StatusPending, AddedAt: at(1)}})
-		require.NoError(t, err)
+		if err != nil {
+			return err
+		}
 		got, err = tx.ContactItems(b.ctx, c)
 		return err
 	})
@@ -951,18 +966,20 @@ func testDNCAddRemove(t *testing.T, b *bundle) {
 
 	// In one transaction: what AddDNC added it finds there.
 	e := uuid.New()
-	b.write(func(tx store.Tx) error {
-		n, err := tx.AddDNC(b.ctx, at(10), e)
-		require.NoError(t, err)
-		require.Equal(t, 1, n)
-		n, err = tx.AddDNC(b.ctx, at(11), e)
-		require.NoError(t, err)
-		require.Zero(t, n, "added earlier in the transaction")
-		n, err = tx.RemoveDNC(b.ctx, e, a)
-		require.NoError(t, err)
-		require.Equal(t, 2, n)
-		return nil
+	var added, again, removed int
+	b.write(func(tx store.Tx) (err error) {
+		if added, err = tx.AddDNC(b.ctx, at(10), e); err != nil {
+			return err
+		}
+		if again, err = tx.AddDNC(b.ctx, at(11), e); err != nil {
+			return err
+		}
+		removed, err = tx.RemoveDNC(b.ctx, e, a)
+		return err
 	})
+	require.Equal(t, 1, added)
+	require.Zero(t, again, "added earlier in the transaction")
+	require.Equal(t, 2, removed)
 	require.Equal(t, []campaign.DNCEntry{entry(d, at(5)), entry(c, at(9))}, b.allDNC())
 }
 
@@ -979,13 +996,15 @@ func testOnDNC(t *testing.T, b *bundle) {
 	require.Equal(t, setOf(on2), b.onDNC(on1, on2))
 
 	// In a write transaction, before commit.
-	b.write(func(tx store.Tx) error {
-		_, err := tx.AddDNC(b.ctx, t0, off1)
-		require.NoError(t, err)
-		got, err := tx.OnDNC(b.ctx, on1, on2, off1, off2)
-		require.Equal(t, setOf(on2, off1), got)
+	var got map[uuid.UUID]bool
+	b.write(func(tx store.Tx) (err error) {
+		if _, err := tx.AddDNC(b.ctx, t0, off1); err != nil {
+			return err
+		}
+		got, err = tx.OnDNC(b.ctx, on1, on2, off1, off2)
 		return err
 	})
+	require.Equal(t, setOf(on2, off1), got)
 	require.Equal(t, setOf(on2, off1), b.onDNC(on1, on2, off1, off2))
 }
 
@@ -1024,15 +1043,15 @@ func testListed(t *testing.T, b *bundle) {
 	require.Empty(t, o, "no contacts")
 
 	// In a write transaction, before commit.
-	b.write(func(tx store.Tx) error {
+	b.write(func(tx store.Tx) (err error) {
 		if _, err := tx.AddDNC(b.ctx, t0, none); err != nil {
 			return err
 		}
-		d, o, err := tx.Listed(b.ctx, none)
-		require.Equal(t, setOf(none), d)
-		require.Empty(t, o)
+		d, o, err = tx.Listed(b.ctx, none)
 		return err
 	})
+	require.Equal(t, setOf(none), d)
+	require.Empty(t, o)
 }
 
 // testDNCPaging checks the order of the list (oldest first, to the
@@ -1137,17 +1156,21 @@ func testOptOut(t *testing.T, b *bundle) {
 	require.Empty(t, b.optedOut(e), "nor the other way round")
 
 	// In one transaction: what OptOut recorded it finds there.
-	b.write(func(tx store.Tx) error {
-		added, err := tx.OptOut(b.ctx, e, at(4))
-		require.NoError(t, err)
-		require.True(t, added)
-		added, err = tx.OptOut(b.ctx, e, at(5))
-		require.NoError(t, err)
-		require.False(t, added, "recorded earlier in the transaction")
-		got, err := tx.OptedOut(b.ctx, c, e)
-		require.Equal(t, setOf(c, e), got)
+	var added, again bool
+	var got map[uuid.UUID]bool
+	b.write(func(tx store.Tx) (err error) {
+		if added, err = tx.OptOut(b.ctx, e, at(4)); err != nil {
+			return err
+		}
+		if again, err = tx.OptOut(b.ctx, e, at(5)); err != nil {
+			return err
+		}
+		got, err = tx.OptedOut(b.ctx, c, e)
 		return err
 	})
+	require.True(t, added)
+	require.False(t, again, "recorded earlier in the transaction")
+	require.Equal(t, setOf(c, e), got)
 	require.Equal(t, setOf(c, d, e), b.optedOut(c, d, e))
 }
 
@@ -1213,18 +1236,21 @@ func testInsertEscalation(t *testing.T, b *bundle) {
 
 	// Twice in one transaction: the second records nothing either.
 	var got2 campaign.Escalation
-	b.write(func(tx store.Tx) error {
-		var err error
-		got2, added, err = tx.InsertEscalation(b.ctx, escalation(items[3], 3, at(2)))
-		require.NoError(t, err)
-		require.True(t, added)
-		_, added, err = tx.InsertEscalation(b.ctx, escalation(items[3], 4, at(3)))
-		require.NoError(t, err)
-		require.False(t, added, "recorded earlier in the transaction")
-		list, err := tx.Escalations(b.ctx, campaign.EscalationQuery{After: got1.ID, Limit: 10})
-		require.Equal(t, []campaign.Escalation{got2}, list, "seen before commit")
+	var secondAdded bool
+	var list []campaign.Escalation
+	b.write(func(tx store.Tx) (err error) {
+		if got2, added, err = tx.InsertEscalation(b.ctx, escalation(items[3], 3, at(2))); err != nil {
+			return err
+		}
+		if _, secondAdded, err = tx.InsertEscalation(b.ctx, escalation(items[3], 4, at(3))); err != nil {
+			return err
+		}
+		list, err = tx.Escalations(b.ctx, campaign.EscalationQuery{After: got1.ID, Limit: 10})
 		return err
 	})
+	require.True(t, added)
+	require.False(t, secondAdded, "recorded earlier in the transaction")
+	require.Equal(t, []campaign.Escalation{got2}, list, "seen before commit")
 	require.Greater(t, got2.ID, got1.ID, "IDs grow")
 	require.Equal(t, []campaign.Escalation{got0, got1, got2}, b.escalations(campaign.EscalationQuery{}))
 }
@@ -1793,10 +1819,17 @@ func testContactsSavepoint(t *testing.T, b *bundle) {
 	a, c, d := uuid.New(), uuid.New(), uuid.New()
 	boom := errors.New("boom")
 	var kept []campaign.Escalation
-	b.write(func(tx store.Tx) error {
-		_, err := tx.AddDNC(b.ctx, at(1), a)
-		require.NoError(t, err)
-		err = tx.Savepoint(b.ctx, func(tx store.Tx) error {
+	// Write may run its function again: it gathers what it saw afresh on
+	// every run, and the checks come once it returns.
+	var spErr error
+	var on, outs map[uuid.UUID]bool
+	var added []bool
+	b.write(func(tx store.Tx) (err error) {
+		kept, added = nil, nil
+		if _, err := tx.AddDNC(b.ctx, at(1), a); err != nil {
+			return err
+		}
+		spErr = tx.Savepoint(b.ctx, func(tx store.Tx) error {
 			if _, err := tx.AddDNC(b.ctx, at(2), c); err != nil {
 				return err
 			}
@@ -1811,23 +1844,30 @@ func testContactsSavepoint(t *testing.T, b *bundle) {
 			}
 			return boom
 		})
-		require.ErrorIs(t, err, boom)
 
 		// The transaction goes on, without what the savepoint wrote.
-		on, err := tx.OnDNC(b.ctx, a, c)
-		require.NoError(t, err)
-		require.Equal(t, setOf(a), on)
-		outs, err := tx.OptedOut(b.ctx, d)
-		require.NoError(t, err)
-		require.Empty(t, outs)
+		if on, err = tx.OnDNC(b.ctx, a, c); err != nil {
+			return err
+		}
+		if outs, err = tx.OptedOut(b.ctx, d); err != nil {
+			return err
+		}
 		for _, it := range items {
-			e, added, err := tx.InsertEscalation(b.ctx, escalation(it, 3, at(3)))
-			require.NoError(t, err)
-			require.True(t, added, "item %d", it.ID)
+			e, ok, err := tx.InsertEscalation(b.ctx, escalation(it, 3, at(3)))
+			if err != nil {
+				return err
+			}
+			added = append(added, ok)
 			kept = append(kept, e)
 		}
 		return nil
 	})
+	require.ErrorIs(t, spErr, boom)
+	require.Equal(t, setOf(a), on)
+	require.Empty(t, outs)
+	for i, it := range items {
+		require.True(t, added[i], "item %d", it.ID)
+	}
 	require.Equal(t, []campaign.DNCEntry{entry(a, at(1))}, b.allDNC())
 	require.Empty(t, b.optedOut(d))
 	require.Greater(t, kept[1].ID, kept[0].ID)

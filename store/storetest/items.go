@@ -303,11 +303,12 @@ func testCopyItems(t *testing.T, b *bundle) {
 
 func testCopyItemsEmpty(t *testing.T, b *bundle) {
 	src, dst := b.insertPool(), b.insertPool()
-	b.write(func(tx store.Tx) error {
-		n, err := tx.CopyItems(b.ctx, src.UUID, dst.UUID, t0)
-		require.Zero(t, n)
+	var n int
+	b.write(func(tx store.Tx) (err error) {
+		n, err = tx.CopyItems(b.ctx, src.UUID, dst.UUID, t0)
 		return err
 	})
+	require.Zero(t, n)
 	require.Empty(t, b.allItems(dst.UUID, ""))
 }
 
@@ -428,7 +429,14 @@ func testItemsOfContacts(t *testing.T, b *bundle) {
 		{ContactUUID: elsewhere, Status: pool.StatusPending, AddedAt: t0}})
 	named := []uuid.UUID{items[2].ContactUUID, elsewhere, items[0].ContactUUID, uuid.New(), items[2].ContactUUID}
 	want := []pool.Item{items[0], items[2]}
-	check := func(name string, tx store.Tx, first bool) error {
+	// seen is what check's calls answered: a write transaction's function
+	// may run again, so it only gathers them, and requireSeen checks them
+	// once the transaction is over.
+	type seen struct {
+		got, none           []pool.Item
+		noneErr, unknownErr error
+	}
+	check := func(s *seen, tx store.Tx, first bool) error {
 		if !first {
 			if _, err := tx.Pool(b.ctx, p.UUID); err != nil {
 				return err
@@ -439,17 +447,25 @@ func testItemsOfContacts(t *testing.T, b *bundle) {
 			return err
 		}
 		slices.SortFunc(got, func(x, y pool.Item) int { return cmp.Compare(x.ID, y.ID) })
-		require.Equal(t, want, got, name+": the pool's items of the contacts, every field")
-		none, err := tx.ItemsOfContacts(b.ctx, p.UUID)
-		require.NoError(t, err, name)
-		require.Empty(t, none, name+": no contact")
-		_, err = tx.ItemsOfContacts(b.ctx, uuid.New(), named...)
-		require.ErrorIs(t, err, store.ErrNotFound, name+": unknown pool")
+		s.got = got
+		s.none, s.noneErr = tx.ItemsOfContacts(b.ctx, p.UUID)
+		_, s.unknownErr = tx.ItemsOfContacts(b.ctx, uuid.New(), named...)
 		return nil
 	}
-	b.read(func(tx store.Tx) error { return check("read", tx, false) })
-	b.write(func(tx store.Tx) error { return check("write, first call", tx, true) })
-	b.write(func(tx store.Tx) error { return check("write, pool read first", tx, false) })
+	requireSeen := func(name string, s seen) {
+		t.Helper()
+		require.Equal(t, want, s.got, name+": the pool's items of the contacts, every field")
+		require.NoError(t, s.noneErr, name)
+		require.Empty(t, s.none, name+": no contact")
+		require.ErrorIs(t, s.unknownErr, store.ErrNotFound, name+": unknown pool")
+	}
+	var read, first, poolFirst seen
+	b.read(func(tx store.Tx) error { return check(&read, tx, false) })
+	requireSeen("read", read)
+	b.write(func(tx store.Tx) error { first = seen{}; return check(&first, tx, true) })
+	requireSeen("write, first call", first)
+	b.write(func(tx store.Tx) error { poolFirst = seen{}; return check(&poolFirst, tx, false) })
+	requireSeen("write, pool read first", poolFirst)
 }
 
 // testDeleteItems deletes some of a pool's items, in any status (in flight
@@ -467,19 +483,20 @@ func testDeleteItems(t *testing.T, b *bundle) {
 	stay = append(stay, items[4:]...)
 	named := []int64{items[3].ID, others[0].ID, items[0].ID, items[len(items)-1].ID + 100_000, items[2].ID, items[0].ID}
 
-	var n int
+	var n, inFlight int
+	var got pool.Pool
 	b.write(func(tx store.Tx) (err error) {
 		if n, err = tx.DeleteItems(b.ctx, p.UUID, named); err != nil {
 			return err
 		}
-		got, err := tx.Pool(b.ctx, p.UUID)
-		require.NoError(t, err)
-		require.Equal(t, len(stay), got.ContactsCount, "contacts_count in the transaction")
-		inFlight, err := tx.InFlight(b.ctx, p.UUID)
-		require.NoError(t, err)
-		require.Zero(t, inFlight, "in flight in the transaction")
-		return nil
+		if got, err = tx.Pool(b.ctx, p.UUID); err != nil {
+			return err
+		}
+		inFlight, err = tx.InFlight(b.ctx, p.UUID)
+		return err
 	})
+	require.Equal(t, len(stay), got.ContactsCount, "contacts_count in the transaction")
+	require.Zero(t, inFlight, "in flight in the transaction")
 	require.Equal(t, len(gone), n, "DeleteItems count")
 
 	require.Equal(t, stay, b.allItems(p.UUID, ""), "the items not named are untouched")
@@ -794,14 +811,15 @@ func testUpdateItemsNotFoundInSavepoint(t *testing.T, b *bundle) {
 	items := b.insertItems(p.UUID, pending(4))
 	other := items[3]
 	other.Notes = "written after the savepoint"
+	var spErr error
 	b.write(func(tx store.Tx) error {
-		err := tx.Savepoint(b.ctx, func(tx store.Tx) error {
+		spErr = tx.Savepoint(b.ctx, func(tx store.Tx) error {
 			_ = tx.UpdateItems(b.ctx, notFoundBatch(items[:3])...)
 			return nil
 		})
-		require.ErrorIs(t, err, store.ErrNotFound, "the savepoint ended as if its function had failed")
 		return tx.UpdateItem(b.ctx, pool.StatusPending, other)
 	})
+	require.ErrorIs(t, spErr, store.ErrNotFound, "the savepoint ended as if its function had failed")
 	for _, it := range items[:3] {
 		require.Equal(t, it, b.item(it.ID))
 	}
@@ -875,29 +893,36 @@ func testPoolItems(t *testing.T, b *bundle) {
 		check("read", got, found)
 		return nil
 	})
-	b.write(func(tx store.Tx) error {
-		got, found, err := tx.PoolItems(b.ctx, p.UUID, ids)
-		require.NoError(t, err)
-		check("write, first call", got, found)
-		got, found, err = tx.PoolItems(b.ctx, p.UUID, ids)
-		require.NoError(t, err)
-		check("write, again", got, found)
-		return nil
+	// A write transaction's function may run again: it only gathers what
+	// PoolItems answered, and the checks come once it returns.
+	var got1, got2 pool.Pool
+	var found1, found2 []pool.Item
+	b.write(func(tx store.Tx) (err error) {
+		if got1, found1, err = tx.PoolItems(b.ctx, p.UUID, ids); err != nil {
+			return err
+		}
+		got2, found2, err = tx.PoolItems(b.ctx, p.UUID, ids)
+		return err
 	})
-	b.write(func(tx store.Tx) error {
-		_, err := tx.Pool(b.ctx, p.UUID)
-		require.NoError(t, err)
-		got, found, err := tx.PoolItems(b.ctx, p.UUID, ids)
-		require.NoError(t, err)
-		check("write, after Pool", got, found)
-		_, found, err = tx.PoolItems(b.ctx, p.UUID, []int64{items[1].ID})
-		require.NoError(t, err)
-		require.Equal(t, []pool.Item{items[1]}, found, "one item")
-		_, found, err = tx.PoolItems(b.ctx, p.UUID, nil)
-		require.NoError(t, err)
-		require.Empty(t, found, "no IDs")
-		return nil
+	check("write, first call", got1, found1)
+	check("write, again", got2, found2)
+	var one, none []pool.Item
+	b.write(func(tx store.Tx) (err error) {
+		if _, err := tx.Pool(b.ctx, p.UUID); err != nil {
+			return err
+		}
+		if got1, found1, err = tx.PoolItems(b.ctx, p.UUID, ids); err != nil {
+			return err
+		}
+		if _, one, err = tx.PoolItems(b.ctx, p.UUID, []int64{items[1].ID}); err != nil {
+			return err
+		}
+		_, none, err = tx.PoolItems(b.ctx, p.UUID, nil)
+		return err
 	})
+	check("write, after Pool", got1, found1)
+	require.Equal(t, []pool.Item{items[1]}, one, "one item")
+	require.Empty(t, none, "no IDs")
 	for _, write := range []bool{false, true} {
 		run := b.st.Read
 		if write {

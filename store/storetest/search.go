@@ -197,11 +197,12 @@ func testInsertItemsSkipKeepsContact(t *testing.T, b *bundle) {
 	first := b.insertItems(p.UUID, contacts(ada))
 	again := contacts(pool.Contact{Name: "Not Ada", Email: "not@ada.org"})
 	again[0].ContactUUID = first[0].ContactUUID
-	b.write(func(tx store.Tx) error {
-		n, err := tx.InsertItems(b.ctx, p.UUID, again)
-		require.Zero(t, n)
+	var n int
+	b.write(func(tx store.Tx) (err error) {
+		n, err = tx.InsertItems(b.ctx, p.UUID, again)
 		return err
 	})
+	require.Zero(t, n)
 	require.Equal(t, ada, b.item(first[0].ID).Contact)
 	require.Empty(t, b.search(p.UUID, "not@ada", ""))
 }
@@ -212,11 +213,12 @@ func testCopyItemsContacts(t *testing.T, b *bundle) {
 	src := b.insertPool()
 	dst := b.insertPool()
 	b.insertItems(src.UUID, contacts(ada, pool.Contact{}, zoe))
-	b.write(func(tx store.Tx) error {
-		n, err := tx.CopyItems(b.ctx, src.UUID, dst.UUID, at(9))
-		require.Equal(t, 3, n)
+	var n int
+	b.write(func(tx store.Tx) (err error) {
+		n, err = tx.CopyItems(b.ctx, src.UUID, dst.UUID, at(9))
 		return err
 	})
+	require.Equal(t, 3, n)
 	require.Equal(t, []pool.Contact{ada, {}, zoe}, contactsOf(b.allItems(dst.UUID, "")))
 	require.Equal(t, []pool.Contact{zoe}, contactsOf(b.search(dst.UUID, "ñúñez", "")))
 	require.Equal(t, []pool.Contact{ada}, contactsOf(b.search(dst.UUID, "lovelace", "")))

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -47,7 +48,11 @@ func testStateInOneTransaction(t *testing.T, b *bundle) {
 			it.ID, it.PoolUUID, it.AddedAt = id, p.UUID, model[id].AddedAt
 			return store.Change{From: model[id].Status, Item: it}
 		}
+		// Write may run its function again, from the committed items: the
+		// model starts again from them on every run.
+		committed := maps.Clone(model)
 		err := b.st.Write(b.ctx, func(tx store.Tx) error {
+			model = maps.Clone(committed)
 			if _, err := tx.Pool(b.ctx, p.UUID); err != nil {
 				return err
 			}

@@ -62,13 +62,17 @@ func RequireGoverningUpgrade(t *testing.T, st store.Store, pools, campaigns []uu
 		c.Status = campaign.Completed
 		return tx.UpdateCampaign(ctx, c)
 	}))
-	require.NoError(t, st.Write(ctx, func(tx store.Tx) error {
+	// Write may run its function again: it only gathers what
+	// PoolGovernors answered, and the checks come once it returns.
+	var gov []campaign.Campaign
+	var attached bool
+	require.NoError(t, st.Write(ctx, func(tx store.Tx) (err error) {
 		if _, err := tx.InFlight(ctx, pools[several]); err != nil {
 			return err
 		}
-		gov, attached := governors(tx, pools[several])
-		require.Empty(t, gov, "completed after the upgrade")
-		require.True(t, attached)
-		return nil
+		gov, attached, err = tx.PoolGovernors(ctx, pools[several])
+		return err
 	}))
+	require.Empty(t, campaignIDs(gov), "completed after the upgrade")
+	require.True(t, attached)
 }
