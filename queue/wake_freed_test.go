@@ -42,10 +42,10 @@ func TestEngine_WakesWhenAClaimExpiresMoreThanItTakes(t *testing.T) {
 	require.Equal(t, cs[3], r.l.ContactUUID)
 }
 
-// TestEngine_ItemOpsWakeForTheExpiriesTheyApply: Skip, SetPriority, Remove
-// and OptOut apply the pool's expired leases first, as every write on a
-// pool does, and so may free slots: a Dequeue blocked on the full pool
-// wakes for them, as for UpdatePool's. They dropped the count of leases
+// TestEngine_ItemOpsWakeForTheExpiriesTheyApply: Skip, SetPriority, Remove,
+// OptOut and UpdatePool (one that changes no cap) apply the pool's expired
+// leases first, as every write on a pool does, and so may free slots: a
+// Dequeue blocked on the full pool wakes for them. They dropped the count of leases
 // applied until December 2026, and signalled nothing: the blocked Dequeue
 // slept on (here, with an injected clock and an hour's poll, for its whole
 // timer) with a slot free and an item due.
@@ -65,6 +65,11 @@ func TestEngine_ItemOpsWakeForTheExpiriesTheyApply(t *testing.T) {
 		},
 		"OptOut": func(ctx context.Context, eng *queue.Engine, _, other uuid.UUID) error {
 			_, err := eng.OptOut(ctx, other)
+			return err
+		},
+		// An update that changes no cap, only the description.
+		"UpdatePool": func(ctx context.Context, eng *queue.Engine, p, _ uuid.UUID) error {
+			_, err := eng.UpdatePool(ctx, p, pool.UpdateParams{Description: pqPtr("renamed")})
 			return err
 		},
 	}
