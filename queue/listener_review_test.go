@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/poolq/poolq/queue"
+	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
@@ -53,16 +54,14 @@ func TestPostgres_CloseDuringListenerPause(t *testing.T) {
 }
 
 // TestPostgres_ListenerUpLongRetriesAtOnce: a listener whose connection
-// had been up for over a minute connects again at once when it fails, not
-// after the longest pause its earlier failures had grown to (2 s): the
-// signals sent until it listens again are lost, and every waiter looks
-// again late.
+// had been up for over twice ListenerIdle (a minute by default; here 6 s)
+// connects again at once when it fails, not after the longest pause its
+// earlier failures had grown to (2 s): the signals sent until it listens
+// again are lost, and every waiter looks again late.
 func TestPostgres_ListenerUpLongRetriesAtOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("over a minute of listening: -short leaves it out")
-	}
 	t.Parallel()
-	px, _, _, _, schema := nodesThroughProxy(t, queue.Options{PollInterval: time.Hour}, false)
+	const idle = 3 * time.Second
+	px, _, _, _, schema := nodesThroughProxyWith(t, queue.Options{PollInterval: time.Hour}, false, postgres.Options{ListenerIdle: idle})
 	raw := pgtest.URL(t)
 	awaitListeners(t, raw, schema)
 	// Failures for 4 s: the pause grows to 2 s.
@@ -71,7 +70,7 @@ func TestPostgres_ListenerUpLongRetriesAtOnce(t *testing.T) {
 	time.Sleep(4 * time.Second)
 	px.refuse.Store(false)
 	awaitListeners(t, raw, schema, "the listener connects again")
-	time.Sleep(62 * time.Second) // up for over a minute
+	time.Sleep(2*idle + 2*time.Second) // up for over twice ListenerIdle, its pings answered
 	before := listenerPids(t, raw, schema)
 	px.cutListeners()
 	t0 := time.Now()
@@ -85,7 +84,7 @@ func TestPostgres_ListenerUpLongRetriesAtOnce(t *testing.T) {
 	}, 10*time.Second, 5*time.Millisecond, "the listener connects again")
 	took := time.Since(t0)
 	t.Logf("listening again %v after the cut", took.Round(time.Millisecond))
-	require.Less(t, took, time.Second, "the listener, up for over a minute, paused before connecting again")
+	require.Less(t, took, time.Second, "the listener, up for over twice ListenerIdle, paused before connecting again")
 }
 
 // listenerPids returns the server processes of the listeners of schema

@@ -183,6 +183,13 @@ func awaitListeners(t *testing.T, url, schema string, msgAndArgs ...any) {
 // waiter) on a store reached through a nodeProxy, the second directly.
 func nodesThroughProxy(t *testing.T, opts queue.Options, hold bool) (px *nodeProxy, waiter, other *queue.Engine, wst *postgres.Store, schema string) {
 	t.Helper()
+	return nodesThroughProxyWith(t, opts, hold, postgres.Options{})
+}
+
+// nodesThroughProxyWith is nodesThroughProxy with the waiter's store
+// opened with wopts (its Schema set to the other's).
+func nodesThroughProxyWith(t *testing.T, opts queue.Options, hold bool, wopts postgres.Options) (px *nodeProxy, waiter, other *queue.Engine, wst *postgres.Store, schema string) {
+	t.Helper()
 	raw := pgtest.URL(t)
 	ost := pgtest.Open(t, raw, postgres.Options{})
 	schema = ost.Schema()
@@ -191,7 +198,8 @@ func nodesThroughProxy(t *testing.T, opts queue.Options, hold bool) (px *nodePro
 	px = newNodeProxy(t, u.Host)
 	px.holdListener.Store(hold)
 	u.Host = px.ln.Addr().String()
-	wst = pgtest.OpenSchema(t, u.String(), postgres.Options{Schema: schema})
+	wopts.Schema = schema
+	wst = pgtest.OpenSchema(t, u.String(), wopts)
 	other = openEngine(t, ost, opts)
 	waiter = openEngine(t, wst, opts)
 	return px, waiter, other, wst, schema
@@ -274,15 +282,16 @@ func TestPostgres_NewNodeBeforeItListens(t *testing.T) {
 
 // TestPostgres_SilentListenerConnection: the listener's connection goes
 // silent (a NAT or firewall dropped the idle flow: no FIN, no RST), while
-// the node's other connections, and new ones, work. After 30 s without a
-// notification the listener pings; the ping goes unanswered for 5 s, and
-// it connects again and every waiter looks again. (It had no liveness
-// check: the node stayed deaf to every other node until TCP keepalive
-// ended the connection, about 50 minutes.)
+// the node's other connections, and new ones, work. After ListenerIdle
+// (here 2 s, 30 s by default) without a notification the listener pings;
+// the ping goes unanswered for 5 s, and it connects again and every waiter
+// looks again. (It had no liveness check: the node stayed deaf to every
+// other node until TCP keepalive ended the connection, about 50 minutes.)
 func TestPostgres_SilentListenerConnection(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	px, waiter, other, _, schema := nodesThroughProxy(t, queue.Options{PollInterval: time.Hour}, false)
+	const idle = 2 * time.Second
+	px, waiter, other, _, schema := nodesThroughProxyWith(t, queue.Options{PollInterval: time.Hour}, false, postgres.Options{ListenerIdle: idle})
 	raw := pgtest.URL(t)
 	awaitListeners(t, raw, schema)
 	p, err := other.CreatePool(ctx, pool.CreateParams{Name: "silent", Description: "d", Type: pool.Parallel})
@@ -292,8 +301,8 @@ func TestPostgres_SilentListenerConnection(t *testing.T) {
 	t0 := time.Now()
 	_, err = other.Add(ctx, p.UUID, newItems(1)...)
 	require.NoError(t, err)
-	// listenIdle (30 s) + listenPing (5 s) at most, then a reconnect.
-	wokenWithin(t, "listener connection silent", got, t0, 50*time.Second)
+	// idle + the ping's 5 s at most, then a reconnect.
+	wokenWithin(t, "listener connection silent", got, t0, idle+5*time.Second+10*time.Second)
 }
 
 // TestPostgres_CloseWhileListenerStuck: Close returns while the

@@ -329,7 +329,9 @@
 // [store.Watcher]: while a function is registered (the engine registers one
 // at queue.New), a goroutine holds a connection of its own, LISTENs, and
 // passes every notification on; when the connection drops it connects
-// again by itself (application_name "poolq listener <schema>"). A Dequeue
+// again by itself (application_name "poolq listener <schema>"), and a
+// connection quiet for [Options.ListenerIdle] (30 s by default) is checked
+// with a ping, so that one gone silent is found in seconds. A Dequeue
 // blocked in one node wakes within a few milliseconds of another node's
 // Add (BenchmarkPostgresWake, 2 cores, PostgreSQL on the same machine;
 // bench/RESULTS.md, 2026-12-03 run at d04c7a6: p50 1.73 ms, p99 4.48 ms).

@@ -23,8 +23,8 @@ import (
 // it calls every function with uuid.Nil, so that every waiter looks again
 // (the first time too: Open returns before the first LISTEN). A connection
 // gone silent (no FIN, no RST: a NAT or firewall that dropped it) is found
-// by a ping after listenIdle without a notification, answered within
-// listenPing, else the listener connects again.
+// by a ping after Options.ListenerIdle without a notification, answered
+// within listenPing, else the listener connects again.
 //
 // Invariant: running is true exactly while the goroutine runs; it is
 // started by the Watch that registers the first function and stopped (and
@@ -47,13 +47,12 @@ type listener struct {
 }
 
 // reconnectMax bounds the pause between two attempts to connect again;
-// listenConnect bounds an attempt (connect and LISTEN); listenIdle is how
-// long the listener waits for a notification before it checks, with a
-// ping answered within listenPing, that its connection still works.
+// listenConnect bounds an attempt (connect and LISTEN); listenPing bounds
+// the answer to the ping that checks a connection quiet for
+// Options.ListenerIdle.
 const (
 	reconnectMax  = 2 * time.Second
 	listenConnect = 10 * time.Second
-	listenIdle    = 30 * time.Second
 	listenPing    = 5 * time.Second
 )
 
@@ -141,7 +140,7 @@ func (l *listener) run(ctx context.Context, done chan struct{}) {
 	for ctx.Err() == nil {
 		start := time.Now()
 		_ = l.listen(ctx)
-		if time.Since(start) > time.Minute {
+		if time.Since(start) > 2*l.s.opts.ListenerIdle {
 			pause = 10 * time.Millisecond // it had been up: try again at once
 		}
 		select {
@@ -180,11 +179,11 @@ func (l *listener) listen(ctx context.Context) error {
 	}
 	l.deliver(uuid.Nil) // listening: what was sent before may have been missed
 	for {
-		wctx, cancel := context.WithTimeout(ctx, listenIdle)
+		wctx, cancel := context.WithTimeout(ctx, l.s.opts.ListenerIdle)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-			// Quiet for listenIdle: is anyone still there?
+			// Quiet for ListenerIdle: is anyone still there?
 			pctx, cancel := context.WithTimeout(ctx, listenPing)
 			err = conn.Ping(pctx)
 			cancel()

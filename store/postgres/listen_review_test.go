@@ -169,19 +169,21 @@ func watched(t *testing.T, got <-chan uuid.UUID) []uuid.UUID {
 }
 
 // TestWatch_QuietListenerKeepsItsConnection: a listener that hears
-// nothing sends nothing until listenIdle (30 s): 13 s after it listens
-// (past listenConnect, 10 s, the bound of its connect and LISTEN) its
-// session's last statement is still the LISTEN; and at 30 s its ping,
-// answered, keeps the connection: 40 s after, the same server process
-// listens, no second uuid.Nil came (no reconnect), and a signal arrives.
+// nothing sends nothing until ListenerIdle (here 15 s): 13 s after it
+// listens (past listenConnect, 10 s, the bound of its connect and LISTEN)
+// its session's last statement is still the LISTEN; and at 15 s its ping,
+// answered, keeps the connection: 20 s after, the same server process
+// listens, its last statement the ping, no second uuid.Nil came (no
+// reconnect), and a signal arrives.
 func TestWatch_QuietListenerKeepsItsConnection(t *testing.T) {
 	if testing.Short() {
-		t.Skip("40 s of quiet: -short leaves it out")
+		t.Skip("20 s of quiet: -short leaves it out")
 	}
 	url := pgtest.URL(t)
 	t.Parallel()
 	ctx := context.Background()
-	st := pgtest.Open(t, url, postgres.Options{})
+	const idle = 15 * time.Second
+	st := pgtest.Open(t, url, postgres.Options{ListenerIdle: idle})
 	conn, err := pgx.Connect(ctx, url)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close(context.Background()) })
@@ -204,9 +206,10 @@ func TestWatch_QuietListenerKeepsItsConnection(t *testing.T) {
 	require.Equal(t, pid, pid13, "the listener's session at 13 s")
 	require.True(t, strings.HasPrefix(query13, "LISTEN "), "the quiet listener sent %q before listenIdle", query13)
 
-	time.Sleep(40*time.Second - time.Since(t0))
-	pid40, _ := session()
-	require.Equal(t, pid, pid40, "the listener's session at 40 s: a ping answered keeps it")
+	time.Sleep(idle + 5*time.Second - time.Since(t0))
+	pid20, query20 := session()
+	require.Equal(t, pid, pid20, "the listener's session at 20 s: a ping answered keeps it")
+	require.Equal(t, "-- ping", query20, "the quiet listener's last statement at 20 s")
 	select {
 	case id := <-got:
 		t.Fatalf("the quiet listener was called with %s (a second uuid.Nil: it connected again)", id)

@@ -248,7 +248,34 @@ type Options struct {
 	// that node is still calling, for up to their skew). Positive: from
 	// [MinLeaseGrace] to [MaxLeaseGrace].
 	LeaseGrace time.Duration
+	// ListenerIdle is how long the listener of [Store.Watch] (the node's
+	// wake-ups from other nodes) waits without a notification before it
+	// checks its connection with a ping, which must be answered within
+	// 5 s, else it connects again. A NAT or firewall that drops an idle
+	// flow leaves the connection silent, with no FIN and no RST: without
+	// the ping the node would hear no other node until TCP gave up, tens of
+	// minutes later. Keep it below the idle timeout of anything between the
+	// node and the server. A listener connection that has stayed up for
+	// twice ListenerIdle counts as sound: when it fails, the listener
+	// connects again at once, not after the pause its earlier failures had
+	// grown to (at most 2 s). From [MinListenerIdle] to [MaxListenerIdle].
+	// Defaults to [DefaultListenerIdle].
+	ListenerIdle time.Duration
 }
+
+// DefaultListenerIdle is [Options.ListenerIdle] when it is zero: a ping
+// every 30 s on a quiet listener connection, within the idle timeouts of
+// common NAT gateways and firewalls (a few minutes and more).
+const DefaultListenerIdle = 30 * time.Second
+
+// Bounds of [Options.ListenerIdle]. Below a second the pings are pure
+// traffic (a silent connection takes the 5 s of a ping's bound to be found
+// anyway), and 30 written as a bare number is 30 ns, not 30 s; above an
+// hour a silent connection goes unnoticed for as long.
+const (
+	MinListenerIdle = time.Second
+	MaxListenerIdle = time.Hour
+)
 
 // Bounds of a positive [Options.LeaseGrace]. A grace below a millisecond
 // is a bare number's mistake (30 meant as seconds is 30 ns): it would
@@ -339,6 +366,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxClockSkew == 0 {
 		o.MaxClockSkew = DefaultMaxClockSkew
 	}
+	if o.ListenerIdle == 0 {
+		o.ListenerIdle = DefaultListenerIdle
+	}
 	if o.LeaseGrace == 0 {
 		skew := o.MaxClockSkew
 		if skew < 0 {
@@ -380,6 +410,8 @@ func (o Options) validate(ctx context.Context) error {
 		fmt.Sprintf("must be negative (no check) or at least %v (got %v)", MinMaxClockSkew, o.MaxClockSkew))
 	v.Check(o.LeaseGrace < 0 || o.LeaseGrace >= MinLeaseGrace && o.LeaseGrace <= MaxLeaseGrace, "lease_grace", validate.RuleRange,
 		fmt.Sprintf("must be negative (none) or between %v and %v (got %v)", MinLeaseGrace, MaxLeaseGrace, o.LeaseGrace))
+	v.Check(o.ListenerIdle >= MinListenerIdle && o.ListenerIdle <= MaxListenerIdle, "listener_idle", validate.RuleRange,
+		fmt.Sprintf("must be between %v and %v (got %v)", MinListenerIdle, MaxListenerIdle, o.ListenerIdle))
 	if err := v.Err(); err != nil {
 		return fmt.Errorf("postgres: options: %w", err)
 	}

@@ -536,6 +536,12 @@ func TestOpen_Options(t *testing.T) {
 		// clocks alone.
 		{postgres.Options{LeaseGrace: 60}, []string{"lease_grace"}},
 		{postgres.Options{LeaseGrace: postgres.MaxLeaseGrace + 1}, []string{"lease_grace"}},
+		// 30 meant as seconds is 30 ns: the listener would ping without
+		// pause. No ping at all (negative) would leave a node deaf to the
+		// others for as long as TCP takes to give up on a silent flow.
+		{postgres.Options{ListenerIdle: 30}, []string{"listener_idle"}},
+		{postgres.Options{ListenerIdle: -time.Second}, []string{"listener_idle"}},
+		{postgres.Options{ListenerIdle: postgres.MaxListenerIdle + 1}, []string{"listener_idle"}},
 		{postgres.Options{Durability: -1, Locking: -1, MaxConns: -1, MaxRetries: -1, LockTimeout: 25 * time.Hour},
 			[]string{"durability", "locking", "max_conns", "max_retries", "lock_timeout"}},
 	} {
