@@ -133,27 +133,46 @@ func testInsertItemsRoundTrip(t *testing.T, b *bundle) {
 	require.Equal(t, got, b.allItems(p.UUID, ""))
 }
 
+// testInsertItemsSkipsExisting: a contact already in the pool is left
+// out, for each kind of item a store may insert its own way: new items,
+// new items with contact fields, and items in another state (Retrying,
+// Completed, Failed: a store's general insert). Until a review dropped its
+// ON CONFLICT, only Counts/RandomOperations caught the last kind failing
+// the whole insert on a duplicate.
 func testInsertItemsSkipsExisting(t *testing.T, b *bundle) {
-	p := b.insertPool()
-	first := b.insertItems(p.UUID, pending(2))
+	withContact := func(n int) []pool.Item {
+		items := pending(n)
+		for i := range items {
+			items[i].Contact = pool.Contact{Name: fmt.Sprintf("Contact %d", i), TimeZone: "Europe/Paris"}
+		}
+		return items
+	}
+	inAnotherState := func(n int) []pool.Item { return fullItems()[3 : 3+n] } // n ≤ 3
+	for _, kind := range []struct {
+		name string
+		mk   func(n int) []pool.Item
+	}{{"new", pending}, {"new with contact fields", withContact}, {"in another state", inAnotherState}} {
+		p := b.insertPool()
+		first := b.insertItems(p.UUID, kind.mk(2))
 
-	again := pending(3)
-	again[0].ContactUUID = first[1].ContactUUID
-	again[0].Priority = 99
-	again[2].ContactUUID = first[0].ContactUUID
-	var added int
-	b.write(func(tx store.Tx) (err error) {
-		added, err = tx.InsertItems(b.ctx, p.UUID, again)
-		return err
-	})
-	require.Equal(t, 1, added)
+		again := kind.mk(3)
+		again[0].ContactUUID = first[1].ContactUUID
+		again[0].Priority = 99
+		again[2].ContactUUID = first[0].ContactUUID
+		var added int
+		b.write(func(tx store.Tx) (err error) {
+			added, err = tx.InsertItems(b.ctx, p.UUID, again)
+			return err
+		})
+		require.Equal(t, 1, added, kind.name)
 
-	all := b.allItems(p.UUID, "")
-	require.Len(t, all, 3)
-	require.Equal(t, first, all[:2], "existing items are left as they were")
-	require.Equal(t, again[1].ContactUUID, all[2].ContactUUID)
-	require.Greater(t, all[2].ID, first[1].ID)
-	require.Equal(t, 3, b.getPool(p.UUID).ContactsCount)
+		all := b.allItems(p.UUID, "")
+		require.Len(t, all, 3, kind.name)
+		require.Equal(t, first, all[:2], "%s: existing items are left as they were", kind.name)
+		require.Equal(t, again[1].ContactUUID, all[2].ContactUUID, kind.name)
+		require.Greater(t, all[2].ID, first[1].ID, kind.name)
+		require.Equal(t, 3, b.getPool(p.UUID).ContactsCount, kind.name)
+	}
 }
 
 func testInsertItemsIDsNeverReused(t *testing.T, b *bundle) {
