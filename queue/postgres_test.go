@@ -444,12 +444,16 @@ func TestPostgres_FrozenPoolWaitedForOnce(t *testing.T) {
 // waits on); once it has waited the timeout out, its looks only try the
 // pool's lock, so the writes of the node's other pools, which share their
 // batches, go on at their usual speed. It claims once the pool is free.
+// The engine's PollInterval is the default (1 s), as long as the lock
+// timeout: until December 2026 the store forgot the pool a lock timeout
+// after a look found it held, and each look, a PollInterval later, waited
+// the timeout out again, with the Adds of its batch.
 func TestPostgres_FrozenPoolDequeueHoldsNothingUp(t *testing.T) {
 	pgtest.URL(t) // skips without PostgreSQL
 	t.Parallel()
 	ctx := context.Background()
 	const lockTimeout = time.Second // its half bounds an Add: room for a loaded machine
-	eng, ps, hold := heldNode(t, lockTimeout, queue.Options{PollInterval: 100 * time.Millisecond}, "pool P", "pool Q")
+	eng, ps, hold := heldNode(t, lockTimeout, queue.Options{}, "pool P", "pool Q")
 	p, q := ps[0], ps[1]
 	heldP := hold(p.UUID, 5*lockTimeout) // a frozen node
 	claimed := make(chan error, 1)

@@ -18,12 +18,32 @@ import (
 // group-commit batch would wait with it, for each operation on the pool,
 // and so would the node's later batches that touch it (a blocked
 // Dequeue's retries). A pool is forgotten when a try finds its lock free,
-// or LockTimeout after a write last found it held (the next write waits
+// or when no write has found it held for frozenFor (the next write waits
 // for it again). Safe for concurrent use.
 type frozenPools struct {
 	mu    sync.Mutex
 	until map[uuid.UUID]time.Time
 }
+
+// frozenMemory is the least time a pool stays in frozenPools after a write
+// last found its lock held: LockTimeout if longer (see frozenFor).
+const frozenMemory = 30 * time.Second
+
+// frozenFor is how long a pool stays in frozenPools after a write last
+// found its lock held by another session: LockTimeout, and at least
+// frozenMemory. The memory must outlast the pause between two looks of a
+// Dequeue blocked on the pool (up to its engine's PollInterval, 1 s by
+// default, plus its read and write under load): a pool forgotten between
+// them is waited for again at each look, LockTimeout each time, and the
+// operations of the look's batch, on other pools, wait with it. With a
+// LockTimeout of 1 s and the default PollInterval every look waited, and
+// the node's writes to its other pools stalled about half the time.
+// Longer memory costs little: a try that finds the lock free forgets the
+// pool at once, and only a try that meets another session's transaction
+// on the pool, live but under way, fails where a wait would have lasted
+// milliseconds (with ErrLockTimeout, which a write meets anyway when the
+// pool is held for long).
+func (s *Store) frozenFor() time.Duration { return max(s.opts.LockTimeout, frozenMemory) }
 
 // note records that pool id's lock is held by another session, for d,
 // and drops the pools whose time has passed (few: only pools found held
@@ -82,7 +102,7 @@ func (t *txn) tryFrozen(ctx context.Context, id uuid.UUID) error {
 		return wrap("lock pool", err)
 	}
 	if err == nil && !ok {
-		t.s.frozen.note(id, t.s.opts.LockTimeout)
+		t.s.frozen.note(id, t.s.frozenFor())
 		return fmt.Errorf("postgres: lock pool %s: %w (held by another session past the lock timeout, and still)", id, ErrLockTimeout)
 	}
 	t.s.frozen.forget(id) // free, or gone: lockPool goes on as usual

@@ -28,3 +28,18 @@ func TestFrozenPools(t *testing.T) {
 	f.note(b, time.Hour)
 	require.Len(t, f.until, 1, "the note dropped the pool whose time passed")
 }
+
+// TestFrozenFor: a pool found held stays noted for LockTimeout, and at
+// least frozenMemory (a blocked Dequeue's looks come a PollInterval apart).
+func TestFrozenFor(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ lockTimeout, want time.Duration }{
+		{MinLockTimeout, frozenMemory},
+		{time.Second, frozenMemory},
+		{frozenMemory, frozenMemory},
+		{time.Minute, time.Minute},
+	} {
+		s := &Store{opts: Options{LockTimeout: c.lockTimeout}}
+		require.Equal(t, c.want, s.frozenFor(), "LockTimeout %v", c.lockTimeout)
+	}
+}

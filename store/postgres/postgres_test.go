@@ -1100,10 +1100,11 @@ func TestWrite_UpFrontLockTimeout(t *testing.T) {
 }
 
 // TestWrite_FrozenPoolOnlyTried: once a write waited for a pool's lock
-// past LockTimeout, the next writes to that pool only try its lock: they
-// fail at once with ErrLockTimeout while another session still holds it
-// (rather than each wait as long again, holding up the operations of their
-// group-commit batches), and go on at once when it is free.
+// past LockTimeout, the next writes to that pool only try its lock, one
+// after a pause longer than LockTimeout too: they fail at once with
+// ErrLockTimeout while another session still holds it (rather than each
+// wait as long again, holding up the operations of their group-commit
+// batches), and go on at once when it is free.
 func TestWrite_FrozenPoolOnlyTried(t *testing.T) {
 	url := pgtest.URL(t)
 	t.Parallel()
@@ -1124,10 +1125,16 @@ func TestWrite_FrozenPoolOnlyTried(t *testing.T) {
 		took, err := write()
 		require.ErrorIs(t, err, postgres.ErrLockTimeout)
 		require.GreaterOrEqual(t, took, lockTimeout*9/10, "the first write waits")
-		for range 3 {
+		for i := range 3 {
+			if i == 2 {
+				// Longer than LockTimeout without a write: a blocked
+				// Dequeue looks once a PollInterval (1 s by default), and
+				// forgotten by then, the pool was waited for at each look.
+				time.Sleep(3 * lockTimeout / 2)
+			}
 			took, err = write()
 			require.ErrorIs(t, err, postgres.ErrLockTimeout)
-			require.Less(t, took, lockTimeout/2, "a later write waited for the pool held past the lock timeout")
+			require.Less(t, took, lockTimeout/2, "later write %d waited for the pool held past the lock timeout", i)
 		}
 		free()
 		took, err = write()

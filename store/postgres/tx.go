@@ -385,7 +385,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 		found = true
 	} else if !errorsIsNoRows(err) {
 		if errors.Is(translate(err), ErrLockTimeout) && !t.bounded {
-			t.s.frozen.note(id, t.s.opts.LockTimeout)
+			t.s.frozen.note(id, t.s.frozenFor())
 		}
 		return fail("lock pool", err)
 	}
@@ -593,7 +593,7 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 				// Another session holds this pool past the lock timeout:
 				// run again without it, so that the operations on the other
 				// pools go on and those on this one fail (see lockPool).
-				t.s.frozen.note(l.id, t.s.opts.LockTimeout)
+				t.s.frozen.note(l.id, t.s.frozenFor())
 				t.timedOut = append(t.timedOut, l.id)
 				t.wanted = slices.Delete(slices.Clone(locks), i, i+1)
 				t.restart = true
