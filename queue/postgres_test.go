@@ -464,15 +464,8 @@ func TestPostgres_FrozenPoolDequeueHoldsNothingUp(t *testing.T) {
 		claimed <- err
 	}()
 	time.Sleep(3 * lockTimeout / 2) // the Dequeue's first look waits the timeout out
-	var slowest time.Duration
-	for until := time.Now().Add(2 * lockTimeout); time.Now().Before(until); {
-		start := time.Now()
-		_, err := eng.Add(ctx, q.UUID, newItems(1)...)
-		require.NoError(t, err)
-		slowest = max(slowest, time.Since(start))
-		time.Sleep(10 * time.Millisecond)
-	}
-	require.Less(t, slowest, lockTimeout/2, "a write of another pool waited for the frozen one")
+	slowest, at := slowestAdds(t, eng, q.UUID, time.Now(), 2*lockTimeout)
+	require.Less(t, slowest, lockTimeout/2, "a write of another pool waited for the frozen one (%v in)", at)
 	require.NoError(t, <-heldP)
 	require.NoError(t, <-claimed, "the Dequeue claims once the pool is free")
 }

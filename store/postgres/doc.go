@@ -491,8 +491,9 @@
 //     node's writes only try the pool's lock, and fail at once while it is
 //     still held, rather than each wait as long again and hold up the
 //     other operations of their group-commit batches; a try that finds it
-//     free ends this, and so do 30 s (LockTimeout, if longer) in which no
-//     write found it held. A node that is killed
+//     free (or the pool gone) ends this, and nothing else: not time, since
+//     the writes that would find it held come at their callers' cadence
+//     (PollInterval, Heartbeat), however long. A node that is killed
 //     loses its connections at once, and its locks with them.
 //   - Each node's engine judges leases, retry times and calling windows by
 //     its own clock, so the nodes' clocks must agree: time sync (NTP)

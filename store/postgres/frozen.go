@@ -3,9 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"maps"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 )
@@ -17,58 +15,40 @@ import (
 // held, rather than wait as long again: the operations that share its
 // group-commit batch would wait with it, for each operation on the pool,
 // and so would the node's later batches that touch it (a blocked
-// Dequeue's retries). A pool is forgotten when a try finds its lock free,
-// or when no write has found it held for frozenFor (the next write waits
-// for it again). Safe for concurrent use.
+// Dequeue's retries, Work's settlement and extension retries). A pool is
+// forgotten when a try finds its lock free (or the pool gone), never by
+// time alone: the writes that would refresh a time-limited memory come at
+// the cadence of their callers (a Dequeue's looks, up to its engine's
+// PollInterval, which has no upper bound; Work's retries, a quarter of
+// its Heartbeat, up to an eighth of LeaseTimeout), and a memory that
+// lapsed between two of them made each wait the full LockTimeout again.
+// Keeping it costs little: only a try that meets another session's
+// transaction on the pool, live but under way, fails where a wait would
+// have lasted milliseconds (with ErrLockTimeout, which a write meets
+// anyway when the pool is held for long), and the first try that finds
+// the lock free ends it. Only pools found held past the lock timeout are
+// ever noted: few. Safe for concurrent use.
 type frozenPools struct {
-	mu    sync.Mutex
-	until map[uuid.UUID]time.Time
+	mu   sync.Mutex
+	held map[uuid.UUID]struct{}
 }
 
-// frozenMemory is the least time a pool stays in frozenPools after a write
-// last found its lock held: LockTimeout if longer (see frozenFor).
-const frozenMemory = 30 * time.Second
-
-// frozenFor is how long a pool stays in frozenPools after a write last
-// found its lock held by another session: LockTimeout, and at least
-// frozenMemory. The memory must outlast the pause between two looks of a
-// Dequeue blocked on the pool (up to its engine's PollInterval, 1 s by
-// default, plus its read and write under load): a pool forgotten between
-// them is waited for again at each look, LockTimeout each time, and the
-// operations of the look's batch, on other pools, wait with it. With a
-// LockTimeout of 1 s and the default PollInterval every look waited, and
-// the node's writes to its other pools stalled about half the time.
-// Longer memory costs little: a try that finds the lock free forgets the
-// pool at once, and only a try that meets another session's transaction
-// on the pool, live but under way, fails where a wait would have lasted
-// milliseconds (with ErrLockTimeout, which a write meets anyway when the
-// pool is held for long).
-func (s *Store) frozenFor() time.Duration { return max(s.opts.LockTimeout, frozenMemory) }
-
-// note records that pool id's lock is held by another session, for d,
-// and drops the pools whose time has passed (few: only pools found held
-// past the lock timeout are ever noted).
-func (f *frozenPools) note(id uuid.UUID, d time.Duration) {
+// note records that pool id's lock is held by another session.
+func (f *frozenPools) note(id uuid.UUID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	now := time.Now()
-	if f.until == nil {
-		f.until = make(map[uuid.UUID]time.Time)
+	if f.held == nil {
+		f.held = make(map[uuid.UUID]struct{})
 	}
-	maps.DeleteFunc(f.until, func(_ uuid.UUID, u time.Time) bool { return !now.Before(u) })
-	f.until[id] = now.Add(d)
+	f.held[id] = struct{}{}
 }
 
-// held reports whether pool id's lock was found held by another session
-// less than the noted time ago.
-func (f *frozenPools) held(id uuid.UUID) bool {
+// isHeld reports whether pool id's lock was found held by another session
+// and no try has found it free since.
+func (f *frozenPools) isHeld(id uuid.UUID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	u, ok := f.until[id]
-	if ok && !time.Now().Before(u) {
-		delete(f.until, id)
-		ok = false
-	}
+	_, ok := f.held[id]
 	return ok
 }
 
@@ -76,7 +56,7 @@ func (f *frozenPools) held(id uuid.UUID) bool {
 func (f *frozenPools) forget(id uuid.UUID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.until, id)
+	delete(f.held, id)
 }
 
 // The statements that try a pool's lock by UUID, without waiting, and
@@ -102,7 +82,7 @@ func (t *txn) tryFrozen(ctx context.Context, id uuid.UUID) error {
 		return wrap("lock pool", err)
 	}
 	if err == nil && !ok {
-		t.s.frozen.note(id, t.s.frozenFor())
+		t.s.frozen.note(id)
 		return fmt.Errorf("postgres: lock pool %s: %w (held by another session past the lock timeout, and still)", id, ErrLockTimeout)
 	}
 	t.s.frozen.forget(id) // free, or gone: lockPool goes on as usual

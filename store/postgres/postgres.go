@@ -198,8 +198,8 @@ type Options struct {
 	// and the writes of its other pools go on between. After one such
 	// wait, the Store only tries the pool's lock, and a write that needs
 	// it fails at once while another session still holds it, until a try
-	// finds it free or no write has found it held for 30 s (LockTimeout,
-	// if longer; see the package documentation). Negative: no bound. A write that runs one caller's
+	// finds it free, however long that takes (see the package
+	// documentation). Negative: no bound. A write that runs one caller's
 	// operation alone ends its lock waits at that caller's deadline instead,
 	// when it comes first (see [store.WithWaitBound]): it fails with an
 	// error wrapping both ErrLockTimeout and context.DeadlineExceeded, and

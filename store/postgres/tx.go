@@ -349,7 +349,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 	if slices.Contains(t.timedOut, id) {
 		return nil, false, fmt.Errorf("postgres: lock pool %s: %w (waited for earlier in this write)", id, ErrLockTimeout)
 	}
-	if t.s.frozen.held(id) {
+	if t.s.frozen.isHeld(id) {
 		if err := t.tryFrozen(ctx, id); err != nil {
 			return nil, false, err
 		}
@@ -385,7 +385,7 @@ func (t *txn) lockPool(ctx context.Context, id uuid.UUID, x *behind) (st *poolSt
 		found = true
 	} else if !errorsIsNoRows(err) {
 		if errors.Is(translate(err), ErrLockTimeout) && !t.bounded {
-			t.s.frozen.note(id, t.s.frozenFor())
+			t.s.frozen.note(id)
 		}
 		return fail("lock pool", err)
 	}
@@ -593,7 +593,7 @@ func (t *txn) prelock(ctx context.Context, locks []lockedPool) error {
 				// Another session holds this pool past the lock timeout:
 				// run again without it, so that the operations on the other
 				// pools go on and those on this one fail (see lockPool).
-				t.s.frozen.note(l.id, t.s.frozenFor())
+				t.s.frozen.note(l.id)
 				t.timedOut = append(t.timedOut, l.id)
 				t.wanted = slices.Delete(slices.Clone(locks), i, i+1)
 				t.restart = true
