@@ -490,10 +490,12 @@
 //     and their writes to other pools go on. After one such wait, a
 //     node's writes only try the pool's lock, and fail at once while it is
 //     still held, rather than each wait as long again and hold up the
-//     other operations of their group-commit batches; a try that finds it
-//     free (or the pool gone) ends this, and nothing else: not time, since
-//     the writes that would find it held come at their callers' cadence
-//     (PollInterval, Heartbeat), however long. A node that is killed
+//     other operations of their group-commit batches. This lasts while the
+//     transaction that held it still does: a try that finds the lock free,
+//     the pool gone, or another transaction holding it (a live one, which
+//     the write waits for as for any) ends it; time does not, since the
+//     writes that find it held come at their callers' pace (PollInterval,
+//     Heartbeat), however long. A node that is killed
 //     loses its connections at once, and its locks with them.
 //   - Each node's engine judges leases, retry times and calling windows by
 //     its own clock, so the nodes' clocks must agree: time sync (NTP)

@@ -197,9 +197,9 @@ type Options struct {
 	// engine runs one write transaction at a time): with one, they fail,
 	// and the writes of its other pools go on between. After one such
 	// wait, the Store only tries the pool's lock, and a write that needs
-	// it fails at once while another session still holds it, until a try
-	// finds it free, however long that takes (see the package
-	// documentation). Negative: no bound. A write that runs one caller's
+	// it fails at once while the transaction that held it still does (a
+	// try that finds the lock free, or held by another transaction, ends
+	// this; see the package documentation). Negative: no bound. A write that runs one caller's
 	// operation alone ends its lock waits at that caller's deadline instead,
 	// when it comes first (see [store.WithWaitBound]): it fails with an
 	// error wrapping both ErrLockTimeout and context.DeadlineExceeded, and

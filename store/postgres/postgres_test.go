@@ -1143,6 +1143,46 @@ func TestWrite_FrozenPoolOnlyTried(t *testing.T) {
 	})
 }
 
+// TestWrite_FrozenPoolThenALiveHolder: a pool noted after a wait past
+// LockTimeout is forgotten when a try finds another transaction than the
+// one that held it then: that one is live, and the write waits for it (here
+// 300 ms) and goes on, rather than fail at once. A memory of the pool that
+// never lapsed would lock a node out of a busy pool after one long wait
+// behind live nodes: its tries meet one live transaction after another.
+func TestWrite_FrozenPoolThenALiveHolder(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	forEachLocking(t, func(t *testing.T, l postgres.Locking) {
+		ctx := context.Background()
+		const lockTimeout = time.Second
+		a := pgtest.Open(t, url, postgres.Options{Locking: l, IdleInTransactionTimeout: -1})
+		bounded := pgtest.OpenSchema(t, url, postgres.Options{Schema: a.Schema(), Locking: l, LockTimeout: lockTimeout})
+		p := newTestPool("frozen, then live")
+		require.NoError(t, a.Write(ctx, func(tx store.Tx) error { return tx.InsertPool(ctx, p) }))
+		write := func() error {
+			return bounded.Write(ctx, func(tx store.Tx) error { _, err := tx.Pool(ctx, p.UUID); return err })
+		}
+		free := holdPool(t, a, p.UUID, nil)
+		defer free() // before the stores close, even when the test fails
+		require.ErrorIs(t, write(), postgres.ErrLockTimeout, "held past the lock timeout: noted frozen")
+		start := time.Now()
+		require.ErrorIs(t, write(), postgres.ErrLockTimeout, "the same transaction still holds it")
+		require.Less(t, time.Since(start), lockTimeout/2, "a write waited for the frozen pool")
+		free()
+
+		live := holdPool(t, a, p.UUID, nil) // another transaction, which ends in 300 ms
+		defer live()
+		done := make(chan error, 1)
+		start = time.Now()
+		go func() { done <- write() }()
+		time.Sleep(300 * time.Millisecond)
+		live()
+		require.NoError(t, <-done, "the write waits for a live transaction, not the one noted")
+		require.GreaterOrEqual(t, time.Since(start), 250*time.Millisecond)
+		require.NoError(t, write(), "forgotten")
+	})
+}
+
 // holdPool holds the lock of pool id in a write transaction of st, from a
 // goroutine of its own, until free is called; then runs then (nil:
 // nothing) in that transaction, and free returns once it has committed.
