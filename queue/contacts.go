@@ -206,8 +206,11 @@ func (e *Engine) Escalations(ctx context.Context, q campaign.EscalationQuery) ([
 
 // WatchEscalations calls fn with every escalation whose ID is above after,
 // in ID order: those recorded already, then each as it is recorded, after
-// its commit (at once for those this engine records, within PollInterval
-// for another process's). It returns when ctx ends (ctx's error), when fn
+// its commit: at once for those this engine records, and for another
+// process's on a store that tells it of their commits (PostgreSQL's
+// LISTEN/NOTIFY, which looks again when its listener reconnects); within
+// PollInterval for another process's on a SQLite file it shares.
+// It returns when ctx ends (ctx's error), when fn
 // returns an error (that error: fn is not called again), when the engine
 // is closed ([ErrClosed]) and when a read fails (an error wrapping the
 // store's: the database unreachable, a lock timeout), as Dequeue does; it

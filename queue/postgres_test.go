@@ -703,3 +703,41 @@ func TestPostgres_ConcurrentContactsAcrossPools(t *testing.T) {
 	engines, _ := pgEngines(t, url, 3, queue.Options{LeaseTimeout: time.Minute, PollInterval: 5 * time.Millisecond})
 	contactsRun(t, engines, 12, 20, 6)
 }
+
+// TestPostgres_WatchEscalationsAcrossNodes: WatchEscalations on one node
+// learns of an escalation another node records at once (the commit's
+// NOTIFY), not at its next poll (an hour here). Until December 2026
+// another process's escalations waited for the poll, 1 s by default, and
+// a longer PollInterval, safe for the Dequeues, delayed them as long.
+func TestPostgres_WatchEscalationsAcrossNodes(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Parallel()
+	ctx := context.Background()
+	engines, stores := pgEngines(t, url, 2, queue.Options{PollInterval: time.Hour})
+	watcher, other := engines[0], engines[1]
+	require.Eventually(t, func() bool { return listeners(t, url, stores[0].Schema()) == 2 }, 10*time.Second, 5*time.Millisecond)
+	_, _, p := campaignUnder(t, other, campaign.CreateRuleParams{Name: "escalate at once", EscalationAfterFailedAttempts: new(1)})
+	items := newItems(2)
+	_, err := other.Add(ctx, p.UUID, items...)
+	require.NoError(t, err)
+
+	wctx, cancel := context.WithCancel(ctx)
+	seen := make(chan campaign.Escalation, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- watcher.WatchEscalations(wctx, 0, func(e campaign.Escalation) error { seen <- e; return nil })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	for i := range 2 {
+		time.Sleep(300 * time.Millisecond) // the watch has looked, and waits
+		l, err := other.TryDequeue(ctx, p.UUID)
+		require.NoError(t, err)
+		require.NoError(t, other.Fail(ctx, l, queue.Failure{Note: "no answer", Final: true}))
+		select {
+		case e := <-seen:
+			require.Equal(t, l.ContactUUID, e.ContactUUID, "escalation %d", i)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("escalation %d, recorded by another node, not seen within 5 s (PollInterval is an hour)", i)
+		}
+	}
+}

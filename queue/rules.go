@@ -177,6 +177,9 @@ func (e *Engine) governFailure(ctx context.Context, tx *wtx, g governed, out poo
 		}
 		if added {
 			tx.Flags |= flagEscalated
+			// Other processes' WatchEscalations too (PostgreSQL's NOTIFY):
+			// the key is no pool's, and wakes only them.
+			signal(tx, escalationsKey)
 		}
 	}
 	if !out.Status.Waiting() {

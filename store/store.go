@@ -94,9 +94,10 @@ type Store interface {
 // processes share, to wake the dequeues blocked in the others. The engine
 // calls Signal inside a write transaction that may let a blocked dequeue of
 // the pool through: an item became due, a slot was freed, the cap was
-// raised, the pool was deleted. The signal is delivered to the [Watcher]s
-// of every process sharing the store (this one included) once the
-// transaction commits, and never if it rolls back.
+// raised, the pool was deleted; and with uuid.Max, no pool's ID, when it
+// recorded an escalation (for the engines' WatchEscalations). The signal
+// is delivered to the [Watcher]s of every process sharing the store (this
+// one included) once the transaction commits, and never if it rolls back.
 type Signaler interface {
 	Signal(poolID uuid.UUID)
 }
