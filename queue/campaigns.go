@@ -110,7 +110,7 @@ func (e *Engine) Rule(ctx context.Context, id uuid.UUID) (campaign.Rule, error) 
 		return campaign.Rule{}, fmt.Errorf("get rule: %w", err)
 	}
 	var r campaign.Rule
-	err := e.read(ctx, func(tx store.Tx) (err error) { r, err = tx.Rule(ctx, id); return err })
+	err := e.read(ctx, func(ctx context.Context, tx store.Tx) (err error) { r, err = tx.Rule(ctx, id); return err })
 	if err != nil {
 		return campaign.Rule{}, fmt.Errorf("get rule: %w", err)
 	}
@@ -125,7 +125,7 @@ func (e *Engine) Rules(ctx context.Context, q campaign.RuleQuery) (campaign.Rule
 	if err != nil {
 		return campaign.RulePage{}, fmt.Errorf("list rules: %w", err)
 	}
-	return listPage(ctx, e, "list rules", q.Page, q.PerPage, func(tx store.Tx) ([]campaign.Rule, int, error) {
+	return listPage(ctx, e, "list rules", q.Page, q.PerPage, func(ctx context.Context, tx store.Tx) ([]campaign.Rule, int, error) {
 		return tx.Rules(ctx, q)
 	})
 }
@@ -208,7 +208,7 @@ func (e *Engine) Campaign(ctx context.Context, id uuid.UUID) (campaign.Campaign,
 		return campaign.Campaign{}, fmt.Errorf("get campaign: %w", err)
 	}
 	var c campaign.Campaign
-	err := e.read(ctx, func(tx store.Tx) (err error) { c, err = tx.Campaign(ctx, id); return err })
+	err := e.read(ctx, func(ctx context.Context, tx store.Tx) (err error) { c, err = tx.Campaign(ctx, id); return err })
 	if err != nil {
 		return campaign.Campaign{}, fmt.Errorf("get campaign: %w", err)
 	}
@@ -223,7 +223,7 @@ func (e *Engine) Campaigns(ctx context.Context, q campaign.Query) (campaign.Page
 	if err != nil {
 		return campaign.Page{}, fmt.Errorf("list campaigns: %w", err)
 	}
-	return listPage(ctx, e, "list campaigns", q.Page, q.PerPage, func(tx store.Tx) ([]campaign.Campaign, int, error) {
+	return listPage(ctx, e, "list campaigns", q.Page, q.PerPage, func(ctx context.Context, tx store.Tx) ([]campaign.Campaign, int, error) {
 		return tx.Campaigns(ctx, q)
 	})
 }

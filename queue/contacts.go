@@ -89,7 +89,7 @@ func (e *Engine) IsDNC(ctx context.Context, contact uuid.UUID) (bool, error) {
 		return false, fmt.Errorf("is dnc: %w", err)
 	}
 	var on bool
-	err := e.read(ctx, func(tx store.Tx) error {
+	err := e.read(ctx, func(ctx context.Context, tx store.Tx) error {
 		set, err := tx.OnDNC(ctx, contact)
 		on = set[contact]
 		return err
@@ -106,7 +106,7 @@ func (e *Engine) DNC(ctx context.Context, q campaign.DNCQuery) (campaign.DNCPage
 	if err != nil {
 		return campaign.DNCPage{}, fmt.Errorf("list dnc: %w", err)
 	}
-	return listPage(ctx, e, "list dnc", q.Page, q.PerPage, func(tx store.Tx) ([]campaign.DNCEntry, int, error) {
+	return listPage(ctx, e, "list dnc", q.Page, q.PerPage, func(ctx context.Context, tx store.Tx) ([]campaign.DNCEntry, int, error) {
 		return tx.DNC(ctx, q)
 	})
 }
@@ -194,7 +194,7 @@ func (e *Engine) Escalations(ctx context.Context, q campaign.EscalationQuery) ([
 		return nil, fmt.Errorf("list escalations: %w", err)
 	}
 	var out []campaign.Escalation
-	err = e.read(ctx, func(tx store.Tx) error {
+	err = e.read(ctx, func(ctx context.Context, tx store.Tx) error {
 		out, err = tx.Escalations(ctx, q)
 		return err
 	})

@@ -45,10 +45,14 @@ type Engine struct {
 	stopping     context.Context
 	stopDispatch context.CancelFunc
 	closed       chan struct{}
-	once         sync.Once
-	worksMu      sync.Mutex // orders works.Add against the close of closing
-	works        sync.WaitGroup
-	unwatch      func() // stops the store's Watcher, if it has one
+	// readsEnd ends with closed (endReads): the reads under way then are
+	// cancelled (see read).
+	readsEnd context.Context
+	endReads context.CancelFunc
+	once     sync.Once
+	worksMu  sync.Mutex // orders works.Add against the close of closing
+	works    sync.WaitGroup
+	unwatch  func() // stops the store's Watcher, if it has one
 
 	turnsMu sync.Mutex
 	turns   map[uuid.UUID]int // per campaign: the pool DequeueCampaign tries first
@@ -83,6 +87,7 @@ func New(st store.Store, opts Options) (*Engine, error) {
 	}
 	e.stopping, e.stopDispatch = context.WithCancel(context.Background())
 	e.closing = e.stopping.Done()
+	e.readsEnd, e.endReads = context.WithCancel(context.Background())
 	e.gc = groupcommit.New(st, groupcommit.Options{MaxBatch: opts.MaxBatch, Now: e.now})
 	if w, ok := st.(store.Watcher); ok {
 		// Other processes' signals wake this one's Dequeues; uuid.Nil
@@ -124,9 +129,11 @@ func isNil(st store.Store) bool {
 // waiting to begin, for another process's lock on a SQLite file, whose
 // callers have all left: it stops waiting at once), and every later call
 // with valid arguments returns ErrClosed (arguments are checked first:
-// invalid ones still return their validation error): the store may be
-// closed once Close returns (a read still under way then returns
-// ErrClosed). It does not close the store.
+// invalid ones still return their validation error). Every read still
+// under way then (a Pool, an Items, a WatchEscalations' look) is cancelled
+// and returns ErrClosed, so that one sent into a database gone silent
+// holds up neither its caller nor the store's Close: the store may be
+// closed once Close returns. It does not close the store.
 //
 // A claim under way when Close begins (a Dequeue's, a DequeueN's) that
 // commits anyway gives its leases back, unattempted, in one write tried
@@ -155,6 +162,7 @@ func (e *Engine) Close() error {
 		e.worksMu.Unlock()
 		e.works.Wait()
 		close(e.closed)
+		e.endReads() // a read sent into a silent connection would hold the store's Close
 		e.unwatch()
 	})
 	e.gc.Close()
@@ -174,7 +182,7 @@ func (e *Engine) readUntilClosing(ctx context.Context, fn func(context.Context, 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(e.stopping, cancel)()
-	err := e.read(ctx, func(tx store.Tx) error { return fn(ctx, tx) })
+	err := e.read(ctx, fn)
 	if err != nil && e.isClosing() {
 		return ErrClosed
 	}
@@ -267,7 +275,7 @@ type wtx = groupcommit.Tx
 // returned: a read that fails after Close fails with ErrClosed, as every
 // call with valid arguments after Close does, not with the closed store's
 // error.
-func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) (err error) {
+func (e *Engine) read(ctx context.Context, fn func(context.Context, store.Tx) error) (err error) {
 	if ctx == nil {
 		return errNilContext
 	}
@@ -283,7 +291,15 @@ func (e *Engine) read(ctx context.Context, fn func(store.Tx) error) (err error) 
 			err = fmt.Errorf("queue: read transaction panicked: %v", v)
 		}
 	}()
-	err = e.st.Read(ctx, fn)
+	// The read ends with Close, its statements too (fn must run them on
+	// the ctx it is given): the host may close the store once Close
+	// returned, and a read under way would hold the store's Close (a
+	// PostgreSQL store waits for its connections) for as long as it lasts:
+	// forever on a connection gone silent, with a context that has no end.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.readsEnd, cancel)()
+	err = e.st.Read(ctx, func(tx store.Tx) error { return fn(ctx, tx) })
 	if err != nil && e.isClosed() {
 		return ErrClosed
 	}

@@ -84,7 +84,7 @@ func (e *Engine) Items(ctx context.Context, poolID uuid.UUID, q pool.ItemQuery) 
 	if err := checkIDAnd("uuid", poolID, err); err != nil {
 		return pool.ItemPage{}, fmt.Errorf("list items: %w", err)
 	}
-	return listPage(ctx, e, "list items", q.Page, q.PerPage, func(tx store.Tx) ([]pool.Item, int, error) {
+	return listPage(ctx, e, "list items", q.Page, q.PerPage, func(ctx context.Context, tx store.Tx) ([]pool.Item, int, error) {
 		if _, err := tx.Pool(ctx, poolID); err != nil {
 			return nil, 0, err
 		}
@@ -98,7 +98,7 @@ func (e *Engine) Item(ctx context.Context, poolID, contact uuid.UUID) (pool.Item
 		return pool.Item{}, fmt.Errorf("get item: %w", err)
 	}
 	var it pool.Item
-	err := e.read(ctx, func(tx store.Tx) error {
+	err := e.read(ctx, func(ctx context.Context, tx store.Tx) error {
 		var err error
 		it, err = tx.Item(ctx, poolID, contact)
 		return err

@@ -87,7 +87,7 @@ func (e *Engine) Pool(ctx context.Context, id uuid.UUID) (pool.Detail, error) {
 		return pool.Detail{}, fmt.Errorf("get pool: %w", err)
 	}
 	var d pool.Detail
-	err := e.read(ctx, func(tx store.Tx) error {
+	err := e.read(ctx, func(ctx context.Context, tx store.Tx) error {
 		p, err := tx.Pool(ctx, id)
 		if err != nil {
 			return err
@@ -122,7 +122,7 @@ func (e *Engine) Pools(ctx context.Context, q pool.PoolQuery) (pool.PoolPage, er
 	if err != nil {
 		return pool.PoolPage{}, fmt.Errorf("list pools: %w", err)
 	}
-	return listPage(ctx, e, "list pools", q.Page, q.PerPage, func(tx store.Tx) ([]pool.Pool, int, error) {
+	return listPage(ctx, e, "list pools", q.Page, q.PerPage, func(ctx context.Context, tx store.Tx) ([]pool.Pool, int, error) {
 		return tx.Pools(ctx, q)
 	})
 }
@@ -214,10 +214,10 @@ func (e *Engine) DuplicatePool(ctx context.Context, id uuid.UUID, d pool.Duplica
 // listPage reads one page of a listing in a read transaction: list returns
 // the rows of page (of perPage rows, from a normalized query) and the
 // total; op names the call in its error.
-func listPage[T any](ctx context.Context, e *Engine, op string, page, perPage int, list func(tx store.Tx) ([]T, int, error)) (pool.Page[T], error) {
+func listPage[T any](ctx context.Context, e *Engine, op string, page, perPage int, list func(context.Context, store.Tx) ([]T, int, error)) (pool.Page[T], error) {
 	var out pool.Page[T]
-	err := e.read(ctx, func(tx store.Tx) error {
-		data, total, err := list(tx)
+	err := e.read(ctx, func(ctx context.Context, tx store.Tx) error {
+		data, total, err := list(ctx, tx)
 		out = pool.NewPage(page, perPage, total, data)
 		return err
 	})

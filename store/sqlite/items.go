@@ -319,7 +319,7 @@ func (t *txn) CopyItems(ctx context.Context, src, dst uuid.UUID, now time.Time) 
 	if err := t.queryRow(ctx, []any{&before}, lastItemIDSQL); err != nil {
 		return 0, wrap(op, err)
 	}
-	res, err := t.exec(ctx, copyItemsSQL, dk, at, sk)
+	res, err := t.exec(t.long(ctx), copyItemsSQL, dk, at, sk)
 	if err != nil {
 		return 0, wrap(op, err)
 	}

@@ -112,7 +112,7 @@ func (t *txn) DeletePool(ctx context.Context, id uuid.UUID) error {
 	t.forgetPool(id)
 	delete(t.pools, id)
 	t.forgetCounts(k) // they go with the pool
-	res, err := t.exec(ctx, deletePoolSQL, blob(id))
+	res, err := t.exec(t.long(ctx), deletePoolSQL, blob(id))
 	return wrap(op, affected(res, err))
 }
 

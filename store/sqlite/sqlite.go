@@ -679,10 +679,13 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 	// The store's own statements from here on run without ctx's end
 	// (they are short, and ctx is checked before COMMIT): the driver
 	// watches a statement's context that can end from a goroutine of its
-	// own, one more goroutine to start per statement.
+	// own, one more goroutine to start per statement. But none starts once
+	// ctx has ended, and the two whose cost grows with a pool run on ctx
+	// itself (see txn.wctx).
 	own := context.WithoutCancel(ctx)
 	t := newConnTxn(s.wc, s.w, false)
 	t.watch(&s.rollbacks)
+	t.wctx = ctx
 	committed := false
 	defer func() { // on every way out, a panic of fn included
 		t.close()

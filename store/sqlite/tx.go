@@ -22,8 +22,15 @@ type txn struct {
 	stx      *sql.Tx // tx as a *sql.Tx, nil on the held writer connection
 	h        *handle
 	readOnly bool
-	stmts    map[string]*sql.Stmt // statements bound to tx, by query
-	pools    map[uuid.UUID]int64  // internal pool ids seen in this transaction
+	// wctx is the context of the Write that runs this transaction (nil in
+	// a read): once it ends (every caller of the Write has gone), no
+	// statement starts, and the long ones under way are interrupted (see
+	// long), so that a large write nobody waits for any more does not run
+	// to its end before it rolls back, holding up its caller, Close, and
+	// every write behind it.
+	wctx  context.Context
+	stmts map[string]*sql.Stmt // statements bound to tx, by query
+	pools map[uuid.UUID]int64  // internal pool ids seen in this transaction
 
 	adhoc       []*sql.Stmt    // statements prepared on the held connection by this txn, closed at its end
 	inSavepoint bool           // a Savepoint is running
@@ -126,6 +133,11 @@ func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 		if err := t.ended(); err != nil {
 			return nil, err
 		}
+		if t.wctx != nil {
+			if err := t.wctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if s, ok := t.stmts[query]; ok {
 		return s, nil
@@ -150,6 +162,18 @@ func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	}
 	t.stmts[query] = s
 	return s, nil
+}
+
+// long returns the context for a statement whose cost grows with a pool
+// (a copy, a delete of all its items): ctx, or in a write the Write's own
+// context, whose end interrupts the statement (the driver watches a
+// statement's context that can end from a goroutine of its own: a cost
+// paid for these statements alone).
+func (t *txn) long(ctx context.Context) context.Context {
+	if t.wctx != nil {
+		return t.wctx
+	}
+	return ctx
 }
 
 func (t *txn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
