@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -297,4 +298,41 @@ func TestItem_Due(t *testing.T) {
 		require.True(t, it.Due(now))
 		require.False(t, it.Due(now.Add(-time.Nanosecond)))
 	})
+}
+
+// TestPrepareItemsContext: a batch is checked whole up to 64 items
+// whatever its context says; a larger one returns the context's error once
+// the context has ended, and is checked as PrepareItems checks it while the
+// context lasts.
+func TestPrepareItemsContext(t *testing.T) {
+	t.Parallel()
+	batch := func(n int) []pool.NewItem {
+		items := make([]pool.NewItem, n)
+		for i := range items {
+			items[i] = pool.NewItem{ContactUUID: uuid.New()}
+		}
+		return items
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	out, err := pool.PrepareItemsContext(ended, batch(64))
+	require.NoError(t, err, "a batch of 64 is checked whatever its context says")
+	require.Len(t, out, 64)
+
+	large := batch(3 * 4096)
+	_, err = pool.PrepareItemsContext(ended, large)
+	require.ErrorIs(t, err, context.Canceled, "a larger batch stops once its context has ended")
+	var fields validate.Errors
+	require.NotErrorAs(t, err, &fields, "the context's end is no field error")
+
+	large[5000].ContactUUID = uuid.Nil
+	large = append(large, large[0]) // a duplicate, folded
+	out, err = pool.PrepareItemsContext(context.Background(), large)
+	require.Nil(t, out)
+	requireFieldRules(t, err, map[string]string{"items[5000].contact_uuid": validate.RuleRequired})
+	large[5000].ContactUUID = uuid.New()
+	out, err = pool.PrepareItemsContext(context.Background(), large)
+	require.NoError(t, err)
+	require.Len(t, out, 3*4096, "the duplicate folded")
 }

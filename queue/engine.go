@@ -374,12 +374,12 @@ func closedErr(err error) error {
 	return err
 }
 
-// checkID rejects the nil UUID as a pool id with a field error.
 // errNilContext is the error of a call given a nil context, once its
 // other arguments are valid: every call reads or writes through read,
 // write or writeCombined, which return it before anything else.
 var errNilContext = validate.Errors{{Field: "ctx", Rule: validate.RuleRequired, Message: "is required (not nil: use context.Background())"}}
 
+// checkID rejects the nil UUID as a pool id with a field error.
 func checkID(field string, id uuid.UUID) error {
 	var v validate.Validator
 	v.Check(id != uuid.Nil, field, validate.RuleRequired, "is required (not the nil UUID)")

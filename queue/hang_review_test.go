@@ -5,7 +5,9 @@ package queue_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -369,4 +371,52 @@ func TestPostgres_WritePanicReleasesEveryone(t *testing.T) {
 	l, err := eng.TryDequeue(wctx, p.UUID)
 	require.NoError(t, err, "a claim after the panic")
 	require.NoError(t, eng.Complete(wctx, l, "after the panic"))
+}
+
+// TestAdd_LargeBatchChecksLeaveWhenCancelled: an Add of a large batch
+// stops checking it once its context ends, ended before the call or while
+// the items are checked (a million contacts take seconds), and returns the
+// context's error, nothing written; it took as long as the whole check
+// before.
+func TestAdd_LargeBatchChecksLeaveWhenCancelled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a large batch: seconds of checks")
+	}
+	t.Parallel()
+	// Items whose checks outweigh their making, so that the times below
+	// are the checks': each a 48 KiB payload (the same bytes).
+	payload := json.RawMessage(`[` + strings.Repeat(`{"account":"A-1","tags":["vip"]},`, 1500) + `0]`)
+	items := make([]pool.NewItem, 4_000)
+	for i := range items {
+		items[i] = pool.NewItem{ContactUUID: uuid.New(), Payload: payload,
+			Contact: pool.Contact{Name: "Ann Example", PhoneNumber: "+15551234567", Email: "ann@example.com", TimeZone: "America/New_York"}}
+	}
+	start := time.Now()
+	_, err := pool.PrepareItems(items)
+	require.NoError(t, err)
+	whole := time.Since(start)
+
+	ctx := context.Background()
+	eng := openEngine(t, openFileStore(t, ""), queue.Options{})
+	p, err := eng.CreatePool(ctx, pool.CreateParams{Name: "import", Description: "a large import"})
+	require.NoError(t, err)
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	midway, cancelMidway := context.WithTimeout(ctx, whole/10)
+	defer cancelMidway()
+	for _, c := range []struct {
+		name  string
+		ctx   context.Context
+		bound time.Duration
+	}{{"ended before the call", ended, whole / 4}, {"ending while checked", midway, whole / 2}} {
+		start := time.Now()
+		_, err := eng.Add(c.ctx, p.UUID, items...)
+		took := time.Since(start)
+		t.Logf("%s: the Add returned after %v (the whole check: %v): %v", c.name, took.Round(time.Millisecond), whole.Round(time.Millisecond), err)
+		require.ErrorIs(t, err, c.ctx.Err(), c.name)
+		require.Less(t, took, c.bound, "%s: the Add checked on after its context ended", c.name)
+	}
+	d, err := eng.Pool(ctx, p.UUID)
+	require.NoError(t, err)
+	require.Zero(t, d.ContactsCount, "a cancelled Add wrote nothing")
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -24,11 +25,23 @@ import (
 // except after an error wrapping [store.ErrCommitUnknown] (PostgreSQL: the
 // COMMIT's answer lost), when the items may have been: added again, those
 // that were are skipped and counted in ContactsSkipped.
+// ctx bounds the checks too: a large batch (a million contacts take about
+// two seconds to check) stops being checked once ctx ends, and Add returns
+// ctx's error ([pool.PrepareItemsContext]).
 // Blocked Dequeues on the pool wake up.
 func (e *Engine) Add(ctx context.Context, poolID uuid.UUID, items ...pool.NewItem) (pool.AddResult, error) {
 	var v validate.Validator
 	v.Check(poolID != uuid.Nil, "uuid", validate.RuleRequired, "is required (not the nil UUID)")
-	batch, err := pool.PrepareItems(items)
+	// A large batch's checks stop when ctx ends; a nil ctx is reported by
+	// write, after the arguments' checks, as every call reports it.
+	vctx := ctx
+	if vctx == nil {
+		vctx = context.Background()
+	}
+	batch, err := pool.PrepareItemsContext(vctx, items)
+	if ctxErr := vctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
+	}
 	v.Merge("", err)
 	if err := v.Err(); err != nil {
 		return pool.AddResult{}, fmt.Errorf("add items: %w", err)
