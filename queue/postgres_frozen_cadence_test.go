@@ -19,39 +19,22 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
-	"github.com/poolq/poolq/store"
-	"github.com/poolq/poolq/store/postgres"
 	"github.com/poolq/poolq/store/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
 
 // frozenNode opens an engine with opts over a store whose LockTimeout is
-// lockTimeout, and another node's store on the same schema whose sessions
-// may stay idle in a transaction for ever (the "frozen node": it must hold
-// a pool's lock for longer than the default 30 s
-// IdleInTransactionTimeout). freeze holds pool id's lock from that node
-// until the returned release is called (idempotent), or the test ends.
+// lockTimeout, and another node (nodeBesideOther). freeze holds pool id's
+// lock from that node, for longer than the default 30 s
+// IdleInTransactionTimeout if need be, until the returned release is
+// called (idempotent), or the test ends.
 func frozenNode(t *testing.T, lockTimeout time.Duration, opts queue.Options) (eng *queue.Engine, freeze func(id uuid.UUID) (release func())) {
 	t.Helper()
-	url := pgtest.URL(t)
-	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
-	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2, IdleInTransactionTimeout: -1})
-	eng = openEngine(t, st, opts)
+	eng, other := nodeBesideOther(t, lockTimeout, opts)
 	return eng, func(id uuid.UUID) func() {
 		t.Helper()
-		ctx := context.Background()
-		locked, free, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-		go func() {
-			done <- other.Write(ctx, func(tx store.Tx) error {
-				if _, err := tx.Pool(ctx, id); err != nil {
-					return err
-				}
-				close(locked)
-				<-free
-				return nil
-			})
-		}()
-		<-locked
+		free := make(chan struct{})
+		done := holdPoolUntil(t, other, id, func() { <-free })
 		var once sync.Once
 		release := func() {
 			once.Do(func() {

@@ -656,14 +656,24 @@ func parallelPoolOfOne(t *testing.T, eng *queue.Engine, name string) pool.Pool {
 // (see holdPool).
 func heldNode(t *testing.T, lockTimeout time.Duration, opts queue.Options, names ...string) (eng *queue.Engine, pools []pool.Pool, hold func(id uuid.UUID, d time.Duration) <-chan error) {
 	t.Helper()
-	url := pgtest.URL(t)
-	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
-	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2})
-	eng = openEngine(t, st, opts)
+	eng, other := nodeBesideOther(t, lockTimeout, opts)
 	for _, name := range names {
 		pools = append(pools, parallelPoolOfOne(t, eng, name))
 	}
 	return eng, pools, func(id uuid.UUID, d time.Duration) <-chan error { return holdPool(t, other, id, d) }
+}
+
+// nodeBesideOther opens an engine with opts on a new schema, whose store
+// waits at most lockTimeout for a pool's lock (0: the default), and
+// another node's store on the same schema, whose sessions may stay idle in
+// a transaction for ever: a test's hold may outlast the default 30 s
+// IdleInTransactionTimeout.
+func nodeBesideOther(t *testing.T, lockTimeout time.Duration, opts queue.Options) (*queue.Engine, store.Store) {
+	t.Helper()
+	url := pgtest.URL(t)
+	st := pgtest.Open(t, url, postgres.Options{MaxConns: 4, LockTimeout: lockTimeout})
+	other := pgtest.OpenSchema(t, url, postgres.Options{Schema: st.Schema(), MaxConns: 2, IdleInTransactionTimeout: -1})
+	return openEngine(t, st, opts), other
 }
 
 // holdPool has another node (a write transaction of st, on its own
@@ -671,6 +681,12 @@ func heldNode(t *testing.T, lockTimeout time.Duration, opts queue.Options, names
 // locks, shared, as a claim under them does), and returns once it holds
 // them; the channel gets the transaction's result.
 func holdPool(t *testing.T, st store.Store, id uuid.UUID, d time.Duration, rules ...uuid.UUID) <-chan error {
+	t.Helper()
+	return holdPoolUntil(t, st, id, func() { time.Sleep(d) }, rules...)
+}
+
+// holdPoolUntil is holdPool holding the locks until wait returns.
+func holdPoolUntil(t *testing.T, st store.Store, id uuid.UUID, wait func(), rules ...uuid.UUID) <-chan error {
 	t.Helper()
 	ctx := context.Background()
 	locked, done := make(chan struct{}), make(chan error, 1)
@@ -685,7 +701,7 @@ func holdPool(t *testing.T, st store.Store, id uuid.UUID, d time.Duration, rules
 				}
 			}
 			close(locked)
-			time.Sleep(d)
+			wait()
 			return nil
 		})
 	}()
