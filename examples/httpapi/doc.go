@@ -28,7 +28,8 @@
 //
 // Every request needs "Authorization: Bearer <token>". The token is -token,
 // else $POOLQ_TOKEN, else a random one printed at start; spaces and a
-// newline around it are trimmed (a blank one is refused at start), as they
+// newline around it are trimmed (a blank one, empty included, is refused at
+// start: -token "$SECRET" with SECRET unset does not fall back), as they
 // are around the token a client presents. It is compared in
 // constant time. A request without a token gets 401 MISSING_AUTH_TOKEN, one
 // with another token (or another scheme) 401 INVALID_AUTH_TOKEN, both with
@@ -67,7 +68,7 @@
 //
 //	POST /api/v1/pools/{uuid}/dispatch[?wait=5s]          claim the next due item
 //	POST /api/v1/pools/{uuid}/contacts/{contact}/in-call  {"token", "item_id"}                               → the lease, status In_Call
-//	POST /api/v1/pools/{uuid}/contacts/{contact}/extend   {"token", "item_id", "seconds"}                    → the lease, new expires_at
+//	POST /api/v1/pools/{uuid}/contacts/{contact}/extend   {"token", "item_id", "seconds"} (1–86400)          → the lease, new expires_at
 //	POST /api/v1/pools/{uuid}/contacts/{contact}/complete {"token", "item_id", "note"?}                      → the item, Completed
 //	POST /api/v1/pools/{uuid}/contacts/{contact}/fail     {"token", "item_id", "note"?, "retry_at"?, "final"?} → the item, Retrying, Scheduled or Failed
 //	POST /api/v1/pools/{uuid}/contacts/{contact}/release  {"token", "item_id"}                               → the item, due again, attempt not counted; 409 WRONG_STATUS once In_Call
@@ -178,7 +179,7 @@
 //	GET    /api/v1/dnc/{contact}               200 {"contact_uuid", "do_not_call": true|false}
 //	DELETE /api/v1/dnc/{contact}               200 {"contact_uuid", "removed": true|false}
 //	POST   /api/v1/contacts/{contact}/opt-out  200 {"contact_uuid", "items_skipped"}; body empty or {}
-//	GET    /api/v1/escalations                 200 {"data": [...], "after", "limit", "next_after"}; ?after= ?limit= (≤100, default 100) ?pool_uuid=
+//	GET    /api/v1/escalations                 200 {"data": [...], "after", "limit", "next_after"}; ?after= ?limit= (1–100, default 100) ?pool_uuid=
 //
 // The do-not-call list is one list shared by every pool. POST /dnc takes
 // 1 to 10,000 contact UUIDs in one transaction; duplicates are folded, and

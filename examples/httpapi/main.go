@@ -58,9 +58,12 @@ type config struct {
 }
 
 // parse reads the flags; the token comes from -token, else $POOLQ_TOKEN
-// (read with getenv), else crypto/rand. The flag package writes its errors
-// and the usage (-h) to errOut, stderr in main, as its default does.
-func parse(args []string, errOut io.Writer, getenv func(string) string) (config, error) {
+// (read with lookupEnv), else crypto/rand. A -token or $POOLQ_TOKEN that
+// is given but blank, empty included, is refused: a unit file's
+// -token "$SECRET" with SECRET unset would otherwise serve with a token no
+// client has. The flag package writes its errors and the usage (-h) to
+// errOut, stderr in main, as its default does.
+func parse(args []string, errOut io.Writer, lookupEnv func(string) (string, bool)) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("httpapi", flag.ContinueOnError)
 	fs.SetOutput(errOut)
@@ -76,17 +79,19 @@ func parse(args []string, errOut io.Writer, getenv func(string) string) (config,
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	flagSet := false
+	fs.Visit(func(f *flag.Flag) { flagSet = flagSet || f.Name == "token" })
+	env, envSet := lookupEnv("POOLQ_TOKEN")
 	// Trimmed, as the server trims the token a client presents: a secret
 	// read from a file often ends in a newline, which no header can carry.
-	env := strings.TrimSpace(getenv("POOLQ_TOKEN"))
-	switch given := strings.TrimSpace(c.token); {
+	switch given, env := strings.TrimSpace(c.token), strings.TrimSpace(env); {
 	case given != "":
 		c.token, c.tokenFrom = given, "flag"
-	case c.token != "":
+	case flagSet:
 		return c, errors.New("-token is blank: give a token, or leave it out for $POOLQ_TOKEN or a random one")
 	case env != "":
 		c.token, c.tokenFrom = env, "env"
-	case getenv("POOLQ_TOKEN") != "":
+	case envSet:
 		return c, errors.New("$POOLQ_TOKEN is blank: give a token, or unset it for a random one")
 	default:
 		c.token, c.tokenFrom = rand.Text(), "random"
@@ -99,7 +104,7 @@ func parse(args []string, errOut io.Writer, getenv func(string) string) (config,
 // shutdownGrace for the requests in progress. The banner and the logs go
 // to out, the flag package's errors and usage to errOut.
 func run(ctx context.Context, args []string, out, errOut io.Writer) error {
-	cfg, err := parse(args, errOut, os.Getenv)
+	cfg, err := parse(args, errOut, os.LookupEnv)
 	if err != nil {
 		return err
 	}

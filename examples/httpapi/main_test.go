@@ -41,7 +41,9 @@ func TestMain(m *testing.M) {
 
 func TestParse(t *testing.T) {
 	t.Parallel()
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
 	var out bytes.Buffer
 
 	c, err := parse(nil, &out, env(nil))
@@ -74,6 +76,14 @@ func TestParse(t *testing.T) {
 	_, err = parse([]string{"-token", " "}, &out, env(map[string]string{"POOLQ_TOKEN": "from-env"}))
 	require.ErrorContains(t, err, "-token is blank")
 	_, err = parse(nil, &out, env(map[string]string{"POOLQ_TOKEN": "\n"}))
+	require.ErrorContains(t, err, "$POOLQ_TOKEN is blank")
+	// Empty is blank too: -token "$SECRET", or POOLQ_TOKEN=$SECRET, with
+	// SECRET unset, is refused, not served with a token no client has.
+	for _, m := range []map[string]string{nil, {"POOLQ_TOKEN": "from-env"}} {
+		_, err = parse([]string{"-token", ""}, &out, env(m))
+		require.ErrorContains(t, err, "-token is blank", "POOLQ_TOKEN %v", m)
+	}
+	_, err = parse(nil, &out, env(map[string]string{"POOLQ_TOKEN": ""}))
 	require.ErrorContains(t, err, "$POOLQ_TOKEN is blank")
 
 	_, err = parse([]string{"-port", "80"}, &out, env(nil))
