@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,17 +44,27 @@ func TestOpen_NotADatabase(t *testing.T) {
 	}
 }
 
-// TestOpen_OddPaths: a directory, a file in a missing directory and bad
-// options fail clearly and create nothing; two in-memory stores are two
+// TestOpen_OddPaths: a directory, a file in a missing directory or in a
+// file, and bad options fail clearly and create nothing; two in-memory stores are two
 // databases.
 func TestOpen_OddPaths(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
+	// SQLite says "unable to open database file (14)" for each of the
+	// three, from its first read: neither the path nor what is wrong.
 	_, err := sqlite.Open(ctx, dir, sqlite.Options{})
-	require.ErrorContains(t, err, "unable to open database file")
-	_, err = sqlite.Open(ctx, filepath.Join(dir, "missing", "x.db"), sqlite.Options{})
-	require.ErrorContains(t, err, "unable to open database file")
+	require.ErrorIs(t, err, validate.ErrInvalid)
+	require.ErrorContains(t, err, "path: must name a regular file, or none yet (got a directory: "+dir+")")
+	missing := filepath.Join(dir, "missing", "x.db")
+	_, err = sqlite.Open(ctx, missing, sqlite.Options{})
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	require.ErrorContains(t, err, missing+": its directory: ")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "file"), nil, 0o644))
+	inFile := filepath.Join(dir, "file", "x.db")
+	_, err = sqlite.Open(ctx, inFile, sqlite.Options{})
+	require.ErrorContains(t, err, inFile+": its directory "+filepath.Join(dir, "file")+" is not a directory")
+	require.NoError(t, os.Remove(filepath.Join(dir, "file")))
 	_, err = sqlite.Open(ctx, filepath.Join(dir, "bad.db"), sqlite.Options{Durability: 7, BusyTimeout: -1})
 	require.ErrorIs(t, err, validate.ErrInvalid)
 	entries, err := os.ReadDir(dir)

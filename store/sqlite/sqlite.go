@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -241,8 +243,10 @@ type handle struct {
 //
 // Bad options, an empty path and a nil ctx are reported together as
 // [validate.Errors] (wrapping [validate.ErrInvalid]); nothing is opened.
-// So is a path that names a FIFO or a device (/dev/null), which is no
-// place for a database.
+// So is a path that names a FIFO, a device (/dev/null) or a directory,
+// which is no place for a database. A path in a directory that does not
+// exist returns an error wrapping [fs.ErrNotExist] that names the
+// directory: Open creates the file, not its directory.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(ctx, path); err != nil {
@@ -404,17 +408,33 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 }
 
 // checkRegular returns [validate.Errors] for a path that names something
-// other than a regular file (or a directory, which SQLite refuses
-// itself): SQLite opens a FIFO or a device (/dev/null, given for "a
-// database I do not keep") and fails only at the first commit, after
-// making a journal file beside it (/dev/null-journal, when run as root).
+// other than a regular file: SQLite opens a FIFO or a device (/dev/null,
+// given for "a database I do not keep") and fails only at the first
+// commit, after making a journal file beside it (/dev/null-journal, when
+// run as root); a directory it refuses with "unable to open database file"
+// from the first read, which names neither the path nor the reason. For a
+// path that names nothing yet it returns the error of its directory, when
+// that is missing or not a directory: SQLite creates the file, not its
+// directory, and says no more than for a directory.
 func checkRegular(path string) error {
 	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().IsRegular() || fi.IsDir() {
-		return nil // SQLite creates it, or reports it
+	if err != nil {
+		dir := filepath.Dir(path)
+		switch di, err := os.Stat(dir); {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("%s: its directory: %w", path, err)
+		case err == nil && !di.IsDir():
+			return fmt.Errorf("%s: its directory %s is not a directory", path, dir)
+		}
+		return nil // SQLite creates it, or reports it (a permission denied)
+	}
+	if fi.Mode().IsRegular() {
+		return nil
 	}
 	kind := "special file"
 	switch m := fi.Mode(); {
+	case m.IsDir():
+		kind = "directory"
 	case m&os.ModeNamedPipe != 0:
 		kind = "FIFO"
 	case m&os.ModeDevice != 0:
