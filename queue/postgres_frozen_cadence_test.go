@@ -84,7 +84,7 @@ func TestPostgres_FrozenPoolSettleRetryHoldsNothingUp(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	const lockTimeout = time.Second // its half bounds an Add: room for a loaded machine
+	const lockTimeout = 2 * time.Second // its half bounds an Add, over 40 s of them: room for a loaded machine
 	eng, freeze := frozenNode(t, lockTimeout, queue.Options{LeaseTimeout: 5 * time.Minute})
 	p := parallelPoolOfOne(t, eng, "pool P") // one item due; a cap of one: full once claimed
 	r, err := eng.CreatePool(ctx, pool.CreateParams{Name: "pool R", Description: "d", Type: pool.Parallel})
@@ -133,7 +133,7 @@ func TestPostgres_FrozenPoolSettleRetryHoldsNothingUp(t *testing.T) {
 	evs := append([]queue.EventKind(nil), events...)
 	mu.Unlock()
 	stop()
-	t.Logf("events: %v; Work returned %v", evs, <-worked)
+	t.Logf("events: %v; Work returned %v; the slowest Add took %v, %v after the handler returned", evs, <-worked, slowest, at)
 	require.Less(t, slowest, lockTimeout/2,
 		"an Add to another pool waited %v for the frozen pool, %v after the handler returned: the store forgot the pool before Work wrote the result again (Heartbeat/4 = 35 s later)",
 		slowest, at)
