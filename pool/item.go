@@ -164,9 +164,13 @@ const prepareChunk = 64
 // caller may leave before it is checked (a million contacts take seconds):
 // it looks at ctx before each 64 items past the first 64 and returns ctx's
 // error once ctx has ended. A batch of at most 64 items is checked whole
-// whatever ctx says.
+// whatever ctx says. A nil ctx is a field error ("ctx").
 func PrepareItemsContext(ctx context.Context, items []NewItem) ([]NewItem, error) {
 	var v validate.Validator
+	if ctx == nil {
+		v.Add("ctx", validate.RuleRequired, "is required (not nil: use context.Background())")
+		ctx = context.Background() // the items are checked too, every failure reported at once
+	}
 	if len(items) == 0 {
 		v.Add("items", validate.RuleRequired, "at least one item is required")
 		return nil, v.Err()

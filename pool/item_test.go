@@ -331,6 +331,9 @@ func TestPrepareItemsContext(t *testing.T) {
 	out, err = pool.PrepareItemsContext(context.Background(), large)
 	require.Nil(t, out)
 	requireFieldRules(t, err, map[string]string{"items[5000].contact_uuid": validate.RuleRequired})
+	var nilctx context.Context
+	_, err = pool.PrepareItemsContext(nilctx, large)
+	requireFieldRules(t, err, map[string]string{"ctx": validate.RuleRequired, "items[5000].contact_uuid": validate.RuleRequired})
 	large[5000].ContactUUID = uuid.New()
 	out, err = pool.PrepareItemsContext(context.Background(), large)
 	require.NoError(t, err)
