@@ -23,7 +23,9 @@ var ErrCacheMismatch = errors.New("cached pool state differs from the database")
 // back; the rest of the file stays readable and writable), and Open's for
 // a poolq file whose schema was changed by hand (a table, index or trigger
 // of poolq's dropped or recreated otherwise, schema_version emptied,
-// dropped or rewritten), which Open leaves as it is.
+// dropped or rewritten), or for a file beside a rollback journal that
+// would roll it back to nothing (an interrupted backup: VACUUM INTO or
+// .backup killed before its end), which Open leaves as it is.
 var ErrCorrupt = errors.New("database file is damaged")
 
 // ErrNotPoolq is wrapped by Open's error for a SQLite file that holds

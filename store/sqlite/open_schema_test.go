@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -155,4 +156,51 @@ func TestOpen_TruncatedFile(t *testing.T) {
 			openRefused(t, cut, whole[:n], sqlite.ErrCorrupt)
 		})
 	}
+}
+
+// TestOpen_InterruptedCopyWithItsJournal: a backup made with VACUUM INTO
+// (or the shell's .backup) and interrupted (a cron job's timeout, a
+// reboot) leaves its file beside the rollback journal of the transaction
+// that wrote it, whose header says the file had no pages. Opened there (to
+// check the backup) or restored with its journal, SQLite rolled the file
+// back to empty at the first read, and Open gave it a new poolq schema
+// without an error: every pool gone, and a dialer that makes its pools by
+// name would call every contact again. Open refuses it with ErrCorrupt,
+// the file and its journal as they were.
+func TestOpen_InterruptedCopyWithItsJournal(t *testing.T) {
+	t.Parallel()
+	st, path := MustOpenFile(t, sqlite.Options{})
+	insertPool(t, st, 500)
+	require.NoError(t, st.Close())
+	// A whole backup, as VACUUM INTO writes it; then the journal of its
+	// transaction, as a kill before its COMMIT leaves it: SQLite's header
+	// (magic, no page records yet, nonce, 0 pages at the start, sector
+	// size, page size), padded to the sector.
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	_, err = db.Exec(`VACUUM INTO ?`, backup)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	journal := make([]byte, 512)
+	copy(journal, []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7})
+	binary.BigEndian.PutUint32(journal[12:], 0x2a2a2a2a) // nonce
+	binary.BigEndian.PutUint32(journal[20:], 512)        // sector size
+	binary.BigEndian.PutUint32(journal[24:], 4096)       // page size
+	require.NoError(t, os.WriteFile(backup+"-journal", journal, 0o644))
+	content, err := os.ReadFile(backup)
+	require.NoError(t, err)
+
+	err = openRefused(t, backup, content, sqlite.ErrCorrupt)
+	require.ErrorContains(t, err, "interrupted copy")
+	got, err := os.ReadFile(backup + "-journal")
+	require.NoError(t, err)
+	require.Equal(t, journal, got, "the journal as it was")
+
+	// Without its journal the same file is the complete backup it looks
+	// like (VACUUM INTO writes every page before its COMMIT).
+	require.NoError(t, os.Remove(backup+"-journal"))
+	restored, err := sqlite.Open(context.Background(), backup, sqlite.Options{QuickCheck: true})
+	require.NoError(t, err)
+	require.NoError(t, restored.Close())
 }

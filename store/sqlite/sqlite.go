@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -324,6 +326,9 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := checkOneByte(path); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	if err := checkEmptyingJournal(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	name := sqlitefile.URI(path)
 	w := openDB(name + "?" + dsnParams(opts, false))
 	w.SetMaxOpenConns(1)
@@ -445,6 +450,43 @@ func checkRegular(path string) error {
 	var v validate.Validator
 	v.Add("path", validate.RuleFormat, fmt.Sprintf("must name a regular file, or none yet (got a %s: %s)", kind, path))
 	return v.Err()
+}
+
+// journalMagic begins the header of a rollback journal SQLite may roll
+// back (a hot journal); a journal it has finished with is deleted,
+// truncated or has this header zeroed.
+var journalMagic = []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
+
+// checkEmptyingJournal returns an error wrapping [ErrCorrupt] for a
+// non-empty file beside a rollback journal whose header says the file had
+// no pages when its transaction began: SQLite would roll it back, at the
+// first read, to an empty file, which migrate would then take for a new
+// one and give poolq's schema. That is what an interrupted copy made with
+// the sqlite3 shell leaves (VACUUM INTO or .backup into a new file, killed
+// by a timeout, a reboot, the OOM killer): the backup opened, checked or
+// restored with its journal would be an empty poolq database, without an
+// error. A file this package was creating, killed inside its first
+// migration, is refused the same way; it held nothing.
+func checkEmptyingJournal(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+		return nil
+	}
+	f, err := os.Open(path + "-journal")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var h [28]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil || !bytes.Equal(h[:8], journalMagic) {
+		return nil // no journal SQLite would roll back
+	}
+	if binary.BigEndian.Uint32(h[16:20]) != 0 {
+		return nil // rolled back, it is the database it was
+	}
+	return fmt.Errorf("%w: %s-journal beside it would roll it back to an empty file: an interrupted copy "+
+		"(VACUUM INTO, .backup), not a database; restore a complete backup, or delete both to start afresh",
+		ErrCorrupt, path)
 }
 
 // checkOneByte returns an error wrapping [ErrCorrupt] for a file of one
