@@ -326,7 +326,7 @@ func openFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := checkOneByte(path); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if err := checkEmptyingJournal(path); err != nil {
+	if err := checkEmptyingJournal(ctx, path); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	name := sqlitefile.URI(path)
@@ -458,16 +458,21 @@ func checkRegular(path string) error {
 var journalMagic = []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
 
 // checkEmptyingJournal returns an error wrapping [ErrCorrupt] for a
-// non-empty file beside a rollback journal whose header says the file had
-// no pages when its transaction began: SQLite would roll it back, at the
-// first read, to an empty file, which migrate would then take for a new
-// one and give poolq's schema. That is what an interrupted copy made with
-// the sqlite3 shell leaves (VACUUM INTO or .backup into a new file, killed
-// by a timeout, a reboot, the OOM killer): the backup opened, checked or
-// restored with its journal would be an empty poolq database, without an
-// error. A file this package was creating, killed inside its first
-// migration, is refused the same way; it held nothing.
-func checkEmptyingJournal(path string) error {
+// non-empty file beside a hot rollback journal whose header says the file
+// had no pages when its transaction began: SQLite would roll it back, at
+// the first read, to an empty file, which migrate would then take for a
+// new one and give poolq's schema. That is what an interrupted copy made
+// with the sqlite3 shell leaves (VACUUM INTO or .backup into a new file,
+// killed by a timeout, a reboot, the OOM killer): the backup opened,
+// checked or restored with its journal would be an empty poolq database,
+// without an error. A file this package was creating, its process killed
+// inside its first transaction, is refused the same way; it held nothing.
+//
+// Whether the journal is hot (its writer gone) only SQLite tells, with the
+// file's locks: a journal of a store opening the same new file at this
+// moment is live, not hot. A read-only connection tells without rolling
+// anything back: its first read fails with SQLITE_READONLY_ROLLBACK.
+func checkEmptyingJournal(ctx context.Context, path string) error {
 	fi, err := os.Stat(path)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
 		return nil
@@ -476,18 +481,28 @@ func checkEmptyingJournal(path string) error {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
 	var h [28]byte
-	if _, err := io.ReadFull(f, h[:]); err != nil || !bytes.Equal(h[:8], journalMagic) {
-		return nil // no journal SQLite would roll back
+	_, err = io.ReadFull(f, h[:])
+	f.Close()
+	if err != nil || !bytes.Equal(h[:8], journalMagic) || binary.BigEndian.Uint32(h[16:20]) != 0 {
+		return nil // no journal, or one that would not empty the file
 	}
-	if binary.BigEndian.Uint32(h[16:20]) != 0 {
-		return nil // rolled back, it is the database it was
+	db := openDB(sqlitefile.URI(path) + "?mode=ro")
+	defer db.Close()
+	var version int
+	err = db.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&version)
+	var coded interface{ Code() int }
+	if !errors.As(err, &coded) || coded.Code() != sqliteReadonlyRollback {
+		return nil // live: another store is making the file; or SQLite reports the error itself
 	}
 	return fmt.Errorf("%w: %s-journal beside it would roll it back to an empty file: an interrupted copy "+
 		"(VACUUM INTO, .backup), not a database; restore a complete backup, or delete both to start afresh",
 		ErrCorrupt, path)
 }
+
+// sqliteReadonlyRollback is SQLITE_READONLY_ROLLBACK: a read-only
+// connection found a hot journal it may not roll back.
+const sqliteReadonlyRollback = 776
 
 // checkOneByte returns an error wrapping [ErrCorrupt] for a file of one
 // byte that SQLite did not write. SQLite takes a file of one byte for an
