@@ -34,7 +34,9 @@
 // constant time. A request without a token gets 401 MISSING_AUTH_TOKEN, one
 // with another token (or another scheme) 401 INVALID_AUTH_TOKEN, both with
 // a WWW-Authenticate header, before routing (an unknown path without a
-// token is 401 too).
+// token is 401 too). So does a request with more than one Authorization
+// header, whichever holds the token: a proxy in front that reads another
+// one than the server would have seen another credential.
 //
 // # Endpoints
 //
@@ -302,7 +304,10 @@
 // or not a string at all ("contact_uuids[1]: must be a string, not number");
 // past 20 bad elements, the rest are counted against the list. A 422 lists
 // at most 100 failing fields; details then ends with the number of the
-// others ("…; 4180 more failures not listed").
+// others ("…; 4180 more failures not listed"). A value echoed in a message
+// is cut to 40 characters, a name the client chose (an unknown field or
+// parameter; a 404's path, a 405's method) to 200 bytes, each marked with
+// its length: a large request does not buy a larger answer.
 // Query parameters are validated the same way, in the same 422
 // (?per_page=500 is a 422 on per_page; ?page=0&type=Random names both, and a
 // claim's bad ?wait= is named beside its body's fields). A parameter that is

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/queue"
@@ -131,6 +132,12 @@ func invalid(fe validate.Errors) *apiError {
 	fe = slices.DeleteFunc(slices.Clone(fe), func(f validate.FieldError) bool {
 		return refused[f.Field] && !refusal(f.Rule)
 	})
+	// A field's name may be the client's (an unknown key or parameter):
+	// bounded as a value is (validate.Quote), so that a long name is not
+	// sent back twice (in details and in field).
+	for i := range fe {
+		fe[i].Field = clip(fe[i].Field)
+	}
 	// Bounded: a body of many bad fields must not buy a response many
 	// times its size.
 	more := max(len(fe)-maxListedFailures, 0)
@@ -266,4 +273,21 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
 	}
 	s.writeJSON(w, ae.Status, errorEnvelope{Success: false, Message: ae.Message, Error: body})
+}
+
+// maxEchoed is the most bytes of a name the client chose (a field, a
+// query parameter, a path, a method) that an error response shows.
+const maxEchoed = 200
+
+// clip is s, cut to at most maxEchoed bytes at a rune boundary and marked
+// with its length when it is longer.
+func clip(s string) string {
+	if len(s) <= maxEchoed {
+		return s
+	}
+	i := maxEchoed
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:i], len(s))
 }

@@ -146,7 +146,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The mux would redirect to the clean path, in HTML: an API
 		// client gets its 404 in the envelope instead.
 		s.writeError(w, r, &apiError{Status: http.StatusNotFound, Code: CodeRouteNotFound,
-			Message: "Route not found", Details: "no endpoint " + r.Method + " " + p})
+			Message: "Route not found", Details: "no endpoint " + clip(r.Method) + " " + clip(p)})
 		return
 	}
 	if h, pattern := s.mux.Handler(r); pattern == "" {
@@ -158,11 +158,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			allow := rec.header.Get("Allow")
 			w.Header().Set("Allow", allow)
 			s.writeError(w, r, &apiError{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
-				Message: "Method not allowed", Details: r.Method + " is not allowed here; allowed: " + allow})
+				Message: "Method not allowed", Details: clip(r.Method) + " is not allowed here; allowed: " + allow})
 			return
 		}
 		s.writeError(w, r, &apiError{Status: http.StatusNotFound, Code: CodeRouteNotFound,
-			Message: "Route not found", Details: "no endpoint " + r.Method + " " + r.URL.Path})
+			Message: "Route not found", Details: "no endpoint " + clip(r.Method) + " " + clip(r.URL.Path)})
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -173,6 +173,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // contents nor its length leak through timing.
 func (s *server) authenticate(r *http.Request) error {
 	h := strings.TrimSpace(r.Header.Get("Authorization"))
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Which one counts is a guess (this server would read the first,
+		// a proxy in front of it may have checked another): refused, as a
+		// query parameter or a body field given twice is.
+		return unauthorized(CodeInvalidAuthToken, "more than one Authorization header; send one")
+	}
 	scheme, token, _ := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
 	if h == "" || (strings.EqualFold(scheme, "Bearer") && token == "") {
