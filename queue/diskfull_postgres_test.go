@@ -74,7 +74,9 @@ func TestPostgres_DiskFullBatch(t *testing.T) {
 	ctx := context.Background()
 	pst := pgtest.Open(t, url, postgres.Options{MaxConns: 4})
 	hs := &heldStore{Store: pst}
-	eng := openEngine(t, hs, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry})
+	// No poll: a look of the blocked Dequeue below would join the queue
+	// that run counts (it wakes at the Add).
+	eng := openEngine(t, hs, queue.Options{LeaseTimeout: testLease, RetryDelay: testRetry, PollInterval: time.Hour})
 	b := &testBundle{ctx: ctx, eng: eng}
 	p1 := b.pool(t, pool.Parallel, 10, 3)
 	b.add(t, p1.UUID, 4)
@@ -114,6 +116,7 @@ func TestPostgres_DiskFullBatch(t *testing.T) {
 	run := func() []error {
 		errs := make([]error, len(calls))
 		entered, release := hs.holdNext()
+		defer release() // a failed check below must not leave the write held: Close would wait for it
 		var wg sync.WaitGroup
 		wg.Go(func() { _, _ = eng.AddDNC(ctx, uuid.New()) }) // the lead, in a transaction of its own
 		<-entered
