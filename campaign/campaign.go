@@ -1,13 +1,13 @@
 package campaign
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/internal/jsonenc"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/validate"
 )
@@ -149,7 +149,7 @@ func (c Campaign) MarshalJSON() ([]byte, error) {
 	if c.PoolUUIDs == nil {
 		c.PoolUUIDs = []uuid.UUID{}
 	}
-	return json.Marshal(struct {
+	return jsonenc.Marshal(struct {
 		plain
 		CreatedAt pool.Timestamp `json:"created_at"`
 		UpdatedAt pool.Timestamp `json:"updated_at"`

@@ -1,10 +1,10 @@
 package campaign
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/internal/jsonenc"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/validate"
 )
@@ -20,7 +20,7 @@ type DNCEntry struct {
 
 // MarshalJSON writes added_at as a [pool.Timestamp].
 func (d DNCEntry) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return jsonenc.Marshal(struct {
 		ContactUUID uuid.UUID      `json:"contact_uuid"`
 		AddedAt     pool.Timestamp `json:"added_at"`
 	}{d.ContactUUID, pool.Timestamp(d.AddedAt)})
@@ -82,7 +82,7 @@ type Escalation struct {
 // MarshalJSON writes escalated_at as a [pool.Timestamp].
 func (e Escalation) MarshalJSON() ([]byte, error) {
 	type plain Escalation // without this method
-	return json.Marshal(struct {
+	return jsonenc.Marshal(struct {
 		plain
 		At pool.Timestamp `json:"escalated_at"`
 	}{plain(e), pool.Timestamp(e.At)})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/internal/jsonenc"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/validate"
 )
@@ -116,7 +117,7 @@ func (r Rule) RetryDelay() (time.Duration, bool) {
 // timestamps as [pool.Timestamp]s.
 func (r Rule) MarshalJSON() ([]byte, error) {
 	type plain Rule // without this method
-	return json.Marshal(struct {
+	return jsonenc.Marshal(struct {
 		plain
 		CreatedAt pool.Timestamp `json:"created_at"`
 		UpdatedAt pool.Timestamp `json:"updated_at"`

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/internal/jsonenc"
 	"github.com/poolq/poolq/validate"
 	"github.com/stretchr/testify/require"
 )
@@ -118,4 +119,23 @@ func TestRule_MarshalJSONTimestamps(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &got))
 	require.True(t, got.CreatedAt.Equal(t0), "%s", b)
 	require.True(t, got.UpdatedAt.Equal(t0.Add(time.Hour)), "%s", b)
+}
+
+// TestMarshalJSON_CallerDecidesHTMLEscaping: as in package pool, the JSON
+// forms leave <, > and & to the caller's encoder.
+func TestMarshalJSON_CallerDecidesHTMLEscaping(t *testing.T) {
+	const markup = "<b>Tom & Jerry</b>"
+	for name, v := range map[string]any{
+		"Campaign":   campaign.Campaign{Name: markup},
+		"Rule":       campaign.Rule{Name: markup},
+		"Escalation": campaign.Escalation{Type: "sms", Target: markup},
+	} {
+		raw, err := jsonenc.Marshal(v)
+		require.NoError(t, err, name)
+		require.Contains(t, string(raw), markup, name)
+		escaped, err := json.Marshal(v)
+		require.NoError(t, err, name)
+		require.NotContains(t, string(escaped), "<", name)
+		require.JSONEq(t, string(raw), string(escaped), name)
+	}
 }

@@ -1,8 +1,9 @@
 package pool
 
 import (
-	"encoding/json"
 	"time"
+
+	"github.com/poolq/poolq/internal/jsonenc"
 )
 
 // Timestamp is a time as the API writes it in JSON: UTC, whole seconds,
@@ -70,7 +71,7 @@ func (p Pool) json() poolJSON {
 }
 
 // MarshalJSON writes the API's pool object, times as [Timestamp]s.
-func (p Pool) MarshalJSON() ([]byte, error) { return json.Marshal(p.json()) }
+func (p Pool) MarshalJSON() ([]byte, error) { return jsonenc.Marshal(p.json()) }
 
 // MarshalJSON writes the pool object with status_counts (every status,
 // zeros included, whatever d.StatusCounts holds) and campaigns (never
@@ -83,7 +84,7 @@ func (d Detail) MarshalJSON() ([]byte, error) {
 	for s, n := range d.StatusCounts {
 		counts[s] = n
 	}
-	return json.Marshal(struct {
+	return jsonenc.Marshal(struct {
 		poolJSON
 		StatusCounts map[Status]int `json:"status_counts"`
 		Campaigns    []CampaignRef  `json:"campaigns"`
@@ -92,7 +93,7 @@ func (d Detail) MarshalJSON() ([]byte, error) {
 
 // MarshalJSON writes the pool object with contacts_copied.
 func (d Duplicated) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return jsonenc.Marshal(struct {
 		poolJSON
 		ContactsCopied int `json:"contacts_copied"`
 	}{d.Pool.json(), d.ContactsCopied})
@@ -100,7 +101,7 @@ func (d Duplicated) MarshalJSON() ([]byte, error) {
 
 // MarshalJSON writes the API's item object, times as [Timestamp]s.
 func (it Item) MarshalJSON() ([]byte, error) {
-	return json.Marshal(itemJSON{
+	return jsonenc.Marshal(itemJSON{
 		plainItem:   plainItem(it),
 		Name:        nullable(it.Name),
 		PhoneNumber: nullable(it.PhoneNumber),

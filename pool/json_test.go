@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/poolq/poolq/internal/jsonenc"
 	"github.com/poolq/poolq/pool"
 )
 
@@ -540,4 +541,34 @@ func TestCreateParams_UnmarshalJSONIntoValue(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(`{"type":"lifo"}`), &p))
 	require.Equal(t, pool.LIFO, p.Type, "parsed as the type's own decoding does")
 	require.NoError(t, p.Validate(), "a type given again is no longer the empty one")
+}
+
+// TestMarshalJSON_CallerDecidesHTMLEscaping: the types' JSON forms leave
+// <, > and & to the caller's encoder. json.Marshal escapes them as it
+// escapes its own strings; an Encoder with SetEscapeHTML(false) (a JSON
+// API) writes them as they are, so a payload of '<' is not six times its
+// size on the wire.
+func TestMarshalJSON_CallerDecidesHTMLEscaping(t *testing.T) {
+	t.Parallel()
+	const markup = "<b>Tom & Jerry</b>"
+	p := pool.Pool{UUID: poolID, Name: markup, Description: markup, Type: pool.FIFO, MaxParallelItems: 1, CreatedAt: t0, UpdatedAt: t0}
+	it := pool.Item{ID: 1, PoolUUID: poolID, ContactUUID: uuid.New(), Status: pool.StatusFailed, AddedAt: t0,
+		Contact: pool.Contact{Name: markup}, Notes: markup, Payload: json.RawMessage(`{"script": "` + markup + `"}`)}
+	for name, v := range map[string]any{
+		"Pool":       p,
+		"Detail":     pool.Detail{Pool: p},
+		"Duplicated": pool.Duplicated{Pool: p},
+		"Item":       it,
+		"ItemPage":   pool.ItemPage{Data: []pool.Item{it}},
+	} {
+		raw, err := jsonenc.Marshal(v)
+		require.NoError(t, err, name)
+		require.Contains(t, string(raw), markup, name)
+		require.NotContains(t, string(raw), `\u003c`, name)
+		escaped, err := json.Marshal(v)
+		require.NoError(t, err, name)
+		require.NotContains(t, string(escaped), "<", name)
+		require.Contains(t, string(escaped), `\u003cb\u003eTom \u0026 Jerry\u003c/b\u003e`, name)
+		require.JSONEq(t, string(raw), string(escaped), name)
+	}
 }

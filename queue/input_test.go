@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/internal/jsonenc"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/stretchr/testify/require"
@@ -193,6 +194,21 @@ func TestLease_JSON(t *testing.T) {
 	var back queue.Lease
 	require.NoError(t, json.Unmarshal(raw, &back))
 	require.NoError(t, b.eng.Complete(b.ctx, &back, "settled from JSON"))
+
+	// The caller's encoder decides whether <, > and & are escaped, in the
+	// lease's item too (see pool's TestMarshalJSON_CallerDecidesHTMLEscaping).
+	const markup = `{"script":"<b>Tom & Jerry</b>"}`
+	_, err = b.eng.Add(b.ctx, p.UUID, pool.NewItem{ContactUUID: uuid.New(), Payload: json.RawMessage(markup)})
+	require.NoError(t, err)
+	l, err = b.eng.TryDequeue(b.ctx, p.UUID)
+	require.NoError(t, err)
+	raw, err = jsonenc.Marshal(l)
+	require.NoError(t, err)
+	require.Contains(t, string(raw), markup)
+	escaped, err := json.Marshal(l)
+	require.NoError(t, err)
+	require.NotContains(t, string(escaped), "<")
+	require.JSONEq(t, string(raw), string(escaped))
 }
 
 // TestEngine_EveryBadFieldAtOnce: a call names every bad argument in one

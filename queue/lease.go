@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/internal/jsonenc"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue/internal/groupcommit"
 	"github.com/poolq/poolq/store"
@@ -66,7 +66,7 @@ func (l *Lease) outsideWindow(t time.Time) bool {
 // seconds, rounded down), like every time of the API.
 func (l Lease) MarshalJSON() ([]byte, error) {
 	type plain Lease // without this method
-	return json.Marshal(struct {
+	return jsonenc.Marshal(struct {
 		plain
 		ExpiresAt pool.Timestamp `json:"expires_at"`
 	}{plain(l), pool.Timestamp(l.ExpiresAt)})

@@ -362,8 +362,8 @@ func TestContacts_Fields(t *testing.T) {
 
 // A payload is opaque: it reaches the engine with the bytes the client
 // sent (not compacted, not HTML-escaped), and its size limit counts those
-// bytes. It comes back at dispatch as the same JSON value, compacted and
-// with <, > and & escaped, as encoding/json writes it.
+// bytes. It comes back at dispatch as the same JSON value, compacted, its
+// characters as sent.
 func TestAddContacts_PayloadAsSent(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -386,11 +386,17 @@ func TestAddContacts_PayloadAsSent(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(res.Env.Data, &lease))
 	require.JSONEq(t, payload, string(lease.Item.Payload), "the same value")
-	require.Equal(t, `{"script":"\u003cb\u003eTom \u0026 Jerry\u003c/b\u003e","n":1.50}`, string(lease.Item.Payload),
-		"compacted, HTML characters escaped (doc.go says so)")
+	require.Equal(t, `{"script":"<b>Tom & Jerry</b>","n":1.50}`, string(lease.Item.Payload),
+		"compacted, characters as sent (doc.go says so)")
 
-	// 20,000 '<' are 20 kB as sent, 120 kB escaped: under the 64 KiB limit.
-	big := `{"html":"` + strings.Repeat("<", 20_000) + `"}`
+	// A payload of 60,000 '<' is under the 64 KiB limit, and comes back
+	// at its size: not escaped to \u003c, six times as large.
+	big := `{"html":"` + strings.Repeat("<", 60_000) + `"}`
 	res = b.do("POST", path, `{"contacts": [{"contact_uuid": "`+uuid.NewString()+`", "payload": `+big+`}]}`)
 	require.Equal(t, http.StatusOK, res.Status, "body: %s", res.Body)
+	res = b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/dispatch", nil)
+	require.Equal(t, http.StatusOK, res.Status, "body: %.300s", res.Body)
+	require.NoError(t, json.Unmarshal(res.Env.Data, &lease))
+	require.Equal(t, big, string(lease.Item.Payload))
+	require.Less(t, len(res.Body), len(big)+2_000)
 }

@@ -58,8 +58,8 @@
 // as pool.Contact says: an E.164 number, an IANA zone), its own priority and
 // payload (any JSON, at most 64 KiB as sent, nested at most 64 deep; kept with the bytes sent, and
 // handed back at dispatch, and in listings, as the same JSON value but
-// compacted, with <, >, &, U+2028 and U+2029 escaped (\u003c…), as
-// encoding/json writes it: compare it as JSON, not as bytes). Both lists
+// compacted, its characters and escapes as sent: compare it as JSON, not
+// as bytes). Both lists
 // may be given: one transaction adds them all, at most 10,000. A field
 // error names the list's index ("contacts[2].phone_number").
 // ?search= keeps the items whose contact's name, email or phone has every

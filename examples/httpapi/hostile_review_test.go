@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/poolq/poolq/pool"
 	"github.com/stretchr/testify/require"
 )
@@ -79,4 +80,30 @@ func TestHostile_TwoAuthorizationHeaders(t *testing.T) {
 	}
 	// One header still passes.
 	require.Equal(t, http.StatusOK, b.do("GET", "/api/v1/pools", nil).Status)
+}
+
+// TestHostile_ListingIsNotManyTimesThePayloads: a page of items is about
+// the size of their payloads. Defect found: poolq's MarshalJSON methods
+// escaped <, > and & themselves (json.Marshal), so the server's encoder,
+// which does not escape them, wrote a payload of 64 KiB of '<' as 384 KiB,
+// and a page of 100 such items was about 39 MB, built in memory.
+func TestHostile_ListingIsNotManyTimesThePayloads(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.createPool("Markup", pool.Parallel, 5)
+	contacts := "/api/v1/pools/" + p.UUID.String() + "/contacts"
+	payload := `{"html":"` + strings.Repeat("<", 60_000) + `"}`
+	const n = 10
+	for range n {
+		res := b.do("POST", contacts, `{"contacts": [{"contact_uuid": "`+uuid.NewString()+`", "payload": `+payload+`}]}`)
+		require.Equal(t, http.StatusOK, res.Status, "body: %.300s", res.Body)
+	}
+	res := b.do("GET", contacts+"?per_page=100", nil)
+	require.Equal(t, http.StatusOK, res.Status, "body: %.300s", res.Body)
+	require.Less(t, len(res.Body), n*(len(payload)+1_000), "a page of %d payloads of %d bytes", n, len(payload))
+	page := data[pool.ItemPage](t, res).Data
+	require.Len(t, page, n)
+	for _, it := range page {
+		require.True(t, payload == string(it.Payload), "the payload as sent")
+	}
 }

@@ -221,9 +221,9 @@ func errorFor(err error) (*apiError, bool) {
 }
 
 // writeJSON writes v as the response body with status. HTML characters are
-// not escaped: the body is JSON for API clients, not markup. What poolq's
-// types marshal themselves, through json.Marshal (pools, items and their
-// payloads, leases, rules, campaigns), comes escaped all the same.
+// not escaped: the body is JSON for API clients, not markup. poolq's types
+// (pools, items and their payloads, leases, rules, campaigns) leave that
+// choice to this encoder, so a payload comes back at the size it was sent.
 func (s *server) writeJSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -25,6 +25,7 @@ const module = "github.com/poolq/poolq/"
 // benchmarks are not in the library's layers.
 var layers = map[string]int{
 	"internal/sqlitefile":        0, // store/sqlite's file names, shared with the examples
+	"internal/jsonenc":           0, // JSON without HTML escaping, for the MarshalJSON methods
 	"validate":                   0,
 	"pool":                       1,
 	"campaign":                   2,
