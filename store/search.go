@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -39,6 +40,34 @@ func SearchWords(s string) []string {
 		return nil
 	}
 	return strings.Split(string(text), " ")
+}
+
+// SearchQuery returns what a search of item listings asks for: words, each
+// a word the item must have, and prefix, a word the item must have one
+// beginning with ("" when it asks for none), as [Tx.Items] takes a Search:
+// every word of it but the last is a word of the item, and the last begins
+// one. The words are [SearchWords]'s, each once; the last is left out of
+// words when it is only the prefix, and the prefix is dropped when one of
+// words begins with it (an item with that word begins one with it). So a
+// search of a word repeated 127 times is a query of one word, and finds
+// what the search finds: "ada ada" is the word "ada" (not the prefix
+// "ada", which "adam" begins), "ada a" is the word "ada" too, "a ada" the
+// word "a" and the prefix "ada". Both nil and "" when s has no word.
+func SearchQuery(s string) (words []string, prefix string) {
+	all := SearchWords(s)
+	if len(all) == 0 {
+		return nil, ""
+	}
+	prefix = all[len(all)-1]
+	for _, w := range all[:len(all)-1] {
+		if !slices.Contains(words, w) {
+			words = append(words, w)
+		}
+		if strings.HasPrefix(w, prefix) {
+			prefix = ""
+		}
+	}
+	return words, prefix
 }
 
 // AppendSearchText appends the words of s, as [SearchWords] returns them,

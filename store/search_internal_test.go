@@ -136,3 +136,29 @@ CREATE VIRTUAL TABLE v USING fts5vocab(f, instance);`)
 	}
 	require.Empty(t, diffs)
 }
+
+func TestSearchQuery(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in     string
+		words  []string
+		prefix string
+	}{
+		{"", nil, ""},
+		{"@ + %", nil, ""},
+		{"ada", nil, "ada"},
+		{"Ada Love", []string{"ada"}, "love"},
+		{"ada ada", []string{"ada"}, ""}, // the word; "adam" does not have it
+		{"ada a", []string{"ada"}, ""},   // "ada" begins with "a"
+		{"a ada", []string{"a"}, "ada"},  //
+		{"ada love ada", []string{"ada", "love"}, ""},
+		{"grace hopper grace hop", []string{"grace", "hopper"}, ""},
+		{"x y x y z", []string{"x", "y"}, "z"}, // each word once, in order
+		{strings.Repeat("a ", 127) + "b", []string{"a"}, "b"},
+		{`"ada" ada* AND`, []string{"ada"}, "and"},
+	} {
+		words, prefix := SearchQuery(tc.in)
+		require.Equal(t, tc.words, words, "%q", tc.in)
+		require.Equal(t, tc.prefix, prefix, "%q", tc.in)
+	}
+}

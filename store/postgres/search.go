@@ -56,12 +56,10 @@ func contactLexemes(k int64, c pool.Contact) *string {
 }
 
 // searchQuery returns the tsquery literal of a search in pool k: every
-// word required, the last as a prefix. "" when the search has no word.
+// word required, the last as a prefix (store.SearchQuery). "" when the
+// search has no word.
 func searchQuery(k int64, search string) string {
-	words := store.SearchWords(search)
-	if len(words) == 0 {
-		return ""
-	}
+	words, last := store.SearchQuery(search)
 	prefix := strconv.FormatInt(k, 10) + "/"
 	var b strings.Builder
 	for i, w := range words {
@@ -70,7 +68,13 @@ func searchQuery(k int64, search string) string {
 		}
 		writeLexeme(&b, prefix+w)
 	}
-	b.WriteString(":*")
+	if last != "" {
+		if b.Len() > 0 {
+			b.WriteString(" & ")
+		}
+		writeLexeme(&b, prefix+last)
+		b.WriteString(":*")
+	}
 	return b.String()
 }
 

@@ -163,17 +163,18 @@ func appendFieldWords(dst []byte, fn string, fields []driver.Value) ([]byte, err
 func searchPrefix(k int64) string { return strconv.FormatInt(k, 10) + "/" }
 
 // ftsQuery turns a search in pool k into an FTS5 query of the pool's
-// terms: its words (store.SearchWords) all required, the last as a prefix:
+// terms: its words all required, the last as a prefix (store.SearchQuery):
 // "ada@Exam" in pool 42 → "42/ada" AND "42/exam"*. "" when the search has
 // no word.
 func ftsQuery(k int64, search string) string {
-	words := store.SearchWords(search)
-	if len(words) == 0 {
-		return ""
-	}
+	words, last := store.SearchQuery(search)
 	prefix := searchPrefix(k)
-	for i, w := range words {
-		words[i] = `"` + prefix + w + `"` // a term holds no quote: no escaping
+	terms := make([]string, 0, len(words)+1)
+	for _, w := range words {
+		terms = append(terms, `"`+prefix+w+`"`) // a term holds no quote: no escaping
 	}
-	return strings.Join(words, " AND ") + "*"
+	if last != "" {
+		terms = append(terms, `"`+prefix+last+`"*`)
+	}
+	return strings.Join(terms, " AND ")
 }

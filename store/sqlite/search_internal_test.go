@@ -106,7 +106,8 @@ func TestFTSQuery(t *testing.T) {
 	require.Equal(t, "", ftsQuery(42, "@ + %"))
 	require.Equal(t, `"42/ada" AND "42/exam"*`, ftsQuery(42, "ada@Exam"))
 	require.Equal(t, `"7/x" AND "7/y"*`, ftsQuery(7, "x²y"))
-	require.Equal(t, `"1/ada" AND "1/ada" AND "1/and"*`, ftsQuery(1, `"ada" ada* AND`))
+	require.Equal(t, `"1/ada" AND "1/and"*`, ftsQuery(1, `"ada" ada* AND`))
+	require.Equal(t, `"1/ada"`, ftsQuery(1, "ada ada ADA"), "each word once; no prefix that one begins")
 	require.Equal(t, `"42/42"*`, ftsQuery(42, "42/"), "a slash is not a word's")
 }
 

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -131,6 +132,27 @@ func testItemsSearch(t *testing.T, b *bundle) {
 	} {
 		got := b.search(p.UUID, tc.search, "")
 		require.Equal(t, tc.want, contactsOf(got), "search %q", tc.search)
+	}
+
+	// A word given again asks for nothing more (the stores query it once):
+	// "ada ada" asks for the word "ada", which Adam does not have.
+	q := b.insertPool()
+	adam := pool.Contact{Name: "Adam Smith"}
+	b.insertItems(q.UUID, contacts(ada, adam))
+	for _, tc := range []struct {
+		search string
+		want   []pool.Contact
+	}{
+		{"ada", []pool.Contact{ada, adam}},
+		{"ada ada", []pool.Contact{ada}},
+		{"ADA ada Ada", []pool.Contact{ada}},
+		{"ada a", []pool.Contact{ada}},
+		{"a ada", nil},
+		{"adam ada", []pool.Contact{adam}},
+		{"smith adam smi", []pool.Contact{adam}},
+		{strings.Repeat("lovelace ", 30) + "ad", []pool.Contact{ada}},
+	} {
+		require.Equal(t, tc.want, contactsOf(b.search(q.UUID, tc.search, "")), "search %q", tc.search)
 	}
 
 	// With a status filter, and paged.
