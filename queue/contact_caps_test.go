@@ -173,8 +173,7 @@ func TestEngine_CapsPerContact(t *testing.T) {
 
 		// One batch: a held Add, then an Add to z that moves the clock by
 		// 2 s, a claim of q and an Extend of a's call, in that order.
-		entered, release := held.holdNext()
-		defer release()
+		entered, release := held.holdNext(t)
 		var wg sync.WaitGroup
 		wg.Go(func() { _, _ = eng.Add(b.ctx, other.UUID, newItems(1)...) })
 		<-entered

@@ -115,8 +115,7 @@ func TestPostgres_DiskFullBatch(t *testing.T) {
 	}
 	run := func() []error {
 		errs := make([]error, len(calls))
-		entered, release := hs.holdNext()
-		defer release() // a failed check below must not leave the write held: Close would wait for it
+		entered, release := hs.holdNext(t)
 		var wg sync.WaitGroup
 		wg.Go(func() { _, _ = eng.AddDNC(ctx, uuid.New()) }) // the lead, in a transaction of its own
 		<-entered

@@ -262,7 +262,7 @@ func batchFaults(t *testing.T, st store.Store, setup func() (arm func(int), fire
 				effect: func() bool { return b.item(t, p2.UUID, inFlight.ContactUUID).Status != pool.StatusProcessing }},
 		}
 		arm(k)
-		entered, release := hs.holdNext()
+		entered, release := hs.holdNext(t)
 		var wg sync.WaitGroup
 		wg.Go(func() { _, err := eng.Add(ctx, p1.UUID, newItems(1)...); _ = err }) // the lead: its own transaction
 		<-entered

@@ -300,8 +300,7 @@ func TestEngine_FailingOpsInABatchLeaveNothing(t *testing.T) {
 		require.NoError(t, err)
 		beforeItems := allItems(ctx, t, eng, p.UUID, pool.MaxPerPage)
 
-		entered, release := hs.holdNext()
-		defer release()
+		entered, release := hs.holdNext(t)
 		var wg sync.WaitGroup
 		wg.Go(func() { _, err := eng.Add(ctx, q.UUID, newItems(1)...); assert.NoError(t, err) })
 		<-entered

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -346,6 +347,9 @@ func TestPostgres_WritePanicReleasesEveryone(t *testing.T) {
 	require.NoError(t, err)
 
 	st.hold.Store(true)
+	var free sync.Once
+	freeIt := func() { free.Do(func() { close(st.freeIt) }) }
+	t.Cleanup(freeIt) // before the engine's Close, which waits for the held write
 	first := make(chan error, 1)
 	go func() { _, err := eng.Add(ctx, p.UUID, newItems(1)...); first <- err }()
 	<-st.entered
@@ -355,7 +359,7 @@ func TestPostgres_WritePanicReleasesEveryone(t *testing.T) {
 	}
 	go func() { _, err := eng.Add(ctx, p.UUID, newItems(1)...); errs <- err }()
 	require.Eventually(t, func() bool { return queue.Queued(eng) == 4 }, 5*time.Second, time.Millisecond)
-	close(st.freeIt) // the held Add commits; the batch of the four panics
+	freeIt() // the held Add commits; the batch of the four panics
 	require.NoError(t, returnsWithin(t, "the held Add", func() {}, first))
 	for i := range 4 {
 		err := returnsWithin(t, fmt.Sprintf("operation %d of the batch that panicked", i), func() {}, errs)

@@ -44,14 +44,22 @@ type heldStore struct {
 }
 
 // holdNext makes the next Write wait until the returned release is called,
-// and returns a channel closed once that Write is waiting.
-func (s *heldStore) holdNext() (entered <-chan struct{}, release func()) {
+// and returns a channel closed once that Write is waiting. Release may be
+// called more than once, and is called when tb's test ends if it was not
+// before: a check that fails between hold and release would otherwise
+// leave the Write held, and the test's cleanup, the engine's Close that
+// waits for it, hanging the whole package. Cleanups run last in, first
+// out, so this one runs before the Close of an engine made earlier in the
+// test (heldEngine, openEngine) or by a parent test.
+func (s *heldStore) holdNext(tb testing.TB) (entered <-chan struct{}, release func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hold, s.entered = make(chan struct{}), make(chan struct{})
 	h := s.hold
 	var once sync.Once
-	return s.entered, func() { once.Do(func() { close(h) }) }
+	release = func() { once.Do(func() { close(h) }) }
+	tb.Cleanup(release)
+	return s.entered, release
 }
 
 // holdInside is holdNext for a Write that waits inside its transaction,
@@ -62,8 +70,8 @@ func (s *heldStore) holdNext() (entered <-chan struct{}, release func()) {
 // Write runs on without its context's end (an operation alone in its
 // transaction is rolled back when its caller is cancelled before its
 // COMMIT is sent, not once it is: that is the moment held here).
-func (s *heldStore) holdInside() (entered <-chan struct{}, release func()) {
-	entered, release = s.holdNext()
+func (s *heldStore) holdInside(tb testing.TB) (entered <-chan struct{}, release func()) {
+	entered, release = s.holdNext(tb)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inside = true
@@ -181,7 +189,7 @@ func TestEngine_WritePanicReleasesEveryone(t *testing.T) {
 
 	// A transaction held open, operations queued behind it, and the
 	// transaction that runs them panics.
-	entered, release := b.st.holdNext()
+	entered, release := b.st.holdNext(t)
 	added, errs := make(chan error, 1), make(chan error, 8)
 	call := func(errs chan error, f func() error) {
 		go func() {
@@ -293,8 +301,7 @@ func TestEngine_QueuedCallerLeavesAtItsDeadline(t *testing.T) {
 		p := b.pool(t, pool.FIFO, 1)
 		_, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...)
 		require.NoError(t, err)
-		entered, release := b.st.holdNext()
-		defer release()
+		entered, release := b.st.holdNext(t)
 		time.AfterFunc(3*time.Second, release) // a regression fails below rather than hang
 		addDone := make(chan error, 1)
 		go func() { _, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...); addDone <- err }()
@@ -443,7 +450,7 @@ func TestEngine_ClaimsRunLate(t *testing.T) {
 	b := heldEngine(t, queue.Options{})
 	p := b.pool(t, pool.FIFO, 1)
 	q := b.pool(t, pool.FIFO, 1)
-	entered, release := b.st.holdNext()
+	entered, release := b.st.holdNext(t)
 	heldDone, claimed, added := make(chan error, 1), make(chan error, 1), make(chan error, 1)
 	go func() { _, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...); heldDone <- err }()
 	<-entered
@@ -607,7 +614,7 @@ func TestEngine_Bounds(t *testing.T) {
 		require.NoError(t, err)
 		// Two claims of MaxInt items each, queued behind one transaction
 		// so that they run combined: their sum overflows an int.
-		entered, release := b.st.holdNext()
+		entered, release := b.st.holdNext(t)
 		addDone := make(chan error, 1)
 		go func() { _, err := b.eng.Add(b.ctx, p.UUID, newItems(1)...); addDone <- err }()
 		<-entered
@@ -667,7 +674,7 @@ func TestEngine_BatchedCallsAsOneAtATime(t *testing.T) {
 	held, err := b.eng.DequeueN(b.ctx, p.UUID, 2) // items 0 and 1 in flight
 	require.NoError(t, err)
 
-	entered, release := b.st.holdNext()
+	entered, release := b.st.holdNext(t)
 	var wg sync.WaitGroup
 	var leadErr error
 	wg.Go(func() { _, leadErr = b.eng.Add(b.ctx, p.UUID, newItems(1)...) })
@@ -679,7 +686,6 @@ func TestEngine_BatchedCallsAsOneAtATime(t *testing.T) {
 	// second, ErrAtCapacity to the third), then the settlements. All were
 	// waiting at once, so this is an order one-at-a-time calls could have
 	// run in.
-	defer release() // a failure below must not leave the callers waiting
 	var first, second []*queue.Lease
 	var firstErr, secondErr, third error
 	var c0, c0again, inCall, c1 error
@@ -870,7 +876,7 @@ func TestWork_GivesBackAClaimThatCommittedAsItStopped(t *testing.T) {
 	_, err := b.eng.Add(b.ctx, p.UUID, pool.NewItem{ContactUUID: c})
 	require.NoError(t, err)
 
-	entered, release := b.st.holdInside()
+	entered, release := b.st.holdInside(t)
 	ctx, cancel := context.WithCancel(b.ctx)
 	started := make(chan struct{}, 1)
 	errc := make(chan error, 1)
@@ -910,7 +916,7 @@ func TestWork_ReleaseAtStopOfALostLeaseIsExpired(t *testing.T) {
 
 	var mu sync.Mutex
 	var events []queue.Event
-	entered, release := b.st.holdInside()
+	entered, release := b.st.holdInside(t)
 	ctx, cancel := context.WithCancel(b.ctx)
 	errc := make(chan error, 1)
 	go func() {
@@ -923,7 +929,7 @@ func TestWork_ReleaseAtStopOfALostLeaseIsExpired(t *testing.T) {
 		}})
 	}()
 	<-entered // the producer's claim has run; its transaction waits to commit
-	giveBack, releaseGiveBack := b.st.holdNext()
+	giveBack, releaseGiveBack := b.st.holdNext(t)
 	cancel()
 	release()
 	<-giveBack // the claim committed; its give-back waits in the store

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"testing"
+
+	"github.com/poolq/poolq/internal/leakcheck"
 )
 
 // parallelTests is how many of this package's parallel tests run at once
@@ -23,5 +25,5 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
-	m.Run()
+	leakcheck.Main(m) // fails a run that left a store open
 }

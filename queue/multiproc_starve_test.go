@@ -35,8 +35,10 @@ func TestMultiProcess_BusyDialerStarvesAnother(t *testing.T) {
 		id := uuid.MustParse(os.Getenv(mpsEnvPool))
 		st, err := sqlite.Open(ctx, path, sqlite.Options{})
 		require.NoError(t, err)
+		defer st.Close()
 		eng, err := queue.New(st, queue.Options{LeaseTimeout: time.Minute})
 		require.NoError(t, err)
+		defer eng.Close()
 		var wg sync.WaitGroup
 		deadline := time.Now().Add(8 * time.Second)
 		for range 8 {

@@ -153,7 +153,7 @@ func TestEngine_CloseDuringAClaim(t *testing.T) {
 		p := b.pool(t, pool.Parallel, 5)
 		_, err := b.eng.Add(b.ctx, p.UUID, newItems(3)...)
 		require.NoError(t, err)
-		entered, release := b.st.holdNext()
+		entered, release := b.st.holdNext(t)
 		claimed := make(chan error, 1)
 		go func() { _, err := b.eng.DequeueN(b.ctx, p.UUID, 3); claimed <- err }()
 		<-entered // the claim's transaction is under way, held
@@ -186,7 +186,7 @@ func TestEngine_CloseDuringAClaim(t *testing.T) {
 		go func() {
 			work <- b.eng.Work(b.ctx, func(context.Context, *queue.Lease) error {
 				if calls.Add(1) == 1 {
-					e, r := b.st.holdNext() // this result's write, and the next claim behind it
+					e, r := b.st.holdNext(t) // this result's write, and the next claim behind it
 					entered <- e
 					release <- r
 				}

@@ -889,7 +889,7 @@ func TestEngine_Work_LeaseEndStopsHandler(t *testing.T) {
 					if name == "ExtensionsFail" {
 						b.st.failing.Store(true)
 					} else {
-						_, release := b.st.holdNext()
+						_, release := b.st.holdNext(t)
 						held <- release
 					}
 					select {

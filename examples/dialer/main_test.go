@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
 	"github.com/poolq/poolq/examples/internal/opendb"
+	"github.com/poolq/poolq/internal/leakcheck"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store/postgres/pgtest"
@@ -218,7 +219,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	leakcheck.Main(m) // fails a run that left a store open
 }
 
 // TestMain_SIGTERM: a service manager stops the dialer with SIGTERM; it

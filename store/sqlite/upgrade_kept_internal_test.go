@@ -75,6 +75,7 @@ func TestMigrate_FinishedKeptCalls(t *testing.T) {
 
 	st, err := Open(ctx, path, Options{CheckCache: true})
 	require.NoError(t, err)
+	defer st.Close()
 	e, err := queue.New(st, queue.Options{Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	defer e.Close()

@@ -58,6 +58,7 @@ func TestMigrate_CampaignsByStatus(t *testing.T) {
 
 	st, err := Open(ctx, path, Options{CheckCache: true})
 	require.NoError(t, err)
+	defer st.Close()
 	e, err := queue.New(st, queue.Options{Now: func() time.Time { return time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC) }})
 	require.NoError(t, err)
 	defer e.Close()

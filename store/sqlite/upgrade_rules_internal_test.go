@@ -67,6 +67,7 @@ func upgradeRules(t *testing.T, version int) {
 
 	st, err := Open(ctx, path, Options{CheckCache: true})
 	require.NoError(t, err)
+	defer st.Close()
 	e, err := queue.New(st, queue.Options{})
 	require.NoError(t, err)
 	defer e.Close()
