@@ -124,9 +124,11 @@ func (r Rule) MarshalJSON() ([]byte, error) {
 	}{plain(r), pool.Timestamp(r.CreatedAt), pool.Timestamp(r.UpdatedAt)})
 }
 
-// CreateRuleParams describes a new rule. Name is required; nil fields take
-// the defaults of the rule's type, and an empty Type is a call rule (in
-// JSON, a "type" given as "" is an error, as in an update). Times of day are "HH:MM" (24 hours;
+// CreateRuleParams describes a new rule. Name is required: one line of
+// 3–255 characters, trimmed of surrounding white space first (as a
+// campaign's and a pool's). Nil fields take the defaults of the rule's
+// type, and an empty Type is a call rule (in JSON, a "type" given as "" is
+// an error, as in an update). Times of day are "HH:MM" (24 hours;
 // "HH:MM:SS" with zero seconds is accepted too).
 type CreateRuleParams struct {
 	Name                          string   `json:"name"`
