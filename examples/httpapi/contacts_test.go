@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -205,6 +206,21 @@ func TestAddContacts_ElementOfWrongType(t *testing.T) {
 		require.NotContains(t, res.Env.Error.Details, "contact_uuids[20]")
 		require.Contains(t, res.Env.Error.Details, "contact_uuids: 7 more elements of the wrong type not listed")
 		require.NotContains(t, res.Env.Error.Details, "invalid UUIDs", "the refused elements are not counted twice")
+	})
+
+	t.Run("EveryKindPastTheListedOnes", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := b.createPool("Renewals", pool.FIFO, 1)
+		// 20 numbers listed, then strings, nulls and each other kind of
+		// value, with white space around them: 5 more of the wrong type,
+		// counted, and 3 that are not UUIDs ("x", and the nulls: "").
+		elems := slices.Repeat([]string{" 1 "}, maxListedErrors)
+		elems = append(elems, "\n\""+uuid.NewString()+"\" ", " null", "true", "false ", " []", "{} ", `"x"`, " -2.5e3", " null ")
+		res := b.do("POST", "/api/v1/pools/"+p.UUID.String()+"/contacts", `{"contact_uuids": [`+strings.Join(elems, ",")+`]}`)
+		requireInvalid(t, res, "contact_uuids[0]", listed("contact_uuids", 1, maxListedErrors)...)
+		require.Contains(t, res.Env.Error.Details, "contact_uuids: 5 more elements of the wrong type not listed")
+		require.Contains(t, res.Env.Error.Details, "contact_uuids: 3 more invalid UUIDs not listed", `"x" and the nulls`)
 	})
 }
 

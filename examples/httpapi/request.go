@@ -320,16 +320,28 @@ func decodeElements(v *validate.Validator, field string, val json.RawMessage, ty
 	if err != nil {
 		return nil, nil, false
 	}
+	// Only a JSON string or null decodes into a string: for a list of
+	// strings (contact_uuids), the first byte tells, and an element is
+	// decoded only for the message of one listed. A body of 500,000
+	// numbers in place of UUIDs took 0.7 s decoded one by one.
+	str := typ.Elem().Kind() == reflect.String
 	var refused []int
 	for i, el := range elems {
-		err := json.Unmarshal(el, reflect.New(typ.Elem()).Interface())
-		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) {
+		if str && (el[0] == '"' || string(el) == "null") {
 			continue
 		}
-		if refused = append(refused, i); len(refused) <= maxListedErrors {
-			v.Add(fmt.Sprintf("%s[%d]", field, i), RuleType, fmt.Sprintf("must be %s, not %s", jsonKind(typ.Elem()), te.Value))
+		listed := len(refused) < maxListedErrors
+		if !str || listed {
+			err := json.Unmarshal(el, reflect.New(typ.Elem()).Interface())
+			var te *json.UnmarshalTypeError
+			if !errors.As(err, &te) {
+				continue
+			}
+			if listed {
+				v.Add(fmt.Sprintf("%s[%d]", field, i), RuleType, fmt.Sprintf("must be %s, not %s", jsonKind(typ.Elem()), te.Value))
+			}
 		}
+		refused = append(refused, i)
 		elems[i] = zero
 	}
 	if len(refused) == 0 {
