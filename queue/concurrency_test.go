@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/internal/leakcheck"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
@@ -466,7 +467,7 @@ func ccWakeSetup(t *testing.T, opts queue.Options, params pool.CreateParams, n i
 // queueGoroutines returns the stacks of goroutines running in package queue.
 func queueGoroutines() []string {
 	var out []string
-	for _, g := range goroutineStacks() {
+	for _, g := range leakcheck.Stacks() {
 		if strings.Contains(g, "poolq/queue.(*Engine)") {
 			out = append(out, g)
 		}
@@ -783,16 +784,4 @@ func TestEngine_TwoStoresShareTheCap(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, d.StatusCounts[pool.StatusProcessing])
 	require.Equal(t, 1, d.StatusCounts[pool.StatusCompleted])
-}
-
-// goroutineStacks returns the stack of every goroutine, one a string.
-func goroutineStacks() []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return strings.Split(string(buf[:n]), "\n\n")
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/poolq/poolq/internal/leakcheck"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store"
@@ -81,7 +82,7 @@ func TestPostgres_OutageLongerThanALease(t *testing.T) {
 // the engine, of the PostgreSQL store, or of pgx and its pool.
 func storeGoroutines() []string {
 	var out []string
-	for _, g := range goroutineStacks() {
+	for _, g := range leakcheck.Stacks() {
 		for _, code := range []string{"poolq/queue.", "poolq/store/postgres.", "jackc/pgx", "jackc/puddle"} {
 			if strings.Contains(g, code) {
 				out = append(out, g)

@@ -58,7 +58,7 @@ func Wait(d time.Duration) []string {
 // Running returns the stacks of the stores' goroutines now running.
 func Running() []string {
 	var left []string
-	for _, g := range stacks() {
+	for _, g := range Stacks() {
 		if runsStore(g) {
 			left = append(left, g)
 		}
@@ -79,8 +79,8 @@ func runsStore(g string) bool {
 	return false
 }
 
-// stacks returns the stack of every goroutine, one a string.
-func stacks() []string {
+// Stacks returns the stack of every goroutine, one a string.
+func Stacks() []string {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)

@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/campaign"
+	"github.com/poolq/poolq/internal/leakcheck"
 	"github.com/poolq/poolq/pool"
 	"github.com/poolq/poolq/queue"
 	"github.com/poolq/poolq/store/postgres"
@@ -272,20 +272,13 @@ func TestClockWatch_NoFalseSkew(t *testing.T) {
 // watchGoroutines returns the number of goroutines measuring a Store's
 // skew (clockWatch's).
 func watchGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			count := 0
-			for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-				if strings.Contains(g, "(*clockWatch).start") {
-					count++
-				}
-			}
-			return count
+	count := 0
+	for _, g := range leakcheck.Stacks() {
+		if strings.Contains(g, "(*clockWatch).start") {
+			count++
 		}
-		buf = make([]byte, 2*len(buf))
 	}
+	return count
 }
 
 // TestClockWatch_Close: a Store's watch runs one goroutine from Open, which
