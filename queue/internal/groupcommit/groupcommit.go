@@ -187,6 +187,9 @@ type op struct {
 	err   error                 // the result, set before done is closed
 	done  chan struct{}         // closed once the op is over (or was never run)
 	ran   bool                  // ran in a combined call in this run (loop goroutine only)
+	// kept: its error stands whatever becomes of its transaction, and it
+	// does not run again (loop goroutine only; see runBatch).
+	kept bool
 }
 
 // late orders o in its batch: 1 for the operations of a Late combiner,
@@ -372,7 +375,9 @@ func (c *Committer) run(batch []*op) {
 			// error, see call): the transaction did not commit.
 			err := storePanic(v)
 			for _, o := range batch {
-				o.err = err
+				if !o.kept {
+					o.err = err
+				}
 			}
 		}
 		// Counted before any caller is released, so that a caller that
@@ -418,14 +423,15 @@ func (c *Committer) run(batch []*op) {
 		// The transaction as a whole failed: nothing of it stands, and its
 		// error replaces what each operation returned in a run rolled back
 		// (the store's internal errors among them, such as a restart to
-		// take locks in order). Only a wait out of the store's lock
-		// timeout is the operation's own, and stands (see runBatch). A
+		// take locks in order). Only the errors runBatch keeps stand: a
+		// wait out of the store's lock timeout (also when alone), and the
+		// failure that ended a transaction of the batch. A
 		// Write ended because its callers had all gone (see gone) failed
 		// for each caller by its own context: a deadline reads as one.
 		ended := ctx.Err() != nil && errors.Is(err, context.Canceled)
 		for _, o := range batch {
 			switch {
-			case errors.Is(o.err, store.ErrLockTimeout):
+			case o.kept, errors.Is(o.err, store.ErrLockTimeout):
 			case ended && o.ctx.Err() != nil:
 				o.err = fmt.Errorf("%w (nothing written: %v)", o.ctx.Err(), err)
 			default:
@@ -483,7 +489,7 @@ func (c *Committer) runBatch(ctx context.Context, batch []*op) error {
 	if errors.Is(err, store.ErrTxEnded) {
 		// Every operation succeeded and the commit failed (a failed
 		// operation would have made it errRerun).
-		c.runEach(ctx, batch, make([]bool, len(batch)))
+		c.runEach(ctx, batch)
 		return nil
 	}
 	if errors.Is(err, errRerun) {
@@ -491,23 +497,21 @@ func (c *Committer) runBatch(ctx context.Context, batch []*op) error {
 		// The first run's results went with its rollback: should this
 		// transaction not run at all, every operation gets its error (see
 		// run), not one from writes that never committed. But the wait
-		// for another node's lock stands (see the package doc).
-		// done: the operations whose error stands and that do not run
-		// again.
-		done := make([]bool, len(batch))
-		for i, o := range batch {
-			done[i] = errors.Is(o.err, store.ErrLockTimeout)
+		// for another node's lock stands (see the package doc): such an
+		// operation is kept, and does not run again.
+		for _, o := range batch {
+			o.kept = errors.Is(o.err, store.ErrLockTimeout)
 		}
 		for {
-			for i, o := range batch {
-				if !done[i] {
+			for _, o := range batch {
+				if !o.kept {
 					o.err = nil
 				}
 			}
 			err = c.st.Write(ctx, func(stx store.Tx) error {
 				now := c.now()
-				for i, o := range batch {
-					if done[i] || !o.start() {
+				for _, o := range batch {
+					if o.kept || !o.start() {
 						continue
 					}
 					o.err = stx.Savepoint(ctx, func(stx store.Tx) error {
@@ -523,29 +527,24 @@ func (c *Committer) runBatch(ctx context.Context, batch []*op) error {
 			// ended the transaction: the later ones failed because it
 			// had ended, the earlier ones went with the rollback. (If
 			// the end came at the commit, that one failed all the same.)
-			// Its error stands; the others run again without it, in a
-			// transaction of their own: nothing of the ended one was
-			// written. Each run leaves one more out, so the runs end.
-			ender := -1
-			for i, o := range batch {
-				if !done[i] && o.err != nil {
-					ender = i
-					break
-				}
-			}
-			if ender < 0 {
+			// Its error stands, whatever becomes of the next run; the
+			// others run again without it, in a transaction of their own:
+			// nothing of the ended one was written. Each run leaves one
+			// more out, so the runs end.
+			i := slices.IndexFunc(batch, func(o *op) bool { return !o.kept && o.err != nil })
+			if i < 0 {
 				// It ended at the commit, with no operation failed.
-				c.runEach(ctx, batch, done)
+				c.runEach(ctx, batch)
 				return nil
 			}
-			done[ender] = true
+			batch[i].kept = true
 			c.reruns.Add(1)
 		}
 	}
 	return err
 }
 
-// runEach runs each operation of batch not done in a transaction of its
+// runEach runs each operation of batch not kept in a transaction of its
 // own, in batch order: for a batch whose transaction ended at its commit
 // with every operation through (SQLite whose log could not grow: an
 // operation too big for it, or a disk with no room left), a failure that
@@ -562,9 +561,9 @@ func (c *Committer) runBatch(ctx context.Context, batch []*op) error {
 // a commit that failed, with another process holding the file's lock, each
 // waited out the busy timeout in turn, for callers long gone, and every
 // caller and Close behind them.)
-func (c *Committer) runEach(ctx context.Context, batch []*op, done []bool) {
-	for i, o := range batch {
-		if done[i] || !o.start() {
+func (c *Committer) runEach(ctx context.Context, batch []*op) {
+	for _, o := range batch {
+		if o.kept || !o.start() {
 			continue
 		}
 		c.reruns.Add(1)

@@ -884,6 +884,58 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 		require.Equal(t, 1+len(ids), pools, "each written once")
 	})
 
+	// The run after the one an operation ended fails as a whole: the
+	// others get that failure, and the operation that ended its
+	// transaction keeps its own error, as the package doc says (it was
+	// replaced by the next run's).
+	t.Run("EndersErrorStandsWhenTheRerunFails", func(t *testing.T) {
+		t.Parallel()
+		for _, how := range []string{"panics", "cannot begin"} {
+			b, es := setupEnding(t)
+			h := b.st
+			cannot := errors.New("cannot begin")
+			var runs atomic.Int32
+			// ender, which on its second run (the batch's run with
+			// savepoints) makes the Write after it fail as a whole.
+			endsThenFails := func(ctx context.Context, tx *groupcommit.Tx) error {
+				if runs.Add(1) == 2 {
+					if how == "panics" {
+						es.panicAt.Store(es.writes.Load() + 1)
+					} else {
+						h.mu.Lock()
+						h.fails = cannot
+						h.mu.Unlock()
+					}
+				}
+				return ender(ctx, tx)
+			}
+			var wg sync.WaitGroup
+			release := b.hold(t, &wg)
+			var errA, errE, errB error
+			b.queue(t, &wg, func() { errA = b.c.Write(b.ctx, insert(uuid.New())) })
+			b.queue(t, &wg, func() { errE = b.c.Write(b.ctx, endsThenFails) })
+			b.queue(t, &wg, func() { errB = b.c.Write(b.ctx, insert(uuid.New())) })
+			release()
+			wg.Wait()
+			h.mu.Lock()
+			h.fails = nil
+			h.mu.Unlock()
+			require.Equal(t, int32(2), runs.Load(), "%s: the ender ran twice, not in the rerun", how)
+			require.ErrorIs(t, errE, store.ErrTxEnded, how)
+			require.ErrorContains(t, errE, "disk is full", how)
+			for _, err := range []error{errA, errB} {
+				if how == "panics" {
+					require.ErrorContains(t, err, "panicked", how)
+				} else {
+					require.ErrorIs(t, err, cannot, how)
+				}
+			}
+			pools, err := countPools(b)
+			require.NoError(t, err)
+			require.Equal(t, 1, pools, "%s: the lead's alone", how)
+		}
+	})
+
 	// The store panics in one operation's transaction of its own: that
 	// operation gets the panic, the others their own results (the one
 	// before it committed).
