@@ -144,11 +144,12 @@ func TestCommitter_CancelEndsALoneWrite(t *testing.T) {
 	require.False(t, b.exists(t, id), "the cancelled operation was written")
 
 	// Alone, past its deadline once started: the Write's context lasts,
-	// and the operation's result stands.
-	ctx, cancel = context.WithTimeout(b.ctx, 50*time.Millisecond)
+	// and the operation's result stands. (The deadline leaves the
+	// operation time to start on a loaded machine: 50 ms did not once.)
+	ctx, cancel = context.WithTimeout(b.ctx, 500*time.Millisecond)
 	defer cancel()
 	entered, id, ended = make(chan struct{}), uuid.New(), false
-	require.NoError(t, c.Write(ctx, waits(id, entered, 300*time.Millisecond, &ended)))
+	require.NoError(t, c.Write(ctx, waits(id, entered, 800*time.Millisecond, &ended)))
 	require.False(t, ended, "a deadline ended the Write's context")
 	require.True(t, b.exists(t, id))
 
