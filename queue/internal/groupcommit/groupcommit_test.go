@@ -472,6 +472,27 @@ func TestCommitter_Combined(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, []string{"a:1", "p", "l:12"}, log)
 
+	// In a batch of many, the others keep their arrival order, and so do
+	// the Late ones after them (a sort that is not stable mixes them up
+	// past a dozen operations).
+	log = nil
+	release = b.hold(t, &wg)
+	var want []string
+	lateReqs := "l:"
+	for i := range 40 {
+		s := fmt.Sprintf("%c", 'A'+i)
+		if i%3 == 0 {
+			lateReqs += s
+			b.queue(t, &wg, func() { require.NoError(t, b.c.WriteCombined(b.ctx, late, s)) })
+		} else {
+			want = append(want, s)
+			b.queue(t, &wg, func() { require.NoError(t, b.c.Write(b.ctx, plain(s))) })
+		}
+	}
+	release()
+	wg.Wait()
+	require.Equal(t, append(want, lateReqs), log)
+
 	// Alone, a combinable operation runs as a call with its one request.
 	log = nil
 	require.NoError(t, b.c.WriteCombined(b.ctx, combiner("a"), "9"))
