@@ -39,13 +39,20 @@ type heldStore struct {
 	failsAfter error
 }
 
-func (s *heldStore) holdNext() (entered <-chan struct{}, release func()) {
+// holdNext makes the next Write wait until release is called, and returns
+// a channel closed once it waits. Release runs at the end of tb's test if
+// not before: a check that fails between hold and release would otherwise
+// leave the Committer's Close (a cleanup registered earlier, so run
+// later) waiting for the held Write, and the package hanging.
+func (s *heldStore) holdNext(tb testing.TB) (entered <-chan struct{}, release func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hold, s.entered = make(chan struct{}), make(chan struct{})
 	h := s.hold
 	var once sync.Once
-	return s.entered, func() { once.Do(func() { close(h) }) }
+	release = func() { once.Do(func() { close(h) }) }
+	tb.Cleanup(release)
+	return s.entered, release
 }
 
 func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
@@ -133,7 +140,7 @@ func (b *bundle) queueInserts(t *testing.T, wg *sync.WaitGroup, ids []uuid.UUID)
 // returned release; the operations queued meanwhile form the next batch.
 func (b *bundle) hold(t *testing.T, wg *sync.WaitGroup) (release func()) {
 	t.Helper()
-	entered, release := b.st.holdNext()
+	entered, release := b.st.holdNext(t)
 	wg.Go(func() { require.NoError(t, b.c.Write(b.ctx, insert(uuid.New()))) })
 	<-entered
 	return release

@@ -33,7 +33,7 @@ func TestCommitter_WaitBoundIsTheLiveCallers(t *testing.T) {
 	c := groupcommit.New(bs, groupcommit.Options{})
 	t.Cleanup(c.Close)
 
-	entered, release := b.st.holdNext()
+	entered, release := b.st.holdNext(t)
 	var wg sync.WaitGroup
 	wg.Go(func() { require.NoError(t, c.Write(b.ctx, insert(uuid.New()))) })
 	<-entered

@@ -67,7 +67,7 @@ func TestCommitter_WaitBoundOfALoneCaller(t *testing.T) {
 	require.Equal(t, []time.Time{deadline, {}}, bs.last(), "alone with a deadline, then without")
 
 	// Two callers with deadlines in one batch: no bound.
-	entered, release := b.st.holdNext()
+	entered, release := b.st.holdNext(t)
 	var wg sync.WaitGroup
 	wg.Go(func() { require.NoError(t, c.Write(b.ctx, insert(uuid.New()))) })
 	<-entered
@@ -154,7 +154,7 @@ func TestCommitter_CancelEndsALoneWrite(t *testing.T) {
 	require.True(t, b.exists(t, id))
 
 	// In a batch: the Write's context lasts while one caller is cancelled.
-	held, release := b.st.holdNext()
+	held, release := b.st.holdNext(t)
 	var wg sync.WaitGroup
 	wg.Go(func() { require.NoError(t, c.Write(b.ctx, insert(uuid.New()))) })
 	<-cs.writes // the held Write's
@@ -191,7 +191,7 @@ func TestCommitter_BatchEndsOnceItsCallersAllGone(t *testing.T) {
 	c := groupcommit.New(cs, groupcommit.Options{})
 	t.Cleanup(c.Close)
 
-	held, release := b.st.holdNext()
+	held, release := b.st.holdNext(t)
 	var wg sync.WaitGroup
 	wg.Go(func() { require.NoError(t, c.Write(b.ctx, insert(uuid.New()))) })
 	<-cs.writes // the held Write's
