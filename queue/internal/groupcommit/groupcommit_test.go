@@ -777,6 +777,20 @@ type endingStore struct {
 	panicAt atomic.Int32
 }
 
+// setupEndingStore is setup over an endingStore.
+func setupEndingStore(t *testing.T) (*bundle, *endingStore) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.MemoryPath, sqlite.Options{CheckCache: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	es := &endingStore{Store: st}
+	h := &heldStore{Store: es}
+	c := groupcommit.New(h, groupcommit.Options{})
+	t.Cleanup(c.Close)
+	return &bundle{ctx: ctx, st: h, c: c}, es
+}
+
 type endingTx struct {
 	store.Tx
 	ended error
@@ -829,17 +843,6 @@ func (t *endingTx) Savepoint(ctx context.Context, fn func(store.Tx) error) error
 func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 	t.Parallel()
 	full := fmt.Errorf("insert items: database or disk is full: %w", store.ErrTxEnded)
-	setupEnding := func(t *testing.T) (*bundle, *endingStore) {
-		ctx := context.Background()
-		st, err := sqlite.Open(ctx, sqlite.MemoryPath, sqlite.Options{CheckCache: true})
-		require.NoError(t, err)
-		t.Cleanup(func() { st.Close() })
-		es := &endingStore{Store: st}
-		h := &heldStore{Store: es}
-		c := groupcommit.New(h, groupcommit.Options{})
-		t.Cleanup(c.Close)
-		return &bundle{ctx: ctx, st: h, c: c}, es
-	}
 	// counted inserts pool id, and counts its runs.
 	counted := func(id uuid.UUID, runs *atomic.Int32) groupcommit.Func {
 		return func(ctx context.Context, tx *groupcommit.Tx) error {
@@ -856,7 +859,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 
 	t.Run("OthersSucceed", func(t *testing.T) {
 		t.Parallel()
-		b, es := setupEnding(t)
+		b, es := setupEndingStore(t)
 		var wg sync.WaitGroup
 		release := b.hold(t, &wg)
 		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
@@ -893,7 +896,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 	// of its own (this store ends only the batch's), and is written once.
 	t.Run("EndedAtCommit", func(t *testing.T) {
 		t.Parallel()
-		b, es := setupEnding(t)
+		b, es := setupEndingStore(t)
 		var wg sync.WaitGroup
 		release := b.hold(t, &wg)
 		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
@@ -919,7 +922,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 	t.Run("EndersErrorStandsWhenTheRerunFails", func(t *testing.T) {
 		t.Parallel()
 		for _, how := range []string{"panics", "cannot begin"} {
-			b, es := setupEnding(t)
+			b, es := setupEndingStore(t)
 			h := b.st
 			cannot := errors.New("cannot begin")
 			var runs atomic.Int32
@@ -969,7 +972,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 	// before it committed).
 	t.Run("PanicWhenAlone", func(t *testing.T) {
 		t.Parallel()
-		b, es := setupEnding(t)
+		b, es := setupEndingStore(t)
 		var wg sync.WaitGroup
 		release := b.hold(t, &wg)
 		ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
@@ -991,7 +994,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 	// commit: again no operation's failure, so each runs alone.
 	t.Run("SavepointRunEndedAtCommit", func(t *testing.T) {
 		t.Parallel()
-		b, es := setupEnding(t)
+		b, es := setupEndingStore(t)
 		var wg sync.WaitGroup
 		release := b.hold(t, &wg)
 		ids := []uuid.UUID{uuid.New(), uuid.New()}
@@ -1023,7 +1026,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 	// succeed. Combined operations run alone as well.
 	t.Run("TooBigToCommit", func(t *testing.T) {
 		t.Parallel()
-		b, es := setupEnding(t)
+		b, es := setupEndingStore(t)
 		var wg sync.WaitGroup
 		release := b.hold(t, &wg)
 		ids := []uuid.UUID{uuid.New(), uuid.New()}
@@ -1070,7 +1073,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 	// succeed (the ended run wrote nothing: each is written once).
 	t.Run("EndedAtCommitAfterAFailure", func(t *testing.T) {
 		t.Parallel()
-		b, es := setupEnding(t)
+		b, es := setupEndingStore(t)
 		var wg sync.WaitGroup
 		release := b.hold(t, &wg)
 		ids := []uuid.UUID{uuid.New(), uuid.New()}

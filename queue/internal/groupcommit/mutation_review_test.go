@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/poolq/poolq/queue/internal/groupcommit"
 	"github.com/poolq/poolq/store"
-	"github.com/poolq/poolq/store/sqlite"
 	"github.com/stretchr/testify/require"
 )
 
@@ -135,21 +134,6 @@ func TestCommitter_StatsCountABatchBeforeReleasingIt(t *testing.T) {
 			require.GreaterOrEqual(t, n, before+1+size, "round %d: caller %d returned before its batch was counted", round, i)
 		}
 	}
-}
-
-// setupEndingStore is setup over an endingStore (see
-// TestCommitter_OperationThatEndsTheTransaction).
-func setupEndingStore(t *testing.T) (*bundle, *endingStore) {
-	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.MemoryPath, sqlite.Options{CheckCache: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	es := &endingStore{Store: st}
-	h := &heldStore{Store: es}
-	c := groupcommit.New(h, groupcommit.Options{})
-	t.Cleanup(c.Close)
-	return &bundle{ctx: ctx, st: h, c: c}, es
 }
 
 // TestCommitter_AbandonedOpNotRunAloneAfterAFailedCommit: a batch whose
