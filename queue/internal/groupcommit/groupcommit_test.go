@@ -55,6 +55,14 @@ func (s *heldStore) holdNext(tb testing.TB) (entered <-chan struct{}, release fu
 	return s.entered, release
 }
 
+// failWrites makes every Write from now on return err without running
+// (nil: run again).
+func (s *heldStore) failWrites(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fails = err
+}
+
 func (s *heldStore) Write(ctx context.Context, fn func(store.Tx) error) error {
 	s.mu.Lock()
 	hold, entered, panics, fails, failsAfter := s.hold, s.entered, s.panics, s.fails, s.failsAfter
@@ -640,9 +648,7 @@ func TestCommitter_RerunThatCannotBegin(t *testing.T) {
 	var failed, fine error
 	b.queue(t, &wg, func() {
 		failed = b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error {
-			b.st.mu.Lock()
-			b.st.fails = cannot // the rerun's Write
-			b.st.mu.Unlock()
+			b.st.failWrites(cannot) // the rerun's Write
 			return own
 		})
 	})
@@ -676,9 +682,7 @@ func TestCommitter_LockTimeoutStandsWhenRerunCannotBegin(t *testing.T) {
 	b.queue(t, &wg, func() {
 		waited = b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error {
 			runs.Add(1)
-			b.st.mu.Lock()
-			b.st.fails = cannot // the rerun's Write
-			b.st.mu.Unlock()
+			b.st.failWrites(cannot) // the rerun's Write
 			return timedOut
 		})
 	})
@@ -933,9 +937,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 					if how == "panics" {
 						es.panicAt.Store(es.writes.Load() + 1)
 					} else {
-						h.mu.Lock()
-						h.fails = cannot
-						h.mu.Unlock()
+						h.failWrites(cannot)
 					}
 				}
 				return ender(ctx, tx)
@@ -948,9 +950,7 @@ func TestCommitter_OperationThatEndsTheTransaction(t *testing.T) {
 			b.queue(t, &wg, func() { errB = b.c.Write(b.ctx, insert(uuid.New())) })
 			release()
 			wg.Wait()
-			h.mu.Lock()
-			h.fails = nil
-			h.mu.Unlock()
+			h.failWrites(nil)
 			require.Equal(t, int32(2), runs.Load(), "%s: the ender ran twice, not in the rerun", how)
 			require.ErrorIs(t, errE, store.ErrTxEnded, how)
 			require.ErrorContains(t, errE, "disk is full", how)

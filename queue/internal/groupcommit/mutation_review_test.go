@@ -83,9 +83,7 @@ func TestCommitter_SavepointRunEndedBeforeItsOperations(t *testing.T) {
 	var failed, fine error
 	b.queue(t, &wg, func() {
 		failed = b.c.Write(b.ctx, func(context.Context, *groupcommit.Tx) error {
-			b.st.mu.Lock()
-			b.st.fails = ended // every later Write, before it runs anything
-			b.st.mu.Unlock()
+			b.st.failWrites(ended) // every later Write, before it runs anything
 			return own
 		})
 	})
