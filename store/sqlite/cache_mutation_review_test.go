@@ -22,21 +22,6 @@ import (
 
 var unchecked = sqlite.Options{}
 
-// eachUncheckedStore runs fn on a fresh in-memory store and a fresh file
-// store, both without check mode.
-func eachUncheckedStore(t *testing.T, fn func(t *testing.T, st *sqlite.Store)) {
-	t.Run("Memory", func(t *testing.T) {
-		st, err := sqlite.Open(context.Background(), sqlite.MemoryPath, unchecked)
-		require.NoError(t, err)
-		t.Cleanup(func() { st.Close() })
-		fn(t, st)
-	})
-	t.Run("File", func(t *testing.T) {
-		st, _ := MustOpenFile(t, unchecked)
-		fn(t, st)
-	})
-}
-
 // insertPoolCap stores a Parallel pool of cap maxParallel with n Pending items
 // and returns it with its items in insertion order.
 func insertPoolCap(t *testing.T, st *sqlite.Store, maxParallel, n int) (pool.Pool, []pool.Item) {
@@ -81,7 +66,7 @@ func completed(it pool.Item) pool.Item {
 func TestCacheReview_SavepointRollbackKeepsEarlierClaimCounted(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	eachUncheckedStore(t, func(t *testing.T, st *sqlite.Store) {
+	eachStoreWith(t, unchecked, func(t *testing.T, st *sqlite.Store) {
 		p, items := insertPoolCap(t, st, 1, 2)
 		viewPool(t, st, p.UUID) // cached
 		errUndo := errors.New("undo")
@@ -153,7 +138,7 @@ func TestCacheReview_CommitRefusedForgetsTheTransactionsState(t *testing.T) {
 func TestCacheReview_ExpiredLeasesFoundThroughTheCache(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	eachUncheckedStore(t, func(t *testing.T, st *sqlite.Store) {
+	eachStoreWith(t, unchecked, func(t *testing.T, st *sqlite.Store) {
 		p, items := insertPoolCap(t, st, 10, 3)
 		viewPool(t, st, p.UUID)
 		soon, late := testT0.Add(time.Minute), testT0.Add(time.Hour)
@@ -193,7 +178,7 @@ func TestCacheReview_ExpiredLeasesFoundThroughTheCache(t *testing.T) {
 func TestCacheReview_RetriesFoundThroughTheCache(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	eachUncheckedStore(t, func(t *testing.T, st *sqlite.Store) {
+	eachStoreWith(t, unchecked, func(t *testing.T, st *sqlite.Store) {
 		p, items := insertPoolCap(t, st, 10, 3)
 		viewPool(t, st, p.UUID)
 		first, second := testT0.Add(time.Minute), testT0.Add(2*time.Minute)
@@ -231,7 +216,7 @@ func TestCacheReview_RetriesFoundThroughTheCache(t *testing.T) {
 func TestCacheReview_InCallCountsAgainstTheCap(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	eachUncheckedStore(t, func(t *testing.T, st *sqlite.Store) {
+	eachStoreWith(t, unchecked, func(t *testing.T, st *sqlite.Store) {
 		p, items := insertPoolCap(t, st, 2, 4)
 		viewPool(t, st, p.UUID)
 		require.NoError(t, st.Write(ctx, func(tx store.Tx) error {

@@ -95,8 +95,16 @@ func contacts(items ...pool.Item) []uuid.UUID {
 // eachStore runs fn on a fresh in-memory store and on a fresh file store:
 // both keep the cache.
 func eachStore(t *testing.T, fn func(t *testing.T, st *sqlite.Store)) {
-	file, _ := MustOpenFile(t, checked)
-	for name, st := range map[string]*sqlite.Store{"Memory": MustOpen(t), "File": file} {
+	eachStoreWith(t, checked, fn)
+}
+
+// eachStoreWith is eachStore with the stores opened with opts.
+func eachStoreWith(t *testing.T, opts sqlite.Options, fn func(t *testing.T, st *sqlite.Store)) {
+	mem, err := sqlite.Open(context.Background(), sqlite.MemoryPath, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { mem.Close() })
+	file, _ := MustOpenFile(t, opts)
+	for name, st := range map[string]*sqlite.Store{"Memory": mem, "File": file} {
 		t.Run(name, func(t *testing.T) { fn(t, st) })
 	}
 }
