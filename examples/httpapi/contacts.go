@@ -59,7 +59,7 @@ func (s *server) addContacts(w http.ResponseWriter, r *http.Request, q *queryPar
 	nu, nc := len(in.ContactUUIDs), len(in.Contacts)
 	switch n := nu + nc; {
 	case n == 0:
-		if !v.Errors().Has("contacts") { // else decode said what is wrong with contacts
+		if !v.Errors().Has("contacts") && !v.Errors().Has("contact_uuids") { // else decode said what is wrong with them
 			v.Add("contact_uuids", validate.RuleRequired, "must hold at least one contact UUID (or give contacts)")
 		}
 		return v.Err()

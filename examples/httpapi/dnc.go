@@ -77,7 +77,9 @@ func (s *server) addDNC(w http.ResponseWriter, r *http.Request, q *queryParams) 
 	}
 	switch n := len(in.ContactUUIDs); {
 	case n == 0:
-		v.Add("contact_uuids", validate.RuleRequired, "must hold at least one contact UUID")
+		if !v.Errors().Has("contact_uuids") { // else decode said what is wrong with it
+			v.Add("contact_uuids", validate.RuleRequired, "must hold at least one contact UUID")
+		}
 		return v.Err()
 	case n > queue.MaxContactsPerCall:
 		v.Add("contact_uuids", validate.RuleLength,

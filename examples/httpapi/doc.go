@@ -302,7 +302,9 @@
 // each field once (a value of the wrong type is not also "required"). An
 // element of a list of UUIDs is named by its index, be it a malformed UUID
 // or not a string at all ("contact_uuids[1]: must be a string, not number");
-// past 20 bad elements, the rest are counted against the list. A 422 lists
+// past 20 bad elements, the rest are counted against the list. A list of
+// more than 10,000 elements (MaxListElements, repeats counted) is a 422 on
+// the list, its elements not looked at. A 422 lists
 // at most 100 failing fields; details then ends with the number of the
 // others ("…; 4180 more failures not listed"). A value echoed in a message
 // is cut to 40 characters, a name the client chose (an unknown field or
