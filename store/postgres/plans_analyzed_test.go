@@ -122,7 +122,13 @@ WHERE pool_id = $1`, k)
 		`INSERT INTO rules (uuid, name, type, max_calls_per_day, max_total_calls, start_time, dnc_check,
     remove_on_opt_out, created_at, updated_at, search)
 SELECT gen_random_uuid(), 'rule', 'call', 1, 1, 0, false, false, g, g, 'rule' FROM generate_series(1, 50) g`,
-		`UPDATE campaigns SET rule_id = (SELECT min(id) FROM rules) + (id % 1000 = 0)::int`,
+		// The three: every third of the campaigns by id, whatever ids a
+		// run of the Write rolled back took (with 200, none had an id that
+		// is a multiple of 1000: every campaign had one rule, and the
+		// planner's choice between campaigns_rule and campaigns_status
+		// was a tie that a loaded run's dead rows could turn).
+		fmt.Sprintf(`UPDATE campaigns c SET rule_id = (SELECT min(id) FROM rules) + (n.rn %% %d = 0)::int
+FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM campaigns) n WHERE n.id = c.id`, nCampaigns/3),
 		// The first 150 campaigns by id, whatever ids a run of the Write
 		// rolled back took.
 		`INSERT INTO kept_calls (campaign_id, item_id, contact_uuid, attempts, call_at, calls_today, lease_token)
